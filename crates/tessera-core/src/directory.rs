@@ -1,0 +1,409 @@
+//! The in-memory directory: the snapshot of identities, credentials and rules that the token
+//! path reads. It is plain data with indexes; the server holds it behind a lock and applies the
+//! store's change feed to it, so the token path never waits on the store.
+
+use crate::model::*;
+use crate::UnixTime;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A stored object of any kind, as the change feed delivers it.
+#[derive(Debug, Clone)]
+pub enum Entity {
+    Enterprise(Enterprise),
+    Account(Account),
+    User(User),
+    ServiceAccount(ServiceAccount),
+    ApiKey(ApiKey),
+    Client(OAuthClient),
+    Binding(AccessBinding),
+    Revocation(Revocation),
+    Cutoff(SubjectCutoff),
+    SigningKey(SigningKeyRecord),
+}
+
+/// The kind of a stored object, without its contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntityKind {
+    Enterprise,
+    Account,
+    User,
+    ServiceAccount,
+    ApiKey,
+    Client,
+    Binding,
+    Revocation,
+    Cutoff,
+    SigningKey,
+}
+
+impl EntityKind {
+    pub const ALL: [EntityKind; 10] = [
+        EntityKind::Enterprise,
+        EntityKind::Account,
+        EntityKind::User,
+        EntityKind::ServiceAccount,
+        EntityKind::ApiKey,
+        EntityKind::Client,
+        EntityKind::Binding,
+        EntityKind::Revocation,
+        EntityKind::Cutoff,
+        EntityKind::SigningKey,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityKind::Enterprise => "enterprise",
+            EntityKind::Account => "account",
+            EntityKind::User => "user",
+            EntityKind::ServiceAccount => "service_account",
+            EntityKind::ApiKey => "api_key",
+            EntityKind::Client => "client",
+            EntityKind::Binding => "access_binding",
+            EntityKind::Revocation => "revocation",
+            EntityKind::Cutoff => "subject_cutoff",
+            EntityKind::SigningKey => "signing_key",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<EntityKind> {
+        EntityKind::ALL.into_iter().find(|k| k.as_str() == value)
+    }
+}
+
+impl Entity {
+    pub fn kind(&self) -> EntityKind {
+        match self {
+            Entity::Enterprise(_) => EntityKind::Enterprise,
+            Entity::Account(_) => EntityKind::Account,
+            Entity::User(_) => EntityKind::User,
+            Entity::ServiceAccount(_) => EntityKind::ServiceAccount,
+            Entity::ApiKey(_) => EntityKind::ApiKey,
+            Entity::Client(_) => EntityKind::Client,
+            Entity::Binding(_) => EntityKind::Binding,
+            Entity::Revocation(_) => EntityKind::Revocation,
+            Entity::Cutoff(_) => EntityKind::Cutoff,
+            Entity::SigningKey(_) => EntityKind::SigningKey,
+        }
+    }
+
+    /// The key the entity is addressed by in the change feed.
+    pub fn key(&self) -> &str {
+        match self {
+            Entity::Enterprise(e) => &e.id,
+            Entity::Account(a) => &a.id,
+            Entity::User(u) => &u.id,
+            Entity::ServiceAccount(s) => &s.id,
+            Entity::ApiKey(k) => &k.id,
+            Entity::Client(c) => &c.id,
+            Entity::Binding(b) => &b.id,
+            Entity::Revocation(r) => &r.jti,
+            Entity::Cutoff(c) => &c.iam_id,
+            Entity::SigningKey(k) => &k.kid,
+        }
+    }
+}
+
+/// One step of the change feed: the current state of an object, or its absence.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Upsert(Entity),
+    Delete(EntityKind, String),
+}
+
+/// A subject (user or service account) found by `iam_id`.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    User(&'a User),
+    ServiceAccount(&'a ServiceAccount),
+}
+
+impl Subject<'_> {
+    pub fn account_id(&self) -> &str {
+        match self {
+            Subject::User(u) => &u.account_id,
+            Subject::ServiceAccount(s) => &s.account_id,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Directory {
+    enterprises: HashMap<String, Arc<Enterprise>>,
+    accounts: HashMap<String, Arc<Account>>,
+    users: HashMap<String, Arc<User>>,
+    service_accounts: HashMap<String, Arc<ServiceAccount>>,
+    api_keys: HashMap<String, Arc<ApiKey>>,
+    api_key_ids_by_hash: HashMap<KeyHash, String>,
+    clients: HashMap<String, Arc<OAuthClient>>,
+    bindings: HashMap<String, Arc<AccessBinding>>,
+    binding_ids_by_subject: HashMap<String, Vec<String>>,
+    revoked: HashMap<String, UnixTime>,
+    cutoffs: HashMap<String, UnixTime>,
+    signing_keys: HashMap<String, SigningKeyRecord>,
+}
+
+impl Directory {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies one change. Applying the same change twice is harmless.
+    pub fn apply(&mut self, change: Change) {
+        match change {
+            Change::Upsert(entity) => self.upsert(entity),
+            Change::Delete(kind, key) => self.delete(kind, &key),
+        }
+    }
+
+    fn upsert(&mut self, entity: Entity) {
+        // An upsert replaces the old version, so first drop its index entries.
+        self.delete(entity.kind(), &entity.key().to_owned());
+        match entity {
+            Entity::Enterprise(e) => {
+                self.enterprises.insert(e.id.clone(), Arc::new(e));
+            }
+            Entity::Account(a) => {
+                self.accounts.insert(a.id.clone(), Arc::new(a));
+            }
+            Entity::User(u) => {
+                self.users.insert(u.id.clone(), Arc::new(u));
+            }
+            Entity::ServiceAccount(s) => {
+                self.service_accounts.insert(s.id.clone(), Arc::new(s));
+            }
+            Entity::ApiKey(k) => {
+                self.api_key_ids_by_hash.insert(k.key_hash, k.id.clone());
+                self.api_keys.insert(k.id.clone(), Arc::new(k));
+            }
+            Entity::Client(c) => {
+                self.clients.insert(c.id.clone(), Arc::new(c));
+            }
+            Entity::Binding(b) => {
+                self.binding_ids_by_subject
+                    .entry(b.subject_iam_id.clone())
+                    .or_default()
+                    .push(b.id.clone());
+                self.bindings.insert(b.id.clone(), Arc::new(b));
+            }
+            Entity::Revocation(r) => {
+                self.revoked.insert(r.jti, r.expires_at);
+            }
+            Entity::Cutoff(c) => {
+                self.cutoffs.insert(c.iam_id, c.not_before);
+            }
+            Entity::SigningKey(k) => {
+                self.signing_keys.insert(k.kid.clone(), k);
+            }
+        }
+    }
+
+    fn delete(&mut self, kind: EntityKind, key: &str) {
+        match kind {
+            EntityKind::Enterprise => {
+                self.enterprises.remove(key);
+            }
+            EntityKind::Account => {
+                self.accounts.remove(key);
+            }
+            EntityKind::User => {
+                self.users.remove(key);
+            }
+            EntityKind::ServiceAccount => {
+                self.service_accounts.remove(key);
+            }
+            EntityKind::ApiKey => {
+                if let Some(old) = self.api_keys.remove(key) {
+                    self.api_key_ids_by_hash.remove(&old.key_hash);
+                }
+            }
+            EntityKind::Client => {
+                self.clients.remove(key);
+            }
+            EntityKind::Binding => {
+                if let Some(old) = self.bindings.remove(key) {
+                    if let Some(ids) = self.binding_ids_by_subject.get_mut(&old.subject_iam_id) {
+                        ids.retain(|id| id != key);
+                        if ids.is_empty() {
+                            self.binding_ids_by_subject.remove(&old.subject_iam_id);
+                        }
+                    }
+                }
+            }
+            EntityKind::Revocation => {
+                self.revoked.remove(key);
+            }
+            EntityKind::Cutoff => {
+                self.cutoffs.remove(key);
+            }
+            EntityKind::SigningKey => {
+                self.signing_keys.remove(key);
+            }
+        }
+    }
+
+    pub fn api_key_by_hash(&self, hash: &KeyHash) -> Option<&Arc<ApiKey>> {
+        self.api_key_ids_by_hash
+            .get(hash)
+            .and_then(|id| self.api_keys.get(id))
+    }
+
+    pub fn subject(&self, iam_id: &str) -> Option<Subject<'_>> {
+        match SubjectKind::of_iam_id(iam_id)? {
+            SubjectKind::User => self.users.get(iam_id).map(|u| Subject::User(u)),
+            SubjectKind::ServiceId => {
+                let id = iam_id.strip_prefix("iam-")?;
+                self.service_accounts
+                    .get(id)
+                    .map(|s| Subject::ServiceAccount(s))
+            }
+        }
+    }
+
+    pub fn account(&self, id: &str) -> Option<&Arc<Account>> {
+        self.accounts.get(id)
+    }
+
+    pub fn enterprise(&self, id: &str) -> Option<&Arc<Enterprise>> {
+        self.enterprises.get(id)
+    }
+
+    pub fn user(&self, id: &str) -> Option<&Arc<User>> {
+        self.users.get(id)
+    }
+
+    pub fn service_account(&self, id: &str) -> Option<&Arc<ServiceAccount>> {
+        self.service_accounts.get(id)
+    }
+
+    pub fn client(&self, id: &str) -> Option<&Arc<OAuthClient>> {
+        self.clients.get(id)
+    }
+
+    pub fn bindings_of<'a>(&'a self, iam_id: &str) -> impl Iterator<Item = &'a AccessBinding> + 'a {
+        self.binding_ids_by_subject
+            .get(iam_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.bindings.get(id).map(|b| b.as_ref()))
+    }
+
+    /// Whether the token `jti` of `iam_id`, issued at `iat`, has been revoked.
+    pub fn is_revoked(&self, jti: &str, iam_id: &str, iat: UnixTime) -> bool {
+        self.revoked.contains_key(jti) || self.cutoffs.get(iam_id).is_some_and(|nb| iat < *nb)
+    }
+
+    pub fn signing_keys(&self) -> impl Iterator<Item = &SigningKeyRecord> {
+        self.signing_keys.values()
+    }
+
+    pub fn counts(&self) -> DirectoryCounts {
+        DirectoryCounts {
+            accounts: self.accounts.len(),
+            users: self.users.len(),
+            service_accounts: self.service_accounts.len(),
+            api_keys: self.api_keys.len(),
+            revocations: self.revoked.len(),
+        }
+    }
+}
+
+/// Sizes of the snapshot, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirectoryCounts {
+    pub accounts: usize,
+    pub users: usize,
+    pub service_accounts: usize,
+    pub api_keys: usize,
+    pub revocations: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str, hash: u8, owner: &str) -> ApiKey {
+        ApiKey {
+            id: id.into(),
+            name: "k".into(),
+            description: String::new(),
+            owner_iam_id: owner.into(),
+            account_id: "a".into(),
+            key_hash: KeyHash([hash; 32]),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn api_key_index_follows_changes() {
+        let mut dir = Directory::new();
+        dir.apply(Change::Upsert(Entity::ApiKey(key(
+            "k1",
+            1,
+            "iam-ServiceId-x",
+        ))));
+        assert!(dir.api_key_by_hash(&KeyHash([1; 32])).is_some());
+        // Re-upsert with another hash drops the old index entry.
+        dir.apply(Change::Upsert(Entity::ApiKey(key(
+            "k1",
+            2,
+            "iam-ServiceId-x",
+        ))));
+        assert!(dir.api_key_by_hash(&KeyHash([1; 32])).is_none());
+        assert!(dir.api_key_by_hash(&KeyHash([2; 32])).is_some());
+        dir.apply(Change::Delete(EntityKind::ApiKey, "k1".into()));
+        assert!(dir.api_key_by_hash(&KeyHash([2; 32])).is_none());
+        assert_eq!(dir.counts().api_keys, 0);
+    }
+
+    #[test]
+    fn bindings_index_follows_changes() {
+        let mut dir = Directory::new();
+        let binding = AccessBinding {
+            id: "b1".into(),
+            subject_iam_id: "IBMid-1".into(),
+            role: Role::Admin,
+            resource: Resource::Global,
+            created_at: 0,
+        };
+        dir.apply(Change::Upsert(Entity::Binding(binding.clone())));
+        dir.apply(Change::Upsert(Entity::Binding(binding)));
+        assert_eq!(dir.bindings_of("IBMid-1").count(), 1);
+        dir.apply(Change::Delete(EntityKind::Binding, "b1".into()));
+        assert_eq!(dir.bindings_of("IBMid-1").count(), 0);
+    }
+
+    #[test]
+    fn revocation_and_cutoff() {
+        let mut dir = Directory::new();
+        dir.apply(Change::Upsert(Entity::Revocation(Revocation {
+            jti: "j".into(),
+            expires_at: 10,
+        })));
+        dir.apply(Change::Upsert(Entity::Cutoff(SubjectCutoff {
+            iam_id: "IBMid-1".into(),
+            not_before: 100,
+        })));
+        assert!(dir.is_revoked("j", "IBMid-2", 200));
+        assert!(dir.is_revoked("other", "IBMid-1", 99));
+        assert!(!dir.is_revoked("other", "IBMid-1", 100));
+    }
+
+    #[test]
+    fn subjects_resolve_by_iam_id() {
+        let mut dir = Directory::new();
+        dir.apply(Change::Upsert(Entity::ServiceAccount(ServiceAccount {
+            id: "ServiceId-1".into(),
+            account_id: "a".into(),
+            name: "svc".into(),
+            description: String::new(),
+            created_at: 0,
+        })));
+        assert!(matches!(
+            dir.subject("iam-ServiceId-1"),
+            Some(Subject::ServiceAccount(_))
+        ));
+        assert!(dir.subject("ServiceId-1").is_none());
+        assert!(dir.subject("IBMid-nope").is_none());
+    }
+}

@@ -1,0 +1,116 @@
+//! Identifier formats. Every id Tessera mints has a recognisable shape, so a user who pastes the
+//! wrong kind of id gets a message saying so instead of a bare "not found".
+
+use crate::error::{Error, Result};
+use aws_lc_rs::rand::SecureRandom;
+
+pub const SERVICE_ID_PREFIX: &str = "ServiceId-";
+pub const SERVICE_IAM_ID_PREFIX: &str = "iam-ServiceId-";
+pub const USER_ID_PREFIX: &str = "IBMid-";
+pub const API_KEY_ID_PREFIX: &str = "ApiKey-";
+pub const BINDING_ID_PREFIX: &str = "AccessBinding-";
+
+fn random_bytes<const N: usize>(rng: &dyn SecureRandom) -> Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    rng.fill(&mut bytes)
+        .map_err(|_| Error::internal("random generator failed"))?;
+    Ok(bytes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn uuid_v4(rng: &dyn SecureRandom) -> Result<String> {
+    let bytes = random_bytes::<16>(rng)?;
+    Ok(uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string())
+}
+
+/// A new account or enterprise id: 32 lowercase hex characters, as IBM account ids are.
+pub fn new_account_id(rng: &dyn SecureRandom) -> Result<String> {
+    Ok(hex(&random_bytes::<16>(rng)?))
+}
+
+/// A new user id (which is also the user's `iam_id`), e.g. `IBMid-6A1F09C2D4E5B7A8`.
+pub fn new_user_id(rng: &dyn SecureRandom) -> Result<String> {
+    Ok(format!(
+        "{USER_ID_PREFIX}{}",
+        hex(&random_bytes::<8>(rng)?).to_uppercase()
+    ))
+}
+
+/// A new service account id: `ServiceId-<uuid>` (46 characters, within Yandex's 50).
+pub fn new_service_account_id(rng: &dyn SecureRandom) -> Result<String> {
+    Ok(format!("{SERVICE_ID_PREFIX}{}", uuid_v4(rng)?))
+}
+
+pub fn new_api_key_id(rng: &dyn SecureRandom) -> Result<String> {
+    Ok(format!("{API_KEY_ID_PREFIX}{}", uuid_v4(rng)?))
+}
+
+pub fn new_binding_id(rng: &dyn SecureRandom) -> Result<String> {
+    Ok(format!("{BINDING_ID_PREFIX}{}", uuid_v4(rng)?))
+}
+
+/// A token id (`jti`): 128 random bits, hex.
+pub fn new_token_id(rng: &dyn SecureRandom) -> Result<String> {
+    Ok(hex(&random_bytes::<16>(rng)?))
+}
+
+/// A signing key id: a UTC timestamp (like IBM's) plus a random suffix, e.g. `20261122101500-3fa9c2`.
+pub fn new_key_id(now: crate::UnixTime, rng: &dyn SecureRandom) -> Result<String> {
+    let at = time::OffsetDateTime::from_unix_timestamp(now)
+        .map_err(|_| Error::internal("clock out of range"))?;
+    Ok(format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}-{}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        hex(&random_bytes::<3>(rng)?)
+    ))
+}
+
+/// Validates an account or enterprise id: exactly 32 lowercase hex characters.
+pub fn account_id(field: &str, value: &str) -> Result<String> {
+    if value.len() != 32
+        || !value
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err(Error::invalid(format!(
+            "{field} must be 32 lowercase hexadecimal characters"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+/// The `iam_id` of a service account id.
+pub fn service_iam_id(service_account_id: &str) -> String {
+    format!("iam-{service_account_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::rand::SystemRandom;
+
+    #[test]
+    fn shapes() {
+        let rng = SystemRandom::new();
+        let account = new_account_id(&rng).unwrap();
+        assert!(account_id("account_id", &account).is_ok());
+        assert!(account_id("account_id", "ABC").is_err());
+        let sa = new_service_account_id(&rng).unwrap();
+        assert!(sa.starts_with("ServiceId-") && sa.len() == 46);
+        assert_eq!(service_iam_id(&sa), format!("iam-{sa}"));
+        assert!(new_user_id(&rng).unwrap().starts_with("IBMid-"));
+        let kid = new_key_id(1_795_000_000, &rng).unwrap();
+        assert!(kid.starts_with("2026"), "{kid}");
+    }
+}

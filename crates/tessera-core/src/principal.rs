@@ -1,0 +1,43 @@
+//! The authenticated principal: where every credential flow ends and every token begins.
+
+use crate::model::SubjectKind;
+
+/// How the principal proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthnMethod {
+    ApiKey,
+    Password,
+    /// Exchanged a refresh token that was itself issued for `method`.
+    RefreshToken,
+    /// Presented an access token (admin API, token exchange).
+    AccessToken,
+}
+
+impl AuthnMethod {
+    /// The `amr` values of RFC 8176 closest to the method.
+    pub fn amr(&self) -> Vec<String> {
+        match self {
+            AuthnMethod::Password => vec!["pwd".to_owned()],
+            AuthnMethod::ApiKey | AuthnMethod::RefreshToken | AuthnMethod::AccessToken => {
+                vec!["pwd".to_owned()]
+            }
+        }
+    }
+}
+
+/// An identity that has been authenticated. Only the `authn` module builds one, so holding a
+/// `Principal` means a credential was checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub iam_id: String,
+    pub kind: SubjectKind,
+    /// The user id or service account id (the `id` and `sub` claims).
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub account_id: String,
+    pub method: AuthnMethod,
+    /// Authentication context class: 1 for a single factor, higher with MFA.
+    pub acr: u8,
+    pub(crate) _checked: (),
+}

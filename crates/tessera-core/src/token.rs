@@ -1,0 +1,240 @@
+//! The IBM-surface access token: its claim set, minting and verification.
+//!
+//! Tokens are JWTs with the claim set of real IBM Cloud IAM tokens (`iam_id`, `realmid`,
+//! `sub_type`, `account.bss`, ...). Clients decode them without checking the signature and need
+//! `exp` and `iat`; resource services verify them against the JWKS.
+
+use crate::directory::Directory;
+use crate::error::{Error, Result};
+use crate::jose::SigningKey;
+use crate::limits;
+use crate::model::SubjectKind;
+use crate::principal::Principal;
+use crate::UnixTime;
+use aws_lc_rs::rand::SecureRandom;
+use serde::{Deserialize, Serialize};
+use tessera_verify::{Jwks, VerifyError};
+
+/// The default scope of IBM tokens.
+pub const DEFAULT_SCOPE: &str = "ibm openid";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthnClaim {
+    pub sub: String,
+    pub iam_id: String,
+    pub sub_type: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountClaim {
+    pub valid: bool,
+    pub bss: String,
+}
+
+/// The claims of an IBM-surface access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IbmClaims {
+    pub iam_id: String,
+    pub id: String,
+    pub realmid: String,
+    pub jti: String,
+    pub identifier: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub sub: String,
+    pub sub_type: String,
+    pub authn: AuthnClaim,
+    pub account: AccountClaim,
+    pub iat: UnixTime,
+    pub exp: UnixTime,
+    pub iss: String,
+    pub grant_type: String,
+    pub scope: String,
+    pub client_id: String,
+    pub acr: u8,
+    pub amr: Vec<String>,
+}
+
+/// What the caller decides about a token, beyond who it is for.
+#[derive(Debug, Clone)]
+pub struct MintParams<'a> {
+    pub issuer: &'a str,
+    pub now: UnixTime,
+    pub lifetime: i64,
+    pub client_id: &'a str,
+    pub scope: &'a str,
+    pub grant_type: &'a str,
+}
+
+/// A freshly signed access token.
+#[derive(Debug, Clone)]
+pub struct MintedToken {
+    pub token: String,
+    pub claims: IbmClaims,
+}
+
+fn sub_type(kind: SubjectKind) -> (&'static str, &'static str) {
+    match kind {
+        SubjectKind::ServiceId => ("ServiceId", "iam"),
+        SubjectKind::User => ("user", "IBMid"),
+    }
+}
+
+/// The claim set for `principal` under `params`.
+pub fn claims_for(principal: &Principal, params: &MintParams<'_>, jti: String) -> IbmClaims {
+    let (sub_type, realm) = sub_type(principal.kind);
+    IbmClaims {
+        iam_id: principal.iam_id.clone(),
+        id: principal.iam_id.clone(),
+        realmid: realm.to_owned(),
+        jti,
+        identifier: principal.id.clone(),
+        name: principal.name.clone(),
+        email: principal.email.clone(),
+        sub: principal.id.clone(),
+        sub_type: sub_type.to_owned(),
+        authn: AuthnClaim {
+            sub: principal.id.clone(),
+            iam_id: principal.iam_id.clone(),
+            sub_type: sub_type.to_owned(),
+            name: principal.name.clone(),
+        },
+        account: AccountClaim {
+            valid: true,
+            bss: principal.account_id.clone(),
+        },
+        iat: params.now,
+        exp: params.now + params.lifetime,
+        iss: params.issuer.to_owned(),
+        grant_type: params.grant_type.to_owned(),
+        scope: params.scope.to_owned(),
+        client_id: params.client_id.to_owned(),
+        acr: principal.acr,
+        amr: principal.method.amr(),
+    }
+}
+
+/// Signs an access token for `principal`.
+pub fn mint(
+    principal: &Principal,
+    params: &MintParams<'_>,
+    signer: &SigningKey,
+    rng: &dyn SecureRandom,
+) -> Result<MintedToken> {
+    let claims = claims_for(principal, params, crate::ids::new_token_id(rng)?);
+    let payload = serde_json::to_vec(&claims).map_err(|_| Error::internal("claims encoding"))?;
+    let token = signer.sign_jws(&payload, rng)?;
+    Ok(MintedToken { token, claims })
+}
+
+/// Verifies a presented access token: signature, lifetime, issuer, then that it is not revoked
+/// and its subject still exists.
+pub fn verify(
+    token: &str,
+    jwks: &Jwks,
+    dir: &Directory,
+    issuer: &str,
+    now: UnixTime,
+) -> Result<IbmClaims> {
+    limits::bounded("token", token, limits::MAX_TOKEN)?;
+    let map = jwks.verify(token, issuer, now).map_err(|e| match e {
+        VerifyError::Expired => Error::credential("the token has expired"),
+        _ => Error::credential(format!("the token is invalid: {e}")),
+    })?;
+    let claims: IbmClaims = serde_json::from_value(serde_json::Value::Object(map))
+        .map_err(|_| Error::credential("the token is not a Tessera access token"))?;
+    check_live(dir, &claims.jti, &claims.iam_id, claims.iat)?;
+    Ok(claims)
+}
+
+/// Refuses a token whose id was revoked, whose subject was cut off or no longer exists.
+pub fn check_live(dir: &Directory, jti: &str, iam_id: &str, iat: UnixTime) -> Result<()> {
+    if dir.is_revoked(jti, iam_id, iat) {
+        return Err(Error::credential("the token has been revoked"));
+    }
+    if dir.subject(iam_id).is_none() {
+        return Err(Error::credential("the token's identity no longer exists"));
+    }
+    Ok(())
+}
+
+/// Normalises a requested `scope`: `ibm openid` first, then the other requested scope tokens,
+/// without duplicates. Scope tokens are the RFC 6749 characters.
+pub fn normalize_scope(requested: Option<&str>) -> Result<String> {
+    let Some(requested) = requested else {
+        return Ok(DEFAULT_SCOPE.to_owned());
+    };
+    limits::bounded("scope", requested, limits::MAX_SCOPE)?;
+    let mut scopes: Vec<&str> = DEFAULT_SCOPE.split(' ').collect();
+    for scope in requested.split([' ', '+']).filter(|s| !s.is_empty()) {
+        let valid = scope
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+        if !valid {
+            return Err(Error::invalid(
+                "scope contains a character that is not allowed in a scope",
+            ));
+        }
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    Ok(scopes.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::principal::AuthnMethod;
+
+    pub(crate) fn service_principal() -> Principal {
+        Principal {
+            iam_id: "iam-ServiceId-1".into(),
+            kind: SubjectKind::ServiceId,
+            id: "ServiceId-1".into(),
+            name: "ci".into(),
+            email: None,
+            account_id: "0123456789abcdef0123456789abcdef".into(),
+            method: AuthnMethod::ApiKey,
+            acr: 1,
+            _checked: (),
+        }
+    }
+
+    #[test]
+    fn claim_set_has_ibm_shape() {
+        let params = MintParams {
+            issuer: "http://127.0.0.1:8080/identity",
+            now: 1000,
+            lifetime: 3600,
+            client_id: "default",
+            scope: DEFAULT_SCOPE,
+            grant_type: "urn:ibm:params:oauth:grant-type:apikey",
+        };
+        let claims = claims_for(&service_principal(), &params, "j1".into());
+        let json = serde_json::to_value(&claims).unwrap();
+        assert_eq!(json["sub_type"], "ServiceId");
+        assert_eq!(json["realmid"], "iam");
+        assert_eq!(json["iam_id"], "iam-ServiceId-1");
+        assert_eq!(json["account"]["bss"], "0123456789abcdef0123456789abcdef");
+        assert_eq!(json["account"]["valid"], true);
+        assert_eq!(json["authn"]["iam_id"], "iam-ServiceId-1");
+        assert_eq!(json["iat"], 1000);
+        assert_eq!(json["exp"], 4600);
+        assert!(json.get("email").is_none());
+    }
+
+    #[test]
+    fn scopes() {
+        assert_eq!(normalize_scope(None).unwrap(), "ibm openid");
+        assert_eq!(
+            normalize_scope(Some("openid extra")).unwrap(),
+            "ibm openid extra"
+        );
+        assert_eq!(normalize_scope(Some("a+b a")).unwrap(), "ibm openid a b");
+        assert!(normalize_scope(Some("bad\"quote")).is_err());
+        assert!(normalize_scope(Some(&"a".repeat(2000))).is_err());
+    }
+}

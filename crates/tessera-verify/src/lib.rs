@@ -1,0 +1,46 @@
+//! Offline verification of Tessera tokens, for resource services.
+//!
+//! A resource service fetches the issuer's JWKS once (`/identity/keys` or
+//! `/.well-known/jwks.json`), builds a [`Jwks`], and checks each presented JWT locally with
+//! [`Jwks::verify`]: the signature against the key named by `kid` (the algorithm comes from the
+//! key, never from the token header, so `alg: none` and HS256-with-a-public-key forgeries fail),
+//! then `exp`, `nbf` and `iss`. This crate needs neither the server nor the store; the server
+//! itself uses it for every token it is shown.
+//!
+//! ```no_run
+//! # fn demo(jwks_json: &str, token: &str, now: i64) -> Result<(), tessera_verify::VerifyError> {
+//! let jwks = tessera_verify::Jwks::from_json(jwks_json)?;
+//! let claims = jwks.verify(token, "http://127.0.0.1:8080/identity", now)?;
+//! println!("{}", claims["iam_id"]);
+//! # Ok(()) }
+//! ```
+
+mod jwk;
+mod jws;
+
+pub use jwk::{Jwk, Jwks, KeyAlgorithm, VerifyingKey};
+pub use jws::{decode_unverified, JwsParts};
+
+/// Why a token did not verify. Messages are safe to show: they never echo the token.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("token is not a well-formed JWT: {0}")]
+    Malformed(&'static str),
+    #[error("token is signed with an unknown key")]
+    UnknownKey,
+    #[error("token algorithm does not match its key")]
+    AlgorithmMismatch,
+    #[error("token signature is invalid")]
+    BadSignature,
+    #[error("token has expired")]
+    Expired,
+    #[error("token is not yet valid")]
+    NotYetValid,
+    #[error("token was issued by another issuer")]
+    WrongIssuer,
+    #[error("invalid key set: {0}")]
+    BadKeySet(String),
+}
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+pub const LEEWAY: i64 = 30;
