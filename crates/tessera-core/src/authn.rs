@@ -30,7 +30,6 @@ pub fn principal_for(dir: &Directory, iam_id: &str, method: AuthnMethod) -> Resu
             account_id: user.account_id.clone(),
             method,
             acr: 1,
-            _checked: (),
         },
         Subject::ServiceAccount(sa) => Principal {
             iam_id: sa.iam_id(),
@@ -41,7 +40,6 @@ pub fn principal_for(dir: &Directory, iam_id: &str, method: AuthnMethod) -> Resu
             account_id: sa.account_id.clone(),
             method,
             acr: 1,
-            _checked: (),
         },
     })
 }

@@ -158,7 +158,7 @@ impl Directory {
 
     fn upsert(&mut self, entity: Entity) {
         // An upsert replaces the old version, so first drop its index entries.
-        self.delete(entity.kind(), &entity.key().to_owned());
+        self.delete(entity.kind(), entity.key());
         match entity {
             Entity::Enterprise(e) => {
                 self.enterprises.insert(e.id.clone(), Arc::new(e));

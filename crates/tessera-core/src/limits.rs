@@ -26,7 +26,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub fn required<'a>(field: &str, value: Option<&'a str>, max: usize) -> Result<&'a str> {
     match value {
         None => Err(Error::invalid(format!("{field} is required"))),
-        Some(v) if v.is_empty() => Err(Error::invalid(format!("{field} must not be empty"))),
+        Some("") => Err(Error::invalid(format!("{field} must not be empty"))),
         Some(v) => bounded(field, v, max),
     }
 }

@@ -28,6 +28,7 @@ impl AuthnMethod {
 /// An identity that has been authenticated. Only the `authn` module builds one, so holding a
 /// `Principal` means a credential was checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Principal {
     pub iam_id: String,
     pub kind: SubjectKind,
@@ -39,5 +40,4 @@ pub struct Principal {
     pub method: AuthnMethod,
     /// Authentication context class: 1 for a single factor, higher with MFA.
     pub acr: u8,
-    pub(crate) _checked: (),
 }

@@ -199,7 +199,6 @@ mod tests {
             account_id: "0123456789abcdef0123456789abcdef".into(),
             method: AuthnMethod::ApiKey,
             acr: 1,
-            _checked: (),
         }
     }
 

@@ -1,0 +1,134 @@
+//! Tessera's persistence: the [`Store`] trait, its SQLite implementation, migrations and the
+//! change feed.
+//!
+//! The store persists and indexes; it enforces referential rules (a service account's keys go
+//! with it, a non-empty account cannot be deleted) but no authorization or protocol rules, which
+//! live above it. Every mutation writes, in the same transaction:
+//! - the object itself,
+//! - a row in the change feed (`changes`: a monotonically increasing `seq`, the kind and key of
+//!   the object), which every node's in-memory snapshot follows with [`Store::changes_since`],
+//! - an audit event ([`AuditEvent`]), durably.
+//!
+//! Types are portable between SQLite and PostgreSQL: ids are text, timestamps are unix seconds
+//! in 64-bit integers, hashes and sealed blobs are bytes.
+
+mod sqlite;
+#[cfg(test)]
+pub(crate) mod suite;
+
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use tessera_core::directory::{Change, Entity, EntityKind};
+
+/// Errors of the store. Constraint violations are mapped here, never leaked as SQL errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The change would break a rule of the data, e.g. deleting an account that still has users.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database is unreachable or failed; details are for the log only.
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Who changed what, written durably beside each change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub at: i64,
+    /// `iam_id` of the actor, or `system` for bootstrap and background work.
+    pub actor: String,
+    /// e.g. `service_account.create`, `api_key.delete`, `token.revoke`.
+    pub action: String,
+    pub request_id: String,
+    /// Free text for people; never contains a secret.
+    pub detail: String,
+}
+
+/// A stored audit event, as listed back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub event: AuditEvent,
+    pub target_kind: String,
+    pub target_key: String,
+}
+
+/// Which objects `list` returns. Unset fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Objects in this account (users, service accounts, API keys, clients).
+    pub account_id: Option<String>,
+    /// API keys of this owner.
+    pub owner_iam_id: Option<String>,
+    /// Access bindings of this subject.
+    pub subject_iam_id: Option<String>,
+    /// Access bindings on this resource (text form: `*`, `account/<id>`, ...).
+    pub resource: Option<String>,
+    /// Keyset pagination: only objects whose key sorts after this one.
+    pub after: Option<String>,
+    /// At most this many (the store caps it at 1000).
+    pub limit: Option<u32>,
+}
+
+/// A batch of the change feed: changes after the requested `seq`, up to `seq` inclusive.
+#[derive(Debug, Clone)]
+pub struct ChangeBatch {
+    pub changes: Vec<Change>,
+    pub seq: i64,
+}
+
+/// The storage interface. Implementations: [`SqliteStore`] (embedded default); PostgreSQL later.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies pending migrations; refuses a schema newer than this binary knows.
+    async fn migrate(&self) -> Result<()>;
+
+    /// Inserts a new object. `AlreadyExists` if its key (or a unique field: API-key hash, user
+    /// e-mail within an account, client id) is taken; `NotFound` if a referenced object (account,
+    /// enterprise, owner) does not exist. Returns the change's `seq`.
+    async fn create(&self, entity: &Entity, audit: &AuditEvent) -> Result<i64>;
+
+    /// Inserts or replaces an object by key (revocation cut-offs, signing-key state changes).
+    async fn put(&self, entity: &Entity, audit: &AuditEvent) -> Result<i64>;
+
+    /// Deletes an object and what depends on it, each with its own change row:
+    /// a user or service account takes its API keys and its access bindings (as subject, and on
+    /// it as a resource) along; an account or enterprise that still has members is a `Conflict`.
+    /// `NotFound` if absent. Returns the last change's `seq`.
+    async fn delete(&self, kind: EntityKind, key: &str, audit: &AuditEvent) -> Result<i64>;
+
+    async fn find(&self, kind: EntityKind, key: &str) -> Result<Option<Entity>>;
+
+    /// Objects of `kind` matching `filter`, ordered by key.
+    async fn list(&self, kind: EntityKind, filter: &ListFilter) -> Result<Vec<Entity>>;
+
+    /// Everything, for building a snapshot, with the feed position it reflects. Revocations
+    /// that expired before `now` are left out.
+    async fn load_all(&self, now: i64) -> Result<(Vec<Entity>, i64)>;
+
+    /// Changes after `seq`: for each changed key, its current state (`Upsert`) or `Delete`.
+    async fn changes_since(&self, seq: i64, limit: u32) -> Result<ChangeBatch>;
+
+    /// Returns the sealed server secret `name`, creating it from `candidate` if absent (the
+    /// first writer wins, so concurrent first starts agree on one value).
+    async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>>;
+
+    /// Recent audit events, newest first.
+    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditRecord>>;
+
+    /// Removes revocations and change rows that can no longer matter: revocations expired
+    /// before `now`, change rows older than `changes_before_seq`.
+    async fn prune(&self, now: i64, changes_before_seq: i64) -> Result<()>;
+
+    /// Cheap liveness check of the database connection.
+    async fn ping(&self) -> Result<()>;
+}

@@ -1,0 +1,1056 @@
+//! The backend-agnostic test suite of [`Store`]: every function takes a freshly migrated, empty
+//! store, so each backend (SQLite now, PostgreSQL later) proves the same contract by calling
+//! these from its own `#[tokio::test]`s.
+
+// Test code: a failed expectation should stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::{AuditEvent, ListFilter, Store, StoreError};
+use tessera_core::directory::{Change, Entity, EntityKind};
+use tessera_core::model::{
+    AccessBinding, Account, Algorithm, ApiKey, Enterprise, KeyHash, KeyState, KeyUse, OAuthClient,
+    Resource, Revocation, Role, ServiceAccount, SigningKeyRecord, SubjectCutoff, User,
+};
+
+pub const NOW: i64 = 1_800_000_000;
+pub const ENTERPRISE: &str = "e0000000000000000000000000000001";
+pub const ACCOUNT_A: &str = "a0000000000000000000000000000001";
+pub const ACCOUNT_B: &str = "b0000000000000000000000000000002";
+
+pub fn audit(action: &str) -> AuditEvent {
+    AuditEvent {
+        at: NOW,
+        actor: "system".into(),
+        action: action.into(),
+        request_id: "req-test".into(),
+        detail: String::new(),
+    }
+}
+
+pub fn enterprise(id: &str) -> Entity {
+    Entity::Enterprise(Enterprise {
+        id: id.into(),
+        name: format!("enterprise {id}"),
+        created_at: NOW,
+    })
+}
+
+pub fn account(id: &str, enterprise_id: Option<&str>) -> Entity {
+    Entity::Account(Account {
+        id: id.into(),
+        name: format!("account {id}"),
+        enterprise_id: enterprise_id.map(Into::into),
+        created_at: NOW,
+    })
+}
+
+pub fn user(id: &str, account_id: &str, email: &str) -> Entity {
+    Entity::User(User {
+        id: id.into(),
+        account_id: account_id.into(),
+        name: format!("user {id}"),
+        email: email.into(),
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+        federated: false,
+        created_at: NOW,
+    })
+}
+
+pub fn service_account(id: &str, account_id: &str) -> Entity {
+    Entity::ServiceAccount(ServiceAccount {
+        id: id.into(),
+        account_id: account_id.into(),
+        name: format!("service account {id}"),
+        description: "for tests".into(),
+        created_at: NOW,
+    })
+}
+
+pub fn api_key(id: &str, owner_iam_id: &str, account_id: &str, hash: u8) -> Entity {
+    Entity::ApiKey(ApiKey {
+        id: id.into(),
+        name: format!("key {id}"),
+        description: String::new(),
+        owner_iam_id: owner_iam_id.into(),
+        account_id: account_id.into(),
+        key_hash: KeyHash([hash; 32]),
+        created_at: NOW,
+    })
+}
+
+pub fn client(id: &str, account_id: Option<&str>, secret: Option<u8>) -> Entity {
+    Entity::Client(OAuthClient {
+        id: id.into(),
+        account_id: account_id.map(Into::into),
+        name: format!("client {id}"),
+        secret_hash: secret.map(|b| KeyHash([b; 32])),
+        created_at: NOW,
+    })
+}
+
+pub fn binding(id: &str, subject_iam_id: &str, role: Role, resource: Resource) -> Entity {
+    Entity::Binding(AccessBinding {
+        id: id.into(),
+        subject_iam_id: subject_iam_id.into(),
+        role,
+        resource,
+        created_at: NOW,
+    })
+}
+
+pub fn revocation(jti: &str, expires_at: i64) -> Entity {
+    Entity::Revocation(Revocation {
+        jti: jti.into(),
+        expires_at,
+    })
+}
+
+pub fn cutoff(iam_id: &str, not_before: i64) -> Entity {
+    Entity::Cutoff(SubjectCutoff {
+        iam_id: iam_id.into(),
+        not_before,
+    })
+}
+
+pub fn signing_key(kid: &str, state: KeyState, retired_at: Option<i64>) -> Entity {
+    Entity::SigningKey(SigningKeyRecord {
+        kid: kid.into(),
+        algorithm: Algorithm::EdDsa,
+        key_use: KeyUse::YandexIam,
+        state,
+        sealed_private_key: vec![1, 2, 3, 4, 5],
+        created_at: NOW,
+        retired_at,
+    })
+}
+
+/// Field-by-field equality; `Entity` has no `PartialEq` of its own.
+pub fn same(a: &Entity, b: &Entity) -> bool {
+    match (a, b) {
+        (Entity::Enterprise(x), Entity::Enterprise(y)) => x == y,
+        (Entity::Account(x), Entity::Account(y)) => x == y,
+        (Entity::User(x), Entity::User(y)) => x == y,
+        (Entity::ServiceAccount(x), Entity::ServiceAccount(y)) => x == y,
+        (Entity::ApiKey(x), Entity::ApiKey(y)) => x == y,
+        (Entity::Client(x), Entity::Client(y)) => x == y,
+        (Entity::Binding(x), Entity::Binding(y)) => x == y,
+        (Entity::Revocation(x), Entity::Revocation(y)) => x == y,
+        (Entity::Cutoff(x), Entity::Cutoff(y)) => x == y,
+        (Entity::SigningKey(x), Entity::SigningKey(y)) => x == y,
+        _ => false,
+    }
+}
+
+async fn assert_stored(store: &dyn Store, expected: &Entity) {
+    let found = store.find(expected.kind(), expected.key()).await.unwrap();
+    match found {
+        Some(found) => assert!(
+            same(&found, expected),
+            "stored {found:?}, expected {expected:?}"
+        ),
+        None => panic!("{:?} {} not found", expected.kind(), expected.key()),
+    }
+}
+
+async fn assert_absent(store: &dyn Store, kind: EntityKind, key: &str) {
+    let found = store.find(kind, key).await.unwrap();
+    assert!(
+        found.is_none(),
+        "{kind:?} {key} should be gone, found {found:?}"
+    );
+}
+
+fn keys(entities: &[Entity]) -> Vec<&str> {
+    entities.iter().map(Entity::key).collect()
+}
+
+async fn create_all(store: &dyn Store, entities: &[Entity]) -> i64 {
+    let mut seq = 0;
+    for entity in entities {
+        seq = store
+            .create(entity, &audit("test.create"))
+            .await
+            .unwrap_or_else(|e| panic!("creating {entity:?}: {e}"));
+    }
+    seq
+}
+
+async fn current_seq(store: &dyn Store) -> i64 {
+    store.load_all(NOW).await.unwrap().1
+}
+
+fn list_filter() -> ListFilter {
+    ListFilter::default()
+}
+
+/// Create, find, list, put and delete one object of every kind.
+pub async fn crud_every_kind(store: &dyn Store) {
+    let sa_iam = "iam-ServiceId-s1";
+    let fixtures = vec![
+        enterprise(ENTERPRISE),
+        account(ACCOUNT_A, Some(ENTERPRISE)),
+        account(ACCOUNT_B, None),
+        user("IBMid-U1", ACCOUNT_A, "u1@example.com"),
+        service_account("ServiceId-s1", ACCOUNT_A),
+        api_key("ApiKey-1", sa_iam, ACCOUNT_A, 1),
+        api_key("ApiKey-2", "IBMid-U1", ACCOUNT_A, 2),
+        client("bx", Some(ACCOUNT_A), Some(9)),
+        client("default", None, None),
+        binding(
+            "AccessBinding-1",
+            "IBMid-U1",
+            Role::Admin,
+            Resource::Account(ACCOUNT_A.into()),
+        ),
+        binding(
+            "AccessBinding-2",
+            "IBMid-U1",
+            Role::TokenCreator,
+            Resource::ServiceAccount("ServiceId-s1".into()),
+        ),
+        binding("AccessBinding-3", sa_iam, Role::Viewer, Resource::Global),
+        revocation("jti-1", NOW + 3600),
+        cutoff("IBMid-U1", NOW - 10),
+        signing_key("20270115080000-abcdef", KeyState::Active, None),
+    ];
+    let mut last = 0;
+    for entity in &fixtures {
+        let seq = store.create(entity, &audit("test.create")).await.unwrap();
+        assert!(seq > last, "seq must grow: {seq} after {last}");
+        last = seq;
+        assert_stored(store, entity).await;
+    }
+
+    for kind in EntityKind::ALL {
+        let listed = store.list(kind, &list_filter()).await.unwrap();
+        let mut expected: Vec<&str> = fixtures
+            .iter()
+            .filter(|e| e.kind() == kind)
+            .map(Entity::key)
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(keys(&listed), expected, "list of {kind:?}");
+    }
+
+    // `put` rewrites in place: a renamed user who lost their password, a retired key, a moved
+    // cut-off, and an upsert of a key that did not exist yet.
+    let Entity::User(mut renamed) = fixtures[3].clone() else {
+        unreachable!()
+    };
+    renamed.name = "renamed".into();
+    renamed.password_hash = None;
+    renamed.federated = true;
+    let renamed = Entity::User(renamed);
+    let seq = store.put(&renamed, &audit("user.update")).await.unwrap();
+    assert!(seq > last);
+    assert_stored(store, &renamed).await;
+    let retired = signing_key("20270115080000-abcdef", KeyState::Retired, Some(NOW + 60));
+    store
+        .put(&retired, &audit("signing_key.retire"))
+        .await
+        .unwrap();
+    assert_stored(store, &retired).await;
+    let moved = cutoff("IBMid-U1", NOW + 5);
+    store.put(&moved, &audit("token.revoke_all")).await.unwrap();
+    assert_stored(store, &moved).await;
+    let fresh = cutoff("iam-ServiceId-s1", NOW);
+    store.put(&fresh, &audit("token.revoke_all")).await.unwrap();
+    assert_stored(store, &fresh).await;
+    store
+        .delete(EntityKind::Cutoff, fresh.key(), &audit("test.delete"))
+        .await
+        .unwrap();
+
+    for entity in fixtures.iter().rev() {
+        let (kind, key) = (entity.kind(), entity.key());
+        store
+            .delete(kind, key, &audit("test.delete"))
+            .await
+            .unwrap();
+        assert_absent(store, kind, key).await;
+        let again = store.delete(kind, key, &audit("test.delete")).await;
+        assert!(
+            matches!(again, Err(StoreError::NotFound(_))),
+            "second delete: {again:?}"
+        );
+    }
+    for kind in EntityKind::ALL {
+        assert!(
+            store.list(kind, &list_filter()).await.unwrap().is_empty(),
+            "{kind:?} left"
+        );
+    }
+}
+
+/// Keys and unique fields are unique; a rejected write leaves no trace in the feed.
+pub async fn duplicates_are_rejected(store: &dyn Store) {
+    let originals = vec![
+        account(ACCOUNT_A, None),
+        account(ACCOUNT_B, None),
+        user("IBMid-U1", ACCOUNT_A, "same@example.com"),
+        service_account("ServiceId-s1", ACCOUNT_A),
+        api_key("ApiKey-1", "iam-ServiceId-s1", ACCOUNT_A, 1),
+        client("bx", Some(ACCOUNT_A), Some(7)),
+        binding(
+            "AccessBinding-1",
+            "IBMid-U1",
+            Role::Viewer,
+            Resource::Global,
+        ),
+        revocation("jti-1", NOW + 10),
+        signing_key("kid-1", KeyState::Next, None),
+    ];
+    let before = create_all(store, &originals).await;
+    let audits_before = store.list_audit(1000).await.unwrap().len();
+
+    for entity in &originals {
+        let again = store.create(entity, &audit("test.create")).await;
+        match again {
+            Err(StoreError::AlreadyExists(what)) => assert!(what.contains(entity.key()), "{what}"),
+            other => panic!("duplicate {entity:?}: {other:?}"),
+        }
+    }
+    let client_again = store
+        .create(&client("bx", None, None), &audit("client.create"))
+        .await;
+    assert_eq!(
+        client_again.unwrap_err().to_string(),
+        "client bx already exists"
+    );
+
+    let same_email = store
+        .create(
+            &user("IBMid-U2", ACCOUNT_A, "same@example.com"),
+            &audit("user.create"),
+        )
+        .await;
+    assert_eq!(
+        same_email.unwrap_err().to_string(),
+        format!("user with e-mail same@example.com in account {ACCOUNT_A} already exists")
+    );
+    // The e-mail is unique per account only.
+    store
+        .create(
+            &user("IBMid-U3", ACCOUNT_B, "same@example.com"),
+            &audit("user.create"),
+        )
+        .await
+        .unwrap();
+
+    let same_hash = store
+        .create(
+            &api_key("ApiKey-2", "IBMid-U1", ACCOUNT_A, 1),
+            &audit("api_key.create"),
+        )
+        .await;
+    match same_hash {
+        Err(StoreError::AlreadyExists(what)) => assert!(!what.contains("0101"), "{what}"),
+        other => panic!("same key hash: {other:?}"),
+    }
+
+    let same_binding = store
+        .create(
+            &binding(
+                "AccessBinding-2",
+                "IBMid-U1",
+                Role::Viewer,
+                Resource::Global,
+            ),
+            &audit("access_binding.create"),
+        )
+        .await;
+    assert!(
+        matches!(same_binding, Err(StoreError::AlreadyExists(_))),
+        "{same_binding:?}"
+    );
+
+    // Only the one successful create above reached the feed and the audit log.
+    let batch = store.changes_since(before, 100).await.unwrap();
+    assert_eq!(batch.changes.len(), 1);
+    assert_eq!(batch.seq, before + 1);
+    assert_eq!(
+        store.list_audit(1000).await.unwrap().len(),
+        audits_before + 1
+    );
+}
+
+/// References are checked and the error names what is missing.
+pub async fn missing_references_are_not_found(store: &dyn Store) {
+    create_all(
+        store,
+        &[
+            account(ACCOUNT_A, None),
+            account(ACCOUNT_B, None),
+            user("IBMid-U1", ACCOUNT_A, "u1@example.com"),
+            service_account("ServiceId-s1", ACCOUNT_B),
+        ],
+    )
+    .await;
+    let missing = "c0000000000000000000000000000003";
+    let not_found = |result: crate::Result<i64>, expected: &str| match result {
+        Err(StoreError::NotFound(what)) => assert_eq!(what, expected),
+        other => panic!("expected NotFound({expected}), got {other:?}"),
+    };
+
+    let a = audit("test.create");
+    not_found(
+        store
+            .create(&user("IBMid-U2", missing, "x@example.com"), &a)
+            .await,
+        &format!("account {missing}"),
+    );
+    not_found(
+        store
+            .create(&service_account("ServiceId-s2", missing), &a)
+            .await,
+        &format!("account {missing}"),
+    );
+    not_found(
+        store.create(&account(missing, Some(ENTERPRISE)), &a).await,
+        &format!("enterprise {ENTERPRISE}"),
+    );
+    not_found(
+        store.create(&client("bx", Some(missing), None), &a).await,
+        &format!("account {missing}"),
+    );
+    not_found(
+        store
+            .create(&api_key("ApiKey-1", "iam-ServiceId-nope", ACCOUNT_A, 1), &a)
+            .await,
+        "owner iam-ServiceId-nope",
+    );
+    not_found(
+        store
+            .create(&api_key("ApiKey-1", "IBMid-nope", ACCOUNT_A, 1), &a)
+            .await,
+        "owner IBMid-nope",
+    );
+    not_found(
+        store
+            .create(&api_key("ApiKey-1", "IBMid-U1", missing, 1), &a)
+            .await,
+        &format!("account {missing}"),
+    );
+    // An owner in another account than the key claims.
+    let wrong_account = store
+        .create(&api_key("ApiKey-1", "iam-ServiceId-s1", ACCOUNT_A, 1), &a)
+        .await;
+    assert!(
+        matches!(wrong_account, Err(StoreError::Conflict(_))),
+        "{wrong_account:?}"
+    );
+
+    not_found(
+        store
+            .create(
+                &binding(
+                    "AccessBinding-1",
+                    "IBMid-nope",
+                    Role::Admin,
+                    Resource::Global,
+                ),
+                &a,
+            )
+            .await,
+        "subject IBMid-nope",
+    );
+    not_found(
+        store
+            .create(
+                &binding(
+                    "AccessBinding-1",
+                    "IBMid-U1",
+                    Role::Admin,
+                    Resource::Account(missing.into()),
+                ),
+                &a,
+            )
+            .await,
+        &format!("account {missing}"),
+    );
+    not_found(
+        store
+            .create(
+                &binding(
+                    "AccessBinding-1",
+                    "IBMid-U1",
+                    Role::ServiceAccountUser,
+                    Resource::ServiceAccount("ServiceId-nope".into()),
+                ),
+                &a,
+            )
+            .await,
+        "service account ServiceId-nope",
+    );
+    // Subject and resource in different accounts is the store's business no more than
+    // authorization is; the global resource needs no referent.
+    store
+        .create(
+            &binding(
+                "AccessBinding-1",
+                "IBMid-U1",
+                Role::TokenCreator,
+                Resource::ServiceAccount("ServiceId-s1".into()),
+            ),
+            &a,
+        )
+        .await
+        .unwrap();
+    store
+        .create(
+            &binding(
+                "AccessBinding-2",
+                "iam-ServiceId-s1",
+                Role::Viewer,
+                Resource::Global,
+            ),
+            &a,
+        )
+        .await
+        .unwrap();
+
+    let gone = store
+        .delete(EntityKind::ServiceAccount, "ServiceId-nope", &audit("x"))
+        .await;
+    assert_eq!(
+        gone.unwrap_err().to_string(),
+        "service account ServiceId-nope not found"
+    );
+}
+
+/// Deleting a service account takes its keys and bindings along, each with a Delete change.
+pub async fn cascade_delete_of_service_account(store: &dyn Store) {
+    create_all(
+        store,
+        &[
+            account(ACCOUNT_A, None),
+            user("IBMid-U1", ACCOUNT_A, "u1@example.com"),
+            service_account("ServiceId-s1", ACCOUNT_A),
+            service_account("ServiceId-s2", ACCOUNT_A),
+            api_key("ApiKey-1", "iam-ServiceId-s1", ACCOUNT_A, 1),
+            api_key("ApiKey-2", "iam-ServiceId-s1", ACCOUNT_A, 2),
+            api_key("ApiKey-3", "iam-ServiceId-s2", ACCOUNT_A, 3),
+            api_key("ApiKey-4", "IBMid-U1", ACCOUNT_A, 4),
+            binding(
+                "AccessBinding-1",
+                "iam-ServiceId-s1",
+                Role::Viewer,
+                Resource::Global,
+            ),
+            binding(
+                "AccessBinding-2",
+                "IBMid-U1",
+                Role::TokenCreator,
+                Resource::ServiceAccount("ServiceId-s1".into()),
+            ),
+            binding(
+                "AccessBinding-3",
+                "IBMid-U1",
+                Role::TokenCreator,
+                Resource::ServiceAccount("ServiceId-s2".into()),
+            ),
+        ],
+    )
+    .await;
+    let before = current_seq(store).await;
+
+    let seq = store
+        .delete(
+            EntityKind::ServiceAccount,
+            "ServiceId-s1",
+            &audit("service_account.delete"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(seq, before + 5, "one change per deleted row");
+    for (kind, key) in [
+        (EntityKind::ServiceAccount, "ServiceId-s1"),
+        (EntityKind::ApiKey, "ApiKey-1"),
+        (EntityKind::ApiKey, "ApiKey-2"),
+        (EntityKind::Binding, "AccessBinding-1"),
+        (EntityKind::Binding, "AccessBinding-2"),
+    ] {
+        assert_absent(store, kind, key).await;
+    }
+    for (kind, key) in [
+        (EntityKind::ServiceAccount, "ServiceId-s2"),
+        (EntityKind::ApiKey, "ApiKey-3"),
+        (EntityKind::ApiKey, "ApiKey-4"),
+        (EntityKind::Binding, "AccessBinding-3"),
+    ] {
+        assert!(
+            store.find(kind, key).await.unwrap().is_some(),
+            "{kind:?} {key} kept"
+        );
+    }
+
+    let batch = store.changes_since(before, 100).await.unwrap();
+    assert_eq!(batch.seq, seq);
+    let mut deleted: Vec<(EntityKind, String)> = batch
+        .changes
+        .into_iter()
+        .map(|change| match change {
+            Change::Delete(kind, key) => (kind, key),
+            Change::Upsert(entity) => panic!("unexpected upsert {entity:?}"),
+        })
+        .collect();
+    // The main object comes last, after what depended on it.
+    assert_eq!(
+        deleted.pop(),
+        Some((EntityKind::ServiceAccount, "ServiceId-s1".to_owned()))
+    );
+    deleted.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(
+        deleted,
+        vec![
+            (EntityKind::Binding, "AccessBinding-1".to_owned()),
+            (EntityKind::Binding, "AccessBinding-2".to_owned()),
+            (EntityKind::ApiKey, "ApiKey-1".to_owned()),
+            (EntityKind::ApiKey, "ApiKey-2".to_owned()),
+        ]
+    );
+
+    // A user takes its own keys and its bindings as subject along too.
+    store
+        .delete(EntityKind::User, "IBMid-U1", &audit("user.delete"))
+        .await
+        .unwrap();
+    assert_absent(store, EntityKind::ApiKey, "ApiKey-4").await;
+    assert_absent(store, EntityKind::Binding, "AccessBinding-3").await;
+    assert!(store
+        .find(EntityKind::ApiKey, "ApiKey-3")
+        .await
+        .unwrap()
+        .is_some());
+}
+
+/// Accounts and enterprises with members cannot be deleted; empty ones take their bindings.
+pub async fn account_delete_conflicts_while_not_empty(store: &dyn Store) {
+    create_all(
+        store,
+        &[
+            enterprise(ENTERPRISE),
+            account(ACCOUNT_A, Some(ENTERPRISE)),
+            account(ACCOUNT_B, None),
+            user("IBMid-U1", ACCOUNT_A, "u1@example.com"),
+            user("IBMid-V1", ACCOUNT_B, "v1@example.com"),
+            client("bx", Some(ACCOUNT_A), Some(1)),
+            binding(
+                "AccessBinding-1",
+                "IBMid-V1",
+                Role::Viewer,
+                Resource::Account(ACCOUNT_A.into()),
+            ),
+        ],
+    )
+    .await;
+    let a = audit("account.delete");
+    let conflict = store.delete(EntityKind::Account, ACCOUNT_A, &a).await;
+    assert_eq!(
+        conflict.unwrap_err().to_string(),
+        format!(
+            "account {ACCOUNT_A} still has users, service accounts or clients; delete them first"
+        )
+    );
+    let conflict = store.delete(EntityKind::Enterprise, ENTERPRISE, &a).await;
+    assert!(
+        matches!(conflict, Err(StoreError::Conflict(_))),
+        "{conflict:?}"
+    );
+
+    store
+        .delete(EntityKind::User, "IBMid-U1", &a)
+        .await
+        .unwrap();
+    // The client alone still holds the account.
+    let conflict = store.delete(EntityKind::Account, ACCOUNT_A, &a).await;
+    assert!(
+        matches!(conflict, Err(StoreError::Conflict(_))),
+        "{conflict:?}"
+    );
+    store.delete(EntityKind::Client, "bx", &a).await.unwrap();
+
+    let before = current_seq(store).await;
+    let seq = store
+        .delete(EntityKind::Account, ACCOUNT_A, &a)
+        .await
+        .unwrap();
+    assert_eq!(seq, before + 2);
+    assert_absent(store, EntityKind::Account, ACCOUNT_A).await;
+    assert_absent(store, EntityKind::Binding, "AccessBinding-1").await;
+    let batch = store.changes_since(before, 100).await.unwrap();
+    assert!(matches!(
+        &batch.changes[..],
+        [Change::Delete(EntityKind::Binding, b), Change::Delete(EntityKind::Account, acc)]
+            if b == "AccessBinding-1" && acc == ACCOUNT_A
+    ));
+    store
+        .delete(EntityKind::Enterprise, ENTERPRISE, &a)
+        .await
+        .unwrap();
+}
+
+/// The feed gives each changed key once, in its current state, and reports deletions.
+pub async fn changes_since_dedupes_and_reports_deletes(store: &dyn Store) {
+    let start = current_seq(store).await;
+    let a = audit("test");
+    let s1 = store.create(&account(ACCOUNT_A, None), &a).await.unwrap();
+    let s2 = store.put(&cutoff("IBMid-X", 1), &a).await.unwrap();
+    let s3 = store.put(&cutoff("IBMid-X", 2), &a).await.unwrap();
+    let s4 = store
+        .create(&revocation("jti-1", NOW + 60), &a)
+        .await
+        .unwrap();
+    let s5 = store
+        .delete(EntityKind::Revocation, "jti-1", &a)
+        .await
+        .unwrap();
+    assert_eq!(
+        [s1, s2, s3, s4, s5],
+        [start + 1, start + 2, start + 3, start + 4, start + 5]
+    );
+
+    let batch = store.changes_since(start, 100).await.unwrap();
+    assert_eq!(batch.seq, s5);
+    match &batch.changes[..] {
+        [Change::Upsert(acc), Change::Upsert(cut), Change::Delete(EntityKind::Revocation, jti)] => {
+            assert!(same(acc, &account(ACCOUNT_A, None)));
+            assert!(same(cut, &cutoff("IBMid-X", 2)), "latest state: {cut:?}");
+            assert_eq!(jti, "jti-1");
+        }
+        other => panic!("unexpected batch {other:?}"),
+    }
+
+    let empty = store.changes_since(s5, 100).await.unwrap();
+    assert!(empty.changes.is_empty());
+    assert_eq!(empty.seq, s5);
+
+    // A limited batch stops at the limit and reports how far it read.
+    let partial = store.changes_since(start, 2).await.unwrap();
+    assert_eq!(partial.seq, s2);
+    assert_eq!(partial.changes.len(), 2);
+    let rest = store.changes_since(partial.seq, 2).await.unwrap();
+    assert_eq!(rest.seq, s4);
+}
+
+/// `load_all` returns everything current, with the feed position it reflects.
+pub async fn load_all_skips_expired_revocations(store: &dyn Store) {
+    let seq = create_all(
+        store,
+        &[
+            account(ACCOUNT_A, None),
+            service_account("ServiceId-s1", ACCOUNT_A),
+            revocation("expired", NOW - 1),
+            revocation("expiring-now", NOW),
+            revocation("later", NOW + 100),
+        ],
+    )
+    .await;
+    let (entities, at) = store.load_all(NOW).await.unwrap();
+    assert_eq!(at, seq);
+    let mut revoked: Vec<&str> = entities
+        .iter()
+        .filter(|e| e.kind() == EntityKind::Revocation)
+        .map(Entity::key)
+        .collect();
+    revoked.sort_unstable();
+    assert_eq!(revoked, ["expiring-now", "later"]);
+    assert!(entities.iter().any(|e| same(e, &account(ACCOUNT_A, None))));
+    assert!(entities
+        .iter()
+        .any(|e| same(e, &service_account("ServiceId-s1", ACCOUNT_A))));
+    assert_eq!(entities.len(), 4);
+}
+
+/// Concurrent first starts agree on one server secret.
+pub async fn server_secret_first_writer_wins(store: &dyn Store) {
+    assert_eq!(
+        store.server_secret("pepper", b"first").await.unwrap(),
+        b"first"
+    );
+    assert_eq!(
+        store.server_secret("pepper", b"second").await.unwrap(),
+        b"first"
+    );
+    assert_eq!(
+        store.server_secret("other", b"third").await.unwrap(),
+        b"third"
+    );
+}
+
+/// Every mutation leaves an audit row naming its target; cascades are summarized in one.
+pub async fn audit_rows_written(store: &dyn Store) {
+    let event = AuditEvent {
+        at: NOW + 1,
+        actor: "IBMid-admin".into(),
+        action: "account.create".into(),
+        request_id: "req-42".into(),
+        detail: "first account".into(),
+    };
+    store
+        .create(&account(ACCOUNT_A, None), &event)
+        .await
+        .unwrap();
+    let newest = store.list_audit(10).await.unwrap();
+    assert_eq!(newest.len(), 1);
+    assert_eq!(newest[0].event, event);
+    assert_eq!(newest[0].target_kind, "account");
+    assert_eq!(newest[0].target_key, ACCOUNT_A);
+
+    create_all(
+        store,
+        &[
+            service_account("ServiceId-s1", ACCOUNT_A),
+            api_key("ApiKey-1", "iam-ServiceId-s1", ACCOUNT_A, 1),
+            api_key("ApiKey-2", "iam-ServiceId-s1", ACCOUNT_A, 2),
+        ],
+    )
+    .await;
+    let mut delete = audit("service_account.delete");
+    delete.detail = "cleanup".into();
+    store
+        .delete(EntityKind::ServiceAccount, "ServiceId-s1", &delete)
+        .await
+        .unwrap();
+
+    let all = store.list_audit(100).await.unwrap();
+    assert_eq!(all.len(), 5, "one row per call, not per cascaded row");
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    assert_eq!(all[0].event.action, "service_account.delete");
+    assert_eq!(all[0].target_kind, "service_account");
+    assert_eq!(all[0].target_key, "ServiceId-s1");
+    assert!(
+        all[0].event.detail.starts_with("cleanup"),
+        "{}",
+        all[0].event.detail
+    );
+    assert!(
+        all[0].event.detail.contains("2 API key"),
+        "{}",
+        all[0].event.detail
+    );
+    assert_eq!(all.last().map(|r| r.event.clone()), Some(event));
+    assert_eq!(store.list_audit(2).await.unwrap().len(), 2);
+}
+
+/// `list` filters by the fields that apply to the kind, orders by key and pages by key.
+pub async fn list_paginates_and_filters(store: &dyn Store) {
+    let mut entities = vec![account(ACCOUNT_A, None), account(ACCOUNT_B, None)];
+    for i in 1..=5 {
+        entities.push(service_account(&format!("ServiceId-a{i}"), ACCOUNT_A));
+    }
+    for i in 1..=2 {
+        entities.push(service_account(&format!("ServiceId-b{i}"), ACCOUNT_B));
+    }
+    entities.extend([
+        user("IBMid-UA", ACCOUNT_A, "ua@example.com"),
+        user("IBMid-UB", ACCOUNT_B, "ub@example.com"),
+        api_key("ApiKey-1", "iam-ServiceId-a1", ACCOUNT_A, 1),
+        api_key("ApiKey-2", "iam-ServiceId-a1", ACCOUNT_A, 2),
+        api_key("ApiKey-3", "IBMid-UA", ACCOUNT_A, 3),
+        api_key("ApiKey-4", "IBMid-UB", ACCOUNT_B, 4),
+        client("ca", Some(ACCOUNT_A), Some(5)),
+        client("default", None, None),
+        binding(
+            "AccessBinding-1",
+            "IBMid-UA",
+            Role::Admin,
+            Resource::Account(ACCOUNT_A.into()),
+        ),
+        binding(
+            "AccessBinding-2",
+            "IBMid-UB",
+            Role::Viewer,
+            Resource::Account(ACCOUNT_A.into()),
+        ),
+        binding(
+            "AccessBinding-3",
+            "IBMid-UA",
+            Role::Viewer,
+            Resource::Global,
+        ),
+    ]);
+    create_all(store, &entities).await;
+
+    let in_a = |after: Option<&str>, limit: u32| ListFilter {
+        account_id: Some(ACCOUNT_A.into()),
+        after: after.map(Into::into),
+        limit: Some(limit),
+        ..ListFilter::default()
+    };
+    let page = store
+        .list(EntityKind::ServiceAccount, &in_a(None, 2))
+        .await
+        .unwrap();
+    assert_eq!(keys(&page), ["ServiceId-a1", "ServiceId-a2"]);
+    let page = store
+        .list(EntityKind::ServiceAccount, &in_a(Some("ServiceId-a2"), 2))
+        .await
+        .unwrap();
+    assert_eq!(keys(&page), ["ServiceId-a3", "ServiceId-a4"]);
+    let page = store
+        .list(EntityKind::ServiceAccount, &in_a(Some("ServiceId-a4"), 2))
+        .await
+        .unwrap();
+    assert_eq!(keys(&page), ["ServiceId-a5"]);
+    let page = store
+        .list(EntityKind::ServiceAccount, &in_a(Some("ServiceId-a5"), 2))
+        .await
+        .unwrap();
+    assert!(page.is_empty());
+    let huge = ListFilter {
+        limit: Some(1_000_000),
+        ..ListFilter::default()
+    };
+    assert_eq!(
+        store
+            .list(EntityKind::ServiceAccount, &huge)
+            .await
+            .unwrap()
+            .len(),
+        7
+    );
+    let all = store
+        .list(EntityKind::ServiceAccount, &list_filter())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 7);
+
+    let users = store.list(EntityKind::User, &in_a(None, 10)).await.unwrap();
+    assert_eq!(keys(&users), ["IBMid-UA"]);
+    let clients = store
+        .list(EntityKind::Client, &in_a(None, 10))
+        .await
+        .unwrap();
+    assert_eq!(keys(&clients), ["ca"]);
+    let keys_in_a = store
+        .list(EntityKind::ApiKey, &in_a(None, 10))
+        .await
+        .unwrap();
+    assert_eq!(keys(&keys_in_a), ["ApiKey-1", "ApiKey-2", "ApiKey-3"]);
+    let by_owner = ListFilter {
+        owner_iam_id: Some("iam-ServiceId-a1".into()),
+        ..list_filter()
+    };
+    let owned = store.list(EntityKind::ApiKey, &by_owner).await.unwrap();
+    assert_eq!(keys(&owned), ["ApiKey-1", "ApiKey-2"]);
+
+    let by_subject = ListFilter {
+        subject_iam_id: Some("IBMid-UA".into()),
+        ..list_filter()
+    };
+    let bound = store.list(EntityKind::Binding, &by_subject).await.unwrap();
+    assert_eq!(keys(&bound), ["AccessBinding-1", "AccessBinding-3"]);
+    let on_a = ListFilter {
+        resource: Some(format!("account/{ACCOUNT_A}")),
+        ..list_filter()
+    };
+    let bound = store.list(EntityKind::Binding, &on_a).await.unwrap();
+    assert_eq!(keys(&bound), ["AccessBinding-1", "AccessBinding-2"]);
+    let both = ListFilter {
+        subject_iam_id: Some("IBMid-UA".into()),
+        ..on_a
+    };
+    assert_eq!(
+        keys(&store.list(EntityKind::Binding, &both).await.unwrap()),
+        ["AccessBinding-1"]
+    );
+
+    // Filters that do not apply to a kind are ignored rather than matching nothing.
+    let accounts = store
+        .list(EntityKind::Account, &in_a(None, 10))
+        .await
+        .unwrap();
+    assert_eq!(keys(&accounts), [ACCOUNT_A, ACCOUNT_B]);
+    let bindings = store
+        .list(EntityKind::Binding, &in_a(None, 10))
+        .await
+        .unwrap();
+    assert_eq!(bindings.len(), 3);
+}
+
+/// `prune` drops expired revocations (telling followers) and change rows before a position.
+pub async fn prune_removes_expired_and_old_changes(store: &dyn Store) {
+    let a = audit("test");
+    store
+        .create(&revocation("old", NOW - 10), &a)
+        .await
+        .unwrap();
+    store
+        .create(&revocation("new", NOW + 10), &a)
+        .await
+        .unwrap();
+    let keep_from = store.create(&account(ACCOUNT_A, None), &a).await.unwrap();
+    store.prune(NOW, keep_from).await.unwrap();
+
+    assert_absent(store, EntityKind::Revocation, "old").await;
+    assert!(store
+        .find(EntityKind::Revocation, "new")
+        .await
+        .unwrap()
+        .is_some());
+    let batch = store.changes_since(0, 100).await.unwrap();
+    match &batch.changes[..] {
+        [Change::Upsert(Entity::Account(acc)), Change::Delete(EntityKind::Revocation, jti)] => {
+            assert_eq!(acc.id, ACCOUNT_A);
+            assert_eq!(jti, "old");
+        }
+        other => panic!("unexpected feed after prune: {other:?}"),
+    }
+    // Numbering carries on after pruning; it never restarts.
+    let next = store.create(&account(ACCOUNT_B, None), &a).await.unwrap();
+    assert_eq!(next, batch.seq + 1);
+}
+
+/// Migrating an up-to-date database changes nothing.
+pub async fn migrate_twice_is_a_no_op(store: &dyn Store) {
+    let seq = store
+        .create(&account(ACCOUNT_A, None), &audit("test"))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(current_seq(store).await, seq);
+    assert!(store
+        .find(EntityKind::Account, ACCOUNT_A)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+pub async fn ping_answers(store: &dyn Store) {
+    store.ping().await.unwrap();
+}
+
+/// First half of the persistence check: writes what [`persistence_check`] expects after the
+/// backend has been closed and reopened.
+pub async fn persistence_write(store: &dyn Store) -> i64 {
+    let seq = create_all(
+        store,
+        &[
+            account(ACCOUNT_A, None),
+            user("IBMid-U1", ACCOUNT_A, "u1@example.com"),
+            signing_key("kid-1", KeyState::Active, None),
+        ],
+    )
+    .await;
+    store.server_secret("pepper", b"persisted").await.unwrap();
+    seq
+}
+
+/// Second half of the persistence check, on the reopened store.
+pub async fn persistence_check(store: &dyn Store, seq: i64) {
+    assert_stored(store, &user("IBMid-U1", ACCOUNT_A, "u1@example.com")).await;
+    assert_stored(store, &signing_key("kid-1", KeyState::Active, None)).await;
+    assert_eq!(
+        store.server_secret("pepper", b"other").await.unwrap(),
+        b"persisted"
+    );
+    assert_eq!(current_seq(store).await, seq);
+    let next = store
+        .create(&account(ACCOUNT_B, None), &audit("test"))
+        .await
+        .unwrap();
+    assert_eq!(next, seq + 1);
+    assert_eq!(store.list_audit(100).await.unwrap().len(), 4);
+}
