@@ -1,0 +1,187 @@
+//! Access bindings: who holds which role where. Granting on `*` is for the global
+//! administrator; granting on an account or a service account needs `admin` on that account.
+
+use super::auth::Caller;
+use super::directory_objects::{find_or_404, view};
+use super::views::AccessBindingView;
+use super::{audit, created, deleted, list_body, settle, AdminError, AdminJson, ListQuery};
+use crate::http::RequestContext;
+use crate::state::{now, AppState};
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use tessera_core::directory::{Entity, EntityKind};
+use tessera_core::ids;
+use tessera_core::limits;
+use tessera_core::model::{AccessBinding, Resource, Role, SubjectKind};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/access_bindings",
+            get(bindings_list).post(binding_create),
+        )
+        .route(
+            "/v1/access_bindings/{id}",
+            get(binding_get).delete(binding_delete),
+        )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BindingCreate {
+    subject_iam_id: String,
+    role: String,
+    resource: String,
+}
+
+fn parse_resource(text: &str) -> Result<Resource, AdminError> {
+    limits::bounded("resource", text, 128)?;
+    Resource::parse(text).ok_or_else(|| {
+        AdminError::invalid("resource must be '*', 'account/<account id>' or 'service-account/<service account id>'")
+    })
+}
+
+/// The resource whose `admin` governs a binding on `resource`.
+fn governing(state: &AppState, resource: &Resource) -> Result<Resource, AdminError> {
+    match resource {
+        Resource::Global => Ok(Resource::Global),
+        Resource::Account(id) => Ok(Resource::Account(id.clone())),
+        Resource::ServiceAccount(id) => {
+            let dir = state.snapshot.directory();
+            dir.service_account(id)
+                .map(|s| Resource::Account(s.account_id.clone()))
+                .ok_or_else(|| AdminError::not_found(format!("service account {id} not found")))
+        }
+    }
+}
+
+async fn binding_create(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    AdminJson(body): AdminJson<BindingCreate>,
+) -> Result<Response, AdminError> {
+    let subject =
+        limits::bounded("subject_iam_id", &body.subject_iam_id, limits::MAX_ID)?.to_owned();
+    if SubjectKind::of_iam_id(&subject).is_none() {
+        return Err(AdminError::invalid(
+            "subject_iam_id must be a user id (IBMid-…) or a service account iam id (iam-ServiceId-…)",
+        ));
+    }
+    let role = Role::parse(&body.role).ok_or_else(|| {
+        AdminError::invalid(format!(
+            "role must be one of {}",
+            Role::ALL
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    let resource = parse_resource(&body.resource)?;
+    if let Resource::Account(id) = &resource {
+        ids::account_id("resource account id", id)?;
+    }
+    caller.require(&state, Role::Admin, &governing(&state, &resource)?)?;
+    let binding = AccessBinding {
+        id: ids::new_binding_id(&state.rng).map_err(AdminError::from)?,
+        subject_iam_id: subject,
+        role,
+        resource,
+        created_at: now(),
+    };
+    let detail = format!(
+        "{} {} on {}",
+        binding.subject_iam_id,
+        role.as_str(),
+        binding.resource.to_text()
+    );
+    let seq = state
+        .store
+        .create(
+            &Entity::Binding(binding.clone()),
+            &audit(&ctx, caller.iam_id(), "access_binding.create", detail),
+        )
+        .await?;
+    settle(&state, seq).await;
+    Ok(created(AccessBindingView::from(&binding)))
+}
+
+fn binding_of(entity: &Entity) -> Option<&AccessBinding> {
+    match entity {
+        Entity::Binding(b) => Some(b),
+        _ => None,
+    }
+}
+
+/// Bindings are listed by subject or resource; a caller sees those whose resource it may read.
+async fn bindings_list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, AdminError> {
+    let Query(query) = query.map_err(|e| AdminError::invalid(e.body_text()))?;
+    if let Some(resource) = &query.resource {
+        parse_resource(resource)?;
+    }
+    let filter = query.filter()?;
+    let entities = state.store.list(EntityKind::Binding, &filter).await?;
+    let global = caller.is_global_admin(&state);
+    let visible: Vec<serde_json::Value> = entities
+        .iter()
+        .filter(|e| {
+            global
+                || binding_of(e).is_some_and(|b| {
+                    b.subject_iam_id == caller.iam_id()
+                        || governing(&state, &b.resource)
+                            .is_ok_and(|r| caller.holds(&state, Role::Viewer, &r))
+                })
+        })
+        .map(view)
+        .collect();
+    Ok(list_body("access_bindings", visible))
+}
+
+async fn binding_get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, AdminError> {
+    let entity = find_or_404(&state, EntityKind::Binding, &id).await?;
+    if let Some(binding) = binding_of(&entity) {
+        if binding.subject_iam_id != caller.iam_id() {
+            caller.require(&state, Role::Viewer, &governing(&state, &binding.resource)?)?;
+        }
+    }
+    Ok(Json(view(&entity)).into_response())
+}
+
+async fn binding_delete(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, AdminError> {
+    let entity = find_or_404(&state, EntityKind::Binding, &id).await?;
+    if let Some(binding) = binding_of(&entity) {
+        caller.require(&state, Role::Admin, &governing(&state, &binding.resource)?)?;
+    }
+    let seq = state
+        .store
+        .delete(
+            EntityKind::Binding,
+            &id,
+            &audit(
+                &ctx,
+                caller.iam_id(),
+                "access_binding.delete",
+                format!("access binding {id}"),
+            ),
+        )
+        .await?;
+    settle(&state, seq).await;
+    Ok(deleted())
+}

@@ -1,0 +1,534 @@
+//! Handlers for enterprises, accounts, users, service accounts, API keys and OAuth clients, plus
+//! `whoami` and the audit log. They share one shape: authorize on the object's account, one
+//! store call, settle the snapshot, render a view.
+
+use super::auth::Caller;
+use super::views::*;
+use super::{audit, created, deleted, list_body, settle, AdminError, AdminJson, ListQuery};
+use crate::http::RequestContext;
+use crate::state::{now, AppState};
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tessera_core::directory::{Entity, EntityKind};
+use tessera_core::ids;
+use tessera_core::limits;
+use tessera_core::model::*;
+use tessera_core::secret::{self, SecretPurpose};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/whoami", get(whoami_get))
+        .route("/v1/audit", get(audit_get))
+        .route(
+            "/v1/enterprises",
+            get(list_handler::<0>).post(enterprise_create),
+        )
+        .route(
+            "/v1/enterprises/{id}",
+            get(get_handler::<0>).delete(delete_handler::<0>),
+        )
+        .route("/v1/accounts", get(list_handler::<1>).post(account_create))
+        .route(
+            "/v1/accounts/{id}",
+            get(get_handler::<1>).delete(delete_handler::<1>),
+        )
+        .route("/v1/users", get(list_handler::<2>).post(user_create))
+        .route(
+            "/v1/users/{id}",
+            get(get_handler::<2>).delete(delete_handler::<2>),
+        )
+        .route(
+            "/v1/service_accounts",
+            get(list_handler::<3>).post(service_account_create),
+        )
+        .route(
+            "/v1/service_accounts/{id}",
+            get(get_handler::<3>).delete(delete_handler::<3>),
+        )
+        .route("/v1/api_keys", get(list_handler::<4>).post(api_key_create))
+        .route(
+            "/v1/api_keys/{id}",
+            get(get_handler::<4>).delete(delete_handler::<4>),
+        )
+        .route("/v1/clients", get(list_handler::<5>).post(client_create))
+        .route(
+            "/v1/clients/{id}",
+            get(get_handler::<5>).delete(delete_handler::<5>),
+        )
+}
+
+/// The kinds served by the generic handlers, indexed by the const parameter above.
+const KINDS: [(EntityKind, &str); 6] = [
+    (EntityKind::Enterprise, "enterprises"),
+    (EntityKind::Account, "accounts"),
+    (EntityKind::User, "users"),
+    (EntityKind::ServiceAccount, "service_accounts"),
+    (EntityKind::ApiKey, "api_keys"),
+    (EntityKind::Client, "clients"),
+];
+
+/// The JSON view of any record.
+pub fn view(entity: &Entity) -> serde_json::Value {
+    let value = match entity {
+        Entity::Enterprise(e) => serde_json::to_value(EnterpriseView::from(e)),
+        Entity::Account(a) => serde_json::to_value(AccountView::from(a)),
+        Entity::User(u) => serde_json::to_value(UserView::from(u)),
+        Entity::ServiceAccount(s) => serde_json::to_value(ServiceAccountView::from(s)),
+        Entity::ApiKey(k) => serde_json::to_value(ApiKeyView::from(k)),
+        Entity::Client(c) => serde_json::to_value(ClientView::from(c)),
+        Entity::Binding(b) => serde_json::to_value(AccessBindingView::from(b)),
+        _ => Ok(json!({})),
+    };
+    value.unwrap_or_default()
+}
+
+/// The resource whose roles govern an object: its account, or `*` for global objects.
+fn governing_resource(entity: &Entity) -> Resource {
+    match entity {
+        Entity::Account(a) => Resource::Account(a.id.clone()),
+        Entity::User(u) => Resource::Account(u.account_id.clone()),
+        Entity::ServiceAccount(s) => Resource::Account(s.account_id.clone()),
+        Entity::ApiKey(k) => Resource::Account(k.account_id.clone()),
+        Entity::Client(c) => c
+            .account_id
+            .clone()
+            .map(Resource::Account)
+            .unwrap_or(Resource::Global),
+        _ => Resource::Global,
+    }
+}
+
+fn singular(kind: EntityKind) -> &'static str {
+    match kind {
+        EntityKind::ServiceAccount => "service account",
+        EntityKind::ApiKey => "API key",
+        EntityKind::Binding => "access binding",
+        other => other.as_str(),
+    }
+}
+
+pub async fn find_or_404(
+    state: &AppState,
+    kind: EntityKind,
+    id: &str,
+) -> Result<Entity, AdminError> {
+    limits::bounded("id", id, limits::MAX_ID)?;
+    state
+        .store
+        .find(kind, id)
+        .await?
+        .ok_or_else(|| AdminError::not_found(format!("{} {id} not found", singular(kind))))
+}
+
+async fn list_handler<const K: usize>(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, AdminError> {
+    let Query(query) = query.map_err(|e| AdminError::invalid(e.body_text()))?;
+    let (kind, plural) = KINDS[K];
+    let entities = list_visible(&state, &caller, kind, &query).await?;
+    Ok(list_body(plural, entities.iter().map(view).collect()))
+}
+
+/// Lists objects the caller may read: all for the global administrator, else those in the
+/// requested account (if readable) or in every readable account.
+pub async fn list_visible(
+    state: &AppState,
+    caller: &Caller,
+    kind: EntityKind,
+    query: &ListQuery,
+) -> Result<Vec<Entity>, AdminError> {
+    let mut filter = query.filter()?;
+    if caller.is_global_admin(state) {
+        return Ok(state.store.list(kind, &filter).await?);
+    }
+    if matches!(kind, EntityKind::Enterprise) {
+        return Err(AdminError::denied(
+            "only the global administrator may list enterprises",
+        ));
+    }
+    if let Some(account) = &filter.account_id {
+        caller.require(state, Role::Viewer, &Resource::Account(account.clone()))?;
+        return Ok(state.store.list(kind, &filter).await?);
+    }
+    let limit = filter.limit.unwrap_or(100) as usize;
+    let mut all = Vec::new();
+    for account in caller.readable_accounts(state) {
+        if kind == EntityKind::Account {
+            if filter
+                .after
+                .as_deref()
+                .is_none_or(|after| account.as_str() > after)
+            {
+                if let Some(entity) = state.store.find(kind, &account).await? {
+                    all.push(entity);
+                }
+            }
+            continue;
+        }
+        filter.account_id = Some(account);
+        all.extend(state.store.list(kind, &filter).await?);
+    }
+    all.sort_by(|a, b| a.key().cmp(b.key()));
+    all.truncate(limit);
+    Ok(all)
+}
+
+async fn get_handler<const K: usize>(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, AdminError> {
+    let (kind, _) = KINDS[K];
+    let entity = find_or_404(&state, kind, &id).await?;
+    caller.require(&state, Role::Viewer, &governing_resource(&entity))?;
+    Ok(Json(view(&entity)).into_response())
+}
+
+async fn delete_handler<const K: usize>(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, AdminError> {
+    let (kind, _) = KINDS[K];
+    let entity = find_or_404(&state, kind, &id).await?;
+    let resource = match &entity {
+        // Deleting an account is a global decision, not the account admin's.
+        Entity::Account(_) | Entity::Enterprise(_) => Resource::Global,
+        other => governing_resource(other),
+    };
+    caller.require(&state, Role::Admin, &resource)?;
+    let action = format!("{}.delete", kind.as_str());
+    let seq = state
+        .store
+        .delete(
+            kind,
+            &id,
+            &audit(
+                &ctx,
+                caller.iam_id(),
+                &action,
+                format!("{} {id}", singular(kind)),
+            ),
+        )
+        .await?;
+    settle(&state, seq).await;
+    tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), %action, id, "deleted");
+    Ok(deleted())
+}
+
+async fn create_entity(
+    state: &AppState,
+    ctx: &RequestContext,
+    caller: &Caller,
+    entity: &Entity,
+) -> Result<(), AdminError> {
+    let action = format!("{}.create", entity.kind().as_str());
+    let detail = format!("{} {}", singular(entity.kind()), entity.key());
+    let seq = state
+        .store
+        .create(entity, &audit(ctx, caller.iam_id(), &action, detail))
+        .await?;
+    settle(state, seq).await;
+    tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), %action, id = entity.key(), "created");
+    Ok(())
+}
+
+fn internal(e: tessera_core::Error) -> AdminError {
+    AdminError::from(e)
+}
+
+async fn whoami_get(State(state): State<AppState>, caller: Caller) -> Json<serde_json::Value> {
+    let global_admin = caller.is_global_admin(&state);
+    let c = &caller.claims;
+    Json(json!({
+        "iam_id": c.iam_id,
+        "id": c.id,
+        "name": c.name,
+        "account_id": c.account.bss,
+        "sub_type": c.sub_type,
+        "global_admin": global_admin,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<u32>,
+}
+
+async fn audit_get(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, AdminError> {
+    let Query(query) = query.map_err(|e| AdminError::invalid(e.body_text()))?;
+    caller.require(&state, Role::Admin, &Resource::Global)?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let events = state.store.list_audit(limit).await?;
+    let items: Vec<serde_json::Value> = events
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "at": rfc3339(r.event.at),
+                "actor": r.event.actor,
+                "action": r.event.action,
+                "target_kind": r.target_kind,
+                "target_id": r.target_key,
+                "request_id": r.event.request_id,
+                "detail": r.event.detail,
+            })
+        })
+        .collect();
+    Ok(list_body("events", items))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnterpriseCreate {
+    name: String,
+}
+
+async fn enterprise_create(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    AdminJson(body): AdminJson<EnterpriseCreate>,
+) -> Result<Response, AdminError> {
+    caller.require(&state, Role::Admin, &Resource::Global)?;
+    let enterprise = Enterprise {
+        id: ids::new_account_id(&state.rng).map_err(internal)?,
+        name: limits::name("name", &body.name)?,
+        created_at: now(),
+    };
+    create_entity(
+        &state,
+        &ctx,
+        &caller,
+        &Entity::Enterprise(enterprise.clone()),
+    )
+    .await?;
+    Ok(created(EnterpriseView::from(&enterprise)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountCreate {
+    name: String,
+    enterprise_id: Option<String>,
+}
+
+async fn account_create(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    AdminJson(body): AdminJson<AccountCreate>,
+) -> Result<Response, AdminError> {
+    caller.require(&state, Role::Admin, &Resource::Global)?;
+    let enterprise_id = match body.enterprise_id.as_deref() {
+        Some(id) => Some(ids::account_id("enterprise_id", id)?),
+        None => None,
+    };
+    let account = Account {
+        id: ids::new_account_id(&state.rng).map_err(internal)?,
+        name: limits::name("name", &body.name)?,
+        enterprise_id,
+        created_at: now(),
+    };
+    create_entity(&state, &ctx, &caller, &Entity::Account(account.clone())).await?;
+    Ok(created(AccountView::from(&account)))
+}
+
+/// Resolves the account a new object goes into: the given one (validated) or the caller's own.
+fn target_account(caller: &Caller, given: Option<&str>) -> Result<String, AdminError> {
+    match given {
+        Some(id) => Ok(ids::account_id("account_id", id)?),
+        None => Ok(caller.claims.account.bss.clone()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserCreate {
+    account_id: Option<String>,
+    name: String,
+    email: String,
+    password: Option<String>,
+    #[serde(default)]
+    federated: bool,
+}
+
+async fn user_create(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    AdminJson(body): AdminJson<UserCreate>,
+) -> Result<Response, AdminError> {
+    let account_id = target_account(&caller, body.account_id.as_deref())?;
+    caller.require(&state, Role::Admin, &Resource::Account(account_id.clone()))?;
+    let name = limits::name("name", &body.name)?;
+    let email = limits::email(&body.email)?;
+    if body.federated && body.password.is_some() {
+        return Err(AdminError::invalid(
+            "federated users sign in through their identity provider and cannot have a password",
+        ));
+    }
+    let password_hash = match body.password {
+        Some(password) => {
+            // Argon2id is slow by design: keep it off the async workers.
+            let state_for_hash = state.clone();
+            let hashed = tokio::task::spawn_blocking(move || {
+                secret::hash_password(&password, &state_for_hash.rng)
+            })
+            .await
+            .map_err(|e| AdminError::internal(format!("password hashing task failed: {e}")))??;
+            Some(hashed)
+        }
+        None => None,
+    };
+    let user = User {
+        id: ids::new_user_id(&state.rng).map_err(internal)?,
+        account_id,
+        name,
+        email,
+        password_hash,
+        federated: body.federated,
+        created_at: now(),
+    };
+    create_entity(&state, &ctx, &caller, &Entity::User(user.clone())).await?;
+    Ok(created(UserView::from(&user)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceAccountCreate {
+    account_id: Option<String>,
+    name: String,
+    description: Option<String>,
+}
+
+async fn service_account_create(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    AdminJson(body): AdminJson<ServiceAccountCreate>,
+) -> Result<Response, AdminError> {
+    let account_id = target_account(&caller, body.account_id.as_deref())?;
+    caller.require(&state, Role::Admin, &Resource::Account(account_id.clone()))?;
+    let service_account = ServiceAccount {
+        id: ids::new_service_account_id(&state.rng).map_err(internal)?,
+        account_id,
+        name: limits::name("name", &body.name)?,
+        description: limits::description(body.description.as_deref())?,
+        created_at: now(),
+    };
+    create_entity(
+        &state,
+        &ctx,
+        &caller,
+        &Entity::ServiceAccount(service_account.clone()),
+    )
+    .await?;
+    Ok(created(ServiceAccountView::from(&service_account)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiKeyCreate {
+    owner_iam_id: String,
+    name: String,
+    description: Option<String>,
+}
+
+async fn api_key_create(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    AdminJson(body): AdminJson<ApiKeyCreate>,
+) -> Result<Response, AdminError> {
+    let owner = limits::bounded("owner_iam_id", &body.owner_iam_id, limits::MAX_ID)?.to_owned();
+    if SubjectKind::of_iam_id(&owner).is_none() {
+        return Err(AdminError::invalid(
+            "owner_iam_id must be a user id (IBMid-…) or a service account iam id (iam-ServiceId-…)",
+        ));
+    }
+    let account_id = {
+        let dir = state.snapshot.directory();
+        dir.subject(&owner)
+            .map(|s| s.account_id().to_owned())
+            .ok_or_else(|| AdminError::not_found(format!("identity {owner} not found")))?
+    };
+    caller.require(&state, Role::Admin, &Resource::Account(account_id.clone()))?;
+    let apikey = secret::generate_api_key(&state.rng).map_err(internal)?;
+    let key = ApiKey {
+        id: ids::new_api_key_id(&state.rng).map_err(internal)?,
+        name: limits::name("name", &body.name)?,
+        description: limits::description(body.description.as_deref())?,
+        owner_iam_id: owner,
+        account_id,
+        key_hash: state.pepper.hash(SecretPurpose::ApiKey, apikey.expose()),
+        created_at: now(),
+    };
+    create_entity(&state, &ctx, &caller, &Entity::ApiKey(key.clone())).await?;
+    let mut view = ApiKeyView::from(&key);
+    view.apikey = Some(apikey.expose().to_owned());
+    Ok(created(view))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientCreate {
+    id: String,
+    name: Option<String>,
+    account_id: Option<String>,
+}
+
+async fn client_create(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    AdminJson(body): AdminJson<ClientCreate>,
+) -> Result<Response, AdminError> {
+    let id = limits::identifier("id", &body.id, limits::MAX_CLIENT_ID)?;
+    if id == DEFAULT_CLIENT_ID {
+        return Err(AdminError::invalid(
+            "client id \"default\" is reserved for the built-in public client",
+        ));
+    }
+    let account_id = match body.account_id.as_deref() {
+        Some(account) => Some(ids::account_id("account_id", account)?),
+        None => None,
+    };
+    let resource = account_id
+        .clone()
+        .map(Resource::Account)
+        .unwrap_or(Resource::Global);
+    caller.require(&state, Role::Admin, &resource)?;
+    let secret = secret::generate_client_secret(&state.rng).map_err(internal)?;
+    let name = match body.name.as_deref() {
+        Some(name) => limits::name("name", name)?,
+        None => id.clone(),
+    };
+    let client = OAuthClient {
+        id,
+        account_id,
+        name,
+        secret_hash: Some(
+            state
+                .pepper
+                .hash(SecretPurpose::ClientSecret, secret.expose()),
+        ),
+        created_at: now(),
+    };
+    create_entity(&state, &ctx, &caller, &Entity::Client(client.clone())).await?;
+    let mut view = ClientView::from(&client);
+    view.secret = Some(secret.expose().to_owned());
+    Ok(created(view))
+}

@@ -1,0 +1,330 @@
+//! The OpenAPI 3.1 document of the admin API, built from one table of resources so that it
+//! cannot drift from the routes' shapes by omission.
+
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+struct ResourceDoc {
+    plural: &'static str,
+    title: &'static str,
+    create: Value,
+    object: Value,
+    filters: &'static [&'static str],
+}
+
+fn string() -> Value {
+    json!({"type": "string"})
+}
+
+fn object(required: &[&str], props: &[(&str, Value)]) -> Value {
+    let mut properties = Map::new();
+    for (name, schema) in props {
+        properties.insert((*name).to_owned(), schema.clone());
+    }
+    json!({"type": "object", "required": required, "properties": properties, "additionalProperties": false})
+}
+
+fn resources() -> Vec<ResourceDoc> {
+    let ts = || json!({"type": "string", "format": "date-time"});
+    vec![
+        ResourceDoc {
+            plural: "enterprises",
+            title: "Enterprise",
+            create: object(&["name"], &[("name", string())]),
+            object: object(
+                &["id", "name", "created_at"],
+                &[("id", string()), ("name", string()), ("created_at", ts())],
+            ),
+            filters: &[],
+        },
+        ResourceDoc {
+            plural: "accounts",
+            title: "Account",
+            create: object(
+                &["name"],
+                &[("name", string()), ("enterprise_id", string())],
+            ),
+            object: object(
+                &["id", "name", "created_at"],
+                &[
+                    ("id", string()),
+                    ("name", string()),
+                    ("enterprise_id", json!({"type": ["string", "null"]})),
+                    ("created_at", ts()),
+                ],
+            ),
+            filters: &[],
+        },
+        ResourceDoc {
+            plural: "users",
+            title: "User",
+            create: object(
+                &["name", "email"],
+                &[
+                    ("account_id", string()),
+                    ("name", string()),
+                    ("email", string()),
+                    (
+                        "password",
+                        json!({"type": "string", "minLength": 8, "writeOnly": true}),
+                    ),
+                    ("federated", json!({"type": "boolean"})),
+                ],
+            ),
+            object: object(
+                &[
+                    "id",
+                    "iam_id",
+                    "account_id",
+                    "name",
+                    "email",
+                    "federated",
+                    "has_password",
+                    "created_at",
+                ],
+                &[
+                    ("id", string()),
+                    ("iam_id", string()),
+                    ("account_id", string()),
+                    ("name", string()),
+                    ("email", string()),
+                    ("federated", json!({"type": "boolean"})),
+                    ("has_password", json!({"type": "boolean"})),
+                    ("created_at", ts()),
+                ],
+            ),
+            filters: &["account_id"],
+        },
+        ResourceDoc {
+            plural: "service_accounts",
+            title: "ServiceAccount",
+            create: object(
+                &["name"],
+                &[
+                    ("account_id", string()),
+                    ("name", string()),
+                    ("description", string()),
+                ],
+            ),
+            object: object(
+                &[
+                    "id",
+                    "iam_id",
+                    "account_id",
+                    "name",
+                    "description",
+                    "created_at",
+                ],
+                &[
+                    ("id", string()),
+                    ("iam_id", string()),
+                    ("account_id", string()),
+                    ("name", string()),
+                    ("description", string()),
+                    ("created_at", ts()),
+                ],
+            ),
+            filters: &["account_id"],
+        },
+        ResourceDoc {
+            plural: "api_keys",
+            title: "ApiKey",
+            create: object(
+                &["owner_iam_id", "name"],
+                &[
+                    ("owner_iam_id", string()),
+                    ("name", string()),
+                    ("description", string()),
+                ],
+            ),
+            object: object(
+                &[
+                    "id",
+                    "name",
+                    "description",
+                    "owner_iam_id",
+                    "account_id",
+                    "created_at",
+                ],
+                &[
+                    ("id", string()),
+                    ("name", string()),
+                    ("description", string()),
+                    ("owner_iam_id", string()),
+                    ("account_id", string()),
+                    ("created_at", ts()),
+                    (
+                        "apikey",
+                        json!({"type": "string", "description": "Only in the create response; shown once."}),
+                    ),
+                ],
+            ),
+            filters: &["account_id", "owner_iam_id"],
+        },
+        ResourceDoc {
+            plural: "clients",
+            title: "Client",
+            create: object(
+                &["id"],
+                &[
+                    (
+                        "id",
+                        json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}),
+                    ),
+                    ("name", string()),
+                    ("account_id", string()),
+                ],
+            ),
+            object: object(
+                &["id", "name", "created_at"],
+                &[
+                    ("id", string()),
+                    ("name", string()),
+                    ("account_id", json!({"type": ["string", "null"]})),
+                    ("created_at", ts()),
+                    (
+                        "secret",
+                        json!({"type": "string", "description": "Only in the create response; shown once."}),
+                    ),
+                ],
+            ),
+            filters: &["account_id"],
+        },
+        ResourceDoc {
+            plural: "access_bindings",
+            title: "AccessBinding",
+            create: object(
+                &["subject_iam_id", "role", "resource"],
+                &[
+                    ("subject_iam_id", string()),
+                    (
+                        "role",
+                        json!({"enum": ["admin", "viewer", "iam.serviceAccounts.tokenCreator", "iam.serviceAccounts.user"]}),
+                    ),
+                    (
+                        "resource",
+                        json!({"type": "string", "description": "'*', 'account/<id>' or 'service-account/<id>'"}),
+                    ),
+                ],
+            ),
+            object: object(
+                &["id", "subject_iam_id", "role", "resource", "created_at"],
+                &[
+                    ("id", string()),
+                    ("subject_iam_id", string()),
+                    ("role", string()),
+                    ("resource", string()),
+                    ("created_at", ts()),
+                ],
+            ),
+            filters: &["subject_iam_id", "resource"],
+        },
+    ]
+}
+
+fn error_responses(mut responses: Map<String, Value>) -> Value {
+    for (status, what) in [
+        ("400", "invalid_argument"),
+        ("401", "unauthenticated"),
+        ("403", "permission_denied"),
+        ("404", "not_found"),
+        ("409", "already_exists or failed_precondition"),
+    ] {
+        responses.insert(status.into(), json!({"description": what, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}));
+    }
+    Value::Object(responses)
+}
+
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    let mut schemas = Map::new();
+    schemas.insert(
+        "Error".into(),
+        json!({"type": "object", "properties": {"error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "request_id": {"type": "string"}}}}}),
+    );
+    for r in resources() {
+        let create_name = format!("{}Create", r.title);
+        schemas.insert(r.title.into(), r.object.clone());
+        schemas.insert(create_name.clone(), r.create.clone());
+        let obj_ref = json!({"$ref": format!("#/components/schemas/{}", r.title)});
+        let mut params: Vec<Value> = r
+            .filters
+            .iter()
+            .map(|f| json!({"name": f, "in": "query", "schema": {"type": "string"}}))
+            .collect();
+        params.push(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}));
+        params.push(json!({"name": "after", "in": "query", "schema": {"type": "string"}}));
+        let mut list_ok = Map::new();
+        list_ok.insert("200".into(), json!({"description": "the list", "content": {"application/json": {"schema": {"type": "object", "properties": {r.plural: {"type": "array", "items": obj_ref}}}}}}));
+        let mut create_ok = Map::new();
+        create_ok.insert(
+            "201".into(),
+            json!({"description": "created", "content": {"application/json": {"schema": obj_ref}}}),
+        );
+        paths.insert(
+            format!("/v1/{}", r.plural),
+            json!({
+                "get": {"summary": format!("List {}", r.plural), "parameters": params, "responses": error_responses(list_ok)},
+                "post": {"summary": format!("Create a {}", r.title), "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{create_name}")}}}}, "responses": error_responses(create_ok)},
+            }),
+        );
+        let mut get_ok = Map::new();
+        get_ok.insert("200".into(), json!({"description": "the object", "content": {"application/json": {"schema": obj_ref}}}));
+        let mut delete_ok = Map::new();
+        delete_ok.insert("204".into(), json!({"description": "deleted"}));
+        paths.insert(
+            format!("/v1/{}/{{id}}", r.plural),
+            json!({
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "get": {"summary": format!("Get a {}", r.title), "responses": error_responses(get_ok)},
+                "delete": {"summary": format!("Delete a {}", r.title), "responses": error_responses(delete_ok)},
+            }),
+        );
+    }
+    let mut whoami_ok = Map::new();
+    whoami_ok.insert("200".into(), json!({"description": "the caller", "content": {"application/json": {"schema": {"type": "object", "properties": {"iam_id": {"type": "string"}, "name": {"type": "string"}, "account_id": {"type": "string"}, "sub_type": {"type": "string"}, "global_admin": {"type": "boolean"}}}}}}));
+    paths.insert("/v1/whoami".into(), json!({"get": {"summary": "The authenticated caller", "responses": error_responses(whoami_ok)}}));
+    let mut audit_ok = Map::new();
+    audit_ok.insert(
+        "200".into(),
+        json!({"description": "recent audit events, newest first"}),
+    );
+    paths.insert("/v1/audit".into(), json!({"get": {"summary": "Audit log (global administrator)", "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer"}}], "responses": error_responses(audit_ok)}}));
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Tessera admin API", "version": "v1", "description": "Manage identities, credentials and access bindings. Authenticate with an IAM access token: Authorization: Bearer <token>."},
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {"schemas": schemas, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+    })
+}
+
+pub async fn openapi_get() -> Json<Value> {
+    Json(document())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn document_lists_every_resource() {
+        let doc = super::document();
+        for plural in [
+            "enterprises",
+            "accounts",
+            "users",
+            "service_accounts",
+            "api_keys",
+            "clients",
+            "access_bindings",
+        ] {
+            assert!(
+                doc["paths"][format!("/v1/{plural}")]["post"].is_object(),
+                "{plural}"
+            );
+            assert!(
+                doc["paths"][format!("/v1/{plural}/{{id}}")]["delete"].is_object(),
+                "{plural}"
+            );
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! What the admin API shows of each record. Secrets never appear, except the one-time
+//! `apikey`/`secret` fields of create responses.
+
+use serde::Serialize;
+use tessera_core::model::*;
+
+pub fn rfc3339(at: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(at)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Serialize)]
+pub struct EnterpriseView {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+impl From<&Enterprise> for EnterpriseView {
+    fn from(e: &Enterprise) -> Self {
+        EnterpriseView {
+            id: e.id.clone(),
+            name: e.name.clone(),
+            created_at: rfc3339(e.created_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct AccountView {
+    pub id: String,
+    pub name: String,
+    pub enterprise_id: Option<String>,
+    pub created_at: String,
+}
+
+impl From<&Account> for AccountView {
+    fn from(a: &Account) -> Self {
+        AccountView {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            enterprise_id: a.enterprise_id.clone(),
+            created_at: rfc3339(a.created_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub iam_id: String,
+    pub account_id: String,
+    pub name: String,
+    pub email: String,
+    pub federated: bool,
+    pub has_password: bool,
+    pub created_at: String,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            id: u.id.clone(),
+            iam_id: u.id.clone(),
+            account_id: u.account_id.clone(),
+            name: u.name.clone(),
+            email: u.email.clone(),
+            federated: u.federated,
+            has_password: u.password_hash.is_some(),
+            created_at: rfc3339(u.created_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ServiceAccountView {
+    pub id: String,
+    pub iam_id: String,
+    pub account_id: String,
+    pub name: String,
+    pub description: String,
+    pub created_at: String,
+}
+
+impl From<&ServiceAccount> for ServiceAccountView {
+    fn from(s: &ServiceAccount) -> Self {
+        ServiceAccountView {
+            id: s.id.clone(),
+            iam_id: s.iam_id(),
+            account_id: s.account_id.clone(),
+            name: s.name.clone(),
+            description: s.description.clone(),
+            created_at: rfc3339(s.created_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub owner_iam_id: String,
+    pub account_id: String,
+    pub created_at: String,
+    /// Only in the create response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apikey: Option<String>,
+}
+
+impl From<&ApiKey> for ApiKeyView {
+    fn from(k: &ApiKey) -> Self {
+        ApiKeyView {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            description: k.description.clone(),
+            owner_iam_id: k.owner_iam_id.clone(),
+            account_id: k.account_id.clone(),
+            created_at: rfc3339(k.created_at),
+            apikey: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ClientView {
+    pub id: String,
+    pub name: String,
+    pub account_id: Option<String>,
+    pub created_at: String,
+    /// Only in the create response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl From<&OAuthClient> for ClientView {
+    fn from(c: &OAuthClient) -> Self {
+        ClientView {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            account_id: c.account_id.clone(),
+            created_at: rfc3339(c.created_at),
+            secret: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct AccessBindingView {
+    pub id: String,
+    pub subject_iam_id: String,
+    pub role: &'static str,
+    pub resource: String,
+    pub created_at: String,
+}
+
+impl From<&AccessBinding> for AccessBindingView {
+    fn from(b: &AccessBinding) -> Self {
+        AccessBindingView {
+            id: b.id.clone(),
+            subject_iam_id: b.subject_iam_id.clone(),
+            role: b.role.as_str(),
+            resource: b.resource.to_text(),
+            created_at: rfc3339(b.created_at),
+        }
+    }
+}

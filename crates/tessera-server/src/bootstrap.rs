@@ -1,0 +1,310 @@
+//! First start and every start: the master key, the server secrets sealed under it, the signing
+//! keys, and (once) the first account with its administrator.
+
+use crate::config::Config;
+use anyhow::{bail, Context};
+use aws_lc_rs::rand::SecureRandom;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use std::io::Write;
+use std::path::Path;
+use tessera_core::directory::{Entity, EntityKind};
+use tessera_core::model::*;
+use tessera_core::seal::{MasterKey, SealingKey};
+use tessera_core::secret::{self, NewSecret, Pepper, SecretPurpose};
+use tessera_store::{AuditEvent, ListFilter, Store};
+
+/// The server's own secrets, unsealed.
+pub struct ServerSecrets {
+    pub pepper: Pepper,
+    pub refresh_key: SealingKey,
+}
+
+/// Reads the master key from `TESSERA_MASTER_KEY` or its file, creating the file (mode 0600)
+/// with a fresh random key if neither exists.
+pub fn open_master_key(config: &Config, rng: &dyn SecureRandom) -> anyhow::Result<MasterKey> {
+    if let Some(text) = &config.master_key_env {
+        return decode_master_key(text).context("TESSERA_MASTER_KEY is invalid");
+    }
+    let path = &config.master_key_file;
+    if path.exists() {
+        check_private(path)?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read master key file {}", path.display()))?;
+        return decode_master_key(&text)
+            .with_context(|| format!("master key file {} is invalid", path.display()));
+    }
+    let bytes = SealingKey::generate_bytes(rng).map_err(anyhow::Error::msg)?;
+    write_private(path, format!("{}\n", STANDARD.encode(bytes)).as_bytes())
+        .with_context(|| format!("cannot create master key file {}", path.display()))?;
+    tracing::info!(path = %path.display(), "created a new master key");
+    MasterKey::from_bytes(&bytes).map_err(anyhow::Error::msg)
+}
+
+fn decode_master_key(text: &str) -> anyhow::Result<MasterKey> {
+    let bytes = STANDARD
+        .decode(text.trim())
+        .map_err(|_| anyhow::anyhow!("expected base64 of 32 random bytes"))?;
+    if bytes.len() != tessera_core::seal::KEY_LEN {
+        bail!(
+            "expected base64 of 32 random bytes, got {} bytes",
+            bytes.len()
+        );
+    }
+    MasterKey::from_bytes(&bytes).map_err(anyhow::Error::msg)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+#[cfg(unix)]
+fn check_private(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "master key file {} is readable by other users (mode {mode:o}); run: chmod 600 {}",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_path: &Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
+const SECRET_PURPOSE: &[u8] = b"tessera server secret v1";
+
+/// Loads (creating on first start) the API-key pepper and the refresh-token key.
+pub async fn load_server_secrets(
+    store: &dyn Store,
+    master: &MasterKey,
+    rng: &dyn SecureRandom,
+) -> anyhow::Result<ServerSecrets> {
+    let load = async |name: &str| -> anyhow::Result<Vec<u8>> {
+        let fresh = SealingKey::generate_bytes(rng).map_err(anyhow::Error::msg)?;
+        let candidate = master
+            .seal(SECRET_PURPOSE, &fresh, rng)
+            .map_err(anyhow::Error::msg)?;
+        let stored = store.server_secret(name, &candidate).await?;
+        master
+            .open(SECRET_PURPOSE, &stored)
+            .map_err(|_| anyhow::anyhow!("server secret {name} cannot be unsealed: the master key does not match this data directory"))
+    };
+    let pepper = load("api-key-pepper").await?;
+    let refresh = load("refresh-token-key").await?;
+    Ok(ServerSecrets {
+        pepper: Pepper::from_bytes(&pepper),
+        refresh_key: SealingKey::from_bytes(&refresh).map_err(anyhow::Error::msg)?,
+    })
+}
+
+fn system_audit(now: i64, action: &str, detail: String) -> AuditEvent {
+    AuditEvent {
+        at: now,
+        actor: "system".into(),
+        action: action.into(),
+        request_id: "startup".into(),
+        detail,
+    }
+}
+
+/// Makes sure an active key exists for the configured JWT algorithm and for `t1.` tokens.
+/// A JWT key of another algorithm (the configuration changed) is retired but stays published.
+pub async fn ensure_signing_keys(
+    store: &dyn Store,
+    master: &MasterKey,
+    config: &Config,
+    now: i64,
+    rng: &dyn SecureRandom,
+) -> anyhow::Result<()> {
+    let keys: Vec<SigningKeyRecord> = store
+        .list(
+            EntityKind::SigningKey,
+            &ListFilter {
+                limit: Some(1000),
+                ..Default::default()
+            },
+        )
+        .await?
+        .into_iter()
+        .filter_map(|e| match e {
+            Entity::SigningKey(k) => Some(k),
+            _ => None,
+        })
+        .collect();
+    for (key_use, algorithm) in [
+        (KeyUse::Jwt, config.jwt_algorithm),
+        (KeyUse::YandexIam, Algorithm::EdDsa),
+    ] {
+        let active = keys
+            .iter()
+            .filter(|k| k.key_use == key_use && k.state == KeyState::Active);
+        let mut have = false;
+        for key in active {
+            if key.algorithm == algorithm {
+                have = true;
+            } else {
+                let mut retired = key.clone();
+                retired.state = KeyState::Retired;
+                retired.retired_at = Some(now);
+                store
+                    .put(
+                        &Entity::SigningKey(retired),
+                        &system_audit(
+                            now,
+                            "signing_key.retire",
+                            format!(
+                                "{} {} replaced by {}",
+                                key.kid,
+                                key.algorithm.as_str(),
+                                algorithm.as_str()
+                            ),
+                        ),
+                    )
+                    .await?;
+            }
+        }
+        if !have {
+            let kid = tessera_core::ids::new_key_id(now, rng).map_err(anyhow::Error::msg)?;
+            let der =
+                tessera_core::jose::generate_pkcs8(algorithm, rng).map_err(anyhow::Error::msg)?;
+            let sealed = master
+                .seal(tessera_core::keyring::SEALED_KEY_PURPOSE, &der, rng)
+                .map_err(anyhow::Error::msg)?;
+            let record = SigningKeyRecord {
+                kid: kid.clone(),
+                algorithm,
+                key_use,
+                state: KeyState::Active,
+                sealed_private_key: sealed,
+                created_at: now,
+                retired_at: None,
+            };
+            store
+                .create(
+                    &Entity::SigningKey(record),
+                    &system_audit(
+                        now,
+                        "signing_key.create",
+                        format!("{kid} {} for {}", algorithm.as_str(), key_use.as_str()),
+                    ),
+                )
+                .await?;
+            tracing::info!(
+                kid,
+                alg = algorithm.as_str(),
+                key_use = key_use.as_str(),
+                "created signing key"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What the first start created; printed once to the operator.
+pub struct FirstStart {
+    pub account_id: String,
+    pub admin_user_id: String,
+    pub admin_apikey: NewSecret,
+}
+
+/// On an empty store, creates the first account, its administrator (global `admin`) and the
+/// administrator's API key. Returns `None` when the store already has accounts.
+pub async fn ensure_first_admin(
+    store: &dyn Store,
+    pepper: &Pepper,
+    config: &Config,
+    now: i64,
+    rng: &dyn SecureRandom,
+) -> anyhow::Result<Option<FirstStart>> {
+    let existing = store
+        .list(
+            EntityKind::Account,
+            &ListFilter {
+                limit: Some(1),
+                ..Default::default()
+            },
+        )
+        .await?;
+    if !existing.is_empty() {
+        return Ok(None);
+    }
+    let apikey = match &config.bootstrap_admin_apikey {
+        Some(given) => secret::supplied_api_key(given)
+            .map_err(|e| anyhow::anyhow!("TESSERA_BOOTSTRAP_ADMIN_APIKEY: {e}"))?,
+        None => secret::generate_api_key(rng).map_err(anyhow::Error::msg)?,
+    };
+    let err = anyhow::Error::msg;
+    let account = Account {
+        id: tessera_core::ids::new_account_id(rng).map_err(err)?,
+        name: "Default account".into(),
+        enterprise_id: None,
+        created_at: now,
+    };
+    let admin = User {
+        id: tessera_core::ids::new_user_id(rng).map_err(err)?,
+        account_id: account.id.clone(),
+        name: "admin".into(),
+        email: "admin@tessera.local".into(),
+        password_hash: None,
+        federated: false,
+        created_at: now,
+    };
+    let binding = AccessBinding {
+        id: tessera_core::ids::new_binding_id(rng).map_err(err)?,
+        subject_iam_id: admin.id.clone(),
+        role: Role::Admin,
+        resource: Resource::Global,
+        created_at: now,
+    };
+    let key = ApiKey {
+        id: tessera_core::ids::new_api_key_id(rng).map_err(err)?,
+        name: "bootstrap".into(),
+        description: "API key of the first administrator, created on first start".into(),
+        owner_iam_id: admin.id.clone(),
+        account_id: account.id.clone(),
+        key_hash: pepper.hash(SecretPurpose::ApiKey, apikey.expose()),
+        created_at: now,
+    };
+    let audit = |what: &str| system_audit(now, what, "first start".into());
+    store
+        .create(&Entity::Account(account.clone()), &audit("account.create"))
+        .await?;
+    store
+        .create(&Entity::User(admin.clone()), &audit("user.create"))
+        .await?;
+    store
+        .create(&Entity::Binding(binding), &audit("access_binding.create"))
+        .await?;
+    store
+        .create(&Entity::ApiKey(key), &audit("api_key.create"))
+        .await?;
+    Ok(Some(FirstStart {
+        account_id: account.id,
+        admin_user_id: admin.id,
+        admin_apikey: apikey,
+    }))
+}

@@ -1,0 +1,330 @@
+//! Server configuration: flags > `TESSERA_*` environment > `tessera.toml` > defaults.
+//!
+//! Clap reads flags and environment into [`ServeArgs`] (every field optional, so that "not
+//! given" is visible); [`Config::resolve`] layers the file and the defaults under them and
+//! validates the result. `Display` of [`Config`] is safe to log: it never shows a secret.
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tessera_core::model::Algorithm;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "tessera-data";
+/// Default configuration file, read if present in the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "tessera.toml";
+
+/// `tessera serve` arguments. Each flag also reads its `TESSERA_*` environment variable.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML). Default: ./tessera.toml if it exists.
+    #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on for REST (and, later, gRPC). Port 0 picks a free port.
+    #[arg(long, env = "TESSERA_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the embedded store, the master key and generated files.
+    #[arg(long, env = "TESSERA_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Base URL clients reach this server at (default: http://<listen address>).
+    #[arg(long, env = "TESSERA_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// `iss` of issued tokens (default: <public URL>/identity).
+    #[arg(long, env = "TESSERA_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
+    /// Algorithm of IBM-surface JWTs: RS256 (default), PS256, ES256 or EdDSA.
+    #[arg(long, env = "TESSERA_JWT_ALGORITHM", value_name = "ALG")]
+    pub jwt_algorithm: Option<String>,
+    /// Access-token lifetime in seconds (default 3600; 60..=43200).
+    #[arg(long, env = "TESSERA_TOKEN_LIFETIME", value_name = "SECONDS")]
+    pub token_lifetime: Option<i64>,
+    /// Refresh-token lifetime in seconds (default 2592000 = 30 days).
+    #[arg(long, env = "TESSERA_REFRESH_TOKEN_LIFETIME", value_name = "SECONDS")]
+    pub refresh_token_lifetime: Option<i64>,
+    /// Master key file (default: <data dir>/master.key, created 0600 on first start).
+    /// TESSERA_MASTER_KEY (base64 of 32 bytes) takes precedence over any file.
+    #[arg(long, env = "TESSERA_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// Log format: text (default) or json.
+    #[arg(long, env = "TESSERA_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log level or filter, e.g. info (default), debug, tessera_server=debug.
+    #[arg(long, env = "TESSERA_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+/// The optional configuration file. Unknown keys are an error, so typos do not pass silently.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// File format version; only 1 exists.
+    pub version: Option<u32>,
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub public_url: Option<String>,
+    pub issuer: Option<String>,
+    pub jwt_algorithm: Option<String>,
+    pub token_lifetime: Option<i64>,
+    pub refresh_token_lifetime: Option<i64>,
+    pub master_key_file: Option<PathBuf>,
+    pub log_format: Option<String>,
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The validated configuration the server runs with.
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `None` until the listener is bound when the default (derived from the address) applies.
+    pub public_url: Option<String>,
+    pub issuer: Option<String>,
+    pub jwt_algorithm: Algorithm,
+    pub token_lifetime: i64,
+    pub refresh_token_lifetime: i64,
+    pub master_key_file: PathBuf,
+    /// Base64 master key from `TESSERA_MASTER_KEY`.
+    pub master_key_env: Option<String>,
+    /// `TESSERA_BOOTSTRAP_ADMIN_APIKEY`: the first administrator's API key, on first start only.
+    pub bootstrap_admin_apikey: Option<String>,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+/// Environment values that are secrets and so are not clap flags (they would show in `ps`).
+#[derive(Default)]
+pub struct SecretEnv {
+    pub master_key: Option<String>,
+    pub bootstrap_admin_apikey: Option<String>,
+}
+
+impl SecretEnv {
+    pub fn from_process() -> Self {
+        SecretEnv {
+            master_key: std::env::var("TESSERA_MASTER_KEY")
+                .ok()
+                .filter(|s| !s.is_empty()),
+            bootstrap_admin_apikey: std::env::var("TESSERA_BOOTSTRAP_ADMIN_APIKEY")
+                .ok()
+                .filter(|s| !s.is_empty()),
+        }
+    }
+}
+
+impl Config {
+    /// Layers flags/env over the file over defaults and validates.
+    pub fn resolve(args: &ServeArgs, secrets: SecretEnv) -> anyhow::Result<Config> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                read_file(Path::new(DEFAULT_CONFIG_FILE))?
+            }
+            None => FileConfig::default(),
+        };
+        Self::merge(args, file, secrets)
+    }
+
+    pub fn merge(args: &ServeArgs, file: FileConfig, secrets: SecretEnv) -> anyhow::Result<Config> {
+        if let Some(version) = file.version {
+            if version != 1 {
+                bail!("configuration file version {version} is not supported (expected 1)");
+            }
+        }
+        let listen = match args.listen.or(file.listen) {
+            Some(addr) => addr,
+            None => DEFAULT_LISTEN.parse().context("default listen address")?,
+        };
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let alg_text = args
+            .jwt_algorithm
+            .clone()
+            .or(file.jwt_algorithm)
+            .unwrap_or_else(|| "RS256".into());
+        let jwt_algorithm = Algorithm::parse(&alg_text).with_context(|| {
+            format!("jwt algorithm {alg_text:?} is not one of RS256, PS256, ES256, EdDSA")
+        })?;
+        let token_lifetime = args.token_lifetime.or(file.token_lifetime).unwrap_or(3600);
+        if !(60..=43_200).contains(&token_lifetime) {
+            bail!("token lifetime must be between 60 and 43200 seconds, got {token_lifetime}");
+        }
+        let refresh_token_lifetime = args
+            .refresh_token_lifetime
+            .or(file.refresh_token_lifetime)
+            .unwrap_or(30 * 86_400);
+        if !(token_lifetime..=365 * 86_400).contains(&refresh_token_lifetime) {
+            bail!("refresh token lifetime must be between the token lifetime and 365 days, got {refresh_token_lifetime}");
+        }
+        let public_url = args
+            .public_url
+            .clone()
+            .or(file.public_url)
+            .map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(url) = &public_url {
+            check_url("public URL", url)?;
+        }
+        let issuer = args.issuer.clone().or(file.issuer);
+        if let Some(url) = &issuer {
+            check_url("issuer", url)?;
+        }
+        let master_key_file = args
+            .master_key_file
+            .clone()
+            .or(file.master_key_file)
+            .unwrap_or_else(|| data_dir.join("master.key"));
+        let log_format = match args.log_format.clone().or(file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("log format {other:?} is not one of text, json"),
+        };
+        let log_level = args
+            .log_level
+            .clone()
+            .or(file.log_level)
+            .unwrap_or_else(|| "info".into());
+        Ok(Config {
+            listen,
+            data_dir,
+            public_url,
+            issuer,
+            jwt_algorithm,
+            token_lifetime,
+            refresh_token_lifetime,
+            master_key_file,
+            master_key_env: secrets.master_key,
+            bootstrap_admin_apikey: secrets.bootstrap_admin_apikey,
+            log_format,
+            log_level,
+        })
+    }
+
+    /// A configuration for tests: a temporary data directory, a free port, quiet logs.
+    pub fn for_test(data_dir: &Path) -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.to_path_buf(),
+            public_url: None,
+            issuer: None,
+            jwt_algorithm: Algorithm::Rs256,
+            token_lifetime: 3600,
+            refresh_token_lifetime: 30 * 86_400,
+            master_key_file: data_dir.join("master.key"),
+            master_key_env: None,
+            bootstrap_admin_apikey: None,
+            log_format: LogFormat::Text,
+            log_level: "warn".into(),
+        }
+    }
+}
+
+fn check_url(what: &str, url: &str) -> anyhow::Result<()> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 512 {
+        bail!("{what} must be an http:// or https:// URL of at most 512 characters, got {url:?}");
+    }
+    Ok(())
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid configuration file {}", path.display()))
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "listen={} data_dir={} jwt_algorithm={} token_lifetime={}s refresh_token_lifetime={}s master_key={}",
+            self.listen,
+            self.data_dir.display(),
+            self.jwt_algorithm.as_str(),
+            self.token_lifetime,
+            self.refresh_token_lifetime,
+            if self.master_key_env.is_some() { "env".to_owned() } else { self.master_key_file.display().to_string() },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_beat_defaults() {
+        let file: FileConfig = toml::from_str(
+            "version = 1\nlisten = \"127.0.0.1:9000\"\njwt_algorithm = \"ES256\"\ntoken_lifetime = 600\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            ..Default::default()
+        };
+        let config = Config::merge(&args, file, SecretEnv::default()).unwrap();
+        assert_eq!(config.listen.port(), 9100);
+        assert_eq!(config.jwt_algorithm, Algorithm::Es256);
+        assert_eq!(config.token_lifetime, 600);
+        assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(
+            config.master_key_file,
+            PathBuf::from(DEFAULT_DATA_DIR).join("master.key")
+        );
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let bad = |args: ServeArgs| {
+            Config::merge(&args, FileConfig::default(), SecretEnv::default())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad(ServeArgs {
+            jwt_algorithm: Some("HS256".into()),
+            ..Default::default()
+        })
+        .contains("HS256"));
+        assert!(bad(ServeArgs {
+            token_lifetime: Some(5),
+            ..Default::default()
+        })
+        .contains("token lifetime"));
+        assert!(bad(ServeArgs {
+            public_url: Some("ftp://x".into()),
+            ..Default::default()
+        })
+        .contains("public URL"));
+        assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
+        let v2: FileConfig = toml::from_str("version = 2").unwrap();
+        assert!(Config::merge(&ServeArgs::default(), v2, SecretEnv::default()).is_err());
+    }
+
+    #[test]
+    fn display_hides_master_key() {
+        let secrets = SecretEnv {
+            master_key: Some("c2VjcmV0".into()),
+            bootstrap_admin_apikey: Some("x".repeat(40)),
+        };
+        let config = Config::merge(&ServeArgs::default(), FileConfig::default(), secrets).unwrap();
+        let shown = config.to_string();
+        assert!(shown.contains("master_key=env"));
+        assert!(!shown.contains("c2VjcmV0") && !shown.contains("xxxx"));
+    }
+}

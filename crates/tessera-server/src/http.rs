@@ -1,0 +1,250 @@
+//! The HTTP stack: router assembly and the layers every request passes through.
+//!
+//! Order, outermost first: slash normalisation (before routing, so `//identity/token` from the
+//! IBM Python SDK reaches its route) → request context, metrics and access log → panic guard →
+//! timeout → the surface routers. Each surface maps its own errors; the layers here only
+//! produce a generic JSON error for panics and timeouts.
+
+use crate::metrics_names as names;
+use crate::state::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Request};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use http_body_util::BodyExt;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+/// Per-request facts every surface can use: the request id and when the request started.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub id: String,
+    pub started: Instant,
+    pub started_at: OffsetDateTime,
+}
+
+/// Builds the whole application: every surface's routes under the shared layers.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(crate::ibm::router())
+        .merge(crate::oidc::router())
+        .merge(crate::admin::router())
+        .merge(crate::ops::router())
+        .fallback(not_found)
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(middleware::from_fn(request_context))
+                .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                    panic_response,
+                ))
+                .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Duration::from_secs(30),
+                )),
+        )
+        .with_state(state)
+}
+
+/// Collapses repeated slashes in the path (`//identity/token` → `/identity/token`).
+pub fn collapse_slashes(mut request: Request) -> Request {
+    let path = request.uri().path();
+    if path.contains("//") {
+        let mut collapsed = String::with_capacity(path.len());
+        for c in path.chars() {
+            if !(c == '/' && collapsed.ends_with('/')) {
+                collapsed.push(c);
+            }
+        }
+        let rebuilt = match request.uri().query() {
+            Some(q) => format!("{collapsed}?{q}"),
+            None => collapsed,
+        };
+        if let Ok(uri) = rebuilt.parse::<Uri>() {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
+fn new_request_id() -> String {
+    let mut bytes = [0u8; 12];
+    // An all-zero id on RNG failure still keeps the request going; ids are for correlation.
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn request_context(mut request: Request, next: Next) -> Response {
+    let ctx = RequestContext {
+        id: new_request_id(),
+        started: Instant::now(),
+        started_at: OffsetDateTime::now_utc(),
+    };
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().clone();
+    request.extensions_mut().insert(ctx.clone());
+    let mut response = next.run(request).await;
+    let status = response.status().as_u16();
+    let elapsed = ctx.started.elapsed();
+    if let Ok(value) = HeaderValue::from_str(&ctx.id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    metrics::counter!(names::HTTP_REQUESTS, "route" => route.clone(), "method" => method.to_string(), "status" => status.to_string()).increment(1);
+    metrics::histogram!(names::HTTP_DURATION, "route" => route.clone())
+        .record(elapsed.as_secs_f64());
+    tracing::debug!(request_id = %ctx.id, %method, route, status, micros = elapsed.as_micros() as u64, "request");
+    response
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    metrics::counter!(names::ERRORS, "code" => "internal_panic").increment(1);
+    generic_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error",
+    )
+}
+
+async fn not_found(uri: Uri) -> Response {
+    generic_error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        &format!("no such endpoint: {}", uri.path()),
+    )
+}
+
+/// A JSON error for paths outside any surface.
+pub fn generic_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({"error": {"code": code, "message": message}});
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Why a body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("request body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("request body could not be read")]
+    Unreadable,
+}
+
+/// Reads a request body of at most `limit` bytes, so each surface can answer an oversized body
+/// in its own error shape.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(BodyError::TooLarge(limit))
+        }
+        Err(_) => Err(BodyError::Unreadable),
+    }
+}
+
+/// Parses `Authorization: Basic base64(id:secret)`. `Ok(None)` when absent.
+pub fn basic_credentials(
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<(String, String)>, &'static str> {
+    use base64::Engine;
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| "Authorization header is not valid text")?;
+    let Some((scheme, encoded)) = value.split_once(' ') else {
+        return Err("Authorization header is malformed");
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| "Basic credentials are not valid base64")?;
+    let text = String::from_utf8(decoded).map_err(|_| "Basic credentials are not valid UTF-8")?;
+    let (id, secret) = text
+        .split_once(':')
+        .ok_or("Basic credentials must be client_id:client_secret")?;
+    // RFC 6749 §2.3.1: client id and secret are form-urlencoded inside Basic.
+    let id = form_decode(id);
+    let secret = form_decode(secret);
+    Ok(Some((id, secret)))
+}
+
+fn form_decode(value: &str) -> String {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={value}"))
+        .ok()
+        .and_then(|mut pairs| pairs.pop())
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| value.to_owned())
+}
+
+/// The bearer token of `Authorization: Bearer …`, if any.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Whether the request declares a form-encoded body.
+pub fn is_form(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slashes_collapse() {
+        let request = Request::builder()
+            .uri("//identity//token?a=b")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(collapse_slashes(request).uri(), "/identity/token?a=b");
+    }
+
+    #[test]
+    fn basic_parsing() {
+        use base64::Engine;
+        let mut headers = axum::http::HeaderMap::new();
+        assert_eq!(basic_credentials(&headers), Ok(None));
+        let encoded = base64::engine::general_purpose::STANDARD.encode("bx:s%3Acret");
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Basic {encoded}").parse().unwrap(),
+        );
+        assert_eq!(
+            basic_credentials(&headers),
+            Ok(Some(("bx".into(), "s:cret".into())))
+        );
+        headers.insert(header::AUTHORIZATION, "Basic !!!".parse().unwrap());
+        assert!(basic_credentials(&headers).is_err());
+        headers.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(basic_credentials(&headers), Ok(None));
+        assert_eq!(bearer_token(&headers), Some("abc"));
+    }
+}

@@ -1,0 +1,18 @@
+//! The IBM Cloud IAM identity token API: `POST /identity/token` with every grant, in the exact
+//! wire shape the IBM SDK cores expect. Stability: frozen by the cloud's API.
+
+mod errors;
+mod token;
+
+pub use errors::IbmError;
+
+use crate::state::AppState;
+use axum::routing::post;
+use axum::Router;
+
+/// Path of the token endpoint.
+pub const TOKEN_PATH: &str = "/identity/token";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(TOKEN_PATH, post(token::ibm_token_post))
+}

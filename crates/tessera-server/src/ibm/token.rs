@@ -1,0 +1,234 @@
+//! `POST /identity/token`: form parsing, client authentication and the grants.
+//!
+//! The handler reads the body (bounded), authenticates the client if Basic credentials are
+//! present, dispatches on `grant_type`, and renders either the IBM token response or the IBM
+//! error shape. Every grant reads the snapshot only; none writes.
+
+use super::IbmError;
+use crate::http::{basic_credentials, is_form, read_body, BodyError, RequestContext};
+use crate::state::{now, AppState};
+use crate::tokens::{IssueRequest, IssuedTokens};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tessera_core::authn;
+use tessera_core::error::{Error, ErrorKind};
+use tessera_core::limits::{self, MAX_BODY};
+use tessera_core::model::{OAuthClient, DEFAULT_CLIENT_ID};
+use tessera_core::token::normalize_scope;
+
+pub const GRANT_APIKEY: &str = "urn:ibm:params:oauth:grant-type:apikey";
+pub const GRANT_REFRESH: &str = "refresh_token";
+const TENANT_HEADER: &str = "ibm-cloud-tenant";
+
+/// The form parameters of every grant. No `Debug`: several fields are secrets.
+#[derive(Deserialize, Default)]
+struct TokenForm {
+    grant_type: Option<String>,
+    apikey: Option<String>,
+    response_type: Option<String>,
+    scope: Option<String>,
+    refresh_token: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    token_type: &'static str,
+    expires_in: i64,
+    expiration: i64,
+    scope: &'a str,
+}
+
+pub async fn ibm_token_post(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
+    match token(&state, &headers, body).await {
+        Ok(response) => response,
+        Err(error) => error.render(&ctx, &headers, &uri, "Token"),
+    }
+}
+
+async fn token(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, IbmError> {
+    let bytes = read_body(body, MAX_BODY).await.map_err(|e| match e {
+        BodyError::TooLarge(limit) => IbmError::too_large(limit),
+        BodyError::Unreadable => IbmError::invalid("The request body could not be read."),
+    })?;
+    if !is_form(headers) {
+        return Err(IbmError::invalid(
+            "Content-Type must be application/x-www-form-urlencoded.",
+        ));
+    }
+    let form: TokenForm = serde_urlencoded::from_bytes(&bytes).map_err(|_| {
+        IbmError::invalid(
+            "The request body is not a valid form; each parameter may appear at most once.",
+        )
+    })?;
+    let now = now();
+    let client = authenticate_client(state, headers)?;
+    let tenant = match headers.get(TENANT_HEADER) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| IbmError::invalid("IBM-Cloud-Tenant header is not valid text."))?,
+        ),
+    };
+    let grant_type =
+        limits::required("grant_type", form.grant_type.as_deref(), 256).map_err(IbmError::from)?;
+    let issued = match grant_type {
+        GRANT_APIKEY => apikey_grant(state, &form, client.as_deref(), tenant, now)?,
+        GRANT_REFRESH => refresh_grant(state, &form, client.as_deref(), tenant, now)?,
+        other => {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "grant_type {:?} is not supported; supported: {GRANT_APIKEY}, {GRANT_REFRESH}.",
+                    truncate(other)
+                ),
+            )
+            .into())
+        }
+    };
+    Ok(render(&issued))
+}
+
+fn truncate(value: &str) -> &str {
+    value
+        .char_indices()
+        .nth(64)
+        .map(|(i, _)| &value[..i])
+        .unwrap_or(value)
+}
+
+/// Authenticates Basic client credentials when present. A public request uses `default`.
+fn authenticate_client(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Arc<OAuthClient>>, IbmError> {
+    match basic_credentials(headers) {
+        Ok(None) => Ok(None),
+        Ok(Some((id, secret))) => {
+            let dir = state.snapshot.directory();
+            Ok(Some(authn::authenticate_client(
+                &dir,
+                &state.pepper,
+                &id,
+                &secret,
+            )?))
+        }
+        Err(message) => Err(IbmError::invalid_client(message)),
+    }
+}
+
+/// `response_type`: `cloud_iam` (the default, and what the SDKs send) is the only one here.
+fn check_response_type(value: Option<&str>) -> Result<(), IbmError> {
+    match value.map(str::trim) {
+        None | Some("") | Some("cloud_iam") => Ok(()),
+        Some(other)
+            if other
+                .split_whitespace()
+                .all(|t| t == "cloud_iam" || t == "delegated_refresh_token") =>
+        {
+            Err(Error::new(
+                ErrorKind::Unsupported,
+                "response_type delegated_refresh_token is not supported by this server yet.",
+            )
+            .into())
+        }
+        Some(_) => Err(IbmError::invalid("response_type must be cloud_iam.")),
+    }
+}
+
+fn apikey_grant(
+    state: &AppState,
+    form: &TokenForm,
+    client: Option<&OAuthClient>,
+    tenant: Option<&str>,
+    now: i64,
+) -> Result<IssuedTokens, IbmError> {
+    check_response_type(form.response_type.as_deref())?;
+    let apikey = limits::required("apikey", form.apikey.as_deref(), limits::MAX_API_KEY)?;
+    let scope = normalize_scope(form.scope.as_deref())?;
+    let principal = {
+        let dir = state.snapshot.directory();
+        let principal = authn::authenticate_api_key(&dir, &state.pepper, apikey)?;
+        authn::check_tenant(&dir, &principal.account_id, tenant)?;
+        principal
+    };
+    let request = IssueRequest {
+        client_id: authn::client_id_or_default(client),
+        scope: &scope,
+        grant_type: GRANT_APIKEY,
+        with_refresh_token: true,
+        now,
+    };
+    Ok(state.issue_ibm(&principal, &request)?)
+}
+
+fn refresh_grant(
+    state: &AppState,
+    form: &TokenForm,
+    client: Option<&OAuthClient>,
+    tenant: Option<&str>,
+    now: i64,
+) -> Result<IssuedTokens, IbmError> {
+    // IBM refuses refresh without client authentication: tokens of the public default client
+    // cannot be refreshed.
+    let client = client.ok_or_else(IbmError::missing_client_auth)?;
+    let presented = limits::required(
+        "refresh_token",
+        form.refresh_token.as_deref(),
+        tessera_core::refresh::MAX_REFRESH_TOKEN,
+    )?;
+    let (principal, grant) = state.redeem_refresh_token(presented, &client.id, now)?;
+    {
+        let dir = state.snapshot.directory();
+        authn::check_tenant(&dir, &principal.account_id, tenant)?;
+    }
+    let scope = match form.scope.as_deref() {
+        Some(requested) => normalize_scope(Some(requested))?,
+        None => grant.scope.clone(),
+    };
+    debug_assert_ne!(client.id, DEFAULT_CLIENT_ID);
+    let request = IssueRequest {
+        client_id: &client.id,
+        scope: &scope,
+        grant_type: GRANT_REFRESH,
+        with_refresh_token: true,
+        now,
+    };
+    Ok(state.issue_ibm(&principal, &request)?)
+}
+
+fn render(issued: &IssuedTokens) -> Response {
+    let claims = &issued.access.claims;
+    let body = TokenResponse {
+        access_token: &issued.access.token,
+        refresh_token: issued.refresh_token.as_deref(),
+        token_type: "Bearer",
+        expires_in: claims.exp - claims.iat,
+        expiration: claims.exp,
+        scope: &claims.scope,
+    };
+    let json = serde_json::to_vec(&body).unwrap_or_default();
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        json,
+    )
+        .into_response()
+}

@@ -1,0 +1,32 @@
+//! Tessera's server: configuration, the in-memory snapshot and its change feed, the protocol
+//! surfaces (IBM token API, OIDC/JWKS/introspection/revocation, admin API, operations), and the
+//! listener that serves them.
+//!
+//! Entry point: [`serve`]. A request flows: [`http`] layers → surface handler ([`ibm`], [`oidc`],
+//! [`admin`], [`ops`]) → the token service ([`tokens`]) with `now` → core rules over the
+//! [`snapshot`] → a response in the surface's own shape. Only admin writes and revocations reach
+//! the store; the token path reads memory only.
+
+pub mod admin;
+pub mod bootstrap;
+pub mod config;
+pub mod http;
+pub mod ibm;
+pub mod metrics_names;
+pub mod oidc;
+pub mod ops;
+pub mod server;
+pub mod snapshot;
+pub mod state;
+pub mod telemetry;
+pub mod tokens;
+
+pub use config::ServeArgs;
+
+/// Runs `tessera serve` until SIGINT/SIGTERM.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = config::Config::resolve(&args, config::SecretEnv::from_process())?;
+    telemetry::init_logging(&config);
+    let server = server::Server::prepare(config).await?;
+    server.run(server::shutdown_signal()).await
+}

@@ -1,0 +1,56 @@
+//! Shared server state, handed to every handler through axum's `State`.
+
+use crate::config::Config;
+use crate::snapshot::Snapshot;
+use aws_lc_rs::rand::SystemRandom;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tessera_core::seal::SealingKey;
+use tessera_core::secret::Pepper;
+use tessera_store::Store;
+
+/// Cheap to clone; everything lives behind one `Arc`.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    /// Base URL clients use, without a trailing slash.
+    pub public_url: String,
+    /// `iss` of issued tokens.
+    pub issuer: String,
+    pub store: Arc<dyn Store>,
+    pub snapshot: Arc<Snapshot>,
+    pub pepper: Pepper,
+    pub refresh_key: SealingKey,
+    pub rng: SystemRandom,
+    pub store_healthy: Arc<AtomicBool>,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        AppState(Arc::new(inner))
+    }
+
+    pub fn store_is_healthy(&self) -> bool {
+        self.store_healthy.load(Ordering::Relaxed)
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// The wall clock, read once per request at the edge and passed down as `now`.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,151 @@
+//! The token service: minting, verifying and revoking, over the snapshot. Surfaces call these
+//! with `now` and render the results in their own shapes. Nothing here writes, except
+//! [`AppState::revoke`].
+
+use crate::metrics_names as names;
+use crate::state::AppState;
+use tessera_core::authn;
+use tessera_core::directory::Entity;
+use tessera_core::error::{Error, ErrorKind, Result};
+use tessera_core::model::{KeyUse, Revocation, DEFAULT_CLIENT_ID};
+use tessera_core::principal::{AuthnMethod, Principal};
+use tessera_core::refresh::{self, RefreshGrant};
+use tessera_core::token::{self, IbmClaims, MintParams, MintedToken};
+use tessera_store::AuditEvent;
+
+/// An access token and, where the grant gives one, a refresh token.
+pub struct IssuedTokens {
+    pub access: MintedToken,
+    pub refresh_token: Option<String>,
+}
+
+/// What a token request asks for, beyond the principal.
+pub struct IssueRequest<'a> {
+    pub client_id: &'a str,
+    pub scope: &'a str,
+    pub grant_type: &'a str,
+    pub with_refresh_token: bool,
+    pub now: i64,
+}
+
+impl AppState {
+    /// Mints an IBM-surface access token (and a sealed refresh token) for `principal`.
+    pub fn issue_ibm(
+        &self,
+        principal: &Principal,
+        request: &IssueRequest<'_>,
+    ) -> Result<IssuedTokens> {
+        let keyring = self.snapshot.keyring();
+        let signer = keyring.signer(KeyUse::Jwt)?;
+        let params = MintParams {
+            issuer: &self.issuer,
+            now: request.now,
+            lifetime: self.config.token_lifetime,
+            client_id: request.client_id,
+            scope: request.scope,
+            grant_type: request.grant_type,
+        };
+        let access = token::mint(principal, &params, signer, &self.rng)?;
+        let refresh_token = if request.with_refresh_token {
+            let grant = RefreshGrant {
+                jti: tessera_core::ids::new_token_id(&self.rng)?,
+                iam_id: principal.iam_id.clone(),
+                client_id: request.client_id.to_owned(),
+                scope: request.scope.to_owned(),
+                iat: request.now,
+                exp: request.now + self.config.refresh_token_lifetime,
+            };
+            Some(refresh::seal(&grant, &self.refresh_key, &self.rng)?)
+        } else {
+            None
+        };
+        metrics::counter!(names::TOKENS_ISSUED, "grant" => grant_label(request.grant_type))
+            .increment(1);
+        tracing::debug!(iam_id = %principal.iam_id, grant = request.grant_type, jti = %access.claims.jti, "issued token");
+        Ok(IssuedTokens {
+            access,
+            refresh_token,
+        })
+    }
+
+    /// Verifies an access token presented as a credential (admin API, introspection).
+    pub fn verify_access_token(&self, presented: &str, now: i64) -> Result<IbmClaims> {
+        let keyring = self.snapshot.keyring();
+        let dir = self.snapshot.directory();
+        token::verify(presented, keyring.jwks(), &dir, &self.issuer, now)
+    }
+
+    /// Opens a refresh token, checks that it is still good and that `client_id` may redeem it,
+    /// and returns the principal it stands for.
+    pub fn redeem_refresh_token(
+        &self,
+        presented: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<(Principal, RefreshGrant)> {
+        let grant = refresh::open(presented, &self.refresh_key, now)?;
+        if grant.client_id != client_id {
+            return Err(Error::credential(
+                "The refresh token was issued to another client.",
+            ));
+        }
+        let dir = self.snapshot.directory();
+        if dir.is_revoked(&grant.jti, &grant.iam_id, grant.iat) {
+            return Err(Error::credential("The refresh token has been revoked."));
+        }
+        let principal = authn::principal_for(&dir, &grant.iam_id, AuthnMethod::RefreshToken)?;
+        Ok((principal, grant))
+    }
+
+    /// Revokes a refresh or access token (RFC 7009). `client_id` is the authenticated client
+    /// (or `default`); a refresh token of another client is left alone, as the RFC asks.
+    /// Unknown or invalid tokens are not an error.
+    pub async fn revoke(
+        &self,
+        presented: &str,
+        client_id: &str,
+        now: i64,
+        request_id: &str,
+    ) -> Result<()> {
+        let (jti, expires_at, iam_id) =
+            if let Ok(grant) = refresh::open(presented, &self.refresh_key, now) {
+                if grant.client_id != client_id {
+                    return Ok(());
+                }
+                (grant.jti, grant.exp, grant.iam_id)
+            } else if let Ok(claims) = self.verify_access_token(presented, now) {
+                if client_id != DEFAULT_CLIENT_ID && claims.client_id != client_id {
+                    return Ok(());
+                }
+                (claims.jti, claims.exp, claims.iam_id)
+            } else {
+                return Ok(());
+            };
+        let audit = AuditEvent {
+            at: now,
+            actor: client_id.to_owned(),
+            action: "token.revoke".into(),
+            request_id: request_id.to_owned(),
+            detail: format!("token {jti} of {iam_id}"),
+        };
+        let seq = self
+            .store
+            .put(&Entity::Revocation(Revocation { jti, expires_at }), &audit)
+            .await
+            .map_err(|e| {
+                Error::new(ErrorKind::Internal, format!("cannot store revocation: {e}"))
+            })?;
+        self.snapshot.sync_to(seq).await;
+        Ok(())
+    }
+}
+
+/// A bounded label for metrics: the grant type's last segment.
+pub fn grant_label(grant_type: &str) -> &'static str {
+    match grant_type {
+        "urn:ibm:params:oauth:grant-type:apikey" => "apikey",
+        "refresh_token" => "refresh_token",
+        "password" => "password",
+        _ => "other",
+    }
+}
