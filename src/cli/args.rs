@@ -1,0 +1,831 @@
+//! The command line as clap parses it. These types only describe syntax; nothing here reads the
+//! environment, a file or the network (that is [`super::resolve`]'s job), so parsing is
+//! testable with `Cli::try_parse_from`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::fmt;
+use std::path::PathBuf;
+
+/// A secret given on the command line (an API key). Its `Debug` output is redacted so that it
+/// cannot end up in a log line or a test failure message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Secret {
+        Secret(value)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Tessera: a self-hosted IAM token service.
+#[derive(Parser)]
+#[command(
+    name = "tessera",
+    version,
+    propagate_version = true,
+    max_term_width = 100,
+    after_help = "Get started:\n  \
+        tessera login --endpoint https://iam.example.com    (reads the API key from stdin)\n  \
+        tessera iam service-account list\n  \
+        curl -H \"Authorization: Bearer $(tessera token)\" ..."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the Tessera server.
+    Serve(tessera_server::ServeArgs),
+    /// Check an API key against a server and save it as a profile.
+    #[command(
+        after_help = "Without --apikey or TESSERA_APIKEY, the API key is read from the \
+        first line of standard input. Profiles are saved in \
+        $TESSERA_CONFIG_DIR/tessera/config.toml (default: the user's configuration directory), \
+        readable by their owner only."
+    )]
+    Login(LoginArgs),
+    /// Print a fresh IAM access token.
+    Token(TokenArgs),
+    /// Show the identity the credentials belong to.
+    Whoami(WhoamiArgs),
+    /// Manage identities and access through the admin API.
+    Iam(IamArgs),
+}
+
+/// Help heading of the connection flags, which are accepted by every subcommand below the one
+/// that defines them and would otherwise be interleaved with the subcommand's own flags.
+const CONNECTION: &str = "Connection";
+
+/// Where to connect and with which key. Each value is looked up in order: the flag, the
+/// environment variable, the saved profile.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionArgs {
+    /// The server's URL.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        help_heading = CONNECTION,
+        help = "Server URL, e.g. https://iam.example.com [env: TESSERA_ENDPOINT]"
+    )]
+    pub endpoint: Option<String>,
+    /// API key; TESSERA_APIKEY or a saved profile is safer, as flags end up in shell history
+    /// [env: TESSERA_APIKEY]
+    #[arg(long, global = true, value_name = "KEY", help_heading = CONNECTION)]
+    pub apikey: Option<Secret>,
+    /// PEM file of the CA that signed the server's certificate [env: TESSERA_CACERT]
+    #[arg(long, global = true, value_name = "FILE", help_heading = CONNECTION)]
+    pub cacert: Option<PathBuf>,
+    /// Saved profile to use
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        env = "TESSERA_PROFILE",
+        default_value = "default",
+        help_heading = CONNECTION
+    )]
+    pub profile: String,
+}
+
+#[derive(Args, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputArgs {
+    /// Output format
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table, help_heading = "Output")]
+    pub format: Format,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Human-readable table
+    Table,
+    /// The API's JSON, pretty-printed
+    Json,
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct LoginArgs {
+    /// Without --apikey or TESSERA_APIKEY, the key is read from the first line of standard input.
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct WhoamiArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct IamArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(subcommand)]
+    pub resource: IamResource,
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum IamResource {
+    /// Enterprises (groups of accounts)
+    #[command(alias = "enterprises")]
+    Enterprise {
+        #[command(subcommand)]
+        verb: EnterpriseVerb,
+    },
+    /// Accounts
+    #[command(alias = "accounts")]
+    Account {
+        #[command(subcommand)]
+        verb: AccountVerb,
+    },
+    /// Users
+    #[command(alias = "users")]
+    User {
+        #[command(subcommand)]
+        verb: UserVerb,
+    },
+    /// Service accounts (service IDs)
+    #[command(alias = "service-accounts")]
+    ServiceAccount {
+        #[command(subcommand)]
+        verb: ServiceAccountVerb,
+    },
+    /// API keys of users and service accounts
+    #[command(alias = "api-keys")]
+    ApiKey {
+        #[command(subcommand)]
+        verb: ApiKeyVerb,
+    },
+    /// OAuth clients
+    #[command(alias = "clients")]
+    Client {
+        #[command(subcommand)]
+        verb: ClientVerb,
+    },
+    /// Access bindings (who holds which role where)
+    #[command(alias = "access-bindings")]
+    AccessBinding {
+        #[command(subcommand)]
+        verb: AccessBindingVerb,
+    },
+}
+
+/// `get <id>` and `delete <id>`.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct IdArg {
+    pub id: String,
+}
+
+/// Paging shared by every `list`.
+#[derive(Args, Debug, Clone, PartialEq, Eq, Default)]
+pub struct PageArgs {
+    /// Show at most N objects (default: all)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
+    /// Start after this id (keyset pagination)
+    #[arg(long, value_name = "ID")]
+    pub after: Option<String>,
+}
+
+// Each resource has its own verb enum (rather than one generic one) so that `--help` shows the
+// flags of that resource's create and list.
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum EnterpriseVerb {
+    /// Create an enterprise
+    Create {
+        /// Display name
+        #[arg(long)]
+        name: String,
+    },
+    /// List enterprises
+    #[command(alias = "ls")]
+    List(PageArgs),
+    /// Show an enterprise
+    Get(IdArg),
+    /// Delete an enterprise (it must have no accounts)
+    #[command(alias = "rm")]
+    Delete(IdArg),
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum AccountVerb {
+    /// Create an account
+    Create {
+        /// Display name
+        #[arg(long)]
+        name: String,
+        /// Enterprise the account belongs to
+        #[arg(long, value_name = "ID")]
+        enterprise_id: Option<String>,
+    },
+    /// List accounts
+    #[command(alias = "ls")]
+    List(PageArgs),
+    /// Show an account
+    Get(IdArg),
+    /// Delete an account (it must have no members)
+    #[command(alias = "rm")]
+    Delete(IdArg),
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum UserVerb {
+    /// Create a user
+    Create {
+        /// Account of the user (default: your own)
+        #[arg(long, value_name = "ID")]
+        account_id: Option<String>,
+        /// Display name
+        #[arg(long)]
+        name: String,
+        /// E-mail address (unique)
+        #[arg(long)]
+        email: String,
+        /// Read the user's password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+        /// The user signs in through a federated identity provider
+        #[arg(long)]
+        federated: bool,
+    },
+    /// List users
+    #[command(alias = "ls")]
+    List {
+        #[arg(long, value_name = "ID")]
+        account_id: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show a user
+    Get(IdArg),
+    /// Delete a user, with its API keys and access bindings
+    #[command(alias = "rm")]
+    Delete(IdArg),
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum ServiceAccountVerb {
+    /// Create a service account
+    Create {
+        /// Account of the service account (default: your own)
+        #[arg(long, value_name = "ID")]
+        account_id: Option<String>,
+        /// Display name
+        #[arg(long)]
+        name: String,
+        /// Free-text description
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List service accounts
+    #[command(alias = "ls")]
+    List {
+        #[arg(long, value_name = "ID")]
+        account_id: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show a service account
+    Get(IdArg),
+    /// Delete a service account, with its API keys and access bindings
+    #[command(alias = "rm")]
+    Delete(IdArg),
+}
+
+/// Whose API key it is: exactly one of the three.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+#[group(required = true, multiple = false)]
+pub struct OwnerArgs {
+    /// Service account id (ServiceId-…)
+    #[arg(long, value_name = "ID")]
+    pub service_account_id: Option<String>,
+    /// User id (IBMid-…)
+    #[arg(long, value_name = "ID")]
+    pub user_id: Option<String>,
+    /// Owner's iam id (IBMid-… or iam-ServiceId-…)
+    #[arg(long, value_name = "IAM_ID")]
+    pub owner_iam_id: Option<String>,
+}
+
+impl OwnerArgs {
+    /// The `owner_iam_id` the API expects. A service account's iam id is its id with `iam-` in
+    /// front; a user's iam id is its id.
+    pub fn owner_iam_id(&self) -> Option<String> {
+        if let Some(id) = &self.service_account_id {
+            // Accept the iam id too: both forms are printed by `service-account get`.
+            if id.starts_with("iam-") {
+                return Some(id.clone());
+            }
+            return Some(format!("iam-{id}"));
+        }
+        self.user_id.clone().or_else(|| self.owner_iam_id.clone())
+    }
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum ApiKeyVerb {
+    /// Create an API key (the key is shown only once)
+    Create {
+        #[command(flatten)]
+        owner: OwnerArgs,
+        /// Display name
+        #[arg(long)]
+        name: String,
+        /// Free-text description
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List API keys
+    #[command(alias = "ls")]
+    List {
+        #[arg(long, value_name = "ID")]
+        account_id: Option<String>,
+        #[arg(long, value_name = "IAM_ID")]
+        owner_iam_id: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show an API key's metadata
+    Get(IdArg),
+    /// Delete an API key
+    #[command(alias = "rm")]
+    Delete(IdArg),
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum ClientVerb {
+    /// Create an OAuth client (the secret is shown only once)
+    Create {
+        /// Client id
+        #[arg(long)]
+        id: String,
+        /// Display name
+        #[arg(long)]
+        name: Option<String>,
+        /// Account managing the client (default: your own)
+        #[arg(long, value_name = "ID", conflicts_with = "no_account")]
+        account_id: Option<String>,
+        /// Create a global client that belongs to no account
+        #[arg(long)]
+        no_account: bool,
+    },
+    /// List OAuth clients
+    #[command(alias = "ls")]
+    List {
+        #[arg(long, value_name = "ID")]
+        account_id: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show an OAuth client
+    Get(IdArg),
+    /// Delete an OAuth client
+    #[command(alias = "rm")]
+    Delete(IdArg),
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Manage everything in the resource
+    Admin,
+    /// Read everything in the resource
+    Viewer,
+    /// Mint tokens for the resource's service accounts
+    #[value(name = "iam.serviceAccounts.tokenCreator")]
+    TokenCreator,
+    /// Use the resource's service accounts
+    #[value(name = "iam.serviceAccounts.user")]
+    ServiceAccountUser,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+            Role::TokenCreator => "iam.serviceAccounts.tokenCreator",
+            Role::ServiceAccountUser => "iam.serviceAccounts.user",
+        }
+    }
+}
+
+/// Checks a resource's text form (`*`, `account/<id>`, `service-account/<id>`) at parse time,
+/// so a typo is a usage error rather than a round trip to the server.
+pub fn parse_resource(text: &str) -> Result<String, String> {
+    let valid = text == "*"
+        || text.split_once('/').is_some_and(|(kind, id)| {
+            matches!(kind, "account" | "service-account") && !id.is_empty()
+        });
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err("expected `*`, `account/<id>` or `service-account/<id>`".to_owned())
+    }
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum AccessBindingVerb {
+    /// Grant a role on a resource
+    Create {
+        /// Who gets the role (IBMid-… or iam-ServiceId-…)
+        #[arg(long, value_name = "IAM_ID")]
+        subject_iam_id: String,
+        #[arg(long, value_enum)]
+        role: Role,
+        /// `*`, `account/<id>` or `service-account/<id>`
+        #[arg(long, value_parser = parse_resource)]
+        resource: String,
+    },
+    /// List access bindings
+    #[command(alias = "ls")]
+    List {
+        #[arg(long, value_name = "IAM_ID")]
+        subject_iam_id: Option<String>,
+        #[arg(long, value_parser = parse_resource)]
+        resource: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show an access binding
+    Get(IdArg),
+    /// Revoke an access binding
+    #[command(alias = "rm")]
+    Delete(IdArg),
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tessera").chain(args.iter().copied()))
+    }
+
+    fn iam(args: &[&str]) -> IamArgs {
+        match parse(args).map(|cli| cli.command) {
+            Ok(Command::Iam(iam)) => iam,
+            Ok(_) => panic!("not an iam command: {args:?}"),
+            Err(err) => panic!("{args:?}: {err}"),
+        }
+    }
+
+    fn error_kind(args: &[&str]) -> Option<ErrorKind> {
+        parse(args).err().map(|err| err.kind())
+    }
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn service_account_create() {
+        let parsed = iam(&[
+            "iam",
+            "service-account",
+            "create",
+            "--name",
+            "ci",
+            "--description",
+            "d",
+        ]);
+        assert_eq!(parsed.output.format, Format::Table);
+        assert_eq!(
+            parsed.resource,
+            IamResource::ServiceAccount {
+                verb: ServiceAccountVerb::Create {
+                    account_id: None,
+                    name: "ci".into(),
+                    description: Some("d".into()),
+                }
+            }
+        );
+    }
+
+    #[test]
+    fn global_flags_go_anywhere_below_iam() {
+        let before = iam(&[
+            "iam",
+            "--format",
+            "json",
+            "--endpoint",
+            "http://x",
+            "user",
+            "list",
+        ]);
+        let after = iam(&[
+            "iam",
+            "user",
+            "list",
+            "--format",
+            "json",
+            "--endpoint",
+            "http://x",
+        ]);
+        assert_eq!(before, after);
+        assert_eq!(before.output.format, Format::Json);
+        assert_eq!(before.connection.endpoint.as_deref(), Some("http://x"));
+        assert_eq!(before.connection.profile, "default");
+    }
+
+    #[test]
+    fn api_key_owner_is_exactly_one_of_three() {
+        let parsed = iam(&[
+            "iam",
+            "api-key",
+            "create",
+            "--service-account-id",
+            "ServiceId-1",
+            "--name",
+            "k",
+        ]);
+        let IamResource::ApiKey {
+            verb:
+                ApiKeyVerb::Create {
+                    owner,
+                    name,
+                    description,
+                },
+        } = parsed.resource
+        else {
+            panic!("wrong command");
+        };
+        assert_eq!(owner.owner_iam_id().as_deref(), Some("iam-ServiceId-1"));
+        assert_eq!((name.as_str(), description), ("k", None));
+
+        let parsed = iam(&[
+            "iam",
+            "api-key",
+            "create",
+            "--user-id",
+            "IBMid-1",
+            "--name",
+            "k",
+        ]);
+        let IamResource::ApiKey {
+            verb: ApiKeyVerb::Create { owner, .. },
+        } = parsed.resource
+        else {
+            panic!("wrong command");
+        };
+        assert_eq!(owner.owner_iam_id().as_deref(), Some("IBMid-1"));
+
+        assert_eq!(
+            error_kind(&["iam", "api-key", "create", "--name", "k"]),
+            Some(ErrorKind::MissingRequiredArgument)
+        );
+        assert_eq!(
+            error_kind(&[
+                "iam",
+                "api-key",
+                "create",
+                "--user-id",
+                "IBMid-1",
+                "--owner-iam-id",
+                "x",
+                "--name",
+                "k"
+            ]),
+            Some(ErrorKind::ArgumentConflict)
+        );
+    }
+
+    #[test]
+    fn service_account_ids_in_iam_form_are_not_prefixed_twice() {
+        let owner = OwnerArgs {
+            service_account_id: Some("iam-ServiceId-1".into()),
+            user_id: None,
+            owner_iam_id: None,
+        };
+        assert_eq!(owner.owner_iam_id().as_deref(), Some("iam-ServiceId-1"));
+    }
+
+    #[test]
+    fn access_binding_roles_and_resources() {
+        let parsed = iam(&[
+            "iam",
+            "access-binding",
+            "create",
+            "--subject-iam-id",
+            "iam-ServiceId-1",
+            "--role",
+            "iam.serviceAccounts.tokenCreator",
+            "--resource",
+            "service-account/ServiceId-2",
+        ]);
+        assert_eq!(
+            parsed.resource,
+            IamResource::AccessBinding {
+                verb: AccessBindingVerb::Create {
+                    subject_iam_id: "iam-ServiceId-1".into(),
+                    role: Role::TokenCreator,
+                    resource: "service-account/ServiceId-2".into(),
+                }
+            }
+        );
+        for bad_role in ["owner", "Admin"] {
+            assert_eq!(
+                error_kind(&[
+                    "iam",
+                    "access-binding",
+                    "create",
+                    "--subject-iam-id",
+                    "x",
+                    "--role",
+                    bad_role,
+                    "--resource",
+                    "*"
+                ]),
+                Some(ErrorKind::InvalidValue)
+            );
+        }
+        for bad_resource in ["account/", "planet/earth", "**"] {
+            assert_eq!(
+                error_kind(&["iam", "access-binding", "list", "--resource", bad_resource]),
+                Some(ErrorKind::ValueValidation),
+                "{bad_resource}"
+            );
+        }
+        assert_eq!(parse_resource("*").as_deref(), Ok("*"));
+        assert_eq!(parse_resource("account/abc").as_deref(), Ok("account/abc"));
+        for role in [
+            Role::Admin,
+            Role::Viewer,
+            Role::TokenCreator,
+            Role::ServiceAccountUser,
+        ] {
+            assert_eq!(
+                role.to_possible_value()
+                    .map(|v| v.get_name().to_owned())
+                    .as_deref(),
+                Some(role.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn get_delete_and_list_paging() {
+        let parsed = iam(&["iam", "client", "get", "my-client"]);
+        assert_eq!(
+            parsed.resource,
+            IamResource::Client {
+                verb: ClientVerb::Get(IdArg {
+                    id: "my-client".into()
+                })
+            }
+        );
+        let parsed = iam(&["iam", "enterprises", "rm", "e1"]);
+        assert_eq!(
+            parsed.resource,
+            IamResource::Enterprise {
+                verb: EnterpriseVerb::Delete(IdArg { id: "e1".into() })
+            }
+        );
+        let parsed = iam(&[
+            "iam",
+            "api-key",
+            "ls",
+            "--owner-iam-id",
+            "IBMid-1",
+            "--limit",
+            "5",
+        ]);
+        assert_eq!(
+            parsed.resource,
+            IamResource::ApiKey {
+                verb: ApiKeyVerb::List {
+                    account_id: None,
+                    owner_iam_id: Some("IBMid-1".into()),
+                    page: PageArgs {
+                        limit: Some(5),
+                        after: None
+                    },
+                }
+            }
+        );
+        assert_eq!(
+            error_kind(&["iam", "user", "list", "--limit", "0"]),
+            Some(ErrorKind::ValueValidation)
+        );
+        assert_eq!(
+            error_kind(&["iam", "user", "get"]),
+            Some(ErrorKind::MissingRequiredArgument)
+        );
+        assert_eq!(
+            error_kind(&["iam", "user", "frobnicate"]),
+            Some(ErrorKind::InvalidSubcommand)
+        );
+    }
+
+    #[test]
+    fn user_and_client_create_flags() {
+        let parsed = iam(&[
+            "iam",
+            "user",
+            "create",
+            "--name",
+            "Ann",
+            "--email",
+            "ann@example.com",
+            "--password-stdin",
+        ]);
+        assert_eq!(
+            parsed.resource,
+            IamResource::User {
+                verb: UserVerb::Create {
+                    account_id: None,
+                    name: "Ann".into(),
+                    email: "ann@example.com".into(),
+                    password_stdin: true,
+                    federated: false,
+                }
+            }
+        );
+        assert_eq!(
+            error_kind(&[
+                "iam",
+                "client",
+                "create",
+                "--id",
+                "c",
+                "--account-id",
+                "a",
+                "--no-account"
+            ]),
+            Some(ErrorKind::ArgumentConflict)
+        );
+    }
+
+    #[test]
+    fn login_and_token() {
+        match parse(&["login", "--endpoint", "http://x", "--profile", "dev"]).map(|c| c.command) {
+            Ok(Command::Login(login)) => {
+                assert_eq!(login.connection.endpoint.as_deref(), Some("http://x"));
+                assert_eq!(login.connection.apikey, None);
+                assert_eq!(login.connection.profile, "dev");
+            }
+            _ => panic!("not parsed as login"),
+        }
+        match parse(&["token", "--format", "json", "--apikey", "k"]).map(|c| c.command) {
+            Ok(Command::Token(token)) => {
+                assert_eq!(token.output.format, Format::Json);
+                assert_eq!(token.connection.apikey, Some(Secret::new("k")));
+            }
+            _ => panic!("not parsed as token"),
+        }
+        assert_eq!(
+            error_kind(&[]),
+            Some(ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand)
+        );
+        assert_eq!(
+            error_kind(&["token", "--format", "yaml"]),
+            Some(ErrorKind::InvalidValue)
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let args = ConnectionArgs {
+            endpoint: None,
+            apikey: Some(Secret::new("hunter2")),
+            cacert: None,
+            profile: "default".into(),
+        };
+        assert!(!format!("{args:?}").contains("hunter2"));
+    }
+}

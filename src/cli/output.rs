@@ -1,0 +1,349 @@
+//! Rendering: human tables (one column per field, timestamps as the server gave them) or the
+//! API's JSON, pretty-printed.
+//!
+//! Everything writes to a `&mut dyn Write` and returns `io::Result`, so a closed pipe
+//! (`tessera iam user list | head -1`) surfaces as an error `main` can recognise instead of a
+//! panic inside `println!`.
+
+use super::args::Format;
+use crate::client::{
+    AccessBinding, Account, ApiKey, Enterprise, OAuthClient, ServiceAccount, User, Whoami,
+};
+use comfy_table::{presets, CellAlignment, Table};
+use serde::Serialize;
+use std::io::{self, Write};
+
+/// An object that renders as one table row.
+pub trait Tabular {
+    /// Column titles: the object's field names.
+    const HEADERS: &'static [&'static str];
+    fn cells(&self) -> Vec<String>;
+}
+
+fn opt(value: &Option<String>) -> String {
+    value.clone().unwrap_or_else(|| "-".to_owned())
+}
+
+impl Tabular for Whoami {
+    const HEADERS: &'static [&'static str] =
+        &["IAM_ID", "NAME", "ACCOUNT_ID", "SUB_TYPE", "GLOBAL_ADMIN"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.iam_id.clone(),
+            self.name.clone(),
+            self.account_id.clone(),
+            self.sub_type.clone(),
+            self.global_admin.to_string(),
+        ]
+    }
+}
+
+impl Tabular for Enterprise {
+    const HEADERS: &'static [&'static str] = &["ID", "NAME", "CREATED_AT"];
+    fn cells(&self) -> Vec<String> {
+        vec![self.id.clone(), self.name.clone(), self.created_at.clone()]
+    }
+}
+
+impl Tabular for Account {
+    const HEADERS: &'static [&'static str] = &["ID", "NAME", "ENTERPRISE_ID", "CREATED_AT"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.name.clone(),
+            opt(&self.enterprise_id),
+            self.created_at.clone(),
+        ]
+    }
+}
+
+impl Tabular for User {
+    const HEADERS: &'static [&'static str] = &[
+        "ID",
+        "IAM_ID",
+        "ACCOUNT_ID",
+        "NAME",
+        "EMAIL",
+        "FEDERATED",
+        "HAS_PASSWORD",
+        "CREATED_AT",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.iam_id.clone(),
+            self.account_id.clone(),
+            self.name.clone(),
+            self.email.clone(),
+            self.federated.to_string(),
+            self.has_password.to_string(),
+            self.created_at.clone(),
+        ]
+    }
+}
+
+impl Tabular for ServiceAccount {
+    const HEADERS: &'static [&'static str] = &[
+        "ID",
+        "IAM_ID",
+        "ACCOUNT_ID",
+        "NAME",
+        "DESCRIPTION",
+        "CREATED_AT",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.iam_id.clone(),
+            self.account_id.clone(),
+            self.name.clone(),
+            self.description.clone(),
+            self.created_at.clone(),
+        ]
+    }
+}
+
+impl Tabular for ApiKey {
+    const HEADERS: &'static [&'static str] = &[
+        "ID",
+        "NAME",
+        "DESCRIPTION",
+        "OWNER_IAM_ID",
+        "ACCOUNT_ID",
+        "CREATED_AT",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.name.clone(),
+            self.description.clone(),
+            self.owner_iam_id.clone(),
+            self.account_id.clone(),
+            self.created_at.clone(),
+        ]
+    }
+}
+
+impl Tabular for OAuthClient {
+    const HEADERS: &'static [&'static str] = &["ID", "NAME", "ACCOUNT_ID", "CREATED_AT"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.name.clone(),
+            opt(&self.account_id),
+            self.created_at.clone(),
+        ]
+    }
+}
+
+impl Tabular for AccessBinding {
+    const HEADERS: &'static [&'static str] =
+        &["ID", "SUBJECT_IAM_ID", "ROLE", "RESOURCE", "CREATED_AT"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.subject_iam_id.clone(),
+            self.role.clone(),
+            self.resource.clone(),
+            self.created_at.clone(),
+        ]
+    }
+}
+
+/// A borderless, kubectl-like table. Cells are never wrapped: ids must stay copy-pastable.
+pub fn table<T: Tabular>(items: &[T]) -> String {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_header(T::HEADERS.iter().copied());
+    for item in items {
+        table.add_row(item.cells());
+    }
+    let last = T::HEADERS.len().saturating_sub(1);
+    for (index, column) in table.column_iter_mut().enumerate() {
+        column.set_cell_alignment(CellAlignment::Left);
+        // Three spaces between columns, none at the line ends.
+        column.set_padding((0, if index == last { 0 } else { 3 }));
+    }
+    let mut text = table.to_string();
+    // comfy-table pads the last column to its width; trailing blanks only get in the way.
+    text = text
+        .lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n");
+    text.push('\n');
+    text
+}
+
+pub fn write_json<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    out.write_all(b"\n")
+}
+
+/// One object: a one-row table, or the JSON object.
+pub fn write_one<T: Tabular + Serialize>(
+    out: &mut dyn Write,
+    format: Format,
+    item: &T,
+) -> io::Result<()> {
+    match format {
+        Format::Table => out.write_all(table(std::slice::from_ref(item)).as_bytes()),
+        Format::Json => write_json(out, item),
+    }
+}
+
+/// A list: a table (just the header when empty), or a JSON array.
+pub fn write_list<T: Tabular + Serialize>(
+    out: &mut dyn Write,
+    format: Format,
+    items: &[T],
+) -> io::Result<()> {
+    match format {
+        Format::Table => out.write_all(table(items).as_bytes()),
+        Format::Json => write_json(out, items),
+    }
+}
+
+/// The answer to a delete: `Deleted <kind> <id>`, or `{"deleted": "<id>"}`.
+pub fn write_deleted(out: &mut dyn Write, format: Format, kind: &str, id: &str) -> io::Result<()> {
+    match format {
+        Format::Table => writeln!(out, "Deleted {kind} {id}"),
+        Format::Json => write_json(out, &serde_json::json!({ "deleted": id })),
+    }
+}
+
+/// A created object that comes with a secret shown only once (an API key, a client secret):
+/// the table, then the secret on a line of its own (easy to copy) and a warning.
+pub fn write_created_with_secret<T: Tabular, J: Serialize>(
+    out: &mut dyn Write,
+    format: Format,
+    item: &T,
+    json: &J,
+    secret_label: &str,
+    secret_noun: &str,
+    secret: &str,
+) -> io::Result<()> {
+    match format {
+        Format::Json => write_json(out, json),
+        Format::Table => {
+            out.write_all(table(std::slice::from_ref(item)).as_bytes())?;
+            writeln!(out)?;
+            writeln!(out, "{secret_label}: {secret}")?;
+            writeln!(
+                out,
+                "Save the {secret_noun} now: it is shown only once and cannot be retrieved later."
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::client::{CreatedApiKey, Extra};
+
+    fn enterprise(id: &str, name: &str) -> Enterprise {
+        Enterprise {
+            id: id.into(),
+            name: name.into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            extra: Extra::new(),
+        }
+    }
+
+    fn render(f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> String {
+        let mut out = Vec::new();
+        f(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn tables_have_field_columns_and_no_trailing_blanks() {
+        let text = table(&[
+            enterprise("e1", "Acme"),
+            enterprise("e22", "Initech Corporation"),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with("ID "), "{text}");
+        assert!(
+            lines[0].contains("NAME") && lines[0].ends_with("CREATED_AT"),
+            "{text}"
+        );
+        assert!(lines[1].starts_with("e1 "), "{text}");
+        assert!(lines.iter().all(|line| !line.ends_with(' ')), "{text}");
+        // Columns line up.
+        let column = |line: &str| line.find("2026").unwrap();
+        assert_eq!(column(lines[1]), column(lines[2]));
+        assert_eq!(lines[0].find("CREATED_AT").unwrap(), column(lines[1]));
+    }
+
+    #[test]
+    fn empty_lists_show_the_header_or_an_empty_array() {
+        let empty: Vec<Enterprise> = Vec::new();
+        assert_eq!(
+            render(|out| write_list(out, Format::Table, &empty)),
+            "ID   NAME   CREATED_AT\n"
+        );
+        assert_eq!(render(|out| write_list(out, Format::Json, &empty)), "[]\n");
+    }
+
+    #[test]
+    fn json_is_the_object_pretty_printed() {
+        let text = render(|out| write_one(out, Format::Json, &enterprise("e1", "Acme")));
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["id"], "e1");
+        assert!(text.contains("\n  \"name\": \"Acme\""), "{text}");
+    }
+
+    #[test]
+    fn deletes() {
+        assert_eq!(
+            render(|out| write_deleted(out, Format::Table, "service account", "ServiceId-1")),
+            "Deleted service account ServiceId-1\n"
+        );
+        let json = render(|out| write_deleted(out, Format::Json, "service account", "ServiceId-1"));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&json).unwrap(),
+            serde_json::json!({"deleted": "ServiceId-1"})
+        );
+    }
+
+    #[test]
+    fn created_api_keys_show_the_key_once_with_a_warning() {
+        let created: CreatedApiKey = serde_json::from_value(serde_json::json!({
+            "id": "ApiKey-1", "name": "k", "description": "", "owner_iam_id": "iam-ServiceId-1",
+            "account_id": "a", "created_at": "2026-01-01T00:00:00Z", "apikey": "the-key"
+        }))
+        .unwrap();
+        let text = render(|out| {
+            write_created_with_secret(
+                out,
+                Format::Table,
+                &created.api_key,
+                &created,
+                "API key",
+                "API key",
+                &created.apikey,
+            )
+        });
+        assert!(text.contains("\nAPI key: the-key\n"), "{text}");
+        assert!(text.contains("shown only once"), "{text}");
+        let json = render(|out| {
+            write_created_with_secret(
+                out,
+                Format::Json,
+                &created.api_key,
+                &created,
+                "API key",
+                "API key",
+                &created.apikey,
+            )
+        });
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["apikey"], "the-key");
+        assert_eq!(value["id"], "ApiKey-1");
+    }
+}

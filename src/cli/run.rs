@@ -1,0 +1,750 @@
+//! Running a resolved [`Plan`]: network calls through [`crate::client`], output through
+//! [`super::output`].
+
+use super::args::{
+    AccessBindingVerb, AccountVerb, ApiKeyVerb, ClientVerb, EnterpriseVerb, Format, IamResource,
+    PageArgs, Secret, ServiceAccountVerb, UserVerb,
+};
+use super::config;
+use super::output::{self, Tabular};
+use super::resolve::{make_client, Connection, LoginPlan, Plan};
+use crate::client::{self, Client, ListQuery};
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::future::Future;
+use std::io::{self, BufRead, Write};
+
+/// Largest page the admin API serves.
+const MAX_PAGE: u32 = 1000;
+
+/// Writing to standard output failed. A distinct type so that `main` can tell a closed pipe on
+/// stdout (success: the reader had enough) from a broken connection to the server (failure).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write to standard output")]
+pub struct OutputError(#[source] pub io::Error);
+
+impl OutputError {
+    /// Whether `err` is, anywhere in its chain, a write to a closed stdout pipe.
+    pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+        err.chain()
+            .filter_map(|cause| cause.downcast_ref::<OutputError>())
+            .any(|OutputError(io)| io.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+fn emit(written: io::Result<()>) -> Result<()> {
+    written.map_err(|err| OutputError(err).into())
+}
+
+/// Where a command reads and writes.
+pub struct Io<'a> {
+    pub out: &'a mut dyn Write,
+    pub input: &'a mut dyn BufRead,
+    /// Standard input is a terminal: prompt (on stderr) before reading from it.
+    pub interactive: bool,
+}
+
+impl Io<'_> {
+    /// The first line of input without its line ending. Used for secrets, so that they need not
+    /// appear on the command line (shell history, `ps`).
+    fn read_secret_line(&mut self, prompt: &str) -> Result<String> {
+        if self.interactive {
+            let mut stderr = io::stderr();
+            let _ = write!(stderr, "{prompt}");
+            let _ = stderr.flush();
+        }
+        let mut line = String::new();
+        self.input
+            .read_line(&mut line)
+            .context("cannot read standard input")?;
+        let line = line.strip_suffix('\n').unwrap_or(&line);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        Ok(line.to_owned())
+    }
+}
+
+pub async fn execute(plan: Plan, io: &mut Io<'_>) -> Result<()> {
+    match plan {
+        Plan::Serve(args) => tessera_server::serve(args).await,
+        Plan::Login(plan) => login(plan, io).await,
+        Plan::Token { connection, format } => {
+            let token = connection
+                .client()?
+                .token_from_apikey(connection.apikey.expose())
+                .await
+                .with_context(|| token_failure(&connection))?;
+            emit(match format {
+                Format::Table => writeln!(io.out, "{}", token.access_token),
+                Format::Json => output::write_json(io.out, &token),
+            })
+        }
+        Plan::Whoami { connection, format } => {
+            let admin = admin_client(&connection).await?;
+            let me = admin.whoami().await.context("cannot get your identity")?;
+            emit(output::write_one(io.out, format, &me))
+        }
+        Plan::Iam {
+            connection,
+            format,
+            resource,
+        } => {
+            let admin = admin_client(&connection).await?;
+            iam(&admin, format, resource, io).await
+        }
+    }
+    .and_then(|()| emit(io.out.flush()))
+}
+
+fn token_failure(connection: &Connection) -> String {
+    format!("cannot get an IAM token from {}", connection.endpoint)
+}
+
+/// A client authenticated with a fresh token for the connection's API key.
+async fn admin_client(connection: &Connection) -> Result<Client> {
+    let client = connection.client()?;
+    let token = client
+        .token_from_apikey(connection.apikey.expose())
+        .await
+        .with_context(|| token_failure(connection))?;
+    Ok(client.with_token(token.access_token))
+}
+
+async fn login(plan: LoginPlan, io: &mut Io<'_>) -> Result<()> {
+    let apikey = match &plan.apikey {
+        Some(apikey) => apikey.clone(),
+        None => {
+            let line = io.read_secret_line("API key: ")?;
+            Secret::new(line.trim())
+        }
+    };
+    if apikey.expose().is_empty() {
+        bail!("no API key given: pass --apikey, set TESSERA_APIKEY, or type it on standard input");
+    }
+    let client = make_client(&plan.endpoint, plan.cacert.as_deref())?;
+    // Prove the key works before saving anything.
+    let token = client
+        .token_from_apikey(apikey.expose())
+        .await
+        .with_context(|| format!("login to {} failed", plan.endpoint))?;
+    let me = client
+        .with_token(token.access_token)
+        .whoami()
+        .await
+        .with_context(|| {
+            format!(
+                "login to {} failed: cannot get your identity",
+                plan.endpoint
+            )
+        })?;
+    config::save_profile(
+        &plan.config_path,
+        &plan.profile,
+        plan.profile_to_save(&apikey),
+    )
+    .context("cannot save the profile")?;
+    emit(writeln!(
+        io.out,
+        "Logged in to {} as {} ({})",
+        plan.endpoint, me.name, me.iam_id
+    ))
+}
+
+/// Fetches pages until `page.limit` objects are collected or the list ends. Without a limit,
+/// that is the whole list: a person asking for a list wants all of it, not the server's default
+/// first 100.
+pub async fn collect_pages<T, F, Fut>(
+    page: &PageArgs,
+    filters: ListQuery,
+    id_of: fn(&T) -> &str,
+    fetch: F,
+) -> Result<Vec<T>, client::Error>
+where
+    F: Fn(ListQuery) -> Fut,
+    Fut: Future<Output = Result<Vec<T>, client::Error>>,
+{
+    let mut items: Vec<T> = Vec::new();
+    let mut after = page.after.clone();
+    loop {
+        let wanted = match page.limit {
+            Some(limit) => limit.saturating_sub(u32::try_from(items.len()).unwrap_or(u32::MAX)),
+            None => MAX_PAGE,
+        }
+        .min(MAX_PAGE);
+        if wanted == 0 {
+            break;
+        }
+        let query = ListQuery {
+            limit: Some(wanted),
+            after: after.clone(),
+            ..filters.clone()
+        };
+        let batch = fetch(query).await?;
+        let full = batch.len() >= wanted as usize;
+        let next = batch.last().map(|item| id_of(item).to_owned());
+        items.extend(batch);
+        // Stop at a short page, and also if the cursor does not move (a server bug must not
+        // become an endless loop).
+        if !full || next.is_none() || next == after {
+            break;
+        }
+        after = next;
+    }
+    Ok(items)
+}
+
+/// Output of one IAM operation on one kind of object.
+struct Op<'a> {
+    out: &'a mut dyn Write,
+    format: Format,
+    /// e.g. "service account".
+    kind: &'static str,
+}
+
+impl Op<'_> {
+    fn one<T: Tabular + Serialize>(&mut self, item: &T) -> Result<()> {
+        emit(output::write_one(self.out, self.format, item))
+    }
+    fn list<T: Tabular + Serialize>(&mut self, items: &[T]) -> Result<()> {
+        emit(output::write_list(self.out, self.format, items))
+    }
+    fn deleted(&mut self, id: &str) -> Result<()> {
+        emit(output::write_deleted(self.out, self.format, self.kind, id))
+    }
+}
+
+/// The caller's own account: the default `--account-id` of the create commands.
+async fn own_account(admin: &Client, given: Option<String>) -> Result<String> {
+    match given {
+        Some(id) => Ok(id),
+        None => Ok(admin
+            .whoami()
+            .await
+            .context("cannot find your account (pass --account-id)")?
+            .account_id),
+    }
+}
+
+fn filters(account_id: Option<String>) -> ListQuery {
+    ListQuery {
+        account_id,
+        ..ListQuery::default()
+    }
+}
+
+async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<'_>) -> Result<()> {
+    let kind = match &resource {
+        IamResource::Enterprise { .. } => "enterprise",
+        IamResource::Account { .. } => "account",
+        IamResource::User { .. } => "user",
+        IamResource::ServiceAccount { .. } => "service account",
+        IamResource::ApiKey { .. } => "API key",
+        IamResource::Client { .. } => "client",
+        IamResource::AccessBinding { .. } => "access binding",
+    };
+    let create_failed = || format!("cannot create the {kind}");
+    let list_failed = || format!("cannot list {kind}s");
+    let get_failed = |id: &str| format!("cannot get {kind} {id}");
+    let delete_failed = |id: &str| format!("cannot delete {kind} {id}");
+    // Read the password before the calls that use it, so that a missing one fails before
+    // anything is created.
+    let password = match &resource {
+        IamResource::User {
+            verb:
+                UserVerb::Create {
+                    password_stdin: true,
+                    ..
+                },
+        } => {
+            let password = io.read_secret_line("Password: ")?;
+            if password.is_empty() {
+                bail!("--password-stdin: standard input holds no password");
+            }
+            Some(password)
+        }
+        _ => None,
+    };
+    let mut op = Op {
+        out: &mut *io.out,
+        format,
+        kind,
+    };
+
+    match resource {
+        IamResource::Enterprise { verb } => match verb {
+            EnterpriseVerb::Create { name } => {
+                let created = admin
+                    .create_enterprise(&client::CreateEnterprise { name })
+                    .await
+                    .with_context(create_failed)?;
+                op.one(&created)
+            }
+            EnterpriseVerb::List(page) => {
+                let items = collect_pages(
+                    &page,
+                    ListQuery::default(),
+                    |e: &client::Enterprise| e.id.as_str(),
+                    |q| async move { admin.list_enterprises(&q).await },
+                )
+                .await
+                .with_context(list_failed)?;
+                op.list(&items)
+            }
+            EnterpriseVerb::Get(arg) => {
+                let item = admin
+                    .get_enterprise(&arg.id)
+                    .await
+                    .with_context(|| get_failed(&arg.id))?;
+                op.one(&item)
+            }
+            EnterpriseVerb::Delete(arg) => {
+                admin
+                    .delete_enterprise(&arg.id)
+                    .await
+                    .with_context(|| delete_failed(&arg.id))?;
+                op.deleted(&arg.id)
+            }
+        },
+
+        IamResource::Account { verb } => match verb {
+            AccountVerb::Create {
+                name,
+                enterprise_id,
+            } => {
+                let created = admin
+                    .create_account(&client::CreateAccount {
+                        name,
+                        enterprise_id,
+                    })
+                    .await
+                    .with_context(create_failed)?;
+                op.one(&created)
+            }
+            AccountVerb::List(page) => {
+                let items = collect_pages(
+                    &page,
+                    ListQuery::default(),
+                    |a: &client::Account| a.id.as_str(),
+                    |q| async move { admin.list_accounts(&q).await },
+                )
+                .await
+                .with_context(list_failed)?;
+                op.list(&items)
+            }
+            AccountVerb::Get(arg) => {
+                let item = admin
+                    .get_account(&arg.id)
+                    .await
+                    .with_context(|| get_failed(&arg.id))?;
+                op.one(&item)
+            }
+            AccountVerb::Delete(arg) => {
+                admin
+                    .delete_account(&arg.id)
+                    .await
+                    .with_context(|| delete_failed(&arg.id))?;
+                op.deleted(&arg.id)
+            }
+        },
+
+        IamResource::User { verb } => match verb {
+            UserVerb::Create {
+                account_id,
+                name,
+                email,
+                password_stdin: _,
+                federated,
+            } => {
+                let body = client::CreateUser {
+                    account_id: own_account(admin, account_id).await?,
+                    name,
+                    email,
+                    password,
+                    federated: federated.then_some(true),
+                };
+                let created = admin.create_user(&body).await.with_context(create_failed)?;
+                op.one(&created)
+            }
+            UserVerb::List { account_id, page } => {
+                let items = collect_pages(
+                    &page,
+                    filters(account_id),
+                    |u: &client::User| u.id.as_str(),
+                    |q| async move { admin.list_users(&q).await },
+                )
+                .await
+                .with_context(list_failed)?;
+                op.list(&items)
+            }
+            UserVerb::Get(arg) => {
+                let item = admin
+                    .get_user(&arg.id)
+                    .await
+                    .with_context(|| get_failed(&arg.id))?;
+                op.one(&item)
+            }
+            UserVerb::Delete(arg) => {
+                admin
+                    .delete_user(&arg.id)
+                    .await
+                    .with_context(|| delete_failed(&arg.id))?;
+                op.deleted(&arg.id)
+            }
+        },
+
+        IamResource::ServiceAccount { verb } => match verb {
+            ServiceAccountVerb::Create {
+                account_id,
+                name,
+                description,
+            } => {
+                let body = client::CreateServiceAccount {
+                    account_id: own_account(admin, account_id).await?,
+                    name,
+                    description,
+                };
+                let created = admin
+                    .create_service_account(&body)
+                    .await
+                    .with_context(create_failed)?;
+                op.one(&created)
+            }
+            ServiceAccountVerb::List { account_id, page } => {
+                let items = collect_pages(
+                    &page,
+                    filters(account_id),
+                    |s: &client::ServiceAccount| s.id.as_str(),
+                    |q| async move { admin.list_service_accounts(&q).await },
+                )
+                .await
+                .with_context(list_failed)?;
+                op.list(&items)
+            }
+            ServiceAccountVerb::Get(arg) => {
+                let item = admin
+                    .get_service_account(&arg.id)
+                    .await
+                    .with_context(|| get_failed(&arg.id))?;
+                op.one(&item)
+            }
+            ServiceAccountVerb::Delete(arg) => {
+                admin
+                    .delete_service_account(&arg.id)
+                    .await
+                    .with_context(|| delete_failed(&arg.id))?;
+                op.deleted(&arg.id)
+            }
+        },
+
+        IamResource::ApiKey { verb } => {
+            match verb {
+                ApiKeyVerb::Create {
+                    owner,
+                    name,
+                    description,
+                } => {
+                    let Some(owner_iam_id) = owner.owner_iam_id() else {
+                        bail!("give the key's owner: --service-account-id, --user-id or --owner-iam-id");
+                    };
+                    let created = admin
+                        .create_api_key(&client::CreateApiKey {
+                            owner_iam_id,
+                            name,
+                            description,
+                        })
+                        .await
+                        .with_context(create_failed)?;
+                    emit(output::write_created_with_secret(
+                        op.out,
+                        format,
+                        &created.api_key,
+                        &created,
+                        "API key",
+                        "API key",
+                        &created.apikey,
+                    ))
+                }
+                ApiKeyVerb::List {
+                    account_id,
+                    owner_iam_id,
+                    page,
+                } => {
+                    let query = ListQuery {
+                        account_id,
+                        owner_iam_id,
+                        ..ListQuery::default()
+                    };
+                    let items = collect_pages(
+                        &page,
+                        query,
+                        |k: &client::ApiKey| k.id.as_str(),
+                        |q| async move { admin.list_api_keys(&q).await },
+                    )
+                    .await
+                    .with_context(list_failed)?;
+                    op.list(&items)
+                }
+                ApiKeyVerb::Get(arg) => {
+                    let item = admin
+                        .get_api_key(&arg.id)
+                        .await
+                        .with_context(|| get_failed(&arg.id))?;
+                    op.one(&item)
+                }
+                ApiKeyVerb::Delete(arg) => {
+                    admin
+                        .delete_api_key(&arg.id)
+                        .await
+                        .with_context(|| delete_failed(&arg.id))?;
+                    op.deleted(&arg.id)
+                }
+            }
+        }
+
+        IamResource::Client { verb } => match verb {
+            ClientVerb::Create {
+                id,
+                name,
+                account_id,
+                no_account,
+            } => {
+                let account_id = if no_account {
+                    None
+                } else {
+                    Some(own_account(admin, account_id).await?)
+                };
+                let created = admin
+                    .create_client(&client::CreateOAuthClient {
+                        id,
+                        name,
+                        account_id,
+                    })
+                    .await
+                    .with_context(create_failed)?;
+                emit(output::write_created_with_secret(
+                    op.out,
+                    format,
+                    &created.client,
+                    &created,
+                    "Client secret",
+                    "client secret",
+                    &created.secret,
+                ))
+            }
+            ClientVerb::List { account_id, page } => {
+                let items = collect_pages(
+                    &page,
+                    filters(account_id),
+                    |c: &client::OAuthClient| c.id.as_str(),
+                    |q| async move { admin.list_clients(&q).await },
+                )
+                .await
+                .with_context(list_failed)?;
+                op.list(&items)
+            }
+            ClientVerb::Get(arg) => {
+                let item = admin
+                    .get_client(&arg.id)
+                    .await
+                    .with_context(|| get_failed(&arg.id))?;
+                op.one(&item)
+            }
+            ClientVerb::Delete(arg) => {
+                admin
+                    .delete_client(&arg.id)
+                    .await
+                    .with_context(|| delete_failed(&arg.id))?;
+                op.deleted(&arg.id)
+            }
+        },
+
+        IamResource::AccessBinding { verb } => match verb {
+            AccessBindingVerb::Create {
+                subject_iam_id,
+                role,
+                resource,
+            } => {
+                let body = client::CreateAccessBinding {
+                    subject_iam_id,
+                    role: role.as_str().to_owned(),
+                    resource,
+                };
+                let created = admin
+                    .create_access_binding(&body)
+                    .await
+                    .with_context(create_failed)?;
+                op.one(&created)
+            }
+            AccessBindingVerb::List {
+                subject_iam_id,
+                resource,
+                page,
+            } => {
+                let query = ListQuery {
+                    subject_iam_id,
+                    resource,
+                    ..ListQuery::default()
+                };
+                let items = collect_pages(
+                    &page,
+                    query,
+                    |b: &client::AccessBinding| b.id.as_str(),
+                    |q| async move { admin.list_access_bindings(&q).await },
+                )
+                .await
+                .with_context(list_failed)?;
+                op.list(&items)
+            }
+            AccessBindingVerb::Get(arg) => {
+                let item = admin
+                    .get_access_binding(&arg.id)
+                    .await
+                    .with_context(|| get_failed(&arg.id))?;
+                op.one(&item)
+            }
+            AccessBindingVerb::Delete(arg) => {
+                admin
+                    .delete_access_binding(&arg.id)
+                    .await
+                    .with_context(|| delete_failed(&arg.id))?;
+                op.deleted(&arg.id)
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A fake list of ids `0000`..`n`, served page by page, recording the queries.
+    struct FakeList {
+        ids: Vec<String>,
+        queries: Mutex<Vec<ListQuery>>,
+    }
+
+    impl FakeList {
+        fn new(n: usize) -> FakeList {
+            FakeList {
+                ids: (0..n).map(|i| format!("{i:04}")).collect(),
+                queries: Mutex::new(Vec::new()),
+            }
+        }
+
+        async fn fetch(&self, query: ListQuery) -> Result<Vec<String>, client::Error> {
+            self.queries.lock().unwrap().push(query.clone());
+            let start = match &query.after {
+                Some(after) => self
+                    .ids
+                    .iter()
+                    .position(|id| id > after)
+                    .unwrap_or(self.ids.len()),
+                None => 0,
+            };
+            let limit = query.limit.unwrap_or(100) as usize;
+            Ok(self.ids.iter().skip(start).take(limit).cloned().collect())
+        }
+
+        async fn collect(&self, page: PageArgs) -> Vec<String> {
+            let filters = ListQuery {
+                account_id: Some("acct".into()),
+                ..ListQuery::default()
+            };
+            collect_pages(&page, filters, |id: &String| id.as_str(), |q| self.fetch(q))
+                .await
+                .unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_limit_every_page_is_fetched() {
+        let list = FakeList::new(2500);
+        let items = list.collect(PageArgs::default()).await;
+        assert_eq!(items.len(), 2500);
+        let queries = list.queries.lock().unwrap();
+        assert_eq!(queries.len(), 3);
+        assert!(queries
+            .iter()
+            .all(|q| q.account_id.as_deref() == Some("acct") && q.limit == Some(1000)));
+        assert_eq!(queries[1].after.as_deref(), Some("0999"));
+    }
+
+    #[tokio::test]
+    async fn an_exact_multiple_of_the_page_size_ends_with_an_empty_page() {
+        let list = FakeList::new(1000);
+        assert_eq!(list.collect(PageArgs::default()).await.len(), 1000);
+        assert_eq!(list.queries.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn limits_and_after_are_honoured() {
+        let list = FakeList::new(50);
+        let items = list
+            .collect(PageArgs {
+                limit: Some(5),
+                after: Some("0010".into()),
+            })
+            .await;
+        assert_eq!(items, ["0011", "0012", "0013", "0014", "0015"]);
+        assert_eq!(list.queries.lock().unwrap().len(), 1);
+
+        let list = FakeList::new(2500);
+        assert_eq!(
+            list.collect(PageArgs {
+                limit: Some(1500),
+                after: None
+            })
+            .await
+            .len(),
+            1500
+        );
+        let queries = list.queries.lock().unwrap();
+        assert_eq!(
+            queries.iter().map(|q| q.limit).collect::<Vec<_>>(),
+            [Some(1000), Some(500)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cursor_that_does_not_move_stops_the_loop() {
+        let stuck = |_q: ListQuery| async { Ok::<_, client::Error>(vec!["same".to_owned(); 1000]) };
+        let page = PageArgs {
+            limit: None,
+            after: Some("same".into()),
+        };
+        let items = collect_pages(
+            &page,
+            ListQuery::default(),
+            |id: &String| id.as_str(),
+            stuck,
+        )
+        .await
+        .unwrap();
+        assert_eq!(items.len(), 1000);
+    }
+
+    #[test]
+    fn secret_lines_lose_only_their_line_ending() {
+        let mut out = Vec::new();
+        let mut input = io::Cursor::new(b" pass word \r\nsecond\n".to_vec());
+        let mut io = Io {
+            out: &mut out,
+            input: &mut input,
+            interactive: false,
+        };
+        assert_eq!(io.read_secret_line("x").unwrap(), " pass word ");
+        assert_eq!(io.read_secret_line("x").unwrap(), "second");
+        assert_eq!(io.read_secret_line("x").unwrap(), "");
+        assert!(out.is_empty(), "prompts never go to stdout");
+    }
+
+    #[test]
+    fn only_stdout_broken_pipes_count_as_success() {
+        let pipe = || io::Error::from(io::ErrorKind::BrokenPipe);
+        let on_stdout = anyhow::Error::from(OutputError(pipe())).context("listing");
+        assert!(OutputError::is_broken_pipe(&on_stdout));
+        let on_network = anyhow::Error::from(pipe()).context("request failed");
+        assert!(!OutputError::is_broken_pipe(&on_network));
+    }
+}

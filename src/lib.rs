@@ -1,0 +1,6 @@
+//! Tessera's `tessera` binary as a library: the server entry point lives in `tessera-server`;
+//! this crate holds the command-line interface ([`cli`]) and the async client of a Tessera
+//! server ([`client`]), which the end-to-end tests use too.
+
+pub mod cli;
+pub mod client;

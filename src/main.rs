@@ -1,0 +1,28 @@
+//! The `tessera` binary: parse the command line, run it on a tokio runtime, report errors.
+//!
+//! Exit codes: 0 on success (including a reader closing stdout early, as in `| head`), 1 on an
+//! error, 2 on a usage error (clap's own exit).
+
+use clap::Parser;
+use std::io::Write;
+use std::process::ExitCode;
+use tessera::cli::{Cli, OutputError};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(tessera::cli::main(cli)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if OutputError::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` prints the whole chain: "cannot get ...: <server message> (code, HTTP 404)".
+            // A failing stderr has nowhere left to be reported.
+            let _ = writeln!(std::io::stderr(), "error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The `tessera` CLI against a running server: login, token, and `iam` management with tables
+//! and `--format json`.
+
+use crate::harness::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn cli(config_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(binary());
+    command
+        .args(args)
+        .env("TESSERA_CONFIG_DIR", config_dir)
+        .env_remove("TESSERA_ENDPOINT")
+        .env_remove("TESSERA_APIKEY")
+        .env_remove("TESSERA_PROFILE");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("run tessera")
+}
+
+fn ok(output: Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        stdout,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn json_of(output: Output) -> Value {
+    let text = ok(output);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+#[tokio::test]
+async fn login_token_and_management() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path();
+
+    // A wrong key: the server's message, nothing saved.
+    let bad = cli(
+        config,
+        &["login", "--endpoint", &server.url, "--apikey", "tsk_wrong"],
+        &[],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("Provided API key could not be found"));
+    assert!(!config.join("tessera").join("config.toml").exists());
+
+    let out = ok(cli(
+        config,
+        &["login", "--endpoint", &server.url, "--apikey", ADMIN_KEY],
+        &[],
+    ));
+    assert!(out.contains("Logged in"), "{out}");
+    let saved = config.join("tessera").join("config.toml");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    // `tessera token` prints a bare, valid access token.
+    let token = ok(cli(config, &["token"], &[])).trim().to_owned();
+    assert_eq!(jwt_payload(&token)["name"], "admin");
+    let (status, _) = server
+        .admin(reqwest::Method::GET, "/v1/whoami", &token, None)
+        .await;
+    assert_eq!(status, 200);
+
+    // Create a service account and a key; JSON carries ids and the key.
+    let sa = json_of(cli(
+        config,
+        &[
+            "iam",
+            "service-account",
+            "create",
+            "--name",
+            "cli-sa",
+            "--format",
+            "json",
+        ],
+        &[],
+    ));
+    let sa_id = sa["id"].as_str().unwrap().to_owned();
+    assert!(sa_id.starts_with("ServiceId-"));
+    let key = json_of(cli(
+        config,
+        &[
+            "iam",
+            "api-key",
+            "create",
+            "--service-account-id",
+            &sa_id,
+            "--name",
+            "cli-key",
+            "--format",
+            "json",
+        ],
+        &[],
+    ));
+    let apikey = key["apikey"].as_str().unwrap().to_owned();
+    let sa_token = server.token(&apikey).await;
+    assert_eq!(jwt_payload(&sa_token)["iam_id"], format!("iam-{sa_id}"));
+
+    // Tables by default.
+    let table = ok(cli(config, &["iam", "service-account", "list"], &[]));
+    assert!(
+        table.contains("cli-sa") && table.contains(&sa_id),
+        "{table}"
+    );
+    let listed = json_of(cli(
+        config,
+        &["iam", "api-key", "list", "--format", "json"],
+        &[],
+    ));
+    assert!(listed.to_string().contains(key["id"].as_str().unwrap()));
+    assert!(
+        !listed.to_string().contains(&apikey),
+        "listing never shows the key"
+    );
+    let got = json_of(cli(
+        config,
+        &["iam", "service-account", "get", &sa_id, "--format", "json"],
+        &[],
+    ));
+    assert_eq!(got["name"], "cli-sa");
+
+    // Other resources.
+    let account = json_of(cli(
+        config,
+        &[
+            "iam",
+            "account",
+            "create",
+            "--name",
+            "cli-account",
+            "--format",
+            "json",
+        ],
+        &[],
+    ));
+    let account_id = account["id"].as_str().unwrap();
+    let user = json_of(cli(
+        config,
+        &[
+            "iam",
+            "user",
+            "create",
+            "--account-id",
+            account_id,
+            "--name",
+            "u",
+            "--email",
+            "u@example.com",
+            "--format",
+            "json",
+        ],
+        &[],
+    ));
+    let client = json_of(cli(
+        config,
+        &[
+            "iam",
+            "client",
+            "create",
+            "--id",
+            "cli-client",
+            "--format",
+            "json",
+        ],
+        &[],
+    ));
+    assert!(client["secret"].as_str().unwrap().starts_with("tcs_"));
+    let binding = json_of(cli(
+        config,
+        &[
+            "iam",
+            "access-binding",
+            "create",
+            "--subject-iam-id",
+            user["iam_id"].as_str().unwrap(),
+            "--role",
+            "viewer",
+            "--resource",
+            &format!("account/{account_id}"),
+            "--format",
+            "json",
+        ],
+        &[],
+    ));
+    assert_eq!(binding["role"], "viewer");
+
+    // Delete: the key stops working.
+    let out = ok(cli(
+        config,
+        &["iam", "api-key", "delete", key["id"].as_str().unwrap()],
+        &[],
+    ));
+    assert!(out.contains("Deleted"), "{out}");
+    assert_eq!(
+        server
+            .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
+            .await
+            .status(),
+        400
+    );
+
+    // Errors carry the server's message and a non-zero exit.
+    let missing = cli(
+        config,
+        &["iam", "service-account", "get", "ServiceId-nope"],
+        &[],
+    );
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+}
+
+#[tokio::test]
+async fn environment_overrides_profile() {
+    let server = TestServer::start().await;
+    let (_, apikey) = server.service_account_with_key().await;
+    let home = tempfile::tempdir().unwrap();
+    // No profile, no env: a clear hint.
+    let none = cli(home.path(), &["token"], &[]);
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("tessera login"));
+    // Env only.
+    let token = ok(cli(
+        home.path(),
+        &["token"],
+        &[
+            ("TESSERA_ENDPOINT", &server.url),
+            ("TESSERA_APIKEY", &apikey),
+        ],
+    ));
+    assert_eq!(jwt_payload(token.trim())["sub_type"], "ServiceId");
+    // Profile (admin) overridden by env (service account).
+    ok(cli(
+        home.path(),
+        &["login", "--endpoint", &server.url, "--apikey", ADMIN_KEY],
+        &[],
+    ));
+    let token = ok(cli(home.path(), &["token"], &[("TESSERA_APIKEY", &apikey)]));
+    assert_eq!(jwt_payload(token.trim())["sub_type"], "ServiceId");
+    let token = ok(cli(home.path(), &["token"], &[]));
+    assert_eq!(jwt_payload(token.trim())["sub_type"], "user");
+    // --format json prints the whole token response.
+    let full = json_of(cli(home.path(), &["token", "--format", "json"], &[]));
+    assert_eq!(full["token_type"], "Bearer");
+}

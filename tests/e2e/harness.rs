@@ -1,0 +1,268 @@
+//! Starts a real server process and offers small helpers for talking to it.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const APIKEY_GRANT: &str = "urn:ibm:params:oauth:grant-type:apikey";
+pub const ADMIN_KEY: &str = "e2e-admin-key-0123456789abcdefghijklmnop";
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_tessera")
+}
+
+pub struct TestServer {
+    child: Option<Child>,
+    pub url: String,
+    pub dir: Arc<tempfile::TempDir>,
+    pub http: reqwest::Client,
+    /// Everything the server wrote to stderr (JSON log lines) and stdout.
+    pub stderr: Arc<Mutex<Vec<String>>>,
+    pub stdout: Arc<Mutex<Vec<String>>>,
+    extra_args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(&[], &[]).await
+    }
+
+    pub async fn start_with(args: &[&str], env: &[(&str, &str)]) -> TestServer {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if !env
+            .iter()
+            .any(|(k, _)| k == "TESSERA_BOOTSTRAP_ADMIN_APIKEY")
+        {
+            env.push(("TESSERA_BOOTSTRAP_ADMIN_APIKEY".into(), ADMIN_KEY.into()));
+        }
+        Self::spawn(dir, args.iter().map(|s| s.to_string()).collect(), env).await
+    }
+
+    async fn spawn(
+        dir: Arc<tempfile::TempDir>,
+        extra_args: Vec<String>,
+        env: Vec<(String, String)>,
+    ) -> TestServer {
+        let mut command = Command::new(binary());
+        command
+            .current_dir(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(&extra_args)
+            .env_remove("TESSERA_CONFIG")
+            .env_remove("TESSERA_LISTEN")
+            .env_remove("TESSERA_DATA_DIR")
+            .env_remove("TESSERA_MASTER_KEY")
+            .env_remove("TESSERA_BOOTSTRAP_ADMIN_APIKEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if !extra_args.iter().any(|a| a == "--log-level") {
+            command.args(["--log-level", "info"]);
+        }
+        for (k, v) in &env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawn tessera serve");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let (url_tx, url_rx) = std::sync::mpsc::channel::<String>();
+        let err_pipe = child.stderr.take().expect("stderr");
+        let out_pipe = child.stdout.take().expect("stdout");
+        {
+            let stderr = stderr.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
+                    if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                        if value["message"] == "Tessera is serving" {
+                            let _ =
+                                url_tx.send(value["url"].as_str().unwrap_or_default().to_owned());
+                        }
+                    }
+                    stderr.lock().unwrap().push(line);
+                }
+            });
+        }
+        {
+            let stdout = stdout.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out_pipe).lines().map_while(Result::ok) {
+                    stdout.lock().unwrap().push(line);
+                }
+            });
+        }
+        let url = match url_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "server did not start; stderr:\n{}",
+                    stderr.lock().unwrap().join("\n")
+                );
+            }
+        };
+        TestServer {
+            child: Some(child),
+            url,
+            dir,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            stderr,
+            stdout,
+            extra_args,
+            env,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("tessera-data")
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops the process (SIGTERM first, so shutdown is graceful) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            #[cfg(unix)]
+            {
+                let _ = Command::new("kill")
+                    .arg("-TERM")
+                    .arg(child.id().to_string())
+                    .status();
+                let deadline = Instant::now() + Duration::from_secs(15);
+                while Instant::now() < deadline {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops and starts again on the same data directory (same flags and environment).
+    pub async fn restart(mut self) -> TestServer {
+        self.stop();
+        let dir = self.dir.clone();
+        let args = std::mem::take(&mut self.extra_args);
+        let env = std::mem::take(&mut self.env);
+        Self::spawn(dir, args, env).await
+    }
+
+    pub fn logs(&self) -> String {
+        let mut all = self.stdout.lock().unwrap().join("\n");
+        all.push('\n');
+        all.push_str(&self.stderr.lock().unwrap().join("\n"));
+        all
+    }
+
+    pub async fn token_response(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}/identity/token", self.url))
+            .form(form)
+            .send()
+            .await
+            .expect("POST /identity/token")
+    }
+
+    /// Exchanges an API key for an access token, asserting success.
+    pub async fn token(&self, apikey: &str) -> String {
+        let response = self
+            .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", apikey)])
+            .await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(status, 200, "token request failed: {body}");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.token(ADMIN_KEY).await
+    }
+
+    /// Sends an admin request and returns status and JSON body (Null for empty bodies).
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("admin request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub async fn create(&self, token: &str, plural: &str, body: Value) -> Value {
+        let (status, value) = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/v1/{plural}"),
+                token,
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 201, "create {plural}: {value}");
+        value
+    }
+
+    /// A new service account in the admin's account and an API key for it.
+    pub async fn service_account_with_key(&self) -> (Value, String) {
+        let admin = self.admin_token().await;
+        let sa = self
+            .create(&admin, "service_accounts", json!({"name": "e2e"}))
+            .await;
+        let key = self
+            .create(
+                &admin,
+                "api_keys",
+                json!({"owner_iam_id": sa["iam_id"], "name": "e2e"}),
+            )
+            .await;
+        (sa, key["apikey"].as_str().expect("apikey").to_owned())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Decodes a JWT payload without verifying it (as the IBM SDK does).
+pub fn jwt_payload(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64");
+    serde_json::from_slice(&bytes).expect("json payload")
+}

@@ -1,0 +1,558 @@
+//! `POST /identity/token`: the API-key and refresh grants, client authentication, tenant pins,
+//! and the IBM error shape for every failure.
+
+use crate::harness::*;
+use serde_json::{json, Value};
+
+async fn error_of(response: reqwest::Response) -> (u16, Option<String>, Value) {
+    let status = response.status().as_u16();
+    let txid = response
+        .headers()
+        .get("x-global-transaction-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: Value = response.json().await.expect("json error body");
+    (status, txid, body)
+}
+
+#[tokio::test]
+async fn apikey_grant_returns_ibm_token_response() {
+    let server = TestServer::start().await;
+    let (sa, apikey) = server.service_account_with_key().await;
+    let response = server
+        .token_response(&[
+            ("grant_type", APIKEY_GRANT),
+            ("apikey", &apikey),
+            ("response_type", "cloud_iam"),
+        ])
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+    assert_eq!(body["scope"], "ibm openid");
+    assert!(body["refresh_token"].as_str().is_some_and(|t| t.len() > 40));
+    let claims = jwt_payload(body["access_token"].as_str().unwrap());
+    assert_eq!(body["expiration"], claims["exp"]);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        3600
+    );
+    assert_eq!(claims["iam_id"], sa["iam_id"]);
+    assert_eq!(claims["id"], sa["iam_id"]);
+    assert_eq!(claims["sub"], sa["id"]);
+    assert_eq!(claims["sub_type"], "ServiceId");
+    assert_eq!(claims["realmid"], "iam");
+    assert_eq!(claims["account"]["bss"], sa["account_id"]);
+    assert_eq!(claims["account"]["valid"], true);
+    assert_eq!(claims["authn"]["iam_id"], sa["iam_id"]);
+    assert_eq!(claims["iss"], format!("{}/identity", server.url));
+    assert_eq!(claims["grant_type"], APIKEY_GRANT);
+    assert_eq!(claims["client_id"], "default");
+    assert!(claims["jti"].as_str().is_some_and(|j| j.len() == 32));
+    // The header names the signing key, which the JWKS publishes.
+    let header = {
+        use base64::Engine;
+        let h = body["access_token"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .next()
+            .unwrap();
+        serde_json::from_slice::<Value>(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(header["alg"], "RS256");
+    let jwks: Value = server
+        .http
+        .get(format!("{}/identity/keys", server.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k["kid"] == header["kid"] && k["kty"] == "RSA"));
+}
+
+#[tokio::test]
+async fn unknown_api_key_is_bxnim0415e() {
+    let server = TestServer::start().await;
+    let response = server
+        .token_response(&[
+            ("grant_type", APIKEY_GRANT),
+            ("apikey", "tsk_not-a-real-key"),
+        ])
+        .await;
+    let (status, txid, body) = error_of(response).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["errorCode"], "BXNIM0415E");
+    assert_eq!(body["errorMessage"], "Provided API key could not be found.");
+    assert_eq!(
+        Some(body["context"]["requestId"].as_str().unwrap().to_owned()),
+        txid
+    );
+    for field in [
+        "requestType",
+        "userAgent",
+        "url",
+        "host",
+        "startTime",
+        "endTime",
+        "elapsedTime",
+        "locale",
+    ] {
+        assert!(body["context"].get(field).is_some(), "context.{field}");
+    }
+    // The secret never appears in the answer or the logs.
+    assert!(!body.to_string().contains("tsk_not-a-real-key"));
+    assert!(!server.logs().contains("tsk_not-a-real-key"));
+}
+
+#[tokio::test]
+async fn malformed_requests_name_the_problem() {
+    let server = TestServer::start().await;
+    let url = format!("{}/identity/token", server.url);
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str, &str)> = vec![
+        (
+            server.http.post(&url).form(&[("apikey", "x")]),
+            400,
+            "BXNIM0109E",
+            "grant_type is required",
+        ),
+        (
+            server.http.post(&url).form(&[("grant_type", APIKEY_GRANT)]),
+            400,
+            "BXNIM0109E",
+            "apikey is required",
+        ),
+        (
+            server.http.post(&url).form(&[("grant_type", "urn:nope")]),
+            400,
+            "BXNIM0103E",
+            "not supported",
+        ),
+        (
+            server
+                .http
+                .post(&url)
+                .form(&[("grant_type", APIKEY_GRANT), ("apikey", &"k".repeat(300))]),
+            400,
+            "BXNIM0109E",
+            "apikey is longer than",
+        ),
+        (
+            server.http.post(&url).form(&[
+                ("grant_type", APIKEY_GRANT),
+                ("apikey", "x"),
+                ("response_type", "code"),
+            ]),
+            400,
+            "BXNIM0109E",
+            "response_type",
+        ),
+        (
+            server.http.post(&url).form(&[
+                ("grant_type", APIKEY_GRANT),
+                ("apikey", "x"),
+                ("scope", "bad\"scope"),
+            ]),
+            400,
+            "BXNIM0109E",
+            "scope",
+        ),
+        (
+            server
+                .http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body("{}"),
+            400,
+            "BXNIM0109E",
+            "Content-Type",
+        ),
+        (
+            server
+                .http
+                .post(&url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("grant_type=a&grant_type=b"),
+            400,
+            "BXNIM0109E",
+            "at most once",
+        ),
+        (
+            server
+                .http
+                .post(&url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(vec![b'a'; 70_000]),
+            413,
+            "BXNIM0413E",
+            "larger than",
+        ),
+        (
+            server
+                .http
+                .post(&url)
+                .header("authorization", "Basic !!!")
+                .form(&[("grant_type", APIKEY_GRANT), ("apikey", "x")]),
+            401,
+            "BXNIM0301E",
+            "base64",
+        ),
+    ];
+    for (request, status, code, fragment) in cases {
+        let (got_status, _, body) = error_of(request.send().await.unwrap()).await;
+        assert_eq!(got_status, status, "{body}");
+        assert_eq!(body["errorCode"], code, "{body}");
+        assert!(
+            body["errorMessage"].as_str().unwrap().contains(fragment),
+            "{fragment}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn doubled_slash_from_python_sdk_is_tolerated() {
+    let server = TestServer::start().await;
+    let response = server
+        .http
+        .post(format!("{}//identity/token", server.url))
+        .form(&[("grant_type", APIKEY_GRANT), ("apikey", ADMIN_KEY)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn basic_client_authentication() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let client = server.create(&admin, "clients", json!({"id": "bx"})).await;
+    let secret = client["secret"].as_str().unwrap().to_owned();
+    let (_, apikey) = server.service_account_with_key().await;
+    let url = format!("{}/identity/token", server.url);
+    let form = [("grant_type", APIKEY_GRANT), ("apikey", apikey.as_str())];
+
+    let ok: Value = server
+        .http
+        .post(&url)
+        .basic_auth("bx", Some(&secret))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        jwt_payload(ok["access_token"].as_str().unwrap())["client_id"],
+        "bx"
+    );
+
+    let wrong = server
+        .http
+        .post(&url)
+        .basic_auth("bx", Some("wrong"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.headers()["www-authenticate"], "Basic realm=\"IAM\"");
+    let (status, _, body) = error_of(wrong).await;
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (401, Some("BXNIM0301E"))
+    );
+    let unknown = server
+        .http
+        .post(&url)
+        .basic_auth("nobody", Some(&secret))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 401);
+    // The built-in public client has no secret to authenticate with.
+    let default = server
+        .http
+        .post(&url)
+        .basic_auth("default", Some(""))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(default.status(), 401);
+}
+
+#[tokio::test]
+async fn refresh_grant_needs_the_issuing_client() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let secret = server.create(&admin, "clients", json!({"id": "app"})).await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = server
+        .create(&admin, "clients", json!({"id": "other"}))
+        .await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (sa, apikey) = server.service_account_with_key().await;
+    let url = format!("{}/identity/token", server.url);
+
+    // Issued to the default client: IBM refuses to refresh it.
+    let public: Value = server
+        .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let public_refresh = public["refresh_token"].as_str().unwrap();
+    let (status, _, body) = error_of(
+        server
+            .http
+            .post(&url)
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", public_refresh),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (400, Some("BXNIM0308E"))
+    );
+    let (status, _, body) = error_of(
+        server
+            .http
+            .post(&url)
+            .basic_auth("app", Some(&secret))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", public_refresh),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("another client"),
+        "{body}"
+    );
+
+    // Issued to `app`: only `app` may refresh it.
+    let issued: Value = server
+        .http
+        .post(&url)
+        .basic_auth("app", Some(&secret))
+        .form(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refresh = issued["refresh_token"].as_str().unwrap();
+    let refreshed: Value = server
+        .http
+        .post(&url)
+        .basic_auth("app", Some(&secret))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let claims = jwt_payload(refreshed["access_token"].as_str().unwrap());
+    assert_eq!(claims["iam_id"], sa["iam_id"]);
+    assert_eq!(claims["grant_type"], "refresh_token");
+    assert!(refreshed["refresh_token"].is_string());
+    let stolen = server
+        .http
+        .post(&url)
+        .basic_auth("other", Some(&other))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stolen.status(), 400);
+    // A tampered refresh token is just invalid.
+    let mut tampered = refresh.to_owned();
+    tampered.replace_range(10..11, if &refresh[10..11] == "A" { "B" } else { "A" });
+    let (status, _, body) = error_of(
+        server
+            .http
+            .post(&url)
+            .basic_auth("app", Some(&secret))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &tampered),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (400, Some("BXNIM0407E"))
+    );
+}
+
+#[tokio::test]
+async fn tenant_pin_checks_account_and_enterprise() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let enterprise = server
+        .create(&admin, "enterprises", json!({"name": "corp"}))
+        .await;
+    let account = server
+        .create(
+            &admin,
+            "accounts",
+            json!({"name": "team", "enterprise_id": enterprise["id"]}),
+        )
+        .await;
+    let sa = server
+        .create(
+            &admin,
+            "service_accounts",
+            json!({"name": "svc", "account_id": account["id"]}),
+        )
+        .await;
+    let apikey = server
+        .create(
+            &admin,
+            "api_keys",
+            json!({"owner_iam_id": sa["iam_id"], "name": "k"}),
+        )
+        .await["apikey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!("{}/identity/token", server.url);
+    let form = [("grant_type", APIKEY_GRANT), ("apikey", apikey.as_str())];
+    let with_pin = |pin: String| {
+        server
+            .http
+            .post(&url)
+            .header("IBM-Cloud-Tenant", pin)
+            .form(&form)
+            .send()
+    };
+
+    assert_eq!(
+        with_pin(account["id"].as_str().unwrap().to_owned())
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        with_pin(enterprise["id"].as_str().unwrap().to_owned())
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let other = "0".repeat(32);
+    assert_eq!(
+        with_pin(format!("{other},{}", account["id"].as_str().unwrap()))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let (status, _, body) = error_of(with_pin(other.clone()).await.unwrap()).await;
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (400, Some("BXNIM0513E"))
+    );
+    let (status, _, body) = error_of(with_pin("not-an-id".into()).await.unwrap()).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("IBM-Cloud-Tenant"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn requested_scope_is_added() {
+    let server = TestServer::start().await;
+    let body: Value = server
+        .token_response(&[
+            ("grant_type", APIKEY_GRANT),
+            ("apikey", ADMIN_KEY),
+            ("scope", "openid custom"),
+        ])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["scope"], "ibm openid custom");
+    assert_eq!(
+        jwt_payload(body["access_token"].as_str().unwrap())["scope"],
+        "ibm openid custom"
+    );
+}
+
+#[tokio::test]
+async fn es256_and_eddsa_are_configurable() {
+    for alg in ["ES256", "EdDSA", "PS256"] {
+        let server = TestServer::start_with(&["--jwt-algorithm", alg], &[]).await;
+        let token = server.admin_token().await;
+        let header = token.split('.').next().unwrap().to_owned();
+        let header: Value = {
+            use base64::Engine;
+            serde_json::from_slice(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(header)
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        assert_eq!(header["alg"], alg);
+        // The token verifies offline against the published JWKS.
+        let jwks = server
+            .http
+            .get(format!("{}/.well-known/jwks.json", server.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let jwks = tessera_verify::Jwks::from_json(&jwks).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        jwks.verify(&token, &format!("{}/identity", server.url), now)
+            .unwrap();
+    }
+}

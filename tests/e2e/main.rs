@@ -1,0 +1,19 @@
+//! End-to-end tests: each test starts the real `tessera` binary on a free port with its own
+//! data directory and talks to it over real sockets (HTTP via reqwest, and the CLI binary).
+//!
+//! One test binary, one module per surface. What belongs where:
+//! - `ibm_token`: `POST /identity/token`, every grant, error shapes, tenant pins.
+//! - `oidc`: JWKS, discovery, introspection, revocation.
+//! - `admin`: the admin API, authorization, deletion taking effect.
+//! - `ops`: health, readiness, metrics, logs, configuration, restart persistence.
+//! - `cli`: the `tessera` command line against a running server.
+
+// A panic is how a test fails; the workspace denies these for shipped code only.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod admin;
+mod cli;
+mod harness;
+mod ibm_token;
+mod oidc;
+mod ops;

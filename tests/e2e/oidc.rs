@@ -1,0 +1,383 @@
+//! JWKS, discovery, RFC 7662 introspection and RFC 7009 revocation, as a resource service uses
+//! them.
+
+use crate::harness::*;
+use serde_json::{json, Value};
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+async fn introspect(
+    server: &TestServer,
+    token: &str,
+    bearer: Option<&str>,
+    basic: Option<(&str, &str)>,
+) -> (u16, Value) {
+    let mut request = server
+        .http
+        .post(format!("{}/identity/introspect", server.url))
+        .form(&[("token", token)]);
+    if let Some(b) = bearer {
+        request = request.bearer_auth(b);
+    }
+    if let Some((id, secret)) = basic {
+        request = request.basic_auth(id, Some(secret));
+    }
+    let response = request.send().await.unwrap();
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// Mints a token with the server's own active key but `iat`/`exp` in the past: what a client
+/// holds an hour after it was issued.
+async fn expired_token(server: &TestServer, iam_id: &str) -> String {
+    use tessera_core::directory::{Entity, EntityKind};
+    use tessera_store::Store;
+    let master_text = std::fs::read_to_string(server.data_dir().join("master.key")).unwrap();
+    let master_bytes = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(master_text.trim())
+            .unwrap()
+    };
+    let master = tessera_core::seal::SealingKey::from_bytes(&master_bytes).unwrap();
+    let store = tessera_store::SqliteStore::open(&server.data_dir().join("tessera.db"))
+        .await
+        .unwrap();
+    let records: Vec<_> = store
+        .list(EntityKind::SigningKey, &Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| {
+            if let Entity::SigningKey(k) = e {
+                Some(k)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let ring = tessera_core::keyring::KeyRing::load(&records, &master).unwrap();
+    let signer = ring.signer(tessera_core::model::KeyUse::Jwt).unwrap();
+    let issued = now() - 7200;
+    let claims = json!({"iam_id": iam_id, "id": iam_id, "realmid": "IBMid", "jti": "0123456789abcdef0123456789abcdef",
+        "identifier": iam_id, "name": "admin", "sub": iam_id, "sub_type": "user",
+        "authn": {"sub": iam_id, "iam_id": iam_id, "sub_type": "user", "name": "admin"},
+        "account": {"valid": true, "bss": "x"}, "iat": issued, "exp": issued + 3600,
+        "iss": format!("{}/identity", server.url), "grant_type": APIKEY_GRANT, "scope": "ibm openid",
+        "client_id": "default", "acr": 1, "amr": ["pwd"]});
+    signer
+        .sign_jws(
+            claims.to_string().as_bytes(),
+            &aws_lc_rs::rand::SystemRandom::new(),
+        )
+        .unwrap()
+}
+
+#[tokio::test]
+async fn jwks_and_discovery() {
+    let server = TestServer::start().await;
+    for path in ["/identity/keys", "/.well-known/jwks.json"] {
+        let response = server
+            .http
+            .get(format!("{}{path}", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age"));
+        let jwks: Value = response.json().await.unwrap();
+        let keys = jwks["keys"].as_array().unwrap();
+        let rsa = keys.iter().find(|k| k["kty"] == "RSA").expect("an RSA key");
+        for field in ["kid", "alg", "n", "e", "use"] {
+            assert!(rsa.get(field).is_some(), "{field}");
+        }
+        assert!(
+            keys.iter()
+                .any(|k| k["kty"] == "OKP" && k["crv"] == "Ed25519"),
+            "the t1. token key is published"
+        );
+        assert!(
+            keys.iter().all(|k| k.get("d").is_none()),
+            "no private material"
+        );
+    }
+    for path in [
+        "/.well-known/openid-configuration",
+        "/identity/.well-known/openid-configuration",
+    ] {
+        let doc: Value = server
+            .http
+            .get(format!("{}{path}", server.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(doc["issuer"], format!("{}/identity", server.url));
+        assert_eq!(doc["jwks_uri"], format!("{}/identity/keys", server.url));
+        assert_eq!(
+            doc["token_endpoint"],
+            format!("{}/identity/token", server.url)
+        );
+        assert_eq!(
+            doc["introspection_endpoint"],
+            format!("{}/identity/introspect", server.url)
+        );
+        assert_eq!(
+            doc["revocation_endpoint"],
+            format!("{}/identity/revoke", server.url)
+        );
+    }
+}
+
+#[tokio::test]
+async fn introspection_active_and_inactive() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let (sa, apikey) = server.service_account_with_key().await;
+    let token = server.token(&apikey).await;
+
+    let (status, body) = introspect(&server, &token, Some(&admin), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["active"], true);
+    assert_eq!(body["iam_id"], sa["iam_id"]);
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["exp"].is_i64() && body["iat"].is_i64());
+
+    // Malformed, forged and expired tokens are inactive, not errors.
+    assert_eq!(
+        introspect(&server, "not-a-token", Some(&admin), None)
+            .await
+            .1,
+        json!({"active": false})
+    );
+    let mut forged = token.clone();
+    let sig_start = forged.rfind('.').unwrap() + 5;
+    forged.replace_range(
+        sig_start..sig_start + 1,
+        if &token[sig_start..sig_start + 1] == "A" {
+            "B"
+        } else {
+            "A"
+        },
+    );
+    assert_eq!(
+        introspect(&server, &forged, Some(&admin), None).await.1["active"],
+        false
+    );
+    let admin_iam_id = jwt_payload(&admin)["iam_id"].as_str().unwrap().to_owned();
+    let expired = expired_token(&server, &admin_iam_id).await;
+    assert_eq!(
+        introspect(&server, &expired, Some(&admin), None).await.1["active"],
+        false
+    );
+    // The expired token is also refused as a credential.
+    let (status, body) = server
+        .admin(reqwest::Method::GET, "/v1/whoami", &expired, None)
+        .await;
+    assert_eq!(status, 401);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{body}"
+    );
+
+    // The caller must authenticate.
+    let (status, body) = introspect(&server, &token, None, None).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "invalid_client");
+    let (status, _) = introspect(&server, &token, None, Some(("nobody", "x"))).await;
+    assert_eq!(status, 401);
+
+    // Deleting the identity makes its tokens inactive at once.
+    let (status, _) = server
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/v1/service_accounts/{}", sa["id"].as_str().unwrap()),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        introspect(&server, &token, Some(&admin), None).await.1["active"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn revocation_of_refresh_and_access_tokens() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let secret = server.create(&admin, "clients", json!({"id": "app"})).await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = server
+        .create(&admin, "clients", json!({"id": "other"}))
+        .await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, apikey) = server.service_account_with_key().await;
+    let token_url = format!("{}/identity/token", server.url);
+    let revoke_url = format!("{}/identity/revoke", server.url);
+    let issued: Value = server
+        .http
+        .post(&token_url)
+        .basic_auth("app", Some(&secret))
+        .form(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refresh = issued["refresh_token"].as_str().unwrap();
+    let access = issued["access_token"].as_str().unwrap();
+
+    // The issuing client sees its refresh token as active; another client does not.
+    let (_, body) = introspect(&server, refresh, None, Some(("app", &secret))).await;
+    assert_eq!(body["active"], true);
+    assert_eq!(body["token_type"], "refresh_token");
+    assert_eq!(
+        introspect(&server, refresh, None, Some(("other", &other)))
+            .await
+            .1["active"],
+        false
+    );
+
+    // Another client cannot revoke it (RFC 7009: silently ignored).
+    let response = server
+        .http
+        .post(&revoke_url)
+        .basic_auth("other", Some(&other))
+        .form(&[("token", refresh)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let still: reqwest::Response = server
+        .http
+        .post(&token_url)
+        .basic_auth("app", Some(&secret))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), 200);
+
+    // The issuing client revokes it; refresh fails at once.
+    let response = server
+        .http
+        .post(&revoke_url)
+        .basic_auth("app", Some(&secret))
+        .form(&[("token", refresh), ("token_type_hint", "refresh_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let refused = server
+        .http
+        .post(&token_url)
+        .basic_auth("app", Some(&secret))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["errorMessage"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
+
+    // Access tokens can be revoked too; introspection then says inactive.
+    assert_eq!(
+        introspect(&server, access, Some(&admin), None).await.1["active"],
+        true
+    );
+    server
+        .http
+        .post(&revoke_url)
+        .basic_auth("app", Some(&secret))
+        .form(&[("token", access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        introspect(&server, access, Some(&admin), None).await.1["active"],
+        false
+    );
+
+    // Garbage is accepted (200) and bad requests get the OAuth error shape.
+    assert_eq!(
+        server
+            .http
+            .post(&revoke_url)
+            .form(&[("token", "garbage")])
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let missing = server
+        .http
+        .post(&revoke_url)
+        .form(&[("nothing", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 400);
+    assert_eq!(
+        missing.json::<Value>().await.unwrap()["error"],
+        "invalid_request"
+    );
+    let bad_client = server
+        .http
+        .post(&revoke_url)
+        .basic_auth("app", Some("wrong"))
+        .form(&[("token", refresh)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_client.status(), 401);
+}
+
+#[tokio::test]
+async fn revocation_survives_restart() {
+    // A fixed issuer, so tokens from before the restart (on another port) stay valid.
+    let server = TestServer::start_with(&["--issuer", "http://tessera.test/identity"], &[]).await;
+    let admin = server.admin_token().await;
+    let token = server.admin_token().await;
+    server
+        .http
+        .post(format!("{}/identity/revoke", server.url))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let server = server.restart().await;
+    assert_eq!(
+        introspect(&server, &token, Some(&admin), None).await.1["active"],
+        false
+    );
+    assert_eq!(
+        introspect(&server, &admin, Some(&admin), None).await.1["active"],
+        true
+    );
+}

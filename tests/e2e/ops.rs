@@ -1,0 +1,293 @@
+//! Operating Tessera: first start, restart persistence, configuration precedence, health,
+//! readiness, metrics and logs.
+
+use crate::harness::*;
+use serde_json::Value;
+use std::process::Command;
+
+#[tokio::test]
+async fn first_start_prints_a_generated_admin_key_once_and_restart_keeps_everything() {
+    let server = TestServer::start_with(&[], &[("TESSERA_BOOTSTRAP_ADMIN_APIKEY", "")]).await;
+    let banner = server.stdout.lock().unwrap().join("\n");
+    let key = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("admin API key:"))
+        .map(|k| k.trim().to_owned())
+        .expect("the banner shows the admin key");
+    assert!(key.starts_with("tsk_"), "{banner}");
+    // The key is printed on stdout, never in the structured log.
+    assert!(!server.stderr.lock().unwrap().join("\n").contains(&key));
+    let token = server.token(&key).await;
+    let (sa, apikey) = {
+        let sa = server
+            .create(
+                &token,
+                "service_accounts",
+                serde_json::json!({"name": "persist"}),
+            )
+            .await;
+        let k = server
+            .create(
+                &token,
+                "api_keys",
+                serde_json::json!({"owner_iam_id": sa["iam_id"], "name": "k"}),
+            )
+            .await;
+        (sa, k["apikey"].as_str().unwrap().to_owned())
+    };
+    let kid_before = jwt_payload_header(&server.token(&apikey).await);
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(server.data_dir().join("master.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let server = server.restart().await;
+    assert!(
+        !server
+            .stdout
+            .lock()
+            .unwrap()
+            .join("\n")
+            .contains("admin API key"),
+        "printed only on first start"
+    );
+    // Everything survived: the admin key, the service account, its key, the signing key.
+    let token = server.token(&key).await;
+    let (status, got) = server
+        .admin(
+            reqwest::Method::GET,
+            &format!("/v1/service_accounts/{}", sa["id"].as_str().unwrap()),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!((status, &got["name"]), (200, &Value::from("persist")));
+    assert_eq!(jwt_payload_header(&server.token(&apikey).await), kid_before);
+}
+
+fn jwt_payload_header(token: &str) -> String {
+    use base64::Engine;
+    let header = token.split('.').next().unwrap();
+    let value: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap();
+    value["kid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let server = TestServer::start().await;
+    let get = |path: &str| server.http.get(format!("{}{path}", server.url)).send();
+    assert_eq!(
+        get("/healthz")
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["status"],
+        "ok"
+    );
+    let ready = get("/readyz").await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.json::<Value>().await.unwrap()["store"], "ok");
+    server.admin_token().await;
+    server
+        .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", "tsk_wrong")])
+        .await;
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("tessera_tokens_issued_total{grant=\"apikey\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("code=\"BXNIM0415E\""), "errors by code");
+    assert!(
+        metrics.contains("tessera_http_request_duration_seconds_bucket"),
+        "latency histogram"
+    );
+    assert!(metrics.contains("tessera_http_requests_total{route=\"/identity/token\""));
+    // Unknown paths get a JSON 404.
+    let missing = get("/nope").await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.json::<Value>().await.unwrap()["error"]["code"],
+        "not_found"
+    );
+}
+
+#[tokio::test]
+async fn logs_are_json_and_never_contain_secrets() {
+    let server = TestServer::start_with(&["--log-level", "debug"], &[]).await;
+    let (_, apikey) = server.service_account_with_key().await;
+    let token = server.token(&apikey).await;
+    server
+        .token_response(&[
+            ("grant_type", APIKEY_GRANT),
+            ("apikey", "tsk_some-wrong-key-value"),
+        ])
+        .await;
+    let logs = server.stderr.lock().unwrap().clone();
+    assert!(
+        logs.iter()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "every log line is JSON"
+    );
+    let all = logs.join("\n");
+    assert!(
+        all.contains("issued token"),
+        "token issuance is logged at debug level"
+    );
+    for secret in [
+        apikey.as_str(),
+        token.as_str(),
+        ADMIN_KEY,
+        "tsk_some-wrong-key-value",
+    ] {
+        assert!(!all.contains(secret), "a secret leaked into the log");
+    }
+    let master = std::fs::read_to_string(server.data_dir().join("master.key")).unwrap();
+    assert!(!all.contains(master.trim()));
+}
+
+#[tokio::test]
+async fn configuration_precedence_flags_env_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tessera.toml"),
+        "version = 1\njwt_algorithm = \"ES256\"\ntoken_lifetime = 900\n",
+    )
+    .unwrap();
+    // File only.
+    let config = dir.path().join("tessera.toml");
+    let config = config.to_str().unwrap();
+    let server = TestServer::start_with(&["--config", config], &[]).await;
+    let body: Value = server
+        .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", ADMIN_KEY)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["expires_in"], 900);
+    assert_eq!(jwt_alg(body["access_token"].as_str().unwrap()), "ES256");
+    drop(server);
+    // Env beats file; flag beats env.
+    let server = TestServer::start_with(
+        &["--config", config],
+        &[
+            ("TESSERA_TOKEN_LIFETIME", "600"),
+            ("TESSERA_JWT_ALGORITHM", "EdDSA"),
+        ],
+    )
+    .await;
+    let body: Value = server
+        .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", ADMIN_KEY)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["expires_in"], 600);
+    assert_eq!(jwt_alg(body["access_token"].as_str().unwrap()), "EdDSA");
+    drop(server);
+    let server = TestServer::start_with(
+        &["--config", config, "--token-lifetime", "300"],
+        &[("TESSERA_TOKEN_LIFETIME", "600")],
+    )
+    .await;
+    let body: Value = server
+        .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", ADMIN_KEY)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["expires_in"], 300);
+}
+
+fn jwt_alg(token: &str) -> String {
+    use base64::Engine;
+    let header = token.split('.').next().unwrap();
+    let value: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap();
+    value["alg"].as_str().unwrap().to_owned()
+}
+
+fn serve_fails(args: &[&str], env: &[(&str, &str)], file: Option<&str>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(text) = file {
+        std::fs::write(dir.path().join("tessera.toml"), text).unwrap();
+    }
+    let mut command = Command::new(binary());
+    command
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args);
+    command.env_remove("TESSERA_BOOTSTRAP_ADMIN_APIKEY");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().unwrap();
+    assert!(!output.status.success(), "expected failure");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn bad_configuration_is_refused_with_a_reason() {
+    assert!(serve_fails(&["--jwt-algorithm", "HS256"], &[], None).contains("HS256"));
+    assert!(serve_fails(&[], &[("TESSERA_TOKEN_LIFETIME", "5")], None).contains("token lifetime"));
+    assert!(serve_fails(&[], &[], Some("lisen = \"x\"")).contains("tessera.toml"));
+    let short = serve_fails(
+        &[],
+        &[("TESSERA_BOOTSTRAP_ADMIN_APIKEY", "too-short")],
+        None,
+    );
+    assert!(short.contains("at least 32"), "{short}");
+    assert!(
+        !short.contains("too-short"),
+        "the supplied key is not echoed"
+    );
+    assert!(
+        serve_fails(&[], &[("TESSERA_MASTER_KEY", "bm90IDMyIGJ5dGVz")], None)
+            .contains("TESSERA_MASTER_KEY")
+    );
+}
+
+#[tokio::test]
+async fn wrong_master_key_is_refused() {
+    let server = TestServer::start().await;
+    let data = server.data_dir();
+    let path = server.path().to_path_buf();
+    let _keep_dir = server.dir.clone();
+    drop(server);
+    let output = Command::new(binary())
+        .current_dir(&path)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .env(
+            "TESSERA_MASTER_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        )
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("master key"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
