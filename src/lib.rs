@@ -4,3 +4,6 @@
 
 pub mod cli;
 pub mod client;
+
+#[cfg(test)]
+mod tidy;

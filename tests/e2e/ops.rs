@@ -40,11 +40,17 @@ async fn first_start_prints_a_generated_admin_key_once_and_restart_keeps_everyth
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(server.data_dir().join("master.key"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
+        let mode_of = |name: &str| {
+            let path = server.data_dir().join(name);
+            std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+        };
+        assert_eq!(mode_of("master.key"), 0o600);
+        assert_eq!(
+            mode_of("tessera.db"),
+            0o600,
+            "the store holds sealed keys and hashes"
+        );
+        assert_eq!(mode_of(""), 0o700, "the data directory is private");
     }
 
     let server = server.restart().await;

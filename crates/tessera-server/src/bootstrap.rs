@@ -54,6 +54,31 @@ fn decode_master_key(text: &str) -> anyhow::Result<MasterKey> {
     MasterKey::from_bytes(&bytes).map_err(anyhow::Error::msg)
 }
 
+/// Creates a directory (and parents) that only its owner can enter; an existing one is kept.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(path)
+}
+
+/// Creates an empty file readable by its owner only, unless it exists.
+pub fn create_private_file(path: &Path) -> std::io::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    write_private(path, b"")
+}
+
 #[cfg(unix)]
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;

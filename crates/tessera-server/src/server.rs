@@ -24,11 +24,15 @@ impl Server {
     /// Everything up to binding the port. Prints the first administrator's key on first start.
     pub async fn prepare(config: Config) -> anyhow::Result<Server> {
         let rng = SystemRandom::new();
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        bootstrap::create_private_dir(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
         let master = bootstrap::open_master_key(&config, &rng)?;
         let db_path = config.data_dir.join("tessera.db");
+        // The database holds sealed keys and key hashes: readable by its owner only. SQLite
+        // gives its -wal and -shm files the same mode.
+        bootstrap::create_private_file(&db_path)
+            .with_context(|| format!("cannot create the store file {}", db_path.display()))?;
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(&db_path)
                 .await
