@@ -1,5 +1,5 @@
-//! Tessera's persistence: the [`Store`] trait, its SQLite implementation, migrations and the
-//! change feed.
+//! Tessera's persistence: the [`Store`] trait, its SQLite and PostgreSQL implementations,
+//! migrations, the change feed, leases, and export/import of a whole installation.
 //!
 //! The store persists and indexes; it enforces referential rules (a service account's keys go
 //! with it, a non-empty account cannot be deleted) but no authorization or protocol rules, which
@@ -9,13 +9,34 @@
 //!   the object), which every node's in-memory snapshot follows with [`Store::changes_since`],
 //! - an audit event ([`AuditEvent`]), durably.
 //!
+//! Backends:
+//! - [`SqliteStore`]: the embedded default, one file in WAL mode; writers are serialized by
+//!   SQLite itself.
+//! - [`PostgresStore`]: for several nodes sharing one database; writers are serialized by an
+//!   advisory lock so that the feed's `seq` order is its commit order, and each mutation also
+//!   sends `NOTIFY tessera_changes`.
+//!
+//! Both run the same statements (the private `engine` module) and pass the same test suite, so
+//! their behaviour, error mapping included, is the same. Each has its own migration folder
+//! (`migrations/sqlite`, `migrations/postgres`) with the same tables and version numbers.
+//!
+//! Leases ([`Store::try_lease`]) are named, expiring claims taken by a compare-and-swap in the
+//! database, so that of several nodes one does a periodic job (key rotation, pruning) at a time.
+//!
+//! [`transfer`] exports an installation as a versioned JSON document and imports it into an
+//! empty store, to move between backends.
+//!
 //! Types are portable between SQLite and PostgreSQL: ids are text, timestamps are unix seconds
 //! in 64-bit integers, hashes and sealed blobs are bytes.
 
+mod engine;
+mod postgres;
 mod sqlite;
 #[cfg(test)]
 pub(crate) mod suite;
+pub mod transfer;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -86,7 +107,8 @@ pub struct ChangeBatch {
     pub seq: i64,
 }
 
-/// The storage interface. Implementations: [`SqliteStore`] (embedded default); PostgreSQL later.
+/// The storage interface. Implementations: [`SqliteStore`] (embedded default) and
+/// [`PostgresStore`].
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Applies pending migrations; refuses a schema newer than this binary knows.
@@ -131,4 +153,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cheap liveness check of the database connection.
     async fn ping(&self) -> Result<()>;
+
+    /// Takes or renews the lease `name` for `holder` until `until` (unix seconds), if it is free,
+    /// expired (its `until` < `now`) or already held by `holder`; a compare-and-swap in the
+    /// database, so of several nodes asking at once exactly one gets it. Returns whether
+    /// `holder` holds the lease now.
+    async fn try_lease(&self, name: &str, holder: &str, now: i64, until: i64) -> Result<bool>;
+
+    /// Gives the lease up early, if `holder` holds it.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+
+    /// Every sealed server secret, by name (for export).
+    async fn list_server_secrets(&self) -> Result<Vec<(String, Vec<u8>)>>;
+
+    /// The highest migration version applied to the database, if any.
+    async fn schema_version(&self) -> Result<Option<i64>>;
+
+    /// The highest migration version this binary knows.
+    fn known_schema_version(&self) -> i64;
 }
