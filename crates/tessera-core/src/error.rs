@@ -27,6 +27,8 @@ pub enum ErrorKind {
     AlreadyExists,
     /// The grant type or response type is not supported.
     Unsupported,
+    /// A dependency (the store) is unreachable and the snapshot is too old to answer from.
+    Unavailable,
     /// Something on our side failed; the message is for the log, not the client.
     Internal,
 }

@@ -26,6 +26,7 @@ pub mod limits;
 pub mod model;
 pub mod principal;
 pub mod refresh;
+pub mod rotation;
 pub mod seal;
 pub mod secret;
 pub mod token;
