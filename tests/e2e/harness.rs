@@ -10,6 +10,67 @@ use std::time::{Duration, Instant};
 pub const APIKEY_GRANT: &str = "urn:ibm:params:oauth:grant-type:apikey";
 pub const ADMIN_KEY: &str = "e2e-admin-key-0123456789abcdefghijklmnop";
 
+/// A PostgreSQL schema of its own for one test (or one cluster), dropped afterwards.
+pub struct PgSchema {
+    pub url: String,
+    pub name: String,
+}
+
+impl PgSchema {
+    pub fn new(url: &str) -> PgSchema {
+        let mut bytes = [0u8; 6];
+        aws_lc_rs::rand::fill(&mut bytes).unwrap();
+        let name = format!(
+            "e2e_{}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        PgSchema {
+            url: url.to_owned(),
+            name,
+        }
+    }
+
+    /// A store on this schema, for tests that look inside.
+    pub async fn store(&self) -> tessera_store::PostgresStore {
+        tessera_store::PostgresStore::connect_with_schema(&self.url, &self.name)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        // Drop runs outside any runtime guarantee: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(store) =
+                    tessera_store::PostgresStore::connect_with_schema(&url, &name).await
+                {
+                    let _ = store.drop_schema().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The PostgreSQL URL for tests, if this run has one.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("TESSERA_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// Whether the e2e suite runs on PostgreSQL (`TESSERA_E2E_STORE=postgres`) instead of SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("TESSERA_E2E_STORE").is_ok_and(|v| v == "postgres")
+}
+
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_tessera")
 }
@@ -22,6 +83,8 @@ pub struct TestServer {
     /// Everything the server wrote to stderr (JSON log lines) and stdout.
     pub stderr: Arc<Mutex<Vec<String>>>,
     pub stdout: Arc<Mutex<Vec<String>>>,
+    /// The PostgreSQL schema this server uses, when on PostgreSQL.
+    pub schema: Option<Arc<PgSchema>>,
     extra_args: Vec<String>,
     env: Vec<(String, String)>,
 }
@@ -43,13 +106,49 @@ impl TestServer {
         {
             env.push(("TESSERA_BOOTSTRAP_ADMIN_APIKEY".into(), ADMIN_KEY.into()));
         }
-        Self::spawn(dir, args.iter().map(|s| s.to_string()).collect(), env).await
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let mut schema = None;
+        if on_postgres() && !args.iter().any(|a| a == "--database-url") {
+            let url =
+                postgres_url().expect("TESSERA_E2E_STORE=postgres needs TESSERA_TEST_DATABASE_URL");
+            let pg = Arc::new(PgSchema::new(&url));
+            args.extend([
+                "--database-url".to_owned(),
+                url,
+                "--database-schema".to_owned(),
+                pg.name.clone(),
+            ]);
+            schema = Some(pg);
+        }
+        Self::spawn(dir, args, env, schema).await
+    }
+
+    /// A node of a cluster: its own data directory, the given (shared) schema and settings.
+    pub async fn start_node(
+        schema: Arc<PgSchema>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> TestServer {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let mut all: Vec<String> = vec![
+            "--database-url".into(),
+            schema.url.clone(),
+            "--database-schema".into(),
+            schema.name.clone(),
+        ];
+        all.extend(args.iter().map(|s| s.to_string()));
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::spawn(dir, all, env, Some(schema)).await
     }
 
     async fn spawn(
         dir: Arc<tempfile::TempDir>,
         extra_args: Vec<String>,
         env: Vec<(String, String)>,
+        schema: Option<Arc<PgSchema>>,
     ) -> TestServer {
         let mut command = Command::new(binary());
         command
@@ -117,6 +216,7 @@ impl TestServer {
                 .expect("client"),
             stderr,
             stdout,
+            schema,
             extra_args,
             env,
         }
@@ -158,7 +258,20 @@ impl TestServer {
         let dir = self.dir.clone();
         let args = std::mem::take(&mut self.extra_args);
         let env = std::mem::take(&mut self.env);
-        Self::spawn(dir, args, env).await
+        let schema = self.schema.take();
+        Self::spawn(dir, args, env, schema).await
+    }
+
+    /// The store this server uses, opened directly (for tests that look inside).
+    pub async fn open_store(&self) -> Box<dyn tessera_store::Store> {
+        match &self.schema {
+            Some(schema) => Box::new(schema.store().await),
+            None => Box::new(
+                tessera_store::SqliteStore::open(&self.data_dir().join("tessera.db"))
+                    .await
+                    .unwrap(),
+            ),
+        }
     }
 
     pub fn logs(&self) -> String {

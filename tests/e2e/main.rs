@@ -7,12 +7,17 @@
 //! - `admin`: the admin API, authorization, deletion taking effect.
 //! - `ops`: health, readiness, metrics, logs, configuration, restart persistence.
 //! - `cli`: the `tessera` command line against a running server.
+//! - `cluster`: several nodes on one PostgreSQL database, key rotation, database outage.
+//!
+//! `TESSERA_E2E_STORE=postgres` (with `TESSERA_TEST_DATABASE_URL`) runs every test on PostgreSQL,
+//! each in a schema of its own.
 
 // A panic is how a test fails; the workspace denies these for shipped code only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin;
 mod cli;
+mod cluster;
 mod harness;
 mod ibm_token;
 mod oidc;

@@ -38,7 +38,6 @@ async fn introspect(
 /// holds an hour after it was issued.
 async fn expired_token(server: &TestServer, iam_id: &str) -> String {
     use tessera_core::directory::{Entity, EntityKind};
-    use tessera_store::Store;
     let master_text = std::fs::read_to_string(server.data_dir().join("master.key")).unwrap();
     let master_bytes = {
         use base64::Engine;
@@ -47,9 +46,7 @@ async fn expired_token(server: &TestServer, iam_id: &str) -> String {
             .unwrap()
     };
     let master = tessera_core::seal::SealingKey::from_bytes(&master_bytes).unwrap();
-    let store = tessera_store::SqliteStore::open(&server.data_dir().join("tessera.db"))
-        .await
-        .unwrap();
+    let store = server.open_store().await;
     let records: Vec<_> = store
         .list(EntityKind::SigningKey, &Default::default())
         .await

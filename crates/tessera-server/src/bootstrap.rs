@@ -156,99 +156,6 @@ fn system_audit(now: i64, action: &str, detail: String) -> AuditEvent {
     }
 }
 
-/// Makes sure an active key exists for the configured JWT algorithm and for `t1.` tokens.
-/// A JWT key of another algorithm (the configuration changed) is retired but stays published.
-pub async fn ensure_signing_keys(
-    store: &dyn Store,
-    master: &MasterKey,
-    config: &Config,
-    now: i64,
-    rng: &dyn SecureRandom,
-) -> anyhow::Result<()> {
-    let keys: Vec<SigningKeyRecord> = store
-        .list(
-            EntityKind::SigningKey,
-            &ListFilter {
-                limit: Some(1000),
-                ..Default::default()
-            },
-        )
-        .await?
-        .into_iter()
-        .filter_map(|e| match e {
-            Entity::SigningKey(k) => Some(k),
-            _ => None,
-        })
-        .collect();
-    for (key_use, algorithm) in [
-        (KeyUse::Jwt, config.jwt_algorithm),
-        (KeyUse::YandexIam, Algorithm::EdDsa),
-    ] {
-        let active = keys
-            .iter()
-            .filter(|k| k.key_use == key_use && k.state == KeyState::Active);
-        let mut have = false;
-        for key in active {
-            if key.algorithm == algorithm {
-                have = true;
-            } else {
-                let mut retired = key.clone();
-                retired.state = KeyState::Retired;
-                retired.retired_at = Some(now);
-                store
-                    .put(
-                        &Entity::SigningKey(retired),
-                        &system_audit(
-                            now,
-                            "signing_key.retire",
-                            format!(
-                                "{} {} replaced by {}",
-                                key.kid,
-                                key.algorithm.as_str(),
-                                algorithm.as_str()
-                            ),
-                        ),
-                    )
-                    .await?;
-            }
-        }
-        if !have {
-            let kid = tessera_core::ids::new_key_id(now, rng).map_err(anyhow::Error::msg)?;
-            let der =
-                tessera_core::jose::generate_pkcs8(algorithm, rng).map_err(anyhow::Error::msg)?;
-            let sealed = master
-                .seal(tessera_core::keyring::SEALED_KEY_PURPOSE, &der, rng)
-                .map_err(anyhow::Error::msg)?;
-            let record = SigningKeyRecord {
-                kid: kid.clone(),
-                algorithm,
-                key_use,
-                state: KeyState::Active,
-                sealed_private_key: sealed,
-                created_at: now,
-                retired_at: None,
-            };
-            store
-                .create(
-                    &Entity::SigningKey(record),
-                    &system_audit(
-                        now,
-                        "signing_key.create",
-                        format!("{kid} {} for {}", algorithm.as_str(), key_use.as_str()),
-                    ),
-                )
-                .await?;
-            tracing::info!(
-                kid,
-                alg = algorithm.as_str(),
-                key_use = key_use.as_str(),
-                "created signing key"
-            );
-        }
-    }
-    Ok(())
-}
-
 /// What the first start created; printed once to the operator.
 pub struct FirstStart {
     pub account_id: String,
@@ -262,21 +169,50 @@ pub async fn ensure_first_admin(
     store: &dyn Store,
     pepper: &Pepper,
     config: &Config,
-    now: i64,
+    node_id: &str,
+    clock: impl Fn() -> i64,
     rng: &dyn SecureRandom,
 ) -> anyhow::Result<Option<FirstStart>> {
-    let existing = store
-        .list(
-            EntityKind::Account,
-            &ListFilter {
-                limit: Some(1),
-                ..Default::default()
-            },
-        )
-        .await?;
-    if !existing.is_empty() {
-        return Ok(None);
+    // With several nodes starting together on an empty database, one creates the first
+    // administrator under a lease and the others wait for it.
+    for _ in 0..300 {
+        if has_accounts(store).await? {
+            return Ok(None);
+        }
+        let now = clock();
+        if store.try_lease("bootstrap", node_id, now, now + 60).await? {
+            let created = if has_accounts(store).await? {
+                Ok(None)
+            } else {
+                create_first_admin(store, pepper, config, now, rng)
+                    .await
+                    .map(Some)
+            };
+            let _ = store.release_lease("bootstrap", node_id).await;
+            return created;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    bail!(
+        "another node holds the bootstrap lease and has not created the first account within 30 s"
+    )
+}
+
+async fn has_accounts(store: &dyn Store) -> anyhow::Result<bool> {
+    let filter = ListFilter {
+        limit: Some(1),
+        ..Default::default()
+    };
+    Ok(!store.list(EntityKind::Account, &filter).await?.is_empty())
+}
+
+async fn create_first_admin(
+    store: &dyn Store,
+    pepper: &Pepper,
+    config: &Config,
+    now: i64,
+    rng: &dyn SecureRandom,
+) -> anyhow::Result<FirstStart> {
     let apikey = match &config.bootstrap_admin_apikey {
         Some(given) => secret::supplied_api_key(given)
             .map_err(|e| anyhow::anyhow!("TESSERA_BOOTSTRAP_ADMIN_APIKEY: {e}"))?,
@@ -327,9 +263,9 @@ pub async fn ensure_first_admin(
     store
         .create(&Entity::ApiKey(key), &audit("api_key.create"))
         .await?;
-    Ok(Some(FirstStart {
+    Ok(FirstStart {
         account_id: account.id,
         admin_user_id: admin.id,
         admin_apikey: apikey,
-    }))
+    })
 }

@@ -55,6 +55,31 @@ pub struct ServeArgs {
     /// Log level or filter, e.g. info (default), debug, tessera_server=debug.
     #[arg(long, env = "TESSERA_LOG_LEVEL", value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// PostgreSQL URL (postgres://user:pass@host/db); default: the embedded SQLite store.
+    #[arg(long, env = "TESSERA_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// PostgreSQL schema to use (created if missing); default: the connection's search path.
+    #[arg(long, env = "TESSERA_DATABASE_SCHEMA", value_name = "NAME")]
+    pub database_schema: Option<String>,
+    /// How long a JWT signing key signs before its successor takes over (default 30 days).
+    #[arg(long, env = "TESSERA_KEY_ROTATION_PERIOD", value_name = "SECONDS")]
+    pub key_rotation_period: Option<i64>,
+    /// How long an Ed25519 `t1.` token key signs (default 7 days).
+    #[arg(
+        long,
+        env = "TESSERA_EDDSA_KEY_ROTATION_PERIOD",
+        value_name = "SECONDS"
+    )]
+    pub eddsa_key_rotation_period: Option<i64>,
+    /// How long verifiers may cache the JWKS (Cache-Control max-age; default 300).
+    #[arg(long, env = "TESSERA_JWKS_CACHE_SECONDS", value_name = "SECONDS")]
+    pub jwks_cache_seconds: Option<i64>,
+    /// How often a node checks whether a key rotation is due (default 60).
+    #[arg(long, env = "TESSERA_ROTATION_CHECK_INTERVAL", value_name = "SECONDS")]
+    pub rotation_check_interval: Option<i64>,
+    /// How long a node keeps issuing from its snapshot when the store is unreachable (default 30).
+    #[arg(long, env = "TESSERA_MAX_STALENESS", value_name = "SECONDS")]
+    pub max_staleness: Option<i64>,
 }
 
 /// The optional configuration file. Unknown keys are an error, so typos do not pass silently.
@@ -73,6 +98,13 @@ pub struct FileConfig {
     pub master_key_file: Option<PathBuf>,
     pub log_format: Option<String>,
     pub log_level: Option<String>,
+    pub database_url: Option<String>,
+    pub database_schema: Option<String>,
+    pub key_rotation_period: Option<i64>,
+    pub eddsa_key_rotation_period: Option<i64>,
+    pub jwks_cache_seconds: Option<i64>,
+    pub rotation_check_interval: Option<i64>,
+    pub max_staleness: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +131,14 @@ pub struct Config {
     pub bootstrap_admin_apikey: Option<String>,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// `None`: the embedded SQLite store in the data directory. May hold a password.
+    pub database_url: Option<String>,
+    pub database_schema: Option<String>,
+    pub key_rotation_period: i64,
+    pub eddsa_key_rotation_period: i64,
+    pub jwks_cache_seconds: i64,
+    pub rotation_check_interval: i64,
+    pub max_staleness: i64,
 }
 
 /// Environment values that are secrets and so are not clap flags (they would show in `ps`).
@@ -195,6 +235,85 @@ impl Config {
             .clone()
             .or(file.log_level)
             .unwrap_or_else(|| "info".into());
+        let database_url = args.database_url.clone().or(file.database_url);
+        if let Some(url) = &database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                bail!("database URL must start with postgres:// or postgresql://");
+            }
+        }
+        let database_schema = args.database_schema.clone().or(file.database_schema);
+        if let Some(schema) = &database_schema {
+            let valid = !schema.is_empty()
+                && schema.len() <= 63
+                && schema
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !valid {
+                bail!(
+                    "database schema must be 1 to 63 characters of a-z, 0-9 and _, got {schema:?}"
+                );
+            }
+            if database_url.is_none() {
+                bail!("--database-schema needs --database-url");
+            }
+        }
+        let seconds = |name: &str,
+                       value: Option<i64>,
+                       default: i64,
+                       min: i64,
+                       max: i64|
+         -> anyhow::Result<i64> {
+            let value = value.unwrap_or(default);
+            if !(min..=max).contains(&value) {
+                bail!("{name} must be between {min} and {max} seconds, got {value}");
+            }
+            Ok(value)
+        };
+        let jwks_cache_seconds = seconds(
+            "JWKS cache time",
+            args.jwks_cache_seconds.or(file.jwks_cache_seconds),
+            300,
+            1,
+            86_400,
+        )?;
+        let key_rotation_period = seconds(
+            "key rotation period",
+            args.key_rotation_period.or(file.key_rotation_period),
+            30 * 86_400,
+            10,
+            3650 * 86_400,
+        )?;
+        let eddsa_key_rotation_period = seconds(
+            "EdDSA key rotation period",
+            args.eddsa_key_rotation_period
+                .or(file.eddsa_key_rotation_period),
+            7 * 86_400,
+            10,
+            3650 * 86_400,
+        )?;
+        for (name, period) in [
+            ("key rotation period", key_rotation_period),
+            ("EdDSA key rotation period", eddsa_key_rotation_period),
+        ] {
+            if period <= 2 * publish_lead(jwks_cache_seconds) {
+                bail!("{name} ({period} s) must be more than twice the key publication lead ({} s, twice the JWKS cache time)", publish_lead(jwks_cache_seconds));
+            }
+        }
+        let rotation_check_interval = seconds(
+            "rotation check interval",
+            args.rotation_check_interval
+                .or(file.rotation_check_interval),
+            60,
+            1,
+            3600,
+        )?;
+        let max_staleness = seconds(
+            "maximum staleness",
+            args.max_staleness.or(file.max_staleness),
+            30,
+            1,
+            86_400,
+        )?;
         Ok(Config {
             listen,
             data_dir,
@@ -208,7 +327,36 @@ impl Config {
             bootstrap_admin_apikey: secrets.bootstrap_admin_apikey,
             log_format,
             log_level,
+            database_url,
+            database_schema,
+            key_rotation_period,
+            eddsa_key_rotation_period,
+            jwks_cache_seconds,
+            rotation_check_interval,
+            max_staleness,
         })
+    }
+
+    /// Longest lifetime of any token a signing key signs (`t1.` tokens live up to 12 h).
+    pub fn longest_token_lifetime(&self) -> i64 {
+        self.token_lifetime.max(12 * 3600)
+    }
+
+    /// How keys of each use rotate.
+    pub fn rotation_policy(
+        &self,
+        key_use: tessera_core::model::KeyUse,
+    ) -> tessera_core::rotation::RotationPolicy {
+        let period = match key_use {
+            tessera_core::model::KeyUse::Jwt => self.key_rotation_period,
+            tessera_core::model::KeyUse::YandexIam => self.eddsa_key_rotation_period,
+        };
+        tessera_core::rotation::RotationPolicy {
+            period,
+            publish_lead: publish_lead(self.jwks_cache_seconds),
+            // Clock skew allowance of 5 minutes on top of token lifetime and cache time.
+            retire_after: self.longest_token_lifetime() + self.jwks_cache_seconds + 300,
+        }
     }
 
     /// A configuration for tests: a temporary data directory, a free port, quiet logs.
@@ -226,8 +374,21 @@ impl Config {
             bootstrap_admin_apikey: None,
             log_format: LogFormat::Text,
             log_level: "warn".into(),
+            database_url: None,
+            database_schema: None,
+            key_rotation_period: 30 * 86_400,
+            eddsa_key_rotation_period: 7 * 86_400,
+            jwks_cache_seconds: 300,
+            rotation_check_interval: 60,
+            max_staleness: 30,
         }
     }
+}
+
+/// How long a new key is published before it signs: twice the JWKS cache time, so a verifier
+/// that fetched the JWKS just before the key appeared has refreshed before its first token.
+pub fn publish_lead(jwks_cache_seconds: i64) -> i64 {
+    2 * jwks_cache_seconds
 }
 
 fn check_url(what: &str, url: &str) -> anyhow::Result<()> {
@@ -251,17 +412,51 @@ impl fmt::Debug for Config {
 
 impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let master_key = if self.master_key_env.is_some() {
+            "env".to_owned()
+        } else {
+            self.master_key_file.display().to_string()
+        };
+        let store = match &self.database_url {
+            Some(url) => redact_url(url),
+            None => format!("sqlite:{}", self.data_dir.join("tessera.db").display()),
+        };
         write!(
             f,
-            "listen={} data_dir={} jwt_algorithm={} token_lifetime={}s refresh_token_lifetime={}s master_key={}",
+            "listen={} store={} jwt_algorithm={} token_lifetime={}s refresh_token_lifetime={}s \
+             key_rotation_period={}s eddsa_key_rotation_period={}s jwks_cache={}s max_staleness={}s master_key={}",
             self.listen,
-            self.data_dir.display(),
+            store,
             self.jwt_algorithm.as_str(),
             self.token_lifetime,
             self.refresh_token_lifetime,
-            if self.master_key_env.is_some() { "env".to_owned() } else { self.master_key_file.display().to_string() },
+            self.key_rotation_period,
+            self.eddsa_key_rotation_period,
+            self.jwks_cache_seconds,
+            self.max_staleness,
+            master_key,
         )
     }
+}
+
+/// A database URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<invalid url>".into();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let host = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let path = tail.split('?').next().unwrap_or("");
+    format!("{scheme}://{host}{path}")
 }
 
 #[cfg(test)]
@@ -326,5 +521,49 @@ mod tests {
         let shown = config.to_string();
         assert!(shown.contains("master_key=env"));
         assert!(!shown.contains("c2VjcmV0") && !shown.contains("xxxx"));
+        let with_db = ServeArgs {
+            database_url: Some("postgres://tessera:hunter2@db:5432/iam?sslmode=require".into()),
+            ..Default::default()
+        };
+        let config = Config::merge(&with_db, FileConfig::default(), SecretEnv::default()).unwrap();
+        assert!(
+            config
+                .to_string()
+                .contains("store=postgres://tessera:***@db:5432/iam"),
+            "{config}"
+        );
+        assert!(!config.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn rotation_settings_are_checked() {
+        let bad = |args: ServeArgs| {
+            Config::merge(&args, FileConfig::default(), SecretEnv::default())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad(ServeArgs {
+            key_rotation_period: Some(100),
+            ..Default::default()
+        })
+        .contains("twice"));
+        assert!(bad(ServeArgs {
+            database_schema: Some("x".into()),
+            ..Default::default()
+        })
+        .contains("--database-url"));
+        assert!(bad(ServeArgs {
+            database_url: Some("mysql://x".into()),
+            ..Default::default()
+        })
+        .contains("postgres://"));
+        let ok = ServeArgs {
+            key_rotation_period: Some(30),
+            jwks_cache_seconds: Some(5),
+            ..Default::default()
+        };
+        let config = Config::merge(&ok, FileConfig::default(), SecretEnv::default()).unwrap();
+        let policy = config.rotation_policy(tessera_core::model::KeyUse::Jwt);
+        assert_eq!((policy.period, policy.publish_lead), (30, 10));
     }
 }

@@ -15,9 +15,11 @@ pub mod ibm;
 pub mod metrics_names;
 pub mod oidc;
 pub mod ops;
+pub mod rotation;
 pub mod server;
 pub mod snapshot;
 pub mod state;
+pub mod storage;
 pub mod telemetry;
 pub mod tokens;
 

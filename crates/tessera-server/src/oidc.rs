@@ -89,6 +89,13 @@ struct OAuthError {
 }
 
 impl OAuthError {
+    fn unavailable(description: impl Into<String>) -> Self {
+        OAuthError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: "temporarily_unavailable",
+            description: description.into(),
+        }
+    }
     fn invalid_request(description: impl Into<String>) -> Self {
         OAuthError {
             status: StatusCode::BAD_REQUEST,
@@ -186,6 +193,9 @@ async fn introspect_post(
     body: Body,
 ) -> Response {
     let now = now();
+    if let Err(e) = state.check_fresh(now) {
+        return OAuthError::unavailable(e.message()).into_response();
+    }
     let caller = match identify_caller(&state, &headers, now) {
         Ok(Caller::Anonymous) => {
             return OAuthError::invalid_client(
@@ -240,6 +250,9 @@ async fn revoke_post(
     body: Body,
 ) -> Response {
     let now = now();
+    if let Err(e) = state.check_fresh(now) {
+        return OAuthError::unavailable(e.message()).into_response();
+    }
     let client_id = match identify_caller(&state, &headers, now) {
         Ok(Caller::Client(id)) => id,
         Ok(_) => DEFAULT_CLIENT_ID.to_owned(),

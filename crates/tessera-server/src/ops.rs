@@ -20,12 +20,18 @@ async fn healthz_get() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// A snapshot older than this is reported as not ready: the follower polls four times a second,
+/// so two seconds without a successful poll means the store is slow or gone.
+const READY_MAX_AGE: i64 = 2;
+
 async fn readyz_get(State(state): State<AppState>) -> Response {
-    let store = state.store_is_healthy();
+    let age = state.snapshot.age(crate::state::now());
+    let store = state.store_is_healthy() && age <= READY_MAX_AGE;
     let body = json!({
         "status": if store { "ready" } else { "not ready" },
         "store": if store { "ok" } else { "unreachable" },
         "snapshot_seq": state.snapshot.applied_seq(),
+        "snapshot_age_seconds": age,
     });
     let status = if store {
         StatusCode::OK

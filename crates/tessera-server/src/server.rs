@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
-use tessera_store::{SqliteStore, Store};
 use tokio::net::TcpListener;
 
 /// A bound, fully initialised server that has not started serving yet.
@@ -24,28 +23,31 @@ impl Server {
     /// Everything up to binding the port. Prints the first administrator's key on first start.
     pub async fn prepare(config: Config) -> anyhow::Result<Server> {
         let rng = SystemRandom::new();
+        let node_id = tessera_core::ids::new_token_id(&rng).map_err(anyhow::Error::msg)?;
         bootstrap::create_private_dir(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
-        let master = bootstrap::open_master_key(&config, &rng)?;
-        let db_path = config.data_dir.join("tessera.db");
-        // The database holds sealed keys and key hashes: readable by its owner only. SQLite
-        // gives its -wal and -shm files the same mode.
-        bootstrap::create_private_file(&db_path)
-            .with_context(|| format!("cannot create the store file {}", db_path.display()))?;
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&db_path)
-                .await
-                .with_context(|| format!("cannot open the store at {}", db_path.display()))?,
-        );
-        store.migrate().await.context("cannot migrate the store")?;
+        let master = Arc::new(bootstrap::open_master_key(&config, &rng)?);
+        let store = crate::storage::open_migrated(&config).await?;
         let secrets = bootstrap::load_server_secrets(store.as_ref(), &master, &rng).await?;
-        let started = now();
-        bootstrap::ensure_signing_keys(store.as_ref(), &master, &config, started, &rng).await?;
-        let first =
-            bootstrap::ensure_first_admin(store.as_ref(), &secrets.pepper, &config, started, &rng)
-                .await?;
-        let snapshot = Arc::new(Snapshot::load(store.as_ref(), master, started).await?);
+        let rotator = crate::rotation::Rotator {
+            store: store.as_ref(),
+            master: &master,
+            config: &config,
+            rng: &rng,
+            node_id: &node_id,
+        };
+        rotator.ensure_signers(now).await?;
+        let first = bootstrap::ensure_first_admin(
+            store.as_ref(),
+            &secrets.pepper,
+            &config,
+            &node_id,
+            now,
+            &rng,
+        )
+        .await?;
+        let snapshot = Arc::new(Snapshot::load(store.as_ref(), master.clone(), now()).await?);
 
         let listener = TcpListener::bind(config.listen)
             .await
@@ -73,6 +75,8 @@ impl Server {
             rng,
             store_healthy: Arc::new(AtomicBool::new(true)),
             metrics: crate::telemetry::init_metrics(),
+            master,
+            node_id,
         });
         Ok(Server { listener, state })
     }
@@ -98,6 +102,7 @@ impl Server {
                 .follow(state.store.clone(), state.store_healthy.clone()),
         );
         let pruner = tokio::spawn(prune_loop(state.clone()));
+        let rotation = tokio::spawn(rotation_loop(state.clone()));
         let app = tower::ServiceBuilder::new()
             .map_request(crate::http::collapse_slashes)
             .service(crate::http::app(state.clone()));
@@ -120,7 +125,30 @@ impl Server {
         };
         follower.abort();
         pruner.abort();
+        rotation.abort();
         result
+    }
+}
+
+/// Checks every `rotation_check_interval` whether a key rotation step is due.
+async fn rotation_loop(state: AppState) {
+    let interval = Duration::from_secs(state.config.rotation_check_interval.max(1) as u64);
+    loop {
+        tokio::time::sleep(interval).await;
+        let rotator = crate::rotation::Rotator {
+            store: state.store.as_ref(),
+            master: &state.master,
+            config: &state.config,
+            rng: &state.rng,
+            node_id: &state.node_id,
+        };
+        match rotator.run_once(now()).await {
+            Ok(steps) if !steps.is_empty() => {
+                state.snapshot.wake();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "key rotation check failed; retrying later"),
+        }
     }
 }
 
@@ -145,8 +173,11 @@ fn print_first_start(config: &Config, public_url: &str, first: &bootstrap::First
     };
     // Printed once, to stdout and not to the log, so the key never lands in log storage.
     println!(
-        "\nTessera initialised a new installation in {}\n  account:        {} (Default account)\n  administrator:  admin ({})\n  admin API key:  {}\n\nThe API key is shown only this once. Log in with:\n  tessera login --endpoint {} --apikey <the key>\n",
-        config.data_dir.display(),
+        "\nTessera initialised a new installation ({})\n  account:        {} (Default account)\n  administrator:  admin ({})\n  admin API key:  {}\n\nThe API key is shown only this once. Log in with:\n  tessera login --endpoint {} --apikey <the key>\n",
+        match &config.database_url {
+            Some(url) => crate::config::redact_url(url),
+            None => format!("data directory {}", config.data_dir.display()),
+        },
         first.account_id,
         first.admin_user_id,
         key_line,

@@ -5,6 +5,7 @@
 //! before its response is sent) and polls otherwise (so changes from other nodes arrive too).
 
 use crate::metrics_names as names;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Duration;
 use tessera_core::directory::{Change, Directory, EntityKind};
@@ -22,14 +23,20 @@ const BATCH: u32 = 1000;
 pub struct Snapshot {
     directory: RwLock<Directory>,
     keyring: RwLock<Arc<KeyRing>>,
-    master: MasterKey,
+    master: Arc<MasterKey>,
     applied: watch::Sender<i64>,
     wake: Notify,
+    /// When the snapshot last caught up with the store (unix seconds).
+    last_sync: AtomicI64,
 }
 
 impl Snapshot {
     /// Loads everything from the store.
-    pub async fn load(store: &dyn Store, master: MasterKey, now: i64) -> anyhow::Result<Snapshot> {
+    pub async fn load(
+        store: &dyn Store,
+        master: Arc<MasterKey>,
+        now: i64,
+    ) -> anyhow::Result<Snapshot> {
         let (entities, seq) = store.load_all(now).await?;
         let mut directory = Directory::new();
         for entity in entities {
@@ -43,6 +50,7 @@ impl Snapshot {
             master,
             applied,
             wake: Notify::new(),
+            last_sync: AtomicI64::new(now),
         };
         snapshot.record_sizes();
         Ok(snapshot)
@@ -64,9 +72,24 @@ impl Snapshot {
             .clone()
     }
 
+    /// Whether the snapshot caught up with the store within the last `max_staleness` seconds.
+    pub fn is_fresh(&self, now: i64, max_staleness: i64) -> bool {
+        now - self.last_sync.load(Ordering::Relaxed) <= max_staleness
+    }
+
+    /// Seconds since the snapshot last caught up with the store.
+    pub fn age(&self, now: i64) -> i64 {
+        now - self.last_sync.load(Ordering::Relaxed)
+    }
+
     /// The change-feed position the snapshot reflects.
     pub fn applied_seq(&self) -> i64 {
         *self.applied.borrow()
+    }
+
+    /// Asks the follower to read the change feed now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// Waits until the snapshot reflects at least `seq` (a write this node just made).
@@ -82,12 +105,13 @@ impl Snapshot {
     }
 
     /// Applies one batch from the store; returns how many changes it applied.
-    pub async fn catch_up(&self, store: &dyn Store) -> anyhow::Result<usize> {
+    pub async fn catch_up(&self, store: &dyn Store, now: i64) -> anyhow::Result<usize> {
         let mut total = 0;
         loop {
             let from = self.applied_seq();
             let batch = store.changes_since(from, BATCH).await?;
             if batch.seq <= from {
+                self.last_sync.store(now, Ordering::Relaxed);
                 return Ok(total);
             }
             let keys_changed = batch.changes.iter().any(|c| match c {
@@ -135,7 +159,7 @@ impl Snapshot {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(POLL_INTERVAL) => {}
             }
-            match self.catch_up(store.as_ref()).await {
+            match self.catch_up(store.as_ref(), crate::state::now()).await {
                 Ok(_) => {
                     if !healthy.swap(true, Ordering::Relaxed) {
                         tracing::info!("store reachable again; snapshot is current");

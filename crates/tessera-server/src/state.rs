@@ -28,6 +28,9 @@ pub struct Inner {
     pub rng: SystemRandom,
     pub store_healthy: Arc<AtomicBool>,
     pub metrics: Option<PrometheusHandle>,
+    pub master: Arc<tessera_core::seal::MasterKey>,
+    /// This process's name in store leases.
+    pub node_id: String,
 }
 
 impl AppState {
@@ -37,6 +40,22 @@ impl AppState {
 
     pub fn store_is_healthy(&self) -> bool {
         self.store_healthy.load(Ordering::Relaxed)
+    }
+
+    /// Refuses when the snapshot is older than the configured staleness bound: it may miss
+    /// deletions and revocations made on other nodes.
+    pub fn check_fresh(&self, now: i64) -> tessera_core::error::Result<()> {
+        if self.snapshot.is_fresh(now, self.config.max_staleness) {
+            return Ok(());
+        }
+        Err(tessera_core::Error::new(
+            tessera_core::ErrorKind::Unavailable,
+            format!(
+                "The token service cannot reach its database and its data is {} s old (limit {} s); try again shortly.",
+                self.snapshot.age(now),
+                self.config.max_staleness
+            ),
+        ))
     }
 }
 

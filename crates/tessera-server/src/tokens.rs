@@ -35,6 +35,7 @@ impl AppState {
         principal: &Principal,
         request: &IssueRequest<'_>,
     ) -> Result<IssuedTokens> {
+        self.check_fresh(request.now)?;
         let keyring = self.snapshot.keyring();
         let signer = keyring.signer(KeyUse::Jwt)?;
         let params = MintParams {
@@ -70,6 +71,7 @@ impl AppState {
 
     /// Verifies an access token presented as a credential (admin API, introspection).
     pub fn verify_access_token(&self, presented: &str, now: i64) -> Result<IbmClaims> {
+        self.check_fresh(now)?;
         let keyring = self.snapshot.keyring();
         let dir = self.snapshot.directory();
         token::verify(presented, keyring.jwks(), &dir, &self.issuer, now)

@@ -28,7 +28,10 @@ impl FromRequestParts<AppState> for Caller {
         })?;
         let claims = state
             .verify_access_token(token, now())
-            .map_err(|e| AdminError::unauthenticated(e.message().to_owned()))?;
+            .map_err(|e| match e.kind() {
+                tessera_core::ErrorKind::Unavailable => AdminError::from(e),
+                _ => AdminError::unauthenticated(e.message().to_owned()),
+            })?;
         Ok(Caller { claims })
     }
 }

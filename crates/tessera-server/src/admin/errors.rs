@@ -58,6 +58,11 @@ impl From<Error> for AdminError {
             | ErrorKind::TenantMismatch
             | ErrorKind::UnauthorizedClient => Self::denied(error.message()),
             ErrorKind::NotFound => Self::not_found(error.message()),
+            ErrorKind::Unavailable => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                error.message(),
+            ),
             ErrorKind::AlreadyExists => {
                 Self::new(StatusCode::CONFLICT, "already_exists", error.message())
             }

@@ -14,6 +14,7 @@
 //! | not found | 404 | BXNIM0404E |
 //! | too large body | 413 | BXNIM0413E |
 //! | internal | 500 | BXNIM0500E |
+//! | store unreachable beyond the staleness bound | 503 | BXNIM0503E |
 //! | unavailable | 503 | BXNIM0503E |
 
 use crate::http::RequestContext;
@@ -140,9 +141,10 @@ impl From<Error> for IbmError {
             ErrorKind::PermissionDenied => (StatusCode::FORBIDDEN, "BXNIM0132E"),
             ErrorKind::NotFound => (StatusCode::NOT_FOUND, "BXNIM0404E"),
             ErrorKind::AlreadyExists => (StatusCode::CONFLICT, "BXNIM0409E"),
+            ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "BXNIM0503E"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "BXNIM0500E"),
         };
-        if status.is_server_error() {
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
             // Internal details go to the log (in `render`), never to the client.
             return IbmError {
                 status,

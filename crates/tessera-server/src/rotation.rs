@@ -1,0 +1,301 @@
+//! Signing-key rotation: executes the core's rotation plan while holding a store lease, so that
+//! with many nodes exactly one node performs each step. Runs at startup (which also creates the
+//! first keys) and then every `rotation_check_interval`.
+
+use crate::config::Config;
+use anyhow::Context;
+use aws_lc_rs::rand::SecureRandom;
+use std::time::Duration;
+use tessera_core::directory::{Entity, EntityKind};
+use tessera_core::model::{Algorithm, KeyState, KeyUse, SigningKeyRecord};
+use tessera_core::rotation::{self, KeyStep};
+use tessera_core::seal::MasterKey;
+use tessera_store::{AuditEvent, ListFilter, Store};
+
+/// Name of the lease that guards key changes.
+pub const LEASE: &str = "signing-keys";
+/// How long a lease holder may take before another node may step in.
+const LEASE_SECONDS: i64 = 60;
+
+/// Everything a rotation needs besides the store.
+pub struct Rotator<'a> {
+    pub store: &'a dyn Store,
+    pub master: &'a MasterKey,
+    pub config: &'a Config,
+    pub rng: &'a (dyn SecureRandom + Sync),
+    /// This node's lease-holder name.
+    pub node_id: &'a str,
+}
+
+/// What an operator may ask for (`tessera keys rotate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForcedRotation {
+    /// Publish a successor now; it signs after the publication lead.
+    Scheduled,
+    /// Replace the signer at once (e.g. after a key compromise); verifiers that cached the JWKS
+    /// reject new tokens until they refetch it.
+    Immediate,
+}
+
+fn audit(now: i64, actor: &str, action: &str, detail: String) -> AuditEvent {
+    AuditEvent {
+        at: now,
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        request_id: "rotation".into(),
+        detail,
+    }
+}
+
+pub async fn list_keys(store: &dyn Store) -> anyhow::Result<Vec<SigningKeyRecord>> {
+    Ok(store
+        .list(
+            EntityKind::SigningKey,
+            &ListFilter {
+                limit: Some(1000),
+                ..Default::default()
+            },
+        )
+        .await?
+        .into_iter()
+        .filter_map(|e| match e {
+            Entity::SigningKey(k) => Some(k),
+            _ => None,
+        })
+        .collect())
+}
+
+impl Rotator<'_> {
+    fn targets(&self) -> [(KeyUse, Algorithm); 2] {
+        [
+            (KeyUse::Jwt, self.config.jwt_algorithm),
+            (KeyUse::YandexIam, Algorithm::EdDsa),
+        ]
+    }
+
+    /// Performs the steps that are due, if this node gets the lease. Returns the steps taken.
+    pub async fn run_once(&self, now: i64) -> anyhow::Result<Vec<KeyStep>> {
+        if !self
+            .store
+            .try_lease(LEASE, self.node_id, now, now + LEASE_SECONDS)
+            .await?
+        {
+            return Ok(Vec::new());
+        }
+        let result = self.apply_plan(now).await;
+        if let Err(e) = self.store.release_lease(LEASE, self.node_id).await {
+            tracing::warn!(error = %e, "cannot release the key rotation lease; it expires by itself");
+        }
+        result
+    }
+
+    async fn apply_plan(&self, now: i64) -> anyhow::Result<Vec<KeyStep>> {
+        let keys = list_keys(self.store).await?;
+        let mut taken = Vec::new();
+        for (key_use, algorithm) in self.targets() {
+            let policy = self.config.rotation_policy(key_use);
+            for step in rotation::plan(&keys, key_use, algorithm, &policy, now) {
+                self.apply(&keys, &step, now, "system").await?;
+                taken.push(step);
+            }
+        }
+        Ok(taken)
+    }
+
+    async fn apply(
+        &self,
+        keys: &[SigningKeyRecord],
+        step: &KeyStep,
+        now: i64,
+        actor: &str,
+    ) -> anyhow::Result<()> {
+        match step {
+            KeyStep::Create {
+                key_use,
+                algorithm,
+                state,
+            } => {
+                let kid =
+                    tessera_core::ids::new_key_id(now, self.rng).map_err(anyhow::Error::msg)?;
+                let der = tessera_core::jose::generate_pkcs8(*algorithm, self.rng)
+                    .map_err(anyhow::Error::msg)?;
+                let sealed = self
+                    .master
+                    .seal(tessera_core::keyring::SEALED_KEY_PURPOSE, &der, self.rng)
+                    .map_err(anyhow::Error::msg)?;
+                let record = SigningKeyRecord {
+                    kid: kid.clone(),
+                    algorithm: *algorithm,
+                    key_use: *key_use,
+                    state: *state,
+                    sealed_private_key: sealed,
+                    created_at: now,
+                    retired_at: None,
+                };
+                let detail = format!(
+                    "{kid} {} for {} as {}",
+                    algorithm.as_str(),
+                    key_use.as_str(),
+                    state.as_str()
+                );
+                self.store
+                    .create(
+                        &Entity::SigningKey(record),
+                        &audit(now, actor, "signing_key.create", detail),
+                    )
+                    .await?;
+                tracing::info!(
+                    kid,
+                    alg = algorithm.as_str(),
+                    key_use = key_use.as_str(),
+                    state = state.as_str(),
+                    "created signing key"
+                );
+            }
+            KeyStep::Promote { next_kid, retire } => {
+                // Promote first, then retire: in between two keys are active and the newer signs,
+                // so there is never a moment without a signer.
+                if let Some(next) = keys.iter().find(|k| &k.kid == next_kid) {
+                    let mut active = next.clone();
+                    active.state = KeyState::Active;
+                    self.store
+                        .put(
+                            &Entity::SigningKey(active),
+                            &audit(now, actor, "signing_key.activate", next_kid.clone()),
+                        )
+                        .await?;
+                }
+                self.retire(keys, retire, now, actor).await?;
+                tracing::info!(kid = next_kid, retired = ?retire, "rotated signing key");
+            }
+            KeyStep::Delete { kid } => {
+                self.store
+                    .delete(
+                        EntityKind::SigningKey,
+                        kid,
+                        &audit(now, actor, "signing_key.delete", kid.clone()),
+                    )
+                    .await?;
+                tracing::info!(kid, "removed retired signing key from the JWKS");
+            }
+        }
+        Ok(())
+    }
+
+    async fn retire(
+        &self,
+        keys: &[SigningKeyRecord],
+        kids: &[String],
+        now: i64,
+        actor: &str,
+    ) -> anyhow::Result<()> {
+        for kid in kids {
+            if let Some(old) = keys.iter().find(|k| &k.kid == kid) {
+                let mut retired = old.clone();
+                retired.state = KeyState::Retired;
+                retired.retired_at = Some(now);
+                self.store
+                    .put(
+                        &Entity::SigningKey(retired),
+                        &audit(now, actor, "signing_key.retire", kid.clone()),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// At startup: run the plan until every use has a signer (another node may be creating the
+    /// first keys right now; then this node waits for them instead of creating its own).
+    pub async fn ensure_signers(&self, clock: impl Fn() -> i64) -> anyhow::Result<()> {
+        for _ in 0..300 {
+            self.run_once(clock()).await?;
+            let keys = list_keys(self.store).await?;
+            let ready = self.targets().iter().all(|(key_use, _)| {
+                keys.iter()
+                    .any(|k| k.key_use == *key_use && k.state == KeyState::Active)
+            });
+            if ready {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!(
+            "no signing keys after 30 s: another node holds the key lease and does not finish"
+        )
+    }
+
+    /// An operator's rotation of the keys of `key_use`.
+    pub async fn force(
+        &self,
+        key_use: KeyUse,
+        mode: ForcedRotation,
+        now: i64,
+        actor: &str,
+    ) -> anyhow::Result<()> {
+        let mut held = false;
+        for _ in 0..50 {
+            if self
+                .store
+                .try_lease(LEASE, self.node_id, now, now + LEASE_SECONDS)
+                .await?
+            {
+                held = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if !held {
+            anyhow::bail!("another node is rotating keys right now; try again");
+        }
+        let result = self.force_locked(key_use, mode, now, actor).await;
+        let _ = self.store.release_lease(LEASE, self.node_id).await;
+        result
+    }
+
+    async fn force_locked(
+        &self,
+        key_use: KeyUse,
+        mode: ForcedRotation,
+        now: i64,
+        actor: &str,
+    ) -> anyhow::Result<()> {
+        let keys = list_keys(self.store).await?;
+        let algorithm = self
+            .targets()
+            .iter()
+            .find(|(u, _)| *u == key_use)
+            .map(|(_, a)| *a)
+            .context("unknown key use")?;
+        let of_use = |state: KeyState| {
+            keys.iter()
+                .filter(move |k| k.key_use == key_use && k.state == state)
+        };
+        match mode {
+            ForcedRotation::Scheduled => {
+                if of_use(KeyState::Next).next().is_none() {
+                    let step = KeyStep::Create {
+                        key_use,
+                        algorithm,
+                        state: KeyState::Next,
+                    };
+                    self.apply(&keys, &step, now, actor).await?;
+                }
+            }
+            ForcedRotation::Immediate => {
+                let retire: Vec<String> = of_use(KeyState::Active)
+                    .chain(of_use(KeyState::Next))
+                    .map(|k| k.kid.clone())
+                    .collect();
+                let step = KeyStep::Create {
+                    key_use,
+                    algorithm,
+                    state: KeyState::Active,
+                };
+                self.apply(&keys, &step, now, actor).await?;
+                self.retire(&keys, &retire, now, actor).await?;
+            }
+        }
+        Ok(())
+    }
+}
