@@ -1,0 +1,498 @@
+//! The load generator: N keep-alive HTTP/1.1 connections to the server, one task each.
+//!
+//! Two shapes of run:
+//! - **Closed loop** (peak): each connection sends its next request as soon as the previous
+//!   answer is read, so the server is saturated; tokens/s is successes over the wall time.
+//! - **Paced** (half rate): a fixed total rate is spread evenly over the connections, each sending
+//!   on its own schedule; latency is measured from the moment a request is sent. Requests sent
+//!   more than [`LATE_SEND`] behind schedule (the connection was still waiting on an earlier
+//!   answer) are counted, so a server that cannot keep up at that rate is visible.
+//!
+//! Request bodies and headers are built once. Every request has a timeout and every run a
+//! deadline, so a run always ends by itself. Only responses with status 200 count as successes and
+//! enter the latency histogram; everything else is counted by kind.
+
+use crate::machine::{cpu_seconds, system_busy_seconds};
+use crate::server::{Credentials, APIKEY_GRANT};
+use crate::Grant;
+use anyhow::Context;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// No single request may take longer than this; it counts as a timeout failure.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// A paced send this far behind its schedule counts as late.
+const LATE_SEND: Duration = Duration::from_millis(5);
+/// Pause after a failed connect, so a dead server is not hammered in a tight loop.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(20);
+
+/// What to run against one server.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub connections: usize,
+    /// The server's process id, to measure the CPU it uses during each run.
+    pub server_pid: Option<u32>,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub half_rate: bool,
+}
+
+/// One prepared request, sent over and over.
+#[derive(Debug)]
+pub struct Target {
+    addr: SocketAddr,
+    host: HeaderValue,
+    path: &'static str,
+    body: Bytes,
+}
+
+impl Target {
+    pub fn new(addr: SocketAddr, grant: Grant, creds: &Credentials) -> anyhow::Result<Target> {
+        let (path, body) = match grant {
+            Grant::Apikey => (
+                "/identity/token",
+                serde_urlencoded::to_string([
+                    ("grant_type", APIKEY_GRANT),
+                    ("apikey", creds.apikey.as_str()),
+                    ("response_type", "cloud_iam"),
+                ])
+                .context("encoding the token request")?,
+            ),
+        };
+        let host = HeaderValue::from_str(&addr.to_string()).context("the Host header")?;
+        Ok(Target {
+            addr,
+            host,
+            path,
+            body: Bytes::from(body),
+        })
+    }
+
+    fn request(&self) -> anyhow::Result<Request<Full<Bytes>>> {
+        Request::builder()
+            .method(Method::POST)
+            .uri(self.path)
+            .header(HOST, self.host.clone())
+            .header(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            )
+            .header(ACCEPT, HeaderValue::from_static("application/json"))
+            .body(Full::new(self.body.clone()))
+            .context("building the request")
+    }
+}
+
+/// Everything that was not a 200.
+#[derive(Debug, Clone, Default)]
+pub struct Failures {
+    /// Responses by status code.
+    pub by_status: BTreeMap<u16, u64>,
+    /// Connections that could not be opened.
+    pub connect: u64,
+    /// Requests that failed on the wire (reset, closed, protocol error).
+    pub io: u64,
+    /// Requests without an answer within [`REQUEST_TIMEOUT`].
+    pub timeouts: u64,
+    /// The first failure seen, for the report.
+    pub first: Option<String>,
+}
+
+impl Failures {
+    pub fn total(&self) -> u64 {
+        self.by_status.values().sum::<u64>() + self.connect + self.io + self.timeouts
+    }
+
+    /// Non-200 responses only.
+    pub fn non_200(&self) -> u64 {
+        self.by_status.values().sum()
+    }
+
+    fn note(&mut self, what: impl FnOnce() -> String) {
+        if self.first.is_none() {
+            self.first = Some(what());
+        }
+    }
+
+    fn merge(&mut self, other: Failures) {
+        for (status, n) in other.by_status {
+            *self.by_status.entry(status).or_default() += n;
+        }
+        self.connect += other.connect;
+        self.io += other.io;
+        self.timeouts += other.timeouts;
+        if self.first.is_none() {
+            self.first = other.first;
+        }
+    }
+}
+
+/// The result of one run.
+#[derive(Debug, Clone)]
+pub struct RunStats {
+    /// Requests per second asked for (paced runs only).
+    pub target_rate: Option<f64>,
+    pub elapsed: Duration,
+    pub ok: u64,
+    pub failures: Failures,
+    /// Paced sends more than [`LATE_SEND`] behind schedule.
+    pub late_sends: u64,
+    /// Cores the server kept busy on average (CPU seconds over wall seconds).
+    pub server_cores: Option<f64>,
+    /// Cores this load generator kept busy on average.
+    pub client_cores: Option<f64>,
+    /// Cores that other processes kept busy on average: with much of this, the run measured a
+    /// machine that was doing something else too.
+    pub other_cores: Option<f64>,
+    /// Latencies of the successful requests in microseconds, sorted.
+    latencies_us: Vec<u32>,
+}
+
+impl RunStats {
+    pub fn rate(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.ok as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// The `p`-th percentile (nearest rank) in milliseconds.
+    pub fn percentile_ms(&self, p: f64) -> Option<f64> {
+        let n = self.latencies_us.len();
+        if n == 0 {
+            return None;
+        }
+        let rank = ((p / 100.0) * n as f64).ceil() as usize;
+        let idx = rank.clamp(1, n) - 1;
+        self.latencies_us.get(idx).map(|&us| f64::from(us) / 1000.0)
+    }
+
+    pub fn max_ms(&self) -> Option<f64> {
+        self.latencies_us.last().map(|&us| f64::from(us) / 1000.0)
+    }
+}
+
+/// The peak (closed-loop) run and, unless skipped, the paced run at half its rate.
+#[derive(Debug, Clone)]
+pub struct Phases {
+    pub peak: RunStats,
+    pub half: Option<RunStats>,
+}
+
+/// Warm-up, peak, then half rate.
+pub async fn run(
+    target: Arc<Target>,
+    plan: &Plan,
+    progress: impl Fn(&str),
+) -> anyhow::Result<Phases> {
+    if !plan.warmup.is_zero() {
+        progress(&format!("warming up for {} s", plan.warmup.as_secs()));
+        let warm = drive(&target, plan, plan.warmup, None).await?;
+        if warm.ok == 0 {
+            anyhow::bail!(
+                "no successful request during the warm-up; first failure: {}",
+                describe_first(&warm.failures)
+            );
+        }
+    }
+    progress(&format!(
+        "peak: {} connections for {} s",
+        plan.connections,
+        plan.duration.as_secs()
+    ));
+    let peak = drive(&target, plan, plan.duration, None).await?;
+    progress(&format!(
+        "peak: {:.0} tokens/s, {} ok, {} failed; cores busy: server {}, load generator {}, other processes {}",
+        peak.rate(),
+        peak.ok,
+        peak.failures.total(),
+        cores_text(peak.server_cores),
+        cores_text(peak.client_cores),
+        cores_text(peak.other_cores)
+    ));
+    let half = if plan.half_rate && peak.ok > 0 {
+        let rate = peak.rate() / 2.0;
+        progress(&format!(
+            "half rate: {rate:.0} requests/s for {} s",
+            plan.duration.as_secs()
+        ));
+        let half = drive(&target, plan, plan.duration, Some(rate)).await?;
+        progress(&format!(
+            "half rate: {:.0} tokens/s achieved, {} failed",
+            half.rate(),
+            half.failures.total()
+        ));
+        Some(half)
+    } else {
+        None
+    };
+    Ok(Phases { peak, half })
+}
+
+pub fn cores_text(cores: Option<f64>) -> String {
+    cores.map_or_else(|| "-".to_owned(), |cores| format!("{cores:.2}"))
+}
+
+fn describe_first(failures: &Failures) -> String {
+    failures
+        .first
+        .clone()
+        .unwrap_or_else(|| "(none recorded)".to_owned())
+}
+
+/// Runs `connections` tasks for `duration`, closed-loop or paced at `rate` requests/s in total.
+async fn drive(
+    target: &Arc<Target>,
+    plan: &Plan,
+    duration: Duration,
+    rate: Option<f64>,
+) -> anyhow::Result<RunStats> {
+    let connections = plan.connections;
+    let server_pid = plan.server_pid.map(|pid| pid.to_string());
+    let server_cpu_before = server_pid.as_deref().and_then(cpu_seconds);
+    let client_cpu_before = cpu_seconds("self");
+    let system_before = system_busy_seconds();
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::with_capacity(connections);
+    for index in 0..connections {
+        let pace = match rate {
+            // Each connection sends every `connections / rate` seconds, offset so that the
+            // connections take turns evenly.
+            Some(rate) if rate > 0.0 => {
+                let period = Duration::from_secs_f64(connections as f64 / rate);
+                let offset = period.mul_f64(index as f64 / connections as f64);
+                Some(Pace {
+                    period,
+                    first: started + offset,
+                })
+            }
+            _ => None,
+        };
+        tasks.push(tokio::spawn(connection(Arc::clone(target), deadline, pace)));
+    }
+    let mut ok = 0;
+    let mut failures = Failures::default();
+    let mut late_sends = 0;
+    let mut latencies_us = Vec::new();
+    for task in tasks {
+        let result = task.await.context("a load task failed")?;
+        ok += result.ok;
+        late_sends += result.late_sends;
+        failures.merge(result.failures);
+        latencies_us.extend(result.latencies_us);
+    }
+    let elapsed = started.elapsed();
+    let cores = |before: Option<f64>, after: Option<f64>| match (before, after) {
+        (Some(before), Some(after)) if !elapsed.is_zero() => {
+            Some((after - before) / elapsed.as_secs_f64())
+        }
+        _ => None,
+    };
+    let server_cores = cores(
+        server_cpu_before,
+        server_pid.as_deref().and_then(cpu_seconds),
+    );
+    let client_cores = cores(client_cpu_before, cpu_seconds("self"));
+    let system_cores = cores(system_before, system_busy_seconds());
+    let other_cores = match (system_cores, server_cores, client_cores) {
+        (Some(all), Some(server), Some(client)) => Some((all - server - client).max(0.0)),
+        _ => None,
+    };
+    latencies_us.sort_unstable();
+    Ok(RunStats {
+        target_rate: rate,
+        elapsed,
+        ok,
+        failures,
+        late_sends,
+        server_cores,
+        client_cores,
+        other_cores,
+        latencies_us,
+    })
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    period: Duration,
+    first: Instant,
+}
+
+#[derive(Debug, Default)]
+struct ConnectionResult {
+    ok: u64,
+    late_sends: u64,
+    failures: Failures,
+    latencies_us: Vec<u32>,
+}
+
+/// One connection's loop until `deadline`, reconnecting after wire failures.
+async fn connection(
+    target: Arc<Target>,
+    deadline: Instant,
+    pace: Option<Pace>,
+) -> ConnectionResult {
+    let mut result = ConnectionResult::default();
+    let mut sender: Option<SendRequest<Full<Bytes>>> = None;
+    let mut sent = 0u32;
+    loop {
+        if let Some(pace) = pace {
+            let due = pace.first + pace.period * sent;
+            sent = sent.saturating_add(1);
+            if due >= deadline {
+                break;
+            }
+            tokio::time::sleep_until(due.into()).await;
+            if Instant::now().saturating_duration_since(due) > LATE_SEND {
+                result.late_sends += 1;
+            }
+        } else if Instant::now() >= deadline {
+            break;
+        }
+        let request_sender = match sender.as_mut() {
+            Some(request_sender) => request_sender,
+            None => match tokio::time::timeout(REQUEST_TIMEOUT, connect(target.addr)).await {
+                Ok(Ok(new_sender)) => sender.insert(new_sender),
+                Ok(Err(err)) => {
+                    result.failures.connect += 1;
+                    result.failures.note(|| format!("connect: {err:#}"));
+                    tokio::time::sleep(RECONNECT_PAUSE).await;
+                    continue;
+                }
+                Err(_) => {
+                    result.failures.connect += 1;
+                    result.failures.note(|| "connect: timed out".to_owned());
+                    continue;
+                }
+            },
+        };
+        let request = match target.request() {
+            Ok(request) => request,
+            Err(err) => {
+                result.failures.io += 1;
+                result.failures.note(|| format!("{err:#}"));
+                break;
+            }
+        };
+        let started = Instant::now();
+        match tokio::time::timeout(REQUEST_TIMEOUT, exchange(request_sender, request)).await {
+            Ok(Ok((200, _))) => {
+                result.ok += 1;
+                let micros = started.elapsed().as_micros();
+                result
+                    .latencies_us
+                    .push(u32::try_from(micros).unwrap_or(u32::MAX));
+            }
+            Ok(Ok((status, body))) => {
+                *result.failures.by_status.entry(status).or_default() += 1;
+                result
+                    .failures
+                    .note(|| format!("HTTP {status}: {}", String::from_utf8_lossy(&body)));
+            }
+            Ok(Err(err)) => {
+                result.failures.io += 1;
+                result.failures.note(|| format!("request: {err:#}"));
+                sender = None;
+            }
+            Err(_) => {
+                result.failures.timeouts += 1;
+                result
+                    .failures
+                    .note(|| format!("request: no answer within {} s", REQUEST_TIMEOUT.as_secs()));
+                sender = None;
+            }
+        }
+    }
+    result
+}
+
+/// Opens a keep-alive HTTP/1.1 connection; its driver runs as its own task until the sender goes.
+async fn connect(addr: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(addr).await.context("TCP connect")?;
+    stream.set_nodelay(true).context("TCP_NODELAY")?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .context("HTTP/1.1 handshake")?;
+    tokio::spawn(async move {
+        // The connection ends when the sender is dropped or the server closes it; either way the
+        // next request on it reports the failure.
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// Sends one request and reads the whole answer (a body left unread would stall keep-alive).
+async fn exchange(
+    sender: &mut SendRequest<Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+) -> anyhow::Result<(u16, Bytes)> {
+    sender.ready().await.context("connection not ready")?;
+    let response = sender.send_request(request).await.context("sending")?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .context("reading the body")?
+        .to_bytes();
+    Ok((status, body))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn stats(mut latencies_us: Vec<u32>) -> RunStats {
+        latencies_us.sort_unstable();
+        RunStats {
+            target_rate: None,
+            elapsed: Duration::from_secs(1),
+            ok: latencies_us.len() as u64,
+            failures: Failures::default(),
+            late_sends: 0,
+            server_cores: None,
+            client_cores: None,
+            other_cores: None,
+            latencies_us,
+        }
+    }
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let run = stats((1..=100).map(|ms| ms * 1000).collect());
+        assert_eq!(run.percentile_ms(50.0), Some(50.0));
+        assert_eq!(run.percentile_ms(99.0), Some(99.0));
+        assert_eq!(run.max_ms(), Some(100.0));
+        assert_eq!(stats(vec![]).percentile_ms(99.0), None);
+        assert_eq!(stats(vec![7000]).percentile_ms(1.0), Some(7.0));
+    }
+
+    #[test]
+    fn failures_add_up() {
+        let mut a = Failures::default();
+        a.by_status.insert(400, 2);
+        a.io = 1;
+        let mut b = Failures::default();
+        b.by_status.insert(400, 1);
+        b.by_status.insert(503, 4);
+        b.timeouts = 3;
+        b.first = Some("HTTP 503".to_owned());
+        a.merge(b);
+        assert_eq!(a.total(), 11);
+        assert_eq!(a.non_200(), 7);
+        assert_eq!(a.first.as_deref(), Some("HTTP 503"));
+    }
+}
