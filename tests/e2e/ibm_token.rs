@@ -223,6 +223,28 @@ async fn malformed_requests_name_the_problem() {
 }
 
 #[tokio::test]
+async fn other_methods_get_the_ibm_error_shape() {
+    let server = TestServer::start().await;
+    let response = server
+        .http
+        .get(format!("{}/identity/token", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+    let (_, txid, body) = error_of(response).await;
+    assert_eq!(body["errorCode"], "BXNIM0405E");
+    assert_eq!(txid.as_deref(), body["context"]["requestId"].as_str());
+    // Successful responses carry the transaction id too.
+    let ok = server
+        .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", ADMIN_KEY)])
+        .await;
+    assert_eq!(ok.status(), 200);
+    assert!(ok.headers().get("x-global-transaction-id").is_some());
+}
+
+#[tokio::test]
 async fn doubled_slash_from_python_sdk_is_tolerated() {
     let server = TestServer::start().await;
     let response = server

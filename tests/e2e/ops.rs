@@ -8,7 +8,15 @@ use std::process::Command;
 #[tokio::test]
 async fn first_start_prints_a_generated_admin_key_once_and_restart_keeps_everything() {
     let server = TestServer::start_with(&[], &[("TESSERA_BOOTSTRAP_ADMIN_APIKEY", "")]).await;
-    let banner = server.stdout.lock().unwrap().join("\n");
+    // stdout is read by another thread than the log that says the server is up: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let banner = loop {
+        let text = server.stdout.lock().unwrap().join("\n");
+        if text.contains("admin API key:") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     let key = banner
         .lines()
         .find_map(|l| l.trim().strip_prefix("admin API key:"))
@@ -273,6 +281,17 @@ async fn wrong_master_key_is_refused() {
     let data = server.data_dir();
     let path = server.path().to_path_buf();
     let _keep_dir = server.dir.clone();
+    // The same store (SQLite file or PostgreSQL schema), opened with another master key.
+    let schema = server.schema.clone();
+    let store_args: Vec<String> = match &schema {
+        Some(pg) => vec![
+            "--database-url".into(),
+            pg.url.clone(),
+            "--database-schema".into(),
+            pg.name.clone(),
+        ],
+        None => Vec::new(),
+    };
     drop(server);
     let output = Command::new(binary())
         .current_dir(&path)
@@ -283,6 +302,7 @@ async fn wrong_master_key_is_refused() {
             "--data-dir",
             data.to_str().unwrap(),
         ])
+        .args(&store_args)
         .env(
             "TESSERA_MASTER_KEY",
             "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",

@@ -12,6 +12,7 @@
 //! | unsupported grant or response type | 400 | BXNIM0103E |
 //! | permission denied | 403 | BXNIM0132E |
 //! | not found | 404 | BXNIM0404E |
+//! | method other than POST | 405 | BXNIM0405E |
 //! | too large body | 413 | BXNIM0413E |
 //! | internal | 500 | BXNIM0500E |
 //! | store unreachable beyond the staleness bound | 503 | BXNIM0503E |

@@ -14,5 +14,8 @@ use axum::Router;
 pub const TOKEN_PATH: &str = "/identity/token";
 
 pub fn router() -> Router<AppState> {
-    Router::new().route(TOKEN_PATH, post(token::ibm_token_post))
+    Router::new().route(
+        TOKEN_PATH,
+        post(token::ibm_token_post).fallback(token::ibm_token_other_method),
+    )
 }

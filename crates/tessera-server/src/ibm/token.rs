@@ -4,7 +4,7 @@
 //! present, dispatches on `grant_type`, and renders either the IBM token response or the IBM
 //! error shape. Every grant reads the snapshot only; none writes.
 
-use super::IbmError;
+use super::{IbmError, TOKEN_PATH};
 use crate::http::{basic_credentials, is_form, read_body, BodyError, RequestContext};
 use crate::state::{now, AppState};
 use crate::tokens::{IssueRequest, IssuedTokens};
@@ -54,9 +54,34 @@ pub async fn ibm_token_post(
     body: Body,
 ) -> Response {
     match token(&state, &headers, body).await {
-        Ok(response) => response,
+        Ok(mut response) => {
+            // The SDKs copy this header into their logs and exceptions; send it on success too.
+            if let Ok(id) = axum::http::HeaderValue::from_str(&ctx.id) {
+                response.headers_mut().insert("x-global-transaction-id", id);
+            }
+            response
+        }
         Err(error) => error.render(&ctx, &headers, &uri, "Token"),
     }
+}
+
+/// Any method but POST on the token endpoint: 405 in the IBM error shape.
+pub async fn ibm_token_other_method(
+    Extension(ctx): Extension<RequestContext>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let error = IbmError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "BXNIM0405E",
+        format!("Method {method} is not allowed on {TOKEN_PATH}; use POST."),
+    );
+    let mut response = error.render(&ctx, &headers, &uri, "Token");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, axum::http::HeaderValue::from_static("POST"));
+    response
 }
 
 async fn token(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, IbmError> {
