@@ -8,6 +8,11 @@ use std::io::Write;
 use std::process::ExitCode;
 use tessera::cli::{Cli, OutputError};
 
+// The token path allocates many small, short-lived buffers per request (headers, claims, the
+// JWT); mimalloc serves them markedly faster than the system allocator under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = tokio::runtime::Builder::new_multi_thread()
