@@ -356,6 +356,25 @@ pub struct AccessBinding {
     pub extra: Extra,
 }
 
+/// A token signing key (`/v1/signing_keys`). Holds no private material.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SigningKey {
+    pub kid: String,
+    /// `RS256`, `PS256`, `ES256` or `EdDSA`.
+    pub algorithm: String,
+    /// `jwt` or `yandex-iam`.
+    #[serde(rename = "use")]
+    pub key_use: String,
+    /// `next` (published, not signing yet), `active` (signing) or `retired` (published only).
+    pub state: String,
+    pub created_at: String,
+    pub retired_at: Option<String>,
+    /// Whether the answering node's JWKS carries the key.
+    pub published: bool,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Admin API requests
 // ---------------------------------------------------------------------------------------------
@@ -429,6 +448,16 @@ pub struct CreateAccessBinding {
     pub subject_iam_id: String,
     pub role: String,
     pub resource: String,
+}
+
+/// `POST /v1/signing_keys/rotate`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RotateSigningKeys {
+    /// `jwt` or `yandex-iam`.
+    #[serde(rename = "use")]
+    pub key_use: String,
+    /// Replace the signer at once rather than publish a successor that signs later.
+    pub immediate: bool,
 }
 
 /// Filters and paging of a list request. Each list honours the filters `docs/admin-api.md`
@@ -680,6 +709,22 @@ impl Client {
         self.delete("access_bindings", id).await
     }
 
+    // --- signing keys (global administrator) ---
+
+    /// `GET /v1/signing_keys`: every stored signing key.
+    pub async fn list_signing_keys(&self) -> Result<Vec<SigningKey>> {
+        self.list("signing_keys", &ListQuery::default()).await
+    }
+
+    /// `POST /v1/signing_keys/rotate`; answers the key list after the rotation.
+    pub async fn rotate_signing_keys(&self, body: &RotateSigningKeys) -> Result<Vec<SigningKey>> {
+        let url = self.url(&["v1", "signing_keys", "rotate"]);
+        let bytes = self
+            .admin_raw(Method::POST, url.clone(), None::<&()>, Some(body))
+            .await?;
+        list_items(&bytes, &url, "signing_keys")
+    }
+
     // --- plumbing ---
 
     async fn create<B: Serialize, T: DeserializeOwned>(&self, plural: &str, body: &B) -> Result<T> {
@@ -697,20 +742,7 @@ impl Client {
         let body = self
             .admin_raw(Method::GET, url.clone(), Some(query), None::<&()>)
             .await?;
-        // Decode `{"<plural>": [...]}` through a Value so that fields added next to the list
-        // (a future cursor, say) do not break old clients.
-        let mut value: serde_json::Value = decode(&body, &url, Secrets::Absent)?;
-        let items = value
-            .get_mut(plural)
-            .map(serde_json::Value::take)
-            .ok_or_else(|| Error::Decode {
-                url: url.to_string(),
-                detail: format!("missing field `{plural}`"),
-            })?;
-        serde_json::from_value(items).map_err(|err| Error::Decode {
-            url: url.to_string(),
-            detail: err.to_string(),
-        })
+        list_items(&body, &url, plural)
     }
 
     async fn delete(&self, plural: &str, id: &str) -> Result<()> {
@@ -794,6 +826,23 @@ impl Client {
         }
         url
     }
+}
+
+/// The items of a list body `{"<plural>": [...]}`, decoded through a Value so that fields added
+/// next to the list (a future cursor, say) do not break old clients.
+fn list_items<T: DeserializeOwned>(body: &[u8], url: &Url, plural: &str) -> Result<Vec<T>> {
+    let mut value: serde_json::Value = decode(body, url, Secrets::Absent)?;
+    let items = value
+        .get_mut(plural)
+        .map(serde_json::Value::take)
+        .ok_or_else(|| Error::Decode {
+            url: url.to_string(),
+            detail: format!("missing field `{plural}`"),
+        })?;
+    serde_json::from_value(items).map_err(|err| Error::Decode {
+        url: url.to_string(),
+        detail: err.to_string(),
+    })
 }
 
 /// Validates and normalises an endpoint URL.
@@ -1263,6 +1312,48 @@ mod tests {
         );
         assert_eq!(seen[4].request_line, "GET /v1/whoami HTTP/1.1");
         assert_eq!(seen[4].header("authorization"), None);
+    }
+
+    #[tokio::test]
+    async fn signing_key_calls_on_the_wire() {
+        let key = r#"{"kid":"20260101000000-abcdef","algorithm":"RS256","use":"jwt",
+                      "state":"active","created_at":"2026-01-01T00:00:00Z","retired_at":null,
+                      "published":true}"#;
+        let (endpoint, server) = fake_server(vec![
+            (200, "", format!(r#"{{"signing_keys":[{key}]}}"#)),
+            (200, "", format!(r#"{{"signing_keys":[{key}]}}"#)),
+        ])
+        .await;
+        let admin = Client::new(&endpoint).unwrap().with_token("tok");
+        let keys = admin.list_signing_keys().await.unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(
+            (keys[0].key_use.as_str(), keys[0].state.as_str()),
+            ("jwt", "active")
+        );
+        assert_eq!(keys[0].retired_at, None);
+        let rotated = admin
+            .rotate_signing_keys(&RotateSigningKeys {
+                key_use: "yandex-iam".into(),
+                immediate: true,
+            })
+            .await
+            .unwrap();
+        assert_eq!(rotated, keys);
+        // `use` survives a round trip under its API name.
+        assert_eq!(serde_json::to_value(&keys[0]).unwrap()["use"], "jwt");
+
+        let seen = server.await.unwrap();
+        assert_eq!(seen[0].request_line, "GET /v1/signing_keys HTTP/1.1");
+        assert_eq!(
+            seen[1].request_line,
+            "POST /v1/signing_keys/rotate HTTP/1.1"
+        );
+        assert_eq!(seen[1].header("authorization"), Some("Bearer tok"));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&seen[1].body).unwrap(),
+            serde_json::json!({"use": "yandex-iam", "immediate": true})
+        );
     }
 
     #[tokio::test]

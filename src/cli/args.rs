@@ -69,6 +69,117 @@ pub enum Command {
     Whoami(WhoamiArgs),
     /// Manage identities and access through the admin API.
     Iam(IamArgs),
+    /// List and rotate the token signing keys (global administrator).
+    Keys(KeysArgs),
+    /// Apply the store's schema migrations and show the schema version before and after.
+    #[command(after_help = STORE_HELP)]
+    Migrate(MigrateArgs),
+    /// Write the whole installation (identities, credentials, keys, secrets) as JSON.
+    #[command(after_help = EXPORT_HELP)]
+    Export(ExportArgs),
+    /// Load an export into an empty store (to move between SQLite and PostgreSQL).
+    #[command(after_help = IMPORT_HELP)]
+    Import(ImportArgs),
+}
+
+/// How the store commands find the store.
+const STORE_HELP: &str = "The store is chosen as for `tessera serve`: --database-url (with \
+    --database-schema) for PostgreSQL, else the SQLite file in --data-dir; each flag also reads \
+    its TESSERA_* environment variable, and ./tessera.toml (or --config) is read too. `serve` \
+    migrates at startup as well; `migrate` does it explicitly, e.g. once before several nodes \
+    start a new version. A schema newer than this Tessera knows is an error.";
+
+const EXPORT_HELP: &str = "The export holds the server secrets and the private signing keys, \
+    sealed under the master key, and the API-key, client-secret and password hashes: guard it \
+    like a database backup (with --output the file is created with mode 0600). It can only be \
+    imported by an installation with the same master key. Without --output it goes to standard \
+    output. The store is chosen as for `tessera serve` (--data-dir, --database-url, \
+    --database-schema, their TESSERA_* variables, the configuration file).";
+
+const IMPORT_HELP: &str = "The target must be empty (a fresh data directory or database schema; \
+    its schema is created) and must use the same master key as the exported installation: \
+    TESSERA_MASTER_KEY, or the master key file (--master-key-file, default \
+    <data dir>/master.key). The master key is checked against the export before anything is \
+    written. Without --input the export is read from standard input. Start the servers on the \
+    new store with the same --issuer, so that tokens issued before the move keep verifying.";
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub store: tessera_server::StoreArgs,
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub store: tessera_server::StoreArgs,
+    /// Write the export to FILE (mode 0600) instead of standard output
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub store: tessera_server::StoreArgs,
+    /// Read the export from FILE instead of standard input
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Master key file (default: <data dir>/master.key); TESSERA_MASTER_KEY takes precedence.
+    /// It must be the exported installation's master key.
+    #[arg(long, env = "TESSERA_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct KeysArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(subcommand)]
+    pub verb: KeysVerb,
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum KeysVerb {
+    /// List the signing keys: kid, algorithm, use, state (next, active, retired), dates
+    #[command(alias = "ls")]
+    List,
+    /// Rotate the signing keys of one use now
+    #[command(
+        after_help = "Without --immediate, a successor key is published in the JWKS at once and \
+        starts signing after the publication lead (twice the JWKS cache time), so verifiers \
+        know it before its first token; the automatic rotation then continues from it. With \
+        --immediate (e.g. after a key compromise) the new key signs at once and the old ones are \
+        retired: they stay published, so tokens they signed keep verifying, but verifiers that \
+        cached the JWKS reject new tokens until they fetch it again."
+    )]
+    Rotate {
+        /// Which keys: JWT access tokens, or the Ed25519 keys of `t1.` IAM tokens
+        #[arg(long = "use", value_enum, default_value_t = KeyUse::Jwt)]
+        key_use: KeyUse,
+        /// Replace the signer at once instead of publishing a successor first
+        #[arg(long)]
+        immediate: bool,
+    },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUse {
+    /// JWT access tokens (and ID tokens)
+    Jwt,
+    /// `t1.` IAM tokens (Ed25519)
+    YandexIam,
+}
+
+impl KeyUse {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyUse::Jwt => "jwt",
+            KeyUse::YandexIam => "yandex-iam",
+        }
+    }
 }
 
 /// Help heading of the connection flags, which are accepted by every subcommand below the one
@@ -816,6 +927,148 @@ mod tests {
             error_kind(&["token", "--format", "yaml"]),
             Some(ErrorKind::InvalidValue)
         );
+    }
+
+    #[test]
+    fn keys_list_and_rotate() {
+        let keys = |args: &[&str]| match parse(args).map(|cli| cli.command) {
+            Ok(Command::Keys(keys)) => keys,
+            Ok(_) => panic!("not a keys command: {args:?}"),
+            Err(err) => panic!("{args:?}: {err}"),
+        };
+        let listed = keys(&["keys", "list", "--format", "json", "--endpoint", "http://x"]);
+        assert_eq!(listed.verb, KeysVerb::List);
+        assert_eq!(listed.output.format, Format::Json);
+        assert_eq!(listed.connection.endpoint.as_deref(), Some("http://x"));
+        assert_eq!(keys(&["keys", "ls"]).verb, KeysVerb::List);
+        assert_eq!(
+            keys(&["keys", "rotate"]).verb,
+            KeysVerb::Rotate {
+                key_use: KeyUse::Jwt,
+                immediate: false
+            }
+        );
+        assert_eq!(
+            keys(&["keys", "rotate", "--use", "yandex-iam", "--immediate"]).verb,
+            KeysVerb::Rotate {
+                key_use: KeyUse::YandexIam,
+                immediate: true
+            }
+        );
+        for key_use in [KeyUse::Jwt, KeyUse::YandexIam] {
+            assert_eq!(
+                key_use
+                    .to_possible_value()
+                    .map(|v| v.get_name().to_owned())
+                    .as_deref(),
+                Some(key_use.as_str())
+            );
+        }
+        assert_eq!(
+            error_kind(&["keys", "rotate", "--use", "rsa"]),
+            Some(ErrorKind::InvalidValue)
+        );
+        assert_eq!(
+            error_kind(&["keys"]),
+            Some(ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand)
+        );
+    }
+
+    #[test]
+    fn store_commands_share_the_store_flags() {
+        let store = tessera_server::StoreArgs {
+            config: None,
+            data_dir: Some("/srv/t".into()),
+            database_url: None,
+            database_schema: None,
+        };
+        match parse(&["migrate", "--data-dir", "/srv/t"]).map(|c| c.command) {
+            Ok(Command::Migrate(args)) => assert_eq!(args.store, store),
+            _ => panic!("not parsed as migrate"),
+        }
+        match parse(&[
+            "migrate",
+            "--database-url",
+            "postgres://db/iam",
+            "--database-schema",
+            "tenant_a",
+            "--config",
+            "/etc/tessera.toml",
+        ])
+        .map(|c| c.command)
+        {
+            Ok(Command::Migrate(args)) => {
+                assert_eq!(
+                    args.store.database_url.as_deref(),
+                    Some("postgres://db/iam")
+                );
+                assert_eq!(args.store.database_schema.as_deref(), Some("tenant_a"));
+                assert_eq!(
+                    args.store.config.as_deref(),
+                    Some(std::path::Path::new("/etc/tessera.toml"))
+                );
+            }
+            _ => panic!("not parsed as migrate"),
+        }
+        match parse(&["export", "--data-dir", "/srv/t", "--output", "dump.json"]).map(|c| c.command)
+        {
+            Ok(Command::Export(args)) => {
+                assert_eq!(args.store, store);
+                assert_eq!(args.output, Some(PathBuf::from("dump.json")));
+            }
+            _ => panic!("not parsed as export"),
+        }
+        match parse(&["export", "--data-dir", "/srv/t"]).map(|c| c.command) {
+            Ok(Command::Export(args)) => assert_eq!(args.output, None, "stdout by default"),
+            _ => panic!("not parsed as export"),
+        }
+        match parse(&[
+            "import",
+            "-i",
+            "dump.json",
+            "--data-dir",
+            "/srv/t",
+            "--master-key-file",
+            "/run/key",
+        ])
+        .map(|c| c.command)
+        {
+            Ok(Command::Import(args)) => {
+                assert_eq!(args.store, store);
+                assert_eq!(args.input, Some(PathBuf::from("dump.json")));
+                assert_eq!(args.master_key_file, Some(PathBuf::from("/run/key")));
+            }
+            _ => panic!("not parsed as import"),
+        }
+        // Serve takes the same store flags.
+        match parse(&["serve", "--data-dir", "/srv/t", "--listen", "127.0.0.1:0"])
+            .map(|c| c.command)
+        {
+            Ok(Command::Serve(args)) => assert_eq!(args.store, store),
+            _ => panic!("not parsed as serve"),
+        }
+        // The store commands talk to no server: no connection flags.
+        assert_eq!(
+            error_kind(&["migrate", "--endpoint", "http://x"]),
+            Some(ErrorKind::UnknownArgument)
+        );
+        assert_eq!(
+            error_kind(&["import", "--output", "x"]),
+            Some(ErrorKind::UnknownArgument)
+        );
+    }
+
+    #[test]
+    fn export_help_warns_about_the_master_key() {
+        let mut command = Cli::command();
+        for name in ["export", "import"] {
+            let help = command
+                .find_subcommand_mut(name)
+                .unwrap()
+                .render_long_help()
+                .to_string();
+            assert!(help.contains("same master key"), "{name}: {help}");
+        }
     }
 
     #[test]

@@ -7,11 +7,14 @@
 
 use super::args::Format;
 use crate::client::{
-    AccessBinding, Account, ApiKey, Enterprise, OAuthClient, ServiceAccount, User, Whoami,
+    AccessBinding, Account, ApiKey, Enterprise, OAuthClient, ServiceAccount, SigningKey, User,
+    Whoami,
 };
 use comfy_table::{presets, CellAlignment, Table};
 use serde::Serialize;
 use std::io::{self, Write};
+use tessera_server::maintenance::MigrateReport;
+use tessera_store::transfer::ImportReport;
 
 /// An object that renders as one table row.
 pub trait Tabular {
@@ -150,6 +153,27 @@ impl Tabular for AccessBinding {
     }
 }
 
+impl Tabular for SigningKey {
+    const HEADERS: &'static [&'static str] = &[
+        "KID",
+        "ALGORITHM",
+        "USE",
+        "STATE",
+        "CREATED_AT",
+        "RETIRED_AT",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.kid.clone(),
+            self.algorithm.clone(),
+            self.key_use.clone(),
+            self.state.clone(),
+            self.created_at.clone(),
+            opt(&self.retired_at),
+        ]
+    }
+}
+
 /// A borderless, kubectl-like table. Cells are never wrapped: ids must stay copy-pastable.
 pub fn table<T: Tabular>(items: &[T]) -> String {
     let mut table = Table::new();
@@ -211,6 +235,74 @@ pub fn write_deleted(out: &mut dyn Write, format: Format, kind: &str, id: &str) 
         Format::Table => writeln!(out, "Deleted {kind} {id}"),
         Format::Json => write_json(out, &serde_json::json!({ "deleted": id })),
     }
+}
+
+/// The key list after `tessera keys rotate`, with what happened in words (table format only).
+pub fn write_rotated(
+    out: &mut dyn Write,
+    format: Format,
+    keys: &[SigningKey],
+    key_use: &str,
+    immediate: bool,
+) -> io::Result<()> {
+    write_list(out, format, keys)?;
+    if format == Format::Table {
+        writeln!(out)?;
+        if immediate {
+            writeln!(
+                out,
+                "The newest active {key_use} key signs from now on; the keys it replaced are \
+                 retired and stay published until the tokens they signed have expired."
+            )?;
+        } else {
+            writeln!(
+                out,
+                "A next {key_use} key is published; it starts signing after the publication \
+                 lead (twice the JWKS cache time)."
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn schema_version(version: Option<i64>) -> String {
+    version.map_or_else(|| "none".to_owned(), |v| v.to_string())
+}
+
+/// What `tessera migrate` did: the store, the schema version before and after, in words.
+pub fn write_migrated(out: &mut dyn Write, report: &MigrateReport) -> io::Result<()> {
+    writeln!(out, "Store: {}", report.store)?;
+    writeln!(
+        out,
+        "Schema version before: {}",
+        schema_version(report.before)
+    )?;
+    writeln!(
+        out,
+        "Schema version after: {}",
+        schema_version(report.after)
+    )?;
+    let outcome = match report.before {
+        None => "Created the schema.",
+        Some(before) if Some(before) == report.after => "Already up to date.",
+        Some(_) => "Applied the pending migrations.",
+    };
+    writeln!(out, "{outcome}")
+}
+
+/// What `tessera import` wrote, by kind of object.
+pub fn write_imported(out: &mut dyn Write, report: &ImportReport, store: &str) -> io::Result<()> {
+    writeln!(
+        out,
+        "Imported {} objects and {} server secrets into {store}.",
+        report.total_entities, report.server_secrets
+    )?;
+    for (section, count) in &report.entities {
+        if *count > 0 {
+            writeln!(out, "  {section}: {count}")?;
+        }
+    }
+    Ok(())
 }
 
 /// A created object that comes with a secret shown only once (an API key, a client secret):
@@ -296,6 +388,49 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["id"], "e1");
         assert!(text.contains("\n  \"name\": \"Acme\""), "{text}");
+    }
+
+    #[test]
+    fn signing_keys_and_store_reports() {
+        let key: SigningKey = serde_json::from_value(serde_json::json!({
+            "kid": "20260101000000-abcdef", "algorithm": "RS256", "use": "jwt", "state": "retired",
+            "created_at": "2026-01-01T00:00:00Z", "retired_at": "2026-02-01T00:00:00Z",
+            "published": true
+        }))
+        .unwrap();
+        let text = render(|out| {
+            write_rotated(out, Format::Table, std::slice::from_ref(&key), "jwt", true)
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with("KID") && lines[0].ends_with("RETIRED_AT"),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains("retired") && lines[1].ends_with("2026-02-01T00:00:00Z"),
+            "{text}"
+        );
+        assert!(text.contains("signs from now on"), "{text}");
+        let json = render(|out| write_rotated(out, Format::Json, &[key], "jwt", false));
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value[0]["use"], "jwt");
+
+        let report = MigrateReport {
+            store: "sqlite:x/tessera.db".into(),
+            before: None,
+            after: Some(2),
+            known: 2,
+        };
+        assert_eq!(
+            render(|out| write_migrated(out, &report)),
+            "Store: sqlite:x/tessera.db\nSchema version before: none\n\
+             Schema version after: 2\nCreated the schema.\n"
+        );
+        let again = MigrateReport {
+            before: Some(2),
+            ..report
+        };
+        assert!(render(|out| write_migrated(out, &again)).ends_with("Already up to date.\n"));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! file is only read when a value is actually missing, so a broken config file does not get in
 //! the way of a fully specified command.
 
-use super::args::{Cli, Command, ConnectionArgs, Format, IamResource, Secret};
+use super::args::{Cli, Command, ConnectionArgs, Format, IamResource, KeysVerb, Secret};
 use super::config::{self, Config, Profile};
 use crate::client::Client;
 use anyhow::{bail, Context, Result};
@@ -220,6 +220,24 @@ pub enum Plan {
         format: Format,
         resource: IamResource,
     },
+    Keys {
+        connection: Connection,
+        format: Format,
+        verb: KeysVerb,
+    },
+    /// The store commands talk to the store, not to a server: no connection to resolve.
+    Migrate(tessera_server::StoreArgs),
+    Export {
+        store: tessera_server::StoreArgs,
+        /// `None`: standard output.
+        output: Option<PathBuf>,
+    },
+    Import {
+        store: tessera_server::StoreArgs,
+        /// `None`: standard input.
+        input: Option<PathBuf>,
+        master_key_file: Option<PathBuf>,
+    },
 }
 
 impl fmt::Debug for Plan {
@@ -248,6 +266,26 @@ impl fmt::Debug for Plan {
                 .field("format", format)
                 .field("resource", resource)
                 .finish(),
+            Plan::Keys {
+                connection,
+                format,
+                verb,
+            } => f
+                .debug_struct("Keys")
+                .field("connection", connection)
+                .field("format", format)
+                .field("verb", verb)
+                .finish(),
+            // Database URLs may hold a password: never shown.
+            Plan::Migrate(_) => f.write_str("Migrate(..)"),
+            Plan::Export { output, .. } => f
+                .debug_struct("Export")
+                .field("output", output)
+                .finish_non_exhaustive(),
+            Plan::Import { input, .. } => f
+                .debug_struct("Import")
+                .field("input", input)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -275,6 +313,21 @@ impl Plan {
                 connection: resolve_connection(&args.connection, env, load)?,
                 format: args.output.format,
                 resource: args.resource,
+            },
+            Command::Keys(args) => Plan::Keys {
+                connection: resolve_connection(&args.connection, env, load)?,
+                format: args.output.format,
+                verb: args.verb,
+            },
+            Command::Migrate(args) => Plan::Migrate(args.store),
+            Command::Export(args) => Plan::Export {
+                store: args.store,
+                output: args.output,
+            },
+            Command::Import(args) => Plan::Import {
+                store: args.store,
+                input: args.input,
+                master_key_file: args.master_key_file,
             },
         })
     }
@@ -433,6 +486,56 @@ mod tests {
             resolve(&flags(None, None, "nope"), &Env::default()).unwrap_err()
         );
         assert!(text.contains("\"nope\""), "{text}");
+    }
+
+    #[test]
+    fn store_commands_need_no_login_and_hide_database_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env {
+            config_dir: Some(dir.path().join("none").into_os_string()),
+            ..Env::default()
+        };
+        let parse = |args: &[&str]| {
+            use clap::Parser;
+            Cli::try_parse_from(std::iter::once("tessera").chain(args.iter().copied())).unwrap()
+        };
+        let plan = Plan::resolve(
+            parse(&[
+                "export",
+                "--database-url",
+                "postgres://u:hunter2@db/iam",
+                "-o",
+                "x.json",
+            ]),
+            &env,
+        )
+        .unwrap();
+        let shown = format!("{plan:?}");
+        assert!(
+            shown.contains("x.json") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        let Plan::Export { store, output } = plan else {
+            panic!("not an export: {shown}");
+        };
+        assert_eq!(
+            store.database_url.as_deref(),
+            Some("postgres://u:hunter2@db/iam")
+        );
+        assert_eq!(output, Some(PathBuf::from("x.json")));
+        let plan = Plan::resolve(parse(&["migrate", "--data-dir", "d"]), &env).unwrap();
+        assert!(matches!(plan, Plan::Migrate(_)), "{plan:?}");
+        let plan = Plan::resolve(parse(&["import", "--data-dir", "d"]), &env).unwrap();
+        assert!(matches!(plan, Plan::Import { input: None, .. }), "{plan:?}");
+        // `keys` talks to a server: it needs credentials like every admin command.
+        let err = Plan::resolve(parse(&["keys", "list"]), &env).unwrap_err();
+        assert!(format!("{err:#}").contains("tessera login"), "{err:#}");
+        let plan = Plan::resolve(
+            parse(&["keys", "rotate", "--endpoint", "http://x", "--apikey", "k"]),
+            &env,
+        )
+        .unwrap();
+        assert!(matches!(plan, Plan::Keys { .. }), "{plan:?}");
     }
 
     #[test]

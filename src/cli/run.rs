@@ -3,7 +3,7 @@
 
 use super::args::{
     AccessBindingVerb, AccountVerb, ApiKeyVerb, ClientVerb, EnterpriseVerb, Format, IamResource,
-    PageArgs, Secret, ServiceAccountVerb, UserVerb,
+    KeysVerb, PageArgs, Secret, ServiceAccountVerb, UserVerb,
 };
 use super::config;
 use super::output::{self, Tabular};
@@ -13,6 +13,10 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::future::Future;
 use std::io::{self, BufRead, Write};
+use std::path::{Path, PathBuf};
+use tessera_server::config::{Config as ServerConfig, SecretEnv};
+use tessera_server::{maintenance, StoreArgs};
+use tessera_store::transfer::Dump;
 
 /// Largest page the admin API serves.
 const MAX_PAGE: u32 = 1000;
@@ -91,6 +95,21 @@ pub async fn execute(plan: Plan, io: &mut Io<'_>) -> Result<()> {
             let admin = admin_client(&connection).await?;
             iam(&admin, format, resource, io).await
         }
+        Plan::Keys {
+            connection,
+            format,
+            verb,
+        } => {
+            let admin = admin_client(&connection).await?;
+            keys(&admin, format, verb, io).await
+        }
+        Plan::Migrate(store) => migrate(&store, io).await,
+        Plan::Export { store, output } => export(&store, output.as_deref(), io).await,
+        Plan::Import {
+            store,
+            input,
+            master_key_file,
+        } => import(&store, input.as_deref(), master_key_file, io).await,
     }
     .and_then(|()| emit(io.out.flush()))
 }
@@ -146,6 +165,137 @@ async fn login(plan: LoginPlan, io: &mut Io<'_>) -> Result<()> {
         io.out,
         "Logged in to {} as {} ({})",
         plan.endpoint, me.name, me.iam_id
+    ))
+}
+
+async fn keys(admin: &Client, format: Format, verb: KeysVerb, io: &mut Io<'_>) -> Result<()> {
+    match verb {
+        KeysVerb::List => {
+            let keys = admin
+                .list_signing_keys()
+                .await
+                .context("cannot list the signing keys")?;
+            emit(output::write_list(io.out, format, &keys))
+        }
+        KeysVerb::Rotate { key_use, immediate } => {
+            let keys = admin
+                .rotate_signing_keys(&client::RotateSigningKeys {
+                    key_use: key_use.as_str().to_owned(),
+                    immediate,
+                })
+                .await
+                .with_context(|| format!("cannot rotate the {} signing keys", key_use.as_str()))?;
+            emit(output::write_rotated(
+                io.out,
+                format,
+                &keys,
+                key_use.as_str(),
+                immediate,
+            ))
+        }
+    }
+}
+
+/// The server configuration of a store command, resolved as `serve` resolves it. Logs go to
+/// stderr, so that standard output holds only the command's output, and only warnings unless
+/// `TESSERA_LOG_LEVEL` asks for more: the database's informational notices are noise here.
+fn store_config(store: &StoreArgs, master_key_file: Option<PathBuf>) -> Result<ServerConfig> {
+    let config = ServerConfig::resolve_store(store, master_key_file, SecretEnv::from_process())?;
+    let mut logging = config.clone();
+    logging.log_level = std::env::var("TESSERA_LOG_LEVEL")
+        .ok()
+        .filter(|level| !level.is_empty())
+        .unwrap_or_else(|| "warn".to_owned());
+    tessera_server::telemetry::init_logging(&logging);
+    Ok(config)
+}
+
+async fn migrate(store: &StoreArgs, io: &mut Io<'_>) -> Result<()> {
+    let config = store_config(store, None)?;
+    let report = maintenance::migrate(&config).await?;
+    emit(output::write_migrated(io.out, &report))
+}
+
+async fn export(store: &StoreArgs, path: Option<&Path>, io: &mut Io<'_>) -> Result<()> {
+    let config = store_config(store, None)?;
+    let dump = maintenance::export(&config, tessera_server::state::now()).await?;
+    let mut json = dump.to_json()?;
+    json.push('\n');
+    match path {
+        None => emit(io.out.write_all(json.as_bytes())),
+        Some(path) => {
+            write_private(path, json.as_bytes())
+                .with_context(|| format!("cannot write the export to {}", path.display()))?;
+            emit(writeln!(
+                io.out,
+                "Exported {} objects and {} server secrets from {} to {}.\n\
+                 The file holds sealed keys and credential hashes: keep it like a database backup, \
+                 and import it with the same master key.",
+                dump.entity_count(),
+                dump.server_secrets.len(),
+                config.store_description(),
+                path.display()
+            ))
+        }
+    }
+}
+
+/// Writes `contents` to `path` readable by its owner only: into a new file beside it, then
+/// renamed over it, so a reader never sees half an export and an existing file's wider mode
+/// does not carry over.
+fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "export".to_owned());
+    let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = options.open(&temporary).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.sync_all()
+    });
+    match written.and_then(|()| std::fs::rename(&temporary, path)) {
+        Ok(()) => Ok(()),
+        Err(err) => {
+            let _ = std::fs::remove_file(&temporary);
+            Err(err)
+        }
+    }
+}
+
+async fn import(
+    store: &StoreArgs,
+    path: Option<&Path>,
+    master_key_file: Option<PathBuf>,
+    io: &mut Io<'_>,
+) -> Result<()> {
+    let text = match path {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the export {}", path.display()))?,
+        None => {
+            if io.interactive {
+                bail!("no export given: pass --input FILE, or pipe the export to standard input");
+            }
+            let mut text = String::new();
+            io.input
+                .read_to_string(&mut text)
+                .context("cannot read the export from standard input")?;
+            text
+        }
+    };
+    let dump = Dump::from_json(&text).context("cannot read the export")?;
+    let config = store_config(store, master_key_file)?;
+    let report = maintenance::import(&config, &dump, tessera_server::state::now()).await?;
+    emit(output::write_imported(
+        io.out,
+        &report,
+        &config.store_description(),
     ))
 }
 
@@ -737,6 +887,56 @@ mod tests {
         assert_eq!(io.read_secret_line("x").unwrap(), "second");
         assert_eq!(io.read_secret_line("x").unwrap(), "");
         assert!(out.is_empty(), "prompts never go to stdout");
+    }
+
+    #[test]
+    fn exports_are_written_private_and_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump.json");
+        std::fs::write(&path, "old").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        write_private(&path, b"{}\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary file stays behind");
+        assert!(write_private(&dir.path().join("missing").join("x.json"), b"{}").is_err());
+    }
+
+    #[tokio::test]
+    async fn import_from_a_terminal_asks_for_the_file() {
+        let mut out = Vec::new();
+        let mut input = io::Cursor::new(Vec::new());
+        let mut io = Io {
+            out: &mut out,
+            input: &mut input,
+            interactive: true,
+        };
+        let err = import(&StoreArgs::default(), None, None, &mut io)
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("--input"), "{err:#}");
+        let mut io = Io {
+            out: &mut out,
+            input: &mut input,
+            interactive: false,
+        };
+        let err = import(&StoreArgs::default(), None, None, &mut io)
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("not a Tessera export"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -94,8 +94,9 @@ impl TestServer {
         Self::start_with(&[], &[]).await
     }
 
-    pub async fn start_with(args: &[&str], env: &[(&str, &str)]) -> TestServer {
-        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    /// The environment of a test server: `env`, with the bootstrap administrator key unless
+    /// `env` sets one.
+    fn server_env(env: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -106,6 +107,20 @@ impl TestServer {
         {
             env.push(("TESSERA_BOOTSTRAP_ADMIN_APIKEY".into(), ADMIN_KEY.into()));
         }
+        env
+    }
+
+    /// A server on the embedded SQLite store whatever `TESSERA_E2E_STORE` says (pass
+    /// `--data-dir` to use a given store).
+    pub async fn start_sqlite(args: &[&str], env: &[(&str, &str)]) -> TestServer {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let args = args.iter().map(|s| s.to_string()).collect();
+        Self::spawn(dir, args, Self::server_env(env), None).await
+    }
+
+    pub async fn start_with(args: &[&str], env: &[(&str, &str)]) -> TestServer {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let env = Self::server_env(env);
         let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let mut schema = None;
         if on_postgres() && !args.iter().any(|a| a == "--database-url") {
@@ -224,6 +239,32 @@ impl TestServer {
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("tessera-data")
+    }
+
+    /// The flags that select this server's store, for the store commands (`tessera export`).
+    pub fn store_args(&self) -> Vec<String> {
+        match &self.schema {
+            Some(schema) => vec![
+                "--database-url".into(),
+                schema.url.clone(),
+                "--database-schema".into(),
+                schema.name.clone(),
+            ],
+            None => {
+                let mut args = vec!["--data-dir".to_owned()];
+                // A `--data-dir` the server was started with wins over the default.
+                let given = self
+                    .extra_args
+                    .iter()
+                    .position(|a| a == "--data-dir")
+                    .and_then(|i| self.extra_args.get(i + 1));
+                args.push(match given {
+                    Some(dir) => dir.clone(),
+                    None => self.data_dir().display().to_string(),
+                });
+                args
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {

@@ -8,6 +8,7 @@
 //! - `ops`: health, readiness, metrics, logs, configuration, restart persistence.
 //! - `cli`: the `tessera` command line against a running server.
 //! - `cluster`: several nodes on one PostgreSQL database, key rotation, database outage.
+//! - `operations`: operator commands: `keys list/rotate`, `migrate`, `export`/`import`.
 //!
 //! `TESSERA_E2E_STORE=postgres` (with `TESSERA_TEST_DATABASE_URL`) runs every test on PostgreSQL,
 //! each in a schema of its own.
@@ -21,4 +22,5 @@ mod cluster;
 mod harness;
 mod ibm_token;
 mod oidc;
+mod operations;
 mod ops;

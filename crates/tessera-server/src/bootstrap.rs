@@ -120,7 +120,8 @@ fn check_private(_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-const SECRET_PURPOSE: &[u8] = b"tessera server secret v1";
+/// Associated data of the server secrets sealed under the master key.
+pub const SECRET_PURPOSE: &[u8] = b"tessera server secret v1";
 
 /// Loads (creating on first start) the API-key pepper and the refresh-token key.
 pub async fn load_server_secrets(

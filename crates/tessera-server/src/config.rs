@@ -18,18 +18,39 @@ pub const DEFAULT_DATA_DIR: &str = "tessera-data";
 /// Default configuration file, read if present in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "tessera.toml";
 
-/// `tessera serve` arguments. Each flag also reads its `TESSERA_*` environment variable.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct ServeArgs {
+/// Which store an installation lives in: shared by `tessera serve`, `migrate`, `export` and
+/// `import`, so that every command finds the store the same way. Each flag also reads its
+/// `TESSERA_*` environment variable, and the configuration file is read as for `serve`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct StoreArgs {
     /// Configuration file (TOML). Default: ./tessera.toml if it exists.
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address to listen on for REST (and, later, gRPC). Port 0 picks a free port.
-    #[arg(long, env = "TESSERA_LISTEN", value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
     /// Directory for the embedded store, the master key and generated files.
     #[arg(long, env = "TESSERA_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://user:pass@host/db); default: the embedded SQLite store.
+    // The URL may hold a password: `--help` names the variable but never shows its value.
+    #[arg(
+        long,
+        env = "TESSERA_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
+    /// PostgreSQL schema to use (created if missing); default: the connection's search path.
+    #[arg(long, env = "TESSERA_DATABASE_SCHEMA", value_name = "NAME")]
+    pub database_schema: Option<String>,
+}
+
+/// `tessera serve` arguments. Each flag also reads its `TESSERA_*` environment variable.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on for REST (and, later, gRPC). Port 0 picks a free port.
+    #[arg(long, env = "TESSERA_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
     /// Base URL clients reach this server at (default: http://<listen address>).
     #[arg(long, env = "TESSERA_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
@@ -55,12 +76,6 @@ pub struct ServeArgs {
     /// Log level or filter, e.g. info (default), debug, tessera_server=debug.
     #[arg(long, env = "TESSERA_LOG_LEVEL", value_name = "FILTER")]
     pub log_level: Option<String>,
-    /// PostgreSQL URL (postgres://user:pass@host/db); default: the embedded SQLite store.
-    #[arg(long, env = "TESSERA_DATABASE_URL", value_name = "URL")]
-    pub database_url: Option<String>,
-    /// PostgreSQL schema to use (created if missing); default: the connection's search path.
-    #[arg(long, env = "TESSERA_DATABASE_SCHEMA", value_name = "NAME")]
-    pub database_schema: Option<String>,
     /// How long a JWT signing key signs before its successor takes over (default 30 days).
     #[arg(long, env = "TESSERA_KEY_ROTATION_PERIOD", value_name = "SECONDS")]
     pub key_rotation_period: Option<i64>,
@@ -164,7 +179,7 @@ impl SecretEnv {
 impl Config {
     /// Layers flags/env over the file over defaults and validates.
     pub fn resolve(args: &ServeArgs, secrets: SecretEnv) -> anyhow::Result<Config> {
-        let file = match &args.config {
+        let file = match &args.store.config {
             Some(path) => read_file(path)?,
             None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
                 read_file(Path::new(DEFAULT_CONFIG_FILE))?
@@ -172,6 +187,22 @@ impl Config {
             None => FileConfig::default(),
         };
         Self::merge(args, file, secrets)
+    }
+
+    /// The configuration of a one-shot store command (`migrate`, `export`, `import`): the store
+    /// flags and the master key file as given, everything else from the configuration file and
+    /// the defaults, exactly as `serve` would resolve them.
+    pub fn resolve_store(
+        store: &StoreArgs,
+        master_key_file: Option<PathBuf>,
+        secrets: SecretEnv,
+    ) -> anyhow::Result<Config> {
+        let args = ServeArgs {
+            store: store.clone(),
+            master_key_file,
+            ..ServeArgs::default()
+        };
+        Self::resolve(&args, secrets)
     }
 
     pub fn merge(args: &ServeArgs, file: FileConfig, secrets: SecretEnv) -> anyhow::Result<Config> {
@@ -185,6 +216,7 @@ impl Config {
             None => DEFAULT_LISTEN.parse().context("default listen address")?,
         };
         let data_dir = args
+            .store
             .data_dir
             .clone()
             .or(file.data_dir)
@@ -235,13 +267,13 @@ impl Config {
             .clone()
             .or(file.log_level)
             .unwrap_or_else(|| "info".into());
-        let database_url = args.database_url.clone().or(file.database_url);
+        let database_url = args.store.database_url.clone().or(file.database_url);
         if let Some(url) = &database_url {
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                 bail!("database URL must start with postgres:// or postgresql://");
             }
         }
-        let database_schema = args.database_schema.clone().or(file.database_schema);
+        let database_schema = args.store.database_schema.clone().or(file.database_schema);
         if let Some(schema) = &database_schema {
             let valid = !schema.is_empty()
                 && schema.len() <= 63
@@ -335,6 +367,16 @@ impl Config {
             rotation_check_interval,
             max_staleness,
         })
+    }
+
+    /// The store, for people: `sqlite:<path>`, or the PostgreSQL URL without its password and
+    /// with the schema. Never shows a secret.
+    pub fn store_description(&self) -> String {
+        match (&self.database_url, &self.database_schema) {
+            (Some(url), Some(schema)) => format!("{} (schema {schema})", redact_url(url)),
+            (Some(url), None) => redact_url(url),
+            (None, _) => format!("sqlite:{}", self.data_dir.join("tessera.db").display()),
+        }
     }
 
     /// Longest lifetime of any token a signing key signs (`t1.` tokens live up to 12 h).
@@ -522,7 +564,10 @@ mod tests {
         assert!(shown.contains("master_key=env"));
         assert!(!shown.contains("c2VjcmV0") && !shown.contains("xxxx"));
         let with_db = ServeArgs {
-            database_url: Some("postgres://tessera:hunter2@db:5432/iam?sslmode=require".into()),
+            store: StoreArgs {
+                database_url: Some("postgres://tessera:hunter2@db:5432/iam?sslmode=require".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let config = Config::merge(&with_db, FileConfig::default(), SecretEnv::default()).unwrap();
@@ -533,6 +578,33 @@ mod tests {
             "{config}"
         );
         assert!(!config.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn store_commands_resolve_like_serve() {
+        let store = StoreArgs {
+            database_url: Some("postgres://u:pw@db/iam".into()),
+            database_schema: Some("tenant_a".into()),
+            ..Default::default()
+        };
+        let args = ServeArgs {
+            store: store.clone(),
+            ..Default::default()
+        };
+        let served = Config::merge(&args, FileConfig::default(), SecretEnv::default()).unwrap();
+        assert_eq!(served.database_url, store.database_url);
+        assert_eq!(
+            served.store_description(),
+            "postgres://u:***@db/iam (schema tenant_a)"
+        );
+        let file: FileConfig = toml::from_str("data_dir = \"/srv/tessera\"\n").unwrap();
+        let args = ServeArgs {
+            master_key_file: Some("/run/key".into()),
+            ..Default::default()
+        };
+        let config = Config::merge(&args, file, SecretEnv::default()).unwrap();
+        assert_eq!(config.store_description(), "sqlite:/srv/tessera/tessera.db");
+        assert_eq!(config.master_key_file, PathBuf::from("/run/key"));
     }
 
     #[test]
@@ -548,12 +620,18 @@ mod tests {
         })
         .contains("twice"));
         assert!(bad(ServeArgs {
-            database_schema: Some("x".into()),
+            store: StoreArgs {
+                database_schema: Some("x".into()),
+                ..Default::default()
+            },
             ..Default::default()
         })
         .contains("--database-url"));
         assert!(bad(ServeArgs {
-            database_url: Some("mysql://x".into()),
+            store: StoreArgs {
+                database_url: Some("mysql://x".into()),
+                ..Default::default()
+            },
             ..Default::default()
         })
         .contains("postgres://"));

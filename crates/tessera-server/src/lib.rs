@@ -5,13 +5,15 @@
 //! Entry point: [`serve`]. A request flows: [`http`] layers → surface handler ([`ibm`], [`oidc`],
 //! [`admin`], [`ops`]) → the token service ([`tokens`]) with `now` → core rules over the
 //! [`snapshot`] → a response in the surface's own shape. Only admin writes and revocations reach
-//! the store; the token path reads memory only.
+//! the store; the token path reads memory only. [`maintenance`] holds the one-shot operator
+//! commands on the store (`migrate`, `export`, `import`).
 
 pub mod admin;
 pub mod bootstrap;
 pub mod config;
 pub mod http;
 pub mod ibm;
+pub mod maintenance;
 pub mod metrics_names;
 pub mod oidc;
 pub mod ops;
@@ -23,7 +25,7 @@ pub mod storage;
 pub mod telemetry;
 pub mod tokens;
 
-pub use config::ServeArgs;
+pub use config::{ServeArgs, StoreArgs};
 
 /// Runs `tessera serve` until SIGINT/SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -25,8 +25,6 @@ pub const KEYS_PATH: &str = "/identity/keys";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const INTROSPECT_PATH: &str = "/identity/introspect";
 pub const REVOKE_PATH: &str = "/identity/revoke";
-/// How long clients may cache the JWKS; key rotation keeps retired keys published longer.
-pub const JWKS_MAX_AGE: u64 = 300;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -52,8 +50,11 @@ async fn jwks_get(State(state): State<AppState>) -> Response {
             ),
             (
                 header::CACHE_CONTROL,
-                HeaderValue::from_str(&format!("public, max-age={JWKS_MAX_AGE}"))
-                    .unwrap_or(HeaderValue::from_static("no-cache")),
+                HeaderValue::from_str(&format!(
+                    "public, max-age={}",
+                    state.config.jwks_cache_seconds
+                ))
+                .unwrap_or(HeaderValue::from_static("no-cache")),
             ),
         ],
         body.to_string(),

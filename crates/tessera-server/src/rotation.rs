@@ -37,6 +37,11 @@ pub enum ForcedRotation {
     Immediate,
 }
 
+/// Another node (or another request) holds the key lease and did not let go within 5 s.
+#[derive(Debug, thiserror::Error)]
+#[error("another node is rotating keys right now; try again")]
+pub struct LeaseBusy;
+
 fn audit(now: i64, actor: &str, action: &str, detail: String) -> AuditEvent {
     AuditEvent {
         at: now,
@@ -102,13 +107,15 @@ impl Rotator<'_> {
         Ok(taken)
     }
 
+    /// Performs one step; returns the change-feed position of its last write (0 if none).
     async fn apply(
         &self,
         keys: &[SigningKeyRecord],
         step: &KeyStep,
         now: i64,
         actor: &str,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<i64> {
+        let mut seq = 0;
         match step {
             KeyStep::Create {
                 key_use,
@@ -138,7 +145,8 @@ impl Rotator<'_> {
                     key_use.as_str(),
                     state.as_str()
                 );
-                self.store
+                seq = self
+                    .store
                     .create(
                         &Entity::SigningKey(record),
                         &audit(now, actor, "signing_key.create", detail),
@@ -158,18 +166,20 @@ impl Rotator<'_> {
                 if let Some(next) = keys.iter().find(|k| &k.kid == next_kid) {
                     let mut active = next.clone();
                     active.state = KeyState::Active;
-                    self.store
+                    seq = self
+                        .store
                         .put(
                             &Entity::SigningKey(active),
                             &audit(now, actor, "signing_key.activate", next_kid.clone()),
                         )
                         .await?;
                 }
-                self.retire(keys, retire, now, actor).await?;
+                seq = seq.max(self.retire(keys, retire, now, actor).await?);
                 tracing::info!(kid = next_kid, retired = ?retire, "rotated signing key");
             }
             KeyStep::Delete { kid } => {
-                self.store
+                seq = self
+                    .store
                     .delete(
                         EntityKind::SigningKey,
                         kid,
@@ -179,22 +189,25 @@ impl Rotator<'_> {
                 tracing::info!(kid, "removed retired signing key from the JWKS");
             }
         }
-        Ok(())
+        Ok(seq)
     }
 
+    /// Retires `kids`; returns the change-feed position of the last write (0 if none).
     async fn retire(
         &self,
         keys: &[SigningKeyRecord],
         kids: &[String],
         now: i64,
         actor: &str,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<i64> {
+        let mut seq = 0;
         for kid in kids {
             if let Some(old) = keys.iter().find(|k| &k.kid == kid) {
                 let mut retired = old.clone();
                 retired.state = KeyState::Retired;
                 retired.retired_at = Some(now);
-                self.store
+                seq = self
+                    .store
                     .put(
                         &Entity::SigningKey(retired),
                         &audit(now, actor, "signing_key.retire", kid.clone()),
@@ -202,7 +215,7 @@ impl Rotator<'_> {
                     .await?;
             }
         }
-        Ok(())
+        Ok(seq)
     }
 
     /// At startup: run the plan until every use has a signer (another node may be creating the
@@ -225,14 +238,17 @@ impl Rotator<'_> {
         )
     }
 
-    /// An operator's rotation of the keys of `key_use`.
+    /// An operator's rotation of the keys of `key_use`. Returns the change-feed position of the
+    /// last write (0 if nothing changed: a scheduled rotation while a successor is already
+    /// published), so the caller can wait for its snapshot to reflect it. Fails with
+    /// [`LeaseBusy`] when the key lease stays taken for 5 s.
     pub async fn force(
         &self,
         key_use: KeyUse,
         mode: ForcedRotation,
         now: i64,
         actor: &str,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<i64> {
         let mut held = false;
         for _ in 0..50 {
             if self
@@ -246,7 +262,7 @@ impl Rotator<'_> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         if !held {
-            anyhow::bail!("another node is rotating keys right now; try again");
+            return Err(LeaseBusy.into());
         }
         let result = self.force_locked(key_use, mode, now, actor).await;
         let _ = self.store.release_lease(LEASE, self.node_id).await;
@@ -259,7 +275,7 @@ impl Rotator<'_> {
         mode: ForcedRotation,
         now: i64,
         actor: &str,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<i64> {
         let keys = list_keys(self.store).await?;
         let algorithm = self
             .targets()
@@ -279,8 +295,9 @@ impl Rotator<'_> {
                         algorithm,
                         state: KeyState::Next,
                     };
-                    self.apply(&keys, &step, now, actor).await?;
+                    return self.apply(&keys, &step, now, actor).await;
                 }
+                Ok(0)
             }
             ForcedRotation::Immediate => {
                 let retire: Vec<String> = of_use(KeyState::Active)
@@ -292,10 +309,9 @@ impl Rotator<'_> {
                     algorithm,
                     state: KeyState::Active,
                 };
-                self.apply(&keys, &step, now, actor).await?;
-                self.retire(&keys, &retire, now, actor).await?;
+                let created = self.apply(&keys, &step, now, actor).await?;
+                Ok(created.max(self.retire(&keys, &retire, now, actor).await?))
             }
         }
-        Ok(())
     }
 }

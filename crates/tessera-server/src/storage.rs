@@ -7,8 +7,33 @@ use anyhow::Context;
 use std::sync::Arc;
 use tessera_store::{PostgresStore, SqliteStore, Store};
 
-/// Opens (creating an embedded store if needed) without migrating.
-pub async fn open(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+/// A store opened by a one-shot command (`migrate`, `export`, `import`), which closes it
+/// explicitly when done: closing lets SQLite checkpoint its write-ahead log, so the database
+/// file is complete by itself afterwards.
+pub enum OpenedStore {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+impl OpenedStore {
+    pub fn store(&self) -> &dyn Store {
+        match self {
+            OpenedStore::Sqlite(store) => store,
+            OpenedStore::Postgres(store) => store,
+        }
+    }
+
+    /// Closes every connection, waiting for those in use.
+    pub async fn close(&self) {
+        match self {
+            OpenedStore::Sqlite(store) => store.close().await,
+            OpenedStore::Postgres(store) => store.close().await,
+        }
+    }
+}
+
+/// Opens (creating an embedded store if needed) without migrating, keeping the backend's type.
+pub async fn open_backend(config: &Config) -> anyhow::Result<OpenedStore> {
     match &config.database_url {
         Some(url) => {
             let store = match &config.database_schema {
@@ -16,7 +41,7 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
                 None => PostgresStore::connect(url).await,
             }
             .with_context(|| format!("cannot connect to {}", redact_url(url)))?;
-            Ok(Arc::new(store))
+            Ok(OpenedStore::Postgres(store))
         }
         None => {
             bootstrap::create_private_dir(&config.data_dir).with_context(|| {
@@ -30,9 +55,17 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             let store = SqliteStore::open(&path)
                 .await
                 .with_context(|| format!("cannot open the store at {}", path.display()))?;
-            Ok(Arc::new(store))
+            Ok(OpenedStore::Sqlite(store))
         }
     }
+}
+
+/// Opens (creating an embedded store if needed) without migrating.
+pub async fn open(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match open_backend(config).await? {
+        OpenedStore::Sqlite(store) => Arc::new(store),
+        OpenedStore::Postgres(store) => Arc::new(store),
+    })
 }
 
 /// Opens and migrates; refuses a schema newer than this binary knows.

@@ -1,5 +1,6 @@
 //! The admin REST API (`/v1`): accounts, enterprises, users, service accounts, API keys, OAuth
-//! clients and access bindings. Stability: versioned; fields are only added within v1.
+//! clients, access bindings, and signing keys for operators (`keys`). Stability: versioned;
+//! fields are only added within v1.
 //!
 //! Handlers are thin: the [`auth::Caller`] extractor authenticates, the handler checks the role,
 //! builds the record, makes one store call, waits until the snapshot reflects the write (so the
@@ -9,10 +10,12 @@ mod auth;
 mod bindings;
 mod directory_objects;
 mod errors;
+mod keys;
 mod openapi;
 mod views;
 
 pub use errors::AdminError;
+pub use views::rfc3339;
 
 use crate::http::{read_body, BodyError, RequestContext};
 use crate::state::AppState;
@@ -36,6 +39,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(directory_objects::router())
         .merge(bindings::router())
+        .merge(keys::router())
         .route("/openapi.json", get(openapi::openapi_get))
         .layer(middleware::from_fn(render_errors))
 }

@@ -290,6 +290,7 @@ pub fn document() -> Value {
         json!({"description": "recent audit events, newest first"}),
     );
     paths.insert("/v1/audit".into(), json!({"get": {"summary": "Audit log (global administrator)", "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer"}}], "responses": error_responses(audit_ok)}}));
+    signing_key_paths(&mut paths, &mut schemas);
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Tessera admin API", "version": "v1", "description": "Manage identities, credentials and access bindings. Authenticate with an IAM access token: Authorization: Bearer <token>."},
@@ -297,6 +298,75 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {"schemas": schemas, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
     })
+}
+
+/// `/v1/signing_keys` and `/v1/signing_keys/rotate` (global administrator).
+fn signing_key_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value>) {
+    let ts = json!({"type": "string", "format": "date-time"});
+    schemas.insert(
+        "SigningKey".into(),
+        object(
+            &[
+                "kid",
+                "algorithm",
+                "use",
+                "state",
+                "created_at",
+                "retired_at",
+                "published",
+            ],
+            &[
+                ("kid", string()),
+                (
+                    "algorithm",
+                    json!({"enum": ["RS256", "PS256", "ES256", "EdDSA"]}),
+                ),
+                ("use", json!({"enum": ["jwt", "yandex-iam"]})),
+                ("state", json!({"enum": ["next", "active", "retired"]})),
+                ("created_at", ts.clone()),
+                (
+                    "retired_at",
+                    json!({"type": ["string", "null"], "format": "date-time"}),
+                ),
+                (
+                    "published",
+                    json!({"type": "boolean", "description": "The key is in this node's JWKS."}),
+                ),
+            ],
+        ),
+    );
+    schemas.insert(
+        "SigningKeyRotate".into(),
+        object(
+            &["use"],
+            &[
+                ("use", json!({"enum": ["jwt", "yandex-iam"]})),
+                (
+                    "immediate",
+                    json!({"type": "boolean", "default": false, "description": "Replace the signer at once instead of publishing a successor that signs after the publication lead."}),
+                ),
+            ],
+        ),
+    );
+    let key_list = json!({"type": "object", "properties": {"signing_keys": {"type": "array", "items": {"$ref": "#/components/schemas/SigningKey"}}}});
+    let mut list_ok = Map::new();
+    list_ok.insert(
+        "200".into(),
+        json!({"description": "every stored signing key, by kid", "content": {"application/json": {"schema": key_list}}}),
+    );
+    paths.insert(
+        "/v1/signing_keys".into(),
+        json!({"get": {"summary": "List signing keys (global administrator)", "responses": error_responses(list_ok.clone())}}),
+    );
+    let mut rotate_ok = list_ok;
+    rotate_ok.insert(
+        "503".into(),
+        json!({"description": "unavailable: another node is rotating keys right now", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
+    );
+    paths.insert(
+        "/v1/signing_keys/rotate".into(),
+        json!({"post": {"summary": "Rotate signing keys now (global administrator); answers the key list", "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SigningKeyRotate"}}}}, "responses": error_responses(rotate_ok)}}),
+    );
 }
 
 pub async fn openapi_get() -> Json<Value> {
@@ -326,5 +396,11 @@ mod tests {
                 "{plural}"
             );
         }
+        assert!(doc["paths"]["/v1/signing_keys"]["get"].is_object());
+        assert!(doc["paths"]["/v1/signing_keys/rotate"]["post"].is_object());
+        assert_eq!(
+            doc["components"]["schemas"]["SigningKeyRotate"]["required"],
+            serde_json::json!(["use"])
+        );
     }
 }

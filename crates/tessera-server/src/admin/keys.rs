@@ -1,0 +1,141 @@
+//! Signing keys for operators (global administrator only): `GET /v1/signing_keys` lists every
+//! stored key with its life-cycle state, never any private material; `POST
+//! /v1/signing_keys/rotate` publishes a successor now (scheduled) or replaces the signer at once
+//! (immediate), through the same lease-guarded [`crate::rotation::Rotator`] as the automatic
+//! rotation.
+
+use super::auth::Caller;
+use super::views::rfc3339;
+use super::{list_body, settle, AdminError, AdminJson};
+use crate::http::RequestContext;
+use crate::rotation::{self, ForcedRotation, LeaseBusy, Rotator};
+use crate::state::{now, AppState};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use serde::{Deserialize, Serialize};
+use tessera_core::model::{KeyUse, Resource, Role, SigningKeyRecord};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/signing_keys", get(keys_list))
+        .route("/v1/signing_keys/rotate", post(keys_rotate))
+}
+
+/// A signing key as operators see it.
+#[derive(Serialize)]
+struct SigningKeyView {
+    kid: String,
+    algorithm: &'static str,
+    /// `jwt` or `yandex-iam`.
+    #[serde(rename = "use")]
+    key_use: &'static str,
+    /// `next`, `active` or `retired`.
+    state: &'static str,
+    created_at: String,
+    retired_at: Option<String>,
+    /// Whether this node's JWKS carries the key.
+    published: bool,
+}
+
+fn view(record: &SigningKeyRecord, published: &[String]) -> SigningKeyView {
+    SigningKeyView {
+        kid: record.kid.clone(),
+        algorithm: record.algorithm.as_str(),
+        key_use: record.key_use.as_str(),
+        state: record.state.as_str(),
+        created_at: rfc3339(record.created_at),
+        retired_at: record.retired_at.map(rfc3339),
+        published: published.contains(&record.kid),
+    }
+}
+
+/// Every stored key, ordered by kid (which starts with the creation time).
+async fn key_list_body(state: &AppState) -> Result<Response, AdminError> {
+    let mut records = rotation::list_keys(state.store.as_ref())
+        .await
+        .map_err(store_failure)?;
+    records.sort_by(|a, b| a.kid.cmp(&b.kid));
+    let published: Vec<String> = state
+        .snapshot
+        .keyring()
+        .published()
+        .iter()
+        .map(|jwk| jwk.kid.clone())
+        .collect();
+    let views: Vec<SigningKeyView> = records.iter().map(|r| view(r, &published)).collect();
+    Ok(list_body("signing_keys", views))
+}
+
+/// Store errors keep their mapping; anything else is internal.
+fn store_failure(error: anyhow::Error) -> AdminError {
+    match error.downcast::<tessera_store::StoreError>() {
+        Ok(store) => AdminError::from(store),
+        Err(other) => {
+            if other.downcast_ref::<LeaseBusy>().is_some() {
+                return AdminError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    LeaseBusy.to_string(),
+                );
+            }
+            AdminError::internal(format!("{other:#}"))
+        }
+    }
+}
+
+async fn keys_list(State(state): State<AppState>, caller: Caller) -> Result<Response, AdminError> {
+    caller.require(&state, Role::Admin, &Resource::Global)?;
+    key_list_body(&state).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateBody {
+    #[serde(rename = "use")]
+    key_use: String,
+    #[serde(default)]
+    immediate: bool,
+}
+
+async fn keys_rotate(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    AdminJson(body): AdminJson<RotateBody>,
+) -> Result<Response, AdminError> {
+    caller.require(&state, Role::Admin, &Resource::Global)?;
+    let key_use = KeyUse::parse(&body.key_use)
+        .ok_or_else(|| AdminError::invalid("use must be one of jwt, yandex-iam"))?;
+    let mode = if body.immediate {
+        ForcedRotation::Immediate
+    } else {
+        ForcedRotation::Scheduled
+    };
+    // A holder name of this request's own: the automatic rotation on this node holds the lease
+    // as the node, and must not be mistaken for this request.
+    let holder = format!("{}/{}", state.node_id, ctx.id);
+    let rotator = Rotator {
+        store: state.store.as_ref(),
+        master: &state.master,
+        config: &state.config,
+        rng: &state.rng,
+        node_id: &holder,
+    };
+    let seq = rotator
+        .force(key_use, mode, now(), caller.iam_id())
+        .await
+        .map_err(store_failure)?;
+    tracing::info!(
+        key_use = key_use.as_str(),
+        immediate = body.immediate,
+        actor = caller.iam_id(),
+        "operator rotated signing keys"
+    );
+    if seq > 0 {
+        settle(&state, seq).await;
+    }
+    key_list_body(&state).await
+}
