@@ -294,10 +294,17 @@ impl TestServer {
     }
 
     /// Stops and starts again on the same data directory (same flags and environment).
-    pub async fn restart(mut self) -> TestServer {
+    pub async fn restart(self) -> TestServer {
+        self.restart_with(&[]).await
+    }
+
+    /// Restarts with `more` appended to the original flags (a later flag cannot repeat an
+    /// earlier one: clap refuses duplicates, so pass only new ones).
+    pub async fn restart_with(mut self, more: &[&str]) -> TestServer {
         self.stop();
         let dir = self.dir.clone();
-        let args = std::mem::take(&mut self.extra_args);
+        let mut args = std::mem::take(&mut self.extra_args);
+        args.extend(more.iter().map(|s| s.to_string()));
         let env = std::mem::take(&mut self.env);
         let schema = self.schema.take();
         Self::spawn(dir, args, env, schema).await

@@ -578,3 +578,82 @@ async fn es256_and_eddsa_are_configurable() {
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn changing_the_algorithm_rotates_through_a_published_successor() {
+    let server = TestServer::start_with(&["--issuer", "http://tessera.test/identity"], &[]).await;
+    let rs256_token = server.admin_token().await;
+    assert_eq!(jwt_header(&rs256_token)["alg"], "RS256");
+    // Restart with ES256 and a 1 s JWKS cache: the ES256 key is published first, signs 2 s later.
+    let server = server
+        .restart_with(&[
+            "--jwt-algorithm",
+            "ES256",
+            "--jwks-cache-seconds",
+            "1",
+            "--rotation-check-interval",
+            "1",
+        ])
+        .await;
+    let jwks: Value = server
+        .http
+        .get(format!("{}/identity/keys", server.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kty"] == "EC"),
+        "the successor is published at once"
+    );
+    assert_eq!(
+        jwt_header(&server.admin_token().await)["alg"],
+        "RS256",
+        "the old key still signs during the lead"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if jwt_header(&server.admin_token().await)["alg"] == "ES256" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ES256 key never started signing"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // The retired RS256 key stays published: its tokens still verify.
+    let text = server
+        .http
+        .get(format!("{}/identity/keys", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let jwks = tessera_verify::Jwks::from_json(&text).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    jwks.verify(&rs256_token, "http://tessera.test/identity", now)
+        .unwrap();
+}
+
+fn jwt_header(token: &str) -> Value {
+    use base64::Engine;
+    let header = token.split('.').next().unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap()
+}
