@@ -1,4 +1,6 @@
-//! The load generator: N keep-alive HTTP/1.1 connections to the server, one task each.
+//! The load generator: N keep-alive HTTP/1.1 connections to the server, one task each. With
+//! several nodes the connections are spread round-robin over them (connection `i` goes to node
+//! `i mod nodes`), as a load balancer with long-lived connections would.
 //!
 //! Two shapes of run:
 //! - **Closed loop** (peak): each connection sends its next request as soon as the previous
@@ -9,17 +11,18 @@
 //!   answer) are counted, so a server that cannot keep up at that rate is visible.
 //!
 //! Request bodies and headers are built once. Every request has a timeout and every run a
-//! deadline, so a run always ends by itself. Only responses with status 200 count as successes and
-//! enter the latency histogram; everything else is counted by kind.
+//! deadline, so a run always ends by itself. Only responses with status 200 (and, for
+//! introspection, `"active":true` in the body) count as successes and enter the latency histogram;
+//! everything else is counted by kind.
 
-use crate::machine::{cpu_seconds, system_busy_seconds};
+use crate::machine::{cpu_seconds, cpu_seconds_between, cpu_seconds_by_name, system_busy_seconds};
 use crate::server::{Credentials, APIKEY_GRANT};
 use crate::Grant;
 use anyhow::Context;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
+use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use std::collections::BTreeMap;
@@ -34,30 +37,46 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const LATE_SEND: Duration = Duration::from_millis(5);
 /// Pause after a failed connect, so a dead server is not hammered in a tight loop.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(20);
+/// The command name of PostgreSQL's processes, whose CPU time is counted as the database's.
+const DATABASE_PROCESS: &str = "postgres";
+/// What a successful introspection answer must contain.
+const ACTIVE: &[u8] = br#""active":true"#;
 
 /// What to run against one server.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub connections: usize,
-    /// The server's process id, to measure the CPU it uses during each run.
-    pub server_pid: Option<u32>,
+    /// The servers' process ids, to measure the CPU they use during each run.
+    pub server_pids: Vec<u32>,
+    /// Whether the servers use PostgreSQL on this machine: its processes' CPU is then measured
+    /// apart instead of counting as other load.
+    pub database: bool,
     pub warmup: Duration,
     pub duration: Duration,
     pub half_rate: bool,
 }
 
-/// One prepared request, sent over and over.
+/// One node to send to.
 #[derive(Debug)]
-pub struct Target {
+struct Endpoint {
     addr: SocketAddr,
     host: HeaderValue,
+}
+
+/// One prepared request, sent over and over (to one or several nodes).
+#[derive(Debug)]
+pub struct Target {
+    endpoints: Vec<Endpoint>,
     path: &'static str,
     body: Bytes,
+    authorization: Option<HeaderValue>,
+    /// Bytes a 200 answer must contain to count as a success.
+    expect: Option<&'static [u8]>,
 }
 
 impl Target {
-    pub fn new(addr: SocketAddr, grant: Grant, creds: &Credentials) -> anyhow::Result<Target> {
-        let (path, body) = match grant {
+    pub fn new(addrs: &[SocketAddr], grant: Grant, creds: &Credentials) -> anyhow::Result<Target> {
+        let (path, body, authorization, expect) = match grant {
             Grant::Apikey => (
                 "/identity/token",
                 serde_urlencoded::to_string([
@@ -66,29 +85,68 @@ impl Target {
                     ("response_type", "cloud_iam"),
                 ])
                 .context("encoding the token request")?,
+                None,
+                None,
+            ),
+            Grant::Introspect => (
+                "/identity/introspect",
+                serde_urlencoded::to_string([("token", creds.introspected_token.as_str())])
+                    .context("encoding the introspection request")?,
+                Some(
+                    HeaderValue::from_str(&format!("Bearer {}", creds.bearer_token))
+                        .context("the Authorization header")?,
+                ),
+                Some(ACTIVE),
             ),
         };
-        let host = HeaderValue::from_str(&addr.to_string()).context("the Host header")?;
+        if addrs.is_empty() {
+            anyhow::bail!("no server to send requests to");
+        }
+        let endpoints = addrs
+            .iter()
+            .map(|&addr| {
+                let host = HeaderValue::from_str(&addr.to_string()).context("the Host header")?;
+                Ok(Endpoint { addr, host })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Target {
-            addr,
-            host,
+            endpoints,
             path,
             body: Bytes::from(body),
+            authorization,
+            expect,
         })
     }
 
-    fn request(&self) -> anyhow::Result<Request<Full<Bytes>>> {
-        Request::builder()
+    /// The node that connection `index` talks to: round-robin.
+    fn endpoint(&self, index: usize) -> &Endpoint {
+        &self.endpoints[index % self.endpoints.len()]
+    }
+
+    fn request(&self, endpoint: &Endpoint) -> anyhow::Result<Request<Full<Bytes>>> {
+        let mut builder = Request::builder()
             .method(Method::POST)
             .uri(self.path)
-            .header(HOST, self.host.clone())
+            .header(HOST, endpoint.host.clone())
             .header(
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/x-www-form-urlencoded"),
             )
-            .header(ACCEPT, HeaderValue::from_static("application/json"))
+            .header(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(authorization) = &self.authorization {
+            builder = builder.header(AUTHORIZATION, authorization.clone());
+        }
+        builder
             .body(Full::new(self.body.clone()))
             .context("building the request")
+    }
+
+    /// Whether a 200 answer's body is what a success looks like.
+    fn body_ok(&self, body: &[u8]) -> bool {
+        match self.expect {
+            None => true,
+            Some(needle) => body.windows(needle.len()).any(|window| window == needle),
+        }
     }
 }
 
@@ -103,18 +161,24 @@ pub struct Failures {
     pub io: u64,
     /// Requests without an answer within [`REQUEST_TIMEOUT`].
     pub timeouts: u64,
+    /// 200 answers without what a success must contain (an introspection with `active: false`).
+    pub unexpected: u64,
     /// The first failure seen, for the report.
     pub first: Option<String>,
 }
 
 impl Failures {
     pub fn total(&self) -> u64 {
-        self.by_status.values().sum::<u64>() + self.connect + self.io + self.timeouts
+        self.by_status.values().sum::<u64>()
+            + self.connect
+            + self.io
+            + self.timeouts
+            + self.unexpected
     }
 
-    /// Non-200 responses only.
+    /// Answers that were not a success: non-200, or a 200 without the expected content.
     pub fn non_200(&self) -> u64 {
-        self.by_status.values().sum()
+        self.by_status.values().sum::<u64>() + self.unexpected
     }
 
     fn note(&mut self, what: impl FnOnce() -> String) {
@@ -130,6 +194,7 @@ impl Failures {
         self.connect += other.connect;
         self.io += other.io;
         self.timeouts += other.timeouts;
+        self.unexpected += other.unexpected;
         if self.first.is_none() {
             self.first = other.first;
         }
@@ -146,12 +211,14 @@ pub struct RunStats {
     pub failures: Failures,
     /// Paced sends more than [`LATE_SEND`] behind schedule.
     pub late_sends: u64,
-    /// Cores the server kept busy on average (CPU seconds over wall seconds).
+    /// Cores the servers kept busy on average (CPU seconds over wall seconds), all nodes together.
     pub server_cores: Option<f64>,
+    /// Cores PostgreSQL's processes kept busy on average (runs on PostgreSQL only).
+    pub database_cores: Option<f64>,
     /// Cores this load generator kept busy on average.
     pub client_cores: Option<f64>,
-    /// Cores that other processes kept busy on average: with much of this, the run measured a
-    /// machine that was doing something else too.
+    /// Cores that other processes (not the servers, the load generator or the database) kept busy
+    /// on average: with much of this, the run measured a machine that was doing something else.
     pub other_cores: Option<f64>,
     /// Latencies of the successful requests in microseconds, sorted.
     latencies_us: Vec<u32>,
@@ -213,12 +280,14 @@ pub async fn run(
     ));
     let peak = drive(&target, plan, plan.duration, None).await?;
     progress(&format!(
-        "peak: {:.0} tokens/s, {} ok, {} failed; cores busy: server {}, load generator {}, other processes {}",
+        "peak: {:.0} successes/s, {} ok, {} failed; cores busy: server {}, load generator {}, \
+         database {}, other processes {}",
         peak.rate(),
         peak.ok,
         peak.failures.total(),
         cores_text(peak.server_cores),
         cores_text(peak.client_cores),
+        cores_text(peak.database_cores),
         cores_text(peak.other_cores)
     ));
     let half = if plan.half_rate && peak.ok > 0 {
@@ -229,9 +298,10 @@ pub async fn run(
         ));
         let half = drive(&target, plan, plan.duration, Some(rate)).await?;
         progress(&format!(
-            "half rate: {:.0} tokens/s achieved, {} failed",
+            "half rate: {:.0}/s achieved, {} failed, other processes {} cores",
             half.rate(),
-            half.failures.total()
+            half.failures.total(),
+            cores_text(half.other_cores)
         ));
         Some(half)
     } else {
@@ -259,8 +329,18 @@ async fn drive(
     rate: Option<f64>,
 ) -> anyhow::Result<RunStats> {
     let connections = plan.connections;
-    let server_pid = plan.server_pid.map(|pid| pid.to_string());
-    let server_cpu_before = server_pid.as_deref().and_then(cpu_seconds);
+    let server_cpu = || -> Option<f64> {
+        if plan.server_pids.is_empty() {
+            return None;
+        }
+        plan.server_pids
+            .iter()
+            .map(|pid| cpu_seconds(&pid.to_string()))
+            .sum()
+    };
+    let database_cpu = || plan.database.then(|| cpu_seconds_by_name(DATABASE_PROCESS));
+    let server_cpu_before = server_cpu();
+    let database_cpu_before = database_cpu();
     let client_cpu_before = cpu_seconds("self");
     let system_before = system_busy_seconds();
     let started = Instant::now();
@@ -280,7 +360,12 @@ async fn drive(
             }
             _ => None,
         };
-        tasks.push(tokio::spawn(connection(Arc::clone(target), deadline, pace)));
+        tasks.push(tokio::spawn(connection(
+            Arc::clone(target),
+            index,
+            deadline,
+            pace,
+        )));
     }
     let mut ok = 0;
     let mut failures = Failures::default();
@@ -300,14 +385,19 @@ async fn drive(
         }
         _ => None,
     };
-    let server_cores = cores(
-        server_cpu_before,
-        server_pid.as_deref().and_then(cpu_seconds),
-    );
+    let server_cores = cores(server_cpu_before, server_cpu());
+    let database_cores = match (database_cpu_before, database_cpu()) {
+        (Some(before), Some(after)) if !elapsed.is_zero() => {
+            Some(cpu_seconds_between(&before, &after) / elapsed.as_secs_f64())
+        }
+        _ => None,
+    };
     let client_cores = cores(client_cpu_before, cpu_seconds("self"));
     let system_cores = cores(system_before, system_busy_seconds());
     let other_cores = match (system_cores, server_cores, client_cores) {
-        (Some(all), Some(server), Some(client)) => Some((all - server - client).max(0.0)),
+        (Some(all), Some(server), Some(client)) => {
+            Some((all - server - client - database_cores.unwrap_or(0.0)).max(0.0))
+        }
         _ => None,
     };
     latencies_us.sort_unstable();
@@ -318,6 +408,7 @@ async fn drive(
         failures,
         late_sends,
         server_cores,
+        database_cores,
         client_cores,
         other_cores,
         latencies_us,
@@ -338,12 +429,14 @@ struct ConnectionResult {
     latencies_us: Vec<u32>,
 }
 
-/// One connection's loop until `deadline`, reconnecting after wire failures.
+/// Connection `index`'s loop until `deadline`, reconnecting after wire failures.
 async fn connection(
     target: Arc<Target>,
+    index: usize,
     deadline: Instant,
     pace: Option<Pace>,
 ) -> ConnectionResult {
+    let endpoint = target.endpoint(index);
     let mut result = ConnectionResult::default();
     let mut sender: Option<SendRequest<Full<Bytes>>> = None;
     let mut sent = 0u32;
@@ -363,7 +456,7 @@ async fn connection(
         }
         let request_sender = match sender.as_mut() {
             Some(request_sender) => request_sender,
-            None => match tokio::time::timeout(REQUEST_TIMEOUT, connect(target.addr)).await {
+            None => match tokio::time::timeout(REQUEST_TIMEOUT, connect(endpoint.addr)).await {
                 Ok(Ok(new_sender)) => sender.insert(new_sender),
                 Ok(Err(err)) => {
                     result.failures.connect += 1;
@@ -378,7 +471,7 @@ async fn connection(
                 }
             },
         };
-        let request = match target.request() {
+        let request = match target.request(endpoint) {
             Ok(request) => request,
             Err(err) => {
                 result.failures.io += 1;
@@ -388,6 +481,15 @@ async fn connection(
         };
         let started = Instant::now();
         match tokio::time::timeout(REQUEST_TIMEOUT, exchange(request_sender, request)).await {
+            Ok(Ok((200, body))) if !target.body_ok(&body) => {
+                result.failures.unexpected += 1;
+                result.failures.note(|| {
+                    format!(
+                        "HTTP 200 without the expected content: {}",
+                        String::from_utf8_lossy(&body)
+                    )
+                });
+            }
             Ok(Ok((200, _))) => {
                 result.ok += 1;
                 let micros = started.elapsed().as_micros();
@@ -464,6 +566,7 @@ mod tests {
             failures: Failures::default(),
             late_sends: 0,
             server_cores: None,
+            database_cores: None,
             client_cores: None,
             other_cores: None,
             latencies_us,
@@ -480,6 +583,44 @@ mod tests {
         assert_eq!(stats(vec![7000]).percentile_ms(1.0), Some(7.0));
     }
 
+    fn creds() -> Credentials {
+        Credentials {
+            apikey: "tsk_key".to_owned(),
+            iam_id: "iam-ServiceId-x".to_owned(),
+            admin_token: "admin".to_owned(),
+            bearer_token: "bearer.jwt.sig".to_owned(),
+            introspected_token: "other.jwt.sig".to_owned(),
+        }
+    }
+
+    #[test]
+    fn connections_are_spread_round_robin() {
+        let addrs: Vec<SocketAddr> = vec![
+            "127.0.0.1:1001".parse().unwrap(),
+            "127.0.0.1:1002".parse().unwrap(),
+        ];
+        let target = Target::new(&addrs, Grant::Apikey, &creds()).unwrap();
+        let picked: Vec<u16> = (0..5).map(|i| target.endpoint(i).addr.port()).collect();
+        assert_eq!(picked, [1001, 1002, 1001, 1002, 1001]);
+        let request = target.request(target.endpoint(1)).unwrap();
+        assert_eq!(request.headers()[HOST], "127.0.0.1:1002");
+        assert!(request.headers().get(AUTHORIZATION).is_none());
+        assert!(target.body_ok(b"{}"));
+    }
+
+    #[test]
+    fn introspection_sends_a_bearer_and_needs_an_active_answer() {
+        let addrs: Vec<SocketAddr> = vec!["127.0.0.1:1001".parse().unwrap()];
+        let target = Target::new(&addrs, Grant::Introspect, &creds()).unwrap();
+        let request = target.request(target.endpoint(0)).unwrap();
+        assert_eq!(request.uri().path(), "/identity/introspect");
+        assert_eq!(request.headers()[AUTHORIZATION], "Bearer bearer.jwt.sig");
+        assert_eq!(target.body, Bytes::from_static(b"token=other.jwt.sig"));
+        assert!(target.body_ok(br#"{"active":true,"iam_id":"x"}"#));
+        assert!(!target.body_ok(br#"{"active":false}"#));
+        assert!(Target::new(&[], Grant::Apikey, &creds()).is_err());
+    }
+
     #[test]
     fn failures_add_up() {
         let mut a = Failures::default();
@@ -489,10 +630,11 @@ mod tests {
         b.by_status.insert(400, 1);
         b.by_status.insert(503, 4);
         b.timeouts = 3;
+        b.unexpected = 2;
         b.first = Some("HTTP 503".to_owned());
         a.merge(b);
-        assert_eq!(a.total(), 11);
-        assert_eq!(a.non_200(), 7);
+        assert_eq!(a.total(), 13);
+        assert_eq!(a.non_200(), 9);
         assert_eq!(a.first.as_deref(), Some("HTTP 503"));
     }
 }

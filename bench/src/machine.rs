@@ -2,6 +2,7 @@
 //! fallbacks elsewhere, so that numbers from different machines are never compared blindly.
 
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone)]
 pub struct Machine {
@@ -99,6 +100,42 @@ pub fn system_busy_seconds() -> Option<f64> {
     Some((total - idle) as f64 / 100.0)
 }
 
+/// The ids of all processes, from the numeric entries of `/proc` (empty where there is none).
+pub fn process_ids() -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// A process's command name (`/proc/<pid>/comm`, at most 15 bytes), if it still exists.
+pub fn command_name(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|name| name.trim_end().to_owned())
+}
+
+/// The CPU seconds used so far by every process called `name` (e.g. `postgres`: the server,
+/// its connection backends and background workers), by process id.
+pub fn cpu_seconds_by_name(name: &str) -> BTreeMap<u32, f64> {
+    process_ids()
+        .into_iter()
+        .filter(|&pid| command_name(pid).is_some_and(|comm| comm == name))
+        .filter_map(|pid| Some((pid, cpu_seconds(&pid.to_string())?)))
+        .collect()
+}
+
+/// CPU seconds used between two [`cpu_seconds_by_name`] readings. A process that started in
+/// between counts with all its time; one that ended in between is missed (its last moments).
+pub fn cpu_seconds_between(before: &BTreeMap<u32, f64>, after: &BTreeMap<u32, f64>) -> f64 {
+    after
+        .iter()
+        .map(|(pid, &late)| (late - before.get(pid).copied().unwrap_or(0.0)).max(0.0))
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +145,17 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert!(cpu_seconds("self").is_some_and(|secs| secs >= 0.0));
             assert!(system_busy_seconds().is_some_and(|secs| secs > 0.0));
+            let me = std::process::id();
+            assert!(process_ids().contains(&me));
+            let name = command_name(me).unwrap_or_default();
+            assert!(cpu_seconds_by_name(&name).contains_key(&me), "{name}");
         }
+    }
+
+    #[test]
+    fn cpu_between_counts_new_processes_whole() {
+        let before = BTreeMap::from([(1, 2.0), (2, 5.0), (3, 1.0)]);
+        let after = BTreeMap::from([(1, 2.5), (2, 5.0), (4, 0.25)]);
+        assert!((cpu_seconds_between(&before, &after) - 0.75).abs() < 1e-9);
     }
 }

@@ -1,31 +1,46 @@
-//! Tessera's load benchmark: how many tokens per second a real server issues, next to how many
-//! signatures per second the same machine can make at all.
+//! Tessera's load benchmark: how many tokens per second a real server issues (and how many
+//! introspections it answers), next to how many signatures (verifications) per second the same
+//! machine can make at all.
 //!
 //! ```text
 //! cargo build --release
-//! cargo run --release -p tessera-bench -- [--connections 64] [--duration 10] [--grants apikey]
-//!     [--algorithms RS256,ES256] [--json]
+//! cargo run --release -p tessera-bench -- [--connections 64] [--duration 10]
+//!     [--grants apikey,introspect] [--algorithms RS256,ES256] [--json]
+//!     [--nodes 1] [--database-url postgres://…] [--cluster-comparison]
+//!     [--wait-quiet 1200] [--noisy-retries 2]
 //! ```
 //!
 //! The run, in order:
-//! 1. **Raw signing speed** ([`signing`]): in-process, one thread per core, a realistic ~750-byte
-//!    claim set signed with `tessera_core::jose::SigningKey` for each algorithm.
-//! 2. For each grant and algorithm, a **fresh server** ([`server`]): `target/release/tessera serve`
-//!    (the sibling of this executable) on a free 127.0.0.1 port with a temporary data directory,
-//!    the algorithm and a random bootstrap admin key. A service account and an API key are created
-//!    through the admin API.
-//! 3. **Load** ([`load`]): a warm-up, then a closed loop over N keep-alive HTTP/1.1 connections
-//!    (peak tokens/s, p50/p99/max), then a paced run at half that peak (p50/p99 there; the
-//!    performance budget asks p99 < 5 ms). Successes (200) and failures are counted apart.
-//! 4. A **report** ([`report`]): a table, or JSON with `--json`, with the ratio of tokens/s to
-//!    raw signatures/s and a description of the machine ([`machine`]).
+//! 1. **Raw speed** ([`signing`]): in-process, one thread per core, a realistic ~750-byte claim
+//!    set signed with `tessera_core::jose::SigningKey` for each algorithm (and, for the
+//!    introspection grant, the same token verified with `tessera_verify::Jwks`).
+//! 2. For each grant, algorithm and setup, **fresh servers** ([`server`]): `target/release/tessera
+//!    serve` (the sibling of this executable) on free 127.0.0.1 ports with temporary data
+//!    directories, the algorithm and a random bootstrap admin key. A setup is one node on its
+//!    embedded SQLite store, or N nodes on one PostgreSQL database (`--database-url`; a fresh
+//!    schema per setup, a shared master key and issuer, the schema dropped afterwards). A service
+//!    account and an API key are created through the admin API of the first node; with several
+//!    nodes, the time until the others honour a new key is measured.
+//! 3. **Load** ([`load`]): a warm-up, then a closed loop over N keep-alive HTTP/1.1 connections,
+//!    spread round-robin over the nodes (peak rate, p50/p99/max), then a paced run at half that
+//!    peak (p50/p99 there; the performance budget asks p99 < 5 ms). Successes and failures are
+//!    counted apart.
+//! 4. A **report** ([`report`]): a table per grant, or JSON with `--json`, with the ratio to the
+//!    raw speed, a description of the machine ([`machine`]) and the budget lines it speaks to.
 //!
-//! The load generator and the server run on the same machine and share its cores, so the
-//! numbers are a floor for the server alone. Every phase is bounded in time and only 127.0.0.1 is
-//! ever contacted.
+//! Setups: `--nodes 1,2` runs each count (counts above 1 need `--database-url`);
+//! `--cluster-comparison` (needs `--database-url`) runs 1 node on SQLite, 1 node on PostgreSQL
+//! and 2 nodes on PostgreSQL (or the counts above 1 given with `--nodes`).
+//!
+//! The load generator and the servers run on the same machine and share its cores, so the
+//! numbers are a floor for the server alone. With `--wait-quiet` each measurement first waits for
+//! compilers to finish ([`quiet`]); a run that other processes disturbed anyway is flagged and,
+//! with `--noisy-retries`, repeated. Every phase is bounded in time and only 127.0.0.1 (and the
+//! given database) is ever contacted.
 
 mod load;
 mod machine;
+mod quiet;
 mod report;
 mod server;
 mod signing;
@@ -40,20 +55,106 @@ use tessera_core::model::Algorithm;
 /// Upper bounds that keep a mistyped flag from running for hours.
 const MAX_DURATION_SECS: u64 = 600;
 const MAX_CONNECTIONS: usize = 4096;
+const MAX_NODES: usize = 8;
+const MAX_WAIT_QUIET_SECS: u64 = 3600;
+const MAX_NOISY_RETRIES: u32 = 5;
 
 /// The grants the benchmark can drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Grant {
     /// IBM `urn:ibm:params:oauth:grant-type:apikey` at `POST /identity/token`.
     Apikey,
+    /// RFC 7662 `POST /identity/introspect` of a valid access token, authenticated with another
+    /// access token as bearer.
+    Introspect,
 }
 
 impl Grant {
     pub fn name(self) -> &'static str {
         match self {
             Grant::Apikey => "apikey",
+            Grant::Introspect => "introspect",
         }
     }
+}
+
+/// Where the servers of one row keep their state, and how many there are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setup {
+    pub store: server::StoreKind,
+    pub nodes: usize,
+}
+
+impl Setup {
+    pub fn store_name(&self) -> &'static str {
+        match self.store {
+            server::StoreKind::Sqlite => "sqlite",
+            server::StoreKind::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// `SQLite ×1`, `PostgreSQL ×2`.
+    pub fn label(&self) -> String {
+        let store = match self.store {
+            server::StoreKind::Sqlite => "SQLite",
+            server::StoreKind::Postgres { .. } => "PostgreSQL",
+        };
+        format!("{store} ×{}", self.nodes)
+    }
+}
+
+/// The setups that `--nodes`, `--database-url` and `--cluster-comparison` ask for, in order and
+/// without repeats.
+fn setups(
+    nodes: &[usize],
+    database_url: Option<&str>,
+    cluster_comparison: bool,
+) -> anyhow::Result<Vec<Setup>> {
+    if let Some(&bad) = nodes.iter().find(|&&n| n == 0 || n > MAX_NODES) {
+        anyhow::bail!("--nodes must be between 1 and {MAX_NODES}, got {bad}");
+    }
+    let postgres = |url: &str, nodes: usize| Setup {
+        store: server::StoreKind::Postgres {
+            url: url.to_owned(),
+        },
+        nodes,
+    };
+    let mut wanted = Vec::new();
+    if cluster_comparison {
+        let url = database_url.ok_or_else(|| {
+            anyhow::anyhow!("--cluster-comparison needs --database-url (a PostgreSQL URL)")
+        })?;
+        wanted.push(Setup {
+            store: server::StoreKind::Sqlite,
+            nodes: 1,
+        });
+        wanted.push(postgres(url, 1));
+        let mut more: Vec<usize> = nodes.iter().copied().filter(|&n| n > 1).collect();
+        if more.is_empty() {
+            more.push(2);
+        }
+        wanted.extend(more.into_iter().map(|n| postgres(url, n)));
+    } else {
+        for &n in nodes {
+            wanted.push(match database_url {
+                Some(url) => postgres(url, n),
+                None if n == 1 => Setup {
+                    store: server::StoreKind::Sqlite,
+                    nodes: 1,
+                },
+                None => anyhow::bail!(
+                    "--nodes {n} needs --database-url: several nodes share one PostgreSQL database"
+                ),
+            });
+        }
+    }
+    let mut unique: Vec<Setup> = Vec::new();
+    for setup in wanted {
+        if !unique.contains(&setup) {
+            unique.push(setup);
+        }
+    }
+    Ok(unique)
 }
 
 #[derive(Debug, Parser)]
@@ -92,6 +193,25 @@ struct Args {
     /// Print the results as JSON on stdout instead of a table.
     #[arg(long)]
     json: bool,
+    /// Server nodes per run, comma-separated for several runs (e.g. 1,2). More than one node
+    /// needs --database-url; the load is spread round-robin over the nodes.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    nodes: Vec<usize>,
+    /// PostgreSQL URL, e.g. postgres://postgres@127.0.0.1:5432/test. Without it: SQLite. Each run
+    /// gets a fresh schema bench_<random hex>, dropped afterwards.
+    #[arg(long, env = "TESSERA_BENCH_DATABASE_URL", value_name = "URL")]
+    database_url: Option<String>,
+    /// Run 1 node on SQLite, 1 node on PostgreSQL and 2 nodes on PostgreSQL (or the counts above
+    /// 1 given with --nodes), each grant and algorithm. Needs --database-url.
+    #[arg(long)]
+    cluster_comparison: bool,
+    /// Before each measurement, wait while build processes (rustc, cargo, cc1, ...) run, polling
+    /// every 30 s, for at most this many seconds over the whole run (0: do not look).
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    wait_quiet: u64,
+    /// Run a measurement again, up to this many times, when other processes disturbed it.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    noisy_retries: u32,
 }
 
 fn parse_algorithm(value: &str) -> Result<Algorithm, String> {
@@ -137,68 +257,139 @@ fn run() -> anyhow::Result<ExitCode> {
             server_bin.display()
         );
     }
+    if args.wait_quiet > MAX_WAIT_QUIET_SECS {
+        anyhow::bail!("--wait-quiet must be at most {MAX_WAIT_QUIET_SECS} seconds");
+    }
+    if args.noisy_retries > MAX_NOISY_RETRIES {
+        anyhow::bail!("--noisy-retries must be at most {MAX_NOISY_RETRIES}");
+    }
+    let setups = setups(
+        &args.nodes,
+        args.database_url.as_deref(),
+        args.cluster_comparison,
+    )?;
     let mut algorithms: Vec<Algorithm> = Vec::new();
     for &algorithm in &args.algorithms {
         if !algorithms.contains(&algorithm) {
             algorithms.push(algorithm);
         }
     }
+    let mut grants: Vec<Grant> = Vec::new();
+    for &grant in &args.grants {
+        if !grants.contains(&grant) {
+            grants.push(grant);
+        }
+    }
     let machine = machine::Machine::describe();
     let sign_threads = machine.cores;
-
-    progress(&format!("machine: {}", machine.summary()));
-    let mut raw = Vec::new();
-    for &algorithm in &algorithms {
-        let rate = signing::measure(
-            algorithm,
-            sign_threads,
-            Duration::from_secs(args.sign_seconds),
-        )
-        .with_context(|| format!("raw signing with {}", algorithm.as_str()))?;
-        progress(&format!(
-            "raw signing {}: {:.0} signatures/s on {sign_threads} threads; other processes busy {} cores",
-            algorithm.as_str(),
-            rate.per_s,
-            load::cores_text(rate.other_cores)
-        ));
-        raw.push((algorithm, rate));
-    }
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.client_threads)
         .enable_all()
         .build()
         .context("starting the load generator's runtime")?;
+    let uses_database = setups
+        .iter()
+        .any(|setup| matches!(setup.store, server::StoreKind::Postgres { .. }));
+    if let (true, Some(url)) = (uses_database, &args.database_url) {
+        runtime
+            .block_on(server::check_database(url))
+            .with_context(|| format!("the database at {}", redact_url(url)))?;
+    }
+
+    progress(&format!("machine: {}", machine.summary()));
+    let mut quiet = quiet::QuietGate::new(Duration::from_secs(args.wait_quiet));
+    let mut gave_up = false;
+    let mut raw_sign = Vec::new();
+    let mut raw_verify = Vec::new();
+    for &algorithm in &algorithms {
+        if grants.contains(&Grant::Apikey) {
+            let rate = measure_raw(&mut quiet, &mut gave_up, args.noisy_retries, || {
+                signing::measure(
+                    algorithm,
+                    sign_threads,
+                    Duration::from_secs(args.sign_seconds),
+                )
+                .with_context(|| format!("raw signing with {}", algorithm.as_str()))
+            })?;
+            progress(&format!(
+                "raw signing {}: {:.0} signatures/s on {sign_threads} threads; other processes busy {} cores",
+                algorithm.as_str(),
+                rate.per_s,
+                load::cores_text(rate.other_cores)
+            ));
+            raw_sign.push((algorithm, rate));
+        }
+        if grants.contains(&Grant::Introspect) {
+            let rate = measure_raw(&mut quiet, &mut gave_up, args.noisy_retries, || {
+                signing::measure_verify(
+                    algorithm,
+                    sign_threads,
+                    Duration::from_secs(args.sign_seconds),
+                )
+                .with_context(|| format!("raw verification with {}", algorithm.as_str()))
+            })?;
+            progress(&format!(
+                "raw verification {}: {:.0} verifications/s on {sign_threads} threads; other processes busy {} cores",
+                algorithm.as_str(),
+                rate.per_s,
+                load::cores_text(rate.other_cores)
+            ));
+            raw_verify.push((algorithm, rate));
+        }
+    }
 
     let plan = load::Plan {
         connections: args.connections,
-        server_pid: None,
+        server_pids: Vec::new(),
+        database: false,
         warmup: Duration::from_secs(args.warmup),
         duration: Duration::from_secs(args.duration),
         half_rate: !args.no_half_rate,
     };
     let mut rows = Vec::new();
-    for &grant in &args.grants {
-        for &(algorithm, raw_rate) in &raw {
-            progress(&format!(
-                "{} / {}: starting the server",
-                grant.name(),
-                algorithm.as_str()
-            ));
-            let outcome = runtime.block_on(bench_one(&server_bin, grant, algorithm, &plan));
-            if let Err(err) = &outcome {
-                progress(&format!(
-                    "{} / {}: failed: {err:#}",
+    for &grant in &grants {
+        let references = match grant {
+            Grant::Apikey => &raw_sign,
+            Grant::Introspect => &raw_verify,
+        };
+        for &(algorithm, reference) in references {
+            for setup in &setups {
+                let label = format!(
+                    "{} / {} / {}",
                     grant.name(),
-                    algorithm.as_str()
-                ));
+                    algorithm.as_str(),
+                    setup.label()
+                );
+                let mut attempts = 0;
+                let outcome = loop {
+                    attempts += 1;
+                    gave_up |= !quiet.wait(progress);
+                    progress(&format!("{label}: starting {} node(s)", setup.nodes));
+                    let outcome =
+                        runtime.block_on(bench_one(&server_bin, grant, algorithm, setup, &plan));
+                    match &outcome {
+                        Err(err) => {
+                            progress(&format!("{label}: failed: {err:#}"));
+                        }
+                        Ok(measured) if measured.noisy() && attempts <= args.noisy_retries => {
+                            progress(&format!(
+                                "{label}: other processes disturbed the run; running it again"
+                            ));
+                            continue;
+                        }
+                        Ok(_) => {}
+                    }
+                    break outcome;
+                };
+                rows.push(report::Row {
+                    grant,
+                    algorithm,
+                    setup: setup.clone(),
+                    reference,
+                    outcome,
+                    attempts,
+                });
             }
-            rows.push(report::Row {
-                grant,
-                algorithm,
-                raw_sign: raw_rate,
-                outcome,
-            });
         }
     }
     let report = report::Report {
@@ -207,6 +398,14 @@ fn run() -> anyhow::Result<ExitCode> {
         client_threads: args.client_threads,
         connections: args.connections,
         duration_s: args.duration,
+        database: uses_database
+            .then(|| args.database_url.as_deref().map(redact_url))
+            .flatten(),
+        quiet: report::QuietInfo {
+            budget_s: args.wait_quiet,
+            waited_s: quiet.waited().as_secs(),
+            gave_up,
+        },
         rows,
     };
     if args.json {
@@ -221,45 +420,171 @@ fn run() -> anyhow::Result<ExitCode> {
     })
 }
 
-/// One grant with one algorithm against a fresh server.
+/// One raw measurement after waiting for quiet, repeated while other processes disturb it (up
+/// to `retries` more times).
+fn measure_raw(
+    quiet: &mut quiet::QuietGate,
+    gave_up: &mut bool,
+    retries: u32,
+    measure: impl Fn() -> anyhow::Result<signing::SignRate>,
+) -> anyhow::Result<signing::SignRate> {
+    let mut attempt = 0;
+    loop {
+        *gave_up |= !quiet.wait(progress);
+        let rate = measure()?;
+        if report::is_noisy(rate.other_cores) && attempt < retries {
+            attempt += 1;
+            progress(&format!(
+                "other processes kept {} cores busy during a raw measurement; measuring again",
+                load::cores_text(rate.other_cores)
+            ));
+            continue;
+        }
+        return Ok(rate);
+    }
+}
+
+/// A PostgreSQL URL without its password, for output.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<invalid url>".to_owned();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let path = tail.split('?').next().unwrap_or("");
+    format!("{scheme}://{authority}{path}")
+}
+
+/// One grant with one algorithm against a fresh cluster; the cluster is stopped and its schema
+/// dropped whatever happens.
 async fn bench_one(
     server_bin: &std::path::Path,
     grant: Grant,
     algorithm: Algorithm,
+    setup: &Setup,
     plan: &load::Plan,
 ) -> anyhow::Result<report::Measured> {
-    let mut server = server::Server::start(server_bin, algorithm)?;
+    let mut cluster = server::Cluster::new(&setup.store)?;
+    let result = drive_cluster(&mut cluster, server_bin, grant, algorithm, setup, plan).await;
+    let schema = cluster.schema().map(str::to_owned);
+    if let Err(err) = cluster.shutdown().await {
+        progress(&format!(
+            "could not clean up after the run (schema {}): {err:#}",
+            schema.as_deref().unwrap_or("-")
+        ));
+    }
+    result
+}
+
+async fn drive_cluster(
+    cluster: &mut server::Cluster,
+    server_bin: &std::path::Path,
+    grant: Grant,
+    algorithm: Algorithm,
+    setup: &Setup,
+    plan: &load::Plan,
+) -> anyhow::Result<report::Measured> {
+    cluster.launch(server_bin, algorithm, setup.nodes)?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .no_proxy()
         .build()
         .context("building the admin HTTP client")?;
-    server.wait_ready(&http, Duration::from_secs(30)).await?;
-    let creds = server::provision(&http, &server.base_url, &server.admin_apikey).await?;
-    server::check_token(&http, &server.base_url, &creds, algorithm).await?;
-    let idle_rss_kib = server.rss_kib();
-    let target = std::sync::Arc::new(load::Target::new(server.addr, grant, &creds)?);
+    cluster.wait_ready(&http, Duration::from_secs(60)).await?;
+    let bases: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|node| node.base_url.clone())
+        .collect();
+    let first = bases.first().context("the cluster has no node")?.to_owned();
+    let creds = server::provision(&http, &first, &cluster.admin_apikey).await?;
+    let propagation = server::measure_propagation(&http, &bases, &creds).await?;
+    for base in &bases {
+        server::check_token(&http, base, &creds, algorithm).await?;
+        if grant == Grant::Introspect {
+            server::check_introspection(&http, base, &creds).await?;
+        }
+    }
+    let idle_rss_kib = cluster.rss_kib();
+    let target = std::sync::Arc::new(load::Target::new(&cluster.addrs(), grant, &creds)?);
     let plan = load::Plan {
-        server_pid: Some(server.pid()),
+        server_pids: cluster.pids(),
+        database: matches!(setup.store, server::StoreKind::Postgres { .. }),
         ..plan.clone()
     };
-    let result = load::run(target, &plan, |msg| {
-        progress(&format!("{} / {}: {msg}", grant.name(), algorithm.as_str()))
-    })
-    .await;
-    let loaded_rss_kib = server.rss_kib();
-    let still_running = server.ensure_running();
-    server.stop();
-    let phases = result?;
-    still_running?;
+    let label = format!(
+        "{} / {} / {}",
+        grant.name(),
+        algorithm.as_str(),
+        setup.label()
+    );
+    let phases = load::run(target, &plan, |msg| progress(&format!("{label}: {msg}"))).await;
+    let loaded_rss_kib = cluster.rss_kib();
+    cluster.ensure_running()?;
     Ok(report::Measured {
-        phases,
+        phases: phases?,
         idle_rss_kib,
         loaded_rss_kib,
+        propagation,
     })
 }
 
 /// Progress goes to stderr, so that `--json` output on stdout stays clean.
 fn progress(message: &str) {
     eprintln!("[bench] {message}");
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+    fn labels(setups: &[Setup]) -> Vec<String> {
+        setups.iter().map(Setup::label).collect()
+    }
+
+    #[test]
+    fn setups_follow_the_flags() {
+        assert_eq!(labels(&setups(&[1], None, false).unwrap()), ["SQLite ×1"]);
+        assert_eq!(
+            labels(&setups(&[1, 2], Some(URL), false).unwrap()),
+            ["PostgreSQL ×1", "PostgreSQL ×2"]
+        );
+        assert_eq!(
+            labels(&setups(&[1], Some(URL), true).unwrap()),
+            ["SQLite ×1", "PostgreSQL ×1", "PostgreSQL ×2"]
+        );
+        assert_eq!(
+            labels(&setups(&[3, 3], Some(URL), true).unwrap()),
+            ["SQLite ×1", "PostgreSQL ×1", "PostgreSQL ×3"]
+        );
+    }
+
+    #[test]
+    fn several_nodes_need_a_database() {
+        assert!(setups(&[2], None, false)
+            .unwrap_err()
+            .to_string()
+            .contains("--database-url"));
+        assert!(setups(&[1], None, true).is_err());
+        assert!(setups(&[0], Some(URL), false).is_err());
+        assert!(setups(&[MAX_NODES + 1], Some(URL), false).is_err());
+    }
+
+    #[test]
+    fn urls_are_shown_without_passwords() {
+        assert_eq!(
+            redact_url("postgres://bench:hunter2@db:5432/iam?sslmode=require"),
+            "postgres://bench:***@db:5432/iam"
+        );
+        assert_eq!(redact_url(URL), URL);
+    }
 }

@@ -1,35 +1,103 @@
-//! The results: one row per grant and algorithm, printed as a table or as JSON.
+//! The results: one row per grant, algorithm and setup (store and number of nodes), printed as a
+//! table per grant or as JSON.
 //!
-//! The ratio column is tokens/s divided by the raw signatures/s of the same algorithm measured in
-//! the same run on all cores; the performance budget is stated in those terms (RS256 ≥ 85 %).
+//! The ratio column compares the server with the cryptography it cannot avoid, measured in the
+//! same run on all cores: for the API-key grant tokens/s over raw signatures/s of the same
+//! algorithm (the performance budget asks RS256 ≥ 85 %); for introspection requests/s over half
+//! the raw verifications/s, since each request verifies two tokens (the bearer token that
+//! authenticates the caller and the token asked about).
+//!
+//! A run in which other processes kept more than [`OTHER_LOAD_WARNING`] cores busy is *noisy*:
+//! it is flagged, and `--noisy-retries` runs it again.
 
 use crate::load::{cores_text, Phases, RunStats};
 use crate::machine::Machine;
 use crate::signing::SignRate;
-use crate::Grant;
+use crate::{Grant, Setup};
 use comfy_table::Table;
 use serde_json::{json, Value};
+use std::time::Duration;
 use tessera_core::model::Algorithm;
 
 /// The budget's latency bound at half the peak rate.
 const HALF_RATE_P99_BUDGET_MS: f64 = 5.0;
 /// Cores busy with other processes above which a run is flagged as disturbed.
-const OTHER_LOAD_WARNING: f64 = 0.2;
+pub const OTHER_LOAD_WARNING: f64 = 0.2;
+/// The budget's bound on a node's idle memory, in MiB.
+const IDLE_RSS_BUDGET_MIB: f64 = 64.0;
+/// The budget's floor for RS256 tokens/s as a share of raw signatures/s.
+const RS256_RATIO_BUDGET: f64 = 0.85;
+/// The budget's floor for ES256 and EdDSA tokens/s.
+const FAST_ALGORITHM_BUDGET: f64 = 15_000.0;
+/// The budget's floor for introspections/s.
+const INTROSPECTION_BUDGET: f64 = 30_000.0;
 
-/// What one server run measured.
+/// What one cluster run measured.
 #[derive(Debug)]
 pub struct Measured {
     pub phases: Phases,
-    pub idle_rss_kib: Option<u64>,
-    pub loaded_rss_kib: Option<u64>,
+    /// Each node's RSS before the load and after it.
+    pub idle_rss_kib: Vec<Option<u64>>,
+    pub loaded_rss_kib: Vec<Option<u64>>,
+    /// How long changes made on the first node took to be honoured by the others.
+    pub propagation: Vec<Duration>,
+}
+
+impl Measured {
+    /// Whether other processes disturbed the peak or the half-rate run.
+    pub fn noisy(&self) -> bool {
+        is_noisy(self.phases.peak.other_cores)
+            || self
+                .phases
+                .half
+                .as_ref()
+                .is_some_and(|half| is_noisy(half.other_cores))
+    }
+}
+
+pub fn is_noisy(other_cores: Option<f64>) -> bool {
+    other_cores.is_some_and(|other| other > OTHER_LOAD_WARNING)
 }
 
 #[derive(Debug)]
 pub struct Row {
     pub grant: Grant,
     pub algorithm: Algorithm,
-    pub raw_sign: SignRate,
+    pub setup: Setup,
+    /// Raw signing speed (API-key grant) or raw verification speed (introspection).
+    pub reference: SignRate,
     pub outcome: anyhow::Result<Measured>,
+    /// How many times the row was run (more than once when noisy runs were repeated).
+    pub attempts: u32,
+}
+
+impl Row {
+    /// Successes/s over what the cryptography alone allows.
+    fn ratio(&self, rate: f64) -> f64 {
+        let ceiling = match self.grant {
+            Grant::Apikey => self.reference.per_s,
+            Grant::Introspect => self.reference.per_s / 2.0,
+        };
+        rate / ceiling.max(f64::MIN_POSITIVE)
+    }
+
+    fn label(&self) -> String {
+        format!(
+            "{} / {} / {}",
+            self.grant.name(),
+            self.algorithm.as_str(),
+            self.setup.label()
+        )
+    }
+}
+
+/// How the waiting for a quiet machine went.
+#[derive(Debug, Clone, Copy)]
+pub struct QuietInfo {
+    pub budget_s: u64,
+    pub waited_s: u64,
+    /// A measurement started while build processes still ran.
+    pub gave_up: bool,
 }
 
 #[derive(Debug)]
@@ -39,6 +107,9 @@ pub struct Report {
     pub client_threads: usize,
     pub connections: usize,
     pub duration_s: u64,
+    /// The PostgreSQL URL of the database rows, without its password.
+    pub database: Option<String>,
+    pub quiet: QuietInfo,
     pub rows: Vec<Row>,
 }
 
@@ -46,8 +117,13 @@ fn ms(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| format!("{v:.2} ms"))
 }
 
-fn mib(kib: Option<u64>) -> String {
-    kib.map_or_else(|| "-".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0))
+/// The largest of the nodes' values, in MiB.
+fn max_mib(kib: &[Option<u64>]) -> Option<f64> {
+    kib.iter().flatten().max().map(|&k| k as f64 / 1024.0)
+}
+
+fn mib(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
 }
 
 fn failures_text(stats: &RunStats) -> String {
@@ -64,6 +140,7 @@ fn failures_text(stats: &RunStats) -> String {
         (f.connect, "connect"),
         (f.io, "io"),
         (f.timeouts, "timeout"),
+        (f.unexpected, "unexpected-200"),
     ] {
         if n > 0 {
             parts.push(format!("{n}×{what}"));
@@ -77,7 +154,7 @@ fn run_json(stats: &RunStats) -> Value {
         "target_rate_per_s": stats.target_rate,
         "elapsed_s": stats.elapsed.as_secs_f64(),
         "ok": stats.ok,
-        "tokens_per_s": stats.rate(),
+        "per_s": stats.rate(),
         "p50_ms": stats.percentile_ms(50.0),
         "p90_ms": stats.percentile_ms(90.0),
         "p99_ms": stats.percentile_ms(99.0),
@@ -85,6 +162,7 @@ fn run_json(stats: &RunStats) -> Value {
         "max_ms": stats.max_ms(),
         "late_sends": stats.late_sends,
         "server_cores_busy": stats.server_cores,
+        "database_cores_busy": stats.database_cores,
         "load_generator_cores_busy": stats.client_cores,
         "other_processes_cores_busy": stats.other_cores,
         "failures": {
@@ -94,6 +172,7 @@ fn run_json(stats: &RunStats) -> Value {
             "connect": stats.failures.connect,
             "io": stats.failures.io,
             "timeouts": stats.failures.timeouts,
+            "unexpected_200": stats.failures.unexpected,
             "first": stats.failures.first,
         },
     })
@@ -118,149 +197,254 @@ impl Report {
     fn shared_cores_note(&self) -> String {
         format!(
             "The load generator ({} thread(s), {} connections) and the server share this machine's {} cores; \
-             raw signing used {} threads. Tokens/s is a floor for the server alone.",
+             raw signing and verification used {} threads. Successes/s is a floor for the server alone.",
             self.client_threads, self.connections, self.machine.cores, self.sign_threads
         )
     }
 
-    pub fn print_table(&self) {
-        let mut table = Table::new();
-        table.set_header(vec![
-            "grant",
-            "algorithm",
-            "tokens/s",
-            "p50",
-            "p99",
-            "max",
-            "failed (non-200)",
-            "half rate/s",
-            "p50@half",
-            "p99@half",
-            "raw sign/s",
-            "ratio",
-            "RSS idle/loaded MiB",
-        ]);
-        for row in &self.rows {
-            let mut cells = vec![
-                row.grant.name().to_owned(),
-                row.algorithm.as_str().to_owned(),
-            ];
-            match &row.outcome {
-                Ok(measured) => {
-                    let peak = &measured.phases.peak;
-                    let half = measured.phases.half.as_ref();
-                    cells.extend([
-                        format!("{:.0}", peak.rate()),
-                        ms(peak.percentile_ms(50.0)),
-                        ms(peak.percentile_ms(99.0)),
-                        ms(peak.max_ms()),
-                        format!(
-                            "{} ({})",
-                            failures_text(peak),
-                            peak.failures.non_200() + half.map_or(0, |h| h.failures.non_200())
-                        ),
-                        half.map_or_else(|| "-".to_owned(), |h| format!("{:.0}", h.rate())),
-                        ms(half.and_then(|h| h.percentile_ms(50.0))),
-                        ms(half.and_then(|h| h.percentile_ms(99.0))),
-                        format!("{:.0}", row.raw_sign.per_s),
-                        format!(
-                            "{:.1} %",
-                            100.0 * peak.rate() / row.raw_sign.per_s.max(f64::MIN_POSITIVE)
-                        ),
-                        format!(
-                            "{}/{}",
-                            mib(measured.idle_rss_kib),
-                            mib(measured.loaded_rss_kib)
-                        ),
-                    ]);
-                }
-                Err(err) => {
-                    cells.push(format!("FAILED: {err:#}"));
-                }
-            }
-            table.add_row(cells);
+    /// The honest reading of the multi-node rows, if there are any.
+    fn cluster_note(&self) -> Option<String> {
+        let most = self.rows.iter().map(|row| row.setup.nodes).max()?;
+        if most < 2 {
+            return None;
         }
-        println!("{table}");
+        Some(format!(
+            "Several nodes here run on the same machine: all {most} nodes, PostgreSQL and the load \
+             generator share the same {} cores, so more nodes cannot add throughput on it. The \
+             multi-node rows show the overhead (or its absence) of the shared database on the \
+             token path, which reads only memory; on separate machines behind a load balancer each \
+             node brings its own cores.",
+            self.machine.cores
+        ))
+    }
+
+    pub fn print_table(&self) {
+        for grant in [Grant::Apikey, Grant::Introspect] {
+            let rows: Vec<&Row> = self.rows.iter().filter(|row| row.grant == grant).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let (unit, reference) = match grant {
+                Grant::Apikey => ("tokens/s", "raw sign/s"),
+                Grant::Introspect => ("requests/s", "raw verify/s"),
+            };
+            let mut table = Table::new();
+            table.set_header(vec![
+                "grant",
+                "algorithm",
+                "store × nodes",
+                unit,
+                "p50",
+                "p99",
+                "max",
+                "failed (non-200)",
+                "half rate/s",
+                "p50@half",
+                "p99@half",
+                reference,
+                "ratio",
+                "RSS idle/loaded MiB",
+            ]);
+            for row in rows {
+                let mut cells = vec![
+                    grant.name().to_owned(),
+                    row.algorithm.as_str().to_owned(),
+                    row.setup.label(),
+                ];
+                match &row.outcome {
+                    Ok(measured) => {
+                        let peak = &measured.phases.peak;
+                        let half = measured.phases.half.as_ref();
+                        cells.extend([
+                            format!("{:.0}", peak.rate()),
+                            ms(peak.percentile_ms(50.0)),
+                            ms(peak.percentile_ms(99.0)),
+                            ms(peak.max_ms()),
+                            format!(
+                                "{} ({})",
+                                failures_text(peak),
+                                peak.failures.non_200() + half.map_or(0, |h| h.failures.non_200())
+                            ),
+                            half.map_or_else(|| "-".to_owned(), |h| format!("{:.0}", h.rate())),
+                            ms(half.and_then(|h| h.percentile_ms(50.0))),
+                            ms(half.and_then(|h| h.percentile_ms(99.0))),
+                            format!("{:.0}", row.reference.per_s),
+                            format!("{:.1} %", 100.0 * row.ratio(peak.rate())),
+                            format!(
+                                "{}/{}",
+                                mib(max_mib(&measured.idle_rss_kib)),
+                                mib(max_mib(&measured.loaded_rss_kib))
+                            ),
+                        ]);
+                    }
+                    Err(err) => {
+                        cells.push(format!("FAILED: {err:#}"));
+                    }
+                }
+                table.add_row(cells);
+            }
+            println!("{table}");
+            if grant == Grant::Introspect {
+                println!(
+                    "introspection ratio = requests/s ÷ (raw verify/s ÷ 2): each request verifies \
+                     the caller's bearer token and the token asked about."
+                );
+            }
+        }
         println!("machine: {}", self.machine.summary());
         println!("{}", self.shared_cores_note());
         println!(
-            "{} s per run; half rate = half the measured peak, paced evenly over the connections.",
+            "{} s per run; half rate = half the measured peak, paced evenly over the connections; \
+             RSS is the largest node's.",
             self.duration_s
         );
-        for row in &self.rows {
-            if row
-                .raw_sign
-                .other_cores
-                .is_some_and(|other| other > OTHER_LOAD_WARNING)
-            {
-                println!(
-                    "WARNING: other processes kept {} cores busy while {} raw signing was measured: \
-                     the raw rate is too low and the ratio too high",
-                    cores_text(row.raw_sign.other_cores),
-                    row.algorithm.as_str()
-                );
-            }
-            let Ok(measured) = &row.outcome else { continue };
-            for (label, stats) in [
-                ("peak", Some(&measured.phases.peak)),
-                ("half rate", measured.phases.half.as_ref()),
-            ] {
-                let Some(stats) = stats else { continue };
-                if stats.failures.total() > 0 {
-                    println!(
-                        "{} / {} {label}: {} failed requests ({}); first: {}",
-                        row.grant.name(),
-                        row.algorithm.as_str(),
-                        stats.failures.total(),
-                        failures_text(stats),
-                        stats.failures.first.as_deref().unwrap_or("-")
-                    );
-                }
-            }
-            let peak = &measured.phases.peak;
+        if let Some(database) = &self.database {
             println!(
-                "{} / {} peak: cores busy: server {}, load generator {}, other processes {}",
-                row.grant.name(),
-                row.algorithm.as_str(),
-                cores_text(peak.server_cores),
-                cores_text(peak.client_cores),
-                cores_text(peak.other_cores)
+                "PostgreSQL rows: {database}, a fresh schema per run (dropped afterwards); the \
+                 postgres processes' CPU is counted as 'database', not as other load."
             );
-            if peak
-                .other_cores
-                .is_some_and(|other| other > OTHER_LOAD_WARNING)
-            {
+        }
+        if let Some(note) = self.cluster_note() {
+            println!("{note}");
+        }
+        if self.quiet.budget_s > 0 {
+            println!(
+                "Waited {} s (budget {} s) for build processes to finish before measuring{}.",
+                self.quiet.waited_s,
+                self.quiet.budget_s,
+                if self.quiet.gave_up {
+                    "; at least once they did not, and the measurement went ahead"
+                } else {
+                    ""
+                }
+            );
+        }
+        for row in &self.rows {
+            self.print_row_notes(row);
+        }
+        for line in self.budget_lines() {
+            println!("budget: {line}");
+        }
+    }
+
+    fn print_row_notes(&self, row: &Row) {
+        let label = row.label();
+        if is_noisy(row.reference.other_cores) {
+            println!(
+                "WARNING: other processes kept {} cores busy while the raw {} reference of {} was \
+                 measured: the raw rate is too low and the ratio too high",
+                cores_text(row.reference.other_cores),
+                match row.grant {
+                    Grant::Apikey => "signing",
+                    Grant::Introspect => "verification",
+                },
+                row.algorithm.as_str()
+            );
+        }
+        if row.attempts > 1 {
+            println!(
+                "{label}: run {} times because earlier runs were noisy; the last run is shown",
+                row.attempts
+            );
+        }
+        let Ok(measured) = &row.outcome else { return };
+        for (phase, stats) in [
+            ("peak", Some(&measured.phases.peak)),
+            ("half rate", measured.phases.half.as_ref()),
+        ] {
+            let Some(stats) = stats else { continue };
+            if stats.failures.total() > 0 {
                 println!(
-                    "WARNING: other processes kept {} cores busy during the {} / {} peak run: \
-                     the machine was not quiet, so these numbers are too low",
-                    cores_text(peak.other_cores),
-                    row.grant.name(),
-                    row.algorithm.as_str()
+                    "{label} {phase}: {} failed requests ({}); first: {}",
+                    stats.failures.total(),
+                    failures_text(stats),
+                    stats.failures.first.as_deref().unwrap_or("-")
                 );
             }
-            if let Some(half) = &measured.phases.half {
-                if half.late_sends > 0 {
-                    println!(
-                        "{} / {} half rate: {} requests were sent late (the connection was still busy)",
-                        row.grant.name(),
-                        row.algorithm.as_str(),
-                        half.late_sends
-                    );
-                }
-                if let Some(p99) = half.percentile_ms(99.0) {
-                    let verdict = if p99 < HALF_RATE_P99_BUDGET_MS {
-                        "within"
-                    } else {
-                        "OVER"
-                    };
-                    println!(
-                        "{} / {}: p99 at half rate {p99:.2} ms is {verdict} the {HALF_RATE_P99_BUDGET_MS} ms budget",
-                        row.grant.name(),
-                        row.algorithm.as_str()
-                    );
-                }
+            if is_noisy(stats.other_cores) {
+                println!(
+                    "WARNING: other processes kept {} cores busy during the {label} {phase} run: \
+                     the machine was not quiet, so these numbers are too low",
+                    cores_text(stats.other_cores)
+                );
             }
         }
+        let peak = &measured.phases.peak;
+        println!(
+            "{label} peak: cores busy: server {}, load generator {}, database {}, other processes {}",
+            cores_text(peak.server_cores),
+            cores_text(peak.client_cores),
+            cores_text(peak.database_cores),
+            cores_text(peak.other_cores)
+        );
+        if let Some(half) = &measured.phases.half {
+            if half.late_sends > 0 {
+                println!(
+                    "{label} half rate: {} requests were sent late (the connection was still busy)",
+                    half.late_sends
+                );
+            }
+            if let Some(p99) = half.percentile_ms(99.0) {
+                let verdict = if p99 < HALF_RATE_P99_BUDGET_MS {
+                    "within"
+                } else {
+                    "OVER"
+                };
+                println!(
+                    "{label}: p99 at half rate {p99:.2} ms is {verdict} the {HALF_RATE_P99_BUDGET_MS} ms budget"
+                );
+            }
+        }
+        if let Some(slowest) = measured.propagation.iter().max() {
+            let mut sorted = measured.propagation.clone();
+            sorted.sort_unstable();
+            let median = sorted.get(sorted.len() / 2).copied().unwrap_or(*slowest);
+            println!(
+                "{label}: a new API key created on node 1 was honoured by every other node after \
+                 {:.0} ms median, {:.0} ms at most ({} samples; the change feed is polled every 250 ms)",
+                median.as_secs_f64() * 1000.0,
+                slowest.as_secs_f64() * 1000.0,
+                sorted.len()
+            );
+        }
+    }
+
+    /// The performance budget's lines that this run's rows speak to, each with a verdict.
+    pub fn budget_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for row in &self.rows {
+            let Ok(measured) = &row.outcome else { continue };
+            let rate = measured.phases.peak.rate();
+            let label = row.label();
+            let verdict = |met: bool| if met { "met" } else { "MISSED" };
+            match (row.grant, row.algorithm) {
+                (Grant::Apikey, Algorithm::Rs256) => {
+                    let ratio = row.ratio(rate);
+                    lines.push(format!(
+                        "{label}: {:.1} % of raw signing (≥ {:.0} %): {}",
+                        100.0 * ratio,
+                        100.0 * RS256_RATIO_BUDGET,
+                        verdict(ratio >= RS256_RATIO_BUDGET)
+                    ));
+                }
+                (Grant::Apikey, Algorithm::Es256 | Algorithm::EdDsa) => lines.push(format!(
+                    "{label}: {rate:.0} tokens/s (≥ {FAST_ALGORITHM_BUDGET:.0}): {}",
+                    verdict(rate >= FAST_ALGORITHM_BUDGET)
+                )),
+                (Grant::Introspect, _) => lines.push(format!(
+                    "{label}: {rate:.0} requests/s (≥ {INTROSPECTION_BUDGET:.0}): {}",
+                    verdict(rate >= INTROSPECTION_BUDGET)
+                )),
+                (Grant::Apikey, Algorithm::Ps256) => {}
+            }
+            if let Some(idle) = max_mib(&measured.idle_rss_kib) {
+                lines.push(format!(
+                    "{label}: idle RSS {idle:.1} MiB (< {IDLE_RSS_BUDGET_MIB:.0} MiB): {}",
+                    verdict(idle < IDLE_RSS_BUDGET_MIB)
+                ));
+            }
+        }
+        lines
     }
 
     pub fn to_json(&self) -> Value {
@@ -268,20 +452,33 @@ impl Report {
             .rows
             .iter()
             .map(|row| {
+                let reference_key = match row.grant {
+                    Grant::Apikey => "raw_sign_per_s",
+                    Grant::Introspect => "raw_verify_per_s",
+                };
                 let mut value = json!({
                     "grant": row.grant.name(),
                     "algorithm": row.algorithm.as_str(),
-                    "raw_sign_per_s": row.raw_sign.per_s,
-                    "raw_sign_other_processes_cores_busy": row.raw_sign.other_cores,
+                    "store": row.setup.store_name(),
+                    "nodes": row.setup.nodes,
+                    "attempts": row.attempts,
+                    "raw_other_processes_cores_busy": row.reference.other_cores,
                 });
+                value[reference_key] = json!(row.reference.per_s);
                 match &row.outcome {
                     Ok(measured) => {
                         let peak = &measured.phases.peak;
-                        value["tokens_per_s"] = json!(peak.rate());
-                        value["ratio_to_raw_sign"] = json!(peak.rate() / row.raw_sign.per_s.max(f64::MIN_POSITIVE));
+                        value["per_s"] = json!(peak.rate());
+                        value["ratio_to_raw"] = json!(row.ratio(peak.rate()));
+                        value["noisy"] = json!(measured.noisy());
                         value["peak"] = run_json(peak);
                         value["half_rate"] = measured.phases.half.as_ref().map_or(Value::Null, run_json);
                         value["server_rss_kib"] = json!({"idle": measured.idle_rss_kib, "loaded": measured.loaded_rss_kib});
+                        value["propagation_ms"] = json!(measured
+                            .propagation
+                            .iter()
+                            .map(|d| d.as_secs_f64() * 1000.0)
+                            .collect::<Vec<_>>());
                     }
                     Err(err) => {
                         value["error"] = json!(format!("{err:#}"));
@@ -296,8 +493,31 @@ impl Report {
             "client_threads": self.client_threads,
             "connections": self.connections,
             "duration_s": self.duration_s,
+            "database": self.database,
+            "quiet_wait": {"budget_s": self.quiet.budget_s, "waited_s": self.quiet.waited_s, "gave_up": self.quiet.gave_up},
             "note": self.shared_cores_note(),
+            "cluster_note": self.cluster_note(),
+            "budget": self.budget_lines(),
             "results": rows,
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn noise_is_other_load_above_the_threshold() {
+        assert!(!is_noisy(None));
+        assert!(!is_noisy(Some(0.1)));
+        assert!(is_noisy(Some(0.5)));
+    }
+
+    #[test]
+    fn the_largest_node_counts() {
+        assert_eq!(max_mib(&[Some(1024), None, Some(3072)]), Some(3.0));
+        assert_eq!(max_mib(&[None]), None);
     }
 }

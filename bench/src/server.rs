@@ -1,10 +1,16 @@
-//! The server under test: finding the binary, starting `tessera serve` on a free loopback port
-//! with a throw-away data directory, waiting for `/readyz`, provisioning a service account and an
-//! API key through the admin API, and stopping it again (kill and wait, also on drop).
+//! The servers under test: finding the binary, starting `tessera serve` on free loopback ports
+//! with throw-away data directories, waiting for `/readyz`, provisioning a service account and an
+//! API key through the admin API, and stopping them again (kill and wait, also on drop).
+//!
+//! A [`Cluster`] is one node on its embedded SQLite store, or N nodes on one PostgreSQL database:
+//! then every node gets `--database-url URL --database-schema bench_<random hex>` (one fresh
+//! schema per cluster, dropped again by [`Cluster::shutdown`]), the same `TESSERA_MASTER_KEY`
+//! (base64 of 32 random bytes) and the same `--public-url`/`--issuer`, as behind a load balancer.
+//! The child processes get no other `TESSERA_*` variable from the benchmark's environment.
 
 use anyhow::Context;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde_json::Value;
 use std::fs::File;
@@ -16,6 +22,31 @@ use tessera_core::model::Algorithm;
 
 /// The IBM API-key grant type.
 pub const APIKEY_GRANT: &str = "urn:ibm:params:oauth:grant-type:apikey";
+/// The public URL every node of a PostgreSQL cluster is started with (what a load balancer would
+/// be reached at; only the discovery document and the issuer show it).
+pub const CLUSTER_PUBLIC_URL: &str = "http://tessera-bench.localhost";
+/// How many changes are timed from one node to the others ([`measure_propagation`]).
+pub const PROPAGATION_SAMPLES: usize = 5;
+
+/// Where the nodes keep their state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    /// Each node's embedded SQLite file in its data directory (one node only).
+    Sqlite,
+    /// One PostgreSQL database shared by all nodes.
+    Postgres { url: String },
+}
+
+/// How one node is started.
+#[derive(Debug, Clone, Default)]
+pub struct NodeOptions {
+    /// `--database-url` and `--database-schema`.
+    pub database: Option<(String, String)>,
+    /// `TESSERA_MASTER_KEY`.
+    pub master_key: Option<String>,
+    /// `--public-url`; the issuer is `<public URL>/identity`, given as `--issuer`.
+    pub public_url: Option<String>,
+}
 
 /// `tessera` next to this executable: both live in `target/release` after `cargo build --release`.
 pub fn default_binary() -> anyhow::Result<PathBuf> {
@@ -31,7 +62,6 @@ pub struct Server {
     child: Child,
     pub addr: SocketAddr,
     pub base_url: String,
-    pub admin_apikey: String,
     log_path: PathBuf,
     stopped: bool,
     // Dropped last: the data directory and the log go away with it.
@@ -39,8 +69,14 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the server with `--jwt-algorithm ALG --log-level warn` and a bootstrap admin key.
-    pub fn start(binary: &Path, algorithm: Algorithm) -> anyhow::Result<Server> {
+    /// Starts the server with `--jwt-algorithm ALG --log-level warn`, the bootstrap admin key and
+    /// what `options` asks for.
+    pub fn start(
+        binary: &Path,
+        algorithm: Algorithm,
+        admin_apikey: &str,
+        options: &NodeOptions,
+    ) -> anyhow::Result<Server> {
         let data = tempfile::Builder::new()
             .prefix("tessera-bench-")
             .tempdir()
@@ -52,8 +88,8 @@ impl Server {
             .try_clone()
             .context("duplicating the server log handle")?;
         let addr = free_port()?;
-        let admin_apikey = random_key()?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .arg("serve")
             .arg("--listen")
             .arg(addr.to_string())
@@ -62,8 +98,33 @@ impl Server {
             .arg("--jwt-algorithm")
             .arg(algorithm.as_str())
             .arg("--log-level")
-            .arg("warn")
-            .env("TESSERA_BOOTSTRAP_ADMIN_APIKEY", &admin_apikey)
+            .arg("warn");
+        // Only what is set here: a TESSERA_DATABASE_URL or TESSERA_MASTER_KEY in the benchmark's
+        // own environment must not turn a SQLite run into something else.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("TESSERA_") {
+                command.env_remove(name);
+            }
+        }
+        if let Some((url, schema)) = &options.database {
+            command
+                .arg("--database-url")
+                .arg(url)
+                .arg("--database-schema")
+                .arg(schema);
+        }
+        if let Some(public_url) = &options.public_url {
+            command
+                .arg("--public-url")
+                .arg(public_url)
+                .arg("--issuer")
+                .arg(format!("{public_url}/identity"));
+        }
+        if let Some(master_key) = &options.master_key {
+            command.env("TESSERA_MASTER_KEY", master_key);
+        }
+        let child = command
+            .env("TESSERA_BOOTSTRAP_ADMIN_APIKEY", admin_apikey)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -73,7 +134,6 @@ impl Server {
             child,
             addr,
             base_url: format!("http://{addr}"),
-            admin_apikey,
             log_path,
             stopped: false,
             _data: data,
@@ -176,24 +236,167 @@ fn free_port() -> anyhow::Result<SocketAddr> {
     listener.local_addr().context("reading the free port")
 }
 
-/// 48 random hex characters: the bootstrap administrator's API key.
-fn random_key() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 24];
+fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
+    let mut bytes = [0u8; N];
     SystemRandom::new()
         .fill(&mut bytes)
         .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(bytes)
 }
 
-/// What the load uses: an API key and the service account it belongs to.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// 48 random hex characters: the bootstrap administrator's API key.
+fn random_key() -> anyhow::Result<String> {
+    Ok(hex(&random_bytes::<24>()?))
+}
+
+/// A fresh schema name: `bench_` and 16 random hex characters.
+pub fn random_schema() -> anyhow::Result<String> {
+    Ok(format!("bench_{}", hex(&random_bytes::<8>()?)))
+}
+
+/// A master key as `TESSERA_MASTER_KEY` takes it: base64 of 32 random bytes.
+fn random_master_key() -> anyhow::Result<String> {
+    Ok(STANDARD.encode(random_bytes::<32>()?))
+}
+
+/// Nodes started together: one on SQLite, or several sharing one PostgreSQL schema.
+pub struct Cluster {
+    pub nodes: Vec<Server>,
+    pub admin_apikey: String,
+    options: NodeOptions,
+}
+
+impl Cluster {
+    /// Prepares the settings every node shares (a fresh schema, a master key, the public URL);
+    /// starts nothing yet. Call [`Cluster::shutdown`] in the end, also after a failed
+    /// [`Cluster::launch`]: a node may have created the schema before a later one failed.
+    pub fn new(store: &StoreKind) -> anyhow::Result<Cluster> {
+        let options = match store {
+            StoreKind::Sqlite => NodeOptions::default(),
+            StoreKind::Postgres { url } => NodeOptions {
+                database: Some((url.clone(), random_schema()?)),
+                master_key: Some(random_master_key()?),
+                public_url: Some(CLUSTER_PUBLIC_URL.to_owned()),
+            },
+        };
+        Ok(Cluster {
+            nodes: Vec::new(),
+            admin_apikey: random_key()?,
+            options,
+        })
+    }
+
+    /// Starts `count` nodes at once (with PostgreSQL they race for the bootstrap and key leases,
+    /// as real nodes do).
+    pub fn launch(
+        &mut self,
+        binary: &Path,
+        algorithm: Algorithm,
+        count: usize,
+    ) -> anyhow::Result<()> {
+        if count != 1 && self.options.database.is_none() {
+            anyhow::bail!("several nodes need a shared PostgreSQL database");
+        }
+        for _ in 0..count {
+            let node = Server::start(binary, algorithm, &self.admin_apikey, &self.options)?;
+            self.nodes.push(node);
+        }
+        Ok(())
+    }
+
+    /// The schema of a PostgreSQL cluster.
+    pub fn schema(&self) -> Option<&str> {
+        self.options
+            .database
+            .as_ref()
+            .map(|(_, schema)| schema.as_str())
+    }
+
+    /// Waits until every node answers `/readyz` with 200.
+    pub async fn wait_ready(
+        &mut self,
+        http: &reqwest::Client,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
+        for (index, node) in self.nodes.iter_mut().enumerate() {
+            node.wait_ready(http, limit)
+                .await
+                .with_context(|| format!("node {}", index + 1))?;
+        }
+        Ok(())
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().map(Server::pid).collect()
+    }
+
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.nodes.iter().map(|node| node.addr).collect()
+    }
+
+    /// Each node's resident set size in KiB.
+    pub fn rss_kib(&self) -> Vec<Option<u64>> {
+        self.nodes.iter().map(Server::rss_kib).collect()
+    }
+
+    /// An error with the log of the first node that has exited.
+    pub fn ensure_running(&mut self) -> anyhow::Result<()> {
+        for (index, node) in self.nodes.iter_mut().enumerate() {
+            node.ensure_running()
+                .with_context(|| format!("node {}", index + 1))?;
+        }
+        Ok(())
+    }
+
+    /// Stops every node, then drops the PostgreSQL schema.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        for node in self.nodes {
+            node.stop();
+        }
+        if let Some((url, schema)) = self.options.database {
+            let store = tessera_store::PostgresStore::connect_with_schema(&url, &schema)
+                .await
+                .with_context(|| format!("connecting to drop the schema {schema}"))?;
+            let dropped = store.drop_schema().await;
+            store.close().await;
+            dropped.with_context(|| format!("dropping the schema {schema}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `url` reaches PostgreSQL, before any server is started with it.
+pub async fn check_database(url: &str) -> anyhow::Result<()> {
+    let schema = random_schema()?;
+    let store = tessera_store::PostgresStore::connect_with_schema(url, &schema)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let dropped = store.drop_schema().await;
+    store.close().await;
+    dropped.context("dropping the probe schema")?;
+    Ok(())
+}
+
+/// What the load uses: an API key and the service account it belongs to, and for introspection
+/// two access tokens of that account (one authenticates, the other is introspected).
 #[derive(Debug, Clone)]
 pub struct Credentials {
     pub apikey: String,
     pub iam_id: String,
+    /// The administrator's access token, for further admin calls.
+    pub admin_token: String,
+    /// `Authorization: Bearer` of the introspection requests.
+    pub bearer_token: String,
+    /// The `token` form field of the introspection requests.
+    pub introspected_token: String,
 }
 
 /// Exchanges an API key for an access token (the admin setup's own token requests).
-async fn token_for(http: &reqwest::Client, base: &str, apikey: &str) -> anyhow::Result<String> {
+pub async fn token_for(http: &reqwest::Client, base: &str, apikey: &str) -> anyhow::Result<String> {
     let response = http
         .post(format!("{base}/identity/token"))
         .header("Accept", "application/json")
@@ -273,10 +476,101 @@ pub async fn provision(
     let apikey = key["apikey"]
         .as_str()
         .context("POST /v1/api_keys answered without apikey")?;
+    let bearer_token = token_for(http, base, apikey)
+        .await
+        .context("getting the introspection caller's token")?;
+    let introspected_token = token_for(http, base, apikey)
+        .await
+        .context("getting the token to introspect")?;
     Ok(Credentials {
         apikey: apikey.to_owned(),
         iam_id: iam_id.to_owned(),
+        admin_token,
+        bearer_token,
+        introspected_token,
     })
+}
+
+/// How long a change made through the first node takes to reach the others: creates
+/// [`PROPAGATION_SAMPLES`] API keys through `bases[0]`, one after the other, and times until each
+/// of the other nodes issues a token for the new key (polling every 5 ms, up to 5 s). Empty with
+/// one node.
+pub async fn measure_propagation(
+    http: &reqwest::Client,
+    bases: &[String],
+    creds: &Credentials,
+) -> anyhow::Result<Vec<Duration>> {
+    let Some((first, others)) = bases.split_first() else {
+        return Ok(Vec::new());
+    };
+    let mut samples = Vec::new();
+    if others.is_empty() {
+        return Ok(samples);
+    }
+    for round in 0..PROPAGATION_SAMPLES {
+        let key = json_ok(
+            http.post(format!("{first}/v1/api_keys"))
+                .bearer_auth(&creds.admin_token)
+                .json(&serde_json::json!({
+                    "owner_iam_id": creds.iam_id,
+                    "name": format!("bench-propagation-{round}")
+                }))
+                .send()
+                .await
+                .context("POST /v1/api_keys")?,
+            "POST /v1/api_keys",
+        )
+        .await?;
+        let created = Instant::now();
+        let apikey = key["apikey"]
+            .as_str()
+            .context("POST /v1/api_keys answered without apikey")?;
+        for base in others {
+            loop {
+                if token_for(http, base, apikey).await.is_ok() {
+                    samples.push(created.elapsed());
+                    break;
+                }
+                if created.elapsed() > Duration::from_secs(5) {
+                    anyhow::bail!(
+                        "a new API key created through {first} was not accepted by {base} within 5 s"
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+    Ok(samples)
+}
+
+/// One introspection with the benchmark's tokens, checked: 200, `active: true`, the account's
+/// `iam_id`. The load then only checks the status and `"active":true`.
+pub async fn check_introspection(
+    http: &reqwest::Client,
+    base: &str,
+    creds: &Credentials,
+) -> anyhow::Result<()> {
+    let body = json_ok(
+        http.post(format!("{base}/identity/introspect"))
+            .bearer_auth(&creds.bearer_token)
+            .form(&[("token", creds.introspected_token.as_str())])
+            .send()
+            .await
+            .context("POST /identity/introspect")?,
+        "POST /identity/introspect",
+    )
+    .await?;
+    if body["active"] != Value::Bool(true) {
+        anyhow::bail!("POST /identity/introspect answered an inactive token: {body}");
+    }
+    if body["iam_id"].as_str() != Some(creds.iam_id.as_str()) {
+        anyhow::bail!(
+            "the introspected token's iam_id is {} instead of {}",
+            body["iam_id"],
+            creds.iam_id
+        );
+    }
+    Ok(())
 }
 
 /// One token for the benchmark's key, checked: a three-part JWT signed with `algorithm`, for the

@@ -2,7 +2,8 @@
 //!
 //! Each thread signs the same realistic claim set (~750 bytes of JSON, shaped like an IBM access
 //! token for a service ID) as a compact JWS with `tessera_core::jose::SigningKey`, exactly the
-//! work the server does per token minus everything around it.
+//! work the server does per token minus everything around it. For introspection the reference is
+//! the opposite operation: verifying that token ([`measure_verify`]).
 
 use crate::machine::{cpu_seconds, system_busy_seconds};
 use anyhow::Context;
@@ -10,6 +11,7 @@ use aws_lc_rs::rand::SystemRandom;
 use std::time::{Duration, Instant};
 use tessera_core::jose::{generate_pkcs8, SigningKey};
 use tessera_core::model::Algorithm;
+use tessera_verify::Jwks;
 
 /// Signatures between two looks at the clock.
 const BATCH: u64 = 16;
@@ -47,13 +49,18 @@ pub fn realistic_payload() -> Vec<u8> {
     .into_bytes()
 }
 
-/// What one raw-signing measurement found.
+/// What one raw-signing (or raw-verification) measurement found.
 #[derive(Debug, Clone, Copy)]
 pub struct SignRate {
+    /// Signatures (or verifications) per second.
     pub per_s: f64,
     /// Cores other processes kept busy meanwhile (the measurement is low when this is high).
     pub other_cores: Option<f64>,
 }
+
+/// The issuer and a verification instant that fit [`realistic_payload`].
+const PAYLOAD_ISSUER: &str = "http://127.0.0.1:8080/identity";
+const PAYLOAD_NOW: i64 = 1_790_000_100;
 
 /// Signatures per second for `algorithm` over `threads` threads during about `duration`.
 pub fn measure(
@@ -65,6 +72,48 @@ pub fn measure(
     let der = generate_pkcs8(algorithm, &rng).context("generating a key")?;
     let key = SigningKey::from_pkcs8("bench", algorithm, &der).context("loading the key")?;
     let payload = realistic_payload();
+    let (key, payload) = (&key, payload.as_slice());
+    repeat(threads, duration, || {
+        let rng = SystemRandom::new();
+        move || key.sign_jws(payload, &rng).map(drop).context("signing")
+    })
+}
+
+/// Verifications per second of a realistic token signed with `algorithm`: signature, then the
+/// claims parsed and `exp`/`iss` checked (`tessera_verify::Jwks::verify`), as the server does for
+/// each token it introspects, over `threads` threads during about `duration`.
+pub fn measure_verify(
+    algorithm: Algorithm,
+    threads: usize,
+    duration: Duration,
+) -> anyhow::Result<SignRate> {
+    let rng = SystemRandom::new();
+    let der = generate_pkcs8(algorithm, &rng).context("generating a key")?;
+    let key = SigningKey::from_pkcs8("bench", algorithm, &der).context("loading the key")?;
+    let token = key
+        .sign_jws(&realistic_payload(), &rng)
+        .context("signing the token to verify")?;
+    let mut jwks = Jwks::default();
+    jwks.insert(key.verifying_key().context("the public key")?);
+    jwks.verify(&token, PAYLOAD_ISSUER, PAYLOAD_NOW)
+        .context("the benchmark's own token does not verify")?;
+    let (jwks, token) = (&jwks, token.as_str());
+    repeat(threads, duration, || {
+        move || {
+            jwks.verify(token, PAYLOAD_ISSUER, PAYLOAD_NOW)
+                .map(drop)
+                .context("verifying")
+        }
+    })
+}
+
+/// Runs the operation made by `make` (one instance per thread) on `threads` threads for about
+/// `duration`; returns operations per second and the cores other processes kept busy.
+fn repeat<Make, Op>(threads: usize, duration: Duration, make: Make) -> anyhow::Result<SignRate>
+where
+    Make: Fn() -> Op + Sync,
+    Op: FnMut() -> anyhow::Result<()>,
+{
     let own_before = cpu_seconds("self");
     let system_before = system_busy_seconds();
     let started = Instant::now();
@@ -72,15 +121,15 @@ pub fn measure(
         let workers: Vec<_> = (0..threads.max(1))
             .map(|_| {
                 scope.spawn(|| -> anyhow::Result<u64> {
-                    let rng = SystemRandom::new();
-                    let mut signed = 0u64;
+                    let mut op = make();
+                    let mut done = 0u64;
                     while started.elapsed() < duration {
                         for _ in 0..BATCH {
-                            key.sign_jws(&payload, &rng).context("signing")?;
+                            op()?;
                         }
-                        signed += BATCH;
+                        done += BATCH;
                     }
-                    Ok(signed)
+                    Ok(done)
                 })
             })
             .collect();
@@ -89,7 +138,7 @@ pub fn measure(
             .map(|worker| {
                 worker
                     .join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a signing thread panicked")))
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a measuring thread panicked")))
             })
             .collect()
     });
@@ -136,5 +185,13 @@ mod tests {
     fn measuring_signs_something() {
         let rate = measure(Algorithm::Es256, 1, Duration::from_millis(50)).unwrap();
         assert!(rate.per_s > 0.0);
+    }
+
+    #[test]
+    fn measuring_verifies_something() {
+        for algorithm in [Algorithm::Rs256, Algorithm::EdDsa] {
+            let rate = measure_verify(algorithm, 1, Duration::from_millis(50)).unwrap();
+            assert!(rate.per_s > 0.0);
+        }
     }
 }
