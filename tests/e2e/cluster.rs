@@ -221,18 +221,6 @@ async fn nodes_starting_together_create_keys_and_administrator_once() {
     assert_eq!(kids.len(), 1);
 }
 
-fn kid_of(token: &str) -> String {
-    use base64::Engine;
-    let header = token.split('.').next().unwrap();
-    let value: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(header)
-            .unwrap(),
-    )
-    .unwrap();
-    value["kid"].as_str().unwrap().to_owned()
-}
-
 async fn published_kids(node: &TestServer) -> HashSet<String> {
     let Ok(response) = node
         .http

@@ -418,6 +418,21 @@ impl Drop for TestServer {
     }
 }
 
+/// Decodes a JWT header without verifying it.
+pub fn jwt_header(token: &str) -> Value {
+    use base64::Engine;
+    let header = token.split('.').next().expect("three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .expect("base64");
+    serde_json::from_slice(&bytes).expect("json header")
+}
+
+/// The `kid` in a JWT's header.
+pub fn kid_of(token: &str) -> String {
+    jwt_header(token)["kid"].as_str().expect("kid").to_owned()
+}
+
 /// Decodes a JWT payload without verifying it (as the IBM SDK does).
 pub fn jwt_payload(token: &str) -> Value {
     use base64::Engine;

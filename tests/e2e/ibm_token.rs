@@ -52,21 +52,7 @@ async fn apikey_grant_returns_ibm_token_response() {
     assert_eq!(claims["client_id"], "default");
     assert!(claims["jti"].as_str().is_some_and(|j| j.len() == 32));
     // The header names the signing key, which the JWKS publishes.
-    let header = {
-        use base64::Engine;
-        let h = body["access_token"]
-            .as_str()
-            .unwrap()
-            .split('.')
-            .next()
-            .unwrap();
-        serde_json::from_slice::<Value>(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(h)
-                .unwrap(),
-        )
-        .unwrap()
-    };
+    let header = jwt_header(body["access_token"].as_str().unwrap());
     assert_eq!(header["alg"], "RS256");
     let jwks: Value = server
         .http
@@ -548,16 +534,7 @@ async fn es256_and_eddsa_are_configurable() {
     for alg in ["ES256", "EdDSA", "PS256"] {
         let server = TestServer::start_with(&["--jwt-algorithm", alg], &[]).await;
         let token = server.admin_token().await;
-        let header = token.split('.').next().unwrap().to_owned();
-        let header: Value = {
-            use base64::Engine;
-            serde_json::from_slice(
-                &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(header)
-                    .unwrap(),
-            )
-            .unwrap()
-        };
+        let header = jwt_header(&token);
         assert_eq!(header["alg"], alg);
         // The token verifies offline against the published JWKS.
         let jwks = server
@@ -645,15 +622,4 @@ async fn changing_the_algorithm_rotates_through_a_published_successor() {
         .as_secs() as i64;
     jwks.verify(&rs256_token, "http://tessera.test/identity", now)
         .unwrap();
-}
-
-fn jwt_header(token: &str) -> Value {
-    use base64::Engine;
-    let header = token.split('.').next().unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(header)
-            .unwrap(),
-    )
-    .unwrap()
 }

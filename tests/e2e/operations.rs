@@ -90,17 +90,6 @@ fn master_key() -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// The `kid` in a JWT's header.
-fn kid_of(token: &str) -> String {
-    use base64::Engine;
-    let header = token.split('.').next().expect("three parts");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(header)
-        .expect("base64");
-    let header: Value = serde_json::from_slice(&bytes).expect("json header");
-    header["kid"].as_str().expect("kid").to_owned()
-}
-
 async fn jwks_kids(server: &TestServer) -> BTreeSet<String> {
     let jwks: Value = server
         .http

@@ -43,7 +43,7 @@ async fn first_start_prints_a_generated_admin_key_once_and_restart_keeps_everyth
             .await;
         (sa, k["apikey"].as_str().unwrap().to_owned())
     };
-    let kid_before = jwt_payload_header(&server.token(&apikey).await);
+    let kid_before = kid_of(&server.token(&apikey).await);
 
     #[cfg(unix)]
     {
@@ -81,19 +81,7 @@ async fn first_start_prints_a_generated_admin_key_once_and_restart_keeps_everyth
         )
         .await;
     assert_eq!((status, &got["name"]), (200, &Value::from("persist")));
-    assert_eq!(jwt_payload_header(&server.token(&apikey).await), kid_before);
-}
-
-fn jwt_payload_header(token: &str) -> String {
-    use base64::Engine;
-    let header = token.split('.').next().unwrap();
-    let value: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(header)
-            .unwrap(),
-    )
-    .unwrap();
-    value["kid"].as_str().unwrap().to_owned()
+    assert_eq!(kid_of(&server.token(&apikey).await), kid_before);
 }
 
 #[tokio::test]
@@ -189,7 +177,10 @@ async fn configuration_precedence_flags_env_file() {
         .await
         .unwrap();
     assert_eq!(body["expires_in"], 900);
-    assert_eq!(jwt_alg(body["access_token"].as_str().unwrap()), "ES256");
+    assert_eq!(
+        jwt_header(body["access_token"].as_str().unwrap())["alg"],
+        "ES256"
+    );
     drop(server);
     // Env beats file; flag beats env.
     let server = TestServer::start_with(
@@ -207,7 +198,10 @@ async fn configuration_precedence_flags_env_file() {
         .await
         .unwrap();
     assert_eq!(body["expires_in"], 600);
-    assert_eq!(jwt_alg(body["access_token"].as_str().unwrap()), "EdDSA");
+    assert_eq!(
+        jwt_header(body["access_token"].as_str().unwrap())["alg"],
+        "EdDSA"
+    );
     drop(server);
     let server = TestServer::start_with(
         &["--config", config, "--token-lifetime", "300"],
@@ -221,18 +215,6 @@ async fn configuration_precedence_flags_env_file() {
         .await
         .unwrap();
     assert_eq!(body["expires_in"], 300);
-}
-
-fn jwt_alg(token: &str) -> String {
-    use base64::Engine;
-    let header = token.split('.').next().unwrap();
-    let value: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(header)
-            .unwrap(),
-    )
-    .unwrap();
-    value["alg"].as_str().unwrap().to_owned()
 }
 
 fn serve_fails(args: &[&str], env: &[(&str, &str)], file: Option<&str>) -> String {
