@@ -638,6 +638,26 @@ mod tests {
         stores[0].drop_schema().await.unwrap();
     }
 
+    /// `sslmode=require` in the URL gives an encrypted connection (rustls over aws-lc).
+    #[tokio::test]
+    async fn tls_connections_are_encrypted() {
+        let Some(url) = test_url("tls_connections_are_encrypted") else {
+            return;
+        };
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let tls_url = format!("{url}{separator}sslmode=require");
+        let store = PostgresStore::connect_with_schema(&tls_url, &schema_name())
+            .await
+            .unwrap();
+        let encrypted: bool =
+            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        store.drop_schema().await.unwrap();
+        assert!(encrypted, "the connection is not encrypted");
+    }
+
     #[tokio::test]
     async fn data_survives_reconnecting() {
         let Some(url) = test_url("data_survives_reconnecting") else {
