@@ -265,11 +265,9 @@ async fn revoke_post(
     };
     match state.revoke(&token, &client_id, now, &ctx.id).await {
         Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => OAuthError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            error: "temporarily_unavailable",
-            description: format!("revocation could not be stored: {}", e.message()),
+        Err(e) => {
+            OAuthError::unavailable(format!("revocation could not be stored: {}", e.message()))
+                .into_response()
         }
-        .into_response(),
     }
 }

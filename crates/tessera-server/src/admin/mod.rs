@@ -19,7 +19,6 @@ pub use views::rfc3339;
 
 use crate::http::{read_body, BodyError, RequestContext};
 use crate::state::AppState;
-use axum::body::Body;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -188,6 +187,3 @@ pub fn list_body<T: Serialize>(plural: &str, items: Vec<T>) -> Response {
     );
     Json(serde_json::Value::Object(map)).into_response()
 }
-
-#[allow(dead_code)]
-fn _assert_body(_: Body) {}
