@@ -62,6 +62,26 @@ pub fn authenticate_api_key(dir: &Directory, pepper: &Pepper, apikey: &str) -> R
     principal_for(dir, &key.owner_iam_id, AuthnMethod::ApiKey).map_err(|_| unknown())
 }
 
+/// Longest OAuth token accepted (the Yandex limit).
+pub const MAX_OAUTH_TOKEN: usize = 4000;
+
+/// Authenticates a user's long-lived OAuth token (Yandex `Create` with
+/// `yandex_passport_oauth_token`).
+pub fn authenticate_oauth_token(
+    dir: &Directory,
+    pepper: &Pepper,
+    token: &str,
+) -> Result<Principal> {
+    let token = limits::bounded("yandex_passport_oauth_token", token, MAX_OAUTH_TOKEN)?;
+    let unknown = || Error::credential("the OAuth token is unknown or has been revoked");
+    let hash = pepper.hash(SecretPurpose::OAuthToken, token);
+    let record = dir.oauth_token_by_hash(&hash).ok_or_else(unknown)?;
+    if !pepper.verify(SecretPurpose::OAuthToken, token, &record.token_hash) {
+        return Err(unknown());
+    }
+    principal_for(dir, &record.user_id, AuthnMethod::OAuthToken).map_err(|_| unknown())
+}
+
 /// Authenticates an OAuth client by id and secret (HTTP Basic).
 pub fn authenticate_client(
     dir: &Directory,

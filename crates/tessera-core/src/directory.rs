@@ -20,6 +20,8 @@ pub enum Entity {
     Revocation(Revocation),
     Cutoff(SubjectCutoff),
     SigningKey(SigningKeyRecord),
+    AuthorizedKey(AuthorizedKey),
+    OAuthToken(OAuthToken),
 }
 
 /// The kind of a stored object, without its contents.
@@ -35,10 +37,12 @@ pub enum EntityKind {
     Revocation,
     Cutoff,
     SigningKey,
+    AuthorizedKey,
+    OAuthToken,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 10] = [
+    pub const ALL: [EntityKind; 12] = [
         EntityKind::Enterprise,
         EntityKind::Account,
         EntityKind::User,
@@ -49,6 +53,8 @@ impl EntityKind {
         EntityKind::Revocation,
         EntityKind::Cutoff,
         EntityKind::SigningKey,
+        EntityKind::AuthorizedKey,
+        EntityKind::OAuthToken,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +69,8 @@ impl EntityKind {
             EntityKind::Revocation => "revocation",
             EntityKind::Cutoff => "subject_cutoff",
             EntityKind::SigningKey => "signing_key",
+            EntityKind::AuthorizedKey => "authorized_key",
+            EntityKind::OAuthToken => "oauth_token",
         }
     }
 
@@ -84,6 +92,8 @@ impl Entity {
             Entity::Revocation(_) => EntityKind::Revocation,
             Entity::Cutoff(_) => EntityKind::Cutoff,
             Entity::SigningKey(_) => EntityKind::SigningKey,
+            Entity::AuthorizedKey(_) => EntityKind::AuthorizedKey,
+            Entity::OAuthToken(_) => EntityKind::OAuthToken,
         }
     }
 
@@ -100,6 +110,8 @@ impl Entity {
             Entity::Revocation(r) => &r.jti,
             Entity::Cutoff(c) => &c.iam_id,
             Entity::SigningKey(k) => &k.kid,
+            Entity::AuthorizedKey(k) => &k.id,
+            Entity::OAuthToken(t) => &t.id,
         }
     }
 }
@@ -141,6 +153,17 @@ pub struct Directory {
     revoked: HashMap<String, UnixTime>,
     cutoffs: HashMap<String, UnixTime>,
     signing_keys: HashMap<String, SigningKeyRecord>,
+    authorized_keys: HashMap<String, Arc<LoadedAuthorizedKey>>,
+    oauth_tokens: HashMap<String, Arc<OAuthToken>>,
+    oauth_token_ids_by_hash: HashMap<KeyHash, String>,
+}
+
+/// An authorized key with its public key parsed once, so verifying a JWT does no DER work.
+#[derive(Debug)]
+pub struct LoadedAuthorizedKey {
+    pub record: AuthorizedKey,
+    /// `None` if the stored key does not parse as an RSA key for PS256; JWTs then fail.
+    pub verifier: Option<crate::service_account_jwt::PublicKey>,
 }
 
 impl Directory {
@@ -195,6 +218,21 @@ impl Directory {
             Entity::SigningKey(k) => {
                 self.signing_keys.insert(k.kid.clone(), k);
             }
+            Entity::AuthorizedKey(k) => {
+                let verifier = crate::service_account_jwt::PublicKey::from_spki(&k.public_key_der);
+                self.authorized_keys.insert(
+                    k.id.clone(),
+                    Arc::new(LoadedAuthorizedKey {
+                        record: k,
+                        verifier,
+                    }),
+                );
+            }
+            Entity::OAuthToken(t) => {
+                self.oauth_token_ids_by_hash
+                    .insert(t.token_hash, t.id.clone());
+                self.oauth_tokens.insert(t.id.clone(), Arc::new(t));
+            }
         }
     }
 
@@ -239,6 +277,14 @@ impl Directory {
             EntityKind::SigningKey => {
                 self.signing_keys.remove(key);
             }
+            EntityKind::AuthorizedKey => {
+                self.authorized_keys.remove(key);
+            }
+            EntityKind::OAuthToken => {
+                if let Some(old) = self.oauth_tokens.remove(key) {
+                    self.oauth_token_ids_by_hash.remove(&old.token_hash);
+                }
+            }
         }
     }
 
@@ -246,6 +292,16 @@ impl Directory {
         self.api_key_ids_by_hash
             .get(hash)
             .and_then(|id| self.api_keys.get(id))
+    }
+
+    pub fn authorized_key(&self, id: &str) -> Option<&Arc<LoadedAuthorizedKey>> {
+        self.authorized_keys.get(id)
+    }
+
+    pub fn oauth_token_by_hash(&self, hash: &KeyHash) -> Option<&Arc<OAuthToken>> {
+        self.oauth_token_ids_by_hash
+            .get(hash)
+            .and_then(|id| self.oauth_tokens.get(id))
     }
 
     pub fn subject(&self, iam_id: &str) -> Option<Subject<'_>> {

@@ -9,6 +9,8 @@ pub const SERVICE_IAM_ID_PREFIX: &str = "iam-ServiceId-";
 pub const USER_ID_PREFIX: &str = "IBMid-";
 pub const API_KEY_ID_PREFIX: &str = "ApiKey-";
 pub const BINDING_ID_PREFIX: &str = "AccessBinding-";
+pub const AUTHORIZED_KEY_ID_PREFIX: &str = "aje";
+pub const OAUTH_TOKEN_ID_PREFIX: &str = "OAuthToken-";
 
 fn random_bytes<const N: usize>(rng: &dyn SecureRandom) -> Result<[u8; N]> {
     let mut bytes = [0u8; N];
@@ -53,6 +55,21 @@ pub fn new_api_key_id(rng: &dyn SecureRandom) -> Result<String> {
 
 pub fn new_binding_id(rng: &dyn SecureRandom) -> Result<String> {
     Ok(format!("{BINDING_ID_PREFIX}{}", uuid_v4(rng)?))
+}
+
+/// A new authorized key id in Yandex's shape: `aje` and 17 characters of [a-z0-9] (20 in all).
+pub fn new_authorized_key_id(rng: &dyn SecureRandom) -> Result<String> {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let bytes = random_bytes::<17>(rng)?;
+    let suffix: String = bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect();
+    Ok(format!("{AUTHORIZED_KEY_ID_PREFIX}{suffix}"))
+}
+
+pub fn new_oauth_token_id(rng: &dyn SecureRandom) -> Result<String> {
+    Ok(format!("{OAUTH_TOKEN_ID_PREFIX}{}", uuid_v4(rng)?))
 }
 
 /// A token id (`jti`): 128 random bits, hex.

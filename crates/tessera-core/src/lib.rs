@@ -19,6 +19,7 @@ pub mod authn;
 pub mod authz;
 pub mod directory;
 pub mod error;
+pub mod iam_token;
 pub mod ids;
 pub mod jose;
 pub mod keyring;
@@ -29,6 +30,7 @@ pub mod refresh;
 pub mod rotation;
 pub mod seal;
 pub mod secret;
+pub mod service_account_jwt;
 pub mod token;
 
 pub use error::{Error, ErrorKind};

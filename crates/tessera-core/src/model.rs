@@ -218,6 +218,57 @@ pub struct SubjectCutoff {
     pub not_before: UnixTime,
 }
 
+/// Key sizes of authorized keys (the `key_algorithm` of a `yc` key file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthorizedKeyAlgorithm {
+    Rsa2048,
+    Rsa4096,
+}
+
+impl AuthorizedKeyAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthorizedKeyAlgorithm::Rsa2048 => "RSA_2048",
+            AuthorizedKeyAlgorithm::Rsa4096 => "RSA_4096",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<AuthorizedKeyAlgorithm> {
+        [
+            AuthorizedKeyAlgorithm::Rsa2048,
+            AuthorizedKeyAlgorithm::Rsa4096,
+        ]
+        .into_iter()
+        .find(|alg| alg.as_str() == value)
+    }
+}
+
+/// An RSA key pair of a service account whose private half the owner holds: it signs the PS256
+/// JWTs that `Create` exchanges for an IAM token. Only the public half is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizedKey {
+    pub id: String,
+    pub service_account_id: String,
+    pub account_id: String,
+    pub description: String,
+    pub algorithm: AuthorizedKeyAlgorithm,
+    /// SubjectPublicKeyInfo DER of the RSA public key.
+    pub public_key_der: Vec<u8>,
+    pub created_at: UnixTime,
+}
+
+/// A long-lived OAuth token of a user (the Yandex Passport OAuth token that `Create` accepts).
+/// Stored as a keyed hash, like an API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthToken {
+    pub id: String,
+    pub user_id: String,
+    pub account_id: String,
+    pub description: String,
+    pub token_hash: KeyHash,
+    pub created_at: UnixTime,
+}
+
 /// Signing algorithms Tessera uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Algorithm {

@@ -11,6 +11,10 @@ pub enum AuthnMethod {
     RefreshToken,
     /// Presented an access token (admin API, token exchange).
     AccessToken,
+    /// Signed a JWT with an authorized key (Yandex `Create` with `jwt`).
+    ServiceAccountKey,
+    /// Presented a long-lived OAuth token (Yandex `Create` with `yandex_passport_oauth_token`).
+    OAuthToken,
 }
 
 impl AuthnMethod {
@@ -18,9 +22,12 @@ impl AuthnMethod {
     pub fn amr(&self) -> Vec<String> {
         match self {
             AuthnMethod::Password => vec!["pwd".to_owned()],
-            AuthnMethod::ApiKey | AuthnMethod::RefreshToken | AuthnMethod::AccessToken => {
-                vec!["pwd".to_owned()]
-            }
+            AuthnMethod::ApiKey
+            | AuthnMethod::RefreshToken
+            | AuthnMethod::AccessToken
+            | AuthnMethod::OAuthToken => vec!["pwd".to_owned()],
+            // RFC 8176 "hwk" is for hardware keys; "swk" is proof of a software-held key.
+            AuthnMethod::ServiceAccountKey => vec!["swk".to_owned()],
         }
     }
 }

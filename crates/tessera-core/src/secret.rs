@@ -18,6 +18,8 @@ use subtle::ConstantTimeEq;
 pub const API_KEY_PREFIX: &str = "tsk_";
 /// Prefix of OAuth client secrets Tessera issues.
 pub const CLIENT_SECRET_PREFIX: &str = "tcs_";
+/// Prefix of user OAuth tokens, the shape of Yandex Passport OAuth tokens.
+pub const OAUTH_TOKEN_PREFIX: &str = "y0_";
 /// Shortest API key accepted when an operator supplies one (bootstrap automation).
 pub const MIN_SUPPLIED_API_KEY: usize = 32;
 
@@ -26,6 +28,7 @@ pub const MIN_SUPPLIED_API_KEY: usize = 32;
 pub enum SecretPurpose {
     ApiKey,
     ClientSecret,
+    OAuthToken,
 }
 
 impl SecretPurpose {
@@ -33,6 +36,7 @@ impl SecretPurpose {
         match self {
             SecretPurpose::ApiKey => b"tessera api key\0",
             SecretPurpose::ClientSecret => b"tessera client secret\0",
+            SecretPurpose::OAuthToken => b"tessera oauth token\0",
         }
     }
 }
@@ -99,6 +103,10 @@ pub fn generate_api_key(rng: &dyn SecureRandom) -> Result<NewSecret> {
 
 pub fn generate_client_secret(rng: &dyn SecureRandom) -> Result<NewSecret> {
     random_secret(CLIENT_SECRET_PREFIX, rng)
+}
+
+pub fn generate_oauth_token(rng: &dyn SecureRandom) -> Result<NewSecret> {
+    random_secret(OAUTH_TOKEN_PREFIX, rng)
 }
 
 /// Accepts an operator-supplied API key (e.g. `TESSERA_BOOTSTRAP_ADMIN_APIKEY`).

@@ -95,6 +95,41 @@ pub struct ServeArgs {
     /// How long a node keeps issuing from its snapshot when the store is unreachable (default 30).
     #[arg(long, env = "TESSERA_MAX_STALENESS", value_name = "SECONDS")]
     pub max_staleness: Option<i64>,
+    /// Lifetime of `t1.` IAM tokens of the Yandex surface in seconds (default 43200 = 12 h;
+    /// 60..=43200).
+    #[arg(long, env = "TESSERA_IAM_TOKEN_LIFETIME", value_name = "SECONDS")]
+    pub iam_token_lifetime: Option<i64>,
+    /// `host:port` that ApiEndpointService advertises to Yandex SDKs (default: the host and port
+    /// of the public URL).
+    #[arg(long, env = "TESSERA_ADVERTISED_ADDRESS", value_name = "HOST:PORT")]
+    pub advertised_address: Option<String>,
+    /// Accepted `aud` of service-account JWTs; repeat for several (default: the canonical Yandex
+    /// URL and https://iam.<advertised address>/iam/v1/tokens).
+    #[arg(
+        long = "jwt-audience",
+        env = "TESSERA_JWT_AUDIENCES",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub jwt_audiences: Vec<String>,
+    /// PEM certificate chain to serve TLS with (needs --tls-key).
+    #[arg(long, env = "TESSERA_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "TESSERA_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve TLS with a certificate from a local CA created (once) in the data directory.
+    #[arg(long, env = "TESSERA_TLS_SELF_SIGNED")]
+    pub tls_self_signed: bool,
+    /// Extra DNS names or IP addresses for the self-signed certificate (besides localhost,
+    /// 127.0.0.1 and ::1); repeat for several.
+    #[arg(
+        long = "tls-name",
+        env = "TESSERA_TLS_NAMES",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub tls_names: Vec<String>,
 }
 
 /// The optional configuration file. Unknown keys are an error, so typos do not pass silently.
@@ -120,6 +155,13 @@ pub struct FileConfig {
     pub jwks_cache_seconds: Option<i64>,
     pub rotation_check_interval: Option<i64>,
     pub max_staleness: Option<i64>,
+    pub iam_token_lifetime: Option<i64>,
+    pub advertised_address: Option<String>,
+    pub jwt_audiences: Option<Vec<String>>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_self_signed: Option<bool>,
+    pub tls_names: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +196,24 @@ pub struct Config {
     pub jwks_cache_seconds: i64,
     pub rotation_check_interval: i64,
     pub max_staleness: i64,
+    /// Lifetime of `t1.` IAM tokens.
+    pub iam_token_lifetime: i64,
+    /// `host:port` advertised by ApiEndpointService; `None`: derived from the public URL.
+    pub advertised_address: Option<String>,
+    /// Extra accepted service-account JWT audiences; the defaults are always accepted.
+    pub jwt_audiences: Vec<String>,
+    pub tls: TlsMode,
+}
+
+/// How the listener speaks TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plaintext HTTP/1.1 and h2c.
+    Off,
+    /// A certificate chain and key from PEM files.
+    Files { cert: PathBuf, key: PathBuf },
+    /// A local CA and server certificate kept in the data directory; `names` are extra SANs.
+    SelfSigned { names: Vec<String> },
 }
 
 /// Environment values that are secrets and so are not clap flags (they would show in `ps`).
@@ -346,6 +406,50 @@ impl Config {
             1,
             86_400,
         )?;
+        let iam_token_lifetime = seconds(
+            "IAM token lifetime",
+            args.iam_token_lifetime.or(file.iam_token_lifetime),
+            43_200,
+            60,
+            43_200,
+        )?;
+        let advertised_address = args.advertised_address.clone().or(file.advertised_address);
+        if let Some(address) = &advertised_address {
+            check_host_port("advertised address", address)?;
+        }
+        let jwt_audiences = if args.jwt_audiences.is_empty() {
+            file.jwt_audiences.unwrap_or_default()
+        } else {
+            args.jwt_audiences.clone()
+        };
+        for audience in &jwt_audiences {
+            check_url("JWT audience", audience)?;
+        }
+        let tls_self_signed = args.tls_self_signed || file.tls_self_signed.unwrap_or(false);
+        let tls_names = if args.tls_names.is_empty() {
+            file.tls_names.unwrap_or_default()
+        } else {
+            args.tls_names.clone()
+        };
+        let tls = match (
+            args.tls_cert.clone().or(file.tls_cert),
+            args.tls_key.clone().or(file.tls_key),
+            tls_self_signed,
+        ) {
+            (None, None, false) => {
+                if !tls_names.is_empty() {
+                    bail!("--tls-name needs --tls-self-signed");
+                }
+                TlsMode::Off
+            }
+            (None, None, true) => TlsMode::SelfSigned { names: tls_names },
+            (Some(cert), Some(key), false) => TlsMode::Files { cert, key },
+            (Some(_), Some(_), true) => {
+                bail!("--tls-self-signed and --tls-cert/--tls-key exclude each other")
+            }
+            (Some(_), None, _) => bail!("--tls-cert needs --tls-key"),
+            (None, Some(_), _) => bail!("--tls-key needs --tls-cert"),
+        };
         Ok(Config {
             listen,
             data_dir,
@@ -366,6 +470,10 @@ impl Config {
             jwks_cache_seconds,
             rotation_check_interval,
             max_staleness,
+            iam_token_lifetime,
+            advertised_address,
+            jwt_audiences,
+            tls,
         })
     }
 
@@ -381,7 +489,7 @@ impl Config {
 
     /// Longest lifetime of any token a signing key signs (`t1.` tokens live up to 12 h).
     pub fn longest_token_lifetime(&self) -> i64 {
-        self.token_lifetime.max(12 * 3600)
+        self.token_lifetime.max(self.iam_token_lifetime)
     }
 
     /// How keys of each use rotate.
@@ -423,6 +531,10 @@ impl Config {
             jwks_cache_seconds: 300,
             rotation_check_interval: 60,
             max_staleness: 30,
+            iam_token_lifetime: 43_200,
+            advertised_address: None,
+            jwt_audiences: Vec::new(),
+            tls: TlsMode::Off,
         }
     }
 }
@@ -431,6 +543,23 @@ impl Config {
 /// that fetched the JWKS just before the key appeared has refreshed before its first token.
 pub fn publish_lead(jwks_cache_seconds: i64) -> i64 {
     2 * jwks_cache_seconds
+}
+
+/// A `host:port` as gRPC clients dial it: a DNS name, an IPv4 address or a bracketed IPv6
+/// address, and a port.
+fn check_host_port(what: &str, value: &str) -> anyhow::Result<()> {
+    let valid = value.len() <= 255
+        && value.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty()
+                && port.parse::<u16>().is_ok_and(|p| p != 0)
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b))
+        });
+    if !valid {
+        bail!("{what} must be host:port, got {value:?}");
+    }
+    Ok(())
 }
 
 fn check_url(what: &str, url: &str) -> anyhow::Result<()> {
@@ -466,7 +595,7 @@ impl fmt::Display for Config {
         write!(
             f,
             "listen={} store={} jwt_algorithm={} token_lifetime={}s refresh_token_lifetime={}s \
-             key_rotation_period={}s eddsa_key_rotation_period={}s jwks_cache={}s max_staleness={}s master_key={}",
+             key_rotation_period={}s eddsa_key_rotation_period={}s jwks_cache={}s max_staleness={}s iam_token_lifetime={}s tls={} master_key={}",
             self.listen,
             store,
             self.jwt_algorithm.as_str(),
@@ -476,6 +605,12 @@ impl fmt::Display for Config {
             self.eddsa_key_rotation_period,
             self.jwks_cache_seconds,
             self.max_staleness,
+            self.iam_token_lifetime,
+            match &self.tls {
+                TlsMode::Off => "off",
+                TlsMode::Files { .. } => "files",
+                TlsMode::SelfSigned { .. } => "self-signed",
+            },
             master_key,
         )
     }

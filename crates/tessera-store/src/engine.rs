@@ -19,8 +19,9 @@ use std::collections::HashSet;
 use tessera_core::directory::{Change, Entity, EntityKind};
 use tessera_core::ids;
 use tessera_core::model::{
-    AccessBinding, Account, Algorithm, ApiKey, Enterprise, KeyHash, KeyState, KeyUse, OAuthClient,
-    Resource, Revocation, Role, ServiceAccount, SigningKeyRecord, SubjectCutoff, SubjectKind, User,
+    AccessBinding, Account, Algorithm, ApiKey, AuthorizedKey, AuthorizedKeyAlgorithm, Enterprise,
+    KeyHash, KeyState, KeyUse, OAuthClient, OAuthToken, Resource, Revocation, Role, ServiceAccount,
+    SigningKeyRecord, SubjectCutoff, SubjectKind, User,
 };
 
 pub(crate) const DEFAULT_LIST_LIMIT: u32 = 100;
@@ -132,6 +133,7 @@ pub(crate) async fn delete(
     }
     let dependents = dependents_to_delete(conn, kind, key).await?;
     let mut api_keys = 0usize;
+    let mut credentials = 0usize;
     let mut bindings = 0usize;
     // Dependents go first, so a follower applying the feed in order never holds a key or a
     // binding whose owner is already gone.
@@ -140,6 +142,7 @@ pub(crate) async fn delete(
         record_change(conn, *dep_kind, dep_key, audit.at).await?;
         match dep_kind {
             EntityKind::ApiKey => api_keys += 1,
+            EntityKind::AuthorizedKey | EntityKind::OAuthToken => credentials += 1,
             _ => bindings += 1,
         }
     }
@@ -148,8 +151,14 @@ pub(crate) async fn delete(
     let detail = if dependents.is_empty() {
         audit.detail.clone()
     } else {
-        let cascade =
-            format!("also deleted {api_keys} API key(s) and {bindings} access binding(s)");
+        let cascade = if credentials == 0 {
+            format!("also deleted {api_keys} API key(s) and {bindings} access binding(s)")
+        } else {
+            format!(
+                "also deleted {api_keys} API key(s), {credentials} authorized key(s) or OAuth \
+                 token(s) and {bindings} access binding(s)"
+            )
+        };
         if audit.detail.is_empty() {
             cascade
         } else {
@@ -180,6 +189,11 @@ pub(crate) async fn list(
     filter: &ListFilter,
 ) -> Result<Vec<Entity>> {
     let table = table(kind);
+    // Authorized keys name their owner by service account id, not by `iam_id`.
+    let owner_service_account = filter
+        .owner_iam_id
+        .as_deref()
+        .map(|iam_id| iam_id.strip_prefix("iam-").unwrap_or(iam_id).to_owned());
     // Only the fields that apply to the kind; the others are ignored, not matched.
     let applicable: &[(&str, &Option<String>)] = match kind {
         EntityKind::User | EntityKind::ServiceAccount | EntityKind::Client => {
@@ -192,6 +206,14 @@ pub(crate) async fn list(
         EntityKind::Binding => &[
             ("subject_iam_id", &filter.subject_iam_id),
             ("resource", &filter.resource),
+        ],
+        EntityKind::AuthorizedKey => &[
+            ("account_id", &filter.account_id),
+            ("service_account_id", &owner_service_account),
+        ],
+        EntityKind::OAuthToken => &[
+            ("account_id", &filter.account_id),
+            ("user_id", &filter.owner_iam_id),
         ],
         _ => &[],
     };
@@ -526,6 +548,31 @@ fn table(kind: EntityKind) -> &'static Table {
                 "retired_at",
             ],
         },
+        EntityKind::AuthorizedKey => &Table {
+            name: "authorized_keys",
+            key: "id",
+            columns: &[
+                "id",
+                "service_account_id",
+                "account_id",
+                "description",
+                "algorithm",
+                "public_key",
+                "created_at",
+            ],
+        },
+        EntityKind::OAuthToken => &Table {
+            name: "oauth_tokens",
+            key: "id",
+            columns: &[
+                "id",
+                "user_id",
+                "account_id",
+                "description",
+                "token_hash",
+                "created_at",
+            ],
+        },
     }
 }
 
@@ -592,6 +639,23 @@ fn entity_values(entity: &Entity) -> Vec<Value<'_>> {
             Value::Bytes(&k.sealed_private_key),
             Value::Int(k.created_at),
             Value::OptInt(k.retired_at),
+        ],
+        Entity::AuthorizedKey(k) => vec![
+            Value::text(&k.id),
+            Value::text(&k.service_account_id),
+            Value::text(&k.account_id),
+            Value::text(&k.description),
+            Value::text(k.algorithm.as_str()),
+            Value::Bytes(&k.public_key_der),
+            Value::Int(k.created_at),
+        ],
+        Entity::OAuthToken(t) => vec![
+            Value::text(&t.id),
+            Value::text(&t.user_id),
+            Value::text(&t.account_id),
+            Value::text(&t.description),
+            Value::Bytes(&t.token_hash.0),
+            Value::Int(t.created_at),
         ],
     }
 }
@@ -697,6 +761,35 @@ fn decode(kind: EntityKind, row: &dyn Fields) -> Result<Entity> {
                 kid,
             })
         }
+        EntityKind::AuthorizedKey => {
+            let id = row.text("id")?;
+            let algorithm = row.text("algorithm")?;
+            Entity::AuthorizedKey(AuthorizedKey {
+                service_account_id: row.text("service_account_id")?,
+                account_id: row.text("account_id")?,
+                description: row.text("description")?,
+                algorithm: AuthorizedKeyAlgorithm::parse(&algorithm).ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "authorized key {id} has unknown algorithm {algorithm:?}"
+                    ))
+                })?,
+                public_key_der: row.bytes("public_key")?,
+                created_at: row.int("created_at")?,
+                id,
+            })
+        }
+        EntityKind::OAuthToken => {
+            let id = row.text("id")?;
+            let token_hash = key_hash(row.bytes("token_hash")?, &id)?;
+            Entity::OAuthToken(OAuthToken {
+                user_id: row.text("user_id")?,
+                account_id: row.text("account_id")?,
+                description: row.text("description")?,
+                token_hash,
+                created_at: row.int("created_at")?,
+                id,
+            })
+        }
     })
 }
 
@@ -721,6 +814,8 @@ pub(crate) fn describe(kind: EntityKind, key: &str) -> String {
         EntityKind::Revocation => "revocation",
         EntityKind::Cutoff => "subject cutoff",
         EntityKind::SigningKey => "signing key",
+        EntityKind::AuthorizedKey => "authorized key",
+        EntityKind::OAuthToken => "oauth token",
     };
     format!("{label} {key}")
 }
@@ -788,6 +883,23 @@ async fn subject_account(conn: &mut dyn Conn, iam_id: &str) -> Result<Option<Str
         .transpose()
 }
 
+/// Checks that the owner of a credential exists and lives in the credential's account.
+async fn check_owner_account(
+    conn: &mut dyn Conn,
+    owner_iam_id: &str,
+    what: &str,
+    id: &str,
+    account_id: &str,
+) -> Result<()> {
+    match subject_account(conn, owner_iam_id).await? {
+        None => Err(StoreError::NotFound(format!("owner {owner_iam_id}"))),
+        Some(owner_account) if owner_account != account_id => Err(StoreError::Conflict(format!(
+            "owner {owner_iam_id} of {what} {id} is in account {owner_account}, not {account_id}"
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Checks what `entity` points at, so a dangling reference is reported by name rather than as
 /// an anonymous foreign-key failure (and references with no foreign key, like an `iam_id`, are
 /// checked at all).
@@ -802,16 +914,7 @@ async fn check_references(conn: &mut dyn Conn, entity: &Entity) -> Result<()> {
         Entity::ServiceAccount(s) => require(conn, EntityKind::Account, &s.account_id).await?,
         Entity::ApiKey(k) => {
             require(conn, EntityKind::Account, &k.account_id).await?;
-            match subject_account(conn, &k.owner_iam_id).await? {
-                None => return Err(StoreError::NotFound(format!("owner {}", k.owner_iam_id))),
-                Some(owner_account) if owner_account != k.account_id => {
-                    return Err(StoreError::Conflict(format!(
-                        "owner {} of api key {} is in account {owner_account}, not {}",
-                        k.owner_iam_id, k.id, k.account_id
-                    )))
-                }
-                Some(_) => {}
-            }
+            check_owner_account(conn, &k.owner_iam_id, "api key", &k.id, &k.account_id).await?;
         }
         Entity::Client(c) => {
             if let Some(account_id) = &c.account_id {
@@ -832,6 +935,15 @@ async fn check_references(conn: &mut dyn Conn, entity: &Entity) -> Result<()> {
                     require(conn, EntityKind::ServiceAccount, id).await?;
                 }
             }
+        }
+        Entity::AuthorizedKey(k) => {
+            require(conn, EntityKind::Account, &k.account_id).await?;
+            let owner = ids::service_iam_id(&k.service_account_id);
+            check_owner_account(conn, &owner, "authorized key", &k.id, &k.account_id).await?;
+        }
+        Entity::OAuthToken(t) => {
+            require(conn, EntityKind::Account, &t.account_id).await?;
+            check_owner_account(conn, &t.user_id, "oauth token", &t.id, &t.account_id).await?;
         }
         Entity::Enterprise(_)
         | Entity::Revocation(_)
@@ -859,6 +971,11 @@ async fn check_unique_fields(conn: &mut dyn Conn, entity: &Entity) -> Result<()>
             vec![Value::Bytes(&k.key_hash.0), Value::text(&k.id)],
             // Never echo the hash; the clash itself is the information.
             "api key with the same secret".to_owned(),
+        ),
+        Entity::OAuthToken(t) => (
+            "SELECT id FROM oauth_tokens WHERE token_hash = ? AND id <> ?",
+            vec![Value::Bytes(&t.token_hash.0), Value::text(&t.id)],
+            "oauth token with the same secret".to_owned(),
         ),
         Entity::Binding(b) => (
             "SELECT id FROM access_bindings \
@@ -910,6 +1027,19 @@ async fn dependents_to_delete(
             )
             .await?;
             dependents.extend(keys.into_iter().map(|id| (EntityKind::ApiKey, id)));
+            let (credential_kind, credential_sql) = if kind == EntityKind::User {
+                (
+                    EntityKind::OAuthToken,
+                    "SELECT id FROM oauth_tokens WHERE user_id = ? ORDER BY id",
+                )
+            } else {
+                (
+                    EntityKind::AuthorizedKey,
+                    "SELECT id FROM authorized_keys WHERE service_account_id = ? ORDER BY id",
+                )
+            };
+            let credentials = fetch_ids(conn, credential_sql, &[Value::text(key)]).await?;
+            dependents.extend(credentials.into_iter().map(|id| (credential_kind, id)));
             let bindings = fetch_ids(
                 conn,
                 "SELECT id FROM access_bindings WHERE subject_iam_id = ? OR resource = ? \
@@ -930,8 +1060,12 @@ async fn dependents_to_delete(
                 "SELECT (SELECT COUNT(*) FROM users WHERE account_id = ?) \
                       + (SELECT COUNT(*) FROM service_accounts WHERE account_id = ?) \
                       + (SELECT COUNT(*) FROM clients WHERE account_id = ?) \
-                      + (SELECT COUNT(*) FROM api_keys WHERE account_id = ?) AS members",
+                      + (SELECT COUNT(*) FROM api_keys WHERE account_id = ?) \
+                      + (SELECT COUNT(*) FROM authorized_keys WHERE account_id = ?) \
+                      + (SELECT COUNT(*) FROM oauth_tokens WHERE account_id = ?) AS members",
                 &[
+                    Value::text(key),
+                    Value::text(key),
                     Value::text(key),
                     Value::text(key),
                     Value::text(key),
@@ -974,7 +1108,9 @@ async fn dependents_to_delete(
         | EntityKind::Binding
         | EntityKind::Revocation
         | EntityKind::Cutoff
-        | EntityKind::SigningKey => {}
+        | EntityKind::SigningKey
+        | EntityKind::AuthorizedKey
+        | EntityKind::OAuthToken => {}
     }
     Ok(dependents)
 }

@@ -88,7 +88,8 @@ pub struct AuditRecord {
 pub struct ListFilter {
     /// Objects in this account (users, service accounts, API keys, clients).
     pub account_id: Option<String>,
-    /// API keys of this owner.
+    /// API keys of this owner; authorized keys of this service account (`iam-ServiceId-…`);
+    /// OAuth tokens of this user.
     pub owner_iam_id: Option<String>,
     /// Access bindings of this subject.
     pub subject_iam_id: Option<String>,

@@ -326,6 +326,8 @@ impl Entities {
                 resource: b.resource.to_text(),
                 created_at: b.created_at,
             }),
+            // Exported by the change that completes issue 4's store work.
+            Entity::AuthorizedKey(_) | Entity::OAuthToken(_) => {}
             Entity::Revocation(r) => self.revocations.push(RevocationDto {
                 jti: r.jti.clone(),
                 expires_at: r.expires_at,

@@ -7,6 +7,9 @@
 //! then `exp`, `nbf` and `iss`. This crate needs neither the server nor the store; the server
 //! itself uses it for every token it is shown.
 //!
+//! `t1.` IAM tokens of the Yandex surface verify against the same key set with
+//! [`Jwks::verify_iam_token`].
+//!
 //! ```no_run
 //! # fn demo(jwks_json: &str, token: &str, now: i64) -> Result<(), tessera_verify::VerifyError> {
 //! let jwks = tessera_verify::Jwks::from_json(jwks_json)?;
@@ -15,9 +18,11 @@
 //! # Ok(()) }
 //! ```
 
+mod iam_token;
 mod jwk;
 mod jws;
 
+pub use iam_token::{is_iam_token, IAM_TOKEN_PREFIX, MAX_IAM_TOKEN};
 pub use jwk::{Jwk, Jwks, KeyAlgorithm, VerifyingKey};
 pub use jws::{decode_unverified, JwsParts};
 

@@ -1,0 +1,166 @@
+//! `t1.` IAM tokens of the Yandex surface: claim set, minting, and verification as presented
+//! credentials. The wire format is defined (and verified offline) in `tessera_verify`.
+
+use crate::directory::Directory;
+use crate::error::{Error, Result};
+use crate::jose::SigningKey;
+use crate::limits;
+use crate::model::{Algorithm, SubjectKind};
+use crate::principal::Principal;
+use crate::token::check_live;
+use crate::UnixTime;
+use aws_lc_rs::rand::SecureRandom;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use tessera_verify::{Jwks, VerifyError, IAM_TOKEN_PREFIX};
+
+/// The claims inside a `t1.` token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IamTokenClaims {
+    /// The signing key (published in the JWKS).
+    pub kid: String,
+    pub jti: String,
+    pub iss: String,
+    /// The subject's `iam_id`.
+    pub sub: String,
+    /// The service account id or user id (Yandex's `subject_id`).
+    pub subject_id: String,
+    /// `service_account` or `user`.
+    pub subject_type: String,
+    pub account_id: String,
+    pub iat: UnixTime,
+    pub exp: UnixTime,
+}
+
+/// A freshly signed IAM token.
+#[derive(Debug, Clone)]
+pub struct MintedIamToken {
+    pub token: String,
+    pub claims: IamTokenClaims,
+}
+
+fn subject_type(kind: SubjectKind) -> &'static str {
+    match kind {
+        SubjectKind::ServiceId => "service_account",
+        SubjectKind::User => "user",
+    }
+}
+
+/// Signs an IAM token for `principal` with an Ed25519 key.
+pub fn mint(
+    principal: &Principal,
+    issuer: &str,
+    now: UnixTime,
+    lifetime: i64,
+    signer: &SigningKey,
+    rng: &dyn SecureRandom,
+) -> Result<MintedIamToken> {
+    if signer.algorithm() != Algorithm::EdDsa {
+        return Err(Error::internal(
+            "IAM tokens must be signed with an Ed25519 key",
+        ));
+    }
+    let claims = IamTokenClaims {
+        kid: signer.kid().to_owned(),
+        jti: crate::ids::new_token_id(rng)?,
+        iss: issuer.to_owned(),
+        sub: principal.iam_id.clone(),
+        subject_id: principal.id.clone(),
+        subject_type: subject_type(principal.kind).to_owned(),
+        account_id: principal.account_id.clone(),
+        iat: now,
+        exp: now + lifetime,
+    };
+    let payload = serde_json::to_vec(&claims).map_err(|_| Error::internal("claims encoding"))?;
+    let mut token = String::with_capacity(IAM_TOKEN_PREFIX.len() + payload.len() * 4 / 3 + 100);
+    token.push_str(IAM_TOKEN_PREFIX);
+    URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+    let signature = signer.sign(token.as_bytes(), rng)?;
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+    Ok(MintedIamToken { token, claims })
+}
+
+/// Verifies a presented IAM token: signature, lifetime, issuer, revocation, subject.
+pub fn verify(
+    token: &str,
+    jwks: &Jwks,
+    dir: &Directory,
+    issuer: &str,
+    now: UnixTime,
+) -> Result<IamTokenClaims> {
+    limits::bounded("iam_token", token, limits::MAX_IAM_TOKEN)?;
+    let map = jwks
+        .verify_iam_token(token, issuer, now)
+        .map_err(|e| match e {
+            VerifyError::Expired => Error::credential("the IAM token has expired"),
+            _ => Error::credential(format!("the IAM token is invalid: {e}")),
+        })?;
+    let claims: IamTokenClaims = serde_json::from_value(serde_json::Value::Object(map))
+        .map_err(|_| Error::credential("the IAM token is not a Tessera IAM token"))?;
+    check_live(dir, &claims.jti, &claims.sub, claims.iat)?;
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jose::generate_pkcs8;
+    use crate::principal::AuthnMethod;
+    use aws_lc_rs::rand::SystemRandom;
+
+    fn principal() -> Principal {
+        Principal {
+            iam_id: "iam-ServiceId-1".into(),
+            kind: SubjectKind::ServiceId,
+            id: "ServiceId-1".into(),
+            name: "ci".into(),
+            email: None,
+            account_id: "0123456789abcdef0123456789abcdef".into(),
+            method: AuthnMethod::ServiceAccountKey,
+            acr: 1,
+        }
+    }
+
+    #[test]
+    fn has_the_documented_shape_and_verifies_offline() {
+        let rng = SystemRandom::new();
+        let der = generate_pkcs8(Algorithm::EdDsa, &rng).unwrap();
+        let key = SigningKey::from_pkcs8("y1", Algorithm::EdDsa, &der).unwrap();
+        let minted = mint(&principal(), "http://iss", 1000, 43_200, &key, &rng).unwrap();
+        let token = &minted.token;
+        assert!(token.starts_with("t1."));
+        let signature = token.rsplit('.').next().unwrap();
+        assert_eq!(signature.len(), 86);
+        assert!(token.len() < limits::MAX_IAM_TOKEN);
+        let mut jwks = Jwks::default();
+        jwks.insert(key.verifying_key().unwrap());
+        let claims = jwks.verify_iam_token(token, "http://iss", 2000).unwrap();
+        assert_eq!(claims["sub"], "iam-ServiceId-1");
+        assert_eq!(claims["exp"], 44_200);
+        assert_eq!(
+            jwks.verify_iam_token(token, "http://iss", 50_000),
+            Err(VerifyError::Expired)
+        );
+        assert_eq!(
+            jwks.verify_iam_token(token, "http://other", 2000),
+            Err(VerifyError::WrongIssuer)
+        );
+        // A flipped payload character breaks the signature.
+        let mut bytes = token.clone().into_bytes();
+        bytes[5] = if bytes[5] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).unwrap();
+        assert!(jwks
+            .verify_iam_token(&tampered, "http://iss", 2000)
+            .is_err());
+    }
+
+    #[test]
+    fn refuses_a_non_ed25519_signer() {
+        let rng = SystemRandom::new();
+        let der = generate_pkcs8(Algorithm::Es256, &rng).unwrap();
+        let key = SigningKey::from_pkcs8("e1", Algorithm::Es256, &der).unwrap();
+        assert!(mint(&principal(), "http://iss", 0, 60, &key, &rng).is_err());
+    }
+}

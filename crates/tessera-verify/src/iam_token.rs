@@ -1,0 +1,60 @@
+//! `t1.` IAM tokens of the Yandex surface: `t1.<base64url(JSON claims)>.<base64url(signature)>`.
+//!
+//! The signature is Ed25519 (64 bytes, 86 base64url characters) over the ASCII bytes
+//! `t1.<base64url(JSON claims)>`; the claims name the signing key in `kid`, which is published
+//! in the same JWKS as the JWT keys. See `docs/yandex.md` for the claim set.
+
+use crate::jwk::check_time_and_issuer;
+use crate::{Jwks, KeyAlgorithm, VerifyError};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+/// The prefix every IAM token starts with.
+pub const IAM_TOKEN_PREFIX: &str = "t1.";
+/// Longest IAM token accepted (the Yandex limit).
+pub const MAX_IAM_TOKEN: usize = 4096;
+
+/// Whether `token` looks like an IAM token (rather than a JWT). Says nothing about validity.
+pub fn is_iam_token(token: &str) -> bool {
+    token.starts_with(IAM_TOKEN_PREFIX)
+}
+
+impl Jwks {
+    /// Verifies a `t1.` IAM token and its `exp` and `iss`; returns its claims.
+    pub fn verify_iam_token(
+        &self,
+        token: &str,
+        issuer: &str,
+        now: i64,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, VerifyError> {
+        if token.len() > MAX_IAM_TOKEN {
+            return Err(VerifyError::Malformed("too long"));
+        }
+        let body = token
+            .strip_prefix(IAM_TOKEN_PREFIX)
+            .ok_or(VerifyError::Malformed("IAM tokens start with t1."))?;
+        let (payload_b64, signature_b64) = body
+            .split_once('.')
+            .ok_or(VerifyError::Malformed("expected t1.<payload>.<signature>"))?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .map_err(|_| VerifyError::Malformed("payload encoding"))?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature_b64)
+            .map_err(|_| VerifyError::Malformed("signature encoding"))?;
+        let claims: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&payload).map_err(|_| VerifyError::Malformed("payload"))?;
+        let kid = claims
+            .get("kid")
+            .and_then(|v| v.as_str())
+            .ok_or(VerifyError::UnknownKey)?;
+        let key = self.get(kid).ok_or(VerifyError::UnknownKey)?;
+        if key.algorithm() != KeyAlgorithm::EdDsa {
+            return Err(VerifyError::AlgorithmMismatch);
+        }
+        let signed = &token.as_bytes()[..IAM_TOKEN_PREFIX.len() + payload_b64.len()];
+        key.verify_signature(signed, &signature)?;
+        check_time_and_issuer(&claims, issuer, now)?;
+        Ok(claims)
+    }
+}
