@@ -9,6 +9,8 @@
 //! - `cli`: the `tessera` command line against a running server.
 //! - `cluster`: several nodes on one PostgreSQL database, key rotation, database outage.
 //! - `operations`: operator commands: `keys list/rotate`, `migrate`, `export`/`import`.
+//! - `yandex`: the Yandex IAM surface over gRPC (generated stubs) and REST: discovery, every
+//!   rpc and its REST twin, bad input, `t1.` tokens accepted everywhere.
 //!
 //! `TESSERA_E2E_STORE=postgres` (with `TESSERA_TEST_DATABASE_URL`) runs every test on PostgreSQL,
 //! each in a schema of its own.
@@ -24,3 +26,4 @@ mod ibm_token;
 mod oidc;
 mod operations;
 mod ops;
+mod yandex;

@@ -6,7 +6,8 @@ use crate::model::{Resource, Role};
 /// Whether `iam_id` holds `role` on `resource`, directly or through a broader binding.
 ///
 /// Rules: a binding on `*` covers everything; a binding on an account covers the account and
-/// the service accounts in it; `admin` implies `viewer`.
+/// the service accounts in it; `admin` implies every other role (as Yandex's primitive `admin`
+/// includes `iam.serviceAccounts.tokenCreator`).
 pub fn has_role(dir: &Directory, iam_id: &str, role: Role, resource: &Resource) -> bool {
     let account_of_resource = match resource {
         Resource::Global => None,
@@ -14,8 +15,7 @@ pub fn has_role(dir: &Directory, iam_id: &str, role: Role, resource: &Resource) 
         Resource::ServiceAccount(id) => dir.service_account(id).map(|s| s.account_id.clone()),
     };
     dir.bindings_of(iam_id).any(|binding| {
-        let role_matches =
-            binding.role == role || (role == Role::Viewer && binding.role == Role::Admin);
+        let role_matches = binding.role == role || binding.role == Role::Admin;
         let covers = match &binding.resource {
             Resource::Global => true,
             Resource::Account(id) => account_of_resource.as_deref() == Some(id.as_str()),
@@ -93,5 +93,10 @@ mod tests {
         assert!(has_role(&dir, "IBMid-t", Role::TokenCreator, &sa));
         assert!(!has_role(&dir, "IBMid-t", Role::TokenCreator, &acct));
         assert!(!has_role(&dir, "IBMid-nobody", Role::Viewer, &acct));
+        // Admin implies the service-account roles; viewer does not.
+        assert!(has_role(&dir, "IBMid-a", Role::TokenCreator, &sa));
+        assert!(has_role(&dir, "IBMid-a", Role::ServiceAccountUser, &sa));
+        assert!(!has_role(&dir, "IBMid-v", Role::TokenCreator, &sa));
+        assert!(!has_role(&dir, "IBMid-t", Role::ServiceAccountUser, &sa));
     }
 }

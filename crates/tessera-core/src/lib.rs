@@ -25,6 +25,7 @@ pub mod jose;
 pub mod keyring;
 pub mod limits;
 pub mod model;
+pub mod presented;
 pub mod principal;
 pub mod refresh;
 pub mod rotation;

@@ -27,11 +27,16 @@ pub struct RequestContext {
 
 /// Builds the whole application: every surface's routes under the shared layers.
 pub fn app(state: AppState) -> Router {
+    // gRPC services are routers of their own (tonic), so the surface routers get their state
+    // first and the gRPC router is merged in after; the layers then wrap both.
     Router::new()
         .merge(crate::ibm::router())
         .merge(crate::oidc::router())
         .merge(crate::admin::router())
+        .merge(crate::yandex::router())
         .merge(crate::ops::router())
+        .with_state(state.clone())
+        .merge(crate::yandex::grpc_router(state.clone()))
         .fallback(not_found)
         .layer(
             tower::ServiceBuilder::new()
@@ -44,7 +49,6 @@ pub fn app(state: AppState) -> Router {
                     Duration::from_secs(30),
                 )),
         )
-        .with_state(state)
 }
 
 /// Collapses repeated slashes in the path (`//identity/token` → `/identity/token`).
@@ -121,7 +125,19 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     )
 }
 
-async fn not_found(uri: Uri) -> Response {
+async fn not_found(request: Request) -> Response {
+    let uri = request.uri();
+    // A gRPC client calling a service or method we do not have gets UNIMPLEMENTED, as from any
+    // gRPC server, rather than an HTTP 404 it cannot decode.
+    let is_grpc = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"));
+    if is_grpc {
+        let message = format!("unknown gRPC method {}", uri.path());
+        return tonic::Status::unimplemented(message).into_http();
+    }
     generic_error(
         StatusCode::NOT_FOUND,
         "not_found",

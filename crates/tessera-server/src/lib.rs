@@ -1,5 +1,6 @@
 //! Tessera's server: configuration, the in-memory snapshot and its change feed, the protocol
-//! surfaces (IBM token API, OIDC/JWKS/introspection/revocation, admin API, operations), and the
+//! surfaces (IBM token API, Yandex IAM over gRPC and REST, OIDC/JWKS/introspection/revocation,
+//! admin API, operations), and the
 //! listener that serves them.
 //!
 //! Entry point: [`serve`]. A request flows: [`http`] layers → surface handler ([`ibm`], [`oidc`],
@@ -24,6 +25,7 @@ pub mod state;
 pub mod storage;
 pub mod telemetry;
 pub mod tokens;
+pub mod yandex;
 
 pub use config::{ServeArgs, StoreArgs};
 

@@ -212,14 +212,8 @@ async fn introspect_post(
         Err(e) => return e.into_response(),
     };
     let inactive = || Json(json!({"active": false})).into_response();
-    if let Ok(claims) = state.verify_access_token(&token, now) {
-        let mut body = serde_json::to_value(&claims).unwrap_or_else(|_| json!({}));
-        if let Some(map) = body.as_object_mut() {
-            map.insert("active".into(), json!(true));
-            map.insert("token_type".into(), json!("Bearer"));
-            map.insert("username".into(), json!(claims.name));
-        }
-        return Json(body).into_response();
+    if let Ok(presented) = state.verify_access_token(&token, now) {
+        return Json(presented.introspection()).into_response();
     }
     // A refresh token is only described to the client it was issued to.
     if let Caller::Client(client_id) = &caller {

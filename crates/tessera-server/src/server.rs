@@ -64,7 +64,9 @@ impl Server {
         if let Some(first) = first {
             print_first_start(&config, &public_url, &first);
         }
+        let yandex = crate::yandex::Settings::new(&config, &public_url);
         let state = AppState::new(Inner {
+            yandex,
             config,
             public_url,
             issuer,

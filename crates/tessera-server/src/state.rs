@@ -31,6 +31,8 @@ pub struct Inner {
     pub master: Arc<tessera_core::seal::MasterKey>,
     /// This process's name in store leases.
     pub node_id: String,
+    /// Advertised address and JWT audiences of the Yandex surface.
+    pub yandex: crate::yandex::Settings,
 }
 
 impl AppState {

@@ -7,10 +7,12 @@ use crate::state::AppState;
 use tessera_core::authn;
 use tessera_core::directory::Entity;
 use tessera_core::error::{Error, ErrorKind, Result};
+use tessera_core::iam_token::{self, MintedIamToken};
 use tessera_core::model::{KeyUse, Revocation, DEFAULT_CLIENT_ID};
+use tessera_core::presented::{self, PresentedToken};
 use tessera_core::principal::{AuthnMethod, Principal};
 use tessera_core::refresh::{self, RefreshGrant};
-use tessera_core::token::{self, IbmClaims, MintParams, MintedToken};
+use tessera_core::token::{self, MintParams, MintedToken};
 use tessera_store::AuditEvent;
 
 /// An access token and, where the grant gives one, a refresh token.
@@ -69,12 +71,37 @@ impl AppState {
         })
     }
 
-    /// Verifies an access token presented as a credential (admin API, introspection).
-    pub fn verify_access_token(&self, presented: &str, now: i64) -> Result<IbmClaims> {
+    /// Mints a `t1.` IAM token (Yandex surface) for `principal`. No refresh token: clients
+    /// come back with their credential.
+    pub fn issue_iam_token(
+        &self,
+        principal: &Principal,
+        grant: &'static str,
+        now: i64,
+    ) -> Result<MintedIamToken> {
+        self.check_fresh(now)?;
+        let keyring = self.snapshot.keyring();
+        let signer = keyring.signer(KeyUse::YandexIam)?;
+        let minted = iam_token::mint(
+            principal,
+            &self.issuer,
+            now,
+            self.config.iam_token_lifetime,
+            signer,
+            &self.rng,
+        )?;
+        metrics::counter!(names::TOKENS_ISSUED, "grant" => grant).increment(1);
+        tracing::debug!(iam_id = %principal.iam_id, grant, jti = %minted.claims.jti, "issued IAM token");
+        Ok(minted)
+    }
+
+    /// Verifies a token presented as a credential (admin API, introspection, the Yandex
+    /// surface): an IBM-surface JWT or a `t1.` IAM token.
+    pub fn verify_access_token(&self, presented: &str, now: i64) -> Result<PresentedToken> {
         self.check_fresh(now)?;
         let keyring = self.snapshot.keyring();
         let dir = self.snapshot.directory();
-        token::verify(presented, keyring.jwks(), &dir, &self.issuer, now)
+        presented::verify(presented, keyring.jwks(), &dir, &self.issuer, now)
     }
 
     /// Opens a refresh token, checks that it is still good and that `client_id` may redeem it,
@@ -115,17 +142,36 @@ impl AppState {
                     return Ok(());
                 }
                 (grant.jti, grant.exp, grant.iam_id)
-            } else if let Ok(claims) = self.verify_access_token(presented, now) {
-                if client_id != DEFAULT_CLIENT_ID && claims.client_id != client_id {
+            } else if let Ok(token) = self.verify_access_token(presented, now) {
+                if client_id != DEFAULT_CLIENT_ID && token.client_id() != client_id {
                     return Ok(());
                 }
-                (claims.jti, claims.exp, claims.iam_id)
+                (
+                    token.jti().to_owned(),
+                    token.exp(),
+                    token.iam_id().to_owned(),
+                )
             } else {
                 return Ok(());
             };
+        self.record_revocation(jti, expires_at, &iam_id, client_id, now, request_id)
+            .await
+    }
+
+    /// Stores a revocation of token `jti` (valid until `expires_at`) and waits until this
+    /// node's snapshot has it, so the token fails on the very next request here.
+    pub async fn record_revocation(
+        &self,
+        jti: String,
+        expires_at: i64,
+        iam_id: &str,
+        actor: &str,
+        now: i64,
+        request_id: &str,
+    ) -> Result<()> {
         let audit = AuditEvent {
             at: now,
-            actor: client_id.to_owned(),
+            actor: actor.to_owned(),
             action: "token.revoke".into(),
             request_id: request_id.to_owned(),
             detail: format!("token {jti} of {iam_id}"),

@@ -8,12 +8,12 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tessera_core::authz;
 use tessera_core::model::{Resource, Role};
-use tessera_core::token::IbmClaims;
+use tessera_core::presented::PresentedToken;
 
 /// The verified caller of an admin request.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub claims: IbmClaims,
+    pub token: PresentedToken,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -26,19 +26,19 @@ impl FromRequestParts<AppState> for Caller {
         let token = bearer_token(&parts.headers).ok_or_else(|| {
             AdminError::unauthenticated("an Authorization: Bearer <IAM token> header is required")
         })?;
-        let claims = state
+        let token = state
             .verify_access_token(token, now())
             .map_err(|e| match e.kind() {
                 tessera_core::ErrorKind::Unavailable => AdminError::from(e),
                 _ => AdminError::unauthenticated(e.message().to_owned()),
             })?;
-        Ok(Caller { claims })
+        Ok(Caller { token })
     }
 }
 
 impl Caller {
     pub fn iam_id(&self) -> &str {
-        &self.claims.iam_id
+        self.token.iam_id()
     }
 
     /// Refuses unless the caller holds `role` on `resource`.
@@ -53,7 +53,7 @@ impl Caller {
         }
         Err(AdminError::denied(format!(
             "{} does not hold role {} on {}",
-            self.claims.iam_id,
+            self.token.iam_id(),
             role.as_str(),
             resource.to_text()
         )))
@@ -61,7 +61,7 @@ impl Caller {
 
     pub fn holds(&self, state: &AppState, role: Role, resource: &Resource) -> bool {
         let dir = state.snapshot.directory();
-        authz::has_role(&dir, &self.claims.iam_id, role, resource)
+        authz::has_role(&dir, self.token.iam_id(), role, resource)
     }
 
     pub fn is_global_admin(&self, state: &AppState) -> bool {
@@ -72,7 +72,7 @@ impl Caller {
     pub fn readable_accounts(&self, state: &AppState) -> Vec<String> {
         let dir = state.snapshot.directory();
         let mut accounts: Vec<String> = dir
-            .bindings_of(&self.claims.iam_id)
+            .bindings_of(self.token.iam_id())
             .filter(|b| matches!(b.role, Role::Admin | Role::Viewer))
             .filter_map(|b| match &b.resource {
                 Resource::Account(id) => Some(id.clone()),

@@ -13,7 +13,7 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use tessera_core::directory::{Entity, EntityKind};
+use tessera_core::directory::{Entity, EntityKind, Subject};
 use tessera_core::ids;
 use tessera_core::limits;
 use tessera_core::model::*;
@@ -246,13 +246,19 @@ fn internal(e: tessera_core::Error) -> AdminError {
 
 async fn whoami_get(State(state): State<AppState>, caller: Caller) -> Json<serde_json::Value> {
     let global_admin = caller.is_global_admin(&state);
-    let c = &caller.claims;
+    let c = &caller.token;
+    let dir = state.snapshot.directory();
+    let (name, sub_type) = match dir.subject(c.iam_id()) {
+        Some(Subject::User(u)) => (u.name.clone(), "user"),
+        Some(Subject::ServiceAccount(s)) => (s.name.clone(), "ServiceId"),
+        None => (String::new(), ""),
+    };
     Json(json!({
-        "iam_id": c.iam_id,
-        "id": c.id,
-        "name": c.name,
-        "account_id": c.account.bss,
-        "sub_type": c.sub_type,
+        "iam_id": c.iam_id(),
+        "id": c.subject_id(),
+        "name": name,
+        "account_id": c.account_id(),
+        "sub_type": sub_type,
         "global_admin": global_admin,
     }))
 }
@@ -350,7 +356,7 @@ async fn account_create(
 fn target_account(caller: &Caller, given: Option<&str>) -> Result<String, AdminError> {
     match given {
         Some(id) => Ok(ids::account_id("account_id", id)?),
-        None => Ok(caller.claims.account.bss.clone()),
+        None => Ok(caller.token.account_id().to_owned()),
     }
 }
 

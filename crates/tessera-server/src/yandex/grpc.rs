@@ -1,0 +1,175 @@
+//! The gRPC transport: tonic services for `IamTokenService` and `ApiEndpointService`, mounted
+//! as an axum router beside REST (gRPC requests are HTTP/2 POSTs to `/<service>/<method>`).
+
+use super::errors::YandexError;
+use super::proto::endpoint::api_endpoint_service_server::{
+    ApiEndpointService, ApiEndpointServiceServer,
+};
+use super::proto::endpoint::{
+    ApiEndpoint, GetApiEndpointRequest, ListApiEndpointsRequest, ListApiEndpointsResponse,
+};
+use super::proto::iam::create_iam_token_request::Identity as ProtoIdentity;
+use super::proto::iam::iam_token_service_server::{IamTokenService, IamTokenServiceServer};
+use super::proto::iam::{
+    CreateIamTokenForServiceAccountRequest, CreateIamTokenRequest, CreateIamTokenResponse,
+    RevokeIamTokenRequest, RevokeIamTokenResponse,
+};
+use super::service::{self, Identity};
+use crate::http::RequestContext;
+use crate::state::{now, AppState};
+use tessera_core::iam_token::MintedIamToken;
+use tonic::{Request, Response, Status};
+
+/// Largest gRPC message accepted: the biggest valid request (an 8000-character JWT) with room.
+pub const MAX_GRPC_MESSAGE: usize = 16 * 1024;
+
+/// The gRPC services as an axum router, to merge into the application.
+pub fn grpc_router(state: AppState) -> axum::Router {
+    let iam = IamTokenServiceServer::new(IamTokens {
+        state: state.clone(),
+    })
+    .max_decoding_message_size(MAX_GRPC_MESSAGE);
+    let endpoints = ApiEndpointServiceServer::new(Endpoints { state })
+        .max_decoding_message_size(MAX_GRPC_MESSAGE);
+    tonic::service::Routes::new(iam)
+        .add_service(endpoints)
+        .into_axum_router()
+}
+
+struct IamTokens {
+    state: AppState,
+}
+
+struct Endpoints {
+    state: AppState,
+}
+
+/// The request id the HTTP layer assigned (it is also sent back as `x-request-id`).
+fn request_id<T>(request: &Request<T>) -> String {
+    request
+        .extensions()
+        .get::<RequestContext>()
+        .map(|ctx| ctx.id.clone())
+        .unwrap_or_default()
+}
+
+fn bearer<T>(request: &Request<T>) -> Option<String> {
+    let value = request.metadata().get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+fn token_response(minted: MintedIamToken) -> Response<CreateIamTokenResponse> {
+    Response::new(CreateIamTokenResponse {
+        iam_token: minted.token,
+        expires_at: Some(prost_types::Timestamp {
+            seconds: minted.claims.exp,
+            nanos: 0,
+        }),
+    })
+}
+
+#[tonic::async_trait]
+impl IamTokenService for IamTokens {
+    async fn create(
+        &self,
+        request: Request<CreateIamTokenRequest>,
+    ) -> Result<Response<CreateIamTokenResponse>, Status> {
+        let id = request_id(&request);
+        let (oauth, jwt) = match &request.get_ref().identity {
+            Some(ProtoIdentity::YandexPassportOauthToken(token)) => (Some(token.as_str()), None),
+            Some(ProtoIdentity::Jwt(jwt)) => (None, Some(jwt.as_str())),
+            None => (None, None),
+        };
+        Identity::exactly_one(oauth, jwt)
+            .and_then(|identity| service::create(&self.state, identity, now()))
+            .map(token_response)
+            .map_err(|e| e.to_grpc(&id))
+    }
+
+    async fn create_for_service_account(
+        &self,
+        request: Request<CreateIamTokenForServiceAccountRequest>,
+    ) -> Result<Response<CreateIamTokenResponse>, Status> {
+        let id = request_id(&request);
+        let bearer = bearer(&request);
+        service::create_for_service_account(
+            &self.state,
+            bearer.as_deref(),
+            &request.get_ref().service_account_id,
+            now(),
+        )
+        .map(token_response)
+        .map_err(|e| e.to_grpc(&id))
+    }
+
+    async fn revoke(
+        &self,
+        request: Request<RevokeIamTokenRequest>,
+    ) -> Result<Response<RevokeIamTokenResponse>, Status> {
+        let id = request_id(&request);
+        let bearer = bearer(&request);
+        service::revoke(
+            &self.state,
+            bearer.as_deref(),
+            &request.get_ref().iam_token,
+            now(),
+            &id,
+        )
+        .await
+        .map(|subject_id| Response::new(RevokeIamTokenResponse { subject_id }))
+        .map_err(|e| e.to_grpc(&id))
+    }
+}
+
+#[tonic::async_trait]
+impl ApiEndpointService for Endpoints {
+    async fn get(
+        &self,
+        request: Request<GetApiEndpointRequest>,
+    ) -> Result<Response<ApiEndpoint>, Status> {
+        let id = request_id(&request);
+        let wanted = &request.get_ref().api_endpoint_id;
+        service::endpoints(&self.state)
+            .into_iter()
+            .find(|(endpoint, _)| endpoint == wanted)
+            .map(|(endpoint, address)| {
+                Response::new(ApiEndpoint {
+                    id: endpoint.to_owned(),
+                    address,
+                })
+            })
+            .ok_or_else(|| {
+                let shown: String = wanted.chars().take(64).collect();
+                YandexError::new(
+                    tonic::Code::NotFound,
+                    format!(
+                        "api endpoint {shown:?} not found; this server serves {}",
+                        service::ENDPOINT_IDS.join(", ")
+                    ),
+                )
+                .to_grpc(&id)
+            })
+    }
+
+    async fn list(
+        &self,
+        _request: Request<ListApiEndpointsRequest>,
+    ) -> Result<Response<ListApiEndpointsResponse>, Status> {
+        // page_size and page_token are ignored: the list is short and always complete.
+        let endpoints = service::endpoints(&self.state)
+            .into_iter()
+            .map(|(id, address)| ApiEndpoint {
+                id: id.to_owned(),
+                address,
+            })
+            .collect();
+        Ok(Response::new(ListApiEndpointsResponse {
+            endpoints,
+            next_page_token: String::new(),
+        }))
+    }
+}

@@ -1,0 +1,29 @@
+//! The Yandex Cloud IAM surface: `IamTokenService` and `ApiEndpointService` over gRPC, and the
+//! REST twins of the token calls, on the same listener as everything else.
+//!
+//! `service` holds the rules once (what each call accepts, who may call it); `grpc` and `rest`
+//! only translate. Errors are `google.rpc.Status` on both transports, mapped in `errors`.
+//! Stability: frozen by Yandex's API (`../shared/protocols/yandex.md`).
+
+mod errors;
+mod grpc;
+mod rest;
+mod service;
+mod settings;
+
+pub use grpc::{grpc_router, MAX_GRPC_MESSAGE};
+pub use rest::router;
+pub use settings::Settings;
+
+/// Generated protocol types and stubs (server and client; tests use the clients).
+pub mod proto {
+    #![allow(clippy::all, clippy::pedantic, missing_docs)]
+    /// `yandex.cloud.iam.v1`
+    pub mod iam {
+        tonic::include_proto!("yandex.cloud.iam.v1");
+    }
+    /// `yandex.cloud.endpoint`
+    pub mod endpoint {
+        tonic::include_proto!("yandex.cloud.endpoint");
+    }
+}

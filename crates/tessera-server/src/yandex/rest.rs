@@ -1,0 +1,206 @@
+//! The REST twins of `IamTokenService`: `POST /iam/v1/tokens`, `:createForServiceAccount`,
+//! `:revoke`. JSON in lowerCamel (snake_case accepted), RFC 3339 `expiresAt`, and
+//! `google.rpc.Status` errors.
+
+use super::errors::YandexError;
+use super::service::{self, Identity};
+use crate::http::{bearer_token, read_body, BodyError, RequestContext};
+use crate::state::{now, AppState};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use serde_json::{json, Map, Value};
+use tessera_core::iam_token::MintedIamToken;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Largest REST request body: the biggest valid request with room for JSON framing.
+const MAX_REST_BODY: usize = 16 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/iam/v1/tokens", post(create).fallback(method_not_allowed))
+        .route(
+            "/iam/v1/tokens:createForServiceAccount",
+            post(create_for_service_account).fallback(method_not_allowed),
+        )
+        .route(
+            "/iam/v1/tokens:revoke",
+            post(revoke).fallback(method_not_allowed),
+        )
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    body: Body,
+) -> Response {
+    let result = async {
+        let mut fields = json_object(body).await?;
+        let oauth = take_string(
+            &mut fields,
+            "yandexPassportOauthToken",
+            "yandex_passport_oauth_token",
+        )?;
+        let jwt = take_string(&mut fields, "jwt", "jwt")?;
+        reject_unknown(&fields)?;
+        let identity = Identity::exactly_one(oauth.as_deref(), jwt.as_deref())?;
+        service::create(&state, identity, now())
+    }
+    .await;
+    respond(result.map(token_body), &ctx)
+}
+
+async fn create_for_service_account(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let mut fields = json_object(body).await?;
+        let id = take_string(&mut fields, "serviceAccountId", "service_account_id")?;
+        reject_unknown(&fields)?;
+        service::create_for_service_account(
+            &state,
+            bearer_token(&headers),
+            id.as_deref().unwrap_or(""),
+            now(),
+        )
+    }
+    .await;
+    respond(result.map(token_body), &ctx)
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let mut fields = json_object(body).await?;
+        let token = take_string(&mut fields, "iamToken", "iam_token")?;
+        reject_unknown(&fields)?;
+        service::revoke(
+            &state,
+            bearer_token(&headers),
+            token.as_deref().unwrap_or(""),
+            now(),
+            &ctx.id,
+        )
+        .await
+    }
+    .await;
+    respond(
+        result.map(|subject_id| json!({ "subjectId": subject_id })),
+        &ctx,
+    )
+}
+
+async fn method_not_allowed(
+    Extension(ctx): Extension<RequestContext>,
+    method: axum::http::Method,
+) -> Response {
+    let mut response = YandexError::new(
+        tonic::Code::Unimplemented,
+        format!("method {method} is not supported here; use POST"),
+    )
+    .to_rest(&ctx.id);
+    *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
+fn respond(result: Result<Value, YandexError>, ctx: &RequestContext) -> Response {
+    match result {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => e.to_rest(&ctx.id),
+    }
+}
+
+fn token_body(minted: MintedIamToken) -> Value {
+    let expires_at = OffsetDateTime::from_unix_timestamp(minted.claims.exp)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default();
+    json!({ "iamToken": minted.token, "expiresAt": expires_at })
+}
+
+/// Reads the body as one JSON object.
+async fn json_object(body: Body) -> Result<Map<String, Value>, YandexError> {
+    let bytes = read_body(body, MAX_REST_BODY).await.map_err(|e| match e {
+        BodyError::TooLarge(limit) => {
+            YandexError::invalid(format!("request body is larger than {limit} bytes"))
+        }
+        BodyError::Unreadable => YandexError::invalid("request body could not be read"),
+    })?;
+    if bytes.is_empty() {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(YandexError::invalid("request body must be a JSON object")),
+        Err(e) => Err(YandexError::invalid(format!(
+            "request body is not valid JSON: {}",
+            e.classify_message()
+        ))),
+    }
+}
+
+trait ClassifyMessage {
+    fn classify_message(&self) -> String;
+}
+
+impl ClassifyMessage for serde_json::Error {
+    /// The error's position and category, never the input it quotes (which may be a secret).
+    fn classify_message(&self) -> String {
+        format!(
+            "{:?} error at line {} column {}",
+            self.classify(),
+            self.line(),
+            self.column()
+        )
+        .to_lowercase()
+    }
+}
+
+/// Removes and returns a string field given by its lowerCamel or snake_case name.
+fn take_string(
+    fields: &mut Map<String, Value>,
+    camel: &str,
+    snake: &str,
+) -> Result<Option<String>, YandexError> {
+    let camel_value = fields.remove(camel);
+    let snake_value = if camel == snake {
+        None
+    } else {
+        fields.remove(snake)
+    };
+    let value = match (camel_value, snake_value) {
+        (Some(_), Some(_)) => {
+            return Err(YandexError::invalid(format!(
+                "{camel} is given twice (as {camel} and {snake})"
+            )))
+        }
+        (Some(v), None) | (None, Some(v)) => v,
+        (None, None) => return Ok(None),
+    };
+    match value {
+        Value::String(s) => Ok(Some(s)),
+        Value::Null => Ok(None),
+        _ => Err(YandexError::invalid(format!("{camel} must be a string"))),
+    }
+}
+
+fn reject_unknown(fields: &Map<String, Value>) -> Result<(), YandexError> {
+    match fields.keys().next() {
+        None => Ok(()),
+        Some(name) => {
+            let shown: String = name.chars().take(64).collect();
+            Err(YandexError::invalid(format!("unknown field {shown:?}")))
+        }
+    }
+}

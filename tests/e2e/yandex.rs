@@ -1,0 +1,871 @@
+//! The Yandex IAM surface: endpoint discovery, `Create` (service-account JWT and OAuth token),
+//! `CreateForServiceAccount`, `Revoke`, over gRPC with the generated stubs and over REST, with
+//! every bad-input case of the protocol.
+
+use crate::harness::*;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self, RsaKeyPair};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::{json, Value};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tessera_server::yandex::proto::endpoint::api_endpoint_service_client::ApiEndpointServiceClient;
+use tessera_server::yandex::proto::endpoint::{GetApiEndpointRequest, ListApiEndpointsRequest};
+use tessera_server::yandex::proto::iam::create_iam_token_request::Identity;
+use tessera_server::yandex::proto::iam::iam_token_service_client::IamTokenServiceClient;
+use tessera_server::yandex::proto::iam::{
+    CreateIamTokenForServiceAccountRequest, CreateIamTokenRequest, CreateIamTokenResponse,
+    RevokeIamTokenRequest,
+};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+const AUD: &str = "https://iam.api.cloud.yandex.net/iam/v1/tokens";
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+async fn channel(server: &TestServer) -> Channel {
+    Channel::from_shared(server.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .expect("gRPC connect (h2c)")
+}
+
+async fn iam(server: &TestServer) -> IamTokenServiceClient<Channel> {
+    IamTokenServiceClient::new(channel(server).await)
+}
+
+fn with_bearer<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// An authorized key of a service account: its id and the private half, as the key file holds.
+pub struct AuthorizedKey {
+    pub id: String,
+    pub service_account_id: String,
+    pub private: RsaKeyPair,
+}
+
+/// Creates an authorized key for `sa` through the store (the admin API for keys is tested in
+/// its own module) and waits until the server has it.
+async fn authorized_key(server: &TestServer, sa: &Value) -> AuthorizedKey {
+    use tessera_core::directory::Entity;
+    use tessera_core::model::{AuthorizedKey as Record, AuthorizedKeyAlgorithm};
+    let pair =
+        tessera_core::service_account_jwt::generate_key_pair(AuthorizedKeyAlgorithm::Rsa2048)
+            .unwrap();
+    let id = tessera_core::ids::new_authorized_key_id(&SystemRandom::new()).unwrap();
+    let sa_id = sa["id"].as_str().unwrap().to_owned();
+    let record = Record {
+        id: id.clone(),
+        service_account_id: sa_id.clone(),
+        account_id: sa["account_id"].as_str().unwrap().to_owned(),
+        description: String::new(),
+        algorithm: AuthorizedKeyAlgorithm::Rsa2048,
+        public_key_der: pair.public_spki_der.clone(),
+        created_at: unix_now(),
+    };
+    let audit = tessera_store::AuditEvent {
+        at: unix_now(),
+        actor: "e2e".into(),
+        action: "authorized_key.create".into(),
+        request_id: "e2e".into(),
+        detail: String::new(),
+    };
+    let store = server.open_store().await;
+    store
+        .create(&Entity::AuthorizedKey(record), &audit)
+        .await
+        .unwrap();
+    // The change feed is polled four times a second.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    AuthorizedKey {
+        id,
+        service_account_id: sa_id,
+        private: RsaKeyPair::from_pkcs8(&pair.private_pkcs8_der).unwrap(),
+    }
+}
+
+fn sign(
+    key: &RsaKeyPair,
+    padding: &'static dyn signature::RsaEncoding,
+    header: &Value,
+    claims: &Value,
+) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let mut sig = vec![0; key.public_modulus_len()];
+    key.sign(padding, &SystemRandom::new(), input.as_bytes(), &mut sig)
+        .unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+/// The JWT the SDKs build: PS256, `kid`, `iss` = service account, `aud`, an hour of lifetime.
+fn sdk_jwt(key: &AuthorizedKey, aud: Value) -> String {
+    let now = unix_now();
+    sign(
+        &key.private,
+        &signature::RSA_PSS_SHA256,
+        &json!({"alg": "PS256", "typ": "JWT", "kid": key.id}),
+        &json!({"iss": key.service_account_id, "aud": aud, "iat": now, "exp": now + 3600}),
+    )
+}
+
+fn jwt_request(jwt: String) -> CreateIamTokenRequest {
+    CreateIamTokenRequest {
+        identity: Some(Identity::Jwt(jwt)),
+    }
+}
+
+async fn service_account(server: &TestServer, admin: &str, name: &str) -> Value {
+    server
+        .create(admin, "service_accounts", json!({"name": name}))
+        .await
+}
+
+async fn rest(server: &TestServer, path: &str, bearer: Option<&str>, body: Value) -> (u16, Value) {
+    let mut request = server
+        .http
+        .post(format!("{}{path}", server.url))
+        .json(&body);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// A REST error is a `google.rpc.Status` with a `RequestInfo` detail naming the request id.
+fn assert_rest_status(status: u16, body: &Value, http: u16, code: i64, needle: &str) {
+    assert_eq!(status, http, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains(needle),
+        "{message:?} should mention {needle:?}"
+    );
+    assert_eq!(
+        body["details"][0]["@type"],
+        "type.googleapis.com/google.rpc.RequestInfo"
+    );
+    assert!(!body["details"][0]["requestId"].as_str().unwrap().is_empty());
+}
+
+fn assert_status(
+    result: Result<tonic::Response<impl std::fmt::Debug>, Status>,
+    code: Code,
+    needle: &str,
+) {
+    let status = result.expect_err("the call should fail");
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(
+        status.message().contains(needle),
+        "{:?} should mention {needle:?}",
+        status.message()
+    );
+    assert!(status.metadata().get("x-request-id").is_some());
+}
+
+async fn jwks(server: &TestServer) -> tessera_verify::Jwks {
+    let text = server
+        .http
+        .get(format!("{}/identity/keys", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    tessera_verify::Jwks::from_json(&text).unwrap()
+}
+
+async fn introspect(server: &TestServer, token: &str) -> Value {
+    let admin = server.admin_token().await;
+    server
+        .http
+        .post(format!("{}/identity/introspect", server.url))
+        .bearer_auth(admin)
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn endpoint_discovery_advertises_the_configured_address() {
+    let server =
+        TestServer::start_with(&["--advertised-address", "iam.example.test:4443"], &[]).await;
+    let mut client = ApiEndpointServiceClient::new(channel(&server).await);
+    // No credentials: the SDK calls List before it has any.
+    let list = client
+        .list(ListApiEndpointsRequest {
+            page_size: 0,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<&str> = list.endpoints.iter().map(|e| e.id.as_str()).collect();
+    assert!(ids.contains(&"iam") && ids.contains(&"endpoint"), "{ids:?}");
+    assert!(list
+        .endpoints
+        .iter()
+        .all(|e| e.address == "iam.example.test:4443"));
+    let iam = client
+        .get(GetApiEndpointRequest {
+            api_endpoint_id: "iam".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(iam.address, "iam.example.test:4443");
+    assert_status(
+        client
+            .get(GetApiEndpointRequest {
+                api_endpoint_id: "compute".into(),
+            })
+            .await,
+        Code::NotFound,
+        "compute",
+    );
+}
+
+#[tokio::test]
+async fn default_advertised_address_is_the_listen_address() {
+    let server = TestServer::start().await;
+    let mut client = ApiEndpointServiceClient::new(channel(&server).await);
+    let list = client
+        .list(ListApiEndpointsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let host_port = server.url.trim_start_matches("http://");
+    assert!(
+        list.endpoints.iter().all(|e| e.address == host_port),
+        "{list:?}"
+    );
+}
+
+#[tokio::test]
+async fn service_account_jwt_yields_a_t1_token_over_grpc_and_rest() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let sa = service_account(&server, &admin, "robot").await;
+    let key = authorized_key(&server, &sa).await;
+    let mut client = iam(&server).await;
+
+    let before = unix_now();
+    let response: CreateIamTokenResponse = client
+        .create(jwt_request(sdk_jwt(&key, json!(AUD))))
+        .await
+        .unwrap()
+        .into_inner();
+    let token = response.iam_token;
+    assert!(token.starts_with("t1."), "{token}");
+    assert_eq!(
+        token.rsplit('.').next().unwrap().len(),
+        86,
+        "Ed25519 signature"
+    );
+    let expires = response.expires_at.unwrap().seconds;
+    assert!((before + 43_200..=unix_now() + 43_200).contains(&expires));
+
+    // Verifiable offline with the JWKS, and online with introspection.
+    let claims = jwks(&server)
+        .await
+        .verify_iam_token(&token, &format!("{}/identity", server.url), unix_now())
+        .unwrap();
+    assert_eq!(claims["sub"], sa["iam_id"]);
+    assert_eq!(claims["subject_id"], sa["id"]);
+    let info = introspect(&server, &token).await;
+    assert_eq!(info["active"], true, "{info}");
+    assert_eq!(info["iam_id"], sa["iam_id"]);
+
+    // The t1 token authenticates the admin API too.
+    let (status, me) = server
+        .admin(reqwest::Method::GET, "/v1/whoami", &token, None)
+        .await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["iam_id"], sa["iam_id"]);
+
+    // A one-element array audience (Go SDK) and the REST twin, camel and snake case.
+    let array = client
+        .create(jwt_request(sdk_jwt(&key, json!([AUD]))))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(array.iam_token.starts_with("t1."));
+    let (status, body) = rest(
+        &server,
+        "/iam/v1/tokens",
+        None,
+        json!({"jwt": sdk_jwt(&key, json!(AUD))}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["iamToken"].as_str().unwrap().starts_with("t1."));
+    let expires_at = body["expiresAt"].as_str().unwrap();
+    let parsed =
+        time::OffsetDateTime::parse(expires_at, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+    assert!(expires_at.ends_with('Z'));
+    assert!(parsed.unix_timestamp() >= before + 43_200);
+    // The audience derived from the advertised address is accepted too.
+    let derived = format!(
+        "https://iam.{}/iam/v1/tokens",
+        server.url.trim_start_matches("http://")
+    );
+    let (status, body) = rest(
+        &server,
+        "/iam/v1/tokens",
+        None,
+        json!({"jwt": sdk_jwt(&key, json!(derived))}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Deleting the key makes the next exchange fail.
+    let store = server.open_store().await;
+    store
+        .delete(
+            tessera_core::directory::EntityKind::AuthorizedKey,
+            &key.id,
+            &tessera_store::AuditEvent {
+                at: unix_now(),
+                actor: "e2e".into(),
+                action: "authorized_key.delete".into(),
+                request_id: "e2e".into(),
+                detail: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_status(
+        client.create(jwt_request(sdk_jwt(&key, json!(AUD)))).await,
+        Code::Unauthenticated,
+        "does not exist",
+    );
+}
+
+#[tokio::test]
+async fn bad_service_account_jwts_are_unauthenticated_and_issue_nothing() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let sa = service_account(&server, &admin, "robot").await;
+    let other = service_account(&server, &admin, "other").await;
+    let key = authorized_key(&server, &sa).await;
+    let other_key = authorized_key(&server, &other).await;
+    let mut client = iam(&server).await;
+    let now = unix_now();
+    let header = json!({"alg": "PS256", "typ": "JWT", "kid": key.id});
+    let claims = json!({"iss": key.service_account_id, "aud": AUD, "iat": now, "exp": now + 3600});
+    let good = sdk_jwt(&key, json!(AUD));
+    let payload = good.split('.').nth(1).unwrap().to_owned();
+    let public_key_b64 =
+        URL_SAFE_NO_PAD.encode(aws_lc_rs::signature::KeyPair::public_key(&key.private).as_ref());
+    let hs256 = {
+        let key =
+            aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, public_key_b64.as_bytes());
+        let h = URL_SAFE_NO_PAD
+            .encode(json!({"alg": "HS256", "typ": "JWT", "kid": key_id(&header)}).to_string());
+        let input = format!("{h}.{payload}");
+        let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    };
+    let none = format!(
+        "{}.{payload}.",
+        URL_SAFE_NO_PAD.encode(json!({"alg": "none", "kid": key.id}).to_string())
+    );
+    let with = |field: &str, value: Value| {
+        let mut c = claims.clone();
+        c[field] = value;
+        sign(&key.private, &signature::RSA_PSS_SHA256, &header, &c)
+    };
+    let mut unknown_kid = header.clone();
+    unknown_kid["kid"] = "ajenosuchkey0000000".into();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "RS256",
+            sign(
+                &key.private,
+                &signature::RSA_PKCS1_SHA256,
+                &json!({"alg": "RS256", "kid": key.id}),
+                &claims,
+            ),
+            "PS256",
+        ),
+        ("none", none, "PS256"),
+        ("HS256 with the public key", hs256, "PS256"),
+        (
+            "unknown kid",
+            sign(
+                &key.private,
+                &signature::RSA_PSS_SHA256,
+                &unknown_kid,
+                &claims,
+            ),
+            "does not exist",
+        ),
+        (
+            "wrong audience",
+            with("aud", json!("https://iam.elsewhere/iam/v1/tokens")),
+            "audience",
+        ),
+        (
+            "two audiences",
+            with("aud", json!([AUD, AUD])),
+            "one-element",
+        ),
+        (
+            "expired",
+            sign(
+                &key.private,
+                &signature::RSA_PSS_SHA256,
+                &header,
+                &json!({"iss": key.service_account_id, "aud": AUD, "iat": now - 7200, "exp": now - 3600}),
+            ),
+            "expired",
+        ),
+        (
+            "too long a lifetime",
+            with("exp", json!(now + 3601)),
+            "exceeds",
+        ),
+        (
+            "key of another account",
+            sign(
+                &other_key.private,
+                &signature::RSA_PSS_SHA256,
+                &json!({"alg": "PS256", "kid": other_key.id}),
+                &claims,
+            ),
+            "does not belong",
+        ),
+        (
+            "forged signature",
+            sign(
+                &other_key.private,
+                &signature::RSA_PSS_SHA256,
+                &header,
+                &claims,
+            ),
+            "signature",
+        ),
+        ("not a JWT", "abc.def".into(), "malformed"),
+    ];
+    for (name, jwt, needle) in cases {
+        let result = client.create(jwt_request(jwt.clone())).await;
+        assert!(result.is_err(), "{name} must fail");
+        assert_status(result, Code::Unauthenticated, needle);
+        let (status, body) = rest(&server, "/iam/v1/tokens", None, json!({"jwt": jwt})).await;
+        assert_rest_status(status, &body, 401, 16, needle);
+        assert!(body.get("iamToken").is_none());
+    }
+    let metrics = server
+        .http
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l.contains("grant=\"yandex_jwt\"") && l.starts_with("tessera_tokens_issued")),
+        "no token may have been issued:\n{metrics}"
+    );
+}
+
+fn key_id(header: &Value) -> String {
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn protocol_limits_are_invalid_argument_naming_the_field() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let mut client = iam(&server).await;
+    assert_status(
+        client.create(jwt_request("a".repeat(8001))).await,
+        Code::InvalidArgument,
+        "jwt",
+    );
+    assert_status(
+        client
+            .create(CreateIamTokenRequest {
+                identity: Some(Identity::YandexPassportOauthToken("y".repeat(4001))),
+            })
+            .await,
+        Code::InvalidArgument,
+        "yandex_passport_oauth_token",
+    );
+    assert_status(
+        client
+            .create(CreateIamTokenRequest { identity: None })
+            .await,
+        Code::InvalidArgument,
+        "identity",
+    );
+    assert_status(
+        client.create(jwt_request(String::new())).await,
+        Code::InvalidArgument,
+        "jwt",
+    );
+    assert_status(
+        client
+            .create_for_service_account(with_bearer(
+                CreateIamTokenForServiceAccountRequest {
+                    service_account_id: "s".repeat(51),
+                },
+                &admin,
+            ))
+            .await,
+        Code::InvalidArgument,
+        "service_account_id",
+    );
+    assert_status(
+        client
+            .create_for_service_account(with_bearer(
+                CreateIamTokenForServiceAccountRequest {
+                    service_account_id: String::new(),
+                },
+                &admin,
+            ))
+            .await,
+        Code::InvalidArgument,
+        "service_account_id",
+    );
+    assert_status(
+        client
+            .revoke(with_bearer(
+                RevokeIamTokenRequest {
+                    iam_token: "t".repeat(4097),
+                },
+                &admin,
+            ))
+            .await,
+        Code::InvalidArgument,
+        "iam_token",
+    );
+    // Oversized messages are refused before they are decoded.
+    let huge = client.create(jwt_request("a".repeat(64 * 1024))).await;
+    let status = huge.expect_err("oversized message");
+    assert!(
+        matches!(
+            status.code(),
+            Code::ResourceExhausted | Code::OutOfRange | Code::InvalidArgument
+        ),
+        "{status:?}"
+    );
+
+    // REST: the same limits, both identities, unknown fields, bad JSON.
+    for (path, body, needle) in [
+        ("/iam/v1/tokens", json!({"jwt": "a".repeat(8001)}), "jwt"),
+        (
+            "/iam/v1/tokens",
+            json!({"yandexPassportOauthToken": "y".repeat(4001)}),
+            "yandex_passport_oauth_token",
+        ),
+        (
+            "/iam/v1/tokens",
+            json!({"jwt": "a", "yandexPassportOauthToken": "b"}),
+            "exactly one",
+        ),
+        (
+            "/iam/v1/tokens",
+            json!({"jwt": "a", "jwtt": "b"}),
+            "unknown field",
+        ),
+        ("/iam/v1/tokens", json!({"jwt": 5}), "must be a string"),
+        ("/iam/v1/tokens", json!({}), "required"),
+        (
+            "/iam/v1/tokens:createForServiceAccount",
+            json!({"serviceAccountId": "s".repeat(51)}),
+            "service_account_id",
+        ),
+        (
+            "/iam/v1/tokens:revoke",
+            json!({"iamToken": "t".repeat(4097)}),
+            "iam_token",
+        ),
+    ] {
+        let (status, value) = rest(&server, path, Some(&admin), body).await;
+        assert_rest_status(status, &value, 400, 3, needle);
+    }
+    let response = server
+        .http
+        .post(format!("{}/iam/v1/tokens", server.url))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let response = server
+        .http
+        .get(format!("{}/iam/v1/tokens", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+}
+
+#[tokio::test]
+async fn create_for_service_account_needs_token_creator() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let target = service_account(&server, &admin, "target").await;
+    let (caller_sa, caller_key) = server.service_account_with_key().await;
+    let caller = server.token(&caller_key).await;
+    let target_id = target["id"].as_str().unwrap().to_owned();
+    let mut client = iam(&server).await;
+    let request = |token: &str, id: &str| {
+        with_bearer(
+            CreateIamTokenForServiceAccountRequest {
+                service_account_id: id.to_owned(),
+            },
+            token,
+        )
+    };
+
+    assert_status(
+        client
+            .create_for_service_account(request(&caller, &target_id))
+            .await,
+        Code::PermissionDenied,
+        "iam.serviceAccounts.tokenCreator",
+    );
+    let (status, body) = rest(
+        &server,
+        "/iam/v1/tokens:createForServiceAccount",
+        Some(&caller),
+        json!({"serviceAccountId": target_id}),
+    )
+    .await;
+    assert_rest_status(status, &body, 403, 7, "tokenCreator");
+    // No credentials at all.
+    assert_status(
+        client
+            .create_for_service_account(tonic::Request::new(
+                CreateIamTokenForServiceAccountRequest {
+                    service_account_id: target_id.clone(),
+                },
+            ))
+            .await,
+        Code::Unauthenticated,
+        "Bearer",
+    );
+    // Unknown service account: denied to a caller who cannot see it, not found for an admin.
+    assert_status(
+        client
+            .create_for_service_account(request(&caller, "ServiceId-nope"))
+            .await,
+        Code::PermissionDenied,
+        "ServiceId-nope",
+    );
+    assert_status(
+        client
+            .create_for_service_account(request(&admin, "ServiceId-nope"))
+            .await,
+        Code::NotFound,
+        "ServiceId-nope",
+    );
+
+    server
+        .create(
+            &admin,
+            "access_bindings",
+            json!({"subject_iam_id": caller_sa["iam_id"], "role": "iam.serviceAccounts.tokenCreator", "resource": format!("service-account/{target_id}")}),
+        )
+        .await;
+    let minted = client
+        .create_for_service_account(request(&caller, &target_id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(minted.iam_token.starts_with("t1."));
+    let info = introspect(&server, &minted.iam_token).await;
+    assert_eq!(info["iam_id"], target["iam_id"], "{info}");
+    // A t1 token is as good a caller credential as a JWT, on gRPC and REST.
+    let caller_t1 = client
+        .create_for_service_account(request(&admin, caller_sa["id"].as_str().unwrap()))
+        .await
+        .unwrap()
+        .into_inner()
+        .iam_token;
+    let (status, body) = rest(
+        &server,
+        "/iam/v1/tokens:createForServiceAccount",
+        Some(&caller_t1),
+        json!({"service_account_id": target_id}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["iamToken"].as_str().unwrap().starts_with("t1."));
+    // The role on another service account does not reach this one; on the account it does.
+    let second = service_account(&server, &admin, "second").await;
+    let second_id = second["id"].as_str().unwrap();
+    assert_status(
+        client
+            .create_for_service_account(request(&caller, second_id))
+            .await,
+        Code::PermissionDenied,
+        second_id,
+    );
+    server
+        .create(
+            &admin,
+            "access_bindings",
+            json!({"subject_iam_id": caller_sa["iam_id"], "role": "iam.serviceAccounts.tokenCreator", "resource": format!("account/{}", second["account_id"].as_str().unwrap())}),
+        )
+        .await;
+    assert!(client
+        .create_for_service_account(request(&caller, second_id))
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn revoke_makes_a_token_fail_everywhere() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let sa = service_account(&server, &admin, "victim").await;
+    let sa_id = sa["id"].as_str().unwrap().to_owned();
+    let mut client = iam(&server).await;
+    let mint = |client: &mut IamTokenServiceClient<Channel>| {
+        let request = with_bearer(
+            CreateIamTokenForServiceAccountRequest {
+                service_account_id: sa_id.clone(),
+            },
+            &admin,
+        );
+        let mut client = client.clone();
+        async move {
+            client
+                .create_for_service_account(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .iam_token
+        }
+    };
+    let token = mint(&mut client).await;
+    let survivor = mint(&mut client).await;
+    // Bind the service account as admin of nothing; it can still call whoami with its token.
+    let (status, _) = server
+        .admin(reqwest::Method::GET, "/v1/whoami", &token, None)
+        .await;
+    assert_eq!(status, 200);
+
+    // Revoke needs an authenticated caller.
+    assert_status(
+        client
+            .revoke(tonic::Request::new(RevokeIamTokenRequest {
+                iam_token: token.clone(),
+            }))
+            .await,
+        Code::Unauthenticated,
+        "Bearer",
+    );
+    // Any authenticated caller holding the token may revoke it — here the token itself.
+    let revoked = client
+        .revoke(with_bearer(
+            RevokeIamTokenRequest {
+                iam_token: token.clone(),
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(revoked.subject_id, sa_id);
+
+    assert_eq!(introspect(&server, &token).await["active"], false);
+    let (status, _) = server
+        .admin(reqwest::Method::GET, "/v1/whoami", &token, None)
+        .await;
+    assert_eq!(status, 401);
+    assert_status(
+        client
+            .create_for_service_account(with_bearer(
+                CreateIamTokenForServiceAccountRequest {
+                    service_account_id: sa_id.clone(),
+                },
+                &token,
+            ))
+            .await,
+        Code::Unauthenticated,
+        "revoked",
+    );
+    // Revoking it again is an argument error: it is no longer a valid token.
+    assert_status(
+        client
+            .revoke(with_bearer(
+                RevokeIamTokenRequest {
+                    iam_token: token.clone(),
+                },
+                &admin,
+            ))
+            .await,
+        Code::InvalidArgument,
+        "revoked",
+    );
+    // Other tokens of the same subject live on.
+    assert_eq!(introspect(&server, &survivor).await["active"], true);
+
+    // The REST twin; it revokes JWTs as well.
+    let (status, body) = rest(
+        &server,
+        "/iam/v1/tokens:revoke",
+        Some(&admin),
+        json!({"iamToken": survivor}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["subjectId"], sa_id);
+    assert_eq!(introspect(&server, &survivor).await["active"], false);
+    let (_, key) = server.service_account_with_key().await;
+    let jwt = server.token(&key).await;
+    let (status, _) = rest(
+        &server,
+        "/iam/v1/tokens:revoke",
+        Some(&admin),
+        json!({"iam_token": jwt}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(introspect(&server, &jwt).await["active"], false);
+}
+
+#[tokio::test]
+async fn unknown_grpc_methods_are_unimplemented() {
+    let server = TestServer::start().await;
+    let mut client = tonic::client::Grpc::new(channel(&server).await);
+    client.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    let path = "/yandex.cloud.iam.v1.IamTokenService/Nope".parse().unwrap();
+    let result = client
+        .unary(tonic::Request::new(()), path, codec)
+        .await;
+    assert_eq!(result.unwrap_err().code(), Code::Unimplemented);
+}
