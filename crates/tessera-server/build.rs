@@ -1,5 +1,6 @@
 //! Compiles the gRPC protocol files with protox (pure Rust, so a fresh machine needs no
-//! `protoc`) and generates the tonic server and client code from the descriptors.
+//! `protoc`), generates the tonic server and client code from the descriptors, and keeps the
+//! encoded descriptors for gRPC server reflection.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
@@ -7,6 +8,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/yandex/cloud/endpoint/api_endpoint_service.proto",
     ];
     let descriptors = protox::compile(files, ["proto"])?;
+    // The same descriptors, encoded, for gRPC server reflection (`grpcurl list`).
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("yandex_descriptors.bin"),
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

@@ -864,8 +864,43 @@ async fn unknown_grpc_methods_are_unimplemented() {
     client.ready().await.unwrap();
     let codec = tonic_prost::ProstCodec::<(), ()>::default();
     let path = "/yandex.cloud.iam.v1.IamTokenService/Nope".parse().unwrap();
-    let result = client
-        .unary(tonic::Request::new(()), path, codec)
-        .await;
+    let result = client.unary(tonic::Request::new(()), path, codec).await;
     assert_eq!(result.unwrap_err().code(), Code::Unimplemented);
+}
+
+#[tokio::test]
+async fn grpc_reflection_lists_the_services() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let server = TestServer::start().await;
+    let mut client = ServerReflectionClient::new(channel(&server).await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream_once(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection response {response:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for wanted in [
+        "yandex.cloud.iam.v1.IamTokenService",
+        "yandex.cloud.endpoint.ApiEndpointService",
+    ] {
+        assert!(names.iter().any(|n| n == wanted), "{names:?}");
+    }
+}
+
+/// A request stream of one message.
+fn tokio_stream_once<T: Send + 'static>(
+    item: T,
+) -> impl futures_util::Stream<Item = T> + Send + 'static {
+    futures_util::stream::iter([item])
 }

@@ -31,10 +31,22 @@ pub fn grpc_router(state: AppState) -> axum::Router {
     .max_decoding_message_size(MAX_GRPC_MESSAGE);
     let endpoints = ApiEndpointServiceServer::new(Endpoints { state })
         .max_decoding_message_size(MAX_GRPC_MESSAGE);
-    tonic::service::Routes::new(iam)
-        .add_service(endpoints)
-        .into_axum_router()
+    let mut routes = tonic::service::Routes::new(iam).add_service(endpoints);
+    // Reflection lets `grpcurl` and similar tools list and call the services without the
+    // .proto files. Built from descriptors compiled into the binary, so it cannot fail at run
+    // time unless the build is broken; then the server runs without reflection.
+    match tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(DESCRIPTORS)
+        .build_v1()
+    {
+        Ok(reflection) => routes = routes.add_service(reflection),
+        Err(e) => tracing::warn!(error = %e, "gRPC reflection is unavailable"),
+    }
+    routes.into_axum_router()
 }
+
+/// The encoded descriptors of our protocol files (written by build.rs).
+const DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/yandex_descriptors.bin"));
 
 struct IamTokens {
     state: AppState,
