@@ -204,6 +204,8 @@ pub fn resolve_login(
 }
 
 /// A fully resolved command, ready to run.
+// One value per process: the size of the server's arguments does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Plan {
     Serve(tessera_server::ServeArgs),
     Login(LoginPlan),
