@@ -313,6 +313,98 @@ impl fmt::Debug for CreatedApiKey {
     }
 }
 
+/// An authorized key of a service account (`/v1/authorized_keys`): an RSA key pair whose owner
+/// holds the private half. Holds no private material.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthorizedKey {
+    /// `aje…`.
+    pub id: String,
+    pub service_account_id: String,
+    pub account_id: String,
+    pub description: String,
+    /// `RSA_2048` or `RSA_4096`.
+    pub key_algorithm: String,
+    /// PEM (`-----BEGIN PUBLIC KEY-----`).
+    pub public_key: String,
+    pub created_at: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The authorized key file, in the shape `yc iam key create` writes and the Yandex SDKs read.
+/// Serializing it gives the file's contents.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyFile {
+    pub id: String,
+    pub service_account_id: String,
+    pub created_at: String,
+    pub key_algorithm: String,
+    pub public_key: String,
+    /// PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
+    pub private_key: String,
+}
+
+impl fmt::Debug for KeyFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyFile")
+            .field("id", &self.id)
+            .field("service_account_id", &self.service_account_id)
+            .field("key_algorithm", &self.key_algorithm)
+            .field("private_key", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer to creating an authorized key: the key object plus the key file with the private
+/// key, shown only once.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedAuthorizedKey {
+    #[serde(flatten)]
+    pub key: AuthorizedKey,
+    /// The key file. The private key is not stored by the server.
+    pub key_file: KeyFile,
+}
+
+impl fmt::Debug for CreatedAuthorizedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedAuthorizedKey")
+            .field("key", &self.key)
+            .field("key_file", &self.key_file)
+            .finish()
+    }
+}
+
+/// A long-lived OAuth token of a user (`/v1/oauth_tokens`). Holds no secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OAuthToken {
+    /// `OAuthToken-…`.
+    pub id: String,
+    pub user_id: String,
+    pub account_id: String,
+    pub description: String,
+    pub created_at: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The answer to creating an OAuth token: the token object plus the token itself, shown once.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedOAuthToken {
+    #[serde(flatten)]
+    pub oauth_token: OAuthToken,
+    /// The token (`y0_…`). Not retrievable later.
+    pub token: String,
+}
+
+impl fmt::Debug for CreatedOAuthToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedOAuthToken")
+            .field("oauth_token", &self.oauth_token)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
 /// An OAuth client (`/v1/clients`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OAuthClient {
@@ -434,6 +526,25 @@ pub struct CreateApiKey {
     pub description: Option<String>,
 }
 
+/// `POST /v1/authorized_keys`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CreateAuthorizedKey {
+    pub service_account_id: String,
+    /// `RSA_2048` (the server's default) or `RSA_4096`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_algorithm: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// `POST /v1/oauth_tokens`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CreateOAuthToken {
+    pub user_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CreateOAuthClient {
     pub id: String,
@@ -461,14 +572,19 @@ pub struct RotateSigningKeys {
 }
 
 /// Filters and paging of a list request. Each list honours the filters `docs/admin-api.md`
-/// gives it (`account_id`: users, service accounts, API keys, clients; `owner_iam_id`: API keys;
-/// `subject_iam_id`, `resource`: access bindings); unset fields are not sent.
+/// gives it (`account_id`: users, service accounts, API keys, clients, authorized keys, OAuth
+/// tokens; `owner_iam_id`: API keys; `service_account_id`: authorized keys; `user_id`: OAuth
+/// tokens; `subject_iam_id`, `resource`: access bindings); unset fields are not sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ListQuery {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner_iam_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject_iam_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -676,6 +792,43 @@ impl Client {
     }
     pub async fn delete_api_key(&self, id: &str) -> Result<()> {
         self.delete("api_keys", id).await
+    }
+
+    // --- authorized keys ---
+
+    /// `POST /v1/authorized_keys`: a new key pair; the answer's `key_file` holds the private key.
+    pub async fn create_authorized_key(
+        &self,
+        body: &CreateAuthorizedKey,
+    ) -> Result<CreatedAuthorizedKey> {
+        self.admin_secret(Method::POST, &["v1", "authorized_keys"], Some(body))
+            .await
+    }
+    pub async fn list_authorized_keys(&self, query: &ListQuery) -> Result<Vec<AuthorizedKey>> {
+        self.list("authorized_keys", query).await
+    }
+    pub async fn get_authorized_key(&self, id: &str) -> Result<AuthorizedKey> {
+        self.get("authorized_keys", id).await
+    }
+    pub async fn delete_authorized_key(&self, id: &str) -> Result<()> {
+        self.delete("authorized_keys", id).await
+    }
+
+    // --- OAuth tokens ---
+
+    pub async fn create_oauth_token(&self, body: &CreateOAuthToken) -> Result<CreatedOAuthToken> {
+        self.admin_secret(Method::POST, &["v1", "oauth_tokens"], Some(body))
+            .await
+    }
+    pub async fn list_oauth_tokens(&self, query: &ListQuery) -> Result<Vec<OAuthToken>> {
+        self.list("oauth_tokens", query).await
+    }
+    pub async fn get_oauth_token(&self, id: &str) -> Result<OAuthToken> {
+        self.get("oauth_tokens", id).await
+    }
+    /// Deletes (revokes) the token: it fails at once on the answering node.
+    pub async fn delete_oauth_token(&self, id: &str) -> Result<()> {
+        self.delete("oauth_tokens", id).await
     }
 
     // --- OAuth clients ---

@@ -298,6 +298,18 @@ pub enum IamResource {
         #[command(subcommand)]
         verb: ApiKeyVerb,
     },
+    /// Authorized keys of service accounts (RSA key pairs, `yc` key files)
+    #[command(visible_alias = "authorized-key", alias = "keys")]
+    Key {
+        #[command(subcommand)]
+        verb: KeyVerb,
+    },
+    /// Long-lived OAuth tokens of users (y0_…)
+    #[command(alias = "oauth-tokens")]
+    OauthToken {
+        #[command(subcommand)]
+        verb: OAuthTokenVerb,
+    },
     /// OAuth clients
     #[command(alias = "clients")]
     Client {
@@ -495,6 +507,99 @@ pub enum ApiKeyVerb {
     Delete(IdArg),
 }
 
+/// The key size of a new authorized key.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyAlgorithm {
+    /// RSA, 2048 bits
+    #[default]
+    #[value(name = "RSA_2048")]
+    Rsa2048,
+    /// RSA, 4096 bits (slower to create)
+    #[value(name = "RSA_4096")]
+    Rsa4096,
+}
+
+impl KeyAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyAlgorithm::Rsa2048 => "RSA_2048",
+            KeyAlgorithm::Rsa4096 => "RSA_4096",
+        }
+    }
+}
+
+const KEY_CREATE_HELP: &str = "The key file is the JSON `yc iam key create` writes (id, \
+    service_account_id, created_at, key_algorithm, public_key, private_key) and what the Yandex \
+    SDKs read. The private key is shown only this once and is not stored by the server: the \
+    file is created readable by its owner only (mode 0600), and an existing file is kept unless \
+    --force is given. With --output - the key file is printed to standard output instead.";
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum KeyVerb {
+    /// Create an authorized key and write its key file (the private key is shown only once)
+    #[command(after_help = KEY_CREATE_HELP)]
+    Create {
+        /// Service account id (ServiceId-…)
+        #[arg(long, value_name = "ID")]
+        service_account_id: String,
+        /// Key algorithm
+        #[arg(long, value_enum, default_value_t = KeyAlgorithm::Rsa2048)]
+        algorithm: KeyAlgorithm,
+        /// Free-text description
+        #[arg(long)]
+        description: Option<String>,
+        /// Write the key file to FILE (mode 0600); `-` prints it to standard output
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: PathBuf,
+        /// Replace FILE if it exists
+        #[arg(long)]
+        force: bool,
+    },
+    /// List authorized keys
+    #[command(alias = "ls")]
+    List {
+        #[arg(long, value_name = "ID")]
+        service_account_id: Option<String>,
+        #[arg(long, value_name = "ID")]
+        account_id: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show an authorized key's metadata and public key
+    Get(IdArg),
+    /// Delete an authorized key (JWTs it signs stop working at once)
+    #[command(alias = "rm")]
+    Delete(IdArg),
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum OAuthTokenVerb {
+    /// Create an OAuth token for a user (the token is shown only once)
+    Create {
+        /// User id (IBMid-…)
+        #[arg(long, value_name = "ID")]
+        user_id: String,
+        /// Free-text description
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List OAuth tokens
+    #[command(alias = "ls")]
+    List {
+        #[arg(long, value_name = "ID")]
+        user_id: Option<String>,
+        #[arg(long, value_name = "ID")]
+        account_id: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show an OAuth token's metadata
+    Get(IdArg),
+    /// Delete (revoke) an OAuth token: it stops working at once
+    #[command(alias = "rm", visible_alias = "revoke")]
+    Delete(IdArg),
+}
+
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum ClientVerb {
     /// Create an OAuth client (the secret is shown only once)
@@ -672,6 +777,90 @@ mod tests {
         assert_eq!(before.output.format, Format::Json);
         assert_eq!(before.connection.endpoint.as_deref(), Some("http://x"));
         assert_eq!(before.connection.profile, "default");
+    }
+
+    #[test]
+    fn key_create_needs_an_output_and_knows_its_algorithms() {
+        let parsed = iam(&[
+            "iam",
+            "key",
+            "create",
+            "--service-account-id",
+            "ServiceId-1",
+            "--output",
+            "-",
+        ]);
+        let IamResource::Key {
+            verb:
+                KeyVerb::Create {
+                    algorithm,
+                    output,
+                    force,
+                    ..
+                },
+        } = parsed.resource
+        else {
+            panic!("wrong command");
+        };
+        assert_eq!(algorithm, KeyAlgorithm::Rsa2048);
+        assert_eq!(output, PathBuf::from("-"));
+        assert!(!force);
+
+        let parsed = iam(&[
+            "iam",
+            "authorized-key",
+            "create",
+            "--service-account-id",
+            "ServiceId-1",
+            "--algorithm",
+            "RSA_4096",
+            "-o",
+            "k.json",
+            "--force",
+        ]);
+        let IamResource::Key {
+            verb: KeyVerb::Create {
+                algorithm, force, ..
+            },
+        } = parsed.resource
+        else {
+            panic!("wrong command");
+        };
+        assert_eq!((algorithm.as_str(), force), ("RSA_4096", true));
+
+        assert_eq!(
+            error_kind(&["iam", "key", "create", "--service-account-id", "S"]),
+            Some(ErrorKind::MissingRequiredArgument)
+        );
+        assert_eq!(
+            error_kind(&[
+                "iam",
+                "key",
+                "create",
+                "--service-account-id",
+                "S",
+                "--algorithm",
+                "RSA_1024",
+                "-o",
+                "-"
+            ]),
+            Some(ErrorKind::InvalidValue)
+        );
+    }
+
+    #[test]
+    fn oauth_tokens_are_revoked_by_delete() {
+        let parsed = iam(&["iam", "oauth-token", "revoke", "OAuthToken-1"]);
+        assert!(matches!(
+            parsed.resource,
+            IamResource::OauthToken {
+                verb: OAuthTokenVerb::Delete(IdArg { ref id })
+            } if id == "OAuthToken-1"
+        ));
+        assert_eq!(
+            error_kind(&["iam", "oauth-token", "create"]),
+            Some(ErrorKind::MissingRequiredArgument)
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@
 
 use super::args::Format;
 use crate::client::{
-    AccessBinding, Account, ApiKey, Enterprise, OAuthClient, ServiceAccount, SigningKey, User,
-    Whoami,
+    AccessBinding, Account, ApiKey, AuthorizedKey, Enterprise, OAuthClient, OAuthToken,
+    ServiceAccount, SigningKey, User, Whoami,
 };
 use comfy_table::{presets, CellAlignment, Table};
 use serde::Serialize;
@@ -122,6 +122,41 @@ impl Tabular for ApiKey {
             self.description.clone(),
             self.owner_iam_id.clone(),
             self.account_id.clone(),
+            self.created_at.clone(),
+        ]
+    }
+}
+
+impl Tabular for AuthorizedKey {
+    const HEADERS: &'static [&'static str] = &[
+        "ID",
+        "SERVICE_ACCOUNT_ID",
+        "ACCOUNT_ID",
+        "KEY_ALGORITHM",
+        "DESCRIPTION",
+        "CREATED_AT",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.service_account_id.clone(),
+            self.account_id.clone(),
+            self.key_algorithm.clone(),
+            self.description.clone(),
+            self.created_at.clone(),
+        ]
+    }
+}
+
+impl Tabular for OAuthToken {
+    const HEADERS: &'static [&'static str] =
+        &["ID", "USER_ID", "ACCOUNT_ID", "DESCRIPTION", "CREATED_AT"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.user_id.clone(),
+            self.account_id.clone(),
+            self.description.clone(),
             self.created_at.clone(),
         ]
     }
@@ -325,6 +360,28 @@ pub fn write_created_with_secret<T: Tabular, J: Serialize>(
             writeln!(
                 out,
                 "Save the {secret_noun} now: it is shown only once and cannot be retrieved later."
+            )
+        }
+    }
+}
+
+/// After `iam key create --output FILE`: the key's metadata, then where its key file went.
+pub fn write_key_file_written(
+    out: &mut dyn Write,
+    format: Format,
+    key: &AuthorizedKey,
+    path: &std::path::Path,
+) -> io::Result<()> {
+    match format {
+        Format::Json => write_json(out, key),
+        Format::Table => {
+            out.write_all(table(std::slice::from_ref(key)).as_bytes())?;
+            writeln!(out)?;
+            writeln!(
+                out,
+                "Key file written to {} (readable by you only). It holds the private key, which \
+                 the server does not keep: it cannot be downloaded again.",
+                path.display()
             )
         }
     }

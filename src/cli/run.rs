@@ -3,7 +3,7 @@
 
 use super::args::{
     AccessBindingVerb, AccountVerb, ApiKeyVerb, ClientVerb, EnterpriseVerb, Format, IamResource,
-    KeysVerb, PageArgs, Secret, ServiceAccountVerb, UserVerb,
+    KeyVerb, KeysVerb, OAuthTokenVerb, PageArgs, Secret, ServiceAccountVerb, UserVerb,
 };
 use super::config;
 use super::output::{self, Tabular};
@@ -269,6 +269,27 @@ fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
     }
 }
 
+/// Writes a key file readable by its owner only. Without `replace`, the file must not exist (it
+/// is created exclusively, so a file that appeared meanwhile is not overwritten either).
+fn write_key_file(path: &Path, contents: &[u8], replace: bool) -> io::Result<()> {
+    if replace {
+        return write_private(path, contents);
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    let written = file.write_all(contents).and_then(|()| file.sync_all());
+    if written.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    written
+}
+
 async fn import(
     store: &StoreArgs,
     path: Option<&Path>,
@@ -388,6 +409,8 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
         IamResource::User { .. } => "user",
         IamResource::ServiceAccount { .. } => "service account",
         IamResource::ApiKey { .. } => "API key",
+        IamResource::Key { .. } => "authorized key",
+        IamResource::OauthToken { .. } => "OAuth token",
         IamResource::Client { .. } => "client",
         IamResource::AccessBinding { .. } => "access binding",
     };
@@ -649,6 +672,151 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
                 }
             }
         }
+
+        IamResource::Key { verb } => match verb {
+            KeyVerb::Create {
+                service_account_id,
+                algorithm,
+                description,
+                output,
+                force,
+            } => {
+                let to_stdout = output.as_os_str() == "-";
+                // Refuse before anything is created: the private key exists only in the answer.
+                if !to_stdout && !force && std::fs::symlink_metadata(&output).is_ok() {
+                    bail!(
+                        "{} exists; choose another --output or pass --force to replace it",
+                        output.display()
+                    );
+                }
+                let created = admin
+                    .create_authorized_key(&client::CreateAuthorizedKey {
+                        service_account_id,
+                        key_algorithm: Some(algorithm.as_str().to_owned()),
+                        description,
+                    })
+                    .await
+                    .with_context(create_failed)?;
+                let mut file = serde_json::to_string_pretty(&created.key_file)
+                    .context("cannot encode the key file")?;
+                file.push('\n');
+                if to_stdout {
+                    return emit(op.out.write_all(file.as_bytes()));
+                }
+                if let Err(err) = write_key_file(&output, file.as_bytes(), force) {
+                    // A key whose private half is lost is useless: take it back.
+                    let cleanup = match admin.delete_authorized_key(&created.key.id).await {
+                        Ok(()) => "the key was deleted again".to_owned(),
+                        Err(e) => format!(
+                            "deleting the key failed too ({e}); delete {} yourself",
+                            created.key.id
+                        ),
+                    };
+                    return Err(anyhow::Error::new(err).context(format!(
+                        "cannot write the key file {}; {cleanup}",
+                        output.display()
+                    )));
+                }
+                emit(output::write_key_file_written(
+                    op.out,
+                    format,
+                    &created.key,
+                    &output,
+                ))
+            }
+            KeyVerb::List {
+                service_account_id,
+                account_id,
+                page,
+            } => {
+                let query = ListQuery {
+                    account_id,
+                    service_account_id,
+                    ..ListQuery::default()
+                };
+                let items = collect_pages(
+                    &page,
+                    query,
+                    |k: &client::AuthorizedKey| k.id.as_str(),
+                    |q| async move { admin.list_authorized_keys(&q).await },
+                )
+                .await
+                .with_context(list_failed)?;
+                op.list(&items)
+            }
+            KeyVerb::Get(arg) => {
+                let item = admin
+                    .get_authorized_key(&arg.id)
+                    .await
+                    .with_context(|| get_failed(&arg.id))?;
+                op.one(&item)
+            }
+            KeyVerb::Delete(arg) => {
+                admin
+                    .delete_authorized_key(&arg.id)
+                    .await
+                    .with_context(|| delete_failed(&arg.id))?;
+                op.deleted(&arg.id)
+            }
+        },
+
+        IamResource::OauthToken { verb } => match verb {
+            OAuthTokenVerb::Create {
+                user_id,
+                description,
+            } => {
+                let created = admin
+                    .create_oauth_token(&client::CreateOAuthToken {
+                        user_id,
+                        description,
+                    })
+                    .await
+                    .with_context(create_failed)?;
+                emit(output::write_created_with_secret(
+                    op.out,
+                    format,
+                    &created.oauth_token,
+                    &created,
+                    "OAuth token",
+                    "OAuth token",
+                    &created.token,
+                ))
+            }
+            OAuthTokenVerb::List {
+                user_id,
+                account_id,
+                page,
+            } => {
+                let query = ListQuery {
+                    account_id,
+                    user_id,
+                    ..ListQuery::default()
+                };
+                let items = collect_pages(
+                    &page,
+                    query,
+                    |t: &client::OAuthToken| t.id.as_str(),
+                    |q| async move { admin.list_oauth_tokens(&q).await },
+                )
+                .await
+                .with_context(list_failed)?;
+                op.list(&items)
+            }
+            OAuthTokenVerb::Get(arg) => {
+                let item = admin
+                    .get_oauth_token(&arg.id)
+                    .await
+                    .with_context(|| get_failed(&arg.id))?;
+                op.one(&item)
+            }
+            OAuthTokenVerb::Delete(arg) => {
+                admin
+                    .delete_oauth_token(&arg.id)
+                    .await
+                    .with_context(|| delete_failed(&arg.id))?;
+                op.deleted(&arg.id)
+            }
+        },
 
         IamResource::Client { verb } => match verb {
             ClientVerb::Create {

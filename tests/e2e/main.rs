@@ -11,6 +11,7 @@
 //! - `operations`: operator commands: `keys list/rotate`, `migrate`, `export`/`import`.
 //! - `yandex`: the Yandex IAM surface over gRPC (generated stubs) and REST: discovery, every
 //!   rpc and its REST twin, bad input, `t1.` tokens accepted everywhere.
+//! - `yandex_credentials`: authorized keys and OAuth tokens through the admin API and the CLI.
 //!
 //! `TESSERA_E2E_STORE=postgres` (with `TESSERA_TEST_DATABASE_URL`) runs every test on PostgreSQL,
 //! each in a schema of its own.
@@ -27,3 +28,4 @@ mod oidc;
 mod operations;
 mod ops;
 mod yandex;
+mod yandex_credentials;

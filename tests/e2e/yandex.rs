@@ -8,7 +8,7 @@ use aws_lc_rs::signature::{self, RsaKeyPair};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 use tessera_server::yandex::proto::endpoint::api_endpoint_service_client::ApiEndpointServiceClient;
 use tessera_server::yandex::proto::endpoint::{GetApiEndpointRequest, ListApiEndpointsRequest};
 use tessera_server::yandex::proto::iam::create_iam_token_request::Identity;
@@ -56,43 +56,23 @@ pub struct AuthorizedKey {
     pub private: RsaKeyPair,
 }
 
-/// Creates an authorized key for `sa` through the store (the admin API for keys is tested in
-/// its own module) and waits until the server has it.
+/// Creates an authorized key for `sa` through the admin API, keeping the key file's private key.
 async fn authorized_key(server: &TestServer, sa: &Value) -> AuthorizedKey {
-    use tessera_core::directory::Entity;
-    use tessera_core::model::{AuthorizedKey as Record, AuthorizedKeyAlgorithm};
-    let pair =
-        tessera_core::service_account_jwt::generate_key_pair(AuthorizedKeyAlgorithm::Rsa2048)
-            .unwrap();
-    let id = tessera_core::ids::new_authorized_key_id(&SystemRandom::new()).unwrap();
-    let sa_id = sa["id"].as_str().unwrap().to_owned();
-    let record = Record {
-        id: id.clone(),
-        service_account_id: sa_id.clone(),
-        account_id: sa["account_id"].as_str().unwrap().to_owned(),
-        description: String::new(),
-        algorithm: AuthorizedKeyAlgorithm::Rsa2048,
-        public_key_der: pair.public_spki_der.clone(),
-        created_at: unix_now(),
-    };
-    let audit = tessera_store::AuditEvent {
-        at: unix_now(),
-        actor: "e2e".into(),
-        action: "authorized_key.create".into(),
-        request_id: "e2e".into(),
-        detail: String::new(),
-    };
-    let store = server.open_store().await;
-    store
-        .create(&Entity::AuthorizedKey(record), &audit)
-        .await
-        .unwrap();
-    // The change feed is polled four times a second.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let admin = server.admin_token().await;
+    let created = server
+        .create(
+            &admin,
+            "authorized_keys",
+            json!({"service_account_id": sa["id"]}),
+        )
+        .await;
+    let file = &created["key_file"];
+    let pem = file["private_key"].as_str().unwrap();
+    let der = tessera_core::service_account_jwt::pem_decode("PRIVATE KEY", pem).unwrap();
     AuthorizedKey {
-        id,
-        service_account_id: sa_id,
-        private: RsaKeyPair::from_pkcs8(&pair.private_pkcs8_der).unwrap(),
+        id: file["id"].as_str().unwrap().to_owned(),
+        service_account_id: file["service_account_id"].as_str().unwrap().to_owned(),
+        private: RsaKeyPair::from_pkcs8(&der).unwrap(),
     }
 }
 
@@ -341,23 +321,16 @@ async fn service_account_jwt_yields_a_t1_token_over_grpc_and_rest() {
     .await;
     assert_eq!(status, 200, "{body}");
 
-    // Deleting the key makes the next exchange fail.
-    let store = server.open_store().await;
-    store
-        .delete(
-            tessera_core::directory::EntityKind::AuthorizedKey,
-            &key.id,
-            &tessera_store::AuditEvent {
-                at: unix_now(),
-                actor: "e2e".into(),
-                action: "authorized_key.delete".into(),
-                request_id: "e2e".into(),
-                detail: String::new(),
-            },
+    // Deleting the key makes the very next exchange fail.
+    let (status, _) = server
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/v1/authorized_keys/{}", key.id),
+            &admin,
+            None,
         )
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+        .await;
+    assert_eq!(status, 204);
     assert_status(
         client.create(jwt_request(sdk_jwt(&key, json!(AUD)))).await,
         Code::Unauthenticated,
@@ -903,4 +876,79 @@ fn tokio_stream_once<T: Send + 'static>(
     item: T,
 ) -> impl futures_util::Stream<Item = T> + Send + 'static {
     futures_util::stream::iter([item])
+}
+
+#[tokio::test]
+async fn oauth_token_yields_a_t1_token_until_revoked() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let me: Value = server
+        .admin(reqwest::Method::GET, "/v1/whoami", &admin, None)
+        .await
+        .1;
+    let user = server
+        .create(
+            &admin,
+            "users",
+            json!({"name": "dev", "email": "dev@example.com", "account_id": me["account_id"]}),
+        )
+        .await;
+    let oauth = server
+        .create(&admin, "oauth_tokens", json!({"user_id": user["id"]}))
+        .await;
+    let token = oauth["token"].as_str().unwrap().to_owned();
+    let mut client = iam(&server).await;
+    let oauth_request = || CreateIamTokenRequest {
+        identity: Some(Identity::YandexPassportOauthToken(token.clone())),
+    };
+    let minted = client.create(oauth_request()).await.unwrap().into_inner();
+    assert!(minted.iam_token.starts_with("t1."));
+    let info = introspect(&server, &minted.iam_token).await;
+    assert_eq!(info["iam_id"], user["id"], "{info}");
+    assert_eq!(info["subject_type"], "user");
+    let (status, body) = rest(
+        &server,
+        "/iam/v1/tokens",
+        None,
+        json!({"yandex_passport_oauth_token": token}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // An unknown token, and the token once revoked, are UNAUTHENTICATED.
+    assert_status(
+        client
+            .create(CreateIamTokenRequest {
+                identity: Some(Identity::YandexPassportOauthToken("y0_unknown".into())),
+            })
+            .await,
+        Code::Unauthenticated,
+        "OAuth token",
+    );
+    let (status, _) = server
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/v1/oauth_tokens/{}", oauth["id"].as_str().unwrap()),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_status(
+        client.create(oauth_request()).await,
+        Code::Unauthenticated,
+        "revoked",
+    );
+    let (status, body) = rest(
+        &server,
+        "/iam/v1/tokens",
+        None,
+        json!({"yandexPassportOauthToken": token}),
+    )
+    .await;
+    assert_rest_status(status, &body, 401, 16, "OAuth token");
+    assert!(
+        !server.logs().contains(&token),
+        "the OAuth token leaked into the logs"
+    );
 }

@@ -591,6 +591,7 @@ mod tests {
         leases_are_exclusive_until_expiry,
         server_secrets_are_listed,
         schema_version_is_current,
+        yandex_credentials,
     );
 
     /// 16 writers at once on a multi-threaded runtime: every create lands, seqs have no gaps, and
@@ -688,7 +689,7 @@ mod tests {
         assert_eq!(store.schema_version().await.unwrap(), None);
         assert_eq!(store.known_schema_version(), 3);
         store.migrate().await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), Some(2));
+        assert_eq!(store.schema_version().await.unwrap(), Some(3));
         store.drop_schema().await.unwrap();
         store.close().await;
     }

@@ -348,6 +348,7 @@ mod tests {
         leases_are_exclusive_until_expiry,
         server_secrets_are_listed,
         schema_version_is_current,
+        yandex_credentials,
     );
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -373,7 +374,7 @@ mod tests {
         assert_eq!(store.schema_version().await.unwrap(), None);
         assert_eq!(store.known_schema_version(), 3);
         store.migrate().await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), Some(2));
+        assert_eq!(store.schema_version().await.unwrap(), Some(3));
         store.close().await;
     }
 

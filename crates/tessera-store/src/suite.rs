@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tessera_core::directory::{Change, Entity, EntityKind};
 use tessera_core::model::{
-    AccessBinding, Account, Algorithm, ApiKey, Enterprise, KeyHash, KeyState, KeyUse, OAuthClient,
-    Resource, Revocation, Role, ServiceAccount, SigningKeyRecord, SubjectCutoff, User,
+    AccessBinding, Account, Algorithm, ApiKey, AuthorizedKey, AuthorizedKeyAlgorithm, Enterprise,
+    KeyHash, KeyState, KeyUse, OAuthClient, OAuthToken, Resource, Revocation, Role, ServiceAccount,
+    SigningKeyRecord, SubjectCutoff, User,
 };
 
 pub const NOW: i64 = 1_800_000_000;
@@ -83,6 +84,30 @@ pub fn api_key(id: &str, owner_iam_id: &str, account_id: &str, hash: u8) -> Enti
     })
 }
 
+/// An authorized key; the "public key" is a few marker bytes (the store does not parse it).
+pub fn authorized_key(id: &str, service_account_id: &str, account_id: &str) -> Entity {
+    Entity::AuthorizedKey(AuthorizedKey {
+        id: id.into(),
+        service_account_id: service_account_id.into(),
+        account_id: account_id.into(),
+        description: format!("authorized key {id}"),
+        algorithm: AuthorizedKeyAlgorithm::Rsa2048,
+        public_key_der: vec![0x30, 0x82, 0x01, 0x22, 0x00, 0xff],
+        created_at: NOW,
+    })
+}
+
+pub fn oauth_token(id: &str, user_id: &str, account_id: &str, hash: u8) -> Entity {
+    Entity::OAuthToken(OAuthToken {
+        id: id.into(),
+        user_id: user_id.into(),
+        account_id: account_id.into(),
+        description: String::new(),
+        token_hash: KeyHash([hash; 32]),
+        created_at: NOW,
+    })
+}
+
 pub fn client(id: &str, account_id: Option<&str>, secret: Option<u8>) -> Entity {
     Entity::Client(OAuthClient {
         id: id.into(),
@@ -142,6 +167,8 @@ pub fn same(a: &Entity, b: &Entity) -> bool {
         (Entity::Revocation(x), Entity::Revocation(y)) => x == y,
         (Entity::Cutoff(x), Entity::Cutoff(y)) => x == y,
         (Entity::SigningKey(x), Entity::SigningKey(y)) => x == y,
+        (Entity::AuthorizedKey(x), Entity::AuthorizedKey(y)) => x == y,
+        (Entity::OAuthToken(x), Entity::OAuthToken(y)) => x == y,
         _ => false,
     }
 }
@@ -199,6 +226,8 @@ pub async fn crud_every_kind(store: &dyn Store) {
         service_account("ServiceId-s1", ACCOUNT_A),
         api_key("ApiKey-1", sa_iam, ACCOUNT_A, 1),
         api_key("ApiKey-2", "IBMid-U1", ACCOUNT_A, 2),
+        authorized_key("aje00000000000000001", "ServiceId-s1", ACCOUNT_A),
+        oauth_token("OAuthToken-1", "IBMid-U1", ACCOUNT_A, 3),
         client("bx", Some(ACCOUNT_A), Some(9)),
         client("default", None, None),
         binding(
@@ -1245,6 +1274,270 @@ pub async fn concurrent_leases_have_one_winner(store: Arc<dyn Store>) {
     assert_eq!(winners, 1);
 }
 
+/// Authorized keys and OAuth tokens: create, find, list with filters, reference checks, the
+/// uniqueness of token hashes, cascades from their owners, the change feed and `load_all`.
+pub async fn yandex_credentials(store: &dyn Store) {
+    let start = create_all(
+        store,
+        &[
+            account(ACCOUNT_A, None),
+            account(ACCOUNT_B, None),
+            user("IBMid-UA", ACCOUNT_A, "ua@example.com"),
+            user("IBMid-UB", ACCOUNT_B, "ub@example.com"),
+            service_account("ServiceId-a1", ACCOUNT_A),
+            service_account("ServiceId-a2", ACCOUNT_A),
+            service_account("ServiceId-b1", ACCOUNT_B),
+        ],
+    )
+    .await;
+    let credentials = vec![
+        authorized_key("aje000000000000000a1", "ServiceId-a1", ACCOUNT_A),
+        authorized_key("aje000000000000000a2", "ServiceId-a1", ACCOUNT_A),
+        authorized_key("aje000000000000000a3", "ServiceId-a2", ACCOUNT_A),
+        authorized_key("aje000000000000000b1", "ServiceId-b1", ACCOUNT_B),
+        oauth_token("OAuthToken-a1", "IBMid-UA", ACCOUNT_A, 1),
+        oauth_token("OAuthToken-a2", "IBMid-UA", ACCOUNT_A, 2),
+        oauth_token("OAuthToken-b1", "IBMid-UB", ACCOUNT_B, 3),
+    ];
+    let created = create_all(store, &credentials).await;
+    assert_eq!(created, start + 7);
+    for entity in &credentials {
+        assert_stored(store, entity).await;
+    }
+
+    // The feed delivers them as upserts; `load_all` includes them.
+    let batch = store.changes_since(start, 100).await.unwrap();
+    assert_eq!(batch.changes.len(), 7);
+    for (change, expected) in batch.changes.iter().zip(&credentials) {
+        match change {
+            Change::Upsert(entity) => assert!(same(entity, expected), "{entity:?}"),
+            Change::Delete(kind, key) => panic!("unexpected delete {kind:?} {key}"),
+        }
+    }
+    let (all, at) = store.load_all(NOW).await.unwrap();
+    assert_eq!(at, created);
+    for expected in &credentials {
+        assert!(
+            all.iter().any(|e| same(e, expected)),
+            "load_all lacks {expected:?}"
+        );
+    }
+
+    // Filters: account, and owner (`iam-<service account id>` for keys, the user id for tokens).
+    let list = |kind: EntityKind, account_id: Option<&str>, owner: Option<&str>| {
+        let filter = ListFilter {
+            account_id: account_id.map(Into::into),
+            owner_iam_id: owner.map(Into::into),
+            ..ListFilter::default()
+        };
+        async move {
+            let listed = store.list(kind, &filter).await.unwrap();
+            listed
+                .iter()
+                .map(|e| e.key().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let ak = EntityKind::AuthorizedKey;
+    let ot = EntityKind::OAuthToken;
+    assert_eq!(
+        list(ak, None, None).await,
+        [
+            "aje000000000000000a1",
+            "aje000000000000000a2",
+            "aje000000000000000a3",
+            "aje000000000000000b1"
+        ]
+    );
+    assert_eq!(
+        list(ak, Some(ACCOUNT_B), None).await,
+        ["aje000000000000000b1"]
+    );
+    assert_eq!(
+        list(ak, None, Some("iam-ServiceId-a1")).await,
+        ["aje000000000000000a1", "aje000000000000000a2"]
+    );
+    assert_eq!(
+        list(ak, Some(ACCOUNT_B), Some("iam-ServiceId-a1")).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        list(ot, Some(ACCOUNT_A), None).await,
+        ["OAuthToken-a1", "OAuthToken-a2"]
+    );
+    assert_eq!(list(ot, None, Some("IBMid-UB")).await, ["OAuthToken-b1"]);
+    let page = store
+        .list(
+            ak,
+            &ListFilter {
+                limit: Some(2),
+                after: Some("aje000000000000000a2".into()),
+                ..ListFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        keys(&page),
+        ["aje000000000000000a3", "aje000000000000000b1"]
+    );
+
+    // References: the owner must exist and live in the credential's account; a token's hash is
+    // unique. A refused write leaves no trace in the feed.
+    let before = current_seq(store).await;
+    let a = audit("test.create");
+    let missing = "c0000000000000000000000000000003";
+    for (entity, expected) in [
+        (
+            authorized_key("aje000000000000000x1", "ServiceId-nope", ACCOUNT_A),
+            StoreError::NotFound("owner iam-ServiceId-nope".into()),
+        ),
+        (
+            authorized_key("aje000000000000000x2", "ServiceId-a1", missing),
+            StoreError::NotFound(format!("account {missing}")),
+        ),
+        (
+            oauth_token("OAuthToken-x1", "IBMid-NOPE", ACCOUNT_A, 9),
+            StoreError::NotFound("owner IBMid-NOPE".into()),
+        ),
+        (
+            oauth_token("OAuthToken-x2", "IBMid-UA", missing, 9),
+            StoreError::NotFound(format!("account {missing}")),
+        ),
+    ] {
+        let result = store.create(&entity, &a).await;
+        match (&result, &expected) {
+            (Err(StoreError::NotFound(got)), StoreError::NotFound(want)) => {
+                assert_eq!(got, want);
+            }
+            _ => panic!("{entity:?}: expected {expected:?}, got {result:?}"),
+        }
+    }
+    for (entity, expected) in [
+        (
+            authorized_key("aje000000000000000x3", "ServiceId-b1", ACCOUNT_A),
+            format!(
+                "owner iam-ServiceId-b1 of authorized key aje000000000000000x3 is in account \
+                 {ACCOUNT_B}, not {ACCOUNT_A}"
+            ),
+        ),
+        (
+            oauth_token("OAuthToken-x3", "IBMid-UB", ACCOUNT_A, 9),
+            format!(
+                "owner IBMid-UB of oauth token OAuthToken-x3 is in account {ACCOUNT_B}, not \
+                 {ACCOUNT_A}"
+            ),
+        ),
+    ] {
+        match store.create(&entity, &a).await {
+            Err(StoreError::Conflict(message)) => assert_eq!(message, expected),
+            other => panic!("{entity:?}: {other:?}"),
+        }
+    }
+    let clash = store
+        .create(&oauth_token("OAuthToken-x4", "IBMid-UA", ACCOUNT_A, 1), &a)
+        .await;
+    match clash {
+        Err(StoreError::AlreadyExists(what)) => {
+            assert_eq!(what, "oauth token with the same secret");
+        }
+        other => panic!("{other:?}"),
+    }
+    let twice = store.create(&credentials[0], &a).await;
+    assert!(
+        matches!(twice, Err(StoreError::AlreadyExists(_))),
+        "{twice:?}"
+    );
+    assert_eq!(current_seq(store).await, before);
+
+    // An account that still holds credentials cannot go (its owners hold it too, but the
+    // credentials count on their own).
+    let conflict = store
+        .delete(EntityKind::Account, ACCOUNT_B, &audit("account.delete"))
+        .await;
+    assert!(
+        matches!(conflict, Err(StoreError::Conflict(_))),
+        "{conflict:?}"
+    );
+
+    // Deleting a service account takes its authorized keys, each with a Delete change, before
+    // the account itself; other service accounts' keys stay.
+    let seq = store
+        .delete(
+            EntityKind::ServiceAccount,
+            "ServiceId-a1",
+            &audit("service_account.delete"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(seq, before + 3);
+    assert_absent(store, ak, "aje000000000000000a1").await;
+    assert_absent(store, ak, "aje000000000000000a2").await;
+    let batch = store.changes_since(before, 100).await.unwrap();
+    let deleted: Vec<(EntityKind, String)> = batch
+        .changes
+        .into_iter()
+        .map(|change| match change {
+            Change::Delete(kind, key) => (kind, key),
+            Change::Upsert(entity) => panic!("unexpected upsert {entity:?}"),
+        })
+        .collect();
+    assert_eq!(
+        deleted,
+        [
+            (ak, "aje000000000000000a1".to_owned()),
+            (ak, "aje000000000000000a2".to_owned()),
+            (EntityKind::ServiceAccount, "ServiceId-a1".to_owned()),
+        ]
+    );
+    assert_eq!(
+        list(ak, Some(ACCOUNT_A), None).await,
+        ["aje000000000000000a3"]
+    );
+    let audits = store.list_audit(100).await.unwrap();
+    let cascade = audits
+        .iter()
+        .find(|a| a.event.action == "service_account.delete")
+        .unwrap();
+    assert!(
+        cascade.event.detail.contains("2 authorized key(s)"),
+        "{:?}",
+        cascade.event.detail
+    );
+
+    // Deleting a user takes its OAuth tokens.
+    let before = current_seq(store).await;
+    let seq = store
+        .delete(EntityKind::User, "IBMid-UA", &audit("user.delete"))
+        .await
+        .unwrap();
+    assert_eq!(seq, before + 3);
+    assert_absent(store, ot, "OAuthToken-a1").await;
+    assert_absent(store, ot, "OAuthToken-a2").await;
+    assert_eq!(list(ot, None, None).await, ["OAuthToken-b1"]);
+
+    // A credential deletes on its own, once.
+    let before = current_seq(store).await;
+    store
+        .delete(ot, "OAuthToken-b1", &audit("oauth_token.delete"))
+        .await
+        .unwrap();
+    store
+        .delete(ak, "aje000000000000000b1", &audit("authorized_key.delete"))
+        .await
+        .unwrap();
+    let again = store
+        .delete(ak, "aje000000000000000b1", &audit("authorized_key.delete"))
+        .await;
+    assert!(matches!(again, Err(StoreError::NotFound(_))), "{again:?}");
+    let batch = store.changes_since(before, 100).await.unwrap();
+    assert!(matches!(
+        &batch.changes[..],
+        [Change::Delete(EntityKind::OAuthToken, t), Change::Delete(EntityKind::AuthorizedKey, k)]
+            if t == "OAuthToken-b1" && k == "aje000000000000000b1"
+    ));
+}
+
 /// Writes one or more objects of every kind (and two server secrets) for export tests; returns
 /// what is current at [`NOW`] (the revocation that expired before it is left out).
 pub async fn populate(store: &dyn Store) -> Vec<Entity> {
@@ -1263,6 +1556,9 @@ pub async fn populate(store: &dyn Store) -> Vec<Entity> {
         service_account("ServiceId-s2", ACCOUNT_B),
         api_key("ApiKey-1", "iam-ServiceId-s1", ACCOUNT_A, 1),
         api_key("ApiKey-2", "IBMid-U1", ACCOUNT_A, 2),
+        authorized_key("aje00000000000000001", "ServiceId-s1", ACCOUNT_A),
+        authorized_key("aje00000000000000002", "ServiceId-s2", ACCOUNT_B),
+        oauth_token("OAuthToken-1", "IBMid-U1", ACCOUNT_A, 11),
         client("bx", Some(ACCOUNT_A), Some(9)),
         client("default", None, None),
         binding(

@@ -17,15 +17,19 @@
 //!   "server_secrets": [{"name": "pepper", "sealed": "<base64>"}],
 //!   "entities": {
 //!     "enterprises": [...], "accounts": [...], "users": [...], "service_accounts": [...],
-//!     "api_keys": [...], "clients": [...], "access_bindings": [...], "revocations": [...],
-//!     "subject_cutoffs": [...], "signing_keys": [...]
+//!     "api_keys": [...], "authorized_keys": [...], "oauth_tokens": [...], "clients": [...],
+//!     "access_bindings": [...], "revocations": [...], "subject_cutoffs": [...],
+//!     "signing_keys": [...]
 //!   }
 //! }
 //! ```
 //!
 //! Objects are plain field-for-field copies of the domain records; hashes and sealed blobs are
 //! standard base64, roles, resources, algorithms, key uses and key states are their text forms,
-//! timestamps are unix seconds. A missing entity list reads as empty.
+//! timestamps are unix seconds. A missing entity list reads as empty (so a dump written before
+//! authorized keys and OAuth tokens existed still imports). An authorized key's `public_key` is
+//! the base64 of its SubjectPublicKeyInfo DER and its `algorithm` is `RSA_2048` or `RSA_4096`;
+//! an OAuth token's `token_hash` is the base64 of its 32-byte keyed hash, like an API key's.
 //!
 //! [`import`] wants an empty target and checks the whole dump before it writes anything; see
 //! there for what can still leave a partial import behind.
@@ -39,8 +43,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use tessera_core::directory::{Entity, EntityKind};
 use tessera_core::model::{
-    AccessBinding, Account, Algorithm, ApiKey, Enterprise, KeyHash, KeyState, KeyUse, OAuthClient,
-    Resource, Revocation, Role, ServiceAccount, SigningKeyRecord, SubjectCutoff, User,
+    AccessBinding, Account, Algorithm, ApiKey, AuthorizedKey, AuthorizedKeyAlgorithm, Enterprise,
+    KeyHash, KeyState, KeyUse, OAuthClient, OAuthToken, Resource, Revocation, Role, ServiceAccount,
+    SigningKeyRecord, SubjectCutoff, User,
 };
 
 /// The `format` of every dump.
@@ -90,6 +95,8 @@ impl Dump {
             + e.users.len()
             + e.service_accounts.len()
             + e.api_keys.len()
+            + e.authorized_keys.len()
+            + e.oauth_tokens.len()
             + e.clients.len()
             + e.access_bindings.len()
             + e.revocations.len()
@@ -139,8 +146,8 @@ pub async fn export(store: &dyn Store, now: i64) -> Result<Dump> {
 /// Order: the whole dump is decoded and checked first (format, version, base64, enum texts,
 /// duplicate keys), then the target's emptiness and server secrets, all before the first write;
 /// a dump or target that fails these changes nothing. Then the server secrets, then the objects
-/// in dependency order (enterprises, accounts, users, service accounts, API keys, clients,
-/// bindings, revocations, cut-offs, signing keys), one transaction each. A failure from there on
+/// in dependency order (enterprises, accounts, users, service accounts, API keys, authorized
+/// keys, OAuth tokens, clients, bindings, revocations, cut-offs, signing keys), one transaction each. A failure from there on
 /// (a database error, or a dump whose objects reference missing ones) leaves what was already
 /// written; the target was empty, so start again from a fresh one.
 pub async fn import(store: &dyn Store, dump: &Dump, audit: &AuditEvent) -> Result<ImportReport> {
@@ -266,6 +273,8 @@ pub struct Entities {
     pub users: Vec<UserDto>,
     pub service_accounts: Vec<ServiceAccountDto>,
     pub api_keys: Vec<ApiKeyDto>,
+    pub authorized_keys: Vec<AuthorizedKeyDto>,
+    pub oauth_tokens: Vec<OAuthTokenDto>,
     pub clients: Vec<ClientDto>,
     pub access_bindings: Vec<AccessBindingDto>,
     pub revocations: Vec<RevocationDto>,
@@ -326,8 +335,23 @@ impl Entities {
                 resource: b.resource.to_text(),
                 created_at: b.created_at,
             }),
-            // Exported by the change that completes issue 4's store work.
-            Entity::AuthorizedKey(_) | Entity::OAuthToken(_) => {}
+            Entity::AuthorizedKey(k) => self.authorized_keys.push(AuthorizedKeyDto {
+                id: k.id.clone(),
+                service_account_id: k.service_account_id.clone(),
+                account_id: k.account_id.clone(),
+                description: k.description.clone(),
+                algorithm: k.algorithm.as_str().to_owned(),
+                public_key: BASE64.encode(&k.public_key_der),
+                created_at: k.created_at,
+            }),
+            Entity::OAuthToken(t) => self.oauth_tokens.push(OAuthTokenDto {
+                id: t.id.clone(),
+                user_id: t.user_id.clone(),
+                account_id: t.account_id.clone(),
+                description: t.description.clone(),
+                token_hash: BASE64.encode(t.token_hash.0),
+                created_at: t.created_at,
+            }),
             Entity::Revocation(r) => self.revocations.push(RevocationDto {
                 jti: r.jti.clone(),
                 expires_at: r.expires_at,
@@ -355,6 +379,8 @@ impl Entities {
         self.users.sort_by(|a, b| a.id.cmp(&b.id));
         self.service_accounts.sort_by(|a, b| a.id.cmp(&b.id));
         self.api_keys.sort_by(|a, b| a.id.cmp(&b.id));
+        self.authorized_keys.sort_by(|a, b| a.id.cmp(&b.id));
+        self.oauth_tokens.sort_by(|a, b| a.id.cmp(&b.id));
         self.clients.sort_by(|a, b| a.id.cmp(&b.id));
         self.access_bindings.sort_by(|a, b| a.id.cmp(&b.id));
         self.revocations.sort_by(|a, b| a.jti.cmp(&b.jti));
@@ -399,6 +425,20 @@ impl Entities {
                 self.api_keys
                     .iter()
                     .map(|k| k.decode())
+                    .collect::<Result<_>>()?,
+            ),
+            (
+                "authorized_keys",
+                self.authorized_keys
+                    .iter()
+                    .map(|k| k.decode())
+                    .collect::<Result<_>>()?,
+            ),
+            (
+                "oauth_tokens",
+                self.oauth_tokens
+                    .iter()
+                    .map(|t| t.decode())
                     .collect::<Result<_>>()?,
             ),
             (
@@ -595,6 +635,76 @@ impl ApiKeyDto {
             account_id: self.account_id.clone(),
             key_hash: hash(&self.key_hash, || {
                 format!("the hash of api key {}", self.id)
+            })?,
+            created_at: self.created_at,
+        }))
+    }
+}
+
+/// An authorized key of a service account: `algorithm` (`RSA_2048`, `RSA_4096`) and
+/// `public_key`, the base64 of the SubjectPublicKeyInfo DER. The private half is never stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizedKeyDto {
+    pub id: String,
+    pub service_account_id: String,
+    pub account_id: String,
+    pub description: String,
+    pub algorithm: String,
+    pub public_key: String,
+    pub created_at: i64,
+}
+
+impl AuthorizedKeyDto {
+    fn decode(&self) -> Result<Entity> {
+        let what = |field: &str| format!("the {field} of authorized key {}", self.id);
+        let public_key_der = bytes(&self.public_key, || what("public key"))?;
+        if public_key_der.is_empty() {
+            return Err(invalid(format!("{} is empty", what("public key"))));
+        }
+        Ok(Entity::AuthorizedKey(AuthorizedKey {
+            id: self.id.clone(),
+            service_account_id: self.service_account_id.clone(),
+            account_id: self.account_id.clone(),
+            description: self.description.clone(),
+            algorithm: parsed(&self.algorithm, AuthorizedKeyAlgorithm::parse, || {
+                what("algorithm")
+            })?,
+            public_key_der,
+            created_at: self.created_at,
+        }))
+    }
+}
+
+/// A user's OAuth token; `token_hash` is the base64 of its 32-byte keyed hash.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthTokenDto {
+    pub id: String,
+    pub user_id: String,
+    pub account_id: String,
+    pub description: String,
+    pub token_hash: String,
+    pub created_at: i64,
+}
+
+impl fmt::Debug for OAuthTokenDto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthTokenDto")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("account_id", &self.account_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuthTokenDto {
+    fn decode(&self) -> Result<Entity> {
+        Ok(Entity::OAuthToken(OAuthToken {
+            id: self.id.clone(),
+            user_id: self.user_id.clone(),
+            account_id: self.account_id.clone(),
+            description: self.description.clone(),
+            token_hash: hash(&self.token_hash, || {
+                format!("the hash of oauth token {}", self.id)
             })?,
             created_at: self.created_at,
         }))
@@ -811,6 +921,8 @@ mod tests {
         assert_eq!(report.seq, seq);
         assert_eq!(report.entities["accounts"], 2);
         assert_eq!(report.entities["revocations"], 1);
+        assert_eq!(report.entities["authorized_keys"], 2);
+        assert_eq!(report.entities["oauth_tokens"], 1);
         let audits = target.list_audit(1000).await.unwrap();
         assert_eq!(audits.len(), expected.len(), "one audit event per object");
         assert!(audits.iter().all(|a| a.event == import_event()));
@@ -910,8 +1022,31 @@ mod tests {
                 "retired_at": NOW - 100,
             })
         );
+        assert_eq!(
+            entities["authorized_keys"][1],
+            serde_json::json!({
+                "id": "aje00000000000000002",
+                "service_account_id": "ServiceId-s2",
+                "account_id": suite::ACCOUNT_B,
+                "description": "authorized key aje00000000000000002",
+                "algorithm": "RSA_2048",
+                "public_key": BASE64.encode([0x30, 0x82, 0x01, 0x22, 0x00, 0xff]),
+                "created_at": NOW,
+            })
+        );
+        assert_eq!(
+            entities["oauth_tokens"][0],
+            serde_json::json!({
+                "id": "OAuthToken-1",
+                "user_id": "IBMid-U1",
+                "account_id": suite::ACCOUNT_A,
+                "description": "",
+                "token_hash": BASE64.encode([11u8; 32]),
+                "created_at": NOW,
+            })
+        );
         let sections: Vec<&String> = entities.as_object().unwrap().keys().collect();
-        assert_eq!(sections.len(), 10, "{sections:?}");
+        assert_eq!(sections.len(), 12, "{sections:?}");
     }
 
     #[tokio::test]
@@ -1022,6 +1157,15 @@ mod tests {
         let mut twice = good.clone();
         let first = twice.entities.accounts[0].clone();
         twice.entities.accounts.push(first);
+        let mut bad_token_hash = good.clone();
+        bad_token_hash.entities.oauth_tokens[0].token_hash = BASE64.encode([1u8; 33]);
+        let mut bad_algorithm = good.clone();
+        bad_algorithm.entities.authorized_keys[0].algorithm = "RSA_1024".into();
+        let mut bad_public_key = good.clone();
+        bad_public_key.entities.authorized_keys[1].public_key = "%%%".into();
+        let mut key_twice = good.clone();
+        let key = key_twice.entities.authorized_keys[0].clone();
+        key_twice.entities.authorized_keys.push(key);
 
         for (dump, expected) in [
             (
@@ -1040,6 +1184,24 @@ mod tests {
             (
                 twice,
                 "invalid export: account a0000000000000000000000000000001 appears twice",
+            ),
+            (
+                bad_token_hash,
+                "invalid export: the hash of oauth token OAuthToken-1 is 33 bytes, not 32",
+            ),
+            (
+                bad_algorithm,
+                "invalid export: the algorithm of authorized key aje00000000000000001 is \
+                 unknown: \"RSA_1024\"",
+            ),
+            (
+                bad_public_key,
+                "invalid export: the public key of authorized key aje00000000000000002 is not \
+                 base64",
+            ),
+            (
+                key_twice,
+                "invalid export: authorized key aje00000000000000001 appears twice",
             ),
         ] {
             let (_b, target) = fresh_sqlite().await;
@@ -1069,7 +1231,16 @@ mod tests {
             name: "pepper".into(),
             sealed: "c2VhbGVk".into(),
         };
-        let printed = format!("{user:?} {secret:?}");
+        let token = OAuthTokenDto {
+            id: "OAuthToken-1".into(),
+            user_id: "IBMid-1".into(),
+            account_id: "a".into(),
+            description: String::new(),
+            token_hash: "dG9rZW5oYXNo".into(),
+            created_at: 0,
+        };
+        let printed = format!("{user:?} {secret:?} {token:?}");
+        assert!(!printed.contains("dG9rZW5oYXNo"), "{printed}");
         assert!(!printed.contains("argon2id"), "{printed}");
         assert!(!printed.contains("c2VhbGVk"), "{printed}");
     }

@@ -1,9 +1,11 @@
 //! Handlers for enterprises, accounts, users, service accounts, API keys and OAuth clients, plus
-//! `whoami` and the audit log. They share one shape: authorize on the object's account, one
+//! `whoami` and the audit log; also the list, get and delete of authorized keys and OAuth tokens
+//! (their creation is in `yandex_credentials`). They share one shape: authorize on the object's account, one
 //! store call, settle the snapshot, render a view.
 
 use super::auth::Caller;
 use super::views::*;
+use super::yandex_credentials::{authorized_key_create, oauth_token_create};
 use super::{audit, created, deleted, list_body, settle, AdminError, AdminJson, ListQuery};
 use crate::http::RequestContext;
 use crate::state::{now, AppState};
@@ -59,16 +61,34 @@ pub fn router() -> Router<AppState> {
             "/v1/clients/{id}",
             get(get_handler::<5>).delete(delete_handler::<5>),
         )
+        .route(
+            "/v1/authorized_keys",
+            get(list_handler::<6>).post(authorized_key_create),
+        )
+        .route(
+            "/v1/authorized_keys/{id}",
+            get(get_handler::<6>).delete(delete_handler::<6>),
+        )
+        .route(
+            "/v1/oauth_tokens",
+            get(list_handler::<7>).post(oauth_token_create),
+        )
+        .route(
+            "/v1/oauth_tokens/{id}",
+            get(get_handler::<7>).delete(delete_handler::<7>),
+        )
 }
 
 /// The kinds served by the generic handlers, indexed by the const parameter above.
-const KINDS: [(EntityKind, &str); 6] = [
+const KINDS: [(EntityKind, &str); 8] = [
     (EntityKind::Enterprise, "enterprises"),
     (EntityKind::Account, "accounts"),
     (EntityKind::User, "users"),
     (EntityKind::ServiceAccount, "service_accounts"),
     (EntityKind::ApiKey, "api_keys"),
     (EntityKind::Client, "clients"),
+    (EntityKind::AuthorizedKey, "authorized_keys"),
+    (EntityKind::OAuthToken, "oauth_tokens"),
 ];
 
 /// The JSON view of any record.
@@ -81,6 +101,8 @@ pub fn view(entity: &Entity) -> serde_json::Value {
         Entity::ApiKey(k) => serde_json::to_value(ApiKeyView::from(k)),
         Entity::Client(c) => serde_json::to_value(ClientView::from(c)),
         Entity::Binding(b) => serde_json::to_value(AccessBindingView::from(b)),
+        Entity::AuthorizedKey(k) => serde_json::to_value(AuthorizedKeyView::from(k)),
+        Entity::OAuthToken(t) => serde_json::to_value(OAuthTokenView::from(t)),
         _ => Ok(json!({})),
     };
     value.unwrap_or_default()
@@ -93,6 +115,8 @@ fn governing_resource(entity: &Entity) -> Resource {
         Entity::User(u) => Resource::Account(u.account_id.clone()),
         Entity::ServiceAccount(s) => Resource::Account(s.account_id.clone()),
         Entity::ApiKey(k) => Resource::Account(k.account_id.clone()),
+        Entity::AuthorizedKey(k) => Resource::Account(k.account_id.clone()),
+        Entity::OAuthToken(t) => Resource::Account(t.account_id.clone()),
         Entity::Client(c) => c
             .account_id
             .clone()
@@ -107,6 +131,8 @@ fn singular(kind: EntityKind) -> &'static str {
         EntityKind::ServiceAccount => "service account",
         EntityKind::ApiKey => "API key",
         EntityKind::Binding => "access binding",
+        EntityKind::AuthorizedKey => "authorized key",
+        EntityKind::OAuthToken => "OAuth token",
         other => other.as_str(),
     }
 }
@@ -223,7 +249,7 @@ async fn delete_handler<const K: usize>(
     Ok(deleted())
 }
 
-async fn create_entity(
+pub(super) async fn create_entity(
     state: &AppState,
     ctx: &RequestContext,
     caller: &Caller,
@@ -240,7 +266,7 @@ async fn create_entity(
     Ok(())
 }
 
-fn internal(e: tessera_core::Error) -> AdminError {
+pub(super) fn internal(e: tessera_core::Error) -> AdminError {
     AdminError::from(e)
 }
 

@@ -1,5 +1,6 @@
 //! The admin REST API (`/v1`): accounts, enterprises, users, service accounts, API keys, OAuth
-//! clients, access bindings, and signing keys for operators (`keys`). Stability: versioned;
+//! clients, authorized keys and OAuth tokens (`yandex_credentials`), access bindings, and
+//! signing keys for operators (`keys`). Stability: versioned;
 //! fields are only added within v1.
 //!
 //! Handlers are thin: the [`auth::Caller`] extractor authenticates, the handler checks the role,
@@ -13,6 +14,7 @@ mod errors;
 mod keys;
 mod openapi;
 mod views;
+mod yandex_credentials;
 
 pub use errors::AdminError;
 pub use views::rfc3339;
@@ -113,6 +115,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AdminJson<T> {
 pub struct ListQuery {
     pub account_id: Option<String>,
     pub owner_iam_id: Option<String>,
+    /// Authorized keys of this service account (the owner filter in another spelling).
+    pub service_account_id: Option<String>,
+    /// OAuth tokens of this user (the owner filter in another spelling).
+    pub user_id: Option<String>,
     pub subject_iam_id: Option<String>,
     pub resource: Option<String>,
     pub after: Option<String>,
@@ -130,6 +136,8 @@ impl ListQuery {
         for (field, value) in [
             ("account_id", &self.account_id),
             ("owner_iam_id", &self.owner_iam_id),
+            ("service_account_id", &self.service_account_id),
+            ("user_id", &self.user_id),
             ("subject_iam_id", &self.subject_iam_id),
             ("resource", &self.resource),
             ("after", &self.after),
@@ -140,9 +148,23 @@ impl ListQuery {
                 )));
             }
         }
+        let owners = [
+            self.owner_iam_id.clone(),
+            self.service_account_id
+                .as_deref()
+                .map(tessera_core::ids::service_iam_id),
+            self.user_id.clone(),
+        ];
+        let mut owners = owners.into_iter().flatten();
+        let owner_iam_id = owners.next();
+        if owners.next().is_some() {
+            return Err(AdminError::invalid(
+                "give at most one of owner_iam_id, service_account_id and user_id",
+            ));
+        }
         Ok(ListFilter {
             account_id: self.account_id.clone(),
-            owner_iam_id: self.owner_iam_id.clone(),
+            owner_iam_id,
             subject_iam_id: self.subject_iam_id.clone(),
             resource: self.resource.clone(),
             after: self.after.clone(),

@@ -191,6 +191,85 @@ fn resources() -> Vec<ResourceDoc> {
             filters: &["account_id"],
         },
         ResourceDoc {
+            plural: "authorized_keys",
+            title: "AuthorizedKey",
+            create: object(
+                &["service_account_id"],
+                &[
+                    ("service_account_id", string()),
+                    (
+                        "key_algorithm",
+                        json!({"enum": ["RSA_2048", "RSA_4096"], "default": "RSA_2048"}),
+                    ),
+                    ("description", string()),
+                ],
+            ),
+            object: object(
+                &[
+                    "id",
+                    "service_account_id",
+                    "account_id",
+                    "description",
+                    "key_algorithm",
+                    "public_key",
+                    "created_at",
+                ],
+                &[
+                    ("id", string()),
+                    ("service_account_id", string()),
+                    ("account_id", string()),
+                    ("description", string()),
+                    ("key_algorithm", json!({"enum": ["RSA_2048", "RSA_4096"]})),
+                    (
+                        "public_key",
+                        json!({"type": "string", "description": "PEM, SubjectPublicKeyInfo (BEGIN PUBLIC KEY)."}),
+                    ),
+                    ("created_at", ts()),
+                    (
+                        "key_file",
+                        json!({
+                            "description": "Only in the create response; shown once. The authorized key file as `yc iam key create` writes it; the private key is not stored.",
+                            "type": "object",
+                            "required": ["id", "service_account_id", "created_at", "key_algorithm", "public_key", "private_key"],
+                            "additionalProperties": false,
+                            "properties": {
+                                "id": string(),
+                                "service_account_id": string(),
+                                "created_at": ts(),
+                                "key_algorithm": {"enum": ["RSA_2048", "RSA_4096"]},
+                                "public_key": string(),
+                                "private_key": {"type": "string", "description": "PKCS#8 PEM (BEGIN PRIVATE KEY)."},
+                            },
+                        }),
+                    ),
+                ],
+            ),
+            filters: &["account_id", "service_account_id"],
+        },
+        ResourceDoc {
+            plural: "oauth_tokens",
+            title: "OAuthToken",
+            create: object(
+                &["user_id"],
+                &[("user_id", string()), ("description", string())],
+            ),
+            object: object(
+                &["id", "user_id", "account_id", "description", "created_at"],
+                &[
+                    ("id", string()),
+                    ("user_id", string()),
+                    ("account_id", string()),
+                    ("description", string()),
+                    ("created_at", ts()),
+                    (
+                        "token",
+                        json!({"type": "string", "description": "Only in the create response; shown once (y0_…)."}),
+                    ),
+                ],
+            ),
+            filters: &["account_id", "user_id"],
+        },
+        ResourceDoc {
             plural: "access_bindings",
             title: "AccessBinding",
             create: object(
@@ -385,6 +464,8 @@ mod tests {
             "service_accounts",
             "api_keys",
             "clients",
+            "authorized_keys",
+            "oauth_tokens",
             "access_bindings",
         ] {
             assert!(
@@ -398,6 +479,17 @@ mod tests {
         }
         assert!(doc["paths"]["/v1/signing_keys"]["get"].is_object());
         assert!(doc["paths"]["/v1/signing_keys/rotate"]["post"].is_object());
+        assert_eq!(
+            doc["components"]["schemas"]["AuthorizedKey"]["properties"]["key_file"]["required"],
+            serde_json::json!([
+                "id",
+                "service_account_id",
+                "created_at",
+                "key_algorithm",
+                "public_key",
+                "private_key"
+            ])
+        );
         assert_eq!(
             doc["components"]["schemas"]["SigningKeyRotate"]["required"],
             serde_json::json!(["use"])

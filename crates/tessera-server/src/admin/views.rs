@@ -1,5 +1,5 @@
 //! What the admin API shows of each record. Secrets never appear, except the one-time
-//! `apikey`/`secret` fields of create responses.
+//! `apikey`/`secret`/`token`/`key_file` fields of create responses.
 
 use serde::Serialize;
 use tessera_core::model::*;
@@ -146,6 +146,74 @@ impl From<&OAuthClient> for ClientView {
             account_id: c.account_id.clone(),
             created_at: rfc3339(c.created_at),
             secret: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct AuthorizedKeyView {
+    pub id: String,
+    pub service_account_id: String,
+    pub account_id: String,
+    pub description: String,
+    pub key_algorithm: &'static str,
+    /// PEM (`-----BEGIN PUBLIC KEY-----`, SubjectPublicKeyInfo).
+    pub public_key: String,
+    pub created_at: String,
+    /// Only in the create response: the `yc iam key create` key file, private key included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<KeyFileView>,
+}
+
+impl From<&AuthorizedKey> for AuthorizedKeyView {
+    fn from(k: &AuthorizedKey) -> Self {
+        AuthorizedKeyView {
+            id: k.id.clone(),
+            service_account_id: k.service_account_id.clone(),
+            account_id: k.account_id.clone(),
+            description: k.description.clone(),
+            key_algorithm: k.algorithm.as_str(),
+            public_key: tessera_core::service_account_jwt::pem("PUBLIC KEY", &k.public_key_der),
+            created_at: rfc3339(k.created_at),
+            key_file: None,
+        }
+    }
+}
+
+/// The authorized key file in the shape `yc iam key create` writes and the Yandex SDKs read.
+/// No `Debug`: it holds the private key.
+#[derive(Serialize)]
+pub struct KeyFileView {
+    pub id: String,
+    pub service_account_id: String,
+    pub created_at: String,
+    pub key_algorithm: &'static str,
+    pub public_key: String,
+    /// PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
+    pub private_key: String,
+}
+
+#[derive(Serialize)]
+pub struct OAuthTokenView {
+    pub id: String,
+    pub user_id: String,
+    pub account_id: String,
+    pub description: String,
+    pub created_at: String,
+    /// Only in the create response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl From<&OAuthToken> for OAuthTokenView {
+    fn from(t: &OAuthToken) -> Self {
+        OAuthTokenView {
+            id: t.id.clone(),
+            user_id: t.user_id.clone(),
+            account_id: t.account_id.clone(),
+            description: t.description.clone(),
+            created_at: rfc3339(t.created_at),
+            token: None,
         }
     }
 }

@@ -1,0 +1,134 @@
+//! Creation of the Yandex surface's credentials: authorized keys of service accounts (an RSA key
+//! pair whose private half is returned once, as a `yc` key file, and never stored) and long-lived
+//! OAuth tokens of users (`y0_…`, returned once, stored as a keyed hash). Their list, get and
+//! delete are the generic handlers of `directory_objects`.
+//!
+//! Neither secret is logged or put in an audit event: the audit detail names the object only.
+
+use super::auth::Caller;
+use super::directory_objects::{create_entity, internal};
+use super::views::{rfc3339, AuthorizedKeyView, KeyFileView, OAuthTokenView};
+use super::{created, AdminError, AdminJson};
+use crate::http::RequestContext;
+use crate::state::{now, AppState};
+use axum::extract::State;
+use axum::response::Response;
+use axum::Extension;
+use serde::Deserialize;
+use tessera_core::directory::Entity;
+use tessera_core::ids;
+use tessera_core::limits;
+use tessera_core::model::{AuthorizedKey, AuthorizedKeyAlgorithm, OAuthToken, Resource, Role};
+use tessera_core::secret::{self, SecretPurpose};
+use tessera_core::service_account_jwt::{self, GeneratedKeyPair};
+
+/// The algorithms `key_algorithm` accepts, for the error message.
+const ALGORITHMS: &str = "RSA_2048, RSA_4096";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizedKeyCreate {
+    service_account_id: String,
+    key_algorithm: Option<String>,
+    description: Option<String>,
+}
+
+/// `POST /v1/authorized_keys`: a new key pair for a service account. Answers the key's view with
+/// `key_file`, the `yc` key file (private key included), which is never shown again.
+pub async fn authorized_key_create(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    AdminJson(body): AdminJson<AuthorizedKeyCreate>,
+) -> Result<Response, AdminError> {
+    let algorithm = match body.key_algorithm.as_deref() {
+        None => AuthorizedKeyAlgorithm::Rsa2048,
+        Some(text) => AuthorizedKeyAlgorithm::parse(text).ok_or_else(|| {
+            AdminError::invalid(format!(
+                "key_algorithm must be one of {ALGORITHMS}, not {:?}",
+                limits::bounded("key_algorithm", text, limits::MAX_ID).unwrap_or("…")
+            ))
+        })?,
+    };
+    let description = limits::description(body.description.as_deref())?;
+    let service_account_id = limits::bounded(
+        "service_account_id",
+        &body.service_account_id,
+        limits::MAX_ID,
+    )?
+    .to_owned();
+    let account_id = state
+        .snapshot
+        .directory()
+        .service_account(&service_account_id)
+        .map(|s| s.account_id.clone())
+        .ok_or_else(|| {
+            AdminError::not_found(format!("service account {service_account_id} not found"))
+        })?;
+    caller.require(&state, Role::Admin, &Resource::Account(account_id.clone()))?;
+
+    // RSA key generation takes up to a second or more for 4096 bits: off the async workers.
+    let pair: GeneratedKeyPair =
+        tokio::task::spawn_blocking(move || service_account_jwt::generate_key_pair(algorithm))
+            .await
+            .map_err(|e| AdminError::internal(format!("key generation task failed: {e}")))?
+            .map_err(internal)?;
+    let key = AuthorizedKey {
+        id: ids::new_authorized_key_id(&state.rng).map_err(internal)?,
+        service_account_id,
+        account_id,
+        description,
+        algorithm,
+        public_key_der: pair.public_spki_der,
+        created_at: now(),
+    };
+    create_entity(&state, &ctx, &caller, &Entity::AuthorizedKey(key.clone())).await?;
+    let mut view = AuthorizedKeyView::from(&key);
+    view.key_file = Some(KeyFileView {
+        id: key.id.clone(),
+        service_account_id: key.service_account_id.clone(),
+        created_at: rfc3339(key.created_at),
+        key_algorithm: key.algorithm.as_str(),
+        public_key: view.public_key.clone(),
+        private_key: service_account_jwt::pem("PRIVATE KEY", &pair.private_pkcs8_der),
+    });
+    Ok(created(view))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthTokenCreate {
+    user_id: String,
+    description: Option<String>,
+}
+
+/// `POST /v1/oauth_tokens`: a new long-lived OAuth token for a user, shown once in `token`.
+pub async fn oauth_token_create(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    AdminJson(body): AdminJson<OAuthTokenCreate>,
+) -> Result<Response, AdminError> {
+    let description = limits::description(body.description.as_deref())?;
+    let user_id = limits::bounded("user_id", &body.user_id, limits::MAX_ID)?.to_owned();
+    let account_id = state
+        .snapshot
+        .directory()
+        .user(&user_id)
+        .map(|u| u.account_id.clone())
+        .ok_or_else(|| AdminError::not_found(format!("user {user_id} not found")))?;
+    caller.require(&state, Role::Admin, &Resource::Account(account_id.clone()))?;
+    let value = secret::generate_oauth_token(&state.rng).map_err(internal)?;
+    let token = OAuthToken {
+        id: ids::new_oauth_token_id(&state.rng).map_err(internal)?,
+        user_id,
+        account_id,
+        description,
+        token_hash: state.pepper.hash(SecretPurpose::OAuthToken, value.expose()),
+        created_at: now(),
+    };
+    create_entity(&state, &ctx, &caller, &Entity::OAuthToken(token.clone())).await?;
+    let mut view = OAuthTokenView::from(&token);
+    view.token = Some(value.expose().to_owned());
+    Ok(created(view))
+}
