@@ -54,7 +54,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the Tessera server.
-    Serve(tessera_server::ServeArgs),
+    Serve(Box<tessera_server::ServeArgs>),
     /// Check an API key against a server and save it as a profile.
     #[command(
         after_help = "Without --apikey or TESSERA_APIKEY, the API key is read from the \

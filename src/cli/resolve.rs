@@ -205,7 +205,7 @@ pub fn resolve_login(
 
 /// A fully resolved command, ready to run.
 pub enum Plan {
-    Serve(tessera_server::ServeArgs),
+    Serve(Box<tessera_server::ServeArgs>),
     Login(LoginPlan),
     Token {
         connection: Connection,

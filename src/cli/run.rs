@@ -69,7 +69,7 @@ impl Io<'_> {
 
 pub async fn execute(plan: Plan, io: &mut Io<'_>) -> Result<()> {
     match plan {
-        Plan::Serve(args) => tessera_server::serve(args).await,
+        Plan::Serve(args) => tessera_server::serve(*args).await,
         Plan::Login(plan) => login(plan, io).await,
         Plan::Token { connection, format } => {
             let token = connection

@@ -194,7 +194,7 @@ pub fn verify(
         }
         None => return Err(unauthenticated("the JWT has no aud")),
     };
-    if !audiences.iter().any(|accepted| *accepted == aud) {
+    if !audiences.contains(&aud) {
         return Err(unauthenticated(format!(
             "the JWT aud {:?} is not an accepted audience of this server (accepted: {})",
             truncate(&aud),
