@@ -9,6 +9,7 @@
 //! - `cli`: the `tessera` command line against a running server.
 //! - `cluster`: several nodes on one PostgreSQL database, key rotation, database outage.
 //! - `operations`: operator commands: `keys list/rotate`, `migrate`, `export`/`import`.
+//! - `tls`: the listener over TLS (self-signed local CA, PEM files, bad files) and h2c.
 //!
 //! `TESSERA_E2E_STORE=postgres` (with `TESSERA_TEST_DATABASE_URL`) runs every test on PostgreSQL,
 //! each in a schema of its own.
@@ -24,3 +25,4 @@ mod ibm_token;
 mod oidc;
 mod operations;
 mod ops;
+mod tls;
