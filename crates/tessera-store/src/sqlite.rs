@@ -373,7 +373,7 @@ mod tests {
         assert_eq!(store.schema_version().await.unwrap(), None);
         assert_eq!(store.known_schema_version(), 3);
         store.migrate().await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), Some(2));
+        assert_eq!(store.schema_version().await.unwrap(), Some(3));
         store.close().await;
     }
 
