@@ -108,6 +108,27 @@ async fn self_signed_tls_serves_http1_and_h2_and_keeps_its_ca() {
         format!("{}/identity", server.url)
     );
 
+    // The CLI trusts the CA with TESSERA_CACERT (or --cacert).
+    let home = tempfile::tempdir().unwrap();
+    let cli = std::process::Command::new(binary())
+        .args(["token"])
+        .env("TESSERA_CONFIG_DIR", home.path())
+        .env("TESSERA_ENDPOINT", &server.url)
+        .env("TESSERA_APIKEY", ADMIN_KEY)
+        .env("TESSERA_CACERT", &ca_path)
+        .env_remove("TESSERA_PROFILE")
+        .output()
+        .unwrap();
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert_eq!(
+        jwt_payload(String::from_utf8_lossy(&cli.stdout).trim())["sub_type"],
+        "user"
+    );
+
     // The certificate names tessera.test (and localhost), not other names.
     let addr = addr_of(&server.url);
     let port = addr.port();
