@@ -36,12 +36,14 @@ impl Server {
         bootstrap::create_private_dir(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
-        // Before the store: a bad certificate fails fast and touches nothing.
+        // Before the store is opened, so a bad certificate fails fast.
         let tls = crate::tls::load(&config.tls, &config.data_dir, now())?;
         if let Some(ca) = tls.as_ref().and_then(|t| t.ca_cert.as_ref()) {
             let ca = std::path::absolute(ca).unwrap_or_else(|_| ca.clone());
             println!("TLS: local CA certificate for clients: {}", ca.display());
             tracing::info!(ca = %ca.display(), "TLS with a local CA; clients must trust its certificate");
+        } else if let crate::config::TlsMode::Files { cert, .. } = &config.tls {
+            tracing::info!(cert = %cert.display(), "TLS with the given certificate");
         }
         let tls = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));
         let master = Arc::new(bootstrap::open_master_key(&config, &rng)?);
@@ -186,6 +188,8 @@ async fn serve_tls(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, remote)) => {
+                    // The handshake and small h2 frames should not wait for Nagle's algorithm.
+                    let _ = tcp.set_nodelay(true);
                     connections.spawn(serve_tls_connection(
                         tcp,
                         remote,
