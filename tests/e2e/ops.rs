@@ -217,7 +217,8 @@ async fn configuration_precedence_flags_env_file() {
     assert_eq!(body["expires_in"], 300);
 }
 
-fn serve_fails(args: &[&str], env: &[(&str, &str)], file: Option<&str>) -> String {
+/// Runs `tessera serve` expecting it to fail at startup; returns its stderr.
+pub(crate) fn serve_fails(args: &[&str], env: &[(&str, &str)], file: Option<&str>) -> String {
     let dir = tempfile::tempdir().unwrap();
     if let Some(text) = file {
         std::fs::write(dir.path().join("tessera.toml"), text).unwrap();

@@ -952,3 +952,91 @@ async fn oauth_token_yields_a_t1_token_until_revoked() {
         "the OAuth token leaked into the logs"
     );
 }
+
+/// The SDK's way in: TLS with the local CA, discovery, a JWT for `iam.localhost:<port>`, then
+/// authenticated calls; and the REST twin over HTTPS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_surface_works_over_tls_with_the_local_ca() {
+    use tonic::transport::{Certificate, ClientTlsConfig};
+    let mut server = TestServer::start_with(&["--tls-self-signed"], &[]).await;
+    assert!(
+        server.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+    let ca = std::fs::read(server.data_dir().join("tls").join("ca.pem")).unwrap();
+    server.http = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .https_only(true)
+        .build()
+        .unwrap();
+    let port = server.url.rsplit(':').next().unwrap().to_owned();
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&ca))
+        .domain_name("localhost");
+    let channel = Channel::from_shared(format!("https://localhost:{port}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .expect("gRPC over TLS");
+
+    let list = ApiEndpointServiceClient::new(channel.clone())
+        .list(ListApiEndpointsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let iam_address = &list
+        .endpoints
+        .iter()
+        .find(|e| e.id == "iam")
+        .unwrap()
+        .address;
+    assert_eq!(iam_address, &format!("127.0.0.1:{port}"));
+
+    let admin = server.admin_token().await;
+    let sa = service_account(&server, &admin, "tls-robot").await;
+    let key = authorized_key(&server, &sa).await;
+    let mut client = IamTokenServiceClient::new(channel);
+    let aud = format!("https://iam.localhost:{port}/iam/v1/tokens");
+    let token = client
+        .create(jwt_request(sdk_jwt(&key, json!(aud))))
+        .await
+        .unwrap()
+        .into_inner()
+        .iam_token;
+    let for_sa = client
+        .create_for_service_account(with_bearer(
+            CreateIamTokenForServiceAccountRequest {
+                service_account_id: sa["id"].as_str().unwrap().to_owned(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(for_sa.iam_token.starts_with("t1."));
+    let revoked = client
+        .revoke(with_bearer(
+            RevokeIamTokenRequest {
+                iam_token: token.clone(),
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(revoked.subject_id, sa["id"]);
+
+    let (status, body) = rest(
+        &server,
+        "/iam/v1/tokens",
+        None,
+        json!({"jwt": sdk_jwt(&key, json!(AUD))}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["iamToken"].as_str().unwrap().starts_with("t1."));
+}

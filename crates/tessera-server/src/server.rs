@@ -1,5 +1,8 @@
 //! Startup and the listener: open the store, load secrets and keys, bootstrap on first start,
 //! build the snapshot, bind, serve until a signal, drain with a time limit.
+//!
+//! One port serves everything. Without TLS it speaks HTTP/1.1 and HTTP/2 with prior knowledge
+//! (h2c, what plaintext gRPC clients use); with TLS it speaks both over TLS, chosen by ALPN.
 
 use crate::bootstrap;
 use crate::config::Config;
@@ -13,10 +16,16 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+/// How long a client may take to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open connections may take to finish after shutdown begins.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A bound, fully initialised server that has not started serving yet.
 pub struct Server {
     listener: TcpListener,
     state: AppState,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Server {
@@ -27,6 +36,16 @@ impl Server {
         bootstrap::create_private_dir(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
+        // Before the store is opened, so a bad certificate fails fast.
+        let tls = crate::tls::load(&config.tls, &config.data_dir, now())?;
+        if let Some(ca) = tls.as_ref().and_then(|t| t.ca_cert.as_ref()) {
+            let ca = std::path::absolute(ca).unwrap_or_else(|_| ca.clone());
+            println!("TLS: local CA certificate for clients: {}", ca.display());
+            tracing::info!(ca = %ca.display(), "TLS with a local CA; clients must trust its certificate");
+        } else if let crate::config::TlsMode::Files { cert, .. } = &config.tls {
+            tracing::info!(cert = %cert.display(), "TLS with the given certificate");
+        }
+        let tls = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));
         let master = Arc::new(bootstrap::open_master_key(&config, &rng)?);
         let store = crate::storage::open_migrated(&config).await?;
         let secrets = bootstrap::load_server_secrets(store.as_ref(), &master, &rng).await?;
@@ -53,10 +72,11 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let local: SocketAddr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let public_url = config
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{local}"));
+            .unwrap_or_else(|| format!("{scheme}://{local}"));
         let issuer = config
             .issuer
             .clone()
@@ -80,7 +100,11 @@ impl Server {
             master,
             node_id,
         });
-        Ok(Server { listener, state })
+        Ok(Server {
+            listener,
+            state,
+            tls,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -106,22 +130,13 @@ impl Server {
         let pruner = tokio::spawn(prune_loop(state.clone()));
         let rotation = tokio::spawn(rotation_loop(state.clone()));
         let app = tower::ServiceBuilder::new()
-            .map_request(crate::http::collapse_slashes)
+            .map_request(crate::http::collapse_slashes as fn(_) -> _)
             .service(crate::http::app(state.clone()));
-        let make = tower::make::Shared::new(app);
         tracing::info!(url = %state.public_url, issuer = %state.issuer, config = %state.config, "Tessera is serving");
-        let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
-        let serve = axum::serve(self.listener, make).with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = drain_tx.send(());
-        });
-        let result = tokio::select! {
-            result = serve => result.map_err(anyhow::Error::from),
-            _ = async {
-                let _ = drain_rx.await;
-                tokio::time::sleep(Duration::from_secs(10)).await;
-            } => {
-                tracing::warn!("connections did not drain within 10 s; closing");
+        let result = match self.tls {
+            None => serve_plain(self.listener, app, shutdown).await,
+            Some(acceptor) => {
+                serve_tls(self.listener, acceptor, app, shutdown).await;
                 Ok(())
             }
         };
@@ -129,6 +144,137 @@ impl Server {
         pruner.abort();
         rotation.abort();
         result
+    }
+}
+
+/// The service behind the listener, as `run` builds it.
+type AppService =
+    tower::util::MapRequest<axum::Router, fn(axum::extract::Request) -> axum::extract::Request>;
+
+/// Plaintext: axum's server (HTTP/1.1 and h2c through hyper-util's auto builder).
+async fn serve_plain(
+    listener: TcpListener,
+    app: AppService,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let make = tower::make::Shared::new(app);
+    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    let serve = axum::serve(listener, make).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = drain_tx.send(());
+    });
+    tokio::select! {
+        result = serve => result.map_err(anyhow::Error::from),
+        _ = async {
+            let _ = drain_rx.await;
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } => {
+            tracing::warn!("connections did not drain within 10 s; closing");
+            Ok(())
+        }
+    }
+}
+
+/// TLS: accept, hand each connection to a task of its own (handshake under a time limit, then
+/// HTTP/1.1 or HTTP/2), and on shutdown stop accepting and drain like `serve_plain`.
+async fn serve_tls(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: AppService,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, remote)) => {
+                    // The handshake and small h2 frames should not wait for Nagle's algorithm.
+                    let _ = tcp.set_nodelay(true);
+                    connections.spawn(serve_tls_connection(
+                        tcp,
+                        remote,
+                        acceptor.clone(),
+                        app.clone(),
+                        stop_rx.clone(),
+                    ));
+                }
+                Err(e) => {
+                    // Typically out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            // Reap finished connections so the set holds only live ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "connections did not drain within 10 s; closing"
+        );
+        connections.abort_all();
+    }
+}
+
+/// One TLS connection: handshake (bounded by [`TLS_HANDSHAKE_TIMEOUT`]), then HTTP until the
+/// client closes or shutdown asks the connection to finish its requests and close.
+async fn serve_tls_connection(
+    tcp: tokio::net::TcpStream,
+    remote: SocketAddr,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: AppService,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+    let stream = tokio::select! {
+        result = handshake => match result {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%remote, "TLS handshake timed out");
+                return;
+            }
+        },
+        _ = stop.wait_for(|stopping| *stopping) => return,
+    };
+    let service = hyper_util::service::TowerToHyperService::new(tower::ServiceExt::map_request(
+        app,
+        |request: http::Request<hyper::body::Incoming>| request.map(axum::body::Body::new),
+    ));
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // With a timer hyper enforces its default header-read limit on HTTP/1 connections.
+    builder.http1().timer(TokioTimer::new());
+    builder.http2().timer(TokioTimer::new());
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%remote, error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            _ = stop.wait_for(|stopping| *stopping), if !stopping => {
+                stopping = true;
+                connection.as_mut().graceful_shutdown();
+            }
+        }
     }
 }
 
