@@ -6,10 +6,13 @@
 # 1. Creates compat/.venv with compat/requirements.txt (again whenever that file changes).
 # 2. Finds the server: $TESSERA_BIN, else target/release/tessera, else target/debug/tessera,
 #    else builds it with `cargo build --release --bin tessera`.
-# 3. Starts `tessera serve` on a free 127.0.0.1 port with a temporary data directory and a random
-#    bootstrap admin API key, and waits (at most 30 s) for GET /readyz.
-# 4. Runs pytest with TESSERA_URL and TESSERA_ADMIN_APIKEY set, stops the server whatever happens,
-#    and exits with pytest's status. No tests collected (pytest's 5) is a failure too.
+# 3. Starts `tessera serve --tls-self-signed` on a free 127.0.0.1 port with a temporary data
+#    directory and a random bootstrap admin API key, and waits (at most 30 s) for GET /readyz.
+#    TLS because the Yandex SDK opens only TLS channels; the IBM SDK trusts the local CA through
+#    REQUESTS_CA_BUNDLE, as a user of a private CA would set it up.
+# 4. Runs pytest with TESSERA_URL, TESSERA_ADMIN_APIKEY, TESSERA_CA (the local CA certificate) and
+#    TESSERA_GRPC_ENDPOINT (localhost:<port>) set, stops the server whatever happens, and exits
+#    with pytest's status. No tests collected (pytest's 5) is a failure too.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -87,20 +90,22 @@ show_log() {
 
 port="$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 admin_key="$("$py" -c 'import secrets; print(secrets.token_hex(24))')"
-url="http://127.0.0.1:$port"
+url="https://127.0.0.1:$port"
+ca="$work/data/tls/ca.pem"
 
 say "starting $bin serve on $url"
 # An empty configuration file of our own, so a stray ./tessera.toml cannot change the server.
 : >"$work/tessera.toml"
 TESSERA_BOOTSTRAP_ADMIN_APIKEY="$admin_key" "$bin" serve --config "$work/tessera.toml" \
-  --listen "127.0.0.1:$port" --data-dir "$work/data" >"$log" 2>&1 &
+  --listen "127.0.0.1:$port" --data-dir "$work/data" --tls-self-signed >"$log" 2>&1 &
 server_pid=$!
 
 ready() {
+  [ -f "$ca" ] || return 1
   if command -v curl >/dev/null 2>&1; then
-    curl -fsS -o /dev/null --max-time 2 "$url/readyz" 2>/dev/null
+    curl -fsS -o /dev/null --max-time 2 --cacert "$ca" "$url/readyz" 2>/dev/null
   else
-    "$py" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$url/readyz" 2>/dev/null
+    "$py" -c 'import ssl, sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2, context=ssl.create_default_context(cafile=sys.argv[2]))' "$url/readyz" "$ca" 2>/dev/null
   fi
 }
 deadline=$((SECONDS + 30))
@@ -122,6 +127,9 @@ say "server ready"
 # --- 4. The suite ----------------------------------------------------------------------------
 export TESSERA_URL="$url"
 export TESSERA_ADMIN_APIKEY="$admin_key"
+export TESSERA_CA="$ca"
+export TESSERA_GRPC_ENDPOINT="localhost:$port"
+export REQUESTS_CA_BUNDLE="$ca"
 export PYTHONDONTWRITEBYTECODE=1
 set +e
 "$py" -m pytest -q -p no:cacheprovider -rfEsw "$here" "$@"

@@ -2,7 +2,9 @@
 
 ``yandexcloud.SDK`` opens only TLS channels, calls ``ApiEndpointService/List`` on the endpoint it
 is given (without credentials), and authenticates every later call with an IAM token it gets from
-``IamTokenService/Create`` at the ``iam`` address from that list. With a service-account key it
+``IamTokenService/Create`` at the ``iam`` address from that list (calls to ``IamTokenService``
+itself go without a token, so the authenticated SDK call here is ``ServiceAccountService/Get``,
+which Tessera serves too). With a service-account key it
 signs a PS256 JWT whose ``aud`` is ``https://iam.<endpoint>/iam/v1/tokens``; with ``token=`` it
 sends the OAuth token. These tests use the SDK exactly as its users do, against a Tessera started
 with ``--tls-self-signed`` (compat/run.sh), and the SDK's own generated stubs for the raw calls.
@@ -26,6 +28,8 @@ from yandex.cloud.iam.v1.iam_token_service_pb2 import (
     RevokeIamTokenRequest,
 )
 from yandex.cloud.iam.v1.iam_token_service_pb2_grpc import IamTokenServiceStub
+from yandex.cloud.iam.v1.service_account_service_pb2 import GetServiceAccountRequest
+from yandex.cloud.iam.v1.service_account_service_pb2_grpc import ServiceAccountServiceStub
 
 from conftest import TIMEOUT, _require_env, unique
 
@@ -99,24 +103,39 @@ def test_service_account_key_flow_authenticates_sdk_calls(
     _, key_file = new_key_file(admin, robot)
 
     sdk = sdk_for(grpc_endpoint, ca_pem, service_account_key=key_file)
-    iam = sdk.client(IamTokenServiceStub)
-    # This call is authenticated with the robot's own t1 token, which the SDK got with its JWT.
-    response = iam.CreateForServiceAccount(
-        CreateIamTokenForServiceAccountRequest(service_account_id=target["id"]), timeout=TIMEOUT
+    # The SDK discovers the iam endpoint, signs its JWT, calls Create and sends the t1 token.
+    me = sdk.client(ServiceAccountServiceStub).Get(
+        GetServiceAccountRequest(service_account_id=robot["id"]), timeout=TIMEOUT
     )
-    assert response.iam_token.startswith("t1."), response.iam_token[:10]
-    assert response.expires_at.seconds > time.time() + 3600
-    info = introspect(tessera_url, admin, response.iam_token)
+    assert me.id == robot["id"] and me.name == robot["name"], me
+    assert me.folder_id == admin_account_id
+
+    # The same token works for calls that need a role: the robot may mint for the target.
+    channel = grpc.secure_channel(grpc_endpoint, grpc.ssl_channel_credentials(root_certificates=ca_pem))
+    own = IamTokenServiceStub(channel).Create(
+        yandexcloud._auth_fabric.get_auth_token_requester(
+            service_account_key=key_file, endpoint=grpc_endpoint
+        ).get_token_request(),
+        timeout=TIMEOUT,
+    )
+    assert own.iam_token.startswith("t1.")
+    assert introspect(tessera_url, admin, own.iam_token)["iam_id"] == robot["iam_id"]
+    minted = IamTokenServiceStub(channel).CreateForServiceAccount(
+        CreateIamTokenForServiceAccountRequest(service_account_id=target["id"]),
+        metadata=(("authorization", f"Bearer {own.iam_token}"),),
+        timeout=TIMEOUT,
+    )
+    assert minted.expires_at.seconds > time.time() + 3600
+    info = introspect(tessera_url, admin, minted.iam_token)
     assert info["active"] is True and info["iam_id"] == target["iam_id"], info
 
-    # The SDK's own token is a Tessera t1 token of the robot.
-    own = yandexcloud._auth_fabric.get_auth_token_requester(
-        service_account_key=key_file, endpoint=grpc_endpoint
-    ).get_token_request()
-    created = IamTokenServiceStub(
-        grpc.secure_channel(grpc_endpoint, grpc.ssl_channel_credentials(root_certificates=ca_pem))
-    ).Create(own, timeout=TIMEOUT)
-    assert introspect(tessera_url, admin, created.iam_token)["iam_id"] == robot["iam_id"]
+    # A service account the robot may not read is refused with the robot's own identity.
+    with pytest.raises(grpc.RpcError) as denied:
+        sdk.client(ServiceAccountServiceStub).Get(
+            GetServiceAccountRequest(service_account_id=target["id"]), timeout=TIMEOUT
+        )
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED, denied.value
+    assert robot["iam_id"] in denied.value.details()
 
 
 def test_deleted_key_makes_the_sdk_fail(admin, admin_account_id, grpc_endpoint, ca_pem):
@@ -127,10 +146,9 @@ def test_deleted_key_makes_the_sdk_fail(admin, admin_account_id, grpc_endpoint, 
     admin.delete(f"/v1/authorized_keys/{key_id}")
 
     sdk = sdk_for(grpc_endpoint, ca_pem, service_account_key=key_file)
-    iam = sdk.client(IamTokenServiceStub)
     with pytest.raises(grpc.RpcError) as failure:
-        iam.CreateForServiceAccount(
-            CreateIamTokenForServiceAccountRequest(service_account_id=target["id"]), timeout=TIMEOUT
+        sdk.client(ServiceAccountServiceStub).Get(
+            GetServiceAccountRequest(service_account_id=robot["id"]), timeout=TIMEOUT
         )
     assert failure.value.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNAVAILABLE), failure.value
     assert "does not exist" in failure.value.details() or "authorized key" in failure.value.details(), (
@@ -193,15 +211,19 @@ def test_oauth_token_flow(admin, admin_account_id, grpc_endpoint, ca_pem, tesser
         {"account_id": admin_account_id, "name": unique("yc-user"), "email": unique("yc") + "@example.com"},
     )
     target = new_service_account(admin, admin_account_id, "yc-oauth-target")
-    grant_token_creator(admin, user["iam_id"], target)
     oauth = admin.post("/v1/oauth_tokens", {"user_id": user["id"]})
     assert oauth["token"].startswith("y0_")
 
-    sdk = sdk_for(grpc_endpoint, ca_pem, token=oauth["token"])
-    response = sdk.client(IamTokenServiceStub).CreateForServiceAccount(
-        CreateIamTokenForServiceAccountRequest(service_account_id=target["id"]), timeout=TIMEOUT
+    admin.post(
+        "/v1/access_bindings",
+        {"subject_iam_id": user["iam_id"], "role": "viewer", "resource": f"service-account/{target['id']}"},
     )
-    assert introspect(tessera_url, admin, response.iam_token)["iam_id"] == target["iam_id"]
+    sdk = sdk_for(grpc_endpoint, ca_pem, token=oauth["token"])
+    # The SDK exchanges the OAuth token for a t1 token and reads the service account with it.
+    read = sdk.client(ServiceAccountServiceStub).Get(
+        GetServiceAccountRequest(service_account_id=target["id"]), timeout=TIMEOUT
+    )
+    assert read.id == target["id"]
 
     # A revoked OAuth token is refused by Create.
     admin.delete(f"/v1/oauth_tokens/{oauth['id']}")

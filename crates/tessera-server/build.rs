@@ -5,6 +5,7 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/yandex/cloud/iam/v1/iam_token_service.proto",
+        "proto/yandex/cloud/iam/v1/service_account_service.proto",
         "proto/yandex/cloud/endpoint/api_endpoint_service.proto",
     ];
     let descriptors = protox::compile(files, ["proto"])?;

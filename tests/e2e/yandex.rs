@@ -1040,3 +1040,79 @@ async fn the_surface_works_over_tls_with_the_local_ca() {
     assert_eq!(status, 200, "{body}");
     assert!(body["iamToken"].as_str().unwrap().starts_with("t1."));
 }
+
+#[tokio::test]
+async fn service_accounts_are_readable_by_themselves_and_viewers() {
+    use tessera_server::yandex::proto::iam::service_account_service_client::ServiceAccountServiceClient;
+    use tessera_server::yandex::proto::iam::GetServiceAccountRequest;
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let sa = service_account(&server, &admin, "reader").await;
+    let sa_id = sa["id"].as_str().unwrap().to_owned();
+    let key = authorized_key(&server, &sa).await;
+    let own = iam(&server)
+        .await
+        .create(jwt_request(sdk_jwt(&key, json!(AUD))))
+        .await
+        .unwrap()
+        .into_inner()
+        .iam_token;
+    let mut client = ServiceAccountServiceClient::new(channel(&server).await);
+    let get = |token: &str, id: &str| {
+        with_bearer(
+            GetServiceAccountRequest {
+                service_account_id: id.to_owned(),
+            },
+            token,
+        )
+    };
+    let read = client.get(get(&own, &sa_id)).await.unwrap().into_inner();
+    assert_eq!(read.id, sa_id);
+    assert_eq!(read.name, "reader");
+    assert_eq!(read.folder_id, sa["account_id"].as_str().unwrap());
+    assert!(read.created_at.unwrap().seconds > 0);
+
+    let other = service_account(&server, &admin, "other").await;
+    let other_id = other["id"].as_str().unwrap();
+    assert_status(
+        client.get(get(&own, other_id)).await,
+        Code::PermissionDenied,
+        other_id,
+    );
+    assert!(client.get(get(&admin, other_id)).await.is_ok());
+    assert_status(
+        client.get(get(&admin, "ServiceId-nope")).await,
+        Code::NotFound,
+        "nope",
+    );
+    assert_status(
+        client
+            .get(tonic::Request::new(GetServiceAccountRequest {
+                service_account_id: sa_id.clone(),
+            }))
+            .await,
+        Code::Unauthenticated,
+        "Bearer",
+    );
+
+    let response = server
+        .http
+        .get(format!("{}/iam/v1/serviceAccounts/{sa_id}", server.url))
+        .bearer_auth(&own)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["id"], sa_id);
+    assert_eq!(body["folderId"], sa["account_id"]);
+    let response = server
+        .http
+        .get(format!("{}/iam/v1/serviceAccounts/{other_id}", server.url))
+        .bearer_auth(&own)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    assert_rest_status(status, &response.json().await.unwrap(), 403, 7, other_id);
+}

@@ -10,10 +10,14 @@ use super::proto::endpoint::{
 };
 use super::proto::iam::create_iam_token_request::Identity as ProtoIdentity;
 use super::proto::iam::iam_token_service_server::{IamTokenService, IamTokenServiceServer};
+use super::proto::iam::service_account_service_server::{
+    ServiceAccountService, ServiceAccountServiceServer,
+};
 use super::proto::iam::{
     CreateIamTokenForServiceAccountRequest, CreateIamTokenRequest, CreateIamTokenResponse,
     RevokeIamTokenRequest, RevokeIamTokenResponse,
 };
+use super::proto::iam::{GetServiceAccountRequest, ServiceAccount};
 use super::service::{self, Identity};
 use crate::http::RequestContext;
 use crate::state::{now, AppState};
@@ -29,9 +33,15 @@ pub fn grpc_router(state: AppState) -> axum::Router {
         state: state.clone(),
     })
     .max_decoding_message_size(MAX_GRPC_MESSAGE);
+    let service_accounts = ServiceAccountServiceServer::new(ServiceAccounts {
+        state: state.clone(),
+    })
+    .max_decoding_message_size(MAX_GRPC_MESSAGE);
     let endpoints = ApiEndpointServiceServer::new(Endpoints { state })
         .max_decoding_message_size(MAX_GRPC_MESSAGE);
-    let mut routes = tonic::service::Routes::new(iam).add_service(endpoints);
+    let mut routes = tonic::service::Routes::new(iam)
+        .add_service(service_accounts)
+        .add_service(endpoints);
     // Reflection lets `grpcurl` and similar tools list and call the services without the
     // .proto files. Built from descriptors compiled into the binary, so it cannot fail at run
     // time unless the build is broken; then the server runs without reflection.
@@ -53,6 +63,10 @@ struct IamTokens {
 }
 
 struct Endpoints {
+    state: AppState,
+}
+
+struct ServiceAccounts {
     state: AppState,
 }
 
@@ -183,5 +197,35 @@ impl ApiEndpointService for Endpoints {
             endpoints,
             next_page_token: String::new(),
         }))
+    }
+}
+
+#[tonic::async_trait]
+impl ServiceAccountService for ServiceAccounts {
+    async fn get(
+        &self,
+        request: Request<GetServiceAccountRequest>,
+    ) -> Result<Response<ServiceAccount>, Status> {
+        let id = request_id(&request);
+        let bearer = bearer(&request);
+        service::get_service_account(
+            &self.state,
+            bearer.as_deref(),
+            &request.get_ref().service_account_id,
+            now(),
+        )
+        .map(|sa| {
+            Response::new(ServiceAccount {
+                created_at: Some(prost_types::Timestamp {
+                    seconds: sa.created_at,
+                    nanos: 0,
+                }),
+                id: sa.id,
+                folder_id: sa.account_id,
+                name: sa.name,
+                description: sa.description,
+            })
+        })
+        .map_err(|e| e.to_grpc(&id))
     }
 }

@@ -1,5 +1,6 @@
-//! The Yandex Cloud IAM surface: `IamTokenService` and `ApiEndpointService` over gRPC, and the
-//! REST twins of the token calls, on the same listener as everything else.
+//! The Yandex Cloud IAM surface: `IamTokenService`, `ApiEndpointService` and the read side of
+//! `ServiceAccountService` over gRPC, and their REST twins, on the same listener as everything
+//! else.
 //!
 //! `service` holds the rules once (what each call accepts, who may call it); `grpc` and `rest`
 //! only translate. Errors are `google.rpc.Status` on both transports, mapped in `errors`.

@@ -7,10 +7,11 @@ use super::service::{self, Identity};
 use crate::http::{bearer_token, read_body, BodyError, RequestContext};
 use crate::state::{now, AppState};
 use axum::body::Body;
+use axum::extract::Path;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
 use tessera_core::iam_token::MintedIamToken;
@@ -31,6 +32,31 @@ pub fn router() -> Router<AppState> {
             "/iam/v1/tokens:revoke",
             post(revoke).fallback(method_not_allowed),
         )
+        .route(
+            "/iam/v1/serviceAccounts/{id}",
+            get(get_service_account).fallback(method_not_allowed),
+        )
+}
+
+async fn get_service_account(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let result = service::get_service_account(&state, bearer_token(&headers), &id, now());
+    respond(
+        result.map(|sa| {
+            json!({
+                "id": sa.id,
+                "folderId": sa.account_id,
+                "createdAt": rfc3339(sa.created_at),
+                "name": sa.name,
+                "description": sa.description,
+            })
+        }),
+        &ctx,
+    )
 }
 
 async fn create(
@@ -122,11 +148,14 @@ fn respond(result: Result<Value, YandexError>, ctx: &RequestContext) -> Response
 }
 
 fn token_body(minted: MintedIamToken) -> Value {
-    let expires_at = OffsetDateTime::from_unix_timestamp(minted.claims.exp)
+    json!({ "iamToken": minted.token, "expiresAt": rfc3339(minted.claims.exp) })
+}
+
+fn rfc3339(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default();
-    json!({ "iamToken": minted.token, "expiresAt": expires_at })
+        .unwrap_or_default()
 }
 
 /// Reads the body as one JSON object.

@@ -8,7 +8,7 @@ use tessera_core::authz;
 use tessera_core::iam_token::MintedIamToken;
 use tessera_core::limits;
 use tessera_core::limits::MAX_IAM_TOKEN;
-use tessera_core::model::{Resource, Role};
+use tessera_core::model::{Resource, Role, ServiceAccount};
 use tessera_core::presented::PresentedToken;
 use tessera_core::principal::AuthnMethod;
 use tessera_core::service_account_jwt;
@@ -134,6 +134,43 @@ pub async fn revoke(
         )
         .await?;
     Ok(token.subject_id().to_owned())
+}
+
+/// `ServiceAccountService/Get`: the service account itself, or a caller with `viewer` on it or
+/// its account, may read it.
+pub fn get_service_account(
+    state: &AppState,
+    bearer: Option<&str>,
+    service_account_id: &str,
+    now: i64,
+) -> Result<ServiceAccount, YandexError> {
+    let service_account_id = required(
+        "service_account_id",
+        service_account_id,
+        MAX_SERVICE_ACCOUNT_ID,
+    )?;
+    let caller = authenticate(state, bearer, now)?;
+    let dir = state.snapshot.directory();
+    let resource = Resource::ServiceAccount(service_account_id.to_owned());
+    let found = dir.service_account(service_account_id);
+    let is_self = found.is_some_and(|sa| sa.iam_id() == caller.iam_id());
+    let may_read = is_self || authz::has_role(&dir, caller.iam_id(), Role::Viewer, &resource);
+    match found {
+        Some(sa) if may_read => Ok(sa.as_ref().clone()),
+        None if authz::has_role(&dir, caller.iam_id(), Role::Viewer, &Resource::Global) => {
+            Err(YandexError::new(
+                tonic::Code::NotFound,
+                format!("service account {service_account_id} not found"),
+            ))
+        }
+        _ => Err(YandexError::new(
+            tonic::Code::PermissionDenied,
+            format!(
+                "{} may not read service account {service_account_id}",
+                caller.iam_id()
+            ),
+        )),
+    }
 }
 
 /// The endpoints discovery advertises: every id points at this server.
