@@ -2,6 +2,9 @@
 //! `CreateForServiceAccount`, `Revoke`, over gRPC with the generated stubs and over REST, with
 //! every bad-input case of the protocol.
 
+// Tests run on two threads: the harness stops servers from a blocking `Drop`, and an open
+// HTTP/2 (gRPC) connection must still answer the server's shutdown, or the drain waits 10 s.
+
 use crate::harness::*;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, RsaKeyPair};
@@ -188,7 +191,7 @@ async fn introspect(server: &TestServer, token: &str) -> Value {
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_discovery_advertises_the_configured_address() {
     let server =
         TestServer::start_with(&["--advertised-address", "iam.example.test:4443"], &[]).await;
@@ -227,7 +230,7 @@ async fn endpoint_discovery_advertises_the_configured_address() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_advertised_address_is_the_listen_address() {
     let server = TestServer::start().await;
     let mut client = ApiEndpointServiceClient::new(channel(&server).await);
@@ -243,7 +246,7 @@ async fn default_advertised_address_is_the_listen_address() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_account_jwt_yields_a_t1_token_over_grpc_and_rest() {
     let server = TestServer::start().await;
     let admin = server.admin_token().await;
@@ -338,7 +341,7 @@ async fn service_account_jwt_yields_a_t1_token_over_grpc_and_rest() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_service_account_jwts_are_unauthenticated_and_issue_nothing() {
     let server = TestServer::start().await;
     let admin = server.admin_token().await;
@@ -452,6 +455,11 @@ async fn bad_service_account_jwts_are_unauthenticated_and_issue_nothing() {
         assert_rest_status(status, &body, 401, 16, needle);
         assert!(body.get("iamToken").is_none());
     }
+    let logs = server.logs();
+    assert!(
+        !logs.contains(&good[..good.len() - 10]),
+        "a JWT leaked into the logs"
+    );
     let metrics = server
         .http
         .get(format!("{}/metrics", server.url))
@@ -473,7 +481,7 @@ fn key_id(header: &Value) -> String {
     header["kid"].as_str().unwrap().to_owned()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_limits_are_invalid_argument_naming_the_field() {
     let server = TestServer::start().await;
     let admin = server.admin_token().await;
@@ -603,7 +611,7 @@ async fn protocol_limits_are_invalid_argument_naming_the_field() {
     assert_eq!(response.status(), 405);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_for_service_account_needs_token_creator() {
     let server = TestServer::start().await;
     let admin = server.admin_token().await;
@@ -718,7 +726,7 @@ async fn create_for_service_account_needs_token_creator() {
         .is_ok());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoke_makes_a_token_fail_everywhere() {
     let server = TestServer::start().await;
     let admin = server.admin_token().await;
@@ -830,7 +838,7 @@ async fn revoke_makes_a_token_fail_everywhere() {
     assert_eq!(introspect(&server, &jwt).await["active"], false);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_grpc_methods_are_unimplemented() {
     let server = TestServer::start().await;
     let mut client = tonic::client::Grpc::new(channel(&server).await);
@@ -841,7 +849,7 @@ async fn unknown_grpc_methods_are_unimplemented() {
     assert_eq!(result.unwrap_err().code(), Code::Unimplemented);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_reflection_lists_the_services() {
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
@@ -878,7 +886,7 @@ fn tokio_stream_once<T: Send + 'static>(
     futures_util::stream::iter([item])
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oauth_token_yields_a_t1_token_until_revoked() {
     let server = TestServer::start().await;
     let admin = server.admin_token().await;
@@ -1041,7 +1049,7 @@ async fn the_surface_works_over_tls_with_the_local_ca() {
     assert!(body["iamToken"].as_str().unwrap().starts_with("t1."));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_accounts_are_readable_by_themselves_and_viewers() {
     use tessera_server::yandex::proto::iam::service_account_service_client::ServiceAccountServiceClient;
     use tessera_server::yandex::proto::iam::GetServiceAccountRequest;
@@ -1115,4 +1123,43 @@ async fn service_accounts_are_readable_by_themselves_and_viewers() {
         .unwrap();
     let status = response.status().as_u16();
     assert_rest_status(status, &response.json().await.unwrap(), 403, 7, other_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iam_token_lifetime_is_configurable_and_bounded() {
+    let server = TestServer::start_with(&["--iam-token-lifetime", "600"], &[]).await;
+    let admin = server.admin_token().await;
+    let sa = service_account(&server, &admin, "short").await;
+    let before = unix_now();
+    let minted = iam(&server)
+        .await
+        .create_for_service_account(with_bearer(
+            CreateIamTokenForServiceAccountRequest {
+                service_account_id: sa["id"].as_str().unwrap().to_owned(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let expires = minted.expires_at.unwrap().seconds;
+    assert!(
+        (before + 600..=unix_now() + 600).contains(&expires),
+        "{expires}"
+    );
+    // More than 12 hours is refused at startup, naming the setting.
+    let output = std::process::Command::new(binary())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--iam-token-lifetime",
+            "43201",
+        ])
+        .current_dir(server.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("IAM token lifetime"), "{stderr}");
 }
