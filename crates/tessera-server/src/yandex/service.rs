@@ -3,8 +3,10 @@
 
 use super::errors::YandexError;
 use crate::state::AppState;
+use std::sync::Arc;
 use tessera_core::authn;
 use tessera_core::authz;
+use tessera_core::directory::Directory;
 use tessera_core::iam_token::MintedIamToken;
 use tessera_core::limits;
 use tessera_core::limits::MAX_IAM_TOKEN;
@@ -80,22 +82,13 @@ pub fn create_for_service_account(
     )?;
     let caller = authenticate(state, bearer, now)?;
     let dir = state.snapshot.directory();
-    let resource = Resource::ServiceAccount(service_account_id.to_owned());
-    let Some(service_account) = dir.service_account(service_account_id) else {
-        // Only a caller who could see it anyway learns that it does not exist.
-        let may_see = authz::has_role(&dir, caller.iam_id(), Role::Viewer, &Resource::Global);
-        return Err(if may_see {
-            YandexError::new(
-                tonic::Code::NotFound,
-                format!("service account {service_account_id} not found"),
-            )
-        } else {
-            denied(caller.iam_id(), service_account_id)
-        });
-    };
-    if !authz::has_role(&dir, caller.iam_id(), Role::TokenCreator, &resource) {
-        return Err(denied(caller.iam_id(), service_account_id));
-    }
+    let service_account = service_account_for(
+        &dir,
+        &caller,
+        service_account_id,
+        Role::TokenCreator,
+        |_| false,
+    )?;
     let principal =
         authn::principal_for(&dir, &service_account.iam_id(), AuthnMethod::AccessToken)?;
     drop(dir);
@@ -151,23 +144,37 @@ pub fn get_service_account(
     )?;
     let caller = authenticate(state, bearer, now)?;
     let dir = state.snapshot.directory();
-    let resource = Resource::ServiceAccount(service_account_id.to_owned());
-    let found = dir.service_account(service_account_id);
-    let is_self = found.is_some_and(|sa| sa.iam_id() == caller.iam_id());
-    let may_read = is_self || authz::has_role(&dir, caller.iam_id(), Role::Viewer, &resource);
-    match found {
-        Some(sa) if may_read => Ok(sa.as_ref().clone()),
-        None if authz::has_role(&dir, caller.iam_id(), Role::Viewer, &Resource::Global) => {
+    let service_account =
+        service_account_for(&dir, &caller, service_account_id, Role::Viewer, |sa| {
+            sa.iam_id() == caller.iam_id()
+        })?;
+    Ok(service_account.as_ref().clone())
+}
+
+/// The service account `id` if the caller holds `role` on it (or `is_self` says the caller is
+/// it). Refusals do not tell whether it exists, except to a caller who may see every account.
+fn service_account_for<'d>(
+    dir: &'d Directory,
+    caller: &PresentedToken,
+    id: &str,
+    role: Role,
+    is_self: impl Fn(&ServiceAccount) -> bool,
+) -> Result<&'d Arc<ServiceAccount>, YandexError> {
+    let resource = Resource::ServiceAccount(id.to_owned());
+    match dir.service_account(id) {
+        Some(sa) if is_self(sa) || authz::has_role(dir, caller.iam_id(), role, &resource) => Ok(sa),
+        None if authz::has_role(dir, caller.iam_id(), Role::Viewer, &Resource::Global) => {
             Err(YandexError::new(
                 tonic::Code::NotFound,
-                format!("service account {service_account_id} not found"),
+                format!("service account {id} not found"),
             ))
         }
         _ => Err(YandexError::new(
             tonic::Code::PermissionDenied,
             format!(
-                "{} may not read service account {service_account_id}",
-                caller.iam_id()
+                "{} does not hold {} on service account {id}",
+                caller.iam_id(),
+                role.as_str()
             ),
         )),
     }
@@ -201,16 +208,6 @@ fn authenticate(
             tessera_core::ErrorKind::Unavailable => YandexError::from(e),
             _ => YandexError::unauthenticated(format!("caller token rejected: {}", e.message())),
         })
-}
-
-fn denied(caller: &str, service_account_id: &str) -> YandexError {
-    YandexError::new(
-        tonic::Code::PermissionDenied,
-        format!(
-            "{caller} does not hold {} on service account {service_account_id}",
-            Role::TokenCreator.as_str()
-        ),
-    )
 }
 
 /// A required, bounded string field: empty counts as missing.
