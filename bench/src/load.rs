@@ -1,4 +1,5 @@
-//! The load generator: N keep-alive HTTP/1.1 connections to the server, one task each. With
+//! The load generator: N keep-alive HTTP/1.1 connections to the server, one task each, or for
+//! gRPC ([`crate::grpc`]) N concurrent unary calls spread over a few HTTP/2 connections. With
 //! several nodes the connections are spread round-robin over them (connection `i` goes to node
 //! `i mod nodes`), as a load balancer with long-lived connections would.
 //!
@@ -10,11 +11,14 @@
 //!   more than [`LATE_SEND`] behind schedule (the connection was still waiting on an earlier
 //!   answer) are counted, so a server that cannot keep up at that rate is visible.
 //!
-//! Request bodies and headers are built once. Every request has a timeout and every run a
-//! deadline, so a run always ends by itself. Only responses with status 200 (and, for
-//! introspection, `"active":true` in the body) count as successes and enter the latency histogram;
-//! everything else is counted by kind.
+//! Request bodies and headers are built once (for the Yandex JWT grant one pre-signed JWT per
+//! connection, all signed just before the load and valid for longer than any run can last).
+//! Every request has a timeout and every run a deadline, so a run always ends by itself. Only
+//! responses with status 200 (and, for introspection, `"active":true` in the body; for the Yandex
+//! grant a `t1.` IAM token) count as successes and enter the latency histogram; everything else is
+//! counted by kind.
 
+use crate::grpc::GrpcTarget;
 use crate::machine::{cpu_seconds, cpu_seconds_between, cpu_seconds_by_name, system_busy_seconds};
 use crate::server::{Credentials, APIKEY_GRANT};
 use crate::Grant;
@@ -32,15 +36,17 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 /// No single request may take longer than this; it counts as a timeout failure.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// A paced send this far behind its schedule counts as late.
-const LATE_SEND: Duration = Duration::from_millis(5);
+pub const LATE_SEND: Duration = Duration::from_millis(5);
 /// Pause after a failed connect, so a dead server is not hammered in a tight loop.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(20);
 /// The command name of PostgreSQL's processes, whose CPU time is counted as the database's.
 const DATABASE_PROCESS: &str = "postgres";
 /// What a successful introspection answer must contain.
 const ACTIVE: &[u8] = br#""active":true"#;
+/// What a successful `POST /iam/v1/tokens` answer must contain.
+const IAM_TOKEN: &[u8] = br#""iamToken":"t1."#;
 
 /// What to run against one server.
 #[derive(Debug, Clone)]
@@ -68,36 +74,67 @@ struct Endpoint {
 pub struct Target {
     endpoints: Vec<Endpoint>,
     path: &'static str,
-    body: Bytes,
+    content_type: &'static str,
+    /// Connection `i` sends `bodies[i mod len]`.
+    bodies: Vec<Bytes>,
     authorization: Option<HeaderValue>,
     /// Bytes a 200 answer must contain to count as a success.
     expect: Option<&'static [u8]>,
 }
 
 impl Target {
-    pub fn new(addrs: &[SocketAddr], grant: Grant, creds: &Credentials) -> anyhow::Result<Target> {
-        let (path, body, authorization, expect) = match grant {
+    /// The HTTP/1.1 request of `grant` (not the gRPC one). `jwts` are the pre-signed
+    /// service-account JWTs of the Yandex JWT grant (one per connection), unused by the others.
+    pub fn new(
+        addrs: &[SocketAddr],
+        grant: Grant,
+        creds: &Credentials,
+        jwts: &[String],
+    ) -> anyhow::Result<Target> {
+        const FORM: &str = "application/x-www-form-urlencoded";
+        let (path, content_type, bodies, authorization, expect) = match grant {
             Grant::Apikey => (
                 "/identity/token",
-                serde_urlencoded::to_string([
+                FORM,
+                vec![serde_urlencoded::to_string([
                     ("grant_type", APIKEY_GRANT),
                     ("apikey", creds.apikey.as_str()),
                     ("response_type", "cloud_iam"),
                 ])
-                .context("encoding the token request")?,
+                .context("encoding the token request")?],
                 None,
                 None,
             ),
             Grant::Introspect => (
                 "/identity/introspect",
-                serde_urlencoded::to_string([("token", creds.introspected_token.as_str())])
-                    .context("encoding the introspection request")?,
+                FORM,
+                vec![
+                    serde_urlencoded::to_string([("token", creds.introspected_token.as_str())])
+                        .context("encoding the introspection request")?,
+                ],
                 Some(
                     HeaderValue::from_str(&format!("Bearer {}", creds.bearer_token))
                         .context("the Authorization header")?,
                 ),
                 Some(ACTIVE),
             ),
+            Grant::YandexJwtRest => {
+                if jwts.is_empty() {
+                    anyhow::bail!("the Yandex JWT grant needs at least one signed JWT");
+                }
+                (
+                    "/iam/v1/tokens",
+                    "application/json",
+                    jwts.iter()
+                        .map(|jwt| serde_json::json!({ "jwt": jwt }).to_string())
+                        .collect(),
+                    None,
+                    Some(IAM_TOKEN),
+                )
+            }
+            Grant::YandexJwtGrpc => {
+                anyhow::bail!("the gRPC grant is driven by the gRPC load loop, not over HTTP/1.1")
+            }
         };
         if addrs.is_empty() {
             anyhow::bail!("no server to send requests to");
@@ -112,7 +149,8 @@ impl Target {
         Ok(Target {
             endpoints,
             path,
-            body: Bytes::from(body),
+            content_type,
+            bodies: bodies.into_iter().map(Bytes::from).collect(),
             authorization,
             expect,
         })
@@ -123,21 +161,24 @@ impl Target {
         &self.endpoints[index % self.endpoints.len()]
     }
 
-    fn request(&self, endpoint: &Endpoint) -> anyhow::Result<Request<Full<Bytes>>> {
+    /// The request connection `index` sends.
+    fn request(&self, index: usize) -> anyhow::Result<Request<Full<Bytes>>> {
+        let endpoint = self.endpoint(index);
+        let body = self
+            .bodies
+            .get(index % self.bodies.len().max(1))
+            .context("no request body")?;
         let mut builder = Request::builder()
             .method(Method::POST)
             .uri(self.path)
             .header(HOST, endpoint.host.clone())
-            .header(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/x-www-form-urlencoded"),
-            )
+            .header(CONTENT_TYPE, HeaderValue::from_static(self.content_type))
             .header(ACCEPT, HeaderValue::from_static("application/json"));
         if let Some(authorization) = &self.authorization {
             builder = builder.header(AUTHORIZATION, authorization.clone());
         }
         builder
-            .body(Full::new(self.body.clone()))
+            .body(Full::new(body.clone()))
             .context("building the request")
     }
 
@@ -155,6 +196,9 @@ impl Target {
 pub struct Failures {
     /// Responses by status code.
     pub by_status: BTreeMap<u16, u64>,
+    /// gRPC calls that ended with a status other than OK, by code (transport failures of a
+    /// call show here too, as the status tonic reports, usually UNAVAILABLE).
+    pub by_grpc_code: BTreeMap<i32, u64>,
     /// Connections that could not be opened.
     pub connect: u64,
     /// Requests that failed on the wire (reset, closed, protocol error).
@@ -170,18 +214,22 @@ pub struct Failures {
 impl Failures {
     pub fn total(&self) -> u64 {
         self.by_status.values().sum::<u64>()
+            + self.by_grpc_code.values().sum::<u64>()
             + self.connect
             + self.io
             + self.timeouts
             + self.unexpected
     }
 
-    /// Answers that were not a success: non-200, or a 200 without the expected content.
+    /// Answers that were not a success: non-200 (a gRPC status other than OK), or a 200 without
+    /// the expected content.
     pub fn non_200(&self) -> u64 {
-        self.by_status.values().sum::<u64>() + self.unexpected
+        self.by_status.values().sum::<u64>()
+            + self.by_grpc_code.values().sum::<u64>()
+            + self.unexpected
     }
 
-    fn note(&mut self, what: impl FnOnce() -> String) {
+    pub fn note(&mut self, what: impl FnOnce() -> String) {
         if self.first.is_none() {
             self.first = Some(what());
         }
@@ -190,6 +238,9 @@ impl Failures {
     fn merge(&mut self, other: Failures) {
         for (status, n) in other.by_status {
             *self.by_status.entry(status).or_default() += n;
+        }
+        for (code, n) in other.by_grpc_code {
+            *self.by_grpc_code.entry(code).or_default() += n;
         }
         self.connect += other.connect;
         self.io += other.io;
@@ -257,12 +308,27 @@ pub struct Phases {
     pub half: Option<RunStats>,
 }
 
+/// What the connections send: HTTP/1.1 requests, or gRPC calls.
+#[derive(Debug, Clone)]
+pub enum Workload {
+    Http(Arc<Target>),
+    Grpc(Arc<GrpcTarget>),
+}
+
+impl Workload {
+    fn describe(&self, connections: usize) -> String {
+        match self {
+            Workload::Http(_) => format!("{connections} connections"),
+            Workload::Grpc(_) => format!(
+                "{connections} concurrent gRPC calls over {} HTTP/2 connections",
+                crate::grpc::channel_count(connections)
+            ),
+        }
+    }
+}
+
 /// Warm-up, peak, then half rate.
-pub async fn run(
-    target: Arc<Target>,
-    plan: &Plan,
-    progress: impl Fn(&str),
-) -> anyhow::Result<Phases> {
+pub async fn run(target: Workload, plan: &Plan, progress: impl Fn(&str)) -> anyhow::Result<Phases> {
     if !plan.warmup.is_zero() {
         progress(&format!("warming up for {} s", plan.warmup.as_secs()));
         let warm = drive(&target, plan, plan.warmup, None).await?;
@@ -274,8 +340,8 @@ pub async fn run(
         }
     }
     progress(&format!(
-        "peak: {} connections for {} s",
-        plan.connections,
+        "peak: {} for {} s",
+        target.describe(plan.connections),
         plan.duration.as_secs()
     ));
     let peak = drive(&target, plan, plan.duration, None).await?;
@@ -323,7 +389,7 @@ fn describe_first(failures: &Failures) -> String {
 
 /// Runs `connections` tasks for `duration`, closed-loop or paced at `rate` requests/s in total.
 async fn drive(
-    target: &Arc<Target>,
+    target: &Workload,
     plan: &Plan,
     duration: Duration,
     rate: Option<f64>,
@@ -345,6 +411,10 @@ async fn drive(
     let system_before = system_busy_seconds();
     let started = Instant::now();
     let deadline = started + duration;
+    let channels = match target {
+        Workload::Grpc(grpc) => grpc.channels(connections)?,
+        Workload::Http(_) => Vec::new(),
+    };
     let mut tasks = Vec::with_capacity(connections);
     for index in 0..connections {
         let pace = match rate {
@@ -360,12 +430,24 @@ async fn drive(
             }
             _ => None,
         };
-        tasks.push(tokio::spawn(connection(
-            Arc::clone(target),
-            index,
-            deadline,
-            pace,
-        )));
+        tasks.push(match target {
+            Workload::Http(http) => {
+                tokio::spawn(connection(Arc::clone(http), index, deadline, pace))
+            }
+            Workload::Grpc(grpc) => {
+                let channel = channels
+                    .get(index / crate::grpc::CALLS_PER_CHANNEL)
+                    .context("no gRPC channel for a caller")?
+                    .clone();
+                tokio::spawn(crate::grpc::caller(
+                    channel,
+                    Arc::clone(grpc),
+                    index,
+                    deadline,
+                    pace,
+                ))
+            }
+        });
     }
     let mut ok = 0;
     let mut failures = Failures::default();
@@ -415,18 +497,56 @@ async fn drive(
     })
 }
 
+/// A paced sender's schedule: send `n` is due at `first + n × period`.
 #[derive(Debug, Clone, Copy)]
-struct Pace {
+pub struct Pace {
     period: Duration,
     first: Instant,
 }
 
+/// Waits for the next send: closed loop (`pace` is `None`) sends at once, a paced sender waits
+/// for its turn and counts it late if it comes more than [`LATE_SEND`] behind. `false` when the
+/// run is over.
+pub async fn next_turn(
+    pace: Option<Pace>,
+    sent: &mut u32,
+    deadline: Instant,
+    result: &mut ConnectionResult,
+) -> bool {
+    match pace {
+        Some(pace) => {
+            let due = pace.first + pace.period * *sent;
+            *sent = sent.saturating_add(1);
+            if due >= deadline {
+                return false;
+            }
+            tokio::time::sleep_until(due.into()).await;
+            if Instant::now().saturating_duration_since(due) > LATE_SEND {
+                result.late_sends += 1;
+            }
+            true
+        }
+        None => Instant::now() < deadline,
+    }
+}
+
+/// What one connection (or gRPC caller) counted.
 #[derive(Debug, Default)]
-struct ConnectionResult {
-    ok: u64,
-    late_sends: u64,
-    failures: Failures,
-    latencies_us: Vec<u32>,
+pub struct ConnectionResult {
+    pub ok: u64,
+    pub late_sends: u64,
+    pub failures: Failures,
+    pub latencies_us: Vec<u32>,
+}
+
+impl ConnectionResult {
+    /// A success that took from `started` until now.
+    pub fn success(&mut self, started: Instant) {
+        self.ok += 1;
+        let micros = started.elapsed().as_micros();
+        self.latencies_us
+            .push(u32::try_from(micros).unwrap_or(u32::MAX));
+    }
 }
 
 /// Connection `index`'s loop until `deadline`, reconnecting after wire failures.
@@ -440,20 +560,7 @@ async fn connection(
     let mut result = ConnectionResult::default();
     let mut sender: Option<SendRequest<Full<Bytes>>> = None;
     let mut sent = 0u32;
-    loop {
-        if let Some(pace) = pace {
-            let due = pace.first + pace.period * sent;
-            sent = sent.saturating_add(1);
-            if due >= deadline {
-                break;
-            }
-            tokio::time::sleep_until(due.into()).await;
-            if Instant::now().saturating_duration_since(due) > LATE_SEND {
-                result.late_sends += 1;
-            }
-        } else if Instant::now() >= deadline {
-            break;
-        }
+    while next_turn(pace, &mut sent, deadline, &mut result).await {
         let request_sender = match sender.as_mut() {
             Some(request_sender) => request_sender,
             None => match tokio::time::timeout(REQUEST_TIMEOUT, connect(endpoint.addr)).await {
@@ -471,7 +578,7 @@ async fn connection(
                 }
             },
         };
-        let request = match target.request(endpoint) {
+        let request = match target.request(index) {
             Ok(request) => request,
             Err(err) => {
                 result.failures.io += 1;
@@ -490,13 +597,7 @@ async fn connection(
                     )
                 });
             }
-            Ok(Ok((200, _))) => {
-                result.ok += 1;
-                let micros = started.elapsed().as_micros();
-                result
-                    .latencies_us
-                    .push(u32::try_from(micros).unwrap_or(u32::MAX));
-            }
+            Ok(Ok((200, _))) => result.success(started),
             Ok(Ok((status, body))) => {
                 *result.failures.by_status.entry(status).or_default() += 1;
                 result
@@ -599,10 +700,10 @@ mod tests {
             "127.0.0.1:1001".parse().unwrap(),
             "127.0.0.1:1002".parse().unwrap(),
         ];
-        let target = Target::new(&addrs, Grant::Apikey, &creds()).unwrap();
+        let target = Target::new(&addrs, Grant::Apikey, &creds(), &[]).unwrap();
         let picked: Vec<u16> = (0..5).map(|i| target.endpoint(i).addr.port()).collect();
         assert_eq!(picked, [1001, 1002, 1001, 1002, 1001]);
-        let request = target.request(target.endpoint(1)).unwrap();
+        let request = target.request(1).unwrap();
         assert_eq!(request.headers()[HOST], "127.0.0.1:1002");
         assert!(request.headers().get(AUTHORIZATION).is_none());
         assert!(target.body_ok(b"{}"));
@@ -611,14 +712,29 @@ mod tests {
     #[test]
     fn introspection_sends_a_bearer_and_needs_an_active_answer() {
         let addrs: Vec<SocketAddr> = vec!["127.0.0.1:1001".parse().unwrap()];
-        let target = Target::new(&addrs, Grant::Introspect, &creds()).unwrap();
-        let request = target.request(target.endpoint(0)).unwrap();
+        let target = Target::new(&addrs, Grant::Introspect, &creds(), &[]).unwrap();
+        let request = target.request(0).unwrap();
         assert_eq!(request.uri().path(), "/identity/introspect");
         assert_eq!(request.headers()[AUTHORIZATION], "Bearer bearer.jwt.sig");
-        assert_eq!(target.body, Bytes::from_static(b"token=other.jwt.sig"));
+        assert_eq!(target.bodies, [Bytes::from_static(b"token=other.jwt.sig")]);
         assert!(target.body_ok(br#"{"active":true,"iam_id":"x"}"#));
         assert!(!target.body_ok(br#"{"active":false}"#));
-        assert!(Target::new(&[], Grant::Apikey, &creds()).is_err());
+        assert!(Target::new(&[], Grant::Apikey, &creds(), &[]).is_err());
+    }
+
+    #[test]
+    fn the_yandex_rest_grant_sends_one_jwt_per_connection_as_json() {
+        let addrs: Vec<SocketAddr> = vec!["127.0.0.1:1001".parse().unwrap()];
+        let jwts = ["a.b.c".to_owned(), "d.e.f".to_owned()];
+        let target = Target::new(&addrs, Grant::YandexJwtRest, &creds(), &jwts).unwrap();
+        let request = target.request(3).unwrap();
+        assert_eq!(request.uri().path(), "/iam/v1/tokens");
+        assert_eq!(request.headers()[CONTENT_TYPE], "application/json");
+        assert_eq!(target.bodies[1], Bytes::from_static(br#"{"jwt":"d.e.f"}"#));
+        assert!(target.body_ok(br#"{"expiresAt":"2026-11-23T02:07:43Z","iamToken":"t1.x.y"}"#));
+        assert!(!target.body_ok(br#"{"code":16}"#));
+        assert!(Target::new(&addrs, Grant::YandexJwtRest, &creds(), &[]).is_err());
+        assert!(Target::new(&addrs, Grant::YandexJwtGrpc, &creds(), &jwts).is_err());
     }
 
     #[test]
@@ -629,12 +745,13 @@ mod tests {
         let mut b = Failures::default();
         b.by_status.insert(400, 1);
         b.by_status.insert(503, 4);
+        b.by_grpc_code.insert(16, 1);
         b.timeouts = 3;
         b.unexpected = 2;
         b.first = Some("HTTP 503".to_owned());
         a.merge(b);
-        assert_eq!(a.total(), 13);
-        assert_eq!(a.non_200(), 9);
+        assert_eq!(a.total(), 14);
+        assert_eq!(a.non_200(), 10);
         assert_eq!(a.first.as_deref(), Some("HTTP 503"));
     }
 }

@@ -5,7 +5,7 @@
 //! ```text
 //! cargo build --release
 //! cargo run --release -p tessera-bench -- [--connections 64] [--duration 10]
-//!     [--grants apikey,introspect] [--algorithms RS256,ES256] [--json]
+//!     [--grants apikey,introspect,yandex-jwt-rest,yandex-jwt-grpc] [--algorithms RS256,ES256] [--json]
 //!     [--nodes 1] [--database-url postgres://…] [--cluster-comparison]
 //!     [--wait-quiet 1200] [--noisy-retries 2]
 //! ```
@@ -13,18 +13,26 @@
 //! The run, in order:
 //! 1. **Raw speed** ([`signing`]): in-process, one thread per core, a realistic ~750-byte claim
 //!    set signed with `tessera_core::jose::SigningKey` for each algorithm (and, for the
-//!    introspection grant, the same token verified with `tessera_verify::Jwks`).
+//!    introspection grant, the same token verified with `tessera_verify::Jwks`). For the Yandex
+//!    JWT grants, apart: PS256 verification of a service-account JWT (RSA-2048) and Ed25519
+//!    signing of a `t1.` claim set, combined as `1 / (1/verify + 1/sign)`.
 //! 2. For each grant, algorithm and setup, **fresh servers** ([`server`]): `target/release/tessera
 //!    serve` (the sibling of this executable) on free 127.0.0.1 ports with temporary data
 //!    directories, the algorithm and a random bootstrap admin key. A setup is one node on its
 //!    embedded SQLite store, or N nodes on one PostgreSQL database (`--database-url`; a fresh
 //!    schema per setup, a shared master key and issuer, the schema dropped afterwards). A service
 //!    account and an API key are created through the admin API of the first node; with several
-//!    nodes, the time until the others honour a new key is measured.
+//!    nodes, the time until the others honour a new key is measured. For the Yandex JWT grants
+//!    also an RSA-2048 authorized key (`POST /v1/authorized_keys`), with whose private half the
+//!    benchmark signs one PS256 JWT per connection right before the load (valid for an hour,
+//!    longer than the flags let a run last; the server verifies each one in full every time).
 //! 3. **Load** ([`load`]): a warm-up, then a closed loop over N keep-alive HTTP/1.1 connections,
 //!    spread round-robin over the nodes (peak rate, p50/p99/max), then a paced run at half that
 //!    peak (p50/p99 there; the performance budget asks p99 < 5 ms). Successes and failures are
-//!    counted apart.
+//!    counted apart. `yandex-jwt-rest` posts `{"jwt": …}` to `/iam/v1/tokens` over the same
+//!    HTTP/1.1 loop; `yandex-jwt-grpc` ([`grpc`]) makes N concurrent unary
+//!    `IamTokenService/Create` calls over h2c, 16 per HTTP/2 connection, with the same phases and
+//!    counting.
 //! 4. A **report** ([`report`]): a table per grant, or JSON with `--json`, with the ratio to the
 //!    raw speed, a description of the machine ([`machine`]) and the budget lines it speaks to.
 //!
@@ -38,6 +46,7 @@
 //! with `--noisy-retries`, repeated. Every phase is bounded in time and only 127.0.0.1 (and the
 //! given database) is ever contacted.
 
+mod grpc;
 mod load;
 mod machine;
 mod quiet;
@@ -67,6 +76,11 @@ pub enum Grant {
     /// RFC 7662 `POST /identity/introspect` of a valid access token, authenticated with another
     /// access token as bearer.
     Introspect,
+    /// Yandex `POST /iam/v1/tokens` with `{"jwt": …}`: a PS256 service-account JWT for a `t1.`
+    /// IAM token, over HTTP/1.1.
+    YandexJwtRest,
+    /// Yandex `IamTokenService/Create` with `{jwt}` over gRPC (h2c), the same exchange.
+    YandexJwtGrpc,
 }
 
 impl Grant {
@@ -74,8 +88,23 @@ impl Grant {
         match self {
             Grant::Apikey => "apikey",
             Grant::Introspect => "introspect",
+            Grant::YandexJwtRest => "yandex-jwt-rest",
+            Grant::YandexJwtGrpc => "yandex-jwt-grpc",
         }
     }
+
+    /// The Yandex JWT grants: PS256 in, an Ed25519 `t1.` token out, whatever `--algorithms` says.
+    pub fn is_yandex(self) -> bool {
+        matches!(self, Grant::YandexJwtRest | Grant::YandexJwtGrpc)
+    }
+
+    /// The grants in the order the report shows them.
+    pub const ALL: [Grant; 4] = [
+        Grant::Apikey,
+        Grant::Introspect,
+        Grant::YandexJwtRest,
+        Grant::YandexJwtGrpc,
+    ];
 }
 
 /// Where the servers of one row keep their state, and how many there are.
@@ -163,7 +192,8 @@ fn setups(
     about = "Load benchmark for the Tessera token server"
 )]
 struct Args {
-    /// Keep-alive HTTP/1.1 connections driving the server.
+    /// Keep-alive HTTP/1.1 connections driving the server (for gRPC: concurrent calls, 16 per
+    /// HTTP/2 connection).
     #[arg(long, default_value_t = 64)]
     connections: usize,
     /// Seconds of measured load per run (the peak run and again the half-rate run).
@@ -173,7 +203,11 @@ struct Args {
     #[arg(long, default_value_t = 2)]
     warmup: u64,
     /// Grants to drive, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "apikey")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "apikey,yandex-jwt-rest,yandex-jwt-grpc"
+    )]
     grants: Vec<Grant>,
     /// Token-signing algorithms, comma-separated (RS256, PS256, ES256, EdDSA).
     #[arg(long, value_delimiter = ',', default_value = "RS256,ES256", value_parser = parse_algorithm)]
@@ -301,9 +335,36 @@ fn run() -> anyhow::Result<ExitCode> {
     let mut gave_up = false;
     let mut raw_sign = Vec::new();
     let mut raw_verify = Vec::new();
+    let mut raw_yandex = Vec::new();
+    let mut yandex_raw = None;
+    if grants.iter().any(|grant| grant.is_yandex()) {
+        let raw = measure_raw(
+            &mut quiet,
+            &mut gave_up,
+            args.noisy_retries,
+            |raw: &signing::YandexRaw| raw.combined().other_cores,
+            || {
+                signing::measure_yandex(sign_threads, Duration::from_secs(args.sign_seconds))
+                    .context("raw speed of the Yandex JWT grant")
+            },
+        )?;
+        let combined = raw.combined();
+        progress(&format!(
+            "raw Yandex JWT grant: PS256 verification {:.0}/s, EdDSA t1 signing {:.0}/s, \
+             both {:.0} tokens/s on {sign_threads} threads; other processes busy {} cores",
+            raw.verify.per_s,
+            raw.sign.per_s,
+            combined.per_s,
+            load::cores_text(combined.other_cores)
+        ));
+        // The t1 token is always Ed25519, whatever --algorithms asks of the IBM surface.
+        raw_yandex.push((Algorithm::EdDsa, combined));
+        yandex_raw = Some(raw);
+    }
+    let other = |rate: &signing::SignRate| rate.other_cores;
     for &algorithm in &algorithms {
         if grants.contains(&Grant::Apikey) {
-            let rate = measure_raw(&mut quiet, &mut gave_up, args.noisy_retries, || {
+            let rate = measure_raw(&mut quiet, &mut gave_up, args.noisy_retries, other, || {
                 signing::measure(
                     algorithm,
                     sign_threads,
@@ -320,7 +381,7 @@ fn run() -> anyhow::Result<ExitCode> {
             raw_sign.push((algorithm, rate));
         }
         if grants.contains(&Grant::Introspect) {
-            let rate = measure_raw(&mut quiet, &mut gave_up, args.noisy_retries, || {
+            let rate = measure_raw(&mut quiet, &mut gave_up, args.noisy_retries, other, || {
                 signing::measure_verify(
                     algorithm,
                     sign_threads,
@@ -351,6 +412,7 @@ fn run() -> anyhow::Result<ExitCode> {
         let references = match grant {
             Grant::Apikey => &raw_sign,
             Grant::Introspect => &raw_verify,
+            Grant::YandexJwtRest | Grant::YandexJwtGrpc => &raw_yandex,
         };
         for &(algorithm, reference) in references {
             for setup in &setups {
@@ -386,6 +448,7 @@ fn run() -> anyhow::Result<ExitCode> {
                     algorithm,
                     setup: setup.clone(),
                     reference,
+                    yandex_raw: yandex_raw.filter(|_| grant.is_yandex()),
                     outcome,
                     attempts,
                 });
@@ -421,22 +484,24 @@ fn run() -> anyhow::Result<ExitCode> {
 }
 
 /// One raw measurement after waiting for quiet, repeated while other processes disturb it (up
-/// to `retries` more times).
-fn measure_raw(
+/// to `retries` more times); `other_cores` reads how busy they kept the machine.
+fn measure_raw<T>(
     quiet: &mut quiet::QuietGate,
     gave_up: &mut bool,
     retries: u32,
-    measure: impl Fn() -> anyhow::Result<signing::SignRate>,
-) -> anyhow::Result<signing::SignRate> {
+    other_cores: impl Fn(&T) -> Option<f64>,
+    measure: impl Fn() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let mut attempt = 0;
     loop {
         *gave_up |= !quiet.wait(progress);
         let rate = measure()?;
-        if report::is_noisy(rate.other_cores) && attempt < retries {
+        let other = other_cores(&rate);
+        if report::is_noisy(other) && attempt < retries {
             attempt += 1;
             progress(&format!(
                 "other processes kept {} cores busy during a raw measurement; measuring again",
-                load::cores_text(rate.other_cores)
+                load::cores_text(other)
             ));
             continue;
         }
@@ -505,14 +570,33 @@ async fn drive_cluster(
     let first = bases.first().context("the cluster has no node")?.to_owned();
     let creds = server::provision(&http, &first, &cluster.admin_apikey).await?;
     let propagation = server::measure_propagation(&http, &bases, &creds).await?;
+    let jwts = if grant.is_yandex() {
+        yandex_jwts(&http, &first, &creds, plan).await?
+    } else {
+        Vec::new()
+    };
     for base in &bases {
         server::check_token(&http, base, &creds, algorithm).await?;
         if grant == Grant::Introspect {
             server::check_introspection(&http, base, &creds).await?;
         }
+        if let Some(jwt) = jwts.first() {
+            server::check_yandex_jwt(&http, base, jwt).await?;
+        }
     }
     let idle_rss_kib = cluster.rss_kib();
-    let target = std::sync::Arc::new(load::Target::new(&cluster.addrs(), grant, &creds)?);
+    let target = match grant {
+        Grant::YandexJwtGrpc => load::Workload::Grpc(std::sync::Arc::new(grpc::GrpcTarget::new(
+            &cluster.addrs(),
+            &jwts,
+        )?)),
+        _ => load::Workload::Http(std::sync::Arc::new(load::Target::new(
+            &cluster.addrs(),
+            grant,
+            &creds,
+            &jwts,
+        )?)),
+    };
     let plan = load::Plan {
         server_pids: cluster.pids(),
         database: matches!(setup.store, server::StoreKind::Postgres { .. }),
@@ -533,6 +617,35 @@ async fn drive_cluster(
         loaded_rss_kib,
         propagation,
     })
+}
+
+/// Most JWTs signed for one run: one per connection up to this many, then reused in turn.
+const MAX_JWTS: usize = 256;
+
+/// Creates an authorized key for the benchmark's service account and signs the JWTs of one run
+/// with it, now. They must outlive the run: the flags' limits keep a run (warm-up, peak, half
+/// rate) well under the JWT lifetime, and this is checked.
+async fn yandex_jwts(
+    http: &reqwest::Client,
+    base: &str,
+    creds: &server::Credentials,
+    plan: &load::Plan,
+) -> anyhow::Result<Vec<String>> {
+    // Setup and the server's 60 s of clock skew leave plenty; a minute of margin besides.
+    let longest = plan.warmup + plan.duration * 2 + Duration::from_secs(60);
+    let lifetime = Duration::from_secs(server::YANDEX_JWT_LIFETIME_SECS.unsigned_abs());
+    if longest >= lifetime {
+        anyhow::bail!(
+            "a run of {} s would outlive the service-account JWTs ({} s)",
+            longest.as_secs(),
+            lifetime.as_secs()
+        );
+    }
+    let key = server::create_authorized_key(http, base, creds).await?;
+    let now = server::unix_now()?;
+    (0..plan.connections.clamp(1, MAX_JWTS))
+        .map(|_| server::sign_yandex_jwt(&key, now))
+        .collect()
 }
 
 /// Progress goes to stderr, so that `--json` output on stdout stays clean.

@@ -5,14 +5,18 @@
 //! same run on all cores: for the API-key grant tokens/s over raw signatures/s of the same
 //! algorithm (the performance budget asks RS256 ≥ 85 %); for introspection requests/s over half
 //! the raw verifications/s, since each request verifies two tokens (the bearer token that
-//! authenticates the caller and the token asked about).
+//! authenticates the caller and the token asked about); for the Yandex JWT grants tokens/s over
+//! the rate at which all cores could both verify the PS256 service-account JWT and sign the
+//! Ed25519 `t1.` token, `1 / (1/verify + 1/sign)` (both components are shown too). The budget
+//! line "with ES256 or EdDSA, and the Yandex JWT grant: ≥ 15,000 tokens/s" covers the ES256 and
+//! EdDSA API-key rows and the Yandex rows.
 //!
 //! A run in which other processes kept more than [`OTHER_LOAD_WARNING`] cores busy is *noisy*:
 //! it is flagged, and `--noisy-retries` runs it again.
 
 use crate::load::{cores_text, Phases, RunStats};
 use crate::machine::Machine;
-use crate::signing::SignRate;
+use crate::signing::{SignRate, YandexRaw};
 use crate::{Grant, Setup};
 use comfy_table::Table;
 use serde_json::{json, Value};
@@ -27,7 +31,7 @@ pub const OTHER_LOAD_WARNING: f64 = 0.2;
 const IDLE_RSS_BUDGET_MIB: f64 = 64.0;
 /// The budget's floor for RS256 tokens/s as a share of raw signatures/s.
 const RS256_RATIO_BUDGET: f64 = 0.85;
-/// The budget's floor for ES256 and EdDSA tokens/s.
+/// The budget's floor for ES256 and EdDSA tokens/s, and for the Yandex JWT grant.
 const FAST_ALGORITHM_BUDGET: f64 = 15_000.0;
 /// The budget's floor for introspections/s.
 const INTROSPECTION_BUDGET: f64 = 30_000.0;
@@ -64,8 +68,11 @@ pub struct Row {
     pub grant: Grant,
     pub algorithm: Algorithm,
     pub setup: Setup,
-    /// Raw signing speed (API-key grant) or raw verification speed (introspection).
+    /// Raw signing speed (API-key grant), raw verification speed (introspection), or the
+    /// combined verify-and-sign rate (Yandex JWT grants).
     pub reference: SignRate,
+    /// The Yandex JWT grants' two raw components (PS256 verification, EdDSA signing).
+    pub yandex_raw: Option<YandexRaw>,
     pub outcome: anyhow::Result<Measured>,
     /// How many times the row was run (more than once when noisy runs were repeated).
     pub attempts: u32,
@@ -75,7 +82,7 @@ impl Row {
     /// Successes/s over what the cryptography alone allows.
     fn ratio(&self, rate: f64) -> f64 {
         let ceiling = match self.grant {
-            Grant::Apikey => self.reference.per_s,
+            Grant::Apikey | Grant::YandexJwtRest | Grant::YandexJwtGrpc => self.reference.per_s,
             Grant::Introspect => self.reference.per_s / 2.0,
         };
         rate / ceiling.max(f64::MIN_POSITIVE)
@@ -85,9 +92,18 @@ impl Row {
         format!(
             "{} / {} / {}",
             self.grant.name(),
-            self.algorithm.as_str(),
+            self.algorithm_label(),
             self.setup.label()
         )
+    }
+
+    /// The algorithm column: for the Yandex grants what comes in and what goes out.
+    fn algorithm_label(&self) -> String {
+        if self.grant.is_yandex() {
+            format!("PS256 → {}", self.algorithm.as_str())
+        } else {
+            self.algorithm.as_str().to_owned()
+        }
     }
 }
 
@@ -135,6 +151,11 @@ fn failures_text(stats: &RunStats) -> String {
         .by_status
         .iter()
         .map(|(status, n)| format!("{n}×{status}"))
+        .chain(
+            f.by_grpc_code
+                .iter()
+                .map(|(code, n)| format!("{n}×grpc-{code}")),
+        )
         .collect();
     for (n, what) in [
         (f.connect, "connect"),
@@ -169,6 +190,7 @@ fn run_json(stats: &RunStats) -> Value {
             "total": stats.failures.total(),
             "non_200": stats.failures.non_200(),
             "by_status": stats.failures.by_status.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "by_grpc_code": stats.failures.by_grpc_code.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "connect": stats.failures.connect,
             "io": stats.failures.io,
             "timeouts": stats.failures.timeouts,
@@ -219,7 +241,7 @@ impl Report {
     }
 
     pub fn print_table(&self) {
-        for grant in [Grant::Apikey, Grant::Introspect] {
+        for grant in Grant::ALL {
             let rows: Vec<&Row> = self.rows.iter().filter(|row| row.grant == grant).collect();
             if rows.is_empty() {
                 continue;
@@ -227,6 +249,7 @@ impl Report {
             let (unit, reference) = match grant {
                 Grant::Apikey => ("tokens/s", "raw sign/s"),
                 Grant::Introspect => ("requests/s", "raw verify/s"),
+                Grant::YandexJwtRest | Grant::YandexJwtGrpc => ("tokens/s", "raw verify+sign/s"),
             };
             let mut table = Table::new();
             table.set_header(vec![
@@ -248,7 +271,7 @@ impl Report {
             for row in rows {
                 let mut cells = vec![
                     grant.name().to_owned(),
-                    row.algorithm.as_str().to_owned(),
+                    row.algorithm_label(),
                     row.setup.label(),
                 ];
                 match &row.outcome {
@@ -289,6 +312,21 @@ impl Report {
                     "introspection ratio = requests/s ÷ (raw verify/s ÷ 2): each request verifies \
                      the caller's bearer token and the token asked about."
                 );
+            }
+            if grant.is_yandex() {
+                if let Some(raw) = self.rows.iter().find_map(|row| row.yandex_raw) {
+                    println!(
+                        "{} raw: PS256 verification of the service-account JWT {:.0}/s, EdDSA \
+                         signing of the t1 token {:.0}/s; both on all cores: 1 / (1/{:.0} + \
+                         1/{:.0}) = {:.0} tokens/s. ratio = tokens/s ÷ that.",
+                        grant.name(),
+                        raw.verify.per_s,
+                        raw.sign.per_s,
+                        raw.verify.per_s,
+                        raw.sign.per_s,
+                        raw.combined().per_s
+                    );
+                }
             }
         }
         println!("machine: {}", self.machine.summary());
@@ -337,6 +375,7 @@ impl Report {
                 match row.grant {
                     Grant::Apikey => "signing",
                     Grant::Introspect => "verification",
+                    Grant::YandexJwtRest | Grant::YandexJwtGrpc => "verification and signing",
                 },
                 row.algorithm.as_str()
             );
@@ -427,7 +466,8 @@ impl Report {
                         verdict(ratio >= RS256_RATIO_BUDGET)
                     ));
                 }
-                (Grant::Apikey, Algorithm::Es256 | Algorithm::EdDsa) => lines.push(format!(
+                (Grant::Apikey, Algorithm::Es256 | Algorithm::EdDsa)
+                | (Grant::YandexJwtRest | Grant::YandexJwtGrpc, _) => lines.push(format!(
                     "{label}: {rate:.0} tokens/s (≥ {FAST_ALGORITHM_BUDGET:.0}): {}",
                     verdict(rate >= FAST_ALGORITHM_BUDGET)
                 )),
@@ -455,6 +495,7 @@ impl Report {
                 let reference_key = match row.grant {
                     Grant::Apikey => "raw_sign_per_s",
                     Grant::Introspect => "raw_verify_per_s",
+                    Grant::YandexJwtRest | Grant::YandexJwtGrpc => "raw_verify_and_sign_per_s",
                 };
                 let mut value = json!({
                     "grant": row.grant.name(),
@@ -465,6 +506,11 @@ impl Report {
                     "raw_other_processes_cores_busy": row.reference.other_cores,
                 });
                 value[reference_key] = json!(row.reference.per_s);
+                if let Some(raw) = row.yandex_raw {
+                    value["incoming_jwt_algorithm"] = json!("PS256");
+                    value["raw_verify_ps256_per_s"] = json!(raw.verify.per_s);
+                    value["raw_sign_eddsa_per_s"] = json!(raw.sign.per_s);
+                }
                 match &row.outcome {
                     Ok(measured) => {
                         let peak = &measured.phases.peak;

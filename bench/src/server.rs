@@ -573,6 +573,128 @@ pub async fn check_introspection(
     Ok(())
 }
 
+/// An authorized key of the benchmark's service account, for the Yandex JWT grant: the key id
+/// (`kid`), the service account id (`iss`) and the private key that signs the JWTs.
+pub struct AuthorizedKey {
+    pub id: String,
+    pub service_account_id: String,
+    pub signer: aws_lc_rs::signature::RsaKeyPair,
+}
+
+impl std::fmt::Debug for AuthorizedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizedKey")
+            .field("id", &self.id)
+            .field("service_account_id", &self.service_account_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates an RSA-2048 authorized key for the benchmark's service account
+/// (`POST /v1/authorized_keys`) and loads its private half from the key file.
+pub async fn create_authorized_key(
+    http: &reqwest::Client,
+    base: &str,
+    creds: &Credentials,
+) -> anyhow::Result<AuthorizedKey> {
+    let service_account_id = creds
+        .iam_id
+        .strip_prefix("iam-")
+        .context("the service account's iam_id does not start with iam-")?;
+    let key = json_ok(
+        http.post(format!("{base}/v1/authorized_keys"))
+            .bearer_auth(&creds.admin_token)
+            .json(&serde_json::json!({"service_account_id": service_account_id}))
+            .send()
+            .await
+            .context("POST /v1/authorized_keys")?,
+        "POST /v1/authorized_keys",
+    )
+    .await?;
+    let file = &key["key_file"];
+    let id = file["id"]
+        .as_str()
+        .context("POST /v1/authorized_keys answered without key_file.id")?;
+    let owner = file["service_account_id"]
+        .as_str()
+        .context("POST /v1/authorized_keys answered without key_file.service_account_id")?;
+    let pem = file["private_key"]
+        .as_str()
+        .context("POST /v1/authorized_keys answered without key_file.private_key")?;
+    let der = tessera_core::service_account_jwt::pem_decode("PRIVATE KEY", pem)
+        .context("key_file.private_key is not a PEM PRIVATE KEY")?;
+    let signer = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der)
+        .map_err(|e| anyhow::anyhow!("key_file.private_key is not an RSA PKCS#8 key: {e}"))?;
+    Ok(AuthorizedKey {
+        id: id.to_owned(),
+        service_account_id: owner.to_owned(),
+        signer,
+    })
+}
+
+/// A service-account JWT as the Yandex SDKs make it: PS256 over
+/// `{"alg":"PS256","typ":"JWT","kid":…}.{"iss":…,"aud":<the SDKs' audience>,"iat":now,"exp":now+3600}`.
+pub fn sign_yandex_jwt(key: &AuthorizedKey, now: i64) -> anyhow::Result<String> {
+    let header = serde_json::json!({"alg": "PS256", "typ": "JWT", "kid": key.id});
+    let claims = serde_json::json!({
+        "iss": key.service_account_id,
+        "aud": YANDEX_AUDIENCE,
+        "iat": now,
+        "exp": now + YANDEX_JWT_LIFETIME_SECS,
+    });
+    let mut jwt = URL_SAFE_NO_PAD.encode(header.to_string());
+    jwt.push('.');
+    URL_SAFE_NO_PAD.encode_string(claims.to_string(), &mut jwt);
+    let mut signature = vec![0; key.signer.public_modulus_len()];
+    key.signer
+        .sign(
+            &aws_lc_rs::signature::RSA_PSS_SHA256,
+            &SystemRandom::new(),
+            jwt.as_bytes(),
+            &mut signature,
+        )
+        .map_err(|e| anyhow::anyhow!("signing the JWT: {e}"))?;
+    jwt.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature, &mut jwt);
+    Ok(jwt)
+}
+
+/// The audience the Yandex SDKs put in their JWTs (accepted by every Tessera server).
+pub const YANDEX_AUDIENCE: &str = "https://iam.api.cloud.yandex.net/iam/v1/tokens";
+/// `exp - iat` of the benchmark's JWTs: the longest the server accepts.
+pub const YANDEX_JWT_LIFETIME_SECS: i64 = 3600;
+
+/// The current Unix time in seconds.
+pub fn unix_now() -> anyhow::Result<i64> {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the clock is before 1970")?;
+    i64::try_from(since.as_secs()).context("the clock is out of range")
+}
+
+/// One `POST /iam/v1/tokens` with a JWT, checked: 200 and a `t1.` IAM token.
+pub async fn check_yandex_jwt(http: &reqwest::Client, base: &str, jwt: &str) -> anyhow::Result<()> {
+    let body = json_ok(
+        http.post(format!("{base}/iam/v1/tokens"))
+            .json(&serde_json::json!({ "jwt": jwt }))
+            .send()
+            .await
+            .context("POST /iam/v1/tokens")?,
+        "POST /iam/v1/tokens",
+    )
+    .await?;
+    let token = body["iamToken"]
+        .as_str()
+        .context("POST /iam/v1/tokens answered without iamToken")?;
+    if !token.starts_with("t1.") {
+        anyhow::bail!("POST /iam/v1/tokens answered an iamToken that is not a t1. token");
+    }
+    if body["expiresAt"].as_str().is_none() {
+        anyhow::bail!("POST /iam/v1/tokens answered without expiresAt");
+    }
+    Ok(())
+}
+
 /// One token for the benchmark's key, checked: a three-part JWT signed with `algorithm`, for the
 /// service account. A server that ignored `--jwt-algorithm` would otherwise be measured wrongly.
 pub async fn check_token(

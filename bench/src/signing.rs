@@ -4,13 +4,22 @@
 //! token for a service ID) as a compact JWS with `tessera_core::jose::SigningKey`, exactly the
 //! work the server does per token minus everything around it. For introspection the reference is
 //! the opposite operation: verifying that token ([`measure_verify`]).
+//!
+//! For the Yandex JWT grant ([`measure_yandex`]) the server does two pieces of cryptography per
+//! token: it verifies the caller's PS256 service-account JWT (RSA-2048) and signs an Ed25519 `t1.`
+//! IAM token. Both are measured apart, each on all cores; the grant's ceiling is the rate at which
+//! the cores could do both, `1 / (1/verify + 1/sign)`.
 
 use crate::machine::{cpu_seconds, system_busy_seconds};
 use anyhow::Context;
 use aws_lc_rs::rand::SystemRandom;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use std::time::{Duration, Instant};
+use tessera_core::iam_token::IamTokenClaims;
 use tessera_core::jose::{generate_pkcs8, SigningKey};
-use tessera_core::model::Algorithm;
+use tessera_core::model::{Algorithm, AuthorizedKeyAlgorithm};
+use tessera_core::service_account_jwt::{self, PublicKey};
 use tessera_verify::Jwks;
 
 /// Signatures between two looks at the clock.
@@ -107,6 +116,128 @@ pub fn measure_verify(
     })
 }
 
+/// The raw speeds behind the Yandex JWT grant, measured apart.
+#[derive(Debug, Clone, Copy)]
+pub struct YandexRaw {
+    /// PS256 (RSA-2048) verifications of a service-account JWT per second.
+    pub verify: SignRate,
+    /// Ed25519 signatures of a `t1.` IAM token per second.
+    pub sign: SignRate,
+}
+
+impl YandexRaw {
+    /// Tokens per second if the cores did nothing but both: `1 / (1/verify + 1/sign)`; the other
+    /// load is the larger of the two measurements'.
+    pub fn combined(&self) -> SignRate {
+        let inverse = 1.0 / self.verify.per_s.max(f64::MIN_POSITIVE)
+            + 1.0 / self.sign.per_s.max(f64::MIN_POSITIVE);
+        let other_cores = match (self.verify.other_cores, self.sign.other_cores) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        SignRate {
+            per_s: 1.0 / inverse,
+            other_cores,
+        }
+    }
+}
+
+/// A service-account JWT as the Yandex SDKs sign it, for an RSA-2048 key `kid`.
+fn realistic_service_account_jwt(
+    signer: &aws_lc_rs::signature::RsaKeyPair,
+    rng: &SystemRandom,
+) -> anyhow::Result<String> {
+    let header = serde_json::json!({"alg": "PS256", "typ": "JWT", "kid": "ajeq0e3fkpr1p6v3k3m9"});
+    let claims = serde_json::json!({
+        "iss": "ServiceId-0f7b3c2e-5d41-4b8a-9c61-2a7e9d3f4b10",
+        "aud": service_account_jwt::CANONICAL_AUDIENCE,
+        "iat": PAYLOAD_NOW,
+        "exp": PAYLOAD_NOW + 3600,
+    });
+    let mut jwt = URL_SAFE_NO_PAD.encode(header.to_string());
+    jwt.push('.');
+    URL_SAFE_NO_PAD.encode_string(claims.to_string(), &mut jwt);
+    let mut signature = vec![0; signer.public_modulus_len()];
+    signer
+        .sign(
+            &aws_lc_rs::signature::RSA_PSS_SHA256,
+            rng,
+            jwt.as_bytes(),
+            &mut signature,
+        )
+        .map_err(|e| anyhow::anyhow!("signing the JWT: {e}"))?;
+    jwt.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature, &mut jwt);
+    Ok(jwt)
+}
+
+/// The claims of a `t1.` IAM token for a service account, as the server mints them.
+fn realistic_iam_claims(jti: String) -> IamTokenClaims {
+    IamTokenClaims {
+        kid: "20261122134500-3fa9c2".to_owned(),
+        jti,
+        iss: PAYLOAD_ISSUER.to_owned(),
+        sub: "iam-ServiceId-0f7b3c2e-5d41-4b8a-9c61-2a7e9d3f4b10".to_owned(),
+        subject_id: "ServiceId-0f7b3c2e-5d41-4b8a-9c61-2a7e9d3f4b10".to_owned(),
+        subject_type: "service_account".to_owned(),
+        account_id: "b6e2c0a4d8f14e7a9c3b5d1f2e8a7c60".to_owned(),
+        iat: PAYLOAD_NOW,
+        exp: PAYLOAD_NOW + 43_200,
+    }
+}
+
+/// The Yandex JWT grant's two raw speeds, each over `threads` threads for about `duration`:
+/// - verifying a service-account JWT as the server does before anything else: split and decode
+///   it (`tessera_verify::decode_unverified`), check the PS256 signature over the signing input
+///   with the key parsed once (`service_account_jwt::PublicKey`, aws-lc-rs
+///   `RSA_PSS_2048_8192_SHA256`) and parse the claims;
+/// - minting a `t1.` token: a fresh `jti`, the claims serialized, base64url, and an Ed25519
+///   signature over `t1.<payload>` with `tessera_core::jose::SigningKey`.
+pub fn measure_yandex(threads: usize, duration: Duration) -> anyhow::Result<YandexRaw> {
+    let rng = SystemRandom::new();
+    let pair = service_account_jwt::generate_key_pair(AuthorizedKeyAlgorithm::Rsa2048)
+        .context("generating an RSA-2048 authorized key")?;
+    let signer = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&pair.private_pkcs8_der)
+        .map_err(|e| anyhow::anyhow!("loading the authorized key: {e}"))?;
+    let public = PublicKey::from_spki(&pair.public_spki_der).context("the public key")?;
+    let jwt = realistic_service_account_jwt(&signer, &rng)?;
+    let verify_one = |jwt: &str| -> anyhow::Result<()> {
+        let parts = tessera_verify::decode_unverified(jwt).context("decoding the JWT")?;
+        if !public.verify(parts.signing_input, &parts.signature) {
+            anyhow::bail!("the benchmark's own JWT does not verify");
+        }
+        let claims: serde_json::Value =
+            serde_json::from_slice(&parts.payload).context("the JWT claims")?;
+        if claims["iss"].as_str().is_none() {
+            anyhow::bail!("the JWT has no iss");
+        }
+        Ok(())
+    };
+    verify_one(&jwt)?;
+    let (verify_one, jwt) = (&verify_one, jwt.as_str());
+    let verify = repeat(threads, duration, || move || verify_one(jwt))?;
+
+    let der = generate_pkcs8(Algorithm::EdDsa, &rng).context("generating an Ed25519 key")?;
+    let key = SigningKey::from_pkcs8("20261122134500-3fa9c2", Algorithm::EdDsa, &der)
+        .context("loading the Ed25519 key")?;
+    let key = &key;
+    let sign = repeat(threads, duration, || {
+        let rng = SystemRandom::new();
+        move || {
+            let jti = tessera_core::ids::new_token_id(&rng).context("a token id")?;
+            let payload = serde_json::to_vec(&realistic_iam_claims(jti)).context("the claims")?;
+            let mut token = String::with_capacity(3 + payload.len() * 4 / 3 + 100);
+            token.push_str(tessera_verify::IAM_TOKEN_PREFIX);
+            URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+            let signature = key.sign(token.as_bytes(), &rng).context("signing")?;
+            token.push('.');
+            URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+            Ok(())
+        }
+    })?;
+    Ok(YandexRaw { verify, sign })
+}
+
 /// Runs the operation made by `make` (one instance per thread) on `threads` threads for about
 /// `duration`; returns operations per second and the cores other processes kept busy.
 fn repeat<Make, Op>(threads: usize, duration: Duration, make: Make) -> anyhow::Result<SignRate>
@@ -185,6 +316,22 @@ mod tests {
     fn measuring_signs_something() {
         let rate = measure(Algorithm::Es256, 1, Duration::from_millis(50)).unwrap();
         assert!(rate.per_s > 0.0);
+    }
+
+    #[test]
+    fn the_yandex_raw_speeds_combine_like_two_stages_on_the_same_cores() {
+        let raw = measure_yandex(1, Duration::from_millis(50)).unwrap();
+        assert!(raw.verify.per_s > 0.0 && raw.sign.per_s > 0.0);
+        let rate = |per_s| SignRate {
+            per_s,
+            other_cores: Some(0.0),
+        };
+        let combined = YandexRaw {
+            verify: rate(3000.0),
+            sign: rate(6000.0),
+        }
+        .combined();
+        assert!((combined.per_s - 2000.0).abs() < 1e-6);
     }
 
     #[test]
