@@ -1047,6 +1047,39 @@ async fn the_surface_works_over_tls_with_the_local_ca() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert!(body["iamToken"].as_str().unwrap().starts_with("t1."));
+
+    // Failures look the same over TLS: gRPC status codes, and google.rpc.Status over HTTPS.
+    let wrong_audience = sdk_jwt(&key, json!("https://iam.elsewhere:443/iam/v1/tokens"));
+    assert_status(
+        client.create(jwt_request(wrong_audience.clone())).await,
+        Code::Unauthenticated,
+        "audience",
+    );
+    assert_status(
+        client
+            .revoke(tonic::Request::new(RevokeIamTokenRequest {
+                iam_token: token,
+            }))
+            .await,
+        Code::Unauthenticated,
+        "Bearer",
+    );
+    let (status, body) = rest(
+        &server,
+        "/iam/v1/tokens",
+        None,
+        json!({"jwt": wrong_audience}),
+    )
+    .await;
+    assert_rest_status(status, &body, 401, 16, "audience");
+    let (status, body) = rest(
+        &server,
+        "/iam/v1/tokens:createForServiceAccount",
+        None,
+        json!({"serviceAccountId": sa["id"]}),
+    )
+    .await;
+    assert_rest_status(status, &body, 401, 16, "Bearer");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
