@@ -156,6 +156,8 @@ async fn authorized_keys_through_the_admin_api() {
     expected_ids.sort_unstable();
     for query in [
         format!("?service_account_id={sa_id}"),
+        // The iam_id spelling of the service account names the same owner.
+        format!("?service_account_id=iam-{sa_id}"),
         format!("?account_id={account_id}"),
         String::new(),
     ] {

@@ -150,9 +150,14 @@ impl ListQuery {
         }
         let owners = [
             self.owner_iam_id.clone(),
-            self.service_account_id
-                .as_deref()
-                .map(tessera_core::ids::service_iam_id),
+            self.service_account_id.as_deref().map(|id| {
+                // Either spelling: `ServiceId-…` or its iam_id `iam-ServiceId-…`.
+                if id.starts_with(tessera_core::ids::SERVICE_IAM_ID_PREFIX) {
+                    id.to_owned()
+                } else {
+                    tessera_core::ids::service_iam_id(id)
+                }
+            }),
             self.user_id.clone(),
         ];
         let mut owners = owners.into_iter().flatten();
