@@ -79,13 +79,9 @@ fn request_id<T>(request: &Request<T>) -> String {
         .unwrap_or_default()
 }
 
-fn bearer<T>(request: &Request<T>) -> Option<String> {
-    let value = request.metadata().get("authorization")?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
-        .filter(|t| !t.is_empty())
+/// The caller's token from `authorization: Bearer …` metadata (gRPC metadata is HTTP headers).
+fn bearer<T>(request: &Request<T>) -> Option<&str> {
+    crate::http::bearer_token(request.metadata().as_ref())
 }
 
 fn token_response(minted: MintedIamToken) -> Response<CreateIamTokenResponse> {
@@ -121,10 +117,9 @@ impl IamTokenService for IamTokens {
         request: Request<CreateIamTokenForServiceAccountRequest>,
     ) -> Result<Response<CreateIamTokenResponse>, Status> {
         let id = request_id(&request);
-        let bearer = bearer(&request);
         service::create_for_service_account(
             &self.state,
-            bearer.as_deref(),
+            bearer(&request),
             &request.get_ref().service_account_id,
             now(),
         )
@@ -137,10 +132,9 @@ impl IamTokenService for IamTokens {
         request: Request<RevokeIamTokenRequest>,
     ) -> Result<Response<RevokeIamTokenResponse>, Status> {
         let id = request_id(&request);
-        let bearer = bearer(&request);
         service::revoke(
             &self.state,
-            bearer.as_deref(),
+            bearer(&request),
             &request.get_ref().iam_token,
             now(),
             &id,
@@ -207,10 +201,9 @@ impl ServiceAccountService for ServiceAccounts {
         request: Request<GetServiceAccountRequest>,
     ) -> Result<Response<ServiceAccount>, Status> {
         let id = request_id(&request);
-        let bearer = bearer(&request);
         service::get_service_account(
             &self.state,
-            bearer.as_deref(),
+            bearer(&request),
             &request.get_ref().service_account_id,
             now(),
         )

@@ -4,6 +4,7 @@
 
 use super::errors::YandexError;
 use super::service::{self, Identity};
+use crate::admin::rfc3339;
 use crate::http::{bearer_token, read_body, BodyError, RequestContext};
 use crate::state::{now, AppState};
 use axum::body::Body;
@@ -15,8 +16,6 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
 use tessera_core::iam_token::MintedIamToken;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 /// Largest REST request body: the biggest valid request with room for JSON framing.
 const MAX_REST_BODY: usize = 16 * 1024;
@@ -87,9 +86,7 @@ async fn create_for_service_account(
     body: Body,
 ) -> Response {
     let result = async {
-        let mut fields = json_object(body).await?;
-        let id = take_string(&mut fields, "serviceAccountId", "service_account_id")?;
-        reject_unknown(&fields)?;
+        let id = single_field(body, "serviceAccountId", "service_account_id").await?;
         service::create_for_service_account(
             &state,
             bearer_token(&headers),
@@ -108,9 +105,7 @@ async fn revoke(
     body: Body,
 ) -> Response {
     let result = async {
-        let mut fields = json_object(body).await?;
-        let token = take_string(&mut fields, "iamToken", "iam_token")?;
-        reject_unknown(&fields)?;
+        let token = single_field(body, "iamToken", "iam_token").await?;
         service::revoke(
             &state,
             bearer_token(&headers),
@@ -151,11 +146,12 @@ fn token_body(minted: MintedIamToken) -> Value {
     json!({ "iamToken": minted.token, "expiresAt": rfc3339(minted.claims.exp) })
 }
 
-fn rfc3339(unix: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
+/// Reads a body that holds one string field (lowerCamel or snake_case) and nothing else.
+async fn single_field(body: Body, camel: &str, snake: &str) -> Result<Option<String>, YandexError> {
+    let mut fields = json_object(body).await?;
+    let value = take_string(&mut fields, camel, snake)?;
+    reject_unknown(&fields)?;
+    Ok(value)
 }
 
 /// Reads the body as one JSON object.
