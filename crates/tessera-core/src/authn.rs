@@ -28,8 +28,10 @@ pub fn principal_for(dir: &Directory, iam_id: &str, method: AuthnMethod) -> Resu
             name: user.name.clone(),
             email: Some(user.email.clone()),
             account_id: user.account_id.clone(),
+            amr: method.amr(),
             method,
             acr: 1,
+            actor: None,
         },
         Subject::ServiceAccount(sa) => Principal {
             iam_id: sa.iam_id(),
@@ -38,10 +40,60 @@ pub fn principal_for(dir: &Directory, iam_id: &str, method: AuthnMethod) -> Resu
             name: sa.name.clone(),
             email: None,
             account_id: sa.account_id.clone(),
+            amr: method.amr(),
             method,
             acr: 1,
+            actor: None,
         },
+        Subject::Profile(_) | Subject::Crn(_) => {
+            // Profiles and resource identities are never logged into directly: they are
+            // obtained by `assume`, `cr-token` or `iam-authz`, which build their principals.
+            return Err(Error::credential(
+                "this credential names a profile or resource identity, which cannot be used this way",
+            ));
+        }
     })
+}
+
+/// The principal of trusted profile `profile`, which `actor` became. `acr` and `amr` are the
+/// actor's: becoming a profile does not raise (or lower) the authentication level.
+pub fn profile_principal(
+    profile: &crate::model::TrustedProfile,
+    actor: crate::principal::Actor,
+    method: AuthnMethod,
+    acr: u8,
+    amr: Vec<String>,
+) -> Principal {
+    Principal {
+        iam_id: profile.iam_id(),
+        kind: SubjectKind::Profile,
+        id: profile.id.clone(),
+        name: profile.name.clone(),
+        email: None,
+        account_id: profile.account_id.clone(),
+        method,
+        acr,
+        amr,
+        actor: Some(actor),
+    }
+}
+
+/// The principal of resource identity `crn` in `account_id`, obtained by `actor` through an
+/// authorization policy. Resource identities carry `acr` 0 and no `amr`, as IBM's do.
+pub fn crn_principal(crn: &str, account_id: &str, actor: crate::principal::Actor) -> Principal {
+    let iam_id = crate::ids::crn_iam_id(crn);
+    Principal {
+        id: iam_id.clone(),
+        iam_id,
+        kind: SubjectKind::Crn,
+        name: crn.to_owned(),
+        email: None,
+        account_id: account_id.to_owned(),
+        method: AuthnMethod::AuthorizationPolicy,
+        acr: 0,
+        amr: Vec::new(),
+        actor: Some(actor),
+    }
 }
 
 /// Authenticates an API key. Unknown keys and keys whose owner is gone both fail with
@@ -155,6 +207,7 @@ mod tests {
             id: ACCOUNT.into(),
             name: "acme".into(),
             enterprise_id: Some(ENTERPRISE.into()),
+            mfa: Default::default(),
             created_at: 0,
         })));
         dir.apply(Change::Upsert(Entity::ServiceAccount(ServiceAccount {

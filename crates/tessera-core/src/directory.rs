@@ -22,6 +22,10 @@ pub enum Entity {
     SigningKey(SigningKeyRecord),
     AuthorizedKey(AuthorizedKey),
     OAuthToken(OAuthToken),
+    Totp(TotpEnrollment),
+    Profile(TrustedProfile),
+    Issuer(TrustedIssuer),
+    Policy(AuthorizationPolicy),
 }
 
 /// The kind of a stored object, without its contents.
@@ -39,10 +43,14 @@ pub enum EntityKind {
     SigningKey,
     AuthorizedKey,
     OAuthToken,
+    Totp,
+    Profile,
+    Issuer,
+    Policy,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 12] = [
+    pub const ALL: [EntityKind; 16] = [
         EntityKind::Enterprise,
         EntityKind::Account,
         EntityKind::User,
@@ -55,6 +63,10 @@ impl EntityKind {
         EntityKind::SigningKey,
         EntityKind::AuthorizedKey,
         EntityKind::OAuthToken,
+        EntityKind::Totp,
+        EntityKind::Profile,
+        EntityKind::Issuer,
+        EntityKind::Policy,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +83,10 @@ impl EntityKind {
             EntityKind::SigningKey => "signing_key",
             EntityKind::AuthorizedKey => "authorized_key",
             EntityKind::OAuthToken => "oauth_token",
+            EntityKind::Totp => "totp_enrollment",
+            EntityKind::Profile => "trusted_profile",
+            EntityKind::Issuer => "trusted_issuer",
+            EntityKind::Policy => "authorization_policy",
         }
     }
 
@@ -94,6 +110,10 @@ impl Entity {
             Entity::SigningKey(_) => EntityKind::SigningKey,
             Entity::AuthorizedKey(_) => EntityKind::AuthorizedKey,
             Entity::OAuthToken(_) => EntityKind::OAuthToken,
+            Entity::Totp(_) => EntityKind::Totp,
+            Entity::Profile(_) => EntityKind::Profile,
+            Entity::Issuer(_) => EntityKind::Issuer,
+            Entity::Policy(_) => EntityKind::Policy,
         }
     }
 
@@ -112,6 +132,10 @@ impl Entity {
             Entity::SigningKey(k) => &k.kid,
             Entity::AuthorizedKey(k) => &k.id,
             Entity::OAuthToken(t) => &t.id,
+            Entity::Totp(t) => &t.user_id,
+            Entity::Profile(p) => &p.id,
+            Entity::Issuer(i) => &i.id,
+            Entity::Policy(p) => &p.id,
         }
     }
 }
@@ -123,11 +147,14 @@ pub enum Change {
     Delete(EntityKind, String),
 }
 
-/// A subject (user or service account) found by `iam_id`.
+/// A subject found by `iam_id`.
 #[derive(Debug, Clone, Copy)]
 pub enum Subject<'a> {
     User(&'a User),
     ServiceAccount(&'a ServiceAccount),
+    Profile(&'a TrustedProfile),
+    /// A resource identity; it exists while a policy (this one) lets someone obtain it.
+    Crn(&'a AuthorizationPolicy),
 }
 
 impl Subject<'_> {
@@ -135,6 +162,8 @@ impl Subject<'_> {
         match self {
             Subject::User(u) => &u.account_id,
             Subject::ServiceAccount(s) => &s.account_id,
+            Subject::Profile(p) => &p.account_id,
+            Subject::Crn(p) => &p.account_id,
         }
     }
 }
@@ -156,6 +185,26 @@ pub struct Directory {
     authorized_keys: HashMap<String, Arc<LoadedAuthorizedKey>>,
     oauth_tokens: HashMap<String, Arc<OAuthToken>>,
     oauth_token_ids_by_hash: HashMap<KeyHash, String>,
+    totp: HashMap<String, Arc<TotpEnrollment>>,
+    profiles: HashMap<String, Arc<TrustedProfile>>,
+    profile_ids_by_account: HashMap<String, Vec<String>>,
+    issuers: HashMap<String, Arc<TrustedIssuer>>,
+    issuer_ids_by_url: HashMap<String, String>,
+    policies: HashMap<String, Arc<AuthorizationPolicy>>,
+    policy_ids_by_source: HashMap<String, Vec<String>>,
+}
+
+fn index_add(index: &mut HashMap<String, Vec<String>>, key: &str, id: &str) {
+    index.entry(key.to_owned()).or_default().push(id.to_owned());
+}
+
+fn index_remove(index: &mut HashMap<String, Vec<String>>, key: &str, id: &str) {
+    if let Some(ids) = index.get_mut(key) {
+        ids.retain(|i| i != id);
+        if ids.is_empty() {
+            index.remove(key);
+        }
+    }
 }
 
 /// An authorized key with its public key parsed once, so verifying a JWT does no DER work.
@@ -233,6 +282,22 @@ impl Directory {
                     .insert(t.token_hash, t.id.clone());
                 self.oauth_tokens.insert(t.id.clone(), Arc::new(t));
             }
+            Entity::Totp(t) => {
+                self.totp.insert(t.user_id.clone(), Arc::new(t));
+            }
+            Entity::Profile(p) => {
+                index_add(&mut self.profile_ids_by_account, &p.account_id, &p.id);
+                self.profiles.insert(p.id.clone(), Arc::new(p));
+            }
+            Entity::Issuer(i) => {
+                self.issuer_ids_by_url
+                    .insert(i.issuer_url.clone(), i.id.clone());
+                self.issuers.insert(i.id.clone(), Arc::new(i));
+            }
+            Entity::Policy(p) => {
+                index_add(&mut self.policy_ids_by_source, &p.source_iam_id, &p.id);
+                self.policies.insert(p.id.clone(), Arc::new(p));
+            }
         }
     }
 
@@ -285,6 +350,24 @@ impl Directory {
                     self.oauth_token_ids_by_hash.remove(&old.token_hash);
                 }
             }
+            EntityKind::Totp => {
+                self.totp.remove(key);
+            }
+            EntityKind::Profile => {
+                if let Some(old) = self.profiles.remove(key) {
+                    index_remove(&mut self.profile_ids_by_account, &old.account_id, key);
+                }
+            }
+            EntityKind::Issuer => {
+                if let Some(old) = self.issuers.remove(key) {
+                    self.issuer_ids_by_url.remove(&old.issuer_url);
+                }
+            }
+            EntityKind::Policy => {
+                if let Some(old) = self.policies.remove(key) {
+                    index_remove(&mut self.policy_ids_by_source, &old.source_iam_id, key);
+                }
+            }
         }
     }
 
@@ -313,7 +396,73 @@ impl Directory {
                     .get(id)
                     .map(|s| Subject::ServiceAccount(s))
             }
+            SubjectKind::Profile => {
+                let id = iam_id.strip_prefix("iam-")?;
+                self.profiles.get(id).map(|p| Subject::Profile(p))
+            }
+            SubjectKind::Crn => {
+                let crn = iam_id.strip_prefix(crate::ids::CRN_IAM_ID_PREFIX)?;
+                // Policies are few and CRN tokens are verified rarely; a scan is fine.
+                let mut covering: Vec<&Arc<AuthorizationPolicy>> =
+                    self.policies.values().filter(|p| p.covers(crn)).collect();
+                covering.sort_by(|a, b| a.id.cmp(&b.id));
+                covering.first().map(|p| Subject::Crn(p))
+            }
         }
+    }
+
+    /// The confirmed or pending TOTP factor of a user.
+    pub fn totp(&self, user_id: &str) -> Option<&Arc<TotpEnrollment>> {
+        self.totp.get(user_id)
+    }
+
+    pub fn profile(&self, id: &str) -> Option<&Arc<TrustedProfile>> {
+        self.profiles.get(id)
+    }
+
+    /// The profiles of an account, in no particular order.
+    pub fn profiles_in<'a>(
+        &'a self,
+        account_id: &str,
+    ) -> impl Iterator<Item = &'a Arc<TrustedProfile>> + 'a {
+        self.profile_ids_by_account
+            .get(account_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.profiles.get(id))
+    }
+
+    pub fn profile_by_name(&self, account_id: &str, name: &str) -> Option<&Arc<TrustedProfile>> {
+        self.profiles_in(account_id).find(|p| p.name == name)
+    }
+
+    /// A profile by its CRN (`profile_crn`).
+    pub fn profile_by_crn(&self, crn: &str) -> Option<&Arc<TrustedProfile>> {
+        let id = crn.rsplit_once(":profile:")?.1;
+        self.profiles.get(id).filter(|p| p.crn() == crn)
+    }
+
+    pub fn issuer(&self, id: &str) -> Option<&Arc<TrustedIssuer>> {
+        self.issuers.get(id)
+    }
+
+    /// The trusted issuer whose tokens carry `iss` = `issuer_url`.
+    pub fn issuer_by_url(&self, issuer_url: &str) -> Option<&Arc<TrustedIssuer>> {
+        self.issuer_ids_by_url
+            .get(issuer_url)
+            .and_then(|id| self.issuers.get(id))
+    }
+
+    /// The authorization policies whose source is `iam_id`.
+    pub fn policies_from<'a>(
+        &'a self,
+        iam_id: &str,
+    ) -> impl Iterator<Item = &'a Arc<AuthorizationPolicy>> + 'a {
+        self.policy_ids_by_source
+            .get(iam_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.policies.get(id))
     }
 
     pub fn account(&self, id: &str) -> Option<&Arc<Account>> {

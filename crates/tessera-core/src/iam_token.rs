@@ -44,6 +44,8 @@ fn subject_type(kind: SubjectKind) -> &'static str {
     match kind {
         SubjectKind::ServiceId => "service_account",
         SubjectKind::User => "user",
+        SubjectKind::Profile => "profile",
+        SubjectKind::Crn => "crn",
     }
 }
 
@@ -120,6 +122,8 @@ mod tests {
             account_id: "0123456789abcdef0123456789abcdef".into(),
             method: AuthnMethod::ServiceAccountKey,
             acr: 1,
+            amr: vec!["swk".into()],
+            actor: None,
         }
     }
 

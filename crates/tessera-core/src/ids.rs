@@ -11,6 +11,11 @@ pub const API_KEY_ID_PREFIX: &str = "ApiKey-";
 pub const BINDING_ID_PREFIX: &str = "AccessBinding-";
 pub const AUTHORIZED_KEY_ID_PREFIX: &str = "aje";
 pub const OAUTH_TOKEN_ID_PREFIX: &str = "OAuthToken-";
+pub const PROFILE_ID_PREFIX: &str = "Profile-";
+pub const PROFILE_IAM_ID_PREFIX: &str = "iam-Profile-";
+pub const CRN_IAM_ID_PREFIX: &str = "crn-";
+pub const ISSUER_ID_PREFIX: &str = "Issuer-";
+pub const POLICY_ID_PREFIX: &str = "Policy-";
 
 fn random_bytes<const N: usize>(rng: &dyn SecureRandom) -> Result<[u8; N]> {
     let mut bytes = [0u8; N];
@@ -51,6 +56,61 @@ pub fn new_service_account_id(rng: &dyn SecureRandom) -> Result<String> {
 
 pub fn new_api_key_id(rng: &dyn SecureRandom) -> Result<String> {
     Ok(format!("{API_KEY_ID_PREFIX}{}", uuid_v4(rng)?))
+}
+
+pub fn new_profile_id(rng: &dyn SecureRandom) -> Result<String> {
+    Ok(format!("{PROFILE_ID_PREFIX}{}", uuid_v4(rng)?))
+}
+
+pub fn new_issuer_id(rng: &dyn SecureRandom) -> Result<String> {
+    Ok(format!("{ISSUER_ID_PREFIX}{}", uuid_v4(rng)?))
+}
+
+pub fn new_policy_id(rng: &dyn SecureRandom) -> Result<String> {
+    Ok(format!("{POLICY_ID_PREFIX}{}", uuid_v4(rng)?))
+}
+
+/// A short id for an entry inside a record (a profile's link or claim rule).
+pub fn new_entry_id(prefix: &str, rng: &dyn SecureRandom) -> Result<String> {
+    Ok(format!("{prefix}-{}", uuid_v4(rng)?))
+}
+
+/// The CRN of trusted profile `profile_id` in `account_id`.
+pub fn profile_crn(account_id: &str, profile_id: &str) -> String {
+    format!("crn:v1:tessera:public:iam-identity::a/{account_id}::profile:{profile_id}")
+}
+
+/// The `iam_id` of a resource identity: `crn-` + its CRN.
+pub fn crn_iam_id(crn: &str) -> String {
+    format!("{CRN_IAM_ID_PREFIX}{crn}")
+}
+
+/// Checks the shape of a CRN: `crn:v1:` and ten colon-separated segments in all, with
+/// segments 1-4 (version, cname, ctype, service name) non-empty. Returns the account of its
+/// scope segment (`a/<account>`), if it has one.
+pub fn parse_crn(field: &str, value: &str) -> Result<Option<String>> {
+    let invalid = |why: &str| {
+        Error::invalid(format!(
+            "{field} is not a CRN ({why}); expected crn:v1:<cname>:<ctype>:<service>:<location>:<scope>:<instance>:<type>:<resource>"
+        ))
+    };
+    if value.len() > 512 {
+        return Err(invalid("longer than 512 characters"));
+    }
+    let segments: Vec<&str> = value.split(':').collect();
+    if segments.len() != 10 {
+        return Err(invalid("it needs exactly 10 colon-separated segments"));
+    }
+    if segments[0] != "crn" || segments[1] != "v1" {
+        return Err(invalid("it must start with crn:v1:"));
+    }
+    if segments[2..5].iter().any(|s| s.is_empty()) {
+        return Err(invalid("cname, ctype and service name must not be empty"));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("it contains whitespace"));
+    }
+    Ok(segments[6].strip_prefix("a/").map(str::to_owned))
 }
 
 pub fn new_binding_id(rng: &dyn SecureRandom) -> Result<String> {

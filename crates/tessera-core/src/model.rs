@@ -28,7 +28,68 @@ pub struct Account {
     pub id: String,
     pub name: String,
     pub enterprise_id: Option<String>,
+    /// What second factor the account requires of its users.
+    pub mfa: MfaRequirement,
     pub created_at: UnixTime,
+}
+
+/// An account's MFA setting. Machine identities (service IDs, profiles, CRNs) are exempt:
+/// they have no second factor to give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MfaRequirement {
+    /// Users log in with a password alone (`acr` 1).
+    #[default]
+    None,
+    /// Users' password logins need a TOTP code (`acr` 2), and `assume` of the account's
+    /// profiles needs a user token of that level.
+    Totp,
+}
+
+impl MfaRequirement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MfaRequirement::None => "NONE",
+            MfaRequirement::Totp => "TOTP",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<MfaRequirement> {
+        [MfaRequirement::None, MfaRequirement::Totp]
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(value))
+    }
+
+    /// The lowest `acr` a user's token must carry in an account with this setting.
+    pub fn required_acr(self) -> u8 {
+        match self {
+            MfaRequirement::None => 1,
+            MfaRequirement::Totp => 2,
+        }
+    }
+}
+
+/// A user's TOTP (RFC 6238) second factor. The shared secret is sealed under the server's
+/// master-derived key, since verifying a code needs it in the clear.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TotpEnrollment {
+    /// The user this factor belongs to (also the record's key).
+    pub user_id: String,
+    pub account_id: String,
+    pub sealed_secret: Vec<u8>,
+    /// `false` until the user proves possession with a first code; unconfirmed factors do not
+    /// count for MFA.
+    pub confirmed: bool,
+    pub created_at: UnixTime,
+}
+
+impl fmt::Debug for TotpEnrollment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TotpEnrollment")
+            .field("user_id", &self.user_id)
+            .field("account_id", &self.account_id)
+            .field("confirmed", &self.confirmed)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -77,6 +138,10 @@ impl ServiceAccount {
 pub enum SubjectKind {
     User,
     ServiceId,
+    /// A trusted profile, assumed by another identity or a compute resource.
+    Profile,
+    /// A resource identity (`crn-<CRN>`), obtained through an authorization policy.
+    Crn,
 }
 
 impl SubjectKind {
@@ -84,6 +149,8 @@ impl SubjectKind {
         match self {
             SubjectKind::User => "user",
             SubjectKind::ServiceId => "serviceid",
+            SubjectKind::Profile => "profile",
+            SubjectKind::Crn => "crn",
         }
     }
 
@@ -93,6 +160,10 @@ impl SubjectKind {
             Some(SubjectKind::ServiceId)
         } else if iam_id.starts_with(crate::ids::USER_ID_PREFIX) {
             Some(SubjectKind::User)
+        } else if iam_id.starts_with(crate::ids::PROFILE_IAM_ID_PREFIX) {
+            Some(SubjectKind::Profile)
+        } else if iam_id.starts_with(crate::ids::CRN_IAM_ID_PREFIX) {
+            Some(SubjectKind::Crn)
         } else {
             None
         }
@@ -267,6 +338,166 @@ pub struct OAuthToken {
     pub description: String,
     pub token_hash: KeyHash,
     pub created_at: UnixTime,
+}
+
+/// Who may `assume` a trusted profile (IBM "trusted identities").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TrustedIdentity {
+    #[serde(rename = "type")]
+    pub kind: TrustedIdentityType,
+    /// A user's `IBMid-…`, a service ID's `iam-ServiceId-…`, or a CRN (`crn:v1:…`).
+    pub identifier: String,
+    /// Users only: the accounts whose tokens of this user are trusted; empty means the user's
+    /// own account.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrustedIdentityType {
+    User,
+    Serviceid,
+    Crn,
+}
+
+/// A compute resource a trusted profile trusts by name (IBM "links"): a Kubernetes service
+/// account in a cluster (`crn` + `namespace` + `name`), a Code Engine component
+/// (`crn` + `component_type` + `component_name`), or a VM (`crn`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ComputeResourceLink {
+    pub id: String,
+    pub cr_type: String,
+    pub crn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_name: Option<String>,
+}
+
+/// The comparison of one claim-rule condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ClaimOperator {
+    Equals,
+    NotEquals,
+    EqualsIgnoreCase,
+    NotEqualsIgnoreCase,
+    Contains,
+    In,
+}
+
+/// `claim OPERATOR value`; `value` is JSON-encoded (`"\"prod\""`, `"[\"a\",\"b\"]"`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClaimCondition {
+    pub claim: String,
+    pub operator: ClaimOperator,
+    pub value: String,
+}
+
+/// A claim rule of a trusted profile: every condition must hold (AND).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClaimRule {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// `Profile-CR` (compute resources). `Profile-SAML` is refused: there is no SAML here.
+    #[serde(rename = "type")]
+    pub rule_type: String,
+    /// The compute-resource type the rule applies to (`IKS_SA`, `ROKS_SA`, `CE`, `VSI`, ...).
+    pub cr_type: String,
+    pub conditions: Vec<ClaimCondition>,
+}
+
+/// An identity others may become (IBM trusted profile): by `assume` if they are a trusted
+/// identity, or by presenting a compute-resource token that a link or claim rule matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedProfile {
+    /// `Profile-<uuid>`; the `iam_id` is `iam-` + this.
+    pub id: String,
+    pub account_id: String,
+    /// Unique within the account (`profile_name` + `account` select by it).
+    pub name: String,
+    pub description: String,
+    pub identities: Vec<TrustedIdentity>,
+    pub links: Vec<ComputeResourceLink>,
+    pub rules: Vec<ClaimRule>,
+    pub created_at: UnixTime,
+}
+
+impl TrustedProfile {
+    pub fn iam_id(&self) -> String {
+        format!("iam-{}", self.id)
+    }
+
+    /// The profile's CRN, as `profile_crn` selects it.
+    pub fn crn(&self) -> String {
+        crate::ids::profile_crn(&self.account_id, &self.id)
+    }
+}
+
+/// Where a trusted issuer's public keys come from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JwksSource {
+    /// A JWKS document (`{"keys": [...]}`) held in the store.
+    Inline(serde_json::Value),
+    /// A path on the server's file system, read by the server (e.g. a mounted ConfigMap).
+    File(String),
+}
+
+/// An external OIDC issuer whose JWTs are compute-resource tokens: a Kubernetes cluster's
+/// service-account issuer, a CI system. The issuer stands for one compute resource (`crn`) in
+/// one account; its tokens' claims become compute-resource claims through `claim_mapping`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedIssuer {
+    /// `Issuer-<uuid>`.
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    /// The exact `iss` of its tokens; unique across the installation.
+    pub issuer_url: String,
+    pub jwks: JwksSource,
+    /// Accepted `aud` values (at least one).
+    pub audiences: Vec<String>,
+    /// The compute-resource type its tokens stand for (`IKS_SA`, `ROKS_SA`, `CE`, `VSI`, ...).
+    pub cr_type: String,
+    /// The compute resource's CRN (e.g. the cluster's), which profile links name.
+    pub crn: String,
+    /// Compute-resource claim name -> dotted path in the token (`kubernetes.io.namespace`).
+    /// Claims not mapped are read from the token's top level under their own name.
+    pub claim_mapping: std::collections::BTreeMap<String, String>,
+    pub created_at: UnixTime,
+}
+
+/// Lets `source_iam_id` obtain tokens for the resource identity `target_crn`
+/// (`iam-authz` grant with `desired_iam_id=crn-<CRN>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationPolicy {
+    /// `Policy-<uuid>`.
+    pub id: String,
+    /// The account of the target resource; tokens for the CRN belong to it.
+    pub account_id: String,
+    /// Any identity: `iam-ServiceId-…`, `IBMid-…`, `iam-Profile-…` or `crn-…`.
+    pub source_iam_id: String,
+    /// A CRN, or a CRN prefix ending in `*`.
+    pub target_crn: String,
+    pub description: String,
+    pub created_at: UnixTime,
+}
+
+impl AuthorizationPolicy {
+    /// Whether the policy's target covers `crn`.
+    pub fn covers(&self, crn: &str) -> bool {
+        match self.target_crn.strip_suffix('*') {
+            Some(prefix) => crn.starts_with(prefix),
+            None => self.target_crn == crn,
+        }
+    }
 }
 
 /// Signing algorithms Tessera uses.

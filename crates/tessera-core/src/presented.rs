@@ -61,6 +61,23 @@ impl PresentedToken {
         }
     }
 
+    /// The authentication level behind the token: the JWT's `acr`; IAM tokens come from a
+    /// key, an OAuth token or a JWT, a single factor each.
+    pub fn acr(&self) -> u8 {
+        match self {
+            PresentedToken::Jwt(c) => c.acr,
+            PresentedToken::Iam(_) => 1,
+        }
+    }
+
+    /// The token's `amr` (IAM tokens: none recorded).
+    pub fn amr(&self) -> &[String] {
+        match self {
+            PresentedToken::Jwt(c) => &c.amr,
+            PresentedToken::Iam(_) => &[],
+        }
+    }
+
     /// The OAuth client the token was issued to; IAM tokens belong to no client.
     pub fn client_id(&self) -> &str {
         match self {

@@ -250,6 +250,7 @@ mod tests {
             id: ACCOUNT.into(),
             name: "acme".into(),
             enterprise_id: None,
+            mfa: Default::default(),
             created_at: 0,
         })));
         for id in [SA, "ServiceId-2"] {

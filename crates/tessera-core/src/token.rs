@@ -75,10 +75,13 @@ pub struct MintedToken {
     pub claims: IbmClaims,
 }
 
-fn sub_type(kind: SubjectKind) -> (&'static str, &'static str) {
+/// The `sub_type` and `realmid` claims of a kind of subject, as IBM spells them.
+pub fn sub_type(kind: SubjectKind) -> (&'static str, &'static str) {
     match kind {
         SubjectKind::ServiceId => ("ServiceId", "iam"),
         SubjectKind::User => ("user", "IBMid"),
+        SubjectKind::Profile => ("Profile", "iam"),
+        SubjectKind::Crn => ("CRN", "crn"),
     }
 }
 
@@ -95,11 +98,19 @@ pub fn claims_for(principal: &Principal, params: &MintParams<'_>, jti: String) -
         email: principal.email.clone(),
         sub: principal.id.clone(),
         sub_type: sub_type.to_owned(),
-        authn: AuthnClaim {
-            sub: principal.id.clone(),
-            iam_id: principal.iam_id.clone(),
-            sub_type: sub_type.to_owned(),
-            name: principal.name.clone(),
+        authn: match &principal.actor {
+            Some(actor) => AuthnClaim {
+                sub: actor.sub.clone(),
+                iam_id: actor.iam_id.clone(),
+                sub_type: actor.sub_type.clone(),
+                name: actor.name.clone(),
+            },
+            None => AuthnClaim {
+                sub: principal.id.clone(),
+                iam_id: principal.iam_id.clone(),
+                sub_type: sub_type.to_owned(),
+                name: principal.name.clone(),
+            },
         },
         account: AccountClaim {
             valid: true,
@@ -112,7 +123,7 @@ pub fn claims_for(principal: &Principal, params: &MintParams<'_>, jti: String) -
         scope: params.scope.to_owned(),
         client_id: params.client_id.to_owned(),
         acr: principal.acr,
-        amr: principal.method.amr(),
+        amr: principal.amr.clone(),
     }
 }
 
@@ -199,6 +210,8 @@ mod tests {
             account_id: "0123456789abcdef0123456789abcdef".into(),
             method: AuthnMethod::ApiKey,
             acr: 1,
+            amr: vec!["pwd".into()],
+            actor: None,
         }
     }
 

@@ -224,6 +224,7 @@ async fn create_first_admin(
         id: tessera_core::ids::new_account_id(rng).map_err(err)?,
         name: "Default account".into(),
         enterprise_id: None,
+        mfa: Default::default(),
         created_at: now,
     };
     let admin = User {

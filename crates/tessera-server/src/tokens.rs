@@ -19,6 +19,8 @@ use tessera_store::AuditEvent;
 pub struct IssuedTokens {
     pub access: MintedToken,
     pub refresh_token: Option<String>,
+    /// A refresh token for other clients (`response_type=… delegated_refresh_token`).
+    pub delegated_refresh_token: Option<String>,
 }
 
 /// What a token request asks for, beyond the principal.
@@ -68,6 +70,7 @@ impl AppState {
         Ok(IssuedTokens {
             access,
             refresh_token,
+            delegated_refresh_token: None,
         })
     }
 
@@ -194,6 +197,10 @@ pub fn grant_label(grant_type: &str) -> &'static str {
         "urn:ibm:params:oauth:grant-type:apikey" => "apikey",
         "refresh_token" => "refresh_token",
         "password" => "password",
+        "urn:ibm:params:oauth:grant-type:assume" => "assume",
+        "urn:ibm:params:oauth:grant-type:cr-token" => "cr-token",
+        "urn:ibm:params:oauth:grant-type:iam-authz" => "iam-authz",
+        "urn:ibm:params:oauth:grant-type:delegated-refresh-token" => "delegated-refresh-token",
         _ => "other",
     }
 }

@@ -19,10 +19,30 @@ use std::collections::HashSet;
 use tessera_core::directory::{Change, Entity, EntityKind};
 use tessera_core::ids;
 use tessera_core::model::{
-    AccessBinding, Account, Algorithm, ApiKey, AuthorizedKey, AuthorizedKeyAlgorithm, Enterprise,
-    KeyHash, KeyState, KeyUse, OAuthClient, OAuthToken, Resource, Revocation, Role, ServiceAccount,
-    SigningKeyRecord, SubjectCutoff, SubjectKind, User,
+    AccessBinding, Account, Algorithm, ApiKey, AuthorizationPolicy, AuthorizedKey,
+    AuthorizedKeyAlgorithm, ClaimRule, ComputeResourceLink, Enterprise, JwksSource, KeyHash,
+    KeyState, KeyUse, MfaRequirement, OAuthClient, OAuthToken, Resource, Revocation, Role,
+    ServiceAccount, SigningKeyRecord, SubjectCutoff, SubjectKind, TotpEnrollment, TrustedIdentity,
+    TrustedIssuer, TrustedProfile, User,
 };
+
+/// The JSON `document` column of a trusted profile.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ProfileDocument {
+    identities: Vec<TrustedIdentity>,
+    links: Vec<ComputeResourceLink>,
+    rules: Vec<ClaimRule>,
+}
+
+/// The JSON `document` column of a trusted issuer.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct IssuerDocument {
+    jwks: JwksSource,
+    audiences: Vec<String>,
+    cr_type: String,
+    crn: String,
+    claim_mapping: std::collections::BTreeMap<String, String>,
+}
 
 pub(crate) const DEFAULT_LIST_LIMIT: u32 = 100;
 pub(crate) const MAX_LIST_LIMIT: u32 = 1000;
@@ -132,33 +152,27 @@ pub(crate) async fn delete(
         return Err(StoreError::NotFound(describe(kind, key)));
     }
     let dependents = dependents_to_delete(conn, kind, key).await?;
-    let mut api_keys = 0usize;
-    let mut credentials = 0usize;
-    let mut bindings = 0usize;
     // Dependents go first, so a follower applying the feed in order never holds a key or a
     // binding whose owner is already gone.
+    let mut counts: Vec<(EntityKind, usize)> = Vec::new();
     for (dep_kind, dep_key) in &dependents {
         delete_row(conn, *dep_kind, dep_key).await?;
         record_change(conn, *dep_kind, dep_key, audit.at).await?;
-        match dep_kind {
-            EntityKind::ApiKey => api_keys += 1,
-            EntityKind::AuthorizedKey | EntityKind::OAuthToken => credentials += 1,
-            _ => bindings += 1,
+        match counts.iter_mut().find(|(k, _)| k == dep_kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((*dep_kind, 1)),
         }
     }
     delete_row(conn, kind, key).await?;
     let seq = record_change(conn, kind, key, audit.at).await?;
-    let detail = if dependents.is_empty() {
+    let detail = if counts.is_empty() {
         audit.detail.clone()
     } else {
-        let cascade = if credentials == 0 {
-            format!("also deleted {api_keys} API key(s) and {bindings} access binding(s)")
-        } else {
-            format!(
-                "also deleted {api_keys} API key(s), {credentials} authorized key(s) or OAuth \
-                 token(s) and {bindings} access binding(s)"
-            )
-        };
+        let parts: Vec<String> = counts
+            .iter()
+            .map(|(k, n)| format!("{n} {}(s)", cascade_label(*k)))
+            .collect();
+        let cascade = format!("also deleted {}", parts.join(", "));
         if audit.detail.is_empty() {
             cascade
         } else {
@@ -214,6 +228,13 @@ pub(crate) async fn list(
         EntityKind::OAuthToken => &[
             ("account_id", &filter.account_id),
             ("user_id", &filter.owner_iam_id),
+        ],
+        EntityKind::Totp | EntityKind::Profile | EntityKind::Issuer => {
+            &[("account_id", &filter.account_id)]
+        }
+        EntityKind::Policy => &[
+            ("account_id", &filter.account_id),
+            ("source_iam_id", &filter.subject_iam_id),
         ],
         _ => &[],
     };
@@ -482,7 +503,7 @@ fn table(kind: EntityKind) -> &'static Table {
         EntityKind::Account => &Table {
             name: "accounts",
             key: "id",
-            columns: &["id", "name", "enterprise_id", "created_at"],
+            columns: &["id", "name", "enterprise_id", "mfa", "created_at"],
         },
         EntityKind::User => &Table {
             name: "users",
@@ -573,6 +594,53 @@ fn table(kind: EntityKind) -> &'static Table {
                 "created_at",
             ],
         },
+        EntityKind::Totp => &Table {
+            name: "totp_enrollments",
+            key: "user_id",
+            columns: &[
+                "user_id",
+                "account_id",
+                "sealed_secret",
+                "confirmed",
+                "created_at",
+            ],
+        },
+        EntityKind::Profile => &Table {
+            name: "trusted_profiles",
+            key: "id",
+            columns: &[
+                "id",
+                "account_id",
+                "name",
+                "description",
+                "document",
+                "created_at",
+            ],
+        },
+        EntityKind::Issuer => &Table {
+            name: "trusted_issuers",
+            key: "id",
+            columns: &[
+                "id",
+                "account_id",
+                "name",
+                "issuer_url",
+                "document",
+                "created_at",
+            ],
+        },
+        EntityKind::Policy => &Table {
+            name: "authorization_policies",
+            key: "id",
+            columns: &[
+                "id",
+                "account_id",
+                "source_iam_id",
+                "target_crn",
+                "description",
+                "created_at",
+            ],
+        },
     }
 }
 
@@ -588,6 +656,7 @@ fn entity_values(entity: &Entity) -> Vec<Value<'_>> {
             Value::text(&a.id),
             Value::text(&a.name),
             Value::opt_text(a.enterprise_id.as_deref()),
+            Value::text(a.mfa.as_str()),
             Value::Int(a.created_at),
         ],
         Entity::User(u) => vec![
@@ -657,6 +726,53 @@ fn entity_values(entity: &Entity) -> Vec<Value<'_>> {
             Value::Bytes(&t.token_hash.0),
             Value::Int(t.created_at),
         ],
+        Entity::Totp(t) => vec![
+            Value::text(&t.user_id),
+            Value::text(&t.account_id),
+            Value::Bytes(&t.sealed_secret),
+            Value::Flag(t.confirmed),
+            Value::Int(t.created_at),
+        ],
+        Entity::Profile(p) => vec![
+            Value::text(&p.id),
+            Value::text(&p.account_id),
+            Value::text(&p.name),
+            Value::text(&p.description),
+            Value::Text(Cow::Owned(
+                serde_json::to_string(&ProfileDocument {
+                    identities: p.identities.clone(),
+                    links: p.links.clone(),
+                    rules: p.rules.clone(),
+                })
+                .unwrap_or_default(),
+            )),
+            Value::Int(p.created_at),
+        ],
+        Entity::Issuer(i) => vec![
+            Value::text(&i.id),
+            Value::text(&i.account_id),
+            Value::text(&i.name),
+            Value::text(&i.issuer_url),
+            Value::Text(Cow::Owned(
+                serde_json::to_string(&IssuerDocument {
+                    jwks: i.jwks.clone(),
+                    audiences: i.audiences.clone(),
+                    cr_type: i.cr_type.clone(),
+                    crn: i.crn.clone(),
+                    claim_mapping: i.claim_mapping.clone(),
+                })
+                .unwrap_or_default(),
+            )),
+            Value::Int(i.created_at),
+        ],
+        Entity::Policy(p) => vec![
+            Value::text(&p.id),
+            Value::text(&p.account_id),
+            Value::text(&p.source_iam_id),
+            Value::text(&p.target_crn),
+            Value::text(&p.description),
+            Value::Int(p.created_at),
+        ],
     }
 }
 
@@ -667,12 +783,19 @@ fn decode(kind: EntityKind, row: &dyn Fields) -> Result<Entity> {
             name: row.text("name")?,
             created_at: row.int("created_at")?,
         }),
-        EntityKind::Account => Entity::Account(Account {
-            id: row.text("id")?,
-            name: row.text("name")?,
-            enterprise_id: row.opt_text("enterprise_id")?,
-            created_at: row.int("created_at")?,
-        }),
+        EntityKind::Account => {
+            let id = row.text("id")?;
+            let mfa = row.text("mfa")?;
+            Entity::Account(Account {
+                name: row.text("name")?,
+                enterprise_id: row.opt_text("enterprise_id")?,
+                mfa: MfaRequirement::parse(&mfa).ok_or_else(|| {
+                    StoreError::Corrupt(format!("account {id} has unknown mfa setting {mfa:?}"))
+                })?,
+                created_at: row.int("created_at")?,
+                id,
+            })
+        }
         EntityKind::User => Entity::User(User {
             id: row.text("id")?,
             account_id: row.text("account_id")?,
@@ -790,6 +913,57 @@ fn decode(kind: EntityKind, row: &dyn Fields) -> Result<Entity> {
                 id,
             })
         }
+        EntityKind::Totp => Entity::Totp(TotpEnrollment {
+            user_id: row.text("user_id")?,
+            account_id: row.text("account_id")?,
+            sealed_secret: row.bytes("sealed_secret")?,
+            confirmed: row.flag("confirmed")?,
+            created_at: row.int("created_at")?,
+        }),
+        EntityKind::Profile => {
+            let id = row.text("id")?;
+            let document: ProfileDocument =
+                serde_json::from_str(&row.text("document")?).map_err(|e| {
+                    StoreError::Corrupt(format!("trusted profile {id} has a bad document: {e}"))
+                })?;
+            Entity::Profile(TrustedProfile {
+                account_id: row.text("account_id")?,
+                name: row.text("name")?,
+                description: row.text("description")?,
+                identities: document.identities,
+                links: document.links,
+                rules: document.rules,
+                created_at: row.int("created_at")?,
+                id,
+            })
+        }
+        EntityKind::Issuer => {
+            let id = row.text("id")?;
+            let document: IssuerDocument =
+                serde_json::from_str(&row.text("document")?).map_err(|e| {
+                    StoreError::Corrupt(format!("trusted issuer {id} has a bad document: {e}"))
+                })?;
+            Entity::Issuer(TrustedIssuer {
+                account_id: row.text("account_id")?,
+                name: row.text("name")?,
+                issuer_url: row.text("issuer_url")?,
+                jwks: document.jwks,
+                audiences: document.audiences,
+                cr_type: document.cr_type,
+                crn: document.crn,
+                claim_mapping: document.claim_mapping,
+                created_at: row.int("created_at")?,
+                id,
+            })
+        }
+        EntityKind::Policy => Entity::Policy(AuthorizationPolicy {
+            id: row.text("id")?,
+            account_id: row.text("account_id")?,
+            source_iam_id: row.text("source_iam_id")?,
+            target_crn: row.text("target_crn")?,
+            description: row.text("description")?,
+            created_at: row.int("created_at")?,
+        }),
     })
 }
 
@@ -803,7 +977,21 @@ fn key_hash(bytes: Vec<u8>, owner: &str) -> Result<KeyHash> {
 
 /// How errors name an object: "api key ApiKey-…", so that `NotFound`/`AlreadyExists` read well.
 pub(crate) fn describe(kind: EntityKind, key: &str) -> String {
-    let label = match kind {
+    format!("{} {key}", label(kind))
+}
+
+/// How the audit summary of a cascade names a kind: "2 API key(s)".
+fn cascade_label(kind: EntityKind) -> &'static str {
+    match kind {
+        EntityKind::ApiKey => "API key",
+        EntityKind::OAuthToken => "OAuth token",
+        EntityKind::Totp => "TOTP factor",
+        other => label(other),
+    }
+}
+
+fn label(kind: EntityKind) -> &'static str {
+    match kind {
         EntityKind::Enterprise => "enterprise",
         EntityKind::Account => "account",
         EntityKind::User => "user",
@@ -816,8 +1004,11 @@ pub(crate) fn describe(kind: EntityKind, key: &str) -> String {
         EntityKind::SigningKey => "signing key",
         EntityKind::AuthorizedKey => "authorized key",
         EntityKind::OAuthToken => "oauth token",
-    };
-    format!("{label} {key}")
+        EntityKind::Totp => "totp factor of user",
+        EntityKind::Profile => "trusted profile",
+        EntityKind::Issuer => "trusted issuer",
+        EntityKind::Policy => "authorization policy",
+    }
 }
 
 pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
@@ -874,7 +1065,11 @@ async fn subject_account(conn: &mut dyn Conn, iam_id: &str) -> Result<Option<Str
             Some(id) => ("SELECT account_id FROM service_accounts WHERE id = ?", id),
             None => return Ok(None),
         },
-        None => return Ok(None),
+        Some(SubjectKind::Profile) => match iam_id.strip_prefix("iam-") {
+            Some(id) => ("SELECT account_id FROM trusted_profiles WHERE id = ?", id),
+            None => return Ok(None),
+        },
+        Some(SubjectKind::Crn) | None => return Ok(None),
     };
     conn.fetch_optional(sql, &[Value::text(id)])
         .await
@@ -945,6 +1140,24 @@ async fn check_references(conn: &mut dyn Conn, entity: &Entity) -> Result<()> {
             require(conn, EntityKind::Account, &t.account_id).await?;
             check_owner_account(conn, &t.user_id, "oauth token", &t.id, &t.account_id).await?;
         }
+        Entity::Totp(t) => {
+            require(conn, EntityKind::Account, &t.account_id).await?;
+            check_owner_account(conn, &t.user_id, "totp factor", &t.user_id, &t.account_id).await?;
+        }
+        Entity::Profile(p) => require(conn, EntityKind::Account, &p.account_id).await?,
+        Entity::Issuer(i) => require(conn, EntityKind::Account, &i.account_id).await?,
+        Entity::Policy(p) => {
+            require(conn, EntityKind::Account, &p.account_id).await?;
+            // Resource identities (`crn-…`) exist by policy, not by row; any other source must.
+            if SubjectKind::of_iam_id(&p.source_iam_id) != Some(SubjectKind::Crn)
+                && subject_account(conn, &p.source_iam_id).await?.is_none()
+            {
+                return Err(StoreError::NotFound(format!(
+                    "source identity {}",
+                    p.source_iam_id
+                )));
+            }
+        }
         Entity::Enterprise(_)
         | Entity::Revocation(_)
         | Entity::Cutoff(_)
@@ -976,6 +1189,36 @@ async fn check_unique_fields(conn: &mut dyn Conn, entity: &Entity) -> Result<()>
             "SELECT id FROM oauth_tokens WHERE token_hash = ? AND id <> ?",
             vec![Value::Bytes(&t.token_hash.0), Value::text(&t.id)],
             "oauth token with the same secret".to_owned(),
+        ),
+        Entity::Profile(p) => (
+            "SELECT id FROM trusted_profiles WHERE account_id = ? AND name = ? AND id <> ?",
+            vec![
+                Value::text(&p.account_id),
+                Value::text(&p.name),
+                Value::text(&p.id),
+            ],
+            format!(
+                "trusted profile named {} in account {}",
+                p.name, p.account_id
+            ),
+        ),
+        Entity::Issuer(i) => (
+            "SELECT id FROM trusted_issuers WHERE issuer_url = ? AND id <> ?",
+            vec![Value::text(&i.issuer_url), Value::text(&i.id)],
+            format!("trusted issuer for {}", i.issuer_url),
+        ),
+        Entity::Policy(p) => (
+            "SELECT id FROM authorization_policies \
+             WHERE source_iam_id = ? AND target_crn = ? AND id <> ?",
+            vec![
+                Value::text(&p.source_iam_id),
+                Value::text(&p.target_crn),
+                Value::text(&p.id),
+            ],
+            format!(
+                "authorization policy from {} to {}",
+                p.source_iam_id, p.target_crn
+            ),
         ),
         Entity::Binding(b) => (
             "SELECT id FROM access_bindings \
@@ -1051,6 +1294,21 @@ async fn dependents_to_delete(
             )
             .await?;
             dependents.extend(bindings.into_iter().map(|id| (EntityKind::Binding, id)));
+            if kind == EntityKind::User && exists(conn, EntityKind::Totp, key).await? {
+                dependents.push((EntityKind::Totp, key.to_owned()));
+            }
+            policies_from(conn, &iam_id, &mut dependents).await?;
+        }
+        EntityKind::Profile => {
+            let iam_id = format!("iam-{key}");
+            let bindings = fetch_ids(
+                conn,
+                "SELECT id FROM access_bindings WHERE subject_iam_id = ? ORDER BY id",
+                &[Value::text(&iam_id)],
+            )
+            .await?;
+            dependents.extend(bindings.into_iter().map(|id| (EntityKind::Binding, id)));
+            policies_from(conn, &iam_id, &mut dependents).await?;
         }
         EntityKind::Account => {
             // API keys count too: they always have an owner in the account, but if one ever
@@ -1062,8 +1320,17 @@ async fn dependents_to_delete(
                       + (SELECT COUNT(*) FROM clients WHERE account_id = ?) \
                       + (SELECT COUNT(*) FROM api_keys WHERE account_id = ?) \
                       + (SELECT COUNT(*) FROM authorized_keys WHERE account_id = ?) \
-                      + (SELECT COUNT(*) FROM oauth_tokens WHERE account_id = ?) AS members",
+                      + (SELECT COUNT(*) FROM oauth_tokens WHERE account_id = ?) \
+                      + (SELECT COUNT(*) FROM totp_enrollments WHERE account_id = ?) \
+                      + (SELECT COUNT(*) FROM trusted_profiles WHERE account_id = ?) \
+                      + (SELECT COUNT(*) FROM trusted_issuers WHERE account_id = ?) \
+                      + (SELECT COUNT(*) FROM authorization_policies WHERE account_id = ?) \
+                      AS members",
                 &[
+                    Value::text(key),
+                    Value::text(key),
+                    Value::text(key),
+                    Value::text(key),
                     Value::text(key),
                     Value::text(key),
                     Value::text(key),
@@ -1076,7 +1343,8 @@ async fn dependents_to_delete(
             .int("members")?;
             if members > 0 {
                 return Err(StoreError::Conflict(format!(
-                    "account {key} still has users, service accounts or clients; delete them first"
+                    "account {key} still has users, service accounts, clients, trusted profiles, \
+                     trusted issuers or authorization policies; delete them first"
                 )));
             }
             let bindings = fetch_ids(
@@ -1110,9 +1378,28 @@ async fn dependents_to_delete(
         | EntityKind::Cutoff
         | EntityKind::SigningKey
         | EntityKind::AuthorizedKey
-        | EntityKind::OAuthToken => {}
+        | EntityKind::OAuthToken
+        | EntityKind::Totp
+        | EntityKind::Issuer
+        | EntityKind::Policy => {}
     }
     Ok(dependents)
+}
+
+/// Adds the authorization policies whose source is `iam_id`: they die with their source.
+async fn policies_from(
+    conn: &mut dyn Conn,
+    iam_id: &str,
+    dependents: &mut Vec<(EntityKind, String)>,
+) -> Result<()> {
+    let policies = fetch_ids(
+        conn,
+        "SELECT id FROM authorization_policies WHERE source_iam_id = ? ORDER BY id",
+        &[Value::text(iam_id)],
+    )
+    .await?;
+    dependents.extend(policies.into_iter().map(|id| (EntityKind::Policy, id)));
+    Ok(())
 }
 
 /// The `id` column of every row `sql` returns.

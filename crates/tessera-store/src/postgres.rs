@@ -592,6 +592,7 @@ mod tests {
         server_secrets_are_listed,
         schema_version_is_current,
         yandex_credentials,
+        profiles_issuers_policies,
     );
 
     /// 16 writers at once on a multi-threaded runtime: every create lands, seqs have no gaps, and
@@ -687,9 +688,9 @@ mod tests {
             return;
         };
         assert_eq!(store.schema_version().await.unwrap(), None);
-        assert_eq!(store.known_schema_version(), 3);
+        assert_eq!(store.known_schema_version(), 4);
         store.migrate().await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), Some(3));
+        assert_eq!(store.schema_version().await.unwrap(), Some(4));
         store.drop_schema().await.unwrap();
         store.close().await;
     }

@@ -349,6 +349,7 @@ mod tests {
         server_secrets_are_listed,
         schema_version_is_current,
         yandex_credentials,
+        profiles_issuers_policies,
     );
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -372,9 +373,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.schema_version().await.unwrap(), None);
-        assert_eq!(store.known_schema_version(), 3);
+        assert_eq!(store.known_schema_version(), 4);
         store.migrate().await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), Some(3));
+        assert_eq!(store.schema_version().await.unwrap(), Some(4));
         store.close().await;
     }
 

@@ -13,9 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tessera_core::directory::{Change, Entity, EntityKind};
 use tessera_core::model::{
-    AccessBinding, Account, Algorithm, ApiKey, AuthorizedKey, AuthorizedKeyAlgorithm, Enterprise,
-    KeyHash, KeyState, KeyUse, OAuthClient, OAuthToken, Resource, Revocation, Role, ServiceAccount,
-    SigningKeyRecord, SubjectCutoff, User,
+    AccessBinding, Account, Algorithm, ApiKey, AuthorizationPolicy, AuthorizedKey,
+    AuthorizedKeyAlgorithm, ClaimCondition, ClaimOperator, ClaimRule, ComputeResourceLink,
+    Enterprise, JwksSource, KeyHash, KeyState, KeyUse, MfaRequirement, OAuthClient, OAuthToken,
+    Resource, Revocation, Role, ServiceAccount, SigningKeyRecord, SubjectCutoff, TotpEnrollment,
+    TrustedIdentity, TrustedIdentityType, TrustedIssuer, TrustedProfile, User,
 };
 
 pub const NOW: i64 = 1_800_000_000;
@@ -46,6 +48,7 @@ pub fn account(id: &str, enterprise_id: Option<&str>) -> Entity {
         id: id.into(),
         name: format!("account {id}"),
         enterprise_id: enterprise_id.map(Into::into),
+        mfa: Default::default(),
         created_at: NOW,
     })
 }
@@ -118,6 +121,78 @@ pub fn client(id: &str, account_id: Option<&str>, secret: Option<u8>) -> Entity 
     })
 }
 
+pub fn totp(user_id: &str, account_id: &str, confirmed: bool) -> Entity {
+    Entity::Totp(TotpEnrollment {
+        user_id: user_id.into(),
+        account_id: account_id.into(),
+        sealed_secret: vec![1, 2, 3, 4],
+        confirmed,
+        created_at: NOW,
+    })
+}
+
+/// A profile trusting service ID `ServiceId-s1`, with one Kubernetes link and one claim rule.
+pub fn profile(id: &str, account_id: &str, name: &str) -> Entity {
+    Entity::Profile(TrustedProfile {
+        id: id.into(),
+        account_id: account_id.into(),
+        name: name.into(),
+        description: "for tests".into(),
+        identities: vec![TrustedIdentity {
+            kind: TrustedIdentityType::Serviceid,
+            identifier: "iam-ServiceId-s1".into(),
+            accounts: vec![],
+        }],
+        links: vec![ComputeResourceLink {
+            id: "Link-1".into(),
+            cr_type: "IKS_SA".into(),
+            crn: "crn:v1:bluemix:public:containers-kubernetes:us-south:a/x::cluster:c1".into(),
+            namespace: Some("prod".into()),
+            name: Some("app".into()),
+            component_type: None,
+            component_name: None,
+        }],
+        rules: vec![ClaimRule {
+            id: "ClaimRule-1".into(),
+            name: "prod pods".into(),
+            rule_type: "Profile-CR".into(),
+            cr_type: "IKS_SA".into(),
+            conditions: vec![ClaimCondition {
+                claim: "namespace".into(),
+                operator: ClaimOperator::In,
+                value: "[\"prod\",\"stage\"]".into(),
+            }],
+        }],
+        created_at: NOW,
+    })
+}
+
+pub fn issuer(id: &str, account_id: &str, url: &str) -> Entity {
+    Entity::Issuer(TrustedIssuer {
+        id: id.into(),
+        account_id: account_id.into(),
+        name: format!("issuer {id}"),
+        issuer_url: url.into(),
+        jwks: JwksSource::Inline(serde_json::json!({"keys": []})),
+        audiences: vec!["iam".into()],
+        cr_type: "IKS_SA".into(),
+        crn: format!("crn:v1:tessera:public:containers-kubernetes::a/{account_id}::cluster:{id}"),
+        claim_mapping: [("pod".to_owned(), "kubernetes.io.pod.name".to_owned())].into(),
+        created_at: NOW,
+    })
+}
+
+pub fn policy(id: &str, account_id: &str, source: &str, target: &str) -> Entity {
+    Entity::Policy(AuthorizationPolicy {
+        id: id.into(),
+        account_id: account_id.into(),
+        source_iam_id: source.into(),
+        target_crn: target.into(),
+        description: String::new(),
+        created_at: NOW,
+    })
+}
+
 pub fn binding(id: &str, subject_iam_id: &str, role: Role, resource: Resource) -> Entity {
     Entity::Binding(AccessBinding {
         id: id.into(),
@@ -169,6 +244,10 @@ pub fn same(a: &Entity, b: &Entity) -> bool {
         (Entity::SigningKey(x), Entity::SigningKey(y)) => x == y,
         (Entity::AuthorizedKey(x), Entity::AuthorizedKey(y)) => x == y,
         (Entity::OAuthToken(x), Entity::OAuthToken(y)) => x == y,
+        (Entity::Totp(x), Entity::Totp(y)) => x == y,
+        (Entity::Profile(x), Entity::Profile(y)) => x == y,
+        (Entity::Issuer(x), Entity::Issuer(y)) => x == y,
+        (Entity::Policy(x), Entity::Policy(y)) => x == y,
         _ => false,
     }
 }
@@ -683,7 +762,8 @@ pub async fn account_delete_conflicts_while_not_empty(store: &dyn Store) {
     assert_eq!(
         conflict.unwrap_err().to_string(),
         format!(
-            "account {ACCOUNT_A} still has users, service accounts or clients; delete them first"
+            "account {ACCOUNT_A} still has users, service accounts, clients, trusted profiles, \
+             trusted issuers or authorization policies; delete them first"
         )
     );
     let conflict = store.delete(EntityKind::Enterprise, ENTERPRISE, &a).await;
@@ -1546,9 +1626,13 @@ pub async fn populate(store: &dyn Store) -> Vec<Entity> {
         u.password_hash = None;
         u.federated = true;
     }
+    let mut strict = account(ACCOUNT_A, Some(ENTERPRISE));
+    if let Entity::Account(a) = &mut strict {
+        a.mfa = MfaRequirement::Totp;
+    }
     let current = vec![
         enterprise(ENTERPRISE),
-        account(ACCOUNT_A, Some(ENTERPRISE)),
+        strict,
         account(ACCOUNT_B, None),
         user("IBMid-U1", ACCOUNT_A, "u1@example.com"),
         disabled,
@@ -1583,6 +1667,21 @@ pub async fn populate(store: &dyn Store) -> Vec<Entity> {
         cutoff("IBMid-U1", NOW - 10),
         signing_key("kid-active", KeyState::Active, None),
         signing_key("kid-retired", KeyState::Retired, Some(NOW - 100)),
+        totp("IBMid-U1", ACCOUNT_A, true),
+        profile("Profile-p1", ACCOUNT_A, "deployer"),
+        issuer("Issuer-i1", ACCOUNT_A, "https://k8s.example.com"),
+        binding(
+            "AccessBinding-4",
+            "iam-Profile-p1",
+            Role::Viewer,
+            Resource::Account(ACCOUNT_A.into()),
+        ),
+        policy(
+            "Policy-1",
+            ACCOUNT_A,
+            "iam-Profile-p1",
+            "crn:v1:tessera:public:cos:global:a/a0000000000000000000000000000001:bucket1::",
+        ),
     ];
     create_all(store, &current).await;
     store
@@ -1595,4 +1694,186 @@ pub async fn populate(store: &dyn Store) -> Vec<Entity> {
         .await
         .unwrap();
     current
+}
+
+/// Issue 5 kinds: TOTP factors, trusted profiles, trusted issuers and authorization policies.
+pub async fn profiles_issuers_policies(store: &dyn Store) {
+    create_all(
+        store,
+        &[
+            account(ACCOUNT_A, None),
+            account(ACCOUNT_B, None),
+            user("IBMid-UA", ACCOUNT_A, "ua@example.com"),
+            service_account("ServiceId-s1", ACCOUNT_A),
+            service_account("ServiceId-b1", ACCOUNT_B),
+        ],
+    )
+    .await;
+    let records = vec![
+        totp("IBMid-UA", ACCOUNT_A, false),
+        profile("Profile-a1", ACCOUNT_A, "deployer"),
+        profile("Profile-b1", ACCOUNT_B, "deployer"),
+        issuer("Issuer-a1", ACCOUNT_A, "https://k8s-a.example.com"),
+        policy(
+            "Policy-1",
+            ACCOUNT_A,
+            "iam-ServiceId-s1",
+            "crn:v1:x:public:cos::a/a::bucket:b1",
+        ),
+        policy(
+            "Policy-2",
+            ACCOUNT_A,
+            "IBMid-UA",
+            "crn:v1:x:public:cos::a/a::*",
+        ),
+        policy(
+            "Policy-3",
+            ACCOUNT_A,
+            "iam-Profile-a1",
+            "crn:v1:x:public:kms::a/a::key:k1",
+        ),
+        policy(
+            "Policy-4",
+            ACCOUNT_A,
+            "crn-crn:v1:x:public:svc::a/a::i:1",
+            "crn:v1:x:public:kms::a/a::*",
+        ),
+        binding(
+            "AccessBinding-p",
+            "iam-Profile-a1",
+            Role::Viewer,
+            Resource::Account(ACCOUNT_A.into()),
+        ),
+    ];
+    create_all(store, &records).await;
+    for record in &records {
+        assert_stored(store, record).await;
+    }
+
+    // Updates round-trip (a confirmed factor; a profile's rules replaced).
+    let confirmed = totp("IBMid-UA", ACCOUNT_A, true);
+    store.put(&confirmed, &audit("totp.confirm")).await.unwrap();
+    assert_stored(store, &confirmed).await;
+
+    // Uniqueness: profile name per account, issuer URL, policy (source, target).
+    for (clash, what) in [
+        (profile("Profile-a2", ACCOUNT_A, "deployer"), "deployer"),
+        (
+            issuer("Issuer-a2", ACCOUNT_B, "https://k8s-a.example.com"),
+            "https://k8s-a.example.com",
+        ),
+        (
+            policy(
+                "Policy-9",
+                ACCOUNT_A,
+                "iam-ServiceId-s1",
+                "crn:v1:x:public:cos::a/a::bucket:b1",
+            ),
+            "iam-ServiceId-s1",
+        ),
+    ] {
+        match store.create(&clash, &audit("create")).await {
+            Err(StoreError::AlreadyExists(message)) => assert!(message.contains(what), "{message}"),
+            other => panic!("expected AlreadyExists for {what}, got {other:?}"),
+        }
+    }
+
+    // References: unknown account, unknown policy source, TOTP of a user in another account.
+    for (dangling, what) in [
+        (
+            profile("Profile-x", "c0000000000000000000000000000003", "x"),
+            "account",
+        ),
+        (
+            issuer("Issuer-x", "c0000000000000000000000000000003", "https://x"),
+            "account",
+        ),
+        (
+            policy(
+                "Policy-x",
+                ACCOUNT_A,
+                "iam-ServiceId-nope",
+                "crn:v1:x:public:cos::a/a::b:1",
+            ),
+            "iam-ServiceId-nope",
+        ),
+        (totp("IBMid-nope", ACCOUNT_A, false), "IBMid-nope"),
+    ] {
+        match store.create(&dangling, &audit("create")).await {
+            Err(StoreError::NotFound(message)) => assert!(message.contains(what), "{message}"),
+            other => panic!("expected NotFound for {what}, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        store
+            .create(&totp("IBMid-UA", ACCOUNT_B, false), &audit("create"))
+            .await,
+        Err(StoreError::AlreadyExists(_)) | Err(StoreError::Conflict(_))
+    ));
+
+    // Lists filter by account, and policies by source.
+    let in_a = ListFilter {
+        account_id: Some(ACCOUNT_A.into()),
+        ..ListFilter::default()
+    };
+    assert_eq!(
+        store.list(EntityKind::Profile, &in_a).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        store.list(EntityKind::Issuer, &in_a).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        store.list(EntityKind::Policy, &in_a).await.unwrap().len(),
+        4
+    );
+    let from_user = ListFilter {
+        subject_iam_id: Some("IBMid-UA".into()),
+        ..ListFilter::default()
+    };
+    let policies = store.list(EntityKind::Policy, &from_user).await.unwrap();
+    assert_eq!(policies.len(), 1);
+    assert_eq!(policies[0].key(), "Policy-2");
+
+    // The account cannot go while profiles, issuers or policies remain.
+    match store
+        .delete(EntityKind::Account, ACCOUNT_B, &audit("account.delete"))
+        .await
+    {
+        Err(StoreError::Conflict(message)) => {
+            assert!(message.contains("trusted profiles"), "{message}")
+        }
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+
+    // Cascades: a user takes its factor and its policies; a profile its bindings and policies.
+    store
+        .delete(EntityKind::User, "IBMid-UA", &audit("user.delete"))
+        .await
+        .unwrap();
+    assert_absent(store, EntityKind::Totp, "IBMid-UA").await;
+    assert_absent(store, EntityKind::Policy, "Policy-2").await;
+    store
+        .delete(EntityKind::Profile, "Profile-a1", &audit("profile.delete"))
+        .await
+        .unwrap();
+    assert_absent(store, EntityKind::Binding, "AccessBinding-p").await;
+    assert_absent(store, EntityKind::Policy, "Policy-3").await;
+    assert_stored(store, &records[4]).await;
+    assert_stored(store, &records[7]).await;
+    let audit_rows = store.list_audit(1).await.unwrap();
+    assert!(
+        audit_rows[0].event.detail.contains("1 access binding(s)"),
+        "{:?}",
+        audit_rows[0]
+    );
+    assert!(
+        audit_rows[0]
+            .event
+            .detail
+            .contains("1 authorization policy(s)"),
+        "{:?}",
+        audit_rows[0]
+    );
 }

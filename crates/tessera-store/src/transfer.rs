@@ -19,7 +19,8 @@
 //!     "enterprises": [...], "accounts": [...], "users": [...], "service_accounts": [...],
 //!     "api_keys": [...], "authorized_keys": [...], "oauth_tokens": [...], "clients": [...],
 //!     "access_bindings": [...], "revocations": [...], "subject_cutoffs": [...],
-//!     "signing_keys": [...]
+//!     "signing_keys": [...], "totp_enrollments": [...], "trusted_profiles": [...],
+//!     "trusted_issuers": [...], "authorization_policies": [...]
 //!   }
 //! }
 //! ```
@@ -43,9 +44,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use tessera_core::directory::{Entity, EntityKind};
 use tessera_core::model::{
-    AccessBinding, Account, Algorithm, ApiKey, AuthorizedKey, AuthorizedKeyAlgorithm, Enterprise,
-    KeyHash, KeyState, KeyUse, OAuthClient, OAuthToken, Resource, Revocation, Role, ServiceAccount,
-    SigningKeyRecord, SubjectCutoff, User,
+    AccessBinding, Account, Algorithm, ApiKey, AuthorizationPolicy, AuthorizedKey,
+    AuthorizedKeyAlgorithm, ClaimRule, ComputeResourceLink, Enterprise, JwksSource, KeyHash,
+    KeyState, KeyUse, MfaRequirement, OAuthClient, OAuthToken, Resource, Revocation, Role,
+    ServiceAccount, SigningKeyRecord, SubjectCutoff, TotpEnrollment, TrustedIdentity,
+    TrustedIssuer, TrustedProfile, User,
 };
 
 /// The `format` of every dump.
@@ -102,6 +105,10 @@ impl Dump {
             + e.revocations.len()
             + e.subject_cutoffs.len()
             + e.signing_keys.len()
+            + e.totp_enrollments.len()
+            + e.trusted_profiles.len()
+            + e.trusted_issuers.len()
+            + e.authorization_policies.len()
     }
 }
 
@@ -146,8 +153,9 @@ pub async fn export(store: &dyn Store, now: i64) -> Result<Dump> {
 /// Order: the whole dump is decoded and checked first (format, version, base64, enum texts,
 /// duplicate keys), then the target's emptiness and server secrets, all before the first write;
 /// a dump or target that fails these changes nothing. Then the server secrets, then the objects
-/// in dependency order (enterprises, accounts, users, service accounts, API keys, authorized
-/// keys, OAuth tokens, clients, bindings, revocations, cut-offs, signing keys), one transaction each. A failure from there on
+/// in dependency order (enterprises, accounts, users, TOTP factors, service accounts, trusted
+/// profiles, trusted issuers, API keys, authorized keys, OAuth tokens, clients, bindings,
+/// authorization policies, revocations, cut-offs, signing keys), one transaction each. A failure from there on
 /// (a database error, or a dump whose objects reference missing ones) leaves what was already
 /// written; the target was empty, so start again from a fresh one.
 pub async fn import(store: &dyn Store, dump: &Dump, audit: &AuditEvent) -> Result<ImportReport> {
@@ -280,6 +288,10 @@ pub struct Entities {
     pub revocations: Vec<RevocationDto>,
     pub subject_cutoffs: Vec<SubjectCutoffDto>,
     pub signing_keys: Vec<SigningKeyDto>,
+    pub totp_enrollments: Vec<TotpEnrollmentDto>,
+    pub trusted_profiles: Vec<TrustedProfileDto>,
+    pub trusted_issuers: Vec<TrustedIssuerDto>,
+    pub authorization_policies: Vec<AuthorizationPolicyDto>,
 }
 
 impl Entities {
@@ -294,6 +306,7 @@ impl Entities {
                 id: a.id.clone(),
                 name: a.name.clone(),
                 enterprise_id: a.enterprise_id.clone(),
+                mfa: a.mfa.as_str().to_owned(),
                 created_at: a.created_at,
             }),
             Entity::User(u) => self.users.push(UserDto {
@@ -369,6 +382,43 @@ impl Entities {
                 created_at: k.created_at,
                 retired_at: k.retired_at,
             }),
+            Entity::Totp(t) => self.totp_enrollments.push(TotpEnrollmentDto {
+                user_id: t.user_id.clone(),
+                account_id: t.account_id.clone(),
+                sealed_secret: BASE64.encode(&t.sealed_secret),
+                confirmed: t.confirmed,
+                created_at: t.created_at,
+            }),
+            Entity::Profile(p) => self.trusted_profiles.push(TrustedProfileDto {
+                id: p.id.clone(),
+                account_id: p.account_id.clone(),
+                name: p.name.clone(),
+                description: p.description.clone(),
+                identities: p.identities.clone(),
+                links: p.links.clone(),
+                rules: p.rules.clone(),
+                created_at: p.created_at,
+            }),
+            Entity::Issuer(i) => self.trusted_issuers.push(TrustedIssuerDto {
+                id: i.id.clone(),
+                account_id: i.account_id.clone(),
+                name: i.name.clone(),
+                issuer_url: i.issuer_url.clone(),
+                jwks: i.jwks.clone(),
+                audiences: i.audiences.clone(),
+                cr_type: i.cr_type.clone(),
+                crn: i.crn.clone(),
+                claim_mapping: i.claim_mapping.clone(),
+                created_at: i.created_at,
+            }),
+            Entity::Policy(p) => self.authorization_policies.push(AuthorizationPolicyDto {
+                id: p.id.clone(),
+                account_id: p.account_id.clone(),
+                source_iam_id: p.source_iam_id.clone(),
+                target_crn: p.target_crn.clone(),
+                description: p.description.clone(),
+                created_at: p.created_at,
+            }),
         }
     }
 
@@ -386,6 +436,11 @@ impl Entities {
         self.revocations.sort_by(|a, b| a.jti.cmp(&b.jti));
         self.subject_cutoffs.sort_by(|a, b| a.iam_id.cmp(&b.iam_id));
         self.signing_keys.sort_by(|a, b| a.kid.cmp(&b.kid));
+        self.totp_enrollments
+            .sort_by(|a, b| a.user_id.cmp(&b.user_id));
+        self.trusted_profiles.sort_by(|a, b| a.id.cmp(&b.id));
+        self.trusted_issuers.sort_by(|a, b| a.id.cmp(&b.id));
+        self.authorization_policies.sort_by(|a, b| a.id.cmp(&b.id));
     }
 
     /// Every object as a domain record, by section in dependency order; refuses undecodable
@@ -414,10 +469,31 @@ impl Entities {
                     .collect::<Result<_>>()?,
             ),
             (
+                "totp_enrollments",
+                self.totp_enrollments
+                    .iter()
+                    .map(|t| t.decode())
+                    .collect::<Result<_>>()?,
+            ),
+            (
                 "service_accounts",
                 self.service_accounts
                     .iter()
                     .map(|s| s.decode())
+                    .collect::<Result<_>>()?,
+            ),
+            (
+                "trusted_profiles",
+                self.trusted_profiles
+                    .iter()
+                    .map(|p| p.decode())
+                    .collect::<Result<_>>()?,
+            ),
+            (
+                "trusted_issuers",
+                self.trusted_issuers
+                    .iter()
+                    .map(|i| i.decode())
                     .collect::<Result<_>>()?,
             ),
             (
@@ -456,6 +532,13 @@ impl Entities {
                     .collect::<Result<_>>()?,
             ),
             (
+                "authorization_policies",
+                self.authorization_policies
+                    .iter()
+                    .map(|p| p.decode())
+                    .collect::<Result<_>>()?,
+            ),
+            (
                 "revocations",
                 self.revocations
                     .iter()
@@ -489,6 +572,122 @@ impl Entities {
             }
         }
         Ok(sections)
+    }
+}
+
+/// A user's TOTP factor; `sealed_secret` is base64 and stays sealed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpEnrollmentDto {
+    pub user_id: String,
+    pub account_id: String,
+    pub sealed_secret: String,
+    pub confirmed: bool,
+    pub created_at: i64,
+}
+
+impl fmt::Debug for TotpEnrollmentDto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TotpEnrollmentDto")
+            .field("user_id", &self.user_id)
+            .field("confirmed", &self.confirmed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TotpEnrollmentDto {
+    fn decode(&self) -> Result<Entity> {
+        Ok(Entity::Totp(TotpEnrollment {
+            user_id: self.user_id.clone(),
+            account_id: self.account_id.clone(),
+            sealed_secret: bytes(&self.sealed_secret, || {
+                format!("the TOTP secret of user {}", self.user_id)
+            })?,
+            confirmed: self.confirmed,
+            created_at: self.created_at,
+        }))
+    }
+}
+
+/// A trusted profile; identities, links and claim rules in their admin-API shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustedProfileDto {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub description: String,
+    pub identities: Vec<TrustedIdentity>,
+    pub links: Vec<ComputeResourceLink>,
+    pub rules: Vec<ClaimRule>,
+    pub created_at: i64,
+}
+
+impl TrustedProfileDto {
+    fn decode(&self) -> Result<Entity> {
+        Ok(Entity::Profile(TrustedProfile {
+            id: self.id.clone(),
+            account_id: self.account_id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            identities: self.identities.clone(),
+            links: self.links.clone(),
+            rules: self.rules.clone(),
+            created_at: self.created_at,
+        }))
+    }
+}
+
+/// A trusted issuer of compute-resource tokens; `jwks` is `{"inline": {...}}` or `{"file": path}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustedIssuerDto {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub issuer_url: String,
+    pub jwks: JwksSource,
+    pub audiences: Vec<String>,
+    pub cr_type: String,
+    pub crn: String,
+    pub claim_mapping: BTreeMap<String, String>,
+    pub created_at: i64,
+}
+
+impl TrustedIssuerDto {
+    fn decode(&self) -> Result<Entity> {
+        Ok(Entity::Issuer(TrustedIssuer {
+            id: self.id.clone(),
+            account_id: self.account_id.clone(),
+            name: self.name.clone(),
+            issuer_url: self.issuer_url.clone(),
+            jwks: self.jwks.clone(),
+            audiences: self.audiences.clone(),
+            cr_type: self.cr_type.clone(),
+            crn: self.crn.clone(),
+            claim_mapping: self.claim_mapping.clone(),
+            created_at: self.created_at,
+        }))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationPolicyDto {
+    pub id: String,
+    pub account_id: String,
+    pub source_iam_id: String,
+    pub target_crn: String,
+    pub description: String,
+    pub created_at: i64,
+}
+
+impl AuthorizationPolicyDto {
+    fn decode(&self) -> Result<Entity> {
+        Ok(Entity::Policy(AuthorizationPolicy {
+            id: self.id.clone(),
+            account_id: self.account_id.clone(),
+            source_iam_id: self.source_iam_id.clone(),
+            target_crn: self.target_crn.clone(),
+            description: self.description.clone(),
+            created_at: self.created_at,
+        }))
     }
 }
 
@@ -529,7 +728,14 @@ pub struct AccountDto {
     pub id: String,
     pub name: String,
     pub enterprise_id: Option<String>,
+    /// `NONE` or `TOTP`; absent in dumps written before accounts had an MFA setting.
+    #[serde(default = "no_mfa")]
+    pub mfa: String,
     pub created_at: i64,
+}
+
+fn no_mfa() -> String {
+    MfaRequirement::None.as_str().to_owned()
 }
 
 impl AccountDto {
@@ -538,6 +744,12 @@ impl AccountDto {
             id: self.id.clone(),
             name: self.name.clone(),
             enterprise_id: self.enterprise_id.clone(),
+            mfa: MfaRequirement::parse(&self.mfa).ok_or_else(|| {
+                invalid(format!(
+                    "account {} has unknown mfa setting {:?} (NONE or TOTP)",
+                    self.id, self.mfa
+                ))
+            })?,
             created_at: self.created_at,
         }))
     }
@@ -1046,7 +1258,7 @@ mod tests {
             })
         );
         let sections: Vec<&String> = entities.as_object().unwrap().keys().collect();
-        assert_eq!(sections.len(), 12, "{sections:?}");
+        assert_eq!(sections.len(), 16, "{sections:?}");
     }
 
     #[tokio::test]

@@ -77,10 +77,23 @@ pub fn router() -> Router<AppState> {
             "/v1/oauth_tokens/{id}",
             get(get_handler::<7>).delete(delete_handler::<7>),
         )
+        // Creation and updates of profiles, issuers and policies are in their own modules.
+        .route(
+            "/v1/trusted_profiles/{id}",
+            get(get_handler::<8>).delete(delete_handler::<8>),
+        )
+        .route(
+            "/v1/trusted_issuers/{id}",
+            get(get_handler::<9>).delete(delete_handler::<9>),
+        )
+        .route(
+            "/v1/authorization_policies/{id}",
+            get(get_handler::<10>).delete(delete_handler::<10>),
+        )
 }
 
 /// The kinds served by the generic handlers, indexed by the const parameter above.
-const KINDS: [(EntityKind, &str); 8] = [
+pub(super) const KINDS: [(EntityKind, &str); 11] = [
     (EntityKind::Enterprise, "enterprises"),
     (EntityKind::Account, "accounts"),
     (EntityKind::User, "users"),
@@ -89,6 +102,9 @@ const KINDS: [(EntityKind, &str); 8] = [
     (EntityKind::Client, "clients"),
     (EntityKind::AuthorizedKey, "authorized_keys"),
     (EntityKind::OAuthToken, "oauth_tokens"),
+    (EntityKind::Profile, "trusted_profiles"),
+    (EntityKind::Issuer, "trusted_issuers"),
+    (EntityKind::Policy, "authorization_policies"),
 ];
 
 /// The JSON view of any record.
@@ -103,6 +119,9 @@ pub fn view(entity: &Entity) -> serde_json::Value {
         Entity::Binding(b) => serde_json::to_value(AccessBindingView::from(b)),
         Entity::AuthorizedKey(k) => serde_json::to_value(AuthorizedKeyView::from(k)),
         Entity::OAuthToken(t) => serde_json::to_value(OAuthTokenView::from(t)),
+        Entity::Profile(p) => serde_json::to_value(TrustedProfileView::from(p)),
+        Entity::Issuer(i) => serde_json::to_value(TrustedIssuerView::from(i)),
+        Entity::Policy(p) => serde_json::to_value(AuthorizationPolicyView::from(p)),
         _ => Ok(json!({})),
     };
     value.unwrap_or_default()
@@ -117,6 +136,10 @@ fn governing_resource(entity: &Entity) -> Resource {
         Entity::ApiKey(k) => Resource::Account(k.account_id.clone()),
         Entity::AuthorizedKey(k) => Resource::Account(k.account_id.clone()),
         Entity::OAuthToken(t) => Resource::Account(t.account_id.clone()),
+        Entity::Totp(t) => Resource::Account(t.account_id.clone()),
+        Entity::Profile(p) => Resource::Account(p.account_id.clone()),
+        Entity::Issuer(i) => Resource::Account(i.account_id.clone()),
+        Entity::Policy(p) => Resource::Account(p.account_id.clone()),
         Entity::Client(c) => c
             .account_id
             .clone()
@@ -133,6 +156,10 @@ fn singular(kind: EntityKind) -> &'static str {
         EntityKind::Binding => "access binding",
         EntityKind::AuthorizedKey => "authorized key",
         EntityKind::OAuthToken => "OAuth token",
+        EntityKind::Totp => "TOTP factor of user",
+        EntityKind::Profile => "trusted profile",
+        EntityKind::Issuer => "trusted issuer",
+        EntityKind::Policy => "authorization policy",
         other => other.as_str(),
     }
 }
@@ -150,7 +177,7 @@ pub async fn find_or_404(
         .ok_or_else(|| AdminError::not_found(format!("{} {id} not found", singular(kind))))
 }
 
-async fn list_handler<const K: usize>(
+pub(super) async fn list_handler<const K: usize>(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -205,7 +232,7 @@ pub async fn list_visible(
     Ok(all)
 }
 
-async fn get_handler<const K: usize>(
+pub(super) async fn get_handler<const K: usize>(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -216,7 +243,7 @@ async fn get_handler<const K: usize>(
     Ok(Json(view(&entity)).into_response())
 }
 
-async fn delete_handler<const K: usize>(
+pub(super) async fn delete_handler<const K: usize>(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     caller: Caller,
@@ -277,6 +304,8 @@ async fn whoami_get(State(state): State<AppState>, caller: Caller) -> Json<serde
     let (name, sub_type) = match dir.subject(c.iam_id()) {
         Some(Subject::User(u)) => (u.name.clone(), "user"),
         Some(Subject::ServiceAccount(s)) => (s.name.clone(), "ServiceId"),
+        Some(Subject::Profile(p)) => (p.name.clone(), "Profile"),
+        Some(Subject::Crn(_)) => (c.subject_id().to_owned(), "CRN"),
         None => (String::new(), ""),
     };
     Json(json!({
@@ -372,6 +401,7 @@ async fn account_create(
         id: ids::new_account_id(&state.rng).map_err(internal)?,
         name: limits::name("name", &body.name)?,
         enterprise_id,
+        mfa: Default::default(),
         created_at: now(),
     };
     create_entity(&state, &ctx, &caller, &Entity::Account(account.clone())).await?;

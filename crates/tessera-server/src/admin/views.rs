@@ -36,6 +36,8 @@ pub struct AccountView {
     pub id: String,
     pub name: String,
     pub enterprise_id: Option<String>,
+    /// `NONE` or `TOTP`.
+    pub mfa: &'static str,
     pub created_at: String,
 }
 
@@ -45,6 +47,7 @@ impl From<&Account> for AccountView {
             id: a.id.clone(),
             name: a.name.clone(),
             enterprise_id: a.enterprise_id.clone(),
+            mfa: a.mfa.as_str(),
             created_at: rfc3339(a.created_at),
         }
     }
@@ -235,6 +238,92 @@ impl From<&AccessBinding> for AccessBindingView {
             role: b.role.as_str(),
             resource: b.resource.to_text(),
             created_at: rfc3339(b.created_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct TrustedProfileView {
+    pub id: String,
+    pub iam_id: String,
+    pub crn: String,
+    pub account_id: String,
+    pub name: String,
+    pub description: String,
+    pub identities: Vec<TrustedIdentity>,
+    pub links: Vec<ComputeResourceLink>,
+    pub rules: Vec<ClaimRule>,
+    pub created_at: String,
+}
+
+impl From<&TrustedProfile> for TrustedProfileView {
+    fn from(p: &TrustedProfile) -> Self {
+        TrustedProfileView {
+            id: p.id.clone(),
+            iam_id: p.iam_id(),
+            crn: p.crn(),
+            account_id: p.account_id.clone(),
+            name: p.name.clone(),
+            description: p.description.clone(),
+            identities: p.identities.clone(),
+            links: p.links.clone(),
+            rules: p.rules.clone(),
+            created_at: rfc3339(p.created_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct TrustedIssuerView {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub issuer_url: String,
+    /// `{"inline": {"keys": [...]}}` or `{"file": "/path"}`.
+    pub jwks: JwksSource,
+    pub audiences: Vec<String>,
+    pub cr_type: String,
+    pub crn: String,
+    pub claim_mapping: std::collections::BTreeMap<String, String>,
+    pub created_at: String,
+}
+
+impl From<&TrustedIssuer> for TrustedIssuerView {
+    fn from(i: &TrustedIssuer) -> Self {
+        TrustedIssuerView {
+            id: i.id.clone(),
+            account_id: i.account_id.clone(),
+            name: i.name.clone(),
+            issuer_url: i.issuer_url.clone(),
+            jwks: i.jwks.clone(),
+            audiences: i.audiences.clone(),
+            cr_type: i.cr_type.clone(),
+            crn: i.crn.clone(),
+            claim_mapping: i.claim_mapping.clone(),
+            created_at: rfc3339(i.created_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct AuthorizationPolicyView {
+    pub id: String,
+    pub account_id: String,
+    pub source_iam_id: String,
+    pub target_crn: String,
+    pub description: String,
+    pub created_at: String,
+}
+
+impl From<&AuthorizationPolicy> for AuthorizationPolicyView {
+    fn from(p: &AuthorizationPolicy) -> Self {
+        AuthorizationPolicyView {
+            id: p.id.clone(),
+            account_id: p.account_id.clone(),
+            source_iam_id: p.source_iam_id.clone(),
+            target_crn: p.target_crn.clone(),
+            description: p.description.clone(),
+            created_at: rfc3339(p.created_at),
         }
     }
 }

@@ -1,7 +1,12 @@
 //! The IBM Cloud IAM identity token API: `POST /identity/token` with every grant, in the exact
 //! wire shape the IBM SDK cores expect. Stability: frozen by the cloud's API.
 
+mod assume;
+mod authz;
+mod cr_token;
+mod delegated;
 mod errors;
+mod password;
 mod token;
 
 pub use errors::IbmError;
