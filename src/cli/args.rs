@@ -875,6 +875,29 @@ mod tests {
         Cli::try_parse_from(std::iter::once("tessera").chain(args.iter().copied()))
     }
 
+    #[test]
+    fn profile_conditions_encode_their_values_as_json() {
+        let c = parse_condition("namespace equals prod").unwrap();
+        assert_eq!(c["operator"], "EQUALS");
+        assert_eq!(c["value"], "\"prod\"");
+        assert_eq!(parse_condition("n EQUALS 42").unwrap()["value"], "42");
+        assert_eq!(
+            parse_condition("n EQUALS \"4 2\"").unwrap()["value"],
+            "\"4 2\""
+        );
+        assert_eq!(
+            parse_condition("pod IN a, b").unwrap()["value"],
+            "[\"a\",\"b\"]"
+        );
+        assert_eq!(
+            parse_condition("pod IN [\"x\"]").unwrap()["value"],
+            "[\"x\"]"
+        );
+        assert!(parse_condition("pod EQUALS")
+            .unwrap_err()
+            .contains("CLAIM OPERATOR VALUE"));
+    }
+
     fn iam(args: &[&str]) -> IamArgs {
         match parse(args).map(|cli| cli.command) {
             Ok(Command::Iam(iam)) => iam,

@@ -694,3 +694,194 @@ async fn assume_in_an_mfa_account_refuses_single_factor_user_tokens() {
 #[tokio::test]
 #[ignore = "needs the password grant with TOTP (helper C) to obtain an acr-2 user token"]
 async fn todo_assume_in_an_mfa_account_accepts_acr2_user_tokens() {}
+
+fn cli(config_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(binary())
+        .args(args)
+        .env("TESSERA_CONFIG_DIR", config_dir)
+        .env_remove("TESSERA_ENDPOINT")
+        .env_remove("TESSERA_APIKEY")
+        .env_remove("TESSERA_PROFILE")
+        .output()
+        .expect("run tessera")
+}
+
+fn cli_ok(config_dir: &std::path::Path, args: &[&str]) -> String {
+    let output = cli(config_dir, args);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn cli_json(config_dir: &std::path::Path, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    let text = cli_ok(config_dir, &all);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+#[tokio::test]
+async fn cli_manages_profiles_and_their_parts() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path();
+    cli_ok(
+        config,
+        &["login", "--endpoint", &server.url, "--apikey", ADMIN_KEY],
+    );
+    let (sa, apikey) = server.service_account_with_key().await;
+    let sa_iam_id = sa["iam_id"].as_str().unwrap();
+
+    let created = cli_json(
+        config,
+        &[
+            "iam",
+            "profile",
+            "create",
+            "--name",
+            "cli-profile",
+            "--description",
+            "from the CLI",
+        ],
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("Profile-"), "{created}");
+
+    let p = cli_json(
+        config,
+        &[
+            "iam",
+            "profile",
+            "add-identity",
+            &id,
+            "--type",
+            "serviceid",
+            "--identifier",
+            sa_iam_id,
+        ],
+    );
+    assert_eq!(p["identities"][0]["identifier"], sa_iam_id);
+    // The CLI's change is real: the service ID can now assume the profile.
+    let sa_token = server.token(&apikey).await;
+    let (status, body) = assume(
+        &server,
+        &[
+            ("access_token", sa_token.as_str()),
+            ("profile_id", id.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let p = cli_json(
+        config,
+        &[
+            "iam",
+            "profile",
+            "add-link",
+            &id,
+            "--cr-type",
+            "IKS_SA",
+            "--crn",
+            CLUSTER_CRN,
+            "--namespace",
+            "ci",
+            "--name",
+            "runner",
+        ],
+    );
+    let link_id = p["links"][0]["id"].as_str().unwrap().to_owned();
+    let p = cli_json(
+        config,
+        &[
+            "iam",
+            "profile",
+            "add-rule",
+            &id,
+            "--cr-type",
+            "IKS_SA",
+            "--condition",
+            "namespace EQUALS ci",
+            "--condition",
+            "pod IN a, b",
+            "--condition",
+            "replicas EQUALS 3",
+        ],
+    );
+    let conditions = &p["rules"][0]["conditions"];
+    assert_eq!(conditions[0]["value"], "\"ci\"");
+    assert_eq!(conditions[1]["value"], "[\"a\",\"b\"]");
+    assert_eq!(conditions[2]["value"], "3");
+    let rule_id = p["rules"][0]["id"].as_str().unwrap().to_owned();
+
+    // A bad condition: the server's message, nothing changed.
+    let bad = cli(
+        config,
+        &[
+            "iam",
+            "profile",
+            "add-rule",
+            &id,
+            "--cr-type",
+            "IKS_SA",
+            "--condition",
+            "a LIKE b",
+        ],
+    );
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("operator must be one of"), "{stderr}");
+
+    let table = cli_ok(config, &["iam", "profile", "list"]);
+    assert!(
+        table.contains(&id) && table.contains("cli-profile"),
+        "{table}"
+    );
+    assert!(
+        table.contains(&rule_id) && table.contains(&link_id),
+        "{table}"
+    );
+
+    let p = cli_json(
+        config,
+        &["iam", "profile", "update", &id, "--name", "renamed"],
+    );
+    assert_eq!(p["name"], "renamed");
+    assert_eq!(p["description"], "from the CLI");
+    let p = cli_json(config, &["iam", "profile", "remove-rule", &id, &rule_id]);
+    assert_eq!(p["rules"], serde_json::json!([]));
+    let p = cli_json(config, &["iam", "profile", "remove-link", &id, &link_id]);
+    assert_eq!(p["links"], serde_json::json!([]));
+    let p = cli_json(
+        config,
+        &[
+            "iam",
+            "profile",
+            "remove-identity",
+            &id,
+            "--identifier",
+            sa_iam_id,
+        ],
+    );
+    assert_eq!(p["identities"], serde_json::json!([]));
+    let missing = cli(config, &["iam", "profile", "remove-link", &id, "Link-nope"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("has no link Link-nope"));
+
+    let got = cli_json(config, &["iam", "profile", "get", &id]);
+    assert_eq!(got["name"], "renamed");
+    cli_ok(config, &["iam", "profile", "delete", &id]);
+    let (status, _) = server
+        .admin(
+            Method::GET,
+            &format!("/v1/trusted_profiles/{id}"),
+            &server.admin_token().await,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+}
