@@ -933,13 +933,13 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
     }
 }
 
+/// A change to a profile's replaceable parts, applied between the read and the `PUT`.
+type ProfileEdit = Box<dyn FnOnce(&mut client::ReplaceTrustedProfile) -> Result<()>>;
+
 /// `tessera iam profile …`. The add-/remove- verbs read, modify and replace the profile.
 async fn profile(admin: &Client, verb: ProfileVerb, op: &mut Op<'_>) -> Result<()> {
     let update_failed = |id: &str| format!("cannot update trusted profile {id}");
-    let (id, change): (
-        String,
-        Box<dyn FnOnce(&mut client::ReplaceTrustedProfile) -> Result<()>>,
-    ) = match verb {
+    let (id, change): (String, ProfileEdit) = match verb {
         ProfileVerb::Create {
             account_id,
             name,
