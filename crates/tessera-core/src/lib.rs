@@ -33,6 +33,7 @@ pub mod seal;
 pub mod secret;
 pub mod service_account_jwt;
 pub mod token;
+pub mod trusted_profile;
 
 pub use error::{Error, ErrorKind};
 
