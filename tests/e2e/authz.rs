@@ -434,3 +434,85 @@ async fn iam_authz_bad_requests() {
     assert_eq!(status, 400);
     assert!(message(&body).contains("revoked"), "{body}");
 }
+
+fn cli(server: &TestServer, args: &[&str]) -> std::process::Output {
+    let home = server.data_dir();
+    std::process::Command::new(binary())
+        .args(args)
+        .env("TESSERA_CONFIG_DIR", home.join("cli-config"))
+        .env("TESSERA_ENDPOINT", &server.url)
+        .env("TESSERA_APIKEY", ADMIN_KEY)
+        .env_remove("TESSERA_PROFILE")
+        .output()
+        .expect("run tessera")
+}
+
+fn cli_json(server: &TestServer, args: &[&str]) -> Value {
+    let output = cli(server, args);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[tokio::test]
+async fn cli_policy_create_list_get_delete() {
+    let server = TestServer::start().await;
+    let (sa, _) = server.service_account_with_key().await;
+    let account = sa["account_id"].as_str().unwrap().to_owned();
+    let target = crn(&account, "cli");
+    let sa_id = sa["id"].as_str().unwrap();
+    let created = cli_json(
+        &server,
+        &[
+            "iam",
+            "policy",
+            "create",
+            "--source",
+            sa_id,
+            "--target",
+            &target,
+            "--description",
+            "from the CLI",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(created["source_iam_id"], sa["iam_id"]);
+    assert_eq!(created["account_id"], account.as_str());
+    let id = created["id"].as_str().unwrap();
+    let listed = cli_json(
+        &server,
+        &[
+            "iam",
+            "policy",
+            "list",
+            "--source",
+            sa["iam_id"].as_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["id"], id);
+    let got = cli_json(&server, &["iam", "policy", "get", id, "--format", "json"]);
+    assert_eq!(got["target_crn"], target.as_str());
+    let table = cli(&server, &["iam", "policies", "ls"]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains(id));
+    // A bad CRN: the server's message, non-zero exit.
+    let bad = cli(
+        &server,
+        &[
+            "iam", "policy", "create", "--source", sa_id, "--target", "nope",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a CRN"));
+    assert!(cli(&server, &["iam", "policy", "delete", id])
+        .status
+        .success());
+    assert!(!cli(&server, &["iam", "policy", "get", id]).status.success());
+}
