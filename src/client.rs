@@ -387,6 +387,33 @@ pub struct OAuthToken {
     pub extra: Extra,
 }
 
+/// An authorization policy (`/v1/authorization_policies`): `source_iam_id` may obtain tokens
+/// for the resource identities `target_crn` covers (`iam-authz` grant).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthorizationPolicy {
+    /// `Policy-…`.
+    pub id: String,
+    pub account_id: String,
+    pub source_iam_id: String,
+    /// A CRN, or a CRN prefix ending in `*`.
+    pub target_crn: String,
+    pub description: String,
+    pub created_at: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `POST /v1/authorization_policies`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CreateAuthorizationPolicy {
+    pub source_iam_id: String,
+    pub target_crn: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
 /// The answer to creating an OAuth token: the token object plus the token itself, shown once.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreatedOAuthToken {
@@ -637,6 +664,9 @@ pub struct ListQuery {
     pub user_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject_iam_id: Option<String>,
+    /// Authorization policies from this identity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_iam_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
     /// At most 1000; the server's default is 100.
@@ -911,6 +941,25 @@ impl Client {
     /// Deletes (revokes) the token: it fails at once on the answering node.
     pub async fn delete_oauth_token(&self, id: &str) -> Result<()> {
         self.delete("oauth_tokens", id).await
+    }
+
+    pub async fn create_authorization_policy(
+        &self,
+        body: &CreateAuthorizationPolicy,
+    ) -> Result<AuthorizationPolicy> {
+        self.create("authorization_policies", body).await
+    }
+    pub async fn list_authorization_policies(
+        &self,
+        query: &ListQuery,
+    ) -> Result<Vec<AuthorizationPolicy>> {
+        self.list("authorization_policies", query).await
+    }
+    pub async fn get_authorization_policy(&self, id: &str) -> Result<AuthorizationPolicy> {
+        self.get("authorization_policies", id).await
+    }
+    pub async fn delete_authorization_policy(&self, id: &str) -> Result<()> {
+        self.delete("authorization_policies", id).await
     }
 
     // --- OAuth clients ---

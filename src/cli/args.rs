@@ -328,6 +328,12 @@ pub enum IamResource {
         #[command(subcommand)]
         verb: ProfileVerb,
     },
+    /// Authorization policies (which identity may get tokens for which resource CRN)
+    #[command(alias = "policies", visible_alias = "authorization-policy")]
+    Policy {
+        #[command(subcommand)]
+        verb: PolicyVerb,
+    },
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -760,6 +766,41 @@ pub enum OAuthTokenVerb {
     Get(IdArg),
     /// Delete (revoke) an OAuth token: it stops working at once
     #[command(alias = "rm", visible_alias = "revoke")]
+    Delete(IdArg),
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum PolicyVerb {
+    /// Let an identity obtain tokens for a resource identity (iam-authz grant)
+    Create {
+        /// Source identity: IBMid-…, iam-ServiceId-… (or ServiceId-…), iam-Profile-…, crn-<CRN>
+        #[arg(long, value_name = "IAM_ID")]
+        source: String,
+        /// Target resource CRN, or a CRN prefix ending in *
+        #[arg(long, value_name = "CRN")]
+        target: String,
+        /// Account of the target (default: the CRN's a/<account> scope, else your own)
+        #[arg(long, value_name = "ID")]
+        account_id: Option<String>,
+        /// Free-text description
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List authorization policies
+    #[command(alias = "ls")]
+    List {
+        #[arg(long, value_name = "ID")]
+        account_id: Option<String>,
+        /// Only policies from this identity
+        #[arg(long, value_name = "IAM_ID")]
+        source: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show an authorization policy
+    Get(IdArg),
+    /// Delete an authorization policy (tokens it allowed stop working at once)
+    #[command(alias = "rm")]
     Delete(IdArg),
 }
 

@@ -7,8 +7,8 @@
 
 use super::args::Format;
 use crate::client::{
-    AccessBinding, Account, ApiKey, AuthorizedKey, Enterprise, OAuthClient, OAuthToken,
-    ServiceAccount, SigningKey, TrustedProfile, User, Whoami,
+    AccessBinding, Account, ApiKey, AuthorizationPolicy, AuthorizedKey, Enterprise, OAuthClient,
+    OAuthToken, ServiceAccount, SigningKey, TrustedProfile, User, Whoami,
 };
 use comfy_table::{presets, CellAlignment, Table};
 use serde::Serialize;
@@ -196,6 +196,27 @@ impl Tabular for OAuthToken {
             self.id.clone(),
             self.user_id.clone(),
             self.account_id.clone(),
+            self.description.clone(),
+            self.created_at.clone(),
+        ]
+    }
+}
+
+impl Tabular for AuthorizationPolicy {
+    const HEADERS: &'static [&'static str] = &[
+        "ID",
+        "ACCOUNT_ID",
+        "SOURCE_IAM_ID",
+        "TARGET_CRN",
+        "DESCRIPTION",
+        "CREATED_AT",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.account_id.clone(),
+            self.source_iam_id.clone(),
+            self.target_crn.clone(),
             self.description.clone(),
             self.created_at.clone(),
         ]

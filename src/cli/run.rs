@@ -3,7 +3,8 @@
 
 use super::args::{
     AccessBindingVerb, AccountVerb, ApiKeyVerb, ClientVerb, EnterpriseVerb, Format, IamResource,
-    KeyVerb, KeysVerb, OAuthTokenVerb, PageArgs, ProfileVerb, Secret, ServiceAccountVerb, UserVerb,
+    KeyVerb, KeysVerb, OAuthTokenVerb, PageArgs, PolicyVerb, ProfileVerb, Secret,
+    ServiceAccountVerb, UserVerb,
 };
 use super::config;
 use super::output::{self, Tabular};
@@ -414,6 +415,7 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
         IamResource::Client { .. } => "client",
         IamResource::AccessBinding { .. } => "access binding",
         IamResource::Profile { .. } => "trusted profile",
+        IamResource::Policy { .. } => "authorization policy",
     };
     let create_failed = || format!("cannot create the {kind}");
     let list_failed = || format!("cannot list {kind}s");
@@ -813,6 +815,60 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
             OAuthTokenVerb::Delete(arg) => {
                 admin
                     .delete_oauth_token(&arg.id)
+                    .await
+                    .with_context(|| delete_failed(&arg.id))?;
+                op.deleted(&arg.id)
+            }
+        },
+
+        IamResource::Policy { verb } => match verb {
+            PolicyVerb::Create {
+                source,
+                target,
+                account_id,
+                description,
+            } => {
+                let created = admin
+                    .create_authorization_policy(&client::CreateAuthorizationPolicy {
+                        source_iam_id: source,
+                        target_crn: target,
+                        account_id,
+                        description,
+                    })
+                    .await
+                    .with_context(create_failed)?;
+                op.one(&created)
+            }
+            PolicyVerb::List {
+                account_id,
+                source,
+                page,
+            } => {
+                let query = ListQuery {
+                    account_id,
+                    source_iam_id: source,
+                    ..ListQuery::default()
+                };
+                let items = collect_pages(
+                    &page,
+                    query,
+                    |p: &client::AuthorizationPolicy| p.id.as_str(),
+                    |q| async move { admin.list_authorization_policies(&q).await },
+                )
+                .await
+                .with_context(list_failed)?;
+                op.list(&items)
+            }
+            PolicyVerb::Get(arg) => {
+                let item = admin
+                    .get_authorization_policy(&arg.id)
+                    .await
+                    .with_context(|| get_failed(&arg.id))?;
+                op.one(&item)
+            }
+            PolicyVerb::Delete(arg) => {
+                admin
+                    .delete_authorization_policy(&arg.id)
                     .await
                     .with_context(|| delete_failed(&arg.id))?;
                 op.deleted(&arg.id)

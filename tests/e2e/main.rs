@@ -12,6 +12,8 @@
 //! - `yandex`: the Yandex IAM surface over gRPC (generated stubs) and REST: discovery, every
 //!   rpc and its REST twin, bad input, `t1.` tokens accepted everywhere.
 //! - `yandex_credentials`: authorized keys and OAuth tokens through the admin API and the CLI.
+//! - `delegated`: delegated refresh tokens, refresh-token guarantees, revoke-everything.
+//! - `authz`: authorization policies and the `iam-authz` grant.
 //! - `tls`: the listener over TLS (self-signed local CA, PEM files, bad files) and h2c.
 //! - `profiles`: trusted profiles in the admin API and the `assume` grant.
 //!
@@ -22,8 +24,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin;
+mod authz;
 mod cli;
 mod cluster;
+mod delegated;
 mod harness;
 mod ibm_token;
 mod oidc;

@@ -24,6 +24,27 @@ pub struct RefreshGrant {
     pub scope: String,
     pub iat: UnixTime,
     pub exp: UnixTime,
+    /// A delegated refresh token: the clients that may redeem it (never `client_id`, which
+    /// issued it). Empty for an ordinary refresh token; absent in tokens sealed before DRTs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub receivers: Vec<String>,
+}
+
+impl RefreshGrant {
+    /// Whether this is a delegated refresh token.
+    pub fn is_delegated(&self) -> bool {
+        !self.receivers.is_empty()
+    }
+
+    /// Whether `client_id` may redeem this token: the issuing client for an ordinary refresh
+    /// token, a listed receiver for a delegated one.
+    pub fn redeemable_by(&self, client_id: &str) -> bool {
+        if self.is_delegated() {
+            self.receivers.iter().any(|r| r == client_id)
+        } else {
+            self.client_id == client_id
+        }
+    }
 }
 
 /// Seals a refresh grant into an opaque token.
@@ -65,6 +86,7 @@ mod tests {
             scope: "ibm openid".into(),
             iat: 100,
             exp: 200,
+            receivers: Vec::new(),
         };
         let token = seal(&grant, &key, &rng).unwrap();
         assert_eq!(open(&token, &key, 150).unwrap(), grant);
@@ -75,5 +97,39 @@ mod tests {
         assert!(open("garbage", &key, 150).is_err());
         let other = SealingKey::from_bytes(&[4; 32]).unwrap();
         assert!(open(&token, &other, 150).is_err());
+    }
+
+    #[test]
+    fn delegated_tokens_are_redeemable_by_receivers_only() {
+        let rng = SystemRandom::new();
+        let key = SealingKey::from_bytes(&[3; 32]).unwrap();
+        let grant = RefreshGrant {
+            jti: "j".into(),
+            iam_id: "iam-ServiceId-1".into(),
+            client_id: "issuer".into(),
+            scope: "ibm openid".into(),
+            iat: 100,
+            exp: 200,
+            receivers: vec!["r1".into(), "r2".into()],
+        };
+        let opened = open(&seal(&grant, &key, &rng).unwrap(), &key, 150).unwrap();
+        assert_eq!(opened, grant);
+        assert!(opened.is_delegated());
+        assert!(opened.redeemable_by("r2"));
+        assert!(!opened.redeemable_by("issuer"));
+        assert!(!opened.redeemable_by("default"));
+    }
+
+    #[test]
+    fn tokens_sealed_before_receivers_existed_still_open() {
+        let rng = SystemRandom::new();
+        let key = SealingKey::from_bytes(&[3; 32]).unwrap();
+        let old =
+            br#"{"jti":"j","iam_id":"i","client_id":"app","scope":"ibm openid","iat":1,"exp":200}"#;
+        let token = URL_SAFE_NO_PAD.encode(key.seal(PURPOSE, old, &rng).unwrap());
+        let grant = open(&token, &key, 150).unwrap();
+        assert!(!grant.is_delegated());
+        assert!(grant.redeemable_by("app"));
+        assert!(!grant.redeemable_by("other"));
     }
 }

@@ -215,9 +215,26 @@ async fn introspect_post(
     if let Ok(presented) = state.verify_access_token(&token, now) {
         return Json(presented.introspection()).into_response();
     }
-    // A refresh token is only described to the client it was issued to.
+    // A refresh token is only described to the client it was issued to (a delegated one: to
+    // its receivers).
     if let Caller::Client(client_id) = &caller {
         if let Ok((principal, grant)) = state.redeem_refresh_token(&token, client_id, now) {
+            if grant.is_delegated() {
+                return Json(json!({
+                    "active": true,
+                    "token_type": "delegated_refresh_token",
+                    "client_id": grant.client_id,
+                    "receiver_client_ids": grant.receivers,
+                    "sub": principal.id,
+                    "iam_id": principal.iam_id,
+                    "scope": grant.scope,
+                    "iat": grant.iat,
+                    "exp": grant.exp,
+                    "iss": state.issuer,
+                    "jti": grant.jti,
+                }))
+                .into_response();
+            }
             return Json(json!({
                 "active": true,
                 "token_type": "refresh_token",

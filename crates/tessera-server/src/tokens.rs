@@ -32,6 +32,22 @@ pub struct IssueRequest<'a> {
     pub now: i64,
 }
 
+/// Less common choices of a token request, kept apart from [`IssueRequest`] so most grants
+/// need not spell them out.
+#[derive(Default)]
+pub struct IssueOptions<'a> {
+    /// The access token's lifetime in seconds instead of the configured one (`iam-authz`: 1800).
+    pub lifetime: Option<i64>,
+    /// Also issue a delegated refresh token for these clients.
+    pub delegated: Option<Delegation<'a>>,
+}
+
+/// A delegated refresh token to issue: who may redeem it and for how long.
+pub struct Delegation<'a> {
+    pub receivers: &'a [String],
+    pub lifetime: i64,
+}
+
 impl AppState {
     /// Mints an IBM-surface access token (and a sealed refresh token) for `principal`.
     pub fn issue_ibm(
@@ -39,13 +55,23 @@ impl AppState {
         principal: &Principal,
         request: &IssueRequest<'_>,
     ) -> Result<IssuedTokens> {
+        self.issue_ibm_with(principal, request, &IssueOptions::default())
+    }
+
+    /// [`AppState::issue_ibm`] with a lifetime override and/or a delegated refresh token.
+    pub fn issue_ibm_with(
+        &self,
+        principal: &Principal,
+        request: &IssueRequest<'_>,
+        options: &IssueOptions<'_>,
+    ) -> Result<IssuedTokens> {
         self.check_fresh(request.now)?;
         let keyring = self.snapshot.keyring();
         let signer = keyring.signer(KeyUse::Jwt)?;
         let params = MintParams {
             issuer: &self.issuer,
             now: request.now,
-            lifetime: self.config.token_lifetime,
+            lifetime: options.lifetime.unwrap_or(self.config.token_lifetime),
             client_id: request.client_id,
             scope: request.scope,
             grant_type: request.grant_type,
@@ -59,10 +85,15 @@ impl AppState {
                 scope: request.scope.to_owned(),
                 iat: request.now,
                 exp: request.now + self.config.refresh_token_lifetime,
+                receivers: Vec::new(),
             };
             Some(refresh::seal(&grant, &self.refresh_key, &self.rng)?)
         } else {
             None
+        };
+        let delegated_refresh_token = match &options.delegated {
+            Some(delegation) => Some(self.seal_delegated(principal, request, delegation)?.0),
+            None => None,
         };
         metrics::counter!(names::TOKENS_ISSUED, "grant" => grant_label(request.grant_type))
             .increment(1);
@@ -70,8 +101,48 @@ impl AppState {
         Ok(IssuedTokens {
             access,
             refresh_token,
-            delegated_refresh_token: None,
+            delegated_refresh_token,
         })
+    }
+
+    /// Seals a delegated refresh token alone (`response_type=delegated_refresh_token`): no
+    /// access token is minted. Returns the token and its expiry.
+    pub fn issue_delegated_refresh_token(
+        &self,
+        principal: &Principal,
+        request: &IssueRequest<'_>,
+        delegation: &Delegation<'_>,
+    ) -> Result<(String, i64)> {
+        self.check_fresh(request.now)?;
+        let sealed = self.seal_delegated(principal, request, delegation)?;
+        metrics::counter!(names::TOKENS_ISSUED, "grant" => grant_label(request.grant_type))
+            .increment(1);
+        tracing::debug!(iam_id = %principal.iam_id, receivers = ?delegation.receivers, "issued delegated refresh token");
+        Ok(sealed)
+    }
+
+    fn seal_delegated(
+        &self,
+        principal: &Principal,
+        request: &IssueRequest<'_>,
+        delegation: &Delegation<'_>,
+    ) -> Result<(String, i64)> {
+        if delegation.receivers.is_empty() {
+            return Err(Error::internal("a delegated refresh token needs receivers"));
+        }
+        let grant = RefreshGrant {
+            jti: tessera_core::ids::new_token_id(&self.rng)?,
+            iam_id: principal.iam_id.clone(),
+            client_id: request.client_id.to_owned(),
+            scope: request.scope.to_owned(),
+            iat: request.now,
+            exp: request.now + delegation.lifetime,
+            receivers: delegation.receivers.to_vec(),
+        };
+        Ok((
+            refresh::seal(&grant, &self.refresh_key, &self.rng)?,
+            grant.exp,
+        ))
     }
 
     /// Mints a `t1.` IAM token (Yandex surface) for `principal`. No refresh token: clients
@@ -116,10 +187,19 @@ impl AppState {
         now: i64,
     ) -> Result<(Principal, RefreshGrant)> {
         let grant = refresh::open(presented, &self.refresh_key, now)?;
-        if grant.client_id != client_id {
-            return Err(Error::credential(
-                "The refresh token was issued to another client.",
-            ));
+        if !grant.redeemable_by(client_id) {
+            return Err(Error::credential(if grant.is_delegated() {
+                format!(
+                    "The delegated refresh token was not issued to client {client_id}; only its receiver clients may redeem it."
+                )
+            } else if grant.client_id == DEFAULT_CLIENT_ID {
+                "The refresh token was issued to another client: the public default client, \
+                 whose refresh tokens cannot be redeemed. Request tokens with client \
+                 authentication (Basic) to get refresh tokens that can be."
+                    .to_owned()
+            } else {
+                "The refresh token was issued to another client.".to_owned()
+            }));
         }
         let dir = self.snapshot.directory();
         if dir.is_revoked(&grant.jti, &grant.iam_id, grant.iat) {
@@ -141,7 +221,8 @@ impl AppState {
     ) -> Result<()> {
         let (jti, expires_at, iam_id) =
             if let Ok(grant) = refresh::open(presented, &self.refresh_key, now) {
-                if grant.client_id != client_id {
+                // A delegated refresh token may be revoked by its issuer or a receiver.
+                if grant.client_id != client_id && !grant.receivers.iter().any(|r| r == client_id) {
                     return Ok(());
                 }
                 (grant.jti, grant.exp, grant.iam_id)

@@ -9,10 +9,12 @@
 
 mod auth;
 mod bindings;
+mod cutoffs;
 mod directory_objects;
 mod errors;
 mod keys;
 mod openapi;
+mod policies;
 mod profiles;
 mod views;
 mod yandex_credentials;
@@ -43,6 +45,8 @@ pub fn router() -> Router<AppState> {
         .merge(bindings::router())
         .merge(keys::router())
         .merge(profiles::router())
+        .merge(policies::router())
+        .merge(cutoffs::router())
         .route("/openapi.json", get(openapi::openapi_get))
         .layer(middleware::from_fn(render_errors))
 }
@@ -122,6 +126,8 @@ pub struct ListQuery {
     /// OAuth tokens of this user (the owner filter in another spelling).
     pub user_id: Option<String>,
     pub subject_iam_id: Option<String>,
+    /// Authorization policies from this identity (the subject filter in another spelling).
+    pub source_iam_id: Option<String>,
     pub resource: Option<String>,
     pub after: Option<String>,
     pub limit: Option<u32>,
@@ -141,6 +147,7 @@ impl ListQuery {
             ("service_account_id", &self.service_account_id),
             ("user_id", &self.user_id),
             ("subject_iam_id", &self.subject_iam_id),
+            ("source_iam_id", &self.source_iam_id),
             ("resource", &self.resource),
             ("after", &self.after),
         ] {
@@ -169,10 +176,24 @@ impl ListQuery {
                 "give at most one of owner_iam_id, service_account_id and user_id",
             ));
         }
+        if self.subject_iam_id.is_some() && self.source_iam_id.is_some() {
+            return Err(AdminError::invalid(
+                "give at most one of subject_iam_id and source_iam_id",
+            ));
+        }
+        let subject_iam_id = self.subject_iam_id.clone().or_else(|| {
+            self.source_iam_id.as_deref().map(|id| {
+                if id.starts_with(tessera_core::ids::SERVICE_ID_PREFIX) {
+                    tessera_core::ids::service_iam_id(id)
+                } else {
+                    id.to_owned()
+                }
+            })
+        });
         Ok(ListFilter {
             account_id: self.account_id.clone(),
             owner_iam_id,
-            subject_iam_id: self.subject_iam_id.clone(),
+            subject_iam_id,
             resource: self.resource.clone(),
             after: self.after.clone(),
             limit: Some(limit),

@@ -338,6 +338,47 @@ fn resources() -> Vec<ResourceDoc> {
             ),
             filters: &["account_id"],
         },
+        ResourceDoc {
+            plural: "authorization_policies",
+            title: "AuthorizationPolicy",
+            create: object(
+                &["source_iam_id", "target_crn"],
+                &[
+                    (
+                        "account_id",
+                        json!({"type": "string", "description": "The target's account; default: the target CRN's a/<account> scope, else the caller's account. Must equal that scope when both are given."}),
+                    ),
+                    (
+                        "source_iam_id",
+                        json!({"type": "string", "description": "IBMid-…, iam-ServiceId-… (or ServiceId-…), iam-Profile-…, or crn-<CRN>"}),
+                    ),
+                    (
+                        "target_crn",
+                        json!({"type": "string", "description": "A CRN, or a CRN prefix ending in '*' (starting with crn:v1:)"}),
+                    ),
+                    ("description", string()),
+                ],
+            ),
+            object: object(
+                &[
+                    "id",
+                    "account_id",
+                    "source_iam_id",
+                    "target_crn",
+                    "description",
+                    "created_at",
+                ],
+                &[
+                    ("id", string()),
+                    ("account_id", string()),
+                    ("source_iam_id", string()),
+                    ("target_crn", string()),
+                    ("description", string()),
+                    ("created_at", ts()),
+                ],
+            ),
+            filters: &["account_id", "source_iam_id"],
+        },
     ]
 }
 
@@ -592,6 +633,25 @@ fn signing_key_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, V
         "/v1/signing_keys".into(),
         json!({"get": {"summary": "List signing keys (global administrator)", "responses": error_responses(list_ok.clone())}}),
     );
+    schemas.insert(
+        "TokenCutoff".into(),
+        object(
+            &["iam_id"],
+            &[(
+                "iam_id",
+                json!({"type": "string", "description": "The identity whose tokens issued up to now stop working."}),
+            )],
+        ),
+    );
+    let mut cutoff_ok = Map::new();
+    cutoff_ok.insert(
+        "201".into(),
+        json!({"description": "every access, refresh and delegated refresh token of the identity issued before not_before is revoked", "content": {"application/json": {"schema": {"type": "object", "properties": {"iam_id": {"type": "string"}, "not_before": {"type": "string", "format": "date-time"}}}}}}),
+    );
+    paths.insert(
+        "/v1/token_cutoffs".into(),
+        json!({"post": {"summary": "Revoke every token of an identity (admin of its account)", "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TokenCutoff"}}}}, "responses": error_responses(cutoff_ok)}}),
+    );
     let mut rotate_ok = list_ok;
     rotate_ok.insert(
         "503".into(),
@@ -622,6 +682,7 @@ mod tests {
             "authorized_keys",
             "oauth_tokens",
             "access_bindings",
+            "authorization_policies",
         ] {
             assert!(
                 doc["paths"][format!("/v1/{plural}")]["post"].is_object(),
@@ -633,6 +694,7 @@ mod tests {
             );
         }
         assert!(doc["paths"]["/v1/signing_keys"]["get"].is_object());
+        assert!(doc["paths"]["/v1/token_cutoffs"]["post"].is_object());
         assert!(doc["paths"]["/v1/signing_keys/rotate"]["post"].is_object());
         assert_eq!(
             doc["components"]["schemas"]["AuthorizedKey"]["properties"]["key_file"]["required"],

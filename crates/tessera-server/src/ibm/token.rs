@@ -53,6 +53,8 @@ pub(super) struct TokenForm {
     pub profile_name: Option<String>,
     pub cr_token: Option<String>,
     pub desired_iam_id: Option<String>,
+    /// The delegated-refresh-token grant also takes its token under this name.
+    pub delegated_refresh_token: Option<String>,
 }
 
 /// One token request, parsed and with its client authenticated: what every grant works from.
@@ -152,7 +154,7 @@ async fn token(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Resp
         now,
     };
     let issued = match grant_type {
-        GRANT_APIKEY => apikey_grant(&request)?,
+        GRANT_APIKEY => return apikey_grant(&request),
         GRANT_REFRESH => refresh_grant(&request)?,
         GRANT_PASSWORD => super::password::password_grant(&request).await?,
         GRANT_ASSUME => super::assume::assume_grant(&request)?,
@@ -203,26 +205,7 @@ fn authenticate_client(
     }
 }
 
-/// `response_type`: `cloud_iam` (the default, and what the SDKs send) is the only one here.
-fn check_response_type(value: Option<&str>) -> Result<(), IbmError> {
-    match value.map(str::trim) {
-        None | Some("") | Some("cloud_iam") => Ok(()),
-        Some(other)
-            if other
-                .split_whitespace()
-                .all(|t| t == "cloud_iam" || t == "delegated_refresh_token") =>
-        {
-            Err(Error::new(
-                ErrorKind::Unsupported,
-                "response_type delegated_refresh_token is not supported by this server yet.",
-            )
-            .into())
-        }
-        Some(_) => Err(IbmError::invalid("response_type must be cloud_iam.")),
-    }
-}
-
-fn apikey_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, IbmError> {
+fn apikey_grant(request: &GrantRequest<'_>) -> Result<Response, IbmError> {
     let GrantRequest {
         state,
         form,
@@ -230,9 +213,18 @@ fn apikey_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, IbmError> {
         tenant,
         now,
     } = *request;
-    check_response_type(form.response_type.as_deref())?;
+    let response_type = super::delegated::ResponseType::parse(form.response_type.as_deref())?;
     let apikey = limits::required("apikey", form.apikey.as_deref(), limits::MAX_API_KEY)?;
     let scope = normalize_scope(form.scope.as_deref())?;
+    let client_id = authn::client_id_or_default(client);
+    let delegation = if response_type.delegated {
+        Some(super::delegated::DelegationParams::parse(
+            state, form, client_id,
+        )?)
+    } else {
+        super::delegated::refuse_stray_parameters(form)?;
+        None
+    };
     let principal = {
         let dir = state.snapshot.directory();
         let principal = authn::authenticate_api_key(&dir, &state.pepper, apikey)?;
@@ -240,13 +232,33 @@ fn apikey_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, IbmError> {
         principal
     };
     let request = IssueRequest {
-        client_id: authn::client_id_or_default(client),
+        client_id,
         scope: &scope,
         grant_type: GRANT_APIKEY,
         with_refresh_token: true,
         now,
     };
-    Ok(state.issue_ibm(&principal, &request)?)
+    match delegation {
+        None => Ok(render(&state.issue_ibm(&principal, &request)?)),
+        Some(params) => {
+            let delegation = params.delegation();
+            if response_type.cloud_iam {
+                let options = crate::tokens::IssueOptions {
+                    lifetime: None,
+                    delegated: Some(delegation),
+                };
+                Ok(render(
+                    &state.issue_ibm_with(&principal, &request, &options)?,
+                ))
+            } else {
+                let (token, exp) =
+                    state.issue_delegated_refresh_token(&principal, &request, &delegation)?;
+                Ok(super::delegated::render_delegated_only(
+                    &token, exp, now, &scope,
+                ))
+            }
+        }
+    }
 }
 
 fn refresh_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, IbmError> {
@@ -279,13 +291,15 @@ fn refresh_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, IbmError> {
         client_id: &client.id,
         scope: &scope,
         grant_type: GRANT_REFRESH,
-        with_refresh_token: true,
+        // A receiver redeeming a delegated refresh token gets an access token only: the
+        // delegated token itself stays its refresh credential.
+        with_refresh_token: !grant.is_delegated(),
         now,
     };
     Ok(state.issue_ibm(&principal, &request)?)
 }
 
-fn render(issued: &IssuedTokens) -> Response {
+pub(super) fn render(issued: &IssuedTokens) -> Response {
     let claims = &issued.access.claims;
     let body = TokenResponse {
         access_token: Some(&issued.access.token),

@@ -1,0 +1,67 @@
+//! "Revoke everything for this identity" (`POST /v1/token_cutoffs`): every access, refresh and
+//! delegated refresh token of an identity issued up to now stops working, on every node, with
+//! one small record (a subject cut-off) instead of one revocation per token.
+
+use super::auth::Caller;
+use super::{settle, AdminError, AdminJson};
+use crate::http::RequestContext;
+use crate::state::{now, AppState};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tessera_core::directory::Entity;
+use tessera_core::limits;
+use tessera_core::model::{Resource, Role, SubjectCutoff};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/token_cutoffs", post(cutoff_create))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CutoffCreate {
+    iam_id: String,
+}
+
+async fn cutoff_create(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    AdminJson(body): AdminJson<CutoffCreate>,
+) -> Result<Response, AdminError> {
+    let iam_id = limits::bounded("iam_id", body.iam_id.trim(), 600)?.to_owned();
+    let account_id = {
+        let dir = state.snapshot.directory();
+        dir.subject(&iam_id)
+            .map(|s| s.account_id().to_owned())
+            .ok_or_else(|| AdminError::not_found(format!("identity {iam_id} not found")))?
+    };
+    caller.require(&state, Role::Admin, &Resource::Account(account_id))?;
+    // Tokens are stamped in whole seconds: everything issued in this second is cut off too.
+    let not_before = now() + 1;
+    let seq = state
+        .store
+        .put(
+            &Entity::Cutoff(SubjectCutoff {
+                iam_id: iam_id.clone(),
+                not_before,
+            }),
+            &super::audit(
+                &ctx,
+                caller.iam_id(),
+                "tokens.revoke_all",
+                format!("every token of {iam_id} issued before {not_before}"),
+            ),
+        )
+        .await?;
+    settle(&state, seq).await;
+    tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), iam_id, "revoked all tokens of an identity");
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(json!({"iam_id": iam_id, "not_before": super::rfc3339(not_before)})),
+    )
+        .into_response())
+}
