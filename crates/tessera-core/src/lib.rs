@@ -17,6 +17,7 @@
 
 pub mod authn;
 pub mod authz;
+pub mod compute_resource;
 pub mod directory;
 pub mod error;
 pub mod iam_token;
