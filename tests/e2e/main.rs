@@ -23,6 +23,7 @@
 mod admin;
 mod cli;
 mod cluster;
+mod cr_token;
 mod harness;
 mod ibm_token;
 mod oidc;

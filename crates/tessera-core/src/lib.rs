@@ -34,6 +34,7 @@ pub mod seal;
 pub mod secret;
 pub mod service_account_jwt;
 pub mod token;
+pub mod trusted_issuer;
 
 pub use error::{Error, ErrorKind};
 

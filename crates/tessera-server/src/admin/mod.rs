@@ -11,6 +11,7 @@ mod auth;
 mod bindings;
 mod directory_objects;
 mod errors;
+mod issuers;
 mod keys;
 mod openapi;
 mod views;
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .merge(directory_objects::router())
         .merge(bindings::router())
         .merge(keys::router())
+        .merge(issuers::router())
         .route("/openapi.json", get(openapi::openapi_get))
         .layer(middleware::from_fn(render_errors))
 }
