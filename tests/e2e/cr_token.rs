@@ -673,3 +673,144 @@ async fn trusted_issuer_admin_validation() {
         .unwrap()
         .contains("not a trusted issuer"));
 }
+
+/// Runs the `tessera` CLI against `server` as the administrator (environment credentials).
+fn cli(server: &TestServer, config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(binary())
+        .args(args)
+        .env("TESSERA_CONFIG_DIR", config)
+        .env("TESSERA_ENDPOINT", &server.url)
+        .env("TESSERA_APIKEY", ADMIN_KEY)
+        .env_remove("TESSERA_PROFILE")
+        .output()
+        .expect("run tessera")
+}
+
+fn cli_json(server: &TestServer, config: &std::path::Path, args: &[&str]) -> Value {
+    let output = cli(server, config, args);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[tokio::test]
+async fn issuer_cli_create_list_update_delete() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path();
+    let first = TestKey::new("cli-1", Algorithm::Rs256);
+    let second = TestKey::new("cli-2", Algorithm::Es256);
+    let local = home.path().join("cluster-jwks.json");
+    std::fs::write(&local, first.jwks().to_string()).unwrap();
+    let created = cli_json(
+        &server,
+        config,
+        &[
+            "iam",
+            "issuer",
+            "create",
+            "--name",
+            "cli-cluster",
+            "--issuer-url",
+            ISSUER_URL,
+            "--jwks-file",
+            local.to_str().unwrap(),
+            "--audience",
+            "iam",
+            "--audience",
+            "vault",
+            "--cr-type",
+            "ROKS_SA",
+            "--map",
+            "namespace=kubernetes.io.namespace",
+            "--format",
+            "json",
+        ],
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("Issuer-"), "{created}");
+    assert_eq!(created["audiences"], json!(["iam", "vault"]));
+    assert_eq!(created["cr_type"], "ROKS_SA");
+    assert_eq!(
+        created["claim_mapping"]["namespace"],
+        "kubernetes.io.namespace"
+    );
+    assert_eq!(created["jwks"]["inline"], first.jwks());
+
+    let table = cli(&server, config, &["iam", "issuer", "list"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains(&id) && table.contains(ISSUER_URL), "{table}");
+
+    // Rotation from a new local file; the audiences are replaced.
+    std::fs::write(&local, second.jwks().to_string()).unwrap();
+    let updated = cli_json(
+        &server,
+        config,
+        &[
+            "iam",
+            "issuer",
+            "update",
+            &id,
+            "--jwks-file",
+            local.to_str().unwrap(),
+            "--audience",
+            "iam",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(updated["jwks"]["inline"], second.jwks());
+    assert_eq!(updated["audiences"], json!(["iam"]));
+    let got = cli_json(
+        &server,
+        config,
+        &["iam", "issuer", "get", &id, "--format", "json"],
+    );
+    assert_eq!(got["jwks"]["inline"], second.jwks());
+
+    // Bad input: the server's message.
+    let bad = cli(
+        &server,
+        config,
+        &[
+            "iam",
+            "issuer",
+            "create",
+            "--name",
+            "x",
+            "--issuer-url",
+            "http://k8s.example",
+            "--jwks-file",
+            local.to_str().unwrap(),
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("https"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let bad_map = cli(
+        &server,
+        config,
+        &["iam", "issuer", "update", &id, "--map", "nonsense"],
+    );
+    assert!(!bad_map.status.success());
+    assert!(String::from_utf8_lossy(&bad_map.stderr).contains("CLAIM=PATH"));
+
+    let deleted = cli(&server, config, &["iam", "issuer", "delete", &id]);
+    assert!(deleted.status.success());
+    let (status, _) = server
+        .admin(
+            reqwest::Method::GET,
+            &format!("/v1/trusted_issuers/{id}"),
+            &server.admin_token().await,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+}
