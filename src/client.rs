@@ -509,6 +509,56 @@ impl fmt::Debug for CreateUser {
     }
 }
 
+/// A trusted profile. Identities, links and rules stay JSON: the CLI edits them by replacing the
+/// whole profile (`PUT`), so it passes through whatever the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrustedProfile {
+    /// `Profile-…`.
+    pub id: String,
+    pub iam_id: String,
+    pub crn: String,
+    pub account_id: String,
+    pub name: String,
+    pub description: String,
+    pub identities: Vec<serde_json::Value>,
+    pub links: Vec<serde_json::Value>,
+    pub rules: Vec<serde_json::Value>,
+    pub created_at: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CreateTrustedProfile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// The body of `PUT /v1/trusted_profiles/{id}`: everything that can change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReplaceTrustedProfile {
+    pub name: String,
+    pub description: String,
+    pub identities: Vec<serde_json::Value>,
+    pub links: Vec<serde_json::Value>,
+    pub rules: Vec<serde_json::Value>,
+}
+
+impl From<&TrustedProfile> for ReplaceTrustedProfile {
+    fn from(p: &TrustedProfile) -> Self {
+        ReplaceTrustedProfile {
+            name: p.name.clone(),
+            description: p.description.clone(),
+            identities: p.identities.clone(),
+            links: p.links.clone(),
+            rules: p.rules.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CreateServiceAccount {
     pub account_id: String,
@@ -828,6 +878,38 @@ impl Client {
     }
     pub async fn delete_service_account(&self, id: &str) -> Result<()> {
         self.delete("service_accounts", id).await
+    }
+
+    // --- trusted profiles ---
+
+    pub async fn create_trusted_profile(
+        &self,
+        body: &CreateTrustedProfile,
+    ) -> Result<TrustedProfile> {
+        self.create("trusted_profiles", body).await
+    }
+    pub async fn list_trusted_profiles(&self, query: &ListQuery) -> Result<Vec<TrustedProfile>> {
+        self.list("trusted_profiles", query).await
+    }
+    pub async fn get_trusted_profile(&self, id: &str) -> Result<TrustedProfile> {
+        self.get("trusted_profiles", id).await
+    }
+    /// `PUT /v1/trusted_profiles/{id}`: replaces name, description, identities, links, rules.
+    pub async fn replace_trusted_profile(
+        &self,
+        id: &str,
+        body: &ReplaceTrustedProfile,
+    ) -> Result<TrustedProfile> {
+        self.admin(
+            Method::PUT,
+            &["v1", "trusted_profiles", id],
+            None::<&()>,
+            Some(body),
+        )
+        .await
+    }
+    pub async fn delete_trusted_profile(&self, id: &str) -> Result<()> {
+        self.delete("trusted_profiles", id).await
     }
 
     // --- API keys ---

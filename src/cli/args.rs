@@ -329,6 +329,12 @@ pub enum IamResource {
         #[command(subcommand)]
         verb: IssuerVerb,
     },
+    /// Trusted profiles (identities others become with `assume` or a compute-resource token)
+    #[command(alias = "profiles", alias = "trusted-profile")]
+    Profile {
+        #[command(subcommand)]
+        verb: ProfileVerb,
+    },
 }
 
 /// `tessera iam issuer …`.
@@ -398,6 +404,163 @@ pub enum IssuerVerb {
     /// Delete a trusted issuer (its tokens stop working at once)
     #[command(alias = "rm")]
     Delete(IdArg),
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustedIdentityType {
+    /// A user (IBMid-…)
+    User,
+    /// A service ID (iam-ServiceId-… or ServiceId-…)
+    Serviceid,
+    /// A resource identity (a CRN)
+    Crn,
+}
+
+impl TrustedIdentityType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrustedIdentityType::User => "user",
+            TrustedIdentityType::Serviceid => "serviceid",
+            TrustedIdentityType::Crn => "crn",
+        }
+    }
+}
+
+/// Profile verbs. The `add-*`/`remove-*` verbs read the profile, change it, and replace it
+/// (`PUT`), answering the profile as it is now.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum ProfileVerb {
+    /// Create a trusted profile (add identities, links and rules with the add-* verbs)
+    Create {
+        /// Account of the profile (default: your own)
+        #[arg(long, value_name = "ID")]
+        account_id: Option<String>,
+        /// Name, unique in the account
+        #[arg(long)]
+        name: String,
+        /// Free-text description
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List trusted profiles
+    #[command(alias = "ls")]
+    List {
+        #[arg(long, value_name = "ID")]
+        account_id: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show a trusted profile
+    Get(IdArg),
+    /// Change a profile's name or description
+    Update {
+        /// Profile id (Profile-…)
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Delete a trusted profile (its tokens stop working)
+    #[command(alias = "rm")]
+    Delete(IdArg),
+    /// Trust an identity to assume the profile
+    AddIdentity {
+        /// Profile id (Profile-…)
+        id: String,
+        #[arg(long = "type", value_enum)]
+        kind: TrustedIdentityType,
+        /// IBMid-…, iam-ServiceId-… (or ServiceId-…), or a CRN
+        #[arg(long)]
+        identifier: String,
+        /// Users only: an account whose tokens of the user are trusted (repeatable; default:
+        /// the user's own)
+        #[arg(long = "account", value_name = "ID")]
+        accounts: Vec<String>,
+    },
+    /// Stop trusting an identity
+    RemoveIdentity {
+        /// Profile id (Profile-…)
+        id: String,
+        /// The identity's identifier, as `get` shows it
+        #[arg(long)]
+        identifier: String,
+    },
+    /// Link a compute resource (Kubernetes service account, Code Engine component, VM)
+    AddLink {
+        /// Profile id (Profile-…)
+        id: String,
+        /// IKS_SA, ROKS_SA, CE, VSI, BMS or PVS
+        #[arg(long)]
+        cr_type: String,
+        /// The compute resource's CRN (e.g. the cluster's)
+        #[arg(long)]
+        crn: String,
+        /// Kubernetes namespace (IKS_SA, ROKS_SA)
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Kubernetes service account (IKS_SA, ROKS_SA)
+        #[arg(long)]
+        name: Option<String>,
+        /// Code Engine component type (CE)
+        #[arg(long)]
+        component_type: Option<String>,
+        /// Code Engine component name (CE)
+        #[arg(long)]
+        component_name: Option<String>,
+    },
+    /// Remove a link by its id (Link-…)
+    RemoveLink {
+        /// Profile id (Profile-…)
+        id: String,
+        link_id: String,
+    },
+    /// Add a claim rule (type Profile-CR): all conditions must hold
+    AddRule {
+        /// Profile id (Profile-…)
+        id: String,
+        /// IKS_SA, ROKS_SA, CE, VSI, BMS or PVS
+        #[arg(long)]
+        cr_type: String,
+        /// 'CLAIM OPERATOR VALUE', e.g. 'namespace EQUALS prod' or 'pod IN a,b' (repeatable);
+        /// VALUE is JSON if it parses as JSON, else a string (IN: a comma-separated list)
+        #[arg(long = "condition", value_name = "CONDITION", required = true)]
+        conditions: Vec<String>,
+        /// Rule name
+        #[arg(long = "rule-name")]
+        rule_name: Option<String>,
+    },
+    /// Remove a claim rule by its id (ClaimRule-…)
+    RemoveRule {
+        /// Profile id (Profile-…)
+        id: String,
+        rule_id: String,
+    },
+}
+
+/// Parses `CLAIM OPERATOR VALUE` into a condition object with a JSON-encoded value.
+pub fn parse_condition(text: &str) -> Result<serde_json::Value, String> {
+    let mut parts = text.trim().splitn(3, char::is_whitespace);
+    let (Some(claim), Some(operator), Some(value)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(format!(
+            "condition {text:?} must be 'CLAIM OPERATOR VALUE', e.g. 'namespace EQUALS prod'"
+        ));
+    };
+    let operator = operator.to_ascii_uppercase();
+    let value = value.trim();
+    let encoded = match serde_json::from_str::<serde_json::Value>(value) {
+        Ok(json) if operator != "IN" || json.is_array() => value.to_owned(),
+        _ if operator == "IN" => serde_json::Value::from(
+            value
+                .split(',')
+                .map(|v| serde_json::Value::from(v.trim()))
+                .collect::<Vec<_>>(),
+        )
+        .to_string(),
+        _ => serde_json::Value::from(value).to_string(),
+    };
+    Ok(serde_json::json!({"claim": claim, "operator": operator, "value": encoded}))
 }
 
 /// `get <id>` and `delete <id>`.
@@ -786,6 +949,29 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("tessera").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn profile_conditions_encode_their_values_as_json() {
+        let c = parse_condition("namespace equals prod").unwrap();
+        assert_eq!(c["operator"], "EQUALS");
+        assert_eq!(c["value"], "\"prod\"");
+        assert_eq!(parse_condition("n EQUALS 42").unwrap()["value"], "42");
+        assert_eq!(
+            parse_condition("n EQUALS \"4 2\"").unwrap()["value"],
+            "\"4 2\""
+        );
+        assert_eq!(
+            parse_condition("pod IN a, b").unwrap()["value"],
+            "[\"a\",\"b\"]"
+        );
+        assert_eq!(
+            parse_condition("pod IN [\"x\"]").unwrap()["value"],
+            "[\"x\"]"
+        );
+        assert!(parse_condition("pod EQUALS")
+            .unwrap_err()
+            .contains("CLAIM OPERATOR VALUE"));
     }
 
     fn iam(args: &[&str]) -> IamArgs {

@@ -8,7 +8,7 @@
 use super::args::Format;
 use crate::client::{
     AccessBinding, Account, ApiKey, AuthorizedKey, Enterprise, OAuthClient, OAuthToken,
-    ServiceAccount, SigningKey, User, Whoami,
+    ServiceAccount, SigningKey, TrustedProfile, User, Whoami,
 };
 use comfy_table::{presets, CellAlignment, Table};
 use serde::Serialize;
@@ -101,6 +101,46 @@ impl Tabular for ServiceAccount {
             self.account_id.clone(),
             self.name.clone(),
             self.description.clone(),
+            self.created_at.clone(),
+        ]
+    }
+}
+
+impl Tabular for TrustedProfile {
+    const HEADERS: &'static [&'static str] = &[
+        "ID",
+        "ACCOUNT_ID",
+        "NAME",
+        "IDENTITIES",
+        "LINKS",
+        "RULES",
+        "CREATED_AT",
+    ];
+    fn cells(&self) -> Vec<String> {
+        let identities: Vec<&str> = self
+            .identities
+            .iter()
+            .filter_map(|i| i["identifier"].as_str())
+            .collect();
+        let ids = |items: &[serde_json::Value]| {
+            let ids: Vec<&str> = items.iter().filter_map(|i| i["id"].as_str()).collect();
+            if ids.is_empty() {
+                "-".to_owned()
+            } else {
+                ids.join(",")
+            }
+        };
+        vec![
+            self.id.clone(),
+            self.account_id.clone(),
+            self.name.clone(),
+            if identities.is_empty() {
+                "-".to_owned()
+            } else {
+                identities.join(",")
+            },
+            ids(&self.links),
+            ids(&self.rules),
             self.created_at.clone(),
         ]
     }

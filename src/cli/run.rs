@@ -3,7 +3,8 @@
 
 use super::args::{
     AccessBindingVerb, AccountVerb, ApiKeyVerb, ClientVerb, EnterpriseVerb, Format, IamResource,
-    IssuerVerb, KeyVerb, KeysVerb, OAuthTokenVerb, PageArgs, Secret, ServiceAccountVerb, UserVerb,
+    IssuerVerb, KeyVerb, KeysVerb, OAuthTokenVerb, PageArgs, ProfileVerb, Secret,
+    ServiceAccountVerb, UserVerb,
 };
 use super::config;
 use super::output::{self, Tabular};
@@ -414,6 +415,7 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
         IamResource::Client { .. } => "client",
         IamResource::AccessBinding { .. } => "access binding",
         IamResource::Issuer { .. } => "trusted issuer",
+        IamResource::Profile { .. } => "trusted profile",
     };
     let create_failed = || format!("cannot create the {kind}");
     let list_failed = || format!("cannot list {kind}s");
@@ -1007,7 +1009,183 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
                 op.deleted(&arg.id)
             }
         },
+
+        IamResource::Profile { verb } => profile(admin, verb, &mut op).await,
     }
+}
+
+/// `tessera iam profile …`. The add-/remove- verbs read, modify and replace the profile.
+async fn profile(admin: &Client, verb: ProfileVerb, op: &mut Op<'_>) -> Result<()> {
+    let update_failed = |id: &str| format!("cannot update trusted profile {id}");
+    let (id, change): (
+        String,
+        Box<dyn FnOnce(&mut client::ReplaceTrustedProfile) -> Result<()>>,
+    ) = match verb {
+        ProfileVerb::Create {
+            account_id,
+            name,
+            description,
+        } => {
+            let created = admin
+                .create_trusted_profile(&client::CreateTrustedProfile {
+                    account_id,
+                    name,
+                    description,
+                })
+                .await
+                .context("cannot create the trusted profile")?;
+            return op.one(&created);
+        }
+        ProfileVerb::List { account_id, page } => {
+            let items = collect_pages(
+                &page,
+                filters(account_id),
+                |p: &client::TrustedProfile| p.id.as_str(),
+                |q| async move { admin.list_trusted_profiles(&q).await },
+            )
+            .await
+            .context("cannot list trusted profiles")?;
+            return op.list(&items);
+        }
+        ProfileVerb::Get(arg) => {
+            let item = admin
+                .get_trusted_profile(&arg.id)
+                .await
+                .with_context(|| format!("cannot get trusted profile {}", arg.id))?;
+            return op.one(&item);
+        }
+        ProfileVerb::Delete(arg) => {
+            admin
+                .delete_trusted_profile(&arg.id)
+                .await
+                .with_context(|| format!("cannot delete trusted profile {}", arg.id))?;
+            return op.deleted(&arg.id);
+        }
+        ProfileVerb::Update {
+            id,
+            name,
+            description,
+        } => (
+            id,
+            Box::new(move |p| {
+                if let Some(name) = name {
+                    p.name = name;
+                }
+                if let Some(description) = description {
+                    p.description = description;
+                }
+                Ok(())
+            }),
+        ),
+        ProfileVerb::AddIdentity {
+            id,
+            kind,
+            identifier,
+            accounts,
+        } => (
+            id,
+            Box::new(move |p| {
+                let mut identity =
+                    serde_json::json!({"type": kind.as_str(), "identifier": identifier});
+                if !accounts.is_empty() {
+                    identity["accounts"] = accounts.into();
+                }
+                p.identities.push(identity);
+                Ok(())
+            }),
+        ),
+        ProfileVerb::RemoveIdentity { id, identifier } => (
+            id,
+            Box::new(move |p| {
+                let before = p.identities.len();
+                p.identities
+                    .retain(|i| i["identifier"] != identifier.as_str());
+                if p.identities.len() == before {
+                    bail!("the profile has no trusted identity {identifier}");
+                }
+                Ok(())
+            }),
+        ),
+        ProfileVerb::AddLink {
+            id,
+            cr_type,
+            crn,
+            namespace,
+            name,
+            component_type,
+            component_name,
+        } => (
+            id,
+            Box::new(move |p| {
+                let mut link = serde_json::json!({"cr_type": cr_type, "crn": crn});
+                for (field, value) in [
+                    ("namespace", namespace),
+                    ("name", name),
+                    ("component_type", component_type),
+                    ("component_name", component_name),
+                ] {
+                    if let Some(value) = value {
+                        link[field] = value.into();
+                    }
+                }
+                p.links.push(link);
+                Ok(())
+            }),
+        ),
+        ProfileVerb::RemoveLink { id, link_id } => (
+            id,
+            Box::new(move |p| {
+                let before = p.links.len();
+                p.links.retain(|l| l["id"] != link_id.as_str());
+                if p.links.len() == before {
+                    bail!("the profile has no link {link_id}");
+                }
+                Ok(())
+            }),
+        ),
+        ProfileVerb::AddRule {
+            id,
+            cr_type,
+            conditions,
+            rule_name,
+        } => (
+            id,
+            Box::new(move |p| {
+                let conditions = conditions
+                    .iter()
+                    .map(|c| super::args::parse_condition(c).map_err(anyhow::Error::msg))
+                    .collect::<Result<Vec<_>>>()?;
+                let mut rule = serde_json::json!({"type": "Profile-CR", "cr_type": cr_type, "conditions": conditions});
+                if let Some(name) = rule_name {
+                    rule["name"] = name.into();
+                }
+                p.rules.push(rule);
+                Ok(())
+            }),
+        ),
+        ProfileVerb::RemoveRule { id, rule_id } => (
+            id,
+            Box::new(move |p| {
+                let before = p.rules.len();
+                p.rules.retain(|r| r["id"] != rule_id.as_str());
+                if p.rules.len() == before {
+                    bail!("the profile has no claim rule {rule_id}");
+                }
+                Ok(())
+            }),
+        ),
+    };
+    let current = admin
+        .get_trusted_profile(&id)
+        .await
+        .with_context(|| format!("cannot get trusted profile {id}"))?;
+    let mut body = client::ReplaceTrustedProfile::from(&current);
+    change(&mut body).with_context(|| update_failed(&id))?;
+    let updated = admin
+        .replace_trusted_profile(&id, &body)
+        .await
+        .with_context(|| update_failed(&id))?;
+    op.one(&updated)
 }
 
 #[cfg(test)]

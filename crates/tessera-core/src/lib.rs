@@ -35,6 +35,7 @@ pub mod secret;
 pub mod service_account_jwt;
 pub mod token;
 pub mod trusted_issuer;
+pub mod trusted_profile;
 
 pub use error::{Error, ErrorKind};
 

@@ -14,6 +14,7 @@ mod errors;
 mod issuers;
 mod keys;
 mod openapi;
+mod profiles;
 mod views;
 mod yandex_credentials;
 
@@ -43,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .merge(bindings::router())
         .merge(keys::router())
         .merge(issuers::router())
+        .merge(profiles::router())
         .route("/openapi.json", get(openapi::openapi_get))
         .layer(middleware::from_fn(render_errors))
 }

@@ -373,7 +373,156 @@ fn resources() -> Vec<ResourceDoc> {
             ),
             filters: &["account_id"],
         },
+        ResourceDoc {
+            plural: "trusted_profiles",
+            title: "TrustedProfile",
+            create: {
+                let mut create = profile_document();
+                create["properties"]["account_id"] =
+                    json!({"type": "string", "description": "Default: the caller's account."});
+                create
+            },
+            object: object(
+                &[
+                    "id",
+                    "iam_id",
+                    "crn",
+                    "account_id",
+                    "name",
+                    "description",
+                    "identities",
+                    "links",
+                    "rules",
+                    "created_at",
+                ],
+                &[
+                    ("id", string()),
+                    ("iam_id", string()),
+                    ("crn", string()),
+                    ("account_id", string()),
+                    ("name", string()),
+                    ("description", string()),
+                    (
+                        "identities",
+                        json!({"type": "array", "items": trusted_identity()}),
+                    ),
+                    ("links", json!({"type": "array", "items": profile_link()})),
+                    ("rules", json!({"type": "array", "items": claim_rule()})),
+                    ("created_at", ts()),
+                ],
+            ),
+            filters: &["account_id"],
+        },
     ]
+}
+
+fn trusted_identity() -> Value {
+    object(
+        &["type", "identifier"],
+        &[
+            ("type", json!({"enum": ["user", "serviceid", "crn"]})),
+            (
+                "identifier",
+                json!({"type": "string", "description": "IBMid-… (user), iam-ServiceId-… or ServiceId-… (serviceid), crn:v1:… (crn)"}),
+            ),
+            (
+                "accounts",
+                json!({"type": "array", "items": {"type": "string"}, "description": "Users only: accounts whose tokens of the user are trusted (default: the user's own)."}),
+            ),
+        ],
+    )
+}
+
+fn profile_link() -> Value {
+    object(
+        &["cr_type", "crn"],
+        &[
+            (
+                "id",
+                json!({"type": "string", "description": "Link-…; generated when absent"}),
+            ),
+            (
+                "cr_type",
+                json!({"enum": ["IKS_SA", "ROKS_SA", "CE", "VSI", "BMS", "PVS"]}),
+            ),
+            ("crn", string()),
+            (
+                "namespace",
+                json!({"type": "string", "description": "IKS_SA, ROKS_SA"}),
+            ),
+            (
+                "name",
+                json!({"type": "string", "description": "IKS_SA, ROKS_SA (service account)"}),
+            ),
+            (
+                "component_type",
+                json!({"type": "string", "description": "CE"}),
+            ),
+            (
+                "component_name",
+                json!({"type": "string", "description": "CE"}),
+            ),
+        ],
+    )
+}
+
+fn claim_rule() -> Value {
+    let condition = object(
+        &["claim", "operator", "value"],
+        &[
+            ("claim", string()),
+            (
+                "operator",
+                json!({"enum": ["EQUALS", "NOT_EQUALS", "EQUALS_IGNORE_CASE", "NOT_EQUALS_IGNORE_CASE", "CONTAINS", "IN"]}),
+            ),
+            (
+                "value",
+                json!({"type": "string", "description": "JSON-encoded: a string, number or boolean; a JSON array for IN"}),
+            ),
+        ],
+    );
+    object(
+        &["type", "cr_type", "conditions"],
+        &[
+            (
+                "id",
+                json!({"type": "string", "description": "ClaimRule-…; generated when absent"}),
+            ),
+            ("name", string()),
+            ("type", json!({"enum": ["Profile-CR"]})),
+            (
+                "cr_type",
+                json!({"enum": ["IKS_SA", "ROKS_SA", "CE", "VSI", "BMS", "PVS"]}),
+            ),
+            (
+                "conditions",
+                json!({"type": "array", "minItems": 1, "maxItems": 20, "items": condition}),
+            ),
+        ],
+    )
+}
+
+/// The body of a profile's create (plus `account_id`) and replace.
+fn profile_document() -> Value {
+    object(
+        &["name"],
+        &[
+            ("name", string()),
+            ("description", string()),
+            (
+                "identities",
+                json!({"type": "array", "maxItems": 100, "items": trusted_identity()}),
+            ),
+            (
+                "links",
+                json!({"type": "array", "maxItems": 100, "items": profile_link()}),
+            ),
+            (
+                "rules",
+                json!({"type": "array", "maxItems": 100, "items": claim_rule()}),
+            ),
+        ],
+    )
 }
 
 fn error_responses(mut responses: Map<String, Value>) -> Value {
@@ -434,6 +583,12 @@ pub fn document() -> Value {
                 "delete": {"summary": format!("Delete a {}", r.title), "responses": error_responses(delete_ok)},
             }),
         );
+    }
+    schemas.insert("TrustedProfileReplace".into(), profile_document());
+    let mut replace_ok = Map::new();
+    replace_ok.insert("200".into(), json!({"description": "the replaced profile", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TrustedProfile"}}}}));
+    if let Some(Value::Object(item)) = paths.get_mut("/v1/trusted_profiles/{id}") {
+        item.insert("put".into(), json!({"summary": "Replace a TrustedProfile's name, description, identities, links and rules", "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TrustedProfileReplace"}}}}, "responses": error_responses(replace_ok)}));
     }
     let mut whoami_ok = Map::new();
     whoami_ok.insert("200".into(), json!({"description": "the caller", "content": {"application/json": {"schema": {"type": "object", "properties": {"iam_id": {"type": "string"}, "name": {"type": "string"}, "account_id": {"type": "string"}, "sub_type": {"type": "string"}, "global_admin": {"type": "boolean"}}}}}}));

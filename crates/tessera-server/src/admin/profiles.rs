@@ -1,0 +1,167 @@
+//! Trusted profiles in the admin API: create (`POST /v1/trusted_profiles`), list, and full
+//! replace (`PUT /v1/trusted_profiles/{id}`). Get and delete are the generic handlers of
+//! `directory_objects`. The document is validated by `tessera_core::trusted_profile`; names are
+//! unique per account.
+
+use super::auth::Caller;
+use super::directory_objects::{create_entity, find_or_404, internal, list_handler};
+use super::views::TrustedProfileView;
+use super::{audit, created, settle, AdminError, AdminJson};
+use crate::http::RequestContext;
+use crate::state::{now, AppState};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use tessera_core::directory::{Entity, EntityKind};
+use tessera_core::ids;
+use tessera_core::model::{Resource, Role, TrustedProfile};
+use tessera_core::trusted_profile::{
+    self, IdentityInput, LinkInput, ProfileDocument, RuleInput, ValidProfile,
+};
+
+/// Index of trusted profiles in `directory_objects::KINDS`.
+const PROFILES: usize = 8;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/trusted_profiles",
+            get(list_handler::<PROFILES>).post(profile_create),
+        )
+        .route("/v1/trusted_profiles/{id}", put(profile_replace))
+}
+
+/// `POST /v1/trusted_profiles`: the document plus the account (default: the caller's).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileCreate {
+    account_id: Option<String>,
+    name: String,
+    description: Option<String>,
+    #[serde(default)]
+    identities: Vec<IdentityInput>,
+    #[serde(default)]
+    links: Vec<LinkInput>,
+    #[serde(default)]
+    rules: Vec<RuleInput>,
+}
+
+/// Refuses a name another profile of the account already has.
+fn check_name_free(
+    state: &AppState,
+    account_id: &str,
+    name: &str,
+    except_id: Option<&str>,
+) -> Result<(), AdminError> {
+    let dir = state.snapshot.directory();
+    match dir.profile_by_name(account_id, name) {
+        Some(other) if Some(other.id.as_str()) != except_id => Err(AdminError::new(
+            StatusCode::CONFLICT,
+            "already_exists",
+            format!(
+                "account {account_id} already has a trusted profile named {name:?} ({})",
+                other.id
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+async fn profile_create(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    AdminJson(body): AdminJson<ProfileCreate>,
+) -> Result<Response, AdminError> {
+    let account_id = match body.account_id.as_deref() {
+        Some(id) => ids::account_id("account_id", id)?,
+        None => caller.token.account_id().to_owned(),
+    };
+    caller.require(&state, Role::Admin, &Resource::Account(account_id.clone()))?;
+    if state.snapshot.directory().account(&account_id).is_none() {
+        return Err(AdminError::not_found(format!(
+            "account {account_id} not found"
+        )));
+    }
+    let document = ProfileDocument {
+        name: body.name,
+        description: body.description,
+        identities: body.identities,
+        links: body.links,
+        rules: body.rules,
+    };
+    let valid = trusted_profile::validate(&document, &state.rng)?;
+    check_name_free(&state, &account_id, &valid.name, None)?;
+    let ValidProfile {
+        name,
+        description,
+        identities,
+        links,
+        rules,
+    } = valid;
+    let profile = TrustedProfile {
+        id: ids::new_profile_id(&state.rng).map_err(internal)?,
+        account_id,
+        name,
+        description,
+        identities,
+        links,
+        rules,
+        created_at: now(),
+    };
+    create_entity(&state, &ctx, &caller, &Entity::Profile(profile.clone())).await?;
+    Ok(created(TrustedProfileView::from(&profile)))
+}
+
+/// `PUT /v1/trusted_profiles/{id}`: replaces name, description, identities, links and rules.
+/// The id, account and creation time stay.
+async fn profile_replace(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    AdminJson(document): AdminJson<ProfileDocument>,
+) -> Result<Response, AdminError> {
+    let Entity::Profile(existing) = find_or_404(&state, EntityKind::Profile, &id).await? else {
+        return Err(AdminError::internal("the store answered another kind"));
+    };
+    caller.require(
+        &state,
+        Role::Admin,
+        &Resource::Account(existing.account_id.clone()),
+    )?;
+    let valid = trusted_profile::validate(&document, &state.rng)?;
+    check_name_free(
+        &state,
+        &existing.account_id,
+        &valid.name,
+        Some(&existing.id),
+    )?;
+    let profile = TrustedProfile {
+        name: valid.name,
+        description: valid.description,
+        identities: valid.identities,
+        links: valid.links,
+        rules: valid.rules,
+        ..existing
+    };
+    let action = format!("{}.update", EntityKind::Profile.as_str());
+    let seq = state
+        .store
+        .put(
+            &Entity::Profile(profile.clone()),
+            &audit(
+                &ctx,
+                caller.iam_id(),
+                &action,
+                format!("trusted profile {id}"),
+            ),
+        )
+        .await?;
+    settle(&state, seq).await;
+    tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), %action, id, "updated");
+    Ok(Json(TrustedProfileView::from(&profile)).into_response())
+}
