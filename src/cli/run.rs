@@ -1188,6 +1188,29 @@ async fn profile(admin: &Client, verb: ProfileVerb, op: &mut Op<'_>) -> Result<(
     op.one(&updated)
 }
 
+/// Reads a local JWKS file to send inline.
+fn read_local_jwks(path: &std::path::Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the JWKS file {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("the JWKS file {} is not JSON", path.display()))
+}
+
+/// `--map CLAIM=PATH` flags as a claim mapping; `None` when there are none.
+fn parse_claim_map(pairs: &[String]) -> Result<Option<std::collections::BTreeMap<String, String>>> {
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    let mut map = std::collections::BTreeMap::new();
+    for pair in pairs {
+        let Some((claim, path)) = pair.split_once('=') else {
+            bail!("--map takes CLAIM=PATH (e.g. namespace=kubernetes.io.namespace), not {pair:?}");
+        };
+        map.insert(claim.trim().to_owned(), path.trim().to_owned());
+    }
+    Ok(Some(map))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -1373,27 +1396,4 @@ mod tests {
         let on_network = anyhow::Error::from(pipe()).context("request failed");
         assert!(!OutputError::is_broken_pipe(&on_network));
     }
-}
-
-/// Reads a local JWKS file to send inline.
-fn read_local_jwks(path: &std::path::Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the JWKS file {}", path.display()))?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("the JWKS file {} is not JSON", path.display()))
-}
-
-/// `--map CLAIM=PATH` flags as a claim mapping; `None` when there are none.
-fn parse_claim_map(pairs: &[String]) -> Result<Option<std::collections::BTreeMap<String, String>>> {
-    if pairs.is_empty() {
-        return Ok(None);
-    }
-    let mut map = std::collections::BTreeMap::new();
-    for pair in pairs {
-        let Some((claim, path)) = pair.split_once('=') else {
-            bail!("--map takes CLAIM=PATH (e.g. namespace=kubernetes.io.namespace), not {pair:?}");
-        };
-        map.insert(claim.trim().to_owned(), path.trim().to_owned());
-    }
-    Ok(Some(map))
 }
