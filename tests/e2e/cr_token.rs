@@ -1,15 +1,14 @@
 //! The `cr-token` grant and trusted issuers: a test issuer (RSA and EC keys made here) signs
 //! Kubernetes-style compute-resource tokens; trusted issuers are registered through the admin
-//! API (inline JWKS and a JWKS file, with rotation); profiles with links and claim rules are
-//! written to the store directly (their admin endpoint is another branch's).
+//! API (inline JWKS and a JWKS file, with rotation); profiles with links and claim rules through
+//! `/v1/trusted_profiles`.
 
 use crate::harness::*;
 use aws_lc_rs::rand::SystemRandom;
 use serde_json::{json, Value};
-use tessera_core::directory::Entity;
 use tessera_core::jose::{generate_pkcs8, SigningKey};
 use tessera_core::model::{
-    Algorithm, ClaimCondition, ClaimOperator, ClaimRule, ComputeResourceLink, TrustedProfile,
+    Algorithm, ClaimCondition, ClaimOperator, ClaimRule, ComputeResourceLink,
 };
 
 const CR_GRANT: &str = "urn:ibm:params:oauth:grant-type:cr-token";
@@ -128,7 +127,7 @@ fn link(crn: &str, namespace: &str, name: &str) -> ComputeResourceLink {
     }
 }
 
-/// Writes a profile to the store and waits until the server's snapshot has it.
+/// Creates a profile through the admin API (ids of links and rules are generated there).
 async fn put_profile(
     server: &TestServer,
     account_id: &str,
@@ -136,34 +135,29 @@ async fn put_profile(
     links: Vec<ComputeResourceLink>,
     rules: Vec<ClaimRule>,
 ) -> String {
-    let id = tessera_core::ids::new_profile_id(&SystemRandom::new()).unwrap();
-    let profile = TrustedProfile {
-        id: id.clone(),
-        account_id: account_id.into(),
-        name: name.into(),
-        description: String::new(),
-        identities: vec![],
-        links,
-        rules,
-        created_at: now(),
+    let strip_id = |mut v: Value| {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("id");
+        }
+        v
     };
-    let store = server.open_store().await;
-    store
+    let links: Vec<Value> = links
+        .iter()
+        .map(|l| strip_id(serde_json::to_value(l).unwrap()))
+        .collect();
+    let rules: Vec<Value> = rules
+        .iter()
+        .map(|r| strip_id(serde_json::to_value(r).unwrap()))
+        .collect();
+    let admin = server.admin_token().await;
+    let profile = server
         .create(
-            &Entity::Profile(profile),
-            &tessera_store::AuditEvent {
-                at: now(),
-                actor: "e2e".into(),
-                action: "trusted_profile.create".into(),
-                request_id: "e2e".into(),
-                detail: name.into(),
-            },
+            &admin,
+            "trusted_profiles",
+            json!({"account_id": account_id, "name": name, "links": links, "rules": rules}),
         )
-        .await
-        .unwrap();
-    // The server follows the store's change feed (polling every 250 ms).
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-    id
+        .await;
+    profile["id"].as_str().unwrap().to_owned()
 }
 
 async fn cr_exchange(server: &TestServer, token: &str, extra: &[(&str, &str)]) -> (u16, Value) {
