@@ -614,6 +614,59 @@ pub struct CreateAuthorizedKey {
     pub description: Option<String>,
 }
 
+/// A trusted issuer (`/v1/trusted_issuers`). Holds public keys only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrustedIssuer {
+    /// `Issuer-…`.
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub issuer_url: String,
+    /// `{"inline": {JWKS}}` or `{"file": "/path"}`.
+    pub jwks: serde_json::Value,
+    pub audiences: Vec<String>,
+    pub cr_type: String,
+    pub crn: String,
+    pub claim_mapping: std::collections::BTreeMap<String, String>,
+    pub created_at: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `POST /v1/trusted_issuers`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CreateTrustedIssuer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    pub name: String,
+    pub issuer_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audiences: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cr_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim_mapping: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// `PUT /v1/trusted_issuers/{id}`: the fields given replace the issuer's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct UpdateTrustedIssuer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audiences: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim_mapping: Option<std::collections::BTreeMap<String, String>>,
+}
+
 /// `POST /v1/oauth_tokens`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CreateOAuthToken {
@@ -924,6 +977,34 @@ impl Client {
     }
     pub async fn delete_authorized_key(&self, id: &str) -> Result<()> {
         self.delete("authorized_keys", id).await
+    }
+
+    // --- trusted issuers ---
+
+    pub async fn create_trusted_issuer(&self, body: &CreateTrustedIssuer) -> Result<TrustedIssuer> {
+        self.create("trusted_issuers", body).await
+    }
+    pub async fn list_trusted_issuers(&self, query: &ListQuery) -> Result<Vec<TrustedIssuer>> {
+        self.list("trusted_issuers", query).await
+    }
+    pub async fn get_trusted_issuer(&self, id: &str) -> Result<TrustedIssuer> {
+        self.get("trusted_issuers", id).await
+    }
+    pub async fn update_trusted_issuer(
+        &self,
+        id: &str,
+        body: &UpdateTrustedIssuer,
+    ) -> Result<TrustedIssuer> {
+        self.admin(
+            Method::PUT,
+            &["v1", "trusted_issuers", id],
+            None::<&()>,
+            Some(body),
+        )
+        .await
+    }
+    pub async fn delete_trusted_issuer(&self, id: &str) -> Result<()> {
+        self.delete("trusted_issuers", id).await
     }
 
     // --- OAuth tokens ---

@@ -322,6 +322,13 @@ pub enum IamResource {
         #[command(subcommand)]
         verb: AccessBindingVerb,
     },
+    /// Trusted issuers: external OIDC issuers (Kubernetes clusters) whose tokens are
+    /// compute-resource tokens for the cr-token grant
+    #[command(alias = "issuers", visible_alias = "trusted-issuer")]
+    Issuer {
+        #[command(subcommand)]
+        verb: IssuerVerb,
+    },
     /// Trusted profiles (identities others become with `assume` or a compute-resource token)
     #[command(alias = "profiles", alias = "trusted-profile")]
     Profile {
@@ -334,6 +341,75 @@ pub enum IamResource {
         #[command(subcommand)]
         verb: PolicyVerb,
     },
+}
+
+/// `tessera iam issuer …`.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum IssuerVerb {
+    /// Register a trusted issuer
+    Create {
+        /// Display name
+        #[arg(long)]
+        name: String,
+        /// The exact `iss` of its tokens (https, or http on a loopback host)
+        #[arg(long, value_name = "URL")]
+        issuer_url: String,
+        /// A local JWKS file (e.g. from `kubectl get --raw /openid/v1/jwks`), sent inline
+        #[arg(
+            long,
+            value_name = "LOCAL_PATH",
+            conflicts_with = "server_jwks_path",
+            required_unless_present = "server_jwks_path"
+        )]
+        jwks_file: Option<PathBuf>,
+        /// A JWKS file path on the server, re-read when it changes (global administrator)
+        #[arg(long, value_name = "PATH")]
+        server_jwks_path: Option<String>,
+        /// Accepted token audience (repeatable; default iam)
+        #[arg(long = "audience", value_name = "AUD")]
+        audiences: Vec<String>,
+        /// Compute-resource type (IKS_SA, ROKS_SA, CE, VSI, BMS, PVS; default IKS_SA)
+        #[arg(long, value_name = "TYPE")]
+        cr_type: Option<String>,
+        /// The compute resource's CRN (default: derived from the account and issuer id)
+        #[arg(long)]
+        crn: Option<String>,
+        /// Claim mapping CLAIM=DOTTED.PATH (repeatable), e.g. namespace=kubernetes.io.namespace
+        #[arg(long = "map", value_name = "CLAIM=PATH")]
+        map: Vec<String>,
+        /// Account id (default: your own)
+        #[arg(long, value_name = "ID")]
+        account_id: Option<String>,
+    },
+    /// List trusted issuers
+    #[command(alias = "ls")]
+    List {
+        #[arg(long, value_name = "ID")]
+        account_id: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show a trusted issuer
+    Get(IdArg),
+    /// Replace a trusted issuer's keys or audiences (key rotation)
+    Update {
+        id: String,
+        /// A local JWKS file, sent inline
+        #[arg(long, value_name = "LOCAL_PATH", conflicts_with = "server_jwks_path")]
+        jwks_file: Option<PathBuf>,
+        /// A JWKS file path on the server (global administrator)
+        #[arg(long, value_name = "PATH")]
+        server_jwks_path: Option<String>,
+        /// Accepted token audience (repeatable; replaces the list)
+        #[arg(long = "audience", value_name = "AUD")]
+        audiences: Vec<String>,
+        /// Claim mapping CLAIM=DOTTED.PATH (repeatable; replaces the mapping)
+        #[arg(long = "map", value_name = "CLAIM=PATH")]
+        map: Vec<String>,
+    },
+    /// Delete a trusted issuer (its tokens stop working at once)
+    #[command(alias = "rm")]
+    Delete(IdArg),
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

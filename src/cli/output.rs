@@ -167,6 +167,31 @@ impl Tabular for ApiKey {
     }
 }
 
+impl Tabular for crate::client::TrustedIssuer {
+    const HEADERS: &'static [&'static str] = &[
+        "ID",
+        "ACCOUNT_ID",
+        "NAME",
+        "ISSUER_URL",
+        "CR_TYPE",
+        "AUDIENCES",
+        "CRN",
+        "CREATED_AT",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.account_id.clone(),
+            self.name.clone(),
+            self.issuer_url.clone(),
+            self.cr_type.clone(),
+            self.audiences.join(","),
+            self.crn.clone(),
+            self.created_at.clone(),
+        ]
+    }
+}
+
 impl Tabular for AuthorizedKey {
     const HEADERS: &'static [&'static str] = &[
         "ID",

@@ -3,7 +3,7 @@
 
 use super::args::{
     AccessBindingVerb, AccountVerb, ApiKeyVerb, ClientVerb, EnterpriseVerb, Format, IamResource,
-    KeyVerb, KeysVerb, OAuthTokenVerb, PageArgs, PolicyVerb, ProfileVerb, Secret,
+    IssuerVerb, KeyVerb, KeysVerb, OAuthTokenVerb, PageArgs, PolicyVerb, ProfileVerb, Secret,
     ServiceAccountVerb, UserVerb,
 };
 use super::config;
@@ -414,6 +414,7 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
         IamResource::OauthToken { .. } => "OAuth token",
         IamResource::Client { .. } => "client",
         IamResource::AccessBinding { .. } => "access binding",
+        IamResource::Issuer { .. } => "trusted issuer",
         IamResource::Profile { .. } => "trusted profile",
         IamResource::Policy { .. } => "authorization policy",
     };
@@ -757,6 +758,85 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
             KeyVerb::Delete(arg) => {
                 admin
                     .delete_authorized_key(&arg.id)
+                    .await
+                    .with_context(|| delete_failed(&arg.id))?;
+                op.deleted(&arg.id)
+            }
+        },
+
+        IamResource::Issuer { verb } => match verb {
+            IssuerVerb::Create {
+                name,
+                issuer_url,
+                jwks_file,
+                server_jwks_path,
+                audiences,
+                cr_type,
+                crn,
+                map,
+                account_id,
+            } => {
+                let body = client::CreateTrustedIssuer {
+                    account_id,
+                    name,
+                    issuer_url,
+                    jwks: jwks_file.as_deref().map(read_local_jwks).transpose()?,
+                    jwks_file: server_jwks_path,
+                    audiences: (!audiences.is_empty()).then_some(audiences),
+                    cr_type,
+                    crn,
+                    claim_mapping: parse_claim_map(&map)?,
+                };
+                let item = admin
+                    .create_trusted_issuer(&body)
+                    .await
+                    .with_context(create_failed)?;
+                op.one(&item)
+            }
+            IssuerVerb::List { account_id, page } => {
+                let query = ListQuery {
+                    account_id,
+                    ..ListQuery::default()
+                };
+                let items = collect_pages(
+                    &page,
+                    query,
+                    |i: &client::TrustedIssuer| i.id.as_str(),
+                    |q| async move { admin.list_trusted_issuers(&q).await },
+                )
+                .await
+                .with_context(list_failed)?;
+                op.list(&items)
+            }
+            IssuerVerb::Get(arg) => {
+                let item = admin
+                    .get_trusted_issuer(&arg.id)
+                    .await
+                    .with_context(|| get_failed(&arg.id))?;
+                op.one(&item)
+            }
+            IssuerVerb::Update {
+                id,
+                jwks_file,
+                server_jwks_path,
+                audiences,
+                map,
+            } => {
+                let body = client::UpdateTrustedIssuer {
+                    jwks: jwks_file.as_deref().map(read_local_jwks).transpose()?,
+                    jwks_file: server_jwks_path,
+                    audiences: (!audiences.is_empty()).then_some(audiences),
+                    claim_mapping: parse_claim_map(&map)?,
+                };
+                let item = admin
+                    .update_trusted_issuer(&id, &body)
+                    .await
+                    .with_context(|| format!("updating trusted issuer {id} failed"))?;
+                op.one(&item)
+            }
+            IssuerVerb::Delete(arg) => {
+                admin
+                    .delete_trusted_issuer(&arg.id)
                     .await
                     .with_context(|| delete_failed(&arg.id))?;
                 op.deleted(&arg.id)
@@ -1161,6 +1241,29 @@ async fn profile(admin: &Client, verb: ProfileVerb, op: &mut Op<'_>) -> Result<(
         .await
         .with_context(|| update_failed(&id))?;
     op.one(&updated)
+}
+
+/// Reads a local JWKS file to send inline.
+fn read_local_jwks(path: &std::path::Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the JWKS file {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("the JWKS file {} is not JSON", path.display()))
+}
+
+/// `--map CLAIM=PATH` flags as a claim mapping; `None` when there are none.
+fn parse_claim_map(pairs: &[String]) -> Result<Option<std::collections::BTreeMap<String, String>>> {
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    let mut map = std::collections::BTreeMap::new();
+    for pair in pairs {
+        let Some((claim, path)) = pair.split_once('=') else {
+            bail!("--map takes CLAIM=PATH (e.g. namespace=kubernetes.io.namespace), not {pair:?}");
+        };
+        map.insert(claim.trim().to_owned(), path.trim().to_owned());
+    }
+    Ok(Some(map))
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ mod admin;
 mod authz;
 mod cli;
 mod cluster;
+mod cr_token;
 mod delegated;
 mod harness;
 mod ibm_token;

@@ -17,6 +17,7 @@
 
 pub mod authn;
 pub mod authz;
+pub mod compute_resource;
 pub mod directory;
 pub mod error;
 pub mod iam_token;
@@ -33,6 +34,7 @@ pub mod seal;
 pub mod secret;
 pub mod service_account_jwt;
 pub mod token;
+pub mod trusted_issuer;
 pub mod trusted_profile;
 
 pub use error::{Error, ErrorKind};

@@ -14,6 +14,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod http;
 pub mod ibm;
+pub mod issuer_keys;
 pub mod maintenance;
 pub mod metrics_names;
 pub mod oidc;

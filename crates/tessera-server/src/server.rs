@@ -99,6 +99,7 @@ impl Server {
             store_healthy: Arc::new(AtomicBool::new(true)),
             metrics: crate::telemetry::init_metrics(),
             master,
+            issuer_keys: Default::default(),
             node_id,
         });
         Ok(Server {

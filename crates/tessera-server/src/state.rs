@@ -29,6 +29,8 @@ pub struct Inner {
     pub store_healthy: Arc<AtomicBool>,
     pub metrics: Option<PrometheusHandle>,
     pub master: Arc<tessera_core::seal::MasterKey>,
+    /// Parsed JWKS of trusted issuers (`cr-token` grant), cached per issuer.
+    pub issuer_keys: crate::issuer_keys::IssuerKeys,
     /// This process's name in store leases.
     pub node_id: String,
     /// Advertised address and JWT audiences of the Yandex surface.

@@ -35,8 +35,11 @@ pub struct Jwk {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyAlgorithm {
     Rs256,
+    Rs384,
+    Rs512,
     Ps256,
     Es256,
+    Es384,
     EdDsa,
 }
 
@@ -44,8 +47,11 @@ impl KeyAlgorithm {
     pub fn as_str(self) -> &'static str {
         match self {
             KeyAlgorithm::Rs256 => "RS256",
+            KeyAlgorithm::Rs384 => "RS384",
+            KeyAlgorithm::Rs512 => "RS512",
             KeyAlgorithm::Ps256 => "PS256",
             KeyAlgorithm::Es256 => "ES256",
+            KeyAlgorithm::Es384 => "ES384",
             KeyAlgorithm::EdDsa => "EdDSA",
         }
     }
@@ -83,8 +89,11 @@ impl VerifyingKey {
     pub fn from_jwk(jwk: &Jwk) -> Result<Self, VerifyError> {
         let algorithm = match (jwk.kty.as_str(), jwk.alg.as_deref(), jwk.crv.as_deref()) {
             ("RSA", Some("RS256"), _) => KeyAlgorithm::Rs256,
+            ("RSA", Some("RS384"), _) => KeyAlgorithm::Rs384,
+            ("RSA", Some("RS512"), _) => KeyAlgorithm::Rs512,
             ("RSA", Some("PS256"), _) => KeyAlgorithm::Ps256,
             ("EC", Some("ES256") | None, Some("P-256")) => KeyAlgorithm::Es256,
+            ("EC", Some("ES384") | None, Some("P-384")) => KeyAlgorithm::Es384,
             ("OKP", Some("EdDSA") | None, Some("Ed25519")) => KeyAlgorithm::EdDsa,
             _ => {
                 return Err(VerifyError::BadKeySet(format!(
@@ -95,7 +104,10 @@ impl VerifyingKey {
         };
         let rejected = |_| VerifyError::BadKeySet(format!("key {} is malformed", jwk.kid));
         let key = match algorithm {
-            KeyAlgorithm::Rs256 | KeyAlgorithm::Ps256 => {
+            KeyAlgorithm::Rs256
+            | KeyAlgorithm::Rs384
+            | KeyAlgorithm::Rs512
+            | KeyAlgorithm::Ps256 => {
                 let n = b64("n", &jwk.n)?;
                 let e = b64("e", &jwk.e)?;
                 let der = RsaPublicKeyComponents {
@@ -104,20 +116,24 @@ impl VerifyingKey {
                 }
                 .as_der()
                 .map_err(|_| VerifyError::BadKeySet(format!("key {} is malformed", jwk.kid)))?;
-                let alg: &'static dyn signature::VerificationAlgorithm =
-                    if algorithm == KeyAlgorithm::Rs256 {
-                        &signature::RSA_PKCS1_2048_8192_SHA256
-                    } else {
-                        &signature::RSA_PSS_2048_8192_SHA256
-                    };
+                let alg: &'static dyn signature::VerificationAlgorithm = match algorithm {
+                    KeyAlgorithm::Rs384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+                    KeyAlgorithm::Rs512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+                    KeyAlgorithm::Ps256 => &signature::RSA_PSS_2048_8192_SHA256,
+                    _ => &signature::RSA_PKCS1_2048_8192_SHA256,
+                };
                 ParsedPublicKey::new(alg, der.as_ref()).map_err(rejected)?
             }
-            KeyAlgorithm::Es256 => {
+            KeyAlgorithm::Es256 | KeyAlgorithm::Es384 => {
                 let mut point = vec![4u8];
                 point.extend(b64("x", &jwk.x)?);
                 point.extend(b64("y", &jwk.y)?);
-                ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
-                    .map_err(rejected)?
+                let alg = if algorithm == KeyAlgorithm::Es256 {
+                    &signature::ECDSA_P256_SHA256_FIXED
+                } else {
+                    &signature::ECDSA_P384_SHA384_FIXED
+                };
+                ParsedPublicKey::new(alg, point).map_err(rejected)?
             }
             KeyAlgorithm::EdDsa => {
                 ParsedPublicKey::new(&signature::ED25519, b64("x", &jwk.x)?).map_err(rejected)?
@@ -196,6 +212,15 @@ impl Jwks {
 
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// The key of a single-key set (for tokens without `kid`); `None` if there are more.
+    pub fn only(&self) -> Option<&Arc<VerifyingKey>> {
+        let mut keys = self.keys.values();
+        match (keys.next(), keys.next()) {
+            (Some(key), None) => Some(key),
+            _ => None,
+        }
     }
 
     /// Verifies a compact JWS and its time and issuer claims; returns the payload.

@@ -12,6 +12,7 @@ mod bindings;
 mod cutoffs;
 mod directory_objects;
 mod errors;
+mod issuers;
 mod keys;
 mod openapi;
 mod policies;
@@ -44,6 +45,7 @@ pub fn router() -> Router<AppState> {
         .merge(directory_objects::router())
         .merge(bindings::router())
         .merge(keys::router())
+        .merge(issuers::router())
         .merge(profiles::router())
         .merge(policies::router())
         .merge(cutoffs::router())

@@ -299,6 +299,81 @@ fn resources() -> Vec<ResourceDoc> {
             filters: &["subject_iam_id", "resource"],
         },
         ResourceDoc {
+            plural: "trusted_issuers",
+            title: "TrustedIssuer",
+            create: object(
+                &["name", "issuer_url"],
+                &[
+                    ("account_id", string()),
+                    ("name", string()),
+                    (
+                        "issuer_url",
+                        json!({"type": "string", "description": "The exact iss of its tokens: https, or http on a loopback host; no query or fragment."}),
+                    ),
+                    (
+                        "jwks",
+                        json!({"type": "object", "description": "Inline JWKS ({\"keys\": [...]}); give this or jwks_file."}),
+                    ),
+                    (
+                        "jwks_file",
+                        json!({"type": "string", "description": "Absolute path of a JWKS file on the server, re-read when it changes (global administrator only)."}),
+                    ),
+                    (
+                        "audiences",
+                        json!({"type": "array", "items": {"type": "string"}, "default": ["iam"]}),
+                    ),
+                    (
+                        "cr_type",
+                        json!({"enum": ["IKS_SA", "ROKS_SA", "CE", "VSI", "BMS", "PVS"], "default": "IKS_SA"}),
+                    ),
+                    (
+                        "crn",
+                        json!({"type": "string", "description": "The compute resource's CRN; default crn:v1:tessera:public:containers-kubernetes::a/<account>::cluster:<issuer id>."}),
+                    ),
+                    (
+                        "claim_mapping",
+                        json!({"type": "object", "additionalProperties": {"type": "string"}, "description": "Compute-resource claim -> dotted path in the token."}),
+                    ),
+                ],
+            ),
+            object: object(
+                &[
+                    "id",
+                    "account_id",
+                    "name",
+                    "issuer_url",
+                    "jwks",
+                    "audiences",
+                    "cr_type",
+                    "crn",
+                    "claim_mapping",
+                    "created_at",
+                ],
+                &[
+                    ("id", string()),
+                    ("account_id", string()),
+                    ("name", string()),
+                    ("issuer_url", string()),
+                    (
+                        "jwks",
+                        json!({"type": "object", "description": "{\"inline\": {JWKS}} or {\"file\": \"/path\"}"}),
+                    ),
+                    (
+                        "audiences",
+                        json!({"type": "array", "items": {"type": "string"}}),
+                    ),
+                    ("cr_type", string()),
+                    ("crn", string()),
+                    (
+                        "claim_mapping",
+                        json!({"type": "object", "additionalProperties": {"type": "string"}}),
+                    ),
+                    ("created_at", ts()),
+                ],
+            ),
+            filters: &["account_id"],
+        },
+        ResourceDoc {
             plural: "trusted_profiles",
             title: "TrustedProfile",
             create: {
@@ -566,6 +641,7 @@ pub fn document() -> Value {
     );
     paths.insert("/v1/audit".into(), json!({"get": {"summary": "Audit log (global administrator)", "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer"}}], "responses": error_responses(audit_ok)}}));
     signing_key_paths(&mut paths, &mut schemas);
+    trusted_issuer_update(&mut paths, &mut schemas);
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Tessera admin API", "version": "v1", "description": "Manage identities, credentials and access bindings. Authenticate with an IAM access token: Authorization: Bearer <token>."},
@@ -663,6 +739,36 @@ fn signing_key_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, V
     );
 }
 
+/// `PUT /v1/trusted_issuers/{id}`: key rotation and audience or mapping changes.
+fn trusted_issuer_update(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value>) {
+    schemas.insert(
+        "TrustedIssuerUpdate".into(),
+        object(
+            &[],
+            &[
+                ("jwks", json!({"type": "object"})),
+                ("jwks_file", string()),
+                (
+                    "audiences",
+                    json!({"type": "array", "items": {"type": "string"}}),
+                ),
+                (
+                    "claim_mapping",
+                    json!({"type": "object", "additionalProperties": {"type": "string"}}),
+                ),
+            ],
+        ),
+    );
+    let mut ok = Map::new();
+    ok.insert("200".into(), json!({"description": "the updated issuer", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TrustedIssuer"}}}}));
+    if let Some(Value::Object(item)) = paths.get_mut("/v1/trusted_issuers/{id}") {
+        item.insert(
+            "put".into(),
+            json!({"summary": "Replace a trusted issuer's keys, audiences or claim mapping (fields given replace; at least one)", "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TrustedIssuerUpdate"}}}}, "responses": error_responses(ok)}),
+        );
+    }
+}
+
 pub async fn openapi_get() -> Json<Value> {
     Json(document())
 }
@@ -683,6 +789,7 @@ mod tests {
             "oauth_tokens",
             "access_bindings",
             "authorization_policies",
+            "trusted_issuers",
         ] {
             assert!(
                 doc["paths"][format!("/v1/{plural}")]["post"].is_object(),
@@ -693,6 +800,7 @@ mod tests {
                 "{plural}"
             );
         }
+        assert!(doc["paths"]["/v1/trusted_issuers/{id}"]["put"].is_object());
         assert!(doc["paths"]["/v1/signing_keys"]["get"].is_object());
         assert!(doc["paths"]["/v1/token_cutoffs"]["post"].is_object());
         assert!(doc["paths"]["/v1/signing_keys/rotate"]["post"].is_object());

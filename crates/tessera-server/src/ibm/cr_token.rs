@@ -1,15 +1,209 @@
 //! The `cr-token` grant: a compute-resource token of a trusted issuer in, a profile token out.
+//!
+//! Steps: read `iss` from the (unverified) payload only to find the trusted issuer by its exact
+//! URL; verify the signature with the issuer's keys (by `kid`, or the only key), then `exp`,
+//! `nbf`, `iat` (60 s skew) and `aud`; build the [`ComputeResource`]; select the profile
+//! (`profile_id`, `profile_crn` or `profile_name` in the issuer's account, or else the single
+//! profile of that account that admits the resource); check that the profile admits it (a link
+//! or a claim rule) and the `IBM-Cloud-Tenant` pin; mint a profile token without a refresh
+//! token. Errors never echo the token or its claim values.
 
-use super::token::GrantRequest;
+use super::token::{GrantRequest, GRANT_CR_TOKEN};
 use super::IbmError;
-use crate::tokens::IssuedTokens;
+use crate::tokens::{IssueRequest, IssuedTokens};
+use std::sync::Arc;
+use tessera_core::authn;
+use tessera_core::compute_resource::{check_token_claims, profile_admits, ComputeResource};
+use tessera_core::directory::Directory;
 use tessera_core::error::{Error, ErrorKind};
+use tessera_core::limits;
+use tessera_core::model::{TrustedIssuer, TrustedProfile};
+use tessera_core::principal::{Actor, AuthnMethod};
+use tessera_core::token::normalize_scope;
+use tessera_verify::decode_unverified;
+
+/// Largest `cr_token` accepted (after trimming).
+pub const MAX_CR_TOKEN: usize = 16 * 1024;
+
+fn refused(message: impl Into<String>) -> IbmError {
+    Error::new(ErrorKind::InvalidCredential, message).into()
+}
 
 pub(super) fn cr_token_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, IbmError> {
-    let _ = request;
-    Err(Error::new(
-        ErrorKind::Unsupported,
-        "grant_type urn:ibm:params:oauth:grant-type:cr-token is not supported by this server yet.",
-    )
-    .into())
+    let GrantRequest {
+        state,
+        form,
+        client,
+        tenant,
+        now,
+    } = *request;
+    // The SDK sends the token file verbatim, trailing newline included.
+    let token = limits::required(
+        "cr_token",
+        form.cr_token.as_deref().map(str::trim),
+        MAX_CR_TOKEN,
+    )?;
+    let scope = normalize_scope(form.scope.as_deref())?;
+    let parts = decode_unverified(token)
+        .map_err(|e| IbmError::invalid(format!("cr_token is not a JWT: {e}")))?;
+    let unverified: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&parts.payload).map_err(|_| {
+            IbmError::invalid("cr_token is not a JWT: its payload is not a JSON object")
+        })?;
+    let iss = unverified
+        .get("iss")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| IbmError::invalid("cr_token has no iss claim"))?;
+
+    let issuer: Arc<TrustedIssuer> = state
+        .snapshot
+        .directory()
+        .issuer_by_url(iss)
+        .cloned()
+        .ok_or_else(|| {
+            refused(format!(
+                "The compute resource token was issued by {:?}, which is not a trusted issuer.",
+                truncate(iss)
+            ))
+        })?;
+    let keys = state.issuer_keys.keys_for(&issuer).map_err(|e| {
+        tracing::warn!(issuer = %issuer.id, error = %e, "trusted issuer keys unavailable");
+        IbmError::from(Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "The keys of trusted issuer {} could not be loaded.",
+                issuer.id
+            ),
+        ))
+    })?;
+    let key = match parts.kid.as_deref() {
+        Some(kid) => keys.get(kid),
+        None => keys.only(),
+    }
+    .ok_or_else(|| {
+        refused(format!(
+            "The compute resource token is signed with a key that trusted issuer {} does not publish.",
+            issuer.id
+        ))
+    })?;
+    key.verify_parts(&parts).map_err(|e| {
+        refused(format!(
+            "The compute resource token's signature does not verify with the keys of trusted issuer {} ({e}).",
+            issuer.id
+        ))
+    })?;
+    check_token_claims(&unverified, &issuer.audiences, now)
+        .map_err(|e| refused(format!("{}.", capitalize(e.message()))))?;
+    let resource = ComputeResource::from_token(&issuer, &unverified);
+
+    let principal = {
+        let dir = state.snapshot.directory();
+        let profile = select_profile(&dir, form, &resource)?;
+        profile_admits(&profile, &resource)
+            .map_err(|reason| Error::new(ErrorKind::PermissionDenied, format!("{reason}.")))?;
+        authn::check_tenant(&dir, &profile.account_id, tenant)?;
+        let actor = Actor {
+            sub: resource.subject.clone(),
+            iam_id: tessera_core::ids::crn_iam_id(&resource.crn),
+            sub_type: "CR".to_owned(),
+            name: resource.display_name(),
+        };
+        authn::profile_principal(&profile, actor, AuthnMethod::ComputeResource, 1, Vec::new())
+    };
+    let request = IssueRequest {
+        client_id: authn::client_id_or_default(client),
+        scope: &scope,
+        grant_type: GRANT_CR_TOKEN,
+        with_refresh_token: false,
+        now,
+    };
+    Ok(state.issue_ibm(&principal, &request)?)
+}
+
+/// The profile asked for (`profile_id`, `profile_crn`, `profile_name`; several must agree), or
+/// else the single profile of the resource's account that admits it.
+fn select_profile(
+    dir: &Directory,
+    form: &super::token::TokenForm,
+    resource: &ComputeResource,
+) -> Result<Arc<TrustedProfile>, IbmError> {
+    let mut chosen: Option<Arc<TrustedProfile>> = None;
+    let mut choose = |field: &str, found: Option<&Arc<TrustedProfile>>| -> Result<(), IbmError> {
+        let profile = found.ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "No trusted profile with that {field} exists in account {} of the compute resource.",
+                    resource.account_id
+                ),
+            )
+        })?;
+        if chosen.as_ref().is_some_and(|c| c.id != profile.id) {
+            return Err(IbmError::invalid(
+                "profile_id, profile_crn and profile_name name different trusted profiles.",
+            ));
+        }
+        chosen = Some(profile.clone());
+        Ok(())
+    };
+    let in_account = |p: &&Arc<TrustedProfile>| p.account_id == resource.account_id;
+    if let Some(id) = nonempty(form.profile_id.as_deref()) {
+        let id = limits::bounded("profile_id", id, limits::MAX_ID)?;
+        choose("profile_id", dir.profile(id).filter(in_account))?;
+    }
+    if let Some(crn) = nonempty(form.profile_crn.as_deref()) {
+        let crn = limits::bounded("profile_crn", crn, 512)?;
+        choose("profile_crn", dir.profile_by_crn(crn).filter(in_account))?;
+    }
+    if let Some(name) = nonempty(form.profile_name.as_deref()) {
+        let name = limits::bounded("profile_name", name, 256)?;
+        choose(
+            "profile_name",
+            dir.profile_by_name(&resource.account_id, name),
+        )?;
+    }
+    if let Some(profile) = chosen {
+        return Ok(profile);
+    }
+    let admitting: Vec<&Arc<TrustedProfile>> = dir
+        .profiles_in(&resource.account_id)
+        .filter(|p| profile_admits(p, resource).is_ok())
+        .collect();
+    match admitting.as_slice() {
+        [only] => Ok((*only).clone()),
+        [] => Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "No trusted profile of account {} trusts this compute resource.",
+                resource.account_id
+            ),
+        )
+        .into()),
+        several => Err(IbmError::invalid(format!(
+            "{} trusted profiles of account {} trust this compute resource; choose one with \
+             profile_id, profile_crn or profile_name.",
+            several.len(),
+            resource.account_id
+        ))),
+    }
+}
+
+fn nonempty(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn truncate(value: &str) -> &str {
+    value
+        .char_indices()
+        .nth(128)
+        .map(|(i, _)| &value[..i])
+        .unwrap_or(value)
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }

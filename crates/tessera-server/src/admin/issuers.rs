@@ -1,0 +1,212 @@
+//! Trusted issuers (`/v1/trusted_issuers`): external OIDC issuers whose tokens are
+//! compute-resource tokens for the `cr-token` grant. Create validates everything (the URL, the
+//! key set or key file, audiences, type, CRN, claim mapping); PUT replaces the key set,
+//! audiences or claim mapping (key rotation). Get and delete are the generic handlers.
+//!
+//! `jwks_file` names a path on the server, so only the global administrator may set one:
+//! letting an account administrator probe the server's file system would be a leak.
+
+use super::auth::Caller;
+use super::directory_objects::{create_entity, find_or_404, internal, list_handler};
+use super::views::TrustedIssuerView;
+use super::{audit, created, settle, AdminError, AdminJson};
+use crate::http::RequestContext;
+use crate::issuer_keys::{parse_issuer_jwks, read_jwks_file};
+use crate::state::{now, AppState};
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use tessera_core::directory::{Entity, EntityKind};
+use tessera_core::model::{JwksSource, Resource, Role, TrustedIssuer};
+use tessera_core::{ids, limits, trusted_issuer};
+
+/// Index of trusted issuers in `directory_objects::KINDS`.
+const ISSUERS: usize = 9;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/trusted_issuers",
+            get(list_handler::<ISSUERS>).post(issuer_create),
+        )
+        .route("/v1/trusted_issuers/{id}", put(issuer_update))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssuerCreate {
+    account_id: Option<String>,
+    name: String,
+    issuer_url: String,
+    jwks: Option<Value>,
+    jwks_file: Option<String>,
+    audiences: Option<Vec<String>>,
+    cr_type: Option<String>,
+    crn: Option<String>,
+    claim_mapping: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssuerUpdate {
+    jwks: Option<Value>,
+    jwks_file: Option<String>,
+    audiences: Option<Vec<String>>,
+    claim_mapping: Option<BTreeMap<String, String>>,
+}
+
+/// The key source of a request: exactly one of `jwks` and `jwks_file`, checked now.
+fn jwks_source(
+    state: &AppState,
+    caller: &Caller,
+    jwks: Option<Value>,
+    jwks_file: Option<String>,
+) -> Result<Option<JwksSource>, AdminError> {
+    match (jwks, jwks_file) {
+        (Some(_), Some(_)) => Err(AdminError::invalid(
+            "give either jwks (an inline key set) or jwks_file (a path on the server), not both",
+        )),
+        (None, None) => Ok(None),
+        (Some(document), None) => {
+            parse_issuer_jwks(&document).map_err(|e| AdminError::invalid(format!("jwks: {e}")))?;
+            Ok(Some(JwksSource::Inline(document)))
+        }
+        (None, Some(path)) => {
+            if !caller.is_global_admin(state) {
+                return Err(AdminError::denied(
+                    "only the global administrator may set jwks_file (a path on the server); \
+                     send the key set inline as jwks",
+                ));
+            }
+            let path = limits::bounded("jwks_file", path.trim(), 1024)?.to_owned();
+            if !path.starts_with('/') {
+                return Err(AdminError::invalid("jwks_file must be an absolute path"));
+            }
+            read_jwks_file(&path).map_err(|e| AdminError::invalid(format!("jwks_file: {e}")))?;
+            Ok(Some(JwksSource::File(path)))
+        }
+    }
+}
+
+async fn issuer_create(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    AdminJson(body): AdminJson<IssuerCreate>,
+) -> Result<Response, AdminError> {
+    let account_id = match body.account_id.as_deref() {
+        Some(id) => ids::account_id("account_id", id)?,
+        None => caller.token.account_id().to_owned(),
+    };
+    caller.require(&state, Role::Admin, &Resource::Account(account_id.clone()))?;
+    if state.snapshot.directory().account(&account_id).is_none() {
+        return Err(AdminError::not_found(format!(
+            "account {account_id} not found"
+        )));
+    }
+    let name = limits::name("name", &body.name)?;
+    let issuer_url = trusted_issuer::issuer_url(body.issuer_url.trim())?;
+    let jwks = jwks_source(&state, &caller, body.jwks, body.jwks_file)?.ok_or_else(|| {
+        AdminError::invalid(
+            "jwks (an inline key set) or jwks_file (a path on the server) is required",
+        )
+    })?;
+    let audiences = trusted_issuer::audiences(body.audiences)?;
+    let cr_type = trusted_issuer::cr_type(body.cr_type.as_deref())?;
+    let claim_mapping = trusted_issuer::claim_mapping(body.claim_mapping)?;
+    let id = ids::new_issuer_id(&state.rng).map_err(internal)?;
+    let crn = match body.crn {
+        Some(crn) => {
+            let crn = crn.trim().to_owned();
+            if let Some(owner) = ids::parse_crn("crn", &crn)? {
+                if owner != account_id {
+                    return Err(AdminError::invalid(format!(
+                        "crn names account {owner}, but the issuer is in account {account_id}"
+                    )));
+                }
+            }
+            crn
+        }
+        None => trusted_issuer::default_crn(&account_id, &id),
+    };
+    if state
+        .snapshot
+        .directory()
+        .issuer_by_url(&issuer_url)
+        .is_some()
+    {
+        return Err(AdminError::new(
+            axum::http::StatusCode::CONFLICT,
+            "already_exists",
+            "a trusted issuer with this issuer_url already exists",
+        ));
+    }
+    let issuer = TrustedIssuer {
+        id,
+        account_id,
+        name,
+        issuer_url,
+        jwks,
+        audiences,
+        cr_type,
+        crn,
+        claim_mapping,
+        created_at: now(),
+    };
+    create_entity(&state, &ctx, &caller, &Entity::Issuer(issuer.clone())).await?;
+    Ok(created(TrustedIssuerView::from(&issuer)))
+}
+
+async fn issuer_update(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    AdminJson(body): AdminJson<IssuerUpdate>,
+) -> Result<Response, AdminError> {
+    let Entity::Issuer(mut issuer) = find_or_404(&state, EntityKind::Issuer, &id).await? else {
+        return Err(AdminError::internal("store returned another kind"));
+    };
+    caller.require(
+        &state,
+        Role::Admin,
+        &Resource::Account(issuer.account_id.clone()),
+    )?;
+    if body.jwks.is_none()
+        && body.jwks_file.is_none()
+        && body.audiences.is_none()
+        && body.claim_mapping.is_none()
+    {
+        return Err(AdminError::invalid(
+            "give at least one of jwks, jwks_file, audiences and claim_mapping",
+        ));
+    }
+    if let Some(source) = jwks_source(&state, &caller, body.jwks, body.jwks_file)? {
+        issuer.jwks = source;
+    }
+    if body.audiences.is_some() {
+        issuer.audiences = trusted_issuer::audiences(body.audiences)?;
+    }
+    if body.claim_mapping.is_some() {
+        issuer.claim_mapping = trusted_issuer::claim_mapping(body.claim_mapping)?;
+    }
+    let seq = state
+        .store
+        .put(
+            &Entity::Issuer(issuer.clone()),
+            &audit(
+                &ctx,
+                caller.iam_id(),
+                "trusted_issuer.update",
+                format!("trusted issuer {}", issuer.id),
+            ),
+        )
+        .await?;
+    settle(&state, seq).await;
+    tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), id = %issuer.id, "trusted issuer updated");
+    Ok(Json(TrustedIssuerView::from(&issuer)).into_response())
+}

@@ -1,0 +1,810 @@
+//! The `cr-token` grant and trusted issuers: a test issuer (RSA and EC keys made here) signs
+//! Kubernetes-style compute-resource tokens; trusted issuers are registered through the admin
+//! API (inline JWKS and a JWKS file, with rotation); profiles with links and claim rules through
+//! `/v1/trusted_profiles`.
+
+use crate::harness::*;
+use aws_lc_rs::rand::SystemRandom;
+use serde_json::{json, Value};
+use tessera_core::jose::{generate_pkcs8, SigningKey};
+use tessera_core::model::{
+    Algorithm, ClaimCondition, ClaimOperator, ClaimRule, ComputeResourceLink,
+};
+
+const CR_GRANT: &str = "urn:ibm:params:oauth:grant-type:cr-token";
+const ISSUER_URL: &str = "https://k8s.e2e.example/cluster-1";
+
+/// A test issuer's key.
+struct TestKey {
+    key: SigningKey,
+    rng: SystemRandom,
+}
+
+impl TestKey {
+    fn new(kid: &str, algorithm: Algorithm) -> TestKey {
+        let rng = SystemRandom::new();
+        let pkcs8 = generate_pkcs8(algorithm, &rng).unwrap();
+        TestKey {
+            key: SigningKey::from_pkcs8(kid, algorithm, &pkcs8).unwrap(),
+            rng,
+        }
+    }
+
+    fn jwks(&self) -> Value {
+        json!({"keys": [self.key.public_jwk()]})
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        self.key
+            .sign_jws(claims.to_string().as_bytes(), &self.rng)
+            .unwrap()
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A projected service-account token of `namespace/name` (nested `kubernetes.io` claims).
+fn k8s_claims(iss: &str, namespace: &str, name: &str) -> Value {
+    let now = now();
+    json!({
+        "iss": iss,
+        "sub": format!("system:serviceaccount:{namespace}:{name}"),
+        "aud": ["iam"],
+        "iat": now, "nbf": now, "exp": now + 3600,
+        "kubernetes.io": {
+            "namespace": namespace,
+            "serviceaccount": {"name": name, "uid": "0b5c"},
+            "pod": {"name": format!("{name}-7d9f"), "uid": "77aa"}
+        },
+        "team": "Payments-EU",
+        "groups": ["dev", "ops"],
+        "replicas": 3,
+        "canary": true
+    })
+}
+
+struct Setup {
+    server: TestServer,
+    admin: String,
+    account_id: String,
+    issuer: Value,
+}
+
+async fn setup_with(jwks: Value) -> Setup {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let account_id = jwt_payload(&admin)["account"]["bss"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let issuer = server
+        .create(
+            &admin,
+            "trusted_issuers",
+            json!({"name": "cluster-1", "issuer_url": ISSUER_URL, "jwks": jwks}),
+        )
+        .await;
+    Setup {
+        server,
+        admin,
+        account_id,
+        issuer,
+    }
+}
+
+fn condition(claim: &str, operator: ClaimOperator, value: Value) -> ClaimCondition {
+    ClaimCondition {
+        claim: claim.into(),
+        operator,
+        value: value.to_string(),
+    }
+}
+
+fn rule(conditions: Vec<ClaimCondition>) -> ClaimRule {
+    ClaimRule {
+        id: "ClaimRule-1".into(),
+        name: "rule".into(),
+        rule_type: "Profile-CR".into(),
+        cr_type: "IKS_SA".into(),
+        conditions,
+    }
+}
+
+fn link(crn: &str, namespace: &str, name: &str) -> ComputeResourceLink {
+    ComputeResourceLink {
+        id: "Link-1".into(),
+        cr_type: "IKS_SA".into(),
+        crn: crn.into(),
+        namespace: Some(namespace.into()),
+        name: Some(name.into()),
+        component_type: None,
+        component_name: None,
+    }
+}
+
+/// Creates a profile through the admin API (ids of links and rules are generated there).
+async fn put_profile(
+    server: &TestServer,
+    account_id: &str,
+    name: &str,
+    links: Vec<ComputeResourceLink>,
+    rules: Vec<ClaimRule>,
+) -> String {
+    let strip_id = |mut v: Value| {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("id");
+        }
+        v
+    };
+    let links: Vec<Value> = links
+        .iter()
+        .map(|l| strip_id(serde_json::to_value(l).unwrap()))
+        .collect();
+    let rules: Vec<Value> = rules
+        .iter()
+        .map(|r| strip_id(serde_json::to_value(r).unwrap()))
+        .collect();
+    let admin = server.admin_token().await;
+    let profile = server
+        .create(
+            &admin,
+            "trusted_profiles",
+            json!({"account_id": account_id, "name": name, "links": links, "rules": rules}),
+        )
+        .await;
+    profile["id"].as_str().unwrap().to_owned()
+}
+
+async fn cr_exchange(server: &TestServer, token: &str, extra: &[(&str, &str)]) -> (u16, Value) {
+    let mut form = vec![("grant_type", CR_GRANT), ("cr_token", token)];
+    form.extend_from_slice(extra);
+    let response = server.token_response(&form).await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+async fn issued_cr_tokens(server: &TestServer) -> u64 {
+    let text = server
+        .http
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with("tessera_tokens_issued_total{grant=\"cr-token\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn assert_profile_token(body: &Value, profile_id: &str, subject: &str) {
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    let claims = jwt_payload(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["sub_type"], "Profile", "{claims}");
+    assert_eq!(claims["iam_id"], format!("iam-{profile_id}"));
+    assert_eq!(claims["authn"]["sub_type"], "CR", "{claims}");
+    assert_eq!(claims["authn"]["sub"], subject, "{claims}");
+    assert_eq!(claims["grant_type"], CR_GRANT);
+}
+
+#[tokio::test]
+async fn cr_token_via_link_and_every_claim_rule_operator() {
+    let key = TestKey::new("k8s-rsa-1", Algorithm::Rs256);
+    let s = setup_with(key.jwks()).await;
+    let crn = s.issuer["crn"].as_str().unwrap().to_owned();
+    assert!(crn.contains(&format!("a/{}", s.account_id)), "{crn}");
+    let token = key.sign(&k8s_claims(ISSUER_URL, "prod", "billing"));
+    let subject = "system:serviceaccount:prod:billing";
+
+    let linked = put_profile(
+        &s.server,
+        &s.account_id,
+        "billing",
+        vec![link(&crn, "prod", "billing")],
+        vec![],
+    )
+    .await;
+    // One profile admits it: selected without naming it; the SDK's trailing newline is fine.
+    let (status, body) = cr_exchange(&s.server, &format!("{token}\n"), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_profile_token(&body, &linked, subject);
+    // By name, in the resource's account.
+    let (status, body) = cr_exchange(&s.server, &token, &[("profile_name", "billing")]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_profile_token(&body, &linked, subject);
+    // A link for another namespace does not admit it.
+    let other_ns = put_profile(
+        &s.server,
+        &s.account_id,
+        "other-ns",
+        vec![link(&crn, "dev", "billing")],
+        vec![],
+    )
+    .await;
+    let (status, body) = cr_exchange(&s.server, &token, &[("profile_id", &other_ns)]).await;
+    assert_eq!(status, 403, "{body}");
+    let message = body["errorMessage"].as_str().unwrap();
+    assert!(message.contains("namespace claim differs"), "{message}");
+    assert!(!message.contains("prod"), "no claim values: {message}");
+
+    use ClaimOperator::*;
+    let holds: Vec<(&str, Vec<ClaimCondition>)> = vec![
+        (
+            "equals",
+            vec![condition("namespace", Equals, json!("prod"))],
+        ),
+        (
+            "not-equals",
+            vec![condition("namespace", NotEquals, json!("dev"))],
+        ),
+        (
+            "eq-ic",
+            vec![condition("team", EqualsIgnoreCase, json!("payments-eu"))],
+        ),
+        (
+            "ne-ic",
+            vec![condition("team", NotEqualsIgnoreCase, json!("other"))],
+        ),
+        (
+            "contains-array",
+            vec![condition("groups", Contains, json!("ops"))],
+        ),
+        (
+            "contains-string",
+            vec![condition("team", Contains, json!("ments"))],
+        ),
+        (
+            "in",
+            vec![condition("namespace", In, json!(["dev", "prod"]))],
+        ),
+        ("number", vec![condition("replicas", Equals, json!("3"))]),
+        ("boolean", vec![condition("canary", Equals, json!(true))]),
+        ("pod", vec![condition("pod", Equals, json!("billing-7d9f"))]),
+        (
+            "and",
+            vec![
+                condition("namespace", Equals, json!("prod")),
+                condition("name", Equals, json!("billing")),
+            ],
+        ),
+    ];
+    for (name, conditions) in holds {
+        let id = put_profile(
+            &s.server,
+            &s.account_id,
+            name,
+            vec![],
+            vec![rule(conditions)],
+        )
+        .await;
+        let (status, body) = cr_exchange(&s.server, &token, &[("profile_id", &id)]).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        assert_profile_token(&body, &id, subject);
+    }
+    let fails: Vec<(&str, Vec<ClaimCondition>)> = vec![
+        (
+            "x-equals",
+            vec![condition("namespace", Equals, json!("Prod"))],
+        ),
+        (
+            "x-not-equals",
+            vec![condition("namespace", NotEquals, json!("prod"))],
+        ),
+        (
+            "x-eq-ic",
+            vec![condition("team", EqualsIgnoreCase, json!("payments"))],
+        ),
+        (
+            "x-ne-ic",
+            vec![condition("team", NotEqualsIgnoreCase, json!("PAYMENTS-EU"))],
+        ),
+        (
+            "x-contains",
+            vec![condition("groups", Contains, json!("admins"))],
+        ),
+        (
+            "x-in",
+            vec![condition("namespace", In, json!(["dev", "test"]))],
+        ),
+        ("x-number", vec![condition("replicas", Equals, json!(4))]),
+        ("x-missing", vec![condition("zone", NotEquals, json!("x"))]),
+        (
+            "x-and",
+            vec![
+                condition("namespace", Equals, json!("prod")),
+                condition("groups", Contains, json!("admins")),
+            ],
+        ),
+    ];
+    for (name, conditions) in fails {
+        let id = put_profile(
+            &s.server,
+            &s.account_id,
+            name,
+            vec![],
+            vec![rule(conditions)],
+        )
+        .await;
+        let (status, body) = cr_exchange(&s.server, &token, &[("profile_id", &id)]).await;
+        assert_eq!(status, 403, "{name}: {body}");
+        assert_eq!(body["errorCode"], "BXNIM0132E", "{name}: {body}");
+    }
+    // Now several profiles admit it: the caller must choose.
+    let (status, body) = cr_exchange(&s.server, &token, &[]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["errorMessage"]
+        .as_str()
+        .unwrap()
+        .contains("choose one"));
+    // Flat claims (no kubernetes.io object) work too.
+    let flat = key.sign(&json!({
+        "iss": ISSUER_URL, "sub": "ci-job", "aud": "iam", "exp": now() + 600,
+        "namespace": "prod", "name": "billing"
+    }));
+    let (status, body) = cr_exchange(&s.server, &flat, &[("profile_id", &linked)]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_profile_token(&body, &linked, "ci-job");
+}
+
+#[tokio::test]
+async fn cr_token_refusals_issue_nothing() {
+    let key = TestKey::new("k8s-rsa-1", Algorithm::Rs256);
+    let s = setup_with(key.jwks()).await;
+    let crn = s.issuer["crn"].as_str().unwrap().to_owned();
+    let profile = put_profile(
+        &s.server,
+        &s.account_id,
+        "billing",
+        vec![link(&crn, "prod", "billing")],
+        vec![],
+    )
+    .await;
+    let good = key.sign(&k8s_claims(ISSUER_URL, "prod", "billing"));
+    let (status, body) = cr_exchange(&s.server, &good, &[("profile_id", &profile)]).await;
+    assert_eq!(status, 200, "{body}");
+    let issued = issued_cr_tokens(&s.server).await;
+    assert_eq!(issued, 1);
+
+    let refuse = |status: u16, code: &'static str, needle: &'static str| (status, code, needle);
+    let mut expired = k8s_claims(ISSUER_URL, "prod", "billing");
+    expired["exp"] = json!(now() - 120);
+    let mut audience = k8s_claims(ISSUER_URL, "prod", "billing");
+    audience["aud"] = json!(["vault"]);
+    let other_key = TestKey::new("k8s-rsa-1", Algorithm::Rs256);
+    let unknown_kid = TestKey::new("k8s-rsa-2", Algorithm::Rs256);
+    // Flip a character in the middle of the signature (still valid base64url).
+    let mut tampered = good.clone().into_bytes();
+    let at = tampered.len() - 10;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let cases: Vec<(String, (u16, &str, &str))> = vec![
+        (
+            key.sign(&expired),
+            refuse(400, "BXNIM0407E", "the compute resource token has expired"),
+        ),
+        (
+            key.sign(&audience),
+            refuse(400, "BXNIM0407E", "aud does not name an audience"),
+        ),
+        (
+            other_key.sign(&k8s_claims(ISSUER_URL, "prod", "billing")),
+            refuse(400, "BXNIM0407E", "signature does not verify"),
+        ),
+        (
+            unknown_kid.sign(&k8s_claims(ISSUER_URL, "prod", "billing")),
+            refuse(400, "BXNIM0407E", "does not publish"),
+        ),
+        (tampered, refuse(400, "BXNIM0407E", "signature")),
+        (
+            key.sign(&k8s_claims("https://evil.example", "prod", "billing")),
+            refuse(400, "BXNIM0407E", "not a trusted issuer"),
+        ),
+        (
+            "not-a-jwt".to_owned(),
+            refuse(400, "BXNIM0109E", "not a JWT"),
+        ),
+        (
+            key.sign(&k8s_claims(ISSUER_URL, "dev", "billing")),
+            refuse(403, "BXNIM0132E", "does not trust this compute resource"),
+        ),
+    ];
+    for (token, (status, code, needle)) in cases {
+        let (got, body) = cr_exchange(&s.server, &token, &[("profile_id", &profile)]).await;
+        assert_eq!(got, status, "{needle}: {body}");
+        assert_eq!(body["errorCode"], code, "{needle}: {body}");
+        let message = body["errorMessage"].as_str().unwrap().to_lowercase();
+        assert!(
+            message.contains(&needle.to_lowercase()),
+            "{needle}: {message}"
+        );
+    }
+    // Missing and oversized tokens.
+    let (status, body) = cr_exchange(&s.server, "  ", &[]).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = cr_exchange(&s.server, &"a".repeat(17 * 1024), &[]).await;
+    assert_eq!(status, 400);
+    // No profile admits a resource of another namespace, and none is named.
+    let (status, body) = cr_exchange(
+        &s.server,
+        &key.sign(&k8s_claims(ISSUER_URL, "dev", "x")),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["errorMessage"]
+        .as_str()
+        .unwrap()
+        .contains("No trusted profile"));
+
+    // A profile of another account cannot be named, even with a matching link.
+    let other = s
+        .server
+        .create(&s.admin, "accounts", json!({"name": "other"}))
+        .await;
+    let other_id = other["id"].as_str().unwrap();
+    let foreign = put_profile(
+        &s.server,
+        other_id,
+        "foreign",
+        vec![link(&crn, "prod", "billing")],
+        vec![],
+    )
+    .await;
+    let (status, body) = cr_exchange(&s.server, &good, &[("profile_id", &foreign)]).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = cr_exchange(&s.server, &good, &[("profile_name", "foreign")]).await;
+    assert_eq!(status, 404, "{body}");
+    // Tenant pin on another account.
+    let response = s
+        .server
+        .http
+        .post(format!("{}/identity/token", s.server.url))
+        .header("IBM-Cloud-Tenant", other_id)
+        .form(&[
+            ("grant_type", CR_GRANT),
+            ("cr_token", good.as_str()),
+            ("profile_id", profile.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errorCode"], "BXNIM0513E", "{body}");
+
+    assert_eq!(issued_cr_tokens(&s.server).await, issued, "nothing issued");
+    assert!(!s.server.logs().contains(&good), "the token is not logged");
+}
+
+#[tokio::test]
+async fn jwks_file_rotation_and_inline_update_with_ec_keys() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let account_id = jwt_payload(&admin)["account"]["bss"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = TestKey::new("ec-1", Algorithm::Es256);
+    let second = TestKey::new("ec-2", Algorithm::Es256);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jwks.json");
+    std::fs::write(&file, first.jwks().to_string()).unwrap();
+    let issuer = server
+        .create(
+            &admin,
+            "trusted_issuers",
+            json!({
+                "name": "ec", "issuer_url": ISSUER_URL,
+                "jwks_file": file.to_str().unwrap(),
+                "cr_type": "ROKS_SA",
+                "claim_mapping": {"namespace": "kubernetes.io.namespace"}
+            }),
+        )
+        .await;
+    assert_eq!(issuer["jwks"]["file"], file.to_str().unwrap());
+    let crn = issuer["crn"].as_str().unwrap();
+    let mut roks_link = link(crn, "prod", "billing");
+    roks_link.cr_type = "ROKS_SA".into();
+    let profile = put_profile(&server, &account_id, "roks", vec![roks_link], vec![]).await;
+    let claims = k8s_claims(ISSUER_URL, "prod", "billing");
+    let (status, body) = cr_exchange(&server, &first.sign(&claims), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_profile_token(&body, &profile, "system:serviceaccount:prod:billing");
+
+    // Rotation: rewrite the file; within about a second the new key works, the old does not.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    std::fs::write(&file, second.jwks().to_string()).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, body) = cr_exchange(&server, &second.sign(&claims), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = cr_exchange(&server, &first.sign(&claims), &[]).await;
+    assert_eq!(status, 400, "{body}");
+
+    // PUT replaces the key set with an inline one (back to the first key) and the audiences.
+    let id = issuer["id"].as_str().unwrap();
+    let (status, body) = server
+        .admin(
+            reqwest::Method::PUT,
+            &format!("/v1/trusted_issuers/{id}"),
+            &admin,
+            Some(json!({"jwks": first.jwks(), "audiences": ["iam", "vault"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["audiences"], json!(["iam", "vault"]));
+    let mut vault = claims.clone();
+    vault["aud"] = json!("vault");
+    let (status, body) = cr_exchange(&server, &first.sign(&vault), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = cr_exchange(&server, &second.sign(&claims), &[]).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn trusted_issuer_admin_validation() {
+    let key = TestKey::new("k1", Algorithm::Rs256);
+    let s = setup_with(key.jwks()).await;
+    let post = |body: Value| {
+        let server = &s.server;
+        let admin = s.admin.clone();
+        async move {
+            server
+                .admin(
+                    reqwest::Method::POST,
+                    "/v1/trusted_issuers",
+                    &admin,
+                    Some(body),
+                )
+                .await
+        }
+    };
+    let jwks = key.jwks();
+    let cases = [
+        (
+            json!({"name": "x", "issuer_url": "http://k8s.example", "jwks": jwks}),
+            400,
+            "https",
+        ),
+        (
+            json!({"name": "x", "issuer_url": "https://a.example/?q=1", "jwks": jwks}),
+            400,
+            "query",
+        ),
+        (
+            json!({"name": "x", "issuer_url": "https://a.example"}),
+            400,
+            "jwks",
+        ),
+        (
+            json!({"name": "x", "issuer_url": "https://a.example", "jwks": {"keys": []}}),
+            400,
+            "no usable public key",
+        ),
+        (
+            json!({"name": "x", "issuer_url": "https://a.example", "jwks": jwks, "jwks_file": "/etc/hostname"}),
+            400,
+            "not both",
+        ),
+        (
+            json!({"name": "x", "issuer_url": "https://a.example", "jwks_file": "/nonexistent/jwks.json"}),
+            400,
+            "cannot be read",
+        ),
+        (
+            json!({"name": "x", "issuer_url": "https://a.example", "jwks": jwks, "cr_type": "FOO"}),
+            400,
+            "cr_type",
+        ),
+        (
+            json!({"name": "x", "issuer_url": "https://a.example", "jwks": jwks, "audiences": []}),
+            400,
+            "audiences",
+        ),
+        (
+            json!({"name": "x", "issuer_url": "https://a.example", "jwks": jwks, "crn": "crn:v1:bad"}),
+            400,
+            "CRN",
+        ),
+        (
+            json!({"name": "x", "issuer_url": "https://a.example", "jwks": jwks, "claim_mapping": {"ns": "a..b"}}),
+            400,
+            "claim_mapping",
+        ),
+        (
+            json!({"name": "dup", "issuer_url": ISSUER_URL, "jwks": jwks}),
+            409,
+            "already exists",
+        ),
+    ];
+    for (body, status, needle) in cases {
+        let (got, value) = post(body.clone()).await;
+        assert_eq!(got, status, "{body}: {value}");
+        let message = value["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(needle), "{needle}: {message}");
+    }
+    let (status, list) = s
+        .server
+        .admin(reqwest::Method::GET, "/v1/trusted_issuers", &s.admin, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(list["trusted_issuers"].as_array().unwrap().len(), 1);
+    assert_eq!(list["trusted_issuers"][0]["audiences"], json!(["iam"]));
+    assert_eq!(list["trusted_issuers"][0]["cr_type"], "IKS_SA");
+    let id = s.issuer["id"].as_str().unwrap();
+    let (status, body) = s
+        .server
+        .admin(
+            reqwest::Method::PUT,
+            &format!("/v1/trusted_issuers/{id}"),
+            &s.admin,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = s
+        .server
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/v1/trusted_issuers/{id}"),
+            &s.admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let token = key.sign(&k8s_claims(ISSUER_URL, "prod", "billing"));
+    let (status, body) = cr_exchange(&s.server, &token, &[]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["errorMessage"]
+        .as_str()
+        .unwrap()
+        .contains("not a trusted issuer"));
+}
+
+/// Runs the `tessera` CLI against `server` as the administrator (environment credentials).
+fn cli(server: &TestServer, config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(binary())
+        .args(args)
+        .env("TESSERA_CONFIG_DIR", config)
+        .env("TESSERA_ENDPOINT", &server.url)
+        .env("TESSERA_APIKEY", ADMIN_KEY)
+        .env_remove("TESSERA_PROFILE")
+        .output()
+        .expect("run tessera")
+}
+
+fn cli_json(server: &TestServer, config: &std::path::Path, args: &[&str]) -> Value {
+    let output = cli(server, config, args);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[tokio::test]
+async fn issuer_cli_create_list_update_delete() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path();
+    let first = TestKey::new("cli-1", Algorithm::Rs256);
+    let second = TestKey::new("cli-2", Algorithm::Es256);
+    let local = home.path().join("cluster-jwks.json");
+    std::fs::write(&local, first.jwks().to_string()).unwrap();
+    let created = cli_json(
+        &server,
+        config,
+        &[
+            "iam",
+            "issuer",
+            "create",
+            "--name",
+            "cli-cluster",
+            "--issuer-url",
+            ISSUER_URL,
+            "--jwks-file",
+            local.to_str().unwrap(),
+            "--audience",
+            "iam",
+            "--audience",
+            "vault",
+            "--cr-type",
+            "ROKS_SA",
+            "--map",
+            "namespace=kubernetes.io.namespace",
+            "--format",
+            "json",
+        ],
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("Issuer-"), "{created}");
+    assert_eq!(created["audiences"], json!(["iam", "vault"]));
+    assert_eq!(created["cr_type"], "ROKS_SA");
+    assert_eq!(
+        created["claim_mapping"]["namespace"],
+        "kubernetes.io.namespace"
+    );
+    assert_eq!(created["jwks"]["inline"], first.jwks());
+
+    let table = cli(&server, config, &["iam", "issuer", "list"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains(&id) && table.contains(ISSUER_URL), "{table}");
+
+    // Rotation from a new local file; the audiences are replaced.
+    std::fs::write(&local, second.jwks().to_string()).unwrap();
+    let updated = cli_json(
+        &server,
+        config,
+        &[
+            "iam",
+            "issuer",
+            "update",
+            &id,
+            "--jwks-file",
+            local.to_str().unwrap(),
+            "--audience",
+            "iam",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(updated["jwks"]["inline"], second.jwks());
+    assert_eq!(updated["audiences"], json!(["iam"]));
+    let got = cli_json(
+        &server,
+        config,
+        &["iam", "issuer", "get", &id, "--format", "json"],
+    );
+    assert_eq!(got["jwks"]["inline"], second.jwks());
+
+    // Bad input: the server's message.
+    let bad = cli(
+        &server,
+        config,
+        &[
+            "iam",
+            "issuer",
+            "create",
+            "--name",
+            "x",
+            "--issuer-url",
+            "http://k8s.example",
+            "--jwks-file",
+            local.to_str().unwrap(),
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("https"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let bad_map = cli(
+        &server,
+        config,
+        &["iam", "issuer", "update", &id, "--map", "nonsense"],
+    );
+    assert!(!bad_map.status.success());
+    assert!(String::from_utf8_lossy(&bad_map.stderr).contains("CLAIM=PATH"));
+
+    let deleted = cli(&server, config, &["iam", "issuer", "delete", &id]);
+    assert!(deleted.status.success());
+    let (status, _) = server
+        .admin(
+            reqwest::Method::GET,
+            &format!("/v1/trusted_issuers/{id}"),
+            &server.admin_token().await,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+}
