@@ -139,5 +139,5 @@ def test_other_namespace_is_not_admitted(tessera_url, cluster, tmp_path):
     )
     with pytest.raises(ApiException) as caught:
         authenticator.token_manager.get_token()
-    assert caught.value.status_code == 403
+    assert caught.value.status_code == 400
     assert "does not trust this compute resource" in str(caught.value), str(caught.value)

@@ -230,7 +230,7 @@ async fn cr_token_via_link_and_every_claim_rule_operator() {
     )
     .await;
     let (status, body) = cr_exchange(&s.server, &token, &[("profile_id", &other_ns)]).await;
-    assert_eq!(status, 403, "{body}");
+    assert_eq!(status, 400, "{body}");
     let message = body["errorMessage"].as_str().unwrap();
     assert!(message.contains("namespace claim differs"), "{message}");
     assert!(!message.contains("prod"), "no claim values: {message}");
@@ -334,8 +334,8 @@ async fn cr_token_via_link_and_every_claim_rule_operator() {
         )
         .await;
         let (status, body) = cr_exchange(&s.server, &token, &[("profile_id", &id)]).await;
-        assert_eq!(status, 403, "{name}: {body}");
-        assert_eq!(body["errorCode"], "BXNIM0132E", "{name}: {body}");
+        assert_eq!(status, 400, "{name}: {body}");
+        assert_eq!(body["errorCode"], "BXNIM0407E", "{name}: {body}");
     }
     // Now several profiles admit it: the caller must choose.
     let (status, body) = cr_exchange(&s.server, &token, &[]).await;
@@ -413,7 +413,7 @@ async fn cr_token_refusals_issue_nothing() {
         ),
         (
             key.sign(&k8s_claims(ISSUER_URL, "dev", "billing")),
-            refuse(403, "BXNIM0132E", "does not trust this compute resource"),
+            refuse(400, "BXNIM0407E", "does not trust this compute resource"),
         ),
     ];
     for (token, (status, code, needle)) in cases {
@@ -438,7 +438,7 @@ async fn cr_token_refusals_issue_nothing() {
         &[],
     )
     .await;
-    assert_eq!(status, 403, "{body}");
+    assert_eq!(status, 400, "{body}");
     assert!(body["errorMessage"]
         .as_str()
         .unwrap()
@@ -459,9 +459,9 @@ async fn cr_token_refusals_issue_nothing() {
     )
     .await;
     let (status, body) = cr_exchange(&s.server, &good, &[("profile_id", &foreign)]).await;
-    assert_eq!(status, 404, "{body}");
+    assert_eq!(status, 400, "{body}");
     let (status, body) = cr_exchange(&s.server, &good, &[("profile_name", "foreign")]).await;
-    assert_eq!(status, 404, "{body}");
+    assert_eq!(status, 400, "{body}");
     // Tenant pin on another account.
     let response = s
         .server

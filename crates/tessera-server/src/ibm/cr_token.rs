@@ -100,7 +100,7 @@ pub(super) fn cr_token_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens,
         let dir = state.snapshot.directory();
         let profile = select_profile(&dir, form, &resource)?;
         profile_admits(&profile, &resource)
-            .map_err(|reason| Error::new(ErrorKind::PermissionDenied, format!("{reason}.")))?;
+            .map_err(|reason| Error::new(ErrorKind::InvalidCredential, format!("{reason}.")))?;
         authn::check_tenant(&dir, &profile.account_id, tenant)?;
         let actor = Actor {
             sub: resource.subject.clone(),
@@ -131,7 +131,7 @@ fn select_profile(
     let mut choose = |field: &str, found: Option<&Arc<TrustedProfile>>| -> Result<(), IbmError> {
         let profile = found.ok_or_else(|| {
             Error::new(
-                ErrorKind::NotFound,
+                ErrorKind::InvalidArgument,
                 format!(
                     "No trusted profile with that {field} exists in account {} of the compute resource.",
                     resource.account_id
@@ -172,7 +172,7 @@ fn select_profile(
     match admitting.as_slice() {
         [only] => Ok((*only).clone()),
         [] => Err(Error::new(
-            ErrorKind::PermissionDenied,
+            ErrorKind::InvalidCredential,
             format!(
                 "No trusted profile of account {} trusts this compute resource.",
                 resource.account_id
