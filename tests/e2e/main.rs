@@ -13,6 +13,7 @@
 //!   rpc and its REST twin, bad input, `t1.` tokens accepted everywhere.
 //! - `yandex_credentials`: authorized keys and OAuth tokens through the admin API and the CLI.
 //! - `tls`: the listener over TLS (self-signed local CA, PEM files, bad files) and h2c.
+//! - `password`: the password grant, TOTP MFA (enrolment, codes, replay) and brute-force throttling.
 //!
 //! `TESSERA_E2E_STORE=postgres` (with `TESSERA_TEST_DATABASE_URL`) runs every test on PostgreSQL,
 //! each in a schema of its own.
@@ -28,6 +29,7 @@ mod ibm_token;
 mod oidc;
 mod operations;
 mod ops;
+mod password;
 mod tls;
 mod yandex;
 mod yandex_credentials;

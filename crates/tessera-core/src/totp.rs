@@ -209,7 +209,10 @@ mod tests {
         assert_eq!(verify(&secret, &code, now - STEP), Some(step_of(now)));
         assert_eq!(verify(&secret, &code, now + 2 * STEP), None);
         assert_eq!(verify(&secret, &code, now - 2 * STEP), None);
-        assert_eq!(verify(&secret, &format!(" {code} "), now), Some(step_of(now)));
+        assert_eq!(
+            verify(&secret, &format!(" {code} "), now),
+            Some(step_of(now))
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod bindings;
 mod directory_objects;
 mod errors;
 mod keys;
+mod mfa;
 mod openapi;
 mod views;
 mod yandex_credentials;
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .merge(directory_objects::router())
         .merge(bindings::router())
         .merge(keys::router())
+        .merge(mfa::router())
         .route("/openapi.json", get(openapi::openapi_get))
         .layer(middleware::from_fn(render_errors))
 }
