@@ -305,6 +305,73 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
     let form = password_form("ada@example.com", PASSWORD);
     assert_eq!(f.user["totp"], "none");
 
+    // Carol, in an account without the requirement, has a confirmed factor: she needs a code
+    // anyway, until the factor is deleted.
+    let carol = server
+        .create(
+            &f.admin,
+            "users",
+            json!({"name": "Carol", "email": "carol@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let carol_id = carol["id"].as_str().unwrap();
+    let carol_form = password_form("carol@example.com", PASSWORD);
+    let (status, enrolled) = server
+        .admin(
+            Method::POST,
+            &format!("/v1/users/{carol_id}/totp"),
+            &f.admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{enrolled}");
+    let carol_secret = enrolled["secret"].as_str().unwrap().to_owned();
+    // A pending factor does not count yet.
+    let (status, body) = f.login(&server, &carol_form).await;
+    assert_eq!(status, 200, "{body}");
+    let step = step_now();
+    let (status, body) = server
+        .admin(
+            Method::POST,
+            &format!("/v1/users/{carol_id}/totp/confirm"),
+            &f.admin,
+            Some(json!({"code": code(&carol_secret, step)})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = f.login(&server, &carol_form).await;
+    assert_error(
+        status,
+        &body,
+        400,
+        "BXNIM0407E",
+        "one-time code is required",
+    );
+    let next = code(&carol_secret, step + 1);
+    let mut with_code = carol_form.clone();
+    with_code.push(("otp", &next));
+    let (status, body) = f.login(&server, &with_code).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        jwt_payload(body["access_token"].as_str().unwrap())["acr"],
+        2
+    );
+    let (status, _) = server
+        .admin(
+            Method::DELETE,
+            &format!("/v1/users/{carol_id}/totp"),
+            &f.admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = f.login(&server, &carol_form).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        jwt_payload(body["access_token"].as_str().unwrap())["acr"],
+        1
+    );
+
     // The account requires MFA: a user without a confirmed factor is told to enrol.
     let (status, body) = server
         .admin(
@@ -425,50 +492,6 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
     assert_eq!(claims["amr"], json!(["pwd", "otp"]));
     let (status, body) = f.login(&server, &valid).await;
     assert_error(status, &body, 400, "BXNIM0407E", "already been used");
-
-    // Without the account requirement, a confirmed factor is still required for this user...
-    let (status, _) = server
-        .admin(
-            Method::PATCH,
-            &format!("/v1/accounts/{}", f.account),
-            &f.admin,
-            Some(json!({"mfa": "NONE"})),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let (status, body) = f.login(&server, &form).await;
-    assert_error(
-        status,
-        &body,
-        400,
-        "BXNIM0407E",
-        "one-time code is required",
-    );
-    let later = code(&secret, step + 2);
-    let mut valid = form.clone();
-    valid.push(("otp", &later));
-    let (status, body) = f.login(&server, &valid).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        jwt_payload(body["access_token"].as_str().unwrap())["acr"],
-        2
-    );
-    // ...until it is deleted.
-    let (status, _) = server
-        .admin(
-            Method::DELETE,
-            &format!("/v1/users/{user_id}/totp"),
-            &f.admin,
-            None,
-        )
-        .await;
-    assert_eq!(status, 204);
-    let (status, body) = f.login(&server, &form).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        jwt_payload(body["access_token"].as_str().unwrap())["acr"],
-        1
-    );
 }
 
 #[tokio::test]
