@@ -595,3 +595,99 @@ async fn repeated_failures_are_throttled_per_credential_and_per_address() {
     assert!(server.logs().contains("locked"));
     assert!(!server.logs().contains(PASSWORD));
 }
+
+fn cli(config_dir: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(crate::harness::binary())
+        .args(args)
+        .env("TESSERA_CONFIG_DIR", config_dir)
+        .env_remove("TESSERA_ENDPOINT")
+        .env_remove("TESSERA_APIKEY")
+        .env_remove("TESSERA_PROFILE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn cli_updates_account_mfa_and_manages_totp() {
+    let server = TestServer::start().await;
+    let f = fixture(&server).await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path();
+    cli(
+        config,
+        &[
+            "login",
+            "--endpoint",
+            &server.url,
+            "--apikey",
+            crate::harness::ADMIN_KEY,
+        ],
+    );
+    let account: Value = serde_json::from_str(&cli(
+        config,
+        &[
+            "iam", "account", "update", &f.account, "--mfa", "totp", "--format", "json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(account["mfa"], "TOTP");
+    let user_id = f.user["id"].as_str().unwrap();
+    let table = cli(config, &["iam", "user", "totp", "enroll", user_id]);
+    let secret = table
+        .lines()
+        .find_map(|l| l.strip_prefix("Secret: "))
+        .unwrap_or_else(|| panic!("no secret in {table}"))
+        .trim()
+        .to_owned();
+    assert!(table.contains("URI: otpauth://totp/Tessera:"), "{table}");
+    let confirmed = cli(
+        config,
+        &[
+            "iam",
+            "user",
+            "totp",
+            "confirm",
+            user_id,
+            "--code",
+            &code(&secret, step_now()),
+            "--format",
+            "json",
+        ],
+    );
+    let confirmed: Value = serde_json::from_str(&confirmed).unwrap();
+    assert_eq!(confirmed["confirmed"], true);
+    let user: Value = serde_json::from_str(&cli(
+        config,
+        &["iam", "user", "get", user_id, "--format", "json"],
+    ))
+    .unwrap();
+    assert_eq!(user["totp"], "confirmed");
+    // The factor works at login, then goes away with `totp delete`.
+    let next = code(&secret, step_now() + 1);
+    let mut form = password_form("ada@example.com", PASSWORD);
+    form.push(("otp", &next));
+    let (status, body) = f.login(&server, &form).await;
+    assert_eq!(status, 200, "{body}");
+    cli(config, &["iam", "user", "totp", "delete", user_id]);
+    let user: Value = serde_json::from_str(&cli(
+        config,
+        &["iam", "user", "get", user_id, "--format", "json"],
+    ))
+    .unwrap();
+    assert_eq!(user["totp"], "none");
+    cli(
+        config,
+        &["iam", "account", "update", &f.account, "--mfa", "none"],
+    );
+    let (status, body) = f
+        .login(&server, &password_form("ada@example.com", PASSWORD))
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
