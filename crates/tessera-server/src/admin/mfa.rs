@@ -143,7 +143,7 @@ async fn totp_enroll(
         if existing.confirmed && !query.replace {
             return Err(AdminError::new(
                 StatusCode::CONFLICT,
-                "conflict",
+                "failed_precondition",
                 "the user already has a confirmed TOTP factor; pass ?replace=true to replace it (the new factor counts only once confirmed)",
             ));
         }
