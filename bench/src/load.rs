@@ -47,6 +47,8 @@ const DATABASE_PROCESS: &str = "postgres";
 const ACTIVE: &[u8] = br#""active":true"#;
 /// What a successful `POST /iam/v1/tokens` answer must contain.
 const IAM_TOKEN: &[u8] = br#""iamToken":"t1."#;
+/// What a successful IBM grant's answer contains.
+const ACCESS_TOKEN: &[u8] = br#""access_token":""#;
 
 /// What to run against one server.
 #[derive(Debug, Clone)]
@@ -90,6 +92,7 @@ impl Target {
         grant: Grant,
         creds: &Credentials,
         jwts: &[String],
+        prepared: Option<&crate::grants::Prepared>,
     ) -> anyhow::Result<Target> {
         const FORM: &str = "application/x-www-form-urlencoded";
         let (path, content_type, bodies, authorization, expect) = match grant {
@@ -134,6 +137,23 @@ impl Target {
             }
             Grant::YandexJwtGrpc => {
                 anyhow::bail!("the gRPC grant is driven by the gRPC load loop, not over HTTP/1.1")
+            }
+            Grant::Assume | Grant::IamAuthz | Grant::CrToken | Grant::Password => {
+                let prepared = prepared.with_context(|| {
+                    format!("the {} grant needs its prepared request", grant.name())
+                })?;
+                (
+                    "/identity/token",
+                    FORM,
+                    vec![prepared.body.clone()],
+                    prepared
+                        .authorization
+                        .as_deref()
+                        .map(HeaderValue::from_str)
+                        .transpose()
+                        .context("the Authorization header")?,
+                    Some(ACCESS_TOKEN),
+                )
             }
         };
         if addrs.is_empty() {
@@ -688,6 +708,7 @@ mod tests {
         Credentials {
             apikey: "tsk_key".to_owned(),
             iam_id: "iam-ServiceId-x".to_owned(),
+            account_id: "0123456789abcdef0123456789abcdef".to_owned(),
             admin_token: "admin".to_owned(),
             bearer_token: "bearer.jwt.sig".to_owned(),
             introspected_token: "other.jwt.sig".to_owned(),
@@ -700,7 +721,7 @@ mod tests {
             "127.0.0.1:1001".parse().unwrap(),
             "127.0.0.1:1002".parse().unwrap(),
         ];
-        let target = Target::new(&addrs, Grant::Apikey, &creds(), &[]).unwrap();
+        let target = Target::new(&addrs, Grant::Apikey, &creds(), &[], None).unwrap();
         let picked: Vec<u16> = (0..5).map(|i| target.endpoint(i).addr.port()).collect();
         assert_eq!(picked, [1001, 1002, 1001, 1002, 1001]);
         let request = target.request(1).unwrap();
@@ -712,29 +733,45 @@ mod tests {
     #[test]
     fn introspection_sends_a_bearer_and_needs_an_active_answer() {
         let addrs: Vec<SocketAddr> = vec!["127.0.0.1:1001".parse().unwrap()];
-        let target = Target::new(&addrs, Grant::Introspect, &creds(), &[]).unwrap();
+        let target = Target::new(&addrs, Grant::Introspect, &creds(), &[], None).unwrap();
         let request = target.request(0).unwrap();
         assert_eq!(request.uri().path(), "/identity/introspect");
         assert_eq!(request.headers()[AUTHORIZATION], "Bearer bearer.jwt.sig");
         assert_eq!(target.bodies, [Bytes::from_static(b"token=other.jwt.sig")]);
         assert!(target.body_ok(br#"{"active":true,"iam_id":"x"}"#));
         assert!(!target.body_ok(br#"{"active":false}"#));
-        assert!(Target::new(&[], Grant::Apikey, &creds(), &[]).is_err());
+        assert!(Target::new(&[], Grant::Apikey, &creds(), &[], None).is_err());
     }
 
     #[test]
     fn the_yandex_rest_grant_sends_one_jwt_per_connection_as_json() {
         let addrs: Vec<SocketAddr> = vec!["127.0.0.1:1001".parse().unwrap()];
         let jwts = ["a.b.c".to_owned(), "d.e.f".to_owned()];
-        let target = Target::new(&addrs, Grant::YandexJwtRest, &creds(), &jwts).unwrap();
+        let target = Target::new(&addrs, Grant::YandexJwtRest, &creds(), &jwts, None).unwrap();
         let request = target.request(3).unwrap();
         assert_eq!(request.uri().path(), "/iam/v1/tokens");
         assert_eq!(request.headers()[CONTENT_TYPE], "application/json");
         assert_eq!(target.bodies[1], Bytes::from_static(br#"{"jwt":"d.e.f"}"#));
         assert!(target.body_ok(br#"{"expiresAt":"2026-11-23T02:07:43Z","iamToken":"t1.x.y"}"#));
         assert!(!target.body_ok(br#"{"code":16}"#));
-        assert!(Target::new(&addrs, Grant::YandexJwtRest, &creds(), &[]).is_err());
-        assert!(Target::new(&addrs, Grant::YandexJwtGrpc, &creds(), &jwts).is_err());
+        assert!(Target::new(&addrs, Grant::YandexJwtRest, &creds(), &[], None).is_err());
+        assert!(Target::new(&addrs, Grant::YandexJwtGrpc, &creds(), &jwts, None).is_err());
+    }
+
+    #[test]
+    fn prepared_grants_send_their_body_and_basic_header() {
+        let addrs: Vec<SocketAddr> = vec!["127.0.0.1:1".parse().unwrap()];
+        let prepared = crate::grants::Prepared {
+            body: "grant_type=password&username=u&password=p".to_owned(),
+            authorization: Some("Basic Yzpz".to_owned()),
+        };
+        let target = Target::new(&addrs, Grant::Password, &creds(), &[], Some(&prepared)).unwrap();
+        let request = target.request(0).unwrap();
+        assert_eq!(request.uri(), "/identity/token");
+        assert_eq!(request.headers()[AUTHORIZATION], "Basic Yzpz");
+        assert!(target.body_ok(br#"{"access_token":"a.b.c"}"#));
+        assert!(!target.body_ok(br#"{"errorCode":"BXNIM0415E"}"#));
+        assert!(Target::new(&addrs, Grant::Assume, &creds(), &[], None).is_err());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! ```text
 //! cargo build --release
 //! cargo run --release -p tessera-bench -- [--connections 64] [--duration 10]
-//!     [--grants apikey,introspect,yandex-jwt-rest,yandex-jwt-grpc] [--algorithms RS256,ES256] [--json]
+//!     [--grants apikey,introspect,assume,iam-authz,cr-token,password,yandex-jwt-rest,yandex-jwt-grpc]
+//!     [--algorithms RS256,ES256] [--json]
 //!     [--nodes 1] [--database-url postgres://…] [--cluster-comparison]
 //!     [--wait-quiet 1200] [--noisy-retries 2]
 //! ```
@@ -15,7 +16,10 @@
 //!    set signed with `tessera_core::jose::SigningKey` for each algorithm (and, for the
 //!    introspection grant, the same token verified with `tessera_verify::Jwks`). For the Yandex
 //!    JWT grants, apart: PS256 verification of a service-account JWT (RSA-2048) and Ed25519
-//!    signing of a `t1.` claim set, combined as `1 / (1/verify + 1/sign)`.
+//!    signing of a `t1.` claim set, combined as `1 / (1/verify + 1/sign)`. For `assume` and
+//!    `iam-authz` the same combination of verifying and signing with the algorithm; for
+//!    `cr-token` ES256 verification (the issuer's key) and signing with the algorithm; for
+//!    `password` Argon2id verification (the server's parameters) and signing.
 //! 2. For each grant, algorithm and setup, **fresh servers** ([`server`]): `target/release/tessera
 //!    serve` (the sibling of this executable) on free 127.0.0.1 ports with temporary data
 //!    directories, the algorithm and a random bootstrap admin key. A setup is one node on its
@@ -26,6 +30,8 @@
 //!    also an RSA-2048 authorized key (`POST /v1/authorized_keys`), with whose private half the
 //!    benchmark signs one PS256 JWT per connection right before the load (valid for an hour,
 //!    longer than the flags let a run last; the server verifies each one in full every time).
+//!    The other IBM grants get their profile, policy, trusted issuer or user and client the same
+//!    way ([`grants`]).
 //! 3. **Load** ([`load`]): a warm-up, then a closed loop over N keep-alive HTTP/1.1 connections,
 //!    spread round-robin over the nodes (peak rate, p50/p99/max), then a paced run at half that
 //!    peak (p50/p99 there; the performance budget asks p99 < 5 ms). Successes and failures are
@@ -46,6 +52,7 @@
 //! with `--noisy-retries`, repeated. Every phase is bounded in time and only 127.0.0.1 (and the
 //! given database) is ever contacted.
 
+mod grants;
 mod grpc;
 mod load;
 mod machine;
@@ -81,6 +88,17 @@ pub enum Grant {
     YandexJwtRest,
     /// Yandex `IamTokenService/Create` with `{jwt}` over gRPC (h2c), the same exchange.
     YandexJwtGrpc,
+    /// IBM `assume`: the service account's access token for a token of a trusted profile that
+    /// trusts it.
+    Assume,
+    /// IBM `iam-authz`: the service account's access token for a CRN token that an
+    /// authorization policy allows.
+    IamAuthz,
+    /// IBM `cr-token`: a Kubernetes-style compute-resource token (ES256, from a trusted issuer)
+    /// for a profile token, matched by a claim rule.
+    CrToken,
+    /// IBM `password` with Basic client authentication: Argon2id-bound by design.
+    Password,
 }
 
 impl Grant {
@@ -90,7 +108,17 @@ impl Grant {
             Grant::Introspect => "introspect",
             Grant::YandexJwtRest => "yandex-jwt-rest",
             Grant::YandexJwtGrpc => "yandex-jwt-grpc",
+            Grant::Assume => "assume",
+            Grant::IamAuthz => "iam-authz",
+            Grant::CrToken => "cr-token",
+            Grant::Password => "password",
         }
+    }
+
+    /// The grants whose server work is verifying one incoming token and signing one: their raw
+    /// reference is `1 / (1/verify + 1/sign)`.
+    pub fn verifies_and_signs(self) -> bool {
+        matches!(self, Grant::Assume | Grant::IamAuthz | Grant::CrToken)
     }
 
     /// The Yandex JWT grants: PS256 in, an Ed25519 `t1.` token out, whatever `--algorithms` says.
@@ -99,9 +127,13 @@ impl Grant {
     }
 
     /// The grants in the order the report shows them.
-    pub const ALL: [Grant; 4] = [
+    pub const ALL: [Grant; 8] = [
         Grant::Apikey,
         Grant::Introspect,
+        Grant::Assume,
+        Grant::IamAuthz,
+        Grant::CrToken,
+        Grant::Password,
         Grant::YandexJwtRest,
         Grant::YandexJwtGrpc,
     ];
@@ -206,7 +238,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "apikey,yandex-jwt-rest,yandex-jwt-grpc"
+        default_value = "apikey,assume,iam-authz,cr-token,password,yandex-jwt-rest,yandex-jwt-grpc"
     )]
     grants: Vec<Grant>,
     /// Token-signing algorithms, comma-separated (RS256, PS256, ES256, EdDSA).
@@ -362,8 +394,13 @@ fn run() -> anyhow::Result<ExitCode> {
         yandex_raw = Some(raw);
     }
     let other = |rate: &signing::SignRate| rate.other_cores;
+    let signs = |grant: &Grant| {
+        matches!(grant, Grant::Apikey | Grant::Password) || grant.verifies_and_signs()
+    };
+    let verifies =
+        |grant: &Grant| matches!(grant, Grant::Introspect | Grant::Assume | Grant::IamAuthz);
     for &algorithm in &algorithms {
-        if grants.contains(&Grant::Apikey) {
+        if grants.iter().any(signs) {
             let rate = measure_raw(&mut quiet, &mut gave_up, args.noisy_retries, other, || {
                 signing::measure(
                     algorithm,
@@ -380,7 +417,7 @@ fn run() -> anyhow::Result<ExitCode> {
             ));
             raw_sign.push((algorithm, rate));
         }
-        if grants.contains(&Grant::Introspect) {
+        if grants.iter().any(verifies) {
             let rate = measure_raw(&mut quiet, &mut gave_up, args.noisy_retries, other, || {
                 signing::measure_verify(
                     algorithm,
@@ -398,6 +435,59 @@ fn run() -> anyhow::Result<ExitCode> {
             raw_verify.push((algorithm, rate));
         }
     }
+    // The compute-resource token is the issuer's (ES256 here), whatever the server signs with.
+    let raw_cr_verify = if grants.contains(&Grant::CrToken) {
+        let rate = measure_raw(&mut quiet, &mut gave_up, args.noisy_retries, other, || {
+            signing::measure_verify(
+                Algorithm::Es256,
+                sign_threads,
+                Duration::from_secs(args.sign_seconds),
+            )
+            .context("raw ES256 verification of a compute-resource token")
+        })?;
+        progress(&format!(
+            "raw ES256 verification (compute-resource token): {:.0}/s on {sign_threads} threads",
+            rate.per_s
+        ));
+        Some(rate)
+    } else {
+        None
+    };
+    let raw_argon2 = if grants.contains(&Grant::Password) {
+        let rate = measure_raw(&mut quiet, &mut gave_up, args.noisy_retries, other, || {
+            signing::measure_argon2(sign_threads, Duration::from_secs(args.sign_seconds))
+                .context("raw Argon2id password verification")
+        })?;
+        progress(&format!(
+            "raw Argon2id verification (the server's parameters): {:.1}/s on {sign_threads} threads",
+            rate.per_s
+        ));
+        Some(rate)
+    } else {
+        None
+    };
+    let find = |list: &[(Algorithm, signing::SignRate)], algorithm: Algorithm| {
+        list.iter().find(|(a, _)| *a == algorithm).map(|(_, r)| *r)
+    };
+    let combined = |grant: Grant| -> Vec<(Algorithm, signing::SignRate)> {
+        algorithms
+            .iter()
+            .filter_map(|&algorithm| {
+                let sign = find(&raw_sign, algorithm)?;
+                let first = match grant {
+                    Grant::Assume | Grant::IamAuthz => find(&raw_verify, algorithm)?,
+                    Grant::CrToken => raw_cr_verify?,
+                    Grant::Password => raw_argon2?,
+                    _ => return None,
+                };
+                Some((algorithm, signing::combine(first, sign)))
+            })
+            .collect()
+    };
+    let raw_assume = combined(Grant::Assume);
+    let raw_iam_authz = combined(Grant::IamAuthz);
+    let raw_cr_token = combined(Grant::CrToken);
+    let raw_password = combined(Grant::Password);
 
     let plan = load::Plan {
         connections: args.connections,
@@ -412,6 +502,10 @@ fn run() -> anyhow::Result<ExitCode> {
         let references = match grant {
             Grant::Apikey => &raw_sign,
             Grant::Introspect => &raw_verify,
+            Grant::Assume => &raw_assume,
+            Grant::IamAuthz => &raw_iam_authz,
+            Grant::CrToken => &raw_cr_token,
+            Grant::Password => &raw_password,
             Grant::YandexJwtRest | Grant::YandexJwtGrpc => &raw_yandex,
         };
         for &(algorithm, reference) in references {
@@ -575,6 +669,7 @@ async fn drive_cluster(
     } else {
         Vec::new()
     };
+    let prepared = grants::prepare(&http, &first, &creds, grant).await?;
     for base in &bases {
         server::check_token(&http, base, &creds, algorithm).await?;
         if grant == Grant::Introspect {
@@ -582,6 +677,9 @@ async fn drive_cluster(
         }
         if let Some(jwt) = jwts.first() {
             server::check_yandex_jwt(&http, base, jwt).await?;
+        }
+        if let Some(prepared) = &prepared {
+            grants::check(&http, base, grant, prepared).await?;
         }
     }
     let idle_rss_kib = cluster.rss_kib();
@@ -595,6 +693,7 @@ async fn drive_cluster(
             grant,
             &creds,
             &jwts,
+            prepared.as_ref(),
         )?)),
     };
     let plan = load::Plan {

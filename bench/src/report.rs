@@ -82,8 +82,8 @@ impl Row {
     /// Successes/s over what the cryptography alone allows.
     fn ratio(&self, rate: f64) -> f64 {
         let ceiling = match self.grant {
-            Grant::Apikey | Grant::YandexJwtRest | Grant::YandexJwtGrpc => self.reference.per_s,
             Grant::Introspect => self.reference.per_s / 2.0,
+            _ => self.reference.per_s,
         };
         rate / ceiling.max(f64::MIN_POSITIVE)
     }
@@ -249,7 +249,12 @@ impl Report {
             let (unit, reference) = match grant {
                 Grant::Apikey => ("tokens/s", "raw sign/s"),
                 Grant::Introspect => ("requests/s", "raw verify/s"),
-                Grant::YandexJwtRest | Grant::YandexJwtGrpc => ("tokens/s", "raw verify+sign/s"),
+                Grant::Password => ("tokens/s", "raw argon2+sign/s"),
+                Grant::Assume
+                | Grant::IamAuthz
+                | Grant::CrToken
+                | Grant::YandexJwtRest
+                | Grant::YandexJwtGrpc => ("tokens/s", "raw verify+sign/s"),
             };
             let mut table = Table::new();
             table.set_header(vec![
@@ -313,6 +318,22 @@ impl Report {
                      the caller's bearer token and the token asked about."
                 );
             }
+            match grant {
+                Grant::Assume | Grant::IamAuthz => println!(
+                    "{} raw: verifying the presented access token and signing the new one with \
+                     the same algorithm, on all cores: 1 / (1/verify + 1/sign). ratio = tokens/s ÷ that.",
+                    grant.name()
+                ),
+                Grant::CrToken => println!(
+                    "cr-token raw: ES256 verification of the compute-resource token (the issuer's \
+                     key) and signing with the algorithm: 1 / (1/verify + 1/sign)."
+                ),
+                Grant::Password => println!(
+                    "password raw: Argon2id verification with the server's parameters and signing: \
+                     1 / (1/argon2 + 1/sign). Slow by design (human passwords only)."
+                ),
+                _ => {}
+            }
             if grant.is_yandex() {
                 if let Some(raw) = self.rows.iter().find_map(|row| row.yandex_raw) {
                     println!(
@@ -375,7 +396,12 @@ impl Report {
                 match row.grant {
                     Grant::Apikey => "signing",
                     Grant::Introspect => "verification",
-                    Grant::YandexJwtRest | Grant::YandexJwtGrpc => "verification and signing",
+                    Grant::Password => "Argon2id and signing",
+                    Grant::Assume
+                    | Grant::IamAuthz
+                    | Grant::CrToken
+                    | Grant::YandexJwtRest
+                    | Grant::YandexJwtGrpc => "verification and signing",
                 },
                 row.algorithm.as_str()
             );
@@ -476,6 +502,8 @@ impl Report {
                     verdict(rate >= INTROSPECTION_BUDGET)
                 )),
                 (Grant::Apikey, Algorithm::Ps256) => {}
+                // No budget line of their own: the table shows their ratio to the raw work.
+                (Grant::Assume | Grant::IamAuthz | Grant::CrToken | Grant::Password, _) => {}
             }
             if let Some(idle) = max_mib(&measured.idle_rss_kib) {
                 lines.push(format!(
@@ -495,7 +523,12 @@ impl Report {
                 let reference_key = match row.grant {
                     Grant::Apikey => "raw_sign_per_s",
                     Grant::Introspect => "raw_verify_per_s",
-                    Grant::YandexJwtRest | Grant::YandexJwtGrpc => "raw_verify_and_sign_per_s",
+                    Grant::Password => "raw_argon2_and_sign_per_s",
+                    Grant::Assume
+                    | Grant::IamAuthz
+                    | Grant::CrToken
+                    | Grant::YandexJwtRest
+                    | Grant::YandexJwtGrpc => "raw_verify_and_sign_per_s",
                 };
                 let mut value = json!({
                     "grant": row.grant.name(),

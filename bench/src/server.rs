@@ -387,6 +387,8 @@ pub async fn check_database(url: &str) -> anyhow::Result<()> {
 pub struct Credentials {
     pub apikey: String,
     pub iam_id: String,
+    /// The administrator's (and the service account's) account.
+    pub account_id: String,
     /// The administrator's access token, for further admin calls.
     pub admin_token: String,
     /// `Authorization: Bearer` of the introspection requests.
@@ -416,7 +418,7 @@ pub async fn token_for(http: &reqwest::Client, base: &str, apikey: &str) -> anyh
 }
 
 /// Returns the JSON body of a 2xx response, or an error naming the request, status and body.
-async fn json_ok(response: reqwest::Response, what: &str) -> anyhow::Result<Value> {
+pub async fn json_ok(response: reqwest::Response, what: &str) -> anyhow::Result<Value> {
     let status = response.status();
     let text = response
         .text()
@@ -485,6 +487,7 @@ pub async fn provision(
     Ok(Credentials {
         apikey: apikey.to_owned(),
         iam_id: iam_id.to_owned(),
+        account_id: account_id.to_owned(),
         admin_token,
         bearer_token,
         introspected_token,

@@ -129,17 +129,44 @@ impl YandexRaw {
     /// Tokens per second if the cores did nothing but both: `1 / (1/verify + 1/sign)`; the other
     /// load is the larger of the two measurements'.
     pub fn combined(&self) -> SignRate {
-        let inverse = 1.0 / self.verify.per_s.max(f64::MIN_POSITIVE)
-            + 1.0 / self.sign.per_s.max(f64::MIN_POSITIVE);
-        let other_cores = match (self.verify.other_cores, self.sign.other_cores) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        SignRate {
-            per_s: 1.0 / inverse,
-            other_cores,
-        }
+        combine(self.verify, self.sign)
     }
+}
+
+/// Operations per second if the cores did nothing but `first` then `second` for each:
+/// `1 / (1/first + 1/second)`; the other load is the larger of the two measurements'.
+pub fn combine(first: SignRate, second: SignRate) -> SignRate {
+    let inverse =
+        1.0 / first.per_s.max(f64::MIN_POSITIVE) + 1.0 / second.per_s.max(f64::MIN_POSITIVE);
+    let other_cores = match (first.other_cores, second.other_cores) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    SignRate {
+        per_s: 1.0 / inverse,
+        other_cores,
+    }
+}
+
+/// Argon2id verifications per second of a password hashed the way the server hashes them
+/// (`tessera_core::secret::hash_password`), over `threads` threads during about `duration`.
+pub fn measure_argon2(threads: usize, duration: Duration) -> anyhow::Result<SignRate> {
+    let rng = SystemRandom::new();
+    let password = "bench-password-Correct-Horse-7";
+    let stored = tessera_core::secret::hash_password(password, &rng).context("hashing")?;
+    if !tessera_core::secret::verify_password(&stored, password) {
+        anyhow::bail!("the benchmark's own password hash does not verify");
+    }
+    let stored = stored.as_str();
+    repeat(threads, duration, || {
+        move || {
+            if tessera_core::secret::verify_password(stored, password) {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("verification failed"))
+            }
+        }
+    })
 }
 
 /// A service-account JWT as the Yandex SDKs sign it, for an RSA-2048 key `kid`.
