@@ -312,25 +312,40 @@ mod tests {
         let t = throttle();
         let user = Key::credential("user", "ada@example.com");
         let start = Instant::now();
-        assert_eq!(t.check_at(&[user.clone()], start), Ok(Duration::ZERO));
-        t.failure_at(&[user.clone()], start);
-        t.failure_at(&[user.clone()], start);
-        assert_eq!(t.check_at(&[user.clone()], start), Ok(BASE_DELAY));
-        t.failure_at(&[user.clone()], start);
-        assert_eq!(t.check_at(&[user.clone()], start), Ok(BASE_DELAY * 2));
-        t.failure_at(&[user.clone()], start);
         assert_eq!(
-            t.check_at(&[user.clone()], start),
+            t.check_at(std::slice::from_ref(&user), start),
+            Ok(Duration::ZERO)
+        );
+        t.failure_at(std::slice::from_ref(&user), start);
+        t.failure_at(std::slice::from_ref(&user), start);
+        assert_eq!(
+            t.check_at(std::slice::from_ref(&user), start),
+            Ok(BASE_DELAY)
+        );
+        t.failure_at(std::slice::from_ref(&user), start);
+        assert_eq!(
+            t.check_at(std::slice::from_ref(&user), start),
+            Ok(BASE_DELAY * 2)
+        );
+        t.failure_at(std::slice::from_ref(&user), start);
+        assert_eq!(
+            t.check_at(std::slice::from_ref(&user), start),
             Err(Locked { retry_after: 30 })
         );
         // Success does not lift a lock.
         t.success(&user);
-        assert!(t.check_at(&[user.clone()], start).is_err());
+        assert!(t.check_at(std::slice::from_ref(&user), start).is_err());
         let later = start + Duration::from_secs(31);
-        assert_eq!(t.check_at(&[user.clone()], later), Ok(Duration::ZERO));
+        assert_eq!(
+            t.check_at(std::slice::from_ref(&user), later),
+            Ok(Duration::ZERO)
+        );
         // After the lock the count starts again.
-        t.failure_at(&[user.clone()], later);
-        assert_eq!(t.check_at(&[user], later), Ok(Duration::ZERO));
+        t.failure_at(std::slice::from_ref(&user), later);
+        assert_eq!(
+            t.check_at(std::slice::from_ref(&user), later),
+            Ok(Duration::ZERO)
+        );
     }
 
     #[test]
@@ -340,14 +355,20 @@ mod tests {
         let bob = Key::credential("user", "bob");
         let now = Instant::now();
         for _ in 0..4 {
-            t.failure_at(&[ada.clone()], now);
+            t.failure_at(std::slice::from_ref(&ada), now);
         }
-        assert!(t.check_at(&[ada.clone()], now).is_err());
-        assert_eq!(t.check_at(&[bob.clone()], now), Ok(Duration::ZERO));
-        t.failure_at(&[bob.clone()], now);
-        t.failure_at(&[bob.clone()], now);
+        assert!(t.check_at(std::slice::from_ref(&ada), now).is_err());
+        assert_eq!(
+            t.check_at(std::slice::from_ref(&bob), now),
+            Ok(Duration::ZERO)
+        );
+        t.failure_at(std::slice::from_ref(&bob), now);
+        t.failure_at(std::slice::from_ref(&bob), now);
         t.success(&bob);
-        assert_eq!(t.check_at(&[bob], now), Ok(Duration::ZERO));
+        assert_eq!(
+            t.check_at(std::slice::from_ref(&bob), now),
+            Ok(Duration::ZERO)
+        );
     }
 
     #[test]
@@ -356,17 +377,20 @@ mod tests {
         let addr = Key::Address("192.0.2.1".parse().unwrap());
         let now = Instant::now();
         for _ in 0..5 {
-            t.failure_at(&[addr.clone()], now);
+            t.failure_at(std::slice::from_ref(&addr), now);
         }
-        assert!(t.check_at(&[addr.clone()], now).is_ok());
+        assert!(t.check_at(std::slice::from_ref(&addr), now).is_ok());
         // Failures outside the window start a new run.
         let later = now + Duration::from_secs(61);
-        t.failure_at(&[addr.clone()], later);
-        assert_eq!(t.check_at(&[addr.clone()], later), Ok(Duration::ZERO));
+        t.failure_at(std::slice::from_ref(&addr), later);
+        assert_eq!(
+            t.check_at(std::slice::from_ref(&addr), later),
+            Ok(Duration::ZERO)
+        );
         for _ in 0..5 {
-            t.failure_at(&[addr.clone()], later);
+            t.failure_at(std::slice::from_ref(&addr), later);
         }
-        assert!(t.check_at(&[addr], later).is_err());
+        assert!(t.check_at(std::slice::from_ref(&addr), later).is_err());
     }
 
     #[test]
@@ -381,9 +405,9 @@ mod tests {
         let key = Key::credential("user", "x");
         let now = Instant::now();
         for _ in 0..100 {
-            t.failure_at(&[key.clone()], now);
+            t.failure_at(std::slice::from_ref(&key), now);
         }
-        assert_eq!(t.check_at(&[key], now), Ok(MAX_DELAY));
+        assert_eq!(t.check_at(std::slice::from_ref(&key), now), Ok(MAX_DELAY));
     }
 
     #[test]
