@@ -691,3 +691,56 @@ async fn cli_updates_account_mfa_and_manages_totp() {
         .await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// The TLS accept loop passes the peer address on too: guessing from one address over HTTPS
+/// locks that address and not another.
+#[tokio::test]
+async fn address_throttling_works_over_tls() {
+    let server = TestServer::start_with(
+        &[
+            "--tls-self-signed",
+            "--throttle-address-delay-after",
+            "2",
+            "--throttle-address-lock-after",
+            "3",
+        ],
+        &[],
+    )
+    .await;
+    let pem = std::fs::read(server.data_dir().join("tls").join("ca.pem")).unwrap();
+    let client = |source: Ipv4Addr| {
+        reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .local_address(IpAddr::V4(source))
+            .build()
+            .unwrap()
+    };
+    let guesser = client(Ipv4Addr::new(127, 0, 0, 1));
+    let other = client(Ipv4Addr::new(127, 0, 0, 2));
+    let apikey_form = |key: &str| {
+        vec![
+            (
+                "grant_type".to_owned(),
+                "urn:ibm:params:oauth:grant-type:apikey".to_owned(),
+            ),
+            ("apikey".to_owned(), key.to_owned()),
+        ]
+    };
+    let send = |http: &reqwest::Client, key: &str| {
+        http.post(format!("{}/identity/token", server.url))
+            .form(&apikey_form(key))
+            .send()
+    };
+    for i in 0..3 {
+        let response = send(&guesser, &format!("guessed-key-{i}-abcdefghijklmnopqrst"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400);
+    }
+    let response = send(&guesser, crate::harness::ADMIN_KEY).await.unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let response = send(&other, crate::harness::ADMIN_KEY).await.unwrap();
+    assert_eq!(response.status(), 200);
+}
