@@ -513,6 +513,42 @@ pub struct CreateAccount {
     pub enterprise_id: Option<String>,
 }
 
+/// `PATCH /v1/accounts/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UpdateAccount {
+    /// `TOTP` or `NONE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa: Option<String>,
+}
+
+/// The answer to enrolling a TOTP factor: the secret, shown only once.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct TotpEnrollment {
+    pub user_id: String,
+    pub secret: String,
+    pub otpauth_uri: String,
+    pub confirmed: bool,
+    pub created_at: String,
+}
+
+impl fmt::Debug for TotpEnrollment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TotpEnrollment")
+            .field("user_id", &self.user_id)
+            .field("secret", &"<redacted>")
+            .field("confirmed", &self.confirmed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A user's TOTP factor, without its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TotpStatus {
+    pub user_id: String,
+    pub confirmed: bool,
+    pub created_at: String,
+}
+
 #[derive(Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CreateUser {
     pub account_id: String,
@@ -877,7 +913,47 @@ impl Client {
         self.delete("accounts", id).await
     }
 
+    /// `PATCH /v1/accounts/{id}`.
+    pub async fn update_account(&self, id: &str, body: &UpdateAccount) -> Result<Account> {
+        self.admin(
+            Method::PATCH,
+            &["v1", "accounts", id],
+            None::<&()>,
+            Some(body),
+        )
+        .await
+    }
+
     // --- users ---
+
+    /// `POST /v1/users/{id}/totp`: the answer holds the secret.
+    pub async fn enroll_totp(&self, user_id: &str, replace: bool) -> Result<TotpEnrollment> {
+        let url = self.url(&["v1", "users", user_id, "totp"]);
+        let query = [("replace", replace)];
+        let bytes = self
+            .admin_raw(Method::POST, url.clone(), Some(&query), None::<&()>)
+            .await?;
+        decode(&bytes, &url, Secrets::Present)
+    }
+
+    /// `POST /v1/users/{id}/totp/confirm`.
+    pub async fn confirm_totp(&self, user_id: &str, code: &str) -> Result<TotpStatus> {
+        self.admin(
+            Method::POST,
+            &["v1", "users", user_id, "totp", "confirm"],
+            None::<&()>,
+            Some(&serde_json::json!({ "code": code })),
+        )
+        .await
+    }
+
+    /// `DELETE /v1/users/{id}/totp`.
+    pub async fn delete_totp(&self, user_id: &str) -> Result<()> {
+        let url = self.url(&["v1", "users", user_id, "totp"]);
+        self.admin_raw(Method::DELETE, url, None::<&()>, None::<&()>)
+            .await?;
+        Ok(())
+    }
 
     pub async fn create_user(&self, body: &CreateUser) -> Result<User> {
         self.create("users", body).await

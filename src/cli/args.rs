@@ -623,6 +623,13 @@ pub enum AccountVerb {
     List(PageArgs),
     /// Show an account
     Get(IdArg),
+    /// Update an account (its MFA requirement)
+    Update {
+        id: String,
+        /// Second factor required of the account's users at password login
+        #[arg(long, value_enum)]
+        mfa: MfaArg,
+    },
     /// Delete an account (it must have no members)
     #[command(alias = "rm")]
     Delete(IdArg),
@@ -658,9 +665,58 @@ pub enum UserVerb {
     },
     /// Show a user
     Get(IdArg),
+    /// The user's TOTP second factor
+    Totp {
+        #[command(subcommand)]
+        verb: TotpVerb,
+    },
     /// Delete a user, with its API keys and access bindings
     #[command(alias = "rm")]
     Delete(IdArg),
+}
+
+/// `--mfa` of `iam account update`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaArg {
+    /// Users need a confirmed TOTP factor and a code to log in with a password
+    Totp,
+    /// A password alone is enough (users with a confirmed factor still need a code)
+    None,
+}
+
+impl MfaArg {
+    pub fn as_api(self) -> &'static str {
+        match self {
+            MfaArg::Totp => "TOTP",
+            MfaArg::None => "NONE",
+        }
+    }
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum TotpVerb {
+    /// Enrol a TOTP factor; prints the secret and otpauth:// URI once
+    Enroll {
+        /// User id (IBMid-…)
+        user_id: String,
+        /// Replace a confirmed factor
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Confirm the factor with a first code from the authenticator app
+    Confirm {
+        /// User id (IBMid-…)
+        user_id: String,
+        /// The current 6-digit code
+        #[arg(long)]
+        code: String,
+    },
+    /// Delete the user's TOTP factor
+    #[command(alias = "rm")]
+    Delete {
+        /// User id (IBMid-…)
+        user_id: String,
+    },
 }
 
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,8 @@
 use super::args::Format;
 use crate::client::{
     AccessBinding, Account, ApiKey, AuthorizationPolicy, AuthorizedKey, Enterprise, OAuthClient,
-    OAuthToken, ServiceAccount, SigningKey, TrustedProfile, User, Whoami,
+    OAuthToken, ServiceAccount, SigningKey, TotpEnrollment, TotpStatus, TrustedProfile, User,
+    Whoami,
 };
 use comfy_table::{presets, CellAlignment, Table};
 use serde::Serialize;
@@ -446,6 +447,45 @@ pub fn write_created_with_secret<T: Tabular, J: Serialize>(
             writeln!(
                 out,
                 "Save the {secret_noun} now: it is shown only once and cannot be retrieved later."
+            )
+        }
+    }
+}
+
+impl Tabular for TotpStatus {
+    const HEADERS: &'static [&'static str] = &["USER_ID", "CONFIRMED", "CREATED_AT"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.user_id.clone(),
+            self.confirmed.to_string(),
+            self.created_at.clone(),
+        ]
+    }
+}
+
+/// After `iam user totp enroll`: the factor, then its secret and URI, shown only once.
+pub fn write_totp_enrollment(
+    out: &mut dyn Write,
+    format: Format,
+    enrolled: &TotpEnrollment,
+) -> io::Result<()> {
+    match format {
+        Format::Json => write_json(out, enrolled),
+        Format::Table => {
+            let status = TotpStatus {
+                user_id: enrolled.user_id.clone(),
+                confirmed: enrolled.confirmed,
+                created_at: enrolled.created_at.clone(),
+            };
+            out.write_all(table(std::slice::from_ref(&status)).as_bytes())?;
+            writeln!(out)?;
+            writeln!(out, "Secret: {}", enrolled.secret)?;
+            writeln!(out, "URI: {}", enrolled.otpauth_uri)?;
+            writeln!(
+                out,
+                "Add it to an authenticator app now (it is shown only once), then confirm with \
+                 `tessera iam user totp confirm {} --code <code>`.",
+                enrolled.user_id
             )
         }
     }

@@ -4,7 +4,7 @@
 use super::args::{
     AccessBindingVerb, AccountVerb, ApiKeyVerb, ClientVerb, EnterpriseVerb, Format, IamResource,
     IssuerVerb, KeyVerb, KeysVerb, OAuthTokenVerb, PageArgs, PolicyVerb, ProfileVerb, Secret,
-    ServiceAccountVerb, UserVerb,
+    ServiceAccountVerb, TotpVerb, UserVerb,
 };
 use super::config;
 use super::output::{self, Tabular};
@@ -514,6 +514,18 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
                     .with_context(|| get_failed(&arg.id))?;
                 op.one(&item)
             }
+            AccountVerb::Update { id, mfa } => {
+                let updated = admin
+                    .update_account(
+                        &id,
+                        &client::UpdateAccount {
+                            mfa: Some(mfa.as_api().to_owned()),
+                        },
+                    )
+                    .await
+                    .with_context(|| format!("cannot update {id}"))?;
+                op.one(&updated)
+            }
             AccountVerb::Delete(arg) => {
                 admin
                     .delete_account(&arg.id)
@@ -559,6 +571,29 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
                     .with_context(|| get_failed(&arg.id))?;
                 op.one(&item)
             }
+            UserVerb::Totp { verb } => match verb {
+                TotpVerb::Enroll { user_id, replace } => {
+                    let enrolled = admin
+                        .enroll_totp(&user_id, replace)
+                        .await
+                        .with_context(|| format!("cannot enrol a TOTP factor for {user_id}"))?;
+                    emit(output::write_totp_enrollment(op.out, format, &enrolled))
+                }
+                TotpVerb::Confirm { user_id, code } => {
+                    let status = admin
+                        .confirm_totp(&user_id, &code)
+                        .await
+                        .with_context(|| format!("cannot confirm the TOTP factor of {user_id}"))?;
+                    op.one(&status)
+                }
+                TotpVerb::Delete { user_id } => {
+                    admin
+                        .delete_totp(&user_id)
+                        .await
+                        .with_context(|| delete_failed(&user_id))?;
+                    op.deleted(&user_id)
+                }
+            },
             UserVerb::Delete(arg) => {
                 admin
                     .delete_user(&arg.id)

@@ -16,6 +16,7 @@
 //! - `authz`: authorization policies and the `iam-authz` grant.
 //! - `tls`: the listener over TLS (self-signed local CA, PEM files, bad files) and h2c.
 //! - `profiles`: trusted profiles in the admin API and the `assume` grant.
+//! - `password`: the password grant, TOTP MFA (enrolment, codes, replay) and brute-force throttling.
 //!
 //! `TESSERA_E2E_STORE=postgres` (with `TESSERA_TEST_DATABASE_URL`) runs every test on PostgreSQL,
 //! each in a schema of its own.
@@ -34,6 +35,7 @@ mod ibm_token;
 mod oidc;
 mod operations;
 mod ops;
+mod password;
 mod profiles;
 mod tls;
 mod yandex;

@@ -55,6 +55,22 @@ pub fn principal_for(dir: &Directory, iam_id: &str, method: AuthnMethod) -> Resu
     })
 }
 
+/// The principal of a user who logged in with a password, and with a valid TOTP code when
+/// `second_factor` is true (`acr` 2, `amr` `["pwd", "otp"]`; else `acr` 1, `amr` `["pwd"]`).
+pub fn password_principal(
+    dir: &Directory,
+    user_id: &str,
+    second_factor: bool,
+) -> Result<Principal> {
+    if second_factor {
+        let mut principal = principal_for(dir, user_id, AuthnMethod::PasswordAndTotp)?;
+        principal.acr = 2;
+        Ok(principal)
+    } else {
+        principal_for(dir, user_id, AuthnMethod::Password)
+    }
+}
+
 /// The principal of trusted profile `profile`, which `actor` became. `acr` and `amr` are the
 /// actor's: becoming a profile does not raise (or lower) the authentication level.
 pub fn profile_principal(

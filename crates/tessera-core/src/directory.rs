@@ -480,6 +480,17 @@ impl Directory {
         self.users.get(id)
     }
 
+    /// The users with this e-mail address (compared case-insensitively), in any account. A scan:
+    /// only the password grant uses it, and that runs Argon2id afterwards anyway.
+    pub fn users_with_email<'a>(
+        &'a self,
+        email: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<User>> + 'a {
+        self.users
+            .values()
+            .filter(move |u| u.email.eq_ignore_ascii_case(email))
+    }
+
     pub fn service_account(&self, id: &str) -> Option<&Arc<ServiceAccount>> {
         self.service_accounts.get(id)
     }

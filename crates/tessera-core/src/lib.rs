@@ -14,6 +14,7 @@
 //! - [`secret`]: API keys and client secrets (keyed hashes) and passwords (Argon2id).
 //! - [`seal`]: AEAD sealing under the master key, for private keys and server secrets.
 //! - [`authn`]: turning a credential into a [`principal::Principal`].
+//! - [`totp`]: RFC 6238 one-time codes for the second factor.
 
 pub mod authn;
 pub mod authz;
@@ -34,6 +35,7 @@ pub mod seal;
 pub mod secret;
 pub mod service_account_jwt;
 pub mod token;
+pub mod totp;
 pub mod trusted_issuer;
 pub mod trusted_profile;
 

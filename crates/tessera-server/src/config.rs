@@ -130,6 +130,25 @@ pub struct ServeArgs {
         value_name = "NAME"
     )]
     pub tls_names: Vec<String>,
+    /// Brute-force throttling: failures of one credential before each attempt is delayed
+    /// (default 5).
+    #[arg(long, env = "TESSERA_THROTTLE_DELAY_AFTER", value_name = "N")]
+    pub throttle_delay_after: Option<u32>,
+    /// Failures of one credential before it is locked (default 10).
+    #[arg(long, env = "TESSERA_THROTTLE_LOCK_AFTER", value_name = "N")]
+    pub throttle_lock_after: Option<u32>,
+    /// Failures from one source address before each attempt is delayed (default 50).
+    #[arg(long, env = "TESSERA_THROTTLE_ADDRESS_DELAY_AFTER", value_name = "N")]
+    pub throttle_address_delay_after: Option<u32>,
+    /// Failures from one source address before it is locked (default 200).
+    #[arg(long, env = "TESSERA_THROTTLE_ADDRESS_LOCK_AFTER", value_name = "N")]
+    pub throttle_address_lock_after: Option<u32>,
+    /// Window in which failures count, from the first of a run (default 900).
+    #[arg(long, env = "TESSERA_THROTTLE_WINDOW", value_name = "SECONDS")]
+    pub throttle_window: Option<i64>,
+    /// How long a locked credential or address stays locked (default 900).
+    #[arg(long, env = "TESSERA_THROTTLE_LOCK_SECONDS", value_name = "SECONDS")]
+    pub throttle_lock_seconds: Option<i64>,
 }
 
 /// The optional configuration file. Unknown keys are an error, so typos do not pass silently.
@@ -162,6 +181,12 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     pub tls_self_signed: Option<bool>,
     pub tls_names: Option<Vec<String>>,
+    pub throttle_delay_after: Option<u32>,
+    pub throttle_lock_after: Option<u32>,
+    pub throttle_address_delay_after: Option<u32>,
+    pub throttle_address_lock_after: Option<u32>,
+    pub throttle_window: Option<i64>,
+    pub throttle_lock_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +228,8 @@ pub struct Config {
     /// Extra accepted service-account JWT audiences; the defaults are always accepted.
     pub jwt_audiences: Vec<String>,
     pub tls: TlsMode,
+    /// Brute-force throttling thresholds.
+    pub throttle: crate::throttle::ThrottleConfig,
 }
 
 /// How the listener speaks TLS.
@@ -271,6 +298,16 @@ impl Config {
                 bail!("configuration file version {version} is not supported (expected 1)");
             }
         }
+        // Copied out before the file's other fields are moved from.
+        let file_throttle = FileConfig {
+            throttle_delay_after: file.throttle_delay_after,
+            throttle_lock_after: file.throttle_lock_after,
+            throttle_address_delay_after: file.throttle_address_delay_after,
+            throttle_address_lock_after: file.throttle_address_lock_after,
+            throttle_window: file.throttle_window,
+            throttle_lock_seconds: file.throttle_lock_seconds,
+            ..FileConfig::default()
+        };
         let listen = match args.listen.or(file.listen) {
             Some(addr) => addr,
             None => DEFAULT_LISTEN.parse().context("default listen address")?,
@@ -406,6 +443,7 @@ impl Config {
             1,
             86_400,
         )?;
+        let throttle = throttle_config(args, &file_throttle, seconds)?;
         let iam_token_lifetime = seconds(
             "IAM token lifetime",
             args.iam_token_lifetime.or(file.iam_token_lifetime),
@@ -474,6 +512,7 @@ impl Config {
             advertised_address,
             jwt_audiences,
             tls,
+            throttle,
         })
     }
 
@@ -535,8 +574,68 @@ impl Config {
             advertised_address: None,
             jwt_audiences: Vec::new(),
             tls: TlsMode::Off,
+            throttle: crate::throttle::ThrottleConfig::default(),
         }
     }
+}
+
+/// The throttling thresholds: flags over the file over the defaults; each lock threshold must
+/// be above its delay threshold.
+fn throttle_config(
+    args: &ServeArgs,
+    file: &FileConfig,
+    seconds: impl Fn(&str, Option<i64>, i64, i64, i64) -> anyhow::Result<i64>,
+) -> anyhow::Result<crate::throttle::ThrottleConfig> {
+    use crate::throttle::{Limits, ThrottleConfig};
+    let defaults = ThrottleConfig::default();
+    let limits = |what: &str,
+                  delay: Option<u32>,
+                  lock: Option<u32>,
+                  default: Limits|
+     -> anyhow::Result<Limits> {
+        let delay_after = delay.unwrap_or(default.delay_after);
+        let lock_after = lock.unwrap_or(default.lock_after);
+        if delay_after == 0 || lock_after == 0 || lock_after > 1_000_000 {
+            bail!("{what} throttle thresholds must be between 1 and 1000000");
+        }
+        if lock_after < delay_after {
+            bail!("{what} lock threshold ({lock_after}) must not be below its delay threshold ({delay_after})");
+        }
+        Ok(Limits {
+            delay_after,
+            lock_after,
+        })
+    };
+    Ok(ThrottleConfig {
+        credential: limits(
+            "credential",
+            args.throttle_delay_after.or(file.throttle_delay_after),
+            args.throttle_lock_after.or(file.throttle_lock_after),
+            defaults.credential,
+        )?,
+        address: limits(
+            "address",
+            args.throttle_address_delay_after
+                .or(file.throttle_address_delay_after),
+            args.throttle_address_lock_after
+                .or(file.throttle_address_lock_after),
+            defaults.address,
+        )?,
+        window: seconds(
+            "throttle window",
+            args.throttle_window.or(file.throttle_window),
+            defaults.window as i64,
+            1,
+            86_400,
+        )? as u64,
+        lock_for: seconds(
+            "throttle lock time",
+            args.throttle_lock_seconds.or(file.throttle_lock_seconds),
+            defaults.lock_for as i64,
+            1,
+            86_400,
+        )? as u64,
+    })
 }
 
 /// How long a new key is published before it signs: twice the JWKS cache time, so a verifier

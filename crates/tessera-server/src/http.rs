@@ -25,6 +25,12 @@ pub struct RequestContext {
     pub started_at: OffsetDateTime,
 }
 
+/// The TCP peer of the connection a request came on, set by the server's accept loops. The
+/// source address brute-force throttling counts by; `X-Forwarded-For` is deliberately not
+/// consulted (any client can send it). Absent when the app is driven without a socket.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// Builds the whole application: every surface's routes under the shared layers.
 pub fn app(state: AppState) -> Router {
     // gRPC services are routers of their own (tonic), so the surface routers get their state

@@ -25,6 +25,7 @@ pub mod snapshot;
 pub mod state;
 pub mod storage;
 pub mod telemetry;
+pub mod throttle;
 pub mod tls;
 pub mod tokens;
 pub mod yandex;

@@ -6,3 +6,5 @@ pub const TOKENS_ISSUED: &str = "tessera_tokens_issued_total";
 pub const ERRORS: &str = "tessera_errors_total";
 pub const SNAPSHOT_API_KEYS: &str = "tessera_snapshot_api_keys";
 pub const SNAPSHOT_SEQ: &str = "tessera_snapshot_change_seq";
+/// Token requests delayed or refused by brute-force throttling (labels `key`, `action`).
+pub const THROTTLED: &str = "tessera_throttled_total";

@@ -6,6 +6,7 @@
 
 use crate::bootstrap;
 use crate::config::Config;
+use crate::http::PeerAddr;
 use crate::snapshot::Snapshot;
 use crate::state::{now, AppState, Inner};
 use anyhow::Context;
@@ -21,6 +22,8 @@ use tokio::net::TcpListener;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long open connections may take to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Concurrent Argon2id password checks (each uses about 19 MiB and one blocking thread).
+const PASSWORD_CHECKS: usize = 4;
 
 /// A bound, fully initialised server that has not started serving yet.
 pub struct Server {
@@ -86,7 +89,10 @@ impl Server {
             print_first_start(&config, &public_url, &first);
         }
         let yandex = crate::yandex::Settings::new(&config, &public_url);
+        let throttle = crate::throttle::Throttle::new(config.throttle);
         let state = AppState::new(Inner {
+            throttle,
+            password_checks: tokio::sync::Semaphore::new(PASSWORD_CHECKS),
             yandex,
             config,
             public_url,
@@ -159,7 +165,7 @@ async fn serve_plain(
     app: AppService,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let make = tower::make::Shared::new(app);
+    let make = WithPeer(app);
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
     // TCP_NODELAY on every accepted connection: an HTTP/2 (gRPC) answer goes out in several
     // small writes (headers, data, trailers), and with Nagle's algorithm the later ones wait for
@@ -183,6 +189,59 @@ async fn serve_plain(
             tracing::warn!("connections did not drain within 10 s; closing");
             Ok(())
         }
+    }
+}
+
+/// Makes the per-connection service for `axum::serve`: the app, with the TCP peer's address put
+/// into each request's extensions as [`PeerAddr`] (what brute-force throttling counts by).
+#[derive(Clone)]
+struct WithPeer(AppService);
+
+impl<'a, L> tower::Service<axum::serve::IncomingStream<'a, L>> for WithPeer
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    type Response = PeerService;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<PeerService, std::convert::Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, incoming: axum::serve::IncomingStream<'a, L>) -> Self::Future {
+        std::future::ready(Ok(PeerService {
+            app: self.0.clone(),
+            peer: PeerAddr(*incoming.remote_addr()),
+        }))
+    }
+}
+
+/// The app for one connection: inserts the peer's address into every request.
+#[derive(Clone)]
+struct PeerService {
+    app: AppService,
+    peer: PeerAddr,
+}
+
+impl tower::Service<axum::extract::Request> for PeerService {
+    type Response = <AppService as tower::Service<axum::extract::Request>>::Response;
+    type Error = <AppService as tower::Service<axum::extract::Request>>::Error;
+    type Future = <AppService as tower::Service<axum::extract::Request>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.app.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: axum::extract::Request) -> Self::Future {
+        request.extensions_mut().insert(self.peer);
+        self.app.call(request)
     }
 }
 
@@ -264,7 +323,11 @@ async fn serve_tls_connection(
     };
     let service = hyper_util::service::TowerToHyperService::new(tower::ServiceExt::map_request(
         app,
-        |request: http::Request<hyper::body::Incoming>| request.map(axum::body::Body::new),
+        move |request: http::Request<hyper::body::Incoming>| {
+            let mut request = request.map(axum::body::Body::new);
+            request.extensions_mut().insert(PeerAddr(remote));
+            request
+        },
     ));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     // With a timer hyper enforces its default header-read limit on HTTP/1 connections.

@@ -35,6 +35,10 @@ pub struct Inner {
     pub node_id: String,
     /// Advertised address and JWT audiences of the Yandex surface.
     pub yandex: crate::yandex::Settings,
+    /// Brute-force throttling and TOTP replay memory (per node).
+    pub throttle: crate::throttle::Throttle,
+    /// Bounds concurrent Argon2id password checks, so logins cannot use every blocking thread.
+    pub password_checks: tokio::sync::Semaphore,
 }
 
 impl AppState {

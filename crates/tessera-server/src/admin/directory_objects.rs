@@ -127,6 +127,18 @@ pub fn view(entity: &Entity) -> serde_json::Value {
     value.unwrap_or_default()
 }
 
+/// [`view`], plus what only the snapshot knows (a user's TOTP status).
+pub fn view_in(state: &AppState, entity: &Entity) -> serde_json::Value {
+    let mut value = view(entity);
+    if let (Entity::User(user), Some(object)) = (entity, value.as_object_mut()) {
+        object.insert(
+            "totp".into(),
+            super::mfa::totp_status(state, &user.id).into(),
+        );
+    }
+    value
+}
+
 /// The resource whose roles govern an object: its account, or `*` for global objects.
 fn governing_resource(entity: &Entity) -> Resource {
     match entity {
@@ -185,7 +197,10 @@ pub(super) async fn list_handler<const K: usize>(
     let Query(query) = query.map_err(|e| AdminError::invalid(e.body_text()))?;
     let (kind, plural) = KINDS[K];
     let entities = list_visible(&state, &caller, kind, &query).await?;
-    Ok(list_body(plural, entities.iter().map(view).collect()))
+    Ok(list_body(
+        plural,
+        entities.iter().map(|e| view_in(&state, e)).collect(),
+    ))
 }
 
 /// Lists objects the caller may read: all for the global administrator, else those in the
@@ -240,7 +255,7 @@ pub(super) async fn get_handler<const K: usize>(
     let (kind, _) = KINDS[K];
     let entity = find_or_404(&state, kind, &id).await?;
     caller.require(&state, Role::Viewer, &governing_resource(&entity))?;
-    Ok(Json(view(&entity)).into_response())
+    Ok(Json(view_in(&state, &entity)).into_response())
 }
 
 pub(super) async fn delete_handler<const K: usize>(
@@ -465,7 +480,7 @@ async fn user_create(
         created_at: now(),
     };
     create_entity(&state, &ctx, &caller, &Entity::User(user.clone())).await?;
-    Ok(created(UserView::from(&user)))
+    Ok(created(view_in(&state, &Entity::User(user))))
 }
 
 #[derive(Deserialize)]

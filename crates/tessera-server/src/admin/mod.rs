@@ -14,6 +14,7 @@ mod directory_objects;
 mod errors;
 mod issuers;
 mod keys;
+mod mfa;
 mod openapi;
 mod policies;
 mod profiles;
@@ -49,6 +50,7 @@ pub fn router() -> Router<AppState> {
         .merge(profiles::router())
         .merge(policies::router())
         .merge(cutoffs::router())
+        .merge(mfa::router())
         .route("/openapi.json", get(openapi::openapi_get))
         .layer(middleware::from_fn(render_errors))
 }

@@ -50,6 +50,7 @@ fn resources() -> Vec<ResourceDoc> {
                     ("id", string()),
                     ("name", string()),
                     ("enterprise_id", json!({"type": ["string", "null"]})),
+                    ("mfa", json!({"enum": ["NONE", "TOTP"]})),
                     ("created_at", ts()),
                 ],
             ),
@@ -90,6 +91,10 @@ fn resources() -> Vec<ResourceDoc> {
                     ("email", string()),
                     ("federated", json!({"type": "boolean"})),
                     ("has_password", json!({"type": "boolean"})),
+                    (
+                        "totp",
+                        json!({"enum": ["none", "pending", "confirmed"], "description": "The user's TOTP factor."}),
+                    ),
                     ("created_at", ts()),
                 ],
             ),
@@ -642,6 +647,7 @@ pub fn document() -> Value {
     paths.insert("/v1/audit".into(), json!({"get": {"summary": "Audit log (global administrator)", "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer"}}], "responses": error_responses(audit_ok)}}));
     signing_key_paths(&mut paths, &mut schemas);
     trusted_issuer_update(&mut paths, &mut schemas);
+    mfa_paths(&mut paths, &mut schemas);
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Tessera admin API", "version": "v1", "description": "Manage identities, credentials and access bindings. Authenticate with an IAM access token: Authorization: Bearer <token>."},
@@ -769,6 +775,82 @@ fn trusted_issuer_update(paths: &mut Map<String, Value>, schemas: &mut Map<Strin
     }
 }
 
+/// `PATCH /v1/accounts/{id}` and the TOTP factor routes of `/v1/users/{id}/totp`.
+fn mfa_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value>) {
+    let ts = json!({"type": "string", "format": "date-time"});
+    schemas.insert(
+        "AccountUpdate".into(),
+        object(
+            &[],
+            &[(
+                "mfa",
+                json!({"enum": ["TOTP", "NONE"], "description": "TOTP: users of the account need a confirmed TOTP factor and a code to log in with a password."}),
+            )],
+        ),
+    );
+    schemas.insert(
+        "TotpEnrollment".into(),
+        object(
+            &["user_id", "secret", "otpauth_uri", "confirmed", "created_at"],
+            &[
+                ("user_id", string()),
+                (
+                    "secret",
+                    json!({"type": "string", "description": "Base32 secret; shown only in this response."}),
+                ),
+                ("otpauth_uri", string()),
+                ("confirmed", json!({"type": "boolean"})),
+                ("created_at", ts.clone()),
+            ],
+        ),
+    );
+    schemas.insert(
+        "TotpStatus".into(),
+        object(
+            &["user_id", "confirmed", "created_at"],
+            &[
+                ("user_id", string()),
+                ("confirmed", json!({"type": "boolean"})),
+                ("created_at", ts),
+            ],
+        ),
+    );
+    schemas.insert(
+        "TotpConfirm".into(),
+        object(
+            &["code"],
+            &[("code", json!({"type": "string", "pattern": "^[0-9]{6}$"}))],
+        ),
+    );
+    let body = |schema: &str| json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+    let ok = |status: &str, schema: &str| {
+        let mut map = Map::new();
+        map.insert(status.into(), json!({"description": "ok", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}}));
+        error_responses(map)
+    };
+    let id = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    if let Some(Value::Object(account)) = paths.get_mut("/v1/accounts/{id}") {
+        account.insert(
+            "patch".into(),
+            json!({"summary": "Update an account's MFA requirement (account administrator)", "requestBody": body("AccountUpdate"), "responses": ok("200", "Account")}),
+        );
+    }
+    let mut deleted = Map::new();
+    deleted.insert("204".into(), json!({"description": "deleted"}));
+    paths.insert(
+        "/v1/users/{id}/totp".into(),
+        json!({
+            "parameters": id,
+            "post": {"summary": "Enrol a TOTP factor (the user or an account administrator); the secret is shown once", "parameters": [{"name": "replace", "in": "query", "schema": {"type": "boolean", "default": false}}], "responses": ok("201", "TotpEnrollment")},
+            "delete": {"summary": "Delete the user's TOTP factor", "responses": error_responses(deleted)},
+        }),
+    );
+    paths.insert(
+        "/v1/users/{id}/totp/confirm".into(),
+        json!({"parameters": id, "post": {"summary": "Confirm the TOTP factor with a first code", "requestBody": body("TotpConfirm"), "responses": ok("200", "TotpStatus")}}),
+    );
+}
+
 pub async fn openapi_get() -> Json<Value> {
     Json(document())
 }
@@ -804,6 +886,9 @@ mod tests {
         assert!(doc["paths"]["/v1/signing_keys"]["get"].is_object());
         assert!(doc["paths"]["/v1/token_cutoffs"]["post"].is_object());
         assert!(doc["paths"]["/v1/signing_keys/rotate"]["post"].is_object());
+        assert!(doc["paths"]["/v1/accounts/{id}"]["patch"].is_object());
+        assert!(doc["paths"]["/v1/users/{id}/totp"]["post"].is_object());
+        assert!(doc["paths"]["/v1/users/{id}/totp/confirm"]["post"].is_object());
         assert_eq!(
             doc["components"]["schemas"]["AuthorizedKey"]["properties"]["key_file"]["required"],
             serde_json::json!([

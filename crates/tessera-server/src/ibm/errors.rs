@@ -14,6 +14,7 @@
 //! | not found | 404 | BXNIM0404E |
 //! | method other than POST | 405 | BXNIM0405E |
 //! | too large body | 413 | BXNIM0413E |
+//! | too many failed attempts (brute-force lock) | 429 | BXNIM0429E |
 //! | internal | 500 | BXNIM0500E |
 //! | store unreachable beyond the staleness bound | 503 | BXNIM0503E |
 //! | unavailable | 503 | BXNIM0503E |
@@ -33,6 +34,8 @@ pub struct IbmError {
     pub message: String,
     /// Cause of a server-side failure, for the log only.
     pub internal: Option<String>,
+    /// Seconds for the `Retry-After` header (429 only).
+    pub retry_after: Option<u64>,
 }
 
 impl IbmError {
@@ -42,6 +45,7 @@ impl IbmError {
             code,
             message: message.into(),
             internal: None,
+            retry_after: None,
         }
     }
 
@@ -59,6 +63,19 @@ impl IbmError {
 
     pub fn invalid_client(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "BXNIM0301E", message)
+    }
+
+    /// Refused by brute-force throttling; says when to retry, and sets `Retry-After`.
+    pub fn throttled(retry_after: u64) -> Self {
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "BXNIM0429E",
+            format!(
+                "Too many failed attempts for this credential or from this address; try again in {retry_after} seconds."
+            ),
+        );
+        error.retry_after = Some(retry_after);
+        error
     }
 
     pub fn too_large(limit: usize) -> Self {
@@ -119,6 +136,11 @@ impl IbmError {
         if let Ok(id) = HeaderValue::from_str(&ctx.id) {
             response.headers_mut().insert("x-global-transaction-id", id);
         }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -152,6 +174,7 @@ impl From<Error> for IbmError {
                 code,
                 message: "Internal error; the request id identifies it in the server log.".into(),
                 internal: Some(error.message().to_owned()),
+                retry_after: None,
             };
         }
         IbmError::new(status, code, error.message())

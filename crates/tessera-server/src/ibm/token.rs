@@ -5,8 +5,9 @@
 //! error shape. Every grant reads the snapshot only; none writes.
 
 use super::{IbmError, TOKEN_PATH};
-use crate::http::{basic_credentials, is_form, read_body, BodyError, RequestContext};
+use crate::http::{basic_credentials, is_form, read_body, BodyError, PeerAddr, RequestContext};
 use crate::state::{now, AppState};
+use crate::throttle::Key;
 use crate::tokens::{IssueRequest, IssuedTokens};
 use axum::body::Body;
 use axum::extract::State;
@@ -14,11 +15,13 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 use std::sync::Arc;
 use tessera_core::authn;
 use tessera_core::error::{Error, ErrorKind};
 use tessera_core::limits::{self, MAX_BODY};
 use tessera_core::model::{OAuthClient, DEFAULT_CLIENT_ID};
+use tessera_core::secret::SecretPurpose;
 use tessera_core::token::normalize_scope;
 
 pub const GRANT_APIKEY: &str = "urn:ibm:params:oauth:grant-type:apikey";
@@ -85,11 +88,13 @@ struct TokenResponse<'a> {
 pub async fn ibm_token_post(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
+    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Response {
-    match token(&state, &headers, body).await {
+    let peer = peer.map(|Extension(PeerAddr(addr))| addr.ip());
+    match token(&state, &headers, body, peer).await {
         Ok(mut response) => {
             // The SDKs copy this header into their logs and exceptions; send it on success too.
             if let Ok(id) = axum::http::HeaderValue::from_str(&ctx.id) {
@@ -120,7 +125,12 @@ pub async fn ibm_token_other_method(
     response
 }
 
-async fn token(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, IbmError> {
+async fn token(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    peer: Option<IpAddr>,
+) -> Result<Response, IbmError> {
     let bytes = read_body(body, MAX_BODY).await.map_err(|e| match e {
         BodyError::TooLarge(limit) => IbmError::too_large(limit),
         BodyError::Unreadable => IbmError::invalid("The request body could not be read."),
@@ -136,7 +146,41 @@ async fn token(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Resp
         )
     })?;
     let now = now();
-    let client = authenticate_client(state, headers)?;
+    // Brute-force throttling of the source address, the Basic client and the API key (the
+    // password grant adds its user and TOTP keys itself).
+    let address = peer.map(Key::Address);
+    let client_key = match basic_credentials(headers) {
+        Ok(Some((id, _))) => Some(Key::credential("client", &id)),
+        _ => None,
+    };
+    let apikey_key = match (form.grant_type.as_deref(), form.apikey.as_deref()) {
+        (Some(GRANT_APIKEY), Some(apikey)) if apikey.len() <= limits::MAX_API_KEY => {
+            let hash = state.pepper.hash(SecretPurpose::ApiKey, apikey.trim());
+            Some(Key::credential("apikey", &hex(&hash.0)))
+        }
+        _ => None,
+    };
+    let keys: Vec<Key> = [address.clone(), client_key.clone(), apikey_key.clone()]
+        .into_iter()
+        .flatten()
+        .collect();
+    gate(state, &keys).await?;
+    let client = match authenticate_client(state, headers) {
+        Ok(client) => {
+            if let (Some(key), Some(_)) = (&client_key, &client) {
+                state.throttle.success(key);
+            }
+            client
+        }
+        Err(error) => {
+            let failed: Vec<Key> = [address.clone(), client_key]
+                .into_iter()
+                .flatten()
+                .collect();
+            state.throttle.failure(&failed);
+            return Err(error);
+        }
+    };
     let tenant = match headers.get(TENANT_HEADER) {
         None => None,
         Some(v) => Some(
@@ -154,9 +198,25 @@ async fn token(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Resp
         now,
     };
     let issued = match grant_type {
-        GRANT_APIKEY => return apikey_grant(&request),
+        GRANT_APIKEY => {
+            // The API-key grant renders its own answer (a DRT-only answer has no access token).
+            let result = apikey_grant(&request);
+            match &result {
+                Ok(_) => {
+                    if let Some(key) = &apikey_key {
+                        state.throttle.success(key);
+                    }
+                }
+                Err(error) if error.code == UNKNOWN_API_KEY => {
+                    let failed: Vec<Key> = [address, apikey_key].into_iter().flatten().collect();
+                    state.throttle.failure(&failed);
+                }
+                Err(_) => {}
+            }
+            return result;
+        }
         GRANT_REFRESH => refresh_grant(&request)?,
-        GRANT_PASSWORD => super::password::password_grant(&request).await?,
+        GRANT_PASSWORD => super::password::password_grant(&request, peer).await?,
         GRANT_ASSUME => super::assume::assume_grant(&request)?,
         GRANT_CR_TOKEN => super::cr_token::cr_token_grant(&request)?,
         GRANT_IAM_AUTHZ => super::authz::iam_authz_grant(&request)?,
@@ -175,6 +235,26 @@ async fn token(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Resp
         }
     };
     Ok(render(&issued))
+}
+
+/// The IBM code of an unknown API key (counted as a failed guess).
+const UNKNOWN_API_KEY: &str = "BXNIM0415E";
+
+/// Waits out the throttle's delay for `keys`, or refuses with 429 while any of them is locked.
+pub(super) async fn gate(state: &AppState, keys: &[Key]) -> Result<(), IbmError> {
+    state
+        .throttle
+        .gate(keys)
+        .await
+        .map_err(|locked| IbmError::throttled(locked.retry_after))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 fn truncate(value: &str) -> &str {

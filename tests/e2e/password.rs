@@ -1,0 +1,746 @@
+//! The `password` grant, TOTP MFA (enrolment through the admin API, codes at login) and
+//! brute-force throttling, against a real server over sockets.
+
+use crate::harness::{jwt_payload, TestServer};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::net::{IpAddr, Ipv4Addr};
+use tessera_core::totp;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// What the tests need: an admin token, its account, a Basic client, and a user with a password.
+struct Fixture {
+    admin: String,
+    account: String,
+    client_id: String,
+    client_secret: String,
+    user: Value,
+}
+
+async fn fixture(server: &TestServer) -> Fixture {
+    let admin = server.admin_token().await;
+    let (_, whoami) = server.admin(Method::GET, "/v1/whoami", &admin, None).await;
+    let account = whoami["account_id"].as_str().unwrap().to_owned();
+    let client = server
+        .create(&admin, "clients", json!({"id": "pwapp", "name": "pwapp"}))
+        .await;
+    let user = server
+        .create(
+            &admin,
+            "users",
+            json!({"name": "Ada", "email": "ada@example.com", "password": PASSWORD}),
+        )
+        .await;
+    Fixture {
+        admin,
+        account,
+        client_id: client["id"].as_str().unwrap().to_owned(),
+        client_secret: client["secret"].as_str().unwrap().to_owned(),
+        user,
+    }
+}
+
+/// A client whose connections come from `source` (127.0.0.2 is another loopback address).
+fn client_from(source: Ipv4Addr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(IpAddr::V4(source))
+        .build()
+        .unwrap()
+}
+
+async fn post(
+    http: &reqwest::Client,
+    server: &TestServer,
+    basic: Option<(&str, &str)>,
+    headers: &[(&str, &str)],
+    form: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut request = http
+        .post(format!("{}/identity/token", server.url))
+        .form(form);
+    if let Some((id, secret)) = basic {
+        request = request.basic_auth(id, Some(secret));
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.json().await.unwrap())
+}
+
+impl Fixture {
+    fn basic(&self) -> Option<(&str, &str)> {
+        Some((&self.client_id, &self.client_secret))
+    }
+
+    async fn login(&self, server: &TestServer, form: &[(&str, &str)]) -> (u16, Value) {
+        let (status, _, body) = post(&server.http, server, self.basic(), &[], form).await;
+        (status, body)
+    }
+}
+
+fn password_form<'a>(username: &'a str, password: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("grant_type", "password"),
+        ("username", username),
+        ("password", password),
+    ]
+}
+
+fn assert_error(status: u16, body: &Value, want_status: u16, code: &str, words: &str) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["errorCode"], code, "{body}");
+    let message = body["errorMessage"].as_str().unwrap();
+    assert!(
+        message.to_lowercase().contains(&words.to_lowercase()),
+        "{message:?} should say {words:?}"
+    );
+}
+
+#[tokio::test]
+async fn password_grant_issues_user_tokens_refreshable_by_the_same_client() {
+    let server = TestServer::start().await;
+    let f = fixture(&server).await;
+    let (status, body) = f
+        .login(&server, &password_form("ada@example.com", PASSWORD))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let claims = jwt_payload(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["sub_type"], "user");
+    assert_eq!(claims["iam_id"], f.user["iam_id"]);
+    assert_eq!(claims["email"], "ada@example.com");
+    assert_eq!(claims["acr"], 1);
+    assert_eq!(claims["amr"], json!(["pwd"]));
+    assert_eq!(claims["client_id"], "pwapp");
+    assert_eq!(claims["grant_type"], "password");
+    assert_eq!(claims["account"]["bss"], f.account.as_str());
+    // The user id works as the username too.
+    let (status, _) = f
+        .login(
+            &server,
+            &password_form(f.user["id"].as_str().unwrap(), PASSWORD),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let refresh = body["refresh_token"].as_str().unwrap();
+    let refresh_form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+    let (status, _, refreshed) = post(&server.http, &server, f.basic(), &[], &refresh_form).await;
+    assert_eq!(status, 200, "{refreshed}");
+    let claims = jwt_payload(refreshed["access_token"].as_str().unwrap());
+    assert_eq!(claims["iam_id"], f.user["iam_id"]);
+    // Another client cannot use it, nor the public default client.
+    let other = server
+        .create(&f.admin, "clients", json!({"id": "other", "name": "other"}))
+        .await;
+    let (status, _, body) = post(
+        &server.http,
+        &server,
+        Some(("other", other["secret"].as_str().unwrap())),
+        &[],
+        &refresh_form,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _, body) = post(&server.http, &server, None, &[], &refresh_form).await;
+    assert_error(
+        status,
+        &body,
+        400,
+        "BXNIM0308E",
+        "No authorization header found",
+    );
+}
+
+#[tokio::test]
+async fn password_grant_refusals_say_what_is_wrong() {
+    let server = TestServer::start().await;
+    let f = fixture(&server).await;
+    let form = password_form("ada@example.com", PASSWORD);
+
+    let (status, _, body) = post(&server.http, &server, None, &[], &form).await;
+    assert_error(
+        status,
+        &body,
+        400,
+        "BXNIM0308E",
+        "No authorization header found",
+    );
+    let (status, _, body) = post(&server.http, &server, Some(("pwapp", "wrong")), &[], &form).await;
+    assert_error(
+        status,
+        &body,
+        401,
+        "BXNIM0301E",
+        "client authentication failed",
+    );
+    let (status, body) = f
+        .login(
+            &server,
+            &[("grant_type", "password"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_error(status, &body, 400, "BXNIM0109E", "username");
+    let (status, body) = f
+        .login(
+            &server,
+            &[("grant_type", "password"), ("username", "ada@example.com")],
+        )
+        .await;
+    assert_error(status, &body, 400, "BXNIM0109E", "password");
+
+    // An unknown user and a wrong password get the same answer.
+    let (status, unknown) = f
+        .login(&server, &password_form("nobody@example.com", PASSWORD))
+        .await;
+    assert_error(status, &unknown, 400, "BXNIM0602E", "incorrect");
+    let (status, wrong) = f
+        .login(
+            &server,
+            &password_form("ada@example.com", "not the password"),
+        )
+        .await;
+    assert_error(status, &wrong, 400, "BXNIM0602E", "incorrect");
+    assert_eq!(unknown["errorMessage"], wrong["errorMessage"]);
+
+    server
+        .create(
+            &f.admin,
+            "users",
+            json!({"name": "Fed", "email": "fed@example.com", "federated": true}),
+        )
+        .await;
+    let (status, body) = f
+        .login(&server, &password_form("fed@example.com", PASSWORD))
+        .await;
+    assert_error(status, &body, 400, "BXNIM0407E", "identity provider");
+    server
+        .create(
+            &f.admin,
+            "users",
+            json!({"name": "Nopw", "email": "nopw@example.com"}),
+        )
+        .await;
+    let (status, body) = f
+        .login(&server, &password_form("nopw@example.com", PASSWORD))
+        .await;
+    assert_error(status, &body, 400, "BXNIM0407E", "no password");
+
+    // The same e-mail in a second account: ambiguous without `account`.
+    let second = server
+        .create(&f.admin, "accounts", json!({"name": "second"}))
+        .await;
+    let second_id = second["id"].as_str().unwrap();
+    server
+        .create(
+            &f.admin,
+            "users",
+            json!({"account_id": second_id, "name": "Ada 2", "email": "ada@example.com", "password": "second password!"}),
+        )
+        .await;
+    let (status, body) = f.login(&server, &form).await;
+    assert_error(status, &body, 400, "BXNIM0109E", "pass the account id");
+    let mut with_account = form.clone();
+    with_account.push(("account", second_id));
+    let (status, body) = f.login(&server, &with_account).await;
+    assert_error(status, &body, 400, "BXNIM0602E", "incorrect");
+    let mut second_form = password_form("ada@example.com", "second password!");
+    second_form.push(("account", second_id));
+    let (status, body) = f.login(&server, &second_form).await;
+    assert_eq!(status, 200, "{body}");
+    let claims = jwt_payload(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["account"]["bss"], second_id);
+    let mut first_form = form.clone();
+    first_form.push(("account", &f.account));
+    let (status, body) = f.login(&server, &first_form).await;
+    assert_eq!(status, 200, "{body}");
+    first_form.push(("account", "nothex"));
+    let (status, _) = f.login(&server, &first_form[..first_form.len() - 1]).await;
+    assert_eq!(status, 200);
+
+    // IBM-Cloud-Tenant: the user's account passes, another is refused.
+    let basic = f.basic();
+    let (status, _, body) = post(
+        &server.http,
+        &server,
+        basic,
+        &[("IBM-Cloud-Tenant", f.account.as_str())],
+        &first_form[..first_form.len() - 1],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = post(
+        &server.http,
+        &server,
+        basic,
+        &[("IBM-Cloud-Tenant", second_id)],
+        &first_form[..first_form.len() - 1],
+    )
+    .await;
+    assert_error(status, &body, 400, "BXNIM0513E", "IBM-Cloud-Tenant");
+}
+
+/// The code of `secret` (base32) at TOTP step `step`.
+fn code(secret: &str, step: u64) -> String {
+    let secret = totp::TotpSecret::from_bytes(totp::base32_decode(secret).unwrap());
+    totp::code_at(&secret, step as i64 * totp::STEP)
+}
+
+fn step_now() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    totp::step_of(now)
+}
+
+#[tokio::test]
+async fn totp_is_enrolled_confirmed_and_required_at_login() {
+    let server = TestServer::start().await;
+    let f = fixture(&server).await;
+    let user_id = f.user["id"].as_str().unwrap();
+    let form = password_form("ada@example.com", PASSWORD);
+    assert_eq!(f.user["totp"], "none");
+
+    // Carol, in an account without the requirement, has a confirmed factor: she needs a code
+    // anyway, until the factor is deleted.
+    let carol = server
+        .create(
+            &f.admin,
+            "users",
+            json!({"name": "Carol", "email": "carol@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let carol_id = carol["id"].as_str().unwrap();
+    let carol_form = password_form("carol@example.com", PASSWORD);
+    let (status, enrolled) = server
+        .admin(
+            Method::POST,
+            &format!("/v1/users/{carol_id}/totp"),
+            &f.admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{enrolled}");
+    let carol_secret = enrolled["secret"].as_str().unwrap().to_owned();
+    // A pending factor does not count yet.
+    let (status, body) = f.login(&server, &carol_form).await;
+    assert_eq!(status, 200, "{body}");
+    let step = step_now();
+    let (status, body) = server
+        .admin(
+            Method::POST,
+            &format!("/v1/users/{carol_id}/totp/confirm"),
+            &f.admin,
+            Some(json!({"code": code(&carol_secret, step)})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = f.login(&server, &carol_form).await;
+    assert_error(
+        status,
+        &body,
+        400,
+        "BXNIM0407E",
+        "one-time code is required",
+    );
+    let next = code(&carol_secret, step + 1);
+    let mut with_code = carol_form.clone();
+    with_code.push(("otp", &next));
+    let (status, body) = f.login(&server, &with_code).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        jwt_payload(body["access_token"].as_str().unwrap())["acr"],
+        2
+    );
+    let (status, _) = server
+        .admin(
+            Method::DELETE,
+            &format!("/v1/users/{carol_id}/totp"),
+            &f.admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = f.login(&server, &carol_form).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        jwt_payload(body["access_token"].as_str().unwrap())["acr"],
+        1
+    );
+
+    // The account requires MFA: a user without a confirmed factor is told to enrol.
+    let (status, body) = server
+        .admin(
+            Method::PATCH,
+            &format!("/v1/accounts/{}", f.account),
+            &f.admin,
+            Some(json!({"mfa": "TOTP"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["mfa"], "TOTP");
+    let (status, body) = server
+        .admin(
+            Method::PATCH,
+            &format!("/v1/accounts/{}", f.account),
+            &f.admin,
+            Some(json!({"mfa": "SMS"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = server
+        .admin(
+            Method::PATCH,
+            &format!("/v1/accounts/{}", f.account),
+            &f.admin,
+            Some(json!({"mfa": "TOTP", "color": "red"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = f.login(&server, &form).await;
+    assert_error(status, &body, 400, "BXNIM0407E", "enrol");
+
+    // Enrol: the secret is shown once; the factor is pending until confirmed.
+    let (status, enrolled) = server
+        .admin(
+            Method::POST,
+            &format!("/v1/users/{user_id}/totp"),
+            &f.admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{enrolled}");
+    let secret = enrolled["secret"].as_str().unwrap().to_owned();
+    assert!(enrolled["otpauth_uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("otpauth://totp/Tessera:ada@example.com?secret="));
+    assert_eq!(enrolled["confirmed"], false);
+    let (_, user) = server
+        .admin(Method::GET, &format!("/v1/users/{user_id}"), &f.admin, None)
+        .await;
+    assert_eq!(user["totp"], "pending");
+    assert!(!server.logs().contains(&secret), "the secret was logged");
+    let (status, body) = f.login(&server, &form).await;
+    assert_error(status, &body, 400, "BXNIM0407E", "enrol");
+
+    let confirm = |code: String| {
+        let server = &server;
+        let admin = f.admin.clone();
+        async move {
+            server
+                .admin(
+                    Method::POST,
+                    &format!("/v1/users/{user_id}/totp/confirm"),
+                    &admin,
+                    Some(json!({"code": code})),
+                )
+                .await
+        }
+    };
+    let step = step_now();
+    let (status, body) = confirm(code(&secret, step + 10)).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = confirm(code(&secret, step)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["confirmed"], true);
+    let (_, user) = server
+        .admin(Method::GET, &format!("/v1/users/{user_id}"), &f.admin, None)
+        .await;
+    assert_eq!(user["totp"], "confirmed");
+    // A second enrolment needs ?replace=true.
+    let (status, _) = server
+        .admin(
+            Method::POST,
+            &format!("/v1/users/{user_id}/totp"),
+            &f.admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 409);
+
+    // Login: without a code, with a wrong one, with the confirming (used) one, then a fresh one.
+    let (status, body) = f.login(&server, &form).await;
+    assert_error(
+        status,
+        &body,
+        400,
+        "BXNIM0407E",
+        "one-time code is required",
+    );
+    let wrong = code(&secret, step + 10);
+    let mut with_code = form.clone();
+    with_code.push(("otp", &wrong));
+    let (status, body) = f.login(&server, &with_code).await;
+    assert_error(status, &body, 400, "BXNIM0407E", "wrong or expired");
+    let used = code(&secret, step);
+    let mut replay = form.clone();
+    replay.push(("otp", &used));
+    let (status, body) = f.login(&server, &replay).await;
+    assert_error(status, &body, 400, "BXNIM0407E", "already been used");
+    let next = code(&secret, step + 1);
+    let mut valid = form.clone();
+    valid.push(("otp", &next));
+    let (status, body) = f.login(&server, &valid).await;
+    assert_eq!(status, 200, "{body}");
+    let claims = jwt_payload(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["acr"], 2);
+    assert_eq!(claims["amr"], json!(["pwd", "otp"]));
+    let (status, body) = f.login(&server, &valid).await;
+    assert_error(status, &body, 400, "BXNIM0407E", "already been used");
+}
+
+#[tokio::test]
+async fn repeated_failures_are_throttled_per_credential_and_per_address() {
+    let server = TestServer::start_with(
+        &[
+            "--throttle-delay-after",
+            "2",
+            "--throttle-lock-after",
+            "4",
+            "--throttle-address-delay-after",
+            "6",
+            "--throttle-address-lock-after",
+            "10",
+            "--throttle-lock-seconds",
+            "600",
+        ],
+        &[],
+    )
+    .await;
+    let f = fixture(&server).await;
+    let admin = &f.admin;
+    server
+        .create(
+            admin,
+            "users",
+            json!({"name": "Bob", "email": "bob@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let local = client_from(Ipv4Addr::new(127, 0, 0, 1));
+    let other = client_from(Ipv4Addr::new(127, 0, 0, 2));
+    let ada_wrong = password_form("ada@example.com", "wrong password");
+    let ada_right = password_form("ada@example.com", PASSWORD);
+    let bob_right = password_form("bob@example.com", PASSWORD);
+
+    // Ada's password is guessed 4 times: locked, even with the right password, from anywhere.
+    for _ in 0..4 {
+        let (status, _, body) = post(&local, &server, f.basic(), &[], &ada_wrong).await;
+        assert_eq!(status, 400, "{body}");
+    }
+    let (status, headers, body) = post(&local, &server, f.basic(), &[], &ada_right).await;
+    assert_error(status, &body, 429, "BXNIM0429E", "try again in");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=600).contains(&retry), "{retry}");
+    let (status, _, body) = post(&other, &server, f.basic(), &[], &ada_right).await;
+    assert_error(status, &body, 429, "BXNIM0429E", "try again in");
+
+    // Bob, from the same address, is unaffected and not delayed.
+    let started = std::time::Instant::now();
+    let (status, _, body) = post(&local, &server, f.basic(), &[], &bob_right).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+
+    // Guessing many user names from one address locks the address (4 + 6 failures)...
+    for i in 0..6 {
+        let name = format!("guess{i}@example.com");
+        let (status, _, body) = post(
+            &local,
+            &server,
+            f.basic(),
+            &[],
+            &password_form(&name, "whatever1"),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+    }
+    let (status, _, body) = post(&local, &server, f.basic(), &[], &bob_right).await;
+    assert_error(status, &body, 429, "BXNIM0429E", "try again in");
+    // ...and not another address.
+    let (status, _, body) = post(&other, &server, f.basic(), &[], &bob_right).await;
+    assert_eq!(status, 200, "{body}");
+
+    // API-key guessing from one address ends in 429, even for a valid key.
+    for i in 0..10 {
+        let guess = format!("guessed-api-key-{i:04}-abcdefghijklmnop");
+        let (status, _, body) = post(
+            &other,
+            &server,
+            None,
+            &[],
+            &[
+                ("grant_type", "urn:ibm:params:oauth:grant-type:apikey"),
+                ("apikey", &guess),
+            ],
+        )
+        .await;
+        assert_error(status, &body, 400, "BXNIM0415E", "could not be found");
+    }
+    let (status, _, body) = post(
+        &other,
+        &server,
+        None,
+        &[],
+        &[
+            ("grant_type", "urn:ibm:params:oauth:grant-type:apikey"),
+            ("apikey", crate::harness::ADMIN_KEY),
+        ],
+    )
+    .await;
+    assert_error(status, &body, 429, "BXNIM0429E", "try again in");
+    assert!(server.logs().contains("locked"));
+    assert!(!server.logs().contains(PASSWORD));
+}
+
+fn cli(config_dir: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(crate::harness::binary())
+        .args(args)
+        .env("TESSERA_CONFIG_DIR", config_dir)
+        .env_remove("TESSERA_ENDPOINT")
+        .env_remove("TESSERA_APIKEY")
+        .env_remove("TESSERA_PROFILE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn cli_updates_account_mfa_and_manages_totp() {
+    let server = TestServer::start().await;
+    let f = fixture(&server).await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path();
+    cli(
+        config,
+        &[
+            "login",
+            "--endpoint",
+            &server.url,
+            "--apikey",
+            crate::harness::ADMIN_KEY,
+        ],
+    );
+    let account: Value = serde_json::from_str(&cli(
+        config,
+        &[
+            "iam", "account", "update", &f.account, "--mfa", "totp", "--format", "json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(account["mfa"], "TOTP");
+    let user_id = f.user["id"].as_str().unwrap();
+    let table = cli(config, &["iam", "user", "totp", "enroll", user_id]);
+    let secret = table
+        .lines()
+        .find_map(|l| l.strip_prefix("Secret: "))
+        .unwrap_or_else(|| panic!("no secret in {table}"))
+        .trim()
+        .to_owned();
+    assert!(table.contains("URI: otpauth://totp/Tessera:"), "{table}");
+    let confirmed = cli(
+        config,
+        &[
+            "iam",
+            "user",
+            "totp",
+            "confirm",
+            user_id,
+            "--code",
+            &code(&secret, step_now()),
+            "--format",
+            "json",
+        ],
+    );
+    let confirmed: Value = serde_json::from_str(&confirmed).unwrap();
+    assert_eq!(confirmed["confirmed"], true);
+    let user: Value = serde_json::from_str(&cli(
+        config,
+        &["iam", "user", "get", user_id, "--format", "json"],
+    ))
+    .unwrap();
+    assert_eq!(user["totp"], "confirmed");
+    // The factor works at login, then goes away with `totp delete`.
+    let next = code(&secret, step_now() + 1);
+    let mut form = password_form("ada@example.com", PASSWORD);
+    form.push(("otp", &next));
+    let (status, body) = f.login(&server, &form).await;
+    assert_eq!(status, 200, "{body}");
+    cli(config, &["iam", "user", "totp", "delete", user_id]);
+    let user: Value = serde_json::from_str(&cli(
+        config,
+        &["iam", "user", "get", user_id, "--format", "json"],
+    ))
+    .unwrap();
+    assert_eq!(user["totp"], "none");
+    cli(
+        config,
+        &["iam", "account", "update", &f.account, "--mfa", "none"],
+    );
+    let (status, body) = f
+        .login(&server, &password_form("ada@example.com", PASSWORD))
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The TLS accept loop passes the peer address on too: guessing from one address over HTTPS
+/// locks that address and not another.
+#[tokio::test]
+async fn address_throttling_works_over_tls() {
+    let server = TestServer::start_with(
+        &[
+            "--tls-self-signed",
+            "--throttle-address-delay-after",
+            "2",
+            "--throttle-address-lock-after",
+            "3",
+        ],
+        &[],
+    )
+    .await;
+    let pem = std::fs::read(server.data_dir().join("tls").join("ca.pem")).unwrap();
+    let client = |source: Ipv4Addr| {
+        reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .local_address(IpAddr::V4(source))
+            .build()
+            .unwrap()
+    };
+    let guesser = client(Ipv4Addr::new(127, 0, 0, 1));
+    let other = client(Ipv4Addr::new(127, 0, 0, 2));
+    let apikey_form = |key: &str| {
+        vec![
+            (
+                "grant_type".to_owned(),
+                "urn:ibm:params:oauth:grant-type:apikey".to_owned(),
+            ),
+            ("apikey".to_owned(), key.to_owned()),
+        ]
+    };
+    let send = |http: &reqwest::Client, key: &str| {
+        http.post(format!("{}/identity/token", server.url))
+            .form(&apikey_form(key))
+            .send()
+    };
+    for i in 0..3 {
+        let response = send(&guesser, &format!("guessed-key-{i}-abcdefghijklmnopqrst"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400);
+    }
+    let response = send(&guesser, crate::harness::ADMIN_KEY).await.unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let response = send(&other, crate::harness::ADMIN_KEY).await.unwrap();
+    assert_eq!(response.status(), 200);
+}
