@@ -689,11 +689,117 @@ async fn assume_in_an_mfa_account_refuses_single_factor_user_tokens() {
     assert_eq!(status, 200, "{body}");
 }
 
-/// TODO(lead, after merging helper C): a user token with acr 2 (password + TOTP grant) assumes
-/// a profile of an MFA-requiring account. Needs C's password grant and TOTP enrolment.
+/// A user who logged in with a password and a TOTP code (acr 2) may assume a profile of an
+/// MFA-requiring account, with the access token and with the refresh token of that login (the
+/// refresh token keeps the login's level).
 #[tokio::test]
-#[ignore = "needs the password grant with TOTP (helper C) to obtain an acr-2 user token"]
-async fn todo_assume_in_an_mfa_account_accepts_acr2_user_tokens() {}
+async fn assume_in_an_mfa_account_accepts_totp_level_user_tokens() {
+    use tessera_core::totp;
+    const PASSWORD: &str = "Correct-Horse-Battery-9";
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let team = server
+        .create(&admin, "accounts", json!({"name": "secure"}))
+        .await;
+    let team_id = team["id"].as_str().unwrap();
+    let (status, body) = server
+        .admin(
+            Method::PATCH,
+            &format!("/v1/accounts/{team_id}"),
+            &admin,
+            Some(json!({"mfa": "TOTP"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let user = server
+        .create(
+            &admin,
+            "users",
+            json!({"name": "Eve", "email": "eve@example.com", "password": PASSWORD, "account_id": team_id}),
+        )
+        .await;
+    let user_id = user["id"].as_str().unwrap();
+    let client = server
+        .create(
+            &admin,
+            "clients",
+            json!({"id": "console", "account_id": team_id}),
+        )
+        .await;
+    let secret = client["secret"].as_str().unwrap();
+    let (status, enrolled) = server
+        .admin(
+            Method::POST,
+            &format!("/v1/users/{user_id}/totp"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{enrolled}");
+    let totp_secret = totp::TotpSecret::from_bytes(
+        totp::base32_decode(enrolled["secret"].as_str().unwrap()).unwrap(),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (status, body) = server
+        .admin(
+            Method::POST,
+            &format!("/v1/users/{user_id}/totp/confirm"),
+            &admin,
+            Some(json!({"code": totp::code_at(&totp_secret, now)})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let p = profile(
+        &server,
+        &admin,
+        json!({"account_id": team_id, "name": "guarded", "identities": [
+            {"type": "user", "identifier": user_id}
+        ]}),
+    )
+    .await;
+    let id = p["id"].as_str().unwrap();
+    // The next step's code: the confirmation used this step's, and codes are single-use.
+    let otp = totp::code_at(&totp_secret, now + totp::STEP);
+    let post = |form: Vec<(&'static str, String)>| {
+        server
+            .http
+            .post(format!("{}/identity/token", server.url))
+            .basic_auth("console", Some(secret))
+            .form(&form)
+            .send()
+    };
+    let login = post(vec![
+        ("grant_type", "password".into()),
+        ("username", "eve@example.com".into()),
+        ("password", PASSWORD.into()),
+        ("otp", otp),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(login.status(), 200);
+    let login: Value = login.json().await.unwrap();
+    let access = login["access_token"].as_str().unwrap().to_owned();
+    let refresh = login["refresh_token"].as_str().unwrap().to_owned();
+    for (field, credential) in [("access_token", access), ("refresh_token", refresh)] {
+        let answer = post(vec![
+            ("grant_type", ASSUME.into()),
+            (field, credential),
+            ("profile_id", id.to_owned()),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(answer.status(), 200, "{field}");
+        let body: Value = answer.json().await.unwrap();
+        let claims = jwt_payload(body["access_token"].as_str().unwrap());
+        assert_eq!(claims["sub_type"], "Profile", "{field}");
+        assert_eq!(claims["acr"], 2, "{field}: {claims}");
+        assert_eq!(claims["amr"], json!(["pwd", "otp"]), "{field}: {claims}");
+        assert_eq!(claims["authn"]["iam_id"], user_id, "{field}");
+    }
+}
 
 fn cli(config_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     std::process::Command::new(binary())

@@ -71,6 +71,22 @@ pub fn password_principal(
     }
 }
 
+/// The principal behind a refresh token: the subject as it is now, at the authentication level
+/// of the login the token came from (a TOTP login stays `acr` 2 across refreshes).
+pub fn refreshed_principal(
+    dir: &Directory,
+    iam_id: &str,
+    acr: u8,
+    amr: &[String],
+) -> Result<Principal> {
+    let mut principal = principal_for(dir, iam_id, AuthnMethod::RefreshToken)?;
+    principal.acr = acr;
+    if !amr.is_empty() {
+        principal.amr = amr.to_vec();
+    }
+    Ok(principal)
+}
+
 /// The principal of trusted profile `profile`, which `actor` became. `acr` and `amr` are the
 /// actor's: becoming a profile does not raise (or lower) the authentication level.
 pub fn profile_principal(

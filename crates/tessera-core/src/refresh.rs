@@ -28,6 +28,16 @@ pub struct RefreshGrant {
     /// issued it). Empty for an ordinary refresh token; absent in tokens sealed before DRTs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub receivers: Vec<String>,
+    /// The authentication level of the login behind the token, so that tokens refreshed from a
+    /// TOTP login keep `acr` 2 (tokens sealed before this field existed read as 1).
+    #[serde(default = "single_factor")]
+    pub acr: u8,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+}
+
+fn single_factor() -> u8 {
+    1
 }
 
 impl RefreshGrant {
@@ -87,6 +97,8 @@ mod tests {
             iat: 100,
             exp: 200,
             receivers: Vec::new(),
+            acr: 1,
+            amr: Vec::new(),
         };
         let token = seal(&grant, &key, &rng).unwrap();
         assert_eq!(open(&token, &key, 150).unwrap(), grant);
@@ -111,6 +123,8 @@ mod tests {
             iat: 100,
             exp: 200,
             receivers: vec!["r1".into(), "r2".into()],
+            acr: 2,
+            amr: vec!["pwd".into(), "otp".into()],
         };
         let opened = open(&seal(&grant, &key, &rng).unwrap(), &key, 150).unwrap();
         assert_eq!(opened, grant);

@@ -10,7 +10,7 @@ use tessera_core::error::{Error, ErrorKind, Result};
 use tessera_core::iam_token::{self, MintedIamToken};
 use tessera_core::model::{KeyUse, Revocation, DEFAULT_CLIENT_ID};
 use tessera_core::presented::{self, PresentedToken};
-use tessera_core::principal::{AuthnMethod, Principal};
+use tessera_core::principal::Principal;
 use tessera_core::refresh::{self, RefreshGrant};
 use tessera_core::token::{self, MintParams, MintedToken};
 use tessera_store::AuditEvent;
@@ -86,6 +86,8 @@ impl AppState {
                 iat: request.now,
                 exp: request.now + self.config.refresh_token_lifetime,
                 receivers: Vec::new(),
+                acr: principal.acr,
+                amr: principal.amr.clone(),
             };
             Some(refresh::seal(&grant, &self.refresh_key, &self.rng)?)
         } else {
@@ -138,6 +140,8 @@ impl AppState {
             iat: request.now,
             exp: request.now + delegation.lifetime,
             receivers: delegation.receivers.to_vec(),
+            acr: principal.acr,
+            amr: principal.amr.clone(),
         };
         Ok((
             refresh::seal(&grant, &self.refresh_key, &self.rng)?,
@@ -205,7 +209,7 @@ impl AppState {
         if dir.is_revoked(&grant.jti, &grant.iam_id, grant.iat) {
             return Err(Error::credential("The refresh token has been revoked."));
         }
-        let principal = authn::principal_for(&dir, &grant.iam_id, AuthnMethod::RefreshToken)?;
+        let principal = authn::refreshed_principal(&dir, &grant.iam_id, grant.acr, &grant.amr)?;
         Ok((principal, grant))
     }
 

@@ -35,7 +35,6 @@ const TENANT_HEADER: &str = "ibm-cloud-tenant";
 
 /// The form parameters of every grant. No `Debug`: several fields are secrets.
 #[derive(Deserialize, Default)]
-#[allow(dead_code)] // FOUNDATION: the issue-5 grants read these as they land; remove then.
 pub(super) struct TokenForm {
     pub grant_type: Option<String>,
     pub apikey: Option<String>,
