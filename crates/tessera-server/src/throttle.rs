@@ -19,6 +19,7 @@
 use crate::metrics_names as names;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -110,6 +111,9 @@ struct Entry {
 pub struct Throttle {
     config: ThrottleConfig,
     entries: Mutex<HashMap<Key, Entry>>,
+    /// How many keys `entries` holds, readable without the lock: 0 means nothing failed lately
+    /// and the token path may skip the throttle altogether.
+    tracked: AtomicUsize,
     /// Last TOTP step accepted per user id.
     totp_steps: Mutex<HashMap<String, (u64, Instant)>>,
 }
@@ -119,8 +123,14 @@ impl Throttle {
         Throttle {
             config,
             entries: Mutex::new(HashMap::new()),
+            tracked: AtomicUsize::new(0),
             totp_steps: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether no key has a failure on record (then no request can be delayed or refused).
+    pub fn is_idle(&self) -> bool {
+        self.tracked.load(Ordering::Relaxed) == 0
     }
 
     pub fn config(&self) -> &ThrottleConfig {
@@ -223,6 +233,7 @@ impl Throttle {
                 );
             }
         }
+        self.tracked.store(entries.len(), Ordering::Relaxed);
     }
 
     pub fn failure(&self, keys: &[Key]) {
@@ -240,6 +251,7 @@ impl Throttle {
         {
             entries.remove(key);
         }
+        self.tracked.store(entries.len(), Ordering::Relaxed);
     }
 
     /// Records that `user_id` used TOTP step `step`. `false` if that step (or a later one) was
@@ -369,6 +381,17 @@ mod tests {
             t.check_at(std::slice::from_ref(&bob), now),
             Ok(Duration::ZERO)
         );
+    }
+
+    #[test]
+    fn idle_until_a_failure_and_again_once_cleared() {
+        let t = throttle();
+        assert!(t.is_idle());
+        let ada = Key::credential("user", "ada");
+        t.failure_at(std::slice::from_ref(&ada), Instant::now());
+        assert!(!t.is_idle());
+        t.success(&ada);
+        assert!(t.is_idle());
     }
 
     #[test]
