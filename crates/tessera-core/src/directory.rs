@@ -414,6 +414,17 @@ impl Directory {
         }
     }
 
+    /// The display name of a user, service account or profile; `None` for resource identities
+    /// (CRNs), which have none, and for unknown ids.
+    pub fn subject_name(&self, iam_id: &str) -> Option<&str> {
+        match self.subject(iam_id)? {
+            Subject::User(u) => Some(&u.name),
+            Subject::ServiceAccount(s) => Some(&s.name),
+            Subject::Profile(p) => Some(&p.name),
+            Subject::Crn(_) => None,
+        }
+    }
+
     /// The confirmed or pending TOTP factor of a user.
     pub fn totp(&self, user_id: &str) -> Option<&Arc<TotpEnrollment>> {
         self.totp.get(user_id)

@@ -15,7 +15,7 @@ use super::IbmError;
 use crate::tokens::{IssueRequest, IssuedTokens};
 use std::sync::Arc;
 use tessera_core::authn;
-use tessera_core::directory::{Directory, Subject};
+use tessera_core::directory::Directory;
 use tessera_core::error::{Error, ErrorKind};
 use tessera_core::ids;
 use tessera_core::limits;
@@ -129,7 +129,17 @@ pub(super) fn assume_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, I
             sub: assumer.subject_id.clone(),
             iam_id: assumer.iam_id.clone(),
             sub_type: sub_type(assumer.kind).0.to_owned(),
-            name: subject_name(&dir, &assumer.iam_id),
+            // A CRN has no name: its CRN stands in.
+            name: dir.subject_name(&assumer.iam_id).map_or_else(
+                || {
+                    assumer
+                        .iam_id
+                        .strip_prefix(ids::CRN_IAM_ID_PREFIX)
+                        .unwrap_or(&assumer.iam_id)
+                        .to_owned()
+                },
+                str::to_owned,
+            ),
         };
         authn::profile_principal(
             &profile,
@@ -159,19 +169,6 @@ fn credential_error(field: &str, error: Error) -> IbmError {
             error.message().trim_end_matches('.')
         ))
         .into(),
-    }
-}
-
-/// The display name of an identity, for the `authn` claim.
-fn subject_name(dir: &Directory, iam_id: &str) -> String {
-    match dir.subject(iam_id) {
-        Some(Subject::User(u)) => u.name.clone(),
-        Some(Subject::ServiceAccount(s)) => s.name.clone(),
-        Some(Subject::Profile(p)) => p.name.clone(),
-        Some(Subject::Crn(_)) | None => iam_id
-            .strip_prefix(ids::CRN_IAM_ID_PREFIX)
-            .unwrap_or(iam_id)
-            .to_owned(),
     }
 }
 

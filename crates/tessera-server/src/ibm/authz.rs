@@ -86,12 +86,9 @@ fn actor_of(token: &PresentedToken, dir: &tessera_core::directory::Directory) ->
     let sub_type = SubjectKind::of_iam_id(&iam_id)
         .map(|kind| tessera_core::token::sub_type(kind).0)
         .unwrap_or_default();
-    let name = match dir.subject(&iam_id) {
-        Some(tessera_core::directory::Subject::User(u)) => u.name.clone(),
-        Some(tessera_core::directory::Subject::ServiceAccount(s)) => s.name.clone(),
-        Some(tessera_core::directory::Subject::Profile(p)) => p.name.clone(),
-        _ => iam_id.clone(),
-    };
+    let name = dir
+        .subject_name(&iam_id)
+        .map_or_else(|| iam_id.clone(), str::to_owned);
     Actor {
         sub: token.subject_id().to_owned(),
         iam_id,
