@@ -15,6 +15,7 @@
 //! - [`seal`]: AEAD sealing under the master key, for private keys and server secrets.
 //! - [`authn`]: turning a credential into a [`principal::Principal`].
 //! - [`totp`]: RFC 6238 one-time codes for the second factor.
+//! - [`id_token`]: OpenID Connect ID tokens for workloads (the metadata agent's `identity`).
 
 pub mod authn;
 pub mod authz;
@@ -22,6 +23,7 @@ pub mod compute_resource;
 pub mod directory;
 pub mod error;
 pub mod iam_token;
+pub mod id_token;
 pub mod ids;
 pub mod jose;
 pub mod keyring;

@@ -316,7 +316,11 @@ async fn whoami_get(State(state): State<AppState>, caller: Caller) -> Json<serde
     let global_admin = caller.is_global_admin(&state);
     let c = &caller.token;
     let dir = state.snapshot.directory();
-    let (name, sub_type) = match dir.subject(c.iam_id()) {
+    let subject = dir.subject(c.iam_id());
+    let email = subject
+        .as_ref()
+        .and_then(tessera_core::id_token::subject_email);
+    let (name, sub_type) = match subject {
         Some(Subject::User(u)) => (u.name.clone(), "user"),
         Some(Subject::ServiceAccount(s)) => (s.name.clone(), "ServiceId"),
         Some(Subject::Profile(p)) => (p.name.clone(), "Profile"),
@@ -329,6 +333,7 @@ async fn whoami_get(State(state): State<AppState>, caller: Caller) -> Json<serde
         "name": name,
         "account_id": c.account_id(),
         "sub_type": sub_type,
+        "email": email,
         "global_admin": global_admin,
     }))
 }

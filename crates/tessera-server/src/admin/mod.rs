@@ -12,6 +12,7 @@ mod bindings;
 mod cutoffs;
 mod directory_objects;
 mod errors;
+mod id_tokens;
 mod issuers;
 mod keys;
 mod mfa;
@@ -51,6 +52,7 @@ pub fn router() -> Router<AppState> {
         .merge(policies::router())
         .merge(cutoffs::router())
         .merge(mfa::router())
+        .merge(id_tokens::router())
         .route("/openapi.json", get(openapi::openapi_get))
         .layer(middleware::from_fn(render_errors))
 }

@@ -637,7 +637,10 @@ pub fn document() -> Value {
         item.insert("put".into(), json!({"summary": "Replace a TrustedProfile's name, description, identities, links and rules", "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TrustedProfileReplace"}}}}, "responses": error_responses(replace_ok)}));
     }
     let mut whoami_ok = Map::new();
-    whoami_ok.insert("200".into(), json!({"description": "the caller", "content": {"application/json": {"schema": {"type": "object", "properties": {"iam_id": {"type": "string"}, "name": {"type": "string"}, "account_id": {"type": "string"}, "sub_type": {"type": "string"}, "global_admin": {"type": "boolean"}}}}}}));
+    whoami_ok.insert("200".into(), json!({"description": "the caller", "content": {"application/json": {"schema": {"type": "object", "properties": {"iam_id": {"type": "string"}, "name": {"type": "string"}, "account_id": {"type": "string"}, "sub_type": {"type": "string"}, "email": {"type": "string", "nullable": true, "description": "the address GCE-format answers use (service accounts: <name>@<account>.iam.tessera)"}, "global_admin": {"type": "boolean"}}}}}}));
+    let mut id_token_ok = Map::new();
+    id_token_ok.insert("200".into(), json!({"description": "a signed ID token for the caller", "content": {"application/json": {"schema": {"type": "object", "properties": {"id_token": {"type": "string"}, "expires_in": {"type": "integer"}}}}}}));
+    paths.insert("/v1/id_tokens".into(), json!({"post": {"summary": "An OpenID Connect ID token for the caller, addressed to an audience (what the metadata agent serves at service-accounts/.../identity); verify it with /identity/keys", "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["audience"], "properties": {"audience": {"type": "string", "maxLength": 1024}, "format": {"type": "string", "enum": ["standard", "full"]}, "compute_engine": {"type": "object", "description": "full format: instance attributes placed under google.compute_engine"}}}}}}, "responses": error_responses(id_token_ok)}}));
     paths.insert("/v1/whoami".into(), json!({"get": {"summary": "The authenticated caller", "responses": error_responses(whoami_ok)}}));
     let mut audit_ok = Map::new();
     audit_ok.insert(

@@ -1,0 +1,76 @@
+//! ID tokens for workloads (`POST /v1/id_tokens`): the bearer of an IAM token gets an OpenID
+//! Connect ID token for itself, addressed to an audience. The metadata agent serves these at
+//! `service-accounts/…/identity`. Nothing is written: it is a signature over the caller's
+//! verified identity, like any token.
+
+use super::auth::Caller;
+use super::{AdminError, AdminJson};
+use crate::http::RequestContext;
+use crate::state::{now, AppState};
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use tessera_core::id_token::{self, IdTokenFormat, IdTokenRequest};
+use tessera_core::model::KeyUse;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/id_tokens", post(id_token_create))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdTokenCreate {
+    audience: Option<String>,
+    format: Option<String>,
+    /// Instance attributes for full-format tokens (what GCE puts under `google.compute_engine`).
+    #[serde(default)]
+    compute_engine: Map<String, Value>,
+}
+
+async fn id_token_create(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    AdminJson(body): AdminJson<IdTokenCreate>,
+) -> Result<Json<Value>, AdminError> {
+    let audience = id_token::check_audience(body.audience.as_deref())?;
+    let format = IdTokenFormat::parse(body.format.as_deref())?;
+    id_token::check_compute_engine(&body.compute_engine)?;
+    let now = now();
+    state.check_fresh(now)?;
+    let email = {
+        let dir = state.snapshot.directory();
+        let subject = dir.subject(caller.iam_id()).ok_or_else(|| {
+            AdminError::denied("ID tokens are issued to users, service accounts and profiles")
+        })?;
+        if matches!(subject, tessera_core::directory::Subject::Crn(_)) {
+            return Err(AdminError::denied(
+                "ID tokens are issued to users, service accounts and profiles, not to CRN identities",
+            ));
+        }
+        id_token::subject_email(&subject)
+    };
+    let keyring = state.snapshot.keyring();
+    let signer = keyring.signer(KeyUse::Jwt)?;
+    let request = IdTokenRequest {
+        issuer: &state.issuer,
+        audience,
+        format,
+        compute_engine: &body.compute_engine,
+        now,
+    };
+    let minted = id_token::mint(
+        caller.token.subject_id(),
+        email.as_deref(),
+        &request,
+        signer,
+        &state.rng,
+    )?;
+    tracing::debug!(request_id = %ctx.id, iam_id = caller.iam_id(), audience, "issued ID token");
+    Ok(Json(json!({
+        "id_token": minted.token,
+        "expires_in": minted.exp - now,
+    })))
+}
