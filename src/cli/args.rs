@@ -55,6 +55,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the Tessera server.
     Serve(Box<tessera_server::ServeArgs>),
+    /// Run the workload metadata agent (a GCE-format metadata server that serves IAM tokens).
+    #[command(
+        after_help = "Examples:\n  tessera agent --server https://iam.example.com --credentials key.json --listen 127.0.0.1:8081\n  tessera agent --config agent.toml            # attributes, host-mode workloads, IBM VPC flavour\n  tessera agent token --credentials key.json   # one token as JSON, for a function runtime\n  tessera agent keygen --key-out instance-key.pem > instance-jwks.json"
+    )]
+    Agent(Box<crate::agent::AgentArgs>),
     /// Check an API key against a server and save it as a profile.
     #[command(
         after_help = "Without --apikey or TESSERA_APIKEY, the API key is read from the \

@@ -206,6 +206,7 @@ pub fn resolve_login(
 /// A fully resolved command, ready to run.
 pub enum Plan {
     Serve(Box<tessera_server::ServeArgs>),
+    Agent(Box<crate::agent::AgentArgs>),
     Login(LoginPlan),
     Token {
         connection: Connection,
@@ -245,6 +246,7 @@ impl fmt::Debug for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Plan::Serve(_) => f.write_str("Serve(..)"),
+            Plan::Agent(_) => f.write_str("Agent(..)"),
             Plan::Login(plan) => f.debug_tuple("Login").field(plan).finish(),
             Plan::Token { connection, format } => f
                 .debug_struct("Token")
@@ -295,6 +297,7 @@ impl Plan {
         let load = || -> Result<Config> { config::load(&env.config_path()?) };
         Ok(match cli.command {
             Command::Serve(args) => Plan::Serve(args),
+            Command::Agent(args) => Plan::Agent(args),
             Command::Login(args) => Plan::Login(resolve_login(
                 &args.connection,
                 env,

@@ -71,6 +71,10 @@ impl Io<'_> {
 pub async fn execute(plan: Plan, io: &mut Io<'_>) -> Result<()> {
     match plan {
         Plan::Serve(args) => tessera_server::serve(*args).await,
+        Plan::Agent(args) => {
+            crate::agent::init_logging();
+            crate::agent::run(*args).await
+        }
         Plan::Login(plan) => login(plan, io).await,
         Plan::Token { connection, format } => {
             let token = connection

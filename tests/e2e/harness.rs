@@ -168,7 +168,7 @@ impl TestServer {
         let mut command = Command::new(binary());
         command
             .current_dir(dir.path())
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["serve", "--log-format", "json"])
             .args(&extra_args)
             .env_remove("TESSERA_CONFIG")
             .env_remove("TESSERA_LISTEN")
@@ -179,6 +179,10 @@ impl TestServer {
             .stderr(Stdio::piped());
         if !extra_args.iter().any(|a| a == "--log-level") {
             command.args(["--log-level", "info"]);
+        }
+        // A given --listen (a fixed port, kept across restarts) wins over a free one.
+        if !extra_args.iter().any(|a| a == "--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
         }
         for (k, v) in &env {
             command.env(k, v);
@@ -419,6 +423,14 @@ impl Drop for TestServer {
 }
 
 /// Decodes a JWT header without verifying it.
+/// A TCP port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
 pub fn jwt_header(token: &str) -> Value {
     use base64::Engine;
     let header = token.split('.').next().expect("three parts");

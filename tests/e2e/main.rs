@@ -17,6 +17,8 @@
 //! - `tls`: the listener over TLS (self-signed local CA, PEM files, bad files) and h2c.
 //! - `profiles`: trusted profiles in the admin API and the `assume` grant.
 //! - `password`: the password grant, TOTP MFA (enrolment, codes, replay) and brute-force throttling.
+//! - `agent`: the workload metadata agent (`tessera agent`) as a real process beside a real
+//!   server: GCE paths, host mode, ID tokens, the IBM VPC flavour, server outage and recovery.
 //!
 //! `TESSERA_E2E_STORE=postgres` (with `TESSERA_TEST_DATABASE_URL`) runs every test on PostgreSQL,
 //! each in a schema of its own.
@@ -25,6 +27,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin;
+mod agent;
 mod authz;
 mod cli;
 mod cluster;

@@ -1,0 +1,405 @@
+//! The IBM VPC instance metadata flavour. `PUT /instance_identity/v1/token` (header
+//! `Metadata-Flavor: ibm`) issues an instance identity token: a JWT the agent signs with its
+//! instance key. `POST /instance_identity/v1/iam_token` exchanges one for an IAM token of a
+//! trusted profile through the server's `cr-token` grant, so the server decides: the agent's
+//! key is a trusted issuer there (cr_type `VSI`, crn = the instance), and the profile must
+//! link or match the instance. The `2025-08-26` API's `/identity/v1/token` and
+//! `/identity/v1/iam_tokens` are the same operations.
+
+use super::config::IbmVpcFile;
+use super::upstream::{pem_to_der, unix_now, UpstreamError};
+use super::AgentState;
+use anyhow::{anyhow, Context, Result};
+use aws_lc_rs::rand::SystemRandom;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, put};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::Arc;
+use tessera_core::jose::{self, SigningKey};
+use tessera_core::model::Algorithm;
+
+/// Instance identity tokens live 5 s to 1 h; 300 s when the request does not say.
+const MIN_EXPIRES_IN: i64 = 5;
+const MAX_EXPIRES_IN: i64 = 3600;
+const DEFAULT_EXPIRES_IN: i64 = 300;
+/// Largest request body of either operation.
+const MAX_BODY: usize = 4096;
+
+/// The instance's signing key and what its tokens say.
+pub struct InstanceIdentity {
+    key: SigningKey,
+    issuer: String,
+    instance_crn: String,
+    audience: String,
+    rng: SystemRandom,
+}
+
+impl InstanceIdentity {
+    pub fn load(config: &IbmVpcFile) -> Result<InstanceIdentity> {
+        let pem = std::fs::read_to_string(&config.key_file).with_context(|| {
+            format!("cannot read ibm_vpc.key_file {}", config.key_file.display())
+        })?;
+        let der = pem_to_der(&pem).with_context(|| {
+            format!(
+                "ibm_vpc.key_file {} is not a PKCS#8 PEM key",
+                config.key_file.display()
+            )
+        })?;
+        let kid = "instance-identity";
+        let key = [Algorithm::Es256, Algorithm::Rs256]
+            .into_iter()
+            .find_map(|alg| SigningKey::from_pkcs8(kid, alg, &der).ok())
+            .ok_or_else(|| anyhow!("ibm_vpc.key_file must hold a P-256 EC or an RSA key"))?;
+        if !config.instance_crn.starts_with("crn:") {
+            return Err(anyhow!("ibm_vpc.instance_crn must be a CRN (crn:v1:…)"));
+        }
+        if config.issuer.is_empty() {
+            return Err(anyhow!("ibm_vpc.issuer must not be empty"));
+        }
+        Ok(InstanceIdentity {
+            key,
+            issuer: config.issuer.clone(),
+            instance_crn: config.instance_crn.clone(),
+            audience: config.audience.clone().unwrap_or_else(|| "iam".to_owned()),
+            rng: SystemRandom::new(),
+        })
+    }
+
+    fn mint(&self, expires_in: i64) -> Result<(String, i64, i64), VpcError> {
+        let now = unix_now();
+        let instance_id = self
+            .instance_crn
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let claims = json!({
+            "iss": self.issuer,
+            "sub": self.instance_crn,
+            "aud": self.audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + expires_in,
+            "crn": self.instance_crn,
+            "instance_id": instance_id,
+        });
+        let token = self
+            .key
+            .sign_jws(claims.to_string().as_bytes(), &self.rng)
+            .map_err(|_| VpcError::internal("cannot sign the instance identity token"))?;
+        Ok((token, now, now + expires_in))
+    }
+}
+
+pub fn router() -> Router<Arc<AgentState>> {
+    Router::new()
+        .route("/instance_identity/v1/token", put(token_create))
+        .route("/identity/v1/token", put(token_create))
+        .route("/instance_identity/v1/iam_token", post(iam_token_create))
+        .route("/identity/v1/iam_tokens", post(iam_token_create))
+}
+
+/// An error in the VPC API's shape: `{"errors": [{"code", "message"}], "trace"}`.
+#[derive(Debug)]
+struct VpcError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl VpcError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        VpcError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
+    }
+}
+
+impl IntoResponse for VpcError {
+    fn into_response(self) -> Response {
+        let trace = format!("{:016x}", unix_now());
+        (
+            self.status,
+            Json(json!({
+                "errors": [{"code": self.code, "message": self.message}],
+                "trace": trace,
+            })),
+        )
+            .into_response()
+    }
+}
+
+fn check_flavor(headers: &HeaderMap) -> Result<(), VpcError> {
+    let ok = headers
+        .get("metadata-flavor")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("ibm"));
+    if ok {
+        Ok(())
+    } else {
+        Err(VpcError::new(
+            StatusCode::FORBIDDEN,
+            "missing_metadata_flavor",
+            "The Metadata-Flavor: ibm header is required.",
+        ))
+    }
+}
+
+fn check_version(query: Option<&str>) -> Result<(), VpcError> {
+    let version = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("version="));
+    match version {
+        Some(v) if v.len() == 10 && v.as_bytes()[4] == b'-' && v.as_bytes()[7] == b'-' => Ok(()),
+        Some(v) => Err(VpcError::invalid(format!(
+            "version must be a date (YYYY-MM-DD), got {v:?}"
+        ))),
+        None => Err(VpcError::invalid("the version query parameter is required")),
+    }
+}
+
+/// A JSON object body, or `{}` for an empty one.
+fn body_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, VpcError> {
+    if body.len() > MAX_BODY {
+        return Err(VpcError::invalid(format!(
+            "the request body must be at most {MAX_BODY} bytes"
+        )));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(VpcError::invalid("the request body must be a JSON object")),
+    }
+}
+
+fn vpc(state: &AgentState) -> Result<&InstanceIdentity, VpcError> {
+    state.ibm_vpc.as_ref().ok_or_else(|| {
+        VpcError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "The IBM VPC instance identity flavour is not configured on this agent ([ibm_vpc] in agent.toml).",
+        )
+    })
+}
+
+async fn token_create(
+    State(state): State<Arc<AgentState>>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    body: Bytes,
+) -> Result<Json<Value>, VpcError> {
+    let identity = vpc(&state)?;
+    check_flavor(&headers)?;
+    check_version(query.as_deref())?;
+    let request = body_object(&body)?;
+    let expires_in = match request.get("expires_in") {
+        None => DEFAULT_EXPIRES_IN,
+        Some(v) => v
+            .as_i64()
+            .filter(|n| (MIN_EXPIRES_IN..=MAX_EXPIRES_IN).contains(n))
+            .ok_or_else(|| {
+                VpcError::invalid(format!(
+                    "expires_in must be an integer from {MIN_EXPIRES_IN} to {MAX_EXPIRES_IN}"
+                ))
+            })?,
+    };
+    if let Some(key) = request.keys().find(|k| k.as_str() != "expires_in") {
+        return Err(VpcError::invalid(format!("unknown field {key:?}")));
+    }
+    let (token, created, expires) = identity.mint(expires_in)?;
+    Ok(Json(json!({
+        "access_token": token,
+        "created_at": rfc3339(created),
+        "expires_at": rfc3339(expires),
+        "expires_in": expires_in,
+    })))
+}
+
+async fn iam_token_create(
+    State(state): State<Arc<AgentState>>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    body: Bytes,
+) -> Result<Json<Value>, VpcError> {
+    vpc(&state)?;
+    check_flavor(&headers)?;
+    check_version(query.as_deref())?;
+    let instance_token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            VpcError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing_authorization",
+                "An Authorization: Bearer <instance identity token> header is required.",
+            )
+        })?;
+    let request = body_object(&body)?;
+    if let Some(key) = request.keys().find(|k| k.as_str() != "trusted_profile") {
+        return Err(VpcError::invalid(format!("unknown field {key:?}")));
+    }
+    let mut profile: Vec<(&str, &str)> = Vec::new();
+    if let Some(selector) = request.get("trusted_profile") {
+        let selector = selector
+            .as_object()
+            .ok_or_else(|| VpcError::invalid("trusted_profile must be an object"))?;
+        if selector.len() != 1 {
+            return Err(VpcError::invalid(
+                "trusted_profile must have exactly one of id, crn or name",
+            ));
+        }
+        for (key, field) in [
+            ("id", "profile_id"),
+            ("crn", "profile_crn"),
+            ("name", "profile_name"),
+        ] {
+            if let Some(value) = selector.get(key) {
+                let value = value.as_str().filter(|v| !v.is_empty()).ok_or_else(|| {
+                    VpcError::invalid(format!("trusted_profile.{key} must be a non-empty string"))
+                })?;
+                profile.push((field, value));
+            }
+        }
+        if profile.is_empty() {
+            return Err(VpcError::invalid(
+                "trusted_profile must have exactly one of id, crn or name",
+            ));
+        }
+    }
+    let fetched = state
+        .shared
+        .upstream
+        .cr_token(instance_token, &profile)
+        .await
+        .map_err(|e| match e {
+            UpstreamError::Refused { status, message } => VpcError::new(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                "iam_token_refused",
+                message,
+            ),
+            UpstreamError::Unavailable(message) => VpcError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "iam_unavailable",
+                format!("the IAM server is unavailable: {message}"),
+            ),
+        })?;
+    let now = unix_now();
+    Ok(Json(json!({
+        "access_token": fetched.access_token,
+        "created_at": rfc3339(now),
+        "expires_at": rfc3339(fetched.expires_at),
+        "expires_in": fetched.expires_at - now,
+    })))
+}
+
+fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// `tessera agent keygen`: a new ES256 instance key, written owner-only, and its JWKS on stdout.
+pub fn keygen(key_out: &Path) -> Result<()> {
+    let rng = SystemRandom::new();
+    let der = jose::generate_pkcs8(Algorithm::Es256, &rng)
+        .map_err(|e| anyhow!("cannot generate a key: {e}"))?;
+    let key = SigningKey::from_pkcs8("instance-identity", Algorithm::Es256, &der)
+        .map_err(|e| anyhow!("cannot load the new key: {e}"))?;
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(&der);
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    write_private(key_out, pem.as_bytes())?;
+    println!("{}", json!({"keys": [key.public_jwk()]}));
+    Ok(())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_dates() {
+        assert!(check_version(Some("version=2022-03-01")).is_ok());
+        assert!(check_version(Some("a=b&version=2025-08-26")).is_ok());
+        assert!(check_version(Some("version=latest")).is_err());
+        assert!(check_version(None).is_err());
+    }
+
+    #[test]
+    fn bodies_are_objects_or_empty() {
+        assert!(body_object(&Bytes::from_static(b"")).unwrap().is_empty());
+        assert!(body_object(&Bytes::from_static(b"[1]")).is_err());
+        assert!(body_object(&Bytes::from_static(b"{\"expires_in\": 10}")).is_ok());
+    }
+
+    #[test]
+    fn flavor_is_required() {
+        let mut headers = HeaderMap::new();
+        assert!(check_flavor(&headers).is_err());
+        headers.insert("metadata-flavor", "ibm".parse().unwrap());
+        assert!(check_flavor(&headers).is_ok());
+    }
+
+    #[test]
+    fn generated_keys_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.pem");
+        keygen(&path).unwrap();
+        let config = IbmVpcFile {
+            key_file: path,
+            issuer: "https://vpc.test".into(),
+            instance_crn: "crn:v1:x::instance:1".into(),
+            audience: None,
+        };
+        let identity = InstanceIdentity::load(&config).unwrap();
+        let (token, created, expires) = identity.mint(60).ok().unwrap();
+        assert_eq!(expires - created, 60);
+        assert_eq!(token.split('.').count(), 3);
+    }
+}

@@ -1,0 +1,1000 @@
+//! The workload metadata agent: a real `tessera agent` process beside a real server, spoken to
+//! over HTTP the way GCE clients do.
+
+use crate::harness::{binary, free_port, jwt_payload, TestServer};
+use reqwest::header::HeaderMap;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
+
+/// A running `tessera agent`.
+struct Agent {
+    child: Child,
+    url: String,
+    output: Arc<Mutex<Vec<String>>>,
+    dir: tempfile::TempDir,
+}
+
+impl Agent {
+    /// Starts an agent for `server` with a credential file holding `credential` and, when
+    /// given, `agent.toml` with `config`.
+    fn start(server: &TestServer, credential: &Value, config: Option<&str>) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let credentials = dir.path().join("credentials.json");
+        std::fs::write(&credentials, credential.to_string()).unwrap();
+        let mut command = Command::new(binary());
+        command
+            .args(["agent", "--server", &server.url, "--listen", "127.0.0.1:0"])
+            .arg("--credentials")
+            .arg(&credentials)
+            .env("TESSERA_LOG", "info,tessera=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(config) = config {
+            let path = dir.path().join("agent.toml");
+            std::fs::write(&path, config).unwrap();
+            command.arg("--config").arg(&path);
+        }
+        let mut child = command.spawn().expect("spawn tessera agent");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        for pipe in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
+            let output = output.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if let Some(address) = line.strip_prefix("agent listening on ") {
+                        let _ = tx.send(format!("http://{address}"));
+                    }
+                    output.lock().unwrap().push(line);
+                }
+            });
+        }
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "agent did not start:\n{}",
+                    output.lock().unwrap().join("\n")
+                )
+            });
+        Agent {
+            child,
+            url,
+            output,
+            dir,
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("agent.toml")
+    }
+
+    /// GET with `Metadata-Flavor: Google` from 127.0.0.1.
+    async fn get(&self, path: &str) -> (u16, HeaderMap, String) {
+        get_from(&self.url, path, None, &[("Metadata-Flavor", "Google")]).await
+    }
+
+    /// The token once the agent has one (it fetches in the background after starting).
+    async fn wait_for_token(&self) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, _, body) = self.get(TOKEN_PATH).await;
+            if status == 200 {
+                return serde_json::from_str(&body).unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no token: {status} {body}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET `url + path` from `source` (a local address to bind, e.g. 127.0.0.2) with `headers`.
+async fn get_from(
+    url: &str,
+    path: &str,
+    source: Option<IpAddr>,
+    headers: &[(&str, &str)],
+) -> (u16, HeaderMap, String) {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30));
+    if let Some(source) = source {
+        builder = builder.local_address(source);
+    }
+    let mut request = builder.build().unwrap().get(format!("{url}{path}"));
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap())
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+async fn whoami(server: &TestServer, token: &str) -> Value {
+    let (status, body) = server
+        .admin(reqwest::Method::GET, "/v1/whoami", token, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn service_account(server: &TestServer, admin: &str, name: &str) -> Value {
+    server
+        .create(admin, "service_accounts", json!({"name": name}))
+        .await
+}
+
+async fn apikey_for(server: &TestServer, admin: &str, sa: &Value) -> Value {
+    server
+        .create(
+            admin,
+            "api_keys",
+            json!({"owner_iam_id": sa["iam_id"], "name": "agent"}),
+        )
+        .await
+}
+
+const CONFIG: &str = r#"
+universe_domain = "tessera.local"
+[instance]
+id = "4242"
+name = "vm-1"
+hostname = "vm-1.internal"
+zone = "zone-a"
+[instance.attributes]
+role = "web"
+[project]
+id = "proj-1"
+numeric_id = "1234"
+[yandex]
+cloud_id = "cloud-1"
+folder_id = "folder-1"
+image_id = "image-1"
+"#;
+
+#[tokio::test]
+async fn one_workload_gets_gce_metadata_and_tokens() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let sa = service_account(&server, &admin, "web").await;
+    let key = apikey_for(&server, &admin, &sa).await;
+    let agent = Agent::start(&server, &json!({"apikey": key["apikey"]}), Some(CONFIG));
+    let token = agent.wait_for_token().await;
+
+    // The token: JSON, Bearer, true remaining lifetime, accepted by the server as the SA.
+    let (status, headers, body) = agent.get(TOKEN_PATH).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-type"), "application/json");
+    assert_eq!(header(&headers, "metadata-flavor"), "Google");
+    assert_eq!(header(&headers, "server"), "Metadata Server for VM");
+    let again: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        again["access_token"], token["access_token"],
+        "served from the cache"
+    );
+    assert_eq!(token["token_type"], "Bearer");
+    let expires_in = token["expires_in"].as_i64().unwrap();
+    assert!((3500..=3600).contains(&expires_in), "{token}");
+    let access = token["access_token"].as_str().unwrap();
+    let me = whoami(&server, access).await;
+    assert_eq!(me["id"], sa["id"]);
+    let email = me["email"].as_str().unwrap().to_owned();
+    assert_eq!(
+        email,
+        format!("web@{}.iam.tessera", sa["account_id"].as_str().unwrap())
+    );
+    assert!(!agent.logs().contains(access), "the agent logged a token");
+    assert!(!agent.logs().contains(key["apikey"].as_str().unwrap()));
+
+    // Scopes are accepted (and validated); the e-mail path serves the same token.
+    let (status, _, _) = agent.get(&format!("{TOKEN_PATH}?scopes=a,b")).await;
+    assert_eq!(status, 200);
+    let (status, _, body) = agent.get(&format!("{TOKEN_PATH}?scopes=a,,b")).await;
+    assert_eq!(status, 400, "{body}");
+    let by_email = format!("/computeMetadata/v1/instance/service-accounts/{email}/token");
+    let (status, _, body) = agent.get(&by_email).await;
+    assert_eq!(status, 200);
+    assert!(body.contains(access));
+    let (status, _, _) = agent
+        .get("/computeMetadata/v1/instance/service-accounts/other@x/token")
+        .await;
+    assert_eq!(status, 404);
+
+    // Service-account directory: listing, recursive JSON, leaves.
+    let (status, _, body) = agent
+        .get("/computeMetadata/v1/instance/service-accounts/")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body, format!("default/\n{email}/\n"));
+    let (status, headers, body) = agent
+        .get("/computeMetadata/v1/instance/service-accounts/default/?recursive=true")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-type"), "application/json");
+    let info: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        info,
+        json!({"aliases": ["default"], "email": email, "scopes": ["https://www.googleapis.com/auth/cloud-platform"]})
+    );
+    let (_, _, body) = agent
+        .get("/computeMetadata/v1/instance/service-accounts/default/email")
+        .await;
+    assert_eq!(body, email);
+    let (_, _, body) = agent
+        .get("/computeMetadata/v1/instance/service-accounts/default/scopes")
+        .await;
+    assert_eq!(body, "https://www.googleapis.com/auth/cloud-platform\n");
+
+    // Directories without their slash move; leaves carry an ETag; alt=json quotes a leaf.
+    let (status, headers, _) = agent
+        .get("/computeMetadata/v1/instance/service-accounts/default?recursive=true")
+        .await;
+    assert_eq!(status, 301);
+    assert_eq!(
+        header(&headers, "location"),
+        "/computeMetadata/v1/instance/service-accounts/default/?recursive=true"
+    );
+    let (status, headers, body) = agent.get("/computeMetadata/v1/project/project-id").await;
+    assert_eq!((status, body.as_str()), (200, "proj-1"));
+    assert_eq!(header(&headers, "etag").len(), 16);
+    let (_, _, body) = agent
+        .get("/computeMetadata/v1/project/project-id?alt=json")
+        .await;
+    assert_eq!(body, "\"proj-1\"");
+    for (path, want) in [
+        ("project/numeric-project-id", "1234"),
+        ("instance/id", "4242"),
+        ("instance/name", "vm-1"),
+        ("instance/hostname", "vm-1.internal"),
+        ("instance/zone", "projects/1234/zones/zone-a"),
+        ("instance/attributes/role", "web"),
+        ("universe/universe-domain", "tessera.local"),
+        ("instance/vendor/cloud-id", "cloud-1"),
+        ("instance/vendor/folder-id", "folder-1"),
+    ] {
+        let (status, _, body) = agent.get(&format!("/computeMetadata/v1/{path}")).await;
+        assert_eq!((status, body.as_str()), (200, want), "{path}");
+    }
+    let (_, _, body) = agent
+        .get("/computeMetadata/v1/instance/vendor/identity/document")
+        .await;
+    let document: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(document["instanceId"], "4242");
+    assert_eq!(document["imageId"], "image-1");
+    let (_, _, body) = agent
+        .get("/computeMetadata/v1/project/?recursive=true")
+        .await;
+    let project: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(project["projectId"], "proj-1");
+    assert_eq!(project["numericProjectId"], 1234);
+    let (_, _, body) = agent
+        .get("/computeMetadata/v1/project/?recursive=true&alt=text")
+        .await;
+    assert!(body.contains("project-id proj-1\n"), "{body}");
+    let (_, _, body) = agent.get("/computeMetadata/v1/instance/").await;
+    assert!(
+        body.contains("service-accounts/\n") && body.contains("zone\n"),
+        "{body}"
+    );
+    let (_, _, body) = agent.get("/computeMetadata/v1/?recursive=true").await;
+    let everything: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        everything["instance"]["serviceAccounts"]["default"]["email"],
+        email
+    );
+    assert!(!body.contains(access), "recursive trees never hold tokens");
+
+    // Bad requests.
+    let (status, _, body) = agent.get("/computeMetadata/v1/nope").await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _, _) = agent
+        .get("/computeMetadata/v1/project/project-id?alt=xml")
+        .await;
+    assert_eq!(status, 400);
+    let response = reqwest::Client::new()
+        .post(format!("{}{TOKEN_PATH}", agent.url))
+        .header("Metadata-Flavor", "Google")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+}
+
+#[tokio::test]
+async fn the_agent_answers_only_direct_requests_with_the_flavor_header() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let sa = service_account(&server, &admin, "guarded").await;
+    let key = apikey_for(&server, &admin, &sa).await;
+    let agent = Agent::start(&server, &json!({"apikey": key["apikey"]}), None);
+    agent.wait_for_token().await;
+
+    // Detection: GET / answers 200 with the header, no header needed.
+    let (status, headers, _) = get_from(&agent.url, "/", None, &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "metadata-flavor"), "Google");
+
+    for headers in [vec![], vec![("Metadata-Flavor", "Gooogle")]] {
+        let (status, response_headers, body) =
+            get_from(&agent.url, TOKEN_PATH, None, &headers).await;
+        assert_eq!(status, 403, "{headers:?}");
+        assert!(body.contains("Metadata-Flavor"), "{body}");
+        assert_eq!(header(&response_headers, "metadata-flavor"), "Google");
+    }
+    let legacy = [("X-Google-Metadata-Request", "True")];
+    let (status, _, _) = get_from(&agent.url, TOKEN_PATH, None, &legacy).await;
+    assert_eq!(status, 200);
+    let proxied = [
+        ("Metadata-Flavor", "Google"),
+        ("X-Forwarded-For", "10.0.0.1"),
+    ];
+    let (status, _, body) = get_from(&agent.url, TOKEN_PATH, None, &proxied).await;
+    assert_eq!(status, 403);
+    assert!(!body.contains("access_token"));
+
+    // Without a config, attributes are simply absent, and the universe is the default (404).
+    let (status, _, _) = agent
+        .get("/computeMetadata/v1/universe/universe-domain")
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn identity_tokens_are_signed_by_the_server_for_the_audience() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let sa = service_account(&server, &admin, "caller").await;
+    let key = apikey_for(&server, &admin, &sa).await;
+    let agent = Agent::start(&server, &json!({"apikey": key["apikey"]}), Some(CONFIG));
+    agent.wait_for_token().await;
+    let identity = "/computeMetadata/v1/instance/service-accounts/default/identity";
+
+    let (status, _, body) = agent.get(identity).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("audience"));
+    let (status, _, body) = agent
+        .get(&format!("{identity}?audience=x&format=big"))
+        .await;
+    assert_eq!(status, 400, "{body}");
+
+    let jwks_text = server
+        .http
+        .get(format!("{}/identity/keys", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let jwks = tessera_verify::Jwks::from_json(&jwks_text).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let issuer = format!("{}/identity", server.url);
+
+    let (status, _, standard) = agent
+        .get(&format!("{identity}?audience=https://svc.example/api"))
+        .await;
+    assert_eq!(status, 200, "{standard}");
+    let claims = jwks.verify(&standard, &issuer, now).unwrap();
+    assert_eq!(claims["aud"], "https://svc.example/api");
+    assert_eq!(claims["sub"], sa["id"]);
+    assert!(claims.get("email").is_none());
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        3600
+    );
+
+    let (status, _, full) = agent
+        .get(&format!(
+            "{identity}?audience=svc-2&format=full&licenses=TRUE"
+        ))
+        .await;
+    assert_eq!(status, 200, "{full}");
+    let claims = jwks.verify(&full, &issuer, now).unwrap();
+    assert_eq!(claims["aud"], "svc-2");
+    assert!(claims["email"].as_str().unwrap().starts_with("caller@"));
+    assert_eq!(claims["email_verified"], true);
+    assert_eq!(claims["google"]["compute_engine"]["instance_id"], "4242");
+    assert_eq!(claims["google"]["compute_engine"]["project_id"], "proj-1");
+
+    // The server endpoint itself: bearer required, audience validated.
+    let (status, body) = server
+        .admin(
+            reqwest::Method::POST,
+            "/v1/id_tokens",
+            &admin,
+            Some(json!({"format": "full"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("audience"));
+    let (status, _) = server
+        .admin(
+            reqwest::Method::POST,
+            "/v1/id_tokens",
+            "bogus",
+            Some(json!({"audience": "a"})),
+        )
+        .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn an_authorized_key_file_works_and_token_prints_a_handler_context() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let sa = service_account(&server, &admin, "keyed").await;
+    let created = server
+        .create(
+            &admin,
+            "authorized_keys",
+            json!({"service_account_id": sa["id"]}),
+        )
+        .await;
+    let key_file = created["key_file"].clone();
+    let agent = Agent::start(&server, &key_file, None);
+    let token = agent.wait_for_token().await;
+    let access = token["access_token"].as_str().unwrap();
+    assert!(access.starts_with("t1."), "{token}");
+    assert_eq!(whoami(&server, access).await["id"], sa["id"]);
+
+    // `tessera agent token`: the handler-context object, once.
+    let credentials = agent.dir.path().join("credentials.json");
+    let output = Command::new(binary())
+        .args([
+            "agent",
+            "token",
+            "--format",
+            "json",
+            "--server",
+            &server.url,
+        ])
+        .arg("--credentials")
+        .arg(&credentials)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["token_type"], "Bearer");
+    assert!(printed["expires_in"].as_i64().unwrap() > 3000);
+    let printed_token = printed["access_token"].as_str().unwrap();
+    assert_eq!(whoami(&server, printed_token).await["id"], sa["id"]);
+    let output = Command::new(binary())
+        .args([
+            "agent",
+            "token",
+            "--format",
+            "text",
+            "--server",
+            &server.url,
+        ])
+        .arg("--credentials")
+        .arg(&credentials)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .starts_with("t1."));
+
+    // A deleted key: `agent token` fails with the server's reason and without the key.
+    let (status, body) = server
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/v1/authorized_keys/{}", created["id"].as_str().unwrap()),
+            &admin,
+            None,
+        )
+        .await;
+    assert!(status == 204 || status == 200, "{status} {body}");
+    let output = Command::new(binary())
+        .args(["agent", "token", "--server", &server.url])
+        .arg("--credentials")
+        .arg(&credentials)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("refused"), "{stderr}");
+    assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
+
+    // A credentials file that is neither kind.
+    let bad = agent.dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"hello": "world"}"#).unwrap();
+    let output = Command::new(binary())
+        .args(["agent", "--server", &server.url, "--credentials"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("neither an authorized key"));
+}
+
+#[tokio::test]
+async fn host_mode_tells_workloads_apart_by_source_address() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let host = service_account(&server, &admin, "host-agent").await;
+    let host_key = apikey_for(&server, &admin, &host).await;
+    let web = service_account(&server, &admin, "web").await;
+    let batch = service_account(&server, &admin, "batch").await;
+    let stranger = service_account(&server, &admin, "stranger").await;
+    for target in [&web, &batch] {
+        server
+            .create(
+                &admin,
+                "access_bindings",
+                json!({"subject_iam_id": host["iam_id"], "role": "iam.serviceAccounts.tokenCreator",
+                       "resource": format!("service-account/{}", target["id"].as_str().unwrap())}),
+            )
+            .await;
+    }
+    let config = format!(
+        r#"
+[[workloads]]
+source = "127.0.0.2"
+service_account_id = "{}"
+[[workloads]]
+source = "127.0.0.3/32"
+service_account_id = "{}"
+scopes = ["s1", "s2"]
+[[workloads]]
+source = "127.0.0.4"
+service_account_id = "{}"
+"#,
+        web["id"].as_str().unwrap(),
+        batch["id"].as_str().unwrap(),
+        stranger["id"].as_str().unwrap()
+    );
+    let agent = Agent::start(
+        &server,
+        &json!({"apikey": host_key["apikey"]}),
+        Some(&config),
+    );
+    let flavor = [("Metadata-Flavor", "Google")];
+
+    for (source, sa) in [("127.0.0.2", &web), ("127.0.0.3", &batch)] {
+        let source: IpAddr = source.parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let body = loop {
+            let (status, _, body) = get_from(&agent.url, TOKEN_PATH, Some(source), &flavor).await;
+            if status == 200 {
+                break body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{status} {body}\n{}",
+                agent.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let token: Value = serde_json::from_str(&body).unwrap();
+        let access = token["access_token"].as_str().unwrap();
+        assert!(access.starts_with("t1."));
+        assert_eq!(whoami(&server, access).await["id"], sa["id"], "{source}");
+        let (_, _, email) = get_from(
+            &agent.url,
+            "/computeMetadata/v1/instance/service-accounts/default/email",
+            Some(source),
+            &flavor,
+        )
+        .await;
+        assert!(
+            email.starts_with(&format!("{}@", sa["name"].as_str().unwrap())),
+            "{email}"
+        );
+    }
+    let (_, _, scopes) = get_from(
+        &agent.url,
+        "/computeMetadata/v1/instance/service-accounts/default/scopes",
+        Some("127.0.0.3".parse().unwrap()),
+        &flavor,
+    )
+    .await;
+    assert_eq!(scopes, "s1\ns2\n");
+
+    // An unmapped source has no service account: 404, which SDKs read as "none attached".
+    for path in [TOKEN_PATH, "/computeMetadata/v1/instance/service-accounts/"] {
+        let (status, _, body) = get_from(
+            &agent.url,
+            path,
+            Some("127.0.0.1".parse().unwrap()),
+            &flavor,
+        )
+        .await;
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+    // A workload the agent may not make tokens for gets none: 503 with the server's reason.
+    let (status, _, body) = get_from(
+        &agent.url,
+        TOKEN_PATH,
+        Some("127.0.0.4".parse().unwrap()),
+        &flavor,
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, _, body) = get_from(
+            &agent.url,
+            TOKEN_PATH,
+            Some("127.0.0.4".parse().unwrap()),
+            &flavor,
+        )
+        .await;
+        if body.contains("tokenCreator") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn wait_for_change_returns_when_the_attribute_changes() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let sa = service_account(&server, &admin, "watcher").await;
+    let key = apikey_for(&server, &admin, &sa).await;
+    let agent = Agent::start(&server, &json!({"apikey": key["apikey"]}), Some(CONFIG));
+    let path = "/computeMetadata/v1/instance/attributes/role";
+    let (_, headers, body) = agent.get(path).await;
+    assert_eq!(body, "web");
+    let etag = header(&headers, "etag").to_owned();
+
+    // A stale last_etag answers at once with the current value.
+    let started = Instant::now();
+    let (status, _, body) = agent
+        .get(&format!(
+            "{path}?wait_for_change=true&last_etag=0000000000000000"
+        ))
+        .await;
+    assert_eq!((status, body.as_str()), (200, "web"));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The current one waits until timeout_sec, then answers the unchanged value.
+    let started = Instant::now();
+    let (_, headers, body) = agent
+        .get(&format!(
+            "{path}?wait_for_change=true&last_etag={etag}&timeout_sec=1"
+        ))
+        .await;
+    assert_eq!(body, "web");
+    assert_eq!(header(&headers, "etag"), etag);
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    // A hanging GET returns the new value once the config file is edited.
+    let url = agent.url.clone();
+    let waiting = tokio::spawn(async move {
+        get_from(
+            &url,
+            &format!("{path}?wait_for_change=true&last_etag={etag}&timeout_sec=30"),
+            None,
+            &[("Metadata-Flavor", "Google")],
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let edited = CONFIG.replace("role = \"web\"", "role = \"db\"");
+    write_config(&agent.config_path(), &edited);
+    let (status, headers, body) = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the hanging GET returned after the edit")
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, "db"), "{}", agent.logs());
+    assert_ne!(header(&headers, "etag"), "");
+    let (status, _, _) = agent
+        .get(&format!("{TOKEN_PATH}?wait_for_change=true"))
+        .await;
+    assert_ne!(status, 500);
+}
+
+/// Rewrites a file so that its modification time surely moves.
+fn write_config(path: &Path, text: &str) {
+    let before = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    loop {
+        std::fs::write(path, text).unwrap();
+        if std::fs::metadata(path).and_then(|m| m.modified()).ok() != before {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn the_agent_rides_out_a_server_outage_and_stops_with_its_credential() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let server =
+        TestServer::start_with(&["--listen", &listen, "--token-lifetime", "60"], &[]).await;
+    let admin = server.admin_token().await;
+    let sa = service_account(&server, &admin, "resilient").await;
+    let key = apikey_for(&server, &admin, &sa).await;
+    let config = "[refresh]\nexpiry_margin_seconds = 50\nmax_backoff_seconds = 1\n";
+    let agent = Agent::start(&server, &json!({"apikey": key["apikey"]}), Some(config));
+    let first = agent.wait_for_token().await;
+
+    // The server goes away: the cached token is still served, counting down, while valid.
+    let mut server = server;
+    server.stop();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, _, body) = agent.get(TOKEN_PATH).await;
+    assert_eq!(status, 200, "{body}");
+    let cached: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(cached["access_token"], first["access_token"]);
+    assert!(cached["expires_in"].as_i64() < first["expires_in"].as_i64());
+
+    // Once nothing valid is left: 503, never a stale token.
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let (status, _, body) = agent.get(TOKEN_PATH).await;
+        if status == 503 {
+            assert!(body.contains("refresh failed"), "{body}");
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            Instant::now() < deadline,
+            "still serving after the token's time"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // The server returns on the same address: the agent recovers by itself.
+    let server = server.restart().await;
+    let recovered = agent.wait_for_token().await;
+    assert_ne!(recovered["access_token"], first["access_token"]);
+    let access = recovered["access_token"].as_str().unwrap();
+    assert_eq!(whoami(&server, access).await["id"], sa["id"]);
+    assert!(
+        agent.logs().contains("token refresh failed"),
+        "{}",
+        agent.logs()
+    );
+
+    // The credential is deleted: no new tokens; once the last one's time is up, 503.
+    let (status, body) = server
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/v1/api_keys/{}", key["id"].as_str().unwrap()),
+            &admin_after_restart(&server).await,
+            None,
+        )
+        .await;
+    assert!(status == 204 || status == 200, "{status} {body}");
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let (status, _, body) = agent.get(TOKEN_PATH).await;
+        if status == 503 {
+            assert!(body.contains("refused"), "{body}");
+            break;
+        }
+        let served: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            served["access_token"], recovered["access_token"],
+            "no new token after deletion"
+        );
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn admin_after_restart(server: &TestServer) -> String {
+    server.admin_token().await
+}
+
+#[tokio::test]
+async fn ibm_vpc_instance_identity_becomes_a_trusted_profile_token() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let account_id = jwt_payload(&admin)["account"]["bss"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("instance-key.pem");
+    let output = Command::new(binary())
+        .args(["agent", "keygen", "--key-out"])
+        .arg(&key_path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let jwks: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        jwks["keys"][0].get("d").is_none(),
+        "only the public key is printed"
+    );
+
+    let instance_crn = format!("crn:v1:tessera:public:is:zone-a:a/{account_id}::instance:4242");
+    let issuer_url = "https://vpc.tessera.test/instances/4242";
+    server
+        .create(
+            &admin,
+            "trusted_issuers",
+            json!({"name": "vm-4242", "issuer_url": issuer_url, "jwks": jwks,
+                   "cr_type": "VSI", "crn": instance_crn}),
+        )
+        .await;
+    let profile = server
+        .create(
+            &admin,
+            "trusted_profiles",
+            json!({"account_id": account_id, "name": "vm-profile",
+                   "links": [{"cr_type": "VSI", "crn": instance_crn}]}),
+        )
+        .await;
+    let other = server
+        .create(
+            &admin,
+            "trusted_profiles",
+            json!({"account_id": account_id, "name": "unrelated"}),
+        )
+        .await;
+    let sa = service_account(&server, &admin, "vm").await;
+    let key = apikey_for(&server, &admin, &sa).await;
+    let config = format!(
+        "[ibm_vpc]\nkey_file = \"{}\"\nissuer = \"{issuer_url}\"\ninstance_crn = \"{instance_crn}\"\n",
+        key_path.display()
+    );
+    let agent = Agent::start(&server, &json!({"apikey": key["apikey"]}), Some(&config));
+    let http = reqwest::Client::new();
+
+    // The instance identity token.
+    let url = format!(
+        "{}/instance_identity/v1/token?version=2022-03-01",
+        agent.url
+    );
+    let response = http
+        .put(&url)
+        .json(&json!({"expires_in": 300}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403, "Metadata-Flavor: ibm is required");
+    let response = http
+        .put(&url)
+        .header("Metadata-Flavor", "ibm")
+        .json(&json!({"expires_in": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("expires_in"));
+    let response = http
+        .put(&url)
+        .header("Metadata-Flavor", "ibm")
+        .json(&json!({"expires_in": 300}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let identity: Value = response.json().await.unwrap();
+    assert_eq!(identity["expires_in"], 300);
+    assert!(identity["created_at"].as_str().unwrap().ends_with('Z'));
+    let instance_token = identity["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(jwt_payload(&instance_token)["sub"], instance_crn.as_str());
+
+    // Exchanged for a profile token, by id and by crn, on both API versions.
+    let exchange = |path: &'static str, body: Value, bearer: Option<String>| {
+        let http = http.clone();
+        let url = format!("{}{path}", agent.url);
+        async move {
+            let mut request = http.post(url).header("Metadata-Flavor", "ibm").json(&body);
+            if let Some(bearer) = bearer {
+                request = request.bearer_auth(bearer);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let by_id = json!({"trusted_profile": {"id": profile["id"]}});
+    let (status, body) = exchange(
+        "/instance_identity/v1/iam_token?version=2022-03-01",
+        by_id.clone(),
+        Some(instance_token.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let access = body["access_token"].as_str().unwrap();
+    let me = whoami(&server, access).await;
+    assert_eq!(me["sub_type"], "Profile");
+    assert_eq!(me["id"], profile["id"]);
+    assert!(body["expires_in"].as_i64().unwrap() > 0);
+    let (status, body) = exchange(
+        "/identity/v1/iam_tokens?version=2025-08-26",
+        json!({"trusted_profile": {"crn": profile["crn"]}}),
+        Some(instance_token.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let response = http
+        .put(format!(
+            "{}/identity/v1/token?version=2025-08-26",
+            agent.url
+        ))
+        .header("Metadata-Flavor", "ibm")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // Refusals: a profile that does not link this instance, no bearer, a forged bearer.
+    let (status, body) = exchange(
+        "/instance_identity/v1/iam_token?version=2022-03-01",
+        json!({"trusted_profile": {"id": other["id"]}}),
+        Some(instance_token.clone()),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(!body["errors"][0]["message"].as_str().unwrap().is_empty());
+    let (status, _) = exchange(
+        "/instance_identity/v1/iam_token?version=2022-03-01",
+        by_id.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, _) = exchange(
+        "/instance_identity/v1/iam_token?version=2022-03-01",
+        by_id.clone(),
+        Some(format!("{instance_token}x")),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = exchange(
+        "/instance_identity/v1/iam_token?version=latest",
+        by_id,
+        Some(instance_token),
+    )
+    .await;
+    assert_eq!(status, 400);
+}
