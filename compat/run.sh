@@ -10,9 +10,10 @@
 #    directory and a random bootstrap admin API key, and waits (at most 30 s) for GET /readyz.
 #    TLS because the Yandex SDK opens only TLS channels; the IBM SDK trusts the local CA through
 #    REQUESTS_CA_BUNDLE, as a user of a private CA would set it up.
-# 4. Runs pytest with TESSERA_URL, TESSERA_ADMIN_APIKEY, TESSERA_CA (the local CA certificate) and
-#    TESSERA_GRPC_ENDPOINT (localhost:<port>) set, stops the server whatever happens, and exits
-#    with pytest's status. No tests collected (pytest's 5) is a failure too.
+# 4. Runs pytest with TESSERA_URL, TESSERA_ADMIN_APIKEY, TESSERA_CA (the local CA certificate),
+#    TESSERA_GRPC_ENDPOINT (localhost:<port>) and TESSERA_BIN (for `tessera agent`) set, stops the
+#    server whatever happens, and exits with pytest's status. No tests collected (pytest's 5) is a
+#    failure too.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -129,6 +130,7 @@ export TESSERA_URL="$url"
 export TESSERA_ADMIN_APIKEY="$admin_key"
 export TESSERA_CA="$ca"
 export TESSERA_GRPC_ENDPOINT="localhost:$port"
+export TESSERA_BIN="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"  # the agent tests start `tessera agent`
 export REQUESTS_CA_BUNDLE="$ca"
 export PYTHONDONTWRITEBYTECODE=1
 set +e

@@ -22,17 +22,22 @@ use std::path::Path;
 use std::sync::Arc;
 use tessera_core::jose::{self, SigningKey};
 use tessera_core::model::Algorithm;
+use tessera_verify::{decode_unverified, VerifyingKey};
 
 /// Instance identity tokens live 5 s to 1 h; 300 s when the request does not say.
 const MIN_EXPIRES_IN: i64 = 5;
 const MAX_EXPIRES_IN: i64 = 3600;
 const DEFAULT_EXPIRES_IN: i64 = 300;
+/// The first version of the instance identity API.
+const OLDEST_VERSION: &str = "2022-03-01";
 /// Largest request body of either operation.
 const MAX_BODY: usize = 4096;
 
 /// The instance's signing key and what its tokens say.
 pub struct InstanceIdentity {
     key: SigningKey,
+    /// The public half, to recognise our own tokens before exchanging them.
+    verifier: VerifyingKey,
     issuer: String,
     instance_crn: String,
     audience: String,
@@ -61,13 +66,46 @@ impl InstanceIdentity {
         if config.issuer.is_empty() {
             return Err(anyhow!("ibm_vpc.issuer must not be empty"));
         }
+        let verifier = key
+            .verifying_key()
+            .map_err(|e| anyhow!("ibm_vpc.key_file: {e}"))?;
         Ok(InstanceIdentity {
             key,
+            verifier,
             issuer: config.issuer.clone(),
             instance_crn: config.instance_crn.clone(),
             audience: config.audience.clone().unwrap_or_else(|| "iam".to_owned()),
             rng: SystemRandom::new(),
         })
+    }
+
+    /// Checks that `token` is an unexpired instance identity token of this agent: only those
+    /// are exchanged (anything else is refused here, in the VPC shape, not by the server).
+    fn check(&self, token: &str) -> Result<(), VpcError> {
+        let invalid = |why: &str| {
+            VpcError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_instance_identity_token",
+                format!("The bearer token is not a valid instance identity token of this instance: {why}."),
+            )
+        };
+        let parts = decode_unverified(token).map_err(|_| invalid("it is not a JWS"))?;
+        self.verifier
+            .verify_parts(&parts)
+            .map_err(|_| invalid("its signature does not verify"))?;
+        let claims: Value = serde_json::from_slice(&parts.payload)
+            .map_err(|_| invalid("its claims are not JSON"))?;
+        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            return Err(invalid("another issuer"));
+        }
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .unwrap_or_default();
+        if exp <= unix_now() {
+            return Err(invalid("it has expired"));
+        }
+        Ok(())
     }
 
     fn mint(&self, expires_in: i64) -> Result<(String, i64, i64), VpcError> {
@@ -132,7 +170,9 @@ impl VpcError {
 
 impl IntoResponse for VpcError {
     fn into_response(self) -> Response {
-        let trace = format!("{:016x}", unix_now());
+        let mut id = [0u8; 8];
+        let _ = aws_lc_rs::rand::fill(&mut id);
+        let trace: String = id.iter().map(|b| format!("{b:02x}")).collect();
         (
             self.status,
             Json(json!({
@@ -165,10 +205,21 @@ fn check_version(query: Option<&str>) -> Result<(), VpcError> {
         .into_iter()
         .flat_map(|q| q.split('&'))
         .find_map(|pair| pair.strip_prefix("version="));
+    let is_date = |v: &str| {
+        v.len() == 10
+            && v.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            })
+    };
     match version {
-        Some(v) if v.len() == 10 && v.as_bytes()[4] == b'-' && v.as_bytes()[7] == b'-' => Ok(()),
+        // Dates in this shape order as text; the instance identity API starts at 2022-03-01.
+        Some(v) if is_date(v) && v >= OLDEST_VERSION => Ok(()),
         Some(v) => Err(VpcError::invalid(format!(
-            "version must be a date (YYYY-MM-DD), got {v:?}"
+            "version must be a date (YYYY-MM-DD) from {OLDEST_VERSION} on, got {v:?}"
         ))),
         None => Err(VpcError::invalid("the version query parameter is required")),
     }
@@ -239,7 +290,7 @@ async fn iam_token_create(
     axum::extract::RawQuery(query): axum::extract::RawQuery,
     body: Bytes,
 ) -> Result<Json<Value>, VpcError> {
-    vpc(&state)?;
+    let identity = vpc(&state)?;
     check_flavor(&headers)?;
     check_version(query.as_deref())?;
     let instance_token = headers
@@ -255,6 +306,7 @@ async fn iam_token_create(
                 "An Authorization: Bearer <instance identity token> header is required.",
             )
         })?;
+    identity.check(instance_token)?;
     let request = body_object(&body)?;
     if let Some(key) = request.keys().find(|k| k.as_str() != "trusted_profile") {
         return Err(VpcError::invalid(format!("unknown field {key:?}")));
@@ -368,6 +420,8 @@ mod tests {
         assert!(check_version(Some("version=2022-03-01")).is_ok());
         assert!(check_version(Some("a=b&version=2025-08-26")).is_ok());
         assert!(check_version(Some("version=latest")).is_err());
+        assert!(check_version(Some("version=1999-01-01")).is_err());
+        assert!(check_version(Some("version=2022-0a-01")).is_err());
         assert!(check_version(None).is_err());
     }
 
@@ -400,6 +454,8 @@ mod tests {
         let identity = InstanceIdentity::load(&config).unwrap();
         let (token, created, expires) = identity.mint(60).ok().unwrap();
         assert_eq!(expires - created, 60);
-        assert_eq!(token.split('.').count(), 3);
+        assert!(identity.check(&token).is_ok());
+        assert!(identity.check(&format!("{token}x")).is_err());
+        assert!(identity.check("abc").is_err());
     }
 }

@@ -271,8 +271,8 @@ pub async fn run(args: AgentArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", resolved.listen))?;
     let local = listener.local_addr()?;
-    tracing::info!(address = %local, "agent listening");
-    eprintln!("agent listening on {local}");
+    // Tests and scripts wait for this line to learn the port of `--listen …:0`.
+    tracing::info!("agent listening on {local}");
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -257,7 +257,7 @@ pub async fn refresh_forever(shared: Arc<Shared>, workload: Arc<Workload>, label
         match shared.refresh(&workload).await {
             Ok(next) => {
                 backoff = first_backoff;
-                tracing::info!(workload = %label, expires_in_s = next - unix_now(), "token refreshed");
+                tracing::info!(workload = %label, next_refresh_in_s = next - unix_now(), "token refreshed");
                 let wait = (next - unix_now()).max(1) as u64;
                 tokio::time::sleep(Duration::from_secs(wait)).await;
             }

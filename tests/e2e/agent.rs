@@ -52,8 +52,8 @@ impl Agent {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    if let Some(address) = line.strip_prefix("agent listening on ") {
-                        let _ = tx.send(format!("http://{address}"));
+                    if let Some((_, address)) = line.split_once("agent listening on ") {
+                        let _ = tx.send(format!("http://{}", address.trim()));
                     }
                     output.lock().unwrap().push(line);
                 }
@@ -983,13 +983,17 @@ async fn ibm_vpc_instance_identity_becomes_a_trusted_profile_token() {
     )
     .await;
     assert_eq!(status, 401);
-    let (status, _) = exchange(
-        "/instance_identity/v1/iam_token?version=2022-03-01",
-        by_id.clone(),
-        Some(format!("{instance_token}x")),
-    )
-    .await;
-    assert_eq!(status, 400);
+    // Only this agent's own instance identity tokens are exchanged.
+    for forged in [format!("{instance_token}x"), "abc".to_owned()] {
+        let (status, body) = exchange(
+            "/instance_identity/v1/iam_token?version=2022-03-01",
+            by_id.clone(),
+            Some(forged),
+        )
+        .await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["errors"][0]["code"], "invalid_instance_identity_token");
+    }
     let (status, _) = exchange(
         "/instance_identity/v1/iam_token?version=latest",
         by_id,
