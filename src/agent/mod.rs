@@ -277,7 +277,7 @@ pub async fn run(args: AgentArgs) -> Result<()> {
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(tessera_server::server::shutdown_signal())
     .await
     .context("the agent's listener failed")
 }
@@ -357,26 +357,5 @@ async fn watch_config(path: PathBuf, publish: watch::Sender<Arc<Metadata>>, star
                 tracing::warn!(config = %path.display(), error = format!("{error:#}"), "config change ignored");
             }
         }
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }

@@ -1,7 +1,7 @@
 //! The workload metadata agent: a real `tessera agent` process beside a real server, spoken to
 //! over HTTP the way GCE clients do.
 
-use crate::harness::{binary, free_port, jwt_payload, TestServer};
+use crate::harness::{binary, free_port, jwt_payload, unix_now, TestServer};
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -390,20 +390,8 @@ async fn identity_tokens_are_signed_by_the_server_for_the_audience() {
         .await;
     assert_eq!(status, 400, "{body}");
 
-    let jwks_text = server
-        .http
-        .get(format!("{}/identity/keys", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let jwks = tessera_verify::Jwks::from_json(&jwks_text).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let jwks = server.jwks().await;
+    let now = unix_now();
     let issuer = format!("{}/identity", server.url);
 
     let (status, _, standard) = agent

@@ -326,6 +326,20 @@ impl TestServer {
         }
     }
 
+    /// The server's published key set (`/identity/keys`), for verifying its tokens offline.
+    pub async fn jwks(&self) -> tessera_verify::Jwks {
+        let text = self
+            .http
+            .get(format!("{}/identity/keys", self.url))
+            .send()
+            .await
+            .expect("GET /identity/keys")
+            .text()
+            .await
+            .expect("JWKS body");
+        tessera_verify::Jwks::from_json(&text).expect("JWKS")
+    }
+
     pub fn logs(&self) -> String {
         let mut all = self.stdout.lock().unwrap().join("\n");
         all.push('\n');
@@ -423,6 +437,14 @@ impl Drop for TestServer {
 }
 
 /// Decodes a JWT header without verifying it.
+/// Seconds since the Unix epoch, for checking tokens.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 /// A TCP port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -606,20 +606,7 @@ async fn changing_the_algorithm_rotates_through_a_published_successor() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     // The retired RS256 key stays published: its tokens still verify.
-    let text = server
-        .http
-        .get(format!("{}/identity/keys", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let jwks = tessera_verify::Jwks::from_json(&text).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    jwks.verify(&rs256_token, "http://tessera.test/identity", now)
+    let jwks = server.jwks().await;
+    jwks.verify(&rs256_token, "http://tessera.test/identity", unix_now())
         .unwrap();
 }

@@ -11,7 +11,6 @@ use aws_lc_rs::signature::{self, RsaKeyPair};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
-use std::time::{SystemTime, UNIX_EPOCH};
 use tessera_server::yandex::proto::endpoint::api_endpoint_service_client::ApiEndpointServiceClient;
 use tessera_server::yandex::proto::endpoint::{GetApiEndpointRequest, ListApiEndpointsRequest};
 use tessera_server::yandex::proto::iam::create_iam_token_request::Identity;
@@ -24,13 +23,6 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 const AUD: &str = "https://iam.api.cloud.yandex.net/iam/v1/tokens";
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 async fn channel(server: &TestServer) -> Channel {
     Channel::from_shared(server.url.clone())
@@ -163,19 +155,6 @@ fn assert_status(
     assert!(status.metadata().get("x-request-id").is_some());
 }
 
-async fn jwks(server: &TestServer) -> tessera_verify::Jwks {
-    let text = server
-        .http
-        .get(format!("{}/identity/keys", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    tessera_verify::Jwks::from_json(&text).unwrap()
-}
-
 async fn introspect(server: &TestServer, token: &str) -> Value {
     let admin = server.admin_token().await;
     server
@@ -271,7 +250,8 @@ async fn service_account_jwt_yields_a_t1_token_over_grpc_and_rest() {
     assert!((before + 43_200..=unix_now() + 43_200).contains(&expires));
 
     // Verifiable offline with the JWKS, and online with introspection.
-    let claims = jwks(&server)
+    let claims = server
+        .jwks()
         .await
         .verify_iam_token(&token, &format!("{}/identity", server.url), unix_now())
         .unwrap();
