@@ -42,9 +42,11 @@ pub async fn prepare(
         Grant::IamAuthz => iam_authz(http, base, creds).await?,
         Grant::CrToken => cr_token(http, base, creds).await?,
         Grant::Password => password(http, base, creds).await?,
-        Grant::Apikey | Grant::Introspect | Grant::YandexJwtRest | Grant::YandexJwtGrpc => {
-            return Ok(None)
-        }
+        Grant::Apikey
+        | Grant::Introspect
+        | Grant::YandexJwtRest
+        | Grant::YandexJwtGrpc
+        | Grant::Agent => return Ok(None),
     }))
 }
 

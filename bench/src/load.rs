@@ -11,11 +11,12 @@
 //!   more than [`LATE_SEND`] behind schedule (the connection was still waiting on an earlier
 //!   answer) are counted, so a server that cannot keep up at that rate is visible.
 //!
-//! Request bodies and headers are built once (for the Yandex JWT grant one pre-signed JWT per
-//! connection, all signed just before the load and valid for longer than any run can last).
-//! Every request has a timeout and every run a deadline, so a run always ends by itself. Only
-//! responses with status 200 (and, for introspection, `"active":true` in the body; for the Yandex
-//! grant a `t1.` IAM token) count as successes and enter the latency histogram; everything else is
+//! Requests (a POST with a body, or a GET) and their headers are built once (for the Yandex JWT
+//! grant one pre-signed JWT per connection, all signed just before the load and valid for longer
+//! than any run can last). Every request has a timeout and every run a deadline, so a run always
+//! ends by itself. Only responses with status 200 (and, for introspection, `"active":true` in the
+//! body; for the Yandex grant a `t1.` IAM token; for the IBM token grants and the metadata agent
+//! an `access_token`) count as successes and enter the latency histogram; everything else is
 //! counted by kind.
 
 use crate::grpc::GrpcTarget;
@@ -26,7 +27,7 @@ use anyhow::Context;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use std::collections::BTreeMap;
@@ -75,11 +76,15 @@ struct Endpoint {
 #[derive(Debug)]
 pub struct Target {
     endpoints: Vec<Endpoint>,
+    method: Method,
     path: &'static str,
-    content_type: &'static str,
-    /// Connection `i` sends `bodies[i mod len]`.
+    /// `None` for a request without a body (GET).
+    content_type: Option<&'static str>,
+    /// Connection `i` sends `bodies[i mod len]`; one empty body for a GET.
     bodies: Vec<Bytes>,
     authorization: Option<HeaderValue>,
+    /// Headers a surface requires beyond the usual ones (the agent's `Metadata-Flavor`).
+    extra_headers: Vec<(HeaderName, HeaderValue)>,
     /// Bytes a 200 answer must contain to count as a success.
     expect: Option<&'static [u8]>,
 }
@@ -87,6 +92,7 @@ pub struct Target {
 impl Target {
     /// The HTTP/1.1 request of `grant` (not the gRPC one). `jwts` are the pre-signed
     /// service-account JWTs of the Yandex JWT grant (one per connection), unused by the others.
+    /// For the agent grant `addrs` are the agents', not the servers'.
     pub fn new(
         addrs: &[SocketAddr],
         grant: Grant,
@@ -94,7 +100,9 @@ impl Target {
         jwts: &[String],
         prepared: Option<&crate::grants::Prepared>,
     ) -> anyhow::Result<Target> {
-        const FORM: &str = "application/x-www-form-urlencoded";
+        const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+        let mut method = Method::POST;
+        let mut extra_headers = Vec::new();
         let (path, content_type, bodies, authorization, expect) = match grant {
             Grant::Apikey => (
                 "/identity/token",
@@ -106,7 +114,7 @@ impl Target {
                 ])
                 .context("encoding the token request")?],
                 None,
-                None,
+                Some(ACCESS_TOKEN),
             ),
             Grant::Introspect => (
                 "/identity/introspect",
@@ -127,7 +135,7 @@ impl Target {
                 }
                 (
                     "/iam/v1/tokens",
-                    "application/json",
+                    Some("application/json"),
                     jwts.iter()
                         .map(|jwt| serde_json::json!({ "jwt": jwt }).to_string())
                         .collect(),
@@ -155,6 +163,20 @@ impl Target {
                     Some(ACCESS_TOKEN),
                 )
             }
+            Grant::Agent => {
+                method = Method::GET;
+                extra_headers.push((
+                    HeaderName::from_static(crate::agent::FLAVOR_HEADER.0),
+                    HeaderValue::from_static(crate::agent::FLAVOR_HEADER.1),
+                ));
+                (
+                    crate::agent::TOKEN_PATH,
+                    None,
+                    vec![String::new()],
+                    None,
+                    Some(ACCESS_TOKEN),
+                )
+            }
         };
         if addrs.is_empty() {
             anyhow::bail!("no server to send requests to");
@@ -168,10 +190,12 @@ impl Target {
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Target {
             endpoints,
+            method,
             path,
             content_type,
             bodies: bodies.into_iter().map(Bytes::from).collect(),
             authorization,
+            extra_headers,
             expect,
         })
     }
@@ -189,13 +213,18 @@ impl Target {
             .get(index % self.bodies.len().max(1))
             .context("no request body")?;
         let mut builder = Request::builder()
-            .method(Method::POST)
+            .method(self.method.clone())
             .uri(self.path)
             .header(HOST, endpoint.host.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static(self.content_type))
             .header(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(content_type) = self.content_type {
+            builder = builder.header(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        }
         if let Some(authorization) = &self.authorization {
             builder = builder.header(AUTHORIZATION, authorization.clone());
+        }
+        for (name, value) in &self.extra_headers {
+            builder = builder.header(name.clone(), value.clone());
         }
         builder
             .body(Full::new(body.clone()))
@@ -727,7 +756,9 @@ mod tests {
         let request = target.request(1).unwrap();
         assert_eq!(request.headers()[HOST], "127.0.0.1:1002");
         assert!(request.headers().get(AUTHORIZATION).is_none());
-        assert!(target.body_ok(b"{}"));
+        // An error storm answered with 200 cannot pass as tokens.
+        assert!(!target.body_ok(b"{}"));
+        assert!(target.body_ok(br#"{"access_token":"eyJ"}"#));
     }
 
     #[test]
@@ -772,6 +803,27 @@ mod tests {
         assert!(target.body_ok(br#"{"access_token":"a.b.c"}"#));
         assert!(!target.body_ok(br#"{"errorCode":"BXNIM0415E"}"#));
         assert!(Target::new(&addrs, Grant::Assume, &creds(), &[], None).is_err());
+    }
+
+    #[test]
+    fn the_agent_grant_gets_its_token_with_the_flavor_header() {
+        let addrs: Vec<SocketAddr> = vec!["127.0.0.1:1001".parse().unwrap()];
+        let target = Target::new(&addrs, Grant::Agent, &creds(), &[], None).unwrap();
+        let request = target.request(5).unwrap();
+        assert_eq!(request.method(), Method::GET);
+        assert_eq!(
+            request.uri(),
+            "/computeMetadata/v1/instance/service-accounts/default/token"
+        );
+        assert_eq!(request.headers()["metadata-flavor"], "Google");
+        assert!(request.headers().get(CONTENT_TYPE).is_none());
+        assert!(request.headers().get(AUTHORIZATION).is_none());
+        assert_eq!(target.bodies, [Bytes::new()]);
+        assert!(
+            target.body_ok(br#"{"access_token":"a.b.c","expires_in":3300,"token_type":"Bearer"}"#)
+        );
+        assert!(!target.body_ok(b"the agent has not obtained a token yet\n"));
+        assert!(!target.body_ok(b""));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! ```text
 //! cargo build --release
 //! cargo run --release -p tessera-bench -- [--connections 64] [--duration 10]
-//!     [--grants apikey,introspect,assume,iam-authz,cr-token,password,yandex-jwt-rest,yandex-jwt-grpc]
+//!     [--grants apikey,introspect,assume,iam-authz,cr-token,password,yandex-jwt-rest,yandex-jwt-grpc,agent]
 //!     [--algorithms RS256,ES256] [--json]
 //!     [--nodes 1] [--database-url postgres://…] [--cluster-comparison]
 //!     [--wait-quiet 1200] [--noisy-retries 2]
@@ -19,7 +19,8 @@
 //!    signing of a `t1.` claim set, combined as `1 / (1/verify + 1/sign)`. For `assume` and
 //!    `iam-authz` the same combination of verifying and signing with the algorithm; for
 //!    `cr-token` ES256 verification (the issuer's key) and signing with the algorithm; for
-//!    `password` Argon2id verification (the server's parameters) and signing.
+//!    `password` Argon2id verification (the server's parameters) and signing. The `agent` grant
+//!    has none: the agent serves a cached token and signs nothing per request.
 //! 2. For each grant, algorithm and setup, **fresh servers** ([`server`]): `target/release/tessera
 //!    serve` (the sibling of this executable) on free 127.0.0.1 ports with temporary data
 //!    directories, the algorithm and a random bootstrap admin key. A setup is one node on its
@@ -31,14 +32,18 @@
 //!    benchmark signs one PS256 JWT per connection right before the load (valid for an hour,
 //!    longer than the flags let a run last; the server verifies each one in full every time).
 //!    The other IBM grants get their profile, policy, trusted issuer or user and client the same
-//!    way ([`grants`]).
+//!    way ([`grants`]). For `agent` a `tessera agent` process ([`agent`]) is started with that API
+//!    key as its credential, pointing at the first node, and used once it serves a token.
 //! 3. **Load** ([`load`]): a warm-up, then a closed loop over N keep-alive HTTP/1.1 connections,
 //!    spread round-robin over the nodes (peak rate, p50/p99/max), then a paced run at half that
 //!    peak (p50/p99 there; the performance budget asks p99 < 5 ms). Successes and failures are
 //!    counted apart. `yandex-jwt-rest` posts `{"jwt": …}` to `/iam/v1/tokens` over the same
 //!    HTTP/1.1 loop; `yandex-jwt-grpc` ([`grpc`]) makes N concurrent unary
 //!    `IamTokenService/Create` calls over h2c, 16 per HTTP/2 connection, with the same phases and
-//!    counting.
+//!    counting. `agent` GETs the GCE token path
+//!    (`/computeMetadata/v1/instance/service-accounts/default/token`, `Metadata-Flavor: Google`)
+//!    from the agent; success is a 200 carrying an `access_token`, and the agent's CPU and memory
+//!    stand in the server's columns.
 //! 4. A **report** ([`report`]): a table per grant, or JSON with `--json`, with the ratio to the
 //!    raw speed, a description of the machine ([`machine`]) and the budget lines it speaks to.
 //!
@@ -52,6 +57,7 @@
 //! with `--noisy-retries`, repeated. Every phase is bounded in time and only 127.0.0.1 (and the
 //! given database) is ever contacted.
 
+mod agent;
 mod grants;
 mod grpc;
 mod load;
@@ -99,6 +105,9 @@ pub enum Grant {
     CrToken,
     /// IBM `password` with Basic client authentication: Argon2id-bound by design.
     Password,
+    /// The workload metadata agent (`tessera agent`): `GET` of the GCE token path, answered from
+    /// the agent's in-memory cache of the server's token (no signing per request).
+    Agent,
 }
 
 impl Grant {
@@ -112,6 +121,7 @@ impl Grant {
             Grant::IamAuthz => "iam-authz",
             Grant::CrToken => "cr-token",
             Grant::Password => "password",
+            Grant::Agent => "agent",
         }
     }
 
@@ -127,7 +137,7 @@ impl Grant {
     }
 
     /// The grants in the order the report shows them.
-    pub const ALL: [Grant; 8] = [
+    pub const ALL: [Grant; 9] = [
         Grant::Apikey,
         Grant::Introspect,
         Grant::Assume,
@@ -136,6 +146,7 @@ impl Grant {
         Grant::Password,
         Grant::YandexJwtRest,
         Grant::YandexJwtGrpc,
+        Grant::Agent,
     ];
 }
 
@@ -238,7 +249,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "apikey,assume,iam-authz,cr-token,password,yandex-jwt-rest,yandex-jwt-grpc"
+        default_value = "apikey,assume,iam-authz,cr-token,password,yandex-jwt-rest,yandex-jwt-grpc,agent"
     )]
     grants: Vec<Grant>,
     /// Token-signing algorithms, comma-separated (RS256, PS256, ES256, EdDSA).
@@ -499,16 +510,28 @@ fn run() -> anyhow::Result<ExitCode> {
     };
     let mut rows = Vec::new();
     for &grant in &grants {
-        let references = match grant {
-            Grant::Apikey => &raw_sign,
-            Grant::Introspect => &raw_verify,
-            Grant::Assume => &raw_assume,
-            Grant::IamAuthz => &raw_iam_authz,
-            Grant::CrToken => &raw_cr_token,
-            Grant::Password => &raw_password,
-            Grant::YandexJwtRest | Grant::YandexJwtGrpc => &raw_yandex,
+        let measured = match grant {
+            Grant::Apikey => Some(&raw_sign),
+            Grant::Introspect => Some(&raw_verify),
+            Grant::Assume => Some(&raw_assume),
+            Grant::IamAuthz => Some(&raw_iam_authz),
+            Grant::CrToken => Some(&raw_cr_token),
+            Grant::Password => Some(&raw_password),
+            Grant::YandexJwtRest | Grant::YandexJwtGrpc => Some(&raw_yandex),
+            Grant::Agent => None,
         };
-        for &(algorithm, reference) in references {
+        let references: Vec<(Algorithm, Option<signing::SignRate>)> = match measured {
+            Some(list) => list
+                .iter()
+                .map(|&(algorithm, rate)| (algorithm, Some(rate)))
+                .collect(),
+            // The agent signs nothing per request; the algorithm only shapes the token it serves.
+            None => algorithms
+                .iter()
+                .map(|&algorithm| (algorithm, None))
+                .collect(),
+        };
+        for (algorithm, reference) in references {
             for setup in &setups {
                 let label = format!(
                     "{} / {} / {}",
@@ -682,14 +705,27 @@ async fn drive_cluster(
             grants::check(&http, base, grant, prepared).await?;
         }
     }
-    let idle_rss_kib = cluster.rss_kib();
+    // The agent grant loads the agent in front of the first node, not the nodes: its process is
+    // what the CPU and memory columns then describe.
+    let mut agent = if grant == Grant::Agent {
+        Some(start_agent(server_bin, &http, &first, &creds, algorithm).await?)
+    } else {
+        None
+    };
+    let (addrs, pids, idle_rss_kib) = match &agent {
+        Some(agent) => (
+            vec![agent.addr()?],
+            vec![agent.pid()],
+            vec![agent.rss_kib()],
+        ),
+        None => (cluster.addrs(), cluster.pids(), cluster.rss_kib()),
+    };
     let target = match grant {
-        Grant::YandexJwtGrpc => load::Workload::Grpc(std::sync::Arc::new(grpc::GrpcTarget::new(
-            &cluster.addrs(),
-            &jwts,
-        )?)),
+        Grant::YandexJwtGrpc => {
+            load::Workload::Grpc(std::sync::Arc::new(grpc::GrpcTarget::new(&addrs, &jwts)?))
+        }
         _ => load::Workload::Http(std::sync::Arc::new(load::Target::new(
-            &cluster.addrs(),
+            &addrs,
             grant,
             &creds,
             &jwts,
@@ -697,7 +733,7 @@ async fn drive_cluster(
         )?)),
     };
     let plan = load::Plan {
-        server_pids: cluster.pids(),
+        server_pids: pids,
         database: matches!(setup.store, server::StoreKind::Postgres { .. }),
         ..plan.clone()
     };
@@ -708,14 +744,62 @@ async fn drive_cluster(
         setup.label()
     );
     let phases = load::run(target, &plan, |msg| progress(&format!("{label}: {msg}"))).await;
-    let loaded_rss_kib = cluster.rss_kib();
+    let loaded_rss_kib = match &agent {
+        Some(agent) => vec![agent.rss_kib()],
+        None => cluster.rss_kib(),
+    };
     cluster.ensure_running()?;
+    let phases = match agent.as_mut() {
+        Some(agent) => {
+            let phases = match agent.ensure_running().and(phases) {
+                Ok(phases) => phases,
+                Err(err) => return Err(with_agent_output(err, agent)),
+            };
+            let failed = phases.peak.failures.total()
+                + phases.half.as_ref().map_or(0, |half| half.failures.total());
+            if failed > 0 {
+                progress(&format!(
+                    "{label}: {failed} failed requests; the agent's output:\n{}",
+                    agent.log_tail()
+                ));
+            }
+            phases
+        }
+        None => phases?,
+    };
+    if let Some(agent) = agent {
+        agent.stop();
+    }
     Ok(report::Measured {
-        phases: phases?,
+        phases,
         idle_rss_kib,
         loaded_rss_kib,
         propagation,
     })
+}
+
+/// Starts `tessera agent` for the first node with the benchmark's API key and waits until it
+/// serves the server's token (checked in full once); on failure the agent's output is shown.
+async fn start_agent(
+    server_bin: &std::path::Path,
+    http: &reqwest::Client,
+    base: &str,
+    creds: &server::Credentials,
+    algorithm: Algorithm,
+) -> anyhow::Result<agent::Agent> {
+    let mut agent = agent::Agent::start(server_bin, base, &creds.apikey)?;
+    let ready = match agent.wait_ready(http, Duration::from_secs(30)).await {
+        Ok(answer) => agent::check_answer(&answer, creds, algorithm),
+        Err(err) => Err(err),
+    };
+    match ready {
+        Ok(()) => Ok(agent),
+        Err(err) => Err(with_agent_output(err, &agent)),
+    }
+}
+
+fn with_agent_output(err: anyhow::Error, agent: &agent::Agent) -> anyhow::Error {
+    anyhow::anyhow!("{err:#}\nthe agent's output:\n{}", agent.log_tail())
 }
 
 /// Most JWTs signed for one run: one per connection up to this many, then reused in turn.
@@ -789,6 +873,23 @@ mod tests {
         assert!(setups(&[1], None, true).is_err());
         assert!(setups(&[0], Some(URL), false).is_err());
         assert!(setups(&[MAX_NODES + 1], Some(URL), false).is_err());
+    }
+
+    #[test]
+    fn the_agent_grant_is_a_flag_value_and_a_default() {
+        let args = Args::try_parse_from(["tessera-bench", "--grants", "agent,apikey"]).unwrap();
+        assert_eq!(args.grants, [Grant::Agent, Grant::Apikey]);
+        assert_eq!(args.connections, 64);
+        let defaults = Args::try_parse_from(["tessera-bench"]).unwrap();
+        assert!(defaults.grants.contains(&Grant::Agent));
+        assert_eq!(Grant::Agent.name(), "agent");
+        assert!(Grant::ALL.contains(&Grant::Agent));
+        assert!(!Grant::Agent.is_yandex() && !Grant::Agent.verifies_and_signs());
+        // Every grant's report name is the name its flag takes.
+        for grant in Grant::ALL {
+            let parsed = Args::try_parse_from(["tessera-bench", "--grants", grant.name()]).unwrap();
+            assert_eq!(parsed.grants, [grant]);
+        }
     }
 
     #[test]

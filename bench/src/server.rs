@@ -99,13 +99,7 @@ impl Server {
             .arg(algorithm.as_str())
             .arg("--log-level")
             .arg("warn");
-        // Only what is set here: a TESSERA_DATABASE_URL or TESSERA_MASTER_KEY in the benchmark's
-        // own environment must not turn a SQLite run into something else.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("TESSERA_") {
-                command.env_remove(name);
-            }
-        }
+        clear_tessera_env(&mut command);
         if let Some((url, schema)) = &options.database {
             command
                 .arg("--database-url")
@@ -186,28 +180,12 @@ impl Server {
 
     /// The server's resident set size in KiB (Linux only).
     pub fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        rss_kib(self.child.id())
     }
 
     /// The last lines of the server's stdout and stderr.
     pub fn log_tail(&self) -> String {
-        match std::fs::read_to_string(&self.log_path) {
-            Ok(text) => {
-                let lines: Vec<&str> = text.lines().collect();
-                let from = lines.len().saturating_sub(40);
-                let tail = lines[from..].join("\n");
-                if tail.is_empty() {
-                    "(empty)".to_owned()
-                } else {
-                    tail
-                }
-            }
-            Err(err) => format!("(log unreadable: {err})"),
-        }
+        log_tail(&self.log_path)
     }
 
     /// Kills the server and reaps it.
@@ -227,6 +205,43 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A process's resident set size in KiB (Linux only).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The last 40 lines of a child's log file (its stdout and stderr).
+pub fn log_tail(path: &Path) -> String {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(40);
+            let tail = lines[from..].join("\n");
+            if tail.is_empty() {
+                "(empty)".to_owned()
+            } else {
+                tail
+            }
+        }
+        Err(err) => format!("(log unreadable: {err})"),
+    }
+}
+
+/// Removes every `TESSERA_*` variable from a child's environment: a TESSERA_DATABASE_URL or
+/// TESSERA_MASTER_KEY (or TESSERA_AGENT_SERVER) in the benchmark's own environment must not turn
+/// a run into something else.
+pub fn clear_tessera_env(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TESSERA_") {
+            command.env_remove(name);
+        }
     }
 }
 
@@ -709,6 +724,16 @@ pub async fn check_token(
     let token = token_for(http, base, &creds.apikey)
         .await
         .context("getting a token with the benchmark's API key")?;
+    check_access_token(&token, creds, algorithm)
+}
+
+/// An access token is a three-part JWT signed with `algorithm`, for the benchmark's service
+/// account.
+pub fn check_access_token(
+    token: &str,
+    creds: &Credentials,
+    algorithm: Algorithm,
+) -> anyhow::Result<()> {
     let parts: Vec<&str> = token.split('.').collect();
     let [header, payload, _signature] = parts.as_slice() else {
         anyhow::bail!("the access token is not a three-part JWT");
