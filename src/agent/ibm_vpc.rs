@@ -22,6 +22,8 @@ use std::path::Path;
 use std::sync::Arc;
 use tessera_core::jose::{self, SigningKey};
 use tessera_core::model::Algorithm;
+use tessera_core::service_account_jwt::pem;
+use tessera_server::admin::rfc3339;
 use tessera_verify::{decode_unverified, VerifyingKey};
 
 /// Instance identity tokens live 5 s to 1 h; 300 s when the request does not say.
@@ -365,16 +367,6 @@ async fn iam_token_create(
     })))
 }
 
-fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 /// `tessera agent keygen`: a new ES256 instance key, written owner-only, and its JWKS on stdout.
 pub fn keygen(key_out: &Path) -> Result<()> {
     let rng = SystemRandom::new();
@@ -382,15 +374,7 @@ pub fn keygen(key_out: &Path) -> Result<()> {
         .map_err(|e| anyhow!("cannot generate a key: {e}"))?;
     let key = SigningKey::from_pkcs8("instance-identity", Algorithm::Es256, &der)
         .map_err(|e| anyhow!("cannot load the new key: {e}"))?;
-    use base64::Engine;
-    let body = base64::engine::general_purpose::STANDARD.encode(&der);
-    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
-    for line in body.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
-        pem.push('\n');
-    }
-    pem.push_str("-----END PRIVATE KEY-----\n");
-    write_private(key_out, pem.as_bytes())?;
+    write_private(key_out, pem("PRIVATE KEY", &der).as_bytes())?;
     println!("{}", json!({"keys": [key.public_jwk()]}));
     Ok(())
 }

@@ -207,9 +207,7 @@ pub async fn run(args: AgentArgs) -> Result<()> {
         None => None,
     };
     let shared = Arc::new(Shared::new(resolved.upstream, resolved.credential, policy));
-    let started_at = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let started_at = tessera_server::admin::rfc3339(upstream::unix_now());
     let attributes = resolved.file.attributes();
     let (publish, metadata) = watch::channel(Arc::new(Metadata {
         tree: tree::build(&attributes, &started_at),

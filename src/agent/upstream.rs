@@ -5,7 +5,6 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use aws_lc_rs::rand::SystemRandom;
-use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::fmt;
@@ -13,6 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 use tessera_core::jose::SigningKey;
 use tessera_core::model::Algorithm;
+use tessera_core::service_account_jwt::pem_decode;
 
 /// The audience of the service-account JWTs the agent signs: the canonical Yandex tokens URL,
 /// which every Tessera server accepts.
@@ -125,22 +125,9 @@ impl Credential {
     }
 }
 
-/// The DER bytes of the first PEM block of a `PRIVATE KEY` file.
+/// The DER bytes of the `PRIVATE KEY` (PKCS#8) block of a PEM file.
 pub fn pem_to_der(pem: &str) -> Result<Vec<u8>> {
-    let begin = "-----BEGIN PRIVATE KEY-----";
-    let end = "-----END PRIVATE KEY-----";
-    let start = pem.find(begin).ok_or_else(|| anyhow!("no {begin} block"))? + begin.len();
-    let stop = pem[start..]
-        .find(end)
-        .ok_or_else(|| anyhow!("no {end} line"))?
-        + start;
-    let body: String = pem[start..stop]
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .map_err(|_| anyhow!("the key block is not base64"))
+    pem_decode("PRIVATE KEY", pem).ok_or_else(|| anyhow!("no base64 PRIVATE KEY block"))
 }
 
 /// What the server said, for logs and for answers to the agent's clients.
