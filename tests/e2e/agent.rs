@@ -458,11 +458,49 @@ async fn an_authorized_key_file_works_and_token_prints_a_handler_context() {
         )
         .await;
     let key_file = created["key_file"].clone();
-    let agent = Agent::start(&server, &key_file, None);
+    let overrides = "[service_account]\nemail = \"robot@example.test\"\nscopes = [\"s1\"]\n";
+    let agent = Agent::start(&server, &key_file, Some(overrides));
     let token = agent.wait_for_token().await;
     let access = token["access_token"].as_str().unwrap();
     assert!(access.starts_with("t1."), "{token}");
     assert_eq!(whoami(&server, access).await["id"], sa["id"]);
+
+    // [service_account] overrides the e-mail and scopes the agent shows.
+    let (status, _, body) = agent
+        .get("/computeMetadata/v1/instance/service-accounts/default/?recursive=true")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let info: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(info["email"], "robot@example.test");
+    assert_eq!(info["scopes"], json!(["s1"]));
+    let (status, _, _) = agent
+        .get("/computeMetadata/v1/instance/service-accounts/robot@example.test/token")
+        .await;
+    assert_eq!(status, 200);
+
+    // [service_account] is for one workload: with a host-mode table the agent refuses to start.
+    let both = agent.dir.path().join("both.toml");
+    std::fs::write(
+        &both,
+        format!("{overrides}[[workloads]]\nsource = \"127.0.0.2\"\nservice_account_id = \"x\"\n"),
+    )
+    .unwrap();
+    let output = Command::new(binary())
+        .args([
+            "agent",
+            "--server",
+            &server.url,
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&both)
+        .arg("--credentials")
+        .arg(agent.dir.path().join("credentials.json"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("host mode"));
 
     // `tessera agent token`: the handler-context object, once.
     let credentials = agent.dir.path().join("credentials.json");
@@ -836,6 +874,14 @@ async fn ibm_vpc_instance_identity_becomes_a_trusted_profile_token() {
         jwks["keys"][0].get("d").is_none(),
         "only the public key is printed"
     );
+    // An existing key file is never overwritten.
+    let again = Command::new(binary())
+        .args(["agent", "keygen", "--key-out"])
+        .arg(&key_path)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("must not exist yet"));
 
     let instance_crn = format!("crn:v1:tessera:public:is:zone-a:a/{account_id}::instance:4242");
     let issuer_url = "https://vpc.tessera.test/instances/4242";
