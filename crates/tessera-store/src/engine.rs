@@ -538,8 +538,15 @@ fn table(kind: EntityKind) -> &'static Table {
         },
         EntityKind::Client => &Table {
             name: "clients",
-            key: "id",
-            columns: &["id", "account_id", "name", "secret_hash", "created_at"],
+            key: "client_key",
+            columns: &[
+                "client_key",
+                "id",
+                "account_id",
+                "name",
+                "secret_hash",
+                "created_at",
+            ],
         },
         EntityKind::Binding => &Table {
             name: "access_bindings",
@@ -602,6 +609,7 @@ fn table(kind: EntityKind) -> &'static Table {
                 "account_id",
                 "sealed_secret",
                 "confirmed",
+                "pending_secret",
                 "created_at",
             ],
         },
@@ -685,6 +693,7 @@ fn entity_values(entity: &Entity) -> Vec<Value<'_>> {
             Value::Int(k.created_at),
         ],
         Entity::Client(c) => vec![
+            Value::text(&c.key),
             Value::text(&c.id),
             Value::opt_text(c.account_id.as_deref()),
             Value::text(&c.name),
@@ -731,6 +740,7 @@ fn entity_values(entity: &Entity) -> Vec<Value<'_>> {
             Value::text(&t.account_id),
             Value::Bytes(&t.sealed_secret),
             Value::Flag(t.confirmed),
+            Value::OptBytes(t.pending_secret.as_deref()),
             Value::Int(t.created_at),
         ],
         Entity::Profile(p) => vec![
@@ -831,8 +841,16 @@ fn decode(kind: EntityKind, row: &dyn Fields) -> Result<Entity> {
                 Some(bytes) => Some(key_hash(bytes, &id)?),
                 None => None,
             };
+            let account_id = row.opt_text("account_id")?;
+            let key = row.text("client_key")?;
+            if key != OAuthClient::key_for(account_id.as_deref(), &id) {
+                return Err(StoreError::Corrupt(format!(
+                    "client {id} is stored under key {key}, which does not match its account"
+                )));
+            }
             Entity::Client(OAuthClient {
-                account_id: row.opt_text("account_id")?,
+                key,
+                account_id,
                 name: row.text("name")?,
                 secret_hash,
                 created_at: row.int("created_at")?,
@@ -918,6 +936,7 @@ fn decode(kind: EntityKind, row: &dyn Fields) -> Result<Entity> {
             account_id: row.text("account_id")?,
             sealed_secret: row.bytes("sealed_secret")?,
             confirmed: row.flag("confirmed")?,
+            pending_secret: row.opt_bytes("pending_secret")?,
             created_at: row.int("created_at")?,
         }),
         EntityKind::Profile => {
@@ -1112,6 +1131,13 @@ async fn check_references(conn: &mut dyn Conn, entity: &Entity) -> Result<()> {
             check_owner_account(conn, &k.owner_iam_id, "api key", &k.id, &k.account_id).await?;
         }
         Entity::Client(c) => {
+            if c.key != OAuthClient::key_for(c.account_id.as_deref(), &c.id) {
+                return Err(StoreError::Conflict(format!(
+                    "client {} must be keyed {}",
+                    c.id,
+                    OAuthClient::key_for(c.account_id.as_deref(), &c.id)
+                )));
+            }
             if let Some(account_id) = &c.account_id {
                 require(conn, EntityKind::Account, account_id).await?;
             }
@@ -1203,9 +1229,16 @@ async fn check_unique_fields(conn: &mut dyn Conn, entity: &Entity) -> Result<()>
             ),
         ),
         Entity::Issuer(i) => (
-            "SELECT id FROM trusted_issuers WHERE issuer_url = ? AND id <> ?",
-            vec![Value::text(&i.issuer_url), Value::text(&i.id)],
-            format!("trusted issuer for {}", i.issuer_url),
+            "SELECT id FROM trusted_issuers WHERE account_id = ? AND issuer_url = ? AND id <> ?",
+            vec![
+                Value::text(&i.account_id),
+                Value::text(&i.issuer_url),
+                Value::text(&i.id),
+            ],
+            format!(
+                "trusted issuer for {} in account {}",
+                i.issuer_url, i.account_id
+            ),
         ),
         Entity::Policy(p) => (
             "SELECT id FROM authorization_policies \

@@ -373,9 +373,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.schema_version().await.unwrap(), None);
-        assert_eq!(store.known_schema_version(), 4);
+        assert_eq!(store.known_schema_version(), 5);
         store.migrate().await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), Some(4));
+        assert_eq!(store.schema_version().await.unwrap(), Some(5));
         store.close().await;
     }
 

@@ -113,6 +113,7 @@ pub fn oauth_token(id: &str, user_id: &str, account_id: &str, hash: u8) -> Entit
 
 pub fn client(id: &str, account_id: Option<&str>, secret: Option<u8>) -> Entity {
     Entity::Client(OAuthClient {
+        key: OAuthClient::key_for(account_id, id),
         id: id.into(),
         account_id: account_id.map(Into::into),
         name: format!("client {id}"),
@@ -127,6 +128,7 @@ pub fn totp(user_id: &str, account_id: &str, confirmed: bool) -> Entity {
         account_id: account_id.into(),
         sealed_secret: vec![1, 2, 3, 4],
         confirmed,
+        pending_secret: confirmed.then(|| vec![5, 6]),
         created_at: NOW,
     })
 }
@@ -404,6 +406,10 @@ pub async fn duplicates_are_rejected(store: &dyn Store) {
         service_account("ServiceId-s1", ACCOUNT_A),
         api_key("ApiKey-1", "iam-ServiceId-s1", ACCOUNT_A, 1),
         client("bx", Some(ACCOUNT_A), Some(7)),
+        // Client ids are unique per account: the same id globally or in another account is
+        // another client.
+        client("bx", None, None),
+        client("bx", Some(ACCOUNT_B), Some(8)),
         binding(
             "AccessBinding-1",
             "IBMid-U1",
@@ -424,11 +430,14 @@ pub async fn duplicates_are_rejected(store: &dyn Store) {
         }
     }
     let client_again = store
-        .create(&client("bx", None, None), &audit("client.create"))
+        .create(
+            &client("bx", Some(ACCOUNT_A), Some(9)),
+            &audit("client.create"),
+        )
         .await;
     assert_eq!(
         client_again.unwrap_err().to_string(),
-        "client bx already exists"
+        format!("client {ACCOUNT_A}/bx already exists")
     );
 
     let same_email = store
@@ -782,7 +791,10 @@ pub async fn account_delete_conflicts_while_not_empty(store: &dyn Store) {
         matches!(conflict, Err(StoreError::Conflict(_))),
         "{conflict:?}"
     );
-    store.delete(EntityKind::Client, "bx", &a).await.unwrap();
+    store
+        .delete(EntityKind::Client, &format!("{ACCOUNT_A}/bx"), &a)
+        .await
+        .unwrap();
 
     let before = current_seq(store).await;
     let seq = store
@@ -1036,7 +1048,7 @@ pub async fn list_paginates_and_filters(store: &dyn Store) {
         .list(EntityKind::Client, &in_a(None, 10))
         .await
         .unwrap();
-    assert_eq!(keys(&clients), ["ca"]);
+    assert_eq!(keys(&clients), [format!("{ACCOUNT_A}/ca")]);
     let keys_in_a = store
         .list(EntityKind::ApiKey, &in_a(None, 10))
         .await
@@ -1755,11 +1767,18 @@ pub async fn profiles_issuers_policies(store: &dyn Store) {
     store.put(&confirmed, &audit("totp.confirm")).await.unwrap();
     assert_stored(store, &confirmed).await;
 
-    // Uniqueness: profile name per account, issuer URL, policy (source, target).
+    // Uniqueness: profile name per account, issuer URL per account (another account may use
+    // the same URL), policy (source, target).
+    let same_url_elsewhere = issuer("Issuer-b1", ACCOUNT_B, "https://k8s-a.example.com");
+    store
+        .create(&same_url_elsewhere, &audit("create"))
+        .await
+        .unwrap();
+    assert_stored(store, &same_url_elsewhere).await;
     for (clash, what) in [
         (profile("Profile-a2", ACCOUNT_A, "deployer"), "deployer"),
         (
-            issuer("Issuer-a2", ACCOUNT_B, "https://k8s-a.example.com"),
+            issuer("Issuer-a2", ACCOUNT_A, "https://k8s-a.example.com"),
             "https://k8s-a.example.com",
         ),
         (

@@ -387,6 +387,7 @@ impl Entities {
                 account_id: t.account_id.clone(),
                 sealed_secret: BASE64.encode(&t.sealed_secret),
                 confirmed: t.confirmed,
+                pending_secret: t.pending_secret.as_ref().map(|p| BASE64.encode(p)),
                 created_at: t.created_at,
             }),
             Entity::Profile(p) => self.trusted_profiles.push(TrustedProfileDto {
@@ -431,7 +432,8 @@ impl Entities {
         self.api_keys.sort_by(|a, b| a.id.cmp(&b.id));
         self.authorized_keys.sort_by(|a, b| a.id.cmp(&b.id));
         self.oauth_tokens.sort_by(|a, b| a.id.cmp(&b.id));
-        self.clients.sort_by(|a, b| a.id.cmp(&b.id));
+        self.clients
+            .sort_by(|a, b| (&a.id, &a.account_id).cmp(&(&b.id, &b.account_id)));
         self.access_bindings.sort_by(|a, b| a.id.cmp(&b.id));
         self.revocations.sort_by(|a, b| a.jti.cmp(&b.jti));
         self.subject_cutoffs.sort_by(|a, b| a.iam_id.cmp(&b.iam_id));
@@ -582,6 +584,9 @@ pub struct TotpEnrollmentDto {
     pub account_id: String,
     pub sealed_secret: String,
     pub confirmed: bool,
+    /// A replacement factor awaiting confirmation (base64, sealed); absent when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_secret: Option<String>,
     pub created_at: i64,
 }
 
@@ -603,6 +608,12 @@ impl TotpEnrollmentDto {
                 format!("the TOTP secret of user {}", self.user_id)
             })?,
             confirmed: self.confirmed,
+            pending_secret: match &self.pending_secret {
+                Some(text) => Some(bytes(text, || {
+                    format!("the replacement TOTP secret of user {}", self.user_id)
+                })?),
+                None => None,
+            },
             created_at: self.created_at,
         }))
     }
@@ -953,6 +964,7 @@ impl ClientDto {
             None => None,
         };
         Ok(Entity::Client(OAuthClient {
+            key: OAuthClient::key_for(self.account_id.as_deref(), &self.id),
             id: self.id.clone(),
             account_id: self.account_id.clone(),
             name: self.name.clone(),
