@@ -174,16 +174,17 @@ pub fn check_token_claims(
         .get("exp")
         .and_then(Value::as_i64)
         .ok_or(TokenClaimsError::MissingExp)?;
-    if exp + CR_TOKEN_SKEW <= now {
+    // Saturating: the values come from the token, and i64::MAX must not wrap into the past.
+    if exp.saturating_add(CR_TOKEN_SKEW) <= now {
         return Err(TokenClaimsError::Expired);
     }
     if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64) {
-        if nbf - CR_TOKEN_SKEW > now {
+        if nbf.saturating_sub(CR_TOKEN_SKEW) > now {
             return Err(TokenClaimsError::NotYetValid);
         }
     }
     if let Some(iat) = claims.get("iat").and_then(Value::as_i64) {
-        if iat - CR_TOKEN_SKEW > now {
+        if iat.saturating_sub(CR_TOKEN_SKEW) > now {
             return Err(TokenClaimsError::IssuedInFuture);
         }
     }
@@ -198,6 +199,69 @@ pub fn check_token_claims(
     } else {
         Err(TokenClaimsError::WrongAudience)
     }
+}
+
+/// A compute resource whose token was verified with its trusted issuer's keys: only
+/// [`verify_token`] makes one, so holding one means the signature, times and audience were
+/// checked. [`crate::authn::compute_resource_profile`] turns it into a profile principal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedComputeResource {
+    resource: ComputeResource,
+    issuer_id: String,
+}
+
+impl VerifiedComputeResource {
+    pub fn resource(&self) -> &ComputeResource {
+        &self.resource
+    }
+
+    /// The trusted issuer whose keys verified the token (a lineage link of the profile token).
+    pub fn issuer_id(&self) -> &str {
+        &self.issuer_id
+    }
+}
+
+/// Verifies a compute-resource token (already split into `parts`, its payload parsed into
+/// `claims`) with the keys of `issuer`: the key named by `kid` (or the only one), the
+/// signature, then `exp`/`nbf`/`iat` and `aud` ([`check_token_claims`]). Refusals are
+/// [`crate::ErrorKind::InvalidCredential`] and never quote the token or its claim values.
+pub fn verify_token(
+    issuer: &TrustedIssuer,
+    keys: &tessera_verify::Jwks,
+    parts: &tessera_verify::JwsParts<'_>,
+    claims: &Map<String, Value>,
+    now: crate::UnixTime,
+) -> crate::error::Result<VerifiedComputeResource> {
+    use crate::error::Error;
+    let key = match parts.kid.as_deref() {
+        Some(kid) => keys.get(kid),
+        None => keys.only(),
+    }
+    .ok_or_else(|| {
+        Error::credential(format!(
+            "The compute resource token is signed with a key that trusted issuer {} does not publish.",
+            issuer.id
+        ))
+    })?;
+    key.verify_parts(parts).map_err(|e| {
+        Error::credential(format!(
+            "The compute resource token's signature does not verify with the keys of trusted issuer {} ({e}).",
+            issuer.id
+        ))
+    })?;
+    check_token_claims(claims, &issuer.audiences, now).map_err(|e| {
+        let message = e.message();
+        let mut chars = message.chars();
+        let capitalized: String = match chars.next() {
+            Some(first) => first.to_uppercase().chain(chars).collect(),
+            None => String::new(),
+        };
+        Error::credential(format!("{capitalized}."))
+    })?;
+    Ok(VerifiedComputeResource {
+        resource: ComputeResource::from_token(issuer, claims),
+        issuer_id: issuer.id.clone(),
+    })
 }
 
 /// What admitted a compute resource into a profile.

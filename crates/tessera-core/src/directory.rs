@@ -125,7 +125,7 @@ impl Entity {
             Entity::User(u) => &u.id,
             Entity::ServiceAccount(s) => &s.id,
             Entity::ApiKey(k) => &k.id,
-            Entity::Client(c) => &c.id,
+            Entity::Client(c) => &c.key,
             Entity::Binding(b) => &b.id,
             Entity::Revocation(r) => &r.jti,
             Entity::Cutoff(c) => &c.iam_id,
@@ -176,10 +176,16 @@ pub struct Directory {
     enterprises: HashMap<String, Arc<Enterprise>>,
     accounts: HashMap<String, Arc<Account>>,
     users: HashMap<String, Arc<User>>,
+    /// Lower-cased e-mail -> user ids, for the password grant.
+    user_ids_by_email: HashMap<String, Vec<String>>,
     service_accounts: HashMap<String, Arc<ServiceAccount>>,
+    service_account_ids_by_account: HashMap<String, Vec<String>>,
     api_keys: HashMap<String, Arc<ApiKey>>,
     api_key_ids_by_hash: HashMap<KeyHash, String>,
+    /// By store key (`<account>/<id>` or `<id>`).
     clients: HashMap<String, Arc<OAuthClient>>,
+    /// Public client id -> store keys (one per account that has a client of that id).
+    client_keys_by_id: HashMap<String, Vec<String>>,
     bindings: HashMap<String, Arc<AccessBinding>>,
     binding_ids_by_subject: HashMap<String, Vec<String>>,
     revoked: HashMap<String, UnixTime>,
@@ -191,8 +197,11 @@ pub struct Directory {
     totp: HashMap<String, Arc<TotpEnrollment>>,
     profiles: HashMap<String, Arc<TrustedProfile>>,
     profile_ids_by_account: HashMap<String, Vec<String>>,
+    /// Trusted identity (`IBMid-…`, `iam-ServiceId-…`, a CRN) -> the profiles that trust it.
+    profile_ids_by_trusted: HashMap<String, Vec<String>>,
     issuers: HashMap<String, Arc<TrustedIssuer>>,
-    issuer_ids_by_url: HashMap<String, String>,
+    /// Issuer URL -> the issuers (of any account) with that URL.
+    issuer_ids_by_url: HashMap<String, Vec<String>>,
     policies: HashMap<String, Arc<AuthorizationPolicy>>,
     policy_ids_by_source: HashMap<String, Vec<String>>,
 }
@@ -242,9 +251,15 @@ impl Directory {
                 self.accounts.insert(a.id.clone(), Arc::new(a));
             }
             Entity::User(u) => {
+                index_add(&mut self.user_ids_by_email, &u.email.to_lowercase(), &u.id);
                 self.users.insert(u.id.clone(), Arc::new(u));
             }
             Entity::ServiceAccount(s) => {
+                index_add(
+                    &mut self.service_account_ids_by_account,
+                    &s.account_id,
+                    &s.id,
+                );
                 self.service_accounts.insert(s.id.clone(), Arc::new(s));
             }
             Entity::ApiKey(k) => {
@@ -252,7 +267,8 @@ impl Directory {
                 self.api_keys.insert(k.id.clone(), Arc::new(k));
             }
             Entity::Client(c) => {
-                self.clients.insert(c.id.clone(), Arc::new(c));
+                index_add(&mut self.client_keys_by_id, &c.id, &c.key);
+                self.clients.insert(c.key.clone(), Arc::new(c));
             }
             Entity::Binding(b) => {
                 self.binding_ids_by_subject
@@ -290,11 +306,17 @@ impl Directory {
             }
             Entity::Profile(p) => {
                 index_add(&mut self.profile_ids_by_account, &p.account_id, &p.id);
+                for identity in &p.identities {
+                    index_add(
+                        &mut self.profile_ids_by_trusted,
+                        &identity.identifier,
+                        &p.id,
+                    );
+                }
                 self.profiles.insert(p.id.clone(), Arc::new(p));
             }
             Entity::Issuer(i) => {
-                self.issuer_ids_by_url
-                    .insert(i.issuer_url.clone(), i.id.clone());
+                index_add(&mut self.issuer_ids_by_url, &i.issuer_url, &i.id);
                 self.issuers.insert(i.id.clone(), Arc::new(i));
             }
             Entity::Policy(p) => {
@@ -313,10 +335,18 @@ impl Directory {
                 self.accounts.remove(key);
             }
             EntityKind::User => {
-                self.users.remove(key);
+                if let Some(old) = self.users.remove(key) {
+                    index_remove(&mut self.user_ids_by_email, &old.email.to_lowercase(), key);
+                }
             }
             EntityKind::ServiceAccount => {
-                self.service_accounts.remove(key);
+                if let Some(old) = self.service_accounts.remove(key) {
+                    index_remove(
+                        &mut self.service_account_ids_by_account,
+                        &old.account_id,
+                        key,
+                    );
+                }
             }
             EntityKind::ApiKey => {
                 if let Some(old) = self.api_keys.remove(key) {
@@ -324,7 +354,9 @@ impl Directory {
                 }
             }
             EntityKind::Client => {
-                self.clients.remove(key);
+                if let Some(old) = self.clients.remove(key) {
+                    index_remove(&mut self.client_keys_by_id, &old.id, key);
+                }
             }
             EntityKind::Binding => {
                 if let Some(old) = self.bindings.remove(key) {
@@ -359,11 +391,14 @@ impl Directory {
             EntityKind::Profile => {
                 if let Some(old) = self.profiles.remove(key) {
                     index_remove(&mut self.profile_ids_by_account, &old.account_id, key);
+                    for identity in &old.identities {
+                        index_remove(&mut self.profile_ids_by_trusted, &identity.identifier, key);
+                    }
                 }
             }
             EntityKind::Issuer => {
                 if let Some(old) = self.issuers.remove(key) {
-                    self.issuer_ids_by_url.remove(&old.issuer_url);
+                    index_remove(&mut self.issuer_ids_by_url, &old.issuer_url, key);
                 }
             }
             EntityKind::Policy => {
@@ -405,7 +440,9 @@ impl Directory {
             }
             SubjectKind::Crn => {
                 let crn = iam_id.strip_prefix(crate::ids::CRN_IAM_ID_PREFIX)?;
-                // Policies are few and CRN tokens are verified rarely; a scan is fine.
+                // A resource identity exists while a policy of its own account (the CRN's
+                // `a/<account>`) covers it; `covers` enforces the account. Policies are few and
+                // CRN identities are looked up rarely; a scan is fine.
                 let mut covering: Vec<&Arc<AuthorizationPolicy>> =
                     self.policies.values().filter(|p| p.covers(crn)).collect();
                 covering.sort_by(|a, b| a.id.cmp(&b.id));
@@ -460,11 +497,91 @@ impl Directory {
         self.issuers.get(id)
     }
 
-    /// The trusted issuer whose tokens carry `iss` = `issuer_url`.
-    pub fn issuer_by_url(&self, issuer_url: &str) -> Option<&Arc<TrustedIssuer>> {
-        self.issuer_ids_by_url
+    /// The trusted issuers (of any account) whose tokens carry `iss` = `issuer_url`, in id
+    /// order.
+    pub fn issuers_by_url<'a>(
+        &'a self,
+        issuer_url: &str,
+    ) -> impl Iterator<Item = &'a Arc<TrustedIssuer>> + 'a {
+        let mut issuers: Vec<&'a Arc<TrustedIssuer>> = self
+            .issuer_ids_by_url
             .get(issuer_url)
-            .and_then(|id| self.issuers.get(id))
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.issuers.get(id))
+            .collect();
+        issuers.sort_by(|a, b| a.id.cmp(&b.id));
+        issuers.into_iter()
+    }
+
+    /// The profiles that list `identifier` (a user id, a service ID's `iam_id` or a CRN) as a
+    /// trusted identity.
+    pub fn profiles_trusting<'a>(
+        &'a self,
+        identifier: &str,
+    ) -> impl Iterator<Item = &'a Arc<TrustedProfile>> + 'a {
+        self.profile_ids_by_trusted
+            .get(identifier)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.profiles.get(id))
+    }
+
+    /// The service accounts of an account.
+    pub fn service_accounts_in<'a>(
+        &'a self,
+        account_id: &str,
+    ) -> impl Iterator<Item = &'a Arc<ServiceAccount>> + 'a {
+        self.service_account_ids_by_account
+            .get(account_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.service_accounts.get(id))
+    }
+
+    /// The resource identities (`crn-…`) that matter for privileges: those holding a binding,
+    /// those a profile trusts, and those that are the source of a policy (a chain of policies).
+    /// Sorted, without duplicates.
+    pub fn crn_identities(&self) -> Vec<String> {
+        let bound = self
+            .binding_ids_by_subject
+            .keys()
+            .chain(self.policy_ids_by_source.keys())
+            .filter(|s| s.starts_with(crate::ids::CRN_IAM_ID_PREFIX))
+            .cloned();
+        let trusted = self
+            .profile_ids_by_trusted
+            .keys()
+            .filter(|i| i.starts_with("crn:"))
+            .map(|crn| crate::ids::crn_iam_id(crn));
+        let mut all: Vec<String> = bound.chain(trusted).collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// Every service account.
+    pub fn service_accounts(&self) -> impl Iterator<Item = &Arc<ServiceAccount>> {
+        self.service_accounts.values()
+    }
+
+    /// Every binding.
+    pub fn bindings(&self) -> impl Iterator<Item = &Arc<AccessBinding>> {
+        self.bindings.values()
+    }
+
+    /// Every trusted profile.
+    pub fn profiles(&self) -> impl Iterator<Item = &Arc<TrustedProfile>> {
+        self.profiles.values()
+    }
+
+    /// Every authorization policy.
+    pub fn policies(&self) -> impl Iterator<Item = &Arc<AuthorizationPolicy>> {
+        self.policies.values()
+    }
+
+    pub fn policy(&self, id: &str) -> Option<&Arc<AuthorizationPolicy>> {
+        self.policies.get(id)
     }
 
     /// The authorization policies whose source is `iam_id`.
@@ -491,23 +608,48 @@ impl Directory {
         self.users.get(id)
     }
 
-    /// The users with this e-mail address (compared case-insensitively), in any account. A scan:
-    /// only the password grant uses it, and that runs Argon2id afterwards anyway.
-    pub fn users_with_email<'a>(
-        &'a self,
-        email: &'a str,
-    ) -> impl Iterator<Item = &'a Arc<User>> + 'a {
-        self.users
-            .values()
-            .filter(move |u| u.email.eq_ignore_ascii_case(email))
+    /// The users with this e-mail address (compared case-insensitively), in any account, oldest
+    /// first (ties by id): the first one owns e-mail-only sign-in, so a user created later in
+    /// another account with the same address cannot take it over or break it.
+    pub fn users_with_email(&self, email: &str) -> Vec<&Arc<User>> {
+        let mut users: Vec<&Arc<User>> = self
+            .user_ids_by_email
+            .get(&email.to_lowercase())
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.users.get(id))
+            .collect();
+        users.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        users
     }
 
     pub fn service_account(&self, id: &str) -> Option<&Arc<ServiceAccount>> {
         self.service_accounts.get(id)
     }
 
-    pub fn client(&self, id: &str) -> Option<&Arc<OAuthClient>> {
-        self.clients.get(id)
+    /// A client by its store key (`<account>/<id>`, or `<id>` for a global client).
+    pub fn client(&self, key: &str) -> Option<&Arc<OAuthClient>> {
+        self.clients.get(key)
+    }
+
+    /// The clients (of any account, and global) whose public id is `id`.
+    pub fn clients_with_id<'a>(
+        &'a self,
+        id: &str,
+    ) -> impl Iterator<Item = &'a Arc<OAuthClient>> + 'a {
+        self.client_keys_by_id
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| self.clients.get(key))
+    }
+
+    /// The client `id` as seen from `account_id`: the account's own client of that id, else a
+    /// global one. This is how receivers of a delegated refresh token are named.
+    pub fn client_visible_from(&self, account_id: &str, id: &str) -> Option<&Arc<OAuthClient>> {
+        self.clients
+            .get(&OAuthClient::key_for(Some(account_id), id))
+            .or_else(|| self.clients.get(id).filter(|c| c.account_id.is_none()))
     }
 
     pub fn bindings_of<'a>(&'a self, iam_id: &str) -> impl Iterator<Item = &'a AccessBinding> + 'a {
@@ -520,7 +662,58 @@ impl Directory {
 
     /// Whether the token `jti` of `iam_id`, issued at `iat`, has been revoked.
     pub fn is_revoked(&self, jti: &str, iam_id: &str, iat: UnixTime) -> bool {
-        self.revoked.contains_key(jti) || self.cutoffs.get(iam_id).is_some_and(|nb| iat < *nb)
+        self.revoked.contains_key(jti) || self.is_cut_off(iam_id, iat)
+    }
+
+    /// Whether everything of `iam_id` issued at `iat` was cut off ("revoke everything").
+    pub fn is_cut_off(&self, iam_id: &str, iat: UnixTime) -> bool {
+        self.cutoffs.get(iam_id).is_some_and(|nb| iat < *nb)
+    }
+
+    /// The first link of `lineage` that is gone, for a token of `subject_iam_id` issued at
+    /// `iat`; `None` when every link still stands. Hash look-ups only: this runs on the token
+    /// path.
+    pub fn dead_link<'a>(
+        &self,
+        lineage: &'a crate::lineage::Lineage,
+        iat: UnixTime,
+    ) -> Option<&'a crate::lineage::Link> {
+        use crate::lineage::Link;
+        lineage.links().iter().find(|link| match link {
+            Link::ApiKey(id) => !self.api_keys.contains_key(id),
+            Link::AuthorizedKey(id) => !self.authorized_keys.contains_key(id),
+            Link::OAuthToken(id) => !self.oauth_tokens.contains_key(id),
+            Link::RefreshFamily(id) | Link::Token(id) => self.revoked.contains_key(id),
+            Link::Actor(iam_id) => self.subject(iam_id).is_none() || self.is_cut_off(iam_id, iat),
+            Link::Assumer(_) => match link.assumer_parts() {
+                Some((profile, assumer)) => {
+                    self.subject(assumer).is_none()
+                        || self.is_cut_off(assumer, iat)
+                        || !self.profile_trusts(profile, assumer)
+                }
+                None => true,
+            },
+            Link::Policy(id) => !self.policies.contains_key(id),
+            Link::Issuer(id) => !self.issuers.contains_key(id),
+            Link::Client(key) => !self.clients.contains_key(key),
+        })
+    }
+
+    /// Whether profile `profile_iam_id` still lists `identity` (an `iam_id`) as trusted.
+    fn profile_trusts(&self, profile_iam_id: &str, identity: &str) -> bool {
+        let Some(profile) = profile_iam_id
+            .strip_prefix("iam-")
+            .and_then(|id| self.profiles.get(id))
+        else {
+            return false;
+        };
+        let identifier = identity
+            .strip_prefix(crate::ids::CRN_IAM_ID_PREFIX)
+            .unwrap_or(identity);
+        profile
+            .identities
+            .iter()
+            .any(|i| i.identifier == identifier)
     }
 
     pub fn signing_keys(&self) -> impl Iterator<Item = &SigningKeyRecord> {

@@ -5,6 +5,7 @@ use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::jose::SigningKey;
 use crate::limits;
+use crate::lineage::Lineage;
 use crate::model::{Algorithm, SubjectKind};
 use crate::principal::Principal;
 use crate::token::check_live;
@@ -31,6 +32,9 @@ pub struct IamTokenClaims {
     pub account_id: String,
     pub iat: UnixTime,
     pub exp: UnixTime,
+    /// Where the token came from ([`crate::lineage`]).
+    #[serde(default, skip_serializing_if = "Lineage::is_empty")]
+    pub lineage: Lineage,
 }
 
 /// A freshly signed IAM token.
@@ -49,7 +53,8 @@ fn subject_type(kind: SubjectKind) -> &'static str {
     }
 }
 
-/// Signs an IAM token for `principal` with an Ed25519 key.
+/// Signs an IAM token for `principal` with an Ed25519 key. The token descends from the
+/// principal's lineage.
 pub fn mint(
     principal: &Principal,
     issuer: &str,
@@ -67,12 +72,15 @@ pub fn mint(
         kid: signer.kid().to_owned(),
         jti: crate::ids::new_token_id(rng)?,
         iss: issuer.to_owned(),
-        sub: principal.iam_id.clone(),
-        subject_id: principal.id.clone(),
-        subject_type: subject_type(principal.kind).to_owned(),
-        account_id: principal.account_id.clone(),
+        sub: principal.iam_id().to_owned(),
+        subject_id: principal.id().to_owned(),
+        subject_type: subject_type(principal.kind()).to_owned(),
+        account_id: principal.account_id().to_owned(),
         iat: now,
-        exp: now + lifetime,
+        exp: now
+            .checked_add(lifetime)
+            .ok_or_else(|| Error::internal("token lifetime out of range"))?,
+        lineage: principal.lineage().clone(),
     };
     let payload = serde_json::to_vec(&claims).map_err(|_| Error::internal("claims encoding"))?;
     let mut token = String::with_capacity(IAM_TOKEN_PREFIX.len() + payload.len() * 4 / 3 + 100);
@@ -101,7 +109,7 @@ pub fn verify(
         })?;
     let claims: IamTokenClaims = serde_json::from_value(serde_json::Value::Object(map))
         .map_err(|_| Error::credential("the IAM token is not a Tessera IAM token"))?;
-    check_live(dir, &claims.jti, &claims.sub, claims.iat)?;
+    check_live(dir, &claims.jti, &claims.sub, claims.iat, &claims.lineage)?;
     Ok(claims)
 }
 
@@ -113,18 +121,12 @@ mod tests {
     use aws_lc_rs::rand::SystemRandom;
 
     fn principal() -> Principal {
-        Principal {
-            iam_id: "iam-ServiceId-1".into(),
-            kind: SubjectKind::ServiceId,
-            id: "ServiceId-1".into(),
-            name: "ci".into(),
-            email: None,
-            account_id: "0123456789abcdef0123456789abcdef".into(),
-            method: AuthnMethod::ServiceAccountKey,
-            acr: 1,
-            amr: vec!["swk".into()],
-            actor: None,
-        }
+        crate::authn::test_principal(
+            "iam-ServiceId-1",
+            SubjectKind::ServiceId,
+            "0123456789abcdef0123456789abcdef",
+            AuthnMethod::ServiceAccountKey,
+        )
     }
 
     #[test]

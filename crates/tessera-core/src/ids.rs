@@ -88,13 +88,28 @@ pub fn crn_iam_id(crn: &str) -> String {
 /// Checks the shape of a CRN: `crn:v1:` and ten colon-separated segments in all, with
 /// segments 1-4 (version, cname, ctype, service name) non-empty. Returns the account of its
 /// scope segment (`a/<account>`), if it has one.
+/// Longest CRN (or CRN prefix) accepted.
+pub const MAX_CRN: usize = 512;
+
+/// The account of a CRN's `a/<account>` scope segment, for a well-formed CRN; `None` when the
+/// value is not a 10-segment CRN or is not scoped to an account. Used wherever a CRN identity's
+/// tenant matters (policies, profiles, cut-offs): an unscoped CRN belongs to no account.
+pub fn crn_account(crn: &str) -> Option<&str> {
+    let mut segments = crn.split(':');
+    let scope = segments.nth(6)?;
+    if crn.split(':').count() != 10 || !crn.starts_with("crn:v1:") {
+        return None;
+    }
+    scope.strip_prefix("a/").filter(|a| !a.is_empty())
+}
+
 pub fn parse_crn(field: &str, value: &str) -> Result<Option<String>> {
     let invalid = |why: &str| {
         Error::invalid(format!(
             "{field} is not a CRN ({why}); expected crn:v1:<cname>:<ctype>:<service>:<location>:<scope>:<instance>:<type>:<resource>"
         ))
     };
-    if value.len() > 512 {
+    if value.len() > MAX_CRN {
         return Err(invalid("longer than 512 characters"));
     }
     let segments: Vec<&str> = value.split(':').collect();

@@ -13,12 +13,16 @@
 //! - [`refresh`]: sealed, self-contained refresh tokens.
 //! - [`secret`]: API keys and client secrets (keyed hashes) and passwords (Argon2id).
 //! - [`seal`]: AEAD sealing under the master key, for private keys and server secrets.
-//! - [`authn`]: turning a credential into a [`principal::Principal`].
+//! - [`authn`]: turning a credential into a [`principal::Principal`] (the only place that can).
+//! - [`authz`]: every authorization decision, over the directory, a principal and an action.
+//! - [`lineage`]: where a token came from, so revoking any link kills it.
 //! - [`totp`]: RFC 6238 one-time codes for the second factor.
 //! - [`id_token`]: OpenID Connect ID tokens for workloads (the metadata agent's `identity`).
 
 pub mod authn;
 pub mod authz;
+#[cfg(test)]
+mod authz_model_tests;
 pub mod compute_resource;
 pub mod directory;
 pub mod error;
@@ -28,6 +32,7 @@ pub mod ids;
 pub mod jose;
 pub mod keyring;
 pub mod limits;
+pub mod lineage;
 pub mod model;
 pub mod presented;
 pub mod principal;

@@ -79,6 +79,9 @@ pub struct TotpEnrollment {
     /// `false` until the user proves possession with a first code; unconfirmed factors do not
     /// count for MFA.
     pub confirmed: bool,
+    /// A replacement enrolled while `sealed_secret` is confirmed: it takes over only once
+    /// confirmed with a code of its own, so replacing a factor never turns MFA off.
+    pub pending_secret: Option<Vec<u8>>,
     pub created_at: UnixTime,
 }
 
@@ -88,6 +91,7 @@ impl fmt::Debug for TotpEnrollment {
             .field("user_id", &self.user_id)
             .field("account_id", &self.account_id)
             .field("confirmed", &self.confirmed)
+            .field("replacement_pending", &self.pending_secret.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -182,15 +186,32 @@ pub struct ApiKey {
     pub created_at: UnixTime,
 }
 
+/// An OAuth client. Client ids are unique per account: two accounts may both have an `app`
+/// client, told apart at Basic authentication by their secrets and everywhere else by `key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthClient {
+    /// The store key: [`OAuthClient::key_for`] of `account_id` and `id`.
+    pub key: String,
+    /// The public client id (what HTTP Basic and the `client_id` claim carry).
     pub id: String,
-    /// The account that manages the client; `None` for built-in and global clients.
+    /// The account that manages the client; `None` for built-in and global clients, whose ids
+    /// are the global administrator's namespace.
     pub account_id: Option<String>,
     pub name: String,
     /// `None` for a public client (the built-in `default`).
     pub secret_hash: Option<KeyHash>,
     pub created_at: UnixTime,
+}
+
+impl OAuthClient {
+    /// The store key of client `id` in `account_id`: `<account>/<id>`, or `<id>` for a global
+    /// client. Client ids never contain `/`, so the two forms cannot collide.
+    pub fn key_for(account_id: Option<&str>, id: &str) -> String {
+        match account_id {
+            Some(account) => format!("{account}/{id}"),
+            None => id.to_owned(),
+        }
+    }
 }
 
 /// The built-in public client used when a request carries no client authentication.
@@ -459,7 +480,8 @@ pub struct TrustedIssuer {
     pub id: String,
     pub account_id: String,
     pub name: String,
-    /// The exact `iss` of its tokens; unique across the installation.
+    /// The exact `iss` of its tokens; unique within the account (accounts may share one, e.g.
+    /// `https://kubernetes.default.svc`; a token is matched by the keys that verify it).
     pub issuer_url: String,
     pub jwks: JwksSource,
     /// Accepted `aud` values (at least one).
@@ -491,12 +513,74 @@ pub struct AuthorizationPolicy {
 }
 
 impl AuthorizationPolicy {
-    /// Whether the policy's target covers `crn`.
+    /// Whether the policy's target covers `crn`: the CRN matches the target (exactly, or by
+    /// the prefix before a final `*`) and is scoped to the policy's own account. The second
+    /// condition keeps policies inside their tenant even if a stored target is wider than the
+    /// creation rules allow (targets created before those rules existed).
     pub fn covers(&self, crn: &str) -> bool {
-        match self.target_crn.strip_suffix('*') {
+        let matches = match self.target_crn.strip_suffix('*') {
             Some(prefix) => crn.starts_with(prefix),
             None => self.target_crn == crn,
+        };
+        matches && crate::ids::crn_account(crn) == Some(self.account_id.as_str())
+    }
+
+    /// Checks a target: a CRN, or a CRN prefix ending in `*`, either way confined to
+    /// `account_id`: its scope segment must be complete and read `a/<account_id>`, so a wildcard
+    /// extends only within the account. Returns the normalised target.
+    pub fn parse_target(value: &str, account_id: &str) -> crate::error::Result<String> {
+        use crate::error::Error;
+        let value = value.trim();
+        let confined = |scoped: Option<&str>| -> crate::error::Result<()> {
+            match scoped {
+                Some(account) if account == account_id => Ok(()),
+                Some(account) => Err(Error::invalid(format!(
+                    "target_crn is scoped to account a/{account}, but the policy belongs to \
+                     account {account_id}; a policy may only target resources of its own account"
+                ))),
+                None => Err(Error::invalid(format!(
+                    "target_crn must be scoped to the policy's account: its seventh segment must \
+                     be a/{account_id}, complete and followed by ':' (a wildcard may only extend \
+                     within the account)"
+                ))),
+            }
+        };
+        let Some(prefix) = value.strip_suffix('*') else {
+            let scoped = crate::ids::parse_crn("target_crn", value)?;
+            confined(scoped.as_deref())?;
+            return Ok(value.to_owned());
+        };
+        if value.len() > crate::ids::MAX_CRN {
+            return Err(Error::invalid(format!(
+                "target_crn is longer than {} characters",
+                crate::ids::MAX_CRN
+            )));
         }
+        if !prefix.starts_with("crn:v1:") {
+            return Err(Error::invalid(
+                "target_crn must be a CRN or a CRN prefix ending in *, and start with crn:v1:",
+            ));
+        }
+        if prefix.contains('*') {
+            return Err(Error::invalid("target_crn may contain * only at its end"));
+        }
+        if prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Error::invalid("target_crn contains whitespace"));
+        }
+        let segments: Vec<&str> = prefix.split(':').collect();
+        if segments.len() > 10 {
+            return Err(Error::invalid(
+                "target_crn has more than 10 colon-separated segments",
+            ));
+        }
+        // The scope segment counts only when complete (a colon follows it).
+        let scoped = if segments.len() > 7 {
+            segments[6].strip_prefix("a/")
+        } else {
+            None
+        };
+        confined(scoped)?;
+        Ok(value.to_owned())
     }
 }
 

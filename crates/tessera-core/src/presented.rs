@@ -78,6 +78,14 @@ impl PresentedToken {
         }
     }
 
+    /// The links the token descends from.
+    pub fn lineage(&self) -> &crate::lineage::Lineage {
+        match self {
+            PresentedToken::Jwt(c) => &c.lineage,
+            PresentedToken::Iam(c) => &c.lineage,
+        }
+    }
+
     /// The OAuth client the token was issued to; IAM tokens belong to no client.
     pub fn client_id(&self) -> &str {
         match self {

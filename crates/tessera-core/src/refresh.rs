@@ -1,7 +1,16 @@
 //! Refresh tokens: self-contained, sealed with the server's refresh key, so issuing one costs
-//! no write. Only explicit revocations (by `jti`, or a subject cut-off) are stored.
+//! no write. Only explicit revocations (of a refresh family, or a subject cut-off) are stored.
+//!
+//! Every refresh token carries its lineage ([`crate::lineage`]): the credential it was obtained
+//! with and its refresh family (`f:<family>`, the `jti` of the first refresh token of the login;
+//! tokens refreshed from it keep it). Revoking any refresh token revokes its family, and with it
+//! every access token minted from the family; deleting the API key ends them all.
+//!
+//! The sealing purpose is `v2`: refresh tokens sealed by versions without lineage cannot be
+//! checked against it and no longer open.
 
 use crate::error::{Error, Result};
+use crate::lineage::Lineage;
 use crate::seal::SealingKey;
 use crate::UnixTime;
 use aws_lc_rs::rand::SecureRandom;
@@ -10,7 +19,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 /// Associated data binding sealed blobs to this use.
-const PURPOSE: &[u8] = b"tessera refresh token v1";
+const PURPOSE: &[u8] = b"tessera refresh token v2";
 /// Largest refresh token accepted, before decoding.
 pub const MAX_REFRESH_TOKEN: usize = 4096;
 
@@ -19,25 +28,26 @@ pub const MAX_REFRESH_TOKEN: usize = 4096;
 pub struct RefreshGrant {
     pub jti: String,
     pub iam_id: String,
-    /// The client the token was issued to; only that client may redeem it.
+    /// The public id of the client the token was issued to.
     pub client_id: String,
+    /// The store key of that client ([`crate::model::OAuthClient::key_for`]); only that
+    /// client may redeem the token. Client ids are unique per account, so the id alone would
+    /// let another account's client of the same id in.
+    pub client_key: String,
     pub scope: String,
     pub iat: UnixTime,
     pub exp: UnixTime,
-    /// A delegated refresh token: the clients that may redeem it (never `client_id`, which
-    /// issued it). Empty for an ordinary refresh token; absent in tokens sealed before DRTs.
+    /// A delegated refresh token: the store keys of the clients that may redeem it (never
+    /// the issuing client). Empty for an ordinary refresh token.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub receivers: Vec<String>,
     /// The authentication level of the login behind the token, so that tokens refreshed from a
-    /// TOTP login keep `acr` 2 (tokens sealed before this field existed read as 1).
-    #[serde(default = "single_factor")]
+    /// TOTP login keep `acr` 2.
     pub acr: u8,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
-}
-
-fn single_factor() -> u8 {
-    1
+    /// Where the token came from, its refresh family included.
+    pub lineage: Lineage,
 }
 
 impl RefreshGrant {
@@ -46,14 +56,22 @@ impl RefreshGrant {
         !self.receivers.is_empty()
     }
 
-    /// Whether `client_id` may redeem this token: the issuing client for an ordinary refresh
-    /// token, a listed receiver for a delegated one.
-    pub fn redeemable_by(&self, client_id: &str) -> bool {
+    /// Whether the client with store key `client_key` may redeem this token: the issuing client
+    /// for an ordinary refresh token, a listed receiver for a delegated one.
+    pub fn redeemable_by(&self, client_key: &str) -> bool {
         if self.is_delegated() {
-            self.receivers.iter().any(|r| r == client_id)
+            self.receivers.iter().any(|r| r == client_key)
         } else {
-            self.client_id == client_id
+            self.client_key == client_key
         }
+    }
+
+    /// The refresh family (the `f:` link of the lineage), which revocation records.
+    pub fn family(&self) -> Option<&str> {
+        self.lineage.links().iter().find_map(|link| match link {
+            crate::lineage::Link::RefreshFamily(family) => Some(family.as_str()),
+            _ => None,
+        })
     }
 }
 
@@ -83,25 +101,36 @@ pub fn open(token: &str, key: &SealingKey, now: UnixTime) -> Result<RefreshGrant
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lineage::Link;
     use aws_lc_rs::rand::SystemRandom;
+
+    fn grant(receivers: Vec<String>) -> RefreshGrant {
+        RefreshGrant {
+            jti: "j".into(),
+            iam_id: "iam-ServiceId-1".into(),
+            client_id: "app".into(),
+            client_key: "0123/app".into(),
+            scope: "ibm openid".into(),
+            iat: 100,
+            exp: 200,
+            receivers,
+            acr: 1,
+            amr: Vec::new(),
+            lineage: Lineage::of(Link::ApiKey("ApiKey-1".into()))
+                .extended([Link::RefreshFamily("fam".into())])
+                .unwrap(),
+        }
+    }
 
     #[test]
     fn round_trip_expiry_and_tamper() {
         let rng = SystemRandom::new();
         let key = SealingKey::from_bytes(&[3; 32]).unwrap();
-        let grant = RefreshGrant {
-            jti: "j".into(),
-            iam_id: "iam-ServiceId-1".into(),
-            client_id: "default".into(),
-            scope: "ibm openid".into(),
-            iat: 100,
-            exp: 200,
-            receivers: Vec::new(),
-            acr: 1,
-            amr: Vec::new(),
-        };
+        let grant = grant(Vec::new());
         let token = seal(&grant, &key, &rng).unwrap();
-        assert_eq!(open(&token, &key, 150).unwrap(), grant);
+        let opened = open(&token, &key, 150).unwrap();
+        assert_eq!(opened, grant);
+        assert_eq!(opened.family(), Some("fam"));
         assert!(open(&token, &key, 200)
             .unwrap_err()
             .message()
@@ -112,38 +141,30 @@ mod tests {
     }
 
     #[test]
-    fn delegated_tokens_are_redeemable_by_receivers_only() {
-        let rng = SystemRandom::new();
-        let key = SealingKey::from_bytes(&[3; 32]).unwrap();
-        let grant = RefreshGrant {
-            jti: "j".into(),
-            iam_id: "iam-ServiceId-1".into(),
-            client_id: "issuer".into(),
-            scope: "ibm openid".into(),
-            iat: 100,
-            exp: 200,
-            receivers: vec!["r1".into(), "r2".into()],
-            acr: 2,
-            amr: vec!["pwd".into(), "otp".into()],
-        };
-        let opened = open(&seal(&grant, &key, &rng).unwrap(), &key, 150).unwrap();
-        assert_eq!(opened, grant);
-        assert!(opened.is_delegated());
-        assert!(opened.redeemable_by("r2"));
-        assert!(!opened.redeemable_by("issuer"));
-        assert!(!opened.redeemable_by("default"));
+    fn redeemable_by_client_key_not_id() {
+        let ordinary = grant(Vec::new());
+        assert!(ordinary.redeemable_by("0123/app"));
+        // Another account's client with the same public id is not the issuing client.
+        assert!(!ordinary.redeemable_by("4567/app"));
+        assert!(!ordinary.redeemable_by("app"));
+        let delegated = grant(vec!["0123/r1".into(), "r2".into()]);
+        assert!(delegated.is_delegated());
+        assert!(delegated.redeemable_by("r2"));
+        assert!(delegated.redeemable_by("0123/r1"));
+        assert!(!delegated.redeemable_by("0123/app"));
+        assert!(!delegated.redeemable_by("default"));
     }
 
     #[test]
-    fn tokens_sealed_before_receivers_existed_still_open() {
+    fn tokens_sealed_by_versions_without_lineage_do_not_open() {
         let rng = SystemRandom::new();
         let key = SealingKey::from_bytes(&[3; 32]).unwrap();
         let old =
             br#"{"jti":"j","iam_id":"i","client_id":"app","scope":"ibm openid","iat":1,"exp":200}"#;
-        let token = URL_SAFE_NO_PAD.encode(key.seal(PURPOSE, old, &rng).unwrap());
-        let grant = open(&token, &key, 150).unwrap();
-        assert!(!grant.is_delegated());
-        assert!(grant.redeemable_by("app"));
-        assert!(!grant.redeemable_by("other"));
+        let v1 = URL_SAFE_NO_PAD.encode(key.seal(b"tessera refresh token v1", old, &rng).unwrap());
+        assert!(open(&v1, &key, 150).is_err());
+        // Nor does a v2 blob that lacks the lineage.
+        let v2 = URL_SAFE_NO_PAD.encode(key.seal(PURPOSE, old, &rng).unwrap());
+        assert!(open(&v2, &key, 150).is_err());
     }
 }

@@ -4,12 +4,10 @@
 //! server holds only the public half, parsed once into a [`PublicKey`] when the key enters the
 //! snapshot. Verification is pure: the directory, the accepted audiences and `now` come in.
 
-use crate::authn;
 use crate::directory::Directory;
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits;
 use crate::model::AuthorizedKeyAlgorithm;
-use crate::principal::{AuthnMethod, Principal};
 use crate::UnixTime;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::KeySize;
@@ -136,7 +134,17 @@ fn seconds(name: &str, value: Option<serde_json::Value>) -> Result<UnixTime> {
         .ok_or_else(|| unauthenticated(format!("JWT claim {name} must be an integer")))
 }
 
-/// Verifies a service-account JWT and returns the service account it authenticates.
+/// What a verified service-account JWT proves: which authorized key signed it, for which
+/// service account. Only [`verify`] makes one; [`crate::authn`] turns it into a principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedByKey {
+    pub(crate) key_id: String,
+    pub(crate) service_account_id: String,
+}
+
+/// Verifies a service-account JWT: the authorized key it names, its PS256 signature, `iss`,
+/// `aud`, and its times, with checked arithmetic (a lifetime that overflows is refused, not
+/// wrapped).
 ///
 /// Malformed input is `InvalidArgument` only for the length limit; everything about the token
 /// itself (form, algorithm, key, signature, claims) is `InvalidCredential`, so that a forger
@@ -146,7 +154,38 @@ pub fn verify(
     dir: &Directory,
     audiences: &[String],
     now: UnixTime,
-) -> Result<Principal> {
+) -> std::result::Result<SignedByKey, JwtRefusal> {
+    let (key, parts) =
+        verify_signature(jwt, dir).map_err(|error| JwtRefusal { error, guess: true })?;
+    check_claims(key, &parts, audiences, now).map_err(|error| JwtRefusal {
+        error,
+        guess: false,
+    })
+}
+
+/// A refused service-account JWT: why, and whether it counts as a guess of a key (a bad form,
+/// an unknown key, a wrong signature: what a forger produces) rather than a signed JWT whose
+/// claims are wrong (a clock off, a wrong audience: the owner's own mistake, which brute-force
+/// throttling must not punish as guessing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtRefusal {
+    pub error: Error,
+    pub guess: bool,
+}
+
+impl From<JwtRefusal> for Error {
+    fn from(refusal: JwtRefusal) -> Error {
+        refusal.error
+    }
+}
+
+fn verify_signature<'d>(
+    jwt: &'d str,
+    dir: &'d Directory,
+) -> Result<(
+    &'d crate::directory::LoadedAuthorizedKey,
+    tessera_verify::JwsParts<'d>,
+)> {
     limits::bounded("jwt", jwt, MAX_JWT)?;
     let parts = tessera_verify::decode_unverified(jwt)
         .map_err(|e| unauthenticated(format!("the JWT is malformed: {e}")))?;
@@ -173,6 +212,16 @@ pub fn verify(
     if !verifier.verify(parts.signing_input, &parts.signature) {
         return Err(unauthenticated("the JWT signature is invalid"));
     }
+    Ok((key.as_ref(), parts))
+}
+
+fn check_claims(
+    key: &crate::directory::LoadedAuthorizedKey,
+    parts: &tessera_verify::JwsParts<'_>,
+    audiences: &[String],
+    now: UnixTime,
+) -> Result<SignedByKey> {
+    let kid = key.record.id.as_str();
     let claims: Claims = serde_json::from_slice(&parts.payload)
         .map_err(|_| unauthenticated("the JWT claims are not a valid JSON object"))?;
     let iss = claims
@@ -206,20 +255,27 @@ pub fn verify(
     if exp <= iat {
         return Err(unauthenticated("the JWT exp is not after its iat"));
     }
-    if exp - iat > MAX_JWT_LIFETIME {
-        return Err(unauthenticated(format!(
-            "the JWT lifetime (exp - iat = {} s) exceeds {MAX_JWT_LIFETIME} s",
-            exp - iat
-        )));
+    // `exp - iat` of attacker-chosen values can overflow (iat = i64::MIN): an overflow is a
+    // lifetime beyond any limit.
+    let lifetime = exp.checked_sub(iat);
+    if lifetime.is_none_or(|lifetime| lifetime > MAX_JWT_LIFETIME) {
+        return Err(unauthenticated(match lifetime {
+            Some(lifetime) => {
+                format!("the JWT lifetime (exp - iat = {lifetime} s) exceeds {MAX_JWT_LIFETIME} s")
+            }
+            None => format!("the JWT lifetime (exp - iat) exceeds {MAX_JWT_LIFETIME} s"),
+        }));
     }
-    if exp + CLOCK_SKEW <= now {
+    if exp.saturating_add(CLOCK_SKEW) <= now {
         return Err(unauthenticated("the JWT has expired"));
     }
-    if iat > now + CLOCK_SKEW {
+    if iat > now.saturating_add(CLOCK_SKEW) {
         return Err(unauthenticated("the JWT iat is in the future"));
     }
-    let iam_id = crate::ids::service_iam_id(&key.record.service_account_id);
-    authn::principal_for(dir, &iam_id, AuthnMethod::ServiceAccountKey)
+    Ok(SignedByKey {
+        key_id: key.record.id.clone(),
+        service_account_id: key.record.service_account_id.clone(),
+    })
 }
 
 /// Caps attacker-controlled text quoted in messages.
@@ -301,16 +357,16 @@ mod tests {
         serde_json::json!({"iss": SA, "aud": AUD, "iat": now, "exp": now + 3600})
     }
 
-    fn check(dir: &Directory, jwt: &str, now: i64) -> Result<Principal> {
-        verify(jwt, dir, &[AUD.to_owned()], now)
+    fn check(dir: &Directory, jwt: &str, now: i64) -> Result<SignedByKey> {
+        verify(jwt, dir, &[AUD.to_owned()], now).map_err(Error::from)
     }
 
     #[test]
     fn accepts_a_good_jwt_with_string_or_array_audience() {
         let (dir, signer) = fixture();
-        let principal = check(&dir, &sign(&signer, &header(), &claims(1000)), 1000).unwrap();
-        assert_eq!(principal.iam_id, "iam-ServiceId-1");
-        assert_eq!(principal.method, AuthnMethod::ServiceAccountKey);
+        let signed = check(&dir, &sign(&signer, &header(), &claims(1000)), 1000).unwrap();
+        assert_eq!(signed.service_account_id, SA);
+        assert_eq!(signed.key_id, "k1");
         let mut array = claims(1000);
         array["aud"] = serde_json::json!([AUD]);
         assert!(check(&dir, &sign(&signer, &header(), &array), 1000).is_ok());
@@ -343,6 +399,13 @@ mod tests {
         cases.push((header(), c, "expired"));
         let c = serde_json::json!({"iss": SA, "aud": AUD, "iat": now + 600, "exp": now + 900});
         cases.push((header(), c, "future"));
+        // A lifetime whose arithmetic overflows is refused, not wrapped into a short one: the
+        // 31-year JWT of the issue (iat = i64::MIN).
+        let c =
+            serde_json::json!({"iss": SA, "aud": AUD, "iat": i64::MIN, "exp": now + 1_000_000_000});
+        cases.push((header(), c, "exceeds"));
+        let c = serde_json::json!({"iss": SA, "aud": AUD, "iat": now, "exp": i64::MAX});
+        cases.push((header(), c, "exceeds"));
         let mut c = claims(now);
         c["iat"] = "soon".into();
         cases.push((header(), c, "integer"));

@@ -8,6 +8,7 @@ use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::jose::SigningKey;
 use crate::limits;
+use crate::lineage::Lineage;
 use crate::model::SubjectKind;
 use crate::principal::Principal;
 use crate::UnixTime;
@@ -55,6 +56,9 @@ pub struct IbmClaims {
     pub client_id: String,
     pub acr: u8,
     pub amr: Vec<String>,
+    /// Where the token came from ([`crate::lineage`]); absent for tokens without ancestry.
+    #[serde(default, skip_serializing_if = "Lineage::is_empty")]
+    pub lineage: Lineage,
 }
 
 /// What the caller decides about a token, beyond who it is for.
@@ -86,19 +90,30 @@ pub fn sub_type(kind: SubjectKind) -> (&'static str, &'static str) {
 }
 
 /// The claim set for `principal` under `params`.
-pub fn claims_for(principal: &Principal, params: &MintParams<'_>, jti: String) -> IbmClaims {
-    let (sub_type, realm) = sub_type(principal.kind);
-    IbmClaims {
-        iam_id: principal.iam_id.clone(),
-        id: principal.iam_id.clone(),
+/// The claim set for `principal` under `params`, whose token descends from `lineage` (the
+/// principal's own, plus what the issuing grant adds: a refresh family, the client).
+pub fn claims_for(
+    principal: &Principal,
+    params: &MintParams<'_>,
+    jti: String,
+    lineage: Lineage,
+) -> Result<IbmClaims> {
+    let (sub_type, realm) = sub_type(principal.kind());
+    let exp = params
+        .now
+        .checked_add(params.lifetime)
+        .ok_or_else(|| Error::internal("token lifetime out of range"))?;
+    Ok(IbmClaims {
+        iam_id: principal.iam_id().to_owned(),
+        id: principal.iam_id().to_owned(),
         realmid: realm.to_owned(),
         jti,
-        identifier: principal.id.clone(),
-        name: principal.name.clone(),
-        email: principal.email.clone(),
-        sub: principal.id.clone(),
+        identifier: principal.id().to_owned(),
+        name: principal.name().to_owned(),
+        email: principal.email().map(str::to_owned),
+        sub: principal.id().to_owned(),
         sub_type: sub_type.to_owned(),
-        authn: match &principal.actor {
+        authn: match principal.actor() {
             Some(actor) => AuthnClaim {
                 sub: actor.sub.clone(),
                 iam_id: actor.iam_id.clone(),
@@ -106,35 +121,37 @@ pub fn claims_for(principal: &Principal, params: &MintParams<'_>, jti: String) -
                 name: actor.name.clone(),
             },
             None => AuthnClaim {
-                sub: principal.id.clone(),
-                iam_id: principal.iam_id.clone(),
+                sub: principal.id().to_owned(),
+                iam_id: principal.iam_id().to_owned(),
                 sub_type: sub_type.to_owned(),
-                name: principal.name.clone(),
+                name: principal.name().to_owned(),
             },
         },
         account: AccountClaim {
             valid: true,
-            bss: principal.account_id.clone(),
+            bss: principal.account_id().to_owned(),
         },
         iat: params.now,
-        exp: params.now + params.lifetime,
+        exp,
         iss: params.issuer.to_owned(),
         grant_type: params.grant_type.to_owned(),
         scope: params.scope.to_owned(),
         client_id: params.client_id.to_owned(),
-        acr: principal.acr,
-        amr: principal.amr.clone(),
-    }
+        acr: principal.acr(),
+        amr: principal.amr().to_vec(),
+        lineage,
+    })
 }
 
-/// Signs an access token for `principal`.
+/// Signs an access token for `principal`, descending from `lineage`.
 pub fn mint(
     principal: &Principal,
     params: &MintParams<'_>,
+    lineage: Lineage,
     signer: &SigningKey,
     rng: &dyn SecureRandom,
 ) -> Result<MintedToken> {
-    let claims = claims_for(principal, params, crate::ids::new_token_id(rng)?);
+    let claims = claims_for(principal, params, crate::ids::new_token_id(rng)?, lineage)?;
     let payload = serde_json::to_vec(&claims).map_err(|_| Error::internal("claims encoding"))?;
     let token = signer.sign_jws(&payload, rng)?;
     Ok(MintedToken { token, claims })
@@ -156,17 +173,38 @@ pub fn verify(
     })?;
     let claims: IbmClaims = serde_json::from_value(serde_json::Value::Object(map))
         .map_err(|_| Error::credential("the token is not a Tessera access token"))?;
-    check_live(dir, &claims.jti, &claims.iam_id, claims.iat)?;
+    check_live(
+        dir,
+        &claims.jti,
+        &claims.iam_id,
+        claims.iat,
+        &claims.lineage,
+    )?;
     Ok(claims)
 }
 
-/// Refuses a token whose id was revoked, whose subject was cut off or no longer exists.
-pub fn check_live(dir: &Directory, jti: &str, iam_id: &str, iat: UnixTime) -> Result<()> {
+/// Refuses a token whose id was revoked, whose subject was cut off or no longer exists, or one
+/// of whose lineage links is gone (its API key deleted, its refresh family revoked, the identity
+/// that derived it deleted or cut off, ...).
+pub fn check_live(
+    dir: &Directory,
+    jti: &str,
+    iam_id: &str,
+    iat: UnixTime,
+    lineage: &Lineage,
+) -> Result<()> {
     if dir.is_revoked(jti, iam_id, iat) {
         return Err(Error::credential("the token has been revoked"));
     }
     if dir.subject(iam_id).is_none() {
         return Err(Error::credential("the token's identity no longer exists"));
+    }
+    if let Some(link) = dir.dead_link(lineage, iat) {
+        return Err(Error::credential(format!(
+            "the token has been revoked: it was derived from {}, which was deleted, revoked or \
+             cut off",
+            link.describe()
+        )));
     }
     Ok(())
 }
@@ -201,18 +239,12 @@ mod tests {
     use crate::principal::AuthnMethod;
 
     pub(crate) fn service_principal() -> Principal {
-        Principal {
-            iam_id: "iam-ServiceId-1".into(),
-            kind: SubjectKind::ServiceId,
-            id: "ServiceId-1".into(),
-            name: "ci".into(),
-            email: None,
-            account_id: "0123456789abcdef0123456789abcdef".into(),
-            method: AuthnMethod::ApiKey,
-            acr: 1,
-            amr: vec!["pwd".into()],
-            actor: None,
-        }
+        crate::authn::test_principal(
+            "iam-ServiceId-1",
+            SubjectKind::ServiceId,
+            "0123456789abcdef0123456789abcdef",
+            AuthnMethod::ApiKey,
+        )
     }
 
     #[test]
@@ -225,7 +257,8 @@ mod tests {
             scope: DEFAULT_SCOPE,
             grant_type: "urn:ibm:params:oauth:grant-type:apikey",
         };
-        let claims = claims_for(&service_principal(), &params, "j1".into());
+        let claims =
+            claims_for(&service_principal(), &params, "j1".into(), Lineage::empty()).unwrap();
         let json = serde_json::to_value(&claims).unwrap();
         assert_eq!(json["sub_type"], "ServiceId");
         assert_eq!(json["realmid"], "iam");

@@ -115,7 +115,14 @@ pub struct ValidProfile {
 }
 
 /// Validates a profile document; ids of links and rules that lack one are generated.
-pub fn validate(doc: &ProfileDocument, rng: &dyn SecureRandom) -> Result<ValidProfile> {
+/// Validates a profile document for a profile of `account_id`. A CRN identity must be a
+/// resource of that account (its `a/<account>` scope): a profile never trusts another tenant's
+/// resource identities (`SECURITY.md`, tenancy).
+pub fn validate(
+    doc: &ProfileDocument,
+    account_id: &str,
+    rng: &dyn SecureRandom,
+) -> Result<ValidProfile> {
     let name = limits::name("name", &doc.name)?;
     let description = limits::description(doc.description.as_deref())?;
     check_count("identities", doc.identities.len(), MAX_IDENTITIES)?;
@@ -126,6 +133,14 @@ pub fn validate(doc: &ProfileDocument, rng: &dyn SecureRandom) -> Result<ValidPr
     let mut seen = HashSet::new();
     for (i, input) in doc.identities.iter().enumerate() {
         let identity = identity(&format!("identities[{i}]"), input)?;
+        if identity.kind == TrustedIdentityType::Crn
+            && ids::crn_account(&identity.identifier) != Some(account_id)
+        {
+            return Err(Error::invalid(format!(
+                "identities[{i}]: a CRN identity must be a resource of the profile's account, \
+                 scoped a/{account_id}"
+            )));
+        }
         if !seen.insert((identity.kind, identity.identifier.clone())) {
             return Err(Error::invalid(format!(
                 "identities[{i}]: {} is listed twice",
@@ -574,9 +589,18 @@ pub fn check_trust(
     let wanted = match presented.kind {
         SubjectKind::User => (TrustedIdentityType::User, presented.iam_id),
         SubjectKind::ServiceId => (TrustedIdentityType::Serviceid, presented.iam_id),
+        // A CRN identity matches only a token of the CRN's own account, so a resource
+        // identity obtained in one account can never stand in for another account's.
         SubjectKind::Crn => match presented.iam_id.strip_prefix(ids::CRN_IAM_ID_PREFIX) {
-            Some(crn) => (TrustedIdentityType::Crn, crn),
-            None => return Err(not_trusted()),
+            // The profile's own account too: profiles stored before CRN identities were
+            // confined to it cannot trust another tenant's resources either.
+            Some(crn)
+                if ids::crn_account(crn) == Some(presented.account_id)
+                    && presented.account_id == profile.account_id =>
+            {
+                (TrustedIdentityType::Crn, crn)
+            }
+            _ => return Err(not_trusted()),
         },
         // A profile cannot be a trusted identity of another profile.
         SubjectKind::Profile => return Err(not_trusted()),
@@ -637,7 +661,7 @@ mod tests {
     }
 
     fn check(json: serde_json::Value) -> Result<ValidProfile> {
-        validate(&doc(json), &SystemRandom::new())
+        validate(&doc(json), ACCOUNT, &SystemRandom::new())
     }
 
     fn message(json: serde_json::Value) -> String {
