@@ -926,12 +926,19 @@ impl Client {
 
     // --- users ---
 
-    /// `POST /v1/users/{id}/totp`: the answer holds the secret.
-    pub async fn enroll_totp(&self, user_id: &str, replace: bool) -> Result<TotpEnrollment> {
+    /// `POST /v1/users/{id}/totp`: the answer holds the secret. `code` is a current code of
+    /// the confirmed factor when replacing it (step-up).
+    pub async fn enroll_totp(
+        &self,
+        user_id: &str,
+        replace: bool,
+        code: Option<&str>,
+    ) -> Result<TotpEnrollment> {
         let url = self.url(&["v1", "users", user_id, "totp"]);
         let query = [("replace", replace)];
+        let body = code.map(|code| serde_json::json!({ "code": code }));
         let bytes = self
-            .admin_raw(Method::POST, url.clone(), Some(&query), None::<&()>)
+            .admin_raw(Method::POST, url.clone(), Some(&query), body.as_ref())
             .await?;
         decode(&bytes, &url, Secrets::Present)
     }
@@ -947,10 +954,11 @@ impl Client {
         .await
     }
 
-    /// `DELETE /v1/users/{id}/totp`.
-    pub async fn delete_totp(&self, user_id: &str) -> Result<()> {
+    /// `DELETE /v1/users/{id}/totp`; `code` is a current code of a confirmed factor (step-up).
+    pub async fn delete_totp(&self, user_id: &str, code: Option<&str>) -> Result<()> {
         let url = self.url(&["v1", "users", user_id, "totp"]);
-        self.admin_raw(Method::DELETE, url, None::<&()>, None::<&()>)
+        let body = code.map(|code| serde_json::json!({ "code": code }));
+        self.admin_raw(Method::DELETE, url, None::<&()>, body.as_ref())
             .await?;
         Ok(())
     }

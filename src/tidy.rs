@@ -46,3 +46,76 @@ fn every_module_starts_with_a_doc_comment() {
         "modules without a //! doc comment: {missing:?}"
     );
 }
+
+/// Lines of the `.rs` files under `dir` (relative to the repository) that contain any of
+/// `patterns`, outside the files named in `allowed` and outside comments.
+fn offending_lines(dir: &str, patterns: &[&str], allowed: &[&str]) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join(dir), &mut files);
+    assert!(!files.is_empty(), "no Rust files under {dir}");
+    let mut found = Vec::new();
+    for path in files {
+        let relative = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        if allowed.iter().any(|a| relative.ends_with(a)) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if patterns.iter().any(|p| code.contains(p)) {
+                found.push(format!("{relative}:{}: {}", number + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+/// `SECURITY.md` rule 1: surfaces never check roles themselves; they ask
+/// `tessera_core::authz::authorize`. Putting a role comparison back into a handler (as the
+/// admin API, `ibm/authz.rs` and `yandex/service.rs` once had) fails this test.
+#[test]
+fn surfaces_ask_the_core_about_permissions() {
+    let found = offending_lines(
+        "crates/tessera-server/src",
+        &[
+            "Role::Admin",
+            "Role::Viewer",
+            "Role::TokenCreator",
+            "Role::ServiceAccountUser",
+            "has_role(",
+            "is_global_admin(",
+            "check_contains(",
+            "effective_privileges(",
+            ".require(",
+        ],
+        // The bootstrap creates the first administrator's binding; `whoami` shows (does not
+        // decide on) whether the caller is the global administrator.
+        &["src/bootstrap.rs", "src/admin/auth.rs"],
+    );
+    assert!(
+        found.is_empty(),
+        "permission checks outside tessera_core::authz:\n{}",
+        found.join("\n")
+    );
+}
+
+/// `SECURITY.md` rule 2: a `Principal` is built only by `tessera_core::authn`, the functions
+/// that check credentials.
+#[test]
+fn principals_are_built_only_by_authn() {
+    let found = offending_lines(
+        "crates/tessera-core/src",
+        &["Principal::from_parts(", "PrincipalParts {"],
+        &["src/authn.rs", "src/principal.rs"],
+    );
+    assert!(
+        found.is_empty(),
+        "principals built outside authn:\n{}",
+        found.join("\n")
+    );
+}

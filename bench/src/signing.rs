@@ -210,6 +210,10 @@ fn realistic_iam_claims(jti: String) -> IamTokenClaims {
         account_id: "b6e2c0a4d8f14e7a9c3b5d1f2e8a7c60".to_owned(),
         iat: PAYLOAD_NOW,
         exp: PAYLOAD_NOW + 43_200,
+        // A JWT-grant token descends from the authorized key that signed the JWT.
+        lineage: tessera_core::lineage::Lineage::of(tessera_core::lineage::Link::AuthorizedKey(
+            "ajeu6c2tr4f9j1nb0ka8".to_owned(),
+        )),
     }
 }
 

@@ -704,9 +704,13 @@ pub enum TotpVerb {
     Enroll {
         /// User id (IBMid-…)
         user_id: String,
-        /// Replace a confirmed factor
+        /// Replace a confirmed factor (needs --code, a current code of it, unless signed in
+        /// with a code in the last five minutes)
         #[arg(long)]
         replace: bool,
+        /// A current code of the confirmed factor: the step-up proof for --replace
+        #[arg(long)]
+        code: Option<String>,
     },
     /// Confirm the factor with a first code from the authenticator app
     Confirm {
@@ -716,11 +720,15 @@ pub enum TotpVerb {
         #[arg(long)]
         code: String,
     },
-    /// Delete the user's TOTP factor
+    /// Delete the user's TOTP factor (yourself only, once confirmed)
     #[command(alias = "rm")]
     Delete {
         /// User id (IBMid-…)
         user_id: String,
+        /// A current code of the confirmed factor: the step-up proof (not needed when signed
+        /// in with a code in the last five minutes)
+        #[arg(long)]
+        code: Option<String>,
     },
 }
 

@@ -576,9 +576,13 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
                 op.one(&item)
             }
             UserVerb::Totp { verb } => match verb {
-                TotpVerb::Enroll { user_id, replace } => {
+                TotpVerb::Enroll {
+                    user_id,
+                    replace,
+                    code,
+                } => {
                     let enrolled = admin
-                        .enroll_totp(&user_id, replace)
+                        .enroll_totp(&user_id, replace, code.as_deref())
                         .await
                         .with_context(|| format!("cannot enrol a TOTP factor for {user_id}"))?;
                     emit(output::write_totp_enrollment(op.out, format, &enrolled))
@@ -590,9 +594,9 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
                         .with_context(|| format!("cannot confirm the TOTP factor of {user_id}"))?;
                     op.one(&status)
                 }
-                TotpVerb::Delete { user_id } => {
+                TotpVerb::Delete { user_id, code } => {
                     admin
-                        .delete_totp(&user_id)
+                        .delete_totp(&user_id, code.as_deref())
                         .await
                         .with_context(|| delete_failed(&user_id))?;
                     op.deleted(&user_id)

@@ -5,10 +5,11 @@
 //! (`{"error", "error_description"}`); a failed client authentication is 401 with
 //! `WWW-Authenticate`.
 
-use crate::http::{basic_credentials, bearer_token, is_form, read_body, RequestContext};
+use crate::http::{basic_credentials, bearer_token, is_form, read_body, PeerAddr, RequestContext};
 use crate::ibm::TOKEN_PATH;
 use crate::metrics_names as names;
 use crate::state::{now, AppState};
+use crate::throttle::{Attempt, Kind};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -17,6 +18,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use std::net::IpAddr;
 use tessera_core::authn;
 use tessera_core::limits::MAX_BODY;
 use tessera_core::model::DEFAULT_CLIENT_ID;
@@ -104,6 +106,16 @@ impl OAuthError {
             description: description.into(),
         }
     }
+    fn throttled(retry_after: u64) -> Self {
+        OAuthError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: "slow_down",
+            description: format!(
+                "too many failed client authentications; try again in {retry_after} seconds"
+            ),
+        }
+    }
+
     fn invalid_client(description: impl Into<String>) -> Self {
         OAuthError {
             status: StatusCode::UNAUTHORIZED,
@@ -159,20 +171,48 @@ async fn read_token_form(headers: &HeaderMap, body: Body) -> Result<String, OAut
     }
 }
 
-/// Who is calling an OAuth endpoint: an authenticated client, a bearer-token holder, or nobody.
+/// Who is calling an OAuth endpoint: an authenticated client (by store key), a bearer-token
+/// holder, or nobody.
 enum Caller {
     Client(String),
     Bearer,
     Anonymous,
 }
 
-fn identify_caller(state: &AppState, headers: &HeaderMap, now: i64) -> Result<Caller, OAuthError> {
+/// Authenticates the caller. Client secrets are throttled per (client id, source) like at the
+/// token endpoint: every secret check counts.
+async fn identify_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    now: i64,
+) -> Result<Caller, OAuthError> {
     match basic_credentials(headers) {
         Ok(Some((id, secret))) => {
-            let dir = state.snapshot.directory();
-            authn::authenticate_client(&dir, &state.pepper, &id, &secret)
-                .map(|c| Caller::Client(c.id.clone()))
-                .map_err(|e| OAuthError::invalid_client(e.message().to_owned()))
+            let attempt = [Attempt::new(Kind::Client, &id, peer)];
+            if !state.throttle.is_idle() {
+                state
+                    .throttle
+                    .gate(&attempt)
+                    .await
+                    .map_err(|locked| OAuthError::throttled(locked.retry_after))?;
+            }
+            let result = {
+                let dir = state.snapshot.directory();
+                authn::authenticate_client(&dir, &state.pepper, &id, &secret)
+            };
+            match result {
+                Ok(client) => {
+                    if !state.throttle.is_idle() {
+                        state.throttle.success(&attempt);
+                    }
+                    Ok(Caller::Client(client.key.clone()))
+                }
+                Err(e) => {
+                    state.throttle.failure(&attempt);
+                    Err(OAuthError::invalid_client(e.message().to_owned()))
+                }
+            }
         }
         Err(message) => Err(OAuthError::invalid_client(message)),
         Ok(None) => match bearer_token(headers) {
@@ -190,6 +230,7 @@ fn identify_caller(state: &AppState, headers: &HeaderMap, now: i64) -> Result<Ca
 /// RFC 7662. The caller must authenticate (Basic client credentials or a valid bearer token).
 async fn introspect_post(
     State(state): State<AppState>,
+    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -197,7 +238,8 @@ async fn introspect_post(
     if let Err(e) = state.check_fresh(now) {
         return OAuthError::unavailable(e.message()).into_response();
     }
-    let caller = match identify_caller(&state, &headers, now) {
+    let peer = peer.map(|Extension(PeerAddr(addr))| addr.ip());
+    let caller = match identify_caller(&state, &headers, peer, now).await {
         Ok(Caller::Anonymous) => {
             return OAuthError::invalid_client(
                 "introspection requires client authentication (Basic) or a bearer token",
@@ -217,16 +259,21 @@ async fn introspect_post(
     }
     // A refresh token is only described to the client it was issued to (a delegated one: to
     // its receivers).
-    if let Caller::Client(client_id) = &caller {
-        if let Ok((principal, grant)) = state.redeem_refresh_token(&token, client_id, now) {
+    if let Caller::Client(client_key) = &caller {
+        if let Ok((principal, grant)) = state.redeem_refresh_token(&token, client_key, now) {
             if grant.is_delegated() {
                 return Json(json!({
                     "active": true,
                     "token_type": "delegated_refresh_token",
                     "client_id": grant.client_id,
-                    "receiver_client_ids": grant.receivers,
-                    "sub": principal.id,
-                    "iam_id": principal.iam_id,
+                    // Receivers are client store keys (`<account>/<id>`); show their ids.
+                    "receiver_client_ids": grant
+                        .receivers
+                        .iter()
+                        .map(|key| key.rsplit('/').next().unwrap_or(key))
+                        .collect::<Vec<_>>(),
+                    "sub": principal.id(),
+                    "iam_id": principal.iam_id(),
                     "scope": grant.scope,
                     "iat": grant.iat,
                     "exp": grant.exp,
@@ -239,8 +286,8 @@ async fn introspect_post(
                 "active": true,
                 "token_type": "refresh_token",
                 "client_id": grant.client_id,
-                "sub": principal.id,
-                "iam_id": principal.iam_id,
+                "sub": principal.id(),
+                "iam_id": principal.iam_id(),
                 "scope": grant.scope,
                 "iat": grant.iat,
                 "exp": grant.exp,
@@ -258,6 +305,7 @@ async fn introspect_post(
 async fn revoke_post(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
+    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -265,8 +313,9 @@ async fn revoke_post(
     if let Err(e) = state.check_fresh(now) {
         return OAuthError::unavailable(e.message()).into_response();
     }
-    let client_id = match identify_caller(&state, &headers, now) {
-        Ok(Caller::Client(id)) => id,
+    let peer = peer.map(|Extension(PeerAddr(addr))| addr.ip());
+    let client_key = match identify_caller(&state, &headers, peer, now).await {
+        Ok(Caller::Client(key)) => key,
         Ok(_) => DEFAULT_CLIENT_ID.to_owned(),
         Err(e) => return e.into_response(),
     };
@@ -274,11 +323,8 @@ async fn revoke_post(
         Ok(token) => token,
         Err(e) => return e.into_response(),
     };
-    match state.revoke(&token, &client_id, now, &ctx.id).await {
+    match state.revoke(&token, &client_key, now, &ctx.id).await {
         Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => {
-            OAuthError::unavailable(format!("revocation could not be stored: {}", e.message()))
-                .into_response()
-        }
+        Err(e) => OAuthError::unavailable(e.message()).into_response(),
     }
 }

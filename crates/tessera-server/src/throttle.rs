@@ -1,17 +1,29 @@
-//! Brute-force throttling: in memory, per node, bounded.
+//! Brute-force throttling: in memory, per node, bounded. It slows the attacker, never locks the
+//! owner out (`SECURITY.md` rule 7).
 //!
-//! Failures are counted per key: a credential (a user name for passwords, a user id for TOTP
-//! codes, the keyed hash of a presented API key, a client id for client secrets) and the source
-//! address (the TCP peer; `X-Forwarded-For` is never trusted, since any client can send it).
-//! After `delay_after` consecutive failures within `window` every further attempt on that key
-//! waits (an async sleep, so no thread blocks and other callers are not slowed), doubling from
-//! [`BASE_DELAY`] up to [`MAX_DELAY`]; after `lock_after` failures the key is refused with 429
-//! for `lock_for`, even with the right secret. A success clears the credential's counter.
+//! Every secret check is an [`Attempt`]: a credential (a user, whatever spelling named it; a
+//! user's TOTP factor; the keyed hash of a presented API key or OAuth token; a client id; an
+//! authorized key) from a source address (the TCP peer; `X-Forwarded-For` is never trusted).
+//! Failures are counted three ways, each within `window`:
 //!
+//! - **per (credential, source)**: after `credential.delay_after` failures each further attempt
+//!   from that source on that credential waits (an async sleep doubling from [`BASE_DELAY`] to
+//!   [`MAX_DELAY`]); after `credential.lock_after` that pair is refused with 429 for `lock_for`.
+//!   Nobody else is affected: the owner signing in from another address gets straight in.
+//!   Client ids are never locked, only delayed: a well-known id (`bx`) must not be deniable.
+//! - **per credential, over all sources**: after `credential.lock_after` failures (a distributed
+//!   guess), attempts from sources that have failed lately are delayed; a source with no recent
+//!   failures is not.
+//! - **per source**: after `address.delay_after` failures its attempts are delayed; after
+//!   `address.lock_after` it is refused for `lock_for`, except on credentials it signed in with
+//!   successfully within the window — so the owner behind a shared proxy that an attacker also
+//!   uses keeps signing in.
+//!
+//! A success clears the pair's counter and remembers the pair as good; it does not lift a lock.
 //! Each node counts on its own: behind a load balancer spreading requests over `n` nodes an
-//! attacker gets up to `n` times the attempts. The table holds at most [`MAX_ENTRIES`] keys;
-//! expired entries are evicted first, then ones below the delay threshold; if it is still full
-//! new keys are not tracked (logged), so memory stays bounded whatever the attacker sends.
+//! attacker gets up to `n` times the attempts. The tables hold at most [`MAX_ENTRIES`] keys;
+//! expired entries are evicted first, then ones below their delay threshold; if still full new
+//! keys are not tracked (logged), so memory stays bounded whatever the attacker sends.
 //!
 //! The same module remembers which TOTP step each user last used, so a code cannot be replayed
 //! on this node ([`Throttle::use_totp_step`]).
@@ -23,7 +35,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Most keys tracked at once (failure counters and TOTP steps each).
+/// Most keys tracked at once (failure counters, good pairs and TOTP steps each).
 pub const MAX_ENTRIES: usize = 100_000;
 /// The first delay after `delay_after` failures; it doubles with each further failure.
 pub const BASE_DELAY: Duration = Duration::from_millis(250);
@@ -67,35 +79,64 @@ impl Default for ThrottleConfig {
     }
 }
 
-/// What failures are counted against.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Key {
-    /// A credential, as `<kind>:<value>` (`user:ada@example.com`, `totp:IBMid-…`,
-    /// `apikey:<hash hex>`, `client:<id>`). Never a secret itself.
-    Credential(String),
-    Address(IpAddr),
+/// What kind of secret an attempt checks: the metric label, and whether it may be locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A user's password (the credential is the user id, or the name when it resolves to none).
+    Password,
+    /// A user's TOTP code (the user id).
+    Totp,
+    /// An API key (its keyed hash).
+    ApiKey,
+    /// A Yandex OAuth token (its keyed hash).
+    OAuthToken,
+    /// A service-account JWT (the authorized key id it names).
+    Jwt,
+    /// An OAuth client secret (the client id). Delayed, never locked.
+    Client,
 }
 
-impl Key {
-    pub fn credential(kind: &str, value: &str) -> Key {
-        Key::Credential(format!("{kind}:{value}"))
-    }
-
-    fn label(&self) -> &'static str {
+impl Kind {
+    fn label(self) -> &'static str {
         match self {
-            Key::Credential(c) => match c.split_once(':').map(|(k, _)| k) {
-                Some("user") => "password",
-                Some("totp") => "totp",
-                Some("apikey") => "apikey",
-                Some("client") => "client",
-                _ => "other",
-            },
-            Key::Address(_) => "address",
+            Kind::Password => "password",
+            Kind::Totp => "totp",
+            Kind::ApiKey => "apikey",
+            Kind::OAuthToken => "oauth_token",
+            Kind::Jwt => "jwt",
+            Kind::Client => "client",
         }
     }
 }
 
-/// A refused attempt: the key is locked for `retry_after` more seconds.
+/// One secret check: which credential, from where. The credential text is never a secret
+/// itself (an id, or a keyed hash).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Attempt {
+    kind: Kind,
+    credential: String,
+    source: Option<IpAddr>,
+}
+
+impl Attempt {
+    pub fn new(kind: Kind, credential: impl Into<String>, source: Option<IpAddr>) -> Attempt {
+        Attempt {
+            kind,
+            credential: credential.into(),
+            source,
+        }
+    }
+}
+
+/// What failures are counted against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Pair(Kind, String, Option<IpAddr>),
+    Credential(Kind, String),
+    Address(IpAddr),
+}
+
+/// A refused attempt: locked for `retry_after` more seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Locked {
     pub retry_after: u64,
@@ -107,10 +148,25 @@ struct Entry {
     locked_until: Option<Instant>,
 }
 
+impl Entry {
+    /// Failures that still count: none once the window has passed or a lock has run out (a
+    /// lock ends the run, as in [`Throttle::failure_at`]).
+    fn live_failures(&self, now: Instant, window: Duration) -> u32 {
+        let lock_over = self.locked_until.is_some_and(|until| until <= now);
+        if lock_over || now.duration_since(self.first_failure) > window {
+            0
+        } else {
+            self.failures
+        }
+    }
+}
+
 /// The per-node throttle. Cheap to consult: one short mutex section per request.
 pub struct Throttle {
     config: ThrottleConfig,
     entries: Mutex<HashMap<Key, Entry>>,
+    /// Pairs that signed in successfully, and when (they pass a locked source).
+    good: Mutex<HashMap<(Kind, String, IpAddr), Instant>>,
     /// How many keys `entries` holds, readable without the lock: 0 means nothing failed lately
     /// and the token path may skip the throttle altogether.
     tracked: AtomicUsize,
@@ -118,11 +174,24 @@ pub struct Throttle {
     totp_steps: Mutex<HashMap<String, (u64, Instant)>>,
 }
 
+fn delay_for(failures: u32, limits: Limits) -> Duration {
+    if failures < limits.delay_after {
+        return Duration::ZERO;
+    }
+    let extra = (failures - limits.delay_after).min(16);
+    BASE_DELAY.saturating_mul(1 << extra).min(MAX_DELAY)
+}
+
+fn seconds_until(until: Instant, now: Instant) -> u64 {
+    (until.duration_since(now).as_secs_f64().ceil() as u64).max(1)
+}
+
 impl Throttle {
     pub fn new(config: ThrottleConfig) -> Throttle {
         Throttle {
             config,
             entries: Mutex::new(HashMap::new()),
+            good: Mutex::new(HashMap::new()),
             tracked: AtomicUsize::new(0),
             totp_steps: Mutex::new(HashMap::new()),
         }
@@ -137,42 +206,67 @@ impl Throttle {
         &self.config
     }
 
-    fn limits(&self, key: &Key) -> Limits {
-        match key {
-            Key::Credential(_) => self.config.credential,
-            Key::Address(_) => self.config.address,
-        }
+    fn window(&self) -> Duration {
+        Duration::from_secs(self.config.window)
     }
 
-    /// Decides about an attempt on `keys` at `now`: refused while any key is locked, else
-    /// the delay to wait first (the longest of the keys').
-    pub fn check_at(&self, keys: &[Key], now: Instant) -> Result<Duration, Locked> {
-        let window = Duration::from_secs(self.config.window);
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+    fn is_good(&self, attempt: &Attempt, now: Instant) -> bool {
+        let Some(source) = attempt.source else {
+            return false;
+        };
+        let good = self.good.lock().unwrap_or_else(|e| e.into_inner());
+        good.get(&(attempt.kind, attempt.credential.clone(), source))
+            .is_some_and(|at| now.duration_since(*at) <= self.window())
+    }
+
+    /// Decides about `attempts` at `now`: refused while any is locked, else the delay to wait
+    /// first (the longest of theirs).
+    pub fn check_at(&self, attempts: &[Attempt], now: Instant) -> Result<Duration, Locked> {
+        let window = self.window();
         let mut delay = Duration::ZERO;
         let mut locked: Option<u64> = None;
-        for key in keys {
-            let Some(entry) = entries.get(key) else {
+        let mut lock = |seconds: u64, kind: Kind| {
+            locked = Some(locked.unwrap_or(0).max(seconds));
+            metrics::counter!(names::THROTTLED, "key" => kind.label(), "action" => "refused")
+                .increment(1);
+        };
+        for attempt in attempts {
+            let good = self.is_good(attempt, now);
+            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            let pair = entries.get(&Key::Pair(
+                attempt.kind,
+                attempt.credential.clone(),
+                attempt.source,
+            ));
+            let address = attempt.source.and_then(|ip| entries.get(&Key::Address(ip)));
+            let credential =
+                entries.get(&Key::Credential(attempt.kind, attempt.credential.clone()));
+            if let Some(until) = pair.and_then(|e| e.locked_until).filter(|u| *u > now) {
+                lock(seconds_until(until, now), attempt.kind);
                 continue;
-            };
-            if let Some(until) = entry.locked_until {
-                if until > now {
-                    let seconds = until.duration_since(now).as_secs_f64().ceil() as u64;
-                    locked = Some(locked.unwrap_or(0).max(seconds.max(1)));
-                    metrics::counter!(names::THROTTLED, "key" => key.label(), "action" => "refused")
-                        .increment(1);
+            }
+            if let Some(until) = address.and_then(|e| e.locked_until).filter(|u| *u > now) {
+                if !good {
+                    lock(seconds_until(until, now), attempt.kind);
                     continue;
                 }
-                continue;
             }
-            if now.duration_since(entry.first_failure) > window {
-                continue;
+            let pair_failures = pair.map_or(0, |e| e.live_failures(now, window));
+            let address_failures = address.map_or(0, |e| e.live_failures(now, window));
+            delay = delay.max(delay_for(pair_failures, self.config.credential));
+            if !good {
+                delay = delay.max(delay_for(address_failures, self.config.address));
             }
-            let limits = self.limits(key);
-            if entry.failures >= limits.delay_after {
-                let extra = (entry.failures - limits.delay_after).min(16);
-                let this = BASE_DELAY.saturating_mul(1 << extra).min(MAX_DELAY);
-                delay = delay.max(this);
+            // A distributed guess slows only the sources that take part in it.
+            let dirty = pair_failures > 0 || address_failures > 0;
+            let credential_failures = credential.map_or(0, |e| e.live_failures(now, window));
+            if dirty && credential_failures >= self.config.credential.lock_after {
+                let over = credential_failures - self.config.credential.lock_after;
+                let limits = Limits {
+                    delay_after: 0,
+                    lock_after: u32::MAX,
+                };
+                delay = delay.max(delay_for(over, limits));
             }
         }
         match locked {
@@ -188,70 +282,112 @@ impl Throttle {
     }
 
     /// [`Throttle::check_at`] now, and the delay slept (asynchronously) before returning.
-    pub async fn gate(&self, keys: &[Key]) -> Result<(), Locked> {
-        let delay = self.check_at(keys, Instant::now())?;
+    pub async fn gate(&self, attempts: &[Attempt]) -> Result<(), Locked> {
+        let delay = self.check_at(attempts, Instant::now())?;
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
         Ok(())
     }
 
-    /// Counts a failure against each key; a key reaching its lock threshold is locked.
-    pub fn failure_at(&self, keys: &[Key], now: Instant) {
-        let window = Duration::from_secs(self.config.window);
+    /// Counts a failure of each attempt: against the pair, the credential and the source.
+    pub fn failure_at(&self, attempts: &[Attempt], now: Instant) {
+        let window = self.window();
         let lock_for = Duration::from_secs(self.config.lock_for);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        for key in keys {
-            let limits = self.limits(key);
-            if !entries.contains_key(key) && !make_room(&mut entries, now, window, self) {
-                tracing::warn!(
-                    "throttle table full ({MAX_ENTRIES} keys); a new key is not tracked"
-                );
-                continue;
+        for attempt in attempts {
+            let pair = Key::Pair(attempt.kind, attempt.credential.clone(), attempt.source);
+            let credential = Key::Credential(attempt.kind, attempt.credential.clone());
+            let mut keys = vec![
+                (pair, self.config.credential, attempt.kind != Kind::Client),
+                (credential, self.config.credential, false),
+            ];
+            if let Some(ip) = attempt.source {
+                keys.push((Key::Address(ip), self.config.address, true));
             }
-            let entry = entries.entry(key.clone()).or_insert(Entry {
-                failures: 0,
-                first_failure: now,
-                locked_until: None,
-            });
-            let expired_lock = entry.locked_until.is_some_and(|until| until <= now);
-            if expired_lock || now.duration_since(entry.first_failure) > window {
-                *entry = Entry {
+            for (key, limits, lockable) in keys {
+                if !entries.contains_key(&key) && !make_room(&mut entries, now, window, self) {
+                    tracing::warn!(
+                        "throttle table full ({MAX_ENTRIES} keys); a new key is not tracked"
+                    );
+                    continue;
+                }
+                let entry = entries.entry(key).or_insert(Entry {
                     failures: 0,
                     first_failure: now,
                     locked_until: None,
-                };
-            }
-            entry.failures = entry.failures.saturating_add(1);
-            if entry.failures >= limits.lock_after && entry.locked_until.is_none() {
-                entry.locked_until = Some(now + lock_for);
-                tracing::warn!(
-                    key = key.label(),
-                    failures = entry.failures,
-                    "too many failures; locked for {} s",
-                    self.config.lock_for
-                );
+                });
+                let expired_lock = entry.locked_until.is_some_and(|until| until <= now);
+                if expired_lock || now.duration_since(entry.first_failure) > window {
+                    *entry = Entry {
+                        failures: 0,
+                        first_failure: now,
+                        locked_until: None,
+                    };
+                }
+                entry.failures = entry.failures.saturating_add(1);
+                if lockable && entry.failures >= limits.lock_after && entry.locked_until.is_none() {
+                    entry.locked_until = Some(now + lock_for);
+                    tracing::warn!(
+                        kind = attempt.kind.label(),
+                        failures = entry.failures,
+                        "too many failures; locked for {} s",
+                        self.config.lock_for
+                    );
+                }
             }
         }
         self.tracked.store(entries.len(), Ordering::Relaxed);
     }
 
-    pub fn failure(&self, keys: &[Key]) {
-        self.failure_at(keys, Instant::now());
+    pub fn failure(&self, attempts: &[Attempt]) {
+        self.failure_at(attempts, Instant::now());
     }
 
-    /// Clears the counter of `key` (after a successful authentication).
-    pub fn success(&self, key: &Key) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        // A locked key stays locked until its time is up: success cannot occur while locked
-        // (the attempt is refused first), but be explicit.
-        if entries
-            .get(key)
-            .is_some_and(|e| e.locked_until.is_none_or(|until| until <= Instant::now()))
-        {
-            entries.remove(key);
+    /// Records successful checks: clears each pair's counter (unless it is locked: success
+    /// cannot happen while locked, but be explicit) and remembers the pair as good.
+    pub fn success_at(&self, attempts: &[Attempt], now: Instant) {
+        if !self.is_idle() {
+            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            for attempt in attempts {
+                let pair = Key::Pair(attempt.kind, attempt.credential.clone(), attempt.source);
+                if entries
+                    .get(&pair)
+                    .is_some_and(|e| e.locked_until.is_none_or(|until| until <= now))
+                {
+                    entries.remove(&pair);
+                }
+            }
+            self.tracked.store(entries.len(), Ordering::Relaxed);
         }
-        self.tracked.store(entries.len(), Ordering::Relaxed);
+        let mut good = self.good.lock().unwrap_or_else(|e| e.into_inner());
+        for attempt in attempts {
+            let Some(source) = attempt.source else {
+                continue;
+            };
+            if good.len() >= MAX_ENTRIES {
+                let window = self.window();
+                good.retain(|_, at| now.duration_since(*at) <= window);
+                if good.len() >= MAX_ENTRIES {
+                    continue;
+                }
+            }
+            good.insert((attempt.kind, attempt.credential.clone(), source), now);
+        }
+    }
+
+    pub fn success(&self, attempts: &[Attempt]) {
+        self.success_at(attempts, Instant::now());
+    }
+
+    /// Whether any address is locked right now (for the throttle-state metric).
+    pub fn locked_keys(&self) -> usize {
+        let now = Instant::now();
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .values()
+            .filter(|e| e.locked_until.is_some_and(|u| u > now))
+            .count()
     }
 
     /// Records that `user_id` used TOTP step `step`. `false` if that step (or a later one) was
@@ -295,7 +431,11 @@ fn make_room(
         return true;
     }
     entries.retain(|key, e| {
-        e.locked_until.is_some() || e.failures >= throttle.limits(key).delay_after
+        let limits = match key {
+            Key::Address(_) => throttle.config.address,
+            _ => throttle.config.credential,
+        };
+        e.locked_until.is_some() || e.failures >= limits.delay_after
     });
     entries.len() < MAX_ENTRIES
 }
@@ -319,66 +459,99 @@ mod tests {
         })
     }
 
+    fn ip(last: u8) -> Option<IpAddr> {
+        Some(IpAddr::from([192, 0, 2, last]))
+    }
+
+    fn attempt(kind: Kind, who: &str, from: u8) -> Attempt {
+        Attempt::new(kind, who, ip(from))
+    }
+
     #[test]
-    fn delays_then_locks_then_expires() {
+    fn delays_then_locks_the_pair_then_expires() {
         let t = throttle();
-        let user = Key::credential("user", "ada@example.com");
+        let ada = [attempt(Kind::Password, "IBMid-ada", 1)];
         let start = Instant::now();
-        assert_eq!(
-            t.check_at(std::slice::from_ref(&user), start),
-            Ok(Duration::ZERO)
-        );
-        t.failure_at(std::slice::from_ref(&user), start);
-        t.failure_at(std::slice::from_ref(&user), start);
-        assert_eq!(
-            t.check_at(std::slice::from_ref(&user), start),
-            Ok(BASE_DELAY)
-        );
-        t.failure_at(std::slice::from_ref(&user), start);
-        assert_eq!(
-            t.check_at(std::slice::from_ref(&user), start),
-            Ok(BASE_DELAY * 2)
-        );
-        t.failure_at(std::slice::from_ref(&user), start);
-        assert_eq!(
-            t.check_at(std::slice::from_ref(&user), start),
-            Err(Locked { retry_after: 30 })
-        );
+        assert_eq!(t.check_at(&ada, start), Ok(Duration::ZERO));
+        t.failure_at(&ada, start);
+        t.failure_at(&ada, start);
+        assert_eq!(t.check_at(&ada, start), Ok(BASE_DELAY));
+        t.failure_at(&ada, start);
+        assert_eq!(t.check_at(&ada, start), Ok(BASE_DELAY * 2));
+        t.failure_at(&ada, start);
+        assert_eq!(t.check_at(&ada, start), Err(Locked { retry_after: 30 }));
         // Success does not lift a lock.
-        t.success(&user);
-        assert!(t.check_at(std::slice::from_ref(&user), start).is_err());
+        t.success_at(&ada, start);
+        assert!(t.check_at(&ada, start).is_err());
         let later = start + Duration::from_secs(31);
+        // The pair starts again; the credential's own count (4 failures, all from this source)
+        // still slows this source a little, as a source that took part in guessing.
+        assert_eq!(t.check_at(&ada, later), Ok(BASE_DELAY));
         assert_eq!(
-            t.check_at(std::slice::from_ref(&user), later),
-            Ok(Duration::ZERO)
-        );
-        // After the lock the count starts again.
-        t.failure_at(std::slice::from_ref(&user), later);
-        assert_eq!(
-            t.check_at(std::slice::from_ref(&user), later),
+            t.check_at(&[attempt(Kind::Password, "IBMid-ada", 2)], later),
             Ok(Duration::ZERO)
         );
     }
 
+    /// The targeted lockout of issue 12: ten wrong passwords from an attacker's address do not
+    /// keep the owner, at another address, out.
     #[test]
-    fn keys_are_independent_and_success_resets() {
+    fn the_owner_elsewhere_is_never_locked_out() {
         let t = throttle();
-        let ada = Key::credential("user", "ada");
-        let bob = Key::credential("user", "bob");
+        let attacker = [attempt(Kind::Password, "IBMid-ada", 66)];
+        let owner = [attempt(Kind::Password, "IBMid-ada", 1)];
         let now = Instant::now();
-        for _ in 0..4 {
-            t.failure_at(std::slice::from_ref(&ada), now);
+        for _ in 0..20 {
+            t.failure_at(&attacker, now);
         }
-        assert!(t.check_at(std::slice::from_ref(&ada), now).is_err());
-        assert_eq!(
-            t.check_at(std::slice::from_ref(&bob), now),
-            Ok(Duration::ZERO)
+        assert!(t.check_at(&attacker, now).is_err());
+        assert_eq!(t.check_at(&owner, now), Ok(Duration::ZERO));
+        // A distributed guess (many sources) slows the sources taking part, not a clean one.
+        for from in 100..120 {
+            t.failure_at(&[attempt(Kind::Password, "IBMid-ada", from)], now);
+        }
+        assert!(
+            t.check_at(&[attempt(Kind::Password, "IBMid-ada", 100)], now)
+                .unwrap()
+                > Duration::ZERO
         );
-        t.failure_at(std::slice::from_ref(&bob), now);
-        t.failure_at(std::slice::from_ref(&bob), now);
-        t.success(&bob);
+        assert_eq!(t.check_at(&owner, now), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn client_ids_are_delayed_never_locked() {
+        let t = throttle();
+        let bx = [attempt(Kind::Client, "bx", 66)];
+        let now = Instant::now();
+        for _ in 0..50 {
+            t.failure_at(&bx, now);
+        }
+        // The address itself got locked by 50 failures; from a clean address the pair only
+        // delays.
+        let t = throttle();
+        for _ in 0..5 {
+            t.failure_at(&bx, now);
+        }
+        assert_eq!(t.check_at(&bx, now), Ok(MAX_DELAY.min(BASE_DELAY * 8)));
+    }
+
+    #[test]
+    fn a_locked_source_still_lets_known_good_pairs_in() {
+        let t = throttle();
+        let now = Instant::now();
+        let owner = [attempt(Kind::Password, "IBMid-ada", 7)];
+        t.success_at(&owner, now);
+        // An attacker behind the same address guesses many users.
+        for i in 0..6 {
+            t.failure_at(&[attempt(Kind::Password, &format!("IBMid-{i}"), 7)], now);
+        }
+        assert!(t
+            .check_at(&[attempt(Kind::Password, "IBMid-new", 7)], now)
+            .is_err());
+        assert_eq!(t.check_at(&owner, now), Ok(Duration::ZERO));
+        // Other addresses are unaffected.
         assert_eq!(
-            t.check_at(std::slice::from_ref(&bob), now),
+            t.check_at(&[attempt(Kind::Password, "IBMid-new", 8)], now),
             Ok(Duration::ZERO)
         );
     }
@@ -387,33 +560,21 @@ mod tests {
     fn idle_until_a_failure_and_again_once_cleared() {
         let t = throttle();
         assert!(t.is_idle());
-        let ada = Key::credential("user", "ada");
-        t.failure_at(std::slice::from_ref(&ada), Instant::now());
+        let ada = [Attempt::new(Kind::Password, "ada", None)];
+        t.failure_at(&ada, Instant::now());
         assert!(!t.is_idle());
-        t.success(&ada);
-        assert!(t.is_idle());
     }
 
     #[test]
-    fn address_has_its_own_limits_and_window() {
+    fn failures_outside_the_window_start_a_new_run() {
         let t = throttle();
-        let addr = Key::Address("192.0.2.1".parse().unwrap());
         let now = Instant::now();
-        for _ in 0..5 {
-            t.failure_at(std::slice::from_ref(&addr), now);
+        let a = [attempt(Kind::ApiKey, "h1", 1)];
+        for _ in 0..3 {
+            t.failure_at(&a, now);
         }
-        assert!(t.check_at(std::slice::from_ref(&addr), now).is_ok());
-        // Failures outside the window start a new run.
         let later = now + Duration::from_secs(61);
-        t.failure_at(std::slice::from_ref(&addr), later);
-        assert_eq!(
-            t.check_at(std::slice::from_ref(&addr), later),
-            Ok(Duration::ZERO)
-        );
-        for _ in 0..5 {
-            t.failure_at(std::slice::from_ref(&addr), later);
-        }
-        assert!(t.check_at(std::slice::from_ref(&addr), later).is_err());
+        assert_eq!(t.check_at(&a, later), Ok(Duration::ZERO));
     }
 
     #[test]
@@ -425,12 +586,12 @@ mod tests {
             },
             ..ThrottleConfig::default()
         });
-        let key = Key::credential("user", "x");
+        let key = [Attempt::new(Kind::Password, "x", None)];
         let now = Instant::now();
         for _ in 0..100 {
-            t.failure_at(std::slice::from_ref(&key), now);
+            t.failure_at(&key, now);
         }
-        assert_eq!(t.check_at(std::slice::from_ref(&key), now), Ok(MAX_DELAY));
+        assert_eq!(t.check_at(&key, now), Ok(MAX_DELAY));
     }
 
     #[test]

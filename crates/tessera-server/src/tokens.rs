@@ -8,8 +8,9 @@ use tessera_core::authn;
 use tessera_core::directory::Entity;
 use tessera_core::error::{Error, ErrorKind, Result};
 use tessera_core::iam_token::{self, MintedIamToken};
-use tessera_core::model::{KeyUse, Revocation, DEFAULT_CLIENT_ID};
-use tessera_core::presented::{self, PresentedToken};
+use tessera_core::lineage::{Lineage, Link};
+use tessera_core::model::{KeyUse, OAuthClient, Revocation, DEFAULT_CLIENT_ID};
+use tessera_core::presented::PresentedToken;
 use tessera_core::principal::Principal;
 use tessera_core::refresh::{self, RefreshGrant};
 use tessera_core::token::{self, MintParams, MintedToken};
@@ -25,11 +26,23 @@ pub struct IssuedTokens {
 
 /// What a token request asks for, beyond the principal.
 pub struct IssueRequest<'a> {
-    pub client_id: &'a str,
+    /// The client the tokens are issued to: the one that authenticated with Basic, or `None`
+    /// for the public default client.
+    pub client: Option<&'a OAuthClient>,
     pub scope: &'a str,
     pub grant_type: &'a str,
     pub with_refresh_token: bool,
     pub now: i64,
+}
+
+impl IssueRequest<'_> {
+    fn client_id(&self) -> &str {
+        authn::client_id_or_default(self.client)
+    }
+
+    fn client_key(&self) -> &str {
+        authn::client_key_or_default(self.client)
+    }
 }
 
 /// Less common choices of a token request, kept apart from [`IssueRequest`] so most grants
@@ -42,7 +55,7 @@ pub struct IssueOptions<'a> {
     pub delegated: Option<Delegation<'a>>,
 }
 
-/// A delegated refresh token to issue: who may redeem it and for how long.
+/// A delegated refresh token to issue: who may redeem it (client store keys) and for how long.
 pub struct Delegation<'a> {
     pub receivers: &'a [String],
     pub lifetime: i64,
@@ -56,6 +69,26 @@ impl AppState {
         request: &IssueRequest<'_>,
     ) -> Result<IssuedTokens> {
         self.issue_ibm_with(principal, request, &IssueOptions::default())
+    }
+
+    /// The lineage of tokens issued for `principal` to `request`'s client: the principal's own,
+    /// a refresh family (its existing one, or `new_family`), and the client when it is a
+    /// confidential one, so deleting the client ends its tokens.
+    fn lineage_for(
+        principal: &Principal,
+        request: &IssueRequest<'_>,
+        new_family: Option<String>,
+    ) -> Result<Lineage> {
+        let has_family = principal
+            .lineage()
+            .links()
+            .iter()
+            .any(|l| matches!(l, Link::RefreshFamily(_)));
+        let family = new_family.filter(|_| !has_family).map(Link::RefreshFamily);
+        let client = request.client.map(|c| Link::Client(c.key.clone()));
+        principal
+            .lineage()
+            .extended(family.into_iter().chain(client))
     }
 
     /// [`AppState::issue_ibm`] with a lifetime override and/or a delegated refresh token.
@@ -72,22 +105,29 @@ impl AppState {
             issuer: &self.issuer,
             now: request.now,
             lifetime: options.lifetime.unwrap_or(self.config.token_lifetime),
-            client_id: request.client_id,
+            client_id: request.client_id(),
             scope: request.scope,
             grant_type: request.grant_type,
         };
-        let access = token::mint(principal, &params, signer, &self.rng)?;
+        let family = if request.with_refresh_token {
+            Some(tessera_core::ids::new_token_id(&self.rng)?)
+        } else {
+            None
+        };
+        let lineage = Self::lineage_for(principal, request, family)?;
         let refresh_token = if request.with_refresh_token {
             let grant = RefreshGrant {
                 jti: tessera_core::ids::new_token_id(&self.rng)?,
-                iam_id: principal.iam_id.clone(),
-                client_id: request.client_id.to_owned(),
+                iam_id: principal.iam_id().to_owned(),
+                client_id: request.client_id().to_owned(),
+                client_key: request.client_key().to_owned(),
                 scope: request.scope.to_owned(),
                 iat: request.now,
-                exp: request.now + self.config.refresh_token_lifetime,
+                exp: expiry(request.now, self.config.refresh_token_lifetime)?,
                 receivers: Vec::new(),
-                acr: principal.acr,
-                amr: principal.amr.clone(),
+                acr: principal.acr(),
+                amr: principal.amr().to_vec(),
+                lineage: lineage.clone(),
             };
             Some(refresh::seal(&grant, &self.refresh_key, &self.rng)?)
         } else {
@@ -97,9 +137,10 @@ impl AppState {
             Some(delegation) => Some(self.seal_delegated(principal, request, delegation)?.0),
             None => None,
         };
+        let access = token::mint(principal, &params, lineage, signer, &self.rng)?;
         metrics::counter!(names::TOKENS_ISSUED, "grant" => grant_label(request.grant_type))
             .increment(1);
-        tracing::debug!(iam_id = %principal.iam_id, grant = request.grant_type, jti = %access.claims.jti, "issued token");
+        tracing::debug!(iam_id = %principal.iam_id(), grant = request.grant_type, jti = %access.claims.jti, "issued token");
         Ok(IssuedTokens {
             access,
             refresh_token,
@@ -119,10 +160,12 @@ impl AppState {
         let sealed = self.seal_delegated(principal, request, delegation)?;
         metrics::counter!(names::TOKENS_ISSUED, "grant" => grant_label(request.grant_type))
             .increment(1);
-        tracing::debug!(iam_id = %principal.iam_id, receivers = ?delegation.receivers, "issued delegated refresh token");
+        tracing::debug!(iam_id = %principal.iam_id(), receivers = ?delegation.receivers, "issued delegated refresh token");
         Ok(sealed)
     }
 
+    /// A delegated refresh token is a family of its own: revoking it never touches the
+    /// issuer's ordinary refresh tokens, and the other way round.
     fn seal_delegated(
         &self,
         principal: &Principal,
@@ -132,16 +175,23 @@ impl AppState {
         if delegation.receivers.is_empty() {
             return Err(Error::internal("a delegated refresh token needs receivers"));
         }
+        let jti = tessera_core::ids::new_token_id(&self.rng)?;
+        let client = request.client.map(|c| Link::Client(c.key.clone()));
+        let lineage = principal
+            .lineage()
+            .extended([Link::RefreshFamily(jti.clone())].into_iter().chain(client))?;
         let grant = RefreshGrant {
-            jti: tessera_core::ids::new_token_id(&self.rng)?,
-            iam_id: principal.iam_id.clone(),
-            client_id: request.client_id.to_owned(),
+            jti,
+            iam_id: principal.iam_id().to_owned(),
+            client_id: request.client_id().to_owned(),
+            client_key: request.client_key().to_owned(),
             scope: request.scope.to_owned(),
             iat: request.now,
-            exp: request.now + delegation.lifetime,
+            exp: expiry(request.now, delegation.lifetime)?,
             receivers: delegation.receivers.to_vec(),
-            acr: principal.acr,
-            amr: principal.amr.clone(),
+            acr: principal.acr(),
+            amr: principal.amr().to_vec(),
+            lineage,
         };
         Ok((
             refresh::seal(&grant, &self.refresh_key, &self.rng)?,
@@ -169,85 +219,102 @@ impl AppState {
             &self.rng,
         )?;
         metrics::counter!(names::TOKENS_ISSUED, "grant" => grant).increment(1);
-        tracing::debug!(iam_id = %principal.iam_id, grant, jti = %minted.claims.jti, "issued IAM token");
+        tracing::debug!(iam_id = %principal.iam_id(), grant, jti = %minted.claims.jti, "issued IAM token");
         Ok(minted)
     }
 
-    /// Verifies a token presented as a credential (admin API, introspection, the Yandex
-    /// surface): an IBM-surface JWT or a `t1.` IAM token.
-    pub fn verify_access_token(&self, presented: &str, now: i64) -> Result<PresentedToken> {
+    /// Authenticates a token presented as a credential (admin API, introspection, token
+    /// exchange, the Yandex surface): an IBM-surface JWT or a `t1.` IAM token, checked for
+    /// signature, lifetime, issuer, revocation, subject and lineage.
+    pub fn authenticate_token(
+        &self,
+        presented: &str,
+        now: i64,
+    ) -> Result<(Principal, PresentedToken)> {
         self.check_fresh(now)?;
         let keyring = self.snapshot.keyring();
         let dir = self.snapshot.directory();
-        presented::verify(presented, keyring.jwks(), &dir, &self.issuer, now)
+        authn::authenticate_token(presented, keyring.jwks(), &dir, &self.issuer, now)
     }
 
-    /// Opens a refresh token, checks that it is still good and that `client_id` may redeem it,
-    /// and returns the principal it stands for.
+    /// [`AppState::authenticate_token`], for callers that need the token's claims only.
+    pub fn verify_access_token(&self, presented: &str, now: i64) -> Result<PresentedToken> {
+        self.authenticate_token(presented, now)
+            .map(|(_, token)| token)
+    }
+
+    /// Opens a refresh token, checks that the client with store key `client_key` may redeem
+    /// it and that it and its lineage still stand, and returns the principal it stands for.
     pub fn redeem_refresh_token(
         &self,
         presented: &str,
-        client_id: &str,
+        client_key: &str,
         now: i64,
     ) -> Result<(Principal, RefreshGrant)> {
-        let grant = refresh::open(presented, &self.refresh_key, now)?;
-        if !grant.redeemable_by(client_id) {
-            return Err(Error::credential(if grant.is_delegated() {
-                format!(
-                    "The delegated refresh token was not issued to client {client_id}; only its receiver clients may redeem it."
-                )
-            } else if grant.client_id == DEFAULT_CLIENT_ID {
-                "The refresh token was issued to another client: the public default client, \
-                 whose refresh tokens cannot be redeemed. Request tokens with client \
-                 authentication (Basic) to get refresh tokens that can be."
-                    .to_owned()
-            } else {
-                "The refresh token was issued to another client.".to_owned()
-            }));
-        }
         let dir = self.snapshot.directory();
-        if dir.is_revoked(&grant.jti, &grant.iam_id, grant.iat) {
-            return Err(Error::credential("The refresh token has been revoked."));
-        }
-        let principal = authn::refreshed_principal(&dir, &grant.iam_id, grant.acr, &grant.amr)?;
-        Ok((principal, grant))
+        authn::authenticate_refresh_token(&dir, &self.refresh_key, presented, client_key, now)
     }
 
-    /// Revokes a refresh or access token (RFC 7009). `client_id` is the authenticated client
-    /// (or `default`); a refresh token of another client is left alone, as the RFC asks.
-    /// Unknown or invalid tokens are not an error.
+    /// Revokes a refresh or access token (RFC 7009) for the client with store key `client_key`
+    /// (`default` for an unauthenticated caller). A refresh token is revoked, with its whole
+    /// family, only by its client (a delegated one also by a receiver); an access token of a
+    /// confidential client only by that client; a public client's access token by whoever holds
+    /// it. Anything else (unknown, invalid, someone else's) is left alone without an error, as
+    /// the RFC asks.
     pub async fn revoke(
         &self,
         presented: &str,
-        client_id: &str,
+        client_key: &str,
         now: i64,
         request_id: &str,
     ) -> Result<()> {
-        let (jti, expires_at, iam_id) =
-            if let Ok(grant) = refresh::open(presented, &self.refresh_key, now) {
-                // A delegated refresh token may be revoked by its issuer or a receiver.
-                if grant.client_id != client_id && !grant.receivers.iter().any(|r| r == client_id) {
-                    return Ok(());
-                }
-                (grant.jti, grant.exp, grant.iam_id)
-            } else if let Ok(token) = self.verify_access_token(presented, now) {
-                if client_id != DEFAULT_CLIENT_ID && token.client_id() != client_id {
-                    return Ok(());
-                }
-                (
-                    token.jti().to_owned(),
-                    token.exp(),
-                    token.iam_id().to_owned(),
-                )
-            } else {
+        let (jti, expires_at, iam_id) = if let Ok(grant) =
+            refresh::open(presented, &self.refresh_key, now)
+        {
+            if grant.client_key != client_key && !grant.receivers.iter().any(|r| r == client_key) {
                 return Ok(());
+            }
+            // The family outlives every token refreshed from it: at most a refresh
+            // lifetime from now (delegated refresh tokens are never refreshed).
+            let family_end = now.saturating_add(self.config.refresh_token_lifetime);
+            match grant.family() {
+                Some(family) => (family.to_owned(), family_end.max(grant.exp), grant.iam_id),
+                None => (grant.jti, grant.exp, grant.iam_id),
+            }
+        } else if let Ok(token) = self.verify_access_token(presented, now) {
+            // The client a token was issued to is the last one its lineage names (a token
+            // redeemed from a delegated refresh token also names the issuing client).
+            let owner = token
+                .lineage()
+                .links()
+                .iter()
+                .rev()
+                .find_map(|link| match link {
+                    Link::Client(key) => Some(key.as_str()),
+                    _ => None,
+                });
+            let allowed = match owner {
+                Some(owner) => owner == client_key,
+                None => token.client_id() == DEFAULT_CLIENT_ID,
             };
-        self.record_revocation(jti, expires_at, &iam_id, client_id, now, request_id)
+            if !allowed {
+                return Ok(());
+            }
+            (
+                token.jti().to_owned(),
+                token.exp(),
+                token.iam_id().to_owned(),
+            )
+        } else {
+            return Ok(());
+        };
+        self.record_revocation(jti, expires_at, &iam_id, client_key, now, request_id)
             .await
     }
 
-    /// Stores a revocation of token `jti` (valid until `expires_at`) and waits until this
-    /// node's snapshot has it, so the token fails on the very next request here.
+    /// Stores a revocation of token (or refresh family) `jti` (valid until `expires_at`) and
+    /// waits until this node's snapshot has it, so the token fails on the very next request
+    /// here.
     pub async fn record_revocation(
         &self,
         jti: String,
@@ -269,11 +336,21 @@ impl AppState {
             .put(&Entity::Revocation(Revocation { jti, expires_at }), &audit)
             .await
             .map_err(|e| {
-                Error::new(ErrorKind::Internal, format!("cannot store revocation: {e}"))
+                tracing::error!(request_id, error = %e, "cannot store a revocation");
+                Error::new(
+                    ErrorKind::Unavailable,
+                    "The revocation could not be stored; try again shortly.",
+                )
             })?;
         self.snapshot.sync_to(seq).await;
         Ok(())
     }
+}
+
+/// `now + lifetime`, refused rather than wrapped if it overflows.
+fn expiry(now: i64, lifetime: i64) -> Result<i64> {
+    now.checked_add(lifetime)
+        .ok_or_else(|| Error::internal("token lifetime out of range"))
 }
 
 /// A bounded label for metrics: the grant type's last segment.

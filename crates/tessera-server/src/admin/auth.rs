@@ -1,18 +1,20 @@
-//! Admin authentication as an extractor: a handler that takes a [`Caller`] cannot run for an
-//! unauthenticated request.
+//! Admin authentication and authorization as extractors: a handler that takes a [`Caller`]
+//! cannot run for an unauthenticated request, and every permission question goes to the core's
+//! authorization model through [`Caller::authorize`].
 
 use super::errors::AdminError;
 use crate::http::bearer_token;
 use crate::state::{now, AppState};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use tessera_core::authz;
-use tessera_core::model::{Resource, Role};
+use tessera_core::authz::{self, Action, ReadScope};
 use tessera_core::presented::PresentedToken;
+use tessera_core::principal::Principal;
 
-/// The verified caller of an admin request.
+/// The verified caller of an admin request: the principal its bearer token proves.
 #[derive(Debug, Clone)]
 pub struct Caller {
+    pub principal: Principal,
     pub token: PresentedToken,
 }
 
@@ -26,61 +28,42 @@ impl FromRequestParts<AppState> for Caller {
         let token = bearer_token(&parts.headers).ok_or_else(|| {
             AdminError::unauthenticated("an Authorization: Bearer <IAM token> header is required")
         })?;
-        let token = state
-            .verify_access_token(token, now())
-            .map_err(|e| match e.kind() {
-                tessera_core::ErrorKind::Unavailable => AdminError::from(e),
-                _ => AdminError::unauthenticated(e.message().to_owned()),
-            })?;
-        Ok(Caller { token })
+        let (principal, token) =
+            state
+                .authenticate_token(token, now())
+                .map_err(|e| match e.kind() {
+                    tessera_core::ErrorKind::Unavailable => AdminError::from(e),
+                    _ => AdminError::unauthenticated(e.message().to_owned()),
+                })?;
+        Ok(Caller { principal, token })
     }
 }
 
 impl Caller {
     pub fn iam_id(&self) -> &str {
-        self.token.iam_id()
+        self.principal.iam_id()
     }
 
-    /// Refuses unless the caller holds `role` on `resource`.
-    pub fn require(
-        &self,
-        state: &AppState,
-        role: Role,
-        resource: &Resource,
-    ) -> Result<(), AdminError> {
-        if self.holds(state, role, resource) {
-            return Ok(());
-        }
-        Err(AdminError::denied(format!(
-            "{} does not hold role {} on {}",
-            self.token.iam_id(),
-            role.as_str(),
-            resource.to_text()
-        )))
-    }
-
-    pub fn holds(&self, state: &AppState, role: Role, resource: &Resource) -> bool {
+    /// Asks the core's authorization model; a refusal is the admin API's 403 (or 404).
+    pub fn authorize(&self, state: &AppState, action: &Action<'_>) -> Result<(), AdminError> {
         let dir = state.snapshot.directory();
-        authz::has_role(&dir, self.token.iam_id(), role, resource)
+        authz::authorize(&dir, &self.principal, action).map_err(AdminError::from)
     }
 
-    pub fn is_global_admin(&self, state: &AppState) -> bool {
-        self.holds(state, Role::Admin, &Resource::Global)
+    /// Whether the model allows `action` (for filtering lists).
+    pub fn may(&self, state: &AppState, action: &Action<'_>) -> bool {
+        self.authorize(state, action).is_ok()
     }
 
-    /// Accounts the caller may read (`viewer` or `admin`), for lists without an account filter.
-    pub fn readable_accounts(&self, state: &AppState) -> Vec<String> {
+    /// Which accounts the caller may list without naming one.
+    pub fn read_scope(&self, state: &AppState) -> ReadScope {
         let dir = state.snapshot.directory();
-        let mut accounts: Vec<String> = dir
-            .bindings_of(self.token.iam_id())
-            .filter(|b| matches!(b.role, Role::Admin | Role::Viewer))
-            .filter_map(|b| match &b.resource {
-                Resource::Account(id) => Some(id.clone()),
-                _ => None,
-            })
-            .collect();
-        accounts.sort();
-        accounts.dedup();
-        accounts
+        authz::read_scope(&dir, &self.principal)
+    }
+
+    /// Whether the caller holds admin on `*`: shown by `whoami`, never decided on here.
+    pub fn whoami_global_admin(&self, state: &AppState) -> bool {
+        let dir = state.snapshot.directory();
+        authz::is_global_admin(&dir, self.iam_id())
     }
 }

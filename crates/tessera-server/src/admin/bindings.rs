@@ -1,5 +1,6 @@
-//! Access bindings: who holds which role where. Granting on `*` is for the global
-//! administrator; granting on an account or a service account needs `admin` on that account.
+//! Access bindings: who holds which role where. Who may grant or remove what is the core's
+//! authorization model's decision (granting needs `admin` where the binding applies and the
+//! privileges the binding confers; the last global administrator cannot be unbound).
 
 use super::auth::Caller;
 use super::directory_objects::{find_or_404, view};
@@ -12,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
+use tessera_core::authz::Action;
 use tessera_core::directory::{Entity, EntityKind};
 use tessera_core::ids;
 use tessera_core::limits;
@@ -44,20 +46,6 @@ fn parse_resource(text: &str) -> Result<Resource, AdminError> {
     })
 }
 
-/// The resource whose `admin` governs a binding on `resource`.
-fn governing(state: &AppState, resource: &Resource) -> Result<Resource, AdminError> {
-    match resource {
-        Resource::Global => Ok(Resource::Global),
-        Resource::Account(id) => Ok(Resource::Account(id.clone())),
-        Resource::ServiceAccount(id) => {
-            let dir = state.snapshot.directory();
-            dir.service_account(id)
-                .map(|s| Resource::Account(s.account_id.clone()))
-                .ok_or_else(|| AdminError::not_found(format!("service account {id} not found")))
-        }
-    }
-}
-
 async fn binding_create(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
@@ -85,7 +73,13 @@ async fn binding_create(
     if let Resource::Account(id) = &resource {
         ids::account_id("resource account id", id)?;
     }
-    caller.require(&state, Role::Admin, &governing(&state, &resource)?)?;
+    if let Resource::ServiceAccount(id) = &resource {
+        if state.snapshot.directory().service_account(id).is_none() {
+            return Err(AdminError::not_found(format!(
+                "service account {id} not found"
+            )));
+        }
+    }
     let binding = AccessBinding {
         id: ids::new_binding_id(&state.rng).map_err(AdminError::from)?,
         subject_iam_id: subject,
@@ -93,6 +87,8 @@ async fn binding_create(
         resource,
         created_at: now(),
     };
+    let entity = Entity::Binding(binding.clone());
+    caller.authorize(&state, &Action::Create(&entity))?;
     let detail = format!(
         "{} {} on {}",
         binding.subject_iam_id,
@@ -102,19 +98,12 @@ async fn binding_create(
     let seq = state
         .store
         .create(
-            &Entity::Binding(binding.clone()),
+            &entity,
             &audit(&ctx, caller.iam_id(), "access_binding.create", detail),
         )
         .await?;
     settle(&state, seq).await;
     Ok(created(AccessBindingView::from(&binding)))
-}
-
-fn binding_of(entity: &Entity) -> Option<&AccessBinding> {
-    match entity {
-        Entity::Binding(b) => Some(b),
-        _ => None,
-    }
 }
 
 /// Bindings are listed by subject or resource; a caller sees those whose resource it may read.
@@ -129,17 +118,9 @@ async fn bindings_list(
     }
     let filter = query.filter()?;
     let entities = state.store.list(EntityKind::Binding, &filter).await?;
-    let global = caller.is_global_admin(&state);
     let visible: Vec<serde_json::Value> = entities
         .iter()
-        .filter(|e| {
-            global
-                || binding_of(e).is_some_and(|b| {
-                    b.subject_iam_id == caller.iam_id()
-                        || governing(&state, &b.resource)
-                            .is_ok_and(|r| caller.holds(&state, Role::Viewer, &r))
-                })
-        })
+        .filter(|e| caller.may(&state, &Action::Read(e)))
         .map(view)
         .collect();
     Ok(list_body("access_bindings", visible))
@@ -151,11 +132,7 @@ async fn binding_get(
     Path(id): Path<String>,
 ) -> Result<Response, AdminError> {
     let entity = find_or_404(&state, EntityKind::Binding, &id).await?;
-    if let Some(binding) = binding_of(&entity) {
-        if binding.subject_iam_id != caller.iam_id() {
-            caller.require(&state, Role::Viewer, &governing(&state, &binding.resource)?)?;
-        }
-    }
+    caller.authorize(&state, &Action::Read(&entity))?;
     Ok(Json(view(&entity)).into_response())
 }
 
@@ -166,9 +143,7 @@ async fn binding_delete(
     Path(id): Path<String>,
 ) -> Result<Response, AdminError> {
     let entity = find_or_404(&state, EntityKind::Binding, &id).await?;
-    if let Some(binding) = binding_of(&entity) {
-        caller.require(&state, Role::Admin, &governing(&state, &binding.resource)?)?;
-    }
+    caller.authorize(&state, &Action::Delete(&entity))?;
     let seq = state
         .store
         .delete(

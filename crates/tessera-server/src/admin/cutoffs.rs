@@ -12,9 +12,10 @@ use axum::routing::post;
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use tessera_core::authz::Action;
 use tessera_core::directory::Entity;
 use tessera_core::limits;
-use tessera_core::model::{Resource, Role, SubjectCutoff};
+use tessera_core::model::SubjectCutoff;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/token_cutoffs", post(cutoff_create))
@@ -33,13 +34,14 @@ async fn cutoff_create(
     AdminJson(body): AdminJson<CutoffCreate>,
 ) -> Result<Response, AdminError> {
     let iam_id = limits::bounded("iam_id", body.iam_id.trim(), 600)?.to_owned();
-    let account_id = {
-        let dir = state.snapshot.directory();
-        dir.subject(&iam_id)
-            .map(|s| s.account_id().to_owned())
-            .ok_or_else(|| AdminError::not_found(format!("identity {iam_id} not found")))?
-    };
-    caller.require(&state, Role::Admin, &Resource::Account(account_id))?;
+    if state.snapshot.directory().subject(&iam_id).is_none() {
+        return Err(AdminError::not_found(format!(
+            "identity {iam_id} not found"
+        )));
+    }
+    // Oneself, or an identity whose account the caller administers and whose privileges it
+    // holds; a resource identity belongs to its CRN's account.
+    caller.authorize(&state, &Action::CutOff { iam_id: &iam_id })?;
     // Tokens are stamped in whole seconds: everything issued in this second is cut off too.
     let not_before = now() + 1;
     let seq = state

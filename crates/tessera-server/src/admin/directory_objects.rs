@@ -1,7 +1,8 @@
 //! Handlers for enterprises, accounts, users, service accounts, API keys and OAuth clients, plus
 //! `whoami` and the audit log; also the list, get and delete of authorized keys and OAuth tokens
-//! (their creation is in `yandex_credentials`). They share one shape: authorize on the object's account, one
-//! store call, settle the snapshot, render a view.
+//! (their creation is in `yandex_credentials`). They share one shape: build the object, ask the
+//! core's authorization model about it ([`Caller::authorize`]), one store call, settle the
+//! snapshot, render a view. No handler decides a permission itself.
 
 use super::auth::Caller;
 use super::views::*;
@@ -15,11 +16,13 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use tessera_core::authz::{Action, ReadScope};
 use tessera_core::directory::{Entity, EntityKind, Subject};
 use tessera_core::ids;
 use tessera_core::limits;
 use tessera_core::model::*;
 use tessera_core::secret::{self, SecretPurpose};
+use tessera_store::ListFilter;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -139,28 +142,6 @@ pub fn view_in(state: &AppState, entity: &Entity) -> serde_json::Value {
     value
 }
 
-/// The resource whose roles govern an object: its account, or `*` for global objects.
-fn governing_resource(entity: &Entity) -> Resource {
-    match entity {
-        Entity::Account(a) => Resource::Account(a.id.clone()),
-        Entity::User(u) => Resource::Account(u.account_id.clone()),
-        Entity::ServiceAccount(s) => Resource::Account(s.account_id.clone()),
-        Entity::ApiKey(k) => Resource::Account(k.account_id.clone()),
-        Entity::AuthorizedKey(k) => Resource::Account(k.account_id.clone()),
-        Entity::OAuthToken(t) => Resource::Account(t.account_id.clone()),
-        Entity::Totp(t) => Resource::Account(t.account_id.clone()),
-        Entity::Profile(p) => Resource::Account(p.account_id.clone()),
-        Entity::Issuer(i) => Resource::Account(i.account_id.clone()),
-        Entity::Policy(p) => Resource::Account(p.account_id.clone()),
-        Entity::Client(c) => c
-            .account_id
-            .clone()
-            .map(Resource::Account)
-            .unwrap_or(Resource::Global),
-        _ => Resource::Global,
-    }
-}
-
 fn singular(kind: EntityKind) -> &'static str {
     match kind {
         EntityKind::ServiceAccount => "service account",
@@ -203,8 +184,9 @@ pub(super) async fn list_handler<const K: usize>(
     ))
 }
 
-/// Lists objects the caller may read: all for the global administrator, else those in the
-/// requested account (if readable) or in every readable account.
+/// Lists objects the caller may read: in the requested account (if readable), in every
+/// account for a global viewer, else in each account it may read, plus its own credentials
+/// when it asks for them by owner. Every object is also checked one by one.
 pub async fn list_visible(
     state: &AppState,
     caller: &Caller,
@@ -212,21 +194,42 @@ pub async fn list_visible(
     query: &ListQuery,
 ) -> Result<Vec<Entity>, AdminError> {
     let mut filter = query.filter()?;
-    if caller.is_global_admin(state) {
-        return Ok(state.store.list(kind, &filter).await?);
+    let readable = |entities: Vec<Entity>| -> Vec<Entity> {
+        entities
+            .into_iter()
+            .filter(|e| caller.may(state, &Action::Read(e)))
+            .collect()
+    };
+    if let Some(account) = &filter.account_id {
+        caller.authorize(
+            state,
+            &Action::List {
+                kind,
+                account_id: Some(account),
+            },
+        )?;
+        return Ok(readable(state.store.list(kind, &filter).await?));
+    }
+    let accounts = match caller.read_scope(state) {
+        ReadScope::Everything => return Ok(readable(state.store.list(kind, &filter).await?)),
+        ReadScope::Accounts(accounts) => accounts,
+    };
+    if filter.owner_iam_id.as_deref() == Some(caller.iam_id()) {
+        // One's own credentials are readable without a role on their account.
+        return Ok(readable(state.store.list(kind, &filter).await?));
     }
     if matches!(kind, EntityKind::Enterprise) {
-        return Err(AdminError::denied(
-            "only the global administrator may list enterprises",
-        ));
-    }
-    if let Some(account) = &filter.account_id {
-        caller.require(state, Role::Viewer, &Resource::Account(account.clone()))?;
-        return Ok(state.store.list(kind, &filter).await?);
+        caller.authorize(
+            state,
+            &Action::List {
+                kind,
+                account_id: None,
+            },
+        )?;
     }
     let limit = filter.limit.unwrap_or(100) as usize;
     let mut all = Vec::new();
-    for account in caller.readable_accounts(state) {
+    for account in accounts {
         if kind == EntityKind::Account {
             if filter
                 .after
@@ -242,19 +245,99 @@ pub async fn list_visible(
         filter.account_id = Some(account);
         all.extend(state.store.list(kind, &filter).await?);
     }
+    // One's own credentials are listed too, whatever roles one holds.
+    if matches!(
+        kind,
+        EntityKind::ApiKey | EntityKind::OAuthToken | EntityKind::AuthorizedKey
+    ) && filter.owner_iam_id.is_none()
+    {
+        let own = ListFilter {
+            account_id: None,
+            owner_iam_id: Some(caller.iam_id().to_owned()),
+            ..filter.clone()
+        };
+        for entity in state.store.list(kind, &own).await? {
+            if !all.iter().any(|e| e.key() == entity.key()) {
+                all.push(entity);
+            }
+        }
+    }
     all.sort_by(|a, b| a.key().cmp(b.key()));
     all.truncate(limit);
-    Ok(all)
+    Ok(readable(all))
+}
+
+/// How a client is addressed: `/v1/clients/{id}` names the client of that id in `account_id`,
+/// else the caller's own account's, else the global one (`{id}` may also be the client's store
+/// key `<account>/<id>`). Client ids are unique per account, not installation-wide.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ObjectQuery {
+    account_id: Option<String>,
+}
+
+/// The store key of the object `id` of `kind` names for this caller.
+fn object_key(
+    state: &AppState,
+    caller: &Caller,
+    kind: EntityKind,
+    id: &str,
+    query: &ObjectQuery,
+) -> Result<String, AdminError> {
+    if kind != EntityKind::Client {
+        if query.account_id.is_some() {
+            return Err(AdminError::invalid(
+                "account_id is only used to address OAuth clients",
+            ));
+        }
+        return Ok(id.to_owned());
+    }
+    if id.contains('/') {
+        return Ok(id.to_owned());
+    }
+    if let Some(account) = &query.account_id {
+        let account = ids::account_id("account_id", account)?;
+        return Ok(OAuthClient::key_for(Some(&account), id));
+    }
+    let own = OAuthClient::key_for(Some(caller.principal.account_id()), id);
+    let candidates: Vec<Entity> = {
+        let dir = state.snapshot.directory();
+        if dir.client(&own).is_some() {
+            return Ok(own);
+        }
+        if dir.client(id).is_some() {
+            return Ok(id.to_owned());
+        }
+        dir.clients_with_id(id)
+            .map(|c| Entity::Client(c.as_ref().clone()))
+            .collect()
+    };
+    // Otherwise the one client of that id the caller may read, if there is exactly one; the
+    // others are not mentioned (their existence is not the caller's business).
+    let readable: Vec<&Entity> = candidates
+        .iter()
+        .filter(|e| caller.may(state, &Action::Read(e)))
+        .collect();
+    match readable.as_slice() {
+        [one] => Ok(one.key().to_owned()),
+        [] => Ok(id.to_owned()),
+        _ => Err(AdminError::invalid(format!(
+            "client id {id} exists in several accounts; pass ?account_id= to say which"
+        ))),
+    }
 }
 
 pub(super) async fn get_handler<const K: usize>(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    query: Result<Query<ObjectQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, AdminError> {
+    let Query(query) = query.map_err(|e| AdminError::invalid(e.body_text()))?;
     let (kind, _) = KINDS[K];
-    let entity = find_or_404(&state, kind, &id).await?;
-    caller.require(&state, Role::Viewer, &governing_resource(&entity))?;
+    let key = object_key(&state, &caller, kind, &id, &query)?;
+    let entity = find_or_404(&state, kind, &key).await?;
+    caller.authorize(&state, &Action::Read(&entity))?;
     Ok(Json(view_in(&state, &entity)).into_response())
 }
 
@@ -263,21 +346,19 @@ pub(super) async fn delete_handler<const K: usize>(
     Extension(ctx): Extension<RequestContext>,
     caller: Caller,
     Path(id): Path<String>,
+    query: Result<Query<ObjectQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, AdminError> {
+    let Query(query) = query.map_err(|e| AdminError::invalid(e.body_text()))?;
     let (kind, _) = KINDS[K];
-    let entity = find_or_404(&state, kind, &id).await?;
-    let resource = match &entity {
-        // Deleting an account is a global decision, not the account admin's.
-        Entity::Account(_) | Entity::Enterprise(_) => Resource::Global,
-        other => governing_resource(other),
-    };
-    caller.require(&state, Role::Admin, &resource)?;
+    let key = object_key(&state, &caller, kind, &id, &query)?;
+    let entity = find_or_404(&state, kind, &key).await?;
+    caller.authorize(&state, &Action::Delete(&entity))?;
     let action = format!("{}.delete", kind.as_str());
     let seq = state
         .store
         .delete(
             kind,
-            &id,
+            &key,
             &audit(
                 &ctx,
                 caller.iam_id(),
@@ -291,7 +372,19 @@ pub(super) async fn delete_handler<const K: usize>(
     Ok(deleted())
 }
 
+/// Authorizes the creation of `entity` with the core's model, then stores it.
 pub(super) async fn create_entity(
+    state: &AppState,
+    ctx: &RequestContext,
+    caller: &Caller,
+    entity: &Entity,
+) -> Result<(), AdminError> {
+    caller.authorize(state, &Action::Create(entity))?;
+    store_new(state, ctx, caller, entity).await
+}
+
+/// Stores an object whose creation was authorized already.
+pub(super) async fn store_new(
     state: &AppState,
     ctx: &RequestContext,
     caller: &Caller,
@@ -313,7 +406,8 @@ pub(super) fn internal(e: tessera_core::Error) -> AdminError {
 }
 
 async fn whoami_get(State(state): State<AppState>, caller: Caller) -> Json<serde_json::Value> {
-    let global_admin = caller.is_global_admin(&state);
+    // Shown, not decided on: whoami tells the caller what it is.
+    let global_admin = caller.whoami_global_admin(&state);
     let c = &caller.token;
     let dir = state.snapshot.directory();
     let subject = dir.subject(c.iam_id());
@@ -350,7 +444,7 @@ async fn audit_get(
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, AdminError> {
     let Query(query) = query.map_err(|e| AdminError::invalid(e.body_text()))?;
-    caller.require(&state, Role::Admin, &Resource::Global)?;
+    caller.authorize(&state, &Action::ReadAudit)?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let events = state.store.list_audit(limit).await?;
     let items: Vec<serde_json::Value> = events
@@ -383,7 +477,6 @@ async fn enterprise_create(
     caller: Caller,
     AdminJson(body): AdminJson<EnterpriseCreate>,
 ) -> Result<Response, AdminError> {
-    caller.require(&state, Role::Admin, &Resource::Global)?;
     let enterprise = Enterprise {
         id: ids::new_account_id(&state.rng).map_err(internal)?,
         name: limits::name("name", &body.name)?,
@@ -412,7 +505,6 @@ async fn account_create(
     caller: Caller,
     AdminJson(body): AdminJson<AccountCreate>,
 ) -> Result<Response, AdminError> {
-    caller.require(&state, Role::Admin, &Resource::Global)?;
     let enterprise_id = match body.enterprise_id.as_deref() {
         Some(id) => Some(ids::account_id("enterprise_id", id)?),
         None => None,
@@ -432,7 +524,7 @@ async fn account_create(
 fn target_account(caller: &Caller, given: Option<&str>) -> Result<String, AdminError> {
     match given {
         Some(id) => Ok(ids::account_id("account_id", id)?),
-        None => Ok(caller.token.account_id().to_owned()),
+        None => Ok(caller.principal.account_id().to_owned()),
     }
 }
 
@@ -454,7 +546,6 @@ async fn user_create(
     AdminJson(body): AdminJson<UserCreate>,
 ) -> Result<Response, AdminError> {
     let account_id = target_account(&caller, body.account_id.as_deref())?;
-    caller.require(&state, Role::Admin, &Resource::Account(account_id.clone()))?;
     let name = limits::name("name", &body.name)?;
     let email = limits::email(&body.email)?;
     if body.federated && body.password.is_some() {
@@ -462,7 +553,18 @@ async fn user_create(
             "federated users sign in through their identity provider and cannot have a password",
         ));
     }
-    let password_hash = match body.password {
+    let mut user = User {
+        id: ids::new_user_id(&state.rng).map_err(internal)?,
+        account_id,
+        name,
+        email,
+        password_hash: None,
+        federated: body.federated,
+        created_at: now(),
+    };
+    // Authorized before the (slow) password hash, so refused callers cost no Argon2id.
+    caller.authorize(&state, &Action::Create(&Entity::User(user.clone())))?;
+    user.password_hash = match body.password {
         Some(password) => {
             // Argon2id is slow by design: keep it off the async workers.
             let state_for_hash = state.clone();
@@ -475,16 +577,7 @@ async fn user_create(
         }
         None => None,
     };
-    let user = User {
-        id: ids::new_user_id(&state.rng).map_err(internal)?,
-        account_id,
-        name,
-        email,
-        password_hash,
-        federated: body.federated,
-        created_at: now(),
-    };
-    create_entity(&state, &ctx, &caller, &Entity::User(user.clone())).await?;
+    store_new(&state, &ctx, &caller, &Entity::User(user.clone())).await?;
     Ok(created(view_in(&state, &Entity::User(user))))
 }
 
@@ -503,7 +596,6 @@ async fn service_account_create(
     AdminJson(body): AdminJson<ServiceAccountCreate>,
 ) -> Result<Response, AdminError> {
     let account_id = target_account(&caller, body.account_id.as_deref())?;
-    caller.require(&state, Role::Admin, &Resource::Account(account_id.clone()))?;
     let service_account = ServiceAccount {
         id: ids::new_service_account_id(&state.rng).map_err(internal)?,
         account_id,
@@ -547,7 +639,6 @@ async fn api_key_create(
             .map(|s| s.account_id().to_owned())
             .ok_or_else(|| AdminError::not_found(format!("identity {owner} not found")))?
     };
-    caller.require(&state, Role::Admin, &Resource::Account(account_id.clone()))?;
     let apikey = secret::generate_api_key(&state.rng).map_err(internal)?;
     let key = ApiKey {
         id: ids::new_api_key_id(&state.rng).map_err(internal)?,
@@ -588,17 +679,13 @@ async fn client_create(
         Some(account) => Some(ids::account_id("account_id", account)?),
         None => None,
     };
-    let resource = account_id
-        .clone()
-        .map(Resource::Account)
-        .unwrap_or(Resource::Global);
-    caller.require(&state, Role::Admin, &resource)?;
     let secret = secret::generate_client_secret(&state.rng).map_err(internal)?;
     let name = match body.name.as_deref() {
         Some(name) => limits::name("name", name)?,
         None => id.clone(),
     };
     let client = OAuthClient {
+        key: OAuthClient::key_for(account_id.as_deref(), &id),
         id,
         account_id,
         name,

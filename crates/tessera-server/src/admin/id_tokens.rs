@@ -12,6 +12,7 @@ use axum::routing::post;
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use tessera_core::authz::Action;
 use tessera_core::id_token::{self, IdTokenFormat, IdTokenRequest};
 use tessera_core::model::KeyUse;
 
@@ -40,16 +41,12 @@ async fn id_token_create(
     id_token::check_compute_engine(&body.compute_engine)?;
     let now = now();
     state.check_fresh(now)?;
+    caller.authorize(&state, &Action::MintIdToken)?;
     let email = {
         let dir = state.snapshot.directory();
         let subject = dir.subject(caller.iam_id()).ok_or_else(|| {
             AdminError::denied("ID tokens are issued to users, service accounts and profiles")
         })?;
-        if matches!(subject, tessera_core::directory::Subject::Crn(_)) {
-            return Err(AdminError::denied(
-                "ID tokens are issued to users, service accounts and profiles, not to CRN identities",
-            ));
-        }
         id_token::subject_email(&subject)
     };
     let keyring = state.snapshot.keyring();

@@ -3,11 +3,12 @@
 //! key set or key file, audiences, type, CRN, claim mapping); PUT replaces the key set,
 //! audiences or claim mapping (key rotation). Get and delete are the generic handlers.
 //!
-//! `jwks_file` names a path on the server, so only the global administrator may set one:
-//! letting an account administrator probe the server's file system would be a leak.
+//! `jwks_file` names a path on the server, so only the global administrator may set one (the
+//! core's rule): letting an account administrator probe the server's file system would be a
+//! leak. The file is read only after that decision. Issuer URLs are unique per account.
 
 use super::auth::Caller;
-use super::directory_objects::{create_entity, find_or_404, internal, list_handler};
+use super::directory_objects::{find_or_404, internal, list_handler, store_new};
 use super::views::TrustedIssuerView;
 use super::{audit, created, settle, AdminError, AdminJson};
 use crate::http::RequestContext;
@@ -20,8 +21,9 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use tessera_core::authz::Action;
 use tessera_core::directory::{Entity, EntityKind};
-use tessera_core::model::{JwksSource, Resource, Role, TrustedIssuer};
+use tessera_core::model::{JwksSource, TrustedIssuer};
 use tessera_core::{ids, limits, trusted_issuer};
 
 /// Index of trusted issuers in `directory_objects::KINDS`.
@@ -59,10 +61,10 @@ struct IssuerUpdate {
     claim_mapping: Option<BTreeMap<String, String>>,
 }
 
-/// The key source of a request: exactly one of `jwks` and `jwks_file`, checked now.
+/// The key source of a request: exactly one of `jwks` and `jwks_file`. An inline set is parsed
+/// now; a file's path is checked for form only ([`check_readable`] reads it once the caller is
+/// known to be allowed to name it).
 fn jwks_source(
-    state: &AppState,
-    caller: &Caller,
     jwks: Option<Value>,
     jwks_file: Option<String>,
 ) -> Result<Option<JwksSource>, AdminError> {
@@ -76,20 +78,21 @@ fn jwks_source(
             Ok(Some(JwksSource::Inline(document)))
         }
         (None, Some(path)) => {
-            if !caller.is_global_admin(state) {
-                return Err(AdminError::denied(
-                    "only the global administrator may set jwks_file (a path on the server); \
-                     send the key set inline as jwks",
-                ));
-            }
             let path = limits::bounded("jwks_file", path.trim(), 1024)?.to_owned();
             if !path.starts_with('/') {
                 return Err(AdminError::invalid("jwks_file must be an absolute path"));
             }
-            read_jwks_file(&path).map_err(|e| AdminError::invalid(format!("jwks_file: {e}")))?;
             Ok(Some(JwksSource::File(path)))
         }
     }
+}
+
+/// Reads a key file named by an authorized caller: it must hold a usable key set.
+fn check_readable(source: &JwksSource) -> Result<(), AdminError> {
+    if let JwksSource::File(path) = source {
+        read_jwks_file(path).map_err(|e| AdminError::invalid(format!("jwks_file: {e}")))?;
+    }
+    Ok(())
 }
 
 async fn issuer_create(
@@ -100,9 +103,8 @@ async fn issuer_create(
 ) -> Result<Response, AdminError> {
     let account_id = match body.account_id.as_deref() {
         Some(id) => ids::account_id("account_id", id)?,
-        None => caller.token.account_id().to_owned(),
+        None => caller.principal.account_id().to_owned(),
     };
-    caller.require(&state, Role::Admin, &Resource::Account(account_id.clone()))?;
     if state.snapshot.directory().account(&account_id).is_none() {
         return Err(AdminError::not_found(format!(
             "account {account_id} not found"
@@ -110,7 +112,7 @@ async fn issuer_create(
     }
     let name = limits::name("name", &body.name)?;
     let issuer_url = trusted_issuer::issuer_url(body.issuer_url.trim())?;
-    let jwks = jwks_source(&state, &caller, body.jwks, body.jwks_file)?.ok_or_else(|| {
+    let jwks = jwks_source(body.jwks, body.jwks_file)?.ok_or_else(|| {
         AdminError::invalid(
             "jwks (an inline key set) or jwks_file (a path on the server) is required",
         )
@@ -133,16 +135,16 @@ async fn issuer_create(
         }
         None => trusted_issuer::default_crn(&account_id, &id),
     };
-    if state
+    let clash = state
         .snapshot
         .directory()
-        .issuer_by_url(&issuer_url)
-        .is_some()
-    {
+        .issuers_by_url(&issuer_url)
+        .any(|i| i.account_id == account_id);
+    if clash {
         return Err(AdminError::new(
             axum::http::StatusCode::CONFLICT,
             "already_exists",
-            "a trusted issuer with this issuer_url already exists",
+            format!("a trusted issuer with this issuer_url already exists in account {account_id}"),
         ));
     }
     let issuer = TrustedIssuer {
@@ -157,7 +159,10 @@ async fn issuer_create(
         claim_mapping,
         created_at: now(),
     };
-    create_entity(&state, &ctx, &caller, &Entity::Issuer(issuer.clone())).await?;
+    let entity = Entity::Issuer(issuer.clone());
+    caller.authorize(&state, &Action::Create(&entity))?;
+    check_readable(&issuer.jwks)?;
+    store_new(&state, &ctx, &caller, &entity).await?;
     Ok(created(TrustedIssuerView::from(&issuer)))
 }
 
@@ -168,14 +173,10 @@ async fn issuer_update(
     Path(id): Path<String>,
     AdminJson(body): AdminJson<IssuerUpdate>,
 ) -> Result<Response, AdminError> {
-    let Entity::Issuer(mut issuer) = find_or_404(&state, EntityKind::Issuer, &id).await? else {
+    let old = find_or_404(&state, EntityKind::Issuer, &id).await?;
+    let Entity::Issuer(mut issuer) = old.clone() else {
         return Err(AdminError::internal("store returned another kind"));
     };
-    caller.require(
-        &state,
-        Role::Admin,
-        &Resource::Account(issuer.account_id.clone()),
-    )?;
     if body.jwks.is_none()
         && body.jwks_file.is_none()
         && body.audiences.is_none()
@@ -185,7 +186,7 @@ async fn issuer_update(
             "give at least one of jwks, jwks_file, audiences and claim_mapping",
         ));
     }
-    if let Some(source) = jwks_source(&state, &caller, body.jwks, body.jwks_file)? {
+    if let Some(source) = jwks_source(body.jwks, body.jwks_file)? {
         issuer.jwks = source;
     }
     if body.audiences.is_some() {
@@ -194,10 +195,19 @@ async fn issuer_update(
     if body.claim_mapping.is_some() {
         issuer.claim_mapping = trusted_issuer::claim_mapping(body.claim_mapping)?;
     }
+    let new = Entity::Issuer(issuer.clone());
+    caller.authorize(
+        &state,
+        &Action::Update {
+            old: &old,
+            new: &new,
+        },
+    )?;
+    check_readable(&issuer.jwks)?;
     let seq = state
         .store
         .put(
-            &Entity::Issuer(issuer.clone()),
+            &new,
             &audit(
                 &ctx,
                 caller.iam_id(),

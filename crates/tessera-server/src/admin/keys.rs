@@ -16,7 +16,8 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde::{Deserialize, Serialize};
-use tessera_core::model::{KeyUse, Resource, Role, SigningKeyRecord};
+use tessera_core::authz::Action;
+use tessera_core::model::{KeyUse, SigningKeyRecord};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -87,7 +88,7 @@ fn store_failure(error: anyhow::Error) -> AdminError {
 }
 
 async fn keys_list(State(state): State<AppState>, caller: Caller) -> Result<Response, AdminError> {
-    caller.require(&state, Role::Admin, &Resource::Global)?;
+    caller.authorize(&state, &Action::ReadSigningKeys)?;
     key_list_body(&state).await
 }
 
@@ -106,7 +107,7 @@ async fn keys_rotate(
     caller: Caller,
     AdminJson(body): AdminJson<RotateBody>,
 ) -> Result<Response, AdminError> {
-    caller.require(&state, Role::Admin, &Resource::Global)?;
+    caller.authorize(&state, &Action::RotateSigningKeys)?;
     let key_use = KeyUse::parse(&body.key_use)
         .ok_or_else(|| AdminError::invalid("use must be one of jwt, yandex-iam"))?;
     let mode = if body.immediate {

@@ -4,26 +4,33 @@
 //!
 //! The TOTP secret is generated here, shown once in the enrolment response, and stored sealed
 //! under the refresh key with its own purpose (`totp::SEAL_PURPOSE`). A factor counts for MFA only
-//! once confirmed with a first valid code. The user themself or an administrator of the user's
-//! account may enrol, confirm and delete; only an account administrator (or the global one) may
-//! change the account's requirement.
+//! once confirmed with a first valid code. Who may do what is the core's decision
+//! ([`tessera_core::authz`]): a first factor is set up by the user or, like an initial
+//! password, by an administrator of its account whose privileges contain the user's; once
+//! confirmed, only the user changes it, and replacing or removing it needs that factor now
+//! (step-up): a current code in the request body (`{"code": "123456"}`), or a token from a
+//! sign-in with a code in the last five minutes. A replacement is held beside the confirmed
+//! factor and takes over only once confirmed, so MFA never lapses in between.
 
 use super::auth::Caller;
 use super::directory_objects::{find_or_404, internal};
 use super::errors::AdminError;
 use super::views::{rfc3339, AccountView};
-use super::{audit, created, deleted, settle, AdminJson};
-use crate::http::RequestContext;
+use super::{audit, created, deleted, settle, AdminJson, OptionalAdminJson};
+use crate::http::{PeerAddr, RequestContext};
 use crate::state::{now, AppState};
-use crate::throttle::Key;
+use crate::throttle::{Attempt, Kind};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{patch, post};
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use tessera_core::authn::{self, FactorSecret, TotpChecked};
+use tessera_core::authz::Action;
 use tessera_core::directory::{Entity, EntityKind};
-use tessera_core::model::{MfaRequirement, Resource, Role, TotpEnrollment, User};
+use tessera_core::model::{MfaRequirement, TotpEnrollment, User};
 use tessera_core::totp;
 
 pub fn router() -> Router<AppState> {
@@ -56,10 +63,10 @@ async fn account_update(
     Path(id): Path<String>,
     AdminJson(body): AdminJson<AccountUpdate>,
 ) -> Result<Response, AdminError> {
-    let Entity::Account(mut account) = find_or_404(&state, EntityKind::Account, &id).await? else {
+    let old = find_or_404(&state, EntityKind::Account, &id).await?;
+    let Entity::Account(mut account) = old.clone() else {
         return Err(AdminError::internal("the store returned another kind"));
     };
-    caller.require(&state, Role::Admin, &Resource::Account(account.id.clone()))?;
     let Some(mfa) = body.mfa else {
         return Err(AdminError::invalid(
             "nothing to update: give mfa (\"TOTP\" or \"NONE\")",
@@ -68,10 +75,18 @@ async fn account_update(
     account.mfa = MfaRequirement::parse(&mfa).ok_or_else(|| {
         AdminError::invalid(format!("mfa must be \"TOTP\" or \"NONE\", got {mfa:?}"))
     })?;
+    let new = Entity::Account(account.clone());
+    caller.authorize(
+        &state,
+        &Action::Update {
+            old: &old,
+            new: &new,
+        },
+    )?;
     let seq = state
         .store
         .put(
-            &Entity::Account(account.clone()),
+            &new,
             &audit(
                 &ctx,
                 caller.iam_id(),
@@ -85,19 +100,18 @@ async fn account_update(
     Ok(Json(AccountView::from(&account)).into_response())
 }
 
-/// Finds the user and checks that the caller is that user or an administrator of its account.
-async fn user_for_totp(state: &AppState, caller: &Caller, id: &str) -> Result<User, AdminError> {
-    let Entity::User(user) = find_or_404(state, EntityKind::User, id).await? else {
-        return Err(AdminError::internal("the store returned another kind"));
-    };
-    if caller.iam_id() != user.id {
-        caller.require(
-            state,
-            Role::Admin,
-            &Resource::Account(user.account_id.clone()),
-        )?;
+async fn find_user(state: &AppState, id: &str) -> Result<User, AdminError> {
+    match find_or_404(state, EntityKind::User, id).await? {
+        Entity::User(user) => Ok(user),
+        _ => Err(AdminError::internal("the store returned another kind")),
     }
-    Ok(user)
+}
+
+async fn find_factor(state: &AppState, user: &User) -> Result<Option<TotpEnrollment>, AdminError> {
+    match state.store.find(EntityKind::Totp, &user.id).await? {
+        Some(Entity::Totp(enrollment)) => Ok(Some(enrollment)),
+        _ => Ok(None),
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -107,6 +121,14 @@ struct EnrollQuery {
     replace: bool,
 }
 
+/// A code in the body: the step-up proof of a confirmed factor, or the confirming code.
+/// No `Debug`: the code is a (short-lived) secret.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CodeBody {
+    code: Option<String>,
+}
+
 /// The enrolment answer: the secret is shown here once. No `Debug`.
 #[derive(Serialize)]
 struct TotpEnrollView {
@@ -114,6 +136,8 @@ struct TotpEnrollView {
     secret: String,
     otpauth_uri: String,
     confirmed: bool,
+    /// A replacement: the old factor stays in force until this one is confirmed.
+    replacement: bool,
     created_at: String,
 }
 
@@ -124,41 +148,136 @@ struct TotpStatusView {
     created_at: String,
 }
 
+fn too_many(retry_after: u64) -> AdminError {
+    AdminError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+        format!("too many wrong codes; try again in {retry_after} seconds"),
+    )
+}
+
+/// Checks a code of `which` secret of `enrollment`, throttled like codes at sign-in and never
+/// accepted twice. `Ok(None)` when no code was given.
+async fn checked_code(
+    state: &AppState,
+    source: Option<IpAddr>,
+    enrollment: &TotpEnrollment,
+    which: FactorSecret,
+    code: Option<&str>,
+) -> Result<Option<TotpChecked>, AdminError> {
+    let Some(code) = code else {
+        return Ok(None);
+    };
+    totp::parse_code(code)?;
+    let keys = [Attempt::new(Kind::Totp, &enrollment.user_id, source)];
+    state
+        .throttle
+        .gate(&keys)
+        .await
+        .map_err(|locked| too_many(locked.retry_after))?;
+    let checked = authn::check_totp(&state.refresh_key, enrollment, which, code, now())?;
+    let Some(checked) = checked else {
+        state.throttle.failure(&keys);
+        return Err(AdminError::invalid(
+            "the code is wrong or expired; enter the current code of the authenticator app",
+        ));
+    };
+    if !state
+        .throttle
+        .use_totp_step(&enrollment.user_id, checked.step())
+    {
+        state.throttle.failure(&keys);
+        return Err(AdminError::invalid(
+            "this code has already been used; wait for the next one",
+        ));
+    }
+    state.throttle.success(&keys);
+    Ok(Some(checked))
+}
+
 async fn totp_enroll(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
+    peer: Option<Extension<PeerAddr>>,
     caller: Caller,
     Path(id): Path<String>,
     query: Result<Query<EnrollQuery>, axum::extract::rejection::QueryRejection>,
+    OptionalAdminJson(body): OptionalAdminJson<CodeBody>,
 ) -> Result<Response, AdminError> {
     let Query(query) = query.map_err(|e| AdminError::invalid(e.body_text()))?;
-    let user = user_for_totp(&state, &caller, &id).await?;
+    let source = peer.map(|Extension(PeerAddr(addr))| addr.ip());
+    let body = body.unwrap_or_default();
+    let user = find_user(&state, &id).await?;
+    let existing = find_factor(&state, &user).await?;
+    // Who may enrol comes first, so a stranger learns nothing about the factor.
+    caller.authorize(
+        &state,
+        &Action::EnrollFactor {
+            user: &user,
+            existing: None,
+            proof: None,
+            now: now(),
+        },
+    )?;
     if user.federated {
         return Err(AdminError::invalid(
             "federated users authenticate at their identity provider; a TOTP factor here would never be used",
         ));
     }
-    let existing = state.store.find(EntityKind::Totp, &user.id).await?;
-    if let Some(Entity::Totp(existing)) = &existing {
-        if existing.confirmed && !query.replace {
-            return Err(AdminError::new(
-                StatusCode::CONFLICT,
-                "failed_precondition",
-                "the user already has a confirmed TOTP factor; pass ?replace=true to replace it (the new factor counts only once confirmed)",
-            ));
-        }
+    let confirmed = existing.as_ref().filter(|e| e.confirmed);
+    if confirmed.is_some() && !query.replace {
+        return Err(AdminError::new(
+            StatusCode::CONFLICT,
+            "failed_precondition",
+            "the user already has a confirmed TOTP factor; pass ?replace=true with a current code of it in the body ({\"code\": \"…\"}) to replace it (the new factor counts only once confirmed)",
+        ));
     }
+    let proof = match confirmed {
+        Some(existing) => {
+            checked_code(
+                &state,
+                source,
+                existing,
+                FactorSecret::Confirmed,
+                body.code.as_deref(),
+            )
+            .await?
+        }
+        None => None,
+    };
+    caller.authorize(
+        &state,
+        &Action::EnrollFactor {
+            user: &user,
+            existing: existing.as_ref(),
+            proof: proof.as_ref(),
+            now: now(),
+        },
+    )?;
     let secret = totp::TotpSecret::generate(&state.rng).map_err(internal)?;
     let sealed = state
         .refresh_key
         .seal(totp::SEAL_PURPOSE, secret.as_bytes(), &state.rng)
         .map_err(internal)?;
-    let enrollment = TotpEnrollment {
-        user_id: user.id.clone(),
-        account_id: user.account_id.clone(),
-        sealed_secret: sealed,
-        confirmed: false,
-        created_at: now(),
+    let (enrollment, action) = match confirmed {
+        Some(existing) => (
+            TotpEnrollment {
+                pending_secret: Some(sealed),
+                ..existing.clone()
+            },
+            "totp.replace",
+        ),
+        None => (
+            TotpEnrollment {
+                user_id: user.id.clone(),
+                account_id: user.account_id.clone(),
+                sealed_secret: sealed,
+                confirmed: false,
+                pending_secret: None,
+                created_at: now(),
+            },
+            "totp.create",
+        ),
     };
     let seq = state
         .store
@@ -167,76 +286,81 @@ async fn totp_enroll(
             &audit(
                 &ctx,
                 caller.iam_id(),
-                "totp.create",
+                action,
                 format!("TOTP factor of user {}", user.id),
             ),
         )
         .await?;
     settle(&state, seq).await;
-    tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), user = %user.id, "TOTP factor enrolled");
+    tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), user = %user.id, action, "TOTP factor enrolled");
     Ok(created(TotpEnrollView {
         user_id: user.id.clone(),
         secret: secret.to_base32(),
         otpauth_uri: secret.otpauth_uri(&user.email),
         confirmed: false,
+        replacement: confirmed.is_some(),
         created_at: rfc3339(enrollment.created_at),
     }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfirmBody {
-    code: String,
 }
 
 async fn totp_confirm(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
+    peer: Option<Extension<PeerAddr>>,
     caller: Caller,
     Path(id): Path<String>,
-    AdminJson(body): AdminJson<ConfirmBody>,
+    AdminJson(body): AdminJson<CodeBody>,
 ) -> Result<Response, AdminError> {
-    let user = user_for_totp(&state, &caller, &id).await?;
-    let Some(Entity::Totp(mut enrollment)) = state.store.find(EntityKind::Totp, &user.id).await?
-    else {
+    let source = peer.map(|Extension(PeerAddr(addr))| addr.ip());
+    let user = find_user(&state, &id).await?;
+    caller.authorize(
+        &state,
+        &Action::ConfirmFactor {
+            user: &user,
+            replacement: false,
+        },
+    )?;
+    let Some(mut enrollment) = find_factor(&state, &user).await? else {
         return Err(AdminError::not_found(format!(
             "user {} has no TOTP factor; enrol one first (POST /v1/users/{}/totp)",
             user.id, user.id
         )));
     };
-    totp::parse_code(&body.code)?;
-    // Guessing codes here is throttled like guessing them at login.
-    let key = Key::credential("totp", &user.id);
-    state
-        .throttle
-        .gate(std::slice::from_ref(&key))
-        .await
-        .map_err(|locked| {
-            AdminError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_attempts",
-                format!(
-                    "too many wrong codes; try again in {} seconds",
-                    locked.retry_after
-                ),
-            )
-        })?;
-    let secret = state
-        .refresh_key
-        .open(totp::SEAL_PURPOSE, &enrollment.sealed_secret)
-        .map_err(|_| AdminError::internal("a stored TOTP secret cannot be unsealed"))?;
-    let secret = totp::TotpSecret::from_bytes(secret);
-    let Some(step) = totp::verify(&secret, &body.code, now()) else {
-        state.throttle.failure(std::slice::from_ref(&key));
-        return Err(AdminError::invalid(
-            "the code is wrong or expired; enter the current code of the authenticator app",
-        ));
+    let code = body
+        .code
+        .as_deref()
+        .ok_or_else(|| AdminError::invalid("code is required: the current code of the factor"))?;
+    let which = match (enrollment.confirmed, enrollment.pending_secret.is_some()) {
+        (false, _) => FactorSecret::Unconfirmed,
+        (true, true) => FactorSecret::Replacement,
+        (true, false) => FactorSecret::Confirmed,
     };
-    // The confirming code cannot be used again to log in.
-    state.throttle.use_totp_step(&user.id, step);
-    state.throttle.success(&key);
-    if !enrollment.confirmed {
-        enrollment.confirmed = true;
+    if which != FactorSecret::Unconfirmed {
+        caller.authorize(
+            &state,
+            &Action::ConfirmFactor {
+                user: &user,
+                replacement: true,
+            },
+        )?;
+    }
+    checked_code(&state, source, &enrollment, which, Some(code)).await?;
+    let action = match which {
+        FactorSecret::Unconfirmed => {
+            enrollment.confirmed = true;
+            Some("totp.confirm")
+        }
+        FactorSecret::Replacement => {
+            if let Some(pending) = enrollment.pending_secret.take() {
+                enrollment.sealed_secret = pending;
+            }
+            enrollment.created_at = now();
+            Some("totp.replace.confirm")
+        }
+        // Confirming an already confirmed factor just checks the code.
+        FactorSecret::Confirmed => None,
+    };
+    if let Some(action) = action {
         let seq = state
             .store
             .put(
@@ -244,7 +368,7 @@ async fn totp_confirm(
                 &audit(
                     &ctx,
                     caller.iam_id(),
-                    "totp.confirm",
+                    action,
                     format!("TOTP factor of user {}", user.id),
                 ),
             )
@@ -262,21 +386,59 @@ async fn totp_confirm(
 async fn totp_delete(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
+    peer: Option<Extension<PeerAddr>>,
     caller: Caller,
     Path(id): Path<String>,
+    OptionalAdminJson(body): OptionalAdminJson<CodeBody>,
 ) -> Result<Response, AdminError> {
-    let user = user_for_totp(&state, &caller, &id).await?;
-    if state
-        .store
-        .find(EntityKind::Totp, &user.id)
-        .await?
-        .is_none()
-    {
+    let source = peer.map(|Extension(PeerAddr(addr))| addr.ip());
+    let body = body.unwrap_or_default();
+    let user = find_user(&state, &id).await?;
+    let Some(existing) = find_factor(&state, &user).await? else {
+        caller.authorize(
+            &state,
+            &Action::ConfirmFactor {
+                user: &user,
+                replacement: false,
+            },
+        )?;
         return Err(AdminError::not_found(format!(
             "user {} has no TOTP factor",
             user.id
         )));
-    }
+    };
+    // Refuse strangers before checking any code.
+    let unproven = Action::RemoveFactor {
+        user: &user,
+        existing: &TotpEnrollment {
+            confirmed: false,
+            ..existing.clone()
+        },
+        proof: None,
+        now: now(),
+    };
+    caller.authorize(&state, &unproven)?;
+    let proof = if existing.confirmed {
+        checked_code(
+            &state,
+            source,
+            &existing,
+            FactorSecret::Confirmed,
+            body.code.as_deref(),
+        )
+        .await?
+    } else {
+        None
+    };
+    caller.authorize(
+        &state,
+        &Action::RemoveFactor {
+            user: &user,
+            existing: &existing,
+            proof: proof.as_ref(),
+            now: now(),
+        },
+    )?;
     let seq = state
         .store
         .delete(

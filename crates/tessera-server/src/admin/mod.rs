@@ -3,9 +3,10 @@
 //! signing keys for operators (`keys`). Stability: versioned;
 //! fields are only added within v1.
 //!
-//! Handlers are thin: the [`auth::Caller`] extractor authenticates, the handler checks the role,
-//! builds the record, makes one store call, waits until the snapshot reflects the write (so the
-//! next request on this node sees it), and renders a view. Contract: `docs/admin-api.md`.
+//! Handlers are thin: the [`auth::Caller`] extractor authenticates, the handler builds the
+//! record, asks the core's authorization model ([`tessera_core::authz`]) whether the caller may
+//! do this to it, makes one store call, waits until the snapshot reflects the write (so the next
+//! request on this node sees it), and renders a view. Contract: `docs/admin-api.md`.
 
 mod auth;
 mod bindings;
@@ -107,17 +108,51 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AdminJson<T> {
         }
         let bytes = read_body(request.into_body(), MAX_ADMIN_BODY)
             .await
-            .map_err(|e| match e {
-                BodyError::TooLarge(_) => AdminError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    e.to_string(),
-                ),
-                BodyError::Unreadable => AdminError::invalid(e.to_string()),
-            })?;
+            .map_err(body_error)?;
         serde_json::from_slice(&bytes)
             .map(AdminJson)
             .map_err(|e| AdminError::invalid(format!("invalid request body: {e}")))
+    }
+}
+
+fn body_error(e: BodyError) -> AdminError {
+    match e {
+        BodyError::TooLarge(_) => AdminError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            e.to_string(),
+        ),
+        BodyError::Unreadable => AdminError::invalid(e.to_string()),
+    }
+}
+
+/// [`AdminJson`] for endpoints whose body is optional: `None` for an empty body.
+pub struct OptionalAdminJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalAdminJson<T> {
+    type Rejection = AdminError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declared_empty = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() == "0");
+        let untyped = request.headers().get(header::CONTENT_TYPE).is_none();
+        if declared_empty || untyped {
+            // No body to speak of; a stray one without a type is still read (bounded) and
+            // must be empty.
+            let bytes = read_body(request.into_body(), MAX_ADMIN_BODY)
+                .await
+                .map_err(body_error)?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(OptionalAdminJson(None));
+            }
+            return Err(AdminError::invalid("Content-Type must be application/json"));
+        }
+        AdminJson::from_request(request, state)
+            .await
+            .map(|AdminJson(body)| OptionalAdminJson(Some(body)))
     }
 }
 

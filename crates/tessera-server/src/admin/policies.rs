@@ -16,12 +16,10 @@ use serde::Deserialize;
 use tessera_core::directory::Entity;
 use tessera_core::ids;
 use tessera_core::limits;
-use tessera_core::model::{AuthorizationPolicy, Resource, Role, SubjectKind};
+use tessera_core::model::{AuthorizationPolicy, SubjectKind};
 
 /// Index of authorization policies in `directory_objects::KINDS`.
 const POLICIES: usize = 10;
-/// Longest target CRN (or prefix).
-const MAX_CRN: usize = 512;
 
 pub fn router() -> Router<AppState> {
     Router::new().route(
@@ -45,23 +43,16 @@ async fn policy_create(
     caller: Caller,
     AdminJson(body): AdminJson<PolicyCreate>,
 ) -> Result<Response, AdminError> {
-    let (target_crn, crn_account) = target(&body.target_crn)?;
-    let account_id = match (body.account_id.as_deref(), crn_account) {
-        (Some(given), Some(scoped)) => {
-            let given = ids::account_id("account_id", given)?;
-            if given != scoped {
-                return Err(AdminError::invalid(format!(
-                    "target_crn is scoped to account a/{scoped}, but account_id is {given}; \
-                     they must be the same"
-                )));
-            }
-            given
+    let target_text = limits::bounded("target_crn", body.target_crn.trim(), ids::MAX_CRN + 1)?;
+    // The account: given, else the one the target is scoped to, else the caller's own. The
+    // target must then be confined to it (`AuthorizationPolicy::parse_target`).
+    let account_id = match body.account_id.as_deref() {
+        Some(given) => ids::account_id("account_id", given)?,
+        None => {
+            scoped_account(target_text).unwrap_or_else(|| caller.principal.account_id().to_owned())
         }
-        (Some(given), None) => ids::account_id("account_id", given)?,
-        (None, Some(scoped)) => scoped,
-        (None, None) => caller.token.account_id().to_owned(),
     };
-    caller.require(&state, Role::Admin, &Resource::Account(account_id.clone()))?;
+    let target_crn = AuthorizationPolicy::parse_target(target_text, &account_id)?;
     let source_iam_id = source(&state, &body.source_iam_id)?;
     {
         let dir = state.snapshot.directory();
@@ -83,54 +74,22 @@ async fn policy_create(
     Ok(created(AuthorizationPolicyView::from(&policy)))
 }
 
-/// Checks `target_crn`: a CRN, or a prefix of one ending in `*` that still starts with
-/// `crn:v1:`. Returns it and the account of its `a/<account>` scope, if it names one.
-fn target(value: &str) -> Result<(String, Option<String>), AdminError> {
-    let value = value.trim();
-    let Some(prefix) = value.strip_suffix('*') else {
-        let account = ids::parse_crn("target_crn", value)?;
-        return Ok((value.to_owned(), account));
-    };
-    if value.len() > MAX_CRN {
-        return Err(AdminError::invalid(format!(
-            "target_crn is longer than {MAX_CRN} characters"
-        )));
+/// The account a target CRN (or prefix) names in a complete `a/<account>` scope segment.
+fn scoped_account(target: &str) -> Option<String> {
+    let segments: Vec<&str> = target.trim_end_matches('*').split(':').collect();
+    if segments.len() < 8 {
+        return None;
     }
-    if !prefix.starts_with("crn:v1:") {
-        return Err(AdminError::invalid(
-            "target_crn must be a CRN or a CRN prefix ending in *, and start with crn:v1:",
-        ));
-    }
-    if prefix.contains('*') {
-        return Err(AdminError::invalid(
-            "target_crn may contain * only at its end",
-        ));
-    }
-    if prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(AdminError::invalid("target_crn contains whitespace"));
-    }
-    let segments: Vec<&str> = prefix.split(':').collect();
-    if segments.len() > 10 {
-        return Err(AdminError::invalid(
-            "target_crn has more than 10 colon-separated segments",
-        ));
-    }
-    // The scope segment counts only when complete (a colon follows it).
-    let account = if segments.len() > 7 {
-        segments[6].strip_prefix("a/").map(str::to_owned)
-    } else {
-        None
-    };
-    if let Some(account) = &account {
-        ids::account_id("target_crn scope a/<account>", account)?;
-    }
-    Ok((value.to_owned(), account))
+    segments[6]
+        .strip_prefix("a/")
+        .filter(|a| ids::account_id("a", a).is_ok())
+        .map(str::to_owned)
 }
 
 /// Checks `source_iam_id`: an existing user (`IBMid-…`), service ID (`iam-ServiceId-…`, or its
 /// id `ServiceId-…`), trusted profile (`iam-Profile-…`), or any CRN identity (`crn-<CRN>`).
 fn source(state: &AppState, value: &str) -> Result<String, AdminError> {
-    let value = limits::bounded("source_iam_id", value.trim(), MAX_CRN + 4)?;
+    let value = limits::bounded("source_iam_id", value.trim(), ids::MAX_CRN + 4)?;
     let iam_id = if value.starts_with(ids::SERVICE_ID_PREFIX) {
         ids::service_iam_id(value)
     } else {

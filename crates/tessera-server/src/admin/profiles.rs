@@ -15,9 +15,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
+use tessera_core::authz::Action;
 use tessera_core::directory::{Entity, EntityKind};
 use tessera_core::ids;
-use tessera_core::model::{Resource, Role, TrustedProfile};
+use tessera_core::model::TrustedProfile;
 use tessera_core::trusted_profile::{
     self, IdentityInput, LinkInput, ProfileDocument, RuleInput, ValidProfile,
 };
@@ -78,9 +79,8 @@ async fn profile_create(
 ) -> Result<Response, AdminError> {
     let account_id = match body.account_id.as_deref() {
         Some(id) => ids::account_id("account_id", id)?,
-        None => caller.token.account_id().to_owned(),
+        None => caller.principal.account_id().to_owned(),
     };
-    caller.require(&state, Role::Admin, &Resource::Account(account_id.clone()))?;
     if state.snapshot.directory().account(&account_id).is_none() {
         return Err(AdminError::not_found(format!(
             "account {account_id} not found"
@@ -93,7 +93,7 @@ async fn profile_create(
         links: body.links,
         rules: body.rules,
     };
-    let valid = trusted_profile::validate(&document, &state.rng)?;
+    let valid = trusted_profile::validate(&document, &account_id, &state.rng)?;
     check_name_free(&state, &account_id, &valid.name, None)?;
     let ValidProfile {
         name,
@@ -125,15 +125,11 @@ async fn profile_replace(
     Path(id): Path<String>,
     AdminJson(document): AdminJson<ProfileDocument>,
 ) -> Result<Response, AdminError> {
-    let Entity::Profile(existing) = find_or_404(&state, EntityKind::Profile, &id).await? else {
+    let old = find_or_404(&state, EntityKind::Profile, &id).await?;
+    let Entity::Profile(existing) = old.clone() else {
         return Err(AdminError::internal("the store answered another kind"));
     };
-    caller.require(
-        &state,
-        Role::Admin,
-        &Resource::Account(existing.account_id.clone()),
-    )?;
-    let valid = trusted_profile::validate(&document, &state.rng)?;
+    let valid = trusted_profile::validate(&document, &existing.account_id, &state.rng)?;
     check_name_free(
         &state,
         &existing.account_id,
@@ -148,11 +144,19 @@ async fn profile_replace(
         rules: valid.rules,
         ..existing
     };
+    let new = Entity::Profile(profile.clone());
+    caller.authorize(
+        &state,
+        &Action::Update {
+            old: &old,
+            new: &new,
+        },
+    )?;
     let action = format!("{}.update", EntityKind::Profile.as_str());
     let seq = state
         .store
         .put(
-            &Entity::Profile(profile.clone()),
+            &new,
             &audit(
                 &ctx,
                 caller.iam_id(),

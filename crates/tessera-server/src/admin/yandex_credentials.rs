@@ -6,7 +6,7 @@
 //! Neither secret is logged or put in an audit event: the audit detail names the object only.
 
 use super::auth::Caller;
-use super::directory_objects::{create_entity, internal};
+use super::directory_objects::{create_entity, internal, store_new};
 use super::views::{rfc3339, AuthorizedKeyView, KeyFileView, OAuthTokenView};
 use super::{created, AdminError, AdminJson};
 use crate::http::RequestContext;
@@ -15,10 +15,11 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
 use serde::Deserialize;
+use tessera_core::authz::Action;
 use tessera_core::directory::Entity;
 use tessera_core::ids;
 use tessera_core::limits;
-use tessera_core::model::{AuthorizedKey, AuthorizedKeyAlgorithm, OAuthToken, Resource, Role};
+use tessera_core::model::{AuthorizedKey, AuthorizedKeyAlgorithm, OAuthToken};
 use tessera_core::secret::{self, SecretPurpose};
 use tessera_core::service_account_jwt::{self, GeneratedKeyPair};
 
@@ -65,7 +66,17 @@ pub async fn authorized_key_create(
         .ok_or_else(|| {
             AdminError::not_found(format!("service account {service_account_id} not found"))
         })?;
-    caller.require(&state, Role::Admin, &Resource::Account(account_id.clone()))?;
+    let mut key = AuthorizedKey {
+        id: ids::new_authorized_key_id(&state.rng).map_err(internal)?,
+        service_account_id,
+        account_id,
+        description,
+        algorithm,
+        public_key_der: Vec::new(),
+        created_at: now(),
+    };
+    // Authorized before the (slow) key generation, so refused callers cost nothing.
+    caller.authorize(&state, &Action::Create(&Entity::AuthorizedKey(key.clone())))?;
 
     // RSA key generation takes up to a second or more for 4096 bits: off the async workers.
     let pair: GeneratedKeyPair =
@@ -73,16 +84,8 @@ pub async fn authorized_key_create(
             .await
             .map_err(|e| AdminError::internal(format!("key generation task failed: {e}")))?
             .map_err(internal)?;
-    let key = AuthorizedKey {
-        id: ids::new_authorized_key_id(&state.rng).map_err(internal)?,
-        service_account_id,
-        account_id,
-        description,
-        algorithm,
-        public_key_der: pair.public_spki_der,
-        created_at: now(),
-    };
-    create_entity(&state, &ctx, &caller, &Entity::AuthorizedKey(key.clone())).await?;
+    key.public_key_der = pair.public_spki_der;
+    store_new(&state, &ctx, &caller, &Entity::AuthorizedKey(key.clone())).await?;
     let mut view = AuthorizedKeyView::from(&key);
     view.key_file = Some(KeyFileView {
         id: key.id.clone(),
@@ -117,7 +120,6 @@ pub async fn oauth_token_create(
         .user(&user_id)
         .map(|u| u.account_id.clone())
         .ok_or_else(|| AdminError::not_found(format!("user {user_id} not found")))?;
-    caller.require(&state, Role::Admin, &Resource::Account(account_id.clone()))?;
     let value = secret::generate_oauth_token(&state.rng).map_err(internal)?;
     let token = OAuthToken {
         id: ids::new_oauth_token_id(&state.rng).map_err(internal)?,

@@ -1,14 +1,17 @@
 //! The `assume` grant: a trusted identity's token in, a trusted-profile token out.
 //!
 //! The request carries exactly one credential: `access_token` (either token format Tessera
-//! issues), `refresh_token` (redeemed by the Basic client that presents it, or `default`), or
+//! issues), `refresh_token` (redeemed only by the confidential client it was issued to, which
+//! authenticates with Basic), or
 //! `cookie`. Tessera has no browser sessions, so `cookie` carries an access token too (e.g. the
 //! value of a console cookie holding an IAM token). It selects exactly one profile: `profile_id`,
 //! `profile_crn`, or `profile_name` with `account`. The presented identity must be a trusted
 //! identity of the profile and meet its account's MFA level
 //! ([`tessera_core::trusted_profile::check_trust`]); `IBM-Cloud-Tenant` pins the profile's
 //! account. The answer has no refresh token: the trust must be checked again for every token,
-//! so clients repeat the grant (the SDKs do).
+//! so clients repeat the grant (the SDKs do). The profile token descends from the presented
+//! credential ([`tessera_core::lineage`]): it dies with the assumer, its token, its API key or
+//! refresh family, or the profile's trust in it.
 
 use super::token::{GrantRequest, GRANT_ASSUME};
 use super::IbmError;
@@ -19,20 +22,8 @@ use tessera_core::directory::Directory;
 use tessera_core::error::{Error, ErrorKind};
 use tessera_core::ids;
 use tessera_core::limits;
-use tessera_core::model::{SubjectKind, TrustedProfile};
-use tessera_core::principal::{Actor, AuthnMethod};
-use tessera_core::token::{normalize_scope, sub_type};
-use tessera_core::trusted_profile::{self, PresentedIdentity};
-
-/// Who presented the credential, with what it says about their authentication.
-struct Assumer {
-    iam_id: String,
-    kind: SubjectKind,
-    subject_id: String,
-    account_id: String,
-    acr: u8,
-    amr: Vec<String>,
-}
+use tessera_core::model::TrustedProfile;
+use tessera_core::token::normalize_scope;
 
 pub(super) fn assume_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, IbmError> {
     let GrantRequest {
@@ -43,7 +34,6 @@ pub(super) fn assume_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, I
         now,
     } = *request;
     let scope = normalize_scope(form.scope.as_deref())?;
-    let client_id = authn::client_id_or_default(client);
 
     let credentials: Vec<(&str, &str)> = [
         ("access_token", form.access_token.as_deref()),
@@ -78,79 +68,39 @@ pub(super) fn assume_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, I
 
     let assumer = match field {
         "refresh_token" => {
+            // A refresh token is redeemed only by the confidential client it was issued to;
+            // the public default client's refresh tokens are redeemable nowhere.
+            let client = client.ok_or_else(|| {
+                credential_error(
+                    field,
+                    Error::credential(
+                        "a refresh token is redeemed only by the client it was issued to, which \
+                         must authenticate with Basic",
+                    ),
+                )
+            })?;
             let (principal, _) = state
-                .redeem_refresh_token(presented, client_id, now)
+                .redeem_refresh_token(presented, &client.key, now)
                 .map_err(|e| credential_error(field, e))?;
-            Assumer {
-                iam_id: principal.iam_id.clone(),
-                kind: principal.kind,
-                subject_id: principal.id.clone(),
-                account_id: principal.account_id.clone(),
-                acr: principal.acr,
-                amr: principal.amr.clone(),
-            }
+            principal
         }
         _ => {
-            let token = state
-                .verify_access_token(presented, now)
+            let (principal, _) = state
+                .authenticate_token(presented, now)
                 .map_err(|e| credential_error(field, e))?;
-            let kind = SubjectKind::of_iam_id(token.iam_id()).ok_or_else(|| {
-                IbmError::from(Error::credential(format!(
-                    "The {field} names an identity of unknown kind."
-                )))
-            })?;
-            Assumer {
-                iam_id: token.iam_id().to_owned(),
-                kind,
-                subject_id: token.subject_id().to_owned(),
-                account_id: token.account_id().to_owned(),
-                acr: token.acr(),
-                amr: token.amr().to_vec(),
-            }
+            principal
         }
     };
 
     let principal = {
         let dir = state.snapshot.directory();
         let profile = selector.find(&dir)?;
-        trusted_profile::check_trust(
-            &profile,
-            &PresentedIdentity {
-                iam_id: &assumer.iam_id,
-                kind: assumer.kind,
-                account_id: &assumer.account_id,
-                acr: assumer.acr,
-            },
-            &dir,
-        )
-        .map_err(Error::from)?;
+        let principal = authn::assume_profile(&dir, &assumer, &profile)?;
         authn::check_tenant(&dir, &profile.account_id, tenant)?;
-        let actor = Actor {
-            sub: assumer.subject_id.clone(),
-            iam_id: assumer.iam_id.clone(),
-            sub_type: sub_type(assumer.kind).0.to_owned(),
-            // A CRN has no name: its CRN stands in.
-            name: dir.subject_name(&assumer.iam_id).map_or_else(
-                || {
-                    assumer
-                        .iam_id
-                        .strip_prefix(ids::CRN_IAM_ID_PREFIX)
-                        .unwrap_or(&assumer.iam_id)
-                        .to_owned()
-                },
-                str::to_owned,
-            ),
-        };
-        authn::profile_principal(
-            &profile,
-            actor,
-            AuthnMethod::Assumed,
-            assumer.acr,
-            assumer.amr,
-        )
+        principal
     };
     let issue = IssueRequest {
-        client_id,
+        client,
         scope: &scope,
         grant_type: GRANT_ASSUME,
         // No refresh token: trust is re-checked on every assume.

@@ -1,8 +1,9 @@
 //! The `iam-authz` grant: a token for a resource identity (`crn-…`) that an authorization policy allows.
 //!
 //! The caller presents its own access token (either format) and `desired_iam_id=crn-<CRN>`.
-//! If an authorization policy whose source is the caller covers the CRN, the answer is a token
-//! for the resource identity: `sub_type` `CRN`, `realmid` `crn`, `acr` 0, no `amr`, 1800 s,
+//! If an authorization policy whose source is the caller covers the CRN within the policy's own
+//! account (tenancy: a CRN belongs to the account of its `a/<account>` scope), the answer is a
+//! token for the resource identity: `sub_type` `CRN`, `realmid` `crn`, `acr` 0, no `amr`, 1800 s,
 //! in the policy's account, with the caller recorded in `authn`. No refresh token: the caller
 //! comes back with a fresh access token of its own.
 
@@ -13,9 +14,6 @@ use tessera_core::authn;
 use tessera_core::error::{Error, ErrorKind};
 use tessera_core::ids;
 use tessera_core::limits;
-use tessera_core::model::SubjectKind;
-use tessera_core::presented::PresentedToken;
-use tessera_core::principal::Actor;
 use tessera_core::token::normalize_scope;
 
 /// Lifetime of a resource-identity token, as IBM's.
@@ -45,7 +43,7 @@ pub(super) fn iam_authz_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens
         })?;
     ids::parse_crn("desired_iam_id", crn)?;
     let scope = normalize_scope(form.scope.as_deref())?;
-    let caller = state.verify_access_token(access_token, now).map_err(|e| {
+    let (caller, _) = state.authenticate_token(access_token, now).map_err(|e| {
         Error::new(
             ErrorKind::InvalidCredential,
             format!("access_token is not usable: {}", e.message()),
@@ -53,21 +51,12 @@ pub(super) fn iam_authz_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens
     })?;
     let principal = {
         let dir = state.snapshot.directory();
-        let policy = dir
-            .policies_from(caller.iam_id())
-            .filter(|p| p.covers(crn))
-            .min_by(|a, b| a.id.cmp(&b.id))
-            .ok_or_else(|| {
-                IbmError::invalid(format!(
-                    "No authorization policy lets {} obtain a token for {crn}.",
-                    caller.iam_id()
-                ))
-            })?;
-        authn::check_tenant(&dir, &policy.account_id, tenant)?;
-        authn::crn_principal(crn, &policy.account_id, actor_of(&caller, &dir))
+        let principal = authn::resource_identity(&dir, &caller, crn)?;
+        authn::check_tenant(&dir, principal.account_id(), tenant)?;
+        principal
     };
     let request = IssueRequest {
-        client_id: authn::client_id_or_default(client),
+        client,
         scope: &scope,
         grant_type: GRANT_IAM_AUTHZ,
         with_refresh_token: false,
@@ -78,21 +67,4 @@ pub(super) fn iam_authz_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens
         delegated: None,
     };
     Ok(state.issue_ibm_with(&principal, &request, &options)?)
-}
-
-/// The `authn` of the new token: who asked for it.
-fn actor_of(token: &PresentedToken, dir: &tessera_core::directory::Directory) -> Actor {
-    let iam_id = token.iam_id().to_owned();
-    let sub_type = SubjectKind::of_iam_id(&iam_id)
-        .map(|kind| tessera_core::token::sub_type(kind).0)
-        .unwrap_or_default();
-    let name = dir
-        .subject_name(&iam_id)
-        .map_or_else(|| iam_id.clone(), str::to_owned);
-    Actor {
-        sub: token.subject_id().to_owned(),
-        iam_id,
-        sub_type: sub_type.to_owned(),
-        name,
-    }
 }

@@ -1,8 +1,9 @@
 //! The `cr-token` grant: a compute-resource token of a trusted issuer in, a profile token out.
 //!
-//! Steps: read `iss` from the (unverified) payload only to find the trusted issuer by its exact
-//! URL; verify the signature with the issuer's keys (by `kid`, or the only key), then `exp`,
-//! `nbf`, `iat` (60 s skew) and `aud`; build the [`ComputeResource`]; select the profile
+//! Steps: read `iss` from the (unverified) payload only to find the trusted issuers by their
+//! exact URL (unique per account, so possibly one per account); verify the signature with each
+//! issuer's keys (by `kid`, or the only key), then `exp`, `nbf`, `iat` (60 s skew) and `aud`
+//! ([`compute_resource::verify_token`]); build the [`ComputeResource`]; select the profile
 //! (`profile_id`, `profile_crn` or `profile_name` in the issuer's account, or else the single
 //! profile of that account that admits the resource); check that the profile admits it (a link
 //! or a claim rule) and the `IBM-Cloud-Tenant` pin; mint a profile token without a refresh
@@ -13,12 +14,13 @@ use super::IbmError;
 use crate::tokens::{IssueRequest, IssuedTokens};
 use std::sync::Arc;
 use tessera_core::authn;
-use tessera_core::compute_resource::{check_token_claims, profile_admits, ComputeResource};
+use tessera_core::compute_resource::{
+    self, profile_admits, ComputeResource, VerifiedComputeResource,
+};
 use tessera_core::directory::Directory;
 use tessera_core::error::{Error, ErrorKind};
 use tessera_core::limits;
 use tessera_core::model::{TrustedIssuer, TrustedProfile};
-use tessera_core::principal::{Actor, AuthnMethod};
 use tessera_core::token::normalize_scope;
 use tessera_verify::decode_unverified;
 
@@ -55,63 +57,88 @@ pub(super) fn cr_token_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens,
         .and_then(|v| v.as_str())
         .ok_or_else(|| IbmError::invalid("cr_token has no iss claim"))?;
 
-    let issuer: Arc<TrustedIssuer> = state
+    // Issuer URLs are unique per account, so several accounts may trust the same issuer (one
+    // cluster serving several tenants): the token is verified with each one's keys, and only
+    // the issuers whose keys verify it are considered.
+    let issuers: Vec<Arc<TrustedIssuer>> = state
         .snapshot
         .directory()
-        .issuer_by_url(iss)
+        .issuers_by_url(iss)
         .cloned()
-        .ok_or_else(|| {
-            refused(format!(
-                "The compute resource token was issued by {:?}, which is not a trusted issuer.",
-                truncate(iss)
-            ))
-        })?;
-    let keys = state.issuer_keys.keys_for(&issuer).map_err(|e| {
-        tracing::warn!(issuer = %issuer.id, error = %e, "trusted issuer keys unavailable");
-        IbmError::from(Error::new(
-            ErrorKind::Unavailable,
-            format!(
-                "The keys of trusted issuer {} could not be loaded.",
-                issuer.id
-            ),
-        ))
-    })?;
-    let key = match parts.kid.as_deref() {
-        Some(kid) => keys.get(kid),
-        None => keys.only(),
+        .collect();
+    if issuers.is_empty() {
+        return Err(refused(format!(
+            "The compute resource token was issued by {:?}, which is not a trusted issuer.",
+            truncate(iss)
+        )));
     }
-    .ok_or_else(|| {
-        refused(format!(
-            "The compute resource token is signed with a key that trusted issuer {} does not publish.",
-            issuer.id
-        ))
-    })?;
-    key.verify_parts(&parts).map_err(|e| {
-        refused(format!(
-            "The compute resource token's signature does not verify with the keys of trusted issuer {} ({e}).",
-            issuer.id
-        ))
-    })?;
-    check_token_claims(&unverified, &issuer.audiences, now)
-        .map_err(|e| refused(format!("{}.", capitalize(e.message()))))?;
-    let resource = ComputeResource::from_token(&issuer, &unverified);
+    let mut verified: Vec<VerifiedComputeResource> = Vec::new();
+    let mut first_error: Option<IbmError> = None;
+    for issuer in &issuers {
+        let keys = match state.issuer_keys.keys_for(issuer) {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::warn!(issuer = %issuer.id, error = %e, "trusted issuer keys unavailable");
+                first_error.get_or_insert_with(|| {
+                    IbmError::from(Error::new(
+                        ErrorKind::Unavailable,
+                        format!(
+                            "The keys of trusted issuer {} could not be loaded.",
+                            issuer.id
+                        ),
+                    ))
+                });
+                continue;
+            }
+        };
+        match compute_resource::verify_token(issuer, &keys, &parts, &unverified, now) {
+            Ok(resource) => verified.push(resource),
+            Err(e) => {
+                first_error.get_or_insert_with(|| e.into());
+            }
+        }
+    }
+    if verified.is_empty() {
+        return Err(
+            first_error.unwrap_or_else(|| refused("The compute resource token is not valid."))
+        );
+    }
 
     let principal = {
         let dir = state.snapshot.directory();
-        let profile = select_profile(&dir, form, &resource)?;
-        profile_admits(&profile, &resource)
-            .map_err(|reason| Error::new(ErrorKind::InvalidCredential, format!("{reason}.")))?;
-        authn::check_tenant(&dir, &profile.account_id, tenant)?;
-        let actor = Actor {
-            sub: resource.subject.clone(),
-            iam_id: tessera_core::ids::crn_iam_id(&resource.crn),
-            sub_type: "CR".to_owned(),
-            name: resource.display_name(),
+        let mut admitted = Vec::new();
+        let mut refusal: Option<IbmError> = None;
+        for resource in &verified {
+            match select_profile(&dir, form, resource.resource()).and_then(|profile| {
+                authn::compute_resource_profile(resource, &profile)
+                    .map(|principal| (principal, profile))
+                    .map_err(IbmError::from)
+            }) {
+                Ok(found) => admitted.push(found),
+                Err(e) => {
+                    refusal.get_or_insert(e);
+                }
+            }
+        }
+        let (principal, profile) = match admitted.len() {
+            0 => {
+                return Err(refusal.unwrap_or_else(|| {
+                    refused("No trusted profile trusts this compute resource.")
+                }))
+            }
+            1 => admitted.remove(0),
+            n => {
+                return Err(IbmError::invalid(format!(
+                    "{n} trusted profiles of different accounts trust this compute resource; \
+                     choose one with profile_id or profile_crn."
+                )))
+            }
         };
-        authn::profile_principal(&profile, actor, AuthnMethod::ComputeResource, 1, Vec::new())
+        authn::check_tenant(&dir, &profile.account_id, tenant)?;
+        principal
     };
     let request = IssueRequest {
-        client_id: authn::client_id_or_default(client),
+        client,
         scope: &scope,
         grant_type: GRANT_CR_TOKEN,
         with_refresh_token: false,
@@ -198,12 +225,4 @@ fn truncate(value: &str) -> &str {
         .nth(128)
         .map(|(i, _)| &value[..i])
         .unwrap_or(value)
-}
-
-fn capitalize(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use tessera_core::authn;
 use tessera_core::error::{Error, ErrorKind};
 use tessera_core::limits;
-use tessera_core::model::DEFAULT_CLIENT_ID;
+use tessera_core::model::{OAuthClient, DEFAULT_CLIENT_ID};
 use tessera_core::token::normalize_scope;
 
 /// Default lifetime of a delegated refresh token: 6 days, as IBM's.
@@ -67,9 +67,17 @@ impl ResponseType {
     }
 }
 
-/// The validated DRT parameters of an API-key grant request.
+/// The validated DRT parameters of an API-key grant request. Receivers are client ids here;
+/// [`DelegationParams::resolve`] turns them into the clients they name as seen from the
+/// token subject's account (its own client of that id, else a global one).
 pub(super) struct DelegationParams {
     receivers: Vec<String>,
+    lifetime: i64,
+}
+
+/// Receivers resolved to client store keys.
+pub(super) struct ResolvedDelegation {
+    receiver_keys: Vec<String>,
     lifetime: i64,
 }
 
@@ -79,8 +87,9 @@ impl DelegationParams {
     pub fn parse(
         state: &AppState,
         form: &TokenForm,
-        requesting_client: &str,
+        requesting: Option<&OAuthClient>,
     ) -> Result<Self, IbmError> {
+        let requesting_client = authn::client_id_or_default(requesting);
         let csv = form
             .receiver_client_ids
             .as_deref()
@@ -125,7 +134,10 @@ impl DelegationParams {
         }
         {
             let dir = state.snapshot.directory();
-            if let Some(unknown) = receivers.iter().find(|id| dir.client(id).is_none()) {
+            if let Some(unknown) = receivers
+                .iter()
+                .find(|id| dir.clients_with_id(id).next().is_none())
+            {
                 return Err(IbmError::invalid(format!(
                     "receiver_client_ids names client {unknown}, which does not exist."
                 )));
@@ -158,9 +170,36 @@ impl DelegationParams {
         })
     }
 
+    /// The receiver clients as seen from `account_id`, the token subject's account: its own
+    /// client of each id, else a global one. Another account's client of the same id is never
+    /// a receiver.
+    pub fn resolve(
+        &self,
+        state: &AppState,
+        account_id: &str,
+    ) -> Result<ResolvedDelegation, IbmError> {
+        let dir = state.snapshot.directory();
+        let mut receiver_keys = Vec::with_capacity(self.receivers.len());
+        for id in &self.receivers {
+            let client = dir.client_visible_from(account_id, id).ok_or_else(|| {
+                IbmError::invalid(format!(
+                    "receiver_client_ids names client {id}, which neither account {account_id} \
+                     nor the installation has."
+                ))
+            })?;
+            receiver_keys.push(client.key.clone());
+        }
+        Ok(ResolvedDelegation {
+            receiver_keys,
+            lifetime: self.lifetime,
+        })
+    }
+}
+
+impl ResolvedDelegation {
     pub fn delegation(&self) -> Delegation<'_> {
         Delegation {
-            receivers: &self.receivers,
+            receivers: &self.receiver_keys,
             lifetime: self.lifetime,
         }
     }
@@ -240,7 +279,7 @@ pub(super) fn delegated_refresh_grant(
         Some(presented),
         tessera_core::refresh::MAX_REFRESH_TOKEN,
     )?;
-    let (principal, grant) = state.redeem_refresh_token(presented, &client.id, now)?;
+    let (principal, grant) = state.redeem_refresh_token(presented, &client.key, now)?;
     if !grant.is_delegated() {
         return Err(Error::new(
             ErrorKind::InvalidCredential,
@@ -251,14 +290,14 @@ pub(super) fn delegated_refresh_grant(
     }
     {
         let dir = state.snapshot.directory();
-        authn::check_tenant(&dir, &principal.account_id, tenant)?;
+        authn::check_tenant(&dir, principal.account_id(), tenant)?;
     }
     let scope = match form.scope.as_deref() {
         Some(requested) => normalize_scope(Some(requested))?,
         None => grant.scope.clone(),
     };
     let request = IssueRequest {
-        client_id: &client.id,
+        client: Some(client),
         scope: &scope,
         grant_type: GRANT_DELEGATED_REFRESH,
         with_refresh_token: false,

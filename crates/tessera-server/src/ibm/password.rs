@@ -1,10 +1,11 @@
 //! The `password` grant: a user's password (Argon2id, on a blocking thread) and, where required, a TOTP code.
 //!
 //! Order of checks: Basic client authentication (IBM requires it), the form, the throttle for
-//! the user name and source address (429 while locked, even with the right password), then the
-//! password. An unknown user costs the same Argon2id verification as a known one (against a
-//! dummy hash) and gets the same error as a wrong password, so neither the answer nor its timing
-//! says which e-mail addresses exist. Argon2id runs on the blocking pool behind a small
+//! the user (one counter per user whatever spelling named it) from this source (429 while that
+//! pair is locked, even with the right password; the owner elsewhere is unaffected), then the
+//! password. An unknown user, a federated user and a user without a password cost the same
+//! Argon2id verification as a known one (against a dummy hash) and get the same error as a
+//! wrong password, so neither the answer nor its timing says who exists or how they sign in. Argon2id runs on the blocking pool behind a small
 //! semaphore: logins queue among themselves and never hold up the other grants.
 //!
 //! MFA: when the user's account requires TOTP, or the user has a confirmed factor, `otp` must
@@ -14,22 +15,22 @@
 use super::token::{gate, GrantRequest, GRANT_PASSWORD};
 use super::IbmError;
 use crate::state::AppState;
-use crate::throttle::Key;
+use crate::throttle::{Attempt, Kind};
 use crate::tokens::{IssueRequest, IssuedTokens};
 use axum::http::StatusCode;
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
+use tessera_core::authn::{self, FactorSecret, PasswordChecked, SecondFactor, TotpChecked};
 use tessera_core::error::{Error, ErrorKind};
-use tessera_core::model::{MfaRequirement, User};
 use tessera_core::token::normalize_scope;
-use tessera_core::{authn, ids, limits, secret, totp};
-
-/// The one answer for an unknown user and a wrong password.
-const BAD_CREDENTIALS: &str =
-    "The credentials you entered for the user are incorrect: unknown user or wrong password.";
+use tessera_core::{ids, limits, secret};
 
 fn bad_credentials() -> IbmError {
-    IbmError::new(StatusCode::BAD_REQUEST, "BXNIM0602E", BAD_CREDENTIALS)
+    IbmError::new(
+        StatusCode::BAD_REQUEST,
+        "BXNIM0602E",
+        authn::BAD_PASSWORD_CREDENTIALS,
+    )
 }
 
 fn refused(message: &str) -> IbmError {
@@ -58,51 +59,35 @@ pub(super) async fn password_grant(
     };
     let scope = normalize_scope(form.scope.as_deref())?;
 
-    let address = peer.map(Key::Address);
-    let user_key = Key::credential("user", &username.to_ascii_lowercase());
-    let keys: Vec<Key> = [address.clone(), Some(user_key.clone())]
-        .into_iter()
-        .flatten()
-        .collect();
-    gate(state, &keys).await?;
-
-    let user = find_user(state, &username, account.as_deref())?;
-    let stored = user
-        .as_ref()
-        .and_then(|u| u.password_hash.clone())
-        .unwrap_or_else(|| dummy_hash(state).to_owned());
-    let verified = verify(state, stored, password.to_owned()).await?;
-    let user = match user {
-        Some(user) if verified && user.password_hash.is_some() => user,
-        Some(user) if user.federated => {
-            // Federated users have no password here; say so (after the same work as a wrong
-            // password, so the timing is alike).
-            return Err(refused(
-                "This user is federated; federated users log in through their identity provider.",
-            ));
-        }
-        Some(user) if user.password_hash.is_none() => {
-            return Err(refused(
-                "This user has no password; an administrator can set one, or use an API key.",
-            ));
-        }
-        _ => {
-            state.throttle.failure(&keys);
-            return Err(bad_credentials());
-        }
+    // One throttle subject per user whatever spelling named it (the user id when the name
+    // resolves), counted per source.
+    let attempt = {
+        let dir = state.snapshot.directory();
+        authn::password_attempt(&dir, &username, account.as_deref())
     };
+    let throttled = [Attempt::new(
+        Kind::Password,
+        attempt.throttle_subject(),
+        peer,
+    )];
+    gate(state, &throttled).await?;
 
-    let second_factor =
-        check_second_factor(state, &user, form.otp.as_deref(), address, now).await?;
+    let checked = check(state, attempt, password.to_owned()).await?;
+    let Some(checked) = checked else {
+        state.throttle.failure(&throttled);
+        return Err(bad_credentials());
+    };
+    // The password is right: from here on, answers may say what else is missing.
+    let code = check_second_factor(state, &checked, form.otp.as_deref(), peer, now).await?;
     let principal = {
         let dir = state.snapshot.directory();
-        let principal = authn::password_principal(&dir, &user.id, second_factor)?;
-        authn::check_tenant(&dir, &principal.account_id, tenant)?;
+        let principal = authn::password_principal(&dir, &checked, code.as_ref())?;
+        authn::check_tenant(&dir, principal.account_id(), tenant)?;
         principal
     };
-    state.throttle.success(&user_key);
+    state.throttle.success(&throttled);
     let issue = IssueRequest {
-        client_id: &client.id,
+        client: Some(client),
         scope: &scope,
         grant_type: GRANT_PASSWORD,
         with_refresh_token: true,
@@ -111,37 +96,19 @@ pub(super) async fn password_grant(
     Ok(state.issue_ibm(&principal, &issue)?)
 }
 
-/// The user `username` names: an id (`IBMid-…`) or an e-mail address, within `account` if given.
-/// `Ok(None)` when there is none; an error when the e-mail is in several accounts and no
-/// account was given.
-fn find_user(
-    state: &AppState,
-    username: &str,
-    account: Option<&str>,
-) -> Result<Option<Arc<User>>, IbmError> {
-    let dir = state.snapshot.directory();
-    let in_account = |u: &&Arc<User>| account.is_none_or(|a| u.account_id == a);
-    if username.starts_with(ids::USER_ID_PREFIX) {
-        return Ok(dir.user(username).filter(in_account).cloned());
-    }
-    let mut matches = dir.users_with_email(username).filter(in_account);
-    let first = matches.next().cloned();
-    if first.is_some() && matches.next().is_some() {
-        return Err(IbmError::invalid(
-            "This e-mail address belongs to users in several accounts; pass the account id in `account` to choose one.",
-        ));
-    }
-    Ok(first)
-}
-
 /// Argon2id on the blocking pool, at most `PASSWORD_CHECKS` at a time.
-async fn verify(state: &AppState, stored: String, password: String) -> Result<bool, IbmError> {
+async fn check(
+    state: &AppState,
+    attempt: authn::PasswordAttempt,
+    password: String,
+) -> Result<Option<PasswordChecked>, IbmError> {
     let _permit = state
         .password_checks
         .acquire()
         .await
         .map_err(|_| Error::internal("password check semaphore closed"))?;
-    tokio::task::spawn_blocking(move || secret::verify_password(&stored, &password))
+    let dummy = dummy_hash(state);
+    tokio::task::spawn_blocking(move || authn::check_password(attempt, &password, dummy))
         .await
         .map_err(|_| Error::internal("password check task failed").into())
 }
@@ -158,57 +125,54 @@ fn dummy_hash(state: &AppState) -> &'static str {
     })
 }
 
-/// Enforces the second factor. `Ok(true)` when a valid TOTP code was given and required or
-/// available; `Ok(false)` when no second factor applies.
+/// Checks the second factor the user must present: `Ok(Some(proof))` for a valid code of the
+/// confirmed factor, `Ok(None)` when none applies; refusals name what is missing.
 async fn check_second_factor(
     state: &AppState,
-    user: &User,
+    checked: &PasswordChecked,
     otp: Option<&str>,
-    address: Option<Key>,
+    peer: Option<IpAddr>,
     now: i64,
-) -> Result<bool, IbmError> {
-    let (required, enrollment) = {
+) -> Result<Option<TotpChecked>, IbmError> {
+    let enrollment = {
         let dir = state.snapshot.directory();
-        let required = dir
-            .account(&user.account_id)
-            .is_some_and(|a| a.mfa == MfaRequirement::Totp);
-        let enrollment = dir.totp(&user.id).filter(|t| t.confirmed).cloned();
-        (required, enrollment)
-    };
-    let Some(enrollment) = enrollment else {
-        if required {
-            return Err(refused(
-                "This account requires a second factor and the user has no confirmed TOTP factor; enrol one first (tessera iam user totp enroll).",
-            ));
+        match authn::second_factor(&dir, checked) {
+            SecondFactor::NotRequired => return Ok(None),
+            SecondFactor::NotEnrolled => {
+                return Err(refused(
+                    "This account requires a second factor and the user has no confirmed TOTP factor; enrol one first (tessera iam user totp enroll).",
+                ))
+            }
+            SecondFactor::Required(enrollment) => enrollment,
         }
-        return Ok(false);
     };
     let Some(code) = otp.map(str::trim).filter(|c| !c.is_empty()) else {
         return Err(refused(
             "A one-time code is required for this user: pass the current TOTP code in `otp`.",
         ));
     };
-    let totp_key = Key::credential("totp", &user.id);
-    let keys: Vec<Key> = [address, Some(totp_key.clone())]
-        .into_iter()
-        .flatten()
-        .collect();
-    gate(state, &keys).await?;
-    let secret = state
-        .refresh_key
-        .open(totp::SEAL_PURPOSE, &enrollment.sealed_secret)
-        .map_err(|_| Error::internal("a stored TOTP secret cannot be unsealed"))?;
-    let secret = totp::TotpSecret::from_bytes(secret);
-    let Some(step) = totp::verify(&secret, code, now) else {
-        state.throttle.failure(&keys);
-        return Err(refused("The one-time code is wrong or expired."));
+    let user_id = &checked.user().id;
+    let throttled = [Attempt::new(Kind::Totp, user_id, peer)];
+    gate(state, &throttled).await?;
+    let proof = match authn::check_totp(
+        &state.refresh_key,
+        &enrollment,
+        FactorSecret::Confirmed,
+        code,
+        now,
+    ) {
+        Ok(Some(proof)) => proof,
+        Ok(None) | Err(_) => {
+            state.throttle.failure(&throttled);
+            return Err(refused("The one-time code is wrong or expired."));
+        }
     };
-    if !state.throttle.use_totp_step(&user.id, step) {
-        state.throttle.failure(&keys);
+    if !state.throttle.use_totp_step(user_id, proof.step()) {
+        state.throttle.failure(&throttled);
         return Err(refused(
             "This one-time code has already been used; wait for the next one.",
         ));
     }
-    state.throttle.success(&totp_key);
-    Ok(true)
+    state.throttle.success(&throttled);
+    Ok(Some(proof))
 }

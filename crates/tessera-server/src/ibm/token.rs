@@ -7,7 +7,7 @@
 use super::{IbmError, TOKEN_PATH};
 use crate::http::{basic_credentials, is_form, read_body, BodyError, PeerAddr, RequestContext};
 use crate::state::{now, AppState};
-use crate::throttle::Key;
+use crate::throttle::{Attempt, Kind};
 use crate::tokens::{IssueRequest, IssuedTokens};
 use axum::body::Body;
 use axum::extract::State;
@@ -145,33 +145,33 @@ async fn token(
         )
     })?;
     let now = now();
-    // Brute-force throttling of the source address, the Basic client and the API key (the
-    // password grant adds its user and TOTP keys itself). While nothing has failed lately the
-    // throttle is idle and the token path skips it: no extra hash, no lock.
+    // Brute-force throttling of the Basic client secret and the API key, each per (credential,
+    // source) (the password grant adds its user and TOTP attempts itself). While nothing has
+    // failed lately the throttle is idle and the token path skips it: no extra hash, no lock.
     let idle = state.throttle.is_idle();
-    let keys = || throttle_keys(state, headers, &form, peer);
-    let (_, client_key, apikey_key) = if idle {
-        (None, None, None)
+    let attempts = || throttle_attempts(state, headers, &form, peer);
+    let (client_attempt, apikey_attempt) = if idle {
+        (None, None)
     } else {
-        let (address, client_key, apikey_key) = keys();
-        let all: Vec<Key> = [address.clone(), client_key.clone(), apikey_key.clone()]
+        let (client_attempt, apikey_attempt) = attempts();
+        let all: Vec<Attempt> = [client_attempt.clone(), apikey_attempt.clone()]
             .into_iter()
             .flatten()
             .collect();
         gate(state, &all).await?;
-        (address, client_key, apikey_key)
+        (client_attempt, apikey_attempt)
     };
     let client = match authenticate_client(state, headers) {
         Ok(client) => {
-            if let (Some(key), Some(_)) = (&client_key, &client) {
-                state.throttle.success(key);
+            if let (Some(attempt), Some(_)) = (client_attempt, &client) {
+                state.throttle.success(&[attempt]);
             }
             client
         }
         Err(error) => {
-            let (address, client_key, _) = keys();
-            let failed: Vec<Key> = [address, client_key].into_iter().flatten().collect();
-            state.throttle.failure(&failed);
+            if let (Some(attempt), _) = attempts() {
+                state.throttle.failure(&[attempt]);
+            }
             return Err(error);
         }
     };
@@ -197,14 +197,14 @@ async fn token(
             let result = apikey_grant(&request);
             match &result {
                 Ok(_) => {
-                    if let Some(key) = &apikey_key {
-                        state.throttle.success(key);
+                    if let Some(attempt) = apikey_attempt {
+                        state.throttle.success(&[attempt]);
                     }
                 }
                 Err(error) if error.code == UNKNOWN_API_KEY => {
-                    let (address, _, apikey_key) = keys();
-                    let failed: Vec<Key> = [address, apikey_key].into_iter().flatten().collect();
-                    state.throttle.failure(&failed);
+                    if let (_, Some(attempt)) = attempts() {
+                        state.throttle.failure(&[attempt]);
+                    }
                 }
                 Err(_) => {}
             }
@@ -232,37 +232,36 @@ async fn token(
     Ok(render(&issued))
 }
 
-/// The throttle keys of a request: its source address, its Basic client and its API key (by
-/// keyed hash; never the key itself).
-fn throttle_keys(
+/// The throttled secret checks of a request: its Basic client secret and its API key (by keyed
+/// hash; never the key itself), each from the request's source address.
+fn throttle_attempts(
     state: &AppState,
     headers: &HeaderMap,
     form: &TokenForm,
     peer: Option<IpAddr>,
-) -> (Option<Key>, Option<Key>, Option<Key>) {
-    let address = peer.map(Key::Address);
-    let client_key = match basic_credentials(headers) {
-        Ok(Some((id, _))) => Some(Key::credential("client", &id)),
+) -> (Option<Attempt>, Option<Attempt>) {
+    let client = match basic_credentials(headers) {
+        Ok(Some((id, _))) => Some(Attempt::new(Kind::Client, id, peer)),
         _ => None,
     };
-    let apikey_key = match (form.grant_type.as_deref(), form.apikey.as_deref()) {
+    let apikey = match (form.grant_type.as_deref(), form.apikey.as_deref()) {
         (Some(GRANT_APIKEY), Some(apikey)) if apikey.len() <= limits::MAX_API_KEY => {
             let hash = state.pepper.hash(SecretPurpose::ApiKey, apikey.trim());
-            Some(Key::credential("apikey", &hex(&hash.0)))
+            Some(Attempt::new(Kind::ApiKey, hex(&hash.0), peer))
         }
         _ => None,
     };
-    (address, client_key, apikey_key)
+    (client, apikey)
 }
 
 /// The IBM code of an unknown API key (counted as a failed guess).
 const UNKNOWN_API_KEY: &str = "BXNIM0415E";
 
-/// Waits out the throttle's delay for `keys`, or refuses with 429 while any of them is locked.
-pub(super) async fn gate(state: &AppState, keys: &[Key]) -> Result<(), IbmError> {
+/// Waits out the throttle's delay for `attempts`, or refuses with 429 while any is locked.
+pub(super) async fn gate(state: &AppState, attempts: &[Attempt]) -> Result<(), IbmError> {
     state
         .throttle
-        .gate(keys)
+        .gate(attempts)
         .await
         .map_err(|locked| IbmError::throttled(locked.retry_after))
 }
@@ -314,10 +313,9 @@ fn apikey_grant(request: &GrantRequest<'_>) -> Result<Response, IbmError> {
     let response_type = super::delegated::ResponseType::parse(form.response_type.as_deref())?;
     let apikey = limits::required("apikey", form.apikey.as_deref(), limits::MAX_API_KEY)?;
     let scope = normalize_scope(form.scope.as_deref())?;
-    let client_id = authn::client_id_or_default(client);
     let delegation = if response_type.delegated {
         Some(super::delegated::DelegationParams::parse(
-            state, form, client_id,
+            state, form, client,
         )?)
     } else {
         super::delegated::refuse_stray_parameters(form)?;
@@ -326,11 +324,11 @@ fn apikey_grant(request: &GrantRequest<'_>) -> Result<Response, IbmError> {
     let principal = {
         let dir = state.snapshot.directory();
         let principal = authn::authenticate_api_key(&dir, &state.pepper, apikey)?;
-        authn::check_tenant(&dir, &principal.account_id, tenant)?;
+        authn::check_tenant(&dir, principal.account_id(), tenant)?;
         principal
     };
     let request = IssueRequest {
-        client_id,
+        client,
         scope: &scope,
         grant_type: GRANT_APIKEY,
         with_refresh_token: true,
@@ -339,7 +337,8 @@ fn apikey_grant(request: &GrantRequest<'_>) -> Result<Response, IbmError> {
     match delegation {
         None => Ok(render(&state.issue_ibm(&principal, &request)?)),
         Some(params) => {
-            let delegation = params.delegation();
+            let resolved = params.resolve(state, principal.account_id())?;
+            let delegation = resolved.delegation();
             if response_type.cloud_iam {
                 let options = crate::tokens::IssueOptions {
                     lifetime: None,
@@ -375,10 +374,10 @@ fn refresh_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, IbmError> {
         form.refresh_token.as_deref(),
         tessera_core::refresh::MAX_REFRESH_TOKEN,
     )?;
-    let (principal, grant) = state.redeem_refresh_token(presented, &client.id, now)?;
+    let (principal, grant) = state.redeem_refresh_token(presented, &client.key, now)?;
     {
         let dir = state.snapshot.directory();
-        authn::check_tenant(&dir, &principal.account_id, tenant)?;
+        authn::check_tenant(&dir, principal.account_id(), tenant)?;
     }
     let scope = match form.scope.as_deref() {
         Some(requested) => normalize_scope(Some(requested))?,
@@ -386,7 +385,7 @@ fn refresh_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, IbmError> {
     };
     debug_assert_ne!(client.id, DEFAULT_CLIENT_ID);
     let request = IssueRequest {
-        client_id: &client.id,
+        client: Some(client),
         scope: &scope,
         grant_type: GRANT_REFRESH,
         // A receiver redeeming a delegated refresh token gets an access token only: the

@@ -45,6 +45,14 @@ impl YandexError {
         Self::new(Code::Unauthenticated, message)
     }
 
+    /// Too many failed attempts on this credential from this source.
+    pub fn throttled(retry_after: u64) -> Self {
+        Self::new(
+            Code::ResourceExhausted,
+            format!("too many failed attempts; try again in {retry_after} seconds"),
+        )
+    }
+
     /// The HTTP status of the REST twin.
     pub fn http_status(&self) -> StatusCode {
         match self.code {

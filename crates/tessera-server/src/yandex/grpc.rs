@@ -106,8 +106,13 @@ impl IamTokenService for IamTokens {
             Some(ProtoIdentity::Jwt(jwt)) => (None, Some(jwt.as_str())),
             None => (None, None),
         };
-        Identity::exactly_one(oauth, jwt)
-            .and_then(|identity| service::create(&self.state, identity, now()))
+        let source = request
+            .extensions()
+            .get::<crate::http::PeerAddr>()
+            .map(|peer| peer.0.ip());
+        let identity = Identity::exactly_one(oauth, jwt).map_err(|e| e.to_grpc(&id))?;
+        service::create(&self.state, identity, source, now())
+            .await
             .map(token_response)
             .map_err(|e| e.to_grpc(&id))
     }

@@ -5,7 +5,7 @@
 use super::errors::YandexError;
 use super::service::{self, Identity};
 use crate::admin::rfc3339;
-use crate::http::{bearer_token, read_body, BodyError, RequestContext};
+use crate::http::{bearer_token, read_body, BodyError, PeerAddr, RequestContext};
 use crate::state::{now, AppState};
 use axum::body::Body;
 use axum::extract::Path;
@@ -61,8 +61,10 @@ async fn get_service_account(
 async fn create(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
+    peer: Option<Extension<PeerAddr>>,
     body: Body,
 ) -> Response {
+    let source = peer.map(|Extension(PeerAddr(addr))| addr.ip());
     let result = async {
         let mut fields = json_object(body).await?;
         let oauth = take_string(
@@ -73,7 +75,7 @@ async fn create(
         let jwt = take_string(&mut fields, "jwt", "jwt")?;
         reject_unknown(&fields)?;
         let identity = Identity::exactly_one(oauth.as_deref(), jwt.as_deref())?;
-        service::create(&state, identity, now())
+        service::create(&state, identity, source, now()).await
     }
     .await;
     respond(result.map(token_body), &ctx)

@@ -3,16 +3,16 @@
 
 use super::errors::YandexError;
 use crate::state::AppState;
-use std::sync::Arc;
+use crate::throttle::{Attempt, Kind};
+use std::net::IpAddr;
 use tessera_core::authn;
-use tessera_core::authz;
-use tessera_core::directory::Directory;
+use tessera_core::authz::{self, Action};
 use tessera_core::iam_token::MintedIamToken;
 use tessera_core::limits;
 use tessera_core::limits::MAX_IAM_TOKEN;
-use tessera_core::model::{Resource, Role, ServiceAccount};
-use tessera_core::presented::PresentedToken;
-use tessera_core::principal::AuthnMethod;
+use tessera_core::model::ServiceAccount;
+use tessera_core::principal::Principal;
+use tessera_core::secret::SecretPurpose;
 use tessera_core::service_account_jwt;
 
 /// Longest service account id (the Yandex limit).
@@ -43,32 +43,85 @@ impl<'a> Identity<'a> {
     }
 }
 
-/// `Create`: a service-account JWT or a user's OAuth token in, an IAM token out.
-pub fn create(
+/// `Create`: a service-account JWT or a user's OAuth token in, an IAM token out. Both are
+/// secret checks, throttled per (credential, source) like the IBM surface's: the OAuth token by
+/// its keyed hash, the JWT by the authorized key it names.
+pub async fn create(
     state: &AppState,
     identity: Identity<'_>,
+    source: Option<IpAddr>,
     now: i64,
 ) -> Result<MintedIamToken, YandexError> {
     state.check_fresh(now)?;
-    let dir = state.snapshot.directory();
-    let (principal, grant) = match identity {
+    let attempt = match identity {
         Identity::Jwt(jwt) => {
             let jwt = required("jwt", jwt, service_account_jwt::MAX_JWT)?;
-            let principal = service_account_jwt::verify(jwt, &dir, &state.yandex.audiences, now)?;
-            (principal, "yandex_jwt")
+            let kid = tessera_verify::decode_unverified(jwt)
+                .ok()
+                .and_then(|parts| parts.kid)
+                .unwrap_or_default();
+            Attempt::new(Kind::Jwt, kid, source)
         }
         Identity::OAuthToken(token) => {
             let token = required("yandex_passport_oauth_token", token, authn::MAX_OAUTH_TOKEN)?;
-            let principal = authn::authenticate_oauth_token(&dir, &state.pepper, token)?;
-            (principal, "yandex_oauth")
+            let hash = state.pepper.hash(SecretPurpose::OAuthToken, token);
+            Attempt::new(Kind::OAuthToken, hex(&hash.0), source)
         }
     };
-    drop(dir);
+    let attempts = [attempt];
+    let idle = state.throttle.is_idle();
+    if !idle {
+        state
+            .throttle
+            .gate(&attempts)
+            .await
+            .map_err(|locked| YandexError::throttled(locked.retry_after))?;
+    }
+    // Whether a failure was a guess of the secret (a forged or unknown JWT, an unknown OAuth
+    // token) or the owner's own mistake with a valid secret (a JWT's clock or audience).
+    let authenticated = {
+        let dir = state.snapshot.directory();
+        match identity {
+            Identity::Jwt(jwt) => {
+                authn::authenticate_service_account_jwt(&dir, jwt, &state.yandex.audiences, now)
+                    .map(|p| (p, "yandex_jwt"))
+                    .map_err(|refusal| (refusal.guess, refusal.error))
+            }
+            Identity::OAuthToken(token) => {
+                authn::authenticate_oauth_token(&dir, &state.pepper, token)
+                    .map(|p| (p, "yandex_oauth"))
+                    .map_err(|e| (e.kind() == tessera_core::ErrorKind::InvalidCredential, e))
+            }
+        }
+    };
+    let (principal, grant) = match authenticated {
+        Ok(found) => {
+            if !idle {
+                state.throttle.success(&attempts);
+            }
+            found
+        }
+        Err((guess, e)) => {
+            if guess && e.kind() == tessera_core::ErrorKind::InvalidCredential {
+                state.throttle.failure(&attempts);
+            }
+            return Err(e.into());
+        }
+    };
     Ok(state.issue_iam_token(&principal, grant, now)?)
 }
 
-/// `CreateForServiceAccount`: the caller needs `iam.serviceAccounts.tokenCreator` on the
-/// service account or its account.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+/// `CreateForServiceAccount`: the core decides ([`authn::service_account_token`]): an explicit
+/// `iam.serviceAccounts.tokenCreator` binding on the service account or its account, or
+/// `admin` there under containment. The token descends from the caller's.
 pub fn create_for_service_account(
     state: &AppState,
     bearer: Option<&str>,
@@ -81,17 +134,10 @@ pub fn create_for_service_account(
         MAX_SERVICE_ACCOUNT_ID,
     )?;
     let caller = authenticate(state, bearer, now)?;
-    let dir = state.snapshot.directory();
-    let service_account = service_account_for(
-        &dir,
-        &caller,
-        service_account_id,
-        Role::TokenCreator,
-        |_| false,
-    )?;
-    let principal =
-        authn::principal_for(&dir, &service_account.iam_id(), AuthnMethod::AccessToken)?;
-    drop(dir);
+    let principal = {
+        let dir = state.snapshot.directory();
+        authn::service_account_token(&dir, &caller, service_account_id)?
+    };
     tracing::debug!(
         caller = caller.iam_id(),
         service_account_id,
@@ -100,7 +146,10 @@ pub fn create_for_service_account(
     Ok(state.issue_iam_token(&principal, "yandex_for_service_account", now)?)
 }
 
-/// `Revoke`: any authenticated caller may revoke a token it holds. Returns the subject id.
+/// `Revoke`: a caller may revoke its own tokens, tokens it derived (minted for a service
+/// account, assumed), and tokens of identities whose account it administers and whose
+/// privileges it holds ([`authz::Action::RevokeToken`], the IBM surface's ownership rule).
+/// Returns the subject id.
 pub async fn revoke(
     state: &AppState,
     bearer: Option<&str>,
@@ -116,6 +165,17 @@ pub async fn revoke(
             tessera_core::ErrorKind::Unavailable => YandexError::from(e),
             _ => YandexError::invalid(format!("iam_token cannot be revoked: {}", e.message())),
         })?;
+    {
+        let dir = state.snapshot.directory();
+        authz::authorize(
+            &dir,
+            &caller,
+            &Action::RevokeToken {
+                subject_iam_id: token.iam_id(),
+                lineage: token.lineage(),
+            },
+        )?;
+    }
     state
         .record_revocation(
             token.jti().to_owned(),
@@ -130,7 +190,8 @@ pub async fn revoke(
 }
 
 /// `ServiceAccountService/Get`: the service account itself, or a caller with `viewer` on it or
-/// its account, may read it.
+/// its account, may read it. Refusals do not tell whether it exists, except to a caller who may
+/// see every account.
 pub fn get_service_account(
     state: &AppState,
     bearer: Option<&str>,
@@ -144,40 +205,23 @@ pub fn get_service_account(
     )?;
     let caller = authenticate(state, bearer, now)?;
     let dir = state.snapshot.directory();
-    let service_account =
-        service_account_for(&dir, &caller, service_account_id, Role::Viewer, |sa| {
-            sa.iam_id() == caller.iam_id()
-        })?;
-    Ok(service_account.as_ref().clone())
-}
-
-/// The service account `id` if the caller holds `role` on it (or `is_self` says the caller is
-/// it). Refusals do not tell whether it exists, except to a caller who may see every account.
-fn service_account_for<'d>(
-    dir: &'d Directory,
-    caller: &PresentedToken,
-    id: &str,
-    role: Role,
-    is_self: impl Fn(&ServiceAccount) -> bool,
-) -> Result<&'d Arc<ServiceAccount>, YandexError> {
-    let resource = Resource::ServiceAccount(id.to_owned());
-    match dir.service_account(id) {
-        Some(sa) if is_self(sa) || authz::has_role(dir, caller.iam_id(), role, &resource) => Ok(sa),
-        None if authz::has_role(dir, caller.iam_id(), Role::Viewer, &Resource::Global) => {
-            Err(YandexError::new(
+    let service_account = dir.service_account(service_account_id).cloned();
+    authz::authorize(
+        &dir,
+        &caller,
+        &Action::ReadServiceAccount {
+            service_account_id,
+            service_account: service_account.as_deref(),
+        },
+    )?;
+    service_account
+        .map(|sa| sa.as_ref().clone())
+        .ok_or_else(|| {
+            YandexError::new(
                 tonic::Code::NotFound,
-                format!("service account {id} not found"),
-            ))
-        }
-        _ => Err(YandexError::new(
-            tonic::Code::PermissionDenied,
-            format!(
-                "{} does not hold {} on service account {id}",
-                caller.iam_id(),
-                role.as_str()
-            ),
-        )),
-    }
+                format!("service account {service_account_id} not found"),
+            )
+        })
 }
 
 /// The endpoints discovery advertises: every id points at this server.
@@ -191,19 +235,20 @@ pub fn endpoints(state: &AppState) -> Vec<(&'static str, String)> {
 /// Endpoint ids served here: IAM (tokens) and endpoint (discovery itself).
 pub const ENDPOINT_IDS: &[&str] = &["iam", "endpoint"];
 
-/// Verifies the caller's bearer token (either format).
+/// Authenticates the caller by its bearer token (either format).
 fn authenticate(
     state: &AppState,
     bearer: Option<&str>,
     now: i64,
-) -> Result<PresentedToken, YandexError> {
+) -> Result<Principal, YandexError> {
     let token = bearer.ok_or_else(|| {
         YandexError::unauthenticated(
             "this call needs the caller's IAM token: authorization: Bearer <token>",
         )
     })?;
     state
-        .verify_access_token(token, now)
+        .authenticate_token(token, now)
+        .map(|(principal, _)| principal)
         .map_err(|e| match e.kind() {
             tessera_core::ErrorKind::Unavailable => YandexError::from(e),
             _ => YandexError::unauthenticated(format!("caller token rejected: {}", e.message())),
