@@ -62,14 +62,28 @@ async fn policy_crud_and_validation() {
         )
         .await;
     assert_eq!((status, &got["id"]), (200, &policy["id"]));
-    // A CRN identity may be a source; a wildcard target without a scope goes to the
-    // caller's account.
+    // A CRN identity may be a source. A wildcard must stay inside the policy's account: one
+    // without a complete a/<account> scope (here it would reach every tenant) is refused.
+    let source = format!("crn-{}", crn(&account, "other"));
     let (status, body) = server
         .admin(
             Method::POST,
             "/v1/authorization_policies",
             &admin,
-            Some(json!({"source_iam_id": format!("crn-{}", crn(&account, "other")), "target_crn": "crn:v1:bluemix:public:kms:*"})),
+            Some(json!({"source_iam_id": source, "target_crn": "crn:v1:bluemix:public:kms:*"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        message(&body).contains("scoped to the policy's account"),
+        "{body}"
+    );
+    let (status, body) = server
+        .admin(
+            Method::POST,
+            "/v1/authorization_policies",
+            &admin,
+            Some(json!({"source_iam_id": source, "target_crn": format!("crn:v1:bluemix:public:kms:global:a/{account}:*")})),
         )
         .await;
     assert_eq!(status, 201, "{body}");
@@ -124,7 +138,7 @@ async fn policy_crud_and_validation() {
         (
             json!({"source_iam_id": sa["iam_id"], "target_crn": crn(other_account, "b"), "account_id": account}),
             400,
-            "must be the same",
+            "may only target resources of its own account",
         ),
         (
             json!({"source_iam_id": "someone", "target_crn": target}),

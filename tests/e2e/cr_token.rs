@@ -15,13 +15,13 @@ const CR_GRANT: &str = "urn:ibm:params:oauth:grant-type:cr-token";
 const ISSUER_URL: &str = "https://k8s.e2e.example/cluster-1";
 
 /// A test issuer's key.
-struct TestKey {
+pub(crate) struct TestKey {
     key: SigningKey,
     rng: SystemRandom,
 }
 
 impl TestKey {
-    fn new(kid: &str, algorithm: Algorithm) -> TestKey {
+    pub(crate) fn new(kid: &str, algorithm: Algorithm) -> TestKey {
         let rng = SystemRandom::new();
         let pkcs8 = generate_pkcs8(algorithm, &rng).unwrap();
         TestKey {
@@ -30,11 +30,11 @@ impl TestKey {
         }
     }
 
-    fn jwks(&self) -> Value {
+    pub(crate) fn jwks(&self) -> Value {
         json!({"keys": [self.key.public_jwk()]})
     }
 
-    fn sign(&self, claims: &Value) -> String {
+    pub(crate) fn sign(&self, claims: &Value) -> String {
         self.key
             .sign_jws(claims.to_string().as_bytes(), &self.rng)
             .unwrap()
@@ -49,7 +49,7 @@ fn now() -> i64 {
 }
 
 /// A projected service-account token of `namespace/name` (nested `kubernetes.io` claims).
-fn k8s_claims(iss: &str, namespace: &str, name: &str) -> Value {
+pub(crate) fn k8s_claims(iss: &str, namespace: &str, name: &str) -> Value {
     let now = now();
     json!({
         "iss": iss,
@@ -115,7 +115,7 @@ fn rule(conditions: Vec<ClaimCondition>) -> ClaimRule {
     }
 }
 
-fn link(crn: &str, namespace: &str, name: &str) -> ComputeResourceLink {
+pub(crate) fn link(crn: &str, namespace: &str, name: &str) -> ComputeResourceLink {
     ComputeResourceLink {
         id: "Link-1".into(),
         cr_type: "IKS_SA".into(),
@@ -160,7 +160,11 @@ async fn put_profile(
     profile["id"].as_str().unwrap().to_owned()
 }
 
-async fn cr_exchange(server: &TestServer, token: &str, extra: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) async fn cr_exchange(
+    server: &TestServer,
+    token: &str,
+    extra: &[(&str, &str)],
+) -> (u16, Value) {
     let mut form = vec![("grant_type", CR_GRANT), ("cr_token", token)];
     form.extend_from_slice(extra);
     let response = server.token_response(&form).await;

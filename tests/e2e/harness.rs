@@ -87,7 +87,12 @@ pub struct TestServer {
     pub schema: Option<Arc<PgSchema>>,
     extra_args: Vec<String>,
     env: Vec<(String, String)>,
+    /// The confidential client users sign in through ([`TestServer::user_token`]), made once.
+    login_client: Mutex<Option<(String, String)>>,
 }
+
+/// The password the helpers give users they create.
+pub const USER_PASSWORD: &str = "e2e-password-0123";
 
 impl TestServer {
     pub async fn start() -> TestServer {
@@ -238,6 +243,7 @@ impl TestServer {
             schema,
             extra_args,
             env,
+            login_client: Mutex::new(None),
         }
     }
 
@@ -411,6 +417,69 @@ impl TestServer {
             .await;
         assert_eq!(status, 201, "create {plural}: {value}");
         value
+    }
+
+    /// The id and secret of a global confidential client for signing users in, created on
+    /// first use.
+    pub async fn login_client(&self) -> (String, String) {
+        if let Some(client) = self.login_client.lock().unwrap().clone() {
+            return client;
+        }
+        let admin = self.admin_token().await;
+        let client = self
+            .create(&admin, "clients", json!({"id": "e2e-login"}))
+            .await;
+        let pair = (
+            "e2e-login".to_owned(),
+            client["secret"].as_str().expect("secret").to_owned(),
+        );
+        *self.login_client.lock().unwrap() = Some(pair.clone());
+        pair
+    }
+
+    /// Signs user `user_id` in with its password (the password grant through the login
+    /// client), asserting success: the token a user acts with on its own behalf.
+    pub async fn user_token(&self, user_id: &str, password: &str) -> String {
+        let (id, secret) = self.login_client().await;
+        let response = self
+            .http
+            .post(format!("{}/identity/token", self.url))
+            .basic_auth(id, Some(secret))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", user_id),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .expect("password grant");
+        let status = response.status();
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(status, 200, "sign-in of {user_id} failed: {body}");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// Creates a user (as `admin`, from `body`, with [`USER_PASSWORD`] unless `body` gives a
+    /// password) and has the user create an API key for itself: only users create their own
+    /// credentials. Returns the user and the key.
+    pub async fn user_with_key(&self, admin: &str, mut body: Value) -> (Value, String) {
+        if body.get("password").is_none() {
+            body["password"] = USER_PASSWORD.into();
+        }
+        let password = body["password"]
+            .as_str()
+            .unwrap_or(USER_PASSWORD)
+            .to_owned();
+        let user = self.create(admin, "users", body).await;
+        let id = user["id"].as_str().expect("id").to_owned();
+        let own = self.user_token(&id, &password).await;
+        let key = self
+            .create(&own, "api_keys", json!({"owner_iam_id": id, "name": "own"}))
+            .await;
+        (user, key["apikey"].as_str().expect("apikey").to_owned())
     }
 
     /// A new service account in the admin's account and an API key for it.

@@ -2,6 +2,9 @@
 //! data directory and talks to it over real sockets (HTTP via reqwest, and the CLI binary).
 //!
 //! One test binary, one module per surface. What belongs where:
+//! - `attacks`: the attacks of issue 12 (cross-tenant takeover, delegated administrators
+//!   becoming stronger principals, derived tokens outliving their credential, lockout, ...)
+//!   replayed end to end and refused.
 //! - `ibm_token`: `POST /identity/token`, every grant, error shapes, tenant pins.
 //! - `oidc`: JWKS, discovery, introspection, revocation.
 //! - `admin`: the admin API, authorization, deletion taking effect.
@@ -28,6 +31,7 @@
 
 mod admin;
 mod agent;
+mod attacks;
 mod authz;
 mod cli;
 mod cluster;

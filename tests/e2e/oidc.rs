@@ -300,11 +300,44 @@ async fn revocation_of_refresh_and_access_tokens() {
         "{body}"
     );
 
-    // Access tokens can be revoked too; introspection then says inactive.
+    // Revoking a refresh token revokes its whole grant (RFC 7009 §2.1): the access token issued
+    // with it is inactive too.
+    assert_eq!(
+        introspect(&server, access, Some(&admin), None).await.1["active"],
+        false
+    );
+
+    // Access tokens can be revoked on their own; the refresh token of the grant lives on.
+    let issued: Value = server
+        .http
+        .post(&token_url)
+        .basic_auth("app", Some(&secret))
+        .form(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = issued["access_token"].as_str().unwrap();
+    let refresh = issued["refresh_token"].as_str().unwrap();
     assert_eq!(
         introspect(&server, access, Some(&admin), None).await.1["active"],
         true
     );
+    // Anonymous and other clients cannot revoke a confidential client's access token.
+    for other_client in [None, Some(("other", other.as_str()))] {
+        let mut request = server.http.post(&revoke_url).form(&[("token", access)]);
+        if let Some((id, secret)) = other_client {
+            request = request.basic_auth(id, Some(secret));
+        }
+        assert_eq!(request.send().await.unwrap().status(), 200);
+        assert_eq!(
+            introspect(&server, access, Some(&admin), None).await.1["active"],
+            true,
+            "revoked by {other_client:?}"
+        );
+    }
     server
         .http
         .post(&revoke_url)
@@ -317,6 +350,15 @@ async fn revocation_of_refresh_and_access_tokens() {
         introspect(&server, access, Some(&admin), None).await.1["active"],
         false
     );
+    let refreshed = server
+        .http
+        .post(&token_url)
+        .basic_auth("app", Some(&secret))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 200);
 
     // Garbage is accepted (200) and bad requests get the OAuth error shape.
     assert_eq!(

@@ -213,10 +213,13 @@ async fn password_grant_refusals_say_what_is_wrong() {
             json!({"name": "Fed", "email": "fed@example.com", "federated": true}),
         )
         .await;
+    // Federated and password-less users get the very answer of a wrong password: the answer
+    // says neither who exists nor how they sign in.
     let (status, body) = f
         .login(&server, &password_form("fed@example.com", PASSWORD))
         .await;
-    assert_error(status, &body, 400, "BXNIM0407E", "identity provider");
+    assert_error(status, &body, 400, "BXNIM0602E", "incorrect");
+    assert_eq!(body["errorMessage"], wrong["errorMessage"]);
     server
         .create(
             &f.admin,
@@ -227,13 +230,17 @@ async fn password_grant_refusals_say_what_is_wrong() {
     let (status, body) = f
         .login(&server, &password_form("nopw@example.com", PASSWORD))
         .await;
-    assert_error(status, &body, 400, "BXNIM0407E", "no password");
+    assert_error(status, &body, 400, "BXNIM0602E", "incorrect");
+    assert_eq!(body["errorMessage"], wrong["errorMessage"]);
 
-    // The same e-mail in a second account: ambiguous without `account`.
+    // The same e-mail in a second account, created later: it neither breaks nor takes over the
+    // first user's e-mail sign-in, and its creator learns nothing; it signs in with `account`.
     let second = server
         .create(&f.admin, "accounts", json!({"name": "second"}))
         .await;
     let second_id = second["id"].as_str().unwrap();
+    // Created at least a second later than the first Ada: creation times are whole seconds.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     server
         .create(
             &f.admin,
@@ -242,7 +249,16 @@ async fn password_grant_refusals_say_what_is_wrong() {
         )
         .await;
     let (status, body) = f.login(&server, &form).await;
-    assert_error(status, &body, 400, "BXNIM0109E", "pass the account id");
+    assert_eq!(status, 200, "{body}");
+    let claims = jwt_payload(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["account"]["bss"], f.account.as_str());
+    let (status, body) = f
+        .login(
+            &server,
+            &password_form("ada@example.com", "second password!"),
+        )
+        .await;
+    assert_error(status, &body, 400, "BXNIM0602E", "incorrect");
     let mut with_account = form.clone();
     with_account.push(("account", second_id));
     let (status, body) = f.login(&server, &with_account).await;
@@ -305,8 +321,8 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
     let form = password_form("ada@example.com", PASSWORD);
     assert_eq!(f.user["totp"], "none");
 
-    // Carol, in an account without the requirement, has a confirmed factor: she needs a code
-    // anyway, until the factor is deleted.
+    // Carol, in an account without the requirement, enrols a factor herself: once confirmed she
+    // needs a code anyway, until she deletes the factor.
     let carol = server
         .create(
             &f.admin,
@@ -316,11 +332,14 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
         .await;
     let carol_id = carol["id"].as_str().unwrap();
     let carol_form = password_form("carol@example.com", PASSWORD);
+    let (status, body) = f.login(&server, &carol_form).await;
+    assert_eq!(status, 200, "{body}");
+    let carol_weak = body["access_token"].as_str().unwrap().to_owned();
     let (status, enrolled) = server
         .admin(
             Method::POST,
             &format!("/v1/users/{carol_id}/totp"),
-            &f.admin,
+            &carol_weak,
             None,
         )
         .await;
@@ -334,7 +353,7 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
         .admin(
             Method::POST,
             &format!("/v1/users/{carol_id}/totp/confirm"),
-            &f.admin,
+            &carol_weak,
             Some(json!({"code": code(&carol_secret, step)})),
         )
         .await;
@@ -352,19 +371,91 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
     with_code.push(("otp", &next));
     let (status, body) = f.login(&server, &with_code).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        jwt_payload(body["access_token"].as_str().unwrap())["acr"],
-        2
-    );
-    let (status, _) = server
-        .admin(
+    let carol_strong = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(jwt_payload(&carol_strong)["acr"], 2);
+
+    // Step-up (issue 12, attack 5): a single-factor token of Carol's — a stolen API key or an
+    // old session — may neither delete the confirmed factor nor replace it with the
+    // attacker's; nor may an administrator touch a confirmed factor of hers.
+    for (method, path, token) in [
+        (
             Method::DELETE,
-            &format!("/v1/users/{carol_id}/totp"),
+            format!("/v1/users/{carol_id}/totp"),
+            &carol_weak,
+        ),
+        (
+            Method::POST,
+            format!("/v1/users/{carol_id}/totp?replace=true"),
+            &carol_weak,
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/users/{carol_id}/totp"),
+            &f.admin,
+        ),
+        (
+            Method::POST,
+            format!("/v1/users/{carol_id}/totp?replace=true"),
+            &f.admin,
+        ),
+    ] {
+        let (status, body) = server.admin(method.clone(), &path, token, None).await;
+        assert_eq!(status, 403, "{method} {path}: {body}");
+    }
+    let (_, user) = server
+        .admin(
+            Method::GET,
+            &format!("/v1/users/{carol_id}"),
             &f.admin,
             None,
         )
         .await;
-    assert_eq!(status, 204);
+    assert_eq!(user["totp"], "confirmed");
+    // A wrong code is no proof either.
+    let (status, body) = server
+        .admin(
+            Method::DELETE,
+            &format!("/v1/users/{carol_id}/totp"),
+            &carol_weak,
+            Some(json!({"code": code(&carol_secret, step + 10)})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    // With a fresh sign-in that used a code, Carol replaces her factor: the old one stays in
+    // force until the new one is confirmed...
+    let (status, replacement) = server
+        .admin(
+            Method::POST,
+            &format!("/v1/users/{carol_id}/totp?replace=true"),
+            &carol_strong,
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{replacement}");
+    assert_eq!(replacement["replacement"], true);
+    let new_secret = replacement["secret"].as_str().unwrap().to_owned();
+    let (status, body) = f.login(&server, &carol_form).await;
+    assert_error(
+        status,
+        &body,
+        400,
+        "BXNIM0407E",
+        "one-time code is required",
+    );
+    // ...and then deletes it.
+    let (status, body) = server
+        .admin(
+            Method::DELETE,
+            &format!("/v1/users/{carol_id}/totp"),
+            &carol_strong,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert!(
+        !server.logs().contains(&new_secret),
+        "the secret was logged"
+    );
     let (status, body) = f.login(&server, &carol_form).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
@@ -527,25 +618,42 @@ async fn repeated_failures_are_throttled_per_credential_and_per_address() {
     let ada_right = password_form("ada@example.com", PASSWORD);
     let bob_right = password_form("bob@example.com", PASSWORD);
 
-    // Ada's password is guessed 4 times: locked, even with the right password, from anywhere.
-    for _ in 0..4 {
-        let (status, _, body) = post(&local, &server, f.basic(), &[], &ada_wrong).await;
+    // Ada's password is guessed 4 times from one address, under both spellings of her name
+    // (one counter per user whatever spelling): that address is locked out of Ada, even with
+    // the right password...
+    let ada_id = f.user["id"].as_str().unwrap().to_owned();
+    let ada_by_id_wrong = password_form(&ada_id, "wrong password");
+    let ada_upper_wrong = password_form("ADA@example.com", "wrong password");
+    for form in [&ada_wrong, &ada_upper_wrong, &ada_by_id_wrong, &ada_wrong] {
+        let (status, _, body) = post(&local, &server, f.basic(), &[], form).await;
         assert_eq!(status, 400, "{body}");
     }
-    let (status, headers, body) = post(&local, &server, f.basic(), &[], &ada_right).await;
-    assert_error(status, &body, 429, "BXNIM0429E", "try again in");
-    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=600).contains(&retry), "{retry}");
+    for form in [&ada_right, &password_form(&ada_id, PASSWORD)] {
+        let (status, headers, body) = post(&local, &server, f.basic(), &[], form).await;
+        assert_error(status, &body, 429, "BXNIM0429E", "try again in");
+        let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=600).contains(&retry), "{retry}");
+    }
+    // ...but the attacker cannot lock the owner out: Ada, from her own address, signs in.
     let (status, _, body) = post(&other, &server, f.basic(), &[], &ada_right).await;
-    assert_error(status, &body, 429, "BXNIM0429E", "try again in");
+    assert_eq!(status, 200, "{body}");
 
-    // Bob, from the same address, is unaffected and not delayed.
+    // Bob, from the attacker's address, is unaffected and not delayed.
     let started = std::time::Instant::now();
     let (status, _, body) = post(&local, &server, f.basic(), &[], &bob_right).await;
     assert_eq!(status, 200, "{body}");
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
 
-    // Guessing many user names from one address locks the address (4 + 6 failures)...
+    // Guessing many user names from one address locks the address (4 + 6 failures) for
+    // everyone who has not signed in from it lately...
+    server
+        .create(
+            admin,
+            "users",
+            json!({"name": "Carol", "email": "carol@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let carol_right = password_form("carol@example.com", PASSWORD);
     for i in 0..6 {
         let name = format!("guess{i}@example.com");
         let (status, _, body) = post(
@@ -558,10 +666,13 @@ async fn repeated_failures_are_throttled_per_credential_and_per_address() {
         .await;
         assert_eq!(status, 400, "{body}");
     }
-    let (status, _, body) = post(&local, &server, f.basic(), &[], &bob_right).await;
+    let (status, _, body) = post(&local, &server, f.basic(), &[], &carol_right).await;
     assert_error(status, &body, 429, "BXNIM0429E", "try again in");
-    // ...and not another address.
-    let (status, _, body) = post(&other, &server, f.basic(), &[], &bob_right).await;
+    // ...while Bob, who signed in from there before (the owner behind a shared proxy), still
+    // gets in, and other addresses are unaffected.
+    let (status, _, body) = post(&local, &server, f.basic(), &[], &bob_right).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = post(&other, &server, f.basic(), &[], &carol_right).await;
     assert_eq!(status, 200, "{body}");
 
     // API-key guessing from one address ends in 429, even for a valid key.
@@ -594,6 +705,20 @@ async fn repeated_failures_are_throttled_per_credential_and_per_address() {
     assert_error(status, &body, 429, "BXNIM0429E", "try again in");
     assert!(server.logs().contains("locked"));
     assert!(!server.logs().contains(PASSWORD));
+}
+
+/// Runs the CLI expecting failure; returns its standard error.
+fn cli_fails(config_dir: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(crate::harness::binary())
+        .args(args)
+        .env("TESSERA_CONFIG_DIR", config_dir)
+        .env_remove("TESSERA_ENDPOINT")
+        .env_remove("TESSERA_APIKEY")
+        .env_remove("TESSERA_PROFILE")
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{args:?} should have failed");
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn cli(config_dir: &std::path::Path, args: &[&str]) -> String {
@@ -675,7 +800,51 @@ async fn cli_updates_account_mfa_and_manages_totp() {
     form.push(("otp", &next));
     let (status, body) = f.login(&server, &form).await;
     assert_eq!(status, 200, "{body}");
-    cli(config, &["iam", "user", "totp", "delete", user_id]);
+    let strong = body["access_token"].as_str().unwrap().to_owned();
+    // Once confirmed, the factor is the user's own: the administrator's CLI is refused...
+    let refused = cli_fails(config, &["iam", "user", "totp", "delete", user_id]);
+    assert!(
+        refused.contains(&format!("only user {user_id}")),
+        "{refused}"
+    );
+    // ...and the user's needs the factor now (step-up): a wrong --code is no proof.
+    let key = server
+        .create(
+            &strong,
+            "api_keys",
+            json!({"owner_iam_id": user_id, "name": "cli"}),
+        )
+        .await;
+    let own_home = tempfile::tempdir().unwrap();
+    let own = own_home.path();
+    cli(
+        own,
+        &[
+            "login",
+            "--endpoint",
+            &server.url,
+            "--apikey",
+            key["apikey"].as_str().unwrap(),
+        ],
+    );
+    let wrong = code(&secret, step_now() + 20);
+    let refused = cli_fails(
+        own,
+        &["iam", "user", "totp", "delete", user_id, "--code", &wrong],
+    );
+    assert!(refused.contains("wrong or expired"), "{refused}");
+    let refused = cli_fails(own, &["iam", "user", "totp", "delete", user_id]);
+    assert!(refused.contains("needs that factor now"), "{refused}");
+    // A sign-in with a code moments ago is the proof.
+    let (status, body) = server
+        .admin(
+            Method::DELETE,
+            &format!("/v1/users/{user_id}/totp"),
+            &strong,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
     let user: Value = serde_json::from_str(&cli(
         config,
         &["iam", "user", "get", user_id, "--format", "json"],

@@ -388,15 +388,8 @@ async fn user_with_key(server: &TestServer, admin: &str, account: Option<&str>) 
     if let Some(account) = account {
         body["account_id"] = json!(account);
     }
-    let user = server.create(admin, "users", body).await;
-    let key = server
-        .create(
-            admin,
-            "api_keys",
-            json!({"owner_iam_id": user["id"], "name": "k"}),
-        )
-        .await;
-    (user, key["apikey"].as_str().unwrap().to_owned())
+    // The user creates its own key: administrators cannot.
+    server.user_with_key(admin, body).await
 }
 
 #[tokio::test]
@@ -427,17 +420,47 @@ async fn assume_with_user_token_refresh_token_cookie_and_t1_token() {
         assert_eq!(claims["authn"]["name"], "Ann");
         assert_eq!(claims["acr"], 1);
     }
-    // A refresh token of the default client, presented without Basic.
+    // A refresh token of the public default client is redeemable nowhere, assume included
+    // (issue 12): no client authenticated to redeem it.
     let (status, body) = assume(&server, &[("refresh_token", refresh), ("profile_id", id)]).await;
-    assert_eq!(status, 200, "{body}");
+    assert_refused(status, &body, "Basic");
+    // One issued to a confidential client is redeemed by that client, with Basic.
+    let (client_id, secret) = server.login_client().await;
+    let issued: Value = server
+        .http
+        .post(format!("{}/identity/token", server.url))
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[("grant_type", APIKEY_GRANT), ("apikey", apikey.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let confidential = issued["refresh_token"].as_str().unwrap();
+    let answer: reqwest::Response = server
+        .http
+        .post(format!("{}/identity/token", server.url))
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[
+            ("grant_type", ASSUME),
+            ("refresh_token", confidential),
+            ("profile_id", id),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.unwrap();
     assert_eq!(
         jwt_payload(body["access_token"].as_str().unwrap())["authn"]["iam_id"],
         user["id"]
     );
 
-    // A `t1.` IAM token of the same user (Yandex surface, from a long-lived OAuth token).
+    // A `t1.` IAM token of the same user (Yandex surface, from a long-lived OAuth token the
+    // user creates for itself).
     let oauth = server
-        .create(&admin, "oauth_tokens", json!({"user_id": user["id"]}))
+        .create(access, "oauth_tokens", json!({"user_id": user["id"]}))
         .await;
     let iam: Value = server
         .http

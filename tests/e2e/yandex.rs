@@ -22,7 +22,7 @@ use tessera_server::yandex::proto::iam::{
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-const AUD: &str = "https://iam.api.cloud.yandex.net/iam/v1/tokens";
+pub(crate) const AUD: &str = "https://iam.api.cloud.yandex.net/iam/v1/tokens";
 
 async fn channel(server: &TestServer) -> Channel {
     Channel::from_shared(server.url.clone())
@@ -45,14 +45,14 @@ fn with_bearer<T>(message: T, token: &str) -> tonic::Request<T> {
 }
 
 /// An authorized key of a service account: its id and the private half, as the key file holds.
-pub struct AuthorizedKey {
+pub(crate) struct AuthorizedKey {
     pub id: String,
     pub service_account_id: String,
     pub private: RsaKeyPair,
 }
 
 /// Creates an authorized key for `sa` through the admin API, keeping the key file's private key.
-async fn authorized_key(server: &TestServer, sa: &Value) -> AuthorizedKey {
+pub(crate) async fn authorized_key(server: &TestServer, sa: &Value) -> AuthorizedKey {
     let admin = server.admin_token().await;
     let created = server
         .create(
@@ -71,7 +71,7 @@ async fn authorized_key(server: &TestServer, sa: &Value) -> AuthorizedKey {
     }
 }
 
-fn sign(
+pub(crate) fn sign(
     key: &RsaKeyPair,
     padding: &'static dyn signature::RsaEncoding,
     header: &Value,
@@ -111,7 +111,12 @@ async fn service_account(server: &TestServer, admin: &str, name: &str) -> Value 
         .await
 }
 
-async fn rest(server: &TestServer, path: &str, bearer: Option<&str>, body: Value) -> (u16, Value) {
+pub(crate) async fn rest(
+    server: &TestServer,
+    path: &str,
+    bearer: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
     let mut request = server
         .http
         .post(format!("{}{path}", server.url))
@@ -125,7 +130,7 @@ async fn rest(server: &TestServer, path: &str, bearer: Option<&str>, body: Value
 }
 
 /// A REST error is a `google.rpc.Status` with a `RequestInfo` detail naming the request id.
-fn assert_rest_status(status: u16, body: &Value, http: u16, code: i64, needle: &str) {
+pub(crate) fn assert_rest_status(status: u16, body: &Value, http: u16, code: i64, needle: &str) {
     assert_eq!(status, http, "{body}");
     assert_eq!(body["code"], code, "{body}");
     let message = body["message"].as_str().unwrap();
@@ -878,11 +883,14 @@ async fn oauth_token_yields_a_t1_token_until_revoked() {
         .create(
             &admin,
             "users",
-            json!({"name": "dev", "email": "dev@example.com", "account_id": me["account_id"]}),
+            json!({"name": "dev", "email": "dev@example.com", "account_id": me["account_id"], "password": USER_PASSWORD}),
         )
         .await;
+    let own = server
+        .user_token(user["id"].as_str().unwrap(), USER_PASSWORD)
+        .await;
     let oauth = server
-        .create(&admin, "oauth_tokens", json!({"user_id": user["id"]}))
+        .create(&own, "oauth_tokens", json!({"user_id": user["id"]}))
         .await;
     let token = oauth["token"].as_str().unwrap().to_owned();
     let mut client = iam(&server).await;

@@ -302,14 +302,32 @@ async fn oauth_tokens_through_the_admin_api() {
         .create(
             &admin,
             "users",
-            json!({"name": "Ada", "email": "ada@example.com"}),
+            json!({"name": "Ada", "email": "ada@example.com", "password": USER_PASSWORD}),
         )
         .await;
     let user_id = user["id"].as_str().unwrap();
+    // Only the user creates its own OAuth tokens; not even the global administrator may.
+    let (status, body) = server
+        .admin(
+            Method::POST,
+            "/v1/oauth_tokens",
+            &admin,
+            Some(json!({"user_id": user_id})),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("only user {user_id}")),
+        "{body}"
+    );
+    let own = server.user_token(user_id, USER_PASSWORD).await;
 
     let created = server
         .create(
-            &admin,
+            &own,
             "oauth_tokens",
             json!({"user_id": user_id, "description": "laptop"}),
         )
@@ -382,7 +400,7 @@ async fn oauth_tokens_through_the_admin_api() {
     let (status, _) = get(&server, &admin, &format!("/v1/oauth_tokens/{id}")).await;
     assert_eq!(status, 404);
     let second = server
-        .create(&admin, "oauth_tokens", json!({"user_id": user_id}))
+        .create(&own, "oauth_tokens", json!({"user_id": user_id}))
         .await;
     let second_token = second["token"].as_str().unwrap().to_owned();
     assert_ne!(second_token, token);
@@ -630,6 +648,35 @@ async fn key_and_oauth_token_commands() {
         ],
     ));
     let user_id = user["id"].as_str().unwrap().to_owned();
+    // Only the user creates its OAuth tokens: the administrator's CLI is refused, and the user
+    // logs in with a key of its own.
+    let refused = failed(cli(
+        config,
+        &["iam", "oauth-token", "create", "--user-id", &user_id],
+    ));
+    assert!(
+        refused.contains(&format!("only user {user_id}")),
+        "{refused}"
+    );
+    let admin = server.admin_token().await;
+    server
+        .admin(
+            Method::DELETE,
+            &format!("/v1/users/{user_id}"),
+            &admin,
+            None,
+        )
+        .await;
+    let (user, user_key) = server
+        .user_with_key(&admin, json!({"name": "Ada", "email": "ada@example.com"}))
+        .await;
+    let user_id = user["id"].as_str().unwrap().to_owned();
+    let user_home = tempfile::tempdir().unwrap();
+    let config = user_home.path();
+    ok(cli(
+        config,
+        &["login", "--endpoint", &server.url, "--apikey", &user_key],
+    ));
     let created = json_of(cli(
         config,
         &[

@@ -1,0 +1,916 @@
+//! The attacks of issue 12, replayed over real sockets as an attacker would try them, each now
+//! refused in the surface's error shape with a message that says why: the cross-tenant takeover
+//! through authorization policies and profiles (the whole chain), the delegated administrator
+//! becoming the global administrator, the service-account JWT lifetime overflow, derived tokens
+//! outliving their credential, targeted lockout, and the smaller holes (issuer URL squatting,
+//! client ids, Yandex `Revoke`, uncounted secret checks).
+
+use crate::cr_token::{cr_exchange, k8s_claims, link, TestKey};
+use crate::harness::*;
+use crate::yandex::{assert_rest_status, authorized_key, rest, sign, AUD};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::net::{IpAddr, Ipv4Addr};
+use tessera_core::model::Algorithm;
+
+const ASSUME: &str = "urn:ibm:params:oauth:grant-type:assume";
+const AUTHZ: &str = "urn:ibm:params:oauth:grant-type:iam-authz";
+
+fn crn_in(account: &str, instance: &str) -> String {
+    format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{account}:{instance}::")
+}
+
+fn message(body: &Value) -> String {
+    body["errorMessage"]
+        .as_str()
+        .or(body["error"]["message"].as_str())
+        .or(body["message"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Asserts an admin-API refusal: `status`, the admin error shape, a message containing `why`.
+fn refused(status: u16, body: &Value, want: u16, why: &str) {
+    assert_eq!(status, want, "{body}");
+    assert!(
+        body["error"]["code"].is_string(),
+        "admin error shape: {body}"
+    );
+    assert!(message(body).contains(why), "{why:?} not in {body}");
+}
+
+/// Asserts an IBM token-endpoint refusal naming `why`, with nothing issued.
+fn ibm_refused(status: u16, body: &Value, why: &str) {
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["errorCode"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("BXNIM"),
+        "{body}"
+    );
+    assert!(body.get("access_token").is_none(), "{body}");
+    assert!(message(body).contains(why), "{why:?} not in {body}");
+}
+
+async fn grant(server: &TestServer, form: &[(&str, &str)]) -> (u16, Value) {
+    let response = server.token_response(form).await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+async fn introspect_active(server: &TestServer, token: &str) -> bool {
+    let admin = server.admin_token().await;
+    let body: Value = server
+        .http
+        .post(format!("{}/identity/introspect", server.url))
+        .bearer_auth(admin)
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["active"] == true
+}
+
+async fn account(server: &TestServer, root: &str, name: &str) -> String {
+    server.create(root, "accounts", json!({"name": name})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A user of `account` who administers it, signed in: (user, token).
+async fn account_admin(
+    server: &TestServer,
+    root: &str,
+    account: &str,
+    email: &str,
+) -> (Value, String) {
+    let user = server
+        .create(
+            root,
+            "users",
+            json!({"account_id": account, "name": email, "email": email, "password": USER_PASSWORD}),
+        )
+        .await;
+    server
+        .create(
+            root,
+            "access_bindings",
+            json!({"subject_iam_id": user["id"], "role": "admin", "resource": format!("account/{account}")}),
+        )
+        .await;
+    let token = server
+        .user_token(user["id"].as_str().unwrap(), USER_PASSWORD)
+        .await;
+    (user, token)
+}
+
+/// A service account of `account` and an API key for it, made by `by` (an administrator).
+async fn service_account(
+    server: &TestServer,
+    by: &str,
+    account: &str,
+    name: &str,
+) -> (Value, String) {
+    let sa = server
+        .create(
+            by,
+            "service_accounts",
+            json!({"account_id": account, "name": name}),
+        )
+        .await;
+    let key = server
+        .create(
+            by,
+            "api_keys",
+            json!({"owner_iam_id": sa["iam_id"], "name": name}),
+        )
+        .await;
+    (sa, key["apikey"].as_str().unwrap().to_owned())
+}
+
+/// Attack 1, the whole chain: an administrator of account B tries to become account A's
+/// administrator through a wildcard authorization policy, a CRN token of A's resource and A's
+/// profile that trusts that CRN. Every step is refused, naming the rule.
+#[tokio::test]
+async fn cross_tenant_takeover_through_policies_and_profiles_is_refused() {
+    let server = TestServer::start().await;
+    let root = server.admin_token().await;
+    let a = account(&server, &root, "victim").await;
+    let b = account(&server, &root, "attacker").await;
+    let crn_a = crn_in(&a, "bucket");
+    // A's profile trusts A's own resource identity and holds admin on A.
+    let profile = server
+        .create(
+            &root,
+            "trusted_profiles",
+            json!({"account_id": a, "name": "backup", "identities": [{"type": "crn", "identifier": crn_a}]}),
+        )
+        .await;
+    let profile_id = profile["id"].as_str().unwrap();
+    server
+        .create(
+            &root,
+            "access_bindings",
+            json!({"subject_iam_id": profile["iam_id"], "role": "admin", "resource": format!("account/{a}")}),
+        )
+        .await;
+    // A profile may not trust another tenant's resource identity at all.
+    let (status, body) = server
+        .admin(
+            Method::POST,
+            "/v1/trusted_profiles",
+            &root,
+            Some(json!({"account_id": a, "name": "x", "identities": [{"type": "crn", "identifier": crn_in(&b, "i")}]})),
+        )
+        .await;
+    refused(status, &body, 400, "resource of the profile's account");
+
+    let (_, bob) = account_admin(&server, &root, &b, "bob@b.example").await;
+    let (sa_b, key_b) = service_account(&server, &bob, &b, "worker").await;
+
+    // 1. Wildcards that reach past B are refused, and so is filing a policy under A.
+    for target in [
+        "crn:v1:*".to_owned(),
+        format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{a}*"),
+        crn_a.clone(),
+    ] {
+        let (status, body) = server
+            .admin(
+                Method::POST,
+                "/v1/authorization_policies",
+                &bob,
+                Some(
+                    json!({"account_id": b, "source_iam_id": sa_b["iam_id"], "target_crn": target}),
+                ),
+            )
+            .await;
+        refused(status, &body, 400, "account");
+    }
+    let (status, body) = server
+        .admin(
+            Method::POST,
+            "/v1/authorization_policies",
+            &bob,
+            Some(json!({"source_iam_id": sa_b["iam_id"], "target_crn": crn_a})),
+        )
+        .await;
+    refused(status, &body, 403, &format!("account/{a}"));
+    // B's own resources are fine.
+    server
+        .create(
+            &bob,
+            "authorization_policies",
+            json!({"source_iam_id": sa_b["iam_id"], "target_crn": format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{b}:*")}),
+        )
+        .await;
+
+    // 2. B's service account cannot obtain A's resource identity.
+    let sa_token = server.token(&key_b).await;
+    let desired_a = format!("crn-{crn_a}");
+    let (status, body) = grant(
+        &server,
+        &[
+            ("grant_type", AUTHZ),
+            ("access_token", &sa_token),
+            ("desired_iam_id", &desired_a),
+        ],
+    )
+    .await;
+    ibm_refused(status, &body, "No authorization policy");
+    // 3. Its own resource identity is not A's: A's profile does not trust it.
+    let desired_b = format!("crn-{}", crn_in(&b, "bucket"));
+    let (status, body) = grant(
+        &server,
+        &[
+            ("grant_type", AUTHZ),
+            ("access_token", &sa_token),
+            ("desired_iam_id", &desired_b),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let crn_token = body["access_token"].as_str().unwrap();
+    assert_eq!(jwt_payload(crn_token)["account"]["bss"], b.as_str());
+    let (status, body) = grant(
+        &server,
+        &[
+            ("grant_type", ASSUME),
+            ("access_token", crn_token),
+            ("profile_id", profile_id),
+        ],
+    )
+    .await;
+    ibm_refused(status, &body, "not a trusted identity");
+    // 4. Nothing was created in A by anyone from B.
+    let (status, body) = server
+        .admin(
+            Method::POST,
+            "/v1/service_accounts",
+            &bob,
+            Some(json!({"account_id": a, "name": "backdoor"})),
+        )
+        .await;
+    refused(status, &body, 403, "does not hold role admin");
+
+    // Ownership of A's resource identity follows its CRN: B may not cut it off, A's admin may.
+    let (status, body) = server
+        .admin(
+            Method::POST,
+            "/v1/token_cutoffs",
+            &bob,
+            Some(json!({"iam_id": desired_a})),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (sa_a, key_a) = service_account(&server, &root, &a, "reader").await;
+    let policy = server
+        .create(
+            &root,
+            "authorization_policies",
+            json!({"source_iam_id": sa_a["iam_id"], "target_crn": crn_a}),
+        )
+        .await;
+    let (status, body) = server
+        .admin(
+            Method::POST,
+            "/v1/token_cutoffs",
+            &bob,
+            Some(json!({"iam_id": desired_a})),
+        )
+        .await;
+    refused(status, &body, 403, &format!("account/{a}"));
+    // A deleting its own policy kills its CRN tokens at once.
+    let reader = server.token(&key_a).await;
+    let (status, body) = grant(
+        &server,
+        &[
+            ("grant_type", AUTHZ),
+            ("access_token", &reader),
+            ("desired_iam_id", &desired_a),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let a_crn_token = body["access_token"].as_str().unwrap().to_owned();
+    assert!(introspect_active(&server, &a_crn_token).await);
+    let (status, _) = server
+        .admin(
+            Method::DELETE,
+            &format!(
+                "/v1/authorization_policies/{}",
+                policy["id"].as_str().unwrap()
+            ),
+            &root,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert!(!introspect_active(&server, &a_crn_token).await);
+    let (status, _) = server
+        .admin(
+            Method::POST,
+            "/v1/token_cutoffs",
+            &root,
+            Some(json!({"iam_id": format!("iam-{}", profile_id)})),
+        )
+        .await;
+    assert_eq!(status, 201);
+}
+
+/// Attack 2: a delegated administrator of the Default account (where the bootstrap global
+/// administrator lives) tries to take over the global administrator and users and service
+/// accounts holding privileges elsewhere.
+#[tokio::test]
+async fn account_admin_cannot_become_anyone_stronger() {
+    let server = TestServer::start().await;
+    let root = server.admin_token().await;
+    let (_, me) = server.admin(Method::GET, "/v1/whoami", &root, None).await;
+    let root_id = me["iam_id"].as_str().unwrap().to_owned();
+    let default = me["account_id"].as_str().unwrap().to_owned();
+    let other = account(&server, &root, "other").await;
+    let (_, dan) = account_admin(&server, &root, &default, "dan@example.com").await;
+
+    // The global administrator's credentials and factor are out of reach.
+    let attempts = [
+        (
+            Method::POST,
+            "/v1/api_keys".to_owned(),
+            Some(json!({"owner_iam_id": root_id, "name": "x"})),
+            403,
+            "only user",
+        ),
+        (
+            Method::POST,
+            "/v1/oauth_tokens".to_owned(),
+            Some(json!({"user_id": root_id})),
+            403,
+            "only user",
+        ),
+        (
+            Method::POST,
+            format!("/v1/users/{root_id}/totp"),
+            None,
+            403,
+            "admin on *",
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/users/{root_id}"),
+            None,
+            403,
+            "admin on *",
+        ),
+        (
+            Method::POST,
+            "/v1/token_cutoffs".to_owned(),
+            Some(json!({"iam_id": root_id})),
+            403,
+            "admin on *",
+        ),
+    ];
+    for (method, path, body, want, why) in attempts {
+        let (status, answer) = server.admin(method.clone(), &path, &dan, body).await;
+        refused(status, &answer, want, why);
+    }
+    let (_, who) = server.admin(Method::GET, "/v1/whoami", &dan, None).await;
+    assert_eq!(who["global_admin"], false);
+
+    // A user homed here with a binding on another account: not contained either.
+    let (ann, ann_key) = server
+        .user_with_key(
+            &root,
+            json!({"account_id": default, "name": "Ann", "email": "ann@example.com"}),
+        )
+        .await;
+    server
+        .create(
+            &root,
+            "access_bindings",
+            json!({"subject_iam_id": ann["id"], "role": "viewer", "resource": format!("account/{other}")}),
+        )
+        .await;
+    let (status, body) = server
+        .admin(
+            Method::POST,
+            "/v1/api_keys",
+            &dan,
+            Some(json!({"owner_iam_id": ann["id"], "name": "x"})),
+        )
+        .await;
+    refused(status, &body, 403, "only user");
+    let (status, body) = server
+        .admin(
+            Method::DELETE,
+            &format!("/v1/users/{}", ann["id"].as_str().unwrap()),
+            &dan,
+            None,
+        )
+        .await;
+    refused(status, &body, 403, &format!("viewer on account/{other}"));
+    // Ann's own key still works: nothing was done to her.
+    server.token(&ann_key).await;
+
+    // A service account here holding admin on another account: dan may neither create its
+    // keys, mint its tokens, nor delete it...
+    let (sd, _) = service_account(&server, &root, &default, "deployer").await;
+    server
+        .create(
+            &root,
+            "access_bindings",
+            json!({"subject_iam_id": sd["iam_id"], "role": "admin", "resource": format!("account/{other}")}),
+        )
+        .await;
+    let (status, body) = server
+        .admin(
+            Method::POST,
+            "/v1/api_keys",
+            &dan,
+            Some(json!({"owner_iam_id": sd["iam_id"], "name": "x"})),
+        )
+        .await;
+    refused(status, &body, 403, &format!("admin on account/{other}"));
+    let (status, body) = rest(
+        &server,
+        "/iam/v1/tokens:createForServiceAccount",
+        Some(&dan),
+        json!({"serviceAccountId": sd["id"]}),
+    )
+    .await;
+    assert_rest_status(status, &body, 403, 7, &format!("admin on account/{other}"));
+    let (status, body) = server
+        .admin(
+            Method::DELETE,
+            &format!("/v1/service_accounts/{}", sd["id"].as_str().unwrap()),
+            &dan,
+            None,
+        )
+        .await;
+    refused(status, &body, 403, "which IBMid-");
+    // ...while a service account holding nothing beyond the account is his to manage.
+    let (plain, _) = service_account(&server, &dan, &default, "plain").await;
+    let (status, body) = rest(
+        &server,
+        "/iam/v1/tokens:createForServiceAccount",
+        Some(&dan),
+        json!({"serviceAccountId": plain["id"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Nobody removes the last global administrator, not even itself.
+    let (status, body) = server
+        .admin(Method::DELETE, &format!("/v1/users/{root_id}"), &root, None)
+        .await;
+    refused(status, &body, 403, "last global administrator");
+}
+
+/// Attack 3: a service-account JWT whose lifetime arithmetic overflows (`iat = i64::MIN`).
+#[tokio::test]
+async fn overflowing_jwt_lifetimes_are_refused() {
+    let server = TestServer::start().await;
+    let root = server.admin_token().await;
+    let sa = server
+        .create(&root, "service_accounts", json!({"name": "ci"}))
+        .await;
+    let key = authorized_key(&server, &sa).await;
+    let now = unix_now();
+    for (iat, exp) in [
+        (i64::MIN, now + 1_000_000_000),
+        (now, i64::MAX),
+        (i64::MIN, i64::MAX),
+    ] {
+        let jwt = sign(
+            &key.private,
+            &aws_lc_rs::signature::RSA_PSS_SHA256,
+            &json!({"alg": "PS256", "typ": "JWT", "kid": key.id}),
+            &json!({"iss": key.service_account_id, "aud": AUD, "iat": iat, "exp": exp}),
+        );
+        let (status, body) = rest(&server, "/iam/v1/tokens", None, json!({"jwt": jwt})).await;
+        assert_rest_status(status, &body, 401, 16, "exceeds");
+        assert!(body.get("iamToken").is_none());
+    }
+}
+
+/// Attack 4: tokens derived from a credential die with it — refresh and delegated refresh
+/// tokens, profile tokens and tokens minted for another service account — and a cut-off of
+/// the identity that derived them reaches them too.
+#[tokio::test]
+async fn revocation_reaches_every_derived_token() {
+    let server = TestServer::start().await;
+    let root = server.admin_token().await;
+    let (_, me) = server.admin(Method::GET, "/v1/whoami", &root, None).await;
+    let account = me["account_id"].as_str().unwrap().to_owned();
+    let app = server.create(&root, "clients", json!({"id": "app"})).await;
+    let app_secret = app["secret"].as_str().unwrap().to_owned();
+    let recv = server.create(&root, "clients", json!({"id": "recv"})).await;
+    let recv_secret = recv["secret"].as_str().unwrap().to_owned();
+    let token_url = format!("{}/identity/token", server.url);
+
+    // Everything one key leads to.
+    let derive = |apikey: String, profile_id: String, minted_sa: String| {
+        let server = &server;
+        let (token_url, app_secret) = (token_url.clone(), app_secret.clone());
+        async move {
+            let issued: Value = server
+                .http
+                .post(&token_url)
+                .basic_auth("app", Some(&app_secret))
+                .form(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let drt: Value = server
+                .http
+                .post(&token_url)
+                .basic_auth("app", Some(&app_secret))
+                .form(&[
+                    ("grant_type", APIKEY_GRANT),
+                    ("apikey", &apikey),
+                    ("response_type", "delegated_refresh_token"),
+                    ("receiver_client_ids", "recv"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let access = issued["access_token"].as_str().unwrap().to_owned();
+            let (status, assumed) = grant(
+                server,
+                &[
+                    ("grant_type", ASSUME),
+                    ("access_token", &access),
+                    ("profile_id", &profile_id),
+                ],
+            )
+            .await;
+            assert_eq!(status, 200, "{assumed}");
+            let (status, minted) = rest(
+                server,
+                "/iam/v1/tokens:createForServiceAccount",
+                Some(&access),
+                json!({"serviceAccountId": minted_sa}),
+            )
+            .await;
+            assert_eq!(status, 200, "{minted}");
+            (
+                issued["refresh_token"].as_str().unwrap().to_owned(),
+                drt["delegated_refresh_token"].as_str().unwrap().to_owned(),
+                access,
+                assumed["access_token"].as_str().unwrap().to_owned(),
+                minted["iamToken"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let redeem = |client: &'static str, secret: String, refresh: String| {
+        let server = &server;
+        let token_url = token_url.clone();
+        async move {
+            let response = server
+                .http
+                .post(&token_url)
+                .basic_auth(client, Some(secret))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let setup = |name: &'static str| {
+        let (server, root, account) = (&server, root.clone(), account.clone());
+        async move {
+            let (sa, key) = service_account(server, &root, &account, name).await;
+            let target = server
+                .create(
+                    &root,
+                    "service_accounts",
+                    json!({"name": format!("{name}-target")}),
+                )
+                .await;
+            server
+                .create(
+                    &root,
+                    "access_bindings",
+                    json!({"subject_iam_id": sa["iam_id"], "role": "iam.serviceAccounts.tokenCreator", "resource": format!("service-account/{}", target["id"].as_str().unwrap())}),
+                )
+                .await;
+            let profile = server
+                .create(
+                    &root,
+                    "trusted_profiles",
+                    json!({"name": format!("{name}-profile"), "identities": [{"type": "serviceid", "identifier": sa["iam_id"]}]}),
+                )
+                .await;
+            (
+                sa,
+                key,
+                profile["id"].as_str().unwrap().to_owned(),
+                target["id"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+
+    // Deleting the API key.
+    let (_, key, profile, target) = setup("keyed").await;
+    let (refresh, drt, access, assumed, minted) = derive(key.clone(), profile, target).await;
+    assert_eq!(
+        redeem("app", app_secret.clone(), refresh.clone()).await.0,
+        200
+    );
+    let (_, keys) = server.admin(Method::GET, "/v1/api_keys", &root, None).await;
+    let key_id = keys["api_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "keyed")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = server
+        .admin(
+            Method::DELETE,
+            &format!("/v1/api_keys/{key_id}"),
+            &root,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = redeem("app", app_secret.clone(), refresh).await;
+    ibm_refused(status, &body, "API key");
+    let (status, body) = redeem("recv", recv_secret.clone(), drt).await;
+    ibm_refused(status, &body, "API key");
+    for token in [&access, &assumed, &minted] {
+        assert!(
+            !introspect_active(&server, token).await,
+            "{token} outlived its API key"
+        );
+    }
+
+    // Cutting off the identity that derived them.
+    let (sa, key, profile, target) = setup("cut").await;
+    let (refresh, drt, access, assumed, minted) = derive(key, profile, target).await;
+    let (status, _) = server
+        .admin(
+            Method::POST,
+            "/v1/token_cutoffs",
+            &root,
+            Some(json!({"iam_id": sa["iam_id"]})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(redeem("app", app_secret.clone(), refresh).await.0, 400);
+    assert_eq!(redeem("recv", recv_secret.clone(), drt).await.0, 400);
+    for token in [&access, &assumed, &minted] {
+        assert!(
+            !introspect_active(&server, token).await,
+            "{token} outlived the cut-off"
+        );
+    }
+
+    // Deleting the identity.
+    let (sa, key, profile, target) = setup("gone").await;
+    let (_, _, _, assumed, minted) = derive(key, profile, target).await;
+    let (status, _) = server
+        .admin(
+            Method::DELETE,
+            &format!("/v1/service_accounts/{}", sa["id"].as_str().unwrap()),
+            &root,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    for token in [&assumed, &minted] {
+        let (status, body) = server.admin(Method::GET, "/v1/whoami", token, None).await;
+        refused(status, &body, 401, "revoked");
+    }
+
+    // A refresh token of the public default client is redeemable nowhere, `assume` included.
+    let (_, key, profile, _) = setup("public").await;
+    let public: Value = server
+        .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", &key)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (status, body) = grant(
+        &server,
+        &[
+            ("grant_type", ASSUME),
+            ("refresh_token", public["refresh_token"].as_str().unwrap()),
+            ("profile_id", &profile),
+        ],
+    )
+    .await;
+    ibm_refused(status, &body, "Basic");
+}
+
+/// A client whose connections come from `source`.
+fn client_from(source: Ipv4Addr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(IpAddr::V4(source))
+        .build()
+        .unwrap()
+}
+
+/// Attacks 6 and 7: client ids are delayed, never locked; secret checks at introspection and
+/// the Yandex surface count like the token endpoint's; client ids and issuer URLs are per
+/// account; Yandex `Revoke` follows ownership.
+#[tokio::test]
+async fn smaller_holes_are_closed() {
+    let server = TestServer::start_with(
+        &[
+            "--throttle-delay-after",
+            "3",
+            "--throttle-lock-after",
+            "3",
+            "--throttle-address-delay-after",
+            "6",
+            "--throttle-address-lock-after",
+            "6",
+        ],
+        &[],
+    )
+    .await;
+    let root = server.admin_token().await;
+    let (_, me) = server.admin(Method::GET, "/v1/whoami", &root, None).await;
+    let a = me["account_id"].as_str().unwrap().to_owned();
+    let b = account(&server, &root, "b").await;
+    let (_, bob) = account_admin(&server, &root, &b, "bob@b.example").await;
+
+    // Client ids are per account: both accounts have an `app`, told apart by their secrets.
+    let app_a = server
+        .create(&root, "clients", json!({"id": "app", "account_id": a}))
+        .await;
+    let app_b = server
+        .create(&bob, "clients", json!({"id": "app", "account_id": b}))
+        .await;
+    assert_eq!(app_b["account_id"], b.as_str());
+    let (_, key_a) = service_account(&server, &root, &a, "svc-a").await;
+    let issued: Value = server
+        .http
+        .post(format!("{}/identity/token", server.url))
+        .basic_auth("app", app_a["secret"].as_str())
+        .form(&[("grant_type", APIKEY_GRANT), ("apikey", &key_a)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refresh_a = issued["refresh_token"].as_str().unwrap();
+    let with_b: reqwest::Response = server
+        .http
+        .post(format!("{}/identity/token", server.url))
+        .basic_auth("app", app_b["secret"].as_str())
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_a),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        with_b.status(),
+        400,
+        "B's app redeemed A's app's refresh token"
+    );
+
+    // A client id is never locked: wrong secrets from one address, then the right one from
+    // there, gets in.
+    let attacker = client_from(Ipv4Addr::new(127, 0, 0, 2));
+    for _ in 0..5 {
+        let status = attacker
+            .post(format!("{}/identity/token", server.url))
+            .basic_auth("app", Some("wrong"))
+            .form(&[("grant_type", APIKEY_GRANT), ("apikey", &key_a)])
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 401);
+    }
+    let status = client_from(Ipv4Addr::new(127, 0, 0, 3))
+        .post(format!("{}/identity/token", server.url))
+        .basic_auth("app", app_a["secret"].as_str())
+        .form(&[("grant_type", APIKEY_GRANT), ("apikey", &key_a)])
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+
+    // Secret checks at introspection count: a sixth failure from 127.0.0.2 locks the address
+    // (the five above plus this one), for an unknown API key too.
+    let response = attacker
+        .post(format!("{}/identity/introspect", server.url))
+        .basic_auth("app", Some("wrong"))
+        .form(&[("token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let response = attacker
+        .post(format!("{}/identity/token", server.url))
+        .form(&[
+            ("grant_type", APIKEY_GRANT),
+            ("apikey", "tsk_not-a-key-0123456789abcdef"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    // So do Yandex OAuth tokens: guesses from 127.0.0.4 lock that address on every surface.
+    let guesser = client_from(Ipv4Addr::new(127, 0, 0, 4));
+    for i in 0..6 {
+        let response = guesser
+            .post(format!("{}/iam/v1/tokens", server.url))
+            .json(&json!({"yandexPassportOauthToken": format!("y0_guess{i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    let response = guesser
+        .post(format!("{}/identity/token", server.url))
+        .form(&[("grant_type", APIKEY_GRANT), ("apikey", &key_a)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+
+    // Yandex `Revoke` follows ownership: B's service account cannot revoke A's token.
+    let (_, key_b) = service_account(&server, &bob, &b, "svc-b").await;
+    let token_a = server.token(&key_a).await;
+    let token_b = server.token(&key_b).await;
+    let (status, body) = rest(
+        &server,
+        "/iam/v1/tokens:revoke",
+        Some(&token_b),
+        json!({"iamToken": token_a}),
+    )
+    .await;
+    assert_rest_status(status, &body, 403, 7, "revoke");
+    assert!(introspect_active(&server, &token_a).await);
+    let (status, body) = rest(
+        &server,
+        "/iam/v1/tokens:revoke",
+        Some(&token_a),
+        json!({"iamToken": token_a}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Issuer URLs are per account: B registering a well-known URL first does not deny it to A.
+    let url = "https://kubernetes.default.svc";
+    let b_key = TestKey::new("b1", Algorithm::Es256);
+    server
+        .create(
+            &bob,
+            "trusted_issuers",
+            json!({"name": "squat", "issuer_url": url, "jwks": b_key.jwks()}),
+        )
+        .await;
+    let a_key = TestKey::new("a1", Algorithm::Es256);
+    let issuer = server
+        .create(
+            &root,
+            "trusted_issuers",
+            json!({"name": "cluster", "issuer_url": url, "jwks": a_key.jwks()}),
+        )
+        .await;
+    let crn = issuer["crn"].as_str().unwrap();
+    let l = link(crn, "prod", "app");
+    server
+        .create(
+            &root,
+            "trusted_profiles",
+            json!({"name": "k8s", "links": [{"cr_type": l.cr_type, "crn": l.crn, "namespace": l.namespace, "name": l.name}]}),
+        )
+        .await;
+    let (status, body) =
+        cr_exchange(&server, &a_key.sign(&k8s_claims(url, "prod", "app")), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        jwt_payload(body["access_token"].as_str().unwrap())["account"]["bss"],
+        a.as_str()
+    );
+    // B's key is no key of A's issuer.
+    let (status, body) =
+        cr_exchange(&server, &b_key.sign(&k8s_claims(url, "prod", "app")), &[]).await;
+    ibm_refused(status, &body, "trust");
+}
