@@ -29,6 +29,7 @@ pub async fn gce_headers(request: Request, next: Next) -> Response {
     } else {
         next.run(request).await
     };
+    count_request(response.status());
     let headers = response.headers_mut();
     headers.insert("metadata-flavor", HeaderValue::from_static("Google"));
     headers.insert(
@@ -36,6 +37,29 @@ pub async fn gce_headers(request: Request, next: Next) -> Response {
         HeaderValue::from_static("Metadata Server for VM"),
     );
     response
+}
+
+/// Counts an answer in `tessera_agent_requests_total`. The handles are made once, so the
+/// token path pays one atomic add (and nothing when no admin port installed a recorder).
+fn count_request(status: StatusCode) {
+    use std::sync::OnceLock;
+    const CODES: [&str; 8] = ["200", "304", "400", "403", "404", "405", "503", "other"];
+    static COUNTERS: OnceLock<Vec<metrics::Counter>> = OnceLock::new();
+    let counters = COUNTERS.get_or_init(|| {
+        CODES
+            .iter()
+            .map(|code| {
+                metrics::counter!(tessera_server::metrics_names::AGENT_REQUESTS, "code" => *code)
+            })
+            .collect()
+    });
+    let index = CODES
+        .iter()
+        .position(|code| *code == status.as_str())
+        .unwrap_or(CODES.len() - 1);
+    if let Some(counter) = counters.get(index) {
+        counter.increment(1);
+    }
 }
 
 /// `GET /`: what `google-auth` pings to detect a metadata server.

@@ -277,6 +277,46 @@ impl Throttle {
     }
 }
 
+/// What the throttle holds at one instant, for monitoring.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleStats {
+    /// Credentials with failures within the window (or locked).
+    pub credentials: usize,
+    /// Source addresses with failures within the window (or locked).
+    pub addresses: usize,
+    pub locked_credentials: usize,
+    pub locked_addresses: usize,
+}
+
+impl Throttle {
+    /// Counts the live entries at `now` (expired ones wait in the table for eviction).
+    pub fn stats_at(&self, now: Instant) -> ThrottleStats {
+        let mut stats = ThrottleStats::default();
+        if self.is_idle() {
+            return stats;
+        }
+        let window = Duration::from_secs(self.config.window);
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, entry) in entries.iter() {
+            let locked = entry.locked_until.is_some_and(|until| until > now);
+            let live = locked
+                || (entry.locked_until.is_none()
+                    && now.duration_since(entry.first_failure) <= window);
+            let (tracked, locked_count) = match key {
+                Key::Credential(_) => (&mut stats.credentials, &mut stats.locked_credentials),
+                Key::Address(_) => (&mut stats.addresses, &mut stats.locked_addresses),
+            };
+            if live {
+                *tracked += 1;
+            }
+            if locked {
+                *locked_count += 1;
+            }
+        }
+        stats
+    }
+}
+
 /// Makes room for one more entry; `false` if the table is still full.
 fn make_room(
     entries: &mut HashMap<Key, Entry>,
@@ -317,6 +357,31 @@ mod tests {
             window: 60,
             lock_for: 30,
         })
+    }
+
+    #[test]
+    fn stats_count_live_and_locked_keys() {
+        let t = throttle();
+        let start = Instant::now();
+        assert_eq!(t.stats_at(start), ThrottleStats::default());
+        let user = Key::credential("user", "ada@example.com");
+        let address = Key::Address("192.0.2.7".parse().unwrap());
+        for _ in 0..4 {
+            t.failure_at(&[user.clone(), address.clone()], start);
+        }
+        let stats = t.stats_at(start);
+        assert_eq!(
+            stats,
+            ThrottleStats {
+                credentials: 1,
+                addresses: 1,
+                locked_credentials: 1,
+                locked_addresses: 0,
+            }
+        );
+        // After the lock (30 s) and the window (60 s) nothing is live any more.
+        let later = start + Duration::from_secs(61);
+        assert_eq!(t.stats_at(later), ThrottleStats::default());
     }
 
     #[test]
