@@ -33,9 +33,17 @@ struct AdminState {
 }
 
 impl Admin {
-    /// Installs the metrics recorder and binds `address`.
-    pub async fn bind(address: SocketAddr, agent: Arc<AgentState>) -> Result<Admin> {
-        let metrics = tessera_server::telemetry::init_metrics(names::AGENT_BUILD_INFO);
+    /// Installs the metrics recorder, before anything records: call it first.
+    pub fn install_metrics() -> Option<PrometheusHandle> {
+        tessera_server::telemetry::init_metrics(names::AGENT_BUILD_INFO)
+    }
+
+    /// Binds `address`, to serve `metrics` (from [`Admin::install_metrics`]) and `agent`'s state.
+    pub async fn bind(
+        address: SocketAddr,
+        agent: Arc<AgentState>,
+        metrics: Option<PrometheusHandle>,
+    ) -> Result<Admin> {
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .with_context(|| format!("cannot listen on {address} (--admin-listen)"))?;

@@ -21,6 +21,9 @@ const MAX_WAIT_SECONDS: u64 = 3600;
 /// On every answer: `Metadata-Flavor: Google` (clients detect the server by it) and GCE's
 /// `Server`. Proxied requests are refused before anything else (SSRF defence).
 pub async fn gce_headers(request: Request, next: Next) -> Response {
+    // The path (never the query) for the debug log; copied only when that log is on.
+    let logged_path =
+        tracing::enabled!(tracing::Level::DEBUG).then(|| request.uri().path().to_owned());
     let mut response = if request.headers().contains_key("x-forwarded-for") {
         text(
             StatusCode::FORBIDDEN,
@@ -30,6 +33,13 @@ pub async fn gce_headers(request: Request, next: Next) -> Response {
         next.run(request).await
     };
     count_request(response.status());
+    if let Some(path) = logged_path {
+        tracing::debug!(
+            path,
+            status = response.status().as_u16(),
+            "metadata request"
+        );
+    }
     let headers = response.headers_mut();
     headers.insert("metadata-flavor", HeaderValue::from_static("Google"));
     headers.insert(

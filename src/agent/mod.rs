@@ -281,6 +281,10 @@ pub async fn run(args: AgentArgs) -> Result<()> {
 
 async fn serve(args: &AgentArgs) -> Result<()> {
     let resolved = resolve(args)?;
+    // Before the refresh tasks start, so their first outcomes are counted.
+    let metrics = resolved
+        .admin_listen
+        .and_then(|_| admin::Admin::install_metrics());
     let policy = RefreshPolicy {
         expiry_margin: resolved.file.refresh.expiry_margin_seconds as i64,
         max_backoff: Duration::from_secs(resolved.file.refresh.max_backoff_seconds),
@@ -343,7 +347,7 @@ async fn serve(args: &AgentArgs) -> Result<()> {
         ibm_vpc,
     });
     let admin = match resolved.admin_listen {
-        Some(address) => Some(admin::Admin::bind(address, state.clone()).await?),
+        Some(address) => Some(admin::Admin::bind(address, state.clone(), metrics).await?),
         None => None,
     };
     let app = router(state);
@@ -364,9 +368,8 @@ async fn serve(args: &AgentArgs) -> Result<()> {
     .context("the agent's listener failed");
     let _ = stop_admin.send(true);
     if let Some(task) = admin_task {
-        match task.await {
-            Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "the admin listener failed"),
-            Ok(Ok(())) | Err(_) => {}
+        if let Ok(Err(e)) = task.await {
+            tracing::warn!(error = format!("{e:#}"), "the admin listener failed");
         }
     }
     served

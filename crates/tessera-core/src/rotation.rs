@@ -167,10 +167,10 @@ mod tests {
             assert!(!rotates(&keys, at - 1), "{keys:?} at {}", at - 1);
             assert!(rotates(&keys, at), "{keys:?} at {at}");
         }
-        assert_eq!(next_at(&[active.clone()], 10), 900);
+        assert_eq!(next_at(std::slice::from_ref(&active), 10), 900);
         assert_eq!(next_at(&[active.clone(), next], 10), 1000);
         // Overdue: the instant stays in the past, so monitoring sees how late it is.
-        assert_eq!(next_at(&[active.clone()], 5000), 900);
+        assert_eq!(next_at(std::slice::from_ref(&active), 5000), 900);
         // Nothing signs, or the algorithm changed: due now.
         assert_eq!(next_at(&[], 7), 7);
         assert_eq!(next_at(&[retired], 7), 7);

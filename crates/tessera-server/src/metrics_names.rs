@@ -78,7 +78,7 @@ pub const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
     (AGENT_TOKEN_EXPIRES_IN, Kind::Gauge, "Seconds until the cached token of each workload expires (absent: none yet)."),
     (AGENT_WORKLOADS_READY, Kind::Gauge, "Workloads whose token the agent can serve now."),
     (AGENT_WORKLOADS, Kind::Gauge, "Workloads the agent serves."),
-    (PROCESS_CPU, Kind::Counter, "User and system CPU time of the process, in seconds."),
+    (PROCESS_CPU, Kind::Counter, "User and system CPU time of the process, in whole seconds."),
     (PROCESS_RESIDENT_MEMORY, Kind::Gauge, "Resident memory of the process, in bytes."),
     (PROCESS_VIRTUAL_MEMORY, Kind::Gauge, "Virtual memory of the process, in bytes."),
     (PROCESS_VIRTUAL_MEMORY_MAX, Kind::Gauge, "Limit of the process's virtual memory, in bytes (0: unlimited)."),
