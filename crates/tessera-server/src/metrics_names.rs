@@ -1,6 +1,7 @@
 //! Names of the Prometheus metrics and their help texts, in one place so that dashboards,
 //! alert rules and code agree. [`DESCRIPTIONS`] is what `# HELP` and `# TYPE` are rendered from;
-//! a test checks that every name here has exactly one description.
+//! tests check that every name here has exactly one description, and that the Grafana dashboard
+//! and the alert rules in `deploy/` use no metric that is not here.
 
 /// What kind of series a metric is (its `# TYPE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +92,115 @@ pub const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The metric names an expression or document mentions (`tessera_…`, `process_…`), with a
+    /// histogram's `_bucket`, `_sum` and `_count` series reduced to the histogram.
+    fn names_in(text: &str) -> Vec<String> {
+        let bytes = text.as_bytes();
+        let mut found = Vec::new();
+        for prefix in ["tessera_", "process_"] {
+            let mut from = 0;
+            while let Some(at) = text[from..].find(prefix).map(|i| i + from) {
+                let starts_word =
+                    at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_');
+                let end = text[at..]
+                    .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+                    .map_or(text.len(), |i| i + at);
+                if starts_word {
+                    let mut name = &text[at..end];
+                    for suffix in ["_bucket", "_sum", "_count"] {
+                        if let Some(base) = name.strip_suffix(suffix) {
+                            if DESCRIPTIONS
+                                .iter()
+                                .any(|(n, k, _)| *n == base && *k == Kind::Histogram)
+                            {
+                                name = base;
+                            }
+                        }
+                    }
+                    found.push(name.to_owned());
+                }
+                from = end;
+            }
+        }
+        found
+    }
+
+    fn assert_known(what: &str, names: &[String]) {
+        for name in names {
+            assert!(
+                DESCRIPTIONS.iter().any(|(n, _, _)| n == name),
+                "{what} uses {name}, which Tessera does not export"
+            );
+        }
+    }
+
+    #[test]
+    fn the_dashboard_uses_only_exported_metrics() {
+        let text = include_str!("../../../deploy/grafana/tessera.json");
+        let dashboard: serde_json::Value = serde_json::from_str(text).unwrap();
+        let panels = dashboard["panels"].as_array().unwrap();
+        let mut exprs = Vec::new();
+        for panel in panels.iter().filter(|p| p["type"] != "row") {
+            let targets = panel["targets"].as_array().unwrap();
+            assert!(!targets.is_empty(), "{} has no query", panel["title"]);
+            for target in targets {
+                let expr = target["expr"].as_str().unwrap();
+                assert!(!names_in(expr).is_empty(), "{expr}");
+                exprs.push(expr.to_owned());
+            }
+        }
+        let used = names_in(&exprs.join("\n"));
+        assert_known("the dashboard", &used);
+        // What an operator looks at first is on it.
+        for wanted in [
+            TOKENS_ISSUED,
+            HTTP_DURATION,
+            GRPC_REQUESTS,
+            SNAPSHOT_AGE,
+            SIGNING_KEY_NEXT_ROTATION,
+            THROTTLED,
+            PROCESS_RESIDENT_MEMORY,
+            AGENT_WORKLOADS_READY,
+        ] {
+            assert!(
+                used.iter().any(|n| n == wanted),
+                "the dashboard lacks {wanted}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_alert_rules_use_only_exported_metrics() {
+        let rules = include_str!("../../../deploy/prometheus/tessera-rules.yml");
+        let expressions: String = rules
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter(|l| !l.contains("summary:") && !l.contains("description:"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let used = names_in(&expressions);
+        assert_known("the alert rules", &used);
+        for wanted in [
+            SNAPSHOT_AGE,
+            SIGNING_KEY_NEXT_ROTATION,
+            HTTP_REQUESTS,
+            THROTTLED,
+        ] {
+            assert!(used.iter().any(|n| n == wanted), "no alert on {wanted}");
+        }
+        let tests = include_str!("../../../deploy/prometheus/tessera-rules.test.yml");
+        assert_known("the alert rule tests", &names_in(tests));
+    }
+
+    #[test]
+    fn names_are_found_in_expressions() {
+        assert_eq!(
+            names_in("histogram_quantile(0.99, rate(tessera_http_request_duration_seconds_bucket[5m])) + process_open_fds"),
+            vec!["tessera_http_request_duration_seconds", "process_open_fds"]
+        );
+        assert_eq!(names_in("my_tessera_x"), Vec::<String>::new());
+    }
 
     #[test]
     fn every_name_is_described_once_and_well_formed() {
