@@ -240,11 +240,13 @@ impl Shared {
         Ok(())
     }
 
-    /// One refresh of `workload`: returns when its next refresh is due (unix seconds).
+    /// One refresh of `workload`: returns when its next refresh is due (unix seconds). Who
+    /// the workload is is learnt before its first token is cached, so a client that got a
+    /// token also gets its e-mail, and readiness means both.
     pub async fn refresh(&self, workload: &Workload) -> Result<i64, UpstreamError> {
         let fetched = self.fetch(workload).await?;
+        self.learn_info(workload, &fetched.access_token).await?;
         let cached = workload.store(fetched, &self.policy);
-        self.learn_info(workload, &cached.access_token).await?;
         Ok(cached.refresh_at)
     }
 }
