@@ -317,6 +317,23 @@ async fn debug_level_is_tesseras_own_debug() {
     );
 }
 
+/// Regression: with the log filter as a per-layer filter, raising one crate to debug silenced
+/// every later line once the PostgreSQL driver had connected (so this fails on PostgreSQL
+/// only; on SQLite it passes either way).
+#[tokio::test]
+async fn a_filter_for_one_crate_keeps_every_other_line() {
+    // The harness waits for "Tessera is serving", an info line after the store is open.
+    let server = TestServer::start_with(&["--log-level", "info,tessera_store=debug"], &[]).await;
+    let (_, apikey) = server.service_account_with_key().await;
+    server.token(&apikey).await;
+    let logs = server.stderr.lock().unwrap().join("\n");
+    assert!(logs.contains("created signing key"), "{logs}");
+    assert!(
+        logs.contains("schema is current"),
+        "the store's debug line: {logs}"
+    );
+}
+
 #[test]
 fn a_bad_log_level_is_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();

@@ -64,6 +64,8 @@ async fn metrics_get(State(state): State<AppState>) -> Response {
 fn record_state(state: &AppState, now: i64) {
     use tessera_core::model::KeyState;
     metrics::gauge!(names::SNAPSHOT_AGE).set(state.snapshot.age(now) as f64);
+    let store_up = if state.store_is_healthy() { 1.0 } else { 0.0 };
+    metrics::gauge!(names::STORE_UP).set(store_up);
     let keys: Vec<_> = state.snapshot.directory().signing_keys().cloned().collect();
     for (key_use, algorithm) in crate::rotation::targets(&state.config) {
         let label = key_use.as_str();

@@ -164,9 +164,7 @@ impl Snapshot {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(POLL_INTERVAL) => {}
             }
-            let outcome = self.catch_up(store.as_ref(), crate::state::now()).await;
-            metrics::gauge!(names::STORE_UP).set(if outcome.is_ok() { 1.0 } else { 0.0 });
-            match outcome {
+            match self.catch_up(store.as_ref(), crate::state::now()).await {
                 Ok(_) => {
                     if !healthy.swap(true, Ordering::Relaxed) {
                         tracing::info!("store reachable again; snapshot is current");

@@ -6,17 +6,22 @@
 //! HTTP/2 frames and SQL. A filter with `=` or `,` is used as written.
 //!
 //! Traces: the spans worth exporting (the request, the grant, the store write) are made under
-//! the target [`TRACE_TARGET`]. The log layer never shows that target, and without an OTLP
-//! endpoint no layer wants it, so every such span is disabled at its call site and costs one
-//! cached interest check: nothing is allocated or recorded on the token path.
+//! the target [`TRACE_TARGET`]. Without an OTLP endpoint the filter turns that target off, so
+//! every such span is disabled at its call site and costs one cached interest check: nothing is
+//! allocated or recorded on the token path. With one, the log lines inside a span name it.
+//!
+//! One global filter, no per-layer filters: with the log filter as a per-layer filter, the log
+//! went silent after the first PostgreSQL connection whenever one crate was raised to `debug`
+//! (`info,tessera_store=debug`): every later event was dropped (the e2e test
+//! `observability::a_filter_for_one_crate_keeps_every_other_line` catches it on PostgreSQL).
 
 use crate::config::LogFormat;
 use crate::metrics_names::{self as names, Kind};
 use anyhow::{bail, Context};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
-use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing_subscriber::layer::{Layered, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
@@ -58,14 +63,21 @@ impl Telemetry {
 }
 
 /// The log filter for `level`: a bare level is scoped to Tessera's crates (see the module doc).
-/// Spans of [`TRACE_TARGET`] are never logged.
+/// Spans of [`TRACE_TARGET`] are off.
 pub fn log_filter(level: &str) -> anyhow::Result<EnvFilter> {
+    filter(level, false)
+}
+
+/// The process's one filter: `level` (see [`log_filter`]), with [`TRACE_TARGET`] on at `info`
+/// when traces are exported and off otherwise.
+fn filter(level: &str, traces: bool) -> anyhow::Result<EnvFilter> {
+    let trace = if traces { "info" } else { "off" };
     let level = level.trim();
     if level.is_empty() {
         bail!("log level must not be empty");
     }
     let directives = if level.contains('=') || level.contains(',') {
-        format!("{level},{TRACE_TARGET}=off")
+        format!("{level},{TRACE_TARGET}={trace}")
     } else {
         let own: LevelFilter = level.parse().map_err(|_| {
             anyhow::anyhow!(
@@ -75,7 +87,7 @@ pub fn log_filter(level: &str) -> anyhow::Result<EnvFilter> {
         })?;
         // Dependencies log at info at most: their debug output is for their own developers.
         let dependencies = own.min(LevelFilter::INFO);
-        format!("{dependencies},{OWN_TARGETS}={own},{TRACE_TARGET}=off")
+        format!("{dependencies},{OWN_TARGETS}={own},{TRACE_TARGET}={trace}")
     };
     EnvFilter::builder()
         .parse(&directives)
@@ -85,15 +97,15 @@ pub fn log_filter(level: &str) -> anyhow::Result<EnvFilter> {
 /// Installs the log subscriber (and, with an OTLP endpoint, the trace exporter) for this
 /// process. A second call (tests) keeps the first subscriber.
 pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
-    let filter = log_filter(&settings.level)?;
-    let mut layers = vec![log_layer(settings.format).with_filter(filter).boxed()];
+    let filter = filter(&settings.level, settings.otlp_endpoint.is_some())?;
+    let mut layers = vec![log_layer(settings.format)];
     let mut tracer = None;
     if let Some(endpoint) = &settings.otlp_endpoint {
         let (provider, layer) = otlp_layer(endpoint, settings.service_name)?;
         tracer = Some(provider);
         layers.push(layer);
     }
-    let _ = Registry::default().with(layers).try_init();
+    let _ = Registry::default().with(filter).with(layers).try_init();
     if let Some(endpoint) = &settings.otlp_endpoint {
         tracing::info!(endpoint, "exporting traces over OTLP/gRPC");
     }
@@ -112,10 +124,13 @@ fn log_layer(format: LogFormat) -> BoxedLayer {
     }
 }
 
-type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+/// The subscriber under the layers: the registry behind the one filter.
+type Filtered = Layered<EnvFilter, Registry>;
+type BoxedLayer = Box<dyn Layer<Filtered> + Send + Sync>;
 
 /// The OTLP/gRPC exporter (batched on a thread of its own, flushed every second) and the layer
-/// that turns [`TRACE_TARGET`] spans into OpenTelemetry spans.
+/// that turns spans into OpenTelemetry spans (the filter lets [`TRACE_TARGET`]'s through, and
+/// another crate's only when a filter asks for them).
 fn otlp_layer(
     endpoint: &str,
     service_name: &'static str,
@@ -147,10 +162,7 @@ fn otlp_layer(
         .with_resource(resource)
         .build();
     let tracer = provider.tracer(service_name);
-    let layer = tracing_opentelemetry::layer()
-        .with_tracer(tracer)
-        .with_filter(Targets::new().with_target(TRACE_TARGET, LevelFilter::INFO))
-        .boxed();
+    let layer = tracing_opentelemetry::layer().with_tracer(tracer).boxed();
     Ok((provider, layer))
 }
 
@@ -197,11 +209,9 @@ mod tests {
 
     fn enabled(filter: &str, target_level: &str) -> bool {
         // `EnvFilter` answers per callsite; a subscriber with only this filter tells.
-        let subscriber = Registry::default().with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::sink)
-                .with_filter(log_filter(filter).unwrap()),
-        );
+        let subscriber = Registry::default()
+            .with(log_filter(filter).unwrap())
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink));
         tracing::subscriber::with_default(subscriber, || match target_level {
             "own_debug" => tracing::enabled!(target: "tessera_server::http", tracing::Level::DEBUG),
             "dep_debug" => tracing::enabled!(target: "h2::codec", tracing::Level::DEBUG),
@@ -235,19 +245,16 @@ mod tests {
 
     #[test]
     fn trace_spans_are_disabled_without_an_exporter() {
-        let subscriber = Registry::default().with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::sink)
-                .with_filter(log_filter("trace").unwrap()),
-        );
-        tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!(target: TRACE_TARGET, "request");
-            assert!(
-                span.is_disabled(),
-                "no layer wants trace spans: they cost nothing"
-            );
-            let logged = tracing::info_span!(target: "tessera_server::http", "other");
-            assert!(!logged.is_disabled());
-        });
+        for (traces, disabled) in [(false, true), (true, false)] {
+            let subscriber = Registry::default()
+                .with(filter("trace", traces).unwrap())
+                .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink));
+            tracing::subscriber::with_default(subscriber, || {
+                let span = tracing::info_span!(target: TRACE_TARGET, "request");
+                assert_eq!(span.is_disabled(), disabled, "traces: {traces}");
+                let logged = tracing::info_span!(target: "tessera_server::http", "other");
+                assert!(!logged.is_disabled());
+            });
+        }
     }
 }
