@@ -170,7 +170,7 @@ class Agent:
     def start(self):
         # Only the flags configure the agent: no TESSERA_* variable of the test run leaks in.
         env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
-        env["TESSERA_LOG"] = "info,tessera::agent=debug"  # shown only after a failing test
+        env["TESSERA_LOG_LEVEL"] = "info,tessera::agent=debug"  # shown only after a failing test
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             self.args, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

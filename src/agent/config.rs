@@ -18,6 +18,8 @@ pub const DEFAULT_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform"
 pub struct AgentFile {
     pub server: Option<String>,
     pub listen: Option<SocketAddr>,
+    /// `/healthz`, `/readyz` and `/metrics`, on an address of their own (default: off).
+    pub admin_listen: Option<SocketAddr>,
     pub credentials: Option<PathBuf>,
     pub cacert: Option<PathBuf>,
     pub universe_domain: Option<String>,

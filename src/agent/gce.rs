@@ -21,6 +21,9 @@ const MAX_WAIT_SECONDS: u64 = 3600;
 /// On every answer: `Metadata-Flavor: Google` (clients detect the server by it) and GCE's
 /// `Server`. Proxied requests are refused before anything else (SSRF defence).
 pub async fn gce_headers(request: Request, next: Next) -> Response {
+    // The path (never the query) for the debug log; copied only when that log is on.
+    let logged_path =
+        tracing::enabled!(tracing::Level::DEBUG).then(|| request.uri().path().to_owned());
     let mut response = if request.headers().contains_key("x-forwarded-for") {
         text(
             StatusCode::FORBIDDEN,
@@ -29,6 +32,14 @@ pub async fn gce_headers(request: Request, next: Next) -> Response {
     } else {
         next.run(request).await
     };
+    count_request(response.status());
+    if let Some(path) = logged_path {
+        tracing::debug!(
+            path,
+            status = response.status().as_u16(),
+            "metadata request"
+        );
+    }
     let headers = response.headers_mut();
     headers.insert("metadata-flavor", HeaderValue::from_static("Google"));
     headers.insert(
@@ -36,6 +47,29 @@ pub async fn gce_headers(request: Request, next: Next) -> Response {
         HeaderValue::from_static("Metadata Server for VM"),
     );
     response
+}
+
+/// Counts an answer in `tessera_agent_requests_total`. The handles are made once, so the
+/// token path pays one atomic add (and nothing when no admin port installed a recorder).
+fn count_request(status: StatusCode) {
+    use std::sync::OnceLock;
+    const CODES: [&str; 8] = ["200", "304", "400", "403", "404", "405", "503", "other"];
+    static COUNTERS: OnceLock<Vec<metrics::Counter>> = OnceLock::new();
+    let counters = COUNTERS.get_or_init(|| {
+        CODES
+            .iter()
+            .map(|code| {
+                metrics::counter!(tessera_server::metrics_names::AGENT_REQUESTS, "code" => *code)
+            })
+            .collect()
+    });
+    let index = CODES
+        .iter()
+        .position(|code| *code == status.as_str())
+        .unwrap_or(CODES.len() - 1);
+    if let Some(counter) = counters.get(index) {
+        counter.increment(1);
+    }
 }
 
 /// `GET /`: what `google-auth` pings to detect a metadata server.

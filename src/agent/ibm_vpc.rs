@@ -357,6 +357,11 @@ async fn iam_token_create(
                 "iam_unavailable",
                 format!("the IAM server is unavailable: {message}"),
             ),
+            tls @ UpstreamError::Tls(_) => VpcError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "iam_unavailable",
+                tls.to_string(),
+            ),
         })?;
     let now = unix_now();
     Ok(Json(json!({

@@ -7,10 +7,13 @@
 //! - [`tree`]: the metadata tree and its GCE renderings.
 //! - [`gce`]: the `/computeMetadata/v1/` surface.
 //! - [`ibm_vpc`]: IBM VPC instance identity (`/instance_identity/v1/…`, `/identity/v1/…`).
+//! - [`admin`]: `/healthz`, `/readyz` and `/metrics` on a port of their own (`--admin-listen`),
+//!   never on the metadata port that workloads reach.
 //!
 //! Invariant: a request never waits for the server except `identity` (an ID token not yet
 //! cached) and the IBM VPC token exchange; tokens are served from memory or not at all (503).
 
+pub mod admin;
 pub mod config;
 pub mod gce;
 pub mod ibm_vpc;
@@ -51,6 +54,24 @@ pub struct AgentState {
 }
 
 impl AgentState {
+    /// Every workload with its service account and source network (`*` in single-workload
+    /// mode), for health and metrics.
+    pub fn workloads(&self) -> Vec<(String, String, &Workload)> {
+        if let Some(single) = &self.single {
+            return vec![(single_label(&self.shared), "*".to_owned(), single.as_ref())];
+        }
+        self.routes
+            .iter()
+            .map(|(net, workload)| {
+                let account = match &workload.source {
+                    workload::TokenSource::Delegated(id) => id.clone(),
+                    workload::TokenSource::Own => single_label(&self.shared),
+                };
+                (account, net.to_string(), workload.as_ref())
+            })
+            .collect()
+    }
+
     /// The workload a request from `peer` belongs to; `None`: no service account (404).
     pub fn workload_for(&self, peer: IpAddr) -> Option<&Workload> {
         if let Some(single) = &self.single {
@@ -115,9 +136,43 @@ pub struct AgentArgs {
     /// agent.toml: instance and project attributes, host-mode workloads, IBM VPC flavour
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// PEM file of the CA that signed the server's certificate
-    #[arg(long, global = true, value_name = "FILE")]
+    /// PEM file of the CA that signed the server's certificate [env: TESSERA_CACERT]
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_CACERT",
+        value_name = "FILE",
+        hide_env = true
+    )]
     pub cacert: Option<PathBuf>,
+    /// Address for /healthz, /readyz and /metrics, apart from the metadata port (default: off)
+    /// [env: TESSERA_AGENT_ADMIN_LISTEN]
+    #[arg(
+        long,
+        env = "TESSERA_AGENT_ADMIN_LISTEN",
+        value_name = "ADDR",
+        hide_env = true
+    )]
+    pub admin_listen: Option<SocketAddr>,
+    /// Log format: text (default) or json [env: TESSERA_LOG_FORMAT]
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_LOG_FORMAT",
+        value_name = "FORMAT",
+        hide_env = true
+    )]
+    pub log_format: Option<String>,
+    /// Log level of Tessera's own logs (default info), or a filter used as written, e.g.
+    /// info,tessera::agent=debug [env: TESSERA_LOG_LEVEL]
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_LOG_LEVEL",
+        value_name = "FILTER",
+        hide_env = true
+    )]
+    pub log_level: Option<String>,
     #[command(subcommand)]
     pub command: Option<AgentCommand>,
 }
@@ -150,7 +205,23 @@ struct Resolved {
     upstream: Upstream,
     credential: Credential,
     listen: SocketAddr,
+    admin_listen: Option<SocketAddr>,
     routes: Vec<WorkloadRoute>,
+}
+
+/// How the agent logs: the server's settings and rules (`tessera_server::telemetry`).
+fn telemetry_settings(args: &AgentArgs) -> Result<tessera_server::telemetry::Settings> {
+    let format = match &args.log_format {
+        Some(format) => tessera_server::config::LogFormat::parse(format)?,
+        None => tessera_server::config::LogFormat::Text,
+    };
+    let level = args.log_level.clone().unwrap_or_else(|| "info".to_owned());
+    Ok(tessera_server::telemetry::Settings {
+        format,
+        level,
+        otlp_endpoint: None,
+        service_name: "tessera-agent",
+    })
 }
 
 fn resolve(args: &AgentArgs) -> Result<Resolved> {
@@ -181,23 +252,39 @@ fn resolve(args: &AgentArgs) -> Result<Resolved> {
         .listen
         .or(file.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8081)));
+    let admin_listen = args.admin_listen.or(file.admin_listen);
+    if admin_listen == Some(listen) && listen.port() != 0 {
+        bail!("--admin-listen must differ from the metadata address {listen}: workloads must not reach the admin endpoints");
+    }
     let routes = file.routes()?;
     Ok(Resolved {
         upstream: Upstream::new(&server, ca_pem.as_deref())?,
         credential,
         listen,
+        admin_listen,
         routes,
         file,
     })
 }
 
+/// Runs `tessera agent` (or one of its subcommands) after setting up its logs.
 pub async fn run(args: AgentArgs) -> Result<()> {
-    match &args.command {
-        Some(AgentCommand::Keygen { key_out }) => return ibm_vpc::keygen(key_out),
-        Some(AgentCommand::Token { format }) => return print_token(&args, *format).await,
-        None => {}
-    }
-    let resolved = resolve(&args)?;
+    let telemetry = tessera_server::telemetry::init(&telemetry_settings(&args)?)?;
+    let result = match &args.command {
+        Some(AgentCommand::Keygen { key_out }) => ibm_vpc::keygen(key_out),
+        Some(AgentCommand::Token { format }) => print_token(&args, *format).await,
+        None => serve(&args).await,
+    };
+    telemetry.shutdown().await;
+    result
+}
+
+async fn serve(args: &AgentArgs) -> Result<()> {
+    let resolved = resolve(args)?;
+    // Before the refresh tasks start, so their first outcomes are counted.
+    let metrics = resolved
+        .admin_listen
+        .and_then(|_| admin::Admin::install_metrics());
     let policy = RefreshPolicy {
         expiry_margin: resolved.file.refresh.expiry_margin_seconds as i64,
         max_backoff: Duration::from_secs(resolved.file.refresh.max_backoff_seconds),
@@ -221,15 +308,10 @@ pub async fn run(args: AgentArgs) -> Result<()> {
             overrides.email,
             config::checked_scopes(overrides.scopes)?,
         ));
-        let label = shared
-            .credential
-            .service_account_id()
-            .unwrap_or("own credential")
-            .to_owned();
         tokio::spawn(workload::refresh_forever(
             shared.clone(),
             workload.clone(),
-            label,
+            single_label(&shared),
         ));
         (Some(workload), Vec::new())
     } else {
@@ -264,6 +346,10 @@ pub async fn run(args: AgentArgs) -> Result<()> {
         routes,
         ibm_vpc,
     });
+    let admin = match resolved.admin_listen {
+        Some(address) => Some(admin::Admin::bind(address, state.clone(), metrics).await?),
+        None => None,
+    };
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(resolved.listen)
         .await
@@ -271,13 +357,32 @@ pub async fn run(args: AgentArgs) -> Result<()> {
     let local = listener.local_addr()?;
     // Tests and scripts wait for this line to learn the port of `--listen …:0`.
     tracing::info!("agent listening on {local}");
-    axum::serve(
+    let (stop_admin, admin_stopped) = tokio::sync::watch::channel(false);
+    let admin_task = admin.map(|admin| tokio::spawn(admin.serve(admin_stopped)));
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(tessera_server::server::shutdown_signal())
     .await
-    .context("the agent's listener failed")
+    .context("the agent's listener failed");
+    let _ = stop_admin.send(true);
+    if let Some(task) = admin_task {
+        if let Ok(Err(e)) = task.await {
+            tracing::warn!(error = format!("{e:#}"), "the admin listener failed");
+        }
+    }
+    served
+}
+
+/// The name of the single workload in logs and metrics: its service account when the
+/// credential says, else `default` (the GCE alias of the instance's service account).
+fn single_label(shared: &Shared) -> String {
+    shared
+        .credential
+        .service_account_id()
+        .unwrap_or("default")
+        .to_owned()
 }
 
 pub fn router(state: Arc<AgentState>) -> Router {
@@ -290,18 +395,6 @@ pub fn router(state: Arc<AgentState>) -> Router {
         .fallback(|| async { gce::text(axum::http::StatusCode::NOT_FOUND, "Not found.\n") })
         .layer(axum::middleware::from_fn(gce::gce_headers))
         .with_state(state)
-}
-
-/// Logs to stderr, filtered by `TESSERA_LOG` (default `info`).
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .try_init();
 }
 
 /// `tessera agent token`: one token for the credential, printed and done.

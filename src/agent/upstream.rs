@@ -136,6 +136,10 @@ pub enum UpstreamError {
     /// The server could not be reached or answered 5xx: try again later.
     #[error("the server is unavailable: {0}")]
     Unavailable(String),
+    /// The TLS handshake with the server failed: a configuration problem (the CA, the name,
+    /// http vs https) rather than an outage, so it says what to check.
+    #[error("TLS with the server failed: {0}")]
+    Tls(String),
     /// The server refused (4xx): the credential or the request is wrong.
     #[error("the server refused: {message}")]
     Refused { status: u16, message: String },
@@ -147,6 +151,17 @@ pub struct Upstream {
     base: String,
     http: reqwest::Client,
     rng: std::sync::Arc<SystemRandom>,
+}
+
+impl UpstreamError {
+    /// The `outcome` label of a failed refresh.
+    pub fn label(&self) -> &'static str {
+        match self {
+            UpstreamError::Unavailable(_) => "unavailable",
+            UpstreamError::Tls(_) => "tls",
+            UpstreamError::Refused { .. } => "refused",
+        }
+    }
 }
 
 impl Upstream {
@@ -298,10 +313,7 @@ impl Upstream {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, UpstreamError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| UpstreamError::Unavailable(describe(&e)))?;
+        let response = request.send().await.map_err(|e| transport_error(&e))?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if status.is_success() {
@@ -333,14 +345,60 @@ fn server_message(body: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// A transport error without the URL's query (none is sent) or any body.
-fn describe(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
+/// A transport error, without the URL's query (none is sent) or any body: a TLS failure as
+/// such, with what to check; anything else as the server being unavailable.
+fn transport_error(error: &reqwest::Error) -> UpstreamError {
+    if let Some(tls) = tls_cause(error) {
+        return UpstreamError::Tls(describe_tls(tls));
+    }
+    UpstreamError::Unavailable(if error.is_timeout() {
         "timed out".to_owned()
     } else if error.is_connect() {
         "connection failed".to_owned()
     } else {
         error.to_string()
+    })
+}
+
+/// The rustls error somewhere in `error`'s causes. An `io::Error` does not report its inner
+/// error as a source, so those are opened by hand.
+fn tls_cause<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = current {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(inner) = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if let Some(tls) = tls_cause(inner) {
+                return Some(tls);
+            }
+        }
+        current = cause.source();
+    }
+    None
+}
+
+fn describe_tls(error: &rustls::Error) -> String {
+    use rustls::{CertificateError, Error};
+    match error {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => format!(
+            "{error}: the server's certificate is not signed by a CA the agent trusts;              pass --cacert FILE (or set TESSERA_CACERT) with the CA that signed it"
+        ),
+        Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => format!(
+            "{error}: the server's certificate does not name the host in --server; use a name              the certificate has"
+        ),
+        Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        ) => format!("{error}: the server's certificate has expired"),
+        Error::InvalidMessage(_) => format!(
+            "{error}: the server did not answer in TLS; if it serves plain HTTP, use an              http:// --server URL"
+        ),
+        other => other.to_string(),
     }
 }
 

@@ -240,11 +240,13 @@ impl Shared {
         Ok(())
     }
 
-    /// One refresh of `workload`: returns when its next refresh is due (unix seconds).
+    /// One refresh of `workload`: returns when its next refresh is due (unix seconds). Who
+    /// the workload is is learnt before its first token is cached, so a client that got a
+    /// token also gets its e-mail, and readiness means both.
     pub async fn refresh(&self, workload: &Workload) -> Result<i64, UpstreamError> {
         let fetched = self.fetch(workload).await?;
+        self.learn_info(workload, &fetched.access_token).await?;
         let cached = workload.store(fetched, &self.policy);
-        self.learn_info(workload, &cached.access_token).await?;
         Ok(cached.refresh_at)
     }
 }
@@ -257,11 +259,15 @@ pub async fn refresh_forever(shared: Arc<Shared>, workload: Arc<Workload>, label
         match shared.refresh(&workload).await {
             Ok(next) => {
                 backoff = first_backoff;
+                metrics::counter!(tessera_server::metrics_names::AGENT_TOKEN_REFRESHES, "outcome" => "ok")
+                    .increment(1);
                 tracing::info!(workload = %label, next_refresh_in_s = next - unix_now(), "token refreshed");
                 let wait = (next - unix_now()).max(1) as u64;
                 tokio::time::sleep(Duration::from_secs(wait)).await;
             }
             Err(error) => {
+                metrics::counter!(tessera_server::metrics_names::AGENT_TOKEN_REFRESHES, "outcome" => error.label())
+                    .increment(1);
                 workload.set_error(&error);
                 let valid = workload.token(unix_now()).is_some();
                 tracing::warn!(workload = %label, %error, serving_cached = valid, retry_in_ms = backoff.as_millis() as u64, "token refresh failed");

@@ -71,10 +71,7 @@ impl Io<'_> {
 pub async fn execute(plan: Plan, io: &mut Io<'_>) -> Result<()> {
     match plan {
         Plan::Serve(args) => tessera_server::serve(*args).await,
-        Plan::Agent(args) => {
-            crate::agent::init_logging();
-            crate::agent::run(*args).await
-        }
+        Plan::Agent(args) => crate::agent::run(*args).await,
         Plan::Login(plan) => login(plan, io).await,
         Plan::Token { connection, format } => {
             let token = connection
@@ -206,12 +203,14 @@ async fn keys(admin: &Client, format: Format, verb: KeysVerb, io: &mut Io<'_>) -
 /// `TESSERA_LOG_LEVEL` asks for more: the database's informational notices are noise here.
 fn store_config(store: &StoreArgs, master_key_file: Option<PathBuf>) -> Result<ServerConfig> {
     let config = ServerConfig::resolve_store(store, master_key_file, SecretEnv::from_process())?;
-    let mut logging = config.clone();
-    logging.log_level = std::env::var("TESSERA_LOG_LEVEL")
+    let mut logging = config.telemetry_settings();
+    logging.otlp_endpoint = None;
+    logging.level = std::env::var("TESSERA_LOG_LEVEL")
         .ok()
         .filter(|level| !level.is_empty())
         .unwrap_or_else(|| "warn".to_owned());
-    tessera_server::telemetry::init_logging(&logging);
+    // A one-shot command has no telemetry to flush.
+    drop(tessera_server::telemetry::init(&logging)?);
     Ok(config)
 }
 

@@ -17,25 +17,51 @@ const TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/
 struct Agent {
     child: Child,
     url: String,
+    /// The admin port's URL, when started with `--admin-listen`.
+    admin_url: Option<String>,
     output: Arc<Mutex<Vec<String>>>,
     dir: tempfile::TempDir,
+}
+
+/// The message of a log line, text or JSON.
+fn log_message(line: &str) -> String {
+    match serde_json::from_str::<Value>(line) {
+        Ok(value) => value["message"].as_str().unwrap_or_default().to_owned(),
+        Err(_) => line.to_owned(),
+    }
 }
 
 impl Agent {
     /// Starts an agent for `server` with a credential file holding `credential` and, when
     /// given, `agent.toml` with `config`.
     fn start(server: &TestServer, credential: &Value, config: Option<&str>) -> Agent {
+        Self::start_with(&server.url, credential, config, &[], &[])
+    }
+
+    /// [`Agent::start`] for the server at `server_url`, with more flags and environment.
+    fn start_with(
+        server_url: &str,
+        credential: &Value,
+        config: Option<&str>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let credentials = dir.path().join("credentials.json");
         std::fs::write(&credentials, credential.to_string()).unwrap();
         let mut command = Command::new(binary());
         command
-            .args(["agent", "--server", &server.url, "--listen", "127.0.0.1:0"])
+            .args(["agent", "--server", server_url, "--listen", "127.0.0.1:0"])
             .arg("--credentials")
             .arg(&credentials)
-            .env("TESSERA_LOG", "info,tessera=debug")
+            .args(args)
+            .env_remove("TESSERA_CACERT")
+            .env("TESSERA_LOG_LEVEL", "info,tessera=debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
         if let Some(config) = config {
             let path = dir.path().join("agent.toml");
             std::fs::write(&path, config).unwrap();
@@ -43,7 +69,7 @@ impl Agent {
         }
         let mut child = command.spawn().expect("spawn tessera agent");
         let output = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let (tx, rx) = std::sync::mpsc::channel::<(bool, String)>();
         for pipe in [
             Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stdout.take().unwrap()),
@@ -52,24 +78,33 @@ impl Agent {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    if let Some((_, address)) = line.split_once("agent listening on ") {
-                        let _ = tx.send(format!("http://{}", address.trim()));
+                    let message = log_message(&line);
+                    if let Some((_, address)) = message.split_once("agent listening on ") {
+                        let _ = tx.send((false, format!("http://{}", address.trim())));
+                    }
+                    if let Some((_, address)) = message.split_once("agent admin endpoints on ") {
+                        let _ = tx.send((true, format!("http://{}", address.trim())));
                     }
                     output.lock().unwrap().push(line);
                 }
             });
         }
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                panic!(
+        let with_admin = args.contains(&"--admin-listen");
+        let (mut url, mut admin_url) = (None, None);
+        while url.is_none() || (with_admin && admin_url.is_none()) {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok((true, address)) => admin_url = Some(address),
+                Ok((false, address)) => url = Some(address),
+                Err(_) => panic!(
                     "agent did not start:\n{}",
                     output.lock().unwrap().join("\n")
-                )
-            });
+                ),
+            }
+        }
         Agent {
             child,
-            url,
+            url: url.unwrap(),
+            admin_url,
             output,
             dir,
         }
@@ -1035,4 +1070,220 @@ async fn ibm_vpc_instance_identity_becomes_a_trusted_profile_token() {
     )
     .await;
     assert_eq!(status, 400);
+}
+
+/// GET `path` on the agent's admin port: status and body.
+async fn admin_get(agent: &Agent, path: &str) -> (u16, String) {
+    let url = agent
+        .admin_url
+        .as_deref()
+        .expect("started with --admin-listen");
+    let response = reqwest::get(format!("{url}{path}")).await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// Waits until `/readyz` on the agent's admin port answers `want`; returns its JSON.
+async fn wait_for_readyz(agent: &Agent, want: u16) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = admin_get(agent, "/readyz").await;
+        if status == want {
+            return serde_json::from_str(&body).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz stayed {status}: {body}\n{}",
+            agent.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_admin_port_serves_health_readiness_and_metrics_apart_from_metadata() {
+    use crate::observability::{assert_described, Metrics};
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let sa = service_account(&server, &admin, "observed").await;
+    let key = apikey_for(&server, &admin, &sa).await;
+    let agent = Agent::start_with(
+        &server.url,
+        &json!({"apikey": key["apikey"]}),
+        None,
+        &["--admin-listen", "127.0.0.1:0", "--log-format", "json"],
+        &[("TESSERA_LOG_LEVEL", "debug")],
+    );
+    let (status, body) = admin_get(&agent, "/healthz").await;
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let ready = wait_for_readyz(&agent, 200).await;
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["workloads"], 1);
+    agent.wait_for_token().await;
+    agent.get("/computeMetadata/v1/nope").await;
+
+    let (status, text) = admin_get(&agent, "/metrics").await;
+    assert_eq!(status, 200);
+    let metrics = Metrics::parse(&text);
+    assert_described(&metrics);
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        metrics
+            .value(name, labels)
+            .unwrap_or_else(|| panic!("no {name} {labels:?}:\n{text}"))
+    };
+    assert_eq!(
+        value(
+            "tessera_agent_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+    assert!(value("tessera_agent_requests_total", &[("code", "200")]) >= 1.0);
+    assert!(value("tessera_agent_requests_total", &[("code", "404")]) >= 1.0);
+    assert!(value("tessera_agent_token_refreshes_total", &[("outcome", "ok")]) >= 1.0);
+    assert_eq!(value("tessera_agent_workloads", &[]), 1.0);
+    assert_eq!(value("tessera_agent_workloads_ready", &[]), 1.0);
+    let expires_in = value("tessera_agent_token_expires_in_seconds", &[("source", "*")]);
+    assert!(expires_in > 3000.0, "{expires_in}");
+    assert!(value("process_resident_memory_bytes", &[]) > 1e6);
+    assert!(!text.contains(key["apikey"].as_str().unwrap()));
+    assert!(
+        !text.contains("t1.") && !text.contains("eyJ"),
+        "no token in metrics"
+    );
+
+    // The metadata port does not serve them: workloads never reach the admin endpoints.
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        let (status, _, _) = agent.get(path).await;
+        assert_eq!(status, 404, "{path} on the metadata port");
+    }
+    // The logs are JSON, and a bare level means the agent's own debug lines.
+    let logs = agent.output.lock().unwrap().clone();
+    let lines: Vec<Value> = logs
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    assert!(lines
+        .iter()
+        .any(|l| l["level"] == "DEBUG" && l["target"].as_str().unwrap().starts_with("tessera")));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"] != "DEBUG" || l["target"].as_str().unwrap().starts_with("tessera")),
+        "no dependency's debug lines"
+    );
+}
+
+#[tokio::test]
+async fn readiness_fails_while_no_token_can_be_served_and_says_why() {
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let agent = Agent::start_with(
+        &nowhere,
+        &json!({"apikey": "tsk_never-checked"}),
+        None,
+        &["--admin-listen", "127.0.0.1:0"],
+        &[],
+    );
+    let not_ready = wait_for_readyz(&agent, 503).await;
+    assert_eq!(not_ready["status"], "not ready");
+    let reason = not_ready["not_ready"][0]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    // The first refresh may still be on its way; then the reason comes with the next look.
+    if !reason.contains("unavailable") {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (_, body) = admin_get(&agent, "/readyz").await;
+        assert!(body.contains("the server is unavailable"), "{body}");
+    }
+    let (_, text) = admin_get(&agent, "/metrics").await;
+    assert!(
+        text.contains(r#"tessera_agent_token_refreshes_total{outcome="unavailable"}"#),
+        "{text}"
+    );
+    assert!(text.contains("tessera_agent_workloads_ready 0"), "{text}");
+}
+
+#[tokio::test]
+async fn the_admin_port_must_differ_from_the_metadata_port() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("c.json");
+    std::fs::write(&credentials, r#"{"apikey": "tsk_x"}"#).unwrap();
+    let address = format!("127.0.0.1:{port}");
+    let output = Command::new(binary())
+        .args(["agent", "--server", "http://127.0.0.1:1"])
+        .args(["--listen", &address, "--admin-listen", &address])
+        .arg("--credentials")
+        .arg(&credentials)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--admin-listen must differ"), "{stderr}");
+}
+
+// The TLS server is stopped from a blocking `Drop`: give its drain a second thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_failures_are_reported_as_tls_and_tessera_cacert_is_honoured() {
+    let server = TestServer::start_with(&["--tls-self-signed"], &[]).await;
+    let ca = server.data_dir().join("tls").join("ca.pem");
+    let credential = json!({"apikey": crate::harness::ADMIN_KEY});
+
+    // Without the CA: the agent says it is TLS, and what to do.
+    let untrusting = Agent::start_with(
+        &server.url,
+        &credential,
+        None,
+        &["--admin-listen", "127.0.0.1:0"],
+        &[],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let (status, _, body) = untrusting.get(TOKEN_PATH).await;
+        assert_eq!(status, 503, "{body}");
+        if body.contains("TLS") {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "{body}\n{}", untrusting.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(body.contains("TLS with the server failed"), "{body}");
+    assert!(
+        body.contains("--cacert") && body.contains("TESSERA_CACERT"),
+        "{body}"
+    );
+    assert!(!body.contains("server is unavailable"), "{body}");
+    let (_, text) = admin_get(&untrusting, "/metrics").await;
+    assert!(
+        text.contains(r#"tessera_agent_token_refreshes_total{outcome="tls"}"#),
+        "{text}"
+    );
+    drop(untrusting);
+
+    // TESSERA_CACERT names the CA: tokens flow.
+    let trusting = Agent::start_with(
+        &server.url,
+        &credential,
+        None,
+        &[],
+        &[("TESSERA_CACERT", ca.to_str().unwrap())],
+    );
+    let token = trusting.wait_for_token().await;
+    assert!(token["access_token"].as_str().unwrap().starts_with("eyJ"));
+    drop(trusting);
+
+    // https:// to a plaintext server: a TLS failure that says to use http://.
+    let plain = TestServer::start().await;
+    let https = plain.url.replacen("http://", "https://", 1);
+    let confused = Agent::start_with(&https, &credential, None, &[], &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, _, body) = confused.get(TOKEN_PATH).await;
+        if body.contains("TLS") {
+            assert!(body.contains("http://"), "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{body}\n{}", confused.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

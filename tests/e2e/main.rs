@@ -20,6 +20,8 @@
 //! - `tls`: the listener over TLS (self-signed local CA, PEM files, bad files) and h2c.
 //! - `profiles`: trusted profiles in the admin API and the `assume` grant.
 //! - `password`: the password grant, TOTP MFA (enrolment, codes, replay) and brute-force throttling.
+//! - `observability`: `/metrics` content (help and type, process, snapshot, keys, throttling,
+//!   gRPC status), the scope of `--log-level`, OTLP traces reaching a receiver.
 //! - `agent`: the workload metadata agent (`tessera agent`) as a real process beside a real
 //!   server: GCE paths, host mode, ID tokens, the IBM VPC flavour, server outage and recovery.
 //!
@@ -39,6 +41,7 @@ mod cr_token;
 mod delegated;
 mod harness;
 mod ibm_token;
+pub mod observability;
 mod oidc;
 mod operations;
 mod ops;

@@ -111,9 +111,72 @@ pub fn plan(
     steps
 }
 
+/// When [`plan`] will next publish a successor (`Create`) or promote one (`Promote`) for keys
+/// of `key_use`, if nothing changes meanwhile: `now` when such a step is due already. Monitoring
+/// compares it with the clock: a time well in the past means rotation is not happening.
+/// Deleting retired keys is cleanup, not rotation, and does not count.
+pub fn next_rotation_at(
+    keys: &[SigningKeyRecord],
+    key_use: KeyUse,
+    algorithm: Algorithm,
+    policy: &RotationPolicy,
+    now: UnixTime,
+) -> UnixTime {
+    let newest = |state: KeyState| {
+        keys.iter()
+            .filter(|k| k.key_use == key_use && k.state == state)
+            .max_by_key(|k| (k.created_at, k.kid.clone()))
+    };
+    match (newest(KeyState::Active), newest(KeyState::Next)) {
+        (None, _) => now,
+        (Some(active), None) if active.algorithm != algorithm => now,
+        (Some(active), None) => active
+            .created_at
+            .saturating_add(policy.period)
+            .saturating_sub(policy.publish_lead),
+        (Some(_), Some(next)) => next.created_at.saturating_add(policy.publish_lead),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether `plan` at `now` would create or promote a key.
+    fn rotates(keys: &[SigningKeyRecord], now: i64) -> bool {
+        run(keys, now)
+            .iter()
+            .any(|s| !matches!(s, KeyStep::Delete { .. }))
+    }
+
+    #[test]
+    fn next_rotation_is_when_the_plan_rotates() {
+        let next_at = |keys: &[SigningKeyRecord], now| {
+            next_rotation_at(keys, KeyUse::Jwt, Algorithm::Rs256, &POLICY, now)
+        };
+        let active = key("a", KeyState::Active, 0, None);
+        let next = key("n", KeyState::Next, 900, None);
+        let retired = key("old", KeyState::Retired, 0, Some(100));
+        for keys in [
+            vec![active.clone()],
+            vec![active.clone(), next.clone()],
+            vec![active.clone(), retired.clone()],
+        ] {
+            let at = next_at(&keys, 10);
+            assert!(at > 10, "{keys:?}");
+            assert!(!rotates(&keys, at - 1), "{keys:?} at {}", at - 1);
+            assert!(rotates(&keys, at), "{keys:?} at {at}");
+        }
+        assert_eq!(next_at(std::slice::from_ref(&active), 10), 900);
+        assert_eq!(next_at(&[active.clone(), next], 10), 1000);
+        // Overdue: the instant stays in the past, so monitoring sees how late it is.
+        assert_eq!(next_at(std::slice::from_ref(&active), 5000), 900);
+        // Nothing signs, or the algorithm changed: due now.
+        assert_eq!(next_at(&[], 7), 7);
+        assert_eq!(next_at(&[retired], 7), 7);
+        let changed = next_rotation_at(&[active], KeyUse::Jwt, Algorithm::Es256, &POLICY, 7);
+        assert_eq!(changed, 7);
+    }
 
     const POLICY: RotationPolicy = RotationPolicy {
         period: 1000,

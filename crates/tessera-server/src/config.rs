@@ -73,9 +73,14 @@ pub struct ServeArgs {
     /// Log format: text (default) or json.
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
-    /// Log level or filter, e.g. info (default), debug, tessera_server=debug.
+    /// Log level of Tessera's own logs (default info; dependencies log at info at most), or a
+    /// filter used as written, e.g. info,tessera_server=debug.
     #[arg(long, env = "TESSERA_LOG_LEVEL", value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// Export traces (request, grant, store write spans) over OTLP/gRPC to this collector,
+    /// e.g. http://127.0.0.1:4317 (default: no traces).
+    #[arg(long, env = "TESSERA_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
     /// How long a JWT signing key signs before its successor takes over (default 30 days).
     #[arg(long, env = "TESSERA_KEY_ROTATION_PERIOD", value_name = "SECONDS")]
     pub key_rotation_period: Option<i64>,
@@ -167,6 +172,7 @@ pub struct FileConfig {
     pub master_key_file: Option<PathBuf>,
     pub log_format: Option<String>,
     pub log_level: Option<String>,
+    pub otlp_endpoint: Option<String>,
     pub database_url: Option<String>,
     pub database_schema: Option<String>,
     pub key_rotation_period: Option<i64>,
@@ -195,6 +201,17 @@ pub enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    /// `text` or `json`.
+    pub fn parse(value: &str) -> anyhow::Result<LogFormat> {
+        match value {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => bail!("log format {other:?} is not one of text, json"),
+        }
+    }
+}
+
 /// The validated configuration the server runs with.
 #[derive(Clone)]
 pub struct Config {
@@ -213,6 +230,8 @@ pub struct Config {
     pub bootstrap_admin_apikey: Option<String>,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// Where traces go (OTLP/gRPC); `None`: no traces.
+    pub otlp_endpoint: Option<String>,
     /// `None`: the embedded SQLite store in the data directory. May hold a password.
     pub database_url: Option<String>,
     pub database_schema: Option<String>,
@@ -354,16 +373,20 @@ impl Config {
             .clone()
             .or(file.master_key_file)
             .unwrap_or_else(|| data_dir.join("master.key"));
-        let log_format = match args.log_format.clone().or(file.log_format).as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => bail!("log format {other:?} is not one of text, json"),
+        let log_format = match args.log_format.clone().or(file.log_format) {
+            None => LogFormat::Text,
+            Some(format) => LogFormat::parse(&format)?,
         };
         let log_level = args
             .log_level
             .clone()
             .or(file.log_level)
             .unwrap_or_else(|| "info".into());
+        crate::telemetry::log_filter(&log_level)?;
+        let otlp_endpoint = args.otlp_endpoint.clone().or(file.otlp_endpoint);
+        if let Some(endpoint) = &otlp_endpoint {
+            check_otlp_endpoint(endpoint)?;
+        }
         let database_url = args.store.database_url.clone().or(file.database_url);
         if let Some(url) = &database_url {
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
@@ -501,6 +524,7 @@ impl Config {
             bootstrap_admin_apikey: secrets.bootstrap_admin_apikey,
             log_format,
             log_level,
+            otlp_endpoint,
             database_url,
             database_schema,
             key_rotation_period,
@@ -523,6 +547,16 @@ impl Config {
             (Some(url), Some(schema)) => format!("{} (schema {schema})", redact_url(url)),
             (Some(url), None) => redact_url(url),
             (None, _) => format!("sqlite:{}", self.data_dir.join("tessera.db").display()),
+        }
+    }
+
+    /// How `tessera serve` logs and traces.
+    pub fn telemetry_settings(&self) -> crate::telemetry::Settings {
+        crate::telemetry::Settings {
+            format: self.log_format,
+            level: self.log_level.clone(),
+            otlp_endpoint: self.otlp_endpoint.clone(),
+            service_name: "tessera",
         }
     }
 
@@ -563,6 +597,7 @@ impl Config {
             bootstrap_admin_apikey: None,
             log_format: LogFormat::Text,
             log_level: "warn".into(),
+            otlp_endpoint: None,
             database_url: None,
             database_schema: None,
             key_rotation_period: 30 * 86_400,
@@ -659,6 +694,21 @@ fn check_host_port(what: &str, value: &str) -> anyhow::Result<()> {
         bail!("{what} must be host:port, got {value:?}");
     }
     Ok(())
+}
+
+/// The OTLP exporter speaks plaintext gRPC (to a collector on the host or in the pod): an
+/// `http://` URL with a host and port.
+fn check_otlp_endpoint(endpoint: &str) -> anyhow::Result<()> {
+    let authority = endpoint
+        .strip_prefix("http://")
+        .map(|rest| rest.trim_end_matches('/'));
+    match authority {
+        Some(authority) if !authority.contains('/') => check_host_port("OTLP endpoint", authority),
+        _ => bail!(
+            "OTLP endpoint must be http://host:port of an OTLP/gRPC collector (plaintext, \
+             e.g. http://127.0.0.1:4317), got {endpoint:?}"
+        ),
+    }
 }
 
 fn check_url(what: &str, url: &str) -> anyhow::Result<()> {
@@ -782,6 +832,26 @@ mod tests {
             ..Default::default()
         })
         .contains("public URL"));
+        assert!(bad(ServeArgs {
+            log_level: Some("loud".into()),
+            ..Default::default()
+        })
+        .contains("log level"));
+        assert!(bad(ServeArgs {
+            otlp_endpoint: Some("https://collector:4317".into()),
+            ..Default::default()
+        })
+        .contains("OTLP endpoint"));
+        assert!(bad(ServeArgs {
+            otlp_endpoint: Some("http://collector".into()),
+            ..Default::default()
+        })
+        .contains("OTLP endpoint"));
+        let traced = ServeArgs {
+            otlp_endpoint: Some("http://127.0.0.1:4317/".into()),
+            ..Default::default()
+        };
+        Config::merge(&traced, FileConfig::default(), SecretEnv::default()).unwrap();
         assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
         let v2: FileConfig = toml::from_str("version = 2").unwrap();
         assert!(Config::merge(&ServeArgs::default(), v2, SecretEnv::default()).is_err());

@@ -108,8 +108,24 @@ async fn request_context(mut request: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = request.method().clone();
     request.extensions_mut().insert(ctx.clone());
-    let mut response = next.run(request).await;
+    // Disabled (and so free) unless traces are exported; see `telemetry`.
+    let span = tracing::info_span!(
+        target: crate::telemetry::TRACE_TARGET,
+        "request",
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+        request_id = ctx.id,
+    );
+    let mut response = if span.is_disabled() {
+        next.run(request).await
+    } else {
+        tracing::Instrument::instrument(next.run(request), span.clone()).await
+    };
     let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
     let elapsed = ctx.started.elapsed();
     if let Ok(value) = HeaderValue::from_str(&ctx.id) {
         response.headers_mut().insert("x-request-id", value);

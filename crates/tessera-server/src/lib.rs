@@ -35,7 +35,12 @@ pub use config::{ServeArgs, StoreArgs};
 /// Runs `tessera serve` until SIGINT/SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = config::Config::resolve(&args, config::SecretEnv::from_process())?;
-    telemetry::init_logging(&config);
-    let server = server::Server::prepare(config).await?;
-    server.run(server::shutdown_signal()).await
+    let telemetry = telemetry::init(&config.telemetry_settings())?;
+    let result = async {
+        let server = server::Server::prepare(config).await?;
+        server.run(server::shutdown_signal()).await
+    }
+    .await;
+    telemetry.shutdown().await;
+    result
 }

@@ -17,6 +17,14 @@ pub const LEASE: &str = "signing-keys";
 /// How long a lease holder may take before another node may step in.
 const LEASE_SECONDS: i64 = 60;
 
+/// The key uses this configuration keeps signers for, each with the algorithm it should use.
+pub fn targets(config: &Config) -> [(KeyUse, Algorithm); 2] {
+    [
+        (KeyUse::Jwt, config.jwt_algorithm),
+        (KeyUse::YandexIam, Algorithm::EdDsa),
+    ]
+}
+
 /// Everything a rotation needs besides the store.
 pub struct Rotator<'a> {
     pub store: &'a dyn Store,
@@ -72,10 +80,7 @@ pub async fn list_keys(store: &dyn Store) -> anyhow::Result<Vec<SigningKeyRecord
 
 impl Rotator<'_> {
     fn targets(&self) -> [(KeyUse, Algorithm); 2] {
-        [
-            (KeyUse::Jwt, self.config.jwt_algorithm),
-            (KeyUse::YandexIam, Algorithm::EdDsa),
-        ]
+        targets(self.config)
     }
 
     /// Performs the steps that are due, if this node gets the lease. Returns the steps taken.

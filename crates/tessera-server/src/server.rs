@@ -103,7 +103,7 @@ impl Server {
             refresh_key: secrets.refresh_key,
             rng,
             store_healthy: Arc::new(AtomicBool::new(true)),
-            metrics: crate::telemetry::init_metrics(),
+            metrics: crate::telemetry::init_metrics(crate::metrics_names::BUILD_INFO),
             master,
             issuer_keys: Default::default(),
             node_id,

@@ -119,6 +119,11 @@ impl Snapshot {
                 Change::Delete(kind, _) => *kind == EntityKind::SigningKey,
             });
             total += batch.changes.len();
+            metrics::counter!(names::CHANGES_APPLIED).increment(batch.changes.len() as u64);
+            if let Some(oldest_at) = batch.oldest_at {
+                metrics::gauge!(names::CHANGE_FEED_LAG)
+                    .set(now.saturating_sub(oldest_at).max(0) as f64);
+            }
             {
                 let mut dir = self.directory.write().unwrap_or_else(|p| p.into_inner());
                 for change in batch.changes {

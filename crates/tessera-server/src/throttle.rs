@@ -380,16 +380,6 @@ impl Throttle {
         self.success_at(attempts, Instant::now());
     }
 
-    /// Whether any address is locked right now (for the throttle-state metric).
-    pub fn locked_keys(&self) -> usize {
-        let now = Instant::now();
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .values()
-            .filter(|e| e.locked_until.is_some_and(|u| u > now))
-            .count()
-    }
-
     /// Records that `user_id` used TOTP step `step`. `false` if that step (or a later one) was
     /// already used: the code is a replay.
     pub fn use_totp_step(&self, user_id: &str, step: u64) -> bool {
@@ -410,6 +400,47 @@ impl Throttle {
         }
         steps.insert(user_id.to_owned(), (step, now));
         true
+    }
+}
+
+/// What the throttle holds at one instant, for monitoring.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleStats {
+    /// Credentials with failures within the window (or locked).
+    pub credentials: usize,
+    /// Source addresses with failures within the window (or locked).
+    pub addresses: usize,
+    pub locked_credentials: usize,
+    pub locked_addresses: usize,
+}
+
+impl Throttle {
+    /// Counts the live entries at `now` (expired ones wait in the table for eviction).
+    pub fn stats_at(&self, now: Instant) -> ThrottleStats {
+        let mut stats = ThrottleStats::default();
+        if self.is_idle() {
+            return stats;
+        }
+        let window = Duration::from_secs(self.config.window);
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, entry) in entries.iter() {
+            let locked = entry.locked_until.is_some_and(|until| until > now);
+            let live = locked
+                || (entry.locked_until.is_none()
+                    && now.duration_since(entry.first_failure) <= window);
+            // A credential is tracked by its own count; locks fall on (credential, source)
+            // pairs, so those are what `locked_credentials` counts.
+            match key {
+                Key::Credential(..) if live => stats.credentials += 1,
+                Key::Pair(..) if locked => stats.locked_credentials += 1,
+                Key::Address(_) => {
+                    stats.addresses += usize::from(live);
+                    stats.locked_addresses += usize::from(locked);
+                }
+                _ => {}
+            }
+        }
+        stats
     }
 }
 
@@ -465,6 +496,31 @@ mod tests {
 
     fn attempt(kind: Kind, who: &str, from: u8) -> Attempt {
         Attempt::new(kind, who, ip(from))
+    }
+
+    #[test]
+    fn stats_count_live_and_locked_keys() {
+        let t = throttle();
+        let start = Instant::now();
+        assert_eq!(t.stats_at(start), ThrottleStats::default());
+        let ada = [attempt(Kind::Password, "IBMid-ada", 7)];
+        for _ in 0..4 {
+            t.failure_at(&ada, start);
+        }
+        let stats = t.stats_at(start);
+        // The credential's own count, its locked pair, the address below its lock.
+        assert_eq!(
+            stats,
+            ThrottleStats {
+                credentials: 1,
+                addresses: 1,
+                locked_credentials: 1,
+                locked_addresses: 0,
+            }
+        );
+        // After the lock (30 s) and the window (60 s) nothing is live any more.
+        let later = start + Duration::from_secs(61);
+        assert_eq!(t.stats_at(later), ThrottleStats::default());
     }
 
     #[test]

@@ -98,6 +98,7 @@ impl AppState {
         request: &IssueRequest<'_>,
         options: &IssueOptions<'_>,
     ) -> Result<IssuedTokens> {
+        let _span = grant_span(grant_label(request.grant_type), principal.iam_id());
         self.check_fresh(request.now)?;
         let keyring = self.snapshot.keyring();
         let signer = keyring.signer(KeyUse::Jwt)?;
@@ -156,6 +157,7 @@ impl AppState {
         request: &IssueRequest<'_>,
         delegation: &Delegation<'_>,
     ) -> Result<(String, i64)> {
+        let _span = grant_span(grant_label(request.grant_type), principal.iam_id());
         self.check_fresh(request.now)?;
         let sealed = self.seal_delegated(principal, request, delegation)?;
         metrics::counter!(names::TOKENS_ISSUED, "grant" => grant_label(request.grant_type))
@@ -207,6 +209,7 @@ impl AppState {
         grant: &'static str,
         now: i64,
     ) -> Result<MintedIamToken> {
+        let _span = grant_span(grant, principal.iam_id());
         self.check_fresh(now)?;
         let keyring = self.snapshot.keyring();
         let signer = keyring.signer(KeyUse::YandexIam)?;
@@ -354,6 +357,20 @@ fn expiry(now: i64, lifetime: i64) -> Result<i64> {
 }
 
 /// A bounded label for metrics: the grant type's last segment.
+/// The span of issuing a token for an authenticated principal (minting, signing, sealing),
+/// inside the request's span; exported as a trace when tracing is on, free otherwise. The
+/// subject's IAM id is an identifier, never a secret.
+fn grant_span(grant: &'static str, iam_id: &str) -> tracing::span::EnteredSpan {
+    tracing::info_span!(
+        target: crate::telemetry::TRACE_TARGET,
+        "grant",
+        otel.name = format!("grant {grant}"),
+        tessera.grant = grant,
+        tessera.iam_id = iam_id,
+    )
+    .entered()
+}
+
 pub fn grant_label(grant_type: &str) -> &'static str {
     match grant_type {
         "urn:ibm:params:oauth:grant-type:apikey" => "apikey",

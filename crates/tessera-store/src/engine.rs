@@ -116,6 +116,32 @@ pub(crate) enum WriteMode {
     Put,
 }
 
+impl WriteMode {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            WriteMode::Create => "create",
+            WriteMode::Put => "put",
+        }
+    }
+}
+
+/// The span of one mutation's transaction (begin, statements, commit), exported as a trace
+/// when tracing is on; disabled, and so free, otherwise.
+pub(crate) fn write_span(
+    system: &'static str,
+    operation: &'static str,
+    kind: EntityKind,
+) -> tracing::Span {
+    tracing::info_span!(
+        target: crate::TRACE_TARGET,
+        "store.write",
+        otel.kind = "client",
+        db.system = system,
+        db.operation = operation,
+        tessera.kind = kind.as_str(),
+    )
+}
+
 /// Inserts (`Create`) or upserts (`Put`) `entity`, with its change row and audit event. Returns
 /// the change's `seq`.
 pub(crate) async fn write(
@@ -294,15 +320,18 @@ pub(crate) async fn changes_since(
 ) -> Result<ChangeBatch> {
     let rows = conn
         .fetch_all(
-            "SELECT seq, kind, key FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+            "SELECT seq, kind, key, at FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
             &[Value::Int(seq), Value::Int(i64::from(limit))],
         )
         .await
         .map_err(db_error)?;
     let mut last_seq = seq;
+    let mut oldest_at: Option<i64> = None;
     let mut changed = Vec::with_capacity(rows.len());
     for row in &rows {
         let row_seq = row.int("seq")?;
+        let at = row.int("at")?;
+        oldest_at = Some(oldest_at.map_or(at, |oldest| oldest.min(at)));
         let kind_text = row.text("kind")?;
         let kind = EntityKind::parse(&kind_text).ok_or_else(|| {
             StoreError::Corrupt(format!("change {row_seq} has unknown kind {kind_text:?}"))
@@ -329,6 +358,7 @@ pub(crate) async fn changes_since(
     Ok(ChangeBatch {
         changes,
         seq: last_seq,
+        oldest_at,
     })
 }
 

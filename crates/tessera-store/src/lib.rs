@@ -42,6 +42,11 @@ pub use sqlite::SqliteStore;
 use async_trait::async_trait;
 use tessera_core::directory::{Change, Entity, EntityKind};
 
+/// The `tracing` target of the spans Tessera exports as OpenTelemetry traces (the request, the
+/// grant, the store write). Defined here, the lowest crate that makes such spans; the server's
+/// telemetry exports this target and keeps it out of the log.
+pub const TRACE_TARGET: &str = "tessera_trace";
+
 /// Errors of the store. Constraint violations are mapped here, never leaked as SQL errors.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -106,6 +111,9 @@ pub struct ListFilter {
 pub struct ChangeBatch {
     pub changes: Vec<Change>,
     pub seq: i64,
+    /// When the oldest change of the batch was written (unix seconds), if the batch has any:
+    /// how far behind the writer a reader is.
+    pub oldest_at: Option<i64>,
 }
 
 /// The storage interface. Implementations: [`SqliteStore`] (embedded default) and

@@ -36,6 +36,7 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 use std::time::Duration;
 use tessera_core::directory::{Entity, EntityKind};
+use tracing::Instrument;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -168,10 +169,15 @@ impl PostgresStore {
     }
 
     async fn write(&self, entity: &Entity, audit: &AuditEvent, mode: WriteMode) -> Result<i64> {
-        let mut tx = self.begin_write().await?;
-        let seq = engine::write(&mut *tx, entity, audit, mode).await?;
-        Self::commit_write(tx, Some(seq)).await?;
-        Ok(seq)
+        let span = engine::write_span("postgresql", mode.as_str(), entity.kind());
+        async {
+            let mut tx = self.begin_write().await?;
+            let seq = engine::write(&mut *tx, entity, audit, mode).await?;
+            Self::commit_write(tx, Some(seq)).await?;
+            Ok(seq)
+        }
+        .instrument(span)
+        .await
     }
 }
 
@@ -278,10 +284,14 @@ impl Store for PostgresStore {
     }
 
     async fn delete(&self, kind: EntityKind, key: &str, audit: &AuditEvent) -> Result<i64> {
-        let mut tx = self.begin_write().await?;
-        let seq = engine::delete(&mut *tx, kind, key, audit).await?;
-        Self::commit_write(tx, Some(seq)).await?;
-        Ok(seq)
+        async {
+            let mut tx = self.begin_write().await?;
+            let seq = engine::delete(&mut *tx, kind, key, audit).await?;
+            Self::commit_write(tx, Some(seq)).await?;
+            Ok(seq)
+        }
+        .instrument(engine::write_span("postgresql", "delete", kind))
+        .await
     }
 
     async fn find(&self, kind: EntityKind, key: &str) -> Result<Option<Entity>> {

@@ -22,6 +22,7 @@ use sqlx::{Row as _, Sqlite, Transaction};
 use std::path::Path;
 use std::time::Duration;
 use tessera_core::directory::{Entity, EntityKind};
+use tracing::Instrument;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -91,10 +92,15 @@ impl SqliteStore {
     }
 
     async fn write(&self, entity: &Entity, audit: &AuditEvent, mode: WriteMode) -> Result<i64> {
-        let mut tx = self.begin_write().await?;
-        let seq = engine::write(&mut *tx, entity, audit, mode).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(seq)
+        let span = engine::write_span("sqlite", mode.as_str(), entity.kind());
+        async {
+            let mut tx = self.begin_write().await?;
+            let seq = engine::write(&mut *tx, entity, audit, mode).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(seq)
+        }
+        .instrument(span)
+        .await
     }
 }
 
@@ -132,10 +138,14 @@ impl Store for SqliteStore {
     }
 
     async fn delete(&self, kind: EntityKind, key: &str, audit: &AuditEvent) -> Result<i64> {
-        let mut tx = self.begin_write().await?;
-        let seq = engine::delete(&mut *tx, kind, key, audit).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(seq)
+        async {
+            let mut tx = self.begin_write().await?;
+            let seq = engine::delete(&mut *tx, kind, key, audit).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(seq)
+        }
+        .instrument(engine::write_span("sqlite", "delete", kind))
+        .await
     }
 
     async fn find(&self, kind: EntityKind, key: &str) -> Result<Option<Entity>> {

@@ -52,7 +52,156 @@ pub fn grpc_router(state: AppState) -> axum::Router {
         Ok(reflection) => routes = routes.add_service(reflection),
         Err(e) => tracing::warn!(error = %e, "gRPC reflection is unavailable"),
     }
-    routes.into_axum_router()
+    routes
+        .into_axum_router()
+        .layer(axum::middleware::from_fn(count_calls))
+}
+
+/// The server-reflection method (its descriptors are tonic-reflection's, not ours).
+const REFLECTION_METHOD: &str = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+
+/// The `method` label of a call to `path`: the path itself for a method we serve, `other` for
+/// anything else, so that callers cannot grow the label set.
+fn method_label(path: &str) -> &'static str {
+    use prost::Message;
+    static METHODS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let methods = METHODS.get_or_init(|| {
+        let mut methods = vec![REFLECTION_METHOD.to_owned()];
+        if let Ok(set) = prost_types::FileDescriptorSet::decode(DESCRIPTORS) {
+            for file in &set.file {
+                for service in &file.service {
+                    for method in &service.method {
+                        methods.push(format!(
+                            "/{}.{}/{}",
+                            file.package(),
+                            service.name(),
+                            method.name()
+                        ));
+                    }
+                }
+            }
+        }
+        methods
+    });
+    methods
+        .iter()
+        .find(|m| m.as_str() == path)
+        .map(String::as_str)
+        .unwrap_or("other")
+}
+
+/// The canonical name of a gRPC status code, as in the gRPC specification.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+fn record_call(method: &'static str, code: tonic::Code) {
+    metrics::counter!(crate::metrics_names::GRPC_REQUESTS, "method" => method, "code" => code_name(code))
+        .increment(1);
+}
+
+/// The status of a `grpc-status` value (a missing or garbled one is UNKNOWN, as clients read it).
+fn status_of(value: Option<&http::HeaderValue>) -> tonic::Code {
+    value.map_or(tonic::Code::Unknown, |v| {
+        tonic::Code::from_bytes(v.as_bytes())
+    })
+}
+
+/// Counts each gRPC call by method and gRPC status. HTTP says 200 for every call; the status is
+/// in the response headers when the call failed at once (trailers-only), else in the trailers
+/// after the body, which [`CallCounter`] watches for.
+async fn count_calls(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = method_label(request.uri().path());
+    let response = next.run(request).await;
+    if let Some(status) = response.headers().get("grpc-status") {
+        record_call(method, status_of(Some(status)));
+        return response;
+    }
+    response.map(|body| {
+        axum::body::Body::new(CallCounter {
+            body,
+            method,
+            counted: false,
+        })
+    })
+}
+
+/// A response body that records the call's status when its trailers pass, or CANCELLED when
+/// the body is dropped before (the client went away).
+struct CallCounter {
+    body: axum::body::Body,
+    method: &'static str,
+    counted: bool,
+}
+
+impl CallCounter {
+    fn count(&mut self, code: tonic::Code) {
+        if !self.counted {
+            self.counted = true;
+            record_call(self.method, code);
+        }
+    }
+}
+
+impl axum::body::HttpBody for CallCounter {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    let code = status_of(trailers.get("grpc-status"));
+                    self.count(code);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => self.count(tonic::Code::Internal),
+            Poll::Ready(None) => self.count(tonic::Code::Unknown),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for CallCounter {
+    fn drop(&mut self) {
+        self.count(tonic::Code::Cancelled);
+    }
 }
 
 /// The encoded descriptors of our protocol files (written by build.rs).
