@@ -143,3 +143,28 @@ def pytest_sessionfinish(session, exitstatus):
             red=True,
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def sign_in_as_new_user(admin, tessera_url, account_id, prefix):
+    """Creates a user with a password and signs it in (password grant through a new client):
+    only a user creates its own credentials. Returns ``(user, Admin session of the user)``."""
+    password = "compat-" + uuid.uuid4().hex
+    user = admin.post(
+        "/v1/users",
+        {
+            "account_id": account_id,
+            "name": unique(prefix),
+            "email": unique(prefix) + "@example.com",
+            "password": password,
+        },
+    )
+    client = admin.post("/v1/clients", {"id": unique("compat-login")})
+    response = requests.post(
+        tessera_url + "/identity/token",
+        data={"grant_type": "password", "username": user["id"], "password": password},
+        auth=(client["id"], client["secret"]),
+        headers={"Accept": "application/json"},
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 200, f"sign-in failed: {response.status_code} {response.text}"
+    return user, Admin(tessera_url, response.json()["access_token"])

@@ -31,7 +31,7 @@ from yandex.cloud.iam.v1.iam_token_service_pb2_grpc import IamTokenServiceStub
 from yandex.cloud.iam.v1.service_account_service_pb2 import GetServiceAccountRequest
 from yandex.cloud.iam.v1.service_account_service_pb2_grpc import ServiceAccountServiceStub
 
-from conftest import TIMEOUT, _require_env, unique
+from conftest import TIMEOUT, _require_env, sign_in_as_new_user, unique
 
 
 @pytest.fixture(scope="session")
@@ -206,12 +206,10 @@ def test_revoke_with_generated_stubs(admin, admin_account_id, channel, tessera_u
 
 
 def test_oauth_token_flow(admin, admin_account_id, grpc_endpoint, ca_pem, tessera_url):
-    user = admin.post(
-        "/v1/users",
-        {"account_id": admin_account_id, "name": unique("yc-user"), "email": unique("yc") + "@example.com"},
-    )
+    # Only the user creates its own OAuth token (an administrator cannot).
+    user, own = sign_in_as_new_user(admin, tessera_url, admin_account_id, "yc-user")
     target = new_service_account(admin, admin_account_id, "yc-oauth-target")
-    oauth = admin.post("/v1/oauth_tokens", {"user_id": user["id"]})
+    oauth = own.post("/v1/oauth_tokens", {"user_id": user["id"]})
     assert oauth["token"].startswith("y0_")
 
     admin.post(
