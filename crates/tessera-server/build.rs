@@ -16,6 +16,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&descriptors),
     )?;
     tonic_prost_build::configure()
+        // Malformed requests are INVALID_ARGUMENT, not tonic's default INTERNAL.
+        .codec_path("crate::yandex::codec::StrictCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds(descriptors)?;

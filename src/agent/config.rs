@@ -153,8 +153,13 @@ impl AgentFile {
     pub fn load(path: &Path) -> Result<AgentFile> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read agent config {}", path.display()))?;
-        let file: AgentFile = toml::from_str(&text)
-            .with_context(|| format!("agent config {} is not valid", path.display()))?;
+        Self::parse(&text).with_context(|| format!("agent config {} is not valid", path.display()))
+    }
+
+    /// Parses and checks the text of an `agent.toml` (what [`AgentFile::load`] does after
+    /// reading the file).
+    pub fn parse(text: &str) -> Result<AgentFile> {
+        let file: AgentFile = toml::from_str(text)?;
         file.attributes().check()?;
         if file.refresh.max_backoff_seconds == 0 || file.refresh.max_backoff_seconds > 3600 {
             bail!("refresh.max_backoff_seconds must be between 1 and 3600");

@@ -2,6 +2,7 @@
 //! with the metadata server's rules (the `Metadata-Flavor` header both ways, 403 for proxied
 //! requests, 301 for directories without their slash, ETags, `wait_for_change`).
 
+use super::request::{self, Params, MAX_WAIT_SECONDS};
 use super::tree::{self, Node};
 use super::workload::{IdTokenError, Workload};
 use super::AgentState;
@@ -15,8 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub const PREFIX: &str = "/computeMetadata/v1/";
-/// Longest `wait_for_change` hang.
-const MAX_WAIT_SECONDS: u64 = 3600;
 
 /// On every answer: `Metadata-Flavor: Google` (clients detect the server by it) and GCE's
 /// `Server`. Proxied requests are refused before anything else (SSRF defence).
@@ -77,74 +76,6 @@ pub async fn root() -> Response {
     text(StatusCode::OK, "computeMetadata/\n")
 }
 
-/// Query parameters of metadata requests.
-#[derive(Default)]
-struct Params {
-    recursive: bool,
-    json: Option<bool>,
-    wait_for_change: bool,
-    last_etag: Option<String>,
-    timeout_sec: Option<u64>,
-    scopes: Option<String>,
-    audience: Option<String>,
-    full: bool,
-}
-
-impl Params {
-    fn parse(query: Option<&str>) -> Result<Params, String> {
-        let pairs: Vec<(String, String)> = match query {
-            Some(q) => {
-                serde_urlencoded::from_str(q).map_err(|_| "the query string is malformed")?
-            }
-            None => Vec::new(),
-        };
-        let mut params = Params::default();
-        for (key, value) in pairs {
-            match key.as_str() {
-                "recursive" => params.recursive = boolean(&key, &value)?,
-                "wait_for_change" => params.wait_for_change = boolean(&key, &value)?,
-                "alt" => {
-                    params.json = Some(match value.as_str() {
-                        "json" => true,
-                        "text" => false,
-                        _ => return Err(format!("alt must be json or text, got {value:?}")),
-                    })
-                }
-                "last_etag" => params.last_etag = Some(value),
-                "timeout_sec" => {
-                    let seconds: u64 = value.parse().map_err(|_| {
-                        format!("timeout_sec must be a number of seconds, got {value:?}")
-                    })?;
-                    params.timeout_sec = Some(seconds.min(MAX_WAIT_SECONDS));
-                }
-                "scopes" => params.scopes = Some(value),
-                "audience" => params.audience = Some(value),
-                "format" => {
-                    params.full = match value.as_str() {
-                        "full" => true,
-                        "standard" => false,
-                        _ => return Err(format!("format must be standard or full, got {value:?}")),
-                    }
-                }
-                // licenses=TRUE adds GCE license codes, of which Tessera has none.
-                "licenses" => {
-                    boolean(&key, &value)?;
-                }
-                _ => {}
-            }
-        }
-        Ok(params)
-    }
-}
-
-fn boolean(key: &str, value: &str) -> Result<bool, String> {
-    match value.to_ascii_lowercase().as_str() {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(format!("{key} must be true or false, got {value:?}")),
-    }
-}
-
 /// Everything below `/computeMetadata/`.
 pub async fn metadata(
     State(state): State<Arc<AgentState>>,
@@ -177,11 +108,10 @@ pub async fn metadata(
         Ok(p) => p,
         Err(message) => return text(StatusCode::BAD_REQUEST, &(message + "\n")),
     };
-    let is_dir = rest.is_empty() || rest.ends_with('/');
-    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    if segments.iter().any(|s| *s == "." || *s == "..") {
+    let Some(request::MetadataPath { segments, is_dir }) = request::MetadataPath::parse(rest)
+    else {
         return not_found();
-    }
+    };
     let workload = state.workload_for(peer.ip());
 
     // service-accounts/{default|email}/{token|identity}: answered from the cache.

@@ -5,6 +5,7 @@
 //! - [`upstream`]: the agent's calls to the Tessera server.
 //! - [`workload`]: workloads and their cached tokens, refreshed in the background.
 //! - [`tree`]: the metadata tree and its GCE renderings.
+//! - [`request`]: a metadata request's path segments and query parameters, parsed.
 //! - [`gce`]: the `/computeMetadata/v1/` surface.
 //! - [`ibm_vpc`]: IBM VPC instance identity (`/instance_identity/v1/…`, `/identity/v1/…`).
 //! - [`admin`]: `/healthz`, `/readyz` and `/metrics` on a port of their own (`--admin-listen`),
@@ -17,6 +18,7 @@ pub mod admin;
 pub mod config;
 pub mod gce;
 pub mod ibm_vpc;
+pub mod request;
 pub mod tree;
 pub mod upstream;
 pub mod workload;

@@ -74,14 +74,13 @@ impl Credential {
     pub fn load(path: &Path) -> Result<Credential> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read credentials file {}", path.display()))?;
-        let file: CredentialFile = serde_json::from_str(&text).map_err(|e| {
-            anyhow!(
-                "credentials file {} is not JSON (line {}, column {})",
-                path.display(),
-                e.line(),
-                e.column()
-            )
-        })?;
+        Self::parse(&text).with_context(|| format!("credentials file {}", path.display()))
+    }
+
+    /// Parses the text of a credential file; errors never quote it (it holds a secret).
+    pub fn parse(text: &str) -> Result<Credential> {
+        let file: CredentialFile = serde_json::from_str(text)
+            .map_err(|e| anyhow!("is not JSON (line {}, column {})", e.line(), e.column()))?;
         match file {
             CredentialFile {
                 apikey: Some(apikey),
@@ -93,13 +92,9 @@ impl Credential {
                 private_key: Some(pem),
                 ..
             } => {
-                let der = pem_to_der(&pem).with_context(|| {
-                    format!("private_key in {} is not a PKCS#8 PEM key", path.display())
-                })?;
-                let key =
-                    SigningKey::from_pkcs8(&key_id, Algorithm::Ps256, &der).map_err(|_| {
-                        anyhow!("private_key in {} is not an RSA PKCS#8 key", path.display())
-                    })?;
+                let der = pem_to_der(&pem).context("private_key is not a PKCS#8 PEM key")?;
+                let key = SigningKey::from_pkcs8(&key_id, Algorithm::Ps256, &der)
+                    .map_err(|_| anyhow!("private_key is not an RSA PKCS#8 key"))?;
                 Ok(Credential::AuthorizedKey {
                     key_id,
                     service_account_id,
@@ -107,9 +102,8 @@ impl Credential {
                 })
             }
             _ => bail!(
-                "credentials file {} holds neither an authorized key (id, service_account_id, \
-                 private_key) nor an API key (apikey)",
-                path.display()
+                "holds neither an authorized key (id, service_account_id, private_key) nor an \
+                 API key (apikey)"
             ),
         }
     }
@@ -483,7 +477,7 @@ mod tests {
             r#"{"id": "k", "service_account_id": "s", "private_key": "nope"}"#,
         )
         .unwrap();
-        let err = Credential::load(&path).unwrap_err().to_string();
+        let err = format!("{:#}", Credential::load(&path).unwrap_err());
         assert!(err.contains("not a PKCS#8 PEM key"), "{err}");
         std::fs::write(&path, r#"{"x": 1}"#).unwrap();
         assert!(Credential::load(&path).is_err());

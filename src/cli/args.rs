@@ -85,6 +85,75 @@ pub enum Command {
     /// Load an export into an empty store (to move between SQLite and PostgreSQL).
     #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
+    /// Write a consistent copy of the embedded store, also while the server runs.
+    #[command(after_help = BACKUP_HELP)]
+    Backup(BackupArgs),
+    /// Put a backup in place as the embedded store of a data directory (server stopped).
+    #[command(after_help = RESTORE_HELP)]
+    Restore(RestoreArgs),
+    /// Operator commands on the store itself, without a server (e.g. `admin recover`).
+    Admin(AdminArgs),
+}
+
+const BACKUP_HELP: &str = "The copy is one consistent snapshot of the store (SQLite's VACUUM \
+    INTO), taken while the server keeps serving and writing; it is written beside FILE and \
+    renamed into place when complete, mode 0600. Like the store it holds sealed keys and \
+    credential hashes, which only the installation's master key opens: keep the master key \
+    apart from the backups, and back it up too. For PostgreSQL use pg_dump, or `tessera export`.";
+
+const RESTORE_HELP: &str = "Refuses a data directory a server is running on, and a backup that \
+    the master key (TESSERA_MASTER_KEY, or --master-key-file, default <data dir>/master.key) \
+    does not open. A store already in the directory is kept beside it as \
+    tessera.db.before-restore-<unix time>. Start the server afterwards with the same --issuer.";
+
+const RECOVER_HELP: &str = "For an installation whose administrators are all gone or whose keys \
+    are lost: creates a new user with the global admin role in the installation's first account, \
+    and an API key for it, printed once. Needs the master key (TESSERA_MASTER_KEY, or \
+    --master-key-file, default <data dir>/master.key) and the store; on the embedded store the \
+    server must be stopped (start it afterwards), on PostgreSQL the nodes see the new \
+    administrator within a second. Recorded in the audit log as installation.recover.";
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub store: tessera_server::StoreArgs,
+    /// The backup file to write (must not exist)
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub store: tessera_server::StoreArgs,
+    /// The backup to put in place
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub input: PathBuf,
+    /// Master key file (default: <data dir>/master.key); TESSERA_MASTER_KEY takes precedence.
+    #[arg(long, env = "TESSERA_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    pub verb: AdminVerb,
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum AdminVerb {
+    /// Mint a new global administrator and its API key (printed once), offline.
+    #[command(after_help = RECOVER_HELP)]
+    Recover(RecoverArgs),
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct RecoverArgs {
+    #[command(flatten)]
+    pub store: tessera_server::StoreArgs,
+    /// Master key file (default: <data dir>/master.key); TESSERA_MASTER_KEY takes precedence.
+    #[arg(long, env = "TESSERA_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
 }
 
 /// How the store commands find the store.

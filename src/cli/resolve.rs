@@ -7,7 +7,7 @@
 //! file is only read when a value is actually missing, so a broken config file does not get in
 //! the way of a fully specified command.
 
-use super::args::{Cli, Command, ConnectionArgs, Format, IamResource, KeysVerb, Secret};
+use super::args::{AdminVerb, Cli, Command, ConnectionArgs, Format, IamResource, KeysVerb, Secret};
 use super::config::{self, Config, Profile};
 use crate::client::Client;
 use anyhow::{bail, Context, Result};
@@ -239,6 +239,19 @@ pub enum Plan {
         input: Option<PathBuf>,
         master_key_file: Option<PathBuf>,
     },
+    Backup {
+        store: tessera_server::StoreArgs,
+        output: PathBuf,
+    },
+    Restore {
+        store: tessera_server::StoreArgs,
+        input: PathBuf,
+        master_key_file: Option<PathBuf>,
+    },
+    Recover {
+        store: tessera_server::StoreArgs,
+        master_key_file: Option<PathBuf>,
+    },
 }
 
 impl fmt::Debug for Plan {
@@ -288,6 +301,15 @@ impl fmt::Debug for Plan {
                 .debug_struct("Import")
                 .field("input", input)
                 .finish_non_exhaustive(),
+            Plan::Backup { output, .. } => f
+                .debug_struct("Backup")
+                .field("output", output)
+                .finish_non_exhaustive(),
+            Plan::Restore { input, .. } => f
+                .debug_struct("Restore")
+                .field("input", input)
+                .finish_non_exhaustive(),
+            Plan::Recover { .. } => f.write_str("Recover(..)"),
         }
     }
 }
@@ -331,6 +353,21 @@ impl Plan {
                 store: args.store,
                 input: args.input,
                 master_key_file: args.master_key_file,
+            },
+            Command::Backup(args) => Plan::Backup {
+                store: args.store,
+                output: args.output,
+            },
+            Command::Restore(args) => Plan::Restore {
+                store: args.store,
+                input: args.input,
+                master_key_file: args.master_key_file,
+            },
+            Command::Admin(args) => match args.verb {
+                AdminVerb::Recover(args) => Plan::Recover {
+                    store: args.store,
+                    master_key_file: args.master_key_file,
+                },
             },
         })
     }

@@ -112,6 +112,16 @@ pub async fn execute(plan: Plan, io: &mut Io<'_>) -> Result<()> {
             input,
             master_key_file,
         } => import(&store, input.as_deref(), master_key_file, io).await,
+        Plan::Backup { store, output } => backup(&store, &output, io).await,
+        Plan::Restore {
+            store,
+            input,
+            master_key_file,
+        } => restore(&store, &input, master_key_file, io).await,
+        Plan::Recover {
+            store,
+            master_key_file,
+        } => recover(&store, master_key_file, io).await,
     }
     .and_then(|()| emit(io.out.flush()))
 }
@@ -321,6 +331,68 @@ async fn import(
         io.out,
         &report,
         &config.store_description(),
+    ))
+}
+
+async fn backup(store: &StoreArgs, output: &Path, io: &mut Io<'_>) -> Result<()> {
+    let config = store_config(store, None)?;
+    let report = maintenance::backup(&config, output).await?;
+    emit(writeln!(
+        io.out,
+        "Backed up {} (schema version {}) to {} ({} bytes).\n\
+         It holds sealed keys and credential hashes: keep it like the store, and keep the master \
+         key apart from it (restoring needs that key).",
+        report.store,
+        report.schema_version.unwrap_or(0),
+        report.output.display(),
+        report.bytes
+    ))
+}
+
+async fn restore(
+    store: &StoreArgs,
+    input: &Path,
+    master_key_file: Option<PathBuf>,
+    io: &mut Io<'_>,
+) -> Result<()> {
+    let config = store_config(store, master_key_file)?;
+    let report = maintenance::restore(&config, input, tessera_server::state::now()).await?;
+    emit(writeln!(
+        io.out,
+        "Restored {} into {} (schema version {}).",
+        input.display(),
+        report.store,
+        report.schema_version.unwrap_or(0)
+    ))?;
+    if let Some(previous) = &report.previous {
+        emit(writeln!(
+            io.out,
+            "The store that was there is kept as {}.",
+            previous.display()
+        ))?;
+    }
+    emit(writeln!(
+        io.out,
+        "Start the server with the same master key and --issuer."
+    ))
+}
+
+async fn recover(
+    store: &StoreArgs,
+    master_key_file: Option<PathBuf>,
+    io: &mut Io<'_>,
+) -> Result<()> {
+    let config = store_config(store, master_key_file)?;
+    let report = maintenance::recover(&config, tessera_server::state::now()).await?;
+    // Shown this once, on stdout only; the audit log records that it happened, not the key.
+    emit(writeln!(
+        io.out,
+        "Created a new global administrator in {}:\n  account:        {}\n  administrator:  {}\n  API key id:     {}\n  admin API key:  {}\n\nThe API key is shown only this once. Log in with:\n  tessera login --endpoint <the server's URL> --apikey <the key>",
+        report.store,
+        report.account_id,
+        report.user_id,
+        report.api_key_id,
+        report.api_key.expose()
     ))
 }
 

@@ -12,13 +12,6 @@ use tessera_store::{ListFilter, Store};
 
 const ISSUER: &str = "http://tessera.cluster.test/identity";
 
-fn master_key() -> String {
-    use base64::Engine;
-    let mut bytes = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut bytes).unwrap();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
 fn skip() -> Option<String> {
     let url = postgres_url();
     if url.is_none() {

@@ -1,9 +1,10 @@
 //! Starts a real server process and offers small helpers for talking to it.
 
 use serde_json::{json, Value};
+use std::io::Write;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -247,8 +248,14 @@ impl TestServer {
         }
     }
 
+    /// The data directory: the `--data-dir` it was started with, else the default one.
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("tessera-data")
+        self.extra_args
+            .iter()
+            .position(|a| a == "--data-dir")
+            .and_then(|i| self.extra_args.get(i + 1))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.dir.path().join("tessera-data"))
     }
 
     /// The flags that select this server's store, for the store commands (`tessera export`).
@@ -260,20 +267,10 @@ impl TestServer {
                 "--database-schema".into(),
                 schema.name.clone(),
             ],
-            None => {
-                let mut args = vec!["--data-dir".to_owned()];
-                // A `--data-dir` the server was started with wins over the default.
-                let given = self
-                    .extra_args
-                    .iter()
-                    .position(|a| a == "--data-dir")
-                    .and_then(|i| self.extra_args.get(i + 1));
-                args.push(match given {
-                    Some(dir) => dir.clone(),
-                    None => self.data_dir().display().to_string(),
-                });
-                args
-            }
+            None => vec![
+                "--data-dir".to_owned(),
+                self.data_dir().display().to_string(),
+            ],
         }
     }
 
@@ -301,6 +298,39 @@ impl TestServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the process with SIGTERM and returns its exit status (`None` if it had to be
+    /// killed after 15 s).
+    pub fn stop_status(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
     }
 
     /// Stops and starts again on the same data directory (same flags and environment).
@@ -544,4 +574,81 @@ pub fn jwt_payload(token: &str) -> Value {
         .decode(payload)
         .expect("base64");
     serde_json::from_slice(&bytes).expect("json payload")
+}
+
+/// Runs the `tessera` binary in `work` (so no ./tessera.toml is found) with none of the
+/// caller's Tessera settings, `env` added, and `stdin` as standard input.
+pub fn tessera_with_stdin(
+    work: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &[u8],
+) -> Output {
+    let mut command = Command::new(binary());
+    command
+        .current_dir(work)
+        .args(args)
+        .env("TESSERA_CONFIG_DIR", work)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for name in [
+        "TESSERA_CONFIG",
+        "TESSERA_DATA_DIR",
+        "TESSERA_DATABASE_URL",
+        "TESSERA_DATABASE_SCHEMA",
+        "TESSERA_MASTER_KEY",
+        "TESSERA_MASTER_KEY_FILE",
+        "TESSERA_ENDPOINT",
+        "TESSERA_APIKEY",
+        "TESSERA_PROFILE",
+        "TESSERA_LOG_LEVEL",
+        "TESSERA_LOG_FORMAT",
+    ] {
+        command.env_remove(name);
+    }
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("run tessera");
+    let mut input = child.stdin.take().expect("stdin");
+    // A command that does not read its input may close it early: that is not a failure here.
+    let _ = input.write_all(stdin);
+    drop(input);
+    child.wait_with_output().expect("wait for tessera")
+}
+
+pub fn tessera(work: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    tessera_with_stdin(work, args, env, b"")
+}
+
+pub fn ok(output: Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        stdout,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// A failure with exit code 1; returns stderr.
+pub fn fails(output: Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "expected exit 1: {}\n{stderr}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    stderr
+}
+
+/// A fresh random master key (base64 of 32 bytes).
+pub fn master_key() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

@@ -12,6 +12,11 @@
 //! - `cli`: the `tessera` command line against a running server.
 //! - `cluster`: several nodes on one PostgreSQL database, key rotation, database outage.
 //! - `operations`: operator commands: `keys list/rotate`, `migrate`, `export`/`import`.
+//! - `durability`: first start, the data-directory lock, backup and restore, SIGTERM and
+//!   SIGKILL rounds, `admin recover`.
+//! - `connections`: slow, idle and too many connections on both listeners.
+//! - `failures`: every body limit answers 413, gRPC decode errors, and a stopped PostgreSQL
+//!   giving 503 on every surface without driver text.
 //! - `yandex`: the Yandex IAM surface over gRPC (generated stubs) and REST: discovery, every
 //!   rpc and its REST twin, bad input, `t1.` tokens accepted everywhere.
 //! - `yandex_credentials`: authorized keys and OAuth tokens through the admin API and the CLI.
@@ -37,8 +42,11 @@ mod attacks;
 mod authz;
 mod cli;
 mod cluster;
+mod connections;
 mod cr_token;
 mod delegated;
+mod durability;
+mod failures;
 mod harness;
 mod ibm_token;
 pub mod observability;

@@ -7,87 +7,15 @@
 use crate::harness::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
 
 const ISSUER: &str = "http://tessera.operations.test/identity";
 
-/// Runs the `tessera` binary in `work` (so no ./tessera.toml is found) with none of the
-/// caller's Tessera settings, `env` added, and `stdin` as standard input.
-fn tessera_with_stdin(work: &Path, args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
-    let mut command = Command::new(binary());
-    command
-        .current_dir(work)
-        .args(args)
-        .env("TESSERA_CONFIG_DIR", work)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for name in [
-        "TESSERA_CONFIG",
-        "TESSERA_DATA_DIR",
-        "TESSERA_DATABASE_URL",
-        "TESSERA_DATABASE_SCHEMA",
-        "TESSERA_MASTER_KEY",
-        "TESSERA_MASTER_KEY_FILE",
-        "TESSERA_ENDPOINT",
-        "TESSERA_APIKEY",
-        "TESSERA_PROFILE",
-        "TESSERA_LOG_LEVEL",
-        "TESSERA_LOG_FORMAT",
-    ] {
-        command.env_remove(name);
-    }
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let mut child = command.spawn().expect("run tessera");
-    let mut input = child.stdin.take().expect("stdin");
-    // A command that does not read its input may close it early: that is not a failure here.
-    let _ = input.write_all(stdin);
-    drop(input);
-    child.wait_with_output().expect("wait for tessera")
-}
-
-fn tessera(work: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    tessera_with_stdin(work, args, env, b"")
-}
-
-fn ok(output: Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "failed: {}\n{}",
-        stdout,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-/// A failure with exit code 1; returns stderr.
-fn fails(output: Output) -> String {
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "expected exit 1: {}\n{stderr}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    stderr
-}
-
 fn json_of(output: Output) -> Value {
     let text = ok(output);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-fn master_key() -> String {
-    use base64::Engine;
-    let mut bytes = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut bytes).unwrap();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 async fn jwks_kids(server: &TestServer) -> BTreeSet<String> {

@@ -131,6 +131,20 @@ pub fn claim_mapping(value: Option<BTreeMap<String, String>>) -> Result<BTreeMap
 mod tests {
     use super::*;
 
+    /// Found by the `trusted_issuer` fuzz target: a number in an inline JWKS read back as a
+    /// different number (serde_json's default float parsing is not exact), so the stored
+    /// document changed on every round trip through the store.
+    #[test]
+    fn an_inline_jwks_document_reads_back_exactly_as_stored() {
+        let source: crate::model::JwksSource = serde_json::from_str(
+            r#"{"inline":{"keys":[{"kid":"k","exp":17963333333333333333333333333333,"x":0.1}]}}"#,
+        )
+        .unwrap();
+        let stored = serde_json::to_string(&source).unwrap();
+        let read: crate::model::JwksSource = serde_json::from_str(&stored).unwrap();
+        assert_eq!(read, source);
+    }
+
     #[test]
     fn issuer_urls() {
         assert!(issuer_url("https://kubernetes.default.svc").is_ok());

@@ -165,7 +165,11 @@ pub struct FirstStart {
 }
 
 /// On an empty store, creates the first account, its administrator (global `admin`) and the
-/// administrator's API key. Returns `None` when the store already has accounts.
+/// administrator's API key, in one transaction. `announce` shows the key to the operator and
+/// runs **before** that transaction commits: if it fails, nothing is created; if the commit
+/// fails, the shown key never worked and the next start shows a new one. Either way nobody is
+/// left with an installation whose only key was never seen. Returns `None` when the store
+/// already has accounts.
 pub async fn ensure_first_admin(
     store: &dyn Store,
     pepper: &Pepper,
@@ -173,6 +177,7 @@ pub async fn ensure_first_admin(
     node_id: &str,
     clock: impl Fn() -> i64,
     rng: &dyn SecureRandom,
+    announce: impl FnOnce(&FirstStart) -> anyhow::Result<()>,
 ) -> anyhow::Result<Option<FirstStart>> {
     // With several nodes starting together on an empty database, one creates the first
     // administrator under a lease and the others wait for it.
@@ -185,7 +190,7 @@ pub async fn ensure_first_admin(
             let created = if has_accounts(store).await? {
                 Ok(None)
             } else {
-                create_first_admin(store, pepper, config, now, rng)
+                create_first_admin(store, pepper, config, now, rng, announce)
                     .await
                     .map(Some)
             };
@@ -199,7 +204,8 @@ pub async fn ensure_first_admin(
     )
 }
 
-async fn has_accounts(store: &dyn Store) -> anyhow::Result<bool> {
+/// Whether the store holds an installation (any account).
+pub async fn has_accounts(store: &dyn Store) -> anyhow::Result<bool> {
     let filter = ListFilter {
         limit: Some(1),
         ..Default::default()
@@ -213,6 +219,7 @@ async fn create_first_admin(
     config: &Config,
     now: i64,
     rng: &dyn SecureRandom,
+    announce: impl FnOnce(&FirstStart) -> anyhow::Result<()>,
 ) -> anyhow::Result<FirstStart> {
     let apikey = match &config.bootstrap_admin_apikey {
         Some(given) => secret::supplied_api_key(given)
@@ -236,38 +243,67 @@ async fn create_first_admin(
         federated: false,
         created_at: now,
     };
+    let (binding, key) = global_admin_key(
+        &admin.id,
+        &account.id,
+        "bootstrap",
+        "API key of the first administrator, created on first start",
+        pepper.hash(SecretPurpose::ApiKey, apikey.expose()),
+        now,
+        rng,
+    )?;
+    let first = FirstStart {
+        account_id: account.id.clone(),
+        admin_user_id: admin.id.clone(),
+        admin_apikey: apikey,
+    };
+    announce(&first)
+        .context("cannot show the first administrator's API key, so none was created")?;
+    let entities = [
+        Entity::Account(account),
+        Entity::User(admin),
+        Entity::Binding(binding),
+        Entity::ApiKey(key),
+    ];
+    store
+        .create_all(
+            &entities,
+            &system_audit(now, "installation.create", "first start".into()),
+        )
+        .await
+        .context(
+            "cannot store the first administrator; the API key shown above was never valid: \
+             start again for a new one",
+        )?;
+    Ok(first)
+}
+
+/// The global `admin` binding of `iam_id` and an API key for it (with the hash of its secret).
+pub fn global_admin_key(
+    iam_id: &str,
+    account_id: &str,
+    name: &str,
+    description: &str,
+    key_hash: tessera_core::model::KeyHash,
+    now: i64,
+    rng: &dyn SecureRandom,
+) -> anyhow::Result<(AccessBinding, ApiKey)> {
+    let err = anyhow::Error::msg;
     let binding = AccessBinding {
         id: tessera_core::ids::new_binding_id(rng).map_err(err)?,
-        subject_iam_id: admin.id.clone(),
+        subject_iam_id: iam_id.to_owned(),
         role: Role::Admin,
         resource: Resource::Global,
         created_at: now,
     };
     let key = ApiKey {
         id: tessera_core::ids::new_api_key_id(rng).map_err(err)?,
-        name: "bootstrap".into(),
-        description: "API key of the first administrator, created on first start".into(),
-        owner_iam_id: admin.id.clone(),
-        account_id: account.id.clone(),
-        key_hash: pepper.hash(SecretPurpose::ApiKey, apikey.expose()),
+        name: name.into(),
+        description: description.into(),
+        owner_iam_id: iam_id.to_owned(),
+        account_id: account_id.to_owned(),
+        key_hash,
         created_at: now,
     };
-    let audit = |what: &str| system_audit(now, what, "first start".into());
-    store
-        .create(&Entity::Account(account.clone()), &audit("account.create"))
-        .await?;
-    store
-        .create(&Entity::User(admin.clone()), &audit("user.create"))
-        .await?;
-    store
-        .create(&Entity::Binding(binding), &audit("access_binding.create"))
-        .await?;
-    store
-        .create(&Entity::ApiKey(key), &audit("api_key.create"))
-        .await?;
-    Ok(FirstStart {
-        account_id: account.id,
-        admin_user_id: admin.id,
-        admin_apikey: apikey,
-    })
+    Ok((binding, key))
 }

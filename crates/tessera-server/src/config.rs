@@ -154,6 +154,16 @@ pub struct ServeArgs {
     /// How long a locked credential or address stays locked (default 900).
     #[arg(long, env = "TESSERA_THROTTLE_LOCK_SECONDS", value_name = "SECONDS")]
     pub throttle_lock_seconds: Option<i64>,
+    /// How long a client may take to finish the TLS handshake and to send each request's
+    /// headers (default 10; 1..=300).
+    #[arg(long, env = "TESSERA_HEADER_READ_TIMEOUT", value_name = "SECONDS")]
+    pub header_read_timeout: Option<i64>,
+    /// How long a connection may stay open with no request in flight (default 120; 1..=3600).
+    #[arg(long, env = "TESSERA_IDLE_TIMEOUT", value_name = "SECONDS")]
+    pub idle_timeout: Option<i64>,
+    /// Connections served at once; further ones wait in the listen queue (default 1000).
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u32>,
 }
 
 /// The optional configuration file. Unknown keys are an error, so typos do not pass silently.
@@ -193,6 +203,9 @@ pub struct FileConfig {
     pub throttle_address_lock_after: Option<u32>,
     pub throttle_window: Option<i64>,
     pub throttle_lock_seconds: Option<i64>,
+    pub header_read_timeout: Option<i64>,
+    pub idle_timeout: Option<i64>,
+    pub max_connections: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,6 +262,31 @@ pub struct Config {
     pub tls: TlsMode,
     /// Brute-force throttling thresholds.
     pub throttle: crate::throttle::ThrottleConfig,
+    /// Bounds on the listener's connections.
+    pub connections: ConnectionLimits,
+}
+
+/// Bounds on the listener's connections, plaintext and TLS alike, so that slow or idle clients
+/// cannot hold the server's sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// A client must finish the TLS handshake, and each request's headers, within this time
+    /// (counted from the connection's start, or from its first byte after the last answer).
+    pub header_read_timeout: std::time::Duration,
+    /// A connection with no request in flight is closed after this long.
+    pub idle_timeout: std::time::Duration,
+    /// Connections served at once; more wait in the kernel's listen queue until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(120),
+            max_connections: 1000,
+        }
+    }
 }
 
 /// How the listener speaks TLS.
@@ -467,6 +505,31 @@ impl Config {
             86_400,
         )?;
         let throttle = throttle_config(args, &file_throttle, seconds)?;
+        let default_limits = ConnectionLimits::default();
+        let max_connections = args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(default_limits.max_connections as u32);
+        if !(1..=1_000_000).contains(&max_connections) {
+            bail!("maximum connections must be between 1 and 1000000, got {max_connections}");
+        }
+        let connections = ConnectionLimits {
+            header_read_timeout: std::time::Duration::from_secs(seconds(
+                "header read timeout",
+                args.header_read_timeout.or(file.header_read_timeout),
+                default_limits.header_read_timeout.as_secs() as i64,
+                1,
+                300,
+            )? as u64),
+            idle_timeout: std::time::Duration::from_secs(seconds(
+                "idle timeout",
+                args.idle_timeout.or(file.idle_timeout),
+                default_limits.idle_timeout.as_secs() as i64,
+                1,
+                3600,
+            )? as u64),
+            max_connections: max_connections as usize,
+        };
         let iam_token_lifetime = seconds(
             "IAM token lifetime",
             args.iam_token_lifetime.or(file.iam_token_lifetime),
@@ -537,6 +600,7 @@ impl Config {
             jwt_audiences,
             tls,
             throttle,
+            connections,
         })
     }
 
@@ -610,6 +674,7 @@ impl Config {
             jwt_audiences: Vec::new(),
             tls: TlsMode::Off,
             throttle: crate::throttle::ThrottleConfig::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -721,7 +786,13 @@ fn check_url(what: &str, url: &str) -> anyhow::Result<()> {
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read configuration file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("invalid configuration file {}", path.display()))
+    parse_file(&text).with_context(|| format!("invalid configuration file {}", path.display()))
+}
+
+/// Parses the text of a `tessera.toml`. Unknown keys are an error; values are checked later by
+/// [`Config::merge`].
+pub fn parse_file(text: &str) -> anyhow::Result<FileConfig> {
+    Ok(toml::from_str(text)?)
 }
 
 impl fmt::Debug for Config {
@@ -744,7 +815,7 @@ impl fmt::Display for Config {
         write!(
             f,
             "listen={} store={} jwt_algorithm={} token_lifetime={}s refresh_token_lifetime={}s \
-             key_rotation_period={}s eddsa_key_rotation_period={}s jwks_cache={}s max_staleness={}s iam_token_lifetime={}s tls={} master_key={}",
+             key_rotation_period={}s eddsa_key_rotation_period={}s jwks_cache={}s max_staleness={}s iam_token_lifetime={}s tls={} master_key={} header_read_timeout={}s idle_timeout={}s max_connections={}",
             self.listen,
             store,
             self.jwt_algorithm.as_str(),
@@ -761,6 +832,9 @@ impl fmt::Display for Config {
                 TlsMode::SelfSigned { .. } => "self-signed",
             },
             master_key,
+            self.connections.header_read_timeout.as_secs(),
+            self.connections.idle_timeout.as_secs(),
+            self.connections.max_connections,
         )
     }
 }

@@ -7,14 +7,17 @@
 //! [`admin`], [`ops`]) → the token service ([`tokens`]) with `now` → core rules over the
 //! [`snapshot`] → a response in the surface's own shape. Only admin writes and revocations reach
 //! the store; the token path reads memory only. [`maintenance`] holds the one-shot operator
-//! commands on the store (`migrate`, `export`, `import`).
+//! commands on the store (`migrate`, `export`, `import`, `backup`, `restore`, `admin recover`);
+//! [`data_dir_lock`] keeps them and `serve` from sharing a data directory.
 
 pub mod admin;
 pub mod bootstrap;
 pub mod config;
+pub mod data_dir_lock;
 pub mod http;
 pub mod ibm;
 pub mod issuer_keys;
+pub mod listener;
 pub mod maintenance;
 pub mod metrics_names;
 pub mod oidc;

@@ -1,6 +1,12 @@
 //! One-shot operator commands on the store, run without a server: `tessera migrate` (apply the
 //! schema migrations explicitly), `tessera export` and `tessera import` (move a whole
-//! installation between SQLite and PostgreSQL, or between machines).
+//! installation between SQLite and PostgreSQL, or between machines), `tessera backup` and
+//! `tessera restore` (a consistent copy of a running embedded store, and putting one back), and
+//! `tessera admin recover` (a new global administrator key, for whoever holds the master key).
+//!
+//! The commands that write an embedded store (`migrate`, `import`, `restore`, `admin recover`)
+//! take the data directory's lock ([`crate::data_dir_lock`]), so they refuse a directory a
+//! server runs on; `export` and `backup` only read, and run beside a server.
 //!
 //! Each resolves the store exactly as `serve` does (see [`crate::config::StoreArgs`]), opens it
 //! with [`crate::storage::open_backend`], and closes it before returning, so an embedded SQLite
@@ -13,14 +19,18 @@
 
 use crate::bootstrap;
 use crate::config::Config;
+use crate::data_dir_lock::{self, DataDirLock};
 use crate::storage::{self, OpenedStore};
 use anyhow::{bail, Context};
 use aws_lc_rs::rand::SystemRandom;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use std::path::{Path, PathBuf};
+use tessera_core::directory::{Entity, EntityKind};
 use tessera_core::seal::MasterKey;
+use tessera_core::secret::{NewSecret, SecretPurpose};
 use tessera_store::transfer::{self, Dump, ImportReport};
-use tessera_store::{AuditEvent, Store};
+use tessera_store::{AuditEvent, ListFilter, SqliteStore, Store};
 
 /// What `tessera migrate` found and left.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,9 +55,22 @@ async fn with_store<T>(
     result
 }
 
+/// The data directory's lock, for a command that writes the embedded store. A PostgreSQL
+/// store is shared by several nodes by design: its commands are safe online and take none.
+fn lock_embedded(config: &Config, command: &str) -> anyhow::Result<Option<DataDirLock>> {
+    if config.database_url.is_some() {
+        return Ok(None);
+    }
+    Ok(Some(data_dir_lock::acquire_creating(
+        &config.data_dir,
+        command,
+    )?))
+}
+
 /// Applies pending migrations to the configured store. A schema newer than this binary knows
 /// is an error naming both versions.
 pub async fn migrate(config: &Config) -> anyhow::Result<MigrateReport> {
+    let _lock = lock_embedded(config, "migrate")?;
     let opened = storage::open_backend(config).await?;
     let description = config.store_description();
     with_store(opened, async |opened| {
@@ -160,6 +183,7 @@ fn check_master_key(dump: &Dump, master: &MasterKey) -> anyhow::Result<()> {
 /// the schema of a fresh store). Every object gets the audit event `installation.import` by
 /// `system`.
 pub async fn import(config: &Config, dump: &Dump, now: i64) -> anyhow::Result<ImportReport> {
+    let _lock = lock_embedded(config, "import")?;
     let master = target_master_key(config)?;
     check_master_key(dump, &master)?;
     let description = config.store_description();
@@ -183,6 +207,337 @@ pub async fn import(config: &Config, dump: &Dump, now: i64) -> anyhow::Result<Im
             .with_context(|| format!("cannot import into {description}"))
     })
     .await
+}
+
+/// What `tessera backup` wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupReport {
+    pub store: String,
+    pub output: PathBuf,
+    pub bytes: u64,
+    pub schema_version: Option<i64>,
+}
+
+/// The embedded store's file, which must exist (a backup or recovery never creates one).
+fn existing_store_file(config: &Config, what: &str) -> anyhow::Result<PathBuf> {
+    if config.database_url.is_some() {
+        bail!(
+            "{what} works on the embedded SQLite store only; for PostgreSQL use pg_dump (or \
+             point-in-time recovery), or `tessera export` for a portable copy"
+        );
+    }
+    let path = config.data_dir.join("tessera.db");
+    if !path.exists() {
+        bail!("there is no store at {} (check --data-dir)", path.display());
+    }
+    Ok(path)
+}
+
+/// Writes a consistent copy of the embedded store to `output` while a server may be running
+/// on it (SQLite's `VACUUM INTO`: one read transaction's snapshot, never a half-copied file).
+/// The copy is written beside `output` and renamed into place once complete and synced; it is
+/// mode 0600, like the store.
+pub async fn backup(config: &Config, output: &Path) -> anyhow::Result<BackupReport> {
+    let path = existing_store_file(config, "tessera backup")?;
+    if output.exists() {
+        bail!("{} exists already; choose a new file", output.display());
+    }
+    let partial = partial_path(output);
+    // VACUUM INTO accepts an empty file: creating it first gives it our mode.
+    bootstrap::create_private_file(&partial)
+        .with_context(|| format!("cannot create {}", partial.display()))?;
+    let written = async {
+        let store = SqliteStore::open(&path)
+            .await
+            .with_context(|| format!("cannot open the store at {}", path.display()))?;
+        let copied = store.backup_to(&partial).await;
+        // Only read: the server's connections, not ours, own the write-ahead log.
+        store.close_without_checkpoint().await;
+        copied.context("cannot copy the store")?;
+        sync_file(&partial)?;
+        let schema_version = check_copy(&partial).await?;
+        std::fs::rename(&partial, output)
+            .with_context(|| format!("cannot move the backup to {}", output.display()))?;
+        sync_parent(output);
+        anyhow::Ok(schema_version)
+    }
+    .await;
+    let schema_version = match written {
+        Ok(version) => version,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    Ok(BackupReport {
+        store: config.store_description(),
+        output: output.to_path_buf(),
+        bytes: std::fs::metadata(output).map(|m| m.len()).unwrap_or(0),
+        schema_version,
+    })
+}
+
+/// Opens a copied database on its own and reads its schema version: it is a whole SQLite
+/// database of a Tessera installation, and this binary can run it.
+async fn check_copy(path: &Path) -> anyhow::Result<Option<i64>> {
+    let store = SqliteStore::open(path)
+        .await
+        .with_context(|| format!("{} is not a usable SQLite database", path.display()))?;
+    let result = async {
+        let version = store.schema_version().await?;
+        let known = store.known_schema_version();
+        match version {
+            None => bail!("{} holds no Tessera installation", path.display()),
+            Some(v) if v > known => bail!(
+                "{} has schema version {v}, newer than this Tessera knows ({known}); upgrade \
+                 Tessera",
+                path.display()
+            ),
+            Some(_) => {}
+        }
+        if store.list_server_secrets().await?.is_empty() {
+            bail!(
+                "{} holds no Tessera installation (no server secrets)",
+                path.display()
+            );
+        }
+        Ok(version)
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+/// What `tessera restore` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreReport {
+    pub store: String,
+    /// Where the store that was there before now is, if there was one.
+    pub previous: Option<PathBuf>,
+    pub schema_version: Option<i64>,
+}
+
+/// Puts a backup (a file `tessera backup` wrote) in place as the embedded store of the data
+/// directory. Refuses a directory a server runs on, and a backup the master key does not open.
+/// A store already there is kept beside it as `tessera.db.before-restore-<unix time>`.
+pub async fn restore(config: &Config, input: &Path, now: i64) -> anyhow::Result<RestoreReport> {
+    if config.database_url.is_some() {
+        bail!(
+            "tessera restore puts back an embedded SQLite store; for PostgreSQL use pg_restore \
+             (or point-in-time recovery), or `tessera import` of an export"
+        );
+    }
+    if !input.is_file() {
+        bail!("there is no backup at {}", input.display());
+    }
+    let _lock = data_dir_lock::acquire_creating(&config.data_dir, "restore")?;
+    let master = target_master_key(config)?;
+    let target = config.data_dir.join("tessera.db");
+    // Work on a copy in the data directory: the backup itself stays untouched, and the final
+    // step is one rename on the same file system.
+    let staged = partial_path(&target);
+    let _ = std::fs::remove_file(&staged);
+    bootstrap::create_private_file(&staged)
+        .with_context(|| format!("cannot create {}", staged.display()))?;
+    let staged_ok = async {
+        std::fs::copy(input, &staged)
+            .with_context(|| format!("cannot copy {}", input.display()))?;
+        sync_file(&staged)?;
+        let schema_version = check_copy(&staged).await?;
+        check_backup_master_key(&staged, &master).await?;
+        anyhow::Ok(schema_version)
+    }
+    .await;
+    let schema_version = match staged_ok {
+        Ok(version) => version,
+        Err(e) => {
+            let _ = std::fs::remove_file(&staged);
+            remove_sidecars(&staged);
+            return Err(e);
+        }
+    };
+    let previous = if target.exists() {
+        // Fold the old store's write-ahead log into it before moving it aside, so it is whole.
+        if let Ok(old) = SqliteStore::open(&target).await {
+            old.close().await;
+        }
+        let aside = config
+            .data_dir
+            .join(format!("tessera.db.before-restore-{now}"));
+        std::fs::rename(&target, &aside).with_context(|| {
+            format!("cannot move the current store aside to {}", aside.display())
+        })?;
+        Some(aside)
+    } else {
+        None
+    };
+    remove_sidecars(&target);
+    std::fs::rename(&staged, &target)
+        .with_context(|| format!("cannot put the backup in place at {}", target.display()))?;
+    sync_parent(&target);
+    Ok(RestoreReport {
+        store: config.store_description(),
+        previous,
+        schema_version,
+    })
+}
+
+/// Checks that `master` opens every server secret of the database at `path`.
+async fn check_backup_master_key(path: &Path, master: &MasterKey) -> anyhow::Result<()> {
+    let store = SqliteStore::open(path).await?;
+    let secrets = store.list_server_secrets().await;
+    store.close().await;
+    for (name, sealed) in secrets? {
+        master
+            .open(bootstrap::SECRET_PURPOSE, &sealed)
+            .map_err(|_| {
+                anyhow::anyhow!(
+                "the master key does not open server secret {name} of the backup: restore with \
+                 the master key of the installation it came from (TESSERA_MASTER_KEY, or \
+                 master.key in the data directory)"
+            )
+            })?;
+    }
+    Ok(())
+}
+
+/// What `tessera admin recover` created. The key is shown once and never stored in the clear.
+pub struct RecoverReport {
+    pub store: String,
+    pub account_id: String,
+    pub user_id: String,
+    pub api_key_id: String,
+    pub api_key: NewSecret,
+}
+
+/// Creates a new global administrator (a user in the installation's first account, its
+/// global `admin` binding and an API key) in one transaction, audited as
+/// `installation.recover` by `system`. Needs the master key (it unseals the API-key pepper) and
+/// an initialised store; on the embedded store it refuses while a server runs (start the server
+/// afterwards to use the key); on PostgreSQL the nodes pick the change up within a second.
+pub async fn recover(config: &Config, now: i64) -> anyhow::Result<RecoverReport> {
+    if config.database_url.is_none() {
+        existing_store_file(config, "tessera admin recover")?;
+    }
+    let _lock = lock_embedded(config, "admin recover")?;
+    let master = target_master_key(config)?;
+    let description = config.store_description();
+    let opened = storage::open_backend(config).await?;
+    with_store(opened, async |opened| {
+        let store = opened.store();
+        require_current_schema(store, &description).await?;
+        if !bootstrap::has_accounts(store).await? {
+            bail!("{description} holds no installation yet: start the server once to create it");
+        }
+        let rng = SystemRandom::new();
+        let secrets = bootstrap::load_server_secrets(store, &master, &rng).await?;
+        let accounts = store
+            .list(
+                EntityKind::Account,
+                &ListFilter {
+                    limit: Some(1000),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let account_id = accounts
+            .iter()
+            .filter_map(|e| match e {
+                Entity::Account(a) => Some(a),
+                _ => None,
+            })
+            .min_by_key(|a| (a.created_at, a.id.clone()))
+            .map(|a| a.id.clone())
+            .ok_or_else(|| anyhow::anyhow!("{description} has no account"))?;
+        let err = anyhow::Error::msg;
+        let user_id = tessera_core::ids::new_user_id(&rng).map_err(err)?;
+        let user = tessera_core::model::User {
+            id: user_id.clone(),
+            account_id: account_id.clone(),
+            name: "admin (recovered)".into(),
+            email: format!("recovered-{}@tessera.local", user_id.to_lowercase()),
+            password_hash: None,
+            federated: false,
+            created_at: now,
+        };
+        let api_key = tessera_core::secret::generate_api_key(&rng).map_err(err)?;
+        let (binding, key) = bootstrap::global_admin_key(
+            &user_id,
+            &account_id,
+            "recovery",
+            "API key of an administrator created by `tessera admin recover`",
+            secrets.pepper.hash(SecretPurpose::ApiKey, api_key.expose()),
+            now,
+            &rng,
+        )?;
+        let api_key_id = key.id.clone();
+        let audit = AuditEvent {
+            at: now,
+            actor: "system".into(),
+            action: "installation.recover".into(),
+            request_id: "recover".into(),
+            detail: format!(
+                "tessera admin recover: new global administrator {user_id} with API key {api_key_id}"
+            ),
+        };
+        store
+            .create_all(
+                &[
+                    Entity::User(user),
+                    Entity::Binding(binding),
+                    Entity::ApiKey(key),
+                ],
+                &audit,
+            )
+            .await
+            .context("cannot store the new administrator")?;
+        Ok(RecoverReport {
+            store: description.clone(),
+            account_id,
+            user_id,
+            api_key_id,
+            api_key,
+        })
+    })
+    .await
+}
+
+/// `<dir>/.<name>.partial`: where a file is written before it is renamed into place.
+fn partial_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "tessera.db".into());
+    path.with_file_name(format!(".{name}.partial"))
+}
+
+fn sync_file(path: &Path) -> anyhow::Result<()> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("cannot sync {}", path.display()))
+}
+
+/// Makes a rename durable; a failure here only weakens crash safety, so it is not an error.
+fn sync_parent(path: &Path) {
+    if let Some(parent) = path.parent() {
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        if let Ok(dir) = std::fs::File::open(parent) {
+            let _ = dir.sync_all();
+        }
+    }
+}
+
+/// Removes a database's `-wal` and `-shm` files, if a crash left any.
+fn remove_sidecars(path: &Path) {
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(name));
+    }
 }
 
 #[cfg(test)]
@@ -226,6 +581,7 @@ mod tests {
             "test",
             crate::state::now,
             &rng,
+            |_| Ok(()),
         )
         .await
         .unwrap();

@@ -5,7 +5,9 @@
 //! (`{"error", "error_description"}`); a failed client authentication is 401 with
 //! `WWW-Authenticate`.
 
-use crate::http::{basic_credentials, bearer_token, is_form, read_body, PeerAddr, RequestContext};
+use crate::http::{
+    basic_credentials, bearer_token, is_form, read_body, BodyError, PeerAddr, RequestContext,
+};
 use crate::ibm::TOKEN_PATH;
 use crate::metrics_names as names;
 use crate::state::{now, AppState};
@@ -20,6 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 use std::net::IpAddr;
 use tessera_core::authn;
+use tessera_core::error::ErrorKind;
 use tessera_core::limits::MAX_BODY;
 use tessera_core::model::DEFAULT_CLIENT_ID;
 
@@ -152,9 +155,14 @@ struct TokenParam {
 }
 
 async fn read_token_form(headers: &HeaderMap, body: Body) -> Result<String, OAuthError> {
-    let bytes = read_body(body, MAX_BODY)
-        .await
-        .map_err(|e| OAuthError::invalid_request(e.to_string()))?;
+    let bytes = read_body(body, MAX_BODY).await.map_err(|e| match e {
+        BodyError::TooLarge(_) => OAuthError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            error: "invalid_request",
+            description: e.to_string(),
+        },
+        BodyError::Unreadable => OAuthError::invalid_request(e.to_string()),
+    })?;
     if !is_form(headers) {
         return Err(OAuthError::invalid_request(
             "Content-Type must be application/x-www-form-urlencoded",
@@ -325,6 +333,15 @@ async fn revoke_post(
     };
     match state.revoke(&token, &client_key, now, &ctx.id).await {
         Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => OAuthError::unavailable(e.message()).into_response(),
+        Err(e) if e.kind() == ErrorKind::Unavailable => {
+            OAuthError::unavailable(e.message()).into_response()
+        }
+        // Causes were logged where they arose; the client learns nothing of the inside.
+        Err(_) => OAuthError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            error: "server_error",
+            description: "the revocation could not be recorded; the request id identifies it in the server log".into(),
+        }
+        .into_response(),
     }
 }

@@ -1,27 +1,28 @@
-//! Startup and the listener: open the store, load secrets and keys, bootstrap on first start,
-//! build the snapshot, bind, serve until a signal, drain with a time limit.
+//! Startup and shutdown: lock the data directory, bind, load TLS, open the store, load secrets
+//! and keys, bootstrap on first start, build the snapshot; then serve until a signal, drain with
+//! a time limit, and close the store (which checkpoints SQLite's write-ahead log).
+//!
+//! The order makes the first start atomic: the port is bound and the TLS material loaded before
+//! anything is created, and the first administrator's key is printed before the bootstrap
+//! commits (see [`bootstrap::ensure_first_admin`]).
 //!
 //! One port serves everything. Without TLS it speaks HTTP/1.1 and HTTP/2 with prior knowledge
 //! (h2c, what plaintext gRPC clients use); with TLS it speaks both over TLS, chosen by ALPN.
+//! Connections are handled by [`crate::listener`].
 
 use crate::bootstrap;
 use crate::config::Config;
-use crate::http::PeerAddr;
+use crate::data_dir_lock::DataDirLock;
 use crate::snapshot::Snapshot;
 use crate::state::{now, AppState, Inner};
 use anyhow::Context;
 use aws_lc_rs::rand::SystemRandom;
-use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// How long a client may take to complete the TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long open connections may take to finish after shutdown begins.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent Argon2id password checks (each uses about 19 MiB and one blocking thread).
 const PASSWORD_CHECKS: usize = 4;
 
@@ -30,17 +31,22 @@ pub struct Server {
     listener: TcpListener,
     state: AppState,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Held until the server has stopped and closed its store.
+    lock: DataDirLock,
 }
 
 impl Server {
-    /// Everything up to binding the port. Prints the first administrator's key on first start.
+    /// Everything before serving. Prints the first administrator's key on first start.
     pub async fn prepare(config: Config) -> anyhow::Result<Server> {
         let rng = SystemRandom::new();
         let node_id = tessera_core::ids::new_token_id(&rng).map_err(anyhow::Error::msg)?;
-        bootstrap::create_private_dir(&config.data_dir).with_context(|| {
-            format!("cannot create data directory {}", config.data_dir.display())
-        })?;
-        // Before the store is opened, so a bad certificate fails fast.
+        // One server per data directory; the lock is held until the process ends.
+        let lock = crate::data_dir_lock::acquire_creating(&config.data_dir, "serve")?;
+        // Before anything is created: a taken port must not cost the operator the first key.
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let local: SocketAddr = listener.local_addr()?;
         let tls = crate::tls::load(&config.tls, &config.data_dir, now())?;
         if let Some(ca) = tls.as_ref().and_then(|t| t.ca_cert.as_ref()) {
             let ca = std::path::absolute(ca).unwrap_or_else(|_| ca.clone());
@@ -50,6 +56,15 @@ impl Server {
             tracing::info!(cert = %cert.display(), "TLS with the given certificate");
         }
         let tls = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{local}"));
+        let issuer = config
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("{public_url}/identity"));
         let master = Arc::new(bootstrap::open_master_key(&config, &rng)?);
         let store = crate::storage::open_migrated(&config).await?;
         let secrets = bootstrap::load_server_secrets(store.as_ref(), &master, &rng).await?;
@@ -68,25 +83,12 @@ impl Server {
             &node_id,
             now,
             &rng,
+            |first| print_first_start(&config, &public_url, first),
         )
         .await?;
         let snapshot = Arc::new(Snapshot::load(store.as_ref(), master.clone(), now()).await?);
-
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let local: SocketAddr = listener.local_addr()?;
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let public_url = config
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("{scheme}://{local}"));
-        let issuer = config
-            .issuer
-            .clone()
-            .unwrap_or_else(|| format!("{public_url}/identity"));
-        if let Some(first) = first {
-            print_first_start(&config, &public_url, &first);
+        if first.is_none() {
+            warn_about_unused_bootstrap_key(&config, &secrets.pepper, &snapshot);
         }
         let yandex = crate::yandex::Settings::new(&config, &public_url);
         let throttle = crate::throttle::Throttle::new(config.throttle);
@@ -112,6 +114,7 @@ impl Server {
             listener,
             state,
             tls,
+            lock,
         })
     }
 
@@ -123,7 +126,7 @@ impl Server {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then drains for at most 10 s.
+    /// Serves until `shutdown` resolves, drains for at most 10 s, then closes the store.
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -137,218 +140,27 @@ impl Server {
         );
         let pruner = tokio::spawn(prune_loop(state.clone()));
         let rotation = tokio::spawn(rotation_loop(state.clone()));
-        let app = tower::ServiceBuilder::new()
+        let app: crate::listener::AppService = tower::ServiceBuilder::new()
             .map_request(crate::http::collapse_slashes as fn(_) -> _)
             .service(crate::http::app(state.clone()));
         tracing::info!(url = %state.public_url, issuer = %state.issuer, config = %state.config, "Tessera is serving");
-        let result = match self.tls {
-            None => serve_plain(self.listener, app, shutdown).await,
-            Some(acceptor) => {
-                serve_tls(self.listener, acceptor, app, shutdown).await;
-                Ok(())
-            }
-        };
+        crate::listener::serve(
+            self.listener,
+            self.tls,
+            app,
+            state.config.connections,
+            shutdown,
+        )
+        .await;
         follower.abort();
         pruner.abort();
         rotation.abort();
-        result
-    }
-}
-
-/// The service behind the listener, as `run` builds it.
-type AppService =
-    tower::util::MapRequest<axum::Router, fn(axum::extract::Request) -> axum::extract::Request>;
-
-/// Plaintext: axum's server (HTTP/1.1 and h2c through hyper-util's auto builder).
-async fn serve_plain(
-    listener: TcpListener,
-    app: AppService,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let make = WithPeer(app);
-    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
-    // TCP_NODELAY on every accepted connection: an HTTP/2 (gRPC) answer goes out in several
-    // small writes (headers, data, trailers), and with Nagle's algorithm the later ones wait for
-    // the client's delayed ACK, about 40 ms per call. HTTP/1.1 answers are one write each, so
-    // for them nothing changes.
-    let listener = listener.tap_io(|stream| {
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
-        }
-    });
-    let serve = axum::serve(listener, make).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = drain_tx.send(());
-    });
-    tokio::select! {
-        result = serve => result.map_err(anyhow::Error::from),
-        _ = async {
-            let _ = drain_rx.await;
-            tokio::time::sleep(DRAIN_TIMEOUT).await;
-        } => {
-            tracing::warn!("connections did not drain within 10 s; closing");
-            Ok(())
-        }
-    }
-}
-
-/// Makes the per-connection service for `axum::serve`: the app, with the TCP peer's address put
-/// into each request's extensions as [`PeerAddr`] (what brute-force throttling counts by).
-#[derive(Clone)]
-struct WithPeer(AppService);
-
-impl<'a, L> tower::Service<axum::serve::IncomingStream<'a, L>> for WithPeer
-where
-    L: axum::serve::Listener<Addr = SocketAddr>,
-{
-    type Response = PeerService;
-    type Error = std::convert::Infallible;
-    type Future = std::future::Ready<Result<PeerService, std::convert::Infallible>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, incoming: axum::serve::IncomingStream<'a, L>) -> Self::Future {
-        std::future::ready(Ok(PeerService {
-            app: self.0.clone(),
-            peer: PeerAddr(*incoming.remote_addr()),
-        }))
-    }
-}
-
-/// The app for one connection: inserts the peer's address into every request.
-#[derive(Clone)]
-struct PeerService {
-    app: AppService,
-    peer: PeerAddr,
-}
-
-impl tower::Service<axum::extract::Request> for PeerService {
-    type Response = <AppService as tower::Service<axum::extract::Request>>::Response;
-    type Error = <AppService as tower::Service<axum::extract::Request>>::Error;
-    type Future = <AppService as tower::Service<axum::extract::Request>>::Future;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.app.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: axum::extract::Request) -> Self::Future {
-        request.extensions_mut().insert(self.peer);
-        self.app.call(request)
-    }
-}
-
-/// TLS: accept, hand each connection to a task of its own (handshake under a time limit, then
-/// HTTP/1.1 or HTTP/2), and on shutdown stop accepting and drain like `serve_plain`.
-async fn serve_tls(
-    listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    app: AppService,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut connections = tokio::task::JoinSet::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, remote)) => {
-                    // The handshake and small h2 frames should not wait for Nagle's algorithm.
-                    let _ = tcp.set_nodelay(true);
-                    connections.spawn(serve_tls_connection(
-                        tcp,
-                        remote,
-                        acceptor.clone(),
-                        app.clone(),
-                        stop_rx.clone(),
-                    ));
-                }
-                Err(e) => {
-                    // Typically out of file descriptors: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            // Reap finished connections so the set holds only live ones.
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            open = connections.len(),
-            "connections did not drain within 10 s; closing"
-        );
-        connections.abort_all();
-    }
-}
-
-/// One TLS connection: handshake (bounded by [`TLS_HANDSHAKE_TIMEOUT`]), then HTTP until the
-/// client closes or shutdown asks the connection to finish its requests and close.
-async fn serve_tls_connection(
-    tcp: tokio::net::TcpStream,
-    remote: SocketAddr,
-    acceptor: tokio_rustls::TlsAcceptor,
-    app: AppService,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
-    let stream = tokio::select! {
-        result = handshake => match result {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                tracing::debug!(%remote, error = %e, "TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%remote, "TLS handshake timed out");
-                return;
-            }
-        },
-        _ = stop.wait_for(|stopping| *stopping) => return,
-    };
-    let service = hyper_util::service::TowerToHyperService::new(tower::ServiceExt::map_request(
-        app,
-        move |request: http::Request<hyper::body::Incoming>| {
-            let mut request = request.map(axum::body::Body::new);
-            request.extensions_mut().insert(PeerAddr(remote));
-            request
-        },
-    ));
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    // With a timer hyper enforces its default header-read limit on HTTP/1 connections.
-    builder.http1().timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new());
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    let mut connection = std::pin::pin!(connection);
-    let mut stopping = false;
-    loop {
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(%remote, error = %e, "connection ended with an error");
-                }
-                break;
-            }
-            _ = stop.wait_for(|stopping| *stopping), if !stopping => {
-                stopping = true;
-                connection.as_mut().graceful_shutdown();
-            }
-        }
+        // Every answered write is committed already; closing makes `tessera.db` complete by
+        // itself (the write-ahead log folded in), so a copy of that file alone is a backup.
+        state.store.close().await;
+        tracing::info!(data_dir = %self.lock.dir().display(), "stopped");
+        drop(self.lock);
+        Ok(())
     }
 }
 
@@ -387,14 +199,46 @@ async fn prune_loop(state: AppState) {
     }
 }
 
-fn print_first_start(config: &Config, public_url: &str, first: &bootstrap::FirstStart) {
+/// Says so when `TESSERA_BOOTSTRAP_ADMIN_APIKEY` is set on an installation that already has
+/// its administrator: the variable only acts on the first start, and an operator who set it to
+/// regain access needs to know it did nothing.
+fn warn_about_unused_bootstrap_key(
+    config: &Config,
+    pepper: &tessera_core::secret::Pepper,
+    snapshot: &Snapshot,
+) {
+    let Some(given) = &config.bootstrap_admin_apikey else {
+        return;
+    };
+    let hash = pepper.hash(tessera_core::secret::SecretPurpose::ApiKey, given);
+    if snapshot.directory().api_key_by_hash(&hash).is_some() {
+        tracing::debug!("TESSERA_BOOTSTRAP_ADMIN_APIKEY is an API key of this installation");
+        return;
+    }
+    let message = "TESSERA_BOOTSTRAP_ADMIN_APIKEY is set, but this installation was initialised \
+                   before and the variable only acts on the first start: it is ignored, and the \
+                   key it holds does not work here. To get a new administrator key, stop the \
+                   server and run `tessera admin recover`";
+    tracing::warn!("{message}");
+    eprintln!("warning: {message}");
+}
+
+/// Prints what the first start created, the administrator's API key included, to stdout (never
+/// to the log, so the key cannot land in log storage). An error means the key was not shown.
+fn print_first_start(
+    config: &Config,
+    public_url: &str,
+    first: &bootstrap::FirstStart,
+) -> anyhow::Result<()> {
+    use std::io::Write;
     let key_line = if config.bootstrap_admin_apikey.is_some() {
         "the value of TESSERA_BOOTSTRAP_ADMIN_APIKEY".to_owned()
     } else {
         first.admin_apikey.expose().to_owned()
     };
-    // Printed once, to stdout and not to the log, so the key never lands in log storage.
-    println!(
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "\nTessera initialised a new installation ({})\n  account:        {} (Default account)\n  administrator:  admin ({})\n  admin API key:  {}\n\nThe API key is shown only this once. Log in with:\n  tessera login --endpoint {} --apikey <the key>\n",
         match &config.database_url {
             Some(url) => crate::config::redact_url(url),
@@ -404,7 +248,9 @@ fn print_first_start(config: &Config, public_url: &str, first: &bootstrap::First
         first.admin_user_id,
         key_line,
         public_url,
-    );
+    )?;
+    out.flush()?;
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

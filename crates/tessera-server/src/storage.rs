@@ -5,7 +5,33 @@ use crate::bootstrap;
 use crate::config::{redact_url, Config};
 use anyhow::Context;
 use std::sync::Arc;
-use tessera_store::{PostgresStore, SqliteStore, Store};
+use tessera_core::error::{Error, ErrorKind};
+use tessera_store::{PostgresStore, SqliteStore, Store, StoreError};
+
+/// What every surface tells a client when the store fails. The cause goes to the log only:
+/// driver and SQL text never reach a client.
+pub const STORE_UNAVAILABLE: &str = "The database is unavailable; try again shortly.";
+
+/// The one mapping of store errors into the core's kinds, which each surface renders in its own
+/// shape (an outage is `Unavailable`, 503 everywhere). Logs the cause of a failure with the
+/// request id.
+pub fn to_core_error(error: StoreError, request_id: &str) -> Error {
+    match error {
+        StoreError::AlreadyExists(what) => {
+            Error::new(ErrorKind::AlreadyExists, format!("{what} already exists"))
+        }
+        StoreError::NotFound(what) => Error::not_found(format!("{what} not found")),
+        StoreError::Conflict(why) => Error::new(ErrorKind::AlreadyExists, why),
+        StoreError::Database(cause) => {
+            tracing::error!(request_id, %cause, "the store is unavailable");
+            Error::new(ErrorKind::Unavailable, STORE_UNAVAILABLE)
+        }
+        StoreError::Corrupt(cause) => {
+            tracing::error!(request_id, %cause, "the store holds corrupt data");
+            Error::internal("stored data is corrupt")
+        }
+    }
+}
 
 /// A store opened by a one-shot command (`migrate`, `export`, `import`), which closes it
 /// explicitly when done: closing lets SQLite checkpoint its write-ahead log, so the database

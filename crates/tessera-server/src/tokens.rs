@@ -6,7 +6,7 @@ use crate::metrics_names as names;
 use crate::state::AppState;
 use tessera_core::authn;
 use tessera_core::directory::Entity;
-use tessera_core::error::{Error, ErrorKind, Result};
+use tessera_core::error::{Error, Result};
 use tessera_core::iam_token::{self, MintedIamToken};
 use tessera_core::lineage::{Lineage, Link};
 use tessera_core::model::{KeyUse, OAuthClient, Revocation, DEFAULT_CLIENT_ID};
@@ -338,13 +338,7 @@ impl AppState {
             .store
             .put(&Entity::Revocation(Revocation { jti, expires_at }), &audit)
             .await
-            .map_err(|e| {
-                tracing::error!(request_id, error = %e, "cannot store a revocation");
-                Error::new(
-                    ErrorKind::Unavailable,
-                    "The revocation could not be stored; try again shortly.",
-                )
-            })?;
+            .map_err(|e| crate::storage::to_core_error(e, request_id))?;
         self.snapshot.sync_to(seq).await;
         Ok(())
     }

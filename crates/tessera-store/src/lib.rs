@@ -128,6 +128,11 @@ pub trait Store: Send + Sync + 'static {
     /// enterprise, owner) does not exist. Returns the change's `seq`.
     async fn create(&self, entity: &Entity, audit: &AuditEvent) -> Result<i64>;
 
+    /// Inserts several new objects in one transaction: all of them, or (on any error) none.
+    /// Each gets its change row and the audit event, as [`Store::create`] would. Returns the
+    /// last change's `seq`.
+    async fn create_all(&self, entities: &[Entity], audit: &AuditEvent) -> Result<i64>;
+
     /// Inserts or replaces an object by key (revocation cut-offs, signing-key state changes).
     async fn put(&self, entity: &Entity, audit: &AuditEvent) -> Result<i64>;
 
@@ -180,4 +185,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// The highest migration version this binary knows.
     fn known_schema_version(&self) -> i64;
+
+    /// Closes the store at shutdown: waits for connections in use, and leaves the database
+    /// complete on disk (SQLite folds its write-ahead log into the database file).
+    async fn close(&self);
 }

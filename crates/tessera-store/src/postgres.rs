@@ -279,6 +279,16 @@ impl Store for PostgresStore {
         self.write(entity, audit, WriteMode::Create).await
     }
 
+    async fn create_all(&self, entities: &[Entity], audit: &AuditEvent) -> Result<i64> {
+        let mut tx = self.begin_write().await?;
+        let mut seq = 0;
+        for entity in entities {
+            seq = engine::write(&mut *tx, entity, audit, WriteMode::Create).await?;
+        }
+        Self::commit_write(tx, Some(seq)).await?;
+        Ok(seq)
+    }
+
     async fn put(&self, entity: &Entity, audit: &AuditEvent) -> Result<i64> {
         self.write(entity, audit, WriteMode::Put).await
     }
@@ -391,6 +401,10 @@ impl Store for PostgresStore {
 
     fn known_schema_version(&self) -> i64 {
         known_version()
+    }
+
+    async fn close(&self) {
+        PostgresStore::close(self).await
     }
 }
 
@@ -598,6 +612,7 @@ mod tests {
         prune_removes_expired_and_old_changes,
         migrate_twice_is_a_no_op,
         ping_answers,
+        create_all_is_all_or_nothing,
         leases_are_exclusive_until_expiry,
         server_secrets_are_listed,
         schema_version_is_current,

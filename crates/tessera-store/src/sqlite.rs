@@ -58,10 +58,49 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
-    /// Closes every connection, waiting for those in use; lets SQLite checkpoint the WAL so the
-    /// file is self-contained after shutdown.
+    /// Folds the write-ahead log into the database file and empties it, then closes every
+    /// connection (waiting for those in use), so that `tessera.db` alone holds every committed
+    /// write afterwards. A checkpoint that cannot complete (another process still reads) is
+    /// logged; closing the last connection checkpoints again.
     pub async fn close(&self) {
+        if !self.pool.is_closed() {
+            match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.pool)
+                .await
+            {
+                Ok((0, _, _)) => {}
+                Ok((busy, log, done)) => tracing::warn!(
+                    busy,
+                    log,
+                    done,
+                    "the write-ahead log could not be fully checkpointed at close"
+                ),
+                Err(e) => tracing::warn!(error = %e, "checkpoint at close failed"),
+            }
+        }
         self.pool.close().await;
+    }
+
+    /// Closes every connection without a checkpoint first: for a process that only read a
+    /// database another process (the server) is writing.
+    pub async fn close_without_checkpoint(&self) {
+        self.pool.close().await;
+    }
+
+    /// Writes a consistent copy of the database to `target` (`VACUUM INTO`), while other
+    /// connections and processes keep reading and writing: the copy is one read transaction's
+    /// snapshot, a complete database file without a write-ahead log. `target` must not exist or
+    /// be empty.
+    pub async fn backup_to(&self, target: &Path) -> Result<()> {
+        let target = target
+            .to_str()
+            .ok_or_else(|| StoreError::Database("the backup path is not valid UTF-8".into()))?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
@@ -131,6 +170,16 @@ impl Store for SqliteStore {
 
     async fn create(&self, entity: &Entity, audit: &AuditEvent) -> Result<i64> {
         self.write(entity, audit, WriteMode::Create).await
+    }
+
+    async fn create_all(&self, entities: &[Entity], audit: &AuditEvent) -> Result<i64> {
+        let mut tx = self.begin_write().await?;
+        let mut seq = 0;
+        for entity in entities {
+            seq = engine::write(&mut *tx, entity, audit, WriteMode::Create).await?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(seq)
     }
 
     async fn put(&self, entity: &Entity, audit: &AuditEvent) -> Result<i64> {
@@ -236,6 +285,10 @@ impl Store for SqliteStore {
 
     fn known_schema_version(&self) -> i64 {
         known_version()
+    }
+
+    async fn close(&self) {
+        SqliteStore::close(self).await
     }
 }
 
@@ -355,6 +408,7 @@ mod tests {
         prune_removes_expired_and_old_changes,
         migrate_twice_is_a_no_op,
         ping_answers,
+        create_all_is_all_or_nothing,
         leases_are_exclusive_until_expiry,
         server_secrets_are_listed,
         schema_version_is_current,
@@ -402,6 +456,36 @@ mod tests {
         reopened.migrate().await.unwrap();
         suite::persistence_check(&reopened, seq).await;
         reopened.close().await;
+    }
+
+    #[tokio::test]
+    async fn close_leaves_the_database_file_complete_and_a_backup_is_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.migrate().await.unwrap();
+        let seq = suite::persistence_write(&store).await;
+        let backup = dir.path().join("backup.db");
+        store.backup_to(&backup).await.unwrap();
+        // The target of a backup must be new (or empty).
+        assert!(store.backup_to(&backup).await.is_err());
+        store.close().await;
+        let wal = std::fs::metadata(dir.path().join("tessera.db-wal")).map(|m| m.len());
+        assert_eq!(
+            wal.unwrap_or(0),
+            0,
+            "the write-ahead log is folded in at close"
+        );
+
+        // The database file alone, and the backup alone, hold every write.
+        for file in [path, backup] {
+            let alone = tempfile::tempdir().unwrap();
+            let copy = alone.path().join("tessera.db");
+            std::fs::copy(&file, &copy).unwrap();
+            let reopened = SqliteStore::open(&copy).await.unwrap();
+            suite::persistence_check(&reopened, seq).await;
+            reopened.close().await;
+        }
     }
 
     #[tokio::test]

@@ -1144,6 +1144,56 @@ pub async fn migrate_twice_is_a_no_op(store: &dyn Store) {
         .is_some());
 }
 
+/// `create_all` writes every object or none: a batch whose last object is refused leaves no
+/// trace of the others, not even a change row.
+pub async fn create_all_is_all_or_nothing(store: &dyn Store) {
+    let before = current_seq(store).await;
+    let refused = store
+        .create_all(
+            &[
+                account(ACCOUNT_A, None),
+                service_account("ServiceId-batch-1", ACCOUNT_A),
+                // Its account does not exist: the whole batch fails.
+                service_account("ServiceId-batch-2", ACCOUNT_B),
+            ],
+            &audit("test.batch"),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::NotFound(_))),
+        "{refused:?}"
+    );
+    assert_absent(store, EntityKind::Account, ACCOUNT_A).await;
+    assert_absent(store, EntityKind::ServiceAccount, "ServiceId-batch-1").await;
+    assert_eq!(
+        current_seq(store).await,
+        before,
+        "no change row of a failed batch"
+    );
+
+    let batch = [
+        account(ACCOUNT_A, None),
+        service_account("ServiceId-batch-1", ACCOUNT_A),
+    ];
+    let seq = store
+        .create_all(&batch, &audit("test.batch"))
+        .await
+        .unwrap();
+    for entity in &batch {
+        assert_stored(store, entity).await;
+    }
+    let changes = store.changes_since(before, 100).await.unwrap();
+    assert_eq!((changes.changes.len(), changes.seq), (2, seq));
+    let audit_rows = store.list_audit(10).await.unwrap();
+    assert_eq!(
+        audit_rows
+            .iter()
+            .filter(|r| r.event.action == "test.batch")
+            .count(),
+        2
+    );
+}
+
 pub async fn ping_answers(store: &dyn Store) {
     store.ping().await.unwrap();
 }

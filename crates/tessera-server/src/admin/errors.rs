@@ -86,7 +86,7 @@ impl From<StoreError> for AdminError {
             StoreError::Database(cause) => AdminError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 code: "unavailable",
-                message: "the store is unavailable; try again".into(),
+                message: crate::storage::STORE_UNAVAILABLE.into(),
                 internal: Some(cause),
             },
             StoreError::Corrupt(cause) => Self::internal(cause),

@@ -6,6 +6,7 @@ mod authz;
 mod cr_token;
 mod delegated;
 mod errors;
+pub mod form;
 mod password;
 mod token;
 

@@ -4,6 +4,7 @@
 //! present, dispatches on `grant_type`, and renders either the IBM token response or the IBM
 //! error shape. Every grant reads the snapshot only; none writes.
 
+pub(super) use super::form::TokenForm;
 use super::{IbmError, TOKEN_PATH};
 use crate::http::{basic_credentials, is_form, read_body, BodyError, PeerAddr, RequestContext};
 use crate::state::{now, AppState};
@@ -14,7 +15,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::net::IpAddr;
 use std::sync::Arc;
 use tessera_core::authn;
@@ -32,32 +33,6 @@ pub const GRANT_CR_TOKEN: &str = "urn:ibm:params:oauth:grant-type:cr-token";
 pub const GRANT_IAM_AUTHZ: &str = "urn:ibm:params:oauth:grant-type:iam-authz";
 pub const GRANT_DELEGATED_REFRESH: &str = "urn:ibm:params:oauth:grant-type:delegated-refresh-token";
 const TENANT_HEADER: &str = "ibm-cloud-tenant";
-
-/// The form parameters of every grant. No `Debug`: several fields are secrets.
-#[derive(Deserialize, Default)]
-pub(super) struct TokenForm {
-    pub grant_type: Option<String>,
-    pub apikey: Option<String>,
-    pub response_type: Option<String>,
-    pub scope: Option<String>,
-    pub refresh_token: Option<String>,
-    pub receiver_client_ids: Option<String>,
-    pub delegated_refresh_token_expiry: Option<String>,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub account: Option<String>,
-    /// The TOTP code of the password grant.
-    pub otp: Option<String>,
-    pub access_token: Option<String>,
-    pub cookie: Option<String>,
-    pub profile_id: Option<String>,
-    pub profile_crn: Option<String>,
-    pub profile_name: Option<String>,
-    pub cr_token: Option<String>,
-    pub desired_iam_id: Option<String>,
-    /// The delegated-refresh-token grant also takes its token under this name.
-    pub delegated_refresh_token: Option<String>,
-}
 
 /// One token request, parsed and with its client authenticated: what every grant works from.
 pub(super) struct GrantRequest<'a> {
@@ -139,11 +114,7 @@ async fn token(
             "Content-Type must be application/x-www-form-urlencoded.",
         ));
     }
-    let form: TokenForm = serde_urlencoded::from_bytes(&bytes).map_err(|_| {
-        IbmError::invalid(
-            "The request body is not a valid form; each parameter may appear at most once.",
-        )
-    })?;
+    let form = super::form::parse(&bytes).map_err(|e| IbmError::invalid(e.to_string()))?;
     let now = now();
     // Brute-force throttling of the Basic client secret and the API key, each per (credential,
     // source) (the password grant adds its user and TOTP attempts itself). While nothing has

@@ -9,6 +9,8 @@
 //! | not found | 5 NOT_FOUND | 404 |
 //! | already exists | 6 ALREADY_EXISTS | 409 |
 //! | unsupported | 12 UNIMPLEMENTED | 501 |
+//! | request larger than the limit | 8 RESOURCE_EXHAUSTED | 413 |
+//! | request not a valid message of its type (gRPC) | 3 INVALID_ARGUMENT | – |
 //! | store unreachable beyond the staleness bound | 14 UNAVAILABLE | 503 |
 //! | internal | 13 INTERNAL | 500 |
 
@@ -26,6 +28,8 @@ pub struct YandexError {
     pub message: String,
     /// Cause of a server-side failure, for the log only.
     pub internal: Option<String>,
+    /// The REST status when it is not the code's usual one (413 for an oversized body).
+    rest_status: Option<StatusCode>,
 }
 
 impl YandexError {
@@ -34,7 +38,19 @@ impl YandexError {
             code,
             message: message.into(),
             internal: None,
+            rest_status: None,
         }
+    }
+
+    /// A request larger than `limit` bytes: `RESOURCE_EXHAUSTED` (what gRPC answers for a
+    /// message over the configured limit), and 413 on REST like every other surface.
+    pub fn too_large(limit: usize) -> Self {
+        let mut error = Self::new(
+            Code::ResourceExhausted,
+            format!("request is larger than {limit} bytes"),
+        );
+        error.rest_status = Some(StatusCode::PAYLOAD_TOO_LARGE);
+        error
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -55,6 +71,9 @@ impl YandexError {
 
     /// The HTTP status of the REST twin.
     pub fn http_status(&self) -> StatusCode {
+        if let Some(status) = self.rest_status {
+            return status;
+        }
         match self.code {
             Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
                 StatusCode::BAD_REQUEST
@@ -206,6 +225,11 @@ mod tests {
         ] {
             assert_eq!(YandexError::new(code, "x").http_status().as_u16(), status);
         }
+        let too_large = YandexError::too_large(10);
+        assert_eq!(
+            (too_large.code, too_large.http_status().as_u16()),
+            (Code::ResourceExhausted, 413)
+        );
     }
 
     #[test]

@@ -54,7 +54,38 @@ pub fn grpc_router(state: AppState) -> axum::Router {
     }
     routes
         .into_axum_router()
+        .layer(axum::middleware::from_fn(tonic_errors_in_our_shape))
+        // Outermost: counts the status the client finally sees.
         .layer(axum::middleware::from_fn(count_calls))
+}
+
+/// Errors that tonic answers by itself, before a service runs (a message over the size limit,
+/// one that does not decode), get the surface's shape too: `google.rpc.Status` with the request
+/// id. Tonic reports an oversized message as `OUT_OF_RANGE`; gRPC's own status table says
+/// `RESOURCE_EXHAUSTED`, which is what our REST twins' 413 corresponds to. Our services never
+/// answer `OUT_OF_RANGE` themselves.
+async fn tonic_errors_in_our_shape(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let id = request
+        .extensions()
+        .get::<RequestContext>()
+        .map(|ctx| ctx.id.clone())
+        .unwrap_or_default();
+    let response = next.run(request).await;
+    if response.headers().contains_key("grpc-status-details-bin") {
+        return response;
+    }
+    let Some(status) = Status::from_header_map(response.headers()) else {
+        return response;
+    };
+    let error = match status.code() {
+        tonic::Code::Ok => return response,
+        tonic::Code::OutOfRange => YandexError::too_large(MAX_GRPC_MESSAGE),
+        code => YandexError::new(code, status.message()),
+    };
+    error.to_grpc(&id).into_http()
 }
 
 /// The server-reflection method (its descriptors are tonic-reflection's, not ours).

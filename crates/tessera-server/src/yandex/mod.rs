@@ -6,6 +6,7 @@
 //! only translate. Errors are `google.rpc.Status` on both transports, mapped in `errors`.
 //! Stability: frozen by Yandex's API (`../shared/protocols/yandex.md`).
 
+pub mod codec;
 mod errors;
 mod grpc;
 mod rest;

@@ -159,9 +159,7 @@ async fn single_field(body: Body, camel: &str, snake: &str) -> Result<Option<Str
 /// Reads the body as one JSON object.
 async fn json_object(body: Body) -> Result<Map<String, Value>, YandexError> {
     let bytes = read_body(body, MAX_REST_BODY).await.map_err(|e| match e {
-        BodyError::TooLarge(limit) => {
-            YandexError::invalid(format!("request body is larger than {limit} bytes"))
-        }
+        BodyError::TooLarge(limit) => YandexError::too_large(limit),
         BodyError::Unreadable => YandexError::invalid("request body could not be read"),
     })?;
     if bytes.is_empty() {
