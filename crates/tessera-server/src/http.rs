@@ -232,12 +232,14 @@ pub fn basic_credentials(
     Ok(Some((id, secret)))
 }
 
+/// `application/x-www-form-urlencoded` decoding of one value: `+` is a space, `%XX` a byte. A raw
+/// `&` or `=` is part of the value (a secret may contain them); undecodable text stays as sent.
 fn form_decode(value: &str) -> String {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={value}"))
-        .ok()
-        .and_then(|mut pairs| pairs.pop())
-        .map(|(_, v)| v)
-        .unwrap_or_else(|| value.to_owned())
+    let spaced = value.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|decoded| decoded.into_owned())
+        .unwrap_or(spaced)
 }
 
 /// The bearer token of `Authorization: Bearer …`, if any.
@@ -282,6 +284,19 @@ mod tests {
             .body(Body::empty())
             .unwrap();
         assert_eq!(collapse_slashes(request).uri(), "/identity/token?a=b");
+    }
+
+    #[test]
+    fn basic_values_keep_raw_ampersands_and_equals_signs() {
+        assert_eq!(form_decode("abc&v=x"), "abc&v=x");
+        assert_eq!(form_decode("a=b&c"), "a=b&c");
+        assert_eq!(form_decode("s%26t%3D+u"), "s&t= u");
+        assert_eq!(form_decode("plain"), "plain");
+        assert_eq!(
+            form_decode("bad%ff"),
+            "bad%ff",
+            "invalid UTF-8 is kept as sent"
+        );
     }
 
     #[test]
