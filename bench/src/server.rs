@@ -259,18 +259,17 @@ fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
     Ok(bytes)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// 48 random hex characters: the bootstrap administrator's API key.
 fn random_key() -> anyhow::Result<String> {
-    Ok(hex(&random_bytes::<24>()?))
+    Ok(tessera_core::ids::hex(&random_bytes::<24>()?))
 }
 
 /// A fresh schema name: `bench_` and 16 random hex characters.
 pub fn random_schema() -> anyhow::Result<String> {
-    Ok(format!("bench_{}", hex(&random_bytes::<8>()?)))
+    Ok(format!(
+        "bench_{}",
+        tessera_core::ids::hex(&random_bytes::<8>()?)
+    ))
 }
 
 /// A master key as `TESSERA_MASTER_KEY` takes it: base64 of 32 random bytes.

@@ -174,7 +174,7 @@ impl IntoResponse for VpcError {
     fn into_response(self) -> Response {
         let mut id = [0u8; 8];
         let _ = aws_lc_rs::rand::fill(&mut id);
-        let trace: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let trace = tessera_core::ids::hex(&id);
         (
             self.status,
             Json(json!({

@@ -359,10 +359,7 @@ fn create_ca(now: i64) -> anyhow::Result<(String, KeyPair)> {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, "Tessera");
     // A distinct name per installation, so that several local CAs can be told apart.
-    let tag: String = random_serial()?.to_bytes()[..4]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let tag = tessera_core::ids::hex(&random_serial()?.to_bytes()[..4]);
     dn.push(DnType::CommonName, format!("Tessera local CA {tag}"));
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));

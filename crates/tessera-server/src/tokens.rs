@@ -110,15 +110,16 @@ impl AppState {
             scope: request.scope,
             grant_type: request.grant_type,
         };
-        let family = if request.with_refresh_token {
-            Some(tessera_core::ids::new_token_id(&self.rng)?)
+        let (family, refresh_jti) = if request.with_refresh_token {
+            let (family, jti) = tessera_core::ids::new_token_id_pair(&self.rng)?;
+            (Some(family), jti)
         } else {
-            None
+            (None, String::new())
         };
         let lineage = Self::lineage_for(principal, request, family)?;
         let refresh_token = if request.with_refresh_token {
             let grant = RefreshGrant {
-                jti: tessera_core::ids::new_token_id(&self.rng)?,
+                jti: refresh_jti,
                 iam_id: principal.iam_id().to_owned(),
                 client_id: request.client_id().to_owned(),
                 client_key: request.client_key().to_owned(),

@@ -120,7 +120,7 @@ fn dummy_hash(state: &AppState) -> &'static str {
     DUMMY.get_or_init(|| {
         let mut random = [0u8; 16];
         let _ = aws_lc_rs::rand::SecureRandom::fill(&state.rng, &mut random);
-        let password: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let password = tessera_core::ids::hex(&random);
         secret::hash_password(&password, &state.rng).unwrap_or_default()
     })
 }

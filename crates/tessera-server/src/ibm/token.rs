@@ -218,7 +218,11 @@ fn throttle_attempts(
     let apikey = match (form.grant_type.as_deref(), form.apikey.as_deref()) {
         (Some(GRANT_APIKEY), Some(apikey)) if apikey.len() <= limits::MAX_API_KEY => {
             let hash = state.pepper.hash(SecretPurpose::ApiKey, apikey.trim());
-            Some(Attempt::new(Kind::ApiKey, hex(&hash.0), peer))
+            Some(Attempt::new(
+                Kind::ApiKey,
+                tessera_core::ids::hex(&hash.0),
+                peer,
+            ))
         }
         _ => None,
     };
@@ -235,14 +239,6 @@ pub(super) async fn gate(state: &AppState, attempts: &[Attempt]) -> Result<(), I
         .gate(attempts)
         .await
         .map_err(|locked| IbmError::throttled(locked.retry_after))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
 }
 
 fn truncate(value: &str) -> &str {

@@ -65,7 +65,7 @@ pub async fn create(
         Identity::OAuthToken(token) => {
             let token = required("yandex_passport_oauth_token", token, authn::MAX_OAUTH_TOKEN)?;
             let hash = state.pepper.hash(SecretPurpose::OAuthToken, token);
-            Attempt::new(Kind::OAuthToken, hex(&hash.0), source)
+            Attempt::new(Kind::OAuthToken, tessera_core::ids::hex(&hash.0), source)
         }
     };
     let attempts = [attempt];
@@ -109,14 +109,6 @@ pub async fn create(
         }
     };
     Ok(state.issue_iam_token(&principal, grant, now)?)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
 }
 
 /// `CreateForServiceAccount`: the core decides ([`authn::service_account_token`]): an explicit
