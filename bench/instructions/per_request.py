@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Instructions per API-key grant, counted by valgrind's callgrind.
+
+    python3 bench/instructions/per_request.py BIN ALGORITHM REQUESTS OUTDIR
+    -> prints: <instructions in all> <requests> <instructions per request>
+
+Starts BIN (`tessera serve`) under callgrind with instrumentation off, provisions a service
+account and an API key through the admin API, warms up with 200 grants, then counts the
+instructions of REQUESTS sequential `POST /identity/token` API-key grants on one keep-alive
+connection (instrumentation on only for them). The count is the same from run to run within
+~0.1 % and does not depend on what else the machine is doing, so two builds can be compared
+on a busy machine where the load benchmark's rates are ±10 %. OUTDIR keeps callgrind.out for
+`callgrind_annotate` and `diff.py`. Needs valgrind (`apt-get install valgrind`).
+"""
+import json, os, socket, subprocess, sys, tempfile, time, http.client, urllib.parse, secrets, glob
+
+binary, alg, n, outdir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+os.makedirs(outdir, exist_ok=True)
+s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+work = tempfile.mkdtemp()
+open(f"{work}/t.toml", "w").close()
+admin = secrets.token_hex(24)
+env = dict(os.environ, TESSERA_BOOTSTRAP_ADMIN_APIKEY=admin)
+out = f"{outdir}/callgrind.out"
+for f in glob.glob(out + "*"): os.remove(f)
+proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no",
+    f"--callgrind-out-file={out}", binary, "serve", "--config", f"{work}/t.toml",
+    "--listen", f"127.0.0.1:{port}", "--data-dir", f"{work}/data", "--jwt-algorithm", alg,
+    "--log-level", "warn"], env=env, stdout=open(f"{outdir}/server.log", "w"), stderr=subprocess.STDOUT)
+
+def conn(): return http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+for _ in range(600):
+    try:
+        c = conn(); c.request("GET", "/readyz"); r = c.getresponse(); r.read()
+        if r.status == 200: break
+    except OSError: pass
+    time.sleep(0.5)
+else:
+    sys.exit("server not ready")
+
+def req(c, method, path, body=None, token=None, form=False):
+    h = {}
+    if token: h["Authorization"] = "Bearer " + token
+    if form:
+        h["Content-Type"] = "application/x-www-form-urlencoded"; data = urllib.parse.urlencode(body)
+    elif body is not None:
+        h["Content-Type"] = "application/json"; data = json.dumps(body)
+    else: data = None
+    c.request(method, path, body=data, headers=h); r = c.getresponse(); t = r.read()
+    if r.status >= 300: sys.exit(f"{method} {path}: {r.status} {t[:300]}")
+    return json.loads(t)
+
+c = conn()
+grant = lambda key: {"grant_type": "urn:ibm:params:oauth:grant-type:apikey", "apikey": key}
+at = req(c, "POST", "/identity/token", grant(admin), form=True)["access_token"]
+acct = req(c, "GET", "/v1/whoami", token=at)["account_id"]
+sa = req(c, "POST", "/v1/service_accounts", {"account_id": acct, "name": "cg"}, token=at)["iam_id"]
+key = req(c, "POST", "/v1/api_keys", {"owner_iam_id": sa, "name": "cg"}, token=at)["apikey"]
+for _ in range(200): req(c, "POST", "/identity/token", grant(key), form=True)  # warm-up
+subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True)
+for _ in range(n): req(c, "POST", "/identity/token", grant(key), form=True)
+subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], check=True, capture_output=True)
+proc.terminate(); proc.wait(timeout=120)
+total = 0
+for f in glob.glob(out + "*"):
+    for line in open(f):
+        if line.startswith("summary:") or line.startswith("totals:"):
+            total = max(total, int(line.split()[1]))
+print(total, n, total // n)
