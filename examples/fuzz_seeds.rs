@@ -33,10 +33,7 @@ const AUTHORIZED_KEY: &str = "ajefuzzkey0000000001";
 fn main() {
     let root = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "fuzz".into()));
     let rng = SystemRandom::new();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = tessera_server::clock::Clock::system().now();
     let fixtures = root.join("fixtures");
     std::fs::create_dir_all(&fixtures).unwrap();
     std::fs::write(fixtures.join("now.txt"), format!("{now}\n")).unwrap();

@@ -431,6 +431,8 @@ fn ibm_token(body: &Value) -> Result<FetchedToken, UpstreamError> {
     })
 }
 
+/// The agent's and CLI's one wall-clock read (token expiry checks against upstream tokens).
+#[allow(clippy::disallowed_methods)] // The binary's one clock; see clippy.toml.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -232,7 +232,7 @@ async fn migrate(store: &StoreArgs, io: &mut Io<'_>) -> Result<()> {
 
 async fn export(store: &StoreArgs, path: Option<&Path>, io: &mut Io<'_>) -> Result<()> {
     let config = store_config(store, None)?;
-    let dump = maintenance::export(&config, tessera_server::state::now()).await?;
+    let dump = maintenance::export(&config, tessera_server::clock::Clock::system().now()).await?;
     let mut json = dump.to_json()?;
     json.push('\n');
     match path {
@@ -326,7 +326,8 @@ async fn import(
     };
     let dump = Dump::from_json(&text).context("cannot read the export")?;
     let config = store_config(store, master_key_file)?;
-    let report = maintenance::import(&config, &dump, tessera_server::state::now()).await?;
+    let report =
+        maintenance::import(&config, &dump, tessera_server::clock::Clock::system().now()).await?;
     emit(output::write_imported(
         io.out,
         &report,
@@ -356,7 +357,8 @@ async fn restore(
     io: &mut Io<'_>,
 ) -> Result<()> {
     let config = store_config(store, master_key_file)?;
-    let report = maintenance::restore(&config, input, tessera_server::state::now()).await?;
+    let report =
+        maintenance::restore(&config, input, tessera_server::clock::Clock::system().now()).await?;
     emit(writeln!(
         io.out,
         "Restored {} into {} (schema version {}).",
@@ -383,7 +385,8 @@ async fn recover(
     io: &mut Io<'_>,
 ) -> Result<()> {
     let config = store_config(store, master_key_file)?;
-    let report = maintenance::recover(&config, tessera_server::state::now()).await?;
+    let report =
+        maintenance::recover(&config, tessera_server::clock::Clock::system().now()).await?;
     // Shown this once, on stdout only; the audit log records that it happened, not the key.
     emit(writeln!(
         io.out,

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 #[tokio::test]
 async fn crud_of_every_resource() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let enterprise = server
         .create(&admin, "enterprises", json!({"name": "corp"}))
@@ -149,7 +149,7 @@ async fn crud_of_every_resource() {
 
 #[tokio::test]
 async fn deleting_a_key_or_identity_takes_effect_at_once() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let (sa, apikey) = server.service_account_with_key().await;
     let second = server
@@ -213,7 +213,7 @@ async fn deleting_a_key_or_identity_takes_effect_at_once() {
 
 #[tokio::test]
 async fn roles_govern_what_callers_may_do() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let account_a = server
         .create(&admin, "accounts", json!({"name": "a"}))
@@ -375,7 +375,7 @@ async fn roles_govern_what_callers_may_do() {
 
 #[tokio::test]
 async fn bad_input_gets_the_admin_error_shape() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let cases = [
         (
@@ -572,7 +572,7 @@ async fn bad_input_gets_the_admin_error_shape() {
 
 #[tokio::test]
 async fn openapi_and_audit() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let doc: Value = server
         .http

@@ -138,7 +138,7 @@ async fn service_account(
 /// profile that trusts that CRN. Every step is refused, naming the rule.
 #[tokio::test]
 async fn cross_tenant_takeover_through_policies_and_profiles_is_refused() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let root = server.admin_token().await;
     let a = account(&server, &root, "victim").await;
     let b = account(&server, &root, "attacker").await;
@@ -327,7 +327,7 @@ async fn cross_tenant_takeover_through_policies_and_profiles_is_refused() {
 /// accounts holding privileges elsewhere.
 #[tokio::test]
 async fn account_admin_cannot_become_anyone_stronger() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let root = server.admin_token().await;
     let (_, me) = server.admin(Method::GET, "/v1/whoami", &root, None).await;
     let root_id = me["iam_id"].as_str().unwrap().to_owned();
@@ -472,7 +472,7 @@ async fn account_admin_cannot_become_anyone_stronger() {
 /// Attack 3: a service-account JWT whose lifetime arithmetic overflows (`iat = i64::MIN`).
 #[tokio::test]
 async fn overflowing_jwt_lifetimes_are_refused() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let root = server.admin_token().await;
     let sa = server
         .create(&root, "service_accounts", json!({"name": "ci"}))
@@ -501,7 +501,7 @@ async fn overflowing_jwt_lifetimes_are_refused() {
 /// the identity that derived them reaches them too.
 #[tokio::test]
 async fn revocation_reaches_every_derived_token() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let root = server.admin_token().await;
     let (_, me) = server.admin(Method::GET, "/v1/whoami", &root, None).await;
     let account = me["account_id"].as_str().unwrap().to_owned();

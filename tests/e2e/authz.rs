@@ -34,7 +34,7 @@ fn message(body: &Value) -> String {
 
 #[tokio::test]
 async fn policy_crud_and_validation() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let (sa, apikey) = server.service_account_with_key().await;
     let account = sa["account_id"].as_str().unwrap().to_owned();
@@ -228,7 +228,7 @@ async fn policy_crud_and_validation() {
 
 #[tokio::test]
 async fn iam_authz_issues_crn_tokens_only_under_a_policy() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let (sa, apikey) = server.service_account_with_key().await;
     let (other_sa, other_key) = server.service_account_with_key().await;
@@ -357,7 +357,7 @@ async fn iam_authz_issues_crn_tokens_only_under_a_policy() {
 
 #[tokio::test]
 async fn wildcard_policy_covers_a_prefix() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let (sa, apikey) = server.service_account_with_key().await;
     let account = sa["account_id"].as_str().unwrap().to_owned();

@@ -358,10 +358,7 @@ async fn keys_rotate_under_load_without_losing_a_request() {
         }
     }
     // Every token verifies against the JWKS of every node.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = crate::harness::unix_now();
     for node in nodes.iter() {
         let text = node
             .http

@@ -42,10 +42,7 @@ impl TestKey {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    crate::harness::unix_now()
 }
 
 /// A projected service-account token of `namespace/name` (nested `kubernetes.io` claims).
@@ -490,7 +487,7 @@ async fn cr_token_refusals_issue_nothing() {
 
 #[tokio::test]
 async fn jwks_file_rotation_and_inline_update_with_ec_keys() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let account_id = jwt_payload(&admin)["account"]["bss"]
         .as_str()

@@ -19,7 +19,7 @@ struct Setup {
 
 impl Setup {
     async fn new() -> Setup {
-        let server = TestServer::start().await;
+        let server = TestServer::in_process().await;
         let admin = server.admin_token().await;
         let mut secrets = std::collections::HashMap::new();
         for id in ["issuer", "receiver", "bystander"] {
@@ -89,10 +89,7 @@ async fn delegated_only_response_carries_the_drt_alone() {
     // The DRT's lifetime: the default 518400 s (6 days).
     assert_eq!(body["expires_in"], 518_400);
     let expiration = body["expiration"].as_i64().unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = crate::harness::unix_now();
     assert!((expiration - now - 518_400).abs() < 10);
     assert_eq!(body["token_type"], "Bearer");
 }
@@ -289,8 +286,11 @@ async fn expired_drt_is_refused() {
         )
         .await;
     assert_eq!(status, 200);
-    // 60 s is the shortest lifetime allowed; wait it out.
-    tokio::time::sleep(std::time::Duration::from_secs(61)).await;
+    // 60 s is the shortest lifetime allowed; let it pass on the server's clock.
+    setup
+        .server
+        .advance(std::time::Duration::from_secs(61))
+        .await;
     let (status, body) = setup
         .post(
             Some("receiver"),
@@ -567,7 +567,7 @@ async fn revoke_everything_kills_refresh_tokens_and_drts() {
         .unwrap();
     assert_eq!(introspected["active"], false);
     // The API key still works: new tokens (from the next second on) are good.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    server.advance(std::time::Duration::from_millis(1100)).await;
     let drt = setup.drt(&[]).await;
     let (status, _) = setup
         .post(

@@ -78,6 +78,11 @@ pub fn binary() -> &'static str {
 
 pub struct TestServer {
     child: Option<Child>,
+    /// A server started in this process ([`TestServer::in_process`]) instead of a child.
+    inner: Option<InProcess>,
+    /// The server's clock: a test clock for an in-process server (advance it instead of
+    /// sleeping), `None` for a process (which runs on the wall clock).
+    pub clock: Option<tessera_server::clock::Clock>,
     pub url: String,
     pub dir: Arc<tempfile::TempDir>,
     pub http: reqwest::Client,
@@ -233,6 +238,8 @@ impl TestServer {
         };
         TestServer {
             child: Some(child),
+            inner: None,
+            clock: None,
             url,
             dir,
             http: reqwest::Client::builder()
@@ -245,6 +252,101 @@ impl TestServer {
             extra_args,
             env,
             login_client: Mutex::new(None),
+        }
+    }
+
+    /// A server in this process, wired exactly as `tessera serve` ([`Server::prepare_with_clock`]
+    /// then [`Server::run`]) on 127.0.0.1:0, on its own thread and runtime, reading a test
+    /// clock ([`TestServer::clock`]). For tests that need no process: no signals, restarts,
+    /// log or stdout checks, `/metrics` values (the recorder is per process) or CLI.
+    /// `args` are `tessera serve` flags; `env` may set the two secret variables only.
+    ///
+    /// [`Server::prepare_with_clock`]: tessera_server::server::Server::prepare_with_clock
+    /// [`Server::run`]: tessera_server::server::Server::run
+    pub async fn in_process() -> TestServer {
+        Self::in_process_with(&[], &[]).await
+    }
+
+    pub async fn in_process_with(args: &[&str], env: &[(&str, &str)]) -> TestServer {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let env = Self::server_env(env);
+        let mut all: Vec<String> = vec![
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--data-dir".into(),
+            dir.path().join("tessera-data").display().to_string(),
+        ];
+        all.extend(args.iter().map(|s| s.to_string()));
+        let mut schema = None;
+        if on_postgres() && !all.iter().any(|a| a == "--database-url") {
+            let url =
+                postgres_url().expect("TESSERA_E2E_STORE=postgres needs TESSERA_TEST_DATABASE_URL");
+            let pg = Arc::new(PgSchema::new(&url));
+            all.extend([
+                "--database-url".to_owned(),
+                url,
+                "--database-schema".to_owned(),
+                pg.name.clone(),
+            ]);
+            schema = Some(pg);
+        }
+        let secret = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        for (k, _) in &env {
+            assert!(
+                k == "TESSERA_BOOTSTRAP_ADMIN_APIKEY" || k == "TESSERA_MASTER_KEY",
+                "an in-process server takes flags, not {k}: start a process for it"
+            );
+        }
+        let secrets = tessera_server::config::SecretEnv {
+            master_key: secret("TESSERA_MASTER_KEY"),
+            bootstrap_admin_apikey: secret("TESSERA_BOOTSTRAP_ADMIN_APIKEY"),
+        };
+        let serve =
+            ServeFlags::try_parse_from(std::iter::once("serve".to_owned()).chain(all.clone()))
+                .expect("tessera serve flags");
+        let config = tessera_server::config::Config::resolve(&serve.args, secrets).expect("config");
+        let clock = tessera_server::clock::Clock::test();
+        let inner = InProcess::start(config, clock.clone());
+        let url = format!("http://{}", inner.addr);
+        // `data_dir()` and `store_args()` read the flags: drop only the listen address.
+        let extra_args = all.split_off(2);
+        TestServer {
+            child: None,
+            inner: Some(inner),
+            clock: Some(clock),
+            url,
+            dir,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            stderr: Arc::new(Mutex::new(Vec::new())),
+            stdout: Arc::new(Mutex::new(Vec::new())),
+            schema,
+            extra_args,
+            env,
+            login_client: Mutex::new(None),
+        }
+    }
+
+    /// Moves an in-process server's clock forward (what sleeping `by` would do to expiry) and
+    /// waits until its snapshot has synchronised at the new time (as its follower would have
+    /// while the time passed), so the jump does not read as a stale snapshot.
+    pub async fn advance(&self, by: Duration) {
+        let clock = self
+            .clock
+            .as_ref()
+            .expect("only an in-process server has a test clock");
+        let inner = self.inner.as_ref().expect("in-process server");
+        clock.advance(by);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while inner.state.snapshot.age(clock.now()) > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "snapshot did not sync after advancing the clock"
+            );
+            inner.state.snapshot.wake();
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -280,6 +382,9 @@ impl TestServer {
 
     /// Stops the process (SIGTERM first, so shutdown is graceful) and waits for it.
     pub fn stop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            inner.stop();
+        }
         if let Some(mut child) = self.child.take() {
             #[cfg(unix)]
             {
@@ -377,6 +482,10 @@ impl TestServer {
     }
 
     pub fn logs(&self) -> String {
+        assert!(
+            self.inner.is_none(),
+            "an in-process server's logs are not captured: start a process to check them"
+        );
         let mut all = self.stdout.lock().unwrap().join("\n");
         all.push('\n');
         all.push_str(&self.stderr.lock().unwrap().join("\n"));
@@ -535,8 +644,8 @@ impl Drop for TestServer {
     }
 }
 
-/// Decodes a JWT header without verifying it.
-/// Seconds since the Unix epoch, for checking tokens.
+/// Seconds since the Unix epoch, for checking tokens: the tests' one wall-clock read.
+#[allow(clippy::disallowed_methods)] // The tests' one clock; see clippy.toml.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -651,4 +760,92 @@ pub fn master_key() -> String {
     let mut bytes = [0u8; 32];
     aws_lc_rs::rand::fill(&mut bytes).unwrap();
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// `tessera serve`'s flags, parsed as the binary parses them.
+#[derive(clap::Parser)]
+struct ServeFlags {
+    #[command(flatten)]
+    args: tessera_server::ServeArgs,
+}
+
+use clap::Parser as _;
+
+/// A server running on a thread of its own (a runtime of its own, so it keeps serving while a
+/// test blocks its thread), stopped by [`InProcess::stop`] or on drop.
+struct InProcess {
+    addr: std::net::SocketAddr,
+    state: tessera_server::state::AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcess {
+    fn start(
+        config: tessera_server::config::Config,
+        clock: tessera_server::clock::Clock,
+    ) -> InProcess {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let server =
+                    match tessera_server::server::Server::prepare_with_clock(config, clock).await {
+                        Ok(server) => server,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(format!("{e:#}")));
+                            return;
+                        }
+                    };
+                let ready = server
+                    .local_addr()
+                    .map(|addr| (addr, server.state().clone()))
+                    .map_err(|e| e.to_string());
+                let _ = ready_tx.send(ready);
+                let stopped = async {
+                    let _ = shutdown_rx.await;
+                };
+                if let Err(e) = server.run(stopped).await {
+                    eprintln!("in-process server failed: {e:#}");
+                }
+            });
+        });
+        let (addr, state) = match ready_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Ok(ready)) => ready,
+            Ok(Err(e)) => panic!("in-process server did not start: {e}"),
+            Err(_) => panic!("in-process server did not start within 60 s"),
+        };
+        InProcess {
+            addr,
+            state,
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops serving, waits for the drain and the store to close (the data-directory lock is
+    /// released when this returns).
+    fn stop(mut self) {
+        self.shutdown_and_join();
+    }
+
+    fn shutdown_and_join(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.shutdown_and_join();
+    }
 }

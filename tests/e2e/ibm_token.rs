@@ -17,7 +17,7 @@ async fn error_of(response: reqwest::Response) -> (u16, Option<String>, Value) {
 
 #[tokio::test]
 async fn apikey_grant_returns_ibm_token_response() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let (sa, apikey) = server.service_account_with_key().await;
     let response = server
         .token_response(&[
@@ -106,7 +106,7 @@ async fn unknown_api_key_is_bxnim0415e() {
 
 #[tokio::test]
 async fn malformed_requests_name_the_problem() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let url = format!("{}/identity/token", server.url);
     let cases: Vec<(reqwest::RequestBuilder, u16, &str, &str)> = vec![
         (
@@ -210,7 +210,7 @@ async fn malformed_requests_name_the_problem() {
 
 #[tokio::test]
 async fn other_methods_get_the_ibm_error_shape() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let response = server
         .http
         .get(format!("{}/identity/token", server.url))
@@ -232,7 +232,7 @@ async fn other_methods_get_the_ibm_error_shape() {
 
 #[tokio::test]
 async fn doubled_slash_from_python_sdk_is_tolerated() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let response = server
         .http
         .post(format!("{}//identity/token", server.url))
@@ -245,7 +245,7 @@ async fn doubled_slash_from_python_sdk_is_tolerated() {
 
 #[tokio::test]
 async fn basic_client_authentication() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let client = server.create(&admin, "clients", json!({"id": "bx"})).await;
     let secret = client["secret"].as_str().unwrap().to_owned();
@@ -306,7 +306,7 @@ async fn basic_client_authentication() {
 
 #[tokio::test]
 async fn refresh_grant_needs_the_issuing_client() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let secret = server.create(&admin, "clients", json!({"id": "app"})).await["secret"]
         .as_str()
@@ -431,7 +431,7 @@ async fn refresh_grant_needs_the_issuing_client() {
 
 #[tokio::test]
 async fn tenant_pin_checks_account_and_enterprise() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let enterprise = server
         .create(&admin, "enterprises", json!({"name": "corp"}))
@@ -511,7 +511,7 @@ async fn tenant_pin_checks_account_and_enterprise() {
 
 #[tokio::test]
 async fn requested_scope_is_added() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let body: Value = server
         .token_response(&[
             ("grant_type", APIKEY_GRANT),
@@ -532,7 +532,7 @@ async fn requested_scope_is_added() {
 #[tokio::test]
 async fn es256_and_eddsa_are_configurable() {
     for alg in ["ES256", "EdDSA", "PS256"] {
-        let server = TestServer::start_with(&["--jwt-algorithm", alg], &[]).await;
+        let server = TestServer::in_process_with(&["--jwt-algorithm", alg], &[]).await;
         let token = server.admin_token().await;
         let header = jwt_header(&token);
         assert_eq!(header["alg"], alg);
@@ -547,10 +547,7 @@ async fn es256_and_eddsa_are_configurable() {
             .await
             .unwrap();
         let jwks = tessera_verify::Jwks::from_json(&jwks).unwrap();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
+        let now = crate::harness::unix_now();
         jwks.verify(&token, &format!("{}/identity", server.url), now)
             .unwrap();
     }

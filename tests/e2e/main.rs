@@ -1,5 +1,9 @@
-//! End-to-end tests: each test starts the real `tessera` binary on a free port with its own
-//! data directory and talks to it over real sockets (HTTP via reqwest, and the CLI binary).
+//! End-to-end tests: each test starts a server on a free port with its own data directory and
+//! talks to it over real sockets (HTTP via reqwest, and the CLI binary). The server is the real
+//! `tessera` binary (`TestServer::start*`) where the test needs a process (first start, signals,
+//! restarts, logs, `/metrics`, the CLI, TLS files, the agent, several nodes), else the same
+//! wiring in-process (`TestServer::in_process*`) on a test clock the test advances instead of
+//! sleeping through expiry.
 //!
 //! One test binary, one module per surface. What belongs where:
 //! - `attacks`: the attacks of issue 12 (cross-tenant takeover, delegated administrators

@@ -5,10 +5,7 @@ use crate::harness::*;
 use serde_json::{json, Value};
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    crate::harness::unix_now()
 }
 
 async fn introspect(
@@ -79,7 +76,7 @@ async fn expired_token(server: &TestServer, iam_id: &str) -> String {
 
 #[tokio::test]
 async fn jwks_and_discovery() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     for path in ["/identity/keys", "/.well-known/jwks.json"] {
         let response = server
             .http
@@ -138,7 +135,7 @@ async fn jwks_and_discovery() {
 
 #[tokio::test]
 async fn introspection_active_and_inactive() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let (sa, apikey) = server.service_account_with_key().await;
     let token = server.token(&apikey).await;
@@ -215,7 +212,7 @@ async fn introspection_active_and_inactive() {
 
 #[tokio::test]
 async fn revocation_of_refresh_and_access_tokens() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let secret = server.create(&admin, "clients", json!({"id": "app"})).await["secret"]
         .as_str()

@@ -102,7 +102,7 @@ fn assert_error(status: u16, body: &Value, want_status: u16, code: &str, words: 
 
 #[tokio::test]
 async fn password_grant_issues_user_tokens_refreshable_by_the_same_client() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let f = fixture(&server).await;
     let (status, body) = f
         .login(&server, &password_form("ada@example.com", PASSWORD))
@@ -157,7 +157,7 @@ async fn password_grant_issues_user_tokens_refreshable_by_the_same_client() {
 
 #[tokio::test]
 async fn password_grant_refusals_say_what_is_wrong() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let f = fixture(&server).await;
     let form = password_form("ada@example.com", PASSWORD);
 
@@ -306,10 +306,7 @@ fn code(secret: &str, step: u64) -> String {
 }
 
 fn step_now() -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = crate::harness::unix_now();
     totp::step_of(now)
 }
 

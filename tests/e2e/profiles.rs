@@ -42,7 +42,7 @@ async fn profile(server: &TestServer, admin: &str, body: Value) -> Value {
 
 #[tokio::test]
 async fn admin_api_creates_lists_replaces_and_validates_profiles() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let account = admin_account(&server, &admin).await;
     let created = profile(
@@ -262,7 +262,7 @@ async fn admin_api_creates_lists_replaces_and_validates_profiles() {
 
 #[tokio::test]
 async fn assume_with_a_service_id_token_by_id_crn_and_name() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let account = admin_account(&server, &admin).await;
     let (sa, apikey) = server.service_account_with_key().await;
@@ -394,7 +394,7 @@ async fn user_with_key(server: &TestServer, admin: &str, account: Option<&str>) 
 
 #[tokio::test]
 async fn assume_with_user_token_refresh_token_cookie_and_t1_token() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let (user, apikey) = user_with_key(&server, &admin, None).await;
     let p = profile(
@@ -646,7 +646,7 @@ async fn require_totp(server: &TestServer, account: &str) {
 
 #[tokio::test]
 async fn assume_in_an_mfa_account_refuses_single_factor_user_tokens() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let team = server
         .create(&admin, "accounts", json!({"name": "secure"}))
@@ -762,10 +762,7 @@ async fn assume_in_an_mfa_account_accepts_totp_level_user_tokens() {
     let totp_secret = totp::TotpSecret::from_bytes(
         totp::base32_decode(enrolled["secret"].as_str().unwrap()).unwrap(),
     );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = crate::harness::unix_now();
     let (status, body) = server
         .admin(
             Method::POST,

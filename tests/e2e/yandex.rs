@@ -178,7 +178,7 @@ async fn introspect(server: &TestServer, token: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_discovery_advertises_the_configured_address() {
     let server =
-        TestServer::start_with(&["--advertised-address", "iam.example.test:4443"], &[]).await;
+        TestServer::in_process_with(&["--advertised-address", "iam.example.test:4443"], &[]).await;
     let mut client = ApiEndpointServiceClient::new(channel(&server).await);
     // No credentials: the SDK calls List before it has any.
     let list = client
@@ -216,7 +216,7 @@ async fn endpoint_discovery_advertises_the_configured_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_advertised_address_is_the_listen_address() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let mut client = ApiEndpointServiceClient::new(channel(&server).await);
     let list = client
         .list(ListApiEndpointsRequest::default())
@@ -232,7 +232,7 @@ async fn default_advertised_address_is_the_listen_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_account_jwt_yields_a_t1_token_over_grpc_and_rest() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let sa = service_account(&server, &admin, "robot").await;
     let key = authorized_key(&server, &sa).await;
@@ -468,7 +468,7 @@ fn key_id(header: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_limits_are_invalid_argument_naming_the_field() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let mut client = iam(&server).await;
     assert_status(
@@ -598,7 +598,7 @@ async fn protocol_limits_are_invalid_argument_naming_the_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_for_service_account_needs_token_creator() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let target = service_account(&server, &admin, "target").await;
     let (caller_sa, caller_key) = server.service_account_with_key().await;
@@ -713,7 +713,7 @@ async fn create_for_service_account_needs_token_creator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoke_makes_a_token_fail_everywhere() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let sa = service_account(&server, &admin, "victim").await;
     let sa_id = sa["id"].as_str().unwrap().to_owned();
@@ -825,7 +825,7 @@ async fn revoke_makes_a_token_fail_everywhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_grpc_methods_are_unimplemented() {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let mut client = tonic::client::Grpc::new(channel(&server).await);
     client.ready().await.unwrap();
     let codec = tonic_prost::ProstCodec::<(), ()>::default();
@@ -840,7 +840,7 @@ async fn grpc_reflection_lists_the_services() {
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
     use tonic_reflection::pb::v1::ServerReflectionRequest;
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let mut client = ServerReflectionClient::new(channel(&server).await);
     let request = ServerReflectionRequest {
         host: String::new(),
@@ -1074,7 +1074,7 @@ async fn the_surface_works_over_tls_with_the_local_ca() {
 async fn service_accounts_are_readable_by_themselves_and_viewers() {
     use tessera_server::yandex::proto::iam::service_account_service_client::ServiceAccountServiceClient;
     use tessera_server::yandex::proto::iam::GetServiceAccountRequest;
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let sa = service_account(&server, &admin, "reader").await;
     let sa_id = sa["id"].as_str().unwrap().to_owned();

@@ -46,7 +46,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .layer(
             tower::ServiceBuilder::new()
-                .layer(middleware::from_fn(request_context))
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    request_context,
+                ))
                 .layer(tower_http::catch_panic::CatchPanicLayer::custom(
                     panic_response,
                 ))
@@ -95,11 +98,15 @@ fn new_request_id() -> String {
     format!("{prefix:08x}{n:016x}")
 }
 
-async fn request_context(mut request: Request, next: Next) -> Response {
+async fn request_context(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let ctx = RequestContext {
         id: new_request_id(),
         started: Instant::now(),
-        started_at: OffsetDateTime::now_utc(),
+        started_at: state.clock.now_utc(),
     };
     let route = request
         .extensions()

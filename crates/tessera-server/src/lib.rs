@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod bootstrap;
+pub mod clock;
 pub mod config;
 pub mod data_dir_lock;
 pub mod http;
@@ -28,6 +29,8 @@ pub mod snapshot;
 pub mod state;
 pub mod storage;
 pub mod telemetry;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub mod throttle;
 pub mod tls;
 pub mod tokens;

@@ -543,6 +543,7 @@ fn remove_sidecars(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Clock;
     use crate::rotation::Rotator;
     use tessera_core::directory::EntityKind;
     use tessera_store::ListFilter;
@@ -571,7 +572,7 @@ mod tests {
             rng: &rng,
             node_id: "test",
         }
-        .ensure_signers(crate::state::now)
+        .ensure_signers(|| Clock::system().now())
         .await
         .unwrap();
         bootstrap::ensure_first_admin(
@@ -579,7 +580,7 @@ mod tests {
             &secrets.pepper,
             config,
             "test",
-            crate::state::now,
+            || Clock::system().now(),
             &rng,
             |_| Ok(()),
         )
@@ -616,7 +617,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let source = config(&dir.path().join("source"), Some(KEY_A));
         installation(&source).await;
-        let dump = export(&source, crate::state::now()).await.unwrap();
+        let dump = export(&source, Clock::system().now()).await.unwrap();
         assert!(dump.entity_count() >= 6, "{dump:?}");
         assert_eq!(dump.server_secrets.len(), 2);
 

@@ -10,7 +10,7 @@ use crate::http::{
 };
 use crate::ibm::TOKEN_PATH;
 use crate::metrics_names as names;
-use crate::state::{now, AppState};
+use crate::state::AppState;
 use crate::throttle::{Attempt, Kind};
 use axum::body::Body;
 use axum::extract::State;
@@ -242,7 +242,7 @@ async fn introspect_post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let now = now();
+    let now = state.clock.now();
     if let Err(e) = state.check_fresh(now) {
         return OAuthError::unavailable(e.message()).into_response();
     }
@@ -317,7 +317,7 @@ async fn revoke_post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let now = now();
+    let now = state.clock.now();
     if let Err(e) = state.check_fresh(now) {
         return OAuthError::unavailable(e.message()).into_response();
     }

@@ -29,7 +29,7 @@ async fn healthz_get() -> Json<serde_json::Value> {
 const READY_MAX_AGE: i64 = 2;
 
 async fn readyz_get(State(state): State<AppState>) -> Response {
-    let age = state.snapshot.age(crate::state::now());
+    let age = state.snapshot.age(state.clock.now());
     let store = state.store_is_healthy() && age <= READY_MAX_AGE;
     let body = json!({
         "status": if store { "ready" } else { "not ready" },
@@ -48,7 +48,7 @@ async fn readyz_get(State(state): State<AppState>) -> Response {
 async fn metrics_get(State(state): State<AppState>) -> Response {
     match &state.metrics {
         Some(handle) => {
-            record_state(&state, crate::state::now());
+            record_state(&state, state.clock.now());
             crate::telemetry::collect_process_metrics();
             (
                 [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -91,7 +91,7 @@ fn record_state(state: &AppState, now: i64) {
             tessera_core::rotation::next_rotation_at(&keys, key_use, algorithm, &policy, now);
         metrics::gauge!(names::SIGNING_KEY_NEXT_ROTATION, "use" => label).set(next as f64);
     }
-    let throttle = state.throttle.stats_at(std::time::Instant::now());
+    let throttle = state.throttle.stats_at(state.clock.instant());
     for (class, tracked, locked) in [
         (
             "credential",

@@ -11,10 +11,11 @@
 //! Connections are handled by [`crate::listener`].
 
 use crate::bootstrap;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::data_dir_lock::DataDirLock;
 use crate::snapshot::Snapshot;
-use crate::state::{now, AppState, Inner};
+use crate::state::{AppState, Inner};
 use anyhow::Context;
 use aws_lc_rs::rand::SystemRandom;
 use std::net::SocketAddr;
@@ -38,6 +39,12 @@ pub struct Server {
 impl Server {
     /// Everything before serving. Prints the first administrator's key on first start.
     pub async fn prepare(config: Config) -> anyhow::Result<Server> {
+        Self::prepare_with_clock(config, Clock::system()).await
+    }
+
+    /// [`Server::prepare`] reading time from `clock` (a test clock for in-process tests).
+    pub async fn prepare_with_clock(config: Config, clock: Clock) -> anyhow::Result<Server> {
+        let now = || clock.now();
         let rng = SystemRandom::new();
         let node_id = tessera_core::ids::new_token_id(&rng).map_err(anyhow::Error::msg)?;
         // One server per data directory; the lock is held until the process ends.
@@ -91,8 +98,9 @@ impl Server {
             warn_about_unused_bootstrap_key(&config, &secrets.pepper, &snapshot);
         }
         let yandex = crate::yandex::Settings::new(&config, &public_url);
-        let throttle = crate::throttle::Throttle::new(config.throttle);
+        let throttle = crate::throttle::Throttle::new(config.throttle, clock.clone());
         let state = AppState::new(Inner {
+            clock,
             throttle,
             password_checks: tokio::sync::Semaphore::new(PASSWORD_CHECKS),
             yandex,
@@ -132,12 +140,11 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let state = self.state;
-        let follower = tokio::spawn(
-            state
-                .snapshot
-                .clone()
-                .follow(state.store.clone(), state.store_healthy.clone()),
-        );
+        let follower = tokio::spawn(state.snapshot.clone().follow(
+            state.store.clone(),
+            state.store_healthy.clone(),
+            state.clock.clone(),
+        ));
         let pruner = tokio::spawn(prune_loop(state.clone()));
         let rotation = tokio::spawn(rotation_loop(state.clone()));
         let app: crate::listener::AppService = tower::ServiceBuilder::new()
@@ -176,7 +183,7 @@ async fn rotation_loop(state: AppState) {
             rng: &state.rng,
             node_id: &state.node_id,
         };
-        match rotator.run_once(now()).await {
+        match rotator.run_once(state.clock.now()).await {
             Ok(steps) if !steps.is_empty() => {
                 state.snapshot.wake();
             }
@@ -193,7 +200,7 @@ async fn prune_loop(state: AppState) {
         // Change rows older than the newest 100 000 are no longer needed by this node; with
         // several nodes the feed must be kept longer than any node's lag (see deployment docs).
         let keep_after = state.snapshot.applied_seq() - 100_000;
-        if let Err(e) = state.store.prune(now(), keep_after).await {
+        if let Err(e) = state.store.prune(state.clock.now(), keep_after).await {
             tracing::warn!(error = %e, "pruning failed");
         }
     }

@@ -157,6 +157,7 @@ impl Snapshot {
         self: Arc<Self>,
         store: Arc<dyn Store>,
         healthy: Arc<std::sync::atomic::AtomicBool>,
+        clock: crate::clock::Clock,
     ) {
         use std::sync::atomic::Ordering;
         loop {
@@ -164,7 +165,7 @@ impl Snapshot {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(POLL_INTERVAL) => {}
             }
-            match self.catch_up(store.as_ref(), crate::state::now()).await {
+            match self.catch_up(store.as_ref(), clock.now()).await {
                 Ok(_) => {
                     if !healthy.swap(true, Ordering::Relaxed) {
                         tracing::info!("store reachable again; snapshot is current");

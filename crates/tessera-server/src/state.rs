@@ -16,6 +16,8 @@ use tessera_store::Store;
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
+    /// The one clock of this server: every wall-clock read goes through it.
+    pub clock: crate::clock::Clock,
     pub config: Config,
     /// Base URL clients use, without a trailing slash.
     pub public_url: String,
@@ -72,12 +74,4 @@ impl Deref for AppState {
     fn deref(&self) -> &Inner {
         &self.0
     }
-}
-
-/// The wall clock, read once per request at the edge and passed down as `now`.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

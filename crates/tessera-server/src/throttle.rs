@@ -28,6 +28,7 @@
 //! The same module remembers which TOTP step each user last used, so a code cannot be replayed
 //! on this node ([`Throttle::use_totp_step`]).
 
+use crate::clock::Clock;
 use crate::metrics_names as names;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -164,6 +165,8 @@ impl Entry {
 /// The per-node throttle. Cheap to consult: one short mutex section per request.
 pub struct Throttle {
     config: ThrottleConfig,
+    /// The server's clock: windows and locks run out when a test clock is advanced.
+    clock: Clock,
     entries: Mutex<HashMap<Key, Entry>>,
     /// Pairs that signed in successfully, and when (they pass a locked source).
     good: Mutex<HashMap<(Kind, String, IpAddr), Instant>>,
@@ -187,9 +190,10 @@ fn seconds_until(until: Instant, now: Instant) -> u64 {
 }
 
 impl Throttle {
-    pub fn new(config: ThrottleConfig) -> Throttle {
+    pub fn new(config: ThrottleConfig, clock: Clock) -> Throttle {
         Throttle {
             config,
+            clock,
             entries: Mutex::new(HashMap::new()),
             good: Mutex::new(HashMap::new()),
             tracked: AtomicUsize::new(0),
@@ -283,7 +287,7 @@ impl Throttle {
 
     /// [`Throttle::check_at`] now, and the delay slept (asynchronously) before returning.
     pub async fn gate(&self, attempts: &[Attempt]) -> Result<(), Locked> {
-        let delay = self.check_at(attempts, Instant::now())?;
+        let delay = self.check_at(attempts, self.clock.instant())?;
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
@@ -341,7 +345,7 @@ impl Throttle {
     }
 
     pub fn failure(&self, attempts: &[Attempt]) {
-        self.failure_at(attempts, Instant::now());
+        self.failure_at(attempts, self.clock.instant());
     }
 
     /// Records successful checks: clears each pair's counter (unless it is locked: success
@@ -377,13 +381,13 @@ impl Throttle {
     }
 
     pub fn success(&self, attempts: &[Attempt]) {
-        self.success_at(attempts, Instant::now());
+        self.success_at(attempts, self.clock.instant());
     }
 
     /// Records that `user_id` used TOTP step `step`. `false` if that step (or a later one) was
     /// already used: the code is a replay.
     pub fn use_totp_step(&self, user_id: &str, step: u64) -> bool {
-        let now = Instant::now();
+        let now = self.clock.instant();
         let mut steps = self.totp_steps.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((last, _)) = steps.get(user_id) {
             if *last >= step {
@@ -476,18 +480,21 @@ mod tests {
     use super::*;
 
     fn throttle() -> Throttle {
-        Throttle::new(ThrottleConfig {
-            credential: Limits {
-                delay_after: 2,
-                lock_after: 4,
+        Throttle::new(
+            ThrottleConfig {
+                credential: Limits {
+                    delay_after: 2,
+                    lock_after: 4,
+                },
+                address: Limits {
+                    delay_after: 3,
+                    lock_after: 6,
+                },
+                window: 60,
+                lock_for: 30,
             },
-            address: Limits {
-                delay_after: 3,
-                lock_after: 6,
-            },
-            window: 60,
-            lock_for: 30,
-        })
+            Clock::system(),
+        )
     }
 
     fn ip(last: u8) -> Option<IpAddr> {
@@ -635,13 +642,16 @@ mod tests {
 
     #[test]
     fn delay_is_capped() {
-        let t = Throttle::new(ThrottleConfig {
-            credential: Limits {
-                delay_after: 1,
-                lock_after: 1000,
+        let t = Throttle::new(
+            ThrottleConfig {
+                credential: Limits {
+                    delay_after: 1,
+                    lock_after: 1000,
+                },
+                ..ThrottleConfig::default()
             },
-            ..ThrottleConfig::default()
-        });
+            Clock::system(),
+        );
         let key = [Attempt::new(Kind::Password, "x", None)];
         let now = Instant::now();
         for _ in 0..100 {

@@ -362,6 +362,13 @@ pub(crate) async fn changes_since(
     })
 }
 
+/// The store's one wall-clock read: when a server secret was first stored (a record's
+/// timestamp, never a rule; callers pass `now` everywhere else).
+#[allow(clippy::disallowed_methods)] // The store's one clock; see clippy.toml.
+pub(crate) fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 /// The sealed secret `name`, created from `candidate` if absent (first writer wins).
 pub(crate) async fn server_secret(
     conn: &mut dyn Conn,

@@ -331,7 +331,7 @@ impl Store for PostgresStore {
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>> {
         // ON CONFLICT DO NOTHING waits for a concurrent first insert to commit; the read that
         // follows (a fresh snapshot under READ COMMITTED) then sees the winner's value.
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = engine::unix_now();
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
         engine::server_secret(&mut *conn, name, candidate, now).await
     }

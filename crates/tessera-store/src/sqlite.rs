@@ -223,7 +223,7 @@ impl Store for SqliteStore {
     }
 
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>> {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = engine::unix_now();
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
         engine::server_secret(&mut *conn, name, candidate, now).await
     }

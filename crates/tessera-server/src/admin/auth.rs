@@ -4,7 +4,7 @@
 
 use super::errors::AdminError;
 use crate::http::bearer_token;
-use crate::state::{now, AppState};
+use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tessera_core::authz::{self, Action, ReadScope};
@@ -30,7 +30,7 @@ impl FromRequestParts<AppState> for Caller {
         })?;
         let (principal, token) =
             state
-                .authenticate_token(token, now())
+                .authenticate_token(token, state.clock.now())
                 .map_err(|e| match e.kind() {
                     tessera_core::ErrorKind::Unavailable => AdminError::from(e),
                     _ => AdminError::unauthenticated(e.message().to_owned()),

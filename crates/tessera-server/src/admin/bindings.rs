@@ -7,7 +7,7 @@ use super::directory_objects::{find_or_404, view};
 use super::views::AccessBindingView;
 use super::{audit, created, deleted, list_body, settle, AdminError, AdminJson, ListQuery};
 use crate::http::RequestContext;
-use crate::state::{now, AppState};
+use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -85,7 +85,7 @@ async fn binding_create(
         subject_iam_id: subject,
         role,
         resource,
-        created_at: now(),
+        created_at: state.clock.now(),
     };
     let entity = Entity::Binding(binding.clone());
     caller.authorize(&state, &Action::Create(&entity))?;

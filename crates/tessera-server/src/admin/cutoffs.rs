@@ -5,7 +5,7 @@
 use super::auth::Caller;
 use super::{settle, AdminError, AdminJson};
 use crate::http::RequestContext;
-use crate::state::{now, AppState};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -43,7 +43,7 @@ async fn cutoff_create(
     // holds; a resource identity belongs to its CRN's account.
     caller.authorize(&state, &Action::CutOff { iam_id: &iam_id })?;
     // Tokens are stamped in whole seconds: everything issued in this second is cut off too.
-    let not_before = now() + 1;
+    let not_before = state.clock.now() + 1;
     let seq = state
         .store
         .put(

@@ -9,7 +9,7 @@ use super::views::*;
 use super::yandex_credentials::{authorized_key_create, oauth_token_create};
 use super::{audit, created, deleted, list_body, settle, AdminError, AdminJson, ListQuery};
 use crate::http::RequestContext;
-use crate::state::{now, AppState};
+use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -480,7 +480,7 @@ async fn enterprise_create(
     let enterprise = Enterprise {
         id: ids::new_account_id(&state.rng).map_err(internal)?,
         name: limits::name("name", &body.name)?,
-        created_at: now(),
+        created_at: state.clock.now(),
     };
     create_entity(
         &state,
@@ -514,7 +514,7 @@ async fn account_create(
         name: limits::name("name", &body.name)?,
         enterprise_id,
         mfa: Default::default(),
-        created_at: now(),
+        created_at: state.clock.now(),
     };
     create_entity(&state, &ctx, &caller, &Entity::Account(account.clone())).await?;
     Ok(created(AccountView::from(&account)))
@@ -560,7 +560,7 @@ async fn user_create(
         email,
         password_hash: None,
         federated: body.federated,
-        created_at: now(),
+        created_at: state.clock.now(),
     };
     // Authorized before the (slow) password hash, so refused callers cost no Argon2id.
     caller.authorize(&state, &Action::Create(&Entity::User(user.clone())))?;
@@ -601,7 +601,7 @@ async fn service_account_create(
         account_id,
         name: limits::name("name", &body.name)?,
         description: limits::description(body.description.as_deref())?,
-        created_at: now(),
+        created_at: state.clock.now(),
     };
     create_entity(
         &state,
@@ -647,7 +647,7 @@ async fn api_key_create(
         owner_iam_id: owner,
         account_id,
         key_hash: state.pepper.hash(SecretPurpose::ApiKey, apikey.expose()),
-        created_at: now(),
+        created_at: state.clock.now(),
     };
     create_entity(&state, &ctx, &caller, &Entity::ApiKey(key.clone())).await?;
     let mut view = ApiKeyView::from(&key);
@@ -694,7 +694,7 @@ async fn client_create(
                 .pepper
                 .hash(SecretPurpose::ClientSecret, secret.expose()),
         ),
-        created_at: now(),
+        created_at: state.clock.now(),
     };
     create_entity(&state, &ctx, &caller, &Entity::Client(client.clone())).await?;
     let mut view = ClientView::from(&client);

@@ -6,7 +6,7 @@
 use super::auth::Caller;
 use super::{AdminError, AdminJson};
 use crate::http::RequestContext;
-use crate::state::{now, AppState};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Extension, Json, Router};
@@ -39,7 +39,7 @@ async fn id_token_create(
     let audience = id_token::check_audience(body.audience.as_deref())?;
     let format = IdTokenFormat::parse(body.format.as_deref())?;
     id_token::check_compute_engine(&body.compute_engine)?;
-    let now = now();
+    let now = state.clock.now();
     state.check_fresh(now)?;
     caller.authorize(&state, &Action::MintIdToken)?;
     let email = {

@@ -13,7 +13,7 @@ use super::views::TrustedIssuerView;
 use super::{audit, created, settle, AdminError, AdminJson};
 use crate::http::RequestContext;
 use crate::issuer_keys::{parse_issuer_jwks, read_jwks_file};
-use crate::state::{now, AppState};
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -157,7 +157,7 @@ async fn issuer_create(
         cr_type,
         crn,
         claim_mapping,
-        created_at: now(),
+        created_at: state.clock.now(),
     };
     let entity = Entity::Issuer(issuer.clone());
     caller.authorize(&state, &Action::Create(&entity))?;

@@ -9,7 +9,7 @@ use super::views::rfc3339;
 use super::{list_body, settle, AdminError, AdminJson};
 use crate::http::RequestContext;
 use crate::rotation::{self, ForcedRotation, LeaseBusy, Rotator};
-use crate::state::{now, AppState};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -126,7 +126,7 @@ async fn keys_rotate(
         node_id: &holder,
     };
     let seq = rotator
-        .force(key_use, mode, now(), caller.iam_id())
+        .force(key_use, mode, state.clock.now(), caller.iam_id())
         .await
         .map_err(store_failure)?;
     tracing::info!(

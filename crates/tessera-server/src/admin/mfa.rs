@@ -18,7 +18,7 @@ use super::errors::AdminError;
 use super::views::{rfc3339, AccountView};
 use super::{audit, created, deleted, settle, AdminJson, OptionalAdminJson};
 use crate::http::{PeerAddr, RequestContext};
-use crate::state::{now, AppState};
+use crate::state::AppState;
 use crate::throttle::{Attempt, Kind};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -175,7 +175,13 @@ async fn checked_code(
         .gate(&keys)
         .await
         .map_err(|locked| too_many(locked.retry_after))?;
-    let checked = authn::check_totp(&state.refresh_key, enrollment, which, code, now())?;
+    let checked = authn::check_totp(
+        &state.refresh_key,
+        enrollment,
+        which,
+        code,
+        state.clock.now(),
+    )?;
     let Some(checked) = checked else {
         state.throttle.failure(&keys);
         return Err(AdminError::invalid(
@@ -216,7 +222,7 @@ async fn totp_enroll(
             user: &user,
             existing: None,
             proof: None,
-            now: now(),
+            now: state.clock.now(),
         },
     )?;
     if user.federated {
@@ -251,7 +257,7 @@ async fn totp_enroll(
             user: &user,
             existing: existing.as_ref(),
             proof: proof.as_ref(),
-            now: now(),
+            now: state.clock.now(),
         },
     )?;
     let secret = totp::TotpSecret::generate(&state.rng).map_err(internal)?;
@@ -274,7 +280,7 @@ async fn totp_enroll(
                 sealed_secret: sealed,
                 confirmed: false,
                 pending_secret: None,
-                created_at: now(),
+                created_at: state.clock.now(),
             },
             "totp.create",
         ),
@@ -354,7 +360,7 @@ async fn totp_confirm(
             if let Some(pending) = enrollment.pending_secret.take() {
                 enrollment.sealed_secret = pending;
             }
-            enrollment.created_at = now();
+            enrollment.created_at = state.clock.now();
             Some("totp.replace.confirm")
         }
         // Confirming an already confirmed factor just checks the code.
@@ -415,7 +421,7 @@ async fn totp_delete(
             ..existing.clone()
         },
         proof: None,
-        now: now(),
+        now: state.clock.now(),
     };
     caller.authorize(&state, &unproven)?;
     let proof = if existing.confirmed {
@@ -436,7 +442,7 @@ async fn totp_delete(
             user: &user,
             existing: &existing,
             proof: proof.as_ref(),
-            now: now(),
+            now: state.clock.now(),
         },
     )?;
     let seq = state

@@ -245,7 +245,8 @@ impl ListQuery {
 /// The audit event of an admin action.
 pub fn audit(ctx: &RequestContext, actor: &str, action: &str, detail: String) -> AuditEvent {
     AuditEvent {
-        at: crate::state::now(),
+        // When the request started, on the server's clock.
+        at: ctx.started_at.unix_timestamp(),
         actor: actor.to_owned(),
         action: action.to_owned(),
         request_id: ctx.id.clone(),

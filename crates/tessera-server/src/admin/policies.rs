@@ -7,7 +7,7 @@ use super::directory_objects::{create_entity, internal, list_handler};
 use super::views::AuthorizationPolicyView;
 use super::{created, AdminError, AdminJson};
 use crate::http::RequestContext;
-use crate::state::{now, AppState};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
@@ -68,7 +68,7 @@ async fn policy_create(
         source_iam_id,
         target_crn,
         description: limits::description(body.description.as_deref())?,
-        created_at: now(),
+        created_at: state.clock.now(),
     };
     create_entity(&state, &ctx, &caller, &Entity::Policy(policy.clone())).await?;
     Ok(created(AuthorizationPolicyView::from(&policy)))

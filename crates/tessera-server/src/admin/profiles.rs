@@ -8,7 +8,7 @@ use super::directory_objects::{create_entity, find_or_404, internal, list_handle
 use super::views::TrustedProfileView;
 use super::{audit, created, settle, AdminError, AdminJson};
 use crate::http::RequestContext;
-use crate::state::{now, AppState};
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -110,7 +110,7 @@ async fn profile_create(
         identities,
         links,
         rules,
-        created_at: now(),
+        created_at: state.clock.now(),
     };
     create_entity(&state, &ctx, &caller, &Entity::Profile(profile.clone())).await?;
     Ok(created(TrustedProfileView::from(&profile)))

@@ -10,7 +10,7 @@ use super::directory_objects::{create_entity, internal, store_new};
 use super::views::{rfc3339, AuthorizedKeyView, KeyFileView, OAuthTokenView};
 use super::{created, AdminError, AdminJson};
 use crate::http::RequestContext;
-use crate::state::{now, AppState};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
@@ -73,7 +73,7 @@ pub async fn authorized_key_create(
         description,
         algorithm,
         public_key_der: Vec::new(),
-        created_at: now(),
+        created_at: state.clock.now(),
     };
     // Authorized before the (slow) key generation, so refused callers cost nothing.
     caller.authorize(&state, &Action::Create(&Entity::AuthorizedKey(key.clone())))?;
@@ -127,7 +127,7 @@ pub async fn oauth_token_create(
         account_id,
         description,
         token_hash: state.pepper.hash(SecretPurpose::OAuthToken, value.expose()),
-        created_at: now(),
+        created_at: state.clock.now(),
     };
     create_entity(&state, &ctx, &caller, &Entity::OAuthToken(token.clone())).await?;
     let mut view = OAuthTokenView::from(&token);

@@ -98,7 +98,8 @@ impl IbmError {
         if let Some(cause) = &self.internal {
             tracing::error!(request_id = %ctx.id, code = self.code, cause, "request failed");
         }
-        let ended = time::OffsetDateTime::now_utc();
+        // The request's start on the server's clock plus the time it took.
+        let ended = ctx.started_at + ctx.started.elapsed();
         let fmt = |t: time::OffsetDateTime| {
             t.format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default()

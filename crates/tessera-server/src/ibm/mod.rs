@@ -6,6 +6,8 @@ mod authz;
 mod cr_token;
 mod delegated;
 mod errors;
+#[cfg(test)]
+mod expiry_tests;
 pub mod form;
 mod password;
 mod token;

@@ -7,7 +7,7 @@
 pub(super) use super::form::TokenForm;
 use super::{IbmError, TOKEN_PATH};
 use crate::http::{basic_credentials, is_form, read_body, BodyError, PeerAddr, RequestContext};
-use crate::state::{now, AppState};
+use crate::state::AppState;
 use crate::throttle::{Attempt, Kind};
 use crate::tokens::{IssueRequest, IssuedTokens};
 use axum::body::Body;
@@ -115,7 +115,7 @@ async fn token(
         ));
     }
     let form = super::form::parse(&bytes).map_err(|e| IbmError::invalid(e.to_string()))?;
-    let now = now();
+    let now = state.clock.now();
     // Brute-force throttling of the Basic client secret and the API key, each per (credential,
     // source) (the password grant adds its user and TOTP attempts itself). While nothing has
     // failed lately the throttle is idle and the token path skips it: no extra hash, no lock.

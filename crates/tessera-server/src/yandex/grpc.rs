@@ -20,7 +20,7 @@ use super::proto::iam::{
 use super::proto::iam::{GetServiceAccountRequest, ServiceAccount};
 use super::service::{self, Identity};
 use crate::http::RequestContext;
-use crate::state::{now, AppState};
+use crate::state::AppState;
 use tessera_core::iam_token::MintedIamToken;
 use tonic::{Request, Response, Status};
 
@@ -291,7 +291,7 @@ impl IamTokenService for IamTokens {
             .get::<crate::http::PeerAddr>()
             .map(|peer| peer.0.ip());
         let identity = Identity::exactly_one(oauth, jwt).map_err(|e| e.to_grpc(&id))?;
-        service::create(&self.state, identity, source, now())
+        service::create(&self.state, identity, source, self.state.clock.now())
             .await
             .map(token_response)
             .map_err(|e| e.to_grpc(&id))
@@ -306,7 +306,7 @@ impl IamTokenService for IamTokens {
             &self.state,
             bearer(&request),
             &request.get_ref().service_account_id,
-            now(),
+            self.state.clock.now(),
         )
         .map(token_response)
         .map_err(|e| e.to_grpc(&id))
@@ -321,7 +321,7 @@ impl IamTokenService for IamTokens {
             &self.state,
             bearer(&request),
             &request.get_ref().iam_token,
-            now(),
+            self.state.clock.now(),
             &id,
         )
         .await
@@ -390,7 +390,7 @@ impl ServiceAccountService for ServiceAccounts {
             &self.state,
             bearer(&request),
             &request.get_ref().service_account_id,
-            now(),
+            self.state.clock.now(),
         )
         .map(|sa| {
             Response::new(ServiceAccount {

@@ -6,7 +6,7 @@ use super::errors::YandexError;
 use super::service::{self, Identity};
 use crate::admin::rfc3339;
 use crate::http::{bearer_token, read_body, BodyError, PeerAddr, RequestContext};
-use crate::state::{now, AppState};
+use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::Path;
 use axum::extract::State;
@@ -43,7 +43,8 @@ async fn get_service_account(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let result = service::get_service_account(&state, bearer_token(&headers), &id, now());
+    let result =
+        service::get_service_account(&state, bearer_token(&headers), &id, state.clock.now());
     respond(
         result.map(|sa| {
             json!({
@@ -75,7 +76,7 @@ async fn create(
         let jwt = take_string(&mut fields, "jwt", "jwt")?;
         reject_unknown(&fields)?;
         let identity = Identity::exactly_one(oauth.as_deref(), jwt.as_deref())?;
-        service::create(&state, identity, source, now()).await
+        service::create(&state, identity, source, state.clock.now()).await
     }
     .await;
     respond(result.map(token_body), &ctx)
@@ -93,7 +94,7 @@ async fn create_for_service_account(
             &state,
             bearer_token(&headers),
             id.as_deref().unwrap_or(""),
-            now(),
+            state.clock.now(),
         )
     }
     .await;
@@ -112,7 +113,7 @@ async fn revoke(
             &state,
             bearer_token(&headers),
             token.as_deref().unwrap_or(""),
-            now(),
+            state.clock.now(),
             &ctx.id,
         )
         .await
