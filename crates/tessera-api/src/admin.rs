@@ -787,6 +787,14 @@ pub struct TotpStatusView {
     pub created_at: String,
 }
 
+/// `POST /v1/token_cutoffs`: tokens of `iam_id` issued before `not_before` stop working.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenCutoffView {
+    pub iam_id: String,
+    #[schema(format = DateTime)]
+    pub not_before: String,
+}
+
 /// A minted ID token.
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct IdTokenView {

@@ -46,3 +46,9 @@ pub const YANDEX_TOKENS: &str = "/iam/v1/tokens";
 pub const YANDEX_TOKENS_FOR_SERVICE_ACCOUNT: &str = "/iam/v1/tokens:createForServiceAccount";
 pub const YANDEX_TOKENS_REVOKE: &str = "/iam/v1/tokens:revoke";
 pub const YANDEX_SERVICE_ACCOUNT: &str = "/iam/v1/serviceAccounts/{id}";
+pub const IBM_DISCOVERY: &str = "/identity/.well-known/openid-configuration";
+
+// Operations.
+pub const HEALTHZ: &str = "/healthz";
+pub const READYZ: &str = "/readyz";
+pub const METRICS: &str = "/metrics";

@@ -115,3 +115,76 @@ pub struct YandexErrorBody {
     #[serde(default)]
     pub details: Vec<serde_json::Value>,
 }
+
+/// The grants of `POST /identity/token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum GrantType {
+    #[serde(rename = "urn:ibm:params:oauth:grant-type:apikey")]
+    ApiKey,
+    #[serde(rename = "refresh_token")]
+    Refresh,
+    #[serde(rename = "password")]
+    Password,
+    #[serde(rename = "urn:ibm:params:oauth:grant-type:assume")]
+    Assume,
+    #[serde(rename = "urn:ibm:params:oauth:grant-type:cr-token")]
+    CrToken,
+    #[serde(rename = "urn:ibm:params:oauth:grant-type:iam-authz")]
+    IamAuthz,
+    #[serde(rename = "urn:ibm:params:oauth:grant-type:delegated-refresh-token")]
+    DelegatedRefresh,
+}
+
+/// The form of `POST /identity/token` (`application/x-www-form-urlencoded`): `grant_type` and
+/// the parameters of that grant. Unknown parameters are ignored, as IBM's endpoint does; each
+/// parameter may appear at most once. Client authentication is HTTP Basic (optional).
+#[derive(Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct IbmTokenRequest {
+    #[schema(value_type = GrantType)]
+    pub grant_type: String,
+    /// The API key (apikey grant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apikey: Option<String>,
+    /// `cloud_iam`, optionally with `delegated_refresh_token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiver_client_ids: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegated_refresh_token_expiry: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The TOTP code of the password grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_crn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cr_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_iam_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegated_refresh_token: Option<String>,
+}
+
+/// The form of `POST /identity/introspect` and `/identity/revoke` (RFC 7662, RFC 7009).
+#[derive(Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct TokenForm {
+    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type_hint: Option<String>,
+}

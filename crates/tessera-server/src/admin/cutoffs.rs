@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
-use serde_json::json;
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
 use tessera_core::directory::Entity;
@@ -57,7 +56,10 @@ async fn cutoff_create(
     tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), iam_id, "revoked all tokens of an identity");
     Ok((
         axum::http::StatusCode::CREATED,
-        Json(json!({"iam_id": iam_id, "not_before": super::rfc3339(not_before)})),
+        Json(api::TokenCutoffView {
+            not_before: super::rfc3339(not_before),
+            iam_id,
+        }),
     )
         .into_response())
 }

@@ -17,7 +17,6 @@ mod id_tokens;
 mod issuers;
 mod keys;
 mod mfa;
-mod openapi;
 mod policies;
 mod profiles;
 mod views;
@@ -53,7 +52,10 @@ pub fn router() -> Router<AppState> {
         .merge(cutoffs::router())
         .merge(mfa::router())
         .merge(id_tokens::router())
-        .route("/openapi.json", get(openapi::openapi_get))
+        .route(
+            tessera_api::paths::OPENAPI,
+            get(crate::api_doc::openapi_get),
+        )
         .layer(middleware::from_fn(render_errors))
 }
 
@@ -73,7 +75,13 @@ async fn render_errors(request: Request, next: Next) -> Response {
     if let Some(cause) = &error.internal {
         tracing::error!(request_id, code = error.code, cause, "admin request failed");
     }
-    let body = serde_json::json!({"error": {"code": error.code, "message": error.message, "request_id": request_id}});
+    let body = tessera_api::error::ErrorBody {
+        error: tessera_api::error::ErrorDetail {
+            code: error.code.to_owned(),
+            message: error.message,
+            request_id,
+        },
+    };
     let mut rendered = (error.status, Json(body)).into_response();
     if error.status == StatusCode::UNAUTHORIZED {
         rendered.headers_mut().insert(
