@@ -121,7 +121,7 @@ pub struct ListQuery {
     #[param(max_length = 128)]
     pub source_iam_id: Option<String>,
     /// Access bindings on this resource (`*`, `account/<id>`, `service-account/<id>`).
-    #[param(max_length = 128)]
+    #[param(max_length = 128, pattern = r"^(\*|account/.+|service-account/.+)$")]
     pub resource: Option<String>,
     /// Objects whose id sorts after this one (paging).
     #[param(max_length = 128)]
@@ -465,6 +465,7 @@ pub struct TrustedIssuerCreate {
     )]
     pub name: String,
     /// The exact `iss` of the issuer's tokens (`https://…`).
+    #[schema(min_length = 1, max_length = 512)]
     pub issuer_url: String,
     #[schema(value_type = Option<JwksDocument>)]
     pub jwks: Option<serde_json::Value>,

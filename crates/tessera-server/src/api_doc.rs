@@ -114,6 +114,9 @@ struct Resource {
     update: Option<(HttpMethod, &'static str)>,
     /// Whether get/delete take `?account_id=` (OAuth clients).
     addressed_by_account: bool,
+    /// The list filters this resource honours (besides `limit` and `after`). At most one of
+    /// the owner spellings and one of the subject spellings each: the server refuses two.
+    filters: &'static [&'static str],
 }
 
 const RESOURCES: &[Resource] = &[
@@ -126,6 +129,7 @@ const RESOURCES: &[Resource] = &[
         list: "EnterpriseList",
         update: None,
         addressed_by_account: false,
+        filters: &[],
     },
     Resource {
         collection: paths::ACCOUNTS,
@@ -136,6 +140,7 @@ const RESOURCES: &[Resource] = &[
         list: "AccountList",
         update: Some((HttpMethod::Patch, "AccountUpdate")),
         addressed_by_account: false,
+        filters: &[],
     },
     Resource {
         collection: paths::USERS,
@@ -146,6 +151,7 @@ const RESOURCES: &[Resource] = &[
         list: "UserList",
         update: None,
         addressed_by_account: false,
+        filters: &["account_id"],
     },
     Resource {
         collection: paths::SERVICE_ACCOUNTS,
@@ -156,6 +162,7 @@ const RESOURCES: &[Resource] = &[
         list: "ServiceAccountList",
         update: None,
         addressed_by_account: false,
+        filters: &["account_id"],
     },
     Resource {
         collection: paths::API_KEYS,
@@ -166,6 +173,7 @@ const RESOURCES: &[Resource] = &[
         list: "ApiKeyList",
         update: None,
         addressed_by_account: false,
+        filters: &["account_id", "owner_iam_id"],
     },
     Resource {
         collection: paths::CLIENTS,
@@ -176,6 +184,7 @@ const RESOURCES: &[Resource] = &[
         list: "ClientList",
         update: None,
         addressed_by_account: true,
+        filters: &["account_id"],
     },
     Resource {
         collection: paths::AUTHORIZED_KEYS,
@@ -186,6 +195,7 @@ const RESOURCES: &[Resource] = &[
         list: "AuthorizedKeyList",
         update: None,
         addressed_by_account: false,
+        filters: &["account_id", "service_account_id"],
     },
     Resource {
         collection: paths::OAUTH_TOKENS,
@@ -196,6 +206,7 @@ const RESOURCES: &[Resource] = &[
         list: "OAuthTokenList",
         update: None,
         addressed_by_account: false,
+        filters: &["account_id", "user_id"],
     },
     Resource {
         collection: paths::ACCESS_BINDINGS,
@@ -206,6 +217,7 @@ const RESOURCES: &[Resource] = &[
         list: "AccessBindingList",
         update: None,
         addressed_by_account: false,
+        filters: &["subject_iam_id", "resource"],
     },
     Resource {
         collection: paths::TRUSTED_PROFILES,
@@ -216,6 +228,7 @@ const RESOURCES: &[Resource] = &[
         list: "TrustedProfileList",
         update: Some((HttpMethod::Put, "TrustedProfileReplace")),
         addressed_by_account: false,
+        filters: &["account_id"],
     },
     Resource {
         collection: paths::TRUSTED_ISSUERS,
@@ -226,6 +239,7 @@ const RESOURCES: &[Resource] = &[
         list: "TrustedIssuerList",
         update: Some((HttpMethod::Put, "TrustedIssuerUpdate")),
         addressed_by_account: false,
+        filters: &["account_id"],
     },
     Resource {
         collection: paths::AUTHORIZATION_POLICIES,
@@ -236,6 +250,7 @@ const RESOURCES: &[Resource] = &[
         list: "AuthorizationPolicyList",
         update: None,
         addressed_by_account: false,
+        filters: &["account_id", "source_iam_id"],
     },
 ];
 
@@ -296,7 +311,7 @@ fn id_parameter() -> utoipa::openapi::path::Parameter {
             utoipa::openapi::ObjectBuilder::new()
                 .schema_type(utoipa::openapi::Type::String)
                 .min_length(Some(1))
-                .max_length(Some(128)),
+                .max_length(Some(tessera_core::limits::MAX_ID)),
         ))
         .build()
 }
@@ -337,7 +352,14 @@ fn link(operation_id: &str) -> utoipa::openapi::link::Link {
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = Components::openapi();
     let mut paths_ = utoipa::openapi::Paths::new();
-    let list_params = || ListQuery::into_params(|| Some(ParameterIn::Query));
+    let list_params = |filters: &[&str]| {
+        ListQuery::into_params(|| Some(ParameterIn::Query))
+            .into_iter()
+            .filter(|p| {
+                matches!(p.name.as_str(), "limit" | "after") || filters.contains(&p.name.as_str())
+            })
+            .collect::<Vec<_>>()
+    };
     let object_params = || ObjectQuery::into_params(|| Some(ParameterIn::Query));
 
     for r in RESOURCES {
@@ -349,7 +371,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
                 &format!("list{name}"),
                 &format!("List {name} objects the caller may read"),
             )
-            .parameters(Some(list_params()))
+            .parameters(Some(list_params(r.filters)))
             .response("200", json_response("The objects", r.list)),
         );
         if let Some(create) = r.create {

@@ -435,7 +435,13 @@ async fn audit_get(
 ) -> Result<Response, AdminError> {
     let Query(query) = query.map_err(|e| AdminError::invalid(e.body_text()))?;
     caller.authorize(&state, &Action::ReadAudit)?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = query.limit.unwrap_or(tessera_api::limits::DEFAULT_LIMIT);
+    if limit == 0 || limit > tessera_api::limits::MAX_LIMIT {
+        return Err(AdminError::invalid(format!(
+            "limit must be between 1 and {}",
+            tessera_api::limits::MAX_LIMIT
+        )));
+    }
     let events = state.store.list_audit(limit).await?;
     let items: Vec<api::AuditEvent> = events
         .iter()
