@@ -699,7 +699,8 @@ pub struct OAuthTokenView {
 pub struct AccessBindingView {
     pub id: String,
     pub subject_iam_id: String,
-    pub role: RoleName,
+    #[schema(value_type = RoleName)]
+    pub role: String,
     pub resource: String,
     #[schema(format = DateTime)]
     pub created_at: String,

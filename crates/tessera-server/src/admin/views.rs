@@ -155,22 +155,13 @@ impl ToApi for OAuthToken {
     }
 }
 
-pub fn role(r: Role) -> api::RoleName {
-    match r {
-        Role::Admin => api::RoleName::Admin,
-        Role::Viewer => api::RoleName::Viewer,
-        Role::TokenCreator => api::RoleName::TokenCreator,
-        Role::ServiceAccountUser => api::RoleName::ServiceAccountUser,
-    }
-}
-
 impl ToApi for AccessBinding {
     type Api = api::AccessBindingView;
     fn to_api(&self) -> Self::Api {
         api::AccessBindingView {
             id: self.id.clone(),
             subject_iam_id: self.subject_iam_id.clone(),
-            role: role(self.role),
+            role: self.role.as_str().to_owned(),
             resource: self.resource.to_text(),
             created_at: rfc3339(self.created_at),
         }
