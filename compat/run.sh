@@ -23,16 +23,9 @@ cd "$root"
 say() { printf 'compat: %s\n' "$*"; }
 
 # --- 1. The Python environment ---------------------------------------------------------------
-venv="$here/.venv"
-py="$venv/bin/python"
-stamp="$venv/.requirements.sha256"
-want="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)"
-if [ ! -x "$py" ] || [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-  say "installing compat/requirements.txt into compat/.venv"
-  python3 -m venv "$venv"
-  "$py" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-  printf '%s\n' "$want" >"$stamp"
-fi
+# shellcheck source=../tests/lib/venv.sh
+. "$root/tests/lib/venv.sh"
+ensure_venv "$here/.venv" "$here/requirements.txt"
 
 # --- 2. The server binary --------------------------------------------------------------------
 target_dir="${CARGO_TARGET_DIR:-$root/target}"

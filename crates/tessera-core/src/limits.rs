@@ -41,13 +41,24 @@ pub fn bounded<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str> {
     Ok(value)
 }
 
-/// A display name: 1..=128 characters, no control characters.
+/// Checks that a text field is at most `max` characters (Unicode scalar values, as JSON
+/// Schema's `maxLength` counts them).
+pub fn bounded_chars<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str> {
+    if value.chars().count() > max {
+        return Err(Error::invalid(format!(
+            "{field} is longer than {max} characters"
+        )));
+    }
+    Ok(value)
+}
+
+/// A display name: 1..=128 characters after trimming, no control characters.
 pub fn name(field: &str, value: &str) -> Result<String> {
     let value = value.trim();
     if value.is_empty() {
         return Err(Error::invalid(format!("{field} must not be empty")));
     }
-    bounded(field, value, MAX_NAME)?;
+    bounded_chars(field, value, MAX_NAME)?;
     if value.chars().any(char::is_control) {
         return Err(Error::invalid(format!(
             "{field} must not contain control characters"
@@ -59,7 +70,7 @@ pub fn name(field: &str, value: &str) -> Result<String> {
 /// An optional free-text description.
 pub fn description(value: Option<&str>) -> Result<String> {
     let value = value.unwrap_or("").trim();
-    bounded("description", value, MAX_DESCRIPTION)?;
+    bounded_chars("description", value, MAX_DESCRIPTION)?;
     if value.chars().any(|c| c.is_control() && c != '\n') {
         return Err(Error::invalid(
             "description must not contain control characters",
@@ -71,7 +82,7 @@ pub fn description(value: Option<&str>) -> Result<String> {
 /// A plausible e-mail address: one `@`, something on each side, no spaces.
 pub fn email(value: &str) -> Result<String> {
     let value = value.trim();
-    bounded("email", value, MAX_EMAIL)?;
+    bounded_chars("email", value, MAX_EMAIL)?;
     let mut parts = value.split('@');
     let ok = matches!((parts.next(), parts.next(), parts.next()),
         (Some(local), Some(domain), None) if !local.is_empty() && domain.contains('.')

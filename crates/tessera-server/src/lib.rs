@@ -11,6 +11,7 @@
 //! [`data_dir_lock`] keeps them and `serve` from sharing a data directory.
 
 pub mod admin;
+pub mod api_doc;
 pub mod bootstrap;
 pub mod clock;
 pub mod config;

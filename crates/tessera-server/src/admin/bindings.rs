@@ -4,7 +4,7 @@
 
 use super::auth::Caller;
 use super::directory_objects::{find_or_404, view};
-use super::views::AccessBindingView;
+use super::views::ToApi;
 use super::{audit, created, deleted, list_body, settle, AdminError, AdminJson, ListQuery};
 use crate::http::RequestContext;
 use crate::state::AppState;
@@ -12,7 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use serde::Deserialize;
+use tessera_api::admin as api;
 use tessera_core::authz::Action;
 use tessera_core::directory::{Entity, EntityKind};
 use tessera_core::ids;
@@ -31,14 +31,6 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BindingCreate {
-    subject_iam_id: String,
-    role: String,
-    resource: String,
-}
-
 fn parse_resource(text: &str) -> Result<Resource, AdminError> {
     limits::bounded("resource", text, 128)?;
     Resource::parse(text).ok_or_else(|| {
@@ -50,7 +42,7 @@ async fn binding_create(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     caller: Caller,
-    AdminJson(body): AdminJson<BindingCreate>,
+    AdminJson(body): AdminJson<api::AccessBindingCreate>,
 ) -> Result<Response, AdminError> {
     let subject =
         limits::bounded("subject_iam_id", &body.subject_iam_id, limits::MAX_ID)?.to_owned();
@@ -103,7 +95,7 @@ async fn binding_create(
         )
         .await?;
     settle(&state, seq).await;
-    Ok(created(AccessBindingView::from(&binding)))
+    Ok(created(binding.to_api()))
 }
 
 /// Bindings are listed by subject or resource; a caller sees those whose resource it may read.
@@ -116,7 +108,7 @@ async fn bindings_list(
     if let Some(resource) = &query.resource {
         parse_resource(resource)?;
     }
-    let filter = query.filter()?;
+    let filter = super::list_filter(&query)?;
     let entities = state.store.list(EntityKind::Binding, &filter).await?;
     let visible: Vec<serde_json::Value> = entities
         .iter()

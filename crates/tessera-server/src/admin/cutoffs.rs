@@ -10,8 +10,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use tessera_api::admin as api;
 use tessera_core::authz::Action;
 use tessera_core::directory::Entity;
 use tessera_core::limits;
@@ -21,17 +20,11 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/token_cutoffs", post(cutoff_create))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CutoffCreate {
-    iam_id: String,
-}
-
 async fn cutoff_create(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     caller: Caller,
-    AdminJson(body): AdminJson<CutoffCreate>,
+    AdminJson(body): AdminJson<api::TokenCutoffCreate>,
 ) -> Result<Response, AdminError> {
     let iam_id = limits::bounded("iam_id", body.iam_id.trim(), 600)?.to_owned();
     if state.snapshot.directory().subject(&iam_id).is_none() {
@@ -63,7 +56,10 @@ async fn cutoff_create(
     tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), iam_id, "revoked all tokens of an identity");
     Ok((
         axum::http::StatusCode::CREATED,
-        Json(json!({"iam_id": iam_id, "not_before": super::rfc3339(not_before)})),
+        Json(api::TokenCutoffView {
+            not_before: super::rfc3339(not_before),
+            iam_id,
+        }),
     )
         .into_response())
 }

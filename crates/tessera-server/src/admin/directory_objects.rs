@@ -7,15 +7,17 @@
 use super::auth::Caller;
 use super::views::*;
 use super::yandex_credentials::{authorized_key_create, oauth_token_create};
-use super::{audit, created, deleted, list_body, settle, AdminError, AdminJson, ListQuery};
+use super::{
+    audit, created, deleted, list_body, list_filter, settle, AdminError, AdminJson, ListQuery,
+};
 use crate::http::RequestContext;
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use tessera_api::admin as api;
+pub(super) use tessera_api::admin::ObjectQuery;
 use tessera_core::authz::{Action, ReadScope};
 use tessera_core::directory::{Entity, EntityKind, Subject};
 use tessera_core::ids;
@@ -113,19 +115,19 @@ pub(super) const KINDS: [(EntityKind, &str); 11] = [
 /// The JSON view of any record.
 pub fn view(entity: &Entity) -> serde_json::Value {
     let value = match entity {
-        Entity::Enterprise(e) => serde_json::to_value(EnterpriseView::from(e)),
-        Entity::Account(a) => serde_json::to_value(AccountView::from(a)),
-        Entity::User(u) => serde_json::to_value(UserView::from(u)),
-        Entity::ServiceAccount(s) => serde_json::to_value(ServiceAccountView::from(s)),
-        Entity::ApiKey(k) => serde_json::to_value(ApiKeyView::from(k)),
-        Entity::Client(c) => serde_json::to_value(ClientView::from(c)),
-        Entity::Binding(b) => serde_json::to_value(AccessBindingView::from(b)),
-        Entity::AuthorizedKey(k) => serde_json::to_value(AuthorizedKeyView::from(k)),
-        Entity::OAuthToken(t) => serde_json::to_value(OAuthTokenView::from(t)),
-        Entity::Profile(p) => serde_json::to_value(TrustedProfileView::from(p)),
-        Entity::Issuer(i) => serde_json::to_value(TrustedIssuerView::from(i)),
-        Entity::Policy(p) => serde_json::to_value(AuthorizationPolicyView::from(p)),
-        _ => Ok(json!({})),
+        Entity::Enterprise(e) => serde_json::to_value(e.to_api()),
+        Entity::Account(a) => serde_json::to_value(a.to_api()),
+        Entity::User(u) => serde_json::to_value(u.to_api()),
+        Entity::ServiceAccount(s) => serde_json::to_value(s.to_api()),
+        Entity::ApiKey(k) => serde_json::to_value(k.to_api()),
+        Entity::Client(c) => serde_json::to_value(c.to_api()),
+        Entity::Binding(b) => serde_json::to_value(b.to_api()),
+        Entity::AuthorizedKey(k) => serde_json::to_value(k.to_api()),
+        Entity::OAuthToken(t) => serde_json::to_value(t.to_api()),
+        Entity::Profile(p) => serde_json::to_value(p.to_api()),
+        Entity::Issuer(i) => serde_json::to_value(i.to_api()),
+        Entity::Policy(p) => serde_json::to_value(p.to_api()),
+        _ => Ok(serde_json::json!({})),
     };
     value.unwrap_or_default()
 }
@@ -193,7 +195,7 @@ pub async fn list_visible(
     kind: EntityKind,
     query: &ListQuery,
 ) -> Result<Vec<Entity>, AdminError> {
-    let mut filter = query.filter()?;
+    let mut filter = list_filter(query)?;
     let readable = |entities: Vec<Entity>| -> Vec<Entity> {
         entities
             .into_iter()
@@ -270,12 +272,6 @@ pub async fn list_visible(
 /// How a client is addressed: `/v1/clients/{id}` names the client of that id in `account_id`,
 /// else the caller's own account's, else the global one (`{id}` may also be the client's store
 /// key `<account>/<id>`). Client ids are unique per account, not installation-wide.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ObjectQuery {
-    account_id: Option<String>,
-}
-
 /// The store key of the object `id` of `kind` names for this caller.
 fn object_key(
     state: &AppState,
@@ -405,7 +401,7 @@ pub(super) fn internal(e: tessera_core::Error) -> AdminError {
     AdminError::from(e)
 }
 
-async fn whoami_get(State(state): State<AppState>, caller: Caller) -> Json<serde_json::Value> {
+async fn whoami_get(State(state): State<AppState>, caller: Caller) -> Json<api::WhoAmI> {
     // Shown, not decided on: whoami tells the caller what it is.
     let global_admin = caller.whoami_global_admin(&state);
     let c = &caller.token;
@@ -421,61 +417,53 @@ async fn whoami_get(State(state): State<AppState>, caller: Caller) -> Json<serde
         Some(Subject::Crn(_)) => (c.subject_id().to_owned(), "CRN"),
         None => (String::new(), ""),
     };
-    Json(json!({
-        "iam_id": c.iam_id(),
-        "id": c.subject_id(),
-        "name": name,
-        "account_id": c.account_id(),
-        "sub_type": sub_type,
-        "email": email,
-        "global_admin": global_admin,
-    }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditQuery {
-    limit: Option<u32>,
+    Json(api::WhoAmI {
+        iam_id: c.iam_id().to_owned(),
+        id: c.subject_id().to_owned(),
+        name,
+        account_id: c.account_id().to_owned(),
+        sub_type: sub_type.to_owned(),
+        email,
+        global_admin,
+    })
 }
 
 async fn audit_get(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<api::AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, AdminError> {
     let Query(query) = query.map_err(|e| AdminError::invalid(e.body_text()))?;
     caller.authorize(&state, &Action::ReadAudit)?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = query.limit.unwrap_or(tessera_api::limits::DEFAULT_LIMIT);
+    if limit == 0 || limit > tessera_api::limits::MAX_LIMIT {
+        return Err(AdminError::invalid(format!(
+            "limit must be between 1 and {}",
+            tessera_api::limits::MAX_LIMIT
+        )));
+    }
     let events = state.store.list_audit(limit).await?;
-    let items: Vec<serde_json::Value> = events
+    let items: Vec<api::AuditEvent> = events
         .iter()
-        .map(|r| {
-            json!({
-                "id": r.id,
-                "at": rfc3339(r.event.at),
-                "actor": r.event.actor,
-                "action": r.event.action,
-                "target_kind": r.target_kind,
-                "target_id": r.target_key,
-                "request_id": r.event.request_id,
-                "detail": r.event.detail,
-            })
+        .map(|r| api::AuditEvent {
+            id: r.id,
+            at: rfc3339(r.event.at),
+            actor: r.event.actor.clone(),
+            action: r.event.action.clone(),
+            target_kind: r.target_kind.clone(),
+            target_id: r.target_key.clone(),
+            request_id: r.event.request_id.clone(),
+            detail: r.event.detail.clone(),
         })
         .collect();
     Ok(list_body("events", items))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EnterpriseCreate {
-    name: String,
 }
 
 async fn enterprise_create(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     caller: Caller,
-    AdminJson(body): AdminJson<EnterpriseCreate>,
+    AdminJson(body): AdminJson<api::EnterpriseCreate>,
 ) -> Result<Response, AdminError> {
     let enterprise = Enterprise {
         id: ids::new_account_id(&state.rng).map_err(internal)?,
@@ -489,21 +477,14 @@ async fn enterprise_create(
         &Entity::Enterprise(enterprise.clone()),
     )
     .await?;
-    Ok(created(EnterpriseView::from(&enterprise)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AccountCreate {
-    name: String,
-    enterprise_id: Option<String>,
+    Ok(created(enterprise.to_api()))
 }
 
 async fn account_create(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     caller: Caller,
-    AdminJson(body): AdminJson<AccountCreate>,
+    AdminJson(body): AdminJson<api::AccountCreate>,
 ) -> Result<Response, AdminError> {
     let enterprise_id = match body.enterprise_id.as_deref() {
         Some(id) => Some(ids::account_id("enterprise_id", id)?),
@@ -517,7 +498,7 @@ async fn account_create(
         created_at: state.clock.now(),
     };
     create_entity(&state, &ctx, &caller, &Entity::Account(account.clone())).await?;
-    Ok(created(AccountView::from(&account)))
+    Ok(created(account.to_api()))
 }
 
 /// Resolves the account a new object goes into: the given one (validated) or the caller's own.
@@ -528,22 +509,11 @@ fn target_account(caller: &Caller, given: Option<&str>) -> Result<String, AdminE
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UserCreate {
-    account_id: Option<String>,
-    name: String,
-    email: String,
-    password: Option<String>,
-    #[serde(default)]
-    federated: bool,
-}
-
 async fn user_create(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     caller: Caller,
-    AdminJson(body): AdminJson<UserCreate>,
+    AdminJson(body): AdminJson<api::UserCreate>,
 ) -> Result<Response, AdminError> {
     let account_id = target_account(&caller, body.account_id.as_deref())?;
     let name = limits::name("name", &body.name)?;
@@ -581,19 +551,11 @@ async fn user_create(
     Ok(created(view_in(&state, &Entity::User(user))))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServiceAccountCreate {
-    account_id: Option<String>,
-    name: String,
-    description: Option<String>,
-}
-
 async fn service_account_create(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     caller: Caller,
-    AdminJson(body): AdminJson<ServiceAccountCreate>,
+    AdminJson(body): AdminJson<api::ServiceAccountCreate>,
 ) -> Result<Response, AdminError> {
     let account_id = target_account(&caller, body.account_id.as_deref())?;
     let service_account = ServiceAccount {
@@ -610,22 +572,14 @@ async fn service_account_create(
         &Entity::ServiceAccount(service_account.clone()),
     )
     .await?;
-    Ok(created(ServiceAccountView::from(&service_account)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ApiKeyCreate {
-    owner_iam_id: String,
-    name: String,
-    description: Option<String>,
+    Ok(created(service_account.to_api()))
 }
 
 async fn api_key_create(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     caller: Caller,
-    AdminJson(body): AdminJson<ApiKeyCreate>,
+    AdminJson(body): AdminJson<api::ApiKeyCreate>,
 ) -> Result<Response, AdminError> {
     let owner = limits::bounded("owner_iam_id", &body.owner_iam_id, limits::MAX_ID)?.to_owned();
     if SubjectKind::of_iam_id(&owner).is_none() {
@@ -650,24 +604,16 @@ async fn api_key_create(
         created_at: state.clock.now(),
     };
     create_entity(&state, &ctx, &caller, &Entity::ApiKey(key.clone())).await?;
-    let mut view = ApiKeyView::from(&key);
+    let mut view = key.to_api();
     view.apikey = Some(apikey.expose().to_owned());
     Ok(created(view))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClientCreate {
-    id: String,
-    name: Option<String>,
-    account_id: Option<String>,
 }
 
 async fn client_create(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     caller: Caller,
-    AdminJson(body): AdminJson<ClientCreate>,
+    AdminJson(body): AdminJson<api::ClientCreate>,
 ) -> Result<Response, AdminError> {
     let id = limits::identifier("id", &body.id, limits::MAX_CLIENT_ID)?;
     if id == DEFAULT_CLIENT_ID {
@@ -697,7 +643,7 @@ async fn client_create(
         created_at: state.clock.now(),
     };
     create_entity(&state, &ctx, &caller, &Entity::Client(client.clone())).await?;
-    let mut view = ClientView::from(&client);
+    let mut view = client.to_api();
     view.secret = Some(secret.expose().to_owned());
     Ok(created(view))
 }

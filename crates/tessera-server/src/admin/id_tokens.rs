@@ -10,8 +10,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Extension, Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use tessera_api::admin as api;
 use tessera_core::authz::Action;
 use tessera_core::id_token::{self, IdTokenFormat, IdTokenRequest};
 use tessera_core::model::KeyUse;
@@ -20,22 +19,12 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/id_tokens", post(id_token_create))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IdTokenCreate {
-    audience: Option<String>,
-    format: Option<String>,
-    /// Instance attributes for full-format tokens (what GCE puts under `google.compute_engine`).
-    #[serde(default)]
-    compute_engine: Map<String, Value>,
-}
-
 async fn id_token_create(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     caller: Caller,
-    AdminJson(body): AdminJson<IdTokenCreate>,
-) -> Result<Json<Value>, AdminError> {
+    AdminJson(body): AdminJson<api::IdTokenCreate>,
+) -> Result<Json<api::IdTokenView>, AdminError> {
     let audience = id_token::check_audience(body.audience.as_deref())?;
     let format = IdTokenFormat::parse(body.format.as_deref())?;
     id_token::check_compute_engine(&body.compute_engine)?;
@@ -66,8 +55,8 @@ async fn id_token_create(
         &state.rng,
     )?;
     tracing::debug!(request_id = %ctx.id, iam_id = caller.iam_id(), audience, "issued ID token");
-    Ok(Json(json!({
-        "id_token": minted.token,
-        "expires_in": minted.exp - now,
-    })))
+    Ok(Json(api::IdTokenView {
+        id_token: minted.token,
+        expires_in: minted.exp - now,
+    }))
 }

@@ -9,7 +9,7 @@
 
 use super::auth::Caller;
 use super::directory_objects::{find_or_404, internal, list_handler, store_new};
-use super::views::TrustedIssuerView;
+use super::views::ToApi;
 use super::{audit, created, settle, AdminError, AdminJson};
 use crate::http::RequestContext;
 use crate::issuer_keys::{parse_issuer_jwks, read_jwks_file};
@@ -18,9 +18,8 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Extension, Json, Router};
-use serde::Deserialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use tessera_api::admin as api;
 use tessera_core::authz::Action;
 use tessera_core::directory::{Entity, EntityKind};
 use tessera_core::model::{JwksSource, TrustedIssuer};
@@ -36,29 +35,6 @@ pub fn router() -> Router<AppState> {
             get(list_handler::<ISSUERS>).post(issuer_create),
         )
         .route("/v1/trusted_issuers/{id}", put(issuer_update))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IssuerCreate {
-    account_id: Option<String>,
-    name: String,
-    issuer_url: String,
-    jwks: Option<Value>,
-    jwks_file: Option<String>,
-    audiences: Option<Vec<String>>,
-    cr_type: Option<String>,
-    crn: Option<String>,
-    claim_mapping: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IssuerUpdate {
-    jwks: Option<Value>,
-    jwks_file: Option<String>,
-    audiences: Option<Vec<String>>,
-    claim_mapping: Option<BTreeMap<String, String>>,
 }
 
 /// The key source of a request: exactly one of `jwks` and `jwks_file`. An inline set is parsed
@@ -99,7 +75,7 @@ async fn issuer_create(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     caller: Caller,
-    AdminJson(body): AdminJson<IssuerCreate>,
+    AdminJson(body): AdminJson<api::TrustedIssuerCreate>,
 ) -> Result<Response, AdminError> {
     let account_id = match body.account_id.as_deref() {
         Some(id) => ids::account_id("account_id", id)?,
@@ -163,7 +139,7 @@ async fn issuer_create(
     caller.authorize(&state, &Action::Create(&entity))?;
     check_readable(&issuer.jwks)?;
     store_new(&state, &ctx, &caller, &entity).await?;
-    Ok(created(TrustedIssuerView::from(&issuer)))
+    Ok(created(issuer.to_api()))
 }
 
 async fn issuer_update(
@@ -171,7 +147,7 @@ async fn issuer_update(
     Extension(ctx): Extension<RequestContext>,
     caller: Caller,
     Path(id): Path<String>,
-    AdminJson(body): AdminJson<IssuerUpdate>,
+    AdminJson(body): AdminJson<api::TrustedIssuerUpdate>,
 ) -> Result<Response, AdminError> {
     let old = find_or_404(&state, EntityKind::Issuer, &id).await?;
     let Entity::Issuer(mut issuer) = old.clone() else {
@@ -218,5 +194,5 @@ async fn issuer_update(
         .await?;
     settle(&state, seq).await;
     tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), id = %issuer.id, "trusted issuer updated");
-    Ok(Json(TrustedIssuerView::from(&issuer)).into_response())
+    Ok(Json(issuer.to_api()).into_response())
 }

@@ -15,9 +15,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use serde::{Deserialize, Serialize};
+use tessera_api::admin as api;
 use tessera_core::authz::Action;
-use tessera_core::model::{KeyUse, SigningKeyRecord};
+use tessera_core::model::{KeyState, KeyUse, SigningKeyRecord};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -25,28 +25,19 @@ pub fn router() -> Router<AppState> {
         .route("/v1/signing_keys/rotate", post(keys_rotate))
 }
 
-/// A signing key as operators see it.
-#[derive(Serialize)]
-struct SigningKeyView {
-    kid: String,
-    algorithm: &'static str,
-    /// `jwt` or `yandex-iam`.
-    #[serde(rename = "use")]
-    key_use: &'static str,
-    /// `next`, `active` or `retired`.
-    state: &'static str,
-    created_at: String,
-    retired_at: Option<String>,
-    /// Whether this node's JWKS carries the key.
-    published: bool,
-}
-
-fn view(record: &SigningKeyRecord, published: &[String]) -> SigningKeyView {
-    SigningKeyView {
+fn view(record: &SigningKeyRecord, published: &[String]) -> api::SigningKeyView {
+    api::SigningKeyView {
         kid: record.kid.clone(),
-        algorithm: record.algorithm.as_str(),
-        key_use: record.key_use.as_str(),
-        state: record.state.as_str(),
+        algorithm: record.algorithm.as_str().to_owned(),
+        key_use: match record.key_use {
+            KeyUse::Jwt => api::KeyUse::Jwt,
+            KeyUse::YandexIam => api::KeyUse::YandexIam,
+        },
+        state: match record.state {
+            KeyState::Next => api::KeyState::Next,
+            KeyState::Active => api::KeyState::Active,
+            KeyState::Retired => api::KeyState::Retired,
+        },
         created_at: rfc3339(record.created_at),
         retired_at: record.retired_at.map(rfc3339),
         published: published.contains(&record.kid),
@@ -66,7 +57,7 @@ async fn key_list_body(state: &AppState) -> Result<Response, AdminError> {
         .iter()
         .map(|jwk| jwk.kid.clone())
         .collect();
-    let views: Vec<SigningKeyView> = records.iter().map(|r| view(r, &published)).collect();
+    let views: Vec<api::SigningKeyView> = records.iter().map(|r| view(r, &published)).collect();
     Ok(list_body("signing_keys", views))
 }
 
@@ -92,20 +83,11 @@ async fn keys_list(State(state): State<AppState>, caller: Caller) -> Result<Resp
     key_list_body(&state).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RotateBody {
-    #[serde(rename = "use")]
-    key_use: String,
-    #[serde(default)]
-    immediate: bool,
-}
-
 async fn keys_rotate(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     caller: Caller,
-    AdminJson(body): AdminJson<RotateBody>,
+    AdminJson(body): AdminJson<api::SigningKeyRotate>,
 ) -> Result<Response, AdminError> {
     caller.authorize(&state, &Action::RotateSigningKeys)?;
     let key_use = KeyUse::parse(&body.key_use)

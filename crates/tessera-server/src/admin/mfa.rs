@@ -15,7 +15,7 @@
 use super::auth::Caller;
 use super::directory_objects::{find_or_404, internal};
 use super::errors::AdminError;
-use super::views::{rfc3339, AccountView};
+use super::views::{rfc3339, ToApi};
 use super::{audit, created, deleted, settle, AdminJson, OptionalAdminJson};
 use crate::http::{PeerAddr, RequestContext};
 use crate::state::AppState;
@@ -25,8 +25,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{patch, post};
 use axum::{Extension, Json, Router};
-use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
+use tessera_api::admin as api;
 use tessera_core::authn::{self, FactorSecret, TotpChecked};
 use tessera_core::authz::Action;
 use tessera_core::directory::{Entity, EntityKind};
@@ -49,19 +49,12 @@ pub fn totp_status(state: &AppState, user_id: &str) -> &'static str {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AccountUpdate {
-    /// `TOTP` or `NONE`.
-    mfa: Option<String>,
-}
-
 async fn account_update(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     caller: Caller,
     Path(id): Path<String>,
-    AdminJson(body): AdminJson<AccountUpdate>,
+    AdminJson(body): AdminJson<api::AccountUpdate>,
 ) -> Result<Response, AdminError> {
     let old = find_or_404(&state, EntityKind::Account, &id).await?;
     let Entity::Account(mut account) = old.clone() else {
@@ -72,9 +65,12 @@ async fn account_update(
             "nothing to update: give mfa (\"TOTP\" or \"NONE\")",
         ));
     };
-    account.mfa = MfaRequirement::parse(&mfa).ok_or_else(|| {
-        AdminError::invalid(format!("mfa must be \"TOTP\" or \"NONE\", got {mfa:?}"))
-    })?;
+    // Exactly as the schema spells them (`MfaRequirement::parse` also takes other cases).
+    account.mfa = MfaRequirement::parse(&mfa)
+        .filter(|m| m.as_str() == mfa)
+        .ok_or_else(|| {
+            AdminError::invalid(format!("mfa must be \"TOTP\" or \"NONE\", got {mfa:?}"))
+        })?;
     let new = Entity::Account(account.clone());
     caller.authorize(
         &state,
@@ -97,7 +93,7 @@ async fn account_update(
         .await?;
     settle(&state, seq).await;
     tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), account = %account.id, mfa = account.mfa.as_str(), "account updated");
-    Ok(Json(AccountView::from(&account)).into_response())
+    Ok(Json(account.to_api()).into_response())
 }
 
 async fn find_user(state: &AppState, id: &str) -> Result<User, AdminError> {
@@ -112,40 +108,6 @@ async fn find_factor(state: &AppState, user: &User) -> Result<Option<TotpEnrollm
         Some(Entity::Totp(enrollment)) => Ok(Some(enrollment)),
         _ => Ok(None),
     }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct EnrollQuery {
-    #[serde(default)]
-    replace: bool,
-}
-
-/// A code in the body: the step-up proof of a confirmed factor, or the confirming code.
-/// No `Debug`: the code is a (short-lived) secret.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct CodeBody {
-    code: Option<String>,
-}
-
-/// The enrolment answer: the secret is shown here once. No `Debug`.
-#[derive(Serialize)]
-struct TotpEnrollView {
-    user_id: String,
-    secret: String,
-    otpauth_uri: String,
-    confirmed: bool,
-    /// A replacement: the old factor stays in force until this one is confirmed.
-    replacement: bool,
-    created_at: String,
-}
-
-#[derive(Serialize)]
-struct TotpStatusView {
-    user_id: String,
-    confirmed: bool,
-    created_at: String,
 }
 
 fn too_many(retry_after: u64) -> AdminError {
@@ -207,8 +169,8 @@ async fn totp_enroll(
     peer: Option<Extension<PeerAddr>>,
     caller: Caller,
     Path(id): Path<String>,
-    query: Result<Query<EnrollQuery>, axum::extract::rejection::QueryRejection>,
-    OptionalAdminJson(body): OptionalAdminJson<CodeBody>,
+    query: Result<Query<api::EnrollQuery>, axum::extract::rejection::QueryRejection>,
+    OptionalAdminJson(body): OptionalAdminJson<api::CodeBody>,
 ) -> Result<Response, AdminError> {
     let Query(query) = query.map_err(|e| AdminError::invalid(e.body_text()))?;
     let source = peer.map(|Extension(PeerAddr(addr))| addr.ip());
@@ -299,7 +261,7 @@ async fn totp_enroll(
         .await?;
     settle(&state, seq).await;
     tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), user = %user.id, action, "TOTP factor enrolled");
-    Ok(created(TotpEnrollView {
+    Ok(created(api::TotpEnrollView {
         user_id: user.id.clone(),
         secret: secret.to_base32(),
         otpauth_uri: secret.otpauth_uri(&user.email),
@@ -315,7 +277,7 @@ async fn totp_confirm(
     peer: Option<Extension<PeerAddr>>,
     caller: Caller,
     Path(id): Path<String>,
-    AdminJson(body): AdminJson<CodeBody>,
+    AdminJson(body): AdminJson<api::CodeBody>,
 ) -> Result<Response, AdminError> {
     let source = peer.map(|Extension(PeerAddr(addr))| addr.ip());
     let user = find_user(&state, &id).await?;
@@ -381,7 +343,7 @@ async fn totp_confirm(
             .await?;
         settle(&state, seq).await;
     }
-    Ok(Json(TotpStatusView {
+    Ok(Json(api::TotpStatusView {
         user_id: user.id,
         confirmed: true,
         created_at: rfc3339(enrollment.created_at),
@@ -395,7 +357,7 @@ async fn totp_delete(
     peer: Option<Extension<PeerAddr>>,
     caller: Caller,
     Path(id): Path<String>,
-    OptionalAdminJson(body): OptionalAdminJson<CodeBody>,
+    OptionalAdminJson(body): OptionalAdminJson<api::CodeBody>,
 ) -> Result<Response, AdminError> {
     let source = peer.map(|Extension(PeerAddr(addr))| addr.ip());
     let body = body.unwrap_or_default();

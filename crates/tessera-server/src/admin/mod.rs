@@ -17,7 +17,6 @@ mod id_tokens;
 mod issuers;
 mod keys;
 mod mfa;
-mod openapi;
 mod policies;
 mod profiles;
 mod views;
@@ -35,13 +34,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tessera_store::{AuditEvent, ListFilter};
 
 /// Largest admin request body.
 const MAX_ADMIN_BODY: usize = 64 * 1024;
-const DEFAULT_LIMIT: u32 = 100;
-const MAX_LIMIT: u32 = 1000;
+use tessera_api::limits::{DEFAULT_LIMIT, MAX_FILTER, MAX_LIMIT};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -54,7 +52,10 @@ pub fn router() -> Router<AppState> {
         .merge(cutoffs::router())
         .merge(mfa::router())
         .merge(id_tokens::router())
-        .route("/openapi.json", get(openapi::openapi_get))
+        .route(
+            tessera_api::paths::OPENAPI,
+            get(crate::api_doc::openapi_get),
+        )
         .layer(middleware::from_fn(render_errors))
 }
 
@@ -74,7 +75,13 @@ async fn render_errors(request: Request, next: Next) -> Response {
     if let Some(cause) = &error.internal {
         tracing::error!(request_id, code = error.code, cause, "admin request failed");
     }
-    let body = serde_json::json!({"error": {"code": error.code, "message": error.message, "request_id": request_id}});
+    let body = tessera_api::error::ErrorBody {
+        error: tessera_api::error::ErrorDetail {
+            code: error.code.to_owned(),
+            message: error.message,
+            request_id,
+        },
+    };
     let mut rendered = (error.status, Json(body)).into_response();
     if error.status == StatusCode::UNAUTHORIZED {
         rendered.headers_mut().insert(
@@ -156,51 +163,40 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalAdminJson<T
     }
 }
 
-/// `limit`, `after` and the filters of list requests.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    pub account_id: Option<String>,
-    pub owner_iam_id: Option<String>,
-    /// Authorized keys of this service account (the owner filter in another spelling).
-    pub service_account_id: Option<String>,
-    /// OAuth tokens of this user (the owner filter in another spelling).
-    pub user_id: Option<String>,
-    pub subject_iam_id: Option<String>,
-    /// Authorization policies from this identity (the subject filter in another spelling).
-    pub source_iam_id: Option<String>,
-    pub resource: Option<String>,
-    pub after: Option<String>,
-    pub limit: Option<u32>,
-}
+pub use tessera_api::admin::ListQuery;
 
-impl ListQuery {
-    pub fn filter(&self) -> Result<ListFilter, AdminError> {
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+/// The store filter of a list request; its rules are the ones `ListQuery`'s schema states.
+pub fn list_filter(query: &ListQuery) -> Result<ListFilter, AdminError> {
+    let this = query;
+    {
+        let limit = this.limit.unwrap_or(DEFAULT_LIMIT);
         if limit == 0 || limit > MAX_LIMIT {
             return Err(AdminError::invalid(format!(
                 "limit must be between 1 and {MAX_LIMIT}"
             )));
         }
         for (field, value) in [
-            ("account_id", &self.account_id),
-            ("owner_iam_id", &self.owner_iam_id),
-            ("service_account_id", &self.service_account_id),
-            ("user_id", &self.user_id),
-            ("subject_iam_id", &self.subject_iam_id),
-            ("source_iam_id", &self.source_iam_id),
-            ("resource", &self.resource),
-            ("after", &self.after),
+            ("account_id", &this.account_id),
+            ("owner_iam_id", &this.owner_iam_id),
+            ("service_account_id", &this.service_account_id),
+            ("user_id", &this.user_id),
+            ("subject_iam_id", &this.subject_iam_id),
+            ("source_iam_id", &this.source_iam_id),
+            ("resource", &this.resource),
+            ("after", &this.after),
         ] {
-            if value.as_ref().is_some_and(|v| v.len() > 128) {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.chars().count() > MAX_FILTER)
+            {
                 return Err(AdminError::invalid(format!(
-                    "{field} is longer than 128 characters"
+                    "{field} is longer than {MAX_FILTER} characters"
                 )));
             }
         }
         let owners = [
-            self.owner_iam_id.clone(),
-            self.service_account_id.as_deref().map(|id| {
+            this.owner_iam_id.clone(),
+            this.service_account_id.as_deref().map(|id| {
                 // Either spelling: `ServiceId-…` or its iam_id `iam-ServiceId-…`.
                 if id.starts_with(tessera_core::ids::SERVICE_IAM_ID_PREFIX) {
                     id.to_owned()
@@ -208,7 +204,7 @@ impl ListQuery {
                     tessera_core::ids::service_iam_id(id)
                 }
             }),
-            self.user_id.clone(),
+            this.user_id.clone(),
         ];
         let mut owners = owners.into_iter().flatten();
         let owner_iam_id = owners.next();
@@ -217,13 +213,13 @@ impl ListQuery {
                 "give at most one of owner_iam_id, service_account_id and user_id",
             ));
         }
-        if self.subject_iam_id.is_some() && self.source_iam_id.is_some() {
+        if this.subject_iam_id.is_some() && this.source_iam_id.is_some() {
             return Err(AdminError::invalid(
                 "give at most one of subject_iam_id and source_iam_id",
             ));
         }
-        let subject_iam_id = self.subject_iam_id.clone().or_else(|| {
-            self.source_iam_id.as_deref().map(|id| {
+        let subject_iam_id = this.subject_iam_id.clone().or_else(|| {
+            this.source_iam_id.as_deref().map(|id| {
                 if id.starts_with(tessera_core::ids::SERVICE_ID_PREFIX) {
                     tessera_core::ids::service_iam_id(id)
                 } else {
@@ -232,11 +228,11 @@ impl ListQuery {
             })
         });
         Ok(ListFilter {
-            account_id: self.account_id.clone(),
+            account_id: this.account_id.clone(),
             owner_iam_id,
             subject_iam_id,
-            resource: self.resource.clone(),
-            after: self.after.clone(),
+            resource: this.resource.clone(),
+            after: this.after.clone(),
             limit: Some(limit),
         })
     }

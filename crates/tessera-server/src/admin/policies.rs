@@ -4,7 +4,7 @@
 
 use super::auth::Caller;
 use super::directory_objects::{create_entity, internal, list_handler};
-use super::views::AuthorizationPolicyView;
+use super::views::ToApi;
 use super::{created, AdminError, AdminJson};
 use crate::http::RequestContext;
 use crate::state::AppState;
@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
-use serde::Deserialize;
+use tessera_api::admin as api;
 use tessera_core::directory::Entity;
 use tessera_core::ids;
 use tessera_core::limits;
@@ -28,20 +28,11 @@ pub fn router() -> Router<AppState> {
     )
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PolicyCreate {
-    account_id: Option<String>,
-    source_iam_id: String,
-    target_crn: String,
-    description: Option<String>,
-}
-
 async fn policy_create(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     caller: Caller,
-    AdminJson(body): AdminJson<PolicyCreate>,
+    AdminJson(body): AdminJson<api::AuthorizationPolicyCreate>,
 ) -> Result<Response, AdminError> {
     let target_text = limits::bounded("target_crn", body.target_crn.trim(), ids::MAX_CRN + 1)?;
     // The account: given, else the one the target is scoped to, else the caller's own. The
@@ -71,7 +62,7 @@ async fn policy_create(
         created_at: state.clock.now(),
     };
     create_entity(&state, &ctx, &caller, &Entity::Policy(policy.clone())).await?;
-    Ok(created(AuthorizationPolicyView::from(&policy)))
+    Ok(created(policy.to_api()))
 }
 
 /// The account a target CRN (or prefix) names in a complete `a/<account>` scope segment.

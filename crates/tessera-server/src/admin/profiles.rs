@@ -5,7 +5,7 @@
 
 use super::auth::Caller;
 use super::directory_objects::{create_entity, find_or_404, internal, list_handler};
-use super::views::TrustedProfileView;
+use super::views::{profile_document, ToApi};
 use super::{audit, created, settle, AdminError, AdminJson};
 use crate::http::RequestContext;
 use crate::state::AppState;
@@ -14,14 +14,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Extension, Json, Router};
-use serde::Deserialize;
+use tessera_api::admin as api;
 use tessera_core::authz::Action;
 use tessera_core::directory::{Entity, EntityKind};
 use tessera_core::ids;
 use tessera_core::model::TrustedProfile;
-use tessera_core::trusted_profile::{
-    self, IdentityInput, LinkInput, ProfileDocument, RuleInput, ValidProfile,
-};
+use tessera_core::trusted_profile::{self, ValidProfile};
 
 /// Index of trusted profiles in `directory_objects::KINDS`.
 const PROFILES: usize = 8;
@@ -36,20 +34,6 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `POST /v1/trusted_profiles`: the document plus the account (default: the caller's).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProfileCreate {
-    account_id: Option<String>,
-    name: String,
-    description: Option<String>,
-    #[serde(default)]
-    identities: Vec<IdentityInput>,
-    #[serde(default)]
-    links: Vec<LinkInput>,
-    #[serde(default)]
-    rules: Vec<RuleInput>,
-}
-
 /// Refuses a name another profile of the account already has.
 fn check_name_free(
     state: &AppState,
@@ -75,7 +59,7 @@ async fn profile_create(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     caller: Caller,
-    AdminJson(body): AdminJson<ProfileCreate>,
+    AdminJson(body): AdminJson<api::TrustedProfileCreate>,
 ) -> Result<Response, AdminError> {
     let account_id = match body.account_id.as_deref() {
         Some(id) => ids::account_id("account_id", id)?,
@@ -86,13 +70,13 @@ async fn profile_create(
             "account {account_id} not found"
         )));
     }
-    let document = ProfileDocument {
-        name: body.name,
-        description: body.description,
-        identities: body.identities,
-        links: body.links,
-        rules: body.rules,
-    };
+    let document = profile_document(
+        body.name,
+        body.description,
+        body.identities,
+        body.links,
+        body.rules,
+    );
     let valid = trusted_profile::validate(&document, &account_id, &state.rng)?;
     check_name_free(&state, &account_id, &valid.name, None)?;
     let ValidProfile {
@@ -113,7 +97,7 @@ async fn profile_create(
         created_at: state.clock.now(),
     };
     create_entity(&state, &ctx, &caller, &Entity::Profile(profile.clone())).await?;
-    Ok(created(TrustedProfileView::from(&profile)))
+    Ok(created(profile.to_api()))
 }
 
 /// `PUT /v1/trusted_profiles/{id}`: replaces name, description, identities, links and rules.
@@ -123,8 +107,15 @@ async fn profile_replace(
     Extension(ctx): Extension<RequestContext>,
     caller: Caller,
     Path(id): Path<String>,
-    AdminJson(document): AdminJson<ProfileDocument>,
+    AdminJson(body): AdminJson<api::TrustedProfileReplace>,
 ) -> Result<Response, AdminError> {
+    let document = profile_document(
+        body.name,
+        body.description,
+        body.identities,
+        body.links,
+        body.rules,
+    );
     let old = find_or_404(&state, EntityKind::Profile, &id).await?;
     let Entity::Profile(existing) = old.clone() else {
         return Err(AdminError::internal("the store answered another kind"));
@@ -167,5 +158,5 @@ async fn profile_replace(
         .await?;
     settle(&state, seq).await;
     tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), %action, id, "updated");
-    Ok(Json(TrustedProfileView::from(&profile)).into_response())
+    Ok(Json(profile.to_api()).into_response())
 }

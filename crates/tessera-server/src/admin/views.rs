@@ -1,7 +1,9 @@
-//! What the admin API shows of each record. Secrets never appear, except the one-time
-//! `apikey`/`secret`/`token`/`key_file` fields of create responses.
+//! How the admin API shows each record: conversions from the core's models to the wire types of
+//! `tessera_api::admin`. A local trait ([`ToApi`]) rather than `From`, because both sides are
+//! foreign to this crate (the orphan rule). Secrets never appear, except the one-time
+//! `apikey`/`secret`/`token`/`key_file` fields that create handlers fill in.
 
-use serde::Serialize;
+use tessera_api::admin as api;
 use tessera_core::model::*;
 
 pub fn rfc3339(at: i64) -> String {
@@ -14,316 +16,306 @@ pub fn rfc3339(at: i64) -> String {
         .unwrap_or_default()
 }
 
-#[derive(Serialize)]
-pub struct EnterpriseView {
-    pub id: String,
-    pub name: String,
-    pub created_at: String,
+/// A core model's admin-API view.
+pub trait ToApi {
+    type Api;
+    fn to_api(&self) -> Self::Api;
 }
 
-impl From<&Enterprise> for EnterpriseView {
-    fn from(e: &Enterprise) -> Self {
-        EnterpriseView {
-            id: e.id.clone(),
-            name: e.name.clone(),
-            created_at: rfc3339(e.created_at),
+impl ToApi for Enterprise {
+    type Api = api::EnterpriseView;
+    fn to_api(&self) -> Self::Api {
+        api::EnterpriseView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            created_at: rfc3339(self.created_at),
         }
     }
 }
 
-#[derive(Serialize)]
-pub struct AccountView {
-    pub id: String,
-    pub name: String,
-    pub enterprise_id: Option<String>,
-    /// `NONE` or `TOTP`.
-    pub mfa: &'static str,
-    pub created_at: String,
+pub fn mfa(m: MfaRequirement) -> api::Mfa {
+    match m {
+        MfaRequirement::None => api::Mfa::None,
+        MfaRequirement::Totp => api::Mfa::Totp,
+    }
 }
 
-impl From<&Account> for AccountView {
-    fn from(a: &Account) -> Self {
-        AccountView {
-            id: a.id.clone(),
-            name: a.name.clone(),
-            enterprise_id: a.enterprise_id.clone(),
-            mfa: a.mfa.as_str(),
-            created_at: rfc3339(a.created_at),
+impl ToApi for Account {
+    type Api = api::AccountView;
+    fn to_api(&self) -> Self::Api {
+        api::AccountView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            enterprise_id: self.enterprise_id.clone(),
+            mfa: mfa(self.mfa),
+            created_at: rfc3339(self.created_at),
         }
     }
 }
 
-#[derive(Serialize)]
-pub struct UserView {
-    pub id: String,
-    pub iam_id: String,
-    pub account_id: String,
-    pub name: String,
-    pub email: String,
-    pub federated: bool,
-    pub has_password: bool,
-    pub created_at: String,
-}
-
-impl From<&User> for UserView {
-    fn from(u: &User) -> Self {
-        UserView {
-            id: u.id.clone(),
-            iam_id: u.id.clone(),
-            account_id: u.account_id.clone(),
-            name: u.name.clone(),
-            email: u.email.clone(),
-            federated: u.federated,
-            has_password: u.password_hash.is_some(),
-            created_at: rfc3339(u.created_at),
+impl ToApi for User {
+    type Api = api::UserView;
+    fn to_api(&self) -> Self::Api {
+        api::UserView {
+            id: self.id.clone(),
+            iam_id: self.id.clone(),
+            account_id: self.account_id.clone(),
+            name: self.name.clone(),
+            email: self.email.clone(),
+            federated: self.federated,
+            has_password: self.password_hash.is_some(),
+            totp: None,
+            created_at: rfc3339(self.created_at),
         }
     }
 }
 
-#[derive(Serialize)]
-pub struct ServiceAccountView {
-    pub id: String,
-    pub iam_id: String,
-    pub account_id: String,
-    pub name: String,
-    pub description: String,
-    pub created_at: String,
-}
-
-impl From<&ServiceAccount> for ServiceAccountView {
-    fn from(s: &ServiceAccount) -> Self {
-        ServiceAccountView {
-            id: s.id.clone(),
-            iam_id: s.iam_id(),
-            account_id: s.account_id.clone(),
-            name: s.name.clone(),
-            description: s.description.clone(),
-            created_at: rfc3339(s.created_at),
+impl ToApi for ServiceAccount {
+    type Api = api::ServiceAccountView;
+    fn to_api(&self) -> Self::Api {
+        api::ServiceAccountView {
+            id: self.id.clone(),
+            iam_id: self.iam_id(),
+            account_id: self.account_id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            created_at: rfc3339(self.created_at),
         }
     }
 }
 
-#[derive(Serialize)]
-pub struct ApiKeyView {
-    pub id: String,
-    pub name: String,
-    pub description: String,
-    pub owner_iam_id: String,
-    pub account_id: String,
-    pub created_at: String,
-    /// Only in the create response.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub apikey: Option<String>,
-}
-
-impl From<&ApiKey> for ApiKeyView {
-    fn from(k: &ApiKey) -> Self {
-        ApiKeyView {
-            id: k.id.clone(),
-            name: k.name.clone(),
-            description: k.description.clone(),
-            owner_iam_id: k.owner_iam_id.clone(),
-            account_id: k.account_id.clone(),
-            created_at: rfc3339(k.created_at),
+impl ToApi for ApiKey {
+    type Api = api::ApiKeyView;
+    fn to_api(&self) -> Self::Api {
+        api::ApiKeyView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            owner_iam_id: self.owner_iam_id.clone(),
+            account_id: self.account_id.clone(),
+            created_at: rfc3339(self.created_at),
             apikey: None,
         }
     }
 }
 
-#[derive(Serialize)]
-pub struct ClientView {
-    pub id: String,
-    pub name: String,
-    pub account_id: Option<String>,
-    pub created_at: String,
-    /// Only in the create response.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
-}
-
-impl From<&OAuthClient> for ClientView {
-    fn from(c: &OAuthClient) -> Self {
-        ClientView {
-            id: c.id.clone(),
-            name: c.name.clone(),
-            account_id: c.account_id.clone(),
-            created_at: rfc3339(c.created_at),
+impl ToApi for OAuthClient {
+    type Api = api::ClientView;
+    fn to_api(&self) -> Self::Api {
+        api::ClientView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            account_id: self.account_id.clone(),
+            created_at: rfc3339(self.created_at),
             secret: None,
         }
     }
 }
 
-#[derive(Serialize)]
-pub struct AuthorizedKeyView {
-    pub id: String,
-    pub service_account_id: String,
-    pub account_id: String,
-    pub description: String,
-    pub key_algorithm: &'static str,
-    /// PEM (`-----BEGIN PUBLIC KEY-----`, SubjectPublicKeyInfo).
-    pub public_key: String,
-    pub created_at: String,
-    /// Only in the create response: the `yc iam key create` key file, private key included.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_file: Option<KeyFileView>,
+pub fn key_algorithm(
+    a: tessera_core::model::AuthorizedKeyAlgorithm,
+) -> api::AuthorizedKeyAlgorithm {
+    match a {
+        tessera_core::model::AuthorizedKeyAlgorithm::Rsa2048 => {
+            api::AuthorizedKeyAlgorithm::Rsa2048
+        }
+        tessera_core::model::AuthorizedKeyAlgorithm::Rsa4096 => {
+            api::AuthorizedKeyAlgorithm::Rsa4096
+        }
+    }
 }
 
-impl From<&AuthorizedKey> for AuthorizedKeyView {
-    fn from(k: &AuthorizedKey) -> Self {
-        AuthorizedKeyView {
-            id: k.id.clone(),
-            service_account_id: k.service_account_id.clone(),
-            account_id: k.account_id.clone(),
-            description: k.description.clone(),
-            key_algorithm: k.algorithm.as_str(),
-            public_key: tessera_core::service_account_jwt::pem("PUBLIC KEY", &k.public_key_der),
-            created_at: rfc3339(k.created_at),
+impl ToApi for AuthorizedKey {
+    type Api = api::AuthorizedKeyView;
+    fn to_api(&self) -> Self::Api {
+        api::AuthorizedKeyView {
+            id: self.id.clone(),
+            service_account_id: self.service_account_id.clone(),
+            account_id: self.account_id.clone(),
+            description: self.description.clone(),
+            key_algorithm: key_algorithm(self.algorithm),
+            public_key: tessera_core::service_account_jwt::pem("PUBLIC KEY", &self.public_key_der),
+            created_at: rfc3339(self.created_at),
             key_file: None,
         }
     }
 }
 
-/// The authorized key file in the shape `yc iam key create` writes and the Yandex SDKs read.
-/// No `Debug`: it holds the private key.
-#[derive(Serialize)]
-pub struct KeyFileView {
-    pub id: String,
-    pub service_account_id: String,
-    pub created_at: String,
-    pub key_algorithm: &'static str,
-    pub public_key: String,
-    /// PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
-    pub private_key: String,
-}
-
-#[derive(Serialize)]
-pub struct OAuthTokenView {
-    pub id: String,
-    pub user_id: String,
-    pub account_id: String,
-    pub description: String,
-    pub created_at: String,
-    /// Only in the create response.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
-}
-
-impl From<&OAuthToken> for OAuthTokenView {
-    fn from(t: &OAuthToken) -> Self {
-        OAuthTokenView {
-            id: t.id.clone(),
-            user_id: t.user_id.clone(),
-            account_id: t.account_id.clone(),
-            description: t.description.clone(),
-            created_at: rfc3339(t.created_at),
+impl ToApi for OAuthToken {
+    type Api = api::OAuthTokenView;
+    fn to_api(&self) -> Self::Api {
+        api::OAuthTokenView {
+            id: self.id.clone(),
+            user_id: self.user_id.clone(),
+            account_id: self.account_id.clone(),
+            description: self.description.clone(),
+            created_at: rfc3339(self.created_at),
             token: None,
         }
     }
 }
 
-#[derive(Serialize)]
-pub struct AccessBindingView {
-    pub id: String,
-    pub subject_iam_id: String,
-    pub role: &'static str,
-    pub resource: String,
-    pub created_at: String,
-}
-
-impl From<&AccessBinding> for AccessBindingView {
-    fn from(b: &AccessBinding) -> Self {
-        AccessBindingView {
-            id: b.id.clone(),
-            subject_iam_id: b.subject_iam_id.clone(),
-            role: b.role.as_str(),
-            resource: b.resource.to_text(),
-            created_at: rfc3339(b.created_at),
+impl ToApi for AccessBinding {
+    type Api = api::AccessBindingView;
+    fn to_api(&self) -> Self::Api {
+        api::AccessBindingView {
+            id: self.id.clone(),
+            subject_iam_id: self.subject_iam_id.clone(),
+            role: self.role.as_str().to_owned(),
+            resource: self.resource.to_text(),
+            created_at: rfc3339(self.created_at),
         }
     }
 }
 
-#[derive(Serialize)]
-pub struct TrustedProfileView {
-    pub id: String,
-    pub iam_id: String,
-    pub crn: String,
-    pub account_id: String,
-    pub name: String,
-    pub description: String,
-    pub identities: Vec<TrustedIdentity>,
-    pub links: Vec<ComputeResourceLink>,
-    pub rules: Vec<ClaimRule>,
-    pub created_at: String,
+/// The serde text of a core enum (`user`, `EQUALS`, ...): the wire form.
+fn text<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
 }
 
-impl From<&TrustedProfile> for TrustedProfileView {
-    fn from(p: &TrustedProfile) -> Self {
-        TrustedProfileView {
-            id: p.id.clone(),
-            iam_id: p.iam_id(),
-            crn: p.crn(),
-            account_id: p.account_id.clone(),
-            name: p.name.clone(),
-            description: p.description.clone(),
-            identities: p.identities.clone(),
-            links: p.links.clone(),
-            rules: p.rules.clone(),
-            created_at: rfc3339(p.created_at),
+fn identity(i: &TrustedIdentity) -> api::TrustedIdentity {
+    api::TrustedIdentity {
+        kind: text(&i.kind),
+        identifier: i.identifier.clone(),
+        accounts: i.accounts.clone(),
+    }
+}
+
+fn link(l: &ComputeResourceLink) -> api::ComputeResourceLink {
+    api::ComputeResourceLink {
+        id: Some(l.id.clone()),
+        cr_type: l.cr_type.clone(),
+        crn: l.crn.clone(),
+        namespace: l.namespace.clone(),
+        name: l.name.clone(),
+        component_type: l.component_type.clone(),
+        component_name: l.component_name.clone(),
+    }
+}
+
+fn rule(r: &ClaimRule) -> api::ClaimRule {
+    api::ClaimRule {
+        id: Some(r.id.clone()),
+        name: (!r.name.is_empty()).then(|| r.name.clone()),
+        rule_type: r.rule_type.clone(),
+        cr_type: r.cr_type.clone(),
+        conditions: r
+            .conditions
+            .iter()
+            .map(|c| api::ClaimCondition {
+                claim: c.claim.clone(),
+                operator: text(&c.operator),
+                value: c.value.clone(),
+            })
+            .collect(),
+    }
+}
+
+impl ToApi for TrustedProfile {
+    type Api = api::TrustedProfileView;
+    fn to_api(&self) -> Self::Api {
+        api::TrustedProfileView {
+            id: self.id.clone(),
+            iam_id: self.iam_id(),
+            crn: self.crn(),
+            account_id: self.account_id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            identities: self.identities.iter().map(identity).collect(),
+            links: self.links.iter().map(link).collect(),
+            rules: self.rules.iter().map(rule).collect(),
+            created_at: rfc3339(self.created_at),
         }
     }
 }
 
-#[derive(Serialize)]
-pub struct TrustedIssuerView {
-    pub id: String,
-    pub account_id: String,
-    pub name: String,
-    pub issuer_url: String,
-    /// `{"inline": {"keys": [...]}}` or `{"file": "/path"}`.
-    pub jwks: JwksSource,
-    pub audiences: Vec<String>,
-    pub cr_type: String,
-    pub crn: String,
-    pub claim_mapping: std::collections::BTreeMap<String, String>,
-    pub created_at: String,
+/// The core's profile document of a create or replace request.
+pub fn profile_document(
+    name: String,
+    description: Option<String>,
+    identities: Vec<api::TrustedIdentity>,
+    links: Vec<api::ComputeResourceLink>,
+    rules: Vec<api::ClaimRule>,
+) -> tessera_core::trusted_profile::ProfileDocument {
+    use tessera_core::trusted_profile::{ConditionInput, IdentityInput, LinkInput, RuleInput};
+    tessera_core::trusted_profile::ProfileDocument {
+        name,
+        description,
+        identities: identities
+            .into_iter()
+            .map(|i| IdentityInput {
+                kind: i.kind,
+                identifier: i.identifier,
+                accounts: i.accounts,
+            })
+            .collect(),
+        links: links
+            .into_iter()
+            .map(|l| LinkInput {
+                id: l.id,
+                cr_type: l.cr_type,
+                crn: l.crn,
+                namespace: l.namespace,
+                name: l.name,
+                component_type: l.component_type,
+                component_name: l.component_name,
+            })
+            .collect(),
+        rules: rules
+            .into_iter()
+            .map(|r| RuleInput {
+                id: r.id,
+                name: r.name,
+                rule_type: r.rule_type,
+                cr_type: r.cr_type,
+                conditions: r
+                    .conditions
+                    .into_iter()
+                    .map(|c| ConditionInput {
+                        claim: c.claim,
+                        operator: c.operator,
+                        value: c.value,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
 }
 
-impl From<&TrustedIssuer> for TrustedIssuerView {
-    fn from(i: &TrustedIssuer) -> Self {
-        TrustedIssuerView {
-            id: i.id.clone(),
-            account_id: i.account_id.clone(),
-            name: i.name.clone(),
-            issuer_url: i.issuer_url.clone(),
-            jwks: i.jwks.clone(),
-            audiences: i.audiences.clone(),
-            cr_type: i.cr_type.clone(),
-            crn: i.crn.clone(),
-            claim_mapping: i.claim_mapping.clone(),
-            created_at: rfc3339(i.created_at),
+impl ToApi for TrustedIssuer {
+    type Api = api::TrustedIssuerView;
+    fn to_api(&self) -> Self::Api {
+        api::TrustedIssuerView {
+            id: self.id.clone(),
+            account_id: self.account_id.clone(),
+            name: self.name.clone(),
+            issuer_url: self.issuer_url.clone(),
+            jwks: match &self.jwks {
+                JwksSource::Inline(set) => api::JwksSource::Inline(set.clone()),
+                JwksSource::File(path) => api::JwksSource::File(path.clone()),
+            },
+            audiences: self.audiences.clone(),
+            cr_type: self.cr_type.clone(),
+            crn: self.crn.clone(),
+            claim_mapping: self.claim_mapping.clone(),
+            created_at: rfc3339(self.created_at),
         }
     }
 }
 
-#[derive(Serialize)]
-pub struct AuthorizationPolicyView {
-    pub id: String,
-    pub account_id: String,
-    pub source_iam_id: String,
-    pub target_crn: String,
-    pub description: String,
-    pub created_at: String,
-}
-
-impl From<&AuthorizationPolicy> for AuthorizationPolicyView {
-    fn from(p: &AuthorizationPolicy) -> Self {
-        AuthorizationPolicyView {
-            id: p.id.clone(),
-            account_id: p.account_id.clone(),
-            source_iam_id: p.source_iam_id.clone(),
-            target_crn: p.target_crn.clone(),
-            description: p.description.clone(),
-            created_at: rfc3339(p.created_at),
+impl ToApi for AuthorizationPolicy {
+    type Api = api::AuthorizationPolicyView;
+    fn to_api(&self) -> Self::Api {
+        api::AuthorizationPolicyView {
+            id: self.id.clone(),
+            account_id: self.account_id.clone(),
+            source_iam_id: self.source_iam_id.clone(),
+            target_crn: self.target_crn.clone(),
+            description: self.description.clone(),
+            created_at: rfc3339(self.created_at),
         }
     }
 }

@@ -7,14 +7,15 @@
 
 use super::auth::Caller;
 use super::directory_objects::{create_entity, internal, store_new};
-use super::views::{rfc3339, AuthorizedKeyView, KeyFileView, OAuthTokenView};
+use super::views::ToApi;
+use super::views::{key_algorithm, rfc3339};
 use super::{created, AdminError, AdminJson};
 use crate::http::RequestContext;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
-use serde::Deserialize;
+use tessera_api::admin as api;
 use tessera_core::authz::Action;
 use tessera_core::directory::Entity;
 use tessera_core::ids;
@@ -26,21 +27,13 @@ use tessera_core::service_account_jwt::{self, GeneratedKeyPair};
 /// The algorithms `key_algorithm` accepts, for the error message.
 const ALGORITHMS: &str = "RSA_2048, RSA_4096";
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthorizedKeyCreate {
-    service_account_id: String,
-    key_algorithm: Option<String>,
-    description: Option<String>,
-}
-
 /// `POST /v1/authorized_keys`: a new key pair for a service account. Answers the key's view with
 /// `key_file`, the `yc` key file (private key included), which is never shown again.
 pub async fn authorized_key_create(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     caller: Caller,
-    AdminJson(body): AdminJson<AuthorizedKeyCreate>,
+    AdminJson(body): AdminJson<api::AuthorizedKeyCreate>,
 ) -> Result<Response, AdminError> {
     let algorithm = match body.key_algorithm.as_deref() {
         None => AuthorizedKeyAlgorithm::Rsa2048,
@@ -86,23 +79,16 @@ pub async fn authorized_key_create(
             .map_err(internal)?;
     key.public_key_der = pair.public_spki_der;
     store_new(&state, &ctx, &caller, &Entity::AuthorizedKey(key.clone())).await?;
-    let mut view = AuthorizedKeyView::from(&key);
-    view.key_file = Some(KeyFileView {
+    let mut view = key.to_api();
+    view.key_file = Some(api::KeyFile {
         id: key.id.clone(),
         service_account_id: key.service_account_id.clone(),
         created_at: rfc3339(key.created_at),
-        key_algorithm: key.algorithm.as_str(),
+        key_algorithm: key_algorithm(key.algorithm),
         public_key: view.public_key.clone(),
         private_key: service_account_jwt::pem("PRIVATE KEY", &pair.private_pkcs8_der),
     });
     Ok(created(view))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OAuthTokenCreate {
-    user_id: String,
-    description: Option<String>,
 }
 
 /// `POST /v1/oauth_tokens`: a new long-lived OAuth token for a user, shown once in `token`.
@@ -110,7 +96,7 @@ pub async fn oauth_token_create(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     caller: Caller,
-    AdminJson(body): AdminJson<OAuthTokenCreate>,
+    AdminJson(body): AdminJson<api::OAuthTokenCreate>,
 ) -> Result<Response, AdminError> {
     let description = limits::description(body.description.as_deref())?;
     let user_id = limits::bounded("user_id", &body.user_id, limits::MAX_ID)?.to_owned();
@@ -130,7 +116,7 @@ pub async fn oauth_token_create(
         created_at: state.clock.now(),
     };
     create_entity(&state, &ctx, &caller, &Entity::OAuthToken(token.clone())).await?;
-    let mut view = OAuthTokenView::from(&token);
+    let mut view = token.to_api();
     view.token = Some(value.expose().to_owned());
     Ok(created(view))
 }

@@ -1,0 +1,25 @@
+//! Tessera's v1 wire types, defined once: the admin API's request and response bodies
+//! ([`admin`]), its error body ([`error`]), the token responses of the protocol surfaces a
+//! resource service or script calls ([`token`]), and the route paths ([`paths`]).
+//!
+//! Each type derives [`utoipa::ToSchema`]; the server's `/openapi.json` is generated from them.
+//! Every validation rule the server applies to a field is stated on the field (lengths,
+//! patterns, enums, nullability, required); requests that refuse unknown fields say
+//! `additionalProperties: false`. The server converts its core models to these types; this crate
+//! knows nothing of the core, the store or HTTP.
+
+pub mod admin;
+pub mod error;
+pub mod paths;
+pub mod token;
+
+/// Paging limits of list requests (the field rules themselves live in `tessera_core::limits`;
+/// the schemas state them, and the server's tests check that they agree).
+pub mod limits {
+    /// Objects per page when `limit` is not given.
+    pub const DEFAULT_LIMIT: u32 = 100;
+    /// Most objects per page.
+    pub const MAX_LIMIT: u32 = 1000;
+    /// Longest list filter value.
+    pub const MAX_FILTER: usize = 128;
+}
