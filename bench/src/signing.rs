@@ -285,11 +285,16 @@ where
                 scope.spawn(|| -> anyhow::Result<u64> {
                     let mut op = make();
                     let mut done = 0u64;
-                    while started.elapsed() < duration {
+                    // At least one batch: on a loaded machine a thread may start after
+                    // `duration` has passed, and a rate of 0/s would measure nothing.
+                    loop {
                         for _ in 0..BATCH {
                             op()?;
                         }
                         done += BATCH;
+                        if started.elapsed() >= duration {
+                            break;
+                        }
                     }
                     Ok(done)
                 })
