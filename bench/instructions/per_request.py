@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Instructions per API-key grant, counted by valgrind's callgrind.
+"""Instructions per request of one grant, counted by valgrind's callgrind.
 
-    python3 bench/instructions/per_request.py BIN ALGORITHM REQUESTS OUTDIR
+    python3 bench/instructions/per_request.py BIN ALGORITHM REQUESTS OUTDIR [GRANT]
     -> prints: <instructions in all> <requests> <instructions per request>
 
 Starts BIN (`tessera serve`) under callgrind with instrumentation off, provisions a service
-account and an API key through the admin API, warms up with 200 grants, then counts the
-instructions of REQUESTS sequential `POST /identity/token` API-key grants on one keep-alive
-connection (instrumentation on only for them). The count is the same from run to run within
+account and an API key through the admin API, warms up with 200 requests, then counts the
+instructions of REQUESTS sequential requests of GRANT on one keep-alive connection
+(instrumentation on only for them). GRANT: `apikey` (default, `POST /identity/token`),
+`introspect` (`POST /identity/introspect` of the account's own token, bearer-authenticated),
+`yandex-jwt-rest` (`POST /iam/v1/tokens` with one PS256 JWT of an authorized key; needs the
+`cryptography` Python package). The count is the same from run to run within
 ~0.1 % and does not depend on what else the machine is doing, so two builds can be compared
 on a busy machine where the load benchmark's rates are ±10 %. OUTDIR keeps callgrind.out for
 `callgrind_annotate` and `diff.py`. Needs valgrind (`apt-get install valgrind`).
@@ -15,6 +18,7 @@ on a busy machine where the load benchmark's rates are ±10 %. OUTDIR keeps call
 import json, os, socket, subprocess, sys, tempfile, time, http.client, urllib.parse, secrets, glob
 
 binary, alg, n, outdir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+grant_name = sys.argv[5] if len(sys.argv) > 5 else "apikey"
 os.makedirs(outdir, exist_ok=True)
 s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
 work = tempfile.mkdtemp()
@@ -56,9 +60,32 @@ at = req(c, "POST", "/identity/token", grant(admin), form=True)["access_token"]
 acct = req(c, "GET", "/v1/whoami", token=at)["account_id"]
 sa = req(c, "POST", "/v1/service_accounts", {"account_id": acct, "name": "cg"}, token=at)["iam_id"]
 key = req(c, "POST", "/v1/api_keys", {"owner_iam_id": sa, "name": "cg"}, token=at)["apikey"]
-for _ in range(200): req(c, "POST", "/identity/token", grant(key), form=True)  # warm-up
+if grant_name == "apikey":
+    one = lambda: req(c, "POST", "/identity/token", grant(key), form=True)
+elif grant_name == "introspect":
+    bearer = req(c, "POST", "/identity/token", grant(key), form=True)["access_token"]
+    subject = req(c, "POST", "/identity/token", grant(key), form=True)["access_token"]
+    def one():
+        answer = req(c, "POST", "/identity/introspect", {"token": subject}, token=bearer, form=True)
+        if answer.get("active") is not True: sys.exit(f"introspection not active: {answer}")
+elif grant_name == "yandex-jwt-rest":
+    import base64
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+    file = req(c, "POST", "/v1/authorized_keys", {"service_account_id": sa[len("iam-"):]}, token=at)["key_file"]
+    private = serialization.load_pem_private_key(file["private_key"].encode(), password=None)
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    now = int(time.time())
+    signing_input = b64(json.dumps({"alg": "PS256", "typ": "JWT", "kid": file["id"]}).encode()) + "." + b64(json.dumps(
+        {"iss": file["service_account_id"], "aud": "https://iam.api.cloud.yandex.net/iam/v1/tokens", "iat": now, "exp": now + 3600}).encode())
+    signature = private.sign(signing_input.encode(), padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
+    jwt = signing_input + "." + b64(signature)
+    one = lambda: req(c, "POST", "/iam/v1/tokens", {"jwt": jwt})
+else:
+    sys.exit(f"unknown grant {grant_name}")
+for _ in range(200): one()  # warm-up
 subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True)
-for _ in range(n): req(c, "POST", "/identity/token", grant(key), form=True)
+for _ in range(n): one()
 subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], check=True, capture_output=True)
 proc.terminate(); proc.wait(timeout=120)
 total = 0
