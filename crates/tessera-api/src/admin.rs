@@ -515,8 +515,13 @@ pub struct AuthorizationPolicyCreate {
     /// The account of the target resource (default: the caller's).
     #[schema(pattern = r"^[0-9a-f]{32}(?!\n)$")]
     pub account_id: Option<String>,
-    /// Any identity: `iam-ServiceId-…`, `IBMid-…`, `iam-Profile-…` or `crn-…`.
-    #[schema(min_length = 1, max_length = 600)]
+    /// A user id (`IBMid-…`), a service ID (`iam-ServiceId-…` or `ServiceId-…`), a trusted
+    /// profile (`iam-Profile-…`) or a CRN identity (`crn-` and a 10-segment CRN).
+    #[schema(
+        min_length = 1,
+        max_length = 516,
+        pattern = r"^((IBMid-|iam-ServiceId-|ServiceId-|iam-Profile-)[A-Za-z0-9._-]+|crn-crn:v1:[!-9;-~]+:[!-9;-~]+:[!-9;-~]+(:[!-9;-~]*){5})(?!\n)$"
+    )]
     pub source_iam_id: String,
     /// A CRN (`crn:v1:…`), or a CRN prefix ending in `*`, scoped to the policy's account: the
     /// seventh segment is `a/<account id>` (and, in a prefix, complete).
