@@ -6,8 +6,9 @@
 # 1. Creates tests/schema/.venv (tests/lib/venv.sh, as compat/run.sh does).
 # 2. Starts $TESSERA_BIN (else target/debug/tessera) on a free 127.0.0.1 port with a temporary
 #    data directory and a random bootstrap admin API key; waits for GET /readyz.
-# 3. Gets an administrator's IAM token, and a token of a second principal without any access
-#    binding (a service account of the admin's account with an API key).
+# 3. As the bootstrap administrator, creates the fuzzer's principal (a service account of a "home"
+#    account that is admin of a separate "sandbox" account; see below why) and a second
+#    principal without any access binding, each with an API key.
 # 4. Runs `schemathesis run` against the admin API (`/v1/…`) with `--checks all` and every phase
 #    (examples, coverage, fuzzing, stateful: the document links each create to its
 #    get/update/delete): once with a fixed seed, then with $SCHEMA_RANDOM_SEEDS random seeds
@@ -70,12 +71,37 @@ token_of() {
     --data-urlencode "apikey=$1" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
 }
 admin_token="$(token_of "$admin_key")"
-sa_iam_id="$(curl -fsS "$url/v1/service_accounts" -H "Authorization: Bearer $admin_token" \
-  -H 'Content-Type: application/json' -d '{"name": "schema-unprivileged"}' |
-  "$py" -c 'import json, sys; print(json.load(sys.stdin)["iam_id"])')"
-unprivileged_key="$(curl -fsS "$url/v1/api_keys" -H "Authorization: Bearer $admin_token" \
-  -H 'Content-Type: application/json' -d "{\"name\": \"schema\", \"owner_iam_id\": \"$sa_iam_id\"}" |
-  "$py" -c 'import json, sys; print(json.load(sys.stdin)["apikey"])')"
+# post PATH JSON FIELD: creates an object as the bootstrap administrator, prints one field of it.
+post() {
+  curl -fsS "$url$1" -H "Authorization: Bearer $admin_token" -H 'Content-Type: application/json' \
+    -d "$2" | "$py" -c "import json, sys; print(json.load(sys.stdin)[\"$3\"])"
+}
+# The fuzzer's principal. Not the bootstrap administrator: the fuzzer finds ids in list answers
+# (schemathesis infers links from them) and, as a global administrator, reached its own
+# credential through the operations it exercises (deleted its API key or its owner, enrolled
+# TOTP on its user), after which every token fetch failed. So it is a service account (no
+# password, no TOTP) that is admin of a dedicated "sandbox" account only, and lives there so
+# that the objects it creates without an account_id land where it may manage them. Its own
+# objects (the sandbox account, the service account, its admin binding, its API key) are the
+# only ones in reach that would lock it out; hooks.py sends every request addressing one of
+# them (by path id) to an id that does not exist, so the fuzzer cannot destroy them, and the
+# API key itself is never given to it as data. Revoking its own tokens (token cut-offs) does no
+# lasting harm: hooks.py mints the token again from the key.
+sandbox="$(post /v1/accounts '{"name": "schema-sandbox"}' id)"
+fuzzer_sa_id="$(post /v1/service_accounts "{\"name\": \"schema-fuzzer\", \"account_id\": \"$sandbox\"}" id)"
+fuzzer_sa="iam-$fuzzer_sa_id"
+fuzzer_binding="$(post /v1/access_bindings \
+  "{\"subject_iam_id\": \"$fuzzer_sa\", \"role\": \"admin\", \"resource\": \"account/$sandbox\"}" id)"
+fuzzer_key_json="$(curl -fsS "$url/v1/api_keys" -H "Authorization: Bearer $admin_token" \
+  -H 'Content-Type: application/json' -d "{\"name\": \"schema\", \"owner_iam_id\": \"$fuzzer_sa\"}")"
+fuzzer_key="$(printf '%s' "$fuzzer_key_json" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["apikey"])')"
+fuzzer_key_id="$(printf '%s' "$fuzzer_key_json" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
+export TESSERA_SCHEMA_PROTECTED="$sandbox $fuzzer_sa_id $fuzzer_sa $fuzzer_binding $fuzzer_key_id"
+home="$(post /v1/accounts '{"name": "schema-home"}' id)"
+# The authorization-negative principal: a service account of the home account without any
+# access binding.
+sa_iam_id="$(post /v1/service_accounts "{\"name\": \"schema-unprivileged\", \"account_id\": \"$home\"}" iam_id)"
+unprivileged_key="$(post /v1/api_keys "{\"name\": \"schema\", \"owner_iam_id\": \"$sa_iam_id\"}" apikey)"
 
 examples="${SCHEMA_MAX_EXAMPLES:-15}"
 run() {
@@ -83,7 +109,7 @@ run() {
   say "$label (seed $seed)"
   set +e
   TESSERA_URL="$url" TESSERA_SCHEMA_APIKEY="$apikey" PYTHONPATH="$here" SCHEMATHESIS_HOOKS=hooks \
-    "$here/.venv/bin/schemathesis" run "$url/openapi.json" \
+    "$here/.venv/bin/schemathesis" --config-file "$here/schemathesis.toml" run "$url/openapi.json" \
     --url "$url" \
     --include-path-regex '^/v1/' \
     --checks "$checks" \
@@ -104,9 +130,9 @@ run() {
   fi
 }
 
-run "admin, fixed seed" "$admin_key" 20260101 all
+run "sandbox admin, fixed seed" "$fuzzer_key" 20260101 all
 for _ in $(seq "${SCHEMA_RANDOM_SEEDS:-2}"); do
-  run "admin, random seed" "$admin_key" "$RANDOM$RANDOM" all
+  run "sandbox admin, random seed" "$fuzzer_key" "$RANDOM$RANDOM" all
 done
 run "unprivileged principal" "$unprivileged_key" 20260102 not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 

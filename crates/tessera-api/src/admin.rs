@@ -121,7 +121,10 @@ pub struct ListQuery {
     #[param(max_length = 128)]
     pub source_iam_id: Option<String>,
     /// Access bindings on this resource (`*`, `account/<id>`, `service-account/<id>`).
-    #[param(max_length = 128, pattern = r"^(\*|account/.+|service-account/.+)$")]
+    #[param(
+        max_length = 128,
+        pattern = r"^(\*|account/.+|service-account/.+)(?!\n)$"
+    )]
     pub resource: Option<String>,
     /// Objects whose id sorts after this one (paging).
     #[param(max_length = 128)]
@@ -137,7 +140,7 @@ pub struct ListQuery {
 #[into_params(parameter_in = Query)]
 pub struct ObjectQuery {
     /// The account of the OAuth client (clients only).
-    #[param(pattern = r"^[0-9a-f]{32}$")]
+    #[param(pattern = r"^[0-9a-f]{32}(?!\n)$")]
     pub account_id: Option<String>,
 }
 
@@ -167,7 +170,7 @@ pub struct EnterpriseCreate {
     #[schema(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
     )]
     pub name: String,
 }
@@ -178,11 +181,11 @@ pub struct AccountCreate {
     #[schema(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
     )]
     pub name: String,
     /// The enterprise the account belongs to.
-    #[schema(pattern = r"^[0-9a-f]{32}$")]
+    #[schema(pattern = r"^[0-9a-f]{32}(?!\n)$")]
     pub enterprise_id: Option<String>,
 }
 
@@ -198,17 +201,17 @@ pub struct AccountUpdate {
 #[serde(deny_unknown_fields)]
 pub struct UserCreate {
     /// Default: the caller's account.
-    #[schema(pattern = r"^[0-9a-f]{32}$")]
+    #[schema(pattern = r"^[0-9a-f]{32}(?!\n)$")]
     pub account_id: Option<String>,
     #[schema(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
     )]
     pub name: String,
     #[schema(
         max_length = 254,
-        pattern = r"^\s*[^@\s\u0000-\u001f\u007f-\u009f]+@[^@\s.\u0000-\u001f\u007f-\u009f]([^@\s\u0000-\u001f\u007f-\u009f]*\.)+[^@\s.\u0000-\u001f\u007f-\u009f]\s*$"
+        pattern = r"^\s*[^@\s\u0000-\u001f\u007f-\u009f]+@[^@\s.\u0000-\u001f\u007f-\u009f]([^@\s\u0000-\u001f\u007f-\u009f]*\.)+[^@\s.\u0000-\u001f\u007f-\u009f]\s*(?!\n)$"
     )]
     pub email: String,
     /// A password for the sign-in of the OAuth password grant; not with `federated`.
@@ -223,17 +226,17 @@ pub struct UserCreate {
 #[serde(deny_unknown_fields)]
 pub struct ServiceAccountCreate {
     /// Default: the caller's account.
-    #[schema(pattern = r"^[0-9a-f]{32}$")]
+    #[schema(pattern = r"^[0-9a-f]{32}(?!\n)$")]
     pub account_id: Option<String>,
     #[schema(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
     )]
     pub name: String,
     #[schema(
         max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
     )]
     pub description: Option<String>,
 }
@@ -242,17 +245,20 @@ pub struct ServiceAccountCreate {
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyCreate {
     /// A user id (`IBMid-…`) or a service account's iam id (`iam-ServiceId-…`).
-    #[schema(max_length = 64, pattern = r"^(IBMid-|iam-ServiceId-)")]
+    #[schema(
+        max_length = 64,
+        pattern = r"^(IBMid-|iam-ServiceId-)[A-Za-z0-9._-]*(?!\n)$"
+    )]
     pub owner_iam_id: String,
     #[schema(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
     )]
     pub name: String,
     #[schema(
         max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
     )]
     pub description: Option<String>,
 }
@@ -261,31 +267,35 @@ pub struct ApiKeyCreate {
 #[serde(deny_unknown_fields)]
 pub struct ClientCreate {
     /// The `client_id`; `default` is reserved for the built-in public client.
-    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._-]+$")]
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._-]+(?!\n)$")]
     pub id: String,
     /// Default: the id.
     #[schema(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
     )]
     pub name: Option<String>,
     /// Default: a global client, usable from every account.
-    #[schema(pattern = r"^[0-9a-f]{32}$")]
+    #[schema(pattern = r"^[0-9a-f]{32}(?!\n)$")]
     pub account_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizedKeyCreate {
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9._-]{1,64}(?!\n)$"
+    )]
     pub service_account_id: String,
     /// Default: `RSA_2048`.
     #[schema(value_type = Option<AuthorizedKeyAlgorithm>)]
     pub key_algorithm: Option<String>,
     #[schema(
         max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
     )]
     pub description: Option<String>,
 }
@@ -293,11 +303,15 @@ pub struct AuthorizedKeyCreate {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthTokenCreate {
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9._-]{1,64}(?!\n)$"
+    )]
     pub user_id: String,
     #[schema(
         max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
     )]
     pub description: Option<String>,
 }
@@ -306,14 +320,17 @@ pub struct OAuthTokenCreate {
 #[serde(deny_unknown_fields)]
 pub struct AccessBindingCreate {
     /// A user id (`IBMid-…`) or a service account's iam id (`iam-ServiceId-…`).
-    #[schema(max_length = 64, pattern = r"^(IBMid-|iam-ServiceId-)")]
+    #[schema(
+        max_length = 64,
+        pattern = r"^(IBMid-|iam-ServiceId-)[A-Za-z0-9._-]*(?!\n)$"
+    )]
     pub subject_iam_id: String,
     #[schema(value_type = RoleName)]
     pub role: String,
     /// `*`, `account/<account id>` or `service-account/<service account id>`.
     #[schema(
         max_length = 128,
-        pattern = r"^(\*|account/[^/]+|service-account/[^/]+)$"
+        pattern = r"^(\*|account/[0-9a-f]{32}|service-account/[A-Za-z0-9._-]+)(?!\n)$"
     )]
     pub resource: String,
 }
@@ -394,17 +411,17 @@ pub struct ClaimRule {
 #[serde(deny_unknown_fields)]
 pub struct TrustedProfileCreate {
     /// Default: the caller's account.
-    #[schema(pattern = r"^[0-9a-f]{32}$")]
+    #[schema(pattern = r"^[0-9a-f]{32}(?!\n)$")]
     pub account_id: Option<String>,
     #[schema(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
     )]
     pub name: String,
     #[schema(
         max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
     )]
     pub description: Option<String>,
     #[serde(default)]
@@ -421,12 +438,12 @@ pub struct TrustedProfileReplace {
     #[schema(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
     )]
     pub name: String,
     #[schema(
         max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
     )]
     pub description: Option<String>,
     #[serde(default)]
@@ -456,16 +473,21 @@ pub enum JwksSource {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrustedIssuerCreate {
-    #[schema(pattern = r"^[0-9a-f]{32}$")]
+    #[schema(pattern = r"^[0-9a-f]{32}(?!\n)$")]
     pub account_id: Option<String>,
     #[schema(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
     )]
     pub name: String,
-    /// The exact `iss` of the issuer's tokens (`https://…`).
-    #[schema(min_length = 1, max_length = 512)]
+    /// The exact `iss` of the issuer's tokens: an https URL without credentials, query or
+    /// fragment (`http://` only for a loopback host).
+    #[schema(
+        min_length = 1,
+        max_length = 512,
+        pattern = r#"^(https://[A-Za-z0-9.-]+|http://(127\.0\.0\.1|localhost|\[::1\]))(:[0-9]{1,5})?(/[!"$-><@-~]*)?(?!\n)$"#
+    )]
     pub issuer_url: String,
     #[schema(value_type = Option<JwksDocument>)]
     pub jwks: Option<serde_json::Value>,
@@ -491,17 +513,27 @@ pub struct TrustedIssuerUpdate {
 #[serde(deny_unknown_fields)]
 pub struct AuthorizationPolicyCreate {
     /// The account of the target resource (default: the caller's).
-    #[schema(pattern = r"^[0-9a-f]{32}$")]
+    #[schema(pattern = r"^[0-9a-f]{32}(?!\n)$")]
     pub account_id: Option<String>,
-    /// Any identity: `iam-ServiceId-…`, `IBMid-…`, `iam-Profile-…` or `crn-…`.
-    #[schema(min_length = 1, max_length = 600)]
+    /// A user id (`IBMid-…`), a service ID (`iam-ServiceId-…` or `ServiceId-…`), a trusted
+    /// profile (`iam-Profile-…`) or a CRN identity (`crn-` and a 10-segment CRN).
+    #[schema(
+        min_length = 1,
+        max_length = 516,
+        pattern = r"^((IBMid-|iam-ServiceId-|ServiceId-|iam-Profile-)[A-Za-z0-9._-]+|crn-crn:v1:[!-9;-~]+:[!-9;-~]+:[!-9;-~]+(:[!-9;-~]*){5})(?!\n)$"
+    )]
     pub source_iam_id: String,
-    /// A CRN (`crn:v1:…`), or a CRN prefix ending in `*`.
-    #[schema(min_length = 1, max_length = 512)]
+    /// A CRN (`crn:v1:…`), or a CRN prefix ending in `*`, scoped to the policy's account: the
+    /// seventh segment is `a/<account id>` (and, in a prefix, complete).
+    #[schema(
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^crn:v1:[!-)+-9;-~]+:[!-)+-9;-~]+:[!-)+-9;-~]+:[!-)+-9;-~]*:a/[0-9a-f]{32}:([!-)+-9;-~]*:[!-)+-9;-~]*:[!-)+-9;-~]*|([!-)+-9;-~]*:){0,2}[!-)+-9;-~]*\*)(?!\n)$"
+    )]
     pub target_crn: String,
     #[schema(
         max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
     )]
     pub description: Option<String>,
 }
@@ -529,14 +561,44 @@ pub struct TokenCutoffCreate {
 #[serde(deny_unknown_fields)]
 pub struct IdTokenCreate {
     /// The `aud` of the token.
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 1024, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 1024, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*(?!\n)$")]
     pub audience: Option<String>,
     /// Default: `standard`.
     #[schema(value_type = Option<IdTokenFormat>)]
     pub format: Option<String>,
-    /// Instance attributes for full-format tokens (what GCE puts under `google.compute_engine`).
+    /// Instance attributes for full-format tokens (what GCE puts under `google.compute_engine`):
+    /// at most 16, each a string of at most 256 bytes, a number or a boolean.
     #[serde(default)]
+    #[schema(schema_with = compute_engine_schema)]
     pub compute_engine: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The schema of `IdTokenCreate::compute_engine`, as `tessera_core::id_token::check_compute_engine`
+/// checks it: at most 16 fields, names of 1..=64 bytes, values strings of at most 256 bytes,
+/// numbers or booleans. (The server counts bytes, JSON Schema characters: the same for ASCII.)
+fn compute_engine_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, OneOfBuilder, RefOr, Schema, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .max_properties(Some(16))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(64)),
+        ))
+        .additional_properties(Some(RefOr::T(Schema::OneOf(
+            OneOfBuilder::new()
+                .item(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .max_length(Some(256)),
+                )
+                .item(ObjectBuilder::new().schema_type(Type::Number))
+                .item(ObjectBuilder::new().schema_type(Type::Boolean))
+                .build(),
+        ))))
+        .build()
 }
 
 /// A TOTP code: the step-up proof of a confirmed factor, or the confirming code. No `Debug`.
@@ -544,7 +606,18 @@ pub struct IdTokenCreate {
 #[serde(deny_unknown_fields)]
 pub struct CodeBody {
     /// Six digits.
-    #[schema(pattern = r"^[0-9]{6}$")]
+    #[schema(pattern = r"^[0-9]{6}(?!\n)$")]
+    pub code: Option<String>,
+}
+
+/// `POST /v1/users/{id}/totp/confirm`: the confirming code, which is required (the server
+/// answers 400 without it). `Option` so that its absence gets the server's own message.
+/// No `Debug`.
+#[derive(Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmCodeBody {
+    /// Six digits.
+    #[schema(required = true, pattern = r"^[0-9]{6}(?!\n)$")]
     pub code: Option<String>,
 }
 

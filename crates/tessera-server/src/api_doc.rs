@@ -81,6 +81,7 @@ use utoipa::{IntoParams, OpenApi};
         IdTokenCreate,
         IdTokenView,
         CodeBody,
+        ConfirmCodeBody,
         TotpEnrollView,
         TotpStatusView,
         IbmTokenRequest,
@@ -311,7 +312,10 @@ fn id_parameter() -> utoipa::openapi::path::Parameter {
             utoipa::openapi::ObjectBuilder::new()
                 .schema_type(utoipa::openapi::Type::String)
                 .min_length(Some(1))
-                .max_length(Some(tessera_core::limits::MAX_ID)),
+                .max_length(Some(tessera_core::limits::MAX_ID))
+                // ASCII (so characters are bytes, as the server counts) and every id's alphabet;
+                // `(?!\n)` because Python's `$` also matches before a final newline.
+                .pattern(Some(r"^[A-Za-z0-9._-]{1,64}(?!\n)$")),
         ))
         .build()
 }
@@ -482,7 +486,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         vec![HttpMethod::Post],
         admin_operation("confirmTotp", "Confirm an enrolled TOTP factor with a code")
             .parameter(id_parameter())
-            .request_body(json_body("CodeBody", true))
+            .request_body(json_body("ConfirmCodeBody", true))
             .response("200", json_response("Confirmed", "TotpStatusView"))
             .response("404", error("No such user or factor")),
     );

@@ -164,7 +164,14 @@ pub async fn find_or_404(
     kind: EntityKind,
     id: &str,
 ) -> Result<Entity, AdminError> {
-    limits::bounded("id", id, limits::MAX_ID)?;
+    // A client's store key is `<account>/<id>` (`object_key`), longer than the id itself, which
+    // `object_key` has bounded.
+    let max = if kind == EntityKind::Client {
+        limits::MAX_ID + 33
+    } else {
+        limits::MAX_ID
+    };
+    limits::bounded("id", id, max)?;
     state
         .store
         .find(kind, id)
@@ -291,6 +298,7 @@ fn object_key(
     if id.contains('/') {
         return Ok(id.to_owned());
     }
+    limits::bounded("id", id, limits::MAX_ID)?;
     if let Some(account) = &query.account_id {
         let account = ids::account_id("account_id", account)?;
         return Ok(OAuthClient::key_for(Some(&account), id));

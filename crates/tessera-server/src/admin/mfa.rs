@@ -277,7 +277,7 @@ async fn totp_confirm(
     peer: Option<Extension<PeerAddr>>,
     caller: Caller,
     Path(id): Path<String>,
-    AdminJson(body): AdminJson<api::CodeBody>,
+    AdminJson(body): AdminJson<api::ConfirmCodeBody>,
 ) -> Result<Response, AdminError> {
     let source = peer.map(|Extension(PeerAddr(addr))| addr.ip());
     let user = find_user(&state, &id).await?;
