@@ -146,6 +146,19 @@ async fn introspection_active_and_inactive() {
     assert_eq!(body["iam_id"], sa["iam_id"]);
     assert_eq!(body["token_type"], "Bearer");
     assert!(body["exp"].is_i64() && body["iat"].is_i64());
+    // The answer is every claim of the token (lineage included) plus active, token_type and
+    // username: nothing dropped, nothing added.
+    let claims = jwt_payload(&token);
+    assert_eq!(body["username"], claims["name"]);
+    let mut expected: Vec<String> = claims.as_object().unwrap().keys().cloned().collect();
+    expected.extend(["active", "token_type", "username"].map(String::from));
+    expected.sort();
+    let mut answered: Vec<String> = body.as_object().unwrap().keys().cloned().collect();
+    answered.sort();
+    assert_eq!(answered, expected);
+    for (claim, value) in claims.as_object().unwrap() {
+        assert_eq!(&body[claim], value, "claim {claim}");
+    }
 
     // Malformed, forged and expired tokens are inactive, not errors.
     assert_eq!(

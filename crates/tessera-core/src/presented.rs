@@ -94,29 +94,49 @@ impl PresentedToken {
         }
     }
 
-    /// The RFC 7662 introspection body of an active token: its claims, `active`, `token_type`.
-    pub fn introspection(&self) -> serde_json::Value {
-        let (body, token_type, username) = match self {
-            PresentedToken::Jwt(c) => (
-                serde_json::to_value(c.as_ref()),
-                "Bearer",
-                Some(c.name.clone()),
-            ),
-            PresentedToken::Iam(c) => (serde_json::to_value(c), "iam_token", None),
-        };
-        let mut body = body.unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
-        if let Some(map) = body.as_object_mut() {
-            map.insert("active".into(), true.into());
-            map.insert("token_type".into(), token_type.into());
-            if let Some(username) = username {
-                map.insert("username".into(), username.into());
-            }
-            if let PresentedToken::Iam(c) = self {
-                map.insert("iam_id".into(), c.sub.clone().into());
-            }
+    /// The RFC 7662 answer for this active token: `active`, `token_type`, and every claim
+    /// (for a JWT also `username`; for a `t1.` token also `iam_id`). Serialised straight from
+    /// the claims: it is on the introspection path, where going through a `serde_json::Value`
+    /// copied and sorted every claim once more.
+    pub fn introspection(&self) -> Introspection<'_> {
+        match self {
+            PresentedToken::Jwt(c) => Introspection {
+                active: true,
+                token_type: "Bearer",
+                username: Some(&c.name),
+                iam_id: None,
+                claims: IntrospectedClaims::Jwt(c),
+            },
+            PresentedToken::Iam(c) => Introspection {
+                active: true,
+                token_type: "iam_token",
+                username: None,
+                iam_id: Some(&c.sub),
+                claims: IntrospectedClaims::Iam(c),
+            },
         }
-        body
     }
+}
+
+/// An introspection answer ([`PresentedToken::introspection`]).
+#[derive(Debug, serde::Serialize)]
+pub struct Introspection<'a> {
+    pub active: bool,
+    pub token_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iam_id: Option<&'a str>,
+    #[serde(flatten)]
+    pub claims: IntrospectedClaims<'a>,
+}
+
+/// The claims an introspection answer carries, of either token format.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum IntrospectedClaims<'a> {
+    Jwt(&'a IbmClaims),
+    Iam(&'a IamTokenClaims),
 }
 
 /// Verifies a token of either format: signature, lifetime, issuer, revocation and subject.
@@ -131,5 +151,38 @@ pub fn verify(
         iam_token::verify(presented, jwks, dir, issuer, now).map(PresentedToken::Iam)
     } else {
         token::verify(presented, jwks, dir, issuer, now).map(|c| PresentedToken::Jwt(Box::new(c)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lineage::Lineage;
+
+    #[test]
+    fn a_t1_token_is_introspected_as_its_claims_with_iam_id_and_type() {
+        let claims = IamTokenClaims {
+            kid: "k1".into(),
+            jti: "j1".into(),
+            iss: "https://iam.test/identity".into(),
+            sub: "iam-ServiceId-1".into(),
+            subject_id: "ServiceId-1".into(),
+            subject_type: "service_account".into(),
+            account_id: "0123456789abcdef0123456789abcdef".into(),
+            iat: 100,
+            exp: 200,
+            lineage: Lineage::empty(),
+        };
+        let expected = {
+            let mut map = serde_json::to_value(&claims).unwrap();
+            let object = map.as_object_mut().unwrap();
+            object.insert("active".into(), true.into());
+            object.insert("token_type".into(), "iam_token".into());
+            object.insert("iam_id".into(), "iam-ServiceId-1".into());
+            map
+        };
+        let presented = PresentedToken::Iam(claims);
+        let answered = serde_json::to_value(presented.introspection()).unwrap();
+        assert_eq!(answered, expected);
     }
 }
