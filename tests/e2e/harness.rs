@@ -129,23 +129,29 @@ impl TestServer {
         Self::spawn(dir, args, Self::server_env(env), None).await
     }
 
+    /// On the PostgreSQL pass, points `args` at a fresh schema of the test database (unless
+    /// they name a database already) and returns that schema, dropped with the server.
+    fn postgres_args(args: &mut Vec<String>) -> Option<Arc<PgSchema>> {
+        if !on_postgres() || args.iter().any(|a| a == "--database-url") {
+            return None;
+        }
+        let url =
+            postgres_url().expect("TESSERA_E2E_STORE=postgres needs TESSERA_TEST_DATABASE_URL");
+        let pg = Arc::new(PgSchema::new(&url));
+        args.extend([
+            "--database-url".to_owned(),
+            url,
+            "--database-schema".to_owned(),
+            pg.name.clone(),
+        ]);
+        Some(pg)
+    }
+
     pub async fn start_with(args: &[&str], env: &[(&str, &str)]) -> TestServer {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
         let env = Self::server_env(env);
         let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let mut schema = None;
-        if on_postgres() && !args.iter().any(|a| a == "--database-url") {
-            let url =
-                postgres_url().expect("TESSERA_E2E_STORE=postgres needs TESSERA_TEST_DATABASE_URL");
-            let pg = Arc::new(PgSchema::new(&url));
-            args.extend([
-                "--database-url".to_owned(),
-                url,
-                "--database-schema".to_owned(),
-                pg.name.clone(),
-            ]);
-            schema = Some(pg);
-        }
+        let schema = Self::postgres_args(&mut args);
         Self::spawn(dir, args, env, schema).await
     }
 
@@ -277,19 +283,7 @@ impl TestServer {
             dir.path().join("tessera-data").display().to_string(),
         ];
         all.extend(args.iter().map(|s| s.to_string()));
-        let mut schema = None;
-        if on_postgres() && !all.iter().any(|a| a == "--database-url") {
-            let url =
-                postgres_url().expect("TESSERA_E2E_STORE=postgres needs TESSERA_TEST_DATABASE_URL");
-            let pg = Arc::new(PgSchema::new(&url));
-            all.extend([
-                "--database-url".to_owned(),
-                url,
-                "--database-schema".to_owned(),
-                pg.name.clone(),
-            ]);
-            schema = Some(pg);
-        }
+        let schema = Self::postgres_args(&mut all);
         let secret = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         for (k, _) in &env {
             assert!(
