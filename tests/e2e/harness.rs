@@ -248,10 +248,7 @@ impl TestServer {
             clock: None,
             url,
             dir,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("client"),
+            http: http_client(),
             stderr,
             stdout,
             schema,
@@ -310,10 +307,7 @@ impl TestServer {
             clock: Some(clock),
             url,
             dir,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("client"),
+            http: http_client(),
             stderr: Arc::new(Mutex::new(Vec::new())),
             stdout: Arc::new(Mutex::new(Vec::new())),
             schema,
@@ -636,6 +630,15 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The HTTP client of a test server handle: every request bounded, so a hung server fails the
+/// test instead of hanging it.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
 }
 
 /// Seconds since the Unix epoch, for checking tokens: the tests' one wall-clock read.
