@@ -30,6 +30,7 @@
 //! in 64-bit integers, hashes and sealed blobs are bytes.
 
 mod engine;
+mod migrations;
 mod postgres;
 mod sqlite;
 #[cfg(test)]

@@ -25,9 +25,10 @@
 //! once.
 
 use crate::engine::{self, db_error, newer_schema, Conn, Fields, Row, Value, WriteMode};
+use crate::migrations;
 use crate::{AuditEvent, AuditRecord, ChangeBatch, ListFilter, Result, Store, StoreError};
 use async_trait::async_trait;
-use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::migrate::MigrateError;
 use sqlx::postgres::{
     PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, Postgres,
 };
@@ -37,8 +38,6 @@ use std::str::FromStr;
 use std::time::Duration;
 use tessera_core::directory::{Entity, EntityKind};
 use tracing::Instrument;
-
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Enough for the management API and the change-feed follower of one node; the token path never
 /// touches the database.
@@ -182,7 +181,7 @@ impl PostgresStore {
 }
 
 fn known_version() -> i64 {
-    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+    migrations::known_version(migrations::POSTGRES)
 }
 
 fn parse_url(url: &str) -> Result<PgConnectOptions> {
@@ -265,7 +264,10 @@ impl Store for PostgresStore {
         }
         // The migrator holds a session advisory lock while it runs, so concurrent migrations
         // from several nodes apply each migration once.
-        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+        let migrator = migrations::migrator(migrations::POSTGRES)
+            .await
+            .map_err(|e| StoreError::Database(format!("migrations: {e}")))?;
+        migrator.run(&self.pool).await.map_err(|e| match e {
             MigrateError::VersionMissing(version) if version > known => {
                 newer_schema(version, known)
             }

@@ -11,9 +11,10 @@
 //! supplies the connection, the transactions and the migrations.
 
 use crate::engine::{self, db_error, newer_schema, Conn, Fields, Row, Value, WriteMode};
+use crate::migrations;
 use crate::{AuditEvent, AuditRecord, ChangeBatch, ListFilter, Result, Store, StoreError};
 use async_trait::async_trait;
-use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::migrate::MigrateError;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
     SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -23,8 +24,6 @@ use std::path::Path;
 use std::time::Duration;
 use tessera_core::directory::{Entity, EntityKind};
 use tracing::Instrument;
-
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Readers run concurrently under WAL; writers queue on SQLite's lock regardless, so more
@@ -144,7 +143,7 @@ impl SqliteStore {
 }
 
 fn known_version() -> i64 {
-    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+    migrations::known_version(migrations::SQLITE)
 }
 
 #[async_trait]
@@ -158,7 +157,10 @@ impl Store for SqliteStore {
                 return Err(newer_schema(applied, known));
             }
         }
-        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+        let migrator = migrations::migrator(migrations::SQLITE)
+            .await
+            .map_err(|e| StoreError::Database(format!("migrations: {e}")))?;
+        migrator.run(&self.pool).await.map_err(|e| match e {
             MigrateError::VersionMissing(version) if version > known => {
                 newer_schema(version, known)
             }
@@ -528,7 +530,7 @@ mod tests {
         .execute(&store.pool)
         .await
         .unwrap();
-        let known = MIGRATOR.iter().map(|m| m.version).max().unwrap();
+        let known = known_version();
         match store.migrate().await {
             Err(StoreError::Conflict(message)) => assert_eq!(
                 message,
