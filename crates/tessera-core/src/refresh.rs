@@ -87,9 +87,8 @@ pub fn open(token: &str, key: &SealingKey, now: UnixTime) -> Result<RefreshGrant
     if token.len() > MAX_REFRESH_TOKEN {
         return Err(invalid());
     }
-    let sealed = URL_SAFE_NO_PAD
-        .decode(token.trim())
-        .map_err(|_| invalid())?;
+    // Exactly the token as issued: no trimming, so that one token has one spelling.
+    let sealed = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
     let plain = key.open(PURPOSE, &sealed).map_err(|_| invalid())?;
     let grant: RefreshGrant = serde_json::from_slice(&plain).map_err(|_| invalid())?;
     if grant.exp <= now {
@@ -138,6 +137,21 @@ mod tests {
         assert!(open("garbage", &key, 150).is_err());
         let other = SealingKey::from_bytes(&[4; 32]).unwrap();
         assert!(open(&token, &other, 150).is_err());
+    }
+
+    #[test]
+    fn only_the_exact_token_opens() {
+        let rng = SystemRandom::new();
+        let key = SealingKey::from_bytes(&[3; 32]).unwrap();
+        let token = seal(&grant(Vec::new()), &key, &rng).unwrap();
+        assert!(open(&token, &key, 150).is_ok());
+        for spelling in [
+            format!(" {token}"),
+            format!("{token}\n"),
+            format!("{token}="),
+        ] {
+            assert!(open(&spelling, &key, 150).is_err(), "{spelling:?}");
+        }
     }
 
     #[test]

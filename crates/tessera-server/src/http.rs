@@ -53,11 +53,50 @@ pub fn app(state: AppState) -> Router {
                 .layer(tower_http::catch_panic::CatchPanicLayer::custom(
                     panic_response,
                 ))
-                .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Duration::from_secs(30),
-                )),
+                .layer(middleware::from_fn_with_state(REQUEST_DEADLINE, deadline)),
         )
+}
+
+/// How long a request may take before it is answered 503: a hung store must not hold a client,
+/// or one of the bounded connection slots, for ever.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Ends a request that runs past `limit` with an error the client can decode: gRPC
+/// `UNAVAILABLE` for a gRPC call, the JSON error of the other layers otherwise.
+async fn deadline(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let grpc = is_grpc(&request);
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(
+                millis = limit.as_millis() as u64,
+                "a request ran past its deadline"
+            );
+            metrics::counter!(names::ERRORS, "code" => "request_timeout").increment(1);
+            let within = match limit.as_secs() {
+                0 => format!("{} ms", limit.as_millis()),
+                seconds => format!("{seconds} s"),
+            };
+            let message = format!("the request did not complete within {within}");
+            if grpc {
+                tonic::Status::unavailable(message).into_http()
+            } else {
+                generic_error(StatusCode::SERVICE_UNAVAILABLE, "request_timeout", &message)
+            }
+        }
+    }
+}
+
+fn is_grpc(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
 /// Collapses repeated slashes in the path (`//identity/token` → `/identity/token`).
@@ -158,12 +197,7 @@ async fn not_found(request: Request) -> Response {
     let uri = request.uri();
     // A gRPC client calling a service or method we do not have gets UNIMPLEMENTED, as from any
     // gRPC server, rather than an HTTP 404 it cannot decode.
-    let is_grpc = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/grpc"));
-    if is_grpc {
+    if is_grpc(&request) {
         let message = format!("unknown gRPC method {}", uri.path());
         return tonic::Status::unimplemented(message).into_http();
     }
@@ -304,6 +338,52 @@ mod tests {
             "bad%ff",
             "invalid UTF-8 is kept as sent"
         );
+    }
+
+    #[tokio::test]
+    async fn a_request_past_its_deadline_gets_the_error_shape_of_its_surface() {
+        use tower::ServiceExt;
+        let slow = Router::new()
+            .route(
+                "/slow",
+                axum::routing::any(|| async {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    "too late"
+                }),
+            )
+            .route("/fast", axum::routing::any(|| async { "in time" }))
+            .layer(middleware::from_fn_with_state(
+                Duration::from_millis(50),
+                deadline,
+            ));
+        let call = |path: &str, grpc: bool| {
+            let mut request = Request::builder().uri(path);
+            if grpc {
+                request = request.header(header::CONTENT_TYPE, "application/grpc");
+            }
+            slow.clone().oneshot(request.body(Body::empty()).unwrap())
+        };
+
+        let fast = call("/fast", false).await.unwrap();
+        assert_eq!(fast.status(), StatusCode::OK);
+
+        let json = call("/slow", false).await.unwrap();
+        assert_eq!(json.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = json.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "request_timeout");
+        assert_eq!(
+            body["error"]["message"],
+            "the request did not complete within 50 ms"
+        );
+
+        let grpc = call("/slow", true).await.unwrap();
+        assert_eq!(
+            grpc.status(),
+            StatusCode::OK,
+            "gRPC errors travel in trailers"
+        );
+        assert_eq!(grpc.headers()["grpc-status"], "14", "UNAVAILABLE");
     }
 
     #[test]
