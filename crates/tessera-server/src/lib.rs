@@ -25,6 +25,7 @@ pub mod metrics_names;
 pub mod oidc;
 pub mod ops;
 pub mod rotation;
+pub mod router;
 pub mod server;
 pub mod snapshot;
 pub mod state;

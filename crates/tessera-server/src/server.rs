@@ -149,7 +149,7 @@ impl Server {
         let rotation = tokio::spawn(rotation_loop(state.clone()));
         let app: crate::listener::AppService = tower::ServiceBuilder::new()
             .map_request(crate::http::collapse_slashes as fn(_) -> _)
-            .service(crate::http::app(state.clone()));
+            .service(crate::router::app(state.clone()));
         tracing::info!(url = %state.public_url, issuer = %state.issuer, config = %state.config, "Tessera is serving");
         crate::listener::serve(
             self.listener,

@@ -53,7 +53,7 @@ impl TestApp {
             clock.clone(),
         ));
         TestApp {
-            app: crate::http::app(state.clone()),
+            app: crate::router::app(state.clone()),
             state,
             clock,
             follower,
