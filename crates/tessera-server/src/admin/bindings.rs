@@ -3,9 +3,10 @@
 //! privileges the binding confers; the last global administrator cannot be unbound).
 
 use super::auth::Caller;
-use super::directory_objects::{find_or_404, view};
+use super::kit::{audit, created, deleted, list_body, list_filter, settle, AdminJson, ListQuery};
+use super::kit::{find_or_404, view};
 use super::views::ToApi;
-use super::{audit, created, deleted, list_body, settle, AdminError, AdminJson, ListQuery};
+use super::AdminError;
 use crate::http::RequestContext;
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
@@ -108,7 +109,7 @@ async fn bindings_list(
     if let Some(resource) = &query.resource {
         parse_resource(resource)?;
     }
-    let filter = super::list_filter(&query)?;
+    let filter = list_filter(&query)?;
     let entities = state.store.list(EntityKind::Binding, &filter).await?;
     let visible: Vec<serde_json::Value> = entities
         .iter()

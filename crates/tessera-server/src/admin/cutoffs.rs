@@ -3,7 +3,9 @@
 //! one small record (a subject cut-off) instead of one revocation per token.
 
 use super::auth::Caller;
-use super::{settle, AdminError, AdminJson};
+use super::kit::{audit, settle, AdminJson};
+use super::views::rfc3339;
+use super::AdminError;
 use crate::http::RequestContext;
 use crate::state::AppState;
 use axum::extract::State;
@@ -44,7 +46,7 @@ async fn cutoff_create(
                 iam_id: iam_id.clone(),
                 not_before,
             }),
-            &super::audit(
+            &audit(
                 &ctx,
                 caller.iam_id(),
                 "tokens.revoke_all",
@@ -57,7 +59,7 @@ async fn cutoff_create(
     Ok((
         axum::http::StatusCode::CREATED,
         Json(api::TokenCutoffView {
-            not_before: super::rfc3339(not_before),
+            not_before: rfc3339(not_before),
             iam_id,
         }),
     )

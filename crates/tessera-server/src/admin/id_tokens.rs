@@ -4,7 +4,8 @@
 //! verified identity, like any token.
 
 use super::auth::Caller;
-use super::{AdminError, AdminJson};
+use super::kit::AdminJson;
+use super::AdminError;
 use crate::http::RequestContext;
 use crate::state::AppState;
 use axum::extract::State;

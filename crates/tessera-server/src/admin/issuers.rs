@@ -8,15 +8,16 @@
 //! leak. The file is read only after that decision. Issuer URLs are unique per account.
 
 use super::auth::Caller;
-use super::directory_objects::{find_or_404, internal, list_handler, store_new};
+use super::kit::{self, find_or_404, internal, store_new, Collection};
+use super::kit::{audit, created, settle, AdminJson};
 use super::views::ToApi;
-use super::{audit, created, settle, AdminError, AdminJson};
+use super::AdminError;
 use crate::http::RequestContext;
 use crate::issuer_keys::{parse_issuer_jwks, read_jwks_file};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::Value;
 use tessera_api::admin as api;
@@ -25,16 +26,26 @@ use tessera_core::directory::{Entity, EntityKind};
 use tessera_core::model::{JwksSource, TrustedIssuer};
 use tessera_core::{ids, limits, trusted_issuer};
 
-/// Index of trusted issuers in `directory_objects::KINDS`.
-const ISSUERS: usize = 9;
+/// `/v1/trusted_issuers` and `/v1/trusted_issuers/{id}`.
+pub struct Issuers;
+
+impl Collection for Issuers {
+    const KIND: EntityKind = EntityKind::Issuer;
+    const PLURAL: &'static str = "trusted_issuers";
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/trusted_issuers",
-            get(list_handler::<ISSUERS>).post(issuer_create),
+            get(kit::list::<Issuers>).post(issuer_create),
         )
-        .route("/v1/trusted_issuers/{id}", put(issuer_update))
+        .route(
+            "/v1/trusted_issuers/{id}",
+            get(kit::get::<Issuers>)
+                .delete(kit::delete::<Issuers>)
+                .put(issuer_update),
+        )
 }
 
 /// The key source of a request: exactly one of `jwks` and `jwks_file`. An inline set is parsed

@@ -5,8 +5,9 @@
 //! rotation.
 
 use super::auth::Caller;
+use super::kit::{list_body, settle, AdminJson};
 use super::views::rfc3339;
-use super::{list_body, settle, AdminError, AdminJson};
+use super::AdminError;
 use crate::http::RequestContext;
 use crate::rotation::{self, ForcedRotation, LeaseBusy, Rotator};
 use crate::state::AppState;

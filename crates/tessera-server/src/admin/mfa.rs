@@ -13,87 +13,30 @@
 //! factor and takes over only once confirmed, so MFA never lapses in between.
 
 use super::auth::Caller;
-use super::directory_objects::{find_or_404, internal};
 use super::errors::AdminError;
-use super::views::{rfc3339, ToApi};
-use super::{audit, created, deleted, settle, AdminJson, OptionalAdminJson};
+use super::kit::{audit, created, deleted, settle, AdminJson, OptionalAdminJson};
+use super::kit::{find_or_404, internal};
+use super::views::rfc3339;
 use crate::http::{PeerAddr, RequestContext};
 use crate::state::AppState;
 use crate::throttle::{Attempt, Kind};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{patch, post};
+use axum::routing::post;
 use axum::{Extension, Json, Router};
 use std::net::IpAddr;
 use tessera_api::admin as api;
 use tessera_core::authn::{self, FactorSecret, TotpChecked};
 use tessera_core::authz::Action;
 use tessera_core::directory::{Entity, EntityKind};
-use tessera_core::model::{MfaRequirement, TotpEnrollment, User};
+use tessera_core::model::{TotpEnrollment, User};
 use tessera_core::totp;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/accounts/{id}", patch(account_update))
         .route("/v1/users/{id}/totp", post(totp_enroll).delete(totp_delete))
         .route("/v1/users/{id}/totp/confirm", post(totp_confirm))
-}
-
-/// `totp` of the user view: `none`, `pending` (enrolled, not confirmed) or `confirmed`.
-pub fn totp_status(state: &AppState, user_id: &str) -> &'static str {
-    match state.snapshot.directory().totp(user_id) {
-        None => "none",
-        Some(t) if t.confirmed => "confirmed",
-        Some(_) => "pending",
-    }
-}
-
-async fn account_update(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
-    Path(id): Path<String>,
-    AdminJson(body): AdminJson<api::AccountUpdate>,
-) -> Result<Response, AdminError> {
-    let old = find_or_404(&state, EntityKind::Account, &id).await?;
-    let Entity::Account(mut account) = old.clone() else {
-        return Err(AdminError::internal("the store returned another kind"));
-    };
-    let Some(mfa) = body.mfa else {
-        return Err(AdminError::invalid(
-            "nothing to update: give mfa (\"TOTP\" or \"NONE\")",
-        ));
-    };
-    // Exactly as the schema spells them (`MfaRequirement::parse` also takes other cases).
-    account.mfa = MfaRequirement::parse(&mfa)
-        .filter(|m| m.as_str() == mfa)
-        .ok_or_else(|| {
-            AdminError::invalid(format!("mfa must be \"TOTP\" or \"NONE\", got {mfa:?}"))
-        })?;
-    let new = Entity::Account(account.clone());
-    caller.authorize(
-        &state,
-        &Action::Update {
-            old: &old,
-            new: &new,
-        },
-    )?;
-    let seq = state
-        .store
-        .put(
-            &new,
-            &audit(
-                &ctx,
-                caller.iam_id(),
-                "account.update",
-                format!("account {} mfa={}", account.id, account.mfa.as_str()),
-            ),
-        )
-        .await?;
-    settle(&state, seq).await;
-    tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), account = %account.id, mfa = account.mfa.as_str(), "account updated");
-    Ok(Json(account.to_api()).into_response())
 }
 
 async fn find_user(state: &AppState, id: &str) -> Result<User, AdminError> {

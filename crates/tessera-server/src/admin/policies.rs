@@ -3,9 +3,10 @@
 //! in `directory_objects`; this module creates them and lists them (with `?source_iam_id=`).
 
 use super::auth::Caller;
-use super::directory_objects::{create_entity, internal, list_handler};
+use super::kit::{self, create_entity, internal, Collection};
+use super::kit::{created, AdminJson};
 use super::views::ToApi;
-use super::{created, AdminError, AdminJson};
+use super::AdminError;
 use crate::http::RequestContext;
 use crate::state::AppState;
 use axum::extract::State;
@@ -13,19 +14,29 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 use tessera_api::admin as api;
-use tessera_core::directory::Entity;
+use tessera_core::directory::{Entity, EntityKind};
 use tessera_core::ids;
 use tessera_core::limits;
 use tessera_core::model::{AuthorizationPolicy, SubjectKind};
 
-/// Index of authorization policies in `directory_objects::KINDS`.
-const POLICIES: usize = 10;
+/// `/v1/authorization_policies` and `/v1/authorization_policies/{id}`.
+pub struct Policies;
+
+impl Collection for Policies {
+    const KIND: EntityKind = EntityKind::Policy;
+    const PLURAL: &'static str = "authorization_policies";
+}
 
 pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/v1/authorization_policies",
-        get(list_handler::<POLICIES>).post(policy_create),
-    )
+    Router::new()
+        .route(
+            "/v1/authorization_policies",
+            get(kit::list::<Policies>).post(policy_create),
+        )
+        .route(
+            "/v1/authorization_policies/{id}",
+            get(kit::get::<Policies>).delete(kit::delete::<Policies>),
+        )
 }
 
 async fn policy_create(

@@ -4,15 +4,17 @@
 //! unique per account.
 
 use super::auth::Caller;
-use super::directory_objects::{create_entity, find_or_404, internal, list_handler};
+use super::kit;
+use super::kit::{audit, created, settle, AdminJson};
+use super::kit::{create_entity, find_or_404, internal, Collection};
 use super::views::{profile_document, ToApi};
-use super::{audit, created, settle, AdminError, AdminJson};
+use super::AdminError;
 use crate::http::RequestContext;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::get;
 use axum::{Extension, Json, Router};
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
@@ -21,16 +23,26 @@ use tessera_core::ids;
 use tessera_core::model::TrustedProfile;
 use tessera_core::trusted_profile::{self, ValidProfile};
 
-/// Index of trusted profiles in `directory_objects::KINDS`.
-const PROFILES: usize = 8;
+/// `/v1/trusted_profiles` and `/v1/trusted_profiles/{id}`.
+pub struct Profiles;
+
+impl Collection for Profiles {
+    const KIND: EntityKind = EntityKind::Profile;
+    const PLURAL: &'static str = "trusted_profiles";
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/trusted_profiles",
-            get(list_handler::<PROFILES>).post(profile_create),
+            get(kit::list::<Profiles>).post(profile_create),
         )
-        .route("/v1/trusted_profiles/{id}", put(profile_replace))
+        .route(
+            "/v1/trusted_profiles/{id}",
+            get(kit::get::<Profiles>)
+                .delete(kit::delete::<Profiles>)
+                .put(profile_replace),
+        )
 }
 
 /// `POST /v1/trusted_profiles`: the document plus the account (default: the caller's).

@@ -1,0 +1,112 @@
+//! Accounts (`/v1/accounts`): created by a global administrator, their sign-in requirement
+//! (`mfa`) changed by `PATCH`.
+
+use super::auth::Caller;
+use super::kit::{self, AdminJson, Collection};
+use super::views::ToApi;
+use super::AdminError;
+use crate::http::RequestContext;
+use crate::state::AppState;
+use axum::extract::Path;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Json;
+use axum::{Extension, Router};
+use tessera_api::admin as api;
+use tessera_core::authz::Action;
+use tessera_core::directory::{Entity, EntityKind};
+use tessera_core::ids;
+use tessera_core::limits;
+use tessera_core::model::{Account, MfaRequirement};
+
+/// `/v1/accounts` and `/v1/accounts/{id}`.
+pub struct Accounts;
+
+impl Collection for Accounts {
+    const KIND: EntityKind = EntityKind::Account;
+    const PLURAL: &'static str = "accounts";
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/accounts",
+            get(kit::list::<Accounts>).post(account_create),
+        )
+        .route(
+            "/v1/accounts/{id}",
+            get(kit::get::<Accounts>)
+                .delete(kit::delete::<Accounts>)
+                .patch(account_update),
+        )
+}
+
+async fn account_create(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    AdminJson(body): AdminJson<api::AccountCreate>,
+) -> Result<Response, AdminError> {
+    let enterprise_id = match body.enterprise_id.as_deref() {
+        Some(id) => Some(ids::account_id("enterprise_id", id)?),
+        None => None,
+    };
+    let account = Account {
+        id: ids::new_account_id(&state.rng).map_err(kit::internal)?,
+        name: limits::name("name", &body.name)?,
+        enterprise_id,
+        mfa: Default::default(),
+        created_at: state.clock.now(),
+    };
+    kit::create_entity(&state, &ctx, &caller, &Entity::Account(account.clone())).await?;
+    Ok(kit::created(account.to_api()))
+}
+
+async fn account_update(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    AdminJson(body): AdminJson<api::AccountUpdate>,
+) -> Result<Response, AdminError> {
+    let old = kit::find_or_404(&state, EntityKind::Account, &id).await?;
+    let Entity::Account(mut account) = old.clone() else {
+        return Err(AdminError::internal("the store returned another kind"));
+    };
+    let Some(mfa) = body.mfa else {
+        return Err(AdminError::invalid(
+            "nothing to update: give mfa (\"TOTP\" or \"NONE\")",
+        ));
+    };
+    // Exactly as the schema spells them (`MfaRequirement::parse` also takes other cases).
+    account.mfa = MfaRequirement::parse(&mfa)
+        .filter(|m| m.as_str() == mfa)
+        .ok_or_else(|| {
+            AdminError::invalid(format!("mfa must be \"TOTP\" or \"NONE\", got {mfa:?}"))
+        })?;
+    let new = Entity::Account(account.clone());
+    caller.authorize(
+        &state,
+        &Action::Update {
+            old: &old,
+            new: &new,
+        },
+    )?;
+    let seq = state
+        .store
+        .put(
+            &new,
+            &kit::audit(
+                &ctx,
+                caller.iam_id(),
+                "account.update",
+                format!("account {} mfa={}", account.id, account.mfa.as_str()),
+            ),
+        )
+        .await?;
+    kit::settle(&state, seq).await;
+    tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), account = %account.id, mfa = account.mfa.as_str(), "account updated");
+    Ok(Json(account.to_api()).into_response())
+}

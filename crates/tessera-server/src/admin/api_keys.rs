@@ -1,0 +1,73 @@
+//! API keys (`/v1/api_keys`) of users and service accounts: the key is returned once and
+//! stored as a keyed hash.
+
+use super::auth::Caller;
+use super::kit::{self, AdminJson, Collection};
+use super::views::ToApi;
+use super::AdminError;
+use crate::http::RequestContext;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Extension, Router};
+use tessera_api::admin as api;
+use tessera_core::directory::{Entity, EntityKind};
+use tessera_core::ids;
+use tessera_core::limits;
+use tessera_core::model::{ApiKey, SubjectKind};
+use tessera_core::secret::{self, SecretPurpose};
+
+/// `/v1/api_keys` and `/v1/api_keys/{id}`.
+pub struct ApiKeys;
+
+impl Collection for ApiKeys {
+    const KIND: EntityKind = EntityKind::ApiKey;
+    const PLURAL: &'static str = "api_keys";
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/api_keys",
+            get(kit::list::<ApiKeys>).post(api_key_create),
+        )
+        .route(
+            "/v1/api_keys/{id}",
+            get(kit::get::<ApiKeys>).delete(kit::delete::<ApiKeys>),
+        )
+}
+
+async fn api_key_create(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    AdminJson(body): AdminJson<api::ApiKeyCreate>,
+) -> Result<Response, AdminError> {
+    let owner = limits::bounded("owner_iam_id", &body.owner_iam_id, limits::MAX_ID)?.to_owned();
+    if SubjectKind::of_iam_id(&owner).is_none() {
+        return Err(AdminError::invalid(
+            "owner_iam_id must be a user id (IBMid-…) or a service account iam id (iam-ServiceId-…)",
+        ));
+    }
+    let account_id = {
+        let dir = state.snapshot.directory();
+        dir.subject(&owner)
+            .map(|s| s.account_id().to_owned())
+            .ok_or_else(|| AdminError::not_found(format!("identity {owner} not found")))?
+    };
+    let apikey = secret::generate_api_key(&state.rng).map_err(kit::internal)?;
+    let key = ApiKey {
+        id: ids::new_api_key_id(&state.rng).map_err(kit::internal)?,
+        name: limits::name("name", &body.name)?,
+        description: limits::description(body.description.as_deref())?,
+        owner_iam_id: owner,
+        account_id,
+        key_hash: state.pepper.hash(SecretPurpose::ApiKey, apikey.expose()),
+        created_at: state.clock.now(),
+    };
+    kit::create_entity(&state, &ctx, &caller, &Entity::ApiKey(key.clone())).await?;
+    let mut view = key.to_api();
+    view.apikey = Some(apikey.expose().to_owned());
+    Ok(kit::created(view))
+}

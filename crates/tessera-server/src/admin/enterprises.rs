@@ -1,0 +1,57 @@
+//! Enterprises: groups of accounts (`/v1/enterprises`).
+
+use super::auth::Caller;
+use super::kit::{self, AdminJson, Collection};
+use super::views::ToApi;
+use super::AdminError;
+use crate::http::RequestContext;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Extension, Router};
+use tessera_api::admin as api;
+use tessera_core::directory::{Entity, EntityKind};
+use tessera_core::model::Enterprise;
+use tessera_core::{ids, limits};
+
+/// `/v1/enterprises` and `/v1/enterprises/{id}`.
+pub struct Enterprises;
+
+impl Collection for Enterprises {
+    const KIND: EntityKind = EntityKind::Enterprise;
+    const PLURAL: &'static str = "enterprises";
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/enterprises",
+            get(kit::list::<Enterprises>).post(enterprise_create),
+        )
+        .route(
+            "/v1/enterprises/{id}",
+            get(kit::get::<Enterprises>).delete(kit::delete::<Enterprises>),
+        )
+}
+
+async fn enterprise_create(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    AdminJson(body): AdminJson<api::EnterpriseCreate>,
+) -> Result<Response, AdminError> {
+    let enterprise = Enterprise {
+        id: ids::new_account_id(&state.rng).map_err(kit::internal)?,
+        name: limits::name("name", &body.name)?,
+        created_at: state.clock.now(),
+    };
+    kit::create_entity(
+        &state,
+        &ctx,
+        &caller,
+        &Entity::Enterprise(enterprise.clone()),
+    )
+    .await?;
+    Ok(kit::created(enterprise.to_api()))
+}

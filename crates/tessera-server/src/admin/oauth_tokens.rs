@@ -1,0 +1,71 @@
+//! Long-lived OAuth tokens of users (`/v1/oauth_tokens`, `y0_…`) for the Yandex surface:
+//! returned once, stored as a keyed hash.
+//!
+//! The secret is not logged or put in an audit event: the audit detail names the object only.
+
+use super::auth::Caller;
+use super::kit::{self, AdminJson, Collection};
+use super::views::ToApi;
+use super::AdminError;
+use crate::http::RequestContext;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Extension, Router};
+use tessera_api::admin as api;
+use tessera_core::directory::{Entity, EntityKind};
+use tessera_core::ids;
+use tessera_core::limits;
+use tessera_core::model::OAuthToken;
+use tessera_core::secret::{self, SecretPurpose};
+
+/// `/v1/oauth_tokens` and `/v1/oauth_tokens/{id}`.
+pub struct OAuthTokens;
+
+impl Collection for OAuthTokens {
+    const KIND: EntityKind = EntityKind::OAuthToken;
+    const PLURAL: &'static str = "oauth_tokens";
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/oauth_tokens",
+            get(kit::list::<OAuthTokens>).post(oauth_token_create),
+        )
+        .route(
+            "/v1/oauth_tokens/{id}",
+            get(kit::get::<OAuthTokens>).delete(kit::delete::<OAuthTokens>),
+        )
+}
+
+/// `POST /v1/oauth_tokens`: a new long-lived OAuth token for a user, shown once in `token`.
+async fn oauth_token_create(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    AdminJson(body): AdminJson<api::OAuthTokenCreate>,
+) -> Result<Response, AdminError> {
+    let description = limits::description(body.description.as_deref())?;
+    let user_id = limits::bounded("user_id", &body.user_id, limits::MAX_ID)?.to_owned();
+    let account_id = state
+        .snapshot
+        .directory()
+        .user(&user_id)
+        .map(|u| u.account_id.clone())
+        .ok_or_else(|| AdminError::not_found(format!("user {user_id} not found")))?;
+    let value = secret::generate_oauth_token(&state.rng).map_err(kit::internal)?;
+    let token = OAuthToken {
+        id: ids::new_oauth_token_id(&state.rng).map_err(kit::internal)?,
+        user_id,
+        account_id,
+        description,
+        token_hash: state.pepper.hash(SecretPurpose::OAuthToken, value.expose()),
+        created_at: state.clock.now(),
+    };
+    kit::create_entity(&state, &ctx, &caller, &Entity::OAuthToken(token.clone())).await?;
+    let mut view = token.to_api();
+    view.token = Some(value.expose().to_owned());
+    Ok(kit::created(view))
+}

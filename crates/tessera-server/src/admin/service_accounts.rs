@@ -1,0 +1,61 @@
+//! Service accounts (`/v1/service_accounts`): non-human identities of an account.
+
+use super::auth::Caller;
+use super::kit::{self, AdminJson, Collection};
+use super::views::ToApi;
+use super::AdminError;
+use crate::http::RequestContext;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Extension, Router};
+use tessera_api::admin as api;
+use tessera_core::directory::{Entity, EntityKind};
+use tessera_core::ids;
+use tessera_core::limits;
+use tessera_core::model::ServiceAccount;
+
+/// `/v1/service_accounts` and `/v1/service_accounts/{id}`.
+pub struct ServiceAccounts;
+
+impl Collection for ServiceAccounts {
+    const KIND: EntityKind = EntityKind::ServiceAccount;
+    const PLURAL: &'static str = "service_accounts";
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/service_accounts",
+            get(kit::list::<ServiceAccounts>).post(service_account_create),
+        )
+        .route(
+            "/v1/service_accounts/{id}",
+            get(kit::get::<ServiceAccounts>).delete(kit::delete::<ServiceAccounts>),
+        )
+}
+
+async fn service_account_create(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Caller,
+    AdminJson(body): AdminJson<api::ServiceAccountCreate>,
+) -> Result<Response, AdminError> {
+    let account_id = kit::target_account(&caller, body.account_id.as_deref())?;
+    let service_account = ServiceAccount {
+        id: ids::new_service_account_id(&state.rng).map_err(kit::internal)?,
+        account_id,
+        name: limits::name("name", &body.name)?,
+        description: limits::description(body.description.as_deref())?,
+        created_at: state.clock.now(),
+    };
+    kit::create_entity(
+        &state,
+        &ctx,
+        &caller,
+        &Entity::ServiceAccount(service_account.clone()),
+    )
+    .await?;
+    Ok(kit::created(service_account.to_api()))
+}
