@@ -13,7 +13,7 @@
 //! credential ([`tessera_core::lineage`]): it dies with the assumer, its token, its API key or
 //! refresh family, or the profile's trust in it.
 
-use super::token::{GrantRequest, GRANT_ASSUME};
+use super::grant::{GrantRequest, GRANT_ASSUME};
 use super::IbmError;
 use crate::tokens::{IssueRequest, IssuedTokens};
 use std::sync::Arc;

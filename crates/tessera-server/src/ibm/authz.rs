@@ -7,7 +7,7 @@
 //! in the policy's account, with the caller recorded in `authn`. No refresh token: the caller
 //! comes back with a fresh access token of its own.
 
-use super::token::{GrantRequest, GRANT_IAM_AUTHZ};
+use super::grant::{GrantRequest, GRANT_IAM_AUTHZ};
 use super::IbmError;
 use crate::tokens::{IssueOptions, IssueRequest, IssuedTokens};
 use tessera_core::authn;

@@ -9,7 +9,7 @@
 //! or a claim rule) and the `IBM-Cloud-Tenant` pin; mint a profile token without a refresh
 //! token. Errors never echo the token or its claim values.
 
-use super::token::{GrantRequest, GRANT_CR_TOKEN};
+use super::grant::{GrantRequest, GRANT_CR_TOKEN};
 use super::IbmError;
 use crate::tokens::{IssueRequest, IssuedTokens};
 use std::sync::Arc;
@@ -151,7 +151,7 @@ pub(super) fn cr_token_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens,
 /// else the single profile of the resource's account that admits it.
 fn select_profile(
     dir: &Directory,
-    form: &super::token::TokenForm,
+    form: &super::grant::TokenForm,
     resource: &ComputeResource,
 ) -> Result<Arc<TrustedProfile>, IbmError> {
     let mut chosen: Option<Arc<TrustedProfile>> = None;

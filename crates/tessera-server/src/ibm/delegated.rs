@@ -9,7 +9,7 @@
 //!
 //! [`RefreshGrant`]: tessera_core::refresh::RefreshGrant
 
-use super::token::{GrantRequest, TokenForm, GRANT_DELEGATED_REFRESH};
+use super::grant::{GrantRequest, TokenForm, GRANT_DELEGATED_REFRESH};
 use super::IbmError;
 use crate::state::AppState;
 use crate::tokens::{Delegation, IssueRequest, IssuedTokens};

@@ -100,10 +100,7 @@ impl IbmError {
         }
         // The request's start on the server's clock plus the time it took.
         let ended = ctx.started_at + ctx.started.elapsed();
-        let fmt = |t: time::OffsetDateTime| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default()
-        };
+        let fmt = crate::rfc3339::format;
         let header_text = |name: header::HeaderName| {
             headers
                 .get(name)

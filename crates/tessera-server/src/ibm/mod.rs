@@ -9,6 +9,7 @@ mod errors;
 #[cfg(test)]
 mod expiry_tests;
 pub mod form;
+mod grant;
 mod password;
 mod token;
 

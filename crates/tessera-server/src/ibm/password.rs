@@ -12,7 +12,7 @@
 //! carry a valid code (one step of clock skew); the token then has `acr` 2 and `amr`
 //! `["pwd", "otp"]`. A code is accepted once per user and step on this node.
 
-use super::token::{gate, GrantRequest, GRANT_PASSWORD};
+use super::grant::{gate, GrantRequest, GRANT_PASSWORD};
 use super::IbmError;
 use crate::state::AppState;
 use crate::throttle::{Attempt, Kind};

@@ -4,7 +4,10 @@
 //! present, dispatches on `grant_type`, and renders either the IBM token response or the IBM
 //! error shape. Every grant reads the snapshot only; none writes.
 
-pub(super) use super::form::TokenForm;
+use super::grant::{
+    gate, GrantRequest, TokenForm, GRANT_APIKEY, GRANT_ASSUME, GRANT_CR_TOKEN,
+    GRANT_DELEGATED_REFRESH, GRANT_IAM_AUTHZ, GRANT_PASSWORD, GRANT_REFRESH,
+};
 use super::{IbmError, TOKEN_PATH};
 use crate::http::{basic_credentials, is_form, read_body, BodyError, PeerAddr, RequestContext};
 use crate::state::AppState;
@@ -25,25 +28,7 @@ use tessera_core::model::{OAuthClient, DEFAULT_CLIENT_ID};
 use tessera_core::secret::SecretPurpose;
 use tessera_core::token::normalize_scope;
 
-pub const GRANT_APIKEY: &str = "urn:ibm:params:oauth:grant-type:apikey";
-pub const GRANT_REFRESH: &str = "refresh_token";
-pub const GRANT_PASSWORD: &str = "password";
-pub const GRANT_ASSUME: &str = "urn:ibm:params:oauth:grant-type:assume";
-pub const GRANT_CR_TOKEN: &str = "urn:ibm:params:oauth:grant-type:cr-token";
-pub const GRANT_IAM_AUTHZ: &str = "urn:ibm:params:oauth:grant-type:iam-authz";
-pub const GRANT_DELEGATED_REFRESH: &str = "urn:ibm:params:oauth:grant-type:delegated-refresh-token";
 const TENANT_HEADER: &str = "ibm-cloud-tenant";
-
-/// One token request, parsed and with its client authenticated: what every grant works from.
-pub(super) struct GrantRequest<'a> {
-    pub state: &'a AppState,
-    pub form: &'a TokenForm,
-    /// The client that authenticated with Basic, if any.
-    pub client: Option<&'a OAuthClient>,
-    /// The `IBM-Cloud-Tenant` header, if sent.
-    pub tenant: Option<&'a str>,
-    pub now: i64,
-}
 
 #[derive(Serialize)]
 struct TokenResponse<'a> {
@@ -231,15 +216,6 @@ fn throttle_attempts(
 
 /// The IBM code of an unknown API key (counted as a failed guess).
 const UNKNOWN_API_KEY: &str = "BXNIM0415E";
-
-/// Waits out the throttle's delay for `attempts`, or refuses with 429 while any is locked.
-pub(super) async fn gate(state: &AppState, attempts: &[Attempt]) -> Result<(), IbmError> {
-    state
-        .throttle
-        .gate(attempts)
-        .await
-        .map_err(|locked| IbmError::throttled(locked.retry_after))
-}
 
 fn truncate(value: &str) -> &str {
     value
