@@ -214,8 +214,8 @@ struct Resolved {
 /// How the agent logs: the server's settings and rules (`tessera_server::telemetry`).
 fn telemetry_settings(args: &AgentArgs) -> Result<tessera_server::telemetry::Settings> {
     let format = match &args.log_format {
-        Some(format) => tessera_server::config::LogFormat::parse(format)?,
-        None => tessera_server::config::LogFormat::Text,
+        Some(format) => tessera_server::telemetry::LogFormat::parse(format)?,
+        None => tessera_server::telemetry::LogFormat::Text,
     };
     let level = args.log_level.clone().unwrap_or_else(|| "info".to_owned());
     Ok(tessera_server::telemetry::Settings {
@@ -296,7 +296,7 @@ async fn serve(args: &AgentArgs) -> Result<()> {
         None => None,
     };
     let shared = Arc::new(Shared::new(resolved.upstream, resolved.credential, policy));
-    let started_at = tessera_server::admin::rfc3339(upstream::unix_now());
+    let started_at = tessera_server::rfc3339::from_unix(upstream::unix_now());
     let attributes = resolved.file.attributes();
     let (publish, metadata) = watch::channel(Arc::new(Metadata {
         tree: tree::build(&attributes, &started_at),

@@ -4,6 +4,7 @@
 //! given" is visible); [`Config::resolve`] layers the file and the defaults under them and
 //! validates the result. `Display` of [`Config`] is safe to log: it never shows a secret.
 
+use crate::telemetry::LogFormat;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use std::fmt;
@@ -206,23 +207,6 @@ pub struct FileConfig {
     pub header_read_timeout: Option<i64>,
     pub idle_timeout: Option<i64>,
     pub max_connections: Option<u32>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-impl LogFormat {
-    /// `text` or `json`.
-    pub fn parse(value: &str) -> anyhow::Result<LogFormat> {
-        match value {
-            "text" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
-            other => bail!("log format {other:?} is not one of text, json"),
-        }
-    }
 }
 
 /// The validated configuration the server runs with.

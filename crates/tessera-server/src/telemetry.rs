@@ -15,7 +15,6 @@
 //! (`info,tessera_store=debug`): every later event was dropped (the e2e test
 //! `observability::a_filter_for_one_crate_keeps_every_other_line` catches it on PostgreSQL).
 
-use crate::config::LogFormat;
 use crate::metrics_names::{self as names, Kind};
 use anyhow::{bail, Context};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -24,6 +23,24 @@ use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::layer::{Layered, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
+
+/// How log lines are written: human-readable text or one JSON object a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    /// `text` or `json`.
+    pub fn parse(value: &str) -> anyhow::Result<LogFormat> {
+        match value {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => bail!("log format {other:?} is not one of text, json"),
+        }
+    }
+}
 
 /// The `tracing` target of the spans exported as OpenTelemetry traces.
 pub use tessera_store::TRACE_TARGET;
