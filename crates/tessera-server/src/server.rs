@@ -97,7 +97,7 @@ impl Server {
         if first.is_none() {
             warn_about_unused_bootstrap_key(&config, &secrets.pepper, &snapshot);
         }
-        let yandex = crate::yandex::Settings::new(&config, &public_url);
+        let yandex = crate::yandex_settings::YandexSettings::new(&config, &public_url);
         let throttle = crate::throttle::Throttle::new(config.throttle, clock.clone());
         let state = AppState::new(Inner {
             clock,

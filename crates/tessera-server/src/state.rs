@@ -36,7 +36,7 @@ pub struct Inner {
     /// This process's name in store leases.
     pub node_id: String,
     /// Advertised address and JWT audiences of the Yandex surface.
-    pub yandex: crate::yandex::Settings,
+    pub yandex: crate::yandex_settings::YandexSettings,
     /// Brute-force throttling and TOTP replay memory (per node).
     pub throttle: crate::throttle::Throttle,
     /// Bounds concurrent Argon2id password checks, so logins cannot use every blocking thread.

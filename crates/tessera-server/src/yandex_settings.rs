@@ -5,16 +5,16 @@ use crate::config::Config;
 use tessera_core::service_account_jwt::CANONICAL_AUDIENCE;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
+pub struct YandexSettings {
     /// `host:port` that `ApiEndpointService` returns for every endpoint.
     pub advertised_address: String,
     /// Accepted `aud` values of service-account JWTs.
     pub audiences: Vec<String>,
 }
 
-impl Settings {
+impl YandexSettings {
     /// `public_url` is the URL clients reach the server at (`http(s)://host[:port]`).
-    pub fn new(config: &Config, public_url: &str) -> Settings {
+    pub fn new(config: &Config, public_url: &str) -> YandexSettings {
         let advertised_address = config
             .advertised_address
             .clone()
@@ -36,7 +36,7 @@ impl Settings {
         audiences.extend(config.jwt_audiences.iter().cloned());
         let mut seen = std::collections::HashSet::new();
         audiences.retain(|aud| seen.insert(aud.clone()));
-        Settings {
+        YandexSettings {
             advertised_address,
             audiences,
         }
@@ -82,7 +82,7 @@ mod tests {
         let dir = std::path::Path::new("/tmp/none");
         let mut config = Config::for_test(dir);
         config.jwt_audiences = vec!["https://custom/aud".into()];
-        let settings = Settings::new(&config, "https://127.0.0.1:8443");
+        let settings = YandexSettings::new(&config, "https://127.0.0.1:8443");
         assert_eq!(settings.advertised_address, "127.0.0.1:8443");
         for aud in [
             CANONICAL_AUDIENCE,
@@ -93,7 +93,7 @@ mod tests {
             assert!(settings.audiences.iter().any(|a| a == aud), "{aud}");
         }
         config.advertised_address = Some("iam.corp:443".into());
-        let settings = Settings::new(&config, "https://127.0.0.1:8443");
+        let settings = YandexSettings::new(&config, "https://127.0.0.1:8443");
         assert_eq!(settings.advertised_address, "iam.corp:443");
         assert!(settings
             .audiences

@@ -11,11 +11,9 @@ mod errors;
 mod grpc;
 mod rest;
 mod service;
-mod settings;
 
 pub use grpc::{grpc_router, MAX_GRPC_MESSAGE};
 pub use rest::router;
-pub use settings::Settings;
 
 /// Generated protocol types and stubs (server and client; tests use the clients).
 pub mod proto {

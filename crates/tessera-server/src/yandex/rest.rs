@@ -4,8 +4,8 @@
 
 use super::errors::YandexError;
 use super::service::{self, Identity};
-use crate::admin::rfc3339;
 use crate::http::{bearer_token, read_body, BodyError, PeerAddr, RequestContext};
+use crate::rfc3339::from_unix as rfc3339;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::Path;
