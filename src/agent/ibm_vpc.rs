@@ -23,7 +23,7 @@ use std::sync::Arc;
 use tessera_core::jose::{self, SigningKey};
 use tessera_core::model::Algorithm;
 use tessera_core::service_account_jwt::pem;
-use tessera_server::admin::rfc3339;
+use tessera_server::rfc3339::from_unix as rfc3339;
 use tessera_verify::{decode_unverified, VerifyingKey};
 
 /// Instance identity tokens live 5 s to 1 h; 300 s when the request does not say.

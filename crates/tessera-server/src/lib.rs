@@ -24,6 +24,7 @@ pub mod maintenance;
 pub mod metrics_names;
 pub mod oidc;
 pub mod ops;
+pub mod rfc3339;
 pub mod rotation;
 pub mod router;
 pub mod server;
@@ -37,6 +38,7 @@ pub mod throttle;
 pub mod tls;
 pub mod tokens;
 pub mod yandex;
+pub mod yandex_settings;
 
 pub use config::{ServeArgs, StoreArgs};
 

@@ -199,7 +199,7 @@ pub async fn import(config: &Config, dump: &Dump, now: i64) -> anyhow::Result<Im
             detail: format!(
                 "import of {} objects exported at {}",
                 dump.entity_count(),
-                crate::admin::rfc3339(dump.exported_at)
+                crate::rfc3339::from_unix(dump.exported_at)
             ),
         };
         transfer::import(store, dump, &audit)

@@ -36,7 +36,6 @@ mod whoami;
 
 pub use errors::AdminError;
 pub use kit::{list_filter, ListQuery};
-pub use views::rfc3339;
 
 use crate::http::RequestContext;
 use crate::state::AppState;

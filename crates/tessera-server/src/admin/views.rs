@@ -6,15 +6,7 @@
 use tessera_api::admin as api;
 use tessera_core::model::*;
 
-pub fn rfc3339(at: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(at)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
+pub use crate::rfc3339::from_unix as rfc3339;
 
 /// A core model's admin-API view.
 pub trait ToApi {
