@@ -2,7 +2,7 @@
 //! (`mfa`) changed by `PATCH`.
 
 use super::auth::Caller;
-use super::kit::{self, AdminJson, Collection};
+use super::kit::{self, AdminJson};
 use super::views::ToApi;
 use super::AdminError;
 use crate::http::RequestContext;
@@ -21,13 +21,7 @@ use tessera_core::ids;
 use tessera_core::limits;
 use tessera_core::model::{Account, MfaRequirement};
 
-/// `/v1/accounts` and `/v1/accounts/{id}`.
-pub struct Accounts;
-
-impl Collection for Accounts {
-    const KIND: EntityKind = EntityKind::Account;
-    const PLURAL: &'static str = "accounts";
-}
+kit::collection!(Accounts, Account, "accounts");
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -2,7 +2,7 @@
 //! stored as a keyed hash.
 
 use super::auth::Caller;
-use super::kit::{self, AdminJson, Collection};
+use super::kit::{self, AdminJson};
 use super::views::ToApi;
 use super::AdminError;
 use crate::http::RequestContext;
@@ -12,19 +12,13 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 use tessera_api::admin as api;
-use tessera_core::directory::{Entity, EntityKind};
+use tessera_core::directory::Entity;
 use tessera_core::ids;
 use tessera_core::limits;
 use tessera_core::model::{ApiKey, SubjectKind};
 use tessera_core::secret::{self, SecretPurpose};
 
-/// `/v1/api_keys` and `/v1/api_keys/{id}`.
-pub struct ApiKeys;
-
-impl Collection for ApiKeys {
-    const KIND: EntityKind = EntityKind::ApiKey;
-    const PLURAL: &'static str = "api_keys";
-}
+kit::collection!(ApiKeys, ApiKey, "api_keys");
 
 pub fn router() -> Router<AppState> {
     Router::new()

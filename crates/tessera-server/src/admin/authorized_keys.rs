@@ -4,7 +4,7 @@
 //! The secret is not logged or put in an audit event: the audit detail names the object only.
 
 use super::auth::Caller;
-use super::kit::{self, AdminJson, Collection};
+use super::kit::{self, AdminJson};
 use super::views::ToApi;
 use super::views::{key_algorithm, rfc3339};
 use super::AdminError;
@@ -16,19 +16,13 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
-use tessera_core::directory::{Entity, EntityKind};
+use tessera_core::directory::Entity;
 use tessera_core::ids;
 use tessera_core::limits;
 use tessera_core::model::{AuthorizedKey, AuthorizedKeyAlgorithm};
 use tessera_core::service_account_jwt::{self, GeneratedKeyPair};
 
-/// `/v1/authorized_keys` and `/v1/authorized_keys/{id}`.
-pub struct AuthorizedKeys;
-
-impl Collection for AuthorizedKeys {
-    const KIND: EntityKind = EntityKind::AuthorizedKey;
-    const PLURAL: &'static str = "authorized_keys";
-}
+kit::collection!(AuthorizedKeys, AuthorizedKey, "authorized_keys");
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -1,7 +1,7 @@
 //! Enterprises: groups of accounts (`/v1/enterprises`).
 
 use super::auth::Caller;
-use super::kit::{self, AdminJson, Collection};
+use super::kit::{self, AdminJson};
 use super::views::ToApi;
 use super::AdminError;
 use crate::http::RequestContext;
@@ -11,17 +11,11 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 use tessera_api::admin as api;
-use tessera_core::directory::{Entity, EntityKind};
+use tessera_core::directory::Entity;
 use tessera_core::model::Enterprise;
 use tessera_core::{ids, limits};
 
-/// `/v1/enterprises` and `/v1/enterprises/{id}`.
-pub struct Enterprises;
-
-impl Collection for Enterprises {
-    const KIND: EntityKind = EntityKind::Enterprise;
-    const PLURAL: &'static str = "enterprises";
-}
+kit::collection!(Enterprises, Enterprise, "enterprises");
 
 pub fn router() -> Router<AppState> {
     Router::new()

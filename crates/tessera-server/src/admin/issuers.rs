@@ -8,7 +8,7 @@
 //! leak. The file is read only after that decision. Issuer URLs are unique per account.
 
 use super::auth::Caller;
-use super::kit::{self, find_or_404, internal, store_new, Collection};
+use super::kit::{self, find_or_404, internal, store_new};
 use super::kit::{audit, created, settle, AdminJson};
 use super::views::ToApi;
 use super::AdminError;
@@ -26,13 +26,7 @@ use tessera_core::directory::{Entity, EntityKind};
 use tessera_core::model::{JwksSource, TrustedIssuer};
 use tessera_core::{ids, limits, trusted_issuer};
 
-/// `/v1/trusted_issuers` and `/v1/trusted_issuers/{id}`.
-pub struct Issuers;
-
-impl Collection for Issuers {
-    const KIND: EntityKind = EntityKind::Issuer;
-    const PLURAL: &'static str = "trusted_issuers";
-}
+kit::collection!(Issuers, Issuer, "trusted_issuers");
 
 pub fn router() -> Router<AppState> {
     Router::new()

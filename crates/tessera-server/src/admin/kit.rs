@@ -121,6 +121,23 @@ pub trait Collection {
     }
 }
 
+/// Declares a resource module's [`Collection`] with the default addressing (`{id}` is the id):
+/// `collection!(Accounts, Account, "accounts")` is the unit type `Accounts` serving
+/// `EntityKind::Account` under the list key `accounts`.
+macro_rules! collection {
+    ($name:ident, $kind:ident, $plural:literal) => {
+        #[doc = concat!("The `", $plural, "` collection.")]
+        pub struct $name;
+
+        impl $crate::admin::kit::Collection for $name {
+            const KIND: tessera_core::directory::EntityKind =
+                tessera_core::directory::EntityKind::$kind;
+            const PLURAL: &'static str = $plural;
+        }
+    };
+}
+pub(super) use collection;
+
 pub async fn list<C: Collection>(
     State(state): State<AppState>,
     caller: Caller,

@@ -4,7 +4,7 @@
 //! The secret is not logged or put in an audit event: the audit detail names the object only.
 
 use super::auth::Caller;
-use super::kit::{self, AdminJson, Collection};
+use super::kit::{self, AdminJson};
 use super::views::ToApi;
 use super::AdminError;
 use crate::http::RequestContext;
@@ -14,19 +14,13 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 use tessera_api::admin as api;
-use tessera_core::directory::{Entity, EntityKind};
+use tessera_core::directory::Entity;
 use tessera_core::ids;
 use tessera_core::limits;
 use tessera_core::model::OAuthToken;
 use tessera_core::secret::{self, SecretPurpose};
 
-/// `/v1/oauth_tokens` and `/v1/oauth_tokens/{id}`.
-pub struct OAuthTokens;
-
-impl Collection for OAuthTokens {
-    const KIND: EntityKind = EntityKind::OAuthToken;
-    const PLURAL: &'static str = "oauth_tokens";
-}
+kit::collection!(OAuthTokens, OAuthToken, "oauth_tokens");
 
 pub fn router() -> Router<AppState> {
     Router::new()

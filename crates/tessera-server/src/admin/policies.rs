@@ -3,7 +3,7 @@
 //! in `directory_objects`; this module creates them and lists them (with `?source_iam_id=`).
 
 use super::auth::Caller;
-use super::kit::{self, create_entity, internal, Collection};
+use super::kit::{self, create_entity, internal};
 use super::kit::{created, AdminJson};
 use super::views::ToApi;
 use super::AdminError;
@@ -14,18 +14,12 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 use tessera_api::admin as api;
-use tessera_core::directory::{Entity, EntityKind};
+use tessera_core::directory::Entity;
 use tessera_core::ids;
 use tessera_core::limits;
 use tessera_core::model::{AuthorizationPolicy, SubjectKind};
 
-/// `/v1/authorization_policies` and `/v1/authorization_policies/{id}`.
-pub struct Policies;
-
-impl Collection for Policies {
-    const KIND: EntityKind = EntityKind::Policy;
-    const PLURAL: &'static str = "authorization_policies";
-}
+kit::collection!(Policies, Policy, "authorization_policies");
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -6,7 +6,7 @@
 use super::auth::Caller;
 use super::kit;
 use super::kit::{audit, created, settle, AdminJson};
-use super::kit::{create_entity, find_or_404, internal, Collection};
+use super::kit::{create_entity, find_or_404, internal};
 use super::views::{profile_document, ToApi};
 use super::AdminError;
 use crate::http::RequestContext;
@@ -23,13 +23,7 @@ use tessera_core::ids;
 use tessera_core::model::TrustedProfile;
 use tessera_core::trusted_profile::{self, ValidProfile};
 
-/// `/v1/trusted_profiles` and `/v1/trusted_profiles/{id}`.
-pub struct Profiles;
-
-impl Collection for Profiles {
-    const KIND: EntityKind = EntityKind::Profile;
-    const PLURAL: &'static str = "trusted_profiles";
-}
+kit::collection!(Profiles, Profile, "trusted_profiles");
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -1,7 +1,7 @@
 //! Service accounts (`/v1/service_accounts`): non-human identities of an account.
 
 use super::auth::Caller;
-use super::kit::{self, AdminJson, Collection};
+use super::kit::{self, AdminJson};
 use super::views::ToApi;
 use super::AdminError;
 use crate::http::RequestContext;
@@ -11,18 +11,12 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 use tessera_api::admin as api;
-use tessera_core::directory::{Entity, EntityKind};
+use tessera_core::directory::Entity;
 use tessera_core::ids;
 use tessera_core::limits;
 use tessera_core::model::ServiceAccount;
 
-/// `/v1/service_accounts` and `/v1/service_accounts/{id}`.
-pub struct ServiceAccounts;
-
-impl Collection for ServiceAccounts {
-    const KIND: EntityKind = EntityKind::ServiceAccount;
-    const PLURAL: &'static str = "service_accounts";
-}
+kit::collection!(ServiceAccounts, ServiceAccount, "service_accounts");
 
 pub fn router() -> Router<AppState> {
     Router::new()

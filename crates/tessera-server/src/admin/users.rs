@@ -2,7 +2,7 @@
 //! identity provider (`federated`).
 
 use super::auth::Caller;
-use super::kit::{self, AdminJson, Collection};
+use super::kit::{self, AdminJson};
 use super::AdminError;
 use crate::http::RequestContext;
 use crate::state::AppState;
@@ -12,19 +12,13 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
-use tessera_core::directory::{Entity, EntityKind};
+use tessera_core::directory::Entity;
 use tessera_core::ids;
 use tessera_core::limits;
 use tessera_core::model::User;
 use tessera_core::secret;
 
-/// `/v1/users` and `/v1/users/{id}`.
-pub struct Users;
-
-impl Collection for Users {
-    const KIND: EntityKind = EntityKind::User;
-    const PLURAL: &'static str = "users";
-}
+kit::collection!(Users, User, "users");
 
 pub fn router() -> Router<AppState> {
     Router::new()
