@@ -863,22 +863,30 @@ async fn the_agent_rides_out_a_server_outage_and_stops_with_its_credential() {
         )
         .await;
     assert!(status == 204 || status == 200, "{status} {body}");
-    // A refresh that was under way when the key went may still land; whatever is served once
-    // the deletion has been answered is the last token the agent will ever get.
-    let (_, _, body) = agent.get(TOKEN_PATH).await;
-    let last = serde_json::from_str::<Value>(&body)
-        .map(|v| v["access_token"].clone())
-        .unwrap_or_else(|_| recovered["access_token"].clone());
-    let deadline = Instant::now() + Duration::from_secs(45);
+    // A refresh that was under way when the key went may still land after the deletion was
+    // answered, so the served token may change once; what must never be served is a token
+    // minted after the deletion. Tokens carry `iat` in whole seconds.
+    let deleted_at = unix_now();
+    let deadline = Instant::now() + Duration::from_secs(75);
     loop {
         let (status, _, body) = agent.get(TOKEN_PATH).await;
         if status == 503 {
             assert!(body.contains("refused"), "{body}");
             break;
         }
+        assert_eq!(status, 200, "{body}");
         let served: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(served["access_token"], last, "no new token after deletion");
-        assert!(Instant::now() < deadline);
+        let iat = jwt_payload(served["access_token"].as_str().unwrap())["iat"]
+            .as_i64()
+            .unwrap();
+        assert!(
+            iat <= deleted_at,
+            "a token minted after the deletion: iat {iat} > {deleted_at}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "still serving after the last token's time"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
