@@ -18,6 +18,7 @@
 //! - `operations`: operator commands: `keys list/rotate`, `migrate`, `export`/`import`.
 //! - `durability`: first start, the data-directory lock, backup and restore, SIGTERM and
 //!   SIGKILL rounds, `admin recover`.
+//! - `dev`: `serve --dev`, the throw-away installation with fixed printed keys.
 //! - `connections`: slow, idle and too many connections on both listeners.
 //! - `failures`: every body limit answers 413, gRPC decode errors, and a stopped PostgreSQL
 //!   giving 503 on every surface without driver text.
@@ -49,6 +50,7 @@ mod cluster;
 mod connections;
 mod cr_token;
 mod delegated;
+mod dev;
 mod durability;
 mod failures;
 mod harness;

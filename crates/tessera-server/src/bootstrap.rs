@@ -147,7 +147,7 @@ pub async fn load_server_secrets(
     })
 }
 
-fn system_audit(now: i64, action: &str, detail: String) -> AuditEvent {
+pub fn system_audit(now: i64, action: &str, detail: String) -> AuditEvent {
     AuditEvent {
         at: now,
         actor: "system".into(),

@@ -49,7 +49,7 @@ pub struct StoreArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Address to listen on for REST (and, later, gRPC). Port 0 picks a free port.
+    /// Address to listen on for every surface (REST, gRPC, admin API). Port 0 picks a free port.
     #[arg(long, env = "TESSERA_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Base URL clients reach this server at (default: http://<listen address>).
@@ -165,6 +165,14 @@ pub struct ServeArgs {
     /// Connections served at once; further ones wait in the listen queue (default 1000).
     #[arg(long, env = "TESSERA_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<u32>,
+    /// Dev mode: a throw-away installation in a temporary directory (deleted at exit), plain
+    /// HTTP, fixed printed API keys for the administrator and a ready service account, and
+    /// lines to paste. Nothing is kept. Listens on loopback addresses only.
+    #[arg(long)]
+    pub dev: bool,
+    /// With --dev: listen on a non-loopback address too (the dev keys are public).
+    #[arg(long, requires = "dev")]
+    pub dev_listen_any: bool,
 }
 
 /// The optional configuration file. Unknown keys are an error, so typos do not pass silently.
@@ -248,6 +256,8 @@ pub struct Config {
     pub throttle: crate::throttle::ThrottleConfig,
     /// Bounds on the listener's connections.
     pub connections: ConnectionLimits,
+    /// `serve --dev`: a throw-away installation (see [`crate::dev`]).
+    pub dev: bool,
 }
 
 /// Bounds on the listener's connections, plaintext and TLS alike, so that slow or idle clients
@@ -585,6 +595,7 @@ impl Config {
             tls,
             throttle,
             connections,
+            dev: false,
         })
     }
 
@@ -659,6 +670,7 @@ impl Config {
             tls: TlsMode::Off,
             throttle: crate::throttle::ThrottleConfig::default(),
             connections: ConnectionLimits::default(),
+            dev: false,
         }
     }
 }
@@ -846,6 +858,90 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The README's configuration table, as (flag, environment variable, file key) rows.
+    fn documented_settings() -> Vec<(String, String, String)> {
+        let readme = include_str!("../../../README.md");
+        let table = readme
+            .split("## Configuration reference")
+            .nth(1)
+            .and_then(|rest| {
+                rest.split("\n\n")
+                    .find(|block| block.starts_with("| flag |"))
+            })
+            .expect("the README's configuration table");
+        let cell = |text: &str| {
+            // `--flag VALUE` → `--flag`; `NAME` (comma-separated) → `NAME`.
+            let text = text.trim();
+            let inner = text.split('`').nth(1).unwrap_or("");
+            inner.split_whitespace().next().unwrap_or("").to_owned()
+        };
+        table
+            .lines()
+            .skip(2)
+            .map(|row| {
+                let cells: Vec<&str> = row.trim_matches('|').split('|').collect();
+                (cell(cells[0]), cell(cells[1]), cell(cells[2]))
+            })
+            .collect()
+    }
+
+    /// Every flag of `tessera serve` is in the README's table with its variable, and every row
+    /// of the table names a flag, variable and file key that exist.
+    #[test]
+    fn the_readme_configuration_table_is_the_serve_flags_and_file_keys() {
+        use clap::CommandFactory;
+        #[derive(clap::Parser)]
+        struct Serve {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        let command = Serve::command();
+        let flags: Vec<(String, String)> = command
+            .get_arguments()
+            .filter_map(|a| {
+                let long = a.get_long()?;
+                let env = a
+                    .get_env()
+                    .map(|e| e.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Some((format!("--{long}"), env))
+            })
+            .collect();
+        let documented = documented_settings();
+        assert!(documented.len() > 30, "{documented:?}");
+        for (flag, env) in &flags {
+            let row = documented.iter().find(|(f, _, _)| f == flag);
+            let Some((_, documented_env, _)) = row else {
+                panic!("`tessera serve {flag}` is missing from the README's configuration table");
+            };
+            assert_eq!(documented_env, env, "the variable of {flag} in the README");
+        }
+        for (flag, env, key) in &documented {
+            if !flag.is_empty() {
+                assert!(
+                    flags.iter().any(|(f, _)| f == flag),
+                    "the README documents {flag}, which `tessera serve` does not have"
+                );
+            }
+            if flag.is_empty() {
+                assert!(
+                    ["TESSERA_MASTER_KEY", "TESSERA_BOOTSTRAP_ADMIN_APIKEY"]
+                        .contains(&env.as_str()),
+                    "{env}: a documented variable without a flag must be one of the secrets"
+                );
+            }
+            if !key.is_empty() {
+                let error = parse_file(&format!("{key} = 0"))
+                    .err()
+                    .map(|e| format!("{e:#}"));
+                assert!(
+                    !error.as_deref().unwrap_or("").contains("unknown field"),
+                    "the README documents the file key {key}, which tessera.toml does not have: {error:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn flags_beat_file_beat_defaults() {

@@ -16,6 +16,7 @@ pub mod bootstrap;
 pub mod clock;
 pub mod config;
 pub mod data_dir_lock;
+pub mod dev;
 pub mod http;
 pub mod ibm;
 pub mod issuer_keys;
@@ -44,6 +45,9 @@ pub use config::{ServeArgs, StoreArgs};
 
 /// Runs `tessera serve` until SIGINT/SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.dev {
+        return serve_dev(args).await;
+    }
     let config = config::Config::resolve(&args, config::SecretEnv::from_process())?;
     let telemetry = telemetry::init(&config.telemetry_settings())?;
     let result = async {
@@ -52,5 +56,26 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     .await;
     telemetry.shutdown().await;
+    result
+}
+
+/// `tessera serve --dev`: [`dev`]'s throw-away installation, removed when the server stops.
+async fn serve_dev(args: ServeArgs) -> anyhow::Result<()> {
+    let setup = dev::setup(&args, config::SecretEnv::from_process())?;
+    let telemetry = telemetry::init(&setup.config.telemetry_settings())?;
+    let result = async {
+        let server = server::Server::prepare(setup.config.clone()).await?;
+        let installed = server
+            .installed()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("the dev installation was not created"))?;
+        let objects = dev::provision(server.state(), &installed, setup.dir()).await?;
+        dev::print_banner(&server.state().public_url, setup.dir(), &objects)?;
+        tracing::warn!(dir = %setup.dir().display(), "dev mode: nothing is kept, the installation is deleted at exit");
+        server.run(server::shutdown_signal()).await
+    }
+    .await;
+    telemetry.shutdown().await;
+    drop(setup);
     result
 }

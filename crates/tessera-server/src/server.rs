@@ -34,6 +34,15 @@ pub struct Server {
     tls: Option<tokio_rustls::TlsAcceptor>,
     /// Held until the server has stopped and closed its store.
     lock: DataDirLock,
+    /// What this start created, when it was the installation's first.
+    installed: Option<Installed>,
+}
+
+/// The account and administrator a first start created.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    pub account_id: String,
+    pub admin_user_id: String,
 }
 
 impl Server {
@@ -90,9 +99,17 @@ impl Server {
             &node_id,
             now,
             &rng,
-            |first| print_first_start(&config, &public_url, first),
+            |first| match config.dev {
+                // Dev mode prints its own banner once the server is ready.
+                true => Ok(()),
+                false => print_first_start(&config, &public_url, first),
+            },
         )
         .await?;
+        let installed = first.as_ref().map(|f| Installed {
+            account_id: f.account_id.clone(),
+            admin_user_id: f.admin_user_id.clone(),
+        });
         let snapshot = Arc::new(Snapshot::load(store.as_ref(), master.clone(), now()).await?);
         if first.is_none() {
             warn_about_unused_bootstrap_key(&config, &secrets.pepper, &snapshot);
@@ -123,7 +140,13 @@ impl Server {
             state,
             tls,
             lock,
+            installed,
         })
+    }
+
+    /// The account and administrator this start created, if it was the first.
+    pub fn installed(&self) -> Option<&Installed> {
+        self.installed.as_ref()
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
