@@ -93,6 +93,22 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Operator commands on the store itself, without a server (e.g. `admin recover`).
     Admin(AdminArgs),
+    /// Print a shell completion script.
+    #[command(after_help = COMPLETION_HELP)]
+    Completion(CompletionArgs),
+}
+
+const COMPLETION_HELP: &str = "Install it once per shell:\n  \
+    bash:        tessera completion bash > ~/.local/share/bash-completion/completions/tessera\n  \
+    zsh:         tessera completion zsh > \"${fpath[1]}/_tessera\"\n  \
+    fish:        tessera completion fish > ~/.config/fish/completions/tessera.fish\n  \
+    PowerShell:  tessera completion powershell >> $PROFILE";
+
+#[derive(Args)]
+pub struct CompletionArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 const BACKUP_HELP: &str = "The copy is one consistent snapshot of the store (SQLite's VACUUM \

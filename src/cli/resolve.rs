@@ -206,6 +206,8 @@ pub fn resolve_login(
 /// A fully resolved command, ready to run.
 pub enum Plan {
     Serve(Box<tessera_server::ServeArgs>),
+    /// A completion script for this shell, on standard output.
+    Completion(clap_complete::Shell),
     Agent(Box<crate::agent::AgentArgs>),
     Login(LoginPlan),
     Token {
@@ -259,6 +261,7 @@ impl fmt::Debug for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Plan::Serve(_) => f.write_str("Serve(..)"),
+            Plan::Completion(shell) => f.debug_tuple("Completion").field(shell).finish(),
             Plan::Agent(_) => f.write_str("Agent(..)"),
             Plan::Login(plan) => f.debug_tuple("Login").field(plan).finish(),
             Plan::Token { connection, format } => f
@@ -319,6 +322,7 @@ impl Plan {
         let load = || -> Result<Config> { config::load(&env.config_path()?) };
         Ok(match cli.command {
             Command::Serve(args) => Plan::Serve(args),
+            Command::Completion(args) => Plan::Completion(args.shell),
             Command::Agent(args) => Plan::Agent(args),
             Command::Login(args) => Plan::Login(resolve_login(
                 &args.connection,

@@ -71,6 +71,13 @@ impl Io<'_> {
 pub async fn execute(plan: Plan, io: &mut Io<'_>) -> Result<()> {
     match plan {
         Plan::Serve(args) => tessera_server::serve(*args).await,
+        Plan::Completion(shell) => {
+            use clap::CommandFactory;
+            // Into memory first: the generator panics on a failed write (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut super::Cli::command(), "tessera", &mut script);
+            emit(io.out.write_all(&script))
+        }
         Plan::Agent(args) => crate::agent::run(*args).await,
         Plan::Login(plan) => login(plan, io).await,
         Plan::Token { connection, format } => {

@@ -257,3 +257,41 @@ async fn environment_overrides_profile() {
     let full = json_of(cli(home.path(), &["token", "--format", "json"], &[]));
     assert_eq!(full["token_type"], "Bearer");
 }
+
+#[test]
+fn completion_scripts_for_every_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef tessera"),
+        ("fish", "complete -c tessera"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let script = ok(cli(dir.path(), &["completion", shell], &[]));
+        assert!(script.contains(marker), "{shell}: {marker:?} missing");
+        // Subcommands down to the resource verbs are completed.
+        assert!(script.contains("service-account"), "{shell}");
+        assert!(script.contains("completion"), "{shell}");
+    }
+    // The bash script loads and registers a completion for `tessera`, and completes a verb.
+    let script = ok(cli(dir.path(), &["completion", "bash"], &[]));
+    let path = dir.path().join("tessera.bash");
+    std::fs::write(&path, script).unwrap();
+    let probe = format!(
+        "source {}; complete -p tessera; COMP_WORDS=(tessera iam service-account l); COMP_CWORD=3; \
+         _tessera tessera l service-account; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        path.display()
+    );
+    let output = Command::new("bash").args(["-c", &probe]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("-F _tessera tessera"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "list"), "{stdout}");
+    // An unknown shell is a usage error.
+    let output = cli(dir.path(), &["completion", "tcsh"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+}
