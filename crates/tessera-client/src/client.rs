@@ -184,11 +184,12 @@ impl Client {
     }
 
     /// The `cr-token` grant: a compute-resource token for an access token of the trusted
-    /// profile `profile` admits it to.
+    /// profile `profile` names, or without one, of the profile the token's links and claim
+    /// rules admit it to.
     pub async fn token_from_cr_token(
         &self,
         cr_token: &str,
-        profile: &TrustedProfileSelector,
+        profile: Option<&TrustedProfileSelector>,
     ) -> Result<IbmTokenResponse> {
         let mut form = IbmTokenRequest {
             grant_type: grant_type(GrantType::CrToken),
@@ -196,9 +197,10 @@ impl Client {
             ..IbmTokenRequest::default()
         };
         match profile {
-            TrustedProfileSelector::Id(id) => form.profile_id = Some(id.clone()),
-            TrustedProfileSelector::Crn(crn) => form.profile_crn = Some(crn.clone()),
-            TrustedProfileSelector::Name(name) => form.profile_name = Some(name.clone()),
+            Some(TrustedProfileSelector::Id(id)) => form.profile_id = Some(id.clone()),
+            Some(TrustedProfileSelector::Crn(crn)) => form.profile_crn = Some(crn.clone()),
+            Some(TrustedProfileSelector::Name(name)) => form.profile_name = Some(name.clone()),
+            None => {}
         }
         self.token(&form).await
     }

@@ -488,7 +488,10 @@ async fn the_agents_token_calls_on_the_wire() {
         ("e.f.g", 600)
     );
     let token = anonymous
-        .token_from_cr_token("vm-token", &TrustedProfileSelector::Name("web".into()))
+        .token_from_cr_token(
+            "vm-token",
+            Some(&TrustedProfileSelector::Name("web".into())),
+        )
         .await
         .unwrap();
     assert_eq!(token.expiration, 1_800_000_000);
