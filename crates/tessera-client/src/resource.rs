@@ -16,8 +16,8 @@ pub trait Resource {
     /// Whether the create answer holds a secret shown once (a key, a client secret, a token):
     /// then a decoding error of that answer does not quote the body.
     const CREATE_ANSWER_HOLDS_SECRET: bool = false;
-    /// One object, as the server renders it.
-    type Item: DeserializeOwned;
+    /// One object, as the server renders it (its `Debug` redacts a one-time secret).
+    type Item: DeserializeOwned + std::fmt::Debug;
     /// The body of `POST` to the collection.
     type Create: Serialize;
     /// The object's id, as its path and paging (`after`) take it.
