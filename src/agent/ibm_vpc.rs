@@ -7,7 +7,7 @@
 //! `/identity/v1/iam_tokens` are the same operations.
 
 use super::config::IbmVpcFile;
-use super::upstream::{pem_to_der, unix_now, UpstreamError};
+use super::upstream::{pem_to_der, unix_now, TrustedProfileSelector, UpstreamError};
 use super::AgentState;
 use anyhow::{anyhow, Context, Result};
 use aws_lc_rs::rand::SystemRandom;
@@ -313,38 +313,35 @@ async fn iam_token_create(
     if let Some(key) = request.keys().find(|k| k.as_str() != "trusted_profile") {
         return Err(VpcError::invalid(format!("unknown field {key:?}")));
     }
-    let mut profile: Vec<(&str, &str)> = Vec::new();
+    let mut profile = None;
     if let Some(selector) = request.get("trusted_profile") {
         let selector = selector
             .as_object()
             .ok_or_else(|| VpcError::invalid("trusted_profile must be an object"))?;
-        if selector.len() != 1 {
-            return Err(VpcError::invalid(
-                "trusted_profile must have exactly one of id, crn or name",
-            ));
-        }
-        for (key, field) in [
-            ("id", "profile_id"),
-            ("crn", "profile_crn"),
-            ("name", "profile_name"),
-        ] {
-            if let Some(value) = selector.get(key) {
-                let value = value.as_str().filter(|v| !v.is_empty()).ok_or_else(|| {
-                    VpcError::invalid(format!("trusted_profile.{key} must be a non-empty string"))
-                })?;
-                profile.push((field, value));
-            }
-        }
-        if profile.is_empty() {
-            return Err(VpcError::invalid(
-                "trusted_profile must have exactly one of id, crn or name",
-            ));
-        }
+        let exactly_one =
+            || VpcError::invalid("trusted_profile must have exactly one of id, crn or name");
+        let (key, value) = match selector.iter().next() {
+            Some(entry) if selector.len() == 1 => entry,
+            _ => return Err(exactly_one()),
+        };
+        let value = value
+            .as_str()
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                VpcError::invalid(format!("trusted_profile.{key} must be a non-empty string"))
+            });
+        profile = Some(match key.as_str() {
+            "id" => TrustedProfileSelector::Id(value?),
+            "crn" => TrustedProfileSelector::Crn(value?),
+            "name" => TrustedProfileSelector::Name(value?),
+            _ => return Err(exactly_one()),
+        });
     }
     let fetched = state
         .shared
         .upstream
-        .cr_token(instance_token, &profile)
+        .cr_token(instance_token, profile.as_ref())
         .await
         .map_err(|e| match e {
             UpstreamError::Refused { status, message } => VpcError::new(

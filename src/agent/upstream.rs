@@ -6,10 +6,14 @@
 use anyhow::{anyhow, bail, Context, Result};
 use aws_lc_rs::rand::SystemRandom;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
+use tessera_api::admin::IdTokenCreate;
+use tessera_api::token::{IbmTokenResponse, YandexIamToken};
+pub use tessera_client::TrustedProfileSelector;
+use tessera_client::{Client, Error as ClientError};
 use tessera_core::jose::SigningKey;
 use tessera_core::model::Algorithm;
 use tessera_core::service_account_jwt::pem_decode;
@@ -17,8 +21,6 @@ use tessera_core::service_account_jwt::pem_decode;
 /// The audience of the service-account JWTs the agent signs: the canonical Yandex tokens URL,
 /// which every Tessera server accepts.
 const YANDEX_TOKENS_AUDIENCE: &str = "https://iam.api.cloud.yandex.net/iam/v1/tokens";
-const APIKEY_GRANT: &str = "urn:ibm:params:oauth:grant-type:apikey";
-const CR_TOKEN_GRANT: &str = "urn:ibm:params:oauth:grant-type:cr-token";
 
 /// A bearer token and when it stops working (unix seconds).
 #[derive(Clone)]
@@ -139,11 +141,11 @@ pub enum UpstreamError {
     Refused { status: u16, message: String },
 }
 
-/// An HTTP client of one Tessera server.
+/// The agent's client of one Tessera server: `tessera_client` with the agent's timeouts and
+/// user agent, its errors classified for the refresh loop and the agent's own answers.
 #[derive(Clone)]
 pub struct Upstream {
-    base: String,
-    http: reqwest::Client,
+    client: Client,
     rng: std::sync::Arc<SystemRandom>,
 }
 
@@ -158,26 +160,38 @@ impl UpstreamError {
     }
 }
 
+impl From<ClientError> for UpstreamError {
+    /// A refusal (4xx, but 429) carries the server's message; an outage (5xx, 429, no answer,
+    /// an answer that is not the API's) is worth retrying; a TLS failure says what to check.
+    fn from(error: ClientError) -> UpstreamError {
+        if let ClientError::Http { source, .. } = &error {
+            return transport_error(source);
+        }
+        let message = match (error.server_message(), error.status()) {
+            (Some(message), _) => message.to_owned(),
+            (None, Some(status)) => format!("HTTP {status}"),
+            (None, None) => error.to_string(),
+        };
+        match error.status() {
+            Some(status) if !(status >= 500 || status == 429) => {
+                UpstreamError::Refused { status, message }
+            }
+            _ => UpstreamError::Unavailable(message),
+        }
+    }
+}
+
 impl Upstream {
     pub fn new(server: &str, ca_pem: Option<&[u8]>) -> Result<Upstream> {
-        let base = server.trim_end_matches('/').to_owned();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            bail!("server must be an http:// or https:// URL, got {server:?}");
-        }
-        let mut builder = reqwest::Client::builder()
+        let mut builder = Client::builder(server)
             .user_agent(concat!("tessera-agent/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(15));
         if let Some(pem) = ca_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem)
-                .context("the CA certificate file is not PEM")?
-            {
-                builder = builder.add_root_certificate(cert);
-            }
+            builder = builder.ca_pem(pem);
         }
         Ok(Upstream {
-            base,
-            http: builder.build().context("cannot build the HTTP client")?,
+            client: builder.build().context("--server")?,
             rng: std::sync::Arc::new(SystemRandom::new()),
         })
     }
@@ -203,26 +217,9 @@ impl Upstream {
                 let jwt = key
                     .sign_jws(claims.to_string().as_bytes(), self.rng.as_ref())
                     .map_err(|_| UpstreamError::Unavailable("cannot sign the JWT".into()))?;
-                let body = self
-                    .send(
-                        self.http
-                            .post(self.url("/iam/v1/tokens"))
-                            .json(&json!({"jwt": jwt})),
-                    )
-                    .await?;
-                yandex_token(&body)
+                yandex_token(&self.client.yandex_token_from_jwt(&jwt).await?)
             }
-            Credential::ApiKey(apikey) => {
-                let body = self
-                    .send(
-                        self.http
-                            .post(self.url("/identity/token"))
-                            .header("Accept", "application/json")
-                            .form(&[("grant_type", APIKEY_GRANT), ("apikey", apikey)]),
-                    )
-                    .await?;
-                ibm_token(&body)
-            }
+            Credential::ApiKey(apikey) => ibm_token(self.client.token_from_apikey(apikey).await?),
         }
     }
 
@@ -233,25 +230,18 @@ impl Upstream {
         bearer: &str,
         service_account_id: &str,
     ) -> Result<FetchedToken, UpstreamError> {
-        let body = self
-            .send(
-                self.http
-                    .post(self.url("/iam/v1/tokens:createForServiceAccount"))
-                    .bearer_auth(bearer)
-                    .json(&json!({"serviceAccountId": service_account_id})),
-            )
+        let token = self
+            .client
+            .with_token(bearer)
+            .create_for_service_account(service_account_id)
             .await?;
-        yandex_token(&body)
+        yandex_token(&token)
     }
 
     /// The token's subject: `(id, email)`.
     pub async fn whoami(&self, bearer: &str) -> Result<(String, Option<String>), UpstreamError> {
-        let body = self
-            .send(self.http.get(self.url("/v1/whoami")).bearer_auth(bearer))
-            .await?;
-        let id = text_field(&body, "id")?;
-        let email = body.get("email").and_then(Value::as_str).map(str::to_owned);
-        Ok((id, email))
+        let me = self.client.with_token(bearer).whoami().await?;
+        Ok((me.id, me.email))
     }
 
     /// An ID token for the bearer, addressed to `audience`.
@@ -260,83 +250,37 @@ impl Upstream {
         bearer: &str,
         audience: &str,
         full: bool,
-        compute_engine: &serde_json::Map<String, Value>,
+        compute_engine: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<FetchedToken, UpstreamError> {
-        let mut request =
-            json!({"audience": audience, "format": if full { "full" } else { "standard" }});
-        if full && !compute_engine.is_empty() {
-            request["compute_engine"] = Value::Object(compute_engine.clone());
-        }
-        let body = self
-            .send(
-                self.http
-                    .post(self.url("/v1/id_tokens"))
-                    .bearer_auth(bearer)
-                    .json(&request),
-            )
+        let request = IdTokenCreate {
+            audience: Some(audience.to_owned()),
+            format: Some(if full { "full" } else { "standard" }.to_owned()),
+            compute_engine: if full {
+                compute_engine.clone()
+            } else {
+                serde_json::Map::new()
+            },
+        };
+        let minted = self
+            .client
+            .with_token(bearer)
+            .create_id_token(&request)
             .await?;
         Ok(FetchedToken {
-            access_token: text_field(&body, "id_token")?,
-            expires_at: unix_now() + int_field(&body, "expires_in")?,
+            access_token: minted.id_token,
+            expires_at: unix_now() + minted.expires_in,
         })
     }
 
     /// The IBM `cr-token` grant: a compute-resource token (here, an instance identity token)
-    /// for an access token of a trusted profile. `profile` is `(field, value)`, e.g.
-    /// `("profile_id", "Profile-…")`.
+    /// for an access token of a trusted profile (`None`: the one its links and rules admit).
     pub async fn cr_token(
         &self,
         cr_token: &str,
-        profile: &[(&str, &str)],
+        profile: Option<&TrustedProfileSelector>,
     ) -> Result<FetchedToken, UpstreamError> {
-        let mut form = vec![("grant_type", CR_TOKEN_GRANT), ("cr_token", cr_token)];
-        form.extend_from_slice(profile);
-        let body = self
-            .send(
-                self.http
-                    .post(self.url("/identity/token"))
-                    .header("Accept", "application/json")
-                    .form(&form),
-            )
-            .await?;
-        ibm_token(&body)
+        ibm_token(self.client.token_from_cr_token(cr_token, profile).await?)
     }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, UpstreamError> {
-        let response = request.send().await.map_err(|e| transport_error(&e))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(body);
-        }
-        let message = server_message(&body).unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
-        if status.is_server_error() || status.as_u16() == 429 {
-            return Err(UpstreamError::Unavailable(message));
-        }
-        Err(UpstreamError::Refused {
-            status: status.as_u16(),
-            message,
-        })
-    }
-}
-
-/// The message in any of the server's error shapes (IBM, Yandex, admin).
-fn server_message(body: &Value) -> Option<String> {
-    let candidates = [
-        body.get("errorMessage"),
-        body.get("message"),
-        body.pointer("/error/message"),
-        body.get("error_description"),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find_map(Value::as_str)
-        .map(str::to_owned)
 }
 
 /// A transport error, without the URL's query (none is sent) or any body: a TLS failure as
@@ -396,38 +340,27 @@ fn describe_tls(error: &rustls::Error) -> String {
     }
 }
 
-fn text_field(body: &Value, field: &str) -> Result<String, UpstreamError> {
-    body.get(field)
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| UpstreamError::Unavailable(format!("the answer has no {field}")))
-}
-
-fn int_field(body: &Value, field: &str) -> Result<i64, UpstreamError> {
-    body.get(field)
-        .and_then(Value::as_i64)
-        .ok_or_else(|| UpstreamError::Unavailable(format!("the answer has no {field}")))
-}
-
 /// `{iamToken, expiresAt}` (RFC 3339).
-fn yandex_token(body: &Value) -> Result<FetchedToken, UpstreamError> {
-    let access_token = text_field(body, "iamToken")?;
-    let expires_at = text_field(body, "expiresAt")?;
-    let expires_at =
-        time::OffsetDateTime::parse(&expires_at, &time::format_description::well_known::Rfc3339)
-            .map_err(|_| UpstreamError::Unavailable("expiresAt is not RFC 3339".into()))?
-            .unix_timestamp();
+fn yandex_token(token: &YandexIamToken) -> Result<FetchedToken, UpstreamError> {
+    let expires_at = time::OffsetDateTime::parse(
+        &token.expires_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|_| UpstreamError::Unavailable("expiresAt is not RFC 3339".into()))?
+    .unix_timestamp();
     Ok(FetchedToken {
-        access_token,
+        access_token: token.iam_token.clone(),
         expires_at,
     })
 }
 
 /// `{access_token, expiration}` (unix seconds).
-fn ibm_token(body: &Value) -> Result<FetchedToken, UpstreamError> {
+fn ibm_token(token: IbmTokenResponse) -> Result<FetchedToken, UpstreamError> {
     Ok(FetchedToken {
-        access_token: text_field(body, "access_token")?,
-        expires_at: int_field(body, "expiration")?,
+        access_token: token
+            .access_token
+            .ok_or_else(|| UpstreamError::Unavailable("the answer has no access_token".into()))?,
+        expires_at: token.expiration,
     })
 }
 
@@ -445,24 +378,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn server_messages_are_found_in_every_shape() {
-        let ibm = json!({"errorCode": "BXNIM0415E", "errorMessage": "Provided API key could not be found."});
-        assert_eq!(
-            server_message(&ibm).unwrap(),
-            "Provided API key could not be found."
+    fn client_errors_are_classified() {
+        let api = |status| {
+            UpstreamError::from(ClientError::Api(tessera_client::ApiError {
+                status,
+                code: "x".into(),
+                message: "denied".into(),
+                request_id: None,
+            }))
+        };
+        assert!(
+            matches!(api(403), UpstreamError::Refused { status: 403, message } if message == "denied")
         );
-        let yandex = json!({"code": 16, "message": "bad jwt"});
-        assert_eq!(server_message(&yandex).unwrap(), "bad jwt");
-        let admin = json!({"error": {"code": "x", "message": "denied"}});
-        assert_eq!(server_message(&admin).unwrap(), "denied");
+        assert!(matches!(api(429), UpstreamError::Unavailable(m) if m == "denied"));
+        assert!(matches!(api(503), UpstreamError::Unavailable(_)));
+        let yandex = ClientError::Yandex(tessera_client::YandexError {
+            status: 401,
+            code: 16,
+            message: "bad jwt".into(),
+        });
+        assert!(
+            matches!(UpstreamError::from(yandex), UpstreamError::Refused { status: 401, message } if message == "bad jwt")
+        );
+        let proxy = ClientError::UnexpectedResponse {
+            url: "http://x/".into(),
+            status: 404,
+            body: "<html>".into(),
+        };
+        assert!(
+            matches!(UpstreamError::from(proxy), UpstreamError::Refused { message, .. } if message == "HTTP 404")
+        );
+        let decode = ClientError::Decode {
+            url: "http://x/".into(),
+            detail: "missing field".into(),
+        };
+        assert!(matches!(
+            UpstreamError::from(decode),
+            UpstreamError::Unavailable(_)
+        ));
     }
 
     #[test]
     fn yandex_answers_parse() {
-        let body = json!({"iamToken": "t1.x", "expiresAt": "2026-01-01T00:00:00Z"});
-        let token = yandex_token(&body).unwrap();
+        let answer = |expires_at: &str| YandexIamToken {
+            iam_token: "t1.x".into(),
+            expires_at: expires_at.into(),
+        };
+        let token = yandex_token(&answer("2026-01-01T00:00:00Z")).unwrap();
         assert_eq!(token.expires_at, 1_767_225_600);
-        assert!(yandex_token(&json!({"iamToken": "t1.x"})).is_err());
+        assert!(yandex_token(&answer("tomorrow")).is_err());
     }
 
     #[test]

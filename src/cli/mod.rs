@@ -2,7 +2,7 @@
 //!
 //! Two stages, as in ripgrep: [`args`] only parses (clap derive), then [`resolve`] turns the
 //! parsed arguments, the environment and the saved profiles into a [`resolve::Plan`] (endpoint,
-//! credentials, operation), which [`run`] executes against the server with [`crate::client`].
+//! credentials, operation), which [`run`] executes against the server with `tessera_client`.
 //! Keeping the stages apart is what makes flag parsing and credential precedence testable
 //! without a server, a terminal or the process environment.
 

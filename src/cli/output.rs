@@ -6,14 +6,14 @@
 //! panic inside `println!`.
 
 use super::args::Format;
-use crate::client::{
-    AccessBinding, Account, ApiKey, AuthorizationPolicy, AuthorizedKey, Enterprise, OAuthClient,
-    OAuthToken, ServiceAccount, SigningKey, TotpEnrollment, TotpStatus, TrustedProfile, User,
-    Whoami,
-};
 use comfy_table::{presets, CellAlignment, Table};
 use serde::Serialize;
 use std::io::{self, Write};
+use tessera_api::admin::{
+    AccessBindingView, AccountView, ApiKeyView, AuthorizationPolicyView, AuthorizedKeyView,
+    ClientView, EnterpriseView, OAuthTokenView, ServiceAccountView, SigningKeyView, TotpEnrollView,
+    TotpStatusView, TrustedIssuerView, TrustedProfileView, UserView, WhoAmI,
+};
 use tessera_server::maintenance::MigrateReport;
 use tessera_store::transfer::ImportReport;
 
@@ -22,13 +22,45 @@ pub trait Tabular {
     /// Column titles: the object's field names.
     const HEADERS: &'static [&'static str];
     fn cells(&self) -> Vec<String>;
+    /// The secret a create answer carries, shown once below the table.
+    fn one_time_secret(&self) -> Option<OneTimeSecret<'_>> {
+        None
+    }
+}
+
+/// A secret shown once (an API key, a client secret, an OAuth token) and what to call it.
+pub struct OneTimeSecret<'a> {
+    /// Before the secret on its line: `API key: …`.
+    pub label: &'static str,
+    /// In the warning: `Save the API key now …`.
+    pub noun: &'static str,
+    pub value: &'a str,
 }
 
 fn opt(value: &Option<String>) -> String {
     value.clone().unwrap_or_else(|| "-".to_owned())
 }
 
-impl Tabular for Whoami {
+/// An enumeration as the API spells it (`RSA_2048`, `yandex-iam`).
+fn wire<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(text)) => text,
+        Ok(other) => other.to_string(),
+        Err(_) => "-".to_owned(),
+    }
+}
+
+/// Ids joined with commas, or `-` for none.
+fn joined<'a>(ids: impl Iterator<Item = &'a str>) -> String {
+    let ids: Vec<&str> = ids.collect();
+    if ids.is_empty() {
+        "-".to_owned()
+    } else {
+        ids.join(",")
+    }
+}
+
+impl Tabular for WhoAmI {
     const HEADERS: &'static [&'static str] =
         &["IAM_ID", "NAME", "ACCOUNT_ID", "SUB_TYPE", "GLOBAL_ADMIN"];
     fn cells(&self) -> Vec<String> {
@@ -42,14 +74,14 @@ impl Tabular for Whoami {
     }
 }
 
-impl Tabular for Enterprise {
+impl Tabular for EnterpriseView {
     const HEADERS: &'static [&'static str] = &["ID", "NAME", "CREATED_AT"];
     fn cells(&self) -> Vec<String> {
         vec![self.id.clone(), self.name.clone(), self.created_at.clone()]
     }
 }
 
-impl Tabular for Account {
+impl Tabular for AccountView {
     const HEADERS: &'static [&'static str] = &["ID", "NAME", "ENTERPRISE_ID", "CREATED_AT"];
     fn cells(&self) -> Vec<String> {
         vec![
@@ -61,7 +93,7 @@ impl Tabular for Account {
     }
 }
 
-impl Tabular for User {
+impl Tabular for UserView {
     const HEADERS: &'static [&'static str] = &[
         "ID",
         "IAM_ID",
@@ -86,7 +118,7 @@ impl Tabular for User {
     }
 }
 
-impl Tabular for ServiceAccount {
+impl Tabular for ServiceAccountView {
     const HEADERS: &'static [&'static str] = &[
         "ID",
         "IAM_ID",
@@ -107,7 +139,7 @@ impl Tabular for ServiceAccount {
     }
 }
 
-impl Tabular for TrustedProfile {
+impl Tabular for TrustedProfileView {
     const HEADERS: &'static [&'static str] = &[
         "ID",
         "ACCOUNT_ID",
@@ -118,36 +150,19 @@ impl Tabular for TrustedProfile {
         "CREATED_AT",
     ];
     fn cells(&self) -> Vec<String> {
-        let identities: Vec<&str> = self
-            .identities
-            .iter()
-            .filter_map(|i| i["identifier"].as_str())
-            .collect();
-        let ids = |items: &[serde_json::Value]| {
-            let ids: Vec<&str> = items.iter().filter_map(|i| i["id"].as_str()).collect();
-            if ids.is_empty() {
-                "-".to_owned()
-            } else {
-                ids.join(",")
-            }
-        };
         vec![
             self.id.clone(),
             self.account_id.clone(),
             self.name.clone(),
-            if identities.is_empty() {
-                "-".to_owned()
-            } else {
-                identities.join(",")
-            },
-            ids(&self.links),
-            ids(&self.rules),
+            joined(self.identities.iter().map(|i| i.identifier.as_str())),
+            joined(self.links.iter().filter_map(|l| l.id.as_deref())),
+            joined(self.rules.iter().filter_map(|r| r.id.as_deref())),
             self.created_at.clone(),
         ]
     }
 }
 
-impl Tabular for ApiKey {
+impl Tabular for ApiKeyView {
     const HEADERS: &'static [&'static str] = &[
         "ID",
         "NAME",
@@ -166,9 +181,16 @@ impl Tabular for ApiKey {
             self.created_at.clone(),
         ]
     }
+    fn one_time_secret(&self) -> Option<OneTimeSecret<'_>> {
+        self.apikey.as_deref().map(|value| OneTimeSecret {
+            label: "API key",
+            noun: "API key",
+            value,
+        })
+    }
 }
 
-impl Tabular for crate::client::TrustedIssuer {
+impl Tabular for TrustedIssuerView {
     const HEADERS: &'static [&'static str] = &[
         "ID",
         "ACCOUNT_ID",
@@ -193,7 +215,7 @@ impl Tabular for crate::client::TrustedIssuer {
     }
 }
 
-impl Tabular for AuthorizedKey {
+impl Tabular for AuthorizedKeyView {
     const HEADERS: &'static [&'static str] = &[
         "ID",
         "SERVICE_ACCOUNT_ID",
@@ -207,14 +229,14 @@ impl Tabular for AuthorizedKey {
             self.id.clone(),
             self.service_account_id.clone(),
             self.account_id.clone(),
-            self.key_algorithm.clone(),
+            wire(&self.key_algorithm),
             self.description.clone(),
             self.created_at.clone(),
         ]
     }
 }
 
-impl Tabular for OAuthToken {
+impl Tabular for OAuthTokenView {
     const HEADERS: &'static [&'static str] =
         &["ID", "USER_ID", "ACCOUNT_ID", "DESCRIPTION", "CREATED_AT"];
     fn cells(&self) -> Vec<String> {
@@ -226,9 +248,16 @@ impl Tabular for OAuthToken {
             self.created_at.clone(),
         ]
     }
+    fn one_time_secret(&self) -> Option<OneTimeSecret<'_>> {
+        self.token.as_deref().map(|value| OneTimeSecret {
+            label: "OAuth token",
+            noun: "OAuth token",
+            value,
+        })
+    }
 }
 
-impl Tabular for AuthorizationPolicy {
+impl Tabular for AuthorizationPolicyView {
     const HEADERS: &'static [&'static str] = &[
         "ID",
         "ACCOUNT_ID",
@@ -249,7 +278,7 @@ impl Tabular for AuthorizationPolicy {
     }
 }
 
-impl Tabular for OAuthClient {
+impl Tabular for ClientView {
     const HEADERS: &'static [&'static str] = &["ID", "NAME", "ACCOUNT_ID", "CREATED_AT"];
     fn cells(&self) -> Vec<String> {
         vec![
@@ -259,9 +288,16 @@ impl Tabular for OAuthClient {
             self.created_at.clone(),
         ]
     }
+    fn one_time_secret(&self) -> Option<OneTimeSecret<'_>> {
+        self.secret.as_deref().map(|value| OneTimeSecret {
+            label: "Client secret",
+            noun: "client secret",
+            value,
+        })
+    }
 }
 
-impl Tabular for AccessBinding {
+impl Tabular for AccessBindingView {
     const HEADERS: &'static [&'static str] =
         &["ID", "SUBJECT_IAM_ID", "ROLE", "RESOURCE", "CREATED_AT"];
     fn cells(&self) -> Vec<String> {
@@ -275,7 +311,7 @@ impl Tabular for AccessBinding {
     }
 }
 
-impl Tabular for SigningKey {
+impl Tabular for SigningKeyView {
     const HEADERS: &'static [&'static str] = &[
         "KID",
         "ALGORITHM",
@@ -288,8 +324,8 @@ impl Tabular for SigningKey {
         vec![
             self.kid.clone(),
             self.algorithm.clone(),
-            self.key_use.clone(),
-            self.state.clone(),
+            wire(&self.key_use),
+            wire(&self.state),
             self.created_at.clone(),
             opt(&self.retired_at),
         ]
@@ -363,7 +399,7 @@ pub fn write_deleted(out: &mut dyn Write, format: Format, kind: &str, id: &str) 
 pub fn write_rotated(
     out: &mut dyn Write,
     format: Format,
-    keys: &[SigningKey],
+    keys: &[SigningKeyView],
     key_use: &str,
     immediate: bool,
 ) -> io::Result<()> {
@@ -427,32 +463,30 @@ pub fn write_imported(out: &mut dyn Write, report: &ImportReport, store: &str) -
     Ok(())
 }
 
-/// A created object that comes with a secret shown only once (an API key, a client secret):
-/// the table, then the secret on a line of its own (easy to copy) and a warning.
-pub fn write_created_with_secret<T: Tabular, J: Serialize>(
+/// A created object: like [`write_one`], and for an object that comes with a secret shown only
+/// once (an API key, a client secret), the secret on a line of its own below the table (easy
+/// to copy) and a warning. The JSON is the whole answer, secret included.
+pub fn write_created<T: Tabular + Serialize>(
     out: &mut dyn Write,
     format: Format,
     item: &T,
-    json: &J,
-    secret_label: &str,
-    secret_noun: &str,
-    secret: &str,
 ) -> io::Result<()> {
-    match format {
-        Format::Json => write_json(out, json),
-        Format::Table => {
+    match (format, item.one_time_secret()) {
+        (Format::Table, Some(secret)) => {
             out.write_all(table(std::slice::from_ref(item)).as_bytes())?;
             writeln!(out)?;
-            writeln!(out, "{secret_label}: {secret}")?;
+            writeln!(out, "{}: {}", secret.label, secret.value)?;
             writeln!(
                 out,
-                "Save the {secret_noun} now: it is shown only once and cannot be retrieved later."
+                "Save the {} now: it is shown only once and cannot be retrieved later.",
+                secret.noun
             )
         }
+        _ => write_one(out, format, item),
     }
 }
 
-impl Tabular for TotpStatus {
+impl Tabular for TotpStatusView {
     const HEADERS: &'static [&'static str] = &["USER_ID", "CONFIRMED", "CREATED_AT"];
     fn cells(&self) -> Vec<String> {
         vec![
@@ -467,12 +501,12 @@ impl Tabular for TotpStatus {
 pub fn write_totp_enrollment(
     out: &mut dyn Write,
     format: Format,
-    enrolled: &TotpEnrollment,
+    enrolled: &TotpEnrollView,
 ) -> io::Result<()> {
     match format {
         Format::Json => write_json(out, enrolled),
         Format::Table => {
-            let status = TotpStatus {
+            let status = TotpStatusView {
                 user_id: enrolled.user_id.clone(),
                 confirmed: enrolled.confirmed,
                 created_at: enrolled.created_at.clone(),
@@ -495,7 +529,7 @@ pub fn write_totp_enrollment(
 pub fn write_key_file_written(
     out: &mut dyn Write,
     format: Format,
-    key: &AuthorizedKey,
+    key: &AuthorizedKeyView,
     path: &std::path::Path,
 ) -> io::Result<()> {
     match format {
@@ -517,14 +551,12 @@ pub fn write_key_file_written(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::client::{CreatedApiKey, Extra};
 
-    fn enterprise(id: &str, name: &str) -> Enterprise {
-        Enterprise {
+    fn enterprise(id: &str, name: &str) -> EnterpriseView {
+        EnterpriseView {
             id: id.into(),
             name: name.into(),
             created_at: "2026-01-01T00:00:00Z".into(),
-            extra: Extra::new(),
         }
     }
 
@@ -557,7 +589,7 @@ mod tests {
 
     #[test]
     fn empty_lists_show_the_header_or_an_empty_array() {
-        let empty: Vec<Enterprise> = Vec::new();
+        let empty: Vec<EnterpriseView> = Vec::new();
         assert_eq!(
             render(|out| write_list(out, Format::Table, &empty)),
             "ID   NAME   CREATED_AT\n"
@@ -575,7 +607,7 @@ mod tests {
 
     #[test]
     fn signing_keys_and_store_reports() {
-        let key: SigningKey = serde_json::from_value(serde_json::json!({
+        let key: SigningKeyView = serde_json::from_value(serde_json::json!({
             "kid": "20260101000000-abcdef", "algorithm": "RS256", "use": "jwt", "state": "retired",
             "created_at": "2026-01-01T00:00:00Z", "retired_at": "2026-02-01T00:00:00Z",
             "published": true
@@ -631,37 +663,25 @@ mod tests {
 
     #[test]
     fn created_api_keys_show_the_key_once_with_a_warning() {
-        let created: CreatedApiKey = serde_json::from_value(serde_json::json!({
+        let created: ApiKeyView = serde_json::from_value(serde_json::json!({
             "id": "ApiKey-1", "name": "k", "description": "", "owner_iam_id": "iam-ServiceId-1",
             "account_id": "a", "created_at": "2026-01-01T00:00:00Z", "apikey": "the-key"
         }))
         .unwrap();
-        let text = render(|out| {
-            write_created_with_secret(
-                out,
-                Format::Table,
-                &created.api_key,
-                &created,
-                "API key",
-                "API key",
-                &created.apikey,
-            )
-        });
+        let text = render(|out| write_created(out, Format::Table, &created));
         assert!(text.contains("\nAPI key: the-key\n"), "{text}");
         assert!(text.contains("shown only once"), "{text}");
-        let json = render(|out| {
-            write_created_with_secret(
-                out,
-                Format::Json,
-                &created.api_key,
-                &created,
-                "API key",
-                "API key",
-                &created.apikey,
-            )
-        });
+        assert!(!text.lines().next().unwrap().contains("APIKEY"), "{text}");
+        let json = render(|out| write_created(out, Format::Json, &created));
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(value["apikey"], "the-key");
         assert_eq!(value["id"], "ApiKey-1");
+        // Listed or fetched, the same object has no secret and no warning.
+        let listed = ApiKeyView {
+            apikey: None,
+            ..created
+        };
+        let text = render(|out| write_created(out, Format::Table, &listed));
+        assert!(!text.contains("shown only once"), "{text}");
     }
 }

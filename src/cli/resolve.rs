@@ -9,11 +9,11 @@
 
 use super::args::{AdminVerb, Cli, Command, ConnectionArgs, Format, IamResource, KeysVerb, Secret};
 use super::config::{self, Config, Profile};
-use crate::client::Client;
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use tessera_client::Client;
 
 /// The environment variables the CLI reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,13 +62,19 @@ impl Connection {
     }
 }
 
+/// The CLI's client of `endpoint`: its user agent, the client's default timeouts, and the CA
+/// in `cacert` trusted besides the public web PKI.
 pub fn make_client(endpoint: &str, cacert: Option<&Path>) -> Result<Client> {
+    let builder =
+        Client::builder(endpoint).user_agent(concat!("tessera-cli/", env!("CARGO_PKG_VERSION")));
     let client = match cacert {
-        None => Client::new(endpoint)?,
+        None => builder.build()?,
         Some(path) => {
             let pem = std::fs::read(path)
                 .with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
-            Client::with_ca_pem(endpoint, &pem)
+            builder
+                .ca_pem(&pem)
+                .build()
                 .with_context(|| format!("cannot use the CA certificate {}", path.display()))?
         }
     };
@@ -193,7 +199,7 @@ pub fn resolve_login(
         bail!("which server? pass --endpoint URL (or set TESSERA_ENDPOINT)");
     };
     // Fail before asking for a key when the endpoint is unusable.
-    crate::client::Client::new(&endpoint)?;
+    Client::new(&endpoint)?;
     Ok(LoginPlan {
         endpoint,
         apikey: flags.apikey.clone().or_else(|| env.apikey.clone()),

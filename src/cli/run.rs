@@ -1,4 +1,4 @@
-//! Running a resolved [`Plan`]: network calls through [`crate::client`], output through
+//! Running a resolved [`Plan`]: network calls through `tessera_client`, output through
 //! [`super::output`].
 
 use super::args::{
@@ -9,12 +9,18 @@ use super::args::{
 use super::config;
 use super::output::{self, Tabular};
 use super::resolve::{make_client, Connection, LoginPlan, Plan};
-use crate::client::{self, Client, ListQuery};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::future::Future;
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
+use tessera_client::api::admin::{self, ListQuery};
+use tessera_client::api::token::IbmTokenResponse;
+use tessera_client::resource::{
+    AccessBindings, Accounts, ApiKeys, AuthorizationPolicies, AuthorizedKeys, Clients, Enterprises,
+    OAuthTokens, ServiceAccounts, TrustedIssuers, TrustedProfiles, Users,
+};
+use tessera_client::{self as client, Client, Resource};
 use tessera_server::config::{Config as ServerConfig, SecretEnv};
 use tessera_server::{maintenance, StoreArgs};
 use tessera_store::transfer::Dump;
@@ -87,7 +93,7 @@ pub async fn execute(plan: Plan, io: &mut Io<'_>) -> Result<()> {
                 .await
                 .with_context(|| token_failure(&connection))?;
             emit(match format {
-                Format::Table => writeln!(io.out, "{}", token.access_token),
+                Format::Table => writeln!(io.out, "{}", access_token(&token)?),
                 Format::Json => output::write_json(io.out, &token),
             })
         }
@@ -144,7 +150,15 @@ async fn admin_client(connection: &Connection) -> Result<Client> {
         .token_from_apikey(connection.apikey.expose())
         .await
         .with_context(|| token_failure(connection))?;
-    Ok(client.with_token(token.access_token))
+    Ok(client.with_token(access_token(&token)?))
+}
+
+/// The access token of an API-key exchange (the grant always issues one).
+fn access_token(token: &IbmTokenResponse) -> Result<&str> {
+    token
+        .access_token
+        .as_deref()
+        .context("the server's token answer has no access_token")
 }
 
 async fn login(plan: LoginPlan, io: &mut Io<'_>) -> Result<()> {
@@ -165,7 +179,7 @@ async fn login(plan: LoginPlan, io: &mut Io<'_>) -> Result<()> {
         .await
         .with_context(|| format!("login to {} failed", plan.endpoint))?;
     let me = client
-        .with_token(token.access_token)
+        .with_token(access_token(&token)?)
         .whoami()
         .await
         .with_context(|| {
@@ -198,7 +212,7 @@ async fn keys(admin: &Client, format: Format, verb: KeysVerb, io: &mut Io<'_>) -
         }
         KeysVerb::Rotate { key_use, immediate } => {
             let keys = admin
-                .rotate_signing_keys(&client::RotateSigningKeys {
+                .rotate_signing_keys(&admin::SigningKeyRotate {
                     key_use: key_use.as_str().to_owned(),
                     immediate,
                 })
@@ -449,12 +463,22 @@ where
     Ok(items)
 }
 
-/// Output of one IAM operation on one kind of object.
+/// The pages of collection `R` (see [`collect_pages`]).
+async fn list_pages<R: Resource>(
+    admin: &Client,
+    page: &PageArgs,
+    filters: ListQuery,
+) -> Result<Vec<R::Item>, client::Error> {
+    collect_pages(page, filters, R::id, |q| async move {
+        admin.list::<R>(&q).await
+    })
+    .await
+}
+
+/// Where one IAM operation writes, and how.
 struct Op<'a> {
     out: &'a mut dyn Write,
     format: Format,
-    /// e.g. "service account".
-    kind: &'static str,
 }
 
 impl Op<'_> {
@@ -464,8 +488,67 @@ impl Op<'_> {
     fn list<T: Tabular + Serialize>(&mut self, items: &[T]) -> Result<()> {
         emit(output::write_list(self.out, self.format, items))
     }
-    fn deleted(&mut self, id: &str) -> Result<()> {
-        emit(output::write_deleted(self.out, self.format, self.kind, id))
+    fn deleted(&mut self, kind: &str, id: &str) -> Result<()> {
+        emit(output::write_deleted(self.out, self.format, kind, id))
+    }
+}
+
+/// The verbs every collection has; [`generic`] runs them for any [`Resource`].
+enum Generic<R: Resource> {
+    Create(R::Create),
+    /// Boxed: a query is large beside the other verbs.
+    List {
+        filters: Box<ListQuery>,
+        page: PageArgs,
+    },
+    Get(String),
+    Delete(String),
+}
+
+impl<R: Resource> Generic<R> {
+    fn list(page: PageArgs, filters: ListQuery) -> Generic<R> {
+        Generic::List {
+            filters: Box::new(filters),
+            page,
+        }
+    }
+}
+
+/// `tessera iam <resource> create|list|get|delete`, the same for every collection.
+async fn generic<R>(admin: &Client, op: &mut Op<'_>, verb: Generic<R>) -> Result<()>
+where
+    R: Resource,
+    R::Item: Tabular + Serialize,
+{
+    let kind = R::KIND;
+    match verb {
+        Generic::Create(body) => {
+            let created = admin
+                .create::<R>(&body)
+                .await
+                .with_context(|| format!("cannot create the {kind}"))?;
+            emit(output::write_created(op.out, op.format, &created))
+        }
+        Generic::List { filters, page } => {
+            let items = list_pages::<R>(admin, &page, *filters)
+                .await
+                .with_context(|| format!("cannot list {kind}s"))?;
+            op.list(&items)
+        }
+        Generic::Get(id) => {
+            let item = admin
+                .get::<R>(&id)
+                .await
+                .with_context(|| format!("cannot get {kind} {id}"))?;
+            op.one(&item)
+        }
+        Generic::Delete(id) => {
+            admin
+                .delete::<R>(&id)
+                .await
+                .with_context(|| format!("cannot delete {kind} {id}"))?;
+            op.deleted(kind, &id)
+        }
     }
 }
 
@@ -488,25 +571,10 @@ fn filters(account_id: Option<String>) -> ListQuery {
     }
 }
 
+/// `tessera iam …`: each resource's verbs become a [`Generic`] verb, run by [`generic`];
+/// the few verbs particular to one resource (account update, TOTP, key files, issuer update,
+/// profile edits) are run where they are matched.
 async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<'_>) -> Result<()> {
-    let kind = match &resource {
-        IamResource::Enterprise { .. } => "enterprise",
-        IamResource::Account { .. } => "account",
-        IamResource::User { .. } => "user",
-        IamResource::ServiceAccount { .. } => "service account",
-        IamResource::ApiKey { .. } => "API key",
-        IamResource::Key { .. } => "authorized key",
-        IamResource::OauthToken { .. } => "OAuth token",
-        IamResource::Client { .. } => "client",
-        IamResource::AccessBinding { .. } => "access binding",
-        IamResource::Issuer { .. } => "trusted issuer",
-        IamResource::Profile { .. } => "trusted profile",
-        IamResource::Policy { .. } => "authorization policy",
-    };
-    let create_failed = || format!("cannot create the {kind}");
-    let list_failed = || format!("cannot list {kind}s");
-    let get_failed = |id: &str| format!("cannot get {kind} {id}");
-    let delete_failed = |id: &str| format!("cannot delete {kind} {id}");
     // Read the password before the calls that use it, so that a missing one fails before
     // anything is created.
     let password = match &resource {
@@ -528,216 +596,95 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
     let mut op = Op {
         out: &mut *io.out,
         format,
-        kind,
     };
+    let op = &mut op;
 
     match resource {
-        IamResource::Enterprise { verb } => match verb {
-            EnterpriseVerb::Create { name } => {
-                let created = admin
-                    .create_enterprise(&client::CreateEnterprise { name })
-                    .await
-                    .with_context(create_failed)?;
-                op.one(&created)
-            }
-            EnterpriseVerb::List(page) => {
-                let items = collect_pages(
-                    &page,
-                    ListQuery::default(),
-                    |e: &client::Enterprise| e.id.as_str(),
-                    |q| async move { admin.list_enterprises(&q).await },
-                )
-                .await
-                .with_context(list_failed)?;
-                op.list(&items)
-            }
-            EnterpriseVerb::Get(arg) => {
-                let item = admin
-                    .get_enterprise(&arg.id)
-                    .await
-                    .with_context(|| get_failed(&arg.id))?;
-                op.one(&item)
-            }
-            EnterpriseVerb::Delete(arg) => {
-                admin
-                    .delete_enterprise(&arg.id)
-                    .await
-                    .with_context(|| delete_failed(&arg.id))?;
-                op.deleted(&arg.id)
-            }
-        },
+        IamResource::Enterprise { verb } => {
+            let verb: Generic<Enterprises> = match verb {
+                EnterpriseVerb::Create { name } => {
+                    Generic::Create(admin::EnterpriseCreate { name })
+                }
+                EnterpriseVerb::List(page) => Generic::list(page, ListQuery::default()),
+                EnterpriseVerb::Get(arg) => Generic::Get(arg.id),
+                EnterpriseVerb::Delete(arg) => Generic::Delete(arg.id),
+            };
+            generic(admin, op, verb).await
+        }
 
-        IamResource::Account { verb } => match verb {
-            AccountVerb::Create {
-                name,
-                enterprise_id,
-            } => {
-                let created = admin
-                    .create_account(&client::CreateAccount {
-                        name,
-                        enterprise_id,
-                    })
-                    .await
-                    .with_context(create_failed)?;
-                op.one(&created)
-            }
-            AccountVerb::List(page) => {
-                let items = collect_pages(
-                    &page,
-                    ListQuery::default(),
-                    |a: &client::Account| a.id.as_str(),
-                    |q| async move { admin.list_accounts(&q).await },
-                )
-                .await
-                .with_context(list_failed)?;
-                op.list(&items)
-            }
-            AccountVerb::Get(arg) => {
-                let item = admin
-                    .get_account(&arg.id)
-                    .await
-                    .with_context(|| get_failed(&arg.id))?;
-                op.one(&item)
-            }
-            AccountVerb::Update { id, mfa } => {
-                let updated = admin
-                    .update_account(
-                        &id,
-                        &client::UpdateAccount {
-                            mfa: Some(mfa.as_api().to_owned()),
-                        },
-                    )
-                    .await
-                    .with_context(|| format!("cannot update {id}"))?;
-                op.one(&updated)
-            }
-            AccountVerb::Delete(arg) => {
-                admin
-                    .delete_account(&arg.id)
-                    .await
-                    .with_context(|| delete_failed(&arg.id))?;
-                op.deleted(&arg.id)
-            }
-        },
+        IamResource::Account { verb } => {
+            let verb: Generic<Accounts> = match verb {
+                AccountVerb::Create {
+                    name,
+                    enterprise_id,
+                } => Generic::Create(admin::AccountCreate {
+                    name,
+                    enterprise_id,
+                }),
+                AccountVerb::List(page) => Generic::list(page, ListQuery::default()),
+                AccountVerb::Get(arg) => Generic::Get(arg.id),
+                AccountVerb::Delete(arg) => Generic::Delete(arg.id),
+                AccountVerb::Update { id, mfa } => {
+                    let updated = admin
+                        .update_account(
+                            &id,
+                            &admin::AccountUpdate {
+                                mfa: Some(mfa.as_api().to_owned()),
+                            },
+                        )
+                        .await
+                        .with_context(|| format!("cannot update {id}"))?;
+                    return op.one(&updated);
+                }
+            };
+            generic(admin, op, verb).await
+        }
 
-        IamResource::User { verb } => match verb {
-            UserVerb::Create {
-                account_id,
-                name,
-                email,
-                password_stdin: _,
-                federated,
-            } => {
-                let body = client::CreateUser {
-                    account_id: own_account(admin, account_id).await?,
+        IamResource::User { verb } => {
+            let verb: Generic<Users> = match verb {
+                UserVerb::Create {
+                    account_id,
+                    name,
+                    email,
+                    password_stdin: _,
+                    federated,
+                } => Generic::Create(admin::UserCreate {
+                    account_id: Some(own_account(admin, account_id).await?),
                     name,
                     email,
                     password,
-                    federated: federated.then_some(true),
-                };
-                let created = admin.create_user(&body).await.with_context(create_failed)?;
-                op.one(&created)
-            }
-            UserVerb::List { account_id, page } => {
-                let items = collect_pages(
-                    &page,
-                    filters(account_id),
-                    |u: &client::User| u.id.as_str(),
-                    |q| async move { admin.list_users(&q).await },
-                )
-                .await
-                .with_context(list_failed)?;
-                op.list(&items)
-            }
-            UserVerb::Get(arg) => {
-                let item = admin
-                    .get_user(&arg.id)
-                    .await
-                    .with_context(|| get_failed(&arg.id))?;
-                op.one(&item)
-            }
-            UserVerb::Totp { verb } => match verb {
-                TotpVerb::Enroll {
-                    user_id,
-                    replace,
-                    code,
-                } => {
-                    let enrolled = admin
-                        .enroll_totp(&user_id, replace, code.as_deref())
-                        .await
-                        .with_context(|| format!("cannot enrol a TOTP factor for {user_id}"))?;
-                    emit(output::write_totp_enrollment(op.out, format, &enrolled))
-                }
-                TotpVerb::Confirm { user_id, code } => {
-                    let status = admin
-                        .confirm_totp(&user_id, &code)
-                        .await
-                        .with_context(|| format!("cannot confirm the TOTP factor of {user_id}"))?;
-                    op.one(&status)
-                }
-                TotpVerb::Delete { user_id, code } => {
-                    admin
-                        .delete_totp(&user_id, code.as_deref())
-                        .await
-                        .with_context(|| delete_failed(&user_id))?;
-                    op.deleted(&user_id)
-                }
-            },
-            UserVerb::Delete(arg) => {
-                admin
-                    .delete_user(&arg.id)
-                    .await
-                    .with_context(|| delete_failed(&arg.id))?;
-                op.deleted(&arg.id)
-            }
-        },
+                    federated,
+                }),
+                UserVerb::List { account_id, page } => Generic::list(page, filters(account_id)),
+                UserVerb::Get(arg) => Generic::Get(arg.id),
+                UserVerb::Delete(arg) => Generic::Delete(arg.id),
+                UserVerb::Totp { verb } => return totp(admin, verb, op).await,
+            };
+            generic(admin, op, verb).await
+        }
 
-        IamResource::ServiceAccount { verb } => match verb {
-            ServiceAccountVerb::Create {
-                account_id,
-                name,
-                description,
-            } => {
-                let body = client::CreateServiceAccount {
-                    account_id: own_account(admin, account_id).await?,
+        IamResource::ServiceAccount { verb } => {
+            let verb: Generic<ServiceAccounts> = match verb {
+                ServiceAccountVerb::Create {
+                    account_id,
                     name,
                     description,
-                };
-                let created = admin
-                    .create_service_account(&body)
-                    .await
-                    .with_context(create_failed)?;
-                op.one(&created)
-            }
-            ServiceAccountVerb::List { account_id, page } => {
-                let items = collect_pages(
-                    &page,
-                    filters(account_id),
-                    |s: &client::ServiceAccount| s.id.as_str(),
-                    |q| async move { admin.list_service_accounts(&q).await },
-                )
-                .await
-                .with_context(list_failed)?;
-                op.list(&items)
-            }
-            ServiceAccountVerb::Get(arg) => {
-                let item = admin
-                    .get_service_account(&arg.id)
-                    .await
-                    .with_context(|| get_failed(&arg.id))?;
-                op.one(&item)
-            }
-            ServiceAccountVerb::Delete(arg) => {
-                admin
-                    .delete_service_account(&arg.id)
-                    .await
-                    .with_context(|| delete_failed(&arg.id))?;
-                op.deleted(&arg.id)
-            }
-        },
+                } => Generic::Create(admin::ServiceAccountCreate {
+                    account_id: Some(own_account(admin, account_id).await?),
+                    name,
+                    description,
+                }),
+                ServiceAccountVerb::List { account_id, page } => {
+                    Generic::list(page, filters(account_id))
+                }
+                ServiceAccountVerb::Get(arg) => Generic::Get(arg.id),
+                ServiceAccountVerb::Delete(arg) => Generic::Delete(arg.id),
+            };
+            generic(admin, op, verb).await
+        }
 
         IamResource::ApiKey { verb } => {
-            match verb {
+            let verb: Generic<ApiKeys> = match verb {
                 ApiKeyVerb::Create {
                     owner,
                     name,
@@ -746,161 +693,77 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
                     let Some(owner_iam_id) = owner.owner_iam_id() else {
                         bail!("give the key's owner: --service-account-id, --user-id or --owner-iam-id");
                     };
-                    let created = admin
-                        .create_api_key(&client::CreateApiKey {
-                            owner_iam_id,
-                            name,
-                            description,
-                        })
-                        .await
-                        .with_context(create_failed)?;
-                    emit(output::write_created_with_secret(
-                        op.out,
-                        format,
-                        &created.api_key,
-                        &created,
-                        "API key",
-                        "API key",
-                        &created.apikey,
-                    ))
+                    Generic::Create(admin::ApiKeyCreate {
+                        owner_iam_id,
+                        name,
+                        description,
+                    })
                 }
                 ApiKeyVerb::List {
                     account_id,
                     owner_iam_id,
                     page,
-                } => {
-                    let query = ListQuery {
+                } => Generic::list(
+                    page,
+                    ListQuery {
                         account_id,
                         owner_iam_id,
                         ..ListQuery::default()
-                    };
-                    let items = collect_pages(
-                        &page,
-                        query,
-                        |k: &client::ApiKey| k.id.as_str(),
-                        |q| async move { admin.list_api_keys(&q).await },
-                    )
-                    .await
-                    .with_context(list_failed)?;
-                    op.list(&items)
-                }
-                ApiKeyVerb::Get(arg) => {
-                    let item = admin
-                        .get_api_key(&arg.id)
-                        .await
-                        .with_context(|| get_failed(&arg.id))?;
-                    op.one(&item)
-                }
-                ApiKeyVerb::Delete(arg) => {
-                    admin
-                        .delete_api_key(&arg.id)
-                        .await
-                        .with_context(|| delete_failed(&arg.id))?;
-                    op.deleted(&arg.id)
-                }
-            }
+                    },
+                ),
+                ApiKeyVerb::Get(arg) => Generic::Get(arg.id),
+                ApiKeyVerb::Delete(arg) => Generic::Delete(arg.id),
+            };
+            generic(admin, op, verb).await
         }
 
-        IamResource::Key { verb } => match verb {
-            KeyVerb::Create {
-                service_account_id,
-                algorithm,
-                description,
-                output,
-                force,
-            } => {
-                let to_stdout = output.as_os_str() == "-";
-                // Refuse before anything is created: the private key exists only in the answer.
-                if !to_stdout && !force && std::fs::symlink_metadata(&output).is_ok() {
-                    bail!(
-                        "{} exists; choose another --output or pass --force to replace it",
-                        output.display()
-                    );
-                }
-                let created = admin
-                    .create_authorized_key(&client::CreateAuthorizedKey {
+        IamResource::Key { verb } => {
+            let verb: Generic<AuthorizedKeys> = match verb {
+                KeyVerb::Create {
+                    service_account_id,
+                    algorithm,
+                    description,
+                    output,
+                    force,
+                } => {
+                    let body = admin::AuthorizedKeyCreate {
                         service_account_id,
                         key_algorithm: Some(algorithm.as_str().to_owned()),
                         description,
-                    })
-                    .await
-                    .with_context(create_failed)?;
-                let mut file = serde_json::to_string_pretty(&created.key_file)
-                    .context("cannot encode the key file")?;
-                file.push('\n');
-                if to_stdout {
-                    return emit(op.out.write_all(file.as_bytes()));
-                }
-                if let Err(err) = write_key_file(&output, file.as_bytes(), force) {
-                    // A key whose private half is lost is useless: take it back.
-                    let cleanup = match admin.delete_authorized_key(&created.key.id).await {
-                        Ok(()) => "the key was deleted again".to_owned(),
-                        Err(e) => format!(
-                            "deleting the key failed too ({e}); delete {} yourself",
-                            created.key.id
-                        ),
                     };
-                    return Err(anyhow::Error::new(err).context(format!(
-                        "cannot write the key file {}; {cleanup}",
-                        output.display()
-                    )));
+                    return create_key_file(admin, body, &output, force, op).await;
                 }
-                emit(output::write_key_file_written(
-                    op.out,
-                    format,
-                    &created.key,
-                    &output,
-                ))
-            }
-            KeyVerb::List {
-                service_account_id,
-                account_id,
-                page,
-            } => {
-                let query = ListQuery {
-                    account_id,
+                KeyVerb::List {
                     service_account_id,
-                    ..ListQuery::default()
-                };
-                let items = collect_pages(
-                    &page,
-                    query,
-                    |k: &client::AuthorizedKey| k.id.as_str(),
-                    |q| async move { admin.list_authorized_keys(&q).await },
-                )
-                .await
-                .with_context(list_failed)?;
-                op.list(&items)
-            }
-            KeyVerb::Get(arg) => {
-                let item = admin
-                    .get_authorized_key(&arg.id)
-                    .await
-                    .with_context(|| get_failed(&arg.id))?;
-                op.one(&item)
-            }
-            KeyVerb::Delete(arg) => {
-                admin
-                    .delete_authorized_key(&arg.id)
-                    .await
-                    .with_context(|| delete_failed(&arg.id))?;
-                op.deleted(&arg.id)
-            }
-        },
+                    account_id,
+                    page,
+                } => Generic::list(
+                    page,
+                    ListQuery {
+                        account_id,
+                        service_account_id,
+                        ..ListQuery::default()
+                    },
+                ),
+                KeyVerb::Get(arg) => Generic::Get(arg.id),
+                KeyVerb::Delete(arg) => Generic::Delete(arg.id),
+            };
+            generic(admin, op, verb).await
+        }
 
-        IamResource::Issuer { verb } => match verb {
-            IssuerVerb::Create {
-                name,
-                issuer_url,
-                jwks_file,
-                server_jwks_path,
-                audiences,
-                cr_type,
-                crn,
-                map,
-                account_id,
-            } => {
-                let body = client::CreateTrustedIssuer {
+        IamResource::Issuer { verb } => {
+            let verb: Generic<TrustedIssuers> = match verb {
+                IssuerVerb::Create {
+                    name,
+                    issuer_url,
+                    jwks_file,
+                    server_jwks_path,
+                    audiences,
+                    cr_type,
+                    crn,
+                    map,
+                    account_id,
+                } => Generic::Create(admin::TrustedIssuerCreate {
                     account_id,
                     name,
                     issuer_url,
@@ -910,291 +773,227 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
                     cr_type,
                     crn,
                     claim_mapping: parse_claim_map(&map)?,
-                };
-                let item = admin
-                    .create_trusted_issuer(&body)
-                    .await
-                    .with_context(create_failed)?;
-                op.one(&item)
-            }
-            IssuerVerb::List { account_id, page } => {
-                let query = ListQuery {
-                    account_id,
-                    ..ListQuery::default()
-                };
-                let items = collect_pages(
-                    &page,
-                    query,
-                    |i: &client::TrustedIssuer| i.id.as_str(),
-                    |q| async move { admin.list_trusted_issuers(&q).await },
-                )
-                .await
-                .with_context(list_failed)?;
-                op.list(&items)
-            }
-            IssuerVerb::Get(arg) => {
-                let item = admin
-                    .get_trusted_issuer(&arg.id)
-                    .await
-                    .with_context(|| get_failed(&arg.id))?;
-                op.one(&item)
-            }
-            IssuerVerb::Update {
-                id,
-                jwks_file,
-                server_jwks_path,
-                audiences,
-                map,
-            } => {
-                let body = client::UpdateTrustedIssuer {
-                    jwks: jwks_file.as_deref().map(read_local_jwks).transpose()?,
-                    jwks_file: server_jwks_path,
-                    audiences: (!audiences.is_empty()).then_some(audiences),
-                    claim_mapping: parse_claim_map(&map)?,
-                };
-                let item = admin
-                    .update_trusted_issuer(&id, &body)
-                    .await
-                    .with_context(|| format!("updating trusted issuer {id} failed"))?;
-                op.one(&item)
-            }
-            IssuerVerb::Delete(arg) => {
-                admin
-                    .delete_trusted_issuer(&arg.id)
-                    .await
-                    .with_context(|| delete_failed(&arg.id))?;
-                op.deleted(&arg.id)
-            }
-        },
+                }),
+                IssuerVerb::List { account_id, page } => Generic::list(page, filters(account_id)),
+                IssuerVerb::Get(arg) => Generic::Get(arg.id),
+                IssuerVerb::Delete(arg) => Generic::Delete(arg.id),
+                IssuerVerb::Update {
+                    id,
+                    jwks_file,
+                    server_jwks_path,
+                    audiences,
+                    map,
+                } => {
+                    let body = admin::TrustedIssuerUpdate {
+                        jwks: jwks_file.as_deref().map(read_local_jwks).transpose()?,
+                        jwks_file: server_jwks_path,
+                        audiences: (!audiences.is_empty()).then_some(audiences),
+                        claim_mapping: parse_claim_map(&map)?,
+                    };
+                    let item = admin
+                        .update_trusted_issuer(&id, &body)
+                        .await
+                        .with_context(|| format!("updating trusted issuer {id} failed"))?;
+                    return op.one(&item);
+                }
+            };
+            generic(admin, op, verb).await
+        }
 
-        IamResource::OauthToken { verb } => match verb {
-            OAuthTokenVerb::Create {
-                user_id,
-                description,
-            } => {
-                let created = admin
-                    .create_oauth_token(&client::CreateOAuthToken {
-                        user_id,
-                        description,
-                    })
-                    .await
-                    .with_context(create_failed)?;
-                emit(output::write_created_with_secret(
-                    op.out,
-                    format,
-                    &created.oauth_token,
-                    &created,
-                    "OAuth token",
-                    "OAuth token",
-                    &created.token,
-                ))
-            }
-            OAuthTokenVerb::List {
-                user_id,
-                account_id,
-                page,
-            } => {
-                let query = ListQuery {
-                    account_id,
+        IamResource::OauthToken { verb } => {
+            let verb: Generic<OAuthTokens> = match verb {
+                OAuthTokenVerb::Create {
                     user_id,
-                    ..ListQuery::default()
-                };
-                let items = collect_pages(
-                    &page,
-                    query,
-                    |t: &client::OAuthToken| t.id.as_str(),
-                    |q| async move { admin.list_oauth_tokens(&q).await },
-                )
-                .await
-                .with_context(list_failed)?;
-                op.list(&items)
-            }
-            OAuthTokenVerb::Get(arg) => {
-                let item = admin
-                    .get_oauth_token(&arg.id)
-                    .await
-                    .with_context(|| get_failed(&arg.id))?;
-                op.one(&item)
-            }
-            OAuthTokenVerb::Delete(arg) => {
-                admin
-                    .delete_oauth_token(&arg.id)
-                    .await
-                    .with_context(|| delete_failed(&arg.id))?;
-                op.deleted(&arg.id)
-            }
-        },
-
-        IamResource::Policy { verb } => match verb {
-            PolicyVerb::Create {
-                source,
-                target,
-                account_id,
-                description,
-            } => {
-                let created = admin
-                    .create_authorization_policy(&client::CreateAuthorizationPolicy {
-                        source_iam_id: source,
-                        target_crn: target,
+                    description,
+                } => Generic::Create(admin::OAuthTokenCreate {
+                    user_id,
+                    description,
+                }),
+                OAuthTokenVerb::List {
+                    user_id,
+                    account_id,
+                    page,
+                } => Generic::list(
+                    page,
+                    ListQuery {
                         account_id,
-                        description,
-                    })
-                    .await
-                    .with_context(create_failed)?;
-                op.one(&created)
-            }
-            PolicyVerb::List {
-                account_id,
-                source,
-                page,
-            } => {
-                let query = ListQuery {
+                        user_id,
+                        ..ListQuery::default()
+                    },
+                ),
+                OAuthTokenVerb::Get(arg) => Generic::Get(arg.id),
+                OAuthTokenVerb::Delete(arg) => Generic::Delete(arg.id),
+            };
+            generic(admin, op, verb).await
+        }
+
+        IamResource::Policy { verb } => {
+            let verb: Generic<AuthorizationPolicies> = match verb {
+                PolicyVerb::Create {
+                    source,
+                    target,
+                    account_id,
+                    description,
+                } => Generic::Create(admin::AuthorizationPolicyCreate {
                     account_id,
                     source_iam_id: source,
-                    ..ListQuery::default()
-                };
-                let items = collect_pages(
-                    &page,
-                    query,
-                    |p: &client::AuthorizationPolicy| p.id.as_str(),
-                    |q| async move { admin.list_authorization_policies(&q).await },
-                )
-                .await
-                .with_context(list_failed)?;
-                op.list(&items)
-            }
-            PolicyVerb::Get(arg) => {
-                let item = admin
-                    .get_authorization_policy(&arg.id)
-                    .await
-                    .with_context(|| get_failed(&arg.id))?;
-                op.one(&item)
-            }
-            PolicyVerb::Delete(arg) => {
-                admin
-                    .delete_authorization_policy(&arg.id)
-                    .await
-                    .with_context(|| delete_failed(&arg.id))?;
-                op.deleted(&arg.id)
-            }
-        },
-
-        IamResource::Client { verb } => match verb {
-            ClientVerb::Create {
-                id,
-                name,
-                account_id,
-                no_account,
-            } => {
-                let account_id = if no_account {
-                    None
-                } else {
-                    Some(own_account(admin, account_id).await?)
-                };
-                let created = admin
-                    .create_client(&client::CreateOAuthClient {
-                        id,
-                        name,
+                    target_crn: target,
+                    description,
+                }),
+                PolicyVerb::List {
+                    account_id,
+                    source,
+                    page,
+                } => Generic::list(
+                    page,
+                    ListQuery {
                         account_id,
-                    })
-                    .await
-                    .with_context(create_failed)?;
-                emit(output::write_created_with_secret(
-                    op.out,
-                    format,
-                    &created.client,
-                    &created,
-                    "Client secret",
-                    "client secret",
-                    &created.secret,
-                ))
-            }
-            ClientVerb::List { account_id, page } => {
-                let items = collect_pages(
-                    &page,
-                    filters(account_id),
-                    |c: &client::OAuthClient| c.id.as_str(),
-                    |q| async move { admin.list_clients(&q).await },
-                )
-                .await
-                .with_context(list_failed)?;
-                op.list(&items)
-            }
-            ClientVerb::Get(arg) => {
-                let item = admin
-                    .get_client(&arg.id)
-                    .await
-                    .with_context(|| get_failed(&arg.id))?;
-                op.one(&item)
-            }
-            ClientVerb::Delete(arg) => {
-                admin
-                    .delete_client(&arg.id)
-                    .await
-                    .with_context(|| delete_failed(&arg.id))?;
-                op.deleted(&arg.id)
-            }
-        },
+                        source_iam_id: source,
+                        ..ListQuery::default()
+                    },
+                ),
+                PolicyVerb::Get(arg) => Generic::Get(arg.id),
+                PolicyVerb::Delete(arg) => Generic::Delete(arg.id),
+            };
+            generic(admin, op, verb).await
+        }
 
-        IamResource::AccessBinding { verb } => match verb {
-            AccessBindingVerb::Create {
-                subject_iam_id,
-                role,
-                resource,
-            } => {
-                let body = client::CreateAccessBinding {
+        IamResource::Client { verb } => {
+            let verb: Generic<Clients> = match verb {
+                ClientVerb::Create {
+                    id,
+                    name,
+                    account_id,
+                    no_account,
+                } => Generic::Create(admin::ClientCreate {
+                    id,
+                    name,
+                    account_id: if no_account {
+                        None
+                    } else {
+                        Some(own_account(admin, account_id).await?)
+                    },
+                }),
+                ClientVerb::List { account_id, page } => Generic::list(page, filters(account_id)),
+                ClientVerb::Get(arg) => Generic::Get(arg.id),
+                ClientVerb::Delete(arg) => Generic::Delete(arg.id),
+            };
+            generic(admin, op, verb).await
+        }
+
+        IamResource::AccessBinding { verb } => {
+            let verb: Generic<AccessBindings> = match verb {
+                AccessBindingVerb::Create {
+                    subject_iam_id,
+                    role,
+                    resource,
+                } => Generic::Create(admin::AccessBindingCreate {
                     subject_iam_id,
                     role: role.as_str().to_owned(),
                     resource,
-                };
-                let created = admin
-                    .create_access_binding(&body)
-                    .await
-                    .with_context(create_failed)?;
-                op.one(&created)
-            }
-            AccessBindingVerb::List {
-                subject_iam_id,
-                resource,
-                page,
-            } => {
-                let query = ListQuery {
+                }),
+                AccessBindingVerb::List {
                     subject_iam_id,
                     resource,
-                    ..ListQuery::default()
-                };
-                let items = collect_pages(
-                    &page,
-                    query,
-                    |b: &client::AccessBinding| b.id.as_str(),
-                    |q| async move { admin.list_access_bindings(&q).await },
-                )
-                .await
-                .with_context(list_failed)?;
-                op.list(&items)
-            }
-            AccessBindingVerb::Get(arg) => {
-                let item = admin
-                    .get_access_binding(&arg.id)
-                    .await
-                    .with_context(|| get_failed(&arg.id))?;
-                op.one(&item)
-            }
-            AccessBindingVerb::Delete(arg) => {
-                admin
-                    .delete_access_binding(&arg.id)
-                    .await
-                    .with_context(|| delete_failed(&arg.id))?;
-                op.deleted(&arg.id)
-            }
-        },
+                    page,
+                } => Generic::list(
+                    page,
+                    ListQuery {
+                        subject_iam_id,
+                        resource,
+                        ..ListQuery::default()
+                    },
+                ),
+                AccessBindingVerb::Get(arg) => Generic::Get(arg.id),
+                AccessBindingVerb::Delete(arg) => Generic::Delete(arg.id),
+            };
+            generic(admin, op, verb).await
+        }
 
-        IamResource::Profile { verb } => profile(admin, verb, &mut op).await,
+        IamResource::Profile { verb } => profile(admin, verb, op).await,
     }
 }
 
+/// `tessera iam user totp …`.
+async fn totp(admin: &Client, verb: TotpVerb, op: &mut Op<'_>) -> Result<()> {
+    match verb {
+        TotpVerb::Enroll {
+            user_id,
+            replace,
+            code,
+        } => {
+            let enrolled = admin
+                .enroll_totp(&user_id, replace, code.as_deref())
+                .await
+                .with_context(|| format!("cannot enrol a TOTP factor for {user_id}"))?;
+            emit(output::write_totp_enrollment(op.out, op.format, &enrolled))
+        }
+        TotpVerb::Confirm { user_id, code } => {
+            let status = admin
+                .confirm_totp(&user_id, &code)
+                .await
+                .with_context(|| format!("cannot confirm the TOTP factor of {user_id}"))?;
+            op.one(&status)
+        }
+        TotpVerb::Delete { user_id, code } => {
+            admin
+                .delete_totp(&user_id, code.as_deref())
+                .await
+                .with_context(|| format!("cannot delete user {user_id}"))?;
+            op.deleted("user", &user_id)
+        }
+    }
+}
+
+/// `tessera iam key create`: the key pair, its key file written to `output` (or stdout, `-`).
+async fn create_key_file(
+    admin: &Client,
+    body: admin::AuthorizedKeyCreate,
+    output: &Path,
+    force: bool,
+    op: &mut Op<'_>,
+) -> Result<()> {
+    let to_stdout = output.as_os_str() == "-";
+    // Refuse before anything is created: the private key exists only in the answer.
+    if !to_stdout && !force && std::fs::symlink_metadata(output).is_ok() {
+        bail!(
+            "{} exists; choose another --output or pass --force to replace it",
+            output.display()
+        );
+    }
+    let mut created = admin
+        .create::<AuthorizedKeys>(&body)
+        .await
+        .context("cannot create the authorized key")?;
+    let Some(key_file) = created.key_file.take() else {
+        bail!("the server's answer has no key file");
+    };
+    let mut file = serde_json::to_string_pretty(&key_file).context("cannot encode the key file")?;
+    file.push('\n');
+    if to_stdout {
+        return emit(op.out.write_all(file.as_bytes()));
+    }
+    if let Err(err) = write_key_file(output, file.as_bytes(), force) {
+        // A key whose private half is lost is useless: take it back.
+        let cleanup = match admin.delete::<AuthorizedKeys>(&created.id).await {
+            Ok(()) => "the key was deleted again".to_owned(),
+            Err(e) => format!(
+                "deleting the key failed too ({e}); delete {} yourself",
+                created.id
+            ),
+        };
+        return Err(anyhow::Error::new(err).context(format!(
+            "cannot write the key file {}; {cleanup}",
+            output.display()
+        )));
+    }
+    emit(output::write_key_file_written(
+        op.out, op.format, &created, output,
+    ))
+}
+
 /// A change to a profile's replaceable parts, applied between the read and the `PUT`.
-type ProfileEdit = Box<dyn FnOnce(&mut client::ReplaceTrustedProfile) -> Result<()>>;
+type ProfileEdit = Box<dyn FnOnce(&mut admin::TrustedProfileReplace) -> Result<()>>;
 
 /// `tessera iam profile …`. The add-/remove- verbs read, modify and replace the profile.
 async fn profile(admin: &Client, verb: ProfileVerb, op: &mut Op<'_>) -> Result<()> {
@@ -1205,40 +1004,25 @@ async fn profile(admin: &Client, verb: ProfileVerb, op: &mut Op<'_>) -> Result<(
             name,
             description,
         } => {
-            let created = admin
-                .create_trusted_profile(&client::CreateTrustedProfile {
-                    account_id,
-                    name,
-                    description,
-                })
-                .await
-                .context("cannot create the trusted profile")?;
-            return op.one(&created);
+            let body = admin::TrustedProfileCreate {
+                account_id,
+                name,
+                description,
+                identities: Vec::new(),
+                links: Vec::new(),
+                rules: Vec::new(),
+            };
+            return generic::<TrustedProfiles>(admin, op, Generic::Create(body)).await;
         }
         ProfileVerb::List { account_id, page } => {
-            let items = collect_pages(
-                &page,
-                filters(account_id),
-                |p: &client::TrustedProfile| p.id.as_str(),
-                |q| async move { admin.list_trusted_profiles(&q).await },
-            )
-            .await
-            .context("cannot list trusted profiles")?;
-            return op.list(&items);
+            let verb = Generic::<TrustedProfiles>::list(page, filters(account_id));
+            return generic(admin, op, verb).await;
         }
         ProfileVerb::Get(arg) => {
-            let item = admin
-                .get_trusted_profile(&arg.id)
-                .await
-                .with_context(|| format!("cannot get trusted profile {}", arg.id))?;
-            return op.one(&item);
+            return generic::<TrustedProfiles>(admin, op, Generic::Get(arg.id)).await;
         }
         ProfileVerb::Delete(arg) => {
-            admin
-                .delete_trusted_profile(&arg.id)
-                .await
-                .with_context(|| format!("cannot delete trusted profile {}", arg.id))?;
-            return op.deleted(&arg.id);
+            return generic::<TrustedProfiles>(admin, op, Generic::Delete(arg.id)).await;
         }
         ProfileVerb::Update {
             id,
@@ -1251,7 +1035,7 @@ async fn profile(admin: &Client, verb: ProfileVerb, op: &mut Op<'_>) -> Result<(
                     p.name = name;
                 }
                 if let Some(description) = description {
-                    p.description = description;
+                    p.description = Some(description);
                 }
                 Ok(())
             }),
@@ -1264,12 +1048,11 @@ async fn profile(admin: &Client, verb: ProfileVerb, op: &mut Op<'_>) -> Result<(
         } => (
             id,
             Box::new(move |p| {
-                let mut identity =
-                    serde_json::json!({"type": kind.as_str(), "identifier": identifier});
-                if !accounts.is_empty() {
-                    identity["accounts"] = accounts.into();
-                }
-                p.identities.push(identity);
+                p.identities.push(admin::TrustedIdentity {
+                    kind: kind.as_str().to_owned(),
+                    identifier,
+                    accounts,
+                });
                 Ok(())
             }),
         ),
@@ -1277,8 +1060,7 @@ async fn profile(admin: &Client, verb: ProfileVerb, op: &mut Op<'_>) -> Result<(
             id,
             Box::new(move |p| {
                 let before = p.identities.len();
-                p.identities
-                    .retain(|i| i["identifier"] != identifier.as_str());
+                p.identities.retain(|i| i.identifier != identifier);
                 if p.identities.len() == before {
                     bail!("the profile has no trusted identity {identifier}");
                 }
@@ -1296,18 +1078,15 @@ async fn profile(admin: &Client, verb: ProfileVerb, op: &mut Op<'_>) -> Result<(
         } => (
             id,
             Box::new(move |p| {
-                let mut link = serde_json::json!({"cr_type": cr_type, "crn": crn});
-                for (field, value) in [
-                    ("namespace", namespace),
-                    ("name", name),
-                    ("component_type", component_type),
-                    ("component_name", component_name),
-                ] {
-                    if let Some(value) = value {
-                        link[field] = value.into();
-                    }
-                }
-                p.links.push(link);
+                p.links.push(admin::ComputeResourceLink {
+                    id: None,
+                    cr_type,
+                    crn,
+                    namespace,
+                    name,
+                    component_type,
+                    component_name,
+                });
                 Ok(())
             }),
         ),
@@ -1315,7 +1094,8 @@ async fn profile(admin: &Client, verb: ProfileVerb, op: &mut Op<'_>) -> Result<(
             id,
             Box::new(move |p| {
                 let before = p.links.len();
-                p.links.retain(|l| l["id"] != link_id.as_str());
+                p.links
+                    .retain(|l| l.id.as_deref() != Some(link_id.as_str()));
                 if p.links.len() == before {
                     bail!("the profile has no link {link_id}");
                 }
@@ -1332,13 +1112,20 @@ async fn profile(admin: &Client, verb: ProfileVerb, op: &mut Op<'_>) -> Result<(
             Box::new(move |p| {
                 let conditions = conditions
                     .iter()
-                    .map(|c| super::args::parse_condition(c).map_err(anyhow::Error::msg))
+                    .map(|c| {
+                        let condition =
+                            super::args::parse_condition(c).map_err(anyhow::Error::msg)?;
+                        serde_json::from_value::<admin::ClaimCondition>(condition)
+                            .with_context(|| format!("condition {c:?}"))
+                    })
                     .collect::<Result<Vec<_>>>()?;
-                let mut rule = serde_json::json!({"type": "Profile-CR", "cr_type": cr_type, "conditions": conditions});
-                if let Some(name) = rule_name {
-                    rule["name"] = name.into();
-                }
-                p.rules.push(rule);
+                p.rules.push(admin::ClaimRule {
+                    id: None,
+                    name: rule_name,
+                    rule_type: "Profile-CR".to_owned(),
+                    cr_type,
+                    conditions,
+                });
                 Ok(())
             }),
         ),
@@ -1346,7 +1133,8 @@ async fn profile(admin: &Client, verb: ProfileVerb, op: &mut Op<'_>) -> Result<(
             id,
             Box::new(move |p| {
                 let before = p.rules.len();
-                p.rules.retain(|r| r["id"] != rule_id.as_str());
+                p.rules
+                    .retain(|r| r.id.as_deref() != Some(rule_id.as_str()));
                 if p.rules.len() == before {
                     bail!("the profile has no claim rule {rule_id}");
                 }
@@ -1355,10 +1143,16 @@ async fn profile(admin: &Client, verb: ProfileVerb, op: &mut Op<'_>) -> Result<(
         ),
     };
     let current = admin
-        .get_trusted_profile(&id)
+        .get::<TrustedProfiles>(&id)
         .await
         .with_context(|| format!("cannot get trusted profile {id}"))?;
-    let mut body = client::ReplaceTrustedProfile::from(&current);
+    let mut body = admin::TrustedProfileReplace {
+        name: current.name,
+        description: Some(current.description),
+        identities: current.identities,
+        links: current.links,
+        rules: current.rules,
+    };
     change(&mut body).with_context(|| update_failed(&id))?;
     let updated = admin
         .replace_trusted_profile(&id, &body)

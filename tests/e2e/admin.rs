@@ -3,367 +3,298 @@
 
 use crate::harness::*;
 use reqwest::Method;
+use serde::Serialize;
 use serde_json::{json, Value};
+use tessera_client::api::admin::{
+    AccessBindingCreate, AccountCreate, ApiKeyCreate, ClientCreate, EnterpriseCreate, ListQuery,
+    ServiceAccountCreate, UserView,
+};
+use tessera_client::resource::{
+    AccessBindings, Accounts, ApiKeys, Clients, Enterprises, ServiceAccounts, Users,
+};
+use tessera_client::{Client, Error, Resource};
+
+/// The status and code of an admin API refusal (`None` if `err` is not one).
+fn refusal(err: &Error) -> Option<(u16, &str)> {
+    err.api().map(|e| (e.status, e.code.as_str()))
+}
+
+/// Object `id` of `R` can be read, and is in the list `query` selects; neither shows a
+/// one-time secret.
+async fn readable<R>(admin: &Client, id: &str, query: ListQuery)
+where
+    R: Resource,
+    R::Item: Serialize,
+{
+    let kind = R::KIND;
+    let got = admin.get::<R>(id).await.unwrap();
+    assert_eq!(R::id(&got), id);
+    let shown = serde_json::to_value(&got).unwrap();
+    assert!(
+        shown.get("apikey").is_none() && shown.get("secret").is_none(),
+        "secrets are shown once only: {shown}"
+    );
+    let list = admin.list::<R>(&query).await.unwrap();
+    assert!(list.iter().any(|o| R::id(o) == id), "{kind} list");
+}
+
+/// Deleting object `id` of `R` succeeds, and then it is not found.
+async fn deleted<R: Resource>(admin: &Client, id: &str) {
+    let kind = R::KIND;
+    admin
+        .delete::<R>(id)
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: {e}"));
+    let err = admin.get::<R>(id).await.unwrap_err();
+    assert_eq!(refusal(&err), Some((404, "not_found")), "{kind}: {err}");
+}
+
+fn service_account(account_id: &str, name: &str) -> ServiceAccountCreate {
+    ServiceAccountCreate {
+        account_id: Some(account_id.to_owned()),
+        name: name.to_owned(),
+        description: None,
+    }
+}
+
+fn api_key(owner_iam_id: &str, name: &str) -> ApiKeyCreate {
+    ApiKeyCreate {
+        owner_iam_id: owner_iam_id.to_owned(),
+        name: name.to_owned(),
+        description: None,
+    }
+}
 
 #[tokio::test]
 async fn crud_of_every_resource() {
     let server = TestServer::in_process().await;
-    let admin = server.admin_token().await;
-    let enterprise = server
-        .create(&admin, "enterprises", json!({"name": "corp"}))
-        .await;
-    let account = server
-        .create(
-            &admin,
-            "accounts",
-            json!({"name": "team", "enterprise_id": enterprise["id"]}),
-        )
-        .await;
-    let account_id = account["id"].as_str().unwrap();
+    let admin_token = server.admin_token().await;
+    let admin = server.client().with_token(&admin_token);
+    let enterprise = admin
+        .create::<Enterprises>(&EnterpriseCreate {
+            name: "corp".into(),
+        })
+        .await
+        .unwrap();
+    let account = admin
+        .create::<Accounts>(&AccountCreate {
+            name: "team".into(),
+            enterprise_id: Some(enterprise.id.clone()),
+        })
+        .await
+        .unwrap();
+    let account_id = account.id.as_str();
     assert_eq!(account_id.len(), 32);
-    let user = server.create(&admin, "users", json!({"account_id": account_id, "name": "Ada", "email": "ada@example.com", "password": "correct horse battery"})).await;
-    assert_eq!(user["has_password"], true);
+    // Raw: the answer must not hold the password in any field the view does not know.
+    let user = server.create(&admin_token, "users", json!({"account_id": account_id, "name": "Ada", "email": "ada@example.com", "password": "correct horse battery"})).await;
     assert!(user.get("password").is_none() && user.get("password_hash").is_none());
-    let sa = server
-        .create(
-            &admin,
-            "service_accounts",
-            json!({"account_id": account_id, "name": "ci", "description": "builds"}),
-        )
-        .await;
-    let key = server
-        .create(
-            &admin,
-            "api_keys",
-            json!({"owner_iam_id": sa["iam_id"], "name": "k1"}),
-        )
-        .await;
-    assert!(key["apikey"].as_str().unwrap().starts_with("tsk_"));
-    assert_eq!(key["account_id"], account_id);
-    let client = server
-        .create(
-            &admin,
-            "clients",
-            json!({"id": "portal", "account_id": account_id}),
-        )
-        .await;
-    assert!(client["secret"].as_str().unwrap().starts_with("tcs_"));
-    let binding = server.create(&admin, "access_bindings", json!({"subject_iam_id": user["iam_id"], "role": "viewer", "resource": format!("account/{account_id}")})).await;
+    let user: UserView = serde_json::from_value(user).unwrap();
+    assert!(user.has_password);
+    let sa = admin
+        .create::<ServiceAccounts>(&ServiceAccountCreate {
+            description: Some("builds".into()),
+            ..service_account(account_id, "ci")
+        })
+        .await
+        .unwrap();
+    let key = admin
+        .create::<ApiKeys>(&api_key(&sa.iam_id, "k1"))
+        .await
+        .unwrap();
+    assert!(key.apikey.as_deref().unwrap().starts_with("tsk_"));
+    assert_eq!(key.account_id, account_id);
+    let client = admin
+        .create::<Clients>(&ClientCreate {
+            id: "portal".into(),
+            name: None,
+            account_id: Some(account_id.into()),
+        })
+        .await
+        .unwrap();
+    assert!(client.secret.as_deref().unwrap().starts_with("tcs_"));
+    let binding = admin
+        .create::<AccessBindings>(&AccessBindingCreate {
+            subject_iam_id: user.iam_id.clone(),
+            role: "viewer".into(),
+            resource: format!("account/{account_id}"),
+        })
+        .await
+        .unwrap();
 
-    for (plural, object, query) in [
-        ("enterprises", &enterprise, String::new()),
-        ("accounts", &account, String::new()),
-        ("users", &user, format!("?account_id={account_id}")),
-        ("service_accounts", &sa, format!("?account_id={account_id}")),
-        (
-            "api_keys",
-            &key,
-            format!("?owner_iam_id={}", sa["iam_id"].as_str().unwrap()),
-        ),
-        ("clients", &client, format!("?account_id={account_id}")),
-        (
-            "access_bindings",
-            &binding,
-            format!("?subject_iam_id={}", user["iam_id"].as_str().unwrap()),
-        ),
-    ] {
-        let id = object["id"].as_str().unwrap();
-        let (status, got) = server
-            .admin(Method::GET, &format!("/v1/{plural}/{id}"), &admin, None)
-            .await;
-        assert_eq!(status, 200, "{plural}: {got}");
-        assert_eq!(got["id"], object["id"]);
-        assert!(
-            got.get("apikey").is_none() && got.get("secret").is_none(),
-            "secrets are shown once only"
-        );
-        let (status, list) = server
-            .admin(Method::GET, &format!("/v1/{plural}{query}"), &admin, None)
-            .await;
-        assert_eq!(status, 200);
-        assert!(
-            list[plural]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|o| o["id"] == object["id"]),
-            "{plural} list: {list}"
-        );
-    }
+    let in_account = ListQuery {
+        account_id: Some(account_id.into()),
+        ..ListQuery::default()
+    };
+    readable::<Enterprises>(&admin, &enterprise.id, ListQuery::default()).await;
+    readable::<Accounts>(&admin, account_id, ListQuery::default()).await;
+    readable::<Users>(&admin, &user.id, in_account.clone()).await;
+    readable::<ServiceAccounts>(&admin, &sa.id, in_account.clone()).await;
+    let owned_by_sa = ListQuery {
+        owner_iam_id: Some(sa.iam_id.clone()),
+        ..ListQuery::default()
+    };
+    readable::<ApiKeys>(&admin, &key.id, owned_by_sa).await;
+    readable::<Clients>(&admin, &client.id, in_account).await;
+    let of_user = ListQuery {
+        subject_iam_id: Some(user.iam_id.clone()),
+        ..ListQuery::default()
+    };
+    readable::<AccessBindings>(&admin, &binding.id, of_user).await;
 
     // Deletion: dependants first, then the account and enterprise.
-    let (status, body) = server
-        .admin(
-            Method::DELETE,
-            &format!("/v1/accounts/{account_id}"),
-            &admin,
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("failed_precondition")),
-        "{body}"
-    );
-    for (plural, id) in [
-        ("access_bindings", &binding["id"]),
-        ("clients", &client["id"]),
-        ("service_accounts", &sa["id"]),
-        ("users", &user["id"]),
-        ("accounts", &account["id"]),
-        ("enterprises", &enterprise["id"]),
-    ] {
-        let (status, body) = server
-            .admin(
-                Method::DELETE,
-                &format!("/v1/{plural}/{}", id.as_str().unwrap()),
-                &admin,
-                None,
-            )
-            .await;
-        assert_eq!(status, 204, "{plural}: {body}");
-        let (status, body) = server
-            .admin(
-                Method::GET,
-                &format!("/v1/{plural}/{}", id.as_str().unwrap()),
-                &admin,
-                None,
-            )
-            .await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (404, Some("not_found"))
-        );
-    }
+    let err = admin.delete::<Accounts>(account_id).await.unwrap_err();
+    assert_eq!(refusal(&err), Some((409, "failed_precondition")), "{err}");
+    deleted::<AccessBindings>(&admin, &binding.id).await;
+    deleted::<Clients>(&admin, &client.id).await;
+    deleted::<ServiceAccounts>(&admin, &sa.id).await;
+    deleted::<Users>(&admin, &user.id).await;
+    deleted::<Accounts>(&admin, account_id).await;
+    deleted::<Enterprises>(&admin, &enterprise.id).await;
     // The service account's key went with it.
-    let (status, _) = server
-        .admin(
-            Method::GET,
-            &format!("/v1/api_keys/{}", key["id"].as_str().unwrap()),
-            &admin,
-            None,
-        )
-        .await;
-    assert_eq!(status, 404);
+    let err = admin.get::<ApiKeys>(&key.id).await.unwrap_err();
+    assert_eq!(err.status(), Some(404));
 }
 
 #[tokio::test]
 async fn deleting_a_key_or_identity_takes_effect_at_once() {
     let server = TestServer::in_process().await;
-    let admin = server.admin_token().await;
+    let admin = server.admin_client().await;
     let (sa, apikey) = server.service_account_with_key().await;
-    let second = server
-        .create(
-            &admin,
-            "api_keys",
-            json!({"owner_iam_id": sa["iam_id"], "name": "second"}),
-        )
-        .await;
-    let second_key = second["apikey"].as_str().unwrap().to_owned();
+    let sa_iam_id = sa["iam_id"].as_str().unwrap();
+    let sa_id = sa["id"].as_str().unwrap();
+    let second = admin
+        .create::<ApiKeys>(&api_key(sa_iam_id, "second"))
+        .await
+        .unwrap();
+    let second_key = second.apikey.clone().unwrap();
+    let anonymous = server.client();
     let token = server.token(&apikey).await;
-    assert_eq!(
-        server
-            .admin(Method::GET, "/v1/whoami", &token, None)
-            .await
-            .0,
-        200
-    );
+    let caller = anonymous.with_token(&token);
+    caller.whoami().await.unwrap();
 
     // Delete one key: it fails on the very next request; the other key still works.
-    let (status, _) = server
-        .admin(
-            Method::DELETE,
-            &format!("/v1/api_keys/{}", second["id"].as_str().unwrap()),
-            &admin,
-            None,
-        )
-        .await;
-    assert_eq!(status, 204);
-    let refused = server
-        .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", &second_key)])
-        .await;
-    assert_eq!(refused.status(), 400);
+    admin.delete::<ApiKeys>(&second.id).await.unwrap();
+    let err = anonymous.token_from_apikey(&second_key).await.unwrap_err();
     assert_eq!(
-        refused.json::<Value>().await.unwrap()["errorCode"],
-        "BXNIM0415E"
+        err.token().map(|e| (e.status, e.code.as_str())),
+        Some((400, "BXNIM0415E"))
     );
     server.token(&apikey).await;
 
     // Delete the service account: its key and its issued token stop working at once.
-    let (status, _) = server
-        .admin(
-            Method::DELETE,
-            &format!("/v1/service_accounts/{}", sa["id"].as_str().unwrap()),
-            &admin,
-            None,
-        )
-        .await;
-    assert_eq!(status, 204);
-    assert_eq!(
-        server
-            .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
-            .await
-            .status(),
-        400
-    );
-    let (status, body) = server.admin(Method::GET, "/v1/whoami", &token, None).await;
-    assert_eq!(status, 401);
-    assert_eq!(body["error"]["code"], "unauthenticated");
+    admin.delete::<ServiceAccounts>(sa_id).await.unwrap();
+    let err = anonymous.token_from_apikey(&apikey).await.unwrap_err();
+    assert_eq!(err.status(), Some(400));
+    let err = caller.whoami().await.unwrap_err();
+    assert_eq!(refusal(&err), Some((401, "unauthenticated")));
 }
 
 #[tokio::test]
 async fn roles_govern_what_callers_may_do() {
     let server = TestServer::in_process().await;
-    let admin = server.admin_token().await;
-    let account_a = server
-        .create(&admin, "accounts", json!({"name": "a"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let account_b = server
-        .create(&admin, "accounts", json!({"name": "b"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let admin = server.admin_client().await;
+    let account = |name: &str| AccountCreate {
+        name: name.into(),
+        enterprise_id: None,
+    };
+    let account_a = admin.create::<Accounts>(&account("a")).await.unwrap().id;
+    let account_b = admin.create::<Accounts>(&account("b")).await.unwrap().id;
     // An account admin of A, a viewer of A, and an identity with no role.
     let mk = |account: String, name: &'static str| {
         let server = &server;
         let admin = admin.clone();
         async move {
-            let sa = server
-                .create(
-                    &admin,
-                    "service_accounts",
-                    json!({"account_id": account, "name": name}),
-                )
-                .await;
-            let key = server
-                .create(
-                    &admin,
-                    "api_keys",
-                    json!({"owner_iam_id": sa["iam_id"], "name": name}),
-                )
-                .await;
-            (sa, server.token(key["apikey"].as_str().unwrap()).await)
+            let sa = admin
+                .create::<ServiceAccounts>(&service_account(&account, name))
+                .await
+                .unwrap();
+            let key = admin
+                .create::<ApiKeys>(&api_key(&sa.iam_id, name))
+                .await
+                .unwrap();
+            (sa, server.token(key.apikey.as_deref().unwrap()).await)
         }
     };
     let (a_admin, a_admin_token) = mk(account_a.clone(), "a-admin").await;
     let (a_viewer, a_viewer_token) = mk(account_a.clone(), "a-viewer").await;
     let (_, nobody_token) = mk(account_a.clone(), "nobody").await;
-    server.create(&admin, "access_bindings", json!({"subject_iam_id": a_admin["iam_id"], "role": "admin", "resource": format!("account/{account_a}")})).await;
-    server.create(&admin, "access_bindings", json!({"subject_iam_id": a_viewer["iam_id"], "role": "viewer", "resource": format!("account/{account_a}")})).await;
+    let as_a_admin = server.client().with_token(a_admin_token);
+    let as_a_viewer = server.client().with_token(a_viewer_token);
+    let as_nobody = server.client().with_token(&nobody_token);
+    for (subject, role) in [(&a_admin, "admin"), (&a_viewer, "viewer")] {
+        admin
+            .create::<AccessBindings>(&AccessBindingCreate {
+                subject_iam_id: subject.iam_id.clone(),
+                role: role.into(),
+                resource: format!("account/{account_a}"),
+            })
+            .await
+            .unwrap();
+    }
 
     // The account admin manages A but not B, and cannot create accounts.
-    let (status, _) = server
-        .admin(
-            Method::POST,
-            "/v1/service_accounts",
-            &a_admin_token,
-            Some(json!({"account_id": account_a, "name": "x"})),
-        )
-        .await;
-    assert_eq!(status, 201);
-    let (status, body) = server
-        .admin(
-            Method::POST,
-            "/v1/service_accounts",
-            &a_admin_token,
-            Some(json!({"account_id": account_b, "name": "x"})),
-        )
-        .await;
+    as_a_admin
+        .create::<ServiceAccounts>(&service_account(&account_a, "x"))
+        .await
+        .unwrap();
+    let err = as_a_admin
+        .create::<ServiceAccounts>(&service_account(&account_b, "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(&err), Some((403, "permission_denied")));
+    let err = as_a_admin
+        .create::<Accounts>(&account("c"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(403));
+    let err = as_a_admin
+        .create::<AccessBindings>(&AccessBindingCreate {
+            subject_iam_id: a_viewer.iam_id.clone(),
+            role: "admin".into(),
+            resource: "*".into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (403, Some("permission_denied"))
+        err.status(),
+        Some(403),
+        "an account admin cannot grant global admin"
     );
-    assert_eq!(
-        server
-            .admin(
-                Method::POST,
-                "/v1/accounts",
-                &a_admin_token,
-                Some(json!({"name": "c"}))
-            )
-            .await
-            .0,
-        403
-    );
-    let (status, _) = server
-        .admin(
-            Method::POST,
-            "/v1/access_bindings",
-            &a_admin_token,
-            Some(json!({"subject_iam_id": a_viewer["iam_id"], "role": "admin", "resource": "*"})),
-        )
-        .await;
-    assert_eq!(status, 403, "an account admin cannot grant global admin");
 
     // The viewer reads A, writes nothing.
-    let (status, list) = server
-        .admin(
-            Method::GET,
-            &format!("/v1/service_accounts?account_id={account_a}"),
-            &a_viewer_token,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
-    assert!(list["service_accounts"].as_array().unwrap().len() >= 3);
-    let (status, list) = server
-        .admin(Method::GET, "/v1/service_accounts", &a_viewer_token, None)
-        .await;
-    assert_eq!(status, 200, "without a filter: the readable accounts");
-    assert!(list["service_accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|s| s["account_id"] == account_a.as_str()));
-    assert_eq!(
-        server
-            .admin(
-                Method::POST,
-                "/v1/service_accounts",
-                &a_viewer_token,
-                Some(json!({"account_id": account_a, "name": "x"}))
-            )
-            .await
-            .0,
-        403
-    );
-    assert_eq!(
-        server
-            .admin(
-                Method::GET,
-                &format!("/v1/service_accounts?account_id={account_b}"),
-                &a_viewer_token,
-                None
-            )
-            .await
-            .0,
-        403
-    );
+    let in_account = |account: &str| ListQuery {
+        account_id: Some(account.to_owned()),
+        ..ListQuery::default()
+    };
+    let list = as_a_viewer
+        .list::<ServiceAccounts>(&in_account(&account_a))
+        .await
+        .unwrap();
+    assert!(list.len() >= 3);
+    let list = as_a_viewer
+        .list::<ServiceAccounts>(&ListQuery::default())
+        .await
+        .expect("without a filter: the readable accounts");
+    assert!(list.iter().all(|s| s.account_id == account_a));
+    let err = as_a_viewer
+        .create::<ServiceAccounts>(&service_account(&account_a, "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(403));
+    let err = as_a_viewer
+        .list::<ServiceAccounts>(&in_account(&account_b))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(403));
 
     // No role: nothing but whoami.
-    assert_eq!(
-        server
-            .admin(Method::GET, "/v1/whoami", &nobody_token, None)
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        server
-            .admin(
-                Method::GET,
-                &format!("/v1/users?account_id={account_a}"),
-                &nobody_token,
-                None
-            )
-            .await
-            .0,
-        403
-    );
+    as_nobody.whoami().await.unwrap();
+    let err = as_nobody
+        .list::<Users>(&in_account(&account_a))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(403));
+    // The client has no audit call: the log is read raw.
     assert_eq!(
         server
             .admin(Method::GET, "/v1/audit", &nobody_token, None)

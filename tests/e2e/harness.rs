@@ -507,6 +507,20 @@ impl TestServer {
         self.token(ADMIN_KEY).await
     }
 
+    /// The typed client of this server, without a token (`.with_token(..)` for one); bounded
+    /// like [`TestServer::http`]. For what the server must accept; wrong input stays raw HTTP.
+    pub fn client(&self) -> tessera_client::Client {
+        tessera_client::Client::builder(&self.url)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client")
+    }
+
+    /// The typed client, authenticated as the bootstrap administrator.
+    pub async fn admin_client(&self) -> tessera_client::Client {
+        self.client().with_token(self.admin_token().await)
+    }
+
     /// Sends an admin request and returns status and JSON body (Null for empty bodies).
     pub async fn admin(
         &self,

@@ -742,7 +742,7 @@ pub struct AuthorizedKeyView {
 }
 
 /// The authorized key file in the shape `yc iam key create` writes and the Yandex SDKs read.
-/// No `Debug`: it holds the private key.
+/// `Debug` redacts the private key.
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct KeyFile {
     pub id: String,
@@ -841,7 +841,7 @@ pub struct SigningKeyList {
     pub signing_keys: Vec<SigningKeyView>,
 }
 
-/// The enrolment answer: the secret is shown here once. No `Debug`.
+/// The enrolment answer: the secret is shown here once. `Debug` redacts it.
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct TotpEnrollView {
     pub user_id: String,
@@ -870,11 +870,108 @@ pub struct TokenCutoffView {
     pub not_before: String,
 }
 
-/// A minted ID token.
+/// A minted ID token. `Debug` redacts it.
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct IdTokenView {
     pub id_token: String,
     pub expires_in: i64,
+}
+
+// --- Debug of the views that hold a one-time secret: everything but the secret ----------------
+
+/// `Some("<redacted>")` for a secret that is there.
+fn redacted(secret: &Option<String>) -> Option<&'static str> {
+    secret.as_ref().map(|_| crate::REDACTED)
+}
+
+impl std::fmt::Debug for ApiKeyView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyView")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("description", &self.description)
+            .field("owner_iam_id", &self.owner_iam_id)
+            .field("account_id", &self.account_id)
+            .field("created_at", &self.created_at)
+            .field("apikey", &redacted(&self.apikey))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ClientView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientView")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("account_id", &self.account_id)
+            .field("created_at", &self.created_at)
+            .field("secret", &redacted(&self.secret))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for AuthorizedKeyView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `KeyFile`'s own `Debug` redacts the private key.
+        f.debug_struct("AuthorizedKeyView")
+            .field("id", &self.id)
+            .field("service_account_id", &self.service_account_id)
+            .field("account_id", &self.account_id)
+            .field("description", &self.description)
+            .field("key_algorithm", &self.key_algorithm)
+            .field("public_key", &self.public_key)
+            .field("created_at", &self.created_at)
+            .field("key_file", &self.key_file)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for KeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyFile")
+            .field("id", &self.id)
+            .field("service_account_id", &self.service_account_id)
+            .field("created_at", &self.created_at)
+            .field("key_algorithm", &self.key_algorithm)
+            .field("private_key", &crate::REDACTED)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for OAuthTokenView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthTokenView")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("account_id", &self.account_id)
+            .field("description", &self.description)
+            .field("created_at", &self.created_at)
+            .field("token", &redacted(&self.token))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for TotpEnrollView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URI carries the secret too.
+        f.debug_struct("TotpEnrollView")
+            .field("user_id", &self.user_id)
+            .field("secret", &crate::REDACTED)
+            .field("otpauth_uri", &crate::REDACTED)
+            .field("confirmed", &self.confirmed)
+            .field("replacement", &self.replacement)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for IdTokenView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdTokenView")
+            .field("id_token", &crate::REDACTED)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 /// The `{"<plural>": [...]}` body of a list.

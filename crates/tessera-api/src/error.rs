@@ -16,6 +16,10 @@ pub struct ErrorDetail {
     pub code: String,
     /// What is wrong, for a person.
     pub message: String,
-    /// The request id (also in the `x-request-id` response header).
+    /// The request id (also in the `x-request-id` response header). Defaults to empty when
+    /// absent: the router's own answers (an unknown path, the request deadline) carry none, and
+    /// a client reads those too.
+    #[serde(default)]
+    #[schema(required = true)]
     pub request_id: String,
 }

@@ -9,6 +9,8 @@
 //! knows nothing of the core, the store or HTTP.
 
 pub mod admin;
+#[cfg(test)]
+mod debug_tests;
 pub mod error;
 pub mod paths;
 pub mod token;
@@ -23,3 +25,6 @@ pub mod limits {
     /// Longest list filter value.
     pub const MAX_FILTER: usize = 128;
 }
+
+/// What the hand-written `Debug` of a secret-bearing type shows instead of the secret.
+const REDACTED: &str = "<redacted>";

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// `POST /identity/token` (form-encoded `grant_type` + its parameters). No `Debug`: tokens.
+/// `POST /identity/token` (form-encoded `grant_type` + its parameters). `Debug` redacts the
+/// tokens.
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct IbmTokenResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -21,13 +22,18 @@ pub struct IbmTokenResponse {
     pub scope: String,
 }
 
-/// The IBM error body of `/identity/token`.
+/// The IBM error body of `/identity/token`. `errorDetails` and `context` default to empty when
+/// absent, so that a client reads the shorter bodies of IBM's own endpoint too.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IbmErrorBody {
     pub error_code: String,
     pub error_message: String,
+    #[serde(default)]
+    #[schema(required = true)]
     pub error_details: String,
+    #[serde(default)]
+    #[schema(required = true)]
     pub context: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -72,7 +78,7 @@ pub struct Discovery {
     pub claims_supported: Vec<String>,
 }
 
-/// `POST /iam/v1/tokens` and `:createForServiceAccount`. No `Debug`: a token.
+/// `POST /iam/v1/tokens` and `:createForServiceAccount`. `Debug` redacts the token.
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct YandexIamToken {
@@ -110,6 +116,7 @@ pub struct YandexRevoked {
 /// The Yandex error body (`google.rpc.Status` in JSON).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct YandexErrorBody {
+    /// The gRPC status code (`16` is `UNAUTHENTICATED`).
     pub code: i32,
     pub message: String,
     #[serde(default)]
@@ -187,4 +194,31 @@ pub struct TokenForm {
     pub token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_type_hint: Option<String>,
+}
+
+impl std::fmt::Debug for IbmTokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |token: &Option<String>| token.as_ref().map(|_| crate::REDACTED);
+        f.debug_struct("IbmTokenResponse")
+            .field("access_token", &redacted(&self.access_token))
+            .field("refresh_token", &redacted(&self.refresh_token))
+            .field(
+                "delegated_refresh_token",
+                &redacted(&self.delegated_refresh_token),
+            )
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("expiration", &self.expiration)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for YandexIamToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("YandexIamToken")
+            .field("iam_token", &crate::REDACTED)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
