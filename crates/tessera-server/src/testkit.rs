@@ -305,14 +305,28 @@ impl TestApp {
     }
 }
 
-/// The claims of a JWT, decoded without verification (as the IBM SDKs read them).
-pub fn claims(token: &str) -> Value {
+/// Part `index` of a compact JWS (0 the header, 1 the claims) as JSON, unverified; `Null` if
+/// it is not JSON.
+fn jws_part(token: &str, index: usize) -> Value {
     use base64::Engine as _;
-    let payload = token.split('.').nth(1).unwrap_or_default();
+    let part = token.split('.').nth(index).unwrap_or_default();
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
+        .decode(part)
         .unwrap_or_default();
     serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}
+
+/// The claims of a JWT, decoded without verification (as the IBM SDKs read them).
+pub fn claims(token: &str) -> Value {
+    jws_part(token, 1)
+}
+
+/// The `kid` in a JWT's header: which signing key signed it.
+pub fn kid(token: &str) -> String {
+    jws_part(token, 0)["kid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The IBM error code of a token-endpoint refusal.
