@@ -739,3 +739,194 @@ async fn delegated_refresh_tokens_refuse_an_expiry_outside_a_minute_to_thirty_da
         refused(status, &body, 400, "BXNIM0109E", "between 60 and 2592000");
     }
 }
+
+#[tokio::test]
+async fn an_unknown_api_key_learns_nothing_about_which_receiver_clients_exist() {
+    let app = TestApp::at(T0).await;
+    client(&app, "receiver").await;
+    let answer = |receiver: &'static str| {
+        let app = &app;
+        async move {
+            app.token(&[
+                ("grant_type", APIKEY_GRANT),
+                ("apikey", "not-a-key-0123456789"),
+                ("response_type", "delegated_refresh_token"),
+                ("receiver_client_ids", receiver),
+            ])
+            .await
+        }
+    };
+    let (status, existing) = answer("receiver").await;
+    refused(status, &existing, 400, "BXNIM0415E", "could not be found");
+    let (status, unknown) = answer("nosuch").await;
+    refused(status, &unknown, 400, "BXNIM0415E", "could not be found");
+    assert_eq!(existing["errorMessage"], unknown["errorMessage"]);
+}
+
+#[tokio::test]
+async fn a_client_of_another_account_is_never_a_receiver() {
+    let app = TestApp::at(T0).await;
+    let admin = app.admin_token().await;
+    let other = app.account("other").await;
+    app.create(
+        &admin,
+        "clients",
+        json!({ "id": "theirs", "account_id": other }),
+    )
+    .await;
+    let (status, body) = app
+        .token(&[
+            ("grant_type", APIKEY_GRANT),
+            ("apikey", ADMIN_KEY),
+            ("response_type", "delegated_refresh_token"),
+            ("receiver_client_ids", "theirs"),
+        ])
+        .await;
+    refused(
+        status,
+        &body,
+        400,
+        "BXNIM0109E",
+        "client theirs, which does not exist",
+    );
+}
+
+#[tokio::test]
+async fn apikey_grant_with_both_response_types_gives_an_access_token_and_a_drt() {
+    let app = TestApp::at(T0).await;
+    let (receiver, _) = client(&app, "receiver").await;
+    let (status, body) = app
+        .token(&[
+            ("grant_type", APIKEY_GRANT),
+            ("apikey", ADMIN_KEY),
+            ("response_type", "cloud_iam delegated_refresh_token"),
+            ("receiver_client_ids", &receiver),
+        ])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["expiration"], T0 + HOUR);
+    assert!(body["access_token"].is_string(), "{body}");
+    assert!(body["delegated_refresh_token"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn a_refresh_token_dies_with_the_api_key_it_descends_from() {
+    let app = TestApp::at(T0).await;
+    let admin = app.admin_token().await;
+    let account = app.admin_account().await;
+    let (sa, apikey) = app.service_account_with_key(&account, "ci").await;
+    let (id, secret) = app.login_client().await;
+    let form = [("grant_type", APIKEY_GRANT), ("apikey", apikey.as_str())];
+    let (status, issued) = app.token_as(Some((id, &secret)), &form).await;
+    assert_eq!(status, 200, "{issued}");
+    let (_, keys) = app
+        .get(
+            &format!("/v1/api_keys?owner_iam_id={}", text(&sa, "iam_id")),
+            &admin,
+        )
+        .await;
+    let key_id = text(&keys["api_keys"][0], "id").to_owned();
+    let (status, _) = app.delete(&format!("/v1/api_keys/{key_id}"), &admin).await;
+    assert_eq!(status, 204);
+    let form = [
+        ("grant_type", GRANT_REFRESH),
+        ("refresh_token", text(&issued, "refresh_token")),
+    ];
+    let (status, body) = app.token_as(Some((id, &secret)), &form).await;
+    assert_eq!((status, ibm_code(&body)), (400, "BXNIM0407E"), "{body}");
+}
+
+#[tokio::test]
+async fn a_cutoff_kills_the_refresh_tokens_issued_before_it() {
+    let app = TestApp::at(T0).await;
+    let admin = app.admin_token().await;
+    let refresh = refresh_token_of_login_client(&app).await;
+    let me = claims(&admin)["iam_id"].clone();
+    app.create(&admin, "token_cutoffs", json!({ "iam_id": me }))
+        .await;
+    app.advance(Duration::from_secs(1)).await;
+    let (id, secret) = app.login_client().await;
+    let form = [
+        ("grant_type", GRANT_REFRESH),
+        ("refresh_token", refresh.as_str()),
+    ];
+    let (status, body) = app.token_as(Some((id, &secret)), &form).await;
+    assert_eq!((status, ibm_code(&body)), (400, "BXNIM0407E"), "{body}");
+}
+
+#[tokio::test]
+async fn a_profile_token_dies_with_the_identity_that_assumed_it() {
+    let app = TestApp::at(T0).await;
+    let admin = app.admin_token().await;
+    let account = app.account("acme").await;
+    let (sa, apikey) = app.service_account_with_key(&account, "ci").await;
+    let profile = profile_trusting(&app, &account, &sa).await;
+    let access = app.apikey_token(&apikey).await;
+    let form = [
+        ("grant_type", GRANT_ASSUME),
+        ("access_token", access.as_str()),
+        ("profile_id", profile.as_str()),
+    ];
+    let (status, body) = app.token(&form).await;
+    assert_eq!(status, 200, "{body}");
+    let assumed = text(&body, "access_token").to_owned();
+    let (status, _) = app.get("/v1/whoami", &assumed).await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .delete(&format!("/v1/service_accounts/{}", text(&sa, "id")), &admin)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = app.get("/v1/whoami", &assumed).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn a_pending_factor_does_not_count_at_sign_in() {
+    let app = TestApp::at(T0).await;
+    let account = app.account("acme").await;
+    let user = app.user(&account, "ann").await;
+    let own = app.user_token(&user).await;
+    let id = text(&user, "id");
+    let (status, body) = app
+        .post(&format!("/v1/users/{id}/totp"), &own, json!({}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app.password_grant(id, USER_PASSWORD, &[]).await;
+    assert_eq!(status, 200, "an unconfirmed factor is not required: {body}");
+    assert_eq!(claims(text(&body, "access_token"))["acr"], 1);
+}
+
+#[tokio::test]
+async fn cr_token_grant_follows_a_rotation_of_the_issuers_keys() {
+    let app = TestApp::at(T0).await;
+    let admin = app.admin_token().await;
+    let account = app.account("acme").await;
+    let (old_key, _) = cluster(&app, &account).await;
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = generate_pkcs8(Algorithm::Es256, &rng).unwrap();
+    let new_key = SigningKey::from_pkcs8("k8s-2", Algorithm::Es256, &pkcs8).unwrap();
+    let (_, issuers) = app
+        .get(&format!("/v1/trusted_issuers?account_id={account}"), &admin)
+        .await;
+    let issuer = text(&issuers["trusted_issuers"][0], "id").to_owned();
+    let (status, body) = app
+        .call(
+            axum::http::Method::PUT,
+            &format!("/v1/trusted_issuers/{issuer}"),
+            Some(&admin),
+            Some(json!({ "jwks": { "keys": [new_key.public_jwk()] } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let exchange = |token: String| {
+        let app = &app;
+        async move {
+            app.token(&[("grant_type", GRANT_CR_TOKEN), ("cr_token", &token)])
+                .await
+        }
+    };
+    let (status, body) = exchange(cr_token(&old_key, T0)).await;
+    assert_eq!((status, ibm_code(&body)), (400, "BXNIM0407E"), "{body}");
+    let (status, body) = exchange(cr_token(&new_key, T0)).await;
+    assert_eq!(status, 200, "{body}");
+}
