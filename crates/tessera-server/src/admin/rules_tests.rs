@@ -1435,3 +1435,177 @@ async fn the_bootstrap_key_is_the_only_credential_of_a_fresh_installation() {
     let (_, keys) = app.get("/v1/api_keys", &admin).await;
     assert_eq!(keys["api_keys"].as_array().map(Vec::len), Some(1), "{keys}");
 }
+
+// ---- more cascades and references ----
+
+#[tokio::test]
+async fn deleting_a_profile_takes_its_bindings_and_kills_its_tokens() {
+    let app = TestApp::at(T0).await;
+    let admin = app.admin_token().await;
+    let account = app.account("acme").await;
+    let (sa, apikey) = app.service_account_with_key(&account, "ci").await;
+    let profile = app
+        .create(
+            &admin,
+            "trusted_profiles",
+            json!({
+                "account_id": account, "name": "ops",
+                "identities": [{ "type": "serviceid", "identifier": sa["id"] }],
+            }),
+        )
+        .await;
+    let profile_id = text(&profile, "id").to_owned();
+    let binding = app
+        .bind(
+            &json!(format!("iam-{profile_id}")),
+            "viewer",
+            &format!("account/{account}"),
+        )
+        .await;
+    let access = app.apikey_token(&apikey).await;
+    let form = [
+        ("grant_type", "urn:ibm:params:oauth:grant-type:assume"),
+        ("access_token", access.as_str()),
+        ("profile_id", profile_id.as_str()),
+    ];
+    let (status, body) = app.token(&form).await;
+    assert_eq!(status, 200, "{body}");
+    let assumed = text(&body, "access_token").to_owned();
+    let (status, _) = app
+        .delete(&format!("/v1/trusted_profiles/{profile_id}"), &admin)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = app
+        .get(
+            &format!("/v1/access_bindings/{}", text(&binding, "id")),
+            &admin,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app.get("/v1/whoami", &assumed).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn deleting_a_policys_source_takes_the_policy() {
+    let app = TestApp::at(T0).await;
+    let admin = app.admin_token().await;
+    let account = app.account("acme").await;
+    let (sa, _) = app.service_account_with_key(&account, "reader").await;
+    let target = format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{account}:b::");
+    let policy = app
+        .create(
+            &admin,
+            "authorization_policies",
+            json!({ "source_iam_id": sa["iam_id"], "target_crn": target }),
+        )
+        .await;
+    let (status, _) = app
+        .delete(&format!("/v1/service_accounts/{}", text(&sa, "id")), &admin)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = app
+        .get(
+            &format!("/v1/authorization_policies/{}", text(&policy, "id")),
+            &admin,
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn an_enterprise_is_deleted_only_once_it_has_no_accounts() {
+    let app = TestApp::at(T0).await;
+    let admin = app.admin_token().await;
+    let enterprise = app
+        .create(&admin, "enterprises", json!({ "name": "corp" }))
+        .await;
+    let account = app
+        .create(
+            &admin,
+            "accounts",
+            json!({ "name": "member", "enterprise_id": enterprise["id"] }),
+        )
+        .await;
+    let path = format!("/v1/enterprises/{}", text(&enterprise, "id"));
+    let (status, body) = app.delete(&path, &admin).await;
+    assert_eq!(
+        (status, admin_code(&body)),
+        (409, "failed_precondition"),
+        "{body}"
+    );
+    let (status, _) = app
+        .delete(&format!("/v1/accounts/{}", text(&account, "id")), &admin)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = app.delete(&path, &admin).await;
+    assert_eq!(status, 204);
+}
+
+#[tokio::test]
+async fn an_account_cannot_join_an_unknown_enterprise() {
+    let app = TestApp::at(T0).await;
+    let admin = app.admin_token().await;
+    let missing = "0123456789abcdef0123456789abcdef";
+    let (status, body) = app
+        .post(
+            "/v1/accounts",
+            &admin,
+            json!({ "name": "m", "enterprise_id": missing }),
+        )
+        .await;
+    assert_eq!((status, admin_code(&body)), (404, "not_found"), "{body}");
+}
+
+#[tokio::test]
+async fn a_user_without_roles_lists_its_own_credentials_only() {
+    let app = TestApp::at(T0).await;
+    let account = app.account("acme").await;
+    let ann = app.user(&account, "ann").await;
+    let bob = app.user(&account, "bob").await;
+    for user in [&ann, &bob] {
+        let own = app.user_token(user).await;
+        app.create(
+            &own,
+            "api_keys",
+            json!({ "owner_iam_id": user["id"], "name": "own" }),
+        )
+        .await;
+    }
+    let own = app.user_token(&ann).await;
+    let (status, body) = app.get("/v1/api_keys", &own).await;
+    assert_eq!(status, 200, "{body}");
+    let owners: Vec<&str> = body["api_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| text(k, "owner_iam_id"))
+        .collect();
+    assert_eq!(owners, vec![text(&ann, "id")]);
+    let (status, body) = app
+        .get(&format!("/v1/users/{}", text(&bob, "id")), &own)
+        .await;
+    denied(status, &body);
+}
+
+#[tokio::test]
+async fn an_issuer_update_must_change_something() {
+    let app = TestApp::at(T0).await;
+    let admin = app.admin_token().await;
+    let issuer = app
+        .create(
+            &admin,
+            "trusted_issuers",
+            json!({ "name": "c", "issuer_url": ISSUER_URL, "jwks": test_jwks() }),
+        )
+        .await;
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            &format!("/v1/trusted_issuers/{}", text(&issuer, "id")),
+            Some(&admin),
+            Some(json!({})),
+        )
+        .await;
+    refused(status, &body, 400, "invalid_argument", "at least one of");
+}

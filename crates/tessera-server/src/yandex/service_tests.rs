@@ -420,3 +420,72 @@ async fn a_t1_token_dies_with_the_caller_it_was_minted_by() {
         .verify_access_token(&minted, app.clock.now())
         .is_err());
 }
+
+// ---- Revoke and ServiceAccountService/Get ----
+
+/// A `t1.` token of a new service account of `account`, minted by the administrator.
+async fn t1_of_new_service_account(app: &TestApp, account: &str) -> (Value, String) {
+    let admin = app.admin_token().await;
+    let (sa, _) = app.service_account_with_key(account, "robot").await;
+    let (status, body) = app
+        .post(
+            "/iam/v1/tokens:createForServiceAccount",
+            &admin,
+            json!({ "serviceAccountId": sa["id"] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    (sa, text(&body, "iamToken").to_owned())
+}
+
+#[tokio::test]
+async fn a_caller_revokes_its_own_t1_token_and_it_stops_working_at_once() {
+    let app = TestApp::at(T0).await;
+    let account = app.account("acme").await;
+    let (sa, t1) = t1_of_new_service_account(&app, &account).await;
+    let (status, body) = app
+        .post("/iam/v1/tokens:revoke", &t1, json!({ "iamToken": t1 }))
+        .await;
+    assert_eq!(
+        (status, text(&body, "subjectId")),
+        (200, text(&sa, "id")),
+        "{body}"
+    );
+    assert!(app.state.verify_access_token(&t1, app.clock.now()).is_err());
+}
+
+#[tokio::test]
+async fn a_stranger_cannot_revoke_another_accounts_token() {
+    let app = TestApp::at(T0).await;
+    let account = app.account("acme").await;
+    let other = app.account("other").await;
+    let (_, t1) = t1_of_new_service_account(&app, &account).await;
+    let (_, stranger_key) = app.service_account_with_key(&other, "stranger").await;
+    let stranger = app.apikey_token(&stranger_key).await;
+    let (status, body) = app
+        .post(
+            "/iam/v1/tokens:revoke",
+            &stranger,
+            json!({ "iamToken": t1 }),
+        )
+        .await;
+    assert_eq!((status, rest_code(&body)), (403, 7), "{body}");
+    assert!(app.state.verify_access_token(&t1, app.clock.now()).is_ok());
+}
+
+#[tokio::test]
+async fn a_service_account_is_readable_by_itself_and_not_by_a_stranger() {
+    let app = TestApp::at(T0).await;
+    let account = app.account("acme").await;
+    let other = app.account("other").await;
+    let (sa, t1) = t1_of_new_service_account(&app, &account).await;
+    let path = format!("/iam/v1/serviceAccounts/{}", text(&sa, "id"));
+    let (status, body) = app.get(&path, &t1).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["folderId"], account.as_str());
+    assert_eq!(body["createdAt"], crate::rfc3339::from_unix(T0).as_str());
+    let (_, stranger_key) = app.service_account_with_key(&other, "stranger").await;
+    let stranger = app.apikey_token(&stranger_key).await;
+    let (status, body) = app.get(&path, &stranger).await;
+    assert_eq!((status, rest_code(&body)), (403, 7), "{body}");
+}
