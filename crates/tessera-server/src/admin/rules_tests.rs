@@ -1609,3 +1609,74 @@ async fn an_issuer_update_must_change_something() {
         .await;
     refused(status, &body, 400, "invalid_argument", "at least one of");
 }
+
+// ---- names chosen in another account do not leak ----
+
+#[tokio::test]
+async fn a_stranger_cannot_tell_another_accounts_client_ids_from_missing_ones() {
+    let app = TestApp::at(T0).await;
+    let admin = app.admin_token().await;
+    let account = app.account("acme").await;
+    let other = app.account("other").await;
+    app.create(
+        &admin,
+        "clients",
+        json!({ "id": "web", "account_id": other }),
+    )
+    .await;
+    let (_, token) = account_admin(&app, &account).await;
+    for id in ["web", "nosuch"] {
+        for path in [
+            format!("/v1/clients/{id}?account_id={other}"),
+            format!("/v1/clients/{other}%2F{id}"),
+        ] {
+            let (status, body) = app.get(&path, &token).await;
+            denied(status, &body);
+            let (status, body) = app.delete(&path, &token).await;
+            denied(status, &body);
+        }
+    }
+    // Someone who may see the account is told what is there.
+    let (status, _) = app
+        .get(&format!("/v1/clients/nosuch?account_id={other}"), &admin)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app.get(&format!("/v1/clients/{other}%2Fweb"), &admin).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_stranger_cannot_tell_another_accounts_profile_names_from_free_ones() {
+    let app = TestApp::at(T0).await;
+    let admin = app.admin_token().await;
+    let account = app.account("acme").await;
+    let other = app.account("other").await;
+    app.create(
+        &admin,
+        "trusted_profiles",
+        json!({ "account_id": other, "name": "ops" }),
+    )
+    .await;
+    let (_, token) = account_admin(&app, &account).await;
+    for name in ["ops", "free"] {
+        let body = json!({ "account_id": other, "name": name });
+        let (status, answer) = app.post("/v1/trusted_profiles", &token, body).await;
+        denied(status, &answer);
+    }
+}
+
+#[tokio::test]
+async fn a_stranger_cannot_tell_another_accounts_issuer_urls_from_unused_ones() {
+    let app = TestApp::at(T0).await;
+    let admin = app.admin_token().await;
+    let account = app.account("acme").await;
+    let other = app.account("other").await;
+    let issuer = |url: &str| json!({ "account_id": other, "name": "c", "issuer_url": url, "jwks": test_jwks() });
+    app.create(&admin, "trusted_issuers", issuer(ISSUER_URL))
+        .await;
+    let (_, token) = account_admin(&app, &account).await;
+    for url in [ISSUER_URL, "https://unused.unit.example"] {
+        let (status, answer) = app.post("/v1/trusted_issuers", &token, issuer(url)).await;
+        denied(status, &answer);
+    }
+}
