@@ -1680,3 +1680,81 @@ async fn a_stranger_cannot_tell_another_accounts_issuer_urls_from_unused_ones() 
         denied(status, &answer);
     }
 }
+
+// ---- the rotation timeline, executed as the server's rotation task does ----
+
+/// Runs the rotation plan at the clock's time: the steps taken for JWT keys.
+async fn rotate_now(app: &TestApp) -> Vec<tessera_core::rotation::KeyStep> {
+    let state = &app.state;
+    let rotator = crate::rotation::Rotator {
+        store: state.store.as_ref(),
+        master: &state.master,
+        config: &state.config,
+        rng: &state.rng,
+        node_id: &state.node_id,
+    };
+    rotator.run_once(app.clock.now()).await.unwrap()
+}
+
+/// Waits until this node's key ring signs JWTs with `kid` (the follower applies the change).
+async fn await_signer(app: &TestApp, kid: &str) {
+    for _ in 0..2500 {
+        let signing = app
+            .state
+            .snapshot
+            .keyring()
+            .signer(tessera_core::model::KeyUse::Jwt)
+            .map(|s| s.kid().to_owned());
+        if signing.as_deref() == Ok(kid) {
+            return;
+        }
+        app.state.snapshot.wake();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("the key ring never signed with {kid}");
+}
+
+#[tokio::test]
+async fn a_successor_signs_after_its_publication_lead_and_its_predecessor_is_dropped_after_retirement(
+) {
+    use tessera_core::rotation::KeyStep;
+    let app = TestApp::at(T0).await;
+    let admin = app.admin_token().await;
+    let old_kid = crate::testkit::kid(&admin);
+    let policy = app
+        .state
+        .config
+        .rotation_policy(tessera_core::model::KeyUse::Jwt);
+    let (status, body) = app
+        .post("/v1/signing_keys/rotate", &admin, json!({ "use": "jwt" }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let next = jwt_keys(&signing_keys(&app, &admin).await, "next");
+    let new_kid = text(&next[0], "kid").to_owned();
+
+    app.set(T0 + policy.publish_lead - 1).await;
+    let promoted = |steps: &[KeyStep]| {
+        steps
+            .iter()
+            .any(|s| matches!(s, KeyStep::Promote { next_kid, .. } if *next_kid == new_kid))
+    };
+    assert!(!promoted(&rotate_now(&app).await), "not before the lead");
+    app.set(T0 + policy.publish_lead).await;
+    assert!(promoted(&rotate_now(&app).await), "exactly at the lead");
+    await_signer(&app, &new_kid).await;
+    assert_eq!(crate::testkit::kid(&app.admin_token().await), new_kid);
+
+    let retired_at = T0 + policy.publish_lead;
+    let dropped = |steps: &[KeyStep]| {
+        steps
+            .iter()
+            .any(|s| matches!(s, KeyStep::Delete { kid } if *kid == old_kid))
+    };
+    app.set(retired_at + policy.retire_after - 1).await;
+    assert!(!dropped(&rotate_now(&app).await), "still published");
+    app.set(retired_at + policy.retire_after).await;
+    assert!(
+        dropped(&rotate_now(&app).await),
+        "dropped once retired long enough"
+    );
+}
