@@ -930,3 +930,34 @@ async fn cr_token_grant_follows_a_rotation_of_the_issuers_keys() {
     let (status, body) = exchange(cr_token(&new_key, T0)).await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test]
+async fn a_client_created_again_under_a_deleted_ones_id_does_not_revive_its_tokens() {
+    let app = TestApp::at(T0).await;
+    let admin = app.admin_token().await;
+    let (id, secret) = client(&app, "web").await;
+    let form = [("grant_type", APIKEY_GRANT), ("apikey", ADMIN_KEY)];
+    let (status, issued) = app.token_as(Some((&id, &secret)), &form).await;
+    assert_eq!(status, 200, "{issued}");
+    let access = text(&issued, "access_token").to_owned();
+    let (status, _) = app.delete("/v1/clients/web", &admin).await;
+    assert_eq!(status, 204);
+    let (status, _) = app.get("/v1/whoami", &access).await;
+    assert_eq!(status, 401, "dead with its client");
+    app.advance(Duration::from_secs(1)).await;
+    let (id, secret) = client(&app, "web").await;
+    let (status, body) = app.get("/v1/whoami", &access).await;
+    assert_eq!(status, 401, "still dead: {body}");
+    let form = [
+        ("grant_type", GRANT_REFRESH),
+        ("refresh_token", text(&issued, "refresh_token")),
+    ];
+    let (status, body) = app.token_as(Some((&id, &secret)), &form).await;
+    refused(status, &body, 400, "BXNIM0407E", "OAuth client");
+    // The new client's own tokens work, from its first second.
+    let form = [("grant_type", APIKEY_GRANT), ("apikey", ADMIN_KEY)];
+    let (status, fresh) = app.token_as(Some((&id, &secret)), &form).await;
+    assert_eq!(status, 200, "{fresh}");
+    let (status, _) = app.get("/v1/whoami", text(&fresh, "access_token")).await;
+    assert_eq!(status, 200);
+}
