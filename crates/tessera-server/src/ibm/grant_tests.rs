@@ -961,3 +961,21 @@ async fn a_client_created_again_under_a_deleted_ones_id_does_not_revive_its_toke
     let (status, _) = app.get("/v1/whoami", text(&fresh, "access_token")).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_receiver_created_again_under_a_deleted_ones_id_cannot_redeem_its_drts() {
+    let app = TestApp::at(T0).await;
+    let admin = app.admin_token().await;
+    let (receiver, _) = client(&app, "receiver").await;
+    let issued = delegated_refresh_token(&app, &receiver, 600).await;
+    let (status, _) = app.delete("/v1/clients/receiver", &admin).await;
+    assert_eq!(status, 204);
+    app.advance(Duration::from_secs(1)).await;
+    let (receiver, secret) = client(&app, "receiver").await;
+    let form = [
+        ("grant_type", GRANT_DELEGATED_REFRESH),
+        ("refresh_token", text(&issued, "delegated_refresh_token")),
+    ];
+    let (status, body) = app.token_as(Some((&receiver, &secret)), &form).await;
+    refused(status, &body, 400, "BXNIM0407E", "earlier client");
+}
