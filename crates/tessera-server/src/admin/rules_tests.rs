@@ -1758,3 +1758,116 @@ async fn a_successor_signs_after_its_publication_lead_and_its_predecessor_is_dro
         "dropped once retired long enough"
     );
 }
+
+// ---- containment of the roles an account admin hands out ----
+
+#[tokio::test]
+async fn an_account_admin_cannot_make_itself_token_creator_of_a_more_privileged_service_account() {
+    let app = TestApp::at(T0).await;
+    let account = app.account("acme").await;
+    let (boss, _) = app.service_account_with_key(&account, "boss").await;
+    app.bind(&boss["iam_id"], "admin", "*").await;
+    let (me, token) = account_admin(&app, &account).await;
+    let body = json!({
+        "subject_iam_id": me["iam_id"],
+        "role": "iam.serviceAccounts.tokenCreator",
+        "resource": format!("service-account/{}", text(&boss, "id")),
+    });
+    let (status, answer) = app.post("/v1/access_bindings", &token, body).await;
+    denied(status, &answer);
+}
+
+#[tokio::test]
+async fn an_account_admin_cannot_cut_off_a_more_privileged_identity() {
+    let app = TestApp::at(T0).await;
+    let account = app.account("acme").await;
+    let (boss, _) = app.service_account_with_key(&account, "boss").await;
+    app.bind(&boss["iam_id"], "admin", "*").await;
+    let (_, token) = account_admin(&app, &account).await;
+    let (status, body) = app
+        .post(
+            "/v1/token_cutoffs",
+            &token,
+            json!({ "iam_id": boss["iam_id"] }),
+        )
+        .await;
+    denied(status, &body);
+}
+
+#[tokio::test]
+async fn an_account_admin_cannot_create_keys_or_policies_in_another_account() {
+    let app = TestApp::at(T0).await;
+    let account = app.account("acme").await;
+    let other = app.account("other").await;
+    let (foreign, _) = app.service_account_with_key(&other, "foreign").await;
+    let (_, token) = account_admin(&app, &account).await;
+    let (status, body) = app
+        .post(
+            "/v1/authorized_keys",
+            &token,
+            json!({ "service_account_id": foreign["id"] }),
+        )
+        .await;
+    denied(status, &body);
+    let target = format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{other}:b::");
+    let (status, body) = app
+        .post(
+            "/v1/authorization_policies",
+            &token,
+            json!({ "source_iam_id": foreign["iam_id"], "target_crn": target }),
+        )
+        .await;
+    denied(status, &body);
+}
+
+#[tokio::test]
+async fn an_account_admin_cannot_switch_its_issuer_to_a_key_file() {
+    let app = TestApp::at(T0).await;
+    let admin = app.admin_token().await;
+    let account = app.account("acme").await;
+    let issuer = app
+        .create(
+            &admin,
+            "trusted_issuers",
+            json!({ "account_id": account, "name": "c", "issuer_url": ISSUER_URL, "jwks": test_jwks() }),
+        )
+        .await;
+    let (_, token) = account_admin(&app, &account).await;
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            &format!("/v1/trusted_issuers/{}", text(&issuer, "id")),
+            Some(&token),
+            Some(json!({ "jwks_file": "/etc/passwd" })),
+        )
+        .await;
+    refused(status, &body, 403, "permission_denied", "jwks_file");
+}
+
+#[tokio::test]
+async fn deleting_a_user_takes_its_oauth_tokens_and_factor() {
+    let app = TestApp::at(T0).await;
+    let admin = app.admin_token().await;
+    let account = app.account("acme").await;
+    let user = app.user(&account, "ann").await;
+    let own = app.user_token(&user).await;
+    let oauth = app
+        .create(&own, "oauth_tokens", json!({ "user_id": user["id"] }))
+        .await;
+    enrol(&app, &user, &own).await;
+    let (status, _) = app
+        .delete(&format!("/v1/users/{}", text(&user, "id")), &admin)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = app
+        .get(&format!("/v1/oauth_tokens/{}", text(&oauth, "id")), &admin)
+        .await;
+    assert_eq!(status, 404);
+    let factor = app
+        .state
+        .store
+        .find(tessera_core::directory::EntityKind::Totp, text(&user, "id"))
+        .await
+        .unwrap();
+    assert!(factor.is_none());
+}
