@@ -73,9 +73,14 @@ async fn authorized_key(app: &TestApp, sa: &Value) -> (String, RsaKeyPair) {
 /// The JWT the SDKs build: PS256 with `kid`, `iss` = the service account, issued at `iat` for
 /// an hour.
 fn sdk_jwt(kid: &str, key: &RsaKeyPair, sa: &Value, iat: i64) -> String {
-    let header = json!({ "alg": "PS256", "typ": "JWT", "kid": kid });
     let claims =
         json!({ "iss": sa["id"], "aud": CANONICAL_AUDIENCE, "iat": iat, "exp": iat + 3600 });
+    signed_jwt(kid, key, &claims)
+}
+
+/// A PS256 JWT of `claims` naming authorized key `kid`.
+fn signed_jwt(kid: &str, key: &RsaKeyPair, claims: &Value) -> String {
+    let header = json!({ "alg": "PS256", "typ": "JWT", "kid": kid });
     let input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header.to_string()),
@@ -488,4 +493,34 @@ async fn a_service_account_is_readable_by_itself_and_not_by_a_stranger() {
     let stranger = app.apikey_token(&stranger_key).await;
     let (status, body) = app.get(&path, &stranger).await;
     assert_eq!((status, rest_code(&body)), (403, 7), "{body}");
+}
+
+#[tokio::test]
+async fn create_refuses_a_jwt_whose_claims_do_not_fit_its_key() {
+    let app = TestApp::at(T0).await;
+    let account = app.account("acme").await;
+    let (sa, _) = app.service_account_with_key(&account, "robot").await;
+    let (other, _) = app.service_account_with_key(&account, "other").await;
+    let (kid, key) = authorized_key(&app, &sa).await;
+    let cases = [
+        // Another service account's id with this one's key.
+        json!({ "iss": other["id"], "aud": CANONICAL_AUDIENCE, "iat": T0, "exp": T0 + 3600 }),
+        json!({ "iss": sa["id"], "aud": "https://elsewhere.example", "iat": T0, "exp": T0 + 3600 }),
+        // Longer than the hour a JWT may live.
+        json!({ "iss": sa["id"], "aud": CANONICAL_AUDIENCE, "iat": T0, "exp": T0 + 7200 }),
+        // Not yet valid at the clock.
+        json!({ "iss": sa["id"], "aud": CANONICAL_AUDIENCE, "iat": T0 + 600, "exp": T0 + 1200 }),
+    ];
+    for claims in cases {
+        let jwt = signed_jwt(&kid, &key, &claims);
+        let (status, body) = app
+            .call(
+                axum::http::Method::POST,
+                "/iam/v1/tokens",
+                None,
+                Some(json!({ "jwt": jwt })),
+            )
+            .await;
+        assert_eq!((status, rest_code(&body)), (401, 16), "{claims}: {body}");
+    }
 }
