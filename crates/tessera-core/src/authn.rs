@@ -454,6 +454,19 @@ pub fn authenticate_refresh_token(
             "The refresh token was issued to another client.".to_owned()
         }));
     }
+    // A receiver is not a lineage link (deleting one does not end the token for the others),
+    // but a client created under a receiver's id after the token was issued is not that
+    // receiver: client ids are chosen names.
+    if grant.is_delegated()
+        && dir
+            .client(client_key)
+            .is_none_or(|client| client.created_at > grant.iat)
+    {
+        return Err(Error::credential(
+            "The delegated refresh token names an earlier client of this id, which was deleted; \
+             request a new one for this client.",
+        ));
+    }
     if dir.is_revoked(&grant.jti, &grant.iam_id, grant.iat) {
         return Err(Error::credential("The refresh token has been revoked."));
     }

@@ -695,7 +695,10 @@ impl Directory {
             },
             Link::Policy(id) => !self.policies.contains_key(id),
             Link::Issuer(id) => !self.issuers.contains_key(id),
-            Link::Client(key) => !self.clients.contains_key(key),
+            // Client ids are chosen names: a client deleted and created again under the same
+            // id is another client, and must not bring its predecessor's tokens back. Tokens of
+            // the creation second itself stand (timestamps are whole seconds).
+            Link::Client(key) => self.clients.get(key).is_none_or(|c| c.created_at > iat),
         })
     }
 

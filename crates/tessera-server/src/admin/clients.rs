@@ -35,12 +35,14 @@ impl Collection for Clients {
         id: &str,
         query: &ObjectQuery,
     ) -> Result<String, AdminError> {
-        if id.contains('/') {
+        if let Some((account, _)) = id.split_once('/') {
+            may_look_in(state, caller, account)?;
             return Ok(id.to_owned());
         }
         limits::bounded("id", id, limits::MAX_ID)?;
         if let Some(account) = &query.account_id {
             let account = ids::account_id("account_id", account)?;
+            may_look_in(state, caller, &account)?;
             return Ok(OAuthClient::key_for(Some(&account), id));
         }
         let own = OAuthClient::key_for(Some(caller.principal.account_id()), id);
@@ -70,6 +72,19 @@ impl Collection for Clients {
             ))),
         }
     }
+}
+
+/// A client named in a given account is looked up only for a caller who may list that
+/// account's clients: to anyone else an existing and a missing id answer alike, so client ids
+/// (chosen names) do not leak across accounts.
+fn may_look_in(state: &AppState, caller: &Caller, account: &str) -> Result<(), AdminError> {
+    caller.authorize(
+        state,
+        &Action::List {
+            kind: EntityKind::Client,
+            account_id: Some(account),
+        },
+    )
 }
 
 pub fn router() -> Router<AppState> {

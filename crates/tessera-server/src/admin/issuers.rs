@@ -116,18 +116,6 @@ async fn issuer_create(
         }
         None => trusted_issuer::default_crn(&account_id, &id),
     };
-    let clash = state
-        .snapshot
-        .directory()
-        .issuers_by_url(&issuer_url)
-        .any(|i| i.account_id == account_id);
-    if clash {
-        return Err(AdminError::new(
-            axum::http::StatusCode::CONFLICT,
-            "already_exists",
-            format!("a trusted issuer with this issuer_url already exists in account {account_id}"),
-        ));
-    }
     let issuer = TrustedIssuer {
         id,
         account_id,
@@ -142,6 +130,22 @@ async fn issuer_create(
     };
     let entity = Entity::Issuer(issuer.clone());
     caller.authorize(&state, &Action::Create(&entity))?;
+    // After the authorization: which issuer URLs an account trusts is its own business.
+    let clash = state
+        .snapshot
+        .directory()
+        .issuers_by_url(&issuer.issuer_url)
+        .any(|i| i.account_id == issuer.account_id);
+    if clash {
+        return Err(AdminError::new(
+            axum::http::StatusCode::CONFLICT,
+            "already_exists",
+            format!(
+                "a trusted issuer with this issuer_url already exists in account {}",
+                issuer.account_id
+            ),
+        ));
+    }
     check_readable(&issuer.jwks)?;
     store_new(&state, &ctx, &caller, &entity).await?;
     Ok(created(issuer.to_api()))

@@ -6,7 +6,7 @@
 use super::auth::Caller;
 use super::kit;
 use super::kit::{audit, created, settle, AdminJson};
-use super::kit::{create_entity, find_or_404, internal};
+use super::kit::{find_or_404, internal};
 use super::views::{profile_document, ToApi};
 use super::AdminError;
 use crate::http::RequestContext;
@@ -84,7 +84,6 @@ async fn profile_create(
         body.rules,
     );
     let valid = trusted_profile::validate(&document, &account_id, &state.rng)?;
-    check_name_free(&state, &account_id, &valid.name, None)?;
     let ValidProfile {
         name,
         description,
@@ -102,7 +101,12 @@ async fn profile_create(
         rules,
         created_at: state.clock.now(),
     };
-    create_entity(&state, &ctx, &caller, &Entity::Profile(profile.clone())).await?;
+    let entity = Entity::Profile(profile.clone());
+    // Authorized before the name check: a caller who may not create profiles in the account
+    // learns nothing about the names its profiles have.
+    caller.authorize(&state, &Action::Create(&entity))?;
+    check_name_free(&state, &profile.account_id, &profile.name, None)?;
+    kit::store_new(&state, &ctx, &caller, &entity).await?;
     Ok(created(profile.to_api()))
 }
 
@@ -127,12 +131,6 @@ async fn profile_replace(
         return Err(AdminError::internal("the store answered another kind"));
     };
     let valid = trusted_profile::validate(&document, &existing.account_id, &state.rng)?;
-    check_name_free(
-        &state,
-        &existing.account_id,
-        &valid.name,
-        Some(&existing.id),
-    )?;
     let profile = TrustedProfile {
         name: valid.name,
         description: valid.description,
@@ -148,6 +146,13 @@ async fn profile_replace(
             old: &old,
             new: &new,
         },
+    )?;
+    // After the authorization, as on create: the names are the account's business.
+    check_name_free(
+        &state,
+        &profile.account_id,
+        &profile.name,
+        Some(&profile.id),
     )?;
     let action = format!("{}.update", EntityKind::Profile.as_str());
     let seq = state

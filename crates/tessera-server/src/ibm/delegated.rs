@@ -82,13 +82,12 @@ pub(super) struct ResolvedDelegation {
 }
 
 impl DelegationParams {
-    /// Validates `receiver_client_ids` (required; existing clients other than `default` and
-    /// the requesting client) and `delegated_refresh_token_expiry`.
-    pub fn parse(
-        state: &AppState,
-        form: &TokenForm,
-        requesting: Option<&OAuthClient>,
-    ) -> Result<Self, IbmError> {
+    /// Validates `receiver_client_ids` (required; ids other than `default` and the requesting
+    /// client) and `delegated_refresh_token_expiry`. Whether the clients exist is
+    /// [`DelegationParams::resolve`]'s question, asked once the API key has named the account:
+    /// answering it here, before authentication, would tell anyone which client ids exist in
+    /// any account.
+    pub fn parse(form: &TokenForm, requesting: Option<&OAuthClient>) -> Result<Self, IbmError> {
         let requesting_client = authn::client_id_or_default(requesting);
         let csv = form
             .receiver_client_ids
@@ -132,17 +131,6 @@ impl DelegationParams {
                 receivers.len()
             )));
         }
-        {
-            let dir = state.snapshot.directory();
-            if let Some(unknown) = receivers
-                .iter()
-                .find(|id| dir.clients_with_id(id).next().is_none())
-            {
-                return Err(IbmError::invalid(format!(
-                    "receiver_client_ids names client {unknown}, which does not exist."
-                )));
-            }
-        }
         let lifetime = match form
             .delegated_refresh_token_expiry
             .as_deref()
@@ -183,8 +171,8 @@ impl DelegationParams {
         for id in &self.receivers {
             let client = dir.client_visible_from(account_id, id).ok_or_else(|| {
                 IbmError::invalid(format!(
-                    "receiver_client_ids names client {id}, which neither account {account_id} \
-                     nor the installation has."
+                    "receiver_client_ids names client {id}, which does not exist in account \
+                     {account_id} or the installation."
                 ))
             })?;
             receiver_keys.push(client.key.clone());

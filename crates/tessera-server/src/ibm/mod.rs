@@ -10,6 +10,8 @@ mod errors;
 mod expiry_tests;
 pub mod form;
 mod grant;
+#[cfg(test)]
+mod grant_tests;
 mod password;
 mod token;
 

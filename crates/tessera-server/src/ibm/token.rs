@@ -257,9 +257,7 @@ fn apikey_grant(request: &GrantRequest<'_>) -> Result<Response, IbmError> {
     let apikey = limits::required("apikey", form.apikey.as_deref(), limits::MAX_API_KEY)?;
     let scope = normalize_scope(form.scope.as_deref())?;
     let delegation = if response_type.delegated {
-        Some(super::delegated::DelegationParams::parse(
-            state, form, client,
-        )?)
+        Some(super::delegated::DelegationParams::parse(form, client)?)
     } else {
         super::delegated::refuse_stray_parameters(form)?;
         None

@@ -11,6 +11,8 @@ mod errors;
 mod grpc;
 mod rest;
 mod service;
+#[cfg(test)]
+mod service_tests;
 
 pub use grpc::{grpc_router, MAX_GRPC_MESSAGE};
 pub use rest::router;
