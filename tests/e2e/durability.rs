@@ -535,7 +535,7 @@ async fn sigkill_at_random_moments_of_a_write_stream_loses_nothing_acknowledged(
                 );
                 // Nothing half-written: each stored account has the audit event of its write.
                 let audited: BTreeSet<String> = store
-                    .list_audit(100_000)
+                    .list_audit(&tessera_store::AuditFilter::newest(100_000))
                     .await
                     .unwrap()
                     .into_iter()

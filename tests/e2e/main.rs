@@ -12,6 +12,7 @@
 //! - `ibm_token`: `POST /identity/token`, every grant, error shapes, tenant pins.
 //! - `oidc`: JWKS, discovery, introspection, revocation.
 //! - `admin`: the admin API, authorization, deletion taking effect.
+//! - `audit`: the audit log: account-scoped reading, filters, paging.
 //! - `ops`: health, readiness, metrics, logs, configuration, restart persistence.
 //! - `cli`: the `tessera` command line against a running server.
 //! - `cluster`: several nodes on one PostgreSQL database, key rotation, database outage.
@@ -44,6 +45,7 @@
 mod admin;
 mod agent;
 mod attacks;
+mod audit;
 mod authz;
 mod cli;
 mod cluster;

@@ -638,6 +638,7 @@ async fn require_totp(server: &TestServer, account: &str) {
                 action: "account.update".into(),
                 request_id: "e2e".into(),
                 detail: "mfa".into(),
+                account_id: None,
             },
         )
         .await

@@ -148,6 +148,26 @@ pub struct ObjectQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Events of this account only (an account administrator may read its account's events;
+    /// without it, every event, for global administrators).
+    #[param(pattern = r"^[0-9a-f]{32}(?!\n)$")]
+    pub account_id: Option<String>,
+    /// Events of this actor (`iam_id`, or `system`).
+    #[param(min_length = 1, max_length = 600)]
+    pub actor: Option<String>,
+    /// Events of this action (`api_key.delete`), or of every action it begins when it ends
+    /// with a dot (`api_key.`).
+    #[param(pattern = r"^[a-z_]+(\.[a-z_]+)*\.?(?!\n)$", max_length = 64)]
+    pub action: Option<String>,
+    /// Events at or after this time.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub since: Option<String>,
+    /// Events before this time.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub until: Option<String>,
+    /// Events older than this event id (paging: the last `id` of the previous page).
+    #[param(minimum = 1)]
+    pub before: Option<i64>,
     /// At most this many events, newest first (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
@@ -647,6 +667,10 @@ pub struct AuditEvent {
     pub target_id: String,
     pub request_id: String,
     pub detail: String,
+    /// The account whose administrators may read the event; absent for installation-wide
+    /// events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -9,9 +9,10 @@ use serde::Serialize;
 use std::fmt;
 use std::time::Duration;
 use tessera_api::admin::{
-    AccountUpdate, AccountView, CodeBody, ConfirmCodeBody, EnrollQuery, IdTokenCreate, IdTokenView,
-    ListQuery, SigningKeyRotate, SigningKeyView, TotpEnrollView, TotpStatusView,
-    TrustedIssuerUpdate, TrustedIssuerView, TrustedProfileReplace, TrustedProfileView, WhoAmI,
+    AccountUpdate, AccountView, AuditEvent, AuditQuery, CodeBody, ConfirmCodeBody, EnrollQuery,
+    IdTokenCreate, IdTokenView, ListQuery, SigningKeyRotate, SigningKeyView, TotpEnrollView,
+    TotpStatusView, TrustedIssuerUpdate, TrustedIssuerView, TrustedProfileReplace,
+    TrustedProfileView, WhoAmI,
 };
 use tessera_api::error::ErrorBody;
 use tessera_api::paths;
@@ -388,6 +389,16 @@ impl Client {
             .admin_raw(Method::POST, url.clone(), None::<&()>, Some(body))
             .await?;
         list_items(&bytes, &url, "signing_keys")
+    }
+
+    /// `GET /v1/audit`: one page of audit events, newest first (the next page: `before` = the
+    /// last event's `id`).
+    pub async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {
+        let url = self.url(paths::AUDIT, None);
+        let body = self
+            .admin_raw(Method::GET, url.clone(), Some(query), None::<&()>)
+            .await?;
+        list_items(&body, &url, "events")
     }
 
     // --- plumbing -------------------------------------------------------------------------

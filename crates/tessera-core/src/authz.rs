@@ -209,8 +209,8 @@ pub enum Action<'a> {
     Update { old: &'a Entity, new: &'a Entity },
     /// Delete this object (and what the store cascades with it).
     Delete(&'a Entity),
-    /// Read the audit log.
-    ReadAudit,
+    /// Read the audit log: one account's events, or (`None`) every event.
+    ReadAudit { account_id: Option<&'a str> },
     /// List signing keys.
     ReadSigningKeys,
     /// Force a signing-key rotation.
@@ -277,9 +277,17 @@ pub fn authorize(dir: &Directory, caller: &Principal, action: &Action<'_>) -> Re
         Action::Create(entity) => create(dir, caller, entity),
         Action::Update { old, new } => update(dir, caller, old, new),
         Action::Delete(entity) => delete(dir, caller, entity),
-        Action::ReadAudit | Action::ReadSigningKeys | Action::RotateSigningKeys => {
-            require(dir, caller, Role::Admin, &Resource::Global)
-        }
+        Action::ReadAudit {
+            account_id: Some(account),
+        } => require(
+            dir,
+            caller,
+            Role::Admin,
+            &Resource::Account(account.to_owned()),
+        ),
+        Action::ReadAudit { account_id: None }
+        | Action::ReadSigningKeys
+        | Action::RotateSigningKeys => require(dir, caller, Role::Admin, &Resource::Global),
         Action::CutOff { iam_id } => act_on_identity(dir, caller, iam_id, "cut off the tokens of"),
         Action::EnrollFactor {
             user,
@@ -408,6 +416,19 @@ pub fn governing_resource(dir: &Directory, entity: &Entity) -> Resource {
         | Entity::Revocation(_)
         | Entity::Cutoff(_)
         | Entity::SigningKey(_) => Resource::Global,
+    }
+}
+
+/// The account an audit event about `entity` belongs to, whose administrators may read it: the
+/// account governing the entity, or for a token cut-off the cut-off identity's account; `None`
+/// for installation-wide objects (enterprises, global clients and bindings, signing keys).
+pub fn audit_account(dir: &Directory, entity: &Entity) -> Option<String> {
+    match entity {
+        Entity::Cutoff(c) => dir.subject(&c.iam_id).map(|s| s.account_id().to_owned()),
+        _ => match governing_resource(dir, entity) {
+            Resource::Account(account) => Some(account),
+            _ => None,
+        },
     }
 }
 

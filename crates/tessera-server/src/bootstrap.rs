@@ -154,6 +154,7 @@ pub fn system_audit(now: i64, action: &str, detail: String) -> AuditEvent {
         action: action.into(),
         request_id: "startup".into(),
         detail,
+        account_id: None,
     }
 }
 

@@ -201,6 +201,7 @@ pub async fn import(config: &Config, dump: &Dump, now: i64) -> anyhow::Result<Im
                 dump.entity_count(),
                 crate::rfc3339::from_unix(dump.exported_at)
             ),
+            account_id: None,
         };
         transfer::import(store, dump, &audit)
             .await
@@ -479,6 +480,7 @@ pub async fn recover(config: &Config, now: i64) -> anyhow::Result<RecoverReport>
             detail: format!(
                 "tessera admin recover: new global administrator {user_id} with API key {api_key_id}"
             ),
+            account_id: None,
         };
         store
             .create_all(
@@ -644,7 +646,10 @@ mod tests {
         assert_eq!(again.entities, dump.entities);
 
         let store = storage::open(&target).await.unwrap();
-        let audit = store.list_audit(1).await.unwrap();
+        let audit = store
+            .list_audit(&tessera_store::AuditFilter::newest(1))
+            .await
+            .unwrap();
         assert_eq!(audit[0].event.actor, "system");
         assert_eq!(audit[0].event.action, "installation.import");
         let accounts = store

@@ -16,8 +16,26 @@ pub fn format(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_default()
 }
 
+/// RFC 3339 text as unix seconds (a fraction of a second is dropped). `None` if it is not RFC 3339.
+pub fn to_unix(text: &str) -> Option<i64> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .map(OffsetDateTime::unix_timestamp)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn parses_what_it_writes_and_offsets() {
+        assert_eq!(super::to_unix("2027-01-15T08:00:00Z"), Some(1_800_000_000));
+        assert_eq!(
+            super::to_unix("2027-01-15T09:00:00.9+01:00"),
+            Some(1_800_000_000)
+        );
+        assert_eq!(super::to_unix("2027-01-15 08:00"), None);
+        assert_eq!(super::to_unix(""), None);
+    }
+
     #[test]
     fn whole_and_fractional_seconds() {
         assert_eq!(super::from_unix(1_800_000_000), "2027-01-15T08:00:00Z");

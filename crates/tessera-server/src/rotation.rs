@@ -57,6 +57,7 @@ fn audit(now: i64, actor: &str, action: &str, detail: String) -> AuditEvent {
         action: action.to_owned(),
         request_id: "rotation".into(),
         detail,
+        account_id: None,
     }
 }
 

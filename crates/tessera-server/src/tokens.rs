@@ -334,6 +334,12 @@ impl AppState {
             action: "token.revoke".into(),
             request_id: request_id.to_owned(),
             detail: format!("token {jti} of {iam_id}"),
+            // The revoked token's subject's account: its administrators read the event.
+            account_id: self
+                .snapshot
+                .directory()
+                .subject(iam_id)
+                .map(|s| s.account_id().to_owned()),
         };
         let seq = self
             .store

@@ -11,7 +11,7 @@
 //! Every function runs on the connection (or transaction) it is given; opening and committing
 //! transactions is the caller's business.
 
-use crate::{AuditEvent, AuditRecord, ChangeBatch, ListFilter, Result, StoreError};
+use crate::{AuditEvent, AuditFilter, AuditRecord, ChangeBatch, ListFilter, Result, StoreError};
 use async_trait::async_trait;
 use sqlx::error::ErrorKind;
 use std::borrow::Cow;
@@ -402,15 +402,56 @@ pub(crate) async fn list_server_secrets(conn: &mut dyn Conn) -> Result<Vec<(Stri
         .collect()
 }
 
-pub(crate) async fn list_audit(conn: &mut dyn Conn, limit: u32) -> Result<Vec<AuditRecord>> {
-    let rows = conn
-        .fetch_all(
-            "SELECT id, at, actor, action, target_kind, target_key, request_id, detail \
-             FROM audit_events ORDER BY id DESC LIMIT ?",
-            &[Value::Int(i64::from(limit))],
-        )
-        .await
-        .map_err(db_error)?;
+pub(crate) async fn list_audit(
+    conn: &mut dyn Conn,
+    filter: &AuditFilter,
+) -> Result<Vec<AuditRecord>> {
+    let mut conditions: Vec<&str> = Vec::new();
+    let mut args: Vec<Value<'_>> = Vec::new();
+    if let Some(account) = &filter.account_id {
+        conditions.push("account_id = ?");
+        args.push(Value::text(account));
+    }
+    if let Some(actor) = &filter.actor {
+        conditions.push("actor = ?");
+        args.push(Value::text(actor));
+    }
+    match &filter.action {
+        // A prefix without LIKE, whose `_` and `%` action names would have to escape.
+        Some(prefix) if prefix.ends_with('.') => {
+            conditions.push("substr(action, 1, CAST(? AS INTEGER)) = ?");
+            args.push(Value::Int(prefix.chars().count() as i64));
+            args.push(Value::text(prefix));
+        }
+        Some(action) => {
+            conditions.push("action = ?");
+            args.push(Value::text(action));
+        }
+        None => {}
+    }
+    if let Some(since) = filter.since {
+        conditions.push("at >= ?");
+        args.push(Value::Int(since));
+    }
+    if let Some(until) = filter.until {
+        conditions.push("at < ?");
+        args.push(Value::Int(until));
+    }
+    if let Some(before) = filter.before_id {
+        conditions.push("id < ?");
+        args.push(Value::Int(before));
+    }
+    let filter_sql = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {} ", conditions.join(" AND "))
+    };
+    args.push(Value::Int(i64::from(filter.limit)));
+    let sql = format!(
+        "SELECT id, at, actor, action, target_kind, target_key, request_id, detail, account_id \
+         FROM audit_events {filter_sql}ORDER BY id DESC LIMIT ?"
+    );
+    let rows = conn.fetch_all(&sql, &args).await.map_err(db_error)?;
     rows.iter()
         .map(|row| {
             Ok(AuditRecord {
@@ -421,6 +462,7 @@ pub(crate) async fn list_audit(conn: &mut dyn Conn, limit: u32) -> Result<Vec<Au
                     action: row.text("action")?,
                     request_id: row.text("request_id")?,
                     detail: row.text("detail")?,
+                    account_id: Some(row.text("account_id")?).filter(|a| !a.is_empty()),
                 },
                 target_kind: row.text("target_kind")?,
                 target_key: row.text("target_key")?,
@@ -1509,8 +1551,9 @@ async fn record_audit(
     detail: &str,
 ) -> Result<()> {
     conn.execute(
-        "INSERT INTO audit_events (at, actor, action, target_kind, target_key, request_id, detail) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit_events \
+         (at, actor, action, target_kind, target_key, request_id, detail, account_id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             Value::Int(audit.at),
             Value::text(&audit.actor),
@@ -1519,6 +1562,7 @@ async fn record_audit(
             Value::text(key),
             Value::text(&audit.request_id),
             Value::text(detail),
+            Value::text(audit.account_id.as_deref().unwrap_or("")),
         ],
     )
     .await

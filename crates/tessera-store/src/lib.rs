@@ -78,6 +78,46 @@ pub struct AuditEvent {
     pub request_id: String,
     /// Free text for people; never contains a secret.
     pub detail: String,
+    /// The account whose administrators govern the event's target (and so may read the event);
+    /// `None` for installation-wide events, which only global administrators read.
+    pub account_id: Option<String>,
+}
+
+impl AuditEvent {
+    /// This event, as one of `account_id`'s (or installation-wide for `None`).
+    pub fn in_account(self, account_id: Option<String>) -> AuditEvent {
+        AuditEvent { account_id, ..self }
+    }
+}
+
+/// Which audit events `list_audit` returns, newest first. Unset fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Events of this account only.
+    pub account_id: Option<String>,
+    /// Events of this actor (`iam_id` or `system`).
+    pub actor: Option<String>,
+    /// Events of this action (`api_key.delete`), or of every action starting with it when it
+    /// ends with `.` (`api_key.`).
+    pub action: Option<String>,
+    /// Events at or after this time (unix seconds).
+    pub since: Option<i64>,
+    /// Events before this time (unix seconds).
+    pub until: Option<i64>,
+    /// Events older than this event id (paging: the last id of the previous page).
+    pub before_id: Option<i64>,
+    /// At most this many events.
+    pub limit: u32,
+}
+
+impl AuditFilter {
+    /// The newest `limit` events, unfiltered.
+    pub fn newest(limit: u32) -> AuditFilter {
+        AuditFilter {
+            limit,
+            ..AuditFilter::default()
+        }
+    }
 }
 
 /// A stored audit event, as listed back.
@@ -160,7 +200,7 @@ pub trait Store: Send + Sync + 'static {
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>>;
 
     /// Recent audit events, newest first.
-    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditRecord>>;
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>>;
 
     /// Removes revocations and change rows that can no longer matter: revocations expired
     /// before `now`, change rows older than `changes_before_seq`.

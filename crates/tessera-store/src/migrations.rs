@@ -27,6 +27,7 @@ pub(crate) const SQLITE: &[File] = files!("sqlite":
     3 => "0003_yandex_credentials",
     4 => "0004_profiles_issuers_policies_mfa",
     5 => "0005_tenancy_and_factor_replacement",
+    6 => "0006_audit_accounts",
 );
 
 pub(crate) const POSTGRES: &[File] = files!("postgres":
@@ -35,6 +36,7 @@ pub(crate) const POSTGRES: &[File] = files!("postgres":
     3 => "0003_yandex_credentials",
     4 => "0004_profiles_issuers_policies_mfa",
     5 => "0005_tenancy_and_factor_replacement",
+    6 => "0006_audit_accounts",
 );
 
 /// The newest schema version a list knows.

@@ -12,7 +12,9 @@
 
 use crate::engine::{self, db_error, newer_schema, Conn, Fields, Row, Value, WriteMode};
 use crate::migrations;
-use crate::{AuditEvent, AuditRecord, ChangeBatch, ListFilter, Result, Store, StoreError};
+use crate::{
+    AuditEvent, AuditFilter, AuditRecord, ChangeBatch, ListFilter, Result, Store, StoreError,
+};
 use async_trait::async_trait;
 use sqlx::migrate::MigrateError;
 use sqlx::sqlite::{
@@ -230,9 +232,9 @@ impl Store for SqliteStore {
         engine::server_secret(&mut *conn, name, candidate, now).await
     }
 
-    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditRecord>> {
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        engine::list_audit(&mut *conn, limit).await
+        engine::list_audit(&mut *conn, filter).await
     }
 
     async fn prune(&self, now: i64, changes_before_seq: i64) -> Result<()> {
@@ -406,6 +408,7 @@ mod tests {
         load_all_skips_expired_revocations,
         server_secret_first_writer_wins,
         audit_rows_written,
+        audit_filters_and_pages,
         list_paginates_and_filters,
         prune_removes_expired_and_old_changes,
         migrate_twice_is_a_no_op,

@@ -32,6 +32,7 @@ pub fn audit(action: &str) -> AuditEvent {
         action: action.into(),
         request_id: "req-test".into(),
         detail: String::new(),
+        account_id: None,
     }
 }
 
@@ -420,7 +421,11 @@ pub async fn duplicates_are_rejected(store: &dyn Store) {
         signing_key("kid-1", KeyState::Next, None),
     ];
     let before = create_all(store, &originals).await;
-    let audits_before = store.list_audit(1000).await.unwrap().len();
+    let audits_before = store
+        .list_audit(&crate::AuditFilter::newest(1000))
+        .await
+        .unwrap()
+        .len();
 
     for entity in &originals {
         let again = store.create(entity, &audit("test.create")).await;
@@ -491,7 +496,11 @@ pub async fn duplicates_are_rejected(store: &dyn Store) {
     assert_eq!(batch.changes.len(), 1);
     assert_eq!(batch.seq, before + 1);
     assert_eq!(
-        store.list_audit(1000).await.unwrap().len(),
+        store
+            .list_audit(&crate::AuditFilter::newest(1000))
+            .await
+            .unwrap()
+            .len(),
         audits_before + 1
     );
 }
@@ -912,12 +921,16 @@ pub async fn audit_rows_written(store: &dyn Store) {
         action: "account.create".into(),
         request_id: "req-42".into(),
         detail: "first account".into(),
+        account_id: Some(ACCOUNT_A.into()),
     };
     store
         .create(&account(ACCOUNT_A, None), &event)
         .await
         .unwrap();
-    let newest = store.list_audit(10).await.unwrap();
+    let newest = store
+        .list_audit(&crate::AuditFilter::newest(10))
+        .await
+        .unwrap();
     assert_eq!(newest.len(), 1);
     assert_eq!(newest[0].event, event);
     assert_eq!(newest[0].target_kind, "account");
@@ -939,7 +952,10 @@ pub async fn audit_rows_written(store: &dyn Store) {
         .await
         .unwrap();
 
-    let all = store.list_audit(100).await.unwrap();
+    let all = store
+        .list_audit(&crate::AuditFilter::newest(100))
+        .await
+        .unwrap();
     assert_eq!(all.len(), 5, "one row per call, not per cascaded row");
     assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
     assert_eq!(all[0].event.action, "service_account.delete");
@@ -956,7 +972,169 @@ pub async fn audit_rows_written(store: &dyn Store) {
         all[0].event.detail
     );
     assert_eq!(all.last().map(|r| r.event.clone()), Some(event));
-    assert_eq!(store.list_audit(2).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .list_audit(&crate::AuditFilter::newest(2))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+/// `list_audit` filters by account, actor, action (exact or prefix), time and id, and pages.
+pub async fn audit_filters_and_pages(store: &dyn Store) {
+    create_all(store, &[account(ACCOUNT_A, None), account(ACCOUNT_B, None)]).await;
+    let event = |at: i64, actor: &str, action: &str, account: Option<&str>| AuditEvent {
+        at,
+        actor: actor.into(),
+        action: action.into(),
+        request_id: "req".into(),
+        detail: String::new(),
+        account_id: account.map(str::to_owned),
+    };
+    let writes = [
+        (
+            NOW + 10,
+            "iam-a",
+            "service_account.create",
+            Some(ACCOUNT_A),
+            "ServiceId-a1",
+        ),
+        (
+            NOW + 20,
+            "iam-b",
+            "service_account.create",
+            Some(ACCOUNT_B),
+            "ServiceId-b1",
+        ),
+        (
+            NOW + 30,
+            "iam-a",
+            "service_account_x.create",
+            Some(ACCOUNT_A),
+            "ServiceId-a2",
+        ),
+        (
+            NOW + 40,
+            "system",
+            "service_account.create",
+            None,
+            "ServiceId-a3",
+        ),
+    ];
+    for (at, actor, action, account, id) in writes {
+        let owner = if account == Some(ACCOUNT_B) {
+            ACCOUNT_B
+        } else {
+            ACCOUNT_A
+        };
+        store
+            .create(
+                &service_account(id, owner),
+                &event(at, actor, action, account),
+            )
+            .await
+            .unwrap();
+    }
+    let ids = |filter: crate::AuditFilter| async move {
+        store
+            .list_audit(&crate::AuditFilter {
+                limit: 100,
+                ..filter
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.target_key)
+            .collect::<Vec<_>>()
+    };
+    let by = crate::AuditFilter::default;
+    assert_eq!(
+        ids(crate::AuditFilter {
+            account_id: Some(ACCOUNT_A.into()),
+            ..by()
+        })
+        .await,
+        ["ServiceId-a2", "ServiceId-a1"]
+    );
+    assert_eq!(
+        ids(crate::AuditFilter {
+            actor: Some("iam-b".into()),
+            ..by()
+        })
+        .await,
+        ["ServiceId-b1"]
+    );
+    // Exact action; a prefix ends with a dot, and `_` is not a wildcard.
+    assert_eq!(
+        ids(crate::AuditFilter {
+            action: Some("service_account.create".into()),
+            ..by()
+        })
+        .await,
+        ["ServiceId-a3", "ServiceId-b1", "ServiceId-a1"]
+    );
+    assert_eq!(
+        ids(crate::AuditFilter {
+            action: Some("service_account.".into()),
+            ..by()
+        })
+        .await,
+        ["ServiceId-a3", "ServiceId-b1", "ServiceId-a1"]
+    );
+    assert_eq!(
+        ids(crate::AuditFilter {
+            action: Some("service_account_x.".into()),
+            ..by()
+        })
+        .await,
+        ["ServiceId-a2"]
+    );
+    assert_eq!(
+        ids(crate::AuditFilter {
+            since: Some(NOW + 20),
+            until: Some(NOW + 40),
+            ..by()
+        })
+        .await,
+        ["ServiceId-a2", "ServiceId-b1"]
+    );
+    // Installation-wide events come back without an account.
+    let all = store
+        .list_audit(&crate::AuditFilter::newest(100))
+        .await
+        .unwrap();
+    let system = all.iter().find(|r| r.target_key == "ServiceId-a3").unwrap();
+    assert_eq!(system.event.account_id, None);
+    assert_eq!(
+        all.iter()
+            .find(|r| r.target_key == "ServiceId-b1")
+            .unwrap()
+            .event
+            .account_id
+            .as_deref(),
+        Some(ACCOUNT_B)
+    );
+    // Pages of two, by the last id of the previous page, cover everything once.
+    let mut seen = Vec::new();
+    let mut before_id = None;
+    loop {
+        let page = store
+            .list_audit(&crate::AuditFilter {
+                limit: 2,
+                before_id,
+                ..by()
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        before_id = page.last().map(|r| r.id);
+        seen.extend(page.into_iter().map(|r| r.id));
+    }
+    assert_eq!(seen, all.iter().map(|r| r.id).collect::<Vec<_>>());
 }
 
 /// `list` filters by the fields that apply to the kind, orders by key and pages by key.
@@ -1184,7 +1362,10 @@ pub async fn create_all_is_all_or_nothing(store: &dyn Store) {
     }
     let changes = store.changes_since(before, 100).await.unwrap();
     assert_eq!((changes.changes.len(), changes.seq), (2, seq));
-    let audit_rows = store.list_audit(10).await.unwrap();
+    let audit_rows = store
+        .list_audit(&crate::AuditFilter::newest(10))
+        .await
+        .unwrap();
     assert_eq!(
         audit_rows
             .iter()
@@ -1228,7 +1409,14 @@ pub async fn persistence_check(store: &dyn Store, seq: i64) {
         .await
         .unwrap();
     assert_eq!(next, seq + 1);
-    assert_eq!(store.list_audit(100).await.unwrap().len(), 4);
+    assert_eq!(
+        store
+            .list_audit(&crate::AuditFilter::newest(100))
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
 }
 
 /// Leases: one holder at a time; the holder renews; an expired lease (until < now) is taken over;
@@ -1286,7 +1474,11 @@ pub async fn leases_are_exclusive_until_expiry(store: &dyn Store) {
     store.release_lease("never-taken", "node-a").await.unwrap();
 
     assert_eq!(current_seq(store).await, 0);
-    assert!(store.list_audit(10).await.unwrap().is_empty());
+    assert!(store
+        .list_audit(&crate::AuditFilter::newest(10))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// Server secrets are listed by name, with the first writer's value.
@@ -1636,7 +1828,10 @@ pub async fn yandex_credentials(store: &dyn Store) {
         list(ak, Some(ACCOUNT_A), None).await,
         ["aje000000000000000a3"]
     );
-    let audits = store.list_audit(100).await.unwrap();
+    let audits = store
+        .list_audit(&crate::AuditFilter::newest(100))
+        .await
+        .unwrap();
     let cascade = audits
         .iter()
         .find(|a| a.event.action == "service_account.delete")
@@ -1931,7 +2126,10 @@ pub async fn profiles_issuers_policies(store: &dyn Store) {
     assert_absent(store, EntityKind::Policy, "Policy-3").await;
     assert_stored(store, &records[4]).await;
     assert_stored(store, &records[7]).await;
-    let audit_rows = store.list_audit(1).await.unwrap();
+    let audit_rows = store
+        .list_audit(&crate::AuditFilter::newest(1))
+        .await
+        .unwrap();
     assert!(
         audit_rows[0].event.detail.contains("1 access binding(s)"),
         "{:?}",

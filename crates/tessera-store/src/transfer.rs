@@ -1118,7 +1118,11 @@ mod tests {
     async fn state(store: &dyn Store) -> State {
         let (entities, seq) = store.load_all(NOW).await.unwrap();
         let secrets = store.list_server_secrets().await.unwrap();
-        let audits = store.list_audit(10_000).await.unwrap().len();
+        let audits = store
+            .list_audit(&crate::AuditFilter::newest(10_000))
+            .await
+            .unwrap()
+            .len();
         (entities, seq, secrets, audits)
     }
 
@@ -1147,7 +1151,10 @@ mod tests {
         assert_eq!(report.entities["revocations"], 1);
         assert_eq!(report.entities["authorized_keys"], 2);
         assert_eq!(report.entities["oauth_tokens"], 1);
-        let audits = target.list_audit(1000).await.unwrap();
+        let audits = target
+            .list_audit(&crate::AuditFilter::newest(1000))
+            .await
+            .unwrap();
         assert_eq!(audits.len(), expected.len(), "one audit event per object");
         assert!(audits.iter().all(|a| a.event == import_event()));
     }

@@ -93,10 +93,12 @@ async fn account_update(
         .put(
             &new,
             &kit::audit(
+                &state,
                 &ctx,
                 caller.iam_id(),
                 "account.update",
                 format!("account {} mfa={}", account.id, account.mfa.as_str()),
+                &new,
             ),
         )
         .await?;

@@ -92,7 +92,14 @@ async fn binding_create(
         .store
         .create(
             &entity,
-            &audit(&ctx, caller.iam_id(), "access_binding.create", detail),
+            &audit(
+                &state,
+                &ctx,
+                caller.iam_id(),
+                "access_binding.create",
+                detail,
+                &entity,
+            ),
         )
         .await?;
     settle(&state, seq).await;
@@ -143,10 +150,12 @@ async fn binding_delete(
             EntityKind::Binding,
             &id,
             &audit(
+                &state,
                 &ctx,
                 caller.iam_id(),
                 "access_binding.delete",
                 format!("access binding {id}"),
+                &entity,
             ),
         )
         .await?;

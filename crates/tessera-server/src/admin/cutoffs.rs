@@ -39,18 +39,21 @@ async fn cutoff_create(
     caller.authorize(&state, &Action::CutOff { iam_id: &iam_id })?;
     // Tokens are stamped in whole seconds: everything issued in this second is cut off too.
     let not_before = state.clock.now() + 1;
+    let cutoff = Entity::Cutoff(SubjectCutoff {
+        iam_id: iam_id.clone(),
+        not_before,
+    });
     let seq = state
         .store
         .put(
-            &Entity::Cutoff(SubjectCutoff {
-                iam_id: iam_id.clone(),
-                not_before,
-            }),
+            &cutoff,
             &audit(
+                &state,
                 &ctx,
                 caller.iam_id(),
                 "tokens.revoke_all",
                 format!("every token of {iam_id} issued before {not_before}"),
+                &cutoff,
             ),
         )
         .await?;

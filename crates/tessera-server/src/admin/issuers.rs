@@ -194,10 +194,12 @@ async fn issuer_update(
         .put(
             &new,
             &audit(
+                &state,
                 &ctx,
                 caller.iam_id(),
                 "trusted_issuer.update",
                 format!("trusted issuer {}", issuer.id),
+                &new,
             ),
         )
         .await?;

@@ -183,10 +183,12 @@ pub async fn delete<C: Collection>(
             kind,
             &key,
             &audit(
+                &state,
                 &ctx,
                 caller.iam_id(),
                 &action,
                 format!("{} {id}", singular(kind)),
+                &entity,
             ),
         )
         .await?;
@@ -408,7 +410,10 @@ pub async fn store_new(
     let detail = format!("{} {}", singular(entity.kind()), entity.key());
     let seq = state
         .store
-        .create(entity, &audit(ctx, caller.iam_id(), &action, detail))
+        .create(
+            entity,
+            &audit(state, ctx, caller.iam_id(), &action, detail, entity),
+        )
         .await?;
     settle(state, seq).await;
     tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), %action, id = entity.key(), "created");
@@ -428,7 +433,16 @@ pub fn internal(e: tessera_core::Error) -> AdminError {
 }
 
 /// The audit event of an admin action.
-pub fn audit(ctx: &RequestContext, actor: &str, action: &str, detail: String) -> AuditEvent {
+/// The audit event of a change to `about`, in the account whose administrators may read it.
+pub fn audit(
+    state: &AppState,
+    ctx: &RequestContext,
+    actor: &str,
+    action: &str,
+    detail: String,
+    about: &Entity,
+) -> AuditEvent {
+    let account_id = tessera_core::authz::audit_account(&state.snapshot.directory(), about);
     AuditEvent {
         // When the request started, on the server's clock.
         at: ctx.started_at.unix_timestamp(),
@@ -436,6 +450,7 @@ pub fn audit(ctx: &RequestContext, actor: &str, action: &str, detail: String) ->
         action: action.to_owned(),
         request_id: ctx.id.clone(),
         detail,
+        account_id,
     }
 }
 

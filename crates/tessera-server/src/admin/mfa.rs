@@ -195,10 +195,12 @@ async fn totp_enroll(
         .put(
             &Entity::Totp(enrollment.clone()),
             &audit(
+                &state,
                 &ctx,
                 caller.iam_id(),
                 action,
                 format!("TOTP factor of user {}", user.id),
+                &Entity::User(user.clone()),
             ),
         )
         .await?;
@@ -277,10 +279,12 @@ async fn totp_confirm(
             .put(
                 &Entity::Totp(enrollment.clone()),
                 &audit(
+                    &state,
                     &ctx,
                     caller.iam_id(),
                     action,
                     format!("TOTP factor of user {}", user.id),
+                    &Entity::User(user.clone()),
                 ),
             )
             .await?;
@@ -356,10 +360,12 @@ async fn totp_delete(
             EntityKind::Totp,
             &user.id,
             &audit(
+                &state,
                 &ctx,
                 caller.iam_id(),
                 "totp.delete",
                 format!("TOTP factor of user {}", user.id),
+                &Entity::User(user.clone()),
             ),
         )
         .await?;

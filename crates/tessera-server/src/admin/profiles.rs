@@ -160,10 +160,12 @@ async fn profile_replace(
         .put(
             &new,
             &audit(
+                &state,
                 &ctx,
                 caller.iam_id(),
                 &action,
                 format!("trusted profile {id}"),
+                &new,
             ),
         )
         .await?;
