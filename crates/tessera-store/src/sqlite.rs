@@ -442,9 +442,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.schema_version().await.unwrap(), None);
-        assert_eq!(store.known_schema_version(), 5);
+        assert_eq!(store.known_schema_version(), 6);
         store.migrate().await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), Some(5));
+        assert_eq!(store.schema_version().await.unwrap(), Some(6));
         store.close().await;
     }
 
