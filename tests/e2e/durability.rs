@@ -302,15 +302,20 @@ async fn a_backup_under_write_load_restores_with_every_acknowledged_write() {
     let token = server.admin_token().await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stream = write_stream(server.clone(), token, "backup", 3, stop.clone());
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // What was acknowledged before the backup began must be in it.
-    let before: BTreeSet<String> = {
+    // What was acknowledged before the backup began must be in it. Waits for a few writes
+    // rather than for a fixed time, which a loaded machine may spend on far fewer.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let before: BTreeSet<String> = loop {
         let store = server.open_store().await;
-        stored_service_accounts(store.as_ref())
+        let names: BTreeSet<String> = stored_service_accounts(store.as_ref())
             .await
             .into_iter()
             .map(|(name, _)| name)
-            .collect()
+            .collect();
+        if names.len() >= 10 || std::time::Instant::now() > deadline {
+            break names;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let backup = work.path().join("backup.db");
     let (work_path, backup_arg) = (work.path().to_path_buf(), backup.clone());
