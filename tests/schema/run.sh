@@ -105,10 +105,11 @@ unprivileged_key="$(post /v1/api_keys "{\"name\": \"schema\", \"owner_iam_id\": 
 
 examples="${SCHEMA_MAX_EXAMPLES:-15}"
 run() {
-  local label=$1 apikey=$2 seed=$3 checks=$4
+  local label=$1 apikey=$2 account=$3 seed=$4 checks=$5
   say "$label (seed $seed)"
   set +e
-  TESSERA_URL="$url" TESSERA_SCHEMA_APIKEY="$apikey" PYTHONPATH="$here" SCHEMATHESIS_HOOKS=hooks \
+  TESSERA_URL="$url" TESSERA_SCHEMA_APIKEY="$apikey" TESSERA_SCHEMA_ACCOUNT="$account" \
+    PYTHONPATH="$here" SCHEMATHESIS_HOOKS=hooks \
     "$here/.venv/bin/schemathesis" --config-file "$here/schemathesis.toml" run "$url/openapi.json" \
     --url "$url" \
     --include-path-regex '^/v1/' \
@@ -130,10 +131,10 @@ run() {
   fi
 }
 
-run "sandbox admin, fixed seed" "$fuzzer_key" 20260101 all
+run "sandbox admin, fixed seed" "$fuzzer_key" "$sandbox" 20260101 all
 for _ in $(seq "${SCHEMA_RANDOM_SEEDS:-2}"); do
-  run "sandbox admin, random seed" "$fuzzer_key" "$RANDOM$RANDOM" all
+  run "sandbox admin, random seed" "$fuzzer_key" "$sandbox" "$RANDOM$RANDOM" all
 done
-run "unprivileged principal" "$unprivileged_key" 20260102 not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
+run "unprivileged principal" "$unprivileged_key" "$home" 20260102 not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 
 say "0 failures; $((SECONDS - started)) s in all"

@@ -342,8 +342,8 @@ pub struct TrustedIdentity {
     #[serde(rename = "type")]
     #[schema(value_type = TrustedIdentityType)]
     pub kind: String,
-    /// A user's `IBMid-…`, a service ID's `iam-ServiceId-…`, or a CRN (`crn:v1:…`).
-    #[schema(min_length = 1, max_length = 512)]
+    /// A user's `IBMid-…`, a service ID's `iam-ServiceId-…` (or `ServiceId-…`), or a CRN
+    /// (`crn:v1:…`) scoped to the profile's account.
     pub identifier: String,
     /// Users only: the accounts whose tokens of this user are trusted; empty means the user's
     /// own account.
@@ -363,16 +363,12 @@ pub struct ComputeResourceLink {
     pub cr_type: String,
     pub crn: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 253)]
     pub namespace: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 253)]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 253)]
     pub component_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 253)]
     pub component_name: Option<String>,
 }
 
@@ -380,11 +376,9 @@ pub struct ComputeResourceLink {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimCondition {
-    #[schema(min_length = 1, max_length = 128)]
     pub claim: String,
     #[schema(value_type = ClaimOperator)]
     pub operator: String,
-    #[schema(max_length = 1024)]
     pub value: String,
 }
 
@@ -605,8 +599,10 @@ fn compute_engine_schema() -> utoipa::openapi::Object {
 #[derive(Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeBody {
-    /// Six digits.
-    #[schema(pattern = r"^[0-9]{6}(?!\n)$")]
+    /// Six digits (surrounding whitespace is ignored).
+    #[schema(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[0-9]{6}[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?!\n)$"
+    )]
     pub code: Option<String>,
 }
 
@@ -616,8 +612,11 @@ pub struct CodeBody {
 #[derive(Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmCodeBody {
-    /// Six digits.
-    #[schema(required = true, pattern = r"^[0-9]{6}(?!\n)$")]
+    /// Six digits (surrounding whitespace is ignored).
+    #[schema(
+        required = true,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[0-9]{6}[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?!\n)$"
+    )]
     pub code: Option<String>,
 }
 
