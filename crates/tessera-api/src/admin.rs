@@ -561,15 +561,15 @@ pub struct IdTokenCreate {
     #[schema(value_type = Option<IdTokenFormat>)]
     pub format: Option<String>,
     /// Instance attributes for full-format tokens (what GCE puts under `google.compute_engine`):
-    /// at most 16, each a string of at most 256 bytes, a number or a boolean.
+    /// at most 16, each a string of at most 256 characters, a number or a boolean.
     #[serde(default)]
     #[schema(schema_with = compute_engine_schema)]
     pub compute_engine: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The schema of `IdTokenCreate::compute_engine`, as `tessera_core::id_token::check_compute_engine`
-/// checks it: at most 16 fields, names of 1..=64 bytes, values strings of at most 256 bytes,
-/// numbers or booleans. (The server counts bytes, JSON Schema characters: the same for ASCII.)
+/// checks it: at most 16 fields, names of 1..=64 characters, values strings of at most 256
+/// characters, numbers or booleans.
 fn compute_engine_schema() -> utoipa::openapi::Object {
     use utoipa::openapi::{ObjectBuilder, OneOfBuilder, RefOr, Schema, Type};
     ObjectBuilder::new()

@@ -29,6 +29,8 @@ mod mfa;
 mod oauth_tokens;
 mod policies;
 mod profiles;
+#[cfg(test)]
+mod schema_rules_tests;
 mod service_accounts;
 mod users;
 mod views;
