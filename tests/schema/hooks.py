@@ -1,4 +1,5 @@
-"""Schemathesis hooks of tests/schema/run.sh: a fresh IAM token for every few requests.
+"""Schemathesis hooks of tests/schema/run.sh: a fresh IAM token for every few requests, the
+run's own objects out of its reach, and the rules no JSON Schema can state.
 
 The fuzzer may revoke its own tokens (POST /v1/token_cutoffs with its own iam_id is a valid
 request), so the token is minted again from the API key in $TESSERA_SCHEMA_APIKEY rather than

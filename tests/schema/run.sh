@@ -96,12 +96,20 @@ fuzzer_key_json="$(curl -fsS "$url/v1/api_keys" -H "Authorization: Bearer $admin
   -H 'Content-Type: application/json' -d "{\"name\": \"schema\", \"owner_iam_id\": \"$fuzzer_sa\"}")"
 fuzzer_key="$(printf '%s' "$fuzzer_key_json" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["apikey"])')"
 fuzzer_key_id="$(printf '%s' "$fuzzer_key_json" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
-export TESSERA_SCHEMA_PROTECTED="$sandbox $fuzzer_sa_id $fuzzer_sa $fuzzer_binding $fuzzer_key_id"
 home="$(post /v1/accounts '{"name": "schema-home"}' id)"
 # The authorization-negative principal: a service account of the home account without any
-# access binding.
-sa_iam_id="$(post /v1/service_accounts "{\"name\": \"schema-unprivileged\", \"account_id\": \"$home\"}" iam_id)"
-unprivileged_key="$(post /v1/api_keys "{\"name\": \"schema\", \"owner_iam_id\": \"$sa_iam_id\"}" apikey)"
+# access binding. It may still delete its own API key (a credential is its owner's business),
+# so its service account and key are protected too.
+unprivileged_sa_json="$(curl -fsS "$url/v1/service_accounts" -H "Authorization: Bearer $admin_token" \
+  -H 'Content-Type: application/json' -d "{\"name\": \"schema-unprivileged\", \"account_id\": \"$home\"}")"
+sa_id="$(printf '%s' "$unprivileged_sa_json" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
+sa_iam_id="$(printf '%s' "$unprivileged_sa_json" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["iam_id"])')"
+unprivileged_key_json="$(curl -fsS "$url/v1/api_keys" -H "Authorization: Bearer $admin_token" \
+  -H 'Content-Type: application/json' -d "{\"name\": \"schema\", \"owner_iam_id\": \"$sa_iam_id\"}")"
+unprivileged_key="$(printf '%s' "$unprivileged_key_json" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["apikey"])')"
+unprivileged_key_id="$(printf '%s' "$unprivileged_key_json" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
+export TESSERA_SCHEMA_PROTECTED="$sandbox $fuzzer_sa_id $fuzzer_sa $fuzzer_binding $fuzzer_key_id \
+$sa_id $sa_iam_id $unprivileged_key_id"
 
 examples="${SCHEMA_MAX_EXAMPLES:-15}"
 run() {
