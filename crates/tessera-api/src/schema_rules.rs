@@ -219,14 +219,6 @@ pub fn admin_schema_rules() -> Vec<(&'static str, Value)> {
                     { "properties": { "federated": { "const": false } } },
                     { "properties": { "password": absent } },
                 ],
-                "properties": {
-                    "email": {
-                        "pattern": concat!(
-                            "^", ws!(), r"*[^@\s\u0000-\u001f\u007f-\u009f]+@[^@\s.\u0000-\u001f\u007f-\u009f]([^@\s\u0000-\u001f\u007f-\u009f]*\.)+[^@\s.\u0000-\u001f\u007f-\u009f]",
-                            ws!(), r"*(?!\n)$"
-                        )
-                    }
-                }
             }),
         ),
         (
