@@ -96,19 +96,28 @@ fuzzer_key_json="$(curl -fsS "$url/v1/api_keys" -H "Authorization: Bearer $admin
   -H 'Content-Type: application/json' -d "{\"name\": \"schema\", \"owner_iam_id\": \"$fuzzer_sa\"}")"
 fuzzer_key="$(printf '%s' "$fuzzer_key_json" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["apikey"])')"
 fuzzer_key_id="$(printf '%s' "$fuzzer_key_json" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
-export TESSERA_SCHEMA_PROTECTED="$sandbox $fuzzer_sa_id $fuzzer_sa $fuzzer_binding $fuzzer_key_id"
 home="$(post /v1/accounts '{"name": "schema-home"}' id)"
 # The authorization-negative principal: a service account of the home account without any
-# access binding.
-sa_iam_id="$(post /v1/service_accounts "{\"name\": \"schema-unprivileged\", \"account_id\": \"$home\"}" iam_id)"
-unprivileged_key="$(post /v1/api_keys "{\"name\": \"schema\", \"owner_iam_id\": \"$sa_iam_id\"}" apikey)"
+# access binding. It may still delete its own API key (a credential is its owner's business),
+# so its service account and key are protected too.
+unprivileged_sa_json="$(curl -fsS "$url/v1/service_accounts" -H "Authorization: Bearer $admin_token" \
+  -H 'Content-Type: application/json' -d "{\"name\": \"schema-unprivileged\", \"account_id\": \"$home\"}")"
+sa_id="$(printf '%s' "$unprivileged_sa_json" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
+sa_iam_id="$(printf '%s' "$unprivileged_sa_json" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["iam_id"])')"
+unprivileged_key_json="$(curl -fsS "$url/v1/api_keys" -H "Authorization: Bearer $admin_token" \
+  -H 'Content-Type: application/json' -d "{\"name\": \"schema\", \"owner_iam_id\": \"$sa_iam_id\"}")"
+unprivileged_key="$(printf '%s' "$unprivileged_key_json" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["apikey"])')"
+unprivileged_key_id="$(printf '%s' "$unprivileged_key_json" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
+export TESSERA_SCHEMA_PROTECTED="$sandbox $fuzzer_sa_id $fuzzer_sa $fuzzer_binding $fuzzer_key_id \
+$sa_id $sa_iam_id $unprivileged_key_id"
 
 examples="${SCHEMA_MAX_EXAMPLES:-15}"
 run() {
-  local label=$1 apikey=$2 seed=$3 checks=$4
+  local label=$1 apikey=$2 account=$3 seed=$4 checks=$5
   say "$label (seed $seed)"
   set +e
-  TESSERA_URL="$url" TESSERA_SCHEMA_APIKEY="$apikey" PYTHONPATH="$here" SCHEMATHESIS_HOOKS=hooks \
+  TESSERA_URL="$url" TESSERA_SCHEMA_APIKEY="$apikey" TESSERA_SCHEMA_ACCOUNT="$account" \
+    PYTHONPATH="$here" SCHEMATHESIS_HOOKS=hooks \
     "$here/.venv/bin/schemathesis" --config-file "$here/schemathesis.toml" run "$url/openapi.json" \
     --url "$url" \
     --include-path-regex '^/v1/' \
@@ -130,10 +139,10 @@ run() {
   fi
 }
 
-run "sandbox admin, fixed seed" "$fuzzer_key" 20260101 all
+run "sandbox admin, fixed seed" "$fuzzer_key" "$sandbox" 20260101 all
 for _ in $(seq "${SCHEMA_RANDOM_SEEDS:-2}"); do
-  run "sandbox admin, random seed" "$fuzzer_key" "$RANDOM$RANDOM" all
+  run "sandbox admin, random seed" "$fuzzer_key" "$sandbox" "$RANDOM$RANDOM" all
 done
-run "unprivileged principal" "$unprivileged_key" 20260102 not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
+run "unprivileged principal" "$unprivileged_key" "$home" 20260102 not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 
 say "0 failures; $((SECONDS - started)) s in all"

@@ -231,7 +231,7 @@ pub struct UserCreate {
     pub name: String,
     #[schema(
         max_length = 254,
-        pattern = r"^\s*[^@\s\u0000-\u001f\u007f-\u009f]+@[^@\s.\u0000-\u001f\u007f-\u009f]([^@\s\u0000-\u001f\u007f-\u009f]*\.)+[^@\s.\u0000-\u001f\u007f-\u009f]\s*(?!\n)$"
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^@\s\u0000-\u001f\u007f-\u009f]+@[^@\s.\u0000-\u001f\u007f-\u009f]([^@\s\u0000-\u001f\u007f-\u009f]*\.)+[^@\s.\u0000-\u001f\u007f-\u009f][\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?!\n)$"
     )]
     pub email: String,
     /// A password for the sign-in of the OAuth password grant; not with `federated`.
@@ -362,8 +362,8 @@ pub struct TrustedIdentity {
     #[serde(rename = "type")]
     #[schema(value_type = TrustedIdentityType)]
     pub kind: String,
-    /// A user's `IBMid-…`, a service ID's `iam-ServiceId-…`, or a CRN (`crn:v1:…`).
-    #[schema(min_length = 1, max_length = 512)]
+    /// A user's `IBMid-…`, a service ID's `iam-ServiceId-…` (or `ServiceId-…`), or a CRN
+    /// (`crn:v1:…`) scoped to the profile's account.
     pub identifier: String,
     /// Users only: the accounts whose tokens of this user are trusted; empty means the user's
     /// own account.
@@ -383,16 +383,12 @@ pub struct ComputeResourceLink {
     pub cr_type: String,
     pub crn: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 253)]
     pub namespace: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 253)]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 253)]
     pub component_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 253)]
     pub component_name: Option<String>,
 }
 
@@ -400,11 +396,9 @@ pub struct ComputeResourceLink {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimCondition {
-    #[schema(min_length = 1, max_length = 128)]
     pub claim: String,
     #[schema(value_type = ClaimOperator)]
     pub operator: String,
-    #[schema(max_length = 1024)]
     pub value: String,
 }
 
@@ -587,15 +581,15 @@ pub struct IdTokenCreate {
     #[schema(value_type = Option<IdTokenFormat>)]
     pub format: Option<String>,
     /// Instance attributes for full-format tokens (what GCE puts under `google.compute_engine`):
-    /// at most 16, each a string of at most 256 bytes, a number or a boolean.
+    /// at most 16, each a string of at most 256 characters, a number or a boolean.
     #[serde(default)]
     #[schema(schema_with = compute_engine_schema)]
     pub compute_engine: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The schema of `IdTokenCreate::compute_engine`, as `tessera_core::id_token::check_compute_engine`
-/// checks it: at most 16 fields, names of 1..=64 bytes, values strings of at most 256 bytes,
-/// numbers or booleans. (The server counts bytes, JSON Schema characters: the same for ASCII.)
+/// checks it: at most 16 fields, names of 1..=64 characters, values strings of at most 256
+/// characters, numbers or booleans.
 fn compute_engine_schema() -> utoipa::openapi::Object {
     use utoipa::openapi::{ObjectBuilder, OneOfBuilder, RefOr, Schema, Type};
     ObjectBuilder::new()
@@ -625,8 +619,10 @@ fn compute_engine_schema() -> utoipa::openapi::Object {
 #[derive(Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeBody {
-    /// Six digits.
-    #[schema(pattern = r"^[0-9]{6}(?!\n)$")]
+    /// Six digits (surrounding whitespace is ignored).
+    #[schema(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[0-9]{6}[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?!\n)$"
+    )]
     pub code: Option<String>,
 }
 
@@ -636,8 +632,11 @@ pub struct CodeBody {
 #[derive(Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmCodeBody {
-    /// Six digits.
-    #[schema(required = true, pattern = r"^[0-9]{6}(?!\n)$")]
+    /// Six digits (surrounding whitespace is ignored).
+    #[schema(
+        required = true,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[0-9]{6}[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?!\n)$"
+    )]
     pub code: Option<String>,
 }
 

@@ -5,7 +5,8 @@
 //! Each type derives [`utoipa::ToSchema`]; the server's `/openapi.json` is generated from them.
 //! Every validation rule the server applies to a field is stated on the field (lengths,
 //! patterns, enums, nullability, required); requests that refuse unknown fields say
-//! `additionalProperties: false`. The server converts its core models to these types; this crate
+//! `additionalProperties: false`. Rules that span fields, or depend on a sibling's value, are
+//! JSON Schema fragments in [`schema_rules`], merged into the component schemas. The server converts its core models to these types; this crate
 //! knows nothing of the core, the store or HTTP.
 
 pub mod admin;
@@ -13,6 +14,7 @@ pub mod admin;
 mod debug_tests;
 pub mod error;
 pub mod paths;
+pub mod schema_rules;
 pub mod token;
 
 /// Paging limits of list requests (the field rules themselves live in `tessera_core::limits`;

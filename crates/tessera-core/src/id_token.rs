@@ -18,6 +18,7 @@ pub const MAX_AUDIENCE: usize = 1024;
 /// Most `compute_engine` attributes a full-format token may carry, and their longest value.
 const MAX_INSTANCE_FIELDS: usize = 16;
 const MAX_INSTANCE_VALUE: usize = 256;
+const MAX_INSTANCE_NAME: usize = 64;
 
 /// `format=standard` (the six registered claims) or `format=full` (plus `email` and the
 /// `google.compute_engine` block a metadata agent vouches for).
@@ -91,9 +92,10 @@ pub fn check_audience(audience: Option<&str>) -> Result<&str> {
     let audience = audience
         .filter(|a| !a.is_empty())
         .ok_or_else(|| Error::invalid("audience is required"))?;
-    if audience.len() > MAX_AUDIENCE {
+    // Characters, as the schema counts them.
+    if audience.chars().count() > MAX_AUDIENCE {
         return Err(Error::invalid(format!(
-            "audience must be at most {MAX_AUDIENCE} bytes"
+            "audience must be at most {MAX_AUDIENCE} characters"
         )));
     }
     if audience.chars().any(char::is_control) {
@@ -105,7 +107,7 @@ pub fn check_audience(audience: Option<&str>) -> Result<&str> {
 }
 
 /// Checks the `compute_engine` block of a full-format request: a flat object of short strings
-/// or numbers.
+/// or numbers. Lengths are in characters, as the schema (JSON Schema) counts them.
 pub fn check_compute_engine(fields: &Map<String, Value>) -> Result<()> {
     if fields.len() > MAX_INSTANCE_FIELDS {
         return Err(Error::invalid(format!(
@@ -113,14 +115,19 @@ pub fn check_compute_engine(fields: &Map<String, Value>) -> Result<()> {
         )));
     }
     for (key, value) in fields {
+        if key.is_empty() || key.chars().count() > MAX_INSTANCE_NAME {
+            return Err(Error::invalid(format!(
+                "compute_engine field names must be 1 to {MAX_INSTANCE_NAME} characters"
+            )));
+        }
         let ok = match value {
-            Value::String(s) => s.len() <= MAX_INSTANCE_VALUE,
+            Value::String(s) => s.chars().count() <= MAX_INSTANCE_VALUE,
             Value::Number(_) | Value::Bool(_) => true,
             _ => false,
         };
-        if !ok || key.is_empty() || key.len() > 64 {
+        if !ok {
             return Err(Error::invalid(format!(
-                "compute_engine.{key} must be a string of at most {MAX_INSTANCE_VALUE} bytes, a number or a boolean"
+                "compute_engine.{key} must be a string of at most {MAX_INSTANCE_VALUE} characters, a number or a boolean"
             )));
         }
     }
@@ -224,5 +231,24 @@ mod tests {
         let mut nested = Map::new();
         nested.insert("x".into(), serde_json::json!({"y": 1}));
         assert!(check_compute_engine(&nested).is_err());
+    }
+
+    #[test]
+    fn compute_engine_lengths_are_characters() {
+        // Four bytes each: within the bounds in characters (the schema's unit), over in bytes.
+        let wide = |n: usize| "\u{1D413}".repeat(n);
+        let fields = |name: String, value: String| {
+            let mut map = Map::new();
+            map.insert(name, Value::String(value));
+            map
+        };
+        assert!(
+            check_compute_engine(&fields(wide(MAX_INSTANCE_NAME), wide(MAX_INSTANCE_VALUE)))
+                .is_ok()
+        );
+        let long_name = check_compute_engine(&fields(wide(MAX_INSTANCE_NAME + 1), "v".into()));
+        assert!(long_name.is_err_and(|e| e.to_string().contains("field names")));
+        assert!(check_compute_engine(&fields("n".into(), wide(MAX_INSTANCE_VALUE + 1))).is_err());
+        assert!(check_compute_engine(&fields(String::new(), "v".into())).is_err());
     }
 }

@@ -75,7 +75,8 @@ pub fn cr_type(value: Option<&str>) -> Result<String> {
     }
 }
 
-/// 1 to 16 non-empty audiences of at most 256 characters; `None` is `["iam"]`.
+/// 1 to 16 non-empty audiences of at most 256 characters (as JSON Schema counts them);
+/// `None` is `["iam"]`.
 pub fn audiences(value: Option<Vec<String>>) -> Result<Vec<String>> {
     let list = value.unwrap_or_else(|| vec![DEFAULT_AUDIENCE.to_owned()]);
     if list.is_empty() || list.len() > MAX_AUDIENCES {
@@ -84,7 +85,7 @@ pub fn audiences(value: Option<Vec<String>>) -> Result<Vec<String>> {
         )));
     }
     for a in &list {
-        if a.trim().is_empty() || a.len() > 256 || a.chars().any(char::is_control) {
+        if a.trim().is_empty() || a.chars().count() > 256 || a.chars().any(char::is_control) {
             return Err(Error::invalid(
                 "each audience must be 1 to 256 characters without control characters",
             ));
@@ -115,7 +116,7 @@ pub fn claim_mapping(value: Option<BTreeMap<String, String>>) -> Result<BTreeMap
             )));
         }
         if path.is_empty()
-            || path.len() > 256
+            || path.chars().count() > 256
             || path.split('.').any(str::is_empty)
             || path.chars().any(|c| c.is_whitespace() || c.is_control())
         {

@@ -39,10 +39,11 @@ pub const MAX_LINKS: usize = 100;
 pub const MAX_RULES: usize = 100;
 pub const MAX_CONDITIONS: usize = 20;
 pub const MAX_ACCOUNTS: usize = 100;
-/// Longest claim name and longest JSON-encoded condition value.
+/// Longest claim name and longest JSON-encoded condition value, in characters (as the
+/// schema counts).
 pub const MAX_CLAIM: usize = 128;
 pub const MAX_VALUE: usize = 1024;
-/// Longest namespace, name, component type or component name of a link.
+/// Longest namespace, name, component type or component name of a link, in characters.
 pub const MAX_LINK_FIELD: usize = 253;
 
 /// A trusted identity as sent: `{"type", "identifier", "accounts"}`.
@@ -296,7 +297,7 @@ fn link_field(field: &str, value: Option<&str>) -> Result<Option<String>> {
     if value.is_empty() {
         return Err(Error::invalid(format!("{field} must not be empty")));
     }
-    limits::bounded(field, value, MAX_LINK_FIELD)?;
+    limits::bounded_chars(field, value, MAX_LINK_FIELD)?;
     if value.chars().any(char::is_control) {
         return Err(Error::invalid(format!(
             "{field} must not contain control characters"
@@ -396,7 +397,7 @@ fn condition(field: &str, input: &ConditionInput) -> Result<ClaimCondition> {
     if claim.is_empty() {
         return Err(Error::invalid(format!("{field}.claim must not be empty")));
     }
-    limits::bounded(&format!("{field}.claim"), claim, MAX_CLAIM)?;
+    limits::bounded_chars(&format!("{field}.claim"), claim, MAX_CLAIM)?;
     if claim.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(Error::invalid(format!(
             "{field}.claim must not contain spaces or control characters"
@@ -409,7 +410,7 @@ fn condition(field: &str, input: &ConditionInput) -> Result<ClaimCondition> {
             clip(&input.operator)
         ))
     })?;
-    limits::bounded(&format!("{field}.value"), &input.value, MAX_VALUE)?;
+    limits::bounded_chars(&format!("{field}.value"), &input.value, MAX_VALUE)?;
     let value: serde_json::Value = serde_json::from_str(&input.value).map_err(|_| {
         Error::invalid(format!(
             "{field}.value must be JSON-encoded, e.g. \"\\\"prod\\\"\" for the string prod \

@@ -699,8 +699,37 @@ fn rendered() -> &'static serde_json::Value {
     DOC.get_or_init(|| {
         let mut doc = serde_json::to_value(document()).unwrap_or_default();
         fix_links(&mut doc);
+        add_schema_rules(&mut doc);
         doc
     })
+}
+
+/// Merges the cross-field rules of `tessera_api::schema_rules` into their component schemas.
+fn add_schema_rules(doc: &mut serde_json::Value) {
+    for (name, rule) in tessera_api::schema_rules::admin_schema_rules() {
+        if let Some(schema) = doc.pointer_mut(&format!("/components/schemas/{name}")) {
+            merge(schema, &rule);
+        }
+    }
+}
+
+/// Objects merge key by key (recursively); any other value replaces what was there.
+fn merge(target: &mut serde_json::Value, fragment: &serde_json::Value) {
+    match (target, fragment) {
+        (serde_json::Value::Object(target), serde_json::Value::Object(fragment)) => {
+            for (key, value) in fragment {
+                match target.get_mut(key) {
+                    Some(existing) if existing.is_object() && value.is_object() => {
+                        merge(existing, value);
+                    }
+                    _ => {
+                        target.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (target, fragment) => *target = fragment.clone(),
+    }
 }
 
 /// utoipa 5.5 serializes a link's `operationId` as `operation_id` (and `operationRef` as
@@ -888,6 +917,45 @@ mod tests {
         assert_eq!(
             links["DeleteAccount"]["parameters"]["id"],
             "$response.body#/id"
+        );
+    }
+
+    #[test]
+    fn every_schema_rule_refines_a_component() {
+        let doc = doc();
+        for (name, _) in tessera_api::schema_rules::admin_schema_rules() {
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "schema rule for {name}, which is not a component"
+            );
+        }
+        let schemas = &doc["components"]["schemas"];
+        // Cross-field rules the server applies, stated in the document.
+        assert!(schemas["UserCreate"]["anyOf"].is_array());
+        assert_eq!(
+            schemas["TrustedIssuerCreate"]["oneOf"][0]["required"][0],
+            "jwks"
+        );
+        assert_eq!(
+            schemas["TrustedIdentity"]["oneOf"][0]["properties"]["type"]["const"],
+            "user"
+        );
+        // The field attributes stay: the merge adds to them.
+        assert_eq!(
+            schemas["TrustedIssuerCreate"]["properties"]["issuer_url"]["maxLength"],
+            512
+        );
+    }
+
+    #[test]
+    fn the_core_cr_types_are_the_schema_enums() {
+        use tessera_api::schema_rules::CR_TYPES;
+        assert_eq!(CR_TYPES, tessera_core::trusted_profile::CR_TYPES);
+        assert_eq!(CR_TYPES, tessera_core::trusted_issuer::CR_TYPES);
+        let doc = doc();
+        assert_eq!(
+            doc["components"]["schemas"]["ComputeResourceLink"]["properties"]["cr_type"]["enum"],
+            serde_json::json!(CR_TYPES)
         );
     }
 

@@ -149,6 +149,24 @@ impl TestApp {
         self.send(request).await
     }
 
+    /// `method path` with a bearer token and a JSON body.
+    pub async fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> (u16, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        self.send(request).await
+    }
+
     /// `GET path` with a bearer token.
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
         self.call(Method::GET, path, Some(token), None).await

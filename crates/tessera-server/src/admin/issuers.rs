@@ -59,7 +59,7 @@ fn jwks_source(
             Ok(Some(JwksSource::Inline(document)))
         }
         (None, Some(path)) => {
-            let path = limits::bounded("jwks_file", path.trim(), 1024)?.to_owned();
+            let path = limits::bounded_chars("jwks_file", path.trim(), 1024)?.to_owned();
             if !path.starts_with('/') {
                 return Err(AdminError::invalid("jwks_file must be an absolute path"));
             }

@@ -61,6 +61,15 @@ fn too_many(retry_after: u64) -> AdminError {
     )
 }
 
+/// A code, when given, is six digits whether or not a confirmed factor will check it: a
+/// malformed value is refused, never ignored (SECURITY.md, rule 8).
+fn check_code_shape(code: Option<&str>) -> Result<(), AdminError> {
+    if let Some(code) = code {
+        totp::parse_code(code)?;
+    }
+    Ok(())
+}
+
 /// Checks a code of `which` secret of `enrollment`, throttled like codes at sign-in and never
 /// accepted twice. `Ok(None)` when no code was given.
 async fn checked_code(
@@ -135,6 +144,7 @@ async fn totp_enroll(
             "federated users authenticate at their identity provider; a TOTP factor here would never be used",
         ));
     }
+    check_code_shape(body.code.as_deref())?;
     let confirmed = existing.as_ref().filter(|e| e.confirmed);
     if confirmed.is_some() && !query.replace {
         return Err(AdminError::new(
@@ -333,6 +343,7 @@ async fn totp_delete(
         now: state.clock.now(),
     };
     caller.authorize(&state, &unproven)?;
+    check_code_shape(body.code.as_deref())?;
     let proof = if existing.confirmed {
         checked_code(
             &state,

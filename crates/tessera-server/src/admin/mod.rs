@@ -31,6 +31,8 @@ mod policies;
 mod profiles;
 #[cfg(test)]
 mod rules_tests;
+#[cfg(test)]
+mod schema_rules_tests;
 mod service_accounts;
 mod users;
 mod views;
