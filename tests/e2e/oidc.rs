@@ -130,6 +130,46 @@ async fn jwks_and_discovery() {
             doc["revocation_endpoint"],
             format!("{}/identity/revoke", server.url)
         );
+        // Every grant the document lists is one the token endpoint takes (a request without
+        // its parameters is refused for them, never as an unsupported grant), and the apikey,
+        // password, refresh, assume, cr-token, iam-authz and delegated grants are all listed.
+        let grants: Vec<&str> = doc["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_str().unwrap())
+            .collect();
+        for needed in [
+            "urn:ibm:params:oauth:grant-type:apikey",
+            "refresh_token",
+            "password",
+            "urn:ibm:params:oauth:grant-type:assume",
+            "urn:ibm:params:oauth:grant-type:cr-token",
+            "urn:ibm:params:oauth:grant-type:iam-authz",
+            "urn:ibm:params:oauth:grant-type:delegated-refresh-token",
+        ] {
+            assert!(grants.contains(&needed), "{needed} missing from {grants:?}");
+        }
+        for grant in &grants {
+            let response = server.token_response(&[("grant_type", grant)]).await;
+            let body = response.text().await.unwrap();
+            assert!(!body.contains("is not supported"), "{grant}: {body}");
+        }
+        let unknown = server
+            .token_response(&[("grant_type", "client_credentials")])
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(unknown.contains("is not supported"), "{unknown}");
+        assert_eq!(
+            doc["response_types_supported"],
+            serde_json::json!([
+                "cloud_iam",
+                "delegated_refresh_token",
+                "cloud_iam delegated_refresh_token"
+            ])
+        );
     }
 }
 

@@ -16,6 +16,25 @@ pub const GRANT_CR_TOKEN: &str = "urn:ibm:params:oauth:grant-type:cr-token";
 pub const GRANT_IAM_AUTHZ: &str = "urn:ibm:params:oauth:grant-type:iam-authz";
 pub const GRANT_DELEGATED_REFRESH: &str = "urn:ibm:params:oauth:grant-type:delegated-refresh-token";
 
+/// Every grant type the token endpoint accepts, as the discovery document and the
+/// unsupported-grant message list them.
+pub const GRANTS: [&str; 7] = [
+    GRANT_APIKEY,
+    GRANT_REFRESH,
+    GRANT_PASSWORD,
+    GRANT_ASSUME,
+    GRANT_CR_TOKEN,
+    GRANT_IAM_AUTHZ,
+    GRANT_DELEGATED_REFRESH,
+];
+
+/// Every `response_type` the token endpoint accepts.
+pub const RESPONSE_TYPES: [&str; 3] = [
+    "cloud_iam",
+    "delegated_refresh_token",
+    "cloud_iam delegated_refresh_token",
+];
+
 /// One token request, parsed and with its client authenticated: what every grant works from.
 pub struct GrantRequest<'a> {
     pub state: &'a AppState,

@@ -9,7 +9,7 @@ mod errors;
 #[cfg(test)]
 mod expiry_tests;
 pub mod form;
-mod grant;
+pub mod grant;
 #[cfg(test)]
 mod grant_tests;
 mod password;

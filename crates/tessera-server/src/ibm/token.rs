@@ -176,10 +176,9 @@ async fn token(
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(
-                    "grant_type {:?} is not supported; supported: {GRANT_APIKEY}, \
-                     {GRANT_REFRESH}, {GRANT_PASSWORD}, {GRANT_ASSUME}, {GRANT_CR_TOKEN}, \
-                     {GRANT_IAM_AUTHZ}, {GRANT_DELEGATED_REFRESH}.",
-                    truncate(other)
+                    "grant_type {:?} is not supported; supported: {}.",
+                    truncate(other),
+                    super::grant::GRANTS.join(", ")
                 ),
             )
             .into())
