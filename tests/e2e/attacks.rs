@@ -383,15 +383,18 @@ async fn account_admin_cannot_become_anyone_stronger() {
     // A user homed here with a binding on another account: not contained either.
     let (ann, ann_key) = server
         .user_with_key(
-            &root,
-            json!({"account_id": default, "name": "Ann", "email": "ann@example.com"}),
+            &server.client().with_token(&root),
+            tessera_client::api::admin::UserCreate {
+                account_id: Some(default.clone()),
+                ..user("Ann", "ann@example.com")
+            },
         )
         .await;
     server
         .create(
             &root,
             "access_bindings",
-            json!({"subject_iam_id": ann["id"], "role": "viewer", "resource": format!("account/{other}")}),
+            json!({"subject_iam_id": ann.id, "role": "viewer", "resource": format!("account/{other}")}),
         )
         .await;
     let (status, body) = server
@@ -399,17 +402,12 @@ async fn account_admin_cannot_become_anyone_stronger() {
             Method::POST,
             "/v1/api_keys",
             &dan,
-            Some(json!({"owner_iam_id": ann["id"], "name": "x"})),
+            Some(json!({"owner_iam_id": ann.id, "name": "x"})),
         )
         .await;
     refused(status, &body, 403, "only user");
     let (status, body) = server
-        .admin(
-            Method::DELETE,
-            &format!("/v1/users/{}", ann["id"].as_str().unwrap()),
-            &dan,
-            None,
-        )
+        .admin(Method::DELETE, &format!("/v1/users/{}", ann.id), &dan, None)
         .await;
     refused(status, &body, 403, &format!("viewer on account/{other}"));
     // Ann's own key still works: nothing was done to her.

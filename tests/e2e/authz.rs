@@ -37,19 +37,19 @@ async fn policy_crud_and_validation() {
     let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let (sa, apikey) = server.service_account_with_key().await;
-    let account = sa["account_id"].as_str().unwrap().to_owned();
+    let account = sa.account_id.clone();
     let target = crn(&account, "bucket-1");
     // The account comes from the CRN's a/<account> scope; ServiceId-… is accepted too.
     let policy = server
         .create(
             &admin,
             "authorization_policies",
-            json!({"source_iam_id": sa["id"], "target_crn": target, "description": "reader"}),
+            json!({"source_iam_id": sa.id, "target_crn": target, "description": "reader"}),
         )
         .await;
     assert!(policy["id"].as_str().unwrap().starts_with("Policy-"));
     assert_eq!(policy["account_id"], account.as_str());
-    assert_eq!(policy["source_iam_id"], sa["iam_id"]);
+    assert_eq!(policy["source_iam_id"], sa.iam_id);
     assert_eq!(policy["target_crn"], target.as_str());
     assert_eq!(policy["description"], "reader");
     let id = policy["id"].as_str().unwrap();
@@ -92,7 +92,7 @@ async fn policy_crud_and_validation() {
             Method::GET,
             &format!(
                 "/v1/authorization_policies?source_iam_id={}",
-                sa["iam_id"].as_str().unwrap()
+                sa.iam_id.as_str()
             ),
             &admin,
             None,
@@ -121,22 +121,22 @@ async fn policy_crud_and_validation() {
     let other_account = "0123456789abcdef0123456789abcdef";
     let cases = [
         (
-            json!({"source_iam_id": sa["iam_id"], "target_crn": "not-a-crn"}),
+            json!({"source_iam_id": sa.iam_id, "target_crn": "not-a-crn"}),
             400,
             "not a CRN",
         ),
         (
-            json!({"source_iam_id": sa["iam_id"], "target_crn": "arn:aws:*"}),
+            json!({"source_iam_id": sa.iam_id, "target_crn": "arn:aws:*"}),
             400,
             "start with crn:v1:",
         ),
         (
-            json!({"source_iam_id": sa["iam_id"], "target_crn": "crn:v1:*:x*"}),
+            json!({"source_iam_id": sa.iam_id, "target_crn": "crn:v1:*:x*"}),
             400,
             "only at its end",
         ),
         (
-            json!({"source_iam_id": sa["iam_id"], "target_crn": crn(other_account, "b"), "account_id": account}),
+            json!({"source_iam_id": sa.iam_id, "target_crn": crn(other_account, "b"), "account_id": account}),
             400,
             "may only target resources of its own account",
         ),
@@ -156,7 +156,7 @@ async fn policy_crud_and_validation() {
             "not a CRN",
         ),
         (
-            json!({"source_iam_id": sa["iam_id"], "target_crn": target, "color": "red"}),
+            json!({"source_iam_id": sa.iam_id, "target_crn": target, "color": "red"}),
             400,
             "unknown field",
         ),
@@ -168,7 +168,7 @@ async fn policy_crud_and_validation() {
         ),
         // The global admin holds every role; the account must still exist.
         (
-            json!({"source_iam_id": sa["iam_id"], "target_crn": crn(other_account, "b")}),
+            json!({"source_iam_id": sa.iam_id, "target_crn": crn(other_account, "b")}),
             404,
             "account 0123456789abcdef0123456789abcdef not found",
         ),
@@ -192,7 +192,7 @@ async fn policy_crud_and_validation() {
             Method::POST,
             "/v1/authorization_policies",
             &sa_token,
-            Some(json!({"source_iam_id": sa["iam_id"], "target_crn": target})),
+            Some(json!({"source_iam_id": sa.iam_id, "target_crn": target})),
         )
         .await;
     assert_eq!(status, 403);
@@ -232,7 +232,7 @@ async fn iam_authz_issues_crn_tokens_only_under_a_policy() {
     let admin = server.admin_token().await;
     let (sa, apikey) = server.service_account_with_key().await;
     let (other_sa, other_key) = server.service_account_with_key().await;
-    let account = sa["account_id"].as_str().unwrap().to_owned();
+    let account = sa.account_id.clone();
     let target = crn(&account, "bucket-1");
     let desired = format!("crn-{target}");
     let access = server.token(&apikey).await;
@@ -244,14 +244,14 @@ async fn iam_authz_issues_crn_tokens_only_under_a_policy() {
         message(&body),
         format!(
             "No authorization policy lets {} obtain a token for {target}.",
-            sa["iam_id"].as_str().unwrap()
+            sa.iam_id.as_str()
         )
     );
     let policy = server
         .create(
             &admin,
             "authorization_policies",
-            json!({"source_iam_id": sa["iam_id"], "target_crn": target}),
+            json!({"source_iam_id": sa.iam_id, "target_crn": target}),
         )
         .await;
 
@@ -272,7 +272,7 @@ async fn iam_authz_issues_crn_tokens_only_under_a_policy() {
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
         1800
     );
-    assert_eq!(claims["authn"]["iam_id"], sa["iam_id"]);
+    assert_eq!(claims["authn"]["iam_id"], sa.iam_id);
     assert_eq!(claims["authn"]["sub_type"], "ServiceId");
 
     // The CRN token is a credential: introspection says active, with its claims.
@@ -313,10 +313,7 @@ async fn iam_authz_issues_crn_tokens_only_under_a_policy() {
     let other_access = server.token(&other_key).await;
     let (status, body) = authz(&server, &other_access, &desired).await;
     assert_eq!(status, 400);
-    assert!(
-        message(&body).contains(other_sa["iam_id"].as_str().unwrap()),
-        "{body}"
-    );
+    assert!(message(&body).contains(other_sa.iam_id.as_str()), "{body}");
     let (status, body) = authz(
         &server,
         &access,
@@ -360,13 +357,13 @@ async fn wildcard_policy_covers_a_prefix() {
     let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let (sa, apikey) = server.service_account_with_key().await;
-    let account = sa["account_id"].as_str().unwrap().to_owned();
+    let account = sa.account_id.clone();
     let prefix = format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{account}:*");
     let policy = server
         .create(
             &admin,
             "authorization_policies",
-            json!({"source_iam_id": sa["iam_id"], "target_crn": prefix}),
+            json!({"source_iam_id": sa.iam_id, "target_crn": prefix}),
         )
         .await;
     assert_eq!(policy["account_id"], account.as_str());
@@ -395,13 +392,13 @@ async fn iam_authz_bad_requests() {
     let server = TestServer::start().await;
     let admin = server.admin_token().await;
     let (sa, apikey) = server.service_account_with_key().await;
-    let account = sa["account_id"].as_str().unwrap().to_owned();
+    let account = sa.account_id.clone();
     let target = crn(&account, "bucket-1");
     server
         .create(
             &admin,
             "authorization_policies",
-            json!({"source_iam_id": sa["iam_id"], "target_crn": target}),
+            json!({"source_iam_id": sa.iam_id, "target_crn": target}),
         )
         .await;
     let access = server.token(&apikey).await;
@@ -422,7 +419,7 @@ async fn iam_authz_bad_requests() {
     for (bad, expected) in [
         (target.as_str(), "crn-<CRN>"),
         ("crn-crn:v1:short", "not a CRN"),
-        (sa["iam_id"].as_str().unwrap(), "crn-<CRN>"),
+        (sa.iam_id.as_str(), "crn-<CRN>"),
     ] {
         let (status, body) = authz(&server, &access, bad).await;
         assert_eq!(status, 400, "{bad}");
@@ -476,9 +473,9 @@ fn cli_json(server: &TestServer, args: &[&str]) -> Value {
 async fn cli_policy_create_list_get_delete() {
     let server = TestServer::start().await;
     let (sa, _) = server.service_account_with_key().await;
-    let account = sa["account_id"].as_str().unwrap().to_owned();
+    let account = sa.account_id.clone();
     let target = crn(&account, "cli");
-    let sa_id = sa["id"].as_str().unwrap();
+    let sa_id = sa.id.as_str();
     let created = cli_json(
         &server,
         &[
@@ -495,7 +492,7 @@ async fn cli_policy_create_list_get_delete() {
             "json",
         ],
     );
-    assert_eq!(created["source_iam_id"], sa["iam_id"]);
+    assert_eq!(created["source_iam_id"], sa.iam_id);
     assert_eq!(created["account_id"], account.as_str());
     let id = created["id"].as_str().unwrap();
     let listed = cli_json(
@@ -505,7 +502,7 @@ async fn cli_policy_create_list_get_delete() {
             "policy",
             "list",
             "--source",
-            sa["iam_id"].as_str().unwrap(),
+            sa.iam_id.as_str(),
             "--format",
             "json",
         ],

@@ -13,7 +13,7 @@ const DRT_GRANT: &str = "urn:ibm:params:oauth:grant-type:delegated-refresh-token
 struct Setup {
     server: TestServer,
     secrets: std::collections::HashMap<&'static str, String>,
-    sa: Value,
+    sa: tessera_client::api::admin::ServiceAccountView,
     apikey: String,
 }
 
@@ -116,7 +116,7 @@ async fn cloud_iam_and_delegated_gives_both_in_either_order() {
         assert_eq!(status, 200, "{body}");
         let claims = jwt_payload(body["access_token"].as_str().unwrap());
         assert_eq!(claims["client_id"], "default");
-        assert_eq!(claims["iam_id"], setup.sa["iam_id"]);
+        assert_eq!(claims["iam_id"], setup.sa.iam_id);
         assert!(body["refresh_token"].is_string());
         // expires_in describes the access token here.
         assert_eq!(body["expires_in"], 3600);
@@ -150,7 +150,7 @@ async fn receiver_redeems_with_both_grants() {
     assert_eq!(status, 200, "{body}");
     let claims = jwt_payload(body["access_token"].as_str().unwrap());
     assert_eq!(claims["client_id"], "receiver");
-    assert_eq!(claims["iam_id"], setup.sa["iam_id"]);
+    assert_eq!(claims["iam_id"], setup.sa.iam_id);
     assert_eq!(claims["grant_type"], DRT_GRANT);
     assert_eq!(claims["scope"], "ibm openid custom");
     // No refresh token: the DRT itself stays the receiver's refresh credential.
@@ -440,7 +440,7 @@ async fn bad_drt_parameters_name_the_problem() {
 #[tokio::test]
 async fn tenant_pin_applies_to_drt_issue_and_redeem() {
     let setup = Setup::new().await;
-    let account = setup.sa["account_id"].as_str().unwrap().to_owned();
+    let account = setup.sa.account_id.clone();
     let other = "0123456789abcdef0123456789abcdef";
     let url = format!("{}/identity/token", setup.server.url);
     let issue = |tenant: &str| {
@@ -533,11 +533,11 @@ async fn revoke_everything_kills_refresh_tokens_and_drts() {
             reqwest::Method::POST,
             "/v1/token_cutoffs",
             &admin,
-            Some(json!({"iam_id": setup.sa["iam_id"]})),
+            Some(json!({"iam_id": setup.sa.iam_id})),
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(body["iam_id"], setup.sa["iam_id"]);
+    assert_eq!(body["iam_id"], setup.sa.iam_id);
     let (status, body) = setup
         .post(
             Some("issuer"),

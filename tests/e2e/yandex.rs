@@ -661,7 +661,7 @@ async fn create_for_service_account_needs_token_creator() {
         .create(
             &admin,
             "access_bindings",
-            json!({"subject_iam_id": caller_sa["iam_id"], "role": "iam.serviceAccounts.tokenCreator", "resource": format!("service-account/{target_id}")}),
+            json!({"subject_iam_id": caller_sa.iam_id, "role": "iam.serviceAccounts.tokenCreator", "resource": format!("service-account/{target_id}")}),
         )
         .await;
     let minted = client
@@ -674,7 +674,7 @@ async fn create_for_service_account_needs_token_creator() {
     assert_eq!(info["iam_id"], target["iam_id"], "{info}");
     // A t1 token is as good a caller credential as a JWT, on gRPC and REST.
     let caller_t1 = client
-        .create_for_service_account(request(&admin, caller_sa["id"].as_str().unwrap()))
+        .create_for_service_account(request(&admin, caller_sa.id.as_str()))
         .await
         .unwrap()
         .into_inner()
@@ -702,7 +702,7 @@ async fn create_for_service_account_needs_token_creator() {
         .create(
             &admin,
             "access_bindings",
-            json!({"subject_iam_id": caller_sa["iam_id"], "role": "iam.serviceAccounts.tokenCreator", "resource": format!("account/{}", second["account_id"].as_str().unwrap())}),
+            json!({"subject_iam_id": caller_sa.iam_id, "role": "iam.serviceAccounts.tokenCreator", "resource": format!("account/{}", second["account_id"].as_str().unwrap())}),
         )
         .await;
     assert!(client
@@ -967,6 +967,7 @@ async fn the_surface_works_over_tls_with_the_local_ca() {
         .https_only(true)
         .build()
         .unwrap();
+    server.trust_ca(&ca);
     let port = server.url.rsplit(':').next().unwrap().to_owned();
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&ca))

@@ -668,9 +668,12 @@ async fn key_and_oauth_token_commands() {
         )
         .await;
     let (user, user_key) = server
-        .user_with_key(&admin, json!({"name": "Ada", "email": "ada@example.com"}))
+        .user_with_key(
+            &server.client().with_token(&admin),
+            crate::harness::user("Ada", "ada@example.com"),
+        )
         .await;
-    let user_id = user["id"].as_str().unwrap().to_owned();
+    let user_id = user.id;
     let user_home = tempfile::tempdir().unwrap();
     let config = user_home.path();
     ok(cli(
