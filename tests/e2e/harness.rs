@@ -8,10 +8,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tessera_client::api::admin::{
-    ApiKeyCreate, ClientCreate, ServiceAccountCreate, ServiceAccountView, UserCreate, UserView,
+    AccessBindingCreate, AccessBindingView, ApiKeyCreate, ClientCreate, ServiceAccountCreate,
+    ServiceAccountView, UserCreate, UserView,
 };
 use tessera_client::api::token::IbmTokenRequest;
-use tessera_client::resource::{ApiKeys, Clients, ServiceAccounts, Users};
+use tessera_client::resource::{AccessBindings, ApiKeys, Clients, ServiceAccounts, Users};
 
 pub const APIKEY_GRANT: &str = "urn:ibm:params:oauth:grant-type:apikey";
 pub const ADMIN_KEY: &str = "e2e-admin-key-0123456789abcdefghijklmnop";
@@ -684,6 +685,33 @@ pub async fn api_key_of(caller: &tessera_client::Client, owner_iam_id: &str, nam
         .unwrap_or_else(|e| panic!("create API key of {owner_iam_id}: {e}"))
         .apikey
         .expect("apikey")
+}
+
+/// The access token of a grant that must succeed (any grant's form, public client).
+pub async fn granted(client: &tessera_client::Client, form: &IbmTokenRequest) -> String {
+    client
+        .token(form)
+        .await
+        .unwrap_or_else(|e| panic!("grant {} refused: {e}", form.grant_type))
+        .access_token
+        .expect("access_token")
+}
+
+/// An access binding of `role` on `resource` for `subject_iam_id`, created by `caller`.
+pub async fn bind(
+    caller: &tessera_client::Client,
+    subject_iam_id: &str,
+    role: &str,
+    resource: &str,
+) -> AccessBindingView {
+    caller
+        .create::<AccessBindings>(&AccessBindingCreate {
+            subject_iam_id: subject_iam_id.to_owned(),
+            role: role.to_owned(),
+            resource: resource.to_owned(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("bind {subject_iam_id} as {role} on {resource}: {e}"))
 }
 
 /// The account of the subject of `caller`'s token (`whoami`).

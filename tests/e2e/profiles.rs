@@ -35,16 +35,6 @@ fn assume_by_id(access_token: &str, profile_id: &str) -> IbmTokenRequest {
     }
 }
 
-/// The access token of a successful grant.
-async fn granted(client: &Client, form: &IbmTokenRequest) -> String {
-    client
-        .token(form)
-        .await
-        .unwrap_or_else(|e| panic!("grant refused: {e}"))
-        .access_token
-        .expect("access_token")
-}
-
 /// Raw: for refusals (their IBM error shape) and parameters the typed form does not have.
 async fn assume(server: &TestServer, form: &[(&str, &str)]) -> (u16, Value) {
     let mut full = vec![("grant_type", ASSUME)];
@@ -67,7 +57,7 @@ fn assert_refused(status: u16, body: &Value, needle: &str) {
 }
 
 /// A trusted identity of `kind` (`user`, `serviceid`, `crn`), trusted from its own account.
-fn identity(kind: &str, identifier: &str) -> TrustedIdentity {
+pub(crate) fn identity(kind: &str, identifier: &str) -> TrustedIdentity {
     TrustedIdentity {
         kind: kind.to_owned(),
         identifier: identifier.to_owned(),
@@ -77,7 +67,7 @@ fn identity(kind: &str, identifier: &str) -> TrustedIdentity {
 
 /// A profile named `name` in the caller's account, trusting `identities`, without links
 /// or rules.
-fn named(name: &str, identities: Vec<TrustedIdentity>) -> TrustedProfileCreate {
+pub(crate) fn named(name: &str, identities: Vec<TrustedIdentity>) -> TrustedProfileCreate {
     TrustedProfileCreate {
         account_id: None,
         name: name.to_owned(),
