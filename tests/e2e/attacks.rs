@@ -460,9 +460,7 @@ async fn account_admin_cannot_become_anyone_stronger() {
 async fn overflowing_jwt_lifetimes_are_refused() {
     let server = TestServer::in_process().await;
     let root = server.admin_token().await;
-    let sa = server
-        .create(&root, "service_accounts", json!({"name": "ci"}))
-        .await;
+    let sa = service_account_in(&acting(&server, &root), None, "ci").await;
     let key = authorized_key(&server, &sa).await;
     let now = unix_now();
     for (iat, exp) in [
