@@ -160,8 +160,8 @@ async fn deleting_a_key_or_identity_takes_effect_at_once() {
     let server = TestServer::in_process().await;
     let admin = server.admin_client().await;
     let (sa, apikey) = server.service_account_with_key().await;
-    let sa_iam_id = sa["iam_id"].as_str().unwrap();
-    let sa_id = sa["id"].as_str().unwrap();
+    let sa_iam_id = sa.iam_id.as_str();
+    let sa_id = sa.id.as_str();
     let second = admin
         .create::<ApiKeys>(&api_key(sa_iam_id, "second"))
         .await

@@ -1,7 +1,9 @@
 //! The workload metadata agent: a real `tessera agent` process beside a real server, spoken to
 //! over HTTP the way GCE clients do.
 
-use crate::harness::{binary, free_port, jwt_payload, unix_now, TestServer};
+use crate::harness::{
+    binary, bind, free_port, jwt_payload, service_account_in, unix_now, TestServer,
+};
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -10,6 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tessera_client::api::admin::{
+    ApiKeyCreate, ApiKeyView, AuthorizedKeyCreate, ComputeResourceLink, ServiceAccountView,
+    TrustedIssuerCreate, TrustedProfileCreate, WhoAmI,
+};
+use tessera_client::resource::{ApiKeys, AuthorizedKeys, TrustedIssuers, TrustedProfiles};
 
 const TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
 
@@ -178,28 +185,32 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
         .unwrap_or_default()
 }
 
-async fn whoami(server: &TestServer, token: &str) -> Value {
-    let (status, body) = server
-        .admin(reqwest::Method::GET, "/v1/whoami", token, None)
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body
+/// Who the server takes `token` for: it must accept it.
+async fn whoami(server: &TestServer, token: &str) -> WhoAmI {
+    server
+        .client()
+        .with_token(token)
+        .whoami()
+        .await
+        .unwrap_or_else(|e| panic!("whoami: {e}"))
 }
 
-async fn service_account(server: &TestServer, admin: &str, name: &str) -> Value {
-    server
-        .create(admin, "service_accounts", json!({"name": name}))
-        .await
+async fn service_account(server: &TestServer, admin: &str, name: &str) -> ServiceAccountView {
+    service_account_in(&server.client().with_token(admin), None, name).await
 }
 
-async fn apikey_for(server: &TestServer, admin: &str, sa: &Value) -> Value {
+/// An API key named `agent` of `sa`: the create answer (`apikey` is the key, `id` deletes it).
+async fn apikey_for(server: &TestServer, admin: &str, sa: &ServiceAccountView) -> ApiKeyView {
     server
-        .create(
-            admin,
-            "api_keys",
-            json!({"owner_iam_id": sa["iam_id"], "name": "agent"}),
-        )
+        .client()
+        .with_token(admin)
+        .create::<ApiKeys>(&ApiKeyCreate {
+            owner_iam_id: sa.iam_id.clone(),
+            name: "agent".into(),
+            description: None,
+        })
         .await
+        .unwrap_or_else(|e| panic!("create API key: {e}"))
 }
 
 const CONFIG: &str = r#"
@@ -226,7 +237,7 @@ async fn one_workload_gets_gce_metadata_and_tokens() {
     let admin = server.admin_token().await;
     let sa = service_account(&server, &admin, "web").await;
     let key = apikey_for(&server, &admin, &sa).await;
-    let agent = Agent::start(&server, &json!({"apikey": key["apikey"]}), Some(CONFIG));
+    let agent = Agent::start(&server, &json!({"apikey": key.apikey}), Some(CONFIG));
     let token = agent.wait_for_token().await;
 
     // The token: JSON, Bearer, true remaining lifetime, accepted by the server as the SA.
@@ -245,14 +256,11 @@ async fn one_workload_gets_gce_metadata_and_tokens() {
     assert!((3500..=3600).contains(&expires_in), "{token}");
     let access = token["access_token"].as_str().unwrap();
     let me = whoami(&server, access).await;
-    assert_eq!(me["id"], sa["id"]);
-    let email = me["email"].as_str().unwrap().to_owned();
-    assert_eq!(
-        email,
-        format!("web@{}.iam.tessera", sa["account_id"].as_str().unwrap())
-    );
+    assert_eq!(me.id, sa.id);
+    let email = me.email.clone().unwrap();
+    assert_eq!(email, format!("web@{}.iam.tessera", sa.account_id));
     assert!(!agent.logs().contains(access), "the agent logged a token");
-    assert!(!agent.logs().contains(key["apikey"].as_str().unwrap()));
+    assert!(!agent.logs().contains(key.apikey.as_deref().unwrap()));
 
     // Scopes are accepted (and validated); the e-mail path serves the same token.
     let (status, _, _) = agent.get(&format!("{TOKEN_PATH}?scopes=a,b")).await;
@@ -374,7 +382,7 @@ async fn the_agent_answers_only_direct_requests_with_the_flavor_header() {
     let admin = server.admin_token().await;
     let sa = service_account(&server, &admin, "guarded").await;
     let key = apikey_for(&server, &admin, &sa).await;
-    let agent = Agent::start(&server, &json!({"apikey": key["apikey"]}), None);
+    let agent = Agent::start(&server, &json!({"apikey": key.apikey}), None);
     agent.wait_for_token().await;
 
     // Detection: GET / answers 200 with the header, no header needed.
@@ -413,7 +421,7 @@ async fn identity_tokens_are_signed_by_the_server_for_the_audience() {
     let admin = server.admin_token().await;
     let sa = service_account(&server, &admin, "caller").await;
     let key = apikey_for(&server, &admin, &sa).await;
-    let agent = Agent::start(&server, &json!({"apikey": key["apikey"]}), Some(CONFIG));
+    let agent = Agent::start(&server, &json!({"apikey": key.apikey}), Some(CONFIG));
     agent.wait_for_token().await;
     let identity = "/computeMetadata/v1/instance/service-accounts/default/identity";
 
@@ -435,7 +443,7 @@ async fn identity_tokens_are_signed_by_the_server_for_the_audience() {
     assert_eq!(status, 200, "{standard}");
     let claims = jwks.verify(&standard, &issuer, now).unwrap();
     assert_eq!(claims["aud"], "https://svc.example/api");
-    assert_eq!(claims["sub"], sa["id"]);
+    assert_eq!(claims["sub"], sa.id);
     assert!(claims.get("email").is_none());
     assert_eq!(
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
@@ -486,19 +494,22 @@ async fn an_authorized_key_file_works_and_token_prints_a_handler_context() {
     let admin = server.admin_token().await;
     let sa = service_account(&server, &admin, "keyed").await;
     let created = server
-        .create(
-            &admin,
-            "authorized_keys",
-            json!({"service_account_id": sa["id"]}),
-        )
-        .await;
-    let key_file = created["key_file"].clone();
+        .client()
+        .with_token(&admin)
+        .create::<AuthorizedKeys>(&AuthorizedKeyCreate {
+            service_account_id: sa.id.clone(),
+            key_algorithm: None,
+            description: None,
+        })
+        .await
+        .unwrap();
+    let key_file = serde_json::to_value(created.key_file.as_ref().unwrap()).unwrap();
     let overrides = "[service_account]\nemail = \"robot@example.test\"\nscopes = [\"s1\"]\n";
     let agent = Agent::start(&server, &key_file, Some(overrides));
     let token = agent.wait_for_token().await;
     let access = token["access_token"].as_str().unwrap();
     assert!(access.starts_with("t1."), "{token}");
-    assert_eq!(whoami(&server, access).await["id"], sa["id"]);
+    assert_eq!(whoami(&server, access).await.id, sa.id);
 
     // [service_account] overrides the e-mail and scopes the agent shows.
     let (status, _, body) = agent
@@ -561,7 +572,7 @@ async fn an_authorized_key_file_works_and_token_prints_a_handler_context() {
     assert_eq!(printed["token_type"], "Bearer");
     assert!(printed["expires_in"].as_i64().unwrap() > 3000);
     let printed_token = printed["access_token"].as_str().unwrap();
-    assert_eq!(whoami(&server, printed_token).await["id"], sa["id"]);
+    assert_eq!(whoami(&server, printed_token).await.id, sa.id);
     let output = Command::new(binary())
         .args([
             "agent",
@@ -583,7 +594,7 @@ async fn an_authorized_key_file_works_and_token_prints_a_handler_context() {
     let (status, body) = server
         .admin(
             reqwest::Method::DELETE,
-            &format!("/v1/authorized_keys/{}", created["id"].as_str().unwrap()),
+            &format!("/v1/authorized_keys/{}", created.id),
             &admin,
             None,
         )
@@ -622,14 +633,13 @@ async fn host_mode_tells_workloads_apart_by_source_address() {
     let batch = service_account(&server, &admin, "batch").await;
     let stranger = service_account(&server, &admin, "stranger").await;
     for target in [&web, &batch] {
-        server
-            .create(
-                &admin,
-                "access_bindings",
-                json!({"subject_iam_id": host["iam_id"], "role": "iam.serviceAccounts.tokenCreator",
-                       "resource": format!("service-account/{}", target["id"].as_str().unwrap())}),
-            )
-            .await;
+        bind(
+            &server.client().with_token(&admin),
+            &host.iam_id,
+            "iam.serviceAccounts.tokenCreator",
+            &format!("service-account/{}", target.id),
+        )
+        .await;
     }
     let config = format!(
         r#"
@@ -644,15 +654,9 @@ scopes = ["s1", "s2"]
 source = "127.0.0.4"
 service_account_id = "{}"
 "#,
-        web["id"].as_str().unwrap(),
-        batch["id"].as_str().unwrap(),
-        stranger["id"].as_str().unwrap()
+        web.id, batch.id, stranger.id
     );
-    let agent = Agent::start(
-        &server,
-        &json!({"apikey": host_key["apikey"]}),
-        Some(&config),
-    );
+    let agent = Agent::start(&server, &json!({"apikey": host_key.apikey}), Some(&config));
     let flavor = [("Metadata-Flavor", "Google")];
 
     for (source, sa) in [("127.0.0.2", &web), ("127.0.0.3", &batch)] {
@@ -673,7 +677,7 @@ service_account_id = "{}"
         let token: Value = serde_json::from_str(&body).unwrap();
         let access = token["access_token"].as_str().unwrap();
         assert!(access.starts_with("t1."));
-        assert_eq!(whoami(&server, access).await["id"], sa["id"], "{source}");
+        assert_eq!(whoami(&server, access).await.id, sa.id, "{source}");
         let (_, _, email) = get_from(
             &agent.url,
             "/computeMetadata/v1/instance/service-accounts/default/email",
@@ -681,10 +685,7 @@ service_account_id = "{}"
             &flavor,
         )
         .await;
-        assert!(
-            email.starts_with(&format!("{}@", sa["name"].as_str().unwrap())),
-            "{email}"
-        );
+        assert!(email.starts_with(&format!("{}@", sa.name)), "{email}");
     }
     let (_, _, scopes) = get_from(
         &agent.url,
@@ -738,7 +739,7 @@ async fn wait_for_change_returns_when_the_attribute_changes() {
     let admin = server.admin_token().await;
     let sa = service_account(&server, &admin, "watcher").await;
     let key = apikey_for(&server, &admin, &sa).await;
-    let agent = Agent::start(&server, &json!({"apikey": key["apikey"]}), Some(CONFIG));
+    let agent = Agent::start(&server, &json!({"apikey": key.apikey}), Some(CONFIG));
     let path = "/computeMetadata/v1/instance/attributes/role";
     let (_, headers, body) = agent.get(path).await;
     assert_eq!(body, "web");
@@ -812,7 +813,7 @@ async fn the_agent_rides_out_a_server_outage_and_stops_with_its_credential() {
     let sa = service_account(&server, &admin, "resilient").await;
     let key = apikey_for(&server, &admin, &sa).await;
     let config = "[refresh]\nexpiry_margin_seconds = 50\nmax_backoff_seconds = 1\n";
-    let agent = Agent::start(&server, &json!({"apikey": key["apikey"]}), Some(config));
+    let agent = Agent::start(&server, &json!({"apikey": key.apikey}), Some(config));
     let first = agent.wait_for_token().await;
 
     // The server goes away: the cached token is still served, counting down, while valid.
@@ -846,7 +847,7 @@ async fn the_agent_rides_out_a_server_outage_and_stops_with_its_credential() {
     let recovered = agent.wait_for_token().await;
     assert_ne!(recovered["access_token"], first["access_token"]);
     let access = recovered["access_token"].as_str().unwrap();
-    assert_eq!(whoami(&server, access).await["id"], sa["id"]);
+    assert_eq!(whoami(&server, access).await.id, sa.id);
     assert!(
         agent.logs().contains("token refresh failed"),
         "{}",
@@ -857,7 +858,7 @@ async fn the_agent_rides_out_a_server_outage_and_stops_with_its_credential() {
     let (status, body) = server
         .admin(
             reqwest::Method::DELETE,
-            &format!("/v1/api_keys/{}", key["id"].as_str().unwrap()),
+            &format!("/v1/api_keys/{}", key.id),
             &admin_after_restart(&server).await,
             None,
         )
@@ -931,36 +932,52 @@ async fn ibm_vpc_instance_identity_becomes_a_trusted_profile_token() {
 
     let instance_crn = format!("crn:v1:tessera:public:is:zone-a:a/{account_id}::instance:4242");
     let issuer_url = "https://vpc.tessera.test/instances/4242";
-    server
-        .create(
-            &admin,
-            "trusted_issuers",
-            json!({"name": "vm-4242", "issuer_url": issuer_url, "jwks": jwks,
-                   "cr_type": "VSI", "crn": instance_crn}),
-        )
-        .await;
-    let profile = server
-        .create(
-            &admin,
-            "trusted_profiles",
-            json!({"account_id": account_id, "name": "vm-profile",
-                   "links": [{"cr_type": "VSI", "crn": instance_crn}]}),
-        )
-        .await;
-    let other = server
-        .create(
-            &admin,
-            "trusted_profiles",
-            json!({"account_id": account_id, "name": "unrelated"}),
-        )
-        .await;
+    let typed = server.client().with_token(&admin);
+    typed
+        .create::<TrustedIssuers>(&TrustedIssuerCreate {
+            account_id: None,
+            name: "vm-4242".into(),
+            issuer_url: issuer_url.into(),
+            jwks: Some(jwks.clone()),
+            jwks_file: None,
+            audiences: None,
+            cr_type: Some("VSI".into()),
+            crn: Some(instance_crn.clone()),
+            claim_mapping: None,
+        })
+        .await
+        .unwrap();
+    let vm_link = ComputeResourceLink {
+        id: None,
+        cr_type: "VSI".into(),
+        crn: instance_crn.clone(),
+        namespace: None,
+        name: None,
+        component_type: None,
+        component_name: None,
+    };
+    let profile = typed
+        .create::<TrustedProfiles>(&TrustedProfileCreate {
+            account_id: Some(account_id.clone()),
+            links: vec![vm_link],
+            ..crate::profiles::named("vm-profile", Vec::new())
+        })
+        .await
+        .unwrap();
+    let other = typed
+        .create::<TrustedProfiles>(&TrustedProfileCreate {
+            account_id: Some(account_id.clone()),
+            ..crate::profiles::named("unrelated", Vec::new())
+        })
+        .await
+        .unwrap();
     let sa = service_account(&server, &admin, "vm").await;
     let key = apikey_for(&server, &admin, &sa).await;
     let config = format!(
         "[ibm_vpc]\nkey_file = \"{}\"\nissuer = \"{issuer_url}\"\ninstance_crn = \"{instance_crn}\"\n",
         key_path.display()
     );
-    let agent = Agent::start(&server, &json!({"apikey": key["apikey"]}), Some(&config));
+    let agent = Agent::start(&server, &json!({"apikey": key.apikey}), Some(&config));
     let http = reqwest::Client::new();
 
     // The instance identity token.
@@ -1016,7 +1033,7 @@ async fn ibm_vpc_instance_identity_becomes_a_trusted_profile_token() {
             (status, response.json::<Value>().await.unwrap())
         }
     };
-    let by_id = json!({"trusted_profile": {"id": profile["id"]}});
+    let by_id = json!({"trusted_profile": {"id": profile.id}});
     let (status, body) = exchange(
         "/instance_identity/v1/iam_token?version=2022-03-01",
         by_id.clone(),
@@ -1026,12 +1043,12 @@ async fn ibm_vpc_instance_identity_becomes_a_trusted_profile_token() {
     assert_eq!(status, 200, "{body}");
     let access = body["access_token"].as_str().unwrap();
     let me = whoami(&server, access).await;
-    assert_eq!(me["sub_type"], "Profile");
-    assert_eq!(me["id"], profile["id"]);
+    assert_eq!(me.sub_type, "Profile");
+    assert_eq!(me.id, profile.id);
     assert!(body["expires_in"].as_i64().unwrap() > 0);
     let (status, body) = exchange(
         "/identity/v1/iam_tokens?version=2025-08-26",
-        json!({"trusted_profile": {"crn": profile["crn"]}}),
+        json!({"trusted_profile": {"crn": profile.crn}}),
         Some(instance_token.clone()),
     )
     .await;
@@ -1050,7 +1067,7 @@ async fn ibm_vpc_instance_identity_becomes_a_trusted_profile_token() {
     // Refusals: a profile that does not link this instance, no bearer, a forged bearer.
     let (status, body) = exchange(
         "/instance_identity/v1/iam_token?version=2022-03-01",
-        json!({"trusted_profile": {"id": other["id"]}}),
+        json!({"trusted_profile": {"id": other.id}}),
         Some(instance_token.clone()),
     )
     .await;
@@ -1120,7 +1137,7 @@ async fn the_admin_port_serves_health_readiness_and_metrics_apart_from_metadata(
     let key = apikey_for(&server, &admin, &sa).await;
     let agent = Agent::start_with(
         &server.url,
-        &json!({"apikey": key["apikey"]}),
+        &json!({"apikey": key.apikey}),
         None,
         &["--admin-listen", "127.0.0.1:0", "--log-format", "json"],
         &[("TESSERA_LOG_LEVEL", "debug")],
@@ -1157,7 +1174,7 @@ async fn the_admin_port_serves_health_readiness_and_metrics_apart_from_metadata(
     let expires_in = value("tessera_agent_token_expires_in_seconds", &[("source", "*")]);
     assert!(expires_in > 3000.0, "{expires_in}");
     assert!(value("process_resident_memory_bytes", &[]) > 1e6);
-    assert!(!text.contains(key["apikey"].as_str().unwrap()));
+    assert!(!text.contains(key.apikey.as_deref().unwrap()));
     assert!(
         !text.contains("t1.") && !text.contains("eyJ"),
         "no token in metrics"

@@ -7,10 +7,20 @@
 
 use crate::cr_token::{cr_exchange, k8s_claims, link, TestKey};
 use crate::harness::*;
+use crate::profiles::{identity, named};
 use crate::yandex::{assert_rest_status, authorized_key, rest, sign, AUD};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr};
+use tessera_client::api::admin::{
+    AccountCreate, AuthorizationPolicyCreate, ClientCreate, ComputeResourceLink, ListQuery,
+    ServiceAccountView, TrustedIssuerCreate, TrustedProfileCreate, UserCreate, UserView,
+};
+use tessera_client::api::token::IbmTokenRequest;
+use tessera_client::resource::{
+    Accounts, ApiKeys, AuthorizationPolicies, Clients, TrustedIssuers, TrustedProfiles, Users,
+};
+use tessera_client::Client;
 use tessera_core::model::Algorithm;
 
 const ASSUME: &str = "urn:ibm:params:oauth:grant-type:assume";
@@ -75,11 +85,30 @@ async fn introspect_active(server: &TestServer, token: &str) -> bool {
     body["active"] == true
 }
 
+/// The typed client of `server` acting with `token`.
+fn acting(server: &TestServer, token: &str) -> Client {
+    server.client().with_token(token)
+}
+
+/// The `iam-authz` grant's form: `access_token` asks for the identity `desired_iam_id`.
+fn authz_grant(access_token: &str, desired_iam_id: &str) -> IbmTokenRequest {
+    IbmTokenRequest {
+        grant_type: AUTHZ.into(),
+        access_token: Some(access_token.to_owned()),
+        desired_iam_id: Some(desired_iam_id.to_owned()),
+        ..IbmTokenRequest::default()
+    }
+}
+
 async fn account(server: &TestServer, root: &str, name: &str) -> String {
-    server.create(root, "accounts", json!({"name": name})).await["id"]
-        .as_str()
+    acting(server, root)
+        .create::<Accounts>(&AccountCreate {
+            name: name.to_owned(),
+            enterprise_id: None,
+        })
+        .await
         .unwrap()
-        .to_owned()
+        .id
 }
 
 /// A user of `account` who administers it, signed in: (user, token).
@@ -88,24 +117,18 @@ async fn account_admin(
     root: &str,
     account: &str,
     email: &str,
-) -> (Value, String) {
-    let user = server
-        .create(
-            root,
-            "users",
-            json!({"account_id": account, "name": email, "email": email, "password": USER_PASSWORD}),
-        )
-        .await;
-    server
-        .create(
-            root,
-            "access_bindings",
-            json!({"subject_iam_id": user["id"], "role": "admin", "resource": format!("account/{account}")}),
-        )
-        .await;
-    let token = server
-        .user_token(user["id"].as_str().unwrap(), USER_PASSWORD)
-        .await;
+) -> (UserView, String) {
+    let root = acting(server, root);
+    let user = root
+        .create::<Users>(&UserCreate {
+            account_id: Some(account.to_owned()),
+            password: Some(USER_PASSWORD.into()),
+            ..crate::harness::user(email, email)
+        })
+        .await
+        .unwrap();
+    bind(&root, &user.id, "admin", &format!("account/{account}")).await;
+    let token = server.user_token(&user.id, USER_PASSWORD).await;
     (user, token)
 }
 
@@ -115,22 +138,11 @@ async fn service_account(
     by: &str,
     account: &str,
     name: &str,
-) -> (Value, String) {
-    let sa = server
-        .create(
-            by,
-            "service_accounts",
-            json!({"account_id": account, "name": name}),
-        )
-        .await;
-    let key = server
-        .create(
-            by,
-            "api_keys",
-            json!({"owner_iam_id": sa["iam_id"], "name": name}),
-        )
-        .await;
-    (sa, key["apikey"].as_str().unwrap().to_owned())
+) -> (ServiceAccountView, String) {
+    let by = acting(server, by);
+    let sa = service_account_in(&by, Some(account), name).await;
+    let key = api_key_of(&by, &sa.iam_id, name).await;
+    (sa, key)
 }
 
 /// Attack 1, the whole chain: an administrator of account B tries to become account A's
@@ -144,21 +156,21 @@ async fn cross_tenant_takeover_through_policies_and_profiles_is_refused() {
     let b = account(&server, &root, "attacker").await;
     let crn_a = crn_in(&a, "bucket");
     // A's profile trusts A's own resource identity and holds admin on A.
-    let profile = server
-        .create(
-            &root,
-            "trusted_profiles",
-            json!({"account_id": a, "name": "backup", "identities": [{"type": "crn", "identifier": crn_a}]}),
-        )
-        .await;
-    let profile_id = profile["id"].as_str().unwrap();
-    server
-        .create(
-            &root,
-            "access_bindings",
-            json!({"subject_iam_id": profile["iam_id"], "role": "admin", "resource": format!("account/{a}")}),
-        )
-        .await;
+    let profile = acting(&server, &root)
+        .create::<TrustedProfiles>(&TrustedProfileCreate {
+            account_id: Some(a.clone()),
+            ..named("backup", vec![identity("crn", &crn_a)])
+        })
+        .await
+        .unwrap();
+    let profile_id = profile.id.as_str();
+    bind(
+        &acting(&server, &root),
+        &profile.iam_id,
+        "admin",
+        &format!("account/{a}"),
+    )
+    .await;
     // A profile may not trust another tenant's resource identity at all.
     let (status, body) = server
         .admin(
@@ -184,9 +196,7 @@ async fn cross_tenant_takeover_through_policies_and_profiles_is_refused() {
                 Method::POST,
                 "/v1/authorization_policies",
                 &bob,
-                Some(
-                    json!({"account_id": b, "source_iam_id": sa_b["iam_id"], "target_crn": target}),
-                ),
+                Some(json!({"account_id": b, "source_iam_id": sa_b.iam_id, "target_crn": target})),
             )
             .await;
         refused(status, &body, 400, "account");
@@ -196,18 +206,20 @@ async fn cross_tenant_takeover_through_policies_and_profiles_is_refused() {
             Method::POST,
             "/v1/authorization_policies",
             &bob,
-            Some(json!({"source_iam_id": sa_b["iam_id"], "target_crn": crn_a})),
+            Some(json!({"source_iam_id": sa_b.iam_id, "target_crn": crn_a})),
         )
         .await;
     refused(status, &body, 403, &format!("account/{a}"));
     // B's own resources are fine.
-    server
-        .create(
-            &bob,
-            "authorization_policies",
-            json!({"source_iam_id": sa_b["iam_id"], "target_crn": format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{b}:*")}),
-        )
-        .await;
+    acting(&server, &bob)
+        .create::<AuthorizationPolicies>(&AuthorizationPolicyCreate {
+            account_id: None,
+            source_iam_id: sa_b.iam_id.clone(),
+            target_crn: format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{b}:*"),
+            description: None,
+        })
+        .await
+        .unwrap();
 
     // 2. B's service account cannot obtain A's resource identity.
     let sa_token = server.token(&key_b).await;
@@ -224,17 +236,8 @@ async fn cross_tenant_takeover_through_policies_and_profiles_is_refused() {
     ibm_refused(status, &body, "No authorization policy");
     // 3. Its own resource identity is not A's: A's profile does not trust it.
     let desired_b = format!("crn-{}", crn_in(&b, "bucket"));
-    let (status, body) = grant(
-        &server,
-        &[
-            ("grant_type", AUTHZ),
-            ("access_token", &sa_token),
-            ("desired_iam_id", &desired_b),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let crn_token = body["access_token"].as_str().unwrap();
+    let crn_token = granted(&server.client(), &authz_grant(&sa_token, &desired_b)).await;
+    let crn_token = crn_token.as_str();
     assert_eq!(jwt_payload(crn_token)["account"]["bss"], b.as_str());
     let (status, body) = grant(
         &server,
@@ -268,13 +271,15 @@ async fn cross_tenant_takeover_through_policies_and_profiles_is_refused() {
         .await;
     assert_eq!(status, 404, "{body}");
     let (sa_a, key_a) = service_account(&server, &root, &a, "reader").await;
-    let policy = server
-        .create(
-            &root,
-            "authorization_policies",
-            json!({"source_iam_id": sa_a["iam_id"], "target_crn": crn_a}),
-        )
-        .await;
+    let policy = acting(&server, &root)
+        .create::<AuthorizationPolicies>(&AuthorizationPolicyCreate {
+            account_id: None,
+            source_iam_id: sa_a.iam_id.clone(),
+            target_crn: crn_a.clone(),
+            description: None,
+        })
+        .await
+        .unwrap();
     let (status, body) = server
         .admin(
             Method::POST,
@@ -286,25 +291,12 @@ async fn cross_tenant_takeover_through_policies_and_profiles_is_refused() {
     refused(status, &body, 403, &format!("account/{a}"));
     // A deleting its own policy kills its CRN tokens at once.
     let reader = server.token(&key_a).await;
-    let (status, body) = grant(
-        &server,
-        &[
-            ("grant_type", AUTHZ),
-            ("access_token", &reader),
-            ("desired_iam_id", &desired_a),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let a_crn_token = body["access_token"].as_str().unwrap().to_owned();
+    let a_crn_token = granted(&server.client(), &authz_grant(&reader, &desired_a)).await;
     assert!(introspect_active(&server, &a_crn_token).await);
     let (status, _) = server
         .admin(
             Method::DELETE,
-            &format!(
-                "/v1/authorization_policies/{}",
-                policy["id"].as_str().unwrap()
-            ),
+            &format!("/v1/authorization_policies/{}", policy.id),
             &root,
             None,
         )
@@ -329,9 +321,9 @@ async fn cross_tenant_takeover_through_policies_and_profiles_is_refused() {
 async fn account_admin_cannot_become_anyone_stronger() {
     let server = TestServer::in_process().await;
     let root = server.admin_token().await;
-    let (_, me) = server.admin(Method::GET, "/v1/whoami", &root, None).await;
-    let root_id = me["iam_id"].as_str().unwrap().to_owned();
-    let default = me["account_id"].as_str().unwrap().to_owned();
+    let me = acting(&server, &root).whoami().await.unwrap();
+    let root_id = me.iam_id;
+    let default = me.account_id;
     let other = account(&server, &root, "other").await;
     let (_, dan) = account_admin(&server, &root, &default, "dan@example.com").await;
 
@@ -377,39 +369,37 @@ async fn account_admin_cannot_become_anyone_stronger() {
         let (status, answer) = server.admin(method.clone(), &path, &dan, body).await;
         refused(status, &answer, want, why);
     }
-    let (_, who) = server.admin(Method::GET, "/v1/whoami", &dan, None).await;
-    assert_eq!(who["global_admin"], false);
+    let who = acting(&server, &dan).whoami().await.unwrap();
+    assert!(!who.global_admin, "{who:?}");
 
     // A user homed here with a binding on another account: not contained either.
     let (ann, ann_key) = server
         .user_with_key(
-            &root,
-            json!({"account_id": default, "name": "Ann", "email": "ann@example.com"}),
+            &acting(&server, &root),
+            UserCreate {
+                account_id: Some(default.clone()),
+                ..user("Ann", "ann@example.com")
+            },
         )
         .await;
-    server
-        .create(
-            &root,
-            "access_bindings",
-            json!({"subject_iam_id": ann["id"], "role": "viewer", "resource": format!("account/{other}")}),
-        )
-        .await;
+    bind(
+        &acting(&server, &root),
+        &ann.id,
+        "viewer",
+        &format!("account/{other}"),
+    )
+    .await;
     let (status, body) = server
         .admin(
             Method::POST,
             "/v1/api_keys",
             &dan,
-            Some(json!({"owner_iam_id": ann["id"], "name": "x"})),
+            Some(json!({"owner_iam_id": ann.id, "name": "x"})),
         )
         .await;
     refused(status, &body, 403, "only user");
     let (status, body) = server
-        .admin(
-            Method::DELETE,
-            &format!("/v1/users/{}", ann["id"].as_str().unwrap()),
-            &dan,
-            None,
-        )
+        .admin(Method::DELETE, &format!("/v1/users/{}", ann.id), &dan, None)
         .await;
     refused(status, &body, 403, &format!("viewer on account/{other}"));
     // Ann's own key still works: nothing was done to her.
@@ -418,19 +408,19 @@ async fn account_admin_cannot_become_anyone_stronger() {
     // A service account here holding admin on another account: dan may neither create its
     // keys, mint its tokens, nor delete it...
     let (sd, _) = service_account(&server, &root, &default, "deployer").await;
-    server
-        .create(
-            &root,
-            "access_bindings",
-            json!({"subject_iam_id": sd["iam_id"], "role": "admin", "resource": format!("account/{other}")}),
-        )
-        .await;
+    bind(
+        &acting(&server, &root),
+        &sd.iam_id,
+        "admin",
+        &format!("account/{other}"),
+    )
+    .await;
     let (status, body) = server
         .admin(
             Method::POST,
             "/v1/api_keys",
             &dan,
-            Some(json!({"owner_iam_id": sd["iam_id"], "name": "x"})),
+            Some(json!({"owner_iam_id": sd.iam_id, "name": "x"})),
         )
         .await;
     refused(status, &body, 403, &format!("admin on account/{other}"));
@@ -438,14 +428,14 @@ async fn account_admin_cannot_become_anyone_stronger() {
         &server,
         "/iam/v1/tokens:createForServiceAccount",
         Some(&dan),
-        json!({"serviceAccountId": sd["id"]}),
+        json!({"serviceAccountId": sd.id}),
     )
     .await;
     assert_rest_status(status, &body, 403, 7, &format!("admin on account/{other}"));
     let (status, body) = server
         .admin(
             Method::DELETE,
-            &format!("/v1/service_accounts/{}", sd["id"].as_str().unwrap()),
+            &format!("/v1/service_accounts/{}", sd.id),
             &dan,
             None,
         )
@@ -453,14 +443,10 @@ async fn account_admin_cannot_become_anyone_stronger() {
     refused(status, &body, 403, "which IBMid-");
     // ...while a service account holding nothing beyond the account is his to manage.
     let (plain, _) = service_account(&server, &dan, &default, "plain").await;
-    let (status, body) = rest(
-        &server,
-        "/iam/v1/tokens:createForServiceAccount",
-        Some(&dan),
-        json!({"serviceAccountId": plain["id"]}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    acting(&server, &dan)
+        .create_for_service_account(&plain.id)
+        .await
+        .unwrap();
 
     // Nobody removes the last global administrator, not even itself.
     let (status, body) = server
@@ -474,9 +460,7 @@ async fn account_admin_cannot_become_anyone_stronger() {
 async fn overflowing_jwt_lifetimes_are_refused() {
     let server = TestServer::in_process().await;
     let root = server.admin_token().await;
-    let sa = server
-        .create(&root, "service_accounts", json!({"name": "ci"}))
-        .await;
+    let sa = service_account_in(&acting(&server, &root), None, "ci").await;
     let key = authorized_key(&server, &sa).await;
     let now = unix_now();
     for (iat, exp) in [
@@ -503,71 +487,73 @@ async fn overflowing_jwt_lifetimes_are_refused() {
 async fn revocation_reaches_every_derived_token() {
     let server = TestServer::in_process().await;
     let root = server.admin_token().await;
-    let (_, me) = server.admin(Method::GET, "/v1/whoami", &root, None).await;
-    let account = me["account_id"].as_str().unwrap().to_owned();
-    let app = server.create(&root, "clients", json!({"id": "app"})).await;
-    let app_secret = app["secret"].as_str().unwrap().to_owned();
-    let recv = server.create(&root, "clients", json!({"id": "recv"})).await;
-    let recv_secret = recv["secret"].as_str().unwrap().to_owned();
+    let account = account_of(&acting(&server, &root)).await;
+    let confidential = |id: &str| ClientCreate {
+        id: id.to_owned(),
+        name: None,
+        account_id: None,
+    };
+    let app = acting(&server, &root)
+        .create::<Clients>(&confidential("app"))
+        .await
+        .unwrap();
+    let app_secret = app.secret.unwrap();
+    let recv = acting(&server, &root)
+        .create::<Clients>(&confidential("recv"))
+        .await
+        .unwrap();
+    let recv_secret = recv.secret.unwrap();
     let token_url = format!("{}/identity/token", server.url);
 
     // Everything one key leads to.
     let derive = |apikey: String, profile_id: String, minted_sa: String| {
         let server = &server;
-        let (token_url, app_secret) = (token_url.clone(), app_secret.clone());
+        let app_secret = app_secret.clone();
         async move {
-            let issued: Value = server
-                .http
-                .post(&token_url)
-                .basic_auth("app", Some(&app_secret))
-                .form(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let drt: Value = server
-                .http
-                .post(&token_url)
-                .basic_auth("app", Some(&app_secret))
-                .form(&[
-                    ("grant_type", APIKEY_GRANT),
-                    ("apikey", &apikey),
-                    ("response_type", "delegated_refresh_token"),
-                    ("receiver_client_ids", "recv"),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .json()
+            let typed = server.client();
+            let apikey_grant = IbmTokenRequest {
+                grant_type: APIKEY_GRANT.into(),
+                apikey: Some(apikey),
+                ..IbmTokenRequest::default()
+            };
+            let issued = typed
+                .token_as_client("app", &app_secret, &apikey_grant)
                 .await
                 .unwrap();
-            let access = issued["access_token"].as_str().unwrap().to_owned();
-            let (status, assumed) = grant(
-                server,
-                &[
-                    ("grant_type", ASSUME),
-                    ("access_token", &access),
-                    ("profile_id", &profile_id),
-                ],
+            let drt = typed
+                .token_as_client(
+                    "app",
+                    &app_secret,
+                    &IbmTokenRequest {
+                        response_type: Some("delegated_refresh_token".into()),
+                        receiver_client_ids: Some("recv".into()),
+                        ..apikey_grant.clone()
+                    },
+                )
+                .await
+                .unwrap();
+            let access = issued.access_token.unwrap();
+            let assumed = granted(
+                &typed,
+                &IbmTokenRequest {
+                    grant_type: ASSUME.into(),
+                    access_token: Some(access.clone()),
+                    profile_id: Some(profile_id),
+                    ..IbmTokenRequest::default()
+                },
             )
             .await;
-            assert_eq!(status, 200, "{assumed}");
-            let (status, minted) = rest(
-                server,
-                "/iam/v1/tokens:createForServiceAccount",
-                Some(&access),
-                json!({"serviceAccountId": minted_sa}),
-            )
-            .await;
-            assert_eq!(status, 200, "{minted}");
+            let minted = typed
+                .with_token(&access)
+                .create_for_service_account(&minted_sa)
+                .await
+                .unwrap();
             (
-                issued["refresh_token"].as_str().unwrap().to_owned(),
-                drt["delegated_refresh_token"].as_str().unwrap().to_owned(),
+                issued.refresh_token.unwrap(),
+                drt.delegated_refresh_token.unwrap(),
                 access,
-                assumed["access_token"].as_str().unwrap().to_owned(),
-                minted["iamToken"].as_str().unwrap().to_owned(),
+                assumed,
+                minted.iam_token,
             )
         }
     };
@@ -594,33 +580,23 @@ async fn revocation_reaches_every_derived_token() {
         let (server, root, account) = (&server, root.clone(), account.clone());
         async move {
             let (sa, key) = service_account(server, &root, &account, name).await;
-            let target = server
-                .create(
-                    &root,
-                    "service_accounts",
-                    json!({"name": format!("{name}-target")}),
-                )
-                .await;
-            server
-                .create(
-                    &root,
-                    "access_bindings",
-                    json!({"subject_iam_id": sa["iam_id"], "role": "iam.serviceAccounts.tokenCreator", "resource": format!("service-account/{}", target["id"].as_str().unwrap())}),
-                )
-                .await;
-            let profile = server
-                .create(
-                    &root,
-                    "trusted_profiles",
-                    json!({"name": format!("{name}-profile"), "identities": [{"type": "serviceid", "identifier": sa["iam_id"]}]}),
-                )
-                .await;
-            (
-                sa,
-                key,
-                profile["id"].as_str().unwrap().to_owned(),
-                target["id"].as_str().unwrap().to_owned(),
+            let root = acting(server, &root);
+            let target = service_account_in(&root, None, &format!("{name}-target")).await;
+            bind(
+                &root,
+                &sa.iam_id,
+                "iam.serviceAccounts.tokenCreator",
+                &format!("service-account/{}", target.id),
             )
+            .await;
+            let profile = root
+                .create::<TrustedProfiles>(&named(
+                    &format!("{name}-profile"),
+                    vec![identity("serviceid", &sa.iam_id)],
+                ))
+                .await
+                .unwrap();
+            (sa, key, profile.id, target.id)
         }
     };
 
@@ -631,16 +607,11 @@ async fn revocation_reaches_every_derived_token() {
         redeem("app", app_secret.clone(), refresh.clone()).await.0,
         200
     );
-    let (_, keys) = server.admin(Method::GET, "/v1/api_keys", &root, None).await;
-    let key_id = keys["api_keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["name"] == "keyed")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let keys = acting(&server, &root)
+        .list::<ApiKeys>(&ListQuery::default())
+        .await
+        .unwrap();
+    let key_id = keys.into_iter().find(|k| k.name == "keyed").unwrap().id;
     let (status, _) = server
         .admin(
             Method::DELETE,
@@ -669,7 +640,7 @@ async fn revocation_reaches_every_derived_token() {
             Method::POST,
             "/v1/token_cutoffs",
             &root,
-            Some(json!({"iam_id": sa["iam_id"]})),
+            Some(json!({"iam_id": sa.iam_id})),
         )
         .await;
     assert_eq!(status, 201);
@@ -688,7 +659,7 @@ async fn revocation_reaches_every_derived_token() {
     let (status, _) = server
         .admin(
             Method::DELETE,
-            &format!("/v1/service_accounts/{}", sa["id"].as_str().unwrap()),
+            &format!("/v1/service_accounts/{}", sa.id),
             &root,
             None,
         )
@@ -701,17 +672,12 @@ async fn revocation_reaches_every_derived_token() {
 
     // A refresh token of the public default client is redeemable nowhere, `assume` included.
     let (_, key, profile, _) = setup("public").await;
-    let public: Value = server
-        .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", &key)])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let public = server.client().token_from_apikey(&key).await.unwrap();
     let (status, body) = grant(
         &server,
         &[
             ("grant_type", ASSUME),
-            ("refresh_token", public["refresh_token"].as_str().unwrap()),
+            ("refresh_token", public.refresh_token.as_deref().unwrap()),
             ("profile_id", &profile),
         ],
     )
@@ -747,36 +713,45 @@ async fn smaller_holes_are_closed() {
     )
     .await;
     let root = server.admin_token().await;
-    let (_, me) = server.admin(Method::GET, "/v1/whoami", &root, None).await;
-    let a = me["account_id"].as_str().unwrap().to_owned();
+    let a = account_of(&acting(&server, &root)).await;
     let b = account(&server, &root, "b").await;
     let (_, bob) = account_admin(&server, &root, &b, "bob@b.example").await;
 
     // Client ids are per account: both accounts have an `app`, told apart by their secrets.
-    let app_a = server
-        .create(&root, "clients", json!({"id": "app", "account_id": a}))
-        .await;
-    let app_b = server
-        .create(&bob, "clients", json!({"id": "app", "account_id": b}))
-        .await;
-    assert_eq!(app_b["account_id"], b.as_str());
-    let (_, key_a) = service_account(&server, &root, &a, "svc-a").await;
-    let issued: Value = server
-        .http
-        .post(format!("{}/identity/token", server.url))
-        .basic_auth("app", app_a["secret"].as_str())
-        .form(&[("grant_type", APIKEY_GRANT), ("apikey", &key_a)])
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let app_in = |account: &str| ClientCreate {
+        id: "app".into(),
+        name: None,
+        account_id: Some(account.to_owned()),
+    };
+    let app_a = acting(&server, &root)
+        .create::<Clients>(&app_in(&a))
         .await
         .unwrap();
-    let refresh_a = issued["refresh_token"].as_str().unwrap();
+    let app_b = acting(&server, &bob)
+        .create::<Clients>(&app_in(&b))
+        .await
+        .unwrap();
+    assert_eq!(app_b.account_id.as_deref(), Some(b.as_str()));
+    let (_, key_a) = service_account(&server, &root, &a, "svc-a").await;
+    let issued = server
+        .client()
+        .token_as_client(
+            "app",
+            app_a.secret.as_deref().unwrap(),
+            &IbmTokenRequest {
+                grant_type: APIKEY_GRANT.into(),
+                apikey: Some(key_a.clone()),
+                ..IbmTokenRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    let refresh_a = issued.refresh_token.as_deref().unwrap();
+    // Raw: the refusal's status.
     let with_b: reqwest::Response = server
         .http
         .post(format!("{}/identity/token", server.url))
-        .basic_auth("app", app_b["secret"].as_str())
+        .basic_auth("app", app_b.secret.as_deref())
         .form(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_a),
@@ -806,7 +781,7 @@ async fn smaller_holes_are_closed() {
     }
     let status = client_from(Ipv4Addr::new(127, 0, 0, 3))
         .post(format!("{}/identity/token", server.url))
-        .basic_auth("app", app_a["secret"].as_str())
+        .basic_auth("app", app_a.secret.as_deref())
         .form(&[("grant_type", APIKEY_GRANT), ("apikey", &key_a)])
         .send()
         .await
@@ -886,22 +861,36 @@ async fn smaller_holes_are_closed() {
         )
         .await;
     let a_key = TestKey::new("a1", Algorithm::Es256);
-    let issuer = server
-        .create(
-            &root,
-            "trusted_issuers",
-            json!({"name": "cluster", "issuer_url": url, "jwks": a_key.jwks()}),
-        )
-        .await;
-    let crn = issuer["crn"].as_str().unwrap();
-    let l = link(crn, "prod", "app");
-    server
-        .create(
-            &root,
-            "trusted_profiles",
-            json!({"name": "k8s", "links": [{"cr_type": l.cr_type, "crn": l.crn, "namespace": l.namespace, "name": l.name}]}),
-        )
-        .await;
+    let issuer = acting(&server, &root)
+        .create::<TrustedIssuers>(&TrustedIssuerCreate {
+            account_id: None,
+            name: "cluster".into(),
+            issuer_url: url.into(),
+            jwks: Some(a_key.jwks()),
+            jwks_file: None,
+            audiences: None,
+            cr_type: None,
+            crn: None,
+            claim_mapping: None,
+        })
+        .await
+        .unwrap();
+    let l = link(&issuer.crn, "prod", "app");
+    acting(&server, &root)
+        .create::<TrustedProfiles>(&TrustedProfileCreate {
+            links: vec![ComputeResourceLink {
+                id: None,
+                cr_type: l.cr_type,
+                crn: l.crn,
+                namespace: l.namespace,
+                name: l.name,
+                component_type: None,
+                component_name: None,
+            }],
+            ..named("k8s", Vec::new())
+        })
+        .await
+        .unwrap();
     let (status, body) =
         cr_exchange(&server, &a_key.sign(&k8s_claims(url, "prod", "app")), &[]).await;
     assert_eq!(status, 200, "{body}");

@@ -5,6 +5,9 @@
 use crate::harness::*;
 use reqwest::Method;
 use serde_json::{json, Value};
+use tessera_client::api::admin::{AuthorizationPolicyCreate, AuthorizationPolicyView, ListQuery};
+use tessera_client::api::token::{IbmTokenRequest, IbmTokenResponse};
+use tessera_client::resource::AuthorizationPolicies;
 
 const AUTHZ_GRANT: &str = "urn:ibm:params:oauth:grant-type:iam-authz";
 
@@ -24,6 +27,40 @@ async fn authz(server: &TestServer, access_token: &str, desired: &str) -> (u16, 
     (status, response.json().await.unwrap())
 }
 
+/// An `iam-authz` grant that must succeed.
+async fn authz_ok(server: &TestServer, access_token: &str, desired: &str) -> IbmTokenResponse {
+    server
+        .client()
+        .token(&IbmTokenRequest {
+            grant_type: AUTHZ_GRANT.into(),
+            access_token: Some(access_token.to_owned()),
+            desired_iam_id: Some(desired.to_owned()),
+            ..IbmTokenRequest::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("iam-authz for {desired}: {e}"))
+}
+
+/// A policy letting `source_iam_id` obtain tokens for `target_crn`, created by `admin`.
+async fn policy_for(
+    server: &TestServer,
+    admin: &str,
+    source_iam_id: &str,
+    target_crn: &str,
+) -> AuthorizationPolicyView {
+    server
+        .client()
+        .with_token(admin)
+        .create::<AuthorizationPolicies>(&AuthorizationPolicyCreate {
+            account_id: None,
+            source_iam_id: source_iam_id.to_owned(),
+            target_crn: target_crn.to_owned(),
+            description: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create policy: {e}"))
+}
+
 fn message(body: &Value) -> String {
     body["errorMessage"]
         .as_str()
@@ -37,31 +74,27 @@ async fn policy_crud_and_validation() {
     let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let (sa, apikey) = server.service_account_with_key().await;
-    let account = sa["account_id"].as_str().unwrap().to_owned();
+    let account = sa.account_id.clone();
     let target = crn(&account, "bucket-1");
     // The account comes from the CRN's a/<account> scope; ServiceId-… is accepted too.
-    let policy = server
-        .create(
-            &admin,
-            "authorization_policies",
-            json!({"source_iam_id": sa["id"], "target_crn": target, "description": "reader"}),
-        )
-        .await;
-    assert!(policy["id"].as_str().unwrap().starts_with("Policy-"));
-    assert_eq!(policy["account_id"], account.as_str());
-    assert_eq!(policy["source_iam_id"], sa["iam_id"]);
-    assert_eq!(policy["target_crn"], target.as_str());
-    assert_eq!(policy["description"], "reader");
-    let id = policy["id"].as_str().unwrap();
-    let (status, got) = server
-        .admin(
-            Method::GET,
-            &format!("/v1/authorization_policies/{id}"),
-            &admin,
-            None,
-        )
-        .await;
-    assert_eq!((status, &got["id"]), (200, &policy["id"]));
+    let typed = server.client().with_token(&admin);
+    let policy = typed
+        .create::<AuthorizationPolicies>(&AuthorizationPolicyCreate {
+            account_id: None,
+            source_iam_id: sa.id.clone(),
+            target_crn: target.clone(),
+            description: Some("reader".into()),
+        })
+        .await
+        .unwrap();
+    assert!(policy.id.starts_with("Policy-"));
+    assert_eq!(policy.account_id, account);
+    assert_eq!(policy.source_iam_id, sa.iam_id);
+    assert_eq!(policy.target_crn, target);
+    assert_eq!(policy.description, "reader");
+    let id = policy.id.as_str();
+    let got = typed.get::<AuthorizationPolicies>(id).await.unwrap();
+    assert_eq!(got.id, policy.id);
     // A CRN identity may be a source. A wildcard must stay inside the policy's account: one
     // without a complete a/<account> scope (here it would reach every tenant) is refused.
     let source = format!("crn-{}", crn(&account, "other"));
@@ -87,56 +120,44 @@ async fn policy_crud_and_validation() {
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    let (status, list) = server
-        .admin(
-            Method::GET,
-            &format!(
-                "/v1/authorization_policies?source_iam_id={}",
-                sa["iam_id"].as_str().unwrap()
-            ),
-            &admin,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
-    let listed = list["authorization_policies"].as_array().unwrap();
-    assert_eq!(listed.len(), 1, "{list}");
-    assert_eq!(listed[0]["id"], policy["id"]);
-    let (status, list) = server
-        .admin(
-            Method::GET,
-            &format!("/v1/authorization_policies?account_id={account}"),
-            &admin,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
-    assert_eq!(
-        list["authorization_policies"].as_array().unwrap().len(),
-        2,
-        "{list}"
-    );
+    let listed = typed
+        .list::<AuthorizationPolicies>(&ListQuery {
+            source_iam_id: Some(sa.iam_id.clone()),
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].id, policy.id);
+    let listed = typed
+        .list::<AuthorizationPolicies>(&ListQuery {
+            account_id: Some(account.clone()),
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
 
     // Validation errors, each naming the problem.
     let other_account = "0123456789abcdef0123456789abcdef";
     let cases = [
         (
-            json!({"source_iam_id": sa["iam_id"], "target_crn": "not-a-crn"}),
+            json!({"source_iam_id": sa.iam_id, "target_crn": "not-a-crn"}),
             400,
             "not a CRN",
         ),
         (
-            json!({"source_iam_id": sa["iam_id"], "target_crn": "arn:aws:*"}),
+            json!({"source_iam_id": sa.iam_id, "target_crn": "arn:aws:*"}),
             400,
             "start with crn:v1:",
         ),
         (
-            json!({"source_iam_id": sa["iam_id"], "target_crn": "crn:v1:*:x*"}),
+            json!({"source_iam_id": sa.iam_id, "target_crn": "crn:v1:*:x*"}),
             400,
             "only at its end",
         ),
         (
-            json!({"source_iam_id": sa["iam_id"], "target_crn": crn(other_account, "b"), "account_id": account}),
+            json!({"source_iam_id": sa.iam_id, "target_crn": crn(other_account, "b"), "account_id": account}),
             400,
             "may only target resources of its own account",
         ),
@@ -156,7 +177,7 @@ async fn policy_crud_and_validation() {
             "not a CRN",
         ),
         (
-            json!({"source_iam_id": sa["iam_id"], "target_crn": target, "color": "red"}),
+            json!({"source_iam_id": sa.iam_id, "target_crn": target, "color": "red"}),
             400,
             "unknown field",
         ),
@@ -168,7 +189,7 @@ async fn policy_crud_and_validation() {
         ),
         // The global admin holds every role; the account must still exist.
         (
-            json!({"source_iam_id": sa["iam_id"], "target_crn": crn(other_account, "b")}),
+            json!({"source_iam_id": sa.iam_id, "target_crn": crn(other_account, "b")}),
             404,
             "account 0123456789abcdef0123456789abcdef not found",
         ),
@@ -192,7 +213,7 @@ async fn policy_crud_and_validation() {
             Method::POST,
             "/v1/authorization_policies",
             &sa_token,
-            Some(json!({"source_iam_id": sa["iam_id"], "target_crn": target})),
+            Some(json!({"source_iam_id": sa.iam_id, "target_crn": target})),
         )
         .await;
     assert_eq!(status, 403);
@@ -232,7 +253,7 @@ async fn iam_authz_issues_crn_tokens_only_under_a_policy() {
     let admin = server.admin_token().await;
     let (sa, apikey) = server.service_account_with_key().await;
     let (other_sa, other_key) = server.service_account_with_key().await;
-    let account = sa["account_id"].as_str().unwrap().to_owned();
+    let account = sa.account_id.clone();
     let target = crn(&account, "bucket-1");
     let desired = format!("crn-{target}");
     let access = server.token(&apikey).await;
@@ -244,22 +265,15 @@ async fn iam_authz_issues_crn_tokens_only_under_a_policy() {
         message(&body),
         format!(
             "No authorization policy lets {} obtain a token for {target}.",
-            sa["iam_id"].as_str().unwrap()
+            sa.iam_id.as_str()
         )
     );
-    let policy = server
-        .create(
-            &admin,
-            "authorization_policies",
-            json!({"source_iam_id": sa["iam_id"], "target_crn": target}),
-        )
-        .await;
+    let policy = policy_for(&server, &admin, &sa.iam_id, &target).await;
 
-    let (status, body) = authz(&server, &access, &desired).await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body.get("refresh_token").is_none(), "{body}");
-    assert_eq!(body["expires_in"], 1800);
-    let token = body["access_token"].as_str().unwrap();
+    let body = authz_ok(&server, &access, &desired).await;
+    assert!(body.refresh_token.is_none(), "{body:?}");
+    assert_eq!(body.expires_in, 1800);
+    let token = body.access_token.as_deref().unwrap();
     let claims = jwt_payload(token);
     assert_eq!(claims["sub_type"], "CRN");
     assert_eq!(claims["realmid"], "crn");
@@ -272,7 +286,7 @@ async fn iam_authz_issues_crn_tokens_only_under_a_policy() {
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
         1800
     );
-    assert_eq!(claims["authn"]["iam_id"], sa["iam_id"]);
+    assert_eq!(claims["authn"]["iam_id"], sa.iam_id);
     assert_eq!(claims["authn"]["sub_type"], "ServiceId");
 
     // The CRN token is a credential: introspection says active, with its claims.
@@ -290,9 +304,8 @@ async fn iam_authz_issues_crn_tokens_only_under_a_policy() {
     assert_eq!(introspected["active"], true, "{introspected}");
     assert_eq!(introspected["sub_type"], "CRN");
     // ... and it authenticates to the admin API (whoami).
-    let (status, whoami) = server.admin(Method::GET, "/v1/whoami", token, None).await;
-    assert_eq!(status, 200, "{whoami}");
-    assert_eq!(whoami["sub_type"], "CRN");
+    let whoami = server.client().with_token(token).whoami().await.unwrap();
+    assert_eq!(whoami.sub_type, "CRN");
 
     // The pin applies to the policy's account.
     let pinned = server
@@ -313,10 +326,7 @@ async fn iam_authz_issues_crn_tokens_only_under_a_policy() {
     let other_access = server.token(&other_key).await;
     let (status, body) = authz(&server, &other_access, &desired).await;
     assert_eq!(status, 400);
-    assert!(
-        message(&body).contains(other_sa["iam_id"].as_str().unwrap()),
-        "{body}"
-    );
+    assert!(message(&body).contains(other_sa.iam_id.as_str()), "{body}");
     let (status, body) = authz(
         &server,
         &access,
@@ -327,18 +337,12 @@ async fn iam_authz_issues_crn_tokens_only_under_a_policy() {
     assert!(message(&body).contains("No authorization policy"), "{body}");
 
     // Deleting the policy stops new tokens and kills the issued ones.
-    let (status, _) = server
-        .admin(
-            Method::DELETE,
-            &format!(
-                "/v1/authorization_policies/{}",
-                policy["id"].as_str().unwrap()
-            ),
-            &admin,
-            None,
-        )
-        .await;
-    assert_eq!(status, 204);
+    server
+        .client()
+        .with_token(&admin)
+        .delete::<AuthorizationPolicies>(&policy.id)
+        .await
+        .unwrap();
     let (status, _) = authz(&server, &access, &desired).await;
     assert_eq!(status, 400);
     let introspected: Value = server
@@ -360,25 +364,18 @@ async fn wildcard_policy_covers_a_prefix() {
     let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let (sa, apikey) = server.service_account_with_key().await;
-    let account = sa["account_id"].as_str().unwrap().to_owned();
+    let account = sa.account_id.clone();
     let prefix = format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{account}:*");
-    let policy = server
-        .create(
-            &admin,
-            "authorization_policies",
-            json!({"source_iam_id": sa["iam_id"], "target_crn": prefix}),
-        )
-        .await;
-    assert_eq!(policy["account_id"], account.as_str());
+    let policy = policy_for(&server, &admin, &sa.iam_id, &prefix).await;
+    assert_eq!(policy.account_id, account);
     let access = server.token(&apikey).await;
     for instance in ["a", "b"] {
-        let (status, body) = authz(
+        authz_ok(
             &server,
             &access,
             &format!("crn-{}", crn(&account, instance)),
         )
         .await;
-        assert_eq!(status, 200, "{body}");
     }
     // Outside the prefix (another service).
     let (status, _) = authz(
@@ -395,15 +392,9 @@ async fn iam_authz_bad_requests() {
     let server = TestServer::start().await;
     let admin = server.admin_token().await;
     let (sa, apikey) = server.service_account_with_key().await;
-    let account = sa["account_id"].as_str().unwrap().to_owned();
+    let account = sa.account_id.clone();
     let target = crn(&account, "bucket-1");
-    server
-        .create(
-            &admin,
-            "authorization_policies",
-            json!({"source_iam_id": sa["iam_id"], "target_crn": target}),
-        )
-        .await;
+    policy_for(&server, &admin, &sa.iam_id, &target).await;
     let access = server.token(&apikey).await;
     let desired = format!("crn-{target}");
     // Missing parameters.
@@ -422,7 +413,7 @@ async fn iam_authz_bad_requests() {
     for (bad, expected) in [
         (target.as_str(), "crn-<CRN>"),
         ("crn-crn:v1:short", "not a CRN"),
-        (sa["iam_id"].as_str().unwrap(), "crn-<CRN>"),
+        (sa.iam_id.as_str(), "crn-<CRN>"),
     ] {
         let (status, body) = authz(&server, &access, bad).await;
         assert_eq!(status, 400, "{bad}");
@@ -476,9 +467,9 @@ fn cli_json(server: &TestServer, args: &[&str]) -> Value {
 async fn cli_policy_create_list_get_delete() {
     let server = TestServer::start().await;
     let (sa, _) = server.service_account_with_key().await;
-    let account = sa["account_id"].as_str().unwrap().to_owned();
+    let account = sa.account_id.clone();
     let target = crn(&account, "cli");
-    let sa_id = sa["id"].as_str().unwrap();
+    let sa_id = sa.id.as_str();
     let created = cli_json(
         &server,
         &[
@@ -495,7 +486,7 @@ async fn cli_policy_create_list_get_delete() {
             "json",
         ],
     );
-    assert_eq!(created["source_iam_id"], sa["iam_id"]);
+    assert_eq!(created["source_iam_id"], sa.iam_id);
     assert_eq!(created["account_id"], account.as_str());
     let id = created["id"].as_str().unwrap();
     let listed = cli_json(
@@ -505,7 +496,7 @@ async fn cli_policy_create_list_get_delete() {
             "policy",
             "list",
             "--source",
-            sa["iam_id"].as_str().unwrap(),
+            sa.iam_id.as_str(),
             "--format",
             "json",
         ],

@@ -6,6 +6,9 @@
 
 use crate::harness::*;
 use serde_json::{json, Value};
+use tessera_client::api::admin::ClientCreate;
+use tessera_client::api::token::{IbmTokenRequest, IbmTokenResponse};
+use tessera_client::resource::Clients;
 
 const DRT_GRANT: &str = "urn:ibm:params:oauth:grant-type:delegated-refresh-token";
 
@@ -13,18 +16,25 @@ const DRT_GRANT: &str = "urn:ibm:params:oauth:grant-type:delegated-refresh-token
 struct Setup {
     server: TestServer,
     secrets: std::collections::HashMap<&'static str, String>,
-    sa: Value,
+    sa: tessera_client::api::admin::ServiceAccountView,
     apikey: String,
 }
 
 impl Setup {
     async fn new() -> Setup {
         let server = TestServer::in_process().await;
-        let admin = server.admin_token().await;
+        let admin = server.admin_client().await;
         let mut secrets = std::collections::HashMap::new();
         for id in ["issuer", "receiver", "bystander"] {
-            let client = server.create(&admin, "clients", json!({"id": id})).await;
-            secrets.insert(id, client["secret"].as_str().unwrap().to_owned());
+            let client = admin
+                .create::<Clients>(&ClientCreate {
+                    id: id.to_owned(),
+                    name: None,
+                    account_id: None,
+                })
+                .await
+                .unwrap();
+            secrets.insert(id, client.secret.unwrap());
         }
         let (sa, apikey) = server.service_account_with_key().await;
         Setup {
@@ -35,6 +45,28 @@ impl Setup {
         }
     }
 
+    /// A token request that must succeed, with Basic of `client` if given.
+    async fn grant(&self, client: Option<&str>, form: &IbmTokenRequest) -> IbmTokenResponse {
+        let typed = self.server.client();
+        match client {
+            Some(id) => typed.token_as_client(id, &self.secrets[id], form).await,
+            None => typed.token(form).await,
+        }
+        .unwrap_or_else(|e| panic!("{} grant refused: {e}", form.grant_type))
+    }
+
+    /// The API-key grant of the service account's key with `response_type` and receivers.
+    fn apikey_grant(&self, response_type: &str, receivers: &str) -> IbmTokenRequest {
+        IbmTokenRequest {
+            grant_type: APIKEY_GRANT.into(),
+            apikey: Some(self.apikey.clone()),
+            response_type: Some(response_type.to_owned()),
+            receiver_client_ids: Some(receivers.to_owned()),
+            ..IbmTokenRequest::default()
+        }
+    }
+
+    /// Raw: for refusals (their IBM error shape) and answers checked field by field on the wire.
     /// POSTs a token request, with Basic of `client` if given; returns status and body.
     async fn post(&self, client: Option<&str>, form: &[(&str, &str)]) -> (u16, Value) {
         let mut request = self
@@ -49,18 +81,17 @@ impl Setup {
         (status, response.json().await.unwrap())
     }
 
-    /// A DRT for `receiver`, issued to `issuer`, with extra form fields.
-    async fn drt(&self, extra: &[(&str, &str)]) -> String {
-        let mut form = vec![
-            ("grant_type", APIKEY_GRANT),
-            ("apikey", self.apikey.as_str()),
-            ("response_type", "delegated_refresh_token"),
-            ("receiver_client_ids", "receiver"),
-        ];
-        form.extend_from_slice(extra);
-        let (status, body) = self.post(Some("issuer"), &form).await;
-        assert_eq!(status, 200, "{body}");
-        body["delegated_refresh_token"].as_str().unwrap().to_owned()
+    /// A DRT for `receiver`, issued to `issuer`, with the given `scope` and lifetime (`expiry`).
+    async fn drt(&self, scope: Option<&str>, expiry: Option<&str>) -> String {
+        let form = IbmTokenRequest {
+            scope: scope.map(str::to_owned),
+            delegated_refresh_token_expiry: expiry.map(str::to_owned),
+            ..self.apikey_grant("delegated_refresh_token", "receiver")
+        };
+        self.grant(Some("issuer"), &form)
+            .await
+            .delegated_refresh_token
+            .expect("delegated_refresh_token")
     }
 }
 
@@ -71,6 +102,7 @@ fn message(body: &Value) -> &str {
 #[tokio::test]
 async fn delegated_only_response_carries_the_drt_alone() {
     let setup = Setup::new().await;
+    // Raw: the test is about which fields the answer carries on the wire.
     let (status, body) = setup
         .post(
             Some("issuer"),
@@ -101,36 +133,31 @@ async fn cloud_iam_and_delegated_gives_both_in_either_order() {
         "cloud_iam delegated_refresh_token",
         "delegated_refresh_token cloud_iam",
     ] {
-        let (status, body) = setup
-            .post(
-                None,
-                &[
-                    ("grant_type", APIKEY_GRANT),
-                    ("apikey", &setup.apikey),
-                    ("response_type", response_type),
-                    ("receiver_client_ids", "receiver, bystander"),
-                    ("delegated_refresh_token_expiry", "3600"),
-                ],
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let claims = jwt_payload(body["access_token"].as_str().unwrap());
+        let form = IbmTokenRequest {
+            delegated_refresh_token_expiry: Some("3600".into()),
+            ..setup.apikey_grant(response_type, "receiver, bystander")
+        };
+        let body = setup.grant(None, &form).await;
+        let claims = jwt_payload(body.access_token.as_deref().unwrap());
         assert_eq!(claims["client_id"], "default");
-        assert_eq!(claims["iam_id"], setup.sa["iam_id"]);
-        assert!(body["refresh_token"].is_string());
+        assert_eq!(claims["iam_id"], setup.sa.iam_id);
+        assert!(body.refresh_token.is_some());
         // expires_in describes the access token here.
-        assert_eq!(body["expires_in"], 3600);
-        let drt = body["delegated_refresh_token"].as_str().unwrap();
+        assert_eq!(body.expires_in, 3600);
+        let drt = body.delegated_refresh_token.as_deref().unwrap();
         // Both listed receivers may redeem it.
         for receiver in ["receiver", "bystander"] {
-            let (status, redeemed) = setup
-                .post(
+            let redeemed = setup
+                .grant(
                     Some(receiver),
-                    &[("grant_type", DRT_GRANT), ("refresh_token", drt)],
+                    &IbmTokenRequest {
+                        grant_type: DRT_GRANT.into(),
+                        refresh_token: Some(drt.to_owned()),
+                        ..IbmTokenRequest::default()
+                    },
                 )
                 .await;
-            assert_eq!(status, 200, "{redeemed}");
-            let claims = jwt_payload(redeemed["access_token"].as_str().unwrap());
+            let claims = jwt_payload(redeemed.access_token.as_deref().unwrap());
             assert_eq!(claims["client_id"], receiver);
         }
     }
@@ -139,7 +166,7 @@ async fn cloud_iam_and_delegated_gives_both_in_either_order() {
 #[tokio::test]
 async fn receiver_redeems_with_both_grants() {
     let setup = Setup::new().await;
-    let drt = setup.drt(&[("scope", "custom")]).await;
+    let drt = setup.drt(Some("custom"), None).await;
     // The delegated-refresh-token grant, DRT in refresh_token.
     let (status, body) = setup
         .post(
@@ -150,7 +177,7 @@ async fn receiver_redeems_with_both_grants() {
     assert_eq!(status, 200, "{body}");
     let claims = jwt_payload(body["access_token"].as_str().unwrap());
     assert_eq!(claims["client_id"], "receiver");
-    assert_eq!(claims["iam_id"], setup.sa["iam_id"]);
+    assert_eq!(claims["iam_id"], setup.sa.iam_id);
     assert_eq!(claims["grant_type"], DRT_GRANT);
     assert_eq!(claims["scope"], "ibm openid custom");
     // No refresh token: the DRT itself stays the receiver's refresh credential.
@@ -209,7 +236,7 @@ async fn receiver_redeems_with_both_grants() {
 #[tokio::test]
 async fn only_listed_receivers_with_basic_may_redeem() {
     let setup = Setup::new().await;
-    let drt = setup.drt(&[]).await;
+    let drt = setup.drt(None, None).await;
     for grant in [DRT_GRANT, "refresh_token"] {
         // No Basic.
         let (status, body) = setup
@@ -278,7 +305,7 @@ async fn only_listed_receivers_with_basic_may_redeem() {
 #[tokio::test]
 async fn expired_drt_is_refused() {
     let setup = Setup::new().await;
-    let drt = setup.drt(&[("delegated_refresh_token_expiry", "60")]).await;
+    let drt = setup.drt(None, Some("60")).await;
     let (status, _) = setup
         .post(
             Some("receiver"),
@@ -314,7 +341,7 @@ async fn revoked_drt_is_refused() {
         async move { request.send().await.unwrap().status().as_u16() }
     };
     // Revoked by a receiver.
-    let drt = setup.drt(&[]).await;
+    let drt = setup.drt(None, None).await;
     assert_eq!(revoke("bystander", drt.clone()).await, 200);
     let (status, _) = setup
         .post(
@@ -333,7 +360,7 @@ async fn revoked_drt_is_refused() {
     assert_eq!(status, 400);
     assert!(message(&body).contains("revoked"), "{body}");
     // Revoked by the issuing client.
-    let drt = setup.drt(&[]).await;
+    let drt = setup.drt(None, None).await;
     assert_eq!(revoke("issuer", drt.clone()).await, 200);
     let (status, body) = setup
         .post(
@@ -440,7 +467,7 @@ async fn bad_drt_parameters_name_the_problem() {
 #[tokio::test]
 async fn tenant_pin_applies_to_drt_issue_and_redeem() {
     let setup = Setup::new().await;
-    let account = setup.sa["account_id"].as_str().unwrap().to_owned();
+    let account = setup.sa.account_id.clone();
     let other = "0123456789abcdef0123456789abcdef";
     let url = format!("{}/identity/token", setup.server.url);
     let issue = |tenant: &str| {
@@ -533,11 +560,11 @@ async fn revoke_everything_kills_refresh_tokens_and_drts() {
             reqwest::Method::POST,
             "/v1/token_cutoffs",
             &admin,
-            Some(json!({"iam_id": setup.sa["iam_id"]})),
+            Some(json!({"iam_id": setup.sa.iam_id})),
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(body["iam_id"], setup.sa["iam_id"]);
+    assert_eq!(body["iam_id"], setup.sa.iam_id);
     let (status, body) = setup
         .post(
             Some("issuer"),
@@ -568,7 +595,7 @@ async fn revoke_everything_kills_refresh_tokens_and_drts() {
     assert_eq!(introspected["active"], false);
     // The API key still works: new tokens (from the next second on) are good.
     server.advance(std::time::Duration::from_millis(1100)).await;
-    let drt = setup.drt(&[]).await;
+    let drt = setup.drt(None, None).await;
     let (status, _) = setup
         .post(
             Some("receiver"),

@@ -328,7 +328,7 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
             server.url
         ))
         .bearer_auth(&admin)
-        .json(&json!({"serviceAccountId": sa["id"]}))
+        .json(&json!({"serviceAccountId": sa.id}))
         .send()
         .await
         .unwrap();
@@ -447,7 +447,7 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
             server.url
         ))
         .bearer_auth(&admin)
-        .json(&json!({"serviceAccountId": sa["id"]}))
+        .json(&json!({"serviceAccountId": sa.id}))
         .send()
         .await
         .unwrap();
@@ -459,7 +459,7 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
         .create_for_service_account(bearer(
             &admin,
             tessera_server::yandex::proto::iam::CreateIamTokenForServiceAccountRequest {
-                service_account_id: sa["id"].as_str().unwrap().to_owned(),
+                service_account_id: sa.id.clone(),
             },
         ))
         .await

@@ -1,12 +1,18 @@
 //! Starts a real server process and offers small helpers for talking to it.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::io::Write;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tessera_client::api::admin::{
+    AccessBindingCreate, AccessBindingView, ApiKeyCreate, ClientCreate, ServiceAccountCreate,
+    ServiceAccountView, UserCreate, UserView,
+};
+use tessera_client::api::token::IbmTokenRequest;
+use tessera_client::resource::{AccessBindings, ApiKeys, Clients, ServiceAccounts, Users};
 
 pub const APIKEY_GRANT: &str = "urn:ibm:params:oauth:grant-type:apikey";
 pub const ADMIN_KEY: &str = "e2e-admin-key-0123456789abcdefghijklmnop";
@@ -86,6 +92,8 @@ pub struct TestServer {
     pub url: String,
     pub dir: Arc<tempfile::TempDir>,
     pub http: reqwest::Client,
+    /// The typed client of this server, without a token ([`TestServer::client`]).
+    api: tessera_client::Client,
     /// Everything the server wrote to stderr (JSON log lines) and stdout.
     pub stderr: Arc<Mutex<Vec<String>>>,
     pub stdout: Arc<Mutex<Vec<String>>>,
@@ -246,6 +254,7 @@ impl TestServer {
             child: Some(child),
             inner: None,
             clock: None,
+            api: typed_client(&url),
             url,
             dir,
             http: http_client(),
@@ -305,6 +314,7 @@ impl TestServer {
             child: None,
             inner: Some(inner),
             clock: Some(clock),
+            api: typed_client(&url),
             url,
             dir,
             http: http_client(),
@@ -491,16 +501,12 @@ impl TestServer {
 
     /// Exchanges an API key for an access token, asserting success.
     pub async fn token(&self, apikey: &str) -> String {
-        let response = self
-            .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", apikey)])
-            .await;
-        let status = response.status();
-        let body: Value = response.json().await.expect("json");
-        assert_eq!(status, 200, "token request failed: {body}");
-        body["access_token"]
-            .as_str()
+        self.client()
+            .token_from_apikey(apikey)
+            .await
+            .unwrap_or_else(|e| panic!("token request failed: {e}"))
+            .access_token
             .expect("access_token")
-            .to_owned()
     }
 
     pub async fn admin_token(&self) -> String {
@@ -510,10 +516,17 @@ impl TestServer {
     /// The typed client of this server, without a token (`.with_token(..)` for one); bounded
     /// like [`TestServer::http`]. For what the server must accept; wrong input stays raw HTTP.
     pub fn client(&self) -> tessera_client::Client {
-        tessera_client::Client::builder(&self.url)
+        self.api.clone()
+    }
+
+    /// Has [`TestServer::client`] trust the CA certificate `ca_pem` (a TLS server's local CA);
+    /// tests that talk raw HTTPS set [`TestServer::http`] themselves.
+    pub fn trust_ca(&mut self, ca_pem: &[u8]) {
+        self.api = tessera_client::Client::builder(&self.url)
             .timeout(Duration::from_secs(30))
+            .ca_pem(ca_pem)
             .build()
-            .expect("client")
+            .expect("client");
     }
 
     /// The typed client, authenticated as the bootstrap administrator.
@@ -566,14 +579,17 @@ impl TestServer {
         if let Some(client) = self.login_client.lock().unwrap().clone() {
             return client;
         }
-        let admin = self.admin_token().await;
         let client = self
-            .create(&admin, "clients", json!({"id": "e2e-login"}))
-            .await;
-        let pair = (
-            "e2e-login".to_owned(),
-            client["secret"].as_str().expect("secret").to_owned(),
-        );
+            .admin_client()
+            .await
+            .create::<Clients>(&ClientCreate {
+                id: "e2e-login".into(),
+                name: None,
+                account_id: None,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("create the login client: {e}"));
+        let pair = (client.id, client.secret.expect("secret"));
         *self.login_client.lock().unwrap() = Some(pair.clone());
         pair
     }
@@ -582,68 +598,143 @@ impl TestServer {
     /// client), asserting success: the token a user acts with on its own behalf.
     pub async fn user_token(&self, user_id: &str, password: &str) -> String {
         let (id, secret) = self.login_client().await;
-        let response = self
-            .http
-            .post(format!("{}/identity/token", self.url))
-            .basic_auth(id, Some(secret))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", user_id),
-                ("password", password),
-            ])
-            .send()
+        let form = IbmTokenRequest {
+            grant_type: "password".into(),
+            username: Some(user_id.to_owned()),
+            password: Some(password.to_owned()),
+            ..IbmTokenRequest::default()
+        };
+        self.client()
+            .token_as_client(&id, &secret, &form)
             .await
-            .expect("password grant");
-        let status = response.status();
-        let body: Value = response.json().await.expect("json");
-        assert_eq!(status, 200, "sign-in of {user_id} failed: {body}");
-        body["access_token"]
-            .as_str()
+            .unwrap_or_else(|e| panic!("sign-in of {user_id} failed: {e}"))
+            .access_token
             .expect("access_token")
-            .to_owned()
     }
 
     /// Creates a user (as `admin`, from `body`, with [`USER_PASSWORD`] unless `body` gives a
     /// password) and has the user create an API key for itself: only users create their own
     /// credentials. Returns the user and the key.
-    pub async fn user_with_key(&self, admin: &str, mut body: Value) -> (Value, String) {
-        if body.get("password").is_none() {
-            body["password"] = USER_PASSWORD.into();
-        }
-        let password = body["password"]
-            .as_str()
-            .unwrap_or(USER_PASSWORD)
-            .to_owned();
-        let user = self.create(admin, "users", body).await;
-        let id = user["id"].as_str().expect("id").to_owned();
-        let own = self.user_token(&id, &password).await;
-        let key = self
-            .create(&own, "api_keys", json!({"owner_iam_id": id, "name": "own"}))
-            .await;
-        (user, key["apikey"].as_str().expect("apikey").to_owned())
+    pub async fn user_with_key(
+        &self,
+        admin: &tessera_client::Client,
+        mut body: UserCreate,
+    ) -> (UserView, String) {
+        let password = body
+            .password
+            .get_or_insert_with(|| USER_PASSWORD.to_owned())
+            .clone();
+        let user = admin
+            .create::<Users>(&body)
+            .await
+            .unwrap_or_else(|e| panic!("create user: {e}"));
+        let own = self
+            .client()
+            .with_token(self.user_token(&user.id, &password).await);
+        let key = api_key_of(&own, &user.id, "own").await;
+        (user, key)
     }
 
     /// A new service account in the admin's account and an API key for it.
-    pub async fn service_account_with_key(&self) -> (Value, String) {
-        let admin = self.admin_token().await;
-        let sa = self
-            .create(&admin, "service_accounts", json!({"name": "e2e"}))
-            .await;
-        let key = self
-            .create(
-                &admin,
-                "api_keys",
-                json!({"owner_iam_id": sa["iam_id"], "name": "e2e"}),
-            )
-            .await;
-        (sa, key["apikey"].as_str().expect("apikey").to_owned())
+    pub async fn service_account_with_key(&self) -> (ServiceAccountView, String) {
+        let admin = self.admin_client().await;
+        let sa = service_account_in(&admin, None, "e2e").await;
+        let key = api_key_of(&admin, &sa.iam_id, "e2e").await;
+        (sa, key)
     }
+}
+
+/// A user's fields for [`TestServer::user_with_key`]: no password (the helper's), not
+/// federated, in the caller's account unless `account_id` is set.
+pub fn user(name: &str, email: &str) -> UserCreate {
+    UserCreate {
+        account_id: None,
+        name: name.to_owned(),
+        email: email.to_owned(),
+        password: None,
+        federated: false,
+    }
+}
+
+/// A new service account named `name`, created by `admin` in `account_id` (default: the
+/// admin's account).
+pub async fn service_account_in(
+    admin: &tessera_client::Client,
+    account_id: Option<&str>,
+    name: &str,
+) -> ServiceAccountView {
+    admin
+        .create::<ServiceAccounts>(&ServiceAccountCreate {
+            account_id: account_id.map(str::to_owned),
+            name: name.to_owned(),
+            description: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create service account {name}: {e}"))
+}
+
+/// A new API key named `name` of `owner_iam_id`, created by `caller`: the key itself.
+pub async fn api_key_of(caller: &tessera_client::Client, owner_iam_id: &str, name: &str) -> String {
+    caller
+        .create::<ApiKeys>(&ApiKeyCreate {
+            owner_iam_id: owner_iam_id.to_owned(),
+            name: name.to_owned(),
+            description: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create API key of {owner_iam_id}: {e}"))
+        .apikey
+        .expect("apikey")
+}
+
+/// The access token of a grant that must succeed (any grant's form, public client).
+pub async fn granted(client: &tessera_client::Client, form: &IbmTokenRequest) -> String {
+    client
+        .token(form)
+        .await
+        .unwrap_or_else(|e| panic!("grant {} refused: {e}", form.grant_type))
+        .access_token
+        .expect("access_token")
+}
+
+/// An access binding of `role` on `resource` for `subject_iam_id`, created by `caller`.
+pub async fn bind(
+    caller: &tessera_client::Client,
+    subject_iam_id: &str,
+    role: &str,
+    resource: &str,
+) -> AccessBindingView {
+    caller
+        .create::<AccessBindings>(&AccessBindingCreate {
+            subject_iam_id: subject_iam_id.to_owned(),
+            role: role.to_owned(),
+            resource: resource.to_owned(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("bind {subject_iam_id} as {role} on {resource}: {e}"))
+}
+
+/// The account of the subject of `caller`'s token (`whoami`).
+pub async fn account_of(caller: &tessera_client::Client) -> String {
+    caller
+        .whoami()
+        .await
+        .unwrap_or_else(|e| panic!("whoami: {e}"))
+        .account_id
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The typed client of a test server, bounded like [`http_client`].
+fn typed_client(url: &str) -> tessera_client::Client {
+    tessera_client::Client::builder(url)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
 }
 
 /// The HTTP client of a test server handle: every request bounded, so a hung server fails the

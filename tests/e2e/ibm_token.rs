@@ -39,14 +39,14 @@ async fn apikey_grant_returns_ibm_token_response() {
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
         3600
     );
-    assert_eq!(claims["iam_id"], sa["iam_id"]);
-    assert_eq!(claims["id"], sa["iam_id"]);
-    assert_eq!(claims["sub"], sa["id"]);
+    assert_eq!(claims["iam_id"], sa.iam_id);
+    assert_eq!(claims["id"], sa.iam_id);
+    assert_eq!(claims["sub"], sa.id);
     assert_eq!(claims["sub_type"], "ServiceId");
     assert_eq!(claims["realmid"], "iam");
-    assert_eq!(claims["account"]["bss"], sa["account_id"]);
+    assert_eq!(claims["account"]["bss"], sa.account_id);
     assert_eq!(claims["account"]["valid"], true);
-    assert_eq!(claims["authn"]["iam_id"], sa["iam_id"]);
+    assert_eq!(claims["authn"]["iam_id"], sa.iam_id);
     assert_eq!(claims["iss"], format!("{}/identity", server.url));
     assert_eq!(claims["grant_type"], APIKEY_GRANT);
     assert_eq!(claims["client_id"], "default");
@@ -394,7 +394,7 @@ async fn refresh_grant_needs_the_issuing_client() {
         .await
         .unwrap();
     let claims = jwt_payload(refreshed["access_token"].as_str().unwrap());
-    assert_eq!(claims["iam_id"], sa["iam_id"]);
+    assert_eq!(claims["iam_id"], sa.iam_id);
     assert_eq!(claims["grant_type"], "refresh_token");
     assert!(refreshed["refresh_token"].is_string());
     let stolen = server

@@ -183,7 +183,7 @@ async fn introspection_active_and_inactive() {
     let (status, body) = introspect(&server, &token, Some(&admin), None).await;
     assert_eq!(status, 200);
     assert_eq!(body["active"], true);
-    assert_eq!(body["iam_id"], sa["iam_id"]);
+    assert_eq!(body["iam_id"], sa.iam_id);
     assert_eq!(body["token_type"], "Bearer");
     assert!(body["exp"].is_i64() && body["iat"].is_i64());
     // The answer is every claim of the token (lineage included) plus active, token_type and
@@ -251,7 +251,7 @@ async fn introspection_active_and_inactive() {
     let (status, _) = server
         .admin(
             reqwest::Method::DELETE,
-            &format!("/v1/service_accounts/{}", sa["id"].as_str().unwrap()),
+            &format!("/v1/service_accounts/{}", sa.id.as_str()),
             &admin,
             None,
         )

@@ -1,10 +1,15 @@
 //! The `password` grant, TOTP MFA (enrolment through the admin API, codes at login) and
 //! brute-force throttling, against a real server over sockets.
 
-use crate::harness::{jwt_payload, TestServer};
+use crate::harness::{account_of, jwt_payload, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr};
+use tessera_client::api::admin::{
+    AccountCreate, AccountUpdate, ClientCreate, Mfa, TotpState, UserCreate, UserView,
+};
+use tessera_client::api::token::{IbmTokenRequest, IbmTokenResponse};
+use tessera_client::resource::{Accounts, Clients, Users};
 use tessera_core::totp;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -15,29 +20,54 @@ struct Fixture {
     account: String,
     client_id: String,
     client_secret: String,
-    user: Value,
+    user: UserView,
+}
+
+/// A global confidential client `id`, created by `admin`: its secret.
+async fn client_secret(server: &TestServer, admin: &str, id: &str) -> String {
+    server
+        .client()
+        .with_token(admin)
+        .create::<Clients>(&ClientCreate {
+            id: id.to_owned(),
+            name: Some(id.to_owned()),
+            account_id: None,
+        })
+        .await
+        .unwrap()
+        .secret
+        .unwrap()
 }
 
 async fn fixture(server: &TestServer) -> Fixture {
     let admin = server.admin_token().await;
-    let (_, whoami) = server.admin(Method::GET, "/v1/whoami", &admin, None).await;
-    let account = whoami["account_id"].as_str().unwrap().to_owned();
-    let client = server
-        .create(&admin, "clients", json!({"id": "pwapp", "name": "pwapp"}))
-        .await;
-    let user = server
-        .create(
-            &admin,
-            "users",
-            json!({"name": "Ada", "email": "ada@example.com", "password": PASSWORD}),
-        )
-        .await;
+    let typed = server.client().with_token(&admin);
+    let account = account_of(&typed).await;
+    let client_secret = client_secret(server, &admin, "pwapp").await;
+    let user = typed
+        .create::<Users>(&UserCreate {
+            password: Some(PASSWORD.into()),
+            ..crate::harness::user("Ada", "ada@example.com")
+        })
+        .await
+        .unwrap();
     Fixture {
         admin,
         account,
-        client_id: client["id"].as_str().unwrap().to_owned(),
-        client_secret: client["secret"].as_str().unwrap().to_owned(),
+        client_id: "pwapp".into(),
+        client_secret,
         user,
+    }
+}
+
+/// The password grant's form, optionally naming the `account` to sign in to.
+fn password_grant(username: &str, password: &str, account: Option<&str>) -> IbmTokenRequest {
+    IbmTokenRequest {
+        grant_type: "password".into(),
+        username: Some(username.to_owned()),
+        password: Some(password.to_owned()),
+        account: account.map(str::to_owned),
+        ..IbmTokenRequest::default()
     }
 }
 
@@ -76,9 +106,19 @@ impl Fixture {
         Some((&self.client_id, &self.client_secret))
     }
 
+    /// Raw: for refusals (their IBM error shape).
     async fn login(&self, server: &TestServer, form: &[(&str, &str)]) -> (u16, Value) {
         let (status, _, body) = post(&server.http, server, self.basic(), &[], form).await;
         (status, body)
+    }
+
+    /// A grant through the fixture's client that must succeed.
+    async fn sign_in(&self, server: &TestServer, form: &IbmTokenRequest) -> IbmTokenResponse {
+        server
+            .client()
+            .token_as_client(&self.client_id, &self.client_secret, form)
+            .await
+            .unwrap_or_else(|e| panic!("{} grant refused: {e}", form.grant_type))
     }
 }
 
@@ -104,13 +144,12 @@ fn assert_error(status: u16, body: &Value, want_status: u16, code: &str, words: 
 async fn password_grant_issues_user_tokens_refreshable_by_the_same_client() {
     let server = TestServer::in_process().await;
     let f = fixture(&server).await;
-    let (status, body) = f
-        .login(&server, &password_form("ada@example.com", PASSWORD))
+    let body = f
+        .sign_in(&server, &password_grant("ada@example.com", PASSWORD, None))
         .await;
-    assert_eq!(status, 200, "{body}");
-    let claims = jwt_payload(body["access_token"].as_str().unwrap());
+    let claims = jwt_payload(body.access_token.as_deref().unwrap());
     assert_eq!(claims["sub_type"], "user");
-    assert_eq!(claims["iam_id"], f.user["iam_id"]);
+    assert_eq!(claims["iam_id"], f.user.iam_id);
     assert_eq!(claims["email"], "ada@example.com");
     assert_eq!(claims["acr"], 1);
     assert_eq!(claims["amr"], json!(["pwd"]));
@@ -118,28 +157,29 @@ async fn password_grant_issues_user_tokens_refreshable_by_the_same_client() {
     assert_eq!(claims["grant_type"], "password");
     assert_eq!(claims["account"]["bss"], f.account.as_str());
     // The user id works as the username too.
-    let (status, _) = f
-        .login(
+    f.sign_in(&server, &password_grant(&f.user.id, PASSWORD, None))
+        .await;
+
+    let refresh = body.refresh_token.as_deref().unwrap();
+    let refreshed = f
+        .sign_in(
             &server,
-            &password_form(f.user["id"].as_str().unwrap(), PASSWORD),
+            &IbmTokenRequest {
+                grant_type: "refresh_token".into(),
+                refresh_token: Some(refresh.to_owned()),
+                ..IbmTokenRequest::default()
+            },
         )
         .await;
-    assert_eq!(status, 200);
-
-    let refresh = body["refresh_token"].as_str().unwrap();
-    let refresh_form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
-    let (status, _, refreshed) = post(&server.http, &server, f.basic(), &[], &refresh_form).await;
-    assert_eq!(status, 200, "{refreshed}");
-    let claims = jwt_payload(refreshed["access_token"].as_str().unwrap());
-    assert_eq!(claims["iam_id"], f.user["iam_id"]);
+    let claims = jwt_payload(refreshed.access_token.as_deref().unwrap());
+    assert_eq!(claims["iam_id"], f.user.iam_id);
     // Another client cannot use it, nor the public default client.
-    let other = server
-        .create(&f.admin, "clients", json!({"id": "other", "name": "other"}))
-        .await;
+    let refresh_form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+    let other_secret = client_secret(&server, &f.admin, "other").await;
     let (status, _, body) = post(
         &server.http,
         &server,
-        Some(("other", other["secret"].as_str().unwrap())),
+        Some(("other", other_secret.as_str())),
         &[],
         &refresh_form,
     )
@@ -235,22 +275,29 @@ async fn password_grant_refusals_say_what_is_wrong() {
 
     // The same e-mail in a second account, created later: it neither breaks nor takes over the
     // first user's e-mail sign-in, and its creator learns nothing; it signs in with `account`.
-    let second = server
-        .create(&f.admin, "accounts", json!({"name": "second"}))
-        .await;
-    let second_id = second["id"].as_str().unwrap();
+    let typed = server.client().with_token(&f.admin);
+    let second = typed
+        .create::<Accounts>(&AccountCreate {
+            name: "second".into(),
+            enterprise_id: None,
+        })
+        .await
+        .unwrap();
+    let second_id = second.id.as_str();
     // Created at least a second later than the first Ada: creation times are whole seconds.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    server
-        .create(
-            &f.admin,
-            "users",
-            json!({"account_id": second_id, "name": "Ada 2", "email": "ada@example.com", "password": "second password!"}),
-        )
+    typed
+        .create::<Users>(&UserCreate {
+            account_id: Some(second_id.to_owned()),
+            password: Some("second password!".into()),
+            ..crate::harness::user("Ada 2", "ada@example.com")
+        })
+        .await
+        .unwrap();
+    let body = f
+        .sign_in(&server, &password_grant("ada@example.com", PASSWORD, None))
         .await;
-    let (status, body) = f.login(&server, &form).await;
-    assert_eq!(status, 200, "{body}");
-    let claims = jwt_payload(body["access_token"].as_str().unwrap());
+    let claims = jwt_payload(body.access_token.as_deref().unwrap());
     assert_eq!(claims["account"]["bss"], f.account.as_str());
     let (status, body) = f
         .login(
@@ -263,19 +310,21 @@ async fn password_grant_refusals_say_what_is_wrong() {
     with_account.push(("account", second_id));
     let (status, body) = f.login(&server, &with_account).await;
     assert_error(status, &body, 400, "BXNIM0602E", "incorrect");
-    let mut second_form = password_form("ada@example.com", "second password!");
-    second_form.push(("account", second_id));
-    let (status, body) = f.login(&server, &second_form).await;
-    assert_eq!(status, 200, "{body}");
-    let claims = jwt_payload(body["access_token"].as_str().unwrap());
+    let body = f
+        .sign_in(
+            &server,
+            &password_grant("ada@example.com", "second password!", Some(second_id)),
+        )
+        .await;
+    let claims = jwt_payload(body.access_token.as_deref().unwrap());
     assert_eq!(claims["account"]["bss"], second_id);
+    f.sign_in(
+        &server,
+        &password_grant("ada@example.com", PASSWORD, Some(&f.account)),
+    )
+    .await;
     let mut first_form = form.clone();
     first_form.push(("account", &f.account));
-    let (status, body) = f.login(&server, &first_form).await;
-    assert_eq!(status, 200, "{body}");
-    first_form.push(("account", "nothex"));
-    let (status, _) = f.login(&server, &first_form[..first_form.len() - 1]).await;
-    assert_eq!(status, 200);
 
     // IBM-Cloud-Tenant: the user's account passes, another is refused.
     let basic = f.basic();
@@ -284,7 +333,7 @@ async fn password_grant_refusals_say_what_is_wrong() {
         &server,
         basic,
         &[("IBM-Cloud-Tenant", f.account.as_str())],
-        &first_form[..first_form.len() - 1],
+        &first_form,
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -293,7 +342,7 @@ async fn password_grant_refusals_say_what_is_wrong() {
         &server,
         basic,
         &[("IBM-Cloud-Tenant", second_id)],
-        &first_form[..first_form.len() - 1],
+        &first_form,
     )
     .await;
     assert_error(status, &body, 400, "BXNIM0513E", "IBM-Cloud-Tenant");
@@ -314,47 +363,37 @@ fn step_now() -> u64 {
 async fn totp_is_enrolled_confirmed_and_required_at_login() {
     let server = TestServer::start().await;
     let f = fixture(&server).await;
-    let user_id = f.user["id"].as_str().unwrap();
+    let user_id = f.user.id.as_str();
     let form = password_form("ada@example.com", PASSWORD);
-    assert_eq!(f.user["totp"], "none");
+    assert_eq!(f.user.totp, Some(TotpState::None));
+    let admin = server.client().with_token(&f.admin);
 
     // Carol, in an account without the requirement, enrols a factor herself: once confirmed she
     // needs a code anyway, until she deletes the factor.
-    let carol = server
-        .create(
-            &f.admin,
-            "users",
-            json!({"name": "Carol", "email": "carol@example.com", "password": PASSWORD}),
-        )
-        .await;
-    let carol_id = carol["id"].as_str().unwrap();
+    let carol = admin
+        .create::<Users>(&UserCreate {
+            password: Some(PASSWORD.into()),
+            ..crate::harness::user("Carol", "carol@example.com")
+        })
+        .await
+        .unwrap();
+    let carol_id = carol.id.as_str();
+    let carol_grant = password_grant("carol@example.com", PASSWORD, None);
     let carol_form = password_form("carol@example.com", PASSWORD);
-    let (status, body) = f.login(&server, &carol_form).await;
-    assert_eq!(status, 200, "{body}");
-    let carol_weak = body["access_token"].as_str().unwrap().to_owned();
-    let (status, enrolled) = server
-        .admin(
-            Method::POST,
-            &format!("/v1/users/{carol_id}/totp"),
-            &carol_weak,
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{enrolled}");
-    let carol_secret = enrolled["secret"].as_str().unwrap().to_owned();
+    let carol_weak = f.sign_in(&server, &carol_grant).await.access_token.unwrap();
+    let as_weak_carol = server.client().with_token(&carol_weak);
+    let enrolled = as_weak_carol
+        .enroll_totp(carol_id, false, None)
+        .await
+        .unwrap();
+    let carol_secret = enrolled.secret.clone();
     // A pending factor does not count yet.
-    let (status, body) = f.login(&server, &carol_form).await;
-    assert_eq!(status, 200, "{body}");
+    f.sign_in(&server, &carol_grant).await;
     let step = step_now();
-    let (status, body) = server
-        .admin(
-            Method::POST,
-            &format!("/v1/users/{carol_id}/totp/confirm"),
-            &carol_weak,
-            Some(json!({"code": code(&carol_secret, step)})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    as_weak_carol
+        .confirm_totp(carol_id, &code(&carol_secret, step))
+        .await
+        .unwrap();
     let (status, body) = f.login(&server, &carol_form).await;
     assert_error(
         status,
@@ -364,11 +403,11 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
         "one-time code is required",
     );
     let next = code(&carol_secret, step + 1);
-    let mut with_code = carol_form.clone();
-    with_code.push(("otp", &next));
-    let (status, body) = f.login(&server, &with_code).await;
-    assert_eq!(status, 200, "{body}");
-    let carol_strong = body["access_token"].as_str().unwrap().to_owned();
+    let with_code = IbmTokenRequest {
+        otp: Some(next.clone()),
+        ..carol_grant.clone()
+    };
+    let carol_strong = f.sign_in(&server, &with_code).await.access_token.unwrap();
     assert_eq!(jwt_payload(&carol_strong)["acr"], 2);
 
     // Step-up (issue 12, attack 5): a single-factor token of Carol's — a stolen API key or an
@@ -399,15 +438,8 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
         let (status, body) = server.admin(method.clone(), &path, token, None).await;
         assert_eq!(status, 403, "{method} {path}: {body}");
     }
-    let (_, user) = server
-        .admin(
-            Method::GET,
-            &format!("/v1/users/{carol_id}"),
-            &f.admin,
-            None,
-        )
-        .await;
-    assert_eq!(user["totp"], "confirmed");
+    let user = admin.get::<Users>(carol_id).await.unwrap();
+    assert_eq!(user.totp, Some(TotpState::Confirmed));
     // A wrong code is no proof either.
     let (status, body) = server
         .admin(
@@ -420,17 +452,13 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
     assert_eq!(status, 400, "{body}");
     // With a fresh sign-in that used a code, Carol replaces her factor: the old one stays in
     // force until the new one is confirmed...
-    let (status, replacement) = server
-        .admin(
-            Method::POST,
-            &format!("/v1/users/{carol_id}/totp?replace=true"),
-            &carol_strong,
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{replacement}");
-    assert_eq!(replacement["replacement"], true);
-    let new_secret = replacement["secret"].as_str().unwrap().to_owned();
+    let as_strong_carol = server.client().with_token(&carol_strong);
+    let replacement = as_strong_carol
+        .enroll_totp(carol_id, true, None)
+        .await
+        .unwrap();
+    assert!(replacement.replacement);
+    let new_secret = replacement.secret.clone();
     let (status, body) = f.login(&server, &carol_form).await;
     assert_error(
         status,
@@ -440,37 +468,25 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
         "one-time code is required",
     );
     // ...and then deletes it.
-    let (status, body) = server
-        .admin(
-            Method::DELETE,
-            &format!("/v1/users/{carol_id}/totp"),
-            &carol_strong,
-            None,
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
+    as_strong_carol.delete_totp(carol_id, None).await.unwrap();
     assert!(
         !server.logs().contains(&new_secret),
         "the secret was logged"
     );
-    let (status, body) = f.login(&server, &carol_form).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        jwt_payload(body["access_token"].as_str().unwrap())["acr"],
-        1
-    );
+    let body = f.sign_in(&server, &carol_grant).await;
+    assert_eq!(jwt_payload(body.access_token.as_deref().unwrap())["acr"], 1);
 
     // The account requires MFA: a user without a confirmed factor is told to enrol.
-    let (status, body) = server
-        .admin(
-            Method::PATCH,
-            &format!("/v1/accounts/{}", f.account),
-            &f.admin,
-            Some(json!({"mfa": "TOTP"})),
+    let body = admin
+        .update_account(
+            &f.account,
+            &AccountUpdate {
+                mfa: Some("TOTP".into()),
+            },
         )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["mfa"], "TOTP");
+        .await
+        .unwrap();
+    assert_eq!(body.mfa, Mfa::Totp);
     let (status, body) = server
         .admin(
             Method::PATCH,
@@ -618,7 +634,7 @@ async fn repeated_failures_are_throttled_per_credential_and_per_address() {
     // Ada's password is guessed 4 times from one address, under both spellings of her name
     // (one counter per user whatever spelling): that address is locked out of Ada, even with
     // the right password...
-    let ada_id = f.user["id"].as_str().unwrap().to_owned();
+    let ada_id = f.user.id.clone();
     let ada_by_id_wrong = password_form(&ada_id, "wrong password");
     let ada_upper_wrong = password_form("ADA@example.com", "wrong password");
     for form in [&ada_wrong, &ada_upper_wrong, &ada_by_id_wrong, &ada_wrong] {
@@ -760,7 +776,7 @@ async fn cli_updates_account_mfa_and_manages_totp() {
     ))
     .unwrap();
     assert_eq!(account["mfa"], "TOTP");
-    let user_id = f.user["id"].as_str().unwrap();
+    let user_id = f.user.id.as_str();
     let table = cli(config, &["iam", "user", "totp", "enroll", user_id]);
     let secret = table
         .lines()

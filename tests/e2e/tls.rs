@@ -96,6 +96,7 @@ async fn self_signed_tls_serves_http1_and_h2_and_keeps_its_ca() {
     let response = get_healthz(&h2, &server.url).await;
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     server.http = h2.clone();
+    server.trust_ca(&std::fs::read(&ca_path).unwrap());
     let response = server
         .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", ADMIN_KEY)])
         .await;
@@ -180,6 +181,7 @@ async fn self_signed_tls_serves_http1_and_h2_and_keeps_its_ca() {
         cert_before
     );
     server.http = tls_client(&ca_path, false);
+    server.trust_ca(&ca_before);
     assert!(!server.token(ADMIN_KEY).await.is_empty());
 
     // The same certificate and key as operator-supplied files serve another server.
@@ -199,6 +201,7 @@ async fn self_signed_tls_serves_http1_and_h2_and_keeps_its_ca() {
     assert!(!files.logs().contains("local CA certificate for clients"));
     assert!(!files.data_dir().join("tls").exists());
     files.http = tls_client(&ca_path, false);
+    files.trust_ca(&ca_before);
     let response = get_healthz(&files.http, &files.url).await;
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     assert!(!files.token(ADMIN_KEY).await.is_empty());

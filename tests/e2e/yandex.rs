@@ -11,6 +11,10 @@ use aws_lc_rs::signature::{self, RsaKeyPair};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
+use tessera_client::api::admin::{
+    AuthorizedKeyCreate, OAuthTokenCreate, ServiceAccountView, UserCreate,
+};
+use tessera_client::resource::{AuthorizedKeys, OAuthTokens, Users};
 use tessera_server::yandex::proto::endpoint::api_endpoint_service_client::ApiEndpointServiceClient;
 use tessera_server::yandex::proto::endpoint::{GetApiEndpointRequest, ListApiEndpointsRequest};
 use tessera_server::yandex::proto::iam::create_iam_token_request::Identity;
@@ -52,21 +56,23 @@ pub(crate) struct AuthorizedKey {
 }
 
 /// Creates an authorized key for `sa` through the admin API, keeping the key file's private key.
-pub(crate) async fn authorized_key(server: &TestServer, sa: &Value) -> AuthorizedKey {
-    let admin = server.admin_token().await;
+pub(crate) async fn authorized_key(server: &TestServer, sa: &ServiceAccountView) -> AuthorizedKey {
     let created = server
-        .create(
-            &admin,
-            "authorized_keys",
-            json!({"service_account_id": sa["id"]}),
-        )
-        .await;
-    let file = &created["key_file"];
-    let pem = file["private_key"].as_str().unwrap();
-    let der = tessera_core::service_account_jwt::pem_decode("PRIVATE KEY", pem).unwrap();
+        .admin_client()
+        .await
+        .create::<AuthorizedKeys>(&AuthorizedKeyCreate {
+            service_account_id: sa.id.clone(),
+            key_algorithm: None,
+            description: None,
+        })
+        .await
+        .unwrap();
+    let file = created.key_file.expect("key_file");
+    let der =
+        tessera_core::service_account_jwt::pem_decode("PRIVATE KEY", &file.private_key).unwrap();
     AuthorizedKey {
-        id: file["id"].as_str().unwrap().to_owned(),
-        service_account_id: file["service_account_id"].as_str().unwrap().to_owned(),
+        id: file.id,
+        service_account_id: file.service_account_id,
         private: RsaKeyPair::from_pkcs8(&der).unwrap(),
     }
 }
@@ -105,10 +111,8 @@ fn jwt_request(jwt: String) -> CreateIamTokenRequest {
     }
 }
 
-async fn service_account(server: &TestServer, admin: &str, name: &str) -> Value {
-    server
-        .create(admin, "service_accounts", json!({"name": name}))
-        .await
+async fn service_account(server: &TestServer, admin: &str, name: &str) -> ServiceAccountView {
+    service_account_in(&server.client().with_token(admin), None, name).await
 }
 
 pub(crate) async fn rest(
@@ -260,18 +264,15 @@ async fn service_account_jwt_yields_a_t1_token_over_grpc_and_rest() {
         .await
         .verify_iam_token(&token, &format!("{}/identity", server.url), unix_now())
         .unwrap();
-    assert_eq!(claims["sub"], sa["iam_id"]);
-    assert_eq!(claims["subject_id"], sa["id"]);
+    assert_eq!(claims["sub"], sa.iam_id);
+    assert_eq!(claims["subject_id"], sa.id);
     let info = introspect(&server, &token).await;
     assert_eq!(info["active"], true, "{info}");
-    assert_eq!(info["iam_id"], sa["iam_id"]);
+    assert_eq!(info["iam_id"], sa.iam_id);
 
     // The t1 token authenticates the admin API too.
-    let (status, me) = server
-        .admin(reqwest::Method::GET, "/v1/whoami", &token, None)
-        .await;
-    assert_eq!(status, 200, "{me}");
-    assert_eq!(me["iam_id"], sa["iam_id"]);
+    let me = server.client().with_token(&token).whoami().await.unwrap();
+    assert_eq!(me.iam_id, sa.iam_id);
 
     // A one-element array audience (Go SDK) and the REST twin, camel and snake case.
     let array = client
@@ -280,16 +281,13 @@ async fn service_account_jwt_yields_a_t1_token_over_grpc_and_rest() {
         .unwrap()
         .into_inner();
     assert!(array.iam_token.starts_with("t1."));
-    let (status, body) = rest(
-        &server,
-        "/iam/v1/tokens",
-        None,
-        json!({"jwt": sdk_jwt(&key, json!(AUD))}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body["iamToken"].as_str().unwrap().starts_with("t1."));
-    let expires_at = body["expiresAt"].as_str().unwrap();
+    let body = server
+        .client()
+        .yandex_token_from_jwt(&sdk_jwt(&key, json!(AUD)))
+        .await
+        .unwrap();
+    assert!(body.iam_token.starts_with("t1."));
+    let expires_at = body.expires_at.as_str();
     let parsed =
         time::OffsetDateTime::parse(expires_at, &time::format_description::well_known::Rfc3339)
             .unwrap();
@@ -603,7 +601,7 @@ async fn create_for_service_account_needs_token_creator() {
     let target = service_account(&server, &admin, "target").await;
     let (caller_sa, caller_key) = server.service_account_with_key().await;
     let caller = server.token(&caller_key).await;
-    let target_id = target["id"].as_str().unwrap().to_owned();
+    let target_id = target.id.clone();
     let mut client = iam(&server).await;
     let request = |token: &str, id: &str| {
         with_bearer(
@@ -661,7 +659,7 @@ async fn create_for_service_account_needs_token_creator() {
         .create(
             &admin,
             "access_bindings",
-            json!({"subject_iam_id": caller_sa["iam_id"], "role": "iam.serviceAccounts.tokenCreator", "resource": format!("service-account/{target_id}")}),
+            json!({"subject_iam_id": caller_sa.iam_id, "role": "iam.serviceAccounts.tokenCreator", "resource": format!("service-account/{target_id}")}),
         )
         .await;
     let minted = client
@@ -671,10 +669,10 @@ async fn create_for_service_account_needs_token_creator() {
         .into_inner();
     assert!(minted.iam_token.starts_with("t1."));
     let info = introspect(&server, &minted.iam_token).await;
-    assert_eq!(info["iam_id"], target["iam_id"], "{info}");
+    assert_eq!(info["iam_id"], target.iam_id, "{info}");
     // A t1 token is as good a caller credential as a JWT, on gRPC and REST.
     let caller_t1 = client
-        .create_for_service_account(request(&admin, caller_sa["id"].as_str().unwrap()))
+        .create_for_service_account(request(&admin, caller_sa.id.as_str()))
         .await
         .unwrap()
         .into_inner()
@@ -690,7 +688,7 @@ async fn create_for_service_account_needs_token_creator() {
     assert!(body["iamToken"].as_str().unwrap().starts_with("t1."));
     // The role on another service account does not reach this one; on the account it does.
     let second = service_account(&server, &admin, "second").await;
-    let second_id = second["id"].as_str().unwrap();
+    let second_id = second.id.as_str();
     assert_status(
         client
             .create_for_service_account(request(&caller, second_id))
@@ -702,7 +700,7 @@ async fn create_for_service_account_needs_token_creator() {
         .create(
             &admin,
             "access_bindings",
-            json!({"subject_iam_id": caller_sa["iam_id"], "role": "iam.serviceAccounts.tokenCreator", "resource": format!("account/{}", second["account_id"].as_str().unwrap())}),
+            json!({"subject_iam_id": caller_sa.iam_id, "role": "iam.serviceAccounts.tokenCreator", "resource": format!("account/{}", second.account_id.as_str())}),
         )
         .await;
     assert!(client
@@ -716,7 +714,7 @@ async fn revoke_makes_a_token_fail_everywhere() {
     let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let sa = service_account(&server, &admin, "victim").await;
-    let sa_id = sa["id"].as_str().unwrap().to_owned();
+    let sa_id = sa.id.clone();
     let mut client = iam(&server).await;
     let mint = |client: &mut IamTokenServiceClient<Channel>| {
         let request = with_bearer(
@@ -875,24 +873,26 @@ fn tokio_stream_once<T: Send + 'static>(
 async fn oauth_token_yields_a_t1_token_until_revoked() {
     let server = TestServer::start().await;
     let admin = server.admin_token().await;
-    let me: Value = server
-        .admin(reqwest::Method::GET, "/v1/whoami", &admin, None)
+    let typed = server.client().with_token(&admin);
+    let user = typed
+        .create::<Users>(&UserCreate {
+            account_id: Some(account_of(&typed).await),
+            password: Some(USER_PASSWORD.into()),
+            ..crate::harness::user("dev", "dev@example.com")
+        })
         .await
-        .1;
-    let user = server
-        .create(
-            &admin,
-            "users",
-            json!({"name": "dev", "email": "dev@example.com", "account_id": me["account_id"], "password": USER_PASSWORD}),
-        )
-        .await;
-    let own = server
-        .user_token(user["id"].as_str().unwrap(), USER_PASSWORD)
-        .await;
+        .unwrap();
+    let own = server.user_token(&user.id, USER_PASSWORD).await;
     let oauth = server
-        .create(&own, "oauth_tokens", json!({"user_id": user["id"]}))
-        .await;
-    let token = oauth["token"].as_str().unwrap().to_owned();
+        .client()
+        .with_token(&own)
+        .create::<OAuthTokens>(&OAuthTokenCreate {
+            user_id: user.id.clone(),
+            description: None,
+        })
+        .await
+        .unwrap();
+    let token = oauth.token.clone().unwrap();
     let mut client = iam(&server).await;
     let oauth_request = || CreateIamTokenRequest {
         identity: Some(Identity::YandexPassportOauthToken(token.clone())),
@@ -900,7 +900,7 @@ async fn oauth_token_yields_a_t1_token_until_revoked() {
     let minted = client.create(oauth_request()).await.unwrap().into_inner();
     assert!(minted.iam_token.starts_with("t1."));
     let info = introspect(&server, &minted.iam_token).await;
-    assert_eq!(info["iam_id"], user["id"], "{info}");
+    assert_eq!(info["iam_id"], user.id, "{info}");
     assert_eq!(info["subject_type"], "user");
     let (status, body) = rest(
         &server,
@@ -921,15 +921,7 @@ async fn oauth_token_yields_a_t1_token_until_revoked() {
         Code::Unauthenticated,
         "OAuth token",
     );
-    let (status, _) = server
-        .admin(
-            reqwest::Method::DELETE,
-            &format!("/v1/oauth_tokens/{}", oauth["id"].as_str().unwrap()),
-            &admin,
-            None,
-        )
-        .await;
-    assert_eq!(status, 204);
+    typed.delete::<OAuthTokens>(&oauth.id).await.unwrap();
     assert_status(
         client.create(oauth_request()).await,
         Code::Unauthenticated,
@@ -967,6 +959,7 @@ async fn the_surface_works_over_tls_with_the_local_ca() {
         .https_only(true)
         .build()
         .unwrap();
+    server.trust_ca(&ca);
     let port = server.url.rsplit(':').next().unwrap().to_owned();
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&ca))
@@ -1006,7 +999,7 @@ async fn the_surface_works_over_tls_with_the_local_ca() {
     let for_sa = client
         .create_for_service_account(with_bearer(
             CreateIamTokenForServiceAccountRequest {
-                service_account_id: sa["id"].as_str().unwrap().to_owned(),
+                service_account_id: sa.id.clone(),
             },
             &admin,
         ))
@@ -1024,17 +1017,14 @@ async fn the_surface_works_over_tls_with_the_local_ca() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(revoked.subject_id, sa["id"]);
+    assert_eq!(revoked.subject_id, sa.id);
 
-    let (status, body) = rest(
-        &server,
-        "/iam/v1/tokens",
-        None,
-        json!({"jwt": sdk_jwt(&key, json!(AUD))}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body["iamToken"].as_str().unwrap().starts_with("t1."));
+    let body = server
+        .client()
+        .yandex_token_from_jwt(&sdk_jwt(&key, json!(AUD)))
+        .await
+        .unwrap();
+    assert!(body.iam_token.starts_with("t1."));
 
     // Failures look the same over TLS: gRPC status codes, and google.rpc.Status over HTTPS.
     let wrong_audience = sdk_jwt(&key, json!("https://iam.elsewhere:443/iam/v1/tokens"));
@@ -1064,7 +1054,7 @@ async fn the_surface_works_over_tls_with_the_local_ca() {
         &server,
         "/iam/v1/tokens:createForServiceAccount",
         None,
-        json!({"serviceAccountId": sa["id"]}),
+        json!({"serviceAccountId": sa.id}),
     )
     .await;
     assert_rest_status(status, &body, 401, 16, "Bearer");
@@ -1077,7 +1067,7 @@ async fn service_accounts_are_readable_by_themselves_and_viewers() {
     let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
     let sa = service_account(&server, &admin, "reader").await;
-    let sa_id = sa["id"].as_str().unwrap().to_owned();
+    let sa_id = sa.id.clone();
     let key = authorized_key(&server, &sa).await;
     let own = iam(&server)
         .await
@@ -1098,11 +1088,11 @@ async fn service_accounts_are_readable_by_themselves_and_viewers() {
     let read = client.get(get(&own, &sa_id)).await.unwrap().into_inner();
     assert_eq!(read.id, sa_id);
     assert_eq!(read.name, "reader");
-    assert_eq!(read.folder_id, sa["account_id"].as_str().unwrap());
+    assert_eq!(read.folder_id, sa.account_id.as_str());
     assert!(read.created_at.unwrap().seconds > 0);
 
     let other = service_account(&server, &admin, "other").await;
-    let other_id = other["id"].as_str().unwrap();
+    let other_id = other.id.as_str();
     assert_status(
         client.get(get(&own, other_id)).await,
         Code::PermissionDenied,
@@ -1134,7 +1124,7 @@ async fn service_accounts_are_readable_by_themselves_and_viewers() {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["id"], sa_id);
-    assert_eq!(body["folderId"], sa["account_id"]);
+    assert_eq!(body["folderId"], sa.account_id);
     let response = server
         .http
         .get(format!("{}/iam/v1/serviceAccounts/{other_id}", server.url))
@@ -1156,7 +1146,7 @@ async fn iam_token_lifetime_is_configurable_and_bounded() {
         .await
         .create_for_service_account(with_bearer(
             CreateIamTokenForServiceAccountRequest {
-                service_account_id: sa["id"].as_str().unwrap().to_owned(),
+                service_account_id: sa.id.clone(),
             },
             &admin,
         ))

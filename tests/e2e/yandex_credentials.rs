@@ -9,6 +9,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Command, Output};
+use tessera_client::api::admin::{OAuthTokenCreate, UserCreate};
+use tessera_client::resource::{OAuthTokens, Users};
 
 /// Decodes one PEM block of the given label.
 fn pem_body(label: &str, pem: &str) -> Vec<u8> {
@@ -89,24 +91,17 @@ async fn get(server: &TestServer, token: &str, path: &str) -> (u16, Value) {
 
 /// A service account with an API key and the `viewer` role on the administrator's account.
 async fn viewer_token(server: &TestServer, admin: &str, account_id: &str) -> String {
-    let sa = server
-        .create(admin, "service_accounts", json!({"name": "viewer"}))
-        .await;
-    let key = server
-        .create(
-            admin,
-            "api_keys",
-            json!({"owner_iam_id": sa["iam_id"], "name": "viewer"}),
-        )
-        .await;
-    server
-        .create(
-            admin,
-            "access_bindings",
-            json!({"subject_iam_id": sa["iam_id"], "role": "viewer", "resource": format!("account/{account_id}")}),
-        )
-        .await;
-    server.token(key["apikey"].as_str().unwrap()).await
+    let admin = server.client().with_token(admin);
+    let sa = service_account_in(&admin, None, "viewer").await;
+    let key = api_key_of(&admin, &sa.iam_id, "viewer").await;
+    bind(
+        &admin,
+        &sa.iam_id,
+        "viewer",
+        &format!("account/{account_id}"),
+    )
+    .await;
+    server.token(&key).await
 }
 
 #[tokio::test]
@@ -117,10 +112,8 @@ async fn authorized_keys_through_the_admin_api() {
         .as_str()
         .unwrap()
         .to_owned();
-    let sa = server
-        .create(&admin, "service_accounts", json!({"name": "robot"}))
-        .await;
-    let sa_id = sa["id"].as_str().unwrap();
+    let sa = service_account_in(&server.client().with_token(&admin), None, "robot").await;
+    let sa_id = sa.id.as_str();
 
     // RSA_2048 by default, RSA_4096 on request; the key file is in the `yc` shape.
     let small = server
@@ -299,13 +292,15 @@ async fn oauth_tokens_through_the_admin_api() {
         .unwrap()
         .to_owned();
     let user = server
-        .create(
-            &admin,
-            "users",
-            json!({"name": "Ada", "email": "ada@example.com", "password": USER_PASSWORD}),
-        )
-        .await;
-    let user_id = user["id"].as_str().unwrap();
+        .client()
+        .with_token(&admin)
+        .create::<Users>(&UserCreate {
+            password: Some(USER_PASSWORD.into()),
+            ..crate::harness::user("Ada", "ada@example.com")
+        })
+        .await
+        .unwrap();
+    let user_id = user.id.as_str();
     // Only the user creates its own OAuth tokens; not even the global administrator may.
     let (status, body) = server
         .admin(
@@ -326,19 +321,21 @@ async fn oauth_tokens_through_the_admin_api() {
     let own = server.user_token(user_id, USER_PASSWORD).await;
 
     let created = server
-        .create(
-            &own,
-            "oauth_tokens",
-            json!({"user_id": user_id, "description": "laptop"}),
-        )
-        .await;
-    let token = created["token"].as_str().unwrap().to_owned();
+        .client()
+        .with_token(&own)
+        .create::<OAuthTokens>(&OAuthTokenCreate {
+            user_id: user_id.to_owned(),
+            description: Some("laptop".into()),
+        })
+        .await
+        .unwrap();
+    let token = created.token.clone().unwrap();
     assert!(token.starts_with("y0_") && token.len() > 40, "{token}");
-    let id = created["id"].as_str().unwrap().to_owned();
+    let id = created.id.clone();
     assert!(id.starts_with("OAuthToken-"), "{id}");
-    assert_eq!(created["user_id"], user_id);
-    assert_eq!(created["account_id"], account_id.as_str());
-    assert_eq!(created["description"], "laptop");
+    assert_eq!(created.user_id, user_id);
+    assert_eq!(created.account_id, account_id);
+    assert_eq!(created.description, "laptop");
 
     // Shown once: not in lists, not in get.
     for query in [
@@ -668,9 +665,12 @@ async fn key_and_oauth_token_commands() {
         )
         .await;
     let (user, user_key) = server
-        .user_with_key(&admin, json!({"name": "Ada", "email": "ada@example.com"}))
+        .user_with_key(
+            &server.client().with_token(&admin),
+            crate::harness::user("Ada", "ada@example.com"),
+        )
         .await;
-    let user_id = user["id"].as_str().unwrap().to_owned();
+    let user_id = user.id;
     let user_home = tempfile::tempdir().unwrap();
     let config = user_home.path();
     ok(cli(

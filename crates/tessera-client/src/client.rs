@@ -147,14 +147,38 @@ impl Client {
 
     // --- token surfaces -------------------------------------------------------------------
 
-    /// `POST /identity/token` with any grant's form.
+    /// `POST /identity/token` with any grant's form, as the public client (no client
+    /// authentication).
     pub async fn token(&self, form: &IbmTokenRequest) -> Result<IbmTokenResponse> {
+        self.token_request(form, None).await
+    }
+
+    /// `POST /identity/token` with any grant's form, authenticating as the confidential
+    /// client `client_id` (HTTP Basic), whose id the issued tokens then carry.
+    pub async fn token_as_client(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        form: &IbmTokenRequest,
+    ) -> Result<IbmTokenResponse> {
+        self.token_request(form, Some((client_id, client_secret)))
+            .await
+    }
+
+    async fn token_request(
+        &self,
+        form: &IbmTokenRequest,
+        client: Option<(&str, &str)>,
+    ) -> Result<IbmTokenResponse> {
         let url = self.url(paths::IBM_TOKEN, None);
-        let request = self
+        let mut request = self
             .http
             .post(url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .form(form);
+        if let Some((id, secret)) = client {
+            request = request.basic_auth(id, Some(secret));
+        }
         let response = send(request, &url).await?;
         let status = response.status();
         let global_id = response

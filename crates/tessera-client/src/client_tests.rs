@@ -245,6 +245,43 @@ async fn apikey_exchange_on_the_wire() {
 }
 
 #[tokio::test]
+async fn confidential_client_grants_send_basic_authentication() {
+    let ok = r#"{"access_token":"a.b.c","token_type":"Bearer",
+                 "expires_in":3600,"expiration":1800000000,"scope":"ibm openid"}"#;
+    let (endpoint, server) = fake_server(vec![(200, "", ok.to_owned())]).await;
+    let form = IbmTokenRequest {
+        grant_type: "password".into(),
+        username: Some("ann@example.com".into()),
+        password: Some("pw".into()),
+        ..IbmTokenRequest::default()
+    };
+    // A bearer token of the client is not a token-endpoint credential: only Basic is sent.
+    let token = Client::new(&endpoint)
+        .unwrap()
+        .with_token("ADMIN-T")
+        .token_as_client("portal", "s3cret", &form)
+        .await
+        .unwrap();
+    assert_eq!(token.access_token.as_deref(), Some("a.b.c"));
+
+    let seen = server.await.unwrap();
+    assert_eq!(seen[0].request_line, "POST /identity/token HTTP/1.1");
+    // base64("portal:s3cret")
+    assert_eq!(
+        seen[0].header("authorization"),
+        Some("Basic cG9ydGFsOnMzY3JldA==")
+    );
+    assert_eq!(
+        form_pairs(&seen[0].body),
+        [
+            ("grant_type".to_owned(), "password".to_owned()),
+            ("username".to_owned(), "ann@example.com".to_owned()),
+            ("password".to_owned(), "pw".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn token_errors_are_typed() {
     let with_context = r#"{"errorCode":"BXNIM0415E","errorMessage":"Provided API key could not be found.",
         "errorDetails":"d","context":{"requestId":"req-1"}}"#;
