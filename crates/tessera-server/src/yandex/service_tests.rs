@@ -53,6 +53,12 @@ fn assert_iam_token(app: &TestApp, token: &str, iam_id: &Value, account: &str, e
     assert_eq!(verified.exp(), exp);
 }
 
+/// `POST /iam/v1/tokens` (no caller token) with `body`.
+async fn create_rest(app: &TestApp, body: Value) -> (u16, Value) {
+    app.call(axum::http::Method::POST, "/iam/v1/tokens", None, Some(body))
+        .await
+}
+
 /// `POST /iam/v1/tokens:createForServiceAccount` for `target` as `token`.
 async fn create_for_service_account_rest(
     app: &TestApp,
@@ -132,14 +138,7 @@ async fn create_with_a_jwt_gives_the_service_account_a_t1_token_over_rest() {
     let (sa, _) = app.service_account_with_key(&account, "robot").await;
     let (kid, key) = authorized_key(&app, &sa).await;
     let jwt = sdk_jwt(&kid, &key, &sa, T0);
-    let (status, body) = app
-        .call(
-            axum::http::Method::POST,
-            "/iam/v1/tokens",
-            None,
-            Some(json!({ "jwt": jwt })),
-        )
-        .await;
+    let (status, body) = create_rest(&app, json!({ "jwt": jwt })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["expiresAt"],
@@ -199,14 +198,7 @@ async fn create_refuses_a_jwt_signed_with_another_key() {
     let (kid, _) = authorized_key(&app, &sa).await;
     let (_, other_key) = authorized_key(&app, &sa).await;
     let jwt = sdk_jwt(&kid, &other_key, &sa, T0);
-    let (status, body) = app
-        .call(
-            axum::http::Method::POST,
-            "/iam/v1/tokens",
-            None,
-            Some(json!({ "jwt": jwt })),
-        )
-        .await;
+    let (status, body) = create_rest(&app, json!({ "jwt": jwt })).await;
     assert_eq!((status, rest_code(&body)), (401, 16), "{body}");
 }
 
@@ -233,9 +225,7 @@ async fn create_takes_exactly_one_identity() {
     let app = TestApp::at(T0).await;
     let both = json!({ "jwt": "a.b.c", "yandexPassportOauthToken": "y0_x" });
     for body in [json!({}), both] {
-        let (status, answer) = app
-            .call(axum::http::Method::POST, "/iam/v1/tokens", None, Some(body))
-            .await;
+        let (status, answer) = create_rest(&app, body).await;
         assert_eq!((status, rest_code(&answer)), (400, 3), "{answer}");
         assert!(text(&answer, "message").contains("identity"), "{answer}");
     }
@@ -247,14 +237,7 @@ async fn create_takes_exactly_one_identity() {
 async fn create_with_an_oauth_token_gives_the_user_a_t1_token() {
     let app = TestApp::at(T0).await;
     let (user, account, oauth) = user_with_oauth_token(&app).await;
-    let (status, body) = app
-        .call(
-            axum::http::Method::POST,
-            "/iam/v1/tokens",
-            None,
-            Some(json!({ "yandexPassportOauthToken": oauth })),
-        )
-        .await;
+    let (status, body) = create_rest(&app, json!({ "yandexPassportOauthToken": oauth })).await;
     assert_eq!(status, 200, "{body}");
     assert_iam_token(
         &app,
@@ -303,14 +286,7 @@ async fn create_refuses_a_deleted_oauth_token_at_once() {
     let id = text(&listed["oauth_tokens"][0], "id").to_owned();
     let (status, body) = app.delete(&format!("/v1/oauth_tokens/{id}"), &own).await;
     assert_eq!(status, 204, "{body}");
-    let (status, body) = app
-        .call(
-            axum::http::Method::POST,
-            "/iam/v1/tokens",
-            None,
-            Some(json!({ "yandexPassportOauthToken": oauth })),
-        )
-        .await;
+    let (status, body) = create_rest(&app, json!({ "yandexPassportOauthToken": oauth })).await;
     assert_eq!((status, rest_code(&body)), (401, 16), "{body}");
 }
 
@@ -486,14 +462,7 @@ async fn create_refuses_a_jwt_whose_claims_do_not_fit_its_key() {
     ];
     for claims in cases {
         let jwt = signed_jwt(&kid, &key, &claims);
-        let (status, body) = app
-            .call(
-                axum::http::Method::POST,
-                "/iam/v1/tokens",
-                None,
-                Some(json!({ "jwt": jwt })),
-            )
-            .await;
+        let (status, body) = create_rest(&app, json!({ "jwt": jwt })).await;
         assert_eq!((status, rest_code(&body)), (401, 16), "{claims}: {body}");
     }
 }
