@@ -283,6 +283,24 @@ impl TestApp {
         self.create(&admin, "access_bindings", body).await
     }
 
+    /// A new service account of `account_id` holding `role` on that account, and an access
+    /// token of it.
+    pub async fn holder_of(&self, account_id: &str, role: &str, name: &str) -> (Value, String) {
+        let (sa, apikey) = self.service_account_with_key(account_id, name).await;
+        self.bind(&sa["iam_id"], role, &format!("account/{account_id}"))
+            .await;
+        let token = self.apikey_token(&apikey).await;
+        (sa, token)
+    }
+
+    /// A new service account of `account_id` holding `admin` on everything: more privileged
+    /// than any account administrator.
+    pub async fn global_administrator(&self, account_id: &str, name: &str) -> Value {
+        let (sa, _) = self.service_account_with_key(account_id, name).await;
+        self.bind(&sa["iam_id"], "admin", "*").await;
+        sa
+    }
+
     /// The id and secret of a global confidential client ([`LOGIN_CLIENT`]), made on first use.
     pub async fn login_client(&self) -> (&'static str, String) {
         if let Some(secret) = self.login_secret.lock().unwrap().clone() {

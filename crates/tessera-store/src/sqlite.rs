@@ -369,16 +369,18 @@ impl Fields for SqliteRow {
     }
 }
 
+/// What the store's tests of SQLite share.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     // Test code: a failed expectation should stop the test loudly.
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use super::*;
-    use crate::suite;
+    use super::SqliteStore;
+    use crate::Store as _;
     use tempfile::TempDir;
 
-    async fn fresh() -> (TempDir, SqliteStore) {
+    /// A migrated store in a new temporary directory, which must outlive the store.
+    pub async fn fresh() -> (TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("tessera.db"))
             .await
@@ -386,6 +388,16 @@ mod tests {
         store.migrate().await.unwrap();
         (dir, store)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    // Test code: a failed expectation should stop the test loudly.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::testing::fresh;
+    use super::*;
+    use crate::suite;
 
     macro_rules! suite_tests {
         ($($name:ident),* $(,)?) => {$(

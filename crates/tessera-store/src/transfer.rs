@@ -1077,18 +1077,8 @@ mod tests {
 
     use super::*;
     use crate::postgres::testing;
+    use crate::sqlite::testing::fresh as fresh_sqlite;
     use crate::suite::{self, NOW};
-    use crate::SqliteStore;
-    use tempfile::TempDir;
-
-    async fn fresh_sqlite() -> (TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("tessera.db"))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        (dir, store)
-    }
 
     fn import_event() -> AuditEvent {
         AuditEvent {

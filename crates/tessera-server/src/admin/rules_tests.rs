@@ -16,8 +16,8 @@ fn text<'a>(body: &'a Value, field: &str) -> &'a str {
 }
 
 /// Asserts an admin refusal: status, error code, and a word of the message.
-fn refused(status: u16, body: &Value, http: u16, code: &str, needle: &str) {
-    assert_eq!((status, admin_code(body)), (http, code), "{body}");
+fn refused((status, body): (u16, Value), http: u16, code: &str, needle: &str) {
+    expect_code((status, body.clone()), http, code);
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(
         message.contains(needle),
@@ -25,29 +25,21 @@ fn refused(status: u16, body: &Value, http: u16, code: &str, needle: &str) {
     );
 }
 
-fn denied(status: u16, body: &Value) {
-    assert_eq!(
-        (status, admin_code(body)),
-        (403, "permission_denied"),
-        "{body}"
-    );
+/// Asserts an admin answer's status and error code.
+fn expect_code((status, body): (u16, Value), http: u16, code: &str) {
+    assert_eq!((status, admin_code(&body)), (http, code), "{body}");
 }
 
-/// A service account of `account` holding `role` on it, and its access token.
-async fn holder_of(app: &TestApp, account: &str, role: &str, name: &str) -> (Value, String) {
-    let (sa, apikey) = app.service_account_with_key(account, name).await;
-    app.bind(&sa["iam_id"], role, &format!("account/{account}"))
-        .await;
-    let token = app.apikey_token(&apikey).await;
-    (sa, token)
+fn denied(answer: (u16, Value)) {
+    expect_code(answer, 403, "permission_denied");
 }
 
 async fn account_admin(app: &TestApp, account: &str) -> (Value, String) {
-    holder_of(app, account, "admin", "account-admin").await
+    app.holder_of(account, "admin", "account-admin").await
 }
 
 async fn viewer(app: &TestApp, account: &str) -> (Value, String) {
-    holder_of(app, account, "viewer", "viewer").await
+    app.holder_of(account, "viewer", "viewer").await
 }
 
 fn apikey_grant(apikey: &str) -> [(&'static str, &str); 2] {
@@ -59,8 +51,12 @@ fn apikey_grant(apikey: &str) -> [(&'static str, &str); 2] {
 #[tokio::test]
 async fn admin_calls_without_a_bearer_token_are_unauthenticated() {
     let app = TestApp::at(T0).await;
-    let (status, body) = app.call(Method::GET, "/v1/accounts", None, None).await;
-    refused(status, &body, 401, "unauthenticated", "Bearer");
+    refused(
+        app.call(Method::GET, "/v1/accounts", None, None).await,
+        401,
+        "unauthenticated",
+        "Bearer",
+    );
 }
 
 #[tokio::test]
@@ -68,11 +64,10 @@ async fn an_expired_access_token_is_unauthenticated_on_the_admin_api() {
     let app = TestApp::at(T0).await;
     let admin = app.admin_token().await;
     app.set(T0 + 3600 + tessera_verify::LEEWAY).await;
-    let (status, body) = app.get("/v1/accounts", &admin).await;
-    assert_eq!(
-        (status, admin_code(&body)),
-        (401, "unauthenticated"),
-        "{body}"
+    expect_code(
+        app.get("/v1/accounts", &admin).await,
+        401,
+        "unauthenticated",
     );
 }
 
@@ -80,14 +75,17 @@ async fn an_expired_access_token_is_unauthenticated_on_the_admin_api() {
 async fn admin_bodies_must_be_json_without_unknown_fields() {
     let app = TestApp::at(T0).await;
     let admin = app.admin_token().await;
-    let (status, body) = app
-        .post(
+    refused(
+        app.post(
             "/v1/accounts",
             &admin,
             json!({ "name": "a", "colour": "red" }),
         )
-        .await;
-    refused(status, &body, 400, "invalid_argument", "colour");
+        .await,
+        400,
+        "invalid_argument",
+        "colour",
+    );
     let request = axum::http::Request::post("/v1/accounts")
         .header("authorization", format!("Bearer {admin}"))
         .header("content-type", "text/plain")
@@ -104,12 +102,9 @@ async fn list_limits_are_between_one_and_the_maximum() {
     let app = TestApp::at(T0).await;
     let admin = app.admin_token().await;
     for limit in ["0", "100000"] {
-        let (status, body) = app
-            .get(&format!("/v1/service_accounts?limit={limit}"), &admin)
-            .await;
         refused(
-            status,
-            &body,
+            app.get(&format!("/v1/service_accounts?limit={limit}"), &admin)
+                .await,
             400,
             "invalid_argument",
             "limit must be between 1",
@@ -124,14 +119,14 @@ async fn only_the_global_administrator_creates_accounts_and_enterprises() {
     let app = TestApp::at(T0).await;
     let account = app.account("acme").await;
     let (_, token) = account_admin(&app, &account).await;
-    let (status, body) = app
-        .post("/v1/accounts", &token, json!({ "name": "mine" }))
-        .await;
-    denied(status, &body);
-    let (status, body) = app
-        .post("/v1/enterprises", &token, json!({ "name": "corp" }))
-        .await;
-    denied(status, &body);
+    denied(
+        app.post("/v1/accounts", &token, json!({ "name": "mine" }))
+            .await,
+    );
+    denied(
+        app.post("/v1/enterprises", &token, json!({ "name": "corp" }))
+            .await,
+    );
     let admin = app.admin_token().await;
     app.create(&admin, "enterprises", json!({ "name": "corp" }))
         .await;
@@ -143,10 +138,13 @@ async fn names_must_not_be_empty_nor_longer_than_the_limit() {
     let admin = app.admin_token().await;
     let long = "n".repeat(tessera_core::limits::MAX_NAME + 1);
     for name in ["", "   ", long.as_str()] {
-        let (status, body) = app
-            .post("/v1/accounts", &admin, json!({ "name": name }))
-            .await;
-        refused(status, &body, 400, "invalid_argument", "name");
+        refused(
+            app.post("/v1/accounts", &admin, json!({ "name": name }))
+                .await,
+            400,
+            "invalid_argument",
+            "name",
+        );
     }
     let (status, _) = app
         .post(
@@ -165,13 +163,11 @@ async fn an_accounts_mfa_is_totp_or_none_spelled_exactly() {
     let account = app.account("acme").await;
     let path = format!("/v1/accounts/{account}");
     for bad in [json!({ "mfa": "totp" }), json!({})] {
-        let (status, body) = app
-            .call(Method::PATCH, &path, Some(&admin), Some(bad))
-            .await;
-        assert_eq!(
-            (status, admin_code(&body)),
-            (400, "invalid_argument"),
-            "{body}"
+        expect_code(
+            app.call(Method::PATCH, &path, Some(&admin), Some(bad))
+                .await,
+            400,
+            "invalid_argument",
         );
     }
     let (status, body) = app
@@ -201,15 +197,15 @@ async fn an_account_admin_may_set_its_accounts_mfa_but_not_anothers() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = app
-        .call(
+    denied(
+        app.call(
             Method::PATCH,
             &format!("/v1/accounts/{other}"),
             Some(&token),
             Some(mfa),
         )
-        .await;
-    denied(status, &body);
+        .await,
+    );
 }
 
 #[tokio::test]
@@ -224,11 +220,10 @@ async fn an_account_is_deleted_only_once_it_is_empty() {
             json!({ "account_id": account, "name": "x" }),
         )
         .await;
-    let (status, body) = app.delete(&format!("/v1/accounts/{account}"), &admin).await;
-    assert_eq!(
-        (status, admin_code(&body)),
-        (409, "failed_precondition"),
-        "{body}"
+    expect_code(
+        app.delete(&format!("/v1/accounts/{account}"), &admin).await,
+        409,
+        "failed_precondition",
     );
     let (status, _) = app
         .delete(&format!("/v1/service_accounts/{}", text(&sa, "id")), &admin)
@@ -247,8 +242,7 @@ async fn an_account_admin_cannot_create_users_in_another_account() {
     let other = app.account("other").await;
     let (_, token) = account_admin(&app, &account).await;
     let user = |account: &str| json!({ "account_id": account, "name": "bob", "email": "bob@unit.example" });
-    let (status, body) = app.post("/v1/users", &token, user(&other)).await;
-    denied(status, &body);
+    denied(app.post("/v1/users", &token, user(&other)).await);
     let (status, body) = app.post("/v1/users", &token, user(&account)).await;
     assert_eq!(status, 201, "{body}");
 }
@@ -260,30 +254,40 @@ async fn a_federated_user_cannot_have_a_password() {
     let body = json!({
         "name": "fed", "email": "fed@unit.example", "federated": true, "password": "pass-0123456",
     });
-    let (status, answer) = app.post("/v1/users", &admin, body).await;
-    refused(status, &answer, 400, "invalid_argument", "federated");
+    refused(
+        app.post("/v1/users", &admin, body).await,
+        400,
+        "invalid_argument",
+        "federated",
+    );
 }
 
 #[tokio::test]
 async fn a_user_needs_a_valid_email_and_a_long_enough_password() {
     let app = TestApp::at(T0).await;
     let admin = app.admin_token().await;
-    let (status, body) = app
-        .post(
+    refused(
+        app.post(
             "/v1/users",
             &admin,
             json!({ "name": "a", "email": "not-an-email" }),
         )
-        .await;
-    refused(status, &body, 400, "invalid_argument", "email");
-    let (status, body) = app
-        .post(
+        .await,
+        400,
+        "invalid_argument",
+        "email",
+    );
+    refused(
+        app.post(
             "/v1/users",
             &admin,
             json!({ "name": "a", "email": "a@unit.example", "password": "short" }),
         )
-        .await;
-    refused(status, &body, 400, "invalid_argument", "password");
+        .await,
+        400,
+        "invalid_argument",
+        "password",
+    );
 }
 
 #[tokio::test]
@@ -300,10 +304,10 @@ async fn a_viewer_reads_but_does_not_create() {
         (200, text(&user, "id")),
         "{body}"
     );
-    let (status, body) = app
-        .post("/v1/service_accounts", &token, json!({ "name": "mine" }))
-        .await;
-    denied(status, &body);
+    denied(
+        app.post("/v1/service_accounts", &token, json!({ "name": "mine" }))
+            .await,
+    );
 }
 
 #[tokio::test]
@@ -313,14 +317,14 @@ async fn a_viewer_of_one_account_cannot_read_another() {
     let other = app.account("other").await;
     let stranger = app.user(&other, "sam").await;
     let (_, token) = viewer(&app, &account).await;
-    let (status, body) = app
-        .get(&format!("/v1/users/{}", text(&stranger, "id")), &token)
-        .await;
-    denied(status, &body);
-    let (status, body) = app
-        .get(&format!("/v1/users?account_id={other}"), &token)
-        .await;
-    denied(status, &body);
+    denied(
+        app.get(&format!("/v1/users/{}", text(&stranger, "id")), &token)
+            .await,
+    );
+    denied(
+        app.get(&format!("/v1/users?account_id={other}"), &token)
+            .await,
+    );
 }
 
 #[tokio::test]
@@ -347,10 +351,8 @@ async fn the_last_global_administrator_cannot_be_deleted() {
     let app = TestApp::at(T0).await;
     let admin = app.admin_token().await;
     let me = claims(&admin)["iam_id"].as_str().unwrap().to_owned();
-    let (status, body) = app.delete(&format!("/v1/users/{me}"), &admin).await;
     refused(
-        status,
-        &body,
+        app.delete(&format!("/v1/users/{me}"), &admin).await,
         403,
         "permission_denied",
         "last global administrator",
@@ -389,14 +391,14 @@ async fn an_account_admin_cannot_create_service_accounts_in_another_account() {
     let account = app.account("acme").await;
     let other = app.account("other").await;
     let (_, token) = account_admin(&app, &account).await;
-    let (status, body) = app
-        .post(
+    denied(
+        app.post(
             "/v1/service_accounts",
             &token,
             json!({ "account_id": other, "name": "x" }),
         )
-        .await;
-    denied(status, &body);
+        .await,
+    );
 }
 
 #[tokio::test]
@@ -404,14 +406,17 @@ async fn a_description_is_at_most_the_limit() {
     let app = TestApp::at(T0).await;
     let admin = app.admin_token().await;
     let long = "d".repeat(tessera_core::limits::MAX_DESCRIPTION + 1);
-    let (status, body) = app
-        .post(
+    refused(
+        app.post(
             "/v1/service_accounts",
             &admin,
             json!({ "name": "x", "description": long }),
         )
-        .await;
-    refused(status, &body, 400, "invalid_argument", "description");
+        .await,
+        400,
+        "invalid_argument",
+        "description",
+    );
 }
 
 #[tokio::test]
@@ -446,16 +451,15 @@ async fn deleting_a_service_account_takes_its_keys_and_bindings() {
 async fn an_account_admin_cannot_delete_a_service_account_more_privileged_than_itself() {
     let app = TestApp::at(T0).await;
     let account = app.account("acme").await;
-    let (boss, _) = app.service_account_with_key(&account, "boss").await;
-    app.bind(&boss["iam_id"], "admin", "*").await;
+    let boss = app.global_administrator(&account, "boss").await;
     let (_, token) = account_admin(&app, &account).await;
-    let (status, body) = app
-        .delete(
+    denied(
+        app.delete(
             &format!("/v1/service_accounts/{}", text(&boss, "id")),
             &token,
         )
-        .await;
-    denied(status, &body);
+        .await,
+    );
 }
 
 // ---- API keys ----
@@ -503,18 +507,24 @@ async fn administrators_do_not_create_credentials_for_users() {
     let admin = app.admin_token().await;
     let account = app.account("acme").await;
     let user = app.user(&account, "ann").await;
-    let (status, body) = app
-        .post(
+    refused(
+        app.post(
             "/v1/api_keys",
             &admin,
             json!({ "owner_iam_id": user["id"], "name": "k" }),
         )
-        .await;
-    refused(status, &body, 403, "permission_denied", "only user");
-    let (status, body) = app
-        .post("/v1/oauth_tokens", &admin, json!({ "user_id": user["id"] }))
-        .await;
-    refused(status, &body, 403, "permission_denied", "only user");
+        .await,
+        403,
+        "permission_denied",
+        "only user",
+    );
+    refused(
+        app.post("/v1/oauth_tokens", &admin, json!({ "user_id": user["id"] }))
+            .await,
+        403,
+        "permission_denied",
+        "only user",
+    );
 }
 
 #[tokio::test]
@@ -540,39 +550,44 @@ async fn a_user_creates_and_deletes_its_own_credentials() {
 async fn an_api_key_owner_must_be_an_existing_user_or_service_account() {
     let app = TestApp::at(T0).await;
     let admin = app.admin_token().await;
-    let (status, body) = app
-        .post(
+    refused(
+        app.post(
             "/v1/api_keys",
             &admin,
             json!({ "owner_iam_id": "someone", "name": "k" }),
         )
-        .await;
-    refused(status, &body, 400, "invalid_argument", "owner_iam_id");
-    let (status, body) = app
-        .post(
+        .await,
+        400,
+        "invalid_argument",
+        "owner_iam_id",
+    );
+    refused(
+        app.post(
             "/v1/api_keys",
             &admin,
             json!({ "owner_iam_id": "iam-ServiceId-nope", "name": "k" }),
         )
-        .await;
-    refused(status, &body, 404, "not_found", "iam-ServiceId-nope");
+        .await,
+        404,
+        "not_found",
+        "iam-ServiceId-nope",
+    );
 }
 
 #[tokio::test]
 async fn an_account_admin_cannot_mint_keys_for_a_more_privileged_service_account() {
     let app = TestApp::at(T0).await;
     let account = app.account("acme").await;
-    let (boss, _) = app.service_account_with_key(&account, "boss").await;
-    app.bind(&boss["iam_id"], "admin", "*").await;
+    let boss = app.global_administrator(&account, "boss").await;
     let (_, token) = account_admin(&app, &account).await;
-    let (status, body) = app
-        .post(
+    denied(
+        app.post(
             "/v1/api_keys",
             &token,
             json!({ "owner_iam_id": boss["iam_id"], "name": "k" }),
         )
-        .await;
-    denied(status, &body);
+        .await,
+    );
 }
 
 // ---- OAuth clients ----
@@ -581,10 +596,13 @@ async fn an_account_admin_cannot_mint_keys_for_a_more_privileged_service_account
 async fn the_default_client_id_is_reserved() {
     let app = TestApp::at(T0).await;
     let admin = app.admin_token().await;
-    let (status, body) = app
-        .post("/v1/clients", &admin, json!({ "id": "default" }))
-        .await;
-    refused(status, &body, 400, "invalid_argument", "reserved");
+    refused(
+        app.post("/v1/clients", &admin, json!({ "id": "default" }))
+            .await,
+        400,
+        "invalid_argument",
+        "reserved",
+    );
 }
 
 #[tokio::test]
@@ -608,17 +626,15 @@ async fn client_ids_are_unique_per_account_not_installation_wide() {
         .await;
     app.create(&admin, "clients", json!({ "id": "web", "account_id": b }))
         .await;
-    let (status, body) = app
-        .post(
+    expect_code(
+        app.post(
             "/v1/clients",
             &admin,
             json!({ "id": "web", "account_id": a }),
         )
-        .await;
-    assert_eq!(
-        (status, admin_code(&body)),
-        (409, "already_exists"),
-        "{body}"
+        .await,
+        409,
+        "already_exists",
     );
 }
 
@@ -627,10 +643,10 @@ async fn an_account_admin_cannot_create_a_global_client() {
     let app = TestApp::at(T0).await;
     let account = app.account("acme").await;
     let (_, token) = account_admin(&app, &account).await;
-    let (status, body) = app
-        .post("/v1/clients", &token, json!({ "id": "everywhere" }))
-        .await;
-    denied(status, &body);
+    denied(
+        app.post("/v1/clients", &token, json!({ "id": "everywhere" }))
+            .await,
+    );
     let (status, body) = app
         .post(
             "/v1/clients",
@@ -652,20 +668,16 @@ async fn the_last_global_admin_binding_cannot_be_removed() {
         .get(&format!("/v1/access_bindings?subject_iam_id={me}"), &admin)
         .await;
     let id = text(&bindings["access_bindings"][0], "id").to_owned();
-    let (status, body) = app
-        .delete(&format!("/v1/access_bindings/{id}"), &admin)
-        .await;
     refused(
-        status,
-        &body,
+        app.delete(&format!("/v1/access_bindings/{id}"), &admin)
+            .await,
         403,
         "permission_denied",
         "last global administrator",
     );
     // With a second global administrator, it can go.
     let account = app.admin_account().await;
-    let (second, _) = app.service_account_with_key(&account, "second").await;
-    app.bind(&second["iam_id"], "admin", "*").await;
+    app.global_administrator(&account, "second").await;
     let (status, body) = app
         .delete(&format!("/v1/access_bindings/{id}"), &admin)
         .await;
@@ -681,8 +693,7 @@ async fn an_account_admin_cannot_grant_more_than_it_holds() {
     let (sa, _) = app.service_account_with_key(&account, "x").await;
     for resource in ["*".to_owned(), format!("account/{other}")] {
         let body = json!({ "subject_iam_id": sa["iam_id"], "role": "admin", "resource": resource });
-        let (status, answer) = app.post("/v1/access_bindings", &token, body).await;
-        denied(status, &answer);
+        denied(app.post("/v1/access_bindings", &token, body).await);
     }
     let body = json!({
         "subject_iam_id": sa["iam_id"], "role": "viewer", "resource": format!("account/{account}"),
@@ -723,8 +734,7 @@ async fn a_viewer_cannot_bind() {
     let body = json!({
         "subject_iam_id": me["iam_id"], "role": "admin", "resource": format!("account/{account}"),
     });
-    let (status, answer) = app.post("/v1/access_bindings", &token, body).await;
-    denied(status, &answer);
+    denied(app.post("/v1/access_bindings", &token, body).await);
 }
 
 // ---- authorized keys and OAuth tokens ----
@@ -760,22 +770,28 @@ async fn an_authorized_key_needs_a_known_service_account_and_algorithm() {
     let admin = app.admin_token().await;
     let account = app.admin_account().await;
     let (sa, _) = app.service_account_with_key(&account, "x").await;
-    let (status, body) = app
-        .post(
+    refused(
+        app.post(
             "/v1/authorized_keys",
             &admin,
             json!({ "service_account_id": "ServiceId-nope" }),
         )
-        .await;
-    refused(status, &body, 404, "not_found", "ServiceId-nope");
-    let (status, body) = app
-        .post(
+        .await,
+        404,
+        "not_found",
+        "ServiceId-nope",
+    );
+    refused(
+        app.post(
             "/v1/authorized_keys",
             &admin,
             json!({ "service_account_id": sa["id"], "key_algorithm": "DSA_1024" }),
         )
-        .await;
-    refused(status, &body, 400, "invalid_argument", "RSA_2048, RSA_4096");
+        .await,
+        400,
+        "invalid_argument",
+        "RSA_2048, RSA_4096",
+    );
 }
 
 #[tokio::test]
@@ -807,8 +823,12 @@ async fn profile_names_are_unique_per_account() {
     let profile = |account: &str| json!({ "account_id": account, "name": "builders" });
     app.create(&admin, "trusted_profiles", profile(&a)).await;
     app.create(&admin, "trusted_profiles", profile(&b)).await;
-    let (status, body) = app.post("/v1/trusted_profiles", &admin, profile(&a)).await;
-    refused(status, &body, 409, "already_exists", "builders");
+    refused(
+        app.post("/v1/trusted_profiles", &admin, profile(&a)).await,
+        409,
+        "already_exists",
+        "builders",
+    );
 }
 
 #[tokio::test]
@@ -827,8 +847,12 @@ async fn a_profile_identity_has_a_known_type_and_shape() {
     ];
     for (identity, needle) in cases {
         let body = json!({ "name": "p", "identities": [identity] });
-        let (status, answer) = app.post("/v1/trusted_profiles", &admin, body).await;
-        refused(status, &answer, 400, "invalid_argument", needle);
+        refused(
+            app.post("/v1/trusted_profiles", &admin, body).await,
+            400,
+            "invalid_argument",
+            needle,
+        );
     }
 }
 
@@ -881,15 +905,15 @@ async fn an_account_admin_cannot_rewrite_a_profile_more_privileged_than_itself()
     .await;
     let (_, token) = account_admin(&app, &account).await;
     let path = format!("/v1/trusted_profiles/{}", text(&profile, "id"));
-    let (status, body) = app
-        .call(
+    denied(
+        app.call(
             Method::PUT,
             &path,
             Some(&token),
             Some(json!({ "name": "mine-now" })),
         )
-        .await;
-    denied(status, &body);
+        .await,
+    );
 }
 
 fn test_jwks() -> Value {
@@ -908,8 +932,12 @@ async fn only_the_global_administrator_names_a_key_file_on_the_server() {
     let account = app.account("acme").await;
     let (_, token) = account_admin(&app, &account).await;
     let body = json!({ "name": "c", "issuer_url": ISSUER_URL, "jwks_file": "/etc/passwd" });
-    let (status, answer) = app.post("/v1/trusted_issuers", &token, body).await;
-    refused(status, &answer, 403, "permission_denied", "jwks_file");
+    refused(
+        app.post("/v1/trusted_issuers", &token, body).await,
+        403,
+        "permission_denied",
+        "jwks_file",
+    );
 }
 
 #[tokio::test]
@@ -921,8 +949,12 @@ async fn issuer_urls_are_unique_per_account() {
     let issuer = |account: &str| json!({ "account_id": account, "name": "c", "issuer_url": ISSUER_URL, "jwks": test_jwks() });
     app.create(&admin, "trusted_issuers", issuer(&a)).await;
     app.create(&admin, "trusted_issuers", issuer(&b)).await;
-    let (status, body) = app.post("/v1/trusted_issuers", &admin, issuer(&a)).await;
-    refused(status, &body, 409, "already_exists", "issuer_url");
+    refused(
+        app.post("/v1/trusted_issuers", &admin, issuer(&a)).await,
+        409,
+        "already_exists",
+        "issuer_url",
+    );
 }
 
 #[tokio::test]
@@ -935,17 +967,19 @@ async fn an_issuer_takes_one_key_source_and_a_crn_of_its_own_account() {
         "account_id": account, "name": "c", "issuer_url": ISSUER_URL,
         "jwks": test_jwks(), "jwks_file": "/tmp/keys.json",
     });
-    let (status, body) = app.post("/v1/trusted_issuers", &admin, both).await;
-    refused(status, &body, 400, "invalid_argument", "not both");
+    refused(
+        app.post("/v1/trusted_issuers", &admin, both).await,
+        400,
+        "invalid_argument",
+        "not both",
+    );
     let foreign_crn = format!("crn:v1:tessera:public:containers-kubernetes::a/{other}::cluster:x");
     let body = json!({
         "account_id": account, "name": "c", "issuer_url": ISSUER_URL,
         "jwks": test_jwks(), "crn": foreign_crn,
     });
-    let (status, answer) = app.post("/v1/trusted_issuers", &admin, body).await;
     refused(
-        status,
-        &answer,
+        app.post("/v1/trusted_issuers", &admin, body).await,
         400,
         "invalid_argument",
         "crn names account",
@@ -962,11 +996,10 @@ async fn a_policy_target_stays_inside_the_policys_account() {
     let target = format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{other}:b::");
     let body =
         json!({ "account_id": account, "source_iam_id": sa["iam_id"], "target_crn": target });
-    let (status, answer) = app.post("/v1/authorization_policies", &admin, body).await;
-    assert_eq!(
-        (status, admin_code(&answer)),
-        (400, "invalid_argument"),
-        "{answer}"
+    expect_code(
+        app.post("/v1/authorization_policies", &admin, body).await,
+        400,
+        "invalid_argument",
     );
 }
 
@@ -977,8 +1010,12 @@ async fn a_policy_source_must_exist() {
     let account = app.account("acme").await;
     let target = format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{account}:b::");
     let body = json!({ "source_iam_id": "iam-ServiceId-nope", "target_crn": target });
-    let (status, answer) = app.post("/v1/authorization_policies", &admin, body).await;
-    refused(status, &answer, 404, "not_found", "iam-ServiceId-nope");
+    refused(
+        app.post("/v1/authorization_policies", &admin, body).await,
+        404,
+        "not_found",
+        "iam-ServiceId-nope",
+    );
 }
 
 // ---- token cut-offs ----
@@ -1020,22 +1057,25 @@ async fn a_cutoff_of_another_accounts_identity_is_refused() {
     let other = app.account("other").await;
     let (stranger, _) = app.service_account_with_key(&other, "x").await;
     let (_, token) = account_admin(&app, &account).await;
-    let (status, body) = app
-        .post(
+    denied(
+        app.post(
             "/v1/token_cutoffs",
             &token,
             json!({ "iam_id": stranger["iam_id"] }),
         )
-        .await;
-    denied(status, &body);
-    let (status, body) = app
-        .post(
+        .await,
+    );
+    refused(
+        app.post(
             "/v1/token_cutoffs",
             &token,
             json!({ "iam_id": "iam-ServiceId-nope" }),
         )
-        .await;
-    refused(status, &body, 404, "not_found", "iam-ServiceId-nope");
+        .await,
+        404,
+        "not_found",
+        "iam-ServiceId-nope",
+    );
 }
 
 #[tokio::test]
@@ -1128,14 +1168,17 @@ async fn a_wrong_code_does_not_confirm_a_factor() {
         "{:06}",
         (totp::code_at(&secret, T0).parse::<u32>().unwrap() + 1) % 1_000_000
     );
-    let (status, body) = app
-        .post(
+    refused(
+        app.post(
             &format!("/v1/users/{}/totp/confirm", text(&user, "id")),
             &own,
             json!({ "code": wrong }),
         )
-        .await;
-    refused(status, &body, 400, "invalid_argument", "wrong or expired");
+        .await,
+        400,
+        "invalid_argument",
+        "wrong or expired",
+    );
 }
 
 #[tokio::test]
@@ -1147,8 +1190,7 @@ async fn an_administrator_of_the_account_may_set_up_a_first_factor_but_a_strange
     let user = app.user(&account, "ann").await;
     let (_, stranger) = account_admin(&app, &other).await;
     let path = format!("/v1/users/{}/totp", text(&user, "id"));
-    let (status, body) = app.post(&path, &stranger, json!({})).await;
-    denied(status, &body);
+    denied(app.post(&path, &stranger, json!({})).await);
     let (status, body) = app.post(&path, &admin, json!({})).await;
     assert_eq!(status, 201, "{body}");
 }
@@ -1164,14 +1206,17 @@ async fn a_federated_user_cannot_enrol_a_factor() {
             json!({ "name": "fed", "email": "fed@unit.example", "federated": true }),
         )
         .await;
-    let (status, body) = app
-        .post(
+    refused(
+        app.post(
             &format!("/v1/users/{}/totp", text(&user, "id")),
             &admin,
             json!({}),
         )
-        .await;
-    refused(status, &body, 400, "invalid_argument", "federated");
+        .await,
+        400,
+        "invalid_argument",
+        "federated",
+    );
 }
 
 #[tokio::test]
@@ -1179,13 +1224,15 @@ async fn a_confirmed_factor_is_replaced_only_with_replace_and_a_current_code() {
     let app = TestApp::at(T0).await;
     let (user, own, secret) = user_with_factor(&app).await;
     let path = format!("/v1/users/{}/totp", text(&user, "id"));
-    let (status, body) = app.post(&path, &own, json!({})).await;
-    refused(status, &body, 409, "failed_precondition", "replace=true");
-    let replace = format!("{path}?replace=true");
-    let (status, body) = app.post(&replace, &own, json!({})).await;
     refused(
-        status,
-        &body,
+        app.post(&path, &own, json!({})).await,
+        409,
+        "failed_precondition",
+        "replace=true",
+    );
+    let replace = format!("{path}?replace=true");
+    refused(
+        app.post(&replace, &own, json!({})).await,
         403,
         "permission_denied",
         "needs that factor now",
@@ -1204,10 +1251,8 @@ async fn removing_a_confirmed_factor_needs_a_current_code() {
     let app = TestApp::at(T0).await;
     let (user, own, secret) = user_with_factor(&app).await;
     let path = format!("/v1/users/{}/totp", text(&user, "id"));
-    let (status, body) = app.call(Method::DELETE, &path, Some(&own), None).await;
     refused(
-        status,
-        &body,
+        app.call(Method::DELETE, &path, Some(&own), None).await,
         403,
         "permission_denied",
         "needs that factor now",
@@ -1230,15 +1275,15 @@ async fn an_administrator_cannot_remove_a_users_confirmed_factor() {
     let admin = app.admin_token().await;
     let (user, _, secret) = user_with_factor(&app).await;
     let code = totp::code_at(&secret, app.clock.now());
-    let (status, body) = app
-        .call(
+    denied(
+        app.call(
             Method::DELETE,
             &format!("/v1/users/{}/totp", text(&user, "id")),
             Some(&admin),
             Some(json!({ "code": code })),
         )
-        .await;
-    denied(status, &body);
+        .await,
+    );
 }
 
 #[tokio::test]
@@ -1259,10 +1304,8 @@ async fn a_sign_in_with_a_code_is_step_up_for_five_minutes_and_not_a_second_long
     let path = format!("/v1/users/{}/totp?replace=true", text(&user, "id"));
     app.set(signed_in_at + tessera_core::authz::STEP_UP_SECONDS + 1)
         .await;
-    let (status, body) = app.post(&path, &fresh, json!({})).await;
     refused(
-        status,
-        &body,
+        app.post(&path, &fresh, json!({})).await,
         403,
         "permission_denied",
         "needs that factor now",
@@ -1305,17 +1348,19 @@ async fn only_the_global_administrator_sees_and_rotates_signing_keys() {
     let app = TestApp::at(T0).await;
     let admin_account = app.admin_account().await;
     let (_, token) = account_admin(&app, &admin_account).await;
-    let (status, body) = app.get("/v1/signing_keys", &token).await;
-    denied(status, &body);
-    let (status, body) = app
-        .post("/v1/signing_keys/rotate", &token, json!({ "use": "jwt" }))
-        .await;
-    denied(status, &body);
+    denied(app.get("/v1/signing_keys", &token).await);
+    denied(
+        app.post("/v1/signing_keys/rotate", &token, json!({ "use": "jwt" }))
+            .await,
+    );
     let admin = app.admin_token().await;
-    let (status, body) = app
-        .post("/v1/signing_keys/rotate", &admin, json!({ "use": "rsa" }))
-        .await;
-    refused(status, &body, 400, "invalid_argument", "jwt, yandex-iam");
+    refused(
+        app.post("/v1/signing_keys/rotate", &admin, json!({ "use": "rsa" }))
+            .await,
+        400,
+        "invalid_argument",
+        "jwt, yandex-iam",
+    );
 }
 
 #[tokio::test]
@@ -1383,8 +1428,7 @@ async fn the_audit_log_records_admin_writes_for_those_who_may_read_it() {
     assert_eq!(newest["target_id"], account.as_str(), "{body}");
     assert_eq!(newest["at"], crate::rfc3339::from_unix(T0).as_str());
     let (_, viewer_token) = viewer(&app, &account).await;
-    let (status, body) = app.get("/v1/audit", &viewer_token).await;
-    denied(status, &body);
+    denied(app.get("/v1/audit", &viewer_token).await);
 }
 
 #[tokio::test]
@@ -1407,8 +1451,12 @@ async fn an_id_token_names_its_audience_and_lives_an_hour() {
     let account = app.account("acme").await;
     let (sa, apikey) = app.service_account_with_key(&account, "workload").await;
     let token = app.apikey_token(&apikey).await;
-    let (status, body) = app.post("/v1/id_tokens", &token, json!({})).await;
-    refused(status, &body, 400, "invalid_argument", "audience");
+    refused(
+        app.post("/v1/id_tokens", &token, json!({})).await,
+        400,
+        "invalid_argument",
+        "audience",
+    );
     let (status, body) = app
         .post(
             "/v1/id_tokens",
@@ -1528,12 +1576,7 @@ async fn an_enterprise_is_deleted_only_once_it_has_no_accounts() {
         )
         .await;
     let path = format!("/v1/enterprises/{}", text(&enterprise, "id"));
-    let (status, body) = app.delete(&path, &admin).await;
-    assert_eq!(
-        (status, admin_code(&body)),
-        (409, "failed_precondition"),
-        "{body}"
-    );
+    expect_code(app.delete(&path, &admin).await, 409, "failed_precondition");
     let (status, _) = app
         .delete(&format!("/v1/accounts/{}", text(&account, "id")), &admin)
         .await;
@@ -1547,14 +1590,16 @@ async fn an_account_cannot_join_an_unknown_enterprise() {
     let app = TestApp::at(T0).await;
     let admin = app.admin_token().await;
     let missing = "0123456789abcdef0123456789abcdef";
-    let (status, body) = app
-        .post(
+    expect_code(
+        app.post(
             "/v1/accounts",
             &admin,
             json!({ "name": "m", "enterprise_id": missing }),
         )
-        .await;
-    assert_eq!((status, admin_code(&body)), (404, "not_found"), "{body}");
+        .await,
+        404,
+        "not_found",
+    );
 }
 
 #[tokio::test]
@@ -1582,10 +1627,10 @@ async fn a_user_without_roles_lists_its_own_credentials_only() {
         .map(|k| text(k, "owner_iam_id"))
         .collect();
     assert_eq!(owners, vec![text(&ann, "id")]);
-    let (status, body) = app
-        .get(&format!("/v1/users/{}", text(&bob, "id")), &own)
-        .await;
-    denied(status, &body);
+    denied(
+        app.get(&format!("/v1/users/{}", text(&bob, "id")), &own)
+            .await,
+    );
 }
 
 #[tokio::test]
@@ -1599,15 +1644,18 @@ async fn an_issuer_update_must_change_something() {
             json!({ "name": "c", "issuer_url": ISSUER_URL, "jwks": test_jwks() }),
         )
         .await;
-    let (status, body) = app
-        .call(
+    refused(
+        app.call(
             Method::PUT,
             &format!("/v1/trusted_issuers/{}", text(&issuer, "id")),
             Some(&admin),
             Some(json!({})),
         )
-        .await;
-    refused(status, &body, 400, "invalid_argument", "at least one of");
+        .await,
+        400,
+        "invalid_argument",
+        "at least one of",
+    );
 }
 
 // ---- names chosen in another account do not leak ----
@@ -1630,10 +1678,8 @@ async fn a_stranger_cannot_tell_another_accounts_client_ids_from_missing_ones() 
             format!("/v1/clients/{id}?account_id={other}"),
             format!("/v1/clients/{other}%2F{id}"),
         ] {
-            let (status, body) = app.get(&path, &token).await;
-            denied(status, &body);
-            let (status, body) = app.delete(&path, &token).await;
-            denied(status, &body);
+            denied(app.get(&path, &token).await);
+            denied(app.delete(&path, &token).await);
         }
     }
     // Someone who may see the account is told what is there.
@@ -1660,8 +1706,7 @@ async fn a_stranger_cannot_tell_another_accounts_profile_names_from_free_ones() 
     let (_, token) = account_admin(&app, &account).await;
     for name in ["ops", "free"] {
         let body = json!({ "account_id": other, "name": name });
-        let (status, answer) = app.post("/v1/trusted_profiles", &token, body).await;
-        denied(status, &answer);
+        denied(app.post("/v1/trusted_profiles", &token, body).await);
     }
 }
 
@@ -1676,8 +1721,7 @@ async fn a_stranger_cannot_tell_another_accounts_issuer_urls_from_unused_ones() 
         .await;
     let (_, token) = account_admin(&app, &account).await;
     for url in [ISSUER_URL, "https://unused.unit.example"] {
-        let (status, answer) = app.post("/v1/trusted_issuers", &token, issuer(url)).await;
-        denied(status, &answer);
+        denied(app.post("/v1/trusted_issuers", &token, issuer(url)).await);
     }
 }
 
@@ -1765,33 +1809,30 @@ async fn a_successor_signs_after_its_publication_lead_and_its_predecessor_is_dro
 async fn an_account_admin_cannot_make_itself_token_creator_of_a_more_privileged_service_account() {
     let app = TestApp::at(T0).await;
     let account = app.account("acme").await;
-    let (boss, _) = app.service_account_with_key(&account, "boss").await;
-    app.bind(&boss["iam_id"], "admin", "*").await;
+    let boss = app.global_administrator(&account, "boss").await;
     let (me, token) = account_admin(&app, &account).await;
     let body = json!({
         "subject_iam_id": me["iam_id"],
         "role": "iam.serviceAccounts.tokenCreator",
         "resource": format!("service-account/{}", text(&boss, "id")),
     });
-    let (status, answer) = app.post("/v1/access_bindings", &token, body).await;
-    denied(status, &answer);
+    denied(app.post("/v1/access_bindings", &token, body).await);
 }
 
 #[tokio::test]
 async fn an_account_admin_cannot_cut_off_a_more_privileged_identity() {
     let app = TestApp::at(T0).await;
     let account = app.account("acme").await;
-    let (boss, _) = app.service_account_with_key(&account, "boss").await;
-    app.bind(&boss["iam_id"], "admin", "*").await;
+    let boss = app.global_administrator(&account, "boss").await;
     let (_, token) = account_admin(&app, &account).await;
-    let (status, body) = app
-        .post(
+    denied(
+        app.post(
             "/v1/token_cutoffs",
             &token,
             json!({ "iam_id": boss["iam_id"] }),
         )
-        .await;
-    denied(status, &body);
+        .await,
+    );
 }
 
 #[tokio::test]
@@ -1801,23 +1842,23 @@ async fn an_account_admin_cannot_create_keys_or_policies_in_another_account() {
     let other = app.account("other").await;
     let (foreign, _) = app.service_account_with_key(&other, "foreign").await;
     let (_, token) = account_admin(&app, &account).await;
-    let (status, body) = app
-        .post(
+    denied(
+        app.post(
             "/v1/authorized_keys",
             &token,
             json!({ "service_account_id": foreign["id"] }),
         )
-        .await;
-    denied(status, &body);
+        .await,
+    );
     let target = format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{other}:b::");
-    let (status, body) = app
-        .post(
+    denied(
+        app.post(
             "/v1/authorization_policies",
             &token,
             json!({ "source_iam_id": foreign["iam_id"], "target_crn": target }),
         )
-        .await;
-    denied(status, &body);
+        .await,
+    );
 }
 
 #[tokio::test]
@@ -1833,15 +1874,18 @@ async fn an_account_admin_cannot_switch_its_issuer_to_a_key_file() {
         )
         .await;
     let (_, token) = account_admin(&app, &account).await;
-    let (status, body) = app
-        .call(
+    refused(
+        app.call(
             Method::PUT,
             &format!("/v1/trusted_issuers/{}", text(&issuer, "id")),
             Some(&token),
             Some(json!({ "jwks_file": "/etc/passwd" })),
         )
-        .await;
-    refused(status, &body, 403, "permission_denied", "jwks_file");
+        .await,
+        403,
+        "permission_denied",
+        "jwks_file",
+    );
 }
 
 #[tokio::test]

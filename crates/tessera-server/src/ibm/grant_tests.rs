@@ -26,9 +26,9 @@ fn text<'a>(body: &'a Value, field: &str) -> &'a str {
 }
 
 /// Asserts an IBM refusal: status, `errorCode`, and a word of the message.
-fn refused(status: u16, body: &Value, http: u16, code: &str, needle: &str) {
-    assert_eq!((status, ibm_code(body)), (http, code), "{body}");
-    let message = text(body, "errorMessage");
+fn refused((status, body): (u16, Value), http: u16, code: &str, needle: &str) {
+    assert_eq!((status, ibm_code(&body)), (http, code), "{body}");
+    let message = text(&body, "errorMessage");
     assert!(
         message.contains(needle),
         "{message:?} should mention {needle:?}"
@@ -70,13 +70,16 @@ async fn apikey_grant_issues_an_hour_for_the_key_owner_with_a_refresh_token() {
 #[tokio::test]
 async fn apikey_grant_refuses_an_unknown_key() {
     let app = TestApp::at(T0).await;
-    let (status, body) = app
-        .token(&[
+    refused(
+        app.token(&[
             ("grant_type", APIKEY_GRANT),
             ("apikey", "not-a-key-0123456789"),
         ])
-        .await;
-    refused(status, &body, 400, "BXNIM0415E", "could not be found");
+        .await,
+        400,
+        "BXNIM0415E",
+        "could not be found",
+    );
 }
 
 #[tokio::test]
@@ -95,10 +98,13 @@ async fn apikey_grant_refuses_a_deleted_key_on_the_next_request() {
     let id = text(&keys["api_keys"][0], "id").to_owned();
     let (status, _) = app.delete(&format!("/v1/api_keys/{id}"), &admin).await;
     assert_eq!(status, 204);
-    let (status, body) = app
-        .token(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
-        .await;
-    refused(status, &body, 400, "BXNIM0415E", "could not be found");
+    refused(
+        app.token(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
+            .await,
+        400,
+        "BXNIM0415E",
+        "could not be found",
+    );
 }
 
 #[tokio::test]
@@ -107,15 +113,23 @@ async fn apikey_grant_refuses_a_tenant_pin_on_another_account() {
     let other = app.account("other").await;
     let pin = [("IBM-Cloud-Tenant", other.as_str())];
     let form = [("grant_type", APIKEY_GRANT), ("apikey", ADMIN_KEY)];
-    let (status, body) = app.token_with(None, &pin, &form).await;
-    refused(status, &body, 400, "BXNIM0513E", "IBM-Cloud-Tenant");
+    refused(
+        app.token_with(None, &pin, &form).await,
+        400,
+        "BXNIM0513E",
+        "IBM-Cloud-Tenant",
+    );
 }
 
 #[tokio::test]
 async fn an_unknown_grant_type_is_unsupported() {
     let app = TestApp::at(T0).await;
-    let (status, body) = app.token(&[("grant_type", "client_credentials")]).await;
-    refused(status, &body, 400, "BXNIM0103E", "not supported");
+    refused(
+        app.token(&[("grant_type", "client_credentials")]).await,
+        400,
+        "BXNIM0103E",
+        "not supported",
+    );
 }
 
 // ---- refresh_token ----
@@ -156,8 +170,7 @@ async fn refresh_grant_needs_the_client_the_token_was_issued_to() {
         ("grant_type", GRANT_REFRESH),
         ("refresh_token", refresh.as_str()),
     ];
-    let (status, body) = app.token(&form).await;
-    refused(status, &body, 400, "BXNIM0308E", "authorization");
+    refused(app.token(&form).await, 400, "BXNIM0308E", "authorization");
     let (other, secret) = client(&app, "other-client").await;
     let (status, body) = app.token_as(Some((&other, &secret)), &form).await;
     assert_eq!((status, ibm_code(&body)), (400, "BXNIM0407E"), "{body}");
@@ -221,15 +234,16 @@ async fn password_grant_refuses_a_wrong_password_and_an_unknown_user_alike() {
     let app = TestApp::at(T0).await;
     let account = app.account("acme").await;
     let user = app.user(&account, "ann").await;
-    let (status, wrong) = app
+    let wrong = app
         .password_grant(text(&user, "id"), "not-the-password", &[])
         .await;
-    refused(status, &wrong, 400, "BXNIM0602E", "incorrect");
-    let (status, unknown) = app
+    let unknown = app
         .password_grant("nobody@unit.example", USER_PASSWORD, &[])
         .await;
-    refused(status, &unknown, 400, "BXNIM0602E", "incorrect");
-    assert_eq!(wrong["errorMessage"], unknown["errorMessage"]);
+    for answer in [&wrong, &unknown] {
+        refused(answer.clone(), 400, "BXNIM0602E", "incorrect");
+    }
+    assert_eq!(wrong.1["errorMessage"], unknown.1["errorMessage"]);
 }
 
 #[tokio::test]
@@ -242,8 +256,7 @@ async fn password_grant_needs_client_authentication() {
         ("username", text(&user, "id")),
         ("password", USER_PASSWORD),
     ];
-    let (status, body) = app.token(&form).await;
-    refused(status, &body, 400, "BXNIM0308E", "authorization");
+    refused(app.token(&form).await, 400, "BXNIM0308E", "authorization");
 }
 
 /// Enrols and confirms a TOTP factor for `user` (as the user, at the clock's time): its secret.
@@ -275,8 +288,12 @@ async fn password_grant_with_a_confirmed_factor_needs_the_current_code_once() {
     let user = app.user(&account, "ann").await;
     let secret = confirmed_factor(&app, &user).await;
     let id = text(&user, "id");
-    let (status, body) = app.password_grant(id, USER_PASSWORD, &[]).await;
-    refused(status, &body, 400, "BXNIM0407E", "otp");
+    refused(
+        app.password_grant(id, USER_PASSWORD, &[]).await,
+        400,
+        "BXNIM0407E",
+        "otp",
+    );
     // The confirming code's step is used up; the next step's code signs in, once.
     app.advance(Duration::from_secs(30)).await;
     let code = totp::code_at(&secret, app.clock.now());
@@ -290,10 +307,13 @@ async fn password_grant_with_a_confirmed_factor_needs_the_current_code_once() {
         (Some(2), json!(["pwd", "otp"]))
     );
     assert_eq!(c["exp"].as_i64(), Some(app.clock.now() + HOUR));
-    let (status, body) = app
-        .password_grant(id, USER_PASSWORD, &[("otp", &code)])
-        .await;
-    refused(status, &body, 400, "BXNIM0407E", "already been used");
+    refused(
+        app.password_grant(id, USER_PASSWORD, &[("otp", &code)])
+            .await,
+        400,
+        "BXNIM0407E",
+        "already been used",
+    );
 }
 
 #[tokio::test]
@@ -306,10 +326,13 @@ async fn password_grant_refuses_a_code_two_steps_old() {
     let stale = totp::code_at(&secret, app.clock.now());
     // One step of skew is allowed; two are not.
     app.advance(Duration::from_secs(60)).await;
-    let (status, body) = app
-        .password_grant(text(&user, "id"), USER_PASSWORD, &[("otp", &stale)])
-        .await;
-    refused(status, &body, 400, "BXNIM0407E", "wrong or expired");
+    refused(
+        app.password_grant(text(&user, "id"), USER_PASSWORD, &[("otp", &stale)])
+            .await,
+        400,
+        "BXNIM0407E",
+        "wrong or expired",
+    );
 }
 
 #[tokio::test]
@@ -327,10 +350,13 @@ async fn password_grant_in_an_account_requiring_totp_refuses_a_user_without_a_fa
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = app
-        .password_grant(text(&user, "id"), USER_PASSWORD, &[])
-        .await;
-    refused(status, &body, 400, "BXNIM0407E", "enrol");
+    refused(
+        app.password_grant(text(&user, "id"), USER_PASSWORD, &[])
+            .await,
+        400,
+        "BXNIM0407E",
+        "enrol",
+    );
 }
 
 // ---- assume (trusted profile) ----
@@ -352,6 +378,15 @@ async fn profile_trusting(app: &TestApp, account: &str, trusted: &Value) -> Stri
     text(&profile, "id").to_owned()
 }
 
+/// The form of an assume grant: `access` asks for a token of `profile`.
+fn assume_form<'a>(access: &'a str, profile: &'a str) -> [(&'static str, &'a str); 3] {
+    [
+        ("grant_type", GRANT_ASSUME),
+        ("access_token", access),
+        ("profile_id", profile),
+    ]
+}
+
 #[tokio::test]
 async fn assume_grant_gives_a_trusted_identity_a_profile_token_without_refresh() {
     let app = TestApp::at(T0).await;
@@ -360,11 +395,7 @@ async fn assume_grant_gives_a_trusted_identity_a_profile_token_without_refresh()
     let profile = profile_trusting(&app, &account, &sa).await;
     let access = app.apikey_token(&apikey).await;
     app.advance(Duration::from_secs(10)).await;
-    let form = [
-        ("grant_type", GRANT_ASSUME),
-        ("access_token", access.as_str()),
-        ("profile_id", profile.as_str()),
-    ];
+    let form = assume_form(&access, &profile);
     let (status, body) = app.token(&form).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.get("refresh_token").is_none(), "{body}");
@@ -384,15 +415,9 @@ async fn assume_grant_refuses_an_identity_the_profile_does_not_trust() {
     let (_, stranger_key) = app.service_account_with_key(&account, "stranger").await;
     let profile = profile_trusting(&app, &account, &trusted).await;
     let stranger = app.apikey_token(&stranger_key).await;
-    let form = [
-        ("grant_type", GRANT_ASSUME),
-        ("access_token", stranger.as_str()),
-        ("profile_id", profile.as_str()),
-    ];
-    let (status, body) = app.token(&form).await;
+    let form = assume_form(&stranger, &profile);
     refused(
-        status,
-        &body,
+        app.token(&form).await,
         400,
         "BXNIM0407E",
         "is not a trusted identity",
@@ -407,15 +432,9 @@ async fn assume_grant_refuses_an_expired_access_token() {
     let profile = profile_trusting(&app, &account, &sa).await;
     let access = app.apikey_token(&apikey).await;
     app.set(T0 + HOUR + tessera_verify::LEEWAY).await;
-    let form = [
-        ("grant_type", GRANT_ASSUME),
-        ("access_token", access.as_str()),
-        ("profile_id", profile.as_str()),
-    ];
-    let (status, body) = app.token(&form).await;
+    let form = assume_form(&access, &profile);
     refused(
-        status,
-        &body,
+        app.token(&form).await,
         400,
         "BXNIM0407E",
         "The access_token is not valid",
@@ -430,15 +449,14 @@ async fn assume_grant_refuses_a_tenant_pin_on_another_account_than_the_profiles(
     let (sa, apikey) = app.service_account_with_key(&account, "ci").await;
     let profile = profile_trusting(&app, &account, &sa).await;
     let access = app.apikey_token(&apikey).await;
-    let form = [
-        ("grant_type", GRANT_ASSUME),
-        ("access_token", access.as_str()),
-        ("profile_id", profile.as_str()),
-    ];
-    let (status, body) = app
-        .token_with(None, &[("IBM-Cloud-Tenant", other.as_str())], &form)
-        .await;
-    refused(status, &body, 400, "BXNIM0513E", "IBM-Cloud-Tenant");
+    let form = assume_form(&access, &profile);
+    refused(
+        app.token_with(None, &[("IBM-Cloud-Tenant", other.as_str())], &form)
+            .await,
+        400,
+        "BXNIM0513E",
+        "IBM-Cloud-Tenant",
+    );
 }
 
 // ---- cr-token ----
@@ -518,10 +536,13 @@ async fn cr_token_grant_refuses_a_token_expired_at_the_clock() {
     let (key, _) = cluster(&app, &account).await;
     // Issued two hours ago for one hour: past its expiry and the 60 s of skew.
     let token = cr_token(&key, T0 - 2 * HOUR);
-    let (status, body) = app
-        .token(&[("grant_type", GRANT_CR_TOKEN), ("cr_token", &token)])
-        .await;
-    refused(status, &body, 400, "BXNIM0407E", "expired");
+    refused(
+        app.token(&[("grant_type", GRANT_CR_TOKEN), ("cr_token", &token)])
+            .await,
+        400,
+        "BXNIM0407E",
+        "expired",
+    );
 }
 
 #[tokio::test]
@@ -533,10 +554,13 @@ async fn cr_token_grant_refuses_a_key_the_issuer_does_not_publish() {
     let pkcs8 = generate_pkcs8(Algorithm::Es256, &rng).unwrap();
     let forger = SigningKey::from_pkcs8("k8s-1", Algorithm::Es256, &pkcs8).unwrap();
     let token = cr_token(&forger, T0);
-    let (status, body) = app
-        .token(&[("grant_type", GRANT_CR_TOKEN), ("cr_token", &token)])
-        .await;
-    refused(status, &body, 400, "BXNIM0407E", "signature");
+    refused(
+        app.token(&[("grant_type", GRANT_CR_TOKEN), ("cr_token", &token)])
+            .await,
+        400,
+        "BXNIM0407E",
+        "signature",
+    );
 }
 
 #[tokio::test]
@@ -553,8 +577,12 @@ async fn cr_token_grant_refuses_a_profile_of_another_account() {
         ("cr_token", token.as_str()),
         ("profile_id", foreign.as_str()),
     ];
-    let (status, body) = app.token(&form).await;
-    refused(status, &body, 400, "BXNIM0109E", "No trusted profile");
+    refused(
+        app.token(&form).await,
+        400,
+        "BXNIM0109E",
+        "No trusted profile",
+    );
 }
 
 // ---- iam-authz ----
@@ -630,10 +658,8 @@ async fn iam_authz_grant_refuses_an_expired_caller_token() {
         ("access_token", access.as_str()),
         ("desired_iam_id", desired.as_str()),
     ];
-    let (status, body) = app.token(&form).await;
     refused(
-        status,
-        &body,
+        app.token(&form).await,
         400,
         "BXNIM0407E",
         "access_token is not usable",
@@ -718,8 +744,12 @@ async fn delegated_refresh_grant_refuses_an_ordinary_refresh_token() {
         ("grant_type", GRANT_DELEGATED_REFRESH),
         ("refresh_token", refresh.as_str()),
     ];
-    let (status, body) = app.token_as(Some((id, &secret)), &form).await;
-    refused(status, &body, 400, "BXNIM0407E", "ordinary refresh token");
+    refused(
+        app.token_as(Some((id, &secret)), &form).await,
+        400,
+        "BXNIM0407E",
+        "ordinary refresh token",
+    );
 }
 
 #[tokio::test]
@@ -727,16 +757,19 @@ async fn delegated_refresh_tokens_refuse_an_expiry_outside_a_minute_to_thirty_da
     let app = TestApp::at(T0).await;
     let (receiver, _) = client(&app, "receiver").await;
     for lifetime in ["59", "2592001"] {
-        let (status, body) = app
-            .token(&[
+        refused(
+            app.token(&[
                 ("grant_type", APIKEY_GRANT),
                 ("apikey", ADMIN_KEY),
                 ("response_type", "delegated_refresh_token"),
                 ("receiver_client_ids", &receiver),
                 ("delegated_refresh_token_expiry", lifetime),
             ])
-            .await;
-        refused(status, &body, 400, "BXNIM0109E", "between 60 and 2592000");
+            .await,
+            400,
+            "BXNIM0109E",
+            "between 60 and 2592000",
+        );
     }
 }
 
@@ -756,11 +789,12 @@ async fn an_unknown_api_key_learns_nothing_about_which_receiver_clients_exist() 
             .await
         }
     };
-    let (status, existing) = answer("receiver").await;
-    refused(status, &existing, 400, "BXNIM0415E", "could not be found");
-    let (status, unknown) = answer("nosuch").await;
-    refused(status, &unknown, 400, "BXNIM0415E", "could not be found");
-    assert_eq!(existing["errorMessage"], unknown["errorMessage"]);
+    let existing = answer("receiver").await;
+    let unknown = answer("nosuch").await;
+    for answer in [&existing, &unknown] {
+        refused(answer.clone(), 400, "BXNIM0415E", "could not be found");
+    }
+    assert_eq!(existing.1["errorMessage"], unknown.1["errorMessage"]);
 }
 
 #[tokio::test]
@@ -774,17 +808,14 @@ async fn a_client_of_another_account_is_never_a_receiver() {
         json!({ "id": "theirs", "account_id": other }),
     )
     .await;
-    let (status, body) = app
-        .token(&[
+    refused(
+        app.token(&[
             ("grant_type", APIKEY_GRANT),
             ("apikey", ADMIN_KEY),
             ("response_type", "delegated_refresh_token"),
             ("receiver_client_ids", "theirs"),
         ])
-        .await;
-    refused(
-        status,
-        &body,
+        .await,
         400,
         "BXNIM0109E",
         "client theirs, which does not exist",
@@ -862,11 +893,7 @@ async fn a_profile_token_dies_with_the_identity_that_assumed_it() {
     let (sa, apikey) = app.service_account_with_key(&account, "ci").await;
     let profile = profile_trusting(&app, &account, &sa).await;
     let access = app.apikey_token(&apikey).await;
-    let form = [
-        ("grant_type", GRANT_ASSUME),
-        ("access_token", access.as_str()),
-        ("profile_id", profile.as_str()),
-    ];
+    let form = assume_form(&access, &profile);
     let (status, body) = app.token(&form).await;
     assert_eq!(status, 200, "{body}");
     let assumed = text(&body, "access_token").to_owned();
@@ -952,8 +979,12 @@ async fn a_client_created_again_under_a_deleted_ones_id_does_not_revive_its_toke
         ("grant_type", GRANT_REFRESH),
         ("refresh_token", text(&issued, "refresh_token")),
     ];
-    let (status, body) = app.token_as(Some((&id, &secret)), &form).await;
-    refused(status, &body, 400, "BXNIM0407E", "OAuth client");
+    refused(
+        app.token_as(Some((&id, &secret)), &form).await,
+        400,
+        "BXNIM0407E",
+        "OAuth client",
+    );
     // The new client's own tokens work, from its first second.
     let form = [("grant_type", APIKEY_GRANT), ("apikey", ADMIN_KEY)];
     let (status, fresh) = app.token_as(Some((&id, &secret)), &form).await;
@@ -976,6 +1007,10 @@ async fn a_receiver_created_again_under_a_deleted_ones_id_cannot_redeem_its_drts
         ("grant_type", GRANT_DELEGATED_REFRESH),
         ("refresh_token", text(&issued, "delegated_refresh_token")),
     ];
-    let (status, body) = app.token_as(Some((&receiver, &secret)), &form).await;
-    refused(status, &body, 400, "BXNIM0407E", "earlier client");
+    refused(
+        app.token_as(Some((&receiver, &secret)), &form).await,
+        400,
+        "BXNIM0407E",
+        "earlier client",
+    );
 }

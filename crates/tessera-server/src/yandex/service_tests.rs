@@ -18,6 +18,7 @@ use tonic::Code;
 const T0: i64 = 1_800_000_000;
 /// The default lifetime of a `t1.` token (12 hours).
 const IAM_LIFETIME: i64 = 43_200;
+const TOKEN_CREATOR: &str = "iam.serviceAccounts.tokenCreator";
 
 fn text<'a>(body: &'a Value, field: &str) -> &'a str {
     body[field].as_str().unwrap_or_default()
@@ -50,6 +51,26 @@ fn assert_iam_token(app: &TestApp, token: &str, iam_id: &Value, account: &str, e
     assert_eq!(Some(verified.iam_id()), iam_id.as_str());
     assert_eq!(verified.account_id(), account);
     assert_eq!(verified.exp(), exp);
+}
+
+/// `POST /iam/v1/tokens` (no caller token) with `body`.
+async fn create_rest(app: &TestApp, body: Value) -> (u16, Value) {
+    app.call(axum::http::Method::POST, "/iam/v1/tokens", None, Some(body))
+        .await
+}
+
+/// `POST /iam/v1/tokens:createForServiceAccount` for `target` as `token`.
+async fn create_for_service_account_rest(
+    app: &TestApp,
+    token: &str,
+    target: &Value,
+) -> (u16, Value) {
+    app.post(
+        "/iam/v1/tokens:createForServiceAccount",
+        token,
+        json!({ "serviceAccountId": target["id"] }),
+    )
+    .await
 }
 
 /// An authorized key of `sa`: its id and private half.
@@ -117,14 +138,7 @@ async fn create_with_a_jwt_gives_the_service_account_a_t1_token_over_rest() {
     let (sa, _) = app.service_account_with_key(&account, "robot").await;
     let (kid, key) = authorized_key(&app, &sa).await;
     let jwt = sdk_jwt(&kid, &key, &sa, T0);
-    let (status, body) = app
-        .call(
-            axum::http::Method::POST,
-            "/iam/v1/tokens",
-            None,
-            Some(json!({ "jwt": jwt })),
-        )
-        .await;
+    let (status, body) = create_rest(&app, json!({ "jwt": jwt })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["expiresAt"],
@@ -184,14 +198,7 @@ async fn create_refuses_a_jwt_signed_with_another_key() {
     let (kid, _) = authorized_key(&app, &sa).await;
     let (_, other_key) = authorized_key(&app, &sa).await;
     let jwt = sdk_jwt(&kid, &other_key, &sa, T0);
-    let (status, body) = app
-        .call(
-            axum::http::Method::POST,
-            "/iam/v1/tokens",
-            None,
-            Some(json!({ "jwt": jwt })),
-        )
-        .await;
+    let (status, body) = create_rest(&app, json!({ "jwt": jwt })).await;
     assert_eq!((status, rest_code(&body)), (401, 16), "{body}");
 }
 
@@ -218,9 +225,7 @@ async fn create_takes_exactly_one_identity() {
     let app = TestApp::at(T0).await;
     let both = json!({ "jwt": "a.b.c", "yandexPassportOauthToken": "y0_x" });
     for body in [json!({}), both] {
-        let (status, answer) = app
-            .call(axum::http::Method::POST, "/iam/v1/tokens", None, Some(body))
-            .await;
+        let (status, answer) = create_rest(&app, body).await;
         assert_eq!((status, rest_code(&answer)), (400, 3), "{answer}");
         assert!(text(&answer, "message").contains("identity"), "{answer}");
     }
@@ -232,14 +237,7 @@ async fn create_takes_exactly_one_identity() {
 async fn create_with_an_oauth_token_gives_the_user_a_t1_token() {
     let app = TestApp::at(T0).await;
     let (user, account, oauth) = user_with_oauth_token(&app).await;
-    let (status, body) = app
-        .call(
-            axum::http::Method::POST,
-            "/iam/v1/tokens",
-            None,
-            Some(json!({ "yandexPassportOauthToken": oauth })),
-        )
-        .await;
+    let (status, body) = create_rest(&app, json!({ "yandexPassportOauthToken": oauth })).await;
     assert_eq!(status, 200, "{body}");
     assert_iam_token(
         &app,
@@ -288,14 +286,7 @@ async fn create_refuses_a_deleted_oauth_token_at_once() {
     let id = text(&listed["oauth_tokens"][0], "id").to_owned();
     let (status, body) = app.delete(&format!("/v1/oauth_tokens/{id}"), &own).await;
     assert_eq!(status, 204, "{body}");
-    let (status, body) = app
-        .call(
-            axum::http::Method::POST,
-            "/iam/v1/tokens",
-            None,
-            Some(json!({ "yandexPassportOauthToken": oauth })),
-        )
-        .await;
+    let (status, body) = create_rest(&app, json!({ "yandexPassportOauthToken": oauth })).await;
     assert_eq!((status, rest_code(&body)), (401, 16), "{body}");
 }
 
@@ -324,12 +315,8 @@ async fn create_for_service_account_needs_the_token_creator_role() {
     assert!(status.message().contains("tokenCreator"), "{status:?}");
 
     let resource = format!("service-account/{}", text(&target, "id"));
-    app.bind(
-        &caller_sa["iam_id"],
-        "iam.serviceAccounts.tokenCreator",
-        &resource,
-    )
-    .await;
+    app.bind(&caller_sa["iam_id"], TOKEN_CREATOR, &resource)
+        .await;
     let minted = grpc(&app)
         .create_for_service_account(request())
         .await
@@ -350,22 +337,9 @@ async fn create_for_service_account_refuses_a_service_account_of_another_account
     let account = app.account("acme").await;
     let other = app.account("other").await;
     let (foreign, _) = app.service_account_with_key(&other, "foreign").await;
-    let (caller_sa, caller_key) = app.service_account_with_key(&account, "caller").await;
     // Token creator on its own account does not reach another account's service accounts.
-    app.bind(
-        &caller_sa["iam_id"],
-        "iam.serviceAccounts.tokenCreator",
-        &format!("account/{account}"),
-    )
-    .await;
-    let caller = app.apikey_token(&caller_key).await;
-    let (status, body) = app
-        .post(
-            "/iam/v1/tokens:createForServiceAccount",
-            &caller,
-            json!({ "serviceAccountId": foreign["id"] }),
-        )
-        .await;
+    let (_, caller) = app.holder_of(&account, TOKEN_CREATOR, "caller").await;
+    let (status, body) = create_for_service_account_rest(&app, &caller, &foreign).await;
     assert_eq!((status, rest_code(&body)), (403, 7), "{body}");
 }
 
@@ -376,13 +350,7 @@ async fn create_for_service_account_refuses_an_expired_caller_token() {
     let (target, _) = app.service_account_with_key(&account, "target").await;
     let admin = app.admin_token().await;
     app.set(T0 + 3600 + tessera_verify::LEEWAY).await;
-    let (status, body) = app
-        .post(
-            "/iam/v1/tokens:createForServiceAccount",
-            &admin,
-            json!({ "serviceAccountId": target["id"] }),
-        )
-        .await;
+    let (status, body) = create_for_service_account_rest(&app, &admin, &target).await;
     assert_eq!((status, rest_code(&body)), (401, 16), "{body}");
     assert!(
         text(&body, "message").contains("caller token rejected"),
@@ -396,21 +364,8 @@ async fn a_t1_token_dies_with_the_caller_it_was_minted_by() {
     let admin = app.admin_token().await;
     let account = app.account("acme").await;
     let (target, _) = app.service_account_with_key(&account, "target").await;
-    let (caller_sa, caller_key) = app.service_account_with_key(&account, "caller").await;
-    app.bind(
-        &caller_sa["iam_id"],
-        "iam.serviceAccounts.tokenCreator",
-        &format!("account/{account}"),
-    )
-    .await;
-    let caller = app.apikey_token(&caller_key).await;
-    let (status, body) = app
-        .post(
-            "/iam/v1/tokens:createForServiceAccount",
-            &caller,
-            json!({ "serviceAccountId": target["id"] }),
-        )
-        .await;
+    let (caller_sa, caller) = app.holder_of(&account, TOKEN_CREATOR, "caller").await;
+    let (status, body) = create_for_service_account_rest(&app, &caller, &target).await;
     assert_eq!(status, 200, "{body}");
     let minted = text(&body, "iamToken").to_owned();
     let (status, _) = app
@@ -432,13 +387,7 @@ async fn a_t1_token_dies_with_the_caller_it_was_minted_by() {
 async fn t1_of_new_service_account(app: &TestApp, account: &str) -> (Value, String) {
     let admin = app.admin_token().await;
     let (sa, _) = app.service_account_with_key(account, "robot").await;
-    let (status, body) = app
-        .post(
-            "/iam/v1/tokens:createForServiceAccount",
-            &admin,
-            json!({ "serviceAccountId": sa["id"] }),
-        )
-        .await;
+    let (status, body) = create_for_service_account_rest(app, &admin, &sa).await;
     assert_eq!(status, 200, "{body}");
     (sa, text(&body, "iamToken").to_owned())
 }
@@ -513,14 +462,7 @@ async fn create_refuses_a_jwt_whose_claims_do_not_fit_its_key() {
     ];
     for claims in cases {
         let jwt = signed_jwt(&kid, &key, &claims);
-        let (status, body) = app
-            .call(
-                axum::http::Method::POST,
-                "/iam/v1/tokens",
-                None,
-                Some(json!({ "jwt": jwt })),
-            )
-            .await;
+        let (status, body) = create_rest(&app, json!({ "jwt": jwt })).await;
         assert_eq!((status, rest_code(&body)), (401, 16), "{claims}: {body}");
     }
 }
