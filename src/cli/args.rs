@@ -41,14 +41,35 @@ impl fmt::Debug for Secret {
     version,
     propagate_version = true,
     max_term_width = 100,
-    after_help = "Get started:\n  \
-        tessera login --endpoint https://iam.example.com    (reads the API key from stdin)\n  \
-        tessera iam service-account list\n  \
-        curl -H \"Authorization: Bearer $(tessera token)\" ..."
+    after_help = after_help()
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `tessera --help`'s closing text: how to start, and what the exit codes mean.
+fn after_help() -> String {
+    format!(
+        "Get started:\n  \
+        tessera login --endpoint https://iam.example.com    (prompts for the API key)\n  \
+        tessera iam service-account list\n  \
+        curl -H \"Authorization: Bearer $(tessera token)\" ...\n\n{}",
+        super::failure::EXIT_CODES_HELP
+    )
+}
+
+impl Cli {
+    /// The output format the command asked for, which its errors are written in too.
+    pub fn format(&self) -> Format {
+        match &self.command {
+            Command::Token(args) => args.output.format,
+            Command::Whoami(args) => args.output.format,
+            Command::Iam(args) => args.output.format,
+            Command::Keys(args) => args.output.format,
+            _ => Format::Table,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -310,8 +331,15 @@ pub struct ConnectionArgs {
 
 #[derive(Args, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutputArgs {
-    /// Output format
-    #[arg(long, global = true, value_enum, default_value_t = Format::Table, help_heading = "Output")]
+    /// Output format (`-o json` is short for `--format json`); errors follow it
+    #[arg(
+        long,
+        short = 'o',
+        global = true,
+        value_enum,
+        default_value_t = Format::Table,
+        help_heading = "Output"
+    )]
     pub format: Format,
 }
 
@@ -948,7 +976,8 @@ pub enum KeyVerb {
         #[arg(long)]
         description: Option<String>,
         /// Write the key file to FILE (mode 0600); `-` prints it to standard output
-        #[arg(long, short = 'o', value_name = "FILE")]
+        // No `-o`: that is `--format` (`-o json`) here, as in kubectl.
+        #[arg(long, value_name = "FILE")]
         output: PathBuf,
         /// Replace FILE if it exists
         #[arg(long)]

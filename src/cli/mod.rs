@@ -8,11 +8,13 @@
 
 pub mod args;
 pub mod config;
+pub mod failure;
 pub mod output;
 pub mod resolve;
 pub mod run;
 
 pub use args::Cli;
+pub use failure::Failure;
 pub use run::OutputError;
 
 use std::io::{self, IsTerminal};

@@ -9,6 +9,7 @@
 
 use super::args::{AdminVerb, Cli, Command, ConnectionArgs, Format, IamResource, KeysVerb, Secret};
 use super::config::{self, Config, Profile};
+use super::failure::CliError;
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::fmt;
@@ -72,6 +73,17 @@ pub fn make_client(endpoint: &str, cacert: Option<&Path>) -> Result<Client> {
         Some(path) => {
             let pem = std::fs::read(path)
                 .with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
+            // reqwest skips what is not a PEM certificate, so such a file would silently add
+            // no trust and fail later as an unknown CA.
+            if !pem
+                .windows(PEM_CERTIFICATE.len())
+                .any(|w| w == PEM_CERTIFICATE)
+            {
+                return Err(CliError::NotPem {
+                    path: path.display().to_string(),
+                }
+                .into());
+            }
             builder
                 .ca_pem(&pem)
                 .build()
@@ -80,6 +92,8 @@ pub fn make_client(endpoint: &str, cacert: Option<&Path>) -> Result<Client> {
     };
     Ok(client)
 }
+
+const PEM_CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----";
 
 /// Two spellings of one endpoint (`https://x` and `https://x/`) are the same endpoint.
 fn same_endpoint(a: &str, b: &str) -> bool {

@@ -295,3 +295,180 @@ fn completion_scripts_for_every_shell() {
     let output = cli(dir.path(), &["completion", "tcsh"], &[]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The error object of a failed `--format json` command (on stderr; stdout stays empty).
+fn json_error(output: &Output) -> Value {
+    assert!(output.stdout.is_empty(), "{output:?}");
+    let value: Value = serde_json::from_slice(&output.stderr)
+        .unwrap_or_else(|e| panic!("stderr is not JSON ({e}): {}", stderr_of(output)));
+    value["error"].clone()
+}
+
+#[tokio::test]
+async fn exit_codes_and_json_errors() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path();
+    let with = |args: &[&str], key: &str| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend([
+            "--endpoint".into(),
+            server.url.clone(),
+            "--apikey".into(),
+            key.into(),
+        ]);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        cli(config, &refs, &[])
+    };
+
+    // 4: not found, as text, then as JSON on stderr.
+    let missing = with(
+        &["iam", "service-account", "get", "ServiceId-nope"],
+        ADMIN_KEY,
+    );
+    assert_eq!(missing.status.code(), Some(4), "{}", stderr_of(&missing));
+    assert!(stderr_of(&missing).starts_with("error: cannot get service account"));
+    let missing = with(
+        &[
+            "iam",
+            "service-account",
+            "get",
+            "ServiceId-nope",
+            "-o",
+            "json",
+        ],
+        ADMIN_KEY,
+    );
+    assert_eq!(missing.status.code(), Some(4));
+    let error = json_error(&missing);
+    assert_eq!(error["code"], "not_found");
+    assert_eq!(error["status"], 404);
+    assert!(error["message"]
+        .as_str()
+        .unwrap()
+        .contains("ServiceId-nope"));
+
+    // 3: the API key is refused (IBM answers 400), or a call is not allowed (403).
+    let refused = with(&["token", "--format", "json"], "tsk_wrong");
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr_of(&refused));
+    assert_eq!(json_error(&refused)["code"], "BXNIM0415E");
+    let (_, sa_key) = server.service_account_with_key().await;
+    let denied = with(&["iam", "account", "create", "--name", "nope"], &sa_key);
+    assert_eq!(denied.status.code(), Some(3), "{}", stderr_of(&denied));
+
+    // 5: conflict.
+    ok(with(
+        &["iam", "client", "create", "--id", "twice"],
+        ADMIN_KEY,
+    ));
+    let again = with(
+        &["iam", "client", "create", "--id", "twice", "-o", "json"],
+        ADMIN_KEY,
+    );
+    assert_eq!(again.status.code(), Some(5), "{}", stderr_of(&again));
+    assert_eq!(json_error(&again)["status"], 409);
+
+    // 6: nobody listens there; the hint says what to check.
+    let port = free_port();
+    let down = cli(
+        config,
+        &[
+            "token",
+            "--endpoint",
+            &format!("http://127.0.0.1:{port}"),
+            "--apikey",
+            "k",
+        ],
+        &[],
+    );
+    assert_eq!(down.status.code(), Some(6));
+    assert!(stderr_of(&down).contains("hint: cannot connect to http://127.0.0.1:"));
+
+    // 2: usage, and 1: anything else (here: no credentials at all).
+    assert_eq!(
+        cli(config, &["token", "--nope"], &[]).status.code(),
+        Some(2)
+    );
+    let none = cli(config, &["whoami", "-o", "json"], &[]);
+    assert_eq!(none.status.code(), Some(1));
+    assert_eq!(json_error(&none)["code"], "error");
+
+    // The codes are documented.
+    let help = ok(cli(config, &["--help"], &[]));
+    assert!(
+        help.contains("Exit codes:") && help.contains("4  not found"),
+        "{help}"
+    );
+}
+
+#[tokio::test]
+async fn connection_errors_say_what_to_do() {
+    let tls = TestServer::start_with(&["--tls-self-signed"], &[]).await;
+    let plain = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path();
+    let ca = tls.data_dir().join("tls").join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let token = |endpoint: &str, cacert: Option<&str>| {
+        let mut args = vec!["token", "--endpoint", endpoint, "--apikey", ADMIN_KEY];
+        if let Some(cacert) = cacert {
+            args.extend(["--cacert", cacert]);
+        }
+        cli(config, &args, &[])
+    };
+    let hint = |output: &Output| {
+        let stderr = stderr_of(output);
+        stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("hint: ").map(str::to_owned))
+            .unwrap_or_else(|| panic!("no hint: {stderr}"))
+    };
+    let tls_port = tls.url.strip_prefix("https://").unwrap();
+    let plain_port = plain.url.strip_prefix("http://").unwrap();
+
+    // TLS to a plain-HTTP server.
+    let out = token(&format!("https://{plain_port}"), None);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(
+        hint(&out).contains("does not speak TLS") && hint(&out).contains(&plain.url),
+        "{}",
+        stderr_of(&out)
+    );
+    // Plain HTTP to a TLS port.
+    let out = token(&format!("http://{tls_port}"), Some(ca));
+    assert_eq!(out.status.code(), Some(6));
+    assert!(
+        hint(&out).contains(&format!("use {}", tls.url)),
+        "{}",
+        stderr_of(&out)
+    );
+    // No scheme.
+    let out = token(tls_port, None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        hint(&out).contains(&format!("did you mean https://{tls_port}?")),
+        "{}",
+        stderr_of(&out)
+    );
+    // A CA this computer does not trust.
+    let out = token(&tls.url, None);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(hint(&out).contains("--cacert FILE"), "{}", stderr_of(&out));
+    // A --cacert file that is not PEM.
+    let not_pem = config.join("ca.der");
+    std::fs::write(&not_pem, b"\x30\x82\x01\x0a not pem").unwrap();
+    let out = token(&tls.url, Some(not_pem.to_str().unwrap()));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("is not a PEM certificate"),
+        "{}",
+        stderr_of(&out)
+    );
+    // The right CA works.
+    let out = ok(token(&tls.url, Some(ca)));
+    assert_eq!(jwt_payload(out.trim())["name"], "admin");
+}
