@@ -67,6 +67,8 @@ impl Cli {
             Command::Whoami(args) => args.output.format,
             Command::Iam(args) => args.output.format,
             Command::Keys(args) => args.output.format,
+            Command::Profile(args) => args.output.format,
+            Command::Login(args) => args.output.format,
             _ => Format::Table,
         }
     }
@@ -83,12 +85,19 @@ pub enum Command {
     Agent(Box<crate::agent::AgentArgs>),
     /// Check an API key against a server and save it as a profile.
     #[command(
-        after_help = "Without --apikey or TESSERA_APIKEY, the API key is read from the \
-        first line of standard input. Profiles are saved in \
+        after_help = "Without TESSERA_APIKEY, the API key is asked for on the terminal (not \
+        echoed), or read from the first line of standard input when that is a pipe \
+        (`tessera login --endpoint URL < key.txt`). Profiles are saved in \
         $TESSERA_CONFIG_DIR/tessera/config.toml (default: the user's configuration directory), \
-        readable by their owner only."
+        readable by their owner only. Logging in to another endpoint than the profile's asks \
+        before replacing it; without a terminal it is refused unless --force is given (or \
+        --profile NAME names a new profile)."
     )]
     Login(LoginArgs),
+    /// Remove the saved API key of the current profile (or --profile NAME); its endpoint stays.
+    Logout(LogoutArgs),
+    /// List, switch between, show and delete saved profiles (`tessera login` creates them).
+    Profile(SavedProfileArgs),
     /// Print a fresh IAM access token.
     Token(TokenArgs),
     /// Show the identity the credentials belong to.
@@ -317,16 +326,15 @@ pub struct ConnectionArgs {
     /// PEM file of the CA that signed the server's certificate [env: TESSERA_CACERT]
     #[arg(long, global = true, value_name = "FILE", help_heading = CONNECTION)]
     pub cacert: Option<PathBuf>,
-    /// Saved profile to use
+    /// Saved profile to use (default: the one `tessera profile use` chose, else "default")
     #[arg(
         long,
         global = true,
         value_name = "NAME",
         env = "TESSERA_PROFILE",
-        default_value = "default",
         help_heading = CONNECTION
     )]
-    pub profile: String,
+    pub profile: Option<String>,
 }
 
 #[derive(Args, Debug, Clone, Copy, PartialEq, Eq)]
@@ -353,9 +361,46 @@ pub enum Format {
 
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
 pub struct LoginArgs {
-    /// Without --apikey or TESSERA_APIKEY, the key is read from the first line of standard input.
     #[command(flatten)]
     pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Replace the profile even if it is logged in to another endpoint, without asking
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct LogoutArgs {
+    /// Profile to log out of (default: the current one)
+    #[arg(long, value_name = "NAME", env = "TESSERA_PROFILE")]
+    pub profile: Option<String>,
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct SavedProfileArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(subcommand)]
+    pub verb: SavedProfileVerb,
+}
+
+/// The saved profiles of `tessera login` (not the trusted profiles of `tessera iam profile`).
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum SavedProfileVerb {
+    /// List the saved profiles; the current one is marked
+    #[command(alias = "ls")]
+    List,
+    /// Make NAME the profile used without --profile
+    Use { name: String },
+    /// Show a profile's endpoint and CA, and whether a key is saved (never the key)
+    Show {
+        /// Default: the current profile
+        name: Option<String>,
+    },
+    /// Delete a saved profile with its key
+    #[command(alias = "rm")]
+    Delete { name: String },
 }
 
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
@@ -1262,7 +1307,7 @@ mod tests {
         assert_eq!(before, after);
         assert_eq!(before.output.format, Format::Json);
         assert_eq!(before.connection.endpoint.as_deref(), Some("http://x"));
-        assert_eq!(before.connection.profile, "default");
+        assert_eq!(before.connection.profile, None);
     }
 
     #[test]
@@ -1583,7 +1628,7 @@ mod tests {
             Ok(Command::Login(login)) => {
                 assert_eq!(login.connection.endpoint.as_deref(), Some("http://x"));
                 assert_eq!(login.connection.apikey, None);
-                assert_eq!(login.connection.profile, "dev");
+                assert_eq!(login.connection.profile.as_deref(), Some("dev"));
             }
             _ => panic!("not parsed as login"),
         }
@@ -1752,7 +1797,7 @@ mod tests {
             endpoint: None,
             apikey: Some(Secret::new("hunter2")),
             cacert: None,
-            profile: "default".into(),
+            profile: None,
         };
         assert!(!format!("{args:?}").contains("hunter2"));
     }

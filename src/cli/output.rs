@@ -60,6 +60,31 @@ fn joined<'a>(ids: impl Iterator<Item = &'a str>) -> String {
     }
 }
 
+/// A saved profile as `tessera profile list|show` shows it: never its key, only whether one is
+/// saved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SavedProfileRow {
+    pub name: String,
+    pub endpoint: String,
+    pub cacert: Option<String>,
+    pub logged_in: bool,
+    pub current: bool,
+}
+
+impl Tabular for SavedProfileRow {
+    const HEADERS: &'static [&'static str] =
+        &["current", "name", "endpoint", "cacert", "logged_in"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            if self.current { "*" } else { "" }.to_owned(),
+            self.name.clone(),
+            self.endpoint.clone(),
+            opt(&self.cacert),
+            if self.logged_in { "yes" } else { "no" }.to_owned(),
+        ]
+    }
+}
+
 impl Tabular for WhoAmI {
     const HEADERS: &'static [&'static str] =
         &["IAM_ID", "NAME", "ACCOUNT_ID", "SUB_TYPE", "GLOBAL_ADMIN"];

@@ -472,3 +472,94 @@ async fn connection_errors_say_what_to_do() {
     let out = ok(token(&tls.url, Some(ca)));
     assert_eq!(jwt_payload(out.trim())["name"], "admin");
 }
+
+#[tokio::test]
+async fn profiles_list_use_show_delete_and_logout() {
+    let a = TestServer::start().await;
+    let b = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path();
+    let saved = || std::fs::read_to_string(config.join("tessera").join("config.toml")).unwrap();
+    let key = [("TESSERA_APIKEY", ADMIN_KEY)];
+    ok(cli(config, &["login", "--endpoint", &a.url], &key));
+
+    // Another endpoint for the same profile, without a terminal: refused, nothing changed.
+    let refused = cli(config, &["login", "--endpoint", &b.url, "-o", "json"], &key);
+    assert_eq!(refused.status.code(), Some(5), "{}", stderr_of(&refused));
+    assert!(
+        stderr_of(&refused).contains("--force"),
+        "{}",
+        stderr_of(&refused)
+    );
+    assert!(saved().contains(&a.url) && !saved().contains(&b.url));
+    // As a new profile it is fine.
+    ok(cli(
+        config,
+        &["login", "--endpoint", &b.url, "--profile", "b"],
+        &key,
+    ));
+
+    let list = json_of(cli(config, &["profile", "list", "-o", "json"], &[]));
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(list[0]["name"], "b");
+    assert_eq!(list[0]["current"], false);
+    assert_eq!(list[1]["current"], true);
+    assert_eq!(list[1]["endpoint"], a.url.as_str());
+    let table = ok(cli(config, &["profile", "list"], &[]));
+    assert!(
+        table.contains(&b.url) && !table.contains(ADMIN_KEY),
+        "{table}"
+    );
+
+    // `use` switches what commands talk to; `show` never prints the key.
+    ok(cli(config, &["profile", "use", "b"], &[]));
+    let shown = json_of(cli(config, &["profile", "show", "-o", "json"], &[]));
+    assert_eq!(shown["name"], "b");
+    assert_eq!(shown["endpoint"], b.url.as_str());
+    assert_eq!(shown["logged_in"], true);
+    assert!(!shown.to_string().contains(ADMIN_KEY));
+    let text = ok(cli(config, &["profile", "show", "default"], &[]));
+    assert!(text.contains(&a.url) && !text.contains(ADMIN_KEY), "{text}");
+    let whoami = json_of(cli(config, &["whoami", "-o", "json"], &[]));
+    let on_b = b.admin_client().await.whoami().await.unwrap();
+    assert_eq!(whoami["account_id"], on_b.account_id.as_str());
+    let missing = cli(config, &["profile", "use", "nope"], &[]);
+    assert_eq!(missing.status.code(), Some(4));
+
+    // --force replaces the default profile's endpoint.
+    ok(cli(
+        config,
+        &[
+            "login",
+            "--endpoint",
+            &b.url,
+            "--profile",
+            "default",
+            "--force",
+        ],
+        &key,
+    ));
+    assert!(!saved().contains(&a.url));
+
+    // logout forgets the current profile's key and keeps its endpoint.
+    let out = ok(cli(config, &["logout"], &[]));
+    assert!(out.contains("\"b\""), "{out}");
+    let shown = json_of(cli(config, &["profile", "show", "b", "-o", "json"], &[]));
+    assert_eq!(shown["logged_in"], false);
+    let after = cli(config, &["token"], &[]);
+    assert_eq!(after.status.code(), Some(1));
+    assert!(
+        stderr_of(&after).contains("logged out"),
+        "{}",
+        stderr_of(&after)
+    );
+    ok(cli(config, &["logout", "--profile", "default"], &[]));
+    assert!(!saved().contains(ADMIN_KEY), "{}", saved());
+
+    // delete removes it; the current profile falls back to "default".
+    ok(cli(config, &["profile", "delete", "b"], &[]));
+    let list = json_of(cli(config, &["profile", "list", "-o", "json"], &[]));
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["name"], "default");
+    assert_eq!(list[0]["current"], true);
+}
