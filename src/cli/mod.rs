@@ -12,6 +12,7 @@ pub mod failure;
 pub mod output;
 pub mod resolve;
 pub mod run;
+pub mod tty;
 
 pub use args::Cli;
 pub use failure::Failure;

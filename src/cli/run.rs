@@ -59,7 +59,11 @@ pub struct Io<'a> {
 impl Io<'_> {
     /// The first line of input without its line ending. Used for secrets, so that they need not
     /// appear on the command line (shell history, `ps`).
+    /// On a terminal it is asked for with echo off.
     fn read_secret_line(&mut self, prompt: &str) -> Result<String> {
+        if self.interactive {
+            return super::tty::read_hidden(prompt).context("cannot read from the terminal");
+        }
         self.read_line(prompt)
     }
 

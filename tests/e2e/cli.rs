@@ -563,3 +563,114 @@ async fn profiles_list_use_show_delete_and_logout() {
     assert_eq!(list[0]["name"], "default");
     assert_eq!(list[0]["current"], true);
 }
+
+/// Runs `tessera ARGS` on a pseudo-terminal (util-linux `script`), answering each prompt when
+/// it appears; returns everything the terminal showed and the exit code.
+fn on_a_terminal(config: &Path, args: &[&str], answers: &[(&str, &str)]) -> (String, Option<i32>) {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let command_line = std::iter::once(binary())
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = Command::new("script")
+        .args(["-qec", &command_line, "/dev/null"])
+        .env("TESSERA_CONFIG_DIR", config)
+        .env_remove("TESSERA_ENDPOINT")
+        .env_remove("TESSERA_APIKEY")
+        .env_remove("TESSERA_PROFILE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run script");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let shown = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let shown = shown.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 1024];
+            while let Ok(n) = stdout.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                shown.lock().unwrap().extend_from_slice(&buffer[..n]);
+            }
+        })
+    };
+    let text =
+        |shown: &Arc<Mutex<Vec<u8>>>| String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
+    for (prompt, answer) in answers {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !text(&shown).contains(prompt) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {prompt:?} on the terminal: {}",
+                text(&shown)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // Past the prompt, so that echo is off when the answer arrives.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        stdin.write_all(answer.as_bytes()).unwrap();
+        stdin.write_all(b"\r").unwrap();
+        stdin.flush().unwrap();
+    }
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    (text(&shown), status.code())
+}
+
+#[tokio::test]
+async fn login_on_a_terminal_hides_the_key_and_asks_before_replacing() {
+    let a = TestServer::start().await;
+    let b = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path();
+    let (shown, code) = on_a_terminal(
+        config,
+        &["login", "--endpoint", &a.url],
+        &[("API key: ", ADMIN_KEY)],
+    );
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("Logged in to"), "{shown}");
+    assert!(!shown.contains(ADMIN_KEY), "the key was echoed: {shown}");
+    // Another endpoint: asked; "n" keeps the profile, "y" replaces it.
+    let (shown, code) = on_a_terminal(
+        config,
+        &["login", "--endpoint", &b.url],
+        &[("Replace it with", "n")],
+    );
+    assert_eq!(code, Some(5), "{shown}");
+    let saved = || std::fs::read_to_string(config.join("tessera").join("config.toml")).unwrap();
+    assert!(saved().contains(&a.url));
+    let (shown, code) = on_a_terminal(
+        config,
+        &["login", "--endpoint", &b.url],
+        &[("Replace it with", "y"), ("API key: ", ADMIN_KEY)],
+    );
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(!shown.contains(ADMIN_KEY), "{shown}");
+    assert!(saved().contains(&b.url) && !saved().contains(&a.url));
+    // From a pipe the first line of stdin is the key, as before, with no prompt.
+    let piped = tessera_with_stdin(
+        config,
+        &["login", "--endpoint", &a.url, "--profile", "piped"],
+        &[],
+        format!("{ADMIN_KEY}\n").as_bytes(),
+    );
+    let out = ok(piped);
+    assert!(
+        out.contains("Logged in") && !out.contains("API key:"),
+        "{out}"
+    );
+    // The help never tells to put the key on the command line.
+    let help = ok(cli(config, &["login", "--help"], &[]));
+    assert!(
+        !help.contains("--apikey KEY\n") || help.contains("shell history"),
+        "{help}"
+    );
+    assert!(help.contains("not echoed"), "{help}");
+}
