@@ -738,6 +738,46 @@ pub struct IdArg {
     pub id: String,
 }
 
+/// A service account by id, or by its name (unique in an account), looked up in the list.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccountRef {
+    /// Service account id (ServiceId-… or iam-ServiceId-…)
+    #[arg(
+        value_parser = service_account_id,
+        required_unless_present = "name",
+        conflicts_with = "name"
+    )]
+    pub id: Option<String>,
+    /// The service account's name instead of its id
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// With --name: the account to look in (default: every account you may see)
+    #[arg(long, value_name = "ID", requires = "name")]
+    pub account_id: Option<String>,
+}
+
+/// `get`/`delete` of a user: its id in either spelling.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct UserIdArg {
+    /// User id (IBMid-… or iam-IBMid-…)
+    #[arg(value_parser = user_id)]
+    pub id: String,
+}
+
+// Ids in any spelling people copy from the tables, normalised as they are parsed, so that every
+// verb gets the form the API expects.
+fn service_account_id(text: &str) -> Result<String, String> {
+    Ok(tessera_core::ids::service_account_id_of(text).to_owned())
+}
+
+fn user_id(text: &str) -> Result<String, String> {
+    Ok(tessera_core::ids::user_id_of(text).to_owned())
+}
+
+fn iam_id(text: &str) -> Result<String, String> {
+    Ok(tessera_core::ids::iam_id_of(text))
+}
+
 /// Paging shared by every `list`.
 #[derive(Args, Debug, Clone, PartialEq, Eq, Default)]
 pub struct PageArgs {
@@ -827,7 +867,7 @@ pub enum UserVerb {
         page: PageArgs,
     },
     /// Show a user
-    Get(IdArg),
+    Get(UserIdArg),
     /// The user's TOTP second factor
     Totp {
         #[command(subcommand)]
@@ -835,7 +875,7 @@ pub enum UserVerb {
     },
     /// Delete a user, with its API keys and access bindings
     #[command(alias = "rm")]
-    Delete(IdArg),
+    Delete(UserIdArg),
 }
 
 /// `--mfa` of `iam account update`.
@@ -861,6 +901,7 @@ pub enum TotpVerb {
     /// Enrol a TOTP factor; prints the secret and otpauth:// URI once
     Enroll {
         /// User id (IBMid-…)
+        #[arg(value_parser = user_id)]
         user_id: String,
         /// Replace a confirmed factor (needs --code, a current code of it, unless signed in
         /// with a code in the last five minutes)
@@ -873,6 +914,7 @@ pub enum TotpVerb {
     /// Confirm the factor with a first code from the authenticator app
     Confirm {
         /// User id (IBMid-…)
+        #[arg(value_parser = user_id)]
         user_id: String,
         /// The current 6-digit code
         #[arg(long)]
@@ -882,6 +924,7 @@ pub enum TotpVerb {
     #[command(alias = "rm")]
     Delete {
         /// User id (IBMid-…)
+        #[arg(value_parser = user_id)]
         user_id: String,
         /// A current code of the confirmed factor: the step-up proof (not needed when signed
         /// in with a code in the last five minutes)
@@ -912,11 +955,11 @@ pub enum ServiceAccountVerb {
         #[command(flatten)]
         page: PageArgs,
     },
-    /// Show a service account
-    Get(IdArg),
+    /// Show a service account (by id, or by --name)
+    Get(ServiceAccountRef),
     /// Delete a service account, with its API keys and access bindings
     #[command(alias = "rm")]
-    Delete(IdArg),
+    Delete(ServiceAccountRef),
 }
 
 /// Whose API key it is: exactly one of the three.
@@ -924,13 +967,13 @@ pub enum ServiceAccountVerb {
 #[group(required = true, multiple = false)]
 pub struct OwnerArgs {
     /// Service account id (ServiceId-…)
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = service_account_id)]
     pub service_account_id: Option<String>,
     /// User id (IBMid-…)
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = user_id)]
     pub user_id: Option<String>,
     /// Owner's iam id (IBMid-… or iam-ServiceId-…)
-    #[arg(long, value_name = "IAM_ID")]
+    #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
     pub owner_iam_id: Option<String>,
 }
 
@@ -938,12 +981,9 @@ impl OwnerArgs {
     /// The `owner_iam_id` the API expects. A service account's iam id is its id with `iam-` in
     /// front; a user's iam id is its id.
     pub fn owner_iam_id(&self) -> Option<String> {
+        // Each is normalised by its parser: the service account's to its id.
         if let Some(id) = &self.service_account_id {
-            // Accept the iam id too: both forms are printed by `service-account get`.
-            if id.starts_with("iam-") {
-                return Some(id.clone());
-            }
-            return Some(format!("iam-{id}"));
+            return Some(tessera_core::ids::service_iam_id(id));
         }
         self.user_id.clone().or_else(|| self.owner_iam_id.clone())
     }
@@ -967,7 +1007,7 @@ pub enum ApiKeyVerb {
     List {
         #[arg(long, value_name = "ID")]
         account_id: Option<String>,
-        #[arg(long, value_name = "IAM_ID")]
+        #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
         owner_iam_id: Option<String>,
         #[command(flatten)]
         page: PageArgs,
@@ -1012,7 +1052,7 @@ pub enum KeyVerb {
     #[command(after_help = KEY_CREATE_HELP)]
     Create {
         /// Service account id (ServiceId-…)
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", value_parser = service_account_id)]
         service_account_id: String,
         /// Key algorithm
         #[arg(long, value_enum, default_value_t = KeyAlgorithm::Rsa2048)]
@@ -1031,7 +1071,7 @@ pub enum KeyVerb {
     /// List authorized keys
     #[command(alias = "ls")]
     List {
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", value_parser = service_account_id)]
         service_account_id: Option<String>,
         #[arg(long, value_name = "ID")]
         account_id: Option<String>,
@@ -1050,7 +1090,7 @@ pub enum OAuthTokenVerb {
     /// Create an OAuth token for a user (the token is shown only once)
     Create {
         /// User id (IBMid-…)
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", value_parser = user_id)]
         user_id: String,
         /// Free-text description
         #[arg(long)]
@@ -1059,7 +1099,7 @@ pub enum OAuthTokenVerb {
     /// List OAuth tokens
     #[command(alias = "ls")]
     List {
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", value_parser = user_id)]
         user_id: Option<String>,
         #[arg(long, value_name = "ID")]
         account_id: Option<String>,
@@ -1078,7 +1118,7 @@ pub enum PolicyVerb {
     /// Let an identity obtain tokens for a resource identity (iam-authz grant)
     Create {
         /// Source identity: IBMid-…, iam-ServiceId-… (or ServiceId-…), iam-Profile-…, crn-<CRN>
-        #[arg(long, value_name = "IAM_ID")]
+        #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
         source: String,
         /// Target resource CRN, or a CRN prefix ending in *
         #[arg(long, value_name = "CRN")]
@@ -1096,7 +1136,7 @@ pub enum PolicyVerb {
         #[arg(long, value_name = "ID")]
         account_id: Option<String>,
         /// Only policies from this identity
-        #[arg(long, value_name = "IAM_ID")]
+        #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
         source: Option<String>,
         #[command(flatten)]
         page: PageArgs,
@@ -1184,7 +1224,7 @@ pub enum AccessBindingVerb {
     /// Grant a role on a resource
     Create {
         /// Who gets the role (IBMid-… or iam-ServiceId-…)
-        #[arg(long, value_name = "IAM_ID")]
+        #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
         subject_iam_id: String,
         #[arg(long, value_enum)]
         role: Role,
@@ -1195,7 +1235,7 @@ pub enum AccessBindingVerb {
     /// List access bindings
     #[command(alias = "ls")]
     List {
-        #[arg(long, value_name = "IAM_ID")]
+        #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
         subject_iam_id: Option<String>,
         #[arg(long, value_parser = parse_resource)]
         resource: Option<String>,
@@ -1458,12 +1498,80 @@ mod tests {
 
     #[test]
     fn service_account_ids_in_iam_form_are_not_prefixed_twice() {
-        let owner = OwnerArgs {
-            service_account_id: Some("iam-ServiceId-1".into()),
-            user_id: None,
-            owner_iam_id: None,
+        for given in ["iam-ServiceId-1", "ServiceId-1"] {
+            let parsed = iam(&[
+                "iam",
+                "api-key",
+                "create",
+                "--service-account-id",
+                given,
+                "--name",
+                "k",
+            ]);
+            let IamResource::ApiKey {
+                verb: ApiKeyVerb::Create { owner, .. },
+            } = parsed.resource
+            else {
+                panic!("not an api-key create");
+            };
+            assert_eq!(owner.owner_iam_id().as_deref(), Some("iam-ServiceId-1"));
+        }
+    }
+
+    #[test]
+    fn ids_are_taken_in_either_spelling() {
+        let parsed = iam(&["iam", "service-account", "get", "iam-ServiceId-1"]);
+        assert_eq!(
+            parsed.resource,
+            IamResource::ServiceAccount {
+                verb: ServiceAccountVerb::Get(ServiceAccountRef {
+                    id: Some("ServiceId-1".into()),
+                    name: None,
+                    account_id: None,
+                })
+            }
+        );
+        let parsed = iam(&["iam", "user", "rm", "iam-IBMid-A"]);
+        assert_eq!(
+            parsed.resource,
+            IamResource::User {
+                verb: UserVerb::Delete(UserIdArg {
+                    id: "IBMid-A".into()
+                })
+            }
+        );
+        let parsed = iam(&[
+            "iam",
+            "access-binding",
+            "list",
+            "--subject-iam-id",
+            "ServiceId-2",
+        ]);
+        let IamResource::AccessBinding {
+            verb: AccessBindingVerb::List { subject_iam_id, .. },
+        } = parsed.resource
+        else {
+            panic!("not a binding list");
         };
-        assert_eq!(owner.owner_iam_id().as_deref(), Some("iam-ServiceId-1"));
+        assert_eq!(subject_iam_id.as_deref(), Some("iam-ServiceId-2"));
+        // By name; an id and a name at once, or neither, is a usage error.
+        let parsed = iam(&["iam", "service-account", "get", "--name", "ci"]);
+        assert!(matches!(
+            parsed.resource,
+            IamResource::ServiceAccount {
+                verb: ServiceAccountVerb::Get(ServiceAccountRef { id: None, .. })
+            }
+        ));
+        assert!(parse(&["iam", "service-account", "get"]).is_err());
+        assert!(parse(&[
+            "iam",
+            "service-account",
+            "get",
+            "ServiceId-1",
+            "--name",
+            "ci"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::args::{
     AccessBindingVerb, AccountVerb, ApiKeyVerb, ClientVerb, EnterpriseVerb, Format, IamResource,
     IssuerVerb, KeyVerb, KeysVerb, OAuthTokenVerb, PageArgs, PolicyVerb, ProfileVerb,
-    SavedProfileVerb, Secret, ServiceAccountVerb, TotpVerb, UserVerb,
+    SavedProfileVerb, Secret, ServiceAccountRef, ServiceAccountVerb, TotpVerb, UserVerb,
 };
 use super::config;
 use super::failure::CliError;
@@ -678,6 +678,39 @@ where
     }
 }
 
+/// The id of the service account given by id or by `--name` (looked up in the list, in
+/// `--account-id` if given: names are unique in an account, not across accounts).
+async fn service_account_id(admin: &Client, arg: ServiceAccountRef) -> Result<String> {
+    let (Some(name), None) = (&arg.name, &arg.id) else {
+        // clap requires exactly one of them.
+        return arg.id.context("give a service account id or --name");
+    };
+    let kind = ServiceAccounts::KIND;
+    let all = list_pages::<ServiceAccounts>(admin, &PageArgs::default(), filters(arg.account_id))
+        .await
+        .with_context(|| format!("cannot list {kind}s to find {name:?}"))?;
+    let mut matching: Vec<_> = all.into_iter().filter(|sa| &sa.name == name).collect();
+    match matching.len() {
+        0 => Err(CliError::NoSuchName {
+            kind,
+            name: name.clone(),
+        }
+        .into()),
+        1 => Ok(matching.remove(0).id),
+        count => Err(CliError::AmbiguousName {
+            kind,
+            name: name.clone(),
+            count,
+            ids: matching
+                .iter()
+                .map(|sa| format!("{} (account {})", sa.id, sa.account_id))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+        .into()),
+    }
+}
+
 /// The caller's own account: the default `--account-id` of the create commands.
 async fn own_account(admin: &Client, given: Option<String>) -> Result<String> {
     match given {
@@ -803,8 +836,10 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
                 ServiceAccountVerb::List { account_id, page } => {
                     Generic::list(page, filters(account_id))
                 }
-                ServiceAccountVerb::Get(arg) => Generic::Get(arg.id),
-                ServiceAccountVerb::Delete(arg) => Generic::Delete(arg.id),
+                ServiceAccountVerb::Get(arg) => Generic::Get(service_account_id(admin, arg).await?),
+                ServiceAccountVerb::Delete(arg) => {
+                    Generic::Delete(service_account_id(admin, arg).await?)
+                }
             };
             generic(admin, op, verb).await
         }

@@ -680,3 +680,141 @@ async fn login_on_a_terminal_hides_the_key_and_asks_before_replacing() {
     let top = ok(cli(config, &["--help"], &[]));
     assert!(!top.contains("--apikey"), "{top}");
 }
+
+#[tokio::test]
+async fn ids_in_either_spelling_and_names() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path();
+    ok(cli(
+        config,
+        &["login", "--endpoint", &server.url],
+        &[("TESSERA_APIKEY", ADMIN_KEY)],
+    ));
+    let run = |args: &[&str]| cli(config, args, &[]);
+    let sa = json_of(run(&[
+        "iam",
+        "service-account",
+        "create",
+        "--name",
+        "named-sa",
+        "-o",
+        "json",
+    ]));
+    let id = sa["id"].as_str().unwrap();
+    let iam_id = sa["iam_id"].as_str().unwrap();
+    assert_eq!(iam_id, format!("iam-{id}"));
+
+    // Either spelling of the id.
+    let got = json_of(run(&[
+        "iam",
+        "service-account",
+        "get",
+        iam_id,
+        "-o",
+        "json",
+    ]));
+    assert_eq!(got["id"], id);
+    let key = json_of(run(&[
+        "iam",
+        "api-key",
+        "create",
+        "--service-account-id",
+        iam_id,
+        "--name",
+        "k",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(key["owner_iam_id"], iam_id);
+    let keys = json_of(run(&[
+        "iam",
+        "api-key",
+        "list",
+        "--owner-iam-id",
+        id,
+        "-o",
+        "json",
+    ]));
+    assert_eq!(keys.as_array().unwrap().len(), 1, "{keys}");
+    let me = json_of(run(&["whoami", "-o", "json"]));
+    let user = me["iam_id"].as_str().unwrap();
+    let got = json_of(run(&[
+        "iam",
+        "user",
+        "get",
+        &format!("iam-{user}"),
+        "-o",
+        "json",
+    ]));
+    assert_eq!(got["id"], user);
+
+    // By name: one match, none, several (in two accounts), narrowed by --account-id.
+    let got = json_of(run(&[
+        "iam",
+        "service-account",
+        "get",
+        "--name",
+        "named-sa",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(got["id"], id);
+    let none = run(&[
+        "iam",
+        "service-account",
+        "get",
+        "--name",
+        "nobody",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(none.status.code(), Some(4), "{}", stderr_of(&none));
+    assert!(json_error(&none)["message"]
+        .as_str()
+        .unwrap()
+        .contains("no service account is named \"nobody\""));
+    let other = json_of(run(&[
+        "iam", "account", "create", "--name", "other", "-o", "json",
+    ]));
+    let other_account = other["id"].as_str().unwrap();
+    let twin = json_of(run(&[
+        "iam",
+        "service-account",
+        "create",
+        "--name",
+        "named-sa",
+        "--account-id",
+        other_account,
+        "-o",
+        "json",
+    ]));
+    let several = run(&["iam", "service-account", "get", "--name", "named-sa"]);
+    assert_eq!(several.status.code(), Some(1));
+    let text = stderr_of(&several);
+    assert!(
+        text.contains("2 service accounts are named") && text.contains(id),
+        "{text}"
+    );
+    assert!(text.contains(twin["id"].as_str().unwrap()), "{text}");
+    let out = ok(run(&[
+        "iam",
+        "service-account",
+        "delete",
+        "--name",
+        "named-sa",
+        "--account-id",
+        other_account,
+    ]));
+    assert!(out.contains(twin["id"].as_str().unwrap()), "{out}");
+    let got = json_of(run(&[
+        "iam",
+        "service-account",
+        "get",
+        "--name",
+        "named-sa",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(got["id"], id);
+}
