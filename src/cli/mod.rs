@@ -23,6 +23,7 @@ use std::io::{self, IsTerminal};
 /// Runs a parsed command line with the process's environment, stdin and stdout.
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
     let env = resolve::Env::from_process();
+    output::set_terminal_width(tty::stdout_width(env.columns.as_deref()));
     let plan = resolve::Plan::resolve(cli, &env)?;
     let stdin = io::stdin();
     let interactive = stdin.is_terminal();

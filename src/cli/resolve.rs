@@ -30,6 +30,8 @@ pub struct Env {
     pub cacert: Option<PathBuf>,
     /// `TESSERA_CONFIG_DIR`
     pub config_dir: Option<OsString>,
+    /// `COLUMNS`: the terminal width tables fit in (when stdout is a terminal).
+    pub columns: Option<String>,
 }
 
 impl Env {
@@ -43,6 +45,7 @@ impl Env {
             apikey: text("TESSERA_APIKEY").map(Secret::from),
             cacert: os("TESSERA_CACERT").map(PathBuf::from),
             config_dir: os("TESSERA_CONFIG_DIR"),
+            columns: text("COLUMNS"),
         }
     }
 

@@ -566,7 +566,12 @@ async fn profiles_list_use_show_delete_and_logout() {
 
 /// Runs `tessera ARGS` on a pseudo-terminal (util-linux `script`), answering each prompt when
 /// it appears; returns everything the terminal showed and the exit code.
-fn on_a_terminal(config: &Path, args: &[&str], answers: &[(&str, &str)]) -> (String, Option<i32>) {
+fn on_a_terminal(
+    config: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    answers: &[(&str, &str)],
+) -> (String, Option<i32>) {
     use std::io::{Read, Write};
     use std::sync::{Arc, Mutex};
     let command_line = std::iter::once(binary())
@@ -579,6 +584,7 @@ fn on_a_terminal(config: &Path, args: &[&str], answers: &[(&str, &str)]) -> (Str
         .env_remove("TESSERA_ENDPOINT")
         .env_remove("TESSERA_APIKEY")
         .env_remove("TESSERA_PROFILE")
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -632,6 +638,7 @@ async fn login_on_a_terminal_hides_the_key_and_asks_before_replacing() {
     let (shown, code) = on_a_terminal(
         config,
         &["login", "--endpoint", &a.url],
+        &[],
         &[("API key: ", ADMIN_KEY)],
     );
     assert_eq!(code, Some(0), "{shown}");
@@ -641,6 +648,7 @@ async fn login_on_a_terminal_hides_the_key_and_asks_before_replacing() {
     let (shown, code) = on_a_terminal(
         config,
         &["login", "--endpoint", &b.url],
+        &[],
         &[("Replace it with", "n")],
     );
     assert_eq!(code, Some(5), "{shown}");
@@ -649,6 +657,7 @@ async fn login_on_a_terminal_hides_the_key_and_asks_before_replacing() {
     let (shown, code) = on_a_terminal(
         config,
         &["login", "--endpoint", &b.url],
+        &[],
         &[("Replace it with", "y"), ("API key: ", ADMIN_KEY)],
     );
     assert_eq!(code, Some(0), "{shown}");
@@ -817,4 +826,53 @@ async fn ids_in_either_spelling_and_names() {
         "json",
     ]));
     assert_eq!(got["id"], id);
+}
+
+#[tokio::test]
+async fn tables_fit_the_terminal_and_never_a_pipe() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path();
+    ok(cli(
+        config,
+        &["login", "--endpoint", &server.url],
+        &[("TESSERA_APIKEY", ADMIN_KEY)],
+    ));
+    let long = "d".repeat(120);
+    ok(cli(
+        config,
+        &[
+            "iam",
+            "service-account",
+            "create",
+            "--name",
+            "wide",
+            "--description",
+            &long,
+        ],
+        &[],
+    ));
+    let args = ["iam", "service-account", "list"];
+    let (shown, code) = on_a_terminal(config, &args, &[("COLUMNS", "200")], &[]);
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains('…') && !shown.contains(&long), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .all(|l| l.trim_end_matches('\r').chars().count() <= 200),
+        "{shown}"
+    );
+    // The ids stay whole: the description is the widest column, cut first.
+    let listed = json_of(cli(
+        config,
+        &["iam", "service-account", "list", "-o", "json"],
+        &[],
+    ));
+    assert!(
+        shown.contains(listed[0]["iam_id"].as_str().unwrap()),
+        "{shown}"
+    );
+    // Piped: never cut, whatever COLUMNS says.
+    let piped = ok(cli(config, &args, &[("COLUMNS", "200")]));
+    assert!(piped.contains(&long) && !piped.contains('…'), "{piped}");
 }
