@@ -1385,9 +1385,11 @@ mod tests {
             "ServiceId-1",
             "--algorithm",
             "RSA_4096",
-            "-o",
+            "--output",
             "k.json",
             "--force",
+            "-o",
+            "json",
         ]);
         let IamResource::Key {
             verb: KeyVerb::Create {
@@ -1398,6 +1400,8 @@ mod tests {
             panic!("wrong command");
         };
         assert_eq!((algorithm.as_str(), force), ("RSA_4096", true));
+        // `-o` is `--format` here too, not the key file.
+        assert_eq!(parsed.output.format, Format::Json);
 
         assert_eq!(
             error_kind(&["iam", "key", "create", "--service-account-id", "S"]),
@@ -1412,7 +1416,7 @@ mod tests {
                 "S",
                 "--algorithm",
                 "RSA_1024",
-                "-o",
+                "--output",
                 "-"
             ]),
             Some(ErrorKind::InvalidValue)

@@ -644,6 +644,15 @@ async fn login_on_a_terminal_hides_the_key_and_asks_before_replacing() {
     assert_eq!(code, Some(0), "{shown}");
     assert!(shown.contains("Logged in to"), "{shown}");
     assert!(!shown.contains(ADMIN_KEY), "the key was echoed: {shown}");
+    // Ctrl-C at the prompt cancels (the terminal's settings are restored, nothing is saved).
+    let (shown, code) = on_a_terminal(
+        config,
+        &["login", "--endpoint", &a.url, "--profile", "cancelled"],
+        &[],
+        &[("API key: ", "\u{3}")],
+    );
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(shown.contains("cancelled"), "{shown}");
     // Another endpoint: asked; "n" keeps the profile, "y" replaces it.
     let (shown, code) = on_a_terminal(
         config,
@@ -663,6 +672,7 @@ async fn login_on_a_terminal_hides_the_key_and_asks_before_replacing() {
     assert_eq!(code, Some(0), "{shown}");
     assert!(!shown.contains(ADMIN_KEY), "{shown}");
     assert!(saved().contains(&b.url) && !saved().contains(&a.url));
+    assert!(!saved().contains("cancelled"));
     // From a pipe the first line of stdin is the key, as before, with no prompt.
     let piped = tessera_with_stdin(
         config,
