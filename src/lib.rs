@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod transport;
 
 #[cfg(test)]
 mod tidy;

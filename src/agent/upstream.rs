@@ -3,6 +3,7 @@
 //! and the cr-token exchange of the IBM VPC flavour. Error messages carry the server's message
 //! and never a credential or a token.
 
+use crate::transport::{tls_cause, TlsProblem};
 use anyhow::{anyhow, bail, Context, Result};
 use aws_lc_rs::rand::SystemRandom;
 use serde::Deserialize;
@@ -298,45 +299,22 @@ fn transport_error(error: &reqwest::Error) -> UpstreamError {
     })
 }
 
-/// The rustls error somewhere in `error`'s causes. An `io::Error` does not report its inner
-/// error as a source, so those are opened by hand.
-fn tls_cause<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(cause) = current {
-        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        if let Some(inner) = cause
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            if let Some(tls) = tls_cause(inner) {
-                return Some(tls);
-            }
-        }
-        current = cause.source();
-    }
-    None
-}
-
 fn describe_tls(error: &rustls::Error) -> String {
-    use rustls::{CertificateError, Error};
-    match error {
-        Error::InvalidCertificate(CertificateError::UnknownIssuer) => format!(
-            "{error}: the server's certificate is not signed by a CA the agent trusts;              pass --cacert FILE (or set TESSERA_CACERT) with the CA that signed it"
+    match TlsProblem::of(error) {
+        TlsProblem::UnknownIssuer => format!(
+            "{error}: the server's certificate is not signed by a CA the agent trusts; \
+             pass --cacert FILE (or set TESSERA_CACERT) with the CA that signed it"
         ),
-        Error::InvalidCertificate(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        ) => format!(
-            "{error}: the server's certificate does not name the host in --server; use a name              the certificate has"
+        TlsProblem::WrongName => format!(
+            "{error}: the server's certificate does not name the host in --server; use a name \
+             the certificate has"
         ),
-        Error::InvalidCertificate(
-            CertificateError::Expired | CertificateError::ExpiredContext { .. },
-        ) => format!("{error}: the server's certificate has expired"),
-        Error::InvalidMessage(_) => format!(
-            "{error}: the server did not answer in TLS; if it serves plain HTTP, use an              http:// --server URL"
+        TlsProblem::Expired => format!("{error}: the server's certificate has expired"),
+        TlsProblem::NotTls => format!(
+            "{error}: the server did not answer in TLS; if it serves plain HTTP, use an \
+             http:// --server URL"
         ),
-        other => other.to_string(),
+        TlsProblem::Other => error.to_string(),
     }
 }
 

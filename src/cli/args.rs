@@ -41,14 +41,37 @@ impl fmt::Debug for Secret {
     version,
     propagate_version = true,
     max_term_width = 100,
-    after_help = "Get started:\n  \
-        tessera login --endpoint https://iam.example.com    (reads the API key from stdin)\n  \
-        tessera iam service-account list\n  \
-        curl -H \"Authorization: Bearer $(tessera token)\" ..."
+    after_help = after_help()
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `tessera --help`'s closing text: how to start, and what the exit codes mean.
+fn after_help() -> String {
+    format!(
+        "Get started:\n  \
+        tessera login --endpoint https://iam.example.com    (prompts for the API key)\n  \
+        tessera iam service-account list\n  \
+        curl -H \"Authorization: Bearer $(tessera token)\" ...\n\n{}",
+        super::failure::EXIT_CODES_HELP
+    )
+}
+
+impl Cli {
+    /// The output format the command asked for, which its errors are written in too.
+    pub fn format(&self) -> Format {
+        match &self.command {
+            Command::Token(args) => args.output.format,
+            Command::Whoami(args) => args.output.format,
+            Command::Iam(args) => args.output.format,
+            Command::Keys(args) => args.output.format,
+            Command::Profile(args) => args.output.format,
+            Command::Login(args) => args.output.format,
+            _ => Format::Table,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -62,12 +85,19 @@ pub enum Command {
     Agent(Box<crate::agent::AgentArgs>),
     /// Check an API key against a server and save it as a profile.
     #[command(
-        after_help = "Without --apikey or TESSERA_APIKEY, the API key is read from the \
-        first line of standard input. Profiles are saved in \
+        after_help = "Without TESSERA_APIKEY, the API key is asked for on the terminal (not \
+        echoed), or read from the first line of standard input when that is a pipe \
+        (`tessera login --endpoint URL < key.txt`). Profiles are saved in \
         $TESSERA_CONFIG_DIR/tessera/config.toml (default: the user's configuration directory), \
-        readable by their owner only."
+        readable by their owner only. Logging in to another endpoint than the profile's asks \
+        before replacing it; without a terminal it is refused unless --force is given (or \
+        --profile NAME names a new profile)."
     )]
     Login(LoginArgs),
+    /// Remove the saved API key of the current profile (or --profile NAME); its endpoint stays.
+    Logout(LogoutArgs),
+    /// List, switch between, show and delete saved profiles (`tessera login` creates them).
+    Profile(SavedProfileArgs),
     /// Print a fresh IAM access token.
     Token(TokenArgs),
     /// Show the identity the credentials belong to.
@@ -296,22 +326,28 @@ pub struct ConnectionArgs {
     /// PEM file of the CA that signed the server's certificate [env: TESSERA_CACERT]
     #[arg(long, global = true, value_name = "FILE", help_heading = CONNECTION)]
     pub cacert: Option<PathBuf>,
-    /// Saved profile to use
+    /// Saved profile to use (default: the one `tessera profile use` chose, else "default")
     #[arg(
         long,
         global = true,
         value_name = "NAME",
         env = "TESSERA_PROFILE",
-        default_value = "default",
         help_heading = CONNECTION
     )]
-    pub profile: String,
+    pub profile: Option<String>,
 }
 
 #[derive(Args, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutputArgs {
-    /// Output format
-    #[arg(long, global = true, value_enum, default_value_t = Format::Table, help_heading = "Output")]
+    /// Output format (`-o json` is short for `--format json`); errors follow it
+    #[arg(
+        long,
+        short = 'o',
+        global = true,
+        value_enum,
+        default_value_t = Format::Table,
+        help_heading = "Output"
+    )]
     pub format: Format,
 }
 
@@ -325,9 +361,46 @@ pub enum Format {
 
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
 pub struct LoginArgs {
-    /// Without --apikey or TESSERA_APIKEY, the key is read from the first line of standard input.
     #[command(flatten)]
     pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Replace the profile even if it is logged in to another endpoint, without asking
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct LogoutArgs {
+    /// Profile to log out of (default: the current one)
+    #[arg(long, value_name = "NAME", env = "TESSERA_PROFILE")]
+    pub profile: Option<String>,
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct SavedProfileArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(subcommand)]
+    pub verb: SavedProfileVerb,
+}
+
+/// The saved profiles of `tessera login` (not the trusted profiles of `tessera iam profile`).
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum SavedProfileVerb {
+    /// List the saved profiles; the current one is marked
+    #[command(alias = "ls")]
+    List,
+    /// Make NAME the profile used without --profile
+    Use { name: String },
+    /// Show a profile's endpoint and CA, and whether a key is saved (never the key)
+    Show {
+        /// Default: the current profile
+        name: Option<String>,
+    },
+    /// Delete a saved profile with its key
+    #[command(alias = "rm")]
+    Delete { name: String },
 }
 
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
@@ -665,6 +738,46 @@ pub struct IdArg {
     pub id: String,
 }
 
+/// A service account by id, or by its name (unique in an account), looked up in the list.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccountRef {
+    /// Service account id (ServiceId-… or iam-ServiceId-…)
+    #[arg(
+        value_parser = service_account_id,
+        required_unless_present = "name",
+        conflicts_with = "name"
+    )]
+    pub id: Option<String>,
+    /// The service account's name instead of its id
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// With --name: the account to look in (default: every account you may see)
+    #[arg(long, value_name = "ID", requires = "name")]
+    pub account_id: Option<String>,
+}
+
+/// `get`/`delete` of a user: its id in either spelling.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct UserIdArg {
+    /// User id (IBMid-… or iam-IBMid-…)
+    #[arg(value_parser = user_id)]
+    pub id: String,
+}
+
+// Ids in any spelling people copy from the tables, normalised as they are parsed, so that every
+// verb gets the form the API expects.
+fn service_account_id(text: &str) -> Result<String, String> {
+    Ok(tessera_core::ids::service_account_id_of(text).to_owned())
+}
+
+fn user_id(text: &str) -> Result<String, String> {
+    Ok(tessera_core::ids::user_id_of(text).to_owned())
+}
+
+fn iam_id(text: &str) -> Result<String, String> {
+    Ok(tessera_core::ids::iam_id_of(text))
+}
+
 /// Paging shared by every `list`.
 #[derive(Args, Debug, Clone, PartialEq, Eq, Default)]
 pub struct PageArgs {
@@ -754,7 +867,7 @@ pub enum UserVerb {
         page: PageArgs,
     },
     /// Show a user
-    Get(IdArg),
+    Get(UserIdArg),
     /// The user's TOTP second factor
     Totp {
         #[command(subcommand)]
@@ -762,7 +875,7 @@ pub enum UserVerb {
     },
     /// Delete a user, with its API keys and access bindings
     #[command(alias = "rm")]
-    Delete(IdArg),
+    Delete(UserIdArg),
 }
 
 /// `--mfa` of `iam account update`.
@@ -788,6 +901,7 @@ pub enum TotpVerb {
     /// Enrol a TOTP factor; prints the secret and otpauth:// URI once
     Enroll {
         /// User id (IBMid-…)
+        #[arg(value_parser = user_id)]
         user_id: String,
         /// Replace a confirmed factor (needs --code, a current code of it, unless signed in
         /// with a code in the last five minutes)
@@ -800,6 +914,7 @@ pub enum TotpVerb {
     /// Confirm the factor with a first code from the authenticator app
     Confirm {
         /// User id (IBMid-…)
+        #[arg(value_parser = user_id)]
         user_id: String,
         /// The current 6-digit code
         #[arg(long)]
@@ -809,6 +924,7 @@ pub enum TotpVerb {
     #[command(alias = "rm")]
     Delete {
         /// User id (IBMid-…)
+        #[arg(value_parser = user_id)]
         user_id: String,
         /// A current code of the confirmed factor: the step-up proof (not needed when signed
         /// in with a code in the last five minutes)
@@ -839,11 +955,11 @@ pub enum ServiceAccountVerb {
         #[command(flatten)]
         page: PageArgs,
     },
-    /// Show a service account
-    Get(IdArg),
+    /// Show a service account (by id, or by --name)
+    Get(ServiceAccountRef),
     /// Delete a service account, with its API keys and access bindings
     #[command(alias = "rm")]
-    Delete(IdArg),
+    Delete(ServiceAccountRef),
 }
 
 /// Whose API key it is: exactly one of the three.
@@ -851,13 +967,13 @@ pub enum ServiceAccountVerb {
 #[group(required = true, multiple = false)]
 pub struct OwnerArgs {
     /// Service account id (ServiceId-…)
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = service_account_id)]
     pub service_account_id: Option<String>,
     /// User id (IBMid-…)
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = user_id)]
     pub user_id: Option<String>,
     /// Owner's iam id (IBMid-… or iam-ServiceId-…)
-    #[arg(long, value_name = "IAM_ID")]
+    #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
     pub owner_iam_id: Option<String>,
 }
 
@@ -865,12 +981,9 @@ impl OwnerArgs {
     /// The `owner_iam_id` the API expects. A service account's iam id is its id with `iam-` in
     /// front; a user's iam id is its id.
     pub fn owner_iam_id(&self) -> Option<String> {
+        // Each is normalised by its parser: the service account's to its id.
         if let Some(id) = &self.service_account_id {
-            // Accept the iam id too: both forms are printed by `service-account get`.
-            if id.starts_with("iam-") {
-                return Some(id.clone());
-            }
-            return Some(format!("iam-{id}"));
+            return Some(tessera_core::ids::service_iam_id(id));
         }
         self.user_id.clone().or_else(|| self.owner_iam_id.clone())
     }
@@ -894,7 +1007,7 @@ pub enum ApiKeyVerb {
     List {
         #[arg(long, value_name = "ID")]
         account_id: Option<String>,
-        #[arg(long, value_name = "IAM_ID")]
+        #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
         owner_iam_id: Option<String>,
         #[command(flatten)]
         page: PageArgs,
@@ -939,7 +1052,7 @@ pub enum KeyVerb {
     #[command(after_help = KEY_CREATE_HELP)]
     Create {
         /// Service account id (ServiceId-…)
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", value_parser = service_account_id)]
         service_account_id: String,
         /// Key algorithm
         #[arg(long, value_enum, default_value_t = KeyAlgorithm::Rsa2048)]
@@ -948,7 +1061,8 @@ pub enum KeyVerb {
         #[arg(long)]
         description: Option<String>,
         /// Write the key file to FILE (mode 0600); `-` prints it to standard output
-        #[arg(long, short = 'o', value_name = "FILE")]
+        // No `-o`: that is `--format` (`-o json`) here, as in kubectl.
+        #[arg(long, value_name = "FILE")]
         output: PathBuf,
         /// Replace FILE if it exists
         #[arg(long)]
@@ -957,7 +1071,7 @@ pub enum KeyVerb {
     /// List authorized keys
     #[command(alias = "ls")]
     List {
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", value_parser = service_account_id)]
         service_account_id: Option<String>,
         #[arg(long, value_name = "ID")]
         account_id: Option<String>,
@@ -976,7 +1090,7 @@ pub enum OAuthTokenVerb {
     /// Create an OAuth token for a user (the token is shown only once)
     Create {
         /// User id (IBMid-…)
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", value_parser = user_id)]
         user_id: String,
         /// Free-text description
         #[arg(long)]
@@ -985,7 +1099,7 @@ pub enum OAuthTokenVerb {
     /// List OAuth tokens
     #[command(alias = "ls")]
     List {
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", value_parser = user_id)]
         user_id: Option<String>,
         #[arg(long, value_name = "ID")]
         account_id: Option<String>,
@@ -1004,7 +1118,7 @@ pub enum PolicyVerb {
     /// Let an identity obtain tokens for a resource identity (iam-authz grant)
     Create {
         /// Source identity: IBMid-…, iam-ServiceId-… (or ServiceId-…), iam-Profile-…, crn-<CRN>
-        #[arg(long, value_name = "IAM_ID")]
+        #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
         source: String,
         /// Target resource CRN, or a CRN prefix ending in *
         #[arg(long, value_name = "CRN")]
@@ -1022,7 +1136,7 @@ pub enum PolicyVerb {
         #[arg(long, value_name = "ID")]
         account_id: Option<String>,
         /// Only policies from this identity
-        #[arg(long, value_name = "IAM_ID")]
+        #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
         source: Option<String>,
         #[command(flatten)]
         page: PageArgs,
@@ -1110,7 +1224,7 @@ pub enum AccessBindingVerb {
     /// Grant a role on a resource
     Create {
         /// Who gets the role (IBMid-… or iam-ServiceId-…)
-        #[arg(long, value_name = "IAM_ID")]
+        #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
         subject_iam_id: String,
         #[arg(long, value_enum)]
         role: Role,
@@ -1121,7 +1235,7 @@ pub enum AccessBindingVerb {
     /// List access bindings
     #[command(alias = "ls")]
     List {
-        #[arg(long, value_name = "IAM_ID")]
+        #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
         subject_iam_id: Option<String>,
         #[arg(long, value_parser = parse_resource)]
         resource: Option<String>,
@@ -1233,7 +1347,7 @@ mod tests {
         assert_eq!(before, after);
         assert_eq!(before.output.format, Format::Json);
         assert_eq!(before.connection.endpoint.as_deref(), Some("http://x"));
-        assert_eq!(before.connection.profile, "default");
+        assert_eq!(before.connection.profile, None);
     }
 
     #[test]
@@ -1271,9 +1385,11 @@ mod tests {
             "ServiceId-1",
             "--algorithm",
             "RSA_4096",
-            "-o",
+            "--output",
             "k.json",
             "--force",
+            "-o",
+            "json",
         ]);
         let IamResource::Key {
             verb: KeyVerb::Create {
@@ -1284,6 +1400,8 @@ mod tests {
             panic!("wrong command");
         };
         assert_eq!((algorithm.as_str(), force), ("RSA_4096", true));
+        // `-o` is `--format` here too, not the key file.
+        assert_eq!(parsed.output.format, Format::Json);
 
         assert_eq!(
             error_kind(&["iam", "key", "create", "--service-account-id", "S"]),
@@ -1298,7 +1416,7 @@ mod tests {
                 "S",
                 "--algorithm",
                 "RSA_1024",
-                "-o",
+                "--output",
                 "-"
             ]),
             Some(ErrorKind::InvalidValue)
@@ -1384,12 +1502,80 @@ mod tests {
 
     #[test]
     fn service_account_ids_in_iam_form_are_not_prefixed_twice() {
-        let owner = OwnerArgs {
-            service_account_id: Some("iam-ServiceId-1".into()),
-            user_id: None,
-            owner_iam_id: None,
+        for given in ["iam-ServiceId-1", "ServiceId-1"] {
+            let parsed = iam(&[
+                "iam",
+                "api-key",
+                "create",
+                "--service-account-id",
+                given,
+                "--name",
+                "k",
+            ]);
+            let IamResource::ApiKey {
+                verb: ApiKeyVerb::Create { owner, .. },
+            } = parsed.resource
+            else {
+                panic!("not an api-key create");
+            };
+            assert_eq!(owner.owner_iam_id().as_deref(), Some("iam-ServiceId-1"));
+        }
+    }
+
+    #[test]
+    fn ids_are_taken_in_either_spelling() {
+        let parsed = iam(&["iam", "service-account", "get", "iam-ServiceId-1"]);
+        assert_eq!(
+            parsed.resource,
+            IamResource::ServiceAccount {
+                verb: ServiceAccountVerb::Get(ServiceAccountRef {
+                    id: Some("ServiceId-1".into()),
+                    name: None,
+                    account_id: None,
+                })
+            }
+        );
+        let parsed = iam(&["iam", "user", "rm", "iam-IBMid-A"]);
+        assert_eq!(
+            parsed.resource,
+            IamResource::User {
+                verb: UserVerb::Delete(UserIdArg {
+                    id: "IBMid-A".into()
+                })
+            }
+        );
+        let parsed = iam(&[
+            "iam",
+            "access-binding",
+            "list",
+            "--subject-iam-id",
+            "ServiceId-2",
+        ]);
+        let IamResource::AccessBinding {
+            verb: AccessBindingVerb::List { subject_iam_id, .. },
+        } = parsed.resource
+        else {
+            panic!("not a binding list");
         };
-        assert_eq!(owner.owner_iam_id().as_deref(), Some("iam-ServiceId-1"));
+        assert_eq!(subject_iam_id.as_deref(), Some("iam-ServiceId-2"));
+        // By name; an id and a name at once, or neither, is a usage error.
+        let parsed = iam(&["iam", "service-account", "get", "--name", "ci"]);
+        assert!(matches!(
+            parsed.resource,
+            IamResource::ServiceAccount {
+                verb: ServiceAccountVerb::Get(ServiceAccountRef { id: None, .. })
+            }
+        ));
+        assert!(parse(&["iam", "service-account", "get"]).is_err());
+        assert!(parse(&[
+            "iam",
+            "service-account",
+            "get",
+            "ServiceId-1",
+            "--name",
+            "ci"
+        ])
+        .is_err());
     }
 
     #[test]
@@ -1554,7 +1740,7 @@ mod tests {
             Ok(Command::Login(login)) => {
                 assert_eq!(login.connection.endpoint.as_deref(), Some("http://x"));
                 assert_eq!(login.connection.apikey, None);
-                assert_eq!(login.connection.profile, "dev");
+                assert_eq!(login.connection.profile.as_deref(), Some("dev"));
             }
             _ => panic!("not parsed as login"),
         }
@@ -1723,7 +1909,7 @@ mod tests {
             endpoint: None,
             apikey: Some(Secret::new("hunter2")),
             cacert: None,
-            profile: "default".into(),
+            profile: None,
         };
         assert!(!format!("{args:?}").contains("hunter2"));
     }

@@ -20,6 +20,10 @@ use std::path::{Path, PathBuf};
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Config {
+    /// The profile used without `--profile` or `TESSERA_PROFILE` (`tessera profile use`);
+    /// `default` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_profile: Option<String>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
     /// Settings this version does not know, kept so that saving a profile does not drop them.
@@ -31,7 +35,9 @@ pub struct Config {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Profile {
     pub endpoint: String,
-    pub apikey: String,
+    /// `None` after `tessera logout`: the endpoint (and CA) stay for the next login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apikey: Option<String>,
     /// PEM file of the CA that signed the server's certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cacert: Option<PathBuf>,
@@ -105,6 +111,25 @@ pub fn save(path: &Path, config: &Config) -> Result<()> {
     Ok(())
 }
 
+/// The profile name a command uses: the flag (or `TESSERA_PROFILE`), else the current profile,
+/// else `default`.
+pub fn profile_name(given: Option<&str>, config: &Config) -> String {
+    given
+        .map(str::to_owned)
+        .or_else(|| config.current_profile.clone())
+        .unwrap_or_else(|| DEFAULT_PROFILE.to_owned())
+}
+
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// Loads the file, applies `change` and saves it again.
+pub fn update<T>(path: &Path, change: impl FnOnce(&mut Config) -> Result<T>) -> Result<T> {
+    let mut config = load(path)?;
+    let result = change(&mut config)?;
+    save(path, &config)?;
+    Ok(result)
+}
+
 /// Adds or replaces one profile in the file at `path`, keeping the others.
 pub fn save_profile(path: &Path, name: &str, profile: Profile) -> Result<()> {
     if name.trim().is_empty() {
@@ -156,7 +181,7 @@ mod tests {
     fn profile(endpoint: &str, apikey: &str) -> Profile {
         Profile {
             endpoint: endpoint.into(),
-            apikey: apikey.into(),
+            apikey: Some(apikey.into()),
             cacert: None,
         }
     }
@@ -251,6 +276,25 @@ mod tests {
         assert!(!err.contains("SECRET"), "{err}");
         assert!(err.contains("line 2"), "{err}");
         assert!(!format!("{:?}", profile("https://a", "SECRET")).contains("SECRET"));
+    }
+
+    #[test]
+    fn the_current_profile_and_a_logged_out_profile_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        save_profile(&path, "dev", profile("https://b", "k2")).unwrap();
+        assert_eq!(profile_name(None, &load(&path).unwrap()), "default");
+        update(&path, |c| {
+            c.current_profile = Some("dev".into());
+            c.profiles.get_mut("dev").unwrap().apikey = None;
+            Ok(())
+        })
+        .unwrap();
+        let config = load(&path).unwrap();
+        assert_eq!(profile_name(None, &config), "dev");
+        assert_eq!(profile_name(Some("x"), &config), "x");
+        assert_eq!(config.profiles["dev"].apikey, None);
+        assert!(!fs::read_to_string(&path).unwrap().contains("k2"));
     }
 
     #[test]

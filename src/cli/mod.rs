@@ -8,11 +8,14 @@
 
 pub mod args;
 pub mod config;
+pub mod failure;
 pub mod output;
 pub mod resolve;
 pub mod run;
+pub mod tty;
 
 pub use args::Cli;
+pub use failure::Failure;
 pub use run::OutputError;
 
 use std::io::{self, IsTerminal};
@@ -20,6 +23,7 @@ use std::io::{self, IsTerminal};
 /// Runs a parsed command line with the process's environment, stdin and stdout.
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
     let env = resolve::Env::from_process();
+    output::set_terminal_width(tty::stdout_width(env.columns.as_deref()));
     let plan = resolve::Plan::resolve(cli, &env)?;
     let stdin = io::stdin();
     let interactive = stdin.is_terminal();

@@ -60,6 +60,31 @@ fn joined<'a>(ids: impl Iterator<Item = &'a str>) -> String {
     }
 }
 
+/// A saved profile as `tessera profile list|show` shows it: never its key, only whether one is
+/// saved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SavedProfileRow {
+    pub name: String,
+    pub endpoint: String,
+    pub cacert: Option<String>,
+    pub logged_in: bool,
+    pub current: bool,
+}
+
+impl Tabular for SavedProfileRow {
+    const HEADERS: &'static [&'static str] =
+        &["CURRENT", "NAME", "ENDPOINT", "CACERT", "LOGGED_IN"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            if self.current { "*" } else { "" }.to_owned(),
+            self.name.clone(),
+            self.endpoint.clone(),
+            opt(&self.cacert),
+            if self.logged_in { "yes" } else { "no" }.to_owned(),
+        ]
+    }
+}
+
 impl Tabular for WhoAmI {
     const HEADERS: &'static [&'static str] =
         &["IAM_ID", "NAME", "ACCOUNT_ID", "SUB_TYPE", "GLOBAL_ADMIN"];
@@ -332,14 +357,36 @@ impl Tabular for SigningKeyView {
     }
 }
 
-/// A borderless, kubectl-like table. Cells are never wrapped: ids must stay copy-pastable.
+/// The width tables must fit in: set once by `cli::main` from the terminal standard output is
+/// (`None` when it is a pipe or a file, and in tests). A process setting rather than a
+/// parameter, because every writer below renders through [`table`].
+static WIDTH: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+
+pub fn set_terminal_width(width: Option<usize>) {
+    let _ = WIDTH.set(width);
+}
+
+/// A borderless, kubectl-like table. Cells are never wrapped (ids must stay copy-pastable);
+/// on a terminal too narrow for it, the widest columns are cut with `…`.
 pub fn table<T: Tabular>(items: &[T]) -> String {
+    table_within(items, WIDTH.get().copied().flatten())
+}
+
+/// Columns are this far apart.
+const GAP: usize = 3;
+
+/// [`table`] fitted into `width` columns, if given.
+pub fn table_within<T: Tabular>(items: &[T], width: Option<usize>) -> String {
+    let mut rows: Vec<Vec<String>> = items.iter().map(Tabular::cells).collect();
+    if let Some(width) = width {
+        fit(T::HEADERS, &mut rows, width);
+    }
     let mut table = Table::new();
     table
         .load_preset(presets::NOTHING)
         .set_header(T::HEADERS.iter().copied());
-    for item in items {
-        table.add_row(item.cells());
+    for row in rows {
+        table.add_row(row);
     }
     let last = T::HEADERS.len().saturating_sub(1);
     for (index, column) in table.column_iter_mut().enumerate() {
@@ -356,6 +403,51 @@ pub fn table<T: Tabular>(items: &[T]) -> String {
         .join("\n");
     text.push('\n');
     text
+}
+
+/// Cuts the cells of the widest columns (never below their header, nor below 8 characters),
+/// other columns before ids, until the rows fit in `width`; a cut cell ends with `…`.
+fn fit(headers: &[&str], rows: &mut [Vec<String>], width: usize) {
+    let len = |text: &str| text.chars().count();
+    let mut widths: Vec<usize> = headers.iter().map(|h| len(h)).collect();
+    for row in rows.iter() {
+        for (column, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(column) {
+                *w = (*w).max(len(cell));
+            }
+        }
+    }
+    let floors: Vec<usize> = headers.iter().map(|h| len(h).max(8)).collect();
+    let total =
+        |widths: &[usize]| widths.iter().sum::<usize>() + GAP * widths.len().saturating_sub(1);
+    let original = widths.clone();
+    // Ids are cut last: a cut id cannot be copied into the next command.
+    let is_id = |column: usize| headers[column] == "ID" || headers[column].ends_with("_ID");
+    for ids_too in [false, true] {
+        while total(&widths) > width {
+            let widest = widths
+                .iter()
+                .enumerate()
+                .filter(|(column, w)| **w > floors[*column] && (ids_too || !is_id(*column)))
+                .max_by_key(|(_, w)| **w)
+                .map(|(column, _)| column);
+            let Some(column) = widest else {
+                break;
+            };
+            widths[column] -= 1;
+        }
+    }
+    for row in rows.iter_mut() {
+        for (column, cell) in row.iter_mut().enumerate() {
+            let (Some(&limit), Some(&full)) = (widths.get(column), original.get(column)) else {
+                continue;
+            };
+            if limit < full && len(cell) > limit {
+                let kept: String = cell.chars().take(limit.saturating_sub(1)).collect();
+                *cell = format!("{kept}…");
+            }
+        }
+    }
 }
 
 pub fn write_json<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> io::Result<()> {
@@ -585,6 +677,29 @@ mod tests {
         let column = |line: &str| line.find("2026").unwrap();
         assert_eq!(column(lines[1]), column(lines[2]));
         assert_eq!(lines[0].find("CREATED_AT").unwrap(), column(lines[1]));
+    }
+
+    #[test]
+    fn tables_fit_a_narrow_terminal_by_cutting_the_widest_cells() {
+        let long = "e".repeat(60);
+        let items = [
+            enterprise("Enterprise-1", &long),
+            enterprise("Enterprise-2", "short"),
+        ];
+        let full = table_within(&items, None);
+        assert!(full.contains(&long) && !full.contains('…'));
+        assert_eq!(table(&items), full, "no width set: nothing is cut");
+        let narrow = table_within(&items, Some(60));
+        assert!(!narrow.contains(&long), "{narrow}");
+        assert!(narrow.contains('…'), "{narrow}");
+        assert!(narrow.lines().all(|l| l.chars().count() <= 60), "{narrow}");
+        // Short cells and the header stay whole.
+        assert!(
+            narrow.contains("short") && narrow.contains("CREATED_AT"),
+            "{narrow}"
+        );
+        // Wide enough: unchanged.
+        assert_eq!(table_within(&items, Some(500)), full);
     }
 
     #[test]

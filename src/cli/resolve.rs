@@ -7,8 +7,12 @@
 //! file is only read when a value is actually missing, so a broken config file does not get in
 //! the way of a fully specified command.
 
-use super::args::{AdminVerb, Cli, Command, ConnectionArgs, Format, IamResource, KeysVerb, Secret};
+use super::args::{
+    AdminVerb, Cli, Command, ConnectionArgs, Format, IamResource, KeysVerb, SavedProfileVerb,
+    Secret,
+};
 use super::config::{self, Config, Profile};
+use super::failure::CliError;
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::fmt;
@@ -26,6 +30,8 @@ pub struct Env {
     pub cacert: Option<PathBuf>,
     /// `TESSERA_CONFIG_DIR`
     pub config_dir: Option<OsString>,
+    /// `COLUMNS`: the terminal width tables fit in (when stdout is a terminal).
+    pub columns: Option<String>,
 }
 
 impl Env {
@@ -39,6 +45,7 @@ impl Env {
             apikey: text("TESSERA_APIKEY").map(Secret::from),
             cacert: os("TESSERA_CACERT").map(PathBuf::from),
             config_dir: os("TESSERA_CONFIG_DIR"),
+            columns: text("COLUMNS"),
         }
     }
 
@@ -72,6 +79,17 @@ pub fn make_client(endpoint: &str, cacert: Option<&Path>) -> Result<Client> {
         Some(path) => {
             let pem = std::fs::read(path)
                 .with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
+            // reqwest skips what is not a PEM certificate, so such a file would silently add
+            // no trust and fail later as an unknown CA.
+            if !pem
+                .windows(PEM_CERTIFICATE.len())
+                .any(|w| w == PEM_CERTIFICATE)
+            {
+                return Err(CliError::NotPem {
+                    path: path.display().to_string(),
+                }
+                .into());
+            }
             builder
                 .ca_pem(&pem)
                 .build()
@@ -80,6 +98,8 @@ pub fn make_client(endpoint: &str, cacert: Option<&Path>) -> Result<Client> {
     };
     Ok(client)
 }
+
+const PEM_CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----";
 
 /// Two spellings of one endpoint (`https://x` and `https://x/`) are the same endpoint.
 fn same_endpoint(a: &str, b: &str) -> bool {
@@ -108,19 +128,19 @@ pub fn resolve_connection(
         });
     }
 
-    let name = &flags.profile;
     let config = load_config()?;
+    let name = &config::profile_name(flags.profile.as_deref(), &config);
     let Some(profile) = config.profiles.get(name) else {
         return Err(match (&endpoint, &apikey) {
-            (Some(_), None) => anyhow::anyhow!(
-                "no API key: pass --apikey, set TESSERA_APIKEY, or run `tessera login`"
-            ),
+            (Some(_), None) => {
+                anyhow::anyhow!("no API key: run `tessera login`, or set TESSERA_APIKEY")
+            }
             (None, Some(_)) => anyhow::anyhow!(
                 "no endpoint: pass --endpoint, set TESSERA_ENDPOINT, or run `tessera login`"
             ),
             _ => anyhow::anyhow!(
                 "not logged in (no saved profile {name:?}): run `tessera login --endpoint URL{}` \
-                 or pass --endpoint and --apikey",
+                 or set TESSERA_ENDPOINT and TESSERA_APIKEY",
                 profile_flag(name)
             ),
         });
@@ -130,10 +150,16 @@ pub fn resolve_connection(
     let uses_profile_endpoint = same_endpoint(&endpoint, &profile.endpoint);
     let apikey = match apikey {
         Some(apikey) => apikey,
-        None if uses_profile_endpoint => Secret::new(profile.apikey.clone()),
+        None if uses_profile_endpoint => match &profile.apikey {
+            Some(saved) => Secret::new(saved.clone()),
+            None => bail!(
+                "profile {name:?} is logged out: run `tessera login{}`, or set TESSERA_APIKEY",
+                profile_flag(name)
+            ),
+        },
         None => bail!(
-            "the API key saved in profile {name:?} is for {}, not {endpoint}; pass --apikey or \
-             set TESSERA_APIKEY for this endpoint",
+            "the API key saved in profile {name:?} is for {}, not {endpoint}; set TESSERA_APIKEY \
+             for this endpoint, or log in to it as another profile (`tessera login --profile NAME`)",
             profile.endpoint
         ),
     };
@@ -146,7 +172,7 @@ pub fn resolve_connection(
 }
 
 fn profile_flag(name: &str) -> String {
-    if name == "default" {
+    if name == config::DEFAULT_PROFILE {
         String::new()
     } else {
         format!(" --profile {name}")
@@ -162,13 +188,18 @@ pub struct LoginPlan {
     pub cacert: Option<PathBuf>,
     pub profile: String,
     pub config_path: PathBuf,
+    /// The endpoint the profile holds a key for, when that is another one than `endpoint`:
+    /// logging in replaces that key, so it needs `--force` or a yes.
+    pub replaces: Option<String>,
+    pub force: bool,
+    pub format: Format,
 }
 
 impl LoginPlan {
     pub fn profile_to_save(&self, apikey: &Secret) -> Profile {
         Profile {
             endpoint: self.endpoint.clone(),
-            apikey: apikey.expose().to_owned(),
+            apikey: Some(apikey.expose().to_owned()),
             // Saved as an absolute path: a relative one would depend on where later commands run.
             cacert: self
                 .cacert
@@ -182,17 +213,20 @@ impl LoginPlan {
 /// the profile being replaced; the key from the flag or the environment, else standard input.
 pub fn resolve_login(
     flags: &ConnectionArgs,
+    force: bool,
     env: &Env,
     config_path: PathBuf,
     load_config: impl FnOnce(&Path) -> Result<Config>,
 ) -> Result<LoginPlan> {
+    let config = load_config(&config_path)?;
+    let profile = config::profile_name(flags.profile.as_deref(), &config);
+    let saved = config.profiles.get(&profile);
     let mut endpoint = flags.endpoint.clone().or_else(|| env.endpoint.clone());
     let mut cacert = flags.cacert.clone().or_else(|| env.cacert.clone());
     if endpoint.is_none() {
-        let config = load_config(&config_path)?;
-        if let Some(profile) = config.profiles.get(&flags.profile) {
-            endpoint = Some(profile.endpoint.clone());
-            cacert = cacert.or_else(|| profile.cacert.clone());
+        if let Some(saved) = saved {
+            endpoint = Some(saved.endpoint.clone());
+            cacert = cacert.or_else(|| saved.cacert.clone());
         }
     }
     let Some(endpoint) = endpoint else {
@@ -200,12 +234,18 @@ pub fn resolve_login(
     };
     // Fail before asking for a key when the endpoint is unusable.
     Client::new(&endpoint)?;
+    let replaces = saved
+        .filter(|saved| saved.apikey.is_some() && !same_endpoint(&saved.endpoint, &endpoint))
+        .map(|saved| saved.endpoint.clone());
     Ok(LoginPlan {
         endpoint,
         apikey: flags.apikey.clone().or_else(|| env.apikey.clone()),
         cacert,
-        profile: flags.profile.clone(),
+        profile,
         config_path,
+        replaces,
+        force,
+        format: Format::Table,
     })
 }
 
@@ -216,6 +256,18 @@ pub enum Plan {
     Completion(clap_complete::Shell),
     Agent(Box<crate::agent::AgentArgs>),
     Login(LoginPlan),
+    Logout {
+        /// `None`: the current profile.
+        profile: Option<String>,
+        config_path: PathBuf,
+    },
+    /// `tessera profile …`: the config file only, no server.
+    SavedProfile {
+        verb: SavedProfileVerb,
+        format: Format,
+        /// `--profile`/`TESSERA_PROFILE` is not a flag of these commands; only the file counts.
+        config_path: PathBuf,
+    },
     Token {
         connection: Connection,
         format: Format,
@@ -270,6 +322,15 @@ impl fmt::Debug for Plan {
             Plan::Completion(shell) => f.debug_tuple("Completion").field(shell).finish(),
             Plan::Agent(_) => f.write_str("Agent(..)"),
             Plan::Login(plan) => f.debug_tuple("Login").field(plan).finish(),
+            Plan::Logout { profile, .. } => f
+                .debug_struct("Logout")
+                .field("profile", profile)
+                .finish_non_exhaustive(),
+            Plan::SavedProfile { verb, format, .. } => f
+                .debug_struct("SavedProfile")
+                .field("verb", verb)
+                .field("format", format)
+                .finish_non_exhaustive(),
             Plan::Token { connection, format } => f
                 .debug_struct("Token")
                 .field("connection", connection)
@@ -330,12 +391,25 @@ impl Plan {
             Command::Serve(args) => Plan::Serve(args),
             Command::Completion(args) => Plan::Completion(args.shell),
             Command::Agent(args) => Plan::Agent(args),
-            Command::Login(args) => Plan::Login(resolve_login(
-                &args.connection,
-                env,
-                env.config_path()?,
-                config::load,
-            )?),
+            Command::Login(args) => Plan::Login(LoginPlan {
+                format: args.output.format,
+                ..resolve_login(
+                    &args.connection,
+                    args.force,
+                    env,
+                    env.config_path()?,
+                    config::load,
+                )?
+            }),
+            Command::Logout(args) => Plan::Logout {
+                profile: args.profile,
+                config_path: env.config_path()?,
+            },
+            Command::Profile(args) => Plan::SavedProfile {
+                verb: args.verb,
+                format: args.output.format,
+                config_path: env.config_path()?,
+            },
             Command::Token(args) => Plan::Token {
                 connection: resolve_connection(&args.connection, env, load)?,
                 format: args.output.format,
@@ -393,7 +467,8 @@ mod tests {
             endpoint: endpoint.map(str::to_owned),
             apikey: apikey.map(Secret::new),
             cacert: None,
-            profile: profile.to_owned(),
+            // "default" stands for no --profile flag.
+            profile: Some(profile.to_owned()).filter(|p| p != "default"),
         }
     }
 
@@ -411,7 +486,7 @@ mod tests {
             "default".into(),
             Profile {
                 endpoint: "https://file".into(),
-                apikey: "file-key".into(),
+                apikey: Some("file-key".into()),
                 cacert: Some("/ca.pem".into()),
             },
         );
@@ -419,7 +494,7 @@ mod tests {
             "dev".into(),
             Profile {
                 endpoint: "http://dev".into(),
-                apikey: "dev-key".into(),
+                apikey: Some("dev-key".into()),
                 cacert: None,
             },
         );
@@ -492,7 +567,7 @@ mod tests {
         .unwrap_err();
         let text = format!("{err:#}");
         assert!(
-            text.contains("--apikey") && !text.contains("file-key"),
+            text.contains("TESSERA_APIKEY") && !text.contains("file-key"),
             "{text}"
         );
         // The same endpoint spelt with a trailing slash is fine.
@@ -594,6 +669,7 @@ mod tests {
         let load = |_: &Path| Ok(saved());
         let plan = resolve_login(
             &flags(Some("https://flag"), None, "default"),
+            false,
             &env(Some("https://env"), None),
             path.clone(),
             load,
@@ -604,6 +680,7 @@ mod tests {
 
         let plan = resolve_login(
             &flags(None, None, "default"),
+            false,
             &env(Some("https://env"), Some("env-key")),
             path.clone(),
             load,
@@ -620,6 +697,7 @@ mod tests {
         // Logging in again to a saved profile reuses its endpoint.
         let plan = resolve_login(
             &flags(None, Some("k"), "dev"),
+            false,
             &Env::default(),
             path.clone(),
             load,
@@ -631,6 +709,7 @@ mod tests {
 
         let err = resolve_login(
             &flags(None, None, "new"),
+            false,
             &Env::default(),
             path.clone(),
             load,
@@ -639,10 +718,67 @@ mod tests {
         assert!(format!("{err:#}").contains("--endpoint"));
         assert!(resolve_login(
             &flags(Some("not a url"), None, "default"),
+            false,
             &Env::default(),
             path,
             load
         )
         .is_err());
+    }
+
+    #[test]
+    fn login_elsewhere_marks_the_key_it_would_replace() {
+        let path = PathBuf::from("/cfg/tessera/config.toml");
+        let load = |_: &Path| Ok(saved());
+        let login = |endpoint: &str, profile: &str| {
+            resolve_login(
+                &flags(Some(endpoint), None, profile),
+                false,
+                &Env::default(),
+                path.clone(),
+                load,
+            )
+            .unwrap()
+        };
+        assert_eq!(login("https://file/", "default").replaces, None);
+        assert_eq!(
+            login("https://other", "default").replaces.as_deref(),
+            Some("https://file")
+        );
+        assert_eq!(login("https://other", "new").replaces, None);
+        // The current profile is the one replaced without --profile.
+        let mut config = saved();
+        config.current_profile = Some("dev".into());
+        let plan = resolve_login(
+            &flags(Some("https://other"), None, "default"),
+            false,
+            &Env::default(),
+            path.clone(),
+            |_: &Path| Ok(config),
+        )
+        .unwrap();
+        assert_eq!(plan.profile, "dev");
+        assert_eq!(plan.replaces.as_deref(), Some("http://dev"));
+    }
+
+    #[test]
+    fn the_current_profile_is_used_and_a_logged_out_one_says_so() {
+        let mut config = saved();
+        config.current_profile = Some("dev".into());
+        let c = resolve_connection(&flags(None, None, "default"), &Env::default(), || {
+            Ok(config.clone())
+        })
+        .unwrap();
+        assert_eq!(pair(&c), ("http://dev", "dev-key"));
+        config.profiles.get_mut("dev").unwrap().apikey = None;
+        let err = resolve_connection(&flags(None, None, "default"), &Env::default(), || {
+            Ok(config)
+        })
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("logged out")
+                && format!("{err:#}").contains("--profile dev"),
+            "{err:#}"
+        );
     }
 }

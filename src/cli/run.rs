@@ -3,11 +3,12 @@
 
 use super::args::{
     AccessBindingVerb, AccountVerb, ApiKeyVerb, ClientVerb, EnterpriseVerb, Format, IamResource,
-    IssuerVerb, KeyVerb, KeysVerb, OAuthTokenVerb, PageArgs, PolicyVerb, ProfileVerb, Secret,
-    ServiceAccountVerb, TotpVerb, UserVerb,
+    IssuerVerb, KeyVerb, KeysVerb, OAuthTokenVerb, PageArgs, PolicyVerb, ProfileVerb,
+    SavedProfileVerb, Secret, ServiceAccountRef, ServiceAccountVerb, TotpVerb, UserVerb,
 };
 use super::config;
-use super::output::{self, Tabular};
+use super::failure::CliError;
+use super::output::{self, SavedProfileRow, Tabular};
 use super::resolve::{make_client, Connection, LoginPlan, Plan};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -58,7 +59,16 @@ pub struct Io<'a> {
 impl Io<'_> {
     /// The first line of input without its line ending. Used for secrets, so that they need not
     /// appear on the command line (shell history, `ps`).
+    /// On a terminal it is asked for with echo off.
     fn read_secret_line(&mut self, prompt: &str) -> Result<String> {
+        if self.interactive {
+            return super::tty::read_hidden(prompt).context("cannot read from the terminal");
+        }
+        self.read_line(prompt)
+    }
+
+    /// A line of input without its line ending, after `prompt` on stderr when interactive.
+    fn read_line(&mut self, prompt: &str) -> Result<String> {
         if self.interactive {
             let mut stderr = io::stderr();
             let _ = write!(stderr, "{prompt}");
@@ -86,6 +96,15 @@ pub async fn execute(plan: Plan, io: &mut Io<'_>) -> Result<()> {
         }
         Plan::Agent(args) => crate::agent::run(*args).await,
         Plan::Login(plan) => login(plan, io).await,
+        Plan::Logout {
+            profile,
+            config_path,
+        } => logout(profile.as_deref(), &config_path, io),
+        Plan::SavedProfile {
+            verb,
+            format,
+            config_path,
+        } => saved_profile(verb, format, &config_path, io),
         Plan::Token { connection, format } => {
             let token = connection
                 .client()?
@@ -162,6 +181,25 @@ fn access_token(token: &IbmTokenResponse) -> Result<&str> {
 }
 
 async fn login(plan: LoginPlan, io: &mut Io<'_>) -> Result<()> {
+    if let Some(saved) = &plan.replaces {
+        let refused = || CliError::ProfileElsewhere {
+            profile: plan.profile.clone(),
+            saved: saved.clone(),
+            endpoint: plan.endpoint.clone(),
+        };
+        if !plan.force {
+            if !io.interactive {
+                return Err(refused().into());
+            }
+            let answer = io.read_line(&format!(
+                "Profile {:?} is logged in to {saved}. Replace it with {}? [y/N] ",
+                plan.profile, plan.endpoint
+            ))?;
+            if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                return Err(refused().into());
+            }
+        }
+    }
     let apikey = match &plan.apikey {
         Some(apikey) => apikey.clone(),
         None => {
@@ -170,7 +208,7 @@ async fn login(plan: LoginPlan, io: &mut Io<'_>) -> Result<()> {
         }
     };
     if apikey.expose().is_empty() {
-        bail!("no API key given: pass --apikey, set TESSERA_APIKEY, or type it on standard input");
+        bail!("no API key given: type it when asked, pipe it to standard input, or set TESSERA_APIKEY");
     }
     let client = make_client(&plan.endpoint, plan.cacert.as_deref())?;
     // Prove the key works before saving anything.
@@ -194,11 +232,99 @@ async fn login(plan: LoginPlan, io: &mut Io<'_>) -> Result<()> {
         plan.profile_to_save(&apikey),
     )
     .context("cannot save the profile")?;
+    emit(match plan.format {
+        Format::Table => writeln!(
+            io.out,
+            "Logged in to {} as {} ({})",
+            plan.endpoint, me.name, me.iam_id
+        ),
+        Format::Json => output::write_json(
+            io.out,
+            &serde_json::json!({"profile": plan.profile, "endpoint": plan.endpoint, "identity": me}),
+        ),
+    })
+}
+
+/// `tessera logout`: forgets the profile's key, keeps its endpoint and CA.
+fn logout(profile: Option<&str>, config_path: &Path, io: &mut Io<'_>) -> Result<()> {
+    let name = config::update(config_path, |config| {
+        let name = config::profile_name(profile, config);
+        let Some(saved) = config.profiles.get_mut(&name) else {
+            return Err(CliError::NoSuchProfile(name).into());
+        };
+        saved.apikey = None;
+        Ok(name)
+    })?;
     emit(writeln!(
         io.out,
-        "Logged in to {} as {} ({})",
-        plan.endpoint, me.name, me.iam_id
+        "Logged out of profile {name:?}: its API key is deleted (`tessera login{}` to log in again)",
+        if name == config::DEFAULT_PROFILE {
+            String::new()
+        } else {
+            format!(" --profile {name}")
+        }
     ))
+}
+
+/// `tessera profile …`: the saved profiles in the config file.
+fn saved_profile(
+    verb: SavedProfileVerb,
+    format: Format,
+    config_path: &Path,
+    io: &mut Io<'_>,
+) -> Result<()> {
+    let row = |config: &config::Config, name: &str, saved: &config::Profile| SavedProfileRow {
+        name: name.to_owned(),
+        endpoint: saved.endpoint.clone(),
+        cacert: saved.cacert.as_ref().map(|p| p.display().to_string()),
+        logged_in: saved.apikey.is_some(),
+        current: config::profile_name(None, config) == name,
+    };
+    match verb {
+        SavedProfileVerb::List => {
+            let config = config::load(config_path)?;
+            let rows: Vec<SavedProfileRow> = config
+                .profiles
+                .iter()
+                .map(|(name, saved)| row(&config, name, saved))
+                .collect();
+            emit(output::write_list(io.out, format, &rows))
+        }
+        SavedProfileVerb::Show { name } => {
+            let config = config::load(config_path)?;
+            let name = config::profile_name(name.as_deref(), &config);
+            let Some(saved) = config.profiles.get(&name) else {
+                return Err(CliError::NoSuchProfile(name).into());
+            };
+            emit(output::write_one(
+                io.out,
+                format,
+                &row(&config, &name, saved),
+            ))
+        }
+        SavedProfileVerb::Use { name } => {
+            config::update(config_path, |config| {
+                if !config.profiles.contains_key(&name) {
+                    return Err(CliError::NoSuchProfile(name.clone()).into());
+                }
+                config.current_profile = Some(name.clone());
+                Ok(())
+            })?;
+            emit(writeln!(io.out, "Using profile {name:?}"))
+        }
+        SavedProfileVerb::Delete { name } => {
+            config::update(config_path, |config| {
+                if config.profiles.remove(&name).is_none() {
+                    return Err(CliError::NoSuchProfile(name.clone()).into());
+                }
+                if config.current_profile.as_deref() == Some(name.as_str()) {
+                    config.current_profile = None;
+                }
+                Ok(())
+            })?;
+            emit(writeln!(io.out, "Deleted profile {name:?} and its API key"))
+        }
+    }
 }
 
 async fn keys(admin: &Client, format: Format, verb: KeysVerb, io: &mut Io<'_>) -> Result<()> {
@@ -411,7 +537,7 @@ async fn recover(
     // Shown this once, on stdout only; the audit log records that it happened, not the key.
     emit(writeln!(
         io.out,
-        "Created a new global administrator in {}:\n  account:        {}\n  administrator:  {}\n  API key id:     {}\n  admin API key:  {}\n\nThe API key is shown only this once. Log in with:\n  tessera login --endpoint <the server's URL> --apikey <the key>",
+        "Created a new global administrator in {}:\n  account:        {}\n  administrator:  {}\n  API key id:     {}\n  admin API key:  {}\n\nThe API key is shown only this once. Log in with (it asks for the key):\n  tessera login --endpoint <the server's URL>",
         report.store,
         report.account_id,
         report.user_id,
@@ -552,6 +678,39 @@ where
     }
 }
 
+/// The id of the service account given by id or by `--name` (looked up in the list, in
+/// `--account-id` if given: names are unique in an account, not across accounts).
+async fn service_account_id(admin: &Client, arg: ServiceAccountRef) -> Result<String> {
+    let (Some(name), None) = (&arg.name, &arg.id) else {
+        // clap requires exactly one of them.
+        return arg.id.context("give a service account id or --name");
+    };
+    let kind = ServiceAccounts::KIND;
+    let all = list_pages::<ServiceAccounts>(admin, &PageArgs::default(), filters(arg.account_id))
+        .await
+        .with_context(|| format!("cannot list {kind}s to find {name:?}"))?;
+    let mut matching: Vec<_> = all.into_iter().filter(|sa| &sa.name == name).collect();
+    match matching.len() {
+        0 => Err(CliError::NoSuchName {
+            kind,
+            name: name.clone(),
+        }
+        .into()),
+        1 => Ok(matching.remove(0).id),
+        count => Err(CliError::AmbiguousName {
+            kind,
+            name: name.clone(),
+            count,
+            ids: matching
+                .iter()
+                .map(|sa| format!("{} (account {})", sa.id, sa.account_id))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+        .into()),
+    }
+}
+
 /// The caller's own account: the default `--account-id` of the create commands.
 async fn own_account(admin: &Client, given: Option<String>) -> Result<String> {
     match given {
@@ -677,8 +836,10 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
                 ServiceAccountVerb::List { account_id, page } => {
                     Generic::list(page, filters(account_id))
                 }
-                ServiceAccountVerb::Get(arg) => Generic::Get(arg.id),
-                ServiceAccountVerb::Delete(arg) => Generic::Delete(arg.id),
+                ServiceAccountVerb::Get(arg) => Generic::Get(service_account_id(admin, arg).await?),
+                ServiceAccountVerb::Delete(arg) => {
+                    Generic::Delete(service_account_id(admin, arg).await?)
+                }
             };
             generic(admin, op, verb).await
         }

@@ -295,3 +295,594 @@ fn completion_scripts_for_every_shell() {
     let output = cli(dir.path(), &["completion", "tcsh"], &[]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The error object of a failed `--format json` command (on stderr; stdout stays empty).
+fn json_error(output: &Output) -> Value {
+    assert!(output.stdout.is_empty(), "{output:?}");
+    let value: Value = serde_json::from_slice(&output.stderr)
+        .unwrap_or_else(|e| panic!("stderr is not JSON ({e}): {}", stderr_of(output)));
+    value["error"].clone()
+}
+
+#[tokio::test]
+async fn exit_codes_and_json_errors() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path();
+    let with = |args: &[&str], key: &str| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend([
+            "--endpoint".into(),
+            server.url.clone(),
+            "--apikey".into(),
+            key.into(),
+        ]);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        cli(config, &refs, &[])
+    };
+
+    // 4: not found, as text, then as JSON on stderr.
+    let missing = with(
+        &["iam", "service-account", "get", "ServiceId-nope"],
+        ADMIN_KEY,
+    );
+    assert_eq!(missing.status.code(), Some(4), "{}", stderr_of(&missing));
+    assert!(stderr_of(&missing).starts_with("error: cannot get service account"));
+    let missing = with(
+        &[
+            "iam",
+            "service-account",
+            "get",
+            "ServiceId-nope",
+            "-o",
+            "json",
+        ],
+        ADMIN_KEY,
+    );
+    assert_eq!(missing.status.code(), Some(4));
+    let error = json_error(&missing);
+    assert_eq!(error["code"], "not_found");
+    assert_eq!(error["status"], 404);
+    assert!(error["message"]
+        .as_str()
+        .unwrap()
+        .contains("ServiceId-nope"));
+
+    // 3: the API key is refused (IBM answers 400), or a call is not allowed (403).
+    let refused = with(&["token", "--format", "json"], "tsk_wrong");
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr_of(&refused));
+    assert_eq!(json_error(&refused)["code"], "BXNIM0415E");
+    let (_, sa_key) = server.service_account_with_key().await;
+    let denied = with(&["iam", "account", "create", "--name", "nope"], &sa_key);
+    assert_eq!(denied.status.code(), Some(3), "{}", stderr_of(&denied));
+
+    // 5: conflict.
+    ok(with(
+        &["iam", "client", "create", "--id", "twice"],
+        ADMIN_KEY,
+    ));
+    let again = with(
+        &["iam", "client", "create", "--id", "twice", "-o", "json"],
+        ADMIN_KEY,
+    );
+    assert_eq!(again.status.code(), Some(5), "{}", stderr_of(&again));
+    assert_eq!(json_error(&again)["status"], 409);
+
+    // 6: nobody listens there; the hint says what to check.
+    let port = free_port();
+    let down = cli(
+        config,
+        &[
+            "token",
+            "--endpoint",
+            &format!("http://127.0.0.1:{port}"),
+            "--apikey",
+            "k",
+        ],
+        &[],
+    );
+    assert_eq!(down.status.code(), Some(6));
+    assert!(stderr_of(&down).contains("hint: cannot connect to http://127.0.0.1:"));
+
+    // 2: usage, and 1: anything else (here: no credentials at all).
+    assert_eq!(
+        cli(config, &["token", "--nope"], &[]).status.code(),
+        Some(2)
+    );
+    let none = cli(config, &["whoami", "-o", "json"], &[]);
+    assert_eq!(none.status.code(), Some(1));
+    assert_eq!(json_error(&none)["code"], "error");
+
+    // The codes are documented.
+    let help = ok(cli(config, &["--help"], &[]));
+    assert!(
+        help.contains("Exit codes:") && help.contains("4  not found"),
+        "{help}"
+    );
+}
+
+#[tokio::test]
+async fn connection_errors_say_what_to_do() {
+    let tls = TestServer::start_with(&["--tls-self-signed"], &[]).await;
+    let plain = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path();
+    let ca = tls.data_dir().join("tls").join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let token = |endpoint: &str, cacert: Option<&str>| {
+        let mut args = vec!["token", "--endpoint", endpoint, "--apikey", ADMIN_KEY];
+        if let Some(cacert) = cacert {
+            args.extend(["--cacert", cacert]);
+        }
+        cli(config, &args, &[])
+    };
+    let hint = |output: &Output| {
+        let stderr = stderr_of(output);
+        stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("hint: ").map(str::to_owned))
+            .unwrap_or_else(|| panic!("no hint: {stderr}"))
+    };
+    let tls_port = tls.url.strip_prefix("https://").unwrap();
+    let plain_port = plain.url.strip_prefix("http://").unwrap();
+
+    // TLS to a plain-HTTP server.
+    let out = token(&format!("https://{plain_port}"), None);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(
+        hint(&out).contains("does not speak TLS") && hint(&out).contains(&plain.url),
+        "{}",
+        stderr_of(&out)
+    );
+    // Plain HTTP to a TLS port.
+    let out = token(&format!("http://{tls_port}"), Some(ca));
+    assert_eq!(out.status.code(), Some(6));
+    assert!(
+        hint(&out).contains(&format!("use {}", tls.url)),
+        "{}",
+        stderr_of(&out)
+    );
+    // No scheme.
+    let out = token(tls_port, None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        hint(&out).contains(&format!("did you mean https://{tls_port}?")),
+        "{}",
+        stderr_of(&out)
+    );
+    // A CA this computer does not trust.
+    let out = token(&tls.url, None);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(hint(&out).contains("--cacert FILE"), "{}", stderr_of(&out));
+    // A --cacert file that is not PEM.
+    let not_pem = config.join("ca.der");
+    std::fs::write(&not_pem, b"\x30\x82\x01\x0a not pem").unwrap();
+    let out = token(&tls.url, Some(not_pem.to_str().unwrap()));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("is not a PEM certificate"),
+        "{}",
+        stderr_of(&out)
+    );
+    // The right CA works.
+    let out = ok(token(&tls.url, Some(ca)));
+    assert_eq!(jwt_payload(out.trim())["name"], "admin");
+}
+
+#[tokio::test]
+async fn profiles_list_use_show_delete_and_logout() {
+    let a = TestServer::start().await;
+    let b = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path();
+    let saved = || std::fs::read_to_string(config.join("tessera").join("config.toml")).unwrap();
+    let key = [("TESSERA_APIKEY", ADMIN_KEY)];
+    ok(cli(config, &["login", "--endpoint", &a.url], &key));
+
+    // Another endpoint for the same profile, without a terminal: refused, nothing changed.
+    let refused = cli(config, &["login", "--endpoint", &b.url, "-o", "json"], &key);
+    assert_eq!(refused.status.code(), Some(5), "{}", stderr_of(&refused));
+    assert!(
+        stderr_of(&refused).contains("--force"),
+        "{}",
+        stderr_of(&refused)
+    );
+    assert!(saved().contains(&a.url) && !saved().contains(&b.url));
+    // As a new profile it is fine.
+    ok(cli(
+        config,
+        &["login", "--endpoint", &b.url, "--profile", "b"],
+        &key,
+    ));
+
+    let list = json_of(cli(config, &["profile", "list", "-o", "json"], &[]));
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(list[0]["name"], "b");
+    assert_eq!(list[0]["current"], false);
+    assert_eq!(list[1]["current"], true);
+    assert_eq!(list[1]["endpoint"], a.url.as_str());
+    let table = ok(cli(config, &["profile", "list"], &[]));
+    assert!(
+        table.contains(&b.url) && !table.contains(ADMIN_KEY),
+        "{table}"
+    );
+
+    // `use` switches what commands talk to; `show` never prints the key.
+    ok(cli(config, &["profile", "use", "b"], &[]));
+    let shown = json_of(cli(config, &["profile", "show", "-o", "json"], &[]));
+    assert_eq!(shown["name"], "b");
+    assert_eq!(shown["endpoint"], b.url.as_str());
+    assert_eq!(shown["logged_in"], true);
+    assert!(!shown.to_string().contains(ADMIN_KEY));
+    let text = ok(cli(config, &["profile", "show", "default"], &[]));
+    assert!(text.contains(&a.url) && !text.contains(ADMIN_KEY), "{text}");
+    let whoami = json_of(cli(config, &["whoami", "-o", "json"], &[]));
+    let on_b = b.admin_client().await.whoami().await.unwrap();
+    assert_eq!(whoami["account_id"], on_b.account_id.as_str());
+    let missing = cli(config, &["profile", "use", "nope"], &[]);
+    assert_eq!(missing.status.code(), Some(4));
+
+    // --force replaces the default profile's endpoint.
+    ok(cli(
+        config,
+        &[
+            "login",
+            "--endpoint",
+            &b.url,
+            "--profile",
+            "default",
+            "--force",
+        ],
+        &key,
+    ));
+    assert!(!saved().contains(&a.url));
+
+    // logout forgets the current profile's key and keeps its endpoint.
+    let out = ok(cli(config, &["logout"], &[]));
+    assert!(out.contains("\"b\""), "{out}");
+    let shown = json_of(cli(config, &["profile", "show", "b", "-o", "json"], &[]));
+    assert_eq!(shown["logged_in"], false);
+    let after = cli(config, &["token"], &[]);
+    assert_eq!(after.status.code(), Some(1));
+    assert!(
+        stderr_of(&after).contains("logged out"),
+        "{}",
+        stderr_of(&after)
+    );
+    ok(cli(config, &["logout", "--profile", "default"], &[]));
+    assert!(!saved().contains(ADMIN_KEY), "{}", saved());
+
+    // delete removes it; the current profile falls back to "default".
+    ok(cli(config, &["profile", "delete", "b"], &[]));
+    let list = json_of(cli(config, &["profile", "list", "-o", "json"], &[]));
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["name"], "default");
+    assert_eq!(list[0]["current"], true);
+}
+
+/// Runs `tessera ARGS` on a pseudo-terminal (util-linux `script`), answering each prompt when
+/// it appears; returns everything the terminal showed and the exit code.
+fn on_a_terminal(
+    config: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    answers: &[(&str, &str)],
+) -> (String, Option<i32>) {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let command_line = std::iter::once(binary())
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = Command::new("script")
+        .args(["-qec", &command_line, "/dev/null"])
+        .env("TESSERA_CONFIG_DIR", config)
+        .env_remove("TESSERA_ENDPOINT")
+        .env_remove("TESSERA_APIKEY")
+        .env_remove("TESSERA_PROFILE")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run script");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let shown = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let shown = shown.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 1024];
+            while let Ok(n) = stdout.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                shown.lock().unwrap().extend_from_slice(&buffer[..n]);
+            }
+        })
+    };
+    let text =
+        |shown: &Arc<Mutex<Vec<u8>>>| String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
+    for (prompt, answer) in answers {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !text(&shown).contains(prompt) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {prompt:?} on the terminal: {}",
+                text(&shown)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // Past the prompt, so that echo is off when the answer arrives.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        stdin.write_all(answer.as_bytes()).unwrap();
+        stdin.write_all(b"\r").unwrap();
+        stdin.flush().unwrap();
+    }
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    (text(&shown), status.code())
+}
+
+#[tokio::test]
+async fn login_on_a_terminal_hides_the_key_and_asks_before_replacing() {
+    let a = TestServer::start().await;
+    let b = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path();
+    let (shown, code) = on_a_terminal(
+        config,
+        &["login", "--endpoint", &a.url],
+        &[],
+        &[("API key: ", ADMIN_KEY)],
+    );
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("Logged in to"), "{shown}");
+    assert!(!shown.contains(ADMIN_KEY), "the key was echoed: {shown}");
+    // Ctrl-C at the prompt cancels (the terminal's settings are restored, nothing is saved).
+    let (shown, code) = on_a_terminal(
+        config,
+        &["login", "--endpoint", &a.url, "--profile", "cancelled"],
+        &[],
+        &[("API key: ", "\u{3}")],
+    );
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(shown.contains("cancelled"), "{shown}");
+    // Another endpoint: asked; "n" keeps the profile, "y" replaces it.
+    let (shown, code) = on_a_terminal(
+        config,
+        &["login", "--endpoint", &b.url],
+        &[],
+        &[("Replace it with", "n")],
+    );
+    assert_eq!(code, Some(5), "{shown}");
+    let saved = || std::fs::read_to_string(config.join("tessera").join("config.toml")).unwrap();
+    assert!(saved().contains(&a.url));
+    let (shown, code) = on_a_terminal(
+        config,
+        &["login", "--endpoint", &b.url],
+        &[],
+        &[("Replace it with", "y"), ("API key: ", ADMIN_KEY)],
+    );
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(!shown.contains(ADMIN_KEY), "{shown}");
+    assert!(saved().contains(&b.url) && !saved().contains(&a.url));
+    assert!(!saved().contains("cancelled"));
+    // From a pipe the first line of stdin is the key, as before, with no prompt.
+    let piped = tessera_with_stdin(
+        config,
+        &["login", "--endpoint", &a.url, "--profile", "piped"],
+        &[],
+        format!("{ADMIN_KEY}\n").as_bytes(),
+    );
+    let out = ok(piped);
+    assert!(
+        out.contains("Logged in") && !out.contains("API key:"),
+        "{out}"
+    );
+    // The help never tells to put the key on the command line.
+    let help = ok(cli(config, &["login", "--help"], &[]));
+    let (flags, notes) = help.split_once("Without TESSERA_APIKEY").unwrap();
+    assert!(
+        notes.contains("not echoed") && !notes.contains("--apikey"),
+        "{help}"
+    );
+    assert!(
+        flags.contains("safer, as flags end up in shell history"),
+        "{help}"
+    );
+    let top = ok(cli(config, &["--help"], &[]));
+    assert!(!top.contains("--apikey"), "{top}");
+}
+
+#[tokio::test]
+async fn ids_in_either_spelling_and_names() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path();
+    ok(cli(
+        config,
+        &["login", "--endpoint", &server.url],
+        &[("TESSERA_APIKEY", ADMIN_KEY)],
+    ));
+    let run = |args: &[&str]| cli(config, args, &[]);
+    let sa = json_of(run(&[
+        "iam",
+        "service-account",
+        "create",
+        "--name",
+        "named-sa",
+        "-o",
+        "json",
+    ]));
+    let id = sa["id"].as_str().unwrap();
+    let iam_id = sa["iam_id"].as_str().unwrap();
+    assert_eq!(iam_id, format!("iam-{id}"));
+
+    // Either spelling of the id.
+    let got = json_of(run(&[
+        "iam",
+        "service-account",
+        "get",
+        iam_id,
+        "-o",
+        "json",
+    ]));
+    assert_eq!(got["id"], id);
+    let key = json_of(run(&[
+        "iam",
+        "api-key",
+        "create",
+        "--service-account-id",
+        iam_id,
+        "--name",
+        "k",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(key["owner_iam_id"], iam_id);
+    let keys = json_of(run(&[
+        "iam",
+        "api-key",
+        "list",
+        "--owner-iam-id",
+        id,
+        "-o",
+        "json",
+    ]));
+    assert_eq!(keys.as_array().unwrap().len(), 1, "{keys}");
+    let me = json_of(run(&["whoami", "-o", "json"]));
+    let user = me["iam_id"].as_str().unwrap();
+    let got = json_of(run(&[
+        "iam",
+        "user",
+        "get",
+        &format!("iam-{user}"),
+        "-o",
+        "json",
+    ]));
+    assert_eq!(got["id"], user);
+
+    // By name: one match, none, several (in two accounts), narrowed by --account-id.
+    let got = json_of(run(&[
+        "iam",
+        "service-account",
+        "get",
+        "--name",
+        "named-sa",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(got["id"], id);
+    let none = run(&[
+        "iam",
+        "service-account",
+        "get",
+        "--name",
+        "nobody",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(none.status.code(), Some(4), "{}", stderr_of(&none));
+    assert!(json_error(&none)["message"]
+        .as_str()
+        .unwrap()
+        .contains("no service account is named \"nobody\""));
+    let other = json_of(run(&[
+        "iam", "account", "create", "--name", "other", "-o", "json",
+    ]));
+    let other_account = other["id"].as_str().unwrap();
+    let twin = json_of(run(&[
+        "iam",
+        "service-account",
+        "create",
+        "--name",
+        "named-sa",
+        "--account-id",
+        other_account,
+        "-o",
+        "json",
+    ]));
+    let several = run(&["iam", "service-account", "get", "--name", "named-sa"]);
+    assert_eq!(several.status.code(), Some(1));
+    let text = stderr_of(&several);
+    assert!(
+        text.contains("2 service accounts are named") && text.contains(id),
+        "{text}"
+    );
+    assert!(text.contains(twin["id"].as_str().unwrap()), "{text}");
+    let out = ok(run(&[
+        "iam",
+        "service-account",
+        "delete",
+        "--name",
+        "named-sa",
+        "--account-id",
+        other_account,
+    ]));
+    assert!(out.contains(twin["id"].as_str().unwrap()), "{out}");
+    let got = json_of(run(&[
+        "iam",
+        "service-account",
+        "get",
+        "--name",
+        "named-sa",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(got["id"], id);
+}
+
+#[tokio::test]
+async fn tables_fit_the_terminal_and_never_a_pipe() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path();
+    ok(cli(
+        config,
+        &["login", "--endpoint", &server.url],
+        &[("TESSERA_APIKEY", ADMIN_KEY)],
+    ));
+    let long = "d".repeat(120);
+    ok(cli(
+        config,
+        &[
+            "iam",
+            "service-account",
+            "create",
+            "--name",
+            "wide",
+            "--description",
+            &long,
+        ],
+        &[],
+    ));
+    let args = ["iam", "service-account", "list"];
+    let (shown, code) = on_a_terminal(config, &args, &[("COLUMNS", "200")], &[]);
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains('…') && !shown.contains(&long), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .all(|l| l.trim_end_matches('\r').chars().count() <= 200),
+        "{shown}"
+    );
+    // The ids stay whole: the description is the widest column, cut first.
+    let listed = json_of(cli(
+        config,
+        &["iam", "service-account", "list", "-o", "json"],
+        &[],
+    ));
+    assert!(
+        shown.contains(listed[0]["iam_id"].as_str().unwrap()),
+        "{shown}"
+    );
+    // Piped: never cut, whatever COLUMNS says.
+    let piped = ok(cli(config, &args, &[("COLUMNS", "200")]));
+    assert!(piped.contains(&long) && !piped.contains('…'), "{piped}");
+}

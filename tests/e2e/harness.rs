@@ -846,11 +846,16 @@ pub fn ok(output: Output) -> String {
 
 /// A failure with exit code 1; returns stderr.
 pub fn fails(output: Output) -> String {
+    fails_with(1, output)
+}
+
+/// A failure with exit code `code` (see `tessera --help`); returns stderr.
+pub fn fails_with(code: i32, output: Output) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(
         output.status.code(),
-        Some(1),
-        "expected exit 1: {}\n{stderr}",
+        Some(code),
+        "expected exit {code}: {}\n{stderr}",
         String::from_utf8_lossy(&output.stdout)
     );
     stderr

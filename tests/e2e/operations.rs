@@ -200,19 +200,23 @@ async fn operators_rotate_keys_on_schedule_or_at_once() {
         )
         .await;
     assert_eq!(status, 403);
-    let denied = fails(tessera(
-        work,
-        &[
-            "keys",
-            "rotate",
-            "--immediate",
-            "--endpoint",
-            &server.url,
-            "--apikey",
-            &sa_key,
-        ],
-        &[],
-    ));
+    // Exit 3: authorization refused.
+    let denied = fails_with(
+        3,
+        tessera(
+            work,
+            &[
+                "keys",
+                "rotate",
+                "--immediate",
+                "--endpoint",
+                &server.url,
+                "--apikey",
+                &sa_key,
+            ],
+            &[],
+        ),
+    );
     assert!(denied.contains("permission_denied"), "{denied}");
     let unchanged = json_of(keys(&["list", "--format", "json"]));
     assert_eq!(kids(&unchanged, "jwt", "active"), active);

@@ -202,10 +202,49 @@ pub fn service_iam_id(service_account_id: &str) -> String {
     format!("iam-{service_account_id}")
 }
 
+/// A service account named by its id (`ServiceId-…`) or its iam_id (`iam-ServiceId-…`), as
+/// its id: people copy either from the tables. Anything else is returned as it is.
+pub fn service_account_id_of(text: &str) -> &str {
+    text.strip_prefix("iam-")
+        .filter(|id| id.starts_with(SERVICE_ID_PREFIX))
+        .unwrap_or(text)
+}
+
+/// A user named by its id (`IBMid-…`, which is also its iam_id) or as `iam-IBMid-…`, as its
+/// id. Anything else is returned as it is.
+pub fn user_id_of(text: &str) -> &str {
+    text.strip_prefix("iam-")
+        .filter(|id| id.starts_with(USER_ID_PREFIX))
+        .unwrap_or(text)
+}
+
+/// An identity's `iam_id` from any accepted spelling: a service account's id gets its `iam-`,
+/// a user's `iam-IBMid-…` loses it; other iam ids (profiles, CRNs) are returned as they are.
+pub fn iam_id_of(text: &str) -> String {
+    if text.starts_with(SERVICE_ID_PREFIX) {
+        return service_iam_id(text);
+    }
+    user_id_of(text).to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use aws_lc_rs::rand::SystemRandom;
+
+    #[test]
+    fn ids_in_either_spelling() {
+        assert_eq!(service_account_id_of("iam-ServiceId-1"), "ServiceId-1");
+        assert_eq!(service_account_id_of("ServiceId-1"), "ServiceId-1");
+        assert_eq!(service_account_id_of("iam-Profile-1"), "iam-Profile-1");
+        assert_eq!(user_id_of("iam-IBMid-A"), "IBMid-A");
+        assert_eq!(user_id_of("IBMid-A"), "IBMid-A");
+        assert_eq!(iam_id_of("ServiceId-1"), "iam-ServiceId-1");
+        assert_eq!(iam_id_of("iam-ServiceId-1"), "iam-ServiceId-1");
+        assert_eq!(iam_id_of("iam-IBMid-A"), "IBMid-A");
+        assert_eq!(iam_id_of("IBMid-A"), "IBMid-A");
+        assert_eq!(iam_id_of("iam-Profile-1"), "iam-Profile-1");
+    }
 
     #[test]
     fn shapes() {

@@ -269,7 +269,7 @@ fn print_first_start(
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "\nTessera initialised a new installation ({})\n  account:        {} (Default account)\n  administrator:  admin ({})\n  admin API key:  {}\n\nThe API key is shown only this once. Log in with:\n  tessera login --endpoint {} --apikey <the key>\n",
+        "\nTessera initialised a new installation ({})\n  account:        {} (Default account)\n  administrator:  admin ({})\n  admin API key:  {}\n\nThe API key is shown only this once. Log in with (it asks for the key):\n  tessera login --endpoint {}\n",
         match &config.database_url {
             Some(url) => crate::config::redact_url(url),
             None => format!("data directory {}", config.data_dir.display()),

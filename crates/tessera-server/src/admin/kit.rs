@@ -311,13 +311,9 @@ pub fn list_filter(query: &ListQuery) -> Result<ListFilter, AdminError> {
         }
         let owners = [
             this.owner_iam_id.clone(),
+            // Either spelling: `ServiceId-…` or its iam_id `iam-ServiceId-…`.
             this.service_account_id.as_deref().map(|id| {
-                // Either spelling: `ServiceId-…` or its iam_id `iam-ServiceId-…`.
-                if id.starts_with(tessera_core::ids::SERVICE_IAM_ID_PREFIX) {
-                    id.to_owned()
-                } else {
-                    tessera_core::ids::service_iam_id(id)
-                }
+                tessera_core::ids::service_iam_id(tessera_core::ids::service_account_id_of(id))
             }),
             this.user_id.clone(),
         ];
