@@ -106,6 +106,9 @@ pub enum Command {
     Iam(IamArgs),
     /// List and rotate the token signing keys (global administrator).
     Keys(KeysArgs),
+    /// Read the audit log: who changed what, when (administrators).
+    #[command(after_help = AUDIT_HELP)]
+    Audit(AuditArgs),
     /// Apply the store's schema migrations and show the schema version before and after.
     #[command(after_help = STORE_HELP)]
     Migrate(MigrateArgs),
@@ -259,6 +262,66 @@ pub struct KeysArgs {
     pub output: OutputArgs,
     #[command(subcommand)]
     pub verb: KeysVerb,
+}
+
+const AUDIT_HELP: &str = "A global administrator reads every event; an account's administrator \
+    reads that account's events with --account-id. Examples:\n  \
+    tessera audit list --account-id 0123…  --action api_key. --since 2026-12-01T00:00:00Z\n  \
+    tessera audit list --actor iam-ServiceId-… -o json\n  \
+    tessera audit export --account-id 0123… --output audit.jsonl   # every page, one JSON event a line";
+
+#[derive(Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(subcommand)]
+    pub verb: AuditVerb,
+}
+
+/// Which events, as `GET /v1/audit` filters them.
+#[derive(Args, Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuditFilterArgs {
+    /// Events of this account
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+    /// Events of this actor (an iam_id, or `system`)
+    #[arg(long, value_name = "IAM_ID")]
+    pub actor: Option<String>,
+    /// Events of this action (api_key.delete), or of every action it begins if it ends with a dot (api_key.)
+    #[arg(long, value_name = "ACTION")]
+    pub action: Option<String>,
+    /// Events at or after this RFC 3339 time
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Events before this RFC 3339 time
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum AuditVerb {
+    /// One page of events, newest first
+    #[command(alias = "ls")]
+    List {
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+        /// At most this many events (1–1000)
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Events older than this event id (the last id of the previous page)
+        #[arg(long, value_name = "ID")]
+        before: Option<i64>,
+    },
+    /// Every matching event, newest first, one JSON object a line (all pages)
+    Export {
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+        /// Write to FILE instead of standard output
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]

@@ -10,9 +10,10 @@ use comfy_table::{presets, CellAlignment, Table};
 use serde::Serialize;
 use std::io::{self, Write};
 use tessera_api::admin::{
-    AccessBindingView, AccountView, ApiKeyView, AuthorizationPolicyView, AuthorizedKeyView,
-    ClientView, EnterpriseView, OAuthTokenView, ServiceAccountView, SigningKeyView, TotpEnrollView,
-    TotpStatusView, TrustedIssuerView, TrustedProfileView, UserView, WhoAmI,
+    AccessBindingView, AccountView, ApiKeyView, AuditEvent, AuthorizationPolicyView,
+    AuthorizedKeyView, ClientView, EnterpriseView, OAuthTokenView, ServiceAccountView,
+    SigningKeyView, TotpEnrollView, TotpStatusView, TrustedIssuerView, TrustedProfileView,
+    UserView, WhoAmI,
 };
 use tessera_server::maintenance::MigrateReport;
 use tessera_store::transfer::ImportReport;
@@ -332,6 +333,31 @@ impl Tabular for AccessBindingView {
             self.role.clone(),
             self.resource.clone(),
             self.created_at.clone(),
+        ]
+    }
+}
+
+impl Tabular for AuditEvent {
+    const HEADERS: &'static [&'static str] = &[
+        "ID",
+        "AT",
+        "ACTOR",
+        "ACTION",
+        "TARGET_KIND",
+        "TARGET_ID",
+        "ACCOUNT_ID",
+        "DETAIL",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.to_string(),
+            self.at.clone(),
+            self.actor.clone(),
+            self.action.clone(),
+            self.target_kind.clone(),
+            self.target_id.clone(),
+            opt(&self.account_id),
+            self.detail.clone(),
         ]
     }
 }

@@ -8,8 +8,8 @@
 //! the way of a fully specified command.
 
 use super::args::{
-    AdminVerb, Cli, Command, ConnectionArgs, Format, IamResource, KeysVerb, SavedProfileVerb,
-    Secret,
+    AdminVerb, AuditVerb, Cli, Command, ConnectionArgs, Format, IamResource, KeysVerb,
+    SavedProfileVerb, Secret,
 };
 use super::config::{self, Config, Profile};
 use super::failure::CliError;
@@ -286,6 +286,11 @@ pub enum Plan {
         format: Format,
         verb: KeysVerb,
     },
+    Audit {
+        connection: Connection,
+        format: Format,
+        verb: AuditVerb,
+    },
     /// The store commands talk to the store, not to a server: no connection to resolve.
     Migrate(tessera_server::StoreArgs),
     Export {
@@ -361,6 +366,16 @@ impl fmt::Debug for Plan {
                 .field("format", format)
                 .field("verb", verb)
                 .finish(),
+            Plan::Audit {
+                connection,
+                format,
+                verb,
+            } => f
+                .debug_struct("Audit")
+                .field("connection", connection)
+                .field("format", format)
+                .field("verb", verb)
+                .finish(),
             // Database URLs may hold a password: never shown.
             Plan::Migrate(_) => f.write_str("Migrate(..)"),
             Plan::Export { output, .. } => f
@@ -422,6 +437,11 @@ impl Plan {
                 connection: resolve_connection(&args.connection, env, load)?,
                 format: args.output.format,
                 resource: args.resource,
+            },
+            Command::Audit(args) => Plan::Audit {
+                connection: resolve_connection(&args.connection, env, load)?,
+                format: args.output.format,
+                verb: args.verb,
             },
             Command::Keys(args) => Plan::Keys {
                 connection: resolve_connection(&args.connection, env, load)?,

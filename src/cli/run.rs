@@ -2,9 +2,10 @@
 //! [`super::output`].
 
 use super::args::{
-    AccessBindingVerb, AccountVerb, ApiKeyVerb, ClientVerb, EnterpriseVerb, Format, IamResource,
-    IssuerVerb, KeyVerb, KeysVerb, OAuthTokenVerb, PageArgs, PolicyVerb, ProfileVerb,
-    SavedProfileVerb, Secret, ServiceAccountRef, ServiceAccountVerb, TotpVerb, UserVerb,
+    AccessBindingVerb, AccountVerb, ApiKeyVerb, AuditFilterArgs, AuditVerb, ClientVerb,
+    EnterpriseVerb, Format, IamResource, IssuerVerb, KeyVerb, KeysVerb, OAuthTokenVerb, PageArgs,
+    PolicyVerb, ProfileVerb, SavedProfileVerb, Secret, ServiceAccountRef, ServiceAccountVerb,
+    TotpVerb, UserVerb,
 };
 use super::config;
 use super::failure::CliError;
@@ -136,6 +137,14 @@ pub async fn execute(plan: Plan, io: &mut Io<'_>) -> Result<()> {
         } => {
             let admin = admin_client(&connection).await?;
             keys(&admin, format, verb, io).await
+        }
+        Plan::Audit {
+            connection,
+            format,
+            verb,
+        } => {
+            let admin = admin_client(&connection).await?;
+            audit(&admin, format, verb, io).await
         }
         Plan::Migrate(store) => migrate(&store, io).await,
         Plan::Export { store, output } => export(&store, output.as_deref(), io).await,
@@ -351,6 +360,75 @@ async fn keys(admin: &Client, format: Format, verb: KeysVerb, io: &mut Io<'_>) -
                 key_use.as_str(),
                 immediate,
             ))
+        }
+    }
+}
+
+/// The `GET /v1/audit` query of a filter.
+fn audit_query(filter: AuditFilterArgs, limit: u32, before: Option<i64>) -> admin::AuditQuery {
+    admin::AuditQuery {
+        account_id: filter.account_id,
+        actor: filter.actor,
+        action: filter.action,
+        since: filter.since,
+        until: filter.until,
+        before,
+        limit: Some(limit),
+    }
+}
+
+async fn audit(admin: &Client, format: Format, verb: AuditVerb, io: &mut Io<'_>) -> Result<()> {
+    match verb {
+        AuditVerb::List {
+            filter,
+            limit,
+            before,
+        } => {
+            let events = admin
+                .list_audit(&audit_query(filter, limit, before))
+                .await
+                .context("cannot read the audit log")?;
+            emit(output::write_list(io.out, format, &events))
+        }
+        AuditVerb::Export { filter, output } => {
+            let mut file;
+            let mut stdout;
+            let out: &mut dyn Write = match &output {
+                Some(path) => {
+                    file = std::io::BufWriter::new(
+                        std::fs::File::create(path)
+                            .with_context(|| format!("cannot create {}", path.display()))?,
+                    );
+                    &mut file
+                }
+                None => {
+                    stdout = &mut *io.out;
+                    &mut stdout
+                }
+            };
+            let mut before = None;
+            let mut count = 0usize;
+            loop {
+                let page = admin
+                    .list_audit(&audit_query(filter.clone(), 1000, before))
+                    .await
+                    .context("cannot read the audit log")?;
+                let Some(last) = page.last() else { break };
+                before = Some(last.id);
+                for event in &page {
+                    emit(serde_json::to_writer(&mut *out, event).map_err(std::io::Error::from))?;
+                    emit(out.write_all(b"\n"))?;
+                }
+                count += page.len();
+                if page.len() < 1000 {
+                    break;
+                }
+            }
+            emit(out.flush())?;
+            if let Some(path) = &output {
+                eprintln!("Wrote {count} audit events to {}", path.display());
+            }
+            Ok(())
         }
     }
 }
