@@ -34,7 +34,7 @@ impl Setup {
                 })
                 .await
                 .unwrap();
-            secrets.insert(id, client.secret.unwrap());
+            secrets.insert(id, client.secret.unwrap().into_inner());
         }
         let (sa, apikey) = server.service_account_with_key().await;
         Setup {

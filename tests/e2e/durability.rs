@@ -12,11 +12,12 @@
 //! which repeats only what differs there.
 
 use crate::harness::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tessera_client::api::token::IbmTokenResponse;
 use tessera_core::directory::{Entity, EntityKind};
 use tessera_store::{ListFilter, Store};
 
@@ -622,8 +623,8 @@ async fn admin_recover_mints_a_working_global_administrator_key() {
             .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", &key)])
             .await;
         if response.status() == 200 {
-            let body: Value = response.json().await.unwrap();
-            break body["access_token"].as_str().unwrap().to_owned();
+            let body: IbmTokenResponse = response.json().await.unwrap();
+            break access_of(&body);
         }
         assert!(Instant::now() < deadline, "the recovered key does not work");
         tokio::time::sleep(Duration::from_millis(100)).await;

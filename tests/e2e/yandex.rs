@@ -892,7 +892,7 @@ async fn oauth_token_yields_a_t1_token_until_revoked() {
         })
         .await
         .unwrap();
-    let token = oauth.token.clone().unwrap();
+    let token = oauth.token.clone().unwrap().into_inner();
     let mut client = iam(&server).await;
     let oauth_request = || CreateIamTokenRequest {
         identity: Some(Identity::YandexPassportOauthToken(token.clone())),

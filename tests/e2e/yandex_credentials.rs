@@ -329,7 +329,7 @@ async fn oauth_tokens_through_the_admin_api() {
         })
         .await
         .unwrap();
-    let token = created.token.clone().unwrap();
+    let token = created.token.clone().unwrap().into_inner();
     assert!(token.starts_with("y0_") && token.len() > 40, "{token}");
     let id = created.id.clone();
     assert!(id.starts_with("OAuthToken-"), "{id}");

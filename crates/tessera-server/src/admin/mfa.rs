@@ -218,8 +218,8 @@ async fn totp_enroll(
     tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), user = %user.id, action, "TOTP factor enrolled");
     Ok(created(api::TotpEnrollView {
         user_id: user.id.clone(),
-        secret: secret.to_base32(),
-        otpauth_uri: secret.otpauth_uri(&user.email),
+        secret: api::OneTime::new(secret.to_base32()),
+        otpauth_uri: api::OneTime::new(secret.otpauth_uri(&user.email)),
         confirmed: false,
         replacement: confirmed.is_some(),
         created_at: rfc3339(enrollment.created_at),
