@@ -189,22 +189,14 @@ pub struct EnrollQuery {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnterpriseCreate {
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::name)]
     pub name: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountCreate {
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::name)]
     pub name: String,
     /// The enterprise the account belongs to.
     #[schema(pattern = r"^[0-9a-f]{32}(?!\n)$")]
@@ -225,11 +217,7 @@ pub struct UserCreate {
     /// Default: the caller's account.
     #[schema(pattern = r"^[0-9a-f]{32}(?!\n)$")]
     pub account_id: Option<String>,
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::name)]
     pub name: String,
     #[schema(
         max_length = 254,
@@ -250,16 +238,9 @@ pub struct ServiceAccountCreate {
     /// Default: the caller's account.
     #[schema(pattern = r"^[0-9a-f]{32}(?!\n)$")]
     pub account_id: Option<String>,
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::name)]
     pub name: String,
-    #[schema(
-        max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::description)]
     pub description: Option<String>,
 }
 
@@ -272,16 +253,9 @@ pub struct ApiKeyCreate {
         pattern = r"^(IBMid-|iam-ServiceId-)[A-Za-z0-9._-]*(?!\n)$"
     )]
     pub owner_iam_id: String,
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::name)]
     pub name: String,
-    #[schema(
-        max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::description)]
     pub description: Option<String>,
 }
 
@@ -315,10 +289,7 @@ pub struct AuthorizedKeyCreate {
     /// Default: `RSA_2048`.
     #[schema(value_type = Option<AuthorizedKeyAlgorithm>)]
     pub key_algorithm: Option<String>,
-    #[schema(
-        max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::description)]
     pub description: Option<String>,
 }
 
@@ -331,10 +302,7 @@ pub struct OAuthTokenCreate {
         pattern = r"^[A-Za-z0-9._-]{1,64}(?!\n)$"
     )]
     pub user_id: String,
-    #[schema(
-        max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::description)]
     pub description: Option<String>,
 }
 
@@ -429,16 +397,9 @@ pub struct TrustedProfileCreate {
     /// Default: the caller's account.
     #[schema(pattern = r"^[0-9a-f]{32}(?!\n)$")]
     pub account_id: Option<String>,
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::name)]
     pub name: String,
-    #[schema(
-        max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::description)]
     pub description: Option<String>,
     #[serde(default)]
     pub identities: Vec<TrustedIdentity>,
@@ -451,16 +412,9 @@ pub struct TrustedProfileCreate {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrustedProfileReplace {
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::name)]
     pub name: String,
-    #[schema(
-        max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::description)]
     pub description: Option<String>,
     #[serde(default)]
     pub identities: Vec<TrustedIdentity>,
@@ -491,11 +445,7 @@ pub enum JwksSource {
 pub struct TrustedIssuerCreate {
     #[schema(pattern = r"^[0-9a-f]{32}(?!\n)$")]
     pub account_id: Option<String>,
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::name)]
     pub name: String,
     /// The exact `iss` of the issuer's tokens: an https URL without credentials, query or
     /// fragment (`http://` only for a loopback host).
@@ -547,10 +497,7 @@ pub struct AuthorizationPolicyCreate {
         pattern = r"^crn:v1:[!-)+-9;-~]+:[!-)+-9;-~]+:[!-)+-9;-~]+:[!-)+-9;-~]*:a/[0-9a-f]{32}:([!-)+-9;-~]*:[!-)+-9;-~]*:[!-)+-9;-~]*|([!-)+-9;-~]*:){0,2}[!-)+-9;-~]*\*)(?!\n)$"
     )]
     pub target_crn: String,
-    #[schema(
-        max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::description)]
     pub description: Option<String>,
 }
 
@@ -935,3 +882,31 @@ list!(
     authorization_policies,
     AuthorizationPolicyView
 );
+
+/// The schemas of the fields many requests share, stated once: a display name (1 to 128
+/// characters, no control characters, not blank) and a free-text description (at most 1024
+/// characters, no control characters but newlines). Each matches what the server's
+/// `tessera_core::limits` checks; the server's tests hold them to it.
+mod field {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+
+    pub const NAME_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$";
+    pub const DESCRIPTION_PATTERN: &str = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$";
+
+    /// A required display name.
+    pub fn name() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .min_length(Some(1))
+            .max_length(Some(128))
+            .pattern(Some(NAME_PATTERN))
+    }
+
+    /// An optional description (`null` allowed).
+    pub fn description() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .max_length(Some(1024))
+            .pattern(Some(DESCRIPTION_PATTERN))
+    }
+}
