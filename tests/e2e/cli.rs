@@ -78,9 +78,7 @@ async fn login_token_and_management() {
     // `tessera token` prints a bare, valid access token.
     let token = ok(cli(config, &["token"], &[])).trim().to_owned();
     assert_eq!(jwt_payload(&token)["name"], "admin");
-    let (status, _) = server
-        .admin(reqwest::Method::GET, "/v1/whoami", &token, None)
-        .await;
+    let (status, _) = server.admin_get("/v1/whoami", &token).await;
     assert_eq!(status, 200);
 
     // Create a service account and a key; JSON carries ids and the key.

@@ -126,12 +126,7 @@ async fn changes_on_one_node_take_effect_on_every_node_within_a_second() {
         keys.into_iter().find(|k| k.name == "e2e").unwrap().id
     };
     let (status, _) = b
-        .admin(
-            reqwest::Method::DELETE,
-            &format!("/v1/api_keys/{key_id}"),
-            &admin,
-            None,
-        )
+        .admin_delete(&format!("/v1/api_keys/{key_id}"), &admin)
         .await;
     assert_eq!(status, 204);
     assert_eq!(
@@ -500,12 +495,7 @@ async fn database_outage_serves_from_the_snapshot_then_refuses_then_recovers() {
     .await;
     // Management writes fail cleanly.
     let (status, body) = node
-        .admin(
-            reqwest::Method::POST,
-            "/v1/service_accounts",
-            &admin,
-            Some(json!({"name": "during"})),
-        )
+        .admin_post("/v1/service_accounts", &admin, json!({"name": "during"}))
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -536,9 +526,7 @@ async fn database_outage_serves_from_the_snapshot_then_refuses_then_recovers() {
         response.json::<Value>().await.unwrap()["error"],
         "temporarily_unavailable"
     );
-    let (status, body) = node
-        .admin(reqwest::Method::GET, "/v1/whoami", &admin, None)
-        .await;
+    let (status, body) = node.admin_get("/v1/whoami", &admin).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (503, Some("unavailable"))

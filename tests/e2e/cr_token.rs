@@ -620,16 +620,7 @@ async fn trusted_issuer_admin_validation() {
     let post = |body: Value| {
         let server = &s.server;
         let admin = s.admin.clone();
-        async move {
-            server
-                .admin(
-                    reqwest::Method::POST,
-                    "/v1/trusted_issuers",
-                    &admin,
-                    Some(body),
-                )
-                .await
-        }
+        async move { server.admin_post("/v1/trusted_issuers", &admin, body).await }
     };
     let jwks = key.jwks();
     let cases = [
@@ -695,10 +686,7 @@ async fn trusted_issuer_admin_validation() {
         let message = value["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(needle), "{needle}: {message}");
     }
-    let (status, list) = s
-        .server
-        .admin(reqwest::Method::GET, "/v1/trusted_issuers", &s.admin, None)
-        .await;
+    let (status, list) = s.server.admin_get("/v1/trusted_issuers", &s.admin).await;
     assert_eq!(status, 200);
     assert_eq!(list["trusted_issuers"].as_array().unwrap().len(), 1);
     assert_eq!(list["trusted_issuers"][0]["audiences"], json!(["iam"]));
@@ -716,12 +704,7 @@ async fn trusted_issuer_admin_validation() {
     assert_eq!(status, 400, "{body}");
     let (status, _) = s
         .server
-        .admin(
-            reqwest::Method::DELETE,
-            &format!("/v1/trusted_issuers/{id}"),
-            &s.admin,
-            None,
-        )
+        .admin_delete(&format!("/v1/trusted_issuers/{id}"), &s.admin)
         .await;
     assert_eq!(status, 204);
     let token = key.sign(&k8s_claims(ISSUER_URL, "prod", "billing"));
@@ -870,11 +853,9 @@ async fn issuer_cli_create_list_update_delete() {
     let deleted = cli(&server, config, &["iam", "issuer", "delete", &id]);
     assert!(deleted.status.success());
     let (status, _) = server
-        .admin(
-            reqwest::Method::GET,
+        .admin_get(
             &format!("/v1/trusted_issuers/{id}"),
             &server.admin_token().await,
-            None,
         )
         .await;
     assert_eq!(status, 404);

@@ -560,15 +560,24 @@ impl TestServer {
         (status, value)
     }
 
+    /// [`TestServer::admin`] `GET`.
+    pub async fn admin_get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.admin(reqwest::Method::GET, path, token, None).await
+    }
+
+    /// [`TestServer::admin`] `DELETE`.
+    pub async fn admin_delete(&self, path: &str, token: &str) -> (u16, Value) {
+        self.admin(reqwest::Method::DELETE, path, token, None).await
+    }
+
+    /// [`TestServer::admin`] `POST` of `body`.
+    pub async fn admin_post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.admin(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
     pub async fn create(&self, token: &str, plural: &str, body: Value) -> Value {
-        let (status, value) = self
-            .admin(
-                reqwest::Method::POST,
-                &format!("/v1/{plural}"),
-                token,
-                Some(body),
-            )
-            .await;
+        let (status, value) = self.admin_post(&format!("/v1/{plural}"), token, body).await;
         assert_eq!(status, 201, "create {plural}: {value}");
         value
     }

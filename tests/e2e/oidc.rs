@@ -235,9 +235,7 @@ async fn introspection_active_and_inactive() {
         false
     );
     // The expired token is also refused as a credential.
-    let (status, body) = server
-        .admin(reqwest::Method::GET, "/v1/whoami", &expired, None)
-        .await;
+    let (status, body) = server.admin_get("/v1/whoami", &expired).await;
     assert_eq!(status, 401);
     assert!(
         body["error"]["message"]
@@ -256,12 +254,7 @@ async fn introspection_active_and_inactive() {
 
     // Deleting the identity makes its tokens inactive at once.
     let (status, _) = server
-        .admin(
-            reqwest::Method::DELETE,
-            &format!("/v1/service_accounts/{}", sa.id.as_str()),
-            &admin,
-            None,
-        )
+        .admin_delete(&format!("/v1/service_accounts/{}", sa.id.as_str()), &admin)
         .await;
     assert_eq!(status, 204);
     assert_eq!(

@@ -177,9 +177,7 @@ async fn operators_rotate_keys_on_schedule_or_at_once() {
     assert_eq!(kids(&yandex, KeyUse::Jwt, KeyState::Active), active);
 
     // The audit log names the operator.
-    let (status, audit) = server
-        .admin(reqwest::Method::GET, "/v1/audit?limit=20", &new_token, None)
-        .await;
+    let (status, audit) = server.admin_get("/v1/audit?limit=20", &new_token).await;
     assert_eq!(status, 200);
     let admin_id = jwt_payload(&new_token)["iam_id"].clone();
     assert!(
@@ -193,12 +191,7 @@ async fn operators_rotate_keys_on_schedule_or_at_once() {
 
     // Bad input and non-administrators are refused.
     let (status, body) = server
-        .admin(
-            reqwest::Method::POST,
-            "/v1/signing_keys/rotate",
-            &new_token,
-            Some(json!({"use": "rsa"})),
-        )
+        .admin_post("/v1/signing_keys/rotate", &new_token, json!({"use": "rsa"}))
         .await;
     assert_eq!(
         (status, body["error"]["code"].clone()),
@@ -206,19 +199,16 @@ async fn operators_rotate_keys_on_schedule_or_at_once() {
     );
     let (_, sa_key) = server.service_account_with_key().await;
     let sa_token = server.token(&sa_key).await;
-    let (status, body) = server
-        .admin(reqwest::Method::GET, "/v1/signing_keys", &sa_token, None)
-        .await;
+    let (status, body) = server.admin_get("/v1/signing_keys", &sa_token).await;
     assert_eq!(
         (status, body["error"]["code"].clone()),
         (403, json!("permission_denied"))
     );
     let (status, _) = server
-        .admin(
-            reqwest::Method::POST,
+        .admin_post(
             "/v1/signing_keys/rotate",
             &sa_token,
-            Some(json!({"use": "jwt", "immediate": true})),
+            json!({"use": "jwt", "immediate": true}),
         )
         .await;
     assert_eq!(status, 403);

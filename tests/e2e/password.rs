@@ -509,7 +509,7 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
         .starts_with("otpauth://totp/Tessera:ada@example.com?secret="));
     assert_eq!(enrolled["confirmed"], false);
     let (_, user) = server
-        .admin(Method::GET, &format!("/v1/users/{user_id}"), &f.admin, None)
+        .admin_get(&format!("/v1/users/{user_id}"), &f.admin)
         .await;
     assert_eq!(user["totp"], "pending");
     assert!(!server.logs().contains(&secret), "the secret was logged");
@@ -521,11 +521,10 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
         let admin = f.admin.clone();
         async move {
             server
-                .admin(
-                    Method::POST,
+                .admin_post(
                     &format!("/v1/users/{user_id}/totp/confirm"),
                     &admin,
-                    Some(json!({"code": code})),
+                    json!({"code": code}),
                 )
                 .await
         }
@@ -537,7 +536,7 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["confirmed"], true);
     let (_, user) = server
-        .admin(Method::GET, &format!("/v1/users/{user_id}"), &f.admin, None)
+        .admin_get(&format!("/v1/users/{user_id}"), &f.admin)
         .await;
     assert_eq!(user["totp"], "confirmed");
     // A second enrolment needs ?replace=true.
@@ -834,12 +833,7 @@ async fn cli_updates_account_mfa_and_manages_totp() {
     assert!(refused.contains("needs that factor now"), "{refused}");
     // A sign-in with a code moments ago is the proof.
     let (status, body) = server
-        .admin(
-            Method::DELETE,
-            &format!("/v1/users/{user_id}/totp"),
-            &strong,
-            None,
-        )
+        .admin_delete(&format!("/v1/users/{user_id}/totp"), &strong)
         .await;
     assert_eq!(status, 204, "{body}");
     let user: Value = serde_json::from_str(&cli(
