@@ -273,7 +273,7 @@ impl Upstream {
             .create_id_token(&request)
             .await?;
         Ok(FetchedToken {
-            access_token: minted.id_token,
+            access_token: minted.id_token.into_inner(),
             expires_at: unix_now() + minted.expires_in,
         })
     }

@@ -570,53 +570,53 @@ pub enum IamResource {
 }
 
 /// `tessera iam issuer …`.
+pub type IssuerVerb = Verbs<IssuerCreate, AccountFilter, IdArg, IssuerMore>;
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct IssuerCreate {
+    /// Display name
+    #[arg(long)]
+    pub name: String,
+    /// The exact `iss` of its tokens (https, or http on a loopback host)
+    #[arg(long, value_name = "URL")]
+    pub issuer_url: String,
+    /// A local JWKS file (e.g. from `kubectl get --raw /openid/v1/jwks`), sent inline
+    #[arg(
+        long,
+        value_name = "LOCAL_PATH",
+        conflicts_with = "server_jwks_path",
+        required_unless_present = "server_jwks_path"
+    )]
+    pub jwks_file: Option<PathBuf>,
+    /// A JWKS file path on the server, re-read when it changes (global administrator)
+    #[arg(long, value_name = "PATH")]
+    pub server_jwks_path: Option<String>,
+    /// Accepted token audience (repeatable; default iam)
+    #[arg(long = "audience", value_name = "AUD")]
+    pub audiences: Vec<String>,
+    /// Compute-resource type (IKS_SA, ROKS_SA, CE, VSI, BMS, PVS; default IKS_SA)
+    #[arg(long, value_name = "TYPE")]
+    pub cr_type: Option<String>,
+    /// The compute resource's CRN (default: derived from the account and issuer id)
+    #[arg(long)]
+    pub crn: Option<String>,
+    /// Claim mapping CLAIM=DOTTED.PATH (repeatable), e.g. namespace=kubernetes.io.namespace
+    #[arg(long = "map", value_name = "CLAIM=PATH")]
+    pub map: Vec<String>,
+    /// Account id (default: your own)
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+}
+
+impl VerbHelp for IssuerCreate {
+    const CREATE: &'static str = "Register a trusted issuer";
+    const LIST: &'static str = "List trusted issuers";
+    const GET: &'static str = "Show a trusted issuer";
+    const DELETE: &'static str = "Delete a trusted issuer (its tokens stop working at once)";
+}
+
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
-pub enum IssuerVerb {
-    /// Register a trusted issuer
-    Create {
-        /// Display name
-        #[arg(long)]
-        name: String,
-        /// The exact `iss` of its tokens (https, or http on a loopback host)
-        #[arg(long, value_name = "URL")]
-        issuer_url: String,
-        /// A local JWKS file (e.g. from `kubectl get --raw /openid/v1/jwks`), sent inline
-        #[arg(
-            long,
-            value_name = "LOCAL_PATH",
-            conflicts_with = "server_jwks_path",
-            required_unless_present = "server_jwks_path"
-        )]
-        jwks_file: Option<PathBuf>,
-        /// A JWKS file path on the server, re-read when it changes (global administrator)
-        #[arg(long, value_name = "PATH")]
-        server_jwks_path: Option<String>,
-        /// Accepted token audience (repeatable; default iam)
-        #[arg(long = "audience", value_name = "AUD")]
-        audiences: Vec<String>,
-        /// Compute-resource type (IKS_SA, ROKS_SA, CE, VSI, BMS, PVS; default IKS_SA)
-        #[arg(long, value_name = "TYPE")]
-        cr_type: Option<String>,
-        /// The compute resource's CRN (default: derived from the account and issuer id)
-        #[arg(long)]
-        crn: Option<String>,
-        /// Claim mapping CLAIM=DOTTED.PATH (repeatable), e.g. namespace=kubernetes.io.namespace
-        #[arg(long = "map", value_name = "CLAIM=PATH")]
-        map: Vec<String>,
-        /// Account id (default: your own)
-        #[arg(long, value_name = "ID")]
-        account_id: Option<String>,
-    },
-    /// List trusted issuers
-    #[command(alias = "ls")]
-    List {
-        #[arg(long, value_name = "ID")]
-        account_id: Option<String>,
-        #[command(flatten)]
-        page: PageArgs,
-    },
-    /// Show a trusted issuer
-    Get(IdArg),
+pub enum IssuerMore {
     /// Replace a trusted issuer's keys or audiences (key rotation)
     Update {
         id: String,
@@ -633,9 +633,6 @@ pub enum IssuerVerb {
         #[arg(long = "map", value_name = "CLAIM=PATH")]
         map: Vec<String>,
     },
-    /// Delete a trusted issuer (its tokens stop working at once)
-    #[command(alias = "rm")]
-    Delete(IdArg),
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -676,12 +673,7 @@ pub enum ProfileVerb {
     },
     /// List trusted profiles
     #[command(alias = "ls")]
-    List {
-        #[arg(long, value_name = "ID")]
-        account_id: Option<String>,
-        #[command(flatten)]
-        page: PageArgs,
-    },
+    List(AccountFilter),
     /// Show a trusted profile
     Get(IdArg),
     /// Change a profile's name or description
@@ -852,43 +844,85 @@ pub struct PageArgs {
     pub after: Option<String>,
 }
 
-// Each resource has its own verb enum (rather than one generic one) so that `--help` shows the
-// flags of that resource's create and list.
+/// `list` of a collection filtered by account (`--account-id`).
+#[derive(Args, Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccountFilter {
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+    #[command(flatten)]
+    pub page: PageArgs,
+}
 
+/// The verbs of one admin collection, written once: `create` with the resource's own flags
+/// (`C`), `list` with its filters (`L`), `get` and `delete` by id (`I`), and the verbs only
+/// that resource has (`X`, listed between `get` and `delete`). Each resource's `--help` still
+/// shows its own flags and its own words: `C` carries them ([`VerbHelp`]).
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
-pub enum EnterpriseVerb {
-    /// Create an enterprise
-    Create {
-        /// Display name
-        #[arg(long)]
-        name: String,
-    },
-    /// List enterprises
-    #[command(alias = "ls")]
-    List(PageArgs),
-    /// Show an enterprise
-    Get(IdArg),
-    /// Delete an enterprise (it must have no accounts)
-    #[command(alias = "rm")]
-    Delete(IdArg),
+pub enum Verbs<C: Args + VerbHelp, L: Args, I: Args, X: Subcommand = NoMoreVerbs> {
+    #[command(about = C::CREATE, after_help = C::CREATE_AFTER_HELP)]
+    Create(C),
+    #[command(alias = "ls", about = C::LIST)]
+    List(L),
+    #[command(about = C::GET)]
+    Get(I),
+    #[command(flatten)]
+    More(X),
+    #[command(alias = "rm", visible_aliases = C::DELETE_ALIASES, about = C::DELETE)]
+    Delete(I),
+}
+
+/// The one-line help of a collection's [`Verbs`], carried by its create flags.
+pub trait VerbHelp {
+    const CREATE: &'static str;
+    const CREATE_AFTER_HELP: Option<&'static str> = None;
+    const LIST: &'static str;
+    const GET: &'static str;
+    const DELETE: &'static str;
+    /// More names of `delete` shown in the help (`revoke`); `rm` is always one.
+    const DELETE_ALIASES: &'static [&'static str] = &[];
+}
+
+/// The verbs of a collection that has only the common ones.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum NoMoreVerbs {}
+
+pub type EnterpriseVerb = Verbs<EnterpriseCreate, PageArgs, IdArg>;
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct EnterpriseCreate {
+    /// Display name
+    #[arg(long)]
+    pub name: String,
+}
+
+impl VerbHelp for EnterpriseCreate {
+    const CREATE: &'static str = "Create an enterprise";
+    const LIST: &'static str = "List enterprises";
+    const GET: &'static str = "Show an enterprise";
+    const DELETE: &'static str = "Delete an enterprise (it must have no accounts)";
+}
+
+pub type AccountVerb = Verbs<AccountCreate, PageArgs, IdArg, AccountMore>;
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct AccountCreate {
+    /// Display name
+    #[arg(long)]
+    pub name: String,
+    /// Enterprise the account belongs to
+    #[arg(long, value_name = "ID")]
+    pub enterprise_id: Option<String>,
+}
+
+impl VerbHelp for AccountCreate {
+    const CREATE: &'static str = "Create an account";
+    const LIST: &'static str = "List accounts";
+    const GET: &'static str = "Show an account";
+    const DELETE: &'static str = "Delete an account (it must have no members)";
 }
 
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
-pub enum AccountVerb {
-    /// Create an account
-    Create {
-        /// Display name
-        #[arg(long)]
-        name: String,
-        /// Enterprise the account belongs to
-        #[arg(long, value_name = "ID")]
-        enterprise_id: Option<String>,
-    },
-    /// List accounts
-    #[command(alias = "ls")]
-    List(PageArgs),
-    /// Show an account
-    Get(IdArg),
+pub enum AccountMore {
     /// Update an account (its MFA requirement)
     Update {
         id: String,
@@ -896,49 +930,43 @@ pub enum AccountVerb {
         #[arg(long, value_enum)]
         mfa: MfaArg,
     },
-    /// Delete an account (it must have no members)
-    #[command(alias = "rm")]
-    Delete(IdArg),
+}
+
+pub type UserVerb = Verbs<UserCreate, AccountFilter, UserIdArg, UserMore>;
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct UserCreate {
+    /// Account of the user (default: your own)
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+    /// Display name
+    #[arg(long)]
+    pub name: String,
+    /// E-mail address (unique)
+    #[arg(long)]
+    pub email: String,
+    /// Read the user's password from the first line of standard input
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// The user signs in through a federated identity provider
+    #[arg(long)]
+    pub federated: bool,
+}
+
+impl VerbHelp for UserCreate {
+    const CREATE: &'static str = "Create a user";
+    const LIST: &'static str = "List users";
+    const GET: &'static str = "Show a user";
+    const DELETE: &'static str = "Delete a user, with its API keys and access bindings";
 }
 
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
-pub enum UserVerb {
-    /// Create a user
-    Create {
-        /// Account of the user (default: your own)
-        #[arg(long, value_name = "ID")]
-        account_id: Option<String>,
-        /// Display name
-        #[arg(long)]
-        name: String,
-        /// E-mail address (unique)
-        #[arg(long)]
-        email: String,
-        /// Read the user's password from the first line of standard input
-        #[arg(long)]
-        password_stdin: bool,
-        /// The user signs in through a federated identity provider
-        #[arg(long)]
-        federated: bool,
-    },
-    /// List users
-    #[command(alias = "ls")]
-    List {
-        #[arg(long, value_name = "ID")]
-        account_id: Option<String>,
-        #[command(flatten)]
-        page: PageArgs,
-    },
-    /// Show a user
-    Get(UserIdArg),
+pub enum UserMore {
     /// The user's TOTP second factor
     Totp {
         #[command(subcommand)]
         verb: TotpVerb,
     },
-    /// Delete a user, with its API keys and access bindings
-    #[command(alias = "rm")]
-    Delete(UserIdArg),
 }
 
 /// `--mfa` of `iam account update`.
@@ -996,33 +1024,26 @@ pub enum TotpVerb {
     },
 }
 
-#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
-pub enum ServiceAccountVerb {
-    /// Create a service account
-    Create {
-        /// Account of the service account (default: your own)
-        #[arg(long, value_name = "ID")]
-        account_id: Option<String>,
-        /// Display name
-        #[arg(long)]
-        name: String,
-        /// Free-text description
-        #[arg(long)]
-        description: Option<String>,
-    },
-    /// List service accounts
-    #[command(alias = "ls")]
-    List {
-        #[arg(long, value_name = "ID")]
-        account_id: Option<String>,
-        #[command(flatten)]
-        page: PageArgs,
-    },
-    /// Show a service account (by id, or by --name)
-    Get(ServiceAccountRef),
-    /// Delete a service account, with its API keys and access bindings
-    #[command(alias = "rm")]
-    Delete(ServiceAccountRef),
+pub type ServiceAccountVerb = Verbs<ServiceAccountCreate, AccountFilter, ServiceAccountRef>;
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccountCreate {
+    /// Account of the service account (default: your own)
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+    /// Display name
+    #[arg(long)]
+    pub name: String,
+    /// Free-text description
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+impl VerbHelp for ServiceAccountCreate {
+    const CREATE: &'static str = "Create a service account";
+    const LIST: &'static str = "List service accounts";
+    const GET: &'static str = "Show a service account (by id, or by --name)";
+    const DELETE: &'static str = "Delete a service account, with its API keys and access bindings";
 }
 
 /// Whose API key it is: exactly one of the three.
@@ -1052,34 +1073,35 @@ impl OwnerArgs {
     }
 }
 
-#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
-pub enum ApiKeyVerb {
-    /// Create an API key (the key is shown only once)
-    Create {
-        #[command(flatten)]
-        owner: OwnerArgs,
-        /// Display name
-        #[arg(long)]
-        name: String,
-        /// Free-text description
-        #[arg(long)]
-        description: Option<String>,
-    },
-    /// List API keys
-    #[command(alias = "ls")]
-    List {
-        #[arg(long, value_name = "ID")]
-        account_id: Option<String>,
-        #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
-        owner_iam_id: Option<String>,
-        #[command(flatten)]
-        page: PageArgs,
-    },
-    /// Show an API key's metadata
-    Get(IdArg),
-    /// Delete an API key
-    #[command(alias = "rm")]
-    Delete(IdArg),
+pub type ApiKeyVerb = Verbs<ApiKeyCreate, ApiKeyFilter, IdArg>;
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyCreate {
+    #[command(flatten)]
+    pub owner: OwnerArgs,
+    /// Display name
+    #[arg(long)]
+    pub name: String,
+    /// Free-text description
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+impl VerbHelp for ApiKeyCreate {
+    const CREATE: &'static str = "Create an API key (the key is shown only once)";
+    const LIST: &'static str = "List API keys";
+    const GET: &'static str = "Show an API key's metadata";
+    const DELETE: &'static str = "Delete an API key";
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyFilter {
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+    #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
+    pub owner_iam_id: Option<String>,
+    #[command(flatten)]
+    pub page: PageArgs,
 }
 
 /// The key size of a new authorized key.
@@ -1109,138 +1131,138 @@ const KEY_CREATE_HELP: &str = "The key file is the JSON `yc iam key create` writ
     file is created readable by its owner only (mode 0600), and an existing file is kept unless \
     --force is given. With --output - the key file is printed to standard output instead.";
 
-#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
-pub enum KeyVerb {
-    /// Create an authorized key and write its key file (the private key is shown only once)
-    #[command(after_help = KEY_CREATE_HELP)]
-    Create {
-        /// Service account id (ServiceId-…)
-        #[arg(long, value_name = "ID", value_parser = service_account_id)]
-        service_account_id: String,
-        /// Key algorithm
-        #[arg(long, value_enum, default_value_t = KeyAlgorithm::Rsa2048)]
-        algorithm: KeyAlgorithm,
-        /// Free-text description
-        #[arg(long)]
-        description: Option<String>,
-        /// Write the key file to FILE (mode 0600); `-` prints it to standard output
-        // No `-o`: that is `--format` (`-o json`) here, as in kubectl.
-        #[arg(long, value_name = "FILE")]
-        output: PathBuf,
-        /// Replace FILE if it exists
-        #[arg(long)]
-        force: bool,
-    },
-    /// List authorized keys
-    #[command(alias = "ls")]
-    List {
-        #[arg(long, value_name = "ID", value_parser = service_account_id)]
-        service_account_id: Option<String>,
-        #[arg(long, value_name = "ID")]
-        account_id: Option<String>,
-        #[command(flatten)]
-        page: PageArgs,
-    },
-    /// Show an authorized key's metadata and public key
-    Get(IdArg),
-    /// Delete an authorized key (JWTs it signs stop working at once)
-    #[command(alias = "rm")]
-    Delete(IdArg),
+pub type KeyVerb = Verbs<KeyCreate, KeyFilter, IdArg>;
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct KeyCreate {
+    /// Service account id (ServiceId-…)
+    #[arg(long, value_name = "ID", value_parser = service_account_id)]
+    pub service_account_id: String,
+    /// Key algorithm
+    #[arg(long, value_enum, default_value_t = KeyAlgorithm::Rsa2048)]
+    pub algorithm: KeyAlgorithm,
+    /// Free-text description
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Write the key file to FILE (mode 0600); `-` prints it to standard output
+    // No `-o`: that is `--format` (`-o json`) here, as in kubectl.
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Replace FILE if it exists
+    #[arg(long)]
+    pub force: bool,
 }
 
-#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
-pub enum OAuthTokenVerb {
-    /// Create an OAuth token for a user (the token is shown only once)
-    Create {
-        /// User id (IBMid-…)
-        #[arg(long, value_name = "ID", value_parser = user_id)]
-        user_id: String,
-        /// Free-text description
-        #[arg(long)]
-        description: Option<String>,
-    },
-    /// List OAuth tokens
-    #[command(alias = "ls")]
-    List {
-        #[arg(long, value_name = "ID", value_parser = user_id)]
-        user_id: Option<String>,
-        #[arg(long, value_name = "ID")]
-        account_id: Option<String>,
-        #[command(flatten)]
-        page: PageArgs,
-    },
-    /// Show an OAuth token's metadata
-    Get(IdArg),
-    /// Delete (revoke) an OAuth token: it stops working at once
-    #[command(alias = "rm", visible_alias = "revoke")]
-    Delete(IdArg),
+impl VerbHelp for KeyCreate {
+    const CREATE: &'static str =
+        "Create an authorized key and write its key file (the private key is shown only once)";
+    const CREATE_AFTER_HELP: Option<&'static str> = Some(KEY_CREATE_HELP);
+    const LIST: &'static str = "List authorized keys";
+    const GET: &'static str = "Show an authorized key's metadata and public key";
+    const DELETE: &'static str = "Delete an authorized key (JWTs it signs stop working at once)";
 }
 
-#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
-pub enum PolicyVerb {
-    /// Let an identity obtain tokens for a resource identity (iam-authz grant)
-    Create {
-        /// Source identity: IBMid-…, iam-ServiceId-… (or ServiceId-…), iam-Profile-…, crn-<CRN>
-        #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
-        source: String,
-        /// Target resource CRN, or a CRN prefix ending in *
-        #[arg(long, value_name = "CRN")]
-        target: String,
-        /// Account of the target (default: the CRN's a/<account> scope, else your own)
-        #[arg(long, value_name = "ID")]
-        account_id: Option<String>,
-        /// Free-text description
-        #[arg(long)]
-        description: Option<String>,
-    },
-    /// List authorization policies
-    #[command(alias = "ls")]
-    List {
-        #[arg(long, value_name = "ID")]
-        account_id: Option<String>,
-        /// Only policies from this identity
-        #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
-        source: Option<String>,
-        #[command(flatten)]
-        page: PageArgs,
-    },
-    /// Show an authorization policy
-    Get(IdArg),
-    /// Delete an authorization policy (tokens it allowed stop working at once)
-    #[command(alias = "rm")]
-    Delete(IdArg),
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct KeyFilter {
+    #[arg(long, value_name = "ID", value_parser = service_account_id)]
+    pub service_account_id: Option<String>,
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+    #[command(flatten)]
+    pub page: PageArgs,
 }
 
-#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
-pub enum ClientVerb {
-    /// Create an OAuth client (the secret is shown only once)
-    Create {
-        /// Client id
-        #[arg(long)]
-        id: String,
-        /// Display name
-        #[arg(long)]
-        name: Option<String>,
-        /// Account managing the client (default: your own)
-        #[arg(long, value_name = "ID", conflicts_with = "no_account")]
-        account_id: Option<String>,
-        /// Create a global client that belongs to no account
-        #[arg(long)]
-        no_account: bool,
-    },
-    /// List OAuth clients
-    #[command(alias = "ls")]
-    List {
-        #[arg(long, value_name = "ID")]
-        account_id: Option<String>,
-        #[command(flatten)]
-        page: PageArgs,
-    },
-    /// Show an OAuth client
-    Get(IdArg),
-    /// Delete an OAuth client
-    #[command(alias = "rm")]
-    Delete(IdArg),
+pub type OAuthTokenVerb = Verbs<OAuthTokenCreate, OAuthTokenFilter, IdArg>;
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct OAuthTokenCreate {
+    /// User id (IBMid-…)
+    #[arg(long, value_name = "ID", value_parser = user_id)]
+    pub user_id: String,
+    /// Free-text description
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+impl VerbHelp for OAuthTokenCreate {
+    const CREATE: &'static str = "Create an OAuth token for a user (the token is shown only once)";
+    const LIST: &'static str = "List OAuth tokens";
+    const GET: &'static str = "Show an OAuth token's metadata";
+    const DELETE: &'static str = "Delete (revoke) an OAuth token: it stops working at once";
+    const DELETE_ALIASES: &'static [&'static str] = &["revoke"];
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct OAuthTokenFilter {
+    #[arg(long, value_name = "ID", value_parser = user_id)]
+    pub user_id: Option<String>,
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+    #[command(flatten)]
+    pub page: PageArgs,
+}
+
+pub type PolicyVerb = Verbs<PolicyCreate, PolicyFilter, IdArg>;
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct PolicyCreate {
+    /// Source identity: IBMid-…, iam-ServiceId-… (or ServiceId-…), iam-Profile-…, crn-<CRN>
+    #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
+    pub source: String,
+    /// Target resource CRN, or a CRN prefix ending in *
+    #[arg(long, value_name = "CRN")]
+    pub target: String,
+    /// Account of the target (default: the CRN's a/<account> scope, else your own)
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+    /// Free-text description
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+impl VerbHelp for PolicyCreate {
+    const CREATE: &'static str =
+        "Let an identity obtain tokens for a resource identity (iam-authz grant)";
+    const LIST: &'static str = "List authorization policies";
+    const GET: &'static str = "Show an authorization policy";
+    const DELETE: &'static str =
+        "Delete an authorization policy (tokens it allowed stop working at once)";
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct PolicyFilter {
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+    /// Only policies from this identity
+    #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
+    pub source: Option<String>,
+    #[command(flatten)]
+    pub page: PageArgs,
+}
+
+pub type ClientVerb = Verbs<ClientCreate, AccountFilter, IdArg>;
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct ClientCreate {
+    /// Client id
+    #[arg(long)]
+    pub id: String,
+    /// Display name
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Account managing the client (default: your own)
+    #[arg(long, value_name = "ID", conflicts_with = "no_account")]
+    pub account_id: Option<String>,
+    /// Create a global client that belongs to no account
+    #[arg(long)]
+    pub no_account: bool,
+}
+
+impl VerbHelp for ClientCreate {
+    const CREATE: &'static str = "Create an OAuth client (the secret is shown only once)";
+    const LIST: &'static str = "List OAuth clients";
+    const GET: &'static str = "Show an OAuth client";
+    const DELETE: &'static str = "Delete an OAuth client";
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -1282,34 +1304,35 @@ pub fn parse_resource(text: &str) -> Result<String, String> {
     }
 }
 
-#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
-pub enum AccessBindingVerb {
-    /// Grant a role on a resource
-    Create {
-        /// Who gets the role (IBMid-… or iam-ServiceId-…)
-        #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
-        subject_iam_id: String,
-        #[arg(long, value_enum)]
-        role: Role,
-        /// `*`, `account/<id>` or `service-account/<id>`
-        #[arg(long, value_parser = parse_resource)]
-        resource: String,
-    },
-    /// List access bindings
-    #[command(alias = "ls")]
-    List {
-        #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
-        subject_iam_id: Option<String>,
-        #[arg(long, value_parser = parse_resource)]
-        resource: Option<String>,
-        #[command(flatten)]
-        page: PageArgs,
-    },
-    /// Show an access binding
-    Get(IdArg),
-    /// Revoke an access binding
-    #[command(alias = "rm")]
-    Delete(IdArg),
+pub type AccessBindingVerb = Verbs<AccessBindingCreate, AccessBindingFilter, IdArg>;
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct AccessBindingCreate {
+    /// Who gets the role (IBMid-… or iam-ServiceId-…)
+    #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
+    pub subject_iam_id: String,
+    #[arg(long, value_enum)]
+    pub role: Role,
+    /// `*`, `account/<id>` or `service-account/<id>`
+    #[arg(long, value_parser = parse_resource)]
+    pub resource: String,
+}
+
+impl VerbHelp for AccessBindingCreate {
+    const CREATE: &'static str = "Grant a role on a resource";
+    const LIST: &'static str = "List access bindings";
+    const GET: &'static str = "Show an access binding";
+    const DELETE: &'static str = "Revoke an access binding";
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct AccessBindingFilter {
+    #[arg(long, value_name = "IAM_ID", value_parser = iam_id)]
+    pub subject_iam_id: Option<String>,
+    #[arg(long, value_parser = parse_resource)]
+    pub resource: Option<String>,
+    #[command(flatten)]
+    pub page: PageArgs,
 }
 
 #[cfg(test)]
@@ -1378,11 +1401,11 @@ mod tests {
         assert_eq!(
             parsed.resource,
             IamResource::ServiceAccount {
-                verb: ServiceAccountVerb::Create {
+                verb: ServiceAccountVerb::Create(ServiceAccountCreate {
                     account_id: None,
                     name: "ci".into(),
                     description: Some("d".into()),
-                }
+                })
             }
         );
     }
@@ -1426,12 +1449,12 @@ mod tests {
         ]);
         let IamResource::Key {
             verb:
-                KeyVerb::Create {
+                KeyVerb::Create(KeyCreate {
                     algorithm,
                     output,
                     force,
                     ..
-                },
+                }),
         } = parsed.resource
         else {
             panic!("wrong command");
@@ -1455,9 +1478,9 @@ mod tests {
             "json",
         ]);
         let IamResource::Key {
-            verb: KeyVerb::Create {
+            verb: KeyVerb::Create(KeyCreate {
                 algorithm, force, ..
-            },
+            }),
         } = parsed.resource
         else {
             panic!("wrong command");
@@ -1514,11 +1537,11 @@ mod tests {
         ]);
         let IamResource::ApiKey {
             verb:
-                ApiKeyVerb::Create {
+                ApiKeyVerb::Create(ApiKeyCreate {
                     owner,
                     name,
                     description,
-                },
+                }),
         } = parsed.resource
         else {
             panic!("wrong command");
@@ -1536,7 +1559,7 @@ mod tests {
             "k",
         ]);
         let IamResource::ApiKey {
-            verb: ApiKeyVerb::Create { owner, .. },
+            verb: ApiKeyVerb::Create(ApiKeyCreate { owner, .. }),
         } = parsed.resource
         else {
             panic!("wrong command");
@@ -1576,7 +1599,7 @@ mod tests {
                 "k",
             ]);
             let IamResource::ApiKey {
-                verb: ApiKeyVerb::Create { owner, .. },
+                verb: ApiKeyVerb::Create(ApiKeyCreate { owner, .. }),
             } = parsed.resource
             else {
                 panic!("not an api-key create");
@@ -1615,7 +1638,7 @@ mod tests {
             "ServiceId-2",
         ]);
         let IamResource::AccessBinding {
-            verb: AccessBindingVerb::List { subject_iam_id, .. },
+            verb: AccessBindingVerb::List(AccessBindingFilter { subject_iam_id, .. }),
         } = parsed.resource
         else {
             panic!("not a binding list");
@@ -1657,11 +1680,11 @@ mod tests {
         assert_eq!(
             parsed.resource,
             IamResource::AccessBinding {
-                verb: AccessBindingVerb::Create {
+                verb: AccessBindingVerb::Create(AccessBindingCreate {
                     subject_iam_id: "iam-ServiceId-1".into(),
                     role: Role::TokenCreator,
                     resource: "service-account/ServiceId-2".into(),
-                }
+                })
             }
         );
         for bad_role in ["owner", "Admin"] {
@@ -1734,14 +1757,14 @@ mod tests {
         assert_eq!(
             parsed.resource,
             IamResource::ApiKey {
-                verb: ApiKeyVerb::List {
+                verb: ApiKeyVerb::List(ApiKeyFilter {
                     account_id: None,
                     owner_iam_id: Some("IBMid-1".into()),
                     page: PageArgs {
                         limit: Some(5),
                         after: None
                     },
-                }
+                })
             }
         );
         assert_eq!(
@@ -1773,13 +1796,13 @@ mod tests {
         assert_eq!(
             parsed.resource,
             IamResource::User {
-                verb: UserVerb::Create {
+                verb: UserVerb::Create(UserCreate {
                     account_id: None,
                     name: "Ann".into(),
                     email: "ann@example.com".into(),
                     password_stdin: true,
                     federated: false,
-                }
+                })
             }
         );
         assert_eq!(

@@ -19,10 +19,17 @@ use tessera_server::maintenance::MigrateReport;
 use tessera_store::transfer::ImportReport;
 
 /// An object that renders as one table row.
-pub trait Tabular {
-    /// Column titles: the object's field names.
+pub trait Tabular: Serialize {
+    /// Column titles: the object's field names (as serialized), in capitals.
     const HEADERS: &'static [&'static str];
-    fn cells(&self) -> Vec<String>;
+    /// The row: by default each header's field as the API spells it (see [`cell`]).
+    fn cells(&self) -> Vec<String> {
+        let value = serde_json::to_value(self).unwrap_or_default();
+        Self::HEADERS
+            .iter()
+            .map(|header| cell(&value[header.to_ascii_lowercase().as_str()]))
+            .collect()
+    }
     /// The secret a create answer carries, shown once below the table.
     fn one_time_secret(&self) -> Option<OneTimeSecret<'_>> {
         None
@@ -38,16 +45,15 @@ pub struct OneTimeSecret<'a> {
     pub value: &'a str,
 }
 
-fn opt(value: &Option<String>) -> String {
-    value.clone().unwrap_or_else(|| "-".to_owned())
-}
-
-/// An enumeration as the API spells it (`RSA_2048`, `yandex-iam`).
-fn wire<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(text)) => text,
-        Ok(other) => other.to_string(),
-        Err(_) => "-".to_owned(),
+/// One field in a table: a string as it is, an enumeration as the API spells it
+/// (`RSA_2048`, `yandex-iam`), a list joined with commas, `-` for none.
+fn cell(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Null => "-".to_owned(),
+        Value::String(text) => text.clone(),
+        Value::Array(items) => items.iter().map(cell).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
     }
 }
 
@@ -80,7 +86,7 @@ impl Tabular for SavedProfileRow {
             if self.current { "*" } else { "" }.to_owned(),
             self.name.clone(),
             self.endpoint.clone(),
-            opt(&self.cacert),
+            self.cacert.clone().unwrap_or_else(|| "-".to_owned()),
             if self.logged_in { "yes" } else { "no" }.to_owned(),
         ]
     }
@@ -89,34 +95,14 @@ impl Tabular for SavedProfileRow {
 impl Tabular for WhoAmI {
     const HEADERS: &'static [&'static str] =
         &["IAM_ID", "NAME", "ACCOUNT_ID", "SUB_TYPE", "GLOBAL_ADMIN"];
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.iam_id.clone(),
-            self.name.clone(),
-            self.account_id.clone(),
-            self.sub_type.clone(),
-            self.global_admin.to_string(),
-        ]
-    }
 }
 
 impl Tabular for EnterpriseView {
     const HEADERS: &'static [&'static str] = &["ID", "NAME", "CREATED_AT"];
-    fn cells(&self) -> Vec<String> {
-        vec![self.id.clone(), self.name.clone(), self.created_at.clone()]
-    }
 }
 
 impl Tabular for AccountView {
     const HEADERS: &'static [&'static str] = &["ID", "NAME", "ENTERPRISE_ID", "CREATED_AT"];
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.id.clone(),
-            self.name.clone(),
-            opt(&self.enterprise_id),
-            self.created_at.clone(),
-        ]
-    }
 }
 
 impl Tabular for UserView {
@@ -130,18 +116,6 @@ impl Tabular for UserView {
         "HAS_PASSWORD",
         "CREATED_AT",
     ];
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.id.clone(),
-            self.iam_id.clone(),
-            self.account_id.clone(),
-            self.name.clone(),
-            self.email.clone(),
-            self.federated.to_string(),
-            self.has_password.to_string(),
-            self.created_at.clone(),
-        ]
-    }
 }
 
 impl Tabular for ServiceAccountView {
@@ -153,16 +127,6 @@ impl Tabular for ServiceAccountView {
         "DESCRIPTION",
         "CREATED_AT",
     ];
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.id.clone(),
-            self.iam_id.clone(),
-            self.account_id.clone(),
-            self.name.clone(),
-            self.description.clone(),
-            self.created_at.clone(),
-        ]
-    }
 }
 
 impl Tabular for TrustedProfileView {
@@ -197,16 +161,6 @@ impl Tabular for ApiKeyView {
         "ACCOUNT_ID",
         "CREATED_AT",
     ];
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.id.clone(),
-            self.name.clone(),
-            self.description.clone(),
-            self.owner_iam_id.clone(),
-            self.account_id.clone(),
-            self.created_at.clone(),
-        ]
-    }
     fn one_time_secret(&self) -> Option<OneTimeSecret<'_>> {
         self.apikey.as_deref().map(|value| OneTimeSecret {
             label: "API key",
@@ -227,18 +181,6 @@ impl Tabular for TrustedIssuerView {
         "CRN",
         "CREATED_AT",
     ];
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.id.clone(),
-            self.account_id.clone(),
-            self.name.clone(),
-            self.issuer_url.clone(),
-            self.cr_type.clone(),
-            self.audiences.join(","),
-            self.crn.clone(),
-            self.created_at.clone(),
-        ]
-    }
 }
 
 impl Tabular for AuthorizedKeyView {
@@ -250,30 +192,11 @@ impl Tabular for AuthorizedKeyView {
         "DESCRIPTION",
         "CREATED_AT",
     ];
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.id.clone(),
-            self.service_account_id.clone(),
-            self.account_id.clone(),
-            wire(&self.key_algorithm),
-            self.description.clone(),
-            self.created_at.clone(),
-        ]
-    }
 }
 
 impl Tabular for OAuthTokenView {
     const HEADERS: &'static [&'static str] =
         &["ID", "USER_ID", "ACCOUNT_ID", "DESCRIPTION", "CREATED_AT"];
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.id.clone(),
-            self.user_id.clone(),
-            self.account_id.clone(),
-            self.description.clone(),
-            self.created_at.clone(),
-        ]
-    }
     fn one_time_secret(&self) -> Option<OneTimeSecret<'_>> {
         self.token.as_deref().map(|value| OneTimeSecret {
             label: "OAuth token",
@@ -292,28 +215,10 @@ impl Tabular for AuthorizationPolicyView {
         "DESCRIPTION",
         "CREATED_AT",
     ];
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.id.clone(),
-            self.account_id.clone(),
-            self.source_iam_id.clone(),
-            self.target_crn.clone(),
-            self.description.clone(),
-            self.created_at.clone(),
-        ]
-    }
 }
 
 impl Tabular for ClientView {
     const HEADERS: &'static [&'static str] = &["ID", "NAME", "ACCOUNT_ID", "CREATED_AT"];
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.id.clone(),
-            self.name.clone(),
-            opt(&self.account_id),
-            self.created_at.clone(),
-        ]
-    }
     fn one_time_secret(&self) -> Option<OneTimeSecret<'_>> {
         self.secret.as_deref().map(|value| OneTimeSecret {
             label: "Client secret",
@@ -326,15 +231,6 @@ impl Tabular for ClientView {
 impl Tabular for AccessBindingView {
     const HEADERS: &'static [&'static str] =
         &["ID", "SUBJECT_IAM_ID", "ROLE", "RESOURCE", "CREATED_AT"];
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.id.clone(),
-            self.subject_iam_id.clone(),
-            self.role.clone(),
-            self.resource.clone(),
-            self.created_at.clone(),
-        ]
-    }
 }
 
 impl Tabular for AuditEvent {
@@ -348,18 +244,6 @@ impl Tabular for AuditEvent {
         "ACCOUNT_ID",
         "DETAIL",
     ];
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.id.to_string(),
-            self.at.clone(),
-            self.actor.clone(),
-            self.action.clone(),
-            self.target_kind.clone(),
-            self.target_id.clone(),
-            opt(&self.account_id),
-            self.detail.clone(),
-        ]
-    }
 }
 
 impl Tabular for SigningKeyView {
@@ -371,16 +255,6 @@ impl Tabular for SigningKeyView {
         "CREATED_AT",
         "RETIRED_AT",
     ];
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.kid.clone(),
-            self.algorithm.clone(),
-            wire(&self.key_use),
-            wire(&self.state),
-            self.created_at.clone(),
-            opt(&self.retired_at),
-        ]
-    }
 }
 
 /// The width tables must fit in: set once by `cli::main` from the terminal standard output is
@@ -606,13 +480,6 @@ pub fn write_created<T: Tabular + Serialize>(
 
 impl Tabular for TotpStatusView {
     const HEADERS: &'static [&'static str] = &["USER_ID", "CONFIRMED", "CREATED_AT"];
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.user_id.clone(),
-            self.confirmed.to_string(),
-            self.created_at.clone(),
-        ]
-    }
 }
 
 /// After `iam user totp enroll`: the factor, then its secret and URI, shown only once.
@@ -631,8 +498,8 @@ pub fn write_totp_enrollment(
             };
             out.write_all(table(std::slice::from_ref(&status)).as_bytes())?;
             writeln!(out)?;
-            writeln!(out, "Secret: {}", enrolled.secret)?;
-            writeln!(out, "URI: {}", enrolled.otpauth_uri)?;
+            writeln!(out, "Secret: {}", enrolled.secret.expose())?;
+            writeln!(out, "URI: {}", enrolled.otpauth_uri.expose())?;
             writeln!(
                 out,
                 "Add it to an authenticator app now (it is shown only once), then confirm with \

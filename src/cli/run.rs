@@ -2,10 +2,10 @@
 //! [`super::output`].
 
 use super::args::{
-    AccessBindingVerb, AccountVerb, ApiKeyVerb, AuditFilterArgs, AuditVerb, ClientVerb,
-    EnterpriseVerb, Format, IamResource, IssuerVerb, KeyVerb, KeysVerb, OAuthTokenVerb, PageArgs,
-    PolicyVerb, ProfileVerb, SavedProfileVerb, Secret, ServiceAccountRef, ServiceAccountVerb,
-    TotpVerb, UserVerb,
+    AccessBindingFilter, AccountFilter, AccountMore, ApiKeyFilter, AuditFilterArgs, AuditVerb,
+    Format, IamResource, IdArg, IssuerMore, KeyFilter, KeysVerb, OAuthTokenFilter, PageArgs,
+    PolicyFilter, ProfileVerb, SavedProfileVerb, Secret, ServiceAccountRef, TotpVerb, UserCreate,
+    UserIdArg, UserMore, VerbHelp, Verbs,
 };
 use super::config;
 use super::failure::CliError;
@@ -808,19 +808,158 @@ fn filters(account_id: Option<String>) -> ListQuery {
     }
 }
 
-/// `tessera iam …`: each resource's verbs become a [`Generic`] verb, run by [`generic`];
-/// the few verbs particular to one resource (account update, TOTP, key files, issuer update,
-/// profile edits) are run where they are matched.
+/// The filters of a `list`: its query and its paging.
+trait ListFilter {
+    fn query(self) -> (ListQuery, PageArgs);
+}
+
+impl ListFilter for PageArgs {
+    fn query(self) -> (ListQuery, PageArgs) {
+        (ListQuery::default(), self)
+    }
+}
+
+impl ListFilter for AccountFilter {
+    fn query(self) -> (ListQuery, PageArgs) {
+        (filters(self.account_id), self.page)
+    }
+}
+
+impl ListFilter for ApiKeyFilter {
+    fn query(self) -> (ListQuery, PageArgs) {
+        let query = ListQuery {
+            account_id: self.account_id,
+            owner_iam_id: self.owner_iam_id,
+            ..ListQuery::default()
+        };
+        (query, self.page)
+    }
+}
+
+impl ListFilter for KeyFilter {
+    fn query(self) -> (ListQuery, PageArgs) {
+        let query = ListQuery {
+            account_id: self.account_id,
+            service_account_id: self.service_account_id,
+            ..ListQuery::default()
+        };
+        (query, self.page)
+    }
+}
+
+impl ListFilter for OAuthTokenFilter {
+    fn query(self) -> (ListQuery, PageArgs) {
+        let query = ListQuery {
+            account_id: self.account_id,
+            user_id: self.user_id,
+            ..ListQuery::default()
+        };
+        (query, self.page)
+    }
+}
+
+impl ListFilter for PolicyFilter {
+    fn query(self) -> (ListQuery, PageArgs) {
+        let query = ListQuery {
+            account_id: self.account_id,
+            source_iam_id: self.source,
+            ..ListQuery::default()
+        };
+        (query, self.page)
+    }
+}
+
+impl ListFilter for AccessBindingFilter {
+    fn query(self) -> (ListQuery, PageArgs) {
+        let query = ListQuery {
+            subject_iam_id: self.subject_iam_id,
+            resource: self.resource,
+            ..ListQuery::default()
+        };
+        (query, self.page)
+    }
+}
+
+/// The object a `get` or `delete` names: its id.
+trait Target {
+    async fn id(self, admin: &Client) -> Result<String>;
+}
+
+impl Target for IdArg {
+    async fn id(self, _: &Client) -> Result<String> {
+        Ok(self.id)
+    }
+}
+
+impl Target for UserIdArg {
+    async fn id(self, _: &Client) -> Result<String> {
+        Ok(self.id)
+    }
+}
+
+impl Target for ServiceAccountRef {
+    async fn id(self, admin: &Client) -> Result<String> {
+        service_account_id(admin, self).await
+    }
+}
+
+/// A verb [`shared`] leaves to its resource: `create` (whose body is the resource's own) or a
+/// verb only that resource has.
+enum Rest<C, X> {
+    Create(C),
+    More(X),
+}
+
+/// Runs `list`, `get` and `delete` of collection `R` (through [`generic`]); answers the verbs
+/// it leaves to the caller.
+async fn shared<R, C, L, I, X>(
+    admin: &Client,
+    op: &mut Op<'_>,
+    verb: Verbs<C, L, I, X>,
+) -> Result<Option<Rest<C, X>>>
+where
+    R: Resource,
+    R::Item: Tabular + Serialize,
+    C: clap::Args + VerbHelp,
+    L: clap::Args + ListFilter,
+    I: clap::Args + Target,
+    X: clap::Subcommand,
+{
+    let verb: Generic<R> = match verb {
+        Verbs::Create(create) => return Ok(Some(Rest::Create(create))),
+        Verbs::More(more) => return Ok(Some(Rest::More(more))),
+        Verbs::List(filter) => {
+            let (query, page) = filter.query();
+            Generic::list(page, query)
+        }
+        Verbs::Get(target) => Generic::Get(target.id(admin).await?),
+        Verbs::Delete(target) => Generic::Delete(target.id(admin).await?),
+    };
+    generic(admin, op, verb).await.map(|()| None)
+}
+
+/// `POST` to collection `R`, the created object shown (its one-time secret too).
+async fn create<R>(admin: &Client, op: &mut Op<'_>, body: R::Create) -> Result<()>
+where
+    R: Resource,
+    R::Item: Tabular + Serialize,
+{
+    generic::<R>(admin, op, Generic::Create(body)).await
+}
+
+/// `tessera iam …`: `list`, `get` and `delete` of every resource are run by [`shared`];
+/// each resource's `create` body, and the few verbs particular to one resource (account
+/// update, TOTP, key files, issuer update, profile edits), are made where they are matched.
 async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<'_>) -> Result<()> {
     // Read the password before the calls that use it, so that a missing one fails before
     // anything is created.
     let password = match &resource {
         IamResource::User {
             verb:
-                UserVerb::Create {
+                Verbs::Create(UserCreate {
                     password_stdin: true,
                     ..
-                },
+                }),
         } => {
             let password = io.read_secret_line("Password: ")?;
             if password.is_empty() {
@@ -838,30 +977,24 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
 
     match resource {
         IamResource::Enterprise { verb } => {
-            let verb: Generic<Enterprises> = match verb {
-                EnterpriseVerb::Create { name } => {
-                    Generic::Create(admin::EnterpriseCreate { name })
-                }
-                EnterpriseVerb::List(page) => Generic::list(page, ListQuery::default()),
-                EnterpriseVerb::Get(arg) => Generic::Get(arg.id),
-                EnterpriseVerb::Delete(arg) => Generic::Delete(arg.id),
+            let Some(Rest::Create(c)) = shared::<Enterprises, _, _, _, _>(admin, op, verb).await?
+            else {
+                return Ok(());
             };
-            generic(admin, op, verb).await
+            create::<Enterprises>(admin, op, admin::EnterpriseCreate { name: c.name }).await
         }
 
         IamResource::Account { verb } => {
-            let verb: Generic<Accounts> = match verb {
-                AccountVerb::Create {
-                    name,
-                    enterprise_id,
-                } => Generic::Create(admin::AccountCreate {
-                    name,
-                    enterprise_id,
-                }),
-                AccountVerb::List(page) => Generic::list(page, ListQuery::default()),
-                AccountVerb::Get(arg) => Generic::Get(arg.id),
-                AccountVerb::Delete(arg) => Generic::Delete(arg.id),
-                AccountVerb::Update { id, mfa } => {
+            match shared::<Accounts, _, _, _, _>(admin, op, verb).await? {
+                None => Ok(()),
+                Some(Rest::Create(c)) => {
+                    let body = admin::AccountCreate {
+                        name: c.name,
+                        enterprise_id: c.enterprise_id,
+                    };
+                    create::<Accounts>(admin, op, body).await
+                }
+                Some(Rest::More(AccountMore::Update { id, mfa })) => {
                     let updated = admin
                         .update_account(
                             &id,
@@ -871,158 +1004,94 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
                         )
                         .await
                         .with_context(|| format!("cannot update {id}"))?;
-                    return op.one(&updated);
+                    op.one(&updated)
                 }
-            };
-            generic(admin, op, verb).await
+            }
         }
 
-        IamResource::User { verb } => {
-            let verb: Generic<Users> = match verb {
-                UserVerb::Create {
-                    account_id,
-                    name,
-                    email,
-                    password_stdin: _,
-                    federated,
-                } => Generic::Create(admin::UserCreate {
-                    account_id: Some(own_account(admin, account_id).await?),
-                    name,
-                    email,
+        IamResource::User { verb } => match shared::<Users, _, _, _, _>(admin, op, verb).await? {
+            None => Ok(()),
+            Some(Rest::Create(c)) => {
+                let body = admin::UserCreate {
+                    account_id: Some(own_account(admin, c.account_id).await?),
+                    name: c.name,
+                    email: c.email,
                     password,
-                    federated,
-                }),
-                UserVerb::List { account_id, page } => Generic::list(page, filters(account_id)),
-                UserVerb::Get(arg) => Generic::Get(arg.id),
-                UserVerb::Delete(arg) => Generic::Delete(arg.id),
-                UserVerb::Totp { verb } => return totp(admin, verb, op).await,
-            };
-            generic(admin, op, verb).await
-        }
+                    federated: c.federated,
+                };
+                create::<Users>(admin, op, body).await
+            }
+            Some(Rest::More(UserMore::Totp { verb })) => totp(admin, verb, op).await,
+        },
 
         IamResource::ServiceAccount { verb } => {
-            let verb: Generic<ServiceAccounts> = match verb {
-                ServiceAccountVerb::Create {
-                    account_id,
-                    name,
-                    description,
-                } => Generic::Create(admin::ServiceAccountCreate {
-                    account_id: Some(own_account(admin, account_id).await?),
-                    name,
-                    description,
-                }),
-                ServiceAccountVerb::List { account_id, page } => {
-                    Generic::list(page, filters(account_id))
-                }
-                ServiceAccountVerb::Get(arg) => Generic::Get(service_account_id(admin, arg).await?),
-                ServiceAccountVerb::Delete(arg) => {
-                    Generic::Delete(service_account_id(admin, arg).await?)
-                }
+            let Some(Rest::Create(c)) =
+                shared::<ServiceAccounts, _, _, _, _>(admin, op, verb).await?
+            else {
+                return Ok(());
             };
-            generic(admin, op, verb).await
+            let body = admin::ServiceAccountCreate {
+                account_id: Some(own_account(admin, c.account_id).await?),
+                name: c.name,
+                description: c.description,
+            };
+            create::<ServiceAccounts>(admin, op, body).await
         }
 
         IamResource::ApiKey { verb } => {
-            let verb: Generic<ApiKeys> = match verb {
-                ApiKeyVerb::Create {
-                    owner,
-                    name,
-                    description,
-                } => {
-                    let Some(owner_iam_id) = owner.owner_iam_id() else {
-                        bail!("give the key's owner: --service-account-id, --user-id or --owner-iam-id");
-                    };
-                    Generic::Create(admin::ApiKeyCreate {
-                        owner_iam_id,
-                        name,
-                        description,
-                    })
-                }
-                ApiKeyVerb::List {
-                    account_id,
-                    owner_iam_id,
-                    page,
-                } => Generic::list(
-                    page,
-                    ListQuery {
-                        account_id,
-                        owner_iam_id,
-                        ..ListQuery::default()
-                    },
-                ),
-                ApiKeyVerb::Get(arg) => Generic::Get(arg.id),
-                ApiKeyVerb::Delete(arg) => Generic::Delete(arg.id),
+            let Some(Rest::Create(c)) = shared::<ApiKeys, _, _, _, _>(admin, op, verb).await?
+            else {
+                return Ok(());
             };
-            generic(admin, op, verb).await
+            let Some(owner_iam_id) = c.owner.owner_iam_id() else {
+                bail!("give the key's owner: --service-account-id, --user-id or --owner-iam-id");
+            };
+            let body = admin::ApiKeyCreate {
+                owner_iam_id,
+                name: c.name,
+                description: c.description,
+            };
+            create::<ApiKeys>(admin, op, body).await
         }
 
         IamResource::Key { verb } => {
-            let verb: Generic<AuthorizedKeys> = match verb {
-                KeyVerb::Create {
-                    service_account_id,
-                    algorithm,
-                    description,
-                    output,
-                    force,
-                } => {
-                    let body = admin::AuthorizedKeyCreate {
-                        service_account_id,
-                        key_algorithm: Some(algorithm.as_str().to_owned()),
-                        description,
-                    };
-                    return create_key_file(admin, body, &output, force, op).await;
-                }
-                KeyVerb::List {
-                    service_account_id,
-                    account_id,
-                    page,
-                } => Generic::list(
-                    page,
-                    ListQuery {
-                        account_id,
-                        service_account_id,
-                        ..ListQuery::default()
-                    },
-                ),
-                KeyVerb::Get(arg) => Generic::Get(arg.id),
-                KeyVerb::Delete(arg) => Generic::Delete(arg.id),
+            let Some(Rest::Create(c)) =
+                shared::<AuthorizedKeys, _, _, _, _>(admin, op, verb).await?
+            else {
+                return Ok(());
             };
-            generic(admin, op, verb).await
+            let body = admin::AuthorizedKeyCreate {
+                service_account_id: c.service_account_id,
+                key_algorithm: Some(c.algorithm.as_str().to_owned()),
+                description: c.description,
+            };
+            create_key_file(admin, body, &c.output, c.force, op).await
         }
 
         IamResource::Issuer { verb } => {
-            let verb: Generic<TrustedIssuers> = match verb {
-                IssuerVerb::Create {
-                    name,
-                    issuer_url,
-                    jwks_file,
-                    server_jwks_path,
-                    audiences,
-                    cr_type,
-                    crn,
-                    map,
-                    account_id,
-                } => Generic::Create(admin::TrustedIssuerCreate {
-                    account_id,
-                    name,
-                    issuer_url,
-                    jwks: jwks_file.as_deref().map(read_local_jwks).transpose()?,
-                    jwks_file: server_jwks_path,
-                    audiences: (!audiences.is_empty()).then_some(audiences),
-                    cr_type,
-                    crn,
-                    claim_mapping: parse_claim_map(&map)?,
-                }),
-                IssuerVerb::List { account_id, page } => Generic::list(page, filters(account_id)),
-                IssuerVerb::Get(arg) => Generic::Get(arg.id),
-                IssuerVerb::Delete(arg) => Generic::Delete(arg.id),
-                IssuerVerb::Update {
+            match shared::<TrustedIssuers, _, _, _, _>(admin, op, verb).await? {
+                None => Ok(()),
+                Some(Rest::Create(c)) => {
+                    let body = admin::TrustedIssuerCreate {
+                        account_id: c.account_id,
+                        name: c.name,
+                        issuer_url: c.issuer_url,
+                        jwks: c.jwks_file.as_deref().map(read_local_jwks).transpose()?,
+                        jwks_file: c.server_jwks_path,
+                        audiences: (!c.audiences.is_empty()).then_some(c.audiences),
+                        cr_type: c.cr_type,
+                        crn: c.crn,
+                        claim_mapping: parse_claim_map(&c.map)?,
+                    };
+                    create::<TrustedIssuers>(admin, op, body).await
+                }
+                Some(Rest::More(IssuerMore::Update {
                     id,
                     jwks_file,
                     server_jwks_path,
                     audiences,
                     map,
-                } => {
+                })) => {
                     let body = admin::TrustedIssuerUpdate {
                         jwks: jwks_file.as_deref().map(read_local_jwks).transpose()?,
                         jwks_file: server_jwks_path,
@@ -1033,120 +1102,67 @@ async fn iam(admin: &Client, format: Format, resource: IamResource, io: &mut Io<
                         .update_trusted_issuer(&id, &body)
                         .await
                         .with_context(|| format!("updating trusted issuer {id} failed"))?;
-                    return op.one(&item);
+                    op.one(&item)
                 }
-            };
-            generic(admin, op, verb).await
+            }
         }
 
         IamResource::OauthToken { verb } => {
-            let verb: Generic<OAuthTokens> = match verb {
-                OAuthTokenVerb::Create {
-                    user_id,
-                    description,
-                } => Generic::Create(admin::OAuthTokenCreate {
-                    user_id,
-                    description,
-                }),
-                OAuthTokenVerb::List {
-                    user_id,
-                    account_id,
-                    page,
-                } => Generic::list(
-                    page,
-                    ListQuery {
-                        account_id,
-                        user_id,
-                        ..ListQuery::default()
-                    },
-                ),
-                OAuthTokenVerb::Get(arg) => Generic::Get(arg.id),
-                OAuthTokenVerb::Delete(arg) => Generic::Delete(arg.id),
+            let Some(Rest::Create(c)) = shared::<OAuthTokens, _, _, _, _>(admin, op, verb).await?
+            else {
+                return Ok(());
             };
-            generic(admin, op, verb).await
+            let body = admin::OAuthTokenCreate {
+                user_id: c.user_id,
+                description: c.description,
+            };
+            create::<OAuthTokens>(admin, op, body).await
         }
 
         IamResource::Policy { verb } => {
-            let verb: Generic<AuthorizationPolicies> = match verb {
-                PolicyVerb::Create {
-                    source,
-                    target,
-                    account_id,
-                    description,
-                } => Generic::Create(admin::AuthorizationPolicyCreate {
-                    account_id,
-                    source_iam_id: source,
-                    target_crn: target,
-                    description,
-                }),
-                PolicyVerb::List {
-                    account_id,
-                    source,
-                    page,
-                } => Generic::list(
-                    page,
-                    ListQuery {
-                        account_id,
-                        source_iam_id: source,
-                        ..ListQuery::default()
-                    },
-                ),
-                PolicyVerb::Get(arg) => Generic::Get(arg.id),
-                PolicyVerb::Delete(arg) => Generic::Delete(arg.id),
+            let Some(Rest::Create(c)) =
+                shared::<AuthorizationPolicies, _, _, _, _>(admin, op, verb).await?
+            else {
+                return Ok(());
             };
-            generic(admin, op, verb).await
+            let body = admin::AuthorizationPolicyCreate {
+                account_id: c.account_id,
+                source_iam_id: c.source,
+                target_crn: c.target,
+                description: c.description,
+            };
+            create::<AuthorizationPolicies>(admin, op, body).await
         }
 
         IamResource::Client { verb } => {
-            let verb: Generic<Clients> = match verb {
-                ClientVerb::Create {
-                    id,
-                    name,
-                    account_id,
-                    no_account,
-                } => Generic::Create(admin::ClientCreate {
-                    id,
-                    name,
-                    account_id: if no_account {
-                        None
-                    } else {
-                        Some(own_account(admin, account_id).await?)
-                    },
-                }),
-                ClientVerb::List { account_id, page } => Generic::list(page, filters(account_id)),
-                ClientVerb::Get(arg) => Generic::Get(arg.id),
-                ClientVerb::Delete(arg) => Generic::Delete(arg.id),
+            let Some(Rest::Create(c)) = shared::<Clients, _, _, _, _>(admin, op, verb).await?
+            else {
+                return Ok(());
             };
-            generic(admin, op, verb).await
+            let body = admin::ClientCreate {
+                id: c.id,
+                name: c.name,
+                account_id: if c.no_account {
+                    None
+                } else {
+                    Some(own_account(admin, c.account_id).await?)
+                },
+            };
+            create::<Clients>(admin, op, body).await
         }
 
         IamResource::AccessBinding { verb } => {
-            let verb: Generic<AccessBindings> = match verb {
-                AccessBindingVerb::Create {
-                    subject_iam_id,
-                    role,
-                    resource,
-                } => Generic::Create(admin::AccessBindingCreate {
-                    subject_iam_id,
-                    role: role.as_str().to_owned(),
-                    resource,
-                }),
-                AccessBindingVerb::List {
-                    subject_iam_id,
-                    resource,
-                    page,
-                } => Generic::list(
-                    page,
-                    ListQuery {
-                        subject_iam_id,
-                        resource,
-                        ..ListQuery::default()
-                    },
-                ),
-                AccessBindingVerb::Get(arg) => Generic::Get(arg.id),
-                AccessBindingVerb::Delete(arg) => Generic::Delete(arg.id),
+            let Some(Rest::Create(c)) =
+                shared::<AccessBindings, _, _, _, _>(admin, op, verb).await?
+            else {
+                return Ok(());
             };
-            generic(admin, op, verb).await
+            let body = admin::AccessBindingCreate {
+                subject_iam_id: c.subject_iam_id,
+                role: c.role.as_str().to_owned(),
+                resource: c.resource,
+            };
+            create::<AccessBindings>(admin, op, body).await
         }
 
         IamResource::Profile { verb } => profile(admin, verb, op).await,
@@ -1251,11 +1267,11 @@ async fn profile(admin: &Client, verb: ProfileVerb, op: &mut Op<'_>) -> Result<(
                 links: Vec::new(),
                 rules: Vec::new(),
             };
-            return generic::<TrustedProfiles>(admin, op, Generic::Create(body)).await;
+            return create::<TrustedProfiles>(admin, op, body).await;
         }
-        ProfileVerb::List { account_id, page } => {
-            let verb = Generic::<TrustedProfiles>::list(page, filters(account_id));
-            return generic(admin, op, verb).await;
+        ProfileVerb::List(filter) => {
+            let (query, page) = filter.query();
+            return generic::<TrustedProfiles>(admin, op, Generic::list(page, query)).await;
         }
         ProfileVerb::Get(arg) => {
             return generic::<TrustedProfiles>(admin, op, Generic::Get(arg.id)).await;

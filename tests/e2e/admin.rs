@@ -295,13 +295,7 @@ async fn roles_govern_what_callers_may_do() {
         .unwrap_err();
     assert_eq!(err.status(), Some(403));
     // The client has no audit call: the log is read raw.
-    assert_eq!(
-        server
-            .admin(Method::GET, "/v1/audit", &nobody_token, None)
-            .await
-            .0,
-        403
-    );
+    assert_eq!(server.admin_get("/v1/audit", &nobody_token).await.0, 403);
 }
 
 #[tokio::test]
@@ -409,9 +403,7 @@ async fn bad_input_gets_the_admin_error_shape() {
         ),
     ];
     for (path, body, status, code, fragment) in cases {
-        let (got, response) = server
-            .admin(Method::POST, path, &admin, Some(body.clone()))
-            .await;
+        let (got, response) = server.admin_post(path, &admin, body.clone()).await;
         assert_eq!(got, status, "{path} {body}: {response}");
         assert_eq!(response["error"]["code"], code, "{response}");
         assert!(
@@ -428,12 +420,7 @@ async fn bad_input_gets_the_admin_error_shape() {
     // Duplicates are conflicts.
     server.create(&admin, "clients", json!({"id": "dup"})).await;
     let (status, body) = server
-        .admin(
-            Method::POST,
-            "/v1/clients",
-            &admin,
-            Some(json!({"id": "dup"})),
-        )
+        .admin_post("/v1/clients", &admin, json!({"id": "dup"}))
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -469,18 +456,9 @@ async fn bad_input_gets_the_admin_error_shape() {
         .await
         .unwrap();
     assert_eq!(response.status(), 413);
+    assert_eq!(server.admin_get("/v1/users?limit=0", &admin).await.0, 400);
     assert_eq!(
-        server
-            .admin(Method::GET, "/v1/users?limit=0", &admin, None)
-            .await
-            .0,
-        400
-    );
-    assert_eq!(
-        server
-            .admin(Method::GET, "/v1/users?limit=5000", &admin, None)
-            .await
-            .0,
+        server.admin_get("/v1/users?limit=5000", &admin).await.0,
         400
     );
     // No token, a garbage token.
@@ -492,13 +470,7 @@ async fn bad_input_gets_the_admin_error_shape() {
         .unwrap();
     assert_eq!(response.status(), 401);
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
-    assert_eq!(
-        server
-            .admin(Method::GET, "/v1/whoami", "garbage", None)
-            .await
-            .0,
-        401
-    );
+    assert_eq!(server.admin_get("/v1/whoami", "garbage").await.0, 401);
 }
 
 #[tokio::test]
@@ -580,9 +552,7 @@ async fn openapi_and_audit() {
     let sa = server
         .create(&admin, "service_accounts", json!({"name": "audited"}))
         .await;
-    let (status, audit) = server
-        .admin(Method::GET, "/v1/audit?limit=5", &admin, None)
-        .await;
+    let (status, audit) = server.admin_get("/v1/audit?limit=5", &admin).await;
     assert_eq!(status, 200);
     let newest = &audit["events"][0];
     assert_eq!(newest["action"], "service_account.create");

@@ -465,12 +465,7 @@ async fn identity_tokens_are_signed_by_the_server_for_the_audience() {
 
     // The server endpoint itself: bearer required, audience validated.
     let (status, body) = server
-        .admin(
-            reqwest::Method::POST,
-            "/v1/id_tokens",
-            &admin,
-            Some(json!({"format": "full"})),
-        )
+        .admin_post("/v1/id_tokens", &admin, json!({"format": "full"}))
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(body["error"]["message"]
@@ -478,12 +473,7 @@ async fn identity_tokens_are_signed_by_the_server_for_the_audience() {
         .unwrap()
         .contains("audience"));
     let (status, _) = server
-        .admin(
-            reqwest::Method::POST,
-            "/v1/id_tokens",
-            "bogus",
-            Some(json!({"audience": "a"})),
-        )
+        .admin_post("/v1/id_tokens", "bogus", json!({"audience": "a"}))
         .await;
     assert_eq!(status, 401);
 }
@@ -592,12 +582,7 @@ async fn an_authorized_key_file_works_and_token_prints_a_handler_context() {
 
     // A deleted key: `agent token` fails with the server's reason and without the key.
     let (status, body) = server
-        .admin(
-            reqwest::Method::DELETE,
-            &format!("/v1/authorized_keys/{}", created.id),
-            &admin,
-            None,
-        )
+        .admin_delete(&format!("/v1/authorized_keys/{}", created.id), &admin)
         .await;
     assert!(status == 204 || status == 200, "{status} {body}");
     let output = Command::new(binary())
@@ -856,11 +841,9 @@ async fn the_agent_rides_out_a_server_outage_and_stops_with_its_credential() {
 
     // The credential is deleted: no new tokens; once the last one's time is up, 503.
     let (status, body) = server
-        .admin(
-            reqwest::Method::DELETE,
+        .admin_delete(
             &format!("/v1/api_keys/{}", key.id),
             &admin_after_restart(&server).await,
-            None,
         )
         .await;
     assert!(status == 204 || status == 200, "{status} {body}");

@@ -2,7 +2,6 @@
 //! else's; filters by account, actor, action and time; paging by event id.
 
 use crate::harness::*;
-use reqwest::Method;
 use serde_json::{json, Value};
 
 /// An identity of `account` holding `role` on it, and its token.
@@ -34,9 +33,7 @@ async fn member(server: &TestServer, admin: &str, account: &str, role: &str) -> 
 }
 
 async fn audit(server: &TestServer, token: &str, query: &str) -> (u16, Value) {
-    server
-        .admin(Method::GET, &format!("/v1/audit{query}"), token, None)
-        .await
+    server.admin_get(&format!("/v1/audit{query}"), token).await
 }
 
 fn events(body: &Value) -> &Vec<Value> {
@@ -72,11 +69,10 @@ async fn account_administrators_read_their_accounts_events_only() {
         )
         .await;
     let (status, body) = server
-        .admin(
-            Method::POST,
+        .admin_post(
             "/v1/token_cutoffs",
             &admin_a_token,
-            Some(json!({"iam_id": sa["iam_id"]})),
+            json!({"iam_id": sa["iam_id"]}),
         )
         .await;
     assert!(status == 201 || status == 200, "{status} {body}");
@@ -88,11 +84,9 @@ async fn account_administrators_read_their_accounts_events_only() {
         )
         .await;
     let (status, _) = server
-        .admin(
-            Method::DELETE,
+        .admin_delete(
             &format!("/v1/access_bindings/{}", binding["id"].as_str().unwrap()),
             &admin_a_token,
-            None,
         )
         .await;
     assert_eq!(status, 204);

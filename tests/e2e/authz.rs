@@ -3,7 +3,6 @@
 //! deletion of the policy taking effect at once.
 
 use crate::harness::*;
-use reqwest::Method;
 use serde_json::{json, Value};
 use tessera_client::api::admin::{AuthorizationPolicyCreate, AuthorizationPolicyView, ListQuery};
 use tessera_client::api::token::{IbmTokenRequest, IbmTokenResponse};
@@ -99,11 +98,10 @@ async fn policy_crud_and_validation() {
     // without a complete a/<account> scope (here it would reach every tenant) is refused.
     let source = format!("crn-{}", crn(&account, "other"));
     let (status, body) = server
-        .admin(
-            Method::POST,
+        .admin_post(
             "/v1/authorization_policies",
             &admin,
-            Some(json!({"source_iam_id": source, "target_crn": "crn:v1:bluemix:public:kms:*"})),
+            json!({"source_iam_id": source, "target_crn": "crn:v1:bluemix:public:kms:*"}),
         )
         .await;
     assert_eq!(status, 400, "{body}");
@@ -112,12 +110,7 @@ async fn policy_crud_and_validation() {
         "{body}"
     );
     let (status, body) = server
-        .admin(
-            Method::POST,
-            "/v1/authorization_policies",
-            &admin,
-            Some(json!({"source_iam_id": source, "target_crn": format!("crn:v1:bluemix:public:kms:global:a/{account}:*")})),
-        )
+        .admin_post("/v1/authorization_policies", &admin, json!({"source_iam_id": source, "target_crn": format!("crn:v1:bluemix:public:kms:global:a/{account}:*")}))
         .await;
     assert_eq!(status, 201, "{body}");
     let listed = typed
@@ -196,12 +189,7 @@ async fn policy_crud_and_validation() {
     ];
     for (body, expected_status, expected) in cases {
         let (status, answer) = server
-            .admin(
-                Method::POST,
-                "/v1/authorization_policies",
-                &admin,
-                Some(body.clone()),
-            )
+            .admin_post("/v1/authorization_policies", &admin, body.clone())
             .await;
         assert_eq!(status, expected_status, "{body}: {answer}");
         assert!(message(&answer).contains(expected), "{body}: {answer}");
@@ -209,40 +197,27 @@ async fn policy_crud_and_validation() {
     // A service account without roles may neither create nor list policies of the account.
     let sa_token = server.token(&apikey).await;
     let (status, _) = server
-        .admin(
-            Method::POST,
+        .admin_post(
             "/v1/authorization_policies",
             &sa_token,
-            Some(json!({"source_iam_id": sa.iam_id, "target_crn": target})),
+            json!({"source_iam_id": sa.iam_id, "target_crn": target}),
         )
         .await;
     assert_eq!(status, 403);
     let (status, _) = server
-        .admin(
-            Method::GET,
+        .admin_get(
             &format!("/v1/authorization_policies?account_id={account}"),
             &sa_token,
-            None,
         )
         .await;
     assert_eq!(status, 403);
     // Delete.
     let (status, _) = server
-        .admin(
-            Method::DELETE,
-            &format!("/v1/authorization_policies/{id}"),
-            &admin,
-            None,
-        )
+        .admin_delete(&format!("/v1/authorization_policies/{id}"), &admin)
         .await;
     assert_eq!(status, 204);
     let (status, _) = server
-        .admin(
-            Method::GET,
-            &format!("/v1/authorization_policies/{id}"),
-            &admin,
-            None,
-        )
+        .admin_get(&format!("/v1/authorization_policies/{id}"), &admin)
         .await;
     assert_eq!(status, 404);
 }

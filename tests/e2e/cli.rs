@@ -2,9 +2,15 @@
 //! and `--format json`.
 
 use crate::harness::*;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
+use tessera_client::api::admin::{
+    AccessBindingView, AccountView, ApiKeyView, AuditEvent, ClientView, ServiceAccountView,
+    UserView, WhoAmI,
+};
+use tessera_client::api::token::IbmTokenResponse;
 
 fn cli(config_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(binary());
@@ -31,7 +37,8 @@ fn ok(output: Output) -> String {
     stdout
 }
 
-fn json_of(output: Output) -> Value {
+/// The command's `--format json` output, as the API type it prints (or a `Value`).
+fn json_of<T: DeserializeOwned>(output: Output) -> T {
     let text = ok(output);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
@@ -71,13 +78,11 @@ async fn login_token_and_management() {
     // `tessera token` prints a bare, valid access token.
     let token = ok(cli(config, &["token"], &[])).trim().to_owned();
     assert_eq!(jwt_payload(&token)["name"], "admin");
-    let (status, _) = server
-        .admin(reqwest::Method::GET, "/v1/whoami", &token, None)
-        .await;
+    let (status, _) = server.admin_get("/v1/whoami", &token).await;
     assert_eq!(status, 200);
 
     // Create a service account and a key; JSON carries ids and the key.
-    let sa = json_of(cli(
+    let sa: ServiceAccountView = json_of(cli(
         config,
         &[
             "iam",
@@ -90,9 +95,9 @@ async fn login_token_and_management() {
         ],
         &[],
     ));
-    let sa_id = sa["id"].as_str().unwrap().to_owned();
+    let sa_id = sa.id;
     assert!(sa_id.starts_with("ServiceId-"));
-    let key = json_of(cli(
+    let key: ApiKeyView = json_of(cli(
         config,
         &[
             "iam",
@@ -107,7 +112,7 @@ async fn login_token_and_management() {
         ],
         &[],
     ));
-    let apikey = key["apikey"].as_str().unwrap().to_owned();
+    let apikey = key.apikey.clone().expect("the key, once").into_inner();
     let sa_token = server.token(&apikey).await;
     assert_eq!(jwt_payload(&sa_token)["iam_id"], format!("iam-{sa_id}"));
 
@@ -117,25 +122,25 @@ async fn login_token_and_management() {
         table.contains("cli-sa") && table.contains(&sa_id),
         "{table}"
     );
-    let listed = json_of(cli(
+    let listed: Value = json_of(cli(
         config,
         &["iam", "api-key", "list", "--format", "json"],
         &[],
     ));
-    assert!(listed.to_string().contains(key["id"].as_str().unwrap()));
+    assert!(listed.to_string().contains(&key.id));
     assert!(
         !listed.to_string().contains(&apikey),
         "listing never shows the key"
     );
-    let got = json_of(cli(
+    let got: ServiceAccountView = json_of(cli(
         config,
         &["iam", "service-account", "get", &sa_id, "--format", "json"],
         &[],
     ));
-    assert_eq!(got["name"], "cli-sa");
+    assert_eq!(got.name, "cli-sa");
 
     // Other resources.
-    let account = json_of(cli(
+    let account: AccountView = json_of(cli(
         config,
         &[
             "iam",
@@ -148,8 +153,8 @@ async fn login_token_and_management() {
         ],
         &[],
     ));
-    let account_id = account["id"].as_str().unwrap();
-    let user = json_of(cli(
+    let account_id = account.id.as_str();
+    let user: UserView = json_of(cli(
         config,
         &[
             "iam",
@@ -166,7 +171,7 @@ async fn login_token_and_management() {
         ],
         &[],
     ));
-    let client = json_of(cli(
+    let client: ClientView = json_of(cli(
         config,
         &[
             "iam",
@@ -179,15 +184,21 @@ async fn login_token_and_management() {
         ],
         &[],
     ));
-    assert!(client["secret"].as_str().unwrap().starts_with("tcs_"));
-    let binding = json_of(cli(
+    assert!(
+        client
+            .secret
+            .as_deref()
+            .is_some_and(|s| s.starts_with("tcs_")),
+        "{client:?}"
+    );
+    let binding: AccessBindingView = json_of(cli(
         config,
         &[
             "iam",
             "access-binding",
             "create",
             "--subject-iam-id",
-            user["iam_id"].as_str().unwrap(),
+            &user.iam_id,
             "--role",
             "viewer",
             "--resource",
@@ -197,14 +208,10 @@ async fn login_token_and_management() {
         ],
         &[],
     ));
-    assert_eq!(binding["role"], "viewer");
+    assert_eq!(binding.role, "viewer");
 
     // Delete: the key stops working.
-    let out = ok(cli(
-        config,
-        &["iam", "api-key", "delete", key["id"].as_str().unwrap()],
-        &[],
-    ));
+    let out = ok(cli(config, &["iam", "api-key", "delete", &key.id], &[]));
     assert!(out.contains("Deleted"), "{out}");
     assert_eq!(
         server
@@ -254,8 +261,8 @@ async fn environment_overrides_profile() {
     let token = ok(cli(home.path(), &["token"], &[]));
     assert_eq!(jwt_payload(token.trim())["sub_type"], "user");
     // --format json prints the whole token response.
-    let full = json_of(cli(home.path(), &["token", "--format", "json"], &[]));
-    assert_eq!(full["token_type"], "Bearer");
+    let full: IbmTokenResponse = json_of(cli(home.path(), &["token", "--format", "json"], &[]));
+    assert_eq!(full.token_type, "Bearer");
 }
 
 #[test]
@@ -499,7 +506,7 @@ async fn profiles_list_use_show_delete_and_logout() {
         &key,
     ));
 
-    let list = json_of(cli(config, &["profile", "list", "-o", "json"], &[]));
+    let list: Value = json_of(cli(config, &["profile", "list", "-o", "json"], &[]));
     assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
     assert_eq!(list[0]["name"], "b");
     assert_eq!(list[0]["current"], false);
@@ -513,16 +520,16 @@ async fn profiles_list_use_show_delete_and_logout() {
 
     // `use` switches what commands talk to; `show` never prints the key.
     ok(cli(config, &["profile", "use", "b"], &[]));
-    let shown = json_of(cli(config, &["profile", "show", "-o", "json"], &[]));
+    let shown: Value = json_of(cli(config, &["profile", "show", "-o", "json"], &[]));
     assert_eq!(shown["name"], "b");
     assert_eq!(shown["endpoint"], b.url.as_str());
     assert_eq!(shown["logged_in"], true);
     assert!(!shown.to_string().contains(ADMIN_KEY));
     let text = ok(cli(config, &["profile", "show", "default"], &[]));
     assert!(text.contains(&a.url) && !text.contains(ADMIN_KEY), "{text}");
-    let whoami = json_of(cli(config, &["whoami", "-o", "json"], &[]));
+    let whoami: WhoAmI = json_of(cli(config, &["whoami", "-o", "json"], &[]));
     let on_b = b.admin_client().await.whoami().await.unwrap();
-    assert_eq!(whoami["account_id"], on_b.account_id.as_str());
+    assert_eq!(whoami.account_id, on_b.account_id);
     let missing = cli(config, &["profile", "use", "nope"], &[]);
     assert_eq!(missing.status.code(), Some(4));
 
@@ -544,7 +551,7 @@ async fn profiles_list_use_show_delete_and_logout() {
     // logout forgets the current profile's key and keeps its endpoint.
     let out = ok(cli(config, &["logout"], &[]));
     assert!(out.contains("\"b\""), "{out}");
-    let shown = json_of(cli(config, &["profile", "show", "b", "-o", "json"], &[]));
+    let shown: Value = json_of(cli(config, &["profile", "show", "b", "-o", "json"], &[]));
     assert_eq!(shown["logged_in"], false);
     let after = cli(config, &["token"], &[]);
     assert_eq!(after.status.code(), Some(1));
@@ -558,7 +565,7 @@ async fn profiles_list_use_show_delete_and_logout() {
 
     // delete removes it; the current profile falls back to "default".
     ok(cli(config, &["profile", "delete", "b"], &[]));
-    let list = json_of(cli(config, &["profile", "list", "-o", "json"], &[]));
+    let list: Value = json_of(cli(config, &["profile", "list", "-o", "json"], &[]));
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["name"], "default");
     assert_eq!(list[0]["current"], true);
@@ -711,7 +718,7 @@ async fn ids_in_either_spelling_and_names() {
         &[("TESSERA_APIKEY", ADMIN_KEY)],
     ));
     let run = |args: &[&str]| cli(config, args, &[]);
-    let sa = json_of(run(&[
+    let sa: ServiceAccountView = json_of(run(&[
         "iam",
         "service-account",
         "create",
@@ -720,12 +727,11 @@ async fn ids_in_either_spelling_and_names() {
         "-o",
         "json",
     ]));
-    let id = sa["id"].as_str().unwrap();
-    let iam_id = sa["iam_id"].as_str().unwrap();
+    let (id, iam_id) = (sa.id.as_str(), sa.iam_id.as_str());
     assert_eq!(iam_id, format!("iam-{id}"));
 
     // Either spelling of the id.
-    let got = json_of(run(&[
+    let got: ServiceAccountView = json_of(run(&[
         "iam",
         "service-account",
         "get",
@@ -733,8 +739,8 @@ async fn ids_in_either_spelling_and_names() {
         "-o",
         "json",
     ]));
-    assert_eq!(got["id"], id);
-    let key = json_of(run(&[
+    assert_eq!(got.id, id);
+    let key: ApiKeyView = json_of(run(&[
         "iam",
         "api-key",
         "create",
@@ -745,8 +751,8 @@ async fn ids_in_either_spelling_and_names() {
         "-o",
         "json",
     ]));
-    assert_eq!(key["owner_iam_id"], iam_id);
-    let keys = json_of(run(&[
+    assert_eq!(key.owner_iam_id, iam_id);
+    let keys: Vec<ApiKeyView> = json_of(run(&[
         "iam",
         "api-key",
         "list",
@@ -755,10 +761,10 @@ async fn ids_in_either_spelling_and_names() {
         "-o",
         "json",
     ]));
-    assert_eq!(keys.as_array().unwrap().len(), 1, "{keys}");
-    let me = json_of(run(&["whoami", "-o", "json"]));
-    let user = me["iam_id"].as_str().unwrap();
-    let got = json_of(run(&[
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let me: WhoAmI = json_of(run(&["whoami", "-o", "json"]));
+    let user = me.iam_id.as_str();
+    let got: UserView = json_of(run(&[
         "iam",
         "user",
         "get",
@@ -766,10 +772,10 @@ async fn ids_in_either_spelling_and_names() {
         "-o",
         "json",
     ]));
-    assert_eq!(got["id"], user);
+    assert_eq!(got.id, user);
 
     // By name: one match, none, several (in two accounts), narrowed by --account-id.
-    let got = json_of(run(&[
+    let got: ServiceAccountView = json_of(run(&[
         "iam",
         "service-account",
         "get",
@@ -778,7 +784,7 @@ async fn ids_in_either_spelling_and_names() {
         "-o",
         "json",
     ]));
-    assert_eq!(got["id"], id);
+    assert_eq!(got.id, id);
     let none = run(&[
         "iam",
         "service-account",
@@ -793,11 +799,11 @@ async fn ids_in_either_spelling_and_names() {
         .as_str()
         .unwrap()
         .contains("no service account is named \"nobody\""));
-    let other = json_of(run(&[
+    let other: AccountView = json_of(run(&[
         "iam", "account", "create", "--name", "other", "-o", "json",
     ]));
-    let other_account = other["id"].as_str().unwrap();
-    let twin = json_of(run(&[
+    let other_account = other.id.as_str();
+    let twin: ServiceAccountView = json_of(run(&[
         "iam",
         "service-account",
         "create",
@@ -815,7 +821,7 @@ async fn ids_in_either_spelling_and_names() {
         text.contains("2 service accounts are named") && text.contains(id),
         "{text}"
     );
-    assert!(text.contains(twin["id"].as_str().unwrap()), "{text}");
+    assert!(text.contains(&twin.id), "{text}");
     let out = ok(run(&[
         "iam",
         "service-account",
@@ -825,8 +831,8 @@ async fn ids_in_either_spelling_and_names() {
         "--account-id",
         other_account,
     ]));
-    assert!(out.contains(twin["id"].as_str().unwrap()), "{out}");
-    let got = json_of(run(&[
+    assert!(out.contains(&twin.id), "{out}");
+    let got: ServiceAccountView = json_of(run(&[
         "iam",
         "service-account",
         "get",
@@ -835,7 +841,7 @@ async fn ids_in_either_spelling_and_names() {
         "-o",
         "json",
     ]));
-    assert_eq!(got["id"], id);
+    assert_eq!(got.id, id);
 }
 
 #[tokio::test]
@@ -873,15 +879,12 @@ async fn tables_fit_the_terminal_and_never_a_pipe() {
         "{shown}"
     );
     // The ids stay whole: the description is the widest column, cut first.
-    let listed = json_of(cli(
+    let listed: Vec<ServiceAccountView> = json_of(cli(
         config,
         &["iam", "service-account", "list", "-o", "json"],
         &[],
     ));
-    assert!(
-        shown.contains(listed[0]["iam_id"].as_str().unwrap()),
-        "{shown}"
-    );
+    assert!(shown.contains(&listed[0].iam_id), "{shown}");
     // Piped: never cut, whatever COLUMNS says.
     let piped = ok(cli(config, &args, &[("COLUMNS", "200")]));
     assert!(piped.contains(&long) && !piped.contains('…'), "{piped}");
@@ -907,7 +910,7 @@ async fn audit_list_filters_and_export_every_page() {
     assert!(table.starts_with("ID"), "{table}");
     assert!(table.contains("service_account.create"), "{table}");
     assert_eq!(table.lines().count(), 3, "{table}");
-    let events = json_of(cli(
+    let events: Vec<AuditEvent> = json_of(cli(
         home.path(),
         &[
             "audit",
@@ -919,17 +922,12 @@ async fn audit_list_filters_and_export_every_page() {
         ],
         &env,
     ));
-    let events = events.as_array().unwrap();
     assert_eq!(events.len(), 3, "{events:?}");
-    assert!(events
-        .iter()
-        .all(|e| e["action"] == "service_account.create"));
-    assert!(events
-        .windows(2)
-        .all(|w| w[0]["id"].as_i64() > w[1]["id"].as_i64()));
+    assert!(events.iter().all(|e| e.action == "service_account.create"));
+    assert!(events.windows(2).all(|w| w[0].id > w[1].id));
     // The next page, by the last id.
-    let last = events[1]["id"].as_i64().unwrap().to_string();
-    let older = json_of(cli(
+    let last = events[1].id.to_string();
+    let older: Vec<AuditEvent> = json_of(cli(
         home.path(),
         &[
             "audit",
@@ -943,10 +941,10 @@ async fn audit_list_filters_and_export_every_page() {
         ],
         &env,
     ));
-    assert_eq!(older.as_array().unwrap().len(), 1);
+    assert_eq!(older.len(), 1);
     // Export: every event, one JSON object a line, in a file.
     let file = home.path().join("audit.jsonl");
-    let all = json_of(cli(
+    let all: Value = json_of(cli(
         home.path(),
         &["audit", "list", "--limit", "1000", "-o", "json"],
         &env,

@@ -7,6 +7,9 @@ use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tessera_client::api::admin::ListQuery;
+use tessera_client::api::token::IbmTokenResponse;
+use tessera_client::resource::{ApiKeys, ServiceAccounts};
 use tessera_core::directory::{Entity, EntityKind};
 use tessera_store::{ListFilter, Store};
 
@@ -114,31 +117,16 @@ async fn changes_on_one_node_take_effect_on_every_node_within_a_second() {
 
     // Delete the key on B: refused on A and C within a second.
     let key_id = {
-        let (_, list) = b
-            .admin(
-                reqwest::Method::GET,
-                "/v1/api_keys?limit=1000",
-                &admin,
-                None,
-            )
-            .await;
-        list["api_keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|k| k["name"] == "e2e")
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        let query = ListQuery {
+            limit: Some(1000),
+            ..ListQuery::default()
+        };
+        let caller = b.client().with_token(admin.clone());
+        let keys = caller.list::<ApiKeys>(&query).await.unwrap();
+        keys.into_iter().find(|k| k.name == "e2e").unwrap().id
     };
     let (status, _) = b
-        .admin(
-            reqwest::Method::DELETE,
-            &format!("/v1/api_keys/{key_id}"),
-            &admin,
-            None,
-        )
+        .admin_delete(&format!("/v1/api_keys/{key_id}"), &admin)
         .await;
     assert_eq!(status, 204);
     assert_eq!(
@@ -316,8 +304,8 @@ async fn keys_rotate_under_load_without_losing_a_request() {
                     .await;
                 let sent_at = started.elapsed();
                 if response.status() == 200 {
-                    let body: Value = response.json().await.unwrap();
-                    issued.push((sent_at, body["access_token"].as_str().unwrap().to_owned()));
+                    let body: IbmTokenResponse = response.json().await.unwrap();
+                    issued.push((sent_at, access_of(&body)));
                 } else {
                     failures += 1;
                 }
@@ -480,9 +468,12 @@ async fn database_outage_serves_from_the_snapshot_then_refuses_then_recovers() {
     )
     .await;
     let admin = node.admin_token().await;
-    let before = node
-        .create(&admin, "service_accounts", json!({"name": "before-outage"}))
-        .await;
+    let before = service_account_in(
+        &node.client().with_token(admin.clone()),
+        None,
+        "before-outage",
+    )
+    .await;
 
     proxy.down();
     let cut = Instant::now();
@@ -504,12 +495,7 @@ async fn database_outage_serves_from_the_snapshot_then_refuses_then_recovers() {
     .await;
     // Management writes fail cleanly.
     let (status, body) = node
-        .admin(
-            reqwest::Method::POST,
-            "/v1/service_accounts",
-            &admin,
-            Some(json!({"name": "during"})),
-        )
+        .admin_post("/v1/service_accounts", &admin, json!({"name": "during"}))
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -540,9 +526,7 @@ async fn database_outage_serves_from_the_snapshot_then_refuses_then_recovers() {
         response.json::<Value>().await.unwrap()["error"],
         "temporarily_unavailable"
     );
-    let (status, body) = node
-        .admin(reqwest::Method::GET, "/v1/whoami", &admin, None)
-        .await;
+    let (status, body) = node.admin_get("/v1/whoami", &admin).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (503, Some("unavailable"))
@@ -562,15 +546,13 @@ async fn database_outage_serves_from_the_snapshot_then_refuses_then_recovers() {
     .await;
     assert_eq!(token_status(&node, ADMIN_KEY).await, 200);
     let admin = node.admin_token().await;
-    let (status, got) = node
-        .admin(
-            reqwest::Method::GET,
-            &format!("/v1/service_accounts/{}", before["id"].as_str().unwrap()),
-            &admin,
-            None,
-        )
-        .await;
-    assert_eq!((status, &got["name"]), (200, &json!("before-outage")));
+    let got = node
+        .client()
+        .with_token(admin.clone())
+        .get::<ServiceAccounts>(&before.id)
+        .await
+        .unwrap();
+    assert_eq!(got.name, "before-outage");
     node.create(&admin, "service_accounts", json!({"name": "after-outage"}))
         .await;
     drop(proxied_schema);

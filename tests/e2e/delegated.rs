@@ -34,7 +34,7 @@ impl Setup {
                 })
                 .await
                 .unwrap();
-            secrets.insert(id, client.secret.unwrap());
+            secrets.insert(id, client.secret.unwrap().into_inner());
         }
         let (sa, apikey) = server.service_account_with_key().await;
         Setup {
@@ -531,36 +531,31 @@ async fn revoke_everything_kills_refresh_tokens_and_drts() {
     assert_eq!(status, 200);
     // Validation errors and permissions of the endpoint.
     let (status, body) = server
-        .admin(
-            reqwest::Method::POST,
+        .admin_post(
             "/v1/token_cutoffs",
             &admin,
-            Some(json!({"iam_id": "iam-ServiceId-nosuch"})),
+            json!({"iam_id": "iam-ServiceId-nosuch"}),
         )
         .await;
     assert_eq!(status, 404, "{body}");
     // A service account without roles may not cut off anyone else (its own tokens it may:
     // "sign out everywhere" is self-service).
     let sa_token = server.token(&setup.apikey).await;
-    let (_, me) = server
-        .admin(reqwest::Method::GET, "/v1/whoami", &admin, None)
-        .await;
+    let (_, me) = server.admin_get("/v1/whoami", &admin).await;
     let (status, body) = server
-        .admin(
-            reqwest::Method::POST,
+        .admin_post(
             "/v1/token_cutoffs",
             &sa_token,
-            Some(json!({"iam_id": me["iam_id"]})),
+            json!({"iam_id": me["iam_id"]}),
         )
         .await;
     assert_eq!(status, 403, "{body}");
     // Revoke everything of the service account.
     let (status, body) = server
-        .admin(
-            reqwest::Method::POST,
+        .admin_post(
             "/v1/token_cutoffs",
             &admin,
-            Some(json!({"iam_id": setup.sa.iam_id})),
+            json!({"iam_id": setup.sa.iam_id}),
         )
         .await;
     assert_eq!(status, 201, "{body}");

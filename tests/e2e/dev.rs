@@ -1,16 +1,16 @@
 //! `tessera serve --dev`: a throw-away installation with fixed, printed keys, ready to use,
 //! that keeps nothing and refuses what would expose its public keys or keep data.
 
-use crate::harness::{binary, free_port, jwt_payload};
+use crate::harness::{access_of, binary, free_port, jwt_payload};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tessera_client::Client;
 
 const ADMIN_APIKEY: &str = "tessera-dev-admin-apikey-not-for-production";
 const SERVICE_APIKEY: &str = "tessera-dev-service-apikey-not-for-production";
-const APIKEY_GRANT: &str = "urn:ibm:params:oauth:grant-type:apikey";
 
 /// `tessera serve --dev` with `args` in an empty working directory, without any `TESSERA_*`
 /// variable of the caller's.
@@ -30,15 +30,14 @@ fn dev_command(args: &[&str]) -> (Command, tempfile::TempDir) {
     (command, cwd)
 }
 
-async fn token(url: &str, apikey: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{url}/identity/token"))
-        .form(&[("grant_type", APIKEY_GRANT), ("apikey", apikey)])
-        .send()
+/// The access token of `apikey`, which the server must accept.
+async fn token(url: &str, apikey: &str) -> String {
+    let answer = Client::new(url)
+        .unwrap()
+        .token_from_apikey(apikey)
         .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+        .unwrap_or_else(|e| panic!("the printed key is refused: {e}"));
+    access_of(&answer)
 }
 
 #[tokio::test]
@@ -88,24 +87,17 @@ async fn dev_mode_prints_working_keys_and_snippets_and_keeps_nothing() {
     assert!(dir.join("data").join("tessera.db").exists());
 
     // The administrator's key is a global administrator's.
-    let (status, admin) = token(&url, ADMIN_APIKEY).await;
-    assert_eq!(status, 200, "{admin}");
-    let admin_token = admin["access_token"].as_str().unwrap();
-    let whoami: Value = reqwest::Client::new()
-        .get(format!("{url}/v1/whoami"))
-        .bearer_auth(admin_token)
-        .send()
-        .await
+    let admin_token = token(&url, ADMIN_APIKEY).await;
+    let whoami = Client::new(&url)
         .unwrap()
-        .json()
+        .with_token(admin_token)
+        .whoami()
         .await
         .unwrap();
-    assert_eq!(whoami["global_admin"], true, "{whoami}");
+    assert!(whoami.global_admin, "{whoami:?}");
 
     // The service account's key gives the printed service account's tokens.
-    let (status, service) = token(&url, SERVICE_APIKEY).await;
-    assert_eq!(status, 200, "{service}");
-    let claims = jwt_payload(service["access_token"].as_str().unwrap());
+    let claims = jwt_payload(&token(&url, SERVICE_APIKEY).await);
     let printed_sa = banner
         .lines()
         .find_map(|l| l.trim().strip_prefix("service account:"))

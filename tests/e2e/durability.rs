@@ -12,11 +12,12 @@
 //! which repeats only what differs there.
 
 use crate::harness::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tessera_client::api::token::IbmTokenResponse;
 use tessera_core::directory::{Entity, EntityKind};
 use tessera_store::{ListFilter, Store};
 
@@ -89,9 +90,7 @@ async fn a_first_start_that_cannot_listen_creates_nothing_and_the_next_one_print
     let key = printed_admin_key(&server).expect("the first successful start prints the key");
     assert!(key.starts_with("tsk_"), "{key}");
     let token = server.token(&key).await;
-    let (status, _) = server
-        .admin(reqwest::Method::GET, "/v1/accounts", &token, None)
-        .await;
+    let (status, _) = server.admin_get("/v1/accounts", &token).await;
     assert_eq!(status, 200, "the printed key is a global administrator's");
 }
 
@@ -622,19 +621,15 @@ async fn admin_recover_mints_a_working_global_administrator_key() {
             .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", &key)])
             .await;
         if response.status() == 200 {
-            let body: Value = response.json().await.unwrap();
-            break body["access_token"].as_str().unwrap().to_owned();
+            let body: IbmTokenResponse = response.json().await.unwrap();
+            break access_of(&body);
         }
         assert!(Instant::now() < deadline, "the recovered key does not work");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let (status, accounts) = server
-        .admin(reqwest::Method::GET, "/v1/accounts", &token, None)
-        .await;
+    let (status, accounts) = server.admin_get("/v1/accounts", &token).await;
     assert_eq!(status, 200, "a global administrator: {accounts}");
-    let (status, audit) = server
-        .admin(reqwest::Method::GET, "/v1/audit?limit=50", &token, None)
-        .await;
+    let (status, audit) = server.admin_get("/v1/audit?limit=50", &token).await;
     assert_eq!(status, 200);
     assert!(
         audit.to_string().contains("installation.recover"),

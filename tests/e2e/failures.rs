@@ -392,11 +392,10 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
     assert_eq!(revoked.code(), tonic::Code::Unavailable, "{revoked:?}");
     answers.push(("yandex grpc revoke".into(), revoked.message().to_owned()));
     let (status, body) = server
-        .admin(
-            reqwest::Method::POST,
+        .admin_post(
             "/v1/service_accounts",
             &admin,
-            Some(json!({"name": "during-outage"})),
+            json!({"name": "during-outage"}),
         )
         .await;
     assert_eq!(
@@ -405,9 +404,7 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
         "{body}"
     );
     answers.push(("admin write".into(), body.to_string()));
-    let (status, body) = server
-        .admin(reqwest::Method::GET, "/v1/service_accounts", &admin, None)
-        .await;
+    let (status, body) = server.admin_get("/v1/service_accounts", &admin).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (503, Some("unavailable")),
@@ -466,9 +463,7 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
         .unwrap_err();
     assert_eq!(created.code(), tonic::Code::Unavailable, "{created:?}");
     answers.push(("yandex grpc create".into(), created.message().to_owned()));
-    let (status, body) = server
-        .admin(reqwest::Method::GET, "/v1/whoami", &admin, None)
-        .await;
+    let (status, body) = server.admin_get("/v1/whoami", &admin).await;
     assert_eq!(status, 503, "{body}");
     answers.push(("admin whoami".into(), body.to_string()));
 

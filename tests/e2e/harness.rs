@@ -11,7 +11,7 @@ use tessera_client::api::admin::{
     AccessBindingCreate, AccessBindingView, ApiKeyCreate, ClientCreate, ServiceAccountCreate,
     ServiceAccountView, UserCreate, UserView,
 };
-use tessera_client::api::token::IbmTokenRequest;
+use tessera_client::api::token::{IbmTokenRequest, IbmTokenResponse};
 use tessera_client::resource::{AccessBindings, ApiKeys, Clients, ServiceAccounts, Users};
 
 pub const APIKEY_GRANT: &str = "urn:ibm:params:oauth:grant-type:apikey";
@@ -560,15 +560,24 @@ impl TestServer {
         (status, value)
     }
 
+    /// [`TestServer::admin`] `GET`.
+    pub async fn admin_get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.admin(reqwest::Method::GET, path, token, None).await
+    }
+
+    /// [`TestServer::admin`] `DELETE`.
+    pub async fn admin_delete(&self, path: &str, token: &str) -> (u16, Value) {
+        self.admin(reqwest::Method::DELETE, path, token, None).await
+    }
+
+    /// [`TestServer::admin`] `POST` of `body`.
+    pub async fn admin_post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.admin(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
     pub async fn create(&self, token: &str, plural: &str, body: Value) -> Value {
-        let (status, value) = self
-            .admin(
-                reqwest::Method::POST,
-                &format!("/v1/{plural}"),
-                token,
-                Some(body),
-            )
-            .await;
+        let (status, value) = self.admin_post(&format!("/v1/{plural}"), token, body).await;
         assert_eq!(status, 201, "create {plural}: {value}");
         value
     }
@@ -589,7 +598,7 @@ impl TestServer {
             })
             .await
             .unwrap_or_else(|e| panic!("create the login client: {e}"));
-        let pair = (client.id, client.secret.expect("secret"));
+        let pair = (client.id, client.secret.expect("secret").into_inner());
         *self.login_client.lock().unwrap() = Some(pair.clone());
         pair
     }
@@ -685,6 +694,61 @@ pub async fn api_key_of(caller: &tessera_client::Client, owner_iam_id: &str, nam
         .unwrap_or_else(|e| panic!("create API key of {owner_iam_id}: {e}"))
         .apikey
         .expect("apikey")
+        .into_inner()
+}
+
+/// The form of the API-key grant.
+pub fn apikey_form(apikey: &str) -> IbmTokenRequest {
+    IbmTokenRequest {
+        grant_type: APIKEY_GRANT.into(),
+        apikey: Some(apikey.to_owned()),
+        ..IbmTokenRequest::default()
+    }
+}
+
+/// The form of the refresh grant.
+pub fn refresh_form(refresh_token: &str) -> IbmTokenRequest {
+    IbmTokenRequest {
+        grant_type: "refresh_token".into(),
+        refresh_token: Some(refresh_token.to_owned()),
+        ..IbmTokenRequest::default()
+    }
+}
+
+/// The access token of a granted answer.
+pub fn access_of(answer: &IbmTokenResponse) -> String {
+    answer.access_token.clone().expect("access_token")
+}
+
+/// The refresh token of a granted answer.
+pub fn refresh_of(answer: &IbmTokenResponse) -> String {
+    answer.refresh_token.clone().expect("refresh_token")
+}
+
+/// Creates the global confidential client `id` (as `admin`): its secret, shown once.
+pub async fn client_secret(admin: &tessera_client::Client, id: &str) -> String {
+    admin
+        .create::<Clients>(&ClientCreate {
+            id: id.to_owned(),
+            name: None,
+            account_id: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create client {id}: {e}"))
+        .secret
+        .expect("secret")
+        .into_inner()
+}
+
+/// The IBM refusal of a token request that must be refused.
+pub fn refused_grant(
+    answer: tessera_client::Result<IbmTokenResponse>,
+) -> tessera_client::TokenError {
+    match answer {
+        Err(tessera_client::Error::Token(refused)) => refused,
+        Err(other) => panic!("not an IBM token error: {other}"),
+        Ok(granted) => panic!("granted, not refused: {granted:?}"),
+    }
 }
 
 /// The access token of a grant that must succeed (any grant's form, public client).

@@ -2,17 +2,29 @@
 //! and the IBM error shape for every failure.
 
 use crate::harness::*;
-use serde_json::{json, Value};
+use serde_json::Value;
+use tessera_client::api::admin::{
+    AccountCreate, ApiKeyCreate, EnterpriseCreate, ServiceAccountCreate,
+};
+use tessera_client::api::token::{IbmErrorBody, IbmTokenRequest, IbmTokenResponse};
+use tessera_client::resource::{Accounts, ApiKeys, Enterprises, ServiceAccounts};
 
-async fn error_of(response: reqwest::Response) -> (u16, Option<String>, Value) {
+/// Status, `X-Global-Transaction-ID` and the IBM error body of a refused token request.
+async fn error_of(response: reqwest::Response) -> (u16, Option<String>, IbmErrorBody) {
+    let (status, txid, text) = error_text_of(response).await;
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    (status, txid, body)
+}
+
+/// [`error_of`] with the body as it came.
+async fn error_text_of(response: reqwest::Response) -> (u16, Option<String>, String) {
     let status = response.status().as_u16();
     let txid = response
         .headers()
         .get("x-global-transaction-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body: Value = response.json().await.expect("json error body");
-    (status, txid, body)
+    (status, txid, response.text().await.expect("error body"))
 }
 
 #[tokio::test]
@@ -28,13 +40,14 @@ async fn apikey_grant_returns_ibm_token_response() {
         .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["token_type"], "Bearer");
-    assert_eq!(body["expires_in"], 3600);
-    assert_eq!(body["scope"], "ibm openid");
-    assert!(body["refresh_token"].as_str().is_some_and(|t| t.len() > 40));
-    let claims = jwt_payload(body["access_token"].as_str().unwrap());
-    assert_eq!(body["expiration"], claims["exp"]);
+    let body: IbmTokenResponse = response.json().await.unwrap();
+    assert_eq!(body.token_type, "Bearer");
+    assert_eq!(body.expires_in, 3600);
+    assert_eq!(body.scope, "ibm openid");
+    assert!(body.refresh_token.as_ref().is_some_and(|t| t.len() > 40));
+    let access = body.access_token.as_deref().expect("access_token");
+    let claims = jwt_payload(access);
+    assert_eq!(claims["exp"], body.expiration);
     assert_eq!(
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
         3600
@@ -52,7 +65,7 @@ async fn apikey_grant_returns_ibm_token_response() {
     assert_eq!(claims["client_id"], "default");
     assert!(claims["jti"].as_str().is_some_and(|j| j.len() == 32));
     // The header names the signing key, which the JWKS publishes.
-    let header = jwt_header(body["access_token"].as_str().unwrap());
+    let header = jwt_header(access);
     assert_eq!(header["alg"], "RS256");
     let jwks: Value = server
         .http
@@ -79,13 +92,15 @@ async fn unknown_api_key_is_bxnim0415e() {
             ("apikey", "tsk_not-a-real-key"),
         ])
         .await;
-    let (status, txid, body) = error_of(response).await;
+    let (status, txid, text) = error_text_of(response).await;
+    let body: IbmErrorBody = serde_json::from_str(&text).unwrap();
     assert_eq!(status, 400);
-    assert_eq!(body["errorCode"], "BXNIM0415E");
-    assert_eq!(body["errorMessage"], "Provided API key could not be found.");
+    assert_eq!(body.error_code, "BXNIM0415E");
+    assert_eq!(body.error_message, "Provided API key could not be found.");
+    assert!(txid.is_some());
     assert_eq!(
-        Some(body["context"]["requestId"].as_str().unwrap().to_owned()),
-        txid
+        body.context.get("requestId").and_then(Value::as_str),
+        txid.as_deref()
     );
     for field in [
         "requestType",
@@ -97,10 +112,10 @@ async fn unknown_api_key_is_bxnim0415e() {
         "elapsedTime",
         "locale",
     ] {
-        assert!(body["context"].get(field).is_some(), "context.{field}");
+        assert!(body.context.get(field).is_some(), "context.{field}");
     }
     // The secret never appears in the answer or the logs.
-    assert!(!body.to_string().contains("tsk_not-a-real-key"));
+    assert!(!text.contains("tsk_not-a-real-key"));
     assert!(!server.logs().contains("tsk_not-a-real-key"));
 }
 
@@ -199,11 +214,11 @@ async fn malformed_requests_name_the_problem() {
     ];
     for (request, status, code, fragment) in cases {
         let (got_status, _, body) = error_of(request.send().await.unwrap()).await;
-        assert_eq!(got_status, status, "{body}");
-        assert_eq!(body["errorCode"], code, "{body}");
+        assert_eq!(got_status, status, "{body:?}");
+        assert_eq!(body.error_code, code, "{body:?}");
         assert!(
-            body["errorMessage"].as_str().unwrap().contains(fragment),
-            "{fragment}: {body}"
+            body.error_message.contains(fragment),
+            "{fragment}: {body:?}"
         );
     }
 }
@@ -220,8 +235,11 @@ async fn other_methods_get_the_ibm_error_shape() {
     assert_eq!(response.status(), 405);
     assert_eq!(response.headers()["allow"], "POST");
     let (_, txid, body) = error_of(response).await;
-    assert_eq!(body["errorCode"], "BXNIM0405E");
-    assert_eq!(txid.as_deref(), body["context"]["requestId"].as_str());
+    assert_eq!(body.error_code, "BXNIM0405E");
+    assert_eq!(
+        txid.as_deref(),
+        body.context.get("requestId").and_then(Value::as_str)
+    );
     // Successful responses carry the transaction id too.
     let ok = server
         .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", ADMIN_KEY)])
@@ -246,28 +264,18 @@ async fn doubled_slash_from_python_sdk_is_tolerated() {
 #[tokio::test]
 async fn basic_client_authentication() {
     let server = TestServer::in_process().await;
-    let admin = server.admin_token().await;
-    let client = server.create(&admin, "clients", json!({"id": "bx"})).await;
-    let secret = client["secret"].as_str().unwrap().to_owned();
+    let admin = server.admin_client().await;
+    let secret = client_secret(&admin, "bx").await;
     let (_, apikey) = server.service_account_with_key().await;
     let url = format!("{}/identity/token", server.url);
     let form = [("grant_type", APIKEY_GRANT), ("apikey", apikey.as_str())];
 
-    let ok: Value = server
-        .http
-        .post(&url)
-        .basic_auth("bx", Some(&secret))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let ok = server
+        .client()
+        .token_as_client("bx", &secret, &apikey_form(&apikey))
         .await
         .unwrap();
-    assert_eq!(
-        jwt_payload(ok["access_token"].as_str().unwrap())["client_id"],
-        "bx"
-    );
+    assert_eq!(jwt_payload(&access_of(&ok))["client_id"], "bx");
 
     let wrong = server
         .http
@@ -279,10 +287,7 @@ async fn basic_client_authentication() {
         .unwrap();
     assert_eq!(wrong.headers()["www-authenticate"], "Basic realm=\"IAM\"");
     let (status, _, body) = error_of(wrong).await;
-    assert_eq!(
-        (status, body["errorCode"].as_str()),
-        (401, Some("BXNIM0301E"))
-    );
+    assert_eq!((status, body.error_code.as_str()), (401, "BXNIM0301E"));
     let unknown = server
         .http
         .post(&url)
@@ -307,28 +312,15 @@ async fn basic_client_authentication() {
 #[tokio::test]
 async fn refresh_grant_needs_the_issuing_client() {
     let server = TestServer::in_process().await;
-    let admin = server.admin_token().await;
-    let secret = server.create(&admin, "clients", json!({"id": "app"})).await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let other = server
-        .create(&admin, "clients", json!({"id": "other"}))
-        .await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let admin = server.admin_client().await;
+    let secret = client_secret(&admin, "app").await;
+    let other = client_secret(&admin, "other").await;
     let (sa, apikey) = server.service_account_with_key().await;
     let url = format!("{}/identity/token", server.url);
 
     // Issued to the default client: IBM refuses to refresh it.
-    let public: Value = server
-        .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
-        .await
-        .json()
-        .await
-        .unwrap();
-    let public_refresh = public["refresh_token"].as_str().unwrap();
+    let public = server.client().token(&apikey_form(&apikey)).await.unwrap();
+    let public_refresh = public.refresh_token.as_deref().expect("refresh_token");
     let (status, _, body) = error_of(
         server
             .http
@@ -342,10 +334,7 @@ async fn refresh_grant_needs_the_issuing_client() {
             .unwrap(),
     )
     .await;
-    assert_eq!(
-        (status, body["errorCode"].as_str()),
-        (400, Some("BXNIM0308E"))
-    );
+    assert_eq!((status, body.error_code.as_str()), (400, "BXNIM0308E"));
     let (status, _, body) = error_of(
         server
             .http
@@ -361,42 +350,23 @@ async fn refresh_grant_needs_the_issuing_client() {
     )
     .await;
     assert_eq!(status, 400);
-    assert!(
-        body["errorMessage"]
-            .as_str()
-            .unwrap()
-            .contains("another client"),
-        "{body}"
-    );
+    assert!(body.error_message.contains("another client"), "{body:?}");
 
     // Issued to `app`: only `app` may refresh it.
-    let issued: Value = server
-        .http
-        .post(&url)
-        .basic_auth("app", Some(&secret))
-        .form(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let app = server.client();
+    let issued = app
+        .token_as_client("app", &secret, &apikey_form(&apikey))
         .await
         .unwrap();
-    let refresh = issued["refresh_token"].as_str().unwrap();
-    let refreshed: Value = server
-        .http
-        .post(&url)
-        .basic_auth("app", Some(&secret))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let refresh = issued.refresh_token.as_deref().expect("refresh_token");
+    let refreshed = app
+        .token_as_client("app", &secret, &refresh_form(refresh))
         .await
         .unwrap();
-    let claims = jwt_payload(refreshed["access_token"].as_str().unwrap());
+    let claims = jwt_payload(&access_of(&refreshed));
     assert_eq!(claims["iam_id"], sa.iam_id);
     assert_eq!(claims["grant_type"], "refresh_token");
-    assert!(refreshed["refresh_token"].is_string());
+    assert!(refreshed.refresh_token.is_some());
     let stolen = server
         .http
         .post(&url)
@@ -423,43 +393,45 @@ async fn refresh_grant_needs_the_issuing_client() {
             .unwrap(),
     )
     .await;
-    assert_eq!(
-        (status, body["errorCode"].as_str()),
-        (400, Some("BXNIM0407E"))
-    );
+    assert_eq!((status, body.error_code.as_str()), (400, "BXNIM0407E"));
 }
 
 #[tokio::test]
 async fn tenant_pin_checks_account_and_enterprise() {
     let server = TestServer::in_process().await;
-    let admin = server.admin_token().await;
-    let enterprise = server
-        .create(&admin, "enterprises", json!({"name": "corp"}))
-        .await;
-    let account = server
-        .create(
-            &admin,
-            "accounts",
-            json!({"name": "team", "enterprise_id": enterprise["id"]}),
-        )
-        .await;
-    let sa = server
-        .create(
-            &admin,
-            "service_accounts",
-            json!({"name": "svc", "account_id": account["id"]}),
-        )
-        .await;
-    let apikey = server
-        .create(
-            &admin,
-            "api_keys",
-            json!({"owner_iam_id": sa["iam_id"], "name": "k"}),
-        )
-        .await["apikey"]
-        .as_str()
+    let admin = server.admin_client().await;
+    let enterprise = admin
+        .create::<Enterprises>(&EnterpriseCreate {
+            name: "corp".into(),
+        })
+        .await
+        .unwrap();
+    let account = admin
+        .create::<Accounts>(&AccountCreate {
+            name: "team".into(),
+            enterprise_id: Some(enterprise.id.clone()),
+        })
+        .await
+        .unwrap();
+    let sa = admin
+        .create::<ServiceAccounts>(&ServiceAccountCreate {
+            account_id: Some(account.id.clone()),
+            name: "svc".into(),
+            description: None,
+        })
+        .await
+        .unwrap();
+    let apikey = admin
+        .create::<ApiKeys>(&ApiKeyCreate {
+            owner_iam_id: sa.iam_id,
+            name: "k".into(),
+            description: None,
+        })
+        .await
         .unwrap()
-        .to_owned();
+        .apikey
+        .expect("apikey")
+        .into_inner();
     let url = format!("{}/identity/token", server.url);
     let form = [("grant_type", APIKEY_GRANT), ("apikey", apikey.as_str())];
     let with_pin = |pin: String| {
@@ -471,62 +443,33 @@ async fn tenant_pin_checks_account_and_enterprise() {
             .send()
     };
 
-    assert_eq!(
-        with_pin(account["id"].as_str().unwrap().to_owned())
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        with_pin(enterprise["id"].as_str().unwrap().to_owned())
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(with_pin(account.id.clone()).await.unwrap().status(), 200);
+    assert_eq!(with_pin(enterprise.id.clone()).await.unwrap().status(), 200);
     let other = "0".repeat(32);
     assert_eq!(
-        with_pin(format!("{other},{}", account["id"].as_str().unwrap()))
+        with_pin(format!("{other},{}", account.id))
             .await
             .unwrap()
             .status(),
         200
     );
     let (status, _, body) = error_of(with_pin(other.clone()).await.unwrap()).await;
-    assert_eq!(
-        (status, body["errorCode"].as_str()),
-        (400, Some("BXNIM0513E"))
-    );
+    assert_eq!((status, body.error_code.as_str()), (400, "BXNIM0513E"));
     let (status, _, body) = error_of(with_pin("not-an-id".into()).await.unwrap()).await;
     assert_eq!(status, 400);
-    assert!(
-        body["errorMessage"]
-            .as_str()
-            .unwrap()
-            .contains("IBM-Cloud-Tenant"),
-        "{body}"
-    );
+    assert!(body.error_message.contains("IBM-Cloud-Tenant"), "{body:?}");
 }
 
 #[tokio::test]
 async fn requested_scope_is_added() {
     let server = TestServer::in_process().await;
-    let body: Value = server
-        .token_response(&[
-            ("grant_type", APIKEY_GRANT),
-            ("apikey", ADMIN_KEY),
-            ("scope", "openid custom"),
-        ])
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(body["scope"], "ibm openid custom");
-    assert_eq!(
-        jwt_payload(body["access_token"].as_str().unwrap())["scope"],
-        "ibm openid custom"
-    );
+    let form = IbmTokenRequest {
+        scope: Some("openid custom".into()),
+        ..apikey_form(ADMIN_KEY)
+    };
+    let body = server.client().token(&form).await.unwrap();
+    assert_eq!(body.scope, "ibm openid custom");
+    assert_eq!(jwt_payload(&access_of(&body))["scope"], "ibm openid custom");
 }
 
 #[tokio::test]

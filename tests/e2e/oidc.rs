@@ -3,6 +3,7 @@
 
 use crate::harness::*;
 use serde_json::{json, Value};
+use tessera_client::api::token::Discovery;
 
 fn now() -> i64 {
     crate::harness::unix_now()
@@ -133,11 +134,11 @@ async fn jwks_and_discovery() {
         // Every grant the document lists is one the token endpoint takes (a request without
         // its parameters is refused for them, never as an unsupported grant), and the apikey,
         // password, refresh, assume, cr-token, iam-authz and delegated grants are all listed.
-        let grants: Vec<&str> = doc["grant_types_supported"]
-            .as_array()
-            .unwrap()
+        let discovery: Discovery = serde_json::from_value(doc.clone()).unwrap();
+        let grants: Vec<&str> = discovery
+            .grant_types_supported
             .iter()
-            .map(|g| g.as_str().unwrap())
+            .map(String::as_str)
             .collect();
         for needed in [
             "urn:ibm:params:oauth:grant-type:apikey",
@@ -221,16 +222,20 @@ async fn introspection_active_and_inactive() {
         introspect(&server, &forged, Some(&admin), None).await.1["active"],
         false
     );
-    let admin_iam_id = jwt_payload(&admin)["iam_id"].as_str().unwrap().to_owned();
+    let admin_iam_id = server
+        .client()
+        .with_token(admin.clone())
+        .whoami()
+        .await
+        .unwrap()
+        .iam_id;
     let expired = expired_token(&server, &admin_iam_id).await;
     assert_eq!(
         introspect(&server, &expired, Some(&admin), None).await.1["active"],
         false
     );
     // The expired token is also refused as a credential.
-    let (status, body) = server
-        .admin(reqwest::Method::GET, "/v1/whoami", &expired, None)
-        .await;
+    let (status, body) = server.admin_get("/v1/whoami", &expired).await;
     assert_eq!(status, 401);
     assert!(
         body["error"]["message"]
@@ -249,12 +254,7 @@ async fn introspection_active_and_inactive() {
 
     // Deleting the identity makes its tokens inactive at once.
     let (status, _) = server
-        .admin(
-            reqwest::Method::DELETE,
-            &format!("/v1/service_accounts/{}", sa.id.as_str()),
-            &admin,
-            None,
-        )
+        .admin_delete(&format!("/v1/service_accounts/{}", sa.id.as_str()), &admin)
         .await;
     assert_eq!(status, 204);
     assert_eq!(
@@ -267,32 +267,19 @@ async fn introspection_active_and_inactive() {
 async fn revocation_of_refresh_and_access_tokens() {
     let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
-    let secret = server.create(&admin, "clients", json!({"id": "app"})).await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let other = server
-        .create(&admin, "clients", json!({"id": "other"}))
-        .await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let caller = server.client().with_token(admin.clone());
+    let secret = client_secret(&caller, "app").await;
+    let other = client_secret(&caller, "other").await;
     let (_, apikey) = server.service_account_with_key().await;
     let token_url = format!("{}/identity/token", server.url);
     let revoke_url = format!("{}/identity/revoke", server.url);
-    let issued: Value = server
-        .http
-        .post(&token_url)
-        .basic_auth("app", Some(&secret))
-        .form(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let app = server.client();
+    let issued = app
+        .token_as_client("app", &secret, &apikey_form(&apikey))
         .await
         .unwrap();
-    let refresh = issued["refresh_token"].as_str().unwrap();
-    let access = issued["access_token"].as_str().unwrap();
+    let (refresh, access) = (refresh_of(&issued), access_of(&issued));
+    let (refresh, access) = (refresh.as_str(), access.as_str());
 
     // The issuing client sees its refresh token as active; another client does not.
     let (_, body) = introspect(&server, refresh, None, Some(("app", &secret))).await;
@@ -335,20 +322,12 @@ async fn revocation_of_refresh_and_access_tokens() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let refused = server
-        .http
-        .post(&token_url)
-        .basic_auth("app", Some(&secret))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 400);
-    let body: Value = refused.json().await.unwrap();
-    assert!(
-        body["errorMessage"].as_str().unwrap().contains("revoked"),
-        "{body}"
+    let refused = refused_grant(
+        app.token_as_client("app", &secret, &refresh_form(refresh))
+            .await,
     );
+    assert_eq!(refused.status, 400);
+    assert!(refused.message.contains("revoked"), "{refused}");
 
     // Revoking a refresh token revokes its whole grant (RFC 7009 §2.1): the access token issued
     // with it is inactive too.
@@ -358,19 +337,12 @@ async fn revocation_of_refresh_and_access_tokens() {
     );
 
     // Access tokens can be revoked on their own; the refresh token of the grant lives on.
-    let issued: Value = server
-        .http
-        .post(&token_url)
-        .basic_auth("app", Some(&secret))
-        .form(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let issued = app
+        .token_as_client("app", &secret, &apikey_form(&apikey))
         .await
         .unwrap();
-    let access = issued["access_token"].as_str().unwrap();
-    let refresh = issued["refresh_token"].as_str().unwrap();
+    let (access, refresh) = (access_of(&issued), refresh_of(&issued));
+    let (access, refresh) = (access.as_str(), refresh.as_str());
     assert_eq!(
         introspect(&server, access, Some(&admin), None).await.1["active"],
         true

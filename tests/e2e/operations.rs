@@ -10,6 +10,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Output;
 use std::sync::Arc;
+use tessera_client::api::admin::{AuditQuery, KeyState, KeyUse, ListQuery, SigningKeyView};
+use tessera_client::resource::ServiceAccounts;
 
 const ISSUER: &str = "http://tessera.operations.test/identity";
 
@@ -52,12 +54,24 @@ async fn introspect_active(server: &TestServer, bearer: &str, token: &str) -> bo
 }
 
 /// The keys of `key_use` in `state`, from a `keys list --format json` array.
-fn kids(keys: &Value, key_use: &str, state: &str) -> Vec<String> {
-    keys.as_array()
+fn kids(keys: &Value, key_use: KeyUse, state: KeyState) -> Vec<String> {
+    let keys: Vec<SigningKeyView> = serde_json::from_value(keys.clone()).unwrap();
+    keys.into_iter()
+        .filter(|k| k.key_use == key_use && k.state == state)
+        .map(|k| k.kid)
+        .collect()
+}
+
+/// The ids of every service account `admin` sees on `server`.
+async fn service_account_ids(server: &TestServer, admin: &str) -> BTreeSet<String> {
+    server
+        .client()
+        .with_token(admin)
+        .list::<ServiceAccounts>(&ListQuery::default())
+        .await
         .unwrap()
-        .iter()
-        .filter(|k| k["use"] == key_use && k["state"] == state)
-        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .into_iter()
+        .map(|sa| sa.id)
         .collect()
 }
 
@@ -75,9 +89,13 @@ async fn operators_rotate_keys_on_schedule_or_at_once() {
 
     // Each use has one active key; no private material is shown.
     let before = json_of(keys(&["list", "--format", "json"]));
-    let first = kids(&before, "jwt", "active");
+    let first = kids(&before, KeyUse::Jwt, KeyState::Active);
     assert_eq!(first.len(), 1, "{before}");
-    assert_eq!(kids(&before, "yandex-iam", "active").len(), 1, "{before}");
+    assert_eq!(
+        kids(&before, KeyUse::YandexIam, KeyState::Active).len(),
+        1,
+        "{before}"
+    );
     for key in before.as_array().unwrap() {
         let fields: BTreeSet<&str> = key
             .as_object()
@@ -115,9 +133,9 @@ async fn operators_rotate_keys_on_schedule_or_at_once() {
         "{out}"
     );
     let listed = json_of(keys(&["list", "--format", "json"]));
-    let next = kids(&listed, "jwt", "next");
+    let next = kids(&listed, KeyUse::Jwt, KeyState::Next);
     assert_eq!(next.len(), 1, "{listed}");
-    assert_eq!(kids(&listed, "jwt", "active"), first);
+    assert_eq!(kids(&listed, KeyUse::Jwt, KeyState::Active), first);
     let published = jwks_kids(&server).await;
     assert!(
         published.contains(&next[0]) && published.contains(&first[0]),
@@ -126,14 +144,14 @@ async fn operators_rotate_keys_on_schedule_or_at_once() {
     assert_eq!(kid_of(&server.admin_token().await), first[0]);
     // Asking again while a successor waits changes nothing.
     let again = json_of(keys(&["rotate", "--format", "json"]));
-    assert_eq!(kids(&again, "jwt", "next"), next);
+    assert_eq!(kids(&again, KeyUse::Jwt, KeyState::Next), next);
 
     // Immediate: a new key signs now; the old ones are retired but stay published.
     let rotated = json_of(keys(&["rotate", "--immediate", "--format", "json"]));
-    let active = kids(&rotated, "jwt", "active");
+    let active = kids(&rotated, KeyUse::Jwt, KeyState::Active);
     assert_eq!(active.len(), 1, "{rotated}");
     assert!(!first.contains(&active[0]) && !next.contains(&active[0]));
-    let retired = kids(&rotated, "jwt", "retired");
+    let retired = kids(&rotated, KeyUse::Jwt, KeyState::Retired);
     assert!(
         retired.contains(&first[0]) && retired.contains(&next[0]),
         "{rotated}"
@@ -151,13 +169,15 @@ async fn operators_rotate_keys_on_schedule_or_at_once() {
     assert!(introspect_active(&server, &new_token, &old_token).await);
     // The other use rotates on its own; the JWT signer stays.
     let yandex = json_of(keys(&["rotate", "--use", "yandex-iam", "--format", "json"]));
-    assert_eq!(kids(&yandex, "yandex-iam", "next").len(), 1, "{yandex}");
-    assert_eq!(kids(&yandex, "jwt", "active"), active);
+    assert_eq!(
+        kids(&yandex, KeyUse::YandexIam, KeyState::Next).len(),
+        1,
+        "{yandex}"
+    );
+    assert_eq!(kids(&yandex, KeyUse::Jwt, KeyState::Active), active);
 
     // The audit log names the operator.
-    let (status, audit) = server
-        .admin(reqwest::Method::GET, "/v1/audit?limit=20", &new_token, None)
-        .await;
+    let (status, audit) = server.admin_get("/v1/audit?limit=20", &new_token).await;
     assert_eq!(status, 200);
     let admin_id = jwt_payload(&new_token)["iam_id"].clone();
     assert!(
@@ -171,12 +191,7 @@ async fn operators_rotate_keys_on_schedule_or_at_once() {
 
     // Bad input and non-administrators are refused.
     let (status, body) = server
-        .admin(
-            reqwest::Method::POST,
-            "/v1/signing_keys/rotate",
-            &new_token,
-            Some(json!({"use": "rsa"})),
-        )
+        .admin_post("/v1/signing_keys/rotate", &new_token, json!({"use": "rsa"}))
         .await;
     assert_eq!(
         (status, body["error"]["code"].clone()),
@@ -184,19 +199,16 @@ async fn operators_rotate_keys_on_schedule_or_at_once() {
     );
     let (_, sa_key) = server.service_account_with_key().await;
     let sa_token = server.token(&sa_key).await;
-    let (status, body) = server
-        .admin(reqwest::Method::GET, "/v1/signing_keys", &sa_token, None)
-        .await;
+    let (status, body) = server.admin_get("/v1/signing_keys", &sa_token).await;
     assert_eq!(
         (status, body["error"]["code"].clone()),
         (403, json!("permission_denied"))
     );
     let (status, _) = server
-        .admin(
-            reqwest::Method::POST,
+        .admin_post(
             "/v1/signing_keys/rotate",
             &sa_token,
-            Some(json!({"use": "jwt", "immediate": true})),
+            json!({"use": "jwt", "immediate": true}),
         )
         .await;
     assert_eq!(status, 403);
@@ -219,7 +231,7 @@ async fn operators_rotate_keys_on_schedule_or_at_once() {
     );
     assert!(denied.contains("permission_denied"), "{denied}");
     let unchanged = json_of(keys(&["list", "--format", "json"]));
-    assert_eq!(kids(&unchanged, "jwt", "active"), active);
+    assert_eq!(kids(&unchanged, KeyUse::Jwt, KeyState::Active), active);
 }
 
 /// A store for the `migrate` test: a data directory, or a schema of its own on PostgreSQL.
@@ -339,28 +351,22 @@ async fn check_imported(
     assert!(introspect_active(target, &admin, old_token).await);
     assert!(jwks_kids(target).await.contains(&kid_of(old_token)));
     // The same service accounts.
-    let (status, listed) = target
-        .admin(reqwest::Method::GET, "/v1/service_accounts", &admin, None)
-        .await;
-    assert_eq!(status, 200, "{listed}");
-    let ids: BTreeSet<String> = listed["service_accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(&ids, service_accounts);
+    assert_eq!(&service_account_ids(target, &admin).await, service_accounts);
     // The import is on record.
-    let (_, audit) = target
-        .admin(reqwest::Method::GET, "/v1/audit?limit=1000", &admin, None)
-        .await;
+    let audit = target
+        .client()
+        .with_token(admin)
+        .list_audit(&AuditQuery {
+            limit: Some(1000),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
     assert!(
-        audit["events"]
-            .as_array()
-            .unwrap()
+        audit
             .iter()
-            .any(|e| e["action"] == "installation.import" && e["actor"] == "system"),
-        "{audit}"
+            .any(|e| e.action == "installation.import" && e.actor == "system"),
+        "{audit:?}"
     );
 }
 
@@ -372,15 +378,7 @@ async fn an_installation_moves_to_sqlite_and_postgres_with_its_master_key() {
     let (_, apikey) = source.service_account_with_key().await;
     let old_token = source.token(&apikey).await;
     let admin = source.admin_token().await;
-    let (_, listed) = source
-        .admin(reqwest::Method::GET, "/v1/service_accounts", &admin, None)
-        .await;
-    let service_accounts: BTreeSet<String> = listed["service_accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
+    let service_accounts = service_account_ids(&source, &admin).await;
     assert!(!service_accounts.is_empty());
 
     let work = tempfile::tempdir().unwrap();

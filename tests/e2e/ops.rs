@@ -4,6 +4,7 @@
 use crate::harness::*;
 use serde_json::Value;
 use std::process::Command;
+use tessera_client::resource::ServiceAccounts;
 
 #[tokio::test]
 async fn first_start_prints_a_generated_admin_key_once_and_restart_keeps_everything() {
@@ -27,21 +28,10 @@ async fn first_start_prints_a_generated_admin_key_once_and_restart_keeps_everyth
     assert!(!server.stderr.lock().unwrap().join("\n").contains(&key));
     let token = server.token(&key).await;
     let (sa, apikey) = {
-        let sa = server
-            .create(
-                &token,
-                "service_accounts",
-                serde_json::json!({"name": "persist"}),
-            )
-            .await;
-        let k = server
-            .create(
-                &token,
-                "api_keys",
-                serde_json::json!({"owner_iam_id": sa["iam_id"], "name": "k"}),
-            )
-            .await;
-        (sa, k["apikey"].as_str().unwrap().to_owned())
+        let caller = server.client().with_token(token);
+        let sa = service_account_in(&caller, None, "persist").await;
+        let apikey = api_key_of(&caller, &sa.iam_id, "k").await;
+        (sa, apikey)
     };
     let kid_before = kid_of(&server.token(&apikey).await);
 
@@ -72,15 +62,13 @@ async fn first_start_prints_a_generated_admin_key_once_and_restart_keeps_everyth
     );
     // Everything survived: the admin key, the service account, its key, the signing key.
     let token = server.token(&key).await;
-    let (status, got) = server
-        .admin(
-            reqwest::Method::GET,
-            &format!("/v1/service_accounts/{}", sa["id"].as_str().unwrap()),
-            &token,
-            None,
-        )
-        .await;
-    assert_eq!((status, &got["name"]), (200, &Value::from("persist")));
+    let got = server
+        .client()
+        .with_token(token)
+        .get::<ServiceAccounts>(&sa.id)
+        .await
+        .unwrap();
+    assert_eq!(got.name, "persist");
     assert_eq!(kid_of(&server.token(&apikey).await), kid_before);
 }
 
@@ -170,17 +158,13 @@ async fn configuration_precedence_flags_env_file() {
     let config = dir.path().join("tessera.toml");
     let config = config.to_str().unwrap();
     let server = TestServer::start_with(&["--config", config], &[]).await;
-    let body: Value = server
-        .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", ADMIN_KEY)])
-        .await
-        .json()
+    let body = server
+        .client()
+        .token(&apikey_form(ADMIN_KEY))
         .await
         .unwrap();
-    assert_eq!(body["expires_in"], 900);
-    assert_eq!(
-        jwt_header(body["access_token"].as_str().unwrap())["alg"],
-        "ES256"
-    );
+    assert_eq!(body.expires_in, 900);
+    assert_eq!(jwt_header(&access_of(&body))["alg"], "ES256");
     drop(server);
     // Env beats file; flag beats env.
     let server = TestServer::start_with(
@@ -191,30 +175,25 @@ async fn configuration_precedence_flags_env_file() {
         ],
     )
     .await;
-    let body: Value = server
-        .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", ADMIN_KEY)])
-        .await
-        .json()
+    let body = server
+        .client()
+        .token(&apikey_form(ADMIN_KEY))
         .await
         .unwrap();
-    assert_eq!(body["expires_in"], 600);
-    assert_eq!(
-        jwt_header(body["access_token"].as_str().unwrap())["alg"],
-        "EdDSA"
-    );
+    assert_eq!(body.expires_in, 600);
+    assert_eq!(jwt_header(&access_of(&body))["alg"], "EdDSA");
     drop(server);
     let server = TestServer::start_with(
         &["--config", config, "--token-lifetime", "300"],
         &[("TESSERA_TOKEN_LIFETIME", "600")],
     )
     .await;
-    let body: Value = server
-        .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", ADMIN_KEY)])
-        .await
-        .json()
+    let body = server
+        .client()
+        .token(&apikey_form(ADMIN_KEY))
         .await
         .unwrap();
-    assert_eq!(body["expires_in"], 300);
+    assert_eq!(body.expires_in, 300);
 }
 
 /// Runs `tessera serve` expecting it to fail at startup; returns its stderr.

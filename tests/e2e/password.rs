@@ -1,15 +1,15 @@
 //! The `password` grant, TOTP MFA (enrolment through the admin API, codes at login) and
 //! brute-force throttling, against a real server over sockets.
 
-use crate::harness::{account_of, jwt_payload, TestServer};
+use crate::harness::{account_of, client_secret, jwt_payload, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr};
 use tessera_client::api::admin::{
-    AccountCreate, AccountUpdate, ClientCreate, Mfa, TotpState, UserCreate, UserView,
+    AccountCreate, AccountUpdate, Mfa, TotpState, UserCreate, UserView,
 };
 use tessera_client::api::token::{IbmTokenRequest, IbmTokenResponse};
-use tessera_client::resource::{Accounts, Clients, Users};
+use tessera_client::resource::{Accounts, Users};
 use tessera_core::totp;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -23,27 +23,11 @@ struct Fixture {
     user: UserView,
 }
 
-/// A global confidential client `id`, created by `admin`: its secret.
-async fn client_secret(server: &TestServer, admin: &str, id: &str) -> String {
-    server
-        .client()
-        .with_token(admin)
-        .create::<Clients>(&ClientCreate {
-            id: id.to_owned(),
-            name: Some(id.to_owned()),
-            account_id: None,
-        })
-        .await
-        .unwrap()
-        .secret
-        .unwrap()
-}
-
 async fn fixture(server: &TestServer) -> Fixture {
     let admin = server.admin_token().await;
     let typed = server.client().with_token(&admin);
     let account = account_of(&typed).await;
-    let client_secret = client_secret(server, &admin, "pwapp").await;
+    let client_secret = client_secret(&server.client().with_token(admin.as_str()), "pwapp").await;
     let user = typed
         .create::<Users>(&UserCreate {
             password: Some(PASSWORD.into()),
@@ -175,7 +159,7 @@ async fn password_grant_issues_user_tokens_refreshable_by_the_same_client() {
     assert_eq!(claims["iam_id"], f.user.iam_id);
     // Another client cannot use it, nor the public default client.
     let refresh_form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
-    let other_secret = client_secret(&server, &f.admin, "other").await;
+    let other_secret = client_secret(&server.client().with_token(f.admin.as_str()), "other").await;
     let (status, _, body) = post(
         &server.http,
         &server,
@@ -386,7 +370,7 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
         .enroll_totp(carol_id, false, None)
         .await
         .unwrap();
-    let carol_secret = enrolled.secret.clone();
+    let carol_secret = enrolled.secret.clone().into_inner();
     // A pending factor does not count yet.
     f.sign_in(&server, &carol_grant).await;
     let step = step_now();
@@ -458,7 +442,7 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
         .await
         .unwrap();
     assert!(replacement.replacement);
-    let new_secret = replacement.secret.clone();
+    let new_secret = replacement.secret.clone().into_inner();
     let (status, body) = f.login(&server, &carol_form).await;
     assert_error(
         status,
@@ -525,7 +509,7 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
         .starts_with("otpauth://totp/Tessera:ada@example.com?secret="));
     assert_eq!(enrolled["confirmed"], false);
     let (_, user) = server
-        .admin(Method::GET, &format!("/v1/users/{user_id}"), &f.admin, None)
+        .admin_get(&format!("/v1/users/{user_id}"), &f.admin)
         .await;
     assert_eq!(user["totp"], "pending");
     assert!(!server.logs().contains(&secret), "the secret was logged");
@@ -537,11 +521,10 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
         let admin = f.admin.clone();
         async move {
             server
-                .admin(
-                    Method::POST,
+                .admin_post(
                     &format!("/v1/users/{user_id}/totp/confirm"),
                     &admin,
-                    Some(json!({"code": code})),
+                    json!({"code": code}),
                 )
                 .await
         }
@@ -553,7 +536,7 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["confirmed"], true);
     let (_, user) = server
-        .admin(Method::GET, &format!("/v1/users/{user_id}"), &f.admin, None)
+        .admin_get(&format!("/v1/users/{user_id}"), &f.admin)
         .await;
     assert_eq!(user["totp"], "confirmed");
     // A second enrolment needs ?replace=true.
@@ -850,12 +833,7 @@ async fn cli_updates_account_mfa_and_manages_totp() {
     assert!(refused.contains("needs that factor now"), "{refused}");
     // A sign-in with a code moments ago is the proof.
     let (status, body) = server
-        .admin(
-            Method::DELETE,
-            &format!("/v1/users/{user_id}/totp"),
-            &strong,
-            None,
-        )
+        .admin_delete(&format!("/v1/users/{user_id}/totp"), &strong)
         .await;
     assert_eq!(status, 204, "{body}");
     let user: Value = serde_json::from_str(&cli(

@@ -186,11 +186,10 @@ async fn admin_api_creates_lists_replaces_and_validates_profiles() {
     // Names are unique per account, on create and on rename.
     let other = profile(&typed, &named("other", Vec::new())).await;
     let (status, body) = server
-        .admin(
-            Method::POST,
+        .admin_post(
             "/v1/trusted_profiles",
             &admin,
-            Some(json!({"name": "builders-2"})),
+            json!({"name": "builders-2"}),
         )
         .await;
     assert_eq!(status, 409, "{body}");
@@ -270,12 +269,7 @@ async fn admin_api_creates_lists_replaces_and_validates_profiles() {
     ];
     for (body, needle) in bad {
         let (status, answer) = server
-            .admin(
-                Method::POST,
-                "/v1/trusted_profiles",
-                &admin,
-                Some(body.clone()),
-            )
+            .admin_post("/v1/trusted_profiles", &admin, body.clone())
             .await;
         assert_eq!(status, 400, "{body} -> {answer}");
         let message = answer["error"]["message"].as_str().unwrap();
@@ -303,21 +297,11 @@ async fn admin_api_creates_lists_replaces_and_validates_profiles() {
     let (_, outsider_key) = server.service_account_with_key().await;
     let outsider = server.token(&outsider_key).await;
     let (status, _) = server
-        .admin(
-            Method::POST,
-            "/v1/trusted_profiles",
-            &outsider,
-            Some(json!({"name": "mine"})),
-        )
+        .admin_post("/v1/trusted_profiles", &outsider, json!({"name": "mine"}))
         .await;
     assert_eq!(status, 403);
     let (status, _) = server
-        .admin(
-            Method::GET,
-            &format!("/v1/trusted_profiles/{id}"),
-            &outsider,
-            None,
-        )
+        .admin_get(&format!("/v1/trusted_profiles/{id}"), &outsider)
         .await;
     assert_eq!(status, 403);
 }
@@ -432,9 +416,7 @@ async fn assume_with_a_service_id_token_by_id_crn_and_name() {
 
     // Deleting the profile ends its tokens.
     typed.delete::<TrustedProfiles>(id).await.unwrap();
-    let (status, _) = server
-        .admin(Method::GET, "/v1/whoami", &profile_token, None)
-        .await;
+    let (status, _) = server.admin_get("/v1/whoami", &profile_token).await;
     assert_eq!(status, 401);
     let (status, body) = assume(
         &server,
@@ -1037,11 +1019,9 @@ async fn cli_manages_profiles_and_their_parts() {
     assert_eq!(got.name, "renamed");
     cli_ok(config, &["iam", "profile", "delete", &id]);
     let (status, _) = server
-        .admin(
-            Method::GET,
+        .admin_get(
             &format!("/v1/trusted_profiles/{id}"),
             &server.admin_token().await,
-            None,
         )
         .await;
     assert_eq!(status, 404);

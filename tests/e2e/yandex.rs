@@ -309,12 +309,7 @@ async fn service_account_jwt_yields_a_t1_token_over_grpc_and_rest() {
 
     // Deleting the key makes the very next exchange fail.
     let (status, _) = server
-        .admin(
-            reqwest::Method::DELETE,
-            &format!("/v1/authorized_keys/{}", key.id),
-            &admin,
-            None,
-        )
+        .admin_delete(&format!("/v1/authorized_keys/{}", key.id), &admin)
         .await;
     assert_eq!(status, 204);
     assert_status(
@@ -736,9 +731,7 @@ async fn revoke_makes_a_token_fail_everywhere() {
     let token = mint(&mut client).await;
     let survivor = mint(&mut client).await;
     // Bind the service account as admin of nothing; it can still call whoami with its token.
-    let (status, _) = server
-        .admin(reqwest::Method::GET, "/v1/whoami", &token, None)
-        .await;
+    let (status, _) = server.admin_get("/v1/whoami", &token).await;
     assert_eq!(status, 200);
 
     // Revoke needs an authenticated caller.
@@ -765,9 +758,7 @@ async fn revoke_makes_a_token_fail_everywhere() {
     assert_eq!(revoked.subject_id, sa_id);
 
     assert_eq!(introspect(&server, &token).await["active"], false);
-    let (status, _) = server
-        .admin(reqwest::Method::GET, "/v1/whoami", &token, None)
-        .await;
+    let (status, _) = server.admin_get("/v1/whoami", &token).await;
     assert_eq!(status, 401);
     assert_status(
         client
@@ -892,7 +883,7 @@ async fn oauth_token_yields_a_t1_token_until_revoked() {
         })
         .await
         .unwrap();
-    let token = oauth.token.clone().unwrap();
+    let token = oauth.token.clone().unwrap().into_inner();
     let mut client = iam(&server).await;
     let oauth_request = || CreateIamTokenRequest {
         identity: Some(Identity::YandexPassportOauthToken(token.clone())),

@@ -5,7 +5,6 @@
 use crate::harness::*;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::KeyPair as _;
-use reqwest::Method;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Command, Output};
@@ -86,7 +85,7 @@ fn time_parses(text: &str) -> bool {
 }
 
 async fn get(server: &TestServer, token: &str, path: &str) -> (u16, Value) {
-    server.admin(Method::GET, path, token, None).await
+    server.admin_get(path, token).await
 }
 
 /// A service account with an API key and the `viewer` role on the administrator's account.
@@ -173,11 +172,10 @@ async fn authorized_keys_through_the_admin_api() {
 
     // Bad requests name the problem.
     let (status, body) = server
-        .admin(
-            Method::POST,
+        .admin_post(
             "/v1/authorized_keys",
             &admin,
-            Some(json!({"service_account_id": sa_id, "key_algorithm": "RSA_1024"})),
+            json!({"service_account_id": sa_id, "key_algorithm": "RSA_1024"}),
         )
         .await;
     assert_eq!(status, 400, "{body}");
@@ -190,11 +188,10 @@ async fn authorized_keys_through_the_admin_api() {
         "{message}"
     );
     let (status, body) = server
-        .admin(
-            Method::POST,
+        .admin_post(
             "/v1/authorized_keys",
             &admin,
-            Some(json!({"service_account_id": "ServiceId-nope"})),
+            json!({"service_account_id": "ServiceId-nope"}),
         )
         .await;
     assert_eq!(status, 404, "{body}");
@@ -216,33 +213,22 @@ async fn authorized_keys_through_the_admin_api() {
     let (status, _) = get(&server, &viewer, &format!("/v1/authorized_keys/{big_id}")).await;
     assert_eq!(status, 200);
     let (status, body) = server
-        .admin(
-            Method::POST,
+        .admin_post(
             "/v1/authorized_keys",
             &viewer,
-            Some(json!({"service_account_id": sa_id})),
+            json!({"service_account_id": sa_id}),
         )
         .await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "permission_denied");
     let (status, _) = server
-        .admin(
-            Method::DELETE,
-            &format!("/v1/authorized_keys/{big_id}"),
-            &viewer,
-            None,
-        )
+        .admin_delete(&format!("/v1/authorized_keys/{big_id}"), &viewer)
         .await;
     assert_eq!(status, 403);
 
     // Delete one key; deleting the service account takes the other along.
     let (status, _) = server
-        .admin(
-            Method::DELETE,
-            &format!("/v1/authorized_keys/{small_id}"),
-            &admin,
-            None,
-        )
+        .admin_delete(&format!("/v1/authorized_keys/{small_id}"), &admin)
         .await;
     assert_eq!(status, 204);
     let (status, body) = get(&server, &admin, &format!("/v1/authorized_keys/{small_id}")).await;
@@ -252,12 +238,7 @@ async fn authorized_keys_through_the_admin_api() {
         format!("authorized key {small_id} not found")
     );
     let (status, _) = server
-        .admin(
-            Method::DELETE,
-            &format!("/v1/service_accounts/{sa_id}"),
-            &admin,
-            None,
-        )
+        .admin_delete(&format!("/v1/service_accounts/{sa_id}"), &admin)
         .await;
     assert_eq!(status, 204);
     let (status, _) = get(&server, &admin, &format!("/v1/authorized_keys/{big_id}")).await;
@@ -303,12 +284,7 @@ async fn oauth_tokens_through_the_admin_api() {
     let user_id = user.id.as_str();
     // Only the user creates its own OAuth tokens; not even the global administrator may.
     let (status, body) = server
-        .admin(
-            Method::POST,
-            "/v1/oauth_tokens",
-            &admin,
-            Some(json!({"user_id": user_id})),
-        )
+        .admin_post("/v1/oauth_tokens", &admin, json!({"user_id": user_id}))
         .await;
     assert_eq!(status, 403, "{body}");
     assert!(
@@ -329,7 +305,7 @@ async fn oauth_tokens_through_the_admin_api() {
         })
         .await
         .unwrap();
-    let token = created.token.clone().unwrap();
+    let token = created.token.clone().unwrap().into_inner();
     assert!(token.starts_with("y0_") && token.len() > 40, "{token}");
     let id = created.id.clone();
     assert!(id.starts_with("OAuthToken-"), "{id}");
@@ -357,11 +333,10 @@ async fn oauth_tokens_through_the_admin_api() {
 
     // An unknown user; a viewer may read but not create.
     let (status, body) = server
-        .admin(
-            Method::POST,
+        .admin_post(
             "/v1/oauth_tokens",
             &admin,
-            Some(json!({"user_id": "IBMid-NOBODY"})),
+            json!({"user_id": "IBMid-NOBODY"}),
         )
         .await;
     assert_eq!(status, 404, "{body}");
@@ -375,23 +350,13 @@ async fn oauth_tokens_through_the_admin_api() {
     .await;
     assert_eq!(status, 200);
     let (status, _) = server
-        .admin(
-            Method::POST,
-            "/v1/oauth_tokens",
-            &viewer,
-            Some(json!({"user_id": user_id})),
-        )
+        .admin_post("/v1/oauth_tokens", &viewer, json!({"user_id": user_id}))
         .await;
     assert_eq!(status, 403);
 
     // Delete (revoke); deleting a user takes its tokens along.
     let (status, _) = server
-        .admin(
-            Method::DELETE,
-            &format!("/v1/oauth_tokens/{id}"),
-            &admin,
-            None,
-        )
+        .admin_delete(&format!("/v1/oauth_tokens/{id}"), &admin)
         .await;
     assert_eq!(status, 204);
     let (status, _) = get(&server, &admin, &format!("/v1/oauth_tokens/{id}")).await;
@@ -402,12 +367,7 @@ async fn oauth_tokens_through_the_admin_api() {
     let second_token = second["token"].as_str().unwrap().to_owned();
     assert_ne!(second_token, token);
     let (status, _) = server
-        .admin(
-            Method::DELETE,
-            &format!("/v1/users/{user_id}"),
-            &admin,
-            None,
-        )
+        .admin_delete(&format!("/v1/users/{user_id}"), &admin)
         .await;
     assert_eq!(status, 204);
     let (_, list) = get(&server, &admin, "/v1/oauth_tokens").await;
@@ -657,12 +617,7 @@ async fn key_and_oauth_token_commands() {
     );
     let admin = server.admin_token().await;
     server
-        .admin(
-            Method::DELETE,
-            &format!("/v1/users/{user_id}"),
-            &admin,
-            None,
-        )
+        .admin_delete(&format!("/v1/users/{user_id}"), &admin)
         .await;
     let (user, user_key) = server
         .user_with_key(

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 
+pub use crate::OneTime;
+
 // --- Enumerations (what the server accepts, exactly) -------------------------------------------
 
 /// An account's sign-in requirement.
@@ -187,22 +189,14 @@ pub struct EnrollQuery {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnterpriseCreate {
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::name)]
     pub name: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountCreate {
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::name)]
     pub name: String,
     /// The enterprise the account belongs to.
     #[schema(pattern = r"^[0-9a-f]{32}(?!\n)$")]
@@ -223,11 +217,7 @@ pub struct UserCreate {
     /// Default: the caller's account.
     #[schema(pattern = r"^[0-9a-f]{32}(?!\n)$")]
     pub account_id: Option<String>,
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::name)]
     pub name: String,
     #[schema(
         max_length = 254,
@@ -248,16 +238,9 @@ pub struct ServiceAccountCreate {
     /// Default: the caller's account.
     #[schema(pattern = r"^[0-9a-f]{32}(?!\n)$")]
     pub account_id: Option<String>,
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::name)]
     pub name: String,
-    #[schema(
-        max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::description)]
     pub description: Option<String>,
 }
 
@@ -270,16 +253,9 @@ pub struct ApiKeyCreate {
         pattern = r"^(IBMid-|iam-ServiceId-)[A-Za-z0-9._-]*(?!\n)$"
     )]
     pub owner_iam_id: String,
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::name)]
     pub name: String,
-    #[schema(
-        max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::description)]
     pub description: Option<String>,
 }
 
@@ -313,10 +289,7 @@ pub struct AuthorizedKeyCreate {
     /// Default: `RSA_2048`.
     #[schema(value_type = Option<AuthorizedKeyAlgorithm>)]
     pub key_algorithm: Option<String>,
-    #[schema(
-        max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::description)]
     pub description: Option<String>,
 }
 
@@ -329,10 +302,7 @@ pub struct OAuthTokenCreate {
         pattern = r"^[A-Za-z0-9._-]{1,64}(?!\n)$"
     )]
     pub user_id: String,
-    #[schema(
-        max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::description)]
     pub description: Option<String>,
 }
 
@@ -427,16 +397,9 @@ pub struct TrustedProfileCreate {
     /// Default: the caller's account.
     #[schema(pattern = r"^[0-9a-f]{32}(?!\n)$")]
     pub account_id: Option<String>,
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::name)]
     pub name: String,
-    #[schema(
-        max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::description)]
     pub description: Option<String>,
     #[serde(default)]
     pub identities: Vec<TrustedIdentity>,
@@ -449,16 +412,9 @@ pub struct TrustedProfileCreate {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrustedProfileReplace {
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::name)]
     pub name: String,
-    #[schema(
-        max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::description)]
     pub description: Option<String>,
     #[serde(default)]
     pub identities: Vec<TrustedIdentity>,
@@ -489,11 +445,7 @@ pub enum JwksSource {
 pub struct TrustedIssuerCreate {
     #[schema(pattern = r"^[0-9a-f]{32}(?!\n)$")]
     pub account_id: Option<String>,
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::name)]
     pub name: String,
     /// The exact `iss` of the issuer's tokens: an https URL without credentials, query or
     /// fragment (`http://` only for a loopback host).
@@ -545,10 +497,7 @@ pub struct AuthorizationPolicyCreate {
         pattern = r"^crn:v1:[!-)+-9;-~]+:[!-)+-9;-~]+:[!-)+-9;-~]+:[!-)+-9;-~]*:a/[0-9a-f]{32}:([!-)+-9;-~]*:[!-)+-9;-~]*:[!-)+-9;-~]*|([!-)+-9;-~]*:){0,2}[!-)+-9;-~]*\*)(?!\n)$"
     )]
     pub target_crn: String,
-    #[schema(
-        max_length = 1024,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$"
-    )]
+    #[schema(schema_with = field::description)]
     pub description: Option<String>,
 }
 
@@ -722,7 +671,7 @@ pub struct ServiceAccountView {
     pub created_at: String,
 }
 
-#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ApiKeyView {
     pub id: String,
     pub name: String,
@@ -733,10 +682,11 @@ pub struct ApiKeyView {
     pub created_at: String,
     /// Only in the create response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub apikey: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub apikey: Option<OneTime>,
 }
 
-#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ClientView {
     pub id: String,
     pub name: String,
@@ -745,10 +695,11 @@ pub struct ClientView {
     pub created_at: String,
     /// Only in the create response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub secret: Option<OneTime>,
 }
 
-#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuthorizedKeyView {
     pub id: String,
     pub service_account_id: String,
@@ -766,7 +717,7 @@ pub struct AuthorizedKeyView {
 
 /// The authorized key file in the shape `yc iam key create` writes and the Yandex SDKs read.
 /// `Debug` redacts the private key.
-#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct KeyFile {
     pub id: String,
     pub service_account_id: String,
@@ -775,10 +726,11 @@ pub struct KeyFile {
     pub key_algorithm: AuthorizedKeyAlgorithm,
     pub public_key: String,
     /// PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
-    pub private_key: String,
+    #[schema(value_type = String)]
+    pub private_key: OneTime,
 }
 
-#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OAuthTokenView {
     pub id: String,
     pub user_id: String,
@@ -788,7 +740,8 @@ pub struct OAuthTokenView {
     pub created_at: String,
     /// Only in the create response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub token: Option<OneTime>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -865,11 +818,14 @@ pub struct SigningKeyList {
 }
 
 /// The enrolment answer: the secret is shown here once. `Debug` redacts it.
-#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TotpEnrollView {
     pub user_id: String,
-    pub secret: String,
-    pub otpauth_uri: String,
+    #[schema(value_type = String)]
+    pub secret: OneTime,
+    // Carries the secret too.
+    #[schema(value_type = String)]
+    pub otpauth_uri: OneTime,
     pub confirmed: bool,
     /// A replacement: the old factor stays in force until this one is confirmed.
     pub replacement: bool,
@@ -894,107 +850,11 @@ pub struct TokenCutoffView {
 }
 
 /// A minted ID token. `Debug` redacts it.
-#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct IdTokenView {
-    pub id_token: String,
+    #[schema(value_type = String)]
+    pub id_token: OneTime,
     pub expires_in: i64,
-}
-
-// --- Debug of the views that hold a one-time secret: everything but the secret ----------------
-
-/// `Some("<redacted>")` for a secret that is there.
-fn redacted(secret: &Option<String>) -> Option<&'static str> {
-    secret.as_ref().map(|_| crate::REDACTED)
-}
-
-impl std::fmt::Debug for ApiKeyView {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiKeyView")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("description", &self.description)
-            .field("owner_iam_id", &self.owner_iam_id)
-            .field("account_id", &self.account_id)
-            .field("created_at", &self.created_at)
-            .field("apikey", &redacted(&self.apikey))
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for ClientView {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientView")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("account_id", &self.account_id)
-            .field("created_at", &self.created_at)
-            .field("secret", &redacted(&self.secret))
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for AuthorizedKeyView {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // `KeyFile`'s own `Debug` redacts the private key.
-        f.debug_struct("AuthorizedKeyView")
-            .field("id", &self.id)
-            .field("service_account_id", &self.service_account_id)
-            .field("account_id", &self.account_id)
-            .field("description", &self.description)
-            .field("key_algorithm", &self.key_algorithm)
-            .field("public_key", &self.public_key)
-            .field("created_at", &self.created_at)
-            .field("key_file", &self.key_file)
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for KeyFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyFile")
-            .field("id", &self.id)
-            .field("service_account_id", &self.service_account_id)
-            .field("created_at", &self.created_at)
-            .field("key_algorithm", &self.key_algorithm)
-            .field("private_key", &crate::REDACTED)
-            .finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for OAuthTokenView {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OAuthTokenView")
-            .field("id", &self.id)
-            .field("user_id", &self.user_id)
-            .field("account_id", &self.account_id)
-            .field("description", &self.description)
-            .field("created_at", &self.created_at)
-            .field("token", &redacted(&self.token))
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for TotpEnrollView {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The URI carries the secret too.
-        f.debug_struct("TotpEnrollView")
-            .field("user_id", &self.user_id)
-            .field("secret", &crate::REDACTED)
-            .field("otpauth_uri", &crate::REDACTED)
-            .field("confirmed", &self.confirmed)
-            .field("replacement", &self.replacement)
-            .field("created_at", &self.created_at)
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for IdTokenView {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdTokenView")
-            .field("id_token", &crate::REDACTED)
-            .field("expires_in", &self.expires_in)
-            .finish()
-    }
 }
 
 /// The `{"<plural>": [...]}` body of a list.
@@ -1022,3 +882,31 @@ list!(
     authorization_policies,
     AuthorizationPolicyView
 );
+
+/// The schemas of the fields many requests share, stated once: a display name (1 to 128
+/// characters, no control characters, not blank) and a free-text description (at most 1024
+/// characters, no control characters but newlines). Each matches what the server's
+/// `tessera_core::limits` checks; the server's tests hold them to it.
+mod field {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+
+    pub const NAME_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*(?!\n)$";
+    pub const DESCRIPTION_PATTERN: &str = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*(?!\n)$";
+
+    /// A required display name.
+    pub fn name() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .min_length(Some(1))
+            .max_length(Some(128))
+            .pattern(Some(NAME_PATTERN))
+    }
+
+    /// An optional description (`null` allowed).
+    pub fn description() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .max_length(Some(1024))
+            .pattern(Some(DESCRIPTION_PATTERN))
+    }
+}

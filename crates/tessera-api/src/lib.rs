@@ -28,5 +28,41 @@ pub mod limits {
     pub const MAX_FILTER: usize = 128;
 }
 
-/// What the hand-written `Debug` of a secret-bearing type shows instead of the secret.
+/// What the `Debug` of a secret-bearing type shows instead of the secret.
 const REDACTED: &str = "<redacted>";
+
+/// A secret an answer carries once (a new API key, client secret, OAuth token, private key,
+/// TOTP secret, ID token). On the wire it is the plain string; its `Debug` is `<redacted>`, so
+/// that the views holding one can derive `Debug`. Fields of this type state
+/// `#[schema(value_type = String)]`: the document shows a string.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct OneTime(String);
+
+impl OneTime {
+    pub fn new(secret: impl Into<String>) -> OneTime {
+        OneTime(secret.into())
+    }
+
+    /// The secret itself, for the one place that shows or uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl std::ops::Deref for OneTime {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for OneTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(REDACTED)
+    }
+}

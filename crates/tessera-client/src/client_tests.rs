@@ -521,7 +521,7 @@ async fn the_agents_token_calls_on_the_wire() {
         .await
         .unwrap();
     assert_eq!(
-        (id_token.id_token.as_str(), id_token.expires_in),
+        (id_token.id_token.expose(), id_token.expires_in),
         ("e.f.g", 600)
     );
     let token = anonymous

@@ -62,6 +62,6 @@ async fn api_key_create(
     };
     kit::create_entity(&state, &ctx, &caller, &Entity::ApiKey(key.clone())).await?;
     let mut view = key.to_api();
-    view.apikey = Some(apikey.expose().to_owned());
+    view.apikey = Some(api::OneTime::new(apikey.expose()));
     Ok(kit::created(view))
 }

@@ -98,7 +98,10 @@ async fn authorized_key_create(
         created_at: rfc3339(key.created_at),
         key_algorithm: key_algorithm(key.algorithm),
         public_key: view.public_key.clone(),
-        private_key: service_account_jwt::pem("PRIVATE KEY", &pair.private_pkcs8_der),
+        private_key: api::OneTime::new(service_account_jwt::pem(
+            "PRIVATE KEY",
+            &pair.private_pkcs8_der,
+        )),
     });
     Ok(kit::created(view))
 }

@@ -131,6 +131,6 @@ async fn client_create(
     };
     kit::create_entity(&state, &ctx, &caller, &Entity::Client(client.clone())).await?;
     let mut view = client.to_api();
-    view.secret = Some(secret.expose().to_owned());
+    view.secret = Some(api::OneTime::new(secret.expose()));
     Ok(kit::created(view))
 }

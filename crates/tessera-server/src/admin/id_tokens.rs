@@ -57,7 +57,7 @@ async fn id_token_create(
     )?;
     tracing::debug!(request_id = %ctx.id, iam_id = caller.iam_id(), audience, "issued ID token");
     Ok(Json(api::IdTokenView {
-        id_token: minted.token,
+        id_token: api::OneTime::new(minted.token),
         expires_in: minted.exp - now,
     }))
 }

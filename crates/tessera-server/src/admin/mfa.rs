@@ -216,8 +216,8 @@ async fn totp_enroll(
     crate::security_log::change(&ctx, &event);
     Ok(created(api::TotpEnrollView {
         user_id: user.id.clone(),
-        secret: secret.to_base32(),
-        otpauth_uri: secret.otpauth_uri(&user.email),
+        secret: api::OneTime::new(secret.to_base32()),
+        otpauth_uri: api::OneTime::new(secret.otpauth_uri(&user.email)),
         confirmed: false,
         replacement: confirmed.is_some(),
         created_at: rfc3339(enrollment.created_at),

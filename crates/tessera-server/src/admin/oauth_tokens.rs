@@ -60,6 +60,6 @@ async fn oauth_token_create(
     };
     kit::create_entity(&state, &ctx, &caller, &Entity::OAuthToken(token.clone())).await?;
     let mut view = token.to_api();
-    view.token = Some(value.expose().to_owned());
+    view.token = Some(api::OneTime::new(value.expose()));
     Ok(kit::created(view))
 }

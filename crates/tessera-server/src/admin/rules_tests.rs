@@ -34,6 +34,37 @@ fn denied(answer: (u16, Value)) {
     expect_code(answer, 403, "permission_denied");
 }
 
+/// A server at `T0` and the bootstrap global administrator's token.
+async fn with_admin() -> (TestApp, String) {
+    let app = TestApp::at(T0).await;
+    let admin = app.admin_token().await;
+    (app, admin)
+}
+
+/// A server at `T0` with an account `acme`.
+async fn with_account() -> (TestApp, String) {
+    let app = TestApp::at(T0).await;
+    let account = app.account("acme").await;
+    (app, account)
+}
+
+/// [`with_admin`], and an account `acme`.
+async fn with_admin_and_account() -> (TestApp, String, String) {
+    let (app, admin) = with_admin().await;
+    let account = app.account("acme").await;
+    (app, admin, account)
+}
+
+/// Asserts that `POST path` with `body` is refused as an invalid argument naming `needle`.
+async fn invalid(app: &TestApp, path: &str, token: &str, body: Value, needle: &str) {
+    refused(
+        app.post(path, token, body).await,
+        400,
+        "invalid_argument",
+        needle,
+    );
+}
+
 async fn account_admin(app: &TestApp, account: &str) -> (Value, String) {
     app.holder_of(account, "admin", "account-admin").await
 }
@@ -61,8 +92,7 @@ async fn admin_calls_without_a_bearer_token_are_unauthenticated() {
 
 #[tokio::test]
 async fn an_expired_access_token_is_unauthenticated_on_the_admin_api() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     app.set(T0 + 3600 + tessera_verify::LEEWAY).await;
     expect_code(
         app.get("/v1/accounts", &admin).await,
@@ -73,19 +103,15 @@ async fn an_expired_access_token_is_unauthenticated_on_the_admin_api() {
 
 #[tokio::test]
 async fn admin_bodies_must_be_json_without_unknown_fields() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    refused(
-        app.post(
-            "/v1/accounts",
-            &admin,
-            json!({ "name": "a", "colour": "red" }),
-        )
-        .await,
-        400,
-        "invalid_argument",
+    let (app, admin) = with_admin().await;
+    invalid(
+        &app,
+        "/v1/accounts",
+        &admin,
+        json!({ "name": "a", "colour": "red" }),
         "colour",
-    );
+    )
+    .await;
     let request = axum::http::Request::post("/v1/accounts")
         .header("authorization", format!("Bearer {admin}"))
         .header("content-type", "text/plain")
@@ -99,8 +125,7 @@ async fn admin_bodies_must_be_json_without_unknown_fields() {
 
 #[tokio::test]
 async fn list_limits_are_between_one_and_the_maximum() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     for limit in ["0", "100000"] {
         refused(
             app.get(&format!("/v1/service_accounts?limit={limit}"), &admin)
@@ -116,8 +141,7 @@ async fn list_limits_are_between_one_and_the_maximum() {
 
 #[tokio::test]
 async fn only_the_global_administrator_creates_accounts_and_enterprises() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let (_, token) = account_admin(&app, &account).await;
     denied(
         app.post("/v1/accounts", &token, json!({ "name": "mine" }))
@@ -134,17 +158,17 @@ async fn only_the_global_administrator_creates_accounts_and_enterprises() {
 
 #[tokio::test]
 async fn names_must_not_be_empty_nor_longer_than_the_limit() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let long = "n".repeat(tessera_core::limits::MAX_NAME + 1);
     for name in ["", "   ", long.as_str()] {
-        refused(
-            app.post("/v1/accounts", &admin, json!({ "name": name }))
-                .await,
-            400,
-            "invalid_argument",
+        invalid(
+            &app,
+            "/v1/accounts",
+            &admin,
+            json!({ "name": name }),
             "name",
-        );
+        )
+        .await;
     }
     let (status, _) = app
         .post(
@@ -158,9 +182,7 @@ async fn names_must_not_be_empty_nor_longer_than_the_limit() {
 
 #[tokio::test]
 async fn an_accounts_mfa_is_totp_or_none_spelled_exactly() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = with_admin_and_account().await;
     let path = format!("/v1/accounts/{account}");
     for bad in [json!({ "mfa": "totp" }), json!({})] {
         expect_code(
@@ -183,8 +205,7 @@ async fn an_accounts_mfa_is_totp_or_none_spelled_exactly() {
 
 #[tokio::test]
 async fn an_account_admin_may_set_its_accounts_mfa_but_not_anothers() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let other = app.account("other").await;
     let (_, token) = account_admin(&app, &account).await;
     let mfa = json!({ "mfa": "TOTP" });
@@ -210,9 +231,7 @@ async fn an_account_admin_may_set_its_accounts_mfa_but_not_anothers() {
 
 #[tokio::test]
 async fn an_account_is_deleted_only_once_it_is_empty() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = with_admin_and_account().await;
     let sa = app
         .create(
             &admin,
@@ -237,8 +256,7 @@ async fn an_account_is_deleted_only_once_it_is_empty() {
 
 #[tokio::test]
 async fn an_account_admin_cannot_create_users_in_another_account() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let other = app.account("other").await;
     let (_, token) = account_admin(&app, &account).await;
     let user = |account: &str| json!({ "account_id": account, "name": "bob", "email": "bob@unit.example" });
@@ -249,51 +267,37 @@ async fn an_account_admin_cannot_create_users_in_another_account() {
 
 #[tokio::test]
 async fn a_federated_user_cannot_have_a_password() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let body = json!({
         "name": "fed", "email": "fed@unit.example", "federated": true, "password": "pass-0123456",
     });
-    refused(
-        app.post("/v1/users", &admin, body).await,
-        400,
-        "invalid_argument",
-        "federated",
-    );
+    invalid(&app, "/v1/users", &admin, body, "federated").await;
 }
 
 #[tokio::test]
 async fn a_user_needs_a_valid_email_and_a_long_enough_password() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    refused(
-        app.post(
-            "/v1/users",
-            &admin,
-            json!({ "name": "a", "email": "not-an-email" }),
-        )
-        .await,
-        400,
-        "invalid_argument",
+    let (app, admin) = with_admin().await;
+    invalid(
+        &app,
+        "/v1/users",
+        &admin,
+        json!({ "name": "a", "email": "not-an-email" }),
         "email",
-    );
-    refused(
-        app.post(
-            "/v1/users",
-            &admin,
-            json!({ "name": "a", "email": "a@unit.example", "password": "short" }),
-        )
-        .await,
-        400,
-        "invalid_argument",
+    )
+    .await;
+    invalid(
+        &app,
+        "/v1/users",
+        &admin,
+        json!({ "name": "a", "email": "a@unit.example", "password": "short" }),
         "password",
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_viewer_reads_but_does_not_create() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let user = app.user(&account, "ann").await;
     let (_, token) = viewer(&app, &account).await;
     let (status, body) = app
@@ -312,8 +316,7 @@ async fn a_viewer_reads_but_does_not_create() {
 
 #[tokio::test]
 async fn a_viewer_of_one_account_cannot_read_another() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let other = app.account("other").await;
     let stranger = app.user(&other, "sam").await;
     let (_, token) = viewer(&app, &account).await;
@@ -329,8 +332,7 @@ async fn a_viewer_of_one_account_cannot_read_another() {
 
 #[tokio::test]
 async fn listing_without_an_account_shows_only_readable_accounts() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let other = app.account("other").await;
     app.user(&other, "sam").await;
     let mine = app.user(&account, "ann").await;
@@ -348,8 +350,7 @@ async fn listing_without_an_account_shows_only_readable_accounts() {
 
 #[tokio::test]
 async fn the_last_global_administrator_cannot_be_deleted() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let me = claims(&admin)["iam_id"].as_str().unwrap().to_owned();
     refused(
         app.delete(&format!("/v1/users/{me}"), &admin).await,
@@ -361,9 +362,7 @@ async fn the_last_global_administrator_cannot_be_deleted() {
 
 #[tokio::test]
 async fn deleting_a_user_takes_its_api_keys() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = with_admin_and_account().await;
     let user = app.user(&account, "ann").await;
     let own = app.user_token(&user).await;
     let key = app
@@ -387,8 +386,7 @@ async fn deleting_a_user_takes_its_api_keys() {
 
 #[tokio::test]
 async fn an_account_admin_cannot_create_service_accounts_in_another_account() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let other = app.account("other").await;
     let (_, token) = account_admin(&app, &account).await;
     denied(
@@ -403,27 +401,21 @@ async fn an_account_admin_cannot_create_service_accounts_in_another_account() {
 
 #[tokio::test]
 async fn a_description_is_at_most_the_limit() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let long = "d".repeat(tessera_core::limits::MAX_DESCRIPTION + 1);
-    refused(
-        app.post(
-            "/v1/service_accounts",
-            &admin,
-            json!({ "name": "x", "description": long }),
-        )
-        .await,
-        400,
-        "invalid_argument",
+    invalid(
+        &app,
+        "/v1/service_accounts",
+        &admin,
+        json!({ "name": "x", "description": long }),
         "description",
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn deleting_a_service_account_takes_its_keys_and_bindings() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = with_admin_and_account().await;
     let (sa, apikey) = app.service_account_with_key(&account, "doomed").await;
     let binding = app
         .bind(&sa["iam_id"], "viewer", &format!("account/{account}"))
@@ -449,8 +441,7 @@ async fn deleting_a_service_account_takes_its_keys_and_bindings() {
 
 #[tokio::test]
 async fn an_account_admin_cannot_delete_a_service_account_more_privileged_than_itself() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let boss = app.global_administrator(&account, "boss").await;
     let (_, token) = account_admin(&app, &account).await;
     denied(
@@ -466,9 +457,7 @@ async fn an_account_admin_cannot_delete_a_service_account_more_privileged_than_i
 
 #[tokio::test]
 async fn an_api_key_is_shown_once() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = with_admin_and_account().await;
     let sa = app
         .create(
             &admin,
@@ -503,9 +492,7 @@ async fn an_api_key_is_shown_once() {
 
 #[tokio::test]
 async fn administrators_do_not_create_credentials_for_users() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = with_admin_and_account().await;
     let user = app.user(&account, "ann").await;
     refused(
         app.post(
@@ -529,8 +516,7 @@ async fn administrators_do_not_create_credentials_for_users() {
 
 #[tokio::test]
 async fn a_user_creates_and_deletes_its_own_credentials() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let user = app.user(&account, "ann").await;
     let own = app.user_token(&user).await;
     let key = app
@@ -548,19 +534,15 @@ async fn a_user_creates_and_deletes_its_own_credentials() {
 
 #[tokio::test]
 async fn an_api_key_owner_must_be_an_existing_user_or_service_account() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    refused(
-        app.post(
-            "/v1/api_keys",
-            &admin,
-            json!({ "owner_iam_id": "someone", "name": "k" }),
-        )
-        .await,
-        400,
-        "invalid_argument",
+    let (app, admin) = with_admin().await;
+    invalid(
+        &app,
+        "/v1/api_keys",
+        &admin,
+        json!({ "owner_iam_id": "someone", "name": "k" }),
         "owner_iam_id",
-    );
+    )
+    .await;
     refused(
         app.post(
             "/v1/api_keys",
@@ -576,8 +558,7 @@ async fn an_api_key_owner_must_be_an_existing_user_or_service_account() {
 
 #[tokio::test]
 async fn an_account_admin_cannot_mint_keys_for_a_more_privileged_service_account() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let boss = app.global_administrator(&account, "boss").await;
     let (_, token) = account_admin(&app, &account).await;
     denied(
@@ -594,21 +575,20 @@ async fn an_account_admin_cannot_mint_keys_for_a_more_privileged_service_account
 
 #[tokio::test]
 async fn the_default_client_id_is_reserved() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    refused(
-        app.post("/v1/clients", &admin, json!({ "id": "default" }))
-            .await,
-        400,
-        "invalid_argument",
+    let (app, admin) = with_admin().await;
+    invalid(
+        &app,
+        "/v1/clients",
+        &admin,
+        json!({ "id": "default" }),
         "reserved",
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_client_secret_is_shown_once() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let client = app.create(&admin, "clients", json!({ "id": "web" })).await;
     assert!(client["secret"].is_string(), "{client}");
     let (status, read) = app.get("/v1/clients/web", &admin).await;
@@ -618,8 +598,7 @@ async fn a_client_secret_is_shown_once() {
 
 #[tokio::test]
 async fn client_ids_are_unique_per_account_not_installation_wide() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let a = app.account("a").await;
     let b = app.account("b").await;
     app.create(&admin, "clients", json!({ "id": "web", "account_id": a }))
@@ -640,8 +619,7 @@ async fn client_ids_are_unique_per_account_not_installation_wide() {
 
 #[tokio::test]
 async fn an_account_admin_cannot_create_a_global_client() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let (_, token) = account_admin(&app, &account).await;
     denied(
         app.post("/v1/clients", &token, json!({ "id": "everywhere" }))
@@ -661,8 +639,7 @@ async fn an_account_admin_cannot_create_a_global_client() {
 
 #[tokio::test]
 async fn the_last_global_admin_binding_cannot_be_removed() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let me = claims(&admin)["iam_id"].as_str().unwrap().to_owned();
     let (_, bindings) = app
         .get(&format!("/v1/access_bindings?subject_iam_id={me}"), &admin)
@@ -686,8 +663,7 @@ async fn the_last_global_admin_binding_cannot_be_removed() {
 
 #[tokio::test]
 async fn an_account_admin_cannot_grant_more_than_it_holds() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let other = app.account("other").await;
     let (_, token) = account_admin(&app, &account).await;
     let (sa, _) = app.service_account_with_key(&account, "x").await;
@@ -704,8 +680,7 @@ async fn an_account_admin_cannot_grant_more_than_it_holds() {
 
 #[tokio::test]
 async fn a_binding_names_a_known_role_and_resource() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let account = app.admin_account().await;
     let (sa, _) = app.service_account_with_key(&account, "x").await;
     let cases = [
@@ -728,8 +703,7 @@ async fn a_binding_names_a_known_role_and_resource() {
 
 #[tokio::test]
 async fn a_viewer_cannot_bind() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let (me, token) = viewer(&app, &account).await;
     let body = json!({
         "subject_iam_id": me["iam_id"], "role": "admin", "resource": format!("account/{account}"),
@@ -741,8 +715,7 @@ async fn a_viewer_cannot_bind() {
 
 #[tokio::test]
 async fn an_authorized_keys_private_half_is_shown_once() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let account = app.admin_account().await;
     let (sa, _) = app.service_account_with_key(&account, "x").await;
     let key = app
@@ -766,8 +739,7 @@ async fn an_authorized_keys_private_half_is_shown_once() {
 
 #[tokio::test]
 async fn an_authorized_key_needs_a_known_service_account_and_algorithm() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let account = app.admin_account().await;
     let (sa, _) = app.service_account_with_key(&account, "x").await;
     refused(
@@ -781,23 +753,19 @@ async fn an_authorized_key_needs_a_known_service_account_and_algorithm() {
         "not_found",
         "ServiceId-nope",
     );
-    refused(
-        app.post(
-            "/v1/authorized_keys",
-            &admin,
-            json!({ "service_account_id": sa["id"], "key_algorithm": "DSA_1024" }),
-        )
-        .await,
-        400,
-        "invalid_argument",
+    invalid(
+        &app,
+        "/v1/authorized_keys",
+        &admin,
+        json!({ "service_account_id": sa["id"], "key_algorithm": "DSA_1024" }),
         "RSA_2048, RSA_4096",
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn an_oauth_token_is_shown_once() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let user = app.user(&account, "ann").await;
     let own = app.user_token(&user).await;
     let token = app
@@ -816,8 +784,7 @@ async fn an_oauth_token_is_shown_once() {
 
 #[tokio::test]
 async fn profile_names_are_unique_per_account() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let a = app.account("a").await;
     let b = app.account("b").await;
     let profile = |account: &str| json!({ "account_id": account, "name": "builders" });
@@ -833,8 +800,7 @@ async fn profile_names_are_unique_per_account() {
 
 #[tokio::test]
 async fn a_profile_identity_has_a_known_type_and_shape() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let cases = [
         (
             json!({ "type": "group", "identifier": "x" }),
@@ -847,20 +813,13 @@ async fn a_profile_identity_has_a_known_type_and_shape() {
     ];
     for (identity, needle) in cases {
         let body = json!({ "name": "p", "identities": [identity] });
-        refused(
-            app.post("/v1/trusted_profiles", &admin, body).await,
-            400,
-            "invalid_argument",
-            needle,
-        );
+        invalid(&app, "/v1/trusted_profiles", &admin, body, needle).await;
     }
 }
 
 #[tokio::test]
 async fn replacing_a_profile_keeps_its_id_and_account() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = with_admin_and_account().await;
     let created = app
         .create(
             &admin,
@@ -887,8 +846,7 @@ async fn replacing_a_profile_keeps_its_id_and_account() {
 
 #[tokio::test]
 async fn an_account_admin_cannot_rewrite_a_profile_more_privileged_than_itself() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let admin = app.admin_token().await;
     let profile = app
         .create(
@@ -928,8 +886,7 @@ const ISSUER_URL: &str = "https://k8s.unit.example/cluster";
 
 #[tokio::test]
 async fn only_the_global_administrator_names_a_key_file_on_the_server() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let (_, token) = account_admin(&app, &account).await;
     let body = json!({ "name": "c", "issuer_url": ISSUER_URL, "jwks_file": "/etc/passwd" });
     refused(
@@ -942,8 +899,7 @@ async fn only_the_global_administrator_names_a_key_file_on_the_server() {
 
 #[tokio::test]
 async fn issuer_urls_are_unique_per_account() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let a = app.account("a").await;
     let b = app.account("b").await;
     let issuer = |account: &str| json!({ "account_id": account, "name": "c", "issuer_url": ISSUER_URL, "jwks": test_jwks() });
@@ -959,38 +915,31 @@ async fn issuer_urls_are_unique_per_account() {
 
 #[tokio::test]
 async fn an_issuer_takes_one_key_source_and_a_crn_of_its_own_account() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = with_admin_and_account().await;
     let other = app.account("other").await;
     let both = json!({
         "account_id": account, "name": "c", "issuer_url": ISSUER_URL,
         "jwks": test_jwks(), "jwks_file": "/tmp/keys.json",
     });
-    refused(
-        app.post("/v1/trusted_issuers", &admin, both).await,
-        400,
-        "invalid_argument",
-        "not both",
-    );
+    invalid(&app, "/v1/trusted_issuers", &admin, both, "not both").await;
     let foreign_crn = format!("crn:v1:tessera:public:containers-kubernetes::a/{other}::cluster:x");
     let body = json!({
         "account_id": account, "name": "c", "issuer_url": ISSUER_URL,
         "jwks": test_jwks(), "crn": foreign_crn,
     });
-    refused(
-        app.post("/v1/trusted_issuers", &admin, body).await,
-        400,
-        "invalid_argument",
+    invalid(
+        &app,
+        "/v1/trusted_issuers",
+        &admin,
+        body,
         "crn names account",
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_policy_target_stays_inside_the_policys_account() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = with_admin_and_account().await;
     let other = app.account("other").await;
     let (sa, _) = app.service_account_with_key(&account, "reader").await;
     let target = format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{other}:b::");
@@ -1005,9 +954,7 @@ async fn a_policy_target_stays_inside_the_policys_account() {
 
 #[tokio::test]
 async fn a_policy_source_must_exist() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = with_admin_and_account().await;
     let target = format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{account}:b::");
     let body = json!({ "source_iam_id": "iam-ServiceId-nope", "target_crn": target });
     refused(
@@ -1022,9 +969,7 @@ async fn a_policy_source_must_exist() {
 
 #[tokio::test]
 async fn a_cutoff_kills_every_token_issued_up_to_its_second_and_no_later_one() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = with_admin_and_account().await;
     let (sa, apikey) = app.service_account_with_key(&account, "x").await;
     let before = app.apikey_token(&apikey).await;
     let (status, body) = app
@@ -1052,8 +997,7 @@ async fn a_cutoff_kills_every_token_issued_up_to_its_second_and_no_later_one() {
 
 #[tokio::test]
 async fn a_cutoff_of_another_accounts_identity_is_refused() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let other = app.account("other").await;
     let (stranger, _) = app.service_account_with_key(&other, "x").await;
     let (_, token) = account_admin(&app, &account).await;
@@ -1080,8 +1024,7 @@ async fn a_cutoff_of_another_accounts_identity_is_refused() {
 
 #[tokio::test]
 async fn anyone_may_cut_off_its_own_tokens() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let (sa, apikey) = app.service_account_with_key(&account, "x").await;
     let token = app.apikey_token(&apikey).await;
     let (status, body) = app
@@ -1136,8 +1079,7 @@ async fn user_with_factor(app: &TestApp) -> (Value, String, TotpSecret) {
 
 #[tokio::test]
 async fn a_user_enrols_and_confirms_its_own_factor() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let user = app.user(&account, "ann").await;
     let own = app.user_token(&user).await;
     let secret = enrol(&app, &user, &own).await;
@@ -1159,8 +1101,7 @@ async fn a_user_enrols_and_confirms_its_own_factor() {
 
 #[tokio::test]
 async fn a_wrong_code_does_not_confirm_a_factor() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let user = app.user(&account, "ann").await;
     let own = app.user_token(&user).await;
     let secret = enrol(&app, &user, &own).await;
@@ -1168,24 +1109,19 @@ async fn a_wrong_code_does_not_confirm_a_factor() {
         "{:06}",
         (totp::code_at(&secret, T0).parse::<u32>().unwrap() + 1) % 1_000_000
     );
-    refused(
-        app.post(
-            &format!("/v1/users/{}/totp/confirm", text(&user, "id")),
-            &own,
-            json!({ "code": wrong }),
-        )
-        .await,
-        400,
-        "invalid_argument",
+    invalid(
+        &app,
+        &format!("/v1/users/{}/totp/confirm", text(&user, "id")),
+        &own,
+        json!({ "code": wrong }),
         "wrong or expired",
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn an_administrator_of_the_account_may_set_up_a_first_factor_but_a_stranger_may_not() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = with_admin_and_account().await;
     let other = app.account("other").await;
     let user = app.user(&account, "ann").await;
     let (_, stranger) = account_admin(&app, &other).await;
@@ -1197,8 +1133,7 @@ async fn an_administrator_of_the_account_may_set_up_a_first_factor_but_a_strange
 
 #[tokio::test]
 async fn a_federated_user_cannot_enrol_a_factor() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let user = app
         .create(
             &admin,
@@ -1206,17 +1141,14 @@ async fn a_federated_user_cannot_enrol_a_factor() {
             json!({ "name": "fed", "email": "fed@unit.example", "federated": true }),
         )
         .await;
-    refused(
-        app.post(
-            &format!("/v1/users/{}/totp", text(&user, "id")),
-            &admin,
-            json!({}),
-        )
-        .await,
-        400,
-        "invalid_argument",
+    invalid(
+        &app,
+        &format!("/v1/users/{}/totp", text(&user, "id")),
+        &admin,
+        json!({}),
         "federated",
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -1271,8 +1203,7 @@ async fn removing_a_confirmed_factor_needs_a_current_code() {
 
 #[tokio::test]
 async fn an_administrator_cannot_remove_a_users_confirmed_factor() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let (user, _, secret) = user_with_factor(&app).await;
     let code = totp::code_at(&secret, app.clock.now());
     denied(
@@ -1354,19 +1285,19 @@ async fn only_the_global_administrator_sees_and_rotates_signing_keys() {
             .await,
     );
     let admin = app.admin_token().await;
-    refused(
-        app.post("/v1/signing_keys/rotate", &admin, json!({ "use": "rsa" }))
-            .await,
-        400,
-        "invalid_argument",
+    invalid(
+        &app,
+        "/v1/signing_keys/rotate",
+        &admin,
+        json!({ "use": "rsa" }),
         "jwt, yandex-iam",
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_scheduled_rotation_publishes_a_successor_before_it_signs() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let before = signing_keys(&app, &admin).await;
     let active = jwt_keys(&before, "active");
     assert_eq!(active.len(), 1, "{before:?}");
@@ -1385,8 +1316,7 @@ async fn a_scheduled_rotation_publishes_a_successor_before_it_signs() {
 
 #[tokio::test]
 async fn an_immediate_rotation_signs_with_a_new_key_and_keeps_the_old_one_verifiable() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let old_kid = crate::testkit::kid(&admin);
     app.advance(Duration::from_secs(60)).await;
     let (status, body) = app
@@ -1418,9 +1348,7 @@ async fn an_immediate_rotation_signs_with_a_new_key_and_keeps_the_old_one_verifi
 
 #[tokio::test]
 async fn the_audit_log_records_admin_writes_for_those_who_may_read_it() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = with_admin_and_account().await;
     let (status, body) = app.get("/v1/audit?limit=5", &admin).await;
     assert_eq!(status, 200, "{body}");
     let newest = &body["events"][0];
@@ -1433,8 +1361,7 @@ async fn the_audit_log_records_admin_writes_for_those_who_may_read_it() {
 
 #[tokio::test]
 async fn whoami_tells_a_global_administrator_from_an_account_admin() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let (_, body) = app.get("/v1/whoami", &admin).await;
     assert_eq!(body["global_admin"], true, "{body}");
     let account = app.account("acme").await;
@@ -1447,16 +1374,10 @@ async fn whoami_tells_a_global_administrator_from_an_account_admin() {
 
 #[tokio::test]
 async fn an_id_token_names_its_audience_and_lives_an_hour() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let (sa, apikey) = app.service_account_with_key(&account, "workload").await;
     let token = app.apikey_token(&apikey).await;
-    refused(
-        app.post("/v1/id_tokens", &token, json!({})).await,
-        400,
-        "invalid_argument",
-        "audience",
-    );
+    invalid(&app, "/v1/id_tokens", &token, json!({}), "audience").await;
     let (status, body) = app
         .post(
             "/v1/id_tokens",
@@ -1488,9 +1409,7 @@ async fn the_bootstrap_key_is_the_only_credential_of_a_fresh_installation() {
 
 #[tokio::test]
 async fn deleting_a_profile_takes_its_bindings_and_kills_its_tokens() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = with_admin_and_account().await;
     let (sa, apikey) = app.service_account_with_key(&account, "ci").await;
     let profile = app
         .create(
@@ -1536,9 +1455,7 @@ async fn deleting_a_profile_takes_its_bindings_and_kills_its_tokens() {
 
 #[tokio::test]
 async fn deleting_a_policys_source_takes_the_policy() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = with_admin_and_account().await;
     let (sa, _) = app.service_account_with_key(&account, "reader").await;
     let target = format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{account}:b::");
     let policy = app
@@ -1563,8 +1480,7 @@ async fn deleting_a_policys_source_takes_the_policy() {
 
 #[tokio::test]
 async fn an_enterprise_is_deleted_only_once_it_has_no_accounts() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let enterprise = app
         .create(&admin, "enterprises", json!({ "name": "corp" }))
         .await;
@@ -1587,8 +1503,7 @@ async fn an_enterprise_is_deleted_only_once_it_has_no_accounts() {
 
 #[tokio::test]
 async fn an_account_cannot_join_an_unknown_enterprise() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let missing = "0123456789abcdef0123456789abcdef";
     expect_code(
         app.post(
@@ -1604,8 +1519,7 @@ async fn an_account_cannot_join_an_unknown_enterprise() {
 
 #[tokio::test]
 async fn a_user_without_roles_lists_its_own_credentials_only() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let ann = app.user(&account, "ann").await;
     let bob = app.user(&account, "bob").await;
     for user in [&ann, &bob] {
@@ -1635,8 +1549,7 @@ async fn a_user_without_roles_lists_its_own_credentials_only() {
 
 #[tokio::test]
 async fn an_issuer_update_must_change_something() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let issuer = app
         .create(
             &admin,
@@ -1662,9 +1575,7 @@ async fn an_issuer_update_must_change_something() {
 
 #[tokio::test]
 async fn a_stranger_cannot_tell_another_accounts_client_ids_from_missing_ones() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = with_admin_and_account().await;
     let other = app.account("other").await;
     app.create(
         &admin,
@@ -1693,9 +1604,7 @@ async fn a_stranger_cannot_tell_another_accounts_client_ids_from_missing_ones() 
 
 #[tokio::test]
 async fn a_stranger_cannot_tell_another_accounts_profile_names_from_free_ones() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = with_admin_and_account().await;
     let other = app.account("other").await;
     app.create(
         &admin,
@@ -1712,9 +1621,7 @@ async fn a_stranger_cannot_tell_another_accounts_profile_names_from_free_ones() 
 
 #[tokio::test]
 async fn a_stranger_cannot_tell_another_accounts_issuer_urls_from_unused_ones() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = with_admin_and_account().await;
     let other = app.account("other").await;
     let issuer = |url: &str| json!({ "account_id": other, "name": "c", "issuer_url": url, "jwks": test_jwks() });
     app.create(&admin, "trusted_issuers", issuer(ISSUER_URL))
@@ -1762,8 +1669,7 @@ async fn await_signer(app: &TestApp, kid: &str) {
 async fn a_successor_signs_after_its_publication_lead_and_its_predecessor_is_dropped_after_retirement(
 ) {
     use tessera_core::rotation::KeyStep;
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = with_admin().await;
     let old_kid = crate::testkit::kid(&admin);
     let policy = app
         .state
@@ -1807,8 +1713,7 @@ async fn a_successor_signs_after_its_publication_lead_and_its_predecessor_is_dro
 
 #[tokio::test]
 async fn an_account_admin_cannot_make_itself_token_creator_of_a_more_privileged_service_account() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let boss = app.global_administrator(&account, "boss").await;
     let (me, token) = account_admin(&app, &account).await;
     let body = json!({
@@ -1821,8 +1726,7 @@ async fn an_account_admin_cannot_make_itself_token_creator_of_a_more_privileged_
 
 #[tokio::test]
 async fn an_account_admin_cannot_cut_off_a_more_privileged_identity() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let boss = app.global_administrator(&account, "boss").await;
     let (_, token) = account_admin(&app, &account).await;
     denied(
@@ -1837,8 +1741,7 @@ async fn an_account_admin_cannot_cut_off_a_more_privileged_identity() {
 
 #[tokio::test]
 async fn an_account_admin_cannot_create_keys_or_policies_in_another_account() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = with_account().await;
     let other = app.account("other").await;
     let (foreign, _) = app.service_account_with_key(&other, "foreign").await;
     let (_, token) = account_admin(&app, &account).await;
@@ -1863,9 +1766,7 @@ async fn an_account_admin_cannot_create_keys_or_policies_in_another_account() {
 
 #[tokio::test]
 async fn an_account_admin_cannot_switch_its_issuer_to_a_key_file() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = with_admin_and_account().await;
     let issuer = app
         .create(
             &admin,
@@ -1890,9 +1791,7 @@ async fn an_account_admin_cannot_switch_its_issuer_to_a_key_file() {
 
 #[tokio::test]
 async fn deleting_a_user_takes_its_oauth_tokens_and_factor() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = with_admin_and_account().await;
     let user = app.user(&account, "ann").await;
     let own = app.user_token(&user).await;
     let oauth = app
