@@ -259,8 +259,22 @@ fn resolve(args: &AgentArgs) -> Result<Resolved> {
         bail!("--admin-listen must differ from the metadata address {listen}: workloads must not reach the admin endpoints");
     }
     let routes = file.routes()?;
+    let upstream = Upstream::new(&server, ca_pem.as_deref()).map_err(|e| match &cacert {
+        // The client's own reason names no file: say which one.
+        Some(path)
+            if e.downcast_ref::<tessera_client::Error>()
+                .is_some_and(|e| matches!(e, tessera_client::Error::NotPem)) =>
+        {
+            anyhow::anyhow!(
+                "--cacert {}: {}",
+                path.display(),
+                tessera_client::Error::NotPem
+            )
+        }
+        _ => e,
+    })?;
     Ok(Resolved {
-        upstream: Upstream::new(&server, ca_pem.as_deref())?,
+        upstream,
         credential,
         listen,
         admin_listen,

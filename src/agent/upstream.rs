@@ -191,8 +191,13 @@ impl Upstream {
         if let Some(pem) = ca_pem {
             builder = builder.ca_pem(pem);
         }
+        let client = match builder.build() {
+            // The CA file's fault, not the server address's: the caller names the file.
+            Err(e @ tessera_client::Error::NotPem) => return Err(e.into()),
+            other => other.context("--server")?,
+        };
         Ok(Upstream {
-            client: builder.build().context("--server")?,
+            client,
             rng: std::sync::Arc::new(SystemRandom::new()),
         })
     }

@@ -79,27 +79,23 @@ pub fn make_client(endpoint: &str, cacert: Option<&Path>) -> Result<Client> {
         Some(path) => {
             let pem = std::fs::read(path)
                 .with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
-            // reqwest skips what is not a PEM certificate, so such a file would silently add
-            // no trust and fail later as an unknown CA.
-            if !pem
-                .windows(PEM_CERTIFICATE.len())
-                .any(|w| w == PEM_CERTIFICATE)
-            {
-                return Err(CliError::NotPem {
-                    path: path.display().to_string(),
+            match builder.ca_pem(&pem).build() {
+                Ok(client) => client,
+                Err(tessera_client::Error::NotPem) => {
+                    return Err(CliError::NotPem {
+                        path: path.display().to_string(),
+                    }
+                    .into())
                 }
-                .into());
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("cannot use the CA certificate {}", path.display())))
+                }
             }
-            builder
-                .ca_pem(&pem)
-                .build()
-                .with_context(|| format!("cannot use the CA certificate {}", path.display()))?
         }
     };
     Ok(client)
 }
-
-const PEM_CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----";
 
 /// Two spellings of one endpoint (`https://x` and `https://x/`) are the same endpoint.
 fn same_endpoint(a: &str, b: &str) -> bool {

@@ -1250,6 +1250,38 @@ async fn the_admin_port_must_differ_from_the_metadata_port() {
     assert!(stderr.contains("--admin-listen must differ"), "{stderr}");
 }
 
+/// A `--cacert` (or `TESSERA_CACERT`) file that holds no PEM certificate is refused at start,
+/// naming the file, instead of trusting nothing and failing every refresh as an unknown CA.
+#[tokio::test]
+async fn a_cacert_that_is_not_pem_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("c.json");
+    std::fs::write(&credentials, r#"{"apikey": "tsk_x"}"#).unwrap();
+    let not_pem = dir.path().join("ca.der");
+    std::fs::write(&not_pem, [0x30, 0x82, 0x01, 0x0a, 0x02, 0x82]).unwrap();
+    for (flag, env) in [(true, false), (false, true)] {
+        let mut command = Command::new(binary());
+        command
+            .args(["agent", "--server", "https://127.0.0.1:1"])
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--credentials")
+            .arg(&credentials);
+        if flag {
+            command.arg("--cacert").arg(&not_pem);
+        }
+        if env {
+            command.env("TESSERA_CACERT", &not_pem);
+        }
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("not a PEM certificate") && stderr.contains("ca.der"),
+            "{stderr}"
+        );
+    }
+}
+
 // The TLS server is stopped from a blocking `Drop`: give its drain a second thread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_failures_are_reported_as_tls_and_tessera_cacert_is_honoured() {

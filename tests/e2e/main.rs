@@ -63,6 +63,7 @@ mod operations;
 mod ops;
 mod password;
 mod profiles;
+mod security_log;
 mod tls;
 mod yandex;
 mod yandex_credentials;

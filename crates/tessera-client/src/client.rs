@@ -97,9 +97,12 @@ impl ClientBuilder {
             .connect_timeout(self.connect_timeout)
             .timeout(self.timeout);
         if let Some(pem) = &self.ca_pem {
-            for cert in
-                reqwest::Certificate::from_pem_bundle(pem).map_err(Error::InvalidCertificate)?
-            {
+            let certificates =
+                reqwest::Certificate::from_pem_bundle(pem).map_err(Error::InvalidCertificate)?;
+            if certificates.is_empty() {
+                return Err(Error::NotPem);
+            }
+            for cert in certificates {
                 builder = builder.add_root_certificate(cert);
             }
         }

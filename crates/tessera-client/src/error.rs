@@ -12,6 +12,10 @@ pub enum Error {
     /// A PEM CA certificate could not be used.
     #[error("invalid CA certificate")]
     InvalidCertificate(#[source] reqwest::Error),
+    /// The CA certificate data holds no PEM certificate (a DER file, a key, any other file):
+    /// refused rather than silently trusting nothing and failing later as an unknown CA.
+    #[error("not a PEM certificate file (no -----BEGIN CERTIFICATE----- block)")]
+    NotPem,
     /// The HTTP client could not be built (TLS backend initialisation).
     #[error("could not build the HTTP client")]
     Build(#[source] reqwest::Error),

@@ -253,6 +253,51 @@ pub enum Action<'a> {
     MintIdToken,
 }
 
+impl Action<'_> {
+    /// What the action is, for a log line: its verb and the object's kind and key (ids only,
+    /// never a credential's value or hash).
+    pub fn describe(&self) -> String {
+        let object = |e: &Entity| format!("{} {}", e.kind().as_str(), e.key());
+        match self {
+            Action::Read(e) => format!("read {}", object(e)),
+            Action::List { kind, account_id } => format!(
+                "list {} in {}",
+                kind.as_str(),
+                account_id.unwrap_or("every account")
+            ),
+            Action::Create(e) => format!("create {}", object(e)),
+            Action::Update { new, .. } => format!("update {}", object(new)),
+            Action::Delete(e) => format!("delete {}", object(e)),
+            Action::ReadAudit { account_id } => {
+                format!(
+                    "read the audit log of {}",
+                    account_id.unwrap_or("every account")
+                )
+            }
+            Action::ReadSigningKeys => "list signing keys".to_owned(),
+            Action::RotateSigningKeys => "rotate signing keys".to_owned(),
+            Action::CutOff { iam_id } => format!("revoke every token of {iam_id}"),
+            Action::EnrollFactor { user, .. } => format!("enrol a TOTP factor of user {}", user.id),
+            Action::ConfirmFactor { user, .. } => {
+                format!("confirm the TOTP factor of user {}", user.id)
+            }
+            Action::RemoveFactor { user, .. } => {
+                format!("remove the TOTP factor of user {}", user.id)
+            }
+            Action::MintToken {
+                service_account_id, ..
+            } => format!("mint a token of service account {service_account_id}"),
+            Action::ReadServiceAccount {
+                service_account_id, ..
+            } => format!("read service account {service_account_id}"),
+            Action::RevokeToken { subject_iam_id, .. } => {
+                format!("revoke a token of {subject_iam_id}")
+            }
+            Action::MintIdToken => "mint an ID token".to_owned(),
+        }
+    }
+}
+
 /// Decides `action` for `caller` over `dir`.
 pub fn authorize(dir: &Directory, caller: &Principal, action: &Action<'_>) -> Result<()> {
     match *action {

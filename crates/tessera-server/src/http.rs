@@ -10,12 +10,14 @@ use http_body_util::BodyExt;
 use std::time::Instant;
 use time::OffsetDateTime;
 
-/// Per-request facts every surface can use: the request id and when the request started.
+/// Per-request facts every surface can use: the request id, when the request started, and the
+/// address it came from (the connection's TCP peer, see [`PeerAddr`]).
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub id: String,
     pub started: Instant,
     pub started_at: OffsetDateTime,
+    pub peer: Option<std::net::IpAddr>,
 }
 
 /// The TCP peer of the connection a request came on, set by the server's accept loops. The

@@ -28,6 +28,7 @@ pub mod ops;
 pub mod rfc3339;
 pub mod rotation;
 pub mod router;
+pub mod security_log;
 pub mod server;
 pub mod snapshot;
 pub mod state;

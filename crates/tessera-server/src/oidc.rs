@@ -331,7 +331,7 @@ async fn revoke_post(
         Ok(token) => token,
         Err(e) => return e.into_response(),
     };
-    match state.revoke(&token, &client_key, now, &ctx.id).await {
+    match state.revoke(&token, &client_key, now, &ctx).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) if e.kind() == ErrorKind::Unavailable => {
             OAuthError::unavailable(e.message()).into_response()

@@ -6,7 +6,7 @@
 //! own errors; the layers here only produce a generic error for panics, deadlines and unknown
 //! paths.
 
-use crate::http::{generic_error, RequestContext};
+use crate::http::{generic_error, PeerAddr, RequestContext};
 use crate::metrics_names as names;
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
@@ -110,6 +110,10 @@ async fn request_context(
         id: new_request_id(),
         started: Instant::now(),
         started_at: state.clock.now_utc(),
+        peer: request
+            .extensions()
+            .get::<PeerAddr>()
+            .map(|PeerAddr(addr)| addr.ip()),
     };
     let route = request
         .extensions()

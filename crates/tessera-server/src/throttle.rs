@@ -316,6 +316,10 @@ impl Throttle {
                     );
                     continue;
                 }
+                let scope = match key {
+                    Key::Address(_) => "address",
+                    _ => "credential",
+                };
                 let entry = entries.entry(key).or_insert(Entry {
                     failures: 0,
                     first_failure: now,
@@ -332,11 +336,12 @@ impl Throttle {
                 entry.failures = entry.failures.saturating_add(1);
                 if lockable && entry.failures >= limits.lock_after && entry.locked_until.is_none() {
                     entry.locked_until = Some(now + lock_for);
-                    tracing::warn!(
-                        kind = attempt.kind.label(),
-                        failures = entry.failures,
-                        "too many failures; locked for {} s",
-                        self.config.lock_for
+                    crate::security_log::locked_out(
+                        attempt.kind.label(),
+                        scope,
+                        attempt.source,
+                        entry.failures,
+                        self.config.lock_for,
                     );
                 }
             }

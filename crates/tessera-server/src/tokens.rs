@@ -2,6 +2,7 @@
 //! with `now` and render the results in their own shapes. Nothing here writes, except
 //! [`AppState::revoke`].
 
+use crate::http::RequestContext;
 use crate::metrics_names as names;
 use crate::state::AppState;
 use tessera_core::authn;
@@ -270,7 +271,7 @@ impl AppState {
         presented: &str,
         client_key: &str,
         now: i64,
-        request_id: &str,
+        ctx: &RequestContext,
     ) -> Result<()> {
         let (jti, expires_at, iam_id) = if let Ok(grant) =
             refresh::open(presented, &self.refresh_key, now)
@@ -312,7 +313,7 @@ impl AppState {
         } else {
             return Ok(());
         };
-        self.record_revocation(jti, expires_at, &iam_id, client_key, now, request_id)
+        self.record_revocation(jti, expires_at, &iam_id, client_key, now, ctx)
             .await
     }
 
@@ -326,13 +327,13 @@ impl AppState {
         iam_id: &str,
         actor: &str,
         now: i64,
-        request_id: &str,
+        ctx: &RequestContext,
     ) -> Result<()> {
         let audit = AuditEvent {
             at: now,
             actor: actor.to_owned(),
             action: "token.revoke".into(),
-            request_id: request_id.to_owned(),
+            request_id: ctx.id.clone(),
             detail: format!("token {jti} of {iam_id}"),
             // The revoked token's subject's account: its administrators read the event.
             account_id: self
@@ -345,8 +346,9 @@ impl AppState {
             .store
             .put(&Entity::Revocation(Revocation { jti, expires_at }), &audit)
             .await
-            .map_err(|e| crate::storage::to_core_error(e, request_id))?;
+            .map_err(|e| crate::storage::to_core_error(e, &ctx.id))?;
         self.snapshot.sync_to(seq).await;
+        crate::security_log::token_revoked(ctx, &audit);
         Ok(())
     }
 }

@@ -88,21 +88,16 @@ async fn account_update(
             new: &new,
         },
     )?;
-    let seq = state
-        .store
-        .put(
-            &new,
-            &kit::audit(
-                &state,
-                &ctx,
-                caller.iam_id(),
-                "account.update",
-                format!("account {} mfa={}", account.id, account.mfa.as_str()),
-                &new,
-            ),
-        )
-        .await?;
+    let event = kit::audit(
+        &state,
+        &ctx,
+        caller.iam_id(),
+        "account.update",
+        format!("account {} mfa={}", account.id, account.mfa.as_str()),
+        &new,
+    );
+    let seq = state.store.put(&new, &event).await?;
     kit::settle(&state, seq).await;
-    tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), account = %account.id, mfa = account.mfa.as_str(), "account updated");
+    crate::security_log::change(&ctx, &event);
     Ok(Json(account.to_api()).into_response())
 }

@@ -3,7 +3,8 @@
 //! authorization model through [`Caller::authorize`].
 
 use super::errors::AdminError;
-use crate::http::bearer_token;
+use crate::http::{bearer_token, RequestContext};
+use crate::security_log;
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -11,11 +12,13 @@ use tessera_core::authz::{self, Action, ReadScope};
 use tessera_core::presented::PresentedToken;
 use tessera_core::principal::Principal;
 
-/// The verified caller of an admin request: the principal its bearer token proves.
+/// The verified caller of an admin request: the principal its bearer token proves, and the
+/// request it made (for the security log of a refusal).
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub principal: Principal,
     pub token: PresentedToken,
+    request: RequestContext,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -25,6 +28,11 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        let request = parts
+            .extensions
+            .get::<RequestContext>()
+            .cloned()
+            .ok_or_else(|| AdminError::internal("the request has no context"))?;
         let token = bearer_token(&parts.headers).ok_or_else(|| {
             AdminError::unauthenticated("an Authorization: Bearer <IAM token> header is required")
         })?;
@@ -33,9 +41,22 @@ impl FromRequestParts<AppState> for Caller {
                 .authenticate_token(token, state.clock.now())
                 .map_err(|e| match e.kind() {
                     tessera_core::ErrorKind::Unavailable => AdminError::from(e),
-                    _ => AdminError::unauthenticated(e.message().to_owned()),
+                    _ => {
+                        security_log::sign_in_refused(
+                            &request,
+                            "admin",
+                            "bearer",
+                            None,
+                            e.message(),
+                        );
+                        AdminError::unauthenticated(e.message().to_owned())
+                    }
                 })?;
-        Ok(Caller { principal, token })
+        Ok(Caller {
+            principal,
+            token,
+            request,
+        })
     }
 }
 
@@ -44,15 +65,31 @@ impl Caller {
         self.principal.iam_id()
     }
 
-    /// Asks the core's authorization model; a refusal is the admin API's 403 (or 404).
+    /// Asks the core's authorization model; a refusal is the admin API's 403 (or 404), and a
+    /// security event.
     pub fn authorize(&self, state: &AppState, action: &Action<'_>) -> Result<(), AdminError> {
-        let dir = state.snapshot.directory();
-        authz::authorize(&dir, &self.principal, action).map_err(AdminError::from)
+        self.decide(state, action).map_err(|e| {
+            // A global viewer's "not found" is an answer, not a refusal.
+            if e.kind() != tessera_core::ErrorKind::NotFound {
+                security_log::access_denied(
+                    &self.request,
+                    self.iam_id(),
+                    &action.describe(),
+                    e.message(),
+                );
+            }
+            AdminError::from(e)
+        })
     }
 
-    /// Whether the model allows `action` (for filtering lists).
+    /// Whether the model allows `action` (for filtering lists: not a refusal, not logged).
     pub fn may(&self, state: &AppState, action: &Action<'_>) -> bool {
-        self.authorize(state, action).is_ok()
+        self.decide(state, action).is_ok()
+    }
+
+    fn decide(&self, state: &AppState, action: &Action<'_>) -> tessera_core::error::Result<()> {
+        let dir = state.snapshot.directory();
+        authz::authorize(&dir, &self.principal, action)
     }
 
     /// Which accounts the caller may list without naming one.

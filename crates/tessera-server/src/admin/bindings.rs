@@ -88,21 +88,17 @@ async fn binding_create(
         role.as_str(),
         binding.resource.to_text()
     );
-    let seq = state
-        .store
-        .create(
-            &entity,
-            &audit(
-                &state,
-                &ctx,
-                caller.iam_id(),
-                "access_binding.create",
-                detail,
-                &entity,
-            ),
-        )
-        .await?;
+    let event = audit(
+        &state,
+        &ctx,
+        caller.iam_id(),
+        "access_binding.create",
+        detail,
+        &entity,
+    );
+    let seq = state.store.create(&entity, &event).await?;
     settle(&state, seq).await;
+    crate::security_log::change(&ctx, &event);
     Ok(created(binding.to_api()))
 }
 
@@ -144,21 +140,16 @@ async fn binding_delete(
 ) -> Result<Response, AdminError> {
     let entity = find_or_404(&state, EntityKind::Binding, &id).await?;
     caller.authorize(&state, &Action::Delete(&entity))?;
-    let seq = state
-        .store
-        .delete(
-            EntityKind::Binding,
-            &id,
-            &audit(
-                &state,
-                &ctx,
-                caller.iam_id(),
-                "access_binding.delete",
-                format!("access binding {id}"),
-                &entity,
-            ),
-        )
-        .await?;
+    let event = audit(
+        &state,
+        &ctx,
+        caller.iam_id(),
+        "access_binding.delete",
+        format!("access binding {id}"),
+        &entity,
+    );
+    let seq = state.store.delete(EntityKind::Binding, &id, &event).await?;
     settle(&state, seq).await;
+    crate::security_log::change(&ctx, &event);
     Ok(deleted())
 }

@@ -43,22 +43,17 @@ async fn cutoff_create(
         iam_id: iam_id.clone(),
         not_before,
     });
-    let seq = state
-        .store
-        .put(
-            &cutoff,
-            &audit(
-                &state,
-                &ctx,
-                caller.iam_id(),
-                "tokens.revoke_all",
-                format!("every token of {iam_id} issued before {not_before}"),
-                &cutoff,
-            ),
-        )
-        .await?;
+    let event = audit(
+        &state,
+        &ctx,
+        caller.iam_id(),
+        "tokens.revoke_all",
+        format!("every token of {iam_id} issued before {not_before}"),
+        &cutoff,
+    );
+    let seq = state.store.put(&cutoff, &event).await?;
     settle(&state, seq).await;
-    tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), iam_id, "revoked all tokens of an identity");
+    crate::security_log::change(&ctx, &event);
     Ok((
         axum::http::StatusCode::CREATED,
         Json(api::TokenCutoffView {

@@ -189,21 +189,16 @@ async fn issuer_update(
         },
     )?;
     check_readable(&issuer.jwks)?;
-    let seq = state
-        .store
-        .put(
-            &new,
-            &audit(
-                &state,
-                &ctx,
-                caller.iam_id(),
-                "trusted_issuer.update",
-                format!("trusted issuer {}", issuer.id),
-                &new,
-            ),
-        )
-        .await?;
+    let event = audit(
+        &state,
+        &ctx,
+        caller.iam_id(),
+        "trusted_issuer.update",
+        format!("trusted issuer {}", issuer.id),
+        &new,
+    );
+    let seq = state.store.put(&new, &event).await?;
     settle(&state, seq).await;
-    tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), id = %issuer.id, "trusted issuer updated");
+    crate::security_log::change(&ctx, &event);
     Ok(Json(issuer.to_api()).into_response())
 }

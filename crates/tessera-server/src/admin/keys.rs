@@ -112,11 +112,11 @@ async fn keys_rotate(
         .force(key_use, mode, state.clock.now(), caller.iam_id())
         .await
         .map_err(store_failure)?;
-    tracing::info!(
-        key_use = key_use.as_str(),
-        immediate = body.immediate,
-        actor = caller.iam_id(),
-        "operator rotated signing keys"
+    crate::security_log::operator_action(
+        &ctx,
+        caller.iam_id(),
+        "signing_key.rotate",
+        &format!("{} keys, immediate: {}", key_use.as_str(), body.immediate),
     );
     if seq > 0 {
         settle(&state, seq).await;

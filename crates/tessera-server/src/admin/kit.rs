@@ -7,6 +7,7 @@ use super::auth::Caller;
 use super::errors::AdminError;
 use super::views::ToApi;
 use crate::http::{read_body, BodyError, RequestContext};
+use crate::security_log;
 use crate::state::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
@@ -177,23 +178,17 @@ pub async fn delete<C: Collection>(
     let entity = find_or_404(&state, kind, &key).await?;
     caller.authorize(&state, &Action::Delete(&entity))?;
     let action = format!("{}.delete", kind.as_str());
-    let seq = state
-        .store
-        .delete(
-            kind,
-            &key,
-            &audit(
-                &state,
-                &ctx,
-                caller.iam_id(),
-                &action,
-                format!("{} {id}", singular(kind)),
-                &entity,
-            ),
-        )
-        .await?;
+    let event = audit(
+        &state,
+        &ctx,
+        caller.iam_id(),
+        &action,
+        format!("{} {id}", singular(kind)),
+        &entity,
+    );
+    let seq = state.store.delete(kind, &key, &event).await?;
     settle(&state, seq).await;
-    tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), %action, id, "deleted");
+    security_log::change(&ctx, &event);
     Ok(deleted())
 }
 
@@ -404,15 +399,10 @@ pub async fn store_new(
 ) -> Result<(), AdminError> {
     let action = format!("{}.create", entity.kind().as_str());
     let detail = format!("{} {}", singular(entity.kind()), entity.key());
-    let seq = state
-        .store
-        .create(
-            entity,
-            &audit(state, ctx, caller.iam_id(), &action, detail, entity),
-        )
-        .await?;
+    let event = audit(state, ctx, caller.iam_id(), &action, detail, entity);
+    let seq = state.store.create(entity, &event).await?;
     settle(state, seq).await;
-    tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), %action, id = entity.key(), "created");
+    security_log::change(ctx, &event);
     Ok(())
 }
 
@@ -428,7 +418,6 @@ pub fn internal(e: tessera_core::Error) -> AdminError {
     AdminError::from(e)
 }
 
-/// The audit event of an admin action.
 /// The audit event of a change to `about`, in the account whose administrators may read it.
 pub fn audit(
     state: &AppState,

@@ -200,22 +200,20 @@ async fn totp_enroll(
             "totp.create",
         ),
     };
+    let event = audit(
+        &state,
+        &ctx,
+        caller.iam_id(),
+        action,
+        format!("TOTP factor of user {}", user.id),
+        &Entity::User(user.clone()),
+    );
     let seq = state
         .store
-        .put(
-            &Entity::Totp(enrollment.clone()),
-            &audit(
-                &state,
-                &ctx,
-                caller.iam_id(),
-                action,
-                format!("TOTP factor of user {}", user.id),
-                &Entity::User(user.clone()),
-            ),
-        )
+        .put(&Entity::Totp(enrollment.clone()), &event)
         .await?;
     settle(&state, seq).await;
-    tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), user = %user.id, action, "TOTP factor enrolled");
+    crate::security_log::change(&ctx, &event);
     Ok(created(api::TotpEnrollView {
         user_id: user.id.clone(),
         secret: api::OneTime::new(secret.to_base32()),
@@ -284,21 +282,20 @@ async fn totp_confirm(
         FactorSecret::Confirmed => None,
     };
     if let Some(action) = action {
+        let event = audit(
+            &state,
+            &ctx,
+            caller.iam_id(),
+            action,
+            format!("TOTP factor of user {}", user.id),
+            &Entity::User(user.clone()),
+        );
         let seq = state
             .store
-            .put(
-                &Entity::Totp(enrollment.clone()),
-                &audit(
-                    &state,
-                    &ctx,
-                    caller.iam_id(),
-                    action,
-                    format!("TOTP factor of user {}", user.id),
-                    &Entity::User(user.clone()),
-                ),
-            )
+            .put(&Entity::Totp(enrollment.clone()), &event)
             .await?;
         settle(&state, seq).await;
+        crate::security_log::change(&ctx, &event);
     }
     Ok(Json(api::TotpStatusView {
         user_id: user.id,
@@ -365,21 +362,19 @@ async fn totp_delete(
             now: state.clock.now(),
         },
     )?;
+    let event = audit(
+        &state,
+        &ctx,
+        caller.iam_id(),
+        "totp.delete",
+        format!("TOTP factor of user {}", user.id),
+        &Entity::User(user.clone()),
+    );
     let seq = state
         .store
-        .delete(
-            EntityKind::Totp,
-            &user.id,
-            &audit(
-                &state,
-                &ctx,
-                caller.iam_id(),
-                "totp.delete",
-                format!("TOTP factor of user {}", user.id),
-                &Entity::User(user.clone()),
-            ),
-        )
+        .delete(EntityKind::Totp, &user.id, &event)
         .await?;
     settle(&state, seq).await;
+    crate::security_log::change(&ctx, &event);
     Ok(deleted())
 }

@@ -155,21 +155,16 @@ async fn profile_replace(
         Some(&profile.id),
     )?;
     let action = format!("{}.update", EntityKind::Profile.as_str());
-    let seq = state
-        .store
-        .put(
-            &new,
-            &audit(
-                &state,
-                &ctx,
-                caller.iam_id(),
-                &action,
-                format!("trusted profile {id}"),
-                &new,
-            ),
-        )
-        .await?;
+    let event = audit(
+        &state,
+        &ctx,
+        caller.iam_id(),
+        &action,
+        format!("trusted profile {id}"),
+        &new,
+    );
+    let seq = state.store.put(&new, &event).await?;
     settle(&state, seq).await;
-    tracing::info!(request_id = %ctx.id, actor = caller.iam_id(), %action, id, "updated");
+    crate::security_log::change(&ctx, &event);
     Ok(Json(profile.to_api()).into_response())
 }

@@ -9,7 +9,8 @@ use super::grant::{
     GRANT_DELEGATED_REFRESH, GRANT_IAM_AUTHZ, GRANT_PASSWORD, GRANT_REFRESH,
 };
 use super::{IbmError, TOKEN_PATH};
-use crate::http::{basic_credentials, is_form, read_body, BodyError, PeerAddr, RequestContext};
+use crate::http::{basic_credentials, is_form, read_body, BodyError, RequestContext};
+use crate::security_log;
 use crate::state::AppState;
 use crate::throttle::{Attempt, Kind};
 use crate::tokens::{IssueRequest, IssuedTokens};
@@ -47,13 +48,11 @@ struct TokenResponse<'a> {
 pub async fn ibm_token_post(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
-    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Response {
-    let peer = peer.map(|Extension(PeerAddr(addr))| addr.ip());
-    match token(&state, &headers, body, peer).await {
+    match token(&state, &ctx, &headers, body).await {
         Ok(mut response) => {
             // The SDKs copy this header into their logs and exceptions; send it on success too.
             if let Ok(id) = axum::http::HeaderValue::from_str(&ctx.id) {
@@ -86,10 +85,11 @@ pub async fn ibm_token_other_method(
 
 async fn token(
     state: &AppState,
+    ctx: &RequestContext,
     headers: &HeaderMap,
     body: Body,
-    peer: Option<IpAddr>,
 ) -> Result<Response, IbmError> {
+    let peer = ctx.peer;
     let bytes = read_body(body, MAX_BODY).await.map_err(|e| match e {
         BodyError::TooLarge(limit) => IbmError::too_large(limit),
         BodyError::Unreadable => IbmError::invalid("The request body could not be read."),
@@ -128,6 +128,12 @@ async fn token(
             if let (Some(attempt), _) = attempts() {
                 state.throttle.failure(&[attempt]);
             }
+            refused(
+                ctx,
+                "client_secret_basic",
+                basic_client_id(headers).as_deref(),
+                &error,
+            );
             return Err(error);
         }
     };
@@ -147,7 +153,7 @@ async fn token(
         tenant,
         now,
     };
-    let issued = match grant_type {
+    let result = match grant_type {
         GRANT_APIKEY => {
             // The API-key grant renders its own answer (a DRT-only answer has no access token).
             let result = apikey_grant(&request);
@@ -164,27 +170,53 @@ async fn token(
                 }
                 Err(_) => {}
             }
-            return result;
+            result
         }
-        GRANT_REFRESH => refresh_grant(&request)?,
-        GRANT_PASSWORD => super::password::password_grant(&request, peer).await?,
-        GRANT_ASSUME => super::assume::assume_grant(&request)?,
-        GRANT_CR_TOKEN => super::cr_token::cr_token_grant(&request)?,
-        GRANT_IAM_AUTHZ => super::authz::iam_authz_grant(&request)?,
-        GRANT_DELEGATED_REFRESH => super::delegated::delegated_refresh_grant(&request)?,
-        other => {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "grant_type {:?} is not supported; supported: {}.",
-                    truncate(other),
-                    super::grant::GRANTS.join(", ")
-                ),
-            )
-            .into())
+        GRANT_REFRESH => refresh_grant(&request).map(|issued| render(&issued)),
+        GRANT_PASSWORD => super::password::password_grant(&request, peer)
+            .await
+            .map(|issued| render(&issued)),
+        GRANT_ASSUME => super::assume::assume_grant(&request).map(|issued| render(&issued)),
+        GRANT_CR_TOKEN => super::cr_token::cr_token_grant(&request).map(|issued| render(&issued)),
+        GRANT_IAM_AUTHZ => super::authz::iam_authz_grant(&request).map(|issued| render(&issued)),
+        GRANT_DELEGATED_REFRESH => {
+            super::delegated::delegated_refresh_grant(&request).map(|issued| render(&issued))
         }
+        other => Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "grant_type {:?} is not supported; supported: {}.",
+                truncate(other),
+                super::grant::GRANTS.join(", ")
+            ),
+        )
+        .into()),
     };
-    Ok(render(&issued))
+    if let Err(error) = &result {
+        // The user name a password grant claimed: who tried, never the password.
+        let claimed = match grant_type {
+            GRANT_PASSWORD => form.username.as_deref().map(truncate),
+            _ => None,
+        };
+        refused(ctx, truncate(grant_type), claimed, error);
+    }
+    result
+}
+
+/// A refused sign-in as a security event: a client's mistake or a guess (4xx), not a throttled
+/// attempt (counted when the lock began) nor a failure of the server's own.
+fn refused(ctx: &RequestContext, method: &str, claimed: Option<&str>, error: &IbmError) {
+    if error.status.is_client_error() && error.status != StatusCode::TOO_MANY_REQUESTS {
+        security_log::sign_in_refused(ctx, "ibm", method, claimed, &error.message);
+    }
+}
+
+/// The client id of Basic credentials, for the log of a refused client secret.
+fn basic_client_id(headers: &HeaderMap) -> Option<String> {
+    match basic_credentials(headers) {
+        Ok(Some((id, _))) => Some(truncate(&id).to_owned()),
+        _ => None,
+    }
 }
 
 /// The throttled secret checks of a request: its Basic client secret and its API key (by keyed

@@ -259,6 +259,21 @@ fn request_id<T>(request: &Request<T>) -> String {
         .unwrap_or_default()
 }
 
+/// The request's context, set by the router's middleware for every call (gRPC ones too); a
+/// call driven without it (no router) gets an empty id and no peer.
+fn context<T>(request: &Request<T>, state: &AppState) -> RequestContext {
+    request
+        .extensions()
+        .get::<RequestContext>()
+        .cloned()
+        .unwrap_or_else(|| RequestContext {
+            id: String::new(),
+            started: std::time::Instant::now(),
+            started_at: state.clock.now_utc(),
+            peer: None,
+        })
+}
+
 /// The caller's token from `authorization: Bearer …` metadata (gRPC metadata is HTTP headers).
 fn bearer<T>(request: &Request<T>) -> Option<&str> {
     crate::http::bearer_token(request.metadata().as_ref())
@@ -280,53 +295,51 @@ impl IamTokenService for IamTokens {
         &self,
         request: Request<CreateIamTokenRequest>,
     ) -> Result<Response<CreateIamTokenResponse>, Status> {
-        let id = request_id(&request);
+        let ctx = context(&request, &self.state);
         let (oauth, jwt) = match &request.get_ref().identity {
             Some(ProtoIdentity::YandexPassportOauthToken(token)) => (Some(token.as_str()), None),
             Some(ProtoIdentity::Jwt(jwt)) => (None, Some(jwt.as_str())),
             None => (None, None),
         };
-        let source = request
-            .extensions()
-            .get::<crate::http::PeerAddr>()
-            .map(|peer| peer.0.ip());
-        let identity = Identity::exactly_one(oauth, jwt).map_err(|e| e.to_grpc(&id))?;
-        service::create(&self.state, identity, source, self.state.clock.now())
+        let identity = Identity::exactly_one(oauth, jwt).map_err(|e| e.to_grpc(&ctx.id))?;
+        service::create(&self.state, identity, &ctx, self.state.clock.now())
             .await
             .map(token_response)
-            .map_err(|e| e.to_grpc(&id))
+            .map_err(|e| e.to_grpc(&ctx.id))
     }
 
     async fn create_for_service_account(
         &self,
         request: Request<CreateIamTokenForServiceAccountRequest>,
     ) -> Result<Response<CreateIamTokenResponse>, Status> {
-        let id = request_id(&request);
+        let ctx = context(&request, &self.state);
+        let id = &ctx.id;
         service::create_for_service_account(
             &self.state,
+            &ctx,
             bearer(&request),
             &request.get_ref().service_account_id,
             self.state.clock.now(),
         )
         .map(token_response)
-        .map_err(|e| e.to_grpc(&id))
+        .map_err(|e| e.to_grpc(id))
     }
 
     async fn revoke(
         &self,
         request: Request<RevokeIamTokenRequest>,
     ) -> Result<Response<RevokeIamTokenResponse>, Status> {
-        let id = request_id(&request);
+        let ctx = context(&request, &self.state);
         service::revoke(
             &self.state,
             bearer(&request),
             &request.get_ref().iam_token,
             self.state.clock.now(),
-            &id,
+            &ctx,
         )
         .await
         .map(|subject_id| Response::new(RevokeIamTokenResponse { subject_id }))
-        .map_err(|e| e.to_grpc(&id))
+        .map_err(|e| e.to_grpc(&ctx.id))
     }
 }
 
@@ -385,9 +398,11 @@ impl ServiceAccountService for ServiceAccounts {
         &self,
         request: Request<GetServiceAccountRequest>,
     ) -> Result<Response<ServiceAccount>, Status> {
-        let id = request_id(&request);
+        let ctx = context(&request, &self.state);
+        let id = &ctx.id;
         service::get_service_account(
             &self.state,
+            &ctx,
             bearer(&request),
             &request.get_ref().service_account_id,
             self.state.clock.now(),
@@ -404,6 +419,6 @@ impl ServiceAccountService for ServiceAccounts {
                 description: sa.description,
             })
         })
-        .map_err(|e| e.to_grpc(&id))
+        .map_err(|e| e.to_grpc(id))
     }
 }

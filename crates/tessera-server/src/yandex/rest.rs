@@ -4,7 +4,7 @@
 
 use super::errors::YandexError;
 use super::service::{self, Identity};
-use crate::http::{bearer_token, read_body, BodyError, PeerAddr, RequestContext};
+use crate::http::{bearer_token, read_body, BodyError, RequestContext};
 use crate::rfc3339::from_unix as rfc3339;
 use crate::state::AppState;
 use axum::body::Body;
@@ -44,7 +44,7 @@ async fn get_service_account(
     Path(id): Path<String>,
 ) -> Response {
     let result =
-        service::get_service_account(&state, bearer_token(&headers), &id, state.clock.now());
+        service::get_service_account(&state, &ctx, bearer_token(&headers), &id, state.clock.now());
     respond(
         result.map(|sa| {
             json!({
@@ -62,10 +62,8 @@ async fn get_service_account(
 async fn create(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
-    peer: Option<Extension<PeerAddr>>,
     body: Body,
 ) -> Response {
-    let source = peer.map(|Extension(PeerAddr(addr))| addr.ip());
     let result = async {
         let mut fields = json_object(body).await?;
         let oauth = take_string(
@@ -76,7 +74,7 @@ async fn create(
         let jwt = take_string(&mut fields, "jwt", "jwt")?;
         reject_unknown(&fields)?;
         let identity = Identity::exactly_one(oauth.as_deref(), jwt.as_deref())?;
-        service::create(&state, identity, source, state.clock.now()).await
+        service::create(&state, identity, &ctx, state.clock.now()).await
     }
     .await;
     respond(result.map(token_body), &ctx)
@@ -92,6 +90,7 @@ async fn create_for_service_account(
         let id = single_field(body, "serviceAccountId", "service_account_id").await?;
         service::create_for_service_account(
             &state,
+            &ctx,
             bearer_token(&headers),
             id.as_deref().unwrap_or(""),
             state.clock.now(),
@@ -114,7 +113,7 @@ async fn revoke(
             bearer_token(&headers),
             token.as_deref().unwrap_or(""),
             state.clock.now(),
-            &ctx.id,
+            &ctx,
         )
         .await
     }

@@ -2,9 +2,10 @@
 //! call it, what it returns. Inputs arrive already decoded; `now` and the request id come in.
 
 use super::errors::YandexError;
+use crate::http::RequestContext;
+use crate::security_log;
 use crate::state::AppState;
 use crate::throttle::{Attempt, Kind};
-use std::net::IpAddr;
 use tessera_core::authn;
 use tessera_core::authz::{self, Action};
 use tessera_core::iam_token::MintedIamToken;
@@ -49,10 +50,11 @@ impl<'a> Identity<'a> {
 pub async fn create(
     state: &AppState,
     identity: Identity<'_>,
-    source: Option<IpAddr>,
+    ctx: &RequestContext,
     now: i64,
 ) -> Result<MintedIamToken, YandexError> {
     state.check_fresh(now)?;
+    let source = ctx.peer;
     let attempt = match identity {
         Identity::Jwt(jwt) => {
             let jwt = required("jwt", jwt, service_account_jwt::MAX_JWT)?;
@@ -105,6 +107,11 @@ pub async fn create(
             if guess && e.kind() == tessera_core::ErrorKind::InvalidCredential {
                 state.throttle.failure(&attempts);
             }
+            let method = match identity {
+                Identity::Jwt(_) => "jwt",
+                Identity::OAuthToken(_) => "yandex_passport_oauth_token",
+            };
+            security_log::sign_in_refused(ctx, "yandex", method, None, e.message());
             return Err(e.into());
         }
     };
@@ -116,6 +123,7 @@ pub async fn create(
 /// `admin` there under containment. The token descends from the caller's.
 pub fn create_for_service_account(
     state: &AppState,
+    ctx: &RequestContext,
     bearer: Option<&str>,
     service_account_id: &str,
     now: i64,
@@ -125,10 +133,17 @@ pub fn create_for_service_account(
         service_account_id,
         MAX_SERVICE_ACCOUNT_ID,
     )?;
-    let caller = authenticate(state, bearer, now)?;
+    let caller = authenticate(state, ctx, bearer, now)?;
     let principal = {
         let dir = state.snapshot.directory();
-        authn::service_account_token(&dir, &caller, service_account_id)?
+        authn::service_account_token(&dir, &caller, service_account_id).inspect_err(|e| {
+            denied(
+                ctx,
+                &caller,
+                &format!("mint a token of service account {service_account_id}"),
+                e,
+            );
+        })?
     };
     tracing::debug!(
         caller = caller.iam_id(),
@@ -147,10 +162,10 @@ pub async fn revoke(
     bearer: Option<&str>,
     iam_token: &str,
     now: i64,
-    request_id: &str,
+    ctx: &RequestContext,
 ) -> Result<String, YandexError> {
     let iam_token = required("iam_token", iam_token, MAX_IAM_TOKEN)?;
-    let caller = authenticate(state, bearer, now)?;
+    let caller = authenticate(state, ctx, bearer, now)?;
     let token = state
         .verify_access_token(iam_token, now)
         .map_err(|e| match e.kind() {
@@ -159,8 +174,9 @@ pub async fn revoke(
         })?;
     {
         let dir = state.snapshot.directory();
-        authz::authorize(
+        authorize(
             &dir,
+            ctx,
             &caller,
             &Action::RevokeToken {
                 subject_iam_id: token.iam_id(),
@@ -175,7 +191,7 @@ pub async fn revoke(
             token.iam_id(),
             caller.iam_id(),
             now,
-            request_id,
+            ctx,
         )
         .await?;
     Ok(token.subject_id().to_owned())
@@ -186,6 +202,7 @@ pub async fn revoke(
 /// see every account.
 pub fn get_service_account(
     state: &AppState,
+    ctx: &RequestContext,
     bearer: Option<&str>,
     service_account_id: &str,
     now: i64,
@@ -195,11 +212,12 @@ pub fn get_service_account(
         service_account_id,
         MAX_SERVICE_ACCOUNT_ID,
     )?;
-    let caller = authenticate(state, bearer, now)?;
+    let caller = authenticate(state, ctx, bearer, now)?;
     let dir = state.snapshot.directory();
     let service_account = dir.service_account(service_account_id).cloned();
-    authz::authorize(
+    authorize(
         &dir,
+        ctx,
         &caller,
         &Action::ReadServiceAccount {
             service_account_id,
@@ -227,9 +245,11 @@ pub fn endpoints(state: &AppState) -> Vec<(&'static str, String)> {
 /// Endpoint ids served here: IAM (tokens) and endpoint (discovery itself).
 pub const ENDPOINT_IDS: &[&str] = &["iam", "endpoint"];
 
-/// Authenticates the caller by its bearer token (either format).
+/// Authenticates the caller by its bearer token (either format); a refused token is a security
+/// event.
 fn authenticate(
     state: &AppState,
+    ctx: &RequestContext,
     bearer: Option<&str>,
     now: i64,
 ) -> Result<Principal, YandexError> {
@@ -243,8 +263,28 @@ fn authenticate(
         .map(|(principal, _)| principal)
         .map_err(|e| match e.kind() {
             tessera_core::ErrorKind::Unavailable => YandexError::from(e),
-            _ => YandexError::unauthenticated(format!("caller token rejected: {}", e.message())),
+            _ => {
+                security_log::sign_in_refused(ctx, "yandex", "bearer", None, e.message());
+                YandexError::unauthenticated(format!("caller token rejected: {}", e.message()))
+            }
         })
+}
+
+/// The core's decision on `action`; a refusal (not a global viewer's "not found") is logged.
+fn authorize(
+    dir: &tessera_core::directory::Directory,
+    ctx: &RequestContext,
+    caller: &Principal,
+    action: &Action<'_>,
+) -> Result<(), tessera_core::Error> {
+    authz::authorize(dir, caller, action)
+        .inspect_err(|e| denied(ctx, caller, &action.describe(), e))
+}
+
+fn denied(ctx: &RequestContext, caller: &Principal, action: &str, error: &tessera_core::Error) {
+    if error.kind() != tessera_core::ErrorKind::NotFound {
+        security_log::access_denied(ctx, caller.iam_id(), action, error.message());
+    }
 }
 
 /// A required, bounded string field: empty counts as missing.
