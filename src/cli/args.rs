@@ -674,8 +674,8 @@ pub enum ProfileVerb {
     /// List trusted profiles
     #[command(alias = "ls")]
     List(AccountFilter),
-    /// Show a trusted profile
-    Get(IdArg),
+    /// Show a trusted profile (by id, or by --name)
+    Get(ProfileRef),
     /// Change a profile's name or description
     Update {
         /// Profile id (Profile-…)
@@ -687,7 +687,7 @@ pub enum ProfileVerb {
     },
     /// Delete a trusted profile (its tokens stop working)
     #[command(alias = "rm")]
-    Delete(IdArg),
+    Delete(ProfileRef),
     /// Trust an identity to assume the profile
     AddIdentity {
         /// Profile id (Profile-…)
@@ -811,12 +811,37 @@ pub struct ServiceAccountRef {
     pub account_id: Option<String>,
 }
 
-/// `get`/`delete` of a user: its id in either spelling.
+/// A trusted profile by id, or by its name (unique in an account), looked up in the list.
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
-pub struct UserIdArg {
+pub struct ProfileRef {
+    /// Profile id (Profile-…)
+    #[arg(required_unless_present = "name", conflicts_with = "name")]
+    pub id: Option<String>,
+    /// The profile's name instead of its id
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// With --name: the account to look in (default: every account you may see)
+    #[arg(long, value_name = "ID", requires = "name")]
+    pub account_id: Option<String>,
+}
+
+/// `get`/`delete` of a user: its id in either spelling, or its e-mail address (unique in an
+/// account), looked up in the list.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct UserRef {
     /// User id (IBMid-… or iam-IBMid-…)
-    #[arg(value_parser = user_id)]
-    pub id: String,
+    #[arg(
+        value_parser = user_id,
+        required_unless_present = "email",
+        conflicts_with = "email"
+    )]
+    pub id: Option<String>,
+    /// The user's e-mail address instead of its id
+    #[arg(long, value_name = "EMAIL")]
+    pub email: Option<String>,
+    /// With --email: the account to look in (default: every account you may see)
+    #[arg(long, value_name = "ID", requires = "email")]
+    pub account_id: Option<String>,
 }
 
 // Ids in any spelling people copy from the tables, normalised as they are parsed, so that every
@@ -932,7 +957,7 @@ pub enum AccountMore {
     },
 }
 
-pub type UserVerb = Verbs<UserCreate, AccountFilter, UserIdArg, UserMore>;
+pub type UserVerb = Verbs<UserCreate, AccountFilter, UserRef, UserMore>;
 
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
 pub struct UserCreate {
@@ -956,7 +981,7 @@ pub struct UserCreate {
 impl VerbHelp for UserCreate {
     const CREATE: &'static str = "Create a user";
     const LIST: &'static str = "List users";
-    const GET: &'static str = "Show a user";
+    const GET: &'static str = "Show a user (by id, or by --email)";
     const DELETE: &'static str = "Delete a user, with its API keys and access bindings";
 }
 
@@ -1625,8 +1650,10 @@ mod tests {
         assert_eq!(
             parsed.resource,
             IamResource::User {
-                verb: UserVerb::Delete(UserIdArg {
-                    id: "IBMid-A".into()
+                verb: UserVerb::Delete(UserRef {
+                    id: Some("IBMid-A".into()),
+                    email: None,
+                    account_id: None,
                 })
             }
         );

@@ -60,13 +60,18 @@ pub enum CliError {
         saved: String,
         endpoint: String,
     },
-    /// A `--name` that no object has.
-    #[error("no {kind} is named {name:?}")]
-    NoSuchName { kind: &'static str, name: String },
-    /// A `--name` that several objects have.
-    #[error("{count} {kind}s are named {name:?}; give the id instead: {ids}")]
+    /// A `--name` (or `--email`) that no object has.
+    #[error("no {kind} {} {name:?}", by.singular())]
+    NoSuchName {
+        kind: &'static str,
+        by: LookUp,
+        name: String,
+    },
+    /// A `--name` (or `--email`) that several objects have.
+    #[error("{count} {kind}s {} {name:?}; give the id instead: {ids}", by.plural())]
     AmbiguousName {
         kind: &'static str,
+        by: LookUp,
         name: String,
         count: usize,
         ids: String,
@@ -74,6 +79,29 @@ pub enum CliError {
     /// A saved profile that does not exist.
     #[error("there is no saved profile {0:?} (see `tessera profile list`)")]
     NoSuchProfile(String),
+}
+
+/// What a look-up instead of an id goes by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookUp {
+    Name,
+    Email,
+}
+
+impl LookUp {
+    fn singular(self) -> &'static str {
+        match self {
+            LookUp::Name => "is named",
+            LookUp::Email => "has the e-mail address",
+        }
+    }
+
+    fn plural(self) -> &'static str {
+        match self {
+            LookUp::Name => "are named",
+            LookUp::Email => "have the e-mail address",
+        }
+    }
 }
 
 impl CliError {
@@ -293,6 +321,7 @@ mod tests {
         assert_eq!(Failure::of(&anyhow::anyhow!("x")).exit, Exit::Other);
         let own = anyhow::Error::new(CliError::NoSuchName {
             kind: "service account",
+            by: LookUp::Name,
             name: "n".into(),
         });
         assert_eq!(Failure::of(&own).exit, Exit::NotFound);

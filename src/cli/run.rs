@@ -4,11 +4,11 @@
 use super::args::{
     AccessBindingFilter, AccountFilter, AccountMore, ApiKeyFilter, AuditFilterArgs, AuditVerb,
     Format, IamResource, IdArg, IssuerMore, KeyFilter, KeysVerb, OAuthTokenFilter, PageArgs,
-    PolicyFilter, ProfileVerb, SavedProfileVerb, Secret, ServiceAccountRef, TotpVerb, UserCreate,
-    UserIdArg, UserMore, VerbHelp, Verbs,
+    PolicyFilter, ProfileRef, ProfileVerb, SavedProfileVerb, Secret, ServiceAccountRef, TotpVerb,
+    UserCreate, UserMore, UserRef, VerbHelp, Verbs,
 };
 use super::config;
-use super::failure::CliError;
+use super::failure::{CliError, LookUp};
 use super::output::{self, SavedProfileRow, Tabular};
 use super::resolve::{make_client, Connection, LoginPlan, Plan};
 use anyhow::{bail, Context, Result};
@@ -756,32 +756,40 @@ where
     }
 }
 
-/// The id of the service account given by id or by `--name` (looked up in the list, in
-/// `--account-id` if given: names are unique in an account, not across accounts).
-async fn service_account_id(admin: &Client, arg: ServiceAccountRef) -> Result<String> {
-    let (Some(name), None) = (&arg.name, &arg.id) else {
-        // clap requires exactly one of them.
-        return arg.id.context("give a service account id or --name");
-    };
-    let kind = ServiceAccounts::KIND;
-    let all = list_pages::<ServiceAccounts>(admin, &PageArgs::default(), filters(arg.account_id))
+/// The id of the one object of collection `R` whose name (or e-mail address, `by`: unique in
+/// an account, not across accounts) is `value`, looked up in the list (in `account_id` if
+/// given). `key` reads the field, `id` the object's id, `place` says where an
+/// object is (for the message listing several).
+async fn id_by<R: Resource>(
+    admin: &Client,
+    by: LookUp,
+    value: &str,
+    account_id: Option<String>,
+    key: fn(&R::Item) -> &str,
+    id: fn(&R::Item) -> String,
+    place: fn(&R::Item) -> String,
+) -> Result<String> {
+    let kind = R::KIND;
+    let all = list_pages::<R>(admin, &PageArgs::default(), filters(account_id))
         .await
-        .with_context(|| format!("cannot list {kind}s to find {name:?}"))?;
-    let mut matching: Vec<_> = all.into_iter().filter(|sa| &sa.name == name).collect();
-    match matching.len() {
-        0 => Err(CliError::NoSuchName {
+        .with_context(|| format!("cannot list {kind}s to find {value:?}"))?;
+    let matching: Vec<_> = all.into_iter().filter(|item| key(item) == value).collect();
+    match matching.as_slice() {
+        [] => Err(CliError::NoSuchName {
             kind,
-            name: name.clone(),
+            by,
+            name: value.to_owned(),
         }
         .into()),
-        1 => Ok(matching.remove(0).id),
-        count => Err(CliError::AmbiguousName {
+        [one] => Ok(id(one)),
+        several => Err(CliError::AmbiguousName {
             kind,
-            name: name.clone(),
-            count,
-            ids: matching
+            by,
+            name: value.to_owned(),
+            count: several.len(),
+            ids: several
                 .iter()
-                .map(|sa| format!("{} (account {})", sa.id, sa.account_id))
+                .map(|item| format!("{} ({})", id(item), place(item)))
                 .collect::<Vec<_>>()
                 .join(", "),
         }
@@ -891,15 +899,67 @@ impl Target for IdArg {
     }
 }
 
-impl Target for UserIdArg {
-    async fn id(self, _: &Client) -> Result<String> {
-        Ok(self.id)
+// clap requires exactly one of the id and the name in each of these.
+impl Target for UserRef {
+    async fn id(self, admin: &Client) -> Result<String> {
+        match (self.id, self.email) {
+            (Some(id), _) => Ok(id),
+            (None, Some(email)) => {
+                id_by::<Users>(
+                    admin,
+                    LookUp::Email,
+                    &email,
+                    self.account_id,
+                    |u| &u.email,
+                    |u| u.id.clone(),
+                    |u| format!("account {}", u.account_id),
+                )
+                .await
+            }
+            (None, None) => bail!("give a user id or --email"),
+        }
     }
 }
 
 impl Target for ServiceAccountRef {
     async fn id(self, admin: &Client) -> Result<String> {
-        service_account_id(admin, self).await
+        match (self.id, self.name) {
+            (Some(id), _) => Ok(id),
+            (None, Some(name)) => {
+                id_by::<ServiceAccounts>(
+                    admin,
+                    LookUp::Name,
+                    &name,
+                    self.account_id,
+                    |sa| &sa.name,
+                    |sa| sa.id.clone(),
+                    |sa| format!("account {}", sa.account_id),
+                )
+                .await
+            }
+            (None, None) => bail!("give a service account id or --name"),
+        }
+    }
+}
+
+impl Target for ProfileRef {
+    async fn id(self, admin: &Client) -> Result<String> {
+        match (self.id, self.name) {
+            (Some(id), _) => Ok(id),
+            (None, Some(name)) => {
+                id_by::<TrustedProfiles>(
+                    admin,
+                    LookUp::Name,
+                    &name,
+                    self.account_id,
+                    |p| &p.name,
+                    |p| p.id.clone(),
+                    |p| format!("account {}", p.account_id),
+                )
+                .await
+            }
+            (None, None) => bail!("give a trusted profile id or --name"),
+        }
     }
 }
 
@@ -1273,11 +1333,13 @@ async fn profile(admin: &Client, verb: ProfileVerb, op: &mut Op<'_>) -> Result<(
             let (query, page) = filter.query();
             return generic::<TrustedProfiles>(admin, op, Generic::list(page, query)).await;
         }
-        ProfileVerb::Get(arg) => {
-            return generic::<TrustedProfiles>(admin, op, Generic::Get(arg.id)).await;
+        ProfileVerb::Get(target) => {
+            let id = target.id(admin).await?;
+            return generic::<TrustedProfiles>(admin, op, Generic::Get(id)).await;
         }
-        ProfileVerb::Delete(arg) => {
-            return generic::<TrustedProfiles>(admin, op, Generic::Delete(arg.id)).await;
+        ProfileVerb::Delete(target) => {
+            let id = target.id(admin).await?;
+            return generic::<TrustedProfiles>(admin, op, Generic::Delete(id)).await;
         }
         ProfileVerb::Update {
             id,

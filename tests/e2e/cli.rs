@@ -844,6 +844,91 @@ async fn ids_in_either_spelling_and_names() {
     assert_eq!(got.id, id);
 }
 
+/// `--name` for trusted profiles and `--email` for users (unique in an account), as for
+/// service accounts.
+#[tokio::test]
+async fn profiles_by_name_and_users_by_email() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path();
+    ok(cli(
+        config,
+        &["login", "--endpoint", &server.url],
+        &[("TESSERA_APIKEY", ADMIN_KEY)],
+    ));
+    let run = |args: &[&str]| cli(config, args, &[]);
+    let profile: Value = json_of(run(&[
+        "iam", "profile", "create", "--name", "by-name", "-o", "json",
+    ]));
+    let got: Value = json_of(run(&[
+        "iam", "profile", "get", "--name", "by-name", "-o", "json",
+    ]));
+    assert_eq!(got["id"], profile["id"]);
+    let none = run(&["iam", "profile", "get", "--name", "nobody", "-o", "json"]);
+    assert_eq!(none.status.code(), Some(4), "{}", stderr_of(&none));
+    assert!(json_error(&none)["message"]
+        .as_str()
+        .unwrap()
+        .contains("no trusted profile is named \"nobody\""));
+
+    let admin = server.admin_client().await;
+    let (user, _) = server
+        .user_with_key(&admin, user("By Mail", "by-mail@example.com"))
+        .await;
+    let got: UserView = json_of(run(&[
+        "iam",
+        "user",
+        "get",
+        "--email",
+        "by-mail@example.com",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(got.id, user.id);
+    let none = run(&["iam", "user", "get", "--email", "nobody@example.com"]);
+    assert_eq!(none.status.code(), Some(4), "{}", stderr_of(&none));
+    assert!(
+        stderr_of(&none).contains("no user has the e-mail address \"nobody@example.com\""),
+        "{}",
+        stderr_of(&none)
+    );
+    // The same address in another account: ambiguous until --account-id narrows it.
+    let other: AccountView = json_of(run(&[
+        "iam",
+        "account",
+        "create",
+        "--name",
+        "mail-other",
+        "-o",
+        "json",
+    ]));
+    let mut twin = crate::harness::user("By Mail Twin", "by-mail@example.com");
+    twin.account_id = Some(other.id.clone());
+    let (twin, _) = server.user_with_key(&admin, twin).await;
+    let several = run(&["iam", "user", "get", "--email", "by-mail@example.com"]);
+    assert_eq!(several.status.code(), Some(1));
+    let text = stderr_of(&several);
+    assert!(
+        text.contains("2 users have the e-mail address") && text.contains(&twin.id),
+        "{text}"
+    );
+    let out = ok(run(&[
+        "iam",
+        "user",
+        "delete",
+        "--email",
+        "by-mail@example.com",
+        "--account-id",
+        &other.id,
+    ]));
+    assert!(out.contains(&twin.id), "{out}");
+    let out = ok(run(&["iam", "profile", "delete", "--name", "by-name"]));
+    assert!(out.contains(profile["id"].as_str().unwrap()), "{out}");
+    // Exactly one of the id and the name.
+    let both = run(&["iam", "profile", "get", "Profile-x", "--name", "by-name"]);
+    assert_eq!(both.status.code(), Some(2), "{}", stderr_of(&both));
+}
+
 #[tokio::test]
 async fn tables_fit_the_terminal_and_never_a_pipe() {
     let server = TestServer::start().await;

@@ -227,12 +227,7 @@ async fn changes_revocations_and_refusals_name_the_actor_and_the_peer() {
 #[tokio::test]
 async fn a_lock_out_is_a_warning_with_the_peer() {
     let server = TestServer::start_with(
-        &[
-            "--throttle-lock-after",
-            "3",
-            "--throttle-delay-after",
-            "3",
-        ],
+        &["--throttle-lock-after", "3", "--throttle-delay-after", "3"],
         &[],
     )
     .await;
