@@ -115,8 +115,8 @@ examples="${SCHEMA_MAX_EXAMPLES:-15}"
 # Every phase with the fixed seed and for the unprivileged principal. The random seeds skip the
 # coverage phase: its cases come from the schema alone, drawn with a fixed seed of
 # schemathesis's own whatever --seed says (`generation/hypothesis/examples.py`, `seed(0)`), so
-# each random run repeated the fixed run's coverage cases, about a third of its time, and only
-# the examples, fuzzing and stateful phases draw from the seed.
+# each random run repeated the fixed run's coverage cases (most of a run's time, whatever the
+# number of examples), and only the examples, fuzzing and stateful phases draw from the seed.
 all_phases=examples,coverage,fuzzing,stateful
 seeded_phases=examples,fuzzing,stateful
 run() {
