@@ -12,9 +12,9 @@
 //!    [`ValidationError::WrongType`], never ignored.
 //! 2. presence: `exp` is always required; so are the claims named by [`Validation::require_claims`]
 //!    (and `iat` when a maximum lifetime is set).
-//! 3. `iss` is one of the configured issuers (when any are configured).
+//! 3. `iss` is one of the configured issuers (when issuers were set; an empty set refuses all).
 //! 4. `aud` (a string, or an array of which any one element) is one of the configured
-//!    audiences (when any are configured).
+//!    audiences (when audiences were set; an empty set refuses all).
 //! 5. with a maximum lifetime: `exp > iat` and `exp - iat <= max` (an overflowing difference is
 //!    too long).
 //! 6. `exp + leeway > now`; `nbf - leeway <= now`; `iat - leeway <= now` (all saturating: token
@@ -106,8 +106,10 @@ pub struct TimeClaims {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validation {
     leeway: i64,
-    issuers: Vec<String>,
-    audiences: Vec<String>,
+    /// `None`: not checked; `Some(empty)`: nothing matches.
+    issuers: Option<Vec<String>>,
+    /// `None`: not checked; `Some(empty)`: nothing matches.
+    audiences: Option<Vec<String>>,
     required: Vec<String>,
     max_lifetime: Option<i64>,
 }
@@ -125,8 +127,8 @@ impl Validation {
     pub fn new() -> Self {
         Validation {
             leeway: LEEWAY,
-            issuers: Vec::new(),
-            audiences: Vec::new(),
+            issuers: None,
+            audiences: None,
             required: Vec::new(),
             max_lifetime: None,
         }
@@ -143,27 +145,35 @@ impl Validation {
 
     /// `iss` must equal `issuer` (adds to any issuers set before: any one of them matches).
     pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.issuers.push(issuer.into());
+        self.issuers
+            .get_or_insert_with(Vec::new)
+            .push(issuer.into());
         self
     }
 
-    /// `iss` must be one of `issuers` (added to any set before).
+    /// `iss` must be one of `issuers` (added to any set before; an empty list refuses every
+    /// token).
     pub fn with_issuers<I, S>(mut self, issuers: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.issuers.extend(issuers.into_iter().map(Into::into));
+        self.issuers
+            .get_or_insert_with(Vec::new)
+            .extend(issuers.into_iter().map(Into::into));
         self
     }
 
-    /// `aud` must name one of `audiences` (added to any set before).
+    /// `aud` must name one of `audiences` (added to any set before; an empty list refuses
+    /// every token).
     pub fn with_audiences<I, S>(mut self, audiences: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.audiences.extend(audiences.into_iter().map(Into::into));
+        self.audiences
+            .get_or_insert_with(Vec::new)
+            .extend(audiences.into_iter().map(Into::into));
         self
     }
 
@@ -194,12 +204,14 @@ impl Validation {
         self.leeway
     }
 
-    pub fn issuers(&self) -> &[String] {
-        &self.issuers
+    /// The accepted issuers; `None` when `iss` is not checked.
+    pub fn issuers(&self) -> Option<&[String]> {
+        self.issuers.as_deref()
     }
 
-    pub fn audiences(&self) -> &[String] {
-        &self.audiences
+    /// The accepted audiences; `None` when `aud` is not checked.
+    pub fn audiences(&self) -> Option<&[String]> {
+        self.audiences.as_deref()
     }
 
     /// Checks `claims` at `now` (unix seconds) against every rule, in the module's order.
@@ -229,15 +241,13 @@ impl Validation {
         if self.max_lifetime.is_some() && times.iat.is_none() {
             return Err(ValidationError::MissingClaim("iat".into()));
         }
-        if !self.issuers.is_empty() && !iss.is_some_and(|iss| self.issuers.iter().any(|i| i == iss))
-        {
-            return Err(ValidationError::WrongIssuer);
+        if let Some(issuers) = &self.issuers {
+            if !iss.is_some_and(|iss| issuers.iter().any(|i| i == iss)) {
+                return Err(ValidationError::WrongIssuer);
+            }
         }
-        if !self.audiences.is_empty() {
-            let named = |a: &Value| {
-                a.as_str()
-                    .is_some_and(|a| self.audiences.iter().any(|x| x == a))
-            };
+        if let Some(audiences) = &self.audiences {
+            let named = |a: &Value| a.as_str().is_some_and(|a| audiences.iter().any(|x| x == a));
             let ok = match aud {
                 Some(Value::String(_)) => aud.is_some_and(named),
                 Some(Value::Array(list)) => list.iter().any(named),
@@ -429,6 +439,24 @@ mod tests {
         ] {
             assert_eq!(check(&v, claims, NOW), Err(ValidationError::WrongAudience));
         }
+    }
+
+    #[test]
+    fn an_empty_set_of_issuers_or_audiences_refuses_every_token() {
+        let none: [&str; 0] = [];
+        let v = Validation::new().with_audiences(none);
+        assert_eq!(v.audiences(), Some(&[][..]));
+        assert_eq!(
+            check(&v, json!({"exp": NOW + 9, "aud": "api"}), NOW),
+            Err(ValidationError::WrongAudience)
+        );
+        let v = Validation::new().with_issuers(none);
+        assert_eq!(
+            check(&v, json!({"exp": NOW + 9, "iss": "a"}), NOW),
+            Err(ValidationError::WrongIssuer)
+        );
+        assert_eq!(Validation::new().audiences(), None);
+        assert_eq!(Validation::new().issuers(), None);
     }
 
     #[test]
