@@ -4,8 +4,7 @@
 //! `t1.<base64url(JSON claims)>`; the claims name the signing key in `kid`, which is published
 //! in the same JWKS as the JWT keys. See `docs/yandex.md` for the claim set.
 
-use crate::jwk::check_time_and_issuer;
-use crate::{Jwks, KeyAlgorithm, VerifyError};
+use crate::{Jwks, KeyAlgorithm, Validation, VerifyError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
@@ -20,11 +19,23 @@ pub fn is_iam_token(token: &str) -> bool {
 }
 
 impl Jwks {
-    /// Verifies a `t1.` IAM token and its `exp` and `iss`; returns its claims.
+    /// Verifies a `t1.` IAM token and its claims with [`Validation::new`] and `issuer`;
+    /// returns its claims.
     pub fn verify_iam_token(
         &self,
         token: &str,
         issuer: &str,
+        now: i64,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, VerifyError> {
+        self.verify_iam_token_with(token, &Validation::new().with_issuer(issuer), now)
+    }
+
+    /// Verifies a `t1.` IAM token: the Ed25519 signature with the key named by its `kid`
+    /// claim, then the claims with `validation` at `now`; returns its claims.
+    pub fn verify_iam_token_with(
+        &self,
+        token: &str,
+        validation: &Validation,
         now: i64,
     ) -> Result<serde_json::Map<String, serde_json::Value>, VerifyError> {
         if token.len() > MAX_IAM_TOKEN {
@@ -54,7 +65,7 @@ impl Jwks {
         }
         let signed = &token.as_bytes()[..IAM_TOKEN_PREFIX.len() + payload_b64.len()];
         key.verify_signature(signed, &signature)?;
-        check_time_and_issuer(&claims, issuer, now)?;
+        validation.validate(&claims, now)?;
         Ok(claims)
     }
 }
