@@ -361,15 +361,16 @@ mod tests {
             value.split_once('.').unwrap().0,
             "the same session id"
         );
-        // The renewed token lives on past the first one's end.
-        app.set(T0 + SESSION_LIFETIME + 1).await;
+        // The renewed token lives on past the first one's end (and the verifier's leeway).
+        let leeway = tessera_verify::LEEWAY;
+        app.set(T0 + SESSION_LIFETIME + leeway).await;
         assert!(matches!(
             resume(state, &headers_with(&value), app.clock.now()),
             Err(SessionError::Ended(_))
         ));
         assert!(resume(state, &headers_with(&renewed), app.clock.now()).is_ok());
         // Unused, the renewed one ends a lifetime after its renewal.
-        app.set(T0 + RENEW_AFTER + SESSION_LIFETIME + 1).await;
+        app.set(T0 + RENEW_AFTER + SESSION_LIFETIME + leeway).await;
         assert!(matches!(
             resume(state, &headers_with(&renewed), app.clock.now()),
             Err(SessionError::Ended(_))
