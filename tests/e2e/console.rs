@@ -694,6 +694,9 @@ async fn bindings_signing_keys_audit_and_the_token_inspector() {
     assert!(inspected.body.contains("Not active"), "{}", inspected.body);
 }
 
+/// A console create form and its admin API twin: (collection, form fields, API path, body).
+type Create<'a> = (&'a str, Vec<(&'a str, String)>, &'a str, Value);
+
 /// Every console action, for a principal the admin API refuses: the console refuses it with
 /// the admin API's own status, and changes nothing.
 #[tokio::test]
@@ -731,7 +734,7 @@ async fn every_console_action_is_refused_whenever_the_admin_api_refuses_it() {
     let csrf = browser.csrf().await;
 
     // (console form path, form, admin API method, path, body)
-    let creates: Vec<(&str, Vec<(&str, String)>, &str, Value)> = vec![
+    let creates: Vec<Create> = vec![
         (
             "accounts",
             vec![("name", "x".into())],
