@@ -50,6 +50,7 @@ mod authz;
 mod cli;
 mod cluster;
 mod connections;
+mod console;
 mod cr_token;
 mod delegated;
 mod dev;

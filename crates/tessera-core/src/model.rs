@@ -250,6 +250,21 @@ impl Role {
     pub fn parse(value: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|role| role.as_str() == value)
     }
+
+    /// What holding the role on a resource allows, in a sentence (shown beside the role where
+    /// roles are granted).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Role::Admin => {
+                "Manage everything in the resource, including its credentials and bindings."
+            }
+            Role::Viewer => "Read everything in the resource; change nothing.",
+            Role::TokenCreator => {
+                "Mint tokens for the service accounts in the resource (CreateForServiceAccount)."
+            }
+            Role::ServiceAccountUser => "Use (attach) the service accounts in the resource.",
+        }
+    }
 }
 
 /// Where an access binding applies.

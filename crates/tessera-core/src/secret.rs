@@ -29,6 +29,8 @@ pub enum SecretPurpose {
     ApiKey,
     ClientSecret,
     OAuthToken,
+    /// The admin console's anti-CSRF token of a session.
+    ConsoleCsrf,
 }
 
 impl SecretPurpose {
@@ -37,6 +39,7 @@ impl SecretPurpose {
             SecretPurpose::ApiKey => b"tessera api key\0",
             SecretPurpose::ClientSecret => b"tessera client secret\0",
             SecretPurpose::OAuthToken => b"tessera oauth token\0",
+            SecretPurpose::ConsoleCsrf => b"tessera console csrf\0",
         }
     }
 }

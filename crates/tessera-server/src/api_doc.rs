@@ -797,7 +797,9 @@ mod tests {
         );
         let mut routes = Vec::new();
         for file in files {
-            if file.ends_with("api_doc.rs") {
+            // The console's HTML pages are no API: docs/console.md documents them.
+            if file.ends_with("api_doc.rs") || file.components().any(|c| c.as_os_str() == "console")
+            {
                 continue;
             }
             let text = std::fs::read_to_string(&file).unwrap_or_default();

@@ -15,6 +15,8 @@ pub mod api_doc;
 pub mod bootstrap;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "console")]
+pub mod console;
 pub mod data_dir_lock;
 pub mod dev;
 pub mod http;

@@ -20,7 +20,11 @@ use std::time::{Duration, Instant};
 pub fn app(state: AppState) -> Router {
     // gRPC services are routers of their own (tonic), so the surface routers get their state
     // first and the gRPC router is merged in after; the layers then wrap both.
-    Router::new()
+    let router = Router::new();
+    // The admin web console, when built in.
+    #[cfg(feature = "console")]
+    let router = router.merge(crate::console::router(&state));
+    router
         .merge(crate::ibm::router())
         .merge(crate::oidc::router())
         .merge(crate::admin::router())

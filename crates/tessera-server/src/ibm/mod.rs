@@ -16,6 +16,8 @@ mod password;
 mod token;
 
 pub use errors::IbmError;
+pub use password::{password_sign_in, PasswordCredentials};
+pub use token::apikey_sign_in;
 
 use crate::state::AppState;
 use axum::routing::post;

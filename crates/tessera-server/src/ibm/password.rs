@@ -22,6 +22,7 @@ use std::net::IpAddr;
 use std::sync::OnceLock;
 use tessera_core::authn::{self, FactorSecret, PasswordChecked, SecondFactor, TotpChecked};
 use tessera_core::error::{Error, ErrorKind};
+use tessera_core::principal::Principal;
 use tessera_core::token::normalize_scope;
 use tessera_core::{ids, limits, secret};
 
@@ -49,15 +50,54 @@ pub(super) async fn password_grant(
         now,
     } = *request;
     let client = client.ok_or_else(IbmError::missing_client_auth)?;
-    let username = limits::required("username", form.username.as_deref(), limits::MAX_EMAIL)?
+    let credentials = PasswordCredentials {
+        username: form.username.as_deref(),
+        password: form.password.as_deref(),
+        account: form.account.as_deref(),
+        otp: form.otp.as_deref(),
+    };
+    let scope = normalize_scope(form.scope.as_deref())?;
+    let principal = password_sign_in(state, &credentials, tenant, peer, now).await?;
+    let issue = IssueRequest {
+        client: Some(client),
+        scope: &scope,
+        grant_type: GRANT_PASSWORD,
+        with_refresh_token: true,
+        now,
+    };
+    Ok(state.issue_ibm(&principal, &issue)?)
+}
+
+/// What a user signs in with: as the password grant's form fields give them (and the admin
+/// console's sign-in form).
+pub struct PasswordCredentials<'a> {
+    /// User id or e-mail address.
+    pub username: Option<&'a str>,
+    pub password: Option<&'a str>,
+    /// The account, when an e-mail address is used in several.
+    pub account: Option<&'a str>,
+    /// The current TOTP code, where the user or account requires one.
+    pub otp: Option<&'a str>,
+}
+
+/// Checks a user's password and second factor, throttled per (user, source) and per TOTP
+/// factor: the one sign-in check of the `password` grant and of the admin console. A wrong
+/// password and an unknown user get the same answer at the same cost.
+pub async fn password_sign_in(
+    state: &AppState,
+    credentials: &PasswordCredentials<'_>,
+    tenant: Option<&str>,
+    peer: Option<IpAddr>,
+    now: i64,
+) -> Result<Principal, IbmError> {
+    let username = limits::required("username", credentials.username, limits::MAX_EMAIL)?
         .trim()
         .to_owned();
-    let password = limits::required("password", form.password.as_deref(), limits::MAX_PASSWORD)?;
-    let account = match form.account.as_deref().map(str::trim) {
+    let password = limits::required("password", credentials.password, limits::MAX_PASSWORD)?;
+    let account = match credentials.account.map(str::trim) {
         None | Some("") => None,
         Some(account) => Some(ids::account_id("account", account)?),
     };
-    let scope = normalize_scope(form.scope.as_deref())?;
 
     // One throttle subject per user whatever spelling named it (the user id when the name
     // resolves), counted per source.
@@ -78,7 +118,7 @@ pub(super) async fn password_grant(
         return Err(bad_credentials());
     };
     // The password is right: from here on, answers may say what else is missing.
-    let code = check_second_factor(state, &checked, form.otp.as_deref(), peer, now).await?;
+    let code = check_second_factor(state, &checked, credentials.otp, peer, now).await?;
     let principal = {
         let dir = state.snapshot.directory();
         let principal = authn::password_principal(&dir, &checked, code.as_ref())?;
@@ -86,14 +126,7 @@ pub(super) async fn password_grant(
         principal
     };
     state.throttle.success(&throttled);
-    let issue = IssueRequest {
-        client: Some(client),
-        scope: &scope,
-        grant_type: GRANT_PASSWORD,
-        with_refresh_token: true,
-        now,
-    };
-    Ok(state.issue_ibm(&principal, &issue)?)
+    Ok(principal)
 }
 
 /// Argon2id on the blocking pool, at most `PASSWORD_CHECKS` at a time.

@@ -26,6 +26,7 @@ use tessera_core::authn;
 use tessera_core::error::{Error, ErrorKind};
 use tessera_core::limits::{self, MAX_BODY};
 use tessera_core::model::{OAuthClient, DEFAULT_CLIENT_ID};
+use tessera_core::principal::Principal;
 use tessera_core::secret::SecretPurpose;
 use tessera_core::token::normalize_scope;
 
@@ -232,17 +233,44 @@ fn throttle_attempts(
         _ => None,
     };
     let apikey = match (form.grant_type.as_deref(), form.apikey.as_deref()) {
-        (Some(GRANT_APIKEY), Some(apikey)) if apikey.len() <= limits::MAX_API_KEY => {
-            let hash = state.pepper.hash(SecretPurpose::ApiKey, apikey.trim());
-            Some(Attempt::new(
-                Kind::ApiKey,
-                tessera_core::ids::hex(&hash.0),
-                peer,
-            ))
-        }
+        (Some(GRANT_APIKEY), Some(apikey)) => apikey_attempt(state, apikey, peer),
         _ => None,
     };
     (client, apikey)
+}
+
+/// The throttle's attempt of an API key from `peer`: by keyed hash, never the key itself.
+fn apikey_attempt(state: &AppState, apikey: &str, peer: Option<IpAddr>) -> Option<Attempt> {
+    if apikey.len() > limits::MAX_API_KEY {
+        return None;
+    }
+    let hash = state.pepper.hash(SecretPurpose::ApiKey, apikey.trim());
+    Some(Attempt::new(
+        Kind::ApiKey,
+        tessera_core::ids::hex(&hash.0),
+        peer,
+    ))
+}
+
+/// Authenticates an API key as the API-key grant does, throttled the same way (an unknown key
+/// counts as a failed guess from `peer`): the admin console's sign-in with an API key.
+pub async fn apikey_sign_in(
+    state: &AppState,
+    apikey: &str,
+    peer: Option<IpAddr>,
+) -> Result<Principal, IbmError> {
+    let attempt: Vec<Attempt> = apikey_attempt(state, apikey, peer).into_iter().collect();
+    gate(state, &attempt).await?;
+    let result = {
+        let dir = state.snapshot.directory();
+        authn::authenticate_api_key(&dir, &state.pepper, apikey).map_err(IbmError::from)
+    };
+    match &result {
+        Ok(_) => state.throttle.success(&attempt),
+        Err(error) if error.code == UNKNOWN_API_KEY => state.throttle.failure(&attempt),
+        Err(_) => {}
+    }
+    result
 }
 
 /// The IBM code of an unknown API key (counted as a failed guess).

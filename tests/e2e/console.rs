@@ -1,0 +1,868 @@
+//! The admin web console (`/console/`) over a real socket, as a browser without JavaScript
+//! uses it: plain GETs and form POSTs with the session cookie. Sign-in, sessions, CSRF,
+//! security headers, write controls by role, tenancy, secrets shown once, and that every
+//! console action is refused whenever the admin API refuses it.
+
+use crate::harness::*;
+use reqwest::header::{HeaderMap, CACHE_CONTROL, CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// A cookie-keeping client that does not follow redirects, like a browser seen from the wire.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookie: Option<String>,
+}
+
+struct Page {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The CSRF token of the page's forms.
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .unwrap_or_else(|| panic!("no CSRF field on the page: {}", self.body));
+        let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+}
+
+impl Browser {
+    fn new(server: &TestServer) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: server.url.clone(),
+            cookie: None,
+        }
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let request = match &self.cookie {
+            Some(value) => request.header("cookie", format!("tessera_console={value}")),
+            None => request,
+        };
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        for set in headers.get_all(SET_COOKIE) {
+            let set = set.to_str().unwrap();
+            if let Some(rest) = set.strip_prefix("tessera_console=") {
+                let value = rest.split(';').next().unwrap();
+                self.cookie = (!value.is_empty()).then(|| value.to_owned());
+            }
+        }
+        let body = response.text().await.unwrap();
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let request = self.http.get(format!("{}{path}", self.base));
+        self.send(request).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let request = self.http.post(format!("{}{path}", self.base)).form(form);
+        self.send(request).await
+    }
+
+    /// Signs in with an API key, asserting success.
+    async fn signed_in(server: &TestServer, apikey: &str) -> Browser {
+        let mut browser = Browser::new(server);
+        let page = browser
+            .post(
+                "/console/sign-in",
+                &[("method", "apikey"), ("apikey", apikey)],
+            )
+            .await;
+        assert_eq!(page.status, 303, "sign-in: {}", page.body);
+        assert_eq!(page.location(), "/console/");
+        assert!(browser.cookie.is_some());
+        browser
+    }
+
+    /// The CSRF token of this session (from its home page).
+    async fn csrf(&mut self) -> String {
+        let page = self.get("/console/").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        page.csrf()
+    }
+}
+
+fn assert_security_headers(page: &Page) {
+    let csp = page.headers[CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    assert_eq!(page.headers["x-frame-options"], "DENY");
+    assert_eq!(page.headers[CACHE_CONTROL], "no-store");
+    assert_eq!(page.headers["x-content-type-options"], "nosniff");
+    assert_eq!(page.headers["referrer-policy"], "no-referrer");
+}
+
+/// A service account in `account` holding `role` on it, and its API key.
+async fn member(server: &TestServer, admin: &str, account: &str, role: &str) -> (String, String) {
+    let sa = server
+        .create(
+            admin,
+            "service_accounts",
+            json!({"name": format!("{role}-sa"), "account_id": account}),
+        )
+        .await;
+    let iam_id = sa["iam_id"].as_str().unwrap().to_owned();
+    if !role.is_empty() {
+        server
+            .create(
+                admin,
+                "access_bindings",
+                json!({"subject_iam_id": iam_id, "role": role, "resource": format!("account/{account}")}),
+            )
+            .await;
+    }
+    let key = server
+        .create(
+            admin,
+            "api_keys",
+            json!({"owner_iam_id": iam_id, "name": "k"}),
+        )
+        .await;
+    (iam_id, key["apikey"].as_str().unwrap().to_owned())
+}
+
+async fn new_account(server: &TestServer, admin: &str, name: &str) -> String {
+    server
+        .create(admin, "accounts", json!({"name": name}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_root_redirects_and_every_console_response_has_the_security_headers() {
+    let server = TestServer::in_process().await;
+    let mut browser = Browser::new(&server);
+    let root = browser.get("/").await;
+    assert_eq!(root.status, 303);
+    assert_eq!(root.location(), "/console/");
+
+    let home = browser.get("/console/").await;
+    assert_eq!(home.status, 303, "not signed in");
+    assert_eq!(home.location(), "/console/sign-in");
+    assert_security_headers(&home);
+
+    let sign_in = browser.get("/console/sign-in").await;
+    assert_eq!(sign_in.status, 200);
+    assert_security_headers(&sign_in);
+    assert!(
+        sign_in.body.contains("<label for=\"apikey\">"),
+        "labelled controls"
+    );
+    assert!(!sign_in.body.contains("<script>"), "no inline script");
+    assert!(!sign_in.body.contains("style="), "no inline style");
+
+    let css = browser.get("/console/static/console.css").await;
+    assert_eq!(css.status, 200);
+    assert!(css.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    assert_security_headers(&css);
+    let js = browser.get("/console/static/console.js").await;
+    assert_eq!(js.status, 200);
+
+    let missing = browser.get("/console/no/such/page").await;
+    assert_eq!(missing.status, 404);
+    assert_security_headers(&missing);
+}
+
+#[tokio::test]
+async fn api_key_sign_in_refuses_a_wrong_key_alike_and_sign_out_ends_the_session() {
+    let server = TestServer::in_process().await;
+    let mut stranger = Browser::new(&server);
+    let unknown = stranger
+        .post(
+            "/console/sign-in",
+            &[
+                ("method", "apikey"),
+                ("apikey", "no-such-key-0123456789abcdefghij"),
+            ],
+        )
+        .await;
+    let empty = stranger
+        .post("/console/sign-in", &[("method", "apikey"), ("apikey", "")])
+        .await;
+    assert_eq!(unknown.status, 401);
+    assert_eq!(empty.status, 401);
+    assert!(unknown
+        .body
+        .contains("The sign-in failed: the API key is not valid."));
+    assert!(stranger.cookie.is_none());
+
+    let mut browser = Browser::new(&server);
+    let page = browser
+        .post(
+            "/console/sign-in",
+            &[("method", "apikey"), ("apikey", ADMIN_KEY)],
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    let set = page.headers[SET_COOKIE].to_str().unwrap();
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/console",
+        "Max-Age=900",
+    ] {
+        assert!(set.contains(attribute), "{set}");
+    }
+    assert!(!set.contains("Secure"), "plain HTTP: no Secure");
+    let home = browser.get("/console/").await;
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("Global administrator"));
+    assert_security_headers(&home);
+
+    let kept = browser.cookie.clone();
+    let csrf = home.csrf();
+    let out = browser.post("/console/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, 303);
+    assert_eq!(out.location(), "/console/sign-in");
+    assert!(browser.cookie.is_none(), "the cookie is cleared");
+    // A kept copy of the cookie is worthless: its token was revoked.
+    browser.cookie = kept;
+    let after = browser.get("/console/").await;
+    assert_eq!(after.status, 303);
+    assert_eq!(after.location(), "/console/sign-in");
+}
+
+#[tokio::test]
+async fn password_sign_in_says_nothing_of_whether_the_user_exists() {
+    let server = TestServer::in_process().await;
+    let admin = server.admin_token().await;
+    let user = server
+        .create(
+            &admin,
+            "users",
+            json!({"name": "Ann", "email": "ann@example.com", "password": "ann-password-0123"}),
+        )
+        .await;
+    let mut browser = Browser::new(&server);
+    let attempt = |username: &'static str, password: &'static str| {
+        [
+            ("method", "password"),
+            ("username", username),
+            ("password", password),
+        ]
+    };
+    let wrong = browser
+        .post(
+            "/console/sign-in",
+            &attempt("ann@example.com", "wrong-password-1"),
+        )
+        .await;
+    let nobody = browser
+        .post(
+            "/console/sign-in",
+            &attempt("nobody@example.com", "wrong-password-1"),
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(nobody.status, wrong.status);
+    assert_eq!(nobody.body, wrong.body, "the same page for both");
+    assert!(browser.cookie.is_none());
+
+    let good = browser
+        .post(
+            "/console/sign-in",
+            &attempt("ann@example.com", "ann-password-0123"),
+        )
+        .await;
+    assert_eq!(good.status, 303, "{}", good.body);
+    let home = browser.get("/console/").await;
+    assert!(
+        home.body.contains(user["id"].as_str().unwrap()),
+        "{}",
+        home.body
+    );
+}
+
+#[tokio::test]
+async fn every_form_needs_the_sessions_csrf_token_and_a_same_site_origin() {
+    let server = TestServer::in_process().await;
+    let mut browser = Browser::signed_in(&server, ADMIN_KEY).await;
+    let mut other = Browser::signed_in(&server, ADMIN_KEY).await;
+    let mine = browser.csrf().await;
+    let theirs = other.csrf().await;
+    assert_ne!(mine, theirs, "bound to the session");
+
+    let create = |csrf: &str| {
+        vec![
+            ("csrf".to_owned(), csrf.to_owned()),
+            ("name".to_owned(), "from-the-console".to_owned()),
+        ]
+    };
+    for csrf in ["", "0000", theirs.as_str()] {
+        let form = create(csrf);
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let page = browser.post("/console/r/service_accounts", &form).await;
+        assert_eq!(page.status, 403, "csrf {csrf:?}: {}", page.body);
+        assert!(page.body.contains("CSRF"));
+    }
+    let no_field = browser
+        .post("/console/r/service_accounts", &[("name", "x")])
+        .await;
+    assert_eq!(no_field.status, 403);
+    let cross_site = browser
+        .http
+        .post(format!("{}/console/r/service_accounts", browser.base))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("csrf", mine.as_str()), ("name", "x")]);
+    let cross_site = browser.send(cross_site).await;
+    assert_eq!(cross_site.status, 403);
+    let admin = server.admin_client().await;
+    let listed = admin
+        .list::<tessera_client::resource::ServiceAccounts>(&Default::default())
+        .await
+        .unwrap();
+    assert!(listed
+        .iter()
+        .all(|sa| sa.name != "x" && sa.name != "from-the-console"));
+
+    let page = browser
+        .post(
+            "/console/r/service_accounts",
+            &[("csrf", &mine), ("name", "from-the-console")],
+        )
+        .await;
+    assert_eq!(page.status, 201, "{}", page.body);
+    // A sign-out without the token is refused too.
+    let out = browser.post("/console/sign-out", &[]).await;
+    assert_eq!(out.status, 403);
+}
+
+#[tokio::test]
+async fn an_api_key_made_in_the_console_is_shown_once_and_works_at_the_token_endpoint() {
+    let server = TestServer::in_process().await;
+    let mut browser = Browser::signed_in(&server, ADMIN_KEY).await;
+    let csrf = browser.csrf().await;
+    let created = browser
+        .post(
+            "/console/r/service_accounts",
+            &[("csrf", &csrf), ("name", "deployer"), ("description", "CI")],
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let admin = server.admin_client().await;
+    let sa = admin
+        .list::<tessera_client::resource::ServiceAccounts>(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|sa| sa.name == "deployer")
+        .unwrap();
+    let page = browser
+        .post(
+            "/console/r/api_keys",
+            &[
+                ("csrf", &csrf),
+                ("owner_iam_id", &sa.iam_id),
+                ("name", "ci-key"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 201, "{}", page.body);
+    assert_security_headers(&page);
+    assert!(page.body.contains("shown once"));
+    assert!(page.body.contains("data-copy=\"secret\""), "a copy button");
+    let at = page.body.find("id=\"secret\"").unwrap();
+    let value_at = page.body[at..].find("value=\"").unwrap() + at + 7;
+    let apikey = &page.body[value_at..value_at + page.body[value_at..].find('"').unwrap()];
+    let token = server.token(apikey).await;
+    assert!(!token.is_empty());
+
+    let list = browser.get("/console/r/api_keys?q=ci-key").await;
+    assert_eq!(list.status, 200);
+    assert!(list.body.contains("ci-key"));
+    assert!(
+        !list.body.contains(apikey),
+        "the key is never rendered again"
+    );
+}
+
+#[tokio::test]
+async fn a_viewer_sees_no_write_controls_and_its_forged_writes_get_403() {
+    let server = TestServer::in_process().await;
+    let admin = server.admin_token().await;
+    let account = new_account(&server, &admin, "team").await;
+    let (_, viewer_key) = member(&server, &admin, &account, "viewer").await;
+    let (_, admin_key) = member(&server, &admin, &account, "admin").await;
+    let target = server
+        .create(
+            &admin,
+            "service_accounts",
+            json!({"name": "target", "account_id": account}),
+        )
+        .await;
+    let target_id = target["id"].as_str().unwrap();
+
+    let mut owner = Browser::signed_in(&server, &admin_key).await;
+    let list = owner
+        .get(&format!("/console/r/service_accounts?account_id={account}"))
+        .await;
+    assert!(
+        list.body.contains("Create service account"),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains(">Delete<"));
+
+    let mut viewer = Browser::signed_in(&server, &viewer_key).await;
+    let list = viewer
+        .get(&format!("/console/r/service_accounts?account_id={account}"))
+        .await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains("target"), "the viewer reads");
+    assert!(
+        !list.body.contains("Create service account"),
+        "no create form"
+    );
+    assert!(!list.body.contains(">Delete<"), "no delete control");
+    let keys = viewer.get("/console/signing-keys").await;
+    assert_eq!(
+        keys.status, 403,
+        "signing keys are the global administrator's"
+    );
+
+    let csrf = viewer.csrf().await;
+    let forged = viewer
+        .post(
+            "/console/r/service_accounts",
+            &[
+                ("csrf", &csrf),
+                ("name", "forged"),
+                ("account_id", &account),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let forged_delete = viewer
+        .post(
+            &format!("/console/r/service_accounts/{target_id}/delete"),
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(forged_delete.status, 403, "{}", forged_delete.body);
+    let rotate = viewer
+        .post(
+            "/console/signing-keys/rotate",
+            &[("csrf", &csrf), ("use", "jwt")],
+        )
+        .await;
+    assert_eq!(rotate.status, 403);
+}
+
+#[tokio::test]
+async fn another_accounts_objects_are_refused_as_the_admin_api_refuses_them() {
+    let server = TestServer::in_process().await;
+    let admin = server.admin_token().await;
+    let a = new_account(&server, &admin, "a").await;
+    let b = new_account(&server, &admin, "b").await;
+    let (_, a_key) = member(&server, &admin, &a, "admin").await;
+    let theirs = server
+        .create(
+            &admin,
+            "service_accounts",
+            json!({"name": "b-only", "account_id": b}),
+        )
+        .await;
+    let id = theirs["id"].as_str().unwrap();
+    let a_token = server.token(&a_key).await;
+    let (api_status, _) = server
+        .admin(
+            Method::GET,
+            &format!("/v1/service_accounts/{id}"),
+            &a_token,
+            None,
+        )
+        .await;
+    assert_eq!(api_status, 403);
+
+    let mut browser = Browser::signed_in(&server, &a_key).await;
+    let confirm = browser
+        .get(&format!("/console/r/service_accounts/{id}/delete"))
+        .await;
+    assert_eq!(confirm.status, api_status, "{}", confirm.body);
+    let listed = browser
+        .get(&format!("/console/r/service_accounts?account_id={b}"))
+        .await;
+    assert_eq!(listed.status, 403, "{}", listed.body);
+    assert!(!listed.body.contains("b-only"));
+    let csrf = browser.csrf().await;
+    let delete = browser
+        .post(
+            &format!("/console/r/service_accounts/{id}/delete"),
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(delete.status, 403);
+    let (still, _) = server
+        .admin(
+            Method::GET,
+            &format!("/v1/service_accounts/{id}"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(still, 200, "nothing was deleted");
+}
+
+#[tokio::test]
+async fn a_delete_asks_first_names_what_goes_and_the_session_ends_with_its_key() {
+    let server = TestServer::in_process().await;
+    let admin = server.admin_token().await;
+    let account = new_account(&server, &admin, "ops").await;
+    let (owner_iam_id, key) = member(&server, &admin, &account, "admin").await;
+    let doomed = server
+        .create(
+            &admin,
+            "service_accounts",
+            json!({"name": "doomed", "account_id": account}),
+        )
+        .await;
+    let id = doomed["id"].as_str().unwrap();
+
+    let mut browser = Browser::signed_in(&server, &key).await;
+    let confirm = browser
+        .get(&format!("/console/r/service_accounts/{id}/delete"))
+        .await;
+    assert_eq!(confirm.status, 200, "{}", confirm.body);
+    assert!(confirm.body.contains("doomed") && confirm.body.contains(id));
+    assert!(
+        confirm
+            .body
+            .contains("API keys, authorized keys, access bindings"),
+        "the cascade"
+    );
+    let csrf = confirm.csrf();
+    let unconfirmed = browser
+        .post(
+            &format!("/console/r/service_accounts/{id}/delete"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(unconfirmed.status, 400);
+    let done = browser
+        .post(
+            &format!("/console/r/service_accounts/{id}/delete"),
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let (gone, _) = server
+        .admin(
+            Method::GET,
+            &format!("/v1/service_accounts/{id}"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(gone, 404);
+
+    // Deleting the API key the session came from ends the session at once.
+    let admin_client = server.admin_client().await;
+    let keys = admin_client
+        .list::<tessera_client::resource::ApiKeys>(&tessera_client::api::admin::ListQuery {
+            owner_iam_id: Some(owner_iam_id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    admin_client
+        .delete::<tessera_client::resource::ApiKeys>(&keys[0].id)
+        .await
+        .unwrap();
+    let after = browser.get("/console/").await;
+    assert_eq!(after.status, 303);
+    assert_eq!(after.location(), "/console/sign-in");
+}
+
+#[tokio::test]
+async fn bindings_signing_keys_audit_and_the_token_inspector() {
+    let server = TestServer::in_process().await;
+    let admin = server.admin_token().await;
+    let account = new_account(&server, &admin, "grants").await;
+    let (subject, subject_key) = member(&server, &admin, &account, "").await;
+    let mut browser = Browser::signed_in(&server, ADMIN_KEY).await;
+
+    let bindings = browser.get("/console/r/access_bindings").await;
+    assert!(
+        bindings.body.contains("Read everything in the resource"),
+        "roles with meanings"
+    );
+    let csrf = bindings.csrf();
+    let resource = format!("account/{account}");
+    let granted = browser
+        .post(
+            "/console/r/access_bindings",
+            &[
+                ("csrf", &csrf),
+                ("subject_iam_id", &subject),
+                ("role", "viewer"),
+                ("resource", &resource),
+            ],
+        )
+        .await;
+    assert_eq!(granted.status, 201, "{}", granted.body);
+    let subject_token = server.token(&subject_key).await;
+    let (status, _) = server
+        .admin(
+            Method::GET,
+            &format!("/v1/service_accounts?account_id={account}"),
+            &subject_token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "the grant took effect");
+
+    let before = browser.get("/console/signing-keys").await;
+    assert_eq!(before.status, 200);
+    assert!(before.body.contains("Rotate now"));
+    let rows_before = before.body.matches("<tr>").count();
+    let rotated = browser
+        .post(
+            "/console/signing-keys/rotate",
+            &[("csrf", &csrf), ("use", "jwt")],
+        )
+        .await;
+    assert_eq!(rotated.status, 303, "{}", rotated.body);
+    let after = browser.get("/console/signing-keys").await;
+    assert_eq!(
+        after.body.matches("<tr>").count(),
+        rows_before + 1,
+        "a successor"
+    );
+
+    let audit = browser
+        .get("/console/audit?action=access_binding.create")
+        .await;
+    assert_eq!(audit.status, 200);
+    assert!(audit.body.contains("access_binding.create"));
+    assert!(!audit.body.contains("service_account.create"), "filtered");
+    let bad = browser.get("/console/audit?since=yesterday").await;
+    assert_eq!(bad.status, 400, "the admin API's refusal of a bad filter");
+
+    let inspected = browser
+        .post(
+            "/console/inspect",
+            &[("csrf", &csrf), ("token", &subject_token)],
+        )
+        .await;
+    assert_eq!(inspected.status, 200);
+    assert!(
+        inspected.body.contains("Signature valid, token active."),
+        "{}",
+        inspected.body
+    );
+    assert!(inspected.body.contains(&subject));
+    assert!(inspected.body.contains("Header (unverified)"));
+    let forged = format!("{}x", &subject_token[..subject_token.len() - 2]);
+    let inspected = browser
+        .post("/console/inspect", &[("csrf", &csrf), ("token", &forged)])
+        .await;
+    assert!(inspected.body.contains("Not active"), "{}", inspected.body);
+}
+
+/// A console create form and its admin API twin: (collection, form fields, API path, body).
+type Create<'a> = (&'a str, Vec<(&'a str, String)>, &'a str, Value);
+
+/// Every console action, for a principal the admin API refuses: the console refuses it with
+/// the admin API's own status, and changes nothing.
+#[tokio::test]
+async fn every_console_action_is_refused_whenever_the_admin_api_refuses_it() {
+    let server = TestServer::in_process().await;
+    let admin = server.admin_token().await;
+    let account = new_account(&server, &admin, "guarded").await;
+    let other = new_account(&server, &admin, "other").await;
+    let (_, weak_key) = member(&server, &admin, &other, "viewer").await;
+    let weak_token = server.token(&weak_key).await;
+    let sa = server
+        .create(
+            &admin,
+            "service_accounts",
+            json!({"name": "sa", "account_id": account}),
+        )
+        .await;
+    let sa_iam = sa["iam_id"].as_str().unwrap();
+    let sa_id = sa["id"].as_str().unwrap();
+    let key = server
+        .create(
+            &admin,
+            "api_keys",
+            json!({"owner_iam_id": sa_iam, "name": "k"}),
+        )
+        .await;
+    let binding = server
+        .create(
+            &admin,
+            "access_bindings",
+            json!({"subject_iam_id": sa_iam, "role": "viewer", "resource": format!("account/{account}")}),
+        )
+        .await;
+    let mut browser = Browser::signed_in(&server, &weak_key).await;
+    let csrf = browser.csrf().await;
+
+    // (console form path, form, admin API method, path, body)
+    let creates: Vec<Create> = vec![
+        (
+            "accounts",
+            vec![("name", "x".into())],
+            "/v1/accounts",
+            json!({"name": "x"}),
+        ),
+        (
+            "enterprises",
+            vec![("name", "x".into())],
+            "/v1/enterprises",
+            json!({"name": "x"}),
+        ),
+        (
+            "users",
+            vec![
+                ("name", "x".into()),
+                ("email", "x@example.com".into()),
+                ("account_id", account.clone()),
+            ],
+            "/v1/users",
+            json!({"name": "x", "email": "x@example.com", "account_id": account}),
+        ),
+        (
+            "service_accounts",
+            vec![("name", "x".into()), ("account_id", account.clone())],
+            "/v1/service_accounts",
+            json!({"name": "x", "account_id": account}),
+        ),
+        (
+            "api_keys",
+            vec![("owner_iam_id", sa_iam.into()), ("name", "x".into())],
+            "/v1/api_keys",
+            json!({"owner_iam_id": sa_iam, "name": "x"}),
+        ),
+        (
+            "authorized_keys",
+            vec![("service_account_id", sa_id.into())],
+            "/v1/authorized_keys",
+            json!({"service_account_id": sa_id}),
+        ),
+        (
+            "clients",
+            vec![("id", "x-client".into()), ("account_id", account.clone())],
+            "/v1/clients",
+            json!({"id": "x-client", "account_id": account}),
+        ),
+        (
+            "access_bindings",
+            vec![
+                ("subject_iam_id", sa_iam.into()),
+                ("role", "admin".into()),
+                ("resource", format!("account/{account}")),
+            ],
+            "/v1/access_bindings",
+            json!({"subject_iam_id": sa_iam, "role": "admin", "resource": format!("account/{account}")}),
+        ),
+    ];
+    for (slug, fields, api_path, body) in creates {
+        let (api_status, _) = server
+            .admin(Method::POST, api_path, &weak_token, Some(body))
+            .await;
+        assert!(
+            api_status == 403 || api_status == 404,
+            "{slug}: the admin API refuses ({api_status})"
+        );
+        let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf)];
+        form.extend(fields.iter().map(|(k, v)| (*k, v.as_str())));
+        let page = browser.post(&format!("/console/r/{slug}"), &form).await;
+        assert_eq!(page.status, api_status, "{slug}: {}", page.body);
+    }
+    let deletes = [
+        (
+            "service_accounts",
+            sa_id.to_owned(),
+            format!("/v1/service_accounts/{sa_id}"),
+        ),
+        (
+            "api_keys",
+            key["id"].as_str().unwrap().to_owned(),
+            format!("/v1/api_keys/{}", key["id"].as_str().unwrap()),
+        ),
+        (
+            "access_bindings",
+            binding["id"].as_str().unwrap().to_owned(),
+            format!("/v1/access_bindings/{}", binding["id"].as_str().unwrap()),
+        ),
+        (
+            "accounts",
+            account.clone(),
+            format!("/v1/accounts/{account}"),
+        ),
+    ];
+    for (slug, id, api_path) in deletes {
+        let page = browser
+            .post(
+                &format!("/console/r/{slug}/{id}/delete"),
+                &[("csrf", &csrf), ("confirm", "yes")],
+            )
+            .await;
+        let (api_status, _) = server
+            .admin(Method::DELETE, &api_path, &weak_token, None)
+            .await;
+        assert!(
+            api_status == 403 || api_status == 404,
+            "{slug}: {api_status}"
+        );
+        assert_eq!(page.status, api_status, "delete {slug}: {}", page.body);
+        let (still, _) = server.admin(Method::GET, &api_path, &admin, None).await;
+        assert_eq!(still, 200, "{slug} is still there");
+    }
+    let (api_status, _) = server
+        .admin(
+            Method::POST,
+            "/v1/signing_keys/rotate",
+            &weak_token,
+            Some(json!({"use": "jwt"})),
+        )
+        .await;
+    let page = browser
+        .post(
+            "/console/signing-keys/rotate",
+            &[("csrf", &csrf), ("use", "jwt")],
+        )
+        .await;
+    assert_eq!(page.status, api_status);
+    let (api_status, _) = server
+        .admin(Method::GET, "/v1/audit", &weak_token, None)
+        .await;
+    let page = browser.get("/console/audit").await;
+    assert_eq!(page.status, api_status);
+}
