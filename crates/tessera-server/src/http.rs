@@ -20,6 +20,19 @@ pub struct RequestContext {
     pub peer: Option<std::net::IpAddr>,
 }
 
+impl RequestContext {
+    /// The context of work that did not come through the router (a unit test, a call driven
+    /// without it): id `id`, started now (`at` on the server's clock), no peer.
+    pub fn detached(id: &str, at: OffsetDateTime) -> RequestContext {
+        RequestContext {
+            id: id.to_owned(),
+            started: Instant::now(),
+            started_at: at,
+            peer: None,
+        }
+    }
+}
+
 /// The TCP peer of the connection a request came on, set by the server's accept loops. The
 /// source address brute-force throttling counts by; `X-Forwarded-For` is deliberately not
 /// consulted (any client can send it). Absent when the app is driven without a socket.

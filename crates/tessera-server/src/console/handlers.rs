@@ -217,7 +217,7 @@ pub async fn sign_out(
     Extension(ctx): Extension<RequestContext>,
     Extension(session): Extension<Session>,
 ) -> Response {
-    session::end(&state, &session, state.clock.now(), &ctx.id).await;
+    session::end(&state, &session, state.clock.now(), &ctx).await;
     let mut response = Redirect::to("/console/sign-in").into_response();
     response
         .headers_mut()

@@ -155,7 +155,7 @@ pub fn resume(
 }
 
 /// Ends `session`: its current token is revoked, so the cookie is worthless even if kept.
-pub async fn end(state: &AppState, session: &Session, now: UnixTime, request_id: &str) {
+pub async fn end(state: &AppState, session: &Session, now: UnixTime, ctx: &RequestContext) {
     if let Err(e) = state
         .record_revocation(
             session.jti.clone(),
@@ -163,11 +163,11 @@ pub async fn end(state: &AppState, session: &Session, now: UnixTime, request_id:
             session.iam_id(),
             session.iam_id(),
             now,
-            request_id,
+            ctx,
         )
         .await
     {
-        tracing::warn!(request_id, error = %e.message(), "console sign-out could not revoke the session token");
+        tracing::warn!(request_id = %ctx.id, error = %e.message(), "console sign-out could not revoke the session token");
     }
 }
 
@@ -383,7 +383,8 @@ mod tests {
         let state = &app.state;
         let value = signed_in(&app).await;
         let (session, _) = resume(state, &headers_with(&value), app.clock.now()).unwrap();
-        end(state, &session, app.clock.now(), "test").await;
+        let ctx = RequestContext::detached("test", app.clock.now_utc());
+        end(state, &session, app.clock.now(), &ctx).await;
         assert!(matches!(
             resume(state, &headers_with(&value), app.clock.now()),
             Err(SessionError::Ended(_))

@@ -266,12 +266,7 @@ fn context<T>(request: &Request<T>, state: &AppState) -> RequestContext {
         .extensions()
         .get::<RequestContext>()
         .cloned()
-        .unwrap_or_else(|| RequestContext {
-            id: String::new(),
-            started: std::time::Instant::now(),
-            started_at: state.clock.now_utc(),
-            peer: None,
-        })
+        .unwrap_or_else(|| RequestContext::detached("", state.clock.now_utc()))
 }
 
 /// The caller's token from `authorization: Bearer …` metadata (gRPC metadata is HTTP headers).
