@@ -64,9 +64,14 @@ impl Pepper {
 
     /// Constant-time check of `secret` against a stored hash.
     pub fn verify(&self, purpose: SecretPurpose, secret: &str, stored: &KeyHash) -> bool {
-        let candidate = self.hash(purpose, secret);
-        bool::from(candidate.0.ct_eq(&stored.0))
+        same_hash(&self.hash(purpose, secret), stored)
     }
+}
+
+/// Constant-time comparison of two keyed hashes: for a caller that already hashed the secret
+/// (to look it up by its hash) and must not hash it a second time to check it.
+pub fn same_hash(candidate: &KeyHash, stored: &KeyHash) -> bool {
+    bool::from(candidate.0.ct_eq(&stored.0))
 }
 
 impl fmt::Debug for Pepper {

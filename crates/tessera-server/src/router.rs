@@ -10,7 +10,7 @@ use crate::http::{generic_error, PeerAddr, RequestContext};
 use crate::metrics_names as names;
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
@@ -119,11 +119,8 @@ async fn request_context(
             .get::<PeerAddr>()
             .map(|PeerAddr(addr)| addr.ip()),
     };
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = request.method().clone();
     request.extensions_mut().insert(ctx.clone());
     // Disabled (and so free) unless traces are exported; see `telemetry`.
@@ -148,11 +145,70 @@ async fn request_context(
     if let Ok(value) = HeaderValue::from_str(&ctx.id) {
         response.headers_mut().insert("x-request-id", value);
     }
-    metrics::counter!(names::HTTP_REQUESTS, "route" => route.clone(), "method" => method.to_string(), "status" => status.to_string()).increment(1);
-    metrics::histogram!(names::HTTP_DURATION, "route" => route.clone())
-        .record(elapsed.as_secs_f64());
+    record_request(route, &method, status, elapsed);
     tracing::debug!(request_id = %ctx.id, %method, route, status, micros = elapsed.as_micros() as u64, "request");
     response
+}
+
+/// The label of a request's method: the standard methods by name, any other as `other`, so a
+/// client inventing methods cannot add metric series (and memory) without bound.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
+/// One route's request metrics: its duration histogram and its counters by method and status.
+struct RouteMetrics {
+    duration: metrics::Histogram,
+    requests: Vec<(&'static str, u16, metrics::Counter)>,
+}
+
+thread_local! {
+    /// The handles of the request metrics, registered once per worker thread and route, method
+    /// and status (all bounded: route templates, [`method_label`], status codes). Building the
+    /// labelled keys and looking them up in the recorder on every request cost more than the
+    /// token answer's own JSON. The handles are the recorder's, so every thread counts into the
+    /// same series.
+    static ROUTE_METRICS: std::cell::RefCell<std::collections::HashMap<String, RouteMetrics>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Counts a request and records its duration under its route, method and status.
+fn record_request(route: &str, method: &Method, status: u16, elapsed: Duration) {
+    let method = method_label(method);
+    ROUTE_METRICS.with_borrow_mut(|cache| {
+        let metrics = match cache.get_mut(route) {
+            Some(metrics) => metrics,
+            None => cache.entry(route.to_owned()).or_insert_with(|| RouteMetrics {
+                duration: metrics::histogram!(names::HTTP_DURATION, "route" => route.to_owned()),
+                requests: Vec::new(),
+            }),
+        };
+        metrics.duration.record(elapsed.as_secs_f64());
+        let counter = match metrics
+            .requests
+            .iter()
+            .position(|(m, s, _)| *m == method && *s == status)
+        {
+            Some(index) => &metrics.requests[index].2,
+            None => {
+                let counter = metrics::counter!(names::HTTP_REQUESTS, "route" => route.to_owned(), "method" => method, "status" => status.to_string());
+                metrics.requests.push((method, status, counter));
+                &metrics.requests[metrics.requests.len() - 1].2
+            }
+        };
+        counter.increment(1);
+    });
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

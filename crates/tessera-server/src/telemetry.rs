@@ -206,9 +206,29 @@ pub fn init_metrics(build_info: &'static str) -> Option<PrometheusHandle> {
                 }
             }
             metrics::gauge!(build_info, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            spawn_upkeep(handle.clone());
             Some(handle)
         })
         .clone()
+}
+
+/// How often the recorder's histograms are drained into their buckets.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `install_recorder` leaves upkeep to the caller: until it runs (or a scrape renders), every
+/// histogram sample (one per request: a value and an `Instant`, 24 bytes) is kept in memory, so a
+/// server nobody scrapes would grow by that much a request for ever. A thread of its own drains them every few seconds, whatever
+/// runtime (if any) the caller has.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".to_owned())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_INTERVAL);
+            handle.run_upkeep();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "metrics upkeep thread not started; histograms drain on scrape only");
+    }
 }
 
 /// Reads the process's CPU time, memory, threads and file descriptors into the `process_*`

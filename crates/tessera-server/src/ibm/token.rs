@@ -15,8 +15,8 @@ use crate::state::AppState;
 use crate::throttle::{Attempt, Kind};
 use crate::tokens::{IssueRequest, IssuedTokens};
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde::Serialize;
@@ -49,11 +49,12 @@ struct TokenResponse<'a> {
 pub async fn ibm_token_post(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Body,
+    request: Request,
 ) -> Response {
-    match token(&state, &ctx, &headers, body).await {
+    // The request's parts by reference: the `HeaderMap` and `Uri` extractors would copy them.
+    let (parts, body) = request.into_parts();
+    let (headers, uri) = (&parts.headers, &parts.uri);
+    match token(&state, &ctx, headers, body).await {
         Ok(mut response) => {
             // The SDKs copy this header into their logs and exceptions; send it on success too.
             if let Ok(id) = axum::http::HeaderValue::from_str(&ctx.id) {
@@ -61,7 +62,7 @@ pub async fn ibm_token_post(
             }
             response
         }
-        Err(error) => error.render(&ctx, &headers, &uri, "Token"),
+        Err(error) => error.render(&ctx, headers, uri, "Token"),
     }
 }
 
@@ -408,12 +409,16 @@ pub(super) fn render(issued: &IssuedTokens) -> Response {
         scope: &claims.scope,
     };
     let json = serde_json::to_vec(&body).unwrap_or_default();
+    // Static header values: `&str` values would be validated and copied on every answer.
     (
         StatusCode::OK,
         [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-store"),
-            (header::PRAGMA, "no-cache"),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (header::PRAGMA, HeaderValue::from_static("no-cache")),
         ],
         json,
     )
