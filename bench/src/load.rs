@@ -87,6 +87,8 @@ pub struct Target {
     extra_headers: Vec<(HeaderName, HeaderValue)>,
     /// Bytes a 200 answer must contain to count as a success.
     expect: Option<&'static [u8]>,
+    /// Each request sends a body drawn at random from `bodies` instead of its connection's.
+    random_body: bool,
 }
 
 impl Target {
@@ -107,12 +109,7 @@ impl Target {
             Grant::Apikey => (
                 "/identity/token",
                 FORM,
-                vec![serde_urlencoded::to_string([
-                    ("grant_type", APIKEY_GRANT),
-                    ("apikey", creds.apikey.as_str()),
-                    ("response_type", "cloud_iam"),
-                ])
-                .context("encoding the token request")?],
+                vec![apikey_body(&creds.apikey)?],
                 None,
                 Some(ACCESS_TOKEN),
             ),
@@ -197,7 +194,32 @@ impl Target {
             authorization,
             extra_headers,
             expect,
+            random_body: false,
         })
+    }
+
+    /// The API-key grant where every request carries a key drawn at random from `apikeys` (all
+    /// of them valid), so the server's look-ups are spread over the whole key set instead of
+    /// one hot key.
+    pub fn apikeys_at_random(addrs: &[SocketAddr], apikeys: &[String]) -> anyhow::Result<Target> {
+        let (first, _) = apikeys
+            .split_first()
+            .context("drawing API keys at random needs at least one key")?;
+        let creds = Credentials {
+            apikey: first.clone(),
+            iam_id: String::new(),
+            account_id: String::new(),
+            admin_token: String::new(),
+            bearer_token: String::new(),
+            introspected_token: String::new(),
+        };
+        let mut target = Target::new(addrs, Grant::Apikey, &creds, &[], None)?;
+        target.bodies = apikeys
+            .iter()
+            .map(|apikey| apikey_body(apikey).map(Bytes::from))
+            .collect::<anyhow::Result<_>>()?;
+        target.random_body = true;
+        Ok(target)
     }
 
     /// The node that connection `index` talks to: round-robin.
@@ -205,13 +227,20 @@ impl Target {
         &self.endpoints[index % self.endpoints.len()]
     }
 
+    /// The body of connection `index`'s next request: its own, or one drawn at random.
+    fn body(&self, index: usize) -> Option<&Bytes> {
+        let pick = if self.random_body {
+            random_below(self.bodies.len())
+        } else {
+            index
+        };
+        self.bodies.get(pick % self.bodies.len().max(1))
+    }
+
     /// The request connection `index` sends.
     fn request(&self, index: usize) -> anyhow::Result<Request<Full<Bytes>>> {
         let endpoint = self.endpoint(index);
-        let body = self
-            .bodies
-            .get(index % self.bodies.len().max(1))
-            .context("no request body")?;
+        let body = self.body(index).context("no request body")?;
         let mut builder = Request::builder()
             .method(self.method.clone())
             .uri(self.path)
@@ -238,6 +267,44 @@ impl Target {
             Some(needle) => body.windows(needle.len()).any(|window| window == needle),
         }
     }
+}
+
+/// The form of the API-key grant with `apikey`.
+fn apikey_body(apikey: &str) -> anyhow::Result<String> {
+    serde_urlencoded::to_string([
+        ("grant_type", APIKEY_GRANT),
+        ("apikey", apikey),
+        ("response_type", "cloud_iam"),
+    ])
+    .context("encoding the token request")
+}
+
+/// A number below `n` (0 for 0) from a per-thread xorshift generator: cheap enough to draw per
+/// request without the load generator's cost hiding the server's. Not for secrets.
+fn random_below(n: usize) -> usize {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(seed());
+    }
+    fn seed() -> u64 {
+        use aws_lc_rs::rand::SecureRandom;
+        let mut bytes = [0u8; 8];
+        // A failed fill leaves a fixed odd seed: the draw stays spread, only predictable.
+        let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut bytes);
+        u64::from_le_bytes(bytes) | 1
+    }
+    if n == 0 {
+        return 0;
+    }
+    STATE.with(|state| {
+        let mut x = state.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.set(x);
+        // The high bits, scaled: unbiased enough for n far below 2^64.
+        ((u128::from(x) * n as u128) >> 64) as usize
+    })
 }
 
 /// Everything that was not a 200.
@@ -824,6 +891,28 @@ mod tests {
         );
         assert!(!target.body_ok(b"the agent has not obtained a token yet\n"));
         assert!(!target.body_ok(b""));
+    }
+
+    #[test]
+    fn random_keys_are_spread_over_the_whole_set() {
+        let addrs: Vec<SocketAddr> = vec!["127.0.0.1:1001".parse().unwrap()];
+        let keys: Vec<String> = (0..8).map(|i| format!("tsk_{i}")).collect();
+        let target = Target::apikeys_at_random(&addrs, &keys).unwrap();
+        assert_eq!(target.bodies.len(), 8);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..400 {
+            seen.insert(target.body(0).unwrap().clone());
+        }
+        assert!(target.request(0).is_ok());
+        // One connection sends many different keys, and each is one of the given ones.
+        assert_eq!(seen.len(), 8);
+        assert!(target.bodies[3].starts_with(b"grant_type=urn"));
+        assert!(std::str::from_utf8(&target.bodies[3])
+            .unwrap()
+            .contains("apikey=tsk_3"));
+        assert!(Target::apikeys_at_random(&addrs, &[]).is_err());
+        assert!((0..1000).all(|_| random_below(3) < 3));
+        assert_eq!(random_below(0), 0);
     }
 
     #[test]

@@ -64,6 +64,7 @@ mod load;
 mod machine;
 mod quiet;
 mod report;
+mod scale;
 mod server;
 mod signing;
 
@@ -307,6 +308,10 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<ExitCode> {
+    let mut words = std::env::args_os().skip(1).peekable();
+    if words.peek().is_some_and(|word| word == "scale") {
+        return scale::main(words.skip(1));
+    }
     let args = Args::parse();
     if args.duration == 0 || args.duration > MAX_DURATION_SECS {
         anyhow::bail!("--duration must be between 1 and {MAX_DURATION_SECS} seconds");

@@ -46,6 +46,9 @@ pub struct NodeOptions {
     pub master_key: Option<String>,
     /// `--public-url`; the issuer is `<public URL>/identity`, given as `--issuer`.
     pub public_url: Option<String>,
+    /// `--data-dir`, kept by the caller (a restart finds the same data); by default a fresh
+    /// directory that goes with the server.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// `tessera` next to this executable: both live in `target/release` after `cargo build --release`.
@@ -81,7 +84,10 @@ impl Server {
             .prefix("tessera-bench-")
             .tempdir()
             .context("creating a data directory")?;
-        let data_dir = data.path().join("data");
+        let data_dir = options
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| data.path().join("data"));
         let log_path = data.path().join("server.log");
         let log = File::create(&log_path).context("creating the server log")?;
         let log_err = log
@@ -210,10 +216,15 @@ impl Drop for Server {
 
 /// A process's resident set size in KiB (Linux only).
 pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS")
+}
+
+/// A KiB field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`: the peak resident set), Linux only.
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
@@ -260,7 +271,7 @@ fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
 }
 
 /// 48 random hex characters: the bootstrap administrator's API key.
-fn random_key() -> anyhow::Result<String> {
+pub fn random_key() -> anyhow::Result<String> {
     Ok(tessera_core::ids::hex(&random_bytes::<24>()?))
 }
 
@@ -274,7 +285,12 @@ pub fn random_schema() -> anyhow::Result<String> {
 
 /// A master key as `TESSERA_MASTER_KEY` takes it: base64 of 32 random bytes.
 fn random_master_key() -> anyhow::Result<String> {
-    Ok(STANDARD.encode(random_bytes::<32>()?))
+    Ok(STANDARD.encode(random_master_key_bytes()?))
+}
+
+/// 32 random bytes: a master key, for a caller that also unseals with it (base64 for the server).
+pub fn random_master_key_bytes() -> anyhow::Result<[u8; 32]> {
+    random_bytes::<32>()
 }
 
 /// Nodes started together: one on SQLite, or several sharing one PostgreSQL schema.
@@ -295,6 +311,7 @@ impl Cluster {
                 database: Some((url.clone(), random_schema()?)),
                 master_key: Some(random_master_key()?),
                 public_url: Some(CLUSTER_PUBLIC_URL.to_owned()),
+                data_dir: None,
             },
         };
         Ok(Cluster {

@@ -228,6 +228,15 @@ pub(crate) async fn list(
     kind: EntityKind,
     filter: &ListFilter,
 ) -> Result<Vec<Entity>> {
+    let (sql, values) = list_query(kind, filter);
+    let rows = conn.fetch_all(&sql, &values).await.map_err(db_error)?;
+    rows.iter().map(|row| decode(kind, row.as_ref())).collect()
+}
+
+/// The statement of [`list`] and its arguments: the filters that apply to `kind`, the keyset
+/// cursor, the order by key and the limit (each filter has an index on (column, key), so a page
+/// reads only its rows).
+pub(crate) fn list_query<'a>(kind: EntityKind, filter: &'a ListFilter) -> (String, Vec<Value<'a>>) {
     let table = table(kind);
     // Authorized keys name their owner by service account id, not by `iam_id`.
     let owner_service_account = filter
@@ -265,11 +274,11 @@ pub(crate) async fn list(
         _ => &[],
     };
     let mut conditions: Vec<String> = Vec::new();
-    let mut values: Vec<Value<'_>> = Vec::new();
+    let mut values: Vec<Value<'a>> = Vec::new();
     for (column, value) in applicable {
         if let Some(value) = value {
             conditions.push(format!("{column} = ?"));
-            values.push(Value::text(value));
+            values.push(Value::Text(Cow::Owned(value.clone())));
         }
     }
     if let Some(after) = &filter.after {
@@ -287,8 +296,7 @@ pub(crate) async fn list(
         .unwrap_or(DEFAULT_LIST_LIMIT)
         .min(MAX_LIST_LIMIT);
     values.push(Value::Int(i64::from(limit)));
-    let rows = conn.fetch_all(&sql, &values).await.map_err(db_error)?;
-    rows.iter().map(|row| decode(kind, row.as_ref())).collect()
+    (sql, values)
 }
 
 /// Everything current and the feed position it reflects; run it in one snapshot.

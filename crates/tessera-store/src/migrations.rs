@@ -28,6 +28,7 @@ pub(crate) const SQLITE: &[File] = files!("sqlite":
     4 => "0004_profiles_issuers_policies_mfa",
     5 => "0005_tenancy_and_factor_replacement",
     6 => "0006_audit_accounts",
+    7 => "0007_list_paging_indexes",
 );
 
 pub(crate) const POSTGRES: &[File] = files!("postgres":
@@ -37,6 +38,7 @@ pub(crate) const POSTGRES: &[File] = files!("postgres":
     4 => "0004_profiles_issuers_policies_mfa",
     5 => "0005_tenancy_and_factor_replacement",
     6 => "0006_audit_accounts",
+    7 => "0007_list_paging_indexes",
 );
 
 /// The newest schema version a list knows.

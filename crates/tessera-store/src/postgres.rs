@@ -718,9 +718,9 @@ mod tests {
             return;
         };
         assert_eq!(store.schema_version().await.unwrap(), None);
-        assert_eq!(store.known_schema_version(), 6);
+        assert_eq!(store.known_schema_version(), 7);
         store.migrate().await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), Some(6));
+        assert_eq!(store.schema_version().await.unwrap(), Some(7));
         store.drop_schema().await.unwrap();
         store.close().await;
     }
