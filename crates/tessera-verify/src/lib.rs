@@ -26,6 +26,48 @@ pub use iam_token::{is_iam_token, IAM_TOKEN_PREFIX, MAX_IAM_TOKEN};
 pub use jwk::{Jwk, Jwks, KeyAlgorithm, VerifyingKey};
 pub use jws::{decode_unverified, JwsParts};
 
+mod caller;
+mod clock;
+pub mod metrics;
+pub mod refresh;
+mod verifier;
+
+pub use caller::{bearer_token, InsufficientScope, TokenKind, VerifiedCaller};
+pub use refresh::RefreshPolicy;
+pub use verifier::{ConfigError, Keys, TrustedIssuer, Verifier, VerifierBuilder, ALL_ALGORITHMS};
+
+#[cfg(feature = "http")]
+mod fetch;
+#[cfg(feature = "http")]
+mod remote;
+#[cfg(feature = "http")]
+pub use fetch::{is_public, FetchError, HttpOptions};
+#[cfg(feature = "http")]
+pub use remote::{KeyCacheStats, KeySource, RemoteKeys, RemoteKeysBuilder};
+
+#[cfg(feature = "introspection")]
+mod introspection;
+#[cfg(feature = "introspection")]
+pub use introspection::{IntrospectionConfig, Introspector};
+
+#[cfg(feature = "tower")]
+mod layer;
+#[cfg(feature = "tower")]
+pub use layer::{challenge, forbidden, rejection, VerifyLayer, VerifyService};
+
+#[cfg(feature = "axum")]
+mod axum_extract;
+#[cfg(feature = "axum")]
+pub use axum_extract::Unauthenticated;
+
+#[cfg(feature = "tonic")]
+mod grpc;
+#[cfg(feature = "tonic")]
+pub use grpc::VerifyInterceptor;
+
+#[cfg(any(feature = "testkit", all(test, feature = "http")))]
+pub mod testkit;
+
 /// Why a token did not verify. Messages are safe to show: they never echo the token.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum VerifyError {
