@@ -8,8 +8,3 @@ pub fn unix_now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> i64 {
-    unix_now_ms() / 1000
-}

@@ -21,6 +21,8 @@
 mod iam_token;
 mod jwk;
 mod jws;
+mod validation;
+pub use validation::{Validation, ValidationError};
 
 pub use iam_token::{is_iam_token, IAM_TOKEN_PREFIX, MAX_IAM_TOKEN};
 pub use jwk::{Jwk, Jwks, KeyAlgorithm, VerifyingKey};
@@ -85,8 +87,39 @@ pub enum VerifyError {
     NotYetValid,
     #[error("token was issued by another issuer")]
     WrongIssuer,
+    #[error(transparent)]
+    Claims(#[from] ValidationError),
     #[error("invalid key set: {0}")]
     BadKeySet(String),
+    #[error("token was issued by an issuer this service does not trust")]
+    UntrustedIssuer,
+    #[error("token is signed with an algorithm this service does not accept")]
+    AlgorithmNotAllowed,
+    #[error("token is not active")]
+    Inactive,
+    #[error("token could not be checked: {0}")]
+    Unavailable(String),
+}
+
+impl VerifyError {
+    /// A short fixed word for metric labels and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            VerifyError::Malformed(_) => "malformed",
+            VerifyError::UnknownKey => "unknown_key",
+            VerifyError::AlgorithmMismatch => "algorithm_mismatch",
+            VerifyError::BadSignature => "bad_signature",
+            VerifyError::Claims(e) => e.reason(),
+            VerifyError::Expired => "expired",
+            VerifyError::NotYetValid => "not_yet_valid",
+            VerifyError::WrongIssuer => "wrong_issuer",
+            VerifyError::BadKeySet(_) => "bad_key_set",
+            VerifyError::UntrustedIssuer => "untrusted_issuer",
+            VerifyError::AlgorithmNotAllowed => "algorithm_not_allowed",
+            VerifyError::Inactive => "inactive",
+            VerifyError::Unavailable(_) => "unavailable",
+        }
+    }
 }
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.

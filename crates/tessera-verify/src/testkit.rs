@@ -135,7 +135,7 @@ impl FakeIssuer {
             map.entry("iss")
                 .or_insert_with(|| serde_json::Value::String(self.url.clone()));
             map.entry("exp")
-                .or_insert_with(|| (crate::clock::unix_now() + 600).into());
+                .or_insert_with(|| (crate::clock::unix_now_ms() / 1000 + 600).into());
         }
         let Ok(state) = self.state.lock() else {
             return String::new();
