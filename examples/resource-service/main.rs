@@ -18,8 +18,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use std::sync::Arc;
 use tessera_verify::{
-    HttpOptions, InsufficientScope, KeySource, RemoteKeys, TrustedIssuer, VerifiedCaller,
-    Verifier, VerifyLayer,
+    HttpOptions, InsufficientScope, KeySource, RemoteKeys, TrustedIssuer, VerifiedCaller, Verifier,
+    VerifyLayer,
 };
 
 async fn whoami(caller: VerifiedCaller) -> Json<serde_json::Value> {

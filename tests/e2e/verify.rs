@@ -205,11 +205,7 @@ async fn a_resource_service_verifies_tokens_of_every_surface() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["iam_id"], user.iam_id);
     assert_eq!(body["sub_type"], "user");
-    let issued = server
-        .client()
-        .token_from_apikey(&apikey)
-        .await
-        .unwrap();
+    let issued = server.client().token_from_apikey(&apikey).await.unwrap();
     let refreshed = server
         .client()
         .token(&tessera_client::api::token::IbmTokenRequest {
@@ -239,7 +235,10 @@ async fn a_resource_service_verifies_tokens_of_every_surface() {
     // No token, a wrong scheme, garbage: 401 with an RFC 6750 challenge.
     let (status, challenge, _) = call(&http, &whoami, None).await;
     assert_eq!(status, 401);
-    assert!(challenge.starts_with("Bearer error=\"invalid_token\""), "{challenge}");
+    assert!(
+        challenge.starts_with("Bearer error=\"invalid_token\""),
+        "{challenge}"
+    );
     let basic = http
         .get(&whoami)
         .basic_auth("a", Some("b"))
@@ -267,8 +266,12 @@ async fn jwts_of_each_algorithm_verify_through_the_layer() {
         let service = resource_service(discovering_verifier(&server).await).await;
         let token = server.admin_token().await;
         assert_eq!(jwt_header(&token)["alg"], alg);
-        let (status, _, body) =
-            call(&reqwest::Client::new(), &format!("{service}/whoami"), Some(&token)).await;
+        let (status, _, body) = call(
+            &reqwest::Client::new(),
+            &format!("{service}/whoami"),
+            Some(&token),
+        )
+        .await;
         assert_eq!(status, 200, "{alg}: {body}");
     }
 }
@@ -442,13 +445,14 @@ async fn proxied_verifier(
     interval: Duration,
     persist: Option<&std::path::Path>,
 ) -> (Verifier, Arc<RemoteKeys>) {
-    let mut builder = RemoteKeys::builder(KeySource::JwksUrl(format!("{}/identity/keys", proxy.url)))
-        .http(loopback())
-        .background_refresh(false)
-        .policy(RefreshPolicy {
-            unknown_kid_interval: interval,
-            ..RefreshPolicy::default()
-        });
+    let mut builder =
+        RemoteKeys::builder(KeySource::JwksUrl(format!("{}/identity/keys", proxy.url)))
+            .http(loopback())
+            .background_refresh(false)
+            .policy(RefreshPolicy {
+                unknown_kid_interval: interval,
+                ..RefreshPolicy::default()
+            });
     if let Some(path) = persist {
         builder = builder.persist_to(path);
     }
@@ -529,15 +533,17 @@ async fn forced_rotations_under_load_reject_no_valid_token() {
         "{fetches} fetches in {elapsed:?}"
     );
     assert_eq!(keys.stats().unknown_kid_refetches as usize, fetches - 1);
-    assert!(kids.len() > rotations, "the rotations made new keys: {kids:?}");
+    assert!(
+        kids.len() > rotations,
+        "the rotations made new keys: {kids:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_flood_of_unknown_kids_costs_at_most_one_fetch_per_interval() {
     let server = TestServer::in_process().await;
     let proxy = Proxy::start(&server.url).await;
-    let (verifier, _keys) =
-        proxied_verifier(&server, &proxy, Duration::from_secs(30), None).await;
+    let (verifier, _keys) = proxied_verifier(&server, &proxy, Duration::from_secs(30), None).await;
     let verifier = Arc::new(verifier);
     let payload = jwt_payload(&server.admin_token().await);
     let mut floods = Vec::new();
@@ -607,10 +613,7 @@ async fn the_ssrf_guard_refuses_loopback_unless_allow_listed() {
         .build()
         .await
         .unwrap_err();
-    assert!(
-        error.to_string().contains("not allow-listed"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("not allow-listed"), "{error}");
     // A discovery document is not followed across redirects or to another issuer.
     let error = RemoteKeys::builder(KeySource::Issuer(format!("{}/elsewhere", server.url)))
         .http(loopback())
@@ -624,7 +627,9 @@ async fn the_ssrf_guard_refuses_loopback_unless_allow_listed() {
 async fn opaque_tokens_go_to_introspection_with_a_short_cache() {
     let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
-    let secret = server.create(&admin, "clients", json!({"id": "resource"})).await["secret"]
+    let secret = server
+        .create(&admin, "clients", json!({"id": "resource"}))
+        .await["secret"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -641,7 +646,10 @@ async fn opaque_tokens_go_to_introspection_with_a_short_cache() {
         .introspection(Introspector::new(config).unwrap())
         .build()
         .unwrap();
-    assert!(!format!("{verifier:?}").contains(&secret), "no secret in Debug");
+    assert!(
+        !format!("{verifier:?}").contains(&secret),
+        "no secret in Debug"
+    );
     let service = resource_service(verifier).await;
     let whoami = format!("{service}/whoami");
     let http = reqwest::Client::new();
@@ -714,5 +722,9 @@ async fn the_tonic_interceptor_answers_unauthenticated_and_permission_denied() {
     tampered.pop();
     let refused = interceptor.call(with(&tampered)).unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
-    assert!(refused.message().contains("signature"), "{}", refused.message());
+    assert!(
+        refused.message().contains("signature"),
+        "{}",
+        refused.message()
+    );
 }

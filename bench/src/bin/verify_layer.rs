@@ -77,7 +77,9 @@ async fn measure(
     };
     let verifying = key.verifying_key().context("the public key")?;
     let (signed, signature) = token.rsplit_once('.').context("a signature")?;
-    let signature = URL_SAFE_NO_PAD.decode(signature).context("signature encoding")?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .context("signature encoding")?;
 
     let started = Instant::now();
     let mut raw_n = 0u64;

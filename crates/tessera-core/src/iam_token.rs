@@ -14,7 +14,7 @@ use aws_lc_rs::rand::SecureRandom;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use tessera_verify::{Jwks, VerifyError, IAM_TOKEN_PREFIX};
+use tessera_verify::{Jwks, ValidationError, VerifyError, IAM_TOKEN_PREFIX};
 
 /// The claims inside a `t1.` token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,7 +104,9 @@ pub fn verify(
     let map = jwks
         .verify_iam_token(token, issuer, now)
         .map_err(|e| match e {
-            VerifyError::Expired => Error::credential("the IAM token has expired"),
+            VerifyError::Claims(ValidationError::Expired) => {
+                Error::credential("the IAM token has expired")
+            }
             _ => Error::credential(format!("the IAM token is invalid: {e}")),
         })?;
     let claims: IamTokenClaims = serde_json::from_value(serde_json::Value::Object(map))
@@ -147,11 +149,11 @@ mod tests {
         assert_eq!(claims["exp"], 44_200);
         assert_eq!(
             jwks.verify_iam_token(token, "http://iss", 50_000),
-            Err(VerifyError::Expired)
+            Err(VerifyError::Claims(ValidationError::Expired))
         );
         assert_eq!(
             jwks.verify_iam_token(token, "http://other", 2000),
-            Err(VerifyError::WrongIssuer)
+            Err(VerifyError::Claims(ValidationError::WrongIssuer))
         );
         // A flipped payload character breaks the signature.
         let mut bytes = token.clone().into_bytes();

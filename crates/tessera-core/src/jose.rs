@@ -199,11 +199,15 @@ mod tests {
         // Expired and wrong issuer are refused.
         assert_eq!(
             jwks.verify(&token, "me", 2_100_000_000),
-            Err(tessera_verify::VerifyError::Expired)
+            Err(tessera_verify::VerifyError::Claims(
+                tessera_verify::ValidationError::Expired
+            ))
         );
         assert_eq!(
             jwks.verify(&token, "you", 1_900_000_000),
-            Err(tessera_verify::VerifyError::WrongIssuer)
+            Err(tessera_verify::VerifyError::Claims(
+                tessera_verify::ValidationError::WrongIssuer
+            ))
         );
     }
 

@@ -14,7 +14,7 @@ use crate::principal::Principal;
 use crate::UnixTime;
 use aws_lc_rs::rand::SecureRandom;
 use serde::{Deserialize, Serialize};
-use tessera_verify::{Jwks, VerifyError};
+use tessera_verify::{Jwks, ValidationError, VerifyError};
 
 /// The default scope of IBM tokens.
 pub const DEFAULT_SCOPE: &str = "ibm openid";
@@ -168,7 +168,7 @@ pub fn verify(
 ) -> Result<IbmClaims> {
     limits::bounded("token", token, limits::MAX_TOKEN)?;
     let map = jwks.verify(token, issuer, now).map_err(|e| match e {
-        VerifyError::Expired => Error::credential("the token has expired"),
+        VerifyError::Claims(ValidationError::Expired) => Error::credential("the token has expired"),
         _ => Error::credential(format!("the token is invalid: {e}")),
     })?;
     let claims: IbmClaims = serde_json::from_value(serde_json::Value::Object(map))

@@ -156,8 +156,7 @@ mod tests {
         let ibm = json!({"iam_id": "iam-ServiceId-1", "sub": "ServiceId-1", "sub_type": "ServiceId",
             "account": {"bss": "acc", "valid": true}, "scope": "ibm openid", "acr": 1,
             "exp": 100, "iss": "https://issuer"});
-        let caller =
-            VerifiedCaller::from_claims(TokenKind::Jwt, ibm.as_object().unwrap().clone());
+        let caller = VerifiedCaller::from_claims(TokenKind::Jwt, ibm.as_object().unwrap().clone());
         assert_eq!(caller.iam_id, "iam-ServiceId-1");
         assert_eq!(caller.sub_type, "ServiceId");
         assert_eq!(caller.account.as_deref(), Some("acc"));

@@ -4,8 +4,7 @@
 //! `t1.<base64url(JSON claims)>`; the claims name the signing key in `kid`, which is published
 //! in the same JWKS as the JWT keys. See `docs/yandex.md` for the claim set.
 
-use crate::jwk::check_time_and_issuer;
-use crate::{Jwks, KeyAlgorithm, VerifyError};
+use crate::{Jwks, KeyAlgorithm, Validation, VerifyError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
@@ -55,31 +54,28 @@ pub fn decode_iam_token_unverified(token: &str) -> Result<IamTokenParts<'_>, Ver
 }
 
 impl Jwks {
-    /// Verifies a `t1.` IAM token and its `exp` and `iss`; returns its claims.
+    /// Verifies a `t1.` IAM token and its claims with [`Validation::new`] and `issuer`;
+    /// returns its claims.
     pub fn verify_iam_token(
         &self,
         token: &str,
         issuer: &str,
         now: i64,
     ) -> Result<serde_json::Map<String, serde_json::Value>, VerifyError> {
-        if token.len() > MAX_IAM_TOKEN {
-            return Err(VerifyError::Malformed("too long"));
-        }
-        let body = token
-            .strip_prefix(IAM_TOKEN_PREFIX)
-            .ok_or(VerifyError::Malformed("IAM tokens start with t1."))?;
-        let (payload_b64, signature_b64) = body
-            .split_once('.')
-            .ok_or(VerifyError::Malformed("expected t1.<payload>.<signature>"))?;
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload_b64)
-            .map_err(|_| VerifyError::Malformed("payload encoding"))?;
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature_b64)
-            .map_err(|_| VerifyError::Malformed("signature encoding"))?;
-        let claims: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&payload).map_err(|_| VerifyError::Malformed("payload"))?;
-        let kid = claims
+        self.verify_iam_token_with(token, &Validation::new().with_issuer(issuer), now)
+    }
+
+    /// Verifies a `t1.` IAM token: the Ed25519 signature with the key named by its `kid`
+    /// claim, then the claims with `validation` at `now`; returns its claims.
+    pub fn verify_iam_token_with(
+        &self,
+        token: &str,
+        validation: &Validation,
+        now: i64,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, VerifyError> {
+        let parts = decode_iam_token_unverified(token)?;
+        let kid = parts
+            .claims
             .get("kid")
             .and_then(|v| v.as_str())
             .ok_or(VerifyError::UnknownKey)?;
@@ -87,9 +83,8 @@ impl Jwks {
         if key.algorithm() != KeyAlgorithm::EdDsa {
             return Err(VerifyError::AlgorithmMismatch);
         }
-        let signed = &token.as_bytes()[..IAM_TOKEN_PREFIX.len() + payload_b64.len()];
-        key.verify_signature(signed, &signature)?;
-        check_time_and_issuer(&claims, issuer, now)?;
-        Ok(claims)
+        key.verify_signature(parts.signed, &parts.signature)?;
+        validation.validate(&parts.claims, now)?;
+        Ok(parts.claims)
     }
 }

@@ -100,7 +100,11 @@ impl Introspector {
     }
 
     /// Asks the endpoint about `token` (or answers from the cache).
-    pub async fn introspect(&self, token: &str, now_ms: i64) -> Result<VerifiedCaller, VerifyError> {
+    pub async fn introspect(
+        &self,
+        token: &str,
+        now_ms: i64,
+    ) -> Result<VerifiedCaller, VerifyError> {
         let key: [u8; 32] = {
             let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
             let mut key = [0u8; 32];
@@ -151,7 +155,8 @@ impl Introspector {
     async fn ask(&self, token: &str, now_ms: i64) -> Result<Option<VerifiedCaller>, VerifyError> {
         let endpoint = &self.config.endpoint;
         let unavailable = |e: crate::FetchError| VerifyError::Unavailable(e.to_string());
-        let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let encode =
+            |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let request = self
             .fetcher
             .post(endpoint)
@@ -161,7 +166,11 @@ impl Introspector {
                 Some(encode(&self.config.client_secret)),
             )
             .form(&[("token", token)]);
-        let fetched = self.fetcher.send(endpoint, request).await.map_err(unavailable)?;
+        let fetched = self
+            .fetcher
+            .send(endpoint, request)
+            .await
+            .map_err(unavailable)?;
         let answer: Map<String, Value> = serde_json::from_slice(&fetched.body).map_err(|_| {
             VerifyError::Unavailable(format!("{endpoint} answered no introspection document"))
         })?;

@@ -1,7 +1,7 @@
 //! JSON Web Keys: parsing, export and the verifier each one becomes.
 
 use crate::jws::{decode_unverified, JwsParts};
-use crate::{VerifyError, LEEWAY};
+use crate::{Validation, VerifyError};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -223,11 +223,23 @@ impl Jwks {
         }
     }
 
-    /// Verifies a compact JWS and its time and issuer claims; returns the payload.
+    /// Verifies a compact JWS and its claims with [`Validation::new`] and `issuer`; returns
+    /// the payload.
     pub fn verify(
         &self,
         token: &str,
         issuer: &str,
+        now: i64,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, VerifyError> {
+        self.verify_with(token, &Validation::new().with_issuer(issuer), now)
+    }
+
+    /// Verifies a compact JWS: the signature with the key named by `kid`, then the claims
+    /// with `validation` at `now`; returns the payload.
+    pub fn verify_with(
+        &self,
+        token: &str,
+        validation: &Validation,
         now: i64,
     ) -> Result<serde_json::Map<String, serde_json::Value>, VerifyError> {
         let parts = decode_unverified(token)?;
@@ -237,31 +249,7 @@ impl Jwks {
         let claims: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(&parts.payload)
                 .map_err(|_| VerifyError::Malformed("payload"))?;
-        check_time_and_issuer(&claims, issuer, now)?;
+        validation.validate(&claims, now)?;
         Ok(claims)
     }
-}
-
-/// Checks `exp` (required), `nbf` (optional) and `iss` of verified claims.
-pub(crate) fn check_time_and_issuer(
-    claims: &serde_json::Map<String, serde_json::Value>,
-    issuer: &str,
-    now: i64,
-) -> Result<(), VerifyError> {
-    let exp = claims
-        .get("exp")
-        .and_then(|v| v.as_i64())
-        .ok_or(VerifyError::Malformed("exp"))?;
-    if exp + LEEWAY <= now {
-        return Err(VerifyError::Expired);
-    }
-    if let Some(nbf) = claims.get("nbf").and_then(|v| v.as_i64()) {
-        if nbf - LEEWAY > now {
-            return Err(VerifyError::NotYetValid);
-        }
-    }
-    if claims.get("iss").and_then(|v| v.as_str()) != Some(issuer) {
-        return Err(VerifyError::WrongIssuer);
-    }
-    Ok(())
 }

@@ -62,7 +62,13 @@ pub struct VerifyService<S> {
 pub fn challenge(error: &str, description: &str, scope: Option<&str>) -> HeaderValue {
     let clean = |s: &str| -> String {
         s.chars()
-            .map(|c| if c == '"' || c == '\\' || c.is_control() { '\'' } else { c })
+            .map(|c| {
+                if c == '"' || c == '\\' || c.is_control() {
+                    '\''
+                } else {
+                    c
+                }
+            })
             .collect()
     };
     let mut value = format!(

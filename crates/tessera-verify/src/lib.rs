@@ -4,7 +4,8 @@
 //! `/.well-known/jwks.json`), builds a [`Jwks`], and checks each presented JWT locally with
 //! [`Jwks::verify`]: the signature against the key named by `kid` (the algorithm comes from the
 //! key, never from the token header, so `alg: none` and HS256-with-a-public-key forgeries fail),
-//! then `exp`, `nbf` and `iss`. This crate needs neither the server nor the store; the server
+//! then the claims with a [`Validation`] (`exp` required, `nbf`, `iat`, `iss`, and with
+//! [`Jwks::verify_with`] audiences, required claims and a leeway of your choice). This crate needs neither the server nor the store; the server
 //! itself uses it for every token it is shown.
 //!
 //! `t1.` IAM tokens of the Yandex surface verify against the same key set with
@@ -22,11 +23,15 @@ mod iam_token;
 mod jwk;
 mod jws;
 mod validation;
-pub use validation::{Validation, ValidationError};
 
-pub use iam_token::{is_iam_token, IAM_TOKEN_PREFIX, MAX_IAM_TOKEN};
+pub use iam_token::{
+    decode_iam_token_unverified, is_iam_token, IamTokenParts, IAM_TOKEN_PREFIX, MAX_IAM_TOKEN,
+};
 pub use jwk::{Jwk, Jwks, KeyAlgorithm, VerifyingKey};
 pub use jws::{decode_unverified, JwsParts};
+pub use validation::{
+    LeewayOutOfRange, TimeClaims, Validation, ValidationError, LEEWAY, MAX_LEEWAY,
+};
 
 mod caller;
 mod clock;
@@ -81,12 +86,7 @@ pub enum VerifyError {
     AlgorithmMismatch,
     #[error("token signature is invalid")]
     BadSignature,
-    #[error("token has expired")]
-    Expired,
-    #[error("token is not yet valid")]
-    NotYetValid,
-    #[error("token was issued by another issuer")]
-    WrongIssuer,
+    /// The signature verified; the claims did not ([`Validation`]).
     #[error(transparent)]
     Claims(#[from] ValidationError),
     #[error("invalid key set: {0}")]
@@ -97,12 +97,14 @@ pub enum VerifyError {
     AlgorithmNotAllowed,
     #[error("token is not active")]
     Inactive,
+    /// Introspection could not answer (the endpoint down or answering nonsense).
     #[error("token could not be checked: {0}")]
     Unavailable(String),
 }
 
 impl VerifyError {
-    /// A short fixed word for metric labels and logs.
+    /// A short stable name of the reason, usable as a metric label (claim refusals give
+    /// [`ValidationError::reason`]).
     pub fn reason(&self) -> &'static str {
         match self {
             VerifyError::Malformed(_) => "malformed",
@@ -110,9 +112,6 @@ impl VerifyError {
             VerifyError::AlgorithmMismatch => "algorithm_mismatch",
             VerifyError::BadSignature => "bad_signature",
             VerifyError::Claims(e) => e.reason(),
-            VerifyError::Expired => "expired",
-            VerifyError::NotYetValid => "not_yet_valid",
-            VerifyError::WrongIssuer => "wrong_issuer",
             VerifyError::BadKeySet(_) => "bad_key_set",
             VerifyError::UntrustedIssuer => "untrusted_issuer",
             VerifyError::AlgorithmNotAllowed => "algorithm_not_allowed",
@@ -121,6 +120,3 @@ impl VerifyError {
         }
     }
 }
-
-/// Clock skew tolerated on `exp` and `nbf`, in seconds.
-pub const LEEWAY: i64 = 30;

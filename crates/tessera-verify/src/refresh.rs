@@ -118,7 +118,10 @@ mod tests {
         assert_eq!(policy.next_refresh(Some(0)), Duration::from_secs(60));
         assert_eq!(policy.next_refresh(Some(86_400)), Duration::from_secs(3600));
         assert_eq!(policy.next_refresh(None), Duration::from_secs(300));
-        assert_eq!(policy.next_refresh(Some(u64::MAX)), Duration::from_secs(3600));
+        assert_eq!(
+            policy.next_refresh(Some(u64::MAX)),
+            Duration::from_secs(3600)
+        );
         // A ceiling below the floor is read as the floor.
         let odd = RefreshPolicy {
             ceiling: Duration::from_secs(1),

@@ -410,7 +410,10 @@ mod tests {
         let token = issuer.sign(serde_json::json!({"sub": "a"}));
         issuer.set_down(true);
         let error = keys.refresh().await.unwrap_err();
-        assert!(matches!(error, FetchError::Status { status: 503, .. }), "{error}");
+        assert!(
+            matches!(error, FetchError::Status { status: 503, .. }),
+            "{error}"
+        );
         assert!(verifier.verify(&token).await.is_ok());
         assert_eq!(keys.stats().fetches_failed, 1);
         // The JWKS URL was forgotten: the next attempt discovers again, and succeeds.
@@ -428,7 +431,10 @@ mod tests {
             .build()
             .await
             .unwrap_err();
-        assert!(matches!(error, FetchError::Status { status: 404, .. }), "{error}");
+        assert!(
+            matches!(error, FetchError::Status { status: 404, .. }),
+            "{error}"
+        );
         let error = RemoteKeys::builder(KeySource::JwksUrl(format!(
             "{}/.well-known/openid-configuration",
             issuer.url()

@@ -49,7 +49,9 @@ pub struct FakeIssuer {
 
 impl std::fmt::Debug for FakeIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeIssuer").field("url", &self.url).finish()
+        f.debug_struct("FakeIssuer")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
@@ -165,7 +167,10 @@ impl FakeIssuer {
                     "kid": kid, "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref())})
             })
             .collect();
-        (serde_json::json!({ "keys": keys }).to_string(), state.max_age)
+        (
+            serde_json::json!({ "keys": keys }).to_string(),
+            state.max_age,
+        )
     }
 
     async fn answer(&self, mut stream: tokio::net::TcpStream) {
@@ -188,7 +193,8 @@ impl FakeIssuer {
                 ("200 OK", body, Some(max_age))
             }
         } else if path == "/.well-known/openid-configuration" && !self.down.load(Ordering::SeqCst) {
-            let doc = serde_json::json!({"issuer": self.url, "jwks_uri": format!("{}/jwks", self.url)});
+            let doc =
+                serde_json::json!({"issuer": self.url, "jwks_uri": format!("{}/jwks", self.url)});
             ("200 OK", doc.to_string(), None)
         } else {
             ("404 Not Found", String::new(), None)

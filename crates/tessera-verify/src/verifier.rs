@@ -215,7 +215,11 @@ enum Offline<'v> {
 fn read(token: &str) -> Result<Presented<'_>, VerifyError> {
     if is_iam_token(token) {
         let parts = decode_iam_token_unverified(token)?;
-        let kid = parts.claims.get("kid").and_then(Value::as_str).map(str::to_owned);
+        let kid = parts
+            .claims
+            .get("kid")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         return Ok(Presented {
             kind: TokenKind::IamToken,
             claims: parts.claims,
@@ -341,9 +345,7 @@ fn check(
     }
     match presented.alg.as_deref() {
         // A JWT's header must name the key's own algorithm.
-        Some(alg) if alg != key.algorithm().as_str() => {
-            return Err(VerifyError::AlgorithmMismatch)
-        }
+        Some(alg) if alg != key.algorithm().as_str() => return Err(VerifyError::AlgorithmMismatch),
         // `t1.` tokens are Ed25519 by definition.
         None if key.algorithm() != KeyAlgorithm::EdDsa => {
             return Err(VerifyError::AlgorithmMismatch)
@@ -352,5 +354,8 @@ fn check(
     }
     key.verify_signature(presented.signed, &presented.signature)?;
     entry.validation.validate(&presented.claims, now)?;
-    Ok(VerifiedCaller::from_claims(presented.kind, presented.claims))
+    Ok(VerifiedCaller::from_claims(
+        presented.kind,
+        presented.claims,
+    ))
 }
