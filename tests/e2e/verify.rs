@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tessera_client::api::admin::SigningKeyRotate;
+use tessera_client::api::token::IbmTokenRequest;
 use tessera_verify::{
     HttpOptions, InsufficientScope, IntrospectionConfig, Introspector, KeySource, RefreshPolicy,
     RemoteKeys, TrustedIssuer, VerifiedCaller, Verifier, VerifyError, VerifyLayer,
@@ -205,14 +206,31 @@ async fn a_resource_service_verifies_tokens_of_every_surface() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["iam_id"], user.iam_id);
     assert_eq!(body["sub_type"], "user");
-    let issued = server.client().token_from_apikey(&apikey).await.unwrap();
+    let (client_id, client_secret) = server.login_client().await;
+    let issued = server
+        .client()
+        .token_as_client(
+            &client_id,
+            &client_secret,
+            &IbmTokenRequest {
+                grant_type: APIKEY_GRANT.into(),
+                apikey: Some(apikey.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let refreshed = server
         .client()
-        .token(&tessera_client::api::token::IbmTokenRequest {
-            grant_type: "refresh_token".into(),
-            refresh_token: issued.refresh_token.clone(),
-            ..Default::default()
-        })
+        .token_as_client(
+            &client_id,
+            &client_secret,
+            &IbmTokenRequest {
+                grant_type: "refresh_token".into(),
+                refresh_token: issued.refresh_token.clone(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap()
         .access_token

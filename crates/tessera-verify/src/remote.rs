@@ -226,16 +226,18 @@ impl RemoteKeys {
         }
     }
 
-    /// Called when a token names a `kid` the set lacks: refetches unless another unknown kid
-    /// already did within the interval. Answers whether a fetch ran (or was joined).
-    pub async fn refresh_for_unknown_kid(&self, now_ms: i64) -> bool {
-        if !self.gate.try_claim(now_ms) {
-            return false;
+    /// Called when a token names a `kid` the set lacks; the caller looks the key up again
+    /// afterwards. The first such call per interval refetches; the others fetch nothing but wait
+    /// for a fetch in flight (the one another token of the same new key started), so the tokens
+    /// of a fresh key that arrive together all verify.
+    pub async fn refresh_for_unknown_kid(&self, now_ms: i64) {
+        if self.gate.try_claim(now_ms) {
+            self.unknown_kid_refetches.fetch_add(1, Ordering::Relaxed);
+            // A failure is already counted and logged; the last good set stays.
+            let _ = self.refresh().await;
+        } else {
+            drop(self.flight.lock().await);
         }
-        self.unknown_kid_refetches.fetch_add(1, Ordering::Relaxed);
-        // A failure is already counted and logged; the last good set stays.
-        let _ = self.refresh().await;
-        true
     }
 
     /// The same without waiting (for synchronous callers such as the tonic interceptor): the
