@@ -128,6 +128,113 @@ fn principals_are_built_only_by_authn() {
     );
 }
 
+/// Whether `code` compares an `exp` or `nbf` value by hand: the word `exp`/`nbf` (alone or as
+/// a field, `claims.exp`) next to `<`, `<=`, `>`, `>=`, or followed by `.saturating_…`/
+/// `.checked_…` arithmetic. `=>` and `->` are not comparisons; `"exp"` (a claim name) is not the
+/// word.
+fn compares_exp_or_nbf(code: &str) -> bool {
+    let bytes = code.as_bytes();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    for name in ["exp", "nbf"] {
+        let mut from = 0;
+        while let Some(found) = code[from..].find(name) {
+            let start = from + found;
+            let end = start + name.len();
+            from = end;
+            if (start > 0 && (word(bytes[start - 1]) || bytes[start - 1] == b'"'))
+                || bytes.get(end).is_some_and(|&b| word(b) || b == b'"')
+            {
+                continue;
+            }
+            let after = code[end..].trim_start();
+            // `claims.exp`, `self.grant.exp`: the comparison stands before the whole path.
+            let before = code[..start]
+                .trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                .trim_end();
+            let compared_after = (after.starts_with('<') || after.starts_with('>'))
+                && !after.starts_with("<<")
+                && !after.starts_with(">>");
+            let arithmetic_after =
+                after.starts_with(".saturating_") || after.starts_with(".checked_");
+            let compared_before = (before.ends_with('<')
+                || before.ends_with('>')
+                || before.ends_with("<=")
+                || before.ends_with(">="))
+                && !before.ends_with("=>")
+                && !before.ends_with("->");
+            if compared_after || arithmetic_after || compared_before {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Issue 16: claim validation has one implementation, `tessera_verify::Validation`. A
+/// hand-written `exp`/`nbf` comparison anywhere else (as the core, the server and the agent once
+/// had, each with its own skew) fails this test. Tests, fuzz targets and the benchmark may
+/// assert on times; production code asks `Validation`.
+#[test]
+fn claim_times_are_checked_only_by_validation() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "crates"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let mut found = Vec::new();
+    for path in files {
+        let relative = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        if relative.ends_with("crates/tessera-verify/src/validation.rs")
+            || relative.ends_with("_tests.rs")
+            || relative == "src/tidy.rs"
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        // Unit-test modules at the end of a file may assert on times.
+        let production = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (number, line) in production.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if compares_exp_or_nbf(code) {
+                found.push(format!("{relative}:{}: {}", number + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "exp/nbf compared outside tessera_verify::Validation:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_exp_comparison_detector_sees_what_it_should() {
+    for code in [
+        "if exp <= now {",
+        "if grant.exp <= now {",
+        "exp.saturating_add(SKEW) <= now",
+        "if now >= claims.exp {",
+        "nbf.checked_sub(1)",
+        "if now > nbf {",
+    ] {
+        assert!(compares_exp_or_nbf(code), "{code}");
+    }
+    for code in [
+        "PresentedToken::Jwt(c) => c.exp,",
+        "fn f() -> exp {",
+        "claims.get(\"exp\").and_then(Value::as_i64)",
+        "expires_in: claims.exp - claims.iat,",
+        "let exp = now + 3600;",
+        "if expires_at <= now {",
+    ] {
+        assert!(!compares_exp_or_nbf(code), "{code}");
+    }
+}
+
 /// The `cargo …` commands of a shell text, in order (comments and continuations aside).
 fn cargo_commands<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<String> {
     lines

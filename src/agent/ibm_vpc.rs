@@ -24,7 +24,7 @@ use tessera_core::jose::{self, SigningKey};
 use tessera_core::model::Algorithm;
 use tessera_core::service_account_jwt::pem;
 use tessera_server::rfc3339::from_unix as rfc3339;
-use tessera_verify::{decode_unverified, VerifyingKey};
+use tessera_verify::{decode_unverified, Validation, ValidationError, VerifyingKey};
 
 /// Instance identity tokens live 5 s to 1 h; 300 s when the request does not say.
 const MIN_EXPIRES_IN: i64 = 5;
@@ -40,6 +40,8 @@ pub struct InstanceIdentity {
     key: SigningKey,
     /// The public half, to recognise our own tokens before exchanging them.
     verifier: VerifyingKey,
+    /// What our own tokens' claims must say (issuer and audience, times with the leeway).
+    validation: Validation,
     issuer: String,
     instance_crn: String,
     audience: String,
@@ -71,12 +73,16 @@ impl InstanceIdentity {
         let verifier = key
             .verifying_key()
             .map_err(|e| anyhow!("ibm_vpc.key_file: {e}"))?;
+        let audience = config.audience.clone().unwrap_or_else(|| "iam".to_owned());
         Ok(InstanceIdentity {
             key,
             verifier,
+            validation: Validation::new()
+                .with_issuer(config.issuer.as_str())
+                .with_audiences([audience.as_str()]),
             issuer: config.issuer.clone(),
             instance_crn: config.instance_crn.clone(),
-            audience: config.audience.clone().unwrap_or_else(|| "iam".to_owned()),
+            audience,
             rng: SystemRandom::new(),
         })
     }
@@ -95,19 +101,17 @@ impl InstanceIdentity {
         self.verifier
             .verify_parts(&parts)
             .map_err(|_| invalid("its signature does not verify"))?;
-        let claims: Value = serde_json::from_slice(&parts.payload)
+        let claims: serde_json::Map<String, Value> = serde_json::from_slice(&parts.payload)
             .map_err(|_| invalid("its claims are not JSON"))?;
-        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
-            return Err(invalid("another issuer"));
-        }
-        let exp = claims
-            .get("exp")
-            .and_then(Value::as_i64)
-            .unwrap_or_default();
-        if exp <= unix_now() {
-            return Err(invalid("it has expired"));
-        }
-        Ok(())
+        self.validation
+            .validate(&claims, unix_now())
+            .map_err(|e| match e {
+                ValidationError::WrongIssuer => invalid("another issuer"),
+                ValidationError::Expired | ValidationError::MissingClaim(_) => {
+                    invalid("it has expired")
+                }
+                other => invalid(&other.to_string()),
+            })
     }
 
     fn mint(&self, expires_in: i64) -> Result<(String, i64, i64), VpcError> {

@@ -371,14 +371,29 @@ async fn cr_token_refusals_issue_nothing() {
     let good = key.sign(&k8s_claims(ISSUER_URL, "prod", "billing"));
     let (status, body) = cr_exchange(&s.server, &good, &[("profile_id", &profile)]).await;
     assert_eq!(status, 200, "{body}");
+    // Expired 10 s ago: inside the one leeway (tessera_verify::LEEWAY, 30 s), still accepted.
+    let mut lately = k8s_claims(ISSUER_URL, "prod", "billing");
+    lately["exp"] = json!(now() - 10);
+    let (status, body) =
+        cr_exchange(&s.server, &key.sign(&lately), &[("profile_id", &profile)]).await;
+    assert_eq!(status, 200, "{body}");
     let issued = issued_cr_tokens(&s.server).await;
-    assert_eq!(issued, 1);
+    assert_eq!(issued, 2);
 
     let refuse = |status: u16, code: &'static str, needle: &'static str| (status, code, needle);
     let mut expired = k8s_claims(ISSUER_URL, "prod", "billing");
     expired["exp"] = json!(now() - 120);
     let mut audience = k8s_claims(ISSUER_URL, "prod", "billing");
     audience["aud"] = json!(["vault"]);
+    // Past the leeway: expired.
+    let mut past_leeway = k8s_claims(ISSUER_URL, "prod", "billing");
+    past_leeway["exp"] = json!(now() - 45);
+    let mut future = k8s_claims(ISSUER_URL, "prod", "billing");
+    future["iat"] = json!(now() + 120);
+    let mut nbf_text = k8s_claims(ISSUER_URL, "prod", "billing");
+    nbf_text["nbf"] = json!("0");
+    let mut exp_text = k8s_claims(ISSUER_URL, "prod", "billing");
+    exp_text["exp"] = json!((now() + 600).to_string());
     let other_key = TestKey::new("k8s-rsa-1", Algorithm::Rs256);
     let unknown_kid = TestKey::new("k8s-rsa-2", Algorithm::Rs256);
     // Flip a character in the middle of the signature (still valid base64url).
@@ -394,6 +409,23 @@ async fn cr_token_refusals_issue_nothing() {
         (
             key.sign(&audience),
             refuse(400, "BXNIM0407E", "aud does not name an audience"),
+        ),
+        (
+            key.sign(&past_leeway),
+            refuse(400, "BXNIM0407E", "the compute resource token has expired"),
+        ),
+        (
+            key.sign(&future),
+            refuse(400, "BXNIM0407E", "issued in the future"),
+        ),
+        // Claims of the wrong JSON type are refused, not ignored.
+        (
+            key.sign(&nbf_text),
+            refuse(400, "BXNIM0407E", "nbf claim has the wrong JSON type"),
+        ),
+        (
+            key.sign(&exp_text),
+            refuse(400, "BXNIM0407E", "no numeric exp claim"),
         ),
         (
             other_key.sign(&k8s_claims(ISSUER_URL, "prod", "billing")),

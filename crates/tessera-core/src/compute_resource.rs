@@ -18,6 +18,7 @@ use crate::model::{ClaimCondition, ClaimOperator, ClaimRule, ComputeResourceLink
 use crate::model::{TrustedIssuer, TrustedProfile};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use tessera_verify::{Validation, ValidationError};
 
 /// The only claim-rule type evaluated for compute resources.
 pub const RULE_TYPE_CR: &str = "Profile-CR";
@@ -32,9 +33,6 @@ const KUBERNETES_DEFAULTS: [(&str, &str); 3] = [
     ("name", "kubernetes.io.serviceaccount.name"),
     ("pod", "kubernetes.io.pod.name"),
 ];
-
-/// Clock skew tolerated on a compute-resource token's `exp`, `nbf` and `iat`, in seconds.
-pub const CR_TOKEN_SKEW: i64 = 60;
 
 /// A workload, as its verified token describes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,68 +135,47 @@ fn scalar_text(value: &Value) -> Option<String> {
     }
 }
 
-/// Why a token's time or audience claims are refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenClaimsError {
-    MissingExp,
-    Expired,
-    NotYetValid,
-    IssuedInFuture,
-    WrongAudience,
-}
-
-impl TokenClaimsError {
-    pub fn message(self) -> &'static str {
-        match self {
-            TokenClaimsError::MissingExp => "the compute resource token has no numeric exp claim",
-            TokenClaimsError::Expired => "the compute resource token has expired",
-            TokenClaimsError::NotYetValid => "the compute resource token is not valid yet (nbf)",
-            TokenClaimsError::IssuedInFuture => {
-                "the compute resource token is issued in the future (iat)"
-            }
-            TokenClaimsError::WrongAudience => {
-                "the compute resource token's aud does not name an audience of its trusted issuer"
-            }
+/// The refusal message of a compute-resource token's claims (never quoting a claim's value).
+pub fn claims_refusal(error: &ValidationError) -> String {
+    match error {
+        ValidationError::MissingClaim(name) if name == "exp" => {
+            "the compute resource token has no numeric exp claim".into()
         }
+        ValidationError::WrongType("exp") => {
+            "the compute resource token has no numeric exp claim".into()
+        }
+        ValidationError::Expired => "the compute resource token has expired".into(),
+        ValidationError::NotYetValid => "the compute resource token is not valid yet (nbf)".into(),
+        ValidationError::IssuedInFuture => {
+            "the compute resource token is issued in the future (iat)".into()
+        }
+        ValidationError::WrongAudience => {
+            "the compute resource token's aud does not name an audience of its trusted issuer"
+                .into()
+        }
+        ValidationError::WrongType(name) => {
+            format!("the compute resource token's {name} claim has the wrong JSON type")
+        }
+        other => format!("the compute resource token's claims are refused: {other}"),
     }
 }
 
-/// Checks `exp` (required), `nbf` and `iat` (optional) with [`CR_TOKEN_SKEW`], and that `aud`
-/// (a string or an array) names one of `audiences`.
+/// Checks the claims with [`Validation`]: `exp` (required), `nbf` and `iat` (when present)
+/// with the default leeway, the JSON types of the registered claims, and that `aud` (a string
+/// or an array) names one of `audiences`.
 pub fn check_token_claims(
     claims: &Map<String, Value>,
     audiences: &[String],
     now: crate::UnixTime,
-) -> Result<(), TokenClaimsError> {
-    let exp = claims
-        .get("exp")
-        .and_then(Value::as_i64)
-        .ok_or(TokenClaimsError::MissingExp)?;
-    // Saturating: the values come from the token, and i64::MAX must not wrap into the past.
-    if exp.saturating_add(CR_TOKEN_SKEW) <= now {
-        return Err(TokenClaimsError::Expired);
+) -> Result<(), ValidationError> {
+    let validation = Validation::new().with_audiences(audiences.iter().map(String::as_str));
+    // An empty audience list is no constraint for `Validation`; for a trusted issuer it means
+    // no token is meant for Tessera.
+    if audiences.is_empty() {
+        validation.validate(claims, now)?;
+        return Err(ValidationError::WrongAudience);
     }
-    if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64) {
-        if nbf.saturating_sub(CR_TOKEN_SKEW) > now {
-            return Err(TokenClaimsError::NotYetValid);
-        }
-    }
-    if let Some(iat) = claims.get("iat").and_then(Value::as_i64) {
-        if iat.saturating_sub(CR_TOKEN_SKEW) > now {
-            return Err(TokenClaimsError::IssuedInFuture);
-        }
-    }
-    let named = |a: &Value| a.as_str().is_some_and(|a| audiences.iter().any(|x| x == a));
-    let ok = match claims.get("aud") {
-        Some(Value::String(_)) => claims.get("aud").is_some_and(named),
-        Some(Value::Array(list)) => list.iter().any(named),
-        _ => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(TokenClaimsError::WrongAudience)
-    }
+    validation.validate(claims, now)
 }
 
 /// A compute resource whose token was verified with its trusted issuer's keys: only
@@ -250,7 +227,7 @@ pub fn verify_token(
         ))
     })?;
     check_token_claims(claims, &issuer.audiences, now).map_err(|e| {
-        let message = e.message();
+        let message = claims_refusal(&e);
         let mut chars = message.chars();
         let capitalized: String = match chars.next() {
             Some(first) => first.to_uppercase().chain(chars).collect(),
@@ -749,18 +726,18 @@ mod tests {
         let claims = k8s_claims();
         let iam = vec!["iam".to_owned()];
         assert_eq!(check_token_claims(&claims, &iam, 1500), Ok(()));
-        assert_eq!(check_token_claims(&claims, &iam, 2059), Ok(()));
+        assert_eq!(check_token_claims(&claims, &iam, 2029), Ok(()));
         assert_eq!(
-            check_token_claims(&claims, &iam, 2060),
-            Err(TokenClaimsError::Expired)
+            check_token_claims(&claims, &iam, 2030),
+            Err(ValidationError::Expired)
         );
         assert_eq!(
             check_token_claims(&claims, &iam, 900),
-            Err(TokenClaimsError::IssuedInFuture)
+            Err(ValidationError::IssuedInFuture)
         );
         assert_eq!(
             check_token_claims(&claims, &["other".to_owned()], 1500),
-            Err(TokenClaimsError::WrongAudience)
+            Err(ValidationError::WrongAudience)
         );
         let mut single = claims.clone();
         single.insert("aud".into(), json!("iam"));
@@ -768,19 +745,19 @@ mod tests {
         single.remove("aud");
         assert_eq!(
             check_token_claims(&single, &iam, 1500),
-            Err(TokenClaimsError::WrongAudience)
+            Err(ValidationError::WrongAudience)
         );
         let mut nbf = claims.clone();
         nbf.insert("nbf".into(), json!(1700));
         assert_eq!(
             check_token_claims(&nbf, &iam, 1500),
-            Err(TokenClaimsError::NotYetValid)
+            Err(ValidationError::NotYetValid)
         );
         let mut no_exp = claims;
         no_exp.remove("exp");
         assert_eq!(
             check_token_claims(&no_exp, &iam, 1500),
-            Err(TokenClaimsError::MissingExp)
+            Err(ValidationError::MissingClaim("exp".into()))
         );
     }
 }

@@ -91,9 +91,16 @@ pub fn open(token: &str, key: &SealingKey, now: UnixTime) -> Result<RefreshGrant
     let sealed = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
     let plain = key.open(PURPOSE, &sealed).map_err(|_| invalid())?;
     let grant: RefreshGrant = serde_json::from_slice(&plain).map_err(|_| invalid())?;
-    if grant.exp <= now {
-        return Err(Error::credential("The refresh token has expired."));
-    }
+    // No leeway: the grant is sealed by this installation and carries its own expiry, which no
+    // other clock needs to be forgiven for.
+    let times = tessera_verify::TimeClaims {
+        exp: Some(grant.exp),
+        ..Default::default()
+    };
+    tessera_verify::Validation::new()
+        .without_leeway()
+        .validate_times(times, now)
+        .map_err(|_| Error::credential("The refresh token has expired."))?;
     Ok(grant)
 }
 

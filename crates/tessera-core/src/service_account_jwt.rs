@@ -12,15 +12,14 @@ use crate::UnixTime;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{self, KeyPair, ParsedPublicKey, RsaKeyPair};
-use serde::Deserialize;
+use serde_json::{Map, Value};
 use std::fmt;
+use tessera_verify::{Validation, ValidationError};
 
 /// Longest service-account JWT accepted (the Yandex limit).
 pub const MAX_JWT: usize = 8000;
 /// Longest lifetime (`exp - iat`) of a service-account JWT.
 pub const MAX_JWT_LIFETIME: i64 = 3600;
-/// Clock skew tolerated on `iat` and `exp`: the SDK does not backdate `iat`.
-pub const CLOCK_SKEW: i64 = 60;
 /// The audience every Yandex SDK uses by default.
 pub const CANONICAL_AUDIENCE: &str = "https://iam.api.cloud.yandex.net/iam/v1/tokens";
 
@@ -109,29 +108,8 @@ pub fn pem_decode(label: &str, text: &str) -> Option<Vec<u8>> {
     STANDARD.decode(body).ok()
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Audience {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Deserialize)]
-struct Claims {
-    iss: Option<String>,
-    aud: Option<Audience>,
-    iat: Option<serde_json::Value>,
-    exp: Option<serde_json::Value>,
-}
-
 fn unauthenticated(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidCredential, message)
-}
-
-fn seconds(name: &str, value: Option<serde_json::Value>) -> Result<UnixTime> {
-    value
-        .and_then(|n| n.as_i64())
-        .ok_or_else(|| unauthenticated(format!("JWT claim {name} must be an integer")))
 }
 
 /// What a verified service-account JWT proves: which authorized key signed it, for which
@@ -222,60 +200,76 @@ fn check_claims(
     now: UnixTime,
 ) -> Result<SignedByKey> {
     let kid = key.record.id.as_str();
-    let claims: Claims = serde_json::from_slice(&parts.payload)
+    let claims: Map<String, Value> = serde_json::from_slice(&parts.payload)
         .map_err(|_| unauthenticated("the JWT claims are not a valid JSON object"))?;
-    let iss = claims
-        .iss
-        .ok_or_else(|| unauthenticated("the JWT has no iss (the service account id)"))?;
-    if iss != key.record.service_account_id {
-        return Err(unauthenticated(format!(
-            "authorized key {kid} does not belong to service account {:?}",
-            truncate(&iss)
-        )));
+    // The Yandex rule on top of any-of matching: one audience, as a string or a one-element
+    // array.
+    if claims
+        .get("aud")
+        .and_then(Value::as_array)
+        .is_some_and(|list| list.len() != 1)
+    {
+        return Err(unauthenticated(
+            "the JWT aud must be a string or a one-element array",
+        ));
     }
-    let aud = match claims.aud {
-        Some(Audience::One(aud)) => aud,
-        Some(Audience::Many(mut list)) if list.len() == 1 => list.remove(0),
-        Some(Audience::Many(_)) => {
-            return Err(unauthenticated(
-                "the JWT aud must be a string or a one-element array",
-            ))
+    let validation = Validation::new()
+        .with_issuer(key.record.service_account_id.as_str())
+        .with_audiences(audiences.iter().map(String::as_str))
+        .require_claims(["iss", "aud", "iat"])
+        .with_max_lifetime(MAX_JWT_LIFETIME);
+    validation.validate(&claims, now).map_err(|e| match e {
+        ValidationError::MissingClaim(name) if name == "iss" => {
+            unauthenticated("the JWT has no iss (the service account id)")
         }
-        None => return Err(unauthenticated("the JWT has no aud")),
-    };
-    if !audiences.contains(&aud) {
-        return Err(unauthenticated(format!(
+        ValidationError::MissingClaim(name) if name == "aud" => {
+            unauthenticated("the JWT has no aud")
+        }
+        ValidationError::MissingClaim(name) => {
+            unauthenticated(format!("JWT claim {name} must be an integer"))
+        }
+        ValidationError::WrongType(name @ ("iat" | "exp" | "nbf")) => {
+            unauthenticated(format!("JWT claim {name} must be an integer"))
+        }
+        ValidationError::WrongType("aud") => {
+            unauthenticated("the JWT aud must be a string or a one-element array")
+        }
+        ValidationError::WrongType(name) => {
+            unauthenticated(format!("JWT claim {name} must be a string"))
+        }
+        ValidationError::WrongIssuer => unauthenticated(format!(
+            "authorized key {kid} does not belong to service account {:?}",
+            truncate(claim_text(&claims, "iss"))
+        )),
+        ValidationError::WrongAudience => unauthenticated(format!(
             "the JWT aud {:?} is not an accepted audience of this server (accepted: {})",
-            truncate(&aud),
+            truncate(claim_text(&claims, "aud")),
             audiences.join(", ")
-        )));
-    }
-    let iat = seconds("iat", claims.iat)?;
-    let exp = seconds("exp", claims.exp)?;
-    if exp <= iat {
-        return Err(unauthenticated("the JWT exp is not after its iat"));
-    }
-    // `exp - iat` of attacker-chosen values can overflow (iat = i64::MIN): an overflow is a
-    // lifetime beyond any limit.
-    let lifetime = exp.checked_sub(iat);
-    if lifetime.is_none_or(|lifetime| lifetime > MAX_JWT_LIFETIME) {
-        return Err(unauthenticated(match lifetime {
+        )),
+        ValidationError::ExpNotAfterIat => unauthenticated("the JWT exp is not after its iat"),
+        ValidationError::LifetimeTooLong { lifetime, max } => unauthenticated(match lifetime {
             Some(lifetime) => {
-                format!("the JWT lifetime (exp - iat = {lifetime} s) exceeds {MAX_JWT_LIFETIME} s")
+                format!("the JWT lifetime (exp - iat = {lifetime} s) exceeds {max} s")
             }
-            None => format!("the JWT lifetime (exp - iat) exceeds {MAX_JWT_LIFETIME} s"),
-        }));
-    }
-    if exp.saturating_add(CLOCK_SKEW) <= now {
-        return Err(unauthenticated("the JWT has expired"));
-    }
-    if iat > now.saturating_add(CLOCK_SKEW) {
-        return Err(unauthenticated("the JWT iat is in the future"));
-    }
+            None => format!("the JWT lifetime (exp - iat) exceeds {max} s"),
+        }),
+        ValidationError::Expired => unauthenticated("the JWT has expired"),
+        ValidationError::NotYetValid => unauthenticated("the JWT is not valid yet (nbf)"),
+        ValidationError::IssuedInFuture => unauthenticated("the JWT iat is in the future"),
+    })?;
     Ok(SignedByKey {
         key_id: key.record.id.clone(),
         service_account_id: key.record.service_account_id.clone(),
     })
+}
+
+/// The text of a string claim, or of the single string of an array (the `aud` of a refusal).
+fn claim_text<'c>(claims: &'c Map<String, Value>, name: &str) -> &'c str {
+    match claims.get(name) {
+        Some(Value::String(text)) => text,
+        Some(Value::Array(list)) => list.first().and_then(Value::as_str).unwrap_or_default(),
+        _ => "",
+    }
 }
 
 /// Caps attacker-controlled text quoted in messages.
@@ -417,10 +411,28 @@ mod tests {
     }
 
     #[test]
-    fn allows_small_clock_skew() {
+    fn allows_the_leeway_of_clock_skew_and_no_more() {
         let (dir, signer) = fixture();
-        let c = serde_json::json!({"iss": SA, "aud": AUD, "iat": 1030, "exp": 1090});
+        let iat = 1000 + tessera_verify::LEEWAY;
+        let c = serde_json::json!({"iss": SA, "aud": AUD, "iat": iat, "exp": iat + 60});
         assert!(check(&dir, &sign(&signer, &header(), &c), 1000).is_ok());
+        let c = serde_json::json!({"iss": SA, "aud": AUD, "iat": iat + 1, "exp": iat + 60});
+        let err = check(&dir, &sign(&signer, &header(), &c), 1000).unwrap_err();
+        assert!(err.message().contains("future"), "{}", err.message());
+        let c = serde_json::json!({"iss": SA, "aud": AUD, "iat": 900, "exp": 1000});
+        assert!(check(
+            &dir,
+            &sign(&signer, &header(), &c),
+            1000 + tessera_verify::LEEWAY - 1
+        )
+        .is_ok());
+        let err = check(
+            &dir,
+            &sign(&signer, &header(), &c),
+            1000 + tessera_verify::LEEWAY,
+        )
+        .unwrap_err();
+        assert!(err.message().contains("expired"), "{}", err.message());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Steps: read `iss` from the (unverified) payload only to find the trusted issuers by their
 //! exact URL (unique per account, so possibly one per account); verify the signature with each
-//! issuer's keys (by `kid`, or the only key), then `exp`, `nbf`, `iat` (60 s skew) and `aud`
+//! issuer's keys (by `kid`, or the only key), then `exp`, `nbf`, `iat` (`tessera_verify::LEEWAY`) and `aud`
 //! ([`compute_resource::verify_token`]); build the [`ComputeResource`]; select the profile
 //! (`profile_id`, `profile_crn` or `profile_name` in the issuer's account, or else the single
 //! profile of that account that admits the resource); check that the profile admits it (a link

@@ -534,7 +534,7 @@ async fn cr_token_grant_refuses_a_token_expired_at_the_clock() {
     let app = TestApp::at(T0).await;
     let account = app.account("acme").await;
     let (key, _) = cluster(&app, &account).await;
-    // Issued two hours ago for one hour: past its expiry and the 60 s of skew.
+    // Issued two hours ago for one hour: past its expiry and the leeway.
     let token = cr_token(&key, T0 - 2 * HOUR);
     refused(
         app.token(&[("grant_type", GRANT_CR_TOKEN), ("cr_token", &token)])
