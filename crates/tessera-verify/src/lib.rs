@@ -11,6 +11,21 @@
 //! `t1.` IAM tokens of the Yandex surface verify against the same key set with
 //! [`Jwks::verify_iam_token`].
 //!
+//! # For resource services
+//!
+//! A [`Verifier`] holds a trust map issuer → ([`Keys`], audiences, algorithms, leeway) and
+//! answers a [`VerifiedCaller`] (or a [`VerifyError`] whose [`VerifyError::reason`] is a metric
+//! label). Keys are static ([`Jwks`]) or, with the `http` feature, a `RemoteKeys` cache fed by
+//! OIDC discovery or a JWKS URL: lock-free reads, one fetch in flight, `Cache-Control: max-age`
+//! within a floor and a ceiling, at most one refetch per issuer per interval for unknown kids
+//! (rules in [`refresh`]), the last good set kept (and optionally persisted) when the issuer is
+//! down, and an SSRF guard (`HttpOptions::allow_private`). Opaque and foreign tokens go to
+//! RFC 7662 introspection with the `introspection` feature. Integrations: `tower`
+//! (`VerifyLayer`, runnable example in its docs), `axum` (the `VerifiedCaller` extractor and
+//! `403 insufficient_scope`), `tonic` (`VerifyInterceptor`); `testkit` has a fake rotating
+//! issuer. Metrics names are in [`metrics`]. `examples/resource-service/` at the repository
+//! root is a complete axum service.
+//!
 //! ```no_run
 //! # fn demo(jwks_json: &str, token: &str, now: i64) -> Result<(), tessera_verify::VerifyError> {
 //! let jwks = tessera_verify::Jwks::from_json(jwks_json)?;
