@@ -148,6 +148,8 @@ impl Fetcher {
             .timeout(options.timeout)
             .connect_timeout(options.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would reach the addresses the guard refuses.
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver {
                 guard: guard.clone(),
             }))
