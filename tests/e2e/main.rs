@@ -33,6 +33,9 @@
 //! - `password`: the password grant, TOTP MFA (enrolment, codes, replay) and brute-force throttling.
 //! - `observability`: `/metrics` content (help and type, process, snapshot, keys, throttling,
 //!   gRPC status), the scope of `--log-level`, OTLP traces reaching a receiver.
+//! - `verify`: `tessera-verify` in a resource service (axum layer on a real socket): every
+//!   token surface, forgeries, forced rotations under load, the unknown-`kid` fetch limit, an
+//!   issuer outage and persisted keys, introspection and its cache, the tonic interceptor.
 //! - `agent`: the workload metadata agent (`tessera agent`) as a real process beside a real
 //!   server: GCE paths, host mode, ID tokens, the IBM VPC flavour, server outage and recovery.
 //!
@@ -66,5 +69,6 @@ mod password;
 mod profiles;
 mod security_log;
 mod tls;
+mod verify;
 mod yandex;
 mod yandex_credentials;

@@ -34,7 +34,7 @@ async fn introspect(
 
 /// Mints a token with the server's own active key but `iat`/`exp` in the past: what a client
 /// holds an hour after it was issued.
-async fn expired_token(server: &TestServer, iam_id: &str) -> String {
+pub(crate) async fn expired_token(server: &TestServer, iam_id: &str) -> String {
     use tessera_core::directory::{Entity, EntityKind};
     let master_text = std::fs::read_to_string(server.data_dir().join("master.key")).unwrap();
     let master_bytes = {

@@ -18,6 +18,41 @@ pub fn is_iam_token(token: &str) -> bool {
     token.starts_with(IAM_TOKEN_PREFIX)
 }
 
+/// A `t1.` token split into its parts. Nothing in it is trusted yet.
+#[derive(Debug)]
+pub struct IamTokenParts<'a> {
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// `t1.<base64url(claims)>`: the bytes the signature covers.
+    pub signed: &'a [u8],
+    pub signature: Vec<u8>,
+}
+
+/// Splits and decodes a `t1.` token without verifying it.
+pub fn decode_iam_token_unverified(token: &str) -> Result<IamTokenParts<'_>, VerifyError> {
+    if token.len() > MAX_IAM_TOKEN {
+        return Err(VerifyError::Malformed("too long"));
+    }
+    let body = token
+        .strip_prefix(IAM_TOKEN_PREFIX)
+        .ok_or(VerifyError::Malformed("IAM tokens start with t1."))?;
+    let (payload_b64, signature_b64) = body
+        .split_once('.')
+        .ok_or(VerifyError::Malformed("expected t1.<payload>.<signature>"))?;
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload_b64)
+        .map_err(|_| VerifyError::Malformed("payload encoding"))?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature_b64)
+        .map_err(|_| VerifyError::Malformed("signature encoding"))?;
+    let claims: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&payload).map_err(|_| VerifyError::Malformed("payload"))?;
+    Ok(IamTokenParts {
+        claims,
+        signed: &token.as_bytes()[..IAM_TOKEN_PREFIX.len() + payload_b64.len()],
+        signature,
+    })
+}
+
 impl Jwks {
     /// Verifies a `t1.` IAM token and its claims with [`Validation::new`] and `issuer`;
     /// returns its claims.
@@ -38,24 +73,9 @@ impl Jwks {
         validation: &Validation,
         now: i64,
     ) -> Result<serde_json::Map<String, serde_json::Value>, VerifyError> {
-        if token.len() > MAX_IAM_TOKEN {
-            return Err(VerifyError::Malformed("too long"));
-        }
-        let body = token
-            .strip_prefix(IAM_TOKEN_PREFIX)
-            .ok_or(VerifyError::Malformed("IAM tokens start with t1."))?;
-        let (payload_b64, signature_b64) = body
-            .split_once('.')
-            .ok_or(VerifyError::Malformed("expected t1.<payload>.<signature>"))?;
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload_b64)
-            .map_err(|_| VerifyError::Malformed("payload encoding"))?;
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature_b64)
-            .map_err(|_| VerifyError::Malformed("signature encoding"))?;
-        let claims: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&payload).map_err(|_| VerifyError::Malformed("payload"))?;
-        let kid = claims
+        let parts = decode_iam_token_unverified(token)?;
+        let kid = parts
+            .claims
             .get("kid")
             .and_then(|v| v.as_str())
             .ok_or(VerifyError::UnknownKey)?;
@@ -63,9 +83,8 @@ impl Jwks {
         if key.algorithm() != KeyAlgorithm::EdDsa {
             return Err(VerifyError::AlgorithmMismatch);
         }
-        let signed = &token.as_bytes()[..IAM_TOKEN_PREFIX.len() + payload_b64.len()];
-        key.verify_signature(signed, &signature)?;
-        validation.validate(&claims, now)?;
-        Ok(claims)
+        key.verify_signature(parts.signed, &parts.signature)?;
+        validation.validate(&parts.claims, now)?;
+        Ok(parts.claims)
     }
 }
