@@ -596,7 +596,8 @@ async fn an_issuer_outage_keeps_the_last_good_keys_even_across_a_restart() {
     let (verifier, keys) =
         proxied_verifier(&server, &proxy, Duration::from_secs(1), Some(&saved)).await;
     let token = server.admin_token().await;
-    assert!(verifier.verify(&token).await.is_ok());
+    let first = verifier.verify(&token).await;
+    assert!(first.is_ok(), "{first:?}");
     assert!(saved.exists(), "the fetched key set is persisted");
 
     proxy.down.store(true, Ordering::SeqCst);
@@ -686,8 +687,8 @@ async fn opaque_tokens_go_to_introspection_with_a_short_cache() {
         .await
         .unwrap();
     let opaque = issued["refresh_token"].as_str().unwrap();
-    let (status, _, body) = call(&http, &whoami, Some(opaque)).await;
-    assert_eq!(status, 200, "{body}");
+    let (status, challenge, body) = call(&http, &whoami, Some(opaque)).await;
+    assert_eq!(status, 200, "{body} {challenge:?}");
     assert_eq!(body["kind"], "Introspected");
     assert_eq!(body["iam_id"], sa.iam_id);
     assert_eq!(proxy.count("/identity/introspect"), 1);

@@ -90,7 +90,12 @@ impl Introspector {
     pub fn new(config: IntrospectionConfig) -> Result<Self, crate::FetchError> {
         let fetcher = Fetcher::new(&config.http)?;
         fetcher.check_url(&config.endpoint)?;
-        let validation = Validation::new().with_audiences(config.audiences.clone());
+        // An empty list means "not checked" here; to `Validation` it would refuse every token.
+        let validation = if config.audiences.is_empty() {
+            Validation::new()
+        } else {
+            Validation::new().with_audiences(config.audiences.clone())
+        };
         Ok(Introspector {
             config,
             fetcher,

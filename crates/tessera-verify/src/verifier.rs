@@ -72,12 +72,20 @@ pub enum ConfigError {
     NoAlgorithm(String),
 }
 
+/// Which `aud` an issuer's tokens must carry: one of a list (an empty list refuses every
+/// token, as [`Validation::with_audiences`] does), or any and none.
+#[derive(Debug, Clone)]
+enum Audiences {
+    Listed(Vec<String>),
+    Any,
+}
+
 /// One entry of the trust map. Built with [`TrustedIssuer::new`].
 #[derive(Debug, Clone)]
 pub struct TrustedIssuer {
     issuer: String,
     keys: Keys,
-    audiences: Option<Vec<String>>,
+    audiences: Option<Audiences>,
     algorithms: Vec<KeyAlgorithm>,
     leeway: Option<i64>,
 }
@@ -97,13 +105,15 @@ impl TrustedIssuer {
 
     /// Accept tokens whose `aud` is (or contains) one of these; a token without `aud` fails.
     pub fn audiences<I: IntoIterator<Item = S>, S: Into<String>>(mut self, audiences: I) -> Self {
-        self.audiences = Some(audiences.into_iter().map(Into::into).collect());
+        self.audiences = Some(Audiences::Listed(
+            audiences.into_iter().map(Into::into).collect(),
+        ));
         self
     }
 
     /// Accept tokens of any or no audience (Tessera's own IBM and `t1.` tokens carry none).
     pub fn any_audience(mut self) -> Self {
-        self.audiences = Some(Vec::new());
+        self.audiences = Some(Audiences::Any);
         self
     }
 
@@ -159,9 +169,10 @@ impl VerifierBuilder {
             if trusted.algorithms.is_empty() {
                 return Err(ConfigError::NoAlgorithm(name));
             }
-            let mut validation = Validation::new()
-                .with_issuer(name.clone())
-                .with_audiences(audiences);
+            let mut validation = Validation::new().with_issuer(name.clone());
+            if let Audiences::Listed(audiences) = audiences {
+                validation = validation.with_audiences(audiences);
+            }
             if let Some(leeway) = trusted.leeway {
                 validation = validation
                     .with_leeway(leeway)
