@@ -707,16 +707,22 @@ async fn login_on_a_terminal_hides_the_key_and_asks_before_replacing() {
     assert!(!top.contains("--apikey"), "{top}");
 }
 
-#[tokio::test]
-async fn ids_in_either_spelling_and_names() {
-    let server = TestServer::start().await;
+/// A CLI home (config directory) logged in to `server` as its bootstrap administrator.
+fn logged_in_as_admin(server: &TestServer) -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
-    let config = home.path();
     ok(cli(
-        config,
+        home.path(),
         &["login", "--endpoint", &server.url],
         &[("TESSERA_APIKEY", ADMIN_KEY)],
     ));
+    home
+}
+
+#[tokio::test]
+async fn ids_in_either_spelling_and_names() {
+    let server = TestServer::start().await;
+    let home = logged_in_as_admin(&server);
+    let config = home.path();
     let run = |args: &[&str]| cli(config, args, &[]);
     let sa: ServiceAccountView = json_of(run(&[
         "iam",
@@ -849,13 +855,8 @@ async fn ids_in_either_spelling_and_names() {
 #[tokio::test]
 async fn profiles_by_name_and_users_by_email() {
     let server = TestServer::start().await;
-    let home = tempfile::tempdir().unwrap();
+    let home = logged_in_as_admin(&server);
     let config = home.path();
-    ok(cli(
-        config,
-        &["login", "--endpoint", &server.url],
-        &[("TESSERA_APIKEY", ADMIN_KEY)],
-    ));
     let run = |args: &[&str]| cli(config, args, &[]);
     let profile: Value = json_of(run(&[
         "iam", "profile", "create", "--name", "by-name", "-o", "json",
@@ -932,13 +933,8 @@ async fn profiles_by_name_and_users_by_email() {
 #[tokio::test]
 async fn tables_fit_the_terminal_and_never_a_pipe() {
     let server = TestServer::start().await;
-    let home = tempfile::tempdir().unwrap();
+    let home = logged_in_as_admin(&server);
     let config = home.path();
-    ok(cli(
-        config,
-        &["login", "--endpoint", &server.url],
-        &[("TESSERA_APIKEY", ADMIN_KEY)],
-    ));
     let long = "d".repeat(120);
     ok(cli(
         config,
