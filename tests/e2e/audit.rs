@@ -2,35 +2,18 @@
 //! else's; filters by account, actor, action and time; paging by event id.
 
 use crate::harness::*;
-use serde_json::{json, Value};
 
 /// An identity of `account` holding `role` on it, and its token.
-async fn member(server: &TestServer, admin: &str, account: &str, role: &str) -> (String, String) {
-    let sa = server
-        .create(
-            admin,
-            "service_accounts",
-            json!({"name": format!("{role}-of-{account}"), "account_id": account}),
-        )
-        .await;
-    let iam_id = sa["iam_id"].as_str().unwrap().to_owned();
-    server
-        .create(
-            admin,
-            "access_bindings",
-            json!({"subject_iam_id": iam_id, "role": role, "resource": format!("account/{account}")}),
-        )
-        .await;
-    let key = server
-        .create(
-            admin,
-            "api_keys",
-            json!({"owner_iam_id": iam_id, "name": "k"}),
-        )
-        .await;
-    let token = server.token(key["apikey"].as_str().unwrap()).await;
-    (iam_id, token)
+async fn member_token(
+    server: &TestServer,
+    admin: &str,
+    account: &str,
+    role: &str,
+) -> (String, String) {
+    let (iam_id, key) = member(server, admin, account, role).await;
+    (iam_id, server.token(&key).await)
 }
+use serde_json::{json, Value};
 
 async fn audit(server: &TestServer, token: &str, query: &str) -> (u16, Value) {
     server.admin_get(&format!("/v1/audit{query}"), token).await
@@ -56,9 +39,9 @@ async fn account_administrators_read_their_accounts_events_only() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (admin_a, admin_a_token) = member(&server, &admin, &a, "admin").await;
-    let (_, viewer_a_token) = member(&server, &admin, &a, "viewer").await;
-    let (_, admin_b_token) = member(&server, &admin, &b, "admin").await;
+    let (admin_a, admin_a_token) = member_token(&server, &admin, &a, "admin").await;
+    let (_, viewer_a_token) = member_token(&server, &admin, &a, "viewer").await;
+    let (_, admin_b_token) = member_token(&server, &admin, &b, "admin").await;
     // Written by the account's administrator: a service account, a cut-off of its tokens, a
     // binding made and removed.
     let sa = server

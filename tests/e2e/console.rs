@@ -122,35 +122,6 @@ fn assert_security_headers(page: &Page) {
     assert_eq!(page.headers["referrer-policy"], "no-referrer");
 }
 
-/// A service account in `account` holding `role` on it, and its API key.
-async fn member(server: &TestServer, admin: &str, account: &str, role: &str) -> (String, String) {
-    let sa = server
-        .create(
-            admin,
-            "service_accounts",
-            json!({"name": format!("{role}-sa"), "account_id": account}),
-        )
-        .await;
-    let iam_id = sa["iam_id"].as_str().unwrap().to_owned();
-    if !role.is_empty() {
-        server
-            .create(
-                admin,
-                "access_bindings",
-                json!({"subject_iam_id": iam_id, "role": role, "resource": format!("account/{account}")}),
-            )
-            .await;
-    }
-    let key = server
-        .create(
-            admin,
-            "api_keys",
-            json!({"owner_iam_id": iam_id, "name": "k"}),
-        )
-        .await;
-    (iam_id, key["apikey"].as_str().unwrap().to_owned())
-}
-
 async fn new_account(server: &TestServer, admin: &str, name: &str) -> String {
     server
         .create(admin, "accounts", json!({"name": name}))

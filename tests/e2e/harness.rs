@@ -682,6 +682,23 @@ pub async fn service_account_in(
         .unwrap_or_else(|e| panic!("create service account {name}: {e}"))
 }
 
+/// A service account in `account` holding `role` on it (`""`: no binding), created with the
+/// administrator token `admin`, and an API key of it: (iam id, key).
+pub async fn member(
+    server: &TestServer,
+    admin: &str,
+    account: &str,
+    role: &str,
+) -> (String, String) {
+    let admin = server.client().with_token(admin.to_owned());
+    let sa = service_account_in(&admin, Some(account), &format!("member {role}")).await;
+    if !role.is_empty() {
+        bind(&admin, &sa.iam_id, role, &format!("account/{account}")).await;
+    }
+    let key = api_key_of(&admin, &sa.iam_id, "k").await;
+    (sa.iam_id, key)
+}
+
 /// A new API key named `name` of `owner_iam_id`, created by `caller`: the key itself.
 pub async fn api_key_of(caller: &tessera_client::Client, owner_iam_id: &str, name: &str) -> String {
     caller
