@@ -12,7 +12,10 @@ use serde_json::{json, Value};
 struct Browser {
     http: reqwest::Client,
     base: String,
+    /// The session cookie's value.
     cookie: Option<String>,
+    /// The sign-in form's cookie (its CSRF challenge).
+    sign_in_cookie: Option<String>,
 }
 
 struct Page {
@@ -49,13 +52,22 @@ impl Browser {
                 .unwrap(),
             base: server.url.clone(),
             cookie: None,
+            sign_in_cookie: None,
         }
     }
 
     async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
-        let request = match &self.cookie {
-            Some(value) => request.header("cookie", format!("tessera_console={value}")),
-            None => request,
+        let mut cookies = Vec::new();
+        if let Some(value) = &self.cookie {
+            cookies.push(format!("tessera_console={value}"));
+        }
+        if let Some(value) = &self.sign_in_cookie {
+            cookies.push(format!("tessera_console_sign_in={value}"));
+        }
+        let request = if cookies.is_empty() {
+            request
+        } else {
+            request.header("cookie", cookies.join("; "))
         };
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
@@ -65,6 +77,10 @@ impl Browser {
             if let Some(rest) = set.strip_prefix("tessera_console=") {
                 let value = rest.split(';').next().unwrap();
                 self.cookie = (!value.is_empty()).then(|| value.to_owned());
+            }
+            if let Some(rest) = set.strip_prefix("tessera_console_sign_in=") {
+                let value = rest.split(';').next().unwrap();
+                self.sign_in_cookie = (!value.is_empty()).then(|| value.to_owned());
             }
         }
         let body = response.text().await.unwrap();
@@ -85,14 +101,22 @@ impl Browser {
         self.send(request).await
     }
 
+    /// Posts the sign-in form as a browser does: first served the form (its cookie and CSRF
+    /// token), then posting it with `fields`.
+    async fn sign_in(&mut self, fields: &[(&str, &str)]) -> Page {
+        let form = self.get("/console/sign-in").await;
+        assert_eq!(form.status, 200, "{}", form.body);
+        let csrf = form.csrf();
+        let mut posted = vec![("csrf", csrf.as_str())];
+        posted.extend_from_slice(fields);
+        self.post("/console/sign-in", &posted).await
+    }
+
     /// Signs in with an API key, asserting success.
     async fn signed_in(server: &TestServer, apikey: &str) -> Browser {
         let mut browser = Browser::new(server);
         let page = browser
-            .post(
-                "/console/sign-in",
-                &[("method", "apikey"), ("apikey", apikey)],
-            )
+            .sign_in(&[("method", "apikey"), ("apikey", apikey)])
             .await;
         assert_eq!(page.status, 303, "sign-in: {}", page.body);
         assert_eq!(page.location(), "/console/");
@@ -106,6 +130,20 @@ impl Browser {
         assert_eq!(page.status, 200, "{}", page.body);
         page.csrf()
     }
+}
+
+/// A page without the values of its CSRF fields (fresh on every sign-in page).
+fn without_csrf(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some(at) = rest.find("name=\"csrf\" value=\"") {
+        let value_at = at + "name=\"csrf\" value=\"".len();
+        out.push_str(&rest[..value_at]);
+        rest = &rest[value_at..];
+        rest = &rest[rest.find('"').unwrap_or(0)..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn assert_security_headers(page: &Page) {
@@ -174,16 +212,13 @@ async fn api_key_sign_in_refuses_a_wrong_key_alike_and_sign_out_ends_the_session
     let server = TestServer::in_process().await;
     let mut stranger = Browser::new(&server);
     let unknown = stranger
-        .post(
-            "/console/sign-in",
-            &[
+        .sign_in(&[
                 ("method", "apikey"),
                 ("apikey", "no-such-key-0123456789abcdefghij"),
-            ],
-        )
+            ])
         .await;
     let empty = stranger
-        .post("/console/sign-in", &[("method", "apikey"), ("apikey", "")])
+        .sign_in(&[("method", "apikey"), ("apikey", "")])
         .await;
     assert_eq!(unknown.status, 401);
     assert_eq!(empty.status, 401);
@@ -194,10 +229,7 @@ async fn api_key_sign_in_refuses_a_wrong_key_alike_and_sign_out_ends_the_session
 
     let mut browser = Browser::new(&server);
     let page = browser
-        .post(
-            "/console/sign-in",
-            &[("method", "apikey"), ("apikey", ADMIN_KEY)],
-        )
+        .sign_in(&[("method", "apikey"), ("apikey", ADMIN_KEY)])
         .await;
     assert_eq!(page.status, 303);
     let set = page.headers[SET_COOKIE].to_str().unwrap();
@@ -248,27 +280,22 @@ async fn password_sign_in_says_nothing_of_whether_the_user_exists() {
         ]
     };
     let wrong = browser
-        .post(
-            "/console/sign-in",
-            &attempt("ann@example.com", "wrong-password-1"),
-        )
+        .sign_in(&attempt("ann@example.com", "wrong-password-1"))
         .await;
     let nobody = browser
-        .post(
-            "/console/sign-in",
-            &attempt("nobody@example.com", "wrong-password-1"),
-        )
+        .sign_in(&attempt("nobody@example.com", "wrong-password-1"))
         .await;
     assert_eq!(wrong.status, 401);
     assert_eq!(nobody.status, wrong.status);
-    assert_eq!(nobody.body, wrong.body, "the same page for both");
+    assert_eq!(
+        without_csrf(&nobody.body),
+        without_csrf(&wrong.body),
+        "the same page for both (but for the fresh form token)"
+    );
     assert!(browser.cookie.is_none());
 
     let good = browser
-        .post(
-            "/console/sign-in",
-            &attempt("ann@example.com", "ann-password-0123"),
-        )
+        .sign_in(&attempt("ann@example.com", "ann-password-0123"))
         .await;
     assert_eq!(good.status, 303, "{}", good.body);
     let home = browser.get("/console/").await;
@@ -331,6 +358,112 @@ async fn every_form_needs_the_sessions_csrf_token_and_a_same_site_origin() {
     // A sign-out without the token is refused too.
     let out = browser.post("/console/sign-out", &[]).await;
     assert_eq!(out.status, 403);
+}
+
+/// A renewed session revokes the token it replaces: a stolen copy of an earlier cookie (or its
+/// token, used as a bearer of the admin API) stops working at the renewal.
+#[tokio::test]
+async fn a_renewal_kills_the_earlier_cookie() {
+    let server = TestServer::in_process().await;
+    let mut browser = Browser::signed_in(&server, ADMIN_KEY).await;
+    let stolen = browser.cookie.clone().unwrap();
+    let stolen_token = stolen.splitn(4, '.').nth(3).unwrap().to_owned();
+    let (status, _) = server
+        .admin(Method::GET, "/v1/whoami", &stolen_token, None)
+        .await;
+    assert_eq!(status, 200, "the session's token is a bearer token");
+
+    server.advance(std::time::Duration::from_secs(6 * 60)).await;
+    let home = browser.get("/console/").await;
+    assert_eq!(home.status, 200);
+    let renewed = browser.cookie.clone().unwrap();
+    assert_ne!(renewed, stolen, "renewed");
+
+    let mut thief = Browser::new(&server);
+    thief.cookie = Some(stolen);
+    let page = thief.get("/console/").await;
+    assert_eq!(page.status, 303, "the earlier cookie is dead: {}", page.body);
+    assert_eq!(page.location(), "/console/sign-in");
+    let (status, _) = server
+        .admin(Method::GET, "/v1/whoami", &stolen_token, None)
+        .await;
+    assert_eq!(status, 401, "and so is its token");
+    assert_eq!(browser.get("/console/").await.status, 200, "the owner goes on");
+}
+
+/// However much it is used, a session ends eight hours after the sign-in.
+#[tokio::test]
+async fn a_session_ends_eight_hours_after_the_sign_in() {
+    let server = TestServer::in_process().await;
+    let mut browser = Browser::signed_in(&server, ADMIN_KEY).await;
+    // Used every 14 minutes (each use within the idle lifetime), for 7 h 56 min.
+    for step in 1..=34 {
+        server.advance(std::time::Duration::from_secs(14 * 60)).await;
+        let home = browser.get("/console/").await;
+        assert_eq!(home.status, 200, "step {step}: {}", home.body);
+    }
+    server.advance(std::time::Duration::from_secs(4 * 60)).await;
+    let home = browser.get("/console/").await;
+    assert_eq!(home.status, 303, "eight hours on: over");
+    assert_eq!(home.location(), "/console/sign-in");
+    let csrf_form = browser.post("/console/sign-out", &[("csrf", "x")]).await;
+    assert_eq!(csrf_form.status, 401);
+    assert!(csrf_form.body.contains("more than 8 hours old"), "{}", csrf_form.body);
+    // Signing in again starts a new session.
+    let again = browser.sign_in(&[("method", "apikey"), ("apikey", ADMIN_KEY)]).await;
+    assert_eq!(again.status, 303);
+    assert_eq!(browser.get("/console/").await.status, 200);
+}
+
+/// Login CSRF: a sign-in form posted from another site (here: without the sign-in cookie,
+/// which `SameSite=Strict` keeps from cross-site posts, and without `Sec-Fetch-Site`, as an
+/// older browser sends it) must not sign the victim's browser in as the attacker.
+#[tokio::test]
+async fn a_sign_in_needs_the_forms_own_csrf_token_and_cookie() {
+    let server = TestServer::in_process().await;
+    let key = [("method", "apikey"), ("apikey", ADMIN_KEY)];
+    let mut victim = Browser::new(&server);
+    let forged = victim.post("/console/sign-in", &key).await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert!(forged.body.contains("sign-in form has expired or did not come from this console"));
+    assert!(victim.cookie.is_none(), "no session");
+
+    // The attacker's own form token, without its cookie, in the victim's browser.
+    let mut attacker = Browser::new(&server);
+    let form = attacker.get("/console/sign-in").await;
+    let set = form.headers[SET_COOKIE].to_str().unwrap();
+    for attribute in ["tessera_console_sign_in=", "HttpOnly", "SameSite=Strict", "Max-Age=600"] {
+        assert!(set.contains(attribute), "{set}");
+    }
+    let token = form.csrf();
+    let mut posted = vec![("csrf", token.as_str())];
+    posted.extend_from_slice(&key);
+    let forged = victim.post("/console/sign-in", &posted).await;
+    assert_eq!(forged.status, 403);
+    assert!(victim.cookie.is_none());
+    // The victim's own cookie with the attacker's token: still refused.
+    let _ = victim.get("/console/sign-in").await;
+    assert!(victim.sign_in_cookie.is_some());
+    let forged = victim.post("/console/sign-in", &posted).await;
+    assert_eq!(forged.status, 403);
+    assert!(victim.cookie.is_none());
+
+    // A form served eleven minutes ago has expired.
+    let mut slow = Browser::new(&server);
+    let form = slow.get("/console/sign-in").await;
+    server.advance(std::time::Duration::from_secs(11 * 60)).await;
+    let token = form.csrf();
+    let mut posted = vec![("csrf", token.as_str())];
+    posted.extend_from_slice(&key);
+    let late = slow.post("/console/sign-in", &posted).await;
+    assert_eq!(late.status, 403, "{}", late.body);
+    assert!(slow.cookie.is_none());
+
+    // The form as served, posted back: signed in, and the challenge is spent.
+    let page = attacker.sign_in(&key).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert!(attacker.cookie.is_some());
+    assert!(attacker.sign_in_cookie.is_none(), "the sign-in cookie is cleared");
 }
 
 #[tokio::test]

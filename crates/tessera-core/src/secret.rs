@@ -31,6 +31,10 @@ pub enum SecretPurpose {
     OAuthToken,
     /// The admin console's anti-CSRF token of a session.
     ConsoleCsrf,
+    /// The admin console's tag of a session's id and sign-in time (so neither can be edited).
+    ConsoleSession,
+    /// The admin console's anti-CSRF token of the sign-in form (before there is a session).
+    ConsoleSignIn,
 }
 
 impl SecretPurpose {
@@ -40,6 +44,8 @@ impl SecretPurpose {
             SecretPurpose::ClientSecret => b"tessera client secret\0",
             SecretPurpose::OAuthToken => b"tessera oauth token\0",
             SecretPurpose::ConsoleCsrf => b"tessera console csrf\0",
+            SecretPurpose::ConsoleSession => b"tessera console session\0",
+            SecretPurpose::ConsoleSignIn => b"tessera console sign-in\0",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! (`authz::authorize`) is asked only whether to draw a write control.
 
 use super::backend::{with_query, AdminApi, Refusal};
+use super::{details, forms};
 use super::pages::{self, csrf, page, render, table, text};
 use super::resources::{self, Resource};
 use super::session::{self, Form, Session};
@@ -26,16 +27,24 @@ type Params = Query<HashMap<String, String>>;
 
 /// How many objects a list page shows.
 const PAGE: usize = 50;
+/// The admin API's list filters a list page passes on (besides `account_id`).
+const LIST_FILTERS: [&str; 5] = [
+    "owner_iam_id",
+    "service_account_id",
+    "subject_iam_id",
+    "source_iam_id",
+    "resource",
+];
 
-fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> &'a str {
+pub(super) fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> &'a str {
     params.get(name).map(|v| v.trim()).unwrap_or("")
 }
 
-fn refused(session: &Session, refusal: Refusal) -> Response {
+pub(super) fn refused(session: &Session, refusal: Refusal) -> Response {
     pages::error_page(Some(session), refusal.status, &refusal.message)
 }
 
-fn may(state: &AppState, session: &Session, action: &Action<'_>) -> bool {
+pub(super) fn may(state: &AppState, session: &Session, action: &Action<'_>) -> bool {
     authz::authorize(&state.snapshot.directory(), &session.principal, action).is_ok()
 }
 
@@ -66,7 +75,7 @@ fn may_create(state: &AppState, session: &Session, resource: &Resource, account:
 }
 
 /// The store key of a listed object (OAuth clients are keyed `<account>/<id>`).
-fn store_key(kind: EntityKind, row: &Value) -> String {
+pub(super) fn store_key(kind: EntityKind, row: &Value) -> String {
     let id = text(&row["id"]);
     match (kind, row["account_id"].as_str()) {
         (EntityKind::Client, Some(account)) => format!("{account}/{id}"),
@@ -75,7 +84,7 @@ fn store_key(kind: EntityKind, row: &Value) -> String {
 }
 
 /// Whether the model lets the session delete the object with `key`.
-async fn may_delete(state: &AppState, session: &Session, kind: EntityKind, key: &str) -> bool {
+pub(super) async fn may_delete(state: &AppState, session: &Session, kind: EntityKind, key: &str) -> bool {
     match state.store.find(kind, key).await {
         Ok(Some(entity)) => may(state, session, &Action::Delete(&entity)),
         _ => false,
@@ -88,10 +97,26 @@ pub async fn sign_in_form(State(state): State<AppState>, headers: HeaderMap) -> 
     if session::resume(&state, &headers, state.clock.now()).is_ok() {
         return Redirect::to("/console/").into_response();
     }
-    render(StatusCode::OK, sign_in_page(None))
+    sign_in_answer(&state, StatusCode::OK, None)
 }
 
-fn sign_in_page(error: Option<&str>) -> Markup {
+/// The sign-in page with `error`, and a fresh sign-in challenge (cookie and form token).
+fn sign_in_answer(state: &AppState, status: StatusCode, error: Option<&str>) -> Response {
+    let (value, token) = match session::sign_in_challenge(state, state.clock.now()) {
+        Ok(challenge) => challenge,
+        Err(e) => {
+            return pages::error_page(None, StatusCode::SERVICE_UNAVAILABLE, e.message());
+        }
+    };
+    let mut response = render(status, sign_in_page(&token, error));
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        session::set_sign_in_cookie(state, Some(&value)),
+    );
+    response
+}
+
+fn sign_in_page(csrf: &str, error: Option<&str>) -> Markup {
     page(
         None,
         "Sign in",
@@ -101,6 +126,7 @@ fn sign_in_page(error: Option<&str>) -> Markup {
                 section aria-labelledby="with-key" {
                     h2 id="with-key" { "With an API key" }
                     form method="post" action="/console/sign-in" {
+                        input type="hidden" name="csrf" value=(csrf);
                         input type="hidden" name="method" value="apikey";
                         div.field {
                             label for="apikey" { "API key" }
@@ -112,6 +138,7 @@ fn sign_in_page(error: Option<&str>) -> Markup {
                 section aria-labelledby="with-password" {
                     h2 id="with-password" { "With a password" }
                     form method="post" action="/console/sign-in" {
+                        input type="hidden" name="csrf" value=(csrf);
                         input type="hidden" name="method" value="password";
                         div.field {
                             label for="username" { "E-mail or user id" }
@@ -144,7 +171,8 @@ pub async fn sign_in(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let failed = |status: StatusCode, message: &str| render(status, sign_in_page(Some(message)));
+    let failed =
+        |status: StatusCode, message: &str| sign_in_answer(&state, status, Some(message));
     if let Err(e) = session::same_site(&headers) {
         return failed(StatusCode::FORBIDDEN, &e.to_string());
     }
@@ -152,8 +180,13 @@ pub async fn sign_in(
         Ok(form) => form,
         Err(e) => return failed(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    let peer = peer.map(|Extension(PeerAddr(addr))| addr.ip());
     let now = state.clock.now();
+    // Before any credential is looked at: a sign-in forged from elsewhere (login CSRF) has
+    // neither the sign-in cookie nor its token.
+    if let Err(e) = session::check_sign_in(&state, &headers, form.get("csrf"), now) {
+        return failed(StatusCode::FORBIDDEN, &e.to_string());
+    }
+    let peer = peer.map(|Extension(PeerAddr(addr))| addr.ip());
     let result = match form.get("method") {
         Some("apikey") => {
             let apikey = form.get("apikey").unwrap_or("");
@@ -202,10 +235,13 @@ pub async fn sign_in(
     match session::start(&state, &principal, now) {
         Ok(value) => {
             let mut response = Redirect::to("/console/").into_response();
-            response.headers_mut().insert(
+            let headers = response.headers_mut();
+            headers.insert(
                 header::SET_COOKIE,
                 session::set_cookie(&state, Some(&value)),
             );
+            // The challenge is spent.
+            headers.append(header::SET_COOKIE, session::set_sign_in_cookie(&state, None));
             response
         }
         Err(e) => failed(StatusCode::SERVICE_UNAVAILABLE, e.message()),
@@ -261,7 +297,7 @@ pub async fn home(
 
 // ---- collections ----
 
-fn unknown(session: &Session) -> Response {
+pub(super) fn unknown(session: &Session) -> Response {
     pages::error_page(
         Some(session),
         StatusCode::NOT_FOUND,
@@ -286,10 +322,15 @@ pub async fn list(
     // A search reads further than one page.
     let limit = if search.is_empty() { PAGE + 1 } else { 1000 };
     let limit = limit.to_string();
-    let path = with_query(
-        resource.api,
-        &[("account_id", account), ("after", after), ("limit", &limit)],
-    );
+    // The admin API's own list filters (a detail page links to its related objects with them).
+    let filters: Vec<(&str, &str)> = LIST_FILTERS
+        .iter()
+        .map(|name| (*name, param(&params, name)))
+        .filter(|(_, value)| !value.is_empty())
+        .collect();
+    let mut query = vec![("account_id", account), ("after", after), ("limit", &limit)];
+    query.extend(filters.iter().copied());
+    let path = with_query(resource.api, &query);
     let listed = match api
         .call(&ctx, &session.token, Method::GET, &path, None)
         .await
@@ -335,7 +376,12 @@ pub async fn list(
         account
     };
     let can_create = !resource.create.is_empty() && may_create(&state, &session, resource, scope);
-    let next = rows.last().map(|row| store_key(resource.kind, row));
+    let next_href = rows.last().map(|row| {
+        let after = store_key(resource.kind, row);
+        let mut query = vec![("account_id", account), ("after", after.as_str())];
+        query.extend(filters.iter().copied());
+        with_query(&format!("/console/r/{}", resource.slug), &query)
+    });
     let body = html! {
         form.filters method="get" action={ "/console/r/" (resource.slug) } role="search" {
             div.field {
@@ -346,28 +392,43 @@ pub async fn list(
                 label for="account_id" { "Account id" }
                 input id="account_id" name="account_id" type="text" value=(account);
             }
+            @for (name, value) in &filters {
+                input type="hidden" name=(name) value=(value);
+            }
             button type="submit" { "Search" }
+        }
+        @if !filters.is_empty() {
+            p role="status" {
+                "Only those with "
+                @for (i, (name, value)) in filters.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    code { (name) " = " (value) }
+                }
+                ". " a href={ "/console/r/" (resource.slug) } { "Show all" }
+            }
         }
         (table(resource.title, resource.columns, &rows, |row| {
             let key = store_key(resource.kind, row);
             let allowed = deletable.iter().any(|(k, ok)| *k == key && *ok);
             html! {
+                a href=(details::row_href(resource, row)) { "Details" span.visually-hidden { " " (text(&row["id"])) } }
                 @if allowed {
+                    " "
                     a.danger href=(delete_href(resource, row)) { "Delete" span.visually-hidden { " " (text(&row["id"])) } }
                 }
             }
         }))
         @if more {
-            @if let Some(next) = next {
-                p { a rel="next" href=(with_query(&format!("/console/r/{}", resource.slug), &[("account_id", account), ("after", &next)])) { "Next page" } }
+            @if let Some(next) = &next_href {
+                p { a rel="next" href=(next) { "Next page" } }
             }
         }
-        @if can_create { (pages::create_form(&session, resource)) }
+        @if can_create { (pages::create_form(&session, resource, None, None, 1)) }
     };
     render(StatusCode::OK, page(Some(&session), resource.title, body))
 }
 
-fn delete_href(resource: &Resource, row: &Value) -> String {
+pub(super) fn delete_href(resource: &Resource, row: &Value) -> String {
     let id = text(&row["id"]);
     let id = percent_encoding::utf8_percent_encode(&id, percent_encoding::NON_ALPHANUMERIC);
     let base = format!("/console/r/{}/{id}/delete", resource.slug);
@@ -378,7 +439,7 @@ fn delete_href(resource: &Resource, row: &Value) -> String {
 }
 
 /// The admin API path of one object (`?account_id=` addresses an OAuth client).
-fn object_path(resource: &Resource, id: &str, account: &str) -> String {
+pub(super) fn object_path(resource: &Resource, id: &str, account: &str) -> String {
     let id = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
     let base = format!("{}/{id}", resource.api);
     match resource.kind {
@@ -404,23 +465,34 @@ pub async fn create(
             "The console does not create these; use the admin API or the CLI.",
         );
     }
-    let mut body = serde_json::Map::new();
-    for field in resource.create {
-        if let Some(value) = form.get(field.name) {
-            body.insert(field.name.to_owned(), Value::String(value.to_owned()));
-        }
+    // "More rows" of the trusted-profile editor: the form again, nothing sent.
+    if resource.trust_editor && form.get("more").is_some() {
+        return render(
+            StatusCode::OK,
+            page(
+                Some(&session),
+                &format!("Create {}", resource.noun),
+                pages::create_form(&session, resource, Some(&form), None, 3),
+            ),
+        );
     }
+    let body = forms::request_body(resource, &form);
     let created = match api
-        .call(
-            &ctx,
-            &session.token,
-            Method::POST,
-            resource.api,
-            Some(&Value::Object(body)),
-        )
+        .call(&ctx, &session.token, Method::POST, resource.api, Some(&body))
         .await
     {
         Ok(created) => created,
+        // Bad input: the admin API's message next to the form, the values kept.
+        Err(refusal) if refusal.status == StatusCode::BAD_REQUEST => {
+            return render(
+                StatusCode::BAD_REQUEST,
+                page(
+                    Some(&session),
+                    &format!("Create {}", resource.noun),
+                    pages::create_form(&session, resource, Some(&form), Some(&refusal.message), 1),
+                ),
+            );
+        }
         Err(refusal) => return refused(&session, refusal),
     };
     let secret = html! {
@@ -580,7 +652,13 @@ pub async fn audit(
             }
             button type="submit" { "Filter" }
         }
-        (table("Audit events, newest first", &columns, &events, |_| html! {}))
+        (table("Audit events, newest first", &columns, &events, |event| {
+            let href = with_query(
+                &format!("/console/audit/{}", text(&event["id"])),
+                &[("account_id", param(&params, "account_id"))],
+            );
+            html! { a href=(href) { "Details" span.visually-hidden { " of event " (text(&event["id"])) } } }
+        }))
         @if let Some(older) = &older {
             p { a rel="next" href=(older) { "Older events" } }
         }

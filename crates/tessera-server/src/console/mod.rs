@@ -16,6 +16,8 @@
 //! the stylesheet and the one small script are embedded with `include_str!`.
 
 mod backend;
+mod details;
+mod forms;
 mod handlers;
 mod pages;
 mod resources;
@@ -50,6 +52,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/console/", get(handlers::home))
         .route("/console/sign-out", post(handlers::sign_out))
         .route("/console/audit", get(handlers::audit))
+        .route("/console/audit/{id}", get(details::audit_event))
         .route("/console/signing-keys", get(handlers::signing_keys))
         .route("/console/signing-keys/rotate", post(handlers::rotate))
         .route(
@@ -60,10 +63,13 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/console/r/{slug}",
             get(handlers::list).post(handlers::create),
         )
+        .route("/console/r/{slug}/{id}", get(details::object))
         .route(
             "/console/r/{slug}/{id}/delete",
             get(handlers::confirm_delete).post(handlers::delete),
         )
+        .route("/console/r/{slug}/{id}/mfa", post(details::account_mfa))
+        .route("/console/r/{slug}/{id}/totp", post(details::user_totp))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             session::require_session,

@@ -2,8 +2,9 @@
 //! views, forms with the session's CSRF token, confirmations, errors). maud escapes every
 //! interpolated value; nothing here is inline script or style (the CSP forbids both).
 
+use super::forms::TrustRows;
 use super::resources::{Field, Input, Resource, RESOURCES};
-use super::session::Session;
+use super::session::{Form, Session};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
@@ -127,32 +128,48 @@ pub fn table(
     }
 }
 
-/// The create form of `resource`.
-pub fn create_form(session: &Session, resource: &Resource) -> Markup {
+/// The create form of `resource`; `kept` holds the values of a refused attempt (shown again,
+/// passwords excepted) and `error` the admin API's message, next to the form. `spare` empty
+/// rows of each kind are added to the trusted-profile editor.
+pub fn create_form(
+    session: &Session,
+    resource: &Resource,
+    kept: Option<&Form>,
+    error: Option<&str>,
+    spare: usize,
+) -> Markup {
+    let empty = Form::default();
+    let kept = kept.unwrap_or(&empty);
     html! {
         section aria-labelledby="create" {
             h2 id="create" { "Create " (resource.noun) }
+            @if let Some(error) = error {
+                p.error role="alert" id="create-error" { (error) }
+            }
             form method="post" action={ "/console/r/" (resource.slug) } {
                 (csrf(session))
-                @for field in resource.create { (input(field)) }
+                @for field in resource.create { (input(field, kept.get(field.name).unwrap_or(""))) }
+                @if resource.trust_editor { (TrustRows::from_form(kept).editor(spare)) }
                 button type="submit" { "Create " (resource.noun) }
             }
         }
     }
 }
 
-fn input(field: &Field) -> Markup {
+fn input(field: &Field, current: &str) -> Markup {
     let id = format!("f-{}", field.name);
     html! {
         div.field {
             label for=(id) { (field.label) @if field.required { " (required)" } }
             @match field.input {
-                Input::Text => input id=(id) name=(field.name) type="text" required[field.required] autocomplete="off";
+                Input::Text => input id=(id) name=(field.name) type="text" required[field.required] value=(current) autocomplete="off";
+                // A password is never rendered back.
                 Input::Password => input id=(id) name=(field.name) type="password" required[field.required] autocomplete="new-password";
+                Input::Json | Input::Lines => textarea id=(id) name=(field.name) rows="4" required[field.required] spellcheck="false" { (current) }
                 Input::Choice(options) => {
                     select id=(id) name=(field.name) required[field.required] {
                         @for (value, meaning) in options() {
-                            option value=(value) { (value) " — " (meaning) }
+                            option value=(value) selected[value == current] { (value) " — " (meaning) }
                         }
                     }
                 }

@@ -18,6 +18,11 @@ pub struct Field {
 pub enum Input {
     Text,
     Password,
+    /// A JSON value (a textarea); text that is not JSON is sent as a string, for the admin API
+    /// to refuse with its own message.
+    Json,
+    /// A list of strings, one a line (a textarea).
+    Lines,
     /// A choice among values, each with its meaning.
     Choice(fn() -> Vec<(&'static str, &'static str)>),
 }
@@ -37,6 +42,9 @@ pub struct Resource {
     pub columns: &'static [(&'static str, &'static str)],
     /// The create form; empty when the console does not create these.
     pub create: &'static [Field],
+    /// Whether the create form has the trusted-profile editor (identities, links and claim
+    /// rules as rows: [`super::forms::TrustRows`]).
+    pub trust_editor: bool,
     /// What a delete takes with it.
     pub cascade: &'static str,
 }
@@ -66,6 +74,7 @@ pub const RESOURCES: &[Resource] = &[
         list_key: "accounts",
         columns: &[("Id", "id"), ("Name", "name"), ("Enterprise", "enterprise_id"), ("MFA", "mfa"), ("Created", "created_at")],
         create: &[Field { name: "name", label: "Name", input: Input::Text, required: true, hint: "" }],
+        trust_editor: false,
         cascade: "Nothing else: an account is deleted only once it is empty.",
     },
     Resource {
@@ -77,6 +86,7 @@ pub const RESOURCES: &[Resource] = &[
         list_key: "enterprises",
         columns: &[("Id", "id"), ("Name", "name"), ("Created", "created_at")],
         create: &[Field { name: "name", label: "Name", input: Input::Text, required: true, hint: "" }],
+        trust_editor: false,
         cascade: "Nothing else: an enterprise is deleted only once no account belongs to it.",
     },
     Resource {
@@ -93,6 +103,7 @@ pub const RESOURCES: &[Resource] = &[
             Field { name: "password", label: "Password", input: Input::Password, required: false, hint: "for the password sign-in" },
             ACCOUNT_FIELD,
         ],
+        trust_editor: false,
         cascade: "The user's API keys, OAuth tokens, TOTP factor, access bindings and the authorization policies it is the source of.",
     },
     Resource {
@@ -108,6 +119,7 @@ pub const RESOURCES: &[Resource] = &[
             Field { name: "description", label: "Description", input: Input::Text, required: false, hint: "" },
             ACCOUNT_FIELD,
         ],
+        trust_editor: false,
         cascade: "Its API keys, authorized keys, access bindings and the authorization policies it is the source of; tokens issued from them stop working.",
     },
     Resource {
@@ -123,6 +135,7 @@ pub const RESOURCES: &[Resource] = &[
             Field { name: "name", label: "Name", input: Input::Text, required: true, hint: "" },
             Field { name: "description", label: "Description", input: Input::Text, required: false, hint: "" },
         ],
+        trust_editor: false,
         cascade: "Every token issued from the key stops working.",
     },
     Resource {
@@ -137,6 +150,7 @@ pub const RESOURCES: &[Resource] = &[
             Field { name: "service_account_id", label: "Service account id", input: Input::Text, required: true, hint: "ServiceId-…" },
             Field { name: "description", label: "Description", input: Input::Text, required: false, hint: "" },
         ],
+        trust_editor: false,
         cascade: "Every token obtained with a JWT signed by the key stops working.",
     },
     Resource {
@@ -152,6 +166,7 @@ pub const RESOURCES: &[Resource] = &[
             Field { name: "name", label: "Name", input: Input::Text, required: false, hint: "" },
             ACCOUNT_FIELD,
         ],
+        trust_editor: false,
         cascade: "Every token and refresh token issued to the client stops working.",
     },
     Resource {
@@ -167,6 +182,7 @@ pub const RESOURCES: &[Resource] = &[
             Field { name: "role", label: "Role", input: Input::Choice(roles), required: true, hint: "" },
             Field { name: "resource", label: "Resource", input: Input::Text, required: true, hint: "account/<id>, service-account/<id> or * (everything)" },
         ],
+        trust_editor: false,
         cascade: "The subject loses what the role gave it on the resource.",
     },
     Resource {
@@ -177,7 +193,12 @@ pub const RESOURCES: &[Resource] = &[
         api: paths::TRUSTED_PROFILES,
         list_key: "trusted_profiles",
         columns: &[("Id", "id"), ("Name", "name"), ("CRN", "crn"), ("Account", "account_id"), ("Created", "created_at")],
-        create: &[],
+        create: &[
+            Field { name: "name", label: "Name", input: Input::Text, required: true, hint: "" },
+            Field { name: "description", label: "Description", input: Input::Text, required: false, hint: "" },
+            ACCOUNT_FIELD,
+        ],
+        trust_editor: true,
         cascade: "Its access bindings and the authorization policies it is the source of; tokens of the profile stop working.",
     },
     Resource {
@@ -188,7 +209,18 @@ pub const RESOURCES: &[Resource] = &[
         api: paths::TRUSTED_ISSUERS,
         list_key: "trusted_issuers",
         columns: &[("Id", "id"), ("Name", "name"), ("Issuer URL", "issuer_url"), ("Account", "account_id")],
-        create: &[],
+        create: &[
+            Field { name: "name", label: "Name", input: Input::Text, required: true, hint: "" },
+            Field { name: "issuer_url", label: "Issuer URL", input: Input::Text, required: true, hint: "the exact iss of its tokens: https://…" },
+            Field { name: "jwks", label: "Key set (JWKS)", input: Input::Json, required: false, hint: "{\"keys\": [...]}; or a key file below" },
+            Field { name: "jwks_file", label: "Key set file on the server", input: Input::Text, required: false, hint: "an absolute path (global administrators only)" },
+            Field { name: "audiences", label: "Audiences", input: Input::Lines, required: false, hint: "one a line" },
+            Field { name: "cr_type", label: "Compute-resource type", input: Input::Text, required: false, hint: "IKS_SA, ROKS_SA, CE, VSI, BMS or PVS" },
+            Field { name: "crn", label: "CRN", input: Input::Text, required: false, hint: "default: one made for the issuer" },
+            Field { name: "claim_mapping", label: "Claim mapping", input: Input::Json, required: false, hint: "JSON: {\"claim of the profile rules\": \"claim of the token\"}" },
+            ACCOUNT_FIELD,
+        ],
+        trust_editor: false,
         cascade: "Its compute-resource tokens are no longer accepted.",
     },
     Resource {
@@ -199,7 +231,13 @@ pub const RESOURCES: &[Resource] = &[
         api: paths::AUTHORIZATION_POLICIES,
         list_key: "authorization_policies",
         columns: &[("Id", "id"), ("Source", "source_iam_id"), ("Target", "target_crn"), ("Account", "account_id")],
-        create: &[],
+        create: &[
+            Field { name: "source_iam_id", label: "Source", input: Input::Text, required: true, hint: "IBMid-…, iam-ServiceId-…, iam-Profile-… or crn-crn:v1:…" },
+            Field { name: "target_crn", label: "Target CRN", input: Input::Text, required: true, hint: "crn:v1:…:a/<account id>:… (a prefix may end in *)" },
+            Field { name: "description", label: "Description", input: Input::Text, required: false, hint: "" },
+            ACCOUNT_FIELD,
+        ],
+        trust_editor: false,
         cascade: "The source can no longer obtain tokens for the target.",
     },
 ];

@@ -1,17 +1,24 @@
-//! Console sessions: a cookie holding a random session id and a short-lived IAM token of the
-//! signed-in principal, and the CSRF token bound to the session id.
+//! Console sessions: a cookie holding a random session id, the time of the sign-in, a tag over
+//! both and a short-lived IAM token of the signed-in principal; the CSRF token bound to the
+//! session id; and the CSRF token of the sign-in form, before there is a session.
 //!
 //! The token is an ordinary access token (the IBM-surface JWT, lifetime [`SESSION_LIFETIME`])
 //! minted for the principal that signed in, so the session is verified on every request exactly
 //! as a presented token is (signature, expiry, revocation, lineage): deleting the API key it
-//! came from, cutting off the identity, or revoking the token ends it at once, with no state
-//! of the console's own. While in use it is renewed (a fresh token with the same lineage) once
-//! it is [`RENEW_AFTER`] old, so an idle session ends after [`SESSION_LIFETIME`]. "Sign out"
-//! revokes the current token.
+//! came from, cutting off the identity, or revoking the token ends it at once. While in use it
+//! is renewed (a fresh token with the same lineage) once it is [`RENEW_AFTER`] old, and the
+//! token it replaces is revoked, so a copy of an earlier cookie stops working; an idle session
+//! ends after [`SESSION_LIFETIME`]. However much it is used, a session ends
+//! [`SESSION_MAX_AGE`] after the sign-in (the time is in the cookie under a keyed tag, so it
+//! cannot be moved, and no token of the session is minted to outlive it). "Sign out" revokes
+//! the current token.
 //!
 //! The CSRF token is the keyed hash (under the server pepper) of the session id: a page of the
 //! session carries it in every form, nobody without the cookie can compute it, and it outlives
-//! renewals. [`require_session`] checks it on every POST before any handler runs.
+//! renewals. [`require_session`] checks it on every POST before any handler runs. The sign-in
+//! form has its own ([`sign_in_challenge`]): a short-lived `SameSite=Strict` cookie and, in the
+//! form, its keyed hash, so a forged sign-in from another site fails even in a browser that
+//! sends no `Sec-Fetch-Site`.
 
 use crate::http::{read_body, RequestContext};
 use crate::state::AppState;
@@ -32,6 +39,12 @@ pub const SESSION_COOKIE: &str = "tessera_console";
 pub const SESSION_LIFETIME: i64 = 15 * 60;
 /// Age at which a used session's token is replaced by a fresh one.
 pub const RENEW_AFTER: i64 = 5 * 60;
+/// The absolute lifetime of a session: this long after the sign-in it ends, used or not.
+pub const SESSION_MAX_AGE: i64 = 8 * 60 * 60;
+/// The sign-in form's cookie (its CSRF challenge).
+pub const SIGN_IN_COOKIE: &str = "tessera_console_sign_in";
+/// How long a sign-in form may be submitted after it was served.
+pub const SIGN_IN_FORM_LIFETIME: i64 = 10 * 60;
 /// The grant type stamped on console session tokens.
 const CONSOLE_GRANT: &str = "urn:tessera:console";
 /// Largest console form body.
@@ -46,6 +59,10 @@ pub struct Session {
     /// The CSRF token every form of this session carries.
     pub csrf: String,
     sid: String,
+    /// When the session's principal signed in.
+    started: UnixTime,
+    /// When the current token was issued, its id and its expiry.
+    iat: UnixTime,
     jti: String,
     exp: UnixTime,
 }
@@ -53,6 +70,12 @@ pub struct Session {
 impl Session {
     pub fn iam_id(&self) -> &str {
         self.principal.iam_id()
+    }
+
+    /// The cookie value of this session (its current token).
+    fn cookie_value(&self, state: &AppState) -> String {
+        let tag = session_tag(state, &self.sid, self.started);
+        format!("{}.{}.{tag}.{}", self.sid, self.started, self.token)
     }
 }
 
@@ -78,15 +101,28 @@ pub enum SessionError {
     Missing,
     #[error("the session has ended: {0}")]
     Ended(String),
+    #[error("the session is more than 8 hours old; sign in again")]
+    TooOld,
     #[error("the form's CSRF token is missing or does not belong to this session; reload the page and try again")]
     Csrf,
+    #[error("the sign-in form has expired or did not come from this console; reload the sign-in page and try again")]
+    SignInCsrf,
     #[error("cross-site form submissions are refused")]
     CrossSite,
     #[error("the form could not be read: {0}")]
     Form(String),
 }
 
-/// Starts a session for `principal` (just signed in): a new session id and a token.
+/// A freshly minted session token: the token, its id, issue time and expiry.
+struct Minted {
+    token: String,
+    jti: String,
+    iat: UnixTime,
+    exp: UnixTime,
+}
+
+/// Starts a session for `principal` (just signed in): a new session id and a token; the
+/// cookie value.
 pub fn start(
     state: &AppState,
     principal: &Principal,
@@ -94,15 +130,36 @@ pub fn start(
 ) -> tessera_core::error::Result<String> {
     // 16 random bytes as 32 hex digits (the shape of an account id).
     let sid = ids::new_account_id(&state.rng)?;
-    let token = mint(state, principal, now)?;
-    Ok(format!("{sid}.{token}"))
+    let minted = mint(state, principal, now, now)?;
+    let session = Session {
+        principal: principal.clone(),
+        csrf: csrf_token(state, &sid),
+        sid,
+        started: now,
+        iat: minted.iat,
+        jti: minted.jti,
+        exp: minted.exp,
+        token: minted.token,
+    };
+    Ok(session.cookie_value(state))
 }
 
+/// A token for a session that began at `started`: [`SESSION_LIFETIME`] long, but never past
+/// the session's end.
 fn mint(
     state: &AppState,
     principal: &Principal,
+    started: UnixTime,
     now: UnixTime,
-) -> tessera_core::error::Result<String> {
+) -> tessera_core::error::Result<Minted> {
+    let remaining = started
+        .saturating_add(SESSION_MAX_AGE)
+        .saturating_sub(now);
+    if remaining <= 0 {
+        return Err(tessera_core::error::Error::internal(
+            "a session token past the session's end",
+        ));
+    }
     let request = IssueRequest {
         client: None,
         scope: DEFAULT_SCOPE,
@@ -111,47 +168,114 @@ fn mint(
         now,
     };
     let options = IssueOptions {
-        lifetime: Some(SESSION_LIFETIME),
+        lifetime: Some(SESSION_LIFETIME.min(remaining)),
         delegated: None,
     };
-    Ok(state
-        .issue_ibm_with(principal, &request, &options)?
-        .access
-        .token)
+    let access = state.issue_ibm_with(principal, &request, &options)?.access;
+    Ok(Minted {
+        jti: access.claims.jti,
+        iat: access.claims.iat,
+        exp: access.claims.exp,
+        token: access.token,
+    })
 }
 
-/// The session a request's cookie holds, verified now; `Some(cookie)` beside it when the token
-/// was renewed and the browser must be given the new value.
+/// The keyed tag of a session id and its sign-in time.
+fn session_tag(state: &AppState, sid: &str, started: UnixTime) -> String {
+    ids::hex(
+        &state
+            .pepper
+            .hash(SecretPurpose::ConsoleSession, &format!("{sid}.{started}"))
+            .0,
+    )
+}
+
+/// The session a request's cookie holds, verified now (its token and its age). Its token
+/// may be due for renewal: see [`renew`].
 pub fn resume(
     state: &AppState,
     headers: &HeaderMap,
     now: UnixTime,
-) -> Result<(Session, Option<String>), SessionError> {
+) -> Result<Session, SessionError> {
     let value = cookie(headers, SESSION_COOKIE).ok_or(SessionError::Missing)?;
-    let (sid, token) = value.split_once('.').ok_or(SessionError::Missing)?;
+    let mut parts = value.splitn(4, '.');
+    let (Some(sid), Some(started), Some(tag), Some(token)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(SessionError::Missing);
+    };
     if sid.len() != 32 || !sid.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(SessionError::Missing);
+    }
+    let started: UnixTime = started.parse().map_err(|_| SessionError::Missing)?;
+    let tag_ok = unhex32(tag).is_some_and(|bytes| {
+        state.pepper.verify(
+            SecretPurpose::ConsoleSession,
+            &format!("{sid}.{started}"),
+            &KeyHash(bytes),
+        )
+    });
+    if !tag_ok {
+        return Err(SessionError::Missing);
+    }
+    if now.saturating_sub(started) >= SESSION_MAX_AGE {
+        return Err(SessionError::TooOld);
     }
     let (principal, presented) = state
         .authenticate_token(token, now)
         .map_err(|e| SessionError::Ended(e.message().to_owned()))?;
-    let mut session = Session {
+    Ok(Session {
         csrf: csrf_token(state, sid),
         sid: sid.to_owned(),
+        started,
+        iat: presented.iat(),
         jti: presented.jti().to_owned(),
         exp: presented.exp(),
         token: token.to_owned(),
         principal,
+    })
+}
+
+/// Renews `session`'s token once it is [`RENEW_AFTER`] old: a fresh token with the same
+/// lineage, and the one it replaces revoked (so a copy of the earlier cookie stops working).
+/// The new cookie value, or `None` when no renewal was due or it could not be done (then the
+/// current token, still valid, is kept).
+pub async fn renew(
+    state: &AppState,
+    session: &mut Session,
+    now: UnixTime,
+    ctx: &RequestContext,
+) -> Option<String> {
+    if now.saturating_sub(session.iat) < RENEW_AFTER {
+        return None;
+    }
+    let minted = match mint(state, &session.principal, session.started, now) {
+        Ok(minted) => minted,
+        Err(e) => {
+            tracing::warn!(request_id = %ctx.id, error = %e.message(), "console session could not be renewed");
+            return None;
+        }
     };
-    let renewed = if now.saturating_sub(presented.iat()) >= RENEW_AFTER {
-        let token = mint(state, &session.principal, now)
-            .map_err(|e| SessionError::Ended(e.message().to_owned()))?;
-        session.token = token;
-        Some(format!("{}.{}", session.sid, session.token))
-    } else {
-        None
-    };
-    Ok((session, renewed))
+    // Revoke first: if that fails, the fresh token is dropped, so never two stand at once.
+    if let Err(e) = state
+        .record_revocation(
+            session.jti.clone(),
+            session.exp,
+            session.iam_id(),
+            session.iam_id(),
+            now,
+            ctx,
+        )
+        .await
+    {
+        tracing::warn!(request_id = %ctx.id, error = %e.message(), "console session renewal could not revoke the previous token; kept it");
+        return None;
+    }
+    session.token = minted.token;
+    session.jti = minted.jti;
+    session.iat = minted.iat;
+    session.exp = minted.exp;
+    Some(session.cookie_value(state))
 }
 
 /// Ends `session`: its current token is revoked, so the cookie is worthless even if kept.
@@ -186,6 +310,46 @@ pub fn csrf_matches(state: &AppState, sid: &str, presented: Option<&str>) -> boo
         .verify(SecretPurpose::ConsoleCsrf, sid, &KeyHash(bytes))
 }
 
+/// A new sign-in challenge: the sign-in cookie's value (a random nonce and the time it was
+/// served) and the form's CSRF token, its keyed hash.
+pub fn sign_in_challenge(
+    state: &AppState,
+    now: UnixTime,
+) -> tessera_core::error::Result<(String, String)> {
+    let nonce = ids::new_account_id(&state.rng)?;
+    let value = format!("{nonce}.{now}");
+    let token = ids::hex(&state.pepper.hash(SecretPurpose::ConsoleSignIn, &value).0);
+    Ok((value, token))
+}
+
+/// Checks a sign-in post: the request's sign-in cookie is one this server served less than
+/// [`SIGN_IN_FORM_LIFETIME`] ago, and `presented` is its keyed hash (in constant time).
+pub fn check_sign_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    presented: Option<&str>,
+    now: UnixTime,
+) -> Result<(), SessionError> {
+    let value = cookie(headers, SIGN_IN_COOKIE).ok_or(SessionError::SignInCsrf)?;
+    let (nonce, served) = value.split_once('.').ok_or(SessionError::SignInCsrf)?;
+    let served: UnixTime = served.parse().map_err(|_| SessionError::SignInCsrf)?;
+    let age = now.saturating_sub(served);
+    if nonce.len() != 32 || !(0..=SIGN_IN_FORM_LIFETIME).contains(&age) {
+        return Err(SessionError::SignInCsrf);
+    }
+    let Some(bytes) = presented.and_then(unhex32) else {
+        return Err(SessionError::SignInCsrf);
+    };
+    if state
+        .pepper
+        .verify(SecretPurpose::ConsoleSignIn, value, &KeyHash(bytes))
+    {
+        Ok(())
+    } else {
+        Err(SessionError::SignInCsrf)
+    }
+}
+
 fn unhex32(text: &str) -> Option<[u8; 32]> {
     let text = text.as_bytes();
     if text.len() != 64 {
@@ -211,23 +375,44 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// The `Set-Cookie` of a session value (or, with `None`, of its removal).
-pub fn set_cookie(state: &AppState, value: Option<&str>) -> HeaderValue {
-    // `Secure` whenever the server is reached over TLS (its public URL says so).
+/// The `Set-Cookie` of cookie `name` for `path` (with `None`, of its removal): `HttpOnly`,
+/// `SameSite=Strict`, and `Secure` whenever the server is reached over TLS (its public URL
+/// says so).
+fn cookie_header(
+    state: &AppState,
+    name: &str,
+    path: &str,
+    value: Option<&str>,
+    max_age: i64,
+) -> HeaderValue {
     let secure = if state.public_url.starts_with("https://") {
         "; Secure"
     } else {
         ""
     };
-    let text = match value {
-        Some(value) => format!(
-            "{SESSION_COOKIE}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={SESSION_LIFETIME}{secure}"
-        ),
-        None => format!(
-            "{SESSION_COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0{secure}"
-        ),
+    let (value, max_age) = match value {
+        Some(value) => (value, max_age),
+        None => ("", 0),
     };
+    let text =
+        format!("{name}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The `Set-Cookie` of a session value (or, with `None`, of its removal).
+pub fn set_cookie(state: &AppState, value: Option<&str>) -> HeaderValue {
+    cookie_header(state, SESSION_COOKIE, "/console", value, SESSION_LIFETIME)
+}
+
+/// The `Set-Cookie` of a sign-in challenge (or, with `None`, of its removal).
+pub fn set_sign_in_cookie(state: &AppState, value: Option<&str>) -> HeaderValue {
+    cookie_header(
+        state,
+        SIGN_IN_COOKIE,
+        "/console/sign-in",
+        value,
+        SIGN_IN_FORM_LIFETIME,
+    )
 }
 
 /// Refuses a cross-site form post (as browsers label it); requests without the header (older
@@ -250,15 +435,16 @@ pub async fn read_form(body: axum::body::Body) -> Result<Form, SessionError> {
 }
 
 /// The gate of every signed-in page: no session → the sign-in page; a POST must be same-site
-/// and carry the session's CSRF token. Hands the handler the [`Session`] (and a POST's
-/// [`Form`]) as extensions, and gives the browser the renewed cookie.
+/// and carry the session's CSRF token. Renews the session's token when due, hands the handler
+/// the [`Session`] (and a POST's [`Form`]) as extensions, and gives the browser the renewed
+/// cookie.
 pub async fn require_session(
     axum::extract::State(state): axum::extract::State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
     let now = state.clock.now();
-    let (session, renewed) = match resume(&state, request.headers(), now) {
+    let mut session = match resume(&state, request.headers(), now) {
         Ok(found) => found,
         Err(_) if request.method() == Method::GET => {
             return Redirect::to("/console/sign-in").into_response();
@@ -268,6 +454,11 @@ pub async fn require_session(
         }
     };
     let (mut parts, body) = request.into_parts();
+    let ctx = parts
+        .extensions
+        .get::<RequestContext>()
+        .cloned()
+        .unwrap_or_else(|| RequestContext::detached("console", state.clock.now_utc()));
     let mut form = Form::default();
     if parts.method == Method::POST {
         if let Err(e) = same_site(&parts.headers) {
@@ -284,12 +475,8 @@ pub async fn require_session(
             }
         };
         if !csrf_matches(&state, &session.sid, form.get("csrf")) {
-            let ctx = parts
-                .extensions
-                .get::<RequestContext>()
-                .map(|c| c.id.as_str());
             tracing::warn!(
-                request_id = ctx.unwrap_or(""),
+                request_id = %ctx.id,
                 actor = session.iam_id(),
                 "console form refused: CSRF token mismatch"
             );
@@ -300,6 +487,7 @@ pub async fn require_session(
             );
         }
     }
+    let renewed = renew(&state, &mut session, now, &ctx).await;
     parts.extensions.insert(session);
     parts.extensions.insert(form);
     let request = Request::from_parts(parts, axum::body::Body::empty());
@@ -336,9 +524,20 @@ mod tests {
             .await
             .unwrap();
         let value = start(&app.state, &principal, app.clock.now()).unwrap();
-        let (session, _) = resume(&app.state, &headers_with(&value), app.clock.now()).unwrap();
+        let session = resume(&app.state, &headers_with(&value), app.clock.now()).unwrap();
         assert_eq!(session.iam_id(), principal.iam_id());
         value
+    }
+
+    fn ctx(app: &TestApp) -> RequestContext {
+        RequestContext::detached("test", app.clock.now_utc())
+    }
+
+    /// Resumes the session of cookie `value` now and renews it if due.
+    async fn used(app: &TestApp, value: &str) -> Result<(Session, Option<String>), SessionError> {
+        let mut session = resume(&app.state, &headers_with(value), app.clock.now())?;
+        let renewed = renew(&app.state, &mut session, app.clock.now(), &ctx(app)).await;
+        Ok((session, renewed))
     }
 
     #[tokio::test]
@@ -348,12 +547,12 @@ mod tests {
         let value = signed_in(&app).await;
 
         app.advance(Duration::from_secs(10)).await;
-        let (session, renewed) = resume(state, &headers_with(&value), app.clock.now()).unwrap();
+        let (session, renewed) = used(&app, &value).await.unwrap();
         assert!(!session.csrf.is_empty());
         assert!(renewed.is_none(), "a fresh session is not renewed");
 
         app.set(T0 + RENEW_AFTER).await;
-        let (_, renewed) = resume(state, &headers_with(&value), app.clock.now()).unwrap();
+        let (_, renewed) = used(&app, &value).await.unwrap();
         let renewed = renewed.expect("renewed once old enough");
         assert_ne!(renewed, value);
         assert_eq!(
@@ -364,10 +563,6 @@ mod tests {
         // The renewed token lives on past the first one's end (and the verifier's leeway).
         let leeway = tessera_verify::LEEWAY;
         app.set(T0 + SESSION_LIFETIME + leeway).await;
-        assert!(matches!(
-            resume(state, &headers_with(&value), app.clock.now()),
-            Err(SessionError::Ended(_))
-        ));
         assert!(resume(state, &headers_with(&renewed), app.clock.now()).is_ok());
         // Unused, the renewed one ends a lifetime after its renewal.
         app.set(T0 + RENEW_AFTER + SESSION_LIFETIME + leeway).await;
@@ -378,17 +573,117 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn renewal_revokes_the_token_it_replaces() {
+        let app = TestApp::at(T0).await;
+        let value = signed_in(&app).await;
+        app.set(T0 + RENEW_AFTER).await;
+        let (session, renewed) = used(&app, &value).await.unwrap();
+        let renewed = renewed.expect("renewed");
+        // The earlier cookie (a stolen copy) is dead at once, long before its token expires.
+        assert!(matches!(
+            resume(&app.state, &headers_with(&value), app.clock.now()),
+            Err(SessionError::Ended(_))
+        ));
+        // So is its token as a bearer of the admin API: it was revoked, not forgotten.
+        let old_token = value.splitn(4, '.').nth(3).unwrap();
+        assert!(app
+            .state
+            .authenticate_token(old_token, app.clock.now())
+            .is_err());
+        assert!(resume(&app.state, &headers_with(&renewed), app.clock.now()).is_ok());
+        // Signing out revokes the current token, the renewed one.
+        end(&app.state, &session, app.clock.now(), &ctx(&app)).await;
+        assert!(resume(&app.state, &headers_with(&renewed), app.clock.now()).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_session_ends_at_its_absolute_lifetime_however_much_it_is_used() {
+        let app = TestApp::at(T0).await;
+        let mut value = signed_in(&app).await;
+        // Used every few minutes, it is renewed each time...
+        let mut at = T0;
+        while at + RENEW_AFTER < T0 + SESSION_MAX_AGE {
+            at += RENEW_AFTER;
+            app.set(at).await;
+            let (session, renewed) = used(&app, &value).await.unwrap();
+            if let Some(renewed) = renewed {
+                value = renewed;
+            }
+            // ...but no token of the session outlives the session.
+            assert!(session.exp <= T0 + SESSION_MAX_AGE, "{}", session.exp);
+        }
+        // ...until eight hours after the sign-in: then it is over.
+        app.set(T0 + SESSION_MAX_AGE).await;
+        assert_eq!(
+            resume(&app.state, &headers_with(&value), app.clock.now()).err(),
+            Some(SessionError::TooOld)
+        );
+        // The sign-in time cannot be moved: the tag covers it.
+        let mut parts: Vec<String> = value.splitn(4, '.').map(str::to_owned).collect();
+        parts[1] = (T0 + 3600).to_string();
+        assert_eq!(
+            resume(&app.state, &headers_with(&parts.join(".")), app.clock.now()).err(),
+            Some(SessionError::Missing)
+        );
+    }
+
+    #[tokio::test]
     async fn signing_out_revokes_the_session_token() {
         let app = TestApp::at(T0).await;
         let state = &app.state;
         let value = signed_in(&app).await;
-        let (session, _) = resume(state, &headers_with(&value), app.clock.now()).unwrap();
-        let ctx = RequestContext::detached("test", app.clock.now_utc());
-        end(state, &session, app.clock.now(), &ctx).await;
+        let session = resume(state, &headers_with(&value), app.clock.now()).unwrap();
+        end(state, &session, app.clock.now(), &ctx(&app)).await;
         assert!(matches!(
             resume(state, &headers_with(&value), app.clock.now()),
             Err(SessionError::Ended(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn the_sign_in_form_token_is_bound_to_its_cookie_and_short_lived() {
+        let app = TestApp::at(T0).await;
+        let state = &app.state;
+        let (value, token) = sign_in_challenge(state, T0).unwrap();
+        let (other_value, other_token) = sign_in_challenge(state, T0).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("{SIGN_IN_COOKIE}={value}")).unwrap(),
+        );
+        assert_eq!(check_sign_in(state, &headers, Some(&token), T0), Ok(()));
+        let late = T0 + SIGN_IN_FORM_LIFETIME;
+        assert_eq!(check_sign_in(state, &headers, Some(&token), late), Ok(()));
+        for (presented, at) in [
+            (None, T0),
+            (Some(""), T0),
+            (Some(other_token.as_str()), T0),
+            (Some(&token[..63]), T0),
+            (Some(token.as_str()), late + 1),
+            (Some(token.as_str()), T0 - 1),
+        ] {
+            assert_eq!(
+                check_sign_in(state, &headers, presented, at),
+                Err(SessionError::SignInCsrf),
+                "{presented:?} at {at}"
+            );
+        }
+        // Without the cookie (a cross-site post: SameSite=Strict keeps it home) nothing passes.
+        assert_eq!(
+            check_sign_in(state, &HeaderMap::new(), Some(&token), T0),
+            Err(SessionError::SignInCsrf)
+        );
+        // A served time edited in the cookie breaks the binding.
+        let nonce = value.split_once('.').unwrap().0;
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("{SIGN_IN_COOKIE}={nonce}.{late}")).unwrap(),
+        );
+        assert_eq!(
+            check_sign_in(state, &headers, Some(&token), late),
+            Err(SessionError::SignInCsrf)
+        );
+        assert_ne!(value, other_value);
     }
 
     #[tokio::test]
@@ -401,7 +696,8 @@ mod tests {
             Some(SessionError::Missing)
         );
         let forged = format!("{}.not-a-token", "a".repeat(32));
-        for value in ["", "abc", "zz.token", forged.as_str()] {
+        let untagged = format!("{}.{T0}.{}.not-a-token", "a".repeat(32), "0".repeat(64));
+        for value in ["", "abc", "zz.token", forged.as_str(), untagged.as_str()] {
             assert!(resume(state, &headers_with(value), now).is_err(), "{value}");
         }
     }
