@@ -101,6 +101,11 @@ impl Browser {
         self.send(request).await
     }
 
+    async fn post_pairs(&mut self, path: &str, form: &[(String, String)]) -> Page {
+        let request = self.http.post(format!("{}{path}", self.base)).form(form);
+        self.send(request).await
+    }
+
     /// Posts the sign-in form as a browser does: first served the form (its cookie and CSRF
     /// token), then posting it with `fields`.
     async fn sign_in(&mut self, fields: &[(&str, &str)]) -> Page {
@@ -213,9 +218,9 @@ async fn api_key_sign_in_refuses_a_wrong_key_alike_and_sign_out_ends_the_session
     let mut stranger = Browser::new(&server);
     let unknown = stranger
         .sign_in(&[
-                ("method", "apikey"),
-                ("apikey", "no-such-key-0123456789abcdefghij"),
-            ])
+            ("method", "apikey"),
+            ("apikey", "no-such-key-0123456789abcdefghij"),
+        ])
         .await;
     let empty = stranger
         .sign_in(&[("method", "apikey"), ("apikey", "")])
@@ -382,13 +387,21 @@ async fn a_renewal_kills_the_earlier_cookie() {
     let mut thief = Browser::new(&server);
     thief.cookie = Some(stolen);
     let page = thief.get("/console/").await;
-    assert_eq!(page.status, 303, "the earlier cookie is dead: {}", page.body);
+    assert_eq!(
+        page.status, 303,
+        "the earlier cookie is dead: {}",
+        page.body
+    );
     assert_eq!(page.location(), "/console/sign-in");
     let (status, _) = server
         .admin(Method::GET, "/v1/whoami", &stolen_token, None)
         .await;
     assert_eq!(status, 401, "and so is its token");
-    assert_eq!(browser.get("/console/").await.status, 200, "the owner goes on");
+    assert_eq!(
+        browser.get("/console/").await.status,
+        200,
+        "the owner goes on"
+    );
 }
 
 /// However much it is used, a session ends eight hours after the sign-in.
@@ -398,7 +411,9 @@ async fn a_session_ends_eight_hours_after_the_sign_in() {
     let mut browser = Browser::signed_in(&server, ADMIN_KEY).await;
     // Used every 14 minutes (each use within the idle lifetime), for 7 h 56 min.
     for step in 1..=34 {
-        server.advance(std::time::Duration::from_secs(14 * 60)).await;
+        server
+            .advance(std::time::Duration::from_secs(14 * 60))
+            .await;
         let home = browser.get("/console/").await;
         assert_eq!(home.status, 200, "step {step}: {}", home.body);
     }
@@ -408,9 +423,15 @@ async fn a_session_ends_eight_hours_after_the_sign_in() {
     assert_eq!(home.location(), "/console/sign-in");
     let csrf_form = browser.post("/console/sign-out", &[("csrf", "x")]).await;
     assert_eq!(csrf_form.status, 401);
-    assert!(csrf_form.body.contains("more than 8 hours old"), "{}", csrf_form.body);
+    assert!(
+        csrf_form.body.contains("more than 8 hours old"),
+        "{}",
+        csrf_form.body
+    );
     // Signing in again starts a new session.
-    let again = browser.sign_in(&[("method", "apikey"), ("apikey", ADMIN_KEY)]).await;
+    let again = browser
+        .sign_in(&[("method", "apikey"), ("apikey", ADMIN_KEY)])
+        .await;
     assert_eq!(again.status, 303);
     assert_eq!(browser.get("/console/").await.status, 200);
 }
@@ -425,14 +446,21 @@ async fn a_sign_in_needs_the_forms_own_csrf_token_and_cookie() {
     let mut victim = Browser::new(&server);
     let forged = victim.post("/console/sign-in", &key).await;
     assert_eq!(forged.status, 403, "{}", forged.body);
-    assert!(forged.body.contains("sign-in form has expired or did not come from this console"));
+    assert!(forged
+        .body
+        .contains("sign-in form has expired or did not come from this console"));
     assert!(victim.cookie.is_none(), "no session");
 
     // The attacker's own form token, without its cookie, in the victim's browser.
     let mut attacker = Browser::new(&server);
     let form = attacker.get("/console/sign-in").await;
     let set = form.headers[SET_COOKIE].to_str().unwrap();
-    for attribute in ["tessera_console_sign_in=", "HttpOnly", "SameSite=Strict", "Max-Age=600"] {
+    for attribute in [
+        "tessera_console_sign_in=",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Max-Age=600",
+    ] {
         assert!(set.contains(attribute), "{set}");
     }
     let token = form.csrf();
@@ -451,7 +479,9 @@ async fn a_sign_in_needs_the_forms_own_csrf_token_and_cookie() {
     // A form served eleven minutes ago has expired.
     let mut slow = Browser::new(&server);
     let form = slow.get("/console/sign-in").await;
-    server.advance(std::time::Duration::from_secs(11 * 60)).await;
+    server
+        .advance(std::time::Duration::from_secs(11 * 60))
+        .await;
     let token = form.csrf();
     let mut posted = vec![("csrf", token.as_str())];
     posted.extend_from_slice(&key);
@@ -463,7 +493,10 @@ async fn a_sign_in_needs_the_forms_own_csrf_token_and_cookie() {
     let page = attacker.sign_in(&key).await;
     assert_eq!(page.status, 303, "{}", page.body);
     assert!(attacker.cookie.is_some());
-    assert!(attacker.sign_in_cookie.is_none(), "the sign-in cookie is cleared");
+    assert!(
+        attacker.sign_in_cookie.is_none(),
+        "the sign-in cookie is cleared"
+    );
 }
 
 #[tokio::test]
@@ -834,6 +867,16 @@ async fn every_console_action_is_refused_whenever_the_admin_api_refuses_it() {
             json!({"subject_iam_id": sa_iam, "role": "viewer", "resource": format!("account/{account}")}),
         )
         .await;
+    let user = server
+        .create(
+            &admin,
+            "users",
+            json!({"name": "u", "email": "u@example.com", "account_id": account}),
+        )
+        .await;
+    let user_id = user["id"].as_str().unwrap();
+    let issuer_key = crate::cr_token::TestKey::new("k1", tessera_core::model::Algorithm::Es256);
+    let target_crn = format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{account}:*");
     let mut browser = Browser::signed_in(&server, &weak_key).await;
     let csrf = browser.csrf().await;
 
@@ -894,6 +937,38 @@ async fn every_console_action_is_refused_whenever_the_admin_api_refuses_it() {
             ],
             "/v1/access_bindings",
             json!({"subject_iam_id": sa_iam, "role": "admin", "resource": format!("account/{account}")}),
+        ),
+        (
+            "trusted_profiles",
+            vec![
+                ("name", "x".into()),
+                ("account_id", account.clone()),
+                ("identities.0.type", "serviceid".into()),
+                ("identities.0.identifier", sa_iam.into()),
+            ],
+            "/v1/trusted_profiles",
+            json!({"name": "x", "account_id": account, "identities": [{"type": "serviceid", "identifier": sa_iam}], "links": [], "rules": []}),
+        ),
+        (
+            "trusted_issuers",
+            vec![
+                ("name", "x".into()),
+                ("issuer_url", "https://x.example.com".into()),
+                ("jwks", issuer_key.jwks().to_string()),
+                ("account_id", account.clone()),
+            ],
+            "/v1/trusted_issuers",
+            json!({"name": "x", "issuer_url": "https://x.example.com", "jwks": issuer_key.jwks(), "account_id": account}),
+        ),
+        (
+            "authorization_policies",
+            vec![
+                ("source_iam_id", sa_iam.into()),
+                ("target_crn", target_crn.clone()),
+                ("account_id", account.clone()),
+            ],
+            "/v1/authorization_policies",
+            json!({"source_iam_id": sa_iam, "target_crn": target_crn, "account_id": account}),
         ),
     ];
     for (slug, fields, api_path, body) in creates {
@@ -969,4 +1044,621 @@ async fn every_console_action_is_refused_whenever_the_admin_api_refuses_it() {
         .await;
     let page = browser.get("/console/audit").await;
     assert_eq!(page.status, api_status);
+    let page = browser.get("/console/audit/1").await;
+    assert_eq!(page.status, api_status, "one event");
+
+    // The MFA writes and the detail pages.
+    let writes = [
+        (
+            format!("/console/r/accounts/{account}/mfa"),
+            vec![("mfa", "TOTP")],
+            Method::PATCH,
+            format!("/v1/accounts/{account}"),
+            Some(json!({"mfa": "TOTP"})),
+        ),
+        (
+            format!("/console/r/users/{user_id}/totp"),
+            vec![("step", "enroll")],
+            Method::POST,
+            format!("/v1/users/{user_id}/totp"),
+            None,
+        ),
+        (
+            format!("/console/r/users/{user_id}/totp"),
+            vec![("step", "confirm"), ("code", "123456")],
+            Method::POST,
+            format!("/v1/users/{user_id}/totp/confirm"),
+            Some(json!({"code": "123456"})),
+        ),
+        (
+            format!("/console/r/users/{user_id}/totp"),
+            vec![("step", "remove")],
+            Method::DELETE,
+            format!("/v1/users/{user_id}/totp"),
+            None,
+        ),
+    ];
+    for (console_path, fields, method, api_path, body) in writes {
+        let (api_status, _) = server.admin(method, &api_path, &weak_token, body).await;
+        assert!(
+            api_status == 403 || api_status == 404,
+            "{api_path}: {api_status}"
+        );
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend(fields);
+        let page = browser.post(&console_path, &form).await;
+        assert_eq!(page.status, api_status, "{console_path}: {}", page.body);
+    }
+    let (_, view) = server
+        .admin(
+            Method::GET,
+            &format!("/v1/accounts/{account}"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(view["mfa"], "NONE", "unchanged");
+    let (_, view) = server
+        .admin(Method::GET, &format!("/v1/users/{user_id}"), &admin, None)
+        .await;
+    assert_eq!(view["totp"], "none", "no factor enrolled");
+    for (console_path, api_path) in [
+        (
+            format!("/console/r/service_accounts/{sa_id}"),
+            format!("/v1/service_accounts/{sa_id}"),
+        ),
+        (
+            format!("/console/r/users/{user_id}"),
+            format!("/v1/users/{user_id}"),
+        ),
+        (
+            format!("/console/r/accounts/{account}"),
+            format!("/v1/accounts/{account}"),
+        ),
+    ] {
+        let (api_status, _) = server
+            .admin(Method::GET, &api_path, &weak_token, None)
+            .await;
+        let page = browser.get(&console_path).await;
+        assert_eq!(page.status, api_status, "{console_path}");
+    }
+}
+
+/// `text` as maud escapes it in a page.
+fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The admin API's 400 message for `body` at `path` (as the administrator).
+async fn api_message(server: &TestServer, admin: &str, path: &str, body: Value) -> String {
+    let (status, answer) = server.admin_post(path, admin, body).await;
+    assert_eq!(status, 400, "{answer}");
+    answer["error"]["message"].as_str().unwrap().to_owned()
+}
+
+/// Trusted profiles (identities, links and the claim-rule editor), trusted issuers and
+/// authorization policies are created through the admin API: its 400 message appears next to
+/// the form, with what was entered kept; "More rows" adds rows without sending anything.
+#[tokio::test]
+async fn profiles_issuers_and_policies_are_created_as_the_admin_api_validates_them() {
+    let server = TestServer::in_process().await;
+    let admin = server.admin_token().await;
+    let account = new_account(&server, &admin, "trust").await;
+    let sa = server
+        .create(
+            &admin,
+            "service_accounts",
+            json!({"name": "runner", "account_id": account}),
+        )
+        .await;
+    let sa_iam = sa["iam_id"].as_str().unwrap();
+    let mut browser = Browser::signed_in(&server, ADMIN_KEY).await;
+
+    let list = browser.get("/console/r/trusted_profiles").await;
+    assert!(
+        list.body.contains("Create trusted profile"),
+        "{}",
+        list.body
+    );
+    for field in [
+        "name=\"identities.0.identifier\"",
+        "name=\"links.0.crn\"",
+        "name=\"rules.0.conditions.0.claim\"",
+        "<option value=\"NOT_EQUALS_IGNORE_CASE\">",
+        "<option value=\"IKS_SA\">",
+    ] {
+        assert!(list.body.contains(field), "{field}");
+    }
+    let csrf = list.csrf();
+    let profile = |value: &'static str| {
+        vec![
+            ("name", "deployers".to_owned()),
+            ("account_id", account.clone()),
+            ("identities.0.type", "serviceid".to_owned()),
+            ("identities.0.identifier", sa_iam.to_owned()),
+            ("rules.0.name", "prod".to_owned()),
+            ("rules.0.cr_type", "CE".to_owned()),
+            ("rules.0.conditions.0.claim", "namespace".to_owned()),
+            ("rules.0.conditions.0.operator", "EQUALS".to_owned()),
+            ("rules.0.conditions.0.value", value.to_owned()),
+        ]
+    };
+    let post = |fields: &Vec<(&'static str, String)>, extra: &[(&'static str, &'static str)]| {
+        let mut form: Vec<(String, String)> = vec![("csrf".into(), csrf.clone())];
+        form.extend(fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        form.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        form
+    };
+
+    // A condition value that is not JSON: the admin API's own message, values kept.
+    let expected = api_message(
+        &server,
+        &admin,
+        "/v1/trusted_profiles",
+        json!({"name": "deployers", "account_id": account,
+            "identities": [{"type": "serviceid", "identifier": sa_iam}],
+            "rules": [{"name": "prod", "type": "Profile-CR", "cr_type": "CE", "conditions": [
+                {"claim": "namespace", "operator": "EQUALS", "value": "prod"}]}]}),
+    )
+    .await;
+    assert!(expected.contains("rules[0].conditions[0]"), "{expected}");
+    let refused = browser
+        .post_pairs("/console/r/trusted_profiles", &post(&profile("prod"), &[]))
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains(&escaped(&expected)),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("value=\"deployers\""),
+        "the name kept"
+    );
+    assert!(
+        refused.body.contains(&format!("value=\"{sa_iam}\"")),
+        "the identity kept"
+    );
+    assert!(
+        refused.body.contains("value=\"prod\""),
+        "the condition kept"
+    );
+    assert!(
+        refused.body.contains("<option value=\"CE\" selected>"),
+        "the choice kept"
+    );
+
+    // More rows: the form again with more rows, nothing created.
+    let more = browser
+        .post_pairs(
+            "/console/r/trusted_profiles",
+            &post(&profile("prod"), &[("more", "rows")]),
+        )
+        .await;
+    assert_eq!(more.status, 200, "{}", more.body);
+    assert!(more.body.contains("name=\"rules.3.name\""), "spare rules");
+    assert!(
+        more.body.contains("name=\"identities.3.identifier\""),
+        "spare identities"
+    );
+    assert!(more.body.contains("value=\"deployers\""));
+    let (_, listed) = server
+        .admin(Method::GET, "/v1/trusted_profiles", &admin, None)
+        .await;
+    assert_eq!(listed["trusted_profiles"], json!([]), "nothing was sent");
+
+    // Valid now: created with exactly the rows entered.
+    let created = browser
+        .post_pairs(
+            "/console/r/trusted_profiles",
+            &post(&profile("\"prod\""), &[]),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let (_, listed) = server
+        .admin(Method::GET, "/v1/trusted_profiles", &admin, None)
+        .await;
+    let made = &listed["trusted_profiles"][0];
+    assert_eq!(made["name"], "deployers");
+    assert_eq!(made["identities"][0]["identifier"], sa_iam);
+    assert_eq!(made["rules"][0]["conditions"][0]["value"], "\"prod\"");
+    assert_eq!(made["rules"][0]["name"], "prod");
+    assert_eq!(made["links"], json!([]), "empty rows are left out");
+
+    // A trusted issuer: a key set that is not JSON gets the admin API's message.
+    let key = crate::cr_token::TestKey::new("k1", tessera_core::model::Algorithm::Es256);
+    let expected = api_message(
+        &server,
+        &admin,
+        "/v1/trusted_issuers",
+        json!({"name": "cluster", "issuer_url": "https://k8s.example.com", "jwks": "{not json"}),
+    )
+    .await;
+    let issuer = |jwks: String| {
+        vec![
+            ("name", "cluster".to_owned()),
+            ("issuer_url", "https://k8s.example.com".to_owned()),
+            ("jwks", jwks),
+            ("audiences", "iam\n\nsts\n".to_owned()),
+        ]
+    };
+    let refused = browser
+        .post_pairs(
+            "/console/r/trusted_issuers",
+            &post(&issuer("{not json".into()), &[]),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains(&escaped(&expected)),
+        "{expected}: {}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("{not json</textarea>"),
+        "the key set kept"
+    );
+    let created = browser
+        .post_pairs(
+            "/console/r/trusted_issuers",
+            &post(&issuer(key.jwks().to_string()), &[]),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let (_, listed) = server
+        .admin(Method::GET, "/v1/trusted_issuers", &admin, None)
+        .await;
+    assert_eq!(
+        listed["trusted_issuers"][0]["audiences"],
+        json!(["iam", "sts"])
+    );
+
+    // An authorization policy: a target in another account is the admin API's 400.
+    let other = new_account(&server, &admin, "elsewhere").await;
+    let bad_target = format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{other}:*");
+    let good_target = format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{account}:*");
+    let expected = api_message(
+        &server,
+        &admin,
+        "/v1/authorization_policies",
+        json!({"account_id": account, "source_iam_id": sa_iam, "target_crn": bad_target}),
+    )
+    .await;
+    let policy = |target: &str| {
+        vec![
+            ("account_id", account.clone()),
+            ("source_iam_id", sa_iam.to_owned()),
+            ("target_crn", target.to_owned()),
+        ]
+    };
+    let refused = browser
+        .post_pairs(
+            "/console/r/authorization_policies",
+            &post(&policy(&bad_target), &[]),
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.body.contains(&escaped(&expected)),
+        "{}",
+        refused.body
+    );
+    let created = browser
+        .post_pairs(
+            "/console/r/authorization_policies",
+            &post(&policy(&good_target), &[]),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+}
+
+/// One object's page: every field, links to its related objects (a service account's keys and
+/// bindings), refused across accounts as the admin API refuses; one audit event's page.
+#[tokio::test]
+async fn detail_pages_show_every_field_and_link_what_belongs_to_the_object() {
+    let server = TestServer::in_process().await;
+    let admin = server.admin_token().await;
+    let account = new_account(&server, &admin, "details").await;
+    let other = new_account(&server, &admin, "theirs").await;
+    let (_, owner_key) = member(&server, &admin, &account, "admin").await;
+    let sa = server
+        .create(
+            &admin,
+            "service_accounts",
+            json!({"name": "worker", "description": "runs jobs", "account_id": account}),
+        )
+        .await;
+    let (sa_id, sa_iam) = (sa["id"].as_str().unwrap(), sa["iam_id"].as_str().unwrap());
+    let key = server
+        .create(
+            &admin,
+            "api_keys",
+            json!({"owner_iam_id": sa_iam, "name": "worker-key"}),
+        )
+        .await;
+    server
+        .create(
+            &admin,
+            "access_bindings",
+            json!({"subject_iam_id": sa_iam, "role": "viewer", "resource": format!("account/{account}")}),
+        )
+        .await;
+    let theirs = server
+        .create(
+            &admin,
+            "service_accounts",
+            json!({"name": "not-yours", "account_id": other}),
+        )
+        .await;
+
+    let mut browser = Browser::signed_in(&server, &owner_key).await;
+    let list = browser
+        .get(&format!("/console/r/service_accounts?account_id={account}"))
+        .await;
+    let href = format!("/console/r/service_accounts/{sa_id}");
+    assert!(
+        list.body.contains(&format!("href=\"{href}\"")),
+        "a details link"
+    );
+    let page = browser.get(&href).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_security_headers(&page);
+    for field in ["worker", "runs jobs", sa_iam, &account, "created_at"] {
+        assert!(page.body.contains(field), "{field}");
+    }
+    let keys_href = format!("/console/r/api_keys?owner_iam_id={sa_iam}");
+    let bindings_href = format!("/console/r/access_bindings?subject_iam_id={sa_iam}");
+    assert!(page.body.contains(&escaped(&keys_href)), "{}", page.body);
+    assert!(page.body.contains(&escaped(&bindings_href)));
+    assert!(page.body.contains(&format!(
+        "/console/r/authorized_keys?service_account_id={sa_id}"
+    )));
+    assert!(
+        page.body.contains(">Delete service account<"),
+        "the admin may delete"
+    );
+    let keys = browser.get(&keys_href).await;
+    assert_eq!(keys.status, 200, "{}", keys.body);
+    assert!(keys.body.contains("worker-key"));
+    assert!(keys.body.contains("owner_iam_id = "), "the filter is shown");
+    let bindings = browser.get(&bindings_href).await;
+    assert_eq!(bindings.status, 200, "{}", bindings.body);
+    assert!(bindings.body.contains(&format!("account/{account}")));
+    let key_page = browser
+        .get(&format!(
+            "/console/r/api_keys/{}",
+            key["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(key_page.status, 200);
+    assert!(
+        key_page.body.contains(&format!("href=\"{href}\"")),
+        "the key links its owner"
+    );
+    assert!(!key_page.body.contains("apikey"), "no secret field");
+
+    // Another account's object: the admin API's status, nothing of it shown.
+    let theirs_id = theirs["id"].as_str().unwrap();
+    let owner_token = server.token(&owner_key).await;
+    let (api_status, _) = server
+        .admin(
+            Method::GET,
+            &format!("/v1/service_accounts/{theirs_id}"),
+            &owner_token,
+            None,
+        )
+        .await;
+    let page = browser
+        .get(&format!("/console/r/service_accounts/{theirs_id}"))
+        .await;
+    assert_eq!(page.status, api_status);
+    assert!(!page.body.contains("not-yours"));
+    let missing = browser
+        .get("/console/r/service_accounts/ServiceId-nope")
+        .await;
+    assert_eq!(missing.status, 404);
+    let nothing = browser.get("/console/r/no_such/x").await;
+    assert_eq!(nothing.status, 404);
+
+    // An audit event: every field; an account administrator reads its own account's.
+    let audit = browser
+        .get(&format!(
+            "/console/audit?account_id={account}&action=api_key.create"
+        ))
+        .await;
+    assert_eq!(audit.status, 200, "{}", audit.body);
+    let at = audit
+        .body
+        .find("href=\"/console/audit/")
+        .expect("a details link");
+    let rest = &audit.body[at + 6..];
+    let event_href = rest[..rest.find('"').unwrap()].replace("&amp;", "&");
+    let event = browser.get(&event_href).await;
+    assert_eq!(event.status, 200, "{event_href}: {}", event.body);
+    for field in [
+        "api_key.create",
+        "request_id",
+        "target_kind",
+        key["id"].as_str().unwrap(),
+    ] {
+        assert!(event.body.contains(field), "{field}: {}", event.body);
+    }
+    for bad in [
+        "/console/audit/0",
+        "/console/audit/x",
+        "/console/audit/99999999",
+    ] {
+        let page = browser.get(&format!("{bad}?account_id={account}")).await;
+        assert_eq!(page.status, 404, "{bad}");
+    }
+    let (api_status, _) = server
+        .admin(
+            Method::GET,
+            &format!("/v1/audit?account_id={other}"),
+            &owner_token,
+            None,
+        )
+        .await;
+    let page = browser
+        .get(&format!("/console/audit/1?account_id={other}"))
+        .await;
+    assert_eq!(page.status, api_status, "another account's events");
+}
+
+/// MFA: users' TOTP state in the list and on the user's page; an administrator enrols a first
+/// factor (the secret shown once), the code confirms it; the account's requirement is set on
+/// the account's page; a viewer sees none of these controls and its forged posts get 403.
+#[tokio::test]
+async fn mfa_status_enrolment_and_the_accounts_requirement() {
+    let server = TestServer::in_process().await;
+    let admin = server.admin_token().await;
+    let account = new_account(&server, &admin, "mfa").await;
+    let (_, owner_key) = member(&server, &admin, &account, "admin").await;
+    let (_, viewer_key) = member(&server, &admin, &account, "viewer").await;
+    let user = server
+        .create(
+            &admin,
+            "users",
+            json!({"name": "Ann", "email": "ann@example.com", "password": "ann-password-0123", "account_id": account}),
+        )
+        .await;
+    let user_id = user["id"].as_str().unwrap();
+    let mut owner = Browser::signed_in(&server, &owner_key).await;
+    let list = owner
+        .get(&format!("/console/r/users?account_id={account}"))
+        .await;
+    assert!(
+        list.body.contains("data-label=\"TOTP\">none<"),
+        "{}",
+        list.body
+    );
+    let user_href = format!("/console/r/users/{user_id}");
+    let page = owner.get(&user_href).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("State: <strong>none</strong>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Enrol a TOTP factor"));
+    let csrf = page.csrf();
+
+    let enrolled = owner
+        .post(
+            &format!("{user_href}/totp"),
+            &[("csrf", &csrf), ("step", "enroll")],
+        )
+        .await;
+    assert_eq!(enrolled.status, 201, "{}", enrolled.body);
+    assert!(enrolled.body.contains("shown once"));
+    let at = enrolled.body.find("id=\"secret\"").unwrap();
+    let value_at = enrolled.body[at..].find("value=\"").unwrap() + at + 7;
+    let secret = &enrolled.body[value_at..value_at + enrolled.body[value_at..].find('"').unwrap()];
+    let again = owner.get(&user_href).await;
+    assert!(again.body.contains("State: <strong>pending</strong>"));
+    assert!(
+        !again.body.contains(secret),
+        "the secret is not shown again"
+    );
+    let wrong = owner
+        .post(
+            &format!("{user_href}/totp"),
+            &[("csrf", &csrf), ("step", "confirm"), ("code", "000000")],
+        )
+        .await;
+    assert_eq!(wrong.status, 400, "the admin API's refusal: {}", wrong.body);
+    let code = crate::password::code(secret, crate::password::step_now());
+    let confirmed = owner
+        .post(
+            &format!("{user_href}/totp"),
+            &[("csrf", &csrf), ("step", "confirm"), ("code", &code)],
+        )
+        .await;
+    assert_eq!(confirmed.status, 303, "{}", confirmed.body);
+    let (_, view) = server
+        .admin(Method::GET, &format!("/v1/users/{user_id}"), &admin, None)
+        .await;
+    assert_eq!(view["totp"], "confirmed");
+    let page = owner.get(&user_href).await;
+    assert!(page.body.contains("State: <strong>confirmed</strong>"));
+    assert!(
+        !page.body.contains("Enrol a TOTP factor"),
+        "a confirmed factor is the user's own"
+    );
+
+    // The account's requirement.
+    let account_href = format!("/console/r/accounts/{account}");
+    let page = owner.get(&account_href).await;
+    assert!(page.body.contains("Save the requirement"), "{}", page.body);
+    let bad = owner
+        .post(
+            &format!("{account_href}/mfa"),
+            &[("csrf", &csrf), ("mfa", "SMS")],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body
+            .contains(&escaped("mfa must be \"TOTP\" or \"NONE\"")),
+        "{}",
+        bad.body
+    );
+    let set = owner
+        .post(
+            &format!("{account_href}/mfa"),
+            &[("csrf", &csrf), ("mfa", "TOTP")],
+        )
+        .await;
+    assert_eq!(set.status, 303, "{}", set.body);
+    let (_, view) = server
+        .admin(
+            Method::GET,
+            &format!("/v1/accounts/{account}"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(view["mfa"], "TOTP");
+
+    // A viewer: no controls, and forged posts get the admin API's 403.
+    let mut viewer = Browser::signed_in(&server, &viewer_key).await;
+    let page = viewer.get(&account_href).await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("Save the requirement"));
+    let page = viewer.get(&user_href).await;
+    assert_eq!(page.status, 200);
+    assert!(!page
+        .body
+        .contains("<form method=\"post\" action=\"/console/r/users/"));
+    let csrf = viewer.csrf().await;
+    let forged = viewer
+        .post(
+            &format!("{account_href}/mfa"),
+            &[("csrf", &csrf), ("mfa", "NONE")],
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let forged = viewer
+        .post(
+            &format!("{user_href}/totp"),
+            &[("csrf", &csrf), ("step", "remove")],
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let (_, view) = server
+        .admin(
+            Method::GET,
+            &format!("/v1/accounts/{account}"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(view["mfa"], "TOTP", "unchanged");
 }

@@ -333,12 +333,12 @@ async fn password_grant_refusals_say_what_is_wrong() {
 }
 
 /// The code of `secret` (base32) at TOTP step `step`.
-fn code(secret: &str, step: u64) -> String {
+pub(crate) fn code(secret: &str, step: u64) -> String {
     let secret = totp::TotpSecret::from_bytes(totp::base32_decode(secret).unwrap());
     totp::code_at(&secret, step as i64 * totp::STEP)
 }
 
-fn step_now() -> u64 {
+pub(crate) fn step_now() -> u64 {
     let now = crate::harness::unix_now();
     totp::step_of(now)
 }

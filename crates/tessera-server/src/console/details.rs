@@ -4,7 +4,9 @@
 //! as everywhere in the console; the model is asked only whether to draw a control.
 
 use super::backend::{with_query, AdminApi};
-use super::handlers::{delete_href, may, may_delete, object_path, param, refused, store_key, unknown};
+use super::handlers::{
+    delete_href, may, may_delete, object_path, param, refused, store_key, unknown,
+};
 use super::pages::{self, csrf, page, render, text};
 use super::resources::{self, Resource};
 use super::session::{Form, Session};
@@ -27,7 +29,10 @@ type Params = Query<HashMap<String, String>>;
 
 /// The console path of one object of `slug` (`?account_id=` for an OAuth client).
 pub fn object_href(slug: &str, id: &str, account: Option<&str>) -> String {
-    let base = format!("/console/r/{slug}/{}", utf8_percent_encode(id, NON_ALPHANUMERIC));
+    let base = format!(
+        "/console/r/{slug}/{}",
+        utf8_percent_encode(id, NON_ALPHANUMERIC)
+    );
     match account {
         Some(account) if slug == "clients" => with_query(&base, &[("account_id", account)]),
         _ => base,
@@ -47,7 +52,10 @@ fn list_href(slug: &str, filter: &str, value: &str) -> String {
 fn identity_href(iam_id: &str) -> Option<String> {
     if iam_id.starts_with("IBMid-") {
         Some(object_href("users", iam_id, None))
-    } else if let Some(id) = iam_id.strip_prefix("iam-").filter(|id| id.starts_with("ServiceId-")) {
+    } else if let Some(id) = iam_id
+        .strip_prefix("iam-")
+        .filter(|id| id.starts_with("ServiceId-"))
+    {
         Some(object_href("service_accounts", id, None))
     } else {
         iam_id
@@ -73,22 +81,38 @@ fn related(kind: EntityKind, object: &Value) -> Vec<(String, String)> {
     match kind {
         EntityKind::Account => {
             if let Some(enterprise) = object["enterprise_id"].as_str() {
-                add("Its enterprise", Some(object_href("enterprises", enterprise, None)));
+                add(
+                    "Its enterprise",
+                    Some(object_href("enterprises", enterprise, None)),
+                );
             }
             for r in resources::RESOURCES.iter().filter(|r| {
-                !matches!(r.kind, EntityKind::Account | EntityKind::Enterprise | EntityKind::Binding)
+                !matches!(
+                    r.kind,
+                    EntityKind::Account | EntityKind::Enterprise | EntityKind::Binding
+                )
             }) {
                 add(r.title, Some(list_href(r.slug, "account_id", &id)));
             }
             add(
                 "Access bindings on the account",
-                Some(list_href("access_bindings", "resource", &format!("account/{id}"))),
+                Some(list_href(
+                    "access_bindings",
+                    "resource",
+                    &format!("account/{id}"),
+                )),
             );
-            add("Its audit events", Some(with_query("/console/audit", &[("account_id", &id)])));
+            add(
+                "Its audit events",
+                Some(with_query("/console/audit", &[("account_id", &id)])),
+            );
         }
         EntityKind::User | EntityKind::ServiceAccount | EntityKind::Profile => {
             if kind != EntityKind::Profile {
-                add("Its API keys", Some(list_href("api_keys", "owner_iam_id", &iam_id)));
+                add(
+                    "Its API keys",
+                    Some(list_href("api_keys", "owner_iam_id", &iam_id)),
+                );
             }
             if kind == EntityKind::ServiceAccount {
                 add(
@@ -97,30 +121,54 @@ fn related(kind: EntityKind, object: &Value) -> Vec<(String, String)> {
                 );
                 add(
                     "Access bindings on it",
-                    Some(list_href("access_bindings", "resource", &format!("service-account/{id}"))),
+                    Some(list_href(
+                        "access_bindings",
+                        "resource",
+                        &format!("service-account/{id}"),
+                    )),
                 );
             }
-            add("Its access bindings", Some(list_href("access_bindings", "subject_iam_id", &iam_id)));
+            add(
+                "Its access bindings",
+                Some(list_href("access_bindings", "subject_iam_id", &iam_id)),
+            );
             add(
                 "Authorization policies it is the source of",
-                Some(list_href("authorization_policies", "source_iam_id", &iam_id)),
+                Some(list_href(
+                    "authorization_policies",
+                    "source_iam_id",
+                    &iam_id,
+                )),
             );
             if kind != EntityKind::Profile {
-                add("Audit events by it", Some(with_query("/console/audit", &[("actor", &iam_id)])));
+                add(
+                    "Audit events by it",
+                    Some(with_query("/console/audit", &[("actor", &iam_id)])),
+                );
             }
         }
         EntityKind::ApiKey => add("Its owner", identity_href(&field("owner_iam_id"))),
         EntityKind::AuthorizedKey => add(
             "Its service account",
-            Some(object_href("service_accounts", &field("service_account_id"), None)),
+            Some(object_href(
+                "service_accounts",
+                &field("service_account_id"),
+                None,
+            )),
         ),
         EntityKind::Binding => {
             add("Its subject", identity_href(&field("subject_iam_id")));
             let resource = field("resource");
             if let Some(account) = resource.strip_prefix("account/") {
-                add("The account it is on", Some(object_href("accounts", account, None)));
+                add(
+                    "The account it is on",
+                    Some(object_href("accounts", account, None)),
+                );
             } else if let Some(sa) = resource.strip_prefix("service-account/") {
-                add("The service account it is on", Some(object_href("service_accounts", sa, None)));
+                add(
+                    "The service account it is on",
+                    Some(object_href("service_accounts", sa, None)),
+                );
             }
         }
         EntityKind::Policy => add("Its source", identity_href(&field("source_iam_id"))),
@@ -208,7 +256,14 @@ async fn account_controls(state: &AppState, session: &Session, object: &Value, i
             };
             let old = Entity::Account(account);
             let new = Entity::Account(changed);
-            may(state, session, &Action::Update { old: &old, new: &new })
+            may(
+                state,
+                session,
+                &Action::Update {
+                    old: &old,
+                    new: &new,
+                },
+            )
         }
         _ => false,
     };
@@ -248,13 +303,41 @@ async fn user_controls(state: &AppState, session: &Session, object: &Value, id: 
     let now = state.clock.now();
     let may_enrol = status != "confirmed"
         && !user.federated
-        && may(state, session, &Action::EnrollFactor { user: &user, existing: None, proof: None, now });
+        && may(
+            state,
+            session,
+            &Action::EnrollFactor {
+                user: &user,
+                existing: None,
+                proof: None,
+                now,
+            },
+        );
     let may_confirm = status == "pending"
-        && may(state, session, &Action::ConfirmFactor { user: &user, replacement: false });
+        && may(
+            state,
+            session,
+            &Action::ConfirmFactor {
+                user: &user,
+                replacement: false,
+            },
+        );
     let may_remove = factor.as_ref().is_some_and(|existing| {
-        may(state, session, &Action::RemoveFactor { user: &user, existing, proof: None, now })
+        may(
+            state,
+            session,
+            &Action::RemoveFactor {
+                user: &user,
+                existing,
+                proof: None,
+                now,
+            },
+        )
     });
-    let action = format!("/console/r/users/{}/totp", utf8_percent_encode(id, NON_ALPHANUMERIC));
+    let action = format!(
+        "/console/r/users/{}/totp",
+        utf8_percent_encode(id, NON_ALPHANUMERIC)
+    );
     html! {
         section aria-labelledby="totp" {
             h2 id="totp" { "Second factor (TOTP)" }
@@ -366,7 +449,10 @@ pub async fn user_totp(
         (code_form(&session, &action, "confirm", "Confirm the factor"))
         p { a href=(back) { "Back to the user" } }
     };
-    render(StatusCode::CREATED, page(Some(&session), "TOTP factor enrolled", body))
+    render(
+        StatusCode::CREATED,
+        page(Some(&session), "TOTP factor enrolled", body),
+    )
 }
 
 /// `GET /console/audit/{id}`: one event, every field (`?account_id=` as the list was read, so
@@ -379,7 +465,11 @@ pub async fn audit_event(
     Query(params): Params,
 ) -> Response {
     let no_such = || {
-        pages::error_page(Some(&session), StatusCode::NOT_FOUND, "There is no such audit event.")
+        pages::error_page(
+            Some(&session),
+            StatusCode::NOT_FOUND,
+            "There is no such audit event.",
+        )
     };
     let Some(before) = id
         .parse::<i64>()
@@ -392,9 +482,16 @@ pub async fn audit_event(
     let before = before.to_string();
     let path = with_query(
         paths::AUDIT,
-        &[("account_id", param(&params, "account_id")), ("before", &before), ("limit", "1")],
+        &[
+            ("account_id", param(&params, "account_id")),
+            ("before", &before),
+            ("limit", "1"),
+        ],
     );
-    let listed = match api.call(&ctx, &session.token, Method::GET, &path, None).await {
+    let listed = match api
+        .call(&ctx, &session.token, Method::GET, &path, None)
+        .await
+    {
         Ok(listed) => listed,
         Err(refusal) => return refused(&session, refusal),
     };
@@ -410,7 +507,13 @@ pub async fn audit_event(
     let target = resources::RESOURCES
         .iter()
         .find(|r| r.kind.as_str() == target_kind)
-        .map(|r| object_href(r.slug, &text(&event["target_id"]), event["account_id"].as_str()));
+        .map(|r| {
+            object_href(
+                r.slug,
+                &text(&event["target_id"]),
+                event["account_id"].as_str(),
+            )
+        });
     let body = html! {
         (facts(event))
         section aria-labelledby="related" {
@@ -423,5 +526,8 @@ pub async fn audit_event(
         }
         p { a href=(with_query("/console/audit", &[("account_id", param(&params, "account_id"))])) { "Back to the audit log" } }
     };
-    render(StatusCode::OK, page(Some(&session), &format!("Audit event {id}"), body))
+    render(
+        StatusCode::OK,
+        page(Some(&session), &format!("Audit event {id}"), body),
+    )
 }

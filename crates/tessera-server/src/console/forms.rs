@@ -321,7 +321,11 @@ mod tests {
         );
         // Rendered again in the order sent: the API's `rules[0]` is the first rule on screen.
         let editor = rows.editor(1).into_string();
-        assert!(editor.contains("name=\"rules.0.conditions.0.claim\" type=\"text\" value=\"namespace\""), "{editor}");
+        assert!(
+            editor
+                .contains("name=\"rules.0.conditions.0.claim\" type=\"text\" value=\"namespace\""),
+            "{editor}"
+        );
         assert!(editor.contains("name=\"rules.1.name\""), "a spare rule");
     }
 

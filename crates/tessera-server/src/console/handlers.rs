@@ -3,10 +3,10 @@
 //! (`authz::authorize`) is asked only whether to draw a write control.
 
 use super::backend::{with_query, AdminApi, Refusal};
-use super::{details, forms};
 use super::pages::{self, csrf, page, render, table, text};
 use super::resources::{self, Resource};
 use super::session::{self, Form, Session};
+use super::{details, forms};
 use crate::http::{PeerAddr, RequestContext};
 use crate::state::AppState;
 use axum::body::Body;
@@ -84,7 +84,12 @@ pub(super) fn store_key(kind: EntityKind, row: &Value) -> String {
 }
 
 /// Whether the model lets the session delete the object with `key`.
-pub(super) async fn may_delete(state: &AppState, session: &Session, kind: EntityKind, key: &str) -> bool {
+pub(super) async fn may_delete(
+    state: &AppState,
+    session: &Session,
+    kind: EntityKind,
+    key: &str,
+) -> bool {
     match state.store.find(kind, key).await {
         Ok(Some(entity)) => may(state, session, &Action::Delete(&entity)),
         _ => false,
@@ -171,8 +176,7 @@ pub async fn sign_in(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let failed =
-        |status: StatusCode, message: &str| sign_in_answer(&state, status, Some(message));
+    let failed = |status: StatusCode, message: &str| sign_in_answer(&state, status, Some(message));
     if let Err(e) = session::same_site(&headers) {
         return failed(StatusCode::FORBIDDEN, &e.to_string());
     }
@@ -241,7 +245,10 @@ pub async fn sign_in(
                 session::set_cookie(&state, Some(&value)),
             );
             // The challenge is spent.
-            headers.append(header::SET_COOKIE, session::set_sign_in_cookie(&state, None));
+            headers.append(
+                header::SET_COOKIE,
+                session::set_sign_in_cookie(&state, None),
+            );
             response
         }
         Err(e) => failed(StatusCode::SERVICE_UNAVAILABLE, e.message()),
@@ -478,7 +485,13 @@ pub async fn create(
     }
     let body = forms::request_body(resource, &form);
     let created = match api
-        .call(&ctx, &session.token, Method::POST, resource.api, Some(&body))
+        .call(
+            &ctx,
+            &session.token,
+            Method::POST,
+            resource.api,
+            Some(&body),
+        )
         .await
     {
         Ok(created) => created,

@@ -152,9 +152,7 @@ fn mint(
     started: UnixTime,
     now: UnixTime,
 ) -> tessera_core::error::Result<Minted> {
-    let remaining = started
-        .saturating_add(SESSION_MAX_AGE)
-        .saturating_sub(now);
+    let remaining = started.saturating_add(SESSION_MAX_AGE).saturating_sub(now);
     if remaining <= 0 {
         return Err(tessera_core::error::Error::internal(
             "a session token past the session's end",
@@ -394,8 +392,9 @@ fn cookie_header(
         Some(value) => (value, max_age),
         None => ("", 0),
     };
-    let text =
-        format!("{name}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+    let text = format!(
+        "{name}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    );
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
