@@ -17,7 +17,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 use maud::{html, Markup};
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use tessera_api::paths;
@@ -27,11 +27,19 @@ use tessera_core::model::MfaRequirement;
 
 type Params = Query<HashMap<String, String>>;
 
+/// What an id keeps unencoded in a console path: the unreserved characters (RFC 3986), so
+/// `ServiceId-…` reads as itself.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// The console path of one object of `slug` (`?account_id=` for an OAuth client).
 pub fn object_href(slug: &str, id: &str, account: Option<&str>) -> String {
     let base = format!(
         "/console/r/{slug}/{}",
-        utf8_percent_encode(id, NON_ALPHANUMERIC)
+        utf8_percent_encode(id, SEGMENT)
     );
     match account {
         Some(account) if slug == "clients" => with_query(&base, &[("account_id", account)]),
@@ -272,7 +280,7 @@ async fn account_controls(state: &AppState, session: &Session, object: &Value, i
             h2 id="mfa" { "Sign-in requirement" }
             p { "Users of this account sign in with: " strong { @if current == "TOTP" { "a password and a TOTP code" } @else { "a password alone (TOTP where the user has a factor)" } } }
             @if may_change {
-                form method="post" action={ "/console/r/accounts/" (utf8_percent_encode(id, NON_ALPHANUMERIC)) "/mfa" } {
+                form method="post" action={ "/console/r/accounts/" (utf8_percent_encode(id, SEGMENT)) "/mfa" } {
                     (csrf(session))
                     div.field {
                         label for="mfa-setting" { "Require" }
@@ -336,7 +344,7 @@ async fn user_controls(state: &AppState, session: &Session, object: &Value, id: 
     });
     let action = format!(
         "/console/r/users/{}/totp",
-        utf8_percent_encode(id, NON_ALPHANUMERIC)
+        utf8_percent_encode(id, SEGMENT)
     );
     html! {
         section aria-labelledby="totp" {
