@@ -37,10 +37,7 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 
 /// The console path of one object of `slug` (`?account_id=` for an OAuth client).
 pub fn object_href(slug: &str, id: &str, account: Option<&str>) -> String {
-    let base = format!(
-        "/console/r/{slug}/{}",
-        utf8_percent_encode(id, SEGMENT)
-    );
+    let base = format!("/console/r/{slug}/{}", utf8_percent_encode(id, SEGMENT));
     match account {
         Some(account) if slug == "clients" => with_query(&base, &[("account_id", account)]),
         _ => base,
@@ -342,10 +339,7 @@ async fn user_controls(state: &AppState, session: &Session, object: &Value, id: 
             },
         )
     });
-    let action = format!(
-        "/console/r/users/{}/totp",
-        utf8_percent_encode(id, SEGMENT)
-    );
+    let action = format!("/console/r/users/{}/totp", utf8_percent_encode(id, SEGMENT));
     html! {
         section aria-labelledby="totp" {
             h2 id="totp" { "Second factor (TOTP)" }
