@@ -191,9 +191,10 @@ impl TrustRows {
                     @let row = self.identities.get(i);
                     @let cell = |k: usize| row.map(|r| r[k].as_str()).unwrap_or("");
                     div.row {
-                        (choice(&format!("identities.{i}.type"), &format!("Identity {} (identities[{i}]): type", i + 1), &IDENTITY_TYPES, cell(0)))
-                        (text_input(&format!("identities.{i}.identifier"), "Identifier (IBMid-…, iam-ServiceId-…, crn:v1:…)", cell(1)))
-                        (text_input(&format!("identities.{i}.accounts"), "Accounts (users only; comma-separated, empty: the user's own)", cell(2)))
+                        @let n = i + 1;
+                        (choice(&format!("identities.{i}.type"), &format!("Identity {n} (identities[{i}]): type"), &IDENTITY_TYPES, cell(0)))
+                        (text_input(&format!("identities.{i}.identifier"), &format!("Identity {n}: identifier (IBMid-…, iam-ServiceId-…, crn:v1:…)"), cell(1)))
+                        (text_input(&format!("identities.{i}.accounts"), &format!("Identity {n}: accounts (users only; comma-separated; empty: the user's own)"), cell(2)))
                     }
                 }
             }
@@ -208,7 +209,7 @@ impl TrustRows {
                             @if k == 0 {
                                 (choice(&id, &format!("Link {} (links[{i}]): {label}", i + 1), &CR_TYPES, current))
                             } @else {
-                                (text_input(&id, label, current))
+                                (text_input(&id, &format!("Link {}: {label}", i + 1), current))
                             }
                         }
                     }
@@ -221,16 +222,17 @@ impl TrustRows {
                     fieldset.rule {
                         legend { "Rule " (i + 1) " (rules[" (i) "])" }
                         div.row {
-                            (text_input(&format!("rules.{i}.name"), "Name (optional)", &rule.name))
-                            (choice(&format!("rules.{i}.cr_type"), "Compute-resource type", &CR_TYPES, &rule.cr_type))
+                            (text_input(&format!("rules.{i}.name"), &format!("Rule {}: name (optional)", i + 1), &rule.name))
+                            (choice(&format!("rules.{i}.cr_type"), &format!("Rule {}: compute-resource type", i + 1), &CR_TYPES, &rule.cr_type))
                         }
                         @for j in 0..rule.conditions.len() + spare.max(1) {
                             @let row = rule.conditions.get(j);
                             @let cell = |k: usize| row.map(|r| r[k].as_str()).unwrap_or("");
                             div.row {
-                                (text_input(&format!("rules.{i}.conditions.{j}.claim"), &format!("Condition {} (conditions[{j}]): claim", j + 1), cell(0)))
-                                (choice(&format!("rules.{i}.conditions.{j}.operator"), "Operator", &OPERATORS, cell(1)))
-                                (text_input(&format!("rules.{i}.conditions.{j}.value"), "Value (JSON: \"prod\" or [\"a\",\"b\"])", cell(2)))
+                                @let c = format!("Rule {}, condition {}", i + 1, j + 1);
+                                (text_input(&format!("rules.{i}.conditions.{j}.claim"), &format!("{c} (conditions[{j}]): claim"), cell(0)))
+                                (choice(&format!("rules.{i}.conditions.{j}.operator"), &format!("{c}: operator"), &OPERATORS, cell(1)))
+                                (text_input(&format!("rules.{i}.conditions.{j}.value"), &format!("{c}: value (JSON: \"prod\" or [\"a\",\"b\"])"), cell(2)))
                             }
                         }
                     }
