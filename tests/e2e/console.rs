@@ -586,6 +586,29 @@ async fn a_viewer_sees_no_write_controls_and_its_forged_writes_get_403() {
         "no create form"
     );
     assert!(!list.body.contains(">Delete<"), "no delete control");
+    for (slug, noun) in [
+        ("trusted_profiles", "trusted profile"),
+        ("trusted_issuers", "trusted issuer"),
+        ("authorization_policies", "authorization policy"),
+    ] {
+        let list = viewer
+            .get(&format!("/console/r/{slug}?account_id={account}"))
+            .await;
+        assert_eq!(list.status, 200, "{slug}: {}", list.body);
+        assert!(!list.body.contains(&format!("Create {noun}")), "{slug}");
+        let list = owner
+            .get(&format!("/console/r/{slug}?account_id={account}"))
+            .await;
+        assert!(list.body.contains(&format!("Create {noun}")), "{slug}");
+    }
+    let detail = viewer
+        .get(&format!("/console/r/service_accounts/{target_id}"))
+        .await;
+    assert_eq!(detail.status, 200);
+    assert!(
+        !detail.body.contains(">Delete service account<"),
+        "no delete on the detail page"
+    );
     let keys = viewer.get("/console/signing-keys").await;
     assert_eq!(
         keys.status, 403,
