@@ -245,7 +245,13 @@ pub async fn object(
             a href={ "/console/r/" (resource.slug) } { "Back to " (resource.title) }
         }
     };
-    let title = format!("{} {}", resource.noun, text(&object["id"]));
+    // "Service account ServiceId-…": the noun capitalised.
+    let mut noun = resource.noun.chars();
+    let noun: String = noun
+        .next()
+        .map(|first| first.to_uppercase().chain(noun).collect())
+        .unwrap_or_default();
+    let title = format!("{noun} {}", text(&object["id"]));
     render(StatusCode::OK, page(Some(&session), &title, body))
 }
 
