@@ -340,9 +340,9 @@ browserTest("sign-in with a password and a TOTP code (the account requires TOTP)
   assert.match(facts, /Global administrator\s+no/);
 });
 
-browserTest("the CSP blocks an inline script, and the suite's watchers see it", async (open) => {
-  // The control of the CSP checks of every other test: were the policy or the watchers broken,
-  // this would fail.
+browserTest("the CSP blocks an inline script, the browser reaches nothing but the server, and the watchers see both", async (open) => {
+  // The control of the checks of every other test: were the policy, the network fence or the
+  // watchers broken, this would fail.
   const page = await open();
   await page.goto(`${BASE}/console/sign-in`);
   const seen = problems.length;
@@ -355,6 +355,12 @@ browserTest("the CSP blocks an inline script, and the suite's watchers see it", 
   const reported = problems.splice(seen);
   assert.ok(reported.some(event) && reported.some(logged), `${reported}`);
   assert.equal(await page.evaluate(() => window.inlineRan), undefined, "the inline script did not run");
+
+  // A navigation (which no CSP governs) to another host: refused by the route, reported.
+  const before = problems.length;
+  await assert.rejects(page.goto("http://tessera-browser-test.invalid/"));
+  const outside = problems.splice(before);
+  assert.deepEqual(outside, ["a request beyond the server: http://tessera-browser-test.invalid/"]);
 });
 
 let created; // the service account the console created: { id, iamId, apikey }
