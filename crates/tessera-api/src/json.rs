@@ -30,32 +30,11 @@ pub fn push_string(out: &mut String, value: &str) {
     }
 }
 
-/// Appends `"name":` and `value` as a JSON string, after a comma unless it is the object's first
-/// member.
-pub fn push_member(out: &mut String, name: &str, value: &str) {
-    push_name(out, name);
-    push_string(out, value);
-}
-
-/// Appends `"name":` and the number `value`.
-pub fn push_number(out: &mut String, name: &str, value: i64) {
-    push_name(out, name);
-    // Writing into a String cannot fail.
-    let _ = write!(out, "{value}");
-}
-
-fn push_name(out: &mut String, name: &str) {
-    if !out.ends_with('{') {
-        out.push(',');
-    }
-    push_string(out, name);
-    out.push(':');
-}
-
 /// A JSON object built member by member: `{`, the members, `}`.
 #[derive(Debug)]
 pub struct ObjectWriter {
     out: String,
+    empty: bool,
 }
 
 impl ObjectWriter {
@@ -63,11 +42,20 @@ impl ObjectWriter {
     pub fn with_capacity(capacity: usize) -> ObjectWriter {
         let mut out = String::with_capacity(capacity);
         out.push('{');
-        ObjectWriter { out }
+        ObjectWriter { out, empty: true }
+    }
+
+    fn name(&mut self, name: &str) {
+        if !std::mem::take(&mut self.empty) {
+            self.out.push(',');
+        }
+        push_string(&mut self.out, name);
+        self.out.push(':');
     }
 
     pub fn string(mut self, name: &str, value: &str) -> ObjectWriter {
-        push_member(&mut self.out, name, value);
+        self.name(name);
+        push_string(&mut self.out, value);
         self
     }
 
@@ -79,7 +67,9 @@ impl ObjectWriter {
     }
 
     pub fn number(mut self, name: &str, value: i64) -> ObjectWriter {
-        push_number(&mut self.out, name, value);
+        self.name(name);
+        // Writing into a String cannot fail.
+        let _ = write!(self.out, "{value}");
         self
     }
 
@@ -109,13 +99,31 @@ mod tests {
         assert_eq!(ObjectWriter::with_capacity(0).finish(), "{}");
     }
 
+    fn written(value: &str) -> String {
+        let mut out = String::new();
+        push_string(&mut out, value);
+        out
+    }
+
+    #[test]
+    fn every_ascii_character_is_written_as_serde_json_writes_it() {
+        for byte in 0u8..=0x7f {
+            let value = format!("a{}b", char::from(byte));
+            assert_eq!(
+                written(&value),
+                serde_json::to_string(&value).unwrap_or_default()
+            );
+        }
+    }
+
     proptest! {
-        /// Whatever the string, the bytes are serde_json's own.
+        /// Whatever the string, the bytes are serde_json's own: control characters, quotes and
+        /// backslashes (the escaped ones) as well as any Unicode.
         #[test]
-        fn strings_are_written_as_serde_json_writes_them(value in any::<String>()) {
-            let mut out = String::new();
-            push_string(&mut out, &value);
-            prop_assert_eq!(out, serde_json::to_string(&value).unwrap_or_default());
+        fn strings_are_written_as_serde_json_writes_them(
+            value in prop_oneof!["[\\x00-\\x7f]{0,40}", any::<String>()]
+        ) {
+            prop_assert_eq!(written(&value), serde_json::to_string(&value).unwrap_or_default());
         }
     }
 }

@@ -793,6 +793,67 @@ mod tests {
     }
 
     #[test]
+    fn an_upsert_that_changes_a_grouping_field_moves_the_object_to_its_new_group() {
+        let mut dir = Directory::new();
+        let user = |email: &str| User {
+            id: "IBMid-1".into(),
+            account_id: "a".into(),
+            name: "u".into(),
+            email: email.into(),
+            password_hash: None,
+            federated: false,
+            created_at: 0,
+        };
+        dir.apply(Change::Upsert(Entity::User(user("Old@example.com"))));
+        dir.apply(Change::Upsert(Entity::User(user("new@example.com"))));
+        assert!(dir.users_with_email("old@example.com").is_empty());
+        assert_eq!(dir.users_with_email("NEW@example.com").len(), 1);
+
+        let binding = |subject: &str| AccessBinding {
+            id: "b1".into(),
+            subject_iam_id: subject.into(),
+            role: Role::Viewer,
+            resource: Resource::Global,
+            created_at: 0,
+        };
+        dir.apply(Change::Upsert(Entity::Binding(binding("IBMid-1"))));
+        dir.apply(Change::Upsert(Entity::Binding(binding("IBMid-2"))));
+        assert_eq!(dir.bindings_of("IBMid-1").count(), 0);
+        assert_eq!(dir.bindings_of("IBMid-2").count(), 1);
+
+        // A key moved to another owner authenticates as the new owner only.
+        dir.apply(Change::Upsert(Entity::ApiKey(key("k1", 1, "IBMid-1"))));
+        dir.apply(Change::Upsert(Entity::ApiKey(key("k1", 1, "IBMid-2"))));
+        let found = dir
+            .api_key_by_hash(&KeyHash([1; 32]))
+            .map(|k| &*k.owner_iam_id);
+        assert_eq!(found, Some("IBMid-2"));
+    }
+
+    #[test]
+    fn owners_are_shared_between_keys_and_forgotten_with_the_last_one() {
+        let mut dir = Directory::new();
+        dir.apply(Change::Upsert(Entity::ApiKey(key("k1", 1, "IBMid-1"))));
+        dir.apply(Change::Upsert(Entity::ApiKey(key("k2", 2, "IBMid-1"))));
+        dir.apply(Change::Upsert(Entity::ApiKey(key("k3", 3, "IBMid-3"))));
+        let owner = |hash: u8| {
+            dir.api_key_by_hash(&KeyHash([hash; 32]))
+                .map(|k| k.owner_iam_id.clone())
+        };
+        let (one, two) = (owner(1), owner(2));
+        assert!(one.zip(two).is_some_and(|(a, b)| Arc::ptr_eq(&a, &b)));
+        assert_eq!(dir.key_owners.len(), 2);
+        dir.apply(Change::Delete(EntityKind::ApiKey, "k1".into()));
+        assert_eq!(dir.key_owners.len(), 2, "k2 still has IBMid-1");
+        dir.apply(Change::Delete(EntityKind::ApiKey, "k2".into()));
+        dir.apply(Change::Delete(EntityKind::ApiKey, "k3".into()));
+        assert_eq!(dir.key_owners.len(), 0);
+        // Deleting what is gone changes nothing.
+        dir.apply(Change::Delete(EntityKind::ApiKey, "k3".into()));
+        assert_eq!(dir.counts().api_keys, 0);
+    }
+
+    #[test]
     fn revocation_and_cutoff() {
         let mut dir = Directory::new();
         dir.apply(Change::Upsert(Entity::Revocation(Revocation {

@@ -20,12 +20,13 @@ use tessera_core::model::*;
 #[global_allocator]
 static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-/// Heap bytes held now that were not held when `region` began.
+/// Heap bytes held now that were not held when `region` began. (stats_alloc counts a realloc's
+/// growth in `bytes_allocated` and its shrinking in `bytes_deallocated` already.)
 fn held_since(region: &Region<'_, System>) -> usize {
     let change = region.change();
-    let held = change.bytes_allocated as isize - change.bytes_deallocated as isize
-        + change.bytes_reallocated;
-    held.max(0) as usize
+    change
+        .bytes_allocated
+        .saturating_sub(change.bytes_deallocated)
 }
 
 const ACCOUNTS: usize = 100;
@@ -38,9 +39,11 @@ const PROFILES: usize = 1_000;
 /// Heap bytes per object of each kind the directory may hold, and in all. A million API keys at
 /// the API-key budget is 240 MB; the whole issue-18 population must stay under 400 MB, which
 /// leaves the server's own ~30 MB and the allocator's rounding inside 512 MB. (Measured when
-/// this test was written: 198 bytes per API key, 251 per service account, 390 per user, 419 per
-/// binding, 631 per profile, 311 MB projected; before the directory kept objects once, 545 per
-/// API key and 722 MB.)
+/// this test was written: 163 bytes per API key, 241 per service account, 390 per user, 383 per
+/// binding, 583 per profile, 271 MB projected; before the directory kept objects once, 545 per
+/// API key and 722 MB, counted by a first version of this test that counted a realloc's growth
+/// twice, which made this change's own figures 198 and 311 MB. At a million keys the hash sets sit lower in their power-of-two growth
+/// than at this test's hundred thousand, about 14 bytes a key more.)
 const BUDGET_PER_API_KEY: usize = 240;
 const BUDGET_PER_IDENTITY: usize = 450;
 const BUDGET_PER_BINDING: usize = 450;

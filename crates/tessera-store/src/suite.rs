@@ -916,6 +916,9 @@ pub async fn load_each_reads_every_page_in_key_order(store: &dyn Store) {
         revocation("r3", NOW + 1),
         revocation("r4", NOW - 5),
         revocation("r5", NOW + 1),
+        // Expired ones after the last live one: the filter holds on every page, not the first.
+        revocation("r6", NOW - 1),
+        revocation("r7", NOW - 2),
     ]);
     let seq = create_all(store, &entities).await;
     let mut seen = Vec::new();
