@@ -99,7 +99,7 @@ pub fn authenticate_api_key(dir: &Directory, pepper: &Pepper, apikey: &str) -> R
         dir,
         &key.owner_iam_id,
         AuthnMethod::ApiKey,
-        Lineage::of(Link::ApiKey(key.id.clone())),
+        Lineage::of(Link::ApiKey(key.id.to_string())),
     )
     .map_err(|_| unknown())
 }

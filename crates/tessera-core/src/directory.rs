@@ -2,10 +2,14 @@
 //! path reads. It is plain data with indexes; the server holds it behind a lock and applies the
 //! store's change feed to it, so the token path never waits on the store.
 
+mod table;
+
 use crate::model::*;
 use crate::UnixTime;
 use std::collections::HashMap;
 use std::sync::Arc;
+use table::{HashTable, Index, Interner, Table};
+pub use table::{Hashed, Keyed};
 
 /// A stored object of any kind, as the change feed delivers it.
 #[derive(Debug, Clone)]
@@ -173,50 +177,50 @@ impl Subject<'_> {
 
 #[derive(Debug, Default)]
 pub struct Directory {
-    enterprises: HashMap<String, Arc<Enterprise>>,
-    accounts: HashMap<String, Arc<Account>>,
-    users: HashMap<String, Arc<User>>,
-    /// Lower-cased e-mail -> user ids, for the password grant.
-    user_ids_by_email: HashMap<String, Vec<String>>,
-    service_accounts: HashMap<String, Arc<ServiceAccount>>,
-    service_account_ids_by_account: HashMap<String, Vec<String>>,
-    api_keys: HashMap<String, Arc<ApiKey>>,
-    api_key_ids_by_hash: HashMap<KeyHash, String>,
+    enterprises: Table<Enterprise>,
+    accounts: Table<Account>,
+    users: Table<User>,
+    /// Lower-cased e-mail -> users, for the password grant.
+    users_by_email: Index<User>,
+    service_accounts: Table<ServiceAccount>,
+    service_accounts_by_account: Index<ServiceAccount>,
+    api_keys: Table<ApiKeyEntry>,
+    api_keys_by_hash: HashTable<ApiKeyEntry>,
+    /// The owners of API keys, one copy each.
+    key_owners: Interner,
     /// By store key (`<account>/<id>` or `<id>`).
-    clients: HashMap<String, Arc<OAuthClient>>,
-    /// Public client id -> store keys (one per account that has a client of that id).
-    client_keys_by_id: HashMap<String, Vec<String>>,
-    bindings: HashMap<String, Arc<AccessBinding>>,
-    binding_ids_by_subject: HashMap<String, Vec<String>>,
+    clients: Table<OAuthClient>,
+    /// Public client id -> clients (one per account that has a client of that id).
+    clients_by_id: Index<OAuthClient>,
+    bindings: Table<AccessBinding>,
+    bindings_by_subject: Index<AccessBinding>,
     revoked: HashMap<String, UnixTime>,
     cutoffs: HashMap<String, UnixTime>,
     signing_keys: HashMap<String, SigningKeyRecord>,
-    authorized_keys: HashMap<String, Arc<LoadedAuthorizedKey>>,
-    oauth_tokens: HashMap<String, Arc<OAuthToken>>,
-    oauth_token_ids_by_hash: HashMap<KeyHash, String>,
-    totp: HashMap<String, Arc<TotpEnrollment>>,
-    profiles: HashMap<String, Arc<TrustedProfile>>,
-    profile_ids_by_account: HashMap<String, Vec<String>>,
+    authorized_keys: Table<LoadedAuthorizedKey>,
+    oauth_tokens: Table<OAuthToken>,
+    oauth_tokens_by_hash: HashTable<OAuthToken>,
+    totp: Table<TotpEnrollment>,
+    profiles: Table<TrustedProfile>,
+    profiles_by_account: Index<TrustedProfile>,
     /// Trusted identity (`IBMid-…`, `iam-ServiceId-…`, a CRN) -> the profiles that trust it.
-    profile_ids_by_trusted: HashMap<String, Vec<String>>,
-    issuers: HashMap<String, Arc<TrustedIssuer>>,
+    profiles_by_trusted: Index<TrustedProfile>,
+    issuers: Table<TrustedIssuer>,
     /// Issuer URL -> the issuers (of any account) with that URL.
-    issuer_ids_by_url: HashMap<String, Vec<String>>,
-    policies: HashMap<String, Arc<AuthorizationPolicy>>,
-    policy_ids_by_source: HashMap<String, Vec<String>>,
+    issuers_by_url: Index<TrustedIssuer>,
+    policies: Table<AuthorizationPolicy>,
+    policies_by_source: Index<AuthorizationPolicy>,
 }
 
-fn index_add(index: &mut HashMap<String, Vec<String>>, key: &str, id: &str) {
-    index.entry(key.to_owned()).or_default().push(id.to_owned());
-}
-
-fn index_remove(index: &mut HashMap<String, Vec<String>>, key: &str, id: &str) {
-    if let Some(ids) = index.get_mut(key) {
-        ids.retain(|i| i != id);
-        if ids.is_empty() {
-            index.remove(key);
-        }
-    }
+/// What the token path needs of an API key: its id (a token's lineage names it), its owner and
+/// the keyed hash of its secret. Its name, description and account stay in the store, where
+/// the admin API reads them: a million keys fit in about 150 MB this way.
+#[derive(Debug)]
+pub struct ApiKeyEntry {
+    pub id: Box<str>,
+    /// `iam_id` of the user or service account that owns the key (shared between its keys).
+    pub owner_iam_id: Arc<str>,
+    pub key_hash: KeyHash,
 }
 
 /// An authorized key with its public key parsed once, so verifying a JWT does no DER work.
@@ -225,6 +229,45 @@ pub struct LoadedAuthorizedKey {
     pub record: AuthorizedKey,
     /// `None` if the stored key does not parse as an RSA key for PS256; JWTs then fail.
     pub verifier: Option<crate::service_account_jwt::PublicKey>,
+}
+
+macro_rules! keyed_by {
+    ($($type:ty => |$item:ident| $key:expr;)*) => {
+        $(impl Keyed for $type {
+            fn key(&self) -> &str {
+                let $item = self;
+                $key
+            }
+        })*
+    };
+}
+
+keyed_by! {
+    Enterprise => |e| &e.id;
+    Account => |a| &a.id;
+    User => |u| &u.id;
+    ServiceAccount => |s| &s.id;
+    ApiKeyEntry => |k| &k.id;
+    OAuthClient => |c| &c.key;
+    AccessBinding => |b| &b.id;
+    LoadedAuthorizedKey => |k| &k.record.id;
+    OAuthToken => |t| &t.id;
+    TotpEnrollment => |t| &t.user_id;
+    TrustedProfile => |p| &p.id;
+    TrustedIssuer => |i| &i.id;
+    AuthorizationPolicy => |p| &p.id;
+}
+
+impl Hashed for ApiKeyEntry {
+    fn secret_hash(&self) -> &KeyHash {
+        &self.key_hash
+    }
+}
+
+impl Hashed for OAuthToken {
+    fn secret_hash(&self) -> &KeyHash {
+        &self.token_hash
+    }
 }
 
 impl Directory {
@@ -244,38 +287,38 @@ impl Directory {
         // An upsert replaces the old version, so first drop its index entries.
         self.delete(entity.kind(), entity.key());
         match entity {
-            Entity::Enterprise(e) => {
-                self.enterprises.insert(e.id.clone(), Arc::new(e));
-            }
-            Entity::Account(a) => {
-                self.accounts.insert(a.id.clone(), Arc::new(a));
-            }
+            Entity::Enterprise(e) => self.enterprises.insert(Arc::new(e)),
+            Entity::Account(a) => self.accounts.insert(Arc::new(a)),
             Entity::User(u) => {
-                index_add(&mut self.user_ids_by_email, &u.email.to_lowercase(), &u.id);
-                self.users.insert(u.id.clone(), Arc::new(u));
+                let user = Arc::new(u);
+                self.users_by_email.add(&user.email.to_lowercase(), &user);
+                self.users.insert(user);
             }
             Entity::ServiceAccount(s) => {
-                index_add(
-                    &mut self.service_account_ids_by_account,
-                    &s.account_id,
-                    &s.id,
-                );
-                self.service_accounts.insert(s.id.clone(), Arc::new(s));
+                let account = Arc::new(s);
+                self.service_accounts_by_account
+                    .add(&account.account_id, &account);
+                self.service_accounts.insert(account);
             }
             Entity::ApiKey(k) => {
-                self.api_key_ids_by_hash.insert(k.key_hash, k.id.clone());
-                self.api_keys.insert(k.id.clone(), Arc::new(k));
+                let entry = Arc::new(ApiKeyEntry {
+                    id: k.id.into_boxed_str(),
+                    owner_iam_id: self.key_owners.intern(&k.owner_iam_id),
+                    key_hash: k.key_hash,
+                });
+                self.api_keys_by_hash.insert(Arc::clone(&entry));
+                self.api_keys.insert(entry);
             }
             Entity::Client(c) => {
-                index_add(&mut self.client_keys_by_id, &c.id, &c.key);
-                self.clients.insert(c.key.clone(), Arc::new(c));
+                let client = Arc::new(c);
+                self.clients_by_id.add(&client.id, &client);
+                self.clients.insert(client);
             }
             Entity::Binding(b) => {
-                self.binding_ids_by_subject
-                    .entry(b.subject_iam_id.clone())
-                    .or_default()
-                    .push(b.id.clone());
-                self.bindings.insert(b.id.clone(), Arc::new(b));
+                let binding = Arc::new(b);
+                self.bindings_by_subject
+                    .add(&binding.subject_iam_id, &binding);
+                self.bindings.insert(binding);
             }
             Entity::Revocation(r) => {
                 self.revoked.insert(r.jti, r.expires_at);
@@ -288,40 +331,34 @@ impl Directory {
             }
             Entity::AuthorizedKey(k) => {
                 let verifier = crate::service_account_jwt::PublicKey::from_spki(&k.public_key_der);
-                self.authorized_keys.insert(
-                    k.id.clone(),
-                    Arc::new(LoadedAuthorizedKey {
-                        record: k,
-                        verifier,
-                    }),
-                );
+                self.authorized_keys.insert(Arc::new(LoadedAuthorizedKey {
+                    record: k,
+                    verifier,
+                }));
             }
             Entity::OAuthToken(t) => {
-                self.oauth_token_ids_by_hash
-                    .insert(t.token_hash, t.id.clone());
-                self.oauth_tokens.insert(t.id.clone(), Arc::new(t));
+                let token = Arc::new(t);
+                self.oauth_tokens_by_hash.insert(Arc::clone(&token));
+                self.oauth_tokens.insert(token);
             }
-            Entity::Totp(t) => {
-                self.totp.insert(t.user_id.clone(), Arc::new(t));
-            }
+            Entity::Totp(t) => self.totp.insert(Arc::new(t)),
             Entity::Profile(p) => {
-                index_add(&mut self.profile_ids_by_account, &p.account_id, &p.id);
-                for identity in &p.identities {
-                    index_add(
-                        &mut self.profile_ids_by_trusted,
-                        &identity.identifier,
-                        &p.id,
-                    );
+                let profile = Arc::new(p);
+                self.profiles_by_account.add(&profile.account_id, &profile);
+                for identity in &profile.identities {
+                    self.profiles_by_trusted.add(&identity.identifier, &profile);
                 }
-                self.profiles.insert(p.id.clone(), Arc::new(p));
+                self.profiles.insert(profile);
             }
             Entity::Issuer(i) => {
-                index_add(&mut self.issuer_ids_by_url, &i.issuer_url, &i.id);
-                self.issuers.insert(i.id.clone(), Arc::new(i));
+                let issuer = Arc::new(i);
+                self.issuers_by_url.add(&issuer.issuer_url, &issuer);
+                self.issuers.insert(issuer);
             }
             Entity::Policy(p) => {
-                index_add(&mut self.policy_ids_by_source, &p.source_iam_id, &p.id);
-                self.policies.insert(p.id.clone(), Arc::new(p));
+                let policy = Arc::new(p);
+                self.policies_by_source.add(&policy.source_iam_id, &policy);
+                self.policies.insert(policy);
             }
         }
     }
@@ -336,36 +373,31 @@ impl Directory {
             }
             EntityKind::User => {
                 if let Some(old) = self.users.remove(key) {
-                    index_remove(&mut self.user_ids_by_email, &old.email.to_lowercase(), key);
+                    self.users_by_email.remove(&old.email.to_lowercase(), key);
                 }
             }
             EntityKind::ServiceAccount => {
                 if let Some(old) = self.service_accounts.remove(key) {
-                    index_remove(
-                        &mut self.service_account_ids_by_account,
-                        &old.account_id,
-                        key,
-                    );
+                    self.service_accounts_by_account
+                        .remove(&old.account_id, key);
                 }
             }
             EntityKind::ApiKey => {
                 if let Some(old) = self.api_keys.remove(key) {
-                    self.api_key_ids_by_hash.remove(&old.key_hash);
+                    self.api_keys_by_hash.remove(&old);
+                    let owner = Arc::clone(&old.owner_iam_id);
+                    drop(old);
+                    self.key_owners.release(owner);
                 }
             }
             EntityKind::Client => {
                 if let Some(old) = self.clients.remove(key) {
-                    index_remove(&mut self.client_keys_by_id, &old.id, key);
+                    self.clients_by_id.remove(&old.id, key);
                 }
             }
             EntityKind::Binding => {
                 if let Some(old) = self.bindings.remove(key) {
-                    if let Some(ids) = self.binding_ids_by_subject.get_mut(&old.subject_iam_id) {
-                        ids.retain(|id| id != key);
-                        if ids.is_empty() {
-                            self.binding_ids_by_subject.remove(&old.subject_iam_id);
-                        }
-                    }
+                    self.bindings_by_subject.remove(&old.subject_iam_id, key);
                 }
             }
             EntityKind::Revocation => {
@@ -382,7 +414,7 @@ impl Directory {
             }
             EntityKind::OAuthToken => {
                 if let Some(old) = self.oauth_tokens.remove(key) {
-                    self.oauth_token_ids_by_hash.remove(&old.token_hash);
+                    self.oauth_tokens_by_hash.remove(&old);
                 }
             }
             EntityKind::Totp => {
@@ -390,29 +422,27 @@ impl Directory {
             }
             EntityKind::Profile => {
                 if let Some(old) = self.profiles.remove(key) {
-                    index_remove(&mut self.profile_ids_by_account, &old.account_id, key);
+                    self.profiles_by_account.remove(&old.account_id, key);
                     for identity in &old.identities {
-                        index_remove(&mut self.profile_ids_by_trusted, &identity.identifier, key);
+                        self.profiles_by_trusted.remove(&identity.identifier, key);
                     }
                 }
             }
             EntityKind::Issuer => {
                 if let Some(old) = self.issuers.remove(key) {
-                    index_remove(&mut self.issuer_ids_by_url, &old.issuer_url, key);
+                    self.issuers_by_url.remove(&old.issuer_url, key);
                 }
             }
             EntityKind::Policy => {
                 if let Some(old) = self.policies.remove(key) {
-                    index_remove(&mut self.policy_ids_by_source, &old.source_iam_id, key);
+                    self.policies_by_source.remove(&old.source_iam_id, key);
                 }
             }
         }
     }
 
-    pub fn api_key_by_hash(&self, hash: &KeyHash) -> Option<&Arc<ApiKey>> {
-        self.api_key_ids_by_hash
-            .get(hash)
-            .and_then(|id| self.api_keys.get(id))
+    pub fn api_key_by_hash(&self, hash: &KeyHash) -> Option<&Arc<ApiKeyEntry>> {
+        self.api_keys_by_hash.get(hash)
     }
 
     pub fn authorized_key(&self, id: &str) -> Option<&Arc<LoadedAuthorizedKey>> {
@@ -420,9 +450,7 @@ impl Directory {
     }
 
     pub fn oauth_token_by_hash(&self, hash: &KeyHash) -> Option<&Arc<OAuthToken>> {
-        self.oauth_token_ids_by_hash
-            .get(hash)
-            .and_then(|id| self.oauth_tokens.get(id))
+        self.oauth_tokens_by_hash.get(hash)
     }
 
     pub fn subject(&self, iam_id: &str) -> Option<Subject<'_>> {
@@ -476,11 +504,7 @@ impl Directory {
         &'a self,
         account_id: &str,
     ) -> impl Iterator<Item = &'a Arc<TrustedProfile>> + 'a {
-        self.profile_ids_by_account
-            .get(account_id)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.profiles.get(id))
+        self.profiles_by_account.get(account_id)
     }
 
     pub fn profile_by_name(&self, account_id: &str, name: &str) -> Option<&Arc<TrustedProfile>> {
@@ -503,13 +527,8 @@ impl Directory {
         &'a self,
         issuer_url: &str,
     ) -> impl Iterator<Item = &'a Arc<TrustedIssuer>> + 'a {
-        let mut issuers: Vec<&'a Arc<TrustedIssuer>> = self
-            .issuer_ids_by_url
-            .get(issuer_url)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.issuers.get(id))
-            .collect();
+        let mut issuers: Vec<&'a Arc<TrustedIssuer>> =
+            self.issuers_by_url.get(issuer_url).collect();
         issuers.sort_by(|a, b| a.id.cmp(&b.id));
         issuers.into_iter()
     }
@@ -520,11 +539,7 @@ impl Directory {
         &'a self,
         identifier: &str,
     ) -> impl Iterator<Item = &'a Arc<TrustedProfile>> + 'a {
-        self.profile_ids_by_trusted
-            .get(identifier)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.profiles.get(id))
+        self.profiles_by_trusted.get(identifier)
     }
 
     /// The service accounts of an account.
@@ -532,11 +547,7 @@ impl Directory {
         &'a self,
         account_id: &str,
     ) -> impl Iterator<Item = &'a Arc<ServiceAccount>> + 'a {
-        self.service_account_ids_by_account
-            .get(account_id)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.service_accounts.get(id))
+        self.service_accounts_by_account.get(account_id)
     }
 
     /// The resource identities (`crn-…`) that matter for privileges: those holding a binding,
@@ -544,16 +555,16 @@ impl Directory {
     /// Sorted, without duplicates.
     pub fn crn_identities(&self) -> Vec<String> {
         let bound = self
-            .binding_ids_by_subject
-            .keys()
-            .chain(self.policy_ids_by_source.keys())
+            .bindings_by_subject
+            .groups()
+            .chain(self.policies_by_source.groups())
             .filter(|s| s.starts_with(crate::ids::CRN_IAM_ID_PREFIX))
-            .cloned();
+            .map(str::to_owned);
         let trusted = self
-            .profile_ids_by_trusted
-            .keys()
+            .profiles_by_trusted
+            .groups()
             .filter(|i| i.starts_with("crn:"))
-            .map(|crn| crate::ids::crn_iam_id(crn));
+            .map(crate::ids::crn_iam_id);
         let mut all: Vec<String> = bound.chain(trusted).collect();
         all.sort();
         all.dedup();
@@ -589,11 +600,7 @@ impl Directory {
         &'a self,
         iam_id: &str,
     ) -> impl Iterator<Item = &'a Arc<AuthorizationPolicy>> + 'a {
-        self.policy_ids_by_source
-            .get(iam_id)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.policies.get(id))
+        self.policies_by_source.get(iam_id)
     }
 
     pub fn account(&self, id: &str) -> Option<&Arc<Account>> {
@@ -612,13 +619,7 @@ impl Directory {
     /// first (ties by id): the first one owns e-mail-only sign-in, so a user created later in
     /// another account with the same address cannot take it over or break it.
     pub fn users_with_email(&self, email: &str) -> Vec<&Arc<User>> {
-        let mut users: Vec<&Arc<User>> = self
-            .user_ids_by_email
-            .get(&email.to_lowercase())
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.users.get(id))
-            .collect();
+        let mut users: Vec<&Arc<User>> = self.users_by_email.get(&email.to_lowercase()).collect();
         users.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         users
     }
@@ -637,11 +638,7 @@ impl Directory {
         &'a self,
         id: &str,
     ) -> impl Iterator<Item = &'a Arc<OAuthClient>> + 'a {
-        self.client_keys_by_id
-            .get(id)
-            .into_iter()
-            .flatten()
-            .filter_map(|key| self.clients.get(key))
+        self.clients_by_id.get(id)
     }
 
     /// The client `id` as seen from `account_id`: the account's own client of that id, else a
@@ -653,11 +650,7 @@ impl Directory {
     }
 
     pub fn bindings_of<'a>(&'a self, iam_id: &str) -> impl Iterator<Item = &'a AccessBinding> + 'a {
-        self.binding_ids_by_subject
-            .get(iam_id)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.bindings.get(id).map(|b| b.as_ref()))
+        self.bindings_by_subject.get(iam_id).map(|b| b.as_ref())
     }
 
     /// Whether the token `jti` of `iam_id`, issued at `iat`, has been revoked.
@@ -797,6 +790,67 @@ mod tests {
         assert_eq!(dir.bindings_of("IBMid-1").count(), 1);
         dir.apply(Change::Delete(EntityKind::Binding, "b1".into()));
         assert_eq!(dir.bindings_of("IBMid-1").count(), 0);
+    }
+
+    #[test]
+    fn an_upsert_that_changes_a_grouping_field_moves_the_object_to_its_new_group() {
+        let mut dir = Directory::new();
+        let user = |email: &str| User {
+            id: "IBMid-1".into(),
+            account_id: "a".into(),
+            name: "u".into(),
+            email: email.into(),
+            password_hash: None,
+            federated: false,
+            created_at: 0,
+        };
+        dir.apply(Change::Upsert(Entity::User(user("Old@example.com"))));
+        dir.apply(Change::Upsert(Entity::User(user("new@example.com"))));
+        assert!(dir.users_with_email("old@example.com").is_empty());
+        assert_eq!(dir.users_with_email("NEW@example.com").len(), 1);
+
+        let binding = |subject: &str| AccessBinding {
+            id: "b1".into(),
+            subject_iam_id: subject.into(),
+            role: Role::Viewer,
+            resource: Resource::Global,
+            created_at: 0,
+        };
+        dir.apply(Change::Upsert(Entity::Binding(binding("IBMid-1"))));
+        dir.apply(Change::Upsert(Entity::Binding(binding("IBMid-2"))));
+        assert_eq!(dir.bindings_of("IBMid-1").count(), 0);
+        assert_eq!(dir.bindings_of("IBMid-2").count(), 1);
+
+        // A key moved to another owner authenticates as the new owner only.
+        dir.apply(Change::Upsert(Entity::ApiKey(key("k1", 1, "IBMid-1"))));
+        dir.apply(Change::Upsert(Entity::ApiKey(key("k1", 1, "IBMid-2"))));
+        let found = dir
+            .api_key_by_hash(&KeyHash([1; 32]))
+            .map(|k| &*k.owner_iam_id);
+        assert_eq!(found, Some("IBMid-2"));
+    }
+
+    #[test]
+    fn owners_are_shared_between_keys_and_forgotten_with_the_last_one() {
+        let mut dir = Directory::new();
+        dir.apply(Change::Upsert(Entity::ApiKey(key("k1", 1, "IBMid-1"))));
+        dir.apply(Change::Upsert(Entity::ApiKey(key("k2", 2, "IBMid-1"))));
+        dir.apply(Change::Upsert(Entity::ApiKey(key("k3", 3, "IBMid-3"))));
+        let owner = |hash: u8| {
+            dir.api_key_by_hash(&KeyHash([hash; 32]))
+                .map(|k| k.owner_iam_id.clone())
+        };
+        let (one, two) = (owner(1), owner(2));
+        assert!(one.zip(two).is_some_and(|(a, b)| Arc::ptr_eq(&a, &b)));
+        assert_eq!(dir.key_owners.len(), 2);
+        dir.apply(Change::Delete(EntityKind::ApiKey, "k1".into()));
+        assert_eq!(dir.key_owners.len(), 2, "k2 still has IBMid-1");
+        dir.apply(Change::Delete(EntityKind::ApiKey, "k2".into()));
+        dir.apply(Change::Delete(EntityKind::ApiKey, "k3".into()));
+        assert_eq!(dir.key_owners.len(), 0);
+        // Deleting what is gone changes nothing.
+        dir.apply(Change::Delete(EntityKind::ApiKey, "k3".into()));
+        assert_eq!(dir.counts().api_keys, 0);
     }
 
     #[test]

@@ -37,11 +37,12 @@ impl Snapshot {
         master: Arc<MasterKey>,
         now: i64,
     ) -> anyhow::Result<Snapshot> {
-        let (entities, seq) = store.load_all(now).await?;
+        // Object by object: a start-up holds the directory and one page of rows, never a copy
+        // of the whole store.
         let mut directory = Directory::new();
-        for entity in entities {
-            directory.apply(Change::Upsert(entity));
-        }
+        let seq = store
+            .load_each(now, &mut |entity| directory.apply(Change::Upsert(entity)))
+            .await?;
         let keyring = build_keyring(directory.signing_keys(), &master)?;
         let (applied, _) = watch::channel(seq);
         let snapshot = Snapshot {

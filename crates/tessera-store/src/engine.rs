@@ -300,24 +300,59 @@ pub(crate) fn list_query<'a>(kind: EntityKind, filter: &'a ListFilter) -> (Strin
 }
 
 /// Everything current and the feed position it reflects; run it in one snapshot.
-pub(crate) async fn load_all(conn: &mut dyn Conn, now: i64) -> Result<(Vec<Entity>, i64)> {
+/// Rows read per statement while loading everything: a start-up at a million API keys holds one
+/// page of rows at a time, not every row of the table.
+#[cfg(not(test))]
+const LOAD_PAGE: i64 = 10_000;
+/// Three rows a page in this crate's tests, so that every suite test that loads pages.
+#[cfg(test)]
+const LOAD_PAGE: i64 = 3;
+
+/// Everything, kind by kind and page by page in key order, handed to `sink` one object at a
+/// time; returns the feed position it reflects. Run it in one snapshot.
+pub(crate) async fn load_each(
+    conn: &mut dyn Conn,
+    now: i64,
+    sink: &mut (dyn FnMut(Entity) + Send),
+) -> Result<i64> {
     let seq = max_seq(conn).await?;
-    let mut entities = Vec::new();
     for kind in EntityKind::ALL {
         let table = table(kind);
-        let mut sql = table.select_sql();
-        let mut args = Vec::new();
-        if kind == EntityKind::Revocation {
-            sql.push_str(" WHERE expires_at >= ?");
-            args.push(Value::Int(now));
-        }
-        sql.push_str(&format!(" ORDER BY {}", table.key));
-        let rows = conn.fetch_all(&sql, &args).await.map_err(db_error)?;
-        for row in &rows {
-            entities.push(decode(kind, row.as_ref())?);
+        let mut after: Option<String> = None;
+        loop {
+            let mut conditions = Vec::new();
+            let mut args = Vec::new();
+            if kind == EntityKind::Revocation {
+                conditions.push("expires_at >= ?".to_owned());
+                args.push(Value::Int(now));
+            }
+            if let Some(last) = &after {
+                conditions.push(format!("{} > ?", table.key));
+                args.push(Value::text(last));
+            }
+            let mut sql = table.select_sql();
+            if !conditions.is_empty() {
+                sql.push_str(" WHERE ");
+                sql.push_str(&conditions.join(" AND "));
+            }
+            sql.push_str(&format!(" ORDER BY {} LIMIT ?", table.key));
+            args.push(Value::Int(LOAD_PAGE));
+            let rows = conn.fetch_all(&sql, &args).await.map_err(db_error)?;
+            let full_page = rows.len() as i64 == LOAD_PAGE;
+            let mut last = None;
+            for row in &rows {
+                let entity = decode(kind, row.as_ref())?;
+                last = Some(entity.key().to_owned());
+                sink(entity);
+            }
+            drop(args);
+            match last {
+                Some(last) if full_page => after = Some(last),
+                _ => break,
+            }
         }
     }
-    Ok((entities, seq))
+    Ok(seq)
 }
 
 /// Changes after `seq`; run it in one snapshot.

@@ -188,9 +188,19 @@ pub trait Store: Send + Sync + 'static {
     /// Objects of `kind` matching `filter`, ordered by key.
     async fn list(&self, kind: EntityKind, filter: &ListFilter) -> Result<Vec<Entity>>;
 
-    /// Everything, for building a snapshot, with the feed position it reflects. Revocations
-    /// that expired before `now` are left out.
-    async fn load_all(&self, now: i64) -> Result<(Vec<Entity>, i64)>;
+    /// Everything, for building a snapshot, handed to `sink` one object at a time (kind by
+    /// kind, in key order), in one read snapshot; returns the feed position it reflects.
+    /// Revocations that expired before `now` are left out.
+    async fn load_each(&self, now: i64, sink: &mut (dyn FnMut(Entity) + Send)) -> Result<i64>;
+
+    /// [`Store::load_each`] collected: everything, with the feed position it reflects.
+    async fn load_all(&self, now: i64) -> Result<(Vec<Entity>, i64)> {
+        let mut entities = Vec::new();
+        let seq = self
+            .load_each(now, &mut |entity| entities.push(entity))
+            .await?;
+        Ok((entities, seq))
+    }
 
     /// Changes after `seq`: for each changed key, its current state (`Upsert`) or `Delete`.
     async fn changes_since(&self, seq: i64, limit: u32) -> Result<ChangeBatch>;

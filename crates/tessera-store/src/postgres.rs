@@ -318,11 +318,11 @@ impl Store for PostgresStore {
         engine::list(&mut *conn, kind, filter).await
     }
 
-    async fn load_all(&self, now: i64) -> Result<(Vec<Entity>, i64)> {
+    async fn load_each(&self, now: i64, sink: &mut (dyn FnMut(Entity) + Send)) -> Result<i64> {
         let mut tx = self.begin_read().await?;
-        let loaded = engine::load_all(&mut *tx, now).await?;
+        let seq = engine::load_each(&mut *tx, now, sink).await?;
         tx.commit().await.map_err(db_error)?;
-        Ok(loaded)
+        Ok(seq)
     }
 
     async fn changes_since(&self, seq: i64, limit: u32) -> Result<ChangeBatch> {
@@ -610,6 +610,7 @@ mod tests {
         account_delete_conflicts_while_not_empty,
         changes_since_dedupes_and_reports_deletes,
         load_all_skips_expired_revocations,
+        load_each_reads_every_page_in_key_order,
         server_secret_first_writer_wins,
         audit_rows_written,
         audit_filters_and_pages,

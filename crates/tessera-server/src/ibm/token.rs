@@ -19,9 +19,9 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use serde::Serialize;
 use std::net::IpAddr;
 use std::sync::Arc;
+use tessera_api::json::ObjectWriter;
 use tessera_core::authn;
 use tessera_core::error::{Error, ErrorKind};
 use tessera_core::limits::{self, MAX_BODY};
@@ -31,20 +31,6 @@ use tessera_core::secret::SecretPurpose;
 use tessera_core::token::normalize_scope;
 
 const TENANT_HEADER: &str = "ibm-cloud-tenant";
-
-#[derive(Serialize)]
-struct TokenResponse<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    access_token: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_token: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    delegated_refresh_token: Option<&'a str>,
-    token_type: &'static str,
-    expires_in: i64,
-    expiration: i64,
-    scope: &'a str,
-}
 
 pub async fn ibm_token_post(
     State(state): State<AppState>,
@@ -399,16 +385,28 @@ fn refresh_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, IbmError> {
 
 pub(super) fn render(issued: &IssuedTokens) -> Response {
     let claims = &issued.access.claims;
-    let body = TokenResponse {
-        access_token: Some(&issued.access.token),
-        refresh_token: issued.refresh_token.as_deref(),
-        delegated_refresh_token: issued.delegated_refresh_token.as_deref(),
-        token_type: "Bearer",
-        expires_in: claims.exp - claims.iat,
-        expiration: claims.exp,
-        scope: &claims.scope,
-    };
-    let json = serde_json::to_vec(&body).unwrap_or_default();
+    // `tessera_api::token::IbmTokenResponse`'s members, written straight into the answer: the
+    // tokens need no escaping scan (`tessera_api::json`).
+    let capacity = issued.access.token.len()
+        + issued.refresh_token.as_ref().map_or(0, String::len)
+        + issued
+            .delegated_refresh_token
+            .as_ref()
+            .map_or(0, String::len)
+        + claims.scope.len()
+        + 160;
+    let json = ObjectWriter::with_capacity(capacity)
+        .string("access_token", &issued.access.token)
+        .optional_string("refresh_token", issued.refresh_token.as_deref())
+        .optional_string(
+            "delegated_refresh_token",
+            issued.delegated_refresh_token.as_deref(),
+        )
+        .string("token_type", "Bearer")
+        .number("expires_in", claims.exp - claims.iat)
+        .number("expiration", claims.exp)
+        .string("scope", &claims.scope)
+        .finish();
     // Static header values: `&str` values would be validated and copied on every answer.
     (
         StatusCode::OK,

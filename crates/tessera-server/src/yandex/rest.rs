@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
+use tessera_api::json::ObjectWriter;
 use tessera_core::iam_token::MintedIamToken;
 
 /// Largest REST request body: the biggest valid request with room for JSON framing.
@@ -47,13 +48,13 @@ async fn get_service_account(
         service::get_service_account(&state, &ctx, bearer_token(&headers), &id, state.clock.now());
     respond(
         result.map(|sa| {
-            json!({
+            Json(json!({
                 "id": sa.id,
                 "folderId": sa.account_id,
                 "createdAt": rfc3339(sa.created_at),
                 "name": sa.name,
                 "description": sa.description,
-            })
+            }))
         }),
         &ctx,
     )
@@ -119,7 +120,7 @@ async fn revoke(
     }
     .await;
     respond(
-        result.map(|subject_id| json!({ "subjectId": subject_id })),
+        result.map(|subject_id| Json(json!({ "subjectId": subject_id }))),
         &ctx,
     )
 }
@@ -137,15 +138,28 @@ async fn method_not_allowed(
     response
 }
 
-fn respond(result: Result<Value, YandexError>, ctx: &RequestContext) -> Response {
+fn respond(result: Result<impl IntoResponse, YandexError>, ctx: &RequestContext) -> Response {
     match result {
-        Ok(body) => Json(body).into_response(),
+        Ok(body) => body.into_response(),
         Err(e) => e.to_rest(&ctx.id),
     }
 }
 
-fn token_body(minted: MintedIamToken) -> Value {
-    json!({ "iamToken": minted.token, "expiresAt": rfc3339(minted.claims.exp) })
+/// `{"iamToken": …, "expiresAt": …}`, written straight into the answer: the token needs no
+/// escaping scan (`tessera_api::json`).
+fn token_body(minted: MintedIamToken) -> impl IntoResponse {
+    let expires_at = rfc3339(minted.claims.exp);
+    let body = ObjectWriter::with_capacity(minted.token.len() + expires_at.len() + 32)
+        .string("iamToken", &minted.token)
+        .string("expiresAt", &expires_at)
+        .finish();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
 }
 
 /// Reads a body that holds one string field (lowerCamel or snake_case) and nothing else.
