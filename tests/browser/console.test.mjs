@@ -512,6 +512,77 @@ browserTest("filter the audit log", async (open) => {
   await page.getByRole("alert").waitFor();
 });
 
+browserTest("a trusted profile made with the claim-rule editor; the admin API's message beside the form", async (open) => {
+  const sa = await api("POST", "/v1/service_accounts", { name: "profile-member", account_id: team });
+  const page = await open();
+  await signInWithKey(page, ADMIN_KEY);
+  await navigate(page, "Trusted profiles");
+  await page.locator("#f-name").fill("browser-profile");
+  await page.locator("#f-account_id").fill(team);
+  await page.getByLabel("Identity 1 (identities[0]): type").selectOption("serviceid");
+  await page.getByLabel(/^Identity 1: identifier/).fill(sa.iam_id);
+  await page.getByLabel("Rule 1: compute-resource type").selectOption("CE");
+  await page.getByLabel("Rule 1, condition 1 (conditions[0]): claim").fill("namespace");
+  await page.getByLabel("Rule 1, condition 1: operator").selectOption("EQUALS");
+  const value = page.getByLabel(/^Rule 1, condition 1: value/);
+  await value.fill("prod");
+  await page.getByRole("button", { name: "Create trusted profile" }).click();
+  // Not JSON: the admin API's 400, next to the form, everything entered kept.
+  await page.getByRole("alert").filter({ hasText: "rules[0].conditions[0]" }).waitFor();
+  assert.equal(await value.inputValue(), "prod");
+  assert.equal(await page.locator("#f-name").inputValue(), "browser-profile");
+  await assertLayout(page);
+  // More rows: the same form with spare rows, nothing sent.
+  await page.getByRole("button", { name: "More rows" }).click();
+  await page.getByLabel("Rule 4: name (optional)").waitFor();
+  assert.equal(await value.inputValue(), "prod");
+  await value.fill('"prod"');
+  await page.getByRole("button", { name: "Create trusted profile" }).click();
+  await page.getByRole("status").filter({ hasText: "Created trusted profile" }).waitFor();
+  const made = (await api("GET", `/v1/trusted_profiles?account_id=${team}`)).trusted_profiles.find(
+    (profile) => profile.name === "browser-profile",
+  );
+  assert.deepEqual(made.rules[0].conditions[0], { claim: "namespace", operator: "EQUALS", value: '"prod"' });
+  assert.equal(made.identities[0].identifier, sa.iam_id);
+  // Its page: every field, its bindings linked.
+  await page.goto(`${BASE}/console/r/trusted_profiles/${made.id}`);
+  await page.getByRole("heading", { level: 1, name: `Trusted profile ${made.id}` }).waitFor();
+  await page.getByRole("link", { name: "Its access bindings" }).waitFor();
+  await assertLayout(page);
+});
+
+browserTest("a user's TOTP factor enrolled and confirmed on its page; the account's requirement set", async (open) => {
+  const account = (await api("POST", "/v1/accounts", { name: "browser-mfa" })).id;
+  const user = await api("POST", "/v1/users", {
+    name: "Mia",
+    email: "mia@example.com",
+    password: "mia-password-0123",
+    account_id: account,
+  });
+  const page = await open();
+  await signInWithKey(page, ADMIN_KEY);
+  await page.goto(`${BASE}/console/r/users?account_id=${account}`);
+  assert.equal(await page.locator('td[data-label="TOTP"]').innerText(), "none");
+  await page.getByRole("link", { name: `Details ${user.id}` }).click();
+  await page.getByRole("heading", { level: 1, name: `User ${user.id}` }).waitFor();
+  await page.getByRole("button", { name: "Enrol a TOTP factor" }).click();
+  // The secret, shown once; the code of an authenticator app confirms it.
+  const secret = await page.getByRole("textbox", { name: "TOTP secret" }).inputValue();
+  await page.getByLabel("Current code of the authenticator app").fill(totp(secret, Math.floor(Date.now() / 1000 / 30)));
+  await page.getByRole("button", { name: "Confirm the factor" }).click();
+  await page.getByRole("heading", { level: 1, name: `User ${user.id}` }).waitFor();
+  assert.match(await page.locator("#totp ~ p").first().innerText(), /State: confirmed/);
+  assert.ok(!(await page.content()).includes(secret), "the secret is not shown again");
+  await assertLayout(page);
+  // The account's requirement.
+  await page.getByRole("link", { name: "Its account" }).click();
+  await page.getByLabel("Require", { exact: true }).selectOption("TOTP");
+  await page.getByRole("button", { name: "Save the requirement" }).click();
+  await page.getByText("a password and a TOTP code").waitFor();
+  assert.equal((await api("GET", `/v1/accounts/${account}`)).mfa, "TOTP");
+  await assertLayout(page);
+});
+
 browserTest("inspect a token", async (open) => {
   const page = await open();
   await signInWithKey(page, ADMIN_KEY);
