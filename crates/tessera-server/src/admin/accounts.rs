@@ -2,7 +2,7 @@
 //! (`mfa`) changed by `PATCH`.
 
 use super::auth::Caller;
-use super::kit::{self, AdminJson};
+use super::kit::{self, AdminJson, Collection};
 use super::views::ToApi;
 use super::AdminError;
 use crate::http::RequestContext;
@@ -11,7 +11,7 @@ use axum::extract::Path;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::patch;
 use axum::Json;
 use axum::{Extension, Router};
 use tessera_api::admin as api;
@@ -21,20 +21,10 @@ use tessera_core::ids;
 use tessera_core::limits;
 use tessera_core::model::{Account, MfaRequirement};
 
-kit::collection!(Accounts, Account, "accounts");
+kit::collection!(Accounts, Account, "accounts", ACCOUNTS, ACCOUNT);
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/accounts",
-            get(kit::list::<Accounts>).post(account_create),
-        )
-        .route(
-            "/v1/accounts/{id}",
-            get(kit::get::<Accounts>)
-                .delete(kit::delete::<Accounts>)
-                .patch(account_update),
-        )
+    kit::routes::<Accounts, _, _>(account_create).route(Accounts::ITEM_PATH, patch(account_update))
 }
 
 async fn account_create(

@@ -9,7 +9,6 @@ use crate::http::RequestContext;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
 use axum::{Extension, Router};
 use tessera_api::admin as api;
 use tessera_core::directory::Entity;
@@ -18,18 +17,10 @@ use tessera_core::limits;
 use tessera_core::model::{ApiKey, SubjectKind};
 use tessera_core::secret::{self, SecretPurpose};
 
-kit::collection!(ApiKeys, ApiKey, "api_keys");
+kit::collection!(ApiKeys, ApiKey, "api_keys", API_KEYS, API_KEY);
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/api_keys",
-            get(kit::list::<ApiKeys>).post(api_key_create),
-        )
-        .route(
-            "/v1/api_keys/{id}",
-            get(kit::get::<ApiKeys>).delete(kit::delete::<ApiKeys>),
-        )
+    kit::routes::<ApiKeys, _, _>(api_key_create)
 }
 
 async fn api_key_create(

@@ -12,7 +12,6 @@ use crate::http::RequestContext;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
 use axum::{Extension, Router};
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
@@ -22,18 +21,16 @@ use tessera_core::limits;
 use tessera_core::model::{AuthorizedKey, AuthorizedKeyAlgorithm};
 use tessera_core::service_account_jwt::{self, GeneratedKeyPair};
 
-kit::collection!(AuthorizedKeys, AuthorizedKey, "authorized_keys");
+kit::collection!(
+    AuthorizedKeys,
+    AuthorizedKey,
+    "authorized_keys",
+    AUTHORIZED_KEYS,
+    AUTHORIZED_KEY
+);
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/authorized_keys",
-            get(kit::list::<AuthorizedKeys>).post(authorized_key_create),
-        )
-        .route(
-            "/v1/authorized_keys/{id}",
-            get(kit::get::<AuthorizedKeys>).delete(kit::delete::<AuthorizedKeys>),
-        )
+    kit::routes::<AuthorizedKeys, _, _>(authorized_key_create)
 }
 
 /// The algorithms `key_algorithm` accepts, for the error message.

@@ -8,7 +8,7 @@
 //! leak. The file is read only after that decision. Issuer URLs are unique per account.
 
 use super::auth::Caller;
-use super::kit::{self, find_or_404, internal, store_new};
+use super::kit::{self, find_or_404, internal, store_new, Collection};
 use super::kit::{audit, created, settle, AdminJson};
 use super::views::ToApi;
 use super::AdminError;
@@ -17,7 +17,7 @@ use crate::issuer_keys::{parse_issuer_jwks, read_jwks_file};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::put;
 use axum::{Extension, Json, Router};
 use serde_json::Value;
 use tessera_api::admin as api;
@@ -26,20 +26,16 @@ use tessera_core::directory::{Entity, EntityKind};
 use tessera_core::model::{JwksSource, TrustedIssuer};
 use tessera_core::{ids, limits, trusted_issuer};
 
-kit::collection!(Issuers, Issuer, "trusted_issuers");
+kit::collection!(
+    Issuers,
+    Issuer,
+    "trusted_issuers",
+    TRUSTED_ISSUERS,
+    TRUSTED_ISSUER
+);
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/trusted_issuers",
-            get(kit::list::<Issuers>).post(issuer_create),
-        )
-        .route(
-            "/v1/trusted_issuers/{id}",
-            get(kit::get::<Issuers>)
-                .delete(kit::delete::<Issuers>)
-                .put(issuer_update),
-        )
+    kit::routes::<Issuers, _, _>(issuer_create).route(Issuers::ITEM_PATH, put(issuer_update))
 }
 
 /// The key source of a request: exactly one of `jwks` and `jwks_file`. An inline set is parsed

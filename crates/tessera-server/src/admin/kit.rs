@@ -11,9 +11,11 @@ use crate::security_log;
 use crate::state::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::handler::Handler;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::routing;
+use axum::{Extension, Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 pub use tessera_api::admin::{ListQuery, ObjectQuery};
@@ -98,12 +100,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalAdminJson<T
 }
 
 /// An admin collection the shared handlers serve (`GET` the list, `GET` and `DELETE` one): the
-/// kind of object it holds, the key of its list body, and how an `{id}` in its path names an
-/// object. Each resource module declares its own and routes these handlers itself.
+/// kind of object it holds, the key of its list body, its paths, and how an `{id}` in its path
+/// names an object. Each resource module declares its own and routes it with [`routes`].
 pub trait Collection {
     const KIND: EntityKind;
     /// The key of the list body: `{"<plural>": [...]}`.
     const PLURAL: &'static str;
+    /// The collection's path (`/v1/<plural>`) and an object's (`/v1/<plural>/{id}`), from
+    /// [`tessera_api::paths`].
+    const PATH: &'static str;
+    const ITEM_PATH: &'static str;
 
     /// The store key of the object `id` names for this caller. Objects are named by their id;
     /// `?account_id=` addresses OAuth clients only.
@@ -123,10 +129,11 @@ pub trait Collection {
 }
 
 /// Declares a resource module's [`Collection`] with the default addressing (`{id}` is the id):
-/// `collection!(Accounts, Account, "accounts")` is the unit type `Accounts` serving
-/// `EntityKind::Account` under the list key `accounts`.
+/// `collection!(Accounts, Account, "accounts", ACCOUNTS, ACCOUNT)` is the unit type `Accounts`
+/// serving `EntityKind::Account` under the list key `accounts` at `paths::ACCOUNTS` and
+/// `paths::ACCOUNT`.
 macro_rules! collection {
-    ($name:ident, $kind:ident, $plural:literal) => {
+    ($name:ident, $kind:ident, $plural:literal, $path:ident, $item_path:ident) => {
         #[doc = concat!("The `", $plural, "` collection.")]
         pub struct $name;
 
@@ -134,10 +141,26 @@ macro_rules! collection {
             const KIND: tessera_core::directory::EntityKind =
                 tessera_core::directory::EntityKind::$kind;
             const PLURAL: &'static str = $plural;
+            const PATH: &'static str = tessera_api::paths::$path;
+            const ITEM_PATH: &'static str = tessera_api::paths::$item_path;
         }
     };
 }
 pub(super) use collection;
+
+/// The routes every collection has: the shared list and its own `create` at its path, the
+/// shared get and delete at an object's. A module with an update adds it on `C::ITEM_PATH`
+/// (axum merges the methods of one path).
+pub fn routes<C, H, T>(create: H) -> Router<AppState>
+where
+    C: Collection + 'static,
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    Router::new()
+        .route(C::PATH, routing::get(list::<C>).post(create))
+        .route(C::ITEM_PATH, routing::get(get::<C>).delete(delete::<C>))
+}
 
 pub async fn list<C: Collection>(
     State(state): State<AppState>,

@@ -11,7 +11,6 @@ use crate::http::RequestContext;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
 use axum::{Extension, Router};
 use tessera_api::admin as api;
 use tessera_core::directory::Entity;
@@ -20,18 +19,16 @@ use tessera_core::limits;
 use tessera_core::model::OAuthToken;
 use tessera_core::secret::{self, SecretPurpose};
 
-kit::collection!(OAuthTokens, OAuthToken, "oauth_tokens");
+kit::collection!(
+    OAuthTokens,
+    OAuthToken,
+    "oauth_tokens",
+    OAUTH_TOKENS,
+    OAUTH_TOKEN
+);
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/oauth_tokens",
-            get(kit::list::<OAuthTokens>).post(oauth_token_create),
-        )
-        .route(
-            "/v1/oauth_tokens/{id}",
-            get(kit::get::<OAuthTokens>).delete(kit::delete::<OAuthTokens>),
-        )
+    kit::routes::<OAuthTokens, _, _>(oauth_token_create)
 }
 
 /// `POST /v1/oauth_tokens`: a new long-lived OAuth token for a user, shown once in `token`.

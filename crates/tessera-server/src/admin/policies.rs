@@ -11,7 +11,6 @@ use crate::http::RequestContext;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
 use axum::{Extension, Router};
 use tessera_api::admin as api;
 use tessera_core::directory::Entity;
@@ -19,18 +18,16 @@ use tessera_core::ids;
 use tessera_core::limits;
 use tessera_core::model::{AuthorizationPolicy, SubjectKind};
 
-kit::collection!(Policies, Policy, "authorization_policies");
+kit::collection!(
+    Policies,
+    Policy,
+    "authorization_policies",
+    AUTHORIZATION_POLICIES,
+    AUTHORIZATION_POLICY
+);
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/authorization_policies",
-            get(kit::list::<Policies>).post(policy_create),
-        )
-        .route(
-            "/v1/authorization_policies/{id}",
-            get(kit::get::<Policies>).delete(kit::delete::<Policies>),
-        )
+    kit::routes::<Policies, _, _>(policy_create)
 }
 
 async fn policy_create(

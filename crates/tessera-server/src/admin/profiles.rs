@@ -4,7 +4,7 @@
 //! unique per account.
 
 use super::auth::Caller;
-use super::kit;
+use super::kit::{self, Collection};
 use super::kit::{audit, created, settle, AdminJson};
 use super::kit::{find_or_404, internal};
 use super::views::{profile_document, ToApi};
@@ -14,7 +14,7 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::put;
 use axum::{Extension, Json, Router};
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
@@ -23,20 +23,16 @@ use tessera_core::ids;
 use tessera_core::model::TrustedProfile;
 use tessera_core::trusted_profile::{self, ValidProfile};
 
-kit::collection!(Profiles, Profile, "trusted_profiles");
+kit::collection!(
+    Profiles,
+    Profile,
+    "trusted_profiles",
+    TRUSTED_PROFILES,
+    TRUSTED_PROFILE
+);
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/trusted_profiles",
-            get(kit::list::<Profiles>).post(profile_create),
-        )
-        .route(
-            "/v1/trusted_profiles/{id}",
-            get(kit::get::<Profiles>)
-                .delete(kit::delete::<Profiles>)
-                .put(profile_replace),
-        )
+    kit::routes::<Profiles, _, _>(profile_create).route(Profiles::ITEM_PATH, put(profile_replace))
 }
 
 /// `POST /v1/trusted_profiles`: the document plus the account (default: the caller's).

@@ -8,7 +8,6 @@ use crate::http::RequestContext;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
 use axum::{Extension, Router};
 use tessera_api::admin as api;
 use tessera_core::directory::Entity;
@@ -16,18 +15,16 @@ use tessera_core::ids;
 use tessera_core::limits;
 use tessera_core::model::ServiceAccount;
 
-kit::collection!(ServiceAccounts, ServiceAccount, "service_accounts");
+kit::collection!(
+    ServiceAccounts,
+    ServiceAccount,
+    "service_accounts",
+    SERVICE_ACCOUNTS,
+    SERVICE_ACCOUNT
+);
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/service_accounts",
-            get(kit::list::<ServiceAccounts>).post(service_account_create),
-        )
-        .route(
-            "/v1/service_accounts/{id}",
-            get(kit::get::<ServiceAccounts>).delete(kit::delete::<ServiceAccounts>),
-        )
+    kit::routes::<ServiceAccounts, _, _>(service_account_create)
 }
 
 async fn service_account_create(

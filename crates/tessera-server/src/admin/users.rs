@@ -8,7 +8,6 @@ use crate::http::RequestContext;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
 use axum::{Extension, Router};
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
@@ -18,15 +17,10 @@ use tessera_core::limits;
 use tessera_core::model::User;
 use tessera_core::secret;
 
-kit::collection!(Users, User, "users");
+kit::collection!(Users, User, "users", USERS, USER);
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/users", get(kit::list::<Users>).post(user_create))
-        .route(
-            "/v1/users/{id}",
-            get(kit::get::<Users>).delete(kit::delete::<Users>),
-        )
+    kit::routes::<Users, _, _>(user_create)
 }
 
 async fn user_create(
