@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tessera_client::api::admin::{
-    AccessBindingCreate, AccountCreate, ApiKeyCreate, ClientCreate, EnterpriseCreate, ListQuery,
+    AccessBindingCreate, AccountCreate, ApiKeyCreate, ClientCreate, ListQuery,
     ServiceAccountCreate, UserView,
 };
 use tessera_client::resource::{
@@ -70,19 +70,7 @@ async fn crud_of_every_resource() {
     let server = TestServer::in_process().await;
     let admin_token = server.admin_token().await;
     let admin = server.client().with_token(&admin_token);
-    let enterprise = admin
-        .create::<Enterprises>(&EnterpriseCreate {
-            name: "corp".into(),
-        })
-        .await
-        .unwrap();
-    let account = admin
-        .create::<Accounts>(&AccountCreate {
-            name: "team".into(),
-            enterprise_id: Some(enterprise.id.clone()),
-        })
-        .await
-        .unwrap();
+    let (enterprise, account) = enterprise_with_account(&admin).await;
     let account_id = account.id.as_str();
     assert_eq!(account_id.len(), 32);
     // Raw: the answer must not hold the password in any field the view does not know.

@@ -265,17 +265,7 @@ async fn iam_authz_issues_crn_tokens_only_under_a_policy() {
     assert_eq!(claims["authn"]["sub_type"], "ServiceId");
 
     // The CRN token is a credential: introspection says active, with its claims.
-    let introspected: Value = server
-        .http
-        .post(format!("{}/identity/introspect", server.url))
-        .bearer_auth(&access)
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let introspected = server.introspect(&access, token).await;
     assert_eq!(introspected["active"], true, "{introspected}");
     assert_eq!(introspected["sub_type"], "CRN");
     // ... and it authenticates to the admin API (whoami).
@@ -320,17 +310,7 @@ async fn iam_authz_issues_crn_tokens_only_under_a_policy() {
         .unwrap();
     let (status, _) = authz(&server, &access, &desired).await;
     assert_eq!(status, 400);
-    let introspected: Value = server
-        .http
-        .post(format!("{}/identity/introspect", server.url))
-        .bearer_auth(&access)
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let introspected = server.introspect(&access, token).await;
     assert_eq!(introspected["active"], false, "{introspected}");
 }
 
@@ -402,13 +382,7 @@ async fn iam_authz_bad_requests() {
         (400, Some("BXNIM0407E"))
     );
     assert!(message(&body).contains("access_token"), "{body}");
-    let revoked = server
-        .http
-        .post(format!("{}/identity/revoke", server.url))
-        .form(&[("token", access.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let revoked = server.revoke(&access).await;
     assert_eq!(revoked.status(), 200);
     let (status, body) = authz(&server, &access, &desired).await;
     assert_eq!(status, 400);

@@ -210,15 +210,7 @@ pub(crate) async fn cr_exchange(
 }
 
 async fn issued_cr_tokens(server: &TestServer) -> u64 {
-    let text = server
-        .http
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     text.lines()
         .find(|l| l.starts_with("tessera_tokens_issued_total{grant=\"cr-token\"}"))
         .and_then(|l| l.rsplit(' ').next())

@@ -8,11 +8,14 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tessera_client::api::admin::{
-    AccessBindingCreate, AccessBindingView, ApiKeyCreate, ClientCreate, ServiceAccountCreate,
-    ServiceAccountView, UserCreate, UserView,
+    AccessBindingCreate, AccessBindingView, AccountCreate, AccountView, ApiKeyCreate, ClientCreate,
+    EnterpriseCreate, EnterpriseView, ServiceAccountCreate, ServiceAccountView, UserCreate,
+    UserView,
 };
 use tessera_client::api::token::{IbmTokenRequest, IbmTokenResponse};
-use tessera_client::resource::{AccessBindings, ApiKeys, Clients, ServiceAccounts, Users};
+use tessera_client::resource::{
+    AccessBindings, Accounts, ApiKeys, Clients, Enterprises, ServiceAccounts, Users,
+};
 
 pub const APIKEY_GRANT: &str = "urn:ibm:params:oauth:grant-type:apikey";
 pub const ADMIN_KEY: &str = "e2e-admin-key-0123456789abcdefghijklmnop";
@@ -467,16 +470,77 @@ impl TestServer {
 
     /// The server's published key set (`/identity/keys`), for verifying its tokens offline.
     pub async fn jwks(&self) -> tessera_verify::Jwks {
-        let text = self
-            .http
-            .get(format!("{}/identity/keys", self.url))
+        self.jwks_at("/identity/keys").await
+    }
+
+    /// The key set published at `path` (`/identity/keys` or `/.well-known/jwks.json`).
+    pub async fn jwks_at(&self, path: &str) -> tessera_verify::Jwks {
+        tessera_verify::Jwks::from_json(&self.get_text(path).await).expect("JWKS")
+    }
+
+    /// The body of an unauthenticated `GET path` (a JWKS, `/metrics`), whatever its status.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.url))
             .send()
             .await
-            .expect("GET /identity/keys")
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
             .text()
             .await
-            .expect("JWKS body");
-        tessera_verify::Jwks::from_json(&text).expect("JWKS")
+            .unwrap_or_else(|e| panic!("GET {path} body: {e}"))
+    }
+
+    /// The JSON body of an unauthenticated `GET path`, whatever its status.
+    pub async fn get_json(&self, path: &str) -> Value {
+        serde_json::from_str(&self.get_text(path).await)
+            .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
+    }
+
+    /// The `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        self.get_text("/metrics").await
+    }
+
+    /// `POST /identity/introspect` of `token`, authenticated by `bearer`: the answer's body,
+    /// whatever its status.
+    pub async fn introspect(&self, bearer: &str, token: &str) -> Value {
+        json_of(self.introspect_response(bearer, token).await).await
+    }
+
+    /// [`TestServer::introspect`], the whole answer.
+    pub async fn introspect_response(&self, bearer: &str, token: &str) -> reqwest::Response {
+        self.token_surface("/identity/introspect", token)
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .expect("POST /identity/introspect")
+    }
+
+    /// [`TestServer::introspect`] by the confidential client `id` (Basic).
+    pub async fn introspect_as_client(&self, id: &str, secret: &str, token: &str) -> Value {
+        let response = self
+            .token_surface("/identity/introspect", token)
+            .basic_auth(id, Some(secret))
+            .send()
+            .await
+            .expect("POST /identity/introspect");
+        json_of(response).await
+    }
+
+    /// `POST /identity/revoke` of `token`, without client authentication (RFC 7009 as IBM
+    /// takes it).
+    pub async fn revoke(&self, token: &str) -> reqwest::Response {
+        self.token_surface("/identity/revoke", token)
+            .send()
+            .await
+            .expect("POST /identity/revoke")
+    }
+
+    /// A form post of `token` to one of the OAuth token surfaces (introspection, revocation).
+    fn token_surface(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .form(&[("token", token)])
     }
 
     pub fn logs(&self) -> String {
@@ -667,6 +731,26 @@ pub fn user(name: &str, email: &str) -> UserCreate {
 
 /// A new service account named `name`, created by `admin` in `account_id` (default: the
 /// admin's account).
+/// A new enterprise `corp` and an account `team` in it.
+pub async fn enterprise_with_account(
+    admin: &tessera_client::Client,
+) -> (EnterpriseView, AccountView) {
+    let enterprise = admin
+        .create::<Enterprises>(&EnterpriseCreate {
+            name: "corp".into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create enterprise: {e}"));
+    let account = admin
+        .create::<Accounts>(&AccountCreate {
+            name: "team".into(),
+            enterprise_id: Some(enterprise.id.clone()),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create account in an enterprise: {e}"));
+    (enterprise, account)
+}
+
 pub async fn service_account_in(
     admin: &tessera_client::Client,
     account_id: Option<&str>,
@@ -940,6 +1024,15 @@ pub fn fails_with(code: i32, output: Output) -> String {
         String::from_utf8_lossy(&output.stdout)
     );
     stderr
+}
+
+/// The JSON body of `response`, whatever its status.
+pub async fn json_of(response: reqwest::Response) -> Value {
+    let url = response.url().clone();
+    response
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: not JSON: {e}"))
 }
 
 /// A fresh random master key (base64 of 32 bytes).

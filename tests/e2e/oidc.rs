@@ -423,13 +423,7 @@ async fn revocation_survives_restart() {
     let server = TestServer::start_with(&["--issuer", "http://tessera.test/identity"], &[]).await;
     let admin = server.admin_token().await;
     let token = server.admin_token().await;
-    server
-        .http
-        .post(format!("{}/identity/revoke", server.url))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    server.revoke(&token).await;
     let server = server.restart().await;
     assert_eq!(
         introspect(&server, &token, Some(&admin), None).await.1["active"],

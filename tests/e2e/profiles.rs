@@ -377,17 +377,7 @@ async fn assume_with_a_service_id_token_by_id_crn_and_name() {
     assert_eq!(me.sub_type, "Profile");
     assert_eq!(me.iam_id, format!("iam-{id}"));
     assert_eq!(me.name, "deployer");
-    let introspection: Value = server
-        .http
-        .post(format!("{}/identity/introspect", server.url))
-        .bearer_auth(&admin)
-        .form(&[("token", profile_token.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let introspection = server.introspect(&admin, &profile_token).await;
     assert_eq!(introspection["active"], true, "{introspection}");
     assert_eq!(introspection["sub_type"], "Profile");
 

@@ -166,17 +166,7 @@ fn assert_status(
 
 async fn introspect(server: &TestServer, token: &str) -> Value {
     let admin = server.admin_token().await;
-    server
-        .http
-        .post(format!("{}/identity/introspect", server.url))
-        .bearer_auth(admin)
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    server.introspect(&admin, token).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -438,15 +428,7 @@ async fn bad_service_account_jwts_are_unauthenticated_and_issue_nothing() {
         !logs.contains(&good[..good.len() - 10]),
         "a JWT leaked into the logs"
     );
-    let metrics = server
-        .http
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         !metrics
             .lines()
