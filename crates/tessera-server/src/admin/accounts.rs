@@ -1,19 +1,16 @@
 //! Accounts (`/v1/accounts`): created by a global administrator, their sign-in requirement
 //! (`mfa`) changed by `PATCH`.
 
-use super::auth::Caller;
 use super::kit::{self, AdminJson, Collection};
 use super::views::ToApi;
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
 use axum::extract::Path;
-use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::patch;
 use axum::Json;
-use axum::{Extension, Router};
+use axum::Router;
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
 use tessera_core::directory::{Entity, EntityKind};
@@ -28,9 +25,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn account_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::AccountCreate>,
 ) -> Result<Response, AdminError> {
     let enterprise_id = match body.enterprise_id.as_deref() {
@@ -49,9 +44,7 @@ async fn account_create(
 }
 
 async fn account_update(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     Path(id): Path<String>,
     AdminJson(body): AdminJson<api::AccountUpdate>,
 ) -> Result<Response, AdminError> {

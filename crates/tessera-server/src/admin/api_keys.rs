@@ -1,15 +1,12 @@
 //! API keys (`/v1/api_keys`) of users and service accounts: the key is returned once and
 //! stored as a keyed hash.
 
-use super::auth::Caller;
 use super::kit::{self, AdminJson};
 use super::views::ToApi;
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
-use axum::extract::State;
 use axum::response::Response;
-use axum::{Extension, Router};
+use axum::Router;
 use tessera_api::admin as api;
 use tessera_core::directory::Entity;
 use tessera_core::ids;
@@ -24,9 +21,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn api_key_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::ApiKeyCreate>,
 ) -> Result<Response, AdminError> {
     let owner = limits::bounded("owner_iam_id", &body.owner_iam_id, limits::MAX_ID)?.to_owned();

@@ -5,11 +5,9 @@ use super::auth::Caller;
 use super::kit::{self, AdminJson, Collection, ObjectQuery};
 use super::views::ToApi;
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
-use axum::extract::State;
 use axum::response::Response;
-use axum::{Extension, Router};
+use axum::Router;
 use tessera_api::admin as api;
 use tessera_api::paths;
 use tessera_core::authz::Action;
@@ -94,9 +92,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn client_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::ClientCreate>,
 ) -> Result<Response, AdminError> {
     let id = limits::identifier("id", &body.id, limits::MAX_CLIENT_ID)?;

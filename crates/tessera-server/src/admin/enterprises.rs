@@ -1,14 +1,11 @@
 //! Enterprises: groups of accounts (`/v1/enterprises`).
 
-use super::auth::Caller;
 use super::kit::{self, AdminJson};
 use super::views::ToApi;
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
-use axum::extract::State;
 use axum::response::Response;
-use axum::{Extension, Router};
+use axum::Router;
 use tessera_api::admin as api;
 use tessera_core::directory::Entity;
 use tessera_core::model::Enterprise;
@@ -27,9 +24,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn enterprise_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::EnterpriseCreate>,
 ) -> Result<Response, AdminError> {
     let enterprise = Enterprise {

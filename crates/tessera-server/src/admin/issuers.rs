@@ -7,18 +7,16 @@
 //! core's rule): letting an account administrator probe the server's file system would be a
 //! leak. The file is read only after that decision. Issuer URLs are unique per account.
 
-use super::auth::Caller;
 use super::kit::{self, find_or_404, internal, store_new, Collection};
 use super::kit::{audit, created, settle, AdminJson};
 use super::views::ToApi;
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::issuer_keys::{parse_issuer_jwks, read_jwks_file};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde_json::Value;
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
@@ -73,9 +71,7 @@ fn check_readable(source: &JwksSource) -> Result<(), AdminError> {
 }
 
 async fn issuer_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::TrustedIssuerCreate>,
 ) -> Result<Response, AdminError> {
     let account_id = match body.account_id.as_deref() {
@@ -148,9 +144,7 @@ async fn issuer_create(
 }
 
 async fn issuer_update(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     Path(id): Path<String>,
     AdminJson(body): AdminJson<api::TrustedIssuerUpdate>,
 ) -> Result<Response, AdminError> {

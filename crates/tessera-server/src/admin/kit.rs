@@ -10,12 +10,13 @@ use crate::http::{read_body, BodyError, RequestContext};
 use crate::security_log;
 use crate::state::AppState;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::handler::Handler;
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 pub use tessera_api::admin::{ListQuery, ObjectQuery};
@@ -96,6 +97,35 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalAdminJson<T
         AdminJson::from_request(request, state)
             .await
             .map(|AdminJson(body)| OptionalAdminJson(Some(body)))
+    }
+}
+
+/// What a handler that changes something works from: the state, the request's context (the
+/// audit event and the security log name the request) and the authenticated caller.
+pub struct Write {
+    pub state: AppState,
+    pub ctx: RequestContext,
+    pub caller: Caller,
+}
+
+impl FromRequestParts<AppState> for Write {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let ctx = parts
+            .extensions
+            .get::<RequestContext>()
+            .cloned()
+            .ok_or_else(|| AdminError::internal("the request has no context"))?;
+        Ok(Write {
+            state: state.clone(),
+            ctx,
+            caller,
+        })
     }
 }
 
@@ -189,9 +219,7 @@ pub async fn get<C: Collection>(
 }
 
 pub async fn delete<C: Collection>(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    Write { state, ctx, caller }: Write,
     Path(id): Path<String>,
     query: Result<Query<ObjectQuery>, QueryRejection>,
 ) -> Result<Response, AdminError> {

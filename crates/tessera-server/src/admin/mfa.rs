@@ -12,15 +12,15 @@
 //! sign-in with a code in the last five minutes. A replacement is held beside the confirmed
 //! factor and takes over only once confirmed, so MFA never lapses in between.
 
-use super::auth::Caller;
 use super::errors::AdminError;
+use super::kit::Write;
 use super::kit::{audit, created, deleted, settle, AdminJson, OptionalAdminJson};
 use super::kit::{find_or_404, internal};
 use super::views::rfc3339;
-use crate::http::{PeerAddr, RequestContext};
+use crate::http::PeerAddr;
 use crate::state::AppState;
 use crate::throttle::{Attempt, Kind};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -116,10 +116,8 @@ async fn checked_code(
 }
 
 async fn totp_enroll(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
+    Write { state, ctx, caller }: Write,
     peer: Option<Extension<PeerAddr>>,
-    caller: Caller,
     Path(id): Path<String>,
     query: Result<Query<api::EnrollQuery>, axum::extract::rejection::QueryRejection>,
     OptionalAdminJson(body): OptionalAdminJson<api::CodeBody>,
@@ -225,10 +223,8 @@ async fn totp_enroll(
 }
 
 async fn totp_confirm(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
+    Write { state, ctx, caller }: Write,
     peer: Option<Extension<PeerAddr>>,
-    caller: Caller,
     Path(id): Path<String>,
     AdminJson(body): AdminJson<api::ConfirmCodeBody>,
 ) -> Result<Response, AdminError> {
@@ -306,10 +302,8 @@ async fn totp_confirm(
 }
 
 async fn totp_delete(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
+    Write { state, ctx, caller }: Write,
     peer: Option<Extension<PeerAddr>>,
-    caller: Caller,
     Path(id): Path<String>,
     OptionalAdminJson(body): OptionalAdminJson<api::CodeBody>,
 ) -> Result<Response, AdminError> {

@@ -2,16 +2,13 @@
 //! which resource identity with the `iam-authz` grant. Get and delete are the generic handlers
 //! in `directory_objects`; this module creates them and lists them (with `?source_iam_id=`).
 
-use super::auth::Caller;
 use super::kit::{self, create_entity, internal};
 use super::kit::{created, AdminJson};
 use super::views::ToApi;
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
-use axum::extract::State;
 use axum::response::Response;
-use axum::{Extension, Router};
+use axum::Router;
 use tessera_api::admin as api;
 use tessera_core::directory::Entity;
 use tessera_core::ids;
@@ -31,9 +28,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn policy_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::AuthorizationPolicyCreate>,
 ) -> Result<Response, AdminError> {
     let target_text = limits::bounded("target_crn", body.target_crn.trim(), ids::MAX_CRN + 1)?;

@@ -3,19 +3,17 @@
 //! `directory_objects`. The document is validated by `tessera_core::trusted_profile`; names are
 //! unique per account.
 
-use super::auth::Caller;
 use super::kit::{self, Collection};
 use super::kit::{audit, created, settle, AdminJson};
 use super::kit::{find_or_404, internal};
 use super::views::{profile_document, ToApi};
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
 use tessera_core::directory::{Entity, EntityKind};
@@ -58,9 +56,7 @@ fn check_name_free(
 }
 
 async fn profile_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::TrustedProfileCreate>,
 ) -> Result<Response, AdminError> {
     let account_id = match body.account_id.as_deref() {
@@ -109,9 +105,7 @@ async fn profile_create(
 /// `PUT /v1/trusted_profiles/{id}`: replaces name, description, identities, links and rules.
 /// The id, account and creation time stay.
 async fn profile_replace(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     Path(id): Path<String>,
     AdminJson(body): AdminJson<api::TrustedProfileReplace>,
 ) -> Result<Response, AdminError> {

@@ -1,14 +1,11 @@
 //! Service accounts (`/v1/service_accounts`): non-human identities of an account.
 
-use super::auth::Caller;
 use super::kit::{self, AdminJson};
 use super::views::ToApi;
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
-use axum::extract::State;
 use axum::response::Response;
-use axum::{Extension, Router};
+use axum::Router;
 use tessera_api::admin as api;
 use tessera_core::directory::Entity;
 use tessera_core::ids;
@@ -28,9 +25,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn service_account_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::ServiceAccountCreate>,
 ) -> Result<Response, AdminError> {
     let account_id = kit::target_account(&caller, body.account_id.as_deref())?;

@@ -1,14 +1,11 @@
 //! Users (`/v1/users`): people who sign in with a password (+ TOTP, `mfa`) or through an
 //! identity provider (`federated`).
 
-use super::auth::Caller;
 use super::kit::{self, AdminJson};
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
-use axum::extract::State;
 use axum::response::Response;
-use axum::{Extension, Router};
+use axum::Router;
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
 use tessera_core::directory::Entity;
@@ -24,9 +21,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn user_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::UserCreate>,
 ) -> Result<Response, AdminError> {
     let account_id = kit::target_account(&caller, body.account_id.as_deref())?;
