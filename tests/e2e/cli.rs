@@ -26,17 +26,6 @@ fn cli(config_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("run tessera")
 }
 
-fn ok(output: Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "failed: {}\n{}",
-        stdout,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
 /// The command's `--format json` output, as the API type it prints (or a `Value`).
 fn json_of<T: DeserializeOwned>(output: Output) -> T {
     let text = ok(output);

@@ -8,13 +8,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tessera_client::api::admin::{
-    AccessBindingCreate, AccessBindingView, AccountCreate, AccountView, ApiKeyCreate, ClientCreate,
-    EnterpriseCreate, EnterpriseView, ServiceAccountCreate, ServiceAccountView, UserCreate,
-    UserView,
+    AccessBindingCreate, AccessBindingView, AccountCreate, AccountView, ApiKeyCreate,
+    AuthorizedKeyCreate, AuthorizedKeyView, ClientCreate, EnterpriseCreate, EnterpriseView,
+    ServiceAccountCreate, ServiceAccountView, UserCreate, UserView,
 };
 use tessera_client::api::token::{IbmTokenRequest, IbmTokenResponse};
 use tessera_client::resource::{
-    AccessBindings, Accounts, ApiKeys, Clients, Enterprises, ServiceAccounts, Users,
+    AccessBindings, Accounts, ApiKeys, AuthorizedKeys, Clients, Enterprises, ServiceAccounts, Users,
 };
 
 pub const APIKEY_GRANT: &str = "urn:ibm:params:oauth:grant-type:apikey";
@@ -386,24 +386,7 @@ impl TestServer {
         if let Some(inner) = self.inner.take() {
             inner.stop();
         }
-        if let Some(mut child) = self.child.take() {
-            #[cfg(unix)]
-            {
-                let _ = Command::new("kill")
-                    .arg("-TERM")
-                    .arg(child.id().to_string())
-                    .status();
-                let deadline = Instant::now() + Duration::from_secs(15);
-                while Instant::now() < deadline {
-                    if let Ok(Some(_)) = child.try_wait() {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.stop_status();
     }
 
     /// The server process's id.
@@ -504,7 +487,7 @@ impl TestServer {
     /// `POST /identity/introspect` of `token`, authenticated by `bearer`: the answer's body,
     /// whatever its status.
     pub async fn introspect(&self, bearer: &str, token: &str) -> Value {
-        json_of(self.introspect_response(bearer, token).await).await
+        json_body(self.introspect_response(bearer, token).await).await
     }
 
     /// [`TestServer::introspect`], the whole answer.
@@ -524,7 +507,7 @@ impl TestServer {
             .send()
             .await
             .expect("POST /identity/introspect");
-        json_of(response).await
+        json_body(response).await
     }
 
     /// `POST /identity/revoke` of `token`, without client authentication (RFC 7009 as IBM
@@ -749,6 +732,29 @@ pub async fn enterprise_with_account(
         .await
         .unwrap_or_else(|e| panic!("create account in an enterprise: {e}"));
     (enterprise, account)
+}
+
+/// A new RSA-2048 authorized key of service account `service_account_id`, with its key file.
+pub async fn authorized_key_of(
+    caller: &tessera_client::Client,
+    service_account_id: &str,
+) -> AuthorizedKeyView {
+    caller
+        .create::<AuthorizedKeys>(&AuthorizedKeyCreate {
+            service_account_id: service_account_id.to_owned(),
+            key_algorithm: None,
+            description: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create an authorized key of {service_account_id}: {e}"))
+}
+
+/// The account a token of this server was issued in (its `account.bss` claim).
+pub fn account_of_token(token: &str) -> String {
+    jwt_payload(token)["account"]["bss"]
+        .as_str()
+        .expect("account.bss claim")
+        .to_owned()
 }
 
 pub async fn service_account_in(
@@ -1027,7 +1033,7 @@ pub fn fails_with(code: i32, output: Output) -> String {
 }
 
 /// The JSON body of `response`, whatever its status.
-pub async fn json_of(response: reqwest::Response) -> Value {
+pub async fn json_body(response: reqwest::Response) -> Value {
     let url = response.url().clone();
     response
         .json()

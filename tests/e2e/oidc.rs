@@ -108,15 +108,7 @@ async fn jwks_and_discovery() {
         "/.well-known/openid-configuration",
         "/identity/.well-known/openid-configuration",
     ] {
-        let doc: Value = server
-            .http
-            .get(format!("{}{path}", server.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let doc = server.get_json(path).await;
         assert_eq!(doc["issuer"], format!("{}/identity", server.url));
         assert_eq!(doc["jwks_uri"], format!("{}/identity/keys", server.url));
         assert_eq!(
