@@ -173,11 +173,7 @@ impl Rotator<'_> {
                     let mut active = next.clone();
                     active.state = KeyState::Active;
                     seq = self
-                        .store
-                        .put(
-                            &Entity::SigningKey(active),
-                            &audit(now, actor, "signing_key.activate", next_kid.clone()),
-                        )
+                        .put_key(active, now, actor, "signing_key.activate")
                         .await?;
                 }
                 seq = seq.max(self.retire(keys, retire, now, actor).await?);
@@ -198,6 +194,19 @@ impl Rotator<'_> {
         Ok(seq)
     }
 
+    /// Writes `key` in its new state, audited as `action` (`signing_key.activate`, `.retire`);
+    /// returns the change-feed position of the write.
+    async fn put_key(
+        &self,
+        key: SigningKeyRecord,
+        now: i64,
+        actor: &str,
+        action: &str,
+    ) -> anyhow::Result<i64> {
+        let event = audit(now, actor, action, key.kid.clone());
+        Ok(self.store.put(&Entity::SigningKey(key), &event).await?)
+    }
+
     /// Retires `kids`; returns the change-feed position of the last write (0 if none).
     async fn retire(
         &self,
@@ -213,11 +222,7 @@ impl Rotator<'_> {
                 retired.state = KeyState::Retired;
                 retired.retired_at = Some(now);
                 seq = self
-                    .store
-                    .put(
-                        &Entity::SigningKey(retired),
-                        &audit(now, actor, "signing_key.retire", kid.clone()),
-                    )
+                    .put_key(retired, now, actor, "signing_key.retire")
                     .await?;
             }
         }

@@ -12,7 +12,6 @@ use axum::routing::patch;
 use axum::Json;
 use axum::Router;
 use tessera_api::admin as api;
-use tessera_core::authz::Action;
 use tessera_core::directory::{Entity, EntityKind};
 use tessera_core::ids;
 use tessera_core::limits;
@@ -64,13 +63,7 @@ async fn account_update(
             AdminError::invalid(format!("mfa must be \"TOTP\" or \"NONE\", got {mfa:?}"))
         })?;
     let new = Entity::Account(account.clone());
-    caller.authorize(
-        &state,
-        &Action::Update {
-            old: &old,
-            new: &new,
-        },
-    )?;
+    caller.authorize_update(&state, &old, &new)?;
     let event = kit::audit(
         &state,
         &ctx,

@@ -74,15 +74,8 @@ async fn issuer_create(
     kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::TrustedIssuerCreate>,
 ) -> Result<Response, AdminError> {
-    let account_id = match body.account_id.as_deref() {
-        Some(id) => ids::account_id("account_id", id)?,
-        None => caller.principal.account_id().to_owned(),
-    };
-    if state.snapshot.directory().account(&account_id).is_none() {
-        return Err(AdminError::not_found(format!(
-            "account {account_id} not found"
-        )));
-    }
+    let account_id = kit::target_account(&caller, body.account_id.as_deref())?;
+    kit::existing_account(&state, &account_id)?;
     let name = limits::name("name", &body.name)?;
     let issuer_url = trusted_issuer::issuer_url(body.issuer_url.trim())?;
     let jwks = jwks_source(body.jwks, body.jwks_file)?.ok_or_else(|| {
@@ -171,13 +164,7 @@ async fn issuer_update(
         issuer.claim_mapping = trusted_issuer::claim_mapping(body.claim_mapping)?;
     }
     let new = Entity::Issuer(issuer.clone());
-    caller.authorize(
-        &state,
-        &Action::Update {
-            old: &old,
-            new: &new,
-        },
-    )?;
+    caller.authorize_update(&state, &old, &new)?;
     check_readable(&issuer.jwks)?;
     let event = audit(
         &state,

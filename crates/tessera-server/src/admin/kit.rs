@@ -465,6 +465,16 @@ pub fn target_account(caller: &Caller, given: Option<&str>) -> Result<String, Ad
     }
 }
 
+/// Refuses with 404 an account that does not exist: what a new object in it is refused with.
+pub fn existing_account(state: &AppState, account_id: &str) -> Result<(), AdminError> {
+    match state.snapshot.directory().account(account_id) {
+        Some(_) => Ok(()),
+        None => Err(AdminError::not_found(format!(
+            "account {account_id} not found"
+        ))),
+    }
+}
+
 pub fn internal(e: tessera_core::Error) -> AdminError {
     AdminError::from(e)
 }

@@ -42,14 +42,7 @@ async fn policy_create(
     };
     let target_crn = AuthorizationPolicy::parse_target(target_text, &account_id)?;
     let source_iam_id = source(&state, &body.source_iam_id)?;
-    {
-        let dir = state.snapshot.directory();
-        if dir.account(&account_id).is_none() {
-            return Err(AdminError::not_found(format!(
-                "account {account_id} not found"
-            )));
-        }
-    }
+    kit::existing_account(&state, &account_id)?;
     let policy = AuthorizationPolicy {
         id: ids::new_policy_id(&state.rng).map_err(internal)?,
         account_id,

@@ -59,15 +59,8 @@ async fn profile_create(
     kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::TrustedProfileCreate>,
 ) -> Result<Response, AdminError> {
-    let account_id = match body.account_id.as_deref() {
-        Some(id) => ids::account_id("account_id", id)?,
-        None => caller.principal.account_id().to_owned(),
-    };
-    if state.snapshot.directory().account(&account_id).is_none() {
-        return Err(AdminError::not_found(format!(
-            "account {account_id} not found"
-        )));
-    }
+    let account_id = kit::target_account(&caller, body.account_id.as_deref())?;
+    kit::existing_account(&state, &account_id)?;
     let document = profile_document(
         body.name,
         body.description,
@@ -130,13 +123,7 @@ async fn profile_replace(
         ..existing
     };
     let new = Entity::Profile(profile.clone());
-    caller.authorize(
-        &state,
-        &Action::Update {
-            old: &old,
-            new: &new,
-        },
-    )?;
+    caller.authorize_update(&state, &old, &new)?;
     // After the authorization, as on create: the names are the account's business.
     check_name_free(
         &state,
