@@ -274,17 +274,15 @@ async fn iam_authz_issues_crn_tokens_only_under_a_policy() {
 
     // The pin applies to the policy's account.
     let pinned = server
-        .http
-        .post(format!("{}/identity/token", server.url))
-        .header("IBM-Cloud-Tenant", "0123456789abcdef0123456789abcdef")
-        .form(&[
-            ("grant_type", AUTHZ_GRANT),
-            ("access_token", access.as_str()),
-            ("desired_iam_id", desired.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .pinned_token_response(
+            "0123456789abcdef0123456789abcdef",
+            &[
+                ("grant_type", AUTHZ_GRANT),
+                ("access_token", access.as_str()),
+                ("desired_iam_id", desired.as_str()),
+            ],
+        )
+        .await;
     assert_eq!(pinned.status(), 400);
 
     // Another source, another CRN: refused.
@@ -390,26 +388,13 @@ async fn iam_authz_bad_requests() {
 }
 
 fn cli(server: &TestServer, args: &[&str]) -> std::process::Output {
-    let home = server.data_dir();
-    std::process::Command::new(binary())
-        .args(args)
-        .env("TESSERA_CONFIG_DIR", home.join("cli-config"))
-        .env("TESSERA_ENDPOINT", &server.url)
-        .env("TESSERA_APIKEY", ADMIN_KEY)
-        .env_remove("TESSERA_PROFILE")
-        .output()
-        .expect("run tessera")
+    let config = server.data_dir().join("cli-config");
+    std::fs::create_dir_all(&config).expect("the CLI's configuration directory");
+    admin_cli(server, &config, args)
 }
 
 fn cli_json(server: &TestServer, args: &[&str]) -> Value {
-    let output = cli(server, args);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{args:?} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+    json_of(cli(server, args))
 }
 
 #[tokio::test]

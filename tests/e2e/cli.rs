@@ -2,7 +2,6 @@
 //! and `--format json`.
 
 use crate::harness::*;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -24,12 +23,6 @@ fn cli(config_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         command.env(k, v);
     }
     command.output().expect("run tessera")
-}
-
-/// The command's `--format json` output, as the API type it prints (or a `Value`).
-fn json_of<T: DeserializeOwned>(output: Output) -> T {
-    let text = ok(output);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
 #[tokio::test]

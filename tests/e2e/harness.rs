@@ -1,5 +1,6 @@
 //! Starts a real server process and offers small helpers for talking to it.
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::io::Write;
 use std::io::{BufRead, BufReader};
@@ -537,6 +538,21 @@ impl TestServer {
         all
     }
 
+    /// [`TestServer::token_response`] with the `IBM-Cloud-Tenant` pin `tenant`.
+    pub async fn pinned_token_response(
+        &self,
+        tenant: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{}/identity/token", self.url))
+            .header("IBM-Cloud-Tenant", tenant)
+            .form(form)
+            .send()
+            .await
+            .expect("POST /identity/token")
+    }
+
     pub async fn token_response(&self, form: &[(&str, &str)]) -> reqwest::Response {
         self.http
             .post(format!("{}/identity/token", self.url))
@@ -1013,6 +1029,25 @@ pub fn ok(output: Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     stdout
+}
+
+/// The command's `--format json` output, as the API type it prints (or a `Value`).
+pub fn json_of<T: DeserializeOwned>(output: Output) -> T {
+    let text = ok(output);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// `tessera ARGS` as the administrator of `server` (its endpoint and the bootstrap API key in
+/// the environment), with the CLI's configuration in `config`.
+pub fn admin_cli(server: &TestServer, config: &Path, args: &[&str]) -> Output {
+    tessera(
+        config,
+        args,
+        &[
+            ("TESSERA_ENDPOINT", &server.url),
+            ("TESSERA_APIKEY", ADMIN_KEY),
+        ],
+    )
 }
 
 /// A failure with exit code 1; returns stderr.
