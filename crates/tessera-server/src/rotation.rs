@@ -3,6 +3,7 @@
 //! first keys) and then every `rotation_check_interval`.
 
 use crate::config::Config;
+use crate::state::AppState;
 use anyhow::Context;
 use aws_lc_rs::rand::SecureRandom;
 use std::time::Duration;
@@ -33,6 +34,19 @@ pub struct Rotator<'a> {
     pub rng: &'a (dyn SecureRandom + Sync),
     /// This node's lease-holder name.
     pub node_id: &'a str,
+}
+
+impl<'a> Rotator<'a> {
+    /// The rotator of a running server, holding the lease as this node.
+    pub fn of(state: &'a AppState) -> Rotator<'a> {
+        Rotator {
+            store: state.store.as_ref(),
+            master: &state.master,
+            config: &state.config,
+            rng: &state.rng,
+            node_id: &state.node_id,
+        }
+    }
 }
 
 /// What an operator may ask for (`tessera keys rotate`).

@@ -100,11 +100,8 @@ async fn keys_rotate(
     // as the node, and must not be mistaken for this request.
     let holder = format!("{}/{}", state.node_id, ctx.id);
     let rotator = Rotator {
-        store: state.store.as_ref(),
-        master: &state.master,
-        config: &state.config,
-        rng: &state.rng,
         node_id: &holder,
+        ..Rotator::of(&state)
     };
     let seq = rotator
         .force(key_use, mode, state.clock.now(), caller.iam_id())
