@@ -12,17 +12,7 @@ use tessera_client::api::admin::{
 use tessera_client::api::token::IbmTokenResponse;
 
 fn cli(config_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(binary());
-    command
-        .args(args)
-        .env("TESSERA_CONFIG_DIR", config_dir)
-        .env_remove("TESSERA_ENDPOINT")
-        .env_remove("TESSERA_APIKEY")
-        .env_remove("TESSERA_PROFILE");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().expect("run tessera")
+    tessera(config_dir, args, env)
 }
 
 #[tokio::test]

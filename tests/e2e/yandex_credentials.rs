@@ -7,7 +7,7 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::KeyPair as _;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use tessera_client::api::admin::{OAuthTokenCreate, UserCreate};
 use tessera_client::resource::{OAuthTokens, Users};
 
@@ -376,14 +376,7 @@ async fn oauth_tokens_through_the_admin_api() {
 }
 
 fn cli(config_dir: &Path, args: &[&str]) -> Output {
-    Command::new(binary())
-        .args(args)
-        .env("TESSERA_CONFIG_DIR", config_dir)
-        .env_remove("TESSERA_ENDPOINT")
-        .env_remove("TESSERA_APIKEY")
-        .env_remove("TESSERA_PROFILE")
-        .output()
-        .expect("run tessera")
+    tessera(config_dir, args, &[])
 }
 
 fn json_of(output: Output) -> Value {
