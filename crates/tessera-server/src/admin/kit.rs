@@ -6,7 +6,7 @@
 use super::auth::Caller;
 use super::errors::AdminError;
 use super::views::ToApi;
-use crate::http::{read_body, BodyError, RequestContext};
+use crate::http::{declares, read_body, BodyError, RequestContext};
 use crate::security_log;
 use crate::state::AppState;
 use axum::extract::rejection::QueryRejection;
@@ -36,18 +36,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AdminJson<T> {
     type Rejection = AdminError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .eq_ignore_ascii_case("application/json")
-            });
-        if !is_json {
+        if !declares(request.headers(), "application/json") {
             return Err(AdminError::invalid("Content-Type must be application/json"));
         }
         let bytes = read_body(request.into_body(), MAX_ADMIN_BODY)

@@ -208,9 +208,5 @@ fn nonempty(value: Option<&str>) -> Option<&str> {
 }
 
 fn truncate(value: &str) -> &str {
-    value
-        .char_indices()
-        .nth(128)
-        .map(|(i, _)| &value[..i])
-        .unwrap_or(value)
+    limits::clipped(value, 128)
 }

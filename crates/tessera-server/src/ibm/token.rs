@@ -278,11 +278,7 @@ pub async fn apikey_sign_in(
 const UNKNOWN_API_KEY: &str = "BXNIM0415E";
 
 fn truncate(value: &str) -> &str {
-    value
-        .char_indices()
-        .nth(64)
-        .map(|(i, _)| &value[..i])
-        .unwrap_or(value)
+    limits::clipped(value, 64)
 }
 
 /// Authenticates Basic client credentials when present. A public request uses `default`.
