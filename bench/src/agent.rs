@@ -6,13 +6,13 @@
 //! token in the background, so it is ready only once the token path answers 200. Its stdout and
 //! stderr go to a log file in its temporary directory, shown whenever something fails.
 
-use crate::server::{check_access_token, clear_tessera_env, log_tail, Credentials};
+use crate::server::{check_access_token, clear_tessera_env, Credentials, Process};
 use anyhow::Context;
 use serde_json::Value;
 use std::fs::File;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tessera_core::model::Algorithm;
 
@@ -25,12 +25,10 @@ const LISTENING: &str = "agent listening on ";
 
 /// A running `tessera agent`, killed when stopped or dropped.
 pub struct Agent {
-    child: Child,
-    log_path: PathBuf,
+    process: Process,
     /// Known once the agent has said where it listens.
     addr: Option<SocketAddr>,
-    stopped: bool,
-    // Dropped last: the credential file and the log go away with it.
+    // Dropped last, after the process is killed: the credential file and the log go with it.
     _dir: tempfile::TempDir,
 }
 
@@ -71,10 +69,8 @@ impl Agent {
             .spawn()
             .with_context(|| format!("starting {} agent", binary.display()))?;
         Ok(Agent {
-            child,
-            log_path,
+            process: Process::new(child, log_path),
             addr: None,
-            stopped: false,
             _dir: dir,
         })
     }
@@ -91,7 +87,7 @@ impl Agent {
         loop {
             self.ensure_running()?;
             if self.addr.is_none() {
-                self.addr = std::fs::read_to_string(&self.log_path)
+                self.addr = std::fs::read_to_string(self.process.log_path())
                     .ok()
                     .and_then(|log| log.lines().find_map(listening_addr));
             }
@@ -133,7 +129,7 @@ impl Agent {
 
     /// An error if the process has exited.
     pub fn ensure_running(&mut self) -> anyhow::Result<()> {
-        match self.child.try_wait() {
+        match self.process.exited() {
             Ok(None) => Ok(()),
             Ok(Some(status)) => anyhow::bail!("the agent exited ({status})"),
             Err(err) => Err(err).context("checking on the agent process"),
@@ -141,35 +137,21 @@ impl Agent {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     pub fn rss_kib(&self) -> Option<u64> {
-        crate::server::rss_kib(self.child.id())
+        self.process.rss_kib()
     }
 
     /// The last lines of the agent's stdout and stderr.
     pub fn log_tail(&self) -> String {
-        log_tail(&self.log_path)
+        self.process.log_tail()
     }
 
     /// Kills the agent and reaps it.
     pub fn stop(mut self) {
-        self.kill();
-    }
-
-    fn kill(&mut self) {
-        if !self.stopped {
-            self.stopped = true;
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
     }
 }
 

@@ -62,13 +62,67 @@ pub fn default_binary() -> anyhow::Result<PathBuf> {
 
 /// A running `tessera serve`, killed when stopped or dropped.
 pub struct Server {
-    child: Child,
+    process: Process,
     pub addr: SocketAddr,
     pub base_url: String,
+    // Dropped last, after the process is killed: the data directory and the log go with it.
+    _data: tempfile::TempDir,
+}
+
+/// A process the benchmark started, writing its stdout and stderr to `log_path`: killed and
+/// reaped when stopped or dropped.
+pub struct Process {
+    child: Child,
     log_path: PathBuf,
     stopped: bool,
-    // Dropped last: the data directory and the log go away with it.
-    _data: tempfile::TempDir,
+}
+
+impl Process {
+    pub fn new(child: Child, log_path: PathBuf) -> Process {
+        Process {
+            child,
+            log_path,
+            stopped: false,
+        }
+    }
+
+    /// The exit status once the process has exited.
+    pub fn exited(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        self.child.try_wait()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The process's resident set size in KiB (Linux only).
+    pub fn rss_kib(&self) -> Option<u64> {
+        rss_kib(self.child.id())
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// The last lines of the process's stdout and stderr.
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log_path)
+    }
+
+    /// Kills the process and reaps it (once).
+    pub fn kill(&mut self) {
+        if !self.stopped {
+            self.stopped = true;
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 impl Server {
@@ -131,11 +185,9 @@ impl Server {
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         Ok(Server {
-            child,
+            process: Process::new(child, log_path),
             addr,
             base_url: format!("http://{addr}"),
-            log_path,
-            stopped: false,
             _data: data,
         })
     }
@@ -168,7 +220,7 @@ impl Server {
 
     /// An error with the server's log if the process has exited.
     pub fn ensure_running(&mut self) -> anyhow::Result<()> {
-        match self.child.try_wait() {
+        match self.process.exited() {
             Ok(None) => Ok(()),
             Ok(Some(status)) => {
                 anyhow::bail!(
@@ -181,36 +233,22 @@ impl Server {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// The server's resident set size in KiB (Linux only).
     pub fn rss_kib(&self) -> Option<u64> {
-        rss_kib(self.child.id())
+        self.process.rss_kib()
     }
 
     /// The last lines of the server's stdout and stderr.
     pub fn log_tail(&self) -> String {
-        log_tail(&self.log_path)
+        self.process.log_tail()
     }
 
     /// Kills the server and reaps it.
     pub fn stop(mut self) {
-        self.kill();
-    }
-
-    fn kill(&mut self) {
-        if !self.stopped {
-            self.stopped = true;
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
     }
 }
 
@@ -676,14 +714,24 @@ pub fn sign_yandex_jwt(key: &AuthorizedKey, now: i64) -> anyhow::Result<String> 
         "iat": now,
         "exp": now + YANDEX_JWT_LIFETIME_SECS,
     });
+    ps256_jwt(&key.signer, &SystemRandom::new(), &header, &claims)
+}
+
+/// The compact JWS of `header` and `claims`, signed PS256 (RSASSA-PSS with SHA-256) by `signer`.
+pub fn ps256_jwt(
+    signer: &aws_lc_rs::signature::RsaKeyPair,
+    rng: &SystemRandom,
+    header: &serde_json::Value,
+    claims: &serde_json::Value,
+) -> anyhow::Result<String> {
     let mut jwt = URL_SAFE_NO_PAD.encode(header.to_string());
     jwt.push('.');
     URL_SAFE_NO_PAD.encode_string(claims.to_string(), &mut jwt);
-    let mut signature = vec![0; key.signer.public_modulus_len()];
-    key.signer
+    let mut signature = vec![0; signer.public_modulus_len()];
+    signer
         .sign(
             &aws_lc_rs::signature::RSA_PSS_SHA256,
-            &SystemRandom::new(),
+            rng,
             jwt.as_bytes(),
             &mut signature,
         )

@@ -181,21 +181,7 @@ fn realistic_service_account_jwt(
         "iat": PAYLOAD_NOW,
         "exp": PAYLOAD_NOW + 3600,
     });
-    let mut jwt = URL_SAFE_NO_PAD.encode(header.to_string());
-    jwt.push('.');
-    URL_SAFE_NO_PAD.encode_string(claims.to_string(), &mut jwt);
-    let mut signature = vec![0; signer.public_modulus_len()];
-    signer
-        .sign(
-            &aws_lc_rs::signature::RSA_PSS_SHA256,
-            rng,
-            jwt.as_bytes(),
-            &mut signature,
-        )
-        .map_err(|e| anyhow::anyhow!("signing the JWT: {e}"))?;
-    jwt.push('.');
-    URL_SAFE_NO_PAD.encode_string(signature, &mut jwt);
-    Ok(jwt)
+    crate::server::ps256_jwt(signer, rng, &header, &claims)
 }
 
 /// The claims of a `t1.` IAM token for a service account, as the server mints them.

@@ -357,11 +357,13 @@ pub enum KeyUse {
 }
 
 impl KeyUse {
+    /// The name the server takes (the core's spelling of the key use).
     pub fn as_str(self) -> &'static str {
-        match self {
-            KeyUse::Jwt => "jwt",
-            KeyUse::YandexIam => "yandex-iam",
-        }
+        let key_use = match self {
+            KeyUse::Jwt => tessera_core::model::KeyUse::Jwt,
+            KeyUse::YandexIam => tessera_core::model::KeyUse::YandexIam,
+        };
+        key_use.as_str()
     }
 }
 
@@ -1305,13 +1307,16 @@ pub enum Role {
 }
 
 impl Role {
+    /// The name the server takes (the core's spelling of the role).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Viewer => "viewer",
-            Role::TokenCreator => "iam.serviceAccounts.tokenCreator",
-            Role::ServiceAccountUser => "iam.serviceAccounts.user",
-        }
+        use tessera_core::model::Role as Core;
+        let role = match self {
+            Role::Admin => Core::Admin,
+            Role::Viewer => Core::Viewer,
+            Role::TokenCreator => Core::TokenCreator,
+            Role::ServiceAccountUser => Core::ServiceAccountUser,
+        };
+        role.as_str()
     }
 }
 

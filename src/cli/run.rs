@@ -756,19 +756,75 @@ where
     }
 }
 
-/// The id of the one object of collection `R` whose name (or e-mail address, `by`: unique in
-/// an account, not across accounts) is `value`, looked up in the list (in `account_id` if
-/// given). `key` reads the field, `id` the object's id, `place` says where an
-/// object is (for the message listing several).
-async fn id_by<R: Resource>(
+/// A collection whose objects a `get` or `delete` may name by a field unique in an account
+/// (a name, a user's e-mail address) instead of by id.
+trait Named: Resource {
+    const BY: LookUp;
+    /// The flag that names an object (`--name`, `--email`).
+    const FLAG: &'static str;
+    fn key(item: &Self::Item) -> &str;
+    /// The account the object is in (for the message listing several).
+    fn account(item: &Self::Item) -> &str;
+}
+
+impl Named for Users {
+    const BY: LookUp = LookUp::Email;
+    const FLAG: &'static str = "--email";
+    fn key(item: &admin::UserView) -> &str {
+        &item.email
+    }
+    fn account(item: &admin::UserView) -> &str {
+        &item.account_id
+    }
+}
+
+impl Named for ServiceAccounts {
+    const BY: LookUp = LookUp::Name;
+    const FLAG: &'static str = "--name";
+    fn key(item: &admin::ServiceAccountView) -> &str {
+        &item.name
+    }
+    fn account(item: &admin::ServiceAccountView) -> &str {
+        &item.account_id
+    }
+}
+
+impl Named for TrustedProfiles {
+    const BY: LookUp = LookUp::Name;
+    const FLAG: &'static str = "--name";
+    fn key(item: &admin::TrustedProfileView) -> &str {
+        &item.name
+    }
+    fn account(item: &admin::TrustedProfileView) -> &str {
+        &item.account_id
+    }
+}
+
+/// `id` if given, else the id of the object `name` names (clap requires exactly one of them).
+async fn id_or_named<R: Named>(
     admin: &Client,
-    by: LookUp,
+    id: Option<String>,
+    name: Option<String>,
+    account_id: Option<String>,
+) -> Result<String> {
+    match (id, name) {
+        (Some(id), _) => Ok(id),
+        (None, Some(name)) => id_by::<R>(admin, &name, account_id).await,
+        (None, None) => bail!("give a {} id or {}", R::KIND, R::FLAG),
+    }
+}
+
+/// The id of the one object of collection `R` whose name (or e-mail address: unique in an
+/// account, not across accounts) is `value`, looked up in the list (in `account_id` if given).
+async fn id_by<R: Named>(
+    admin: &Client,
     value: &str,
     account_id: Option<String>,
-    key: fn(&R::Item) -> &str,
-    id: fn(&R::Item) -> String,
-    place: fn(&R::Item) -> String,
 ) -> Result<String> {
+    let by = R::BY;
+    let key = R::key;
+    let id = |item: &R::Item| R::id(item).to_owned();
+    let place = |item: &R::Item| format!("account {}", R::account(item));
     let kind = R::KIND;
     let all = list_pages::<R>(admin, &PageArgs::default(), filters(account_id))
         .await
@@ -902,64 +958,19 @@ impl Target for IdArg {
 // clap requires exactly one of the id and the name in each of these.
 impl Target for UserRef {
     async fn id(self, admin: &Client) -> Result<String> {
-        match (self.id, self.email) {
-            (Some(id), _) => Ok(id),
-            (None, Some(email)) => {
-                id_by::<Users>(
-                    admin,
-                    LookUp::Email,
-                    &email,
-                    self.account_id,
-                    |u| &u.email,
-                    |u| u.id.clone(),
-                    |u| format!("account {}", u.account_id),
-                )
-                .await
-            }
-            (None, None) => bail!("give a user id or --email"),
-        }
+        id_or_named::<Users>(admin, self.id, self.email, self.account_id).await
     }
 }
 
 impl Target for ServiceAccountRef {
     async fn id(self, admin: &Client) -> Result<String> {
-        match (self.id, self.name) {
-            (Some(id), _) => Ok(id),
-            (None, Some(name)) => {
-                id_by::<ServiceAccounts>(
-                    admin,
-                    LookUp::Name,
-                    &name,
-                    self.account_id,
-                    |sa| &sa.name,
-                    |sa| sa.id.clone(),
-                    |sa| format!("account {}", sa.account_id),
-                )
-                .await
-            }
-            (None, None) => bail!("give a service account id or --name"),
-        }
+        id_or_named::<ServiceAccounts>(admin, self.id, self.name, self.account_id).await
     }
 }
 
 impl Target for ProfileRef {
     async fn id(self, admin: &Client) -> Result<String> {
-        match (self.id, self.name) {
-            (Some(id), _) => Ok(id),
-            (None, Some(name)) => {
-                id_by::<TrustedProfiles>(
-                    admin,
-                    LookUp::Name,
-                    &name,
-                    self.account_id,
-                    |p| &p.name,
-                    |p| p.id.clone(),
-                    |p| format!("account {}", p.account_id),
-                )
-                .await
-            }
-            (None, None) => bail!("give a trusted profile id or --name"),
-        }
+        id_or_named::<TrustedProfiles>(admin, self.id, self.name, self.account_id).await
     }
 }
 

@@ -4,9 +4,9 @@
 use crate::harness::*;
 use reqwest::Method;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use tessera_client::api::admin::{
-    AccessBindingCreate, AccountCreate, ApiKeyCreate, ClientCreate, EnterpriseCreate, ListQuery,
+    AccessBindingCreate, AccountCreate, ApiKeyCreate, ClientCreate, ListQuery,
     ServiceAccountCreate, UserView,
 };
 use tessera_client::resource::{
@@ -70,19 +70,7 @@ async fn crud_of_every_resource() {
     let server = TestServer::in_process().await;
     let admin_token = server.admin_token().await;
     let admin = server.client().with_token(&admin_token);
-    let enterprise = admin
-        .create::<Enterprises>(&EnterpriseCreate {
-            name: "corp".into(),
-        })
-        .await
-        .unwrap();
-    let account = admin
-        .create::<Accounts>(&AccountCreate {
-            name: "team".into(),
-            enterprise_id: Some(enterprise.id.clone()),
-        })
-        .await
-        .unwrap();
+    let (enterprise, account) = enterprise_with_account(&admin).await;
     let account_id = account.id.as_str();
     assert_eq!(account_id.len(), 32);
     // Raw: the answer must not hold the password in any field the view does not know.
@@ -427,35 +415,22 @@ async fn bad_input_gets_the_admin_error_shape() {
         (409, Some("already_exists"))
     );
     // Not JSON, wrong content type, too large, bad limit.
-    let response = server
-        .http
-        .post(format!("{}/v1/service_accounts", server.url))
-        .bearer_auth(&admin)
-        .header("content-type", "application/json")
-        .body("{")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let response = server
-        .http
-        .post(format!("{}/v1/service_accounts", server.url))
-        .bearer_auth(&admin)
-        .body("name=x")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let response = server
-        .http
-        .post(format!("{}/v1/service_accounts", server.url))
-        .bearer_auth(&admin)
-        .header("content-type", "application/json")
-        .body(vec![b' '; 70_000])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 413);
+    for (content_type, body, status) in [
+        (Some("application/json"), b"{".to_vec(), 400),
+        (None, b"name=x".to_vec(), 400),
+        (Some("application/json"), vec![b' '; 70_000], 413),
+    ] {
+        let mut request = server
+            .http
+            .post(format!("{}/v1/service_accounts", server.url))
+            .bearer_auth(&admin)
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "{content_type:?}");
+    }
     assert_eq!(server.admin_get("/v1/users?limit=0", &admin).await.0, 400);
     assert_eq!(
         server.admin_get("/v1/users?limit=5000", &admin).await.0,
@@ -477,15 +452,7 @@ async fn bad_input_gets_the_admin_error_shape() {
 async fn openapi_and_audit() {
     let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
-    let doc: Value = server
-        .http
-        .get(format!("{}/openapi.json", server.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = server.get_json("/openapi.json").await;
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/v1/api_keys"]["post"].is_object());
     // Generated, not hand-written: no OpenAPI 3.0 `nullable`, whoami's `id` documented, a

@@ -2,7 +2,8 @@
 //! over HTTP the way GCE clients do.
 
 use crate::harness::{
-    binary, bind, free_port, jwt_payload, service_account_in, unix_now, TestServer,
+    account_of_token, authorized_key_of, binary, bind, free_port, jwt_payload, service_account_in,
+    unix_now, TestServer,
 };
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
@@ -13,10 +14,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tessera_client::api::admin::{
-    ApiKeyCreate, ApiKeyView, AuthorizedKeyCreate, ComputeResourceLink, ServiceAccountView,
-    TrustedIssuerCreate, TrustedProfileCreate, WhoAmI,
+    ApiKeyCreate, ApiKeyView, ComputeResourceLink, ServiceAccountView, TrustedIssuerCreate,
+    TrustedProfileCreate, WhoAmI,
 };
-use tessera_client::resource::{ApiKeys, AuthorizedKeys, TrustedIssuers, TrustedProfiles};
+use tessera_client::resource::{ApiKeys, TrustedIssuers, TrustedProfiles};
 
 const TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
 
@@ -483,16 +484,7 @@ async fn an_authorized_key_file_works_and_token_prints_a_handler_context() {
     let server = TestServer::start().await;
     let admin = server.admin_token().await;
     let sa = service_account(&server, &admin, "keyed").await;
-    let created = server
-        .client()
-        .with_token(&admin)
-        .create::<AuthorizedKeys>(&AuthorizedKeyCreate {
-            service_account_id: sa.id.clone(),
-            key_algorithm: None,
-            description: None,
-        })
-        .await
-        .unwrap();
+    let created = authorized_key_of(&server.client().with_token(&admin), &sa.id).await;
     let key_file = serde_json::to_value(created.key_file.as_ref().unwrap()).unwrap();
     let overrides = "[service_account]\nemail = \"robot@example.test\"\nscopes = [\"s1\"]\n";
     let agent = Agent::start(&server, &key_file, Some(overrides));
@@ -883,10 +875,7 @@ async fn admin_after_restart(server: &TestServer) -> String {
 async fn ibm_vpc_instance_identity_becomes_a_trusted_profile_token() {
     let server = TestServer::start().await;
     let admin = server.admin_token().await;
-    let account_id = jwt_payload(&admin)["account"]["bss"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let account_id = account_of_token(&admin);
     let dir = tempfile::tempdir().unwrap();
     let key_path = dir.path().join("instance-key.pem");
     let output = Command::new(binary())

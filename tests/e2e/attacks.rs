@@ -71,18 +71,7 @@ async fn grant(server: &TestServer, form: &[(&str, &str)]) -> (u16, Value) {
 
 async fn introspect_active(server: &TestServer, token: &str) -> bool {
     let admin = server.admin_token().await;
-    let body: Value = server
-        .http
-        .post(format!("{}/identity/introspect", server.url))
-        .bearer_auth(admin)
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["active"] == true
+    server.introspect(&admin, token).await["active"] == true
 }
 
 /// The typed client of `server` acting with `token`.

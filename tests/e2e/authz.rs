@@ -265,17 +265,7 @@ async fn iam_authz_issues_crn_tokens_only_under_a_policy() {
     assert_eq!(claims["authn"]["sub_type"], "ServiceId");
 
     // The CRN token is a credential: introspection says active, with its claims.
-    let introspected: Value = server
-        .http
-        .post(format!("{}/identity/introspect", server.url))
-        .bearer_auth(&access)
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let introspected = server.introspect(&access, token).await;
     assert_eq!(introspected["active"], true, "{introspected}");
     assert_eq!(introspected["sub_type"], "CRN");
     // ... and it authenticates to the admin API (whoami).
@@ -284,17 +274,15 @@ async fn iam_authz_issues_crn_tokens_only_under_a_policy() {
 
     // The pin applies to the policy's account.
     let pinned = server
-        .http
-        .post(format!("{}/identity/token", server.url))
-        .header("IBM-Cloud-Tenant", "0123456789abcdef0123456789abcdef")
-        .form(&[
-            ("grant_type", AUTHZ_GRANT),
-            ("access_token", access.as_str()),
-            ("desired_iam_id", desired.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .pinned_token_response(
+            "0123456789abcdef0123456789abcdef",
+            &[
+                ("grant_type", AUTHZ_GRANT),
+                ("access_token", access.as_str()),
+                ("desired_iam_id", desired.as_str()),
+            ],
+        )
+        .await;
     assert_eq!(pinned.status(), 400);
 
     // Another source, another CRN: refused.
@@ -320,17 +308,7 @@ async fn iam_authz_issues_crn_tokens_only_under_a_policy() {
         .unwrap();
     let (status, _) = authz(&server, &access, &desired).await;
     assert_eq!(status, 400);
-    let introspected: Value = server
-        .http
-        .post(format!("{}/identity/introspect", server.url))
-        .bearer_auth(&access)
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let introspected = server.introspect(&access, token).await;
     assert_eq!(introspected["active"], false, "{introspected}");
 }
 
@@ -402,13 +380,7 @@ async fn iam_authz_bad_requests() {
         (400, Some("BXNIM0407E"))
     );
     assert!(message(&body).contains("access_token"), "{body}");
-    let revoked = server
-        .http
-        .post(format!("{}/identity/revoke", server.url))
-        .form(&[("token", access.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let revoked = server.revoke(&access).await;
     assert_eq!(revoked.status(), 200);
     let (status, body) = authz(&server, &access, &desired).await;
     assert_eq!(status, 400);
@@ -416,26 +388,13 @@ async fn iam_authz_bad_requests() {
 }
 
 fn cli(server: &TestServer, args: &[&str]) -> std::process::Output {
-    let home = server.data_dir();
-    std::process::Command::new(binary())
-        .args(args)
-        .env("TESSERA_CONFIG_DIR", home.join("cli-config"))
-        .env("TESSERA_ENDPOINT", &server.url)
-        .env("TESSERA_APIKEY", ADMIN_KEY)
-        .env_remove("TESSERA_PROFILE")
-        .output()
-        .expect("run tessera")
+    let config = server.data_dir().join("cli-config");
+    std::fs::create_dir_all(&config).expect("the CLI's configuration directory");
+    admin_cli(server, &config, args)
 }
 
 fn cli_json(server: &TestServer, args: &[&str]) -> Value {
-    let output = cli(server, args);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{args:?} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+    json_of(cli(server, args))
 }
 
 #[tokio::test]

@@ -2,7 +2,6 @@
 //! and `--format json`.
 
 use crate::harness::*;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -13,34 +12,7 @@ use tessera_client::api::admin::{
 use tessera_client::api::token::IbmTokenResponse;
 
 fn cli(config_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(binary());
-    command
-        .args(args)
-        .env("TESSERA_CONFIG_DIR", config_dir)
-        .env_remove("TESSERA_ENDPOINT")
-        .env_remove("TESSERA_APIKEY")
-        .env_remove("TESSERA_PROFILE");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().expect("run tessera")
-}
-
-fn ok(output: Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "failed: {}\n{}",
-        stdout,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-/// The command's `--format json` output, as the API type it prints (or a `Value`).
-fn json_of<T: DeserializeOwned>(output: Output) -> T {
-    let text = ok(output);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    tessera(config_dir, args, env)
 }
 
 #[tokio::test]

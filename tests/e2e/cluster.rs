@@ -99,13 +99,7 @@ async fn changes_on_one_node_take_effect_on_every_node_within_a_second() {
 
     // Revoke on C: refused on A and B within a second.
     let token = a.token(&apikey).await;
-    let response = c
-        .http
-        .post(format!("{}/identity/revoke", c.url))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let response = c.revoke(&token).await;
     assert_eq!(response.status(), 200);
     for node in [&a, &b] {
         let took = within(Duration::from_secs(1), "revocation visible", || async {
@@ -348,16 +342,7 @@ async fn keys_rotate_under_load_without_losing_a_request() {
     // Every token verifies against the JWKS of every node.
     let now = crate::harness::unix_now();
     for node in nodes.iter() {
-        let text = node
-            .http
-            .get(format!("{}/.well-known/jwks.json", node.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let jwks = tessera_verify::Jwks::from_json(&text).unwrap();
+        let jwks = node.jwks_at("/.well-known/jwks.json").await;
         for (_, token) in &issued {
             jwks.verify(token, ISSUER, now).unwrap();
         }
@@ -513,14 +498,7 @@ async fn database_outage_serves_from_the_snapshot_then_refuses_then_recovers() {
         response.json::<Value>().await.unwrap()["errorCode"],
         "BXNIM0503E"
     );
-    let response = node
-        .http
-        .post(format!("{}/identity/introspect", node.url))
-        .bearer_auth(&admin)
-        .form(&[("token", admin.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let response = node.introspect_response(&admin, &admin).await;
     assert_eq!(response.status(), 503);
     assert_eq!(
         response.json::<Value>().await.unwrap()["error"],

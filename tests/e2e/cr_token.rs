@@ -210,15 +210,7 @@ pub(crate) async fn cr_exchange(
 }
 
 async fn issued_cr_tokens(server: &TestServer) -> u64 {
-    let text = server
-        .http
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     text.lines()
         .find(|l| l.starts_with("tessera_tokens_issued_total{grant=\"cr-token\"}"))
         .and_then(|l| l.rsplit(' ').next())
@@ -556,17 +548,15 @@ async fn cr_token_refusals_issue_nothing() {
     // Tenant pin on another account.
     let response = s
         .server
-        .http
-        .post(format!("{}/identity/token", s.server.url))
-        .header("IBM-Cloud-Tenant", other_id)
-        .form(&[
-            ("grant_type", CR_GRANT),
-            ("cr_token", good.as_str()),
-            ("profile_id", profile.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .pinned_token_response(
+            other_id,
+            &[
+                ("grant_type", CR_GRANT),
+                ("cr_token", good.as_str()),
+                ("profile_id", profile.as_str()),
+            ],
+        )
+        .await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["errorCode"], "BXNIM0513E", "{body}");
@@ -746,27 +736,9 @@ async fn trusted_issuer_admin_validation() {
 }
 
 /// Runs the `tessera` CLI against `server` as the administrator (environment credentials).
-fn cli(server: &TestServer, config: &std::path::Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(binary())
-        .args(args)
-        .env("TESSERA_CONFIG_DIR", config)
-        .env("TESSERA_ENDPOINT", &server.url)
-        .env("TESSERA_APIKEY", ADMIN_KEY)
-        .env_remove("TESSERA_PROFILE")
-        .output()
-        .expect("run tessera")
-}
-
 /// The CLI's `--format json` output: a trusted issuer.
 fn cli_json(server: &TestServer, config: &std::path::Path, args: &[&str]) -> TrustedIssuerView {
-    let output = cli(server, config, args);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{args:?} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+    json_of(admin_cli(server, config, args))
 }
 
 /// The inline key set of an issuer (`jwks.inline`).
@@ -821,7 +793,7 @@ async fn issuer_cli_create_list_update_delete() {
     );
     assert_eq!(inline_jwks(&created), first.jwks());
 
-    let table = cli(&server, config, &["iam", "issuer", "list"]);
+    let table = admin_cli(&server, config, &["iam", "issuer", "list"]);
     let table = String::from_utf8_lossy(&table.stdout);
     assert!(table.contains(&id) && table.contains(ISSUER_URL), "{table}");
 
@@ -853,7 +825,7 @@ async fn issuer_cli_create_list_update_delete() {
     assert_eq!(inline_jwks(&got), second.jwks());
 
     // Bad input: the server's message.
-    let bad = cli(
+    let bad = admin_cli(
         &server,
         config,
         &[
@@ -874,7 +846,7 @@ async fn issuer_cli_create_list_update_delete() {
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );
-    let bad_map = cli(
+    let bad_map = admin_cli(
         &server,
         config,
         &["iam", "issuer", "update", &id, "--map", "nonsense"],
@@ -882,7 +854,7 @@ async fn issuer_cli_create_list_update_delete() {
     assert!(!bad_map.status.success());
     assert!(String::from_utf8_lossy(&bad_map.stderr).contains("CLAIM=PATH"));
 
-    let deleted = cli(&server, config, &["iam", "issuer", "delete", &id]);
+    let deleted = admin_cli(&server, config, &["iam", "issuer", "delete", &id]);
     assert!(deleted.status.success());
     let (status, _) = server
         .admin_get(

@@ -203,32 +203,20 @@ async fn receiver_redeems_with_both_grants() {
     assert_eq!(claims["client_id"], "receiver");
     assert!(body.get("refresh_token").is_none(), "{body}");
     // The access token works as a credential (introspection by the receiver).
-    let introspected: Value = setup
+    let introspected = setup
         .server
-        .http
-        .post(format!("{}/identity/introspect", setup.server.url))
-        .basic_auth("receiver", Some(&setup.secrets["receiver"]))
-        .form(&[("token", body["access_token"].as_str().unwrap())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .introspect_as_client(
+            "receiver",
+            &setup.secrets["receiver"],
+            body["access_token"].as_str().unwrap(),
+        )
+        .await;
     assert_eq!(introspected["active"], true);
     // The receiver sees the DRT itself as active, naming its receivers.
-    let introspected: Value = setup
+    let introspected = setup
         .server
-        .http
-        .post(format!("{}/identity/introspect", setup.server.url))
-        .basic_auth("receiver", Some(&setup.secrets["receiver"]))
-        .form(&[("token", drt.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .introspect_as_client("receiver", &setup.secrets["receiver"], &drt)
+        .await;
     assert_eq!(introspected["token_type"], "delegated_refresh_token");
     assert_eq!(introspected["receiver_client_ids"], json!(["receiver"]));
 }
@@ -576,17 +564,9 @@ async fn revoke_everything_kills_refresh_tokens_and_drts() {
         .await;
     assert_eq!(status, 400);
     assert!(message(&body).contains("revoked"), "{body}");
-    let introspected: Value = server
-        .http
-        .post(format!("{}/identity/introspect", server.url))
-        .basic_auth("issuer", Some(&setup.secrets["issuer"]))
-        .form(&[("token", access)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let introspected = server
+        .introspect_as_client("issuer", &setup.secrets["issuer"], access)
+        .await;
     assert_eq!(introspected["active"], false);
     // The API key still works: new tokens (from the next second on) are good.
     server.advance(std::time::Duration::from_millis(1100)).await;

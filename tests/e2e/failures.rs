@@ -352,13 +352,7 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
     let mut answers: Vec<(String, String)> = Vec::new();
 
     // Writes fail at once: revocation on both surfaces, the admin API.
-    let response = server
-        .http
-        .post(format!("{}/identity/revoke", server.url))
-        .form(&[("token", access.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let response = server.revoke(&access).await;
     let status = response.status().as_u16();
     let body = response.text().await.unwrap();
     assert_eq!(status, 503, "RFC 7009 revocation: {body}");
@@ -425,14 +419,7 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
         "BXNIM0503E"
     );
     answers.push(("ibm token".into(), body));
-    let response = server
-        .http
-        .post(format!("{}/identity/introspect", server.url))
-        .bearer_auth(&admin)
-        .form(&[("token", access.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let response = server.introspect_response(&admin, &access).await;
     let status = response.status().as_u16();
     let body = response.text().await.unwrap();
     assert_eq!(status, 503, "introspection: {body}");

@@ -1,5 +1,6 @@
 //! Starts a real server process and offers small helpers for talking to it.
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::io::Write;
 use std::io::{BufRead, BufReader};
@@ -8,11 +9,14 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tessera_client::api::admin::{
-    AccessBindingCreate, AccessBindingView, ApiKeyCreate, ClientCreate, ServiceAccountCreate,
-    ServiceAccountView, UserCreate, UserView,
+    AccessBindingCreate, AccessBindingView, AccountCreate, AccountView, ApiKeyCreate,
+    AuthorizedKeyCreate, AuthorizedKeyView, ClientCreate, EnterpriseCreate, EnterpriseView,
+    ServiceAccountCreate, ServiceAccountView, UserCreate, UserView,
 };
 use tessera_client::api::token::{IbmTokenRequest, IbmTokenResponse};
-use tessera_client::resource::{AccessBindings, ApiKeys, Clients, ServiceAccounts, Users};
+use tessera_client::resource::{
+    AccessBindings, Accounts, ApiKeys, AuthorizedKeys, Clients, Enterprises, ServiceAccounts, Users,
+};
 
 pub const APIKEY_GRANT: &str = "urn:ibm:params:oauth:grant-type:apikey";
 pub const ADMIN_KEY: &str = "e2e-admin-key-0123456789abcdefghijklmnop";
@@ -383,24 +387,7 @@ impl TestServer {
         if let Some(inner) = self.inner.take() {
             inner.stop();
         }
-        if let Some(mut child) = self.child.take() {
-            #[cfg(unix)]
-            {
-                let _ = Command::new("kill")
-                    .arg("-TERM")
-                    .arg(child.id().to_string())
-                    .status();
-                let deadline = Instant::now() + Duration::from_secs(15);
-                while Instant::now() < deadline {
-                    if let Ok(Some(_)) = child.try_wait() {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.stop_status();
     }
 
     /// The server process's id.
@@ -467,16 +454,77 @@ impl TestServer {
 
     /// The server's published key set (`/identity/keys`), for verifying its tokens offline.
     pub async fn jwks(&self) -> tessera_verify::Jwks {
-        let text = self
-            .http
-            .get(format!("{}/identity/keys", self.url))
+        self.jwks_at("/identity/keys").await
+    }
+
+    /// The key set published at `path` (`/identity/keys` or `/.well-known/jwks.json`).
+    pub async fn jwks_at(&self, path: &str) -> tessera_verify::Jwks {
+        tessera_verify::Jwks::from_json(&self.get_text(path).await).expect("JWKS")
+    }
+
+    /// The body of an unauthenticated `GET path` (a JWKS, `/metrics`), whatever its status.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.url))
             .send()
             .await
-            .expect("GET /identity/keys")
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
             .text()
             .await
-            .expect("JWKS body");
-        tessera_verify::Jwks::from_json(&text).expect("JWKS")
+            .unwrap_or_else(|e| panic!("GET {path} body: {e}"))
+    }
+
+    /// The JSON body of an unauthenticated `GET path`, whatever its status.
+    pub async fn get_json(&self, path: &str) -> Value {
+        serde_json::from_str(&self.get_text(path).await)
+            .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
+    }
+
+    /// The `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        self.get_text("/metrics").await
+    }
+
+    /// `POST /identity/introspect` of `token`, authenticated by `bearer`: the answer's body,
+    /// whatever its status.
+    pub async fn introspect(&self, bearer: &str, token: &str) -> Value {
+        json_body(self.introspect_response(bearer, token).await).await
+    }
+
+    /// [`TestServer::introspect`], the whole answer.
+    pub async fn introspect_response(&self, bearer: &str, token: &str) -> reqwest::Response {
+        self.token_surface("/identity/introspect", token)
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .expect("POST /identity/introspect")
+    }
+
+    /// [`TestServer::introspect`] by the confidential client `id` (Basic).
+    pub async fn introspect_as_client(&self, id: &str, secret: &str, token: &str) -> Value {
+        let response = self
+            .token_surface("/identity/introspect", token)
+            .basic_auth(id, Some(secret))
+            .send()
+            .await
+            .expect("POST /identity/introspect");
+        json_body(response).await
+    }
+
+    /// `POST /identity/revoke` of `token`, without client authentication (RFC 7009 as IBM
+    /// takes it).
+    pub async fn revoke(&self, token: &str) -> reqwest::Response {
+        self.token_surface("/identity/revoke", token)
+            .send()
+            .await
+            .expect("POST /identity/revoke")
+    }
+
+    /// A form post of `token` to one of the OAuth token surfaces (introspection, revocation).
+    fn token_surface(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .form(&[("token", token)])
     }
 
     pub fn logs(&self) -> String {
@@ -488,6 +536,21 @@ impl TestServer {
         all.push('\n');
         all.push_str(&self.stderr.lock().unwrap().join("\n"));
         all
+    }
+
+    /// [`TestServer::token_response`] with the `IBM-Cloud-Tenant` pin `tenant`.
+    pub async fn pinned_token_response(
+        &self,
+        tenant: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{}/identity/token", self.url))
+            .header("IBM-Cloud-Tenant", tenant)
+            .form(form)
+            .send()
+            .await
+            .expect("POST /identity/token")
     }
 
     pub async fn token_response(&self, form: &[(&str, &str)]) -> reqwest::Response {
@@ -667,6 +730,49 @@ pub fn user(name: &str, email: &str) -> UserCreate {
 
 /// A new service account named `name`, created by `admin` in `account_id` (default: the
 /// admin's account).
+/// A new enterprise `corp` and an account `team` in it.
+pub async fn enterprise_with_account(
+    admin: &tessera_client::Client,
+) -> (EnterpriseView, AccountView) {
+    let enterprise = admin
+        .create::<Enterprises>(&EnterpriseCreate {
+            name: "corp".into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create enterprise: {e}"));
+    let account = admin
+        .create::<Accounts>(&AccountCreate {
+            name: "team".into(),
+            enterprise_id: Some(enterprise.id.clone()),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create account in an enterprise: {e}"));
+    (enterprise, account)
+}
+
+/// A new RSA-2048 authorized key of service account `service_account_id`, with its key file.
+pub async fn authorized_key_of(
+    caller: &tessera_client::Client,
+    service_account_id: &str,
+) -> AuthorizedKeyView {
+    caller
+        .create::<AuthorizedKeys>(&AuthorizedKeyCreate {
+            service_account_id: service_account_id.to_owned(),
+            key_algorithm: None,
+            description: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create an authorized key of {service_account_id}: {e}"))
+}
+
+/// The account a token of this server was issued in (its `account.bss` claim).
+pub fn account_of_token(token: &str) -> String {
+    jwt_payload(token)["account"]["bss"]
+        .as_str()
+        .expect("account.bss claim")
+        .to_owned()
+}
+
 pub async fn service_account_in(
     admin: &tessera_client::Client,
     account_id: Option<&str>,
@@ -925,6 +1031,25 @@ pub fn ok(output: Output) -> String {
     stdout
 }
 
+/// The command's `--format json` output, as the API type it prints (or a `Value`).
+pub fn json_of<T: DeserializeOwned>(output: Output) -> T {
+    let text = ok(output);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// `tessera ARGS` as the administrator of `server` (its endpoint and the bootstrap API key in
+/// the environment), with the CLI's configuration in `config`.
+pub fn admin_cli(server: &TestServer, config: &Path, args: &[&str]) -> Output {
+    tessera(
+        config,
+        args,
+        &[
+            ("TESSERA_ENDPOINT", &server.url),
+            ("TESSERA_APIKEY", ADMIN_KEY),
+        ],
+    )
+}
+
 /// A failure with exit code 1; returns stderr.
 pub fn fails(output: Output) -> String {
     fails_with(1, output)
@@ -940,6 +1065,15 @@ pub fn fails_with(code: i32, output: Output) -> String {
         String::from_utf8_lossy(&output.stdout)
     );
     stderr
+}
+
+/// The JSON body of `response`, whatever its status.
+pub async fn json_body(response: reqwest::Response) -> Value {
+    let url = response.url().clone();
+    response
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: not JSON: {e}"))
 }
 
 /// A fresh random master key (base64 of 32 bytes).

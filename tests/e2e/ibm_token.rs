@@ -3,11 +3,9 @@
 
 use crate::harness::*;
 use serde_json::Value;
-use tessera_client::api::admin::{
-    AccountCreate, ApiKeyCreate, EnterpriseCreate, ServiceAccountCreate,
-};
+use tessera_client::api::admin::{ApiKeyCreate, ServiceAccountCreate};
 use tessera_client::api::token::{IbmErrorBody, IbmTokenRequest, IbmTokenResponse};
-use tessera_client::resource::{Accounts, ApiKeys, Enterprises, ServiceAccounts};
+use tessera_client::resource::{ApiKeys, ServiceAccounts};
 
 /// Status, `X-Global-Transaction-ID` and the IBM error body of a refused token request.
 async fn error_of(response: reqwest::Response) -> (u16, Option<String>, IbmErrorBody) {
@@ -67,15 +65,7 @@ async fn apikey_grant_returns_ibm_token_response() {
     // The header names the signing key, which the JWKS publishes.
     let header = jwt_header(access);
     assert_eq!(header["alg"], "RS256");
-    let jwks: Value = server
-        .http
-        .get(format!("{}/identity/keys", server.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = server.get_json("/identity/keys").await;
     assert!(jwks["keys"]
         .as_array()
         .unwrap()
@@ -400,19 +390,7 @@ async fn refresh_grant_needs_the_issuing_client() {
 async fn tenant_pin_checks_account_and_enterprise() {
     let server = TestServer::in_process().await;
     let admin = server.admin_client().await;
-    let enterprise = admin
-        .create::<Enterprises>(&EnterpriseCreate {
-            name: "corp".into(),
-        })
-        .await
-        .unwrap();
-    let account = admin
-        .create::<Accounts>(&AccountCreate {
-            name: "team".into(),
-            enterprise_id: Some(enterprise.id.clone()),
-        })
-        .await
-        .unwrap();
+    let (enterprise, account) = enterprise_with_account(&admin).await;
     let sa = admin
         .create::<ServiceAccounts>(&ServiceAccountCreate {
             account_id: Some(account.id.clone()),
@@ -480,16 +458,7 @@ async fn es256_and_eddsa_are_configurable() {
         let header = jwt_header(&token);
         assert_eq!(header["alg"], alg);
         // The token verifies offline against the published JWKS.
-        let jwks = server
-            .http
-            .get(format!("{}/.well-known/jwks.json", server.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let jwks = tessera_verify::Jwks::from_json(&jwks).unwrap();
+        let jwks = server.jwks_at("/.well-known/jwks.json").await;
         let now = crate::harness::unix_now();
         jwks.verify(&token, &format!("{}/identity", server.url), now)
             .unwrap();
@@ -512,15 +481,7 @@ async fn changing_the_algorithm_rotates_through_a_published_successor() {
             "1",
         ])
         .await;
-    let jwks: Value = server
-        .http
-        .get(format!("{}/identity/keys", server.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = server.get_json("/identity/keys").await;
     assert!(
         jwks["keys"]
             .as_array()

@@ -267,12 +267,7 @@ async fn grpc_calls_to_unknown_methods_share_one_label() {
         ),
         Some(1.0)
     );
-    let text = reqwest::get(format!("{}/metrics", server.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     assert!(
         !text.contains("NoSuchMethod-12345"),
         "a caller's path never becomes a label"

@@ -108,15 +108,7 @@ async fn jwks_and_discovery() {
         "/.well-known/openid-configuration",
         "/identity/.well-known/openid-configuration",
     ] {
-        let doc: Value = server
-            .http
-            .get(format!("{}{path}", server.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let doc = server.get_json(path).await;
         assert_eq!(doc["issuer"], format!("{}/identity", server.url));
         assert_eq!(doc["jwks_uri"], format!("{}/identity/keys", server.url));
         assert_eq!(
@@ -423,13 +415,7 @@ async fn revocation_survives_restart() {
     let server = TestServer::start_with(&["--issuer", "http://tessera.test/identity"], &[]).await;
     let admin = server.admin_token().await;
     let token = server.admin_token().await;
-    server
-        .http
-        .post(format!("{}/identity/revoke", server.url))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    server.revoke(&token).await;
     let server = server.restart().await;
     assert_eq!(
         introspect(&server, &token, Some(&admin), None).await.1["active"],

@@ -21,15 +21,7 @@ fn json_of(output: Output) -> Value {
 }
 
 async fn jwks_kids(server: &TestServer) -> BTreeSet<String> {
-    let jwks: Value = server
-        .http
-        .get(format!("{}/identity/keys", server.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = server.get_json("/identity/keys").await;
     jwks["keys"]
         .as_array()
         .unwrap()
@@ -39,18 +31,7 @@ async fn jwks_kids(server: &TestServer) -> BTreeSet<String> {
 }
 
 async fn introspect_active(server: &TestServer, bearer: &str, token: &str) -> bool {
-    let body: Value = server
-        .http
-        .post(format!("{}/identity/introspect", server.url))
-        .bearer_auth(bearer)
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["active"] == true
+    server.introspect(bearer, token).await["active"] == true
 }
 
 /// The keys of `key_use` in `state`, from a `keys list --format json` array.

@@ -705,34 +705,13 @@ async fn repeated_failures_are_throttled_per_credential_and_per_address() {
 
 /// Runs the CLI expecting failure; returns its standard error.
 fn cli_fails(config_dir: &std::path::Path, args: &[&str]) -> String {
-    let output = std::process::Command::new(crate::harness::binary())
-        .args(args)
-        .env("TESSERA_CONFIG_DIR", config_dir)
-        .env_remove("TESSERA_ENDPOINT")
-        .env_remove("TESSERA_APIKEY")
-        .env_remove("TESSERA_PROFILE")
-        .output()
-        .unwrap();
+    let output = crate::harness::tessera(config_dir, args, &[]);
     assert!(!output.status.success(), "{args:?} should have failed");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn cli(config_dir: &std::path::Path, args: &[&str]) -> String {
-    let output = std::process::Command::new(crate::harness::binary())
-        .args(args)
-        .env("TESSERA_CONFIG_DIR", config_dir)
-        .env_remove("TESSERA_ENDPOINT")
-        .env_remove("TESSERA_APIKEY")
-        .env_remove("TESSERA_PROFILE")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{args:?} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    crate::harness::ok(crate::harness::tessera(config_dir, args, &[]))
 }
 
 #[tokio::test]

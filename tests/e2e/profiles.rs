@@ -377,17 +377,7 @@ async fn assume_with_a_service_id_token_by_id_crn_and_name() {
     assert_eq!(me.sub_type, "Profile");
     assert_eq!(me.iam_id, format!("iam-{id}"));
     assert_eq!(me.name, "deployer");
-    let introspection: Value = server
-        .http
-        .post(format!("{}/identity/introspect", server.url))
-        .bearer_auth(&admin)
-        .form(&[("token", profile_token.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let introspection = server.introspect(&admin, &profile_token).await;
     assert_eq!(introspection["active"], true, "{introspection}");
     assert_eq!(introspection["sub_type"], "Profile");
 
@@ -846,25 +836,11 @@ async fn assume_in_an_mfa_account_accepts_totp_level_user_tokens() {
 }
 
 fn cli(config_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(binary())
-        .args(args)
-        .env("TESSERA_CONFIG_DIR", config_dir)
-        .env_remove("TESSERA_ENDPOINT")
-        .env_remove("TESSERA_APIKEY")
-        .env_remove("TESSERA_PROFILE")
-        .output()
-        .expect("run tessera")
+    tessera(config_dir, args, &[])
 }
 
 fn cli_ok(config_dir: &std::path::Path, args: &[&str]) -> String {
-    let output = cli(config_dir, args);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{args:?} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    ok(cli(config_dir, args))
 }
 
 /// The CLI's `--format json` output: the server's view of the profile.

@@ -205,13 +205,7 @@ async fn changes_revocations_and_refusals_name_the_actor_and_the_peer() {
 
     // A token revoked by its holder (RFC 7009).
     let token = server.token(&key).await;
-    let response = server
-        .http
-        .post(format!("{}/identity/revoke", server.url))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let response = server.revoke(&token).await;
     assert_eq!(response.status(), 200);
     let event = logged(&server, "token_revoked", |e| {
         e["detail"].as_str().is_some_and(|d| d.contains(&sa.iam_id))

@@ -11,10 +11,8 @@ use aws_lc_rs::signature::{self, RsaKeyPair};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
-use tessera_client::api::admin::{
-    AuthorizedKeyCreate, OAuthTokenCreate, ServiceAccountView, UserCreate,
-};
-use tessera_client::resource::{AuthorizedKeys, OAuthTokens, Users};
+use tessera_client::api::admin::{OAuthTokenCreate, ServiceAccountView, UserCreate};
+use tessera_client::resource::{OAuthTokens, Users};
 use tessera_server::yandex::proto::endpoint::api_endpoint_service_client::ApiEndpointServiceClient;
 use tessera_server::yandex::proto::endpoint::{GetApiEndpointRequest, ListApiEndpointsRequest};
 use tessera_server::yandex::proto::iam::create_iam_token_request::Identity;
@@ -57,16 +55,7 @@ pub(crate) struct AuthorizedKey {
 
 /// Creates an authorized key for `sa` through the admin API, keeping the key file's private key.
 pub(crate) async fn authorized_key(server: &TestServer, sa: &ServiceAccountView) -> AuthorizedKey {
-    let created = server
-        .admin_client()
-        .await
-        .create::<AuthorizedKeys>(&AuthorizedKeyCreate {
-            service_account_id: sa.id.clone(),
-            key_algorithm: None,
-            description: None,
-        })
-        .await
-        .unwrap();
+    let created = authorized_key_of(&server.admin_client().await, &sa.id).await;
     let file = created.key_file.expect("key_file");
     let der =
         tessera_core::service_account_jwt::pem_decode("PRIVATE KEY", &file.private_key).unwrap();
@@ -166,17 +155,7 @@ fn assert_status(
 
 async fn introspect(server: &TestServer, token: &str) -> Value {
     let admin = server.admin_token().await;
-    server
-        .http
-        .post(format!("{}/identity/introspect", server.url))
-        .bearer_auth(admin)
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    server.introspect(&admin, token).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -438,15 +417,7 @@ async fn bad_service_account_jwts_are_unauthenticated_and_issue_nothing() {
         !logs.contains(&good[..good.len() - 10]),
         "a JWT leaked into the logs"
     );
-    let metrics = server
-        .http
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         !metrics
             .lines()

@@ -7,7 +7,7 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::KeyPair as _;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use tessera_client::api::admin::{OAuthTokenCreate, UserCreate};
 use tessera_client::resource::{OAuthTokens, Users};
 
@@ -107,10 +107,7 @@ async fn viewer_token(server: &TestServer, admin: &str, account_id: &str) -> Str
 async fn authorized_keys_through_the_admin_api() {
     let server = TestServer::start().await;
     let admin = server.admin_token().await;
-    let account_id = jwt_payload(&admin)["account"]["bss"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let account_id = account_of_token(&admin);
     let sa = service_account_in(&server.client().with_token(&admin), None, "robot").await;
     let sa_id = sa.id.as_str();
 
@@ -268,10 +265,7 @@ async fn authorized_keys_through_the_admin_api() {
 async fn oauth_tokens_through_the_admin_api() {
     let server = TestServer::start().await;
     let admin = server.admin_token().await;
-    let account_id = jwt_payload(&admin)["account"]["bss"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let account_id = account_of_token(&admin);
     let user = server
         .client()
         .with_token(&admin)
@@ -382,25 +376,7 @@ async fn oauth_tokens_through_the_admin_api() {
 }
 
 fn cli(config_dir: &Path, args: &[&str]) -> Output {
-    Command::new(binary())
-        .args(args)
-        .env("TESSERA_CONFIG_DIR", config_dir)
-        .env_remove("TESSERA_ENDPOINT")
-        .env_remove("TESSERA_APIKEY")
-        .env_remove("TESSERA_PROFILE")
-        .output()
-        .expect("run tessera")
-}
-
-fn ok(output: Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "failed: {}\n{}",
-        stdout,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    tessera(config_dir, args, &[])
 }
 
 fn json_of(output: Output) -> Value {

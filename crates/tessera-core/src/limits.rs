@@ -23,6 +23,15 @@ pub const MAX_IAM_TOKEN: usize = 4096;
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// Checks that a required field is present, non-empty and at most `max` bytes.
+/// At most the first `chars` characters of `value`: how attacker-controlled text is quoted in
+/// messages and logs.
+pub fn clipped(value: &str, chars: usize) -> &str {
+    match value.char_indices().nth(chars) {
+        Some((at, _)) => &value[..at],
+        None => value,
+    }
+}
+
 pub fn required<'a>(field: &str, value: Option<&'a str>, max: usize) -> Result<&'a str> {
     match value {
         None => Err(Error::invalid(format!("{field} is required"))),

@@ -274,10 +274,7 @@ fn claim_text<'c>(claims: &'c Map<String, Value>, name: &str) -> &'c str {
 
 /// Caps attacker-controlled text quoted in messages.
 fn truncate(value: &str) -> &str {
-    match value.char_indices().nth(64) {
-        Some((at, _)) => &value[..at],
-        None => value,
-    }
+    crate::limits::clipped(value, 64)
 }
 
 #[cfg(test)]

@@ -497,11 +497,7 @@ fn rule(field: &str, input: &RuleInput, rng: &dyn SecureRandom) -> Result<ClaimR
 
 /// At most 64 characters of a refused value, for an error message.
 fn clip(value: &str) -> &str {
-    value
-        .char_indices()
-        .nth(64)
-        .map(|(i, _)| &value[..i])
-        .unwrap_or(value)
+    crate::limits::clipped(value, 64)
 }
 
 /// The identity that presents a token to `assume`.

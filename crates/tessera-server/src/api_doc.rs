@@ -811,7 +811,19 @@ mod tests {
             for (at, _) in text.match_indices(".route(") {
                 let rest = &text[at + ".route(".len()..];
                 let arg = rest.split(',').next().unwrap_or("").trim().to_owned();
+                // `kit::routes` itself, generic over the collection: resolved at its callers.
+                if arg.starts_with("C::") && file.ends_with("kit.rs") {
+                    continue;
+                }
                 routes.push((file.display().to_string(), arg));
+            }
+            // A collection's list and object routes, declared by `kit::routes::<Name, …>`.
+            for (at, _) in text.match_indices("kit::routes::<") {
+                let rest = &text[at + "kit::routes::<".len()..];
+                let name = rest.split(',').next().unwrap_or("").trim();
+                for path in ["PATH", "ITEM_PATH"] {
+                    routes.push((file.display().to_string(), format!("{name}::{path}")));
+                }
             }
         }
         routes
@@ -829,6 +841,16 @@ mod tests {
             ("TOKEN_PATH", crate::ibm::TOKEN_PATH),
             ("tessera_api::paths::OPENAPI", paths::OPENAPI),
         ];
+        if let Some((name, path)) = arg.split_once("::") {
+            let collection = crate::admin::collection_paths()
+                .into_iter()
+                .find(|(known, _, _)| *known == name);
+            match (collection, path) {
+                (Some((_, list, _)), "PATH") => return Some(list.to_owned()),
+                (Some((_, _, item)), "ITEM_PATH") => return Some(item.to_owned()),
+                _ => {}
+            }
+        }
         known
             .iter()
             .find(|(name, _)| *name == arg)

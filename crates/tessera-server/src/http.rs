@@ -144,6 +144,11 @@ pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
 
 /// Whether the request declares a form-encoded body.
 pub fn is_form(headers: &axum::http::HeaderMap) -> bool {
+    declares(headers, "application/x-www-form-urlencoded")
+}
+
+/// Whether the request's `Content-Type` is `media_type` (any parameters, any case).
+pub fn declares(headers: &axum::http::HeaderMap, media_type: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -152,7 +157,7 @@ pub fn is_form(headers: &axum::http::HeaderMap) -> bool {
                 .next()
                 .unwrap_or("")
                 .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                .eq_ignore_ascii_case(media_type)
         })
         .unwrap_or(false)
 }

@@ -3,6 +3,7 @@
 //! first keys) and then every `rotation_check_interval`.
 
 use crate::config::Config;
+use crate::state::AppState;
 use anyhow::Context;
 use aws_lc_rs::rand::SecureRandom;
 use std::time::Duration;
@@ -33,6 +34,19 @@ pub struct Rotator<'a> {
     pub rng: &'a (dyn SecureRandom + Sync),
     /// This node's lease-holder name.
     pub node_id: &'a str,
+}
+
+impl<'a> Rotator<'a> {
+    /// The rotator of a running server, holding the lease as this node.
+    pub fn of(state: &'a AppState) -> Rotator<'a> {
+        Rotator {
+            store: state.store.as_ref(),
+            master: &state.master,
+            config: &state.config,
+            rng: &state.rng,
+            node_id: &state.node_id,
+        }
+    }
 }
 
 /// What an operator may ask for (`tessera keys rotate`).
@@ -173,11 +187,7 @@ impl Rotator<'_> {
                     let mut active = next.clone();
                     active.state = KeyState::Active;
                     seq = self
-                        .store
-                        .put(
-                            &Entity::SigningKey(active),
-                            &audit(now, actor, "signing_key.activate", next_kid.clone()),
-                        )
+                        .put_key(active, now, actor, "signing_key.activate")
                         .await?;
                 }
                 seq = seq.max(self.retire(keys, retire, now, actor).await?);
@@ -198,6 +208,19 @@ impl Rotator<'_> {
         Ok(seq)
     }
 
+    /// Writes `key` in its new state, audited as `action` (`signing_key.activate`, `.retire`);
+    /// returns the change-feed position of the write.
+    async fn put_key(
+        &self,
+        key: SigningKeyRecord,
+        now: i64,
+        actor: &str,
+        action: &str,
+    ) -> anyhow::Result<i64> {
+        let event = audit(now, actor, action, key.kid.clone());
+        Ok(self.store.put(&Entity::SigningKey(key), &event).await?)
+    }
+
     /// Retires `kids`; returns the change-feed position of the last write (0 if none).
     async fn retire(
         &self,
@@ -213,11 +236,7 @@ impl Rotator<'_> {
                 retired.state = KeyState::Retired;
                 retired.retired_at = Some(now);
                 seq = self
-                    .store
-                    .put(
-                        &Entity::SigningKey(retired),
-                        &audit(now, actor, "signing_key.retire", kid.clone()),
-                    )
+                    .put_key(retired, now, actor, "signing_key.retire")
                     .await?;
             }
         }

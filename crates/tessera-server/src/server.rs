@@ -199,14 +199,10 @@ async fn rotation_loop(state: AppState) {
     let interval = Duration::from_secs(state.config.rotation_check_interval.max(1) as u64);
     loop {
         tokio::time::sleep(interval).await;
-        let rotator = crate::rotation::Rotator {
-            store: state.store.as_ref(),
-            master: &state.master,
-            config: &state.config,
-            rng: &state.rng,
-            node_id: &state.node_id,
-        };
-        match rotator.run_once(state.clock.now()).await {
+        match crate::rotation::Rotator::of(&state)
+            .run_once(state.clock.now())
+            .await
+        {
             Ok(steps) if !steps.is_empty() => {
                 state.snapshot.wake();
             }

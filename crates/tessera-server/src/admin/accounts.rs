@@ -1,46 +1,30 @@
 //! Accounts (`/v1/accounts`): created by a global administrator, their sign-in requirement
 //! (`mfa`) changed by `PATCH`.
 
-use super::auth::Caller;
-use super::kit::{self, AdminJson};
+use super::kit::{self, AdminJson, Collection};
 use super::views::ToApi;
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
 use axum::extract::Path;
-use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::patch;
 use axum::Json;
-use axum::{Extension, Router};
+use axum::Router;
 use tessera_api::admin as api;
-use tessera_core::authz::Action;
 use tessera_core::directory::{Entity, EntityKind};
 use tessera_core::ids;
 use tessera_core::limits;
 use tessera_core::model::{Account, MfaRequirement};
 
-kit::collection!(Accounts, Account, "accounts");
+kit::collection!(Accounts, Account, "accounts", ACCOUNTS, ACCOUNT);
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/accounts",
-            get(kit::list::<Accounts>).post(account_create),
-        )
-        .route(
-            "/v1/accounts/{id}",
-            get(kit::get::<Accounts>)
-                .delete(kit::delete::<Accounts>)
-                .patch(account_update),
-        )
+    kit::routes::<Accounts, _, _>(account_create).route(Accounts::ITEM_PATH, patch(account_update))
 }
 
 async fn account_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::AccountCreate>,
 ) -> Result<Response, AdminError> {
     let enterprise_id = match body.enterprise_id.as_deref() {
@@ -59,9 +43,7 @@ async fn account_create(
 }
 
 async fn account_update(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     Path(id): Path<String>,
     AdminJson(body): AdminJson<api::AccountUpdate>,
 ) -> Result<Response, AdminError> {
@@ -81,13 +63,7 @@ async fn account_update(
             AdminError::invalid(format!("mfa must be \"TOTP\" or \"NONE\", got {mfa:?}"))
         })?;
     let new = Entity::Account(account.clone());
-    caller.authorize(
-        &state,
-        &Action::Update {
-            old: &old,
-            new: &new,
-        },
-    )?;
+    caller.authorize_update(&state, &old, &new)?;
     let event = kit::audit(
         &state,
         &ctx,

@@ -1,16 +1,12 @@
 //! API keys (`/v1/api_keys`) of users and service accounts: the key is returned once and
 //! stored as a keyed hash.
 
-use super::auth::Caller;
 use super::kit::{self, AdminJson};
 use super::views::ToApi;
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
-use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Router;
 use tessera_api::admin as api;
 use tessera_core::directory::Entity;
 use tessera_core::ids;
@@ -18,24 +14,14 @@ use tessera_core::limits;
 use tessera_core::model::{ApiKey, SubjectKind};
 use tessera_core::secret::{self, SecretPurpose};
 
-kit::collection!(ApiKeys, ApiKey, "api_keys");
+kit::collection!(ApiKeys, ApiKey, "api_keys", API_KEYS, API_KEY);
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/api_keys",
-            get(kit::list::<ApiKeys>).post(api_key_create),
-        )
-        .route(
-            "/v1/api_keys/{id}",
-            get(kit::get::<ApiKeys>).delete(kit::delete::<ApiKeys>),
-        )
+    kit::routes::<ApiKeys, _, _>(api_key_create)
 }
 
 async fn api_key_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::ApiKeyCreate>,
 ) -> Result<Response, AdminError> {
     let owner = limits::bounded("owner_iam_id", &body.owner_iam_id, limits::MAX_ID)?.to_owned();

@@ -9,6 +9,7 @@ use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tessera_core::authz::{self, Action, ReadScope};
+use tessera_core::directory::Entity;
 use tessera_core::presented::PresentedToken;
 use tessera_core::principal::Principal;
 
@@ -83,6 +84,16 @@ impl Caller {
     }
 
     /// Whether the model allows `action` (for filtering lists: not a refusal, not logged).
+    /// [`Caller::authorize`] of changing `old` into `new`.
+    pub fn authorize_update(
+        &self,
+        state: &AppState,
+        old: &Entity,
+        new: &Entity,
+    ) -> Result<(), AdminError> {
+        self.authorize(state, &Action::Update { old, new })
+    }
+
     pub fn may(&self, state: &AppState, action: &Action<'_>) -> bool {
         self.decide(state, action).is_ok()
     }

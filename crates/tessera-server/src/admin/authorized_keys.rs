@@ -3,17 +3,13 @@
 //!
 //! The secret is not logged or put in an audit event: the audit detail names the object only.
 
-use super::auth::Caller;
 use super::kit::{self, AdminJson};
 use super::views::ToApi;
 use super::views::{key_algorithm, rfc3339};
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
-use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Router;
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
 use tessera_core::directory::Entity;
@@ -22,18 +18,16 @@ use tessera_core::limits;
 use tessera_core::model::{AuthorizedKey, AuthorizedKeyAlgorithm};
 use tessera_core::service_account_jwt::{self, GeneratedKeyPair};
 
-kit::collection!(AuthorizedKeys, AuthorizedKey, "authorized_keys");
+kit::collection!(
+    AuthorizedKeys,
+    AuthorizedKey,
+    "authorized_keys",
+    AUTHORIZED_KEYS,
+    AUTHORIZED_KEY
+);
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/authorized_keys",
-            get(kit::list::<AuthorizedKeys>).post(authorized_key_create),
-        )
-        .route(
-            "/v1/authorized_keys/{id}",
-            get(kit::get::<AuthorizedKeys>).delete(kit::delete::<AuthorizedKeys>),
-        )
+    kit::routes::<AuthorizedKeys, _, _>(authorized_key_create)
 }
 
 /// The algorithms `key_algorithm` accepts, for the error message.
@@ -42,9 +36,7 @@ const ALGORITHMS: &str = "RSA_2048, RSA_4096";
 /// `POST /v1/authorized_keys`: a new key pair for a service account. Answers the key's view with
 /// `key_file`, the `yc` key file (private key included), which is never shown again.
 async fn authorized_key_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::AuthorizedKeyCreate>,
 ) -> Result<Response, AdminError> {
     let algorithm = match body.key_algorithm.as_deref() {

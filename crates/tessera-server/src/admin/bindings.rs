@@ -3,16 +3,16 @@
 //! privileges the binding confers; the last global administrator cannot be unbound).
 
 use super::auth::Caller;
+use super::kit::Write;
 use super::kit::{audit, created, deleted, list_body, list_filter, settle, AdminJson, ListQuery};
 use super::kit::{find_or_404, view};
 use super::views::ToApi;
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
 use tessera_core::directory::{Entity, EntityKind};
@@ -40,9 +40,7 @@ fn parse_resource(text: &str) -> Result<Resource, AdminError> {
 }
 
 async fn binding_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    Write { state, ctx, caller }: Write,
     AdminJson(body): AdminJson<api::AccessBindingCreate>,
 ) -> Result<Response, AdminError> {
     let subject =
@@ -133,9 +131,7 @@ async fn binding_get(
 }
 
 async fn binding_delete(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    Write { state, ctx, caller }: Write,
     Path(id): Path<String>,
 ) -> Result<Response, AdminError> {
     let entity = find_or_404(&state, EntityKind::Binding, &id).await?;

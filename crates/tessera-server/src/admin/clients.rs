@@ -5,13 +5,11 @@ use super::auth::Caller;
 use super::kit::{self, AdminJson, Collection, ObjectQuery};
 use super::views::ToApi;
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
-use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Router;
 use tessera_api::admin as api;
+use tessera_api::paths;
 use tessera_core::authz::Action;
 use tessera_core::directory::{Entity, EntityKind};
 use tessera_core::ids;
@@ -25,6 +23,8 @@ pub struct Clients;
 impl Collection for Clients {
     const KIND: EntityKind = EntityKind::Client;
     const PLURAL: &'static str = "clients";
+    const PATH: &'static str = paths::CLIENTS;
+    const ITEM_PATH: &'static str = paths::CLIENT;
 
     /// How a client is addressed: `/v1/clients/{id}` names the client of that id in `account_id`,
     /// else the caller's own account's, else the global one (`{id}` may also be the client's store
@@ -88,18 +88,11 @@ fn may_look_in(state: &AppState, caller: &Caller, account: &str) -> Result<(), A
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/clients", get(kit::list::<Clients>).post(client_create))
-        .route(
-            "/v1/clients/{id}",
-            get(kit::get::<Clients>).delete(kit::delete::<Clients>),
-        )
+    kit::routes::<Clients, _, _>(client_create)
 }
 
 async fn client_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::ClientCreate>,
 ) -> Result<Response, AdminError> {
     let id = limits::identifier("id", &body.id, limits::MAX_CLIENT_ID)?;

@@ -2,16 +2,14 @@
 //! delegated refresh token of an identity issued up to now stops working, on every node, with
 //! one small record (a subject cut-off) instead of one revocation per token.
 
-use super::auth::Caller;
+use super::kit::Write;
 use super::kit::{audit, settle, AdminJson};
 use super::views::rfc3339;
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
-use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
 use tessera_core::directory::Entity;
@@ -23,9 +21,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn cutoff_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    Write { state, ctx, caller }: Write,
     AdminJson(body): AdminJson<api::TokenCutoffCreate>,
 ) -> Result<Response, AdminError> {
     let iam_id = limits::bounded("iam_id", body.iam_id.trim(), 600)?.to_owned();

@@ -1,38 +1,30 @@
 //! Enterprises: groups of accounts (`/v1/enterprises`).
 
-use super::auth::Caller;
 use super::kit::{self, AdminJson};
 use super::views::ToApi;
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
-use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Router;
 use tessera_api::admin as api;
 use tessera_core::directory::Entity;
 use tessera_core::model::Enterprise;
 use tessera_core::{ids, limits};
 
-kit::collection!(Enterprises, Enterprise, "enterprises");
+kit::collection!(
+    Enterprises,
+    Enterprise,
+    "enterprises",
+    ENTERPRISES,
+    ENTERPRISE
+);
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/enterprises",
-            get(kit::list::<Enterprises>).post(enterprise_create),
-        )
-        .route(
-            "/v1/enterprises/{id}",
-            get(kit::get::<Enterprises>).delete(kit::delete::<Enterprises>),
-        )
+    kit::routes::<Enterprises, _, _>(enterprise_create)
 }
 
 async fn enterprise_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::EnterpriseCreate>,
 ) -> Result<Response, AdminError> {
     let enterprise = Enterprise {

@@ -3,14 +3,12 @@
 //! `service-accounts/…/identity`. Nothing is written: it is a signature over the caller's
 //! verified identity, like any token.
 
-use super::auth::Caller;
 use super::kit::AdminJson;
+use super::kit::Write;
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
-use axum::extract::State;
 use axum::routing::post;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
 use tessera_core::id_token::{self, IdTokenFormat, IdTokenRequest};
@@ -21,9 +19,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn id_token_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    Write { state, ctx, caller }: Write,
     AdminJson(body): AdminJson<api::IdTokenCreate>,
 ) -> Result<Json<api::IdTokenView>, AdminError> {
     let audience = id_token::check_audience(body.audience.as_deref())?;

@@ -7,18 +7,16 @@
 //! core's rule): letting an account administrator probe the server's file system would be a
 //! leak. The file is read only after that decision. Issuer URLs are unique per account.
 
-use super::auth::Caller;
-use super::kit::{self, find_or_404, internal, store_new};
+use super::kit::{self, find_or_404, internal, store_new, Collection};
 use super::kit::{audit, created, settle, AdminJson};
 use super::views::ToApi;
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::issuer_keys::{parse_issuer_jwks, read_jwks_file};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::routing::put;
+use axum::{Json, Router};
 use serde_json::Value;
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
@@ -26,20 +24,16 @@ use tessera_core::directory::{Entity, EntityKind};
 use tessera_core::model::{JwksSource, TrustedIssuer};
 use tessera_core::{ids, limits, trusted_issuer};
 
-kit::collection!(Issuers, Issuer, "trusted_issuers");
+kit::collection!(
+    Issuers,
+    Issuer,
+    "trusted_issuers",
+    TRUSTED_ISSUERS,
+    TRUSTED_ISSUER
+);
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/trusted_issuers",
-            get(kit::list::<Issuers>).post(issuer_create),
-        )
-        .route(
-            "/v1/trusted_issuers/{id}",
-            get(kit::get::<Issuers>)
-                .delete(kit::delete::<Issuers>)
-                .put(issuer_update),
-        )
+    kit::routes::<Issuers, _, _>(issuer_create).route(Issuers::ITEM_PATH, put(issuer_update))
 }
 
 /// The key source of a request: exactly one of `jwks` and `jwks_file`. An inline set is parsed
@@ -77,20 +71,11 @@ fn check_readable(source: &JwksSource) -> Result<(), AdminError> {
 }
 
 async fn issuer_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::TrustedIssuerCreate>,
 ) -> Result<Response, AdminError> {
-    let account_id = match body.account_id.as_deref() {
-        Some(id) => ids::account_id("account_id", id)?,
-        None => caller.principal.account_id().to_owned(),
-    };
-    if state.snapshot.directory().account(&account_id).is_none() {
-        return Err(AdminError::not_found(format!(
-            "account {account_id} not found"
-        )));
-    }
+    let account_id = kit::target_account(&caller, body.account_id.as_deref())?;
+    kit::existing_account(&state, &account_id)?;
     let name = limits::name("name", &body.name)?;
     let issuer_url = trusted_issuer::issuer_url(body.issuer_url.trim())?;
     let jwks = jwks_source(body.jwks, body.jwks_file)?.ok_or_else(|| {
@@ -152,9 +137,7 @@ async fn issuer_create(
 }
 
 async fn issuer_update(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     Path(id): Path<String>,
     AdminJson(body): AdminJson<api::TrustedIssuerUpdate>,
 ) -> Result<Response, AdminError> {
@@ -181,13 +164,7 @@ async fn issuer_update(
         issuer.claim_mapping = trusted_issuer::claim_mapping(body.claim_mapping)?;
     }
     let new = Entity::Issuer(issuer.clone());
-    caller.authorize(
-        &state,
-        &Action::Update {
-            old: &old,
-            new: &new,
-        },
-    )?;
+    caller.authorize_update(&state, &old, &new)?;
     check_readable(&issuer.jwks)?;
     let event = audit(
         &state,

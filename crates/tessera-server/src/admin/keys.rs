@@ -5,17 +5,17 @@
 //! rotation.
 
 use super::auth::Caller;
+use super::kit::Write;
 use super::kit::{list_body, settle, AdminJson};
 use super::views::rfc3339;
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::rotation::{self, ForcedRotation, LeaseBusy, Rotator};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::Router;
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
 use tessera_core::model::{KeyState, KeyUse, SigningKeyRecord};
@@ -85,9 +85,7 @@ async fn keys_list(State(state): State<AppState>, caller: Caller) -> Result<Resp
 }
 
 async fn keys_rotate(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    Write { state, ctx, caller }: Write,
     AdminJson(body): AdminJson<api::SigningKeyRotate>,
 ) -> Result<Response, AdminError> {
     caller.authorize(&state, &Action::RotateSigningKeys)?;
@@ -102,11 +100,8 @@ async fn keys_rotate(
     // as the node, and must not be mistaken for this request.
     let holder = format!("{}/{}", state.node_id, ctx.id);
     let rotator = Rotator {
-        store: state.store.as_ref(),
-        master: &state.master,
-        config: &state.config,
-        rng: &state.rng,
         node_id: &holder,
+        ..Rotator::of(&state)
     };
     let seq = rotator
         .force(key_use, mode, state.clock.now(), caller.iam_id())

@@ -6,14 +6,17 @@
 use super::auth::Caller;
 use super::errors::AdminError;
 use super::views::ToApi;
-use crate::http::{read_body, BodyError, RequestContext};
+use crate::http::{declares, read_body, BodyError, RequestContext};
 use crate::security_log;
 use crate::state::AppState;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::handler::Handler;
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::routing;
+use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 pub use tessera_api::admin::{ListQuery, ObjectQuery};
@@ -33,18 +36,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AdminJson<T> {
     type Rejection = AdminError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .eq_ignore_ascii_case("application/json")
-            });
-        if !is_json {
+        if !declares(request.headers(), "application/json") {
             return Err(AdminError::invalid("Content-Type must be application/json"));
         }
         let bytes = read_body(request.into_body(), MAX_ADMIN_BODY)
@@ -97,13 +89,46 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalAdminJson<T
     }
 }
 
+/// What a handler that changes something works from: the state, the request's context (the
+/// audit event and the security log name the request) and the authenticated caller.
+pub struct Write {
+    pub state: AppState,
+    pub ctx: RequestContext,
+    pub caller: Caller,
+}
+
+impl FromRequestParts<AppState> for Write {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let ctx = parts
+            .extensions
+            .get::<RequestContext>()
+            .cloned()
+            .ok_or_else(|| AdminError::internal("the request has no context"))?;
+        Ok(Write {
+            state: state.clone(),
+            ctx,
+            caller,
+        })
+    }
+}
+
 /// An admin collection the shared handlers serve (`GET` the list, `GET` and `DELETE` one): the
-/// kind of object it holds, the key of its list body, and how an `{id}` in its path names an
-/// object. Each resource module declares its own and routes these handlers itself.
+/// kind of object it holds, the key of its list body, its paths, and how an `{id}` in its path
+/// names an object. Each resource module declares its own and routes it with [`routes`].
 pub trait Collection {
     const KIND: EntityKind;
     /// The key of the list body: `{"<plural>": [...]}`.
     const PLURAL: &'static str;
+    /// The collection's path (`/v1/<plural>`) and an object's (`/v1/<plural>/{id}`), from
+    /// [`tessera_api::paths`].
+    const PATH: &'static str;
+    const ITEM_PATH: &'static str;
 
     /// The store key of the object `id` names for this caller. Objects are named by their id;
     /// `?account_id=` addresses OAuth clients only.
@@ -123,10 +148,11 @@ pub trait Collection {
 }
 
 /// Declares a resource module's [`Collection`] with the default addressing (`{id}` is the id):
-/// `collection!(Accounts, Account, "accounts")` is the unit type `Accounts` serving
-/// `EntityKind::Account` under the list key `accounts`.
+/// `collection!(Accounts, Account, "accounts", ACCOUNTS, ACCOUNT)` is the unit type `Accounts`
+/// serving `EntityKind::Account` under the list key `accounts` at `paths::ACCOUNTS` and
+/// `paths::ACCOUNT`.
 macro_rules! collection {
-    ($name:ident, $kind:ident, $plural:literal) => {
+    ($name:ident, $kind:ident, $plural:literal, $path:ident, $item_path:ident) => {
         #[doc = concat!("The `", $plural, "` collection.")]
         pub struct $name;
 
@@ -134,10 +160,26 @@ macro_rules! collection {
             const KIND: tessera_core::directory::EntityKind =
                 tessera_core::directory::EntityKind::$kind;
             const PLURAL: &'static str = $plural;
+            const PATH: &'static str = tessera_api::paths::$path;
+            const ITEM_PATH: &'static str = tessera_api::paths::$item_path;
         }
     };
 }
 pub(super) use collection;
+
+/// The routes every collection has: the shared list and its own `create` at its path, the
+/// shared get and delete at an object's. A module with an update adds it on `C::ITEM_PATH`
+/// (axum merges the methods of one path).
+pub fn routes<C, H, T>(create: H) -> Router<AppState>
+where
+    C: Collection + 'static,
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    Router::new()
+        .route(C::PATH, routing::get(list::<C>).post(create))
+        .route(C::ITEM_PATH, routing::get(get::<C>).delete(delete::<C>))
+}
 
 pub async fn list<C: Collection>(
     State(state): State<AppState>,
@@ -166,9 +208,7 @@ pub async fn get<C: Collection>(
 }
 
 pub async fn delete<C: Collection>(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    Write { state, ctx, caller }: Write,
     Path(id): Path<String>,
     query: Result<Query<ObjectQuery>, QueryRejection>,
 ) -> Result<Response, AdminError> {
@@ -411,6 +451,16 @@ pub fn target_account(caller: &Caller, given: Option<&str>) -> Result<String, Ad
     match given {
         Some(id) => Ok(ids::account_id("account_id", id)?),
         None => Ok(caller.principal.account_id().to_owned()),
+    }
+}
+
+/// Refuses with 404 an account that does not exist: what a new object in it is refused with.
+pub fn existing_account(state: &AppState, account_id: &str) -> Result<(), AdminError> {
+    match state.snapshot.directory().account(account_id) {
+        Some(_) => Ok(()),
+        None => Err(AdminError::not_found(format!(
+            "account {account_id} not found"
+        ))),
     }
 }
 

@@ -14,13 +14,14 @@
 
 use super::auth::Caller;
 use super::errors::AdminError;
+use super::kit::Write;
 use super::kit::{audit, created, deleted, settle, AdminJson, OptionalAdminJson};
 use super::kit::{find_or_404, internal};
 use super::views::rfc3339;
 use crate::http::{PeerAddr, RequestContext};
 use crate::state::AppState;
 use crate::throttle::{Attempt, Kind};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -116,10 +117,8 @@ async fn checked_code(
 }
 
 async fn totp_enroll(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
+    Write { state, ctx, caller }: Write,
     peer: Option<Extension<PeerAddr>>,
-    caller: Caller,
     Path(id): Path<String>,
     query: Result<Query<api::EnrollQuery>, axum::extract::rejection::QueryRejection>,
     OptionalAdminJson(body): OptionalAdminJson<api::CodeBody>,
@@ -200,20 +199,7 @@ async fn totp_enroll(
             "totp.create",
         ),
     };
-    let event = audit(
-        &state,
-        &ctx,
-        caller.iam_id(),
-        action,
-        format!("TOTP factor of user {}", user.id),
-        &Entity::User(user.clone()),
-    );
-    let seq = state
-        .store
-        .put(&Entity::Totp(enrollment.clone()), &event)
-        .await?;
-    settle(&state, seq).await;
-    crate::security_log::change(&ctx, &event);
+    write_factor(&state, &ctx, &caller, &user, action, Some(&enrollment)).await?;
     Ok(created(api::TotpEnrollView {
         user_id: user.id.clone(),
         secret: api::OneTime::new(secret.to_base32()),
@@ -225,10 +211,8 @@ async fn totp_enroll(
 }
 
 async fn totp_confirm(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
+    Write { state, ctx, caller }: Write,
     peer: Option<Extension<PeerAddr>>,
-    caller: Caller,
     Path(id): Path<String>,
     AdminJson(body): AdminJson<api::ConfirmCodeBody>,
 ) -> Result<Response, AdminError> {
@@ -282,20 +266,7 @@ async fn totp_confirm(
         FactorSecret::Confirmed => None,
     };
     if let Some(action) = action {
-        let event = audit(
-            &state,
-            &ctx,
-            caller.iam_id(),
-            action,
-            format!("TOTP factor of user {}", user.id),
-            &Entity::User(user.clone()),
-        );
-        let seq = state
-            .store
-            .put(&Entity::Totp(enrollment.clone()), &event)
-            .await?;
-        settle(&state, seq).await;
-        crate::security_log::change(&ctx, &event);
+        write_factor(&state, &ctx, &caller, &user, action, Some(&enrollment)).await?;
     }
     Ok(Json(api::TotpStatusView {
         user_id: user.id,
@@ -306,10 +277,8 @@ async fn totp_confirm(
 }
 
 async fn totp_delete(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
+    Write { state, ctx, caller }: Write,
     peer: Option<Extension<PeerAddr>>,
-    caller: Caller,
     Path(id): Path<String>,
     OptionalAdminJson(body): OptionalAdminJson<api::CodeBody>,
 ) -> Result<Response, AdminError> {
@@ -362,19 +331,43 @@ async fn totp_delete(
             now: state.clock.now(),
         },
     )?;
+    write_factor(&state, &ctx, &caller, &user, "totp.delete", None).await?;
+    Ok(deleted())
+}
+
+/// Writes `factor` as `user`'s TOTP factor (`None`: removes it), audited as `action` on the
+/// user, and waits for this node's snapshot to have it.
+async fn write_factor(
+    state: &AppState,
+    ctx: &RequestContext,
+    caller: &Caller,
+    user: &User,
+    action: &str,
+    factor: Option<&TotpEnrollment>,
+) -> Result<(), AdminError> {
     let event = audit(
-        &state,
-        &ctx,
+        state,
+        ctx,
         caller.iam_id(),
-        "totp.delete",
+        action,
         format!("TOTP factor of user {}", user.id),
         &Entity::User(user.clone()),
     );
-    let seq = state
-        .store
-        .delete(EntityKind::Totp, &user.id, &event)
-        .await?;
-    settle(&state, seq).await;
-    crate::security_log::change(&ctx, &event);
-    Ok(deleted())
+    let seq = match factor {
+        Some(enrollment) => {
+            state
+                .store
+                .put(&Entity::Totp(enrollment.clone()), &event)
+                .await?
+        }
+        None => {
+            state
+                .store
+                .delete(EntityKind::Totp, &user.id, &event)
+                .await?
+        }
+    };
+    settle(state, seq).await;
+    crate::security_log::change(ctx, &event);
+    Ok(())
 }

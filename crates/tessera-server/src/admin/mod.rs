@@ -39,6 +39,29 @@ mod views;
 mod whoami;
 
 pub use errors::AdminError;
+
+/// Every collection [`kit::routes`] serves, by the name its module routes it under, with its
+/// paths: what the documentation test resolves the `kit::routes` calls in the source with.
+#[cfg(test)]
+pub(crate) fn collection_paths() -> Vec<(&'static str, &'static str, &'static str)> {
+    use kit::Collection;
+    fn of<C: Collection>(name: &'static str) -> (&'static str, &'static str, &'static str) {
+        (name, C::PATH, C::ITEM_PATH)
+    }
+    vec![
+        of::<accounts::Accounts>("Accounts"),
+        of::<api_keys::ApiKeys>("ApiKeys"),
+        of::<authorized_keys::AuthorizedKeys>("AuthorizedKeys"),
+        of::<clients::Clients>("Clients"),
+        of::<enterprises::Enterprises>("Enterprises"),
+        of::<issuers::Issuers>("Issuers"),
+        of::<oauth_tokens::OAuthTokens>("OAuthTokens"),
+        of::<policies::Policies>("Policies"),
+        of::<profiles::Profiles>("Profiles"),
+        of::<service_accounts::ServiceAccounts>("ServiceAccounts"),
+        of::<users::Users>("Users"),
+    ]
+}
 pub use kit::{list_filter, ListQuery};
 
 use crate::http::RequestContext;

@@ -3,16 +3,12 @@
 //!
 //! The secret is not logged or put in an audit event: the audit detail names the object only.
 
-use super::auth::Caller;
 use super::kit::{self, AdminJson};
 use super::views::ToApi;
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
-use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Router;
 use tessera_api::admin as api;
 use tessera_core::directory::Entity;
 use tessera_core::ids;
@@ -20,25 +16,21 @@ use tessera_core::limits;
 use tessera_core::model::OAuthToken;
 use tessera_core::secret::{self, SecretPurpose};
 
-kit::collection!(OAuthTokens, OAuthToken, "oauth_tokens");
+kit::collection!(
+    OAuthTokens,
+    OAuthToken,
+    "oauth_tokens",
+    OAUTH_TOKENS,
+    OAUTH_TOKEN
+);
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/oauth_tokens",
-            get(kit::list::<OAuthTokens>).post(oauth_token_create),
-        )
-        .route(
-            "/v1/oauth_tokens/{id}",
-            get(kit::get::<OAuthTokens>).delete(kit::delete::<OAuthTokens>),
-        )
+    kit::routes::<OAuthTokens, _, _>(oauth_token_create)
 }
 
 /// `POST /v1/oauth_tokens`: a new long-lived OAuth token for a user, shown once in `token`.
 async fn oauth_token_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::OAuthTokenCreate>,
 ) -> Result<Response, AdminError> {
     let description = limits::description(body.description.as_deref())?;

@@ -2,41 +2,33 @@
 //! which resource identity with the `iam-authz` grant. Get and delete are the generic handlers
 //! in `directory_objects`; this module creates them and lists them (with `?source_iam_id=`).
 
-use super::auth::Caller;
 use super::kit::{self, create_entity, internal};
 use super::kit::{created, AdminJson};
 use super::views::ToApi;
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
-use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Router;
 use tessera_api::admin as api;
 use tessera_core::directory::Entity;
 use tessera_core::ids;
 use tessera_core::limits;
 use tessera_core::model::{AuthorizationPolicy, SubjectKind};
 
-kit::collection!(Policies, Policy, "authorization_policies");
+kit::collection!(
+    Policies,
+    Policy,
+    "authorization_policies",
+    AUTHORIZATION_POLICIES,
+    AUTHORIZATION_POLICY
+);
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/authorization_policies",
-            get(kit::list::<Policies>).post(policy_create),
-        )
-        .route(
-            "/v1/authorization_policies/{id}",
-            get(kit::get::<Policies>).delete(kit::delete::<Policies>),
-        )
+    kit::routes::<Policies, _, _>(policy_create)
 }
 
 async fn policy_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::AuthorizationPolicyCreate>,
 ) -> Result<Response, AdminError> {
     let target_text = limits::bounded("target_crn", body.target_crn.trim(), ids::MAX_CRN + 1)?;
@@ -50,14 +42,7 @@ async fn policy_create(
     };
     let target_crn = AuthorizationPolicy::parse_target(target_text, &account_id)?;
     let source_iam_id = source(&state, &body.source_iam_id)?;
-    {
-        let dir = state.snapshot.directory();
-        if dir.account(&account_id).is_none() {
-            return Err(AdminError::not_found(format!(
-                "account {account_id} not found"
-            )));
-        }
-    }
+    kit::existing_account(&state, &account_id)?;
     let policy = AuthorizationPolicy {
         id: ids::new_policy_id(&state.rng).map_err(internal)?,
         account_id,

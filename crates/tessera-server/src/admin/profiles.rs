@@ -3,19 +3,17 @@
 //! `directory_objects`. The document is validated by `tessera_core::trusted_profile`; names are
 //! unique per account.
 
-use super::auth::Caller;
-use super::kit;
+use super::kit::{self, Collection};
 use super::kit::{audit, created, settle, AdminJson};
 use super::kit::{find_or_404, internal};
 use super::views::{profile_document, ToApi};
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::routing::put;
+use axum::{Json, Router};
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
 use tessera_core::directory::{Entity, EntityKind};
@@ -23,20 +21,16 @@ use tessera_core::ids;
 use tessera_core::model::TrustedProfile;
 use tessera_core::trusted_profile::{self, ValidProfile};
 
-kit::collection!(Profiles, Profile, "trusted_profiles");
+kit::collection!(
+    Profiles,
+    Profile,
+    "trusted_profiles",
+    TRUSTED_PROFILES,
+    TRUSTED_PROFILE
+);
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/trusted_profiles",
-            get(kit::list::<Profiles>).post(profile_create),
-        )
-        .route(
-            "/v1/trusted_profiles/{id}",
-            get(kit::get::<Profiles>)
-                .delete(kit::delete::<Profiles>)
-                .put(profile_replace),
-        )
+    kit::routes::<Profiles, _, _>(profile_create).route(Profiles::ITEM_PATH, put(profile_replace))
 }
 
 /// `POST /v1/trusted_profiles`: the document plus the account (default: the caller's).
@@ -62,20 +56,11 @@ fn check_name_free(
 }
 
 async fn profile_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::TrustedProfileCreate>,
 ) -> Result<Response, AdminError> {
-    let account_id = match body.account_id.as_deref() {
-        Some(id) => ids::account_id("account_id", id)?,
-        None => caller.principal.account_id().to_owned(),
-    };
-    if state.snapshot.directory().account(&account_id).is_none() {
-        return Err(AdminError::not_found(format!(
-            "account {account_id} not found"
-        )));
-    }
+    let account_id = kit::target_account(&caller, body.account_id.as_deref())?;
+    kit::existing_account(&state, &account_id)?;
     let document = profile_document(
         body.name,
         body.description,
@@ -113,9 +98,7 @@ async fn profile_create(
 /// `PUT /v1/trusted_profiles/{id}`: replaces name, description, identities, links and rules.
 /// The id, account and creation time stay.
 async fn profile_replace(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     Path(id): Path<String>,
     AdminJson(body): AdminJson<api::TrustedProfileReplace>,
 ) -> Result<Response, AdminError> {
@@ -140,13 +123,7 @@ async fn profile_replace(
         ..existing
     };
     let new = Entity::Profile(profile.clone());
-    caller.authorize(
-        &state,
-        &Action::Update {
-            old: &old,
-            new: &new,
-        },
-    )?;
+    caller.authorize_update(&state, &old, &new)?;
     // After the authorization, as on create: the names are the account's business.
     check_name_free(
         &state,

@@ -1636,15 +1636,10 @@ async fn a_stranger_cannot_tell_another_accounts_issuer_urls_from_unused_ones() 
 
 /// Runs the rotation plan at the clock's time: the steps taken for JWT keys.
 async fn rotate_now(app: &TestApp) -> Vec<tessera_core::rotation::KeyStep> {
-    let state = &app.state;
-    let rotator = crate::rotation::Rotator {
-        store: state.store.as_ref(),
-        master: &state.master,
-        config: &state.config,
-        rng: &state.rng,
-        node_id: &state.node_id,
-    };
-    rotator.run_once(app.clock.now()).await.unwrap()
+    crate::rotation::Rotator::of(&app.state)
+        .run_once(app.clock.now())
+        .await
+        .unwrap()
 }
 
 /// Waits until this node's key ring signs JWTs with `kid` (the follower applies the change).

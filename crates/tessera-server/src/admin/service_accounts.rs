@@ -1,39 +1,31 @@
 //! Service accounts (`/v1/service_accounts`): non-human identities of an account.
 
-use super::auth::Caller;
 use super::kit::{self, AdminJson};
 use super::views::ToApi;
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
-use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Router;
 use tessera_api::admin as api;
 use tessera_core::directory::Entity;
 use tessera_core::ids;
 use tessera_core::limits;
 use tessera_core::model::ServiceAccount;
 
-kit::collection!(ServiceAccounts, ServiceAccount, "service_accounts");
+kit::collection!(
+    ServiceAccounts,
+    ServiceAccount,
+    "service_accounts",
+    SERVICE_ACCOUNTS,
+    SERVICE_ACCOUNT
+);
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/service_accounts",
-            get(kit::list::<ServiceAccounts>).post(service_account_create),
-        )
-        .route(
-            "/v1/service_accounts/{id}",
-            get(kit::get::<ServiceAccounts>).delete(kit::delete::<ServiceAccounts>),
-        )
+    kit::routes::<ServiceAccounts, _, _>(service_account_create)
 }
 
 async fn service_account_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::ServiceAccountCreate>,
 ) -> Result<Response, AdminError> {
     let account_id = kit::target_account(&caller, body.account_id.as_deref())?;

@@ -1,15 +1,11 @@
 //! Users (`/v1/users`): people who sign in with a password (+ TOTP, `mfa`) or through an
 //! identity provider (`federated`).
 
-use super::auth::Caller;
 use super::kit::{self, AdminJson};
 use super::AdminError;
-use crate::http::RequestContext;
 use crate::state::AppState;
-use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Router;
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
 use tessera_core::directory::Entity;
@@ -18,21 +14,14 @@ use tessera_core::limits;
 use tessera_core::model::User;
 use tessera_core::secret;
 
-kit::collection!(Users, User, "users");
+kit::collection!(Users, User, "users", USERS, USER);
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/users", get(kit::list::<Users>).post(user_create))
-        .route(
-            "/v1/users/{id}",
-            get(kit::get::<Users>).delete(kit::delete::<Users>),
-        )
+    kit::routes::<Users, _, _>(user_create)
 }
 
 async fn user_create(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    caller: Caller,
+    kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::UserCreate>,
 ) -> Result<Response, AdminError> {
     let account_id = kit::target_account(&caller, body.account_id.as_deref())?;

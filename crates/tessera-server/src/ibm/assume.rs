@@ -15,7 +15,7 @@
 
 use super::grant::{GrantRequest, GRANT_ASSUME};
 use super::IbmError;
-use crate::tokens::{IssueRequest, IssuedTokens};
+use crate::tokens::IssuedTokens;
 use std::sync::Arc;
 use tessera_core::authn;
 use tessera_core::directory::Directory;
@@ -26,13 +26,7 @@ use tessera_core::model::TrustedProfile;
 use tessera_core::token::normalize_scope;
 
 pub(super) fn assume_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, IbmError> {
-    let GrantRequest {
-        state,
-        form,
-        client,
-        tenant,
-        now,
-    } = *request;
+    let GrantRequest { state, form, .. } = *request;
     let scope = normalize_scope(form.scope.as_deref())?;
 
     let credentials: Vec<(&str, &str)> = [
@@ -70,7 +64,7 @@ pub(super) fn assume_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, I
         "refresh_token" => {
             // A refresh token is redeemed only by the confidential client it was issued to;
             // the public default client's refresh tokens are redeemable nowhere.
-            let client = client.ok_or_else(|| {
+            let client = request.client.ok_or_else(|| {
                 credential_error(
                     field,
                     Error::credential(
@@ -80,13 +74,13 @@ pub(super) fn assume_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, I
                 )
             })?;
             let (principal, _) = state
-                .redeem_refresh_token(presented, &client.key, now)
+                .redeem_refresh_token(presented, &client.key, request.now)
                 .map_err(|e| credential_error(field, e))?;
             principal
         }
         _ => {
             let (principal, _) = state
-                .authenticate_token(presented, now)
+                .authenticate_token(presented, request.now)
                 .map_err(|e| credential_error(field, e))?;
             principal
         }
@@ -96,17 +90,11 @@ pub(super) fn assume_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, I
         let dir = state.snapshot.directory();
         let profile = selector.find(&dir)?;
         let principal = authn::assume_profile(&dir, &assumer, &profile)?;
-        authn::check_tenant(&dir, &profile.account_id, tenant)?;
+        authn::check_tenant(&dir, &profile.account_id, request.tenant)?;
         principal
     };
-    let issue = IssueRequest {
-        client,
-        scope: &scope,
-        grant_type: GRANT_ASSUME,
-        // No refresh token: trust is re-checked on every assume.
-        with_refresh_token: false,
-        now,
-    };
+    // No refresh token: trust is re-checked on every assume.
+    let issue = request.issue(&scope, GRANT_ASSUME, false);
     Ok(state.issue_ibm(&principal, &issue)?)
 }
 

@@ -9,7 +9,7 @@
 
 use super::grant::{GrantRequest, GRANT_IAM_AUTHZ};
 use super::IbmError;
-use crate::tokens::{IssueOptions, IssueRequest, IssuedTokens};
+use crate::tokens::{IssueOptions, IssuedTokens};
 use tessera_core::authn;
 use tessera_core::error::{Error, ErrorKind};
 use tessera_core::ids;
@@ -20,13 +20,7 @@ use tessera_core::token::normalize_scope;
 pub const CRN_TOKEN_LIFETIME: i64 = 1800;
 
 pub(super) fn iam_authz_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, IbmError> {
-    let GrantRequest {
-        state,
-        form,
-        client,
-        tenant,
-        now,
-    } = *request;
+    let GrantRequest { state, form, .. } = *request;
     let access_token = limits::required(
         "access_token",
         form.access_token.as_deref(),
@@ -43,28 +37,24 @@ pub(super) fn iam_authz_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens
         })?;
     ids::parse_crn("desired_iam_id", crn)?;
     let scope = normalize_scope(form.scope.as_deref())?;
-    let (caller, _) = state.authenticate_token(access_token, now).map_err(|e| {
-        Error::new(
-            ErrorKind::InvalidCredential,
-            format!("access_token is not usable: {}", e.message()),
-        )
-    })?;
+    let (caller, _) = state
+        .authenticate_token(access_token, request.now)
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidCredential,
+                format!("access_token is not usable: {}", e.message()),
+            )
+        })?;
     let principal = {
         let dir = state.snapshot.directory();
         let principal = authn::resource_identity(&dir, &caller, crn)?;
-        authn::check_tenant(&dir, principal.account_id(), tenant)?;
+        authn::check_tenant(&dir, principal.account_id(), request.tenant)?;
         principal
     };
-    let request = IssueRequest {
-        client,
-        scope: &scope,
-        grant_type: GRANT_IAM_AUTHZ,
-        with_refresh_token: false,
-        now,
-    };
+    let issue = request.issue(&scope, GRANT_IAM_AUTHZ, false);
     let options = IssueOptions {
         lifetime: Some(CRN_TOKEN_LIFETIME),
         delegated: None,
     };
-    Ok(state.issue_ibm_with(&principal, &request, &options)?)
+    Ok(state.issue_ibm_with(&principal, &issue, &options)?)
 }

@@ -11,7 +11,7 @@
 
 use super::grant::{GrantRequest, GRANT_CR_TOKEN};
 use super::IbmError;
-use crate::tokens::{IssueRequest, IssuedTokens};
+use crate::tokens::IssuedTokens;
 use std::sync::Arc;
 use tessera_core::authn;
 use tessera_core::compute_resource::{
@@ -32,13 +32,7 @@ fn refused(message: impl Into<String>) -> IbmError {
 }
 
 pub(super) fn cr_token_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, IbmError> {
-    let GrantRequest {
-        state,
-        form,
-        client,
-        tenant,
-        now,
-    } = *request;
+    let GrantRequest { state, form, .. } = *request;
     // The SDK sends the token file verbatim, trailing newline included.
     let token = limits::required(
         "cr_token",
@@ -91,7 +85,7 @@ pub(super) fn cr_token_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens,
                 continue;
             }
         };
-        match compute_resource::verify_token(issuer, &keys, &parts, &unverified, now) {
+        match compute_resource::verify_token(issuer, &keys, &parts, &unverified, request.now) {
             Ok(resource) => verified.push(resource),
             Err(e) => {
                 first_error.get_or_insert_with(|| e.into());
@@ -134,17 +128,11 @@ pub(super) fn cr_token_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens,
                 )))
             }
         };
-        authn::check_tenant(&dir, &profile.account_id, tenant)?;
+        authn::check_tenant(&dir, &profile.account_id, request.tenant)?;
         principal
     };
-    let request = IssueRequest {
-        client,
-        scope: &scope,
-        grant_type: GRANT_CR_TOKEN,
-        with_refresh_token: false,
-        now,
-    };
-    Ok(state.issue_ibm(&principal, &request)?)
+    let issue = request.issue(&scope, GRANT_CR_TOKEN, false);
+    Ok(state.issue_ibm(&principal, &issue)?)
 }
 
 /// The profile asked for (`profile_id`, `profile_crn`, `profile_name`; several must agree), or
@@ -220,9 +208,5 @@ fn nonempty(value: Option<&str>) -> Option<&str> {
 }
 
 fn truncate(value: &str) -> &str {
-    value
-        .char_indices()
-        .nth(128)
-        .map(|(i, _)| &value[..i])
-        .unwrap_or(value)
+    limits::clipped(value, 128)
 }

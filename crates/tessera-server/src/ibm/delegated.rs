@@ -12,7 +12,7 @@
 use super::grant::{GrantRequest, TokenForm, GRANT_DELEGATED_REFRESH};
 use super::IbmError;
 use crate::state::AppState;
-use crate::tokens::{Delegation, IssueRequest, IssuedTokens};
+use crate::tokens::{Delegation, IssuedTokens};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tessera_core::authn;
@@ -240,14 +240,8 @@ pub(super) fn render_delegated_only(token: &str, exp: i64, now: i64, scope: &str
 pub(super) fn delegated_refresh_grant(
     request: &GrantRequest<'_>,
 ) -> Result<IssuedTokens, IbmError> {
-    let GrantRequest {
-        state,
-        form,
-        client,
-        tenant,
-        now,
-    } = *request;
-    let client = client.ok_or_else(IbmError::missing_client_auth)?;
+    let GrantRequest { state, form, .. } = *request;
+    let client = request.client.ok_or_else(IbmError::missing_client_auth)?;
     let presented = match (&form.refresh_token, &form.delegated_refresh_token) {
         (Some(_), Some(_)) => {
             return Err(IbmError::invalid(
@@ -267,7 +261,7 @@ pub(super) fn delegated_refresh_grant(
         Some(presented),
         tessera_core::refresh::MAX_REFRESH_TOKEN,
     )?;
-    let (principal, grant) = state.redeem_refresh_token(presented, &client.key, now)?;
+    let (principal, grant) = state.redeem_refresh_token(presented, &client.key, request.now)?;
     if !grant.is_delegated() {
         return Err(Error::new(
             ErrorKind::InvalidCredential,
@@ -278,20 +272,14 @@ pub(super) fn delegated_refresh_grant(
     }
     {
         let dir = state.snapshot.directory();
-        authn::check_tenant(&dir, principal.account_id(), tenant)?;
+        authn::check_tenant(&dir, principal.account_id(), request.tenant)?;
     }
     let scope = match form.scope.as_deref() {
         Some(requested) => normalize_scope(Some(requested))?,
         None => grant.scope.clone(),
     };
-    let request = IssueRequest {
-        client: Some(client),
-        scope: &scope,
-        grant_type: GRANT_DELEGATED_REFRESH,
-        with_refresh_token: false,
-        now,
-    };
-    Ok(state.issue_ibm(&principal, &request)?)
+    let issue = request.issue(&scope, GRANT_DELEGATED_REFRESH, false);
+    Ok(state.issue_ibm(&principal, &issue)?)
 }
 
 #[cfg(test)]

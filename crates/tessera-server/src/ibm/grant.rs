@@ -6,6 +6,7 @@ pub use super::form::TokenForm;
 use super::IbmError;
 use crate::state::AppState;
 use crate::throttle::Attempt;
+use crate::tokens::IssueRequest;
 use tessera_core::model::OAuthClient;
 
 pub const GRANT_APIKEY: &str = "urn:ibm:params:oauth:grant-type:apikey";
@@ -44,6 +45,28 @@ pub struct GrantRequest<'a> {
     /// The `IBM-Cloud-Tenant` header, if sent.
     pub tenant: Option<&'a str>,
     pub now: i64,
+}
+
+impl<'a> GrantRequest<'a> {
+    /// What the issuer is asked for on this request: tokens for its client at its time, with
+    /// the grant's `scope` and `grant_type`, and a refresh token or not.
+    pub fn issue<'s>(
+        &self,
+        scope: &'s str,
+        grant_type: &'s str,
+        with_refresh_token: bool,
+    ) -> IssueRequest<'s>
+    where
+        'a: 's,
+    {
+        IssueRequest {
+            client: self.client,
+            scope,
+            grant_type,
+            with_refresh_token,
+            now: self.now,
+        }
+    }
 }
 
 /// Waits out the throttle's delay for `attempts`, or refuses with 429 while any is locked.

@@ -16,7 +16,7 @@ use super::grant::{gate, GrantRequest, GRANT_PASSWORD};
 use super::IbmError;
 use crate::state::AppState;
 use crate::throttle::{Attempt, Kind};
-use crate::tokens::{IssueRequest, IssuedTokens};
+use crate::tokens::IssuedTokens;
 use axum::http::StatusCode;
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -42,14 +42,9 @@ pub(super) async fn password_grant(
     request: &GrantRequest<'_>,
     peer: Option<IpAddr>,
 ) -> Result<IssuedTokens, IbmError> {
-    let GrantRequest {
-        state,
-        form,
-        client,
-        tenant,
-        now,
-    } = *request;
-    let client = client.ok_or_else(IbmError::missing_client_auth)?;
+    let GrantRequest { state, form, .. } = *request;
+    // Users sign in only through a confidential client (Basic); the tokens are issued to it.
+    request.client.ok_or_else(IbmError::missing_client_auth)?;
     let credentials = PasswordCredentials {
         username: form.username.as_deref(),
         password: form.password.as_deref(),
@@ -57,14 +52,9 @@ pub(super) async fn password_grant(
         otp: form.otp.as_deref(),
     };
     let scope = normalize_scope(form.scope.as_deref())?;
-    let principal = password_sign_in(state, &credentials, tenant, peer, now).await?;
-    let issue = IssueRequest {
-        client: Some(client),
-        scope: &scope,
-        grant_type: GRANT_PASSWORD,
-        with_refresh_token: true,
-        now,
-    };
+    let principal =
+        password_sign_in(state, &credentials, request.tenant, peer, request.now).await?;
+    let issue = request.issue(&scope, GRANT_PASSWORD, true);
     Ok(state.issue_ibm(&principal, &issue)?)
 }
 

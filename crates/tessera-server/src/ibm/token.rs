@@ -13,7 +13,7 @@ use crate::http::{basic_credentials, is_form, read_body, BodyError, RequestConte
 use crate::security_log;
 use crate::state::AppState;
 use crate::throttle::{Attempt, Kind};
-use crate::tokens::{IssueRequest, IssuedTokens};
+use crate::tokens::IssuedTokens;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
@@ -264,11 +264,7 @@ pub async fn apikey_sign_in(
 const UNKNOWN_API_KEY: &str = "BXNIM0415E";
 
 fn truncate(value: &str) -> &str {
-    value
-        .char_indices()
-        .nth(64)
-        .map(|(i, _)| &value[..i])
-        .unwrap_or(value)
+    limits::clipped(value, 64)
 }
 
 /// Authenticates Basic client credentials when present. A public request uses `default`.
@@ -292,18 +288,15 @@ fn authenticate_client(
 }
 
 fn apikey_grant(request: &GrantRequest<'_>) -> Result<Response, IbmError> {
-    let GrantRequest {
-        state,
-        form,
-        client,
-        tenant,
-        now,
-    } = *request;
+    let GrantRequest { state, form, .. } = *request;
     let response_type = super::delegated::ResponseType::parse(form.response_type.as_deref())?;
     let apikey = limits::required("apikey", form.apikey.as_deref(), limits::MAX_API_KEY)?;
     let scope = normalize_scope(form.scope.as_deref())?;
     let delegation = if response_type.delegated {
-        Some(super::delegated::DelegationParams::parse(form, client)?)
+        Some(super::delegated::DelegationParams::parse(
+            form,
+            request.client,
+        )?)
     } else {
         super::delegated::refuse_stray_parameters(form)?;
         None
@@ -311,18 +304,12 @@ fn apikey_grant(request: &GrantRequest<'_>) -> Result<Response, IbmError> {
     let principal = {
         let dir = state.snapshot.directory();
         let principal = authn::authenticate_api_key(&dir, &state.pepper, apikey)?;
-        authn::check_tenant(&dir, principal.account_id(), tenant)?;
+        authn::check_tenant(&dir, principal.account_id(), request.tenant)?;
         principal
     };
-    let request = IssueRequest {
-        client,
-        scope: &scope,
-        grant_type: GRANT_APIKEY,
-        with_refresh_token: true,
-        now,
-    };
+    let issue = request.issue(&scope, GRANT_APIKEY, true);
     match delegation {
-        None => Ok(render(&state.issue_ibm(&principal, &request)?)),
+        None => Ok(render(&state.issue_ibm(&principal, &issue)?)),
         Some(params) => {
             let resolved = params.resolve(state, principal.account_id())?;
             let delegation = resolved.delegation();
@@ -331,14 +318,15 @@ fn apikey_grant(request: &GrantRequest<'_>) -> Result<Response, IbmError> {
                     lifetime: None,
                     delegated: Some(delegation),
                 };
-                Ok(render(
-                    &state.issue_ibm_with(&principal, &request, &options)?,
-                ))
+                Ok(render(&state.issue_ibm_with(&principal, &issue, &options)?))
             } else {
                 let (token, exp) =
-                    state.issue_delegated_refresh_token(&principal, &request, &delegation)?;
+                    state.issue_delegated_refresh_token(&principal, &issue, &delegation)?;
                 Ok(super::delegated::render_delegated_only(
-                    &token, exp, now, &scope,
+                    &token,
+                    exp,
+                    request.now,
+                    &scope,
                 ))
             }
         }
@@ -346,41 +334,29 @@ fn apikey_grant(request: &GrantRequest<'_>) -> Result<Response, IbmError> {
 }
 
 fn refresh_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, IbmError> {
-    let GrantRequest {
-        state,
-        form,
-        client,
-        tenant,
-        now,
-    } = *request;
+    let GrantRequest { state, form, .. } = *request;
     // IBM refuses refresh without client authentication: tokens of the public default client
     // cannot be refreshed.
-    let client = client.ok_or_else(IbmError::missing_client_auth)?;
+    let client = request.client.ok_or_else(IbmError::missing_client_auth)?;
     let presented = limits::required(
         "refresh_token",
         form.refresh_token.as_deref(),
         tessera_core::refresh::MAX_REFRESH_TOKEN,
     )?;
-    let (principal, grant) = state.redeem_refresh_token(presented, &client.key, now)?;
+    let (principal, grant) = state.redeem_refresh_token(presented, &client.key, request.now)?;
     {
         let dir = state.snapshot.directory();
-        authn::check_tenant(&dir, principal.account_id(), tenant)?;
+        authn::check_tenant(&dir, principal.account_id(), request.tenant)?;
     }
     let scope = match form.scope.as_deref() {
         Some(requested) => normalize_scope(Some(requested))?,
         None => grant.scope.clone(),
     };
     debug_assert_ne!(client.id, DEFAULT_CLIENT_ID);
-    let request = IssueRequest {
-        client: Some(client),
-        scope: &scope,
-        grant_type: GRANT_REFRESH,
-        // A receiver redeeming a delegated refresh token gets an access token only: the
-        // delegated token itself stays its refresh credential.
-        with_refresh_token: !grant.is_delegated(),
-        now,
-    };
-    Ok(state.issue_ibm(&principal, &request)?)
+    // A receiver redeeming a delegated refresh token gets an access token only: the
+    // delegated token itself stays its refresh credential.
+    let issue = request.issue(&scope, GRANT_REFRESH, !grant.is_delegated());
+    Ok(state.issue_ibm(&principal, &issue)?)
 }
 
 pub(super) fn render(issued: &IssuedTokens) -> Response {
