@@ -49,6 +49,7 @@ pub use validation::{
 };
 
 mod caller;
+mod claims;
 mod clock;
 pub mod metrics;
 pub mod refresh;
@@ -75,7 +76,7 @@ pub use introspection::{IntrospectionConfig, Introspector};
 #[cfg(feature = "tower")]
 mod layer;
 #[cfg(feature = "tower")]
-pub use layer::{challenge, forbidden, rejection, VerifyLayer, VerifyService};
+pub use layer::{challenge, forbidden, grpc_rejection, rejection, VerifyLayer, VerifyService};
 
 #[cfg(feature = "axum")]
 mod axum_extract;

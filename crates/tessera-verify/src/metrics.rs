@@ -44,3 +44,188 @@ pub(crate) fn introspection_cache_hit(active: bool) {
     let result = if active { "active" } else { "inactive" };
     ::metrics::counter!(INTROSPECTION_CACHE_HITS, "result" => result).increment(1);
 }
+
+/// Every metric of the table above, read back through a recorder installed for the test's
+/// thread (a current-thread runtime, so the background refresh and the fake issuer's tasks
+/// record there too).
+#[cfg(all(test, feature = "introspection"))]
+mod tests {
+    use super::*;
+    use crate::testkit::FakeIssuer;
+    use crate::{
+        clock, HttpOptions, IntrospectionConfig, Introspector, KeySource, RemoteKeys,
+        TrustedIssuer, Verifier,
+    };
+    use ::metrics::{Counter, CounterFn, Gauge, GaugeFn, Histogram, Key, KeyName, Metadata};
+    use ::metrics::{Recorder, SharedString, Unit};
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    /// Values by `name{label=value,...}` (labels in the order given).
+    #[derive(Default)]
+    struct Captured(Arc<Mutex<BTreeMap<String, f64>>>);
+
+    struct Cell {
+        name: String,
+        values: Arc<Mutex<BTreeMap<String, f64>>>,
+    }
+
+    impl Cell {
+        fn update(&self, f: impl FnOnce(&mut f64)) {
+            if let Ok(mut values) = self.values.lock() {
+                f(values.entry(self.name.clone()).or_default());
+            }
+        }
+    }
+
+    impl CounterFn for Cell {
+        fn increment(&self, value: u64) {
+            self.update(|v| *v += value as f64);
+        }
+        fn absolute(&self, value: u64) {
+            self.update(|v| *v = value as f64);
+        }
+    }
+
+    impl GaugeFn for Cell {
+        fn increment(&self, value: f64) {
+            self.update(|v| *v += value);
+        }
+        fn decrement(&self, value: f64) {
+            self.update(|v| *v -= value);
+        }
+        fn set(&self, value: f64) {
+            self.update(|v| *v = value);
+        }
+    }
+
+    impl Captured {
+        fn cell(&self, key: &Key) -> Arc<Cell> {
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            Arc::new(Cell {
+                name: format!("{}{{{}}}", key.name(), labels.join(",")),
+                values: self.0.clone(),
+            })
+        }
+
+        fn value(&self, name: &str) -> Option<f64> {
+            self.0.lock().unwrap().get(name).copied()
+        }
+    }
+
+    impl Recorder for Captured {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::from_arc(self.cell(key))
+        }
+        fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::from_arc(self.cell(key))
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    fn loopback() -> HttpOptions {
+        HttpOptions {
+            allow_private: vec!["127.0.0.1/32".parse().unwrap()],
+            ..HttpOptions::default()
+        }
+    }
+
+    #[test]
+    fn every_metric_is_recorded_with_its_labels() {
+        let captured = Captured::default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        ::metrics::with_local_recorder(&captured, || {
+            runtime.block_on(async {
+                let issuer = FakeIssuer::start().await.unwrap();
+                let url = issuer.url();
+                let keys = RemoteKeys::builder(KeySource::Issuer(url.clone()))
+                    .http(loopback())
+                    .build()
+                    .await
+                    .unwrap();
+                let fetches = |result: &str| {
+                    captured.value(&format!("{KEY_FETCHES}{{issuer={url},result={result}}}"))
+                };
+                let age = || captured.value(&format!("{KEY_CACHE_AGE}{{issuer={url}}}"));
+                assert_eq!(fetches("ok"), Some(1.0));
+                assert_eq!(age(), Some(0.0), "a fetch resets the age");
+
+                // The issuer goes down: the failed fetch is counted and the gauge shows how
+                // old the kept set is.
+                tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+                issuer.set_down(true);
+                assert!(keys.refresh().await.is_err());
+                assert_eq!(fetches("error"), Some(1.0));
+                let stale = age().unwrap();
+                assert!((0.06..60.0).contains(&stale), "{stale}");
+                issuer.set_down(false);
+                assert!(keys.refresh().await.is_ok());
+                assert_eq!(fetches("ok"), Some(2.0));
+                assert_eq!(age(), Some(0.0));
+
+                let introspector = Introspector::new(IntrospectionConfig {
+                    http: loopback(),
+                    ..IntrospectionConfig::new(issuer.introspection_endpoint(), "svc", "secret")
+                })
+                .unwrap();
+                let verifier = Verifier::builder()
+                    .trust(TrustedIssuer::new(url.clone(), keys.clone()).audiences(["svc"]))
+                    .introspection(introspector)
+                    .build()
+                    .unwrap();
+                let verifications = |result: &str, reason: &str| {
+                    captured.value(&format!(
+                        "{VERIFICATIONS}{{result={result},reason={reason}}}"
+                    ))
+                };
+                let good = issuer.sign(serde_json::json!({"sub": "alice", "aud": "svc"}));
+                let other_audience = issuer.sign(serde_json::json!({"sub": "bob", "aud": "x"}));
+                let expired = issuer.sign(serde_json::json!({"sub": "carol", "aud": "svc",
+                    "exp": clock::unix_now_ms() / 1000 - 3600}));
+                for _ in 0..3 {
+                    assert!(verifier.verify(&good).await.is_ok());
+                }
+                assert!(verifier.verify(&other_audience).await.is_err());
+                assert!(verifier.verify(&expired).await.is_err());
+                assert_eq!(verifications("ok", "ok"), Some(3.0));
+                assert_eq!(verifications("rejected", "wrong_audience"), Some(1.0));
+                assert_eq!(verifications("rejected", "expired"), Some(1.0));
+
+                // Opaque tokens: one call per token and answer, then cache hits.
+                let opaque = issuer.issue_opaque(serde_json::json!({"sub": "dave"}));
+                let calls = |result: &str| {
+                    captured.value(&format!("{INTROSPECTION_CALLS}{{result={result}}}"))
+                };
+                let hits = |result: &str| {
+                    captured.value(&format!("{INTROSPECTION_CACHE_HITS}{{result={result}}}"))
+                };
+                for _ in 0..3 {
+                    assert_eq!(verifier.verify(&opaque).await.unwrap().iam_id, "dave");
+                    assert!(verifier.verify("junk-token").await.is_err());
+                }
+                assert_eq!(calls("active"), Some(1.0));
+                assert_eq!(calls("inactive"), Some(1.0));
+                assert_eq!(hits("active"), Some(2.0));
+                assert_eq!(hits("inactive"), Some(2.0));
+                assert_eq!(verifications("rejected", "inactive"), Some(3.0));
+                assert_eq!(verifications("ok", "ok"), Some(6.0));
+                issuer.set_down(true);
+                assert!(verifier.verify("another-junk-token").await.is_err());
+                assert_eq!(calls("error"), Some(1.0));
+                assert_eq!(verifications("rejected", "unavailable"), Some(1.0));
+                assert_eq!(issuer.introspections(), 3);
+            });
+        });
+    }
+}

@@ -10,10 +10,10 @@
 //! tokens of issuers outside the map go to introspection when it is configured.
 
 use crate::caller::{TokenKind, VerifiedCaller};
-use crate::iam_token::decode_iam_token_unverified;
+use crate::claims::{ClaimSet, Typed};
+use crate::iam_token::split_iam_token;
 use crate::{clock, decode_unverified, is_iam_token, metrics};
 use crate::{Jwks, KeyAlgorithm, Validation, VerifyError, VerifyingKey};
-use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -188,6 +188,9 @@ impl VerifierBuilder {
             );
         }
         Ok(Verifier {
+            names_needed: issuers
+                .values()
+                .any(|entry: &Entry| entry.validation.has_required_claims()),
             issuers,
             #[cfg(feature = "introspection")]
             introspector: self.introspector,
@@ -199,6 +202,8 @@ impl VerifierBuilder {
 #[derive(Debug)]
 pub struct Verifier {
     issuers: HashMap<String, Entry>,
+    /// Whether any entry's validation requires claims by name.
+    names_needed: bool,
     #[cfg(feature = "introspection")]
     introspector: Option<crate::Introspector>,
 }
@@ -206,8 +211,10 @@ pub struct Verifier {
 /// A token read but not verified yet.
 struct Presented<'t> {
     kind: TokenKind,
-    claims: Map<String, Value>,
-    kid: Option<String>,
+    /// The claim set, JSON text (UTF-8 checked), read once into a [`ClaimSet`].
+    json: String,
+    /// The JWS header's `kid` (a `t1.` token names its key in its claims).
+    header_kid: Option<String>,
     alg: Option<String>,
     signed: &'t [u8],
     signature: Vec<u8>,
@@ -224,29 +231,25 @@ enum Offline<'v> {
 }
 
 fn read(token: &str) -> Result<Presented<'_>, VerifyError> {
+    let text = |payload: Vec<u8>| {
+        String::from_utf8(payload).map_err(|_| VerifyError::Malformed("payload"))
+    };
     if is_iam_token(token) {
-        let parts = decode_iam_token_unverified(token)?;
-        let kid = parts
-            .claims
-            .get("kid")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let raw = split_iam_token(token)?;
         return Ok(Presented {
             kind: TokenKind::IamToken,
-            claims: parts.claims,
-            kid,
+            json: text(raw.payload)?,
+            header_kid: None,
             alg: None,
-            signed: parts.signed,
-            signature: parts.signature,
+            signed: raw.signed,
+            signature: raw.signature,
         });
     }
     let parts = decode_unverified(token)?;
-    let claims: Map<String, Value> =
-        serde_json::from_slice(&parts.payload).map_err(|_| VerifyError::Malformed("payload"))?;
     Ok(Presented {
         kind: TokenKind::Jwt,
-        claims,
-        kid: parts.kid,
+        json: text(parts.payload)?,
+        header_kid: parts.kid,
         alg: Some(parts.alg),
         signed: parts.signing_input,
         signature: parts.signature,
@@ -325,31 +328,47 @@ impl Verifier {
             Ok(presented) => presented,
             Err(error) => return Offline::Foreign(error),
         };
-        let Some(issuer) = presented.claims.get("iss").and_then(Value::as_str) else {
+        // One pass over the payload: no map of claims is built on the token path.
+        // The names are kept only when some issuer requires claims by name (before the issuer
+        // is known, which needs the payload read).
+        let Ok(set) = ClaimSet::from_json(&presented.json, self.names_needed) else {
+            return Offline::Foreign(VerifyError::Malformed("payload"));
+        };
+        let Typed::Is(issuer) = &set.iss else {
             return Offline::Foreign(VerifyError::UntrustedIssuer);
         };
-        let Some(entry) = self.issuers.get(issuer) else {
+        let Some(entry) = self.issuers.get(issuer.as_ref()) else {
             return Offline::Foreign(VerifyError::UntrustedIssuer);
         };
-        let Some(kid) = presented.kid.as_deref() else {
+        let kid = match presented.kind {
+            TokenKind::IamToken => set.kid.as_deref(),
+            TokenKind::Jwt | TokenKind::Introspected => presented.header_kid.as_deref(),
+        };
+        let Some(kid) = kid else {
             return Offline::Rejected(VerifyError::UnknownKey);
         };
         let Some(key) = entry.keys.key(kid) else {
             return Offline::UnknownKid(entry);
         };
-        match check(entry, &key, presented, now) {
-            Ok(caller) => Offline::Verified(caller),
+        match check(entry, &key, &presented, &set, now) {
+            Ok(()) => Offline::Verified(VerifiedCaller::from_claims(
+                presented.kind,
+                &set,
+                Arc::from(presented.json.as_str()),
+            )),
             Err(error) => Offline::Rejected(error),
         }
     }
 }
 
+/// The checks after the key look-up: the algorithm, the signature, then the claims.
 fn check(
     entry: &Entry,
     key: &VerifyingKey,
-    presented: Presented<'_>,
+    presented: &Presented<'_>,
+    set: &ClaimSet<'_>,
     now: i64,
-) -> Result<VerifiedCaller, VerifyError> {
+) -> Result<(), VerifyError> {
     if !entry.algorithms.contains(&key.algorithm()) {
         return Err(VerifyError::AlgorithmNotAllowed);
     }
@@ -363,9 +382,6 @@ fn check(
         _ => {}
     }
     key.verify_signature(presented.signed, &presented.signature)?;
-    entry.validation.validate(&presented.claims, now)?;
-    Ok(VerifiedCaller::from_claims(
-        presented.kind,
-        presented.claims,
-    ))
+    entry.validation.validate_set(set, now)?;
+    Ok(())
 }
