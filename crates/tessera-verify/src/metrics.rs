@@ -16,10 +16,57 @@ pub const KEY_CACHE_AGE: &str = "tessera_verify_key_cache_age_seconds";
 pub const INTROSPECTION_CALLS: &str = "tessera_verify_introspection_calls_total";
 pub const INTROSPECTION_CACHE_HITS: &str = "tessera_verify_introspection_cache_hits_total";
 
+/// The key of `tessera_verify_verifications_total` for each reason, built at compile time:
+/// the token path allocates nothing for its metric (the `counter!` macro builds a label
+/// vector on every call).
+fn verification_key(reason: &str) -> Option<&'static ::metrics::Key> {
+    use ::metrics::{Key, Label};
+    macro_rules! keys {
+        ($($result:literal $reason:literal),* $(,)?) => {
+            match reason {
+                $($reason => {
+                    static LABELS: [Label; 2] = [
+                        Label::from_static_parts("result", $result),
+                        Label::from_static_parts("reason", $reason),
+                    ];
+                    static KEY: Key = Key::from_static_parts(VERIFICATIONS, &LABELS);
+                    Some(&KEY)
+                })*
+                _ => None,
+            }
+        };
+    }
+    keys!(
+        "ok" "ok",
+        "rejected" "malformed", "rejected" "unknown_key", "rejected" "algorithm_mismatch",
+        "rejected" "bad_signature", "rejected" "bad_key_set", "rejected" "untrusted_issuer",
+        "rejected" "algorithm_not_allowed", "rejected" "inactive", "rejected" "unavailable",
+        "rejected" "missing_claim", "rejected" "wrong_type", "rejected" "expired",
+        "rejected" "not_yet_valid", "rejected" "issued_in_future", "rejected" "wrong_issuer",
+        "rejected" "wrong_audience", "rejected" "exp_not_after_iat",
+        "rejected" "lifetime_too_long",
+    )
+}
+
 /// One verification: `reason` is `ok` or the rejection's reason.
 pub(crate) fn verification(reason: &'static str) {
-    let result = if reason == "ok" { "ok" } else { "rejected" };
-    ::metrics::counter!(VERIFICATIONS, "result" => result, "reason" => reason).increment(1);
+    static METADATA: ::metrics::Metadata<'static> = ::metrics::Metadata::new(
+        module_path!(),
+        ::metrics::Level::INFO,
+        Some(module_path!()),
+    );
+    match verification_key(reason) {
+        Some(key) => {
+            ::metrics::with_recorder(|recorder| recorder.register_counter(key, &METADATA))
+                .increment(1);
+        }
+        // A reason added without a key above: counted all the same.
+        None => {
+            let result = if reason == "ok" { "ok" } else { "rejected" };
+            ::metrics::counter!(VERIFICATIONS, "result" => result, "reason" => reason)
+                .increment(1);
+        }
+    }
 }
 
 #[cfg(feature = "http")]
@@ -135,6 +182,48 @@ mod tests {
         HttpOptions {
             allow_private: vec!["127.0.0.1/32".parse().unwrap()],
             ..HttpOptions::default()
+        }
+    }
+
+    #[test]
+    fn every_reason_has_a_key_built_at_compile_time() {
+        use crate::{ValidationError, VerifyError};
+        let claims = [
+            ValidationError::MissingClaim("exp".into()),
+            ValidationError::WrongType("exp"),
+            ValidationError::Expired,
+            ValidationError::NotYetValid,
+            ValidationError::IssuedInFuture,
+            ValidationError::WrongIssuer,
+            ValidationError::WrongAudience,
+            ValidationError::ExpNotAfterIat,
+            ValidationError::LifetimeTooLong {
+                lifetime: None,
+                max: 1,
+            },
+        ];
+        let errors = [
+            VerifyError::Malformed("x"),
+            VerifyError::UnknownKey,
+            VerifyError::AlgorithmMismatch,
+            VerifyError::BadSignature,
+            VerifyError::BadKeySet(String::new()),
+            VerifyError::UntrustedIssuer,
+            VerifyError::AlgorithmNotAllowed,
+            VerifyError::Inactive,
+            VerifyError::Unavailable(String::new()),
+        ];
+        let reasons = claims
+            .into_iter()
+            .map(VerifyError::Claims)
+            .chain(errors)
+            .map(|e| e.reason())
+            .chain(["ok"]);
+        for reason in reasons {
+            let key = verification_key(reason).unwrap_or_else(|| panic!("{reason}"));
+            let labels: Vec<_> = key.labels().map(|l| (l.key(), l.value())).collect();
+            let result = if reason == "ok" { "ok" } else { "rejected" };
+            assert_eq!(labels, [("result", result), ("reason", reason)]);
         }
     }
 

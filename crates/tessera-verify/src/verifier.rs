@@ -12,7 +12,8 @@
 use crate::caller::{TokenKind, VerifiedCaller};
 use crate::claims::{ClaimSet, Typed};
 use crate::iam_token::split_iam_token;
-use crate::{clock, decode_unverified, is_iam_token, metrics};
+use crate::jws::{read_header, split_jws};
+use crate::{clock, is_iam_token, metrics};
 use crate::{Jwks, KeyAlgorithm, Validation, VerifyError, VerifyingKey};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -213,9 +214,9 @@ struct Presented<'t> {
     kind: TokenKind,
     /// The claim set, JSON text (UTF-8 checked), read once into a [`ClaimSet`].
     json: String,
-    /// The JWS header's `kid` (a `t1.` token names its key in its claims).
-    header_kid: Option<String>,
-    alg: Option<String>,
+    /// The decoded JOSE header of a JWT, read in [`Verifier::offline`] (strings borrowed from
+    /// it); `None` for a `t1.` token, which names its key in its claims and has no header.
+    header: Option<Vec<u8>>,
     signed: &'t [u8],
     signature: Vec<u8>,
 }
@@ -239,20 +240,18 @@ fn read(token: &str) -> Result<Presented<'_>, VerifyError> {
         return Ok(Presented {
             kind: TokenKind::IamToken,
             json: text(raw.payload)?,
-            header_kid: None,
-            alg: None,
+            header: None,
             signed: raw.signed,
             signature: raw.signature,
         });
     }
-    let parts = decode_unverified(token)?;
+    let raw = split_jws(token)?;
     Ok(Presented {
         kind: TokenKind::Jwt,
-        json: text(parts.payload)?,
-        header_kid: parts.kid,
-        alg: Some(parts.alg),
-        signed: parts.signing_input,
-        signature: parts.signature,
+        json: text(raw.payload)?,
+        header: Some(raw.header),
+        signed: raw.signing_input,
+        signature: raw.signature,
     })
 }
 
@@ -328,6 +327,10 @@ impl Verifier {
             Ok(presented) => presented,
             Err(error) => return Offline::Foreign(error),
         };
+        let header = match presented.header.as_deref().map(read_header).transpose() {
+            Ok(header) => header,
+            Err(error) => return Offline::Foreign(error),
+        };
         // One pass over the payload: no map of claims is built on the token path.
         // The names are kept only when some issuer requires claims by name (before the issuer
         // is known, which needs the payload read).
@@ -340,9 +343,9 @@ impl Verifier {
         let Some(entry) = self.issuers.get(issuer.as_ref()) else {
             return Offline::Foreign(VerifyError::UntrustedIssuer);
         };
-        let kid = match presented.kind {
-            TokenKind::IamToken => set.kid.as_deref(),
-            TokenKind::Jwt | TokenKind::Introspected => presented.header_kid.as_deref(),
+        let kid = match &header {
+            Some(header) => header.kid.as_deref(),
+            None => set.kid.as_deref(),
         };
         let Some(kid) = kid else {
             return Offline::Rejected(VerifyError::UnknownKey);
@@ -350,7 +353,8 @@ impl Verifier {
         let Some(key) = entry.keys.key(kid) else {
             return Offline::UnknownKid(entry);
         };
-        match check(entry, &key, &presented, &set, now) {
+        let alg = header.as_ref().map(|header| header.alg.as_ref());
+        match check(entry, &key, alg, &presented, &set, now) {
             Ok(()) => Offline::Verified(VerifiedCaller::from_claims(
                 presented.kind,
                 &set,
@@ -365,6 +369,7 @@ impl Verifier {
 fn check(
     entry: &Entry,
     key: &VerifyingKey,
+    alg: Option<&str>,
     presented: &Presented<'_>,
     set: &ClaimSet<'_>,
     now: i64,
@@ -372,7 +377,7 @@ fn check(
     if !entry.algorithms.contains(&key.algorithm()) {
         return Err(VerifyError::AlgorithmNotAllowed);
     }
-    match presented.alg.as_deref() {
+    match alg {
         // A JWT's header must name the key's own algorithm.
         Some(alg) if alg != key.algorithm().as_str() => return Err(VerifyError::AlgorithmMismatch),
         // `t1.` tokens are Ed25519 by definition.
