@@ -489,3 +489,65 @@ impl<'de: 'a, 'a> Deserialize<'de> for Roles<'a> {
         deserializer.deserialize_any(RolesVisitor).map(Roles)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Any JSON value, small, with the strings and numbers claim readers care about.
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-1e12f64..1e12).prop_map(Value::from),
+            "[a-z \\\\\"é]{0,6}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((name(), inner), 0..4)
+                    .prop_map(|members| Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "exp", "nbf", "iat", "iss", "sub", "jti", "aud", "iam_id", "sub_type",
+                "subject_type", "account", "account_id", "scope", "roles", "acr", "kid", "bss",
+            ])
+            .prop_map(str::to_owned),
+            "[a-z]{1,4}",
+        ]
+    }
+
+    /// Every field, owned, for comparing two readings.
+    fn fields(set: &ClaimSet<'_>) -> String {
+        format!("{set:?}")
+            .replace("Borrowed(", "Cow(")
+            .replace("Owned(", "Cow(")
+    }
+
+    proptest! {
+        /// The payload text and the parsed map read the same, whatever the claims hold.
+        #[test]
+        fn the_text_and_the_map_read_the_same(members in prop::collection::vec((name(), value()), 0..12)) {
+            let map: Map<String, Value> = members.into_iter().collect();
+            let text = Value::Object(map.clone()).to_string();
+            let from_text = ClaimSet::from_json(&text, true).unwrap();
+            let from_map = ClaimSet::from_map(&map).unwrap();
+            prop_assert_eq!(fields(&from_text), fields(&from_map));
+        }
+
+        /// Text that is not one JSON object never reads.
+        #[test]
+        fn only_an_object_reads(text in "\\PC{0,40}") {
+            let parsed: Result<Map<String, Value>, _> = serde_json::from_str(&text);
+            prop_assert_eq!(ClaimSet::from_json(&text, false).is_ok(), parsed.is_ok());
+        }
+    }
+}
