@@ -4,7 +4,9 @@
 //! `t1.<base64url(JSON claims)>`; the claims name the signing key in `kid`, which is published
 //! in the same JWKS as the JWT keys. See `docs/yandex.md` for the claim set.
 
-use crate::{b64, Jwks, KeyAlgorithm, Validation, VerifyError};
+use crate::{Jwks, KeyAlgorithm, Validation, VerifyError};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 
 /// The prefix every IAM token starts with.
 pub const IAM_TOKEN_PREFIX: &str = "t1.";
@@ -43,9 +45,12 @@ pub(crate) fn split_iam_token(token: &str) -> Result<RawIamToken<'_>, VerifyErro
     let (payload_b64, signature_b64) = body
         .split_once('.')
         .ok_or(VerifyError::Malformed("expected t1.<payload>.<signature>"))?;
-    let payload = b64::decode(payload_b64).ok_or(VerifyError::Malformed("payload encoding"))?;
-    let signature =
-        b64::decode(signature_b64).ok_or(VerifyError::Malformed("signature encoding"))?;
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload_b64)
+        .map_err(|_| VerifyError::Malformed("payload encoding"))?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature_b64)
+        .map_err(|_| VerifyError::Malformed("signature encoding"))?;
     Ok(RawIamToken {
         payload,
         signed: &token.as_bytes()[..IAM_TOKEN_PREFIX.len() + payload_b64.len()],

@@ -1,6 +1,8 @@
 //! Compact JWS decoding, before any trust decision.
 
-use crate::{b64, VerifyError};
+use crate::VerifyError;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde::Deserialize;
 use std::borrow::Cow;
 
@@ -51,9 +53,15 @@ pub(crate) fn split_jws(token: &str) -> Result<RawJws<'_>, VerifyError> {
     else {
         return Err(VerifyError::Malformed("expected three dot-separated parts"));
     };
-    let header = b64::decode(header).ok_or(VerifyError::Malformed("header encoding"))?;
-    let payload = b64::decode(payload).ok_or(VerifyError::Malformed("payload encoding"))?;
-    let signature = b64::decode(signature).ok_or(VerifyError::Malformed("signature encoding"))?;
+    let header = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| VerifyError::Malformed("header encoding"))?;
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| VerifyError::Malformed("payload encoding"))?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| VerifyError::Malformed("signature encoding"))?;
     Ok(RawJws {
         header,
         payload,
@@ -94,8 +102,6 @@ fn header_len_plus_payload(token: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine;
 
     #[test]
     fn rejects_malformed() {

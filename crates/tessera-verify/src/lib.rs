@@ -37,7 +37,6 @@
 //! # Ok(()) }
 //! ```
 
-mod b64;
 mod iam_token;
 mod jwk;
 mod jws;
