@@ -27,7 +27,11 @@ async fn authz(server: &TestServer, access_token: &str, desired: &str) -> (u16, 
 }
 
 /// An `iam-authz` grant that must succeed.
-pub(crate) async fn authz_ok(server: &TestServer, access_token: &str, desired: &str) -> IbmTokenResponse {
+pub(crate) async fn authz_ok(
+    server: &TestServer,
+    access_token: &str,
+    desired: &str,
+) -> IbmTokenResponse {
     server
         .client()
         .token(&IbmTokenRequest {

@@ -303,10 +303,7 @@ async fn profile_crn_and_compute_resource_tokens_verify_through_the_layer() {
 
     // `assume`: the service ID's token for a profile that trusts it.
     let profile = admin
-        .create::<TrustedProfiles>(&named(
-            "deployer",
-            vec![identity("serviceid", &sa.iam_id)],
-        ))
+        .create::<TrustedProfiles>(&named("deployer", vec![identity("serviceid", &sa.iam_id)]))
         .await
         .unwrap();
     let assumed = granted(
@@ -1001,7 +998,11 @@ async fn the_layer_on_a_tonic_server_answers_grpc_statuses_and_introspects() {
     let refused = client.create(create(Some(&tampered))).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
     assert_eq!(refused.message(), "token signature is invalid");
-    assert_eq!(proxy.count("/identity/introspect"), 1, "a bad signature is never introspected");
+    assert_eq!(
+        proxy.count("/identity/introspect"),
+        1,
+        "a bad signature is never introspected"
+    );
     let refused = client
         .create(create(Some("opaque-but-unknown")))
         .await

@@ -71,12 +71,7 @@ impl VerifiedCaller {
             Typed::Absent | Typed::Wrong => "",
         };
         VerifiedCaller {
-            iam_id: set
-                .iam_id
-                .as_deref()
-                .or(sub)
-                .unwrap_or_default()
-                .to_owned(),
+            iam_id: set.iam_id.as_deref().or(sub).unwrap_or_default().to_owned(),
             sub_type: owned(&set.sub_type)
                 .or_else(|| owned(&set.subject_type))
                 .unwrap_or_default(),
@@ -171,7 +166,11 @@ mod tests {
 
     fn read(kind: TokenKind, claims: serde_json::Value) -> VerifiedCaller {
         let json: Arc<str> = claims.to_string().into();
-        VerifiedCaller::from_claims(kind, &ClaimSet::from_json(&json, false).unwrap(), json.clone())
+        VerifiedCaller::from_claims(
+            kind,
+            &ClaimSet::from_json(&json, false).unwrap(),
+            json.clone(),
+        )
     }
 
     #[test]

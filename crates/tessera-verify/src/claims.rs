@@ -92,7 +92,9 @@ impl<'a> ClaimSet<'a> {
         };
         for (name, value) in claims {
             set.read(name, value)?;
-            set.names.get_or_insert_with(Vec::new).push(Cow::Borrowed(name));
+            set.names
+                .get_or_insert_with(Vec::new)
+                .push(Cow::Borrowed(name));
         }
         Ok(set)
     }
@@ -102,7 +104,11 @@ impl<'a> ClaimSet<'a> {
         Some(self.names.as_ref()?.iter().any(|n| n == name))
     }
 
-    fn read<'de: 'a, D: Deserializer<'de>>(&mut self, name: &str, value: D) -> Result<(), D::Error> {
+    fn read<'de: 'a, D: Deserializer<'de>>(
+        &mut self,
+        name: &str,
+        value: D,
+    ) -> Result<(), D::Error> {
         match name {
             "exp" => self.exp = Int::deserialize(value)?.0,
             "nbf" => self.nbf = Int::deserialize(value)?.0,
@@ -517,8 +523,23 @@ mod tests {
     fn name() -> impl Strategy<Value = String> {
         prop_oneof![
             prop::sample::select(vec![
-                "exp", "nbf", "iat", "iss", "sub", "jti", "aud", "iam_id", "sub_type",
-                "subject_type", "account", "account_id", "scope", "roles", "acr", "kid", "bss",
+                "exp",
+                "nbf",
+                "iat",
+                "iss",
+                "sub",
+                "jti",
+                "aud",
+                "iam_id",
+                "sub_type",
+                "subject_type",
+                "account",
+                "account_id",
+                "scope",
+                "roles",
+                "acr",
+                "kid",
+                "bss",
             ])
             .prop_map(str::to_owned),
             "[a-z]{1,4}",

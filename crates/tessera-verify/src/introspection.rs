@@ -277,9 +277,10 @@ impl Introspector {
         // An active answer is still held to exp (required) and the configured audiences; the
         // caller is read from it as from a token's claims (the same one-pass reading).
         let json: std::sync::Arc<str> = Value::Object(answer).to_string().into();
-        let set = ClaimSet::from_json(&json, self.validation.has_required_claims()).map_err(|_| {
-            VerifyError::Unavailable(format!("{endpoint} answered no introspection document"))
-        })?;
+        let set =
+            ClaimSet::from_json(&json, self.validation.has_required_claims()).map_err(|_| {
+                VerifyError::Unavailable(format!("{endpoint} answered no introspection document"))
+            })?;
         self.validation
             .validate_set(&set, now_ms.div_euclid(1000))
             .map_err(VerifyError::Claims)?;
@@ -334,7 +335,10 @@ mod tests {
             introspector.introspect(&alice, now).await.unwrap().iam_id,
             "alice"
         );
-        assert_eq!(introspector.introspect(&bob, now).await.unwrap().iam_id, "bob");
+        assert_eq!(
+            introspector.introspect(&bob, now).await.unwrap().iam_id,
+            "bob"
+        );
         // And the latest junk answer is cached too (the flood evicted the oldest ones only).
         assert!(introspector.introspect("junk-99", now).await.is_err());
         assert_eq!(issuer.introspections(), 102);

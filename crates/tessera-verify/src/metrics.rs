@@ -50,11 +50,8 @@ fn verification_key(reason: &str) -> Option<&'static ::metrics::Key> {
 
 /// One verification: `reason` is `ok` or the rejection's reason.
 pub(crate) fn verification(reason: &'static str) {
-    static METADATA: ::metrics::Metadata<'static> = ::metrics::Metadata::new(
-        module_path!(),
-        ::metrics::Level::INFO,
-        Some(module_path!()),
-    );
+    static METADATA: ::metrics::Metadata<'static> =
+        ::metrics::Metadata::new(module_path!(), ::metrics::Level::INFO, Some(module_path!()));
     match verification_key(reason) {
         Some(key) => {
             ::metrics::with_recorder(|recorder| recorder.register_counter(key, &METADATA))
@@ -63,8 +60,7 @@ pub(crate) fn verification(reason: &'static str) {
         // A reason added without a key above: counted all the same.
         None => {
             let result = if reason == "ok" { "ok" } else { "rejected" };
-            ::metrics::counter!(VERIFICATIONS, "result" => result, "reason" => reason)
-                .increment(1);
+            ::metrics::counter!(VERIFICATIONS, "result" => result, "reason" => reason).increment(1);
         }
     }
 }
@@ -95,7 +91,8 @@ pub(crate) fn introspection_cache_hit(active: bool) {
 /// Every metric of the table above, read back through a recorder installed for the test's
 /// thread (a current-thread runtime, so the background refresh and the fake issuer's tasks
 /// record there too).
-#[cfg(all(test, feature = "introspection"))]
+#[cfg(test)]
+#[cfg(feature = "introspection")]
 mod tests {
     use super::*;
     use crate::testkit::FakeIssuer;

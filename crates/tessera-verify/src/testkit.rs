@@ -261,7 +261,10 @@ impl FakeIssuer {
             let form = request.get(head_end..head_end + length).unwrap_or_default();
             if self.down.load(Ordering::SeqCst) {
                 ("503 Service Unavailable", String::new(), None)
-            } else if !head.lines().any(|line| line.starts_with("authorization: basic ")) {
+            } else if !head
+                .lines()
+                .any(|line| line.starts_with("authorization: basic "))
+            {
                 ("401 Unauthorized", String::new(), None)
             } else {
                 ("200 OK", self.introspect(form), None)

@@ -343,7 +343,10 @@ mod tests {
     }
 
     fn by_text(v: &Validation, text: &str, now: i64) -> Result<(), ValidationError> {
-        v.validate_set(&ClaimSet::from_json(text, v.has_required_claims()).unwrap(), now)
+        v.validate_set(
+            &ClaimSet::from_json(text, v.has_required_claims()).unwrap(),
+            now,
+        )
     }
 
     #[test]
