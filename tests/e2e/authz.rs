@@ -8,9 +8,9 @@ use tessera_client::api::admin::{AuthorizationPolicyCreate, AuthorizationPolicyV
 use tessera_client::api::token::{IbmTokenRequest, IbmTokenResponse};
 use tessera_client::resource::AuthorizationPolicies;
 
-const AUTHZ_GRANT: &str = "urn:ibm:params:oauth:grant-type:iam-authz";
+pub(crate) const AUTHZ_GRANT: &str = "urn:ibm:params:oauth:grant-type:iam-authz";
 
-fn crn(account: &str, instance: &str) -> String {
+pub(crate) fn crn(account: &str, instance: &str) -> String {
     format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{account}:{instance}::")
 }
 
@@ -27,7 +27,11 @@ async fn authz(server: &TestServer, access_token: &str, desired: &str) -> (u16, 
 }
 
 /// An `iam-authz` grant that must succeed.
-async fn authz_ok(server: &TestServer, access_token: &str, desired: &str) -> IbmTokenResponse {
+pub(crate) async fn authz_ok(
+    server: &TestServer,
+    access_token: &str,
+    desired: &str,
+) -> IbmTokenResponse {
     server
         .client()
         .token(&IbmTokenRequest {
@@ -41,7 +45,7 @@ async fn authz_ok(server: &TestServer, access_token: &str, desired: &str) -> Ibm
 }
 
 /// A policy letting `source_iam_id` obtain tokens for `target_crn`, created by `admin`.
-async fn policy_for(
+pub(crate) async fn policy_for(
     server: &TestServer,
     admin: &str,
     source_iam_id: &str,

@@ -16,7 +16,7 @@ use tessera_core::model::{
 };
 
 const CR_GRANT: &str = "urn:ibm:params:oauth:grant-type:cr-token";
-const ISSUER_URL: &str = "https://k8s.e2e.example/cluster-1";
+pub(crate) const ISSUER_URL: &str = "https://k8s.e2e.example/cluster-1";
 
 /// A test issuer's key.
 pub(crate) struct TestKey {
@@ -77,7 +77,7 @@ struct Setup {
 }
 
 /// The fields of a trusted issuer of [`ISSUER_URL`], keys and defaults left to the caller.
-fn issuer_at(name: &str) -> TrustedIssuerCreate {
+pub(crate) fn issuer_at(name: &str) -> TrustedIssuerCreate {
     TrustedIssuerCreate {
         account_id: None,
         name: name.into(),
@@ -142,7 +142,7 @@ pub(crate) fn link(crn: &str, namespace: &str, name: &str) -> ComputeResourceLin
 }
 
 /// Creates a profile through the admin API (ids of links and rules are generated there).
-async fn put_profile(
+pub(crate) async fn put_profile(
     server: &TestServer,
     account_id: &str,
     name: &str,

@@ -34,8 +34,9 @@
 //! - `observability`: `/metrics` content (help and type, process, snapshot, keys, throttling,
 //!   gRPC status), the scope of `--log-level`, OTLP traces reaching a receiver.
 //! - `verify`: `tessera-verify` in a resource service (axum layer on a real socket): every
-//!   token surface, forgeries, forced rotations under load, the unknown-`kid` fetch limit, an
-//!   issuer outage and persisted keys, introspection and its cache, the tonic interceptor.
+//!   token surface (profile, CRN and cr-token tokens included), forgeries, forced rotations
+//!   under load, the unknown-`kid` fetch limit, an issuer outage and persisted keys,
+//!   introspection and its cache, the tonic interceptor and the layer on a tonic server.
 //! - `agent`: the workload metadata agent (`tessera agent`) as a real process beside a real
 //!   server: GCE paths, host mode, ID tokens, the IBM VPC flavour, server outage and recovery.
 //!

@@ -1,8 +1,9 @@
 //! `tessera-verify` in a resource service against a live Tessera: an axum API behind
 //! `VerifyLayer` on a real socket, keys from discovery or a JWKS URL through a counting proxy
-//! (which also plays the outage), every token surface, forgeries, forced key rotations under
-//! load, the unknown-`kid` flood limit, persisted keys, introspection and its cache, `403
-//! insufficient_scope`, and the tonic interceptor.
+//! (which also plays the outage), every token surface (trusted-profile, CRN and cr-token tokens
+//! included), forgeries, forced key rotations under load, the unknown-`kid` flood limit,
+//! persisted keys, introspection and its cache, `403 insufficient_scope`, the tonic
+//! interceptor, and the layer on a tonic server (gRPC statuses, introspection).
 
 use crate::harness::*;
 use axum::extract::State;
@@ -121,7 +122,8 @@ async fn resource_service(verifier: Verifier) -> String {
             "acr": caller.acr,
             "expires_at": caller.expires_at,
             "kind": format!("{:?}", caller.kind),
-            "jti": caller.claims.get("jti"),
+            "jti": caller.claim("jti"),
+            "authn": caller.claim("authn"),
         }))
     }
     async fn admin(caller: VerifiedCaller) -> Result<&'static str, InsufficientScope> {
@@ -275,6 +277,107 @@ async fn a_resource_service_verifies_tokens_of_every_surface() {
         challenge,
         "Bearer error=\"insufficient_scope\", error_description=\"the token lacks scope resource.admin\", scope=\"resource.admin\""
     );
+}
+
+/// Trusted-profile tokens (`assume` with a service ID's token, and `cr-token` with a compute
+/// resource's token through a profile link) and CRN tokens (`iam-authz` under an authorization
+/// policy) verify through the layer, each read as its own kind of caller; the compute
+/// resource's own token, signed by a foreign issuer, does not.
+#[tokio::test]
+async fn profile_crn_and_compute_resource_tokens_verify_through_the_layer() {
+    use crate::authz::{authz_ok, crn, policy_for};
+    use crate::cr_token::{cr_exchange, issuer_at, k8s_claims, link, put_profile, TestKey};
+    use crate::profiles::{identity, named};
+    use tessera_client::api::admin::TrustedIssuerCreate;
+    use tessera_client::resource::{TrustedIssuers, TrustedProfiles};
+
+    let server = TestServer::in_process().await;
+    let service = resource_service(discovering_verifier(&server).await).await;
+    let whoami = format!("{service}/whoami");
+    let http = reqwest::Client::new();
+    let admin_token = server.admin_token().await;
+    let admin = server.client().with_token(&admin_token);
+    let account = account_of(&admin).await;
+    let (sa, apikey) = server.service_account_with_key().await;
+    let sa_token = server.token(&apikey).await;
+
+    // `assume`: the service ID's token for a profile that trusts it.
+    let profile = admin
+        .create::<TrustedProfiles>(&named("deployer", vec![identity("serviceid", &sa.iam_id)]))
+        .await
+        .unwrap();
+    let assumed = granted(
+        &server.client(),
+        &IbmTokenRequest {
+            grant_type: "urn:ibm:params:oauth:grant-type:assume".into(),
+            access_token: Some(sa_token.clone()),
+            profile_id: Some(profile.id.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (status, _, body) = call(&http, &whoami, Some(&assumed)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sub_type"], "Profile");
+    assert_eq!(body["iam_id"], format!("iam-{}", profile.id));
+    assert_eq!(body["account"], account.as_str());
+    assert_eq!(body["kind"], "Jwt");
+    assert_eq!(body["authn"]["iam_id"], sa.iam_id, "{body}");
+    assert_eq!(body["expires_at"], jwt_payload(&assumed)["exp"]);
+
+    // `iam-authz`: a CRN token for a resource the service ID holds a policy on.
+    let target = crn(&sa.account_id, "bucket-1");
+    policy_for(&server, &admin_token, &sa.iam_id, &target).await;
+    let crn_token = authz_ok(&server, &sa_token, &format!("crn-{target}"))
+        .await
+        .access_token
+        .unwrap();
+    let (status, _, body) = call(&http, &whoami, Some(&crn_token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sub_type"], "CRN");
+    assert_eq!(body["iam_id"], format!("crn-{target}"));
+    assert_eq!(body["account"], sa.account_id.as_str());
+    assert_eq!(body["acr"], 0);
+    assert_eq!(body["authn"]["iam_id"], sa.iam_id, "{body}");
+
+    // `cr-token`: a Kubernetes service account's token, through a profile linked to it.
+    let cluster_key = TestKey::new("k8s-rsa-1", tessera_core::model::Algorithm::Rs256);
+    let cluster = admin
+        .create::<TrustedIssuers>(&TrustedIssuerCreate {
+            jwks: Some(cluster_key.jwks()),
+            ..issuer_at("cluster-1")
+        })
+        .await
+        .unwrap();
+    let linked = put_profile(
+        &server,
+        &account,
+        "billing",
+        vec![link(&cluster.crn, "prod", "billing")],
+        vec![],
+    )
+    .await;
+    let cr_token = cluster_key.sign(&k8s_claims(&cluster.issuer_url, "prod", "billing"));
+    let exchanged = cr_exchange(&server, &cr_token, &[])
+        .await
+        .expect("cr-token granted")
+        .access_token
+        .unwrap();
+    let (status, _, body) = call(&http, &whoami, Some(&exchanged)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sub_type"], "Profile");
+    assert_eq!(body["iam_id"], format!("iam-{linked}"));
+    assert_eq!(body["account"], account.as_str());
+    assert_eq!(body["authn"]["sub_type"], "CR", "{body}");
+    assert_eq!(
+        body["authn"]["sub"], "system:serviceaccount:prod:billing",
+        "{body}"
+    );
+
+    // The compute resource's own token is not Tessera's: its issuer is not trusted here.
+    let (status, challenge, _) = call(&http, &whoami, Some(&cr_token)).await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("does not trust"), "{challenge}");
 }
 
 #[tokio::test]
@@ -746,4 +849,184 @@ async fn the_tonic_interceptor_answers_unauthenticated_and_permission_denied() {
         "{}",
         refused.message()
     );
+}
+
+/// A gRPC resource service whose `Create` answers the verified caller (`iam_token` is
+/// `<iam_id> <kind>`) and whose `CreateForServiceAccount` requires a scope Tessera's tokens
+/// lack.
+mod grpc_resource {
+    use tessera_server::yandex::proto::iam::iam_token_service_server::IamTokenService;
+    use tessera_server::yandex::proto::iam::{
+        CreateIamTokenForServiceAccountRequest, CreateIamTokenRequest, CreateIamTokenResponse,
+        RevokeIamTokenRequest, RevokeIamTokenResponse,
+    };
+    use tessera_verify::VerifiedCaller;
+    use tonic::{Request, Response, Status};
+
+    pub struct WhoAmI;
+
+    fn caller<T>(request: &Request<T>) -> Result<VerifiedCaller, Status> {
+        request
+            .extensions()
+            .get::<VerifiedCaller>()
+            .cloned()
+            .ok_or_else(|| Status::internal("the layer let an unverified call through"))
+    }
+
+    #[tonic::async_trait]
+    impl IamTokenService for WhoAmI {
+        async fn create(
+            &self,
+            request: Request<CreateIamTokenRequest>,
+        ) -> Result<Response<CreateIamTokenResponse>, Status> {
+            let caller = caller(&request)?;
+            Ok(Response::new(CreateIamTokenResponse {
+                iam_token: format!("{} {:?}", caller.iam_id, caller.kind),
+                expires_at: None,
+            }))
+        }
+
+        async fn create_for_service_account(
+            &self,
+            request: Request<CreateIamTokenForServiceAccountRequest>,
+        ) -> Result<Response<CreateIamTokenResponse>, Status> {
+            caller(&request)?.require_scope("resource.admin")?;
+            Err(Status::internal("unreachable: the scope is never granted"))
+        }
+
+        async fn revoke(
+            &self,
+            _: Request<RevokeIamTokenRequest>,
+        ) -> Result<Response<RevokeIamTokenResponse>, Status> {
+            Err(Status::unimplemented("not here"))
+        }
+    }
+}
+
+/// `VerifyLayer` on a tonic server: asynchronous, so unlike the interceptor it asks
+/// introspection for opaque tokens; refusals are gRPC statuses (`UNAUTHENTICATED` with the
+/// reason, `UNAVAILABLE` for an introspection outage), and a handler's unmet requirement is
+/// `PERMISSION_DENIED`.
+#[tokio::test]
+async fn the_layer_on_a_tonic_server_answers_grpc_statuses_and_introspects() {
+    use tessera_server::yandex::proto::iam::iam_token_service_client::IamTokenServiceClient;
+    use tessera_server::yandex::proto::iam::iam_token_service_server::IamTokenServiceServer;
+    use tessera_server::yandex::proto::iam::{
+        CreateIamTokenForServiceAccountRequest, CreateIamTokenRequest,
+    };
+    let server = TestServer::in_process().await;
+    let admin = server.admin_token().await;
+    let secret = server
+        .create(&admin, "clients", json!({"id": "resource"}))
+        .await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let proxy = Proxy::start(&server.url).await;
+    let mut config = IntrospectionConfig::new(
+        format!("{}/identity/introspect", proxy.url),
+        "resource",
+        secret.clone(),
+    );
+    config.http = loopback();
+    let keys = RemoteKeys::builder(KeySource::Issuer(issuer_of(&server)))
+        .http(loopback())
+        .build()
+        .await
+        .unwrap();
+    let verifier = Verifier::builder()
+        .trust(TrustedIssuer::new(issuer_of(&server), keys).any_audience())
+        .introspection(Introspector::new(config).unwrap())
+        .build()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(VerifyLayer::new(Arc::new(verifier)))
+            .add_service(IamTokenServiceServer::new(grpc_resource::WhoAmI))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let channel = tonic::transport::Channel::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = IamTokenServiceClient::new(channel);
+    let create = |token: Option<&str>| {
+        let mut request = tonic::Request::new(CreateIamTokenRequest { identity: None });
+        if let Some(token) = token {
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        request
+    };
+
+    let (sa, apikey) = server.service_account_with_key().await;
+    let token = server.token(&apikey).await;
+    let answer = client.create(create(Some(&token))).await.unwrap();
+    assert_eq!(answer.get_ref().iam_token, format!("{} Jwt", sa.iam_id));
+
+    // An opaque refresh token of the resource's client: introspected, inside the layer.
+    let issued: Value = server
+        .http
+        .post(format!("{}/identity/token", server.url))
+        .basic_auth("resource", Some(&secret))
+        .form(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let opaque = issued["refresh_token"].as_str().unwrap();
+    let answer = client.create(create(Some(opaque))).await.unwrap();
+    assert_eq!(
+        answer.get_ref().iam_token,
+        format!("{} Introspected", sa.iam_id)
+    );
+    assert_eq!(proxy.count("/identity/introspect"), 1);
+
+    let refused = client.create(create(None)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    assert_eq!(refused.message(), "no bearer token");
+    // Another first character of the signature: still well-formed, no longer the signature.
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let first = if signature.starts_with('A') { 'B' } else { 'A' };
+    let tampered = format!("{signed}.{first}{}", &signature[1..]);
+    let refused = client.create(create(Some(&tampered))).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    assert_eq!(refused.message(), "token signature is invalid");
+    assert_eq!(
+        proxy.count("/identity/introspect"),
+        1,
+        "a bad signature is never introspected"
+    );
+    let refused = client
+        .create(create(Some("opaque-but-unknown")))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    assert_eq!(refused.message(), "token is not active");
+
+    let mut request = tonic::Request::new(CreateIamTokenForServiceAccountRequest {
+        service_account_id: sa.id.clone(),
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let denied = client
+        .create_for_service_account(request)
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    assert_eq!(denied.message(), "the token lacks scope resource.admin");
+
+    proxy.down.store(true, Ordering::SeqCst);
+    let refused = client
+        .create(create(Some("another-opaque-token")))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable);
 }

@@ -3,10 +3,14 @@
 //! an unmet requirement into `PERMISSION_DENIED` with `?` on [`InsufficientScope`].
 //!
 //! Interceptors are synchronous, so this one verifies against the cached keys
-//! ([`Verifier::verify_cached`]): a token with a `kid` the cache lacks starts the (interval-
-//! limited) refetch in the background and fails this once. Tessera publishes a key before it
-//! signs with it, so the background refresh normally has it first; for the refetch-and-wait
-//! behaviour, put [`crate::VerifyLayer`] (feature `tower`) on the tonic server instead.
+//! ([`Verifier::verify_cached`]) and never blocks the runtime thread that calls it: no fetch, no
+//! introspection, no lock held across I/O happens inside it. A token with a `kid` the cache
+//! lacks starts the (interval-limited) refetch as a task of its own and fails this once; an
+//! opaque token is refused (introspection needs I/O). Tessera publishes a key before it signs
+//! with it, so the background refresh normally has it first. For refetch-and-wait and
+//! introspection, put [`crate::VerifyLayer`] (feature `tower`) on the tonic server instead
+//! (`Server::builder().layer(VerifyLayer::new(verifier))`): it is asynchronous and answers gRPC
+//! calls with `UNAUTHENTICATED`/`UNAVAILABLE` statuses.
 //!
 //! ```no_run
 //! use std::sync::Arc;

@@ -27,8 +27,15 @@ pub struct IamTokenParts<'a> {
     pub signature: Vec<u8>,
 }
 
-/// Splits and decodes a `t1.` token without verifying it.
-pub fn decode_iam_token_unverified(token: &str) -> Result<IamTokenParts<'_>, VerifyError> {
+/// A `t1.` token split and base64-decoded, its claims still JSON bytes.
+pub(crate) struct RawIamToken<'a> {
+    pub payload: Vec<u8>,
+    pub signed: &'a [u8],
+    pub signature: Vec<u8>,
+}
+
+/// Splits a `t1.` token and decodes its two parts, without reading the claims.
+pub(crate) fn split_iam_token(token: &str) -> Result<RawIamToken<'_>, VerifyError> {
     if token.len() > MAX_IAM_TOKEN {
         return Err(VerifyError::Malformed("too long"));
     }
@@ -44,12 +51,22 @@ pub fn decode_iam_token_unverified(token: &str) -> Result<IamTokenParts<'_>, Ver
     let signature = URL_SAFE_NO_PAD
         .decode(signature_b64)
         .map_err(|_| VerifyError::Malformed("signature encoding"))?;
-    let claims: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&payload).map_err(|_| VerifyError::Malformed("payload"))?;
-    Ok(IamTokenParts {
-        claims,
+    Ok(RawIamToken {
+        payload,
         signed: &token.as_bytes()[..IAM_TOKEN_PREFIX.len() + payload_b64.len()],
         signature,
+    })
+}
+
+/// Splits and decodes a `t1.` token without verifying it.
+pub fn decode_iam_token_unverified(token: &str) -> Result<IamTokenParts<'_>, VerifyError> {
+    let raw = split_iam_token(token)?;
+    let claims: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&raw.payload).map_err(|_| VerifyError::Malformed("payload"))?;
+    Ok(IamTokenParts {
+        claims,
+        signed: raw.signed,
+        signature: raw.signature,
     })
 }
 

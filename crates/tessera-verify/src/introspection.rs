@@ -4,8 +4,15 @@
 //! [`IntrospectionConfig::positive_ttl`] (and never past the token's `exp`), negative ones for
 //! [`IntrospectionConfig::negative_ttl`]. The cache is keyed by the token's SHA-256, so it
 //! holds no token.
+//!
+//! Positive and negative answers are kept apart, each bounded ([`IntrospectionConfig::max_entries`],
+//! [`IntrospectionConfig::max_negative_entries`]): when one is full, its expired answers go, then
+//! the one that would expire first, one at a time. A flood of junk tokens (each one inactive)
+//! thus only cycles the negative side; it never evicts an active caller's answer nor empties the
+//! cache.
 
 use crate::caller::{TokenKind, VerifiedCaller};
+use crate::claims::ClaimSet;
 use crate::fetch::{Fetcher, HttpOptions};
 use crate::{metrics, Validation, VerifyError};
 use serde_json::{Map, Value};
@@ -23,8 +30,12 @@ pub struct IntrospectionConfig {
     pub client_secret: String,
     pub positive_ttl: Duration,
     pub negative_ttl: Duration,
-    /// Most answers kept; when full, expired ones are dropped, then all.
+    /// Most positive (active) answers kept; when full, the expired ones go, then the one
+    /// expiring first.
     pub max_entries: usize,
+    /// Most negative (inactive) answers kept, apart from the positive ones, evicted the same
+    /// way: junk tokens never push out an active caller's answer.
+    pub max_negative_entries: usize,
     /// Audiences the introspected token must have (empty: not checked).
     pub audiences: Vec<String>,
     pub http: HttpOptions,
@@ -55,15 +66,74 @@ impl IntrospectionConfig {
             positive_ttl: Duration::from_secs(30),
             negative_ttl: Duration::from_secs(10),
             max_entries: 10_000,
+            max_negative_entries: 1_000,
             audiences: Vec::new(),
             http: HttpOptions::default(),
         }
     }
 }
 
-struct Cached {
-    caller: Option<VerifiedCaller>,
-    until_ms: i64,
+/// One side of the answer cache (positive or negative), bounded, with per-entry eviction.
+struct Bounded<T> {
+    /// Value, valid until (unix ms), insertion number (the older of two answers expiring
+    /// together goes first).
+    entries: HashMap<[u8; 32], (T, i64, u64)>,
+    capacity: usize,
+    inserted: u64,
+}
+
+impl<T: Clone> Bounded<T> {
+    fn new(capacity: usize) -> Self {
+        Bounded {
+            entries: HashMap::new(),
+            capacity,
+            inserted: 0,
+        }
+    }
+
+    /// The value stored for `key`, if it is still valid at `now_ms`.
+    fn get(&self, key: &[u8; 32], now_ms: i64) -> Option<T> {
+        let (value, until_ms, _) = self.entries.get(key)?;
+        (*until_ms > now_ms).then(|| value.clone())
+    }
+
+    /// Stores `value` until `until_ms`. When full: the expired entries go; if none had, the
+    /// entry expiring first (one; of those expiring together, the oldest). The scan is linear, which is nothing beside the HTTP call
+    /// that produced the answer.
+    fn insert(&mut self, key: [u8; 32], value: T, until_ms: i64, now_ms: i64) {
+        if self.capacity == 0 {
+            return;
+        }
+        if !self.entries.contains_key(&key) && self.entries.len() >= self.capacity {
+            self.entries.retain(|_, (_, until, _)| *until > now_ms);
+            if self.entries.len() >= self.capacity {
+                let first = self
+                    .entries
+                    .iter()
+                    .min_by_key(|(_, (_, until, inserted))| (*until, *inserted))
+                    .map(|(key, _)| *key);
+                if let Some(first) = first {
+                    self.entries.remove(&first);
+                }
+            }
+        }
+        self.inserted += 1;
+        self.entries.insert(key, (value, until_ms, self.inserted));
+    }
+
+    fn remove(&mut self, key: &[u8; 32]) {
+        self.entries.remove(key);
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// The answers: active callers, and tokens found inactive.
+struct Cache {
+    active: Bounded<VerifiedCaller>,
+    inactive: Bounded<()>,
 }
 
 /// The introspection client and its cache.
@@ -71,7 +141,7 @@ pub struct Introspector {
     config: IntrospectionConfig,
     fetcher: Fetcher,
     validation: Validation,
-    cache: Mutex<HashMap<[u8; 32], Cached>>,
+    cache: Mutex<Cache>,
 }
 
 impl std::fmt::Debug for Introspector {
@@ -97,10 +167,13 @@ impl Introspector {
             Validation::new().with_audiences(config.audiences.clone())
         };
         Ok(Introspector {
-            config,
             fetcher,
             validation,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Cache {
+                active: Bounded::new(config.max_entries),
+                inactive: Bounded::new(config.max_negative_entries),
+            }),
+            config,
         })
     }
 
@@ -139,21 +212,34 @@ impl Introspector {
 
     fn cached(&self, key: &[u8; 32], now_ms: i64) -> Option<Option<VerifiedCaller>> {
         let cache = self.cache.lock().ok()?;
-        let entry = cache.get(key)?;
-        (entry.until_ms > now_ms).then(|| entry.caller.clone())
+        if let Some(caller) = cache.active.get(key, now_ms) {
+            return Some(Some(caller));
+        }
+        cache.inactive.get(key, now_ms).map(|()| None)
     }
 
     fn store(&self, key: [u8; 32], caller: Option<VerifiedCaller>, until_ms: i64, now_ms: i64) {
         let Ok(mut cache) = self.cache.lock() else {
             return;
         };
-        if cache.len() >= self.config.max_entries {
-            cache.retain(|_, entry| entry.until_ms > now_ms);
-            if cache.len() >= self.config.max_entries {
-                cache.clear();
+        // One answer per token: the newer one replaces the other side's.
+        match caller {
+            Some(caller) => {
+                cache.inactive.remove(&key);
+                cache.active.insert(key, caller, until_ms, now_ms);
+            }
+            None => {
+                cache.active.remove(&key);
+                cache.inactive.insert(key, (), until_ms, now_ms);
             }
         }
-        cache.insert(key, Cached { caller, until_ms });
+    }
+
+    /// How many answers the cache holds: (active, inactive).
+    pub fn cached_answers(&self) -> (usize, usize) {
+        self.cache
+            .lock()
+            .map_or((0, 0), |cache| (cache.active.len(), cache.inactive.len()))
     }
 
     /// One call: `Some` for an active token whose claims validate, `None` for an inactive one.
@@ -188,13 +274,101 @@ impl Introspector {
                 )))
             }
         }
-        // An active answer is still held to exp (required) and the configured audiences.
+        // An active answer is still held to exp (required) and the configured audiences; the
+        // caller is read from it as from a token's claims (the same one-pass reading).
+        let json: std::sync::Arc<str> = Value::Object(answer).to_string().into();
+        let set =
+            ClaimSet::from_json(&json, self.validation.has_required_claims()).map_err(|_| {
+                VerifyError::Unavailable(format!("{endpoint} answered no introspection document"))
+            })?;
         self.validation
-            .validate(&answer, now_ms.div_euclid(1000))
+            .validate_set(&set, now_ms.div_euclid(1000))
             .map_err(VerifyError::Claims)?;
         Ok(Some(VerifiedCaller::from_claims(
             TokenKind::Introspected,
-            answer,
+            &set,
+            json.clone(),
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::FakeIssuer;
+
+    fn introspector(issuer: &FakeIssuer, active: usize, inactive: usize) -> Introspector {
+        Introspector::new(IntrospectionConfig {
+            http: HttpOptions {
+                allow_private: vec!["127.0.0.1/32".parse().unwrap()],
+                ..HttpOptions::default()
+            },
+            max_entries: active,
+            max_negative_entries: inactive,
+            ..IntrospectionConfig::new(issuer.introspection_endpoint(), "svc", "secret")
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_junk_tokens_never_evicts_active_answers() {
+        let issuer = FakeIssuer::start().await.unwrap();
+        let introspector = introspector(&issuer, 4, 8);
+        let now = crate::clock::unix_now_ms();
+        let alice = issuer.issue_opaque(serde_json::json!({"sub": "alice"}));
+        let bob = issuer.issue_opaque(serde_json::json!({"sub": "bob"}));
+        for token in [&alice, &bob] {
+            assert!(introspector.introspect(token, now).await.is_ok());
+        }
+        assert_eq!(issuer.introspections(), 2);
+        for n in 0..100 {
+            let junk = format!("junk-{n}");
+            assert_eq!(
+                introspector.introspect(&junk, now).await.unwrap_err(),
+                VerifyError::Inactive
+            );
+        }
+        assert_eq!(issuer.introspections(), 102);
+        // The negative side stayed at its bound; the active answers are all still there.
+        assert_eq!(introspector.cached_answers(), (2, 8));
+        assert_eq!(
+            introspector.introspect(&alice, now).await.unwrap().iam_id,
+            "alice"
+        );
+        assert_eq!(
+            introspector.introspect(&bob, now).await.unwrap().iam_id,
+            "bob"
+        );
+        // And the latest junk answer is cached too (the flood evicted the oldest ones only).
+        assert!(introspector.introspect("junk-99", now).await.is_err());
+        assert_eq!(issuer.introspections(), 102);
+        assert!(introspector.introspect("junk-0", now).await.is_err());
+        assert_eq!(issuer.introspections(), 103);
+    }
+
+    #[tokio::test]
+    async fn a_full_cache_evicts_the_answer_expiring_first_not_all() {
+        let issuer = FakeIssuer::start().await.unwrap();
+        let introspector = introspector(&issuer, 2, 2);
+        let t0 = crate::clock::unix_now_ms();
+        let tokens: Vec<String> = ["a", "b", "c"]
+            .iter()
+            .map(|sub| issuer.issue_opaque(serde_json::json!({ "sub": sub })))
+            .collect();
+        for (n, token) in (0i64..).zip(&tokens) {
+            assert!(introspector.introspect(token, t0 + n).await.is_ok());
+        }
+        assert_eq!(introspector.cached_answers(), (2, 0));
+        // `a` (cached first, so expiring first) went; `b` and `c` answer from the cache.
+        for token in &tokens[1..] {
+            assert!(introspector.introspect(token, t0 + 3).await.is_ok());
+        }
+        assert_eq!(issuer.introspections(), 3);
+        assert!(introspector.introspect(&tokens[0], t0 + 3).await.is_ok());
+        assert_eq!(issuer.introspections(), 4);
+        // Past the positive TTL every answer is asked again.
+        let later = t0 + 31_000;
+        assert!(introspector.introspect(&tokens[1], later).await.is_ok());
+        assert_eq!(issuer.introspections(), 5);
     }
 }

@@ -4,6 +4,7 @@ use crate::VerifyError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Deserialize;
+use std::borrow::Cow;
 
 /// Largest compact JWS accepted for decoding.
 pub const MAX_JWS: usize = 16 * 1024;
@@ -20,19 +21,29 @@ pub struct JwsParts<'a> {
     pub signature: Vec<u8>,
 }
 
+/// The JOSE header's members this crate reads; strings borrowed unless escaped.
 #[derive(Deserialize)]
-struct Header {
-    alg: String,
+pub(crate) struct Header<'a> {
+    #[serde(borrow)]
+    pub alg: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub kid: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub typ: Option<Cow<'a, str>>,
     #[serde(default)]
-    kid: Option<String>,
-    #[serde(default)]
-    typ: Option<String>,
-    #[serde(default)]
-    crit: Option<serde_json::Value>,
+    crit: Option<serde::de::IgnoredAny>,
 }
 
-/// Splits and decodes a compact JWS without verifying it.
-pub fn decode_unverified(token: &str) -> Result<JwsParts<'_>, VerifyError> {
+/// A compact JWS split and base64-decoded; the header not read yet.
+pub(crate) struct RawJws<'a> {
+    pub header: Vec<u8>,
+    pub payload: Vec<u8>,
+    pub signing_input: &'a [u8],
+    pub signature: Vec<u8>,
+}
+
+/// Splits a compact JWS and decodes its three parts.
+pub(crate) fn split_jws(token: &str) -> Result<RawJws<'_>, VerifyError> {
     if token.len() > MAX_JWS {
         return Err(VerifyError::Malformed("too long"));
     }
@@ -42,28 +53,45 @@ pub fn decode_unverified(token: &str) -> Result<JwsParts<'_>, VerifyError> {
     else {
         return Err(VerifyError::Malformed("expected three dot-separated parts"));
     };
-    let header_bytes = URL_SAFE_NO_PAD
+    let header = URL_SAFE_NO_PAD
         .decode(header)
         .map_err(|_| VerifyError::Malformed("header encoding"))?;
-    let header: Header =
-        serde_json::from_slice(&header_bytes).map_err(|_| VerifyError::Malformed("header"))?;
-    if header.crit.is_some() {
-        return Err(VerifyError::Malformed("unsupported critical header"));
-    }
     let payload = URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| VerifyError::Malformed("payload encoding"))?;
     let signature = URL_SAFE_NO_PAD
         .decode(signature)
         .map_err(|_| VerifyError::Malformed("signature encoding"))?;
-    let signing_input_len = header_len_plus_payload(token);
-    Ok(JwsParts {
-        alg: header.alg,
-        kid: header.kid,
-        typ: header.typ,
-        signing_input: &token.as_bytes()[..signing_input_len],
+    Ok(RawJws {
+        header,
         payload,
+        signing_input: &token.as_bytes()[..header_len_plus_payload(token)],
         signature,
+    })
+}
+
+/// Reads a decoded JOSE header; a `crit` member (extensions this crate does not implement)
+/// refuses the token.
+pub(crate) fn read_header(header: &[u8]) -> Result<Header<'_>, VerifyError> {
+    let header: Header<'_> =
+        serde_json::from_slice(header).map_err(|_| VerifyError::Malformed("header"))?;
+    if header.crit.is_some() {
+        return Err(VerifyError::Malformed("unsupported critical header"));
+    }
+    Ok(header)
+}
+
+/// Splits and decodes a compact JWS without verifying it.
+pub fn decode_unverified(token: &str) -> Result<JwsParts<'_>, VerifyError> {
+    let raw = split_jws(token)?;
+    let header = read_header(&raw.header)?;
+    Ok(JwsParts {
+        alg: header.alg.into_owned(),
+        kid: header.kid.map(Cow::into_owned),
+        typ: header.typ.map(Cow::into_owned),
+        signing_input: raw.signing_input,
+        payload: raw.payload,
+        signature: raw.signature,
     })
 }
 

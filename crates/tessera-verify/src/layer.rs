@@ -5,6 +5,12 @@
 //! (`WWW-Authenticate: Bearer error="invalid_token", error_description="…"`), an introspection
 //! outage `503`. The inner service is never called for them.
 //!
+//! A gRPC request (`content-type: application/grpc…`) is refused the gRPC way instead: a
+//! trailers-only answer with `grpc-status` `UNAUTHENTICATED` (16) or `UNAVAILABLE` (14) and the
+//! reason in `grpc-message`. So the layer is also the tonic integration that waits for an
+//! unknown `kid`'s refetch and asks introspection (`Server::builder().layer(VerifyLayer::new(..))`),
+//! which the synchronous [`VerifyInterceptor`](crate::VerifyInterceptor) cannot.
+//!
 //! ```
 //! # use std::sync::Arc;
 //! # use tessera_verify::{Jwks, TrustedIssuer, Verifier, VerifyLayer};
@@ -100,6 +106,43 @@ pub fn rejection<B: Default>(error: Option<&VerifyError>) -> Response<B> {
     response
 }
 
+/// The gRPC answer to a call without a good token: HTTP 200, trailers-only, `grpc-status`
+/// 16 (`UNAUTHENTICATED`) or, for an introspection outage, 14 (`UNAVAILABLE`).
+pub fn grpc_rejection<B: Default>(error: Option<&VerifyError>) -> Response<B> {
+    let mut response = Response::new(B::default());
+    let code = match error {
+        Some(VerifyError::Unavailable(_)) => "14",
+        _ => "16",
+    };
+    let description = error.map_or_else(|| "no bearer token".to_owned(), |e| e.to_string());
+    // gRPC's grpc-message is percent-encoded outside printable ASCII (and `%` itself).
+    let mut message = String::with_capacity(description.len());
+    for byte in description.bytes() {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            message.push(char::from(byte));
+        } else {
+            message.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert("grpc-status", HeaderValue::from_static(code));
+    if let Ok(message) = HeaderValue::from_str(&message) {
+        headers.insert("grpc-message", message);
+    }
+    response
+}
+
+fn is_grpc<B>(request: &Request<B>) -> bool {
+    request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
 /// The answer to a verified caller that lacks what the handler requires.
 pub fn forbidden<B: Default>(lack: &InsufficientScope) -> Response<B> {
     let mut response = Response::new(B::default());
@@ -147,6 +190,7 @@ where
                     request.extensions_mut().insert(caller);
                     inner.call(request).await
                 }
+                Err(error) if is_grpc(&request) => Ok(grpc_rejection(error.as_ref())),
                 Err(error) => Ok(rejection(error.as_ref())),
             }
         })

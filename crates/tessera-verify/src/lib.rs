@@ -15,15 +15,18 @@
 //!
 //! A [`Verifier`] holds a trust map issuer → ([`Keys`], audiences, algorithms, leeway) and
 //! answers a [`VerifiedCaller`] (or a [`VerifyError`] whose [`VerifyError::reason`] is a metric
-//! label). Keys are static ([`Jwks`]) or, with the `http` feature, a `RemoteKeys` cache fed by
+//! label). A token's claims are read in one pass over its payload (no map of claims is built;
+//! [`VerifiedCaller::claims`] parses them on demand). Keys are static ([`Jwks`]) or, with the `http` feature, a `RemoteKeys` cache fed by
 //! OIDC discovery or a JWKS URL: lock-free reads, one fetch in flight, `Cache-Control: max-age`
 //! within a floor and a ceiling, at most one refetch per issuer per interval for unknown kids
 //! (rules in [`refresh`]), the last good set kept (and optionally persisted) when the issuer is
 //! down, and an SSRF guard (`HttpOptions::allow_private`). Opaque and foreign tokens go to
-//! RFC 7662 introspection with the `introspection` feature. Integrations: `tower`
-//! (`VerifyLayer`, runnable example in its docs), `axum` (the `VerifiedCaller` extractor and
-//! `403 insufficient_scope`), `tonic` (`VerifyInterceptor`); `testkit` has a fake rotating
-//! issuer. Metrics names are in [`metrics`]. `examples/resource-service/` at the repository
+//! RFC 7662 introspection with the `introspection` feature (answers cached, bounded, with
+//! per-entry eviction). Integrations: `tower` (`VerifyLayer`, runnable example in its docs; it
+//! answers gRPC calls with gRPC statuses, so it is also the asynchronous tonic integration),
+//! `axum` (the `VerifiedCaller` extractor and `403 insufficient_scope`), `tonic`
+//! (`VerifyInterceptor`, synchronous: cached keys only); `testkit` has a fake rotating issuer
+//! with an introspection endpoint. Metrics names are in [`metrics`]. `examples/resource-service/` at the repository
 //! root is a complete axum service.
 //!
 //! ```no_run
@@ -49,6 +52,7 @@ pub use validation::{
 };
 
 mod caller;
+mod claims;
 mod clock;
 pub mod metrics;
 pub mod refresh;
@@ -75,7 +79,7 @@ pub use introspection::{IntrospectionConfig, Introspector};
 #[cfg(feature = "tower")]
 mod layer;
 #[cfg(feature = "tower")]
-pub use layer::{challenge, forbidden, rejection, VerifyLayer, VerifyService};
+pub use layer::{challenge, forbidden, grpc_rejection, rejection, VerifyLayer, VerifyService};
 
 #[cfg(feature = "axum")]
 mod axum_extract;

@@ -82,10 +82,15 @@ impl RemoteKeysBuilder {
             KeySource::JwksUrl(url) => (url.clone(), Some(Arc::new(url.clone()))),
         };
         fetcher.check_url(&label)?;
-        let persisted = self.persist.as_ref().and_then(|path| {
-            let text = std::fs::read_to_string(path).ok()?;
-            Jwks::from_json(&text).ok()
-        });
+        // File I/O through tokio::fs (a blocking-pool thread): `build` may run on a runtime
+        // thread that also serves requests.
+        let persisted = match &self.persist {
+            Some(path) => tokio::fs::read_to_string(path)
+                .await
+                .ok()
+                .and_then(|text| Jwks::from_json(&text).ok()),
+            None => None,
+        };
         let had_persisted = persisted.is_some();
         let keys = Arc::new(RemoteKeys {
             gate: UnknownKidGate::new(self.policy.unknown_kid_interval),
@@ -205,13 +210,17 @@ impl RemoteKeys {
                 metrics::key_fetch(&self.label, true);
                 metrics::key_cache_age(&self.label, 0.0);
                 if let Some(path) = &self.persist {
-                    persist(path, &text);
+                    persist(path, &text).await;
                 }
                 Ok(max_age)
             }
             Err(error) => {
                 self.fetches_failed.fetch_add(1, Ordering::Relaxed);
                 metrics::key_fetch(&self.label, false);
+                // The set in use is getting older: say so now, not at the next tick.
+                if let Some(age) = self.age(clock::unix_now_ms()) {
+                    metrics::key_cache_age(&self.label, age.as_secs_f64());
+                }
                 if matches!(self.source, KeySource::Issuer(_)) {
                     self.jwks_uri.store(None);
                 }
@@ -316,11 +325,16 @@ impl RemoteKeys {
 }
 
 /// Writes the key set beside `path` and renames it into place, so a crash leaves the old file.
-fn persist(path: &std::path::Path, text: &str) {
+/// Through tokio::fs: the blocking calls run on the blocking pool, never on the runtime thread
+/// that refreshes (or verifies a token whose unknown `kid` caused the fetch).
+async fn persist(path: &std::path::Path, text: &str) {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
     let temporary = PathBuf::from(temporary);
-    let written = std::fs::write(&temporary, text).and_then(|()| std::fs::rename(&temporary, path));
+    let written = match tokio::fs::write(&temporary, text).await {
+        Ok(()) => tokio::fs::rename(&temporary, path).await,
+        Err(error) => Err(error),
+    };
     if let Err(error) = written {
         tracing::warn!(path = %path.display(), %error, "could not persist the key set");
     }
@@ -423,6 +437,42 @@ mod tests {
         issuer.set_max_age(1234);
         assert_eq!(keys.refresh().await.unwrap(), Some(1234));
         assert!(keys.age(clock::unix_now_ms()).is_some());
+    }
+
+    #[tokio::test]
+    async fn the_persisted_set_verifies_after_a_restart_during_an_outage() {
+        let issuer = FakeIssuer::start().await.unwrap();
+        let path = std::env::temp_dir().join(format!(
+            "tessera-verify-persist-{}-{}.json",
+            std::process::id(),
+            issuer.url().rsplit(':').next().unwrap()
+        ));
+        let build = || {
+            RemoteKeys::builder(KeySource::Issuer(issuer.url()))
+                .http(loopback())
+                .background_refresh(false)
+                .persist_to(&path)
+                .build()
+        };
+        let first = build().await.unwrap();
+        assert_eq!(first.current().len(), 1);
+        let written = tokio::fs::read_to_string(&path).await.unwrap();
+        assert_eq!(Jwks::from_json(&written).unwrap().len(), 1);
+        let token = issuer.sign(serde_json::json!({"sub": "a"}));
+
+        // A restart while the issuer is down: the persisted set is the set in use.
+        issuer.set_down(true);
+        let restarted = build().await.unwrap();
+        assert_eq!(restarted.stats().fetches_failed, 1);
+        assert!(restarted.age(clock::unix_now_ms()).is_none());
+        let verifier = Verifier::builder()
+            .trust(TrustedIssuer::new(issuer.url(), restarted).any_audience())
+            .build()
+            .unwrap();
+        assert_eq!(verifier.verify(&token).await.unwrap().iam_id, "a");
+        // Without the file, nothing to verify with: the build fails.
+        tokio::fs::remove_file(&path).await.unwrap();
+        assert!(build().await.is_err());
     }
 
     #[tokio::test]

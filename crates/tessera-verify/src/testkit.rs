@@ -1,7 +1,8 @@
 //! A fake rotating issuer for tests of services that use this crate (feature `testkit`), and for
 //! the crate's own tests: an OIDC discovery document and a JWKS on a loopback socket, Ed25519
-//! keys it adds on [`FakeIssuer::rotate`], EdDSA JWTs it signs with its newest key, a fetch
-//! counter and an outage switch.
+//! keys it adds on [`FakeIssuer::rotate`], EdDSA JWTs it signs with its newest key, opaque
+//! tokens its RFC 7662 endpoint (`<url>/introspect`) calls active, fetch and introspection
+//! counters and an outage switch.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -36,6 +37,8 @@ struct State {
     keys: Vec<(String, Ed25519KeyPair)>,
     max_age: u64,
     generated: usize,
+    /// Opaque tokens the introspection endpoint calls active, with their claims.
+    opaque: std::collections::HashMap<String, serde_json::Value>,
 }
 
 /// The fake issuer; it serves until dropped with its runtime.
@@ -44,6 +47,7 @@ pub struct FakeIssuer {
     url: String,
     state: Arc<Mutex<State>>,
     jwks_fetches: Arc<AtomicUsize>,
+    introspections: Arc<AtomicUsize>,
     down: Arc<AtomicBool>,
 }
 
@@ -73,8 +77,10 @@ impl FakeIssuer {
                 keys: vec![new_key(0)?],
                 max_age: 300,
                 generated: 1,
+                opaque: std::collections::HashMap::new(),
             })),
             jwks_fetches: Arc::new(AtomicUsize::new(0)),
+            introspections: Arc::new(AtomicUsize::new(0)),
             down: Arc::new(AtomicBool::new(false)),
         };
         let serving = issuer.clone();
@@ -130,15 +136,46 @@ impl FakeIssuer {
         self.jwks_fetches.load(Ordering::SeqCst)
     }
 
-    /// An EdDSA JWT of `claims` with the newest key; `iss` defaults to this issuer and `exp`
-    /// to ten minutes from now.
-    pub fn sign(&self, mut claims: serde_json::Value) -> String {
+    /// Introspection requests served or refused so far.
+    pub fn introspections(&self) -> usize {
+        self.introspections.load(Ordering::SeqCst)
+    }
+
+    /// The introspection endpoint (RFC 7662; it wants HTTP Basic client authentication, of
+    /// any client).
+    pub fn introspection_endpoint(&self) -> String {
+        format!("{}/introspect", self.url)
+    }
+
+    /// A new opaque token the introspection endpoint calls active with `claims` (`iss`
+    /// defaults to this issuer and `exp` to ten minutes from now).
+    pub fn issue_opaque(&self, claims: serde_json::Value) -> String {
+        let claims = self.with_defaults(claims);
+        let mut random = [0u8; 16];
+        if aws_lc_rs::rand::fill(&mut random).is_err() {
+            return String::new();
+        }
+        let token = format!("opaque-{}", URL_SAFE_NO_PAD.encode(random));
+        if let Ok(mut state) = self.state.lock() {
+            state.opaque.insert(token.clone(), claims);
+        }
+        token
+    }
+
+    fn with_defaults(&self, mut claims: serde_json::Value) -> serde_json::Value {
         if let Some(map) = claims.as_object_mut() {
             map.entry("iss")
                 .or_insert_with(|| serde_json::Value::String(self.url.clone()));
             map.entry("exp")
                 .or_insert_with(|| (crate::clock::unix_now_ms() / 1000 + 600).into());
         }
+        claims
+    }
+
+    /// An EdDSA JWT of `claims` with the newest key; `iss` defaults to this issuer and `exp`
+    /// to ten minutes from now.
+    pub fn sign(&self, claims: serde_json::Value) -> String {
+        let claims = self.with_defaults(claims);
         let Ok(state) = self.state.lock() else {
             return String::new();
         };
@@ -173,6 +210,24 @@ impl FakeIssuer {
         )
     }
 
+    /// The RFC 7662 answer for the form body `form`.
+    fn introspect(&self, form: &[u8]) -> String {
+        let token = url::form_urlencoded::parse(form)
+            .find(|(name, _)| name == "token")
+            .map(|(_, value)| value.into_owned());
+        let claims = token.and_then(|token| {
+            let state = self.state.lock().ok()?;
+            state.opaque.get(&token).cloned()
+        });
+        match claims {
+            Some(serde_json::Value::Object(mut claims)) => {
+                claims.insert("active".into(), true.into());
+                serde_json::Value::Object(claims).to_string()
+            }
+            _ => serde_json::json!({"active": false}).to_string(),
+        }
+    }
+
     async fn answer(&self, mut stream: tokio::net::TcpStream) {
         let mut request = Vec::new();
         let mut buffer = [0u8; 1024];
@@ -182,9 +237,39 @@ impl FakeIssuer {
                 Ok(n) => request.extend_from_slice(&buffer[..n]),
             }
         }
-        let text = String::from_utf8_lossy(&request);
+        let head_end = request
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(request.len(), |at| at + 4);
+        let head = String::from_utf8_lossy(&request[..head_end]).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|value| value.trim().parse::<usize>().ok())
+            .unwrap_or(0)
+            .min(16 * 1024);
+        while request.len() < head_end + length {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => request.extend_from_slice(&buffer[..n]),
+            }
+        }
+        let text = String::from_utf8_lossy(&request[..head_end]);
         let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
-        let (status, body, cache) = if path == "/jwks" {
+        let (status, body, cache) = if path == "/introspect" {
+            self.introspections.fetch_add(1, Ordering::SeqCst);
+            let form = request.get(head_end..head_end + length).unwrap_or_default();
+            if self.down.load(Ordering::SeqCst) {
+                ("503 Service Unavailable", String::new(), None)
+            } else if !head
+                .lines()
+                .any(|line| line.starts_with("authorization: basic "))
+            {
+                ("401 Unauthorized", String::new(), None)
+            } else {
+                ("200 OK", self.introspect(form), None)
+            }
+        } else if path == "/jwks" {
             self.jwks_fetches.fetch_add(1, Ordering::SeqCst);
             if self.down.load(Ordering::SeqCst) {
                 ("503 Service Unavailable", String::new(), None)

@@ -20,7 +20,9 @@
 //! 6. `exp + leeway > now`; `nbf - leeway <= now`; `iat - leeway <= now` (all saturating: token
 //!    values near `i64::MAX`/`MIN` never wrap).
 
+use crate::claims::{Audience, ClaimSet, Typed};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// The default leeway on `exp`, `nbf` and `iat`, in seconds (clock skew between issuer and
 /// verifier).
@@ -200,6 +202,11 @@ impl Validation {
         self
     }
 
+    /// Whether claims are required by name (a one-pass reading must then keep the names).
+    pub(crate) fn has_required_claims(&self) -> bool {
+        !self.required.is_empty()
+    }
+
     pub fn leeway(&self) -> i64 {
         self.leeway
     }
@@ -216,22 +223,26 @@ impl Validation {
 
     /// Checks `claims` at `now` (unix seconds) against every rule, in the module's order.
     pub fn validate(&self, claims: &Map<String, Value>, now: i64) -> Result<(), ValidationError> {
+        // Reading a parsed map cannot fail (every JSON value is accepted); fail closed anyway.
+        let set = ClaimSet::from_map(claims).map_err(|_| ValidationError::WrongType("claims"))?;
+        self.validate_set(&set, now)
+    }
+
+    /// The rules on a claim set read in one pass (the token path reads it straight from the
+    /// payload: [`ClaimSet::from_json`]).
+    pub(crate) fn validate_set(&self, set: &ClaimSet<'_>, now: i64) -> Result<(), ValidationError> {
         let times = TimeClaims {
-            exp: numeric(claims, "exp")?,
-            nbf: numeric(claims, "nbf")?,
-            iat: numeric(claims, "iat")?,
+            exp: typed(&set.exp, "exp")?.copied(),
+            nbf: typed(&set.nbf, "nbf")?.copied(),
+            iat: typed(&set.iat, "iat")?.copied(),
         };
-        let iss = string(claims, "iss")?;
-        string(claims, "sub")?;
-        string(claims, "jti")?;
-        let aud = claims.get("aud");
-        match aud {
-            None | Some(Value::String(_)) => {}
-            Some(Value::Array(list)) if list.iter().all(Value::is_string) => {}
-            Some(_) => return Err(ValidationError::WrongType("aud")),
-        }
+        let iss = typed(&set.iss, "iss")?;
+        typed(&set.sub, "sub")?;
+        typed(&set.jti, "jti")?;
+        let aud = typed(&set.aud, "aud")?;
         for name in &self.required {
-            if !claims.contains_key(name) {
+            // Names not kept (a caller that forgot `has_required_claims`): missing, fail closed.
+            if set.has(name) != Some(true) {
                 return Err(ValidationError::MissingClaim(name.clone()));
             }
         }
@@ -247,11 +258,11 @@ impl Validation {
             }
         }
         if let Some(audiences) = &self.audiences {
-            let named = |a: &Value| a.as_str().is_some_and(|a| audiences.iter().any(|x| x == a));
+            let named = |a: &Cow<'_, str>| audiences.iter().any(|x| x == a);
             let ok = match aud {
-                Some(Value::String(_)) => aud.is_some_and(named),
-                Some(Value::Array(list)) => list.iter().any(named),
-                _ => false,
+                Some(Audience::One(one)) => named(one),
+                Some(Audience::Many(list)) => list.iter().any(named),
+                None => false,
             };
             if !ok {
                 return Err(ValidationError::WrongAudience);
@@ -298,29 +309,12 @@ impl Validation {
     }
 }
 
-fn numeric(
-    claims: &Map<String, Value>,
-    name: &'static str,
-) -> Result<Option<i64>, ValidationError> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(value) => value
-            .as_i64()
-            .map(Some)
-            .ok_or(ValidationError::WrongType(name)),
-    }
-}
-
-fn string<'c>(
-    claims: &'c Map<String, Value>,
-    name: &'static str,
-) -> Result<Option<&'c str>, ValidationError> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(value) => value
-            .as_str()
-            .map(Some)
-            .ok_or(ValidationError::WrongType(name)),
+/// A registered claim's value if present; of the wrong JSON type, refused.
+fn typed<'v, T>(claim: &'v Typed<T>, name: &'static str) -> Result<Option<&'v T>, ValidationError> {
+    match claim {
+        Typed::Absent => Ok(None),
+        Typed::Is(value) => Ok(Some(value)),
+        Typed::Wrong => Err(ValidationError::WrongType(name)),
     }
 }
 
@@ -339,8 +333,49 @@ mod tests {
         }
     }
 
+    /// Both readings of a claim set (a parsed map, and the payload text in one pass) must
+    /// give the same answer: every test below checks both.
     fn check(v: &Validation, claims: Value, now: i64) -> Result<(), ValidationError> {
-        v.validate(&map(claims), now)
+        let text = claims.to_string();
+        let by_map = v.validate(&map(claims), now);
+        assert_eq!(by_map, by_text(v, &text, now), "{text}");
+        by_map
+    }
+
+    fn by_text(v: &Validation, text: &str, now: i64) -> Result<(), ValidationError> {
+        v.validate_set(
+            &ClaimSet::from_json(text, v.has_required_claims()).unwrap(),
+            now,
+        )
+    }
+
+    #[test]
+    fn repeated_and_escaped_names_read_as_a_parsed_map_does() {
+        let v = Validation::new().with_issuer("a");
+        for text in [
+            r#"{"exp": 2000000, "exp": "soon", "iss": "a"}"#,
+            r#"{"exp": "soon", "exp": 2000000, "iss": "a"}"#,
+            r#"{"\u0065xp": 2000000, "iss": "\u0061"}"#,
+            r#"{"exp": 2000000, "iss": "b", "iss": "a"}"#,
+            r#"{"exp": 2000000, "iss": "a", "aud": ["x", {"y": 1}]}"#,
+            r#"{"exp": -0, "iss": "a"}"#,
+            r#"{"exp": 1e9, "iss": "a"}"#,
+            r#"{"exp": 9223372036854775808, "iss": "a"}"#,
+        ] {
+            let parsed: Map<String, Value> = serde_json::from_str(text).unwrap();
+            assert_eq!(v.validate(&parsed, NOW), by_text(&v, text, NOW), "{text}");
+        }
+        assert!(ClaimSet::from_json("[1]", false).is_err());
+        assert!(ClaimSet::from_json(r#"{"exp": 1} x"#, false).is_err());
+        assert!(ClaimSet::from_json(r#"{"exp": 1"#, false).is_err());
+        // A required claim cannot pass on a reading that kept no names.
+        let required = Validation::new().require_claims(["sub"]);
+        let text = r#"{"exp": 2000000, "sub": "s"}"#;
+        assert_eq!(by_text(&required, text, NOW), Ok(()));
+        assert_eq!(
+            required.validate_set(&ClaimSet::from_json(text, false).unwrap(), NOW),
+            Err(ValidationError::MissingClaim("sub".into()))
+        );
     }
 
     #[test]

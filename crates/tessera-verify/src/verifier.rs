@@ -10,10 +10,11 @@
 //! tokens of issuers outside the map go to introspection when it is configured.
 
 use crate::caller::{TokenKind, VerifiedCaller};
-use crate::iam_token::decode_iam_token_unverified;
-use crate::{clock, decode_unverified, is_iam_token, metrics};
+use crate::claims::{ClaimSet, Typed};
+use crate::iam_token::split_iam_token;
+use crate::jws::{read_header, split_jws};
+use crate::{clock, is_iam_token, metrics};
 use crate::{Jwks, KeyAlgorithm, Validation, VerifyError, VerifyingKey};
-use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -188,6 +189,9 @@ impl VerifierBuilder {
             );
         }
         Ok(Verifier {
+            names_needed: issuers
+                .values()
+                .any(|entry: &Entry| entry.validation.has_required_claims()),
             issuers,
             #[cfg(feature = "introspection")]
             introspector: self.introspector,
@@ -199,6 +203,8 @@ impl VerifierBuilder {
 #[derive(Debug)]
 pub struct Verifier {
     issuers: HashMap<String, Entry>,
+    /// Whether any entry's validation requires claims by name.
+    names_needed: bool,
     #[cfg(feature = "introspection")]
     introspector: Option<crate::Introspector>,
 }
@@ -206,9 +212,11 @@ pub struct Verifier {
 /// A token read but not verified yet.
 struct Presented<'t> {
     kind: TokenKind,
-    claims: Map<String, Value>,
-    kid: Option<String>,
-    alg: Option<String>,
+    /// The claim set, JSON text (UTF-8 checked), read once into a [`ClaimSet`].
+    json: String,
+    /// The decoded JOSE header of a JWT, read in [`Verifier::offline`] (strings borrowed from
+    /// it); `None` for a `t1.` token, which names its key in its claims and has no header.
+    header: Option<Vec<u8>>,
     signed: &'t [u8],
     signature: Vec<u8>,
 }
@@ -224,32 +232,26 @@ enum Offline<'v> {
 }
 
 fn read(token: &str) -> Result<Presented<'_>, VerifyError> {
+    let text = |payload: Vec<u8>| {
+        String::from_utf8(payload).map_err(|_| VerifyError::Malformed("payload"))
+    };
     if is_iam_token(token) {
-        let parts = decode_iam_token_unverified(token)?;
-        let kid = parts
-            .claims
-            .get("kid")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let raw = split_iam_token(token)?;
         return Ok(Presented {
             kind: TokenKind::IamToken,
-            claims: parts.claims,
-            kid,
-            alg: None,
-            signed: parts.signed,
-            signature: parts.signature,
+            json: text(raw.payload)?,
+            header: None,
+            signed: raw.signed,
+            signature: raw.signature,
         });
     }
-    let parts = decode_unverified(token)?;
-    let claims: Map<String, Value> =
-        serde_json::from_slice(&parts.payload).map_err(|_| VerifyError::Malformed("payload"))?;
+    let raw = split_jws(token)?;
     Ok(Presented {
         kind: TokenKind::Jwt,
-        claims,
-        kid: parts.kid,
-        alg: Some(parts.alg),
-        signed: parts.signing_input,
-        signature: parts.signature,
+        json: text(raw.payload)?,
+        header: Some(raw.header),
+        signed: raw.signing_input,
+        signature: raw.signature,
     })
 }
 
@@ -325,35 +327,57 @@ impl Verifier {
             Ok(presented) => presented,
             Err(error) => return Offline::Foreign(error),
         };
-        let Some(issuer) = presented.claims.get("iss").and_then(Value::as_str) else {
+        let header = match presented.header.as_deref().map(read_header).transpose() {
+            Ok(header) => header,
+            Err(error) => return Offline::Foreign(error),
+        };
+        // One pass over the payload: no map of claims is built on the token path.
+        // The names are kept only when some issuer requires claims by name (before the issuer
+        // is known, which needs the payload read).
+        let Ok(set) = ClaimSet::from_json(&presented.json, self.names_needed) else {
+            return Offline::Foreign(VerifyError::Malformed("payload"));
+        };
+        let Typed::Is(issuer) = &set.iss else {
             return Offline::Foreign(VerifyError::UntrustedIssuer);
         };
-        let Some(entry) = self.issuers.get(issuer) else {
+        let Some(entry) = self.issuers.get(issuer.as_ref()) else {
             return Offline::Foreign(VerifyError::UntrustedIssuer);
         };
-        let Some(kid) = presented.kid.as_deref() else {
+        let kid = match &header {
+            Some(header) => header.kid.as_deref(),
+            None => set.kid.as_deref(),
+        };
+        let Some(kid) = kid else {
             return Offline::Rejected(VerifyError::UnknownKey);
         };
         let Some(key) = entry.keys.key(kid) else {
             return Offline::UnknownKid(entry);
         };
-        match check(entry, &key, presented, now) {
-            Ok(caller) => Offline::Verified(caller),
+        let alg = header.as_ref().map(|header| header.alg.as_ref());
+        match check(entry, &key, alg, &presented, &set, now) {
+            Ok(()) => Offline::Verified(VerifiedCaller::from_claims(
+                presented.kind,
+                &set,
+                Arc::from(presented.json.as_str()),
+            )),
             Err(error) => Offline::Rejected(error),
         }
     }
 }
 
+/// The checks after the key look-up: the algorithm, the signature, then the claims.
 fn check(
     entry: &Entry,
     key: &VerifyingKey,
-    presented: Presented<'_>,
+    alg: Option<&str>,
+    presented: &Presented<'_>,
+    set: &ClaimSet<'_>,
     now: i64,
-) -> Result<VerifiedCaller, VerifyError> {
+) -> Result<(), VerifyError> {
     if !entry.algorithms.contains(&key.algorithm()) {
         return Err(VerifyError::AlgorithmNotAllowed);
     }
-    match presented.alg.as_deref() {
+    match alg {
         // A JWT's header must name the key's own algorithm.
         Some(alg) if alg != key.algorithm().as_str() => return Err(VerifyError::AlgorithmMismatch),
         // `t1.` tokens are Ed25519 by definition.
@@ -363,9 +387,6 @@ fn check(
         _ => {}
     }
     key.verify_signature(presented.signed, &presented.signature)?;
-    entry.validation.validate(&presented.claims, now)?;
-    Ok(VerifiedCaller::from_claims(
-        presented.kind,
-        presented.claims,
-    ))
+    entry.validation.validate_set(set, now)?;
+    Ok(())
 }
