@@ -260,7 +260,11 @@ pub fn main(args: impl Iterator<Item = std::ffi::OsString>) -> anyhow::Result<Ex
                     .reduce(|a, b| a + b)
             });
             rows.push(Row {
-                server: format!("Tessera: {}", grant.name()),
+                server: match grant {
+                    // Its CPU and memory columns are the agent process's, as in the main table.
+                    Grant::Agent => "Tessera: agent (cached token, the agent's CPU)".to_owned(),
+                    _ => format!("Tessera: {}", grant.name()),
+                },
                 algorithm,
                 outcome: measured.map(|m| m.phases),
                 processes: 1,
