@@ -897,12 +897,21 @@ impl PeerReport {
             load_text(self.load_after)
         );
         for (algorithm, rate) in &self.raw {
+            // The core-µs assume the threads had the cores to themselves: with other load they
+            // are overstated, so the line says how busy the machine was.
             println!(
-                "Raw {} signing (Tessera's aws-lc, {} threads): {:.0}/s, {} core-µs per signature.",
+                "Raw {} signing (Tessera's aws-lc, {} threads): {:.0}/s, {} core-µs per signature; \
+                 other processes {} cores{}.",
                 algorithm.as_str(),
                 self.machine.cores,
                 rate.per_s,
-                number(self.sign_us(*algorithm), 1)
+                number(self.sign_us(*algorithm), 1),
+                load::cores_text(rate.other_cores),
+                if is_noisy(rate.other_cores) {
+                    " (disturbed: the cost per signature is overstated)"
+                } else {
+                    ""
+                }
             );
         }
         println!(
