@@ -77,7 +77,7 @@ struct Endpoint {
 pub struct Target {
     endpoints: Vec<Endpoint>,
     method: Method,
-    path: &'static str,
+    path: String,
     /// `None` for a request without a body (GET).
     content_type: Option<&'static str>,
     /// Connection `i` sends `bodies[i mod len]`; one empty body for a GET.
@@ -87,6 +87,9 @@ pub struct Target {
     extra_headers: Vec<(HeaderName, HeaderValue)>,
     /// Bytes a 200 answer must contain to count as a success.
     expect: Option<&'static [u8]>,
+    /// Besides: the answer's `access_token` must be a three-part JWT whose header names this
+    /// `alg` (the API-key grant, and a peer's token endpoint).
+    expect_alg: Option<String>,
     /// Each request sends a body drawn at random from `bodies` instead of its connection's.
     random_body: bool,
 }
@@ -188,12 +191,58 @@ impl Target {
         Ok(Target {
             endpoints,
             method,
-            path,
+            path: path.to_owned(),
             content_type,
             bodies: bodies.into_iter().map(Bytes::from).collect(),
             authorization,
             extra_headers,
             expect,
+            expect_alg: None,
+            random_body: false,
+        })
+    }
+
+    /// Also requires every answer's `access_token` to be a JWT signed with `algorithm` (its
+    /// header's `alg`), not only to be there.
+    pub fn expecting_jwt_alg(mut self, algorithm: &str) -> Target {
+        self.expect_alg = Some(algorithm.to_owned());
+        self
+    }
+
+    /// A foreign OAuth 2.0 token endpoint's `client_credentials` grant (RFC 6749 §4.4) with
+    /// `client_secret_basic` authentication and, if given, a resource indicator (RFC 8707) and a
+    /// scope: how the benchmark drives a peer with the same load generator as Tessera. Every
+    /// answer must be a 200 whose `access_token` is a JWT signed with `algorithm`.
+    pub fn client_credentials(
+        addr: SocketAddr,
+        path: &str,
+        client: &ClientCredentials,
+        algorithm: &str,
+    ) -> anyhow::Result<Target> {
+        if !path.starts_with('/') {
+            anyhow::bail!("the token endpoint's path must start with /, got {path:?}");
+        }
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(resource) = &client.resource {
+            form.push(("resource", resource));
+        }
+        if let Some(scope) = &client.scope {
+            form.push(("scope", scope));
+        }
+        let body = serde_urlencoded::to_string(&form).context("encoding the token request")?;
+        let authorization = HeaderValue::from_str(&client.basic_authorization()?)
+            .context("the Authorization header")?;
+        let host = HeaderValue::from_str(&addr.to_string()).context("the Host header")?;
+        Ok(Target {
+            endpoints: vec![Endpoint { addr, host }],
+            method: Method::POST,
+            path: path.to_owned(),
+            content_type: Some("application/x-www-form-urlencoded"),
+            bodies: vec![Bytes::from(body)],
+            authorization: Some(authorization),
+            extra_headers: Vec::new(),
+            expect: Some(ACCESS_TOKEN),
+            expect_alg: Some(algorithm.to_owned()),
             random_body: false,
         })
     }
@@ -243,7 +292,7 @@ impl Target {
         let body = self.body(index).context("no request body")?;
         let mut builder = Request::builder()
             .method(self.method.clone())
-            .uri(self.path)
+            .uri(self.path.as_str())
             .header(HOST, endpoint.host.clone())
             .header(ACCEPT, HeaderValue::from_static("application/json"));
         if let Some(content_type) = self.content_type {
@@ -262,11 +311,91 @@ impl Target {
 
     /// Whether a 200 answer's body is what a success looks like.
     fn body_ok(&self, body: &[u8]) -> bool {
-        match self.expect {
+        let contains = match self.expect {
             None => true,
             Some(needle) => body.windows(needle.len()).any(|window| window == needle),
-        }
+        };
+        contains
+            && self
+                .expect_alg
+                .as_deref()
+                .is_none_or(|alg| access_token_has_alg(body, alg))
     }
+}
+
+/// A client of a foreign token endpoint: its id and secret (sent as HTTP Basic), and what it
+/// asks for.
+#[derive(Clone)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub client_secret: String,
+    /// The `resource` parameter (RFC 8707), if any.
+    pub resource: Option<String>,
+    /// The `scope` parameter, if any.
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"***")
+            .field("resource", &self.resource)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+impl ClientCredentials {
+    /// `Basic base64(urlencode(id) ":" urlencode(secret))`, as RFC 6749 §2.3.1 has it.
+    pub fn basic_authorization(&self) -> anyhow::Result<String> {
+        use base64::Engine;
+        let encode = |value: &str| -> anyhow::Result<String> {
+            let pair =
+                serde_urlencoded::to_string([("", value)]).context("encoding a credential")?;
+            Ok(pair.trim_start_matches('=').to_owned())
+        };
+        let pair = format!(
+            "{}:{}",
+            encode(&self.client_id)?,
+            encode(&self.client_secret)?
+        );
+        Ok(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        ))
+    }
+}
+
+/// Whether the `access_token` of a token answer is three non-empty base64url parts whose first
+/// is a JSON header with this `alg`; read without parsing the whole answer (this runs for every
+/// request, on the cores the server uses too).
+pub(crate) fn access_token_has_alg(body: &[u8], alg: &str) -> bool {
+    access_token_header(body)
+        .is_some_and(|header| header.get("alg").and_then(|v| v.as_str()) == Some(alg))
+}
+
+fn access_token_header(body: &[u8]) -> Option<serde_json::Value> {
+    use base64::Engine;
+    let start = body
+        .windows(ACCESS_TOKEN.len())
+        .position(|window| window == ACCESS_TOKEN)?
+        + ACCESS_TOKEN.len();
+    let rest = body.get(start..)?;
+    let token = rest.get(..rest.iter().position(|&b| b == b'"')?)?;
+    let mut parts = token.split(|&b| b == b'.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    if payload.is_empty() || signature.is_empty() {
+        return None;
+    }
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()?;
+    serde_json::from_slice(&header).ok()
 }
 
 /// The form of the API-key grant with `apikey`.
@@ -913,6 +1042,77 @@ mod tests {
         assert!(Target::apikeys_at_random(&addrs, &[]).is_err());
         assert!((0..1000).all(|_| random_below(3) < 3));
         assert_eq!(random_below(0), 0);
+    }
+
+    /// A token answer whose access token has this header (base64url of the JSON given).
+    fn answer(header: &str) -> Vec<u8> {
+        use base64::Engine;
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(header);
+        format!(r#"{{"access_token":"{header}.eyJzdWIiOiJ4In0.c2ln","token_type":"Bearer"}}"#)
+            .into_bytes()
+    }
+
+    #[test]
+    fn the_apikey_grant_can_demand_the_signing_algorithm() {
+        let addrs: Vec<SocketAddr> = vec!["127.0.0.1:1001".parse().unwrap()];
+        let plain = Target::new(&addrs, Grant::Apikey, &creds(), &[], None).unwrap();
+        let target = Target::new(&addrs, Grant::Apikey, &creds(), &[], None)
+            .unwrap()
+            .expecting_jwt_alg("ES256");
+        let es256 = answer(r#"{"alg":"ES256","kid":"k"}"#);
+        let rs256 = answer(r#"{"alg":"RS256","kid":"k"}"#);
+        assert!(plain.body_ok(&rs256));
+        assert!(target.body_ok(&es256));
+        // Another algorithm, "none", a token that is no JWT, or no token at all: failures.
+        assert!(!target.body_ok(&rs256));
+        assert!(!target.body_ok(&answer(r#"{"alg":"none"}"#)));
+        assert!(!target.body_ok(&answer("not json")));
+        assert!(!target.body_ok(br#"{"access_token":"opaque-token"}"#));
+        assert!(!target.body_ok(br#"{"access_token":"a.b"}"#));
+        assert!(!target.body_ok(br#"{"access_token":"eyJhbGciOiJFUzI1NiJ9..c2ln"}"#));
+        assert!(!target.body_ok(br#"{"error":"invalid_client"}"#));
+        assert!(access_token_has_alg(
+            br#"{"access_token":"eyJhbGciOiJFUzI1NiJ9.e30.c2ln"}"#,
+            "ES256"
+        ));
+    }
+
+    #[test]
+    fn a_peer_is_driven_with_client_credentials_and_basic_auth() {
+        let client = ClientCredentials {
+            client_id: "bench".to_owned(),
+            client_secret: "s3cr:t+".to_owned(),
+            resource: Some("urn:tessera:bench".to_owned()),
+            scope: Some("api".to_owned()),
+        };
+        let addr: SocketAddr = "127.0.0.1:8090".parse().unwrap();
+        let target = Target::client_credentials(addr, "/token", &client, "EdDSA").unwrap();
+        let request = target.request(7).unwrap();
+        assert_eq!(request.method(), Method::POST);
+        assert_eq!(request.uri(), "/token");
+        assert_eq!(request.headers()[HOST], "127.0.0.1:8090");
+        assert_eq!(
+            request.headers()[CONTENT_TYPE],
+            "application/x-www-form-urlencoded"
+        );
+        // RFC 6749 §2.3.1: id and secret form-encoded, then base64 of "id:secret".
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD.encode("bench:s3cr%3At%2B");
+        assert_eq!(
+            request.headers()[AUTHORIZATION],
+            format!("Basic {basic}").as_str()
+        );
+        assert_eq!(
+            target.bodies,
+            [Bytes::from_static(
+                b"grant_type=client_credentials&resource=urn%3Atessera%3Abench&scope=api"
+            )]
+        );
+        assert!(target.body_ok(&answer(r#"{"alg":"EdDSA","typ":"at+jwt"}"#)));
+        assert!(!target.body_ok(&answer(r#"{"alg":"ES256"}"#)));
+        // The secret never shows in debug output.
+        assert!(!format!("{client:?}").contains("s3cr"));
+        assert!(Target::client_credentials(addr, "token", &client, "EdDSA").is_err());
     }
 
     #[test]

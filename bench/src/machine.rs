@@ -110,6 +110,34 @@ pub fn process_ids() -> Vec<u32> {
         .collect()
 }
 
+/// The parent process id of `pid`, from `/proc/<pid>/stat`.
+pub fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 4 (ppid) is the second field after the command name in parentheses.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `pid` and all its descendants alive now (children, their children, ...), `pid` first: the
+/// processes whose CPU a multi-process server (a primary and its workers) uses.
+pub fn process_tree(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = process_ids()
+        .into_iter()
+        .filter_map(|child| Some((child, parent_of(child)?)))
+        .collect();
+    let mut tree = vec![pid];
+    let mut next = 0;
+    while let Some(&parent) = tree.get(next) {
+        next += 1;
+        for &(child, of) in &parents {
+            if of == parent && !tree.contains(&child) {
+                tree.push(child);
+            }
+        }
+    }
+    tree
+}
+
 /// A process's command name (`/proc/<pid>/comm`, at most 15 bytes), if it still exists.
 pub fn command_name(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
@@ -137,6 +165,7 @@ pub fn cpu_seconds_between(before: &BTreeMap<u32, f64>, after: &BTreeMap<u32, f6
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -149,6 +178,18 @@ mod tests {
             assert!(process_ids().contains(&me));
             let name = command_name(me).unwrap_or_default();
             assert!(cpu_seconds_by_name(&name).contains_key(&me), "{name}");
+            // A child of this process is in its tree, and this process in its parent's.
+            let mut child = std::process::Command::new("sleep")
+                .arg("5")
+                .spawn()
+                .unwrap();
+            let tree = process_tree(me);
+            let _ = child.kill();
+            let _ = child.wait();
+            assert_eq!(tree.first(), Some(&me));
+            assert!(tree.contains(&child.id()), "{tree:?}");
+            let parent = parent_of(me).unwrap();
+            assert!(process_tree(parent).contains(&me));
         }
     }
 

@@ -62,6 +62,7 @@ mod grants;
 mod grpc;
 mod load;
 mod machine;
+mod peer;
 mod quiet;
 mod report;
 mod scale;
@@ -311,6 +312,9 @@ fn run() -> anyhow::Result<ExitCode> {
     let mut words = std::env::args_os().skip(1).peekable();
     if words.peek().is_some_and(|word| word == "scale") {
         return scale::main(words.skip(1));
+    }
+    if words.peek().is_some_and(|word| word == "peer") {
+        return peer::main(words.skip(1));
     }
     let args = Args::parse();
     if args.duration == 0 || args.duration > MAX_DURATION_SECS {
@@ -729,13 +733,17 @@ async fn drive_cluster(
         Grant::YandexJwtGrpc => {
             load::Workload::Grpc(std::sync::Arc::new(grpc::GrpcTarget::new(&addrs, &jwts)?))
         }
-        _ => load::Workload::Http(std::sync::Arc::new(load::Target::new(
-            &addrs,
-            grant,
-            &creds,
-            &jwts,
-            prepared.as_ref(),
-        )?)),
+        _ => {
+            let target = load::Target::new(&addrs, grant, &creds, &jwts, prepared.as_ref())?;
+            // The API-key grant's tokens are signed with the algorithm the server was started
+            // with: every answer is checked for it, as a peer's are (`tessera-bench peer`).
+            let target = if grant == Grant::Apikey {
+                target.expecting_jwt_alg(algorithm.as_str())
+            } else {
+                target
+            };
+            load::Workload::Http(std::sync::Arc::new(target))
+        }
     };
     let plan = load::Plan {
         server_pids: pids,

@@ -7,7 +7,7 @@
 //! anyway and says so). Its own ancestors are not counted: `cargo run -p tessera-bench` is a
 //! `cargo` process too.
 
-use crate::machine::{command_name, process_ids};
+use crate::machine::{command_name, parent_of, process_ids};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -22,14 +22,6 @@ pub const BUILD_TOOLS: &[&str] = &[
 ];
 /// How long to sleep between two looks.
 pub const POLL: Duration = Duration::from_secs(30);
-
-/// The parent process id of `pid`, from `/proc/<pid>/stat`.
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 4 (ppid) is the second field after the command name in parentheses.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(1)?.parse().ok()
-}
 
 /// This process and its ancestors up to init.
 fn own_lineage() -> BTreeSet<u32> {

@@ -185,7 +185,7 @@ pub struct Report {
     pub rows: Vec<Row>,
 }
 
-fn ms(value: Option<f64>) -> String {
+pub(crate) fn ms(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| format!("{v:.2} ms"))
 }
 
@@ -198,7 +198,7 @@ fn mib(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
 }
 
-fn failures_text(stats: &RunStats) -> String {
+pub(crate) fn failures_text(stats: &RunStats) -> String {
     let f = &stats.failures;
     if f.total() == 0 {
         return "0".to_owned();
@@ -226,7 +226,7 @@ fn failures_text(stats: &RunStats) -> String {
     parts.join(" ")
 }
 
-fn run_json(stats: &RunStats) -> Value {
+pub(crate) fn run_json(stats: &RunStats) -> Value {
     json!({
         "target_rate_per_s": stats.target_rate,
         "elapsed_s": stats.elapsed.as_secs_f64(),

@@ -295,7 +295,7 @@ pub fn clear_tessera_env(command: &mut Command) {
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> anyhow::Result<SocketAddr> {
+pub fn free_port() -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
     listener.local_addr().context("reading the free port")
 }
