@@ -101,6 +101,20 @@ impl Browser {
         self.send(request).await
     }
 
+    /// `get`, failing the test (with the page) unless it answers `status`.
+    async fn get_expecting(&mut self, path: &str, status: u16) -> Page {
+        let page = self.get(path).await;
+        assert_eq!(page.status, status, "GET {path}: {}", page.body);
+        page
+    }
+
+    /// `post`, failing the test (with the page) unless it answers `status`.
+    async fn post_expecting(&mut self, path: &str, form: &[(&str, &str)], status: u16) -> Page {
+        let page = self.post(path, form).await;
+        assert_eq!(page.status, status, "POST {path}: {}", page.body);
+        page
+    }
+
     async fn post_pairs(&mut self, path: &str, form: &[(String, String)]) -> Page {
         let request = self.http.post(format!("{}{path}", self.base)).form(form);
         self.send(request).await
@@ -109,8 +123,7 @@ impl Browser {
     /// Posts the sign-in form as a browser does: first served the form (its cookie and CSRF
     /// token), then posting it with `fields`.
     async fn sign_in(&mut self, fields: &[(&str, &str)]) -> Page {
-        let form = self.get("/console/sign-in").await;
-        assert_eq!(form.status, 200, "{}", form.body);
+        let form = self.get_expecting("/console/sign-in", 200).await;
         let csrf = form.csrf();
         let mut posted = vec![("csrf", csrf.as_str())];
         posted.extend_from_slice(fields);
@@ -131,8 +144,7 @@ impl Browser {
 
     /// The CSRF token of this session (from its home page).
     async fn csrf(&mut self) -> String {
-        let page = self.get("/console/").await;
-        assert_eq!(page.status, 200, "{}", page.body);
+        let page = self.get_expecting("/console/", 200).await;
         page.csrf()
     }
 }
@@ -353,13 +365,13 @@ async fn every_form_needs_the_sessions_csrf_token_and_a_same_site_origin() {
         .iter()
         .all(|sa| sa.name != "x" && sa.name != "from-the-console"));
 
-    let page = browser
-        .post(
+    browser
+        .post_expecting(
             "/console/r/service_accounts",
             &[("csrf", &mine), ("name", "from-the-console")],
+            201,
         )
         .await;
-    assert_eq!(page.status, 201, "{}", page.body);
     // A sign-out without the token is refused too.
     let out = browser.post("/console/sign-out", &[]).await;
     assert_eq!(out.status, 403);
@@ -373,9 +385,7 @@ async fn a_renewal_kills_the_earlier_cookie() {
     let mut browser = Browser::signed_in(&server, ADMIN_KEY).await;
     let stolen = browser.cookie.clone().unwrap();
     let stolen_token = stolen.splitn(4, '.').nth(3).unwrap().to_owned();
-    let (status, _) = server
-        .admin(Method::GET, "/v1/whoami", &stolen_token, None)
-        .await;
+    let (status, _) = server.admin_get("/v1/whoami", &stolen_token).await;
     assert_eq!(status, 200, "the session's token is a bearer token");
 
     server.advance(std::time::Duration::from_secs(6 * 60)).await;
@@ -393,9 +403,7 @@ async fn a_renewal_kills_the_earlier_cookie() {
         page.body
     );
     assert_eq!(page.location(), "/console/sign-in");
-    let (status, _) = server
-        .admin(Method::GET, "/v1/whoami", &stolen_token, None)
-        .await;
+    let (status, _) = server.admin_get("/v1/whoami", &stolen_token).await;
     assert_eq!(status, 401, "and so is its token");
     assert_eq!(
         browser.get("/console/").await.status,
@@ -444,8 +452,7 @@ async fn a_sign_in_needs_the_forms_own_csrf_token_and_cookie() {
     let server = TestServer::in_process().await;
     let key = [("method", "apikey"), ("apikey", ADMIN_KEY)];
     let mut victim = Browser::new(&server);
-    let forged = victim.post("/console/sign-in", &key).await;
-    assert_eq!(forged.status, 403, "{}", forged.body);
+    let forged = victim.post_expecting("/console/sign-in", &key, 403).await;
     assert!(forged
         .body
         .contains("sign-in form has expired or did not come from this console"));
@@ -485,8 +492,7 @@ async fn a_sign_in_needs_the_forms_own_csrf_token_and_cookie() {
     let token = form.csrf();
     let mut posted = vec![("csrf", token.as_str())];
     posted.extend_from_slice(&key);
-    let late = slow.post("/console/sign-in", &posted).await;
-    assert_eq!(late.status, 403, "{}", late.body);
+    slow.post_expecting("/console/sign-in", &posted, 403).await;
     assert!(slow.cookie.is_none());
 
     // The form as served, posted back: signed in, and the challenge is spent.
@@ -504,13 +510,13 @@ async fn an_api_key_made_in_the_console_is_shown_once_and_works_at_the_token_end
     let server = TestServer::in_process().await;
     let mut browser = Browser::signed_in(&server, ADMIN_KEY).await;
     let csrf = browser.csrf().await;
-    let created = browser
-        .post(
+    browser
+        .post_expecting(
             "/console/r/service_accounts",
             &[("csrf", &csrf), ("name", "deployer"), ("description", "CI")],
+            201,
         )
         .await;
-    assert_eq!(created.status, 201, "{}", created.body);
     let admin = server.admin_client().await;
     let sa = admin
         .list::<tessera_client::resource::ServiceAccounts>(&Default::default())
@@ -520,16 +526,16 @@ async fn an_api_key_made_in_the_console_is_shown_once_and_works_at_the_token_end
         .find(|sa| sa.name == "deployer")
         .unwrap();
     let page = browser
-        .post(
+        .post_expecting(
             "/console/r/api_keys",
             &[
                 ("csrf", &csrf),
                 ("owner_iam_id", &sa.iam_id),
                 ("name", "ci-key"),
             ],
+            201,
         )
         .await;
-    assert_eq!(page.status, 201, "{}", page.body);
     assert_security_headers(&page);
     assert!(page.body.contains("shown once"));
     assert!(page.body.contains("data-copy=\"secret\""), "a copy button");
@@ -577,9 +583,11 @@ async fn a_viewer_sees_no_write_controls_and_its_forged_writes_get_403() {
 
     let mut viewer = Browser::signed_in(&server, &viewer_key).await;
     let list = viewer
-        .get(&format!("/console/r/service_accounts?account_id={account}"))
+        .get_expecting(
+            &format!("/console/r/service_accounts?account_id={account}"),
+            200,
+        )
         .await;
-    assert_eq!(list.status, 200, "{}", list.body);
     assert!(list.body.contains("target"), "the viewer reads");
     assert!(
         !list.body.contains("Create service account"),
@@ -616,24 +624,24 @@ async fn a_viewer_sees_no_write_controls_and_its_forged_writes_get_403() {
     );
 
     let csrf = viewer.csrf().await;
-    let forged = viewer
-        .post(
+    viewer
+        .post_expecting(
             "/console/r/service_accounts",
             &[
                 ("csrf", &csrf),
                 ("name", "forged"),
                 ("account_id", &account),
             ],
+            403,
         )
         .await;
-    assert_eq!(forged.status, 403, "{}", forged.body);
-    let forged_delete = viewer
-        .post(
+    viewer
+        .post_expecting(
             &format!("/console/r/service_accounts/{target_id}/delete"),
             &[("csrf", &csrf), ("confirm", "yes")],
+            403,
         )
         .await;
-    assert_eq!(forged_delete.status, 403, "{}", forged_delete.body);
     let rotate = viewer
         .post(
             "/console/signing-keys/rotate",
@@ -660,12 +668,7 @@ async fn another_accounts_objects_are_refused_as_the_admin_api_refuses_them() {
     let id = theirs["id"].as_str().unwrap();
     let a_token = server.token(&a_key).await;
     let (api_status, _) = server
-        .admin(
-            Method::GET,
-            &format!("/v1/service_accounts/{id}"),
-            &a_token,
-            None,
-        )
+        .admin_get(&format!("/v1/service_accounts/{id}"), &a_token)
         .await;
     assert_eq!(api_status, 403);
 
@@ -675,9 +678,8 @@ async fn another_accounts_objects_are_refused_as_the_admin_api_refuses_them() {
         .await;
     assert_eq!(confirm.status, api_status, "{}", confirm.body);
     let listed = browser
-        .get(&format!("/console/r/service_accounts?account_id={b}"))
+        .get_expecting(&format!("/console/r/service_accounts?account_id={b}"), 403)
         .await;
-    assert_eq!(listed.status, 403, "{}", listed.body);
     assert!(!listed.body.contains("b-only"));
     let csrf = browser.csrf().await;
     let delete = browser
@@ -688,12 +690,7 @@ async fn another_accounts_objects_are_refused_as_the_admin_api_refuses_them() {
         .await;
     assert_eq!(delete.status, 403);
     let (still, _) = server
-        .admin(
-            Method::GET,
-            &format!("/v1/service_accounts/{id}"),
-            &admin,
-            None,
-        )
+        .admin_get(&format!("/v1/service_accounts/{id}"), &admin)
         .await;
     assert_eq!(still, 200, "nothing was deleted");
 }
@@ -715,9 +712,8 @@ async fn a_delete_asks_first_names_what_goes_and_the_session_ends_with_its_key()
 
     let mut browser = Browser::signed_in(&server, &key).await;
     let confirm = browser
-        .get(&format!("/console/r/service_accounts/{id}/delete"))
+        .get_expecting(&format!("/console/r/service_accounts/{id}/delete"), 200)
         .await;
-    assert_eq!(confirm.status, 200, "{}", confirm.body);
     assert!(confirm.body.contains("doomed") && confirm.body.contains(id));
     assert!(
         confirm
@@ -733,20 +729,15 @@ async fn a_delete_asks_first_names_what_goes_and_the_session_ends_with_its_key()
         )
         .await;
     assert_eq!(unconfirmed.status, 400);
-    let done = browser
-        .post(
+    browser
+        .post_expecting(
             &format!("/console/r/service_accounts/{id}/delete"),
             &[("csrf", &csrf), ("confirm", "yes")],
+            303,
         )
         .await;
-    assert_eq!(done.status, 303, "{}", done.body);
     let (gone, _) = server
-        .admin(
-            Method::GET,
-            &format!("/v1/service_accounts/{id}"),
-            &admin,
-            None,
-        )
+        .admin_get(&format!("/v1/service_accounts/{id}"), &admin)
         .await;
     assert_eq!(gone, 404);
 
@@ -783,8 +774,8 @@ async fn bindings_signing_keys_audit_and_the_token_inspector() {
     );
     let csrf = bindings.csrf();
     let resource = format!("account/{account}");
-    let granted = browser
-        .post(
+    browser
+        .post_expecting(
             "/console/r/access_bindings",
             &[
                 ("csrf", &csrf),
@@ -792,16 +783,14 @@ async fn bindings_signing_keys_audit_and_the_token_inspector() {
                 ("role", "viewer"),
                 ("resource", &resource),
             ],
+            201,
         )
         .await;
-    assert_eq!(granted.status, 201, "{}", granted.body);
     let subject_token = server.token(&subject_key).await;
     let (status, _) = server
-        .admin(
-            Method::GET,
+        .admin_get(
             &format!("/v1/service_accounts?account_id={account}"),
             &subject_token,
-            None,
         )
         .await;
     assert_eq!(status, 200, "the grant took effect");
@@ -810,13 +799,13 @@ async fn bindings_signing_keys_audit_and_the_token_inspector() {
     assert_eq!(before.status, 200);
     assert!(before.body.contains("Rotate now"));
     let rows_before = before.body.matches("<tr>").count();
-    let rotated = browser
-        .post(
+    browser
+        .post_expecting(
             "/console/signing-keys/rotate",
             &[("csrf", &csrf), ("use", "jwt")],
+            303,
         )
         .await;
-    assert_eq!(rotated.status, 303, "{}", rotated.body);
     let after = browser.get("/console/signing-keys").await;
     assert_eq!(
         after.body.matches("<tr>").count(),
@@ -1044,7 +1033,7 @@ async fn every_console_action_is_refused_whenever_the_admin_api_refuses_it() {
             "{slug}: {api_status}"
         );
         assert_eq!(page.status, api_status, "delete {slug}: {}", page.body);
-        let (still, _) = server.admin(Method::GET, &api_path, &admin, None).await;
+        let (still, _) = server.admin_get(&api_path, &admin).await;
         assert_eq!(still, 200, "{slug} is still there");
     }
     let (api_status, _) = server
@@ -1062,9 +1051,7 @@ async fn every_console_action_is_refused_whenever_the_admin_api_refuses_it() {
         )
         .await;
     assert_eq!(page.status, api_status);
-    let (api_status, _) = server
-        .admin(Method::GET, "/v1/audit", &weak_token, None)
-        .await;
+    let (api_status, _) = server.admin_get("/v1/audit", &weak_token).await;
     let page = browser.get("/console/audit").await;
     assert_eq!(page.status, api_status);
     let page = browser.get("/console/audit/1").await;
@@ -1113,16 +1100,11 @@ async fn every_console_action_is_refused_whenever_the_admin_api_refuses_it() {
         assert_eq!(page.status, api_status, "{console_path}: {}", page.body);
     }
     let (_, view) = server
-        .admin(
-            Method::GET,
-            &format!("/v1/accounts/{account}"),
-            &admin,
-            None,
-        )
+        .admin_get(&format!("/v1/accounts/{account}"), &admin)
         .await;
     assert_eq!(view["mfa"], "NONE", "unchanged");
     let (_, view) = server
-        .admin(Method::GET, &format!("/v1/users/{user_id}"), &admin, None)
+        .admin_get(&format!("/v1/users/{user_id}"), &admin)
         .await;
     assert_eq!(view["totp"], "none", "no factor enrolled");
     for (console_path, api_path) in [
@@ -1139,9 +1121,7 @@ async fn every_console_action_is_refused_whenever_the_admin_api_refuses_it() {
             format!("/v1/accounts/{account}"),
         ),
     ] {
-        let (api_status, _) = server
-            .admin(Method::GET, &api_path, &weak_token, None)
-            .await;
+        let (api_status, _) = server.admin_get(&api_path, &weak_token).await;
         let page = browser.get(&console_path).await;
         assert_eq!(page.status, api_status, "{console_path}");
     }
@@ -1272,9 +1252,7 @@ async fn profiles_issuers_and_policies_are_created_as_the_admin_api_validates_th
         "spare identities"
     );
     assert!(more.body.contains("value=\"deployers\""));
-    let (_, listed) = server
-        .admin(Method::GET, "/v1/trusted_profiles", &admin, None)
-        .await;
+    let (_, listed) = server.admin_get("/v1/trusted_profiles", &admin).await;
     assert_eq!(listed["trusted_profiles"], json!([]), "nothing was sent");
 
     // Valid now: created with exactly the rows entered.
@@ -1285,9 +1263,7 @@ async fn profiles_issuers_and_policies_are_created_as_the_admin_api_validates_th
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
-    let (_, listed) = server
-        .admin(Method::GET, "/v1/trusted_profiles", &admin, None)
-        .await;
+    let (_, listed) = server.admin_get("/v1/trusted_profiles", &admin).await;
     let made = &listed["trusted_profiles"][0];
     assert_eq!(made["name"], "deployers");
     assert_eq!(made["identities"][0]["identifier"], sa_iam);
@@ -1335,9 +1311,7 @@ async fn profiles_issuers_and_policies_are_created_as_the_admin_api_validates_th
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
-    let (_, listed) = server
-        .admin(Method::GET, "/v1/trusted_issuers", &admin, None)
-        .await;
+    let (_, listed) = server.admin_get("/v1/trusted_issuers", &admin).await;
     assert_eq!(
         listed["trusted_issuers"][0]["audiences"],
         json!(["iam", "sts"])
@@ -1430,8 +1404,7 @@ async fn detail_pages_show_every_field_and_link_what_belongs_to_the_object() {
         list.body.contains(&format!("href=\"{href}\"")),
         "a details link"
     );
-    let page = browser.get(&href).await;
-    assert_eq!(page.status, 200, "{}", page.body);
+    let page = browser.get_expecting(&href, 200).await;
     assert_security_headers(&page);
     for field in ["worker", "runs jobs", sa_iam, &account, "created_at"] {
         assert!(page.body.contains(field), "{field}");
@@ -1447,12 +1420,10 @@ async fn detail_pages_show_every_field_and_link_what_belongs_to_the_object() {
         page.body.contains(">Delete service account<"),
         "the admin may delete"
     );
-    let keys = browser.get(&keys_href).await;
-    assert_eq!(keys.status, 200, "{}", keys.body);
+    let keys = browser.get_expecting(&keys_href, 200).await;
     assert!(keys.body.contains("worker-key"));
     assert!(keys.body.contains("owner_iam_id = "), "the filter is shown");
-    let bindings = browser.get(&bindings_href).await;
-    assert_eq!(bindings.status, 200, "{}", bindings.body);
+    let bindings = browser.get_expecting(&bindings_href, 200).await;
     assert!(bindings.body.contains(&format!("account/{account}")));
     let key_page = browser
         .get(&format!(
@@ -1471,12 +1442,7 @@ async fn detail_pages_show_every_field_and_link_what_belongs_to_the_object() {
     let theirs_id = theirs["id"].as_str().unwrap();
     let owner_token = server.token(&owner_key).await;
     let (api_status, _) = server
-        .admin(
-            Method::GET,
-            &format!("/v1/service_accounts/{theirs_id}"),
-            &owner_token,
-            None,
-        )
+        .admin_get(&format!("/v1/service_accounts/{theirs_id}"), &owner_token)
         .await;
     let page = browser
         .get(&format!("/console/r/service_accounts/{theirs_id}"))
@@ -1492,11 +1458,11 @@ async fn detail_pages_show_every_field_and_link_what_belongs_to_the_object() {
 
     // An audit event: every field; an account administrator reads its own account's.
     let audit = browser
-        .get(&format!(
-            "/console/audit?account_id={account}&action=api_key.create"
-        ))
+        .get_expecting(
+            &format!("/console/audit?account_id={account}&action=api_key.create"),
+            200,
+        )
         .await;
-    assert_eq!(audit.status, 200, "{}", audit.body);
     let at = audit
         .body
         .find("href=\"/console/audit/")
@@ -1522,12 +1488,7 @@ async fn detail_pages_show_every_field_and_link_what_belongs_to_the_object() {
         assert_eq!(page.status, 404, "{bad}");
     }
     let (api_status, _) = server
-        .admin(
-            Method::GET,
-            &format!("/v1/audit?account_id={other}"),
-            &owner_token,
-            None,
-        )
+        .admin_get(&format!("/v1/audit?account_id={other}"), &owner_token)
         .await;
     let page = browser
         .get(&format!("/console/audit/1?account_id={other}"))
@@ -1563,8 +1524,7 @@ async fn mfa_status_enrolment_and_the_accounts_requirement() {
         list.body
     );
     let user_href = format!("/console/r/users/{user_id}");
-    let page = owner.get(&user_href).await;
-    assert_eq!(page.status, 200, "{}", page.body);
+    let page = owner.get_expecting(&user_href, 200).await;
     assert!(
         page.body.contains("State: <strong>none</strong>"),
         "{}",
@@ -1574,12 +1534,12 @@ async fn mfa_status_enrolment_and_the_accounts_requirement() {
     let csrf = page.csrf();
 
     let enrolled = owner
-        .post(
+        .post_expecting(
             &format!("{user_href}/totp"),
             &[("csrf", &csrf), ("step", "enroll")],
+            201,
         )
         .await;
-    assert_eq!(enrolled.status, 201, "{}", enrolled.body);
     assert!(enrolled.body.contains("shown once"));
     let at = enrolled.body.find("id=\"secret\"").unwrap();
     let value_at = enrolled.body[at..].find("value=\"").unwrap() + at + 7;
@@ -1598,15 +1558,15 @@ async fn mfa_status_enrolment_and_the_accounts_requirement() {
         .await;
     assert_eq!(wrong.status, 400, "the admin API's refusal: {}", wrong.body);
     let code = crate::password::code(secret, crate::password::step_now());
-    let confirmed = owner
-        .post(
+    owner
+        .post_expecting(
             &format!("{user_href}/totp"),
             &[("csrf", &csrf), ("step", "confirm"), ("code", &code)],
+            303,
         )
         .await;
-    assert_eq!(confirmed.status, 303, "{}", confirmed.body);
     let (_, view) = server
-        .admin(Method::GET, &format!("/v1/users/{user_id}"), &admin, None)
+        .admin_get(&format!("/v1/users/{user_id}"), &admin)
         .await;
     assert_eq!(view["totp"], "confirmed");
     let page = owner.get(&user_href).await;
@@ -1633,20 +1593,15 @@ async fn mfa_status_enrolment_and_the_accounts_requirement() {
         "{}",
         bad.body
     );
-    let set = owner
-        .post(
+    owner
+        .post_expecting(
             &format!("{account_href}/mfa"),
             &[("csrf", &csrf), ("mfa", "TOTP")],
+            303,
         )
         .await;
-    assert_eq!(set.status, 303, "{}", set.body);
     let (_, view) = server
-        .admin(
-            Method::GET,
-            &format!("/v1/accounts/{account}"),
-            &admin,
-            None,
-        )
+        .admin_get(&format!("/v1/accounts/{account}"), &admin)
         .await;
     assert_eq!(view["mfa"], "TOTP");
 
@@ -1661,27 +1616,22 @@ async fn mfa_status_enrolment_and_the_accounts_requirement() {
         .body
         .contains("<form method=\"post\" action=\"/console/r/users/"));
     let csrf = viewer.csrf().await;
-    let forged = viewer
-        .post(
+    viewer
+        .post_expecting(
             &format!("{account_href}/mfa"),
             &[("csrf", &csrf), ("mfa", "NONE")],
+            403,
         )
         .await;
-    assert_eq!(forged.status, 403, "{}", forged.body);
-    let forged = viewer
-        .post(
+    viewer
+        .post_expecting(
             &format!("{user_href}/totp"),
             &[("csrf", &csrf), ("step", "remove")],
+            403,
         )
         .await;
-    assert_eq!(forged.status, 403, "{}", forged.body);
     let (_, view) = server
-        .admin(
-            Method::GET,
-            &format!("/v1/accounts/{account}"),
-            &admin,
-            None,
-        )
+        .admin_get(&format!("/v1/accounts/{account}"), &admin)
         .await;
     assert_eq!(view["mfa"], "TOTP", "unchanged");
 }
