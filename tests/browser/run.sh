@@ -58,31 +58,9 @@ if [ "${1:-}" = "--prepare" ]; then
 fi
 
 # --- 3. The server ---------------------------------------------------------------------------
-bin="${TESSERA_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/tessera}"
-if [ ! -x "$bin" ]; then
-  say "no server binary at $bin: cargo build --bin tessera"
-  cargo build --bin tessera
-fi
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/tessera-browser.XXXXXX")"
-log="$work/server.log"
-server_pid=""
-cleanup() {
-  local status=$?
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  if [ "$status" -ne 0 ]; then
-    say "server log, last 40 lines:"
-    tail -n 40 "$log" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=../lib/server.sh
+. "$root/tests/lib/server.sh"
+start_work browser
 
 port="$(node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')"
 admin_key="$(node -e 'console.log(require("crypto").randomBytes(24).toString("hex"))')"

@@ -27,29 +27,9 @@ started=$SECONDS
 . "$root/tests/lib/venv.sh"
 ensure_venv "$here/.venv" "$here/requirements.txt"
 
-bin="${TESSERA_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/tessera}"
-if [ ! -x "$bin" ]; then
-  say "no server binary at $bin: cargo build --bin tessera"
-  cargo build --bin tessera
-fi
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/tessera-schema.XXXXXX")"
-log="$work/server.log"
-server_pid=""
-cleanup() {
-  local status=$?
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  if [ "$status" -ne 0 ]; then
-    say "server log, last 40 lines:"
-    tail -n 40 "$log" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-  exit "$status"
-}
-trap cleanup EXIT
+# shellcheck source=../lib/server.sh
+. "$root/tests/lib/server.sh"
+start_work schema
 
 port="$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 admin_key="$("$py" -c 'import secrets; print(secrets.token_hex(24))')"
