@@ -121,25 +121,25 @@ impl Entity {
         }
     }
 
-    /// The key the entity is addressed by in the change feed.
+    /// The key the entity is addressed by in the change feed (each kind's [`Keyed::key`]).
     pub fn key(&self) -> &str {
         match self {
-            Entity::Enterprise(e) => &e.id,
-            Entity::Account(a) => &a.id,
-            Entity::User(u) => &u.id,
-            Entity::ServiceAccount(s) => &s.id,
-            Entity::ApiKey(k) => &k.id,
-            Entity::Client(c) => &c.key,
-            Entity::Binding(b) => &b.id,
-            Entity::Revocation(r) => &r.jti,
-            Entity::Cutoff(c) => &c.iam_id,
-            Entity::SigningKey(k) => &k.kid,
-            Entity::AuthorizedKey(k) => &k.id,
-            Entity::OAuthToken(t) => &t.id,
-            Entity::Totp(t) => &t.user_id,
-            Entity::Profile(p) => &p.id,
-            Entity::Issuer(i) => &i.id,
-            Entity::Policy(p) => &p.id,
+            Entity::Enterprise(e) => e.key(),
+            Entity::Account(a) => a.key(),
+            Entity::User(u) => u.key(),
+            Entity::ServiceAccount(s) => s.key(),
+            Entity::ApiKey(k) => k.key(),
+            Entity::Client(c) => c.key(),
+            Entity::Binding(b) => b.key(),
+            Entity::Revocation(r) => r.key(),
+            Entity::Cutoff(c) => c.key(),
+            Entity::SigningKey(k) => k.key(),
+            Entity::AuthorizedKey(k) => k.key(),
+            Entity::OAuthToken(t) => t.key(),
+            Entity::Totp(t) => t.key(),
+            Entity::Profile(p) => p.key(),
+            Entity::Issuer(i) => i.key(),
+            Entity::Policy(p) => p.key(),
         }
     }
 }
@@ -247,10 +247,15 @@ keyed_by! {
     Account => |a| &a.id;
     User => |u| &u.id;
     ServiceAccount => |s| &s.id;
+    ApiKey => |k| &k.id;
     ApiKeyEntry => |k| &k.id;
     OAuthClient => |c| &c.key;
     AccessBinding => |b| &b.id;
-    LoadedAuthorizedKey => |k| &k.record.id;
+    Revocation => |r| &r.jti;
+    SubjectCutoff => |c| &c.iam_id;
+    SigningKeyRecord => |k| &k.kid;
+    AuthorizedKey => |k| &k.id;
+    LoadedAuthorizedKey => |k| k.record.key();
     OAuthToken => |t| &t.id;
     TotpEnrollment => |t| &t.user_id;
     TrustedProfile => |p| &p.id;
