@@ -168,7 +168,7 @@ async fn read_token_form(headers: &HeaderMap, body: Body) -> Result<String, OAut
             "Content-Type must be application/x-www-form-urlencoded",
         ));
     }
-    let form: TokenParam = serde_urlencoded::from_bytes(&bytes).map_err(|_| {
+    let form: TokenParam = crate::ibm::form::parse_form(&bytes).map_err(|_| {
         OAuthError::invalid_request(
             "the body is not a valid form; each parameter may appear at most once",
         )
