@@ -255,17 +255,7 @@ pub async fn renew(
         }
     };
     // Revoke first: if that fails, the fresh token is dropped, so never two stand at once.
-    if let Err(e) = state
-        .record_revocation(
-            session.jti.clone(),
-            session.exp,
-            session.iam_id(),
-            session.iam_id(),
-            now,
-            ctx,
-        )
-        .await
-    {
+    if let Err(e) = revoke_token(state, session, now, ctx).await {
         tracing::warn!(request_id = %ctx.id, error = %e.message(), "console session renewal could not revoke the previous token; kept it");
         return None;
     }
@@ -276,9 +266,14 @@ pub async fn renew(
     Some(session.cookie_value(state))
 }
 
-/// Ends `session`: its current token is revoked, so the cookie is worthless even if kept.
-pub async fn end(state: &AppState, session: &Session, now: UnixTime, ctx: &RequestContext) {
-    if let Err(e) = state
+/// Revokes the session's current token, as its own principal (sign-out and renewal alike).
+async fn revoke_token(
+    state: &AppState,
+    session: &Session,
+    now: UnixTime,
+    ctx: &RequestContext,
+) -> tessera_core::error::Result<()> {
+    state
         .record_revocation(
             session.jti.clone(),
             session.exp,
@@ -288,7 +283,11 @@ pub async fn end(state: &AppState, session: &Session, now: UnixTime, ctx: &Reque
             ctx,
         )
         .await
-    {
+}
+
+/// Ends `session`: its current token is revoked, so the cookie is worthless even if kept.
+pub async fn end(state: &AppState, session: &Session, now: UnixTime, ctx: &RequestContext) {
+    if let Err(e) = revoke_token(state, session, now, ctx).await {
         tracing::warn!(request_id = %ctx.id, error = %e.message(), "console sign-out could not revoke the session token");
     }
 }
