@@ -27,9 +27,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn every_module_starts_with_a_doc_comment() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    for dir in [
+    let files = repository_files(&[
         "src",
         "crates",
         "bench/src",
@@ -37,17 +35,12 @@ fn every_module_starts_with_a_doc_comment() {
         "examples",
         "fuzz/src",
         "fuzz/fuzz_targets",
-    ] {
-        rust_files(&root.join(dir), &mut files);
-    }
+    ]);
     assert!(files.len() > 20, "found only {} files", files.len());
-    let missing: Vec<String> = files
+    let missing: Vec<&String> = files
         .iter()
-        .filter(|path| {
-            let text = std::fs::read_to_string(path).unwrap_or_default();
-            !text.trim_start().starts_with("//!")
-        })
-        .map(|p| p.strip_prefix(root).unwrap_or(p).display().to_string())
+        .filter(|(_, text)| !text.trim_start().starts_with("//!"))
+        .map(|(relative, _)| relative)
         .collect();
     assert!(
         missing.is_empty(),
@@ -55,32 +48,50 @@ fn every_module_starts_with_a_doc_comment() {
     );
 }
 
+/// The `.rs` files under `dirs` (relative to the repository), each as its path relative to the
+/// repository and its text.
+fn repository_files(dirs: &[&str]) -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in dirs {
+        rust_files(&root.join(dir), &mut files);
+    }
+    files
+        .iter()
+        .map(|path| {
+            let relative = path
+                .strip_prefix(root)
+                .unwrap_or(path)
+                .display()
+                .to_string();
+            (relative, std::fs::read_to_string(path).unwrap_or_default())
+        })
+        .collect()
+}
+
+/// The lines of `text` whose code (what stands before a `//`) `offends`, as `file:line: text`.
+fn offending_code(relative: &str, text: &str, offends: impl Fn(&str) -> bool) -> Vec<String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| offends(line.split("//").next().unwrap_or("")))
+        .map(|(number, line)| format!("{relative}:{}: {}", number + 1, line.trim()))
+        .collect()
+}
+
 /// Lines of the `.rs` files under `dir` (relative to the repository) that contain any of
 /// `patterns`, outside the files named in `allowed` and outside comments.
 fn offending_lines(dir: &str, patterns: &[&str], allowed: &[&str]) -> Vec<String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    rust_files(&root.join(dir), &mut files);
+    let files = repository_files(&[dir]);
     assert!(!files.is_empty(), "no Rust files under {dir}");
-    let mut found = Vec::new();
-    for path in files {
-        let relative = path
-            .strip_prefix(root)
-            .unwrap_or(&path)
-            .display()
-            .to_string();
-        if allowed.iter().any(|a| relative.ends_with(a)) {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        for (number, line) in text.lines().enumerate() {
-            let code = line.split("//").next().unwrap_or("");
-            if patterns.iter().any(|p| code.contains(p)) {
-                found.push(format!("{relative}:{}: {}", number + 1, line.trim()));
-            }
-        }
-    }
-    found
+    files
+        .iter()
+        .filter(|(relative, _)| !allowed.iter().any(|a| relative.ends_with(a)))
+        .flat_map(|(relative, text)| {
+            offending_code(relative, text, |code| {
+                patterns.iter().any(|p| code.contains(p))
+            })
+        })
+        .collect()
 }
 
 /// `SECURITY.md` rule 1: surfaces never check roles themselves; they ask
@@ -176,33 +187,17 @@ fn compares_exp_or_nbf(code: &str) -> bool {
 /// assert on times; production code asks `Validation`.
 #[test]
 fn claim_times_are_checked_only_by_validation() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    for dir in ["src", "crates"] {
-        rust_files(&root.join(dir), &mut files);
-    }
     let mut found = Vec::new();
-    for path in files {
-        let relative = path
-            .strip_prefix(root)
-            .unwrap_or(&path)
-            .display()
-            .to_string();
+    for (relative, text) in repository_files(&["src", "crates"]) {
         if relative.ends_with("crates/tessera-verify/src/validation.rs")
             || relative.ends_with("_tests.rs")
             || relative == "src/tidy.rs"
         {
             continue;
         }
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
         // Unit-test modules at the end of a file may assert on times.
         let production = text.split("#[cfg(test)]").next().unwrap_or("");
-        for (number, line) in production.lines().enumerate() {
-            let code = line.split("//").next().unwrap_or("");
-            if compares_exp_or_nbf(code) {
-                found.push(format!("{relative}:{}: {}", number + 1, line.trim()));
-            }
-        }
+        found.extend(offending_code(&relative, production, compares_exp_or_nbf));
     }
     assert!(
         found.is_empty(),

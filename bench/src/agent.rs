@@ -9,10 +9,9 @@
 use crate::server::{check_access_token, clear_tessera_env, Credentials, Process};
 use anyhow::Context;
 use serde_json::Value;
-use std::fs::File;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use tessera_core::model::Algorithm;
 
@@ -25,7 +24,8 @@ const LISTENING: &str = "agent listening on ";
 
 /// A running `tessera agent`, killed when stopped or dropped.
 pub struct Agent {
-    process: Process,
+    /// Its process id, memory and log.
+    pub process: Process,
     /// Known once the agent has said where it listens.
     addr: Option<SocketAddr>,
     // Dropped last, after the process is killed: the credential file and the log go with it.
@@ -48,10 +48,6 @@ impl Agent {
         )
         .context("writing the agent's credential file")?;
         let log_path = dir.path().join("agent.log");
-        let log = File::create(&log_path).context("creating the agent log")?;
-        let log_err = log
-            .try_clone()
-            .context("duplicating the agent log handle")?;
         let mut command = Command::new(binary);
         command
             .arg("agent")
@@ -62,14 +58,11 @@ impl Agent {
             .arg("--listen")
             .arg("127.0.0.1:0");
         clear_tessera_env(&mut command);
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .with_context(|| format!("starting {} agent", binary.display()))?;
+        let process = Process::start(&mut command, log_path, "the agent log", || {
+            format!("starting {} agent", binary.display())
+        })?;
         Ok(Agent {
-            process: Process::new(child, log_path),
+            process,
             addr: None,
             _dir: dir,
         })
@@ -134,19 +127,6 @@ impl Agent {
             Ok(Some(status)) => anyhow::bail!("the agent exited ({status})"),
             Err(err) => Err(err).context("checking on the agent process"),
         }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.process.pid()
-    }
-
-    pub fn rss_kib(&self) -> Option<u64> {
-        self.process.rss_kib()
-    }
-
-    /// The last lines of the agent's stdout and stderr.
-    pub fn log_tail(&self) -> String {
-        self.process.log_tail()
     }
 
     /// Kills the agent and reaps it.

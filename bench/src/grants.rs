@@ -5,7 +5,7 @@
 //! user with a password and an OAuth client for Basic authentication). Each ends in the one form
 //! body (and Basic header) that every connection then sends, checked once before the load.
 
-use crate::server::{json_ok, token_for, unix_now, Credentials};
+use crate::server::{send_json, str_field, token_for, unix_now, Credentials};
 use crate::Grant;
 use anyhow::Context;
 use aws_lc_rs::rand::SystemRandom;
@@ -37,11 +37,12 @@ pub async fn prepare(
     creds: &Credentials,
     grant: Grant,
 ) -> anyhow::Result<Option<Prepared>> {
+    let admin = Admin { http, base, creds };
     Ok(Some(match grant {
-        Grant::Assume => assume(http, base, creds).await?,
-        Grant::IamAuthz => iam_authz(http, base, creds).await?,
-        Grant::CrToken => cr_token(http, base, creds).await?,
-        Grant::Password => password(http, base, creds).await?,
+        Grant::Assume => assume(&admin).await?,
+        Grant::IamAuthz => iam_authz(&admin).await?,
+        Grant::CrToken => cr_token(&admin).await?,
+        Grant::Password => password(&admin).await?,
         Grant::Apikey
         | Grant::Introspect
         | Grant::YandexJwtRest
@@ -50,99 +51,88 @@ pub async fn prepare(
     }))
 }
 
-async fn admin_post(
-    http: &reqwest::Client,
-    base: &str,
-    creds: &Credentials,
-    path: &str,
-    body: Value,
-) -> anyhow::Result<Value> {
-    let what = format!("POST {path}");
-    json_ok(
-        http.post(format!("{base}{path}"))
-            .bearer_auth(&creds.admin_token)
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| what.clone())?,
-        &what,
-    )
-    .await
+/// The admin API of the server under test, called as the benchmark's administrator.
+struct Admin<'a> {
+    http: &'a reqwest::Client,
+    base: &'a str,
+    creds: &'a Credentials,
+}
+
+impl Admin<'_> {
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.creds.admin_token)
+            .json(&body);
+        send_json(request, &format!("POST {path}")).await
+    }
+
+    /// Creates the trusted profile `body` describes and returns its id.
+    async fn create_profile(&self, body: Value) -> anyhow::Result<String> {
+        let profile = self.post("/v1/trusted_profiles", body).await?;
+        str_field(&profile, "id", "POST /v1/trusted_profiles").map(str::to_owned)
+    }
+
+    /// An access token of the benchmark's service account.
+    async fn access_token(&self) -> anyhow::Result<String> {
+        token_for(self.http, self.base, &self.creds.apikey).await
+    }
 }
 
 fn form(pairs: &[(&str, &str)]) -> anyhow::Result<String> {
     serde_urlencoded::to_string(pairs).context("encoding the token request")
 }
 
-async fn assume(
-    http: &reqwest::Client,
-    base: &str,
-    creds: &Credentials,
-) -> anyhow::Result<Prepared> {
-    let profile = admin_post(
-        http,
-        base,
-        creds,
-        "/v1/trusted_profiles",
-        json!({
-            "account_id": creds.account_id,
-            "name": "bench-assume",
-            "identities": [{"type": "serviceid", "identifier": creds.iam_id}],
-        }),
-    )
-    .await?;
-    let profile_id = profile["id"]
-        .as_str()
-        .context("POST /v1/trusted_profiles answered without id")?;
-    // One access token for the whole run: the server verifies it in full on every request.
-    let access_token = token_for(http, base, &creds.apikey).await?;
+/// A token request of `pairs` without client authentication.
+fn without_client(pairs: &[(&str, &str)]) -> anyhow::Result<Prepared> {
     Ok(Prepared {
-        body: form(&[
-            ("grant_type", "urn:ibm:params:oauth:grant-type:assume"),
-            ("access_token", &access_token),
-            ("profile_id", profile_id),
-        ])?,
+        body: form(pairs)?,
         authorization: None,
     })
 }
 
-async fn iam_authz(
-    http: &reqwest::Client,
-    base: &str,
-    creds: &Credentials,
-) -> anyhow::Result<Prepared> {
+async fn assume(admin: &Admin<'_>) -> anyhow::Result<Prepared> {
+    let profile_id = admin
+        .create_profile(json!({
+            "account_id": admin.creds.account_id,
+            "name": "bench-assume",
+            "identities": [{"type": "serviceid", "identifier": admin.creds.iam_id}],
+        }))
+        .await?;
+    // One access token for the whole run: the server verifies it in full on every request.
+    let access_token = admin.access_token().await?;
+    without_client(&[
+        ("grant_type", "urn:ibm:params:oauth:grant-type:assume"),
+        ("access_token", &access_token),
+        ("profile_id", &profile_id),
+    ])
+}
+
+async fn iam_authz(admin: &Admin<'_>) -> anyhow::Result<Prepared> {
     let crn = format!(
         "crn:v1:tessera:public:bench-service:global:a/{}:bench-instance::",
-        creds.account_id
+        admin.creds.account_id
     );
-    admin_post(
-        http,
-        base,
-        creds,
-        "/v1/authorization_policies",
-        json!({
-            "account_id": creds.account_id,
-            "source_iam_id": creds.iam_id,
-            "target_crn": crn,
-        }),
-    )
-    .await?;
-    let access_token = token_for(http, base, &creds.apikey).await?;
-    Ok(Prepared {
-        body: form(&[
-            ("grant_type", "urn:ibm:params:oauth:grant-type:iam-authz"),
-            ("access_token", &access_token),
-            ("desired_iam_id", &format!("crn-{crn}")),
-        ])?,
-        authorization: None,
-    })
+    admin
+        .post(
+            "/v1/authorization_policies",
+            json!({
+                "account_id": admin.creds.account_id,
+                "source_iam_id": admin.creds.iam_id,
+                "target_crn": crn,
+            }),
+        )
+        .await?;
+    let access_token = admin.access_token().await?;
+    without_client(&[
+        ("grant_type", "urn:ibm:params:oauth:grant-type:iam-authz"),
+        ("access_token", &access_token),
+        ("desired_iam_id", &format!("crn-{crn}")),
+    ])
 }
 
-async fn cr_token(
-    http: &reqwest::Client,
-    base: &str,
-    creds: &Credentials,
-) -> anyhow::Result<Prepared> {
+async fn cr_token(admin: &Admin<'_>) -> anyhow::Result<Prepared> {
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
         .map_err(|e| anyhow::anyhow!("generating the issuer key: {e}"))?;
@@ -159,28 +149,22 @@ async fn cr_token(
         "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
         "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
     });
-    admin_post(
-        http,
-        base,
-        creds,
-        "/v1/trusted_issuers",
-        json!({
-            "account_id": creds.account_id,
-            "name": "bench-cluster",
-            "issuer_url": CR_ISSUER,
-            "jwks": {"keys": [jwk]},
-            "audiences": ["iam"],
-            "cr_type": "IKS_SA",
-        }),
-    )
-    .await?;
-    let profile = admin_post(
-        http,
-        base,
-        creds,
-        "/v1/trusted_profiles",
-        json!({
-            "account_id": creds.account_id,
+    admin
+        .post(
+            "/v1/trusted_issuers",
+            json!({
+                "account_id": admin.creds.account_id,
+                "name": "bench-cluster",
+                "issuer_url": CR_ISSUER,
+                "jwks": {"keys": [jwk]},
+                "audiences": ["iam"],
+                "cr_type": "IKS_SA",
+            }),
+        )
+        .await?;
+    let profile_id = admin
+        .create_profile(json!({
+            "account_id": admin.creds.account_id,
             "name": "bench-workload",
             "rules": [{
                 "type": "Profile-CR",
@@ -190,12 +174,8 @@ async fn cr_token(
                     {"claim": "name", "operator": "IN", "value": "[\"app\",\"worker\"]"},
                 ],
             }],
-        }),
-    )
-    .await?;
-    let profile_id = profile["id"]
-        .as_str()
-        .context("POST /v1/trusted_profiles answered without id")?;
+        }))
+        .await?;
     let now = unix_now()?;
     let header = json!({"alg": "ES256", "kid": kid, "typ": "JWT"});
     let claims = json!({
@@ -219,46 +199,33 @@ async fn cr_token(
         .map_err(|e| anyhow::anyhow!("signing the compute-resource token: {e}"))?;
     jwt.push('.');
     URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut jwt);
-    Ok(Prepared {
-        body: form(&[
-            ("grant_type", "urn:ibm:params:oauth:grant-type:cr-token"),
-            ("cr_token", &jwt),
-            ("profile_id", profile_id),
-        ])?,
-        authorization: None,
-    })
+    without_client(&[
+        ("grant_type", "urn:ibm:params:oauth:grant-type:cr-token"),
+        ("cr_token", &jwt),
+        ("profile_id", &profile_id),
+    ])
 }
 
-async fn password(
-    http: &reqwest::Client,
-    base: &str,
-    creds: &Credentials,
-) -> anyhow::Result<Prepared> {
+async fn password(admin: &Admin<'_>) -> anyhow::Result<Prepared> {
     let email = "bench-user@tessera.localhost";
-    admin_post(
-        http,
-        base,
-        creds,
-        "/v1/users",
-        json!({
-            "account_id": creds.account_id,
-            "name": "bench user",
-            "email": email,
-            "password": BENCH_PASSWORD,
-        }),
-    )
-    .await?;
-    let client = admin_post(
-        http,
-        base,
-        creds,
-        "/v1/clients",
-        json!({"id": "bench-client", "account_id": creds.account_id}),
-    )
-    .await?;
-    let secret = client["secret"]
-        .as_str()
-        .context("POST /v1/clients answered without secret")?;
+    admin
+        .post(
+            "/v1/users",
+            json!({
+                "account_id": admin.creds.account_id,
+                "name": "bench user",
+                "email": email,
+                "password": BENCH_PASSWORD,
+            }),
+        )
+        .await?;
+    let client = admin
+        .post(
+            "/v1/clients",
+            json!({"id": "bench-client", "account_id": admin.creds.account_id}),
+        )
+        .await?;
+    let secret = str_field(&client, "secret", "POST /v1/clients")?;
     Ok(Prepared {
         body: form(&[
             ("grant_type", "password"),
@@ -288,7 +255,7 @@ pub async fn check(
         request = request.header("Authorization", authorization);
     }
     let what = format!("the {} grant", grant.name());
-    let body = json_ok(request.send().await.with_context(|| what.clone())?, &what).await?;
+    let body = send_json(request, &what).await?;
     if body["access_token"].as_str().is_none() {
         anyhow::bail!("{what} answered without access_token: {body}");
     }

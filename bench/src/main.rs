@@ -71,6 +71,7 @@ mod signing;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
+use report::Finished;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -241,12 +242,8 @@ struct Args {
     /// HTTP/2 connection).
     #[arg(long, default_value_t = 64)]
     connections: usize,
-    /// Seconds of measured load per run (the peak run and again the half-rate run).
-    #[arg(long, default_value_t = 10)]
-    duration: u64,
-    /// Seconds of unmeasured load before the peak run.
-    #[arg(long, default_value_t = 2)]
-    warmup: u64,
+    #[command(flatten)]
+    run: RunLength,
     /// Grants to drive, comma-separated.
     #[arg(
         long,
@@ -293,6 +290,53 @@ struct Args {
     noisy_retries: u32,
 }
 
+/// How long each load run lasts: flags the grant benchmark and `peer` share.
+#[derive(Debug, clap::Args)]
+struct RunLength {
+    /// Seconds of measured load per run (the peak run and again the half-rate run).
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Seconds of unmeasured load before the peak run.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+}
+
+impl RunLength {
+    /// The load plan of runs this long on `connections`, before any server is started.
+    fn plan(&self, connections: usize, half_rate: bool) -> load::Plan {
+        load::Plan {
+            connections,
+            server_pids: Vec::new(),
+            database: false,
+            warmup: Duration::from_secs(self.warmup),
+            duration: Duration::from_secs(self.duration),
+            half_rate,
+        }
+    }
+}
+
+/// The limits of the load flags that the grant benchmark and `peer` share.
+fn check_load_flags(
+    connections: usize,
+    run: &RunLength,
+    sign_seconds: u64,
+    client_threads: usize,
+) -> anyhow::Result<()> {
+    if run.duration == 0 || run.duration > MAX_DURATION_SECS {
+        anyhow::bail!("--duration must be between 1 and {MAX_DURATION_SECS} seconds");
+    }
+    if run.warmup > MAX_DURATION_SECS || sign_seconds == 0 || sign_seconds > MAX_DURATION_SECS {
+        anyhow::bail!("--warmup and --sign-seconds must be at most {MAX_DURATION_SECS} seconds (sign at least 1)");
+    }
+    if connections == 0 || connections > MAX_CONNECTIONS {
+        anyhow::bail!("--connections must be between 1 and {MAX_CONNECTIONS}");
+    }
+    if client_threads == 0 || client_threads > 64 {
+        anyhow::bail!("--client-threads must be between 1 and 64");
+    }
+    Ok(())
+}
+
 fn parse_algorithm(value: &str) -> Result<Algorithm, String> {
     Algorithm::parse(value)
         .ok_or_else(|| format!("unknown algorithm {value:?} (RS256, PS256, ES256, EdDSA)"))
@@ -317,25 +361,13 @@ fn run() -> anyhow::Result<ExitCode> {
         return peer::main(words.skip(1));
     }
     let args = Args::parse();
-    if args.duration == 0 || args.duration > MAX_DURATION_SECS {
-        anyhow::bail!("--duration must be between 1 and {MAX_DURATION_SECS} seconds");
-    }
-    if args.warmup > MAX_DURATION_SECS
-        || args.sign_seconds == 0
-        || args.sign_seconds > MAX_DURATION_SECS
-    {
-        anyhow::bail!("--warmup and --sign-seconds must be at most {MAX_DURATION_SECS} seconds (sign at least 1)");
-    }
-    if args.connections == 0 || args.connections > MAX_CONNECTIONS {
-        anyhow::bail!("--connections must be between 1 and {MAX_CONNECTIONS}");
-    }
-    if args.client_threads == 0 || args.client_threads > 64 {
-        anyhow::bail!("--client-threads must be between 1 and 64");
-    }
-    let server_bin = match &args.server_bin {
-        Some(path) => path.clone(),
-        None => server::default_binary()?,
-    };
+    check_load_flags(
+        args.connections,
+        &args.run,
+        args.sign_seconds,
+        args.client_threads,
+    )?;
+    let server_bin = server::server_binary(args.server_bin.as_deref())?;
     if !server_bin.is_file() {
         anyhow::bail!(
             "server binary {} not found: build it first with `cargo build --release` \
@@ -420,38 +452,30 @@ fn run() -> anyhow::Result<ExitCode> {
     let verifies =
         |grant: &Grant| matches!(grant, Grant::Introspect | Grant::Assume | Grant::IamAuthz);
     for &algorithm in &algorithms {
-        if grants.iter().any(signs) {
+        // One raw measurement of `algorithm`: `what` is done, `counted` per second.
+        let mut measure_algorithm = |what: &str, counted: &str, measure: RawMeasure| {
             let rate = measure_raw(&mut quiet, &mut gave_up, args.noisy_retries, other, || {
-                signing::measure(
+                measure(
                     algorithm,
                     sign_threads,
                     Duration::from_secs(args.sign_seconds),
                 )
-                .with_context(|| format!("raw signing with {}", algorithm.as_str()))
+                .with_context(|| format!("raw {what} with {}", algorithm.as_str()))
             })?;
             progress(&format!(
-                "raw signing {}: {:.0} signatures/s on {sign_threads} threads; other processes busy {} cores",
+                "raw {what} {}: {:.0} {counted}/s on {sign_threads} threads; other processes busy {} cores",
                 algorithm.as_str(),
                 rate.per_s,
                 load::cores_text(rate.other_cores)
             ));
+            anyhow::Ok(rate)
+        };
+        if grants.iter().any(signs) {
+            let rate = measure_algorithm("signing", "signatures", signing::measure)?;
             raw_sign.push((algorithm, rate));
         }
         if grants.iter().any(verifies) {
-            let rate = measure_raw(&mut quiet, &mut gave_up, args.noisy_retries, other, || {
-                signing::measure_verify(
-                    algorithm,
-                    sign_threads,
-                    Duration::from_secs(args.sign_seconds),
-                )
-                .with_context(|| format!("raw verification with {}", algorithm.as_str()))
-            })?;
-            progress(&format!(
-                "raw verification {}: {:.0} verifications/s on {sign_threads} threads; other processes busy {} cores",
-                algorithm.as_str(),
-                rate.per_s,
-                load::cores_text(rate.other_cores)
-            ));
+            let rate = measure_algorithm("verification", "verifications", signing::measure_verify)?;
             raw_verify.push((algorithm, rate));
         }
     }
@@ -509,14 +533,7 @@ fn run() -> anyhow::Result<ExitCode> {
     let raw_cr_token = combined(Grant::CrToken);
     let raw_password = combined(Grant::Password);
 
-    let plan = load::Plan {
-        connections: args.connections,
-        server_pids: Vec::new(),
-        database: false,
-        warmup: Duration::from_secs(args.warmup),
-        duration: Duration::from_secs(args.duration),
-        half_rate: !args.no_half_rate,
-    };
+    let plan = args.run.plan(args.connections, !args.no_half_rate);
     let mut rows = Vec::new();
     for &grant in &grants {
         let measured = match grant {
@@ -586,7 +603,7 @@ fn run() -> anyhow::Result<ExitCode> {
         sign_threads,
         client_threads: args.client_threads,
         connections: args.connections,
-        duration_s: args.duration,
+        duration_s: args.run.duration,
         database: uses_database
             .then(|| args.database_url.as_deref().map(redact_url))
             .flatten(),
@@ -597,17 +614,11 @@ fn run() -> anyhow::Result<ExitCode> {
         },
         rows,
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
-    } else {
-        report.print_table();
-    }
-    Ok(if report.all_clean() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    report.print(args.json)
 }
+
+/// A raw measurement of one algorithm on so many threads for about so long.
+type RawMeasure = fn(Algorithm, usize, Duration) -> anyhow::Result<signing::SignRate>;
 
 /// One raw measurement after waiting for quiet, repeated while other processes disturb it (up
 /// to `retries` more times); `other_cores` reads how busy they kept the machine.
@@ -724,8 +735,8 @@ async fn drive_cluster(
     let (addrs, pids, idle_rss_kib) = match &agent {
         Some(agent) => (
             vec![agent.addr()?],
-            vec![agent.pid()],
-            vec![agent.rss_kib()],
+            vec![agent.process.pid()],
+            vec![agent.process.rss_kib()],
         ),
         None => (cluster.addrs(), cluster.pids(), cluster.rss_kib()),
     };
@@ -758,7 +769,7 @@ async fn drive_cluster(
     );
     let phases = load::run(target, &plan, |msg| progress(&format!("{label}: {msg}"))).await;
     let loaded_rss_kib = match &agent {
-        Some(agent) => vec![agent.rss_kib()],
+        Some(agent) => vec![agent.process.rss_kib()],
         None => cluster.rss_kib(),
     };
     cluster.ensure_running()?;
@@ -773,7 +784,7 @@ async fn drive_cluster(
             if failed > 0 {
                 progress(&format!(
                     "{label}: {failed} failed requests; the agent's output:\n{}",
-                    agent.log_tail()
+                    agent.process.log_tail()
                 ));
             }
             phases
@@ -812,7 +823,7 @@ async fn start_agent(
 }
 
 fn with_agent_output(err: anyhow::Error, agent: &agent::Agent) -> anyhow::Error {
-    anyhow::anyhow!("{err:#}\nthe agent's output:\n{}", agent.log_tail())
+    anyhow::anyhow!("{err:#}\nthe agent's output:\n{}", agent.process.log_tail())
 }
 
 /// Most JWTs signed for one run: one per connection up to this many, then reused in turn.

@@ -33,14 +33,13 @@
 
 use crate::load::{self, ClientCredentials, Phases, RunStats, Target, Workload};
 use crate::machine::{command_name, cpu_seconds, process_tree, Machine};
-use crate::report::{failures_text, is_noisy, run_json};
+use crate::report::{failures_text, is_noisy, run_json, Finished};
 use crate::server::{self, StoreKind};
 use crate::{progress, signing, Grant, Setup};
 use anyhow::Context;
 use clap::Parser;
 use comfy_table::Table;
 use serde_json::{json, Value};
-use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -70,12 +69,8 @@ pub struct PeerArgs {
     /// Keep-alive HTTP/1.1 connections, for the peer and for Tessera.
     #[arg(long, default_value_t = 64)]
     connections: usize,
-    /// Seconds of measured load per run (the peak run and again the half-rate run).
-    #[arg(long, default_value_t = 10)]
-    duration: u64,
-    /// Seconds of unmeasured load before the peak run.
-    #[arg(long, default_value_t = 2)]
-    warmup: u64,
+    #[command(flatten)]
+    run: crate::RunLength,
     /// Worker threads of the load generator.
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
@@ -144,10 +139,7 @@ struct Row {
 pub fn main(args: impl Iterator<Item = std::ffi::OsString>) -> anyhow::Result<ExitCode> {
     let args = PeerArgs::parse_from(std::iter::once("tessera-bench peer".into()).chain(args));
     check_args(&args)?;
-    let server_bin = match &args.server_bin {
-        Some(path) => path.clone(),
-        None => server::default_binary()?,
-    };
+    let server_bin = server::server_binary(args.server_bin.as_deref())?;
     if !args.no_tessera && !server_bin.is_file() {
         anyhow::bail!(
             "server binary {} not found: build it with `cargo build --release` (or give \
@@ -195,14 +187,7 @@ pub fn main(args: impl Iterator<Item = std::ffi::OsString>) -> anyhow::Result<Ex
         ));
         raw.push((algorithm, rate));
     }
-    let plan = load::Plan {
-        connections: args.connections,
-        server_pids: Vec::new(),
-        database: false,
-        warmup: Duration::from_secs(args.warmup),
-        duration: Duration::from_secs(args.duration),
-        half_rate: !args.no_half_rate,
-    };
+    let plan = args.run.plan(args.connections, !args.no_half_rate);
     let sqlite = Setup {
         store: StoreKind::Sqlite,
         nodes: 1,
@@ -278,50 +263,23 @@ pub fn main(args: impl Iterator<Item = std::ffi::OsString>) -> anyhow::Result<Ex
         machine,
         peer: peer_name,
         connections: args.connections,
-        duration_s: args.duration,
+        duration_s: args.run.duration,
         client_threads: args.client_threads,
         raw,
         load_before,
         load_after,
         rows,
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
-    } else {
-        report.print_table();
-    }
-    Ok(if report.all_clean() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    report.print(args.json)
 }
 
 fn check_args(args: &PeerArgs) -> anyhow::Result<()> {
-    if args.duration == 0 || args.duration > crate::MAX_DURATION_SECS {
-        anyhow::bail!(
-            "--duration must be between 1 and {} seconds",
-            crate::MAX_DURATION_SECS
-        );
-    }
-    if args.warmup > crate::MAX_DURATION_SECS
-        || args.sign_seconds == 0
-        || args.sign_seconds > crate::MAX_DURATION_SECS
-    {
-        anyhow::bail!(
-            "--warmup and --sign-seconds must be at most {} seconds (sign at least 1)",
-            crate::MAX_DURATION_SECS
-        );
-    }
-    if args.connections == 0 || args.connections > crate::MAX_CONNECTIONS {
-        anyhow::bail!(
-            "--connections must be between 1 and {}",
-            crate::MAX_CONNECTIONS
-        );
-    }
-    if args.client_threads == 0 || args.client_threads > 64 {
-        anyhow::bail!("--client-threads must be between 1 and 64");
-    }
+    crate::check_load_flags(
+        args.connections,
+        &args.run,
+        args.sign_seconds,
+        args.client_threads,
+    )?;
     if args.workers == 0 || args.workers > MAX_WORKERS {
         anyhow::bail!("--workers must be between 1 and {MAX_WORKERS}");
     }
@@ -501,12 +459,9 @@ impl PeerProcess {
             .tempdir()
             .context("creating the peer's log directory")?;
         let log_path = dir.path().join("peer.log");
-        let log = File::create(&log_path).context("creating the peer's log")?;
-        let log_err = log
-            .try_clone()
-            .context("duplicating the peer's log handle")?;
         let addr = server::free_port()?;
-        let child = Command::new(&args.node)
+        let mut command = Command::new(&args.node);
+        command
             .arg("server.mjs")
             .current_dir(&args.peer_dir)
             .env("PEER_ALG", algorithm.as_str())
@@ -517,10 +472,9 @@ impl PeerProcess {
             .env(
                 "PEER_RESOURCE",
                 client.resource.as_deref().unwrap_or_default(),
-            )
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
+            );
+        server::output_to_log(&mut command, &log_path, "the peer's log")?;
+        let child = command
             .spawn()
             .with_context(|| format!("starting {} server.mjs", args.node.display()))?;
         Ok(PeerProcess {
@@ -801,6 +755,14 @@ fn number(value: Option<f64>, decimals: usize) -> String {
 }
 
 impl PeerReport {
+    /// Core-µs of one signature with Tessera's library on this machine.
+    fn sign_us(&self, algorithm: Algorithm) -> Option<f64> {
+        let (_, rate) = self.raw.iter().find(|(a, _)| *a == algorithm)?;
+        Some(self.machine.cores as f64 * 1e6 / rate.per_s.max(f64::MIN_POSITIVE))
+    }
+}
+
+impl Finished for PeerReport {
     fn all_clean(&self) -> bool {
         self.rows.iter().all(|row| match &row.outcome {
             Ok(phases) => {
@@ -812,12 +774,6 @@ impl PeerReport {
             }
             Err(_) => false,
         })
-    }
-
-    /// Core-µs of one signature with Tessera's library on this machine.
-    fn sign_us(&self, algorithm: Algorithm) -> Option<f64> {
-        let (_, rate) = self.raw.iter().find(|(a, _)| *a == algorithm)?;
-        Some(self.machine.cores as f64 * 1e6 / rate.per_s.max(f64::MIN_POSITIVE))
     }
 
     fn print_table(&self) {

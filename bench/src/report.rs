@@ -23,6 +23,7 @@ use crate::signing::{SignRate, YandexRaw};
 use crate::{Grant, Setup};
 use comfy_table::Table;
 use serde_json::{json, Value};
+use std::process::ExitCode;
 use std::time::Duration;
 use tessera_core::model::Algorithm;
 
@@ -256,22 +257,30 @@ pub(crate) fn run_json(stats: &RunStats) -> Value {
     })
 }
 
-impl Report {
+/// A finished benchmark's report, printed as a table or as JSON.
+pub trait Finished {
     /// True when every run worked and had no failed request.
-    pub fn all_clean(&self) -> bool {
-        self.rows.iter().all(|row| match &row.outcome {
-            Ok(measured) => {
-                measured.phases.peak.failures.total() == 0
-                    && measured
-                        .phases
-                        .half
-                        .as_ref()
-                        .is_none_or(|half| half.failures.total() == 0)
-            }
-            Err(_) => false,
+    fn all_clean(&self) -> bool;
+    fn print_table(&self);
+    fn to_json(&self) -> Value;
+
+    /// Prints the report (JSON with `json`, else the table); the exit code is a failure unless
+    /// every run was clean.
+    fn print(&self, json: bool) -> anyhow::Result<ExitCode> {
+        if json {
+            println!("{}", serde_json::to_string_pretty(&self.to_json())?);
+        } else {
+            self.print_table();
+        }
+        Ok(if self.all_clean() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
         })
     }
+}
 
+impl Report {
     fn shared_cores_note(&self) -> String {
         format!(
             "The load generator ({} thread(s), {} connections) and the server share this machine's {} cores; \
@@ -296,7 +305,174 @@ impl Report {
         ))
     }
 
-    pub fn print_table(&self) {
+    fn print_row_notes(&self, row: &Row) {
+        let label = row.label();
+        let reference_cores = row.reference.and_then(|reference| reference.other_cores);
+        if is_noisy(reference_cores) {
+            println!(
+                "WARNING: other processes kept {} cores busy while the raw {} reference of {} was \
+                 measured: the raw rate is too low and the ratio too high",
+                cores_text(reference_cores),
+                match row.grant {
+                    Grant::Apikey => "signing",
+                    Grant::Introspect => "verification",
+                    Grant::Password => "Argon2id and signing",
+                    Grant::Assume
+                    | Grant::IamAuthz
+                    | Grant::CrToken
+                    | Grant::YandexJwtRest
+                    | Grant::YandexJwtGrpc => "verification and signing",
+                    Grant::Agent => NO_REFERENCE,
+                },
+                row.algorithm.as_str()
+            );
+        }
+        if row.attempts > 1 {
+            println!(
+                "{label}: run {} times because earlier runs were noisy; the last run is shown",
+                row.attempts
+            );
+        }
+        let Ok(measured) = &row.outcome else { return };
+        for (phase, stats) in [
+            ("peak", Some(&measured.phases.peak)),
+            ("half rate", measured.phases.half.as_ref()),
+        ] {
+            let Some(stats) = stats else { continue };
+            if stats.failures.total() > 0 {
+                println!(
+                    "{label} {phase}: {} failed requests ({}); first: {}",
+                    stats.failures.total(),
+                    failures_text(stats),
+                    stats.failures.first.as_deref().unwrap_or("-")
+                );
+            }
+            if is_noisy(stats.other_cores) {
+                println!(
+                    "WARNING: other processes kept {} cores busy during the {label} {phase} run: \
+                     the machine was not quiet, so these numbers are too low",
+                    cores_text(stats.other_cores)
+                );
+            }
+        }
+        let peak = &measured.phases.peak;
+        println!(
+            "{label} peak: cores busy: server {}, load generator {}, database {}, other processes {}",
+            cores_text(peak.server_cores),
+            cores_text(peak.client_cores),
+            cores_text(peak.database_cores),
+            cores_text(peak.other_cores)
+        );
+        if let Some(half) = &measured.phases.half {
+            if half.late_sends > 0 {
+                println!(
+                    "{label} half rate: {} requests were sent late (the connection was still busy)",
+                    half.late_sends
+                );
+            }
+            if let Some(p99) = half.percentile_ms(99.0) {
+                let verdict = if p99 < HALF_RATE_P99_BUDGET_MS {
+                    "within"
+                } else {
+                    "OVER"
+                };
+                println!(
+                    "{label}: p99 at half rate {p99:.2} ms is {verdict} the {HALF_RATE_P99_BUDGET_MS} ms budget"
+                );
+            }
+        }
+        if let Some(slowest) = measured.propagation.iter().max() {
+            let mut sorted = measured.propagation.clone();
+            sorted.sort_unstable();
+            let median = sorted.get(sorted.len() / 2).copied().unwrap_or(*slowest);
+            println!(
+                "{label}: a new API key created on node 1 was honoured by every other node after \
+                 {:.0} ms median, {:.0} ms at most ({} samples; the change feed is polled every 250 ms)",
+                median.as_secs_f64() * 1000.0,
+                slowest.as_secs_f64() * 1000.0,
+                sorted.len()
+            );
+        }
+    }
+
+    /// The performance budget's lines that this run's rows speak to, each with a verdict.
+    pub fn budget_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for row in &self.rows {
+            let Ok(measured) = &row.outcome else { continue };
+            let rate = measured.phases.peak.rate();
+            let label = row.label();
+            let verdict = |met: bool| if met { "met" } else { "MISSED" };
+            match (row.grant, row.algorithm) {
+                (Grant::Apikey, Algorithm::Rs256) => {
+                    if let Some(ratio) = row.ratio(rate) {
+                        lines.push(format!(
+                            "{label}: {:.1} % of raw signing (≥ {:.0} %): {}",
+                            100.0 * ratio,
+                            100.0 * RS256_RATIO_BUDGET,
+                            verdict(ratio >= RS256_RATIO_BUDGET)
+                        ));
+                    }
+                }
+                (Grant::Agent, _) => lines.push(format!(
+                    "{label}: {rate:.0} requests/s from the agent's cache (≥ {AGENT_TARGET:.0}, \
+                     the issue's target): {}",
+                    verdict(rate >= AGENT_TARGET)
+                )),
+                (Grant::Apikey, Algorithm::Es256 | Algorithm::EdDsa)
+                | (Grant::YandexJwtRest | Grant::YandexJwtGrpc, _) => lines.push(format!(
+                    "{label}: {rate:.0} tokens/s (≥ {FAST_ALGORITHM_BUDGET:.0}): {}",
+                    verdict(rate >= FAST_ALGORITHM_BUDGET)
+                )),
+                (Grant::Introspect, _) => lines.push(format!(
+                    "{label}: {rate:.0} requests/s (≥ {INTROSPECTION_BUDGET:.0}): {}",
+                    verdict(rate >= INTROSPECTION_BUDGET)
+                )),
+                (Grant::Apikey, Algorithm::Ps256) => {}
+                // No budget line of their own: the table shows their ratio to the raw work.
+                (Grant::Assume | Grant::IamAuthz | Grant::CrToken | Grant::Password, _) => {}
+            }
+            // Password is Argon2id-bound by design and the agent does no cryptography: the bound
+            // on CPU beyond the cryptography speaks of the machine-credential grants.
+            if !matches!(row.grant, Grant::Password | Grant::Agent) {
+                if let Some((_, beyond)) = row.cpu_us(&measured.phases.peak, self.sign_threads) {
+                    lines.push(format!(
+                        "{label}: {beyond:.1} µs of server CPU per request beyond the cryptography \
+                         (≤ {BEYOND_CRYPTO_BUDGET_US:.0} µs): {}",
+                        verdict(beyond <= BEYOND_CRYPTO_BUDGET_US)
+                    ));
+                }
+            }
+            // The memory line is the server's; an agent row's RSS is the agent's.
+            if let Some(idle) =
+                max_mib(&measured.idle_rss_kib).filter(|_| row.grant != Grant::Agent)
+            {
+                lines.push(format!(
+                    "{label}: idle RSS {idle:.1} MiB (< {IDLE_RSS_BUDGET_MIB:.0} MiB): {}",
+                    verdict(idle < IDLE_RSS_BUDGET_MIB)
+                ));
+            }
+        }
+        lines
+    }
+}
+
+impl Finished for Report {
+    fn all_clean(&self) -> bool {
+        self.rows.iter().all(|row| match &row.outcome {
+            Ok(measured) => {
+                measured.phases.peak.failures.total() == 0
+                    && measured
+                        .phases
+                        .half
+                        .as_ref()
+                        .is_none_or(|half| half.failures.total() == 0)
+            }
+            Err(_) => false,
+        })
+    }
+
+    fn print_table(&self) {
         for grant in Grant::ALL {
             let rows: Vec<&Row> = self.rows.iter().filter(|row| row.grant == grant).collect();
             if rows.is_empty() {
@@ -461,158 +637,7 @@ impl Report {
         }
     }
 
-    fn print_row_notes(&self, row: &Row) {
-        let label = row.label();
-        let reference_cores = row.reference.and_then(|reference| reference.other_cores);
-        if is_noisy(reference_cores) {
-            println!(
-                "WARNING: other processes kept {} cores busy while the raw {} reference of {} was \
-                 measured: the raw rate is too low and the ratio too high",
-                cores_text(reference_cores),
-                match row.grant {
-                    Grant::Apikey => "signing",
-                    Grant::Introspect => "verification",
-                    Grant::Password => "Argon2id and signing",
-                    Grant::Assume
-                    | Grant::IamAuthz
-                    | Grant::CrToken
-                    | Grant::YandexJwtRest
-                    | Grant::YandexJwtGrpc => "verification and signing",
-                    Grant::Agent => NO_REFERENCE,
-                },
-                row.algorithm.as_str()
-            );
-        }
-        if row.attempts > 1 {
-            println!(
-                "{label}: run {} times because earlier runs were noisy; the last run is shown",
-                row.attempts
-            );
-        }
-        let Ok(measured) = &row.outcome else { return };
-        for (phase, stats) in [
-            ("peak", Some(&measured.phases.peak)),
-            ("half rate", measured.phases.half.as_ref()),
-        ] {
-            let Some(stats) = stats else { continue };
-            if stats.failures.total() > 0 {
-                println!(
-                    "{label} {phase}: {} failed requests ({}); first: {}",
-                    stats.failures.total(),
-                    failures_text(stats),
-                    stats.failures.first.as_deref().unwrap_or("-")
-                );
-            }
-            if is_noisy(stats.other_cores) {
-                println!(
-                    "WARNING: other processes kept {} cores busy during the {label} {phase} run: \
-                     the machine was not quiet, so these numbers are too low",
-                    cores_text(stats.other_cores)
-                );
-            }
-        }
-        let peak = &measured.phases.peak;
-        println!(
-            "{label} peak: cores busy: server {}, load generator {}, database {}, other processes {}",
-            cores_text(peak.server_cores),
-            cores_text(peak.client_cores),
-            cores_text(peak.database_cores),
-            cores_text(peak.other_cores)
-        );
-        if let Some(half) = &measured.phases.half {
-            if half.late_sends > 0 {
-                println!(
-                    "{label} half rate: {} requests were sent late (the connection was still busy)",
-                    half.late_sends
-                );
-            }
-            if let Some(p99) = half.percentile_ms(99.0) {
-                let verdict = if p99 < HALF_RATE_P99_BUDGET_MS {
-                    "within"
-                } else {
-                    "OVER"
-                };
-                println!(
-                    "{label}: p99 at half rate {p99:.2} ms is {verdict} the {HALF_RATE_P99_BUDGET_MS} ms budget"
-                );
-            }
-        }
-        if let Some(slowest) = measured.propagation.iter().max() {
-            let mut sorted = measured.propagation.clone();
-            sorted.sort_unstable();
-            let median = sorted.get(sorted.len() / 2).copied().unwrap_or(*slowest);
-            println!(
-                "{label}: a new API key created on node 1 was honoured by every other node after \
-                 {:.0} ms median, {:.0} ms at most ({} samples; the change feed is polled every 250 ms)",
-                median.as_secs_f64() * 1000.0,
-                slowest.as_secs_f64() * 1000.0,
-                sorted.len()
-            );
-        }
-    }
-
-    /// The performance budget's lines that this run's rows speak to, each with a verdict.
-    pub fn budget_lines(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        for row in &self.rows {
-            let Ok(measured) = &row.outcome else { continue };
-            let rate = measured.phases.peak.rate();
-            let label = row.label();
-            let verdict = |met: bool| if met { "met" } else { "MISSED" };
-            match (row.grant, row.algorithm) {
-                (Grant::Apikey, Algorithm::Rs256) => {
-                    if let Some(ratio) = row.ratio(rate) {
-                        lines.push(format!(
-                            "{label}: {:.1} % of raw signing (≥ {:.0} %): {}",
-                            100.0 * ratio,
-                            100.0 * RS256_RATIO_BUDGET,
-                            verdict(ratio >= RS256_RATIO_BUDGET)
-                        ));
-                    }
-                }
-                (Grant::Agent, _) => lines.push(format!(
-                    "{label}: {rate:.0} requests/s from the agent's cache (≥ {AGENT_TARGET:.0}, \
-                     the issue's target): {}",
-                    verdict(rate >= AGENT_TARGET)
-                )),
-                (Grant::Apikey, Algorithm::Es256 | Algorithm::EdDsa)
-                | (Grant::YandexJwtRest | Grant::YandexJwtGrpc, _) => lines.push(format!(
-                    "{label}: {rate:.0} tokens/s (≥ {FAST_ALGORITHM_BUDGET:.0}): {}",
-                    verdict(rate >= FAST_ALGORITHM_BUDGET)
-                )),
-                (Grant::Introspect, _) => lines.push(format!(
-                    "{label}: {rate:.0} requests/s (≥ {INTROSPECTION_BUDGET:.0}): {}",
-                    verdict(rate >= INTROSPECTION_BUDGET)
-                )),
-                (Grant::Apikey, Algorithm::Ps256) => {}
-                // No budget line of their own: the table shows their ratio to the raw work.
-                (Grant::Assume | Grant::IamAuthz | Grant::CrToken | Grant::Password, _) => {}
-            }
-            // Password is Argon2id-bound by design and the agent does no cryptography: the bound
-            // on CPU beyond the cryptography speaks of the machine-credential grants.
-            if !matches!(row.grant, Grant::Password | Grant::Agent) {
-                if let Some((_, beyond)) = row.cpu_us(&measured.phases.peak, self.sign_threads) {
-                    lines.push(format!(
-                        "{label}: {beyond:.1} µs of server CPU per request beyond the cryptography \
-                         (≤ {BEYOND_CRYPTO_BUDGET_US:.0} µs): {}",
-                        verdict(beyond <= BEYOND_CRYPTO_BUDGET_US)
-                    ));
-                }
-            }
-            // The memory line is the server's; an agent row's RSS is the agent's.
-            if let Some(idle) =
-                max_mib(&measured.idle_rss_kib).filter(|_| row.grant != Grant::Agent)
-            {
-                lines.push(format!(
-                    "{label}: idle RSS {idle:.1} MiB (< {IDLE_RSS_BUDGET_MIB:.0} MiB): {}",
-                    verdict(idle < IDLE_RSS_BUDGET_MIB)
-                ));
-            }
-        }
-        lines
-    }
-
-    pub fn to_json(&self) -> Value {
+    fn to_json(&self) -> Value {
         let rows: Vec<Value> = self
             .rows
             .iter()

@@ -137,10 +137,7 @@ fn parse_algorithm(value: &str) -> Result<Algorithm, String> {
 pub fn main(args: impl Iterator<Item = std::ffi::OsString>) -> anyhow::Result<ExitCode> {
     let args = ScaleArgs::parse_from(std::iter::once("tessera-bench scale".into()).chain(args));
     check_args(&args)?;
-    let binary = match &args.server_bin {
-        Some(path) => path.clone(),
-        None => server::default_binary()?,
-    };
+    let binary = server::server_binary(args.server_bin.as_deref())?;
     if !binary.is_file() {
         anyhow::bail!(
             "server binary {} not found: build it first with `cargo build --release`",
@@ -840,33 +837,28 @@ async fn load_store(
     let rng = SystemRandom::new();
     let now = server::unix_now()?;
     let counts = Counts::of(args);
-    match (database_url, schema) {
-        (Some(url), Some(schema)) => {
-            let store = tessera_store::PostgresStore::connect_with_schema(url, schema)
+    let store: Box<dyn Store> = match (database_url, schema) {
+        (Some(url), Some(schema)) => Box::new(
+            tessera_store::PostgresStore::connect_with_schema(url, schema)
                 .await
-                .context("connecting to PostgreSQL")?;
-            let result = async {
-                let secrets = bootstrap::load_server_secrets(&store, master, &rng).await?;
-                populate(&store, &secrets.pepper, &counts, args.batch, now).await
-            }
-            .await;
-            store.close().await;
-            result
-        }
+                .context("connecting to PostgreSQL")?,
+        ),
         _ => {
             let path = scratch.join("node0").join("tessera.db");
-            let store = tessera_store::SqliteStore::open(&path)
-                .await
-                .with_context(|| format!("opening {}", path.display()))?;
-            let result = async {
-                let secrets = bootstrap::load_server_secrets(&store, master, &rng).await?;
-                populate(&store, &secrets.pepper, &counts, args.batch, now).await
-            }
-            .await;
-            store.close().await;
-            result
+            Box::new(
+                tessera_store::SqliteStore::open(&path)
+                    .await
+                    .with_context(|| format!("opening {}", path.display()))?,
+            )
         }
+    };
+    let result = async {
+        let secrets = bootstrap::load_server_secrets(store.as_ref(), master, &rng).await?;
+        populate(store.as_ref(), &secrets.pepper, &counts, args.batch, now).await
     }
+    .await;
+    store.close().await;
+    result
 }
 
 /// One-key and random-key runs, alternating.
@@ -926,13 +918,7 @@ async fn timed_get(
     token: &str,
 ) -> anyhow::Result<(Value, Duration)> {
     let started = Instant::now();
-    let response = http
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?;
-    let body = server::json_ok(response, &format!("GET {url}")).await?;
+    let body = server::send_json(http.get(url).bearer_auth(token), &format!("GET {url}")).await?;
     Ok((body, started.elapsed()))
 }
 

@@ -51,8 +51,12 @@ pub struct NodeOptions {
     pub data_dir: Option<PathBuf>,
 }
 
-/// `tessera` next to this executable: both live in `target/release` after `cargo build --release`.
-pub fn default_binary() -> anyhow::Result<PathBuf> {
+/// The server binary: `given`, else `tessera` next to this executable (both live in
+/// `target/release` after `cargo build --release`).
+pub fn server_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = given {
+        return Ok(path.to_owned());
+    }
     let exe = std::env::current_exe().context("locating the benchmark's own executable")?;
     let dir = exe
         .parent()
@@ -69,6 +73,17 @@ pub struct Server {
     _data: tempfile::TempDir,
 }
 
+/// Gives `command` no input and sends its stdout and stderr to a new file at `log_path`, which
+/// `log` names in errors.
+pub fn output_to_log(command: &mut Command, log_path: &Path, log: &str) -> anyhow::Result<()> {
+    let out = File::create(log_path).with_context(|| format!("creating {log}"))?;
+    let err = out
+        .try_clone()
+        .with_context(|| format!("duplicating {log} handle"))?;
+    command.stdin(Stdio::null()).stdout(out).stderr(err);
+    Ok(())
+}
+
 /// A process the benchmark started, writing its stdout and stderr to `log_path`: killed and
 /// reaped when stopped or dropped.
 pub struct Process {
@@ -78,12 +93,21 @@ pub struct Process {
 }
 
 impl Process {
-    pub fn new(child: Child, log_path: PathBuf) -> Process {
-        Process {
+    /// Starts `command` with its output in a new file at `log_path` (see [`output_to_log`]);
+    /// `starting` says what failed to start if it does not.
+    pub fn start(
+        command: &mut Command,
+        log_path: PathBuf,
+        log: &str,
+        starting: impl FnOnce() -> String,
+    ) -> anyhow::Result<Process> {
+        output_to_log(command, &log_path, log)?;
+        let child = command.spawn().with_context(starting)?;
+        Ok(Process {
             child,
             log_path,
             stopped: false,
-        }
+        })
     }
 
     /// The exit status once the process has exited.
@@ -143,10 +167,6 @@ impl Server {
             .clone()
             .unwrap_or_else(|| data.path().join("data"));
         let log_path = data.path().join("server.log");
-        let log = File::create(&log_path).context("creating the server log")?;
-        let log_err = log
-            .try_clone()
-            .context("duplicating the server log handle")?;
         let addr = free_port()?;
         let mut command = Command::new(binary);
         command
@@ -177,15 +197,12 @@ impl Server {
         if let Some(master_key) = &options.master_key {
             command.env("TESSERA_MASTER_KEY", master_key);
         }
-        let child = command
-            .env("TESSERA_BOOTSTRAP_ADMIN_APIKEY", admin_apikey)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
+        command.env("TESSERA_BOOTSTRAP_ADMIN_APIKEY", admin_apikey);
+        let process = Process::start(&mut command, log_path, "the server log", || {
+            format!("starting {}", binary.display())
+        })?;
         Ok(Server {
-            process: Process::new(child, log_path),
+            process,
             addr,
             base_url: format!("http://{addr}"),
             _data: data,
@@ -468,22 +485,30 @@ pub struct Credentials {
 
 /// Exchanges an API key for an access token (the admin setup's own token requests).
 pub async fn token_for(http: &reqwest::Client, base: &str, apikey: &str) -> anyhow::Result<String> {
-    let response = http
+    let request = http
         .post(format!("{base}/identity/token"))
         .header("Accept", "application/json")
         .form(&[
             ("grant_type", APIKEY_GRANT),
             ("apikey", apikey),
             ("response_type", "cloud_iam"),
-        ])
-        .send()
-        .await
-        .context("POST /identity/token")?;
-    let body = json_ok(response, "POST /identity/token").await?;
-    body["access_token"]
+        ]);
+    let body = send_json(request, "POST /identity/token").await?;
+    str_field(&body, "access_token", "POST /identity/token").map(str::to_owned)
+}
+
+/// Sends `request` and returns the JSON body of its 2xx answer (see [`json_ok`]); `what` names
+/// the request in errors.
+pub async fn send_json(request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
+    let response = request.send().await.with_context(|| what.to_owned())?;
+    json_ok(response, what).await
+}
+
+/// The string `field` of `answer`, the answer to `what`; an error if it has none.
+pub fn str_field<'a>(answer: &'a Value, field: &str, what: &str) -> anyhow::Result<&'a str> {
+    answer[field]
         .as_str()
-        .map(str::to_owned)
-        .context("POST /identity/token answered without access_token")
+        .with_context(|| format!("{what} answered without {field}"))
 }
 
 /// Returns the JSON body of a 2xx response, or an error naming the request, status and body.
@@ -509,44 +534,29 @@ pub async fn provision(
     let admin_token = token_for(http, base, admin_apikey)
         .await
         .context("getting the administrator's token")?;
-    let whoami = json_ok(
+    let whoami = send_json(
         http.get(format!("{base}/v1/whoami"))
-            .bearer_auth(&admin_token)
-            .send()
-            .await
-            .context("GET /v1/whoami")?,
+            .bearer_auth(&admin_token),
         "GET /v1/whoami",
     )
     .await?;
-    let account_id = whoami["account_id"]
-        .as_str()
-        .context("GET /v1/whoami answered without account_id")?;
-    let account = json_ok(
+    let account_id = str_field(&whoami, "account_id", "GET /v1/whoami")?;
+    let account = send_json(
         http.post(format!("{base}/v1/service_accounts"))
             .bearer_auth(&admin_token)
-            .json(&serde_json::json!({"account_id": account_id, "name": "bench-load"}))
-            .send()
-            .await
-            .context("POST /v1/service_accounts")?,
+            .json(&serde_json::json!({"account_id": account_id, "name": "bench-load"})),
         "POST /v1/service_accounts",
     )
     .await?;
-    let iam_id = account["iam_id"]
-        .as_str()
-        .context("POST /v1/service_accounts answered without iam_id")?;
-    let key = json_ok(
+    let iam_id = str_field(&account, "iam_id", "POST /v1/service_accounts")?;
+    let key = send_json(
         http.post(format!("{base}/v1/api_keys"))
             .bearer_auth(&admin_token)
-            .json(&serde_json::json!({"owner_iam_id": iam_id, "name": "bench-load"}))
-            .send()
-            .await
-            .context("POST /v1/api_keys")?,
+            .json(&serde_json::json!({"owner_iam_id": iam_id, "name": "bench-load"})),
         "POST /v1/api_keys",
     )
     .await?;
-    let apikey = key["apikey"]
-        .as_str()
-        .context("POST /v1/api_keys answered without apikey")?;
+    let apikey = str_field(&key, "apikey", "POST /v1/api_keys")?;
     let bearer_token = token_for(http, base, apikey)
         .await
         .context("getting the introspection caller's token")?;
@@ -580,23 +590,18 @@ pub async fn measure_propagation(
         return Ok(samples);
     }
     for round in 0..PROPAGATION_SAMPLES {
-        let key = json_ok(
+        let key = send_json(
             http.post(format!("{first}/v1/api_keys"))
                 .bearer_auth(&creds.admin_token)
                 .json(&serde_json::json!({
                     "owner_iam_id": creds.iam_id,
                     "name": format!("bench-propagation-{round}")
-                }))
-                .send()
-                .await
-                .context("POST /v1/api_keys")?,
+                })),
             "POST /v1/api_keys",
         )
         .await?;
         let created = Instant::now();
-        let apikey = key["apikey"]
-            .as_str()
-            .context("POST /v1/api_keys answered without apikey")?;
+        let apikey = str_field(&key, "apikey", "POST /v1/api_keys")?;
         for base in others {
             loop {
                 if token_for(http, base, apikey).await.is_ok() {
@@ -622,13 +627,10 @@ pub async fn check_introspection(
     base: &str,
     creds: &Credentials,
 ) -> anyhow::Result<()> {
-    let body = json_ok(
+    let body = send_json(
         http.post(format!("{base}/identity/introspect"))
             .bearer_auth(&creds.bearer_token)
-            .form(&[("token", creds.introspected_token.as_str())])
-            .send()
-            .await
-            .context("POST /identity/introspect")?,
+            .form(&[("token", creds.introspected_token.as_str())]),
         "POST /identity/introspect",
     )
     .await?;
@@ -673,13 +675,10 @@ pub async fn create_authorized_key(
         .iam_id
         .strip_prefix("iam-")
         .context("the service account's iam_id does not start with iam-")?;
-    let key = json_ok(
+    let key = send_json(
         http.post(format!("{base}/v1/authorized_keys"))
             .bearer_auth(&creds.admin_token)
-            .json(&serde_json::json!({"service_account_id": service_account_id}))
-            .send()
-            .await
-            .context("POST /v1/authorized_keys")?,
+            .json(&serde_json::json!({"service_account_id": service_account_id})),
         "POST /v1/authorized_keys",
     )
     .await?;
@@ -757,18 +756,13 @@ pub fn unix_now() -> anyhow::Result<i64> {
 
 /// One `POST /iam/v1/tokens` with a JWT, checked: 200 and a `t1.` IAM token.
 pub async fn check_yandex_jwt(http: &reqwest::Client, base: &str, jwt: &str) -> anyhow::Result<()> {
-    let body = json_ok(
+    let body = send_json(
         http.post(format!("{base}/iam/v1/tokens"))
-            .json(&serde_json::json!({ "jwt": jwt }))
-            .send()
-            .await
-            .context("POST /iam/v1/tokens")?,
+            .json(&serde_json::json!({ "jwt": jwt })),
         "POST /iam/v1/tokens",
     )
     .await?;
-    let token = body["iamToken"]
-        .as_str()
-        .context("POST /iam/v1/tokens answered without iamToken")?;
+    let token = str_field(&body, "iamToken", "POST /iam/v1/tokens")?;
     if !token.starts_with("t1.") {
         anyhow::bail!("POST /iam/v1/tokens answered an iamToken that is not a t1. token");
     }

@@ -71,15 +71,19 @@ pub struct SignRate {
 const PAYLOAD_ISSUER: &str = "http://127.0.0.1:8080/identity";
 const PAYLOAD_NOW: i64 = 1_790_000_100;
 
+/// A freshly generated `algorithm` key.
+fn new_key(algorithm: Algorithm, rng: &SystemRandom) -> anyhow::Result<SigningKey> {
+    let der = generate_pkcs8(algorithm, rng).context("generating a key")?;
+    SigningKey::from_pkcs8("bench", algorithm, &der).context("loading the key")
+}
+
 /// Signatures per second for `algorithm` over `threads` threads during about `duration`.
 pub fn measure(
     algorithm: Algorithm,
     threads: usize,
     duration: Duration,
 ) -> anyhow::Result<SignRate> {
-    let rng = SystemRandom::new();
-    let der = generate_pkcs8(algorithm, &rng).context("generating a key")?;
-    let key = SigningKey::from_pkcs8("bench", algorithm, &der).context("loading the key")?;
+    let key = new_key(algorithm, &SystemRandom::new())?;
     let payload = realistic_payload();
     let (key, payload) = (&key, payload.as_slice());
     repeat(threads, duration, || {
@@ -97,8 +101,7 @@ pub fn measure_verify(
     duration: Duration,
 ) -> anyhow::Result<SignRate> {
     let rng = SystemRandom::new();
-    let der = generate_pkcs8(algorithm, &rng).context("generating a key")?;
-    let key = SigningKey::from_pkcs8("bench", algorithm, &der).context("loading the key")?;
+    let key = new_key(algorithm, &rng)?;
     let token = key
         .sign_jws(&realistic_payload(), &rng)
         .context("signing the token to verify")?;
