@@ -5,7 +5,7 @@
 //! user with a password and an OAuth client for Basic authentication). Each ends in the one form
 //! body (and Basic header) that every connection then sends, checked once before the load.
 
-use crate::server::{send_json, str_field, token_for, unix_now, Credentials};
+use crate::server::{admin_post, send_json, str_field, token_for, unix_now, Credentials};
 use crate::Grant;
 use anyhow::Context;
 use aws_lc_rs::rand::SystemRandom;
@@ -60,12 +60,7 @@ struct Admin<'a> {
 
 impl Admin<'_> {
     async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        let request = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.creds.admin_token)
-            .json(&body);
-        send_json(request, &format!("POST {path}")).await
+        admin_post(self.http, self.base, &self.creds.admin_token, path, body).await
     }
 
     /// Creates the trusted profile `body` describes and returns its id.

@@ -507,17 +507,83 @@ pub struct RunStats {
     pub failures: Failures,
     /// Paced sends more than [`LATE_SEND`] behind schedule.
     pub late_sends: u64,
-    /// Cores the servers kept busy on average (CPU seconds over wall seconds), all nodes together.
-    pub server_cores: Option<f64>,
-    /// Cores PostgreSQL's processes kept busy on average (runs on PostgreSQL only).
-    pub database_cores: Option<f64>,
-    /// Cores this load generator kept busy on average.
-    pub client_cores: Option<f64>,
-    /// Cores that other processes (not the servers, the load generator or the database) kept busy
-    /// on average: with much of this, the run measured a machine that was doing something else.
-    pub other_cores: Option<f64>,
+    /// Cores kept busy on average during the run.
+    pub cores: CoresBusy,
     /// Latencies of the successful requests in microseconds, sorted.
     latencies_us: Vec<u32>,
+}
+
+/// Cores kept busy on average during a run (CPU seconds over wall seconds), by whom; `None`
+/// where it could not be read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CoresBusy {
+    /// The servers, all nodes together.
+    pub server: Option<f64>,
+    /// PostgreSQL's processes (runs on PostgreSQL only).
+    pub database: Option<f64>,
+    /// This load generator.
+    pub client: Option<f64>,
+    /// Other processes (not the servers, the load generator or the database): with much of
+    /// this, the run measured a machine that was doing something else.
+    pub other: Option<f64>,
+}
+
+/// The CPU seconds used so far by the processes [`CoresBusy`] tells apart.
+struct CpuReading {
+    server: Option<f64>,
+    /// Per PostgreSQL process (they come and go during a run).
+    database: Option<BTreeMap<u32, f64>>,
+    client: Option<f64>,
+    /// All of the machine's busy time.
+    system: Option<f64>,
+}
+
+impl CpuReading {
+    fn now(plan: &Plan) -> CpuReading {
+        let server = if plan.server_pids.is_empty() {
+            None
+        } else {
+            plan.server_pids
+                .iter()
+                .map(|pid| cpu_seconds(&pid.to_string()))
+                .sum()
+        };
+        CpuReading {
+            server,
+            database: plan.database.then(|| cpu_seconds_by_name(DATABASE_PROCESS)),
+            client: cpu_seconds("self"),
+            system: system_busy_seconds(),
+        }
+    }
+
+    /// The cores kept busy from `self` to `later`, `elapsed` apart.
+    fn cores_until(&self, later: &CpuReading, elapsed: Duration) -> CoresBusy {
+        let seconds = elapsed.as_secs_f64();
+        let cores = |before: Option<f64>, after: Option<f64>| match (before, after) {
+            (Some(before), Some(after)) if !elapsed.is_zero() => Some((after - before) / seconds),
+            _ => None,
+        };
+        let server = cores(self.server, later.server);
+        let database = match (&self.database, &later.database) {
+            (Some(before), Some(after)) if !elapsed.is_zero() => {
+                Some(cpu_seconds_between(before, after) / seconds)
+            }
+            _ => None,
+        };
+        let client = cores(self.client, later.client);
+        let other = match (cores(self.system, later.system), server, client) {
+            (Some(all), Some(server), Some(client)) => {
+                Some((all - server - client - database.unwrap_or(0.0)).max(0.0))
+            }
+            _ => None,
+        };
+        CoresBusy {
+            server,
+            database,
+            client,
+            other,
+        }
+    }
 }
 
 impl RunStats {
@@ -596,10 +662,10 @@ pub async fn run(target: Workload, plan: &Plan, progress: impl Fn(&str)) -> anyh
         peak.rate(),
         peak.ok,
         peak.failures.total(),
-        cores_text(peak.server_cores),
-        cores_text(peak.client_cores),
-        cores_text(peak.database_cores),
-        cores_text(peak.other_cores)
+        cores_text(peak.cores.server),
+        cores_text(peak.cores.client),
+        cores_text(peak.cores.database),
+        cores_text(peak.cores.other)
     ));
     let half = if plan.half_rate && peak.ok > 0 {
         let rate = peak.rate() / 2.0;
@@ -612,7 +678,7 @@ pub async fn run(target: Workload, plan: &Plan, progress: impl Fn(&str)) -> anyh
             "half rate: {:.0}/s achieved, {} failed, other processes {} cores",
             half.rate(),
             half.failures.total(),
-            cores_text(half.other_cores)
+            cores_text(half.cores.other)
         ));
         Some(half)
     } else {
@@ -640,20 +706,7 @@ async fn drive(
     rate: Option<f64>,
 ) -> anyhow::Result<RunStats> {
     let connections = plan.connections;
-    let server_cpu = || -> Option<f64> {
-        if plan.server_pids.is_empty() {
-            return None;
-        }
-        plan.server_pids
-            .iter()
-            .map(|pid| cpu_seconds(&pid.to_string()))
-            .sum()
-    };
-    let database_cpu = || plan.database.then(|| cpu_seconds_by_name(DATABASE_PROCESS));
-    let server_cpu_before = server_cpu();
-    let database_cpu_before = database_cpu();
-    let client_cpu_before = cpu_seconds("self");
-    let system_before = system_busy_seconds();
+    let cpu_before = CpuReading::now(plan);
     let started = Instant::now();
     let deadline = started + duration;
     let channels = match target {
@@ -706,27 +759,7 @@ async fn drive(
         latencies_us.extend(result.latencies_us);
     }
     let elapsed = started.elapsed();
-    let cores = |before: Option<f64>, after: Option<f64>| match (before, after) {
-        (Some(before), Some(after)) if !elapsed.is_zero() => {
-            Some((after - before) / elapsed.as_secs_f64())
-        }
-        _ => None,
-    };
-    let server_cores = cores(server_cpu_before, server_cpu());
-    let database_cores = match (database_cpu_before, database_cpu()) {
-        (Some(before), Some(after)) if !elapsed.is_zero() => {
-            Some(cpu_seconds_between(&before, &after) / elapsed.as_secs_f64())
-        }
-        _ => None,
-    };
-    let client_cores = cores(client_cpu_before, cpu_seconds("self"));
-    let system_cores = cores(system_before, system_busy_seconds());
-    let other_cores = match (system_cores, server_cores, client_cores) {
-        (Some(all), Some(server), Some(client)) => {
-            Some((all - server - client - database_cores.unwrap_or(0.0)).max(0.0))
-        }
-        _ => None,
-    };
+    let cores = cpu_before.cores_until(&CpuReading::now(plan), elapsed);
     latencies_us.sort_unstable();
     Ok(RunStats {
         target_rate: rate,
@@ -734,10 +767,7 @@ async fn drive(
         ok,
         failures,
         late_sends,
-        server_cores,
-        database_cores,
-        client_cores,
-        other_cores,
+        cores,
         latencies_us,
     })
 }
@@ -911,10 +941,7 @@ mod tests {
             ok: latencies_us.len() as u64,
             failures: Failures::default(),
             late_sends: 0,
-            server_cores: None,
-            database_cores: None,
-            client_cores: None,
-            other_cores: None,
+            cores: CoresBusy::default(),
             latencies_us,
         }
     }

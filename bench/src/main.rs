@@ -76,6 +76,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use tessera_core::model::Algorithm;
+// A PostgreSQL URL without its password, for output: the server's own redaction.
+use tessera_server::config::redact_url;
 
 /// Upper bounds that keep a mistyped flag from running for hours.
 const MAX_DURATION_SECS: u64 = 600;
@@ -644,23 +646,6 @@ fn measure_raw<T>(
         }
         return Ok(rate);
     }
-}
-
-/// A PostgreSQL URL without its password, for output.
-fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "<invalid url>".to_owned();
-    };
-    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{user}:***@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_owned(),
-    };
-    let path = tail.split('?').next().unwrap_or("");
-    format!("{scheme}://{authority}{path}")
 }
 
 /// One grant with one algorithm against a fresh cluster; the cluster is stopped and its schema

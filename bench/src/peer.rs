@@ -747,7 +747,7 @@ struct PeerReport {
 /// Server core-µs per successful request.
 fn cpu_us(stats: &RunStats) -> Option<f64> {
     let rate = stats.rate();
-    (rate > 0.0).then_some(stats.server_cores? * 1e6 / rate)
+    (rate > 0.0).then_some(stats.cores.server? * 1e6 / rate)
 }
 
 fn number(value: Option<f64>, decimals: usize) -> String {
@@ -802,8 +802,8 @@ impl Finished for PeerReport {
                     let peak = &phases.peak;
                     let half = phases.half.as_ref();
                     let other = |stats: &RunStats| {
-                        let text = load::cores_text(stats.other_cores);
-                        if is_noisy(stats.other_cores) {
+                        let text = load::cores_text(stats.cores.other);
+                        if is_noisy(stats.cores.other) {
                             format!("{text} (noisy)")
                         } else {
                             text
@@ -819,11 +819,11 @@ impl Finished for PeerReport {
                         half.map_or_else(|| "-".to_owned(), |h| h.late_sends.to_string()),
                         format!(
                             "{} ({} proc)",
-                            load::cores_text(peak.server_cores),
+                            load::cores_text(peak.cores.server),
                             row.processes
                         ),
                         number(cpu_us(peak), 1),
-                        load::cores_text(peak.client_cores),
+                        load::cores_text(peak.cores.client),
                         match half {
                             Some(half) => format!("{} / {}", other(peak), other(half)),
                             None => other(peak),

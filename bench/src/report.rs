@@ -60,12 +60,12 @@ pub struct Measured {
 impl Measured {
     /// Whether other processes disturbed the peak or the half-rate run.
     pub fn noisy(&self) -> bool {
-        is_noisy(self.phases.peak.other_cores)
+        is_noisy(self.phases.peak.cores.other)
             || self
                 .phases
                 .half
                 .as_ref()
-                .is_some_and(|half| is_noisy(half.other_cores))
+                .is_some_and(|half| is_noisy(half.cores.other))
     }
 }
 
@@ -117,7 +117,7 @@ impl Row {
     /// Server core-µs per successful request (server cores busy ÷ rate), and that minus the
     /// cryptography: the overhead the issue asks to bring to ≤ 20 µs.
     fn cpu_us(&self, stats: &RunStats, threads: usize) -> Option<(f64, f64)> {
-        self.cpu_us_of(stats.server_cores?, stats.rate(), threads)
+        self.cpu_us_of(stats.cores.server?, stats.rate(), threads)
     }
 
     fn cpu_us_of(&self, cores: f64, rate: f64, threads: usize) -> Option<(f64, f64)> {
@@ -239,10 +239,10 @@ pub(crate) fn run_json(stats: &RunStats) -> Value {
         "p999_ms": stats.percentile_ms(99.9),
         "max_ms": stats.max_ms(),
         "late_sends": stats.late_sends,
-        "server_cores_busy": stats.server_cores,
-        "database_cores_busy": stats.database_cores,
-        "load_generator_cores_busy": stats.client_cores,
-        "other_processes_cores_busy": stats.other_cores,
+        "server_cores_busy": stats.cores.server,
+        "database_cores_busy": stats.cores.database,
+        "load_generator_cores_busy": stats.cores.client,
+        "other_processes_cores_busy": stats.cores.other,
         "failures": {
             "total": stats.failures.total(),
             "non_200": stats.failures.non_200(),
@@ -347,21 +347,21 @@ impl Report {
                     stats.failures.first.as_deref().unwrap_or("-")
                 );
             }
-            if is_noisy(stats.other_cores) {
+            if is_noisy(stats.cores.other) {
                 println!(
                     "WARNING: other processes kept {} cores busy during the {label} {phase} run: \
                      the machine was not quiet, so these numbers are too low",
-                    cores_text(stats.other_cores)
+                    cores_text(stats.cores.other)
                 );
             }
         }
         let peak = &measured.phases.peak;
         println!(
             "{label} peak: cores busy: server {}, load generator {}, database {}, other processes {}",
-            cores_text(peak.server_cores),
-            cores_text(peak.client_cores),
-            cores_text(peak.database_cores),
-            cores_text(peak.other_cores)
+            cores_text(peak.cores.server),
+            cores_text(peak.cores.client),
+            cores_text(peak.cores.database),
+            cores_text(peak.cores.other)
         );
         if let Some(half) = &measured.phases.half {
             if half.late_sends > 0 {

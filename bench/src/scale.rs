@@ -903,8 +903,8 @@ async fn token_rates(
                 random: is_random,
                 rate: phases.peak.rate(),
                 failures: phases.peak.failures.total(),
-                server_cores: phases.peak.server_cores,
-                other_cores: phases.peak.other_cores,
+                server_cores: phases.peak.cores.server,
+                other_cores: phases.peak.cores.other,
             });
         }
     }

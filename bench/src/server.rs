@@ -504,6 +504,22 @@ pub async fn send_json(request: reqwest::RequestBuilder, what: &str) -> anyhow::
     json_ok(response, what).await
 }
 
+/// `POST` of `body` to `path` on `base` as the administrator whose token is `admin_token`: the
+/// JSON answer.
+pub async fn admin_post(
+    http: &reqwest::Client,
+    base: &str,
+    admin_token: &str,
+    path: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let request = http
+        .post(format!("{base}{path}"))
+        .bearer_auth(admin_token)
+        .json(&body);
+    send_json(request, &format!("POST {path}")).await
+}
+
 /// The string `field` of `answer`, the answer to `what`; an error if it has none.
 pub fn str_field<'a>(answer: &'a Value, field: &str, what: &str) -> anyhow::Result<&'a str> {
     answer[field]
@@ -541,19 +557,21 @@ pub async fn provision(
     )
     .await?;
     let account_id = str_field(&whoami, "account_id", "GET /v1/whoami")?;
-    let account = send_json(
-        http.post(format!("{base}/v1/service_accounts"))
-            .bearer_auth(&admin_token)
-            .json(&serde_json::json!({"account_id": account_id, "name": "bench-load"})),
-        "POST /v1/service_accounts",
+    let account = admin_post(
+        http,
+        base,
+        &admin_token,
+        "/v1/service_accounts",
+        serde_json::json!({"account_id": account_id, "name": "bench-load"}),
     )
     .await?;
     let iam_id = str_field(&account, "iam_id", "POST /v1/service_accounts")?;
-    let key = send_json(
-        http.post(format!("{base}/v1/api_keys"))
-            .bearer_auth(&admin_token)
-            .json(&serde_json::json!({"owner_iam_id": iam_id, "name": "bench-load"})),
-        "POST /v1/api_keys",
+    let key = admin_post(
+        http,
+        base,
+        &admin_token,
+        "/v1/api_keys",
+        serde_json::json!({"owner_iam_id": iam_id, "name": "bench-load"}),
     )
     .await?;
     let apikey = str_field(&key, "apikey", "POST /v1/api_keys")?;
@@ -590,14 +608,15 @@ pub async fn measure_propagation(
         return Ok(samples);
     }
     for round in 0..PROPAGATION_SAMPLES {
-        let key = send_json(
-            http.post(format!("{first}/v1/api_keys"))
-                .bearer_auth(&creds.admin_token)
-                .json(&serde_json::json!({
-                    "owner_iam_id": creds.iam_id,
-                    "name": format!("bench-propagation-{round}")
-                })),
-            "POST /v1/api_keys",
+        let key = admin_post(
+            http,
+            first,
+            &creds.admin_token,
+            "/v1/api_keys",
+            serde_json::json!({
+                "owner_iam_id": creds.iam_id,
+                "name": format!("bench-propagation-{round}")
+            }),
         )
         .await?;
         let created = Instant::now();
@@ -675,11 +694,12 @@ pub async fn create_authorized_key(
         .iam_id
         .strip_prefix("iam-")
         .context("the service account's iam_id does not start with iam-")?;
-    let key = send_json(
-        http.post(format!("{base}/v1/authorized_keys"))
-            .bearer_auth(&creds.admin_token)
-            .json(&serde_json::json!({"service_account_id": service_account_id})),
-        "POST /v1/authorized_keys",
+    let key = admin_post(
+        http,
+        base,
+        &creds.admin_token,
+        "/v1/authorized_keys",
+        serde_json::json!({"service_account_id": service_account_id}),
     )
     .await?;
     let file = &key["key_file"];

@@ -45,6 +45,13 @@ pub struct OneTimeSecret<'a> {
     pub value: &'a str,
 }
 
+impl<'a> OneTimeSecret<'a> {
+    /// The secret of a create answer, if it holds one.
+    fn of(value: Option<&'a str>, label: &'static str, noun: &'static str) -> Option<Self> {
+        value.map(|value| OneTimeSecret { label, noun, value })
+    }
+}
+
 /// One field in a table: a string as it is, an enumeration as the API spells it
 /// (`RSA_2048`, `yandex-iam`), a list joined with commas, `-` for none.
 fn cell(value: &serde_json::Value) -> String {
@@ -162,11 +169,7 @@ impl Tabular for ApiKeyView {
         "CREATED_AT",
     ];
     fn one_time_secret(&self) -> Option<OneTimeSecret<'_>> {
-        self.apikey.as_deref().map(|value| OneTimeSecret {
-            label: "API key",
-            noun: "API key",
-            value,
-        })
+        OneTimeSecret::of(self.apikey.as_deref(), "API key", "API key")
     }
 }
 
@@ -198,11 +201,7 @@ impl Tabular for OAuthTokenView {
     const HEADERS: &'static [&'static str] =
         &["ID", "USER_ID", "ACCOUNT_ID", "DESCRIPTION", "CREATED_AT"];
     fn one_time_secret(&self) -> Option<OneTimeSecret<'_>> {
-        self.token.as_deref().map(|value| OneTimeSecret {
-            label: "OAuth token",
-            noun: "OAuth token",
-            value,
-        })
+        OneTimeSecret::of(self.token.as_deref(), "OAuth token", "OAuth token")
     }
 }
 
@@ -220,11 +219,7 @@ impl Tabular for AuthorizationPolicyView {
 impl Tabular for ClientView {
     const HEADERS: &'static [&'static str] = &["ID", "NAME", "ACCOUNT_ID", "CREATED_AT"];
     fn one_time_secret(&self) -> Option<OneTimeSecret<'_>> {
-        self.secret.as_deref().map(|value| OneTimeSecret {
-            label: "Client secret",
-            noun: "client secret",
-            value,
-        })
+        OneTimeSecret::of(self.secret.as_deref(), "Client secret", "client secret")
     }
 }
 

@@ -8,8 +8,8 @@
 //! the way of a fully specified command.
 
 use super::args::{
-    AdminVerb, AuditVerb, Cli, Command, ConnectionArgs, Format, IamResource, KeysVerb,
-    SavedProfileVerb, Secret,
+    AdminVerb, AuditVerb, BackupArgs, Cli, Command, ConnectionArgs, ExportArgs, Format,
+    IamResource, ImportArgs, KeysVerb, RecoverArgs, RestoreArgs, SavedProfileVerb, Secret,
 };
 use super::config::{self, Config, Profile};
 use super::failure::CliError;
@@ -289,30 +289,24 @@ pub enum Plan {
     },
     /// The store commands talk to the store, not to a server: no connection to resolve.
     Migrate(tessera_server::StoreArgs),
-    Export {
-        store: tessera_server::StoreArgs,
-        /// `None`: standard output.
-        output: Option<PathBuf>,
-    },
-    Import {
-        store: tessera_server::StoreArgs,
-        /// `None`: standard input.
-        input: Option<PathBuf>,
-        master_key_file: Option<PathBuf>,
-    },
-    Backup {
-        store: tessera_server::StoreArgs,
-        output: PathBuf,
-    },
-    Restore {
-        store: tessera_server::StoreArgs,
-        input: PathBuf,
-        master_key_file: Option<PathBuf>,
-    },
-    Recover {
-        store: tessera_server::StoreArgs,
-        master_key_file: Option<PathBuf>,
-    },
+    Export(ExportArgs),
+    Import(ImportArgs),
+    Backup(BackupArgs),
+    Restore(RestoreArgs),
+    Recover(RecoverArgs),
+}
+
+/// A store command's plan as `Name { file: …, .. }`: its store arguments are left out, as a
+/// database URL may hold a password.
+fn debug_store_command(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    file_field: &str,
+    file: &dyn fmt::Debug,
+) -> fmt::Result {
+    f.debug_struct(name)
+        .field(file_field, file)
+        .finish_non_exhaustive()
 }
 
 impl fmt::Debug for Plan {
@@ -374,23 +368,11 @@ impl fmt::Debug for Plan {
                 .finish(),
             // Database URLs may hold a password: never shown.
             Plan::Migrate(_) => f.write_str("Migrate(..)"),
-            Plan::Export { output, .. } => f
-                .debug_struct("Export")
-                .field("output", output)
-                .finish_non_exhaustive(),
-            Plan::Import { input, .. } => f
-                .debug_struct("Import")
-                .field("input", input)
-                .finish_non_exhaustive(),
-            Plan::Backup { output, .. } => f
-                .debug_struct("Backup")
-                .field("output", output)
-                .finish_non_exhaustive(),
-            Plan::Restore { input, .. } => f
-                .debug_struct("Restore")
-                .field("input", input)
-                .finish_non_exhaustive(),
-            Plan::Recover { .. } => f.write_str("Recover(..)"),
+            Plan::Export(args) => debug_store_command(f, "Export", "output", &args.output),
+            Plan::Import(args) => debug_store_command(f, "Import", "input", &args.input),
+            Plan::Backup(args) => debug_store_command(f, "Backup", "output", &args.output),
+            Plan::Restore(args) => debug_store_command(f, "Restore", "input", &args.input),
+            Plan::Recover(_) => f.write_str("Recover(..)"),
         }
     }
 }
@@ -445,29 +427,12 @@ impl Plan {
                 verb: args.verb,
             },
             Command::Migrate(args) => Plan::Migrate(args.store),
-            Command::Export(args) => Plan::Export {
-                store: args.store,
-                output: args.output,
-            },
-            Command::Import(args) => Plan::Import {
-                store: args.store,
-                input: args.input,
-                master_key_file: args.master_key_file,
-            },
-            Command::Backup(args) => Plan::Backup {
-                store: args.store,
-                output: args.output,
-            },
-            Command::Restore(args) => Plan::Restore {
-                store: args.store,
-                input: args.input,
-                master_key_file: args.master_key_file,
-            },
+            Command::Export(args) => Plan::Export(args),
+            Command::Import(args) => Plan::Import(args),
+            Command::Backup(args) => Plan::Backup(args),
+            Command::Restore(args) => Plan::Restore(args),
             Command::Admin(args) => match args.verb {
-                AdminVerb::Recover(args) => Plan::Recover {
-                    store: args.store,
-                    master_key_file: args.master_key_file,
-                },
+                AdminVerb::Recover(args) => Plan::Recover(args),
             },
         })
     }
@@ -656,7 +621,7 @@ mod tests {
             shown.contains("x.json") && !shown.contains("hunter2"),
             "{shown}"
         );
-        let Plan::Export { store, output } = plan else {
+        let Plan::Export(ExportArgs { store, output }) = plan else {
             panic!("not an export: {shown}");
         };
         assert_eq!(
@@ -667,7 +632,10 @@ mod tests {
         let plan = Plan::resolve(parse(&["migrate", "--data-dir", "d"]), &env).unwrap();
         assert!(matches!(plan, Plan::Migrate(_)), "{plan:?}");
         let plan = Plan::resolve(parse(&["import", "--data-dir", "d"]), &env).unwrap();
-        assert!(matches!(plan, Plan::Import { input: None, .. }), "{plan:?}");
+        assert!(
+            matches!(plan, Plan::Import(ImportArgs { input: None, .. })),
+            "{plan:?}"
+        );
         // `keys` talks to a server: it needs credentials like every admin command.
         let err = Plan::resolve(parse(&["keys", "list"]), &env).unwrap_err();
         assert!(format!("{err:#}").contains("tessera login"), "{err:#}");

@@ -147,22 +147,13 @@ pub async fn execute(plan: Plan, io: &mut Io<'_>) -> Result<()> {
             audit(&admin, format, verb, io).await
         }
         Plan::Migrate(store) => migrate(&store, io).await,
-        Plan::Export { store, output } => export(&store, output.as_deref(), io).await,
-        Plan::Import {
-            store,
-            input,
-            master_key_file,
-        } => import(&store, input.as_deref(), master_key_file, io).await,
-        Plan::Backup { store, output } => backup(&store, &output, io).await,
-        Plan::Restore {
-            store,
-            input,
-            master_key_file,
-        } => restore(&store, &input, master_key_file, io).await,
-        Plan::Recover {
-            store,
-            master_key_file,
-        } => recover(&store, master_key_file, io).await,
+        Plan::Export(args) => export(&args.store, args.output.as_deref(), io).await,
+        Plan::Import(args) => {
+            import(&args.store, args.input.as_deref(), args.master_key_file, io).await
+        }
+        Plan::Backup(args) => backup(&args.store, &args.output, io).await,
+        Plan::Restore(args) => restore(&args.store, &args.input, args.master_key_file, io).await,
+        Plan::Recover(args) => recover(&args.store, args.master_key_file, io).await,
     }
     .and_then(|()| emit(io.out.flush()))
 }
