@@ -12,7 +12,7 @@ use super::AgentState;
 use anyhow::{anyhow, Context, Result};
 use aws_lc_rs::rand::SystemRandom;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
@@ -247,26 +247,56 @@ fn body_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, VpcError>
     }
 }
 
-fn vpc(state: &AgentState) -> Result<&InstanceIdentity, VpcError> {
-    state.ibm_vpc.as_ref().ok_or_else(|| {
+/// A call of the IBM VPC API, checked as every one of them is, in this order: its body read,
+/// the flavour configured on this agent, the `Metadata-Flavor` header, the `version` query
+/// parameter. Each handler then checks its own body fields.
+struct VpcCall {
+    state: Arc<AgentState>,
+    identity: Arc<InstanceIdentity>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl FromRequest<Arc<AgentState>> for VpcCall {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &Arc<AgentState>) -> Result<Self, Response> {
+        let headers = request.headers().clone();
+        let query = request.uri().query().map(str::to_owned);
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let identity =
+            check_call(state, &headers, query.as_deref()).map_err(IntoResponse::into_response)?;
+        Ok(VpcCall {
+            state: Arc::clone(state),
+            identity,
+            headers,
+            body,
+        })
+    }
+}
+
+/// The checks of [`VpcCall`] after its body, in their order; the instance identity it signs with.
+fn check_call(
+    state: &AgentState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Arc<InstanceIdentity>, VpcError> {
+    let identity = state.ibm_vpc.clone().ok_or_else(|| {
         VpcError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             "The IBM VPC instance identity flavour is not configured on this agent ([ibm_vpc] in agent.toml).",
         )
-    })
+    })?;
+    check_flavor(headers)?;
+    check_version(query)?;
+    Ok(identity)
 }
 
-async fn token_create(
-    State(state): State<Arc<AgentState>>,
-    headers: HeaderMap,
-    axum::extract::RawQuery(query): axum::extract::RawQuery,
-    body: Bytes,
-) -> Result<Json<Value>, VpcError> {
-    let identity = vpc(&state)?;
-    check_flavor(&headers)?;
-    check_version(query.as_deref())?;
-    let request = body_object(&body)?;
+async fn token_create(call: VpcCall) -> Result<Json<Value>, VpcError> {
+    let request = body_object(&call.body)?;
     let expires_in = match request.get("expires_in") {
         None => DEFAULT_EXPIRES_IN,
         Some(v) => v
@@ -281,7 +311,7 @@ async fn token_create(
     if let Some(key) = request.keys().find(|k| k.as_str() != "expires_in") {
         return Err(VpcError::invalid(format!("unknown field {key:?}")));
     }
-    let (token, created, expires) = identity.mint(expires_in)?;
+    let (token, created, expires) = call.identity.mint(expires_in)?;
     Ok(Json(json!({
         "access_token": token,
         "created_at": rfc3339(created),
@@ -290,16 +320,9 @@ async fn token_create(
     })))
 }
 
-async fn iam_token_create(
-    State(state): State<Arc<AgentState>>,
-    headers: HeaderMap,
-    axum::extract::RawQuery(query): axum::extract::RawQuery,
-    body: Bytes,
-) -> Result<Json<Value>, VpcError> {
-    let identity = vpc(&state)?;
-    check_flavor(&headers)?;
-    check_version(query.as_deref())?;
-    let instance_token = headers
+async fn iam_token_create(call: VpcCall) -> Result<Json<Value>, VpcError> {
+    let instance_token = call
+        .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
@@ -312,8 +335,8 @@ async fn iam_token_create(
                 "An Authorization: Bearer <instance identity token> header is required.",
             )
         })?;
-    identity.check(instance_token)?;
-    let request = body_object(&body)?;
+    call.identity.check(instance_token)?;
+    let request = body_object(&call.body)?;
     if let Some(key) = request.keys().find(|k| k.as_str() != "trusted_profile") {
         return Err(VpcError::invalid(format!("unknown field {key:?}")));
     }
@@ -342,7 +365,8 @@ async fn iam_token_create(
             _ => return Err(exactly_one()),
         });
     }
-    let fetched = state
+    let fetched = call
+        .state
         .shared
         .upstream
         .cr_token(instance_token, profile.as_ref())

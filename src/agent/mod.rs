@@ -52,7 +52,7 @@ pub struct AgentState {
     single: Option<Arc<Workload>>,
     /// Host mode: source networks, most specific first.
     routes: Vec<(IpNet, Arc<Workload>)>,
-    ibm_vpc: Option<ibm_vpc::InstanceIdentity>,
+    ibm_vpc: Option<Arc<ibm_vpc::InstanceIdentity>>,
 }
 
 impl AgentState {
@@ -110,17 +110,13 @@ impl AgentState {
     }
 }
 
-/// `tessera agent` flags; each overrides the config file.
+/// `tessera agent` flags; each overrides the config file. Their doc lines name the environment
+/// variables, so clap's own `[env: …]` is hidden for all of them.
 #[derive(clap::Args, Debug, Clone, Default)]
+#[command(mut_args = |arg: clap::Arg| arg.hide_env(true))]
 pub struct AgentArgs {
     /// The Tessera server's URL [env: TESSERA_AGENT_SERVER]
-    #[arg(
-        long,
-        global = true,
-        env = "TESSERA_AGENT_SERVER",
-        value_name = "URL",
-        hide_env = true
-    )]
+    #[arg(long, global = true, env = "TESSERA_AGENT_SERVER", value_name = "URL")]
     pub server: Option<String>,
     /// Address to serve metadata on (default 127.0.0.1:8081; in production 169.254.169.254:80)
     #[arg(long, value_name = "ADDR")]
@@ -131,49 +127,25 @@ pub struct AgentArgs {
         long,
         global = true,
         env = "TESSERA_AGENT_CREDENTIALS",
-        value_name = "FILE",
-        hide_env = true
+        value_name = "FILE"
     )]
     pub credentials: Option<PathBuf>,
     /// agent.toml: instance and project attributes, host-mode workloads, IBM VPC flavour
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// PEM file of the CA that signed the server's certificate [env: TESSERA_CACERT]
-    #[arg(
-        long,
-        global = true,
-        env = "TESSERA_CACERT",
-        value_name = "FILE",
-        hide_env = true
-    )]
+    #[arg(long, global = true, env = "TESSERA_CACERT", value_name = "FILE")]
     pub cacert: Option<PathBuf>,
     /// Address for /healthz, /readyz and /metrics, apart from the metadata port (default: off)
     /// [env: TESSERA_AGENT_ADMIN_LISTEN]
-    #[arg(
-        long,
-        env = "TESSERA_AGENT_ADMIN_LISTEN",
-        value_name = "ADDR",
-        hide_env = true
-    )]
+    #[arg(long, env = "TESSERA_AGENT_ADMIN_LISTEN", value_name = "ADDR")]
     pub admin_listen: Option<SocketAddr>,
     /// Log format: text (default) or json [env: TESSERA_LOG_FORMAT]
-    #[arg(
-        long,
-        global = true,
-        env = "TESSERA_LOG_FORMAT",
-        value_name = "FORMAT",
-        hide_env = true
-    )]
+    #[arg(long, global = true, env = "TESSERA_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
     /// Log level of Tessera's own logs (default info), or a filter used as written, e.g.
     /// info,tessera::agent=debug [env: TESSERA_LOG_LEVEL]
-    #[arg(
-        long,
-        global = true,
-        env = "TESSERA_LOG_LEVEL",
-        value_name = "FILTER",
-        hide_env = true
-    )]
+    #[arg(long, global = true, env = "TESSERA_LOG_LEVEL", value_name = "FILTER")]
     pub log_level: Option<String>,
     #[command(subcommand)]
     pub command: Option<AgentCommand>,
@@ -306,7 +278,7 @@ async fn serve(args: &AgentArgs) -> Result<()> {
         max_backoff: Duration::from_secs(resolved.file.refresh.max_backoff_seconds),
     };
     let ibm_vpc = match &resolved.file.ibm_vpc {
-        Some(vpc) => Some(ibm_vpc::InstanceIdentity::load(vpc)?),
+        Some(vpc) => Some(Arc::new(ibm_vpc::InstanceIdentity::load(vpc)?)),
         None => None,
     };
     let shared = Arc::new(Shared::new(resolved.upstream, resolved.credential, policy));

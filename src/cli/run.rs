@@ -1312,6 +1312,21 @@ async fn create_key_file(
 /// A change to a profile's replaceable parts, applied between the read and the `PUT`.
 type ProfileEdit = Box<dyn FnOnce(&mut admin::TrustedProfileReplace) -> Result<()>>;
 
+/// Removes from a profile's `items` those `matches` picks; an error naming `what` if there
+/// were none.
+fn remove_from_profile<T>(
+    items: &mut Vec<T>,
+    matches: impl Fn(&T) -> bool,
+    what: &str,
+) -> Result<()> {
+    let before = items.len();
+    items.retain(|item| !matches(item));
+    if items.len() == before {
+        bail!("the profile has no {what}");
+    }
+    Ok(())
+}
+
 /// `tessera iam profile …`. The add-/remove- verbs read, modify and replace the profile.
 async fn profile(admin: &Client, verb: ProfileVerb, op: &mut Op<'_>) -> Result<()> {
     let update_failed = |id: &str| format!("cannot update trusted profile {id}");
@@ -1378,12 +1393,8 @@ async fn profile(admin: &Client, verb: ProfileVerb, op: &mut Op<'_>) -> Result<(
         ProfileVerb::RemoveIdentity { id, identifier } => (
             id,
             Box::new(move |p| {
-                let before = p.identities.len();
-                p.identities.retain(|i| i.identifier != identifier);
-                if p.identities.len() == before {
-                    bail!("the profile has no trusted identity {identifier}");
-                }
-                Ok(())
+                let what = format!("trusted identity {identifier}");
+                remove_from_profile(&mut p.identities, |i| i.identifier == identifier, &what)
             }),
         ),
         ProfileVerb::AddLink {
@@ -1412,13 +1423,8 @@ async fn profile(admin: &Client, verb: ProfileVerb, op: &mut Op<'_>) -> Result<(
         ProfileVerb::RemoveLink { id, link_id } => (
             id,
             Box::new(move |p| {
-                let before = p.links.len();
-                p.links
-                    .retain(|l| l.id.as_deref() != Some(link_id.as_str()));
-                if p.links.len() == before {
-                    bail!("the profile has no link {link_id}");
-                }
-                Ok(())
+                let what = format!("link {link_id}");
+                remove_from_profile(&mut p.links, |l| l.id.as_ref() == Some(&link_id), &what)
             }),
         ),
         ProfileVerb::AddRule {
@@ -1451,13 +1457,8 @@ async fn profile(admin: &Client, verb: ProfileVerb, op: &mut Op<'_>) -> Result<(
         ProfileVerb::RemoveRule { id, rule_id } => (
             id,
             Box::new(move |p| {
-                let before = p.rules.len();
-                p.rules
-                    .retain(|r| r.id.as_deref() != Some(rule_id.as_str()));
-                if p.rules.len() == before {
-                    bail!("the profile has no claim rule {rule_id}");
-                }
-                Ok(())
+                let what = format!("claim rule {rule_id}");
+                remove_from_profile(&mut p.rules, |r| r.id.as_ref() == Some(&rule_id), &what)
             }),
         ),
     };
