@@ -658,7 +658,118 @@ async fn bench_one(
     plan: &load::Plan,
 ) -> anyhow::Result<report::Measured> {
     let mut cluster = server::Cluster::new(&setup.store)?;
-    let result = drive_cluster(&mut cluster, server_bin, grant, algorithm, setup, plan).await;
+    // The run is a block of its own, so that the cluster is shut down whatever it did.
+    let result = async {
+        cluster.launch(server_bin, algorithm, setup.nodes)?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .no_proxy()
+            .build()
+            .context("building the admin HTTP client")?;
+        cluster.wait_ready(&http, Duration::from_secs(60)).await?;
+        let bases: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|node| node.base_url.clone())
+            .collect();
+        let first = bases.first().context("the cluster has no node")?.to_owned();
+        let creds = server::provision(&http, &first, &cluster.admin_apikey).await?;
+        let propagation = server::measure_propagation(&http, &bases, &creds).await?;
+        let jwts = if grant.is_yandex() {
+            yandex_jwts(&http, &first, &creds, plan).await?
+        } else {
+            Vec::new()
+        };
+        let prepared = grants::prepare(&http, &first, &creds, grant).await?;
+        for base in &bases {
+            server::check_token(&http, base, &creds, algorithm).await?;
+            if grant == Grant::Introspect {
+                server::check_introspection(&http, base, &creds).await?;
+            }
+            if let Some(jwt) = jwts.first() {
+                server::check_yandex_jwt(&http, base, jwt).await?;
+            }
+            if let Some(prepared) = &prepared {
+                grants::check(&http, base, grant, prepared).await?;
+            }
+        }
+        // The agent grant loads the agent in front of the first node, not the nodes: its process is
+        // what the CPU and memory columns then describe.
+        let mut agent = if grant == Grant::Agent {
+            Some(start_agent(server_bin, &http, &first, &creds, algorithm).await?)
+        } else {
+            None
+        };
+        let (addrs, pids, idle_rss_kib) = match &agent {
+            Some(agent) => (
+                vec![agent.addr()?],
+                vec![agent.process.pid()],
+                vec![agent.process.rss_kib()],
+            ),
+            None => (cluster.addrs(), cluster.pids(), cluster.rss_kib()),
+        };
+        let target = match grant {
+            Grant::YandexJwtGrpc => {
+                load::Workload::Grpc(std::sync::Arc::new(grpc::GrpcTarget::new(&addrs, &jwts)?))
+            }
+            _ => {
+                let target = load::Target::new(&addrs, grant, &creds, &jwts, prepared.as_ref())?;
+                // The API-key grant's tokens are signed with the algorithm the server was started
+                // with: every answer is checked for it, as a peer's are (`tessera-bench peer`).
+                let target = if grant == Grant::Apikey {
+                    target.expecting_jwt_alg(algorithm.as_str())
+                } else {
+                    target
+                };
+                load::Workload::Http(std::sync::Arc::new(target))
+            }
+        };
+        let plan = load::Plan {
+            server_pids: pids,
+            database: matches!(setup.store, server::StoreKind::Postgres { .. }),
+            ..plan.clone()
+        };
+        let label = format!(
+            "{} / {} / {}",
+            grant.name(),
+            algorithm.as_str(),
+            setup.label()
+        );
+        let phases = load::run(target, &plan, |msg| progress(&format!("{label}: {msg}"))).await;
+        let loaded_rss_kib = match &agent {
+            Some(agent) => vec![agent.process.rss_kib()],
+            None => cluster.rss_kib(),
+        };
+        cluster.ensure_running()?;
+        let phases = match agent.as_mut() {
+            Some(agent) => {
+                let phases = match agent.ensure_running().and(phases) {
+                    Ok(phases) => phases,
+                    Err(err) => return Err(with_agent_output(err, agent)),
+                };
+                let failed = phases.peak.failures.total()
+                    + phases.half.as_ref().map_or(0, |half| half.failures.total());
+                if failed > 0 {
+                    progress(&format!(
+                        "{label}: {failed} failed requests; the agent's output:\n{}",
+                        agent.process.log_tail()
+                    ));
+                }
+                phases
+            }
+            None => phases?,
+        };
+        if let Some(agent) = agent {
+            agent.stop();
+        }
+        Ok(report::Measured {
+            phases,
+            idle_rss_kib,
+            loaded_rss_kib,
+            propagation,
+        })
+    }
+    .await;
     let schema = cluster.schema().map(str::to_owned);
     if let Err(err) = cluster.shutdown().await {
         progress(&format!(
@@ -667,124 +778,6 @@ async fn bench_one(
         ));
     }
     result
-}
-
-async fn drive_cluster(
-    cluster: &mut server::Cluster,
-    server_bin: &std::path::Path,
-    grant: Grant,
-    algorithm: Algorithm,
-    setup: &Setup,
-    plan: &load::Plan,
-) -> anyhow::Result<report::Measured> {
-    cluster.launch(server_bin, algorithm, setup.nodes)?;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .no_proxy()
-        .build()
-        .context("building the admin HTTP client")?;
-    cluster.wait_ready(&http, Duration::from_secs(60)).await?;
-    let bases: Vec<String> = cluster
-        .nodes
-        .iter()
-        .map(|node| node.base_url.clone())
-        .collect();
-    let first = bases.first().context("the cluster has no node")?.to_owned();
-    let creds = server::provision(&http, &first, &cluster.admin_apikey).await?;
-    let propagation = server::measure_propagation(&http, &bases, &creds).await?;
-    let jwts = if grant.is_yandex() {
-        yandex_jwts(&http, &first, &creds, plan).await?
-    } else {
-        Vec::new()
-    };
-    let prepared = grants::prepare(&http, &first, &creds, grant).await?;
-    for base in &bases {
-        server::check_token(&http, base, &creds, algorithm).await?;
-        if grant == Grant::Introspect {
-            server::check_introspection(&http, base, &creds).await?;
-        }
-        if let Some(jwt) = jwts.first() {
-            server::check_yandex_jwt(&http, base, jwt).await?;
-        }
-        if let Some(prepared) = &prepared {
-            grants::check(&http, base, grant, prepared).await?;
-        }
-    }
-    // The agent grant loads the agent in front of the first node, not the nodes: its process is
-    // what the CPU and memory columns then describe.
-    let mut agent = if grant == Grant::Agent {
-        Some(start_agent(server_bin, &http, &first, &creds, algorithm).await?)
-    } else {
-        None
-    };
-    let (addrs, pids, idle_rss_kib) = match &agent {
-        Some(agent) => (
-            vec![agent.addr()?],
-            vec![agent.process.pid()],
-            vec![agent.process.rss_kib()],
-        ),
-        None => (cluster.addrs(), cluster.pids(), cluster.rss_kib()),
-    };
-    let target = match grant {
-        Grant::YandexJwtGrpc => {
-            load::Workload::Grpc(std::sync::Arc::new(grpc::GrpcTarget::new(&addrs, &jwts)?))
-        }
-        _ => {
-            let target = load::Target::new(&addrs, grant, &creds, &jwts, prepared.as_ref())?;
-            // The API-key grant's tokens are signed with the algorithm the server was started
-            // with: every answer is checked for it, as a peer's are (`tessera-bench peer`).
-            let target = if grant == Grant::Apikey {
-                target.expecting_jwt_alg(algorithm.as_str())
-            } else {
-                target
-            };
-            load::Workload::Http(std::sync::Arc::new(target))
-        }
-    };
-    let plan = load::Plan {
-        server_pids: pids,
-        database: matches!(setup.store, server::StoreKind::Postgres { .. }),
-        ..plan.clone()
-    };
-    let label = format!(
-        "{} / {} / {}",
-        grant.name(),
-        algorithm.as_str(),
-        setup.label()
-    );
-    let phases = load::run(target, &plan, |msg| progress(&format!("{label}: {msg}"))).await;
-    let loaded_rss_kib = match &agent {
-        Some(agent) => vec![agent.process.rss_kib()],
-        None => cluster.rss_kib(),
-    };
-    cluster.ensure_running()?;
-    let phases = match agent.as_mut() {
-        Some(agent) => {
-            let phases = match agent.ensure_running().and(phases) {
-                Ok(phases) => phases,
-                Err(err) => return Err(with_agent_output(err, agent)),
-            };
-            let failed = phases.peak.failures.total()
-                + phases.half.as_ref().map_or(0, |half| half.failures.total());
-            if failed > 0 {
-                progress(&format!(
-                    "{label}: {failed} failed requests; the agent's output:\n{}",
-                    agent.process.log_tail()
-                ));
-            }
-            phases
-        }
-        None => phases?,
-    };
-    if let Some(agent) = agent {
-        agent.stop();
-    }
-    Ok(report::Measured {
-        phases,
-        idle_rss_kib,
-        loaded_rss_kib,
-        propagation,
-    })
 }
 
 /// Starts `tessera agent` for the first node with the benchmark's API key and waits until it

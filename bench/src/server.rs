@@ -566,29 +566,34 @@ pub async fn provision(
     )
     .await?;
     let iam_id = str_field(&account, "iam_id", "POST /v1/service_accounts")?;
-    let key = admin_post(
-        http,
-        base,
-        &admin_token,
-        "/v1/api_keys",
-        serde_json::json!({"owner_iam_id": iam_id, "name": "bench-load"}),
-    )
-    .await?;
-    let apikey = str_field(&key, "apikey", "POST /v1/api_keys")?;
-    let bearer_token = token_for(http, base, apikey)
+    let apikey = create_api_key(http, base, &admin_token, iam_id, "bench-load").await?;
+    let bearer_token = token_for(http, base, &apikey)
         .await
         .context("getting the introspection caller's token")?;
-    let introspected_token = token_for(http, base, apikey)
+    let introspected_token = token_for(http, base, &apikey)
         .await
         .context("getting the token to introspect")?;
     Ok(Credentials {
-        apikey: apikey.to_owned(),
+        apikey,
         iam_id: iam_id.to_owned(),
         account_id: account_id.to_owned(),
         admin_token,
         bearer_token,
         introspected_token,
     })
+}
+
+/// Creates an API key called `name` for `owner_iam_id` through `base`; the key.
+async fn create_api_key(
+    http: &reqwest::Client,
+    base: &str,
+    admin_token: &str,
+    owner_iam_id: &str,
+    name: &str,
+) -> anyhow::Result<String> {
+    let body = serde_json::json!({"owner_iam_id": owner_iam_id, "name": name});
+    let key = admin_post(http, base, admin_token, "/v1/api_keys", body).await?;
+    str_field(&key, "apikey", "POST /v1/api_keys").map(str::to_owned)
 }
 
 /// How long a change made through the first node takes to reach the others: creates
@@ -608,22 +613,12 @@ pub async fn measure_propagation(
         return Ok(samples);
     }
     for round in 0..PROPAGATION_SAMPLES {
-        let key = admin_post(
-            http,
-            first,
-            &creds.admin_token,
-            "/v1/api_keys",
-            serde_json::json!({
-                "owner_iam_id": creds.iam_id,
-                "name": format!("bench-propagation-{round}")
-            }),
-        )
-        .await?;
+        let name = format!("bench-propagation-{round}");
+        let apikey = create_api_key(http, first, &creds.admin_token, &creds.iam_id, &name).await?;
         let created = Instant::now();
-        let apikey = str_field(&key, "apikey", "POST /v1/api_keys")?;
         for base in others {
             loop {
-                if token_for(http, base, apikey).await.is_ok() {
+                if token_for(http, base, &apikey).await.is_ok() {
                     samples.push(created.elapsed());
                     break;
                 }
