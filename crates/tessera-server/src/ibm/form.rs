@@ -5,6 +5,7 @@
 use serde::de::value::{Error as ValueError, MapDeserializer};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use std::borrow::Cow;
 
 /// The form parameters of every grant. No `Debug`: several fields are secrets.
 #[derive(Deserialize, Default)]
@@ -44,31 +45,46 @@ pub fn parse(body: &[u8]) -> Result<TokenForm, FormError> {
 }
 
 /// Parses an `application/x-www-form-urlencoded` body into `T` (a struct of optional strings),
-/// as `serde_urlencoded` does. A body with nothing to decode (no `%`, no `+`, valid UTF-8: every
-/// token and key a client sends) is split in place: `serde_urlencoded` scanned each value byte by
-/// byte for escapes and again for UTF-8, several scans of a kilobyte-long token per request. Any
-/// other body goes through `serde_urlencoded` itself.
+/// as `serde_urlencoded` does (pairs split by `&`, empty ones skipped, the name up to the first
+/// `=`, `+` as a space, percent-decoding, invalid UTF-8 replaced). A name or value with nothing
+/// to decode (no `%`, no `+`, valid UTF-8: every token and key a client sends) is borrowed from
+/// the body as it is: `serde_urlencoded` scanned every value byte by byte for escapes and again
+/// for UTF-8, several scans of a kilobyte-long token per request. Only the parts that need it
+/// (the percent-encoded colons of a `grant_type`) are decoded into a new string.
 pub fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, FormError> {
-    // No early exit: the whole-body fold vectorizes, a short-circuiting `any` does not.
-    let plain = body
-        .iter()
-        .fold(true, |plain, &b| plain & (b != b'%') & (b != b'+'));
-    match std::str::from_utf8(body) {
-        Ok(text) if plain => {
-            // `form_urlencoded`'s splitting: pairs by `&` (empty ones skipped), the name up to
-            // the first `=`, no `=` meaning an empty value.
-            let pairs = text.split('&').filter(|pair| !pair.is_empty()).map(|pair| {
-                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (name, FormValue(value))
-            });
-            T::deserialize(MapDeserializer::<_, ValueError>::new(pairs)).map_err(|_| FormError)
-        }
-        _ => serde_urlencoded::from_bytes(body).map_err(|_| FormError),
-    }
+    let pairs = body
+        .split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &[][..]),
+            };
+            (FormValue(decode(name)), FormValue(decode(value)))
+        });
+    T::deserialize(MapDeserializer::<_, ValueError>::new(pairs)).map_err(|_| FormError)
 }
 
-/// A form value as serde_urlencoded presents one: a string, and `Some` of it for an `Option`.
-struct FormValue<'a>(&'a str);
+/// One name or value, decoded as `form_urlencoded` decodes it; borrowed when nothing changes.
+fn decode(part: &[u8]) -> Cow<'_, str> {
+    // No early exit: the fold vectorizes, a short-circuiting `any` does not.
+    let plain = part
+        .iter()
+        .fold(true, |plain, &b| plain & (b != b'%') & (b != b'+'));
+    if plain {
+        return String::from_utf8_lossy(part);
+    }
+    let spaced: Vec<u8> = part
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    let decoded: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+    Cow::Owned(String::from_utf8_lossy(&decoded).into_owned())
+}
+
+/// A form name or value as serde_urlencoded presents one: a string, and `Some` of it for an
+/// `Option`.
+struct FormValue<'a>(Cow<'a, str>);
 
 impl<'de> serde::de::IntoDeserializer<'de, ValueError> for FormValue<'de> {
     type Deserializer = FormValue<'de>;
@@ -85,7 +101,10 @@ impl<'de> serde::Deserializer<'de> for FormValue<'de> {
         self,
         visitor: V,
     ) -> Result<V::Value, ValueError> {
-        visitor.visit_borrowed_str(self.0)
+        match self.0 {
+            Cow::Borrowed(text) => visitor.visit_borrowed_str(text),
+            Cow::Owned(text) => visitor.visit_string(text),
+        }
     }
 
     fn deserialize_option<V: serde::de::Visitor<'de>>(
