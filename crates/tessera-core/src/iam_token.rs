@@ -11,10 +11,8 @@ use crate::principal::Principal;
 use crate::token::check_live;
 use crate::UnixTime;
 use aws_lc_rs::rand::SecureRandom;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde::{Deserialize, Serialize};
-use tessera_verify::{Jwks, ValidationError, VerifyError, IAM_TOKEN_PREFIX};
+use tessera_verify::{base64url, Jwks, Validation, ValidationError, VerifyError, IAM_TOKEN_PREFIX};
 
 /// The claims inside a `t1.` token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,10 +83,10 @@ pub fn mint(
     let payload = serde_json::to_vec(&claims).map_err(|_| Error::internal("claims encoding"))?;
     let mut token = String::with_capacity(IAM_TOKEN_PREFIX.len() + payload.len() * 4 / 3 + 100);
     token.push_str(IAM_TOKEN_PREFIX);
-    URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+    base64url::encode_into(&payload, &mut token);
     let signature = signer.sign(token.as_bytes(), rng)?;
     token.push('.');
-    URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+    base64url::encode_into(signature.as_ref(), &mut token);
     Ok(MintedIamToken { token, claims })
 }
 
@@ -101,15 +99,16 @@ pub fn verify(
     now: UnixTime,
 ) -> Result<IamTokenClaims> {
     limits::bounded("iam_token", token, limits::MAX_IAM_TOKEN)?;
-    let map = jwks
-        .verify_iam_token(token, issuer, now)
+    let validation = Validation::new().with_issuer(issuer);
+    let payload = jwks
+        .verify_iam_token_payload_with(token, &validation, now)
         .map_err(|e| match e {
             VerifyError::Claims(ValidationError::Expired) => {
                 Error::credential("the IAM token has expired")
             }
             _ => Error::credential(format!("the IAM token is invalid: {e}")),
         })?;
-    let claims: IamTokenClaims = serde_json::from_value(serde_json::Value::Object(map))
+    let claims: IamTokenClaims = serde_json::from_str(&payload)
         .map_err(|_| Error::credential("the IAM token is not a Tessera IAM token"))?;
     check_live(dir, &claims.jti, &claims.sub, claims.iat, &claims.lineage)?;
     Ok(claims)

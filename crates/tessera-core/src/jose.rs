@@ -11,10 +11,8 @@ use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
     self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
 };
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use std::fmt;
-use tessera_verify::{Jwk, VerifyingKey};
+use tessera_verify::{base64url, Jwk, VerifyingKey};
 
 enum KeyMaterial {
     Rsa(RsaKeyPair),
@@ -78,7 +76,7 @@ impl SigningKey {
             }
         };
         let header = serde_json::json!({"alg": algorithm.as_str(), "kid": kid, "typ": "JWT"});
-        let header_prefix = format!("{}.", URL_SAFE_NO_PAD.encode(header.to_string()));
+        let header_prefix = format!("{}.", base64url::encode(header.to_string().as_bytes()));
         Ok(SigningKey {
             kid: kid.to_owned(),
             algorithm,
@@ -117,10 +115,10 @@ impl SigningKey {
     pub fn sign_jws(&self, payload: &[u8], rng: &dyn SecureRandom) -> Result<String> {
         let mut token = String::with_capacity(self.header_prefix.len() + payload.len() * 2 + 400);
         token.push_str(&self.header_prefix);
-        URL_SAFE_NO_PAD.encode_string(payload, &mut token);
+        base64url::encode_into(payload, &mut token);
         let sig = self.sign(token.as_bytes(), rng)?;
         token.push('.');
-        URL_SAFE_NO_PAD.encode_string(sig, &mut token);
+        base64url::encode_into(&sig, &mut token);
         Ok(token)
     }
 
@@ -141,26 +139,26 @@ impl SigningKey {
             KeyMaterial::Rsa(pair) => {
                 let public = pair.public_key();
                 jwk.kty = "RSA".to_owned();
-                jwk.n = Some(
-                    URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
-                );
-                jwk.e = Some(
-                    URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
-                );
+                jwk.n = Some(base64url::encode(
+                    public.modulus().big_endian_without_leading_zero(),
+                ));
+                jwk.e = Some(base64url::encode(
+                    public.exponent().big_endian_without_leading_zero(),
+                ));
             }
             KeyMaterial::Ec(pair) => {
                 let point = pair.public_key().as_ref();
                 jwk.kty = "EC".to_owned();
                 jwk.crv = Some("P-256".to_owned());
                 if point.len() == 65 {
-                    jwk.x = Some(URL_SAFE_NO_PAD.encode(&point[1..33]));
-                    jwk.y = Some(URL_SAFE_NO_PAD.encode(&point[33..65]));
+                    jwk.x = Some(base64url::encode(&point[1..33]));
+                    jwk.y = Some(base64url::encode(&point[33..65]));
                 }
             }
             KeyMaterial::Ed(pair) => {
                 jwk.kty = "OKP".to_owned();
                 jwk.crv = Some("Ed25519".to_owned());
-                jwk.x = Some(URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()));
+                jwk.x = Some(base64url::encode(pair.public_key().as_ref()));
             }
         }
         jwk
@@ -177,6 +175,8 @@ impl SigningKey {
 mod tests {
     use super::*;
     use aws_lc_rs::rand::SystemRandom;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
     use tessera_verify::Jwks;
 
     fn round_trip(alg: Algorithm) {

@@ -14,9 +14,8 @@ use crate::lineage::Lineage;
 use crate::seal::SealingKey;
 use crate::UnixTime;
 use aws_lc_rs::rand::SecureRandom;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde::{Deserialize, Serialize};
+use tessera_verify::base64url;
 
 /// Associated data binding sealed blobs to this use.
 const PURPOSE: &[u8] = b"tessera refresh token v2";
@@ -78,7 +77,7 @@ impl RefreshGrant {
 /// Seals a refresh grant into an opaque token.
 pub fn seal(grant: &RefreshGrant, key: &SealingKey, rng: &dyn SecureRandom) -> Result<String> {
     let plain = serde_json::to_vec(grant).map_err(|_| Error::internal("refresh token encoding"))?;
-    Ok(URL_SAFE_NO_PAD.encode(key.seal(PURPOSE, &plain, rng)?))
+    Ok(base64url::encode(&key.seal(PURPOSE, &plain, rng)?))
 }
 
 /// Opens a refresh token and checks its expiry. Revocation is the caller's next check.
@@ -88,7 +87,7 @@ pub fn open(token: &str, key: &SealingKey, now: UnixTime) -> Result<RefreshGrant
         return Err(invalid());
     }
     // Exactly the token as issued: no trimming, so that one token has one spelling.
-    let sealed = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+    let sealed = base64url::decode(token).map_err(|_| invalid())?;
     let plain = key.open(PURPOSE, &sealed).map_err(|_| invalid())?;
     let grant: RefreshGrant = serde_json::from_slice(&plain).map_err(|_| invalid())?;
     // No leeway: the grant is sealed by this installation and carries its own expiry, which no
@@ -109,6 +108,8 @@ mod tests {
     use super::*;
     use crate::lineage::Link;
     use aws_lc_rs::rand::SystemRandom;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
 
     fn grant(receivers: Vec<String>) -> RefreshGrant {
         RefreshGrant {

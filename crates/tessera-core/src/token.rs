@@ -14,7 +14,7 @@ use crate::principal::Principal;
 use crate::UnixTime;
 use aws_lc_rs::rand::SecureRandom;
 use serde::{Deserialize, Serialize};
-use tessera_verify::{Jwks, ValidationError, VerifyError};
+use tessera_verify::{Jwks, Validation, ValidationError, VerifyError};
 
 /// The default scope of IBM tokens.
 pub const DEFAULT_SCOPE: &str = "ibm openid";
@@ -167,11 +167,16 @@ pub fn verify(
     now: UnixTime,
 ) -> Result<IbmClaims> {
     limits::bounded("token", token, limits::MAX_TOKEN)?;
-    let map = jwks.verify(token, issuer, now).map_err(|e| match e {
-        VerifyError::Claims(ValidationError::Expired) => Error::credential("the token has expired"),
-        _ => Error::credential(format!("the token is invalid: {e}")),
-    })?;
-    let claims: IbmClaims = serde_json::from_value(serde_json::Value::Object(map))
+    let validation = Validation::new().with_issuer(issuer);
+    let payload = jwks
+        .verify_payload_with(token, &validation, now)
+        .map_err(|e| match e {
+            VerifyError::Claims(ValidationError::Expired) => {
+                Error::credential("the token has expired")
+            }
+            _ => Error::credential(format!("the token is invalid: {e}")),
+        })?;
+    let claims: IbmClaims = serde_json::from_str(&payload)
         .map_err(|_| Error::credential("the token is not a Tessera access token"))?;
     check_live(
         dir,

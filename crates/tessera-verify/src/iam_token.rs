@@ -4,9 +4,8 @@
 //! `t1.<base64url(JSON claims)>`; the claims name the signing key in `kid`, which is published
 //! in the same JWKS as the JWT keys. See `docs/yandex.md` for the claim set.
 
-use crate::{Jwks, KeyAlgorithm, Validation, VerifyError};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use crate::claims::ClaimSet;
+use crate::{base64url, Jwks, KeyAlgorithm, Validation, VerifyError};
 
 /// The prefix every IAM token starts with.
 pub const IAM_TOKEN_PREFIX: &str = "t1.";
@@ -45,11 +44,9 @@ pub(crate) fn split_iam_token(token: &str) -> Result<RawIamToken<'_>, VerifyErro
     let (payload_b64, signature_b64) = body
         .split_once('.')
         .ok_or(VerifyError::Malformed("expected t1.<payload>.<signature>"))?;
-    let payload = URL_SAFE_NO_PAD
-        .decode(payload_b64)
-        .map_err(|_| VerifyError::Malformed("payload encoding"))?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature_b64)
+    let payload =
+        base64url::decode(payload_b64).map_err(|_| VerifyError::Malformed("payload encoding"))?;
+    let signature = base64url::decode(signature_b64)
         .map_err(|_| VerifyError::Malformed("signature encoding"))?;
     Ok(RawIamToken {
         payload,
@@ -90,18 +87,31 @@ impl Jwks {
         validation: &Validation,
         now: i64,
     ) -> Result<serde_json::Map<String, serde_json::Value>, VerifyError> {
-        let parts = decode_iam_token_unverified(token)?;
-        let kid = parts
-            .claims
-            .get("kid")
-            .and_then(|v| v.as_str())
-            .ok_or(VerifyError::UnknownKey)?;
+        let payload = self.verify_iam_token_payload_with(token, validation, now)?;
+        serde_json::from_str(&payload).map_err(|_| VerifyError::Malformed("payload"))
+    }
+
+    /// [`Jwks::verify_iam_token_with`], returning the claims as JSON text for the caller to
+    /// read into its own type: the claims are read once, in one pass, and no map is built.
+    pub fn verify_iam_token_payload_with(
+        &self,
+        token: &str,
+        validation: &Validation,
+        now: i64,
+    ) -> Result<String, VerifyError> {
+        let raw = split_iam_token(token)?;
+        let payload =
+            String::from_utf8(raw.payload).map_err(|_| VerifyError::Malformed("payload"))?;
+        let set = ClaimSet::from_json(&payload, validation.has_required_claims())
+            .map_err(|_| VerifyError::Malformed("payload"))?;
+        let kid = set.kid.as_deref().ok_or(VerifyError::UnknownKey)?;
         let key = self.get(kid).ok_or(VerifyError::UnknownKey)?;
         if key.algorithm() != KeyAlgorithm::EdDsa {
             return Err(VerifyError::AlgorithmMismatch);
         }
-        key.verify_signature(parts.signed, &parts.signature)?;
-        validation.validate(&parts.claims, now)?;
-        Ok(parts.claims)
+        key.verify_signature(raw.signed, &raw.signature)?;
+        validation.validate_set(&set, now)?;
+        drop(set);
+        Ok(payload)
     }
 }

@@ -1,8 +1,6 @@
 //! Compact JWS decoding, before any trust decision.
 
-use crate::VerifyError;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use crate::{base64url, VerifyError};
 use serde::Deserialize;
 use std::borrow::Cow;
 
@@ -53,15 +51,12 @@ pub(crate) fn split_jws(token: &str) -> Result<RawJws<'_>, VerifyError> {
     else {
         return Err(VerifyError::Malformed("expected three dot-separated parts"));
     };
-    let header = URL_SAFE_NO_PAD
-        .decode(header)
-        .map_err(|_| VerifyError::Malformed("header encoding"))?;
-    let payload = URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|_| VerifyError::Malformed("payload encoding"))?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| VerifyError::Malformed("signature encoding"))?;
+    let header =
+        base64url::decode(header).map_err(|_| VerifyError::Malformed("header encoding"))?;
+    let payload =
+        base64url::decode(payload).map_err(|_| VerifyError::Malformed("payload encoding"))?;
+    let signature =
+        base64url::decode(signature).map_err(|_| VerifyError::Malformed("signature encoding"))?;
     Ok(RawJws {
         header,
         payload,
@@ -102,6 +97,8 @@ fn header_len_plus_payload(token: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
 
     #[test]
     fn rejects_malformed() {

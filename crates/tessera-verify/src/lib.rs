@@ -37,6 +37,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod base64url;
 mod iam_token;
 mod jwk;
 mod jws;
