@@ -211,6 +211,23 @@ impl TestApp {
         created
     }
 
+    /// `DELETE /v1/<plural>/<id>` of a view `object` as `token`, asserting 204.
+    pub async fn delete_object(&self, token: &str, plural: &str, object: &Value) {
+        let id = object["id"].as_str().unwrap_or_default();
+        let (status, body) = self.delete(&format!("/v1/{plural}/{id}"), token).await;
+        assert_eq!(status, 204, "delete {plural}/{id}: {body}");
+    }
+
+    /// Deletes the first API key of the service account `sa` as `token`.
+    pub async fn delete_api_key_of(&self, token: &str, sa: &Value) {
+        let iam_id = sa["iam_id"].as_str().unwrap_or_default();
+        let (_, keys) = self
+            .get(&format!("/v1/api_keys?owner_iam_id={iam_id}"), token)
+            .await;
+        self.delete_object(token, "api_keys", &keys["api_keys"][0])
+            .await;
+    }
+
     /// The access token of an API key (the API-key grant), asserting success.
     pub async fn apikey_token(&self, apikey: &str) -> String {
         let (status, body) = self

@@ -244,10 +244,7 @@ async fn an_account_is_deleted_only_once_it_is_empty() {
         409,
         "failed_precondition",
     );
-    let (status, _) = app
-        .delete(&format!("/v1/service_accounts/{}", text(&sa, "id")), &admin)
-        .await;
-    assert_eq!(status, 204);
+    app.delete_object(&admin, "service_accounts", &sa).await;
     let (status, body) = app.delete(&format!("/v1/accounts/{account}"), &admin).await;
     assert_eq!(status, 204, "{body}");
 }
@@ -374,10 +371,7 @@ async fn deleting_a_user_takes_its_api_keys() {
         .await;
     let apikey = text(&key, "apikey").to_owned();
     app.apikey_token(&apikey).await;
-    let (status, _) = app
-        .delete(&format!("/v1/users/{}", text(&user, "id")), &admin)
-        .await;
-    assert_eq!(status, 204);
+    app.delete_object(&admin, "users", &user).await;
     let (status, body) = app.token(&apikey_grant(&apikey)).await;
     assert_eq!((status, ibm_code(&body)), (400, "BXNIM0415E"), "{body}");
 }
@@ -421,10 +415,7 @@ async fn deleting_a_service_account_takes_its_keys_and_bindings() {
         .bind(&sa["iam_id"], "viewer", &format!("account/{account}"))
         .await;
     let token = app.apikey_token(&apikey).await;
-    let (status, _) = app
-        .delete(&format!("/v1/service_accounts/{}", text(&sa, "id")), &admin)
-        .await;
-    assert_eq!(status, 204);
+    app.delete_object(&admin, "service_accounts", &sa).await;
     let (status, body) = app.token(&apikey_grant(&apikey)).await;
     assert_eq!((status, ibm_code(&body)), (400, "BXNIM0415E"), "{body}");
     let (status, _) = app
@@ -526,10 +517,7 @@ async fn a_user_creates_and_deletes_its_own_credentials() {
             json!({ "owner_iam_id": user["id"], "name": "own" }),
         )
         .await;
-    let (status, _) = app
-        .delete(&format!("/v1/api_keys/{}", text(&key, "id")), &own)
-        .await;
-    assert_eq!(status, 204);
+    app.delete_object(&own, "api_keys", &key).await;
 }
 
 #[tokio::test]
@@ -1465,10 +1453,7 @@ async fn deleting_a_policys_source_takes_the_policy() {
             json!({ "source_iam_id": sa["iam_id"], "target_crn": target }),
         )
         .await;
-    let (status, _) = app
-        .delete(&format!("/v1/service_accounts/{}", text(&sa, "id")), &admin)
-        .await;
-    assert_eq!(status, 204);
+    app.delete_object(&admin, "service_accounts", &sa).await;
     let (status, _) = app
         .get(
             &format!("/v1/authorization_policies/{}", text(&policy, "id")),
@@ -1493,10 +1478,7 @@ async fn an_enterprise_is_deleted_only_once_it_has_no_accounts() {
         .await;
     let path = format!("/v1/enterprises/{}", text(&enterprise, "id"));
     expect_code(app.delete(&path, &admin).await, 409, "failed_precondition");
-    let (status, _) = app
-        .delete(&format!("/v1/accounts/{}", text(&account, "id")), &admin)
-        .await;
-    assert_eq!(status, 204);
+    app.delete_object(&admin, "accounts", &account).await;
     let (status, _) = app.delete(&path, &admin).await;
     assert_eq!(status, 204);
 }
@@ -1793,10 +1775,7 @@ async fn deleting_a_user_takes_its_oauth_tokens_and_factor() {
         .create(&own, "oauth_tokens", json!({ "user_id": user["id"] }))
         .await;
     enrol(&app, &user, &own).await;
-    let (status, _) = app
-        .delete(&format!("/v1/users/{}", text(&user, "id")), &admin)
-        .await;
-    assert_eq!(status, 204);
+    app.delete_object(&admin, "users", &user).await;
     let (status, _) = app
         .get(&format!("/v1/oauth_tokens/{}", text(&oauth, "id")), &admin)
         .await;

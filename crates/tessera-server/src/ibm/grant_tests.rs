@@ -89,15 +89,7 @@ async fn apikey_grant_refuses_a_deleted_key_on_the_next_request() {
     let account = app.admin_account().await;
     let (sa, apikey) = app.service_account_with_key(&account, "gone").await;
     app.apikey_token(&apikey).await;
-    let (_, keys) = app
-        .get(
-            &format!("/v1/api_keys?owner_iam_id={}", text(&sa, "iam_id")),
-            &admin,
-        )
-        .await;
-    let id = text(&keys["api_keys"][0], "id").to_owned();
-    let (status, _) = app.delete(&format!("/v1/api_keys/{id}"), &admin).await;
-    assert_eq!(status, 204);
+    app.delete_api_key_of(&admin, &sa).await;
     refused(
         app.token(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
             .await,
@@ -850,15 +842,7 @@ async fn a_refresh_token_dies_with_the_api_key_it_descends_from() {
     let form = [("grant_type", APIKEY_GRANT), ("apikey", apikey.as_str())];
     let (status, issued) = app.token_as(Some((id, &secret)), &form).await;
     assert_eq!(status, 200, "{issued}");
-    let (_, keys) = app
-        .get(
-            &format!("/v1/api_keys?owner_iam_id={}", text(&sa, "iam_id")),
-            &admin,
-        )
-        .await;
-    let key_id = text(&keys["api_keys"][0], "id").to_owned();
-    let (status, _) = app.delete(&format!("/v1/api_keys/{key_id}"), &admin).await;
-    assert_eq!(status, 204);
+    app.delete_api_key_of(&admin, &sa).await;
     let form = [
         ("grant_type", GRANT_REFRESH),
         ("refresh_token", text(&issued, "refresh_token")),
@@ -899,10 +883,7 @@ async fn a_profile_token_dies_with_the_identity_that_assumed_it() {
     let assumed = text(&body, "access_token").to_owned();
     let (status, _) = app.get("/v1/whoami", &assumed).await;
     assert_eq!(status, 200);
-    let (status, _) = app
-        .delete(&format!("/v1/service_accounts/{}", text(&sa, "id")), &admin)
-        .await;
-    assert_eq!(status, 204);
+    app.delete_object(&admin, "service_accounts", &sa).await;
     let (status, _) = app.get("/v1/whoami", &assumed).await;
     assert_eq!(status, 401);
 }

@@ -283,9 +283,8 @@ async fn create_refuses_a_deleted_oauth_token_at_once() {
             &own,
         )
         .await;
-    let id = text(&listed["oauth_tokens"][0], "id").to_owned();
-    let (status, body) = app.delete(&format!("/v1/oauth_tokens/{id}"), &own).await;
-    assert_eq!(status, 204, "{body}");
+    app.delete_object(&own, "oauth_tokens", &listed["oauth_tokens"][0])
+        .await;
     let (status, body) = create_rest(&app, json!({ "yandexPassportOauthToken": oauth })).await;
     assert_eq!((status, rest_code(&body)), (401, 16), "{body}");
 }
@@ -368,13 +367,8 @@ async fn a_t1_token_dies_with_the_caller_it_was_minted_by() {
     let (status, body) = create_for_service_account_rest(&app, &caller, &target).await;
     assert_eq!(status, 200, "{body}");
     let minted = text(&body, "iamToken").to_owned();
-    let (status, _) = app
-        .delete(
-            &format!("/v1/service_accounts/{}", text(&caller_sa, "id")),
-            &admin,
-        )
+    app.delete_object(&admin, "service_accounts", &caller_sa)
         .await;
-    assert_eq!(status, 204);
     assert!(app
         .state
         .verify_access_token(&minted, app.clock.now())
