@@ -41,8 +41,9 @@ fn with_bearer<T>(message: T, token: &str) -> tonic::Request<T> {
     request
 }
 
-/// Asserts that `token` is a valid `t1.` token of `iam_id` in `account`, expiring at `exp`.
-fn assert_iam_token(app: &TestApp, token: &str, iam_id: &Value, account: &str, exp: i64) {
+/// Asserts that `token` is a valid `t1.` token of `iam_id` in `account`, minted at `T0` for the
+/// whole IAM-token lifetime.
+fn assert_iam_token(app: &TestApp, token: &str, iam_id: &Value, account: &str) {
     assert!(token.starts_with("t1."), "{token}");
     let verified = app
         .state
@@ -50,7 +51,7 @@ fn assert_iam_token(app: &TestApp, token: &str, iam_id: &Value, account: &str, e
         .unwrap();
     assert_eq!(Some(verified.iam_id()), iam_id.as_str());
     assert_eq!(verified.account_id(), account);
-    assert_eq!(verified.exp(), exp);
+    assert_eq!(verified.exp(), T0 + IAM_LIFETIME);
 }
 
 /// `POST /iam/v1/tokens` (no caller token) with `body`.
@@ -151,13 +152,7 @@ async fn create_with_a_jwt_gives_the_service_account_a_t1_token_over_rest() {
         body["expiresAt"],
         crate::rfc3339::from_unix(T0 + IAM_LIFETIME).as_str()
     );
-    assert_iam_token(
-        &app,
-        text(&body, "iamToken"),
-        &sa["iam_id"],
-        &account,
-        T0 + IAM_LIFETIME,
-    );
+    assert_iam_token(&app, text(&body, "iamToken"), &sa["iam_id"], &account);
 }
 
 #[tokio::test]
@@ -170,13 +165,7 @@ async fn create_with_a_jwt_gives_the_service_account_a_t1_token_over_grpc() {
         minted.expires_at.map(|t| t.seconds),
         Some(T0 + IAM_LIFETIME)
     );
-    assert_iam_token(
-        &app,
-        &minted.iam_token,
-        &sa["iam_id"],
-        &account,
-        T0 + IAM_LIFETIME,
-    );
+    assert_iam_token(&app, &minted.iam_token, &sa["iam_id"], &account);
 }
 
 #[tokio::test]
@@ -232,25 +221,13 @@ async fn create_with_an_oauth_token_gives_the_user_a_t1_token() {
     let (user, account, oauth) = user_with_oauth_token(&app).await;
     let (status, body) = create_rest(&app, json!({ "yandexPassportOauthToken": oauth })).await;
     assert_eq!(status, 200, "{body}");
-    assert_iam_token(
-        &app,
-        text(&body, "iamToken"),
-        &user["id"],
-        &account,
-        T0 + IAM_LIFETIME,
-    );
+    assert_iam_token(&app, text(&body, "iamToken"), &user["id"], &account);
     // The same over gRPC.
     let request = CreateIamTokenRequest {
         identity: Some(Identity::YandexPassportOauthToken(oauth)),
     };
     let minted = grpc(&app).create(request).await.unwrap().into_inner();
-    assert_iam_token(
-        &app,
-        &minted.iam_token,
-        &user["id"],
-        &account,
-        T0 + IAM_LIFETIME,
-    );
+    assert_iam_token(&app, &minted.iam_token, &user["id"], &account);
 }
 
 #[tokio::test]
@@ -312,13 +289,7 @@ async fn create_for_service_account_needs_the_token_creator_role() {
         .await
         .unwrap()
         .into_inner();
-    assert_iam_token(
-        &app,
-        &minted.iam_token,
-        &target["iam_id"],
-        &account,
-        T0 + IAM_LIFETIME,
-    );
+    assert_iam_token(&app, &minted.iam_token, &target["iam_id"], &account);
 }
 
 #[tokio::test]
