@@ -817,10 +817,22 @@ mod tests {
                 }
                 routes.push((file.display().to_string(), arg));
             }
-            // A collection's list and object routes, declared by `kit::routes::<Name, …>`.
-            for (at, _) in text.match_indices("kit::routes::<") {
+            // A collection's list and object routes, declared by `kit::routes::<Name, …>`, or
+            // by `kit::collection! { Name, … }` with a create handler (its fifth argument).
+            let routed = text.match_indices("kit::routes::<").filter_map(|(at, _)| {
                 let rest = &text[at + "kit::routes::<".len()..];
                 let name = rest.split(',').next().unwrap_or("").trim();
+                // The macro's own call, generic over the collection: resolved at its callers.
+                (!name.starts_with('$')).then_some(name)
+            });
+            let declared = text
+                .match_indices("kit::collection! {")
+                .filter_map(|(at, _)| {
+                    let rest = &text[at + "kit::collection! {".len()..];
+                    let args: Vec<&str> = rest.split('}').next().unwrap_or("").split(',').collect();
+                    (args.len() == 5).then(|| args[0].trim())
+                });
+            for name in routed.chain(declared) {
                 for path in ["PATH", "ITEM_PATH"] {
                     routes.push((file.display().to_string(), format!("{name}::{path}")));
                 }

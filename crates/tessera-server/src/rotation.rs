@@ -100,18 +100,36 @@ impl Rotator<'_> {
 
     /// Performs the steps that are due, if this node gets the lease. Returns the steps taken.
     pub async fn run_once(&self, now: i64) -> anyhow::Result<Vec<KeyStep>> {
-        if !self
-            .store
-            .try_lease(LEASE, self.node_id, now, now + LEASE_SECONDS)
-            .await?
-        {
-            return Ok(Vec::new());
+        let taken = self.under_lease(now, 1, self.apply_plan(now)).await?;
+        Ok(taken.unwrap_or_default())
+    }
+
+    /// Runs `work` holding the key lease, taken in at most `tries` attempts 100 ms apart:
+    /// `None` when another node held it all along. The lease is released after the work,
+    /// whatever its result; a lease that cannot be released expires by itself.
+    async fn under_lease<T>(
+        &self,
+        now: i64,
+        tries: u32,
+        work: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<Option<T>> {
+        for attempt in 0..tries {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let held = self
+                .store
+                .try_lease(LEASE, self.node_id, now, now + LEASE_SECONDS)
+                .await?;
+            if held {
+                let result = work.await;
+                if let Err(e) = self.store.release_lease(LEASE, self.node_id).await {
+                    tracing::warn!(error = %e, "cannot release the key rotation lease; it expires by itself");
+                }
+                return result.map(Some);
+            }
         }
-        let result = self.apply_plan(now).await;
-        if let Err(e) = self.store.release_lease(LEASE, self.node_id).await {
-            tracing::warn!(error = %e, "cannot release the key rotation lease; it expires by itself");
-        }
-        result
+        Ok(None)
     }
 
     async fn apply_plan(&self, now: i64) -> anyhow::Result<Vec<KeyStep>> {
@@ -274,69 +292,47 @@ impl Rotator<'_> {
         now: i64,
         actor: &str,
     ) -> anyhow::Result<i64> {
-        let mut held = false;
-        for _ in 0..50 {
-            if self
-                .store
-                .try_lease(LEASE, self.node_id, now, now + LEASE_SECONDS)
-                .await?
-            {
-                held = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        if !held {
-            return Err(LeaseBusy.into());
-        }
-        let result = self.force_locked(key_use, mode, now, actor).await;
-        let _ = self.store.release_lease(LEASE, self.node_id).await;
-        result
-    }
-
-    async fn force_locked(
-        &self,
-        key_use: KeyUse,
-        mode: ForcedRotation,
-        now: i64,
-        actor: &str,
-    ) -> anyhow::Result<i64> {
-        let keys = list_keys(self.store).await?;
-        let algorithm = self
-            .targets()
-            .iter()
-            .find(|(u, _)| *u == key_use)
-            .map(|(_, a)| *a)
-            .context("unknown key use")?;
-        let of_use = |state: KeyState| {
-            keys.iter()
-                .filter(move |k| k.key_use == key_use && k.state == state)
-        };
-        match mode {
-            ForcedRotation::Scheduled => {
-                if of_use(KeyState::Next).next().is_none() {
+        let forced = async {
+            let keys = list_keys(self.store).await?;
+            let algorithm = self
+                .targets()
+                .iter()
+                .find(|(u, _)| *u == key_use)
+                .map(|(_, a)| *a)
+                .context("unknown key use")?;
+            let of_use = |state: KeyState| {
+                keys.iter()
+                    .filter(move |k| k.key_use == key_use && k.state == state)
+            };
+            match mode {
+                ForcedRotation::Scheduled => {
+                    if of_use(KeyState::Next).next().is_none() {
+                        let step = KeyStep::Create {
+                            key_use,
+                            algorithm,
+                            state: KeyState::Next,
+                        };
+                        return self.apply(&keys, &step, now, actor).await;
+                    }
+                    Ok(0)
+                }
+                ForcedRotation::Immediate => {
+                    let retire: Vec<String> = of_use(KeyState::Active)
+                        .chain(of_use(KeyState::Next))
+                        .map(|k| k.kid.clone())
+                        .collect();
                     let step = KeyStep::Create {
                         key_use,
                         algorithm,
-                        state: KeyState::Next,
+                        state: KeyState::Active,
                     };
-                    return self.apply(&keys, &step, now, actor).await;
+                    let created = self.apply(&keys, &step, now, actor).await?;
+                    Ok(created.max(self.retire(&keys, &retire, now, actor).await?))
                 }
-                Ok(0)
             }
-            ForcedRotation::Immediate => {
-                let retire: Vec<String> = of_use(KeyState::Active)
-                    .chain(of_use(KeyState::Next))
-                    .map(|k| k.kid.clone())
-                    .collect();
-                let step = KeyStep::Create {
-                    key_use,
-                    algorithm,
-                    state: KeyState::Active,
-                };
-                let created = self.apply(&keys, &step, now, actor).await?;
-                Ok(created.max(self.retire(&keys, &retire, now, actor).await?))
-            }
-        }
+        };
+        self.under_lease(now, 50, forced)
+            .await?
+            .ok_or_else(|| LeaseBusy.into())
     }
 }

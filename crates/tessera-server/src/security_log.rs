@@ -21,6 +21,20 @@ fn peer(peer: Option<IpAddr>) -> String {
     peer.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
+/// One security event of a request, at `info` on [`TARGET`]: its `event` name, the request's
+/// id and peer, then the event's own fields and message.
+macro_rules! request_event {
+    ($ctx:expr, $event:literal, $($fields_and_message:tt)+) => {
+        tracing::info!(
+            target: TARGET,
+            event = $event,
+            request_id = %$ctx.id,
+            peer = peer($ctx.peer),
+            $($fields_and_message)+
+        )
+    };
+}
+
 /// An admin write that is in the store: the audit event it wrote, and where it came from.
 pub fn change(ctx: &RequestContext, event: &AuditEvent) {
     operator_action(ctx, &event.actor, &event.action, &event.detail);
@@ -29,25 +43,14 @@ pub fn change(ctx: &RequestContext, event: &AuditEvent) {
 /// An operator's action on the installation (`change` for a write with one audit event; a key
 /// rotation writes several).
 pub fn operator_action(ctx: &RequestContext, actor: &str, action: &str, detail: &str) {
-    tracing::info!(
-        target: TARGET,
-        event = "change",
-        request_id = %ctx.id,
-        peer = peer(ctx.peer),
-        actor,
-        action,
-        detail,
-        "{action} by {actor}"
-    );
+    request_event!(ctx, "change", actor, action, detail, "{action} by {actor}");
 }
 
 /// A token (or refresh-token family) revoked by `actor`.
 pub fn token_revoked(ctx: &RequestContext, event: &AuditEvent) {
-    tracing::info!(
-        target: TARGET,
-        event = "token_revoked",
-        request_id = %ctx.id,
-        peer = peer(ctx.peer),
+    request_event!(
+        ctx,
+        "token_revoked",
         actor = %event.actor,
         detail = %event.detail,
         "token revoked by {}", event.actor
@@ -64,11 +67,9 @@ pub fn sign_in_refused(
     claimed: Option<&str>,
     reason: &str,
 ) {
-    tracing::info!(
-        target: TARGET,
-        event = "sign_in_refused",
-        request_id = %ctx.id,
-        peer = peer(ctx.peer),
+    request_event!(
+        ctx,
+        "sign_in_refused",
         surface,
         method,
         claimed = claimed.unwrap_or(""),
@@ -79,16 +80,7 @@ pub fn sign_in_refused(
 
 /// An authenticated caller refused by the authorization model.
 pub fn access_denied(ctx: &RequestContext, actor: &str, action: &str, reason: &str) {
-    tracing::info!(
-        target: TARGET,
-        event = "access_denied",
-        request_id = %ctx.id,
-        peer = peer(ctx.peer),
-        actor,
-        action,
-        reason,
-        "access denied"
-    );
+    request_event!(ctx, "access_denied", actor, action, reason, "access denied");
 }
 
 /// Throttling locked out `scope` (`credential`: one credential of `kind` from `source`;

@@ -76,6 +76,34 @@ impl TestApp {
         }
     }
 
+    /// A server at `unix_seconds` and the bootstrap global administrator's token.
+    pub async fn with_admin(unix_seconds: i64) -> (TestApp, String) {
+        let app = TestApp::at(unix_seconds).await;
+        let admin = app.admin_token().await;
+        (app, admin)
+    }
+
+    /// A server at `unix_seconds` with an account `acme`.
+    pub async fn with_account(unix_seconds: i64) -> (TestApp, String) {
+        let app = TestApp::at(unix_seconds).await;
+        let account = app.account("acme").await;
+        (app, account)
+    }
+
+    /// A server at `unix_seconds` with the accounts `acme` and `other`.
+    pub async fn with_accounts(unix_seconds: i64) -> (TestApp, String, String) {
+        let (app, account) = TestApp::with_account(unix_seconds).await;
+        let other = app.account("other").await;
+        (app, account, other)
+    }
+
+    /// [`TestApp::with_admin`], and an account `acme`.
+    pub async fn with_admin_and_account(unix_seconds: i64) -> (TestApp, String, String) {
+        let (app, admin) = TestApp::with_admin(unix_seconds).await;
+        let account = app.account("acme").await;
+        (app, admin, account)
+    }
+
     /// Moves the clock and lets the snapshot sync at the new time (a jump must not read as a
     /// stale snapshot).
     pub async fn advance(&self, by: Duration) {
@@ -209,6 +237,37 @@ impl TestApp {
         let (status, created) = self.post(&format!("/v1/{plural}"), token, body).await;
         assert_eq!(status, 201, "create {plural}: {created}");
         created
+    }
+
+    /// `DELETE /v1/<plural>/<id>` of a view `object` as `token`, asserting 204.
+    pub async fn delete_object(&self, token: &str, plural: &str, object: &Value) {
+        let id = object["id"].as_str().unwrap_or_default();
+        let (status, body) = self.delete(&format!("/v1/{plural}/{id}"), token).await;
+        assert_eq!(status, 204, "delete {plural}/{id}: {body}");
+    }
+
+    /// A new authorized key of the service account `sa`, created as `token`: its view with
+    /// `key_file`.
+    pub async fn authorized_key_of(&self, token: &str, sa: &Value) -> Value {
+        let body = json!({ "service_account_id": sa["id"] });
+        self.create(token, "authorized_keys", body).await
+    }
+
+    /// A new service account `name` in `account_id` and an access token of its API key.
+    pub async fn service_account_token(&self, account_id: &str, name: &str) -> (Value, String) {
+        let (sa, apikey) = self.service_account_with_key(account_id, name).await;
+        let token = self.apikey_token(&apikey).await;
+        (sa, token)
+    }
+
+    /// Deletes the first API key of the service account `sa` as `token`.
+    pub async fn delete_api_key_of(&self, token: &str, sa: &Value) {
+        let iam_id = sa["iam_id"].as_str().unwrap_or_default();
+        let (_, keys) = self
+            .get(&format!("/v1/api_keys?owner_iam_id={iam_id}"), token)
+            .await;
+        self.delete_object(token, "api_keys", &keys["api_keys"][0])
+            .await;
     }
 
     /// The access token of an API key (the API-key grant), asserting success.

@@ -17,7 +17,7 @@ use tessera_core::ids;
 use tessera_core::limits;
 use tessera_core::model::{Account, MfaRequirement};
 
-kit::collection!(Accounts, Account, "accounts", ACCOUNTS, ACCOUNT);
+kit::collection! { Accounts, Account, ACCOUNTS, ACCOUNT }
 
 pub fn router() -> Router<AppState> {
     kit::routes::<Accounts, _, _>(account_create).route(Accounts::ITEM_PATH, patch(account_update))
@@ -38,8 +38,8 @@ async fn account_create(
         mfa: Default::default(),
         created_at: state.clock.now(),
     };
-    kit::create_entity(&state, &ctx, &caller, &Entity::Account(account.clone())).await?;
-    Ok(kit::created(account.to_api()))
+    let view = kit::create_object(&state, &ctx, &caller, account, Entity::Account).await?;
+    Ok(kit::created(view))
 }
 
 async fn account_update(
@@ -64,16 +64,14 @@ async fn account_update(
         })?;
     let new = Entity::Account(account.clone());
     caller.authorize_update(&state, &old, &new)?;
-    let event = kit::audit(
+    kit::store_put(
         &state,
         &ctx,
-        caller.iam_id(),
+        &caller,
         "account.update",
         format!("account {} mfa={}", account.id, account.mfa.as_str()),
         &new,
-    );
-    let seq = state.store.put(&new, &event).await?;
-    kit::settle(&state, seq).await;
-    crate::security_log::change(&ctx, &event);
+    )
+    .await?;
     Ok(Json(account.to_api()).into_response())
 }

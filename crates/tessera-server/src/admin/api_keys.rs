@@ -2,11 +2,8 @@
 //! stored as a keyed hash.
 
 use super::kit::{self, AdminJson};
-use super::views::ToApi;
 use super::AdminError;
-use crate::state::AppState;
 use axum::response::Response;
-use axum::Router;
 use tessera_api::admin as api;
 use tessera_core::directory::Entity;
 use tessera_core::ids;
@@ -14,13 +11,9 @@ use tessera_core::limits;
 use tessera_core::model::{ApiKey, SubjectKind};
 use tessera_core::secret::{self, SecretPurpose};
 
-kit::collection!(ApiKeys, ApiKey, "api_keys", API_KEYS, API_KEY);
+kit::collection! { ApiKeys, ApiKey, API_KEYS, API_KEY, create }
 
-pub fn router() -> Router<AppState> {
-    kit::routes::<ApiKeys, _, _>(api_key_create)
-}
-
-async fn api_key_create(
+async fn create(
     kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::ApiKeyCreate>,
 ) -> Result<Response, AdminError> {
@@ -46,8 +39,7 @@ async fn api_key_create(
         key_hash: state.pepper.hash(SecretPurpose::ApiKey, apikey.expose()),
         created_at: state.clock.now(),
     };
-    kit::create_entity(&state, &ctx, &caller, &Entity::ApiKey(key.clone())).await?;
-    let mut view = key.to_api();
+    let mut view = kit::create_object(&state, &ctx, &caller, key, Entity::ApiKey).await?;
     view.apikey = Some(api::OneTime::new(apikey.expose()));
     Ok(kit::created(view))
 }

@@ -7,9 +7,7 @@ use super::kit::{self, AdminJson};
 use super::views::ToApi;
 use super::views::{key_algorithm, rfc3339};
 use super::AdminError;
-use crate::state::AppState;
 use axum::response::Response;
-use axum::Router;
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
 use tessera_core::directory::Entity;
@@ -18,24 +16,14 @@ use tessera_core::limits;
 use tessera_core::model::{AuthorizedKey, AuthorizedKeyAlgorithm};
 use tessera_core::service_account_jwt::{self, GeneratedKeyPair};
 
-kit::collection!(
-    AuthorizedKeys,
-    AuthorizedKey,
-    "authorized_keys",
-    AUTHORIZED_KEYS,
-    AUTHORIZED_KEY
-);
-
-pub fn router() -> Router<AppState> {
-    kit::routes::<AuthorizedKeys, _, _>(authorized_key_create)
-}
+kit::collection! { AuthorizedKeys, AuthorizedKey, AUTHORIZED_KEYS, AUTHORIZED_KEY, create }
 
 /// The algorithms `key_algorithm` accepts, for the error message.
 const ALGORITHMS: &str = "RSA_2048, RSA_4096";
 
 /// `POST /v1/authorized_keys`: a new key pair for a service account. Answers the key's view with
 /// `key_file`, the `yc` key file (private key included), which is never shown again.
-async fn authorized_key_create(
+async fn create(
     kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::AuthorizedKeyCreate>,
 ) -> Result<Response, AdminError> {

@@ -3,7 +3,6 @@
 
 use super::auth::Caller;
 use super::kit::{self, AdminJson, Collection, ObjectQuery};
-use super::views::ToApi;
 use super::AdminError;
 use crate::state::AppState;
 use axum::response::Response;
@@ -22,7 +21,6 @@ pub struct Clients;
 
 impl Collection for Clients {
     const KIND: EntityKind = EntityKind::Client;
-    const PLURAL: &'static str = "clients";
     const PATH: &'static str = paths::CLIENTS;
     const ITEM_PATH: &'static str = paths::CLIENT;
 
@@ -122,8 +120,7 @@ async fn client_create(
         ),
         created_at: state.clock.now(),
     };
-    kit::create_entity(&state, &ctx, &caller, &Entity::Client(client.clone())).await?;
-    let mut view = client.to_api();
+    let mut view = kit::create_object(&state, &ctx, &caller, client, Entity::Client).await?;
     view.secret = Some(api::OneTime::new(secret.expose()));
     Ok(kit::created(view))
 }

@@ -3,7 +3,7 @@
 //! one small record (a subject cut-off) instead of one revocation per token.
 
 use super::kit::Write;
-use super::kit::{audit, settle, AdminJson};
+use super::kit::{self, AdminJson};
 use super::views::rfc3339;
 use super::AdminError;
 use crate::state::AppState;
@@ -39,17 +39,15 @@ async fn cutoff_create(
         iam_id: iam_id.clone(),
         not_before,
     });
-    let event = audit(
+    kit::store_put(
         &state,
         &ctx,
-        caller.iam_id(),
+        &caller,
         "tokens.revoke_all",
         format!("every token of {iam_id} issued before {not_before}"),
         &cutoff,
-    );
-    let seq = state.store.put(&cutoff, &event).await?;
-    settle(&state, seq).await;
-    crate::security_log::change(&ctx, &event);
+    )
+    .await?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(api::TokenCutoffView {

@@ -8,7 +8,7 @@
 //! leak. The file is read only after that decision. Issuer URLs are unique per account.
 
 use super::kit::{self, find_or_404, internal, store_new, Collection};
-use super::kit::{audit, created, settle, AdminJson};
+use super::kit::{created, AdminJson};
 use super::views::ToApi;
 use super::AdminError;
 use crate::issuer_keys::{parse_issuer_jwks, read_jwks_file};
@@ -24,13 +24,7 @@ use tessera_core::directory::{Entity, EntityKind};
 use tessera_core::model::{JwksSource, TrustedIssuer};
 use tessera_core::{ids, limits, trusted_issuer};
 
-kit::collection!(
-    Issuers,
-    Issuer,
-    "trusted_issuers",
-    TRUSTED_ISSUERS,
-    TRUSTED_ISSUER
-);
+kit::collection! { Issuers, Issuer, TRUSTED_ISSUERS, TRUSTED_ISSUER }
 
 pub fn router() -> Router<AppState> {
     kit::routes::<Issuers, _, _>(issuer_create).route(Issuers::ITEM_PATH, put(issuer_update))
@@ -166,16 +160,14 @@ async fn issuer_update(
     let new = Entity::Issuer(issuer.clone());
     caller.authorize_update(&state, &old, &new)?;
     check_readable(&issuer.jwks)?;
-    let event = audit(
+    kit::store_put(
         &state,
         &ctx,
-        caller.iam_id(),
+        &caller,
         "trusted_issuer.update",
         format!("trusted issuer {}", issuer.id),
         &new,
-    );
-    let seq = state.store.put(&new, &event).await?;
-    settle(&state, seq).await;
-    crate::security_log::change(&ctx, &event);
+    )
+    .await?;
     Ok(Json(issuer.to_api()).into_response())
 }

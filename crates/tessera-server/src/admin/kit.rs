@@ -123,12 +123,12 @@ impl FromRequestParts<AppState> for Write {
 /// names an object. Each resource module declares its own and routes it with [`routes`].
 pub trait Collection {
     const KIND: EntityKind;
-    /// The key of the list body: `{"<plural>": [...]}`.
-    const PLURAL: &'static str;
     /// The collection's path (`/v1/<plural>`) and an object's (`/v1/<plural>/{id}`), from
     /// [`tessera_api::paths`].
     const PATH: &'static str;
     const ITEM_PATH: &'static str;
+    /// The key of the list body, `{"<plural>": [...]}`: the last segment of the path.
+    const PLURAL: &'static str = plural_of(Self::PATH);
 
     /// The store key of the object `id` names for this caller. Objects are named by their id;
     /// `?account_id=` addresses OAuth clients only.
@@ -147,21 +147,40 @@ pub trait Collection {
     }
 }
 
+/// `/v1/<plural>` → `<plural>` (a path of another shape would be its own key; a test holds
+/// every collection's path to this shape).
+const fn plural_of(path: &'static str) -> &'static str {
+    match path.as_bytes() {
+        [b'/', b'v', b'1', b'/', plural @ ..] => match std::str::from_utf8(plural) {
+            Ok(plural) => plural,
+            Err(_) => path,
+        },
+        _ => path,
+    }
+}
+
 /// Declares a resource module's [`Collection`] with the default addressing (`{id}` is the id):
-/// `collection!(Accounts, Account, "accounts", ACCOUNTS, ACCOUNT)` is the unit type `Accounts`
-/// serving `EntityKind::Account` under the list key `accounts` at `paths::ACCOUNTS` and
-/// `paths::ACCOUNT`.
+/// `collection! { Accounts, Account, ACCOUNTS, ACCOUNT }` is the unit type `Accounts` serving
+/// `EntityKind::Account` at `paths::ACCOUNTS` and `paths::ACCOUNT`. With a fifth argument, the
+/// module's create handler, it also declares the module's `router()`: the collection's
+/// [`routes`] with that handler, for a module that serves nothing else.
 macro_rules! collection {
-    ($name:ident, $kind:ident, $plural:literal, $path:ident, $item_path:ident) => {
-        #[doc = concat!("The `", $plural, "` collection.")]
+    ($name:ident, $kind:ident, $path:ident, $item_path:ident) => {
+        #[doc = concat!("The collection at `tessera_api::paths::", stringify!($path), "`.")]
         pub struct $name;
 
         impl $crate::admin::kit::Collection for $name {
             const KIND: tessera_core::directory::EntityKind =
                 tessera_core::directory::EntityKind::$kind;
-            const PLURAL: &'static str = $plural;
             const PATH: &'static str = tessera_api::paths::$path;
             const ITEM_PATH: &'static str = tessera_api::paths::$item_path;
+        }
+    };
+    ($name:ident, $kind:ident, $path:ident, $item_path:ident, $create:ident) => {
+        $crate::admin::kit::collection!($name, $kind, $path, $item_path);
+
+        pub fn router() -> axum::Router<$crate::state::AppState> {
+            $crate::admin::kit::routes::<$name, _, _>($create)
         }
     };
 }
@@ -430,6 +449,20 @@ pub async fn create_entity(
     store_new(state, ctx, caller, entity).await
 }
 
+/// [`create_entity`] of `object` as `entity` (`Entity::User`, …): the view a create answers
+/// with (to which a module adds a secret shown once).
+pub async fn create_object<T: ToApi>(
+    state: &AppState,
+    ctx: &RequestContext,
+    caller: &Caller,
+    object: T,
+    entity: fn(T) -> Entity,
+) -> Result<T::Api, AdminError> {
+    let view = object.to_api();
+    create_entity(state, ctx, caller, &entity(object)).await?;
+    Ok(view)
+}
+
 /// Stores an object whose creation was authorized already.
 pub async fn store_new(
     state: &AppState,
@@ -441,6 +474,24 @@ pub async fn store_new(
     let detail = format!("{} {}", singular(entity.kind()), entity.key());
     let event = audit(state, ctx, caller.iam_id(), &action, detail, entity);
     let seq = state.store.create(entity, &event).await?;
+    settle(state, seq).await;
+    security_log::change(ctx, &event);
+    Ok(())
+}
+
+/// Writes `entity` over the object of its key (or the one thing of its kind, a cut-off) with
+/// its audit event, `action` and `detail`, and waits for the snapshot: [`store_new`] for a
+/// change instead of a creation.
+pub async fn store_put(
+    state: &AppState,
+    ctx: &RequestContext,
+    caller: &Caller,
+    action: &str,
+    detail: String,
+    entity: &Entity,
+) -> Result<(), AdminError> {
+    let event = audit(state, ctx, caller.iam_id(), action, detail, entity);
+    let seq = state.store.put(entity, &event).await?;
     settle(state, seq).await;
     security_log::change(ctx, &event);
     Ok(())
@@ -551,4 +602,19 @@ pub fn list_body<T: Serialize>(plural: &str, items: Vec<T>) -> Response {
         serde_json::to_value(items).unwrap_or_default(),
     );
     Json(serde_json::Value::Object(map)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_collections_list_key_is_the_last_segment_of_its_path() {
+        assert_eq!(plural_of("/v1/service_accounts"), "service_accounts");
+        for (name, path, item_path) in crate::admin::collection_paths() {
+            let plural = plural_of(path);
+            assert_eq!(format!("/v1/{plural}"), path, "{name}");
+            assert_eq!(item_path, format!("{path}/{{id}}"), "{name}");
+        }
+    }
 }

@@ -4,11 +4,8 @@
 //! The secret is not logged or put in an audit event: the audit detail names the object only.
 
 use super::kit::{self, AdminJson};
-use super::views::ToApi;
 use super::AdminError;
-use crate::state::AppState;
 use axum::response::Response;
-use axum::Router;
 use tessera_api::admin as api;
 use tessera_core::directory::Entity;
 use tessera_core::ids;
@@ -16,20 +13,10 @@ use tessera_core::limits;
 use tessera_core::model::OAuthToken;
 use tessera_core::secret::{self, SecretPurpose};
 
-kit::collection!(
-    OAuthTokens,
-    OAuthToken,
-    "oauth_tokens",
-    OAUTH_TOKENS,
-    OAUTH_TOKEN
-);
-
-pub fn router() -> Router<AppState> {
-    kit::routes::<OAuthTokens, _, _>(oauth_token_create)
-}
+kit::collection! { OAuthTokens, OAuthToken, OAUTH_TOKENS, OAUTH_TOKEN, create }
 
 /// `POST /v1/oauth_tokens`: a new long-lived OAuth token for a user, shown once in `token`.
-async fn oauth_token_create(
+async fn create(
     kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::OAuthTokenCreate>,
 ) -> Result<Response, AdminError> {
@@ -50,8 +37,7 @@ async fn oauth_token_create(
         token_hash: state.pepper.hash(SecretPurpose::OAuthToken, value.expose()),
         created_at: state.clock.now(),
     };
-    kit::create_entity(&state, &ctx, &caller, &Entity::OAuthToken(token.clone())).await?;
-    let mut view = token.to_api();
+    let mut view = kit::create_object(&state, &ctx, &caller, token, Entity::OAuthToken).await?;
     view.token = Some(api::OneTime::new(value.expose()));
     Ok(kit::created(view))
 }

@@ -2,32 +2,20 @@
 //! which resource identity with the `iam-authz` grant. Get and delete are the generic handlers
 //! in `directory_objects`; this module creates them and lists them (with `?source_iam_id=`).
 
-use super::kit::{self, create_entity, internal};
+use super::kit::{self, internal};
 use super::kit::{created, AdminJson};
-use super::views::ToApi;
 use super::AdminError;
 use crate::state::AppState;
 use axum::response::Response;
-use axum::Router;
 use tessera_api::admin as api;
 use tessera_core::directory::Entity;
 use tessera_core::ids;
 use tessera_core::limits;
 use tessera_core::model::{AuthorizationPolicy, SubjectKind};
 
-kit::collection!(
-    Policies,
-    Policy,
-    "authorization_policies",
-    AUTHORIZATION_POLICIES,
-    AUTHORIZATION_POLICY
-);
+kit::collection! { Policies, Policy, AUTHORIZATION_POLICIES, AUTHORIZATION_POLICY, create }
 
-pub fn router() -> Router<AppState> {
-    kit::routes::<Policies, _, _>(policy_create)
-}
-
-async fn policy_create(
+async fn create(
     kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::AuthorizationPolicyCreate>,
 ) -> Result<Response, AdminError> {
@@ -51,8 +39,8 @@ async fn policy_create(
         description: limits::description(body.description.as_deref())?,
         created_at: state.clock.now(),
     };
-    create_entity(&state, &ctx, &caller, &Entity::Policy(policy.clone())).await?;
-    Ok(created(policy.to_api()))
+    let view = kit::create_object(&state, &ctx, &caller, policy, Entity::Policy).await?;
+    Ok(created(view))
 }
 
 /// The account a target CRN (or prefix) names in a complete `a/<account>` scope segment.

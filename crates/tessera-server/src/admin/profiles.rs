@@ -4,7 +4,7 @@
 //! unique per account.
 
 use super::kit::{self, Collection};
-use super::kit::{audit, created, settle, AdminJson};
+use super::kit::{created, AdminJson};
 use super::kit::{find_or_404, internal};
 use super::views::{profile_document, ToApi};
 use super::AdminError;
@@ -21,13 +21,7 @@ use tessera_core::ids;
 use tessera_core::model::TrustedProfile;
 use tessera_core::trusted_profile::{self, ValidProfile};
 
-kit::collection!(
-    Profiles,
-    Profile,
-    "trusted_profiles",
-    TRUSTED_PROFILES,
-    TRUSTED_PROFILE
-);
+kit::collection! { Profiles, Profile, TRUSTED_PROFILES, TRUSTED_PROFILE }
 
 pub fn router() -> Router<AppState> {
     kit::routes::<Profiles, _, _>(profile_create).route(Profiles::ITEM_PATH, put(profile_replace))
@@ -132,16 +126,14 @@ async fn profile_replace(
         Some(&profile.id),
     )?;
     let action = format!("{}.update", EntityKind::Profile.as_str());
-    let event = audit(
+    kit::store_put(
         &state,
         &ctx,
-        caller.iam_id(),
+        &caller,
         &action,
         format!("trusted profile {id}"),
         &new,
-    );
-    let seq = state.store.put(&new, &event).await?;
-    settle(&state, seq).await;
-    crate::security_log::change(&ctx, &event);
+    )
+    .await?;
     Ok(Json(profile.to_api()).into_response())
 }

@@ -34,27 +34,6 @@ fn denied(answer: (u16, Value)) {
     expect_code(answer, 403, "permission_denied");
 }
 
-/// A server at `T0` and the bootstrap global administrator's token.
-async fn with_admin() -> (TestApp, String) {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    (app, admin)
-}
-
-/// A server at `T0` with an account `acme`.
-async fn with_account() -> (TestApp, String) {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
-    (app, account)
-}
-
-/// [`with_admin`], and an account `acme`.
-async fn with_admin_and_account() -> (TestApp, String, String) {
-    let (app, admin) = with_admin().await;
-    let account = app.account("acme").await;
-    (app, admin, account)
-}
-
 /// Asserts that `POST path` with `body` is refused as an invalid argument naming `needle`.
 async fn invalid(app: &TestApp, path: &str, token: &str, body: Value, needle: &str) {
     refused(
@@ -92,7 +71,7 @@ async fn admin_calls_without_a_bearer_token_are_unauthenticated() {
 
 #[tokio::test]
 async fn an_expired_access_token_is_unauthenticated_on_the_admin_api() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     app.set(T0 + 3600 + tessera_verify::LEEWAY).await;
     expect_code(
         app.get("/v1/accounts", &admin).await,
@@ -103,7 +82,7 @@ async fn an_expired_access_token_is_unauthenticated_on_the_admin_api() {
 
 #[tokio::test]
 async fn admin_bodies_must_be_json_without_unknown_fields() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     invalid(
         &app,
         "/v1/accounts",
@@ -125,7 +104,7 @@ async fn admin_bodies_must_be_json_without_unknown_fields() {
 
 #[tokio::test]
 async fn list_limits_are_between_one_and_the_maximum() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     for limit in ["0", "100000"] {
         refused(
             app.get(&format!("/v1/service_accounts?limit={limit}"), &admin)
@@ -141,7 +120,7 @@ async fn list_limits_are_between_one_and_the_maximum() {
 
 #[tokio::test]
 async fn only_the_global_administrator_creates_accounts_and_enterprises() {
-    let (app, account) = with_account().await;
+    let (app, account) = TestApp::with_account(T0).await;
     let (_, token) = account_admin(&app, &account).await;
     denied(
         app.post("/v1/accounts", &token, json!({ "name": "mine" }))
@@ -158,7 +137,7 @@ async fn only_the_global_administrator_creates_accounts_and_enterprises() {
 
 #[tokio::test]
 async fn names_must_not_be_empty_nor_longer_than_the_limit() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let long = "n".repeat(tessera_core::limits::MAX_NAME + 1);
     for name in ["", "   ", long.as_str()] {
         invalid(
@@ -182,7 +161,7 @@ async fn names_must_not_be_empty_nor_longer_than_the_limit() {
 
 #[tokio::test]
 async fn an_accounts_mfa_is_totp_or_none_spelled_exactly() {
-    let (app, admin, account) = with_admin_and_account().await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let path = format!("/v1/accounts/{account}");
     for bad in [json!({ "mfa": "totp" }), json!({})] {
         expect_code(
@@ -205,8 +184,7 @@ async fn an_accounts_mfa_is_totp_or_none_spelled_exactly() {
 
 #[tokio::test]
 async fn an_account_admin_may_set_its_accounts_mfa_but_not_anothers() {
-    let (app, account) = with_account().await;
-    let other = app.account("other").await;
+    let (app, account, other) = TestApp::with_accounts(T0).await;
     let (_, token) = account_admin(&app, &account).await;
     let mfa = json!({ "mfa": "TOTP" });
     let (status, body) = app
@@ -231,7 +209,7 @@ async fn an_account_admin_may_set_its_accounts_mfa_but_not_anothers() {
 
 #[tokio::test]
 async fn an_account_is_deleted_only_once_it_is_empty() {
-    let (app, admin, account) = with_admin_and_account().await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let sa = app
         .create(
             &admin,
@@ -244,10 +222,7 @@ async fn an_account_is_deleted_only_once_it_is_empty() {
         409,
         "failed_precondition",
     );
-    let (status, _) = app
-        .delete(&format!("/v1/service_accounts/{}", text(&sa, "id")), &admin)
-        .await;
-    assert_eq!(status, 204);
+    app.delete_object(&admin, "service_accounts", &sa).await;
     let (status, body) = app.delete(&format!("/v1/accounts/{account}"), &admin).await;
     assert_eq!(status, 204, "{body}");
 }
@@ -256,8 +231,7 @@ async fn an_account_is_deleted_only_once_it_is_empty() {
 
 #[tokio::test]
 async fn an_account_admin_cannot_create_users_in_another_account() {
-    let (app, account) = with_account().await;
-    let other = app.account("other").await;
+    let (app, account, other) = TestApp::with_accounts(T0).await;
     let (_, token) = account_admin(&app, &account).await;
     let user = |account: &str| json!({ "account_id": account, "name": "bob", "email": "bob@unit.example" });
     denied(app.post("/v1/users", &token, user(&other)).await);
@@ -267,7 +241,7 @@ async fn an_account_admin_cannot_create_users_in_another_account() {
 
 #[tokio::test]
 async fn a_federated_user_cannot_have_a_password() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let body = json!({
         "name": "fed", "email": "fed@unit.example", "federated": true, "password": "pass-0123456",
     });
@@ -276,7 +250,7 @@ async fn a_federated_user_cannot_have_a_password() {
 
 #[tokio::test]
 async fn a_user_needs_a_valid_email_and_a_long_enough_password() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     invalid(
         &app,
         "/v1/users",
@@ -297,7 +271,7 @@ async fn a_user_needs_a_valid_email_and_a_long_enough_password() {
 
 #[tokio::test]
 async fn a_viewer_reads_but_does_not_create() {
-    let (app, account) = with_account().await;
+    let (app, account) = TestApp::with_account(T0).await;
     let user = app.user(&account, "ann").await;
     let (_, token) = viewer(&app, &account).await;
     let (status, body) = app
@@ -316,8 +290,7 @@ async fn a_viewer_reads_but_does_not_create() {
 
 #[tokio::test]
 async fn a_viewer_of_one_account_cannot_read_another() {
-    let (app, account) = with_account().await;
-    let other = app.account("other").await;
+    let (app, account, other) = TestApp::with_accounts(T0).await;
     let stranger = app.user(&other, "sam").await;
     let (_, token) = viewer(&app, &account).await;
     denied(
@@ -332,8 +305,7 @@ async fn a_viewer_of_one_account_cannot_read_another() {
 
 #[tokio::test]
 async fn listing_without_an_account_shows_only_readable_accounts() {
-    let (app, account) = with_account().await;
-    let other = app.account("other").await;
+    let (app, account, other) = TestApp::with_accounts(T0).await;
     app.user(&other, "sam").await;
     let mine = app.user(&account, "ann").await;
     let (_, token) = viewer(&app, &account).await;
@@ -350,7 +322,7 @@ async fn listing_without_an_account_shows_only_readable_accounts() {
 
 #[tokio::test]
 async fn the_last_global_administrator_cannot_be_deleted() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let me = claims(&admin)["iam_id"].as_str().unwrap().to_owned();
     refused(
         app.delete(&format!("/v1/users/{me}"), &admin).await,
@@ -362,7 +334,7 @@ async fn the_last_global_administrator_cannot_be_deleted() {
 
 #[tokio::test]
 async fn deleting_a_user_takes_its_api_keys() {
-    let (app, admin, account) = with_admin_and_account().await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let user = app.user(&account, "ann").await;
     let own = app.user_token(&user).await;
     let key = app
@@ -374,10 +346,7 @@ async fn deleting_a_user_takes_its_api_keys() {
         .await;
     let apikey = text(&key, "apikey").to_owned();
     app.apikey_token(&apikey).await;
-    let (status, _) = app
-        .delete(&format!("/v1/users/{}", text(&user, "id")), &admin)
-        .await;
-    assert_eq!(status, 204);
+    app.delete_object(&admin, "users", &user).await;
     let (status, body) = app.token(&apikey_grant(&apikey)).await;
     assert_eq!((status, ibm_code(&body)), (400, "BXNIM0415E"), "{body}");
 }
@@ -386,8 +355,7 @@ async fn deleting_a_user_takes_its_api_keys() {
 
 #[tokio::test]
 async fn an_account_admin_cannot_create_service_accounts_in_another_account() {
-    let (app, account) = with_account().await;
-    let other = app.account("other").await;
+    let (app, account, other) = TestApp::with_accounts(T0).await;
     let (_, token) = account_admin(&app, &account).await;
     denied(
         app.post(
@@ -401,7 +369,7 @@ async fn an_account_admin_cannot_create_service_accounts_in_another_account() {
 
 #[tokio::test]
 async fn a_description_is_at_most_the_limit() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let long = "d".repeat(tessera_core::limits::MAX_DESCRIPTION + 1);
     invalid(
         &app,
@@ -415,16 +383,13 @@ async fn a_description_is_at_most_the_limit() {
 
 #[tokio::test]
 async fn deleting_a_service_account_takes_its_keys_and_bindings() {
-    let (app, admin, account) = with_admin_and_account().await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let (sa, apikey) = app.service_account_with_key(&account, "doomed").await;
     let binding = app
         .bind(&sa["iam_id"], "viewer", &format!("account/{account}"))
         .await;
     let token = app.apikey_token(&apikey).await;
-    let (status, _) = app
-        .delete(&format!("/v1/service_accounts/{}", text(&sa, "id")), &admin)
-        .await;
-    assert_eq!(status, 204);
+    app.delete_object(&admin, "service_accounts", &sa).await;
     let (status, body) = app.token(&apikey_grant(&apikey)).await;
     assert_eq!((status, ibm_code(&body)), (400, "BXNIM0415E"), "{body}");
     let (status, _) = app
@@ -441,7 +406,7 @@ async fn deleting_a_service_account_takes_its_keys_and_bindings() {
 
 #[tokio::test]
 async fn an_account_admin_cannot_delete_a_service_account_more_privileged_than_itself() {
-    let (app, account) = with_account().await;
+    let (app, account) = TestApp::with_account(T0).await;
     let boss = app.global_administrator(&account, "boss").await;
     let (_, token) = account_admin(&app, &account).await;
     denied(
@@ -457,7 +422,7 @@ async fn an_account_admin_cannot_delete_a_service_account_more_privileged_than_i
 
 #[tokio::test]
 async fn an_api_key_is_shown_once() {
-    let (app, admin, account) = with_admin_and_account().await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let sa = app
         .create(
             &admin,
@@ -492,7 +457,7 @@ async fn an_api_key_is_shown_once() {
 
 #[tokio::test]
 async fn administrators_do_not_create_credentials_for_users() {
-    let (app, admin, account) = with_admin_and_account().await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let user = app.user(&account, "ann").await;
     refused(
         app.post(
@@ -516,7 +481,7 @@ async fn administrators_do_not_create_credentials_for_users() {
 
 #[tokio::test]
 async fn a_user_creates_and_deletes_its_own_credentials() {
-    let (app, account) = with_account().await;
+    let (app, account) = TestApp::with_account(T0).await;
     let user = app.user(&account, "ann").await;
     let own = app.user_token(&user).await;
     let key = app
@@ -526,15 +491,12 @@ async fn a_user_creates_and_deletes_its_own_credentials() {
             json!({ "owner_iam_id": user["id"], "name": "own" }),
         )
         .await;
-    let (status, _) = app
-        .delete(&format!("/v1/api_keys/{}", text(&key, "id")), &own)
-        .await;
-    assert_eq!(status, 204);
+    app.delete_object(&own, "api_keys", &key).await;
 }
 
 #[tokio::test]
 async fn an_api_key_owner_must_be_an_existing_user_or_service_account() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     invalid(
         &app,
         "/v1/api_keys",
@@ -558,7 +520,7 @@ async fn an_api_key_owner_must_be_an_existing_user_or_service_account() {
 
 #[tokio::test]
 async fn an_account_admin_cannot_mint_keys_for_a_more_privileged_service_account() {
-    let (app, account) = with_account().await;
+    let (app, account) = TestApp::with_account(T0).await;
     let boss = app.global_administrator(&account, "boss").await;
     let (_, token) = account_admin(&app, &account).await;
     denied(
@@ -575,7 +537,7 @@ async fn an_account_admin_cannot_mint_keys_for_a_more_privileged_service_account
 
 #[tokio::test]
 async fn the_default_client_id_is_reserved() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     invalid(
         &app,
         "/v1/clients",
@@ -588,7 +550,7 @@ async fn the_default_client_id_is_reserved() {
 
 #[tokio::test]
 async fn a_client_secret_is_shown_once() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let client = app.create(&admin, "clients", json!({ "id": "web" })).await;
     assert!(client["secret"].is_string(), "{client}");
     let (status, read) = app.get("/v1/clients/web", &admin).await;
@@ -598,7 +560,7 @@ async fn a_client_secret_is_shown_once() {
 
 #[tokio::test]
 async fn client_ids_are_unique_per_account_not_installation_wide() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let a = app.account("a").await;
     let b = app.account("b").await;
     app.create(&admin, "clients", json!({ "id": "web", "account_id": a }))
@@ -619,7 +581,7 @@ async fn client_ids_are_unique_per_account_not_installation_wide() {
 
 #[tokio::test]
 async fn an_account_admin_cannot_create_a_global_client() {
-    let (app, account) = with_account().await;
+    let (app, account) = TestApp::with_account(T0).await;
     let (_, token) = account_admin(&app, &account).await;
     denied(
         app.post("/v1/clients", &token, json!({ "id": "everywhere" }))
@@ -639,7 +601,7 @@ async fn an_account_admin_cannot_create_a_global_client() {
 
 #[tokio::test]
 async fn the_last_global_admin_binding_cannot_be_removed() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let me = claims(&admin)["iam_id"].as_str().unwrap().to_owned();
     let (_, bindings) = app
         .get(&format!("/v1/access_bindings?subject_iam_id={me}"), &admin)
@@ -663,8 +625,7 @@ async fn the_last_global_admin_binding_cannot_be_removed() {
 
 #[tokio::test]
 async fn an_account_admin_cannot_grant_more_than_it_holds() {
-    let (app, account) = with_account().await;
-    let other = app.account("other").await;
+    let (app, account, other) = TestApp::with_accounts(T0).await;
     let (_, token) = account_admin(&app, &account).await;
     let (sa, _) = app.service_account_with_key(&account, "x").await;
     for resource in ["*".to_owned(), format!("account/{other}")] {
@@ -680,7 +641,7 @@ async fn an_account_admin_cannot_grant_more_than_it_holds() {
 
 #[tokio::test]
 async fn a_binding_names_a_known_role_and_resource() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let account = app.admin_account().await;
     let (sa, _) = app.service_account_with_key(&account, "x").await;
     let cases = [
@@ -703,7 +664,7 @@ async fn a_binding_names_a_known_role_and_resource() {
 
 #[tokio::test]
 async fn a_viewer_cannot_bind() {
-    let (app, account) = with_account().await;
+    let (app, account) = TestApp::with_account(T0).await;
     let (me, token) = viewer(&app, &account).await;
     let body = json!({
         "subject_iam_id": me["iam_id"], "role": "admin", "resource": format!("account/{account}"),
@@ -715,16 +676,10 @@ async fn a_viewer_cannot_bind() {
 
 #[tokio::test]
 async fn an_authorized_keys_private_half_is_shown_once() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let account = app.admin_account().await;
     let (sa, _) = app.service_account_with_key(&account, "x").await;
-    let key = app
-        .create(
-            &admin,
-            "authorized_keys",
-            json!({ "service_account_id": sa["id"] }),
-        )
-        .await;
+    let key = app.authorized_key_of(&admin, &sa).await;
     assert!(
         text(&key["key_file"], "private_key").contains("PRIVATE KEY"),
         "{key}"
@@ -739,7 +694,7 @@ async fn an_authorized_keys_private_half_is_shown_once() {
 
 #[tokio::test]
 async fn an_authorized_key_needs_a_known_service_account_and_algorithm() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let account = app.admin_account().await;
     let (sa, _) = app.service_account_with_key(&account, "x").await;
     refused(
@@ -765,7 +720,7 @@ async fn an_authorized_key_needs_a_known_service_account_and_algorithm() {
 
 #[tokio::test]
 async fn an_oauth_token_is_shown_once() {
-    let (app, account) = with_account().await;
+    let (app, account) = TestApp::with_account(T0).await;
     let user = app.user(&account, "ann").await;
     let own = app.user_token(&user).await;
     let token = app
@@ -784,7 +739,7 @@ async fn an_oauth_token_is_shown_once() {
 
 #[tokio::test]
 async fn profile_names_are_unique_per_account() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let a = app.account("a").await;
     let b = app.account("b").await;
     let profile = |account: &str| json!({ "account_id": account, "name": "builders" });
@@ -800,7 +755,7 @@ async fn profile_names_are_unique_per_account() {
 
 #[tokio::test]
 async fn a_profile_identity_has_a_known_type_and_shape() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let cases = [
         (
             json!({ "type": "group", "identifier": "x" }),
@@ -819,7 +774,7 @@ async fn a_profile_identity_has_a_known_type_and_shape() {
 
 #[tokio::test]
 async fn replacing_a_profile_keeps_its_id_and_account() {
-    let (app, admin, account) = with_admin_and_account().await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let created = app
         .create(
             &admin,
@@ -846,7 +801,7 @@ async fn replacing_a_profile_keeps_its_id_and_account() {
 
 #[tokio::test]
 async fn an_account_admin_cannot_rewrite_a_profile_more_privileged_than_itself() {
-    let (app, account) = with_account().await;
+    let (app, account) = TestApp::with_account(T0).await;
     let admin = app.admin_token().await;
     let profile = app
         .create(
@@ -886,7 +841,7 @@ const ISSUER_URL: &str = "https://k8s.unit.example/cluster";
 
 #[tokio::test]
 async fn only_the_global_administrator_names_a_key_file_on_the_server() {
-    let (app, account) = with_account().await;
+    let (app, account) = TestApp::with_account(T0).await;
     let (_, token) = account_admin(&app, &account).await;
     let body = json!({ "name": "c", "issuer_url": ISSUER_URL, "jwks_file": "/etc/passwd" });
     refused(
@@ -899,7 +854,7 @@ async fn only_the_global_administrator_names_a_key_file_on_the_server() {
 
 #[tokio::test]
 async fn issuer_urls_are_unique_per_account() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let a = app.account("a").await;
     let b = app.account("b").await;
     let issuer = |account: &str| json!({ "account_id": account, "name": "c", "issuer_url": ISSUER_URL, "jwks": test_jwks() });
@@ -915,7 +870,7 @@ async fn issuer_urls_are_unique_per_account() {
 
 #[tokio::test]
 async fn an_issuer_takes_one_key_source_and_a_crn_of_its_own_account() {
-    let (app, admin, account) = with_admin_and_account().await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let other = app.account("other").await;
     let both = json!({
         "account_id": account, "name": "c", "issuer_url": ISSUER_URL,
@@ -939,7 +894,7 @@ async fn an_issuer_takes_one_key_source_and_a_crn_of_its_own_account() {
 
 #[tokio::test]
 async fn a_policy_target_stays_inside_the_policys_account() {
-    let (app, admin, account) = with_admin_and_account().await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let other = app.account("other").await;
     let (sa, _) = app.service_account_with_key(&account, "reader").await;
     let target = format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{other}:b::");
@@ -954,7 +909,7 @@ async fn a_policy_target_stays_inside_the_policys_account() {
 
 #[tokio::test]
 async fn a_policy_source_must_exist() {
-    let (app, admin, account) = with_admin_and_account().await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let target = format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{account}:b::");
     let body = json!({ "source_iam_id": "iam-ServiceId-nope", "target_crn": target });
     refused(
@@ -969,7 +924,7 @@ async fn a_policy_source_must_exist() {
 
 #[tokio::test]
 async fn a_cutoff_kills_every_token_issued_up_to_its_second_and_no_later_one() {
-    let (app, admin, account) = with_admin_and_account().await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let (sa, apikey) = app.service_account_with_key(&account, "x").await;
     let before = app.apikey_token(&apikey).await;
     let (status, body) = app
@@ -997,8 +952,7 @@ async fn a_cutoff_kills_every_token_issued_up_to_its_second_and_no_later_one() {
 
 #[tokio::test]
 async fn a_cutoff_of_another_accounts_identity_is_refused() {
-    let (app, account) = with_account().await;
-    let other = app.account("other").await;
+    let (app, account, other) = TestApp::with_accounts(T0).await;
     let (stranger, _) = app.service_account_with_key(&other, "x").await;
     let (_, token) = account_admin(&app, &account).await;
     denied(
@@ -1024,9 +978,8 @@ async fn a_cutoff_of_another_accounts_identity_is_refused() {
 
 #[tokio::test]
 async fn anyone_may_cut_off_its_own_tokens() {
-    let (app, account) = with_account().await;
-    let (sa, apikey) = app.service_account_with_key(&account, "x").await;
-    let token = app.apikey_token(&apikey).await;
+    let (app, account) = TestApp::with_account(T0).await;
+    let (sa, token) = app.service_account_token(&account, "x").await;
     let (status, body) = app
         .post(
             "/v1/token_cutoffs",
@@ -1079,7 +1032,7 @@ async fn user_with_factor(app: &TestApp) -> (Value, String, TotpSecret) {
 
 #[tokio::test]
 async fn a_user_enrols_and_confirms_its_own_factor() {
-    let (app, account) = with_account().await;
+    let (app, account) = TestApp::with_account(T0).await;
     let user = app.user(&account, "ann").await;
     let own = app.user_token(&user).await;
     let secret = enrol(&app, &user, &own).await;
@@ -1101,7 +1054,7 @@ async fn a_user_enrols_and_confirms_its_own_factor() {
 
 #[tokio::test]
 async fn a_wrong_code_does_not_confirm_a_factor() {
-    let (app, account) = with_account().await;
+    let (app, account) = TestApp::with_account(T0).await;
     let user = app.user(&account, "ann").await;
     let own = app.user_token(&user).await;
     let secret = enrol(&app, &user, &own).await;
@@ -1121,7 +1074,7 @@ async fn a_wrong_code_does_not_confirm_a_factor() {
 
 #[tokio::test]
 async fn an_administrator_of_the_account_may_set_up_a_first_factor_but_a_stranger_may_not() {
-    let (app, admin, account) = with_admin_and_account().await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let other = app.account("other").await;
     let user = app.user(&account, "ann").await;
     let (_, stranger) = account_admin(&app, &other).await;
@@ -1133,7 +1086,7 @@ async fn an_administrator_of_the_account_may_set_up_a_first_factor_but_a_strange
 
 #[tokio::test]
 async fn a_federated_user_cannot_enrol_a_factor() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let user = app
         .create(
             &admin,
@@ -1203,7 +1156,7 @@ async fn removing_a_confirmed_factor_needs_a_current_code() {
 
 #[tokio::test]
 async fn an_administrator_cannot_remove_a_users_confirmed_factor() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let (user, _, secret) = user_with_factor(&app).await;
     let code = totp::code_at(&secret, app.clock.now());
     denied(
@@ -1297,7 +1250,7 @@ async fn only_the_global_administrator_sees_and_rotates_signing_keys() {
 
 #[tokio::test]
 async fn a_scheduled_rotation_publishes_a_successor_before_it_signs() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let before = signing_keys(&app, &admin).await;
     let active = jwt_keys(&before, "active");
     assert_eq!(active.len(), 1, "{before:?}");
@@ -1316,7 +1269,7 @@ async fn a_scheduled_rotation_publishes_a_successor_before_it_signs() {
 
 #[tokio::test]
 async fn an_immediate_rotation_signs_with_a_new_key_and_keeps_the_old_one_verifiable() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let old_kid = crate::testkit::kid(&admin);
     app.advance(Duration::from_secs(60)).await;
     let (status, body) = app
@@ -1348,7 +1301,7 @@ async fn an_immediate_rotation_signs_with_a_new_key_and_keeps_the_old_one_verifi
 
 #[tokio::test]
 async fn the_audit_log_records_admin_writes_for_those_who_may_read_it() {
-    let (app, admin, account) = with_admin_and_account().await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let (status, body) = app.get("/v1/audit?limit=5", &admin).await;
     assert_eq!(status, 200, "{body}");
     let newest = &body["events"][0];
@@ -1361,7 +1314,7 @@ async fn the_audit_log_records_admin_writes_for_those_who_may_read_it() {
 
 #[tokio::test]
 async fn whoami_tells_a_global_administrator_from_an_account_admin() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let (_, body) = app.get("/v1/whoami", &admin).await;
     assert_eq!(body["global_admin"], true, "{body}");
     let account = app.account("acme").await;
@@ -1374,9 +1327,8 @@ async fn whoami_tells_a_global_administrator_from_an_account_admin() {
 
 #[tokio::test]
 async fn an_id_token_names_its_audience_and_lives_an_hour() {
-    let (app, account) = with_account().await;
-    let (sa, apikey) = app.service_account_with_key(&account, "workload").await;
-    let token = app.apikey_token(&apikey).await;
+    let (app, account) = TestApp::with_account(T0).await;
+    let (sa, token) = app.service_account_token(&account, "workload").await;
     invalid(&app, "/v1/id_tokens", &token, json!({}), "audience").await;
     let (status, body) = app
         .post(
@@ -1409,7 +1361,7 @@ async fn the_bootstrap_key_is_the_only_credential_of_a_fresh_installation() {
 
 #[tokio::test]
 async fn deleting_a_profile_takes_its_bindings_and_kills_its_tokens() {
-    let (app, admin, account) = with_admin_and_account().await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let (sa, apikey) = app.service_account_with_key(&account, "ci").await;
     let profile = app
         .create(
@@ -1455,7 +1407,7 @@ async fn deleting_a_profile_takes_its_bindings_and_kills_its_tokens() {
 
 #[tokio::test]
 async fn deleting_a_policys_source_takes_the_policy() {
-    let (app, admin, account) = with_admin_and_account().await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let (sa, _) = app.service_account_with_key(&account, "reader").await;
     let target = format!("crn:v1:bluemix:public:cloud-object-storage:global:a/{account}:b::");
     let policy = app
@@ -1465,10 +1417,7 @@ async fn deleting_a_policys_source_takes_the_policy() {
             json!({ "source_iam_id": sa["iam_id"], "target_crn": target }),
         )
         .await;
-    let (status, _) = app
-        .delete(&format!("/v1/service_accounts/{}", text(&sa, "id")), &admin)
-        .await;
-    assert_eq!(status, 204);
+    app.delete_object(&admin, "service_accounts", &sa).await;
     let (status, _) = app
         .get(
             &format!("/v1/authorization_policies/{}", text(&policy, "id")),
@@ -1480,7 +1429,7 @@ async fn deleting_a_policys_source_takes_the_policy() {
 
 #[tokio::test]
 async fn an_enterprise_is_deleted_only_once_it_has_no_accounts() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let enterprise = app
         .create(&admin, "enterprises", json!({ "name": "corp" }))
         .await;
@@ -1493,17 +1442,14 @@ async fn an_enterprise_is_deleted_only_once_it_has_no_accounts() {
         .await;
     let path = format!("/v1/enterprises/{}", text(&enterprise, "id"));
     expect_code(app.delete(&path, &admin).await, 409, "failed_precondition");
-    let (status, _) = app
-        .delete(&format!("/v1/accounts/{}", text(&account, "id")), &admin)
-        .await;
-    assert_eq!(status, 204);
+    app.delete_object(&admin, "accounts", &account).await;
     let (status, _) = app.delete(&path, &admin).await;
     assert_eq!(status, 204);
 }
 
 #[tokio::test]
 async fn an_account_cannot_join_an_unknown_enterprise() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let missing = "0123456789abcdef0123456789abcdef";
     expect_code(
         app.post(
@@ -1519,7 +1465,7 @@ async fn an_account_cannot_join_an_unknown_enterprise() {
 
 #[tokio::test]
 async fn a_user_without_roles_lists_its_own_credentials_only() {
-    let (app, account) = with_account().await;
+    let (app, account) = TestApp::with_account(T0).await;
     let ann = app.user(&account, "ann").await;
     let bob = app.user(&account, "bob").await;
     for user in [&ann, &bob] {
@@ -1549,7 +1495,7 @@ async fn a_user_without_roles_lists_its_own_credentials_only() {
 
 #[tokio::test]
 async fn an_issuer_update_must_change_something() {
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let issuer = app
         .create(
             &admin,
@@ -1575,7 +1521,7 @@ async fn an_issuer_update_must_change_something() {
 
 #[tokio::test]
 async fn a_stranger_cannot_tell_another_accounts_client_ids_from_missing_ones() {
-    let (app, admin, account) = with_admin_and_account().await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let other = app.account("other").await;
     app.create(
         &admin,
@@ -1604,7 +1550,7 @@ async fn a_stranger_cannot_tell_another_accounts_client_ids_from_missing_ones() 
 
 #[tokio::test]
 async fn a_stranger_cannot_tell_another_accounts_profile_names_from_free_ones() {
-    let (app, admin, account) = with_admin_and_account().await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let other = app.account("other").await;
     app.create(
         &admin,
@@ -1621,7 +1567,7 @@ async fn a_stranger_cannot_tell_another_accounts_profile_names_from_free_ones() 
 
 #[tokio::test]
 async fn a_stranger_cannot_tell_another_accounts_issuer_urls_from_unused_ones() {
-    let (app, admin, account) = with_admin_and_account().await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let other = app.account("other").await;
     let issuer = |url: &str| json!({ "account_id": other, "name": "c", "issuer_url": url, "jwks": test_jwks() });
     app.create(&admin, "trusted_issuers", issuer(ISSUER_URL))
@@ -1664,7 +1610,7 @@ async fn await_signer(app: &TestApp, kid: &str) {
 async fn a_successor_signs_after_its_publication_lead_and_its_predecessor_is_dropped_after_retirement(
 ) {
     use tessera_core::rotation::KeyStep;
-    let (app, admin) = with_admin().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let old_kid = crate::testkit::kid(&admin);
     let policy = app
         .state
@@ -1708,7 +1654,7 @@ async fn a_successor_signs_after_its_publication_lead_and_its_predecessor_is_dro
 
 #[tokio::test]
 async fn an_account_admin_cannot_make_itself_token_creator_of_a_more_privileged_service_account() {
-    let (app, account) = with_account().await;
+    let (app, account) = TestApp::with_account(T0).await;
     let boss = app.global_administrator(&account, "boss").await;
     let (me, token) = account_admin(&app, &account).await;
     let body = json!({
@@ -1721,7 +1667,7 @@ async fn an_account_admin_cannot_make_itself_token_creator_of_a_more_privileged_
 
 #[tokio::test]
 async fn an_account_admin_cannot_cut_off_a_more_privileged_identity() {
-    let (app, account) = with_account().await;
+    let (app, account) = TestApp::with_account(T0).await;
     let boss = app.global_administrator(&account, "boss").await;
     let (_, token) = account_admin(&app, &account).await;
     denied(
@@ -1736,8 +1682,7 @@ async fn an_account_admin_cannot_cut_off_a_more_privileged_identity() {
 
 #[tokio::test]
 async fn an_account_admin_cannot_create_keys_or_policies_in_another_account() {
-    let (app, account) = with_account().await;
-    let other = app.account("other").await;
+    let (app, account, other) = TestApp::with_accounts(T0).await;
     let (foreign, _) = app.service_account_with_key(&other, "foreign").await;
     let (_, token) = account_admin(&app, &account).await;
     denied(
@@ -1761,7 +1706,7 @@ async fn an_account_admin_cannot_create_keys_or_policies_in_another_account() {
 
 #[tokio::test]
 async fn an_account_admin_cannot_switch_its_issuer_to_a_key_file() {
-    let (app, admin, account) = with_admin_and_account().await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let issuer = app
         .create(
             &admin,
@@ -1786,17 +1731,14 @@ async fn an_account_admin_cannot_switch_its_issuer_to_a_key_file() {
 
 #[tokio::test]
 async fn deleting_a_user_takes_its_oauth_tokens_and_factor() {
-    let (app, admin, account) = with_admin_and_account().await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let user = app.user(&account, "ann").await;
     let own = app.user_token(&user).await;
     let oauth = app
         .create(&own, "oauth_tokens", json!({ "user_id": user["id"] }))
         .await;
     enrol(&app, &user, &own).await;
-    let (status, _) = app
-        .delete(&format!("/v1/users/{}", text(&user, "id")), &admin)
-        .await;
-    assert_eq!(status, 204);
+    app.delete_object(&admin, "users", &user).await;
     let (status, _) = app
         .get(&format!("/v1/oauth_tokens/{}", text(&oauth, "id")), &admin)
         .await;

@@ -1,30 +1,17 @@
 //! Service accounts (`/v1/service_accounts`): non-human identities of an account.
 
 use super::kit::{self, AdminJson};
-use super::views::ToApi;
 use super::AdminError;
-use crate::state::AppState;
 use axum::response::Response;
-use axum::Router;
 use tessera_api::admin as api;
 use tessera_core::directory::Entity;
 use tessera_core::ids;
 use tessera_core::limits;
 use tessera_core::model::ServiceAccount;
 
-kit::collection!(
-    ServiceAccounts,
-    ServiceAccount,
-    "service_accounts",
-    SERVICE_ACCOUNTS,
-    SERVICE_ACCOUNT
-);
+kit::collection! { ServiceAccounts, ServiceAccount, SERVICE_ACCOUNTS, SERVICE_ACCOUNT, create }
 
-pub fn router() -> Router<AppState> {
-    kit::routes::<ServiceAccounts, _, _>(service_account_create)
-}
-
-async fn service_account_create(
+async fn create(
     kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::ServiceAccountCreate>,
 ) -> Result<Response, AdminError> {
@@ -36,12 +23,13 @@ async fn service_account_create(
         description: limits::description(body.description.as_deref())?,
         created_at: state.clock.now(),
     };
-    kit::create_entity(
+    let view = kit::create_object(
         &state,
         &ctx,
         &caller,
-        &Entity::ServiceAccount(service_account.clone()),
+        service_account,
+        Entity::ServiceAccount,
     )
     .await?;
-    Ok(kit::created(service_account.to_api()))
+    Ok(kit::created(view))
 }

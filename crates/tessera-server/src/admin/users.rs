@@ -3,9 +3,7 @@
 
 use super::kit::{self, AdminJson};
 use super::AdminError;
-use crate::state::AppState;
 use axum::response::Response;
-use axum::Router;
 use tessera_api::admin as api;
 use tessera_core::authz::Action;
 use tessera_core::directory::Entity;
@@ -14,13 +12,9 @@ use tessera_core::limits;
 use tessera_core::model::User;
 use tessera_core::secret;
 
-kit::collection!(Users, User, "users", USERS, USER);
+kit::collection! { Users, User, USERS, USER, create }
 
-pub fn router() -> Router<AppState> {
-    kit::routes::<Users, _, _>(user_create)
-}
-
-async fn user_create(
+async fn create(
     kit::Write { state, ctx, caller }: kit::Write,
     AdminJson(body): AdminJson<api::UserCreate>,
 ) -> Result<Response, AdminError> {

@@ -3,18 +3,15 @@
 //! factor), and one audit event. Reads and writes are admin API calls with the session's token,
 //! as everywhere in the console; the model is asked only whether to draw a control.
 
-use super::backend::{with_query, AdminApi};
-use super::handlers::{
-    delete_href, may, may_delete, object_path, param, refused, store_key, unknown,
-};
-use super::pages::{self, csrf, page, render, text};
+use super::backend::with_query;
+use super::handlers::{delete_href, may, may_delete, object_path, param, store_key, Console, Page};
+use super::pages::{self, csrf, text};
 use super::resources::{self, Resource};
 use super::session::{Form, Session};
-use crate::http::RequestContext;
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use axum::Extension;
 use maud::{html, Markup};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -203,28 +200,19 @@ fn facts(object: &Value) -> Markup {
 
 pub async fn object(
     State(state): State<AppState>,
-    Extension(api): Extension<AdminApi>,
-    Extension(ctx): Extension<RequestContext>,
-    Extension(session): Extension<Session>,
+    console: Console,
     Path((slug, id)): Path<(String, String)>,
     Query(params): Params,
-) -> Response {
-    let Some(resource) = resources::find(&slug) else {
-        return unknown(&session);
-    };
+) -> Page {
+    let session = &console.session;
+    let resource = console.resource(&slug, None)?;
     let path = object_path(resource, &id, param(&params, "account_id"));
-    let object = match api
-        .call(&ctx, &session.token, Method::GET, &path, None)
-        .await
-    {
-        Ok(object) => object,
-        Err(refusal) => return refused(&session, refusal),
-    };
+    let object = console.call(Method::GET, &path, None).await?;
     let key = store_key(resource.kind, &object);
-    let can_delete = may_delete(&state, &session, resource.kind, &key).await;
+    let can_delete = may_delete(&state, session, resource.kind, &key).await;
     let controls = match resource.kind {
-        EntityKind::Account => account_controls(&state, &session, &object, &key).await,
-        EntityKind::User => user_controls(&state, &session, &object, &key).await,
+        EntityKind::Account => account_controls(&state, session, &object, &key).await,
+        EntityKind::User => user_controls(&state, session, &object, &key).await,
         _ => html! {},
     };
     let links = related(resource.kind, &object);
@@ -252,7 +240,7 @@ pub async fn object(
         .map(|first| first.to_uppercase().chain(noun).collect())
         .unwrap_or_default();
     let title = format!("{noun} {}", text(&object["id"]));
-    render(StatusCode::OK, page(Some(&session), &title, body))
+    Ok(console.show(StatusCode::OK, &title, body))
 }
 
 /// An account's sign-in requirement, with its form when the model lets the session change it.
@@ -386,38 +374,25 @@ fn code_form(session: &Session, action: &str, step: &str, label: &str) -> Markup
 
 /// `POST /console/r/accounts/{id}/mfa`: `PATCH /v1/accounts/{id}` with the chosen requirement.
 pub async fn account_mfa(
-    Extension(api): Extension<AdminApi>,
-    Extension(ctx): Extension<RequestContext>,
-    Extension(session): Extension<Session>,
+    console: Console,
     Extension(form): Extension<Form>,
     Path((slug, id)): Path<(String, String)>,
-) -> Response {
-    let Some(resource) = resources::find(&slug).filter(|r| r.kind == EntityKind::Account) else {
-        return unknown(&session);
-    };
+) -> Page {
+    let resource = console.resource(&slug, Some(EntityKind::Account))?;
     let path = object_path(resource, &id, "");
     let body = json!({ "mfa": form.get("mfa").unwrap_or("") });
-    match api
-        .call(&ctx, &session.token, Method::PATCH, &path, Some(&body))
-        .await
-    {
-        Ok(_) => Redirect::to(&object_href(resource.slug, &id, None)).into_response(),
-        Err(refusal) => refused(&session, refusal),
-    }
+    console.call(Method::PATCH, &path, Some(&body)).await?;
+    Ok(Redirect::to(&object_href(resource.slug, &id, None)).into_response())
 }
 
 /// `POST /console/r/users/{id}/totp`: the admin API's enrol, confirm or remove of the user's
 /// TOTP factor (`step`). An enrolment's secret is shown once, on the page that answers it.
 pub async fn user_totp(
-    Extension(api): Extension<AdminApi>,
-    Extension(ctx): Extension<RequestContext>,
-    Extension(session): Extension<Session>,
+    console: Console,
     Extension(form): Extension<Form>,
     Path((slug, id)): Path<(String, String)>,
-) -> Response {
-    let Some(resource) = resources::find(&slug).filter(|r| r.kind == EntityKind::User) else {
-        return unknown(&session);
-    };
+) -> Page {
+    let resource = console.resource(&slug, Some(EntityKind::User))?;
     let user = object_path(resource, &id, "");
     let code = form.get("code").map(|code| json!({ "code": code }));
     let (method, path, body) = match form.get("step") {
@@ -429,23 +404,13 @@ pub async fn user_totp(
         ),
         Some("remove") => (Method::DELETE, format!("{user}/totp"), code),
         _ => {
-            return pages::error_page(
-                Some(&session),
-                StatusCode::BAD_REQUEST,
-                "Choose enroll, confirm or remove.",
-            )
+            return Err(console.error(StatusCode::BAD_REQUEST, "Choose enroll, confirm or remove."))
         }
     };
-    let answer = match api
-        .call(&ctx, &session.token, method, &path, body.as_ref())
-        .await
-    {
-        Ok(answer) => answer,
-        Err(refusal) => return refused(&session, refusal),
-    };
+    let answer = console.call(method, &path, body.as_ref()).await?;
     let back = object_href(resource.slug, &id, None);
     let Some(secret) = answer["secret"].as_str() else {
-        return Redirect::to(&back).into_response();
+        return Ok(Redirect::to(&back).into_response());
     };
     let action = format!("{back}/totp");
     let body = html! {
@@ -454,38 +419,23 @@ pub async fn user_totp(
         @if let Some(uri) = answer["otpauth_uri"].as_str() {
             p { "Or, for apps that take a link: " code { (uri) } }
         }
-        (code_form(&session, &action, "confirm", "Confirm the factor"))
+        (code_form(&console.session, &action, "confirm", "Confirm the factor"))
         p { a href=(back) { "Back to the user" } }
     };
-    render(
-        StatusCode::CREATED,
-        page(Some(&session), "TOTP factor enrolled", body),
-    )
+    Ok(console.show(StatusCode::CREATED, "TOTP factor enrolled", body))
 }
 
 /// `GET /console/audit/{id}`: one event, every field (`?account_id=` as the list was read, so
 /// an account administrator reads its own account's events).
-pub async fn audit_event(
-    Extension(api): Extension<AdminApi>,
-    Extension(ctx): Extension<RequestContext>,
-    Extension(session): Extension<Session>,
-    Path(id): Path<String>,
-    Query(params): Params,
-) -> Response {
-    let no_such = || {
-        pages::error_page(
-            Some(&session),
-            StatusCode::NOT_FOUND,
-            "There is no such audit event.",
-        )
-    };
+pub async fn audit_event(console: Console, Path(id): Path<String>, Query(params): Params) -> Page {
+    let no_such = || console.error(StatusCode::NOT_FOUND, "There is no such audit event.");
     let Some(before) = id
         .parse::<i64>()
         .ok()
         .filter(|id| *id > 0)
         .and_then(|id| id.checked_add(1))
     else {
-        return no_such();
+        return Err(no_such());
     };
     let before = before.to_string();
     let path = with_query(
@@ -496,19 +446,13 @@ pub async fn audit_event(
             ("limit", "1"),
         ],
     );
-    let listed = match api
-        .call(&ctx, &session.token, Method::GET, &path, None)
-        .await
-    {
-        Ok(listed) => listed,
-        Err(refusal) => return refused(&session, refusal),
-    };
+    let listed = console.call(Method::GET, &path, None).await?;
     let Some(event) = listed["events"]
         .as_array()
         .and_then(|events| events.first())
         .filter(|event| text(&event["id"]) == id)
     else {
-        return no_such();
+        return Err(no_such());
     };
     let actor = text(&event["actor"]);
     let target_kind = event["target_kind"].as_str().unwrap_or("");
@@ -534,8 +478,5 @@ pub async fn audit_event(
         }
         p { a href=(with_query("/console/audit", &[("account_id", param(&params, "account_id"))])) { "Back to the audit log" } }
     };
-    render(
-        StatusCode::OK,
-        page(Some(&session), &format!("Audit event {id}"), body),
-    )
+    Ok(console.show(StatusCode::OK, &format!("Audit event {id}"), body))
 }

@@ -10,7 +10,9 @@ use super::{details, forms};
 use crate::http::{PeerAddr, RequestContext};
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::ExtensionRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
@@ -42,6 +44,81 @@ pub(super) fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> &'a 
 
 pub(super) fn refused(session: &Session, refusal: Refusal) -> Response {
     pages::error_page(Some(session), refusal.status, &refusal.message)
+}
+
+/// What a console handler answers: its page, or the page of why not (a refusal, no such
+/// list). The error is boxed, since a response is large and the error path the rare one.
+pub(super) type Page = Result<Response, ErrorPage>;
+
+/// The error page a handler answers instead of the one asked for.
+pub(super) struct ErrorPage(Box<Response>);
+
+impl From<Response> for ErrorPage {
+    fn from(response: Response) -> Self {
+        ErrorPage(Box::new(response))
+    }
+}
+
+impl IntoResponse for ErrorPage {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+/// What every signed-in page works with: the in-process admin API, the request and its
+/// session (the extensions the console's router and `require_session` put on the request).
+pub(super) struct Console {
+    api: AdminApi,
+    ctx: RequestContext,
+    pub(super) session: Session,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Console {
+    type Rejection = ExtensionRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Extension(api) = Extension::from_request_parts(parts, state).await?;
+        let Extension(ctx) = Extension::from_request_parts(parts, state).await?;
+        let Extension(session) = Extension::from_request_parts(parts, state).await?;
+        Ok(Console { api, ctx, session })
+    }
+}
+
+impl Console {
+    /// One admin API call with the session's token: its answer, or the page of its refusal.
+    pub(super) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ErrorPage> {
+        self.api
+            .call(&self.ctx, &self.session.token, method, path, body)
+            .await
+            .map_err(|refusal| refused(&self.session, refusal).into())
+    }
+
+    /// The resource a `/console/r/{slug}` path names (of `kind`, on a page for one kind only),
+    /// or the page saying there is no such list.
+    pub(super) fn resource(
+        &self,
+        slug: &str,
+        kind: Option<EntityKind>,
+    ) -> Result<&'static Resource, ErrorPage> {
+        resources::find(slug)
+            .filter(|r| kind.is_none_or(|kind| r.kind == kind))
+            .ok_or_else(|| unknown(&self.session).into())
+    }
+
+    /// A page of the signed-in console.
+    pub(super) fn show(&self, status: StatusCode, title: &str, body: Markup) -> Response {
+        render(status, page(Some(&self.session), title, body))
+    }
+
+    /// An error page of the signed-in console.
+    pub(super) fn error(&self, status: StatusCode, message: &str) -> ErrorPage {
+        pages::error_page(Some(&self.session), status, message).into()
+    }
 }
 
 pub(super) fn may(state: &AppState, session: &Session, action: &Action<'_>) -> bool {
@@ -122,51 +199,64 @@ fn sign_in_answer(state: &AppState, status: StatusCode, error: Option<&str>) -> 
 }
 
 fn sign_in_page(csrf: &str, error: Option<&str>) -> Markup {
+    let with_key = html! {
+        div.field {
+            label for="apikey" { "API key" }
+            input id="apikey" name="apikey" type="password" required autocomplete="off";
+        }
+    };
+    let with_password = html! {
+        div.field {
+            label for="username" { "E-mail or user id" }
+            input id="username" name="username" type="text" required autocomplete="username";
+        }
+        div.field {
+            label for="password" { "Password" }
+            input id="password" name="password" type="password" required autocomplete="current-password";
+        }
+        div.field {
+            label for="otp" { "One-time code (where required)" }
+            input id="otp" name="otp" type="text" inputmode="numeric" autocomplete="one-time-code";
+        }
+        div.field {
+            label for="account" { "Account id (if the e-mail is in several)" }
+            input id="account" name="account" type="text" autocomplete="off";
+        }
+    };
     page(
         None,
         "Sign in",
         html! {
             @if let Some(error) = error { p.error role="alert" { (error) } }
             div.columns {
-                section aria-labelledby="with-key" {
-                    h2 id="with-key" { "With an API key" }
-                    form method="post" action="/console/sign-in" {
-                        input type="hidden" name="csrf" value=(csrf);
-                        input type="hidden" name="method" value="apikey";
-                        div.field {
-                            label for="apikey" { "API key" }
-                            input id="apikey" name="apikey" type="password" required autocomplete="off";
-                        }
-                        button type="submit" { "Sign in with the API key" }
-                    }
-                }
-                section aria-labelledby="with-password" {
-                    h2 id="with-password" { "With a password" }
-                    form method="post" action="/console/sign-in" {
-                        input type="hidden" name="csrf" value=(csrf);
-                        input type="hidden" name="method" value="password";
-                        div.field {
-                            label for="username" { "E-mail or user id" }
-                            input id="username" name="username" type="text" required autocomplete="username";
-                        }
-                        div.field {
-                            label for="password" { "Password" }
-                            input id="password" name="password" type="password" required autocomplete="current-password";
-                        }
-                        div.field {
-                            label for="otp" { "One-time code (where required)" }
-                            input id="otp" name="otp" type="text" inputmode="numeric" autocomplete="one-time-code";
-                        }
-                        div.field {
-                            label for="account" { "Account id (if the e-mail is in several)" }
-                            input id="account" name="account" type="text" autocomplete="off";
-                        }
-                        button type="submit" { "Sign in with the password" }
-                    }
-                }
+                (sign_in_way(csrf, "with-key", "With an API key", "apikey", with_key, "Sign in with the API key"))
+                (sign_in_way(csrf, "with-password", "With a password", "password", with_password, "Sign in with the password"))
             }
         },
     )
+}
+
+/// One way of signing in: its section and heading `id`, and its form, which posts `method`
+/// with `fields`.
+fn sign_in_way(
+    csrf: &str,
+    id: &str,
+    heading: &str,
+    method: &str,
+    fields: Markup,
+    button: &str,
+) -> Markup {
+    html! {
+        section aria-labelledby=(id) {
+            h2 id=(id) { (heading) }
+            form method="post" action="/console/sign-in" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="method" value=(method);
+                (fields)
+                button type="submit" { (button) }
+            }
+        }
+    }
 }
 
 /// Signs in through the token endpoint's own checks and throttle.
@@ -270,18 +360,8 @@ pub async fn sign_out(
 
 // ---- home ----
 
-pub async fn home(
-    Extension(api): Extension<AdminApi>,
-    Extension(ctx): Extension<RequestContext>,
-    Extension(session): Extension<Session>,
-) -> Response {
-    let me = match api
-        .call(&ctx, &session.token, Method::GET, paths::WHOAMI, None)
-        .await
-    {
-        Ok(me) => me,
-        Err(refusal) => return refused(&session, refusal),
-    };
+pub async fn home(console: Console) -> Page {
+    let me = console.call(Method::GET, paths::WHOAMI, None).await?;
     let body = html! {
         dl.facts {
             dt { "Signed in as" } dd { (text(&me["name"])) " (" (text(&me["iam_id"])) ")" }
@@ -299,7 +379,7 @@ pub async fn home(
             li { a href="/console/inspect" { "Token inspector" } }
         }
     };
-    render(StatusCode::OK, page(Some(&session), "Console", body))
+    Ok(console.show(StatusCode::OK, "Console", body))
 }
 
 // ---- collections ----
@@ -314,15 +394,12 @@ pub(super) fn unknown(session: &Session) -> Response {
 
 pub async fn list(
     State(state): State<AppState>,
-    Extension(api): Extension<AdminApi>,
-    Extension(ctx): Extension<RequestContext>,
-    Extension(session): Extension<Session>,
+    console: Console,
     Path(slug): Path<String>,
     Query(params): Params,
-) -> Response {
-    let Some(resource) = resources::find(&slug) else {
-        return unknown(&session);
-    };
+) -> Page {
+    let session = &console.session;
+    let resource = console.resource(&slug, None)?;
     let search = param(&params, "q").to_lowercase();
     let account = param(&params, "account_id");
     let after = param(&params, "after");
@@ -338,13 +415,7 @@ pub async fn list(
     let mut query = vec![("account_id", account), ("after", after), ("limit", &limit)];
     query.extend(filters.iter().copied());
     let path = with_query(resource.api, &query);
-    let listed = match api
-        .call(&ctx, &session.token, Method::GET, &path, None)
-        .await
-    {
-        Ok(body) => body,
-        Err(refusal) => return refused(&session, refusal),
-    };
+    let listed = console.call(Method::GET, &path, None).await?;
     let mut rows: Vec<Value> = listed[resource.list_key]
         .as_array()
         .cloned()
@@ -374,7 +445,7 @@ pub async fn list(
         let key = store_key(resource.kind, row);
         deletable.push((
             key.clone(),
-            may_delete(&state, &session, resource.kind, &key).await,
+            may_delete(&state, session, resource.kind, &key).await,
         ));
     }
     let scope = if account.is_empty() {
@@ -382,7 +453,7 @@ pub async fn list(
     } else {
         account
     };
-    let can_create = !resource.create.is_empty() && may_create(&state, &session, resource, scope);
+    let can_create = !resource.create.is_empty() && may_create(&state, session, resource, scope);
     let next_href = rows.last().map(|row| {
         let after = store_key(resource.kind, row);
         let mut query = vec![("account_id", account), ("after", after.as_str())];
@@ -430,9 +501,9 @@ pub async fn list(
                 p { a rel="next" href=(next) { "Next page" } }
             }
         }
-        @if can_create { (pages::create_form(&session, resource, None, None, 1)) }
+        @if can_create { (pages::create_form(session, resource, None, None, 1)) }
     };
-    render(StatusCode::OK, page(Some(&session), resource.title, body))
+    Ok(console.show(StatusCode::OK, resource.title, body))
 }
 
 pub(super) fn delete_href(resource: &Resource, row: &Value) -> String {
@@ -456,37 +527,30 @@ pub(super) fn object_path(resource: &Resource, id: &str, account: &str) -> Strin
 }
 
 pub async fn create(
-    Extension(api): Extension<AdminApi>,
-    Extension(ctx): Extension<RequestContext>,
-    Extension(session): Extension<Session>,
+    console: Console,
     Extension(form): Extension<Form>,
     Path(slug): Path<String>,
-) -> Response {
-    let Some(resource) = resources::find(&slug) else {
-        return unknown(&session);
-    };
+) -> Page {
+    let session = &console.session;
+    let resource = console.resource(&slug, None)?;
     if resource.create.is_empty() {
-        return pages::error_page(
-            Some(&session),
+        return Err(console.error(
             StatusCode::BAD_REQUEST,
             "The console does not create these; use the admin API or the CLI.",
-        );
+        ));
     }
+    let form_title = format!("Create {}", resource.noun);
     // "More rows" of the trusted-profile editor: the form again, nothing sent.
     if resource.trust_editor && form.get("more").is_some() {
-        return render(
-            StatusCode::OK,
-            page(
-                Some(&session),
-                &format!("Create {}", resource.noun),
-                pages::create_form(&session, resource, Some(&form), None, 3),
-            ),
-        );
+        let again = pages::create_form(session, resource, Some(&form), None, 3);
+        return Ok(console.show(StatusCode::OK, &form_title, again));
     }
     let body = forms::request_body(resource, &form);
-    let created = match api
+    // The admin API itself, not `Console::call`: a refusal of bad input is shown with the form.
+    let created = match console
+        .api
         .call(
-            &ctx,
+            &console.ctx,
             &session.token,
             Method::POST,
             resource.api,
@@ -497,16 +561,11 @@ pub async fn create(
         Ok(created) => created,
         // Bad input: the admin API's message next to the form, the values kept.
         Err(refusal) if refusal.status == StatusCode::BAD_REQUEST => {
-            return render(
-                StatusCode::BAD_REQUEST,
-                page(
-                    Some(&session),
-                    &format!("Create {}", resource.noun),
-                    pages::create_form(&session, resource, Some(&form), Some(&refusal.message), 1),
-                ),
-            );
+            let again =
+                pages::create_form(session, resource, Some(&form), Some(&refusal.message), 1);
+            return Ok(console.show(StatusCode::BAD_REQUEST, &form_title, again));
         }
-        Err(refusal) => return refused(&session, refusal),
+        Err(refusal) => return Err(refused(session, refusal).into()),
     };
     let secret = html! {
         @if let Some(key) = created["apikey"].as_str() { (pages::secret_once("API key", key)) }
@@ -520,36 +579,21 @@ pub async fn create(
         (secret)
         p { a href={ "/console/r/" (resource.slug) } { "Back to " (resource.title) } }
     };
-    render(
+    Ok(console.show(
         StatusCode::CREATED,
-        page(Some(&session), &format!("{} created", resource.noun), body),
-    )
+        &format!("{} created", resource.noun),
+        body,
+    ))
 }
 
 pub async fn confirm_delete(
-    Extension(api): Extension<AdminApi>,
-    Extension(ctx): Extension<RequestContext>,
-    Extension(session): Extension<Session>,
+    console: Console,
     Path((slug, id)): Path<(String, String)>,
     Query(params): Params,
-) -> Response {
-    let Some(resource) = resources::find(&slug) else {
-        return unknown(&session);
-    };
-    let account = param(&params, "account_id");
-    let object = match api
-        .call(
-            &ctx,
-            &session.token,
-            Method::GET,
-            &object_path(resource, &id, account),
-            None,
-        )
-        .await
-    {
-        Ok(object) => object,
-        Err(refusal) => return refused(&session, refusal),
-    };
+) -> Page {
+    let resource = console.resource(&slug, None)?;
+    let path = object_path(resource, &id, param(&params, "account_id"));
+    let object = console.call(Method::GET, &path, None).await?;
     let name = object["name"].as_str().unwrap_or("");
     let body = html! {
         p.warning role="alert" {
@@ -558,45 +602,32 @@ pub async fn confirm_delete(
         }
         p { strong { "It takes with it: " } (resource.cascade) }
         form method="post" action=(delete_href(resource, &object)) {
-            (csrf(&session))
+            (csrf(&console.session))
             input type="hidden" name="confirm" value="yes";
             button.danger type="submit" { "Delete " (resource.noun) " " (id) }
             " "
             a href={ "/console/r/" (resource.slug) } { "Cancel" }
         }
     };
-    render(
-        StatusCode::OK,
-        page(Some(&session), &format!("Delete {}", resource.noun), body),
-    )
+    Ok(console.show(StatusCode::OK, &format!("Delete {}", resource.noun), body))
 }
 
 pub async fn delete(
-    Extension(api): Extension<AdminApi>,
-    Extension(ctx): Extension<RequestContext>,
-    Extension(session): Extension<Session>,
+    console: Console,
     Extension(form): Extension<Form>,
     Path((slug, id)): Path<(String, String)>,
     Query(params): Params,
-) -> Response {
-    let Some(resource) = resources::find(&slug) else {
-        return unknown(&session);
-    };
+) -> Page {
+    let resource = console.resource(&slug, None)?;
     if form.get("confirm") != Some("yes") {
-        return pages::error_page(
-            Some(&session),
+        return Err(console.error(
             StatusCode::BAD_REQUEST,
             "A delete must be confirmed on its confirmation page.",
-        );
+        ));
     }
     let path = object_path(resource, &id, param(&params, "account_id"));
-    match api
-        .call(&ctx, &session.token, Method::DELETE, &path, None)
-        .await
-    {
-        Ok(_) => Redirect::to(&format!("/console/r/{}", resource.slug)).into_response(),
-        Err(refusal) => refused(&session, refusal),
-    }
+    console.call(Method::DELETE, &path, None).await?;
+    Ok(Redirect::to(&format!("/console/r/{}", resource.slug)).into_response())
 }
 
 // ---- audit log ----
@@ -609,31 +640,16 @@ const AUDIT_FILTERS: [(&str, &str); 5] = [
     ("until", "Until (RFC 3339)"),
 ];
 
-pub async fn audit(
-    Extension(api): Extension<AdminApi>,
-    Extension(ctx): Extension<RequestContext>,
-    Extension(session): Extension<Session>,
-    Query(params): Params,
-) -> Response {
+pub async fn audit(console: Console, Query(params): Params) -> Page {
     let mut query: Vec<(&str, &str)> = AUDIT_FILTERS
         .iter()
         .map(|(name, _)| (*name, param(&params, name)))
         .collect();
     query.push(("before", param(&params, "before")));
     query.push(("limit", "50"));
-    let listed = match api
-        .call(
-            &ctx,
-            &session.token,
-            Method::GET,
-            &with_query(paths::AUDIT, &query),
-            None,
-        )
-        .await
-    {
-        Ok(body) => body,
-        Err(refusal) => return refused(&session, refusal),
-    };
+    let listed = console
+        .call(Method::GET, &with_query(paths::AUDIT, &query), None)
+        .await?;
     let events = listed["events"].as_array().cloned().unwrap_or_default();
     let columns = [
         ("Id", "id"),
@@ -676,24 +692,14 @@ pub async fn audit(
             p { a rel="next" href=(older) { "Older events" } }
         }
     };
-    render(StatusCode::OK, page(Some(&session), "Audit log", body))
+    Ok(console.show(StatusCode::OK, "Audit log", body))
 }
 
 // ---- signing keys ----
 
-pub async fn signing_keys(
-    State(state): State<AppState>,
-    Extension(api): Extension<AdminApi>,
-    Extension(ctx): Extension<RequestContext>,
-    Extension(session): Extension<Session>,
-) -> Response {
-    let listed = match api
-        .call(&ctx, &session.token, Method::GET, paths::SIGNING_KEYS, None)
-        .await
-    {
-        Ok(body) => body,
-        Err(refusal) => return refused(&session, refusal),
-    };
+pub async fn signing_keys(State(state): State<AppState>, console: Console) -> Page {
+    let session = &console.session;
+    let listed = console.call(Method::GET, paths::SIGNING_KEYS, None).await?;
     let keys = listed["signing_keys"]
         .as_array()
         .cloned()
@@ -710,11 +716,11 @@ pub async fn signing_keys(
     let body = html! {
         p { "Each key is published in the JWKS before it signs (state next), signs while active, and stays published after it is retired until every token it signed has expired; then it is removed." }
         (table("Signing keys, oldest first", &columns, &keys, |_| html! {}))
-        @if may(&state, &session, &Action::RotateSigningKeys) {
+        @if may(&state, session, &Action::RotateSigningKeys) {
             section aria-labelledby="rotate" {
                 h2 id="rotate" { "Rotate now" }
                 form method="post" action="/console/signing-keys/rotate" {
-                    (csrf(&session))
+                    (csrf(session))
                     div.field {
                         label for="use" { "Keys" }
                         select id="use" name="use" {
@@ -731,32 +737,18 @@ pub async fn signing_keys(
             }
         }
     };
-    render(StatusCode::OK, page(Some(&session), "Signing keys", body))
+    Ok(console.show(StatusCode::OK, "Signing keys", body))
 }
 
-pub async fn rotate(
-    Extension(api): Extension<AdminApi>,
-    Extension(ctx): Extension<RequestContext>,
-    Extension(session): Extension<Session>,
-    Extension(form): Extension<Form>,
-) -> Response {
+pub async fn rotate(console: Console, Extension(form): Extension<Form>) -> Page {
     let body = json!({
         "use": form.get("use").unwrap_or("jwt"),
         "immediate": form.get("immediate") == Some("true"),
     });
-    match api
-        .call(
-            &ctx,
-            &session.token,
-            Method::POST,
-            paths::SIGNING_KEYS_ROTATE,
-            Some(&body),
-        )
-        .await
-    {
-        Ok(_) => Redirect::to("/console/signing-keys").into_response(),
-        Err(refusal) => refused(&session, refusal),
-    }
+    console
+        .call(Method::POST, paths::SIGNING_KEYS_ROTATE, Some(&body))
+        .await?;
+    Ok(Redirect::to("/console/signing-keys").into_response())
 }
 
 // ---- token inspector ----

@@ -46,8 +46,7 @@ async fn client(app: &TestApp, id: &str) -> (String, String) {
 
 #[tokio::test]
 async fn apikey_grant_issues_an_hour_for_the_key_owner_with_a_refresh_token() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = TestApp::with_account(T0).await;
     let (sa, apikey) = app.service_account_with_key(&account, "worker").await;
     let (status, body) = app
         .token(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
@@ -84,20 +83,11 @@ async fn apikey_grant_refuses_an_unknown_key() {
 
 #[tokio::test]
 async fn apikey_grant_refuses_a_deleted_key_on_the_next_request() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let account = app.admin_account().await;
     let (sa, apikey) = app.service_account_with_key(&account, "gone").await;
     app.apikey_token(&apikey).await;
-    let (_, keys) = app
-        .get(
-            &format!("/v1/api_keys?owner_iam_id={}", text(&sa, "iam_id")),
-            &admin,
-        )
-        .await;
-    let id = text(&keys["api_keys"][0], "id").to_owned();
-    let (status, _) = app.delete(&format!("/v1/api_keys/{id}"), &admin).await;
-    assert_eq!(status, 204);
+    app.delete_api_key_of(&admin, &sa).await;
     refused(
         app.token(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
             .await,
@@ -211,8 +201,7 @@ async fn a_refresh_token_expires_after_its_lifetime() {
 
 #[tokio::test]
 async fn password_grant_signs_a_user_in_with_one_factor() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = TestApp::with_account(T0).await;
     let user = app.user(&account, "ann").await;
     let (status, body) = app
         .password_grant(text(&user, "id"), USER_PASSWORD, &[])
@@ -231,8 +220,7 @@ async fn password_grant_signs_a_user_in_with_one_factor() {
 
 #[tokio::test]
 async fn password_grant_refuses_a_wrong_password_and_an_unknown_user_alike() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = TestApp::with_account(T0).await;
     let user = app.user(&account, "ann").await;
     let wrong = app
         .password_grant(text(&user, "id"), "not-the-password", &[])
@@ -248,8 +236,7 @@ async fn password_grant_refuses_a_wrong_password_and_an_unknown_user_alike() {
 
 #[tokio::test]
 async fn password_grant_needs_client_authentication() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = TestApp::with_account(T0).await;
     let user = app.user(&account, "ann").await;
     let form = [
         ("grant_type", GRANT_PASSWORD),
@@ -283,8 +270,7 @@ async fn confirmed_factor(app: &TestApp, user: &Value) -> TotpSecret {
 
 #[tokio::test]
 async fn password_grant_with_a_confirmed_factor_needs_the_current_code_once() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = TestApp::with_account(T0).await;
     let user = app.user(&account, "ann").await;
     let secret = confirmed_factor(&app, &user).await;
     let id = text(&user, "id");
@@ -318,8 +304,7 @@ async fn password_grant_with_a_confirmed_factor_needs_the_current_code_once() {
 
 #[tokio::test]
 async fn password_grant_refuses_a_code_two_steps_old() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = TestApp::with_account(T0).await;
     let user = app.user(&account, "ann").await;
     let secret = confirmed_factor(&app, &user).await;
     app.advance(Duration::from_secs(30)).await;
@@ -337,8 +322,7 @@ async fn password_grant_refuses_a_code_two_steps_old() {
 
 #[tokio::test]
 async fn password_grant_in_an_account_requiring_totp_refuses_a_user_without_a_factor() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let account = app.account("strict").await;
     let user = app.user(&account, "ann").await;
     let (status, body) = app
@@ -389,8 +373,7 @@ fn assume_form<'a>(access: &'a str, profile: &'a str) -> [(&'static str, &'a str
 
 #[tokio::test]
 async fn assume_grant_gives_a_trusted_identity_a_profile_token_without_refresh() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = TestApp::with_account(T0).await;
     let (sa, apikey) = app.service_account_with_key(&account, "ci").await;
     let profile = profile_trusting(&app, &account, &sa).await;
     let access = app.apikey_token(&apikey).await;
@@ -409,8 +392,7 @@ async fn assume_grant_gives_a_trusted_identity_a_profile_token_without_refresh()
 
 #[tokio::test]
 async fn assume_grant_refuses_an_identity_the_profile_does_not_trust() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = TestApp::with_account(T0).await;
     let (trusted, _) = app.service_account_with_key(&account, "ci").await;
     let (_, stranger_key) = app.service_account_with_key(&account, "stranger").await;
     let profile = profile_trusting(&app, &account, &trusted).await;
@@ -426,8 +408,7 @@ async fn assume_grant_refuses_an_identity_the_profile_does_not_trust() {
 
 #[tokio::test]
 async fn assume_grant_refuses_an_expired_access_token() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = TestApp::with_account(T0).await;
     let (sa, apikey) = app.service_account_with_key(&account, "ci").await;
     let profile = profile_trusting(&app, &account, &sa).await;
     let access = app.apikey_token(&apikey).await;
@@ -443,9 +424,7 @@ async fn assume_grant_refuses_an_expired_access_token() {
 
 #[tokio::test]
 async fn assume_grant_refuses_a_tenant_pin_on_another_account_than_the_profiles() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
-    let other = app.account("other").await;
+    let (app, account, other) = TestApp::with_accounts(T0).await;
     let (sa, apikey) = app.service_account_with_key(&account, "ci").await;
     let profile = profile_trusting(&app, &account, &sa).await;
     let access = app.apikey_token(&apikey).await;
@@ -512,8 +491,7 @@ fn cr_token(key: &SigningKey, iat: i64) -> String {
 
 #[tokio::test]
 async fn cr_token_grant_gives_a_linked_workload_its_profile_token() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = TestApp::with_account(T0).await;
     let (key, profile) = cluster(&app, &account).await;
     let token = cr_token(&key, T0);
     let (status, body) = app
@@ -531,8 +509,7 @@ async fn cr_token_grant_gives_a_linked_workload_its_profile_token() {
 
 #[tokio::test]
 async fn cr_token_grant_refuses_a_token_expired_at_the_clock() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = TestApp::with_account(T0).await;
     let (key, _) = cluster(&app, &account).await;
     // Issued two hours ago for one hour: past its expiry and the leeway.
     let token = cr_token(&key, T0 - 2 * HOUR);
@@ -547,8 +524,7 @@ async fn cr_token_grant_refuses_a_token_expired_at_the_clock() {
 
 #[tokio::test]
 async fn cr_token_grant_refuses_a_key_the_issuer_does_not_publish() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = TestApp::with_account(T0).await;
     cluster(&app, &account).await;
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let pkcs8 = generate_pkcs8(Algorithm::Es256, &rng).unwrap();
@@ -565,9 +541,7 @@ async fn cr_token_grant_refuses_a_key_the_issuer_does_not_publish() {
 
 #[tokio::test]
 async fn cr_token_grant_refuses_a_profile_of_another_account() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
-    let other = app.account("other").await;
+    let (app, account, other) = TestApp::with_accounts(T0).await;
     let (key, _) = cluster(&app, &account).await;
     let (sa, _) = app.service_account_with_key(&other, "x").await;
     let foreign = profile_trusting(&app, &other, &sa).await;
@@ -607,8 +581,7 @@ async fn policy_holder(app: &TestApp, account: &str) -> (Value, String) {
 
 #[tokio::test]
 async fn iam_authz_grant_gives_a_resource_identity_for_half_an_hour() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = TestApp::with_account(T0).await;
     let (sa, access) = policy_holder(&app, &account).await;
     let desired = format!("crn-{}", bucket(&account, "b1"));
     let form = [
@@ -629,9 +602,7 @@ async fn iam_authz_grant_gives_a_resource_identity_for_half_an_hour() {
 
 #[tokio::test]
 async fn iam_authz_grant_refuses_a_resource_no_policy_covers() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
-    let other = app.account("other").await;
+    let (app, account, other) = TestApp::with_accounts(T0).await;
     let (_, access) = policy_holder(&app, &account).await;
     for target in [bucket(&account, "b2"), bucket(&other, "b1")] {
         let desired = format!("crn-{target}");
@@ -648,8 +619,7 @@ async fn iam_authz_grant_refuses_a_resource_no_policy_covers() {
 
 #[tokio::test]
 async fn iam_authz_grant_refuses_an_expired_caller_token() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = TestApp::with_account(T0).await;
     let (_, access) = policy_holder(&app, &account).await;
     app.set(T0 + HOUR + tessera_verify::LEEWAY).await;
     let desired = format!("crn-{}", bucket(&account, "b1"));
@@ -799,8 +769,7 @@ async fn an_unknown_api_key_learns_nothing_about_which_receiver_clients_exist() 
 
 #[tokio::test]
 async fn a_client_of_another_account_is_never_a_receiver() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let other = app.account("other").await;
     app.create(
         &admin,
@@ -842,23 +811,14 @@ async fn apikey_grant_with_both_response_types_gives_an_access_token_and_a_drt()
 
 #[tokio::test]
 async fn a_refresh_token_dies_with_the_api_key_it_descends_from() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let account = app.admin_account().await;
     let (sa, apikey) = app.service_account_with_key(&account, "ci").await;
     let (id, secret) = app.login_client().await;
     let form = [("grant_type", APIKEY_GRANT), ("apikey", apikey.as_str())];
     let (status, issued) = app.token_as(Some((id, &secret)), &form).await;
     assert_eq!(status, 200, "{issued}");
-    let (_, keys) = app
-        .get(
-            &format!("/v1/api_keys?owner_iam_id={}", text(&sa, "iam_id")),
-            &admin,
-        )
-        .await;
-    let key_id = text(&keys["api_keys"][0], "id").to_owned();
-    let (status, _) = app.delete(&format!("/v1/api_keys/{key_id}"), &admin).await;
-    assert_eq!(status, 204);
+    app.delete_api_key_of(&admin, &sa).await;
     let form = [
         ("grant_type", GRANT_REFRESH),
         ("refresh_token", text(&issued, "refresh_token")),
@@ -869,8 +829,7 @@ async fn a_refresh_token_dies_with_the_api_key_it_descends_from() {
 
 #[tokio::test]
 async fn a_cutoff_kills_the_refresh_tokens_issued_before_it() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let refresh = refresh_token_of_login_client(&app).await;
     let me = claims(&admin)["iam_id"].clone();
     app.create(&admin, "token_cutoffs", json!({ "iam_id": me }))
@@ -887,9 +846,7 @@ async fn a_cutoff_kills_the_refresh_tokens_issued_before_it() {
 
 #[tokio::test]
 async fn a_profile_token_dies_with_the_identity_that_assumed_it() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let (sa, apikey) = app.service_account_with_key(&account, "ci").await;
     let profile = profile_trusting(&app, &account, &sa).await;
     let access = app.apikey_token(&apikey).await;
@@ -899,18 +856,14 @@ async fn a_profile_token_dies_with_the_identity_that_assumed_it() {
     let assumed = text(&body, "access_token").to_owned();
     let (status, _) = app.get("/v1/whoami", &assumed).await;
     assert_eq!(status, 200);
-    let (status, _) = app
-        .delete(&format!("/v1/service_accounts/{}", text(&sa, "id")), &admin)
-        .await;
-    assert_eq!(status, 204);
+    app.delete_object(&admin, "service_accounts", &sa).await;
     let (status, _) = app.get("/v1/whoami", &assumed).await;
     assert_eq!(status, 401);
 }
 
 #[tokio::test]
 async fn a_pending_factor_does_not_count_at_sign_in() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = TestApp::with_account(T0).await;
     let user = app.user(&account, "ann").await;
     let own = app.user_token(&user).await;
     let id = text(&user, "id");
@@ -925,9 +878,7 @@ async fn a_pending_factor_does_not_count_at_sign_in() {
 
 #[tokio::test]
 async fn cr_token_grant_follows_a_rotation_of_the_issuers_keys() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let (old_key, _) = cluster(&app, &account).await;
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let pkcs8 = generate_pkcs8(Algorithm::Es256, &rng).unwrap();
@@ -960,8 +911,7 @@ async fn cr_token_grant_follows_a_rotation_of_the_issuers_keys() {
 
 #[tokio::test]
 async fn a_client_created_again_under_a_deleted_ones_id_does_not_revive_its_tokens() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let (id, secret) = client(&app, "web").await;
     let form = [("grant_type", APIKEY_GRANT), ("apikey", ADMIN_KEY)];
     let (status, issued) = app.token_as(Some((&id, &secret)), &form).await;
@@ -995,8 +945,7 @@ async fn a_client_created_again_under_a_deleted_ones_id_does_not_revive_its_toke
 
 #[tokio::test]
 async fn a_receiver_created_again_under_a_deleted_ones_id_cannot_redeem_its_drts() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
+    let (app, admin) = TestApp::with_admin(T0).await;
     let (receiver, _) = client(&app, "receiver").await;
     let issued = delegated_refresh_token(&app, &receiver, 600).await;
     let (status, _) = app.delete("/v1/clients/receiver", &admin).await;

@@ -41,8 +41,9 @@ fn with_bearer<T>(message: T, token: &str) -> tonic::Request<T> {
     request
 }
 
-/// Asserts that `token` is a valid `t1.` token of `iam_id` in `account`, expiring at `exp`.
-fn assert_iam_token(app: &TestApp, token: &str, iam_id: &Value, account: &str, exp: i64) {
+/// Asserts that `token` is a valid `t1.` token of `iam_id` in `account`, minted at `T0` for the
+/// whole IAM-token lifetime.
+fn assert_iam_token(app: &TestApp, token: &str, iam_id: &Value, account: &str) {
     assert!(token.starts_with("t1."), "{token}");
     let verified = app
         .state
@@ -50,7 +51,7 @@ fn assert_iam_token(app: &TestApp, token: &str, iam_id: &Value, account: &str, e
         .unwrap();
     assert_eq!(Some(verified.iam_id()), iam_id.as_str());
     assert_eq!(verified.account_id(), account);
-    assert_eq!(verified.exp(), exp);
+    assert_eq!(verified.exp(), T0 + IAM_LIFETIME);
 }
 
 /// `POST /iam/v1/tokens` (no caller token) with `body`.
@@ -76,19 +77,28 @@ async fn create_for_service_account_rest(
 /// An authorized key of `sa`: its id and private half.
 async fn authorized_key(app: &TestApp, sa: &Value) -> (String, RsaKeyPair) {
     let admin = app.admin_token().await;
-    let created = app
-        .create(
-            &admin,
-            "authorized_keys",
-            json!({ "service_account_id": sa["id"] }),
-        )
-        .await;
+    let created = app.authorized_key_of(&admin, sa).await;
     let pem = text(&created["key_file"], "private_key");
     let der = tessera_core::service_account_jwt::pem_decode("PRIVATE KEY", pem).unwrap();
     (
         text(&created, "id").to_owned(),
         RsaKeyPair::from_pkcs8(&der).unwrap(),
     )
+}
+
+/// A service account `robot` of `account` with an authorized key: the account's view, the
+/// key's id and private half.
+async fn robot_with_key(app: &TestApp, account: &str) -> (Value, String, RsaKeyPair) {
+    let (sa, _) = app.service_account_with_key(account, "robot").await;
+    let (kid, key) = authorized_key(app, &sa).await;
+    (sa, kid, key)
+}
+
+/// `Create` with a service-account JWT.
+fn jwt_request(jwt: String) -> CreateIamTokenRequest {
+    CreateIamTokenRequest {
+        identity: Some(Identity::Jwt(jwt)),
+    }
 }
 
 /// The JWT the SDKs build: PS256 with `kid`, `iss` = the service account, issued at `iat` for
@@ -133,10 +143,8 @@ async fn user_with_oauth_token(app: &TestApp) -> (Value, String, String) {
 
 #[tokio::test]
 async fn create_with_a_jwt_gives_the_service_account_a_t1_token_over_rest() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
-    let (sa, _) = app.service_account_with_key(&account, "robot").await;
-    let (kid, key) = authorized_key(&app, &sa).await;
+    let (app, account) = TestApp::with_account(T0).await;
+    let (sa, kid, key) = robot_with_key(&app, &account).await;
     let jwt = sdk_jwt(&kid, &key, &sa, T0);
     let (status, body) = create_rest(&app, json!({ "jwt": jwt })).await;
     assert_eq!(status, 200, "{body}");
@@ -144,56 +152,35 @@ async fn create_with_a_jwt_gives_the_service_account_a_t1_token_over_rest() {
         body["expiresAt"],
         crate::rfc3339::from_unix(T0 + IAM_LIFETIME).as_str()
     );
-    assert_iam_token(
-        &app,
-        text(&body, "iamToken"),
-        &sa["iam_id"],
-        &account,
-        T0 + IAM_LIFETIME,
-    );
+    assert_iam_token(&app, text(&body, "iamToken"), &sa["iam_id"], &account);
 }
 
 #[tokio::test]
 async fn create_with_a_jwt_gives_the_service_account_a_t1_token_over_grpc() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
-    let (sa, _) = app.service_account_with_key(&account, "robot").await;
-    let (kid, key) = authorized_key(&app, &sa).await;
-    let request = CreateIamTokenRequest {
-        identity: Some(Identity::Jwt(sdk_jwt(&kid, &key, &sa, T0))),
-    };
+    let (app, account) = TestApp::with_account(T0).await;
+    let (sa, kid, key) = robot_with_key(&app, &account).await;
+    let request = jwt_request(sdk_jwt(&kid, &key, &sa, T0));
     let minted = grpc(&app).create(request).await.unwrap().into_inner();
     assert_eq!(
         minted.expires_at.map(|t| t.seconds),
         Some(T0 + IAM_LIFETIME)
     );
-    assert_iam_token(
-        &app,
-        &minted.iam_token,
-        &sa["iam_id"],
-        &account,
-        T0 + IAM_LIFETIME,
-    );
+    assert_iam_token(&app, &minted.iam_token, &sa["iam_id"], &account);
 }
 
 #[tokio::test]
 async fn create_refuses_a_jwt_that_expired_at_the_clock() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
-    let (sa, _) = app.service_account_with_key(&account, "robot").await;
-    let (kid, key) = authorized_key(&app, &sa).await;
+    let (app, account) = TestApp::with_account(T0).await;
+    let (sa, kid, key) = robot_with_key(&app, &account).await;
     // Issued two hours ago for one hour.
-    let request = CreateIamTokenRequest {
-        identity: Some(Identity::Jwt(sdk_jwt(&kid, &key, &sa, T0 - 7200))),
-    };
+    let request = jwt_request(sdk_jwt(&kid, &key, &sa, T0 - 7200));
     let status = grpc(&app).create(request).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
 }
 
 #[tokio::test]
 async fn create_refuses_a_jwt_signed_with_another_key() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = TestApp::with_account(T0).await;
     let (sa, _) = app.service_account_with_key(&account, "robot").await;
     let (kid, _) = authorized_key(&app, &sa).await;
     let (_, other_key) = authorized_key(&app, &sa).await;
@@ -204,18 +191,13 @@ async fn create_refuses_a_jwt_signed_with_another_key() {
 
 #[tokio::test]
 async fn create_refuses_a_jwt_whose_key_was_deleted() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
-    let (sa, _) = app.service_account_with_key(&account, "robot").await;
-    let (kid, key) = authorized_key(&app, &sa).await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
+    let (sa, kid, key) = robot_with_key(&app, &account).await;
     let (status, _) = app
         .delete(&format!("/v1/authorized_keys/{kid}"), &admin)
         .await;
     assert_eq!(status, 204);
-    let request = CreateIamTokenRequest {
-        identity: Some(Identity::Jwt(sdk_jwt(&kid, &key, &sa, T0))),
-    };
+    let request = jwt_request(sdk_jwt(&kid, &key, &sa, T0));
     let status = grpc(&app).create(request).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
 }
@@ -239,25 +221,13 @@ async fn create_with_an_oauth_token_gives_the_user_a_t1_token() {
     let (user, account, oauth) = user_with_oauth_token(&app).await;
     let (status, body) = create_rest(&app, json!({ "yandexPassportOauthToken": oauth })).await;
     assert_eq!(status, 200, "{body}");
-    assert_iam_token(
-        &app,
-        text(&body, "iamToken"),
-        &user["id"],
-        &account,
-        T0 + IAM_LIFETIME,
-    );
+    assert_iam_token(&app, text(&body, "iamToken"), &user["id"], &account);
     // The same over gRPC.
     let request = CreateIamTokenRequest {
         identity: Some(Identity::YandexPassportOauthToken(oauth)),
     };
     let minted = grpc(&app).create(request).await.unwrap().into_inner();
-    assert_iam_token(
-        &app,
-        &minted.iam_token,
-        &user["id"],
-        &account,
-        T0 + IAM_LIFETIME,
-    );
+    assert_iam_token(&app, &minted.iam_token, &user["id"], &account);
 }
 
 #[tokio::test]
@@ -283,9 +253,8 @@ async fn create_refuses_a_deleted_oauth_token_at_once() {
             &own,
         )
         .await;
-    let id = text(&listed["oauth_tokens"][0], "id").to_owned();
-    let (status, body) = app.delete(&format!("/v1/oauth_tokens/{id}"), &own).await;
-    assert_eq!(status, 204, "{body}");
+    app.delete_object(&own, "oauth_tokens", &listed["oauth_tokens"][0])
+        .await;
     let (status, body) = create_rest(&app, json!({ "yandexPassportOauthToken": oauth })).await;
     assert_eq!((status, rest_code(&body)), (401, 16), "{body}");
 }
@@ -294,11 +263,9 @@ async fn create_refuses_a_deleted_oauth_token_at_once() {
 
 #[tokio::test]
 async fn create_for_service_account_needs_the_token_creator_role() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = TestApp::with_account(T0).await;
     let (target, _) = app.service_account_with_key(&account, "target").await;
-    let (caller_sa, caller_key) = app.service_account_with_key(&account, "caller").await;
-    let caller = app.apikey_token(&caller_key).await;
+    let (caller_sa, caller) = app.service_account_token(&account, "caller").await;
     let request = || {
         with_bearer(
             CreateIamTokenForServiceAccountRequest {
@@ -322,20 +289,12 @@ async fn create_for_service_account_needs_the_token_creator_role() {
         .await
         .unwrap()
         .into_inner();
-    assert_iam_token(
-        &app,
-        &minted.iam_token,
-        &target["iam_id"],
-        &account,
-        T0 + IAM_LIFETIME,
-    );
+    assert_iam_token(&app, &minted.iam_token, &target["iam_id"], &account);
 }
 
 #[tokio::test]
 async fn create_for_service_account_refuses_a_service_account_of_another_account() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
-    let other = app.account("other").await;
+    let (app, account, other) = TestApp::with_accounts(T0).await;
     let (foreign, _) = app.service_account_with_key(&other, "foreign").await;
     // Token creator on its own account does not reach another account's service accounts.
     let (_, caller) = app.holder_of(&account, TOKEN_CREATOR, "caller").await;
@@ -345,8 +304,7 @@ async fn create_for_service_account_refuses_a_service_account_of_another_account
 
 #[tokio::test]
 async fn create_for_service_account_refuses_an_expired_caller_token() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = TestApp::with_account(T0).await;
     let (target, _) = app.service_account_with_key(&account, "target").await;
     let admin = app.admin_token().await;
     app.set(T0 + 3600 + tessera_verify::LEEWAY).await;
@@ -360,21 +318,14 @@ async fn create_for_service_account_refuses_an_expired_caller_token() {
 
 #[tokio::test]
 async fn a_t1_token_dies_with_the_caller_it_was_minted_by() {
-    let app = TestApp::at(T0).await;
-    let admin = app.admin_token().await;
-    let account = app.account("acme").await;
+    let (app, admin, account) = TestApp::with_admin_and_account(T0).await;
     let (target, _) = app.service_account_with_key(&account, "target").await;
     let (caller_sa, caller) = app.holder_of(&account, TOKEN_CREATOR, "caller").await;
     let (status, body) = create_for_service_account_rest(&app, &caller, &target).await;
     assert_eq!(status, 200, "{body}");
     let minted = text(&body, "iamToken").to_owned();
-    let (status, _) = app
-        .delete(
-            &format!("/v1/service_accounts/{}", text(&caller_sa, "id")),
-            &admin,
-        )
+    app.delete_object(&admin, "service_accounts", &caller_sa)
         .await;
-    assert_eq!(status, 204);
     assert!(app
         .state
         .verify_access_token(&minted, app.clock.now())
@@ -394,8 +345,7 @@ async fn t1_of_new_service_account(app: &TestApp, account: &str) -> (Value, Stri
 
 #[tokio::test]
 async fn a_caller_revokes_its_own_t1_token_and_it_stops_working_at_once() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = TestApp::with_account(T0).await;
     let (sa, t1) = t1_of_new_service_account(&app, &account).await;
     let (status, body) = app
         .post("/iam/v1/tokens:revoke", &t1, json!({ "iamToken": t1 }))
@@ -410,12 +360,9 @@ async fn a_caller_revokes_its_own_t1_token_and_it_stops_working_at_once() {
 
 #[tokio::test]
 async fn a_stranger_cannot_revoke_another_accounts_token() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
-    let other = app.account("other").await;
+    let (app, account, other) = TestApp::with_accounts(T0).await;
     let (_, t1) = t1_of_new_service_account(&app, &account).await;
-    let (_, stranger_key) = app.service_account_with_key(&other, "stranger").await;
-    let stranger = app.apikey_token(&stranger_key).await;
+    let (_, stranger) = app.service_account_token(&other, "stranger").await;
     let (status, body) = app
         .post(
             "/iam/v1/tokens:revoke",
@@ -429,25 +376,21 @@ async fn a_stranger_cannot_revoke_another_accounts_token() {
 
 #[tokio::test]
 async fn a_service_account_is_readable_by_itself_and_not_by_a_stranger() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
-    let other = app.account("other").await;
+    let (app, account, other) = TestApp::with_accounts(T0).await;
     let (sa, t1) = t1_of_new_service_account(&app, &account).await;
     let path = format!("/iam/v1/serviceAccounts/{}", text(&sa, "id"));
     let (status, body) = app.get(&path, &t1).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["folderId"], account.as_str());
     assert_eq!(body["createdAt"], crate::rfc3339::from_unix(T0).as_str());
-    let (_, stranger_key) = app.service_account_with_key(&other, "stranger").await;
-    let stranger = app.apikey_token(&stranger_key).await;
+    let (_, stranger) = app.service_account_token(&other, "stranger").await;
     let (status, body) = app.get(&path, &stranger).await;
     assert_eq!((status, rest_code(&body)), (403, 7), "{body}");
 }
 
 #[tokio::test]
 async fn create_refuses_a_jwt_whose_claims_do_not_fit_its_key() {
-    let app = TestApp::at(T0).await;
-    let account = app.account("acme").await;
+    let (app, account) = TestApp::with_account(T0).await;
     let (sa, _) = app.service_account_with_key(&account, "robot").await;
     let (other, _) = app.service_account_with_key(&account, "other").await;
     let (kid, key) = authorized_key(&app, &sa).await;
