@@ -13,12 +13,12 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr};
 use tessera_client::api::admin::{
-    AccountCreate, AuthorizationPolicyCreate, ClientCreate, ComputeResourceLink, ListQuery,
-    ServiceAccountView, TrustedIssuerCreate, TrustedProfileCreate, UserCreate, UserView,
+    AuthorizationPolicyCreate, ClientCreate, ComputeResourceLink, ListQuery, ServiceAccountView,
+    TrustedIssuerCreate, TrustedProfileCreate, UserCreate, UserView,
 };
 use tessera_client::api::token::IbmTokenRequest;
 use tessera_client::resource::{
-    Accounts, ApiKeys, AuthorizationPolicies, Clients, TrustedIssuers, TrustedProfiles, Users,
+    ApiKeys, AuthorizationPolicies, Clients, TrustedIssuers, TrustedProfiles, Users,
 };
 use tessera_client::Client;
 use tessera_core::model::Algorithm;
@@ -90,14 +90,7 @@ fn authz_grant(access_token: &str, desired_iam_id: &str) -> IbmTokenRequest {
 }
 
 async fn account(server: &TestServer, root: &str, name: &str) -> String {
-    acting(server, root)
-        .create::<Accounts>(&AccountCreate {
-            name: name.to_owned(),
-            enterprise_id: None,
-        })
-        .await
-        .unwrap()
-        .id
+    account_named(&acting(server, root), name).await.id
 }
 
 /// A user of `account` who administers it, signed in: (user, token).

@@ -243,12 +243,7 @@ async fn keys_rotate_under_load_without_losing_a_request() {
         TestServer::start_node(schema.clone(), &args, &env),
     );
     // Verifiers are told the configured cache time, which the publication lead is based on.
-    let response = a
-        .http
-        .get(format!("{}/identity/keys", a.url))
-        .send()
-        .await
-        .unwrap();
+    let response = a.get("/identity/keys").await;
     assert_eq!(response.headers()["cache-control"], "public, max-age=2");
     let nodes = Arc::new([a, b]);
     let started = Instant::now();

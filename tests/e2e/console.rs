@@ -178,12 +178,9 @@ fn assert_security_headers(page: &Page) {
 }
 
 async fn new_account(server: &TestServer, admin: &str, name: &str) -> String {
-    server
-        .create(admin, "accounts", json!({"name": name}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    account_named(&server.client().with_token(admin), name)
+        .await
+        .id
 }
 
 #[tokio::test]
@@ -984,9 +981,7 @@ async fn every_console_action_is_refused_whenever_the_admin_api_refuses_it() {
         ),
     ];
     for (slug, fields, api_path, body) in creates {
-        let (api_status, _) = server
-            .admin(Method::POST, api_path, &weak_token, Some(body))
-            .await;
+        let (api_status, _) = server.admin_post(api_path, &weak_token, body).await;
         assert!(
             api_status == 403 || api_status == 404,
             "{slug}: the admin API refuses ({api_status})"
@@ -1025,9 +1020,7 @@ async fn every_console_action_is_refused_whenever_the_admin_api_refuses_it() {
                 &[("csrf", &csrf), ("confirm", "yes")],
             )
             .await;
-        let (api_status, _) = server
-            .admin(Method::DELETE, &api_path, &weak_token, None)
-            .await;
+        let (api_status, _) = server.admin_delete(&api_path, &weak_token).await;
         assert!(
             api_status == 403 || api_status == 404,
             "{slug}: {api_status}"
@@ -1037,11 +1030,10 @@ async fn every_console_action_is_refused_whenever_the_admin_api_refuses_it() {
         assert_eq!(still, 200, "{slug} is still there");
     }
     let (api_status, _) = server
-        .admin(
-            Method::POST,
+        .admin_post(
             "/v1/signing_keys/rotate",
             &weak_token,
-            Some(json!({"use": "jwt"})),
+            json!({"use": "jwt"}),
         )
         .await;
     let page = browser

@@ -1,15 +1,13 @@
 //! The `password` grant, TOTP MFA (enrolment through the admin API, codes at login) and
 //! brute-force throttling, against a real server over sockets.
 
-use crate::harness::{account_of, client_secret, jwt_payload, TestServer};
+use crate::harness::{account_named, account_of, client_secret, jwt_payload, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr};
-use tessera_client::api::admin::{
-    AccountCreate, AccountUpdate, Mfa, TotpState, UserCreate, UserView,
-};
+use tessera_client::api::admin::{AccountUpdate, Mfa, TotpState, UserCreate, UserView};
 use tessera_client::api::token::{IbmTokenRequest, IbmTokenResponse};
-use tessera_client::resource::{Accounts, Users};
+use tessera_client::resource::Users;
 use tessera_core::totp;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -260,13 +258,7 @@ async fn password_grant_refusals_say_what_is_wrong() {
     // The same e-mail in a second account, created later: it neither breaks nor takes over the
     // first user's e-mail sign-in, and its creator learns nothing; it signs in with `account`.
     let typed = server.client().with_token(&f.admin);
-    let second = typed
-        .create::<Accounts>(&AccountCreate {
-            name: "second".into(),
-            enterprise_id: None,
-        })
-        .await
-        .unwrap();
+    let second = account_named(&typed, "second").await;
     let second_id = second.id.as_str();
     // Created at least a second later than the first Ada: creation times are whole seconds.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -472,20 +464,18 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
         .unwrap();
     assert_eq!(body.mfa, Mfa::Totp);
     let (status, body) = server
-        .admin(
-            Method::PATCH,
+        .admin_patch(
             &format!("/v1/accounts/{}", f.account),
             &f.admin,
-            Some(json!({"mfa": "SMS"})),
+            json!({"mfa": "SMS"}),
         )
         .await;
     assert_eq!(status, 400, "{body}");
     let (status, body) = server
-        .admin(
-            Method::PATCH,
+        .admin_patch(
             &format!("/v1/accounts/{}", f.account),
             &f.admin,
-            Some(json!({"mfa": "TOTP", "color": "red"})),
+            json!({"mfa": "TOTP", "color": "red"}),
         )
         .await;
     assert_eq!(status, 400, "{body}");

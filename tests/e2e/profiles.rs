@@ -3,15 +3,13 @@
 //! the claims of profile tokens and their use as credentials).
 
 use crate::harness::*;
-use reqwest::Method;
 use serde_json::{json, Value};
 use tessera_client::api::admin::{
-    AccountCreate, AccountUpdate, ClaimCondition, ClaimRule, ClientCreate, ComputeResourceLink,
-    ListQuery, OAuthTokenCreate, TrustedIdentity, TrustedProfileCreate, TrustedProfileReplace,
-    TrustedProfileView, UserCreate,
+    AccountUpdate, ClaimCondition, ClaimRule, ComputeResourceLink, ListQuery, OAuthTokenCreate,
+    TrustedIdentity, TrustedProfileCreate, TrustedProfileReplace, TrustedProfileView, UserCreate,
 };
 use tessera_client::api::token::IbmTokenRequest;
-use tessera_client::resource::{Accounts, Clients, OAuthTokens, TrustedProfiles, Users};
+use tessera_client::resource::{OAuthTokens, TrustedProfiles, Users};
 use tessera_client::Client;
 
 const ASSUME: &str = "urn:ibm:params:oauth:grant-type:assume";
@@ -194,11 +192,10 @@ async fn admin_api_creates_lists_replaces_and_validates_profiles() {
         .await;
     assert_eq!(status, 409, "{body}");
     let (status, body) = server
-        .admin(
-            Method::PUT,
+        .admin_put(
             &format!("/v1/trusted_profiles/{}", other.id),
             &admin,
-            Some(json!({"name": "builders-2"})),
+            json!({"name": "builders-2"}),
         )
         .await;
     assert_eq!(status, 409, "{body}");
@@ -279,11 +276,10 @@ async fn admin_api_creates_lists_replaces_and_validates_profiles() {
         );
     }
     let (status, _) = server
-        .admin(
-            Method::PUT,
+        .admin_put(
             "/v1/trusted_profiles/Profile-missing",
             &admin,
-            Some(json!({"name": "x"})),
+            json!({"name": "x"}),
         )
         .await;
     assert_eq!(status, 404);
@@ -382,14 +378,7 @@ async fn assume_with_a_service_id_token_by_id_crn_and_name() {
     assert_eq!(introspection["sub_type"], "Profile");
 
     // Basic client authentication names the client in the token.
-    let client = typed
-        .create::<Clients>(&ClientCreate {
-            id: "deploy-bot".into(),
-            name: None,
-            account_id: None,
-        })
-        .await
-        .unwrap();
+    let client = client_in(&typed, "deploy-bot", None).await;
     let body = server
         .client()
         .token_as_client(
@@ -513,13 +502,7 @@ async fn assume_failures_name_the_problem() {
     let (sa, apikey) = server.service_account_with_key().await;
     let (_, stranger_key) = server.service_account_with_key().await;
     let (user, user_key) = user_with_key(&server, &admin, None).await;
-    let other_account = admin
-        .create::<Accounts>(&AccountCreate {
-            name: "elsewhere".into(),
-            enterprise_id: None,
-        })
-        .await
-        .unwrap();
+    let other_account = account_named(&admin, "elsewhere").await;
     let p = profile(
         &admin,
         &named(
@@ -676,13 +659,7 @@ async fn require_totp(server: &TestServer, account: &str) {
 async fn assume_in_an_mfa_account_refuses_single_factor_user_tokens() {
     let server = TestServer::in_process().await;
     let admin = server.admin_client().await;
-    let team = admin
-        .create::<Accounts>(&AccountCreate {
-            name: "secure".into(),
-            enterprise_id: None,
-        })
-        .await
-        .unwrap();
+    let team = account_named(&admin, "secure").await;
     let team_id = team.id.as_str();
     let sa = service_account_in(&admin, Some(team_id), "svc").await;
     let sa_key = api_key_of(&admin, &sa.iam_id, "k").await;
@@ -744,13 +721,7 @@ async fn assume_in_an_mfa_account_accepts_totp_level_user_tokens() {
     const PASSWORD: &str = "Correct-Horse-Battery-9";
     let server = TestServer::start().await;
     let admin = server.admin_client().await;
-    let team = admin
-        .create::<Accounts>(&AccountCreate {
-            name: "secure".into(),
-            enterprise_id: None,
-        })
-        .await
-        .unwrap();
+    let team = account_named(&admin, "secure").await;
     let team_id = team.id.as_str();
     let updated = admin
         .update_account(
@@ -771,14 +742,7 @@ async fn assume_in_an_mfa_account_accepts_totp_level_user_tokens() {
         .await
         .unwrap();
     let user_id = user.id.as_str();
-    let client = admin
-        .create::<Clients>(&ClientCreate {
-            id: "console".into(),
-            name: None,
-            account_id: Some(team_id.to_owned()),
-        })
-        .await
-        .unwrap();
+    let client = client_in(&admin, "console", Some(team_id)).await;
     let secret = client.secret.as_deref().unwrap();
     let enrolled = admin.enroll_totp(user_id, false, None).await.unwrap();
     let totp_secret = totp::TotpSecret::from_bytes(totp::base32_decode(&enrolled.secret).unwrap());

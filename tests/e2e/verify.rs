@@ -286,7 +286,7 @@ async fn a_resource_service_verifies_tokens_of_every_surface() {
 #[tokio::test]
 async fn profile_crn_and_compute_resource_tokens_verify_through_the_layer() {
     use crate::authz::{authz_ok, crn, policy_for};
-    use crate::cr_token::{cr_exchange, issuer_at, k8s_claims, link, put_profile, TestKey};
+    use crate::cr_token::{billing_profile, cr_exchange, issuer_at, k8s_claims, TestKey};
     use crate::profiles::{identity, named};
     use tessera_client::api::admin::TrustedIssuerCreate;
     use tessera_client::resource::{TrustedIssuers, TrustedProfiles};
@@ -349,14 +349,7 @@ async fn profile_crn_and_compute_resource_tokens_verify_through_the_layer() {
         })
         .await
         .unwrap();
-    let linked = put_profile(
-        &server,
-        &account,
-        "billing",
-        vec![link(&cluster.crn, "prod", "billing")],
-        vec![],
-    )
-    .await;
+    let linked = billing_profile(&server, &account, "billing", &cluster.crn).await;
     let cr_token = cluster_key.sign(&k8s_claims(&cluster.issuer_url, "prod", "billing"));
     let exchanged = cr_exchange(&server, &cr_token, &[])
         .await
@@ -416,15 +409,7 @@ async fn forged_expired_and_foreign_tokens_get_401() {
         verifier.verify(&none).await.unwrap_err(),
         VerifyError::AlgorithmMismatch
     );
-    let jwks: Value = server
-        .http
-        .get(format!("{}/identity/keys", server.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = server.get("/identity/keys").await.json().await.unwrap();
     let public = serde_json::to_vec(
         jwks["keys"]
             .as_array()

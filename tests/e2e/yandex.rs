@@ -551,12 +551,7 @@ async fn protocol_limits_are_invalid_argument_naming_the_field() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
-    let response = server
-        .http
-        .get(format!("{}/iam/v1/tokens", server.url))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/iam/v1/tokens").await;
     assert_eq!(response.status(), 405);
 }
 
