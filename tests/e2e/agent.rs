@@ -2,7 +2,7 @@
 //! over HTTP the way GCE clients do.
 
 use crate::harness::{
-    account_of_token, authorized_key_of, binary, bind, free_port, json_of, jwt_payload,
+    account_of_token, authorized_key_of, binary, bind, eventually, free_port, json_of, jwt_payload,
     service_account_in, unix_now, TestServer,
 };
 use reqwest::header::HeaderMap;
@@ -135,19 +135,18 @@ impl Agent {
 
     /// The token once the agent has one (it fetches in the background after starting).
     async fn wait_for_token(&self) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let (status, _, body) = self.get(TOKEN_PATH).await;
-            if status == 200 {
-                return serde_json::from_str(&body).unwrap();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no token: {status} {body}\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually(
+            Duration::from_secs(20),
+            Duration::from_millis(100),
+            || async {
+                let (status, _, body) = self.get(TOKEN_PATH).await;
+                match status {
+                    200 => Ok(serde_json::from_str(&body).unwrap()),
+                    _ => Err(format!("no token: {status} {body}\n{}", self.logs())),
+                }
+            },
+        )
+        .await
     }
 }
 
@@ -635,19 +634,19 @@ service_account_id = "{}"
 
     for (source, sa) in [("127.0.0.2", &web), ("127.0.0.3", &batch)] {
         let source: IpAddr = source.parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let body = loop {
-            let (status, _, body) = get_from(&agent.url, TOKEN_PATH, Some(source), &flavor).await;
-            if status == 200 {
-                break body;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{status} {body}\n{}",
-                agent.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let body = eventually(
+            Duration::from_secs(20),
+            Duration::from_millis(100),
+            || async {
+                let (status, _, body) =
+                    get_from(&agent.url, TOKEN_PATH, Some(source), &flavor).await;
+                match status {
+                    200 => Ok(body),
+                    _ => Err(format!("{status} {body}\n{}", agent.logs())),
+                }
+            },
+        )
+        .await;
         let token: Value = serde_json::from_str(&body).unwrap();
         let access = token["access_token"].as_str().unwrap();
         assert!(access.starts_with("t1."));
@@ -690,21 +689,20 @@ service_account_id = "{}"
     )
     .await;
     assert_eq!(status, 503, "{body}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, _, body) = get_from(
-            &agent.url,
-            TOKEN_PATH,
-            Some("127.0.0.4".parse().unwrap()),
-            &flavor,
-        )
-        .await;
-        if body.contains("tokenCreator") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{body}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        Duration::from_millis(200),
+        || async {
+            let source = Some("127.0.0.4".parse().unwrap());
+            let (_, _, body) = get_from(&agent.url, TOKEN_PATH, source, &flavor).await;
+            if body.contains("tokenCreator") {
+                Ok(())
+            } else {
+                Err(body)
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -1037,19 +1035,19 @@ async fn admin_get(agent: &Agent, path: &str) -> (u16, String) {
 
 /// Waits until `/readyz` on the agent's admin port answers `want`; returns its JSON.
 async fn wait_for_readyz(agent: &Agent, want: u16) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, body) = admin_get(agent, "/readyz").await;
-        if status == want {
-            return serde_json::from_str(&body).unwrap();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/readyz stayed {status}: {body}\n{}",
-            agent.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || async {
+            let (status, body) = admin_get(agent, "/readyz").await;
+            if status == want {
+                Ok(serde_json::from_str(&body).unwrap())
+            } else {
+                Err(format!("/readyz stayed {status}: {body}\n{}", agent.logs()))
+            }
+        },
+    )
+    .await
 }
 
 #[tokio::test]
@@ -1223,16 +1221,20 @@ async fn tls_failures_are_reported_as_tls_and_tessera_cacert_is_honoured() {
         &["--admin-listen", "127.0.0.1:0"],
         &[],
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let body = loop {
-        let (status, _, body) = untrusting.get(TOKEN_PATH).await;
-        assert_eq!(status, 503, "{body}");
-        if body.contains("TLS") {
-            break body;
-        }
-        assert!(Instant::now() < deadline, "{body}\n{}", untrusting.logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let body = eventually(
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || async {
+            let (status, _, body) = untrusting.get(TOKEN_PATH).await;
+            assert_eq!(status, 503, "{body}");
+            if body.contains("TLS") {
+                Ok(body)
+            } else {
+                Err(format!("{body}\n{}", untrusting.logs()))
+            }
+        },
+    )
+    .await;
     assert!(body.contains("TLS with the server failed"), "{body}");
     assert!(
         body.contains("--cacert") && body.contains("TESSERA_CACERT"),
@@ -1262,14 +1264,18 @@ async fn tls_failures_are_reported_as_tls_and_tessera_cacert_is_honoured() {
     let plain = TestServer::start().await;
     let https = plain.url.replacen("http://", "https://", 1);
     let confused = Agent::start_with(&https, &credential, None, &[], &[]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, _, body) = confused.get(TOKEN_PATH).await;
-        if body.contains("TLS") {
-            assert!(body.contains("http://"), "{body}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "{body}\n{}", confused.logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || async {
+            let (_, _, body) = confused.get(TOKEN_PATH).await;
+            if body.contains("TLS") {
+                assert!(body.contains("http://"), "{body}");
+                Ok(())
+            } else {
+                Err(format!("{body}\n{}", confused.logs()))
+            }
+        },
+    )
+    .await;
 }

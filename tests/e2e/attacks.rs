@@ -127,6 +127,24 @@ async fn service_account(
     (sa, key)
 }
 
+/// Binds `subject_iam_id` as `role` on `account`, as the administrator `root`.
+async fn bind_on_account(
+    server: &TestServer,
+    root: &str,
+    subject_iam_id: &str,
+    role: &str,
+    account: &str,
+) {
+    let resource = format!("account/{account}");
+    bind(&acting(server, root), subject_iam_id, role, &resource).await;
+}
+
+/// Raw: `token`'s attempt to create an API key of `owner_iam_id`, which the test expects refused.
+async fn create_api_key_of(server: &TestServer, token: &str, owner_iam_id: &str) -> (u16, Value) {
+    let body = json!({"owner_iam_id": owner_iam_id, "name": "x"});
+    server.admin_post("/v1/api_keys", token, body).await
+}
+
 /// Attack 1, the whole chain: an administrator of account B tries to become account A's
 /// administrator through a wildcard authorization policy, a CRN token of A's resource and A's
 /// profile that trusts that CRN. Every step is refused, naming the rule.
@@ -146,13 +164,7 @@ async fn cross_tenant_takeover_through_policies_and_profiles_is_refused() {
         .await
         .unwrap();
     let profile_id = profile.id.as_str();
-    bind(
-        &acting(&server, &root),
-        &profile.iam_id,
-        "admin",
-        &format!("account/{a}"),
-    )
-    .await;
+    bind_on_account(&server, &root, &profile.iam_id, "admin", &a).await;
     // A profile may not trust another tenant's resource identity at all.
     let (status, body) = server
         .admin_post("/v1/trusted_profiles", &root, json!({"account_id": a, "name": "x", "identities": [{"type": "crn", "identifier": crn_in(&b, "i")}]}))
@@ -340,20 +352,8 @@ async fn account_admin_cannot_become_anyone_stronger() {
             },
         )
         .await;
-    bind(
-        &acting(&server, &root),
-        &ann.id,
-        "viewer",
-        &format!("account/{other}"),
-    )
-    .await;
-    let (status, body) = server
-        .admin_post(
-            "/v1/api_keys",
-            &dan,
-            json!({"owner_iam_id": ann.id, "name": "x"}),
-        )
-        .await;
+    bind_on_account(&server, &root, &ann.id, "viewer", &other).await;
+    let (status, body) = create_api_key_of(&server, &dan, &ann.id).await;
     refused(status, &body, 403, "only user");
     let (status, body) = server
         .admin_delete(&format!("/v1/users/{}", ann.id), &dan)
@@ -365,20 +365,8 @@ async fn account_admin_cannot_become_anyone_stronger() {
     // A service account here holding admin on another account: dan may neither create its
     // keys, mint its tokens, nor delete it...
     let (sd, _) = service_account(&server, &root, &default, "deployer").await;
-    bind(
-        &acting(&server, &root),
-        &sd.iam_id,
-        "admin",
-        &format!("account/{other}"),
-    )
-    .await;
-    let (status, body) = server
-        .admin_post(
-            "/v1/api_keys",
-            &dan,
-            json!({"owner_iam_id": sd.iam_id, "name": "x"}),
-        )
-        .await;
+    bind_on_account(&server, &root, &sd.iam_id, "admin", &other).await;
+    let (status, body) = create_api_key_of(&server, &dan, &sd.iam_id).await;
     refused(status, &body, 403, &format!("admin on account/{other}"));
     let (status, body) = rest(
         &server,
@@ -462,11 +450,7 @@ async fn revocation_reaches_every_derived_token() {
         let app_secret = app_secret.clone();
         async move {
             let typed = server.client();
-            let apikey_grant = IbmTokenRequest {
-                grant_type: APIKEY_GRANT.into(),
-                apikey: Some(apikey),
-                ..IbmTokenRequest::default()
-            };
+            let apikey_grant = apikey_form(&apikey);
             let issued = typed
                 .token_as_client("app", &app_secret, &apikey_grant)
                 .await
@@ -674,11 +658,7 @@ async fn smaller_holes_are_closed() {
         .token_as_client(
             "app",
             app_a.secret.as_deref().unwrap(),
-            &IbmTokenRequest {
-                grant_type: APIKEY_GRANT.into(),
-                apikey: Some(key_a.clone()),
-                ..IbmTokenRequest::default()
-            },
+            &apikey_form(&key_a),
         )
         .await
         .unwrap();

@@ -3,16 +3,6 @@
 
 use crate::harness::*;
 
-/// An identity of `account` holding `role` on it, and its token.
-async fn member_token(
-    server: &TestServer,
-    admin: &str,
-    account: &str,
-    role: &str,
-) -> (String, String) {
-    let (iam_id, key) = member(server, admin, account, role).await;
-    (iam_id, server.token(&key).await)
-}
 use serde_json::{json, Value};
 
 async fn audit(server: &TestServer, token: &str, query: &str) -> (u16, Value) {

@@ -869,6 +869,17 @@ pub async fn member(
     (sa.iam_id, key)
 }
 
+/// [`member`] and a token of it: (iam id, token).
+pub async fn member_token(
+    server: &TestServer,
+    admin: &str,
+    account: &str,
+    role: &str,
+) -> (String, String) {
+    let (iam_id, key) = member(server, admin, account, role).await;
+    (iam_id, server.token(&key).await)
+}
+
 /// A new API key named `name` of `owner_iam_id`, created by `caller`: the key itself.
 pub async fn api_key_of(caller: &tessera_client::Client, owner_iam_id: &str, name: &str) -> String {
     caller
@@ -993,6 +1004,23 @@ fn http_client() -> reqwest::Client {
 
 /// Seconds since the Unix epoch, for checking tokens: the tests' one wall-clock read.
 #[allow(clippy::disallowed_methods)] // The tests' one clock; see clippy.toml.
+/// Calls `attempt` every `every` until it answers `Ok`, and returns that value; panics with the
+/// last `Err` (why not yet: the state seen, a log) once `limit` has passed.
+pub async fn eventually<T, F, Fut>(limit: Duration, every: Duration, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(why) => assert!(Instant::now() < deadline, "{why}"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

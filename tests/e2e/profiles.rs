@@ -446,11 +446,7 @@ async fn assume_with_user_token_refresh_token_cookie_and_t1_token() {
     assert_refused(status, &body, "Basic");
     // One issued to a confidential client is redeemed by that client, with Basic.
     let (client_id, secret) = server.login_client().await;
-    let apikey_grant = IbmTokenRequest {
-        grant_type: APIKEY_GRANT.into(),
-        apikey: Some(apikey.clone()),
-        ..IbmTokenRequest::default()
-    };
+    let apikey_grant = apikey_form(&apikey);
     let issued = server
         .client()
         .token_as_client(&client_id, &secret, &apikey_grant)

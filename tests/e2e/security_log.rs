@@ -5,7 +5,7 @@
 use crate::harness::*;
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tessera_client::api::admin::ServiceAccountCreate;
 use tessera_client::resource::{AccessBindings, ServiceAccounts};
 
@@ -23,18 +23,15 @@ fn events(server: &TestServer, event: &str) -> Vec<Value> {
 
 /// Waits (the log is read from a pipe) for a security event `event` matching `wanted`.
 async fn logged(server: &TestServer, event: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(found) = events(server, event).into_iter().find(|e| wanted(e)) {
-            return found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {event} event as wanted; the log:\n{}",
-            server.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async {
+            let found = events(server, event).into_iter().find(|e| wanted(e));
+            found.ok_or_else(|| format!("no {event} event as wanted; the log:\n{}", server.logs()))
+        },
+    )
+    .await
 }
 
 fn from_loopback(event: &Value) {

@@ -24,6 +24,20 @@ use tessera_verify::{
     RemoteKeys, TrustedIssuer, VerifiedCaller, Verifier, VerifyError, VerifyLayer,
 };
 
+/// The confidential client `resource` of `server` (its secret), a new [`Proxy`] in front of
+/// `server`, and the introspection configuration of that client through the proxy.
+async fn introspection_via_proxy(server: &TestServer) -> (String, Proxy, IntrospectionConfig) {
+    let secret = client_secret(&server.admin_client().await, "resource").await;
+    let proxy = Proxy::start(&server.url).await;
+    let mut config = IntrospectionConfig::new(
+        format!("{}/identity/introspect", proxy.url),
+        "resource",
+        secret.clone(),
+    );
+    config.http = loopback();
+    (secret, proxy, config)
+}
+
 /// The loopback network the tests' issuers live on, allow-listed past the SSRF guard.
 fn loopback() -> HttpOptions {
     HttpOptions {
@@ -211,15 +225,7 @@ async fn a_resource_service_verifies_tokens_of_every_surface() {
     let (client_id, client_secret) = server.login_client().await;
     let issued = server
         .client()
-        .token_as_client(
-            &client_id,
-            &client_secret,
-            &IbmTokenRequest {
-                grant_type: APIKEY_GRANT.into(),
-                apikey: Some(apikey.clone()),
-                ..Default::default()
-            },
-        )
+        .token_as_client(&client_id, &client_secret, &apikey_form(&apikey))
         .await
         .unwrap();
     let refreshed = server
@@ -733,20 +739,7 @@ async fn the_ssrf_guard_refuses_loopback_unless_allow_listed() {
 #[tokio::test]
 async fn opaque_tokens_go_to_introspection_with_a_short_cache() {
     let server = TestServer::in_process().await;
-    let admin = server.admin_token().await;
-    let secret = server
-        .create(&admin, "clients", json!({"id": "resource"}))
-        .await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let proxy = Proxy::start(&server.url).await;
-    let mut config = IntrospectionConfig::new(
-        format!("{}/identity/introspect", proxy.url),
-        "resource",
-        secret.clone(),
-    );
-    config.http = loopback();
+    let (secret, proxy, mut config) = introspection_via_proxy(&server).await;
     config.negative_ttl = Duration::from_secs(60);
     let verifier = Verifier::builder()
         .trust(TrustedIssuer::new(issuer_of(&server), server.jwks().await).any_audience())
@@ -900,20 +893,7 @@ async fn the_layer_on_a_tonic_server_answers_grpc_statuses_and_introspects() {
         CreateIamTokenForServiceAccountRequest, CreateIamTokenRequest,
     };
     let server = TestServer::in_process().await;
-    let admin = server.admin_token().await;
-    let secret = server
-        .create(&admin, "clients", json!({"id": "resource"}))
-        .await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let proxy = Proxy::start(&server.url).await;
-    let mut config = IntrospectionConfig::new(
-        format!("{}/identity/introspect", proxy.url),
-        "resource",
-        secret.clone(),
-    );
-    config.http = loopback();
+    let (secret, proxy, config) = introspection_via_proxy(&server).await;
     let keys = RemoteKeys::builder(KeySource::Issuer(issuer_of(&server)))
         .http(loopback())
         .build()
