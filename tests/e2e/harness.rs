@@ -1002,8 +1002,6 @@ fn http_client() -> reqwest::Client {
         .expect("client")
 }
 
-/// Seconds since the Unix epoch, for checking tokens: the tests' one wall-clock read.
-#[allow(clippy::disallowed_methods)] // The tests' one clock; see clippy.toml.
 /// Calls `attempt` every `every` until it answers `Ok`, and returns that value; panics with the
 /// last `Err` (why not yet: the state seen, a log) once `limit` has passed.
 pub async fn eventually<T, F, Fut>(limit: Duration, every: Duration, mut attempt: F) -> T
@@ -1021,6 +1019,8 @@ where
     }
 }
 
+/// Seconds since the Unix epoch, for checking tokens: the tests' one wall-clock read.
+#[allow(clippy::disallowed_methods)] // The tests' one clock; see clippy.toml.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
