@@ -54,7 +54,6 @@ async fn chunked_post(
     let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
     (status, body)
 }
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_body_limit_answers_413_in_its_surfaces_shape_chunked_too() {
     let server = TestServer::start().await;
@@ -322,16 +321,12 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
     let access = server.token(&apikey).await;
     // A t1. token for the service account, through CreateForServiceAccount as the admin.
     let response = server
-        .http
-        .post(format!(
-            "{}/iam/v1/tokens:createForServiceAccount",
-            server.url
-        ))
-        .bearer_auth(&admin)
-        .json(&json!({"serviceAccountId": sa.id}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/iam/v1/tokens:createForServiceAccount",
+            Some(&admin),
+            &json!({"serviceAccountId": sa.id}),
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let iam_token = response.json::<Value>().await.unwrap()["iamToken"]
         .as_str()
@@ -362,13 +357,12 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
     );
     answers.push(("oidc revoke".into(), body));
     let response = server
-        .http
-        .post(format!("{}/iam/v1/tokens:revoke", server.url))
-        .bearer_auth(&admin)
-        .json(&json!({"iamToken": iam_token}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/iam/v1/tokens:revoke",
+            Some(&admin),
+            &json!({"iamToken": iam_token}),
+        )
+        .await;
     let status = response.status().as_u16();
     let body = response.text().await.unwrap();
     assert_eq!(status, 503, "Yandex REST revoke: {body}");
@@ -425,16 +419,12 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
     assert_eq!(status, 503, "introspection: {body}");
     answers.push(("oidc introspect".into(), body));
     let response = server
-        .http
-        .post(format!(
-            "{}/iam/v1/tokens:createForServiceAccount",
-            server.url
-        ))
-        .bearer_auth(&admin)
-        .json(&json!({"serviceAccountId": sa.id}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/iam/v1/tokens:createForServiceAccount",
+            Some(&admin),
+            &json!({"serviceAccountId": sa.id}),
+        )
+        .await;
     let status = response.status().as_u16();
     let body = response.text().await.unwrap();
     assert_eq!(status, 503, "Yandex REST create: {body}");

@@ -489,6 +489,24 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("POST {path}: {e}"))
     }
 
+    /// A JSON `POST path` of `body`, with the bearer `token` when given: the whole answer,
+    /// whatever its status (the Yandex REST calls, writes whose answer is read raw).
+    pub async fn post_json(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> reqwest::Response {
+        let mut request = self.http.post(format!("{}{path}", self.url)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
     /// A raw refresh grant of `refresh_token`, by the confidential client `client` (id, secret)
     /// when given: the whole answer, whatever its status.
     pub async fn refresh_response(

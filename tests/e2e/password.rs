@@ -88,6 +88,20 @@ impl Fixture {
         Some((&self.client_id, &self.client_secret))
     }
 
+    /// [`Fixture::login`] of `form`, which must be refused with 400, the IBM error `code` and
+    /// a message that says `words`: the answer's body.
+    async fn refused(
+        &self,
+        server: &TestServer,
+        form: &[(&str, &str)],
+        code: &str,
+        words: &str,
+    ) -> Value {
+        let (status, body) = self.login(server, form).await;
+        assert_error(status, &body, 400, code, words);
+        body
+    }
+
     /// Raw: for refusals (their IBM error shape).
     async fn login(&self, server: &TestServer, form: &[(&str, &str)]) -> (u16, Value) {
         let (status, _, body) = post(&server.http, server, self.basic(), &[], form).await;
@@ -199,33 +213,38 @@ async fn password_grant_refusals_say_what_is_wrong() {
         "BXNIM0301E",
         "client authentication failed",
     );
-    let (status, body) = f
-        .login(
-            &server,
-            &[("grant_type", "password"), ("password", PASSWORD)],
-        )
-        .await;
-    assert_error(status, &body, 400, "BXNIM0109E", "username");
-    let (status, body) = f
-        .login(
-            &server,
-            &[("grant_type", "password"), ("username", "ada@example.com")],
-        )
-        .await;
-    assert_error(status, &body, 400, "BXNIM0109E", "password");
+    f.refused(
+        &server,
+        &[("grant_type", "password"), ("password", PASSWORD)],
+        "BXNIM0109E",
+        "username",
+    )
+    .await;
+    f.refused(
+        &server,
+        &[("grant_type", "password"), ("username", "ada@example.com")],
+        "BXNIM0109E",
+        "password",
+    )
+    .await;
 
     // An unknown user and a wrong password get the same answer.
-    let (status, unknown) = f
-        .login(&server, &password_form("nobody@example.com", PASSWORD))
-        .await;
-    assert_error(status, &unknown, 400, "BXNIM0602E", "incorrect");
-    let (status, wrong) = f
-        .login(
+    let unknown = f
+        .refused(
             &server,
-            &password_form("ada@example.com", "not the password"),
+            &password_form("nobody@example.com", PASSWORD),
+            "BXNIM0602E",
+            "incorrect",
         )
         .await;
-    assert_error(status, &wrong, 400, "BXNIM0602E", "incorrect");
+    let wrong = f
+        .refused(
+            &server,
+            &password_form("ada@example.com", "not the password"),
+            "BXNIM0602E",
+            "incorrect",
+        )
+        .await;
     assert_eq!(unknown["errorMessage"], wrong["errorMessage"]);
 
     server
@@ -237,10 +256,14 @@ async fn password_grant_refusals_say_what_is_wrong() {
         .await;
     // Federated and password-less users get the very answer of a wrong password: the answer
     // says neither who exists nor how they sign in.
-    let (status, body) = f
-        .login(&server, &password_form("fed@example.com", PASSWORD))
+    let body = f
+        .refused(
+            &server,
+            &password_form("fed@example.com", PASSWORD),
+            "BXNIM0602E",
+            "incorrect",
+        )
         .await;
-    assert_error(status, &body, 400, "BXNIM0602E", "incorrect");
     assert_eq!(body["errorMessage"], wrong["errorMessage"]);
     server
         .create(
@@ -249,10 +272,14 @@ async fn password_grant_refusals_say_what_is_wrong() {
             json!({"name": "Nopw", "email": "nopw@example.com"}),
         )
         .await;
-    let (status, body) = f
-        .login(&server, &password_form("nopw@example.com", PASSWORD))
+    let body = f
+        .refused(
+            &server,
+            &password_form("nopw@example.com", PASSWORD),
+            "BXNIM0602E",
+            "incorrect",
+        )
         .await;
-    assert_error(status, &body, 400, "BXNIM0602E", "incorrect");
     assert_eq!(body["errorMessage"], wrong["errorMessage"]);
 
     // The same e-mail in a second account, created later: it neither breaks nor takes over the
@@ -275,17 +302,17 @@ async fn password_grant_refusals_say_what_is_wrong() {
         .await;
     let claims = jwt_payload(body.access_token.as_deref().unwrap());
     assert_eq!(claims["account"]["bss"], f.account.as_str());
-    let (status, body) = f
-        .login(
-            &server,
-            &password_form("ada@example.com", "second password!"),
-        )
-        .await;
-    assert_error(status, &body, 400, "BXNIM0602E", "incorrect");
+    f.refused(
+        &server,
+        &password_form("ada@example.com", "second password!"),
+        "BXNIM0602E",
+        "incorrect",
+    )
+    .await;
     let mut with_account = form.clone();
     with_account.push(("account", second_id));
-    let (status, body) = f.login(&server, &with_account).await;
-    assert_error(status, &body, 400, "BXNIM0602E", "incorrect");
+    f.refused(&server, &with_account, "BXNIM0602E", "incorrect")
+        .await;
     let body = f
         .sign_in(
             &server,
@@ -370,14 +397,13 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
         .confirm_totp(carol_id, &code(&carol_secret, step))
         .await
         .unwrap();
-    let (status, body) = f.login(&server, &carol_form).await;
-    assert_error(
-        status,
-        &body,
-        400,
+    f.refused(
+        &server,
+        &carol_form,
         "BXNIM0407E",
         "one-time code is required",
-    );
+    )
+    .await;
     let next = code(&carol_secret, step + 1);
     let with_code = IbmTokenRequest {
         otp: Some(next.clone()),
@@ -435,14 +461,13 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
         .unwrap();
     assert!(replacement.replacement);
     let new_secret = replacement.secret.clone().into_inner();
-    let (status, body) = f.login(&server, &carol_form).await;
-    assert_error(
-        status,
-        &body,
-        400,
+    f.refused(
+        &server,
+        &carol_form,
         "BXNIM0407E",
         "one-time code is required",
-    );
+    )
+    .await;
     // ...and then deletes it.
     as_strong_carol.delete_totp(carol_id, None).await.unwrap();
     assert!(
@@ -479,8 +504,7 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
         )
         .await;
     assert_eq!(status, 400, "{body}");
-    let (status, body) = f.login(&server, &form).await;
-    assert_error(status, &body, 400, "BXNIM0407E", "enrol");
+    f.refused(&server, &form, "BXNIM0407E", "enrol").await;
 
     // Enrol: the secret is shown once; the factor is pending until confirmed.
     let (status, enrolled) = server
@@ -503,8 +527,7 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
         .await;
     assert_eq!(user["totp"], "pending");
     assert!(!server.logs().contains(&secret), "the secret was logged");
-    let (status, body) = f.login(&server, &form).await;
-    assert_error(status, &body, 400, "BXNIM0407E", "enrol");
+    f.refused(&server, &form, "BXNIM0407E", "enrol").await;
 
     let confirm = |code: String| {
         let server = &server;
@@ -541,24 +564,18 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
     assert_eq!(status, 409);
 
     // Login: without a code, with a wrong one, with the confirming (used) one, then a fresh one.
-    let (status, body) = f.login(&server, &form).await;
-    assert_error(
-        status,
-        &body,
-        400,
-        "BXNIM0407E",
-        "one-time code is required",
-    );
+    f.refused(&server, &form, "BXNIM0407E", "one-time code is required")
+        .await;
     let wrong = code(&secret, step + 10);
     let mut with_code = form.clone();
     with_code.push(("otp", &wrong));
-    let (status, body) = f.login(&server, &with_code).await;
-    assert_error(status, &body, 400, "BXNIM0407E", "wrong or expired");
+    f.refused(&server, &with_code, "BXNIM0407E", "wrong or expired")
+        .await;
     let used = code(&secret, step);
     let mut replay = form.clone();
     replay.push(("otp", &used));
-    let (status, body) = f.login(&server, &replay).await;
-    assert_error(status, &body, 400, "BXNIM0407E", "already been used");
+    f.refused(&server, &replay, "BXNIM0407E", "already been used")
+        .await;
     let next = code(&secret, step + 1);
     let mut valid = form.clone();
     valid.push(("otp", &next));
@@ -567,8 +584,8 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
     let claims = jwt_payload(body["access_token"].as_str().unwrap());
     assert_eq!(claims["acr"], 2);
     assert_eq!(claims["amr"], json!(["pwd", "otp"]));
-    let (status, body) = f.login(&server, &valid).await;
-    assert_error(status, &body, 400, "BXNIM0407E", "already been used");
+    f.refused(&server, &valid, "BXNIM0407E", "already been used")
+        .await;
 }
 
 #[tokio::test]

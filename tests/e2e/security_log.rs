@@ -49,16 +49,10 @@ async fn refused_sign_ins_name_the_reason_and_the_peer_and_never_the_secret() {
     let server = TestServer::start().await;
     let wrong_key = "e2e-wrong-api-key-that-must-not-be-logged";
     let response = server
-        .token_response(&[
-            ("grant_type", "urn:ibm:params:oauth:grant-type:apikey"),
-            ("apikey", wrong_key),
-        ])
+        .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", wrong_key)])
         .await;
     assert_eq!(response.status(), 400);
-    let event = logged(&server, "sign_in_refused", |e| {
-        e["method"] == "urn:ibm:params:oauth:grant-type:apikey"
-    })
-    .await;
+    let event = logged(&server, "sign_in_refused", |e| e["method"] == APIKEY_GRANT).await;
     from_loopback(&event);
     assert_eq!(event["surface"], "ibm");
     assert_eq!(event["level"], "INFO");
@@ -97,10 +91,7 @@ async fn refused_sign_ins_name_the_reason_and_the_peer_and_never_the_secret() {
         .http
         .post(format!("{}/identity/token", server.url))
         .basic_auth(&client_id, Some(wrong_secret))
-        .form(&[
-            ("grant_type", "urn:ibm:params:oauth:grant-type:apikey"),
-            ("apikey", "x"),
-        ])
+        .form(&[("grant_type", APIKEY_GRANT), ("apikey", "x")])
         .send()
         .await
         .unwrap();
@@ -225,10 +216,7 @@ async fn a_lock_out_is_a_warning_with_the_peer() {
     let wrong_key = "e2e-guessed-api-key-never-logged";
     for _ in 0..3 {
         let response = server
-            .token_response(&[
-                ("grant_type", "urn:ibm:params:oauth:grant-type:apikey"),
-                ("apikey", wrong_key),
-            ])
+            .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", wrong_key)])
             .await;
         assert_eq!(response.status(), 400);
     }
@@ -238,10 +226,7 @@ async fn a_lock_out_is_a_warning_with_the_peer() {
     assert_eq!(event["scope"], "credential");
     assert_eq!(event["failures"], 3);
     let response = server
-        .token_response(&[
-            ("grant_type", "urn:ibm:params:oauth:grant-type:apikey"),
-            ("apikey", wrong_key),
-        ])
+        .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", wrong_key)])
         .await;
     assert_eq!(response.status(), 429);
     assert!(!server.logs().contains(wrong_key));

@@ -756,18 +756,12 @@ async fn opaque_tokens_go_to_introspection_with_a_short_cache() {
 
     // A refresh token issued to the resource's client is opaque: introspection says active.
     let (sa, apikey) = server.service_account_with_key().await;
-    let issued: Value = server
-        .http
-        .post(format!("{}/identity/token", server.url))
-        .basic_auth("resource", Some(&secret))
-        .form(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let issued = server
+        .client()
+        .token_as_client("resource", &secret, &apikey_form(&apikey))
         .await
         .unwrap();
-    let opaque = issued["refresh_token"].as_str().unwrap();
+    let opaque = issued.refresh_token.as_deref().expect("refresh_token");
     let (status, challenge, body) = call(&http, &whoami, Some(opaque)).await;
     assert_eq!(status, 200, "{body} {challenge:?}");
     assert_eq!(body["kind"], "Introspected");
@@ -934,18 +928,12 @@ async fn the_layer_on_a_tonic_server_answers_grpc_statuses_and_introspects() {
     assert_eq!(answer.get_ref().iam_token, format!("{} Jwt", sa.iam_id));
 
     // An opaque refresh token of the resource's client: introspected, inside the layer.
-    let issued: Value = server
-        .http
-        .post(format!("{}/identity/token", server.url))
-        .basic_auth("resource", Some(&secret))
-        .form(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let issued = server
+        .client()
+        .token_as_client("resource", &secret, &apikey_form(&apikey))
         .await
         .unwrap();
-    let opaque = issued["refresh_token"].as_str().unwrap();
+    let opaque = issued.refresh_token.as_deref().expect("refresh_token");
     let answer = client.create(create(Some(opaque))).await.unwrap();
     assert_eq!(
         answer.get_ref().iam_token,

@@ -135,14 +135,7 @@ pub(crate) async fn rest(
     bearer: Option<&str>,
     body: Value,
 ) -> (u16, Value) {
-    let mut request = server
-        .http
-        .post(format!("{}{path}", server.url))
-        .json(&body);
-    if let Some(token) = bearer {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.unwrap();
+    let response = server.post_json(path, bearer, &body).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
