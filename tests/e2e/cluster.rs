@@ -474,15 +474,7 @@ async fn database_outage_serves_from_the_snapshot_then_refuses_then_recovers() {
     within(
         Duration::from_secs(4),
         "not ready during the outage",
-        || async {
-            node.http
-                .get(format!("{}/readyz", node.url))
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0)
-                == 503
-        },
+        || async { node.readyz_status().await == 503 },
     )
     .await;
     // Management writes fail cleanly.
@@ -520,13 +512,7 @@ async fn database_outage_serves_from_the_snapshot_then_refuses_then_recovers() {
     // The database returns: everything recovers by itself, and nothing committed was lost.
     proxy.up().await;
     within(Duration::from_secs(15), "ready again", || async {
-        node.http
-            .get(format!("{}/readyz", node.url))
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0)
-            == 200
+        node.readyz_status().await == 200
     })
     .await;
     assert_eq!(token_status(&node, ADMIN_KEY).await, 200);

@@ -15,6 +15,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// Asserts that `surface` answered `response` with 503: its body, as it came.
+async fn unavailable(response: reqwest::Response, surface: &str) -> String {
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, 503, "{surface}: {body}");
+    body
+}
+
 /// Sends `path` a chunked body of `size` bytes over HTTP/1.1; returns the status and body.
 async fn chunked_post(
     server: &TestServer,
@@ -348,9 +356,7 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
 
     // Writes fail at once: revocation on both surfaces, the admin API.
     let response = server.revoke(&access).await;
-    let status = response.status().as_u16();
-    let body = response.text().await.unwrap();
-    assert_eq!(status, 503, "RFC 7009 revocation: {body}");
+    let body = unavailable(response, "RFC 7009 revocation").await;
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["error"],
         "temporarily_unavailable"
@@ -363,9 +369,7 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
             &json!({"iamToken": iam_token}),
         )
         .await;
-    let status = response.status().as_u16();
-    let body = response.text().await.unwrap();
-    assert_eq!(status, 503, "Yandex REST revoke: {body}");
+    let body = unavailable(response, "Yandex REST revoke").await;
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["code"], 14);
     answers.push(("yandex rest revoke".into(), body));
     let revoked = grpc
@@ -405,18 +409,14 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
     let response = server
         .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", apikey.as_str())])
         .await;
-    let status = response.status().as_u16();
-    let body = response.text().await.unwrap();
-    assert_eq!(status, 503, "IBM token endpoint: {body}");
+    let body = unavailable(response, "IBM token endpoint").await;
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["errorCode"],
         "BXNIM0503E"
     );
     answers.push(("ibm token".into(), body));
     let response = server.introspect_response(&admin, &access).await;
-    let status = response.status().as_u16();
-    let body = response.text().await.unwrap();
-    assert_eq!(status, 503, "introspection: {body}");
+    let body = unavailable(response, "introspection").await;
     answers.push(("oidc introspect".into(), body));
     let response = server
         .post_json(
@@ -425,9 +425,7 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
             &json!({"serviceAccountId": sa.id}),
         )
         .await;
-    let status = response.status().as_u16();
-    let body = response.text().await.unwrap();
-    assert_eq!(status, 503, "Yandex REST create: {body}");
+    let body = unavailable(response, "Yandex REST create").await;
     answers.push(("yandex rest create".into(), body));
     let created = grpc
         .create_for_service_account(bearer(
@@ -456,23 +454,16 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
 
     // PostgreSQL returns: the node recovers by itself.
     postgres.up();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ready = server
-            .http
-            .get(format!("{}/readyz", server.url))
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0);
-        if ready == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not ready again after PostgreSQL came back"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || async {
+            match server.readyz_status().await {
+                200 => Ok(()),
+                _ => Err("not ready again after PostgreSQL came back".to_owned()),
+            }
+        },
+    )
+    .await;
     assert!(!server.token(&apikey).await.is_empty());
 }

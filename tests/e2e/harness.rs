@@ -471,6 +471,17 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
+    /// The status of `GET /readyz`; 0 when the server does not answer at all (stopped, or its
+    /// connections refused).
+    pub async fn readyz_status(&self) -> u16 {
+        self.http
+            .get(format!("{}/readyz", self.url))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    }
+
     /// A form `POST path` of `form`, with the Basic client authentication `client` (id,
     /// secret) when given: the whole answer, whatever its status.
     pub async fn post_form(
