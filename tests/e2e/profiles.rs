@@ -811,6 +811,11 @@ fn cli_json(config_dir: &std::path::Path, args: &[&str]) -> TrustedProfileView {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not a trusted profile ({e}): {text}"))
 }
 
+/// The arguments of `tessera iam profile VERB ID MORE...`.
+fn profile_command<'a>(verb: &'a str, id: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    [&["iam", "profile", verb, id][..], more].concat()
+}
+
 #[tokio::test]
 async fn cli_manages_profiles_and_their_parts() {
     let server = TestServer::start().await;
@@ -840,16 +845,11 @@ async fn cli_manages_profiles_and_their_parts() {
 
     let p = cli_json(
         config,
-        &[
-            "iam",
-            "profile",
+        &profile_command(
             "add-identity",
             &id,
-            "--type",
-            "serviceid",
-            "--identifier",
-            sa_iam_id,
-        ],
+            &["--type", "serviceid", "--identifier", sa_iam_id],
+        ),
     );
     assert_eq!(p.identities[0].identifier, sa_iam_id);
     // The CLI's change is real: the service ID can now assume the profile.
@@ -858,38 +858,38 @@ async fn cli_manages_profiles_and_their_parts() {
 
     let p = cli_json(
         config,
-        &[
-            "iam",
-            "profile",
+        &profile_command(
             "add-link",
             &id,
-            "--cr-type",
-            "IKS_SA",
-            "--crn",
-            CLUSTER_CRN,
-            "--namespace",
-            "ci",
-            "--name",
-            "runner",
-        ],
+            &[
+                "--cr-type",
+                "IKS_SA",
+                "--crn",
+                CLUSTER_CRN,
+                "--namespace",
+                "ci",
+                "--name",
+                "runner",
+            ],
+        ),
     );
     let link_id = p.links[0].id.clone().unwrap();
     let p = cli_json(
         config,
-        &[
-            "iam",
-            "profile",
+        &profile_command(
             "add-rule",
             &id,
-            "--cr-type",
-            "IKS_SA",
-            "--condition",
-            "namespace EQUALS ci",
-            "--condition",
-            "pod IN a, b",
-            "--condition",
-            "replicas EQUALS 3",
-        ],
+            &[
+                "--cr-type",
+                "IKS_SA",
+                "--condition",
+                "namespace EQUALS ci",
+                "--condition",
+                "pod IN a, b",
+                "--condition",
+                "replicas EQUALS 3",
+            ],
+        ),
     );
     let conditions = &p.rules[0].conditions;
     assert_eq!(conditions[0].value, "\"ci\"");
@@ -900,16 +900,11 @@ async fn cli_manages_profiles_and_their_parts() {
     // A bad condition: the server's message, nothing changed.
     let bad = cli(
         config,
-        &[
-            "iam",
-            "profile",
+        &profile_command(
             "add-rule",
             &id,
-            "--cr-type",
-            "IKS_SA",
-            "--condition",
-            "a LIKE b",
-        ],
+            &["--cr-type", "IKS_SA", "--condition", "a LIKE b"],
+        ),
     );
     assert!(!bad.status.success());
     let stderr = String::from_utf8_lossy(&bad.stderr);
@@ -937,14 +932,7 @@ async fn cli_manages_profiles_and_their_parts() {
     assert!(p.links.is_empty(), "{p:?}");
     let p = cli_json(
         config,
-        &[
-            "iam",
-            "profile",
-            "remove-identity",
-            &id,
-            "--identifier",
-            sa_iam_id,
-        ],
+        &profile_command("remove-identity", &id, &["--identifier", sa_iam_id]),
     );
     assert!(p.identities.is_empty(), "{p:?}");
     let missing = cli(config, &["iam", "profile", "remove-link", &id, "Link-nope"]);
