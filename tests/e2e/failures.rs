@@ -327,14 +327,14 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
     let admin = server.admin_token().await;
     let (sa, apikey) = server.service_account_with_key().await;
     let access = server.token(&apikey).await;
-    // A t1. token for the service account, through CreateForServiceAccount as the admin.
-    let response = server
-        .post_json(
-            "/iam/v1/tokens:createForServiceAccount",
-            Some(&admin),
-            &json!({"serviceAccountId": sa.id}),
-        )
-        .await;
+    // A t1. token for the service account, through CreateForServiceAccount as the admin (sent
+    // again during the outage).
+    let create_body = json!({"serviceAccountId": sa.id});
+    let create_for_sa = || {
+        let path = "/iam/v1/tokens:createForServiceAccount";
+        server.post_json(path, Some(&admin), &create_body)
+    };
+    let response = create_for_sa().await;
     assert_eq!(response.status(), 200);
     let iam_token = response.json::<Value>().await.unwrap()["iamToken"]
         .as_str()
@@ -418,13 +418,7 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
     let response = server.introspect_response(&admin, &access).await;
     let body = unavailable(response, "introspection").await;
     answers.push(("oidc introspect".into(), body));
-    let response = server
-        .post_json(
-            "/iam/v1/tokens:createForServiceAccount",
-            Some(&admin),
-            &json!({"serviceAccountId": sa.id}),
-        )
-        .await;
+    let response = create_for_sa().await;
     let body = unavailable(response, "Yandex REST create").await;
     answers.push(("yandex rest create".into(), body));
     let created = grpc
