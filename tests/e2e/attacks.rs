@@ -18,7 +18,7 @@ use tessera_client::api::admin::{
 };
 use tessera_client::api::token::IbmTokenRequest;
 use tessera_client::resource::{
-    ApiKeys, AuthorizationPolicies, Clients, TrustedIssuers, TrustedProfiles, Users,
+    ApiKeys, AuthorizationPolicies, Clients, TrustedIssuers, TrustedProfiles,
 };
 use tessera_client::Client;
 use tessera_core::model::Algorithm;
@@ -101,14 +101,7 @@ async fn account_admin(
     email: &str,
 ) -> (UserView, String) {
     let root = acting(server, root);
-    let user = root
-        .create::<Users>(&UserCreate {
-            account_id: Some(account.to_owned()),
-            password: Some(USER_PASSWORD.into()),
-            ..crate::harness::user(email, email)
-        })
-        .await
-        .unwrap();
+    let user = user_in(&root, Some(account), email, email, USER_PASSWORD).await;
     bind(&root, &user.id, "admin", &format!("account/{account}")).await;
     let token = server.user_token(&user.id, USER_PASSWORD).await;
     (user, token)

@@ -793,6 +793,25 @@ pub fn user(name: &str, email: &str) -> UserCreate {
     }
 }
 
+/// A new user `name` <`email`> signing in with `password`, created by `admin` in `account_id`
+/// (default: the admin's account).
+pub async fn user_in(
+    admin: &tessera_client::Client,
+    account_id: Option<&str>,
+    name: &str,
+    email: &str,
+    password: &str,
+) -> UserView {
+    admin
+        .create::<Users>(&UserCreate {
+            account_id: account_id.map(str::to_owned),
+            password: Some(password.to_owned()),
+            ..user(name, email)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create user {email}: {e}"))
+}
+
 /// A new enterprise `corp` and an account `team` in it.
 pub async fn enterprise_with_account(
     admin: &tessera_client::Client,

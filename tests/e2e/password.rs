@@ -1,11 +1,11 @@
 //! The `password` grant, TOTP MFA (enrolment through the admin API, codes at login) and
 //! brute-force throttling, against a real server over sockets.
 
-use crate::harness::{account_named, account_of, client_secret, jwt_payload, TestServer};
+use crate::harness::{account_named, account_of, client_secret, jwt_payload, user_in, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr};
-use tessera_client::api::admin::{AccountUpdate, Mfa, TotpState, UserCreate, UserView};
+use tessera_client::api::admin::{AccountUpdate, Mfa, TotpState, UserView};
 use tessera_client::api::token::{IbmTokenRequest, IbmTokenResponse};
 use tessera_client::resource::Users;
 use tessera_core::totp;
@@ -26,13 +26,7 @@ async fn fixture(server: &TestServer) -> Fixture {
     let typed = server.client().with_token(&admin);
     let account = account_of(&typed).await;
     let client_secret = client_secret(&server.client().with_token(admin.as_str()), "pwapp").await;
-    let user = typed
-        .create::<Users>(&UserCreate {
-            password: Some(PASSWORD.into()),
-            ..crate::harness::user("Ada", "ada@example.com")
-        })
-        .await
-        .unwrap();
+    let user = user_in(&typed, None, "Ada", "ada@example.com", PASSWORD).await;
     Fixture {
         admin,
         account,
@@ -289,14 +283,14 @@ async fn password_grant_refusals_say_what_is_wrong() {
     let second_id = second.id.as_str();
     // Created at least a second later than the first Ada: creation times are whole seconds.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    typed
-        .create::<Users>(&UserCreate {
-            account_id: Some(second_id.to_owned()),
-            password: Some("second password!".into()),
-            ..crate::harness::user("Ada 2", "ada@example.com")
-        })
-        .await
-        .unwrap();
+    user_in(
+        &typed,
+        Some(second_id),
+        "Ada 2",
+        "ada@example.com",
+        "second password!",
+    )
+    .await;
     let body = f
         .sign_in(&server, &password_grant("ada@example.com", PASSWORD, None))
         .await;
@@ -373,13 +367,7 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
 
     // Carol, in an account without the requirement, enrols a factor herself: once confirmed she
     // needs a code anyway, until she deletes the factor.
-    let carol = admin
-        .create::<Users>(&UserCreate {
-            password: Some(PASSWORD.into()),
-            ..crate::harness::user("Carol", "carol@example.com")
-        })
-        .await
-        .unwrap();
+    let carol = user_in(&admin, None, "Carol", "carol@example.com", PASSWORD).await;
     let carol_id = carol.id.as_str();
     let carol_grant = password_grant("carol@example.com", PASSWORD, None);
     let carol_form = password_form("carol@example.com", PASSWORD);

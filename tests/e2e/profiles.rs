@@ -9,7 +9,7 @@ use tessera_client::api::admin::{
     TrustedIdentity, TrustedProfileCreate, TrustedProfileReplace, TrustedProfileView, UserCreate,
 };
 use tessera_client::api::token::IbmTokenRequest;
-use tessera_client::resource::{OAuthTokens, TrustedProfiles, Users};
+use tessera_client::resource::{OAuthTokens, TrustedProfiles};
 use tessera_client::Client;
 
 const ASSUME: &str = "urn:ibm:params:oauth:grant-type:assume";
@@ -729,14 +729,7 @@ async fn assume_in_an_mfa_account_accepts_totp_level_user_tokens() {
         .await
         .unwrap();
     assert_eq!(updated.mfa, tessera_client::api::admin::Mfa::Totp);
-    let user = admin
-        .create::<Users>(&UserCreate {
-            account_id: Some(team_id.to_owned()),
-            password: Some(PASSWORD.into()),
-            ..crate::harness::user("Eve", "eve@example.com")
-        })
-        .await
-        .unwrap();
+    let user = user_in(&admin, Some(team_id), "Eve", "eve@example.com", PASSWORD).await;
     let user_id = user.id.as_str();
     let client = client_in(&admin, "console", Some(team_id)).await;
     let secret = client.secret.as_deref().unwrap();

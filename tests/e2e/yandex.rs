@@ -11,8 +11,8 @@ use aws_lc_rs::signature::{self, RsaKeyPair};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
-use tessera_client::api::admin::{OAuthTokenCreate, ServiceAccountView, UserCreate};
-use tessera_client::resource::{OAuthTokens, Users};
+use tessera_client::api::admin::{OAuthTokenCreate, ServiceAccountView};
+use tessera_client::resource::OAuthTokens;
 use tessera_server::yandex::proto::endpoint::api_endpoint_service_client::ApiEndpointServiceClient;
 use tessera_server::yandex::proto::endpoint::{GetApiEndpointRequest, ListApiEndpointsRequest};
 use tessera_server::yandex::proto::iam::create_iam_token_request::Identity;
@@ -788,14 +788,15 @@ async fn oauth_token_yields_a_t1_token_until_revoked() {
     let server = TestServer::start().await;
     let admin = server.admin_token().await;
     let typed = server.client().with_token(&admin);
-    let user = typed
-        .create::<Users>(&UserCreate {
-            account_id: Some(account_of(&typed).await),
-            password: Some(USER_PASSWORD.into()),
-            ..crate::harness::user("dev", "dev@example.com")
-        })
-        .await
-        .unwrap();
+    let account = account_of(&typed).await;
+    let user = user_in(
+        &typed,
+        Some(&account),
+        "dev",
+        "dev@example.com",
+        USER_PASSWORD,
+    )
+    .await;
     let own = server.user_token(&user.id, USER_PASSWORD).await;
     let oauth = server
         .client()

@@ -8,8 +8,8 @@ use aws_lc_rs::signature::KeyPair as _;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Output;
-use tessera_client::api::admin::{OAuthTokenCreate, UserCreate};
-use tessera_client::resource::{OAuthTokens, Users};
+use tessera_client::api::admin::OAuthTokenCreate;
+use tessera_client::resource::OAuthTokens;
 
 /// Decodes one PEM block of the given label.
 fn pem_body(label: &str, pem: &str) -> Vec<u8> {
@@ -256,15 +256,8 @@ async fn oauth_tokens_through_the_admin_api() {
     let server = TestServer::start().await;
     let admin = server.admin_token().await;
     let account_id = account_of_token(&admin);
-    let user = server
-        .client()
-        .with_token(&admin)
-        .create::<Users>(&UserCreate {
-            password: Some(USER_PASSWORD.into()),
-            ..crate::harness::user("Ada", "ada@example.com")
-        })
-        .await
-        .unwrap();
+    let typed = server.client().with_token(&admin);
+    let user = user_in(&typed, None, "Ada", "ada@example.com", USER_PASSWORD).await;
     let user_id = user.id.as_str();
     // Only the user creates its own OAuth tokens; not even the global administrator may.
     let (status, body) = server
