@@ -64,19 +64,7 @@ start_work browser
 
 port="$(node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')"
 admin_key="$(node -e 'console.log(require("crypto").randomBytes(24).toString("hex"))')"
-url="http://127.0.0.1:$port"
-# An empty configuration file of our own, so a stray ./tessera.toml cannot change the server.
-: >"$work/tessera.toml"
-TESSERA_BOOTSTRAP_ADMIN_APIKEY="$admin_key" "$bin" serve --config "$work/tessera.toml" \
-  --listen "127.0.0.1:$port" --data-dir "$work/data" >"$log" 2>&1 &
-server_pid=$!
-deadline=$((SECONDS + 30))
-until curl -fsS -o /dev/null --max-time 2 "$url/readyz" 2>/dev/null; do
-  kill -0 "$server_pid" 2>/dev/null || { say "the server exited before it was ready"; exit 1; }
-  [ "$SECONDS" -lt "$deadline" ] || { say "not ready within 30 s"; exit 1; }
-  sleep 0.2
-done
-say "server ready on $url"
+start_server "$port" "$admin_key"
 
 # --- 4. The suite ----------------------------------------------------------------------------
 failures="${TESSERA_BROWSER_FAILURES:-${TESSERA_CI_LOGS:-$root/target/ci-logs}/browser}"

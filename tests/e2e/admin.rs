@@ -6,8 +6,7 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::json;
 use tessera_client::api::admin::{
-    AccessBindingCreate, AccountCreate, ApiKeyCreate, ClientCreate, ListQuery,
-    ServiceAccountCreate, UserView,
+    AccessBindingCreate, AccountCreate, ApiKeyCreate, ListQuery, ServiceAccountCreate, UserView,
 };
 use tessera_client::resource::{
     AccessBindings, Accounts, ApiKeys, Clients, Enterprises, ServiceAccounts, Users,
@@ -91,14 +90,7 @@ async fn crud_of_every_resource() {
         .unwrap();
     assert!(key.apikey.as_deref().unwrap().starts_with("tsk_"));
     assert_eq!(key.account_id, account_id);
-    let client = admin
-        .create::<Clients>(&ClientCreate {
-            id: "portal".into(),
-            name: None,
-            account_id: Some(account_id.into()),
-        })
-        .await
-        .unwrap();
+    let client = client_in(&admin, "portal", Some(account_id)).await;
     assert!(client.secret.as_deref().unwrap().starts_with("tcs_"));
     let binding = admin
         .create::<AccessBindings>(&AccessBindingCreate {
@@ -437,12 +429,7 @@ async fn bad_input_gets_the_admin_error_shape() {
         400
     );
     // No token, a garbage token.
-    let response = server
-        .http
-        .get(format!("{}/v1/whoami", server.url))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/v1/whoami").await;
     assert_eq!(response.status(), 401);
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     assert_eq!(server.admin_get("/v1/whoami", "garbage").await.0, 401);

@@ -2,15 +2,15 @@
 //! over HTTP the way GCE clients do.
 
 use crate::harness::{
-    account_of_token, authorized_key_of, binary, bind, free_port, jwt_payload, service_account_in,
-    unix_now, TestServer,
+    account_of_token, authorized_key_of, binary, bind, eventually, free_port, json_of, jwt_payload,
+    service_account_in, unix_now, TestServer,
 };
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tessera_client::api::admin::{
@@ -19,6 +19,8 @@ use tessera_client::api::admin::{
 };
 use tessera_client::resource::{ApiKeys, TrustedIssuers, TrustedProfiles};
 
+/// The IBM VPC exchange of an instance identity token, API version 2022-03-01.
+const V1_IAM_TOKEN: &str = "/instance_identity/v1/iam_token?version=2022-03-01";
 const TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
 
 /// A running `tessera agent`.
@@ -133,19 +135,18 @@ impl Agent {
 
     /// The token once the agent has one (it fetches in the background after starting).
     async fn wait_for_token(&self) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let (status, _, body) = self.get(TOKEN_PATH).await;
-            if status == 200 {
-                return serde_json::from_str(&body).unwrap();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no token: {status} {body}\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually(
+            Duration::from_secs(20),
+            Duration::from_millis(100),
+            || async {
+                let (status, _, body) = self.get(TOKEN_PATH).await;
+                match status {
+                    200 => Ok(serde_json::from_str(&body).unwrap()),
+                    _ => Err(format!("no token: {status} {body}\n{}", self.logs())),
+                }
+            },
+        )
+        .await
     }
 }
 
@@ -214,6 +215,24 @@ async fn apikey_for(server: &TestServer, admin: &str, sa: &ServiceAccountView) -
         .unwrap_or_else(|e| panic!("create API key: {e}"))
 }
 
+/// Runs `tessera ARGS` to completion: the agent's one-shot commands (`agent token`, `agent
+/// keygen`) and starts that must fail.
+fn run_tessera(args: &[&str]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run tessera {args:?}: {e}"))
+}
+
+/// The administrator's token, a new service account `name` and an API key of it (the
+/// credential an agent runs with).
+async fn workload(server: &TestServer, name: &str) -> (String, ServiceAccountView, ApiKeyView) {
+    let admin = server.admin_token().await;
+    let sa = service_account(server, &admin, name).await;
+    let key = apikey_for(server, &admin, &sa).await;
+    (admin, sa, key)
+}
+
 const CONFIG: &str = r#"
 universe_domain = "tessera.local"
 [instance]
@@ -235,9 +254,7 @@ image_id = "image-1"
 #[tokio::test]
 async fn one_workload_gets_gce_metadata_and_tokens() {
     let server = TestServer::start().await;
-    let admin = server.admin_token().await;
-    let sa = service_account(&server, &admin, "web").await;
-    let key = apikey_for(&server, &admin, &sa).await;
+    let (_, sa, key) = workload(&server, "web").await;
     let agent = Agent::start(&server, &json!({"apikey": key.apikey}), Some(CONFIG));
     let token = agent.wait_for_token().await;
 
@@ -380,9 +397,7 @@ async fn one_workload_gets_gce_metadata_and_tokens() {
 #[tokio::test]
 async fn the_agent_answers_only_direct_requests_with_the_flavor_header() {
     let server = TestServer::start().await;
-    let admin = server.admin_token().await;
-    let sa = service_account(&server, &admin, "guarded").await;
-    let key = apikey_for(&server, &admin, &sa).await;
+    let (_, _, key) = workload(&server, "guarded").await;
     let agent = Agent::start(&server, &json!({"apikey": key.apikey}), None);
     agent.wait_for_token().await;
 
@@ -419,9 +434,7 @@ async fn the_agent_answers_only_direct_requests_with_the_flavor_header() {
 #[tokio::test]
 async fn identity_tokens_are_signed_by_the_server_for_the_audience() {
     let server = TestServer::start().await;
-    let admin = server.admin_token().await;
-    let sa = service_account(&server, &admin, "caller").await;
-    let key = apikey_for(&server, &admin, &sa).await;
+    let (admin, sa, key) = workload(&server, "caller").await;
     let agent = Agent::start(&server, &json!({"apikey": key.apikey}), Some(CONFIG));
     agent.wait_for_token().await;
     let identity = "/computeMetadata/v1/instance/service-accounts/default/identity";
@@ -513,61 +526,42 @@ async fn an_authorized_key_file_works_and_token_prints_a_handler_context() {
         format!("{overrides}[[workloads]]\nsource = \"127.0.0.2\"\nservice_account_id = \"x\"\n"),
     )
     .unwrap();
-    let output = Command::new(binary())
-        .args([
-            "agent",
-            "--server",
-            &server.url,
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-        ])
-        .arg(&both)
-        .arg("--credentials")
-        .arg(agent.dir.path().join("credentials.json"))
-        .output()
-        .unwrap();
+    let credentials = agent.dir.path().join("credentials.json");
+    let credentials = credentials.to_str().unwrap();
+    let output = run_tessera(&[
+        "agent",
+        "--server",
+        &server.url,
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        both.to_str().unwrap(),
+        "--credentials",
+        credentials,
+    ]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("host mode"));
 
     // `tessera agent token`: the handler-context object, once.
-    let credentials = agent.dir.path().join("credentials.json");
-    let output = Command::new(binary())
-        .args([
+    let token_command = |format| {
+        let server = server.url.as_str();
+        run_tessera(&[
             "agent",
             "token",
             "--format",
-            "json",
+            format,
             "--server",
-            &server.url,
+            server,
+            "--credentials",
+            credentials,
         ])
-        .arg("--credentials")
-        .arg(&credentials)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    };
+    let printed: Value = json_of(token_command("json"));
     assert_eq!(printed["token_type"], "Bearer");
     assert!(printed["expires_in"].as_i64().unwrap() > 3000);
     let printed_token = printed["access_token"].as_str().unwrap();
     assert_eq!(whoami(&server, printed_token).await.id, sa.id);
-    let output = Command::new(binary())
-        .args([
-            "agent",
-            "token",
-            "--format",
-            "text",
-            "--server",
-            &server.url,
-        ])
-        .arg("--credentials")
-        .arg(&credentials)
-        .output()
-        .unwrap();
+    let output = token_command("text");
     assert!(String::from_utf8_lossy(&output.stdout)
         .trim()
         .starts_with("t1."));
@@ -577,12 +571,14 @@ async fn an_authorized_key_file_works_and_token_prints_a_handler_context() {
         .admin_delete(&format!("/v1/authorized_keys/{}", created.id), &admin)
         .await;
     assert!(status == 204 || status == 200, "{status} {body}");
-    let output = Command::new(binary())
-        .args(["agent", "token", "--server", &server.url])
-        .arg("--credentials")
-        .arg(&credentials)
-        .output()
-        .unwrap();
+    let output = run_tessera(&[
+        "agent",
+        "token",
+        "--server",
+        &server.url,
+        "--credentials",
+        credentials,
+    ]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("refused"), "{stderr}");
@@ -591,11 +587,13 @@ async fn an_authorized_key_file_works_and_token_prints_a_handler_context() {
     // A credentials file that is neither kind.
     let bad = agent.dir.path().join("bad.json");
     std::fs::write(&bad, r#"{"hello": "world"}"#).unwrap();
-    let output = Command::new(binary())
-        .args(["agent", "--server", &server.url, "--credentials"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let output = run_tessera(&[
+        "agent",
+        "--server",
+        &server.url,
+        "--credentials",
+        bad.to_str().unwrap(),
+    ]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("neither an authorized key"));
 }
@@ -603,9 +601,7 @@ async fn an_authorized_key_file_works_and_token_prints_a_handler_context() {
 #[tokio::test]
 async fn host_mode_tells_workloads_apart_by_source_address() {
     let server = TestServer::start().await;
-    let admin = server.admin_token().await;
-    let host = service_account(&server, &admin, "host-agent").await;
-    let host_key = apikey_for(&server, &admin, &host).await;
+    let (admin, host, host_key) = workload(&server, "host-agent").await;
     let web = service_account(&server, &admin, "web").await;
     let batch = service_account(&server, &admin, "batch").await;
     let stranger = service_account(&server, &admin, "stranger").await;
@@ -638,19 +634,19 @@ service_account_id = "{}"
 
     for (source, sa) in [("127.0.0.2", &web), ("127.0.0.3", &batch)] {
         let source: IpAddr = source.parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let body = loop {
-            let (status, _, body) = get_from(&agent.url, TOKEN_PATH, Some(source), &flavor).await;
-            if status == 200 {
-                break body;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{status} {body}\n{}",
-                agent.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let body = eventually(
+            Duration::from_secs(20),
+            Duration::from_millis(100),
+            || async {
+                let (status, _, body) =
+                    get_from(&agent.url, TOKEN_PATH, Some(source), &flavor).await;
+                match status {
+                    200 => Ok(body),
+                    _ => Err(format!("{status} {body}\n{}", agent.logs())),
+                }
+            },
+        )
+        .await;
         let token: Value = serde_json::from_str(&body).unwrap();
         let access = token["access_token"].as_str().unwrap();
         assert!(access.starts_with("t1."));
@@ -693,29 +689,26 @@ service_account_id = "{}"
     )
     .await;
     assert_eq!(status, 503, "{body}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, _, body) = get_from(
-            &agent.url,
-            TOKEN_PATH,
-            Some("127.0.0.4".parse().unwrap()),
-            &flavor,
-        )
-        .await;
-        if body.contains("tokenCreator") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{body}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        Duration::from_millis(200),
+        || async {
+            let source = Some("127.0.0.4".parse().unwrap());
+            let (_, _, body) = get_from(&agent.url, TOKEN_PATH, source, &flavor).await;
+            if body.contains("tokenCreator") {
+                Ok(())
+            } else {
+                Err(body)
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn wait_for_change_returns_when_the_attribute_changes() {
     let server = TestServer::start().await;
-    let admin = server.admin_token().await;
-    let sa = service_account(&server, &admin, "watcher").await;
-    let key = apikey_for(&server, &admin, &sa).await;
+    let (_, _, key) = workload(&server, "watcher").await;
     let agent = Agent::start(&server, &json!({"apikey": key.apikey}), Some(CONFIG));
     let path = "/computeMetadata/v1/instance/attributes/role";
     let (_, headers, body) = agent.get(path).await;
@@ -786,9 +779,7 @@ async fn the_agent_rides_out_a_server_outage_and_stops_with_its_credential() {
     let listen = format!("127.0.0.1:{port}");
     let server =
         TestServer::start_with(&["--listen", &listen, "--token-lifetime", "60"], &[]).await;
-    let admin = server.admin_token().await;
-    let sa = service_account(&server, &admin, "resilient").await;
-    let key = apikey_for(&server, &admin, &sa).await;
+    let (_, sa, key) = workload(&server, "resilient").await;
     let config = "[refresh]\nexpiry_margin_seconds = 50\nmax_backoff_seconds = 1\n";
     let agent = Agent::start(&server, &json!({"apikey": key.apikey}), Some(config));
     let first = agent.wait_for_token().await;
@@ -878,27 +869,14 @@ async fn ibm_vpc_instance_identity_becomes_a_trusted_profile_token() {
     let account_id = account_of_token(&admin);
     let dir = tempfile::tempdir().unwrap();
     let key_path = dir.path().join("instance-key.pem");
-    let output = Command::new(binary())
-        .args(["agent", "keygen", "--key-out"])
-        .arg(&key_path)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let jwks: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let keygen = ["agent", "keygen", "--key-out", key_path.to_str().unwrap()];
+    let jwks: Value = json_of(run_tessera(&keygen));
     assert!(
         jwks["keys"][0].get("d").is_none(),
         "only the public key is printed"
     );
     // An existing key file is never overwritten.
-    let again = Command::new(binary())
-        .args(["agent", "keygen", "--key-out"])
-        .arg(&key_path)
-        .output()
-        .unwrap();
+    let again = run_tessera(&keygen);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("must not exist yet"));
 
@@ -907,15 +885,11 @@ async fn ibm_vpc_instance_identity_becomes_a_trusted_profile_token() {
     let typed = server.client().with_token(&admin);
     typed
         .create::<TrustedIssuers>(&TrustedIssuerCreate {
-            account_id: None,
-            name: "vm-4242".into(),
             issuer_url: issuer_url.into(),
             jwks: Some(jwks.clone()),
-            jwks_file: None,
-            audiences: None,
             cr_type: Some("VSI".into()),
             crn: Some(instance_crn.clone()),
-            claim_mapping: None,
+            ..crate::cr_token::issuer_at("vm-4242")
         })
         .await
         .unwrap();
@@ -957,33 +931,24 @@ async fn ibm_vpc_instance_identity_becomes_a_trusted_profile_token() {
         "{}/instance_identity/v1/token?version=2022-03-01",
         agent.url
     );
-    let response = http
-        .put(&url)
-        .json(&json!({"expires_in": 300}))
-        .send()
-        .await
-        .unwrap();
+    let identity_token = |flavor: &'static str, expires_in: u32| {
+        let request = http.put(&url).json(&json!({"expires_in": expires_in}));
+        let request = match flavor {
+            "" => request,
+            flavor => request.header("Metadata-Flavor", flavor),
+        };
+        async move { request.send().await.unwrap() }
+    };
+    let response = identity_token("", 300).await;
     assert_eq!(response.status(), 403, "Metadata-Flavor: ibm is required");
-    let response = http
-        .put(&url)
-        .header("Metadata-Flavor", "ibm")
-        .json(&json!({"expires_in": 1}))
-        .send()
-        .await
-        .unwrap();
+    let response = identity_token("ibm", 1).await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert!(body["errors"][0]["message"]
         .as_str()
         .unwrap()
         .contains("expires_in"));
-    let response = http
-        .put(&url)
-        .header("Metadata-Flavor", "ibm")
-        .json(&json!({"expires_in": 300}))
-        .send()
-        .await
-        .unwrap();
+    let response = identity_token("ibm", 300).await;
     assert_eq!(response.status(), 200);
     let identity: Value = response.json().await.unwrap();
     assert_eq!(identity["expires_in"], 300);
@@ -1006,12 +971,7 @@ async fn ibm_vpc_instance_identity_becomes_a_trusted_profile_token() {
         }
     };
     let by_id = json!({"trusted_profile": {"id": profile.id}});
-    let (status, body) = exchange(
-        "/instance_identity/v1/iam_token?version=2022-03-01",
-        by_id.clone(),
-        Some(instance_token.clone()),
-    )
-    .await;
+    let (status, body) = exchange(V1_IAM_TOKEN, by_id.clone(), Some(instance_token.clone())).await;
     assert_eq!(status, 200, "{body}");
     let access = body["access_token"].as_str().unwrap();
     let me = whoami(&server, access).await;
@@ -1038,28 +998,18 @@ async fn ibm_vpc_instance_identity_becomes_a_trusted_profile_token() {
 
     // Refusals: a profile that does not link this instance, no bearer, a forged bearer.
     let (status, body) = exchange(
-        "/instance_identity/v1/iam_token?version=2022-03-01",
+        V1_IAM_TOKEN,
         json!({"trusted_profile": {"id": other.id}}),
         Some(instance_token.clone()),
     )
     .await;
     assert_eq!(status, 400, "{body}");
     assert!(!body["errors"][0]["message"].as_str().unwrap().is_empty());
-    let (status, _) = exchange(
-        "/instance_identity/v1/iam_token?version=2022-03-01",
-        by_id.clone(),
-        None,
-    )
-    .await;
+    let (status, _) = exchange(V1_IAM_TOKEN, by_id.clone(), None).await;
     assert_eq!(status, 401);
     // Only this agent's own instance identity tokens are exchanged.
     for forged in [format!("{instance_token}x"), "abc".to_owned()] {
-        let (status, body) = exchange(
-            "/instance_identity/v1/iam_token?version=2022-03-01",
-            by_id.clone(),
-            Some(forged),
-        )
-        .await;
+        let (status, body) = exchange(V1_IAM_TOKEN, by_id.clone(), Some(forged)).await;
         assert_eq!(status, 401, "{body}");
         assert_eq!(body["errors"][0]["code"], "invalid_instance_identity_token");
     }
@@ -1085,28 +1035,26 @@ async fn admin_get(agent: &Agent, path: &str) -> (u16, String) {
 
 /// Waits until `/readyz` on the agent's admin port answers `want`; returns its JSON.
 async fn wait_for_readyz(agent: &Agent, want: u16) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, body) = admin_get(agent, "/readyz").await;
-        if status == want {
-            return serde_json::from_str(&body).unwrap();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/readyz stayed {status}: {body}\n{}",
-            agent.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || async {
+            let (status, body) = admin_get(agent, "/readyz").await;
+            if status == want {
+                Ok(serde_json::from_str(&body).unwrap())
+            } else {
+                Err(format!("/readyz stayed {status}: {body}\n{}", agent.logs()))
+            }
+        },
+    )
+    .await
 }
 
 #[tokio::test]
 async fn the_admin_port_serves_health_readiness_and_metrics_apart_from_metadata() {
     use crate::observability::{assert_described, Metrics};
     let server = TestServer::start().await;
-    let admin = server.admin_token().await;
-    let sa = service_account(&server, &admin, "observed").await;
-    let key = apikey_for(&server, &admin, &sa).await;
+    let (_, _, key) = workload(&server, "observed").await;
     let agent = Agent::start_with(
         &server.url,
         &json!({"apikey": key.apikey}),
@@ -1210,13 +1158,17 @@ async fn the_admin_port_must_differ_from_the_metadata_port() {
     let credentials = dir.path().join("c.json");
     std::fs::write(&credentials, r#"{"apikey": "tsk_x"}"#).unwrap();
     let address = format!("127.0.0.1:{port}");
-    let output = Command::new(binary())
-        .args(["agent", "--server", "http://127.0.0.1:1"])
-        .args(["--listen", &address, "--admin-listen", &address])
-        .arg("--credentials")
-        .arg(&credentials)
-        .output()
-        .unwrap();
+    let output = run_tessera(&[
+        "agent",
+        "--server",
+        "http://127.0.0.1:1",
+        "--listen",
+        &address,
+        "--admin-listen",
+        &address,
+        "--credentials",
+        credentials.to_str().unwrap(),
+    ]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--admin-listen must differ"), "{stderr}");
@@ -1269,16 +1221,20 @@ async fn tls_failures_are_reported_as_tls_and_tessera_cacert_is_honoured() {
         &["--admin-listen", "127.0.0.1:0"],
         &[],
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let body = loop {
-        let (status, _, body) = untrusting.get(TOKEN_PATH).await;
-        assert_eq!(status, 503, "{body}");
-        if body.contains("TLS") {
-            break body;
-        }
-        assert!(Instant::now() < deadline, "{body}\n{}", untrusting.logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let body = eventually(
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || async {
+            let (status, _, body) = untrusting.get(TOKEN_PATH).await;
+            assert_eq!(status, 503, "{body}");
+            if body.contains("TLS") {
+                Ok(body)
+            } else {
+                Err(format!("{body}\n{}", untrusting.logs()))
+            }
+        },
+    )
+    .await;
     assert!(body.contains("TLS with the server failed"), "{body}");
     assert!(
         body.contains("--cacert") && body.contains("TESSERA_CACERT"),
@@ -1308,14 +1264,18 @@ async fn tls_failures_are_reported_as_tls_and_tessera_cacert_is_honoured() {
     let plain = TestServer::start().await;
     let https = plain.url.replacen("http://", "https://", 1);
     let confused = Agent::start_with(&https, &credential, None, &[], &[]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, _, body) = confused.get(TOKEN_PATH).await;
-        if body.contains("TLS") {
-            assert!(body.contains("http://"), "{body}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "{body}\n{}", confused.logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || async {
+            let (_, _, body) = confused.get(TOKEN_PATH).await;
+            if body.contains("TLS") {
+                assert!(body.contains("http://"), "{body}");
+                Ok(())
+            } else {
+                Err(format!("{body}\n{}", confused.logs()))
+            }
+        },
+    )
+    .await;
 }

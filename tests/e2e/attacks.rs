@@ -13,12 +13,12 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr};
 use tessera_client::api::admin::{
-    AccountCreate, AuthorizationPolicyCreate, ClientCreate, ComputeResourceLink, ListQuery,
-    ServiceAccountView, TrustedIssuerCreate, TrustedProfileCreate, UserCreate, UserView,
+    AuthorizationPolicyCreate, ClientCreate, ComputeResourceLink, ListQuery, ServiceAccountView,
+    TrustedIssuerCreate, TrustedProfileCreate, UserCreate, UserView,
 };
 use tessera_client::api::token::IbmTokenRequest;
 use tessera_client::resource::{
-    Accounts, ApiKeys, AuthorizationPolicies, Clients, TrustedIssuers, TrustedProfiles, Users,
+    ApiKeys, AuthorizationPolicies, Clients, TrustedIssuers, TrustedProfiles,
 };
 use tessera_client::Client;
 use tessera_core::model::Algorithm;
@@ -90,14 +90,7 @@ fn authz_grant(access_token: &str, desired_iam_id: &str) -> IbmTokenRequest {
 }
 
 async fn account(server: &TestServer, root: &str, name: &str) -> String {
-    acting(server, root)
-        .create::<Accounts>(&AccountCreate {
-            name: name.to_owned(),
-            enterprise_id: None,
-        })
-        .await
-        .unwrap()
-        .id
+    account_named(&acting(server, root), name).await.id
 }
 
 /// A user of `account` who administers it, signed in: (user, token).
@@ -108,14 +101,7 @@ async fn account_admin(
     email: &str,
 ) -> (UserView, String) {
     let root = acting(server, root);
-    let user = root
-        .create::<Users>(&UserCreate {
-            account_id: Some(account.to_owned()),
-            password: Some(USER_PASSWORD.into()),
-            ..crate::harness::user(email, email)
-        })
-        .await
-        .unwrap();
+    let user = user_in(&root, Some(account), email, email, USER_PASSWORD).await;
     bind(&root, &user.id, "admin", &format!("account/{account}")).await;
     let token = server.user_token(&user.id, USER_PASSWORD).await;
     (user, token)
@@ -132,6 +118,24 @@ async fn service_account(
     let sa = service_account_in(&by, Some(account), name).await;
     let key = api_key_of(&by, &sa.iam_id, name).await;
     (sa, key)
+}
+
+/// Binds `subject_iam_id` as `role` on `account`, as the administrator `root`.
+async fn bind_on_account(
+    server: &TestServer,
+    root: &str,
+    subject_iam_id: &str,
+    role: &str,
+    account: &str,
+) {
+    let resource = format!("account/{account}");
+    bind(&acting(server, root), subject_iam_id, role, &resource).await;
+}
+
+/// Raw: `token`'s attempt to create an API key of `owner_iam_id`, which the test expects refused.
+async fn create_api_key_of(server: &TestServer, token: &str, owner_iam_id: &str) -> (u16, Value) {
+    let body = json!({"owner_iam_id": owner_iam_id, "name": "x"});
+    server.admin_post("/v1/api_keys", token, body).await
 }
 
 /// Attack 1, the whole chain: an administrator of account B tries to become account A's
@@ -153,13 +157,7 @@ async fn cross_tenant_takeover_through_policies_and_profiles_is_refused() {
         .await
         .unwrap();
     let profile_id = profile.id.as_str();
-    bind(
-        &acting(&server, &root),
-        &profile.iam_id,
-        "admin",
-        &format!("account/{a}"),
-    )
-    .await;
+    bind_on_account(&server, &root, &profile.iam_id, "admin", &a).await;
     // A profile may not trust another tenant's resource identity at all.
     let (status, body) = server
         .admin_post("/v1/trusted_profiles", &root, json!({"account_id": a, "name": "x", "identities": [{"type": "crn", "identifier": crn_in(&b, "i")}]}))
@@ -347,20 +345,8 @@ async fn account_admin_cannot_become_anyone_stronger() {
             },
         )
         .await;
-    bind(
-        &acting(&server, &root),
-        &ann.id,
-        "viewer",
-        &format!("account/{other}"),
-    )
-    .await;
-    let (status, body) = server
-        .admin_post(
-            "/v1/api_keys",
-            &dan,
-            json!({"owner_iam_id": ann.id, "name": "x"}),
-        )
-        .await;
+    bind_on_account(&server, &root, &ann.id, "viewer", &other).await;
+    let (status, body) = create_api_key_of(&server, &dan, &ann.id).await;
     refused(status, &body, 403, "only user");
     let (status, body) = server
         .admin_delete(&format!("/v1/users/{}", ann.id), &dan)
@@ -372,20 +358,8 @@ async fn account_admin_cannot_become_anyone_stronger() {
     // A service account here holding admin on another account: dan may neither create its
     // keys, mint its tokens, nor delete it...
     let (sd, _) = service_account(&server, &root, &default, "deployer").await;
-    bind(
-        &acting(&server, &root),
-        &sd.iam_id,
-        "admin",
-        &format!("account/{other}"),
-    )
-    .await;
-    let (status, body) = server
-        .admin_post(
-            "/v1/api_keys",
-            &dan,
-            json!({"owner_iam_id": sd.iam_id, "name": "x"}),
-        )
-        .await;
+    bind_on_account(&server, &root, &sd.iam_id, "admin", &other).await;
+    let (status, body) = create_api_key_of(&server, &dan, &sd.iam_id).await;
     refused(status, &body, 403, &format!("admin on account/{other}"));
     let (status, body) = rest(
         &server,
@@ -469,11 +443,7 @@ async fn revocation_reaches_every_derived_token() {
         let app_secret = app_secret.clone();
         async move {
             let typed = server.client();
-            let apikey_grant = IbmTokenRequest {
-                grant_type: APIKEY_GRANT.into(),
-                apikey: Some(apikey),
-                ..IbmTokenRequest::default()
-            };
+            let apikey_grant = apikey_form(&apikey);
             let issued = typed
                 .token_as_client("app", &app_secret, &apikey_grant)
                 .await
@@ -681,11 +651,7 @@ async fn smaller_holes_are_closed() {
         .token_as_client(
             "app",
             app_a.secret.as_deref().unwrap(),
-            &IbmTokenRequest {
-                grant_type: APIKEY_GRANT.into(),
-                apikey: Some(key_a.clone()),
-                ..IbmTokenRequest::default()
-            },
+            &apikey_form(&key_a),
         )
         .await
         .unwrap();

@@ -3,16 +3,6 @@
 
 use crate::harness::*;
 
-/// An identity of `account` holding `role` on it, and its token.
-async fn member_token(
-    server: &TestServer,
-    admin: &str,
-    account: &str,
-    role: &str,
-) -> (String, String) {
-    let (iam_id, key) = member(server, admin, account, role).await;
-    (iam_id, server.token(&key).await)
-}
 use serde_json::{json, Value};
 
 async fn audit(server: &TestServer, token: &str, query: &str) -> (u16, Value) {
@@ -27,18 +17,9 @@ fn events(body: &Value) -> &Vec<Value> {
 async fn account_administrators_read_their_accounts_events_only() {
     let server = TestServer::in_process().await;
     let admin = server.admin_token().await;
-    let a = server
-        .create(&admin, "accounts", json!({"name": "a"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let b = server
-        .create(&admin, "accounts", json!({"name": "b"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let caller = server.client().with_token(admin.clone());
+    let a = account_named(&caller, "a").await.id;
+    let b = account_named(&caller, "b").await.id;
     let (admin_a, admin_a_token) = member_token(&server, &admin, &a, "admin").await;
     let (_, viewer_a_token) = member_token(&server, &admin, &a, "viewer").await;
     let (_, admin_b_token) = member_token(&server, &admin, &b, "admin").await;

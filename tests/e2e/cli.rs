@@ -753,25 +753,20 @@ async fn ids_in_either_spelling_and_names() {
     assert_eq!(got.id, user);
 
     // By name: one match, none, several (in two accounts), narrowed by --account-id.
-    let got: ServiceAccountView = json_of(run(&[
-        "iam",
-        "service-account",
-        "get",
-        "--name",
-        "named-sa",
-        "-o",
-        "json",
-    ]));
+    let sa_named = |name| {
+        run(&[
+            "iam",
+            "service-account",
+            "get",
+            "--name",
+            name,
+            "-o",
+            "json",
+        ])
+    };
+    let got: ServiceAccountView = json_of(sa_named("named-sa"));
     assert_eq!(got.id, id);
-    let none = run(&[
-        "iam",
-        "service-account",
-        "get",
-        "--name",
-        "nobody",
-        "-o",
-        "json",
-    ]);
+    let none = sa_named("nobody");
     assert_eq!(none.status.code(), Some(4), "{}", stderr_of(&none));
     assert!(json_error(&none)["message"]
         .as_str()
@@ -810,15 +805,7 @@ async fn ids_in_either_spelling_and_names() {
         other_account,
     ]));
     assert!(out.contains(&twin.id), "{out}");
-    let got: ServiceAccountView = json_of(run(&[
-        "iam",
-        "service-account",
-        "get",
-        "--name",
-        "named-sa",
-        "-o",
-        "json",
-    ]));
+    let got: ServiceAccountView = json_of(sa_named("named-sa"));
     assert_eq!(got.id, id);
 }
 

@@ -25,6 +25,33 @@ fn skip() -> Option<String> {
     url
 }
 
+/// Nodes of one installation: one PostgreSQL schema, one master key, the bootstrap key
+/// [`ADMIN_KEY`].
+struct Cluster {
+    schema: Arc<PgSchema>,
+    master: String,
+}
+
+impl Cluster {
+    /// A new schema on the test database, or `None` (the test is skipped) without one.
+    fn new() -> Option<Cluster> {
+        let url = skip()?;
+        Some(Cluster {
+            schema: Arc::new(PgSchema::new(&url)),
+            master: master_key(),
+        })
+    }
+
+    /// Starts a node with `args`.
+    async fn node(&self, args: &[&str]) -> TestServer {
+        let env = [
+            ("TESSERA_MASTER_KEY", self.master.as_str()),
+            ("TESSERA_BOOTSTRAP_ADMIN_APIKEY", ADMIN_KEY),
+        ];
+        TestServer::start_node(self.schema.clone(), args, &env).await
+    }
+}
+
 /// Polls `check` every 25 ms until it holds; returns how long that took (panics after `limit`).
 async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
 where
@@ -63,17 +90,13 @@ async fn token_status(node: &TestServer, apikey: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_on_one_node_take_effect_on_every_node_within_a_second() {
-    let Some(url) = skip() else { return };
-    let schema = Arc::new(PgSchema::new(&url));
-    let master = master_key();
-    let env = [
-        ("TESSERA_MASTER_KEY", master.as_str()),
-        ("TESSERA_BOOTSTRAP_ADMIN_APIKEY", ADMIN_KEY),
-    ];
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
     let args = ["--issuer", ISSUER];
-    let a = TestServer::start_node(schema.clone(), &args, &env).await;
-    let b = TestServer::start_node(schema.clone(), &args, &env).await;
-    let c = TestServer::start_node(schema.clone(), &args, &env).await;
+    let a = cluster.node(&args).await;
+    let b = cluster.node(&args).await;
+    let c = cluster.node(&args).await;
     let admin = a.admin_token().await;
 
     // A credential created through A works on B and C within a second.
@@ -139,20 +162,16 @@ async fn changes_on_one_node_take_effect_on_every_node_within_a_second() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_starting_together_create_keys_and_administrator_once() {
-    let Some(url) = skip() else { return };
-    let schema = Arc::new(PgSchema::new(&url));
-    let master = master_key();
-    let env = [
-        ("TESSERA_MASTER_KEY", master.as_str()),
-        ("TESSERA_BOOTSTRAP_ADMIN_APIKEY", ADMIN_KEY),
-    ];
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
     let args = ["--issuer", ISSUER];
     let (a, b, c) = tokio::join!(
-        TestServer::start_node(schema.clone(), &args, &env),
-        TestServer::start_node(schema.clone(), &args, &env),
-        TestServer::start_node(schema.clone(), &args, &env),
+        cluster.node(&args),
+        cluster.node(&args),
+        cluster.node(&args),
     );
-    let store = schema.store().await;
+    let store = cluster.schema.store().await;
     let all = |kind| {
         let store = &store;
         async move {
@@ -218,13 +237,9 @@ async fn published_kids(node: &TestServer) -> HashSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_rotate_under_load_without_losing_a_request() {
-    let Some(url) = skip() else { return };
-    let schema = Arc::new(PgSchema::new(&url));
-    let master = master_key();
-    let env = [
-        ("TESSERA_MASTER_KEY", master.as_str()),
-        ("TESSERA_BOOTSTRAP_ADMIN_APIKEY", ADMIN_KEY),
-    ];
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
     // A 12 s period with a 2 s JWKS cache: a successor is published 4 s before it signs.
     let args = [
         "--issuer",
@@ -238,17 +253,9 @@ async fn keys_rotate_under_load_without_losing_a_request() {
         "--token-lifetime",
         "60",
     ];
-    let (a, b) = tokio::join!(
-        TestServer::start_node(schema.clone(), &args, &env),
-        TestServer::start_node(schema.clone(), &args, &env),
-    );
+    let (a, b) = tokio::join!(cluster.node(&args), cluster.node(&args),);
     // Verifiers are told the configured cache time, which the publication lead is based on.
-    let response = a
-        .http
-        .get(format!("{}/identity/keys", a.url))
-        .send()
-        .await
-        .unwrap();
+    let response = a.get("/identity/keys").await;
     assert_eq!(response.headers()["cache-control"], "public, max-age=2");
     let nodes = Arc::new([a, b]);
     let started = Instant::now();
@@ -348,7 +355,7 @@ async fn keys_rotate_under_load_without_losing_a_request() {
         }
     }
     // Exactly one node performed each rotation: one key per rotation, spaced a period apart.
-    let store = schema.store().await;
+    let store = cluster.schema.store().await;
     let mut created: Vec<i64> = store
         .list(
             EntityKind::SigningKey,
@@ -467,15 +474,7 @@ async fn database_outage_serves_from_the_snapshot_then_refuses_then_recovers() {
     within(
         Duration::from_secs(4),
         "not ready during the outage",
-        || async {
-            node.http
-                .get(format!("{}/readyz", node.url))
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0)
-                == 503
-        },
+        || async { node.readyz_status().await == 503 },
     )
     .await;
     // Management writes fail cleanly.
@@ -513,13 +512,7 @@ async fn database_outage_serves_from_the_snapshot_then_refuses_then_recovers() {
     // The database returns: everything recovers by itself, and nothing committed was lost.
     proxy.up().await;
     within(Duration::from_secs(15), "ready again", || async {
-        node.http
-            .get(format!("{}/readyz", node.url))
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0)
-            == 200
+        node.readyz_status().await == 200
     })
     .await;
     assert_eq!(token_status(&node, ADMIN_KEY).await, 200);

@@ -178,12 +178,29 @@ fn assert_security_headers(page: &Page) {
 }
 
 async fn new_account(server: &TestServer, admin: &str, name: &str) -> String {
-    server
-        .create(admin, "accounts", json!({"name": name}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    account_named(&server.client().with_token(admin), name)
+        .await
+        .id
+}
+
+/// An in-process server, its administrator's token and a new account `name` of it.
+async fn server_with_account(name: &str) -> (TestServer, String, String) {
+    let server = TestServer::in_process().await;
+    let admin = server.admin_token().await;
+    let account = new_account(&server, &admin, name).await;
+    (server, admin, account)
+}
+
+/// A new service account `name` in `account`, created by `admin` through the admin API: the
+/// create answer.
+async fn service_account_json(
+    server: &TestServer,
+    admin: &str,
+    account: &str,
+    name: &str,
+) -> Value {
+    let body = json!({"name": name, "account_id": account});
+    server.create(admin, "service_accounts", body).await
 }
 
 #[tokio::test]
@@ -556,18 +573,10 @@ async fn an_api_key_made_in_the_console_is_shown_once_and_works_at_the_token_end
 
 #[tokio::test]
 async fn a_viewer_sees_no_write_controls_and_its_forged_writes_get_403() {
-    let server = TestServer::in_process().await;
-    let admin = server.admin_token().await;
-    let account = new_account(&server, &admin, "team").await;
+    let (server, admin, account) = server_with_account("team").await;
     let (_, viewer_key) = member(&server, &admin, &account, "viewer").await;
     let (_, admin_key) = member(&server, &admin, &account, "admin").await;
-    let target = server
-        .create(
-            &admin,
-            "service_accounts",
-            json!({"name": "target", "account_id": account}),
-        )
-        .await;
+    let target = service_account_json(&server, &admin, &account, "target").await;
     let target_id = target["id"].as_str().unwrap();
 
     let mut owner = Browser::signed_in(&server, &admin_key).await;
@@ -653,18 +662,10 @@ async fn a_viewer_sees_no_write_controls_and_its_forged_writes_get_403() {
 
 #[tokio::test]
 async fn another_accounts_objects_are_refused_as_the_admin_api_refuses_them() {
-    let server = TestServer::in_process().await;
-    let admin = server.admin_token().await;
-    let a = new_account(&server, &admin, "a").await;
+    let (server, admin, a) = server_with_account("a").await;
     let b = new_account(&server, &admin, "b").await;
     let (_, a_key) = member(&server, &admin, &a, "admin").await;
-    let theirs = server
-        .create(
-            &admin,
-            "service_accounts",
-            json!({"name": "b-only", "account_id": b}),
-        )
-        .await;
+    let theirs = service_account_json(&server, &admin, &b, "b-only").await;
     let id = theirs["id"].as_str().unwrap();
     let a_token = server.token(&a_key).await;
     let (api_status, _) = server
@@ -697,17 +698,9 @@ async fn another_accounts_objects_are_refused_as_the_admin_api_refuses_them() {
 
 #[tokio::test]
 async fn a_delete_asks_first_names_what_goes_and_the_session_ends_with_its_key() {
-    let server = TestServer::in_process().await;
-    let admin = server.admin_token().await;
-    let account = new_account(&server, &admin, "ops").await;
+    let (server, admin, account) = server_with_account("ops").await;
     let (owner_iam_id, key) = member(&server, &admin, &account, "admin").await;
-    let doomed = server
-        .create(
-            &admin,
-            "service_accounts",
-            json!({"name": "doomed", "account_id": account}),
-        )
-        .await;
+    let doomed = service_account_json(&server, &admin, &account, "doomed").await;
     let id = doomed["id"].as_str().unwrap();
 
     let mut browser = Browser::signed_in(&server, &key).await;
@@ -761,9 +754,7 @@ async fn a_delete_asks_first_names_what_goes_and_the_session_ends_with_its_key()
 
 #[tokio::test]
 async fn bindings_signing_keys_audit_and_the_token_inspector() {
-    let server = TestServer::in_process().await;
-    let admin = server.admin_token().await;
-    let account = new_account(&server, &admin, "grants").await;
+    let (server, admin, account) = server_with_account("grants").await;
     let (subject, subject_key) = member(&server, &admin, &account, "").await;
     let mut browser = Browser::signed_in(&server, ADMIN_KEY).await;
 
@@ -850,19 +841,11 @@ type Create<'a> = (&'a str, Vec<(&'a str, String)>, &'a str, Value);
 /// the admin API's own status, and changes nothing.
 #[tokio::test]
 async fn every_console_action_is_refused_whenever_the_admin_api_refuses_it() {
-    let server = TestServer::in_process().await;
-    let admin = server.admin_token().await;
-    let account = new_account(&server, &admin, "guarded").await;
+    let (server, admin, account) = server_with_account("guarded").await;
     let other = new_account(&server, &admin, "other").await;
     let (_, weak_key) = member(&server, &admin, &other, "viewer").await;
     let weak_token = server.token(&weak_key).await;
-    let sa = server
-        .create(
-            &admin,
-            "service_accounts",
-            json!({"name": "sa", "account_id": account}),
-        )
-        .await;
+    let sa = service_account_json(&server, &admin, &account, "sa").await;
     let sa_iam = sa["iam_id"].as_str().unwrap();
     let sa_id = sa["id"].as_str().unwrap();
     let key = server
@@ -984,9 +967,7 @@ async fn every_console_action_is_refused_whenever_the_admin_api_refuses_it() {
         ),
     ];
     for (slug, fields, api_path, body) in creates {
-        let (api_status, _) = server
-            .admin(Method::POST, api_path, &weak_token, Some(body))
-            .await;
+        let (api_status, _) = server.admin_post(api_path, &weak_token, body).await;
         assert!(
             api_status == 403 || api_status == 404,
             "{slug}: the admin API refuses ({api_status})"
@@ -1025,9 +1006,7 @@ async fn every_console_action_is_refused_whenever_the_admin_api_refuses_it() {
                 &[("csrf", &csrf), ("confirm", "yes")],
             )
             .await;
-        let (api_status, _) = server
-            .admin(Method::DELETE, &api_path, &weak_token, None)
-            .await;
+        let (api_status, _) = server.admin_delete(&api_path, &weak_token).await;
         assert!(
             api_status == 403 || api_status == 404,
             "{slug}: {api_status}"
@@ -1037,11 +1016,10 @@ async fn every_console_action_is_refused_whenever_the_admin_api_refuses_it() {
         assert_eq!(still, 200, "{slug} is still there");
     }
     let (api_status, _) = server
-        .admin(
-            Method::POST,
+        .admin_post(
             "/v1/signing_keys/rotate",
             &weak_token,
-            Some(json!({"use": "jwt"})),
+            json!({"use": "jwt"}),
         )
         .await;
     let page = browser
@@ -1147,16 +1125,8 @@ async fn api_message(server: &TestServer, admin: &str, path: &str, body: Value) 
 /// the form, with what was entered kept; "More rows" adds rows without sending anything.
 #[tokio::test]
 async fn profiles_issuers_and_policies_are_created_as_the_admin_api_validates_them() {
-    let server = TestServer::in_process().await;
-    let admin = server.admin_token().await;
-    let account = new_account(&server, &admin, "trust").await;
-    let sa = server
-        .create(
-            &admin,
-            "service_accounts",
-            json!({"name": "runner", "account_id": account}),
-        )
-        .await;
+    let (server, admin, account) = server_with_account("trust").await;
+    let sa = service_account_json(&server, &admin, &account, "runner").await;
     let sa_iam = sa["iam_id"].as_str().unwrap();
     let mut browser = Browser::signed_in(&server, ADMIN_KEY).await;
 
@@ -1360,9 +1330,7 @@ async fn profiles_issuers_and_policies_are_created_as_the_admin_api_validates_th
 /// bindings), refused across accounts as the admin API refuses; one audit event's page.
 #[tokio::test]
 async fn detail_pages_show_every_field_and_link_what_belongs_to_the_object() {
-    let server = TestServer::in_process().await;
-    let admin = server.admin_token().await;
-    let account = new_account(&server, &admin, "details").await;
+    let (server, admin, account) = server_with_account("details").await;
     let other = new_account(&server, &admin, "theirs").await;
     let (_, owner_key) = member(&server, &admin, &account, "admin").await;
     let sa = server
@@ -1387,13 +1355,7 @@ async fn detail_pages_show_every_field_and_link_what_belongs_to_the_object() {
             json!({"subject_iam_id": sa_iam, "role": "viewer", "resource": format!("account/{account}")}),
         )
         .await;
-    let theirs = server
-        .create(
-            &admin,
-            "service_accounts",
-            json!({"name": "not-yours", "account_id": other}),
-        )
-        .await;
+    let theirs = service_account_json(&server, &admin, &other, "not-yours").await;
 
     let mut browser = Browser::signed_in(&server, &owner_key).await;
     let list = browser
@@ -1501,9 +1463,7 @@ async fn detail_pages_show_every_field_and_link_what_belongs_to_the_object() {
 /// the account's page; a viewer sees none of these controls and its forged posts get 403.
 #[tokio::test]
 async fn mfa_status_enrolment_and_the_accounts_requirement() {
-    let server = TestServer::in_process().await;
-    let admin = server.admin_token().await;
-    let account = new_account(&server, &admin, "mfa").await;
+    let (server, admin, account) = server_with_account("mfa").await;
     let (_, owner_key) = member(&server, &admin, &account, "admin").await;
     let (_, viewer_key) = member(&server, &admin, &account, "viewer").await;
     let user = server

@@ -8,7 +8,7 @@ use aws_lc_rs::rand::SystemRandom;
 use serde_json::{json, Value};
 use tessera_client::api::admin::{self as api, JwksSource, TrustedIssuerCreate, TrustedIssuerView};
 use tessera_client::api::token::{IbmTokenRequest, IbmTokenResponse};
-use tessera_client::resource::{Accounts, TrustedIssuers, TrustedProfiles};
+use tessera_client::resource::{TrustedIssuers, TrustedProfiles};
 use tessera_client::TokenError;
 use tessera_core::jose::{generate_pkcs8, SigningKey};
 use tessera_core::model::{
@@ -47,6 +47,13 @@ impl TestKey {
 
 fn now() -> i64 {
     crate::harness::unix_now()
+}
+
+/// [`k8s_claims`] of `prod/billing` from [`ISSUER_URL`] with `claim` set to `value`.
+fn billing_claims_with(claim: &str, value: Value) -> Value {
+    let mut claims = k8s_claims(ISSUER_URL, "prod", "billing");
+    claims[claim] = value;
+    claims
 }
 
 /// A projected service-account token of `namespace/name` (nested `kubernetes.io` claims).
@@ -119,6 +126,20 @@ fn condition(claim: &str, operator: ClaimOperator, value: Value) -> ClaimConditi
     }
 }
 
+/// A case of the claim-rule table: a profile's name, its rule's conditions, and whether the
+/// test token meets them.
+type RuleCase = (&'static str, Vec<ClaimCondition>, bool);
+
+/// A one-condition case the test token meets.
+fn holds(name: &'static str, claim: &str, operator: ClaimOperator, value: Value) -> RuleCase {
+    (name, vec![condition(claim, operator, value)], true)
+}
+
+/// A one-condition case the test token does not meet.
+fn fails(name: &'static str, claim: &str, operator: ClaimOperator, value: Value) -> RuleCase {
+    (name, vec![condition(claim, operator, value)], false)
+}
+
 fn rule(conditions: Vec<ClaimCondition>) -> ClaimRule {
     ClaimRule {
         id: "ClaimRule-1".into(),
@@ -141,6 +162,17 @@ pub(crate) fn link(crn: &str, namespace: &str, name: &str) -> ComputeResourceLin
     }
 }
 
+/// A profile in `account_id` linked to `prod/billing` of the cluster `crn`.
+pub(crate) async fn billing_profile(
+    server: &TestServer,
+    account_id: &str,
+    name: &str,
+    crn: &str,
+) -> String {
+    let links = vec![link(crn, "prod", "billing")];
+    put_profile(server, account_id, name, links, vec![]).await
+}
+
 /// Creates a profile through the admin API (ids of links and rules are generated there).
 pub(crate) async fn put_profile(
     server: &TestServer,
@@ -149,20 +181,8 @@ pub(crate) async fn put_profile(
     links: Vec<ComputeResourceLink>,
     rules: Vec<ClaimRule>,
 ) -> String {
-    let links = links
-        .iter()
-        .map(|l| api::ComputeResourceLink {
-            id: None,
-            ..same_shape(l)
-        })
-        .collect();
-    let rules = rules
-        .iter()
-        .map(|r| api::ClaimRule {
-            id: None,
-            ..same_shape(r)
-        })
-        .collect();
+    let links = links.iter().map(api_form_without_id).collect();
+    let rules = rules.iter().map(api_form_without_id).collect();
     server
         .admin_client()
         .await
@@ -179,9 +199,12 @@ pub(crate) async fn put_profile(
         .id
 }
 
-/// The admin API's form of a core value of the same JSON shape (a link, a rule).
-fn same_shape<T: serde::de::DeserializeOwned>(core: &impl serde::Serialize) -> T {
-    serde_json::from_value(serde_json::to_value(core).unwrap()).unwrap()
+/// The admin API's form of a core value of the same JSON shape (a link, a rule), its `id` left
+/// for the server to generate.
+fn api_form_without_id<T: serde::de::DeserializeOwned>(core: &impl serde::Serialize) -> T {
+    let mut value = serde_json::to_value(core).unwrap();
+    value["id"] = Value::Null;
+    serde_json::from_value(value).unwrap()
 }
 
 pub(crate) async fn cr_exchange(
@@ -237,14 +260,7 @@ async fn cr_token_via_link_and_every_claim_rule_operator() {
     let token = key.sign(&k8s_claims(ISSUER_URL, "prod", "billing"));
     let subject = "system:serviceaccount:prod:billing";
 
-    let linked = put_profile(
-        &s.server,
-        &s.account_id,
-        "billing",
-        vec![link(&crn, "prod", "billing")],
-        vec![],
-    )
-    .await;
+    let linked = billing_profile(&s.server, &s.account_id, "billing", &crn).await;
     // One profile admits it: selected without naming it; the SDK's trailing newline is fine.
     let body = cr_exchange(&s.server, &format!("{token}\n"), &[])
         .await
@@ -272,97 +288,46 @@ async fn cr_token_via_link_and_every_claim_rule_operator() {
     assert!(message.contains("namespace claim differs"), "{message}");
     assert!(!message.contains("prod"), "no claim values: {message}");
 
+    // Each rule in a profile of its own: a rule that holds for the token admits it, a rule that
+    // fails refuses the exchange.
     use ClaimOperator::*;
-    let holds: Vec<(&str, Vec<ClaimCondition>)> = vec![
-        (
-            "equals",
-            vec![condition("namespace", Equals, json!("prod"))],
-        ),
-        (
-            "not-equals",
-            vec![condition("namespace", NotEquals, json!("dev"))],
-        ),
-        (
-            "eq-ic",
-            vec![condition("team", EqualsIgnoreCase, json!("payments-eu"))],
-        ),
-        (
-            "ne-ic",
-            vec![condition("team", NotEqualsIgnoreCase, json!("other"))],
-        ),
-        (
-            "contains-array",
-            vec![condition("groups", Contains, json!("ops"))],
-        ),
-        (
-            "contains-string",
-            vec![condition("team", Contains, json!("ments"))],
-        ),
-        (
-            "in",
-            vec![condition("namespace", In, json!(["dev", "prod"]))],
-        ),
-        ("number", vec![condition("replicas", Equals, json!("3"))]),
-        ("boolean", vec![condition("canary", Equals, json!(true))]),
-        ("pod", vec![condition("pod", Equals, json!("billing-7d9f"))]),
+    let rules: Vec<RuleCase> = vec![
+        holds("equals", "namespace", Equals, json!("prod")),
+        holds("not-equals", "namespace", NotEquals, json!("dev")),
+        holds("eq-ic", "team", EqualsIgnoreCase, json!("payments-eu")),
+        holds("ne-ic", "team", NotEqualsIgnoreCase, json!("other")),
+        holds("contains-array", "groups", Contains, json!("ops")),
+        holds("contains-string", "team", Contains, json!("ments")),
+        holds("in", "namespace", In, json!(["dev", "prod"])),
+        holds("number", "replicas", Equals, json!("3")),
+        holds("boolean", "canary", Equals, json!(true)),
+        holds("pod", "pod", Equals, json!("billing-7d9f")),
         (
             "and",
             vec![
                 condition("namespace", Equals, json!("prod")),
                 condition("name", Equals, json!("billing")),
             ],
+            true,
         ),
-    ];
-    for (name, conditions) in holds {
-        let id = put_profile(
-            &s.server,
-            &s.account_id,
-            name,
-            vec![],
-            vec![rule(conditions)],
-        )
-        .await;
-        let body = cr_exchange(&s.server, &token, &[("profile_id", &id)])
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_profile_token(&body, &id, subject);
-    }
-    let fails: Vec<(&str, Vec<ClaimCondition>)> = vec![
-        (
-            "x-equals",
-            vec![condition("namespace", Equals, json!("Prod"))],
-        ),
-        (
-            "x-not-equals",
-            vec![condition("namespace", NotEquals, json!("prod"))],
-        ),
-        (
-            "x-eq-ic",
-            vec![condition("team", EqualsIgnoreCase, json!("payments"))],
-        ),
-        (
-            "x-ne-ic",
-            vec![condition("team", NotEqualsIgnoreCase, json!("PAYMENTS-EU"))],
-        ),
-        (
-            "x-contains",
-            vec![condition("groups", Contains, json!("admins"))],
-        ),
-        (
-            "x-in",
-            vec![condition("namespace", In, json!(["dev", "test"]))],
-        ),
-        ("x-number", vec![condition("replicas", Equals, json!(4))]),
-        ("x-missing", vec![condition("zone", NotEquals, json!("x"))]),
+        fails("x-equals", "namespace", Equals, json!("Prod")),
+        fails("x-not-equals", "namespace", NotEquals, json!("prod")),
+        fails("x-eq-ic", "team", EqualsIgnoreCase, json!("payments")),
+        fails("x-ne-ic", "team", NotEqualsIgnoreCase, json!("PAYMENTS-EU")),
+        fails("x-contains", "groups", Contains, json!("admins")),
+        fails("x-in", "namespace", In, json!(["dev", "test"])),
+        fails("x-number", "replicas", Equals, json!(4)),
+        fails("x-missing", "zone", NotEquals, json!("x")),
         (
             "x-and",
             vec![
                 condition("namespace", Equals, json!("prod")),
                 condition("groups", Contains, json!("admins")),
             ],
+            false,
         ),
     ];
-    for (name, conditions) in fails {
+    for (name, conditions, met) in rules {
         let id = put_profile(
             &s.server,
             &s.account_id,
@@ -371,11 +336,15 @@ async fn cr_token_via_link_and_every_claim_rule_operator() {
             vec![rule(conditions)],
         )
         .await;
-        let body = cr_exchange(&s.server, &token, &[("profile_id", &id)])
-            .await
-            .unwrap_err();
-        assert_eq!(body.status, 400, "{name}: {body}");
-        assert_eq!(body.code, "BXNIM0407E", "{name}: {body}");
+        let answer = cr_exchange(&s.server, &token, &[("profile_id", &id)]).await;
+        if met {
+            let body = answer.unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_profile_token(&body, &id, subject);
+        } else {
+            let body = answer.unwrap_err();
+            assert_eq!(body.status, 400, "{name}: {body}");
+            assert_eq!(body.code, "BXNIM0407E", "{name}: {body}");
+        }
     }
     // Now several profiles admit it: the caller must choose.
     let body = cr_exchange(&s.server, &token, &[]).await.unwrap_err();
@@ -397,21 +366,13 @@ async fn cr_token_refusals_issue_nothing() {
     let key = TestKey::new("k8s-rsa-1", Algorithm::Rs256);
     let s = setup_with(key.jwks()).await;
     let crn = s.issuer.crn.clone();
-    let profile = put_profile(
-        &s.server,
-        &s.account_id,
-        "billing",
-        vec![link(&crn, "prod", "billing")],
-        vec![],
-    )
-    .await;
+    let profile = billing_profile(&s.server, &s.account_id, "billing", &crn).await;
     let good = key.sign(&k8s_claims(ISSUER_URL, "prod", "billing"));
     cr_exchange(&s.server, &good, &[("profile_id", &profile)])
         .await
         .expect("granted");
     // Expired 10 s ago: inside the one leeway (tessera_verify::LEEWAY, 30 s), still accepted.
-    let mut lately = k8s_claims(ISSUER_URL, "prod", "billing");
-    lately["exp"] = json!(now() - 10);
+    let lately = billing_claims_with("exp", json!(now() - 10));
     cr_exchange(&s.server, &key.sign(&lately), &[("profile_id", &profile)])
         .await
         .expect("granted inside the leeway");
@@ -419,19 +380,13 @@ async fn cr_token_refusals_issue_nothing() {
     assert_eq!(issued, 2);
 
     let refuse = |status: u16, code: &'static str, needle: &'static str| (status, code, needle);
-    let mut expired = k8s_claims(ISSUER_URL, "prod", "billing");
-    expired["exp"] = json!(now() - 120);
-    let mut audience = k8s_claims(ISSUER_URL, "prod", "billing");
-    audience["aud"] = json!(["vault"]);
+    let expired = billing_claims_with("exp", json!(now() - 120));
+    let audience = billing_claims_with("aud", json!(["vault"]));
     // Past the leeway: expired.
-    let mut past_leeway = k8s_claims(ISSUER_URL, "prod", "billing");
-    past_leeway["exp"] = json!(now() - 45);
-    let mut future = k8s_claims(ISSUER_URL, "prod", "billing");
-    future["iat"] = json!(now() + 120);
-    let mut nbf_text = k8s_claims(ISSUER_URL, "prod", "billing");
-    nbf_text["nbf"] = json!("0");
-    let mut exp_text = k8s_claims(ISSUER_URL, "prod", "billing");
-    exp_text["exp"] = json!((now() + 600).to_string());
+    let past_leeway = billing_claims_with("exp", json!(now() - 45));
+    let future = billing_claims_with("iat", json!(now() + 120));
+    let nbf_text = billing_claims_with("nbf", json!("0"));
+    let exp_text = billing_claims_with("exp", json!((now() + 600).to_string()));
     let other_key = TestKey::new("k8s-rsa-1", Algorithm::Rs256);
     let unknown_kid = TestKey::new("k8s-rsa-2", Algorithm::Rs256);
     // Flip a character in the middle of the signature (still valid base64url).
@@ -518,25 +473,9 @@ async fn cr_token_refusals_issue_nothing() {
     assert!(body.message.contains("No trusted profile"));
 
     // A profile of another account cannot be named, even with a matching link.
-    let other = s
-        .server
-        .admin_client()
-        .await
-        .create::<Accounts>(&api::AccountCreate {
-            name: "other".into(),
-            enterprise_id: None,
-        })
-        .await
-        .unwrap();
+    let other = account_named(&s.server.admin_client().await, "other").await;
     let other_id = other.id.as_str();
-    let foreign = put_profile(
-        &s.server,
-        other_id,
-        "foreign",
-        vec![link(&crn, "prod", "billing")],
-        vec![],
-    )
-    .await;
+    let foreign = billing_profile(&s.server, other_id, "foreign", &crn).await;
     let body = cr_exchange(&s.server, &good, &[("profile_id", &foreign)])
         .await
         .unwrap_err();
@@ -615,11 +554,10 @@ async fn jwks_file_rotation_and_inline_update_with_ec_keys() {
     // PUT replaces the key set with an inline one (back to the first key) and the audiences.
     let id = &issuer.id;
     let (status, body) = server
-        .admin(
-            reqwest::Method::PUT,
+        .admin_put(
             &format!("/v1/trusted_issuers/{id}"),
             &admin,
-            Some(json!({"jwks": first.jwks(), "audiences": ["iam", "vault"]})),
+            json!({"jwks": first.jwks(), "audiences": ["iam", "vault"]}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -716,12 +654,7 @@ async fn trusted_issuer_admin_validation() {
     let id = &s.issuer.id;
     let (status, body) = s
         .server
-        .admin(
-            reqwest::Method::PUT,
-            &format!("/v1/trusted_issuers/{id}"),
-            &s.admin,
-            Some(json!({})),
-        )
+        .admin_put(&format!("/v1/trusted_issuers/{id}"), &s.admin, json!({}))
         .await;
     assert_eq!(status, 400, "{body}");
     let (status, _) = s

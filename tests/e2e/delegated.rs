@@ -6,9 +6,7 @@
 
 use crate::harness::*;
 use serde_json::{json, Value};
-use tessera_client::api::admin::ClientCreate;
 use tessera_client::api::token::{IbmTokenRequest, IbmTokenResponse};
-use tessera_client::resource::Clients;
 
 const DRT_GRANT: &str = "urn:ibm:params:oauth:grant-type:delegated-refresh-token";
 
@@ -26,15 +24,7 @@ impl Setup {
         let admin = server.admin_client().await;
         let mut secrets = std::collections::HashMap::new();
         for id in ["issuer", "receiver", "bystander"] {
-            let client = admin
-                .create::<Clients>(&ClientCreate {
-                    id: id.to_owned(),
-                    name: None,
-                    account_id: None,
-                })
-                .await
-                .unwrap();
-            secrets.insert(id, client.secret.unwrap().into_inner());
+            secrets.insert(id, client_secret(&admin, id).await);
         }
         let (sa, apikey) = server.service_account_with_key().await;
         Setup {
@@ -58,27 +48,46 @@ impl Setup {
     /// The API-key grant of the service account's key with `response_type` and receivers.
     fn apikey_grant(&self, response_type: &str, receivers: &str) -> IbmTokenRequest {
         IbmTokenRequest {
-            grant_type: APIKEY_GRANT.into(),
-            apikey: Some(self.apikey.clone()),
             response_type: Some(response_type.to_owned()),
             receiver_client_ids: Some(receivers.to_owned()),
-            ..IbmTokenRequest::default()
+            ..apikey_form(&self.apikey)
         }
     }
 
     /// Raw: for refusals (their IBM error shape) and answers checked field by field on the wire.
     /// POSTs a token request, with Basic of `client` if given; returns status and body.
     async fn post(&self, client: Option<&str>, form: &[(&str, &str)]) -> (u16, Value) {
-        let mut request = self
-            .server
-            .http
-            .post(format!("{}/identity/token", self.server.url));
-        if let Some(id) = client {
-            request = request.basic_auth(id, Some(&self.secrets[id]));
-        }
-        let response = request.form(form).send().await.unwrap();
+        let client = client.map(|id| (id, self.secrets[id].as_str()));
+        let response = self.server.post_form("/identity/token", client, form).await;
         let status = response.status().as_u16();
         (status, response.json().await.unwrap())
+    }
+
+    /// [`Setup::post`] of the API-key grant of the service account's key, with `extra` fields.
+    async fn post_apikey(&self, client: Option<&str>, extra: &[(&str, &str)]) -> (u16, Value) {
+        let mut form = vec![
+            ("grant_type", APIKEY_GRANT),
+            ("apikey", self.apikey.as_str()),
+        ];
+        form.extend_from_slice(extra);
+        self.post(client, &form).await
+    }
+
+    /// [`Setup::post`] of the grant `grant_type` (the DRT grant or `refresh_token`) of
+    /// `refresh_token`, by `client`.
+    async fn redeem(&self, client: &str, grant_type: &str, refresh_token: &str) -> (u16, Value) {
+        let form = [("grant_type", grant_type), ("refresh_token", refresh_token)];
+        self.post(Some(client), &form).await
+    }
+
+    /// RFC 7009 revocation of `token` by `client` (Basic): the answer's status.
+    async fn revoke(&self, client: &str, token: &str) -> u16 {
+        let client = Some((client, self.secrets[client].as_str()));
+        let response = self
+            .server
+            .post_form("/identity/revoke", client, &[("token", token)])
+            .await;
+        response.status().as_u16()
     }
 
     /// A DRT for `receiver`, issued to `issuer`, with the given `scope` and lifetime (`expiry`).
@@ -104,11 +113,9 @@ async fn delegated_only_response_carries_the_drt_alone() {
     let setup = Setup::new().await;
     // Raw: the test is about which fields the answer carries on the wire.
     let (status, body) = setup
-        .post(
+        .post_apikey(
             Some("issuer"),
             &[
-                ("grant_type", APIKEY_GRANT),
-                ("apikey", &setup.apikey),
                 ("response_type", "delegated_refresh_token"),
                 ("receiver_client_ids", "receiver"),
             ],
@@ -168,12 +175,7 @@ async fn receiver_redeems_with_both_grants() {
     let setup = Setup::new().await;
     let drt = setup.drt(Some("custom"), None).await;
     // The delegated-refresh-token grant, DRT in refresh_token.
-    let (status, body) = setup
-        .post(
-            Some("receiver"),
-            &[("grant_type", DRT_GRANT), ("refresh_token", &drt)],
-        )
-        .await;
+    let (status, body) = setup.redeem("receiver", DRT_GRANT, &drt).await;
     assert_eq!(status, 200, "{body}");
     let claims = jwt_payload(body["access_token"].as_str().unwrap());
     assert_eq!(claims["client_id"], "receiver");
@@ -192,12 +194,7 @@ async fn receiver_redeems_with_both_grants() {
         .await;
     assert_eq!(status, 200, "{body}");
     // The plain refresh_token grant with the receiver's Basic.
-    let (status, body) = setup
-        .post(
-            Some("receiver"),
-            &[("grant_type", "refresh_token"), ("refresh_token", &drt)],
-        )
-        .await;
+    let (status, body) = setup.redeem("receiver", "refresh_token", &drt).await;
     assert_eq!(status, 200, "{body}");
     let claims = jwt_payload(body["access_token"].as_str().unwrap());
     assert_eq!(claims["client_id"], "receiver");
@@ -250,24 +247,15 @@ async fn only_listed_receivers_with_basic_may_redeem() {
             );
         }
         // The right client id with a wrong secret fails client authentication.
+        let form = [("grant_type", grant), ("refresh_token", drt.as_str())];
         let response = setup
             .server
-            .http
-            .post(format!("{}/identity/token", setup.server.url))
-            .basic_auth("receiver", Some("wrong"))
-            .form(&[("grant_type", grant), ("refresh_token", drt.as_str())])
-            .send()
-            .await
-            .unwrap();
+            .post_form("/identity/token", Some(("receiver", "wrong")), &form)
+            .await;
         assert_eq!(response.status(), 401);
     }
     // An ordinary refresh token is not a DRT.
-    let (_, issued) = setup
-        .post(
-            Some("issuer"),
-            &[("grant_type", APIKEY_GRANT), ("apikey", &setup.apikey)],
-        )
-        .await;
+    let (_, issued) = setup.post_apikey(Some("issuer"), &[]).await;
     let (status, body) = setup
         .post(
             Some("issuer"),
@@ -294,24 +282,14 @@ async fn only_listed_receivers_with_basic_may_redeem() {
 async fn expired_drt_is_refused() {
     let setup = Setup::new().await;
     let drt = setup.drt(None, Some("60")).await;
-    let (status, _) = setup
-        .post(
-            Some("receiver"),
-            &[("grant_type", DRT_GRANT), ("refresh_token", &drt)],
-        )
-        .await;
+    let (status, _) = setup.redeem("receiver", DRT_GRANT, &drt).await;
     assert_eq!(status, 200);
     // 60 s is the shortest lifetime allowed; let it pass on the server's clock.
     setup
         .server
         .advance(std::time::Duration::from_secs(61))
         .await;
-    let (status, body) = setup
-        .post(
-            Some("receiver"),
-            &[("grant_type", DRT_GRANT), ("refresh_token", &drt)],
-        )
-        .await;
+    let (status, body) = setup.redeem("receiver", DRT_GRANT, &drt).await;
     assert_eq!(status, 400);
     assert!(message(&body).contains("expired"), "{body}");
 }
@@ -319,43 +297,19 @@ async fn expired_drt_is_refused() {
 #[tokio::test]
 async fn revoked_drt_is_refused() {
     let setup = Setup::new().await;
-    let revoke = |client: &'static str, token: String| {
-        let request = setup
-            .server
-            .http
-            .post(format!("{}/identity/revoke", setup.server.url))
-            .basic_auth(client, Some(setup.secrets[client].clone()))
-            .form(&[("token", token)]);
-        async move { request.send().await.unwrap().status().as_u16() }
-    };
     // Revoked by a receiver.
     let drt = setup.drt(None, None).await;
-    assert_eq!(revoke("bystander", drt.clone()).await, 200);
-    let (status, _) = setup
-        .post(
-            Some("receiver"),
-            &[("grant_type", DRT_GRANT), ("refresh_token", &drt)],
-        )
-        .await;
+    assert_eq!(setup.revoke("bystander", &drt).await, 200);
+    let (status, _) = setup.redeem("receiver", DRT_GRANT, &drt).await;
     assert_eq!(status, 200, "a client that is not listed cannot revoke it");
-    assert_eq!(revoke("receiver", drt.clone()).await, 200);
-    let (status, body) = setup
-        .post(
-            Some("receiver"),
-            &[("grant_type", DRT_GRANT), ("refresh_token", &drt)],
-        )
-        .await;
+    assert_eq!(setup.revoke("receiver", &drt).await, 200);
+    let (status, body) = setup.redeem("receiver", DRT_GRANT, &drt).await;
     assert_eq!(status, 400);
     assert!(message(&body).contains("revoked"), "{body}");
     // Revoked by the issuing client.
     let drt = setup.drt(None, None).await;
-    assert_eq!(revoke("issuer", drt.clone()).await, 200);
-    let (status, body) = setup
-        .post(
-            Some("receiver"),
-            &[("grant_type", "refresh_token"), ("refresh_token", &drt)],
-        )
-        .await;
+    assert_eq!(setup.revoke("issuer", &drt).await, 200);
+    let (status, body) = setup.redeem("receiver", "refresh_token", &drt).await;
     assert_eq!(status, 400);
     assert!(message(&body).contains("revoked"), "{body}");
 }
@@ -426,23 +380,14 @@ async fn bad_drt_parameters_name_the_problem() {
     assert!(message(&body).contains("at most 16"), "{body}");
     // Unknown response types, and DRT parameters without the DRT response type.
     let (status, body) = setup
-        .post(
-            None,
-            &[
-                ("grant_type", APIKEY_GRANT),
-                ("apikey", &setup.apikey),
-                ("response_type", "cloud_iam code"),
-            ],
-        )
+        .post_apikey(None, &[("response_type", "cloud_iam code")])
         .await;
     assert_eq!(status, 400);
     assert!(message(&body).contains("response_type must be"), "{body}");
     let (status, body) = setup
-        .post(
+        .post_apikey(
             None,
             &[
-                ("grant_type", APIKEY_GRANT),
-                ("apikey", &setup.apikey),
                 ("response_type", "cloud_iam"),
                 ("receiver_client_ids", "receiver"),
             ],
@@ -458,22 +403,15 @@ async fn tenant_pin_applies_to_drt_issue_and_redeem() {
     let account = setup.sa.account_id.clone();
     let other = "0123456789abcdef0123456789abcdef";
     let url = format!("{}/identity/token", setup.server.url);
-    let issue = |tenant: &str| {
-        setup
-            .server
-            .http
-            .post(&url)
-            .header("IBM-Cloud-Tenant", tenant)
-            .form(&[
-                ("grant_type", APIKEY_GRANT),
-                ("apikey", setup.apikey.as_str()),
-                ("response_type", "delegated_refresh_token"),
-                ("receiver_client_ids", "receiver"),
-            ])
-            .send()
-    };
-    assert_eq!(issue(other).await.unwrap().status(), 400);
-    let body: Value = issue(&account).await.unwrap().json().await.unwrap();
+    let issue = [
+        ("grant_type", APIKEY_GRANT),
+        ("apikey", setup.apikey.as_str()),
+        ("response_type", "delegated_refresh_token"),
+        ("receiver_client_ids", "receiver"),
+    ];
+    let pinned = |tenant| setup.server.pinned_token_response(tenant, &issue);
+    assert_eq!(pinned(other).await.status(), 400);
+    let body: Value = pinned(&account).await.json().await.unwrap();
     let drt = body["delegated_refresh_token"].as_str().unwrap();
     let redeem = |tenant: &str| {
         setup
@@ -496,11 +434,9 @@ async fn revoke_everything_kills_refresh_tokens_and_drts() {
     let server = &setup.server;
     let admin = server.admin_token().await;
     let (_, issued) = setup
-        .post(
+        .post_apikey(
             Some("issuer"),
             &[
-                ("grant_type", APIKEY_GRANT),
-                ("apikey", &setup.apikey),
                 ("response_type", "cloud_iam delegated_refresh_token"),
                 ("receiver_client_ids", "receiver"),
             ],
@@ -510,12 +446,7 @@ async fn revoke_everything_kills_refresh_tokens_and_drts() {
     let drt = issued["delegated_refresh_token"].as_str().unwrap();
     let access = issued["access_token"].as_str().unwrap();
     // Both work before.
-    let (status, _) = setup
-        .post(
-            Some("issuer"),
-            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
-        )
-        .await;
+    let (status, _) = setup.redeem("issuer", "refresh_token", refresh).await;
     assert_eq!(status, 200);
     // Validation errors and permissions of the endpoint.
     let (status, body) = server
@@ -548,20 +479,10 @@ async fn revoke_everything_kills_refresh_tokens_and_drts() {
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["iam_id"], setup.sa.iam_id);
-    let (status, body) = setup
-        .post(
-            Some("issuer"),
-            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
-        )
-        .await;
+    let (status, body) = setup.redeem("issuer", "refresh_token", refresh).await;
     assert_eq!(status, 400);
     assert!(message(&body).contains("revoked"), "{body}");
-    let (status, body) = setup
-        .post(
-            Some("receiver"),
-            &[("grant_type", DRT_GRANT), ("refresh_token", drt)],
-        )
-        .await;
+    let (status, body) = setup.redeem("receiver", DRT_GRANT, drt).await;
     assert_eq!(status, 400);
     assert!(message(&body).contains("revoked"), "{body}");
     let introspected = server
@@ -571,11 +492,6 @@ async fn revoke_everything_kills_refresh_tokens_and_drts() {
     // The API key still works: new tokens (from the next second on) are good.
     server.advance(std::time::Duration::from_millis(1100)).await;
     let drt = setup.drt(None, None).await;
-    let (status, _) = setup
-        .post(
-            Some("receiver"),
-            &[("grant_type", DRT_GRANT), ("refresh_token", &drt)],
-        )
-        .await;
+    let (status, _) = setup.redeem("receiver", DRT_GRANT, &drt).await;
     assert_eq!(status, 200);
 }

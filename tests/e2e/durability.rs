@@ -259,6 +259,12 @@ fn write_stream_counted(
 }
 
 /// Every service account's name in `store`, with its id.
+/// The names of the service accounts in `store`.
+async fn stored_names(store: &dyn Store) -> BTreeSet<String> {
+    let all = stored_service_accounts(store).await;
+    all.into_iter().map(|(name, _)| name).collect()
+}
+
 async fn stored_service_accounts(store: &dyn Store) -> Vec<(String, String)> {
     let mut all = Vec::new();
     let mut after = None;
@@ -305,12 +311,7 @@ async fn a_backup_under_write_load_restores_with_every_acknowledged_write() {
     // rather than for a fixed time, which a loaded machine may spend on far fewer.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let before: BTreeSet<String> = loop {
-        let store = server.open_store().await;
-        let names: BTreeSet<String> = stored_service_accounts(store.as_ref())
-            .await
-            .into_iter()
-            .map(|(name, _)| name)
-            .collect();
+        let names = stored_names(server.open_store().await.as_ref()).await;
         if names.len() >= 10 || std::time::Instant::now() > deadline {
             break names;
         }
@@ -358,38 +359,23 @@ async fn a_backup_under_write_load_restores_with_every_acknowledged_write() {
     // A wrong master key is refused before anything changes.
     let fresh = work.path().join("restored");
     let fresh_arg = fresh.to_str().unwrap().to_owned();
-    let stderr = fails(tessera(
-        work.path(),
-        &[
+    let restore = |env: &[(&str, &str)]| {
+        let args = [
             "restore",
             "--data-dir",
             &fresh_arg,
             "--input",
             backup.to_str().unwrap(),
-        ],
-        &[("TESSERA_MASTER_KEY", &master_key())],
-    ));
+        ];
+        tessera(work.path(), &args, env)
+    };
+    let stderr = fails(restore(&[("TESSERA_MASTER_KEY", &master_key())]));
     assert!(stderr.contains("master key does not open"), "{stderr}");
     assert!(!fresh.join("tessera.db").exists());
-    let said = ok(tessera(
-        work.path(),
-        &[
-            "restore",
-            "--data-dir",
-            &fresh_arg,
-            "--input",
-            backup.to_str().unwrap(),
-        ],
-        &env,
-    ));
+    let said = ok(restore(&env));
     assert!(said.contains("Restored"), "{said}");
     let restored = TestServer::start_sqlite(&["--data-dir", &fresh_arg], &env).await;
-    let store = restored.open_store().await;
-    let names: BTreeSet<String> = stored_service_accounts(store.as_ref())
-        .await
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
+    let names = stored_names(restored.open_store().await.as_ref()).await;
     let missing: Vec<&String> = before.difference(&names).collect();
     assert!(missing.is_empty(), "missing after restore: {missing:?}");
     // The restored installation works: its administrator key and signing keys came along.
@@ -397,17 +383,7 @@ async fn a_backup_under_write_load_restores_with_every_acknowledged_write() {
 
     // Restoring over an existing store keeps the old one beside it.
     drop(restored);
-    let said = ok(tessera(
-        work.path(),
-        &[
-            "restore",
-            "--data-dir",
-            &fresh_arg,
-            "--input",
-            backup.to_str().unwrap(),
-        ],
-        &env,
-    ));
+    let said = ok(restore(&env));
     assert!(said.contains("tessera.db.before-restore-"), "{said}");
 }
 
@@ -450,11 +426,7 @@ async fn twenty_rounds_of_start_write_sigterm_leave_tessera_db_alone_complete() 
                 let copy = copy_dir.path().join("tessera.db");
                 std::fs::copy(data.join("tessera.db"), &copy).unwrap();
                 let store = tessera_store::SqliteStore::open(&copy).await.unwrap();
-                let names: BTreeSet<String> = stored_service_accounts(&store)
-                    .await
-                    .into_iter()
-                    .map(|(name, _)| name)
-                    .collect();
+                let names = stored_names(&store).await;
                 store.close().await;
                 let missing: Vec<&String> = acked.difference(&names).collect();
                 assert!(

@@ -15,6 +15,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// Asserts that `surface` answered `response` with 503: its body, as it came.
+async fn unavailable(response: reqwest::Response, surface: &str) -> String {
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, 503, "{surface}: {body}");
+    body
+}
+
 /// Sends `path` a chunked body of `size` bytes over HTTP/1.1; returns the status and body.
 async fn chunked_post(
     server: &TestServer,
@@ -54,7 +62,6 @@ async fn chunked_post(
     let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
     (status, body)
 }
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_body_limit_answers_413_in_its_surfaces_shape_chunked_too() {
     let server = TestServer::start().await;
@@ -320,18 +327,14 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
     let admin = server.admin_token().await;
     let (sa, apikey) = server.service_account_with_key().await;
     let access = server.token(&apikey).await;
-    // A t1. token for the service account, through CreateForServiceAccount as the admin.
-    let response = server
-        .http
-        .post(format!(
-            "{}/iam/v1/tokens:createForServiceAccount",
-            server.url
-        ))
-        .bearer_auth(&admin)
-        .json(&json!({"serviceAccountId": sa.id}))
-        .send()
-        .await
-        .unwrap();
+    // A t1. token for the service account, through CreateForServiceAccount as the admin (sent
+    // again during the outage).
+    let create_body = json!({"serviceAccountId": sa.id});
+    let create_for_sa = || {
+        let path = "/iam/v1/tokens:createForServiceAccount";
+        server.post_json(path, Some(&admin), &create_body)
+    };
+    let response = create_for_sa().await;
     assert_eq!(response.status(), 200);
     let iam_token = response.json::<Value>().await.unwrap()["iamToken"]
         .as_str()
@@ -353,25 +356,20 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
 
     // Writes fail at once: revocation on both surfaces, the admin API.
     let response = server.revoke(&access).await;
-    let status = response.status().as_u16();
-    let body = response.text().await.unwrap();
-    assert_eq!(status, 503, "RFC 7009 revocation: {body}");
+    let body = unavailable(response, "RFC 7009 revocation").await;
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["error"],
         "temporarily_unavailable"
     );
     answers.push(("oidc revoke".into(), body));
     let response = server
-        .http
-        .post(format!("{}/iam/v1/tokens:revoke", server.url))
-        .bearer_auth(&admin)
-        .json(&json!({"iamToken": iam_token}))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body = response.text().await.unwrap();
-    assert_eq!(status, 503, "Yandex REST revoke: {body}");
+        .post_json(
+            "/iam/v1/tokens:revoke",
+            Some(&admin),
+            &json!({"iamToken": iam_token}),
+        )
+        .await;
+    let body = unavailable(response, "Yandex REST revoke").await;
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["code"], 14);
     answers.push(("yandex rest revoke".into(), body));
     let revoked = grpc
@@ -411,33 +409,17 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
     let response = server
         .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", apikey.as_str())])
         .await;
-    let status = response.status().as_u16();
-    let body = response.text().await.unwrap();
-    assert_eq!(status, 503, "IBM token endpoint: {body}");
+    let body = unavailable(response, "IBM token endpoint").await;
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["errorCode"],
         "BXNIM0503E"
     );
     answers.push(("ibm token".into(), body));
     let response = server.introspect_response(&admin, &access).await;
-    let status = response.status().as_u16();
-    let body = response.text().await.unwrap();
-    assert_eq!(status, 503, "introspection: {body}");
+    let body = unavailable(response, "introspection").await;
     answers.push(("oidc introspect".into(), body));
-    let response = server
-        .http
-        .post(format!(
-            "{}/iam/v1/tokens:createForServiceAccount",
-            server.url
-        ))
-        .bearer_auth(&admin)
-        .json(&json!({"serviceAccountId": sa.id}))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body = response.text().await.unwrap();
-    assert_eq!(status, 503, "Yandex REST create: {body}");
+    let response = create_for_sa().await;
+    let body = unavailable(response, "Yandex REST create").await;
     answers.push(("yandex rest create".into(), body));
     let created = grpc
         .create_for_service_account(bearer(
@@ -466,23 +448,16 @@ async fn a_stopped_postgresql_is_503_on_every_surface_without_driver_text() {
 
     // PostgreSQL returns: the node recovers by itself.
     postgres.up();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ready = server
-            .http
-            .get(format!("{}/readyz", server.url))
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0);
-        if ready == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not ready again after PostgreSQL came back"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || async {
+            match server.readyz_status().await {
+                200 => Ok(()),
+                _ => Err("not ready again after PostgreSQL came back".to_owned()),
+            }
+        },
+    )
+    .await;
     assert!(!server.token(&apikey).await.is_empty());
 }

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tessera_client::api::admin::{
     AccessBindingCreate, AccessBindingView, AccountCreate, AccountView, ApiKeyCreate,
-    AuthorizedKeyCreate, AuthorizedKeyView, ClientCreate, EnterpriseCreate, EnterpriseView,
-    ServiceAccountCreate, ServiceAccountView, UserCreate, UserView,
+    AuthorizedKeyCreate, AuthorizedKeyView, ClientCreate, ClientView, EnterpriseCreate,
+    EnterpriseView, ServiceAccountCreate, ServiceAccountView, UserCreate, UserView,
 };
 use tessera_client::api::token::{IbmTokenRequest, IbmTokenResponse};
 use tessera_client::resource::{
@@ -462,13 +462,80 @@ impl TestServer {
         tessera_verify::Jwks::from_json(&self.get_text(path).await).expect("JWKS")
     }
 
-    /// The body of an unauthenticated `GET path` (a JWKS, `/metrics`), whatever its status.
-    pub async fn get_text(&self, path: &str) -> String {
+    /// An unauthenticated `GET path`: the whole answer, whatever its status.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.url))
             .send()
             .await
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// The status of `GET /readyz`; 0 when the server does not answer at all (stopped, or its
+    /// connections refused).
+    pub async fn readyz_status(&self) -> u16 {
+        self.http
+            .get(format!("{}/readyz", self.url))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    }
+
+    /// A form `POST path` of `form`, with the Basic client authentication `client` (id,
+    /// secret) when given: the whole answer, whatever its status.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        client: Option<(&str, &str)>,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.http.post(format!("{}{path}", self.url)).form(form);
+        if let Some((id, secret)) = client {
+            request = request.basic_auth(id, Some(secret));
+        }
+        request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
+    /// A JSON `POST path` of `body`, with the bearer `token` when given: the whole answer,
+    /// whatever its status (the Yandex REST calls, writes whose answer is read raw).
+    pub async fn post_json(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> reqwest::Response {
+        let mut request = self.http.post(format!("{}{path}", self.url)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
+    /// A raw refresh grant of `refresh_token`, by the confidential client `client` (id, secret)
+    /// when given: the whole answer, whatever its status.
+    pub async fn refresh_response(
+        &self,
+        client: Option<(&str, &str)>,
+        refresh_token: &str,
+    ) -> reqwest::Response {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        self.post_form("/identity/token", client, &form).await
+    }
+
+    /// The body of an unauthenticated `GET path` (a JWKS, `/metrics`), whatever its status.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.get(path)
+            .await
             .text()
             .await
             .unwrap_or_else(|e| panic!("GET {path} body: {e}"))
@@ -554,12 +621,7 @@ impl TestServer {
     }
 
     pub async fn token_response(&self, form: &[(&str, &str)]) -> reqwest::Response {
-        self.http
-            .post(format!("{}/identity/token", self.url))
-            .form(form)
-            .send()
-            .await
-            .expect("POST /identity/token")
+        self.post_form("/identity/token", None, form).await
     }
 
     /// Exchanges an API key for an access token, asserting success.
@@ -639,6 +701,18 @@ impl TestServer {
             .await
     }
 
+    /// [`TestServer::admin`] `PUT` of `body`.
+    pub async fn admin_put(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.admin(reqwest::Method::PUT, path, token, Some(body))
+            .await
+    }
+
+    /// [`TestServer::admin`] `PATCH` of `body`.
+    pub async fn admin_patch(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.admin(reqwest::Method::PATCH, path, token, Some(body))
+            .await
+    }
+
     pub async fn create(&self, token: &str, plural: &str, body: Value) -> Value {
         let (status, value) = self.admin_post(&format!("/v1/{plural}"), token, body).await;
         assert_eq!(status, 201, "create {plural}: {value}");
@@ -651,16 +725,7 @@ impl TestServer {
         if let Some(client) = self.login_client.lock().unwrap().clone() {
             return client;
         }
-        let client = self
-            .admin_client()
-            .await
-            .create::<Clients>(&ClientCreate {
-                id: "e2e-login".into(),
-                name: None,
-                account_id: None,
-            })
-            .await
-            .unwrap_or_else(|e| panic!("create the login client: {e}"));
+        let client = client_in(&self.admin_client().await, "e2e-login", None).await;
         let pair = (client.id, client.secret.expect("secret").into_inner());
         *self.login_client.lock().unwrap() = Some(pair.clone());
         pair
@@ -728,8 +793,25 @@ pub fn user(name: &str, email: &str) -> UserCreate {
     }
 }
 
-/// A new service account named `name`, created by `admin` in `account_id` (default: the
-/// admin's account).
+/// A new user `name` <`email`> signing in with `password`, created by `admin` in `account_id`
+/// (default: the admin's account).
+pub async fn user_in(
+    admin: &tessera_client::Client,
+    account_id: Option<&str>,
+    name: &str,
+    email: &str,
+    password: &str,
+) -> UserView {
+    admin
+        .create::<Users>(&UserCreate {
+            account_id: account_id.map(str::to_owned),
+            password: Some(password.to_owned()),
+            ..user(name, email)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create user {email}: {e}"))
+}
+
 /// A new enterprise `corp` and an account `team` in it.
 pub async fn enterprise_with_account(
     admin: &tessera_client::Client,
@@ -748,6 +830,34 @@ pub async fn enterprise_with_account(
         .await
         .unwrap_or_else(|e| panic!("create account in an enterprise: {e}"));
     (enterprise, account)
+}
+
+/// A new account `name`, in no enterprise, created by `admin`.
+pub async fn account_named(admin: &tessera_client::Client, name: &str) -> AccountView {
+    admin
+        .create::<Accounts>(&AccountCreate {
+            name: name.to_owned(),
+            enterprise_id: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create account {name}: {e}"))
+}
+
+/// A new confidential client `id` in `account_id` (global when `None`), created by `admin`:
+/// the create answer, with the secret shown once.
+pub async fn client_in(
+    admin: &tessera_client::Client,
+    id: &str,
+    account_id: Option<&str>,
+) -> ClientView {
+    admin
+        .create::<Clients>(&ClientCreate {
+            id: id.to_owned(),
+            name: None,
+            account_id: account_id.map(str::to_owned),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create client {id}: {e}"))
 }
 
 /// A new RSA-2048 authorized key of service account `service_account_id`, with its key file.
@@ -773,6 +883,8 @@ pub fn account_of_token(token: &str) -> String {
         .to_owned()
 }
 
+/// A new service account named `name`, created by `admin` in `account_id` (default: the
+/// admin's account).
 pub async fn service_account_in(
     admin: &tessera_client::Client,
     account_id: Option<&str>,
@@ -803,6 +915,17 @@ pub async fn member(
     }
     let key = api_key_of(&admin, &sa.iam_id, "k").await;
     (sa.iam_id, key)
+}
+
+/// [`member`] and a token of it: (iam id, token).
+pub async fn member_token(
+    server: &TestServer,
+    admin: &str,
+    account: &str,
+    role: &str,
+) -> (String, String) {
+    let (iam_id, key) = member(server, admin, account, role).await;
+    (iam_id, server.token(&key).await)
 }
 
 /// A new API key named `name` of `owner_iam_id`, created by `caller`: the key itself.
@@ -850,14 +973,8 @@ pub fn refresh_of(answer: &IbmTokenResponse) -> String {
 
 /// Creates the global confidential client `id` (as `admin`): its secret, shown once.
 pub async fn client_secret(admin: &tessera_client::Client, id: &str) -> String {
-    admin
-        .create::<Clients>(&ClientCreate {
-            id: id.to_owned(),
-            name: None,
-            account_id: None,
-        })
+    client_in(admin, id, None)
         .await
-        .unwrap_or_else(|e| panic!("create client {id}: {e}"))
         .secret
         .expect("secret")
         .into_inner()
@@ -931,6 +1048,23 @@ fn http_client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")
+}
+
+/// Calls `attempt` every `every` until it answers `Ok`, and returns that value; panics with the
+/// last `Err` (why not yet: the state seen, a log) once `limit` has passed.
+pub async fn eventually<T, F, Fut>(limit: Duration, every: Duration, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(why) => assert!(Instant::now() < deadline, "{why}"),
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 /// Seconds since the Unix epoch, for checking tokens: the tests' one wall-clock read.

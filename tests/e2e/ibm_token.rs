@@ -3,9 +3,7 @@
 
 use crate::harness::*;
 use serde_json::Value;
-use tessera_client::api::admin::{ApiKeyCreate, ServiceAccountCreate};
 use tessera_client::api::token::{IbmErrorBody, IbmTokenRequest, IbmTokenResponse};
-use tessera_client::resource::{ApiKeys, ServiceAccounts};
 
 /// Status, `X-Global-Transaction-ID` and the IBM error body of a refused token request.
 async fn error_of(response: reqwest::Response) -> (u16, Option<String>, IbmErrorBody) {
@@ -216,12 +214,7 @@ async fn malformed_requests_name_the_problem() {
 #[tokio::test]
 async fn other_methods_get_the_ibm_error_shape() {
     let server = TestServer::in_process().await;
-    let response = server
-        .http
-        .get(format!("{}/identity/token", server.url))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/identity/token").await;
     assert_eq!(response.status(), 405);
     assert_eq!(response.headers()["allow"], "POST");
     let (_, txid, body) = error_of(response).await;
@@ -242,12 +235,12 @@ async fn other_methods_get_the_ibm_error_shape() {
 async fn doubled_slash_from_python_sdk_is_tolerated() {
     let server = TestServer::in_process().await;
     let response = server
-        .http
-        .post(format!("{}//identity/token", server.url))
-        .form(&[("grant_type", APIKEY_GRANT), ("apikey", ADMIN_KEY)])
-        .send()
-        .await
-        .unwrap();
+        .post_form(
+            "//identity/token",
+            None,
+            &[("grant_type", APIKEY_GRANT), ("apikey", ADMIN_KEY)],
+        )
+        .await;
     assert_eq!(response.status(), 200);
 }
 
@@ -257,7 +250,6 @@ async fn basic_client_authentication() {
     let admin = server.admin_client().await;
     let secret = client_secret(&admin, "bx").await;
     let (_, apikey) = server.service_account_with_key().await;
-    let url = format!("{}/identity/token", server.url);
     let form = [("grant_type", APIKEY_GRANT), ("apikey", apikey.as_str())];
 
     let ok = server
@@ -268,34 +260,19 @@ async fn basic_client_authentication() {
     assert_eq!(jwt_payload(&access_of(&ok))["client_id"], "bx");
 
     let wrong = server
-        .http
-        .post(&url)
-        .basic_auth("bx", Some("wrong"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+        .post_form("/identity/token", Some(("bx", "wrong")), &form)
+        .await;
     assert_eq!(wrong.headers()["www-authenticate"], "Basic realm=\"IAM\"");
     let (status, _, body) = error_of(wrong).await;
     assert_eq!((status, body.error_code.as_str()), (401, "BXNIM0301E"));
     let unknown = server
-        .http
-        .post(&url)
-        .basic_auth("nobody", Some(&secret))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+        .post_form("/identity/token", Some(("nobody", &secret)), &form)
+        .await;
     assert_eq!(unknown.status(), 401);
     // The built-in public client has no secret to authenticate with.
     let default = server
-        .http
-        .post(&url)
-        .basic_auth("default", Some(""))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+        .post_form("/identity/token", Some(("default", "")), &form)
+        .await;
     assert_eq!(default.status(), 401);
 }
 
@@ -306,37 +283,16 @@ async fn refresh_grant_needs_the_issuing_client() {
     let secret = client_secret(&admin, "app").await;
     let other = client_secret(&admin, "other").await;
     let (sa, apikey) = server.service_account_with_key().await;
-    let url = format!("{}/identity/token", server.url);
 
     // Issued to the default client: IBM refuses to refresh it.
     let public = server.client().token(&apikey_form(&apikey)).await.unwrap();
     let public_refresh = public.refresh_token.as_deref().expect("refresh_token");
-    let (status, _, body) = error_of(
-        server
-            .http
-            .post(&url)
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", public_refresh),
-            ])
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, body) = error_of(server.refresh_response(None, public_refresh).await).await;
     assert_eq!((status, body.error_code.as_str()), (400, "BXNIM0308E"));
     let (status, _, body) = error_of(
         server
-            .http
-            .post(&url)
-            .basic_auth("app", Some(&secret))
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", public_refresh),
-            ])
-            .send()
-            .await
-            .unwrap(),
+            .refresh_response(Some(("app", &secret)), public_refresh)
+            .await,
     )
     .await;
     assert_eq!(status, 400);
@@ -358,29 +314,16 @@ async fn refresh_grant_needs_the_issuing_client() {
     assert_eq!(claims["grant_type"], "refresh_token");
     assert!(refreshed.refresh_token.is_some());
     let stolen = server
-        .http
-        .post(&url)
-        .basic_auth("other", Some(&other))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
-        .send()
-        .await
-        .unwrap();
+        .refresh_response(Some(("other", &other)), refresh)
+        .await;
     assert_eq!(stolen.status(), 400);
     // A tampered refresh token is just invalid.
     let mut tampered = refresh.to_owned();
     tampered.replace_range(10..11, if &refresh[10..11] == "A" { "B" } else { "A" });
     let (status, _, body) = error_of(
         server
-            .http
-            .post(&url)
-            .basic_auth("app", Some(&secret))
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &tampered),
-            ])
-            .send()
-            .await
-            .unwrap(),
+            .refresh_response(Some(("app", &secret)), &tampered)
+            .await,
     )
     .await;
     assert_eq!((status, body.error_code.as_str()), (400, "BXNIM0407E"));
@@ -391,49 +334,33 @@ async fn tenant_pin_checks_account_and_enterprise() {
     let server = TestServer::in_process().await;
     let admin = server.admin_client().await;
     let (enterprise, account) = enterprise_with_account(&admin).await;
-    let sa = admin
-        .create::<ServiceAccounts>(&ServiceAccountCreate {
-            account_id: Some(account.id.clone()),
-            name: "svc".into(),
-            description: None,
-        })
-        .await
-        .unwrap();
-    let apikey = admin
-        .create::<ApiKeys>(&ApiKeyCreate {
-            owner_iam_id: sa.iam_id,
-            name: "k".into(),
-            description: None,
-        })
-        .await
-        .unwrap()
-        .apikey
-        .expect("apikey")
-        .into_inner();
-    let url = format!("{}/identity/token", server.url);
+    let sa = service_account_in(&admin, Some(&account.id), "svc").await;
+    let apikey = api_key_of(&admin, &sa.iam_id, "k").await;
     let form = [("grant_type", APIKEY_GRANT), ("apikey", apikey.as_str())];
-    let with_pin = |pin: String| {
-        server
-            .http
-            .post(&url)
-            .header("IBM-Cloud-Tenant", pin)
-            .form(&form)
-            .send()
-    };
 
-    assert_eq!(with_pin(account.id.clone()).await.unwrap().status(), 200);
-    assert_eq!(with_pin(enterprise.id.clone()).await.unwrap().status(), 200);
-    let other = "0".repeat(32);
     assert_eq!(
-        with_pin(format!("{other},{}", account.id))
+        server
+            .pinned_token_response(&account.id, &form)
             .await
-            .unwrap()
             .status(),
         200
     );
-    let (status, _, body) = error_of(with_pin(other.clone()).await.unwrap()).await;
+    assert_eq!(
+        server
+            .pinned_token_response(&enterprise.id, &form)
+            .await
+            .status(),
+        200
+    );
+    let other = "0".repeat(32);
+    let both = format!("{other},{}", account.id);
+    assert_eq!(
+        server.pinned_token_response(&both, &form).await.status(),
+        200
+    );
+    let (status, _, body) = error_of(server.pinned_token_response(&other, &form).await).await;
     assert_eq!((status, body.error_code.as_str()), (400, "BXNIM0513E"));
-    let (status, _, body) = error_of(with_pin("not-an-id".into()).await.unwrap()).await;
+    let (status, _, body) = error_of(server.pinned_token_response("not-an-id", &form).await).await;
     assert_eq!(status, 400);
     assert!(body.error_message.contains("IBM-Cloud-Tenant"), "{body:?}");
 }

@@ -32,6 +32,15 @@ async fn introspect(
     )
 }
 
+/// `POST /identity/revoke` of `form`, by the confidential client `client` when given.
+async fn revoke(
+    server: &TestServer,
+    client: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    server.post_form("/identity/revoke", client, form).await
+}
+
 /// Mints a token with the server's own active key but `iat`/`exp` in the past: what a client
 /// holds an hour after it was issued.
 pub(crate) async fn expired_token(server: &TestServer, iam_id: &str) -> String {
@@ -79,12 +88,7 @@ pub(crate) async fn expired_token(server: &TestServer, iam_id: &str) -> String {
 async fn jwks_and_discovery() {
     let server = TestServer::in_process().await;
     for path in ["/identity/keys", "/.well-known/jwks.json"] {
-        let response = server
-            .http
-            .get(format!("{}{path}", server.url))
-            .send()
-            .await
-            .unwrap();
+        let response = server.get(path).await;
         assert_eq!(response.status(), 200);
         // The advertised cache time is the configured one: rotation publishes keys 2x ahead.
         assert_eq!(response.headers()["cache-control"], "public, max-age=300");
@@ -263,8 +267,6 @@ async fn revocation_of_refresh_and_access_tokens() {
     let secret = client_secret(&caller, "app").await;
     let other = client_secret(&caller, "other").await;
     let (_, apikey) = server.service_account_with_key().await;
-    let token_url = format!("{}/identity/token", server.url);
-    let revoke_url = format!("{}/identity/revoke", server.url);
     let app = server.client();
     let issued = app
         .token_as_client("app", &secret, &apikey_form(&apikey))
@@ -285,34 +287,20 @@ async fn revocation_of_refresh_and_access_tokens() {
     );
 
     // Another client cannot revoke it (RFC 7009: silently ignored).
-    let response = server
-        .http
-        .post(&revoke_url)
-        .basic_auth("other", Some(&other))
-        .form(&[("token", refresh)])
-        .send()
-        .await
-        .unwrap();
+    let response = revoke(&server, Some(("other", &other)), &[("token", refresh)]).await;
     assert_eq!(response.status(), 200);
-    let still: reqwest::Response = server
-        .http
-        .post(&token_url)
-        .basic_auth("app", Some(&secret))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
-        .send()
-        .await
-        .unwrap();
+    let still = server
+        .refresh_response(Some(("app", &secret)), refresh)
+        .await;
     assert_eq!(still.status(), 200);
 
     // The issuing client revokes it; refresh fails at once.
-    let response = server
-        .http
-        .post(&revoke_url)
-        .basic_auth("app", Some(&secret))
-        .form(&[("token", refresh), ("token_type_hint", "refresh_token")])
-        .send()
-        .await
-        .unwrap();
+    let response = revoke(
+        &server,
+        Some(("app", &secret)),
+        &[("token", refresh), ("token_type_hint", "refresh_token")],
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let refused = refused_grant(
         app.token_as_client("app", &secret, &refresh_form(refresh))
@@ -341,71 +329,38 @@ async fn revocation_of_refresh_and_access_tokens() {
     );
     // Anonymous and other clients cannot revoke a confidential client's access token.
     for other_client in [None, Some(("other", other.as_str()))] {
-        let mut request = server.http.post(&revoke_url).form(&[("token", access)]);
-        if let Some((id, secret)) = other_client {
-            request = request.basic_auth(id, Some(secret));
-        }
-        assert_eq!(request.send().await.unwrap().status(), 200);
+        let response = revoke(&server, other_client, &[("token", access)]).await;
+        assert_eq!(response.status(), 200);
         assert_eq!(
             introspect(&server, access, Some(&admin), None).await.1["active"],
             true,
             "revoked by {other_client:?}"
         );
     }
-    server
-        .http
-        .post(&revoke_url)
-        .basic_auth("app", Some(&secret))
-        .form(&[("token", access)])
-        .send()
-        .await
-        .unwrap();
+    revoke(&server, Some(("app", &secret)), &[("token", access)]).await;
     assert_eq!(
         introspect(&server, access, Some(&admin), None).await.1["active"],
         false
     );
     let refreshed = server
-        .http
-        .post(&token_url)
-        .basic_auth("app", Some(&secret))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
-        .send()
-        .await
-        .unwrap();
+        .refresh_response(Some(("app", &secret)), refresh)
+        .await;
     assert_eq!(refreshed.status(), 200);
 
     // Garbage is accepted (200) and bad requests get the OAuth error shape.
     assert_eq!(
-        server
-            .http
-            .post(&revoke_url)
-            .form(&[("token", "garbage")])
-            .send()
+        revoke(&server, None, &[("token", "garbage")])
             .await
-            .unwrap()
             .status(),
         200
     );
-    let missing = server
-        .http
-        .post(&revoke_url)
-        .form(&[("nothing", "x")])
-        .send()
-        .await
-        .unwrap();
+    let missing = revoke(&server, None, &[("nothing", "x")]).await;
     assert_eq!(missing.status(), 400);
     assert_eq!(
         missing.json::<Value>().await.unwrap()["error"],
         "invalid_request"
     );
-    let bad_client = server
-        .http
-        .post(&revoke_url)
-        .basic_auth("app", Some("wrong"))
-        .form(&[("token", refresh)])
-        .send()
-        .await
-        .unwrap();
+    let bad_client = revoke(&server, Some(("app", "wrong")), &[("token", refresh)]).await;
     assert_eq!(bad_client.status(), 401);
 }
 

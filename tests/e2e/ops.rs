@@ -4,6 +4,7 @@
 use crate::harness::*;
 use serde_json::Value;
 use std::process::Command;
+use tessera_client::api::token::IbmTokenResponse;
 use tessera_client::resource::ServiceAccounts;
 
 #[tokio::test]
@@ -146,6 +147,17 @@ async fn logs_are_json_and_never_contain_secrets() {
     assert!(!all.contains(master.trim()));
 }
 
+/// The administrator's API-key grant on a server started with `args` and `env` (stopped
+/// again before this returns).
+async fn admin_grant_with(args: &[&str], env: &[(&str, &str)]) -> IbmTokenResponse {
+    let server = TestServer::start_with(args, env).await;
+    server
+        .client()
+        .token(&apikey_form(ADMIN_KEY))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn configuration_precedence_flags_env_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -157,17 +169,11 @@ async fn configuration_precedence_flags_env_file() {
     // File only.
     let config = dir.path().join("tessera.toml");
     let config = config.to_str().unwrap();
-    let server = TestServer::start_with(&["--config", config], &[]).await;
-    let body = server
-        .client()
-        .token(&apikey_form(ADMIN_KEY))
-        .await
-        .unwrap();
+    let body = admin_grant_with(&["--config", config], &[]).await;
     assert_eq!(body.expires_in, 900);
     assert_eq!(jwt_header(&access_of(&body))["alg"], "ES256");
-    drop(server);
     // Env beats file; flag beats env.
-    let server = TestServer::start_with(
+    let body = admin_grant_with(
         &["--config", config],
         &[
             ("TESSERA_TOKEN_LIFETIME", "600"),
@@ -175,24 +181,13 @@ async fn configuration_precedence_flags_env_file() {
         ],
     )
     .await;
-    let body = server
-        .client()
-        .token(&apikey_form(ADMIN_KEY))
-        .await
-        .unwrap();
     assert_eq!(body.expires_in, 600);
     assert_eq!(jwt_header(&access_of(&body))["alg"], "EdDSA");
-    drop(server);
-    let server = TestServer::start_with(
+    let body = admin_grant_with(
         &["--config", config, "--token-lifetime", "300"],
         &[("TESSERA_TOKEN_LIFETIME", "600")],
     )
     .await;
-    let body = server
-        .client()
-        .token(&apikey_form(ADMIN_KEY))
-        .await
-        .unwrap();
     assert_eq!(body.expires_in, 300);
 }
 

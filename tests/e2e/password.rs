@@ -1,15 +1,13 @@
 //! The `password` grant, TOTP MFA (enrolment through the admin API, codes at login) and
 //! brute-force throttling, against a real server over sockets.
 
-use crate::harness::{account_of, client_secret, jwt_payload, TestServer};
+use crate::harness::{account_named, account_of, client_secret, jwt_payload, user_in, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr};
-use tessera_client::api::admin::{
-    AccountCreate, AccountUpdate, Mfa, TotpState, UserCreate, UserView,
-};
+use tessera_client::api::admin::{AccountUpdate, Mfa, TotpState, UserView};
 use tessera_client::api::token::{IbmTokenRequest, IbmTokenResponse};
-use tessera_client::resource::{Accounts, Users};
+use tessera_client::resource::Users;
 use tessera_core::totp;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -28,13 +26,7 @@ async fn fixture(server: &TestServer) -> Fixture {
     let typed = server.client().with_token(&admin);
     let account = account_of(&typed).await;
     let client_secret = client_secret(&server.client().with_token(admin.as_str()), "pwapp").await;
-    let user = typed
-        .create::<Users>(&UserCreate {
-            password: Some(PASSWORD.into()),
-            ..crate::harness::user("Ada", "ada@example.com")
-        })
-        .await
-        .unwrap();
+    let user = user_in(&typed, None, "Ada", "ada@example.com", PASSWORD).await;
     Fixture {
         admin,
         account,
@@ -88,6 +80,20 @@ async fn post(
 impl Fixture {
     fn basic(&self) -> Option<(&str, &str)> {
         Some((&self.client_id, &self.client_secret))
+    }
+
+    /// [`Fixture::login`] of `form`, which must be refused with 400, the IBM error `code` and
+    /// a message that says `words`: the answer's body.
+    async fn refused(
+        &self,
+        server: &TestServer,
+        form: &[(&str, &str)],
+        code: &str,
+        words: &str,
+    ) -> Value {
+        let (status, body) = self.login(server, form).await;
+        assert_error(status, &body, 400, code, words);
+        body
     }
 
     /// Raw: for refusals (their IBM error shape).
@@ -201,33 +207,38 @@ async fn password_grant_refusals_say_what_is_wrong() {
         "BXNIM0301E",
         "client authentication failed",
     );
-    let (status, body) = f
-        .login(
-            &server,
-            &[("grant_type", "password"), ("password", PASSWORD)],
-        )
-        .await;
-    assert_error(status, &body, 400, "BXNIM0109E", "username");
-    let (status, body) = f
-        .login(
-            &server,
-            &[("grant_type", "password"), ("username", "ada@example.com")],
-        )
-        .await;
-    assert_error(status, &body, 400, "BXNIM0109E", "password");
+    f.refused(
+        &server,
+        &[("grant_type", "password"), ("password", PASSWORD)],
+        "BXNIM0109E",
+        "username",
+    )
+    .await;
+    f.refused(
+        &server,
+        &[("grant_type", "password"), ("username", "ada@example.com")],
+        "BXNIM0109E",
+        "password",
+    )
+    .await;
 
     // An unknown user and a wrong password get the same answer.
-    let (status, unknown) = f
-        .login(&server, &password_form("nobody@example.com", PASSWORD))
-        .await;
-    assert_error(status, &unknown, 400, "BXNIM0602E", "incorrect");
-    let (status, wrong) = f
-        .login(
+    let unknown = f
+        .refused(
             &server,
-            &password_form("ada@example.com", "not the password"),
+            &password_form("nobody@example.com", PASSWORD),
+            "BXNIM0602E",
+            "incorrect",
         )
         .await;
-    assert_error(status, &wrong, 400, "BXNIM0602E", "incorrect");
+    let wrong = f
+        .refused(
+            &server,
+            &password_form("ada@example.com", "not the password"),
+            "BXNIM0602E",
+            "incorrect",
+        )
+        .await;
     assert_eq!(unknown["errorMessage"], wrong["errorMessage"]);
 
     server
@@ -239,10 +250,14 @@ async fn password_grant_refusals_say_what_is_wrong() {
         .await;
     // Federated and password-less users get the very answer of a wrong password: the answer
     // says neither who exists nor how they sign in.
-    let (status, body) = f
-        .login(&server, &password_form("fed@example.com", PASSWORD))
+    let body = f
+        .refused(
+            &server,
+            &password_form("fed@example.com", PASSWORD),
+            "BXNIM0602E",
+            "incorrect",
+        )
         .await;
-    assert_error(status, &body, 400, "BXNIM0602E", "incorrect");
     assert_eq!(body["errorMessage"], wrong["errorMessage"]);
     server
         .create(
@@ -251,49 +266,47 @@ async fn password_grant_refusals_say_what_is_wrong() {
             json!({"name": "Nopw", "email": "nopw@example.com"}),
         )
         .await;
-    let (status, body) = f
-        .login(&server, &password_form("nopw@example.com", PASSWORD))
+    let body = f
+        .refused(
+            &server,
+            &password_form("nopw@example.com", PASSWORD),
+            "BXNIM0602E",
+            "incorrect",
+        )
         .await;
-    assert_error(status, &body, 400, "BXNIM0602E", "incorrect");
     assert_eq!(body["errorMessage"], wrong["errorMessage"]);
 
     // The same e-mail in a second account, created later: it neither breaks nor takes over the
     // first user's e-mail sign-in, and its creator learns nothing; it signs in with `account`.
     let typed = server.client().with_token(&f.admin);
-    let second = typed
-        .create::<Accounts>(&AccountCreate {
-            name: "second".into(),
-            enterprise_id: None,
-        })
-        .await
-        .unwrap();
+    let second = account_named(&typed, "second").await;
     let second_id = second.id.as_str();
     // Created at least a second later than the first Ada: creation times are whole seconds.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    typed
-        .create::<Users>(&UserCreate {
-            account_id: Some(second_id.to_owned()),
-            password: Some("second password!".into()),
-            ..crate::harness::user("Ada 2", "ada@example.com")
-        })
-        .await
-        .unwrap();
+    user_in(
+        &typed,
+        Some(second_id),
+        "Ada 2",
+        "ada@example.com",
+        "second password!",
+    )
+    .await;
     let body = f
         .sign_in(&server, &password_grant("ada@example.com", PASSWORD, None))
         .await;
     let claims = jwt_payload(body.access_token.as_deref().unwrap());
     assert_eq!(claims["account"]["bss"], f.account.as_str());
-    let (status, body) = f
-        .login(
-            &server,
-            &password_form("ada@example.com", "second password!"),
-        )
-        .await;
-    assert_error(status, &body, 400, "BXNIM0602E", "incorrect");
+    f.refused(
+        &server,
+        &password_form("ada@example.com", "second password!"),
+        "BXNIM0602E",
+        "incorrect",
+    )
+    .await;
     let mut with_account = form.clone();
     with_account.push(("account", second_id));
-    let (status, body) = f.login(&server, &with_account).await;
-    assert_error(status, &body, 400, "BXNIM0602E", "incorrect");
+    f.refused(&server, &with_account, "BXNIM0602E", "incorrect")
+        .await;
     let body = f
         .sign_in(
             &server,
@@ -354,13 +367,7 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
 
     // Carol, in an account without the requirement, enrols a factor herself: once confirmed she
     // needs a code anyway, until she deletes the factor.
-    let carol = admin
-        .create::<Users>(&UserCreate {
-            password: Some(PASSWORD.into()),
-            ..crate::harness::user("Carol", "carol@example.com")
-        })
-        .await
-        .unwrap();
+    let carol = user_in(&admin, None, "Carol", "carol@example.com", PASSWORD).await;
     let carol_id = carol.id.as_str();
     let carol_grant = password_grant("carol@example.com", PASSWORD, None);
     let carol_form = password_form("carol@example.com", PASSWORD);
@@ -378,14 +385,13 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
         .confirm_totp(carol_id, &code(&carol_secret, step))
         .await
         .unwrap();
-    let (status, body) = f.login(&server, &carol_form).await;
-    assert_error(
-        status,
-        &body,
-        400,
+    f.refused(
+        &server,
+        &carol_form,
         "BXNIM0407E",
         "one-time code is required",
-    );
+    )
+    .await;
     let next = code(&carol_secret, step + 1);
     let with_code = IbmTokenRequest {
         otp: Some(next.clone()),
@@ -443,14 +449,13 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
         .unwrap();
     assert!(replacement.replacement);
     let new_secret = replacement.secret.clone().into_inner();
-    let (status, body) = f.login(&server, &carol_form).await;
-    assert_error(
-        status,
-        &body,
-        400,
+    f.refused(
+        &server,
+        &carol_form,
         "BXNIM0407E",
         "one-time code is required",
-    );
+    )
+    .await;
     // ...and then deletes it.
     as_strong_carol.delete_totp(carol_id, None).await.unwrap();
     assert!(
@@ -472,25 +477,22 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
         .unwrap();
     assert_eq!(body.mfa, Mfa::Totp);
     let (status, body) = server
-        .admin(
-            Method::PATCH,
+        .admin_patch(
             &format!("/v1/accounts/{}", f.account),
             &f.admin,
-            Some(json!({"mfa": "SMS"})),
+            json!({"mfa": "SMS"}),
         )
         .await;
     assert_eq!(status, 400, "{body}");
     let (status, body) = server
-        .admin(
-            Method::PATCH,
+        .admin_patch(
             &format!("/v1/accounts/{}", f.account),
             &f.admin,
-            Some(json!({"mfa": "TOTP", "color": "red"})),
+            json!({"mfa": "TOTP", "color": "red"}),
         )
         .await;
     assert_eq!(status, 400, "{body}");
-    let (status, body) = f.login(&server, &form).await;
-    assert_error(status, &body, 400, "BXNIM0407E", "enrol");
+    f.refused(&server, &form, "BXNIM0407E", "enrol").await;
 
     // Enrol: the secret is shown once; the factor is pending until confirmed.
     let (status, enrolled) = server
@@ -513,8 +515,7 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
         .await;
     assert_eq!(user["totp"], "pending");
     assert!(!server.logs().contains(&secret), "the secret was logged");
-    let (status, body) = f.login(&server, &form).await;
-    assert_error(status, &body, 400, "BXNIM0407E", "enrol");
+    f.refused(&server, &form, "BXNIM0407E", "enrol").await;
 
     let confirm = |code: String| {
         let server = &server;
@@ -551,24 +552,18 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
     assert_eq!(status, 409);
 
     // Login: without a code, with a wrong one, with the confirming (used) one, then a fresh one.
-    let (status, body) = f.login(&server, &form).await;
-    assert_error(
-        status,
-        &body,
-        400,
-        "BXNIM0407E",
-        "one-time code is required",
-    );
+    f.refused(&server, &form, "BXNIM0407E", "one-time code is required")
+        .await;
     let wrong = code(&secret, step + 10);
     let mut with_code = form.clone();
     with_code.push(("otp", &wrong));
-    let (status, body) = f.login(&server, &with_code).await;
-    assert_error(status, &body, 400, "BXNIM0407E", "wrong or expired");
+    f.refused(&server, &with_code, "BXNIM0407E", "wrong or expired")
+        .await;
     let used = code(&secret, step);
     let mut replay = form.clone();
     replay.push(("otp", &used));
-    let (status, body) = f.login(&server, &replay).await;
-    assert_error(status, &body, 400, "BXNIM0407E", "already been used");
+    f.refused(&server, &replay, "BXNIM0407E", "already been used")
+        .await;
     let next = code(&secret, step + 1);
     let mut valid = form.clone();
     valid.push(("otp", &next));
@@ -577,8 +572,8 @@ async fn totp_is_enrolled_confirmed_and_required_at_login() {
     let claims = jwt_payload(body["access_token"].as_str().unwrap());
     assert_eq!(claims["acr"], 2);
     assert_eq!(claims["amr"], json!(["pwd", "otp"]));
-    let (status, body) = f.login(&server, &valid).await;
-    assert_error(status, &body, 400, "BXNIM0407E", "already been used");
+    f.refused(&server, &valid, "BXNIM0407E", "already been used")
+        .await;
 }
 
 #[tokio::test]

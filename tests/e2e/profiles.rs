@@ -3,15 +3,13 @@
 //! the claims of profile tokens and their use as credentials).
 
 use crate::harness::*;
-use reqwest::Method;
 use serde_json::{json, Value};
 use tessera_client::api::admin::{
-    AccountCreate, AccountUpdate, ClaimCondition, ClaimRule, ClientCreate, ComputeResourceLink,
-    ListQuery, OAuthTokenCreate, TrustedIdentity, TrustedProfileCreate, TrustedProfileReplace,
-    TrustedProfileView, UserCreate,
+    AccountUpdate, ClaimCondition, ClaimRule, ComputeResourceLink, ListQuery, OAuthTokenCreate,
+    TrustedIdentity, TrustedProfileCreate, TrustedProfileReplace, TrustedProfileView, UserCreate,
 };
 use tessera_client::api::token::IbmTokenRequest;
-use tessera_client::resource::{Accounts, Clients, OAuthTokens, TrustedProfiles, Users};
+use tessera_client::resource::{OAuthTokens, TrustedProfiles};
 use tessera_client::Client;
 
 const ASSUME: &str = "urn:ibm:params:oauth:grant-type:assume";
@@ -194,11 +192,10 @@ async fn admin_api_creates_lists_replaces_and_validates_profiles() {
         .await;
     assert_eq!(status, 409, "{body}");
     let (status, body) = server
-        .admin(
-            Method::PUT,
+        .admin_put(
             &format!("/v1/trusted_profiles/{}", other.id),
             &admin,
-            Some(json!({"name": "builders-2"})),
+            json!({"name": "builders-2"}),
         )
         .await;
     assert_eq!(status, 409, "{body}");
@@ -279,11 +276,10 @@ async fn admin_api_creates_lists_replaces_and_validates_profiles() {
         );
     }
     let (status, _) = server
-        .admin(
-            Method::PUT,
+        .admin_put(
             "/v1/trusted_profiles/Profile-missing",
             &admin,
-            Some(json!({"name": "x"})),
+            json!({"name": "x"}),
         )
         .await;
     assert_eq!(status, 404);
@@ -382,14 +378,7 @@ async fn assume_with_a_service_id_token_by_id_crn_and_name() {
     assert_eq!(introspection["sub_type"], "Profile");
 
     // Basic client authentication names the client in the token.
-    let client = typed
-        .create::<Clients>(&ClientCreate {
-            id: "deploy-bot".into(),
-            name: None,
-            account_id: None,
-        })
-        .await
-        .unwrap();
+    let client = client_in(&typed, "deploy-bot", None).await;
     let body = server
         .client()
         .token_as_client(
@@ -457,11 +446,7 @@ async fn assume_with_user_token_refresh_token_cookie_and_t1_token() {
     assert_refused(status, &body, "Basic");
     // One issued to a confidential client is redeemed by that client, with Basic.
     let (client_id, secret) = server.login_client().await;
-    let apikey_grant = IbmTokenRequest {
-        grant_type: APIKEY_GRANT.into(),
-        apikey: Some(apikey.clone()),
-        ..IbmTokenRequest::default()
-    };
+    let apikey_grant = apikey_form(&apikey);
     let issued = server
         .client()
         .token_as_client(&client_id, &secret, &apikey_grant)
@@ -513,13 +498,7 @@ async fn assume_failures_name_the_problem() {
     let (sa, apikey) = server.service_account_with_key().await;
     let (_, stranger_key) = server.service_account_with_key().await;
     let (user, user_key) = user_with_key(&server, &admin, None).await;
-    let other_account = admin
-        .create::<Accounts>(&AccountCreate {
-            name: "elsewhere".into(),
-            enterprise_id: None,
-        })
-        .await
-        .unwrap();
+    let other_account = account_named(&admin, "elsewhere").await;
     let p = profile(
         &admin,
         &named(
@@ -676,13 +655,7 @@ async fn require_totp(server: &TestServer, account: &str) {
 async fn assume_in_an_mfa_account_refuses_single_factor_user_tokens() {
     let server = TestServer::in_process().await;
     let admin = server.admin_client().await;
-    let team = admin
-        .create::<Accounts>(&AccountCreate {
-            name: "secure".into(),
-            enterprise_id: None,
-        })
-        .await
-        .unwrap();
+    let team = account_named(&admin, "secure").await;
     let team_id = team.id.as_str();
     let sa = service_account_in(&admin, Some(team_id), "svc").await;
     let sa_key = api_key_of(&admin, &sa.iam_id, "k").await;
@@ -744,13 +717,7 @@ async fn assume_in_an_mfa_account_accepts_totp_level_user_tokens() {
     const PASSWORD: &str = "Correct-Horse-Battery-9";
     let server = TestServer::start().await;
     let admin = server.admin_client().await;
-    let team = admin
-        .create::<Accounts>(&AccountCreate {
-            name: "secure".into(),
-            enterprise_id: None,
-        })
-        .await
-        .unwrap();
+    let team = account_named(&admin, "secure").await;
     let team_id = team.id.as_str();
     let updated = admin
         .update_account(
@@ -762,23 +729,9 @@ async fn assume_in_an_mfa_account_accepts_totp_level_user_tokens() {
         .await
         .unwrap();
     assert_eq!(updated.mfa, tessera_client::api::admin::Mfa::Totp);
-    let user = admin
-        .create::<Users>(&UserCreate {
-            account_id: Some(team_id.to_owned()),
-            password: Some(PASSWORD.into()),
-            ..crate::harness::user("Eve", "eve@example.com")
-        })
-        .await
-        .unwrap();
+    let user = user_in(&admin, Some(team_id), "Eve", "eve@example.com", PASSWORD).await;
     let user_id = user.id.as_str();
-    let client = admin
-        .create::<Clients>(&ClientCreate {
-            id: "console".into(),
-            name: None,
-            account_id: Some(team_id.to_owned()),
-        })
-        .await
-        .unwrap();
+    let client = client_in(&admin, "console", Some(team_id)).await;
     let secret = client.secret.as_deref().unwrap();
     let enrolled = admin.enroll_totp(user_id, false, None).await.unwrap();
     let totp_secret = totp::TotpSecret::from_bytes(totp::base32_decode(&enrolled.secret).unwrap());
@@ -851,6 +804,11 @@ fn cli_json(config_dir: &std::path::Path, args: &[&str]) -> TrustedProfileView {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not a trusted profile ({e}): {text}"))
 }
 
+/// The arguments of `tessera iam profile VERB ID MORE...`.
+fn profile_command<'a>(verb: &'a str, id: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    [&["iam", "profile", verb, id][..], more].concat()
+}
+
 #[tokio::test]
 async fn cli_manages_profiles_and_their_parts() {
     let server = TestServer::start().await;
@@ -880,16 +838,11 @@ async fn cli_manages_profiles_and_their_parts() {
 
     let p = cli_json(
         config,
-        &[
-            "iam",
-            "profile",
+        &profile_command(
             "add-identity",
             &id,
-            "--type",
-            "serviceid",
-            "--identifier",
-            sa_iam_id,
-        ],
+            &["--type", "serviceid", "--identifier", sa_iam_id],
+        ),
     );
     assert_eq!(p.identities[0].identifier, sa_iam_id);
     // The CLI's change is real: the service ID can now assume the profile.
@@ -898,38 +851,38 @@ async fn cli_manages_profiles_and_their_parts() {
 
     let p = cli_json(
         config,
-        &[
-            "iam",
-            "profile",
+        &profile_command(
             "add-link",
             &id,
-            "--cr-type",
-            "IKS_SA",
-            "--crn",
-            CLUSTER_CRN,
-            "--namespace",
-            "ci",
-            "--name",
-            "runner",
-        ],
+            &[
+                "--cr-type",
+                "IKS_SA",
+                "--crn",
+                CLUSTER_CRN,
+                "--namespace",
+                "ci",
+                "--name",
+                "runner",
+            ],
+        ),
     );
     let link_id = p.links[0].id.clone().unwrap();
     let p = cli_json(
         config,
-        &[
-            "iam",
-            "profile",
+        &profile_command(
             "add-rule",
             &id,
-            "--cr-type",
-            "IKS_SA",
-            "--condition",
-            "namespace EQUALS ci",
-            "--condition",
-            "pod IN a, b",
-            "--condition",
-            "replicas EQUALS 3",
-        ],
+            &[
+                "--cr-type",
+                "IKS_SA",
+                "--condition",
+                "namespace EQUALS ci",
+                "--condition",
+                "pod IN a, b",
+                "--condition",
+                "replicas EQUALS 3",
+            ],
+        ),
     );
     let conditions = &p.rules[0].conditions;
     assert_eq!(conditions[0].value, "\"ci\"");
@@ -940,16 +893,11 @@ async fn cli_manages_profiles_and_their_parts() {
     // A bad condition: the server's message, nothing changed.
     let bad = cli(
         config,
-        &[
-            "iam",
-            "profile",
+        &profile_command(
             "add-rule",
             &id,
-            "--cr-type",
-            "IKS_SA",
-            "--condition",
-            "a LIKE b",
-        ],
+            &["--cr-type", "IKS_SA", "--condition", "a LIKE b"],
+        ),
     );
     assert!(!bad.status.success());
     let stderr = String::from_utf8_lossy(&bad.stderr);
@@ -977,14 +925,7 @@ async fn cli_manages_profiles_and_their_parts() {
     assert!(p.links.is_empty(), "{p:?}");
     let p = cli_json(
         config,
-        &[
-            "iam",
-            "profile",
-            "remove-identity",
-            &id,
-            "--identifier",
-            sa_iam_id,
-        ],
+        &profile_command("remove-identity", &id, &["--identifier", sa_iam_id]),
     );
     assert!(p.identities.is_empty(), "{p:?}");
     let missing = cli(config, &["iam", "profile", "remove-link", &id, "Link-nope"]);

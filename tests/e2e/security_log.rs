@@ -5,7 +5,7 @@
 use crate::harness::*;
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tessera_client::api::admin::ServiceAccountCreate;
 use tessera_client::resource::{AccessBindings, ServiceAccounts};
 
@@ -23,18 +23,15 @@ fn events(server: &TestServer, event: &str) -> Vec<Value> {
 
 /// Waits (the log is read from a pipe) for a security event `event` matching `wanted`.
 async fn logged(server: &TestServer, event: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(found) = events(server, event).into_iter().find(|e| wanted(e)) {
-            return found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {event} event as wanted; the log:\n{}",
-            server.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async {
+            let found = events(server, event).into_iter().find(|e| wanted(e));
+            found.ok_or_else(|| format!("no {event} event as wanted; the log:\n{}", server.logs()))
+        },
+    )
+    .await
 }
 
 fn from_loopback(event: &Value) {
@@ -52,16 +49,10 @@ async fn refused_sign_ins_name_the_reason_and_the_peer_and_never_the_secret() {
     let server = TestServer::start().await;
     let wrong_key = "e2e-wrong-api-key-that-must-not-be-logged";
     let response = server
-        .token_response(&[
-            ("grant_type", "urn:ibm:params:oauth:grant-type:apikey"),
-            ("apikey", wrong_key),
-        ])
+        .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", wrong_key)])
         .await;
     assert_eq!(response.status(), 400);
-    let event = logged(&server, "sign_in_refused", |e| {
-        e["method"] == "urn:ibm:params:oauth:grant-type:apikey"
-    })
-    .await;
+    let event = logged(&server, "sign_in_refused", |e| e["method"] == APIKEY_GRANT).await;
     from_loopback(&event);
     assert_eq!(event["surface"], "ibm");
     assert_eq!(event["level"], "INFO");
@@ -100,10 +91,7 @@ async fn refused_sign_ins_name_the_reason_and_the_peer_and_never_the_secret() {
         .http
         .post(format!("{}/identity/token", server.url))
         .basic_auth(&client_id, Some(wrong_secret))
-        .form(&[
-            ("grant_type", "urn:ibm:params:oauth:grant-type:apikey"),
-            ("apikey", "x"),
-        ])
+        .form(&[("grant_type", APIKEY_GRANT), ("apikey", "x")])
         .send()
         .await
         .unwrap();
@@ -228,10 +216,7 @@ async fn a_lock_out_is_a_warning_with_the_peer() {
     let wrong_key = "e2e-guessed-api-key-never-logged";
     for _ in 0..3 {
         let response = server
-            .token_response(&[
-                ("grant_type", "urn:ibm:params:oauth:grant-type:apikey"),
-                ("apikey", wrong_key),
-            ])
+            .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", wrong_key)])
             .await;
         assert_eq!(response.status(), 400);
     }
@@ -241,10 +226,7 @@ async fn a_lock_out_is_a_warning_with_the_peer() {
     assert_eq!(event["scope"], "credential");
     assert_eq!(event["failures"], 3);
     let response = server
-        .token_response(&[
-            ("grant_type", "urn:ibm:params:oauth:grant-type:apikey"),
-            ("apikey", wrong_key),
-        ])
+        .token_response(&[("grant_type", APIKEY_GRANT), ("apikey", wrong_key)])
         .await;
     assert_eq!(response.status(), 429);
     assert!(!server.logs().contains(wrong_key));

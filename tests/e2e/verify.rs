@@ -24,6 +24,20 @@ use tessera_verify::{
     RemoteKeys, TrustedIssuer, VerifiedCaller, Verifier, VerifyError, VerifyLayer,
 };
 
+/// The confidential client `resource` of `server` (its secret), a new [`Proxy`] in front of
+/// `server`, and the introspection configuration of that client through the proxy.
+async fn introspection_via_proxy(server: &TestServer) -> (String, Proxy, IntrospectionConfig) {
+    let secret = client_secret(&server.admin_client().await, "resource").await;
+    let proxy = Proxy::start(&server.url).await;
+    let mut config = IntrospectionConfig::new(
+        format!("{}/identity/introspect", proxy.url),
+        "resource",
+        secret.clone(),
+    );
+    config.http = loopback();
+    (secret, proxy, config)
+}
+
 /// The loopback network the tests' issuers live on, allow-listed past the SSRF guard.
 fn loopback() -> HttpOptions {
     HttpOptions {
@@ -211,15 +225,7 @@ async fn a_resource_service_verifies_tokens_of_every_surface() {
     let (client_id, client_secret) = server.login_client().await;
     let issued = server
         .client()
-        .token_as_client(
-            &client_id,
-            &client_secret,
-            &IbmTokenRequest {
-                grant_type: APIKEY_GRANT.into(),
-                apikey: Some(apikey.clone()),
-                ..Default::default()
-            },
-        )
+        .token_as_client(&client_id, &client_secret, &apikey_form(&apikey))
         .await
         .unwrap();
     let refreshed = server
@@ -286,7 +292,7 @@ async fn a_resource_service_verifies_tokens_of_every_surface() {
 #[tokio::test]
 async fn profile_crn_and_compute_resource_tokens_verify_through_the_layer() {
     use crate::authz::{authz_ok, crn, policy_for};
-    use crate::cr_token::{cr_exchange, issuer_at, k8s_claims, link, put_profile, TestKey};
+    use crate::cr_token::{billing_profile, cr_exchange, issuer_at, k8s_claims, TestKey};
     use crate::profiles::{identity, named};
     use tessera_client::api::admin::TrustedIssuerCreate;
     use tessera_client::resource::{TrustedIssuers, TrustedProfiles};
@@ -349,14 +355,7 @@ async fn profile_crn_and_compute_resource_tokens_verify_through_the_layer() {
         })
         .await
         .unwrap();
-    let linked = put_profile(
-        &server,
-        &account,
-        "billing",
-        vec![link(&cluster.crn, "prod", "billing")],
-        vec![],
-    )
-    .await;
+    let linked = billing_profile(&server, &account, "billing", &cluster.crn).await;
     let cr_token = cluster_key.sign(&k8s_claims(&cluster.issuer_url, "prod", "billing"));
     let exchanged = cr_exchange(&server, &cr_token, &[])
         .await
@@ -416,15 +415,7 @@ async fn forged_expired_and_foreign_tokens_get_401() {
         verifier.verify(&none).await.unwrap_err(),
         VerifyError::AlgorithmMismatch
     );
-    let jwks: Value = server
-        .http
-        .get(format!("{}/identity/keys", server.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = server.get("/identity/keys").await.json().await.unwrap();
     let public = serde_json::to_vec(
         jwks["keys"]
             .as_array()
@@ -748,20 +739,7 @@ async fn the_ssrf_guard_refuses_loopback_unless_allow_listed() {
 #[tokio::test]
 async fn opaque_tokens_go_to_introspection_with_a_short_cache() {
     let server = TestServer::in_process().await;
-    let admin = server.admin_token().await;
-    let secret = server
-        .create(&admin, "clients", json!({"id": "resource"}))
-        .await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let proxy = Proxy::start(&server.url).await;
-    let mut config = IntrospectionConfig::new(
-        format!("{}/identity/introspect", proxy.url),
-        "resource",
-        secret.clone(),
-    );
-    config.http = loopback();
+    let (secret, proxy, mut config) = introspection_via_proxy(&server).await;
     config.negative_ttl = Duration::from_secs(60);
     let verifier = Verifier::builder()
         .trust(TrustedIssuer::new(issuer_of(&server), server.jwks().await).any_audience())
@@ -778,18 +756,12 @@ async fn opaque_tokens_go_to_introspection_with_a_short_cache() {
 
     // A refresh token issued to the resource's client is opaque: introspection says active.
     let (sa, apikey) = server.service_account_with_key().await;
-    let issued: Value = server
-        .http
-        .post(format!("{}/identity/token", server.url))
-        .basic_auth("resource", Some(&secret))
-        .form(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let issued = server
+        .client()
+        .token_as_client("resource", &secret, &apikey_form(&apikey))
         .await
         .unwrap();
-    let opaque = issued["refresh_token"].as_str().unwrap();
+    let opaque = issued.refresh_token.as_deref().expect("refresh_token");
     let (status, challenge, body) = call(&http, &whoami, Some(opaque)).await;
     assert_eq!(status, 200, "{body} {challenge:?}");
     assert_eq!(body["kind"], "Introspected");
@@ -915,20 +887,7 @@ async fn the_layer_on_a_tonic_server_answers_grpc_statuses_and_introspects() {
         CreateIamTokenForServiceAccountRequest, CreateIamTokenRequest,
     };
     let server = TestServer::in_process().await;
-    let admin = server.admin_token().await;
-    let secret = server
-        .create(&admin, "clients", json!({"id": "resource"}))
-        .await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let proxy = Proxy::start(&server.url).await;
-    let mut config = IntrospectionConfig::new(
-        format!("{}/identity/introspect", proxy.url),
-        "resource",
-        secret.clone(),
-    );
-    config.http = loopback();
+    let (secret, proxy, config) = introspection_via_proxy(&server).await;
     let keys = RemoteKeys::builder(KeySource::Issuer(issuer_of(&server)))
         .http(loopback())
         .build()
@@ -969,18 +928,12 @@ async fn the_layer_on_a_tonic_server_answers_grpc_statuses_and_introspects() {
     assert_eq!(answer.get_ref().iam_token, format!("{} Jwt", sa.iam_id));
 
     // An opaque refresh token of the resource's client: introspected, inside the layer.
-    let issued: Value = server
-        .http
-        .post(format!("{}/identity/token", server.url))
-        .basic_auth("resource", Some(&secret))
-        .form(&[("grant_type", APIKEY_GRANT), ("apikey", &apikey)])
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let issued = server
+        .client()
+        .token_as_client("resource", &secret, &apikey_form(&apikey))
         .await
         .unwrap();
-    let opaque = issued["refresh_token"].as_str().unwrap();
+    let opaque = issued.refresh_token.as_deref().expect("refresh_token");
     let answer = client.create(create(Some(opaque))).await.unwrap();
     assert_eq!(
         answer.get_ref().iam_token,

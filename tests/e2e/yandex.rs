@@ -11,8 +11,8 @@ use aws_lc_rs::signature::{self, RsaKeyPair};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
-use tessera_client::api::admin::{OAuthTokenCreate, ServiceAccountView, UserCreate};
-use tessera_client::resource::{OAuthTokens, Users};
+use tessera_client::api::admin::{OAuthTokenCreate, ServiceAccountView};
+use tessera_client::resource::OAuthTokens;
 use tessera_server::yandex::proto::endpoint::api_endpoint_service_client::ApiEndpointServiceClient;
 use tessera_server::yandex::proto::endpoint::{GetApiEndpointRequest, ListApiEndpointsRequest};
 use tessera_server::yandex::proto::iam::create_iam_token_request::Identity;
@@ -44,6 +44,31 @@ fn with_bearer<T>(message: T, token: &str) -> tonic::Request<T> {
         .metadata_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
     request
+}
+
+/// `CreateForServiceAccount` of `service_account_id`, by the bearer of `token` when given.
+fn for_service_account(
+    service_account_id: &str,
+    token: Option<&str>,
+) -> tonic::Request<CreateIamTokenForServiceAccountRequest> {
+    let message = CreateIamTokenForServiceAccountRequest {
+        service_account_id: service_account_id.to_owned(),
+    };
+    match token {
+        Some(token) => with_bearer(message, token),
+        None => tonic::Request::new(message),
+    }
+}
+
+/// `Revoke` of `iam_token`, by the bearer of `token` when given.
+fn revoke_request(iam_token: &str, token: Option<&str>) -> tonic::Request<RevokeIamTokenRequest> {
+    let message = RevokeIamTokenRequest {
+        iam_token: iam_token.to_owned(),
+    };
+    match token {
+        Some(token) => with_bearer(message, token),
+        None => tonic::Request::new(message),
+    }
 }
 
 /// An authorized key of a service account: its id and the private half, as the key file holds.
@@ -110,14 +135,7 @@ pub(crate) async fn rest(
     bearer: Option<&str>,
     body: Value,
 ) -> (u16, Value) {
-    let mut request = server
-        .http
-        .post(format!("{}{path}", server.url))
-        .json(&body);
-    if let Some(token) = bearer {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.unwrap();
+    let response = server.post_json(path, bearer, &body).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
@@ -463,36 +481,21 @@ async fn protocol_limits_are_invalid_argument_naming_the_field() {
     );
     assert_status(
         client
-            .create_for_service_account(with_bearer(
-                CreateIamTokenForServiceAccountRequest {
-                    service_account_id: "s".repeat(51),
-                },
-                &admin,
-            ))
+            .create_for_service_account(for_service_account(&"s".repeat(51), Some(&admin)))
             .await,
         Code::InvalidArgument,
         "service_account_id",
     );
     assert_status(
         client
-            .create_for_service_account(with_bearer(
-                CreateIamTokenForServiceAccountRequest {
-                    service_account_id: String::new(),
-                },
-                &admin,
-            ))
+            .create_for_service_account(for_service_account("", Some(&admin)))
             .await,
         Code::InvalidArgument,
         "service_account_id",
     );
     assert_status(
         client
-            .revoke(with_bearer(
-                RevokeIamTokenRequest {
-                    iam_token: "t".repeat(4097),
-                },
-                &admin,
-            ))
+            .revoke(revoke_request(&"t".repeat(4097), Some(&admin)))
             .await,
         Code::InvalidArgument,
         "iam_token",
@@ -551,12 +554,7 @@ async fn protocol_limits_are_invalid_argument_naming_the_field() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
-    let response = server
-        .http
-        .get(format!("{}/iam/v1/tokens", server.url))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/iam/v1/tokens").await;
     assert_eq!(response.status(), 405);
 }
 
@@ -569,18 +567,10 @@ async fn create_for_service_account_needs_token_creator() {
     let caller = server.token(&caller_key).await;
     let target_id = target.id.clone();
     let mut client = iam(&server).await;
-    let request = |token: &str, id: &str| {
-        with_bearer(
-            CreateIamTokenForServiceAccountRequest {
-                service_account_id: id.to_owned(),
-            },
-            token,
-        )
-    };
 
     assert_status(
         client
-            .create_for_service_account(request(&caller, &target_id))
+            .create_for_service_account(for_service_account(&target_id, Some(&caller)))
             .await,
         Code::PermissionDenied,
         "iam.serviceAccounts.tokenCreator",
@@ -596,11 +586,7 @@ async fn create_for_service_account_needs_token_creator() {
     // No credentials at all.
     assert_status(
         client
-            .create_for_service_account(tonic::Request::new(
-                CreateIamTokenForServiceAccountRequest {
-                    service_account_id: target_id.clone(),
-                },
-            ))
+            .create_for_service_account(for_service_account(&target_id, None))
             .await,
         Code::Unauthenticated,
         "Bearer",
@@ -608,28 +594,25 @@ async fn create_for_service_account_needs_token_creator() {
     // Unknown service account: denied to a caller who cannot see it, not found for an admin.
     assert_status(
         client
-            .create_for_service_account(request(&caller, "ServiceId-nope"))
+            .create_for_service_account(for_service_account("ServiceId-nope", Some(&caller)))
             .await,
         Code::PermissionDenied,
         "ServiceId-nope",
     );
     assert_status(
         client
-            .create_for_service_account(request(&admin, "ServiceId-nope"))
+            .create_for_service_account(for_service_account("ServiceId-nope", Some(&admin)))
             .await,
         Code::NotFound,
         "ServiceId-nope",
     );
 
-    server
-        .create(
-            &admin,
-            "access_bindings",
-            json!({"subject_iam_id": caller_sa.iam_id, "role": "iam.serviceAccounts.tokenCreator", "resource": format!("service-account/{target_id}")}),
-        )
-        .await;
+    let token_creator = "iam.serviceAccounts.tokenCreator";
+    let admin_client = server.client().with_token(&admin);
+    let on_target = format!("service-account/{target_id}");
+    bind(&admin_client, &caller_sa.iam_id, token_creator, &on_target).await;
     let minted = client
-        .create_for_service_account(request(&caller, &target_id))
+        .create_for_service_account(for_service_account(&target_id, Some(&caller)))
         .await
         .unwrap()
         .into_inner();
@@ -638,7 +621,7 @@ async fn create_for_service_account_needs_token_creator() {
     assert_eq!(info["iam_id"], target.iam_id, "{info}");
     // A t1 token is as good a caller credential as a JWT, on gRPC and REST.
     let caller_t1 = client
-        .create_for_service_account(request(&admin, caller_sa.id.as_str()))
+        .create_for_service_account(for_service_account(&caller_sa.id, Some(&admin)))
         .await
         .unwrap()
         .into_inner()
@@ -657,20 +640,15 @@ async fn create_for_service_account_needs_token_creator() {
     let second_id = second.id.as_str();
     assert_status(
         client
-            .create_for_service_account(request(&caller, second_id))
+            .create_for_service_account(for_service_account(second_id, Some(&caller)))
             .await,
         Code::PermissionDenied,
         second_id,
     );
-    server
-        .create(
-            &admin,
-            "access_bindings",
-            json!({"subject_iam_id": caller_sa.iam_id, "role": "iam.serviceAccounts.tokenCreator", "resource": format!("account/{}", second.account_id.as_str())}),
-        )
-        .await;
+    let on_account = format!("account/{}", second.account_id);
+    bind(&admin_client, &caller_sa.iam_id, token_creator, &on_account).await;
     assert!(client
-        .create_for_service_account(request(&caller, second_id))
+        .create_for_service_account(for_service_account(second_id, Some(&caller)))
         .await
         .is_ok());
 }
@@ -683,12 +661,7 @@ async fn revoke_makes_a_token_fail_everywhere() {
     let sa_id = sa.id.clone();
     let mut client = iam(&server).await;
     let mint = |client: &mut IamTokenServiceClient<Channel>| {
-        let request = with_bearer(
-            CreateIamTokenForServiceAccountRequest {
-                service_account_id: sa_id.clone(),
-            },
-            &admin,
-        );
+        let request = for_service_account(&sa_id, Some(&admin));
         let mut client = client.clone();
         async move {
             client
@@ -707,22 +680,13 @@ async fn revoke_makes_a_token_fail_everywhere() {
 
     // Revoke needs an authenticated caller.
     assert_status(
-        client
-            .revoke(tonic::Request::new(RevokeIamTokenRequest {
-                iam_token: token.clone(),
-            }))
-            .await,
+        client.revoke(revoke_request(&token, None)).await,
         Code::Unauthenticated,
         "Bearer",
     );
     // Any authenticated caller holding the token may revoke it — here the token itself.
     let revoked = client
-        .revoke(with_bearer(
-            RevokeIamTokenRequest {
-                iam_token: token.clone(),
-            },
-            &token,
-        ))
+        .revoke(revoke_request(&token, Some(&token)))
         .await
         .unwrap()
         .into_inner();
@@ -733,26 +697,14 @@ async fn revoke_makes_a_token_fail_everywhere() {
     assert_eq!(status, 401);
     assert_status(
         client
-            .create_for_service_account(with_bearer(
-                CreateIamTokenForServiceAccountRequest {
-                    service_account_id: sa_id.clone(),
-                },
-                &token,
-            ))
+            .create_for_service_account(for_service_account(&sa_id, Some(&token)))
             .await,
         Code::Unauthenticated,
         "revoked",
     );
     // Revoking it again is an argument error: it is no longer a valid token.
     assert_status(
-        client
-            .revoke(with_bearer(
-                RevokeIamTokenRequest {
-                    iam_token: token.clone(),
-                },
-                &admin,
-            ))
-            .await,
+        client.revoke(revoke_request(&token, Some(&admin))).await,
         Code::InvalidArgument,
         "revoked",
     );
@@ -836,14 +788,15 @@ async fn oauth_token_yields_a_t1_token_until_revoked() {
     let server = TestServer::start().await;
     let admin = server.admin_token().await;
     let typed = server.client().with_token(&admin);
-    let user = typed
-        .create::<Users>(&UserCreate {
-            account_id: Some(account_of(&typed).await),
-            password: Some(USER_PASSWORD.into()),
-            ..crate::harness::user("dev", "dev@example.com")
-        })
-        .await
-        .unwrap();
+    let account = account_of(&typed).await;
+    let user = user_in(
+        &typed,
+        Some(&account),
+        "dev",
+        "dev@example.com",
+        USER_PASSWORD,
+    )
+    .await;
     let own = server.user_token(&user.id, USER_PASSWORD).await;
     let oauth = server
         .client()
@@ -959,23 +912,13 @@ async fn the_surface_works_over_tls_with_the_local_ca() {
         .into_inner()
         .iam_token;
     let for_sa = client
-        .create_for_service_account(with_bearer(
-            CreateIamTokenForServiceAccountRequest {
-                service_account_id: sa.id.clone(),
-            },
-            &admin,
-        ))
+        .create_for_service_account(for_service_account(&sa.id, Some(&admin)))
         .await
         .unwrap()
         .into_inner();
     assert!(for_sa.iam_token.starts_with("t1."));
     let revoked = client
-        .revoke(with_bearer(
-            RevokeIamTokenRequest {
-                iam_token: token.clone(),
-            },
-            &token,
-        ))
+        .revoke(revoke_request(&token, Some(&token)))
         .await
         .unwrap()
         .into_inner();
@@ -996,11 +939,7 @@ async fn the_surface_works_over_tls_with_the_local_ca() {
         "audience",
     );
     assert_status(
-        client
-            .revoke(tonic::Request::new(RevokeIamTokenRequest {
-                iam_token: token,
-            }))
-            .await,
+        client.revoke(revoke_request(&token, None)).await,
         Code::Unauthenticated,
         "Bearer",
     );
@@ -1076,26 +1015,16 @@ async fn service_accounts_are_readable_by_themselves_and_viewers() {
         "Bearer",
     );
 
-    let response = server
-        .http
-        .get(format!("{}/iam/v1/serviceAccounts/{sa_id}", server.url))
-        .bearer_auth(&own)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = server
+        .admin_get(&format!("/iam/v1/serviceAccounts/{sa_id}"), &own)
+        .await;
+    assert_eq!(status, 200);
     assert_eq!(body["id"], sa_id);
     assert_eq!(body["folderId"], sa.account_id);
-    let response = server
-        .http
-        .get(format!("{}/iam/v1/serviceAccounts/{other_id}", server.url))
-        .bearer_auth(&own)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    assert_rest_status(status, &response.json().await.unwrap(), 403, 7, other_id);
+    let (status, body) = server
+        .admin_get(&format!("/iam/v1/serviceAccounts/{other_id}"), &own)
+        .await;
+    assert_rest_status(status, &body, 403, 7, other_id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1106,12 +1035,7 @@ async fn iam_token_lifetime_is_configurable_and_bounded() {
     let before = unix_now();
     let minted = iam(&server)
         .await
-        .create_for_service_account(with_bearer(
-            CreateIamTokenForServiceAccountRequest {
-                service_account_id: sa.id.clone(),
-            },
-            &admin,
-        ))
+        .create_for_service_account(for_service_account(&sa.id, Some(&admin)))
         .await
         .unwrap()
         .into_inner();

@@ -8,8 +8,8 @@ use aws_lc_rs::signature::KeyPair as _;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Output;
-use tessera_client::api::admin::{OAuthTokenCreate, UserCreate};
-use tessera_client::resource::{OAuthTokens, Users};
+use tessera_client::api::admin::OAuthTokenCreate;
+use tessera_client::resource::OAuthTokens;
 
 /// Decodes one PEM block of the given label.
 fn pem_body(label: &str, pem: &str) -> Vec<u8> {
@@ -88,19 +88,9 @@ async fn get(server: &TestServer, token: &str, path: &str) -> (u16, Value) {
     server.admin_get(path, token).await
 }
 
-/// A service account with an API key and the `viewer` role on the administrator's account.
+/// A token of a service account with the `viewer` role on the administrator's account.
 async fn viewer_token(server: &TestServer, admin: &str, account_id: &str) -> String {
-    let admin = server.client().with_token(admin);
-    let sa = service_account_in(&admin, None, "viewer").await;
-    let key = api_key_of(&admin, &sa.iam_id, "viewer").await;
-    bind(
-        &admin,
-        &sa.iam_id,
-        "viewer",
-        &format!("account/{account_id}"),
-    )
-    .await;
-    server.token(&key).await
+    member_token(server, admin, account_id, "viewer").await.1
 }
 
 #[tokio::test]
@@ -266,15 +256,8 @@ async fn oauth_tokens_through_the_admin_api() {
     let server = TestServer::start().await;
     let admin = server.admin_token().await;
     let account_id = account_of_token(&admin);
-    let user = server
-        .client()
-        .with_token(&admin)
-        .create::<Users>(&UserCreate {
-            password: Some(USER_PASSWORD.into()),
-            ..crate::harness::user("Ada", "ada@example.com")
-        })
-        .await
-        .unwrap();
+    let typed = server.client().with_token(&admin);
+    let user = user_in(&typed, None, "Ada", "ada@example.com", USER_PASSWORD).await;
     let user_id = user.id.as_str();
     // Only the user creates its own OAuth tokens; not even the global administrator may.
     let (status, body) = server
@@ -379,9 +362,22 @@ fn cli(config_dir: &Path, args: &[&str]) -> Output {
     tessera(config_dir, args, &[])
 }
 
-fn json_of(output: Output) -> Value {
-    let text = ok(output);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+/// `tessera iam key create --service-account-id ID MORE...`.
+fn key_create(config_dir: &Path, service_account_id: &str, more: &[&str]) -> Output {
+    let command = [
+        "iam",
+        "key",
+        "create",
+        "--service-account-id",
+        service_account_id,
+    ];
+    cli(config_dir, &[&command[..], more].concat())
+}
+
+/// `tessera iam oauth-token create --user-id ID MORE...`.
+fn oauth_token_create(config_dir: &Path, user_id: &str, more: &[&str]) -> Output {
+    let command = ["iam", "oauth-token", "create", "--user-id", user_id];
+    cli(config_dir, &[&command[..], more].concat())
 }
 
 fn failed(output: Output) -> String {
@@ -404,7 +400,7 @@ async fn key_and_oauth_token_commands() {
         config,
         &["login", "--endpoint", &server.url, "--apikey", ADMIN_KEY],
     ));
-    let sa = json_of(cli(
+    let sa: Value = json_of(cli(
         config,
         &[
             "iam",
@@ -421,19 +417,10 @@ async fn key_and_oauth_token_commands() {
     // `iam key create --output FILE`: the key file, 0600; the metadata on stdout, no secret.
     let path = home.path().join("key.json");
     let path_arg = path.to_str().unwrap();
-    let out = ok(cli(
+    let out = ok(key_create(
         config,
-        &[
-            "iam",
-            "key",
-            "create",
-            "--service-account-id",
-            &sa_id,
-            "--description",
-            "ci",
-            "--output",
-            path_arg,
-        ],
+        &sa_id,
+        &["--description", "ci", "--output", path_arg],
     ));
     let file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let first_line = check_key_file(&file, &sa_id, "RSA_2048");
@@ -444,23 +431,12 @@ async fn key_and_oauth_token_commands() {
     assert_eq!(mode(&path), 0o600);
 
     // An existing file is kept unless --force, and nothing is created meanwhile.
-    let error = failed(cli(
-        config,
-        &[
-            "iam",
-            "key",
-            "create",
-            "--service-account-id",
-            &sa_id,
-            "--output",
-            path_arg,
-        ],
-    ));
+    let error = failed(key_create(config, &sa_id, &["--output", path_arg]));
     assert!(
         error.contains("exists") && error.contains("--force"),
         "{error}"
     );
-    let listed = json_of(cli(
+    let listed: Value = json_of(cli(
         config,
         &[
             "iam",
@@ -473,20 +449,10 @@ async fn key_and_oauth_token_commands() {
         ],
     ));
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
-    let out = ok(cli(
+    let out = ok(key_create(
         config,
-        &[
-            "iam",
-            "key",
-            "create",
-            "--service-account-id",
-            &sa_id,
-            "--output",
-            path_arg,
-            "--force",
-            "--format",
-            "json",
-        ],
+        &sa_id,
+        &["--output", path_arg, "--force", "--format", "json"],
     ));
     let metadata: Value = serde_json::from_str(&out).unwrap();
     assert!(metadata.get("key_file").is_none() && !out.contains("PRIVATE KEY"));
@@ -498,56 +464,27 @@ async fn key_and_oauth_token_commands() {
     assert_eq!(mode(&path), 0o600);
 
     // `--output -`: the key file on stdout.
-    let out = ok(cli(
+    let out = ok(key_create(
         config,
-        &[
-            "iam",
-            "key",
-            "create",
-            "--service-account-id",
-            &sa_id,
-            "--algorithm",
-            "RSA_4096",
-            "--output",
-            "-",
-        ],
+        &sa_id,
+        &["--algorithm", "RSA_4096", "--output", "-"],
     ));
     let printed: Value = serde_json::from_str(&out).unwrap();
     let printed_line = check_key_file(&printed, &sa_id, "RSA_4096");
-    let bad = failed(cli(
+    let bad = failed(key_create(
         config,
-        &[
-            "iam",
-            "key",
-            "create",
-            "--service-account-id",
-            &sa_id,
-            "--algorithm",
-            "RSA_1024",
-            "--output",
-            "-",
-        ],
+        &sa_id,
+        &["--algorithm", "RSA_1024", "--output", "-"],
     ));
     assert!(bad.contains("RSA_2048"), "{bad}");
-    let missing = failed(cli(
-        config,
-        &[
-            "iam",
-            "key",
-            "create",
-            "--service-account-id",
-            "ServiceId-nope",
-            "--output",
-            "-",
-        ],
-    ));
+    let missing = failed(key_create(config, "ServiceId-nope", &["--output", "-"]));
     assert!(
         missing.contains("service account ServiceId-nope not found"),
         "{missing}"
     );
 
     // list, get, delete.
-    let listed = json_of(cli(config, &["iam", "key", "list", "--format", "json"]));
+    let listed: Value = json_of(cli(config, &["iam", "key", "list", "--format", "json"]));
     assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
     assert!(!listed.to_string().contains("PRIVATE KEY"));
     let account_id = sa["account_id"].as_str().unwrap();
@@ -566,7 +503,7 @@ async fn key_and_oauth_token_commands() {
     failed(cli(config, &["iam", "key", "get", &first_id]));
 
     // OAuth tokens: shown once at creation, in tables and in JSON.
-    let user = json_of(cli(
+    let user: Value = json_of(cli(
         config,
         &[
             "iam",
@@ -583,10 +520,7 @@ async fn key_and_oauth_token_commands() {
     let user_id = user["id"].as_str().unwrap().to_owned();
     // Only the user creates its OAuth tokens: the administrator's CLI is refused, and the user
     // logs in with a key of its own.
-    let refused = failed(cli(
-        config,
-        &["iam", "oauth-token", "create", "--user-id", &user_id],
-    ));
+    let refused = failed(oauth_token_create(config, &user_id, &[]));
     assert!(
         refused.contains(&format!("only user {user_id}")),
         "{refused}"
@@ -608,32 +542,14 @@ async fn key_and_oauth_token_commands() {
         config,
         &["login", "--endpoint", &server.url, "--apikey", &user_key],
     ));
-    let created = json_of(cli(
-        config,
-        &[
-            "iam",
-            "oauth-token",
-            "create",
-            "--user-id",
-            &user_id,
-            "--format",
-            "json",
-        ],
-    ));
+    let created: Value = json_of(oauth_token_create(config, &user_id, &["--format", "json"]));
     let token = created["token"].as_str().unwrap().to_owned();
     assert!(token.starts_with("y0_"), "{created}");
     let token_id = created["id"].as_str().unwrap().to_owned();
-    let table = ok(cli(
+    let table = ok(oauth_token_create(
         config,
-        &[
-            "iam",
-            "oauth-token",
-            "create",
-            "--user-id",
-            &user_id,
-            "--description",
-            "second",
-        ],
+        &user_id,
+        &["--description", "second"],
     ));
     let second_token = table
         .lines()
@@ -642,7 +558,7 @@ async fn key_and_oauth_token_commands() {
         .to_owned();
     assert!(second_token.starts_with("y0_"), "{table}");
     assert!(table.contains("shown only once"), "{table}");
-    let listed = json_of(cli(
+    let listed: Value = json_of(cli(
         config,
         &[
             "iam",
@@ -657,7 +573,7 @@ async fn key_and_oauth_token_commands() {
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
     let text = listed.to_string();
     assert!(!text.contains(&token) && !text.contains(&second_token));
-    let got = json_of(cli(
+    let got: Value = json_of(cli(
         config,
         &["iam", "oauth-token", "get", &token_id, "--format", "json"],
     ));
@@ -665,7 +581,7 @@ async fn key_and_oauth_token_commands() {
     assert!(got.get("token").is_none());
     ok(cli(config, &["iam", "oauth-token", "revoke", &token_id]));
     failed(cli(config, &["iam", "oauth-token", "get", &token_id]));
-    let listed = json_of(cli(
+    let listed: Value = json_of(cli(
         config,
         &["iam", "oauth-token", "list", "--format", "json"],
     ));

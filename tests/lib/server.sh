@@ -5,7 +5,12 @@
 # directory. Sourced after the script has set $root and defined say().
 #
 #   start_work NAME   sets bin, work (…/tessera-NAME.XXXXXX), log and server_pid=""; traps
-#                     EXIT, INT and TERM. The script starts the server and sets server_pid.
+#                     EXIT, INT and TERM.
+#   start_server PORT ADMIN_KEY
+#                     starts $bin on 127.0.0.1:PORT with its data in $work/data, an empty
+#                     configuration file of its own (so a stray ./tessera.toml cannot change
+#                     the server) and the bootstrap admin API key ADMIN_KEY; sets url and
+#                     server_pid and waits (30 s at most) until GET /readyz answers.
 
 start_work() {
   bin="${TESSERA_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/tessera}"
@@ -19,6 +24,21 @@ start_work() {
   trap end_work EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
+}
+
+start_server() {
+  url="http://127.0.0.1:$1"
+  : >"$work/tessera.toml"
+  TESSERA_BOOTSTRAP_ADMIN_APIKEY="$2" "$bin" serve --config "$work/tessera.toml" \
+    --listen "127.0.0.1:$1" --data-dir "$work/data" >"$log" 2>&1 &
+  server_pid=$!
+  local deadline=$((SECONDS + 30))
+  until curl -fsS -o /dev/null --max-time 2 "$url/readyz" 2>/dev/null; do
+    kill -0 "$server_pid" 2>/dev/null || { say "the server exited before it was ready"; exit 1; }
+    [ "$SECONDS" -lt "$deadline" ] || { say "not ready within 30 s"; exit 1; }
+    sleep 0.2
+  done
+  say "server ready on $url"
 }
 
 end_work() {

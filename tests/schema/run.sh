@@ -33,18 +33,7 @@ start_work schema
 
 port="$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 admin_key="$("$py" -c 'import secrets; print(secrets.token_hex(24))')"
-url="http://127.0.0.1:$port"
-: >"$work/tessera.toml"
-TESSERA_BOOTSTRAP_ADMIN_APIKEY="$admin_key" "$bin" serve --config "$work/tessera.toml" \
-  --listen "127.0.0.1:$port" --data-dir "$work/data" >"$log" 2>&1 &
-server_pid=$!
-deadline=$((SECONDS + 30))
-until curl -fsS -o /dev/null --max-time 2 "$url/readyz" 2>/dev/null; do
-  kill -0 "$server_pid" 2>/dev/null || { say "the server exited before it was ready"; exit 1; }
-  [ "$SECONDS" -lt "$deadline" ] || { say "not ready within 30 s"; exit 1; }
-  sleep 0.2
-done
-say "server ready on $url"
+start_server "$port" "$admin_key"
 
 token_of() {
   curl -fsS "$url/identity/token" --data-urlencode "grant_type=urn:ibm:params:oauth:grant-type:apikey" \
