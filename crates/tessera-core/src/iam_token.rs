@@ -8,13 +8,13 @@ use crate::limits;
 use crate::lineage::Lineage;
 use crate::model::{Algorithm, SubjectKind};
 use crate::principal::Principal;
-use crate::token::check_live;
+use crate::token::{check_live, verified_claims};
 use crate::UnixTime;
 use aws_lc_rs::rand::SecureRandom;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use tessera_verify::{Jwks, ValidationError, VerifyError, IAM_TOKEN_PREFIX};
+use tessera_verify::{Jwks, IAM_TOKEN_PREFIX};
 
 /// The claims inside a `t1.` token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,16 +101,11 @@ pub fn verify(
     now: UnixTime,
 ) -> Result<IamTokenClaims> {
     limits::bounded("iam_token", token, limits::MAX_IAM_TOKEN)?;
-    let map = jwks
-        .verify_iam_token(token, issuer, now)
-        .map_err(|e| match e {
-            VerifyError::Claims(ValidationError::Expired) => {
-                Error::credential("the IAM token has expired")
-            }
-            _ => Error::credential(format!("the IAM token is invalid: {e}")),
-        })?;
-    let claims: IamTokenClaims = serde_json::from_value(serde_json::Value::Object(map))
-        .map_err(|_| Error::credential("the IAM token is not a Tessera IAM token"))?;
+    let claims: IamTokenClaims = verified_claims(
+        jwks.verify_iam_token(token, issuer, now),
+        "IAM token",
+        "the IAM token is not a Tessera IAM token",
+    )?;
     check_live(dir, &claims.jti, &claims.sub, claims.iat, &claims.lineage)?;
     Ok(claims)
 }
@@ -121,6 +116,7 @@ mod tests {
     use crate::jose::generate_pkcs8;
     use crate::principal::AuthnMethod;
     use aws_lc_rs::rand::SystemRandom;
+    use tessera_verify::{ValidationError, VerifyError};
 
     fn principal() -> Principal {
         crate::authn::test_principal(

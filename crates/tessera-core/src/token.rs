@@ -167,12 +167,11 @@ pub fn verify(
     now: UnixTime,
 ) -> Result<IbmClaims> {
     limits::bounded("token", token, limits::MAX_TOKEN)?;
-    let map = jwks.verify(token, issuer, now).map_err(|e| match e {
-        VerifyError::Claims(ValidationError::Expired) => Error::credential("the token has expired"),
-        _ => Error::credential(format!("the token is invalid: {e}")),
-    })?;
-    let claims: IbmClaims = serde_json::from_value(serde_json::Value::Object(map))
-        .map_err(|_| Error::credential("the token is not a Tessera access token"))?;
+    let claims: IbmClaims = verified_claims(
+        jwks.verify(token, issuer, now),
+        "token",
+        "the token is not a Tessera access token",
+    )?;
     check_live(
         dir,
         &claims.jti,
@@ -181,6 +180,22 @@ pub fn verify(
         &claims.lineage,
     )?;
     Ok(claims)
+}
+
+/// The claims `jwks` verified, read as `T`; the errors name the token `noun` ("token", "IAM
+/// token"), and `not_ours` is the one for verified claims of another shape.
+pub(crate) fn verified_claims<T: serde::de::DeserializeOwned>(
+    verified: std::result::Result<serde_json::Map<String, serde_json::Value>, VerifyError>,
+    noun: &str,
+    not_ours: &'static str,
+) -> Result<T> {
+    let map = verified.map_err(|e| match e {
+        VerifyError::Claims(ValidationError::Expired) => {
+            Error::credential(format!("the {noun} has expired"))
+        }
+        _ => Error::credential(format!("the {noun} is invalid: {e}")),
+    })?;
+    serde_json::from_value(serde_json::Value::Object(map)).map_err(|_| Error::credential(not_ours))
 }
 
 /// Refuses a token whose id was revoked, whose subject was cut off or no longer exists, or one

@@ -7,6 +7,61 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::{AuditEvent, ListFilter, Store, StoreError};
+
+/// The `#[tokio::test]`s of the suite for one backend: one for each function, each run by
+/// `$with_store(test_name, body)`, which hands `body` a fresh, migrated store of its own and
+/// cleans up afterwards.
+macro_rules! backend_tests {
+    ($with_store:ident) => {
+        $crate::suite::backend_tests!(@each $with_store:
+            crud_every_kind,
+            duplicates_are_rejected,
+            missing_references_are_not_found,
+            cascade_delete_of_service_account,
+            account_delete_conflicts_while_not_empty,
+            changes_since_dedupes_and_reports_deletes,
+            load_all_skips_expired_revocations,
+            load_each_reads_every_page_in_key_order,
+            server_secret_first_writer_wins,
+            audit_rows_written,
+            audit_filters_and_pages,
+            list_paginates_and_filters,
+            prune_removes_expired_and_old_changes,
+            migrate_twice_is_a_no_op,
+            ping_answers,
+            create_all_is_all_or_nothing,
+            leases_are_exclusive_until_expiry,
+            server_secrets_are_listed,
+            schema_version_is_current,
+            yandex_credentials,
+            profiles_issuers_policies,
+        );
+        $crate::suite::backend_tests!(@concurrent $with_store:
+            concurrent_creates_are_seen_in_order,
+            concurrent_leases_have_one_winner,
+        );
+    };
+    (@each $with_store:ident: $($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            $with_store(stringify!($name), |store| async move {
+                $crate::suite::$name(&store).await;
+            })
+            .await;
+        }
+    )*};
+    // The concurrency checks spread their work over the tasks of a multi-threaded runtime.
+    (@concurrent $with_store:ident: $($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            $with_store(stringify!($name), |store| async move {
+                $crate::suite::$name(std::sync::Arc::new(store)).await;
+            })
+            .await;
+        }
+    )*};
+}
+pub(crate) use backend_tests;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -1548,6 +1603,37 @@ pub async fn schema_version_is_current(store: &dyn Store) {
     assert_eq!(store.schema_version().await.unwrap(), Some(known));
     store.migrate().await.unwrap();
     assert_eq!(store.schema_version().await.unwrap(), Some(known));
+}
+
+/// A store not migrated yet has no schema version; migrating brings it to the newest.
+pub async fn schema_version_is_none_before_migrating(store: &dyn Store) {
+    assert_eq!(store.schema_version().await.unwrap(), None);
+    assert_eq!(store.known_schema_version(), 7);
+    store.migrate().await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), Some(7));
+}
+
+/// `migrate` refuses a database on which the backend's test wrote migration 9999, naming the
+/// versions.
+pub async fn newer_schema_is_refused(store: &dyn Store) {
+    let known = store.known_schema_version();
+    match store.migrate().await {
+        Err(StoreError::Conflict(message)) => assert_eq!(
+            message,
+            format!(
+                "database schema version 9999 is newer than this Tessera knows ({known}); \
+                 upgrade Tessera"
+            )
+        ),
+        other => panic!("expected the newer-schema conflict, got {other:?}"),
+    }
+}
+
+/// The row `key` of `kind`, written by hand with a value the store cannot decode, reads as
+/// corrupt.
+pub async fn assert_corrupt(store: &dyn Store, kind: EntityKind, key: &str) {
+    let found = store.find(kind, key).await;
+    assert!(matches!(found, Err(StoreError::Corrupt(_))), "{found:?}");
 }
 
 /// 16 creates from separate tasks all land, with seqs 1..=16; a follower polling the feed while

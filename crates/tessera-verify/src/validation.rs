@@ -72,6 +72,25 @@ impl ValidationError {
             ValidationError::LifetimeTooLong { .. } => "lifetime_too_long",
         }
     }
+
+    /// One error of each kind, for the tests that must cover every [`ValidationError::reason`].
+    #[cfg(test)]
+    pub(crate) fn one_of_each_kind() -> [ValidationError; 9] {
+        [
+            ValidationError::MissingClaim("exp".into()),
+            ValidationError::WrongType("exp"),
+            ValidationError::Expired,
+            ValidationError::NotYetValid,
+            ValidationError::IssuedInFuture,
+            ValidationError::WrongIssuer,
+            ValidationError::WrongAudience,
+            ValidationError::ExpNotAfterIat,
+            ValidationError::LifetimeTooLong {
+                lifetime: None,
+                max: 1,
+            },
+        ]
+    }
 }
 
 /// A leeway above [`MAX_LEEWAY`] (or negative) was asked for.
@@ -562,20 +581,7 @@ mod tests {
 
     #[test]
     fn reasons_are_distinct_metric_labels() {
-        let all = [
-            ValidationError::MissingClaim("x".into()),
-            ValidationError::WrongType("exp"),
-            ValidationError::Expired,
-            ValidationError::NotYetValid,
-            ValidationError::IssuedInFuture,
-            ValidationError::WrongIssuer,
-            ValidationError::WrongAudience,
-            ValidationError::ExpNotAfterIat,
-            ValidationError::LifetimeTooLong {
-                lifetime: None,
-                max: 1,
-            },
-        ];
+        let all = ValidationError::one_of_each_kind();
         let reasons: std::collections::BTreeSet<&str> = all.iter().map(|e| e.reason()).collect();
         assert_eq!(reasons.len(), all.len());
         assert!(reasons
