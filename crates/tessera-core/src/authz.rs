@@ -605,13 +605,22 @@ fn conferred_by(dir: &Directory, binding: &AccessBinding) -> Result<Vec<Privileg
     Ok(conferred)
 }
 
-fn create_binding(dir: &Directory, caller: &Principal, binding: &AccessBinding) -> Result<()> {
+/// A binding is created or deleted by an administrator of what governs its resource.
+fn require_binding_admin(
+    dir: &Directory,
+    caller: &Principal,
+    binding: &AccessBinding,
+) -> Result<()> {
     require(
         dir,
         caller,
         Role::Admin,
         &binding_governor(dir, &binding.resource),
-    )?;
+    )
+}
+
+fn create_binding(dir: &Directory, caller: &Principal, binding: &AccessBinding) -> Result<()> {
+    require_binding_admin(dir, caller, binding)?;
     let conferred = conferred_by(dir, binding)?;
     check_covers(
         dir,
@@ -697,12 +706,7 @@ fn delete(dir: &Directory, caller: &Principal, entity: &Entity) -> Result<()> {
             t.user_id
         ))),
         Entity::Binding(binding) => {
-            require(
-                dir,
-                caller,
-                Role::Admin,
-                &binding_governor(dir, &binding.resource),
-            )?;
+            require_binding_admin(dir, caller, binding)?;
             check_not_last_global_admin(dir, None, Some(&binding.id))
         }
         Entity::Profile(p) => {

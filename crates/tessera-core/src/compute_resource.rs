@@ -582,31 +582,12 @@ mod tests {
 
     #[test]
     fn ignore_case_operators() {
+        use ClaimOperator::{EqualsIgnoreCase, NotEqualsIgnoreCase};
         assert_holds(&[
-            (
-                "team",
-                ClaimOperator::EqualsIgnoreCase,
-                json!("payments-eu"),
-                true,
-            ),
-            (
-                "team",
-                ClaimOperator::EqualsIgnoreCase,
-                json!("payments"),
-                false,
-            ),
-            (
-                "team",
-                ClaimOperator::NotEqualsIgnoreCase,
-                json!("payments"),
-                true,
-            ),
-            (
-                "team",
-                ClaimOperator::NotEqualsIgnoreCase,
-                json!("PAYMENTS-EU"),
-                false,
-            ),
+            ("team", EqualsIgnoreCase, json!("payments-eu"), true),
+            ("team", EqualsIgnoreCase, json!("payments"), false),
+            ("team", NotEqualsIgnoreCase, json!("payments"), true),
+            ("team", NotEqualsIgnoreCase, json!("PAYMENTS-EU"), false),
         ]);
     }
 

@@ -41,14 +41,23 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Opens a transaction whose reads are one snapshot.
     async fn begin_read(&self) -> Result<Transaction<'static, Self::Db>>;
 
-    /// The highest migration version applied, `None` before the first migration.
-    async fn applied_schema_version(&self) -> Result<Option<i64>>;
+    /// Whether sqlx's table of applied migrations exists (it does after the first migration).
+    async fn has_migrations_table(&self) -> Result<bool>;
 
     /// [`Store::try_lease`]: each database reads the outcome of the compare-and-swap its own way.
     async fn try_lease(&self, name: &str, holder: &str, now: i64, until: i64) -> Result<bool>;
 
     /// [`Store::close`].
     async fn close(&self);
+}
+
+/// The highest migration version applied, `None` before the first migration.
+async fn applied_schema_version<B: Backend>(store: &B) -> Result<Option<i64>> {
+    if !store.has_migrations_table().await? {
+        return Ok(None);
+    }
+    let mut conn = store.pool().acquire().await.map_err(db_error)?;
+    engine::max_migration_version(&mut *conn).await
 }
 
 fn known_version<B: Backend>() -> i64 {
@@ -78,7 +87,7 @@ impl<B: Backend> Store for B {
         let known = known_version::<B>();
         // sqlx would report a newer schema as a "missing" migration; say what it means instead,
         // and say it before touching anything.
-        if let Some(applied) = self.applied_schema_version().await? {
+        if let Some(applied) = applied_schema_version(self).await? {
             if applied > known {
                 return Err(newer_schema(applied, known));
             }
@@ -195,7 +204,7 @@ impl<B: Backend> Store for B {
     }
 
     async fn schema_version(&self) -> Result<Option<i64>> {
-        self.applied_schema_version().await
+        applied_schema_version(self).await
     }
 
     fn known_schema_version(&self) -> i64 {

@@ -54,6 +54,32 @@ pub(crate) const LEASE_UPSERT: &str = "INSERT INTO leases (name, holder, until) 
      ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
      WHERE leases.until < ? OR leases.holder = excluded.holder";
 
+/// The values [`LEASE_UPSERT`] binds, in its order.
+pub(crate) fn lease_upsert_args<'a>(
+    name: &'a str,
+    holder: &'a str,
+    now: i64,
+    until: i64,
+) -> [Value<'a>; 4] {
+    [
+        Value::text(name),
+        Value::text(holder),
+        Value::Int(until),
+        Value::Int(now),
+    ]
+}
+
+/// The highest migration version applied; run it once the migrations table is known to exist.
+pub(crate) async fn max_migration_version(conn: &mut dyn Conn) -> Result<Option<i64>> {
+    fetch_one(
+        conn,
+        "SELECT MAX(version) AS version FROM _sqlx_migrations",
+        &[],
+    )
+    .await?
+    .opt_int("version")
+}
+
 /// A value bound to a statement placeholder.
 #[derive(Debug, Clone)]
 pub(crate) enum Value<'a> {

@@ -25,7 +25,7 @@
 //! once.
 
 use crate::backend::{Backend, Dialect};
-use crate::engine::{self, db_error, Conn, Value};
+use crate::engine::{self, db_error, Conn};
 use crate::migrations;
 use crate::{Result, StoreError};
 use async_trait::async_trait;
@@ -230,17 +230,9 @@ impl Backend for PostgresStore {
             .map_err(db_error)
     }
 
-    async fn applied_schema_version(&self) -> Result<Option<i64>> {
+    async fn has_migrations_table(&self) -> Result<bool> {
         // Resolved through the search_path, like the migrator's own unqualified table name.
-        let has_table: bool =
-            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db_error)?;
-        if !has_table {
-            return Ok(None);
-        }
-        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
             .fetch_one(&self.pool)
             .await
             .map_err(db_error)
@@ -251,18 +243,10 @@ impl Backend for PostgresStore {
         // the lease now; none means the condition failed: someone else holds it.
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
         let sql = format!("{} RETURNING holder", engine::LEASE_UPSERT);
-        let row = Conn::fetch_optional(
-            &mut *conn,
-            &sql,
-            &[
-                Value::text(name),
-                Value::text(holder),
-                Value::Int(until),
-                Value::Int(now),
-            ],
-        )
-        .await
-        .map_err(db_error)?;
+        let args = engine::lease_upsert_args(name, holder, now, until);
+        let row = Conn::fetch_optional(&mut *conn, &sql, &args)
+            .await
+            .map_err(db_error)?;
         Ok(row.is_some())
     }
 

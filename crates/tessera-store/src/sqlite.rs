@@ -11,7 +11,7 @@
 //! supplies the connection, the transactions and the migrations.
 
 use crate::backend::{Backend, Dialect};
-use crate::engine::{self, db_error, Conn, Value};
+use crate::engine::{self, db_error, Conn};
 use crate::migrations;
 use crate::{Result, StoreError};
 use async_trait::async_trait;
@@ -126,38 +126,24 @@ impl Backend for SqliteStore {
         self.pool.begin().await.map_err(db_error)
     }
 
-    async fn applied_schema_version(&self) -> Result<Option<i64>> {
+    async fn has_migrations_table(&self) -> Result<bool> {
         let has_table: Option<i64> = sqlx::query_scalar(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
         )
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
-        if has_table.is_none() {
-            return Ok(None);
-        }
-        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)
+        Ok(has_table.is_some())
     }
 
     async fn try_lease(&self, name: &str, holder: &str, now: i64, until: i64) -> Result<bool> {
         // The upsert and the read-back in one write transaction: the read sees exactly what the
         // upsert left, whichever way its condition went.
         let mut tx = self.begin_write().await?;
-        Conn::execute(
-            &mut *tx,
-            engine::LEASE_UPSERT,
-            &[
-                Value::text(name),
-                Value::text(holder),
-                Value::Int(until),
-                Value::Int(now),
-            ],
-        )
-        .await
-        .map_err(db_error)?;
+        let args = engine::lease_upsert_args(name, holder, now, until);
+        Conn::execute(&mut *tx, engine::LEASE_UPSERT, &args)
+            .await
+            .map_err(db_error)?;
         let current = engine::lease_holder(&mut *tx, name).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(current.as_deref() == Some(holder))
@@ -296,13 +282,20 @@ mod tests {
         store.close().await;
     }
 
+    /// The migrated store at `path` with the suite's persistence data written, and the `seq` of
+    /// that write.
+    async fn store_with_data(path: &Path) -> (SqliteStore, i64) {
+        let store = SqliteStore::open(path).await.unwrap();
+        store.migrate().await.unwrap();
+        let seq = suite::persistence_write(&store).await;
+        (store, seq)
+    }
+
     #[tokio::test]
     async fn data_survives_reopening_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tessera.db");
-        let store = SqliteStore::open(&path).await.unwrap();
-        store.migrate().await.unwrap();
-        let seq = suite::persistence_write(&store).await;
+        let (store, seq) = store_with_data(&path).await;
         store.close().await;
 
         let reopened = SqliteStore::open(&path).await.unwrap();
@@ -315,9 +308,7 @@ mod tests {
     async fn close_leaves_the_database_file_complete_and_a_backup_is_whole() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tessera.db");
-        let store = SqliteStore::open(&path).await.unwrap();
-        store.migrate().await.unwrap();
-        let seq = suite::persistence_write(&store).await;
+        let (store, seq) = store_with_data(&path).await;
         let backup = dir.path().join("backup.db");
         store.backup_to(&backup).await.unwrap();
         // The target of a backup must be new (or empty).
