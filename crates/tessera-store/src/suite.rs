@@ -344,6 +344,26 @@ async fn create_all(store: &dyn Store, entities: &[Entity]) -> i64 {
     seq
 }
 
+/// The newest `limit` audit records.
+async fn newest_audit(store: &dyn Store, limit: u32) -> Vec<crate::AuditRecord> {
+    store
+        .list_audit(&crate::AuditFilter::newest(limit))
+        .await
+        .unwrap()
+}
+
+/// The changes of `batch`, every one of which must be a delete, in feed order.
+fn deletes(batch: crate::ChangeBatch) -> Vec<(EntityKind, String)> {
+    batch
+        .changes
+        .into_iter()
+        .map(|change| match change {
+            Change::Delete(kind, key) => (kind, key),
+            Change::Upsert(entity) => panic!("unexpected upsert {entity:?}"),
+        })
+        .collect()
+}
+
 async fn current_seq(store: &dyn Store) -> i64 {
     store.load_all(NOW).await.unwrap().1
 }
@@ -476,11 +496,7 @@ pub async fn duplicates_are_rejected(store: &dyn Store) {
         signing_key("kid-1", KeyState::Next, None),
     ];
     let before = create_all(store, &originals).await;
-    let audits_before = store
-        .list_audit(&crate::AuditFilter::newest(1000))
-        .await
-        .unwrap()
-        .len();
+    let audits_before = newest_audit(store, 1000).await.len();
 
     for entity in &originals {
         let again = store.create(entity, &audit("test.create")).await;
@@ -550,14 +566,7 @@ pub async fn duplicates_are_rejected(store: &dyn Store) {
     let batch = store.changes_since(before, 100).await.unwrap();
     assert_eq!(batch.changes.len(), 1);
     assert_eq!(batch.seq, before + 1);
-    assert_eq!(
-        store
-            .list_audit(&crate::AuditFilter::newest(1000))
-            .await
-            .unwrap()
-            .len(),
-        audits_before + 1
-    );
+    assert_eq!(newest_audit(store, 1000).await.len(), audits_before + 1);
 }
 
 /// References are checked and the error names what is missing.
@@ -772,14 +781,7 @@ pub async fn cascade_delete_of_service_account(store: &dyn Store) {
 
     let batch = store.changes_since(before, 100).await.unwrap();
     assert_eq!(batch.seq, seq);
-    let mut deleted: Vec<(EntityKind, String)> = batch
-        .changes
-        .into_iter()
-        .map(|change| match change {
-            Change::Delete(kind, key) => (kind, key),
-            Change::Upsert(entity) => panic!("unexpected upsert {entity:?}"),
-        })
-        .collect();
+    let mut deleted = deletes(batch);
     // The main object comes last, after what depended on it.
     assert_eq!(
         deleted.pop(),
@@ -1027,10 +1029,7 @@ pub async fn audit_rows_written(store: &dyn Store) {
         .create(&account(ACCOUNT_A, None), &event)
         .await
         .unwrap();
-    let newest = store
-        .list_audit(&crate::AuditFilter::newest(10))
-        .await
-        .unwrap();
+    let newest = newest_audit(store, 10).await;
     assert_eq!(newest.len(), 1);
     assert_eq!(newest[0].event, event);
     assert_eq!(newest[0].target_kind, "account");
@@ -1052,10 +1051,7 @@ pub async fn audit_rows_written(store: &dyn Store) {
         .await
         .unwrap();
 
-    let all = store
-        .list_audit(&crate::AuditFilter::newest(100))
-        .await
-        .unwrap();
+    let all = newest_audit(store, 100).await;
     assert_eq!(all.len(), 5, "one row per call, not per cascaded row");
     assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
     assert_eq!(all[0].event.action, "service_account.delete");
@@ -1072,14 +1068,7 @@ pub async fn audit_rows_written(store: &dyn Store) {
         all[0].event.detail
     );
     assert_eq!(all.last().map(|r| r.event.clone()), Some(event));
-    assert_eq!(
-        store
-            .list_audit(&crate::AuditFilter::newest(2))
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(newest_audit(store, 2).await.len(), 2);
 }
 
 /// `list_audit` filters by account, actor, action (exact or prefix), time and id, and pages.
@@ -1201,10 +1190,7 @@ pub async fn audit_filters_and_pages(store: &dyn Store) {
         ["ServiceId-a2", "ServiceId-b1"]
     );
     // Installation-wide events come back without an account.
-    let all = store
-        .list_audit(&crate::AuditFilter::newest(100))
-        .await
-        .unwrap();
+    let all = newest_audit(store, 100).await;
     let system = all.iter().find(|r| r.target_key == "ServiceId-a3").unwrap();
     assert_eq!(system.event.account_id, None);
     assert_eq!(
@@ -1462,10 +1448,7 @@ pub async fn create_all_is_all_or_nothing(store: &dyn Store) {
     }
     let changes = store.changes_since(before, 100).await.unwrap();
     assert_eq!((changes.changes.len(), changes.seq), (2, seq));
-    let audit_rows = store
-        .list_audit(&crate::AuditFilter::newest(10))
-        .await
-        .unwrap();
+    let audit_rows = newest_audit(store, 10).await;
     assert_eq!(
         audit_rows
             .iter()
@@ -1509,30 +1492,21 @@ pub async fn persistence_check(store: &dyn Store, seq: i64) {
         .await
         .unwrap();
     assert_eq!(next, seq + 1);
-    assert_eq!(
-        store
-            .list_audit(&crate::AuditFilter::newest(100))
-            .await
-            .unwrap()
-            .len(),
-        4
-    );
+    assert_eq!(newest_audit(store, 100).await.len(), 4);
 }
 
 /// Leases: one holder at a time; the holder renews; an expired lease (until < now) is taken over;
 /// release by a non-holder does nothing; leases touch neither the feed nor the audit log.
 pub async fn leases_are_exclusive_until_expiry(store: &dyn Store) {
-    let take = |holder: &'static str, now: i64, until: i64| async move {
+    // Asks at `NOW + at` for the lease until 30 s later.
+    let take = |holder: &'static str, at: i64| async move {
         store
-            .try_lease("rotation", holder, now, until)
+            .try_lease("rotation", holder, NOW + at, NOW + at + 30)
             .await
             .unwrap()
     };
-    assert!(take("node-a", NOW, NOW + 30).await, "a free lease is taken");
-    assert!(
-        !take("node-b", NOW + 1, NOW + 31).await,
-        "a held lease is not"
-    );
+    assert!(take("node-a", 0).await, "a free lease is taken");
+    assert!(!take("node-b", 1).await, "a held lease is not");
     assert!(
         store
             .try_lease("janitor", "node-b", NOW + 1, NOW + 31)
@@ -1540,45 +1514,20 @@ pub async fn leases_are_exclusive_until_expiry(store: &dyn Store) {
             .unwrap(),
         "leases are independent by name"
     );
-    assert!(
-        take("node-a", NOW + 20, NOW + 50).await,
-        "the holder renews"
-    );
-    assert!(
-        !take("node-b", NOW + 40, NOW + 70).await,
-        "the renewal extended it"
-    );
-    assert!(
-        !take("node-b", NOW + 50, NOW + 80).await,
-        "until == now is not expired yet"
-    );
-    assert!(
-        take("node-b", NOW + 51, NOW + 81).await,
-        "an expired lease is taken over"
-    );
-    assert!(
-        !take("node-a", NOW + 52, NOW + 82).await,
-        "the old holder lost it"
-    );
+    assert!(take("node-a", 20).await, "the holder renews");
+    assert!(!take("node-b", 40).await, "the renewal extended it");
+    assert!(!take("node-b", 50).await, "until == now is not expired yet");
+    assert!(take("node-b", 51).await, "an expired lease is taken over");
+    assert!(!take("node-a", 52).await, "the old holder lost it");
 
     store.release_lease("rotation", "node-a").await.unwrap();
-    assert!(
-        !take("node-a", NOW + 53, NOW + 83).await,
-        "a non-holder cannot release it"
-    );
+    assert!(!take("node-a", 53).await, "a non-holder cannot release it");
     store.release_lease("rotation", "node-b").await.unwrap();
-    assert!(
-        take("node-a", NOW + 54, NOW + 84).await,
-        "a released lease is free"
-    );
+    assert!(take("node-a", 54).await, "a released lease is free");
     store.release_lease("never-taken", "node-a").await.unwrap();
 
     assert_eq!(current_seq(store).await, 0);
-    assert!(store
-        .list_audit(&crate::AuditFilter::newest(10))
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(newest_audit(store, 10).await.is_empty());
 }
 
 /// Server secrets are listed by name, with the first writer's value.
@@ -1939,14 +1888,7 @@ pub async fn yandex_credentials(store: &dyn Store) {
     assert_absent(store, ak, "aje000000000000000a1").await;
     assert_absent(store, ak, "aje000000000000000a2").await;
     let batch = store.changes_since(before, 100).await.unwrap();
-    let deleted: Vec<(EntityKind, String)> = batch
-        .changes
-        .into_iter()
-        .map(|change| match change {
-            Change::Delete(kind, key) => (kind, key),
-            Change::Upsert(entity) => panic!("unexpected upsert {entity:?}"),
-        })
-        .collect();
+    let deleted = deletes(batch);
     assert_eq!(
         deleted,
         [
@@ -1959,10 +1901,7 @@ pub async fn yandex_credentials(store: &dyn Store) {
         list(ak, Some(ACCOUNT_A), None).await,
         ["aje000000000000000a3"]
     );
-    let audits = store
-        .list_audit(&crate::AuditFilter::newest(100))
-        .await
-        .unwrap();
+    let audits = newest_audit(store, 100).await;
     let cascade = audits
         .iter()
         .find(|a| a.event.action == "service_account.delete")
@@ -2257,10 +2196,7 @@ pub async fn profiles_issuers_policies(store: &dyn Store) {
     assert_absent(store, EntityKind::Policy, "Policy-3").await;
     assert_stored(store, &records[4]).await;
     assert_stored(store, &records[7]).await;
-    let audit_rows = store
-        .list_audit(&crate::AuditFilter::newest(1))
-        .await
-        .unwrap();
+    let audit_rows = newest_audit(store, 1).await;
     assert!(
         audit_rows[0].event.detail.contains("1 access binding(s)"),
         "{:?}",
