@@ -93,6 +93,18 @@ impl ValidationError {
     }
 }
 
+/// Adds `items` to an any-of constraint, setting it if it was not (an empty one refuses every
+/// token).
+fn extend_any_of<I, S>(constraint: &mut Option<Vec<String>>, items: I)
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    constraint
+        .get_or_insert_with(Vec::new)
+        .extend(items.into_iter().map(Into::into));
+}
+
 /// A leeway above [`MAX_LEEWAY`] (or negative) was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("leeway must be between 0 and {MAX_LEEWAY} s, not {0}")]
@@ -165,11 +177,8 @@ impl Validation {
     }
 
     /// `iss` must equal `issuer` (adds to any issuers set before: any one of them matches).
-    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.issuers
-            .get_or_insert_with(Vec::new)
-            .push(issuer.into());
-        self
+    pub fn with_issuer(self, issuer: impl Into<String>) -> Self {
+        self.with_issuers([issuer.into()])
     }
 
     /// `iss` must be one of `issuers` (added to any set before; an empty list refuses every
@@ -179,9 +188,7 @@ impl Validation {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.issuers
-            .get_or_insert_with(Vec::new)
-            .extend(issuers.into_iter().map(Into::into));
+        extend_any_of(&mut self.issuers, issuers);
         self
     }
 
@@ -192,9 +199,7 @@ impl Validation {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.audiences
-            .get_or_insert_with(Vec::new)
-            .extend(audiences.into_iter().map(Into::into));
+        extend_any_of(&mut self.audiences, audiences);
         self
     }
 
