@@ -34,6 +34,31 @@ macro_rules! crn_char {
     };
 }
 
+/// The start of every CRN pattern: leading whitespace, `crn:v1:` and the first three segments
+/// (none empty).
+macro_rules! crn_start {
+    () => {
+        concat!(
+            "^",
+            ws!(),
+            "*crn:v1:",
+            crn_char!(),
+            "+:",
+            crn_char!(),
+            "+:",
+            crn_char!(),
+            "+"
+        )
+    };
+}
+
+/// The end of a CRN pattern: `$n` more segments (each may be empty), trailing whitespace.
+macro_rules! crn_segments_to_end {
+    ($n:literal) => {
+        concat!("(:", crn_char!(), "*){", $n, "}", ws!(), r"*(?!\n)$")
+    };
+}
+
 /// A JSON scalar as `serde_json` parses it into a string, number or boolean: a string literal
 /// (escapes complete, surrogates paired), a number that fits an `f64`, `true` or `false`.
 macro_rules! json_scalar {
@@ -58,63 +83,29 @@ pub const CR_TYPES: [&str; 6] = ["IKS_SA", "ROKS_SA", "CE", "VSI", "BMS", "PVS"]
 
 /// A CRN (trimmed; `tessera_core::ids::parse_crn`): `crn:v1:` and eight more segments, the
 /// first three non-empty. ASCII only, so that `maxLength` counts the bytes the server counts.
-pub const CRN: &str = concat!(
-    "^",
-    ws!(),
-    "*crn:v1:",
-    crn_char!(),
-    "+:",
-    crn_char!(),
-    "+:",
-    crn_char!(),
-    "+(:",
-    crn_char!(),
-    "*){5}",
-    ws!(),
-    r"*(?!\n)$"
-);
+pub const CRN: &str = concat!(crn_start!(), crn_segments_to_end!(5));
 
 /// A CRN whose scope segment is `a/<account id>` (a CRN identity of a trusted profile).
 pub const ACCOUNT_CRN: &str = concat!(
-    "^",
-    ws!(),
-    "*crn:v1:",
+    crn_start!(),
+    ":",
     crn_char!(),
-    "+:",
-    crn_char!(),
-    "+:",
-    crn_char!(),
-    "+:",
-    crn_char!(),
-    "*:a/[0-9a-f]{32}(:",
-    crn_char!(),
-    "*){3}",
-    ws!(),
-    r"*(?!\n)$"
+    "*:a/[0-9a-f]{32}",
+    crn_segments_to_end!(3)
 );
 
 /// A CRN whose scope segment, if it starts with `a/`, is `a/<account id>` (a trusted issuer's
 /// `crn`: an account scope must be the issuer's own account).
 pub const ISSUER_CRN: &str = concat!(
-    "^",
-    ws!(),
-    "*crn:v1:",
-    crn_char!(),
-    "+:",
-    crn_char!(),
-    "+:",
-    crn_char!(),
-    "+:",
+    crn_start!(),
+    ":",
     crn_char!(),
     "*:(a/[0-9a-f]{32}|[!-9;-`b-~]",
     crn_char!(),
     "*|a[!-.0-9;-~]",
     crn_char!(),
-    "*|a|)(:",
-    crn_char!(),
-    "*){3}",
-    ws!(),
-    r"*(?!\n)$"
+    "*|a|)",
+    crn_segments_to_end!(3)
 );
 
 /// An optional free-text link field (`namespace`, `name`, `component_type`,

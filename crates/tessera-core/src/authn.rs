@@ -14,7 +14,7 @@
 use crate::directory::{Directory, Subject};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lineage::{Lineage, Link};
-use crate::model::{MfaRequirement, DEFAULT_CLIENT_ID};
+use crate::model::{KeyHash, MfaRequirement, DEFAULT_CLIENT_ID};
 use crate::model::{OAuthClient, SubjectKind, TotpEnrollment, TrustedProfile, User};
 use crate::presented::PresentedToken;
 use crate::principal::{Actor, AuthnMethod, PresentedTokenRef, Principal, PrincipalParts};
@@ -89,19 +89,39 @@ pub fn authenticate_api_key(dir: &Directory, pepper: &Pepper, apikey: &str) -> R
         )
     };
     let hash = pepper.hash(SecretPurpose::ApiKey, apikey);
-    let key = dir.api_key_by_hash(&hash).ok_or_else(unknown)?;
-    // The index found the key by this hash; the stored hash is compared again (in constant
+    let found = dir.api_key_by_hash(&hash).map(|key| HashedSecret {
+        stored_hash: &key.key_hash,
+        owner_iam_id: &key.owner_iam_id,
+        link: Link::ApiKey(key.id.to_string()),
+    });
+    hashed_secret_principal(dir, &hash, found, AuthnMethod::ApiKey, unknown)
+}
+
+/// A long-lived secret the directory found by its hash: the hash it stores, whose secret it is,
+/// and the link a token derived from it carries.
+struct HashedSecret<'a> {
+    stored_hash: &'a KeyHash,
+    owner_iam_id: &'a str,
+    link: Link,
+}
+
+/// The principal of the owner of a secret the directory `found` by `hash`; any failure (no such
+/// secret, the owner gone) is `unknown()`, so the answer does not tell them apart.
+fn hashed_secret_principal(
+    dir: &Directory,
+    hash: &KeyHash,
+    found: Option<HashedSecret<'_>>,
+    method: AuthnMethod,
+    unknown: impl Fn() -> Error,
+) -> Result<Principal> {
+    let found = found.ok_or_else(&unknown)?;
+    // The index found the secret by this hash; the stored hash is compared again (in constant
     // time) rather than trusted, but the secret is not hashed a second time.
-    if !crate::secret::same_hash(&hash, &key.key_hash) {
+    if !crate::secret::same_hash(hash, found.stored_hash) {
         return Err(unknown());
     }
-    subject_principal(
-        dir,
-        &key.owner_iam_id,
-        AuthnMethod::ApiKey,
-        Lineage::of(Link::ApiKey(key.id.to_string())),
-    )
-    .map_err(|_| unknown())
+    subject_principal(dir, found.owner_iam_id, method, Lineage::of(found.link))
+        .map_err(|_| unknown())
 }
 
 /// Longest OAuth token accepted (the Yandex limit).
@@ -117,17 +137,12 @@ pub fn authenticate_oauth_token(
     let token = limits::bounded("yandex_passport_oauth_token", token, MAX_OAUTH_TOKEN)?;
     let unknown = || Error::credential("the OAuth token is unknown or has been revoked");
     let hash = pepper.hash(SecretPurpose::OAuthToken, token);
-    let record = dir.oauth_token_by_hash(&hash).ok_or_else(unknown)?;
-    if !crate::secret::same_hash(&hash, &record.token_hash) {
-        return Err(unknown());
-    }
-    subject_principal(
-        dir,
-        &record.user_id,
-        AuthnMethod::OAuthToken,
-        Lineage::of(Link::OAuthToken(record.id.clone())),
-    )
-    .map_err(|_| unknown())
+    let found = dir.oauth_token_by_hash(&hash).map(|record| HashedSecret {
+        stored_hash: &record.token_hash,
+        owner_iam_id: &record.user_id,
+        link: Link::OAuthToken(record.id.clone()),
+    });
+    hashed_secret_principal(dir, &hash, found, AuthnMethod::OAuthToken, unknown)
 }
 
 /// Authenticates a service-account JWT (Yandex `Create` with `jwt`): verified by

@@ -605,13 +605,22 @@ fn conferred_by(dir: &Directory, binding: &AccessBinding) -> Result<Vec<Privileg
     Ok(conferred)
 }
 
-fn create_binding(dir: &Directory, caller: &Principal, binding: &AccessBinding) -> Result<()> {
+/// A binding is created or deleted by an administrator of what governs its resource.
+fn require_binding_admin(
+    dir: &Directory,
+    caller: &Principal,
+    binding: &AccessBinding,
+) -> Result<()> {
     require(
         dir,
         caller,
         Role::Admin,
         &binding_governor(dir, &binding.resource),
-    )?;
+    )
+}
+
+fn create_binding(dir: &Directory, caller: &Principal, binding: &AccessBinding) -> Result<()> {
+    require_binding_admin(dir, caller, binding)?;
     let conferred = conferred_by(dir, binding)?;
     check_covers(
         dir,
@@ -697,12 +706,7 @@ fn delete(dir: &Directory, caller: &Principal, entity: &Entity) -> Result<()> {
             t.user_id
         ))),
         Entity::Binding(binding) => {
-            require(
-                dir,
-                caller,
-                Role::Admin,
-                &binding_governor(dir, &binding.resource),
-            )?;
+            require_binding_admin(dir, caller, binding)?;
             check_not_last_global_admin(dir, None, Some(&binding.id))
         }
         Entity::Profile(p) => {
@@ -912,14 +916,18 @@ mod tests {
     const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
-    fn bind(dir: &mut Directory, id: &str, subject: &str, role: Role, resource: Resource) {
-        dir.apply(Change::Upsert(Entity::Binding(AccessBinding {
+    fn binding(id: &str, subject: &str, role: Role, resource: Resource) -> Entity {
+        Entity::Binding(AccessBinding {
             id: id.into(),
             subject_iam_id: subject.into(),
             role,
             resource,
             created_at: 0,
-        })));
+        })
+    }
+
+    fn bind(dir: &mut Directory, id: &str, subject: &str, role: Role, resource: Resource) {
+        dir.apply(Change::Upsert(binding(id, subject, role, resource)));
     }
 
     fn user(dir: &mut Directory, id: &str, account: &str) -> User {
@@ -959,33 +967,26 @@ mod tests {
                 created_at: 0,
             })));
         }
-        user(&mut dir, "IBMid-root", A);
-        bind(&mut dir, "b0", "IBMid-root", Role::Admin, Resource::Global);
-        user(&mut dir, "IBMid-a", A);
-        bind(
-            &mut dir,
-            "b1",
-            "IBMid-a",
-            Role::Admin,
-            Resource::Account(A.into()),
-        );
-        user(&mut dir, "IBMid-v", A);
-        bind(
-            &mut dir,
-            "b2",
-            "IBMid-v",
-            Role::Viewer,
-            Resource::Account(A.into()),
-        );
-        sa(&mut dir, "ServiceId-1", A);
-        sa(&mut dir, "ServiceId-2", A);
-        bind(
-            &mut dir,
-            "b3",
-            "IBMid-t",
-            Role::TokenCreator,
-            Resource::ServiceAccount("ServiceId-1".into()),
-        );
+        for id in ["IBMid-root", "IBMid-a", "IBMid-v"] {
+            user(&mut dir, id, A);
+        }
+        for id in ["ServiceId-1", "ServiceId-2"] {
+            sa(&mut dir, id, A);
+        }
+        let bindings = [
+            ("b0", "IBMid-root", Role::Admin, Resource::Global),
+            ("b1", "IBMid-a", Role::Admin, Resource::Account(A.into())),
+            ("b2", "IBMid-v", Role::Viewer, Resource::Account(A.into())),
+            (
+                "b3",
+                "IBMid-t",
+                Role::TokenCreator,
+                Resource::ServiceAccount("ServiceId-1".into()),
+            ),
+        ];
+        for (id, subject, role, resource) in bindings {
+            bind(&mut dir, id, subject, role, resource);
+        }
         dir
     }
 
@@ -1085,17 +1086,21 @@ mod tests {
         let root = Entity::User(dir.user("IBMid-root").unwrap().as_ref().clone());
         let err = authorize(&dir, &caller("IBMid-root", A), &Action::Delete(&root)).unwrap_err();
         assert!(err.message().contains("last global administrator"));
-        let binding = Entity::Binding(AccessBinding {
-            id: "b0".into(),
-            subject_iam_id: "IBMid-root".into(),
-            role: Role::Admin,
-            resource: Resource::Global,
-            created_at: 0,
-        });
-        assert!(authorize(&dir, &caller("IBMid-root", A), &Action::Delete(&binding)).is_err());
+        let root_binding = binding("b0", "IBMid-root", Role::Admin, Resource::Global);
+        assert!(authorize(
+            &dir,
+            &caller("IBMid-root", A),
+            &Action::Delete(&root_binding)
+        )
+        .is_err());
         let mut dir = dir;
         bind(&mut dir, "b8", "IBMid-a", Role::Admin, Resource::Global);
-        assert!(authorize(&dir, &caller("IBMid-root", A), &Action::Delete(&binding)).is_ok());
+        assert!(authorize(
+            &dir,
+            &caller("IBMid-root", A),
+            &Action::Delete(&root_binding)
+        )
+        .is_ok());
     }
 
     #[test]
@@ -1108,15 +1113,7 @@ mod tests {
             Role::Admin,
             Resource::Account(B.into()),
         );
-        let grant = |role, resource| {
-            Entity::Binding(AccessBinding {
-                id: "new".into(),
-                subject_iam_id: "IBMid-v".into(),
-                role,
-                resource,
-                created_at: 0,
-            })
-        };
+        let grant = |role, resource| binding("new", "IBMid-v", role, resource);
         let a_admin = caller("IBMid-a", A);
         // Token creator on a service account that holds admin on B would hand B over.
         let on_sa2 = grant(

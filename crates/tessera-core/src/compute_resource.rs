@@ -558,72 +558,76 @@ mod tests {
         assert_eq!(missing.claim_text("namespace"), None);
     }
 
+    /// Each case: the claim, the operator, the condition's value, and whether the condition
+    /// holds for [`k8s_resource`].
+    fn assert_holds(cases: &[(&str, ClaimOperator, Value, bool)]) {
+        for (claim, operator, value, expected) in cases {
+            assert_eq!(
+                holds(claim, *operator, value.clone()),
+                *expected,
+                "{claim} {operator:?} {value}"
+            );
+        }
+    }
+
     #[test]
     fn equals_and_not_equals() {
-        assert!(holds("namespace", ClaimOperator::Equals, json!("prod")));
-        assert!(!holds("namespace", ClaimOperator::Equals, json!("Prod")));
-        assert!(holds("namespace", ClaimOperator::NotEquals, json!("dev")));
-        assert!(!holds("namespace", ClaimOperator::NotEquals, json!("prod")));
+        assert_holds(&[
+            ("namespace", ClaimOperator::Equals, json!("prod"), true),
+            ("namespace", ClaimOperator::Equals, json!("Prod"), false),
+            ("namespace", ClaimOperator::NotEquals, json!("dev"), true),
+            ("namespace", ClaimOperator::NotEquals, json!("prod"), false),
+        ]);
     }
 
     #[test]
     fn ignore_case_operators() {
-        assert!(holds(
-            "team",
-            ClaimOperator::EqualsIgnoreCase,
-            json!("payments-eu")
-        ));
-        assert!(!holds(
-            "team",
-            ClaimOperator::EqualsIgnoreCase,
-            json!("payments")
-        ));
-        assert!(holds(
-            "team",
-            ClaimOperator::NotEqualsIgnoreCase,
-            json!("payments")
-        ));
-        assert!(!holds(
-            "team",
-            ClaimOperator::NotEqualsIgnoreCase,
-            json!("PAYMENTS-EU")
-        ));
+        use ClaimOperator::{EqualsIgnoreCase, NotEqualsIgnoreCase};
+        assert_holds(&[
+            ("team", EqualsIgnoreCase, json!("payments-eu"), true),
+            ("team", EqualsIgnoreCase, json!("payments"), false),
+            ("team", NotEqualsIgnoreCase, json!("payments"), true),
+            ("team", NotEqualsIgnoreCase, json!("PAYMENTS-EU"), false),
+        ]);
     }
 
     #[test]
     fn contains_on_arrays_and_strings() {
-        assert!(holds("groups", ClaimOperator::Contains, json!("ops")));
-        assert!(!holds("groups", ClaimOperator::Contains, json!("op")));
-        assert!(holds("team", ClaimOperator::Contains, json!("ments")));
-        assert!(!holds("team", ClaimOperator::Contains, json!("us")));
-        assert!(!holds("replicas", ClaimOperator::Contains, json!("3")));
+        assert_holds(&[
+            ("groups", ClaimOperator::Contains, json!("ops"), true),
+            ("groups", ClaimOperator::Contains, json!("op"), false),
+            ("team", ClaimOperator::Contains, json!("ments"), true),
+            ("team", ClaimOperator::Contains, json!("us"), false),
+            ("replicas", ClaimOperator::Contains, json!("3"), false),
+        ]);
     }
 
     #[test]
     fn in_takes_a_list() {
-        assert!(holds(
-            "namespace",
-            ClaimOperator::In,
-            json!(["dev", "prod"])
-        ));
-        assert!(!holds(
-            "namespace",
-            ClaimOperator::In,
-            json!(["dev", "test"])
-        ));
-        assert!(holds("namespace", ClaimOperator::In, json!("prod")));
-        assert!(!holds("groups", ClaimOperator::In, json!(["dev"])));
+        assert_holds(&[
+            ("namespace", ClaimOperator::In, json!(["dev", "prod"]), true),
+            (
+                "namespace",
+                ClaimOperator::In,
+                json!(["dev", "test"]),
+                false,
+            ),
+            ("namespace", ClaimOperator::In, json!("prod"), true),
+            ("groups", ClaimOperator::In, json!(["dev"]), false),
+        ]);
     }
 
     #[test]
     fn numbers_and_booleans_compare_as_text() {
-        assert!(holds("replicas", ClaimOperator::Equals, json!("3")));
-        assert!(holds("replicas", ClaimOperator::Equals, json!(3)));
-        assert!(holds("canary", ClaimOperator::Equals, json!("true")));
-        assert!(holds("canary", ClaimOperator::Equals, json!(true)));
-        assert!(holds("canary", ClaimOperator::NotEquals, json!(false)));
-        assert!(holds("replicas", ClaimOperator::In, json!([1, 3])));
-        assert!(holds("namespace", ClaimOperator::NotEquals, json!(3)));
+        assert_holds(&[
+            ("replicas", ClaimOperator::Equals, json!("3"), true),
+            ("replicas", ClaimOperator::Equals, json!(3), true),
+            ("canary", ClaimOperator::Equals, json!("true"), true),
+            ("canary", ClaimOperator::Equals, json!(true), true),
+            ("canary", ClaimOperator::NotEquals, json!(false), true),
+            ("replicas", ClaimOperator::In, json!([1, 3]), true),
+            ("namespace", ClaimOperator::NotEquals, json!(3), true),
+        ]);
     }
 
     #[test]

@@ -8,11 +8,11 @@ use crate::limits;
 use crate::lineage::Lineage;
 use crate::model::{Algorithm, SubjectKind};
 use crate::principal::Principal;
-use crate::token::check_live;
+use crate::token::{check_live, verified_claims};
 use crate::UnixTime;
 use aws_lc_rs::rand::SecureRandom;
 use serde::{Deserialize, Serialize};
-use tessera_verify::{base64url, Jwks, Validation, ValidationError, VerifyError, IAM_TOKEN_PREFIX};
+use tessera_verify::{base64url, Jwks, Validation, IAM_TOKEN_PREFIX};
 
 /// The claims inside a `t1.` token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,17 +99,11 @@ pub fn verify(
     now: UnixTime,
 ) -> Result<IamTokenClaims> {
     limits::bounded("iam_token", token, limits::MAX_IAM_TOKEN)?;
-    let validation = Validation::new().with_issuer(issuer);
-    let payload = jwks
-        .verify_iam_token_payload_with(token, &validation, now)
-        .map_err(|e| match e {
-            VerifyError::Claims(ValidationError::Expired) => {
-                Error::credential("the IAM token has expired")
-            }
-            _ => Error::credential(format!("the IAM token is invalid: {e}")),
-        })?;
-    let claims: IamTokenClaims = serde_json::from_str(&payload)
-        .map_err(|_| Error::credential("the IAM token is not a Tessera IAM token"))?;
+    let claims: IamTokenClaims = verified_claims(
+        jwks.verify_iam_token_payload_with(token, &Validation::new().with_issuer(issuer), now),
+        "IAM token",
+        "the IAM token is not a Tessera IAM token",
+    )?;
     check_live(dir, &claims.jti, &claims.sub, claims.iat, &claims.lineage)?;
     Ok(claims)
 }
@@ -120,6 +114,7 @@ mod tests {
     use crate::jose::generate_pkcs8;
     use crate::principal::AuthnMethod;
     use aws_lc_rs::rand::SystemRandom;
+    use tessera_verify::{ValidationError, VerifyError};
 
     fn principal() -> Principal {
         crate::authn::test_principal(

@@ -183,18 +183,26 @@ mod tests {
         SigningKey::from_pkcs8("k1", Algorithm::Es256, &pkcs8).unwrap()
     }
 
-    #[test]
-    fn standard_tokens_carry_only_the_registered_claims() {
-        let instance = Map::new();
+    /// The claims of a token minted at 1000 for `sa1` (e-mail `a@b`) by `https://iam.test`.
+    fn minted_claims(
+        format: IdTokenFormat,
+        audience: &str,
+        compute_engine: &Map<String, Value>,
+    ) -> Value {
         let request = IdTokenRequest {
             issuer: "https://iam.test",
-            audience: "https://svc.test",
-            format: IdTokenFormat::Standard,
-            compute_engine: &instance,
+            audience,
+            format,
+            compute_engine,
             now: 1000,
         };
         let minted = mint("sa1", Some("a@b"), &request, &key(), &SystemRandom::new()).unwrap();
-        let claims = payload(&minted.token);
+        payload(&minted.token)
+    }
+
+    #[test]
+    fn standard_tokens_carry_only_the_registered_claims() {
+        let claims = minted_claims(IdTokenFormat::Standard, "https://svc.test", &Map::new());
         assert_eq!(claims["aud"], "https://svc.test");
         assert_eq!(claims["sub"], "sa1");
         assert_eq!(claims["azp"], "sa1");
@@ -207,15 +215,7 @@ mod tests {
     fn full_tokens_add_email_and_instance() {
         let mut instance = Map::new();
         instance.insert("instance_id".into(), Value::from("42"));
-        let request = IdTokenRequest {
-            issuer: "https://iam.test",
-            audience: "aud",
-            format: IdTokenFormat::Full,
-            compute_engine: &instance,
-            now: 1000,
-        };
-        let minted = mint("sa1", Some("a@b"), &request, &key(), &SystemRandom::new()).unwrap();
-        let claims = payload(&minted.token);
+        let claims = minted_claims(IdTokenFormat::Full, "aud", &instance);
         assert_eq!(claims["email"], "a@b");
         assert_eq!(claims["email_verified"], true);
         assert_eq!(claims["google"]["compute_engine"]["instance_id"], "42");

@@ -167,17 +167,11 @@ pub fn verify(
     now: UnixTime,
 ) -> Result<IbmClaims> {
     limits::bounded("token", token, limits::MAX_TOKEN)?;
-    let validation = Validation::new().with_issuer(issuer);
-    let payload = jwks
-        .verify_payload_with(token, &validation, now)
-        .map_err(|e| match e {
-            VerifyError::Claims(ValidationError::Expired) => {
-                Error::credential("the token has expired")
-            }
-            _ => Error::credential(format!("the token is invalid: {e}")),
-        })?;
-    let claims: IbmClaims = serde_json::from_str(&payload)
-        .map_err(|_| Error::credential("the token is not a Tessera access token"))?;
+    let claims: IbmClaims = verified_claims(
+        jwks.verify_payload_with(token, &Validation::new().with_issuer(issuer), now),
+        "token",
+        "the token is not a Tessera access token",
+    )?;
     check_live(
         dir,
         &claims.jti,
@@ -186,6 +180,23 @@ pub fn verify(
         &claims.lineage,
     )?;
     Ok(claims)
+}
+
+/// The claims `jwks` verified (their JSON text, checked in one pass), read straight into `T`:
+/// no `serde_json::Map` on the presented-token path. The errors name the token `noun`
+/// ("token", "IAM token"), and `not_ours` is the one for verified claims of another shape.
+pub(crate) fn verified_claims<T: serde::de::DeserializeOwned>(
+    verified: std::result::Result<String, VerifyError>,
+    noun: &str,
+    not_ours: &'static str,
+) -> Result<T> {
+    let payload = verified.map_err(|e| match e {
+        VerifyError::Claims(ValidationError::Expired) => {
+            Error::credential(format!("the {noun} has expired"))
+        }
+        _ => Error::credential(format!("the {noun} is invalid: {e}")),
+    })?;
+    serde_json::from_str(&payload).map_err(|_| Error::credential(not_ours))
 }
 
 /// Refuses a token whose id was revoked, whose subject was cut off or no longer exists, or one

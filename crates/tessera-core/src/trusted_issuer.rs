@@ -148,19 +148,27 @@ mod tests {
 
     #[test]
     fn issuer_urls() {
-        assert!(issuer_url("https://kubernetes.default.svc").is_ok());
-        assert!(issuer_url("https://oidc.example.com/id/ABC").is_ok());
-        assert!(issuer_url("http://127.0.0.1:8443/k8s").is_ok());
-        assert!(issuer_url("http://localhost").is_ok());
-        assert!(issuer_url("http://[::1]:80").is_ok());
-        assert!(issuer_url("http://k8s.example").is_err());
-        assert!(issuer_url("https://x.example/?a=b").is_err());
-        assert!(issuer_url("https://x.example/#f").is_err());
-        assert!(issuer_url("ftp://x.example").is_err());
-        assert!(issuer_url("x.example").is_err());
-        assert!(issuer_url("https://").is_err());
-        assert!(issuer_url("https://u:p@x.example").is_err());
-        assert!(issuer_url("https://x.example/ a").is_err());
+        for accepted in [
+            "https://kubernetes.default.svc",
+            "https://oidc.example.com/id/ABC",
+            "http://127.0.0.1:8443/k8s",
+            "http://localhost",
+            "http://[::1]:80",
+        ] {
+            assert!(issuer_url(accepted).is_ok(), "{accepted}");
+        }
+        for refused in [
+            "http://k8s.example",
+            "https://x.example/?a=b",
+            "https://x.example/#f",
+            "ftp://x.example",
+            "x.example",
+            "https://",
+            "https://u:p@x.example",
+            "https://x.example/ a",
+        ] {
+            assert!(issuer_url(refused).is_err(), "{refused}");
+        }
     }
 
     #[test]

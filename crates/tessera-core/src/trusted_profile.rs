@@ -151,31 +151,18 @@ pub fn validate(
         identities.push(identity);
     }
 
-    let mut links = Vec::with_capacity(doc.links.len());
-    let mut link_ids = HashSet::new();
-    for (i, input) in doc.links.iter().enumerate() {
-        let link = link(&format!("links[{i}]"), input, rng)?;
-        if !link_ids.insert(link.id.clone()) {
-            return Err(Error::invalid(format!(
-                "links[{i}].id {} is used twice",
-                link.id
-            )));
-        }
-        links.push(link);
-    }
-
-    let mut rules = Vec::with_capacity(doc.rules.len());
-    let mut rule_ids = HashSet::new();
-    for (i, input) in doc.rules.iter().enumerate() {
-        let rule = rule(&format!("rules[{i}]"), input, rng)?;
-        if !rule_ids.insert(rule.id.clone()) {
-            return Err(Error::invalid(format!(
-                "rules[{i}].id {} is used twice",
-                rule.id
-            )));
-        }
-        rules.push(rule);
-    }
+    let links = entries_with_unique_ids(
+        "links",
+        &doc.links,
+        |path, input| link(path, input, rng),
+        |link| &link.id,
+    )?;
+    let rules = entries_with_unique_ids(
+        "rules",
+        &doc.rules,
+        |path, input| rule(path, input, rng),
+        |rule| &rule.id,
+    )?;
 
     Ok(ValidProfile {
         name,
@@ -184,6 +171,29 @@ pub fn validate(
         links,
         rules,
     })
+}
+
+/// The entries of the list `field`, each checked by `check` (which gets its path,
+/// `field[i]`); two entries with the same `id` are refused.
+fn entries_with_unique_ids<I, T>(
+    field: &str,
+    inputs: &[I],
+    check: impl Fn(&str, &I) -> Result<T>,
+    id: impl Fn(&T) -> &String,
+) -> Result<Vec<T>> {
+    let mut entries = Vec::with_capacity(inputs.len());
+    let mut ids = HashSet::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let entry = check(&format!("{field}[{i}]"), input)?;
+        if !ids.insert(id(&entry).clone()) {
+            return Err(Error::invalid(format!(
+                "{field}[{i}].id {} is used twice",
+                id(&entry)
+            )));
+        }
+        entries.push(entry);
+    }
+    Ok(entries)
 }
 
 fn check_count(field: &str, count: usize, max: usize) -> Result<()> {

@@ -54,6 +54,32 @@ pub(crate) const LEASE_UPSERT: &str = "INSERT INTO leases (name, holder, until) 
      ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
      WHERE leases.until < ? OR leases.holder = excluded.holder";
 
+/// The values [`LEASE_UPSERT`] binds, in its order.
+pub(crate) fn lease_upsert_args<'a>(
+    name: &'a str,
+    holder: &'a str,
+    now: i64,
+    until: i64,
+) -> [Value<'a>; 4] {
+    [
+        Value::text(name),
+        Value::text(holder),
+        Value::Int(until),
+        Value::Int(now),
+    ]
+}
+
+/// The highest migration version applied; run it once the migrations table is known to exist.
+pub(crate) async fn max_migration_version(conn: &mut dyn Conn) -> Result<Option<i64>> {
+    fetch_one(
+        conn,
+        "SELECT MAX(version) AS version FROM _sqlx_migrations",
+        &[],
+    )
+    .await?
+    .opt_int("version")
+}
+
 /// A value bound to a statement placeholder.
 #[derive(Debug, Clone)]
 pub(crate) enum Value<'a> {
@@ -515,8 +541,13 @@ pub(crate) async fn list_audit(
 }
 
 /// Drops old change rows and expired revocations (writing a Delete change for each of the
-/// latter). Returns the number of change rows written; run it in a write transaction.
-pub(crate) async fn prune(conn: &mut dyn Conn, now: i64, changes_before_seq: i64) -> Result<usize> {
+/// latter). Returns the `seq` of the last change row written, if it wrote any; run it in a write
+/// transaction.
+pub(crate) async fn prune(
+    conn: &mut dyn Conn,
+    now: i64,
+    changes_before_seq: i64,
+) -> Result<Option<i64>> {
     // Old change rows first: the Delete rows written below are newer than any cut-off the
     // caller can have chosen from the feed it has seen, but must survive even a generous one.
     conn.execute(
@@ -542,10 +573,11 @@ pub(crate) async fn prune(conn: &mut dyn Conn, now: i64, changes_before_seq: i64
     .await
     .map_err(db_error)?;
     // Followers hold revocations in memory; a Delete in the feed lets them forget these too.
+    let mut last_seq = None;
     for jti in &expired {
-        record_change(conn, EntityKind::Revocation, jti, now).await?;
+        last_seq = Some(record_change(conn, EntityKind::Revocation, jti, now).await?);
     }
-    Ok(expired.len())
+    Ok(last_seq)
 }
 
 /// The current holder of lease `name`, whether or not it has expired.

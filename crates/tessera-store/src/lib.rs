@@ -29,6 +29,7 @@
 //! Types are portable between SQLite and PostgreSQL: ids are text, timestamps are unix seconds
 //! in 64-bit integers, hashes and sealed blobs are bytes.
 
+mod backend;
 mod engine;
 mod migrations;
 mod postgres;

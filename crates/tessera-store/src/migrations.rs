@@ -15,23 +15,20 @@ use std::pin::Pin;
 /// One migration: its version, its file name without `.sql`, and its SQL.
 pub(crate) type File = (i64, &'static str, &'static str);
 
-macro_rules! files {
-    ($dir:literal: $($version:literal => $stem:literal),+ $(,)?) => {
-        &[$(($version, $stem, include_str!(concat!("../migrations/", $dir, "/", $stem, ".sql")))),+]
+/// The backends have the same migrations, version by version (each in its own dialect), so the
+/// versions and file names are listed once and each folder's files are embedded from it.
+macro_rules! migrations {
+    ($($version:literal => $stem:literal),+ $(,)?) => {
+        pub(crate) const SQLITE: &[File] = &[$(
+            ($version, $stem, include_str!(concat!("../migrations/sqlite/", $stem, ".sql")))
+        ),+];
+        pub(crate) const POSTGRES: &[File] = &[$(
+            ($version, $stem, include_str!(concat!("../migrations/postgres/", $stem, ".sql")))
+        ),+];
     };
 }
 
-pub(crate) const SQLITE: &[File] = files!("sqlite":
-    1 => "0001_initial",
-    2 => "0002_leases",
-    3 => "0003_yandex_credentials",
-    4 => "0004_profiles_issuers_policies_mfa",
-    5 => "0005_tenancy_and_factor_replacement",
-    6 => "0006_audit_accounts",
-    7 => "0007_list_paging_indexes",
-);
-
-pub(crate) const POSTGRES: &[File] = files!("postgres":
+migrations!(
     1 => "0001_initial",
     2 => "0002_leases",
     3 => "0003_yandex_credentials",

@@ -24,22 +24,19 @@
 //! sqlx's migrator takes its own advisory lock, so several nodes may run [`Store::migrate`] at
 //! once.
 
-use crate::engine::{self, db_error, newer_schema, Conn, Fields, Row, Value, WriteMode};
+use crate::backend::{Backend, Dialect};
+use crate::engine::{self, db_error, Conn};
 use crate::migrations;
-use crate::{
-    AuditEvent, AuditFilter, AuditRecord, ChangeBatch, ListFilter, Result, Store, StoreError,
-};
+use crate::{Result, StoreError};
 use async_trait::async_trait;
-use sqlx::migrate::MigrateError;
 use sqlx::postgres::{
-    PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, Postgres,
+    PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgQueryResult, Postgres,
 };
-use sqlx::{Connection, Row as _, Transaction};
+use sqlx::{Connection, Transaction};
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::str::FromStr;
 use std::time::Duration;
-use tessera_core::directory::{Entity, EntityKind};
-use tracing::Instrument;
 
 /// Enough for the management API and the change-feed follower of one node; the token path never
 /// touches the database.
@@ -51,8 +48,6 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_LOCK: i64 = 0x7465_7373_6572_6101;
 /// The channel every committed mutation notifies, with the last `seq` it wrote as payload.
 const CHANGES_CHANNEL: &str = "tessera_changes";
-
-type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 
 /// The PostgreSQL store. Cheap to clone: clones share one connection pool.
 #[derive(Debug, Clone)]
@@ -120,70 +115,6 @@ impl PostgresStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-
-    /// Opens a write transaction: all writers queue on [`WRITE_LOCK`], so sequence numbers are
-    /// committed in the order they are drawn.
-    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(WRITE_LOCK)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        Ok(tx)
-    }
-
-    /// Notifies [`CHANGES_CHANNEL`] (delivered only on commit) and commits.
-    async fn commit_write(mut tx: Transaction<'static, Postgres>, seq: Option<i64>) -> Result<()> {
-        if let Some(seq) = seq {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANGES_CHANNEL)
-                .bind(seq.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        }
-        tx.commit().await.map_err(db_error)
-    }
-
-    async fn begin_read(&self) -> Result<Transaction<'static, Postgres>> {
-        self.pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(db_error)
-    }
-
-    async fn applied_schema_version(&self) -> Result<Option<i64>> {
-        // Resolved through the search_path, like the migrator's own unqualified table name.
-        let has_table: bool =
-            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db_error)?;
-        if !has_table {
-            return Ok(None);
-        }
-        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)
-    }
-
-    async fn write(&self, entity: &Entity, audit: &AuditEvent, mode: WriteMode) -> Result<i64> {
-        let span = engine::write_span("postgresql", mode.as_str(), entity.kind());
-        async {
-            let mut tx = self.begin_write().await?;
-            let seq = engine::write(&mut *tx, entity, audit, mode).await?;
-            Self::commit_write(tx, Some(seq)).await?;
-            Ok(seq)
-        }
-        .instrument(span)
-        .await
-    }
-}
-
-fn known_version() -> i64 {
-    migrations::known_version(migrations::POSTGRES)
 }
 
 fn parse_url(url: &str) -> Result<PgConnectOptions> {
@@ -255,118 +186,56 @@ async fn probe(options: &PgConnectOptions, schema: Option<&str>) -> Result<()> {
 }
 
 #[async_trait]
-impl Store for PostgresStore {
-    async fn migrate(&self) -> Result<()> {
-        let known = known_version();
-        // As in SQLite: name a newer schema for what it is, before touching anything.
-        if let Some(applied) = self.applied_schema_version().await? {
-            if applied > known {
-                return Err(newer_schema(applied, known));
-            }
-        }
-        // The migrator holds a session advisory lock while it runs, so concurrent migrations
-        // from several nodes apply each migration once.
-        let migrator = migrations::migrator(migrations::POSTGRES)
-            .await
-            .map_err(|e| StoreError::Database(format!("migrations: {e}")))?;
-        migrator.run(&self.pool).await.map_err(|e| match e {
-            MigrateError::VersionMissing(version) if version > known => {
-                newer_schema(version, known)
-            }
-            other => StoreError::Database(format!("migrating: {other}")),
-        })?;
-        tracing::debug!(schema_version = known, "postgres schema is current");
-        Ok(())
+impl Backend for PostgresStore {
+    type Db = Postgres;
+    const SYSTEM: &'static str = "postgresql";
+    const MIGRATIONS: &'static [migrations::File] = migrations::POSTGRES;
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
-    async fn create(&self, entity: &Entity, audit: &AuditEvent) -> Result<i64> {
-        self.write(entity, audit, WriteMode::Create).await
-    }
-
-    async fn create_all(&self, entities: &[Entity], audit: &AuditEvent) -> Result<i64> {
-        let mut tx = self.begin_write().await?;
-        let mut seq = 0;
-        for entity in entities {
-            seq = engine::write(&mut *tx, entity, audit, WriteMode::Create).await?;
-        }
-        Self::commit_write(tx, Some(seq)).await?;
-        Ok(seq)
-    }
-
-    async fn put(&self, entity: &Entity, audit: &AuditEvent) -> Result<i64> {
-        self.write(entity, audit, WriteMode::Put).await
-    }
-
-    async fn delete(&self, kind: EntityKind, key: &str, audit: &AuditEvent) -> Result<i64> {
-        async {
-            let mut tx = self.begin_write().await?;
-            let seq = engine::delete(&mut *tx, kind, key, audit).await?;
-            Self::commit_write(tx, Some(seq)).await?;
-            Ok(seq)
-        }
-        .instrument(engine::write_span("postgresql", "delete", kind))
-        .await
-    }
-
-    async fn find(&self, kind: EntityKind, key: &str) -> Result<Option<Entity>> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        engine::find(&mut *conn, kind, key).await
-    }
-
-    async fn list(&self, kind: EntityKind, filter: &ListFilter) -> Result<Vec<Entity>> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        engine::list(&mut *conn, kind, filter).await
-    }
-
-    async fn load_each(&self, now: i64, sink: &mut (dyn FnMut(Entity) + Send)) -> Result<i64> {
-        let mut tx = self.begin_read().await?;
-        let seq = engine::load_each(&mut *tx, now, sink).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(seq)
-    }
-
-    async fn changes_since(&self, seq: i64, limit: u32) -> Result<ChangeBatch> {
-        let mut tx = self.begin_read().await?;
-        let batch = engine::changes_since(&mut *tx, seq, limit).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(batch)
-    }
-
-    async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>> {
-        // ON CONFLICT DO NOTHING waits for a concurrent first insert to commit; the read that
-        // follows (a fresh snapshot under READ COMMITTED) then sees the winner's value.
-        let now = engine::unix_now();
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        engine::server_secret(&mut *conn, name, candidate, now).await
-    }
-
-    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        engine::list_audit(&mut *conn, filter).await
-    }
-
-    async fn prune(&self, now: i64, changes_before_seq: i64) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        let written = engine::prune(&mut *tx, now, changes_before_seq).await?;
-        let notify = if written > 0 {
-            Some(
-                sqlx::query_scalar::<_, i64>("SELECT MAX(seq) FROM changes")
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_error)?,
-            )
-        } else {
-            None
-        };
-        Self::commit_write(tx, notify).await
-    }
-
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
+    /// All writers queue on [`WRITE_LOCK`], so sequence numbers are committed in the order they
+    /// are drawn.
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(WRITE_LOCK)
+            .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        Ok(())
+        Ok(tx)
+    }
+
+    /// Notifies [`CHANGES_CHANNEL`] (delivered only on commit) and commits.
+    async fn commit_write(
+        mut tx: Transaction<'static, Postgres>,
+        last_seq: Option<i64>,
+    ) -> Result<()> {
+        if let Some(seq) = last_seq {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANGES_CHANNEL)
+                .bind(seq.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn begin_read(&self) -> Result<Transaction<'static, Postgres>> {
+        self.pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(db_error)
+    }
+
+    async fn has_migrations_table(&self) -> Result<bool> {
+        // Resolved through the search_path, like the migrator's own unqualified table name.
+        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)
     }
 
     async fn try_lease(&self, name: &str, holder: &str, now: i64, until: i64) -> Result<bool> {
@@ -374,37 +243,11 @@ impl Store for PostgresStore {
         // the lease now; none means the condition failed: someone else holds it.
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
         let sql = format!("{} RETURNING holder", engine::LEASE_UPSERT);
-        let row = Conn::fetch_optional(
-            &mut *conn,
-            &sql,
-            &[
-                Value::text(name),
-                Value::text(holder),
-                Value::Int(until),
-                Value::Int(now),
-            ],
-        )
-        .await
-        .map_err(db_error)?;
+        let args = engine::lease_upsert_args(name, holder, now, until);
+        let row = Conn::fetch_optional(&mut *conn, &sql, &args)
+            .await
+            .map_err(db_error)?;
         Ok(row.is_some())
-    }
-
-    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        engine::release_lease(&mut *conn, name, holder).await
-    }
-
-    async fn list_server_secrets(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        engine::list_server_secrets(&mut *conn).await
-    }
-
-    async fn schema_version(&self) -> Result<Option<i64>> {
-        self.applied_schema_version().await
-    }
-
-    fn known_schema_version(&self) -> i64 {
-        known_version()
     }
 
     async fn close(&self) {
@@ -434,81 +277,13 @@ fn numbered(sql: &str) -> String {
     out
 }
 
-fn bind_all<'q>(mut query: Query<'q>, args: &'q [Value<'_>]) -> Query<'q> {
-    for arg in args {
-        query = match arg {
-            Value::Text(v) => query.bind(&**v),
-            Value::OptText(v) => query.bind(v.as_deref()),
-            Value::Int(v) => query.bind(*v),
-            Value::OptInt(v) => query.bind(*v),
-            Value::Bytes(v) => query.bind(*v),
-            Value::OptBytes(v) => query.bind(*v),
-            Value::Flag(v) => query.bind(*v),
-        };
-    }
-    query
-}
-
-#[async_trait]
-impl Conn for PgConnection {
-    async fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> Result<u64, sqlx::Error> {
-        let sql = numbered(sql);
-        let done = bind_all(sqlx::query(&sql), args)
-            .execute(&mut *self)
-            .await?;
-        Ok(done.rows_affected())
+impl Dialect for Postgres {
+    fn placeholders(sql: &str) -> Cow<'_, str> {
+        Cow::Owned(numbered(sql))
     }
 
-    async fn fetch_all(&mut self, sql: &str, args: &[Value<'_>]) -> Result<Vec<Row>, sqlx::Error> {
-        let sql = numbered(sql);
-        let rows = bind_all(sqlx::query(&sql), args)
-            .fetch_all(&mut *self)
-            .await?;
-        Ok(rows.into_iter().map(|row| Box::new(row) as Row).collect())
-    }
-
-    async fn fetch_optional(
-        &mut self,
-        sql: &str,
-        args: &[Value<'_>],
-    ) -> Result<Option<Row>, sqlx::Error> {
-        let sql = numbered(sql);
-        let row = bind_all(sqlx::query(&sql), args)
-            .fetch_optional(&mut *self)
-            .await?;
-        Ok(row.map(|row| Box::new(row) as Row))
-    }
-}
-
-fn column<'r, T>(row: &'r PgRow, name: &str) -> Result<T>
-where
-    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
-{
-    row.try_get(name)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-impl Fields for PgRow {
-    fn text(&self, name: &str) -> Result<String> {
-        column(self, name)
-    }
-    fn opt_text(&self, name: &str) -> Result<Option<String>> {
-        column(self, name)
-    }
-    fn int(&self, name: &str) -> Result<i64> {
-        column(self, name)
-    }
-    fn opt_int(&self, name: &str) -> Result<Option<i64>> {
-        column(self, name)
-    }
-    fn bytes(&self, name: &str) -> Result<Vec<u8>> {
-        column(self, name)
-    }
-    fn opt_bytes(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        column(self, name)
-    }
-    fn flag(&self, name: &str) -> Result<bool> {
-        column(self, name)
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
     }
 }
 
@@ -519,6 +294,7 @@ pub(crate) mod testing {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
+    use crate::Store as _;
     use std::future::Future;
 
     pub const URL_VAR: &str = "TESSERA_TEST_DATABASE_URL";
@@ -586,63 +362,11 @@ mod tests {
 
     use super::testing::{fresh, schema_name, test_url, with_store};
     use super::*;
-    use crate::suite;
-    use std::sync::Arc;
+    use crate::{suite, Store as _};
     use std::time::Instant;
+    use tessera_core::directory::EntityKind;
 
-    macro_rules! suite_tests {
-        ($($name:ident),* $(,)?) => {$(
-            #[tokio::test]
-            async fn $name() {
-                with_store(stringify!($name), |store| async move {
-                    suite::$name(&store).await;
-                })
-                .await;
-            }
-        )*};
-    }
-
-    suite_tests!(
-        crud_every_kind,
-        duplicates_are_rejected,
-        missing_references_are_not_found,
-        cascade_delete_of_service_account,
-        account_delete_conflicts_while_not_empty,
-        changes_since_dedupes_and_reports_deletes,
-        load_all_skips_expired_revocations,
-        load_each_reads_every_page_in_key_order,
-        server_secret_first_writer_wins,
-        audit_rows_written,
-        audit_filters_and_pages,
-        list_paginates_and_filters,
-        prune_removes_expired_and_old_changes,
-        migrate_twice_is_a_no_op,
-        ping_answers,
-        create_all_is_all_or_nothing,
-        leases_are_exclusive_until_expiry,
-        server_secrets_are_listed,
-        schema_version_is_current,
-        yandex_credentials,
-        profiles_issuers_policies,
-    );
-
-    /// 16 writers at once on a multi-threaded runtime: every create lands, seqs have no gaps, and
-    /// a follower polling meanwhile sees every change, in seq order.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_creates_are_seen_in_order() {
-        with_store("concurrent_creates_are_seen_in_order", |store| async move {
-            suite::concurrent_creates_are_seen_in_order(Arc::new(store)).await;
-        })
-        .await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_leases_have_one_winner() {
-        with_store("concurrent_leases_have_one_winner", |store| async move {
-            suite::concurrent_leases_have_one_winner(Arc::new(store)).await;
-        })
-        .await;
-    }
+    suite::backend_tests!(with_store);
 
     /// Nodes starting together all create the schema and migrate it; none may fail.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -718,10 +442,7 @@ mod tests {
         let Some(store) = fresh("schema_version_is_none_before_migrating", false).await else {
             return;
         };
-        assert_eq!(store.schema_version().await.unwrap(), None);
-        assert_eq!(store.known_schema_version(), 7);
-        store.migrate().await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), Some(7));
+        suite::schema_version_is_none_before_migrating(&store).await;
         store.drop_schema().await.unwrap();
         store.close().await;
     }
@@ -766,17 +487,7 @@ mod tests {
             .execute(&store.pool)
             .await
             .unwrap();
-            let known = known_version();
-            match store.migrate().await {
-                Err(StoreError::Conflict(message)) => assert_eq!(
-                    message,
-                    format!(
-                        "database schema version 9999 is newer than this Tessera knows \
-                         ({known}); upgrade Tessera"
-                    )
-                ),
-                other => panic!("expected the newer-schema conflict, got {other:?}"),
-            }
+            suite::newer_schema_is_refused(&store).await;
         })
         .await;
     }
@@ -791,8 +502,7 @@ mod tests {
             .execute(&store.pool)
             .await
             .unwrap();
-            let found = store.find(EntityKind::Binding, "AccessBinding-x").await;
-            assert!(matches!(found, Err(StoreError::Corrupt(_))), "{found:?}");
+            suite::assert_corrupt(&store, EntityKind::Binding, "AccessBinding-x").await;
 
             for statement in [
                 "INSERT INTO accounts (id, name, created_at) VALUES ('a', 'a', 0)",
@@ -804,8 +514,7 @@ mod tests {
             ] {
                 sqlx::query(statement).execute(&store.pool).await.unwrap();
             }
-            let found = store.find(EntityKind::ApiKey, "ApiKey-short").await;
-            assert!(matches!(found, Err(StoreError::Corrupt(_))), "{found:?}");
+            suite::assert_corrupt(&store, EntityKind::ApiKey, "ApiKey-short").await;
         })
         .await;
     }

@@ -10,29 +10,24 @@
 //! The statements themselves are shared with PostgreSQL (see [`crate::engine`]); this module
 //! supplies the connection, the transactions and the migrations.
 
-use crate::engine::{self, db_error, newer_schema, Conn, Fields, Row, Value, WriteMode};
+use crate::backend::{Backend, Dialect};
+use crate::engine::{self, db_error, Conn};
 use crate::migrations;
-use crate::{
-    AuditEvent, AuditFilter, AuditRecord, ChangeBatch, ListFilter, Result, Store, StoreError,
-};
+use crate::{Result, StoreError};
 use async_trait::async_trait;
-use sqlx::migrate::MigrateError;
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
-    SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
 };
-use sqlx::{Row as _, Sqlite, Transaction};
+use sqlx::{Sqlite, Transaction};
+use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
-use tessera_core::directory::{Entity, EntityKind};
-use tracing::Instrument;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Readers run concurrently under WAL; writers queue on SQLite's lock regardless, so more
 /// connections would only add idle file handles.
 const MAX_CONNECTIONS: u32 = 8;
-
-type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
 
 /// The SQLite store. Cheap to clone: clones share one connection pool.
 #[derive(Debug, Clone)]
@@ -103,6 +98,17 @@ impl SqliteStore {
             .map_err(db_error)?;
         Ok(())
     }
+}
+
+#[async_trait]
+impl Backend for SqliteStore {
+    type Db = Sqlite;
+    const SYSTEM: &'static str = "sqlite";
+    const MIGRATIONS: &'static [migrations::File] = migrations::SQLITE;
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
         self.pool
@@ -111,184 +117,36 @@ impl SqliteStore {
             .map_err(db_error)
     }
 
+    async fn commit_write(tx: Transaction<'static, Sqlite>, _last_seq: Option<i64>) -> Result<()> {
+        tx.commit().await.map_err(db_error)
+    }
+
+    /// Under WAL, one read transaction is one snapshot.
     async fn begin_read(&self) -> Result<Transaction<'static, Sqlite>> {
         self.pool.begin().await.map_err(db_error)
     }
 
-    async fn applied_schema_version(&self) -> Result<Option<i64>> {
+    async fn has_migrations_table(&self) -> Result<bool> {
         let has_table: Option<i64> = sqlx::query_scalar(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
         )
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
-        if has_table.is_none() {
-            return Ok(None);
-        }
-        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)
-    }
-
-    async fn write(&self, entity: &Entity, audit: &AuditEvent, mode: WriteMode) -> Result<i64> {
-        let span = engine::write_span("sqlite", mode.as_str(), entity.kind());
-        async {
-            let mut tx = self.begin_write().await?;
-            let seq = engine::write(&mut *tx, entity, audit, mode).await?;
-            tx.commit().await.map_err(db_error)?;
-            Ok(seq)
-        }
-        .instrument(span)
-        .await
-    }
-}
-
-fn known_version() -> i64 {
-    migrations::known_version(migrations::SQLITE)
-}
-
-#[async_trait]
-impl Store for SqliteStore {
-    async fn migrate(&self) -> Result<()> {
-        let known = known_version();
-        // sqlx would report a newer schema as a "missing" migration; say what it means instead,
-        // and say it before touching anything.
-        if let Some(applied) = self.applied_schema_version().await? {
-            if applied > known {
-                return Err(newer_schema(applied, known));
-            }
-        }
-        let migrator = migrations::migrator(migrations::SQLITE)
-            .await
-            .map_err(|e| StoreError::Database(format!("migrations: {e}")))?;
-        migrator.run(&self.pool).await.map_err(|e| match e {
-            MigrateError::VersionMissing(version) if version > known => {
-                newer_schema(version, known)
-            }
-            other => StoreError::Database(format!("migrating: {other}")),
-        })?;
-        tracing::debug!(schema_version = known, "sqlite schema is current");
-        Ok(())
-    }
-
-    async fn create(&self, entity: &Entity, audit: &AuditEvent) -> Result<i64> {
-        self.write(entity, audit, WriteMode::Create).await
-    }
-
-    async fn create_all(&self, entities: &[Entity], audit: &AuditEvent) -> Result<i64> {
-        let mut tx = self.begin_write().await?;
-        let mut seq = 0;
-        for entity in entities {
-            seq = engine::write(&mut *tx, entity, audit, WriteMode::Create).await?;
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(seq)
-    }
-
-    async fn put(&self, entity: &Entity, audit: &AuditEvent) -> Result<i64> {
-        self.write(entity, audit, WriteMode::Put).await
-    }
-
-    async fn delete(&self, kind: EntityKind, key: &str, audit: &AuditEvent) -> Result<i64> {
-        async {
-            let mut tx = self.begin_write().await?;
-            let seq = engine::delete(&mut *tx, kind, key, audit).await?;
-            tx.commit().await.map_err(db_error)?;
-            Ok(seq)
-        }
-        .instrument(engine::write_span("sqlite", "delete", kind))
-        .await
-    }
-
-    async fn find(&self, kind: EntityKind, key: &str) -> Result<Option<Entity>> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        engine::find(&mut *conn, kind, key).await
-    }
-
-    async fn list(&self, kind: EntityKind, filter: &ListFilter) -> Result<Vec<Entity>> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        engine::list(&mut *conn, kind, filter).await
-    }
-
-    async fn load_each(&self, now: i64, sink: &mut (dyn FnMut(Entity) + Send)) -> Result<i64> {
-        // One read transaction: under WAL it is one snapshot, so `seq` matches the rows exactly.
-        let mut tx = self.begin_read().await?;
-        let seq = engine::load_each(&mut *tx, now, sink).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(seq)
-    }
-
-    async fn changes_since(&self, seq: i64, limit: u32) -> Result<ChangeBatch> {
-        let mut tx = self.begin_read().await?;
-        let batch = engine::changes_since(&mut *tx, seq, limit).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(batch)
-    }
-
-    async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>> {
-        let now = engine::unix_now();
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        engine::server_secret(&mut *conn, name, candidate, now).await
-    }
-
-    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        engine::list_audit(&mut *conn, filter).await
-    }
-
-    async fn prune(&self, now: i64, changes_before_seq: i64) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        engine::prune(&mut *tx, now, changes_before_seq).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(())
-    }
-
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        Ok(has_table.is_some())
     }
 
     async fn try_lease(&self, name: &str, holder: &str, now: i64, until: i64) -> Result<bool> {
         // The upsert and the read-back in one write transaction: the read sees exactly what the
         // upsert left, whichever way its condition went.
         let mut tx = self.begin_write().await?;
-        Conn::execute(
-            &mut *tx,
-            engine::LEASE_UPSERT,
-            &[
-                Value::text(name),
-                Value::text(holder),
-                Value::Int(until),
-                Value::Int(now),
-            ],
-        )
-        .await
-        .map_err(db_error)?;
+        let args = engine::lease_upsert_args(name, holder, now, until);
+        Conn::execute(&mut *tx, engine::LEASE_UPSERT, &args)
+            .await
+            .map_err(db_error)?;
         let current = engine::lease_holder(&mut *tx, name).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(current.as_deref() == Some(holder))
-    }
-
-    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        engine::release_lease(&mut *conn, name, holder).await
-    }
-
-    async fn list_server_secrets(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        engine::list_server_secrets(&mut *conn).await
-    }
-
-    async fn schema_version(&self) -> Result<Option<i64>> {
-        self.applied_schema_version().await
-    }
-
-    fn known_schema_version(&self) -> i64 {
-        known_version()
     }
 
     async fn close(&self) {
@@ -296,76 +154,13 @@ impl Store for SqliteStore {
     }
 }
 
-fn bind_all<'q>(mut query: Query<'q>, args: &'q [Value<'_>]) -> Query<'q> {
-    for arg in args {
-        query = match arg {
-            Value::Text(v) => query.bind(&**v),
-            Value::OptText(v) => query.bind(v.as_deref()),
-            Value::Int(v) => query.bind(*v),
-            Value::OptInt(v) => query.bind(*v),
-            Value::Bytes(v) => query.bind(*v),
-            Value::OptBytes(v) => query.bind(*v),
-            Value::Flag(v) => query.bind(i64::from(*v)),
-        };
-    }
-    query
-}
-
-#[async_trait]
-impl Conn for SqliteConnection {
-    async fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> Result<u64, sqlx::Error> {
-        let done = bind_all(sqlx::query(sql), args).execute(&mut *self).await?;
-        Ok(done.rows_affected())
+impl Dialect for Sqlite {
+    fn placeholders(sql: &str) -> Cow<'_, str> {
+        Cow::Borrowed(sql)
     }
 
-    async fn fetch_all(&mut self, sql: &str, args: &[Value<'_>]) -> Result<Vec<Row>, sqlx::Error> {
-        let rows = bind_all(sqlx::query(sql), args)
-            .fetch_all(&mut *self)
-            .await?;
-        Ok(rows.into_iter().map(|row| Box::new(row) as Row).collect())
-    }
-
-    async fn fetch_optional(
-        &mut self,
-        sql: &str,
-        args: &[Value<'_>],
-    ) -> Result<Option<Row>, sqlx::Error> {
-        let row = bind_all(sqlx::query(sql), args)
-            .fetch_optional(&mut *self)
-            .await?;
-        Ok(row.map(|row| Box::new(row) as Row))
-    }
-}
-
-fn column<'r, T>(row: &'r SqliteRow, name: &str) -> Result<T>
-where
-    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
-{
-    row.try_get(name)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-impl Fields for SqliteRow {
-    fn text(&self, name: &str) -> Result<String> {
-        column(self, name)
-    }
-    fn opt_text(&self, name: &str) -> Result<Option<String>> {
-        column(self, name)
-    }
-    fn int(&self, name: &str) -> Result<i64> {
-        column(self, name)
-    }
-    fn opt_int(&self, name: &str) -> Result<Option<i64>> {
-        column(self, name)
-    }
-    fn bytes(&self, name: &str) -> Result<Vec<u8>> {
-        column(self, name)
-    }
-    fn opt_bytes(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        column(self, name)
-    }
-    fn flag(&self, name: &str) -> Result<bool> {
-        Ok(column::<i64>(self, name)? != 0)
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
     }
 }
 
@@ -377,6 +172,7 @@ pub(crate) mod testing {
 
     use super::SqliteStore;
     use crate::Store as _;
+    use std::future::Future;
     use tempfile::TempDir;
 
     /// A migrated store in a new temporary directory, which must outlive the store.
@@ -388,6 +184,18 @@ pub(crate) mod testing {
         store.migrate().await.unwrap();
         (dir, store)
     }
+
+    /// Runs `body` on a fresh, migrated store and closes the store afterwards; the name of the
+    /// test is for the PostgreSQL twin of this function, which may skip.
+    pub async fn with_store<F, Fut>(_test: &str, body: F)
+    where
+        F: FnOnce(SqliteStore) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let (_dir, store) = fresh().await;
+        body(store.clone()).await;
+        store.close().await;
+    }
 }
 
 #[cfg(test)]
@@ -395,44 +203,14 @@ mod tests {
     // Test code: a failed expectation should stop the test loudly.
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-    use super::testing::fresh;
+    use super::testing::{fresh, with_store};
     use super::*;
-    use crate::suite;
+    use crate::backend::bind_all;
+    use crate::{suite, ListFilter, Store as _};
+    use sqlx::Row as _;
+    use tessera_core::directory::EntityKind;
 
-    macro_rules! suite_tests {
-        ($($name:ident),* $(,)?) => {$(
-            #[tokio::test]
-            async fn $name() {
-                let (_dir, store) = fresh().await;
-                suite::$name(&store).await;
-                store.close().await;
-            }
-        )*};
-    }
-
-    suite_tests!(
-        crud_every_kind,
-        duplicates_are_rejected,
-        missing_references_are_not_found,
-        cascade_delete_of_service_account,
-        account_delete_conflicts_while_not_empty,
-        changes_since_dedupes_and_reports_deletes,
-        load_all_skips_expired_revocations,
-        load_each_reads_every_page_in_key_order,
-        server_secret_first_writer_wins,
-        audit_rows_written,
-        audit_filters_and_pages,
-        list_paginates_and_filters,
-        prune_removes_expired_and_old_changes,
-        migrate_twice_is_a_no_op,
-        ping_answers,
-        create_all_is_all_or_nothing,
-        leases_are_exclusive_until_expiry,
-        server_secrets_are_listed,
-        schema_version_is_current,
-        yandex_credentials,
-        profiles_issuers_policies,
-    );
+    suite::backend_tests!(with_store);
 
     /// Every filtered list page is an index range read in key order: no scan of the table,
     /// no sort of all matching rows (which made the pages of a large account slow).
@@ -494,40 +272,30 @@ mod tests {
         store.close().await;
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_creates_are_seen_in_order() {
-        let (_dir, store) = fresh().await;
-        suite::concurrent_creates_are_seen_in_order(std::sync::Arc::new(store.clone())).await;
-        store.close().await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_leases_have_one_winner() {
-        let (_dir, store) = fresh().await;
-        suite::concurrent_leases_have_one_winner(std::sync::Arc::new(store.clone())).await;
-        store.close().await;
-    }
-
     #[tokio::test]
     async fn schema_version_is_none_before_migrating() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("tessera.db"))
             .await
             .unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), None);
-        assert_eq!(store.known_schema_version(), 7);
-        store.migrate().await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), Some(7));
+        suite::schema_version_is_none_before_migrating(&store).await;
         store.close().await;
+    }
+
+    /// The migrated store at `path` with the suite's persistence data written, and the `seq` of
+    /// that write.
+    async fn store_with_data(path: &Path) -> (SqliteStore, i64) {
+        let store = SqliteStore::open(path).await.unwrap();
+        store.migrate().await.unwrap();
+        let seq = suite::persistence_write(&store).await;
+        (store, seq)
     }
 
     #[tokio::test]
     async fn data_survives_reopening_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tessera.db");
-        let store = SqliteStore::open(&path).await.unwrap();
-        store.migrate().await.unwrap();
-        let seq = suite::persistence_write(&store).await;
+        let (store, seq) = store_with_data(&path).await;
         store.close().await;
 
         let reopened = SqliteStore::open(&path).await.unwrap();
@@ -540,9 +308,7 @@ mod tests {
     async fn close_leaves_the_database_file_complete_and_a_backup_is_whole() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tessera.db");
-        let store = SqliteStore::open(&path).await.unwrap();
-        store.migrate().await.unwrap();
-        let seq = suite::persistence_write(&store).await;
+        let (store, seq) = store_with_data(&path).await;
         let backup = dir.path().join("backup.db");
         store.backup_to(&backup).await.unwrap();
         // The target of a backup must be new (or empty).
@@ -573,26 +339,21 @@ mod tests {
         let store = SqliteStore::open(&path).await.unwrap();
         assert!(path.exists());
         let mut conn = store.pool.acquire().await.unwrap();
-        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&mut *conn)
+        assert_eq!(pragma::<String>(&mut conn, "journal_mode").await, "wal");
+        assert_eq!(pragma::<i64>(&mut conn, "synchronous").await, 2, "FULL");
+        assert_eq!(pragma::<i64>(&mut conn, "foreign_keys").await, 1);
+        assert_eq!(pragma::<i64>(&mut conn, "busy_timeout").await, 5000);
+    }
+
+    /// The value of the setting `PRAGMA name` on `conn`.
+    async fn pragma<T>(conn: &mut sqlx::SqliteConnection, name: &str) -> T
+    where
+        T: for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + Send + Unpin,
+    {
+        sqlx::query_scalar(&format!("PRAGMA {name}"))
+            .fetch_one(conn)
             .await
-            .unwrap();
-        assert_eq!(journal, "wal");
-        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
-        assert_eq!(synchronous, 2, "FULL");
-        let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
-        assert_eq!(foreign_keys, 1);
-        let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
-        assert_eq!(busy, 5000);
+            .unwrap()
     }
 
     #[tokio::test]
@@ -606,17 +367,7 @@ mod tests {
         .execute(&store.pool)
         .await
         .unwrap();
-        let known = known_version();
-        match store.migrate().await {
-            Err(StoreError::Conflict(message)) => assert_eq!(
-                message,
-                format!(
-                    "database schema version 9999 is newer than this Tessera knows ({known}); \
-                     upgrade Tessera"
-                )
-            ),
-            other => panic!("expected the newer-schema conflict, got {other:?}"),
-        }
+        suite::newer_schema_is_refused(&store).await;
     }
 
     #[tokio::test]
@@ -629,8 +380,7 @@ mod tests {
         .execute(&store.pool)
         .await
         .unwrap();
-        let found = store.find(EntityKind::Binding, "AccessBinding-x").await;
-        assert!(matches!(found, Err(StoreError::Corrupt(_))), "{found:?}");
+        suite::assert_corrupt(&store, EntityKind::Binding, "AccessBinding-x").await;
 
         sqlx::query(
             "INSERT INTO accounts (id, name, created_at) VALUES ('a', 'a', 0); \
@@ -643,8 +393,7 @@ mod tests {
         .execute(&store.pool)
         .await
         .unwrap();
-        let found = store.find(EntityKind::ApiKey, "ApiKey-short").await;
-        assert!(matches!(found, Err(StoreError::Corrupt(_))), "{found:?}");
+        suite::assert_corrupt(&store, EntityKind::ApiKey, "ApiKey-short").await;
     }
 
     /// Concurrent writers queue on the write lock instead of failing, and the feed numbers

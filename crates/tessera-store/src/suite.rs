@@ -7,6 +7,61 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::{AuditEvent, ListFilter, Store, StoreError};
+
+/// The `#[tokio::test]`s of the suite for one backend: one for each function, each run by
+/// `$with_store(test_name, body)`, which hands `body` a fresh, migrated store of its own and
+/// cleans up afterwards.
+macro_rules! backend_tests {
+    ($with_store:ident) => {
+        $crate::suite::backend_tests!(@each $with_store:
+            crud_every_kind,
+            duplicates_are_rejected,
+            missing_references_are_not_found,
+            cascade_delete_of_service_account,
+            account_delete_conflicts_while_not_empty,
+            changes_since_dedupes_and_reports_deletes,
+            load_all_skips_expired_revocations,
+            load_each_reads_every_page_in_key_order,
+            server_secret_first_writer_wins,
+            audit_rows_written,
+            audit_filters_and_pages,
+            list_paginates_and_filters,
+            prune_removes_expired_and_old_changes,
+            migrate_twice_is_a_no_op,
+            ping_answers,
+            create_all_is_all_or_nothing,
+            leases_are_exclusive_until_expiry,
+            server_secrets_are_listed,
+            schema_version_is_current,
+            yandex_credentials,
+            profiles_issuers_policies,
+        );
+        $crate::suite::backend_tests!(@concurrent $with_store:
+            concurrent_creates_are_seen_in_order,
+            concurrent_leases_have_one_winner,
+        );
+    };
+    (@each $with_store:ident: $($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            $with_store(stringify!($name), |store| async move {
+                $crate::suite::$name(&store).await;
+            })
+            .await;
+        }
+    )*};
+    // The concurrency checks spread their work over the tasks of a multi-threaded runtime.
+    (@concurrent $with_store:ident: $($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            $with_store(stringify!($name), |store| async move {
+                $crate::suite::$name(std::sync::Arc::new(store)).await;
+            })
+            .await;
+        }
+    )*};
+}
+pub(crate) use backend_tests;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -289,6 +344,26 @@ async fn create_all(store: &dyn Store, entities: &[Entity]) -> i64 {
     seq
 }
 
+/// The newest `limit` audit records.
+async fn newest_audit(store: &dyn Store, limit: u32) -> Vec<crate::AuditRecord> {
+    store
+        .list_audit(&crate::AuditFilter::newest(limit))
+        .await
+        .unwrap()
+}
+
+/// The changes of `batch`, every one of which must be a delete, in feed order.
+fn deletes(batch: crate::ChangeBatch) -> Vec<(EntityKind, String)> {
+    batch
+        .changes
+        .into_iter()
+        .map(|change| match change {
+            Change::Delete(kind, key) => (kind, key),
+            Change::Upsert(entity) => panic!("unexpected upsert {entity:?}"),
+        })
+        .collect()
+}
+
 async fn current_seq(store: &dyn Store) -> i64 {
     store.load_all(NOW).await.unwrap().1
 }
@@ -421,11 +496,7 @@ pub async fn duplicates_are_rejected(store: &dyn Store) {
         signing_key("kid-1", KeyState::Next, None),
     ];
     let before = create_all(store, &originals).await;
-    let audits_before = store
-        .list_audit(&crate::AuditFilter::newest(1000))
-        .await
-        .unwrap()
-        .len();
+    let audits_before = newest_audit(store, 1000).await.len();
 
     for entity in &originals {
         let again = store.create(entity, &audit("test.create")).await;
@@ -495,14 +566,7 @@ pub async fn duplicates_are_rejected(store: &dyn Store) {
     let batch = store.changes_since(before, 100).await.unwrap();
     assert_eq!(batch.changes.len(), 1);
     assert_eq!(batch.seq, before + 1);
-    assert_eq!(
-        store
-            .list_audit(&crate::AuditFilter::newest(1000))
-            .await
-            .unwrap()
-            .len(),
-        audits_before + 1
-    );
+    assert_eq!(newest_audit(store, 1000).await.len(), audits_before + 1);
 }
 
 /// References are checked and the error names what is missing.
@@ -717,14 +781,7 @@ pub async fn cascade_delete_of_service_account(store: &dyn Store) {
 
     let batch = store.changes_since(before, 100).await.unwrap();
     assert_eq!(batch.seq, seq);
-    let mut deleted: Vec<(EntityKind, String)> = batch
-        .changes
-        .into_iter()
-        .map(|change| match change {
-            Change::Delete(kind, key) => (kind, key),
-            Change::Upsert(entity) => panic!("unexpected upsert {entity:?}"),
-        })
-        .collect();
+    let mut deleted = deletes(batch);
     // The main object comes last, after what depended on it.
     assert_eq!(
         deleted.pop(),
@@ -972,10 +1029,7 @@ pub async fn audit_rows_written(store: &dyn Store) {
         .create(&account(ACCOUNT_A, None), &event)
         .await
         .unwrap();
-    let newest = store
-        .list_audit(&crate::AuditFilter::newest(10))
-        .await
-        .unwrap();
+    let newest = newest_audit(store, 10).await;
     assert_eq!(newest.len(), 1);
     assert_eq!(newest[0].event, event);
     assert_eq!(newest[0].target_kind, "account");
@@ -997,10 +1051,7 @@ pub async fn audit_rows_written(store: &dyn Store) {
         .await
         .unwrap();
 
-    let all = store
-        .list_audit(&crate::AuditFilter::newest(100))
-        .await
-        .unwrap();
+    let all = newest_audit(store, 100).await;
     assert_eq!(all.len(), 5, "one row per call, not per cascaded row");
     assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
     assert_eq!(all[0].event.action, "service_account.delete");
@@ -1017,14 +1068,7 @@ pub async fn audit_rows_written(store: &dyn Store) {
         all[0].event.detail
     );
     assert_eq!(all.last().map(|r| r.event.clone()), Some(event));
-    assert_eq!(
-        store
-            .list_audit(&crate::AuditFilter::newest(2))
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(newest_audit(store, 2).await.len(), 2);
 }
 
 /// `list_audit` filters by account, actor, action (exact or prefix), time and id, and pages.
@@ -1146,10 +1190,7 @@ pub async fn audit_filters_and_pages(store: &dyn Store) {
         ["ServiceId-a2", "ServiceId-b1"]
     );
     // Installation-wide events come back without an account.
-    let all = store
-        .list_audit(&crate::AuditFilter::newest(100))
-        .await
-        .unwrap();
+    let all = newest_audit(store, 100).await;
     let system = all.iter().find(|r| r.target_key == "ServiceId-a3").unwrap();
     assert_eq!(system.event.account_id, None);
     assert_eq!(
@@ -1407,10 +1448,7 @@ pub async fn create_all_is_all_or_nothing(store: &dyn Store) {
     }
     let changes = store.changes_since(before, 100).await.unwrap();
     assert_eq!((changes.changes.len(), changes.seq), (2, seq));
-    let audit_rows = store
-        .list_audit(&crate::AuditFilter::newest(10))
-        .await
-        .unwrap();
+    let audit_rows = newest_audit(store, 10).await;
     assert_eq!(
         audit_rows
             .iter()
@@ -1454,30 +1492,21 @@ pub async fn persistence_check(store: &dyn Store, seq: i64) {
         .await
         .unwrap();
     assert_eq!(next, seq + 1);
-    assert_eq!(
-        store
-            .list_audit(&crate::AuditFilter::newest(100))
-            .await
-            .unwrap()
-            .len(),
-        4
-    );
+    assert_eq!(newest_audit(store, 100).await.len(), 4);
 }
 
 /// Leases: one holder at a time; the holder renews; an expired lease (until < now) is taken over;
 /// release by a non-holder does nothing; leases touch neither the feed nor the audit log.
 pub async fn leases_are_exclusive_until_expiry(store: &dyn Store) {
-    let take = |holder: &'static str, now: i64, until: i64| async move {
+    // Asks at `NOW + at` for the lease until 30 s later.
+    let take = |holder: &'static str, at: i64| async move {
         store
-            .try_lease("rotation", holder, now, until)
+            .try_lease("rotation", holder, NOW + at, NOW + at + 30)
             .await
             .unwrap()
     };
-    assert!(take("node-a", NOW, NOW + 30).await, "a free lease is taken");
-    assert!(
-        !take("node-b", NOW + 1, NOW + 31).await,
-        "a held lease is not"
-    );
+    assert!(take("node-a", 0).await, "a free lease is taken");
+    assert!(!take("node-b", 1).await, "a held lease is not");
     assert!(
         store
             .try_lease("janitor", "node-b", NOW + 1, NOW + 31)
@@ -1485,45 +1514,20 @@ pub async fn leases_are_exclusive_until_expiry(store: &dyn Store) {
             .unwrap(),
         "leases are independent by name"
     );
-    assert!(
-        take("node-a", NOW + 20, NOW + 50).await,
-        "the holder renews"
-    );
-    assert!(
-        !take("node-b", NOW + 40, NOW + 70).await,
-        "the renewal extended it"
-    );
-    assert!(
-        !take("node-b", NOW + 50, NOW + 80).await,
-        "until == now is not expired yet"
-    );
-    assert!(
-        take("node-b", NOW + 51, NOW + 81).await,
-        "an expired lease is taken over"
-    );
-    assert!(
-        !take("node-a", NOW + 52, NOW + 82).await,
-        "the old holder lost it"
-    );
+    assert!(take("node-a", 20).await, "the holder renews");
+    assert!(!take("node-b", 40).await, "the renewal extended it");
+    assert!(!take("node-b", 50).await, "until == now is not expired yet");
+    assert!(take("node-b", 51).await, "an expired lease is taken over");
+    assert!(!take("node-a", 52).await, "the old holder lost it");
 
     store.release_lease("rotation", "node-a").await.unwrap();
-    assert!(
-        !take("node-a", NOW + 53, NOW + 83).await,
-        "a non-holder cannot release it"
-    );
+    assert!(!take("node-a", 53).await, "a non-holder cannot release it");
     store.release_lease("rotation", "node-b").await.unwrap();
-    assert!(
-        take("node-a", NOW + 54, NOW + 84).await,
-        "a released lease is free"
-    );
+    assert!(take("node-a", 54).await, "a released lease is free");
     store.release_lease("never-taken", "node-a").await.unwrap();
 
     assert_eq!(current_seq(store).await, 0);
-    assert!(store
-        .list_audit(&crate::AuditFilter::newest(10))
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(newest_audit(store, 10).await.is_empty());
 }
 
 /// Server secrets are listed by name, with the first writer's value.
@@ -1548,6 +1552,37 @@ pub async fn schema_version_is_current(store: &dyn Store) {
     assert_eq!(store.schema_version().await.unwrap(), Some(known));
     store.migrate().await.unwrap();
     assert_eq!(store.schema_version().await.unwrap(), Some(known));
+}
+
+/// A store not migrated yet has no schema version; migrating brings it to the newest.
+pub async fn schema_version_is_none_before_migrating(store: &dyn Store) {
+    assert_eq!(store.schema_version().await.unwrap(), None);
+    assert_eq!(store.known_schema_version(), 7);
+    store.migrate().await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), Some(7));
+}
+
+/// `migrate` refuses a database on which the backend's test wrote migration 9999, naming the
+/// versions.
+pub async fn newer_schema_is_refused(store: &dyn Store) {
+    let known = store.known_schema_version();
+    match store.migrate().await {
+        Err(StoreError::Conflict(message)) => assert_eq!(
+            message,
+            format!(
+                "database schema version 9999 is newer than this Tessera knows ({known}); \
+                 upgrade Tessera"
+            )
+        ),
+        other => panic!("expected the newer-schema conflict, got {other:?}"),
+    }
+}
+
+/// The row `key` of `kind`, written by hand with a value the store cannot decode, reads as
+/// corrupt.
+pub async fn assert_corrupt(store: &dyn Store, kind: EntityKind, key: &str) {
+    let found = store.find(kind, key).await;
+    assert!(matches!(found, Err(StoreError::Corrupt(_))), "{found:?}");
 }
 
 /// 16 creates from separate tasks all land, with seqs 1..=16; a follower polling the feed while
@@ -1853,14 +1888,7 @@ pub async fn yandex_credentials(store: &dyn Store) {
     assert_absent(store, ak, "aje000000000000000a1").await;
     assert_absent(store, ak, "aje000000000000000a2").await;
     let batch = store.changes_since(before, 100).await.unwrap();
-    let deleted: Vec<(EntityKind, String)> = batch
-        .changes
-        .into_iter()
-        .map(|change| match change {
-            Change::Delete(kind, key) => (kind, key),
-            Change::Upsert(entity) => panic!("unexpected upsert {entity:?}"),
-        })
-        .collect();
+    let deleted = deletes(batch);
     assert_eq!(
         deleted,
         [
@@ -1873,10 +1901,7 @@ pub async fn yandex_credentials(store: &dyn Store) {
         list(ak, Some(ACCOUNT_A), None).await,
         ["aje000000000000000a3"]
     );
-    let audits = store
-        .list_audit(&crate::AuditFilter::newest(100))
-        .await
-        .unwrap();
+    let audits = newest_audit(store, 100).await;
     let cascade = audits
         .iter()
         .find(|a| a.event.action == "service_account.delete")
@@ -2171,10 +2196,7 @@ pub async fn profiles_issuers_policies(store: &dyn Store) {
     assert_absent(store, EntityKind::Policy, "Policy-3").await;
     assert_stored(store, &records[4]).await;
     assert_stored(store, &records[7]).await;
-    let audit_rows = store
-        .list_audit(&crate::AuditFilter::newest(1))
-        .await
-        .unwrap();
+    let audit_rows = newest_audit(store, 1).await;
     assert!(
         audit_rows[0].event.detail.contains("1 access binding(s)"),
         "{:?}",

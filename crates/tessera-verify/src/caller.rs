@@ -49,9 +49,20 @@ pub struct VerifiedCaller {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the token lacks {what} {needed}")]
 pub struct InsufficientScope {
-    /// `scope` or `role`.
+    /// `scope`, `role` or `account`.
     pub what: &'static str,
     pub needed: String,
+}
+
+/// `Ok` if the caller `holds` what a `require_*` call needs; else what it lacks.
+fn require(holds: bool, what: &'static str, needed: &str) -> Result<(), InsufficientScope> {
+    if holds {
+        return Ok(());
+    }
+    Err(InsufficientScope {
+        what,
+        needed: needed.to_owned(),
+    })
 }
 
 fn owned(claim: &Option<Cow<'_, str>>) -> Option<String> {
@@ -120,35 +131,17 @@ impl VerifiedCaller {
 
     /// `Ok` if the token carries `scope`; else the 403 / `PERMISSION_DENIED` answer.
     pub fn require_scope(&self, scope: &str) -> Result<(), InsufficientScope> {
-        if self.has_scope(scope) {
-            return Ok(());
-        }
-        Err(InsufficientScope {
-            what: "scope",
-            needed: scope.to_owned(),
-        })
+        require(self.has_scope(scope), "scope", scope)
     }
 
     /// `Ok` if the token carries `role` in its `roles` claim.
     pub fn require_role(&self, role: &str) -> Result<(), InsufficientScope> {
-        if self.has_role(role) {
-            return Ok(());
-        }
-        Err(InsufficientScope {
-            what: "role",
-            needed: role.to_owned(),
-        })
+        require(self.has_role(role), "role", role)
     }
 
     /// `Ok` if the token belongs to `account`.
     pub fn require_account(&self, account: &str) -> Result<(), InsufficientScope> {
-        if self.account.as_deref() == Some(account) {
-            return Ok(());
-        }
-        Err(InsufficientScope {
-            what: "account",
-            needed: account.to_owned(),
-        })
+        require(self.account.as_deref() == Some(account), "account", account)
     }
 }
 

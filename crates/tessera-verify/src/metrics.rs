@@ -185,20 +185,7 @@ mod tests {
     #[test]
     fn every_reason_has_a_key_built_at_compile_time() {
         use crate::{ValidationError, VerifyError};
-        let claims = [
-            ValidationError::MissingClaim("exp".into()),
-            ValidationError::WrongType("exp"),
-            ValidationError::Expired,
-            ValidationError::NotYetValid,
-            ValidationError::IssuedInFuture,
-            ValidationError::WrongIssuer,
-            ValidationError::WrongAudience,
-            ValidationError::ExpNotAfterIat,
-            ValidationError::LifetimeTooLong {
-                lifetime: None,
-                max: 1,
-            },
-        ];
+        let claims = ValidationError::one_of_each_kind();
         let errors = [
             VerifyError::Malformed("x"),
             VerifyError::UnknownKey,

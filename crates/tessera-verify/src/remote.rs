@@ -353,6 +353,14 @@ mod tests {
         }
     }
 
+    /// A verifier that trusts `issuer` with `keys`, for any audience.
+    fn verifier_of(issuer: &FakeIssuer, keys: Arc<RemoteKeys>) -> Verifier {
+        Verifier::builder()
+            .trust(TrustedIssuer::new(issuer.url(), keys).any_audience())
+            .build()
+            .unwrap()
+    }
+
     async fn cache(issuer: &FakeIssuer) -> Arc<RemoteKeys> {
         RemoteKeys::builder(KeySource::Issuer(issuer.url()))
             .http(loopback())
@@ -384,10 +392,7 @@ mod tests {
     async fn unknown_kids_refetch_once_per_interval_on_a_controlled_clock() {
         let issuer = FakeIssuer::start().await.unwrap();
         let keys = cache(&issuer).await;
-        let verifier = Verifier::builder()
-            .trust(TrustedIssuer::new(issuer.url(), keys.clone()).any_audience())
-            .build()
-            .unwrap();
+        let verifier = verifier_of(&issuer, keys.clone());
         let t0 = clock::unix_now_ms();
         assert!(verifier
             .verify_at(&issuer.sign(serde_json::json!({"sub": "a"})), t0)
@@ -419,10 +424,7 @@ mod tests {
     async fn a_failed_fetch_keeps_the_last_good_set_and_rediscovers() {
         let issuer = FakeIssuer::start().await.unwrap();
         let keys = cache(&issuer).await;
-        let verifier = Verifier::builder()
-            .trust(TrustedIssuer::new(issuer.url(), keys.clone()).any_audience())
-            .build()
-            .unwrap();
+        let verifier = verifier_of(&issuer, keys.clone());
         let token = issuer.sign(serde_json::json!({"sub": "a"}));
         issuer.set_down(true);
         let error = keys.refresh().await.unwrap_err();
@@ -465,10 +467,7 @@ mod tests {
         let restarted = build().await.unwrap();
         assert_eq!(restarted.stats().fetches_failed, 1);
         assert!(restarted.age(clock::unix_now_ms()).is_none());
-        let verifier = Verifier::builder()
-            .trust(TrustedIssuer::new(issuer.url(), restarted).any_audience())
-            .build()
-            .unwrap();
+        let verifier = verifier_of(&issuer, restarted);
         assert_eq!(verifier.verify(&token).await.unwrap().iam_id, "a");
         // Without the file, nothing to verify with: the build fails.
         tokio::fs::remove_file(&path).await.unwrap();

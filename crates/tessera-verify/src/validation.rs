@@ -72,6 +72,37 @@ impl ValidationError {
             ValidationError::LifetimeTooLong { .. } => "lifetime_too_long",
         }
     }
+
+    /// One error of each kind, for the tests that must cover every [`ValidationError::reason`].
+    #[cfg(test)]
+    pub(crate) fn one_of_each_kind() -> [ValidationError; 9] {
+        [
+            ValidationError::MissingClaim("exp".into()),
+            ValidationError::WrongType("exp"),
+            ValidationError::Expired,
+            ValidationError::NotYetValid,
+            ValidationError::IssuedInFuture,
+            ValidationError::WrongIssuer,
+            ValidationError::WrongAudience,
+            ValidationError::ExpNotAfterIat,
+            ValidationError::LifetimeTooLong {
+                lifetime: None,
+                max: 1,
+            },
+        ]
+    }
+}
+
+/// Adds `items` to an any-of constraint, setting it if it was not (an empty one refuses every
+/// token).
+fn extend_any_of<I, S>(constraint: &mut Option<Vec<String>>, items: I)
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    constraint
+        .get_or_insert_with(Vec::new)
+        .extend(items.into_iter().map(Into::into));
 }
 
 /// A leeway above [`MAX_LEEWAY`] (or negative) was asked for.
@@ -146,11 +177,8 @@ impl Validation {
     }
 
     /// `iss` must equal `issuer` (adds to any issuers set before: any one of them matches).
-    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.issuers
-            .get_or_insert_with(Vec::new)
-            .push(issuer.into());
-        self
+    pub fn with_issuer(self, issuer: impl Into<String>) -> Self {
+        self.with_issuers([issuer.into()])
     }
 
     /// `iss` must be one of `issuers` (added to any set before; an empty list refuses every
@@ -160,9 +188,7 @@ impl Validation {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.issuers
-            .get_or_insert_with(Vec::new)
-            .extend(issuers.into_iter().map(Into::into));
+        extend_any_of(&mut self.issuers, issuers);
         self
     }
 
@@ -173,9 +199,7 @@ impl Validation {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.audiences
-            .get_or_insert_with(Vec::new)
-            .extend(audiences.into_iter().map(Into::into));
+        extend_any_of(&mut self.audiences, audiences);
         self
     }
 
@@ -562,20 +586,7 @@ mod tests {
 
     #[test]
     fn reasons_are_distinct_metric_labels() {
-        let all = [
-            ValidationError::MissingClaim("x".into()),
-            ValidationError::WrongType("exp"),
-            ValidationError::Expired,
-            ValidationError::NotYetValid,
-            ValidationError::IssuedInFuture,
-            ValidationError::WrongIssuer,
-            ValidationError::WrongAudience,
-            ValidationError::ExpNotAfterIat,
-            ValidationError::LifetimeTooLong {
-                lifetime: None,
-                max: 1,
-            },
-        ];
+        let all = ValidationError::one_of_each_kind();
         let reasons: std::collections::BTreeSet<&str> = all.iter().map(|e| e.reason()).collect();
         assert_eq!(reasons.len(), all.len());
         assert!(reasons
