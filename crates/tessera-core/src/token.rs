@@ -322,6 +322,61 @@ mod tests {
         assert!(json.get("email").is_none());
     }
 
+    /// The one-pass check of a presented access token keeps every rule of `Validation` with
+    /// the issuer: signature, key, issuer, expiry (with leeway), iat not in the future.
+    #[test]
+    fn a_presented_access_token_is_checked_for_signature_key_issuer_and_times() {
+        use crate::jose::generate_pkcs8;
+        use crate::model::Algorithm;
+        use aws_lc_rs::rand::SystemRandom;
+        let rng = SystemRandom::new();
+        let key = |kid: &str| {
+            let der = generate_pkcs8(Algorithm::Es256, &rng).unwrap();
+            SigningKey::from_pkcs8(kid, Algorithm::Es256, &der).unwrap()
+        };
+        let (signer, stranger) = (key("k1"), key("k1"));
+        let mut jwks = Jwks::default();
+        jwks.insert(signer.verifying_key().unwrap());
+        let issuer = "http://127.0.0.1:8080/identity";
+        let params = MintParams {
+            issuer,
+            now: 1000,
+            lifetime: 3600,
+            client_id: "default",
+            scope: DEFAULT_SCOPE,
+            grant_type: "urn:ibm:params:oauth:grant-type:apikey",
+        };
+        let mint_with = |key: &SigningKey, params: &MintParams<'_>| {
+            mint(&service_principal(), params, Lineage::empty(), key, &rng)
+                .unwrap()
+                .token
+        };
+        let token = mint_with(&signer, &params);
+        let message = |token: &str, issuer: &str, now: i64| {
+            verified_access_token(token, &jwks, issuer, now)
+                .unwrap_err()
+                .to_string()
+        };
+
+        let claims = verified_access_token(&token, &jwks, issuer, 2000).unwrap();
+        assert_eq!(claims.iam_id, "iam-ServiceId-1");
+        assert!(message(&token, "http://other/identity", 2000).contains("issuer"));
+        assert!(message(&token, issuer, 4600 + tessera_verify::LEEWAY).contains("has expired"));
+        assert!(
+            verified_access_token(&token, &jwks, issuer, 4600).is_ok(),
+            "within leeway"
+        );
+        assert!(message(&token, issuer, 1000 - tessera_verify::LEEWAY - 1).contains("future"));
+        assert!(message(&mint_with(&stranger, &params), issuer, 2000).contains("invalid"));
+        let unknown = key("k2");
+        assert!(message(&mint_with(&unknown, &params), issuer, 2000).contains("invalid"));
+        let mut forged = token.clone().into_bytes();
+        let dot = token.find('.').unwrap();
+        forged[dot + 2] ^= 1;
+        let forged = String::from_utf8(forged).unwrap();
+        assert!(verified_access_token(&forged, &jwks, issuer, 2000).is_err());
+    }
+
     #[test]
     fn scopes() {
         assert_eq!(normalize_scope(None).unwrap(), "ibm openid");
