@@ -8,7 +8,8 @@
 //! are those of the HTTP/1.1 loop ([`crate::load`]): a call succeeds when it returns OK with a
 //! `t1.` IAM token; any other status is counted by its gRPC code.
 
-use crate::load::{next_turn, ConnectionResult, Pace, REQUEST_TIMEOUT};
+use crate::load::{next_turn, ConnectionResult, REQUEST_TIMEOUT};
+use crate::pacer::Pace;
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -92,7 +93,7 @@ pub async fn caller(
     let mut client = IamTokenServiceClient::new(channel);
     let mut result = ConnectionResult::default();
     let mut sent = 0u32;
-    while next_turn(pace, &mut sent, deadline, &mut result).await {
+    while next_turn(pace.as_ref(), &mut sent, deadline, &mut result).await {
         let request = target.request(index);
         let started = Instant::now();
         match tokio::time::timeout(REQUEST_TIMEOUT, client.create(request)).await {

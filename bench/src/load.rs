@@ -7,9 +7,10 @@
 //! - **Closed loop** (peak): each connection sends its next request as soon as the previous
 //!   answer is read, so the server is saturated; tokens/s is successes over the wall time.
 //! - **Paced** (half rate): a fixed total rate is spread evenly over the connections, each sending
-//!   on its own schedule; latency is measured from the moment a request is sent. Requests sent
-//!   more than [`LATE_SEND`] behind schedule (the connection was still waiting on an earlier
-//!   answer) are counted, so a server that cannot keep up at that rate is visible.
+//!   on its own schedule and released at its due time by one thread ([`crate::pacer`]; the
+//!   runtime's millisecond timer would send the run in bursts); latency is measured from the
+//!   moment a request is sent. Requests sent more than [`LATE_SEND`] behind schedule (the
+//!   connection was still waiting on an earlier answer) are counted, so a server that cannot keep up at that rate is visible.
 //!
 //! Requests (a POST with a body, or a GET) and their headers are built once (for the Yandex JWT
 //! grant one pre-signed JWT per connection, all signed just before the load and valid for longer
@@ -21,6 +22,7 @@
 
 use crate::grpc::GrpcTarget;
 use crate::machine::{cpu_seconds, cpu_seconds_between, cpu_seconds_by_name, system_busy_seconds};
+use crate::pacer::{Pace, Pacer};
 use crate::server::{Credentials, APIKEY_GRANT};
 use crate::Grant;
 use anyhow::Context;
@@ -713,21 +715,17 @@ async fn drive(
         Workload::Grpc(grpc) => grpc.channels(connections)?,
         Workload::Http(_) => Vec::new(),
     };
+    let (pacer, mut paces) = match rate {
+        Some(rate) if rate > 0.0 => {
+            let (pacer, paces) = Pacer::start(connections, rate, started, deadline)
+                .context("starting the pacer thread")?;
+            (Some(pacer), paces.into_iter().map(Some).collect())
+        }
+        _ => (None, Vec::new()),
+    };
     let mut tasks = Vec::with_capacity(connections);
     for index in 0..connections {
-        let pace = match rate {
-            // Each connection sends every `connections / rate` seconds, offset so that the
-            // connections take turns evenly.
-            Some(rate) if rate > 0.0 => {
-                let period = Duration::from_secs_f64(connections as f64 / rate);
-                let offset = period.mul_f64(index as f64 / connections as f64);
-                Some(Pace {
-                    period,
-                    first: started + offset,
-                })
-            }
-            _ => None,
-        };
+        let pace = paces.get_mut(index).and_then(Option::take);
         tasks.push(match target {
             Workload::Http(http) => {
                 tokio::spawn(connection(Arc::clone(http), index, deadline, pace))
@@ -758,6 +756,7 @@ async fn drive(
         failures.merge(result.failures);
         latencies_us.extend(result.latencies_us);
     }
+    drop(pacer);
     let elapsed = started.elapsed();
     let cores = cpu_before.cores_until(&CpuReading::now(plan), elapsed);
     latencies_us.sort_unstable();
@@ -772,30 +771,22 @@ async fn drive(
     })
 }
 
-/// A paced sender's schedule: send `n` is due at `first + n × period`.
-#[derive(Debug, Clone, Copy)]
-pub struct Pace {
-    period: Duration,
-    first: Instant,
-}
-
 /// Waits for the next send: closed loop (`pace` is `None`) sends at once, a paced sender waits
 /// for its turn and counts it late if it comes more than [`LATE_SEND`] behind. `false` when the
 /// run is over.
 pub async fn next_turn(
-    pace: Option<Pace>,
+    pace: Option<&Pace>,
     sent: &mut u32,
     deadline: Instant,
     result: &mut ConnectionResult,
 ) -> bool {
     match pace {
         Some(pace) => {
-            let due = pace.first + pace.period * *sent;
+            let due = pace.due(*sent);
             *sent = sent.saturating_add(1);
-            if due >= deadline {
+            if due >= deadline || !pace.released(deadline).await {
                 return false;
             }
-            tokio::time::sleep_until(due.into()).await;
             if Instant::now().saturating_duration_since(due) > LATE_SEND {
                 result.late_sends += 1;
             }
@@ -835,7 +826,7 @@ async fn connection(
     let mut result = ConnectionResult::default();
     let mut sender: Option<SendRequest<Full<Bytes>>> = None;
     let mut sent = 0u32;
-    while next_turn(pace, &mut sent, deadline, &mut result).await {
+    while next_turn(pace.as_ref(), &mut sent, deadline, &mut result).await {
         let request_sender = match sender.as_mut() {
             Some(request_sender) => request_sender,
             None => match tokio::time::timeout(REQUEST_TIMEOUT, connect(endpoint.addr)).await {

@@ -62,6 +62,7 @@ mod grants;
 mod grpc;
 mod load;
 mod machine;
+mod pacer;
 mod peer;
 mod quiet;
 mod report;
