@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tessera_api::json::ObjectWriter;
+use tessera_core::json::ObjectWriter;
 
 pub const PREFIX: &str = "/computeMetadata/v1/";
 

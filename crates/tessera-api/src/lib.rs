@@ -13,7 +13,6 @@ pub mod admin;
 #[cfg(test)]
 mod debug_tests;
 pub mod error;
-pub mod json;
 pub mod paths;
 pub mod schema_rules;
 pub mod token;

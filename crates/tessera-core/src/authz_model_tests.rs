@@ -773,6 +773,7 @@ fn chain(dir: &Directory, signer: &SigningKey, jwks: &Jwks) -> Vec<(Principal, S
         token::mint(
             principal,
             &params,
+            crate::ids::new_token_id(&rng).unwrap(),
             principal.lineage().clone(),
             signer,
             &rng,

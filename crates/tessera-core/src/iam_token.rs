@@ -4,6 +4,7 @@
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::jose::SigningKey;
+use crate::json::ObjectWriter;
 use crate::limits;
 use crate::lineage::Lineage;
 use crate::model::{Algorithm, SubjectKind};
@@ -33,6 +34,25 @@ pub struct IamTokenClaims {
     /// Where the token came from ([`crate::lineage`]).
     #[serde(default, skip_serializing_if = "Lineage::is_empty")]
     pub lineage: Lineage,
+}
+
+impl IamTokenClaims {
+    /// The claims as the token's payload: the bytes serde_json writes for this type (a property
+    /// test holds them equal), without its per-byte escaping scan ([`crate::json`]).
+    pub fn to_json(&self) -> String {
+        ObjectWriter::with_capacity(384)
+            .string("kid", &self.kid)
+            .string("jti", &self.jti)
+            .string("iss", &self.iss)
+            .string("sub", &self.sub)
+            .string("subject_id", &self.subject_id)
+            .string("subject_type", &self.subject_type)
+            .string("account_id", &self.account_id)
+            .number("iat", self.iat)
+            .number("exp", self.exp)
+            .strings_unless_empty("lineage", &self.lineage.encode())
+            .finish()
+    }
 }
 
 /// A freshly signed IAM token.
@@ -80,10 +100,10 @@ pub fn mint(
             .ok_or_else(|| Error::internal("token lifetime out of range"))?,
         lineage: principal.lineage().clone(),
     };
-    let payload = serde_json::to_vec(&claims).map_err(|_| Error::internal("claims encoding"))?;
+    let payload = claims.to_json();
     let mut token = String::with_capacity(IAM_TOKEN_PREFIX.len() + payload.len() * 4 / 3 + 100);
     token.push_str(IAM_TOKEN_PREFIX);
-    base64url::encode_into(&payload, &mut token);
+    base64url::encode_into(payload.as_bytes(), &mut token);
     let signature = signer.sign(token.as_bytes(), rng)?;
     token.push('.');
     base64url::encode_into(signature.as_ref(), &mut token);
@@ -115,6 +135,33 @@ mod tests {
     use crate::principal::AuthnMethod;
     use aws_lc_rs::rand::SystemRandom;
     use tessera_verify::{ValidationError, VerifyError};
+
+    proptest::proptest! {
+        /// A `t1.` token's payload is the bytes serde_json writes for its claims.
+        #[test]
+        fn claims_are_written_as_serde_json_writes_them(
+            texts in proptest::collection::vec(crate::json::strategies::text(), 7),
+            (iat, exp) in proptest::prelude::any::<(i64, i64)>(),
+            lineage in crate::json::strategies::lineage(),
+        ) {
+            let claims = IamTokenClaims {
+                kid: texts[0].clone(),
+                jti: texts[1].clone(),
+                iss: texts[2].clone(),
+                sub: texts[3].clone(),
+                subject_id: texts[4].clone(),
+                subject_type: texts[5].clone(),
+                account_id: texts[6].clone(),
+                iat,
+                exp,
+                lineage,
+            };
+            proptest::prop_assert_eq!(
+                claims.to_json(),
+                serde_json::to_string(&claims).unwrap_or_default()
+            );
+        }
+    }
 
     fn principal() -> Principal {
         crate::authn::test_principal(

@@ -30,6 +30,7 @@ pub mod iam_token;
 pub mod id_token;
 pub mod ids;
 pub mod jose;
+pub mod json;
 pub mod keyring;
 pub mod limits;
 pub mod lineage;

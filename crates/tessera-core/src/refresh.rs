@@ -10,8 +10,9 @@
 //! checked against it and no longer open.
 
 use crate::error::{Error, Result};
+use crate::json::ObjectWriter;
 use crate::lineage::Lineage;
-use crate::seal::SealingKey;
+use crate::seal::{SealingKey, SealingNonce};
 use crate::UnixTime;
 use aws_lc_rs::rand::SecureRandom;
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,24 @@ pub struct RefreshGrant {
 }
 
 impl RefreshGrant {
+    /// The grant as sealed: the bytes serde_json writes for this type (a property test holds
+    /// them equal), without its per-byte escaping scan ([`crate::json`]).
+    pub fn to_json(&self) -> String {
+        ObjectWriter::with_capacity(384)
+            .string("jti", &self.jti)
+            .string("iam_id", &self.iam_id)
+            .string("client_id", &self.client_id)
+            .string("client_key", &self.client_key)
+            .string("scope", &self.scope)
+            .number("iat", self.iat)
+            .number("exp", self.exp)
+            .strings_unless_empty("receivers", &self.receivers)
+            .number("acr", i64::from(self.acr))
+            .strings_unless_empty("amr", &self.amr)
+            .strings("lineage", &self.lineage.encode())
+            .finish()
+    }
+
     /// Whether this is a delegated refresh token.
     pub fn is_delegated(&self) -> bool {
         !self.receivers.is_empty()
@@ -76,8 +95,17 @@ impl RefreshGrant {
 
 /// Seals a refresh grant into an opaque token.
 pub fn seal(grant: &RefreshGrant, key: &SealingKey, rng: &dyn SecureRandom) -> Result<String> {
-    let plain = serde_json::to_vec(grant).map_err(|_| Error::internal("refresh token encoding"))?;
-    Ok(base64url::encode(&key.seal(PURPOSE, &plain, rng)?))
+    seal_with(grant, key, SealingNonce::draw(rng)?)
+}
+
+/// Seals a refresh grant with a nonce drawn for it.
+pub fn seal_with(grant: &RefreshGrant, key: &SealingKey, nonce: SealingNonce) -> Result<String> {
+    let plain = grant.to_json();
+    Ok(base64url::encode(&key.seal_with(
+        PURPOSE,
+        plain.as_bytes(),
+        nonce,
+    )?))
 }
 
 /// Opens a refresh token and checks its expiry. Revocation is the caller's next check.
@@ -106,6 +134,7 @@ pub fn open(token: &str, key: &SealingKey, now: UnixTime) -> Result<RefreshGrant
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::strategies::{lineage, strings, text};
     use crate::lineage::Link;
     use aws_lc_rs::rand::SystemRandom;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -126,6 +155,36 @@ mod tests {
             lineage: Lineage::of(Link::ApiKey("ApiKey-1".into()))
                 .extended([Link::RefreshFamily("fam".into())])
                 .unwrap(),
+        }
+    }
+
+    proptest::proptest! {
+        /// A refresh token seals the bytes serde_json writes for its grant, whatever it holds.
+        #[test]
+        fn grants_are_written_as_serde_json_writes_them(
+            texts in proptest::collection::vec(text(), 5),
+            (iat, exp, acr) in proptest::prelude::any::<(i64, i64, u8)>(),
+            receivers in strings(),
+            amr in strings(),
+            lineage in lineage(),
+        ) {
+            let grant = RefreshGrant {
+                jti: texts[0].clone(),
+                iam_id: texts[1].clone(),
+                client_id: texts[2].clone(),
+                client_key: texts[3].clone(),
+                scope: texts[4].clone(),
+                iat,
+                exp,
+                receivers,
+                acr,
+                amr,
+                lineage,
+            };
+            proptest::prop_assert_eq!(
+                grant.to_json(),
+                serde_json::to_string(&grant).unwrap_or_default()
+            );
         }
     }
 

@@ -10,6 +10,7 @@ use aws_lc_rs::rand::SecureRandom;
 use std::fmt;
 
 const VERSION: u8 = 1;
+const TAG_LEN: usize = 16;
 pub const KEY_LEN: usize = 32;
 
 /// A 256-bit AEAD key. The master key (from a 0600 file or the environment) is one; the
@@ -18,6 +19,25 @@ pub struct SealingKey(LessSafeKey);
 
 /// The master key that seals private keys and server secrets at rest.
 pub type MasterKey = SealingKey;
+
+/// The nonce of one sealing, random. It is neither `Clone` nor `Copy` and is consumed by the
+/// sealing, so two sealings under one key never share a nonce (which would undo AES-GCM).
+pub struct SealingNonce([u8; NONCE_LEN]);
+
+impl SealingNonce {
+    pub fn draw(rng: &dyn SecureRandom) -> Result<SealingNonce> {
+        let mut bytes = [0u8; NONCE_LEN];
+        rng.fill(&mut bytes)
+            .map_err(|_| Error::internal("random generator failed"))?;
+        Ok(SealingNonce(bytes))
+    }
+
+    /// Bytes read from the generator for this nonce alone, in one read with other values
+    /// ([`crate::ids::IssuanceIds`]).
+    pub(crate) fn from_random(bytes: [u8; NONCE_LEN]) -> SealingNonce {
+        SealingNonce(bytes)
+    }
+}
 
 impl SealingKey {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
@@ -44,28 +64,36 @@ impl SealingKey {
         plaintext: &[u8],
         rng: &dyn SecureRandom,
     ) -> Result<Vec<u8>> {
-        let mut nonce_bytes = [0u8; NONCE_LEN];
-        rng.fill(&mut nonce_bytes)
-            .map_err(|_| Error::internal("random generator failed"))?;
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + plaintext.len() + 16);
+        self.seal_with(purpose, plaintext, SealingNonce::draw(rng)?)
+    }
+
+    /// Seals with a nonce already drawn for this one sealing.
+    pub fn seal_with(
+        &self,
+        purpose: &[u8],
+        plaintext: &[u8],
+        nonce: SealingNonce,
+    ) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + plaintext.len() + TAG_LEN);
         out.push(VERSION);
-        out.extend_from_slice(&nonce_bytes);
-        let mut body = plaintext.to_vec();
-        self.0
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce_bytes),
+        out.extend_from_slice(&nonce.0);
+        out.extend_from_slice(plaintext);
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce.0),
                 Aad::from(purpose),
-                &mut body,
+                &mut out[1 + NONCE_LEN..],
             )
             .map_err(|_| Error::internal("sealing failed"))?;
-        out.extend_from_slice(&body);
+        out.extend_from_slice(tag.as_ref());
         Ok(out)
     }
 
     /// Opens a sealed blob. Any tampering, wrong key or wrong purpose gives the same error.
     pub fn open(&self, purpose: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
         let fail = || Error::credential("sealed data is invalid");
-        if sealed.len() < 1 + NONCE_LEN + 16 || sealed[0] != VERSION {
+        if sealed.len() < 1 + NONCE_LEN + TAG_LEN || sealed[0] != VERSION {
             return Err(fail());
         }
         let mut nonce_bytes = [0u8; NONCE_LEN];

@@ -9,6 +9,7 @@ use tessera_core::authn;
 use tessera_core::directory::Entity;
 use tessera_core::error::{Error, Result};
 use tessera_core::iam_token::{self, MintedIamToken};
+use tessera_core::ids::IssuanceIds;
 use tessera_core::lineage::{Lineage, Link};
 use tessera_core::model::{KeyUse, OAuthClient, Revocation, DEFAULT_CLIENT_ID};
 use tessera_core::presented::PresentedToken;
@@ -111,36 +112,37 @@ impl AppState {
             scope: request.scope,
             grant_type: request.grant_type,
         };
-        let (family, refresh_jti) = if request.with_refresh_token {
-            let (family, jti) = tessera_core::ids::new_token_id_pair(&self.rng)?;
-            (Some(family), jti)
-        } else {
-            (None, String::new())
-        };
-        let lineage = Self::lineage_for(principal, request, family)?;
-        let refresh_token = if request.with_refresh_token {
-            let grant = RefreshGrant {
-                jti: refresh_jti,
-                iam_id: principal.iam_id().to_owned(),
-                client_id: request.client_id().to_owned(),
-                client_key: request.client_key().to_owned(),
-                scope: request.scope.to_owned(),
-                iat: request.now,
-                exp: expiry(request.now, self.config.refresh_token_lifetime)?,
-                receivers: Vec::new(),
-                acr: principal.acr(),
-                amr: principal.amr().to_vec(),
-                lineage: lineage.clone(),
-            };
-            Some(refresh::seal(&grant, &self.refresh_key, &self.rng)?)
-        } else {
-            None
+        let IssuanceIds { jti, refresh } =
+            IssuanceIds::draw(&self.rng, request.with_refresh_token)?;
+        let lineage = Self::lineage_for(
+            principal,
+            request,
+            refresh.as_ref().map(|ids| ids.family.clone()),
+        )?;
+        let refresh_token = match refresh {
+            Some(ids) => {
+                let grant = RefreshGrant {
+                    jti: ids.jti,
+                    iam_id: principal.iam_id().to_owned(),
+                    client_id: request.client_id().to_owned(),
+                    client_key: request.client_key().to_owned(),
+                    scope: request.scope.to_owned(),
+                    iat: request.now,
+                    exp: expiry(request.now, self.config.refresh_token_lifetime)?,
+                    receivers: Vec::new(),
+                    acr: principal.acr(),
+                    amr: principal.amr().to_vec(),
+                    lineage: lineage.clone(),
+                };
+                Some(refresh::seal_with(&grant, &self.refresh_key, ids.nonce)?)
+            }
+            None => None,
         };
         let delegated_refresh_token = match &options.delegated {
             Some(delegation) => Some(self.seal_delegated(principal, request, delegation)?.0),
             None => None,
         };
-        let access = token::mint(principal, &params, lineage, signer, &self.rng)?;
+        let access = token::mint(principal, &params, jti, lineage, signer, &self.rng)?;
         metrics::counter!(names::TOKENS_ISSUED, "grant" => grant_label(request.grant_type))
             .increment(1);
         tracing::debug!(iam_id = %principal.iam_id(), grant = request.grant_type, jti = %access.claims.jti, "issued token");

@@ -21,9 +21,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use std::net::IpAddr;
 use std::sync::Arc;
-use tessera_api::json::ObjectWriter;
 use tessera_core::authn;
 use tessera_core::error::{Error, ErrorKind};
+use tessera_core::json::ObjectWriter;
 use tessera_core::limits::{self, MAX_BODY};
 use tessera_core::model::{OAuthClient, DEFAULT_CLIENT_ID};
 use tessera_core::principal::Principal;
@@ -362,7 +362,7 @@ fn refresh_grant(request: &GrantRequest<'_>) -> Result<IssuedTokens, IbmError> {
 pub(super) fn render(issued: &IssuedTokens) -> Response {
     let claims = &issued.access.claims;
     // `tessera_api::token::IbmTokenResponse`'s members, written straight into the answer: the
-    // tokens need no escaping scan (`tessera_api::json`).
+    // tokens need no escaping scan (`tessera_core::json`).
     let capacity = issued.access.token.len()
         + issued.refresh_token.as_ref().map_or(0, String::len)
         + issued

@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
-use tessera_api::json::ObjectWriter;
 use tessera_core::iam_token::MintedIamToken;
+use tessera_core::json::ObjectWriter;
 
 /// Largest REST request body: the biggest valid request with room for JSON framing.
 const MAX_REST_BODY: usize = 16 * 1024;
@@ -146,7 +146,7 @@ fn respond(result: Result<impl IntoResponse, YandexError>, ctx: &RequestContext)
 }
 
 /// `{"iamToken": …, "expiresAt": …}`, written straight into the answer: the token needs no
-/// escaping scan (`tessera_api::json`).
+/// escaping scan (`tessera_core::json`).
 fn token_body(minted: MintedIamToken) -> impl IntoResponse {
     let expires_at = rfc3339(minted.claims.exp);
     let body = ObjectWriter::with_capacity(minted.token.len() + expires_at.len() + 32)
