@@ -40,7 +40,12 @@ impl IamTokenClaims {
     /// The claims as the token's payload: the bytes serde_json writes for this type (a property
     /// test holds them equal), without its per-byte escaping scan ([`crate::json`]).
     pub fn to_json(&self) -> String {
-        ObjectWriter::with_capacity(384)
+        self.json_members(ObjectWriter::with_capacity(384)).finish()
+    }
+
+    /// The claims as members of `object` (an introspection answer carries them after its own).
+    pub fn json_members(&self, object: ObjectWriter) -> ObjectWriter {
+        object
             .string("kid", &self.kid)
             .string("jti", &self.jti)
             .string("iss", &self.iss)
@@ -51,7 +56,6 @@ impl IamTokenClaims {
             .number("iat", self.iat)
             .number("exp", self.exp)
             .strings_unless_empty("lineage", &self.lineage.encode())
-            .finish()
     }
 }
 
@@ -140,22 +144,8 @@ mod tests {
         /// A `t1.` token's payload is the bytes serde_json writes for its claims.
         #[test]
         fn claims_are_written_as_serde_json_writes_them(
-            texts in proptest::collection::vec(crate::json::strategies::text(), 7),
-            (iat, exp) in proptest::prelude::any::<(i64, i64)>(),
-            lineage in crate::json::strategies::lineage(),
+            claims in crate::json::strategies::iam_claims()
         ) {
-            let claims = IamTokenClaims {
-                kid: texts[0].clone(),
-                jti: texts[1].clone(),
-                iss: texts[2].clone(),
-                sub: texts[3].clone(),
-                subject_id: texts[4].clone(),
-                subject_type: texts[5].clone(),
-                account_id: texts[6].clone(),
-                iat,
-                exp,
-                lineage,
-            };
             proptest::prop_assert_eq!(
                 claims.to_json(),
                 serde_json::to_string(&claims).unwrap_or_default()

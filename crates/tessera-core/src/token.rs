@@ -67,8 +67,13 @@ impl IbmClaims {
     /// test holds them equal), without its per-byte escaping scan of every member
     /// ([`crate::json`]).
     pub fn to_json(&self) -> String {
+        self.json_members(ObjectWriter::with_capacity(640)).finish()
+    }
+
+    /// The claims as members of `object` (an introspection answer carries them after its own).
+    pub fn json_members(&self, object: ObjectWriter) -> ObjectWriter {
         let lineage = self.lineage.encode();
-        ObjectWriter::with_capacity(640)
+        object
             .string("iam_id", &self.iam_id)
             .string("id", &self.id)
             .string("realmid", &self.realmid)
@@ -99,7 +104,6 @@ impl IbmClaims {
             .number("acr", i64::from(self.acr))
             .strings("amr", &self.amr)
             .strings_unless_empty("lineage", &lineage)
-            .finish()
     }
 }
 
@@ -428,53 +432,10 @@ mod tests {
         assert!(verified_access_token(&forged, &jwks, issuer, 2000).is_err());
     }
 
-    fn arbitrary_claims() -> impl Strategy<Value = IbmClaims> {
-        use crate::json::strategies::{lineage, strings, text};
-        (
-            prop::collection::vec(text(), 16),
-            proptest::option::of(text()),
-            (any::<bool>(), any::<i64>(), any::<i64>(), any::<u8>()),
-            strings(),
-            lineage(),
-        )
-            .prop_map(
-                |(t, email, (valid, iat, exp, acr), amr, lineage)| IbmClaims {
-                    iam_id: t[0].clone(),
-                    id: t[1].clone(),
-                    realmid: t[2].clone(),
-                    jti: t[3].clone(),
-                    identifier: t[4].clone(),
-                    name: t[5].clone(),
-                    email,
-                    sub: t[6].clone(),
-                    sub_type: t[7].clone(),
-                    authn: AuthnClaim {
-                        sub: t[8].clone(),
-                        iam_id: t[9].clone(),
-                        sub_type: t[10].clone(),
-                        name: t[11].clone(),
-                    },
-                    account: AccountClaim {
-                        valid,
-                        bss: t[12].clone(),
-                    },
-                    iat,
-                    exp,
-                    iss: t[13].clone(),
-                    grant_type: t[14].clone(),
-                    scope: t[15].clone(),
-                    client_id: t[0].clone(),
-                    acr,
-                    amr,
-                    lineage,
-                },
-            )
-    }
-
     proptest! {
         /// A token's payload is the bytes serde_json writes for its claims, whatever they hold.
         #[test]
-        fn claims_are_written_as_serde_json_writes_them(claims in arbitrary_claims()) {
+        fn claims_are_written_as_serde_json_writes_them(claims in crate::json::strategies::ibm_claims()) {
             prop_assert_eq!(claims.to_json(), serde_json::to_string(&claims).unwrap_or_default());
         }
     }

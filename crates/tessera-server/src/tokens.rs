@@ -143,8 +143,10 @@ impl AppState {
             None => None,
         };
         let access = token::mint(principal, &params, jti, lineage, signer, &self.rng)?;
-        metrics::counter!(names::TOKENS_ISSUED, "grant" => grant_label(request.grant_type))
-            .increment(1);
+        names::increment(
+            names::TOKENS_ISSUED,
+            [("grant", grant_label(request.grant_type)), ("", "")],
+        );
         tracing::debug!(iam_id = %principal.iam_id(), grant = request.grant_type, jti = %access.claims.jti, "issued token");
         Ok(IssuedTokens {
             access,
@@ -164,8 +166,10 @@ impl AppState {
         let _span = grant_span(grant_label(request.grant_type), principal.iam_id());
         self.check_fresh(request.now)?;
         let sealed = self.seal_delegated(principal, request, delegation)?;
-        metrics::counter!(names::TOKENS_ISSUED, "grant" => grant_label(request.grant_type))
-            .increment(1);
+        names::increment(
+            names::TOKENS_ISSUED,
+            [("grant", grant_label(request.grant_type)), ("", "")],
+        );
         tracing::debug!(iam_id = %principal.iam_id(), receivers = ?delegation.receivers, "issued delegated refresh token");
         Ok(sealed)
     }
@@ -225,7 +229,7 @@ impl AppState {
             signer,
             &self.rng,
         )?;
-        metrics::counter!(names::TOKENS_ISSUED, "grant" => grant).increment(1);
+        names::increment(names::TOKENS_ISSUED, [("grant", grant), ("", "")]);
         tracing::debug!(iam_id = %principal.iam_id(), grant, jti = %minted.claims.jti, "issued IAM token");
         Ok(minted)
     }

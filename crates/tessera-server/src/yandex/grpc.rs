@@ -146,8 +146,10 @@ fn code_name(code: tonic::Code) -> &'static str {
 }
 
 fn record_call(method: &'static str, code: tonic::Code) {
-    metrics::counter!(crate::metrics_names::GRPC_REQUESTS, "method" => method, "code" => code_name(code))
-        .increment(1);
+    crate::metrics_names::increment(
+        crate::metrics_names::GRPC_REQUESTS,
+        [("method", method), ("code", code_name(code))],
+    );
 }
 
 /// The status of a `grpc-status` value (a missing or garbled one is UNKNOWN, as clients read it).
