@@ -515,6 +515,27 @@ pub struct RunStats {
     latencies_us: Vec<u32>,
 }
 
+#[cfg(test)]
+impl RunStats {
+    /// A run of one second with `ok` successes, the server busy `server_cores`, and these
+    /// latencies.
+    pub fn synthetic(ok: u64, server_cores: f64, mut latencies_us: Vec<u32>) -> RunStats {
+        latencies_us.sort_unstable();
+        RunStats {
+            target_rate: None,
+            elapsed: Duration::from_secs(1),
+            ok,
+            failures: Failures::default(),
+            late_sends: 0,
+            cores: CoresBusy {
+                server: Some(server_cores),
+                ..CoresBusy::default()
+            },
+            latencies_us,
+        }
+    }
+}
+
 /// Cores kept busy on average during a run (CPU seconds over wall seconds), by whom; `None`
 /// where it could not be read.
 #[derive(Debug, Clone, Copy, Default)]

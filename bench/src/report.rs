@@ -29,6 +29,8 @@ use tessera_core::model::Algorithm;
 
 /// The budget's latency bound at half the peak rate.
 const HALF_RATE_P99_BUDGET_MS: f64 = 5.0;
+/// Issue 18's bound on p99 at half the peak rate, for every grant but `password`.
+const HALF_RATE_P99_TARGET_MS: f64 = 2.0;
 /// Cores busy with other processes above which a run is flagged as disturbed.
 pub const OTHER_LOAD_WARNING: f64 = 0.2;
 /// The budget's bound on a node's idle memory, in MiB.
@@ -87,6 +89,36 @@ pub struct Row {
     pub outcome: anyhow::Result<Measured>,
     /// How many times the row was run (more than once when noisy runs were repeated).
     pub attempts: u32,
+    /// Which round of `--rounds` measured it (from 1), its raw reference measured in the same
+    /// round.
+    pub round: u32,
+}
+
+/// One row's figures over every round that measured it: the median of each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Median {
+    pub label: String,
+    pub grant: Grant,
+    pub algorithm: Algorithm,
+    /// Rounds that measured the row successfully.
+    pub rounds: usize,
+    pub rate: Option<f64>,
+    pub ratio: Option<f64>,
+    pub cpu_us: Option<f64>,
+    pub beyond_us: Option<f64>,
+    pub p99_half_ms: Option<f64>,
+}
+
+/// The median of `values` (the mean of the middle two for an even count); `None` when empty.
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.retain(|v| v.is_finite());
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => values.get(n / 2).copied(),
+        _ => Some((values.get(n / 2 - 1)? + values.get(n / 2)?) / 2.0),
+    }
 }
 
 impl Row {
@@ -183,6 +215,8 @@ pub struct Report {
     /// The PostgreSQL URL of the database rows, without its password.
     pub database: Option<String>,
     pub quiet: QuietInfo,
+    /// How many times every row was measured (`--rounds`).
+    pub rounds: u32,
     pub rows: Vec<Row>,
 }
 
@@ -395,6 +429,129 @@ impl Report {
         }
     }
 
+    /// Each row's median over the rounds, in the order the rows were first measured.
+    pub fn medians(&self) -> Vec<Median> {
+        let mut labels: Vec<String> = Vec::new();
+        for row in &self.rows {
+            let label = row.label();
+            if !labels.contains(&label) {
+                labels.push(label);
+            }
+        }
+        labels
+            .into_iter()
+            .filter_map(|label| {
+                let rows: Vec<(&Row, &Measured)> = self
+                    .rows
+                    .iter()
+                    .filter(|row| row.label() == label)
+                    .filter_map(|row| row.outcome.as_ref().ok().map(|m| (row, m)))
+                    .collect();
+                let (first, _) = rows.first()?;
+                let of = |f: &dyn Fn(&Row, &Measured) -> Option<f64>| {
+                    median(rows.iter().filter_map(|(row, m)| f(row, m)).collect())
+                };
+                let cpu = |row: &Row, m: &Measured| row.cpu_us(&m.phases.peak, self.sign_threads);
+                Some(Median {
+                    grant: first.grant,
+                    algorithm: first.algorithm,
+                    rounds: rows.len(),
+                    rate: of(&|_, m| Some(m.phases.peak.rate())),
+                    ratio: of(&|row, m| row.ratio(m.phases.peak.rate())),
+                    cpu_us: of(&|row, m| cpu(row, m).map(|(all, _)| all)),
+                    beyond_us: of(&|row, m| cpu(row, m).map(|(_, beyond)| beyond)),
+                    p99_half_ms: of(&|_, m| {
+                        m.phases.half.as_ref().and_then(|h| h.percentile_ms(99.0))
+                    }),
+                    label,
+                })
+            })
+            .collect()
+    }
+
+    /// Issue 18's lines, from each row's median over the rounds: CPU beyond the cryptography
+    /// (≤ 20 µs) and p99 at half rate (≤ 2 ms) for every grant but `password` (Argon2id-bound by
+    /// design) and the agent (no cryptography; its latency is the agent's).
+    pub fn issue_lines(&self) -> Vec<String> {
+        let verdict = |met: bool| if met { "met" } else { "MISSED" };
+        let mut lines = Vec::new();
+        for median in self.medians() {
+            if matches!(median.grant, Grant::Password | Grant::Agent) {
+                continue;
+            }
+            let of = if median.rounds > 1 {
+                format!("median of {} rounds", median.rounds)
+            } else {
+                "one round".to_owned()
+            };
+            if let Some(beyond) = median.beyond_us {
+                lines.push(format!(
+                    "{}: {beyond:.1} µs of server CPU per request beyond the cryptography, {of} \
+                     (≤ {BEYOND_CRYPTO_BUDGET_US:.0} µs): {}",
+                    median.label,
+                    verdict(beyond <= BEYOND_CRYPTO_BUDGET_US)
+                ));
+            }
+            if let Some(p99) = median.p99_half_ms {
+                lines.push(format!(
+                    "{}: p99 at half rate {p99:.2} ms, {of} (≤ {HALF_RATE_P99_TARGET_MS:.0} ms): {}",
+                    median.label,
+                    verdict(p99 <= HALF_RATE_P99_TARGET_MS)
+                ));
+            }
+            if (median.grant, median.algorithm) == (Grant::Apikey, Algorithm::Rs256) {
+                if let Some(ratio) = median.ratio {
+                    lines.push(format!(
+                        "{}: {:.1} % of raw signing, {of} (≥ {:.0} %): {}",
+                        median.label,
+                        100.0 * ratio,
+                        100.0 * RS256_RATIO_BUDGET,
+                        verdict(ratio >= RS256_RATIO_BUDGET)
+                    ));
+                }
+            }
+        }
+        lines
+    }
+
+    /// The medians as a table, when more than one round ran.
+    fn print_medians(&self) {
+        if self.rounds <= 1 {
+            return;
+        }
+        let mut table = Table::new();
+        table.set_header(vec![
+            "grant / algorithm / setup",
+            "rounds",
+            "tokens/s",
+            "ratio",
+            "server CPU µs/req",
+            "µs beyond crypto",
+            "p99@half",
+        ]);
+        let number = |v: Option<f64>, digits: usize| {
+            v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
+        };
+        for median in self.medians() {
+            table.add_row(vec![
+                median.label.clone(),
+                median.rounds.to_string(),
+                number(median.rate, 0),
+                median
+                    .ratio
+                    .map_or_else(|| "-".to_owned(), |r| format!("{:.1} %", 100.0 * r)),
+                number(median.cpu_us, 1),
+                number(median.beyond_us, 1),
+                ms(median.p99_half_ms),
+            ]);
+        }
+        println!(
+            "Median of {} rounds (each with its own raw reference):",
+            self.rounds
+        );
+        println!("{table}");
+    }
+
     /// The performance budget's lines that this run's rows speak to, each with a verdict.
     pub fn budget_lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
@@ -431,17 +588,6 @@ impl Report {
                 (Grant::Apikey, Algorithm::Ps256) => {}
                 // No budget line of their own: the table shows their ratio to the raw work.
                 (Grant::Assume | Grant::IamAuthz | Grant::CrToken | Grant::Password, _) => {}
-            }
-            // Password is Argon2id-bound by design and the agent does no cryptography: the bound
-            // on CPU beyond the cryptography speaks of the machine-credential grants.
-            if !matches!(row.grant, Grant::Password | Grant::Agent) {
-                if let Some((_, beyond)) = row.cpu_us(&measured.phases.peak, self.sign_threads) {
-                    lines.push(format!(
-                        "{label}: {beyond:.1} µs of server CPU per request beyond the cryptography \
-                         (≤ {BEYOND_CRYPTO_BUDGET_US:.0} µs): {}",
-                        verdict(beyond <= BEYOND_CRYPTO_BUDGET_US)
-                    ));
-                }
             }
             // The memory line is the server's; an agent row's RSS is the agent's.
             if let Some(idle) =
@@ -635,6 +781,10 @@ impl Finished for Report {
         for line in self.budget_lines() {
             println!("budget: {line}");
         }
+        self.print_medians();
+        for line in self.issue_lines() {
+            println!("issue 18: {line}");
+        }
     }
 
     fn to_json(&self) -> Value {
@@ -659,6 +809,7 @@ impl Finished for Report {
                     "store": row.setup.store_name(),
                     "nodes": row.setup.nodes,
                     "attempts": row.attempts,
+                    "round": row.round,
                     "raw_other_processes_cores_busy": row.reference.and_then(|r| r.other_cores),
                 });
                 value[reference_key] = json!(row.reference.map(|r| r.per_s));
@@ -707,6 +858,17 @@ impl Finished for Report {
             "note": self.shared_cores_note(),
             "cluster_note": self.cluster_note(),
             "budget": self.budget_lines(),
+            "rounds": self.rounds,
+            "medians": self.medians().iter().map(|m| json!({
+                "row": m.label,
+                "rounds": m.rounds,
+                "per_s": m.rate,
+                "ratio_to_raw": m.ratio,
+                "server_cpu_us_per_request": m.cpu_us,
+                "server_cpu_us_beyond_crypto": m.beyond_us,
+                "p99_at_half_rate_ms": m.p99_half_ms,
+            })).collect::<Vec<_>>(),
+            "issue_18": self.issue_lines(),
             "results": rows,
         })
     }
@@ -736,7 +898,78 @@ mod tests {
             yandex_raw: None,
             outcome: Err(anyhow::anyhow!("not run")),
             attempts: 1,
+            round: 1,
         }
+    }
+
+    #[test]
+    fn a_median_is_the_middle_value_or_the_mean_of_the_middle_two() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(vec![f64::NAN, 5.0]), Some(5.0));
+    }
+
+    /// Three rounds of one row: the issue's lines are judged on the medians, not on any one
+    /// round (the round with 25 µs beyond the cryptography does not decide).
+    #[test]
+    fn issue_lines_judge_each_rows_median_over_the_rounds() {
+        let reference = Some(SignRate {
+            per_s: 200_000.0,
+            other_cores: None,
+        });
+        // A signature costs 2 threads ÷ 200,000/s = 10 µs; 20,000/s on 0.5, 0.7 and 0.56 cores
+        // is 25, 35 and 28 µs a request: 15, 25 and 18 µs beyond.
+        let rows = [(0.5, 900), (0.7, 2500), (0.56, 1500)]
+            .into_iter()
+            .enumerate()
+            .map(|(index, (cores, p99_us))| {
+                let mut row = row(Grant::Apikey, reference);
+                row.round = index as u32 + 1;
+                let half = RunStats::synthetic(100, 0.2, vec![p99_us; 100]);
+                row.outcome = Ok(Measured {
+                    phases: Phases {
+                        peak: RunStats::synthetic(20_000, cores, vec![100]),
+                        half: Some(half),
+                    },
+                    idle_rss_kib: vec![],
+                    loaded_rss_kib: vec![],
+                    propagation: vec![],
+                });
+                row
+            })
+            .collect();
+        let report = Report {
+            machine: Machine::describe(),
+            sign_threads: 2,
+            client_threads: 1,
+            connections: 64,
+            duration_s: 1,
+            database: None,
+            quiet: QuietInfo {
+                budget_s: 0,
+                waited_s: 0,
+                gave_up: false,
+            },
+            rounds: 3,
+            rows,
+        };
+        let medians = report.medians();
+        assert_eq!(medians.len(), 1);
+        let median = &medians[0];
+        assert_eq!(median.rounds, 3);
+        assert!((median.beyond_us.unwrap() - 18.0).abs() < 1e-9);
+        assert!((median.p99_half_ms.unwrap() - 1.5).abs() < 1e-9);
+        let lines = report.issue_lines();
+        assert!(
+            lines.iter().any(|l| l.contains("18.0 µs")
+                && l.contains("median of 3 rounds")
+                && l.ends_with("met")),
+            "{lines:?}"
+        );
+        assert!(lines
+            .iter()
+            .any(|l| l.contains("p99 at half rate 1.50 ms") && l.ends_with("met")));
     }
 
     #[test]
