@@ -10,7 +10,8 @@ instructions of REQUESTS sequential requests of GRANT on one keep-alive connecti
 (instrumentation on only for them). GRANT: `apikey` (default, `POST /identity/token`),
 `introspect` (`POST /identity/introspect` of the account's own token, bearer-authenticated),
 `yandex-jwt-rest` (`POST /iam/v1/tokens` with one PS256 JWT of an authorized key; needs the
-`cryptography` Python package). The count is the same from run to run within
+`cryptography` Python package), `yandex-jwt-grpc` (the same JWT to `IamTokenService/Create` over
+one HTTP/2 connection; also needs `grpcio`). The count is the same from run to run within
 ~0.1 % and does not depend on what else the machine is doing, so two builds can be compared
 on a busy machine where the load benchmark's rates are ±10 %. OUTDIR keeps callgrind.out for
 `callgrind_annotate` and `diff.py`. Needs valgrind (`apt-get install valgrind`).
@@ -68,7 +69,7 @@ elif grant_name == "introspect":
     def one():
         answer = req(c, "POST", "/identity/introspect", {"token": subject}, token=bearer, form=True)
         if answer.get("active") is not True: sys.exit(f"introspection not active: {answer}")
-elif grant_name == "yandex-jwt-rest":
+elif grant_name in ("yandex-jwt-rest", "yandex-jwt-grpc"):
     import base64
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import padding
@@ -80,7 +81,24 @@ elif grant_name == "yandex-jwt-rest":
         {"iss": file["service_account_id"], "aud": "https://iam.api.cloud.yandex.net/iam/v1/tokens", "iat": now, "exp": now + 3600}).encode())
     signature = private.sign(signing_input.encode(), padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
     jwt = signing_input + "." + b64(signature)
-    one = lambda: req(c, "POST", "/iam/v1/tokens", {"jwt": jwt})
+    if grant_name == "yandex-jwt-rest":
+        one = lambda: req(c, "POST", "/iam/v1/tokens", {"jwt": jwt})
+    else:
+        # One unary call at a time on one HTTP/2 connection, the request encoded by hand:
+        # CreateIamTokenRequest { jwt = 2 } (no generated stubs needed).
+        import grpc
+        def varint(n):
+            out = b""
+            while True:
+                byte, n = n & 0x7F, n >> 7
+                out += bytes([byte | (0x80 if n else 0)])
+                if not n: return out
+        message = b"\x12" + varint(len(jwt)) + jwt.encode()
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        create = channel.unary_unary("/yandex.cloud.iam.v1.IamTokenService/Create")
+        def one():
+            answer = create(message, timeout=120)
+            if b"t1." not in answer: sys.exit(f"no t1. token in the gRPC answer: {answer[:200]}")
 else:
     sys.exit(f"unknown grant {grant_name}")
 for _ in range(200): one()  # warm-up

@@ -104,6 +104,9 @@ pub struct Median {
     pub rounds: usize,
     pub rate: Option<f64>,
     pub ratio: Option<f64>,
+    /// The cryptography's share of the server's CPU per request: the rate over what the cores
+    /// the server used could sign (or verify and sign) at the raw speed.
+    pub share_ratio: Option<f64>,
     pub cpu_us: Option<f64>,
     pub beyond_us: Option<f64>,
     pub p99_half_ms: Option<f64>,
@@ -458,6 +461,11 @@ impl Report {
                     rounds: rows.len(),
                     rate: of(&|_, m| Some(m.phases.peak.rate())),
                     ratio: of(&|row, m| row.ratio(m.phases.peak.rate())),
+                    share_ratio: of(&|row, m| {
+                        let (all, _) = cpu(row, m)?;
+                        (row.reference.is_some() && all > 0.0)
+                            .then(|| row.crypto_us(self.sign_threads) / all)
+                    }),
                     cpu_us: of(&|row, m| cpu(row, m).map(|(all, _)| all)),
                     beyond_us: of(&|row, m| cpu(row, m).map(|(_, beyond)| beyond)),
                     p99_half_ms: of(&|_, m| {
@@ -499,14 +507,17 @@ impl Report {
                     verdict(p99 <= HALF_RATE_P99_TARGET_MS)
                 ));
             }
+            // The issue's RS256 bound is on the server's share of the cores (the load generator
+            // holds the rest); the budget line above is on all of them.
             if (median.grant, median.algorithm) == (Grant::Apikey, Algorithm::Rs256) {
-                if let Some(ratio) = median.ratio {
+                if let Some(share) = median.share_ratio {
                     lines.push(format!(
-                        "{}: {:.1} % of raw signing, {of} (≥ {:.0} %): {}",
+                        "{}: {:.1} % of what the server's share of the cores can sign, {of} \
+                         (≥ {:.0} %): {}",
                         median.label,
-                        100.0 * ratio,
+                        100.0 * share,
                         100.0 * RS256_RATIO_BUDGET,
-                        verdict(ratio >= RS256_RATIO_BUDGET)
+                        verdict(share >= RS256_RATIO_BUDGET)
                     ));
                 }
             }
@@ -525,6 +536,7 @@ impl Report {
             "rounds",
             "tokens/s",
             "ratio",
+            "of the server's cores",
             "server CPU µs/req",
             "µs beyond crypto",
             "p99@half",
@@ -539,6 +551,9 @@ impl Report {
                 number(median.rate, 0),
                 median
                     .ratio
+                    .map_or_else(|| "-".to_owned(), |r| format!("{:.1} %", 100.0 * r)),
+                median
+                    .share_ratio
                     .map_or_else(|| "-".to_owned(), |r| format!("{:.1} %", 100.0 * r)),
                 number(median.cpu_us, 1),
                 number(median.beyond_us, 1),
@@ -864,6 +879,7 @@ impl Finished for Report {
                 "rounds": m.rounds,
                 "per_s": m.rate,
                 "ratio_to_raw": m.ratio,
+                "ratio_to_raw_on_the_servers_cores": m.share_ratio,
                 "server_cpu_us_per_request": m.cpu_us,
                 "server_cpu_us_beyond_crypto": m.beyond_us,
                 "p99_at_half_rate_ms": m.p99_half_ms,

@@ -104,7 +104,9 @@ thread_local! {
 /// Adds one to the counter `name` with up to two labels (a `("", "")` pair is no label). The
 /// `counter!` macro builds a key and looks it up in the recorder on every call (~1,000
 /// instructions a grant); the series of the token path are few (a grant label, a gRPC method
-/// and code), so each thread keeps its handles in a short list.
+/// and code), so each thread keeps its handles in a short list. The handles are the global
+/// recorder's, which `serve` installs before it answers anything (as `router::record_request`
+/// relies on too).
 pub fn increment(name: &'static str, labels: [(&'static str, &'static str); 2]) {
     COUNTERS.with_borrow_mut(|cache| {
         if let Some(cached) = cache.iter().find(|c| c.name == name && c.labels == labels) {

@@ -52,11 +52,21 @@ pub fn grpc_router(state: AppState) -> axum::Router {
         Ok(reflection) => routes = routes.add_service(reflection),
         Err(e) => tracing::warn!(error = %e, "gRPC reflection is unavailable"),
     }
+    // One middleware for both jobs: each `from_fn` layer costs a boxed future and a service
+    // clone per call.
     routes
         .into_axum_router()
-        .layer(axum::middleware::from_fn(tonic_errors_in_our_shape))
-        // Outermost: counts the status the client finally sees.
-        .layer(axum::middleware::from_fn(count_calls))
+        .layer(axum::middleware::from_fn(shape_and_count))
+}
+
+/// Every call: tonic's own errors in our shape, then the call counted by the status the client
+/// finally sees.
+async fn shape_and_count(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = method_label(request.uri().path());
+    count_call(method, tonic_errors_in_our_shape(request, next).await)
 }
 
 /// Errors that tonic answers by itself, before a service runs (a message over the size limit,
@@ -162,12 +172,10 @@ fn status_of(value: Option<&http::HeaderValue>) -> tonic::Code {
 /// Counts each gRPC call by method and gRPC status. HTTP says 200 for every call; the status is
 /// in the response headers when the call failed at once (trailers-only), else in the trailers
 /// after the body, which [`CallCounter`] watches for.
-async fn count_calls(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
+fn count_call(
+    method: &'static str,
+    response: axum::response::Response,
 ) -> axum::response::Response {
-    let method = method_label(request.uri().path());
-    let response = next.run(request).await;
     if let Some(status) = response.headers().get("grpc-status") {
         record_call(method, status_of(Some(status)));
         return response;
