@@ -11,7 +11,8 @@ instructions of REQUESTS sequential requests of GRANT on one keep-alive connecti
 `introspect` (`POST /identity/introspect` of the account's own token, bearer-authenticated),
 `yandex-jwt-rest` (`POST /iam/v1/tokens` with one PS256 JWT of an authorized key; needs the
 `cryptography` Python package), `yandex-jwt-grpc` (the same JWT to `IamTokenService/Create` over
-one HTTP/2 connection; also needs `grpcio`). The count is the same from run to run within
+one HTTP/2 connection; also needs `grpcio`), `iam-authz` (the service account's access token
+exchanged for a resource identity's through an authorization policy). The count is the same from run to run within
 ~0.1 % and does not depend on what else the machine is doing, so two builds can be compared
 on a busy machine where the load benchmark's rates are ±10 %. OUTDIR keeps callgrind.out for
 `callgrind_annotate` and `diff.py`. Needs valgrind (`apt-get install valgrind`).
@@ -69,6 +70,13 @@ elif grant_name == "introspect":
     def one():
         answer = req(c, "POST", "/identity/introspect", {"token": subject}, token=bearer, form=True)
         if answer.get("active") is not True: sys.exit(f"introspection not active: {answer}")
+elif grant_name == "iam-authz":
+    crn = f"crn:v1:tessera:public:bench-service:global:a/{acct}:bench-instance::"
+    req(c, "POST", "/v1/authorization_policies", {"account_id": acct, "source_iam_id": sa, "target_crn": crn}, token=at)
+    presented = req(c, "POST", "/identity/token", grant(key), form=True)["access_token"]
+    form = {"grant_type": "urn:ibm:params:oauth:grant-type:iam-authz", "access_token": presented,
+            "desired_iam_id": f"crn-{crn}"}
+    one = lambda: req(c, "POST", "/identity/token", form, form=True)
 elif grant_name in ("yandex-jwt-rest", "yandex-jwt-grpc"):
     import base64
     from cryptography.hazmat.primitives import hashes, serialization

@@ -86,12 +86,44 @@ fn decode(part: &[u8]) -> Cow<'_, str> {
             Err(_) => String::from_utf8_lossy(part),
         };
     }
-    let spaced: Vec<u8> = part
-        .iter()
-        .map(|&b| if b == b'+' { b' ' } else { b })
-        .collect();
-    let decoded: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
-    Cow::Owned(String::from_utf8_lossy(&decoded).into_owned())
+    // One pass, copying the runs between escapes whole: mapping `+` and then percent-decoding
+    // byte by byte through two iterators and the lossy decoder cost ~50 instructions a byte
+    // (the percent-encoded `desired_iam_id` and `grant_type` of an `iam-authz` grant: 7,189).
+    let mut decoded = Vec::with_capacity(part.len());
+    let mut rest = part;
+    while let Some(at) = memchr::memchr2(b'%', b'+', rest) {
+        decoded.extend_from_slice(&rest[..at]);
+        if rest[at] == b'+' {
+            decoded.push(b' ');
+            rest = &rest[at + 1..];
+            continue;
+        }
+        // `%` and two hex digits are a byte; any other `%` stays as it is.
+        match (
+            rest.get(at + 1).and_then(hex_digit),
+            rest.get(at + 2).and_then(hex_digit),
+        ) {
+            (Some(high), Some(low)) => {
+                decoded.push(high << 4 | low);
+                rest = &rest[at + 3..];
+            }
+            _ => {
+                decoded.push(b'%');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    decoded.extend_from_slice(rest);
+    match String::from_utf8(decoded) {
+        Ok(text) => Cow::Owned(text),
+        Err(invalid) => Cow::Owned(String::from_utf8_lossy(invalid.as_bytes()).into_owned()),
+    }
+}
+
+fn hex_digit(byte: &u8) -> Option<u8> {
+    char::from(*byte)
+        .to_digit(16)
+        .and_then(|digit| u8::try_from(digit).ok())
 }
 
 /// A form name or value as serde_urlencoded presents one: a string, and `Some` of it for an
@@ -173,7 +205,7 @@ mod tests {
                     Just(b"scope".to_vec()),
                     Just(b"refresh_token".to_vec()),
                     prop::collection::vec(
-                        prop::sample::select(b"=&%+aZ09.-_\xff\xc3\xa9".to_vec()),
+                        prop::sample::select(b"=&%+aZ09.-_\xff\xc3\xa9F3A".to_vec()),
                         0..6,
                     ),
                 ],
