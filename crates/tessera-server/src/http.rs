@@ -1,5 +1,6 @@
 //! Request utilities every surface uses: the per-request context, the peer address, bounded
-//! body reading, credentials from headers, and the generic JSON error. A leaf: the router and
+//! body reading, form decoding, credentials from headers, written JSON answers, and the generic
+//! JSON error. A leaf: the router and
 //! the layers that use these are in [`crate::router`].
 
 use axum::body::{Body, Bytes};
@@ -7,6 +8,7 @@ use axum::extract::Request;
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
+use std::borrow::Cow;
 use std::time::Instant;
 use time::OffsetDateTime;
 
@@ -125,14 +127,69 @@ pub fn basic_credentials(
     Ok(Some((id, secret)))
 }
 
-/// `application/x-www-form-urlencoded` decoding of one value: `+` is a space, `%XX` a byte. A raw
-/// `&` or `=` is part of the value (a secret may contain them); undecodable text stays as sent.
+/// A Basic credential's form-urlencoded value decoded ([`form_decoded`]). A raw `&` or `=` is
+/// part of the value (a secret may contain them); text that does not decode to UTF-8 stays as
+/// sent, with `+` as a space.
 fn form_decode(value: &str) -> String {
-    let spaced = value.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8()
-        .map(|decoded| decoded.into_owned())
-        .unwrap_or(spaced)
+    match form_decoded(value.as_bytes()) {
+        Cow::Borrowed(_) => value.to_owned(),
+        Cow::Owned(bytes) => String::from_utf8(bytes).unwrap_or_else(|_| value.replace('+', " ")),
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding of one name or value, the one rule of the token
+/// forms and of Basic credentials: `+` is a space, `%` and two hex digits a byte, any other `%`
+/// stays. Borrowed when there is nothing to decode. One pass copying the runs between escapes
+/// whole: mapping `+` and then percent-decoding byte by byte through two iterators and the
+/// lossy decoder cost ~50 instructions a byte (an `iam-authz` grant's percent-encoded
+/// `desired_iam_id` and `grant_type`: 7,189).
+pub fn form_decoded(part: &[u8]) -> Cow<'_, [u8]> {
+    if memchr::memchr2(b'%', b'+', part).is_none() {
+        return Cow::Borrowed(part);
+    }
+    let mut decoded = Vec::with_capacity(part.len());
+    let mut rest = part;
+    while let Some(at) = memchr::memchr2(b'%', b'+', rest) {
+        decoded.extend_from_slice(&rest[..at]);
+        if rest[at] == b'+' {
+            decoded.push(b' ');
+            rest = &rest[at + 1..];
+            continue;
+        }
+        match (
+            rest.get(at + 1).and_then(hex_digit),
+            rest.get(at + 2).and_then(hex_digit),
+        ) {
+            (Some(high), Some(low)) => {
+                decoded.push(high << 4 | low);
+                rest = &rest[at + 3..];
+            }
+            _ => {
+                decoded.push(b'%');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    decoded.extend_from_slice(rest);
+    Cow::Owned(decoded)
+}
+
+fn hex_digit(byte: &u8) -> Option<u8> {
+    char::from(*byte)
+        .to_digit(16)
+        .and_then(|digit| u8::try_from(digit).ok())
+}
+
+/// A JSON answer already written (by [`tessera_core::json`]): `Json` would serialize it again.
+pub fn json_response(body: String) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// The bearer token of `Authorization: Bearer …`, if any.

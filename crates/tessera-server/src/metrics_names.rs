@@ -92,7 +92,7 @@ pub const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
 /// A counter series with fixed labels, registered once per thread and reused.
 struct CachedCounter {
     name: &'static str,
-    labels: [(&'static str, &'static str); 2],
+    labels: Vec<(&'static str, &'static str)>,
     counter: metrics::Counter,
 }
 
@@ -101,13 +101,13 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Adds one to the counter `name` with up to two labels (a `("", "")` pair is no label). The
+/// Adds one to the counter `name` with these labels (static names and values). The
 /// `counter!` macro builds a key and looks it up in the recorder on every call (~1,000
 /// instructions a grant); the series of the token path are few (a grant label, a gRPC method
 /// and code), so each thread keeps its handles in a short list. The handles are the global
 /// recorder's, which `serve` installs before it answers anything (as `router::record_request`
 /// relies on too).
-pub fn increment(name: &'static str, labels: [(&'static str, &'static str); 2]) {
+pub fn increment(name: &'static str, labels: &[(&'static str, &'static str)]) {
     COUNTERS.with_borrow_mut(|cache| {
         if let Some(cached) = cache.iter().find(|c| c.name == name && c.labels == labels) {
             cached.counter.increment(1);
@@ -115,14 +115,13 @@ pub fn increment(name: &'static str, labels: [(&'static str, &'static str); 2]) 
         }
         let metric_labels: Vec<metrics::Label> = labels
             .iter()
-            .filter(|(key, _)| !key.is_empty())
             .map(|&(key, value)| metrics::Label::from_static_parts(key, value))
             .collect();
         let counter = metrics::counter!(name, metric_labels);
         counter.increment(1);
         cache.push(CachedCounter {
             name,
-            labels,
+            labels: labels.to_vec(),
             counter,
         });
     });

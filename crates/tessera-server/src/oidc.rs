@@ -263,7 +263,7 @@ async fn introspect_post(
     };
     let inactive = || Json(json!({"active": false})).into_response();
     if let Ok(presented) = state.verify_access_token(&token, now) {
-        return json_answer(presented.introspection().to_json());
+        return crate::http::json_response(presented.introspection().to_json());
     }
     // A refresh token is only described to the client it was issued to (a delegated one: to
     // its receivers).
@@ -306,18 +306,6 @@ async fn introspect_post(
         }
     }
     inactive()
-}
-
-/// A JSON answer already written (`Json` would serialize it again).
-fn json_answer(json: String) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        json,
-    )
-        .into_response()
 }
 
 /// RFC 7009. Public (default-client) tokens may be revoked by whoever holds them; tokens of a

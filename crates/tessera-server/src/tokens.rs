@@ -145,7 +145,7 @@ impl AppState {
         let access = token::mint(principal, &params, jti, lineage, signer, &self.rng)?;
         names::increment(
             names::TOKENS_ISSUED,
-            [("grant", grant_label(request.grant_type)), ("", "")],
+            &[("grant", grant_label(request.grant_type))],
         );
         tracing::debug!(iam_id = %principal.iam_id(), grant = request.grant_type, jti = %access.claims.jti, "issued token");
         Ok(IssuedTokens {
@@ -168,7 +168,7 @@ impl AppState {
         let sealed = self.seal_delegated(principal, request, delegation)?;
         names::increment(
             names::TOKENS_ISSUED,
-            [("grant", grant_label(request.grant_type)), ("", "")],
+            &[("grant", grant_label(request.grant_type))],
         );
         tracing::debug!(iam_id = %principal.iam_id(), receivers = ?delegation.receivers, "issued delegated refresh token");
         Ok(sealed)
@@ -229,7 +229,7 @@ impl AppState {
             signer,
             &self.rng,
         )?;
-        names::increment(names::TOKENS_ISSUED, [("grant", grant), ("", "")]);
+        names::increment(names::TOKENS_ISSUED, &[("grant", grant)]);
         tracing::debug!(iam_id = %principal.iam_id(), grant, jti = %minted.claims.jti, "issued IAM token");
         Ok(minted)
     }

@@ -77,53 +77,20 @@ pub fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, FormError> {
     T::deserialize(MapDeserializer::<_, ValueError>::new(pairs)).map_err(|_| FormError)
 }
 
-/// One name or value, decoded as `form_urlencoded` decodes it; borrowed when nothing changes.
+/// One name or value, decoded as `form_urlencoded` decodes it ([`crate::http::form_decoded`]),
+/// invalid UTF-8 replaced; borrowed when nothing changes.
 fn decode(part: &[u8]) -> Cow<'_, str> {
-    if memchr::memchr2(b'%', b'+', part).is_none() {
+    match crate::http::form_decoded(part) {
         // `from_utf8` first: its check of valid text is vectorized, the lossy decoder's is not.
-        return match std::str::from_utf8(part) {
+        Cow::Borrowed(bytes) => match std::str::from_utf8(bytes) {
             Ok(text) => Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(part),
-        };
+            Err(_) => String::from_utf8_lossy(bytes),
+        },
+        Cow::Owned(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => Cow::Owned(text),
+            Err(invalid) => Cow::Owned(String::from_utf8_lossy(invalid.as_bytes()).into_owned()),
+        },
     }
-    // One pass, copying the runs between escapes whole: mapping `+` and then percent-decoding
-    // byte by byte through two iterators and the lossy decoder cost ~50 instructions a byte
-    // (the percent-encoded `desired_iam_id` and `grant_type` of an `iam-authz` grant: 7,189).
-    let mut decoded = Vec::with_capacity(part.len());
-    let mut rest = part;
-    while let Some(at) = memchr::memchr2(b'%', b'+', rest) {
-        decoded.extend_from_slice(&rest[..at]);
-        if rest[at] == b'+' {
-            decoded.push(b' ');
-            rest = &rest[at + 1..];
-            continue;
-        }
-        // `%` and two hex digits are a byte; any other `%` stays as it is.
-        match (
-            rest.get(at + 1).and_then(hex_digit),
-            rest.get(at + 2).and_then(hex_digit),
-        ) {
-            (Some(high), Some(low)) => {
-                decoded.push(high << 4 | low);
-                rest = &rest[at + 3..];
-            }
-            _ => {
-                decoded.push(b'%');
-                rest = &rest[at + 1..];
-            }
-        }
-    }
-    decoded.extend_from_slice(rest);
-    match String::from_utf8(decoded) {
-        Ok(text) => Cow::Owned(text),
-        Err(invalid) => Cow::Owned(String::from_utf8_lossy(invalid.as_bytes()).into_owned()),
-    }
-}
-
-fn hex_digit(byte: &u8) -> Option<u8> {
-    char::from(*byte)
-        .to_digit(16)
-        .and_then(|digit| u8::try_from(digit).ok())
 }
 
 /// A form name or value as serde_urlencoded presents one: a string, and `Some` of it for an

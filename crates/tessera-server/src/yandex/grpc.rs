@@ -158,7 +158,7 @@ fn code_name(code: tonic::Code) -> &'static str {
 fn record_call(method: &'static str, code: tonic::Code) {
     crate::metrics_names::increment(
         crate::metrics_names::GRPC_REQUESTS,
-        [("method", method), ("code", code_name(code))],
+        &[("method", method), ("code", code_name(code))],
     );
 }
 

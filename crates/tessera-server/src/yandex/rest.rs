@@ -149,16 +149,11 @@ fn respond(result: Result<impl IntoResponse, YandexError>, ctx: &RequestContext)
 /// escaping scan (`tessera_core::json`).
 fn token_body(minted: MintedIamToken) -> impl IntoResponse {
     let expires_at = rfc3339(minted.claims.exp);
-    let body = ObjectWriter::with_capacity(minted.token.len() + expires_at.len() + 32)
-        .string("iamToken", &minted.token)
-        .string("expiresAt", &expires_at)
-        .finish();
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        )],
-        body,
+    crate::http::json_response(
+        ObjectWriter::with_capacity(minted.token.len() + expires_at.len() + 32)
+            .string("iamToken", &minted.token)
+            .string("expiresAt", &expires_at)
+            .finish(),
     )
 }
 
